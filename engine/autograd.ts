@@ -1,0 +1,135 @@
+// Autograd tape. Each op attaches its backward to its output when it runs (micrograd style); the
+// "tape" is the graph those links form. backward() walks it in reverse topological order.
+import { addInPlace, fill } from '../kernels/elementwise.ts';
+import { keep, Tensor, type BackwardFn } from './tensor.ts';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording backward links (evaluation); ops then save nothing for backward. */
+export function noGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** True when an op on these inputs must record its backward. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}
+
+/**
+ * Links `out` to `parents` with `backward` if any parent needs a gradient. `saved` are internal
+ * tensors kept only for backward: freed right after it runs, or with `out`.
+ */
+export function record(op: string, out: Tensor, parents: Tensor[], backward: BackwardFn, saved: Tensor[] = []): Tensor {
+  out.op = op;
+  if (needsGrad(...parents)) {
+    out.requiresGrad = true;
+    out.parents = parents;
+    out.backwardFn = backward;
+    out.saved = saved;
+    for (const s of saved) keep(s);
+  } else {
+    for (const s of saved) s.dispose();
+  }
+  return out;
+}
+
+/** Marks a tensor as a trainable leaf. */
+export function param(t: Tensor): Tensor {
+  t.requiresGrad = true;
+  t.op = 'param';
+  return keep(t);
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: deep nets must not hit the JS stack limit.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [node, i] = top;
+    if (i < node.parents.length) {
+      top[1]++;
+      const p = node.parents[i];
+      if (p.requiresGrad && !seen.has(p)) {
+        seen.add(p);
+        stack.push([p, 0]);
+      }
+    } else {
+      order.push(node);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+/**
+ * Backpropagates from a scalar `loss`. Leaves get `.grad` (accumulated if already present, so
+ * call zeroGrad between steps). Intermediate gradients and each node's saved tensors are freed as
+ * soon as they have been used.
+ */
+export function backward(loss: Tensor): void {
+  if (loss.size !== 1) throw new RangeError(`backward: loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
+  if (!loss.requiresGrad) throw new Error('backward: loss does not depend on any tensor that requires a gradient');
+  const order = topoOrder(loss);
+  const grads = new Map<Tensor, Tensor>();
+  noGrad(() => {
+    const seed = Tensor.empty(loss.shape);
+    fill(seed, 1);
+    grads.set(loss, seed);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const node = order[i];
+      const g = grads.get(node);
+      if (!g) continue;
+      grads.delete(node);
+      if (!node.backwardFn) {
+        // A leaf: keep its gradient.
+        if (node.grad) {
+          addInPlace(node.grad, g);
+          g.dispose();
+        } else {
+          node.grad = keep(g);
+        }
+        continue;
+      }
+      const parentGrads = node.backwardFn(g);
+      g.dispose();
+      for (const s of node.saved) s.dispose();
+      node.saved = [];
+      node.parents.forEach((p, k) => {
+        const pg = parentGrads[k];
+        if (!pg || !p.requiresGrad) {
+          pg?.dispose();
+          return;
+        }
+        const prev = grads.get(p);
+        if (prev) {
+          addInPlace(prev, pg); // a tensor used twice: gradients add
+          pg.dispose();
+        } else {
+          grads.set(p, pg);
+        }
+      });
+    }
+  });
+  for (const g of grads.values()) g.dispose();
+}
+
+/** Frees the gradients of `params`. */
+export function zeroGrad(params: Iterable<Tensor>): void {
+  for (const p of params) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+}

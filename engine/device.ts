@@ -1,0 +1,143 @@
+// The WebGPU device: one per process, acquired through Dawn's Node bindings (`webgpu` package).
+//
+// Environment:
+//   NIN_BACKEND   Dawn backend to use (default: vulkan on Linux; "null" etc. also accepted by Dawn)
+//   NIN_ADAPTER   adapter name substring to pick (default: the first adapter of the backend)
+//   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis"
+import { readdirSync } from 'node:fs';
+import { create, globals } from 'webgpu';
+
+export interface Gpu {
+  device: GPUDevice;
+  adapterName: string;
+  features: Set<string>;
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxStorageBuffersPerShaderStage: number;
+  };
+  /** Set once the device is lost; every later GPU call throws with this reason. */
+  lostReason: string | null;
+}
+
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+let dawnInstance: GPU | null = null;
+
+/** Errors raised by the engine for GPU-side failures (device loss, validation, WGSL compile). */
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+function icdFiles(): string[] {
+  const dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+  const found: string[] = [];
+  for (const d of dirs) {
+    try {
+      for (const f of readdirSync(d)) found.push(`${d}/${f}`);
+    } catch {
+      /* directory absent */
+    }
+  }
+  if (process.env.VK_ICD_FILENAMES) found.push(`VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES}`);
+  if (process.env.VK_DRIVER_FILES) found.push(`VK_DRIVER_FILES=${process.env.VK_DRIVER_FILES}`);
+  return found;
+}
+
+export const LAVAPIPE_INSTALL_HELP = [
+  'On Debian 12, install Mesa 25 lavapipe (Vulkan on the CPU) from bookworm-backports:',
+  "  echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee /etc/apt/sources.list.d/backports.list",
+  '  sudo apt-get update && sudo apt-get install -t bookworm-backports mesa-vulkan-drivers',
+  "(Debian 12's own Mesa 22.3 gives Dawn no adapter.) Or install your GPU's Vulkan driver.",
+].join('\n');
+
+async function acquire(): Promise<Gpu> {
+  Object.assign(globalThis, globals);
+  const backend = process.env.NIN_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : undefined);
+  const flags: string[] = [];
+  if (backend) flags.push(`backend=${backend}`);
+  if (process.env.NIN_ADAPTER) flags.push(`adapter=${process.env.NIN_ADAPTER}`);
+  if (process.env.NIN_DAWN_FLAGS) flags.push(...process.env.NIN_DAWN_FLAGS.split(/\s+/).filter(Boolean));
+  let adapter: GPUAdapter | null = null;
+  let cause = '';
+  try {
+    dawnInstance = create(flags);
+    adapter = await dawnInstance.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    cause = ` (${(e as Error).message})`;
+  }
+  if (!adapter) {
+    const icds = icdFiles();
+    throw new GpuError(
+      `No WebGPU adapter found: Dawn backend '${backend ?? 'default'}'` +
+        (process.env.NIN_ADAPTER ? `, adapter '${process.env.NIN_ADAPTER}'` : '') +
+        `${cause}. Vulkan drivers (ICD files) tried: ${icds.length ? icds.join(', ') : 'none found'}.\n` +
+        LAVAPIPE_INSTALL_HELP,
+    );
+  }
+  const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups', 'shader-f16'];
+  const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
+  const a = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+  };
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const info = adapter.info;
+  const adapterName = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const gpu: Gpu = {
+    device,
+    adapterName,
+    features: new Set(requiredFeatures),
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
+    },
+    lostReason: null,
+  };
+  device.lost.then((info) => {
+    gpu.lostReason = `${info.reason}: ${info.message}`;
+    if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
+  });
+  device.addEventListener('uncapturederror', (ev) => {
+    uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
+  });
+  return gpu;
+}
+
+/** Errors the device reported outside any error scope; thrown at the next sync point. */
+export const uncaptured: string[] = [];
+
+/** The process-wide GPU, acquired on first use. */
+export async function getGpu(): Promise<Gpu> {
+  if (current) return current;
+  pending ??= acquire().then((g) => (current = g), (e) => { pending = null; throw e; });
+  return pending;
+}
+
+/** The GPU once acquired; throws if `getGpu()` was never awaited or the device is lost. */
+export function gpu(): Gpu {
+  if (!current) throw new GpuError('GPU not initialised: await getGpu() (or initEngine()) first');
+  if (current.lostReason) throw new GpuError(`GPU device lost (${current.lostReason})`);
+  return current;
+}
+
+/** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */
+export function closeGpu(): void {
+  if (current) current.device.destroy();
+  current = null;
+  pending = null;
+  dawnInstance = null;
+}

@@ -1,0 +1,75 @@
+// Buffer pool: GPU buffers are expensive to create, and a training step allocates the same sizes
+// every time, so freed buffers are kept by size class and handed out again.
+//
+// Reuse is safe without waiting for the GPU: WebGPU executes a queue's commands in order, so a
+// dispatch that writes a recycled buffer runs after every earlier dispatch that read it.
+
+export interface PoolStats {
+  /** Bytes in buffers handed out and not yet released. */
+  liveBytes: number;
+  /** Bytes in buffers kept for reuse. */
+  pooledBytes: number;
+  /** Buffers created on the device (each a real allocation). */
+  allocations: number;
+  /** Acquisitions served from the pool. */
+  reuses: number;
+  /** Buffers handed out and not yet released. */
+  liveBuffers: number;
+}
+
+const USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
+
+/** Rounds up to the next of 2^k, 1.25·2^k, 1.5·2^k, 1.75·2^k (≤ 25 % waste), at least 256 bytes. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  for (const f of [1, 1.25, 1.5, 1.75, 2]) {
+    const c = p * f;
+    if (c >= bytes) return c;
+  }
+  return 2 * p;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private classOf = new WeakMap<GPUBuffer, number>();
+  readonly stats: PoolStats = { liveBytes: 0, pooledBytes: 0, allocations: 0, reuses: 0, liveBuffers: 0 };
+
+  constructor(private device: GPUDevice, private maxBufferSize: number) {}
+
+  acquire(bytes: number): GPUBuffer {
+    let size = sizeClass(bytes);
+    if (size > this.maxBufferSize) size = Math.ceil(bytes / 4) * 4; // exact size near the device limit
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) {
+      this.stats.pooledBytes -= size;
+      this.stats.reuses++;
+    } else {
+      buf = this.device.createBuffer({ size, usage: USAGE });
+      this.classOf.set(buf, size);
+      this.stats.allocations++;
+    }
+    this.stats.liveBytes += size;
+    this.stats.liveBuffers++;
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    const size = this.classOf.get(buf);
+    if (size === undefined) throw new Error('BufferPool.release: buffer was not acquired from this pool');
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(buf);
+    this.stats.liveBytes -= size;
+    this.stats.liveBuffers--;
+    this.stats.pooledBytes += size;
+  }
+
+  /** Destroys every pooled buffer (live ones are untouched). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.stats.pooledBytes = 0;
+  }
+}

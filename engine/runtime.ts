@@ -1,0 +1,233 @@
+// Dispatch runtime: compiles kernels once (pipeline cache keyed by WGSL source, so every
+// specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
+// open command encoder, and submits only at sync points (readback, upload, explicit flush).
+import { GpuError, gpu, uncaptured } from './device.ts';
+import { BufferPool } from './pool.ts';
+
+export interface Kernel {
+  /** Human name used in errors and profiles, e.g. "conv2d_forward". */
+  name: string;
+  /** Complete WGSL; storage bindings are @group(0) @binding(0..n-1), an optional uniform at n. */
+  code: string;
+}
+
+/** A buffer range to bind: the pool's buffers are rounded up, so the used size is passed along. */
+export interface BufferRef {
+  buffer: GPUBuffer;
+  byteLength: number;
+}
+
+interface CachedPipeline {
+  id: number;
+  name: string;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+const pipelines = new Map<string, CachedPipeline>();
+const bindGroups = new Map<string, GPUBindGroup>();
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+const pendingChecks: Promise<void>[] = [];
+
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let transient: GPUBuffer[] = [];
+let poolInstance: BufferPool | null = null;
+let dispatchCount = 0;
+let submitCount = 0;
+
+/** Per-kernel GPU timing via timestamp queries (see engine/profiler.ts). */
+export interface ProfilerHook {
+  /** Returns timestampWrites for the next dispatch's own pass. */
+  beginDispatch(name: string, encoder: GPUCommandEncoder): GPUComputePassTimestampWrites;
+  /** Called before the encoder is finished, to resolve queries. */
+  beforeSubmit(encoder: GPUCommandEncoder): void;
+  afterSubmit(): void;
+}
+let profiler: ProfilerHook | null = null;
+export function setProfilerHook(p: ProfilerHook | null): void {
+  flush();
+  profiler = p;
+}
+
+export function pool(): BufferPool {
+  const g = gpu();
+  if (!poolInstance || (poolInstance as unknown as { device: GPUDevice }).device !== g.device) {
+    poolInstance = new BufferPool(g.device, g.limits.maxBufferSize);
+  }
+  return poolInstance;
+}
+
+export function runtimeStats() {
+  return { pipelines: pipelines.size, bindGroups: bindGroups.size, dispatches: dispatchCount, submits: submitCount };
+}
+
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
+}
+
+function getPipeline(kernel: Kernel): CachedPipeline {
+  const hit = pipelines.get(kernel.code);
+  if (hit) return hit;
+  const { device } = gpu();
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label: kernel.name, code: kernel.code });
+  const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const check = device.popErrorScope().then(async (err) => {
+    if (!err) return;
+    const info = await module.getCompilationInfo();
+    const msgs = info.messages
+      .filter((m) => m.type === 'error')
+      .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${kernel.code.split('\n')[m.lineNum - 1]?.trim() ?? ''}`);
+    throw new GpuError(`kernel '${kernel.name}' failed to compile: ${err.message}${msgs.length ? '\n' + msgs.join('\n') : ''}`);
+  });
+  check.catch(() => {}); // surfaced by checkErrors(); avoid an unhandled rejection meanwhile
+  pendingChecks.push(check);
+  const cached = { id: pipelines.size + 1, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+  pipelines.set(kernel.code, cached);
+  return cached;
+}
+
+/** Throws the first compile/validation error the device reported since the last check. */
+export async function checkErrors(): Promise<void> {
+  const checks = pendingChecks.splice(0);
+  for (const c of checks) await c;
+  const g = gpu();
+  if (uncaptured.length) {
+    const msgs = uncaptured.splice(0);
+    throw new GpuError(`GPU validation error: ${msgs.join('\n')}`);
+  }
+  if (g.lostReason) throw new GpuError(`GPU device lost (${g.lostReason})`);
+}
+
+/** Makes a small uniform buffer that lives until the next submission completes. */
+function uniformBuffer(data: ArrayBufferView): GPUBuffer {
+  const { device } = gpu();
+  const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+  const buf = device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+  new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  buf.unmap();
+  transient.push(buf);
+  return buf;
+}
+
+function currentEncoder(): GPUCommandEncoder {
+  encoder ??= gpu().device.createCommandEncoder();
+  return encoder;
+}
+
+function endPass(): void {
+  pass?.end();
+  pass = null;
+}
+
+/**
+ * Records one dispatch. `bindings` are bound in order as storage buffers; `uniforms`, if given,
+ * follows them as a uniform buffer. `groups` is the workgroup grid.
+ */
+export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number, number?, number?], uniforms?: ArrayBufferView): void {
+  const g = gpu();
+  const maxDim = g.limits.maxComputeWorkgroupsPerDimension;
+  const [x, y = 1, z = 1] = groups;
+  if (x > maxDim || y > maxDim || z > maxDim) {
+    throw new GpuError(`kernel '${kernel.name}': workgroup grid ${x}×${y}×${z} exceeds the device limit of ${maxDim} per dimension`);
+  }
+  if (x === 0 || y === 0 || z === 0) return;
+  const p = getPipeline(kernel);
+  let bindGroup: GPUBindGroup;
+  const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
+  if (uniforms) {
+    entries.push({ binding: bindings.length, resource: { buffer: uniformBuffer(uniforms) } });
+    bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
+  } else {
+    const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}`;
+    let hit = bindGroups.get(key);
+    if (!hit) {
+      if (bindGroups.size > 8192) bindGroups.clear();
+      hit = g.device.createBindGroup({ layout: p.layout, entries });
+      bindGroups.set(key, hit);
+    }
+    bindGroup = hit;
+  }
+  const enc = currentEncoder();
+  if (profiler) {
+    endPass();
+    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, enc) });
+  } else {
+    pass ??= enc.beginComputePass();
+  }
+  pass.setPipeline(p.pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(x, y, z);
+  if (profiler) endPass();
+  dispatchCount++;
+}
+
+/** Records a buffer-to-buffer copy in stream order. */
+export function copyBuffer(src: BufferRef, dst: BufferRef, byteLength: number): void {
+  endPass();
+  currentEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, Math.ceil(byteLength / 4) * 4);
+}
+
+/** Submits everything recorded so far. Cheap when nothing is pending. */
+export function flush(): void {
+  if (!encoder) return;
+  endPass();
+  profiler?.beforeSubmit(encoder);
+  gpu().device.queue.submit([encoder.finish()]);
+  submitCount++;
+  encoder = null;
+  profiler?.afterSubmit();
+  for (const b of transient) b.destroy(); // destruction waits for the submitted work
+  transient = [];
+}
+
+/** Writes host data into a buffer, ordered after every dispatch recorded so far. */
+export function upload(dst: BufferRef, data: ArrayBufferView): void {
+  // queue.writeBuffer runs before not-yet-submitted commands, which may still read a recycled
+  // buffer's old contents; submitting first keeps stream order.
+  flush();
+  gpu().device.queue.writeBuffer(dst.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Reads a buffer range back to the host (async; submits pending work first). */
+export async function download(src: BufferRef, byteLength: number): Promise<ArrayBuffer> {
+  const { device } = gpu();
+  const size = Math.ceil(byteLength / 4) * 4;
+  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  endPass();
+  currentEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
+  flush();
+  try {
+    await staging.mapAsync(GPUMapMode.READ);
+  } catch (e) {
+    await checkErrors();
+    throw new GpuError(`reading back a GPU buffer failed: ${(e as Error).message}`);
+  }
+  const out = staging.getMappedRange().slice(0, byteLength);
+  staging.unmap();
+  staging.destroy();
+  await checkErrors();
+  return out;
+}
+
+/** Waits until the GPU has finished all submitted work; surfaces errors. */
+export async function sync(): Promise<void> {
+  flush();
+  await gpu().device.queue.onSubmittedWorkDone();
+  await checkErrors();
+}
+
+/** Workgroup grid for `n` workgroups, folded into 2-D when it exceeds the per-dimension limit. */
+export function grid1d(n: number): [number, number] {
+  const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (n <= maxDim) return [n, 1];
+  const y = Math.ceil(n / maxDim);
+  return [Math.ceil(n / y), y];
+}
+
+/** WGSL expression for the linear workgroup index of a grid1d() dispatch. */
+export const LINEAR_WORKGROUP = 'wid.x + wid.y * nwg.x';

@@ -1,0 +1,176 @@
+// K×K convolution, stride 1, "same" zero padding, bias, optional fused ReLU — as implicit GEMMs.
+//   x: [N, H, W, Ci] (NHWC)   w: [K, K, Ci, Co] (HWIO)   b: [Co]   y: [N, H, W, Co]
+// A 1×1 convolution is the same op with K = 1; its loader is a plain row-major read, so it is
+// exactly the GEMM [N·H·W × Ci]·[Ci × Co].
+//
+// forward      y[m, co]   = Σ_{tap, ci} x[m shifted by tap, ci] · w[tap, ci, co]   (M = NHW, K = K²Ci)
+// grad input   dx[m, ci]  = Σ_{tap, co} dz[m shifted by −tap, co] · w[tap, ci, co]  (M = NHW, K = K²Co)
+// grad weight  dw[tap·ci, co] = Σ_m x[m shifted by tap, ci] · dz[m, co]           (split-K over NHW)
+// grad bias    db[co]     = Σ_m dz[m, co]
+// where dz = dy masked by y > 0 when the ReLU is fused.
+import { record } from '../engine/autograd.ts';
+import { dispatch } from '../engine/runtime.ts';
+import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
+import { chooseSplitK, runGemm } from './gemm.ts';
+import { elementwiseGrid, elementwiseKernel, reluBackward } from './elementwise.ts';
+import { reduceRows } from './reduce.ts';
+
+export interface ConvShape {
+  N: number;
+  H: number;
+  W: number;
+  Ci: number;
+  Co: number;
+  K: number;
+}
+
+/** WGSL constants + a function reading x at pixel m shifted by tap (ky, kx) with zero padding. */
+function shiftedReader(s: ConvShape, fnName: string, buf: string, C: number, sign: 1 | -1): string {
+  const P = (s.K - 1) / 2;
+  if (s.K === 1) return `fn ${fnName}(m: u32, tap: u32, c: u32) -> f32 { return ${buf}[m * ${C}u + c]; }`;
+  const off = (k: string) => (sign === 1 ? `i32(${k}) - ${P}` : `${P} - i32(${k})`);
+  return /* wgsl */ `
+fn ${fnName}(m: u32, tap: u32, c: u32) -> f32 {
+  let x = m % ${s.W}u;
+  let t = m / ${s.W}u;
+  let y = t % ${s.H}u;
+  let n = t / ${s.H}u;
+  let iy = i32(y) + ${off(`tap / ${s.K}u`)};
+  let ix = i32(x) + ${off(`tap % ${s.K}u`)};
+  if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return 0.0; }
+  return ${buf}[((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${C}u + c];
+}`;
+}
+
+export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor): ConvShape {
+  expectRank(op, 'input', x, 4, 'NHWC');
+  expectRank(op, 'weight', w, 4, 'K×K×Cin×Cout');
+  const [N, H, W, Ci] = x.shape;
+  const [K, K2, wCi, Co] = w.shape;
+  if (K !== K2 || K % 2 !== 1) throw new RangeError(`${op}: weight has shape [${w.shape.join(', ')}]; the kernel must be square with odd K (1, 3, 5, …)`);
+  if (wCi !== Ci) throw new RangeError(`${op}: input has shape [${x.shape.join(', ')}] with ${Ci} channels but weight [${w.shape.join(', ')}] expects ${wCi}`);
+  expectShape(op, 'bias', b, [Co]);
+  return { N, H, W, Ci, Co, K };
+}
+
+/** Forward pass into `y` (allocated by the caller). Used by conv2d and by the unfused mlpconv chain. */
+export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean): void {
+  runGemm(
+    {
+      name: `conv${s.K}x${s.K}_forward`,
+      M: s.N * s.H * s.W,
+      N: s.Co,
+      K: s.K * s.K * s.Ci,
+      bindings: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read> bs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ys: array<f32>;`,
+      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
+      loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(m, k / ${s.Ci}u, k % ${s.Ci}u); }`,
+      loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[k * ${s.Co}u + n]; }`,
+      store: `fn store(m: u32, n: u32, z: u32, v: f32) { ys[m * ${s.Co}u + n] = ${relu ? 'max(v + bs[n], 0.0)' : 'v + bs[n]'}; }`,
+      aContiguous: 'k',
+      bContiguous: 'n',
+    },
+    [x, w, b, y],
+  );
+}
+
+export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor): Tensor {
+  const dx = Tensor.empty([s.N, s.H, s.W, s.Ci]);
+  runGemm(
+    {
+      name: `conv${s.K}x${s.K}_grad_input`,
+      M: s.N * s.H * s.W,
+      N: s.Ci,
+      K: s.K * s.K * s.Co,
+      bindings: `@group(0) @binding(0) var<storage, read> dz: array<f32>;
+@group(0) @binding(1) var<storage, read> ws: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
+      prelude: shiftedReader(s, 'readDz', 'dz', s.Co, -1),
+      loadA: `fn loadA(m: u32, k: u32) -> f32 { return readDz(m, k / ${s.Co}u, k % ${s.Co}u); }`,
+      loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[((k / ${s.Co}u) * ${s.Ci}u + n) * ${s.Co}u + k % ${s.Co}u]; }`,
+      store: `fn store(m: u32, n: u32, z: u32, v: f32) { dx[m * ${s.Ci}u + n] = v; }`,
+      aContiguous: 'k',
+      bContiguous: 'k',
+    },
+    [dz, w, dx],
+  );
+  return dx;
+}
+
+export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
+  const M = s.K * s.K * s.Ci;
+  const Kdim = s.N * s.H * s.W;
+  const splitK = chooseSplitK(M, s.Co, Kdim);
+  const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
+  runGemm(
+    {
+      name: `conv${s.K}x${s.K}_grad_weight`,
+      M,
+      N: s.Co,
+      K: Kdim,
+      splitK,
+      bindings: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read> dz: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
+      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
+      loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(k, m / ${s.Ci}u, m % ${s.Ci}u); }`,
+      loadB: `fn loadB(k: u32, n: u32) -> f32 { return dz[k * ${s.Co}u + n]; }`,
+      store: `fn store(m: u32, n: u32, z: u32, v: f32) { dw[(z * ${M}u + m) * ${s.Co}u + n] = v; }`,
+      aContiguous: 'm',
+      bContiguous: 'n',
+    },
+    [x, dz, out],
+  );
+  if (splitK === 1) return out;
+  const dw = sumSlices(out, splitK, [s.K, s.K, s.Ci, s.Co]);
+  out.dispose();
+  return dw;
+}
+
+/** y = Σ_z slices[z] for `slices` holding S consecutive tensors of `shape`. */
+export function sumSlices(slices: Tensor, S: number, shape: number[]): Tensor {
+  const y = Tensor.empty(shape);
+  const n = y.size;
+  const k = elementwiseKernel(
+    'sum_slices',
+    n,
+    `@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ys: array<f32>;`,
+    `var s = 0.0;
+  for (var z = 0u; z < ${S}u; z++) { s += xs[z * N + i]; }
+  ys[i] = s;`,
+  );
+  dispatch(k, [slices, y], elementwiseGrid(n));
+  return y;
+}
+
+/** Bias gradient: column sums of dz viewed as [pixels, Co]. */
+export function biasGrad(dz: Tensor, Co: number): Tensor {
+  return reduceRows(dz, 1, dz.size / Co, Co, 1, [Co]);
+}
+
+/** The gradients a conv's inputs need, given the upstream gradient at its (pre-ReLU) output. */
+export function conv2dBackward(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, dz: Tensor): (Tensor | null)[] {
+  return [
+    x.requiresGrad ? conv2dGradInput(s, dz, w) : null, // the first layer's input needs none
+    w.requiresGrad ? conv2dGradWeight(s, x, dz) : null,
+    b.requiresGrad ? biasGrad(dz, s.Co) : null,
+  ];
+}
+
+/** y = conv(x, w) + b, then ReLU if `relu`. Shapes: see the top of this file. */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor, opts: { relu?: boolean } = {}): Tensor {
+  const relu = opts.relu ?? false;
+  const op = relu ? 'conv2d+relu' : 'conv2d';
+  const s = conv2dShape(op, x, w, b);
+  const y = Tensor.empty([s.N, s.H, s.W, s.Co]);
+  conv2dForwardInto(s, x, w, b, y, relu);
+  return record(op, y, [x, w, b], (dy) => {
+    const dz = relu ? reluBackward(dy, y) : dy;
+    const grads = conv2dBackward(s, x, w, b, dz);
+    if (dz !== dy) dz.dispose();
+    return grads;
+  });
+}

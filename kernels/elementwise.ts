@@ -1,0 +1,120 @@
+// Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward.
+// Sizes are baked into the source as constants, so each shape is its own cached pipeline.
+import { record } from '../engine/autograd.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
+import { Tensor, expectShape } from '../engine/tensor.ts';
+import { reduceRows } from './reduce.ts';
+
+const WG = 256;
+
+/** A 1-D kernel over `n` elements: `body` sees `i` (guarded to i < n). */
+export function elementwiseKernel(name: string, n: number, decls: string, body: string) {
+  return {
+    name,
+    code: /* wgsl */ `
+${decls}
+const N: u32 = ${n}u;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (${LINEAR_WORKGROUP}) * ${WG}u + lid;
+  if (i >= N) { return; }
+  ${body}
+}`,
+  };
+}
+
+export function elementwiseGrid(n: number) {
+  return grid1d(Math.ceil(n / WG));
+}
+
+/** Sets every element of `t` to `value`. */
+export function fill(t: BufferRef & { size: number }, value: number): void {
+  const k = elementwiseKernel('fill', t.size, '@group(0) @binding(0) var<storage, read_write> y: array<f32>;', `y[i] = ${f32(value)};`);
+  dispatch(k, [t], elementwiseGrid(t.size));
+}
+
+/** acc += x, in place. */
+export function addInPlace(acc: Tensor, x: Tensor): void {
+  expectShape('addInPlace', 'x', x, acc.shape);
+  const k = elementwiseKernel(
+    'add_inplace',
+    acc.size,
+    `@group(0) @binding(0) var<storage, read_write> acc: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;`,
+    'acc[i] = acc[i] + x[i];',
+  );
+  dispatch(k, [acc, x], elementwiseGrid(acc.size));
+}
+
+/** y = max(x, 0). */
+export function relu(x: Tensor): Tensor {
+  x.assertAlive('relu');
+  const y = Tensor.empty(x.shape);
+  const k = elementwiseKernel(
+    'relu_forward',
+    x.size,
+    `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;`,
+    'y[i] = max(x[i], 0.0);',
+  );
+  dispatch(k, [x, y], elementwiseGrid(x.size));
+  return record('relu', y, [x], (gy) => [reluBackward(gy, y)]);
+}
+
+/** dx = dy where y > 0 else 0 (y is ReLU's output, so the mask needs no saved input). */
+export function reluBackward(dy: Tensor, y: Tensor): Tensor {
+  expectShape('reluBackward', 'y', y, dy.shape);
+  const dx = Tensor.empty(dy.shape);
+  const k = elementwiseKernel(
+    'relu_backward',
+    dy.size,
+    `@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
+    'dx[i] = select(0.0, dy[i], y[i] > 0.0);',
+  );
+  dispatch(k, [dy, y, dx], elementwiseGrid(dy.size));
+  return dx;
+}
+
+/** A WGSL f32 literal for a JS number. */
+export function f32(v: number): string {
+  if (!Number.isFinite(v)) throw new RangeError(`cannot write ${v} as a WGSL f32 literal`);
+  const s = String(v);
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+}
+
+/** Σ a ⊙ r as a scalar [1]; differentiable in `a` (r is a constant). Tests use it as a loss whose
+ * gradient is r, so any op's backward can be checked against the reference's VJP. */
+export function dot(a: Tensor, r: Tensor): Tensor {
+  expectShape('dot', 'r', r, a.shape);
+  const prod = Tensor.empty(a.shape);
+  const k = elementwiseKernel(
+    'mul',
+    a.size,
+    `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> r: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    'y[i] = a[i] * r[i];',
+  );
+  dispatch(k, [a, r, prod], elementwiseGrid(a.size));
+  const s = reduceRows(prod, 1, a.size, 1, 1, [1]);
+  prod.dispose();
+  return record('dot', s, [a], (g) => [scaleBy(r, g)]);
+}
+
+/** y = x · s[0] for a scalar tensor s. */
+export function scaleBy(x: Tensor, s: Tensor): Tensor {
+  expectShape('scaleBy', 'scale', s, [1]);
+  const y = Tensor.empty(x.shape);
+  const k = elementwiseKernel(
+    'scale_by',
+    x.size,
+    `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> s: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    'y[i] = x[i] * s[0];',
+  );
+  dispatch(k, [x, s, y], elementwiseGrid(x.size));
+  return y;
+}

@@ -1,0 +1,73 @@
+// Sum over the middle axis: x viewed as [B, R, C] → y[B, C] = scale · Σ_r x[b, r, c].
+// Serves global average pooling (R = H·W pixels per image) and bias gradients (R = all pixels).
+//
+// A workgroup of 32 channels × 8 row lanes: lane l sums rows l, l+8, … (consecutive threads read
+// consecutive channels, so loads coalesce in NHWC), then the 8 partial sums meet in a workgroup
+// tree reduction. Long reductions are split over the grid's z dimension and finished by a second
+// pass over the partial sums.
+import { dispatch, type BufferRef } from '../engine/runtime.ts';
+import { gpu } from '../engine/device.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { f32 } from './elementwise.ts';
+
+const CW = 32; // channels per workgroup
+const RL = 8; // row lanes per workgroup
+const ROWS_PER_SPLIT = 1024;
+
+function reduceKernel(B: number, R: number, C: number, S: number, RC: number, scale: number) {
+  return {
+    name: 'reduce_rows',
+    code: /* wgsl */ `
+const B: u32 = ${B}u;
+const R: u32 = ${R}u;
+const C: u32 = ${C}u;
+const RC: u32 = ${RC}u; // rows per split
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>; // [S, B, C]
+var<workgroup> partial: array<f32, ${CW * RL}>;
+
+@compute @workgroup_size(${CW}, ${RL})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wid.x * ${CW}u + lid.x;
+  let b = wid.y;
+  let split = wid.z;
+  let rEnd = min(R, (split + 1u) * RC);
+  var s = 0.0;
+  if (c < C) {
+    for (var r = split * RC + lid.y; r < rEnd; r += ${RL}u) {
+      s += x[(b * R + r) * C + c];
+    }
+  }
+  partial[lid.y * ${CW}u + lid.x] = s;
+  workgroupBarrier();
+  for (var stride = ${RL / 2}u; stride > 0u; stride = stride / 2u) {
+    if (lid.y < stride) {
+      partial[lid.y * ${CW}u + lid.x] += partial[(lid.y + stride) * ${CW}u + lid.x];
+    }
+    workgroupBarrier();
+  }
+  if (lid.y == 0u && c < C) {
+    y[(split * B + b) * C + c] = partial[lid.x] * ${f32(scale)};
+  }
+}`,
+  };
+}
+
+/** y[b, c] = scale · Σ_r x[b, r, c] for x holding B·R·C floats (NHWC: r runs over pixels). */
+export function reduceRows(x: BufferRef, B: number, R: number, C: number, scale = 1, outShape: readonly number[] = [B, C]): Tensor {
+  if (B * R * C * 4 > x.byteLength) throw new RangeError(`reduceRows: [${B}, ${R}, ${C}] exceeds the input's ${x.byteLength / 4} elements`);
+  const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (B > maxDim) throw new RangeError(`reduceRows: batch ${B} exceeds the device's ${maxDim} workgroups per dimension`);
+  const S = Math.min(maxDim, Math.max(1, Math.ceil(R / ROWS_PER_SPLIT)));
+  const RC = Math.ceil(R / S);
+  if (S === 1) {
+    const y = Tensor.empty(outShape);
+    dispatch(reduceKernel(B, R, C, 1, RC, scale), [x, y], [Math.ceil(C / CW), B, 1]);
+    return y;
+  }
+  const partial = Tensor.empty([S, B, C]);
+  dispatch(reduceKernel(B, R, C, S, RC, 1), [x, partial], [Math.ceil(C / CW), B, S]);
+  const y = reduceRows(partial, 1, S, B * C, scale, outShape);
+  partial.dispose();
+  return y;
+}

@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { conv2d } from '../kernels/conv2d.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { conv2dRef, dotRef, numericalGrad, reluRef } from './reference.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+// Odd shapes: nothing is a multiple of the 16/64 GEMM tiles.
+const cases = [
+  { N: 3, H: 9, W: 9, Ci: 5, Co: 7, K: 3 },
+  { N: 2, H: 7, W: 7, Ci: 7, Co: 5, K: 5 },
+  { N: 3, H: 5, W: 6, Ci: 5, Co: 9, K: 1 },
+  { N: 1, H: 8, W: 8, Ci: 3, Co: 96, K: 5 }, // the first CIFAR layer's channels
+  { N: 2, H: 7, W: 7, Ci: 20, Co: 33, K: 3 },
+];
+
+describe('conv2d', () => {
+  for (const c of cases) {
+    for (const relu of [false, true]) {
+      it(`forward and gradients match the float64 reference: ${JSON.stringify(c)} relu=${relu}`, async () => {
+        const { N, H, W, Ci, Co, K } = c;
+          const x = pair([N, H, W, Ci], 1);
+          const w = pair([K, K, Ci, Co], 2, -0.3, 0.3);
+          const b = pair([Co], 3);
+          param(x.gpu); param(w.gpu); param(b.gpu);
+          const y = conv2d(x.gpu, w.gpu, b.gpu, { relu });
+          const f = () => { const z = conv2dRef(x.ref, w.ref, b.ref); return relu ? reluRef(z) : z; };
+          expectClose('forward', await y.toArray(), f().data, 1e-5);
+          // Upstream gradient r: loss = Σ y ⊙ r.
+          const r = randomArray(y.size, 4);
+          const rT = Tensor.fromArray(r, y.shape);
+          const loss = dot(y, rT);
+          backward(loss);
+          const scalar = () => dotRef(f(), r);
+          // Central differences at up to 80 coordinates per tensor (first and last always).
+          for (const [name, t] of [['x', x], ['w', w], ['b', b]] as const) {
+            const idx = sampleIndices(t.ref.data.length, 80, 5);
+            expectClose(`d/d${name}`, pick(await t.gpu.grad!.toArray(), idx), numericalGrad(scalar, t.ref, idx), 1e-5);
+          }
+      });
+    }
+  }
+
+  it('rejects mismatched shapes with a named error', async () => {
+    tidy(() => {
+      const x = Tensor.empty([1, 4, 4, 3]);
+      expect(() => conv2d(x, Tensor.empty([3, 3, 4, 8]), Tensor.empty([8]))).toThrow(/conv2d: input has shape \[1, 4, 4, 3\] with 3 channels but weight \[3, 3, 4, 8\]/);
+      expect(() => conv2d(x, Tensor.empty([3, 3, 3, 8]), Tensor.empty([7]))).toThrow(/conv2d: bias has shape \[7\], expected \[8\]/);
+      expect(() => conv2d(x, Tensor.empty([2, 2, 3, 8]), Tensor.empty([8]))).toThrow(/odd K/);
+      expect(() => conv2d(Tensor.empty([4, 4, 3]), Tensor.empty([3, 3, 3, 8]), Tensor.empty([8]))).toThrow(/expected rank 4/);
+    });
+  });
+});

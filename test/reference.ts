@@ -1,0 +1,150 @@
+// Float64 CPU reference for every op: plain loops, obviously correct, slow on purpose.
+// Layouts match the engine: images NHWC, conv weights [K, K, Cin, Cout], 1×1 weights [Cin, Cout].
+
+export type F64 = Float64Array;
+
+export interface RefTensor {
+  shape: number[];
+  data: F64;
+}
+
+export function refTensor(shape: number[], data?: ArrayLike<number>): RefTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = new Float64Array(n);
+  if (data) d.set(Array.from(data));
+  return { shape, data: d };
+}
+
+/** Same-padded, stride-1 convolution with bias. */
+export function conv2dRef(x: RefTensor, w: RefTensor, b: RefTensor): RefTensor {
+  const [N, H, W, Ci] = x.shape;
+  const [K, , , Co] = w.shape;
+  const P = (K - 1) / 2;
+  const y = refTensor([N, H, W, Co]);
+  for (let n = 0; n < N; n++)
+    for (let oy = 0; oy < H; oy++)
+      for (let ox = 0; ox < W; ox++)
+        for (let co = 0; co < Co; co++) {
+          let s = b.data[co];
+          for (let ky = 0; ky < K; ky++) {
+            const iy = oy + ky - P;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < K; kx++) {
+              const ix = ox + kx - P;
+              if (ix < 0 || ix >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                s += x.data[((n * H + iy) * W + ix) * Ci + ci] * w.data[((ky * K + kx) * Ci + ci) * Co + co];
+              }
+            }
+          }
+          y.data[((n * H + oy) * W + ox) * Co + co] = s;
+        }
+  return y;
+}
+
+export function reluRef(x: RefTensor): RefTensor {
+  return { shape: x.shape, data: x.data.map((v) => Math.max(v, 0)) };
+}
+
+/** The unfused mlpconv: K×K conv + ReLU, 1×1 + ReLU, 1×1 (+ ReLU if relu3). */
+export function mlpconvRef(
+  x: RefTensor,
+  w1: RefTensor, b1: RefTensor,
+  w2: RefTensor, b2: RefTensor,
+  w3: RefTensor, b3: RefTensor,
+  relu3 = true,
+): RefTensor {
+  const h1 = reluRef(conv2dRef(x, w1, b1));
+  const as4 = (w: RefTensor) => ({ shape: [1, 1, ...w.shape], data: w.data });
+  const h2 = reluRef(conv2dRef(h1, as4(w2), b2));
+  const y = conv2dRef(h2, as4(w3), b3);
+  return relu3 ? reluRef(y) : y;
+}
+
+/**
+ * Pooling, Caffe conventions: window k, stride s, no padding, output size ceil((H − k)/s) + 1,
+ * windows clipped at the image border; average divides by the clipped window's size.
+ */
+export function poolOutSize(H: number, k = 3, s = 2): number {
+  return Math.ceil(Math.max(H - k, 0) / s) + 1;
+}
+
+export function maxPoolRef(x: RefTensor, k = 3, s = 2): RefTensor {
+  return poolRef(x, k, s, 'max');
+}
+
+export function avgPoolRef(x: RefTensor, k = 3, s = 2): RefTensor {
+  return poolRef(x, k, s, 'avg');
+}
+
+function poolRef(x: RefTensor, k: number, s: number, mode: 'max' | 'avg'): RefTensor {
+  const [N, H, W, C] = x.shape;
+  const OH = poolOutSize(H, k, s);
+  const OW = poolOutSize(W, k, s);
+  const y = refTensor([N, OH, OW, C]);
+  for (let n = 0; n < N; n++)
+    for (let oy = 0; oy < OH; oy++)
+      for (let ox = 0; ox < OW; ox++)
+        for (let c = 0; c < C; c++) {
+          const y0 = oy * s, y1 = Math.min(y0 + k, H);
+          const x0 = ox * s, x1 = Math.min(x0 + k, W);
+          let acc = mode === 'max' ? -Infinity : 0;
+          for (let iy = y0; iy < y1; iy++)
+            for (let ix = x0; ix < x1; ix++) {
+              const v = x.data[((n * H + iy) * W + ix) * C + c];
+              acc = mode === 'max' ? Math.max(acc, v) : acc + v;
+            }
+          y.data[((n * OH + oy) * OW + ox) * C + c] = mode === 'max' ? acc : acc / ((y1 - y0) * (x1 - x0));
+        }
+  return y;
+}
+
+/** Global average pooling: [N, H, W, C] → [N, C]. */
+export function gapRef(x: RefTensor): RefTensor {
+  const [N, H, W, C] = x.shape;
+  const y = refTensor([N, C]);
+  for (let n = 0; n < N; n++)
+    for (let p = 0; p < H * W; p++)
+      for (let c = 0; c < C; c++) y.data[n * C + c] += x.data[(n * H * W + p) * C + c] / (H * W);
+  return y;
+}
+
+/** Mean softmax cross-entropy of logits [N, C] against integer labels. */
+export function softmaxCrossEntropyRef(logits: RefTensor, labels: ArrayLike<number>): number {
+  const [N, C] = logits.shape;
+  let total = 0;
+  for (let n = 0; n < N; n++) {
+    let mx = -Infinity;
+    for (let c = 0; c < C; c++) mx = Math.max(mx, logits.data[n * C + c]);
+    let se = 0;
+    for (let c = 0; c < C; c++) se += Math.exp(logits.data[n * C + c] - mx);
+    total += mx + Math.log(se) - logits.data[n * C + labels[n]];
+  }
+  return total / N;
+}
+
+/** Σ y ⊙ r: turns any op into a scalar function whose gradient is the op's VJP with r. */
+export function dotRef(y: RefTensor, r: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < y.data.length; i++) s += y.data[i] * r[i];
+  return s;
+}
+
+/**
+ * Central differences of scalar f with respect to `x.data` (modified in place and restored), at
+ * the given indices (all when omitted).
+ */
+export function numericalGrad(f: () => number, x: RefTensor, indices?: number[], eps = 1e-6): Float64Array {
+  const idx = indices ?? Array.from(x.data.keys());
+  const g = new Float64Array(idx.length);
+  idx.forEach((i, j) => {
+    const orig = x.data[i];
+    x.data[i] = orig + eps;
+    const fp = f();
+    x.data[i] = orig - eps;
+    const fm = f();
+    x.data[i] = orig;
+    g[j] = (fp - fm) / (2 * eps);
+  });
+  return g;
+}
