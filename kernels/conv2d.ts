@@ -76,7 +76,8 @@ export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor,
   );
 }
 
-export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor): Tensor {
+/** dx; with `mask` (a ReLU output shaped like x), the ReLU's backward is fused: dx = 0 where mask ≤ 0. */
+export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor, mask?: Tensor): Tensor {
   const dx = Tensor.empty([s.N, s.H, s.W, s.Ci]);
   runGemm(
     {
@@ -86,15 +87,18 @@ export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor): Tensor {
       K: s.K * s.K * s.Co,
       bindings: `@group(0) @binding(0) var<storage, read> dz: array<f32>;
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
       prelude: shiftedReader(s, 'readDz', 'dz', s.Co, -1),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readDz(m, k / ${s.Co}u, k % ${s.Co}u); }`,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[((k / ${s.Co}u) * ${s.Ci}u + n) * ${s.Co}u + k % ${s.Co}u]; }`,
-      store: `fn store(m: u32, n: u32, z: u32, v: f32) { dx[m * ${s.Ci}u + n] = v; }`,
+      store: mask
+        ? `fn store(m: u32, n: u32, z: u32, v: f32) { let i = m * ${s.Ci}u + n; dx[i] = select(0.0, v, mask[i] > 0.0); }`
+        : `fn store(m: u32, n: u32, z: u32, v: f32) { dx[m * ${s.Ci}u + n] = v; }`,
       aContiguous: 'k',
       bContiguous: 'k',
     },
-    [dz, w, dx],
+    mask ? [dz, w, dx, mask] : [dz, w, dx],
   );
   return dx;
 }

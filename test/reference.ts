@@ -55,9 +55,8 @@ export function mlpconvRef(
   relu3 = true,
 ): RefTensor {
   const h1 = reluRef(conv2dRef(x, w1, b1));
-  const as4 = (w: RefTensor) => ({ shape: [1, 1, ...w.shape], data: w.data });
-  const h2 = reluRef(conv2dRef(h1, as4(w2), b2));
-  const y = conv2dRef(h2, as4(w3), b3);
+  const h2 = reluRef(conv2dRef(h1, w2, b2)); // w2, w3 are [1, 1, Cin, Cout]
+  const y = conv2dRef(h2, w3, b3);
   return relu3 ? reluRef(y) : y;
 }
 

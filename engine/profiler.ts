@@ -1,0 +1,327 @@
+// Per-kernel GPU profiler: timestamp queries around every dispatch.
+//
+// While a profiler is installed (runtime.setProfilerHook), the runtime gives each dispatch its own
+// compute pass whose timestampWrites (beginning / end of pass) land in a GPUQuerySet. Before each
+// submit the used queries are resolved into a buffer and copied to a mappable staging buffer; after
+// the submit that buffer is mapped asynchronously and the durations are added to per-kernel
+// aggregates. Nothing ever blocks on the GPU except collect().
+//
+// Query sets come in chunks of QUERIES_PER_SET (2 queries per dispatch). Every submission starts
+// again at the first chunk (queue order makes the reuse safe: a later submission's writes come
+// after the earlier one's resolve), and more chunks are created when one submission records more
+// dispatches than the chunks so far hold.
+//
+// Caveats: one pass per dispatch removes the overlap Dawn could otherwise get between dispatches
+// of one pass (and adds a pass boundary), so profiled totals run somewhat above unprofiled wall
+// time. Dawn quantizes timestamps unless its `timestamp_quantization` toggle is disabled
+// (NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization" may do it, depending on the
+// Dawn build); for kernels of tens of microseconds the quantization averages out over many calls.
+//
+//   const prof = await startProfiler();
+//   for (...) { trainStep(); prof.markStep(); }
+//   prof.stop();
+//   console.log(formatProfile(await prof.collect()));
+import { GpuError, getGpu, type Gpu } from './device.ts';
+import { flush, setProfilerHook, type ProfilerHook } from './runtime.ts';
+
+/** Queries per GPUQuerySet chunk (two per dispatch). */
+export const QUERIES_PER_SET = 4096;
+
+export interface ProfileRow {
+  /** Kernel name (Kernel.name). */
+  name: string;
+  /** Dispatches of this kernel that were timed. */
+  calls: number;
+  /** Sum of their GPU times, in milliseconds. */
+  totalMs: number;
+  /** totalMs / calls. */
+  meanMs: number;
+  /** Fraction (0..1) of the summed GPU time of all kernels. */
+  share: number;
+  /** Steps the aggregates are divided over (markStep() count, at least 1). */
+  steps: number;
+  /** calls / steps. */
+  callsPerStep: number;
+  /** totalMs / steps. */
+  msPerStep: number;
+}
+
+interface Chunk {
+  querySet: GPUQuerySet;
+  /** Holds resolved timestamps (QUERY_RESOLVE | COPY_SRC). */
+  resolve: GPUBuffer;
+}
+
+interface Agg {
+  calls: number;
+  ns: number;
+}
+
+export interface StartProfilerOptions {
+  /** Queries per chunk; default QUERIES_PER_SET. Must be even and ≤ 4096 (WebGPU limit). */
+  queriesPerSet?: number;
+}
+
+export class Profiler implements ProfilerHook {
+  private readonly device: GPUDevice;
+  private readonly perSet: number;
+  private readonly chunks: Chunk[] = [];
+  private readonly freeStaging: GPUBuffer[] = [];
+  /** Kernel names of the dispatches recorded in the open encoder, in query order. */
+  private names: string[] = [];
+  /** Readbacks in flight. */
+  private readonly pending = new Set<Promise<void>>();
+  private readonly aggs = new Map<string, Agg>();
+  private errors: string[] = [];
+  /** Dispatches recorded since the last markStep() (or reset()). */
+  private sinceMark = 0;
+  private marks = 0;
+  private active = false;
+  private stopped = false;
+  private destroyed = false;
+  /** Dispatches whose end timestamp preceded the begin (clamped to 0). */
+  negative = 0;
+
+  constructor(gpu: Gpu, opts: StartProfilerOptions = {}) {
+    if (!gpu.features.has('timestamp-query')) {
+      throw new GpuError(
+        `GPU profiler: the device lacks the 'timestamp-query' feature (adapter: ${gpu.adapterName}); ` +
+          'per-kernel GPU times need it. Dawn exposes it on Vulkan/Metal/D3D12 adapters that support timestamps.',
+      );
+    }
+    this.device = gpu.device;
+    this.perSet = opts.queriesPerSet ?? QUERIES_PER_SET;
+    if (this.perSet < 2 || this.perSet % 2 !== 0 || this.perSet > 4096) {
+      throw new RangeError(`GPU profiler: queriesPerSet must be an even number in [2, 4096], got ${this.perSet}`);
+    }
+  }
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  /** Number of steps marked so far. */
+  get stepsMarked(): number {
+    return this.marks;
+  }
+
+  private chunk(i: number): Chunk {
+    while (this.chunks.length <= i) {
+      const n = this.chunks.length;
+      this.chunks.push({
+        querySet: this.device.createQuerySet({ label: `profiler queries ${n}`, type: 'timestamp', count: this.perSet }),
+        resolve: this.device.createBuffer({
+          label: `profiler resolve ${n}`,
+          size: this.perSet * 8,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+      });
+    }
+    return this.chunks[i];
+  }
+
+  // ---- ProfilerHook ----
+
+  beginDispatch(name: string, _encoder: GPUCommandEncoder): GPUComputePassTimestampWrites {
+    const q = this.names.length * 2;
+    const c = this.chunk(Math.floor(q / this.perSet));
+    const i = q % this.perSet;
+    this.names.push(name);
+    this.sinceMark++;
+    return { querySet: c.querySet, beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
+  }
+
+  /** Staging buffers (MAP_READ) and names of the submission being finished. */
+  private submitting: { staging: GPUBuffer[]; names: string[] } | null = null;
+
+  beforeSubmit(encoder: GPUCommandEncoder): void {
+    if (!this.names.length) return;
+    const queries = this.names.length * 2;
+    const staging: GPUBuffer[] = [];
+    for (let k = 0; k * this.perSet < queries; k++) {
+      const count = Math.min(this.perSet, queries - k * this.perSet);
+      const c = this.chunks[k];
+      const s = this.freeStaging.pop() ?? this.device.createBuffer({
+        label: 'profiler staging',
+        size: this.perSet * 8,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      encoder.resolveQuerySet(c.querySet, 0, count, c.resolve, 0);
+      encoder.copyBufferToBuffer(c.resolve, 0, s, 0, count * 8);
+      staging.push(s);
+    }
+    this.submitting = { staging, names: this.names };
+    this.names = [];
+  }
+
+  afterSubmit(): void {
+    const sub = this.submitting;
+    this.submitting = null;
+    if (!sub) return;
+    const p = this.readBack(sub.staging, sub.names);
+    this.pending.add(p);
+    p.finally(() => this.pending.delete(p));
+  }
+
+  private async readBack(staging: GPUBuffer[], names: string[]): Promise<void> {
+    const per = this.perSet / 2; // dispatches per chunk
+    for (let k = 0; k < staging.length; k++) {
+      const s = staging[k];
+      const n = Math.min(per, names.length - k * per);
+      try {
+        await s.mapAsync(GPUMapMode.READ, 0, n * 16);
+      } catch (e) {
+        this.errors.push(`reading back timestamps failed: ${(e as Error).message}`);
+        continue;
+      }
+      const t = new BigUint64Array(s.getMappedRange(0, n * 16));
+      for (let j = 0; j < n; j++) {
+        let d = Number(t[2 * j + 1] - t[2 * j]);
+        if (d < 0) {
+          this.negative++;
+          d = 0;
+        }
+        const name = names[k * per + j];
+        const a = this.aggs.get(name);
+        if (a) {
+          a.calls++;
+          a.ns += d;
+        } else this.aggs.set(name, { calls: 1, ns: d });
+      }
+      s.unmap();
+      if (this.destroyed) s.destroy();
+      else this.freeStaging.push(s);
+    }
+  }
+
+  // ---- user API ----
+
+  /** Marks the end of one step (e.g. one training iteration); rows are then given per step. */
+  markStep(): void {
+    this.marks++;
+    this.sinceMark = 0;
+  }
+
+  /** Forgets everything timed so far (e.g. after warm-up). Readbacks still in flight are dropped too. */
+  async reset(): Promise<void> {
+    flush();
+    await this.settle();
+    this.aggs.clear();
+    this.marks = 0;
+    this.sinceMark = 0;
+    this.negative = 0;
+    this.errors = [];
+  }
+
+  /** Installs this profiler as the runtime's hook (startProfiler() does this). */
+  start(): void {
+    if (this.stopped) throw new GpuError('GPU profiler: a stopped profiler cannot be restarted; start a new one');
+    if (this.active) return;
+    if (activeProfiler && activeProfiler !== this) activeProfiler.stop();
+    setProfilerHook(this); // flushes earlier, untimed work first
+    this.active = true;
+    activeProfiler = this;
+  }
+
+  /** Uninstalls the hook (submitting pending work first); collect() still works afterwards. */
+  stop(): void {
+    if (!this.active) return;
+    this.active = false;
+    this.stopped = true;
+    if (activeProfiler === this) activeProfiler = null;
+    setProfilerHook(null); // flushes with this profiler still installed, then removes it
+    void this.settle().then(() => this.destroy());
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  private destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const c of this.chunks) {
+      c.querySet.destroy();
+      c.resolve.destroy();
+    }
+    this.chunks.length = 0;
+    for (const s of this.freeStaging) s.destroy();
+    this.freeStaging.length = 0;
+  }
+
+  /**
+   * Submits recorded work, waits for every timestamp readback and returns per-kernel aggregates,
+   * sorted by total time (descending). Steps = markStep() count, plus one for dispatches recorded
+   * after the last mark; at least 1.
+   */
+  async collect(): Promise<ProfileRow[]> {
+    if (this.active) flush();
+    await this.settle();
+    if (this.errors.length) throw new GpuError(`GPU profiler: ${this.errors.join('; ')}`);
+    const steps = Math.max(1, this.marks + (this.sinceMark > 0 ? 1 : 0));
+    let totalNs = 0;
+    for (const a of this.aggs.values()) totalNs += a.ns;
+    const rows: ProfileRow[] = [...this.aggs].map(([name, a]) => {
+      const totalMs = a.ns / 1e6;
+      return {
+        name,
+        calls: a.calls,
+        totalMs,
+        meanMs: totalMs / a.calls,
+        share: totalNs > 0 ? a.ns / totalNs : 0,
+        steps,
+        callsPerStep: a.calls / steps,
+        msPerStep: totalMs / steps,
+      };
+    });
+    return rows.sort((x, y) => y.totalMs - x.totalMs || x.name.localeCompare(y.name));
+  }
+}
+
+let activeProfiler: Profiler | null = null;
+
+/**
+ * Installs a GPU profiler for all dispatches from now on (replacing any active one).
+ * Throws a GpuError if the device has no 'timestamp-query' feature.
+ */
+export async function startProfiler(opts: StartProfilerOptions = {}): Promise<Profiler> {
+  const g = await getGpu();
+  const p = new Profiler(g, opts);
+  p.start();
+  return p;
+}
+
+/** The profiler currently installed by startProfiler(), if any. */
+export function currentProfiler(): Profiler | null {
+  return activeProfiler;
+}
+
+/** A text table of rows, slowest first: kernel, calls/step, ms/step, % of step, mean ms/call. */
+export function formatProfile(rows: readonly ProfileRow[], opts: { title?: string; limit?: number } = {}): string {
+  const sorted = [...rows].sort((a, b) => b.totalMs - a.totalMs || a.name.localeCompare(b.name));
+  const shown = opts.limit !== undefined ? sorted.slice(0, opts.limit) : sorted;
+  const steps = rows[0]?.steps ?? 1;
+  const sumMs = rows.reduce((s, r) => s + r.msPerStep, 0);
+  const sumCalls = rows.reduce((s, r) => s + r.callsPerStep, 0);
+  const fmtN = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const fmtMs = (v: number) => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
+  const body = shown.map((r) => [r.name, fmtN(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
+  if (shown.length < sorted.length) {
+    const rest = sorted.slice(shown.length);
+    const ms = rest.reduce((s, r) => s + r.msPerStep, 0);
+    body.push([`(${rest.length} more)`, fmtN(rest.reduce((s, r) => s + r.callsPerStep, 0)), fmtMs(ms), (sumMs > 0 ? (100 * ms) / sumMs : 0).toFixed(1), '']);
+  }
+  body.push(['total', fmtN(sumCalls), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', '']);
+  const head = ['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call'];
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const out: string[] = [];
+  out.push(opts.title ?? `GPU time per kernel (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`);
+  out.push(line(head));
+  out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+  body.forEach((r, i) => {
+    if (i === body.length - 1) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+    out.push(line(r));
+  });
+  return out.join('\n');
+}

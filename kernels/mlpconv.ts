@@ -1,0 +1,251 @@
+// mlpconv: the paper's micro network slid over every receptive field —
+//   h1 = ReLU(conv_K×K(x, w1) + b1),  h2 = ReLU(h1·w2 + b2),  y = ReLU(h2·w3 + b3)
+//   x: [N, H, W, Ci]   w1: [K, K, Ci, C1]   w2: [1, 1, C1, C2]   w3: [1, 1, C2, C3]   y: [N, H, W, C3]
+//
+// Fused forward (one dispatch): a workgroup takes TP consecutive output pixels and carries them
+// through all three layers. The K×K layer is an implicit GEMM whose im2col tile is staged in
+// workgroup memory; its TP×C1 result goes to workgroup memory `hs`; the 1×1 layers read `hs`,
+// keep their outputs in registers until every thread has finished reading, then overwrite `hs`.
+// So one buffer of TP·max(C1, C2) floats serves both hidden layers, and the hidden activations
+// never touch global memory in inference. TP is the largest of 32/16/8/4 whose buffers fit the
+// device's workgroup storage (16 KiB, WebGPU's default limit, gives TP = 16 for 192-wide layers).
+//
+// Threads: 256 = 64 channel lanes × 4 pixel lanes; a thread owns pixels pl + 4i and channels
+// cl + 64j, so consecutive threads read consecutive weights (coalesced) and share pixel rows.
+//
+// Backward: saves h1 and h2 (the fused forward writes them to global memory when a gradient is
+// needed) rather than recomputing them: recomputing h1 would repeat the K×K conv, the most
+// expensive part of the block, while storing costs two activation-sized writes. The backward then
+// runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
+import { needsGrad, record } from '../engine/autograd.ts';
+import { gpu } from '../engine/device.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
+import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
+import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
+import { reluBackward } from './elementwise.ts';
+
+export interface MlpconvParams {
+  w1: Tensor;
+  b1: Tensor;
+  w2: Tensor;
+  b2: Tensor;
+  w3: Tensor;
+  b3: Tensor;
+}
+
+export interface MlpconvOptions {
+  /** ReLU after the last 1×1 layer (the paper: yes, also before global average pooling). */
+  relu3?: boolean;
+  /** Workgroup storage to plan for, in bytes (default: what the device offers). */
+  workgroupStorage?: number;
+}
+
+export interface MlpconvShape {
+  N: number;
+  H: number;
+  W: number;
+  Ci: number;
+  K: number;
+  C1: number;
+  C2: number;
+  C3: number;
+}
+
+const BK = 16; // im2col tile depth
+const CL = 64; // channel lanes
+const PL = 4; // pixel lanes
+
+export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams): MlpconvShape {
+  expectRank(op, 'input', x, 4, 'NHWC');
+  expectRank(op, 'w1', p.w1, 4, 'K×K×Cin×C1');
+  expectRank(op, 'w2', p.w2, 4, '1×1×C1×C2');
+  expectRank(op, 'w3', p.w3, 4, '1×1×C2×C3');
+  const [N, H, W, Ci] = x.shape;
+  const [K, K2, wCi, C1] = p.w1.shape;
+  if (K !== K2 || K % 2 !== 1) throw new RangeError(`${op}: w1 has shape [${p.w1.shape.join(', ')}]; the kernel must be square with odd K`);
+  if (wCi !== Ci) throw new RangeError(`${op}: input has shape [${x.shape.join(', ')}] with ${Ci} channels but w1 [${p.w1.shape.join(', ')}] expects ${wCi}`);
+  const C2 = p.w2.shape[3];
+  const C3 = p.w3.shape[3];
+  expectShape(op, 'w2', p.w2, [1, 1, C1, C2]);
+  expectShape(op, 'w3', p.w3, [1, 1, C2, C3]);
+  expectShape(op, 'b1', p.b1, [C1]);
+  expectShape(op, 'b2', p.b2, [C2]);
+  expectShape(op, 'b3', p.b3, [C3]);
+  return { N, H, W, Ci, K, C1, C2, C3 };
+}
+
+/** Pixels per workgroup for the fused kernel, from the workgroup storage available. */
+export function mlpconvTile(s: MlpconvShape, storageBytes: number): number {
+  const cmax = Math.max(s.C1, s.C2);
+  for (const tp of [32, 16, 8, 4]) if (4 * tp * (cmax + BK) <= storageBytes) return tp;
+  throw new RangeError(
+    `mlpconv: hidden widths ${s.C1}/${s.C2} need ${4 * 4 * (cmax + BK)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
+  );
+}
+
+function fusedKernel(s: MlpconvShape, TP: number, save: boolean, relu3: boolean) {
+  const M = s.N * s.H * s.W;
+  const KK = s.K * s.K * s.Ci;
+  const P = (s.K - 1) / 2;
+  const PI = TP / PL;
+  const cmax = Math.max(s.C1, s.C2);
+  const jc = (c: number) => Math.ceil(c / CL);
+  const storeHidden = (layer: 1 | 2, C: number) => `
+  for (var j = 0u; j < ${jc(C)}u; j++) {
+    let c = cl + ${CL}u * j;
+    if (c < ${C}u) {
+      for (var i = 0u; i < ${PI}u; i++) {
+        let p = pl + ${PL}u * i;
+        let v = max(acc${layer}[i * ${jc(C)}u + j] + b${layer}[c], 0.0);
+        hs[p * ${C}u + c] = v;
+        ${save ? `if (m0 + p < M) { h${layer}[(m0 + p) * ${C}u + c] = v; }` : ''}
+      }
+    }
+  }`;
+  // One 1×1 layer reading hs (width Cin) into registers acc (width Cout).
+  const dense = (layer: 2 | 3, Cin: number, Cout: number) => `
+  var acc${layer}: array<f32, ${PI * jc(Cout)}>;
+  for (var k = 0u; k < ${Cin}u; k++) {
+    for (var j = 0u; j < ${jc(Cout)}u; j++) {
+      let c = cl + ${CL}u * j;
+      var wv = 0.0;
+      if (c < ${Cout}u) { wv = w${layer}[k * ${Cout}u + c]; }
+      for (var i = 0u; i < ${PI}u; i++) {
+        acc${layer}[i * ${jc(Cout)}u + j] = fma(hs[(pl + ${PL}u * i) * ${Cin}u + k], wv, acc${layer}[i * ${jc(Cout)}u + j]);
+      }
+    }
+  }
+  workgroupBarrier();`;
+  const code = /* wgsl */ `
+const M: u32 = ${M}u;
+const KK: u32 = ${KK}u;
+@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read> w1: array<f32>;
+@group(0) @binding(2) var<storage, read> b1: array<f32>;
+@group(0) @binding(3) var<storage, read> w2: array<f32>;
+@group(0) @binding(4) var<storage, read> b2: array<f32>;
+@group(0) @binding(5) var<storage, read> w3: array<f32>;
+@group(0) @binding(6) var<storage, read> b3: array<f32>;
+@group(0) @binding(7) var<storage, read_write> ys: array<f32>;
+${save ? `@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
+@group(0) @binding(9) var<storage, read_write> h2: array<f32>;` : ''}
+var<workgroup> hs: array<f32, ${TP * cmax}>;
+var<workgroup> at: array<f32, ${TP * BK}>;
+
+// x at output pixel m shifted by tap, with zero padding ("same" convolution).
+fn readX(m: u32, k: u32) -> f32 {
+  let ci = k % ${s.Ci}u;
+  let tap = k / ${s.Ci}u;
+  let x = m % ${s.W}u;
+  let t = m / ${s.W}u;
+  let y = t % ${s.H}u;
+  let n = t / ${s.H}u;
+  let iy = i32(y) + i32(tap / ${s.K}u) - ${P};
+  let ix = i32(x) + i32(tap % ${s.K}u) - ${P};
+  if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return 0.0; }
+  return xs[((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${s.Ci}u + ci];
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let m0 = (${LINEAR_WORKGROUP}) * ${TP}u;
+  let cl = lid % ${CL}u;
+  let pl = lid / ${CL}u;
+
+  // Layer 1: K×K conv as an implicit GEMM over k = (tap, ci), im2col tile staged in \`at\`.
+  var acc1: array<f32, ${PI * jc(s.C1)}>;
+  for (var k0 = 0u; k0 < KK; k0 += ${BK}u) {
+    for (var e = lid; e < ${TP * BK}u; e += 256u) {
+      let kk = e % ${BK}u;
+      let p = e / ${BK}u;
+      var v = 0.0;
+      if (m0 + p < M && k0 + kk < KK) { v = readX(m0 + p, k0 + kk); }
+      at[p * ${BK}u + kk] = v;
+    }
+    workgroupBarrier();
+    let kn = min(${BK}u, KK - k0);
+    for (var kk = 0u; kk < kn; kk++) {
+      for (var j = 0u; j < ${jc(s.C1)}u; j++) {
+        let c = cl + ${CL}u * j;
+        var wv = 0.0;
+        if (c < ${s.C1}u) { wv = w1[(k0 + kk) * ${s.C1}u + c]; }
+        for (var i = 0u; i < ${PI}u; i++) {
+          acc1[i * ${jc(s.C1)}u + j] = fma(at[(pl + ${PL}u * i) * ${BK}u + kk], wv, acc1[i * ${jc(s.C1)}u + j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  ${storeHidden(1, s.C1)}
+  workgroupBarrier();
+
+  // Layer 2: 1×1, reads h1 from hs; results wait in registers until all reads are done.
+  ${dense(2, s.C1, s.C2)}
+  ${storeHidden(2, s.C2)}
+  workgroupBarrier();
+
+  // Layer 3: 1×1 straight to the output.
+  ${dense(3, s.C2, s.C3)}
+  for (var j = 0u; j < ${jc(s.C3)}u; j++) {
+    let c = cl + ${CL}u * j;
+    if (c < ${s.C3}u) {
+      for (var i = 0u; i < ${PI}u; i++) {
+        let m = m0 + pl + ${PL}u * i;
+        if (m < M) {
+          let v = acc3[i * ${jc(s.C3)}u + j] + b3[c];
+          ys[m * ${s.C3}u + c] = ${relu3 ? 'max(v, 0.0)' : 'v'};
+        }
+      }
+    }
+  }
+}`;
+  return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
+}
+
+/** The fused mlpconv block (forward in one dispatch; see the top of this file). */
+export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
+  const op = 'mlpconv';
+  const s = mlpconvShape(op, x, p);
+  const relu3 = opts.relu3 ?? true;
+  const TP = mlpconvTile(s, opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize);
+  const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
+  const save = needsGrad(...parents);
+  const M = s.N * s.H * s.W;
+  const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
+  const h1 = save ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
+  const h2 = save ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
+  const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(save ? [h1!, h2!] : [])];
+  dispatch(fusedKernel(s, TP, save, relu3), bindings, grid1d(Math.ceil(M / TP)));
+  return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);
+}
+
+/** Gradients for [x, w1, b1, w2, b2, w3, b3] from the saved hidden activations. */
+function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tensor, h2: Tensor, y: Tensor, dy: Tensor, relu3: boolean): (Tensor | null)[] {
+  const conv = (K: number, Ci: number, Co: number): ConvShape => ({ N: s.N, H: s.H, W: s.W, Ci, Co, K });
+  const s1 = conv(s.K, s.Ci, s.C1);
+  const s2 = conv(1, s.C1, s.C2);
+  const s3 = conv(1, s.C2, s.C3);
+  const dz3 = relu3 ? reluBackward(dy, y) : dy;
+  const dw3 = conv2dGradWeight(s3, h2, dz3);
+  const db3 = biasGrad(dz3, s.C3);
+  const dz2 = conv2dGradInput(s3, dz3, p.w3, h2); // ReLU mask of layer 2 fused into the store
+  if (dz3 !== dy) dz3.dispose();
+  const dw2 = conv2dGradWeight(s2, h1, dz2);
+  const db2 = biasGrad(dz2, s.C2);
+  const dz1 = conv2dGradInput(s2, dz2, p.w2, h1);
+  dz2.dispose();
+  const dw1 = conv2dGradWeight(s1, x, dz1);
+  const db1 = biasGrad(dz1, s.C1);
+  const dx = x.requiresGrad ? conv2dGradInput(s1, dz1, p.w1) : null;
+  dz1.dispose();
+  return [dx, dw1, db1, dw2, db2, dw3, db3];
+}
+
+/** The same block as three separate convolutions (the baseline the fused kernel must match and beat). */
+export function mlpconvUnfused(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
+  mlpconvShape('mlpconvUnfused', x, p);
+  const h1 = conv2d(x, p.w1, p.b1, { relu: true });
+  const h2 = conv2d(h1, p.w2, p.b2, { relu: true });
+  return conv2d(h2, p.w3, p.b3, { relu: opts.relu3 ?? true });
+}

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param, zeroGrad } from '../engine/autograd.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { mlpconv, mlpconvTile, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+interface Case { N: number; H: number; W: number; Ci: number; K: number; C1: number; C2: number; C3: number }
+
+// Odd shapes: pixel counts not multiples of the 4..32-pixel tiles, channel counts on both sides of
+// the 64 channel lanes.
+const cases: Case[] = [
+  { N: 3, H: 9, W: 9, Ci: 5, K: 3, C1: 7, C2: 5, C3: 3 },
+  { N: 2, H: 7, W: 7, Ci: 7, K: 5, C1: 9, C2: 7, C3: 5 },
+  { N: 1, H: 5, W: 6, Ci: 3, K: 5, C1: 70, C2: 66, C3: 10 },
+  { N: 2, H: 4, W: 3, Ci: 4, K: 1, C1: 6, C2: 130, C3: 65 },
+];
+
+function makeParams(c: Case, seed: number) {
+  const scale = (fanIn: number) => 1.5 / Math.sqrt(fanIn);
+  const t = {
+    w1: pair([c.K, c.K, c.Ci, c.C1], seed + 1, -scale(c.K * c.K * c.Ci), scale(c.K * c.K * c.Ci)),
+    b1: pair([c.C1], seed + 2, -0.1, 0.3),
+    w2: pair([1, 1, c.C1, c.C2], seed + 3, -scale(c.C1), scale(c.C1)),
+    b2: pair([c.C2], seed + 4, -0.1, 0.3),
+    w3: pair([1, 1, c.C2, c.C3], seed + 5, -scale(c.C2), scale(c.C2)),
+    b3: pair([c.C3], seed + 6, -0.1, 0.3),
+  };
+  const gpu = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, param(v.gpu)])) as unknown as MlpconvParams;
+  return { t, gpu };
+}
+
+describe('mlpconv (fused)', () => {
+  for (const c of cases) {
+    // The device's workgroup storage (large tiles) and just enough for the smallest tile (4 pixels).
+    for (const storage of [undefined, 16 * (Math.max(c.C1, c.C2) + 16)]) {
+      it(`matches the float64 reference, forward and all gradients: ${JSON.stringify(c)} storage=${storage ?? 'device'}`, async () => {
+        const x = pair([c.N, c.H, c.W, c.Ci], 11);
+        param(x.gpu);
+        const { t, gpu } = makeParams(c, 20);
+        const y = mlpconv(x.gpu, gpu, { workgroupStorage: storage });
+        const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+        expectClose('forward', await y.toArray(), f().data, 1e-5);
+        const r = randomArray(y.size, 7);
+        backward(dot(y, Tensor.fromArray(r, y.shape)));
+        const scalar = () => dotRef(f(), r);
+        for (const [name, v] of [['x', x], ...Object.entries(t)] as [string, { gpu: Tensor; ref: RefTensor }][]) {
+          const idx = sampleIndices(v.ref.data.length, 60, 9);
+          expectClose(`d/d${name}`, pick(await v.gpu.grad!.toArray(), idx), numericalGrad(scalar, v.ref, idx), 1e-5);
+        }
+      });
+    }
+  }
+
+  it('equals the unfused conv + 1×1 chain in forward and every gradient', async () => {
+    const c = cases[1];
+    const x = pair([c.N, c.H, c.W, c.Ci], 31);
+    param(x.gpu);
+    const { gpu } = makeParams(c, 40);
+    const params = [x.gpu, gpu.w1, gpu.b1, gpu.w2, gpu.b2, gpu.w3, gpu.b3];
+    const r = Tensor.fromArray(randomArray(c.N * c.H * c.W * c.C3, 8), [c.N, c.H, c.W, c.C3]);
+    const run = async (fn: typeof mlpconv) => {
+      zeroGrad(params);
+      const y = fn(x.gpu, gpu);
+      backward(dot(y, r));
+      return [await y.toArray(), ...(await Promise.all(params.map((p) => p.grad!.toArray())))];
+    };
+    const fused = await run(mlpconv);
+    const unfused = await run(mlpconvUnfused);
+    const names = ['y', 'dx', 'dw1', 'db1', 'dw2', 'db2', 'dw3', 'db3'];
+    names.forEach((n, i) => expectClose(`fused vs unfused ${n}`, fused[i], unfused[i], 1e-6));
+  });
+
+  it('picks its pixel tile from the workgroup storage limit', () => {
+    const s = { N: 1, H: 8, W: 8, Ci: 96, K: 5, C1: 192, C2: 192, C3: 192 };
+    expect(mlpconvTile(s, 16384)).toBe(16);
+    expect(mlpconvTile(s, 32768)).toBe(32);
+    expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 16))).toBe(4);
+    expect(() => mlpconvTile({ ...s, C1: 4000 }, 16384)).toThrow(/workgroup storage/);
+  });
+
+  it('rejects mismatched shapes with named errors', () => {
+    const c = cases[0];
+    const { gpu } = makeParams(c, 50);
+    expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci + 1]), gpu)).toThrow(/mlpconv: input has shape \[1, 4, 4, 6\] with 6 channels but w1/);
+    expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, b2: Tensor.empty([c.C2 + 1]) })).toThrow(/mlpconv: b2 has shape \[6\], expected \[5\]/);
+    expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, w3: Tensor.empty([1, 1, c.C2 + 2, c.C3]) })).toThrow(/mlpconv: w3 has shape/);
+  });
+});

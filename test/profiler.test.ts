@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { runtimeStats, sync } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { formatProfile, Profiler, startProfiler } from '../engine/profiler.ts';
+import { conv2d } from '../kernels/conv2d.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { randomArray } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+function makeConv(seed: number, N = 2, H = 8, W = 8, Ci = 3, Co = 16, K = 5) {
+  const x = Tensor.fromArray(randomArray(N * H * W * Ci, seed), [N, H, W, Ci]);
+  const w = Tensor.fromArray(randomArray(K * K * Ci * Co, seed + 1, -0.3, 0.3), [K, K, Ci, Co]);
+  const b = Tensor.fromArray(randomArray(Co, seed + 2), [Co]);
+  return { x, w, b };
+}
+
+describe('GPU profiler', () => {
+  it('times each conv2d dispatch under its kernel name', async () => {
+    const { x, w, b } = makeConv(1);
+    const w1 = Tensor.fromArray(randomArray(16 * 8, 7, -0.3, 0.3), [1, 1, 16, 8]);
+    const b1 = Tensor.fromArray(randomArray(8, 8), [8]);
+    await sync();
+    const prof = await startProfiler();
+    const before = runtimeStats().dispatches;
+    const steps = 3;
+    for (let s = 0; s < steps; s++) {
+      tidy(() => {
+        const y = conv2d(x, w, b, { relu: true });
+        conv2d(y, w1, b1);
+      });
+      prof.markStep();
+    }
+    const dispatched = runtimeStats().dispatches - before;
+    prof.stop();
+    const rows = await prof.collect();
+    console.log(formatProfile(rows));
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    expect([...byName.keys()].sort()).toEqual(['conv1x1_forward', 'conv5x5_forward']);
+    for (const r of rows) {
+      expect(r.calls).toBe(steps);
+      expect(r.steps).toBe(steps);
+      expect(r.callsPerStep).toBe(1);
+      expect(r.totalMs).toBeGreaterThan(0);
+      expect(r.meanMs).toBeCloseTo(r.totalMs / r.calls, 12);
+      expect(r.msPerStep).toBeCloseTo(r.totalMs / steps, 12);
+    }
+    expect(rows.reduce((s, r) => s + r.calls, 0)).toBe(dispatched);
+    expect(rows.reduce((s, r) => s + r.share, 0)).toBeCloseTo(1, 9);
+    expect(rows[0].totalMs).toBeGreaterThanOrEqual(rows[1].totalMs);
+    const table = formatProfile(rows);
+    expect(table).toMatch(/conv5x5_forward/);
+    expect(table).toMatch(/% of step/);
+    for (const t of [x, w, b, w1, b1]) t.dispose();
+  });
+
+  it('counts forward and backward kernels and spans several query-set chunks', async () => {
+    const { x, w, b } = makeConv(11, 1, 6, 6, 4, 8, 3);
+    param(w); param(b);
+    const r = Tensor.fromArray(randomArray(6 * 6 * 8, 14), [1, 6, 6, 8]);
+    await sync();
+    // 4 queries per chunk = 2 dispatches: every submission below spans several chunks.
+    const prof = await startProfiler({ queriesPerSet: 4 });
+    const before = runtimeStats().dispatches;
+    tidy(() => {
+      const y = conv2d(x, w, b, { relu: true });
+      backward(dot(y, r));
+    });
+    const dispatched = runtimeStats().dispatches - before;
+    prof.stop();
+    const rows = await prof.collect();
+    console.log(formatProfile(rows));
+    const names = rows.map((row) => row.name);
+    expect(names).toContain('conv3x3_forward');
+    expect(names).toContain('conv3x3_grad_weight');
+    expect(rows.reduce((s, row) => s + row.calls, 0)).toBe(dispatched);
+    expect(dispatched).toBeGreaterThan(2);
+    for (const row of rows) expect(row.steps).toBe(1);
+    expect(rows.find((row) => row.name === 'conv3x3_forward')!.totalMs).toBeGreaterThan(0);
+    w.grad?.dispose(); b.grad?.dispose();
+    for (const t of [x, w, b, r]) t.dispose();
+  });
+
+  it('records nothing while profiling is off, and reset() forgets earlier work', async () => {
+    const { x, w, b } = makeConv(21);
+    await sync();
+    const prof = await startProfiler();
+    tidy(() => conv2d(x, w, b));
+    await prof.reset();
+    expect(await prof.collect()).toEqual([]);
+    prof.stop();
+    // Off: dispatches after stop() are not timed.
+    tidy(() => { conv2d(x, w, b); conv2d(x, w, b); });
+    await sync();
+    expect(await prof.collect()).toEqual([]);
+    // A profiler that was never started sees nothing either.
+    const idle = new Profiler(await getGpu());
+    tidy(() => conv2d(x, w, b));
+    await sync();
+    expect(await idle.collect()).toEqual([]);
+    for (const t of [x, w, b]) t.dispose();
+  });
+
+  it('explains a missing timestamp-query feature', async () => {
+    const g = await getGpu();
+    const fake = { ...g, features: new Set<string>() };
+    expect(() => new Profiler(fake)).toThrow(/timestamp-query/);
+  });
+});
