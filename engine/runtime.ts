@@ -51,12 +51,27 @@ export function setProfilerHook(p: ProfilerHook | null): void {
   profiler = p;
 }
 
-export function pool(): BufferPool {
+let runtimeDevice: GPUDevice | null = null;
+
+/** The device, after dropping every cache that belonged to a previous (destroyed) device. */
+function device(): GPUDevice {
   const g = gpu();
-  if (!poolInstance || (poolInstance as unknown as { device: GPUDevice }).device !== g.device) {
+  if (g.device !== runtimeDevice) {
+    runtimeDevice = g.device;
+    pipelines.clear();
+    bindGroups.clear();
+    pendingChecks.length = 0;
+    encoder = null;
+    pass = null;
+    transient = [];
     poolInstance = new BufferPool(g.device, g.limits.maxBufferSize);
   }
-  return poolInstance;
+  return g.device;
+}
+
+export function pool(): BufferPool {
+  device();
+  return poolInstance!;
 }
 
 export function runtimeStats() {
@@ -70,9 +85,9 @@ function bufferId(b: GPUBuffer): number {
 }
 
 function getPipeline(kernel: Kernel): CachedPipeline {
+  const device = runtimeDevice!;
   const hit = pipelines.get(kernel.code);
   if (hit) return hit;
-  const { device } = gpu();
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label: kernel.name, code: kernel.code });
   const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -93,6 +108,7 @@ function getPipeline(kernel: Kernel): CachedPipeline {
 
 /** Throws the first compile/validation error the device reported since the last check. */
 export async function checkErrors(): Promise<void> {
+  // The first failure is the cause; later ones are its consequences and are dropped with it.
   const checks = pendingChecks.splice(0);
   for (const c of checks) await c;
   const g = gpu();
@@ -105,9 +121,8 @@ export async function checkErrors(): Promise<void> {
 
 /** Makes a small uniform buffer that lives until the next submission completes. */
 function uniformBuffer(data: ArrayBufferView): GPUBuffer {
-  const { device } = gpu();
   const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
-  const buf = device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+  const buf = device().createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
   new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   buf.unmap();
   transient.push(buf);
@@ -115,7 +130,14 @@ function uniformBuffer(data: ArrayBufferView): GPUBuffer {
 }
 
 function currentEncoder(): GPUCommandEncoder {
-  encoder ??= gpu().device.createCommandEncoder();
+  if (!encoder) {
+    // Everything recorded until the submit runs inside these error scopes, so validation errors
+    // are caught per submission (and the ones caused by an earlier compile failure are dropped).
+    const d = device();
+    d.pushErrorScope('validation');
+    d.pushErrorScope('out-of-memory');
+    encoder = d.createCommandEncoder();
+  }
   return encoder;
 }
 
@@ -130,6 +152,7 @@ function endPass(): void {
  */
 export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number, number?, number?], uniforms?: ArrayBufferView): void {
   const g = gpu();
+  device();
   const maxDim = g.limits.maxComputeWorkgroupsPerDimension;
   const [x, y = 1, z = 1] = groups;
   if (x > maxDim || y > maxDim || z > maxDim) {
@@ -141,12 +164,14 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
   if (uniforms) {
     entries.push({ binding: bindings.length, resource: { buffer: uniformBuffer(uniforms) } });
+    currentEncoder(); // opens the submission's error scopes before the bind group is made
     bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
   } else {
     const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}`;
     let hit = bindGroups.get(key);
     if (!hit) {
       if (bindGroups.size > 8192) bindGroups.clear();
+      currentEncoder();
       hit = g.device.createBindGroup({ layout: p.layout, entries });
       bindGroups.set(key, hit);
     }
@@ -177,9 +202,18 @@ export function flush(): void {
   if (!encoder) return;
   endPass();
   profiler?.beforeSubmit(encoder);
-  gpu().device.queue.submit([encoder.finish()]);
+  const d = device();
+  d.queue.submit([encoder.finish()]);
   submitCount++;
   encoder = null;
+  const oom = d.popErrorScope();
+  const validation = d.popErrorScope();
+  const check = Promise.all([oom, validation]).then(([o, v]) => {
+    const err = o ?? v;
+    if (err) throw new GpuError(`GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}`);
+  });
+  check.catch(() => {});
+  pendingChecks.push(check);
   profiler?.afterSubmit();
   for (const b of transient) b.destroy(); // destruction waits for the submitted work
   transient = [];
@@ -190,14 +224,13 @@ export function upload(dst: BufferRef, data: ArrayBufferView): void {
   // queue.writeBuffer runs before not-yet-submitted commands, which may still read a recycled
   // buffer's old contents; submitting first keeps stream order.
   flush();
-  gpu().device.queue.writeBuffer(dst.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  device().queue.writeBuffer(dst.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Reads a buffer range back to the host (async; submits pending work first). */
 export async function download(src: BufferRef, byteLength: number): Promise<ArrayBuffer> {
-  const { device } = gpu();
   const size = Math.ceil(byteLength / 4) * 4;
-  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = device().createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   endPass();
   currentEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
   flush();
@@ -217,7 +250,7 @@ export async function download(src: BufferRef, byteLength: number): Promise<Arra
 /** Waits until the GPU has finished all submitted work; surfaces errors. */
 export async function sync(): Promise<void> {
   flush();
-  await gpu().device.queue.onSubmittedWorkDone();
+  await device().queue.onSubmittedWorkDone();
   await checkErrors();
 }
 

@@ -1,7 +1,7 @@
 // Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward.
 // Sizes are baked into the source as constants, so each shape is its own cached pipeline.
 import { record } from '../engine/autograd.ts';
-import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
+import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, expectShape } from '../engine/tensor.ts';
 import { reduceRows } from './reduce.ts';
 
@@ -116,5 +116,29 @@ export function scaleBy(x: Tensor, s: Tensor): Tensor {
     'y[i] = x[i] * s[0];',
   );
   dispatch(k, [x, s, y], elementwiseGrid(x.size));
+  return y;
+}
+
+/** y = a + b (same shapes); differentiable in both. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  a.assertAlive('add');
+  expectShape('add', 'b', b, a.shape);
+  const y = Tensor.empty(a.shape);
+  const k = elementwiseKernel(
+    'add',
+    a.size,
+    `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    'y[i] = a[i] + b[i];',
+  );
+  dispatch(k, [a, b, y], elementwiseGrid(a.size));
+  return record('add', y, [a, b], (g) => [copyOf(g), copyOf(g)]);
+}
+
+/** A fresh copy of x (backward functions must return tensors they own). */
+export function copyOf(x: Tensor): Tensor {
+  const y = Tensor.empty(x.shape, x.dtype);
+  copyBuffer(x, y, x.byteLength);
   return y;
 }

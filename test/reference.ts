@@ -147,3 +147,47 @@ export function numericalGrad(f: () => number, x: RefTensor, indices?: number[],
   });
   return g;
 }
+
+/** Row-wise softmax of logits [N, C]. */
+export function softmaxRef(logits: RefTensor): RefTensor {
+  const [N, C] = logits.shape;
+  const y = refTensor([N, C]);
+  for (let n = 0; n < N; n++) {
+    let mx = -Infinity;
+    for (let c = 0; c < C; c++) mx = Math.max(mx, logits.data[n * C + c]);
+    let se = 0;
+    for (let c = 0; c < C; c++) se += Math.exp(logits.data[n * C + c] - mx);
+    for (let c = 0; c < C; c++) y.data[n * C + c] = Math.exp(logits.data[n * C + c] - mx) / se;
+  }
+  return y;
+}
+
+/** CPU twin of the dropout kernel's PCG hash (Jarzynski & Olano 2020), in u32 arithmetic. */
+export function pcgHashRef(v: number): number {
+  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** Dropout's keep mask for n elements: element i kept iff pcg(i + pcg(seed)) ≥ floor(p · 2³²). */
+export function dropoutMaskRef(n: number, p: number, seed: number): Uint8Array {
+  const threshold = Math.min(Math.floor(p * 2 ** 32), 2 ** 32 - 1);
+  const hs = pcgHashRef(seed);
+  const keep = new Uint8Array(n);
+  for (let i = 0; i < n; i++) keep[i] = pcgHashRef((i + hs) >>> 0) >= threshold ? 1 : 0;
+  return keep;
+}
+
+/** Training-mode inverted dropout: kept values divided by (1 − p), dropped ones 0. */
+export function dropoutRef(x: RefTensor, p: number, seed: number): RefTensor {
+  const keep = dropoutMaskRef(x.data.length, p, seed);
+  return { shape: x.shape, data: x.data.map((v, i) => (keep[i] ? v / (1 - p) : 0)) };
+}
+
+/** One SGD step in place, the paper's (Caffe) convention: v ← μv − lr(g + wd·w); w ← w + v. */
+export function sgdStepRef(w: F64, g: ArrayLike<number>, v: F64, lr: number, momentum: number, weightDecay: number): void {
+  for (let i = 0; i < w.length; i++) {
+    v[i] = momentum * v[i] - lr * (g[i] + weightDecay * w[i]);
+    w[i] += v[i];
+  }
+}

@@ -1,0 +1,94 @@
+// File-level helpers shared by the dataset readers: transparent gunzip, digests, atomic writes, and
+// the error type every reader throws for a file that is not what it should be.
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+
+/** A data file that is truncated, of a foreign format, or otherwise not what its reader expects. */
+export class DataFormatError extends Error {
+  override name = 'DataFormatError';
+  /** @param file path (or other name) of the offending file; the message starts with it. */
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+/** gzip streams start with 1f 8b (RFC 1952). We detect by content, not by the ".gz" suffix. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Reads a file and gunzips it when it is a gzip stream. Returns the uncompressed bytes. */
+export function readDataFile(path: string): Buffer {
+  const raw = readFileSync(path);
+  if (!isGzip(raw)) return raw;
+  try {
+    return gunzipSync(raw);
+  } catch (e) {
+    throw new DataFormatError(path, `gzip stream is corrupt or truncated (${(e as Error).message}; compressed size ${raw.length} bytes)`);
+  }
+}
+
+/** `path` if it exists, else `path + '.gz'` if that exists, else null. */
+export function existingVariant(path: string): string | null {
+  if (existsSync(path)) return path;
+  if (existsSync(`${path}.gz`)) return `${path}.gz`;
+  return null;
+}
+
+export type DigestAlgorithm = 'md5' | 'sha256';
+
+export function digestBytes(bytes: Uint8Array, algorithm: DigestAlgorithm): string {
+  return createHash(algorithm).update(bytes).digest('hex');
+}
+
+/** Streams a file through a hash (files here are up to ~1.3 GB, too big to read whole for a checksum). */
+export async function digestFile(path: string, algorithm: DigestAlgorithm): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** A temporary path next to `path` (same directory, so the final rename is atomic on POSIX). */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/**
+ * Writes `chunks` to `path` atomically: a temp file in the same directory, fsync, rename, then a
+ * best-effort fsync of the directory. A crash leaves either the old file or the new one, never a torn
+ * file (a torn checkpoint would otherwise only be noticed when resuming).
+ */
+export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
+  const tmp = tempPathFor(path);
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w', 0o644);
+    for (const chunk of chunks) {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // Some file systems refuse fsync on directories; the rename itself has already happened.
+  }
+}

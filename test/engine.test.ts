@@ -1,0 +1,158 @@
+// Engine behaviour: tensors, scopes, the buffer pool, the autograd tape, errors.
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
+import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
+import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { add, addInPlace, dot, relu } from '../kernels/elementwise.ts';
+import { mlpconv } from '../kernels/mlpconv.ts';
+import { randomArray } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+describe('tensors', () => {
+  it('round-trips float32 and int32 data exactly', async () => {
+    const data = randomArray(1000, 1);
+    expect(await Tensor.fromArray(data, [10, 100]).toArray()).toEqual(data);
+    const ints = [0, 1, -5, 2 ** 24, 7];
+    expect(Array.from(await Tensor.fromArray(ints, [5], 'i32').toArray())).toEqual(ints);
+  });
+
+  it('rejects empty tensors, bad shapes and sizes over the binding limit, naming them', () => {
+    expect(() => Tensor.empty([3, 0, 2])).toThrow(/empty tensor: shape \[3, 0, 2\]/);
+    expect(() => Tensor.empty([2.5])).toThrow(/bad dimension 2.5/);
+    const limit = gpu().limits.maxStorageBufferBindingSize;
+    expect(() => Tensor.empty([limit / 4 + 1])).toThrow(/more than the device's storage binding limit/);
+    expect(() => Tensor.fromArray([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
+    expect(() => addInPlace(Tensor.empty([2, 3]), Tensor.empty([3, 2]))).toThrow(/addInPlace: x has shape \[3, 2\], expected \[2, 3\]/);
+  });
+
+  it('refuses to use a disposed tensor', () => {
+    const t = Tensor.empty([4]);
+    t.dispose();
+    expect(() => relu(t)).toThrow(/relu: input tensor #\d+ .* was already disposed/);
+  });
+});
+
+describe('buffer pool and scopes', () => {
+  it('tidy frees everything but its result, and freed buffers are reused', async () => {
+    const stats = pool().stats;
+    const x = Tensor.fromArray(randomArray(512, 2), [512]);
+    const live0 = stats.liveBytes;
+    const y = tidy(() => relu(relu(relu(x))));
+    expect(stats.liveBytes - live0).toBe(2048); // only y survives
+    const allocs = stats.allocations;
+    const z = tidy(() => relu(relu(x)));
+    expect(stats.allocations).toBe(allocs); // served from the pool
+    expect(await z.toArray()).toEqual(await y.toArray());
+    y.dispose(); z.dispose(); x.dispose();
+    expect(stats.liveBytes).toBe(live0 - 2048);
+  });
+});
+
+describe('autograd tape', () => {
+  it('accumulates gradients where a tensor is used twice', async () => {
+    const xs = randomArray(50, 3);
+    const r1 = randomArray(50, 4), r2 = randomArray(50, 5);
+    const x = param(Tensor.fromArray(xs, [50]));
+    const y = relu(x);
+    const loss = add(dot(y, Tensor.fromArray(r1, [50])), dot(y, Tensor.fromArray(r2, [50])));
+    backward(loss);
+    const g = await x.grad!.toArray();
+    const expected = Array.from(xs, (v, i) => (v > 0 ? r1[i] + r2[i] : 0));
+    g.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 6));
+    // A second backward without zeroGrad adds to the leaf's gradient.
+    backward(add(dot(relu(x), Tensor.fromArray(r1, [50])), dot(relu(x), Tensor.fromArray(r2, [50]))));
+    (await x.grad!.toArray()).forEach((v, i) => expect(v).toBeCloseTo(2 * expected[i], 5));
+    zeroGrad([x]);
+    expect(x.grad).toBeNull();
+  });
+
+  it('records nothing under noGrad, and mlpconv then saves no hidden activations', () => {
+    const x = param(Tensor.fromArray(randomArray(2 * 5 * 5 * 3, 6), [2, 5, 5, 3]));
+    const p = Object.fromEntries(
+      ([['w1', [3, 3, 3, 8]], ['b1', [8]], ['w2', [1, 1, 8, 6]], ['b2', [6]], ['w3', [1, 1, 6, 4]], ['b3', [4]]] as const).map(([k, s]) => [k, param(Tensor.empty(s))]),
+    ) as never;
+    const stats = pool().stats;
+    const before = stats.liveBytes;
+    const y = noGrad(() => mlpconv(x, p));
+    expect(y.requiresGrad).toBe(false);
+    expect(y.parents).toEqual([]);
+    const evalBytes = stats.liveBytes - before;
+    const y2 = mlpconv(x, p);
+    expect(y2.requiresGrad).toBe(true);
+    expect(y2.saved.length).toBe(2); // h1 and h2
+    expect(stats.liveBytes - before - evalBytes).toBeGreaterThan(evalBytes); // y2 + h1 + h2
+  });
+
+  it('frees intermediate gradients and saved tensors as it goes', () => {
+    const x = param(Tensor.fromArray(randomArray(2 * 5 * 5 * 3, 7), [2, 5, 5, 3]));
+    const p = Object.fromEntries(
+      ([['w1', [3, 3, 3, 8]], ['b1', [8]], ['w2', [1, 1, 8, 6]], ['b2', [6]], ['w3', [1, 1, 6, 4]], ['b3', [4]]] as const).map(([k, s]) => [k, param(Tensor.fromArray(randomArray(s.reduce((a: number, b: number) => a * b, 1), 8), s))]),
+    ) as Record<string, Tensor>;
+    const r = Tensor.fromArray(randomArray(2 * 5 * 5 * 4, 9), [2, 5, 5, 4]);
+    const stats = pool().stats;
+    const before = stats.liveBytes;
+    tidy(() => {
+      const y = mlpconv(x, p as never);
+      backward(dot(y, r));
+      expect(y.saved).toEqual([]); // freed right after y's backward ran
+    });
+    // Pool sizes are rounded up to size classes: count each gradient's real buffer size.
+    const gradBytes = [x, ...Object.values(p)].reduce((s, t) => s + t.grad!.buffer.size, 0);
+    expect(stats.liveBytes - before).toBe(gradBytes); // only the leaves' gradients remain
+    zeroGrad([x, ...Object.values(p)]);
+    expect(stats.liveBytes).toBe(before);
+  });
+});
+
+describe('errors', () => {
+  it('names the kernel whose WGSL fails to compile', async () => {
+    const t = Tensor.empty([4]);
+    dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
+    await expect(sync()).rejects.toThrow(/kernel 'broken_kernel' failed to compile/);
+    // The engine stays usable afterwards.
+    expect(await Tensor.fromArray([1, 2], [2]).toArray()).toEqual(new Float32Array([1, 2]));
+  });
+
+  it('caches pipelines by source', () => {
+    const x = Tensor.empty([64]);
+    relu(x);
+    const n = runtimeStats().pipelines;
+    relu(x);
+    relu(Tensor.empty([64]));
+    expect(runtimeStats().pipelines).toBe(n);
+    relu(Tensor.empty([65])); // another specialisation
+    expect(runtimeStats().pipelines).toBe(n + 1);
+  });
+
+  it('explains a missing adapter: the drivers tried and how to install lavapipe', () => {
+    let out = '';
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./engine/device.ts').then(m => m.getGpu()).catch(e => { console.error(e.message); process.exit(3); })"], {
+        env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' },
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    } catch (e) {
+      const err = e as { status: number; stderr: string };
+      expect(err.status).toBe(3);
+      out = err.stderr;
+    }
+    expect(out).toMatch(/No WebGPU adapter found: Dawn backend 'vulkan', adapter 'no-such-adapter'/);
+    expect(out).toMatch(/Vulkan drivers \(ICD files\) tried: .*lvp_icd/);
+    expect(out).toMatch(/apt-get install -t bookworm-backports mesa-vulkan-drivers/);
+  });
+
+  it('reports device loss instead of hanging, and a new device can be acquired', async () => {
+    const g = gpu();
+    g.device.destroy();
+    await g.device.lost;
+    expect(() => Tensor.empty([4])).toThrow(/GPU device lost \(destroyed/);
+    closeGpu();
+    await getGpu();
+    expect(await Tensor.fromArray([3], [1]).toArray()).toEqual(new Float32Array([3]));
+  });
+});

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { globalAvgPool } from '../kernels/gap.ts';
+import { dotRef, gapRef, numericalGrad } from './reference.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+// 7×7 and 8×8 (NIN's last maps), odd 5×3, more than 32 channels (several channel workgroups), and
+// 40×40 = 1600 pixels (> 1024: the reduction splits and finishes in a second pass).
+const cases = [
+  { N: 3, H: 7, W: 7, C: 5 },
+  { N: 2, H: 8, W: 8, C: 7 },
+  { N: 3, H: 5, W: 3, C: 5 },
+  { N: 2, H: 6, W: 6, C: 37 },
+  { N: 2, H: 40, W: 40, C: 3 },
+];
+
+describe('globalAvgPool', () => {
+  for (const c of cases) {
+    it(`forward and gradient match the float64 reference: ${JSON.stringify(c)}`, async () => {
+      const { N, H, W, C } = c;
+      const x = pair([N, H, W, C], 41);
+      param(x.gpu);
+      const y = globalAvgPool(x.gpu);
+      expect(y.shape).toEqual([N, C]);
+      expectClose('gap forward', await y.toArray(), gapRef(x.ref).data, 1e-5);
+      const r = randomArray(y.size, 42);
+      backward(dot(y, Tensor.fromArray(r, y.shape)));
+      const idx = sampleIndices(x.ref.data.length, 80, 43);
+      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(gapRef(x.ref), r), x.ref, idx), 1e-5);
+      x.gpu.dispose();
+    });
+  }
+
+  it('rejects a non-NHWC input with a named error', () => {
+    tidy(() => {
+      expect(() => globalAvgPool(Tensor.empty([3, 10]))).toThrow(/globalAvgPool: input has shape \[3, 10\], expected rank 4/);
+    });
+  });
+});

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
+import { avgPoolRef, dotRef, maxPoolRef, numericalGrad, poolOutSize } from './reference.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+// Odd and even sizes: 9 and 7 tile exactly with k = 3, s = 2; 8, 6 and 5×3 leave a clipped last
+// window (ceil rule); k = 2 / s = 2 and k = 3 / s = 1 cover other strides.
+const cases = [
+  { N: 3, H: 9, W: 9, C: 5, k: 3, s: 2 },
+  { N: 2, H: 7, W: 7, C: 7, k: 3, s: 2 },
+  { N: 2, H: 8, W: 8, C: 5, k: 3, s: 2 },
+  { N: 3, H: 5, W: 3, C: 7, k: 3, s: 2 },
+  { N: 2, H: 6, W: 7, C: 5, k: 2, s: 2 },
+  { N: 1, H: 5, W: 6, C: 3, k: 3, s: 1 },
+];
+
+const ops = [
+  { name: 'maxPool2d', gpu: maxPool2d, ref: maxPoolRef },
+  { name: 'avgPool2d', gpu: avgPool2d, ref: avgPoolRef },
+] as const;
+
+describe('pool2d', () => {
+  it('output size follows Caffe: ceil((H − k)/s) + 1', () => {
+    for (const [H, want] of [[32, 16], [16, 8], [8, 4], [9, 4], [7, 3], [5, 2], [3, 1], [2, 1]]) {
+      expect(poolOutputSize(H, 3, 2), `H = ${H}`).toBe(want);
+      expect(poolOutSize(H, 3, 2)).toBe(want);
+    }
+  });
+
+  for (const op of ops) {
+    for (const c of cases) {
+      it(`${op.name} forward and gradient match the float64 reference: ${JSON.stringify(c)}`, async () => {
+        const { N, H, W, C, k, s } = c;
+        const x = pair([N, H, W, C], 11);
+        param(x.gpu);
+        const y = op.gpu(x.gpu, { k, s });
+        expect(y.shape).toEqual([N, poolOutSize(H, k, s), poolOutSize(W, k, s), C]);
+        const f = () => op.ref(x.ref, k, s);
+        expectClose(`${op.name} forward`, await y.toArray(), f().data, 1e-5);
+        const r = randomArray(y.size, 12);
+        backward(dot(y, Tensor.fromArray(r, y.shape)));
+        const idx = sampleIndices(x.ref.data.length, 80, 13);
+        expectClose(`${op.name} d/dx`, pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(f(), r), x.ref, idx), 1e-5);
+        x.gpu.dispose();
+      });
+    }
+  }
+
+  it('maxPool2d backward sends each window\'s gradient to exactly one element, ties included', async () => {
+    // Constant input: every window is one big tie; the gradient must still be conserved.
+    const x = param(Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]));
+    const y = maxPool2d(x);
+    const r = randomArray(y.size, 21, 0.5, 1.5);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    const dx = await x.grad!.toArray();
+    const sum = (a: ArrayLike<number>) => Array.from(a).reduce((p, q) => p + q, 0);
+    expect(Math.abs(sum(dx) - sum(r)) / sum(r)).toBeLessThan(1e-6);
+    // The first maximum in row-major window order wins: window (0, 0) of channel 0 goes to pixel (0, 0).
+    expect(dx[0]).toBeCloseTo(r[0], 6);
+    x.dispose();
+  });
+
+  it('without a gradient, maxPool2d (index-free variant) records nothing and still agrees', async () => {
+    const x = pair([2, 7, 5, 3], 31);
+    const y = maxPool2d(x.gpu);
+    expect(y.requiresGrad).toBe(false);
+    expectClose('maxPool2d no-grad forward', await y.toArray(), maxPoolRef(x.ref).data, 1e-5);
+  });
+
+  it('rejects bad shapes and windows with named errors', () => {
+    tidy(() => {
+      expect(() => maxPool2d(Tensor.empty([4, 4, 3]))).toThrow(/maxPool2d: input has shape \[4, 4, 3\], expected rank 4/);
+      expect(() => avgPool2d(Tensor.empty([1, 4, 4, 3]), { k: 0 })).toThrow(/avgPool2d: window k = 0 and stride s = 2 must be positive integers/);
+      expect(() => maxPool2d(Tensor.empty([1, 5, 5, 3]), { k: 1, s: 3 })).toThrow(/maxPool2d: input has shape \[1, 5, 5, 3\]; window k = 1 with stride s = 3 leaves the last window outside/);
+    });
+  });
+});
