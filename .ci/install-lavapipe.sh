@@ -2,7 +2,9 @@
 # Installs Mesa 25's lavapipe (Vulkan on the CPU) from bookworm-backports when no Vulkan ICD is
 # present. Debian 12's own Mesa 22.3 gives Dawn no adapter, so backports are required.
 set -euo pipefail
-if ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || ls /usr/share/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
+# Without FORCE=1, a machine that already has a lavapipe or NVIDIA ICD is left alone. (.ci/run sets
+# FORCE=1 after Dawn found no adapter: Debian 12's own lavapipe is too old for Dawn.)
+if [ "${FORCE:-0}" != 1 ] && ls /usr/share/vulkan/icd.d/lvp_icd*.json /usr/share/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
   echo "install-lavapipe: a Vulkan ICD is already installed"; exit 0
 fi
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -2,7 +2,10 @@
 // evaluation pass is the identity (just don't call dropout there).
 //
 // The mask comes from a counter-based RNG: element i is kept iff hash(seed, i) ≥ p·2³², with
-// hash(seed, i) = pcg(i + pcg(seed)) (the PCG output-permutation hash of Jarzynski & Olano, 2020).
+// hash(seed, i) = pcg(pcg(i + pcg(seed))), pcg being the PCG output-permutation hash of Jarzynski &
+// Olano (2020). With one round, the masks of consecutive seeds looked slightly dependent (over 59
+// seed pairs at p = 0.5, n = 2·10⁵, their disagreement rate's z-score against 2p(1 − p) had rms 1.21
+// instead of ≈ 1, max 3.8σ); two rounds gave rms 0.99, at no cost that matters in a memory-bound kernel.
 // Being a pure function of (seed, i), the mask is reproducible from the seed alone, so backward
 // regenerates it instead of storing it, and the CPU twin in test/reference.ts checks it bit for bit.
 // Seed, threshold and scale travel in the uniform buffer: a new seed every step (or another p)
@@ -39,7 +42,7 @@ fn pcg(v: u32) -> u32 {
   let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
   return (word >> 22u) ^ word;
 }`,
-    `let h = pcg(i + pcg(params.seed));
+    `let h = pcg(pcg(i + pcg(params.seed)));
   y[i] = select(0.0, x[i] * params.scale, h >= params.threshold);`,
   );
   const u = new ArrayBuffer(12);

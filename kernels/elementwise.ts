@@ -138,7 +138,21 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 /** A fresh copy of x (backward functions must return tensors they own). */
 export function copyOf(x: Tensor): Tensor {
-  const y = Tensor.empty(x.shape, x.dtype);
+  return reshapeNoGrad(x, x.shape);
+}
+
+/** The same values under another shape (a copy, so every tensor owns its buffer); differentiable. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  x.assertAlive('reshape');
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== x.size) throw new RangeError(`reshape: [${x.shape.join(', ')}] has ${x.size} elements, [${shape.join(', ')}] needs ${n}`);
+  const y = Tensor.empty(shape, x.dtype);
   copyBuffer(x, y, x.byteLength);
+  return record('reshape', y, [x], (g) => [reshapeNoGrad(g, x.shape)]);
+}
+
+function reshapeNoGrad(g: Tensor, shape: readonly number[]): Tensor {
+  const y = Tensor.empty(shape, g.dtype);
+  copyBuffer(g, y, g.byteLength);
   return y;
 }

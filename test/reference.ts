@@ -169,12 +169,12 @@ export function pcgHashRef(v: number): number {
   return ((word >>> 22) ^ word) >>> 0;
 }
 
-/** Dropout's keep mask for n elements: element i kept iff pcg(i + pcg(seed)) ≥ floor(p · 2³²). */
+/** Dropout's keep mask for n elements: element i kept iff pcg(pcg(i + pcg(seed))) ≥ floor(p · 2³²). */
 export function dropoutMaskRef(n: number, p: number, seed: number): Uint8Array {
   const threshold = Math.min(Math.floor(p * 2 ** 32), 2 ** 32 - 1);
   const hs = pcgHashRef(seed);
   const keep = new Uint8Array(n);
-  for (let i = 0; i < n; i++) keep[i] = pcgHashRef((i + hs) >>> 0) >= threshold ? 1 : 0;
+  for (let i = 0; i < n; i++) keep[i] = pcgHashRef(pcgHashRef((i + hs) >>> 0)) >= threshold ? 1 : 0;
   return keep;
 }
 

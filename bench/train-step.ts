@@ -1,0 +1,92 @@
+// Full NIN training step (forward + backward + SGD) and forward-only throughput, wall clock.
+//   node --import tsx bench/train-step.ts --model cifar10 --batch 128 --steps 20 [--unfused] [--json out.json]
+import { parseArgs } from 'node:util';
+import { getGpu, closeGpu } from '../engine/device.ts';
+import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { sync } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { SGD } from '../kernels/sgd.ts';
+import { MODELS, NinModel } from '../nin/model.ts';
+import { writeFileSync } from 'node:fs';
+
+export interface StepBenchResult {
+  name: string;
+  model: string;
+  batch: number;
+  adapter: string;
+  trainStepMs: number;
+  forwardMs: number;
+  trainImgPerSec: number;
+  forwardImgPerSec: number;
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean }): Promise<StepBenchResult> {
+  const gpu = await getGpu();
+  const config = MODELS[opts.model];
+  if (!config) throw new Error(`unknown model '${opts.model}' (known: ${Object.keys(MODELS).join(', ')})`);
+  const model = new NinModel(config, 1);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-4 });
+  const { height, width, channels } = config.input;
+  const B = opts.batch;
+  const x = Tensor.fromArray(Float32Array.from({ length: B * height * width * channels }, (_, i) => Math.sin(i)), [B, height, width, channels]);
+  const labels = labelTensor(Array.from({ length: B }, (_, i) => i % config.classes), config.classes);
+  const params = model.params.map((p) => p.tensor);
+  const trainTimes: number[] = [];
+  for (let s = 0; s < opts.warmup + opts.steps; s++) {
+    const t0 = performance.now();
+    const loss = tidy(() => {
+      const l = softmaxCrossEntropy(model.forward(x, { train: true, seed: s, unfused: opts.unfused }), labels);
+      backward(l);
+      opt.step(1e-3);
+      return l;
+    });
+    zeroGrad(params);
+    const v = await loss.item();
+    loss.dispose();
+    if (!Number.isFinite(v)) throw new Error(`non-finite loss ${v} at step ${s}`);
+    if (s >= opts.warmup) trainTimes.push(performance.now() - t0);
+  }
+  const fwdTimes: number[] = [];
+  for (let s = 0; s < opts.warmup + opts.steps; s++) {
+    const t0 = performance.now();
+    const logits = noGrad(() => tidy(() => model.forward(x, { train: false, unfused: opts.unfused })));
+    await sync();
+    logits.dispose();
+    if (s >= opts.warmup) fwdTimes.push(performance.now() - t0);
+  }
+  model.dispose();
+  opt.dispose();
+  const trainStepMs = median(trainTimes);
+  const forwardMs = median(fwdTimes);
+  return {
+    name: `nin-webgpu${opts.unfused ? ' (unfused)' : ''}`,
+    model: opts.model,
+    batch: B,
+    adapter: gpu.adapterName,
+    trainStepMs,
+    forwardMs,
+    trainImgPerSec: (B * 1000) / trainStepMs,
+    forwardImgPerSec: (B * 1000) / forwardMs,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: 'cifar10' },
+      batch: { type: 'string', default: '128' },
+      steps: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      unfused: { type: 'boolean', default: false },
+      json: { type: 'string' },
+    },
+  });
+  const r = await benchTrainStep({ model: values.model!, batch: Number(values.batch), steps: Number(values.steps), warmup: Number(values.warmup), unfused: values.unfused });
+  console.log(`${r.name} ${r.model} batch ${r.batch} on ${r.adapter}`);
+  console.log(`  train step ${r.trainStepMs.toFixed(1)} ms (${r.trainImgPerSec.toFixed(1)} img/s), forward ${r.forwardMs.toFixed(1)} ms (${r.forwardImgPerSec.toFixed(1)} img/s)`);
+  if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2));
+  closeGpu();
+}

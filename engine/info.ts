@@ -1,0 +1,14 @@
+// Prints the adapter the engine would use, its features and the limits the kernels care about.
+// `npm run gpu-info`; exit code 1 (with install help) when no adapter is found.
+import { closeGpu, getGpu } from './device.ts';
+
+try {
+  const g = await getGpu();
+  console.log(`adapter: ${g.adapterName}`);
+  console.log(`features: ${[...g.features].join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
+  for (const [k, v] of Object.entries(g.limits)) console.log(`${k}: ${v}`);
+  closeGpu();
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(1);
+}

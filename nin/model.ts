@@ -1,0 +1,249 @@
+// Network In Network models: configs as plain data, built from the engine's fused mlpconv.
+import { param } from '../engine/autograd.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { conv2d } from '../kernels/conv2d.ts';
+import { dropout } from '../kernels/dropout.ts';
+import { reshape } from '../kernels/elementwise.ts';
+import { globalAvgPool } from '../kernels/gap.ts';
+import { mlpconv, mlpconvUnfused } from '../kernels/mlpconv.ts';
+import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
+
+export type LayerSpec =
+  /** K×K conv → 1×1 → 1×1, ReLU after each (channels = the three widths). */
+  | { type: 'mlpconv'; kernel: number; channels: [number, number, number] }
+  | { type: 'maxpool' | 'avgpool'; kernel: number; stride: number }
+  | { type: 'dropout'; p: number };
+
+/** Classifier on top of the last mlpconv: global average pooling (the paper) or a fully connected
+ * layer over the flattened maps (the paper's comparison), optionally with dropout before it. */
+export type Head = 'gap' | 'fc' | 'fc-dropout';
+export type Init = 'gaussian' | 'he';
+
+export interface ModelConfig {
+  name: string;
+  input: { height: number; width: number; channels: number };
+  classes: number;
+  layers: LayerSpec[];
+  head: Head;
+  /** 'gaussian': N(0, initStd²) as the paper's Caffe models (σ = 0.05); 'he': N(0, 2/fan_in). */
+  init: Init;
+  initStd: number;
+}
+
+const mlp = (kernel: number, a: number, b: number, c: number): LayerSpec => ({ type: 'mlpconv', kernel, channels: [a, b, c] });
+const maxpool: LayerSpec = { type: 'maxpool', kernel: 3, stride: 2 };
+const avgpool: LayerSpec = { type: 'avgpool', kernel: 3, stride: 2 };
+const drop: LayerSpec = { type: 'dropout', p: 0.5 };
+
+/** CIFAR layout (the authors' Caffe model: second pool is average pooling). */
+function cifarLike(name: string, classes: number): ModelConfig {
+  return {
+    name,
+    input: { height: 32, width: 32, channels: 3 },
+    classes,
+    layers: [mlp(5, 192, 160, 96), maxpool, drop, mlp(5, 192, 192, 192), avgpool, drop, mlp(3, 192, 192, classes)],
+    head: 'gap',
+    init: 'gaussian',
+    initStd: 0.05,
+  };
+}
+
+export const MODELS: Record<string, ModelConfig> = {
+  'cifar10': cifarLike('cifar10', 10),
+  'cifar100': cifarLike('cifar100', 100),
+  'svhn': cifarLike('svhn', 10),
+  'mnist': {
+    name: 'mnist',
+    input: { height: 28, width: 28, channels: 1 },
+    classes: 10,
+    layers: [mlp(5, 96, 64, 48), maxpool, drop, mlp(5, 128, 96, 48), maxpool, drop, mlp(5, 128, 96, 10)],
+    head: 'gap',
+    init: 'gaussian',
+    initStd: 0.05,
+  },
+  // Sized so that `npm run train` (one epoch of MNIST) fits a 2-core CPU through lavapipe.
+  'mnist-small': {
+    name: 'mnist-small',
+    input: { height: 28, width: 28, channels: 1 },
+    classes: 10,
+    layers: [mlp(5, 32, 32, 32), maxpool, mlp(3, 64, 48, 48), maxpool, mlp(3, 64, 48, 10)],
+    head: 'gap',
+    init: 'he',
+    initStd: 0.05,
+  },
+};
+
+export interface LayerSummary {
+  name: string;
+  output: number[];
+  params: number;
+  flops: number;
+}
+
+export interface ParamEntry {
+  name: string;
+  tensor: Tensor;
+  /** The paper's multipliers: biases 2× learning rate and no weight decay. */
+  lrMult: number;
+  decayMult: number;
+}
+
+/** Checks a config and returns the per-layer output shapes (per image, [H, W, C]). */
+export function plan(config: ModelConfig): LayerSummary[] {
+  const { height, width, channels } = config.input;
+  let shape = [height, width, channels];
+  const out: LayerSummary[] = [];
+  config.layers.forEach((l, i) => {
+    const [H, W, C] = shape;
+    if (l.type === 'mlpconv') {
+      const [c1, c2, c3] = l.channels;
+      if (l.kernel % 2 !== 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv kernel ${l.kernel} must be odd`);
+      const macs = H * W * (l.kernel * l.kernel * C * c1 + c1 * c2 + c2 * c3);
+      shape = [H, W, c3];
+      out.push({ name: `mlpconv${l.kernel}x${l.kernel} ${c1}-${c2}-${c3}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: 2 * macs });
+    } else if (l.type === 'dropout') {
+      if (!(l.p >= 0 && l.p < 1)) throw new RangeError(`model ${config.name}: layer ${i} dropout p = ${l.p} must be in [0, 1)`);
+      out.push({ name: `dropout ${l.p}`, output: shape, params: 0, flops: 0 });
+    } else {
+      shape = [poolOutputSize(H, l.kernel, l.stride), poolOutputSize(W, l.kernel, l.stride), C];
+      out.push({ name: `${l.type} ${l.kernel}/${l.stride}`, output: shape, params: 0, flops: shape[0] * shape[1] * C * l.kernel * l.kernel });
+    }
+  });
+  const last = config.layers.at(-1);
+  if (last?.type !== 'mlpconv') throw new RangeError(`model ${config.name}: the last layer must be an mlpconv`);
+  const [H, W, C] = shape;
+  if (config.head === 'gap') {
+    if (C !== config.classes) throw new RangeError(`model ${config.name}: with a GAP head the last mlpconv must emit one map per class (${config.classes}), not ${C}`);
+    out.push({ name: 'global average pool', output: [C], params: 0, flops: H * W * C });
+  } else {
+    if (config.head === 'fc-dropout') out.push({ name: 'dropout 0.5', output: shape, params: 0, flops: 0 });
+    const fanIn = H * W * C;
+    out.push({ name: `fully connected ${fanIn}→${config.classes}`, output: [config.classes], params: fanIn * config.classes + config.classes, flops: 2 * fanIn * config.classes });
+  }
+  return out;
+}
+
+/** Seeded standard normal numbers (Box–Muller on mulberry32). */
+export function gaussian(n: number, seed: number, std: number): Float32Array {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const th = 2 * Math.PI * uniform();
+    out[i] = std * r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = std * r * Math.sin(th);
+  }
+  return out;
+}
+
+export interface ForwardOptions {
+  /** Training mode: dropout on. */
+  train: boolean;
+  /** Dropout seed for this step (each dropout layer derives its own). */
+  seed?: number;
+  /** Use the unfused conv + 1×1 chain instead of the fused kernel (benchmarks, checks). */
+  unfused?: boolean;
+}
+
+export class NinModel {
+  readonly params: ParamEntry[] = [];
+  readonly summary: LayerSummary[];
+
+  constructor(readonly config: ModelConfig, seed = 1) {
+    this.summary = plan(config);
+    let ch = config.input.channels;
+    let k = 0;
+    const add = (name: string, shape: number[], fanIn: number, isBias: boolean) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const std = config.init === 'he' ? Math.sqrt(2 / fanIn) : config.initStd;
+      const data = isBias ? new Float32Array(n) : gaussian(n, seed * 1000 + k++, std);
+      this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
+    };
+    let block = 0;
+    for (const l of config.layers) {
+      if (l.type !== 'mlpconv') continue;
+      block++;
+      const [c1, c2, c3] = l.channels;
+      add(`block${block}.w1`, [l.kernel, l.kernel, ch, c1], l.kernel * l.kernel * ch, false);
+      add(`block${block}.b1`, [c1], 1, true);
+      add(`block${block}.w2`, [1, 1, c1, c2], c1, false);
+      add(`block${block}.b2`, [c2], 1, true);
+      add(`block${block}.w3`, [1, 1, c2, c3], c2, false);
+      add(`block${block}.b3`, [c3], 1, true);
+      ch = c3;
+    }
+    if (config.head !== 'gap') {
+      const fanIn = this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output.reduce((a, b) => a * b, 1);
+      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false);
+      add('fc.b', [config.classes], 1, true);
+    }
+  }
+
+  get totalParams(): number {
+    return this.params.reduce((s, p) => s + p.tensor.size, 0);
+  }
+
+  get flopsPerImage(): number {
+    return this.summary.reduce((s, l) => s + l.flops, 0);
+  }
+
+  /** Logits [N, classes] for a batch x [N, H, W, C]. */
+  forward(x: Tensor, opts: ForwardOptions): Tensor {
+    const { height, width, channels } = this.config.input;
+    if (x.shape.length !== 4 || x.shape[1] !== height || x.shape[2] !== width || x.shape[3] !== channels) {
+      throw new RangeError(`model ${this.config.name}: input has shape [${x.shape.join(', ')}], expected [N, ${height}, ${width}, ${channels}]`);
+    }
+    const p = (name: string) => this.params.find((e) => e.name === name)!.tensor;
+    const seed = opts.seed ?? 0;
+    let h = x;
+    let block = 0;
+    this.config.layers.forEach((l, i) => {
+      if (l.type === 'mlpconv') {
+        block++;
+        const b = `block${block}`;
+        const ps = { w1: p(`${b}.w1`), b1: p(`${b}.b1`), w2: p(`${b}.w2`), b2: p(`${b}.b2`), w3: p(`${b}.w3`), b3: p(`${b}.b3`) };
+        h = opts.unfused ? mlpconvUnfused(h, ps) : mlpconv(h, ps);
+      } else if (l.type === 'maxpool') {
+        h = maxPool2d(h, { k: l.kernel, s: l.stride });
+      } else if (l.type === 'avgpool') {
+        h = avgPool2d(h, { k: l.kernel, s: l.stride });
+      } else if (l.type === 'dropout' && opts.train && l.p > 0) {
+        h = dropout(h, l.p, mixSeed(seed, i));
+      }
+    });
+    if (this.config.head === 'gap') return globalAvgPool(h);
+    const N = h.shape[0];
+    if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, mixSeed(seed, 1000));
+    const flat = reshape(h, [N, 1, 1, h.size / N]);
+    return reshape(conv2d(flat, p('fc.w'), p('fc.b')), [N, this.config.classes]);
+  }
+
+  /** The model summary printed at the start of training. */
+  describe(): string {
+    const rows = [['layer', 'output', 'params', 'MFLOP/img']];
+    const { height, width, channels } = this.config.input;
+    rows.push(['input', `${height}×${width}×${channels}`, '', '']);
+    for (const l of this.summary) rows.push([l.name, l.output.join('×'), l.params ? l.params.toLocaleString('en-US') : '', l.flops ? (l.flops / 1e6).toFixed(2) : '']);
+    rows.push(['total', '', this.totalParams.toLocaleString('en-US'), (this.flopsPerImage / 1e6).toFixed(2)]);
+    const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    return rows.map((r) => r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ')).join('\n');
+  }
+
+  dispose(): void {
+    for (const p of this.params) p.tensor.dispose();
+  }
+}
+
+/** A per-layer dropout seed from the step seed (distinct layers must not share masks). */
+export function mixSeed(seed: number, layer: number): number {
+  let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(layer + 1, 0x85ebca6b)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { param } from '../engine/autograd.ts';
+import { runtimeStats } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { SGD, paperParamSpecs, sgdStep } from '../kernels/sgd.ts';
+import { sgdStepRef } from './reference.ts';
+import { expectClose, randomArray } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+// A decaying schedule: each step has its own lr, so the uniform path is exercised.
+const lrs = [0.1, 0.1, 0.05, 0.02, 0.01, 0.005];
+
+describe('sgdStep', () => {
+  it('several steps match the float64 reference, without recompiling for a new lr', async () => {
+    const shape = [3, 3, 5, 7];
+    const n = 3 * 3 * 5 * 7;
+    const w0 = randomArray(n, 81);
+    const w = Tensor.fromArray(w0, shape);
+    const v = Tensor.fromArray(new Float32Array(n), shape);
+    const wRef = Float64Array.from(w0);
+    const vRef = new Float64Array(n);
+    const hyper = { momentum: 0.9, weightDecay: 5e-4 };
+    let pipelines = -1;
+    for (const [step, lr] of lrs.entries()) {
+      const g = randomArray(n, 100 + step);
+      const gT = Tensor.fromArray(g, shape);
+      sgdStep(w, gT, v, { lr, ...hyper });
+      sgdStepRef(wRef, g, vRef, lr, hyper.momentum, hyper.weightDecay);
+      gT.dispose();
+      if (step === 0) pipelines = runtimeStats().pipelines;
+      expectClose(`step ${step} (lr ${lr}) weights`, await w.toArray(), wRef, 1e-5);
+      expectClose(`step ${step} (lr ${lr}) velocity`, await v.toArray(), vRef, 1e-5);
+    }
+    expect(runtimeStats().pipelines).toBe(pipelines);
+  });
+
+  it('rejects mismatched shapes, aliasing and non-finite hyperparameters with named errors', () => {
+    tidy(() => {
+      const w = Tensor.empty([4, 3]);
+      const g = Tensor.empty([4, 3]);
+      const v = Tensor.empty([4, 3]);
+      const h = { lr: 0.1, momentum: 0.9, weightDecay: 0 };
+      expect(() => sgdStep(w, Tensor.empty([3, 4]), v, h)).toThrow(/sgdStep: gradient has shape \[3, 4\], expected \[4, 3\]/);
+      expect(() => sgdStep(w, g, Tensor.empty([12]), h)).toThrow(/sgdStep: velocity has shape \[12\], expected \[4, 3\]/);
+      expect(() => sgdStep(w, g, g, h)).toThrow(/sgdStep: parameter, gradient and velocity must be distinct/);
+      expect(() => sgdStep(w, g, v, { ...h, lr: NaN })).toThrow(/sgdStep: lr = NaN must be a finite number/);
+    });
+  });
+});
+
+describe('SGD', () => {
+  it('applies the paper\'s multipliers (bias: 2× lr, no decay) and round-trips its state', async () => {
+    const wShape = [3, 3, 5, 7];
+    const nw = 315;
+    const nb = 7;
+    const w0 = randomArray(nw, 91);
+    const b0 = randomArray(nb, 92);
+    const W = param(Tensor.fromArray(w0, wShape));
+    const B = param(Tensor.fromArray(b0, [nb]));
+    const frozen = Tensor.fromArray([1, 2, 3], [3]); // requiresGrad false: skipped
+    const opts = { momentum: 0.9, weightDecay: 1e-3 };
+    const specs = paperParamSpecs([W, B]);
+    expect(specs.map((s) => [s.lrMult, s.decayMult])).toEqual([[1, 1], [2, 0]]);
+    const opt = new SGD([...specs, frozen], opts);
+    const wRef = Float64Array.from(w0), vwRef = new Float64Array(nw);
+    const bRef = Float64Array.from(b0), vbRef = new Float64Array(nb);
+    const setGrads = (step: number) => {
+      const gw = randomArray(nw, 200 + step);
+      const gb = randomArray(nb, 300 + step);
+      W.grad?.dispose(); B.grad?.dispose();
+      W.grad = Tensor.fromArray(gw, wShape);
+      B.grad = Tensor.fromArray(gb, [nb]);
+      return { gw, gb };
+    };
+    for (const [step, lr] of lrs.slice(0, 4).entries()) {
+      const { gw, gb } = setGrads(step);
+      opt.step(lr);
+      sgdStepRef(wRef, gw, vwRef, lr, opts.momentum, opts.weightDecay);
+      sgdStepRef(bRef, gb, vbRef, 2 * lr, opts.momentum, 0);
+    }
+    expectClose('SGD weights after 4 steps', await W.toArray(), wRef, 1e-5);
+    expectClose('SGD biases after 4 steps', await B.toArray(), bRef, 1e-5);
+    expect(Array.from(await frozen.toArray())).toEqual([1, 2, 3]);
+
+    // Checkpoint: a fresh optimiser loaded with state() continues exactly like the original.
+    const state = await opt.state();
+    expect(state.map((s) => s.length)).toEqual([nw, nb, 3]);
+    expectClose('SGD weight velocity state', state[0], vwRef, 1e-5);
+    expectClose('SGD bias velocity state', state[1], vbRef, 1e-5);
+    const W2 = param(Tensor.fromArray(await W.toArray(), wShape));
+    const B2 = param(Tensor.fromArray(await B.toArray(), [nb]));
+    const opt2 = new SGD([...paperParamSpecs([W2, B2]), Tensor.fromArray([1, 2, 3], [3])], opts);
+    opt2.loadState(state);
+    const { gw, gb } = setGrads(9);
+    W2.grad = Tensor.fromArray(gw, wShape);
+    B2.grad = Tensor.fromArray(gb, [nb]);
+    opt.step(0.01);
+    opt2.step(0.01);
+    expect(Array.from(await W2.toArray())).toEqual(Array.from(await W.toArray()));
+    expect(Array.from(await B2.toArray())).toEqual(Array.from(await B.toArray()));
+
+    expect(() => opt2.loadState(state.slice(0, 2))).toThrow(/SGD.loadState: got 2 velocity arrays for 3 parameters/);
+    expect(() => opt2.loadState([state[0], new Float32Array(6), state[2]])).toThrow(/SGD.loadState: velocity 1 has 6 values, parameter \[7\] needs 7/);
+    W2.grad.dispose();
+    W2.grad = null;
+    expect(() => opt2.step(0.01)).toThrow(/SGD.step: parameter 0 \[3, 3, 5, 7\] has no gradient/);
+    opt.dispose();
+    opt2.dispose();
+  });
+});

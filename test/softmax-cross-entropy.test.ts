@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { labelTensor, softmax, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { numericalGrad, softmaxCrossEntropyRef, softmaxRef } from './reference.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+function labelsFor(N: number, C: number, seed: number): number[] {
+  return Array.from(randomArray(N, seed, 0, C), (v) => Math.min(Math.floor(v), C - 1));
+}
+
+// C = 10 (CIFAR), 7 (odd), 100 (more classes than the 64-thread workgroup), 1000 (ImageNet).
+const cases = [
+  { N: 3, C: 10, scale: 3 },
+  { N: 5, C: 7, scale: 3 },
+  { N: 3, C: 100, scale: 3 },
+  { N: 2, C: 1000, scale: 3 },
+  { N: 4, C: 10, scale: 30, shift: 1000 }, // large logits: needs the max subtraction
+];
+
+describe('softmaxCrossEntropy', () => {
+  for (const c of cases) {
+    it(`loss, dloss/dlogits and softmax match the float64 reference: ${JSON.stringify(c)}`, async () => {
+      const { N, C, scale } = c;
+      const shift = c.shift ?? 0;
+      const z = pair([N, C], 61, shift - scale, shift + scale);
+      const labels = labelsFor(N, C, 62);
+      param(z.gpu);
+      const loss = softmaxCrossEntropy(z.gpu, labelTensor(labels, C));
+      expect(loss.shape).toEqual([1]);
+      const f = () => softmaxCrossEntropyRef(z.ref, labels);
+      expectClose('loss', [await loss.item()], [f()], 1e-5);
+      // An upstream scalar ≠ 1 checks that backward scales by it.
+      const up = 1.7;
+      backward(dot(loss, Tensor.fromArray([up], [1])));
+      const idx = sampleIndices(N * C, 80, 63);
+      expectClose('dloss/dlogits', pick(await z.gpu.grad!.toArray(), idx), numericalGrad(() => up * f(), z.ref, idx), 1e-5);
+      const p = await softmax(z.gpu).toArray();
+      expectClose('softmax', p, softmaxRef(z.ref).data, 1e-5);
+      z.gpu.dispose();
+    });
+  }
+
+  it('an out-of-range label that bypassed labelTensor gives a NaN loss, not a wrong number', async () => {
+    const z = pair([2, 10], 71);
+    const loss = softmaxCrossEntropy(z.gpu, Tensor.fromArray([3, 10], [2], 'i32'));
+    expect(Number.isNaN(await loss.item())).toBe(true);
+  });
+
+  it('validates labels and shapes with named errors', () => {
+    tidy(() => {
+      expect(() => labelTensor([0, 3, 10], 10)).toThrow(/labelTensor: label 10 at index 2 is not an integer in \[0, 10\)/);
+      expect(() => labelTensor([0, -1], 10)).toThrow(/labelTensor: label -1 at index 1/);
+      expect(() => labelTensor([0, 1.5], 10)).toThrow(/labelTensor: label 1.5 at index 1/);
+      const z = Tensor.empty([3, 10]);
+      expect(() => softmaxCrossEntropy(z, labelTensor([1, 2], 10))).toThrow(/softmaxCrossEntropy: labels has shape \[2\], expected \[3\]/);
+      expect(() => softmaxCrossEntropy(z, Tensor.fromArray([1, 2, 3], [3]))).toThrow(/softmaxCrossEntropy: labels must be an i32 tensor/);
+      expect(() => softmaxCrossEntropy(z, labelTensor([1, 2, 3], 100))).toThrow(/softmaxCrossEntropy: labels were checked against 100 classes but logits have shape \[3, 10\]/);
+      expect(() => softmaxCrossEntropy(Tensor.empty([3, 1, 1, 10]), labelTensor([1, 2, 3], 10))).toThrow(/softmaxCrossEntropy: logits has shape \[3, 1, 1, 10\], expected rank 2/);
+      expect(() => softmax(Tensor.empty([30]))).toThrow(/softmax: logits has shape \[30\], expected rank 2/);
+    });
+  });
+});
