@@ -9,6 +9,7 @@ import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entro
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel } from '../nin/model.ts';
 import { writeFileSync } from 'node:fs';
+import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 
 export interface StepBenchResult {
   name: string;
@@ -23,7 +24,7 @@ export interface StepBenchResult {
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
-export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean }): Promise<StepBenchResult> {
+export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean; profile?: boolean }): Promise<StepBenchResult> {
   const gpu = await getGpu();
   const config = MODELS[opts.model];
   if (!config) throw new Error(`unknown model '${opts.model}' (known: ${Object.keys(MODELS).join(', ')})`);
@@ -35,7 +36,9 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
   const labels = labelTensor(Array.from({ length: B }, (_, i) => i % config.classes), config.classes);
   const params = model.params.map((p) => p.tensor);
   const trainTimes: number[] = [];
+  let prof: Profiler | null = null;
   for (let s = 0; s < opts.warmup + opts.steps; s++) {
+    if (opts.profile && s === opts.warmup) prof = await startProfiler();
     const t0 = performance.now();
     const loss = tidy(() => {
       const l = softmaxCrossEntropy(model.forward(x, { train: true, seed: s, unfused: opts.unfused }), labels);
@@ -48,6 +51,11 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     loss.dispose();
     if (!Number.isFinite(v)) throw new Error(`non-finite loss ${v} at step ${s}`);
     if (s >= opts.warmup) trainTimes.push(performance.now() - t0);
+    prof?.markStep();
+  }
+  if (prof) {
+    prof.stop();
+    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)` }));
   }
   const fwdTimes: number[] = [];
   for (let s = 0; s < opts.warmup + opts.steps; s++) {
@@ -81,10 +89,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       steps: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       unfused: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
       json: { type: 'string' },
     },
   });
-  const r = await benchTrainStep({ model: values.model!, batch: Number(values.batch), steps: Number(values.steps), warmup: Number(values.warmup), unfused: values.unfused });
+  const r = await benchTrainStep({ model: values.model!, batch: Number(values.batch), steps: Number(values.steps), warmup: Number(values.warmup), unfused: values.unfused, profile: values.profile });
   console.log(`${r.name} ${r.model} batch ${r.batch} on ${r.adapter}`);
   console.log(`  train step ${r.trainStepMs.toFixed(1)} ms (${r.trainImgPerSec.toFixed(1)} img/s), forward ${r.forwardMs.toFixed(1)} ms (${r.forwardImgPerSec.toFixed(1)} img/s)`);
   if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2));

@@ -92,7 +92,7 @@ async function acquire(): Promise<Gpu> {
   };
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info;
-  const adapterName = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const adapterName = [info.vendor, info.description || info.device || info.architecture].filter(Boolean).join(': ') || 'unknown adapter';
   const gpu: Gpu = {
     device,
     adapterName,
@@ -132,6 +132,15 @@ export function gpu(): Gpu {
   if (!current) throw new GpuError('GPU not initialised: await getGpu() (or initEngine()) first');
   if (current.lostReason) throw new GpuError(`GPU device lost (${current.lostReason})`);
   return current;
+}
+
+/**
+ * The Dawn `GPU` object (what `navigator.gpu` is in a browser) the device was acquired from, for
+ * code that needs its own adapter/device on the same Dawn instance (e.g. TF.js in bench/peers.ts).
+ */
+export function dawnGpu(): GPU {
+  if (!dawnInstance || !current) throw new GpuError('GPU not initialised: await getGpu() (or initEngine()) first');
+  return dawnInstance;
 }
 
 /** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */

@@ -13,9 +13,13 @@
 //
 // Caveats: one pass per dispatch removes the overlap Dawn could otherwise get between dispatches
 // of one pass (and adds a pass boundary), so profiled totals run somewhat above unprofiled wall
-// time. Dawn quantizes timestamps unless its `timestamp_quantization` toggle is disabled
-// (NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization" may do it, depending on the
-// Dawn build); for kernels of tens of microseconds the quantization averages out over many calls.
+// time. Dawn quantizes timestamps (to 65.536 µs steps, seen on lavapipe) unless its
+// `timestamp_quantization` toggle is off: run with
+//   NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization"
+// (checked with webgpu 0.6.2: durations then come at ns resolution). Quantized, short kernels
+// read as 0 or 65.5 µs per call and only their mean over many calls is meaningful;
+// `timestampsQuantized` tells which case a profile is in. On lavapipe a pipeline's first use
+// includes its JIT compilation in the GPU time: warm up before profiling.
 //
 //   const prof = await startProfiler();
 //   for (...) { trainStep(); prof.markStep(); }
@@ -23,6 +27,9 @@
 //   console.log(formatProfile(await prof.collect()));
 import { GpuError, getGpu, type Gpu } from './device.ts';
 import { flush, setProfilerHook, type ProfilerHook } from './runtime.ts';
+
+/** Dawn's quantized timestamps are multiples of this many ns (observed on Dawn/Vulkan). */
+const QUANTUM_NS = 65536;
 
 /** Queries per GPUQuerySet chunk (two per dispatch). */
 export const QUERIES_PER_SET = 4096;
@@ -81,6 +88,8 @@ export class Profiler implements ProfilerHook {
   private destroyed = false;
   /** Dispatches whose end timestamp preceded the begin (clamped to 0). */
   negative = 0;
+  private nonzero = 0;
+  private onGrid = 0;
 
   constructor(gpu: Gpu, opts: StartProfilerOptions = {}) {
     if (!gpu.features.has('timestamp-query')) {
@@ -181,6 +190,10 @@ export class Profiler implements ProfilerHook {
           this.negative++;
           d = 0;
         }
+        if (d > 0) {
+          this.nonzero++;
+          if (d % QUANTUM_NS === 0) this.onGrid++;
+        }
         const name = names[k * per + j];
         const a = this.aggs.get(name);
         if (a) {
@@ -196,6 +209,14 @@ export class Profiler implements ProfilerHook {
 
   // ---- user API ----
 
+  /**
+   * True when every non-zero duration so far is a multiple of 65.536 µs, i.e. Dawn's timestamp
+   * quantization is most likely on (null until 8 non-zero durations were seen).
+   */
+  get timestampsQuantized(): boolean | null {
+    return this.nonzero < 8 ? null : this.onGrid === this.nonzero;
+  }
+
   /** Marks the end of one step (e.g. one training iteration); rows are then given per step. */
   markStep(): void {
     this.marks++;
@@ -210,6 +231,8 @@ export class Profiler implements ProfilerHook {
     this.marks = 0;
     this.sinceMark = 0;
     this.negative = 0;
+    this.nonzero = 0;
+    this.onGrid = 0;
     this.errors = [];
   }
 
