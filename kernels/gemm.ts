@@ -33,12 +33,20 @@ export interface GemmSpec {
   prelude?: string;
 }
 
-const BK = 16;
-
-export function gemmTiles(M: number, N: number) {
+/**
+ * Tile shape for an M×N output: up to 8 rows × 4 columns per thread (128×64 per workgroup) and a
+ * k-depth of 32 where the device's workgroup storage holds it, else 16. Small M or N get thinner
+ * tiles so that few threads idle. (On lavapipe, 8×4 with depth 32 ran a 3×3 conv about 1.5×
+ * faster than 4×4 with depth 16.)
+ */
+export function gemmTiles(M: number, N: number, K = Infinity) {
   const TN = N <= 16 ? 1 : N <= 32 ? 2 : 4;
-  const TM = M <= 16 ? 1 : M <= 32 ? 2 : 4;
-  return { TM, TN, BM: 16 * TM, BN: 16 * TN };
+  const TM = M <= 16 ? 1 : M <= 32 ? 2 : M <= 64 ? 4 : 8;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
+  // A depth beyond K would multiply zero padding.
+  const BK = K > 16 && 4 * 32 * (BM + BN) <= gpu().limits.maxComputeWorkgroupStorageSize ? 32 : 16;
+  return { TM, TN, BM, BN, BK };
 }
 
 /** Picks a split-K factor so that enough workgroups exist to fill the device. */
@@ -46,12 +54,12 @@ export function chooseSplitK(M: number, N: number, K: number): number {
   const { BM, BN } = gemmTiles(M, N);
   const tiles = Math.ceil(M / BM) * Math.ceil(N / BN);
   const target = 512; // workgroups: a few per SM on big GPUs
-  const maxSplits = Math.max(1, Math.floor(K / (BK * 32))); // keep ≥ 512 k per split
+  const maxSplits = Math.max(1, Math.floor(K / 512)); // keep ≥ 512 k per split
   return Math.max(1, Math.min(maxSplits, Math.ceil(target / tiles), gpu().limits.maxComputeWorkgroupsPerDimension));
 }
 
 export function gemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
-  const { TM, TN, BM, BN } = gemmTiles(s.M, s.N);
+  const { TM, TN, BM, BN, BK } = gemmTiles(s.M, s.N, s.K);
   const splitK = s.splitK ?? 1;
   const KC = Math.ceil(s.K / splitK / BK) * BK;
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
@@ -85,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   let kEnd = min(K, kBegin + KC);
   var acc: array<f32, ${TM * TN}>;
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
-    for (var r = 0u; r < TM; r++) {
+    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
       let e = lid + 256u * r;
       ${aIndex}
       let m = m0 + mm;
@@ -94,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
       if (m < M && k < kEnd) { v = loadA(m, k); }
       As[kk * BM + mm] = v;
     }
-    for (var r = 0u; r < TN; r++) {
+    for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
       let e = lid + 256u * r;
       ${bIndex}
       let n = n0 + nn;

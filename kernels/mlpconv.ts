@@ -10,8 +10,10 @@
 // never touch global memory in inference. TP is the largest of 32/16/8/4 whose buffers fit the
 // device's workgroup storage (16 KiB, WebGPU's default limit, gives TP = 16 for 192-wide layers).
 //
-// Threads: 256 = 64 channel lanes × 4 pixel lanes; a thread owns pixels pl + 4i and channels
-// cl + 64j, so consecutive threads read consecutive weights (coalesced) and share pixel rows.
+// Threads: 256 = CL channel lanes × PL pixel lanes; a thread owns pixels pl + PL·i and channels
+// cl + CL·j, so consecutive threads read consecutive weights (coalesced) and share pixel rows.
+// CL is 16, 32 or 64 by layer width, so that each thread keeps several channels × several pixels
+// in registers (each value loaded feeds several FMAs) instead of idling lanes on narrow layers.
 //
 // Backward: saves h1 and h2 (the fused forward writes them to global memory when a gradient is
 // needed) rather than recomputing them: recomputing h1 would repeat the K×K conv, the most
@@ -52,8 +54,7 @@ export interface MlpconvShape {
 }
 
 const BK = 16; // im2col tile depth
-const CL = 64; // channel lanes
-const PL = 4; // pixel lanes
+const THREADS = 256;
 
 export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams): MlpconvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
@@ -74,16 +75,32 @@ export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams): MlpconvSh
   return { N, H, W, Ci, K, C1, C2, C3 };
 }
 
-/** Pixels per workgroup for the fused kernel, from the workgroup storage available. */
-export function mlpconvTile(s: MlpconvShape, storageBytes: number): number {
+export interface MlpconvTile {
+  /** Pixels per workgroup. */
+  TP: number;
+  /** Channel lanes (threads along channels); 256 / CL pixel lanes. */
+  CL: number;
+}
+
+/** Workgroup tile for the fused kernel: lanes from the layer widths, pixels from the storage. */
+export function mlpconvTile(s: MlpconvShape, storageBytes: number): MlpconvTile {
   const cmax = Math.max(s.C1, s.C2);
-  for (const tp of [32, 16, 8, 4]) if (4 * tp * (cmax + BK) <= storageBytes) return tp;
+  const widest = Math.max(cmax, s.C3);
+  const preferred = widest <= 64 ? 16 : widest <= 128 ? 32 : 64;
+  for (const CL of [16, 32, 64].filter((c) => c >= preferred)) {
+    const PL = THREADS / CL;
+    for (const PI of [8, 4, 2, 1]) {
+      const TP = PL * PI;
+      if (TP <= 64 && 4 * TP * (cmax + BK) <= storageBytes) return { TP, CL };
+    }
+  }
   throw new RangeError(
     `mlpconv: hidden widths ${s.C1}/${s.C2} need ${4 * 4 * (cmax + BK)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
   );
 }
 
-function fusedKernel(s: MlpconvShape, TP: number, save: boolean, relu3: boolean) {
+function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, relu3: boolean) {
+  const PL = THREADS / CL;
   const M = s.N * s.H * s.W;
   const KK = s.K * s.K * s.Ci;
   const P = (s.K - 1) / 2;
@@ -146,7 +163,7 @@ fn readX(m: u32, k: u32) -> f32 {
   return xs[((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${s.Ci}u + ci];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let m0 = (${LINEAR_WORKGROUP}) * ${TP}u;
@@ -156,7 +173,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Layer 1: K×K conv as an implicit GEMM over k = (tap, ci), im2col tile staged in \`at\`.
   var acc1: array<f32, ${PI * jc(s.C1)}>;
   for (var k0 = 0u; k0 < KK; k0 += ${BK}u) {
-    for (var e = lid; e < ${TP * BK}u; e += 256u) {
+    for (var e = lid; e < ${TP * BK}u; e += ${THREADS}u) {
       let kk = e % ${BK}u;
       let p = e / ${BK}u;
       var v = 0.0;
@@ -208,7 +225,7 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const op = 'mlpconv';
   const s = mlpconvShape(op, x, p);
   const relu3 = opts.relu3 ?? true;
-  const TP = mlpconvTile(s, opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize);
+  const tile = mlpconvTile(s, opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize);
   const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
   const save = needsGrad(...parents);
   const M = s.N * s.H * s.W;
@@ -216,7 +233,7 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const h1 = save ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
   const h2 = save ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
   const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(save ? [h1!, h2!] : [])];
-  dispatch(fusedKernel(s, TP, save, relu3), bindings, grid1d(Math.ceil(M / TP)));
+  dispatch(fusedKernel(s, tile, save, relu3), bindings, grid1d(Math.ceil(M / tile.TP)));
   return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);
 }
 

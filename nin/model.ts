@@ -66,7 +66,7 @@ export const MODELS: Record<string, ModelConfig> = {
     name: 'mnist-small',
     input: { height: 28, width: 28, channels: 1 },
     classes: 10,
-    layers: [mlp(5, 32, 32, 32), maxpool, mlp(3, 64, 48, 48), maxpool, mlp(3, 64, 48, 10)],
+    layers: [mlp(5, 16, 16, 16), maxpool, mlp(3, 32, 32, 32), maxpool, mlp(3, 48, 32, 10)],
     head: 'gap',
     init: 'he',
     initStd: 0.05,
@@ -227,18 +227,26 @@ export class NinModel {
 
   /** The model summary printed at the start of training. */
   describe(): string {
-    const rows = [['layer', 'output', 'params', 'MFLOP/img']];
-    const { height, width, channels } = this.config.input;
-    rows.push(['input', `${height}×${width}×${channels}`, '', '']);
-    for (const l of this.summary) rows.push([l.name, l.output.join('×'), l.params ? l.params.toLocaleString('en-US') : '', l.flops ? (l.flops / 1e6).toFixed(2) : '']);
-    rows.push(['total', '', this.totalParams.toLocaleString('en-US'), (this.flopsPerImage / 1e6).toFixed(2)]);
-    const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    return rows.map((r) => r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ')).join('\n');
+    return describeConfig(this.config);
   }
 
   dispose(): void {
     for (const p of this.params) p.tensor.dispose();
   }
+}
+
+/** Layers, output shapes, parameters and FLOPs per image, as a table (no GPU needed). */
+export function describeConfig(config: ModelConfig): string {
+  const summary = plan(config);
+  const rows = [['layer', 'output', 'params', 'MFLOP/img']];
+  const { height, width, channels } = config.input;
+  rows.push(['input', `${height}×${width}×${channels}`, '', '']);
+  for (const l of summary) rows.push([l.name, l.output.join('×'), l.params ? l.params.toLocaleString('en-US') : '', l.flops ? (l.flops / 1e6).toFixed(2) : '']);
+  const params = summary.reduce((s, l) => s + l.params, 0);
+  const flops = summary.reduce((s, l) => s + l.flops, 0);
+  rows.push(['total', '', params.toLocaleString('en-US'), (flops / 1e6).toFixed(2)]);
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ')).join('\n');
 }
 
 /** A per-layer dropout seed from the step seed (distinct layers must not share masks). */

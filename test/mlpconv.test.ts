@@ -78,9 +78,13 @@ describe('mlpconv (fused)', () => {
 
   it('picks its pixel tile from the workgroup storage limit', () => {
     const s = { N: 1, H: 8, W: 8, Ci: 96, K: 5, C1: 192, C2: 192, C3: 192 };
-    expect(mlpconvTile(s, 16384)).toBe(16);
-    expect(mlpconvTile(s, 32768)).toBe(32);
-    expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 16))).toBe(4);
+    expect(mlpconvTile(s, 16384)).toEqual({ TP: 16, CL: 64 });
+    expect(mlpconvTile(s, 32768)).toEqual({ TP: 32, CL: 64 });
+    // Narrow layers: 16 channel lanes × 16 pixel lanes, 64 pixels when the storage allows.
+    expect(mlpconvTile({ ...s, C1: 32, C2: 32, C3: 32 }, 32768)).toEqual({ TP: 64, CL: 16 });
+    expect(mlpconvTile({ ...s, C1: 100, C2: 70, C3: 10 }, 32768)).toEqual({ TP: 64, CL: 32 });
+    // Too little storage for 16 pixel lanes: falls back to 64 channel lanes × 4 pixels.
+    expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 16))).toEqual({ TP: 4, CL: 64 });
     expect(() => mlpconvTile({ ...s, C1: 4000 }, 16384)).toThrow(/workgroup storage/);
   });
 

@@ -1,0 +1,177 @@
+// Fused mlpconv vs the unfused conv + 1×1 + 1×1 chain, for the paper's CIFAR and MNIST blocks.
+//   node --import tsx bench/mlpconv.ts [--batches 32,128,256] [--reps 20] [--blocks cifar1,mnist2] [--json out.json]
+// First validates both variants against the float64 CPU reference on a small odd shape; then, per
+// block and batch size, times forward and forward+backward: GPU time from timestamp queries (sum of
+// the variant's kernels, median over reps) and wall time (median), GFLOP/s, fused/unfused ratio.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { backward, param, zeroGrad } from '../engine/autograd.ts';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { startProfiler } from '../engine/profiler.ts';
+import { sync } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { mlpconv, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { mlpconvRef, refTensor } from '../test/reference.ts';
+import { randomArray, relErrNorm } from '../test/numeric.ts';
+
+export interface BlockSpec {
+  name: string;
+  H: number;
+  Ci: number;
+  K: number;
+  C: [number, number, number];
+}
+
+/** The paper's blocks at their input sizes (CIFAR 32×32 → 16 → 8; MNIST 28 → 14 → 7). */
+export const BLOCKS: BlockSpec[] = [
+  { name: 'cifar1', H: 32, Ci: 3, K: 5, C: [192, 160, 96] },
+  { name: 'cifar2', H: 16, Ci: 96, K: 5, C: [192, 192, 192] },
+  { name: 'cifar3', H: 8, Ci: 192, K: 3, C: [192, 192, 10] },
+  { name: 'mnist1', H: 28, Ci: 1, K: 5, C: [96, 64, 48] },
+  { name: 'mnist2', H: 14, Ci: 48, K: 5, C: [128, 96, 48] },
+  { name: 'mnist3', H: 7, Ci: 48, K: 5, C: [128, 96, 10] },
+];
+
+export interface MlpconvBenchRow {
+  block: string;
+  batch: number;
+  pass: 'forward' | 'forward+backward';
+  fusedGpuMs: number;
+  unfusedGpuMs: number;
+  fusedWallMs: number;
+  unfusedWallMs: number;
+  gflop: number;
+  fusedGflops: number;
+  unfusedGflops: number;
+  /** unfused / fused GPU time: > 1 means the fused kernel is faster. */
+  speedup: number;
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+function makeParams(b: BlockSpec, seed: number): MlpconvParams {
+  const [c1, c2, c3] = b.C;
+  const t = (shape: number[], s: number, scale: number) => param(Tensor.fromArray(randomArray(shape.reduce((x, y) => x * y, 1), s, -scale, scale), shape));
+  return {
+    w1: t([b.K, b.K, b.Ci, c1], seed, 1 / Math.sqrt(b.K * b.K * b.Ci)),
+    b1: t([c1], seed + 1, 0.1),
+    w2: t([1, 1, c1, c2], seed + 2, 1 / Math.sqrt(c1)),
+    b2: t([c2], seed + 3, 0.1),
+    w3: t([1, 1, c2, c3], seed + 4, 1 / Math.sqrt(c2)),
+    b3: t([c3], seed + 5, 0.1),
+  };
+}
+
+/** Both variants against the float64 reference on a small odd shape; throws on a mismatch. */
+export async function validate(): Promise<number> {
+  const b: BlockSpec = { name: 'check', H: 9, Ci: 5, K: 5, C: [70, 33, 10] };
+  const N = 3;
+  const p = makeParams(b, 1);
+  const xs = randomArray(N * b.H * b.H * b.Ci, 9);
+  const x = Tensor.fromArray(xs, [N, b.H, b.H, b.Ci]);
+  const ref = mlpconvRef(
+    refTensor([N, b.H, b.H, b.Ci], xs),
+    ...((await Promise.all(Object.values(p).map(async (t: Tensor) => refTensor([...t.shape], await t.toArray())))) as [never, never, never, never, never, never]),
+  );
+  let worst = 0;
+  for (const [name, fn] of [['fused', mlpconv], ['unfused', mlpconvUnfused]] as const) {
+    const err = relErrNorm(await fn(x, p).toArray(), ref.data);
+    worst = Math.max(worst, err);
+    if (!(err <= 1e-5)) throw new Error(`validation failed: ${name} mlpconv differs from the float64 reference by ${err}`);
+  }
+  return worst;
+}
+
+async function timeVariant(fn: typeof mlpconv, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number): Promise<{ gpu: number; wall: number }> {
+  const params = Object.values(p);
+  const run = () => {
+    tidy(() => {
+      const y = fn(x, p);
+      if (r) backward(dot(y, r));
+    });
+    zeroGrad(params);
+  };
+  run(); // compile + warm up
+  await sync();
+  const prof = await startProfiler();
+  const gpuMs: number[] = [];
+  const wallMs: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    await prof.reset();
+    const t0 = performance.now();
+    run();
+    await sync();
+    wallMs.push(performance.now() - t0);
+    const rows = await prof.collect();
+    // The dot() loss is the harness's, not the block's.
+    gpuMs.push(rows.filter((row) => !['mul', 'reduce_rows', 'fill', 'scale_by'].includes(row.name) || !r).reduce((s, row) => s + row.totalMs, 0));
+  }
+  prof.stop();
+  return { gpu: median(gpuMs), wall: median(wallMs) };
+}
+
+export async function benchMlpconv(opts: { batches: number[]; reps: number; blocks: string[] }): Promise<MlpconvBenchRow[]> {
+  const rows: MlpconvBenchRow[] = [];
+  for (const b of BLOCKS.filter((x) => opts.blocks.includes(x.name))) {
+    const p = makeParams(b, 7);
+    const [c1, c2, c3] = b.C;
+    const flopFwdPerPixel = 2 * (b.K * b.K * b.Ci * c1 + c1 * c2 + c2 * c3);
+    for (const N of opts.batches) {
+      const x = param(Tensor.fromArray(randomArray(N * b.H * b.H * b.Ci, 3), [N, b.H, b.H, b.Ci]));
+      const r = Tensor.fromArray(randomArray(N * b.H * b.H * c3, 4), [N, b.H, b.H, c3]);
+      for (const pass of ['forward', 'forward+backward'] as const) {
+        const withGrad = pass === 'forward+backward';
+        x.requiresGrad = withGrad;
+        for (const t of Object.values(p)) t.requiresGrad = withGrad;
+        const fused = await timeVariant(mlpconv, x, p, withGrad ? r : null, opts.reps);
+        const unfused = await timeVariant(mlpconvUnfused, x, p, withGrad ? r : null, opts.reps);
+        const gflop = (flopFwdPerPixel * N * b.H * b.H * (withGrad ? 3 : 1)) / 1e9;
+        rows.push({
+          block: b.name,
+          batch: N,
+          pass,
+          fusedGpuMs: fused.gpu,
+          unfusedGpuMs: unfused.gpu,
+          fusedWallMs: fused.wall,
+          unfusedWallMs: unfused.wall,
+          gflop,
+          fusedGflops: gflop / (fused.gpu / 1000),
+          unfusedGflops: gflop / (unfused.gpu / 1000),
+          speedup: unfused.gpu / fused.gpu,
+        });
+        console.error(formatMlpconvRows(rows.slice(-1), false));
+      }
+      x.dispose();
+      r.dispose();
+    }
+    for (const t of Object.values(p)) t.dispose();
+  }
+  return rows;
+}
+
+export function formatMlpconvRows(rows: MlpconvBenchRow[], header = true): string {
+  const out = header ? ['| block | batch | pass | fused GPU ms | unfused GPU ms | fused wall ms | unfused wall ms | fused GFLOP/s | unfused GFLOP/s | unfused/fused |', '|---|---|---|---|---|---|---|---|---|---|'] : [];
+  for (const r of rows) {
+    out.push(`| ${r.block} | ${r.batch} | ${r.pass} | ${r.fusedGpuMs.toFixed(3)} | ${r.unfusedGpuMs.toFixed(3)} | ${r.fusedWallMs.toFixed(2)} | ${r.unfusedWallMs.toFixed(2)} | ${r.fusedGflops.toFixed(1)} | ${r.unfusedGflops.toFixed(1)} | ${r.speedup.toFixed(2)}× |`);
+  }
+  return out.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      batches: { type: 'string', default: '32,128,256' },
+      reps: { type: 'string', default: '20' },
+      blocks: { type: 'string', default: BLOCKS.map((b) => b.name).join(',') },
+      json: { type: 'string' },
+    },
+  });
+  const gpu = await getGpu();
+  const err = await validate();
+  console.log(`adapter: ${gpu.adapterName}\nvalidation: fused and unfused match the float64 reference (worst relative error ${err.toExponential(2)})`);
+  const rows = await benchMlpconv({ batches: values.batches!.split(',').map(Number), reps: Number(values.reps), blocks: values.blocks!.split(',') });
+  console.log(formatMlpconvRows(rows));
+  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.adapterName, date: new Date().toISOString(), rows }, null, 2));
+  closeGpu();
+}
