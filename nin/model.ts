@@ -9,8 +9,9 @@ import { mlpconv, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
 
 export type LayerSpec =
-  /** K×K conv → 1×1 → 1×1, ReLU after each (channels = the three widths). */
-  | { type: 'mlpconv'; kernel: number; channels: [number, number, number] }
+  /** K×K conv → 1×1 → 1×1, ReLU after each (channels = the three widths); `linearOut` drops the
+   * last ReLU (the paper keeps it, also before GAP). */
+  | { type: 'mlpconv'; kernel: number; channels: [number, number, number]; linearOut?: boolean }
   | { type: 'maxpool' | 'avgpool'; kernel: number; stride: number }
   | { type: 'dropout'; p: number };
 
@@ -196,6 +197,11 @@ export class NinModel {
 
   /** Logits [N, classes] for a batch x [N, H, W, C]. */
   forward(x: Tensor, opts: ForwardOptions): Tensor {
+    return this.head(this.features(x, opts), opts);
+  }
+
+  /** The last mlpconv's output [N, H', W', C'] (with a GAP head: one map per class, Figure 4). */
+  features(x: Tensor, opts: ForwardOptions): Tensor {
     const { height, width, channels } = this.config.input;
     if (x.shape.length !== 4 || x.shape[1] !== height || x.shape[2] !== width || x.shape[3] !== channels) {
       throw new RangeError(`model ${this.config.name}: input has shape [${x.shape.join(', ')}], expected [N, ${height}, ${width}, ${channels}]`);
@@ -209,7 +215,8 @@ export class NinModel {
         block++;
         const b = `block${block}`;
         const ps = { w1: p(`${b}.w1`), b1: p(`${b}.b1`), w2: p(`${b}.w2`), b2: p(`${b}.b2`), w3: p(`${b}.w3`), b3: p(`${b}.b3`) };
-        h = opts.unfused ? mlpconvUnfused(h, ps) : mlpconv(h, ps);
+        const o = { relu3: !l.linearOut };
+        h = opts.unfused ? mlpconvUnfused(h, ps, o) : mlpconv(h, ps, o);
       } else if (l.type === 'maxpool') {
         h = maxPool2d(h, { k: l.kernel, s: l.stride });
       } else if (l.type === 'avgpool') {
@@ -218,6 +225,13 @@ export class NinModel {
         h = dropout(h, l.p, mixSeed(seed, i));
       }
     });
+    return h;
+  }
+
+  /** Classifier: global average pooling, or flatten + fully connected. */
+  head(h: Tensor, opts: ForwardOptions): Tensor {
+    const p = (name: string) => this.params.find((e) => e.name === name)!.tensor;
+    const seed = opts.seed ?? 0;
     if (this.config.head === 'gap') return globalAvgPool(h);
     const N = h.shape[0];
     if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, mixSeed(seed, 1000));

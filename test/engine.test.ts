@@ -5,7 +5,7 @@ import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { add, addInPlace, dot, relu } from '../kernels/elementwise.ts';
+import { add, addInPlace, dot, relu, reshape } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { randomArray } from './helpers.ts';
 
@@ -33,6 +33,20 @@ describe('tensors', () => {
     const t = Tensor.empty([4]);
     t.dispose();
     expect(() => relu(t)).toThrow(/relu: input tensor #\d+ .* was already disposed/);
+  });
+});
+
+describe('shape ops', () => {
+  it('reshape and add pass gradients through unchanged', async () => {
+    const xs = randomArray(24, 11), r = randomArray(24, 12);
+    const x = param(Tensor.fromArray(xs, [2, 3, 4]));
+    const y = add(reshape(x, [6, 4]), reshape(x, [6, 4]));
+    expect(y.shape).toEqual([6, 4]);
+    expect(Array.from(await y.toArray())).toEqual(Array.from(xs, (v) => 2 * v));
+    backward(dot(y, Tensor.fromArray(r, [6, 4])));
+    expect(x.grad!.shape).toEqual([2, 3, 4]);
+    expect(Array.from(await x.grad!.toArray())).toEqual(Array.from(r, (v) => 2 * v));
+    expect(() => reshape(x, [5, 5])).toThrow(/reshape: \[2, 3, 4\] has 24 elements, \[5, 5\] needs 25/);
   });
 });
 
@@ -144,6 +158,12 @@ describe('errors', () => {
     expect(out).toMatch(/No WebGPU adapter found: Dawn backend 'vulkan', adapter 'no-such-adapter'/);
     expect(out).toMatch(/Vulkan drivers \(ICD files\) tried: .*lvp_icd/);
     expect(out).toMatch(/apt-get install -t bookworm-backports mesa-vulkan-drivers/);
+  });
+
+  it('lets the process exit on its own when GPU work is done (Dawn does not keep Node alive)', () => {
+    const script = "import('./engine/device.ts').then(async (m) => { await m.getGpu(); const t = await import('./engine/tensor.ts'); const r = await import('./kernels/elementwise.ts'); console.log((await r.relu(t.Tensor.fromArray([-1, 2], [2])).toArray()).join(',')); })";
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', stdio: 'pipe', timeout: 60_000 });
+    expect(out.trim()).toBe('0,2');
   });
 
   it('reports device loss instead of hanging, and a new device can be acquired', async () => {
