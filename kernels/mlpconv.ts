@@ -12,8 +12,8 @@
 //
 // Threads: 256 = CL channel lanes × PL pixel lanes; a thread owns pixels pl + PL·i and channels
 // cl + CL·j, so consecutive threads read consecutive weights (coalesced) and share pixel rows.
-// CL is 16, 32 or 64 by layer width, so that each thread keeps several channels × several pixels
-// in registers (each value loaded feeds several FMAs) instead of idling lanes on narrow layers.
+// CL (4…64) gives each thread about 4 channels and PI pixels in registers, so every value loaded
+// feeds several FMAs instead of narrow layers idling most lanes.
 //
 // Backward: saves h1 and h2 (the fused forward writes them to global memory when a gradient is
 // needed) rather than recomputing them: recomputing h1 would repeat the K×K conv, the most
@@ -86,17 +86,23 @@ export interface MlpconvTile {
 export function mlpconvTile(s: MlpconvShape, storageBytes: number): MlpconvTile {
   const cmax = Math.max(s.C1, s.C2);
   const widest = Math.max(cmax, s.C3);
-  const preferred = widest <= 64 ? 16 : widest <= 128 ? 32 : 64;
-  for (const CL of [16, 32, 64].filter((c) => c >= preferred)) {
+  // About 4 channels per thread: with PI pixels each, every value loaded feeds 4 or PI FMAs.
+  const preferred = Math.min(64, Math.max(4, 2 ** Math.ceil(Math.log2(Math.ceil(widest / 4)))));
+  for (const CL of [4, 8, 16, 32, 64].filter((c) => c >= preferred)) {
     const PL = THREADS / CL;
     for (const PI of [8, 4, 2, 1]) {
       const TP = PL * PI;
-      if (TP <= 64 && 4 * TP * (cmax + BK) <= storageBytes) return { TP, CL };
+      if (TP <= 256 && workgroupBytes(TP, cmax) <= storageBytes) return { TP, CL };
     }
   }
   throw new RangeError(
-    `mlpconv: hidden widths ${s.C1}/${s.C2} need ${4 * 4 * (cmax + BK)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
+    `mlpconv: hidden widths ${s.C1}/${s.C2} need ${workgroupBytes(4, cmax)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
   );
+}
+
+/** Rows of both workgroup arrays are padded by one float so that pixel lanes hit different banks. */
+function workgroupBytes(TP: number, cmax: number): number {
+  return 4 * TP * (cmax + 1 + BK + 1);
 }
 
 function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, relu3: boolean) {
@@ -114,7 +120,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, re
       for (var i = 0u; i < ${PI}u; i++) {
         let p = pl + ${PL}u * i;
         let v = max(acc${layer}[i * ${jc(C)}u + j] + b${layer}[c], 0.0);
-        hs[p * ${C}u + c] = v;
+        hs[p * ${C + 1}u + c] = v;
         ${save ? `if (m0 + p < M) { h${layer}[(m0 + p) * ${C}u + c] = v; }` : ''}
       }
     }
@@ -128,7 +134,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, re
       var wv = 0.0;
       if (c < ${Cout}u) { wv = w${layer}[k * ${Cout}u + c]; }
       for (var i = 0u; i < ${PI}u; i++) {
-        acc${layer}[i * ${jc(Cout)}u + j] = fma(hs[(pl + ${PL}u * i) * ${Cin}u + k], wv, acc${layer}[i * ${jc(Cout)}u + j]);
+        acc${layer}[i * ${jc(Cout)}u + j] = fma(hs[(pl + ${PL}u * i) * ${Cin + 1}u + k], wv, acc${layer}[i * ${jc(Cout)}u + j]);
       }
     }
   }
@@ -146,8 +152,8 @@ const KK: u32 = ${KK}u;
 @group(0) @binding(7) var<storage, read_write> ys: array<f32>;
 ${save ? `@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
 @group(0) @binding(9) var<storage, read_write> h2: array<f32>;` : ''}
-var<workgroup> hs: array<f32, ${TP * cmax}>;
-var<workgroup> at: array<f32, ${TP * BK}>;
+var<workgroup> hs: array<f32, ${TP * (cmax + 1)}>;
+var<workgroup> at: array<f32, ${TP * (BK + 1)}>;
 
 // x at output pixel m shifted by tap, with zero padding ("same" convolution).
 fn readX(m: u32, k: u32) -> f32 {
@@ -178,7 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let p = e / ${BK}u;
       var v = 0.0;
       if (m0 + p < M && k0 + kk < KK) { v = readX(m0 + p, k0 + kk); }
-      at[p * ${BK}u + kk] = v;
+      at[p * ${BK + 1}u + kk] = v;
     }
     workgroupBarrier();
     let kn = min(${BK}u, KK - k0);
@@ -188,7 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         var wv = 0.0;
         if (c < ${s.C1}u) { wv = w1[(k0 + kk) * ${s.C1}u + c]; }
         for (var i = 0u; i < ${PI}u; i++) {
-          acc1[i * ${jc(s.C1)}u + j] = fma(at[(pl + ${PL}u * i) * ${BK}u + kk], wv, acc1[i * ${jc(s.C1)}u + j]);
+          acc1[i * ${jc(s.C1)}u + j] = fma(at[(pl + ${PL}u * i) * ${BK + 1}u + kk], wv, acc1[i * ${jc(s.C1)}u + j]);
         }
       }
     }

@@ -1,0 +1,96 @@
+// Checkpoints in the safetensors format: weights, optimiser velocities and preprocessing statistics
+// as tensors; model config, training options, epoch, step and seed in the metadata (the RNG state:
+// every random stream of a run derives from the seed plus epoch/step counters). Written atomically.
+import { gpu } from '../engine/device.ts';
+import { upload } from '../engine/runtime.ts';
+import { SGD } from '../kernels/sgd.ts';
+import { NinModel, plan, type ModelConfig } from './model.ts';
+import { Preprocessor } from './preprocessing.ts';
+import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
+import type { TrainOptions } from './train.ts';
+
+export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
+
+export interface Checkpoint {
+  path: string;
+  config: ModelConfig;
+  options: TrainOptions;
+  epoch: number;
+  step: number;
+  preprocessor: Preprocessor;
+  params: Map<string, Float32Array>;
+  velocities: Map<string, Float32Array> | null;
+  /** Copies the weights (and velocities, when `opt` is given) into a model built from `config`. */
+  restore(model: NinModel, opt?: SGD): void;
+  /** A new model holding the checkpoint's weights. */
+  buildModel(): NinModel;
+}
+
+export async function saveCheckpoint(
+  path: string,
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions },
+): Promise<void> {
+  const tensors: TensorMap = {};
+  for (const p of s.model.params) tensors[`param.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: await p.tensor.toArray() };
+  const velocities = await s.opt.state();
+  s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
+  const pre = s.preprocessor.toTensors();
+  Object.assign(tensors, pre.tensors);
+  const { log: _log, ...options } = s.options;
+  writeSafetensors(path, tensors, {
+    format: CHECKPOINT_FORMAT,
+    config: JSON.stringify(s.model.config),
+    options: JSON.stringify(options),
+    epoch: String(s.epoch),
+    step: String(s.step),
+    seed: String(s.options.seed),
+    adapter: gpu().adapterName,
+    saved: new Date().toISOString(),
+    ...pre.metadata,
+  });
+}
+
+export function loadCheckpoint(path: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path);
+  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: not a nin-webgpu checkpoint (format '${metadata.format ?? 'missing'}', expected '${CHECKPOINT_FORMAT}')`);
+  const config = JSON.parse(metadata.config) as ModelConfig;
+  const options = JSON.parse(metadata.options) as TrainOptions;
+  plan(config); // validates the stored config
+  const params = new Map<string, Float32Array>();
+  const velocities = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name.startsWith('param.') || name.startsWith('velocity.')) {
+      if (!(t.data instanceof Float32Array)) throw new Error(`${path}: tensor '${name}' is ${t.dtype}, expected F32`);
+      (name.startsWith('param.') ? params : velocities).set(name.slice(name.indexOf('.') + 1), t.data);
+    }
+  }
+  const checkpoint: Checkpoint = {
+    path,
+    config,
+    options,
+    epoch: Number(metadata.epoch),
+    step: Number(metadata.step),
+    preprocessor: Preprocessor.fromTensors(tensors, metadata),
+    params,
+    velocities: velocities.size ? velocities : null,
+    restore(model, opt) {
+      model.params.forEach((p, i) => {
+        const w = params.get(p.name);
+        if (!w) throw new Error(`${path}: no weights for parameter '${p.name}'`);
+        if (w.length !== p.tensor.size) throw new Error(`${path}: parameter '${p.name}' has ${w.length} values, the model's [${p.tensor.shape.join(', ')}] needs ${p.tensor.size}`);
+        upload(p.tensor, w);
+        if (opt) {
+          const v = velocities.get(p.name);
+          if (!v) throw new Error(`${path}: no optimiser state for parameter '${p.name}'`);
+          upload(opt.velocities[i], v);
+        }
+      });
+    },
+    buildModel() {
+      const model = new NinModel(config, 1);
+      checkpoint.restore(model);
+      return model;
+    },
+  };
+  return checkpoint;
+}

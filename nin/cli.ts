@@ -1,0 +1,241 @@
+#!/usr/bin/env -S node --import tsx
+// The `nin` command: train, eval, predict, visualize, models.
+// Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { closeGpu } from '../engine/device.ts';
+import { describeConfig, MODELS } from './model.ts';
+import type { PreprocessKind } from './preprocessing.ts';
+import { type TrainOptions } from './train.ts';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const DATASET_DEFAULTS: Record<string, { model: string; augment: boolean; preprocess: PreprocessKind; epochs: number; lr: number; batch: number; schedule: TrainOptions['schedule'] }> = {
+  mnist: { model: 'mnist-small', augment: false, preprocess: 'standardize', epochs: 1, lr: 0.05, batch: 64, schedule: 'cosine' },
+  cifar10: { model: 'cifar10', augment: true, preprocess: 'gcn-zca', epochs: 100, lr: 0.1, batch: 128, schedule: 'step' },
+  cifar100: { model: 'cifar100', augment: true, preprocess: 'gcn-zca', epochs: 100, lr: 0.1, batch: 128, schedule: 'step' },
+  svhn: { model: 'svhn', augment: false, preprocess: 'gcn-zca', epochs: 40, lr: 0.05, batch: 128, schedule: 'step' },
+};
+
+export const USAGE = `usage:
+  nin train [options]                 train a Network In Network model
+  nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
+  nin predict <checkpoint> <image.png>...   top-5 classes with probabilities
+  nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
+                                            and the run's loss/error curves, as PNGs
+  nin models                          list the model configs with their summaries
+
+train options:
+  --dataset mnist|cifar10|cifar100|svhn   (default mnist)
+  --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
+  --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
+  --init gaussian|he      weight init (default: the model's)
+  --epochs N  --batch N  --lr X
+  --schedule constant|step|cosine   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
+  --momentum X (0.9)  --weight-decay X (0.0001)
+  --aug / --no-aug        random translation + horizontal flip (default: on for CIFAR)
+  --preprocess none|standardize|gcn-zca
+  --val N                 hold out N training images for validation (default 0)
+  --train-limit N  --test-limit N   use only the first N images
+  --seed N                repeatable runs (same device: same loss curve)
+  --data-dir DIR          else $NIN_DATA, ./data, ../shared/data
+  --out DIR               run directory (default runs/<dataset>-<model>)
+  --resume CHECKPOINT     continue a run
+  --profile               per-kernel GPU time table (first epoch)
+common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
+
+function int(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+function num(name: string, v: string | undefined, min: number, max = Infinity): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}], got '${v}'`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+function parse(args: string[], options: ParseArgsConfig['options'], positionals: { min: number; max: number; what: string }) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const n = parsed.positionals.length;
+  if (n < positionals.min || n > positionals.max) throw new UsageError(`expected ${positionals.what}, got ${n} argument(s)`);
+  return parsed as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+}
+
+export interface TrainCommand {
+  options: TrainOptions;
+  dataDir?: string;
+}
+
+/** Parses and checks `nin train` flags (no GPU, no file reads beyond existence checks). */
+export function parseTrainArgs(args: string[]): TrainCommand {
+  const { values: v } = parse(
+    args,
+    {
+      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' },
+      epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
+      'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
+      momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
+      aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
+      val: { type: 'string' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
+      seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
+      profile: { type: 'boolean' },
+    },
+    { min: 0, max: 0, what: 'no positional arguments' },
+  );
+  const s = (k: string) => v[k] as string | undefined;
+  const dataset = oneOf('dataset', s('dataset'), ['mnist', 'cifar10', 'cifar100', 'svhn'] as const) ?? 'mnist';
+  const d = DATASET_DEFAULTS[dataset];
+  const model = s('model') ?? d.model;
+  const config = MODELS[model];
+  if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
+  const imageShape: Record<string, string> = { mnist: '28×28×1', cifar10: '32×32×3', cifar100: '32×32×3', svhn: '32×32×3' };
+  const { height, width, channels } = config.input;
+  if (`${height}×${width}×${channels}` !== imageShape[dataset]) {
+    throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${imageShape[dataset]}`);
+  }
+  const classes: Record<string, number> = { mnist: 10, cifar10: 10, cifar100: 100, svhn: 10 };
+  if (config.classes !== classes[dataset]) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes[dataset]}`);
+  if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
+  const epochs = int('epochs', s('epochs'), 1) ?? d.epochs;
+  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? d.schedule;
+  const stepsArg = s('lr-steps');
+  const stepEpochs = stepsArg === undefined ? (schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : []) : stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!);
+  if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
+  const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? 0;
+  const resume = s('resume');
+  if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at '${resume}'`);
+  const options: TrainOptions = {
+    dataset,
+    model,
+    head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const),
+    init: oneOf('init', s('init'), ['gaussian', 'he'] as const),
+    epochs,
+    batchSize: int('batch', s('batch'), 1) ?? d.batch,
+    lr: num('lr', s('lr'), 0) ?? d.lr,
+    schedule,
+    stepEpochs,
+    gamma: num('gamma', s('gamma'), 0, 1) ?? 0.1,
+    warmupEpochs,
+    momentum: num('momentum', s('momentum'), 0, 0.999999) ?? 0.9,
+    weightDecay: num('weight-decay', s('weight-decay'), 0) ?? 1e-4,
+    augment: v.aug ? true : v['no-aug'] ? false : d.augment,
+    preprocess: oneOf('preprocess', s('preprocess'), ['none', 'standardize', 'gcn-zca'] as const) ?? d.preprocess,
+    validation: int('val', s('val'), 0) ?? 0,
+    trainLimit: int('train-limit', s('train-limit'), 1),
+    testLimit: int('test-limit', s('test-limit'), 1),
+    seed: int('seed', s('seed'), 0) ?? 1,
+    outDir: s('out') ?? join('runs', `${dataset}-${model}`),
+    resume,
+    profile: Boolean(v.profile),
+  };
+  if (options.trainLimit !== undefined && options.validation >= options.trainLimit) {
+    throw new UsageError(`--val ${options.validation} leaves no training images out of --train-limit ${options.trainLimit}`);
+  }
+  if (options.trainLimit !== undefined && options.trainLimit - options.validation < options.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - options.validation} training images left`);
+  }
+  return { options, dataDir: s('data-dir') };
+}
+
+async function runTrain(args: string[]): Promise<void> {
+  const { options, dataDir } = parseTrainArgs(args);
+  const { loadSplits } = await import('./datasets.ts');
+  const { train } = await import('./train.ts');
+  const data = await loadSplits(options, dataDir);
+  const result = await train(options, data);
+  console.log(`done in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`);
+}
+
+async function runEval(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const ckpt = positionals[0];
+  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  const batch = int('batch', v.batch as string | undefined, 1) ?? 100;
+  const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
+  const { loadCheckpoint } = await import('./checkpoint.ts');
+  const { loadTestSet } = await import('./datasets.ts');
+  const { evaluate, formatConfusion } = await import('./train.ts');
+  const c = loadCheckpoint(ckpt);
+  const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
+  const model = c.buildModel();
+  const r = await evaluate(model, c.preprocessor.applyTo(test), batch);
+  console.log(`${ckpt} (epoch ${c.epoch}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
+  console.log(formatConfusion(r.confusion, test.classNames));
+}
+
+async function runPredict(args: string[]): Promise<void> {
+  const { positionals } = parse(args, {}, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
+  const [ckpt, ...images] = positionals;
+  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  for (const img of images) if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
+  const { predict } = await import('./predict.ts');
+  for (const line of await predict(ckpt, images)) console.log(line);
+}
+
+async function runVisualize(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, images: { type: 'string' }, out: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const ckpt = positionals[0];
+  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  const count = int('images', v.images as string | undefined, 1) ?? 6;
+  const { visualize } = await import('./predict.ts');
+  const files = await visualize(ckpt, { count, dataDir: v['data-dir'] as string | undefined, outDir: v.out as string | undefined });
+  for (const f of files) console.log(`wrote ${f}`);
+}
+
+function runModels(): void {
+  for (const [name, c] of Object.entries(MODELS)) {
+    console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init`);
+    console.log(describeConfig(c));
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'train': await runTrain(rest); break;
+      case 'eval': await runEval(rest); break;
+      case 'predict': await runPredict(rest); break;
+      case 'visualize': await runVisualize(rest); break;
+      case 'models': runModels(); break;
+      case undefined: case '-h': case '--help': case 'help':
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`nin: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    console.error(`nin: ${(e as Error).name === 'Error' ? '' : (e as Error).name + ': '}${(e as Error).message}`);
+    return 1;
+  } finally {
+    closeGpu();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/nin')) {
+  process.exitCode = await main(process.argv.slice(2));
+}
+

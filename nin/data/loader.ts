@@ -1,0 +1,185 @@
+// Mini-batch iteration over an in-memory image set: seeded per-epoch shuffle, optional drop-last,
+// per-batch preprocessing and augmentation, and one batch of look-ahead: when the trainer takes
+// batch k, batch k+1 is prepared on a setImmediate, i.e. while the trainer awaits its GPU work.
+//
+// Reproducibility: epoch e's order depends only on (seed, e), and batch b's augmentation only on
+// (seed, e, b), so a run resumed at epoch e sees exactly the batches of an uninterrupted run.
+import { augmentBatch, type AugmentOptions } from './augment.ts';
+import { deriveSeed, permutation, Rng } from './rng.ts';
+
+export interface LoaderSource {
+  images: Float32Array;
+  labels: Int32Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Shuffle every epoch (default true); false iterates in dataset order (evaluation). */
+  shuffle?: boolean;
+  seed?: number;
+  /** Drop the last batch when it is smaller than batchSize (default false). */
+  dropLast?: boolean;
+  /**
+   * Per-batch preprocessing, in place on the gathered images, before augmentation (so augmentation's
+   * zero padding is in preprocessed units). For whole-set transforms like ZCA, preprocess the set once instead.
+   */
+  preprocess?: (images: Float32Array, count: number) => void;
+  /** Random translation / flip (training only). */
+  augment?: AugmentOptions;
+  /** Prepare the next batch ahead (default true). */
+  prefetch?: boolean;
+}
+
+export interface Batch {
+  /** [size, height, width, channels] float32, a fresh array the caller may keep. */
+  images: Float32Array;
+  labels: Int32Array;
+  size: number;
+  shape: [number, number, number, number];
+  /** Positions of the batch's examples in the source set. */
+  indices: Int32Array;
+  epoch: number;
+  /** Batch number within the epoch. */
+  index: number;
+}
+
+const SHUFFLE_STREAM = 1;
+const AUGMENT_STREAM = 2;
+
+export class BatchLoader {
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly seed: number;
+  readonly dropLast: boolean;
+  private readonly opts: LoaderOptions;
+
+  constructor(
+    readonly source: LoaderSource,
+    opts: LoaderOptions,
+  ) {
+    const per = source.height * source.width * source.channels;
+    if (source.images.length !== source.count * per || source.labels.length !== source.count) {
+      throw new RangeError(
+        `BatchLoader: source claims ${source.count} images of ${source.height}×${source.width}×${source.channels}, but has ${source.images.length} values and ${source.labels.length} labels`,
+      );
+    }
+    if (!Number.isInteger(opts.batchSize) || opts.batchSize <= 0) throw new RangeError(`BatchLoader: batch size ${opts.batchSize} must be a positive integer`);
+    this.opts = opts;
+    this.batchSize = opts.batchSize;
+    this.shuffle = opts.shuffle ?? true;
+    this.seed = opts.seed ?? 0;
+    this.dropLast = opts.dropLast ?? false;
+    if (this.batchesPerEpoch === 0) {
+      throw new RangeError(`BatchLoader: ${source.count} examples give no batch of ${this.batchSize} with dropLast`);
+    }
+  }
+
+  get batchesPerEpoch(): number {
+    const n = this.source.count;
+    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** Example order of an epoch. */
+  epochOrder(epoch: number): Int32Array {
+    if (!this.shuffle) return Int32Array.from({ length: this.source.count }, (_, i) => i);
+    return permutation(this.source.count, deriveSeed(this.seed, SHUFFLE_STREAM, epoch));
+  }
+
+  /** Builds batch `index` of `epoch` synchronously (gather, preprocess, augment). */
+  makeBatch(epoch: number, index: number, order: Int32Array = this.epochOrder(epoch)): Batch {
+    if (!(index >= 0 && index < this.batchesPerEpoch)) throw new RangeError(`BatchLoader: batch ${index} outside 0..${this.batchesPerEpoch - 1}`);
+    const { images, labels, height, width, channels } = this.source;
+    const per = height * width * channels;
+    const start = index * this.batchSize;
+    const size = Math.min(this.batchSize, this.source.count - start);
+    const indices = order.slice(start, start + size);
+    let batchImages: Float32Array = new Float32Array(size * per);
+    const batchLabels = new Int32Array(size);
+    for (let i = 0; i < size; i++) {
+      const j = indices[i];
+      batchImages.set(images.subarray(j * per, (j + 1) * per), i * per);
+      batchLabels[i] = labels[j];
+    }
+    this.opts.preprocess?.(batchImages, size);
+    const aug = this.opts.augment;
+    if (aug && ((aug.pad ?? 0) > 0 || aug.flip)) {
+      const rng = new Rng(deriveSeed(this.seed, AUGMENT_STREAM, epoch, index));
+      batchImages = augmentBatch(batchImages, { count: size, height, width, channels }, aug, rng);
+    }
+    return { images: batchImages, labels: batchLabels, size, shape: [size, height, width, channels], indices, epoch, index };
+  }
+
+  /** The batches of one epoch, as an async iterator that keeps the next batch in preparation. */
+  epoch(epoch: number): EpochIterator {
+    return new EpochIterator(this, epoch, this.epochOrder(epoch), this.opts.prefetch ?? true);
+  }
+}
+
+export class EpochIterator implements AsyncIterableIterator<Batch> {
+  private nextIndex = 0;
+  private pending: Promise<Batch> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly loader: BatchLoader,
+    readonly epoch: number,
+    private readonly order: Int32Array,
+    private readonly prefetch: boolean,
+  ) {
+    if (prefetch) this.schedule();
+  }
+
+  /** Batches still to come in this epoch (including one being prepared). */
+  get remaining(): number {
+    return this.loader.batchesPerEpoch - this.nextIndex + (this.pending ? 1 : 0);
+  }
+
+  private schedule(): void {
+    if (this.closed || this.nextIndex >= this.loader.batchesPerEpoch) {
+      this.pending = null;
+      return;
+    }
+    const index = this.nextIndex++;
+    const p = new Promise<Batch>((resolve, reject) => {
+      setImmediate(() => {
+        if (this.closed) return reject(new Error('epoch iterator closed'));
+        try {
+          resolve(this.loader.makeBatch(this.epoch, index, this.order));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    p.catch(() => {}); // surfaced when the batch is taken, not as an unhandled rejection
+    this.pending = p;
+  }
+
+  /** Resolves to the next batch and starts preparing the one after it. */
+  async next(): Promise<IteratorResult<Batch, undefined>> {
+    if (this.closed) return { done: true, value: undefined };
+    if (!this.prefetch) {
+      if (this.nextIndex >= this.loader.batchesPerEpoch) return { done: true, value: undefined };
+      return { done: false, value: this.loader.makeBatch(this.epoch, this.nextIndex++, this.order) };
+    }
+    const p = this.pending;
+    if (!p) return { done: true, value: undefined };
+    const batch = await p;
+    this.schedule();
+    return { done: false, value: batch };
+  }
+
+  /** Stops early (e.g. `break` in for-await): nothing more is prepared. */
+  async return(): Promise<IteratorResult<Batch, undefined>> {
+    this.closed = true;
+    this.pending = null;
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

@@ -1,0 +1,29 @@
+// Loading the splits a run needs: train (minus the validation hold-out), validation, test.
+import type { ImageDataset } from './data/formats.ts';
+import { loadDataset } from './data/registry.ts';
+import { splitValidation, takeExamples } from './data/split.ts';
+import type { TrainOptions } from './train.ts';
+
+function firstN(ds: ImageDataset, n: number | undefined): ImageDataset {
+  if (n === undefined || n >= ds.count) return ds;
+  return takeExamples(ds, Array.from({ length: n }, (_, i) => i), `${ds.name}[:${n}]`);
+}
+
+function report(ds: ImageDataset): void {
+  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}` + (ds.notes.length ? ` (${ds.notes.join('; ')})` : ''));
+}
+
+export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ train: ImageDataset; validation?: ImageDataset; test: ImageDataset }> {
+  const full = firstN(await loadDataset(o.dataset, 'train', { dataDir }), o.trainLimit);
+  const test = firstN(await loadDataset(o.dataset, 'test', { dataDir }), o.testLimit);
+  const split = o.validation > 0 ? splitValidation(full, o.validation, o.seed) : null;
+  const train = split ? split.train : full;
+  for (const ds of [train, ...(split ? [split.validation] : []), test]) report(ds);
+  return { train, validation: split?.validation, test };
+}
+
+export async function loadTestSet(dataset: string, dataDir?: string, limit?: number): Promise<ImageDataset> {
+  const test = firstN(await loadDataset(dataset, 'test', { dataDir }), limit);
+  report(test);
+  return test;
+}

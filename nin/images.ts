@@ -1,0 +1,270 @@
+// PNG in and out on the CPU: decoding a user's picture into the pixels a model expects, and
+// encoding rendered RGBA rasters. pngjs does the codec work; this file owns the conventions:
+//
+//   * Pixel values are returned in [0, 1] exactly as stored (sample / max sample for the file's
+//     bit depth). The PNG gamma chunk is ignored, as the datasets' own pixels carry no correction.
+//   * Transparency is composited over BLACK (colour × alpha). MNIST-style digits are light strokes
+//     on a black background, so a transparent background becomes the background the model knows.
+//   * 1-channel models get ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B); 3-channel models get
+//     grey replicated into R, G and B.
+//   * Resizing is per axis (separable): area averaging when an axis shrinks (every source pixel
+//     counts in proportion to its overlap, so no aliasing and the mean is preserved), bilinear with
+//     half-pixel centres when it grows, a plain copy when it keeps its size.
+//   * Output is NHWC for one image ([height, width, channels], row-major); sizes are [height, width].
+//   * Dataset preprocessing (mean subtraction, standardisation, ...) is NOT applied here: callers pass
+//     these pixels through the same preprocessing as the training data.
+import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+
+/** A picture that could not be loaded; `file` names it. */
+export class ImageLoadError extends Error {
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'ImageLoadError';
+  }
+}
+
+export interface ModelInput {
+  height: number;
+  width: number;
+  channels: 1 | 3;
+}
+
+export interface LoadedImage {
+  /** [height, width, channels] of the model input, values in [0, 1]. */
+  pixels: Float32Array;
+  /** The file's [height, width] before resizing. */
+  originalSize: [number, number];
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** BT.601 luma weights (the ones most image libraries use for RGB→grey). */
+export const LUMA_BT601: readonly [number, number, number] = [0.299, 0.587, 0.114];
+
+/** Well-known magic numbers, to turn "not a PNG" into a useful hint. */
+const OTHER_FORMATS: { magic: number[]; name: string }[] = [
+  { magic: [0xff, 0xd8, 0xff], name: 'JPEG' },
+  { magic: [0x47, 0x49, 0x46, 0x38], name: 'GIF' },
+  { magic: [0x42, 0x4d], name: 'BMP' },
+  { magic: [0x52, 0x49, 0x46, 0x46], name: 'RIFF (WebP?)' },
+  { magic: [0x1f, 0x8b], name: 'gzip' },
+  { magic: [0x49, 0x49, 0x2a, 0x00], name: 'TIFF' },
+  { magic: [0x4d, 0x4d, 0x00, 0x2a], name: 'TIFF' },
+];
+
+function describeBytes(bytes: Uint8Array): string {
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+  const ascii = Array.from(bytes, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
+  const other = OTHER_FORMATS.find((f) => f.magic.every((m, i) => bytes[i] === m));
+  return `${hex} ("${ascii}")${other ? `, which looks like ${other.name}` : ''}`;
+}
+
+/** Decoded picture: straight (non-premultiplied) RGBA in [0, 1], row-major. */
+export interface DecodedPng {
+  width: number;
+  height: number;
+  rgba: Float32Array;
+}
+
+/** Reads and decodes any PNG pngjs supports (bit depths 1–16, grey/RGB/palette, ±alpha, tRNS,
+ * interlaced). Errors name the file: missing, unreadable, not a PNG, zero-sized, corrupt. */
+export function readPng(path: string): DecodedPng {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new ImageLoadError(path, 'file not found');
+    if (err.code === 'EISDIR') throw new ImageLoadError(path, 'expected a PNG file, found a directory');
+    throw new ImageLoadError(path, `cannot read file (${err.message})`);
+  }
+  if (bytes.length < 8 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
+    const found = bytes.length === 0 ? 'an empty file' : describeBytes(bytes.subarray(0, 8));
+    throw new ImageLoadError(path, `not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found ${found}`);
+  }
+  // The IHDR chunk must come first; read the size ourselves so a zero-sized image gets a clear
+  // error instead of whatever the decoder trips over.
+  if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') {
+    throw new ImageLoadError(path, 'corrupt PNG: expected an IHDR chunk right after the signature');
+  }
+  const headerWidth = bytes.readUInt32BE(16);
+  const headerHeight = bytes.readUInt32BE(20);
+  if (headerWidth === 0 || headerHeight === 0) {
+    throw new ImageLoadError(path, `PNG has zero size (width ${headerWidth}, height ${headerHeight})`);
+  }
+  let png: ReturnType<typeof PNG.sync.read>;
+  try {
+    // skipRescale keeps 16-bit samples at full precision (pngjs otherwise rounds them to 8 bits).
+    png = PNG.sync.read(bytes, { skipRescale: true });
+  } catch (e) {
+    throw new ImageLoadError(path, `corrupt PNG (${(e as Error).message})`);
+  }
+  const { width, height } = png;
+  // Palette entries are always 8-bit; other samples keep the file's depth when not rescaled.
+  const maxSample = png.palette || (png.colorType as number) === 3 ? 255 : 2 ** png.depth - 1;
+  const src = png.data as unknown as ArrayLike<number>;
+  const n = width * height * 4;
+  if (src.length < n) {
+    throw new ImageLoadError(path, `corrupt PNG: decoded ${src.length} samples, expected ${n} for ${width}×${height} RGBA`);
+  }
+  const rgba = new Float32Array(n);
+  const inv = 1 / maxSample;
+  for (let i = 0; i < n; i++) rgba[i] = src[i] * inv;
+  return { width, height, rgba };
+}
+
+/** Composites straight RGBA over black and converts to `channels` (BT.601 luma for 1). */
+export function rgbaToChannels(rgba: Float32Array, width: number, height: number, channels: 1 | 3): Float32Array {
+  const n = width * height;
+  const out = new Float32Array(n * channels);
+  const [wr, wg, wb] = LUMA_BT601;
+  for (let p = 0; p < n; p++) {
+    const a = rgba[p * 4 + 3];
+    const r = rgba[p * 4] * a;
+    const g = rgba[p * 4 + 1] * a;
+    const b = rgba[p * 4 + 2] * a;
+    if (channels === 1) {
+      // Grey pixels pass through untouched (the weights need not sum to exactly 1 in floating point).
+      out[p] = r === g && g === b ? r : wr * r + wg * g + wb * b;
+    } else {
+      out[p * 3] = r;
+      out[p * 3 + 1] = g;
+      out[p * 3 + 2] = b;
+    }
+  }
+  return out;
+}
+
+/** Sparse 1-D resampling matrix: for each output index, the source indices and their weights. */
+interface Taps {
+  index: Int32Array[];
+  weight: Float64Array[];
+}
+
+function resampleTaps(inSize: number, outSize: number): Taps {
+  const index: Int32Array[] = [];
+  const weight: Float64Array[] = [];
+  if (outSize === inSize) {
+    for (let o = 0; o < outSize; o++) {
+      index.push(Int32Array.of(o));
+      weight.push(Float64Array.of(1));
+    }
+  } else if (outSize < inSize) {
+    // Area average: output o covers source [o·s, (o+1)·s) with s = in/out; weight = overlap / s.
+    const s = inSize / outSize;
+    for (let o = 0; o < outSize; o++) {
+      const lo = o * s;
+      const hi = (o + 1) * s;
+      const idx: number[] = [];
+      const w: number[] = [];
+      for (let i = Math.floor(lo); i < Math.min(Math.ceil(hi), inSize); i++) {
+        const overlap = Math.min(hi, i + 1) - Math.max(lo, i);
+        if (overlap > 0) {
+          idx.push(i);
+          w.push(overlap / s);
+        }
+      }
+      index.push(Int32Array.from(idx));
+      weight.push(Float64Array.from(w));
+    }
+  } else {
+    // Bilinear with half-pixel centres (the "align_corners = false" convention), edges clamped.
+    const s = inSize / outSize;
+    for (let o = 0; o < outSize; o++) {
+      const x = Math.min(Math.max((o + 0.5) * s - 0.5, 0), inSize - 1);
+      const i0 = Math.floor(x);
+      const i1 = Math.min(i0 + 1, inSize - 1);
+      const f = x - i0;
+      if (f === 0 || i1 === i0) {
+        index.push(Int32Array.of(i0));
+        weight.push(Float64Array.of(1));
+      } else {
+        index.push(Int32Array.of(i0, i1));
+        weight.push(Float64Array.of(1 - f, f));
+      }
+    }
+  }
+  return { index, weight };
+}
+
+/** Resizes an HWC image: area averaging on axes that shrink, bilinear on axes that grow. */
+export function resizeImage(
+  src: Float32Array,
+  height: number,
+  width: number,
+  channels: number,
+  outHeight: number,
+  outWidth: number,
+): Float32Array {
+  if (src.length !== height * width * channels) {
+    throw new Error(`resizeImage: expected ${height}×${width}×${channels} = ${height * width * channels} values, found ${src.length}`);
+  }
+  for (const [name, v] of [['height', outHeight], ['width', outWidth]] as const) {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`resizeImage: output ${name} must be a positive integer, found ${v}`);
+  }
+  if (outHeight === height && outWidth === width) return Float32Array.from(src);
+  const c = channels;
+  // Horizontal pass into float64, then vertical pass; both are the same separable linear filter.
+  const tx = resampleTaps(width, outWidth);
+  const mid = new Float64Array(height * outWidth * c);
+  for (let y = 0; y < height; y++) {
+    for (let ox = 0; ox < outWidth; ox++) {
+      const idx = tx.index[ox];
+      const w = tx.weight[ox];
+      const dst = (y * outWidth + ox) * c;
+      for (let k = 0; k < idx.length; k++) {
+        const s = (y * width + idx[k]) * c;
+        for (let ch = 0; ch < c; ch++) mid[dst + ch] += w[k] * src[s + ch];
+      }
+    }
+  }
+  const ty = resampleTaps(height, outHeight);
+  const out = new Float32Array(outHeight * outWidth * c);
+  const acc = new Float64Array(c);
+  for (let oy = 0; oy < outHeight; oy++) {
+    const idx = ty.index[oy];
+    const w = ty.weight[oy];
+    for (let ox = 0; ox < outWidth; ox++) {
+      acc.fill(0);
+      for (let k = 0; k < idx.length; k++) {
+        const s = (idx[k] * outWidth + ox) * c;
+        for (let ch = 0; ch < c; ch++) acc[ch] += w[k] * mid[s + ch];
+      }
+      const dst = (oy * outWidth + ox) * c;
+      for (let ch = 0; ch < c; ch++) out[dst + ch] = acc[ch];
+    }
+  }
+  return out;
+}
+
+/** Loads a PNG as one NHWC model input: composited over black, converted to the model's channel
+ * count, resized to its height × width, values in [0, 1]. */
+export function loadImageForModel(path: string, input: ModelInput): LoadedImage {
+  const { height, width, channels } = input;
+  if (!Number.isInteger(height) || height <= 0 || !Number.isInteger(width) || width <= 0) {
+    throw new Error(`loadImageForModel(${path}): model input size must be positive integers, found ${height}×${width}`);
+  }
+  if (channels !== 1 && channels !== 3) {
+    throw new Error(`loadImageForModel(${path}): model input channels must be 1 or 3, found ${String(channels)}`);
+  }
+  const png = readPng(path);
+  const converted = rgbaToChannels(png.rgba, png.width, png.height, channels);
+  const pixels = resizeImage(converted, png.height, png.width, channels, height, width);
+  // Interpolation weights are convex, so this only trims float rounding at the ends.
+  for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
+  return { pixels, originalSize: [png.height, png.width] };
+}
+
+/** Encodes 8-bit RGBA (row-major, width × height × 4 bytes) as a PNG file's bytes. */
+export function encodePng(width: number, height: number, rgba: Uint8Array): Buffer {
+  if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
+    throw new Error(`encodePng: size must be positive integers, found ${width}×${height}`);
+  }
+  if (rgba.length !== width * height * 4) {
+    throw new Error(`encodePng: expected ${width}×${height}×4 = ${width * height * 4} bytes of RGBA, found ${rgba.length}`);
+  }
+  const png = new PNG({ width, height });
+  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+  return PNG.sync.write(png, { colorType: 6, inputColorType: 6, inputHasAlpha: true });
+}

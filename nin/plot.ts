@@ -1,0 +1,918 @@
+// CPU pictures for reports: a small RGBA raster canvas with a built-in bitmap font, the paper's
+// Figure 4 (last-mlpconv feature maps per class), and line plots of training curves. Everything is
+// drawn in plain TypeScript and encoded with pngjs, so pictures can be made on machines without a
+// GPU or any native image library.
+import { encodePng } from './images.ts';
+
+export type Rgb = readonly [number, number, number];
+
+export const WHITE: Rgb = [255, 255, 255];
+export const BLACK: Rgb = [0, 0, 0];
+const GRID: Rgb = [228, 228, 228];
+const MUTED: Rgb = [120, 120, 120];
+/** Marks non-finite values in pictures, so a NaN is seen rather than silently drawn as black. */
+const NONFINITE: Rgb = [255, 0, 255];
+const GOOD: Rgb = [0, 150, 60];
+const BAD: Rgb = [215, 25, 28];
+const TRUTH: Rgb = [30, 100, 230];
+/** Distinct series colours (the Tableau 10 palette); cycled past ten series. */
+export const SERIES_COLORS: readonly Rgb[] = [
+  [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+];
+
+// ---------------------------------------------------------------------------------------------
+// Bitmap font: 5 columns × 8 rows per glyph. Rows 0–6 hold capitals and digits (a classic 5×7
+// font); row 7 is only used by descenders (g j p q y , _) so lowercase stays legible.
+
+/** Pixel width and height of one glyph at scale 1. */
+export const GLYPH_WIDTH = 5;
+export const GLYPH_HEIGHT = 8;
+/** Horizontal advance per character (glyph + 1 px spacing) and line pitch, at scale 1. */
+export const CHAR_ADVANCE = 6;
+export const LINE_HEIGHT = 10;
+
+const GLYPH_SOURCE: Record<string, string> = {
+  '0': '.###. #...# #..## #.#.# ##..# #...# .###.',
+  '1': '..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.',
+  '2': '.###. #...# ....# ...#. ..#.. .#... #####',
+  '3': '##### ...#. ..#.. ...#. ....# #...# .###.',
+  '4': '...#. ..##. .#.#. #..#. ##### ...#. ...#.',
+  '5': '##### #.... ####. ....# ....# #...# .###.',
+  '6': '..##. .#... #.... ####. #...# #...# .###.',
+  '7': '##### ....# ...#. ..#.. .#... .#... .#...',
+  '8': '.###. #...# #...# .###. #...# #...# .###.',
+  '9': '.###. #...# #...# .#### ....# ...#. .##..',
+  A: '.###. #...# #...# ##### #...# #...# #...#',
+  B: '####. #...# #...# ####. #...# #...# ####.',
+  C: '.###. #...# #.... #.... #.... #...# .###.',
+  D: '###.. #..#. #...# #...# #...# #..#. ###..',
+  E: '##### #.... #.... ####. #.... #.... #####',
+  F: '##### #.... #.... ####. #.... #.... #....',
+  G: '.###. #...# #.... #.### #...# #...# .####',
+  H: '#...# #...# #...# ##### #...# #...# #...#',
+  I: '.###. ..#.. ..#.. ..#.. ..#.. ..#.. .###.',
+  J: '..### ...#. ...#. ...#. ...#. #..#. .##..',
+  K: '#...# #..#. #.#.. ##... #.#.. #..#. #...#',
+  L: '#.... #.... #.... #.... #.... #.... #####',
+  M: '#...# ##.## #.#.# #.#.# #...# #...# #...#',
+  N: '#...# #...# ##..# #.#.# #..## #...# #...#',
+  O: '.###. #...# #...# #...# #...# #...# .###.',
+  P: '####. #...# #...# ####. #.... #.... #....',
+  Q: '.###. #...# #...# #...# #.#.# #..#. .##.#',
+  R: '####. #...# #...# ####. #.#.. #..#. #...#',
+  S: '.#### #.... #.... .###. ....# ....# ####.',
+  T: '##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#..',
+  U: '#...# #...# #...# #...# #...# #...# .###.',
+  V: '#...# #...# #...# #...# #...# .#.#. ..#..',
+  W: '#...# #...# #...# #.#.# #.#.# #.#.# .#.#.',
+  X: '#...# #...# .#.#. ..#.. .#.#. #...# #...#',
+  Y: '#...# #...# .#.#. ..#.. ..#.. ..#.. ..#..',
+  Z: '##### ....# ...#. ..#.. .#... #.... #####',
+  a: '..... ..... .###. ....# .#### #...# .####',
+  b: '#.... #.... #.##. ##..# #...# #...# ####.',
+  c: '..... ..... .###. #.... #.... #...# .###.',
+  d: '....# ....# .##.# #..## #...# #...# .####',
+  e: '..... ..... .###. #...# ##### #.... .###.',
+  f: '..##. .#..# .#... ###.. .#... .#... .#...',
+  g: '..... ..... .#### #...# #...# .#### ....# .###.',
+  h: '#.... #.... #.##. ##..# #...# #...# #...#',
+  i: '..#.. ..... .##.. ..#.. ..#.. ..#.. .###.',
+  j: '...#. ..... ..##. ...#. ...#. ...#. #..#. .##..',
+  k: '#.... #.... #..#. #.#.. ##... #.#.. #..#.',
+  l: '.##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.',
+  m: '..... ..... ##.#. #.#.# #.#.# #...# #...#',
+  n: '..... ..... #.##. ##..# #...# #...# #...#',
+  o: '..... ..... .###. #...# #...# #...# .###.',
+  p: '..... ..... ####. #...# #...# ####. #.... #....',
+  q: '..... ..... .#### #...# #...# .#### ....# ....#',
+  r: '..... ..... #.##. ##..# #.... #.... #....',
+  s: '..... ..... .#### #.... .###. ....# ####.',
+  t: '.#... .#... ###.. .#... .#... .#..# ..##.',
+  u: '..... ..... #...# #...# #...# #..## .##.#',
+  v: '..... ..... #...# #...# #...# .#.#. ..#..',
+  w: '..... ..... #...# #...# #.#.# #.#.# .#.#.',
+  x: '..... ..... #...# .#.#. ..#.. .#.#. #...#',
+  y: '..... ..... #...# #...# #...# .#### ....# .###.',
+  z: '..... ..... ##### ...#. ..#.. .#... #####',
+  '.': '..... ..... ..... ..... ..... .##.. .##..',
+  ',': '..... ..... ..... ..... ..... .##.. ..#.. .#...',
+  '-': '..... ..... ..... .###. ..... ..... .....',
+  '+': '..... ..#.. ..#.. ##### ..#.. ..#.. .....',
+  '%': '##... ##..# ...#. ..#.. .#... #..## ...##',
+  ':': '..... .##.. .##.. ..... .##.. .##.. .....',
+  '/': '..... ....# ...#. ..#.. .#... #.... .....',
+  '(': '...#. ..#.. .#... .#... .#... ..#.. ...#.',
+  ')': '.#... ..#.. ...#. ...#. ...#. ..#.. .#...',
+  '=': '..... ..... ##### ..... ##### ..... .....',
+  _: '..... ..... ..... ..... ..... ..... ..... #####',
+  ' ': '..... ..... ..... ..... ..... ..... .....',
+  // A few extras that turn up in run names and titles.
+  '[': '.###. .#... .#... .#... .#... .#... .###.',
+  ']': '.###. ...#. ...#. ...#. ...#. ...#. .###.',
+  "'": '..#.. ..#.. .#... ..... ..... ..... .....',
+  '?': '.###. #...# ....# ...#. ..#.. ..... ..#..',
+  '!': '..#.. ..#.. ..#.. ..#.. ..#.. ..... ..#..',
+  '*': '..... ..#.. #.#.# .###. #.#.# ..#.. .....',
+  '<': '...#. ..#.. .#... #.... .#... ..#.. ...#.',
+  '>': '.#... ..#.. ...#. ....# ...#. ..#.. .#...',
+  ';': '..... .##.. .##.. ..... .##.. ..#.. .#...',
+  '#': '.#.#. .#.#. ##### .#.#. ##### .#.#. .#.#.',
+  '|': '..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#..',
+  '&': '.##.. #..#. #.#.. .#... #.#.# #..#. .##.#',
+  '@': '.###. #...# #.### #.#.# #.### #.... .###.',
+};
+
+/** Each glyph as 8 row bitmasks (bit 4 = leftmost column). Checked once at load. */
+const GLYPHS = new Map<string, Uint8Array>();
+for (const [ch, src] of Object.entries(GLYPH_SOURCE)) {
+  const rows = src.split(' ');
+  if ((rows.length !== 7 && rows.length !== 8) || rows.some((r) => r.length !== GLYPH_WIDTH || /[^.#]/.test(r))) {
+    throw new Error(`font: glyph ${JSON.stringify(ch)} must be 7 or 8 rows of 5 '.'/'#', found ${JSON.stringify(src)}`);
+  }
+  const bits = new Uint8Array(GLYPH_HEIGHT);
+  rows.forEach((r, y) => {
+    for (let x = 0; x < GLYPH_WIDTH; x++) if (r[x] === '#') bits[y] |= 1 << (GLYPH_WIDTH - 1 - x);
+  });
+  GLYPHS.set(ch, bits);
+}
+/** Any other character is drawn as a hollow box, so a missing glyph is visible, not dropped. */
+const MISSING_GLYPH = Uint8Array.from([0x1f, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1f, 0]);
+
+/** Every character the font has a glyph for. */
+export const FONT_CHARS: readonly string[] = [...GLYPHS.keys()];
+
+/** Width in pixels of `text` drawn on one line at `scale` (no trailing spacing). */
+export function textWidth(text: string, scale = 1): number {
+  const n = [...text].length;
+  return n === 0 ? 0 : (n * CHAR_ADVANCE - 1) * scale;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canvas
+
+/** An opaque RGBA raster with clipped drawing primitives. Coordinates are pixels, origin top-left. */
+export class Canvas {
+  readonly rgba: Uint8Array;
+  private clipX0 = 0;
+  private clipY0 = 0;
+  private clipX1: number;
+  private clipY1: number;
+
+  constructor(readonly width: number, readonly height: number, background: Rgb = WHITE) {
+    if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
+      throw new Error(`Canvas: size must be positive integers, found ${width}×${height}`);
+    }
+    this.rgba = new Uint8Array(width * height * 4);
+    this.clipX1 = width;
+    this.clipY1 = height;
+    this.fillRect(0, 0, width, height, background);
+  }
+
+  /** Restricts drawing to [x, x+w) × [y, y+h) (intersected with the canvas) until resetClip. */
+  setClip(x: number, y: number, w: number, h: number): void {
+    this.clipX0 = Math.max(0, Math.floor(x));
+    this.clipY0 = Math.max(0, Math.floor(y));
+    this.clipX1 = Math.min(this.width, Math.floor(x + w));
+    this.clipY1 = Math.min(this.height, Math.floor(y + h));
+  }
+
+  resetClip(): void {
+    this.clipX0 = 0;
+    this.clipY0 = 0;
+    this.clipX1 = this.width;
+    this.clipY1 = this.height;
+  }
+
+  setPixel(x: number, y: number, c: Rgb): void {
+    if (x < this.clipX0 || y < this.clipY0 || x >= this.clipX1 || y >= this.clipY1) return;
+    const i = (y * this.width + x) * 4;
+    this.rgba[i] = c[0];
+    this.rgba[i + 1] = c[1];
+    this.rgba[i + 2] = c[2];
+    this.rgba[i + 3] = 255;
+  }
+
+  /** [r, g, b, a] at (x, y); throws outside the canvas. */
+  getPixel(x: number, y: number): [number, number, number, number] {
+    if (!Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0 || x >= this.width || y >= this.height) {
+      throw new Error(`Canvas.getPixel: (${x}, ${y}) is outside ${this.width}×${this.height}`);
+    }
+    const i = (y * this.width + x) * 4;
+    return [this.rgba[i], this.rgba[i + 1], this.rgba[i + 2], this.rgba[i + 3]];
+  }
+
+  /** Fills the pixels [x, x+w) × [y, y+h) (fractional edges rounded to the nearest pixel). */
+  fillRect(x: number, y: number, w: number, h: number, c: Rgb): void {
+    const x0 = Math.max(this.clipX0, Math.round(x));
+    const y0 = Math.max(this.clipY0, Math.round(y));
+    const x1 = Math.min(this.clipX1, Math.round(x + w));
+    const y1 = Math.min(this.clipY1, Math.round(y + h));
+    for (let py = y0; py < y1; py++) {
+      let i = (py * this.width + x0) * 4;
+      for (let px = x0; px < x1; px++, i += 4) {
+        this.rgba[i] = c[0];
+        this.rgba[i + 1] = c[1];
+        this.rgba[i + 2] = c[2];
+        this.rgba[i + 3] = 255;
+      }
+    }
+  }
+
+  /** Outline of [x, x+w) × [y, y+h), `thickness` pixels wide, drawn inwards. */
+  strokeRect(x: number, y: number, w: number, h: number, c: Rgb, thickness = 1): void {
+    const t = Math.min(thickness, w / 2, h / 2);
+    this.fillRect(x, y, w, t, c);
+    this.fillRect(x, y + h - t, w, t, c);
+    this.fillRect(x, y, t, h, c);
+    this.fillRect(x + w - t, y, t, h, c);
+  }
+
+  /**
+   * Line from (x0, y0) to (x1, y1) in continuous pixel coordinates (pixel (i, j) spans
+   * [i, i+1) × [j, j+1)); fills every pixel whose centre lies within thickness/2 of the segment,
+   * so ends are round and joints between consecutive segments have no gaps. Non-finite ends skip.
+   */
+  drawLine(x0: number, y0: number, x1: number, y1: number, c: Rgb, thickness = 1): void {
+    if (![x0, y0, x1, y1, thickness].every(Number.isFinite)) return;
+    const r = Math.max(thickness, 1) / 2 + 1e-9;
+    const bx0 = Math.max(this.clipX0, Math.floor(Math.min(x0, x1) - r));
+    const by0 = Math.max(this.clipY0, Math.floor(Math.min(y0, y1) - r));
+    const bx1 = Math.min(this.clipX1 - 1, Math.ceil(Math.max(x0, x1) + r));
+    const by1 = Math.min(this.clipY1 - 1, Math.ceil(Math.max(y0, y1) + r));
+    const dx = x1 - x0;
+    const dy = y1 - y0;
+    const len2 = dx * dx + dy * dy;
+    const r2 = r * r;
+    for (let py = by0; py <= by1; py++) {
+      for (let px = bx0; px <= bx1; px++) {
+        const cx = px + 0.5 - x0;
+        const cy = py + 0.5 - y0;
+        const t = len2 === 0 ? 0 : Math.min(1, Math.max(0, (cx * dx + cy * dy) / len2));
+        const ex = cx - t * dx;
+        const ey = cy - t * dy;
+        if (ex * ex + ey * ey <= r2) this.setPixel(px, py, c);
+      }
+    }
+  }
+
+  /** Draws `text` with its top-left corner at (x, y); each font pixel becomes scale×scale.
+   * Returns the width drawn. Newlines are not interpreted (one line per call). */
+  drawText(text: string, x: number, y: number, c: Rgb, scale = 1): number {
+    const s = Math.max(1, Math.round(scale));
+    let cx = Math.round(x);
+    const cy = Math.round(y);
+    for (const ch of text) {
+      const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
+      for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
+        const row = bits[gy];
+        if (row === 0) continue;
+        for (let gx = 0; gx < GLYPH_WIDTH; gx++) {
+          if (row & (1 << (GLYPH_WIDTH - 1 - gx))) this.fillRect(cx + gx * s, cy + gy * s, s, s, c);
+        }
+      }
+      cx += CHAR_ADVANCE * s;
+    }
+    return textWidth(text, s);
+  }
+
+  /** Text rotated 90° anticlockwise (reads bottom to top), starting at the bottom-left (x, y):
+   * used for y-axis labels. Occupies GLYPH_HEIGHT·scale pixels horizontally to the right of x. */
+  drawTextUp(text: string, x: number, y: number, c: Rgb, scale = 1): number {
+    const s = Math.max(1, Math.round(scale));
+    let cy = Math.round(y);
+    const cx = Math.round(x);
+    for (const ch of text) {
+      const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
+      for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
+        const row = bits[gy];
+        if (row === 0) continue;
+        for (let gx = 0; gx < GLYPH_WIDTH; gx++) {
+          // Glyph column gx goes upwards, glyph row gy goes rightwards.
+          if (row & (1 << (GLYPH_WIDTH - 1 - gx))) this.fillRect(cx + gy * s, cy - (gx + 1) * s, s, s, c);
+        }
+      }
+      cy -= CHAR_ADVANCE * s;
+    }
+    return textWidth(text, s);
+  }
+
+  toPng(): Buffer {
+    return encodePng(this.width, this.height, this.rgba);
+  }
+}
+
+/** Shortens `text` to at most `maxChars` characters, marking the cut with a trailing '.'. */
+function fitText(text: string, maxChars: number): string {
+  const chars = [...text];
+  if (chars.length <= maxChars) return text;
+  if (maxChars <= 0) return '';
+  return chars.slice(0, Math.max(0, maxChars - 1)).join('') + '.';
+}
+
+/** Splits a label into at most `maxLines` lines of `maxChars`, preferring breaks after _ - / or space. */
+function wrapText(text: string, maxChars: number, maxLines: number): string[] {
+  const lines: string[] = [];
+  let rest = [...text];
+  while (rest.length > 0 && lines.length < maxLines) {
+    if (rest.length <= maxChars || lines.length === maxLines - 1) {
+      lines.push(fitText(rest.join(''), maxChars));
+      break;
+    }
+    let cut = maxChars;
+    for (let i = maxChars; i >= Math.ceil(maxChars / 2); i--) {
+      if ('_-/ '.includes(rest[i - 1])) {
+        cut = i;
+        break;
+      }
+    }
+    lines.push(rest.slice(0, cut).join('').trimEnd());
+    rest = rest.slice(cut);
+    while (rest[0] === ' ') rest = rest.slice(1);
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figure 4: feature maps of the last mlpconv, one column per class.
+
+export interface FeatureMapGridOptions {
+  /** Input images, NHWC [N, h, w, c] with c = 1 or 3, values in [0, 1] (clamped; pass the images
+   * before dataset standardisation). */
+  images: Float32Array;
+  imageShape: [number, number, number];
+  /** The last mlpconv's output, NHWC [N, H, W, C]: one map per class (C = classNames.length). */
+  maps: Float32Array;
+  mapShape: [number, number, number];
+  classNames: string[];
+  /** True class per image: shown in the row title and as a blue frame around that class's map. */
+  labels?: number[];
+  /** Predicted class per image: shown in the title; its map is framed green if right, red if wrong. */
+  predicted?: number[];
+  /** Integer upscaling of each map (nearest neighbour). Default: maps become about 64 px tall. */
+  cellScale?: number;
+  /** 'gray' (default): black = 0, white = row max. 'hot': black → red → yellow → white. */
+  colormap?: 'gray' | 'hot';
+  /** Caption above the grid. */
+  title?: string;
+}
+
+function colormap(v: number, kind: 'gray' | 'hot'): Rgb {
+  if (!Number.isFinite(v)) return NONFINITE;
+  const t = Math.min(1, Math.max(0, v));
+  if (kind === 'gray') {
+    const g = Math.round(t * 255);
+    return [g, g, g];
+  }
+  // Piecewise "hot": red rises over the first third, green the second, blue the last.
+  const r = Math.min(1, t * 3);
+  const g = Math.min(1, Math.max(0, t * 3 - 1));
+  const b = Math.min(1, Math.max(0, t * 3 - 2));
+  return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
+}
+
+function checkShape(what: string, shape: readonly number[], length: number): number {
+  if (shape.length !== 3 || shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+    throw new Error(`renderFeatureMapGrid: ${what}Shape must be three positive integers [h, w, c], found [${shape.join(', ')}]`);
+  }
+  const per = shape[0] * shape[1] * shape[2];
+  if (length % per !== 0) {
+    throw new Error(`renderFeatureMapGrid: ${what}s has ${length} values, not a multiple of ${shape.join('×')} = ${per}`);
+  }
+  return length / per;
+}
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Where renderFeatureMapGrid puts things, for callers that annotate or check the picture. */
+export interface FeatureMapGridLayout {
+  width: number;
+  height: number;
+  /** Pixels per map value (nearest neighbour) and per input pixel. */
+  cellScale: number;
+  imageScale: number;
+  /** The input image of row `i`. */
+  imageRect(i: number): Rect;
+  /** The map of class `k` in row `i`. */
+  mapRect(i: number, k: number): Rect;
+}
+
+interface GridPlan extends FeatureMapGridLayout {
+  n: number;
+  captionLines: string[];
+  headers: string[][];
+  inputHeaderChars: number;
+  rowTitles: string[];
+  margin: number;
+  captionH: number;
+  headerH: number;
+  titleH: number;
+}
+
+/** Validates the options and lays the grid out (renderFeatureMapGrid draws exactly this). */
+function planGrid(opts: FeatureMapGridOptions): GridPlan {
+  const { images, maps, classNames, labels, predicted } = opts;
+  const [h, w, c] = opts.imageShape;
+  const [H, W, C] = opts.mapShape;
+  const n = checkShape('image', opts.imageShape, images.length);
+  const nMaps = checkShape('map', opts.mapShape, maps.length);
+  if (c !== 1 && c !== 3) throw new Error(`renderFeatureMapGrid: images must have 1 or 3 channels, found ${c}`);
+  if (n === 0) throw new Error('renderFeatureMapGrid: no images given');
+  if (nMaps !== n) throw new Error(`renderFeatureMapGrid: ${n} images but maps for ${nMaps}`);
+  if (classNames.length !== C) {
+    throw new Error(`renderFeatureMapGrid: ${C} maps per image (mapShape[2]) but ${classNames.length} class names`);
+  }
+  for (const [name, arr] of [['labels', labels], ['predicted', predicted]] as const) {
+    if (!arr) continue;
+    if (arr.length !== n) throw new Error(`renderFeatureMapGrid: ${name} has ${arr.length} entries, expected one per image (${n})`);
+    const bad = arr.find((k) => !Number.isInteger(k) || k < 0 || k >= C);
+    if (bad !== undefined) throw new Error(`renderFeatureMapGrid: ${name} contains ${bad}, expected a class index in [0, ${C})`);
+  }
+  const scale = opts.cellScale ?? Math.max(1, Math.round(64 / Math.max(H, W)));
+  if (!Number.isInteger(scale) || scale <= 0) throw new Error(`renderFeatureMapGrid: cellScale must be a positive integer, found ${scale}`);
+
+  // Gaps leave room for the 2-px frames drawn one pixel outside a cell.
+  const margin = 10;
+  const gap = 8;
+  const cellW = W * scale;
+  const cellH = H * scale;
+  // The input is upscaled by a whole factor to about the maps' height, so its pixels stay square.
+  const imgScale = Math.max(1, Math.round(cellH / h));
+  const imgW = w * imgScale;
+  const imgH = h * imgScale;
+  const rowH = Math.max(cellH, imgH);
+  const mapsX = margin + imgW + gap * 2;
+  const headerChars = Math.max(1, Math.floor((cellW + gap - 2) / CHAR_ADVANCE));
+  const headers = classNames.map((name) => wrapText(name, headerChars, 2));
+  const headerLines = Math.max(1, ...headers.map((l) => l.length));
+  const captionLines: string[] = [opts.title ?? 'last mlpconv feature maps, one per class (each row scaled to its largest value)'];
+  if (labels && predicted) captionLines.push('frames: green = predicted and true, red = predicted (wrong), blue = true class');
+  else if (predicted) captionLines.push('frames: green = predicted class');
+  else if (labels) captionLines.push('frames: blue = true class');
+  const rowTitles = Array.from({ length: n }, (_, i) => {
+    const parts = [`image ${i}`];
+    if (labels) parts.push(`true: ${classNames[labels[i]]}`);
+    if (predicted) parts.push(`predicted: ${classNames[predicted[i]]}`);
+    return parts.join('   ');
+  });
+  const captionH = captionLines.length * LINE_HEIGHT + 6;
+  const headerH = headerLines * LINE_HEIGHT + 4;
+  const titleH = LINE_HEIGHT + 2;
+  const rowPitch = titleH + rowH + gap;
+  const gridW = mapsX + C * (cellW + gap) - gap + margin;
+  const textW = Math.max(...captionLines.map((t) => textWidth(t)), ...rowTitles.map((t) => textWidth(t))) + 2 * margin;
+  const rowTop = (i: number) => margin + captionH + headerH + i * rowPitch + titleH;
+  return {
+    width: Math.max(gridW, textW),
+    height: margin + captionH + headerH + n * rowPitch - gap + margin,
+    cellScale: scale,
+    imageScale: imgScale,
+    imageRect: (i) => ({ x: margin, y: rowTop(i), w: imgW, h: imgH }),
+    mapRect: (i, k) => ({ x: mapsX + k * (cellW + gap), y: rowTop(i), w: cellW, h: cellH }),
+    n,
+    captionLines,
+    headers,
+    inputHeaderChars: Math.max(1, Math.floor((imgW + gap) / CHAR_ADVANCE)),
+    rowTitles,
+    margin,
+    captionH,
+    headerH,
+    titleH,
+  };
+}
+
+/** The pixel layout renderFeatureMapGrid(opts) will use (validates opts the same way). */
+export function featureMapGridLayout(opts: FeatureMapGridOptions): FeatureMapGridLayout {
+  const { width, height, cellScale, imageScale, imageRect, mapRect } = planGrid(opts);
+  return { width, height, cellScale, imageScale, imageRect, mapRect };
+}
+
+/** The paper's Figure 4 as a PNG: one row per image — the image, then each class's feature map,
+ * all maps of a row scaled by that row's largest value (so rows compare classes, not images). */
+export function renderFeatureMapGrid(opts: FeatureMapGridOptions): Buffer {
+  const plan = planGrid(opts);
+  const { images, maps, labels, predicted } = opts;
+  const [h, w, c] = opts.imageShape;
+  const [H, W, C] = opts.mapShape;
+  const kind = opts.colormap ?? 'gray';
+  const { margin, cellScale: scale, imageScale: imgScale } = plan;
+  const canvas = new Canvas(plan.width, plan.height);
+
+  let y = margin;
+  for (const line of plan.captionLines) {
+    canvas.drawText(line, margin, y, BLACK);
+    y += LINE_HEIGHT;
+  }
+  y = margin + plan.captionH;
+  canvas.drawText(fitText('input', plan.inputHeaderChars), margin, y, MUTED);
+  plan.headers.forEach((lines, k) => {
+    lines.forEach((line, j) => canvas.drawText(line, plan.mapRect(0, k).x, y + j * LINE_HEIGHT, BLACK));
+  });
+
+  const imgSize = h * w * c;
+  const mapSize = H * W * C;
+  for (let i = 0; i < plan.n; i++) {
+    const correct = labels && predicted ? labels[i] === predicted[i] : undefined;
+    const imgRect = plan.imageRect(i);
+    canvas.drawText(plan.rowTitles[i], margin, imgRect.y - plan.titleH, correct === undefined ? BLACK : correct ? GOOD : BAD);
+
+    // The input image, nearest-neighbour upscaled.
+    const img = i * imgSize;
+    for (let yy = 0; yy < h; yy++) {
+      for (let xx = 0; xx < w; xx++) {
+        const p = img + (yy * w + xx) * c;
+        const col: Rgb = c === 1 ? colormap(images[p], 'gray') : rgbFrom(images[p], images[p + 1], images[p + 2]);
+        canvas.fillRect(imgRect.x + xx * imgScale, imgRect.y + yy * imgScale, imgScale, imgScale, col);
+      }
+    }
+
+    // One normaliser per row: the largest finite value over all of this image's maps.
+    const base = i * mapSize;
+    let rowMax = 0;
+    for (let j = 0; j < mapSize; j++) {
+      const v = maps[base + j];
+      if (Number.isFinite(v) && v > rowMax) rowMax = v;
+    }
+    const inv = rowMax > 0 ? 1 / rowMax : 0;
+    for (let k = 0; k < C; k++) {
+      const r = plan.mapRect(i, k);
+      for (let yy = 0; yy < H; yy++) {
+        for (let xx = 0; xx < W; xx++) {
+          const v = maps[base + (yy * W + xx) * C + k];
+          canvas.fillRect(r.x + xx * scale, r.y + yy * scale, scale, scale, colormap(Number.isFinite(v) ? v * inv : v, kind));
+        }
+      }
+    }
+    // Frames: true class (blue) first, so a correct prediction's green frame covers it.
+    const frame = (k: number, col: Rgb) => {
+      const r = plan.mapRect(i, k);
+      canvas.strokeRect(r.x - 3, r.y - 3, r.w + 6, r.h + 6, col, 2);
+    };
+    if (labels) frame(labels[i], TRUTH);
+    if (predicted) frame(predicted[i], labels && labels[i] !== predicted[i] ? BAD : GOOD);
+  }
+  return canvas.toPng();
+}
+
+function rgbFrom(r: number, g: number, b: number): Rgb {
+  if (!Number.isFinite(r) || !Number.isFinite(g) || !Number.isFinite(b)) return NONFINITE;
+  const q = (v: number) => Math.round(Math.min(1, Math.max(0, v)) * 255);
+  return [q(r), q(g), q(b)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line plots
+
+export interface Series {
+  name: string;
+  /** [x, y] pairs, drawn in the given order; non-finite points (and y ≤ 0 on a log axis) break the line. */
+  points: [number, number][];
+}
+
+export interface CurveOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  width?: number;
+  height?: number;
+  logY?: boolean;
+}
+
+/** Axis ticks: the value range shown and the tick positions/labels inside it. */
+export interface Axis {
+  lo: number;
+  hi: number;
+  ticks: { value: number; label: string }[];
+}
+
+/** Labels for evenly spaced ticks, all in one style: fixed decimals as fine as the step needs, or
+ * (when the largest tick is ≥ 1e6 or < 1e-3) exponent form with the mantissa digits the step needs. */
+function formatTicks(values: number[], step: number): string[] {
+  const maxAbs = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const stepExp = Math.floor(Math.log10(step) + 1e-9);
+  if (maxAbs >= 1e6 || maxAbs < 1e-3) {
+    const digits = Math.max(0, Math.min(6, Math.floor(Math.log10(maxAbs) + 1e-9) - stepExp));
+    return values.map((v) => (Math.abs(v) < step * 1e-6 ? '0' : v.toExponential(digits).replace('e+', 'e')));
+  }
+  const decimals = Math.max(0, Math.min(8, -stepExp));
+  return values.map((v) => (Math.abs(v) < step * 1e-6 ? '0' : v.toFixed(decimals)));
+}
+
+/** One value to the precision a step of `step` needs (used for log-axis labels). */
+function formatTick(v: number, step: number): string {
+  return formatTicks([v], step)[0];
+}
+
+/** "Nice" linear ticks (steps of 1, 2 or 5 × 10^k) covering [lo, hi]; the range is widened to
+ * whole steps so the data never touches the frame between ticks. */
+export function niceAxis(lo: number, hi: number, target = 6): Axis {
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) throw new Error(`niceAxis: range must be finite, found [${lo}, ${hi}]`);
+  if (hi < lo) [lo, hi] = [hi, lo];
+  if (hi === lo) {
+    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+    lo -= pad;
+    hi += pad;
+  }
+  const raw = (hi - lo) / Math.max(1, target);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw * (1 - 1e-9)) ?? 10 * p;
+  const k0 = Math.floor(lo / step + 1e-9);
+  const k1 = Math.ceil(hi / step - 1e-9);
+  const values: number[] = [];
+  for (let k = k0; k <= k1; k++) values.push(k * step);
+  const labels = formatTicks(values, step);
+  return { lo: k0 * step, hi: k1 * step, ticks: values.map((value, i) => ({ value, label: labels[i] })) };
+}
+
+/** Ticks for a log10 axis; `lo`/`hi` and tick values are log10 of the data (labels show the data).
+ * Whole decades for wide ranges, 1-2-5 (or 1…9) multiples for narrower ones. */
+export function logAxis(minPositive: number, maxPositive: number): Axis {
+  if (!(minPositive > 0 && maxPositive > 0 && Number.isFinite(minPositive) && Number.isFinite(maxPositive))) {
+    throw new Error(`logAxis: range must be finite and positive, found [${minPositive}, ${maxPositive}]`);
+  }
+  let lo = Math.log10(Math.min(minPositive, maxPositive));
+  let hi = Math.log10(Math.max(minPositive, maxPositive));
+  const label = (m: number, e: number) => (e > 5 || e < -4 ? `${m}e${e}` : formatTick(m * 10 ** e, 10 ** e));
+  const multiples = (ms: number[]): Axis['ticks'] => {
+    const out: Axis['ticks'] = [];
+    for (let e = Math.floor(lo) - 1; e <= Math.ceil(hi); e++) {
+      for (const m of ms) {
+        const v = e + Math.log10(m);
+        if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push({ value: v, label: label(m, e) });
+      }
+    }
+    return out;
+  };
+  if (hi - lo >= 1 - 1e-9) {
+    lo = Math.floor(lo + 1e-9);
+    hi = Math.ceil(hi - 1e-9);
+    if (hi - lo <= 3) return { lo, hi, ticks: multiples([1, 2, 5]) };
+    const every = Math.max(1, Math.ceil((hi - lo) / 8));
+    const ticks: Axis['ticks'] = [];
+    for (let e = lo; e <= hi; e += every) ticks.push({ value: e, label: label(1, e) });
+    return { lo, hi, ticks };
+  }
+  // Less than a decade: pad a little; 1-2-5 multiples if they give 4 ticks, else 1…9 if 3.
+  const pad = hi === lo ? 0.05 : (hi - lo) * 0.05;
+  lo -= pad;
+  hi += pad;
+  const coarse = multiples([1, 2, 5]);
+  if (coarse.length >= 4) return { lo, hi, ticks: coarse };
+  const fine = multiples([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  if (fine.length >= 3) return { lo, hi, ticks: fine };
+  const lin = niceAxis(10 ** lo, 10 ** hi, 5);
+  const ticks = lin.ticks
+    .filter((t) => t.value > 0 && Math.log10(t.value) >= lo - 1e-9 && Math.log10(t.value) <= hi + 1e-9)
+    .map((t) => ({ value: Math.log10(t.value), label: t.label }));
+  return { lo, hi, ticks };
+}
+
+/** Draws one complete plot (title, axes, ticks, grid, series, legend) inside `area` of `canvas`. */
+export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: CurveOptions): void {
+  const logY = opts.logY ?? false;
+  const usable = series.map((s) => ({
+    name: s.name,
+    points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0)),
+  }));
+  const drawn = usable.filter((s) => s.points.length > 0);
+
+  // Data ranges (y in log10 space on a log axis).
+  let xAxis: Axis;
+  let yAxis: Axis;
+  if (drawn.length === 0) {
+    xAxis = niceAxis(0, 1);
+    yAxis = logY ? logAxis(0.1, 10) : niceAxis(0, 1);
+  } else {
+    // Loops, not Math.min(...xs): a long series would overflow the argument list.
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (const s of drawn) {
+      for (const [x, y] of s.points) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+    }
+    xAxis = niceAxis(x0, x1);
+    yAxis = logY ? logAxis(y0, y1) : niceAxis(y0, y1);
+  }
+  const ty = (y: number) => (logY ? Math.log10(y) : y);
+
+  // Layout: title on top, y label + tick labels left, x tick labels + x label below, legend right.
+  const pad = 8;
+  const titleScale = textWidth(opts.title, 2) <= area.w - 2 * pad ? 2 : 1;
+  const titleH = GLYPH_HEIGHT * titleScale + 8;
+  const yTickW = Math.max(...yAxis.ticks.map((t) => textWidth(t.label)), 6);
+  const legendNames = usable.map((s) => (s.points.length > 0 ? s.name : `${s.name} (no data)`));
+  const legendW = usable.length === 0 ? 0 : Math.min(Math.floor(area.w * 0.4), Math.max(...legendNames.map((n) => textWidth(n))) + 30);
+  const left = area.x + pad + GLYPH_HEIGHT + 6 + yTickW + 6;
+  const top = area.y + pad + titleH;
+  const right = area.x + area.w - pad - (legendW > 0 ? legendW + 10 : 0);
+  const bottom = area.y + area.h - pad - LINE_HEIGHT - 4 - LINE_HEIGHT - 6;
+  const pw = right - left;
+  const ph = bottom - top;
+  if (pw < 20 || ph < 20) throw new Error(`drawPlot: ${area.w}×${area.h} px is too small for a plot (plot area ${pw}×${ph})`);
+  const sx = (x: number) => left + ((x - xAxis.lo) / (xAxis.hi - xAxis.lo)) * pw;
+  const sy = (v: number) => bottom - ((v - yAxis.lo) / (yAxis.hi - yAxis.lo)) * ph;
+
+  canvas.drawText(opts.title, area.x + Math.max(pad, Math.round((area.w - textWidth(opts.title, titleScale)) / 2)), area.y + pad, BLACK, titleScale);
+
+  // Grid lines and ticks.
+  for (const t of xAxis.ticks) {
+    const px = Math.round(sx(t.value));
+    canvas.fillRect(px, top, 1, ph, GRID);
+    canvas.fillRect(px, bottom, 1, 4, BLACK);
+    canvas.drawText(t.label, px - Math.floor(textWidth(t.label) / 2), bottom + 6, BLACK);
+  }
+  for (const t of yAxis.ticks) {
+    const py = Math.round(sy(t.value));
+    canvas.fillRect(left, py, pw, 1, GRID);
+    canvas.fillRect(left - 4, py, 4, 1, BLACK);
+    canvas.drawText(t.label, left - 6 - textWidth(t.label), py - 3, BLACK);
+  }
+  canvas.strokeRect(left, top, pw + 1, ph + 1, BLACK);
+  canvas.drawText(opts.xLabel, left + Math.round((pw - textWidth(opts.xLabel)) / 2), bottom + 6 + LINE_HEIGHT + 4, BLACK);
+  canvas.drawTextUp(opts.yLabel, area.x + pad, top + Math.round((ph + textWidth(opts.yLabel)) / 2), BLACK);
+
+  if (drawn.length === 0) {
+    const msg = 'no data';
+    canvas.drawText(msg, left + Math.round((pw - textWidth(msg, 2)) / 2), top + Math.round(ph / 2) - GLYPH_HEIGHT, MUTED, 2);
+  }
+
+  // Series, clipped to the frame's inside. Points are kept in the caller's order; a dropped point
+  // (non-finite, or ≤ 0 on a log axis) breaks the line rather than bridging the gap.
+  canvas.setClip(left + 1, top + 1, pw - 1, ph - 1);
+  series.forEach((s, k) => {
+    const color = SERIES_COLORS[k % SERIES_COLORS.length];
+    const finite = usable[k].points.length;
+    let prev: [number, number] | null = null;
+    for (const [x, y] of s.points) {
+      if (!(Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0))) {
+        prev = null;
+        continue;
+      }
+      const p: [number, number] = [sx(x) + 0.5, sy(ty(y)) + 0.5];
+      if (prev) canvas.drawLine(prev[0], prev[1], p[0], p[1], color, 2);
+      // Markers make short series (and single points) visible.
+      if (finite <= 40) canvas.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5, color);
+      prev = p;
+    }
+  });
+  canvas.resetClip();
+
+  // Legend to the right of the frame.
+  if (legendW > 0) {
+    const lx = right + 10;
+    let ly = top + 4;
+    usable.forEach((s, k) => {
+      const has = s.points.length > 0;
+      const color = SERIES_COLORS[k % SERIES_COLORS.length];
+      if (has) canvas.fillRect(lx, ly + 3, 20, 3, color);
+      canvas.drawText(fitText(legendNames[k], Math.floor((legendW - 26) / CHAR_ADVANCE)), lx + 26, ly, has ? BLACK : MUTED);
+      ly += LINE_HEIGHT + 4;
+    });
+  }
+}
+
+/** A line plot as a PNG: axes, numeric ticks, grid, legend, one colour per series. Empty and
+ * non-finite data are skipped; with no data at all the axes are drawn with a "no data" note. */
+export function renderCurves(series: Series[], opts: CurveOptions): Buffer {
+  const canvas = new Canvas(opts.width ?? 800, opts.height ?? 500);
+  drawPlot(canvas, { x: 0, y: 0, w: canvas.width, h: canvas.height }, series, opts);
+  return canvas.toPng();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training curves from the metrics log
+
+/**
+ * Metric records (one JSON object per line of the run's log). Other kinds and fields are ignored;
+ * a null where a number belongs (JSON's spelling of NaN) becomes a gap in the curve.
+ *   { kind: 'step', step, epoch, loss }                 one optimisation step (or every k-th)
+ *   { kind: 'epoch', epoch, trainLoss, testLoss?, testError?, valLoss?, valError?, trainError? }
+ * Errors are FRACTIONS in [0, 1] (wrong / total) and are plotted as percentages.
+ * Epoch numbering may start at 0 or 1: the x axis is "epochs completed", so an epoch record sits at
+ * the end of its epoch and the steps logged with the same epoch value are spread evenly before it.
+ */
+export interface TrainingCurveOptions {
+  title?: string;
+  width?: number;
+  height?: number;
+  /** Log-scale loss axis (default false). */
+  logLoss?: boolean;
+  /** Log-scale error axis (default true: errors fall from tens of % to under 1%, as on MNIST/SVHN,
+   * and a linear axis flattens the end of training; epochs with exactly 0 error are then left out). */
+  logError?: boolean;
+}
+
+type Rec = Record<string, unknown>;
+
+function field(r: Rec, key: string): number | undefined {
+  const v = r[key];
+  if (typeof v === 'number') return v;
+  if (v === null) return NaN;
+  return undefined;
+}
+
+/** Centred moving average over finite values (non-finite ones are left out of each window). */
+function movingAverage(values: number[], window: number): number[] {
+  const n = values.length;
+  const sum = new Float64Array(n + 1);
+  const cnt = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const ok = Number.isFinite(values[i]);
+    sum[i + 1] = sum[i] + (ok ? values[i] : 0);
+    cnt[i + 1] = cnt[i] + (ok ? 1 : 0);
+  }
+  const half = Math.floor(window / 2);
+  return values.map((_, i) => {
+    const a = Math.max(0, i - half);
+    const b = Math.min(n, i + half + 1);
+    const k = cnt[b] - cnt[a];
+    return k > 0 ? (sum[b] - sum[a]) / k : NaN;
+  });
+}
+
+/** Two panels in one PNG: loss vs epoch (smoothed step losses, per-epoch train/val/test loss) and
+ * error % vs epoch (train/val/test, whichever the records have). */
+export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {
+  const recs = records.filter((r): r is Rec => typeof r === 'object' && r !== null) as Rec[];
+  const steps = recs.filter((r) => r.kind === 'step' && typeof r.epoch === 'number');
+  const epochs = recs.filter((r) => r.kind === 'epoch' && typeof r.epoch === 'number');
+  const allEpochs = [...steps, ...epochs].map((r) => r.epoch as number);
+  const offset = allEpochs.length > 0 && allEpochs.reduce((a, b) => Math.min(a, b)) === 0 ? 1 : 0;
+  const epochX = (e: number) => e + offset;
+
+  // Steps: grouped by epoch, ordered by step, spread evenly over (e - 1, e] in "epochs completed".
+  const groups = new Map<number, Rec[]>();
+  for (const r of steps) {
+    const e = r.epoch as number;
+    if (!groups.has(e)) groups.set(e, []);
+    groups.get(e)!.push(r);
+  }
+  const finished = new Set(epochs.map((r) => r.epoch as number));
+  const keys = [...groups.keys()].sort((a, b) => a - b);
+  const fullSizes = keys.filter((e, i) => finished.has(e) || i < keys.length - 1).map((e) => groups.get(e)!.length).sort((a, b) => a - b);
+  const typical = fullSizes.length > 0 ? fullSizes[Math.floor(fullSizes.length / 2)] : 0;
+  const stepPoints: [number, number][] = [];
+  for (const [i, e] of keys.entries()) {
+    const g = groups.get(e)!.sort((a, b) => (field(a, 'step') ?? 0) - (field(b, 'step') ?? 0));
+    // A trailing unfinished epoch is drawn at the pace of a typical finished one.
+    const denom = finished.has(e) || i < keys.length - 1 ? g.length : Math.max(g.length, typical);
+    g.forEach((r, j) => stepPoints.push([epochX(e) - 1 + (j + 1) / denom, field(r, 'loss') ?? NaN]));
+  }
+  const window = Math.max(1, Math.round(stepPoints.length / 50));
+  const smooth = movingAverage(stepPoints.map((p) => p[1]), window);
+  // Thin to about 800 points: the curve is already smooth, and the plot is not that wide.
+  const every = Math.max(1, Math.ceil(stepPoints.length / 800));
+  const smoothed: [number, number][] = [];
+  for (let i = 0; i < stepPoints.length; i += every) smoothed.push([stepPoints[i][0], smooth[i]]);
+  if (stepPoints.length > 0 && (stepPoints.length - 1) % every !== 0) smoothed.push([stepPoints[stepPoints.length - 1][0], smooth[stepPoints.length - 1]]);
+
+  const epochSeries = (name: string, key: string, factor = 1): Series | null => {
+    if (!epochs.some((r) => key in r)) return null;
+    const pts = epochs.map((r): [number, number] => [epochX(r.epoch as number), (field(r, key) ?? NaN) * factor]);
+    return { name, points: pts.sort((a, b) => a[0] - b[0]) };
+  };
+  const present = (s: (Series | null)[]) => s.filter((x): x is Series => x !== null);
+  const lossSeries = present([
+    steps.length > 0 ? { name: window > 1 ? `step loss (mean of ${window})` : 'step loss', points: smoothed } : null,
+    epochSeries('train loss (epoch)', 'trainLoss'),
+    epochSeries('validation loss', 'valLoss'),
+    epochSeries('test loss', 'testLoss'),
+  ]);
+  const errorSeries = present([
+    epochSeries('train error', 'trainError', 100),
+    epochSeries('validation error', 'valError', 100),
+    epochSeries('test error', 'testError', 100),
+  ]);
+
+  const width = opts.width ?? 1400;
+  const height = opts.height ?? 520;
+  const canvas = new Canvas(width, height);
+  let y0 = 0;
+  if (opts.title) {
+    canvas.drawText(opts.title, Math.max(8, Math.round((width - textWidth(opts.title, 2)) / 2)), 8, BLACK, 2);
+    y0 = GLYPH_HEIGHT * 2 + 12;
+  }
+  const half = Math.floor(width / 2);
+  drawPlot(canvas, { x: 0, y: y0, w: half, h: height - y0 }, lossSeries, {
+    title: 'loss',
+    xLabel: 'epoch',
+    yLabel: opts.logLoss ? 'loss (log scale)' : 'loss',
+    logY: opts.logLoss,
+  });
+  const logError = opts.logError ?? true;
+  drawPlot(canvas, { x: half, y: y0, w: width - half, h: height - y0 }, errorSeries, {
+    title: 'error',
+    xLabel: 'epoch',
+    yLabel: logError ? 'error (%, log scale)' : 'error (%)',
+    logY: logError,
+  });
+  return canvas.toPng();
+}

@@ -1,0 +1,86 @@
+// `nin predict` (top-5 classes of PNG images) and `nin visualize` (the paper's Figure 4 and the
+// run's curves).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { noGrad } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { softmax } from '../kernels/softmax-cross-entropy.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
+import { loadTestSet } from './datasets.ts';
+import { loadImageForModel } from './images.ts';
+import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
+import { argmax } from './train.ts';
+
+export function classNamesOf(dataset: string): readonly string[] {
+  const names: Record<string, readonly string[]> = { mnist: MNIST_CLASSES, cifar10: CIFAR10_CLASSES, cifar100: CIFAR100_FINE_CLASSES, svhn: SVHN_CLASSES };
+  return names[dataset] ?? [];
+}
+
+/** One line per image: its top-5 classes with probabilities. */
+export async function predict(checkpointPath: string, images: string[]): Promise<string[]> {
+  const c = loadCheckpoint(checkpointPath);
+  const { height, width, channels } = c.config.input;
+  if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
+  const names = classNamesOf(c.options.dataset);
+  const pixels = new Float32Array(images.length * height * width * channels);
+  images.forEach((path, i) => pixels.set(loadImageForModel(path, { height, width, channels }).pixels, i * height * width * channels));
+  // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
+  for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
+  const x = c.preprocessor.apply(pixels, images.length);
+  const model = c.buildModel();
+  const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
+  const p = await probs.toArray();
+  model.dispose();
+  const C = c.config.classes;
+  return images.map((path, i) => {
+    const row = Array.from(p.subarray(i * C, (i + 1) * C), (v, k) => [k, v] as const).sort((a, b) => b[1] - a[1]).slice(0, 5);
+    return `${path}: ${row.map(([k, v]) => `${names[k] ?? k} ${(100 * v).toFixed(1)}%`).join(', ')}`;
+  });
+}
+
+/** Writes the class-map grid for `count` test images and the run's curves; returns the files. */
+export async function visualize(checkpointPath: string, o: { count: number; dataDir?: string; outDir?: string }): Promise<string[]> {
+  const c = loadCheckpoint(checkpointPath);
+  const outDir = o.outDir ?? dirname(checkpointPath);
+  mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  const test = await loadTestSet(c.options.dataset, o.dataDir, o.count);
+  const n = Math.min(o.count, test.count);
+  const { height, width, channels } = c.config.input;
+  const model = c.buildModel();
+  const x = c.preprocessor.apply(test.images.subarray(0, n * height * width * channels), n);
+  const { maps, logits } = noGrad(() =>
+    tidy(() => {
+      const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });
+      return { maps: m, logits: model.head(m, { train: false }) };
+    }),
+  );
+  const [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]);
+  const C = c.config.classes;
+  const [, H, W, M] = maps.shape;
+  model.dispose();
+  const names = classNamesOf(c.options.dataset);
+  const featurePath = join(outDir, 'feature-maps.png');
+  writeFileSync(
+    featurePath,
+    renderFeatureMapGrid({
+      images: test.images.subarray(0, n * height * width * channels).map((v) => v / 255),
+      imageShape: [height, width, channels],
+      maps: mapData,
+      mapShape: [H, W, M],
+      classNames: M === C ? [...names] : Array.from({ length: M }, (_, k) => `map ${k}`),
+      labels: M === C ? Array.from(test.labels.subarray(0, n)) : undefined,
+      predicted: M === C ? Array.from({ length: n }, (_, i) => argmax(logitData, i * C, C)) : undefined,
+    }),
+  );
+  written.push(featurePath);
+  const metricsPath = join(dirname(checkpointPath), 'metrics.jsonl');
+  if (existsSync(metricsPath)) {
+    const records = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as object);
+    const curvesPath = join(outDir, 'curves.png');
+    writeFileSync(curvesPath, renderTrainingCurves(records));
+    written.push(curvesPath);
+  }
+  return written;
+}

@@ -1,0 +1,63 @@
+// The input pipeline's fixed transform, fitted on the training set only and stored with the model:
+//   none         pixels / 255
+//   standardize  per-channel (x − mean) / std
+//   gcn-zca      the paper's: global contrast normalisation per image, then ZCA whitening
+import type { ImageDataset } from './data/formats.ts';
+import {
+  applyZca,
+  computeChannelStats,
+  fitZca,
+  globalContrastNormalize,
+  NIN_GCN,
+  standardizeChannels,
+  statsFromTensors,
+  statsToTensors,
+  type PreprocessStats,
+} from './data/preprocess.ts';
+import type { TensorMap } from './safetensors.ts';
+
+export type PreprocessKind = 'none' | 'standardize' | 'gcn-zca';
+
+export class Preprocessor {
+  constructor(readonly kind: PreprocessKind, readonly stats: PreprocessStats | null) {}
+
+  /** Transformed copy of `count` NHWC images with raw 0..255 pixels. */
+  apply(images: Float32Array, count: number): Float32Array {
+    const out = new Float32Array(images);
+    if (this.kind === 'none') {
+      for (let i = 0; i < out.length; i++) out[i] /= 255;
+      return out;
+    }
+    if (this.kind === 'standardize') return standardizeChannels(out, this.stats as Extract<PreprocessStats, { kind: 'channel' }>);
+    globalContrastNormalize(out, out.length / count, NIN_GCN);
+    return applyZca(this.stats as Extract<PreprocessStats, { kind: 'zca' }>, out);
+  }
+
+  /** A dataset with the transform applied (labels and metadata shared). */
+  applyTo(ds: ImageDataset): ImageDataset {
+    return { ...ds, images: this.apply(ds.images, ds.count) };
+  }
+
+  toTensors(): { tensors: TensorMap; metadata: Record<string, string> } {
+    const base = { 'preprocess.transform': this.kind };
+    if (!this.stats) return { tensors: {}, metadata: base };
+    const s = statsToTensors(this.stats);
+    return { tensors: s.tensors, metadata: { ...s.metadata, ...base } };
+  }
+
+  static fromTensors(tensors: TensorMap, metadata: Record<string, string>): Preprocessor {
+    const kind = metadata['preprocess.transform'] as PreprocessKind | undefined;
+    if (kind !== 'none' && kind !== 'standardize' && kind !== 'gcn-zca') throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
+    return new Preprocessor(kind, kind === 'none' ? null : statsFromTensors(tensors, metadata));
+  }
+}
+
+/** Fits the transform on the training images only. */
+export function fitPreprocessor(kind: PreprocessKind, train: ImageDataset, log: (m: string) => void = () => {}): Preprocessor {
+  if (kind === 'none') return new Preprocessor(kind, null);
+  if (kind === 'standardize') return new Preprocessor(kind, computeChannelStats(train.images, train.channels));
+  const dim = train.height * train.width * train.channels;
+  const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);
+  log(`fitting ZCA whitening on ${train.count} images of ${dim} features…`);
+  return new Preprocessor(kind, fitZca(gcn, dim, { log }));
+}

@@ -1,0 +1,172 @@
+// The safetensors checkpoint format (https://github.com/huggingface/safetensors):
+//   8 bytes   N, unsigned little-endian 64-bit: length of the header
+//   N bytes   JSON: { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, ...,
+//                     "__metadata__": { "<key>": "<string>", ... } }   (padded with spaces)
+//   rest      the tensor bytes, little-endian, offsets relative to the start of this section.
+// Supported dtypes: F32, F64, I32, U8. Files are written atomically (temp file, fsync, rename) so a
+// crash mid-save never leaves a torn checkpoint; reading validates every offset and size.
+import { readFileSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { writeFileAtomic } from './data/io.ts';
+
+export type SafetensorsDType = 'F32' | 'F64' | 'I32' | 'U8';
+export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface TensorEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  data: TensorData;
+}
+
+export type TensorMap = Record<string, TensorEntry>;
+
+export interface SafetensorsContents {
+  tensors: TensorMap;
+  metadata: Record<string, string>;
+}
+
+/** A safetensors file (or buffer) that is truncated or malformed; the message names the source. */
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+  constructor(
+    readonly source: string,
+    detail: string,
+  ) {
+    super(`${source}: ${detail}`);
+  }
+}
+
+const DTYPES: Record<SafetensorsDType, { bytes: number; ctor: new (n: number) => TensorData }> = {
+  F32: { bytes: 4, ctor: Float32Array },
+  F64: { bytes: 8, ctor: Float64Array },
+  I32: { bytes: 4, ctor: Int32Array },
+  U8: { bytes: 1, ctor: Uint8Array },
+};
+
+/** The upstream implementation refuses headers over 100 MB; so do we (a corrupt length would otherwise allocate GBs). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+if (endianness() !== 'LE') throw new Error('safetensors: only little-endian hosts are supported (tensor bytes are stored little-endian)');
+
+/** The dtype matching a typed array. */
+export function dtypeOf(data: TensorData): SafetensorsDType {
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Float64Array) return 'F64';
+  if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Uint8Array) return 'U8';
+  throw new TypeError('safetensors: unsupported array type');
+}
+
+function checkEntry(name: string, t: TensorEntry): void {
+  const spec = DTYPES[t.dtype];
+  if (!spec) throw new TypeError(`safetensors: tensor "${name}" has unsupported dtype ${String(t.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+  if (dtypeOf(t.data) !== t.dtype) throw new TypeError(`safetensors: tensor "${name}" says dtype ${t.dtype} but its data is a ${t.data.constructor.name}`);
+  for (const d of t.shape) if (!Number.isInteger(d) || d < 0) throw new TypeError(`safetensors: tensor "${name}" has a bad shape [${t.shape.join(', ')}]`);
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (n !== t.data.length) throw new TypeError(`safetensors: tensor "${name}" has shape [${t.shape.join(', ')}] (${n} elements) but ${t.data.length} values`);
+}
+
+/** Serialises tensors and string metadata to safetensors bytes (header, then data; returned as parts to avoid a copy). */
+export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, string> = {}): Uint8Array[] {
+  const names = Object.keys(tensors);
+  if (names.includes('__metadata__')) throw new TypeError('safetensors: "__metadata__" is reserved and cannot name a tensor');
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new TypeError(`safetensors: metadata "${k}" must be a string, got ${typeof v}`);
+  }
+  for (const name of names) checkEntry(name, tensors[name]);
+  // Widest elements first, so every tensor starts aligned to its element size (header is padded to 8).
+  const order = [...names].sort((a, b) => DTYPES[tensors[b].dtype].bytes - DTYPES[tensors[a].dtype].bytes || (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of order) {
+    const t = tensors[name];
+    const bytes = t.data.byteLength;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  json += ' '.repeat((8 - ((8 + jsonBytes) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  return [prefix, headerBytes, ...order.map((n) => new Uint8Array(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength))];
+}
+
+/** Parses safetensors bytes, validating the header against the buffer. Tensor data is copied out (aligned). */
+export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
+  if (bytes.length < 8) throw new SafetensorsError(source, `truncated: ${bytes.length} bytes, the header length alone needs 8`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = view.getBigUint64(0, true);
+  if (headerLen > BigInt(bytes.length - 8)) {
+    throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the file (${bytes.length} bytes, so at most ${bytes.length - 8}): truncated or not a safetensors file`);
+  }
+  const n = Number(headerLen);
+  if (n > MAX_HEADER_BYTES) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n).toString('utf8'));
+  } catch (e) {
+    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const metadata: Record<string, string> = {};
+  const spans: { name: string; begin: number; end: number }[] = [];
+  const tensors: TensorMap = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(source, '__metadata__ is not an object');
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] is ${typeof v}, expected a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof info !== 'object' || info === null) throw new SafetensorsError(source, `tensor "${name}": entry is not an object`);
+    const dtype = info.dtype as SafetensorsDType;
+    const spec = DTYPES[dtype];
+    if (typeof info.dtype !== 'string' || !spec) throw new SafetensorsError(source, `tensor "${name}": unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+    const shape = info.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(source, `tensor "${name}": bad shape ${JSON.stringify(shape)}`);
+    const offs = info.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      throw new SafetensorsError(source, `tensor "${name}": bad data_offsets ${JSON.stringify(offs)}`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (begin > end || end > dataLen) {
+      throw new SafetensorsError(source, `tensor "${name}": data_offsets [${begin}, ${end}] out of range of the ${dataLen}-byte data section (file truncated?)`);
+    }
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (end - begin !== count * spec.bytes) {
+      throw new SafetensorsError(source, `tensor "${name}": ${dtype} [${shape.join(', ')}] needs ${count * spec.bytes} bytes, data_offsets span ${end - begin}`);
+    }
+    const data = new spec.ctor(count);
+    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
+    tensors[name] = { dtype, shape: shape as number[], data };
+    spans.push({ name, begin, end });
+  }
+  // The spec requires the tensors to tile the data section exactly: no overlaps, no holes.
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const s of spans) {
+    if (s.begin < at) throw new SafetensorsError(source, `tensor "${s.name}": data_offsets [${s.begin}, ${s.end}] overlap the previous tensor (which ends at ${at})`);
+    if (s.begin > at) throw new SafetensorsError(source, `bytes ${at}..${s.begin} of the data section belong to no tensor (hole before "${s.name}")`);
+    at = s.end;
+  }
+  if (at !== dataLen) throw new SafetensorsError(source, `data section is ${dataLen} bytes but the tensors cover ${at}: ${dataLen - at} trailing bytes`);
+  return { tensors, metadata };
+}
+
+/** Writes a safetensors file atomically (temp file in the same directory, fsync, rename). */
+export function writeSafetensors(path: string, tensors: TensorMap, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Reads and validates a safetensors file. */
+export function readSafetensors(path: string): SafetensorsContents {
+  return decodeSafetensors(readFileSync(path), path);
+}

@@ -1,0 +1,270 @@
+// Training and evaluation: the loop, metrics log, checkpoints, resume.
+import { existsSync, mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { getGpu } from '../engine/device.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { SGD } from '../kernels/sgd.ts';
+import type { ImageDataset } from './data/formats.ts';
+import { deriveSeed } from './data/rng.ts';
+import { BatchLoader } from './data/loader.ts';
+import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
+import { learningRate, type ScheduleOptions } from './schedule.ts';
+
+export interface TrainOptions extends ScheduleOptions {
+  dataset: string;
+  model: string;
+  head?: Head;
+  init?: Init;
+  batchSize: number;
+  momentum: number;
+  weightDecay: number;
+  augment: boolean;
+  preprocess: PreprocessKind;
+  /** Images held out of the training set for validation (0: none). */
+  validation: number;
+  /** Use only the first N training / test images (quick runs). */
+  trainLimit?: number;
+  testLimit?: number;
+  seed: number;
+  outDir: string;
+  /** Checkpoint to continue from. */
+  resume?: string;
+  profile?: boolean;
+  /** Progress output (default: stderr). */
+  log?: (line: string) => void;
+  progress?: boolean;
+}
+
+export interface EvalResult {
+  loss: number;
+  error: number;
+  count: number;
+  confusion: number[][];
+}
+
+export interface TrainResult {
+  epochs: EpochRecord[];
+  stepLosses: number[];
+  checkpoint: string;
+  test: EvalResult | null;
+  seconds: number;
+}
+
+export interface EpochRecord {
+  kind: 'epoch';
+  epoch: number;
+  step: number;
+  trainLoss: number;
+  trainError: number;
+  testLoss?: number;
+  testError?: number;
+  valLoss?: number;
+  valError?: number;
+  lr: number;
+  imgPerSec: number;
+  seconds: number;
+}
+
+/** A NaN or infinite loss: the run stops, naming the step and the last good checkpoint. */
+export class TrainingDiverged extends Error {
+  override name = 'TrainingDiverged';
+}
+
+export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init'>): ModelConfig {
+  const base = MODELS[o.model];
+  if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
+  return { ...base, head: o.head ?? base.head, init: o.init ?? base.init };
+}
+
+/** Runs the model over a (preprocessed) dataset without gradients: mean loss, error rate, confusion matrix. */
+export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: number): Promise<EvalResult> {
+  const C = model.config.classes;
+  const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+  let lossSum = 0;
+  let wrong = 0;
+  const loader = new BatchLoader(ds, { batchSize, shuffle: false, dropLast: false });
+  for await (const b of loader.epoch(0)) {
+    const { logits, loss } = noGrad(() =>
+      tidy(() => {
+        const lg = model.forward(Tensor.fromArray(b.images, b.shape), { train: false });
+        return { logits: lg, loss: softmaxCrossEntropy(lg, labelTensor(b.labels, C)) };
+      }),
+    );
+    const [lv, l] = await Promise.all([logits.toArray(), loss.item()]);
+    logits.dispose();
+    loss.dispose();
+    lossSum += l * b.size;
+    for (let i = 0; i < b.size; i++) {
+      const best = argmax(lv, i * C, C);
+      confusion[b.labels[i]][best]++;
+      if (best !== b.labels[i]) wrong++;
+    }
+  }
+  return { loss: lossSum / ds.count, error: wrong / ds.count, count: ds.count, confusion };
+}
+
+/** Index of the largest of a[offset .. offset + n). */
+export function argmax(a: ArrayLike<number>, offset: number, n: number): number {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (a[offset + c] > a[offset + best]) best = c;
+  return best;
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+}
+
+/**
+ * Trains a model. `data.train` / `data.test` are raw datasets (pixels 0..255); the preprocessing
+ * statistics are fitted on the training part only (after the validation split) and applied to
+ * every split once, up front.
+ */
+export async function train(o: TrainOptions, data: { train: ImageDataset; validation?: ImageDataset; test?: ImageDataset }): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const t0 = performance.now();
+  await getGpu();
+  const config = modelConfig(o);
+  const { height, width, channels } = config.input;
+  if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {
+    throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
+  }
+  if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
+  mkdirSync(o.outDir, { recursive: true });
+  const ckptPath = join(o.outDir, 'checkpoint.safetensors');
+  const metricsPath = join(o.outDir, 'metrics.jsonl');
+
+  let resumed: Checkpoint | null = null;
+  if (o.resume) resumed = loadCheckpoint(o.resume);
+  const model = new NinModel(config, o.seed);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
+  let pre: Preprocessor;
+  let startEpoch = 0;
+  let step = 0;
+  if (resumed) {
+    resumed.restore(model, opt);
+    pre = resumed.preprocessor;
+    startEpoch = resumed.epoch;
+    step = resumed.step;
+    log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}`);
+  } else {
+    pre = fitPreprocessor(o.preprocess, data.train, log);
+    if (existsSync(metricsPath)) writeFileSync(metricsPath, '');
+  }
+  const trainSet = pre.applyTo(data.train);
+  const valSet = data.validation && pre.applyTo(data.validation);
+  const testSet = data.test && pre.applyTo(data.test);
+  const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+  log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
+  const params = model.params.map((p) => p.tensor);
+  const stepsPerEpoch = loader.batchesPerEpoch;
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
+  const epochs: EpochRecord[] = [];
+  const stepLosses: number[] = [];
+  let lastGood = resumed ? o.resume! : '(none yet)';
+  let prof: Profiler | null = o.profile ? await startProfiler() : null;
+  let testResult: EvalResult | null = null;
+
+  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+    const te = performance.now();
+    let lossSum = 0;
+    let wrong = 0;
+    let seen = 0;
+    let pending: Promise<void> | null = null;
+    let lastPrint = 0;
+    let lr = learningRate(o, step, stepsPerEpoch);
+    for await (const batch of loader.epoch(epoch)) {
+      lr = learningRate(o, step, stepsPerEpoch);
+      const thisStep = step;
+      const { loss, logits } = tidy(() => {
+        const x = Tensor.fromArray(batch.images, batch.shape);
+        const lg = model.forward(x, { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
+        const l = softmaxCrossEntropy(lg, labelTensor(batch.labels, config.classes));
+        backward(l);
+        opt.step(lr);
+        return { loss: l, logits: lg };
+      });
+      zeroGrad(params);
+      prof?.markStep();
+      // Read this step's loss while the next batch is prepared and recorded: wait only for the
+      // previous step's readback, so the GPU always has the next step queued behind it.
+      const prev = pending;
+      const labels = batch.labels;
+      pending = Promise.all([loss.item(), logits.toArray()]).then(([l, lg]) => {
+        loss.dispose();
+        logits.dispose();
+        if (!Number.isFinite(l)) {
+          throw new TrainingDiverged(`loss is ${l} at step ${thisStep} (epoch ${epoch}); last good checkpoint: ${lastGood}`);
+        }
+        stepLosses.push(l);
+        lossSum += l * labels.length;
+        for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
+        seen += labels.length;
+        if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr });
+      });
+      if (prev) await prev;
+      step++;
+      const now = performance.now();
+      if (o.progress !== false && (now - lastPrint > 1000 || step % stepsPerEpoch === 0)) {
+        lastPrint = now;
+        const done = step - startEpoch * stepsPerEpoch;
+        const rate = (done * o.batchSize) / ((now - t0) / 1000);
+        const eta = ((totalSteps - step) * o.batchSize) / rate;
+        const inEpoch = step - epoch * stepsPerEpoch;
+        const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
+        const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${fmtTime(eta)}`;
+        if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+        else log(line);
+      }
+    }
+    if (pending) await pending;
+    if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
+    if (prof) {
+      prof.stop();
+      log(formatProfile(await prof.collect(), { title: `per-kernel GPU time, epoch ${epoch + 1} (per step)` }));
+      prof = null;
+    }
+    const seconds = (performance.now() - te) / 1000;
+    const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
+    if (valSet) {
+      const v = await evaluate(model, valSet, o.batchSize);
+      rec.valLoss = v.loss;
+      rec.valError = v.error;
+    }
+    if (testSet) {
+      testResult = await evaluate(model, testSet, o.batchSize);
+      rec.testLoss = testResult.loss;
+      rec.testError = testResult.error;
+    }
+    await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
+    lastGood = ckptPath;
+    writeMetrics(rec);
+    epochs.push(rec);
+    log(
+      `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
+        (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
+        (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
+        `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}`,
+    );
+  }
+  if (testResult) log(formatConfusion(testResult.confusion, data.test!.classNames));
+  model.dispose();
+  opt.dispose();
+  return { epochs, stepLosses, checkpoint: ckptPath, test: testResult, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Rows: true class; columns: predicted class. */
+export function formatConfusion(confusion: number[][], names: readonly string[]): string {
+  const short = names.map((n) => n.slice(0, 6));
+  const w = Math.max(6, ...confusion.flat().map((v) => String(v).length));
+  const head = ''.padEnd(8) + short.map((n) => n.padStart(w + 1)).join('');
+  const rows = confusion.map((r, i) => short[i].padEnd(8) + r.map((v) => String(v).padStart(w + 1)).join(''));
+  return ['confusion matrix (rows: true class, columns: predicted)', head, ...rows].join('\n');
+}

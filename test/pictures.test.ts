@@ -1,0 +1,370 @@
+// CPU image I/O and pictures: PNG loading for models (channel conversion, alpha, resizing, errors),
+// PNG encoding, the bitmap font and canvas, the feature-map grid and the curve plots.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG, type ColorType } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodePng, ImageLoadError, loadImageForModel, resizeImage } from '../nin/images.ts';
+import {
+  BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, featureMapGridLayout, logAxis, niceAxis,
+  renderCurves, renderFeatureMapGrid, renderTrainingCurves, textWidth, type FeatureMapGridOptions, type Rgb,
+} from '../nin/plot.ts';
+import { randomArray } from './helpers.ts';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nin-pictures-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes a PNG whose samples are `data` as given (colorType 0 grey, 2 RGB, 4 grey+alpha, 6 RGBA). */
+function writePng(name: string, width: number, height: number, colorType: ColorType, data: ArrayLike<number>, bitDepth: 8 | 16 = 8): string {
+  const png = new PNG({ width, height });
+  const bytes = bitDepth === 16 ? Buffer.from(Uint16Array.from(data).buffer) : Buffer.from(Uint8Array.from(data));
+  png.data = bytes;
+  const path = join(dir, name);
+  writeFileSync(path, PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: colorType === 4 || colorType === 6, bitDepth }));
+  return path;
+}
+
+function decode(buf: Buffer): { width: number; height: number; px: (x: number, y: number) => number[] } {
+  const png = PNG.sync.read(buf);
+  return { width: png.width, height: png.height, px: (x, y) => Array.from(png.data.subarray((y * png.width + x) * 4, (y * png.width + x) * 4 + 3)) };
+}
+
+function countColor(buf: Buffer, c: Rgb): number {
+  const png = PNG.sync.read(buf);
+  let n = 0;
+  for (let i = 0; i < png.data.length; i += 4) if (png.data[i] === c[0] && png.data[i + 1] === c[1] && png.data[i + 2] === c[2]) n++;
+  return n;
+}
+
+describe('loadImageForModel', () => {
+  it('converts RGB to grey with BT.601 luma, and grey to RGB by replication', () => {
+    const rgb = writePng('rgb.png', 3, 1, 2, [255, 0, 0, 10, 200, 30, 0, 0, 255]);
+    const grey = loadImageForModel(rgb, { height: 1, width: 3, channels: 1 });
+    expect(grey.originalSize).toEqual([1, 3]);
+    expect(grey.pixels.length).toBe(3);
+    expect(grey.pixels[0]).toBeCloseTo(0.299, 6);
+    expect(grey.pixels[1]).toBeCloseTo((0.299 * 10 + 0.587 * 200 + 0.114 * 30) / 255, 6);
+    expect(grey.pixels[2]).toBeCloseTo(0.114, 6);
+
+    const asRgb = loadImageForModel(rgb, { height: 1, width: 3, channels: 3 });
+    expect(Array.from(asRgb.pixels)).toEqual(Array.from([1, 0, 0, 10 / 255, 200 / 255, 30 / 255, 0, 0, 1], Math.fround));
+
+    const g = writePng('grey.png', 2, 1, 0, [0, 77]);
+    const rep = loadImageForModel(g, { height: 1, width: 2, channels: 3 });
+    expect(Array.from(rep.pixels)).toEqual(Array.from([0, 0, 0, 77 / 255, 77 / 255, 77 / 255], Math.fround));
+    // Grey stays exact through the 1-channel (luma) path.
+    expect(loadImageForModel(g, { height: 1, width: 2, channels: 1 }).pixels[1]).toBe(Math.fround(77 / 255));
+  });
+
+  it('keeps 16-bit precision', () => {
+    const p = writePng('grey16.png', 2, 1, 0, [0x1234, 0xffff], 16);
+    const { pixels } = loadImageForModel(p, { height: 1, width: 2, channels: 1 });
+    expect(pixels[0]).toBeCloseTo(0x1234 / 65535, 7);
+    expect(pixels[1]).toBe(1);
+  });
+
+  it('composites alpha over black', () => {
+    const rgba = writePng('rgba.png', 3, 1, 6, [255, 255, 255, 128, 200, 100, 50, 0, 255, 0, 0, 255]);
+    const { pixels } = loadImageForModel(rgba, { height: 1, width: 3, channels: 3 });
+    expect(pixels[0]).toBeCloseTo(128 / 255, 6);
+    expect(pixels[1]).toBeCloseTo(128 / 255, 6);
+    expect(Array.from(pixels.subarray(3, 6))).toEqual([0, 0, 0]); // fully transparent → black
+    expect(Array.from(pixels.subarray(6, 9))).toEqual([1, 0, 0]);
+    const ga = writePng('grey-alpha.png', 2, 1, 4, [255, 64, 100, 255]);
+    const g = loadImageForModel(ga, { height: 1, width: 2, channels: 1 }).pixels;
+    expect(g[0]).toBeCloseTo(64 / 255, 6);
+    expect(g[1]).toBeCloseTo(100 / 255, 6);
+  });
+
+  it('area-averages 56×56 down to 28×28 exactly', () => {
+    // 1-pixel checkerboard of 0 and 255: every 2×2 block averages to exactly 0.5.
+    const checker = Array.from({ length: 56 * 56 }, (_, i) => ((i % 56) + Math.floor(i / 56)) % 2 ? 255 : 0);
+    const c = loadImageForModel(writePng('checker.png', 56, 56, 0, checker), { height: 28, width: 28, channels: 1 });
+    expect(c.originalSize).toEqual([56, 56]);
+    expect(c.pixels.length).toBe(28 * 28);
+    expect(c.pixels.every((v) => v === 0.5)).toBe(true);
+
+    // Constant 2×2 blocks: each output pixel is exactly its block's value, in the right place.
+    const blockValue = (by: number, bx: number) => (by * 7 + bx * 3) % 256;
+    const blocks = Array.from({ length: 56 * 56 }, (_, i) => blockValue(Math.floor(Math.floor(i / 56) / 2), Math.floor((i % 56) / 2)));
+    const b = loadImageForModel(writePng('blocks.png', 56, 56, 0, blocks), { height: 28, width: 28, channels: 3 });
+    const expected = Array.from({ length: 28 * 28 * 3 }, (_, i) => Math.fround(blockValue(Math.floor(i / 3 / 28), Math.floor(i / 3) % 28) / 255));
+    expect(Array.from(b.pixels)).toEqual(expected);
+
+    // A constant image resizes to exactly the value it has unresized.
+    const flat = writePng('flat.png', 56, 56, 0, new Array(56 * 56).fill(77));
+    const small = loadImageForModel(flat, { height: 28, width: 28, channels: 1 }).pixels;
+    const same = loadImageForModel(flat, { height: 56, width: 56, channels: 1 }).pixels;
+    expect(small.every((v) => v === same[0])).toBe(true);
+    expect(same[0]).toBe(Math.fround(77 / 255));
+  });
+
+  it('handles non-square sources and reports [height, width]', () => {
+    const p = writePng('wide.png', 40, 20, 2, randomArray(40 * 20 * 3, 1, 0, 256).map(Math.floor));
+    const r = loadImageForModel(p, { height: 32, width: 32, channels: 3 });
+    expect(r.originalSize).toEqual([20, 40]);
+    expect(r.pixels.length).toBe(32 * 32 * 3);
+    expect(r.pixels.every((v) => v >= 0 && v <= 1)).toBe(true);
+  });
+
+  it('names the file in every error', () => {
+    const missing = join(dir, 'nope.png');
+    expect(() => loadImageForModel(missing, { height: 28, width: 28, channels: 1 })).toThrow(ImageLoadError);
+    expect(() => loadImageForModel(missing, { height: 28, width: 28, channels: 1 })).toThrow(`${missing}: file not found`);
+
+    const text = join(dir, 'notes.png');
+    writeFileSync(text, 'hello world');
+    expect(() => loadImageForModel(text, { height: 28, width: 28, channels: 1 })).toThrow(
+      new RegExp(`${text}: not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found 68 65 6c 6c 6f 20 77 6f \\("hello wo"\\)`),
+    );
+    const jpeg = join(dir, 'photo.png');
+    writeFileSync(jpeg, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46]));
+    expect(() => loadImageForModel(jpeg, { height: 28, width: 28, channels: 1 })).toThrow(/photo\.png: not a PNG file.*looks like JPEG/);
+    const empty = join(dir, 'empty.png');
+    writeFileSync(empty, '');
+    expect(() => loadImageForModel(empty, { height: 28, width: 28, channels: 1 })).toThrow(/empty\.png: not a PNG file.*found an empty file/);
+
+    // A zero-width image: a valid signature and IHDR saying 0 × 5.
+    const ihdr = Buffer.alloc(25);
+    ihdr.writeUInt32BE(13, 0);
+    ihdr.write('IHDR', 4, 'latin1');
+    ihdr.writeUInt32BE(0, 8);
+    ihdr.writeUInt32BE(5, 12);
+    ihdr[16] = 8;
+    const zero = join(dir, 'zero.png');
+    writeFileSync(zero, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr]));
+    expect(() => loadImageForModel(zero, { height: 28, width: 28, channels: 1 })).toThrow(/zero\.png: PNG has zero size \(width 0, height 5\)/);
+
+    const good = writePng('good.png', 8, 8, 0, new Array(64).fill(9));
+    const cut = join(dir, 'cut.png');
+    writeFileSync(cut, PNG.sync.write(Object.assign(new PNG({ width: 8, height: 8 }), { data: Buffer.alloc(256, 9) })).subarray(0, 40));
+    expect(() => loadImageForModel(cut, { height: 28, width: 28, channels: 1 })).toThrow(/cut\.png: corrupt PNG/);
+    expect(() => loadImageForModel(good, { height: 28, width: 28, channels: 2 as unknown as 1 })).toThrow(/good\.png.*channels must be 1 or 3, found 2/);
+    expect(() => loadImageForModel(dir, { height: 28, width: 28, channels: 1 })).toThrow(/found a directory/);
+  });
+});
+
+describe('resizeImage', () => {
+  it('preserves the mean and stays within the input range when area-averaging by odd ratios', () => {
+    const src = randomArray(30 * 45 * 3, 7, 0, 1);
+    const out = resizeImage(src, 30, 45, 3, 28, 28);
+    const mean = (a: Float32Array) => a.reduce((s, v) => s + v, 0) / a.length;
+    expect(Math.abs(mean(out) - mean(src))).toBeLessThan(1e-6);
+    expect(Math.min(...out)).toBeGreaterThanOrEqual(Math.min(...src));
+    expect(Math.max(...out)).toBeLessThanOrEqual(Math.max(...src));
+  });
+
+  it('enlarges bilinearly with half-pixel centres', () => {
+    expect(Array.from(resizeImage(Float32Array.of(0.2, 1), 1, 2, 1, 1, 4))).toEqual(Array.from([0.2, 0.4, 0.8, 1], Math.fround));
+    // Mixed: rows grow (bilinear), columns shrink (area average).
+    const out = resizeImage(Float32Array.of(0, 1, 1, 1), 2, 2, 1, 4, 1);
+    expect(Array.from(out)).toEqual(Array.from([0.5, 0.625, 0.875, 1], Math.fround));
+  });
+
+  it('rejects mismatched sizes', () => {
+    expect(() => resizeImage(new Float32Array(5), 2, 2, 1, 1, 1)).toThrow(/expected 2×2×1 = 4 values, found 5/);
+    expect(() => resizeImage(new Float32Array(4), 2, 2, 1, 0, 1)).toThrow(/output height must be a positive integer/);
+  });
+});
+
+describe('encodePng and canvas', () => {
+  it('round-trips RGBA bytes', () => {
+    const data = Uint8Array.from(randomArray(3 * 2 * 4, 3, 0, 256), Math.floor);
+    const png = PNG.sync.read(encodePng(3, 2, data));
+    expect([png.width, png.height]).toEqual([3, 2]);
+    expect(Array.from(png.data)).toEqual(Array.from(data));
+    expect(() => encodePng(3, 2, new Uint8Array(23))).toThrow(/expected 3×2×4 = 24 bytes of RGBA, found 23/);
+  });
+
+  it('draws every supported character, each one distinct', () => {
+    const need = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,-+%:/()=_ ';
+    for (const ch of need) expect(FONT_CHARS, `font has ${JSON.stringify(ch)}`).toContain(ch);
+    const seen = new Map<string, string>();
+    for (const ch of FONT_CHARS) {
+      const c = new Canvas(8, GLYPH_HEIGHT + 2);
+      expect(c.drawText(ch, 1, 1, BLACK)).toBe(textWidth(ch));
+      const ink = c.rgba.filter((v, i) => i % 4 === 0 && v === 0).length;
+      if (ch === ' ') expect(ink).toBe(0);
+      else expect(ink, `glyph ${JSON.stringify(ch)}`).toBeGreaterThan(0);
+      const key = Buffer.from(c.rgba).toString('base64');
+      expect(seen.get(key), `${JSON.stringify(ch)} looks like ${JSON.stringify(seen.get(key))}`).toBeUndefined();
+      seen.set(key, ch);
+    }
+    // Scale multiplies every font pixel; an unknown character still draws (a box).
+    const one = new Canvas(20, 20);
+    const three = new Canvas(40, 40);
+    one.drawText('A', 0, 0, BLACK);
+    three.drawText('A', 0, 0, BLACK, 3);
+    const inkOf = (c: Canvas) => c.rgba.filter((v, i) => i % 4 === 0 && v === 0).length;
+    expect(inkOf(three)).toBe(9 * inkOf(one));
+    const box = new Canvas(8, 10);
+    box.drawText('\u00e9', 0, 0, BLACK);
+    expect(inkOf(box)).toBeGreaterThan(0);
+  });
+
+  it('draws lines of the requested thickness and clips', () => {
+    const c = new Canvas(40, 20);
+    c.drawLine(10, 5.5, 30, 5.5, BLACK, 1);
+    expect(c.getPixel(20, 5)).toEqual([0, 0, 0, 255]);
+    expect(c.getPixel(20, 4)).toEqual([255, 255, 255, 255]);
+    expect(c.getPixel(20, 6)).toEqual([255, 255, 255, 255]);
+    c.drawLine(10, 12.5, 30, 12.5, BLACK, 3);
+    for (const y of [11, 12, 13]) expect(c.getPixel(20, y)[0]).toBe(0);
+    expect(c.getPixel(20, 10)[0]).toBe(255);
+    expect(c.getPixel(20, 14)[0]).toBe(255);
+    c.fillRect(-5, -5, 1000, 1000, [1, 2, 3]); // clipped, no throw
+    expect(c.getPixel(39, 19)).toEqual([1, 2, 3, 255]);
+  });
+});
+
+describe('renderFeatureMapGrid', () => {
+  const base = (): FeatureMapGridOptions => {
+    const images = new Float32Array(2 * 4 * 4 * 1);
+    images[16 + 1 * 4 + 3] = 1; // image 1, pixel (y 1, x 3) white
+    const maps = new Float32Array(2 * 3 * 3 * 3);
+    // Row 0: class 0 has 2 at (0, 0) and class 1 has 1 at (2, 2): 1 shows as mid grey.
+    maps[(0 * 3 + 0) * 3 + 0] = 2;
+    maps[(2 * 3 + 2) * 3 + 1] = 1;
+    // Row 1: a single bright value, class 2 at (y 1, x 2).
+    maps[27 + (1 * 3 + 2) * 3 + 2] = 5;
+    return { images, imageShape: [4, 4, 1], maps, mapShape: [3, 3, 3], classNames: ['zero', 'one', 'aquatic_mammals'], cellScale: 10 };
+  };
+
+  it('puts each map value, scaled by its row maximum, at its place', () => {
+    const opts = base();
+    const png = decode(renderFeatureMapGrid(opts));
+    const layout = featureMapGridLayout(opts);
+    expect([png.width, png.height]).toEqual([layout.width, layout.height]);
+    expect(layout.cellScale).toBe(10);
+    const at = (i: number, k: number, y: number, x: number) => {
+      const r = layout.mapRect(i, k);
+      return png.px(r.x + x * 10 + 5, r.y + y * 10 + 5);
+    };
+    expect(at(1, 2, 1, 2)).toEqual([255, 255, 255]);
+    for (let k = 0; k < 3; k++) {
+      for (let y = 0; y < 3; y++) {
+        for (let x = 0; x < 3; x++) if (!(k === 2 && y === 1 && x === 2)) expect(at(1, k, y, x)).toEqual([0, 0, 0]);
+      }
+    }
+    // Block edges: the bright block covers exactly its 10×10 pixels.
+    const r = layout.mapRect(1, 2);
+    expect(png.px(r.x + 20, r.y + 10)).toEqual([255, 255, 255]);
+    expect(png.px(r.x + 29, r.y + 19)).toEqual([255, 255, 255]);
+    expect(png.px(r.x + 19, r.y + 10)).toEqual([0, 0, 0]);
+    expect(png.px(r.x + 20, r.y + 20)).toEqual([0, 0, 0]);
+    expect(at(0, 0, 0, 0)).toEqual([255, 255, 255]);
+    expect(at(0, 1, 2, 2)).toEqual([128, 128, 128]);
+    // The input image, upscaled to the maps' height.
+    const ir = layout.imageRect(1);
+    const s = layout.imageScale;
+    expect(s).toBe(8);
+    expect(png.px(ir.x + 3 * s + 1, ir.y + 1 * s + 1)).toEqual([255, 255, 255]);
+    expect(png.px(ir.x + 2 * s + 1, ir.y + 1 * s + 1)).toEqual([0, 0, 0]);
+  });
+
+  it('frames the true and predicted classes and marks NaN', () => {
+    const opts = { ...base(), labels: [0, 1], predicted: [0, 2], colormap: 'hot' as const };
+    opts.maps[0] = NaN;
+    const buf = renderFeatureMapGrid(opts);
+    const png = decode(buf);
+    const layout = featureMapGridLayout(opts);
+    const frame = (i: number, k: number) => png.px(layout.mapRect(i, k).x - 3, layout.mapRect(i, k).y + 5);
+    expect(frame(0, 0)).toEqual([0, 150, 60]); // right: green
+    expect(frame(1, 2)).toEqual([215, 25, 28]); // wrong prediction: red
+    expect(frame(1, 1)).toEqual([30, 100, 230]); // true class: blue
+    expect(frame(0, 1)).toEqual([255, 255, 255]); // no frame
+    const r = layout.mapRect(0, 0);
+    expect(png.px(r.x + 5, r.y + 5)).toEqual([255, 0, 255]);
+    expect(countColor(buf, [255, 255, 255])).toBeGreaterThan(0);
+  });
+
+  it('rejects inconsistent inputs', () => {
+    expect(() => renderFeatureMapGrid({ ...base(), classNames: ['a', 'b'] })).toThrow(/3 maps per image \(mapShape\[2\]\) but 2 class names/);
+    expect(() => renderFeatureMapGrid({ ...base(), maps: new Float32Array(27) })).toThrow(/2 images but maps for 1/);
+    expect(() => renderFeatureMapGrid({ ...base(), labels: [0, 3] })).toThrow(/labels contains 3, expected a class index in \[0, 3\)/);
+    expect(() => renderFeatureMapGrid({ ...base(), imageShape: [4, 2, 2] })).toThrow(/1 or 3 channels, found 2/);
+  });
+});
+
+describe('renderCurves', () => {
+  it('draws each series in its colour where its points are', () => {
+    const buf = renderCurves(
+      [
+        { name: 'flat', points: [[0, 1], [10, 1]] },
+        { name: 'split', points: [[1, 0.5], [5, NaN], [9, 1.5]] },
+        { name: 'nothing', points: [] },
+      ],
+      { title: 'curves', xLabel: 'x', yLabel: 'y', width: 500, height: 300 },
+    );
+    const png = PNG.sync.read(buf);
+    expect([png.width, png.height]).toEqual([500, 300]);
+    // The flat series is one horizontal run across most of the plot, near the middle.
+    let bestRow = -1;
+    let bestCount = 0;
+    for (let y = 0; y < 300; y++) {
+      let n = 0;
+      for (let x = 0; x < 500; x++) {
+        const i = (y * 500 + x) * 4;
+        if (png.data[i] === SERIES_COLORS[0][0] && png.data[i + 1] === SERIES_COLORS[0][1] && png.data[i + 2] === SERIES_COLORS[0][2]) n++;
+      }
+      if (n > bestCount) [bestRow, bestCount] = [y, n];
+    }
+    expect(bestCount).toBeGreaterThan(250);
+    expect(bestRow).toBeGreaterThan(300 * 0.35);
+    expect(bestRow).toBeLessThan(300 * 0.65);
+    // The NaN splits 'split' into two single points: two 5×5 markers and the 20×3 legend swatch, no line.
+    expect(countColor(buf, SERIES_COLORS[1])).toBe(2 * 25 + 60);
+    expect(countColor(buf, SERIES_COLORS[2])).toBe(0); // empty series: no swatch, no line
+  });
+
+  it('renders axes and "no data" when nothing is drawable', () => {
+    const cases: [boolean, [number, number][]][] = [
+      [false, [[0, NaN], [Infinity, 1]]],
+      [true, [[1, -1], [2, 0]]], // nothing positive on a log axis
+    ];
+    for (const [logY, points] of cases) {
+      const buf = renderCurves([{ name: 'a', points }], { title: 't', xLabel: 'x', yLabel: 'y', logY });
+      const png = decode(buf);
+      expect([png.width, png.height]).toEqual([800, 500]);
+      expect(countColor(buf, BLACK)).toBeGreaterThan(1000); // frame, ticks, labels
+      expect(countColor(buf, [120, 120, 120])).toBeGreaterThan(100); // muted "no data" note and legend entry
+      expect(countColor(buf, SERIES_COLORS[0])).toBe(0);
+    }
+    expect(decode(renderCurves([], { title: 't', xLabel: 'x', yLabel: 'y', width: 300, height: 200 })).width).toBe(300);
+    expect(() => renderCurves([], { title: 't', xLabel: 'x', yLabel: 'y', width: 60, height: 40 })).toThrow(/too small/);
+  });
+
+  it('picks readable ticks', () => {
+    expect(niceAxis(0, 1).ticks.map((t) => t.label)).toEqual(['0', '0.2', '0.4', '0.6', '0.8', '1.0']);
+    expect(niceAxis(0.3, 97).ticks.map((t) => t.label)).toEqual(['0', '20', '40', '60', '80', '100']);
+    expect(niceAxis(-3, 1234567).ticks.map((t) => t.label)).toEqual(['-5.0e5', '0', '5.0e5', '1.0e6', '1.5e6']);
+    expect(logAxis(0.24, 2.4).ticks.map((t) => t.label)).toEqual(['0.1', '0.2', '0.5', '1', '2', '5', '10']);
+    expect(logAxis(1e-7, 300).ticks.map((t) => t.label)).toEqual(['1e-7', '1e-5', '0.001', '0.1', '10', '1000']);
+  });
+});
+
+describe('renderTrainingCurves', () => {
+  it('draws loss and error panels from step and epoch records', () => {
+    const records: object[] = [{ kind: 'config', model: 'mnist' }];
+    for (let e = 0; e < 4; e++) {
+      for (let s = 0; s < 20; s++) records.push({ kind: 'step', step: e * 20 + s, epoch: e, loss: s === 3 && e === 1 ? null : 2 / (1 + e + s / 20) });
+      records.push({ kind: 'epoch', epoch: e, trainLoss: 2 / (1.5 + e), testLoss: 2.2 / (1.5 + e), testError: 0.5 / (1 + e), valError: 0.6 / (1 + e) });
+    }
+    const buf = renderTrainingCurves(records, { width: 1000, height: 400, title: 'mnist' });
+    const png = decode(buf);
+    expect([png.width, png.height]).toEqual([1000, 400]);
+    // Loss panel: step loss, train loss, test loss; error panel: validation, test error (colours restart).
+    for (const c of SERIES_COLORS.slice(0, 3)) expect(countColor(buf, c)).toBeGreaterThan(100);
+    expect(countColor(buf, SERIES_COLORS[3])).toBe(0);
+    // The x axis is "epochs completed": 0-based and 1-based epoch numbering give the same picture.
+    const oneBased = records.map((r) => ('epoch' in r ? { ...r, epoch: (r as { epoch: number }).epoch + 1 } : r));
+    expect(renderTrainingCurves(oneBased, { width: 1000, height: 400, title: 'mnist' }).equals(buf)).toBe(true);
+    const empty = renderTrainingCurves([]);
+    expect(decode(empty).width).toBe(1400);
+    expect(countColor(empty, [120, 120, 120])).toBeGreaterThan(100); // two "no data" notes
+  });
+});
