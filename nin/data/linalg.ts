@@ -206,8 +206,9 @@ export interface SymmetricEigen {
 
 /**
  * Eigen-decomposition of a real symmetric n×n matrix (row-major; only symmetry is assumed, both
- * triangles are read). O(n³): ~50 s for n = 3072 on one (busy, shared) core; see parallelSymmetricEigen. `overwrite` lets the
- * routine reuse `matrix` as the eigenvector storage (saves n² doubles).
+ * triangles are read). O(n³): ~50 s for n = 3072 on one busy, shared core (parallelSymmetricEigen
+ * moves two thirds of the work to worker threads). `overwrite` lets the routine reuse `matrix` as the
+ * eigenvector storage (saves n² doubles).
  */
 export function symmetricEigen(matrix: Float64Array, n: number, opts: { overwrite?: boolean } = {}): SymmetricEigen {
   checkSymmetricInput(matrix, n);

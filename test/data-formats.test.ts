@@ -1,0 +1,351 @@
+// Dataset file readers: the real MNIST / CIFAR-10 files in ../shared/data (skipped when absent),
+// synthetic CIFAR-100 and SVHN .mat files, and corrupted / truncated / foreign files.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deflateSync, gzipSync, gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CIFAR100_COARSE_CLASSES,
+  CIFAR100_FINE_CLASSES,
+  CIFAR10_CLASSES,
+  DataFormatError,
+  readCifar10,
+  readCifar100,
+  readMatV5,
+  readMnist,
+  readMnistImages,
+  readMnistLabels,
+  readSvhn,
+} from '../nin/data/index.ts';
+
+const SHARED = fileURLToPath(new URL('../../shared/data/', import.meta.url));
+const HAVE_SHARED = existsSync(join(SHARED, 'mnist')) && existsSync(join(SHARED, 'cifar-10-batches-bin'));
+if (!HAVE_SHARED) console.warn(`data-formats: ${SHARED} not found, skipping the tests on real dataset files`);
+
+const tmp = mkdtempSync(join(tmpdir(), 'nin-formats-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmpFile = (name: string, bytes: Uint8Array): string => {
+  const p = join(tmp, name);
+  writeFileSync(p, bytes);
+  return p;
+};
+
+function range(a: Float32Array): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of a) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+describe.skipIf(!HAVE_SHARED)('real files in ../shared/data', () => {
+  it('MNIST train: 60000 28×28 images, labels 5,0,4,1,9,2,1,3,1,4…', () => {
+    const ds = readMnist(join(SHARED, 'mnist/train-images-idx3-ubyte.gz'), join(SHARED, 'mnist/train-labels-idx1-ubyte.gz'));
+    expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([60000, 28, 28, 1]);
+    expect(ds.images.length).toBe(60000 * 784);
+    expect(Array.from(ds.labels.subarray(0, 10))).toEqual([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    expect(range(ds.images)).toEqual([0, 255]);
+    // Every class is present, in roughly equal numbers.
+    const hist = new Array(10).fill(0);
+    for (const l of ds.labels) hist[l]++;
+    expect(Math.min(...hist)).toBeGreaterThan(5000);
+    // Image 0 (a "5") has ink in the middle and a blank border.
+    expect(ds.images[14 * 28 + 14]).toBeGreaterThan(0);
+    expect(ds.images[0]).toBe(0);
+  });
+
+  it('MNIST test: 10000 images and labels', () => {
+    const img = readMnistImages(join(SHARED, 'mnist/t10k-images-idx3-ubyte.gz'));
+    const labels = readMnistLabels(join(SHARED, 'mnist/t10k-labels-idx1-ubyte.gz'));
+    expect([img.count, img.height, img.width]).toEqual([10000, 28, 28]);
+    expect(labels.length).toBe(10000);
+    expect(Array.from(labels.subarray(0, 5))).toEqual([7, 2, 1, 0, 4]);
+  });
+
+  it('CIFAR-10 data_batch_1: 10000 NHWC 32×32×3 images, pixel order R,G,B', () => {
+    const path = join(SHARED, 'cifar-10-batches-bin/data_batch_1.bin.gz');
+    const ds = readCifar10([path]);
+    expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([10000, 32, 32, 3]);
+    expect(ds.classNames).toEqual(CIFAR10_CLASSES);
+    expect(range(ds.images)).toEqual([0, 255]);
+    expect(ds.notes).toEqual([]);
+    // Cross-check the planar → NHWC conversion against the raw record bytes.
+    const raw = gunzipSync(readFileSync(path));
+    expect(ds.labels[0]).toBe(raw[0]);
+    for (const [r, y, x, c] of [[0, 0, 0, 0], [0, 31, 31, 2], [1, 5, 7, 1], [9999, 16, 3, 2]]) {
+      expect(ds.images[((r * 32 + y) * 32 + x) * 3 + c]).toBe(raw[r * 3073 + 1 + c * 1024 + y * 32 + x]);
+    }
+  });
+
+  it('CIFAR-10 partial test file: 1000 records accepted with a warning, labels 3,8,8,0,6,6,1,6,3,1…', () => {
+    const warnings: string[] = [];
+    const ds = readCifar10([join(SHARED, 'cifar-10-batches-bin/test_batch.first1000.bin.gz')], { warn: (m) => warnings.push(m) });
+    expect(ds.count).toBe(1000);
+    expect(Array.from(ds.labels.subarray(0, 10))).toEqual([3, 8, 8, 0, 6, 6, 1, 6, 3, 1]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/test_batch\.first1000\.bin\.gz: partial file, 1000 of 10000 records/);
+    expect(ds.notes).toEqual(warnings);
+  });
+});
+
+describe('MNIST idx validation', () => {
+  const idxImages = (n: number, magic = 0x803): Buffer => {
+    const b = Buffer.alloc(16 + n * 784);
+    b.writeUInt32BE(magic, 0);
+    b.writeUInt32BE(n, 4);
+    b.writeUInt32BE(28, 8);
+    b.writeUInt32BE(28, 12);
+    for (let i = 16; i < b.length; i++) b[i] = i % 256;
+    return b;
+  };
+  const idxLabels = (labels: number[]): Buffer => {
+    const b = Buffer.alloc(8 + labels.length);
+    b.writeUInt32BE(0x801, 0);
+    b.writeUInt32BE(labels.length, 4);
+    labels.forEach((l, i) => (b[8 + i] = l));
+    return b;
+  };
+
+  it('reads a plain and a gzipped synthetic file identically', () => {
+    const plain = readMnistImages(tmpFile('img-idx3-ubyte', idxImages(3)));
+    const gz = readMnistImages(tmpFile('img-gz-idx3-ubyte.gz', gzipSync(idxImages(3))));
+    expect(plain.count).toBe(3);
+    expect(gz.images).toEqual(plain.images);
+    expect(plain.images[0]).toBe(16);
+  });
+
+  it('truncated image file → error with expected and found size', () => {
+    const p = tmpFile('trunc-idx3-ubyte', idxImages(3).subarray(0, 16 + 3 * 784 - 5));
+    expect(() => readMnistImages(p)).toThrow(DataFormatError);
+    expect(() => readMnistImages(p)).toThrow(`${p}: size mismatch: header says [3, 28, 28], so expected 2368 bytes (16 header + 2352 data), found 2363`);
+  });
+
+  it('foreign magic → error naming expected and found magic', () => {
+    const p = tmpFile('labels-as-images', idxLabels([1, 2, 3]));
+    expect(() => readMnistImages(p)).toThrow(`${p}: bad idx magic: expected 0x00000803, found 0x00000801`);
+    const q = tmpFile('png-as-idx', Buffer.from('\x89PNG\r\n\x1a\n\0\0\0\rIHDR', 'latin1'));
+    expect(() => readMnistLabels(q)).toThrow(/bad idx magic: expected 0x00000801, found 0x89504e47/);
+  });
+
+  it('header shorter than its dimensions → truncated', () => {
+    const p = tmpFile('short-idx', idxImages(1).subarray(0, 10));
+    expect(() => readMnistImages(p)).toThrow(/truncated idx file: 10 bytes, the header alone needs 16/);
+  });
+
+  it('corrupt gzip → error naming the file', () => {
+    const gz = gzipSync(idxImages(2));
+    const p = tmpFile('cut.gz', gz.subarray(0, gz.length - 30));
+    expect(() => readMnistImages(p)).toThrow(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: gzip stream is corrupt or truncated`));
+  });
+
+  it('label outside 0..9 and count mismatch between the two files', () => {
+    expect(() => readMnistLabels(tmpFile('bad-labels', idxLabels([1, 12])))).toThrow(/record 1: label 12 outside the expected range 0\.\.9/);
+    const imgs = tmpFile('two-idx3', idxImages(2));
+    const labs = tmpFile('three-idx1', idxLabels([1, 2, 3]));
+    expect(() => readMnist(imgs, labs)).toThrow(/holds 3 labels, but .*two-idx3 holds 2 images/);
+  });
+});
+
+describe('CIFAR binary validation', () => {
+  const cifar10 = (labels: number[]): Buffer => {
+    const b = Buffer.alloc(labels.length * 3073);
+    labels.forEach((l, r) => {
+      b[r * 3073] = l;
+      for (let p = 0; p < 3072; p++) b[r * 3073 + 1 + p] = (r * 7 + p) % 256;
+    });
+    return b;
+  };
+
+  it('size that is not a whole number of records → error with counts', () => {
+    const p = tmpFile('data_batch_x.bin', cifar10([1, 2]).subarray(0, 3073 * 2 - 100));
+    expect(() => readCifar10([p])).toThrow(
+      `${p}: size mismatch: expected 30730000 bytes (10000 records of 3073), found 6046 bytes (1 records + 2973 stray bytes)`,
+    );
+  });
+
+  it('label byte ≥ 10 → foreign file', () => {
+    const p = tmpFile('foreign.bin', cifar10([3, 200]));
+    expect(() => readCifar10([p], { warn: () => {} })).toThrow(/record 1: label 200 outside the expected range 0\.\.9/);
+  });
+
+  it('several files concatenate in order; partial files are reported', () => {
+    const warnings: string[] = [];
+    const a = tmpFile('a.bin', cifar10([1, 2]));
+    const b = tmpFile('b.bin.gz', gzipSync(cifar10([3])));
+    const ds = readCifar10([a, b], { warn: (m) => warnings.push(m) });
+    expect(ds.count).toBe(3);
+    expect(Array.from(ds.labels)).toEqual([1, 2, 3]);
+    expect(warnings.length).toBe(2);
+    expect(ds.images[2 * 3072 + 3]).toBe(1); // record 2 = b's record 0: pixel 1, channel R = (0·7 + 1)
+    expect(ds.images[1 * 3072 + 3]).toBe(8); // a's record 1: (1·7 + 1)
+  });
+
+  it('synthetic CIFAR-100: coarse and fine labels, NHWC pixels, class names', () => {
+    const n = 5;
+    const b = Buffer.alloc(n * 3074);
+    for (let r = 0; r < n; r++) {
+      b[r * 3074] = r * 4; // coarse
+      b[r * 3074 + 1] = r * 20 + 3; // fine
+      for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) b[r * 3074 + 2 + c * 1024 + p] = (r + c * 50 + p) % 251;
+    }
+    const warnings: string[] = [];
+    const ds = readCifar100(tmpFile('train.bin', b), { expectedRecords: 50000, warn: (m) => warnings.push(m) });
+    expect(ds.count).toBe(5);
+    expect(Array.from(ds.coarseLabels!)).toEqual([0, 4, 8, 12, 16]);
+    expect(Array.from(ds.labels)).toEqual([3, 23, 43, 63, 83]);
+    expect(warnings[0]).toMatch(/partial file, 5 of 50000 records/);
+    expect(ds.classNames).toHaveLength(100);
+    expect(ds.coarseClassNames).toHaveLength(20);
+    expect(new Set(CIFAR100_FINE_CLASSES).size).toBe(100);
+    expect(CIFAR100_FINE_CLASSES[ds.labels[1]]).toBe('cloud');
+    expect(CIFAR100_COARSE_CLASSES[ds.coarseLabels![1]]).toBe('fruit_and_vegetables');
+    for (const [r, y, x, c] of [[0, 0, 0, 0], [2, 3, 4, 1], [4, 31, 31, 2]]) {
+      expect(ds.images[((r * 32 + y) * 32 + x) * 3 + c]).toBe((r + c * 50 + y * 32 + x) % 251);
+    }
+  });
+
+  it('CIFAR-100: 3073-byte records (a CIFAR-10 file) are rejected', () => {
+    const p = tmpFile('c10-as-c100.bin', cifar10([1, 2, 3]));
+    expect(() => readCifar100(p)).toThrow(/expected a whole number of 3074-byte records, found 9219 bytes/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A minimal MAT v5 writer (independent of the reader) for synthetic SVHN files.
+
+type Endian = 'LE' | 'BE';
+const MI = { INT8: 1, UINT8: 2, INT32: 5, UINT32: 6, DOUBLE: 9, MATRIX: 14, COMPRESSED: 15 };
+
+function tag(type: number, size: number, e: Endian): Buffer {
+  const b = Buffer.alloc(8);
+  if (e === 'LE') {
+    b.writeUInt32LE(type, 0);
+    b.writeUInt32LE(size, 4);
+  } else {
+    b.writeUInt32BE(type, 0);
+    b.writeUInt32BE(size, 4);
+  }
+  return b;
+}
+const pad8 = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((8 - (b.length % 8)) % 8)]);
+function element(type: number, data: Buffer, e: Endian): Buffer {
+  if (data.length <= 4 && type === MI.INT8) {
+    // Small data element format (used by MATLAB for short names).
+    const b = Buffer.alloc(8);
+    if (e === 'LE') b.writeUInt32LE(((data.length << 16) | type) >>> 0, 0);
+    else b.writeUInt32BE(((data.length << 16) | type) >>> 0, 0);
+    data.copy(b, 4);
+    return b;
+  }
+  return Buffer.concat([tag(type, data.length, e), pad8(data)]);
+}
+function matrix(name: string, classId: number, dims: number[], storageType: number, data: Buffer, e: Endian): Buffer {
+  const flags = Buffer.alloc(8);
+  const dimBuf = Buffer.alloc(4 * dims.length);
+  if (e === 'LE') {
+    flags.writeUInt32LE(classId, 0);
+    dims.forEach((d, i) => dimBuf.writeInt32LE(d, 4 * i));
+  } else {
+    flags.writeUInt32BE(classId, 0);
+    dims.forEach((d, i) => dimBuf.writeInt32BE(d, 4 * i));
+  }
+  const body = Buffer.concat([element(MI.UINT32, flags, e), element(MI.INT32, dimBuf, e), element(MI.INT8, Buffer.from(name, 'latin1'), e), element(storageType, data, e)]);
+  return Buffer.concat([tag(MI.MATRIX, body.length, e), body]);
+}
+function matFile(elements: Buffer[], e: Endian = 'LE', text = 'MATLAB 5.0 MAT-file, Platform: GLNXA64, Created by: nin test'): Buffer {
+  const header = Buffer.alloc(128, 0x20);
+  header.write(text, 0, 'latin1');
+  header.fill(0, 116, 124);
+  if (e === 'LE') {
+    header.writeUInt16LE(0x0100, 124);
+    header.write('IM', 126, 'latin1');
+  } else {
+    header.writeUInt16BE(0x0100, 124);
+    header.write('MI', 126, 'latin1');
+  }
+  return Buffer.concat([header, ...elements]);
+}
+const compressed = (el: Buffer, e: Endian): Buffer => {
+  const z = deflateSync(el);
+  return Buffer.concat([tag(MI.COMPRESSED, z.length, e), z]);
+};
+
+/** Pixel (r, c, ch) of image n in the synthetic SVHN set. */
+const svhnPixel = (n: number, r: number, c: number, ch: number): number => (n * 31 + r * 7 + c * 3 + ch * 85) % 256;
+const SVHN_LABELS = [10, 1, 2, 9, 10, 5];
+
+function svhnMat(opts: { compress: boolean; yType: 'uint8-storage' | 'double'; e?: Endian }): Buffer {
+  const e = opts.e ?? 'LE';
+  const n = SVHN_LABELS.length;
+  const X = Buffer.alloc(32 * 32 * 3 * n);
+  for (let i = 0; i < n; i++) for (let ch = 0; ch < 3; ch++) for (let c = 0; c < 32; c++) for (let r = 0; r < 32; r++) X[r + 32 * c + 1024 * ch + 3072 * i] = svhnPixel(i, r, c, ch);
+  let yData: Buffer;
+  let yStorage: number;
+  if (opts.yType === 'double') {
+    yData = Buffer.alloc(8 * n);
+    SVHN_LABELS.forEach((l, i) => (e === 'LE' ? yData.writeDoubleLE(l, 8 * i) : yData.writeDoubleBE(l, 8 * i)));
+    yStorage = MI.DOUBLE;
+  } else {
+    yData = Buffer.from(SVHN_LABELS); // MATLAB stores small whole doubles as miUINT8
+    yStorage = MI.UINT8;
+  }
+  const xEl = matrix('X', 9 /* uint8 */, [32, 32, 3, n], MI.UINT8, X, e);
+  const yEl = matrix('y', 6 /* double */, [n, 1], yStorage, yData, e);
+  return matFile(opts.compress ? [compressed(xEl, e), compressed(yEl, e)] : [xEl, yEl], e);
+}
+
+describe('SVHN .mat (synthetic MAT v5)', () => {
+  const variants = [
+    { compress: false, yType: 'double' as const },
+    { compress: true, yType: 'uint8-storage' as const },
+    { compress: true, yType: 'double' as const, e: 'BE' as const },
+  ];
+  for (const v of variants) {
+    it(`reads X and y (${v.compress ? 'miCOMPRESSED' : 'uncompressed'}, y stored as ${v.yType}, ${v.e ?? 'LE'})`, () => {
+      const ds = readSvhn(tmpFile(`svhn-${v.compress}-${v.yType}-${v.e ?? 'LE'}.mat`, svhnMat(v)));
+      expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([6, 32, 32, 3]);
+      expect(Array.from(ds.labels)).toEqual([0, 1, 2, 9, 0, 5]); // 10 means digit 0
+      for (const [n, r, c, ch] of [[0, 0, 0, 0], [1, 5, 9, 2], [5, 31, 0, 1], [3, 0, 31, 0]]) {
+        expect(ds.images[((n * 32 + r) * 32 + c) * 3 + ch]).toBe(svhnPixel(n, r, c, ch));
+      }
+    });
+  }
+
+  it('gzipped .mat is read too', () => {
+    const ds = readSvhn(tmpFile('test_32x32.mat.gz', gzipSync(svhnMat({ compress: true, yType: 'double' }))));
+    expect(ds.count).toBe(6);
+  });
+
+  it('readMatV5 lists variables with their MATLAB class and dims', () => {
+    const vars = readMatV5(svhnMat({ compress: true, yType: 'uint8-storage' }), 'mem.mat');
+    expect(vars.get('X')!.className).toBe('uint8');
+    expect(vars.get('X')!.dims).toEqual([32, 32, 3, 6]);
+    expect(vars.get('y')!.className).toBe('double');
+    expect(vars.get('y')!.data).toBeInstanceOf(Float64Array);
+  });
+
+  it('foreign, truncated, v7.3 and wrong-shape files → named errors', () => {
+    const good = svhnMat({ compress: false, yType: 'double' });
+    const notMat = tmpFile('not.mat', Buffer.alloc(200, 0x41));
+    expect(() => readSvhn(notMat)).toThrow(`${notMat}: not a MATLAB 5.0 MAT-file: expected header text "MATLAB 5.0 MAT-file" and endian mark "IM"/"MI", found "AAAAAAAAAAAAAAAAAAA" and "AA"`);
+    const short = tmpFile('short.mat', good.subarray(0, 100));
+    expect(() => readSvhn(short)).toThrow(/too short for a MAT-file: 100 bytes, the header alone is 128/);
+    const trunc = tmpFile('trunc.mat', good.subarray(0, good.length - 5000));
+    expect(() => readSvhn(trunc)).toThrow(/truncated: element at offset 128 declares \d+ data bytes, but only \d+ remain/);
+    const z = svhnMat({ compress: true, yType: 'double' });
+    const ztrunc = tmpFile('ztrunc.mat', z.subarray(0, 128 + 8 + 100));
+    expect(() => readSvhn(ztrunc)).toThrow(DataFormatError);
+    const v73 = tmpFile('v73.mat', matFile([], 'LE', 'MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00'));
+    expect(() => readSvhn(v73)).toThrow(/MATLAB v7\.3 MAT-file \(HDF5\)/);
+    const wrongShape = tmpFile('shape.mat', matFile([matrix('X', 9, [32, 32, 1, 2], MI.UINT8, Buffer.alloc(2048), 'LE'), matrix('y', 6, [2, 1], MI.UINT8, Buffer.from([1, 2]), 'LE')]));
+    expect(() => readSvhn(wrongShape)).toThrow(`${wrongShape}: X: expected dimensions [32, 32, 3, N], found [32, 32, 1, 2]`);
+    const noY = tmpFile('noy.mat', matFile([matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072), 'LE')]));
+    expect(() => readSvhn(noY)).toThrow(`${noY}: expected variables X and y, found X`);
+    const badLabel = tmpFile('badlabel.mat', matFile([matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072), 'LE'), matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([11]), 'LE')]));
+    expect(() => readSvhn(badLabel)).toThrow(/y\[0\] = 11, expected an integer label 1\.\.10/);
+  });
+});

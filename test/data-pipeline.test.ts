@@ -1,0 +1,207 @@
+// Validation split, augmentation and the batch loader, on small synthetic sets whose pixels encode
+// the example index, so every check can tell which example ended up where.
+import { describe, expect, it } from 'vitest';
+import {
+  BatchLoader,
+  Rng,
+  augmentBatch,
+  augmentRecord,
+  permutation,
+  splitValidation,
+  takeExamples,
+  type Batch,
+  type ImageDataset,
+} from '../nin/data/index.ts';
+
+/** count images of H×W×C; pixel (n, y, x, c) = n·1000 + y·100 + x·10 + c + 1 (never 0); label n % 10. */
+function synthetic(count: number, H = 4, W = 5, C = 3): ImageDataset {
+  const images = new Float32Array(count * H * W * C);
+  for (let n = 0; n < count; n++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) images[((n * H + y) * W + x) * C + c] = n * 1000 + y * 100 + x * 10 + c + 1;
+  const labels = Int32Array.from({ length: count }, (_, n) => n % 10);
+  return { name: 'synthetic', images, labels, count, height: H, width: W, channels: C, classNames: [], sources: [], notes: [] };
+}
+const exampleOf = (ds: Pick<ImageDataset, 'images' | 'height' | 'width' | 'channels'>, i: number): number =>
+  Math.floor((ds.images[i * ds.height * ds.width * ds.channels] - 1) / 1000);
+
+describe('seeded RNG', () => {
+  it('is reproducible, seed-sensitive and roughly uniform', () => {
+    const a = new Rng(42);
+    const b = new Rng(42);
+    const xs = Array.from({ length: 1000 }, () => a.nextInt(10));
+    expect(Array.from({ length: 1000 }, () => b.nextInt(10))).toEqual(xs);
+    expect(Array.from({ length: 20 }, () => new Rng(43).nextUint32())).not.toEqual(Array.from({ length: 20 }, () => new Rng(42).nextUint32()));
+    const hist = new Array(10).fill(0);
+    for (const x of xs) hist[x]++;
+    expect(Math.min(...hist)).toBeGreaterThan(60);
+    const p = permutation(100, 7);
+    expect([...p].sort((u, v) => u - v)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+});
+
+describe('validation split', () => {
+  const ds = synthetic(50);
+
+  it('sizes, disjointness, coverage, and images/labels that follow their indices', () => {
+    const s = splitValidation(ds, 10, 1);
+    expect(s.train.count).toBe(40);
+    expect(s.validation.count).toBe(10);
+    const all = [...s.trainIndices, ...s.validationIndices].sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(new Set([...s.trainIndices].filter((i) => s.validationIndices.includes(i))).size).toBe(0);
+    for (let i = 0; i < 10; i++) {
+      expect(exampleOf(s.validation, i)).toBe(s.validationIndices[i]);
+      expect(s.validation.labels[i]).toBe(s.validationIndices[i] % 10);
+    }
+    expect([...s.trainIndices]).toEqual([...s.trainIndices].sort((a, b) => a - b));
+  });
+
+  it('is reproducible by seed and changes with it; 0 means no validation set', () => {
+    expect(splitValidation(ds, 10, 1).validationIndices).toEqual(splitValidation(ds, 10, 1).validationIndices);
+    expect(splitValidation(ds, 10, 2).validationIndices).not.toEqual(splitValidation(ds, 10, 1).validationIndices);
+    const none = splitValidation(ds, 0, 1);
+    expect(none.train.count).toBe(50);
+    expect(none.train.images).toEqual(ds.images);
+    expect(none.validation.count).toBe(0);
+  });
+
+  it('rejects impossible sizes and keeps CIFAR-100 coarse labels aligned', () => {
+    expect(() => splitValidation(ds, 50, 1)).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
+    expect(() => splitValidation(ds, 2.5, 1)).toThrow(/must be an integer/);
+    const withCoarse = { ...ds, coarseLabels: Int32Array.from({ length: 50 }, (_, i) => 100 + i) };
+    const sub = takeExamples(withCoarse, [7, 3]);
+    expect(Array.from(sub.coarseLabels!)).toEqual([107, 103]);
+    expect(Array.from(sub.labels)).toEqual([7, 3]);
+  });
+});
+
+describe('augmentation (translation + flip)', () => {
+  const ds = synthetic(8, 6, 7, 2);
+  const dims = { count: 8, height: 6, width: 7, channels: 2 };
+  const px = (a: Float32Array, n: number, y: number, x: number, c: number): number => a[((n * 6 + y) * 7 + x) * 2 + c];
+
+  it('each output pixel is the shifted (and possibly mirrored) input pixel, or 0 outside', () => {
+    const rec = augmentRecord(8);
+    const out = augmentBatch(ds.images, dims, { pad: 2, flip: true }, new Rng(5), undefined, rec);
+    for (let n = 0; n < 8; n++) {
+      expect(Math.abs(rec.dy[n])).toBeLessThanOrEqual(2);
+      expect(Math.abs(rec.dx[n])).toBeLessThanOrEqual(2);
+      for (let y = 0; y < 6; y++) {
+        for (let x = 0; x < 7; x++) {
+          const sy = y - rec.dy[n];
+          const sx = (rec.flipped[n] ? 6 - x : x) - rec.dx[n];
+          for (let c = 0; c < 2; c++) {
+            const want = sy >= 0 && sy < 6 && sx >= 0 && sx < 7 ? px(ds.images, n, sy, sx, c) : 0;
+            expect(px(out, n, y, x, c)).toBe(want);
+          }
+        }
+      }
+    }
+    // With 8 images some are flipped, some not, and the shifts vary.
+    expect(new Set(rec.flipped).size).toBe(2);
+    expect(new Set(rec.dx).size).toBeGreaterThan(1);
+  });
+
+  it('is reproducible by seed; pad 0 without flip is the identity; the input is not modified', () => {
+    const before = ds.images.slice();
+    const a = augmentBatch(ds.images, dims, { pad: 3, flip: true }, new Rng(9));
+    const b = augmentBatch(ds.images, dims, { pad: 3, flip: true }, new Rng(9));
+    const c = augmentBatch(ds.images, dims, { pad: 3, flip: true }, new Rng(10));
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+    expect(augmentBatch(ds.images, dims, {}, new Rng(1))).toEqual(ds.images);
+    expect(ds.images).toEqual(before);
+    expect(() => augmentBatch(ds.images, dims, { pad: 6 }, new Rng(1))).toThrow(/pad 6 must be an integer in 0\.\.5/);
+    expect(() => augmentBatch(ds.images, dims, { pad: 1 }, new Rng(1), ds.images)).toThrow(/must not overlap/);
+  });
+
+  it('every flip-only output is either the image or its mirror', () => {
+    const out = augmentBatch(ds.images, dims, { flip: true }, new Rng(3));
+    for (let n = 0; n < 8; n++) {
+      const same = [0, 1, 2, 3, 4, 5, 6].every((x) => px(out, n, 2, x, 1) === px(ds.images, n, 2, x, 1));
+      const mirrored = [0, 1, 2, 3, 4, 5, 6].every((x) => px(out, n, 2, x, 1) === px(ds.images, n, 2, 6 - x, 1));
+      expect(same !== mirrored).toBe(true);
+    }
+  });
+});
+
+describe('BatchLoader', () => {
+  const ds = synthetic(23);
+  const collect = async (it: AsyncIterable<Batch>): Promise<Batch[]> => {
+    const out: Batch[] = [];
+    for await (const b of it) out.push(b);
+    return out;
+  };
+
+  it('one epoch visits every example once; labels stay with their images; the last batch is partial', async () => {
+    const loader = new BatchLoader(ds, { batchSize: 5, seed: 3 });
+    expect(loader.batchesPerEpoch).toBe(5);
+    const batches = await collect(loader.epoch(0));
+    expect(batches.map((b) => b.size)).toEqual([5, 5, 5, 5, 3]);
+    const seen: number[] = [];
+    for (const b of batches) {
+      expect(b.shape).toEqual([b.size, 4, 5, 3]);
+      for (let i = 0; i < b.size; i++) {
+        const n = exampleOf({ images: b.images, height: 4, width: 5, channels: 3 }, i);
+        expect(n).toBe(b.indices[i]);
+        expect(b.labels[i]).toBe(n % 10);
+        seen.push(n);
+      }
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 23 }, (_, i) => i));
+  });
+
+  it('dropLast drops the remainder; no shuffle iterates in order', async () => {
+    const dropped = await collect(new BatchLoader(ds, { batchSize: 5, dropLast: true }).epoch(0));
+    expect(dropped.map((b) => b.size)).toEqual([5, 5, 5, 5]);
+    const ordered = await collect(new BatchLoader(ds, { batchSize: 10, shuffle: false }).epoch(4));
+    expect(Array.from(ordered[0].indices)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(() => new BatchLoader(ds, { batchSize: 30, dropLast: true })).toThrow(/23 examples give no batch of 30 with dropLast/);
+  });
+
+  it('order depends only on (seed, epoch); prefetching gives the same batches as building them directly', async () => {
+    const opts = { batchSize: 4, seed: 11, augment: { pad: 1, flip: true } };
+    const a = await collect(new BatchLoader(ds, opts).epoch(2));
+    const b = await collect(new BatchLoader(ds, { ...opts, prefetch: false }).epoch(2));
+    expect(a.map((x) => Array.from(x.indices))).toEqual(b.map((x) => Array.from(x.indices)));
+    expect(a.map((x) => x.images)).toEqual(b.map((x) => x.images));
+    const loader = new BatchLoader(ds, opts);
+    expect(loader.makeBatch(2, 3).images).toEqual(a[3].images); // resumable at any batch
+    const other = await collect(new BatchLoader(ds, opts).epoch(3));
+    expect(other.map((x) => Array.from(x.indices))).not.toEqual(a.map((x) => Array.from(x.indices)));
+    // Augmentation keeps labels: the label still matches the (shifted) image's example id.
+    for (const batch of a) for (let i = 0; i < batch.size; i++) expect(batch.labels[i]).toBe(batch.indices[i] % 10);
+  });
+
+  it('prepares the next batch ahead: it is ready before it is asked for', async () => {
+    let built = 0;
+    const loader = new BatchLoader(ds, { batchSize: 5, preprocess: () => void built++ });
+    const it = loader.epoch(0);
+    await new Promise((r) => setImmediate(r));
+    expect(built).toBe(1); // batch 0 prepared without being requested
+    await it.next();
+    await new Promise((r) => setImmediate(r));
+    expect(built).toBe(2); // taking batch 0 started batch 1
+    await it.return();
+    await new Promise((r) => setImmediate(r));
+    expect(built).toBe(2);
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it('applies the preprocess hook before augmentation (padding is 0 in preprocessed units)', async () => {
+    const loader = new BatchLoader(ds, {
+      batchSize: 23,
+      shuffle: false,
+      preprocess: (x) => x.forEach((v, i) => (x[i] = -v)),
+      augment: { pad: 2 },
+    });
+    const [batch] = await collect(loader.epoch(0));
+    expect(batch.images.every((v) => v <= 0)).toBe(true);
+    expect(batch.images.some((v) => v === 0)).toBe(true);
+    expect(batch.images.some((v) => v < 0)).toBe(true);
+  });
+
+  it('a failing preprocess hook surfaces from next()', async () => {
+    const loader = new BatchLoader(ds, { batchSize: 5, preprocess: () => { throw new Error('boom'); } });
+    await expect(loader.epoch(0).next()).rejects.toThrow('boom');
+  });
+});

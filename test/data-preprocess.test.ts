@@ -1,0 +1,418 @@
+// Preprocessing statistics: the eigen-solver against a Jacobi reference, the Gram accumulator, ZCA
+// whitening properties against float64 references, GCN against pylearn2's formula, per-channel
+// standardisation, and (de)serialisation of the statistics.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  GramAccumulator,
+  NIN_GCN,
+  applyZca,
+  applyZcaParallel,
+  computeChannelStats,
+  fitZca,
+  fitZcaParallel,
+  globalContrastNormalize,
+  readCifar10,
+  standardizeChannels,
+  statsFromTensors,
+  statsToTensors,
+  symmetricEigen,
+  type ZcaStats,
+} from '../nin/data/index.ts';
+import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
+import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
+import { randomArray } from './helpers.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Independent float64 references.
+
+/** Cyclic Jacobi eigenvalue algorithm; returns ascending values and matching column vectors. */
+function jacobiEigen(A: Float64Array, n: number): { values: number[]; vectors: number[][] } {
+  const a = Array.from({ length: n }, (_, i) => Array.from(A.subarray(i * n, (i + 1) * n)));
+  const v: number[][] = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    let total = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) (i === j ? (total += a[i][j] ** 2) : (off += a[i][j] ** 2));
+    if (off <= 1e-30 * (total + off)) break;
+    for (let p = 0; p < n; p++) {
+      for (let q = p + 1; q < n; q++) {
+        if (a[p][q] === 0) continue;
+        const theta = (a[q][q] - a[p][p]) / (2 * a[p][q]);
+        const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < n; k++) {
+          const akp = a[k][p];
+          const akq = a[k][q];
+          a[k][p] = c * akp - s * akq;
+          a[k][q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < n; k++) {
+          const apk = a[p][k];
+          const aqk = a[q][k];
+          a[p][k] = c * apk - s * aqk;
+          a[q][k] = s * apk + c * aqk;
+        }
+        for (let k = 0; k < n; k++) {
+          const vkp = v[k][p];
+          const vkq = v[k][q];
+          v[k][p] = c * vkp - s * vkq;
+          v[k][q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => a[x][x] - a[y][y]);
+  return { values: order.map((i) => a[i][i]), vectors: order.map((i) => v.map((row) => row[i])) };
+}
+
+function randomSymmetric(n: number, seed: number): Float64Array {
+  const r = randomArray(n * n, seed);
+  const A = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) A[i * n + j] = A[j * n + i] = r[i * n + j];
+  return A;
+}
+
+/** Correlated data: rows z·M with z uniform, so the covariance is far from diagonal. */
+function correlatedData(count: number, dim: number, seed: number): Float32Array {
+  const z = randomArray(count * dim, seed);
+  const M = randomArray(dim * dim, seed + 1);
+  const out = new Float32Array(count * dim);
+  for (let s = 0; s < count; s++) {
+    for (let j = 0; j < dim; j++) {
+      let acc = 3 * (j % 5); // non-zero mean per feature
+      for (let k = 0; k < dim; k++) acc += z[s * dim + k] * M[k * dim + j];
+      out[s * dim + j] = acc;
+    }
+  }
+  return out;
+}
+
+function meanAndCovariance(x: ArrayLike<number>, count: number, dim: number): { mean: Float64Array; cov: Float64Array } {
+  const mean = new Float64Array(dim);
+  for (let s = 0; s < count; s++) for (let j = 0; j < dim; j++) mean[j] += x[s * dim + j] / count;
+  const cov = new Float64Array(dim * dim);
+  for (let s = 0; s < count; s++) {
+    for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) cov[i * dim + j] += ((x[s * dim + i] - mean[i]) * (x[s * dim + j] - mean[j])) / count;
+  }
+  return { mean, cov };
+}
+
+/** Σ_k f(λ_k) v_k v_kᵀ from Jacobi's decomposition. */
+function spectralFunction(eig: { values: number[]; vectors: number[][] }, f: (l: number) => number): Float64Array {
+  const n = eig.values.length;
+  const out = new Float64Array(n * n);
+  eig.values.forEach((l, k) => {
+    const v = eig.vectors[k];
+    const fl = f(l);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] += fl * v[i] * v[j];
+  });
+  return out;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function identity(n: number): Float64Array {
+  const I = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) I[i * n + i] = 1;
+  return I;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('symmetricEigen (Householder + implicit QL)', () => {
+  for (const n of [12, 40]) {
+    it(`matches a Jacobi reference on a random ${n}×${n} matrix`, () => {
+      const A = randomSymmetric(n, 100 + n);
+      const ref = jacobiEigen(A, n);
+      const { values, vectors } = symmetricEigen(A, n);
+      expect(maxAbsDiff(values, ref.values)).toBeLessThan(1e-12);
+      for (let k = 0; k < n; k++) {
+        let dot = 0;
+        for (let i = 0; i < n; i++) dot += vectors[k * n + i] * ref.vectors[k][i];
+        expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-10); // same vector up to sign
+      }
+    });
+  }
+
+  it('degenerate spectra, diagonal, zero and 1×1 matrices: A = VᵀΛV with orthonormal V', () => {
+    const n = 9;
+    // Q·diag(1,1,1,2,2,5,5,5,0)·Qᵀ with Q orthonormal (from a random matrix's eigenvectors).
+    const Q = symmetricEigen(randomSymmetric(n, 7), n).vectors;
+    const lambda = [1, 1, 1, 2, 2, 5, 5, 5, 0];
+    const degenerate = new Float64Array(n * n);
+    for (let k = 0; k < n; k++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) degenerate[i * n + j] += lambda[k] * Q[k * n + i] * Q[k * n + j];
+    const diagonal = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) diagonal[i * n + i] = (i * 7) % 5;
+    for (const [name, A, dim] of [
+      ['degenerate', degenerate, n],
+      ['diagonal', diagonal, n],
+      ['zero', new Float64Array(16), 4],
+      ['1×1', Float64Array.of(-3), 1],
+    ] as const) {
+      const { values, vectors } = symmetricEigen(A, dim);
+      for (let k = 1; k < dim; k++) expect(values[k], name).toBeGreaterThanOrEqual(values[k - 1]);
+      const recon = new Float64Array(dim * dim);
+      const gram = new Float64Array(dim * dim);
+      for (let k = 0; k < dim; k++) {
+        for (let i = 0; i < dim; i++) {
+          for (let j = 0; j < dim; j++) {
+            recon[i * dim + j] += values[k] * vectors[k * dim + i] * vectors[k * dim + j];
+            gram[i * dim + j] += vectors[i * dim + k] * vectors[j * dim + k];
+          }
+        }
+      }
+      expect(maxAbsDiff(recon, A), name).toBeLessThan(1e-12);
+      expect(maxAbsDiff(gram, identity(dim)), name).toBeLessThan(1e-12);
+    }
+    expect(Array.from(symmetricEigen(degenerate, n).values).map((v) => Math.round(v * 1e9) / 1e9)).toEqual([0, 1, 1, 1, 2, 2, 5, 5, 5]);
+  });
+
+  it('the worker-thread version agrees (random, degenerate and diagonal matrices; odd and even n)', async () => {
+    for (const [n, seed] of [[40, 1], [67, 2]]) {
+      const A = randomSymmetric(n, seed);
+      const ref = symmetricEigen(A, n);
+      const par = await parallelSymmetricEigen(A, n, 3);
+      expect(maxAbsDiff(par.values, ref.values)).toBeLessThan(1e-13);
+      for (let k = 0; k < n; k++) {
+        let dot = 0;
+        for (let i = 0; i < n; i++) dot += par.vectors[k * n + i] * ref.vectors[k * n + i];
+        expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-10);
+      }
+    }
+    // Repeated eigenvalues: vectors are not unique, so check A = VᵀΛV and orthonormality.
+    const n = 33;
+    const Q = symmetricEigen(randomSymmetric(n, 8), n).vectors;
+    const A = new Float64Array(n * n);
+    for (let k = 0; k < n; k++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] += (k % 3) * Q[k * n + i] * Q[k * n + j];
+    const { values, vectors } = await parallelSymmetricEigen(A, n, 2);
+    const recon = new Float64Array(n * n);
+    const gram = new Float64Array(n * n);
+    for (let k = 0; k < n; k++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      recon[i * n + j] += values[k] * vectors[k * n + i] * vectors[k * n + j];
+      gram[i * n + j] += vectors[i * n + k] * vectors[j * n + k];
+    }
+    expect(maxAbsDiff(recon, A)).toBeLessThan(1e-12);
+    expect(maxAbsDiff(gram, identity(n))).toBeLessThan(1e-12);
+    const diag = new Float64Array(25);
+    for (let i = 0; i < 5; i++) diag[i * 5 + i] = 5 - i;
+    expect(Array.from((await parallelSymmetricEigen(diag, 5, 2)).values)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('rejects non-square input and non-finite entries', () => {
+    expect(() => symmetricEigen(new Float64Array(5), 2)).toThrow(/expected an 2×2 matrix \(4 values\), got 5/);
+    expect(() => symmetricEigen(Float64Array.of(1, NaN, NaN, 1), 2)).toThrow(/entry \(0, 1\) is NaN/);
+  });
+
+  it('times a 256×256 decomposition', () => {
+    const A = randomSymmetric(256, 3);
+    const t = performance.now();
+    symmetricEigen(A, 256);
+    console.log(`symmetricEigen 256×256: ${(performance.now() - t).toFixed(0)} ms`);
+  });
+});
+
+describe('GramAccumulator', () => {
+  it('matches a naive Σ(x−μ)(x−μ)ᵀ for an odd dimension and rows added in uneven pieces', () => {
+    const dim = 13;
+    const count = 150; // crosses the 64-row chunk boundary twice, with a remainder
+    const x = randomArray(count * dim, 5, -3, 3);
+    const offset = Float64Array.from(randomArray(dim, 6));
+    const g = new GramAccumulator(dim);
+    g.add(x.subarray(0, 10 * dim), 10, offset);
+    g.add(x.subarray(10 * dim, 100 * dim), 90, offset);
+    g.add(x.subarray(100 * dim), 50, offset);
+    expect(g.count).toBe(150);
+    const ref = new Float64Array(dim * dim);
+    for (let s = 0; s < count; s++) for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) ref[i * dim + j] += (x[s * dim + i] - offset[i]) * (x[s * dim + j] - offset[j]);
+    expect(maxAbsDiff(g.result(), ref)).toBeLessThan(1e-11);
+  });
+});
+
+describe('ZCA whitening', () => {
+  const count = 50;
+  const dim = 12;
+  const x = correlatedData(count, dim, 11);
+  const { mean, cov } = meanAndCovariance(x, count, dim);
+  const ref = jacobiEigen(cov, dim);
+
+  it('mean, eigenvalues and W = U·diag(1/sqrt(λ+ε))·Uᵀ match a Jacobi float64 reference; W is symmetric', () => {
+    const eps = 0.1;
+    const zca = fitZca(x, dim, { epsilon: eps });
+    expect(zca.count).toBe(count);
+    expect(maxAbsDiff(zca.mean, mean)).toBeLessThan(1e-12);
+    expect(maxAbsDiff(zca.eigenvalues, [...ref.values].reverse())).toBeLessThan(1e-10);
+    const Wref = spectralFunction(ref, (l) => 1 / Math.sqrt(l + eps));
+    const rel = maxAbsDiff(zca.whitening, Wref) / Math.max(...Array.from(Wref, Math.abs));
+    console.log(`ZCA W vs Jacobi reference: max relative difference ${rel.toExponential(2)}`);
+    expect(rel).toBeLessThan(1e-10);
+    for (let i = 0; i < dim; i++) for (let j = 0; j < i; j++) expect(zca.whitening[i * dim + j]).toBe(zca.whitening[j * dim + i]);
+  });
+
+  it('whitened training data has identity covariance (ε → 0), and U·diag(λ/(λ+ε))·Uᵀ for ε > 0', () => {
+    const tight = fitZca(x, dim, { epsilon: 1e-9 });
+    // Float64 check through W itself.
+    const y64 = new Float64Array(count * dim);
+    for (let s = 0; s < count; s++) {
+      for (let j = 0; j < dim; j++) {
+        let acc = 0;
+        for (let k = 0; k < dim; k++) acc += (x[s * dim + k] - tight.mean[k]) * tight.whitening[k * dim + j];
+        y64[s * dim + j] = acc;
+      }
+    }
+    expect(maxAbsDiff(meanAndCovariance(y64, count, dim).cov, identity(dim))).toBeLessThan(1e-6);
+    // The float32 transform gets there to float32 precision.
+    const y32 = applyZca(tight, x);
+    expect(maxAbsDiff(meanAndCovariance(y32, count, dim).cov, identity(dim))).toBeLessThan(1e-4);
+
+    const eps = 0.5;
+    const loose = fitZca(x, dim, { epsilon: eps });
+    const expected = spectralFunction(ref, (l) => l / (l + eps));
+    expect(maxAbsDiff(meanAndCovariance(applyZca(loose, x), count, dim).cov, expected)).toBeLessThan(1e-4);
+  });
+
+  it('rank-deficient data (after GCN): ε = 0 is refused; with small ε the covariance is the projector onto the retained components', () => {
+    const g = globalContrastNormalize(correlatedData(count, dim, 21), dim);
+    expect(() => fitZca(g, dim, { epsilon: 0 })).toThrow(/not positive definite .* use epsilon > 0/);
+    // (ε small against the retained variances, ~250 here, yet large enough that the float32 rounding
+    // left in the null direction is not blown up.)
+    const zca = fitZca(g, dim, { epsilon: 1e-4 });
+    // GCN removes each example's mean, so the all-ones direction has zero variance; every other
+    // direction is whitened to unit variance: covariance = I − 11ᵀ/dim.
+    const P = identity(dim);
+    for (let i = 0; i < dim * dim; i++) P[i] -= 1 / dim;
+    const whitenedCov = meanAndCovariance(applyZca(zca, g), count, dim).cov;
+    expect(maxAbsDiff(whitenedCov, P)).toBeLessThan(2e-3);
+    // Exactly: U·diag(λ/(λ+ε))·Uᵀ, up to float32 rounding.
+    const expected = spectralFunction(jacobiEigen(meanAndCovariance(g, count, dim).cov, dim), (l) => Math.max(l, 0) / (Math.max(l, 0) + 1e-4));
+    expect(maxAbsDiff(whitenedCov, expected)).toBeLessThan(1e-4);
+    expect(Math.abs(zca.eigenvalues[dim - 1])).toBeLessThan(1e-9);
+  });
+
+  it('applyZca equals (x − μ)·W in float64 for an odd dimension and a partial block of examples; works in place', () => {
+    const d = 13;
+    const n = 7;
+    const train = correlatedData(40, d, 31);
+    const zca = fitZca(train, d, { epsilon: 0.1 });
+    const test = correlatedData(n, d, 41);
+    const ref = new Float64Array(n * d);
+    for (let s = 0; s < n; s++) for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) ref[s * d + j] += (test[s * d + k] - zca.mean[k]) * zca.whitening[k * d + j];
+    const out = applyZca(zca, test);
+    expect(maxAbsDiff(out, ref) / Math.max(...Array.from(ref, Math.abs))).toBeLessThan(1e-5);
+    const inPlace = test.slice();
+    applyZca(zca, inPlace, inPlace);
+    expect(inPlace).toEqual(out);
+  });
+
+  it('worker-thread versions give the same statistics and whitened data', async () => {
+    const big = correlatedData(300, dim, 51);
+    const single = fitZca(big, dim, { epsilon: 0.1 });
+    const parallel = await fitZcaParallel(big, dim, { epsilon: 0.1, workers: 3 });
+    expect(maxAbsDiff(parallel.mean, single.mean)).toBe(0);
+    expect(maxAbsDiff(parallel.whitening, single.whitening)).toBeLessThan(1e-12 * Math.max(...Array.from(single.whitening, Math.abs)));
+    expect(maxAbsDiff(parallel.eigenvalues, single.eigenvalues)).toBeLessThan(1e-10);
+    // Same kernel, same per-row arithmetic: bit-identical output.
+    expect(await applyZcaParallel(single, big, { workers: 3 })).toEqual(applyZca(single, big));
+    // Wide enough (≥ 128 features) for the worker-thread eigen-decomposition inside fitZcaParallel.
+    const wide = correlatedData(200, 130, 61);
+    const w1 = fitZca(wide, 130);
+    const w2 = await fitZcaParallel(wide, 130, { workers: 2 });
+    expect(maxAbsDiff(w2.whitening, w1.whitening)).toBeLessThan(1e-9 * Math.max(...Array.from(w1.whitening, Math.abs)));
+  });
+
+  it('statistics survive a safetensors round trip', () => {
+    const zca = fitZca(x, dim);
+    const { tensors, metadata } = statsToTensors(zca, 'pre.');
+    const back = decodeSafetensors(Buffer.concat(encodeSafetensors(tensors, metadata)));
+    const restored = statsFromTensors(back.tensors, back.metadata, 'pre.') as ZcaStats;
+    expect(restored).toEqual(zca);
+    expect(applyZca(restored, x)).toEqual(applyZca(zca, x));
+    // A float32 W (half the size) restores to the same float32 transform.
+    const small = statsToTensors(zca, 'pre.', { whiteningDtype: 'F32' });
+    expect(small.tensors['pre.whitening'].dtype).toBe('F32');
+    const restored32 = statsFromTensors(small.tensors, small.metadata, 'pre.') as ZcaStats;
+    expect(applyZca(restored32, x)).toEqual(applyZca(zca, x));
+  });
+});
+
+describe('global contrast normalisation', () => {
+  /** pylearn2.expr.preprocessing.global_contrast_normalize for one row, in float64. */
+  function gcnRef(row: ArrayLike<number>, scale: number, sqrtBias: number, useStd: boolean): number[] {
+    const n = row.length;
+    const m = Array.from(row).reduce((a, b) => a + b, 0) / n;
+    const c = Array.from(row, (v) => v - m);
+    const ss = c.reduce((a, v) => a + v * v, 0);
+    let s = useStd ? Math.sqrt(sqrtBias + ss / (n - 1)) / scale : Math.sqrt(sqrtBias + ss) / scale;
+    if (s < 1e-8) s = 1;
+    return c.map((v) => v / s);
+  }
+
+  it('NIN convention (scale 55, L2 norm, no bias): matches the reference; zero mean, norm 55; independent of pixel scale', () => {
+    const n = 5;
+    const d = 3072;
+    const imgs = randomArray(n * d, 9, 0, 255).map(Math.round);
+    const out = globalContrastNormalize(imgs, d, NIN_GCN, new Float32Array(imgs.length));
+    for (let i = 0; i < n; i++) {
+      const ref = gcnRef(imgs.subarray(i * d, (i + 1) * d), 55, 0, false);
+      const row = out.subarray(i * d, (i + 1) * d);
+      expect(maxAbsDiff(row, ref)).toBeLessThan(1e-5);
+      const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
+      expect(norm).toBeCloseTo(55, 3);
+      expect(Math.abs(row.reduce((a, v) => a + v, 0) / d)).toBeLessThan(1e-5);
+    }
+    const unit = globalContrastNormalize(imgs.map((v) => v / 255), d);
+    expect(maxAbsDiff(unit, out)).toBeLessThan(1e-4);
+  });
+
+  it('std variant with sqrt bias (Coates et al.) and a constant image (divisor guard, no NaN)', () => {
+    const d = 48;
+    const imgs = randomArray(3 * d, 12, 0, 255);
+    imgs.fill(77, 2 * d, 3 * d);
+    const out = globalContrastNormalize(imgs.slice(), d, { scale: 1, sqrtBias: 10, useStd: true });
+    for (let i = 0; i < 2; i++) expect(maxAbsDiff(out.subarray(i * d, (i + 1) * d), gcnRef(imgs.subarray(i * d, (i + 1) * d), 1, 10, true))).toBeLessThan(1e-5);
+    const constant = globalContrastNormalize(imgs.subarray(2 * d).slice(), d);
+    expect(Array.from(constant).every((v) => v === 0)).toBe(true);
+    expect(() => globalContrastNormalize(new Float32Array(10), 3)).toThrow(/not a whole number of 3-feature images/);
+  });
+});
+
+describe('per-channel standardisation', () => {
+  it('mean/std match a two-pass reference; standardised data has mean 0 and std 1 per channel', () => {
+    const C = 3;
+    const pixels = 1000;
+    const x = randomArray(pixels * C, 4, 0, 255).map((v, i) => v * (1 + (i % C)) + 1000 * (i % C));
+    const stats = computeChannelStats(x, C);
+    for (let c = 0; c < C; c++) {
+      let m = 0;
+      for (let p = 0; p < pixels; p++) m += x[p * C + c] / pixels;
+      let v = 0;
+      for (let p = 0; p < pixels; p++) v += (x[p * C + c] - m) ** 2 / pixels;
+      expect(stats.mean[c]).toBeCloseTo(m, 6);
+      expect(stats.std[c]).toBeCloseTo(Math.sqrt(v), 6);
+    }
+    const y = standardizeChannels(x, stats, new Float32Array(x.length));
+    const again = computeChannelStats(y, C);
+    for (let c = 0; c < C; c++) {
+      expect(Math.abs(again.mean[c])).toBeLessThan(1e-4);
+      expect(again.std[c]).toBeCloseTo(1, 4);
+    }
+    const { tensors, metadata } = statsToTensors(stats);
+    expect(statsFromTensors(tensors, metadata)).toEqual(stats);
+  });
+
+  const SHARED = fileURLToPath(new URL('../../shared/data/cifar-10-batches-bin/', import.meta.url));
+  it.skipIf(!existsSync(SHARED))('CIFAR-10 data_batch_1 channel means are near the published full-set values', () => {
+    const ds = readCifar10([join(SHARED, 'data_batch_1.bin.gz')]);
+    const s = computeChannelStats(ds.images, 3);
+    const published = [0.4914, 0.4822, 0.4465];
+    for (let c = 0; c < 3; c++) expect(Math.abs(s.mean[c] / 255 - published[c])).toBeLessThan(0.01);
+  });
+});

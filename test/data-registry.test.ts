@@ -1,0 +1,283 @@
+// Dataset registry: data-directory resolution, local lookup (plain or .gz), the offline error, and
+// downloads through an injected fetch (never the network): checksum verification and tar extraction.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CIFAR10_ARCHIVE,
+  DATASETS,
+  MissingDataError,
+  dataDirFromArgv,
+  dataRoots,
+  downloadFiles,
+  isAvailable,
+  loadDataset,
+  readTarMembers,
+  resolveSplitFiles,
+  verifyDataFile,
+  type DataFileSpec,
+  type FetchLike,
+} from '../nin/data/index.ts';
+
+const SHARED = fileURLToPath(new URL('../../shared/data/', import.meta.url));
+const HAVE_SHARED = existsSync(join(SHARED, 'mnist')) && existsSync(join(SHARED, 'cifar-10-batches-bin'));
+if (!HAVE_SHARED) console.warn(`data-registry: ${SHARED} not found, skipping the tests that use real dataset files`);
+
+const tmp = mkdtempSync(join(tmpdir(), 'nin-registry-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let dirCount = 0;
+const freshDir = (): string => {
+  const d = join(tmp, `d${dirCount++}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
+const offline: FetchLike = async (url) => {
+  throw new TypeError(`fetch failed for ${url}`, { cause: new Error('getaddrinfo ENOTFOUND') });
+};
+const serve =
+  (files: Record<string, Uint8Array>, log: string[] = []): FetchLike =>
+  async (url) => {
+    log.push(url);
+    const body = files[url];
+    if (!body) return new Response('not found', { status: 404, statusText: 'Not Found' });
+    // Deliver in several chunks, as a network body would.
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < body.length; i += 65536) chunks.push(body.subarray(i, i + 65536));
+    return new Response(Readable.toWeb(Readable.from(chunks)) as ReadableStream, { status: 200 });
+  };
+const quiet = { log: () => {}, warn: () => {} };
+
+// A minimal ustar writer, independent of the reader.
+function tarHeader(name: string, size: number, type = '0', prefix = ''): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('00000000000\0', 136);
+  h.write(type, 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  h.write(prefix, 345, 155, 'utf8');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return h;
+}
+const padBlock = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
+function tar(entries: { name: string; data?: Buffer; type?: string; prefix?: string; longName?: boolean; pax?: boolean }[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const data = e.data ?? Buffer.alloc(0);
+    if (e.longName) {
+      const nameBytes = Buffer.from(e.name + '\0');
+      parts.push(tarHeader('././@LongLink', nameBytes.length, 'L'), padBlock(nameBytes));
+    }
+    if (e.pax) {
+      const rec = ` path=${e.name}\n`;
+      let len = rec.length + 2;
+      len = rec.length + String(len).length;
+      const paxData = Buffer.from(`${len}${rec}`);
+      parts.push(tarHeader('PaxHeader', paxData.length, 'x'), padBlock(paxData));
+    }
+    const shortName = e.longName || e.pax ? e.name.slice(0, 50) : e.name;
+    parts.push(tarHeader(shortName, data.length, e.type ?? '0', e.prefix), padBlock(data));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+describe('data directory resolution', () => {
+  it('--data-dir wins, then NIN_DATA, then ./data and ../shared/data', () => {
+    const cwd = '/work/proj';
+    expect(dataRoots({ dataDir: 'mydata', env: { NIN_DATA: '/env' }, cwd }).roots).toEqual(['/work/proj/mydata']);
+    expect(dataRoots({ env: { NIN_DATA: '/env/data' }, cwd }).roots).toEqual(['/env/data']);
+    expect(dataRoots({ env: {}, cwd }).roots).toEqual(['/work/proj/data', '/work/shared/data']);
+  });
+
+  it('parses --data-dir from argv', () => {
+    expect(dataDirFromArgv(['--epochs', '3', '--data-dir', '/d'])).toBe('/d');
+    expect(dataDirFromArgv(['--data-dir=/e'])).toBe('/e');
+    expect(dataDirFromArgv(['--epochs', '3'])).toBeUndefined();
+    expect(() => dataDirFromArgv(['--data-dir'])).toThrow(/needs a directory/);
+  });
+
+  it('finds files in <root> or <root>/<subdir>, plain or .gz', async () => {
+    const root = freshDir();
+    mkdirSync(join(root, 'svhn'));
+    writeFileSync(join(root, 'svhn', 'test_32x32.mat.gz'), 'x');
+    const r = await resolveSplitFiles('svhn', 'test', { dataDir: root, download: false, ...quiet });
+    expect(r.paths).toEqual([join(root, 'svhn', 'test_32x32.mat.gz')]);
+    writeFileSync(join(root, 'test_32x32.mat'), 'y');
+    const r2 = await resolveSplitFiles('svhn', 'test', { dataDir: root, download: false, ...quiet });
+    expect(r2.paths).toEqual([join(root, 'test_32x32.mat')]);
+    expect(isAvailable('svhn', 'test', { dataDir: root })).toBe(true);
+    expect(isAvailable('svhn', 'train', { dataDir: root })).toBe(false);
+  });
+
+  it('unknown dataset or split → clear error', async () => {
+    await expect(resolveSplitFiles('imagenet', 'train', { download: false })).rejects.toThrow(/unknown dataset "imagenet"; known: mnist, cifar10, cifar100, svhn/);
+    await expect(resolveSplitFiles('mnist', 'extra', { download: false })).rejects.toThrow(/MNIST has no "extra" split; it has: train, test/);
+  });
+});
+
+describe('offline: missing files → an error that says what to fetch and where to put it', () => {
+  it('SVHN', async () => {
+    const root = freshDir();
+    const err = await resolveSplitFiles('svhn', 'train', { dataDir: root, fetch: offline, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MissingDataError);
+    const m = (err as MissingDataError).message;
+    console.log(m);
+    expect(m).toContain('SVHN (cropped digits) train: missing 1 file(s): train_32x32.mat');
+    expect(m).toContain(`    ${root}\n    ${join(root, 'svhn')}`);
+    expect(m).toContain('download failed: fetch failed for http://ufldl.stanford.edu/housenumbers/train_32x32.mat');
+    expect(m).toContain('http://ufldl.stanford.edu/housenumbers/train_32x32.mat (md5 e26dedcc434d2e4c54c9b2d4a06d8373) saved as train_32x32.mat');
+    expect(m).toContain(`and put train_32x32.mat (gzipped with .gz or not) in ${join(root, 'svhn')}/`);
+    expect((err as MissingDataError).missing).toEqual(['train_32x32.mat']);
+    expect(readdirSync(join(root, 'svhn'))).toEqual([]); // no partial download left behind
+  });
+
+  it('CIFAR-100 and CIFAR-10: one archive URL for all missing members', async () => {
+    const root = freshDir();
+    const e100 = (await resolveSplitFiles('cifar100', 'train', { dataDir: root, fetch: offline, ...quiet }).catch((e: unknown) => e)) as MissingDataError;
+    expect(e100.urls).toEqual(['https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz']);
+    expect(e100.message).toContain('https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz (md5 03b5dce01913d631647c71ecec9e9cb8) and extract cifar-100-binary/train.bin');
+    const e10 = (await resolveSplitFiles('cifar10', 'train', { dataDir: root, fetch: offline, ...quiet }).catch((e: unknown) => e)) as MissingDataError;
+    expect(e10.missing).toEqual(['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin']);
+    expect(e10.urls).toEqual([CIFAR10_ARCHIVE.url]);
+    expect(e10.message).toContain(`(md5 c32a1d4ab5d03f1284b67883e8d87530) and extract cifar-10-batches-bin/data_batch_1.bin, `);
+    expect(e10.targetDir).toBe(join(root, 'cifar-10-batches-bin'));
+  });
+
+  it('MNIST: per-file .gz URLs; download disabled says so', async () => {
+    const root = freshDir();
+    const e = (await resolveSplitFiles('mnist', 'test', { dataDir: root, download: false, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(e.message).toContain('downloading is disabled');
+    expect(e.urls).toEqual([
+      'https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz',
+      'https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz',
+    ]);
+  });
+
+  it('a server that never answers times out', async () => {
+    const root = freshDir();
+    const hang: FetchLike = (_url, init) =>
+      new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    const e = (await resolveSplitFiles('svhn', 'test', { dataDir: root, fetch: hang, responseTimeoutMs: 50, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(e.message).toContain('download failed: http://ufldl.stanford.edu/housenumbers/test_32x32.mat: no response within 0.05 s');
+  });
+
+  it('HTTP errors and checksum mismatches are reported as download failures', async () => {
+    const root = freshDir();
+    const e404 = (await resolveSplitFiles('svhn', 'test', { dataDir: root, fetch: serve({}), ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(e404.message).toContain('download failed: http://ufldl.stanford.edu/housenumbers/test_32x32.mat: HTTP 404 Not Found');
+    const bad = serve({ 'http://ufldl.stanford.edu/housenumbers/test_32x32.mat': Buffer.from('garbage') });
+    const eMd5 = (await resolveSplitFiles('svhn', 'test', { dataDir: root, fetch: bad, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(eMd5.message).toContain(`md5 mismatch, expected eb5a983be6a315427106f1b2b6b0b5e8, found ${md5(Buffer.from('garbage'))}`);
+    expect(readdirSync(join(root, 'svhn'))).toEqual([]);
+  });
+});
+
+describe('downloads through an injected fetch', () => {
+  it.skipIf(!HAVE_SHARED)('MNIST test set: fetched .gz files are md5-checked, stored and readable', async () => {
+    const root = freshDir();
+    const base = 'https://ossci-datasets.s3.amazonaws.com/mnist/';
+    const requested: string[] = [];
+    const fetch = serve(
+      {
+        [`${base}t10k-images-idx3-ubyte.gz`]: readFileSync(join(SHARED, 'mnist/t10k-images-idx3-ubyte.gz')),
+        [`${base}t10k-labels-idx1-ubyte.gz`]: readFileSync(join(SHARED, 'mnist/t10k-labels-idx1-ubyte.gz')),
+      },
+      requested,
+    );
+    const ds = await loadDataset('mnist', 'test', { dataDir: root, fetch, ...quiet });
+    expect(requested).toHaveLength(2);
+    expect(ds.count).toBe(10000);
+    expect(readdirSync(join(root, 'mnist')).sort()).toEqual(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']);
+    // Second load: found locally, nothing fetched; checksum verification passes.
+    await loadDataset('mnist', 'test', { dataDir: root, fetch, verifyChecksums: true, ...quiet });
+    expect(requested).toHaveLength(2);
+  });
+
+  it('tar.gz source: extracts only the wanted members (ustar prefix, GNU long name, pax path) and checks their md5', async () => {
+    const root = freshDir();
+    const a = Buffer.from('member a contents');
+    const b = Buffer.alloc(1000, 7);
+    const c = Buffer.alloc(513, 9);
+    const longDir = `${'deep/'.repeat(25)}dir`;
+    const archive = gzipSync(
+      tar([
+        { name: 'top', type: '5' },
+        { name: 'skip.bin', data: Buffer.alloc(5000, 1) },
+        { name: 'a.bin', prefix: 'top', data: a },
+        { name: `${longDir}/b.bin`, longName: true, data: b },
+        { name: `${longDir}/c.bin`, pax: true, data: c },
+      ]),
+    );
+    const url = 'https://example.test/archive.tar.gz';
+    const spec = (name: string, member: string, data: Buffer): DataFileSpec => ({ name, bytes: data.length, records: 1, md5: md5(data), source: { url, md5: md5(archive), member, savedAs: name } });
+    const specs = [spec('a.bin', 'top/a.bin', a), spec('b.bin', `${longDir}/b.bin`, b), spec('c.bin', `${longDir}/c.bin`, c)];
+    const requested: string[] = [];
+    const written = await downloadFiles(specs, join(root, 'x'), { fetch: serve({ [url]: archive }, requested), log: () => {} });
+    expect(requested).toEqual([url]); // one download for all three members
+    expect(written.map((p) => p.slice(root.length + 3)).sort()).toEqual(['a.bin', 'b.bin', 'c.bin']);
+    expect(readFileSync(join(root, 'x', 'a.bin'))).toEqual(a);
+    expect(readFileSync(join(root, 'x', 'b.bin'))).toEqual(b);
+    expect(readFileSync(join(root, 'x', 'c.bin'))).toEqual(c);
+    expect(readdirSync(join(root, 'x')).sort()).toEqual(['a.bin', 'b.bin', 'c.bin']); // archive removed
+
+    const wrong = [{ ...specs[0], md5: '0'.repeat(32) }];
+    await expect(downloadFiles(wrong, join(root, 'y'), { fetch: serve({ [url]: archive }), log: () => {} })).rejects.toThrow(/member top\/a\.bin: md5 mismatch, expected 0{32}/);
+    const missing = [{ ...specs[0], source: { ...specs[0].source, member: 'nope.bin' } }];
+    await expect(downloadFiles(missing, join(root, 'z'), { fetch: serve({ [url]: archive }), log: () => {} })).rejects.toThrow(/archive has no member "nope\.bin"/);
+  });
+
+  it('tar reader: truncated and non-tar streams → named errors', async () => {
+    const t = tar([{ name: 'a.bin', data: Buffer.alloc(2000, 3) }]);
+    await expect(readTarMembers([t.subarray(0, 1200)], () => true, 'cut.tar')).rejects.toThrow(/cut\.tar: truncated tar archive: stream ended at offset 1200, member "a\.bin" needs 1312 more bytes/);
+    await expect(readTarMembers([Buffer.alloc(1024, 0x41)], () => true, 'junk.tar')).rejects.toThrow(/junk\.tar: not a tar archive or corrupt: header at offset 0 has checksum/);
+    // Byte-by-byte delivery parses the same as one chunk.
+    const single = await readTarMembers([t], () => true, 'one');
+    const bytes = Array.from({ length: t.length }, (_, i) => t.subarray(i, i + 1));
+    const split = await readTarMembers(bytes, () => true, 'many');
+    expect(split.get('a.bin')).toEqual(single.get('a.bin'));
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
+  it('CIFAR-10 test falls back to the 1000-record partial file, with a warning and a note', async () => {
+    const warnings: string[] = [];
+    const ds = await loadDataset('cifar10', 'test', { dataDir: SHARED, download: false, warn: (m) => warnings.push(m), log: () => {} });
+    expect(ds.count).toBe(1000);
+    expect(Array.from(ds.labels.subarray(0, 10))).toEqual([3, 8, 8, 0, 6, 6, 1, 6, 3, 1]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('CIFAR-10 test: using test_batch.first1000.bin: only the first 1000 of the 10000 official CIFAR-10 test images');
+    expect(ds.notes).toHaveLength(1);
+    expect(ds.notes[0]).toMatch(/test_batch\.first1000\.bin/);
+  });
+
+  it('CIFAR-10 train resolves to the five gzipped batches in order', async () => {
+    const r = await resolveSplitFiles('cifar10', 'train', { dataDir: SHARED, download: false, ...quiet });
+    expect(r.paths).toEqual([1, 2, 3, 4, 5].map((i) => join(SHARED, 'cifar-10-batches-bin', `data_batch_${i}.bin.gz`)));
+    expect(r.fallbackNote).toBeUndefined();
+  });
+
+  it('default resolution from a cwd next to shared/ finds the data', async () => {
+    const r = await resolveSplitFiles('mnist', 'train', { cwd: resolve(SHARED, '..', '..', 'main'), env: {}, download: false, ...quiet });
+    expect(r.paths[0]).toBe(join(resolve(SHARED), 'mnist', 'train-images-idx3-ubyte.gz'));
+  });
+
+  it('verifyDataFile: official .gz md5 (MNIST), uncompressed md5 (CIFAR), mismatch → error', async () => {
+    await verifyDataFile(join(SHARED, 'mnist/t10k-labels-idx1-ubyte.gz'), DATASETS.mnist.splits.test!.files[1]);
+    await verifyDataFile(join(SHARED, 'cifar-10-batches-bin/test_batch.first1000.bin.gz'), DATASETS.cifar10.splits.test!.fallback!.files[0]);
+    await expect(verifyDataFile(join(SHARED, 'mnist/t10k-labels-idx1-ubyte.gz'), DATASETS.mnist.splits.train!.files[1])).rejects.toThrow(/size mismatch: expected 60008 bytes, found 10008/);
+  });
+});

@@ -1,0 +1,149 @@
+// safetensors read/write: round trip of every supported dtype, byte layout per the spec, atomic
+// writes, and named errors for truncated or malformed files.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SafetensorsError, decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'nin-safetensors-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function sample(): TensorMap {
+  const big = new Float32Array(1000).map((_, i) => Math.sin(i) * 1e3);
+  return {
+    'conv1.weight': { dtype: 'F32', shape: [10, 10, 10], data: big },
+    'zca.whitening': { dtype: 'F64', shape: [2, 2], data: Float64Array.of(1.5, -2e-300, Math.PI, 1e300) },
+    'step': { dtype: 'I32', shape: [], data: Int32Array.of(-123456) },
+    'mask': { dtype: 'U8', shape: [3], data: Uint8Array.of(0, 128, 255) },
+    'empty': { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
+    // A view into a larger buffer at an odd offset: only the viewed bytes must be written.
+    'view': { dtype: 'F32', shape: [2], data: new Float32Array(new Float32Array([9, 1, 2, 9]).buffer, 4, 2) },
+  };
+}
+
+/** A file made of a custom header and data section, for malformed-file tests. */
+function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLenOverride?: bigint): Buffer {
+  const json = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(headerLenOverride ?? BigInt(json.length));
+  return Buffer.concat([len, json, data]);
+}
+
+describe('safetensors round trip', () => {
+  it('writes and reads back every dtype, shape and the metadata exactly', () => {
+    const path = join(tmp, 'model.safetensors');
+    const tensors = sample();
+    writeSafetensors(path, tensors, { format: 'pt', epoch: '12', note: 'ünïcödé' });
+    const back = readSafetensors(path);
+    expect(back.metadata).toEqual({ format: 'pt', epoch: '12', note: 'ünïcödé' });
+    expect(Object.keys(back.tensors).sort()).toEqual(Object.keys(tensors).sort());
+    for (const [name, t] of Object.entries(tensors)) {
+      expect(back.tensors[name].dtype, name).toBe(t.dtype);
+      expect(back.tensors[name].shape, name).toEqual(t.shape);
+      expect(back.tensors[name].data, name).toEqual(t.data);
+      expect(back.tensors[name].data.constructor, name).toBe(t.data.constructor);
+    }
+    expect(Array.from(back.tensors.view.data)).toEqual([1, 2]);
+    expect(readdirSync(tmp)).toEqual(['model.safetensors']); // no temp file left behind
+  });
+
+  it('byte layout follows the spec: u64 LE header length, JSON header padded to 8, aligned tensors tiling the data', () => {
+    const bytes = Buffer.concat(encodeSafetensors(sample(), { a: 'b' }));
+    const n = Number(bytes.readBigUInt64LE(0));
+    expect((8 + n) % 8).toBe(0);
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    expect(header.__metadata__).toEqual({ a: 'b' });
+    expect(header['zca.whitening']).toEqual({ dtype: 'F64', shape: [2, 2], data_offsets: [0, 32] });
+    const spans = Object.entries(header)
+      .filter(([k]) => k !== '__metadata__')
+      .map(([, v]) => (v as { data_offsets: [number, number] }).data_offsets)
+      .sort((a, b) => a[0] - b[0]);
+    let at = 0;
+    for (const [b, e] of spans) {
+      expect(b).toBe(at);
+      at = e;
+    }
+    expect(at).toBe(bytes.length - 8 - n);
+    // Little-endian data: the I32 scalar reads back directly.
+    const step = header.step.data_offsets[0];
+    expect(bytes.readInt32LE(8 + n + step)).toBe(-123456);
+  });
+
+  it('overwriting replaces the file atomically', () => {
+    const path = join(tmp, 'ckpt.safetensors');
+    writeSafetensors(path, { x: { dtype: 'F32', shape: [1], data: Float32Array.of(1) } });
+    writeSafetensors(path, { y: { dtype: 'U8', shape: [2], data: Uint8Array.of(4, 5) } });
+    expect(Object.keys(readSafetensors(path).tensors)).toEqual(['y']);
+  });
+
+  it('refuses to write inconsistent tensors', () => {
+    expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).toThrow(/shape \[3\] \(3 elements\) but 2 values/);
+    expect(() => encodeSafetensors({ a: { dtype: 'F64', shape: [2], data: new Float32Array(2) } })).toThrow(/says dtype F64 but its data is a Float32Array/);
+    expect(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } })).toThrow(/reserved/);
+  });
+});
+
+describe('safetensors validation on read', () => {
+  const good = Buffer.concat(encodeSafetensors(sample()));
+  const path = (name: string, bytes: Uint8Array): string => {
+    const p = join(tmp, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+
+  it('file shorter than the length prefix', () => {
+    const p = path('tiny.safetensors', good.subarray(0, 5));
+    expect(() => readSafetensors(p)).toThrow(SafetensorsError);
+    expect(() => readSafetensors(p)).toThrow(`${p}: truncated: 5 bytes, the header length alone needs 8`);
+  });
+
+  it('header length beyond the end of the file (truncated or foreign file)', () => {
+    const n = Number(good.readBigUInt64LE(0));
+    const p = path('cut-header.safetensors', good.subarray(0, 8 + n - 10));
+    expect(() => readSafetensors(p)).toThrow(`${p}: header length ${n} runs past the end of the file (${n - 2} bytes, so at most ${n - 10}): truncated or not a safetensors file`);
+    const png = path('image.png', Buffer.from('\x89PNG\r\n\x1a\n0000000000000000', 'latin1'));
+    expect(() => readSafetensors(png)).toThrow(/header length \d+ runs past the end of the file/);
+  });
+
+  it('truncated data section → offsets out of range, naming the tensor', () => {
+    const p = path('cut-data.safetensors', good.subarray(0, good.length - 3));
+    expect(() => readSafetensors(p)).toThrow(/: tensor "[^"]+": data_offsets \[\d+, \d+\] out of range of the \d+-byte data section \(file truncated\?\)/);
+  });
+
+  it('overlapping tensors, holes and trailing bytes', () => {
+    const data = new Uint8Array(16);
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data.subarray(0, 12)), 'overlap.st')).toThrow(
+      'overlap.st: tensor "b": data_offsets [4, 12] overlap the previous tensor (which ends at 8)',
+    );
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [4, 8] } }, data.subarray(0, 8)), 'hole.st')).toThrow('hole.st: bytes 0..4 of the data section belong to no tensor (hole before "a")');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] } }, data.subarray(0, 6)), 'tail.st')).toThrow('tail.st: data section is 6 bytes but the tensors cover 4: 2 trailing bytes');
+  });
+
+  it('malformed headers: bad JSON, unsupported dtype, size mismatch, bad offsets, non-string metadata', () => {
+    const d8 = new Uint8Array(8);
+    expect(() => decodeSafetensors(rawFile('{"a": ', d8), 'json.st')).toThrow(/json\.st: header is not valid JSON/);
+    expect(() => decodeSafetensors(rawFile('[1,2]'), 'arr.st')).toThrow('arr.st: header is not a JSON object');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'BF16', shape: [4], data_offsets: [0, 8] } }, d8), 'bf16.st')).toThrow('bf16.st: tensor "a": unsupported dtype "BF16" (supported: F32, F64, I32, U8)');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8), 'size.st')).toThrow('size.st: tensor "a": F32 [3] needs 12 bytes, data_offsets span 8');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, d8), 'rev.st')).toThrow(/rev\.st: tensor "a": data_offsets \[8, 0\] out of range/);
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0] } }, d8), 'offs.st')).toThrow('offs.st: tensor "a": bad data_offsets [0]');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, d8), 'shape.st')).toThrow('shape.st: tensor "a": bad shape [-2]');
+    expect(() => decodeSafetensors(rawFile({ __metadata__: { epoch: 3 } }), 'meta.st')).toThrow('meta.st: __metadata__["epoch"] is number, expected a string');
+  });
+
+  it('reads a file written by another implementation (hand-built, unpadded header, unsorted tensors)', () => {
+    const data = Buffer.alloc(12);
+    data.writeFloatLE(2.5, 0); // b at [0, 4)
+    data.writeInt32LE(-7, 4); // a at [4, 8)
+    data.writeFloatLE(-1, 8); // c at [8, 12)
+    const bytes = rawFile({ a: { dtype: 'I32', shape: [1], data_offsets: [4, 8] }, b: { dtype: 'F32', shape: [1, 1], data_offsets: [0, 4] }, c: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, data);
+    const { tensors, metadata } = decodeSafetensors(bytes, 'hf.st');
+    expect(metadata).toEqual({});
+    expect(Array.from(tensors.a.data)).toEqual([-7]);
+    expect(Array.from(tensors.b.data)).toEqual([2.5]);
+    expect(tensors.b.shape).toEqual([1, 1]);
+    expect(Array.from(tensors.c.data)).toEqual([-1]);
+    expect(readFileSync(path('hf.safetensors', bytes))).toEqual(bytes);
+  });
+});

@@ -1,0 +1,79 @@
+// Training on real MNIST (small subsets): accuracy beats chance, checkpoints round-trip, a resumed
+// run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
+// and predict / visualize work from a checkpoint.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { loadCheckpoint } from '../nin/checkpoint.ts';
+import { loadSplits } from '../nin/datasets.ts';
+import { parseTrainArgs } from '../nin/cli.ts';
+import { predict, visualize } from '../nin/predict.ts';
+import { train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
+import { isAvailable } from '../nin/data/registry.ts';
+
+const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
+const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
+
+beforeAll(async () => { await getGpu(); });
+afterAll(() => closeGpu());
+
+function options(extra: string[]): TrainOptions {
+  const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
+  return { ...o, progress: false, log: () => {} };
+}
+
+describe.skipIf(!haveMnist)('training on MNIST', () => {
+  it('beats chance by a wide margin after a short run', async () => {
+    const o = options(['--epochs', '2', '--batch', '16', '--lr', '0.02', '--train-limit', '1600', '--test-limit', '500', '--out', join(tmp, 'short'), '--seed', '3']);
+    const data = await loadSplits(o);
+    const r = await train(o, data);
+    console.log(`short run: test error ${(100 * r.test!.error).toFixed(1)}% on ${r.test!.count} images after ${o.epochs} epochs of ${data.train.count}`);
+    expect(r.test!.count).toBe(500);
+    expect(r.test!.error).toBeLessThan(0.35); // chance is 0.9
+    const ckpt = loadCheckpoint(r.checkpoint);
+    expect(ckpt.epoch).toBe(2);
+    expect(ckpt.step).toBe(200);
+    expect(ckpt.config.name).toBe('mnist-small');
+    expect(ckpt.preprocessor.kind).toBe('standardize');
+    const metrics = readFileSync(join(tmp, 'short', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2]);
+  });
+
+  it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
+    const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
+    const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
+    const first = await train(options([...base, '--epochs', '1', '--out', join(tmp, 'part')]), await loadSplits(options(base)));
+    const rest = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'part'), '--resume', first.checkpoint]), await loadSplits(options(base)));
+    expect(full.stepLosses.length).toBe(30);
+    expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
+    expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
+    const a = loadCheckpoint(full.checkpoint), b = loadCheckpoint(rest.checkpoint);
+    for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
+  });
+
+  it('stops a diverging run with the step and the last good checkpoint', async () => {
+    const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
+    const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TrainingDiverged);
+    expect(err.message).toMatch(/loss is (NaN|Infinity|-Infinity) at step \d+ \(epoch \d\); last good checkpoint: /);
+  });
+
+  it('predicts PNG images and draws Figure 4 and the curves from a checkpoint', async () => {
+    const ckpt = join(tmp, 'short', 'checkpoint.safetensors');
+    expect(existsSync(ckpt)).toBe(true);
+    // A test-set digit written as a PNG.
+    const test = (await loadSplits(options(['--train-limit', '32', '--test-limit', '1']))).test;
+    const png = new PNG({ width: 28, height: 28 });
+    for (let i = 0; i < 784; i++) png.data.set([test.images[i], test.images[i], test.images[i], 255], 4 * i);
+    const file = join(tmp, 'digit.png');
+    writeFileSync(file, PNG.sync.write(png));
+    const [line] = await predict(ckpt, [file]);
+    expect(line).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: (\\d \\d+\\.\\d%, ){4}\\d \\d+\\.\\d%$`));
+    const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
+    expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
+    for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
+  });
+});
