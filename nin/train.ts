@@ -34,6 +34,8 @@ export interface TrainOptions extends ScheduleOptions {
   outDir: string;
   /** Checkpoint to continue from. */
   resume?: string;
+  /** Stop (with a checkpoint) after this epoch, though the schedule runs over `epochs`. */
+  stopAfter?: number;
   profile?: boolean;
   /** Progress output (default: stderr). */
   log?: (line: string) => void;
@@ -172,7 +174,8 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   let prof: Profiler | null = o.profile ? await startProfiler() : null;
   let testResult: EvalResult | null = null;
 
-  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+  const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
+  for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
     const te = performance.now();
     let lossSum = 0;
     let wrong = 0;
@@ -212,7 +215,9 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
       if (prev) await prev;
       step++;
       const now = performance.now();
-      if (o.progress !== false && (now - lastPrint > 1000 || step % stepsPerEpoch === 0)) {
+      // A live bar on a terminal; a line every 10 s in logs.
+      const interval = process.stderr.isTTY ? 1000 : 10_000;
+      if (o.progress !== false && (now - lastPrint > interval || step % stepsPerEpoch === 0)) {
         lastPrint = now;
         const done = step - startEpoch * stepsPerEpoch;
         const rate = (done * o.batchSize) / ((now - t0) / 1000);

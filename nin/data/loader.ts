@@ -5,16 +5,10 @@
 // Reproducibility: epoch e's order depends only on (seed, e), and batch b's augmentation only on
 // (seed, e, b), so a run resumed at epoch e sees exactly the batches of an uninterrupted run.
 import { augmentBatch, type AugmentOptions } from './augment.ts';
+import type { ImageDataset } from './formats.ts';
 import { deriveSeed, permutation, Rng } from './rng.ts';
 
-export interface LoaderSource {
-  images: Float32Array;
-  labels: Int32Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
+export type LoaderSource = Pick<ImageDataset, 'images' | 'labels' | 'count' | 'height' | 'width' | 'channels'>;
 
 export interface LoaderOptions {
   batchSize: number;

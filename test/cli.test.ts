@@ -1,0 +1,58 @@
+// The `nin` command line: usage errors exit with code 2 before any GPU work.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
+
+function nin(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('nin CLI', () => {
+  it.each([
+    [['train', '--epochs', '0'], /--epochs must be an integer ≥ 1, got '0'/],
+    [['train', '--lr', 'fast'], /--lr must be a number in \[0, Infinity\], got 'fast'/],
+    [['train', '--bogus'], /Unknown option '--bogus'/],
+    [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, got 'imagenet'/],
+    [['train', '--dataset', 'cifar10', '--model', 'mnist-small'], /model 'mnist-small' takes 28×28×1 images but cifar10 images are 32×32×3/],
+    [['train', '--dataset', 'cifar100', '--model', 'cifar10'], /model 'cifar10' has 10 classes but cifar100 has 100/],
+    [['train', '--aug', '--no-aug'], /--aug and --no-aug contradict each other/],
+    [['train', '--schedule', 'cosine', '--lr-steps', '3'], /--lr-steps only applies to --schedule step/],
+    [['train', '--resume', 'no/such/checkpoint.safetensors'], /--resume: no checkpoint at 'no\/such\/checkpoint.safetensors'/],
+    [['train', '--train-limit', '100', '--val', '100'], /--val 100 leaves no training images out of --train-limit 100/],
+    [['eval'], /expected one checkpoint path, got 0 argument/],
+    [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ])('%j → exit 2 with a usage message, before any GPU work', (args, message) => {
+    const r = nin(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/usage:/);
+    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
+  });
+
+  it('prints the usage with exit 2 when no command is given, 0 for --help', () => {
+    expect(nin().code).toBe(2);
+    const help = nin('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/nin train \[options\]/);
+  });
+
+  it('lists the models with their shapes, parameters and FLOPs', () => {
+    const r = nin('models');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/cifar10: 32×32×3 → 10 classes/);
+    expect(r.stdout).toMatch(/mlpconv5x5 192-160-96\s+32×32×96/);
+    expect(r.stdout).toMatch(/global average pool\s+10/);
+  });
+
+  it('fills in the main job when neither dataset nor model is named', () => {
+    const { options } = parseTrainArgs([]);
+    expect(options).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: MAIN_JOB.epochs, batchSize: MAIN_JOB.batch, trainLimit: MAIN_JOB.trainLimit, schedule: 'cosine' });
+    const paper = parseTrainArgs(['--dataset', 'mnist']).options;
+    expect(paper.model).toBe('mnist');
+    expect(paper.trainLimit).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca' });
+    expect(() => parseTrainArgs(['--momentum', '1'])).toThrow(UsageError);
+  });
+});
