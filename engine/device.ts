@@ -129,7 +129,7 @@ export async function getGpu(): Promise<Gpu> {
 
 /** The GPU once acquired; throws if `getGpu()` was never awaited or the device is lost. */
 export function gpu(): Gpu {
-  if (!current) throw new GpuError('GPU not initialised: await getGpu() (or initEngine()) first');
+  if (!current) throw new GpuError('GPU not initialised: await getGpu() first');
   if (current.lostReason) throw new GpuError(`GPU device lost (${current.lostReason})`);
   return current;
 }
@@ -139,7 +139,7 @@ export function gpu(): Gpu {
  * code that needs its own adapter/device on the same Dawn instance (e.g. TF.js in bench/peers.ts).
  */
 export function dawnGpu(): GPU {
-  if (!dawnInstance || !current) throw new GpuError('GPU not initialised: await getGpu() (or initEngine()) first');
+  if (!dawnInstance || !current) throw new GpuError('GPU not initialised: await getGpu() first');
   return dawnInstance;
 }
 

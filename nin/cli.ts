@@ -129,8 +129,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const epochs = int('epochs', s('epochs'), 1) ?? d.epochs;
   const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? d.schedule;
   const stepsArg = s('lr-steps');
-  const stepEpochs = stepsArg === undefined ? (schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : []) : stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!);
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
+  const stepEpochs = stepsArg === undefined ? (schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : []) : stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!);
   const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? d.warmup;
   const resume = s('resume');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at '${resume}'`);

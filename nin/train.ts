@@ -175,93 +175,102 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
-  for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
-    const te = performance.now();
-    let lossSum = 0;
-    let wrong = 0;
-    let seen = 0;
-    let pending: Promise<void> | null = null;
-    let lastPrint = 0;
-    let lr = learningRate(o, step, stepsPerEpoch);
-    for await (const batch of loader.epoch(epoch)) {
-      lr = learningRate(o, step, stepsPerEpoch);
-      const thisStep = step;
-      const { loss, logits } = tidy(() => {
-        const x = Tensor.fromArray(batch.images, batch.shape);
-        const lg = model.forward(x, { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
-        const l = softmaxCrossEntropy(lg, labelTensor(batch.labels, config.classes));
-        backward(l);
-        opt.step(lr);
-        return { loss: l, logits: lg };
-      });
-      zeroGrad(params);
-      prof?.markStep();
-      // Read this step's loss while the next batch is prepared and recorded: wait only for the
-      // previous step's readback, so the GPU always has the next step queued behind it.
-      const prev = pending;
-      const labels = batch.labels;
-      pending = Promise.all([loss.item(), logits.toArray()]).then(([l, lg]) => {
-        loss.dispose();
-        logits.dispose();
-        if (!Number.isFinite(l)) {
-          throw new TrainingDiverged(`loss is ${l} at step ${thisStep} (epoch ${epoch}); last good checkpoint: ${lastGood}`);
+  let pending: Promise<void> | null = null;
+  try {
+    for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
+      const te = performance.now();
+      let lossSum = 0;
+      let wrong = 0;
+      let seen = 0;
+      pending = null;
+      let lastPrint = 0;
+      let lr = learningRate(o, step, stepsPerEpoch);
+      for await (const batch of loader.epoch(epoch)) {
+        lr = learningRate(o, step, stepsPerEpoch);
+        const thisStep = step;
+        const { loss, logits } = tidy(() => {
+          const x = Tensor.fromArray(batch.images, batch.shape);
+          const lg = model.forward(x, { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
+          const l = softmaxCrossEntropy(lg, labelTensor(batch.labels, config.classes));
+          backward(l);
+          opt.step(lr);
+          return { loss: l, logits: lg };
+        });
+        zeroGrad(params);
+        prof?.markStep();
+        // Read this step's loss while the next batch is prepared and recorded: wait only for the
+        // previous step's readback, so the GPU always has the next step queued behind it.
+        const prev = pending;
+        const labels = batch.labels;
+        pending = Promise.all([loss.item(), logits.toArray()]).then(([l, lg]) => {
+          loss.dispose();
+          logits.dispose();
+          if (!Number.isFinite(l)) {
+            throw new TrainingDiverged(`loss is ${l} at step ${thisStep} (epoch ${epoch}); last good checkpoint: ${lastGood}`);
+          }
+          stepLosses.push(l);
+          lossSum += l * labels.length;
+          for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
+          seen += labels.length;
+          if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr });
+        });
+        if (prev) await prev;
+        step++;
+        const now = performance.now();
+        // A live bar on a terminal; a line every 10 s in logs.
+        const interval = process.stderr.isTTY ? 1000 : 10_000;
+        if (o.progress !== false && (now - lastPrint > interval || step % stepsPerEpoch === 0)) {
+          lastPrint = now;
+          const done = step - startEpoch * stepsPerEpoch;
+          const rate = (done * o.batchSize) / ((now - t0) / 1000);
+          const eta = ((totalSteps - step) * o.batchSize) / rate;
+          const inEpoch = step - epoch * stepsPerEpoch;
+          const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
+          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${fmtTime(eta)}`;
+          if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+          else log(line);
         }
-        stepLosses.push(l);
-        lossSum += l * labels.length;
-        for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
-        seen += labels.length;
-        if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr });
-      });
-      if (prev) await prev;
-      step++;
-      const now = performance.now();
-      // A live bar on a terminal; a line every 10 s in logs.
-      const interval = process.stderr.isTTY ? 1000 : 10_000;
-      if (o.progress !== false && (now - lastPrint > interval || step % stepsPerEpoch === 0)) {
-        lastPrint = now;
-        const done = step - startEpoch * stepsPerEpoch;
-        const rate = (done * o.batchSize) / ((now - t0) / 1000);
-        const eta = ((totalSteps - step) * o.batchSize) / rate;
-        const inEpoch = step - epoch * stepsPerEpoch;
-        const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
-        const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${fmtTime(eta)}`;
-        if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
-        else log(line);
       }
+      if (pending) await pending;
+      if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
+      if (prof) {
+        prof.stop();
+        log(formatProfile(await prof.collect(), { title: `per-kernel GPU time, epoch ${epoch + 1} (per step)` }));
+        prof = null;
+      }
+      const seconds = (performance.now() - te) / 1000;
+      const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
+      if (valSet) {
+        const v = await evaluate(model, valSet, o.batchSize);
+        rec.valLoss = v.loss;
+        rec.valError = v.error;
+      }
+      if (testSet) {
+        testResult = await evaluate(model, testSet, o.batchSize);
+        rec.testLoss = testResult.loss;
+        rec.testError = testResult.error;
+      }
+      await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
+      lastGood = ckptPath;
+      writeMetrics(rec);
+      epochs.push(rec);
+      log(
+        `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
+          (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
+          (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
+          `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}`,
+      );
     }
-    if (pending) await pending;
-    if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
-    if (prof) {
-      prof.stop();
-      log(formatProfile(await prof.collect(), { title: `per-kernel GPU time, epoch ${epoch + 1} (per step)` }));
-      prof = null;
-    }
-    const seconds = (performance.now() - te) / 1000;
-    const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
-    if (valSet) {
-      const v = await evaluate(model, valSet, o.batchSize);
-      rec.valLoss = v.loss;
-      rec.valError = v.error;
-    }
-    if (testSet) {
-      testResult = await evaluate(model, testSet, o.batchSize);
-      rec.testLoss = testResult.loss;
-      rec.testError = testResult.error;
-    }
-    await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
-    lastGood = ckptPath;
-    writeMetrics(rec);
-    epochs.push(rec);
-    log(
-      `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
-        (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
-        (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
-        `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}`,
-    );
+  } catch (e) {
+    // A failed step (e.g. a NaN loss) may leave the next step's readback in flight.
+    pending?.catch(() => {});
+    throw e;
+  } finally {
+    prof?.stop();
+    model.dispose();
+    opt.dispose();
   }
   if (testResult) log(formatConfusion(testResult.confusion, data.test!.classNames));
-  model.dispose();
-  opt.dispose();
   return { epochs, stepLosses, checkpoint: ckptPath, test: testResult, seconds: (performance.now() - t0) / 1000 };
 }
 

@@ -27,25 +27,25 @@ function options(extra: string[]): TrainOptions {
 
 describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('beats chance by a wide margin after a short run', async () => {
-    const o = options(['--epochs', '2', '--batch', '16', '--lr', '0.02', '--train-limit', '1600', '--test-limit', '500', '--out', join(tmp, 'short'), '--seed', '3']);
+    const o = options(['--epochs', '3', '--batch', '16', '--lr', '0.02', '--schedule', 'cosine', '--warmup', '0.1', '--train-limit', '2000', '--test-limit', '500', '--out', join(tmp, 'short'), '--seed', '3']);
     const data = await loadSplits(o);
     const r = await train(o, data);
     console.log(`short run: test error ${(100 * r.test!.error).toFixed(1)}% on ${r.test!.count} images after ${o.epochs} epochs of ${data.train.count}`);
     expect(r.test!.count).toBe(500);
     expect(r.test!.error).toBeLessThan(0.35); // chance is 0.9
     const ckpt = loadCheckpoint(r.checkpoint);
-    expect(ckpt.epoch).toBe(2);
-    expect(ckpt.step).toBe(200);
+    expect(ckpt.epoch).toBe(3);
+    expect(ckpt.step).toBe(375);
     expect(ckpt.config.name).toBe('mnist-small');
     expect(ckpt.preprocessor.kind).toBe('standardize');
     const metrics = readFileSync(join(tmp, 'short', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2]);
+    expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2, 3]);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
     const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
     const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
-    const first = await train(options([...base, '--epochs', '1', '--out', join(tmp, 'part')]), await loadSplits(options(base)));
+    const first = await train(options([...base, '--epochs', '3', '--stop-after', '1', '--out', join(tmp, 'part')]), await loadSplits(options(base)));
     const rest = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'part'), '--resume', first.checkpoint]), await loadSplits(options(base)));
     expect(full.stepLosses.length).toBe(30);
     expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
@@ -65,7 +65,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const ckpt = join(tmp, 'short', 'checkpoint.safetensors');
     expect(existsSync(ckpt)).toBe(true);
     // A test-set digit written as a PNG.
-    const test = (await loadSplits(options(['--train-limit', '32', '--test-limit', '1']))).test;
+    const test = (await loadSplits(options(['--batch', '16', '--train-limit', '32', '--test-limit', '1']))).test;
     const png = new PNG({ width: 28, height: 28 });
     for (let i = 0; i < 784; i++) png.data.set([test.images[i], test.images[i], test.images[i], 255], 4 * i);
     const file = join(tmp, 'digit.png');
