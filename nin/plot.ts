@@ -152,6 +152,16 @@ export function textWidth(text: string, scale = 1): number {
 // Canvas
 
 /** An opaque RGBA raster with clipped drawing primitives. Coordinates are pixels, origin top-left. */
+/** Calls `ink(gx, gy)` for every set pixel of `ch`'s glyph (column gx, row gy). */
+function forEachInk(ch: string, ink: (gx: number, gy: number) => void): void {
+  const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
+  for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
+    const row = bits[gy];
+    if (row === 0) continue;
+    for (let gx = 0; gx < GLYPH_WIDTH; gx++) if (row & (1 << (GLYPH_WIDTH - 1 - gx))) ink(gx, gy);
+  }
+}
+
 export class Canvas {
   readonly rgba: Uint8Array;
   private clipX0 = 0;
@@ -263,14 +273,7 @@ export class Canvas {
     let cx = Math.round(x);
     const cy = Math.round(y);
     for (const ch of text) {
-      const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
-      for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
-        const row = bits[gy];
-        if (row === 0) continue;
-        for (let gx = 0; gx < GLYPH_WIDTH; gx++) {
-          if (row & (1 << (GLYPH_WIDTH - 1 - gx))) this.fillRect(cx + gx * s, cy + gy * s, s, s, c);
-        }
-      }
+      forEachInk(ch, (gx, gy) => this.fillRect(cx + gx * s, cy + gy * s, s, s, c));
       cx += CHAR_ADVANCE * s;
     }
     return textWidth(text, s);
@@ -283,15 +286,8 @@ export class Canvas {
     let cy = Math.round(y);
     const cx = Math.round(x);
     for (const ch of text) {
-      const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
-      for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
-        const row = bits[gy];
-        if (row === 0) continue;
-        for (let gx = 0; gx < GLYPH_WIDTH; gx++) {
-          // Glyph column gx goes upwards, glyph row gy goes rightwards.
-          if (row & (1 << (GLYPH_WIDTH - 1 - gx))) this.fillRect(cx + gy * s, cy - (gx + 1) * s, s, s, c);
-        }
-      }
+      // Glyph column gx goes upwards, glyph row gy goes rightwards.
+      forEachInk(ch, (gx, gy) => this.fillRect(cx + gy * s, cy - (gx + 1) * s, s, s, c));
       cy -= CHAR_ADVANCE * s;
     }
     return textWidth(text, s);
