@@ -1,0 +1,110 @@
+// Memory-bound kernels against the card's copy bandwidth, measured in the same run with a
+// compute-shader copy: GAP, max/avg pooling (forward and backward), the loss, the SGD step.
+//   node --import tsx bench/bandwidth.ts [--batch 128] [--reps 20] [--json out.json]
+// GB/s counts the bytes each kernel must move at least (inputs read once, outputs written once).
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { noGrad } from '../engine/autograd.ts';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { startProfiler } from '../engine/profiler.ts';
+import { dispatch, sync } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { elementwiseGrid, elementwiseKernel } from '../kernels/elementwise.ts';
+import { globalAvgPool, globalAvgPoolBackward } from '../kernels/gap.ts';
+import { avgPool2d, avgPool2dBackward, maxPool2d, poolShape } from '../kernels/pool2d.ts';
+import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { sgdStep } from '../kernels/sgd.ts';
+import { randomArray } from '../test/numeric.ts';
+
+export interface BandwidthRow {
+  kernel: string;
+  shape: string;
+  bytes: number;
+  gpuMs: number;
+  gbPerSec: number;
+  /** Fraction of the measured copy bandwidth. */
+  ofCopy: number;
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches. */
+async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {
+  run();
+  await sync();
+  const prof = await startProfiler();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    await prof.reset();
+    run();
+    await sync();
+    times.push((await prof.collect()).filter((r) => names.includes(r.name)).reduce((s, r) => s + r.totalMs, 0));
+  }
+  prof.stop();
+  return median(times);
+}
+
+export async function benchBandwidth(batch: number, reps: number): Promise<BandwidthRow[]> {
+  const rows: { kernel: string; shape: string; bytes: number; gpuMs: number }[] = [];
+  const t = (shape: number[], seed: number) => Tensor.fromArray(randomArray(shape.reduce((a, b) => a * b, 1), seed), shape);
+  // The reference: y[i] = x[i] over 64 MiB.
+  const n = 16 * 1024 * 1024;
+  const src = t([n], 1);
+  const dst = Tensor.empty([n]);
+  const copy = elementwiseKernel('copy', n, '@group(0) @binding(0) var<storage, read> x: array<f32>;\n@group(0) @binding(1) var<storage, read_write> y: array<f32>;', 'y[i] = x[i];');
+  rows.push({ kernel: 'copy (compute shader)', shape: `${n}`, bytes: 8 * n, gpuMs: await gpuTime(() => dispatch(copy, [src, dst], elementwiseGrid(n)), ['copy'], reps) });
+  src.dispose();
+  dst.dispose();
+
+  const fwd = (label: string, x: Tensor, fn: (x: Tensor) => Tensor, names: string[]) =>
+    gpuTime(() => noGrad(() => tidy(() => void fn(x))), names, reps).then((ms) => {
+      const y = noGrad(() => fn(x));
+      rows.push({ kernel: label, shape: x.shape.join('×'), bytes: x.byteLength + y.byteLength, gpuMs: ms });
+      y.dispose();
+    });
+  // CIFAR-10 NIN shapes: GAP over the last block's 8×8×10, pooling after blocks 1 and 2.
+  const gapIn = t([batch, 8, 8, 10], 2);
+  await fwd('gap forward', gapIn, globalAvgPool, ['reduce_rows']);
+  const dy = t([batch, 10], 3);
+  const gapBack = await gpuTime(() => tidy(() => void globalAvgPoolBackward(dy, gapIn.shape)), ['gap_backward'], reps);
+  rows.push({ kernel: 'gap backward', shape: gapIn.shape.join('×'), bytes: dy.byteLength + gapIn.byteLength, gpuMs: gapBack });
+  const p1 = t([batch, 32, 32, 96], 4);
+  await fwd('maxpool 3/2 forward', p1, (x) => maxPool2d(x), ['maxpool_forward', 'maxpool_forward_argmax']);
+  const p2 = t([batch, 16, 16, 192], 5);
+  await fwd('avgpool 3/2 forward', p2, (x) => avgPool2d(x), ['avgpool_forward']);
+  const ps = poolShape('bench', p2, {});
+  const pdy = t([batch, ps.OH, ps.OW, ps.C], 6);
+  const avgBack = await gpuTime(() => tidy(() => void avgPool2dBackward(ps, pdy)), ['avgpool_backward'], reps);
+  rows.push({ kernel: 'avgpool 3/2 backward', shape: p2.shape.join('×'), bytes: pdy.byteLength + p2.byteLength, gpuMs: avgBack });
+  const logits = t([batch, 10], 7);
+  const labels = labelTensor(Array.from({ length: batch }, (_, i) => i % 10), 10);
+  const lossMs = await gpuTime(() => noGrad(() => tidy(() => void softmaxCrossEntropy(logits, labels))), ['softmax_xent_rows', 'reduce_rows'], reps);
+  rows.push({ kernel: 'softmax cross-entropy forward', shape: logits.shape.join('×'), bytes: logits.byteLength + labels.byteLength + 4, gpuMs: lossMs });
+  // SGD over the CIFAR-10 NIN's largest weight (5×5×96×192): reads w, g, v; writes w, v.
+  const w = t([5, 5, 96, 192], 8), g = t([5, 5, 96, 192], 9), v = t([5, 5, 96, 192], 10);
+  const sgdMs = await gpuTime(() => sgdStep(w, g, v, { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 }), ['sgd_step'], reps);
+  rows.push({ kernel: 'sgd step', shape: w.shape.join('×'), bytes: 5 * w.byteLength, gpuMs: sgdMs });
+
+  const copyRate = rows[0].bytes / rows[0].gpuMs / 1e6;
+  return rows.map((r) => {
+    const gbPerSec = r.bytes / r.gpuMs / 1e6;
+    return { ...r, gbPerSec, ofCopy: gbPerSec / copyRate };
+  });
+}
+
+export function formatBandwidth(rows: BandwidthRow[]): string {
+  return [
+    '| kernel | shape | MB moved | GPU ms | GB/s | of copy |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | ${r.gpuMs.toFixed(3)} | ${r.gbPerSec.toFixed(1)} | ${(100 * r.ofCopy).toFixed(0)} % |`),
+  ].join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { batch: { type: 'string', default: '128' }, reps: { type: 'string', default: '20' }, json: { type: 'string' } } });
+  const gpu = await getGpu();
+  const rows = await benchBandwidth(Number(values.batch), Number(values.reps));
+  console.log(`adapter: ${gpu.adapterName}\n${formatBandwidth(rows)}`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.adapterName, date: new Date().toISOString(), rows }, null, 2));
+  closeGpu();
+}
