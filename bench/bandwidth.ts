@@ -14,7 +14,7 @@ import { globalAvgPool, globalAvgPoolBackward } from '../kernels/gap.ts';
 import { avgPool2d, avgPool2dBackward, maxPool2d, poolShape } from '../kernels/pool2d.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { sgdStep } from '../kernels/sgd.ts';
-import { randomArray } from '../test/numeric.ts';
+import { median, randomArray } from '../test/numeric.ts';
 
 export interface BandwidthRow {
   kernel: string;
@@ -25,8 +25,6 @@ export interface BandwidthRow {
   /** Fraction of the measured copy bandwidth. */
   ofCopy: number;
 }
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches. */
 async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {

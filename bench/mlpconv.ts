@@ -13,7 +13,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { mlpconv, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
 import { mlpconvRef, refTensor } from '../test/reference.ts';
-import { randomArray, relErrNorm } from '../test/numeric.ts';
+import { median, randomArray, relErrNorm } from '../test/numeric.ts';
 
 export interface BlockSpec {
   name: string;
@@ -47,8 +47,6 @@ export interface MlpconvBenchRow {
   /** unfused / fused GPU time: > 1 means the fused kernel is faster. */
   speedup: number;
 }
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 function makeParams(b: BlockSpec, seed: number): MlpconvParams {
   const [c1, c2, c3] = b.C;

@@ -28,6 +28,7 @@ import { argv } from 'node:process';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { closeGpu, dawnGpu, getGpu } from '../engine/device.ts';
+import { median } from '../test/numeric.ts';
 
 export type PeerModel = 'cifar10' | 'mnist';
 
@@ -193,12 +194,6 @@ async function setupTf(mode: 'shared' | 'own'): Promise<{ backendName: string; v
   await tf.ready();
   return { backendName, version: tf.version_core };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** Runs the TF.js side of the comparison and returns its medians. */
 export async function runPeerBench(opts: PeerBenchOptions): Promise<BenchResult> {

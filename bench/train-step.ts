@@ -10,6 +10,7 @@ import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel } from '../nin/model.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { median } from '../test/numeric.ts';
 
 export interface StepBenchResult {
   name: string;
@@ -21,8 +22,6 @@ export interface StepBenchResult {
   trainImgPerSec: number;
   forwardImgPerSec: number;
 }
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean; profile?: boolean }): Promise<StepBenchResult> {
   const gpu = await getGpu();

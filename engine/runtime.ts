@@ -160,24 +160,23 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (x === 0 || y === 0 || z === 0) return;
   const p = getPipeline(kernel);
+  const enc = currentEncoder(); // opens the submission's error scopes before any bind group is made
+  const entries = (): GPUBindGroupEntry[] => bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
   let bindGroup: GPUBindGroup;
-  const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
   if (uniforms) {
-    entries.push({ binding: bindings.length, resource: { buffer: uniformBuffer(uniforms) } });
-    currentEncoder(); // opens the submission's error scopes before the bind group is made
-    bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
+    const all = entries();
+    all.push({ binding: bindings.length, resource: { buffer: uniformBuffer(uniforms) } });
+    bindGroup = g.device.createBindGroup({ layout: p.layout, entries: all });
   } else {
     const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}`;
     let hit = bindGroups.get(key);
     if (!hit) {
       if (bindGroups.size > 8192) bindGroups.clear();
-      currentEncoder();
-      hit = g.device.createBindGroup({ layout: p.layout, entries });
+      hit = g.device.createBindGroup({ layout: p.layout, entries: entries() });
       bindGroups.set(key, hit);
     }
     bindGroup = hit;
   }
-  const enc = currentEncoder();
   if (profiler) {
     endPass();
     pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, enc) });

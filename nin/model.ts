@@ -1,5 +1,6 @@
 // Network In Network models: configs as plain data, built from the engine's fused mlpconv.
 import { param } from '../engine/autograd.ts';
+import { deriveSeed } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
@@ -190,6 +191,13 @@ export class NinModel {
     }
   }
 
+  /** The parameter tensor called `name` (e.g. "block2.w1"). */
+  parameter(name: string): Tensor {
+    const e = this.params.find((p) => p.name === name);
+    if (!e) throw new Error(`model ${this.config.name} has no parameter '${name}'`);
+    return e.tensor;
+  }
+
   get totalParams(): number {
     return this.params.reduce((s, p) => s + p.tensor.size, 0);
   }
@@ -209,7 +217,6 @@ export class NinModel {
     if (x.shape.length !== 4 || x.shape[1] !== height || x.shape[2] !== width || x.shape[3] !== channels) {
       throw new RangeError(`model ${this.config.name}: input has shape [${x.shape.join(', ')}], expected [N, ${height}, ${width}, ${channels}]`);
     }
-    const p = (name: string) => this.params.find((e) => e.name === name)!.tensor;
     const seed = opts.seed ?? 0;
     let h = x;
     let block = 0;
@@ -217,7 +224,7 @@ export class NinModel {
       if (l.type === 'mlpconv') {
         block++;
         const b = `block${block}`;
-        const ps = { w1: p(`${b}.w1`), b1: p(`${b}.b1`), w2: p(`${b}.w2`), b2: p(`${b}.b2`), w3: p(`${b}.w3`), b3: p(`${b}.b3`) };
+        const ps = { w1: this.parameter(`${b}.w1`), b1: this.parameter(`${b}.b1`), w2: this.parameter(`${b}.w2`), b2: this.parameter(`${b}.b2`), w3: this.parameter(`${b}.w3`), b3: this.parameter(`${b}.b3`) };
         const o = { relu3: !l.linearOut };
         h = opts.unfused ? mlpconvUnfused(h, ps, o) : mlpconv(h, ps, o);
       } else if (l.type === 'maxpool') {
@@ -225,7 +232,7 @@ export class NinModel {
       } else if (l.type === 'avgpool') {
         h = avgPool2d(h, { k: l.kernel, s: l.stride });
       } else if (l.type === 'dropout' && opts.train && l.p > 0) {
-        h = dropout(h, l.p, mixSeed(seed, i));
+        h = dropout(h, l.p, deriveSeed(seed, i)); // a stream per layer: layers must not share masks
       }
     });
     return h;
@@ -233,13 +240,12 @@ export class NinModel {
 
   /** Classifier: global average pooling, or flatten + fully connected. */
   head(h: Tensor, opts: ForwardOptions): Tensor {
-    const p = (name: string) => this.params.find((e) => e.name === name)!.tensor;
     const seed = opts.seed ?? 0;
     if (this.config.head === 'gap') return globalAvgPool(h);
     const N = h.shape[0];
-    if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, mixSeed(seed, 1000));
+    if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, deriveSeed(seed, 1000));
     const flat = reshape(h, [N, 1, 1, h.size / N]);
-    return reshape(conv2d(flat, p('fc.w'), p('fc.b')), [N, this.config.classes]);
+    return reshape(conv2d(flat, this.parameter('fc.w'), this.parameter('fc.b')), [N, this.config.classes]);
   }
 
   /** The model summary printed at the start of training. */
@@ -264,11 +270,4 @@ export function describeConfig(config: ModelConfig): string {
   rows.push(['total', '', params.toLocaleString('en-US'), (flops / 1e6).toFixed(2)]);
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ')).join('\n');
-}
-
-/** A per-layer dropout seed from the step seed (distinct layers must not share masks). */
-export function mixSeed(seed: number, layer: number): number {
-  let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(layer + 1, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
-  return (h ^ (h >>> 15)) >>> 0;
 }

@@ -49,7 +49,8 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const n = Math.min(o.count, test.count);
   const { height, width, channels } = c.config.input;
   const model = c.buildModel();
-  const x = c.preprocessor.apply(test.images.subarray(0, n * height * width * channels), n);
+  const raw = test.images.subarray(0, n * height * width * channels);
+  const x = c.preprocessor.apply(raw, n);
   const { maps, logits } = noGrad(() =>
     tidy(() => {
       const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });
@@ -65,7 +66,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   writeFileSync(
     featurePath,
     renderFeatureMapGrid({
-      images: test.images.subarray(0, n * height * width * channels).map((v) => v / 255),
+      images: raw.map((v) => v / 255),
       imageShape: [height, width, channels],
       maps: mapData,
       mapShape: [H, W, M],

@@ -38,3 +38,10 @@ export function sampleIndices(n: number, count: number, seed: number): number[] 
 export function pick(a: ArrayLike<number>, idx: number[]): number[] {
   return idx.map((i) => a[i]);
 }
+
+/** The median (mean of the two middle values for an even count); every bench reports these. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
