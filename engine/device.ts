@@ -4,6 +4,7 @@
 //   NIN_BACKEND   Dawn backend to use (default: vulkan on Linux; "null" etc. also accepted by Dawn)
 //   NIN_ADAPTER   adapter name substring to pick (default: the first adapter of the backend)
 //   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis"
+//   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -21,7 +22,17 @@ export interface Gpu {
   };
   /** Set once the device is lost; every later GPU call throws with this reason. */
   lostReason: string | null;
+  /**
+   * Which family of kernels suits this adapter (see kernelStyle()). "tiled": 256-thread workgroups
+   * sharing tiles in workgroup memory (GPUs). "simd": one-subgroup workgroups whose lanes span
+   * output channels while rows are addressed uniformly (CPU adapters such as lavapipe).
+   */
+  style: KernelStyle;
+  /** Subgroup width when the adapter reports a single one (lavapipe: 8), else null. */
+  subgroupSize: number | null;
 }
+
+export type KernelStyle = 'tiled' | 'simd';
 
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
@@ -106,7 +117,13 @@ async function acquire(): Promise<Gpu> {
       maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
     },
     lostReason: null,
+    style: 'tiled',
+    subgroupSize: info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
   };
+  // A CPU adapter (lavapipe, SwiftShader) runs a workgroup on one core, its invocations as SIMD
+  // lanes: there the simd kernels win (see kernels/gemm.ts); on a GPU they would idle most of a warp.
+  const cpuAdapter = info.isFallbackAdapter || info.architecture === 'software';
+  gpu.style = parseStyle(process.env.NIN_KERNELS) ?? (cpuAdapter ? 'simd' : 'tiled');
   device.lost.then((info) => {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
@@ -115,6 +132,29 @@ async function acquire(): Promise<Gpu> {
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
   });
   return gpu;
+}
+
+function parseStyle(v: string | undefined): KernelStyle | null {
+  if (!v) return null;
+  if (v === 'tiled' || v === 'simd') return v;
+  throw new GpuError(`NIN_KERNELS='${v}': expected 'tiled' or 'simd'`);
+}
+
+let styleOverride: KernelStyle | null = null;
+
+/** The kernel style in force: the adapter's (or NIN_KERNELS) unless a test overrides it. */
+export function kernelStyle(): KernelStyle {
+  return styleOverride ?? gpu().style;
+}
+
+/** Forces a kernel style (null restores the adapter's); tests run every variant this way. */
+export function setKernelStyle(style: KernelStyle | null): void {
+  styleOverride = style;
+}
+
+/** Lanes of a simd-style workgroup: the adapter's subgroup width, else 8 (256-bit SIMD of f32). */
+export function simdWidth(): number {
+  return gpu().subgroupSize ?? 8;
 }
 
 /** Errors the device reported outside any error scope; thrown at the next sync point. */

@@ -20,7 +20,7 @@
 // expensive part of the block, while storing costs two activation-sized writes. The backward then
 // runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
 import { needsGrad, record } from '../engine/autograd.ts';
-import { gpu } from '../engine/device.ts';
+import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
@@ -226,12 +226,104 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
 }
 
+/** Pixels per simd-style workgroup: 8 (one row block of the simd GEMM), fewer if storage is short. */
+export function simdMlpconvPixels(s: MlpconvShape, storageBytes: number): number {
+  for (const TP of [8, 4, 2, 1]) if (4 * TP * (s.C1 + s.C2) <= storageBytes) return TP;
+  throw new RangeError(`mlpconv: hidden widths ${s.C1}/${s.C2} need ${4 * (s.C1 + s.C2)} bytes of workgroup storage per pixel; the device offers ${storageBytes}`);
+}
+
+/**
+ * The fused forward for CPU adapters (kernel style "simd", see kernels/gemm.ts for why): a
+ * workgroup is one subgroup of L lanes and takes TP pixels; each layer is a small GEMM whose
+ * lanes span output channels (L·TN per pass) while the TP pixel rows are read at addresses every
+ * lane shares — x straight from memory for the K×K layer, h1 and h2 from workgroup memory.
+ */
+function simdFusedKernel(s: MlpconvShape, TP: number, save: boolean, relu3: boolean) {
+  const L = simdWidth();
+  const M = s.N * s.H * s.W;
+  const P = (s.K - 1) / 2;
+  const rows = Array.from({ length: TP }, (_, i) => i);
+  const lines = (n: number, f: (j: number) => string) => Array.from({ length: n }, (_, j) => f(j)).join('\n');
+  // One layer: for each pass over L·TN output channels, accumulate over its inputs (`kLoop`
+  // supplies the loop and a(i) the row value), then bias + ReLU and `emit` each value.
+  const layer = (Cout: number, w: string, b: string, kLoop: (body: string) => string, a: (i: number) => string, emit: (i: number, j: number) => string, relu: boolean) => {
+    const TN = Math.min(4, Math.ceil(Cout / L));
+    return `
+  for (var c0 = 0u; c0 < ${Cout}u; c0 += ${L * TN}u) {
+${lines(TN, (j) => `    let ch${j} = c0 + lane + ${L * j}u;\n    let col${j} = min(ch${j}, ${Cout - 1}u);`)}
+${rows.map((i) => lines(TN, (j) => `    var c${i}_${j} = 0.0;`)).join('\n')}
+${kLoop(`${lines(TN, (j) => `      let b${j} = ${w}[k * ${Cout}u + col${j}];`)}
+${rows.map((i) => `      let a${i} = ${a(i)};\n` + lines(TN, (j) => `      c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)).join('\n')}`)}
+${lines(TN, (j) => `    if (ch${j} < ${Cout}u) {
+      let bias = ${b}[col${j}];
+${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${i}_${j} + bias`}; ${emit(i, j)} }`).join('\n')}
+    }`)}
+  }`;
+  };
+  const hidden = (l: 1 | 2, C: number) => (i: number, j: number) =>
+    `h${l}s[${i * C}u + ch${j}] = v;` + (save ? ` if (mBase + ${i}u < M) { h${l}[(mBase + ${i}u) * ${C}u + ch${j}] = v; }` : '');
+  const code = /* wgsl */ `
+const M: u32 = ${M}u;
+@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read> w1: array<f32>;
+@group(0) @binding(2) var<storage, read> b1: array<f32>;
+@group(0) @binding(3) var<storage, read> w2: array<f32>;
+@group(0) @binding(4) var<storage, read> b2: array<f32>;
+@group(0) @binding(5) var<storage, read> w3: array<f32>;
+@group(0) @binding(6) var<storage, read> b3: array<f32>;
+@group(0) @binding(7) var<storage, read_write> ys: array<f32>;
+${save ? `@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
+@group(0) @binding(9) var<storage, read_write> h2: array<f32>;` : ''}
+var<workgroup> h1s: array<f32, ${TP * s.C1}>;
+var<workgroup> h2s: array<f32, ${TP * s.C2}>;
+
+@compute @workgroup_size(${L})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let mBase = (${LINEAR_WORKGROUP}) * ${TP}u;
+  // Each row's pixel (clamped at the end of the batch; those rows are computed but not stored).
+${rows.map((i) => `  let m${i} = min(mBase + ${i}u, M - 1u);
+  let px${i} = i32(m${i} % ${s.W}u);
+  let py${i} = i32((m${i} / ${s.W}u) % ${s.H}u);
+  let img${i} = m${i} / ${s.W * s.H}u;`).join('\n')}
+
+  // Layer 1: K×K conv over k = (tap, ci); a tap's offset and zero-padding test are per row.
+  ${layer(s.C1, 'w1', 'b1', (body) => `
+    for (var tap = 0u; tap < ${s.K * s.K}u; tap++) {
+      let dy = i32(tap / ${s.K}u) - ${P};
+      let dx = i32(tap % ${s.K}u) - ${P};
+${rows.map((i) => `      let iy${i} = py${i} + dy;
+      let ix${i} = px${i} + dx;
+      let in${i} = iy${i} >= 0 && iy${i} < ${s.H} && ix${i} >= 0 && ix${i} < ${s.W};
+      let base${i} = select(0u, ((img${i} * ${s.H}u + u32(iy${i})) * ${s.W}u + u32(ix${i})) * ${s.Ci}u, in${i});`).join('\n')}
+      for (var ci = 0u; ci < ${s.Ci}u; ci++) {
+      let k = tap * ${s.Ci}u + ci;
+${body}
+      }
+    }`, (i) => `select(0.0, xs[base${i} + ci], in${i})`, hidden(1, s.C1), true)}
+  workgroupBarrier();
+
+  // Layer 2: 1×1 over h1 in workgroup memory.
+  ${layer(s.C2, 'w2', 'b2', (body) => `    for (var k = 0u; k < ${s.C1}u; k++) {
+${body}
+    }`, (i) => `h1s[${i * s.C1}u + k]`, hidden(2, s.C2), true)}
+  workgroupBarrier();
+
+  // Layer 3: 1×1 over h2, straight to the output.
+  ${layer(s.C3, 'w3', 'b3', (body) => `    for (var k = 0u; k < ${s.C2}u; k++) {
+${body}
+    }`, (i) => `h2s[${i * s.C2}u + k]`, (i, j) => `if (mBase + ${i}u < M) { ys[(mBase + ${i}u) * ${s.C3}u + ch${j}] = v; }`, relu3)}
+}`;
+  return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
+}
+
 /** The fused mlpconv block (forward in one dispatch; see the top of this file). */
 export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   const op = 'mlpconv';
   const s = mlpconvShape(op, x, p);
   const relu3 = opts.relu3 ?? true;
-  const tile = mlpconvTile(s, opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize);
+  const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
+  const simd = kernelStyle() === 'simd';
   const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
   const save = needsGrad(...parents);
   const M = s.N * s.H * s.W;
@@ -239,7 +331,13 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const h1 = save ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
   const h2 = save ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
   const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(save ? [h1!, h2!] : [])];
-  dispatch(fusedKernel(s, tile, save, relu3), bindings, grid1d(Math.ceil(M / tile.TP)));
+  if (simd) {
+    const TP = simdMlpconvPixels(s, storage);
+    dispatch(simdFusedKernel(s, TP, save, relu3), bindings, grid1d(Math.ceil(M / TP)));
+  } else {
+    const tile = mlpconvTile(s, storage);
+    dispatch(fusedKernel(s, tile, save, relu3), bindings, grid1d(Math.ceil(M / tile.TP)));
+  }
   return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);
 }
 

@@ -1,6 +1,6 @@
 // Network In Network models: configs as plain data, built from the engine's fused mlpconv.
 import { param } from '../engine/autograd.ts';
-import { deriveSeed } from './data/rng.ts';
+import { deriveSeed, gaussian } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
@@ -128,26 +128,6 @@ export function plan(config: ModelConfig): LayerSummary[] {
   return out;
 }
 
-/** Seeded standard normal numbers (Box–Muller on mulberry32). */
-export function gaussian(n: number, seed: number, std: number): Float32Array {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(uniform()));
-    const th = 2 * Math.PI * uniform();
-    out[i] = std * r * Math.cos(th);
-    if (i + 1 < n) out[i + 1] = std * r * Math.sin(th);
-  }
-  return out;
-}
-
 export interface ForwardOptions {
   /** Training mode: dropout on. */
   train: boolean;
@@ -168,7 +148,7 @@ export class NinModel {
     const add = (name: string, shape: number[], fanIn: number, isBias: boolean) => {
       const n = shape.reduce((a, b) => a * b, 1);
       const std = config.init === 'he' ? Math.sqrt(2 / fanIn) : config.initStd;
-      const data = isBias ? new Float32Array(n) : gaussian(n, seed * 1000 + k++, std);
+      const data = isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
       this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
     };
     let block = 0;

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
+import { chooseSplitK } from '../kernels/gemm.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { conv2dRef, dotRef, numericalGrad, reluRef } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
-afterAll(() => closeGpu());
+afterAll(() => { setKernelStyle(null); closeGpu(); });
 
 // Odd shapes: nothing is a multiple of the 16/64 GEMM tiles.
 const cases = [
@@ -20,9 +21,12 @@ const cases = [
 ];
 
 describe('conv2d', () => {
+  // Both GEMM versions (kernels/gemm.ts): tiled (GPUs) and simd (CPU adapters).
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
   for (const c of cases) {
     for (const relu of [false, true]) {
-      it(`forward and gradients match the float64 reference: ${JSON.stringify(c)} relu=${relu}`, async () => {
+      it(`${style} kernels: forward and gradients match the float64 reference: ${JSON.stringify(c)} relu=${relu}`, async () => {
+        setKernelStyle(style);
         const { N, H, W, Ci, Co, K } = c;
           const x = pair([N, H, W, Ci], 1);
           const w = pair([K, K, Ci, Co], 2, -0.3, 0.3);
@@ -45,6 +49,24 @@ describe('conv2d', () => {
       });
     }
   }
+
+  // Enough pixels (N·H·W = 1,573) that the weight gradient is split over k and the slices summed.
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  it(`${style} kernels: split-K weight gradient matches the float64 reference`, async () => {
+    setKernelStyle(style);
+    const [N, H, W, Ci, Co, K] = [13, 11, 11, 3, 6, 3];
+    expect(chooseSplitK(K * K * Ci, Co, N * H * W)).toBeGreaterThan(1);
+    const x = pair([N, H, W, Ci], 6);
+    const w = pair([K, K, Ci, Co], 7, -0.3, 0.3);
+    const b = pair([Co], 8);
+    param(w.gpu);
+    const y = conv2d(x.gpu, w.gpu, b.gpu);
+    const r = randomArray(y.size, 9);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    const idx = sampleIndices(w.ref.data.length, 40, 10);
+    const scalar = () => dotRef(conv2dRef(x.ref, w.ref, b.ref), r);
+    expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
+  });
 
   it('rejects mismatched shapes with a named error', async () => {
     tidy(() => {

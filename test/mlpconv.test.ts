@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { mlpconv, mlpconvTile, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { mlpconv, mlpconvTile, mlpconvUnfused, simdMlpconvPixels, type MlpconvParams } from '../kernels/mlpconv.ts';
 import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
-afterAll(() => closeGpu());
+afterAll(() => { setKernelStyle(null); closeGpu(); });
 
 interface Case { N: number; H: number; W: number; Ci: number; K: number; C1: number; C2: number; C3: number }
 
@@ -35,11 +35,16 @@ function makeParams(c: Case, seed: number) {
   return { t, gpu };
 }
 
+const styles: KernelStyle[] = ['tiled', 'simd']; // GPU and CPU-adapter kernels, both checked here
+
 describe('mlpconv (fused)', () => {
+  for (const style of styles)
   for (const c of cases) {
-    // The device's workgroup storage (large tiles) and just enough for the smallest tile (4 pixels).
+    // The device's workgroup storage (large tiles) and just enough for the tiled kernel's smallest
+    // tile (4 pixels; the simd kernel then takes 1 to 4 pixels).
     for (const storage of [undefined, 16 * (Math.max(c.C1, c.C2) + 18)]) {
-      it(`matches the float64 reference, forward and all gradients: ${JSON.stringify(c)} storage=${storage ?? 'device'}`, async () => {
+      it(`${style} kernels: matches the float64 reference, forward and all gradients: ${JSON.stringify(c)} storage=${storage ?? 'device'}`, async () => {
+        setKernelStyle(style);
         const x = pair([c.N, c.H, c.W, c.Ci], 11);
         param(x.gpu);
         const { t, gpu } = makeParams(c, 20);
@@ -57,7 +62,9 @@ describe('mlpconv (fused)', () => {
     }
   }
 
-  it('equals the unfused conv + 1×1 chain in forward and every gradient', async () => {
+  for (const style of styles)
+  it(`${style} kernels: equals the unfused conv + 1×1 chain in forward and every gradient`, async () => {
+    setKernelStyle(style);
     const c = cases[1];
     const x = pair([c.N, c.H, c.W, c.Ci], 31);
     param(x.gpu);
@@ -86,6 +93,10 @@ describe('mlpconv (fused)', () => {
     expect(mlpconvTile({ ...s, C1: 100, C2: 70, C3: 10 }, 32768)).toEqual({ TP: 64, CL: 32 });
     // Too little storage for many pixel lanes: falls back to 64 channel lanes × 4 pixels.
     expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 18))).toEqual({ TP: 4, CL: 64 });
+    // simd kernel: 8 pixels when h1 and h2 fit, fewer otherwise, an error when not even one does.
+    expect(simdMlpconvPixels(s, 16384)).toBe(8);
+    expect(simdMlpconvPixels(s, 4 * 384 * 3)).toBe(2);
+    expect(() => simdMlpconvPixels(s, 1000)).toThrow(/192\/192 need 1536 bytes of workgroup storage per pixel; the device offers 1000/);
   });
 
   it('rejects mismatched shapes with named errors', () => {

@@ -1,5 +1,5 @@
-// Seeded pseudo-random numbers for everything in the data pipeline that must be reproducible:
-// validation splits, per-epoch shuffles and augmentation. One generator per purpose, each seeded
+// Seeded pseudo-random numbers for everything on the CPU that must be reproducible: weight
+// initialisation, validation splits, per-epoch shuffles and augmentation. One generator per purpose, each seeded
 // by `deriveSeed(seed, ...stream)`, so e.g. epoch 7's shuffle does not depend on how many random
 // numbers augmentation happened to draw in epochs 0..6.
 
@@ -83,4 +83,17 @@ export function permutation(n: number, seed: number): Int32Array {
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   return new Rng(seed).shuffle(p);
+}
+
+/** n seeded normal numbers N(0, std²) (Box–Muller on Rng). */
+export function gaussian(n: number, seed: number, std: number): Float32Array {
+  const rng = new Rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng.nextFloat())); // 1 − u ∈ (0, 1]: no log(0)
+    const th = 2 * Math.PI * rng.nextFloat();
+    out[i] = std * r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = std * r * Math.sin(th);
+  }
+  return out;
 }
