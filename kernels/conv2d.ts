@@ -12,6 +12,7 @@ import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { chooseSplitK, runGemm } from './gemm.ts';
+import { kernelStyle } from '../engine/device.ts';
 import { elementwiseGrid, elementwiseKernel, reluBackward } from './elementwise.ts';
 import { reduceRows } from './reduce.ts';
 
@@ -42,6 +43,24 @@ fn ${fnName}(m: u32, tap: u32, c: u32) -> f32 {
 }`;
 }
 
+/** The same shifted read split for GemmSpec.aTaps: the offset of pixel m shifted by tap (−1 in the padding). */
+function shiftedRow(s: ConvShape, C: number, sign: 1 | -1): string {
+  if (s.K === 1) return `fn aRow(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
+  const P = (s.K - 1) / 2;
+  const off = (k: string) => (sign === 1 ? `i32(${k}) - ${P}` : `${P} - i32(${k})`);
+  return /* wgsl */ `
+fn aRow(m: u32, t: u32) -> i32 {
+  let x = m % ${s.W}u;
+  let r = m / ${s.W}u;
+  let y = r % ${s.H}u;
+  let n = r / ${s.H}u;
+  let iy = i32(y) + ${off(`t / ${s.K}u`)};
+  let ix = i32(x) + ${off(`t % ${s.K}u`)};
+  if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return -1; }
+  return i32(((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${C}u);
+}`;
+}
+
 export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor): ConvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
   expectRank(op, 'weight', w, 4, 'K×K×Cin×Cout');
@@ -69,6 +88,7 @@ export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor,
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(m, k / ${s.Ci}u, k % ${s.Ci}u); }`,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[k * ${s.Co}u + n]; }`,
       store: `fn store(m: u32, n: u32, z: u32, v: f32) { ys[m * ${s.Co}u + n] = ${relu ? 'max(v + bs[n], 0.0)' : 'v + bs[n]'}; }`,
+      aTaps: { KI: s.Ci, aRow: shiftedRow(s, s.Ci, 1), aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' },
       aContiguous: 'k',
       bContiguous: 'n',
     },
@@ -95,6 +115,7 @@ ${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
       store: mask
         ? `fn store(m: u32, n: u32, z: u32, v: f32) { let i = m * ${s.Ci}u + n; dx[i] = select(0.0, v, mask[i] > 0.0); }`
         : `fn store(m: u32, n: u32, z: u32, v: f32) { dx[m * ${s.Ci}u + n] = v; }`,
+      aTaps: { KI: s.Co, aRow: shiftedRow(s, s.Co, -1), aAt: 'fn aAt(i: u32) -> f32 { return dz[i]; }' },
       aContiguous: 'k',
       bContiguous: 'k',
     },
@@ -108,6 +129,11 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const Kdim = s.N * s.H * s.W;
   const splitK = chooseSplitK(M, s.Co, Kdim);
   const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
+  // simd kernels read a zero-padded copy of x, where row m = (tap, ci) and column k = pixel
+  // address x as rowOffset(m) + colOffset(k): no padding test or pixel arithmetic per row.
+  const P = (s.K - 1) / 2;
+  const padded = kernelStyle() === 'simd' && s.K > 1 ? padSpatial(x, P) : null;
+  const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
   runGemm(
     {
       name: `conv${s.K}x${s.K}_grad_weight`,
@@ -120,17 +146,52 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
       prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(k, m / ${s.Ci}u, m % ${s.Ci}u); }`,
+      aOffsets: padded
+        ? {
+            aRowOff: `fn aRowOff(m: u32) -> u32 { let tap = m / ${s.Ci}u; return ((tap / ${s.K}u) * ${Wp}u + tap % ${s.K}u) * ${s.Ci}u + m % ${s.Ci}u; }`,
+            aColOff: `fn aColOff(k: u32) -> u32 { let x = k % ${s.W}u; let r = k / ${s.W}u; return (((r / ${s.H}u) * ${Hp}u + r % ${s.H}u) * ${Wp}u + x) * ${s.Ci}u; }`,
+            aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }',
+          }
+        : s.K === 1
+          ? { aRowOff: 'fn aRowOff(m: u32) -> u32 { return m; }', aColOff: `fn aColOff(k: u32) -> u32 { return k * ${s.Ci}u; }`, aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' }
+          : undefined,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return dz[k * ${s.Co}u + n]; }`,
       store: `fn store(m: u32, n: u32, z: u32, v: f32) { dw[(z * ${M}u + m) * ${s.Co}u + n] = v; }`,
       aContiguous: 'm',
       bContiguous: 'n',
     },
-    [x, dz, out],
+    [padded ?? x, dz, out],
   );
+  padded?.dispose();
   if (splitK === 1) return out;
   const dw = sumSlices(out, splitK, [s.K, s.K, s.Ci, s.Co]);
   out.dispose();
   return dw;
+}
+
+/** x with P zero pixels added on every side: [N, H + 2P, W + 2P, C]. */
+export function padSpatial(x: Tensor, P: number): Tensor {
+  const [N, H, W, C] = x.shape;
+  const [Hp, Wp] = [H + 2 * P, W + 2 * P];
+  const y = Tensor.empty([N, Hp, Wp, C]);
+  const k = elementwiseKernel(
+    'pad_spatial',
+    y.size,
+    `@group(0) @binding(0) var<storage, read> xs: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ys: array<f32>;`,
+    `let c = i % ${C}u;
+  let px = (i / ${C}u) % ${Wp}u;
+  let r = i / ${C * Wp}u;
+  let py = r % ${Hp}u;
+  let n = r / ${Hp}u;
+  let ix = i32(px) - ${P};
+  let iy = i32(py) - ${P};
+  var v = 0.0;
+  if (ix >= 0 && ix < ${W} && iy >= 0 && iy < ${H}) { v = xs[((n * ${H}u + u32(iy)) * ${W}u + u32(ix)) * ${C}u + c]; }
+  ys[i] = v;`,
+  );
+  dispatch(k, [x, y], elementwiseGrid(y.size));
+  return y;
 }
 
 /** y = Σ_z slices[z] for `slices` holding S consecutive tensors of `shape`. */

@@ -41,6 +41,21 @@ export interface GemmSpec {
   splitK?: number;
   /** Extra WGSL (constants, helpers) shared by the functions. */
   prelude?: string;
+  /**
+   * Optional shortcut the simd kernel uses (splitK 1 only): k = t·KI + c and
+   * A(m, k) = aAt(aRow(m, t) + c), or 0 where aRow(m, t) < 0. For a convolution t is the tap and
+   * aRow the shifted pixel's offset (−1 in the zero padding), so the pixel arithmetic and the
+   * padding test run once per tap instead of once per k. WGSL: `fn aRow(m: u32, t: u32) -> i32`
+   * and `fn aAt(i: u32) -> f32`.
+   */
+  aTaps?: { KI: number; aRow: string; aAt: string };
+  /**
+   * Optional shortcut the simd kernel uses: A(m, k) = aAt(aRowOff(m) + aColOff(k)), so a row's
+   * part of the address is computed once and a k's part once for all rows (a weight gradient's
+   * im2col over a zero-padded input has this form). WGSL: `fn aRowOff(m: u32) -> u32`,
+   * `fn aColOff(k: u32) -> u32`, `fn aAt(i: u32) -> f32`.
+   */
+  aOffsets?: { aRowOff: string; aColOff: string; aAt: string };
 }
 
 /**
@@ -156,24 +171,46 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
 }
 
 /**
- * simd tile: TM rows (uniform across the workgroup) × L·TN columns (lane + L·j). 8×4 per lane
- * measured best on lavapipe (mnist-small training step: 8×4 124 ms, 4×4 128, 16×4 123, 8×2 137,
- * 8×8 125; L = 16 lanes 154 ms).
+ * Columns per lane for an N-wide simd GEMM: the output's columns are covered by as few passes of
+ * at most 8 columns a lane as possible, split evenly (N = 48: one pass of 6; 128: two of 8).
+ */
+export function simdColumnsPerLane(N: number, L: number): number {
+  const perLane = Math.ceil(N / L);
+  return Math.ceil(perLane / Math.ceil(perLane / 8));
+}
+
+/**
+ * simd tile: TM = 16 rows (uniform across the workgroup) × L·TN columns (lane + L·j). Each B
+ * value a lane loads (the costly, per-lane load) feeds TM FMAs. Training step on lavapipe
+ * (mnist-small batch 16 / paper MNIST batch 8): TM 4 95 / 458 ms, 8 88 / 347, 16 79–85 / 324–327,
+ * 24 97 / 333, 32 92 / 337. Earlier, with TN fixed at 4: L = 16 lanes was 1.2× slower than 8.
  */
 export function simdGemmTiles(M: number, N: number) {
   const L = simdWidth();
-  const TN = Math.min(4, Math.ceil(N / L));
-  const TM = Math.min(8, M);
+  const TN = simdColumnsPerLane(N, L);
+  const TM = Math.min(16, M);
   return { L, TM, TN, BM: TM, BN: L * TN };
 }
 
 export function simdGemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
   const { L, TM, TN, BM, BN } = simdGemmTiles(s.M, s.N);
   const splitK = s.splitK ?? 1;
+  const taps = splitK === 1 ? s.aTaps : undefined;
+  if (taps && s.K % taps.KI !== 0) throw new RangeError(`${s.name}: K = ${s.K} is not a multiple of the tap width ${taps.KI}`);
   const KC = Math.ceil(s.K / splitK);
   const rows = Array.from({ length: TM }, (_, i) => i);
   const cols = Array.from({ length: TN }, (_, j) => j);
   const each = (f: (i: number, j: number) => string) => rows.flatMap((i) => cols.map((j) => f(i, j))).join('\n');
+  // The loop body: TN per-lane loads of B, TM uniform loads of A, TM·TN FMAs.
+  const inner = (a: (i: number) => string) => `${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join('\n')}
+${rows.map((i) => `    let a${i} = ${a(i)};\n` + cols.map((j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join('\n')).join('\n')}`;
+  const tapLoop = (KI: number, T: number) => `  for (var t = 0u; t < ${T}u; t++) {
+${rows.map((i) => `    let r${i} = aRow(row${i}, t);\n    let ok${i} = r${i} >= 0;\n    let base${i} = u32(max(r${i}, 0));`).join('\n')}
+    for (var c = 0u; c < ${KI}u; c++) {
+    let k = t * ${KI}u + c;
+${inner((i) => `select(0.0, aAt(base${i} + c), ok${i})`)}
+    }
+  }`;
   // Rows and columns past the edge are clamped for loading (the loop body stays branch-free and
   // the rows stay uniform) and skipped when storing. Loops over i, j are unrolled here so that
   // the accumulators are plain registers on every compiler.
@@ -187,6 +224,8 @@ ${s.prelude ?? ''}
 ${s.loadA}
 ${s.loadB}
 ${s.store}
+${taps ? `${taps.aRow}\n${taps.aAt}` : ''}
+${!taps && s.aOffsets ? `${s.aOffsets.aRowOff}\n${s.aOffsets.aColOff}\n${s.aOffsets.aAt}` : ''}
 
 @compute @workgroup_size(${L})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
@@ -197,10 +236,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 ${rows.map((i) => `  let row${i} = min(mBase + ${i}u, M - 1u);`).join('\n')}
 ${cols.map((j) => `  let col${j} = min(nBase + ${L * j}u, N - 1u);`).join('\n')}
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
+${taps ? tapLoop(taps.KI, s.K / taps.KI) : s.aOffsets ? `${rows.map((i) => `  let rowOff${i} = aRowOff(row${i});`).join('\n')}
   for (var k = kBegin; k < kEnd; k++) {
-${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join('\n')}
-${rows.map((i) => `    let a${i} = loadA(row${i}, k);\n` + cols.map((j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join('\n')).join('\n')}
-  }
+    let colOff = aColOff(k);
+${inner((i) => `aAt(rowOff${i} + colOff)`)}
+  }` : `  for (var k = kBegin; k < kEnd; k++) {
+${inner((i) => `loadA(row${i}, k)`)}
+  }`}
 ${each((i, j) => `  if (mBase + ${i}u < M && nBase + ${L * j}u < N) { store(mBase + ${i}u, nBase + ${L * j}u, wid.z, c${i}_${j}); }`)}
 }`;
   return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };

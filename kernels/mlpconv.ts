@@ -25,6 +25,7 @@ import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { reluBackward } from './elementwise.ts';
+import { simdColumnsPerLane } from './gemm.ts';
 
 export interface MlpconvParams {
   w1: Tensor;
@@ -247,7 +248,7 @@ function simdFusedKernel(s: MlpconvShape, TP: number, save: boolean, relu3: bool
   // One layer: for each pass over L·TN output channels, accumulate over its inputs (`kLoop`
   // supplies the loop and a(i) the row value), then bias + ReLU and `emit` each value.
   const layer = (Cout: number, w: string, b: string, kLoop: (body: string) => string, a: (i: number) => string, emit: (i: number, j: number) => string, relu: boolean) => {
-    const TN = Math.min(4, Math.ceil(Cout / L));
+    const TN = simdColumnsPerLane(Cout, L);
     return `
   for (var c0 = 0u; c0 < ${Cout}u; c0 += ${L * TN}u) {
 ${lines(TN, (j) => `    let ch${j} = c0 + lane + ${L * j}u;\n    let col${j} = min(ch${j}, ${Cout - 1}u);`)}
