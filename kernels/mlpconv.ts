@@ -227,19 +227,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
 }
 
-/** Pixels per simd-style workgroup: 8 (one row block of the simd GEMM), fewer if storage is short. */
-export function simdMlpconvPixels(s: MlpconvShape, storageBytes: number): number {
-  for (const TP of [8, 4, 2, 1]) if (4 * TP * (s.C1 + s.C2) <= storageBytes) return TP;
-  throw new RangeError(`mlpconv: hidden widths ${s.C1}/${s.C2} need ${4 * (s.C1 + s.C2)} bytes of workgroup storage per pixel; the device offers ${storageBytes}`);
-}
+/** Pixels per simd-style workgroup: the simd GEMM's 16 rows. */
+const SIMD_PIXELS = 16;
 
 /**
  * The fused forward for CPU adapters (kernel style "simd", see kernels/gemm.ts for why): a
  * workgroup is one subgroup of L lanes and takes TP pixels; each layer is a small GEMM whose
  * lanes span output channels (L·TN per pass) while the TP pixel rows are read at addresses every
- * lane shares — x straight from memory for the K×K layer, h1 and h2 from workgroup memory.
+ * lane shares. h1 and h2 pass through storage buffers, not workgroup memory: lavapipe turns a
+ * workgroup-memory load inside a loop into a per-lane loop even when its address is uniform, but
+ * keeps a uniform storage load a single load, and on a CPU both live in the same caches.
  */
-function simdFusedKernel(s: MlpconvShape, TP: number, save: boolean, relu3: boolean) {
+function simdFusedKernel(s: MlpconvShape, TP: number, relu3: boolean) {
   const L = simdWidth();
   const M = s.N * s.H * s.W;
   const P = (s.K - 1) / 2;
@@ -261,8 +260,7 @@ ${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${
     }`)}
   }`;
   };
-  const hidden = (l: 1 | 2, C: number) => (i: number, j: number) =>
-    `h${l}s[${i * C}u + ch${j}] = v;` + (save ? ` if (mBase + ${i}u < M) { h${l}[(mBase + ${i}u) * ${C}u + ch${j}] = v; }` : '');
+  const hidden = (l: 1 | 2, C: number) => (i: number, j: number) => `if (mBase + ${i}u < M) { h${l}[(mBase + ${i}u) * ${C}u + ch${j}] = v; }`;
   const code = /* wgsl */ `
 const M: u32 = ${M}u;
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
@@ -273,10 +271,8 @@ const M: u32 = ${M}u;
 @group(0) @binding(5) var<storage, read> w3: array<f32>;
 @group(0) @binding(6) var<storage, read> b3: array<f32>;
 @group(0) @binding(7) var<storage, read_write> ys: array<f32>;
-${save ? `@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
-@group(0) @binding(9) var<storage, read_write> h2: array<f32>;` : ''}
-var<workgroup> h1s: array<f32, ${TP * s.C1}>;
-var<workgroup> h2s: array<f32, ${TP * s.C2}>;
+@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
+@group(0) @binding(9) var<storage, read_write> h2: array<f32>;
 
 @compute @workgroup_size(${L})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -302,18 +298,18 @@ ${rows.map((i) => `      let iy${i} = py${i} + dy;
 ${body}
       }
     }`, (i) => `select(0.0, xs[base${i} + ci], in${i})`, hidden(1, s.C1), true)}
-  workgroupBarrier();
+  storageBarrier();
 
-  // Layer 2: 1×1 over h1 in workgroup memory.
+  // Layer 2: 1×1 over h1 (rows past the end read row M − 1, which this workgroup wrote).
   ${layer(s.C2, 'w2', 'b2', (body) => `    for (var k = 0u; k < ${s.C1}u; k++) {
 ${body}
-    }`, (i) => `h1s[${i * s.C1}u + k]`, hidden(2, s.C2), true)}
-  workgroupBarrier();
+    }`, (i) => `h1[m${i} * ${s.C1}u + k]`, hidden(2, s.C2), true)}
+  storageBarrier();
 
   // Layer 3: 1×1 over h2, straight to the output.
   ${layer(s.C3, 'w3', 'b3', (body) => `    for (var k = 0u; k < ${s.C2}u; k++) {
 ${body}
-    }`, (i) => `h2s[${i * s.C2}u + k]`, (i, j) => `if (mBase + ${i}u < M) { ys[(mBase + ${i}u) * ${s.C3}u + ch${j}] = v; }`, relu3)}
+    }`, (i) => `h2[m${i} * ${s.C2}u + k]`, (i, j) => `if (mBase + ${i}u < M) { ys[(mBase + ${i}u) * ${s.C3}u + ch${j}] = v; }`, relu3)}
 }`;
   return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
 }
@@ -329,12 +325,13 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const save = needsGrad(...parents);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
-  const h1 = save ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
-  const h2 = save ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
-  const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(save ? [h1!, h2!] : [])];
+  // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
+  const h1 = save || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
+  const h2 = save || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
+  const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
   if (simd) {
-    const TP = simdMlpconvPixels(s, storage);
-    dispatch(simdFusedKernel(s, TP, save, relu3), bindings, grid1d(Math.ceil(M / TP)));
+    dispatch(simdFusedKernel(s, SIMD_PIXELS, relu3), bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
+    if (!save) { h1!.dispose(); h2!.dispose(); }
   } else {
     const tile = mlpconvTile(s, storage);
     dispatch(fusedKernel(s, tile, save, relu3), bindings, grid1d(Math.ceil(M / tile.TP)));

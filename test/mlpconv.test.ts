@@ -3,7 +3,7 @@ import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/de
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { mlpconv, mlpconvTile, mlpconvUnfused, simdMlpconvPixels, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { mlpconv, mlpconvTile, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
 import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
@@ -41,7 +41,7 @@ describe('mlpconv (fused)', () => {
   for (const style of styles)
   for (const c of cases) {
     // The device's workgroup storage (large tiles) and just enough for the tiled kernel's smallest
-    // tile (4 pixels; the simd kernel then takes 1 to 4 pixels).
+    // tile (4 pixels; the simd kernel uses no workgroup storage).
     for (const storage of [undefined, 16 * (Math.max(c.C1, c.C2) + 18)]) {
       it(`${style} kernels: matches the float64 reference, forward and all gradients: ${JSON.stringify(c)} storage=${storage ?? 'device'}`, async () => {
         setKernelStyle(style);
@@ -93,10 +93,6 @@ describe('mlpconv (fused)', () => {
     expect(mlpconvTile({ ...s, C1: 100, C2: 70, C3: 10 }, 32768)).toEqual({ TP: 64, CL: 32 });
     // Too little storage for many pixel lanes: falls back to 64 channel lanes × 4 pixels.
     expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 18))).toEqual({ TP: 4, CL: 64 });
-    // simd kernel: 8 pixels when h1 and h2 fit, fewer otherwise, an error when not even one does.
-    expect(simdMlpconvPixels(s, 16384)).toBe(8);
-    expect(simdMlpconvPixels(s, 4 * 384 * 3)).toBe(2);
-    expect(() => simdMlpconvPixels(s, 1000)).toThrow(/192\/192 need 1536 bytes of workgroup storage per pixel; the device offers 1000/);
   });
 
   it('rejects mismatched shapes with named errors', () => {
