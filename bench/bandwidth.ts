@@ -94,7 +94,10 @@ export function formatBandwidth(rows: BandwidthRow[]): string {
   return [
     '| kernel | shape | MB moved | GPU ms | GB/s | of copy |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | ${r.gpuMs.toFixed(3)} | ${r.gbPerSec.toFixed(1)} | ${(100 * r.ofCopy).toFixed(0)} % |`),
+    // A kernel shorter than one timestamp tick reads as 0 ms: no rate can be claimed for it.
+    ...rows.map((r) => r.gpuMs > 0
+      ? `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | ${r.gpuMs.toFixed(3)} | ${r.gbPerSec.toFixed(1)} | ${(100 * r.ofCopy).toFixed(0)} % |`
+      : `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | < 1 timestamp tick | — | — |`),
   ].join('\n');
 }
 

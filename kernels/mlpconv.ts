@@ -15,6 +15,9 @@
 // CL (4…64) gives each thread about 4 channels and PI pixels in registers, so every value loaded
 // feeds several FMAs instead of narrow layers idling most lanes.
 //
+// On CPU adapters (kernel style "simd", see kernels/gemm.ts) simdFusedKernel replaces all of the
+// above: one-subgroup workgroups, 16 pixels each, h1/h2 through storage buffers.
+//
 // Backward: saves h1 and h2 (the fused forward writes them to global memory when a gradient is
 // needed) rather than recomputing them: recomputing h1 would repeat the K×K conv, the most
 // expensive part of the block, while storing costs two activation-sized writes. The backward then

@@ -1,0 +1,107 @@
+"""PyTorch + cuDNN side of the issue-4 comparison: the same NIN CIFAR-10 network as nin/model.ts,
+timed on the same card in the same device call as our bench (bench/gpu-check.sh runs both).
+
+    python3 bench/pytorch_nin.py --batch 128 --reps 50 [--json out.json]
+
+Reports medians (CUDA events, one per repetition) of: the full training step (forward, backward,
+SGD with momentum and weight decay) in fp32 and with TF32 tensor cores, the forward pass, and the
+forward of mlpconv blocks 1 and 2 (conv K×K + ReLU + 1×1 + ReLU + 1×1 + ReLU).
+Not yet run by this project: no GPU has been lent to a session so far.
+"""
+import argparse
+import json
+import statistics
+
+import torch
+import torch.nn as nn
+
+
+def mlpconv(cin, c1, c2, c3, k):
+    return [nn.Conv2d(cin, c1, k, padding=k // 2), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(c2, c3, 1), nn.ReLU(inplace=True)]
+
+
+def nin_cifar10(classes=10):
+    # The authors' Caffe layout, as nin/model.ts cifarLike(): max pool, then average pool, both
+    # 3/2 with Caffe's ceil rounding (32 -> 16 -> 8), dropout 0.5, global average pooling.
+    return nn.Sequential(
+        *mlpconv(3, 192, 160, 96, 5), nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
+        *mlpconv(96, 192, 192, 192, 5), nn.AvgPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
+        *mlpconv(192, 192, 192, classes, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def time_ms(fn, reps, warmup=10):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def set_tf32(on):
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--batch', type=int, default=128)
+    ap.add_argument('--reps', type=int, default=50)
+    ap.add_argument('--json')
+    args = ap.parse_args()
+    dev = torch.device('cuda')
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(1)
+    B = args.batch
+    net = nin_cifar10().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(B, 3, 32, 32, device=dev)
+    y = torch.arange(B, device=dev) % 10
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    def forward():
+        with torch.no_grad():
+            net(x)
+
+    block1 = nn.Sequential(*mlpconv(3, 192, 160, 96, 5)).to(dev).eval()
+    block2 = nn.Sequential(*mlpconv(96, 192, 192, 192, 5)).to(dev).eval()
+    x2 = torch.randn(B, 96, 16, 16, device=dev)
+
+    def run_block(block, inp):
+        def f():
+            with torch.no_grad():
+                block(inp)
+        return f
+
+    results = {'device': torch.cuda.get_device_name(0), 'torch': torch.__version__,
+               'cudnn': torch.backends.cudnn.version(), 'batch': B, 'reps': args.reps}
+    for label, tf32 in (('fp32', False), ('tf32', True)):
+        set_tf32(tf32)
+        net.train()
+        results[f'train_step_ms_{label}'] = time_ms(step, args.reps)
+        net.eval()
+        results[f'forward_ms_{label}'] = time_ms(forward, args.reps)
+        results[f'block1_forward_ms_{label}'] = time_ms(run_block(block1, x), args.reps)
+        results[f'block2_forward_ms_{label}'] = time_ms(run_block(block2, x2), args.reps)
+    set_tf32(False)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
