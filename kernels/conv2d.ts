@@ -25,31 +25,16 @@ export interface ConvShape {
   K: number;
 }
 
-/** WGSL constants + a function reading x at pixel m shifted by tap (ky, kx) with zero padding. */
-function shiftedReader(s: ConvShape, fnName: string, buf: string, C: number, sign: 1 | -1): string {
-  const P = (s.K - 1) / 2;
-  if (s.K === 1) return `fn ${fnName}(m: u32, tap: u32, c: u32) -> f32 { return ${buf}[m * ${C}u + c]; }`;
-  const off = (k: string) => (sign === 1 ? `i32(${k}) - ${P}` : `${P} - i32(${k})`);
-  return /* wgsl */ `
-fn ${fnName}(m: u32, tap: u32, c: u32) -> f32 {
-  let x = m % ${s.W}u;
-  let t = m / ${s.W}u;
-  let y = t % ${s.H}u;
-  let n = t / ${s.H}u;
-  let iy = i32(y) + ${off(`tap / ${s.K}u`)};
-  let ix = i32(x) + ${off(`tap % ${s.K}u`)};
-  if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return 0.0; }
-  return ${buf}[((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${C}u + c];
-}`;
-}
-
-/** The same shifted read split for GemmSpec.aTaps: the offset of pixel m shifted by tap (−1 in the padding). */
-function shiftedRow(s: ConvShape, C: number, sign: 1 | -1): string {
-  if (s.K === 1) return `fn aRow(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
+/**
+ * WGSL `fn <name>(m: u32, t: u32) -> i32`: the offset in a [N, H, W, C] buffer of pixel m shifted
+ * by tap t (ky, kx) — forward (sign 1) or backward (sign −1) — or −1 in the zero padding.
+ */
+function shiftedRow(s: ConvShape, C: number, sign: 1 | -1, name = 'aRow'): string {
+  if (s.K === 1) return `fn ${name}(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
   const P = (s.K - 1) / 2;
   const off = (k: string) => (sign === 1 ? `i32(${k}) - ${P}` : `${P} - i32(${k})`);
   return /* wgsl */ `
-fn aRow(m: u32, t: u32) -> i32 {
+fn ${name}(m: u32, t: u32) -> i32 {
   let x = m % ${s.W}u;
   let r = m / ${s.W}u;
   let y = r % ${s.H}u;
@@ -58,6 +43,16 @@ fn aRow(m: u32, t: u32) -> i32 {
   let ix = i32(x) + ${off(`t % ${s.K}u`)};
   if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return -1; }
   return i32(((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${C}u);
+}`;
+}
+
+/** WGSL `fn <name>(m, tap, c) -> f32`: channel c of `buf` at pixel m shifted by tap, 0 in the padding. */
+function shiftedReader(s: ConvShape, name: string, buf: string, C: number, sign: 1 | -1): string {
+  return `${shiftedRow(s, C, sign, `${name}Row`)}
+fn ${name}(m: u32, tap: u32, c: u32) -> f32 {
+  let r = ${name}Row(m, tap);
+  if (r < 0) { return 0.0; }
+  return ${buf}[u32(r) + c];
 }`;
 }
 

@@ -86,6 +86,19 @@ export function chooseSplitK(M: number, N: number, K: number): number {
   return Math.max(1, Math.min(maxSplits, Math.ceil(target / tiles), gpu().limits.maxComputeWorkgroupsPerDimension));
 }
 
+/** Sizes, the caller's bindings and its loader/store functions: the start of both kernels. */
+function specHeader(s: GemmSpec, KC: number): string {
+  return `const M: u32 = ${s.M}u;
+const N: u32 = ${s.N}u;
+const K: u32 = ${s.K}u;
+const KC: u32 = ${KC}u;
+${s.bindings}
+${s.prelude ?? ''}
+${s.loadA}
+${s.loadB}
+${s.store}`;
+}
+
 export function gemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
   const { TM, TN, BM, BN, BK } = gemmTiles(s.M, s.N, s.K);
   const splitK = s.splitK ?? 1;
@@ -93,20 +106,12 @@ export function gemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, numb
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
   const bIndex = s.bContiguous === 'n' ? 'let nn = e % BN; let kk = e / BN;' : 'let kk = e % BK; let nn = e / BK;';
   const code = /* wgsl */ `
-const M: u32 = ${s.M}u;
-const N: u32 = ${s.N}u;
-const K: u32 = ${s.K}u;
-const KC: u32 = ${KC}u;
+${specHeader(s, KC)}
 const BM: u32 = ${BM}u;
 const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
 const TM: u32 = ${TM}u;
 const TN: u32 = ${TN}u;
-${s.bindings}
-${s.prelude ?? ''}
-${s.loadA}
-${s.loadB}
-${s.store}
 var<workgroup> As: array<f32, ${BK * BM}>;
 var<workgroup> Bs: array<f32, ${BK * BN}>;
 
@@ -215,15 +220,7 @@ ${inner((i) => `select(0.0, aAt(base${i} + c), ok${i})`)}
   // the rows stay uniform) and skipped when storing. Loops over i, j are unrolled here so that
   // the accumulators are plain registers on every compiler.
   const code = /* wgsl */ `
-const M: u32 = ${s.M}u;
-const N: u32 = ${s.N}u;
-const K: u32 = ${s.K}u;
-const KC: u32 = ${KC}u;
-${s.bindings}
-${s.prelude ?? ''}
-${s.loadA}
-${s.loadB}
-${s.store}
+${specHeader(s, KC)}
 ${taps ? `${taps.aRow}\n${taps.aAt}` : ''}
 ${!taps && s.aOffsets ? `${s.aOffsets.aRowOff}\n${s.aOffsets.aColOff}\n${s.aOffsets.aAt}` : ''}
 

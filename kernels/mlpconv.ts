@@ -109,6 +109,15 @@ function workgroupBytes(TP: number, cmax: number): number {
   return 4 * TP * (cmax + 1 + BK + 1);
 }
 
+/** Both fused kernels' bindings: x, the six parameters, y, and h1/h2 when they are written. */
+function blockBindings(hidden: boolean): string {
+  const names = ['xs', 'w1', 'b1', 'w2', 'b2', 'w3', 'b3'];
+  return [
+    ...names.map((n, i) => `@group(0) @binding(${i}) var<storage, read> ${n}: array<f32>;`),
+    ...['ys', ...(hidden ? ['h1', 'h2'] : [])].map((n, i) => `@group(0) @binding(${7 + i}) var<storage, read_write> ${n}: array<f32>;`),
+  ].join('\n');
+}
+
 function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, relu3: boolean) {
   const PL = THREADS / CL;
   const M = s.N * s.H * s.W;
@@ -146,16 +155,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, re
   const code = /* wgsl */ `
 const M: u32 = ${M}u;
 const KK: u32 = ${KK}u;
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> w1: array<f32>;
-@group(0) @binding(2) var<storage, read> b1: array<f32>;
-@group(0) @binding(3) var<storage, read> w2: array<f32>;
-@group(0) @binding(4) var<storage, read> b2: array<f32>;
-@group(0) @binding(5) var<storage, read> w3: array<f32>;
-@group(0) @binding(6) var<storage, read> b3: array<f32>;
-@group(0) @binding(7) var<storage, read_write> ys: array<f32>;
-${save ? `@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
-@group(0) @binding(9) var<storage, read_write> h2: array<f32>;` : ''}
+${blockBindings(save)}
 var<workgroup> hs: array<f32, ${TP * (cmax + 1)}>;
 var<workgroup> at: array<f32, ${TP * (BK + 1)}>;
 
@@ -266,16 +266,7 @@ ${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${
   const hidden = (l: 1 | 2, C: number) => (i: number, j: number) => `if (mBase + ${i}u < M) { h${l}[(mBase + ${i}u) * ${C}u + ch${j}] = v; }`;
   const code = /* wgsl */ `
 const M: u32 = ${M}u;
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> w1: array<f32>;
-@group(0) @binding(2) var<storage, read> b1: array<f32>;
-@group(0) @binding(3) var<storage, read> w2: array<f32>;
-@group(0) @binding(4) var<storage, read> b2: array<f32>;
-@group(0) @binding(5) var<storage, read> w3: array<f32>;
-@group(0) @binding(6) var<storage, read> b3: array<f32>;
-@group(0) @binding(7) var<storage, read_write> ys: array<f32>;
-@group(0) @binding(8) var<storage, read_write> h1: array<f32>;
-@group(0) @binding(9) var<storage, read_write> h2: array<f32>;
+${blockBindings(true)}
 
 @compute @workgroup_size(${L})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
