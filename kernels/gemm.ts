@@ -216,6 +216,16 @@ ${rows.map((i) => `    let r${i} = aRow(row${i}, t);\n    let ok${i} = r${i} >= 
 ${inner((i) => `select(0.0, aAt(base${i} + c), ok${i})`)}
     }
   }`;
+  const offsetLoop = `${rows.map((i) => `  let rowOff${i} = aRowOff(row${i});`).join('\n')}
+  for (var k = kBegin; k < kEnd; k++) {
+    let colOff = aColOff(k);
+${inner((i) => `aAt(rowOff${i} + colOff)`)}
+  }`;
+  const plainLoop = `  for (var k = kBegin; k < kEnd; k++) {
+${inner((i) => `loadA(row${i}, k)`)}
+  }`;
+  // The k loop in the cheapest form the spec allows (see GemmSpec.aTaps and aOffsets).
+  const kLoop = taps ? tapLoop(taps.KI, s.K / taps.KI) : s.aOffsets ? offsetLoop : plainLoop;
   // Rows and columns past the edge are clamped for loading (the loop body stays branch-free and
   // the rows stay uniform) and skipped when storing. Loops over i, j are unrolled here so that
   // the accumulators are plain registers on every compiler.
@@ -233,13 +243,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 ${rows.map((i) => `  let row${i} = min(mBase + ${i}u, M - 1u);`).join('\n')}
 ${cols.map((j) => `  let col${j} = min(nBase + ${L * j}u, N - 1u);`).join('\n')}
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
-${taps ? tapLoop(taps.KI, s.K / taps.KI) : s.aOffsets ? `${rows.map((i) => `  let rowOff${i} = aRowOff(row${i});`).join('\n')}
-  for (var k = kBegin; k < kEnd; k++) {
-    let colOff = aColOff(k);
-${inner((i) => `aAt(rowOff${i} + colOff)`)}
-  }` : `  for (var k = kBegin; k < kEnd; k++) {
-${inner((i) => `loadA(row${i}, k)`)}
-  }`}
+${kLoop}
 ${each((i, j) => `  if (mBase + ${i}u < M && nBase + ${L * j}u < N) { store(mBase + ${i}u, nBase + ${L * j}u, wid.z, c${i}_${j}); }`)}
 }`;
   return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
