@@ -5,6 +5,7 @@
 //   NIN_ADAPTER   adapter name substring to pick (default: the first adapter of the backend)
 //   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis"
 //   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
+//   NIN_POLL      how Dawn waits for the GPU: "spin" or "sleep" (default: sleep on CPU adapters)
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -30,6 +31,8 @@ export interface Gpu {
   style: KernelStyle;
   /** Subgroup width when the adapter reports a single one (lavapipe: 8), else null. */
   subgroupSize: number | null;
+  /** How Dawn's event polling waits for the GPU (see sleepWhileDawnWaits). */
+  poll: 'spin' | 'sleep';
 }
 
 export type KernelStyle = 'tiled' | 'simd';
@@ -119,11 +122,16 @@ async function acquire(): Promise<Gpu> {
     lostReason: null,
     style: 'tiled',
     subgroupSize: info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
+    poll: 'spin',
   };
   // A CPU adapter (lavapipe, SwiftShader) runs a workgroup on one core, its invocations as SIMD
   // lanes: there the simd kernels win (see kernels/gemm.ts); on a GPU they would idle most of a warp.
   const cpuAdapter = info.isFallbackAdapter || info.architecture === 'software';
   gpu.style = parseStyle(process.env.NIN_KERNELS) ?? (cpuAdapter ? 'simd' : 'tiled');
+  const poll = process.env.NIN_POLL ?? (cpuAdapter ? 'sleep' : 'spin');
+  if (poll !== 'spin' && poll !== 'sleep') throw new GpuError(`NIN_POLL='${poll}': expected 'spin' or 'sleep'`);
+  gpu.poll = poll;
+  if (poll === 'sleep') sleepWhileDawnWaits();
   device.lost.then((info) => {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
@@ -133,6 +141,26 @@ async function acquire(): Promise<Gpu> {
   });
   return gpu;
 }
+
+/**
+ * While a mapAsync or error scope is pending, Dawn's Node bindings poll for GPU events by calling
+ * the global setImmediate again and again (AsyncRunner::ScheduleProcessEvents): one CPU core stays
+ * busy until the GPU is done. On a CPU adapter that core is one the "GPU" needs — the mnist-small
+ * training step took 88 ms with the spin and about 50 ms with the wait asleep (lavapipe, 2 cores).
+ * So Dawn's polls (native callbacks) are sent through setTimeout, about 1 ms apart, instead;
+ * everything else still gets the real setImmediate.
+ */
+function sleepWhileDawnWaits(): void {
+  const g = globalThis as unknown as { setImmediate: typeof setImmediate & { [sleepy]?: true } };
+  if (g.setImmediate[sleepy]) return;
+  const original = g.setImmediate;
+  const isNative = (f: unknown) => typeof f === 'function' && Function.prototype.toString.call(f).endsWith('{ [native code] }');
+  const patched = ((cb: (...args: unknown[]) => void, ...args: unknown[]) =>
+    isNative(cb) ? setTimeout(cb, 1, ...args) : original(cb, ...args)) as unknown as typeof setImmediate & { [sleepy]?: true };
+  Object.assign(patched, original, { [sleepy]: true });
+  g.setImmediate = patched;
+}
+const sleepy = Symbol('nin.sleepWhileDawnWaits');
 
 function parseStyle(v: string | undefined): KernelStyle | null {
   if (!v) return null;

@@ -5,7 +5,7 @@ import { closeGpu, getGpu } from './device.ts';
 try {
   const g = await getGpu();
   console.log(`adapter: ${g.adapterName}`);
-  console.log(`kernel style: ${g.style}${g.subgroupSize ? ` (subgroup width ${g.subgroupSize})` : ''}`);
+  console.log(`kernel style: ${g.style}${g.subgroupSize ? ` (subgroup width ${g.subgroupSize})` : ''}; waiting for the GPU: ${g.poll}`);
   console.log(`features: ${[...g.features].join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
   for (const [k, v] of Object.entries(g.limits)) console.log(`${k}: ${v}`);
   closeGpu();

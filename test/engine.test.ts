@@ -122,6 +122,19 @@ describe('autograd tape', () => {
   });
 });
 
+describe('waiting for the GPU', () => {
+  // Dawn polls for GPU events with native callbacks passed to the global setImmediate. With
+  // poll = 'sleep' (CPU adapters) those go through setTimeout, so a JavaScript callback queued
+  // after them runs first; with 'spin' the queue order holds.
+  it(`routes Dawn's event polls as the adapter's poll mode says`, async () => {
+    const order: string[] = [];
+    setImmediate(order.push.bind(order, 'native')); // a bound function prints as native code, like Dawn's
+    setImmediate(() => order.push('js'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual(gpu().poll === 'sleep' ? ['js', 'native'] : ['native', 'js']);
+  });
+});
+
 describe('errors', () => {
   it('names the kernel whose WGSL fails to compile', async () => {
     const t = Tensor.empty([4]);
