@@ -124,14 +124,23 @@ describe('autograd tape', () => {
 
 describe('waiting for the GPU', () => {
   // Dawn polls for GPU events with native callbacks passed to the global setImmediate. With
-  // poll = 'sleep' (CPU adapters) those go through setTimeout, so a JavaScript callback queued
-  // after them runs first; with 'spin' the queue order holds.
+  // poll = 'sleep' (CPU adapters) those go through setTimeout; JavaScript callbacks never do.
   it(`routes Dawn's event polls as the adapter's poll mode says`, async () => {
-    const order: string[] = [];
-    setImmediate(order.push.bind(order, 'native')); // a bound function prints as native code, like Dawn's
-    setImmediate(() => order.push('js'));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(order).toEqual(gpu().poll === 'sleep' ? ['js', 'native'] : ['native', 'js']);
+    const ran: string[] = [];
+    const viaTimeout: unknown[] = [];
+    const native = ran.push.bind(ran, 'native'); // a bound function prints as native code, like Dawn's
+    const js = () => ran.push('js');
+    const realTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((cb: () => void, ms?: number) => { viaTimeout.push(cb); return realTimeout(cb, ms); }) as typeof setTimeout;
+    try {
+      setImmediate(native);
+      setImmediate(js);
+    } finally {
+      globalThis.setTimeout = realTimeout;
+    }
+    expect(viaTimeout).toEqual(gpu().poll === 'sleep' ? [native] : []);
+    await new Promise((r) => realTimeout(r, 20));
+    expect(ran.sort()).toEqual(['js', 'native']);
   });
 });
 
