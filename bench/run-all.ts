@@ -34,7 +34,7 @@ const stepRows: (StepBenchResult | BenchResult)[] = [];
 for (const model of models) {
   for (const unfused of [false, true]) {
     const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused });
-    console.error(formatBenchTable([r as BenchResult]));
+    console.error(formatBenchTable([r as unknown as BenchResult]));
     stepRows.push(r);
   }
   if (!values['no-peers'] && (model === 'cifar10' || model === 'mnist')) {

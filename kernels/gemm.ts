@@ -169,10 +169,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
 }
 
-/** Builds and dispatches a GEMM in the adapter's kernel style. */
+const built = new Map<string, { kernel: Kernel; groups: [number, number, number] }>();
+
+/**
+ * Builds (once per spec and style: generating the WGSL costs more than recording the dispatch)
+ * and dispatches a GEMM in the adapter's kernel style.
+ */
 export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
-  const { kernel, groups } = kernelStyle() === 'simd' ? simdGemmKernel(s) : gemmKernel(s);
-  dispatch(kernel, bindings, groups);
+  const style = kernelStyle();
+  const key = [style, simdWidth(), gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+    s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
+  let b = built.get(key);
+  if (!b) {
+    if (built.size > 4096) built.clear();
+    b = style === 'simd' ? simdGemmKernel(s) : gemmKernel(s);
+    built.set(key, b);
+  }
+  dispatch(b.kernel, bindings, b.groups);
 }
 
 /**

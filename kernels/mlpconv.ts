@@ -24,7 +24,7 @@
 // runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
-import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { reluBackward } from './elementwise.ts';
@@ -308,6 +308,17 @@ ${body}
   return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
 }
 
+const built = new Map<string, Kernel>();
+/** Generated WGSL by key: generating a fused kernel costs more than recording its dispatch. */
+function memo(key: string, make: () => Kernel): Kernel {
+  let k = built.get(key);
+  if (!k) {
+    if (built.size > 1024) built.clear();
+    built.set(key, (k = make()));
+  }
+  return k;
+}
+
 /** The fused mlpconv block (forward in one dispatch; see the top of this file). */
 export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   const op = 'mlpconv';
@@ -324,11 +335,13 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const h2 = save || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
   const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
   if (simd) {
-    dispatch(simdFusedKernel(s, SIMD_PIXELS, relu3), bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
+    const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
+    dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
     if (!save) { h1!.dispose(); h2!.dispose(); }
   } else {
     const tile = mlpconvTile(s, storage);
-    dispatch(fusedKernel(s, tile, save, relu3), bindings, grid1d(Math.ceil(M / tile.TP)));
+    const kernel = memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${save}|${relu3}`, () => fusedKernel(s, tile, save, relu3));
+    dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
   }
   return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);
 }
