@@ -32,7 +32,8 @@ const pendingChecks: Promise<void>[] = [];
 
 let encoder: GPUCommandEncoder | null = null;
 let pass: GPUComputePassEncoder | null = null;
-let transient: GPUBuffer[] = [];
+let freeUniforms: GPUBuffer[] = [];
+let usedUniforms: GPUBuffer[] = [];
 let poolInstance: BufferPool | null = null;
 let dispatchCount = 0;
 let submitCount = 0;
@@ -63,7 +64,8 @@ function device(): GPUDevice {
     pendingChecks.length = 0;
     encoder = null;
     pass = null;
-    transient = [];
+    freeUniforms = [];
+    usedUniforms = [];
     poolInstance = new BufferPool(g.device, g.limits.maxBufferSize);
   }
   return g.device;
@@ -120,12 +122,19 @@ export async function checkErrors(): Promise<void> {
 }
 
 /** Makes a small uniform buffer that lives until the next submission completes. */
+const UNIFORM_BYTES = 256;
+
+/**
+ * A uniform buffer holding `data` for one dispatch. They are recycled rather than created per
+ * dispatch (which cost ~60 µs of host time each, most of an SGD step's recording): one written in
+ * this submission is reused only after the submission (queue.writeBuffer lands before the open
+ * encoder's commands), and a recycled buffer keeps its cached bind groups.
+ */
 function uniformBuffer(data: ArrayBufferView): GPUBuffer {
-  const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
-  const buf = device().createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-  new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  buf.unmap();
-  transient.push(buf);
+  if (data.byteLength > UNIFORM_BYTES) throw new RangeError(`uniforms of ${data.byteLength} bytes exceed the runtime's ${UNIFORM_BYTES}`);
+  const buf = freeUniforms.pop() ?? device().createBuffer({ size: UNIFORM_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device().queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  usedUniforms.push(buf);
   return buf;
 }
 
@@ -161,21 +170,15 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   if (x === 0 || y === 0 || z === 0) return;
   const p = getPipeline(kernel);
   const enc = currentEncoder(); // opens the submission's error scopes before any bind group is made
-  const entries = (): GPUBindGroupEntry[] => bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
-  let bindGroup: GPUBindGroup;
-  if (uniforms) {
-    const all = entries();
-    all.push({ binding: bindings.length, resource: { buffer: uniformBuffer(uniforms) } });
-    bindGroup = g.device.createBindGroup({ layout: p.layout, entries: all });
-  } else {
-    const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}`;
-    let hit = bindGroups.get(key);
-    if (!hit) {
-      if (bindGroups.size > 8192) bindGroups.clear();
-      hit = g.device.createBindGroup({ layout: p.layout, entries: entries() });
-      bindGroups.set(key, hit);
-    }
-    bindGroup = hit;
+  const ub = uniforms ? uniformBuffer(uniforms) : null;
+  const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}${ub ? `|u${bufferId(ub)}` : ''}`;
+  let bindGroup = bindGroups.get(key);
+  if (!bindGroup) {
+    if (bindGroups.size > 8192) bindGroups.clear();
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
+    if (ub) entries.push({ binding: bindings.length, resource: { buffer: ub } });
+    bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
+    bindGroups.set(key, bindGroup);
   }
   if (profiler) {
     endPass();
@@ -214,8 +217,8 @@ export function flush(): void {
   check.catch(() => {});
   pendingChecks.push(check);
   profiler?.afterSubmit();
-  for (const b of transient) b.destroy(); // destruction waits for the submitted work
-  transient = [];
+  freeUniforms.push(...usedUniforms); // rewriting them now queues after this submission
+  usedUniforms = [];
 }
 
 /** Writes host data into a buffer, ordered after every dispatch recorded so far. */

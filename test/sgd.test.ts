@@ -37,6 +37,28 @@ describe('sgdStep', () => {
     expect(runtimeStats().pipelines).toBe(pipelines);
   });
 
+  // Uploads submit, so the gradients go up first; then every step is recorded into one
+  // submission, where each dispatch must still read its own lr (recycled uniform buffers).
+  it('steps recorded in one submission each use their own lr', async () => {
+    const shape = [5, 7];
+    const n = 35;
+    const w0 = randomArray(n, 83);
+    const w = Tensor.fromArray(w0, shape);
+    const v = Tensor.fromArray(new Float32Array(n), shape);
+    const grads = lrs.map((_, step) => randomArray(n, 200 + step));
+    const gTs = grads.map((g) => Tensor.fromArray(g, shape));
+    const submitsBefore = runtimeStats().submits;
+    const hyper = { momentum: 0.9, weightDecay: 5e-4 };
+    lrs.forEach((lr, step) => sgdStep(w, gTs[step], v, { lr, ...hyper }));
+    expect(runtimeStats().submits).toBe(submitsBefore);
+    const wRef = Float64Array.from(w0);
+    const vRef = new Float64Array(n);
+    lrs.forEach((lr, step) => sgdStepRef(wRef, grads[step], vRef, lr, hyper.momentum, hyper.weightDecay));
+    expectClose('weights after all steps', await w.toArray(), wRef, 1e-5);
+    expectClose('velocity after all steps', await v.toArray(), vRef, 1e-5);
+    gTs.forEach((g) => g.dispose());
+  });
+
   it('rejects mismatched shapes, aliasing and non-finite hyperparameters with named errors', () => {
     tidy(() => {
       const w = Tensor.empty([4, 3]);
