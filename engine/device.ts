@@ -69,6 +69,9 @@ export const LAVAPIPE_INSTALL_HELP = [
 ].join('\n');
 
 async function acquire(): Promise<Gpu> {
+  // Bad settings fail before any device exists.
+  const styleEnv = parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const);
+  const pollEnv = parseChoice('NIN_POLL', ['spin', 'sleep'] as const);
   Object.assign(globalThis, globals);
   const backend = process.env.NIN_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : undefined);
   const flags: string[] = [];
@@ -127,11 +130,9 @@ async function acquire(): Promise<Gpu> {
   // A CPU adapter (lavapipe, SwiftShader) runs a workgroup on one core, its invocations as SIMD
   // lanes: there the simd kernels win (see kernels/gemm.ts); on a GPU they would idle most of a warp.
   const cpuAdapter = info.isFallbackAdapter || info.architecture === 'software';
-  gpu.style = parseStyle(process.env.NIN_KERNELS) ?? (cpuAdapter ? 'simd' : 'tiled');
-  const poll = process.env.NIN_POLL ?? (cpuAdapter ? 'sleep' : 'spin');
-  if (poll !== 'spin' && poll !== 'sleep') throw new GpuError(`NIN_POLL='${poll}': expected 'spin' or 'sleep'`);
-  gpu.poll = poll;
-  if (poll === 'sleep') sleepWhileDawnWaits();
+  gpu.style = styleEnv ?? (cpuAdapter ? 'simd' : 'tiled');
+  gpu.poll = pollEnv ?? (cpuAdapter ? 'sleep' : 'spin');
+  if (gpu.poll === 'sleep') sleepWhileDawnWaits();
   device.lost.then((info) => {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
@@ -162,10 +163,11 @@ function sleepWhileDawnWaits(): void {
 }
 const sleepy = Symbol('nin.sleepWhileDawnWaits');
 
-function parseStyle(v: string | undefined): KernelStyle | null {
+function parseChoice<T extends string>(name: string, choices: readonly T[]): T | null {
+  const v = process.env[name];
   if (!v) return null;
-  if (v === 'tiled' || v === 'simd') return v;
-  throw new GpuError(`NIN_KERNELS='${v}': expected 'tiled' or 'simd'`);
+  if ((choices as readonly string[]).includes(v)) return v as T;
+  throw new GpuError(`${name}='${v}': expected ${choices.map((c) => `'${c}'`).join(' or ')}`);
 }
 
 let styleOverride: KernelStyle | null = null;

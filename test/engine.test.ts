@@ -164,19 +164,29 @@ describe('errors', () => {
     expect(runtimeStats().pipelines).toBe(n + 1);
   });
 
-  it('explains a missing adapter: the drivers tried and how to install lavapipe', () => {
-    let out = '';
+  /** stderr of a fresh process that acquires the GPU under `env` (it must fail, exit code 3). */
+  const acquireFailure = (env: Record<string, string>): string => {
     try {
       execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./engine/device.ts').then(m => m.getGpu()).catch(e => { console.error(e.message); process.exit(3); })"], {
-        env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' },
+        env: { ...process.env, ...env },
         encoding: 'utf8',
         stdio: 'pipe',
       });
     } catch (e) {
       const err = e as { status: number; stderr: string };
       expect(err.status).toBe(3);
-      out = err.stderr;
+      return err.stderr;
     }
+    throw new Error('acquiring the GPU succeeded');
+  };
+
+  it('rejects a bad NIN_KERNELS or NIN_POLL by name', () => {
+    expect(acquireFailure({ NIN_KERNELS: 'bogus' })).toContain("NIN_KERNELS='bogus': expected 'tiled' or 'simd'");
+    expect(acquireFailure({ NIN_POLL: 'bogus' })).toContain("NIN_POLL='bogus': expected 'spin' or 'sleep'");
+  });
+
+  it('explains a missing adapter: the drivers tried and how to install lavapipe', () => {
+    const out = acquireFailure({ NIN_ADAPTER: 'no-such-adapter' });
     expect(out).toMatch(/No WebGPU adapter found: Dawn backend 'vulkan', adapter 'no-such-adapter'/);
     expect(out).toMatch(/Vulkan drivers \(ICD files\) tried: .*lvp_icd/);
     expect(out).toMatch(/apt-get install -t bookworm-backports mesa-vulkan-drivers/);
