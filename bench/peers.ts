@@ -29,6 +29,7 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { closeGpu, dawnGpu, getGpu } from '../engine/device.ts';
 import { median } from '../test/numeric.ts';
+import { MODELS, type ModelConfig } from '../nin/model.ts';
 
 export type PeerModel = 'cifar10' | 'mnist';
 
@@ -91,34 +92,26 @@ interface NetSpec {
   layers: LayerSpec[];
 }
 
-const conv = (k: number, out: number): LayerSpec => ({ kind: 'conv', k, out });
-const maxpool: LayerSpec = { kind: 'maxpool', size: 3, stride: 2 };
-const avgpool: LayerSpec = { kind: 'avgpool', size: 3, stride: 2 };
-const dropout: LayerSpec = { kind: 'dropout', rate: 0.5 };
+/**
+ * The same network as our engine's config (nin/model.ts), in TF.js's terms: each mlpconv becomes
+ * its three convolutions. TF 'same' pooling windows equal Caffe's ceil-mode ones for these sizes
+ * (32→16→8, 28→14→7: no padding before, at most one row/column after).
+ */
+function peerNet(config: ModelConfig): NetSpec {
+  const layers = config.layers.flatMap((l): LayerSpec[] => {
+    if (l.type === 'mlpconv') {
+      if (l.linearOut) throw new RangeError(`peers: ${config.name} has linear class maps; the TF.js net puts ReLU after every conv`);
+      const [a, b, c] = l.channels;
+      return [{ kind: 'conv', k: l.kernel, out: a }, { kind: 'conv', k: 1, out: b }, { kind: 'conv', k: 1, out: c }];
+    }
+    if (l.type === 'dropout') return [{ kind: 'dropout', rate: l.p }];
+    return [{ kind: l.type, size: l.kernel, stride: l.stride }];
+  });
+  const { height, width, channels } = config.input;
+  return { input: [height, width, channels], classes: config.classes, layers };
+}
 
-export const NETS: Record<PeerModel, NetSpec> = {
-  // 32→16→8, then global average pooling over 8×8. TF 'same' pooling windows equal Caffe's
-  // ceil-mode ones here (no padding before, at most one row/column after).
-  cifar10: {
-    input: [32, 32, 3],
-    classes: 10,
-    layers: [
-      conv(5, 192), conv(1, 160), conv(1, 96), maxpool, dropout,
-      conv(5, 192), conv(1, 192), conv(1, 192), avgpool, dropout,
-      conv(3, 192), conv(1, 192), conv(1, 10),
-    ],
-  },
-  // 28→14→7, then global average pooling over 7×7 (both pools max, as in nin/model.ts).
-  mnist: {
-    input: [28, 28, 1],
-    classes: 10,
-    layers: [
-      conv(5, 96), conv(1, 64), conv(1, 48), maxpool, dropout,
-      conv(5, 128), conv(1, 96), conv(1, 48), maxpool, dropout,
-      conv(5, 128), conv(1, 96), conv(1, 10),
-    ],
-  },
-};
+export const NETS: Record<PeerModel, NetSpec> = { cifar10: peerNet(MODELS.cifar10), mnist: peerNet(MODELS.mnist) };
 
 interface ConvParams {
   w: tf.Variable;
