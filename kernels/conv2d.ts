@@ -124,10 +124,12 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const Kdim = s.N * s.H * s.W;
   const splitK = chooseSplitK(M, s.Co, Kdim);
   const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
-  // simd kernels read a zero-padded copy of x, where row m = (tap, ci) and column k = pixel
-  // address x as rowOffset(m) + colOffset(k): no padding test or pixel arithmetic per row.
+  // simd kernels read a zero-padded copy of x (x itself for K = 1), where row m = (tap, ci) and
+  // column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
+  // arithmetic per row.
   const P = (s.K - 1) / 2;
-  const padded = kernelStyle() === 'simd' && s.K > 1 ? padSpatial(x, P) : null;
+  const simd = kernelStyle() === 'simd';
+  const padded = simd && P > 0 ? padSpatial(x, P) : null;
   const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
   runGemm(
     {
@@ -141,15 +143,13 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
       prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(k, m / ${s.Ci}u, m % ${s.Ci}u); }`,
-      aOffsets: padded
+      aOffsets: simd
         ? {
             aRowOff: `fn aRowOff(m: u32) -> u32 { let tap = m / ${s.Ci}u; return ((tap / ${s.K}u) * ${Wp}u + tap % ${s.K}u) * ${s.Ci}u + m % ${s.Ci}u; }`,
             aColOff: `fn aColOff(k: u32) -> u32 { let x = k % ${s.W}u; let r = k / ${s.W}u; return (((r / ${s.H}u) * ${Hp}u + r % ${s.H}u) * ${Wp}u + x) * ${s.Ci}u; }`,
             aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }',
           }
-        : s.K === 1
-          ? { aRowOff: 'fn aRowOff(m: u32) -> u32 { return m; }', aColOff: `fn aColOff(k: u32) -> u32 { return k * ${s.Ci}u; }`, aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' }
-          : undefined,
+        : undefined,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return dz[k * ${s.Co}u + n]; }`,
       store: `fn store(m: u32, n: u32, z: u32, v: f32) { dw[(z * ${M}u + m) * ${s.Co}u + n] = v; }`,
       aContiguous: 'm',
