@@ -210,6 +210,22 @@ export function simdGemmTiles(M: number, N: number) {
   return { L, TM, TN, BM: TM, BN: L * TN };
 }
 
+/** WGSL: the TM×TN accumulators c{i}_{j} of a simd tile, zeroed. */
+export function simdAccumulators(TM: number, TN: number): string {
+  return Array.from({ length: TM }, (_, i) => Array.from({ length: TN }, (_, j) => `  var c${i}_${j} = 0.0;`).join('\n')).join('\n');
+}
+
+/**
+ * WGSL: one k step of a simd tile — TN per-lane loads b{j} (`b(j)`), TM uniform loads a{i}
+ * (`a(i)`), TM·TN FMAs into c{i}_{j}. Shared by the simd GEMM and the simd fused mlpconv.
+ */
+export function simdFmaStep(TM: number, TN: number, b: (j: number) => string, a: (i: number) => string): string {
+  const cols = Array.from({ length: TN }, (_, j) => j);
+  const bs = cols.map((j) => `    let b${j} = ${b(j)};`);
+  const rows = Array.from({ length: TM }, (_, i) => [`    let a${i} = ${a(i)};`, ...cols.map((j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)]);
+  return [...bs, ...rows.flat()].join('\n');
+}
+
 export function simdGemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
   const { L, TM, TN, BM, BN } = simdGemmTiles(s.M, s.N);
   const splitK = s.splitK ?? 1;
@@ -219,9 +235,7 @@ export function simdGemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, 
   const rows = Array.from({ length: TM }, (_, i) => i);
   const cols = Array.from({ length: TN }, (_, j) => j);
   const each = (f: (i: number, j: number) => string) => rows.flatMap((i) => cols.map((j) => f(i, j))).join('\n');
-  // The loop body: TN per-lane loads of B, TM uniform loads of A, TM·TN FMAs.
-  const inner = (a: (i: number) => string) => `${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join('\n')}
-${rows.map((i) => `    let a${i} = ${a(i)};\n` + cols.map((j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join('\n')).join('\n')}`;
+  const inner = (a: (i: number) => string) => simdFmaStep(TM, TN, (j) => `loadB(k, col${j})`, a);
   const tapLoop = (KI: number, T: number) => `  for (var t = 0u; t < ${T}u; t++) {
 ${rows.map((i) => `    let r${i} = aRow(row${i}, t);\n    let ok${i} = r${i} >= 0;\n    let base${i} = u32(max(r${i}, 0));`).join('\n')}
     for (var c = 0u; c < ${KI}u; c++) {
@@ -255,7 +269,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let kEnd = min(K, kBegin + KC);
 ${rows.map((i) => `  let row${i} = min(mBase + ${i}u, M - 1u);`).join('\n')}
 ${cols.map((j) => `  let col${j} = min(nBase + ${L * j}u, N - 1u);`).join('\n')}
-${each((i, j) => `  var c${i}_${j} = 0.0;`)}
+${simdAccumulators(TM, TN)}
 ${kLoop}
 ${each((i, j) => `  if (mBase + ${i}u < M && nBase + ${L * j}u < N) { store(mBase + ${i}u, nBase + ${L * j}u, wid.z, c${i}_${j}); }`)}
 }`;

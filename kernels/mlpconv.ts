@@ -28,7 +28,7 @@ import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runti
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { reluBackward } from './elementwise.ts';
-import { simdColumnsPerLane } from './gemm.ts';
+import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
 
 export interface MlpconvParams {
   w1: Tensor;
@@ -254,9 +254,8 @@ function simdFusedKernel(s: MlpconvShape, TP: number, relu3: boolean) {
     return `
   for (var c0 = 0u; c0 < ${Cout}u; c0 += ${L * TN}u) {
 ${lines(TN, (j) => `    let ch${j} = c0 + lane + ${L * j}u;\n    let col${j} = min(ch${j}, ${Cout - 1}u);`)}
-${rows.map((i) => lines(TN, (j) => `    var c${i}_${j} = 0.0;`)).join('\n')}
-${kLoop(`${lines(TN, (j) => `      let b${j} = ${w}[k * ${Cout}u + col${j}];`)}
-${rows.map((i) => `      let a${i} = ${a(i)};\n` + lines(TN, (j) => `      c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)).join('\n')}`)}
+${simdAccumulators(TP, TN)}
+${kLoop(simdFmaStep(TP, TN, (j) => `${w}[k * ${Cout}u + col${j}]`, a))}
 ${lines(TN, (j) => `    if (ch${j} < ${Cout}u) {
       let bias = ${b}[col${j}];
 ${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${i}_${j} + bias`}; ${emit(i, j)} }`).join('\n')}
