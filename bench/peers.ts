@@ -294,7 +294,8 @@ export function disposePeers(): void {
 }
 
 /** A plain-text table for any mix of BenchResult rows (TF.js and our engine side by side). */
-export function formatBenchTable(rows: readonly Pick<BenchResult, 'name' | 'model' | 'batch' | 'trainStepMs' | 'forwardMs' | 'adapter'>[]): string {
+/** Any bench's rows (ours or a peer's): the model is a name, not only a peer model. */
+export function formatBenchTable(rows: readonly (Pick<BenchResult, 'name' | 'batch' | 'trainStepMs' | 'forwardMs' | 'adapter'> & { model: string })[]): string {
   const head = ['name', 'model', 'batch', 'train step ms', 'train img/s', 'forward ms', 'fwd img/s', 'adapter'];
   const body = rows.map((r) => [
     r.name,

@@ -34,7 +34,7 @@ const stepRows: (StepBenchResult | BenchResult)[] = [];
 for (const model of models) {
   for (const unfused of [false, true]) {
     const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused });
-    console.error(formatBenchTable([r as unknown as BenchResult]));
+    console.error(formatBenchTable([r]));
     stepRows.push(r);
   }
   if (!values['no-peers'] && (model === 'cifar10' || model === 'mnist')) {
@@ -62,7 +62,7 @@ const md = [
   '### Training step (forward + backward + SGD) and forward, wall clock',
   '',
   '```',
-  formatBenchTable(stepRows as BenchResult[]),
+  formatBenchTable(stepRows),
   '```',
   ...(ratios.length ? ['', '| model | TF.js / ours, training step | TF.js / ours, forward |', '|---|---|---|', ...ratios] : []),
 ].join('\n');
