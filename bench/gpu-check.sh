@@ -1,46 +1,71 @@
 #!/usr/bin/env bash
 # Everything issue 4 measures on a lent GPU, in one device call: correctness first (the kernel
-# tests against the float64 reference, on this adapter), then PyTorch/cuDNN, bandwidth and our
-# whole bench suite (with TF.js) in the same call; a short table last, full logs under $OUT.
+# tests against the float64 reference, on this adapter), then PyTorch/cuDNN, the autotuner, a
+# per-kernel profile, bandwidth and our whole bench suite (with TF.js), all in the same call; a
+# short table last. Each stage has its own time limit so that one stuck stage cannot eat the call;
+# logs go to one archive, $OUT/logs.tgz (the device tool returns at most 8 files).
 #
 # On the device machine, from the repository root, with .gpu carried (see ../shared/gpu/README.md):
 #   bash bench/gpu-check.sh
 # Smaller settings (e.g. a smoke test on lavapipe):
-#   BATCH=4 MLPCONV_BATCHES=4 REPS=2 STEPS=2 OUT=/tmp/gpu-check bash bench/gpu-check.sh
+#   BATCH=4 MLPCONV_BATCHES=4 REPS=2 STEPS=2 TUNE_MODELS=mnist-small OUT=/tmp/gpu-check bash bench/gpu-check.sh
 set -uo pipefail
 OUT=${OUT:-bench/out}
 BATCH=${BATCH:-128}
 MLPCONV_BATCHES=${MLPCONV_BATCHES:-32,128,256}
 REPS=${REPS:-20}
 STEPS=${STEPS:-10}
+TUNE_MODELS=${TUNE_MODELS:-cifar10}
+LOGS=$(mktemp -d)
 mkdir -p "$OUT"
 if [ -f .gpu/setup.sh ]; then source .gpu/setup.sh; elif [ -f /opt/gpu/env.sh ]; then source /opt/gpu/env.sh; fi
+# Kernel times in µs need unquantized timestamps (engine/profiler.ts).
+export NIN_DAWN_FLAGS=${NIN_DAWN_FLAGS:-disable-dawn-features=timestamp_quantization}
 
-node --import tsx engine/info.ts | tee "$OUT/gpu-info.txt" || exit 1
+# stage NAME SECONDS CMD...: runs CMD with a time limit, its output in $LOGS/NAME.txt.
+stage() {
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  echo "== $name"
+  timeout "$limit" "$@" > "$LOGS/$name.txt" 2>&1
+  local rc=$?
+  echo "   $name: exit $rc after $((SECONDS - t0)) s$([ $rc -eq 124 ] && echo " (time limit $limit s)")"
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  return $rc
+}
 
-echo "== correctness: kernel tests on this adapter"
-node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
+stage gpu-info 60 node --import tsx engine/info.ts; cat "$LOGS/gpu-info.txt"
+
+stage tests 150 node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
   test/pool2d.test.ts test/dropout.test.ts test/softmax-cross-entropy.test.ts test/sgd.test.ts \
-  test/nin-end-to-end.test.ts > "$OUT/tests.txt" 2>&1
+  test/tuning.test.ts test/nin-end-to-end.test.ts
 tests=$?
-grep -E "Test Files|Tests  " "$OUT/tests.txt"
-if [ $tests -ne 0 ]; then echo "kernel tests FAILED on this adapter: no timings (see $OUT/tests.txt)"; exit 1; fi
+grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
+[ $tests -ne 0 ] && echo "KERNEL TESTS FAILED on this adapter: the timings below are not trustworthy"
 
-echo "== PyTorch + cuDNN, same card"
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  python3 bench/pytorch_nin.py --batch "$BATCH" --json "$OUT/pytorch.json" > "$OUT/pytorch.txt" 2>&1 || echo "PyTorch side failed: see $OUT/pytorch.txt"
+  stage pytorch 120 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
 else
-  echo "no CUDA PyTorch here: skipped" | tee "$OUT/pytorch.txt"
+  echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
 fi
 
-echo "== bandwidth"
-node --import tsx bench/bandwidth.ts --batch "$BATCH" > "$OUT/bandwidth.txt" 2>&1 || echo "bandwidth bench failed: see $OUT/bandwidth.txt"
+# The tuned table also goes where later calls on this warm machine can use it (NIN_TUNED).
+TUNED=$OUT/tuned.json
+if stage autotune 200 node --import tsx bench/autotune.ts --models "$TUNE_MODELS" --batch "$BATCH" --out "$TUNED"; then
+  mkdir -p /opt/gpu 2>/dev/null && cp "$TUNED" /opt/gpu/tuned.json 2>/dev/null
+  export NIN_TUNED=$TUNED
+fi
+tail -n 4 "$LOGS/autotune.txt"
 
-echo "== bench suite (fused vs unfused, training step, TF.js)"
-node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$OUT" \
-  > "$OUT/run-all.md" 2> "$OUT/run-all.log" || echo "bench suite failed: see $OUT/run-all.log"
+stage profile 90 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5 --profile
 
-echo "== summary"
-tail -n 8 "$OUT/bandwidth.txt"
-cat "$OUT/pytorch.txt"
-tail -n 30 "$OUT/run-all.md"
+stage bandwidth 60 node --import tsx bench/bandwidth.ts --batch "$BATCH"
+
+stage run-all 240 node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$LOGS"
+
+echo "== summary (NIN_TUNED=${NIN_TUNED:-none})"
+cat "$LOGS/pytorch.txt"
+tail -n 8 "$LOGS/bandwidth.txt"
+grep -B2 -A40 "training step" "$LOGS/profile.txt" | head -45
+sed -n '/^## /,$p' "$LOGS/run-all.txt" | tail -n 45
+tar -czf "$OUT/logs.tgz" -C "$LOGS" .

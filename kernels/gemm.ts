@@ -22,6 +22,7 @@
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
 import { dispatch, type BufferRef, type Kernel } from '../engine/runtime.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
+import { gemmKey, gemmTileProblem, tunedGemmTile, type GemmTile } from './tuning.ts';
 
 export interface GemmSpec {
   name: string;
@@ -99,8 +100,18 @@ ${s.loadB}
 ${s.store}`;
 }
 
-export function gemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
-  const { TM, TN, BM, BN, BK } = gemmTiles(s.M, s.N, s.K);
+/** The tile a tiled GEMM uses: the tuning table's choice for this shape (kernels/tuning.ts), else gemmTiles. */
+export function chosenGemmTile(s: GemmSpec): GemmTile {
+  const { TM, TN, BK } = gemmTiles(s.M, s.N, s.K);
+  return tunedGemmTile(gemmKey(s.name, s.M, s.N, s.K, s.splitK ?? 1)) ?? { TM, TN, BK };
+}
+
+export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): { kernel: Kernel; groups: [number, number, number] } {
+  const problem = gemmTileProblem(tile, gpu().limits.maxComputeWorkgroupStorageSize);
+  if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}: ${problem}`);
+  const { TM, TN, BK } = tile;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
   const splitK = s.splitK ?? 1;
   const KC = Math.ceil(s.K / splitK / BK) * BK;
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
@@ -177,15 +188,23 @@ const built = new Map<string, { kernel: Kernel; groups: [number, number, number]
  */
 export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
   const style = kernelStyle();
-  const key = [style, simdWidth(), gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+  const tile = style === 'tiled' ? chosenGemmTile(s) : undefined;
+  gemmCapture?.(s, bindings);
+  const key = [style, simdWidth(), tile && `${tile.TM}x${tile.TN}x${tile.BK}`, gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
   if (!b) {
     if (built.size > 4096) built.clear();
-    b = style === 'simd' ? simdGemmKernel(s) : gemmKernel(s);
+    b = style === 'simd' ? simdGemmKernel(s) : gemmKernel(s, tile);
     built.set(key, b);
   }
   dispatch(b.kernel, bindings, b.groups);
+}
+
+let gemmCapture: ((s: GemmSpec, bindings: BufferRef[]) => void) | null = null;
+/** Sees every GEMM runGemm dispatches (bench/autotune.ts collects a training step's this way); null to stop. */
+export function setGemmCapture(f: ((s: GemmSpec, bindings: BufferRef[]) => void) | null): void {
+  gemmCapture = f;
 }
 
 /**

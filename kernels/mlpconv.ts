@@ -29,6 +29,7 @@ import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
+import { mlpconvKey, tunedMlpconvTile } from './tuning.ts';
 
 export interface MlpconvParams {
   w1: Tensor;
@@ -102,6 +103,30 @@ export function mlpconvTile(s: MlpconvShape, storageBytes: number): MlpconvTile 
   throw new RangeError(
     `mlpconv: hidden widths ${s.C1}/${s.C2} need ${workgroupBytes(4, cmax)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
   );
+}
+
+/** Why a tile cannot run this block (null when it can). */
+export function mlpconvTileProblem(s: MlpconvShape, { TP, CL }: MlpconvTile, storageBytes: number): string | null {
+  if (![4, 8, 16, 32, 64, 128, 256].includes(CL)) return `CL must be a power of two from 4 to 256, got ${CL}`;
+  const PL = THREADS / CL;
+  if (TP % PL !== 0 || TP < PL || TP > 256) return `TP must be a multiple of the ${PL} pixel lanes, at most 256, got ${TP}`;
+  const bytes = workgroupBytes(TP, Math.max(s.C1, s.C2));
+  if (bytes > storageBytes) return `needs ${bytes} bytes of workgroup storage, the device offers ${storageBytes}`;
+  return null;
+}
+
+/** Every tile that can run this block: the autotuner's candidates. */
+export function mlpconvTileCandidates(s: MlpconvShape, storageBytes: number): MlpconvTile[] {
+  const out: MlpconvTile[] = [];
+  for (const CL of [4, 8, 16, 32, 64, 128]) {
+    for (const PI of [1, 2, 4, 8]) {
+      const t = { TP: (THREADS / CL) * PI, CL };
+      // More than 64 accumulators a thread would spill registers on any GPU.
+      const accumulators = PI * Math.ceil(Math.max(s.C1, s.C2, s.C3) / CL);
+      if (!mlpconvTileProblem(s, t, storageBytes) && accumulators <= 64) out.push(t);
+    }
+  }
+  return out;
 }
 
 /** Rows of both workgroup arrays are padded by one float so that pixel lanes hit different banks. */
@@ -307,6 +332,26 @@ ${body}
   return { name: `mlpconv${s.K}x${s.K}_fused_forward`, code };
 }
 
+/** The fused kernel's tile: the tuning table's choice for this block (kernels/tuning.ts), else mlpconvTile. */
+export function chosenMlpconvTile(s: MlpconvShape, save: boolean, storage: number): MlpconvTile {
+  const tuned = tunedMlpconvTile(mlpconvKey(s, save));
+  if (!tuned) return mlpconvTile(s, storage);
+  const problem = mlpconvTileProblem(s, tuned, storage);
+  if (problem) throw new RangeError(`mlpconv: tuned tile ${JSON.stringify(tuned)} for ${mlpconvKey(s, save)}: ${problem}`);
+  return { TP: tuned.TP, CL: tuned.CL };
+}
+
+/** Builds the tiled fused kernel with a given tile (the autotuner times each candidate this way). */
+export function fusedMlpconvKernel(s: MlpconvShape, tile: MlpconvTile, save: boolean, relu3: boolean): Kernel {
+  return memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${save}|${relu3}`, () => fusedKernel(s, tile, save, relu3));
+}
+
+let mlpconvCapture: ((s: MlpconvShape, save: boolean, relu3: boolean, bindings: Tensor[]) => void) | null = null;
+/** Sees every tiled fused mlpconv dispatched (bench/autotune.ts); null to stop. */
+export function setMlpconvCapture(f: typeof mlpconvCapture): void {
+  mlpconvCapture = f;
+}
+
 const built = new Map<string, Kernel>();
 /** Generated WGSL by key: generating a fused kernel costs more than recording its dispatch. */
 function memo(key: string, make: () => Kernel): Kernel {
@@ -338,8 +383,9 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
     dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
     if (!save) { h1!.dispose(); h2!.dispose(); }
   } else {
-    const tile = mlpconvTile(s, storage);
-    const kernel = memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${save}|${relu3}`, () => fusedKernel(s, tile, save, relu3));
+    mlpconvCapture?.(s, save, relu3, bindings);
+    const tile = chosenMlpconvTile(s, save, storage);
+    const kernel = fusedMlpconvKernel(s, tile, save, relu3);
     dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
   }
   return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);

@@ -1,0 +1,221 @@
+// Autotuner for the tiled (GPU) kernels: finds, for every GEMM and fused mlpconv that a NIN
+// training step (and a forward pass, fused and unfused) runs, the fastest tile on this adapter,
+// and writes the choices as a tuning table (kernels/tuning.ts).
+//   node --import tsx bench/autotune.ts [--models cifar10,mnist] [--batch 128] [--reps 7] [--out table.json]
+// Then: NIN_TUNED=table.json for a run, or commit it as kernels/tuned/<adapter>.json.
+//
+// How: one training step per model is recorded with capture hooks on, which collects each
+// distinct GEMM spec / mlpconv shape and its buffer sizes. Each is then timed on buffers of those
+// sizes, every candidate tile `reps` times, candidates interleaved (so clock drift hits all
+// alike), GPU time from timestamp queries; the median per candidate decides. Last, a check that
+// the tuned kernels train the same: a few steps from the same initial weights with and without
+// the table must give the same losses (to float rounding), and their step times side by side.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { closeGpu, getGpu, gpu, kernelStyle } from '../engine/device.ts';
+import { startProfiler } from '../engine/profiler.ts';
+import { dispatch, sync, type BufferRef } from '../engine/runtime.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { gemmKernel, chosenGemmTile, setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
+import { chosenMlpconvTile, fusedMlpconvKernel, mlpconvTileCandidates, setMlpconvCapture, type MlpconvShape } from '../kernels/mlpconv.ts';
+import { grid1d } from '../engine/runtime.ts';
+import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { SGD } from '../kernels/sgd.ts';
+import { forceTuning, GEMM_DEPTHS, GEMM_TILE_SIZES, gemmKey, gemmTileProblem, mlpconvKey, type GemmTile, type MlpconvTileChoice, type TuningTable } from '../kernels/tuning.ts';
+import { MODELS, NinModel } from '../nin/model.ts';
+import { median } from '../test/numeric.ts';
+
+interface Captured<T> {
+  key: string;
+  what: T;
+  sizes: number[];
+  /** Dispatches per training step (+ forward passes) with this key. */
+  uses: number;
+}
+
+const tileName = (t: GemmTile) => `${t.TM}×${t.TN}×${t.BK}`;
+const mTileName = (t: MlpconvTileChoice) => `TP${t.TP}/CL${t.CL}`;
+
+/** Runs `fn` with capture hooks on; returns every distinct GEMM and fused block it dispatched. */
+function capture(fn: () => void) {
+  const gemms = new Map<string, Captured<GemmSpec>>();
+  const blocks = new Map<string, Captured<{ s: MlpconvShape; save: boolean; relu3: boolean }>>();
+  const sizes = (b: BufferRef[]) => b.map((x) => x.byteLength);
+  setGemmCapture((s, b) => {
+    const key = gemmKey(s.name, s.M, s.N, s.K, s.splitK ?? 1);
+    const c = gemms.get(key);
+    if (c) c.uses++;
+    else gemms.set(key, { key, what: s, sizes: sizes(b), uses: 1 });
+  });
+  setMlpconvCapture((s, save, relu3, b) => {
+    const key = mlpconvKey(s, save);
+    const c = blocks.get(key);
+    if (c) c.uses++;
+    else blocks.set(key, { key, what: { s, save, relu3 }, sizes: sizes(b), uses: 1 });
+  });
+  try {
+    fn();
+  } finally {
+    setGemmCapture(null);
+    setMlpconvCapture(null);
+  }
+  return { gemms, blocks };
+}
+
+function trainStep(model: NinModel, opt: SGD, x: Tensor, labels: Tensor, seed: number, unfused: boolean): Tensor {
+  return tidy(() => {
+    const l = softmaxCrossEntropy(model.forward(x, { train: true, seed, unfused }), labels);
+    backward(l);
+    opt.step(1e-3);
+    return l;
+  });
+}
+
+function setup(modelName: string, batch: number) {
+  const config = MODELS[modelName];
+  if (!config) throw new Error(`unknown model '${modelName}' (known: ${Object.keys(MODELS).join(', ')})`);
+  const model = new NinModel(config, 1);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-4 });
+  const { height, width, channels } = config.input;
+  const x = Tensor.fromArray(Float32Array.from({ length: batch * height * width * channels }, (_, i) => Math.sin(i)), [batch, height, width, channels]);
+  const labels = labelTensor(Array.from({ length: batch }, (_, i) => i % config.classes), config.classes);
+  const dispose = () => { model.dispose(); opt.dispose(); x.dispose(); labels.dispose(); };
+  return { model, opt, x, labels, dispose };
+}
+
+/** Times `variants` (each a dispatch-recording function) interleaved, `reps` times; median GPU ms each. */
+async function timeVariants(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
+  for (const v of variants) v.run(); // warm-up: pipeline creation and first-use costs
+  await sync();
+  const prof = await startProfiler();
+  const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  for (let r = 0; r < reps; r++) {
+    for (const v of variants) v.run();
+    await sync();
+    for (const row of await prof.collect()) samples.get(row.name)?.push(row.totalMs);
+    await prof.reset();
+  }
+  prof.stop();
+  return new Map([...samples].map(([k, v]) => [k, median(v)]));
+}
+
+function gemmCandidates(storage: number): GemmTile[] {
+  return GEMM_TILE_SIZES.filter((t) => t >= 2).flatMap((TM) => GEMM_TILE_SIZES.filter((t) => t >= 2).flatMap((TN) => GEMM_DEPTHS.map((BK) => ({ TM, TN, BK }))))
+    .filter((t) => gemmTileProblem(t, storage) === null);
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      models: { type: 'string', default: 'cifar10,mnist' },
+      batch: { type: 'string', default: '128' },
+      reps: { type: 'string', default: '7' },
+      'check-steps': { type: 'string', default: '3' },
+      // Smoke tests on a CPU adapter: only the first N candidates (plus the default) per kernel.
+      'max-candidates': { type: 'string', default: '1000' },
+      out: { type: 'string', default: 'bench/out/tuned.json' },
+    },
+  });
+  const g = await getGpu();
+  if (kernelStyle() !== 'tiled') throw new Error(`autotune: tables apply to the tiled kernels; this adapter uses '${kernelStyle()}' (set NIN_KERNELS=tiled to tune them anyway)`);
+  const batch = Number(values.batch);
+  const reps = Number(values.reps);
+  const maxCandidates = Number(values['max-candidates']);
+  const storage = g.limits.maxComputeWorkgroupStorageSize;
+  forceTuning({ table: null }); // capture and time the heuristic defaults
+  const table: TuningTable = { adapter: g.adapterName, date: new Date().toISOString().slice(0, 10), gemm: {}, mlpconv: {} };
+  const lines: string[] = [];
+  const t0 = performance.now();
+  let stepDefaultMs = 0;
+  let stepTunedMs = 0;
+  for (const modelName of values.models!.split(',')) {
+    const m = setup(modelName, batch);
+    // What a training step, fused and unfused, and a forward pass run.
+    const found = capture(() => {
+      for (const unfused of [false, true]) {
+        trainStep(m.model, m.opt, m.x, m.labels, 0, unfused).dispose();
+        zeroGrad(m.model.params.map((p) => p.tensor));
+        noGrad(() => tidy(() => { m.model.forward(m.x, { train: false, unfused }); }));
+      }
+    });
+    await sync();
+    console.error(`${modelName}: ${found.gemms.size} GEMM shapes, ${found.blocks.size} fused blocks; timing candidates…`);
+    for (const c of found.gemms.values()) {
+      const bufs = c.sizes.map((bytes) => Tensor.empty([bytes / 4]));
+      const def = chosenGemmTile(c.what);
+      const cands = gemmCandidates(storage).slice(0, maxCandidates);
+      if (!cands.some((t) => tileName(t) === tileName(def))) cands.push(def);
+      const variants = cands.map((tile) => {
+        const k = gemmKernel({ ...c.what, name: `${c.what.name}@${tileName(tile)}` }, tile);
+        return { name: k.kernel.name, tile, run: () => dispatch(k.kernel, bufs, k.groups) };
+      });
+      const ms = await timeVariants(variants, reps);
+      const best = variants.reduce((a, b) => (ms.get(b.name)! < ms.get(a.name)! ? b : a));
+      const defMs = ms.get(`${c.what.name}@${tileName(def)}`)!;
+      const bestMs = ms.get(best.name)!;
+      table.gemm[c.key] = { ...best.tile, ms: +bestMs.toFixed(4), defaultMs: +defMs.toFixed(4) };
+      lines.push(`| ${c.key} | ${c.uses} | ${tileName(def)} | ${defMs.toFixed(3)} | ${tileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× |`);
+      bufs.forEach((b) => b.dispose());
+    }
+    for (const c of found.blocks.values()) {
+      const bufs = c.sizes.map((bytes) => Tensor.empty([bytes / 4]));
+      const { s, save, relu3 } = c.what;
+      const def = chosenMlpconvTile(s, save, storage);
+      const cands = mlpconvTileCandidates(s, storage).slice(0, maxCandidates);
+      if (!cands.some((t) => mTileName(t) === mTileName(def))) cands.push(def);
+      const M = s.N * s.H * s.W;
+      const variants = cands.map((tile) => {
+        const k = fusedMlpconvKernel(s, tile, save, relu3);
+        const named = { name: `${k.name}@${mTileName(tile)}${save ? '+h' : ''}`, code: k.code };
+        return { name: named.name, tile, run: () => dispatch(named, bufs, grid1d(Math.ceil(M / tile.TP))) };
+      });
+      const ms = await timeVariants(variants, reps);
+      const best = variants.reduce((a, b) => (ms.get(b.name)! < ms.get(a.name)! ? b : a));
+      const defMs = ms.get(variants.find((v) => mTileName(v.tile) === mTileName(def))!.name)!;
+      const bestMs = ms.get(best.name)!;
+      table.mlpconv[c.key] = { TP: best.tile.TP, CL: best.tile.CL, ms: +bestMs.toFixed(4), defaultMs: +defMs.toFixed(4) };
+      lines.push(`| ${c.key} | ${c.uses} | ${mTileName(def)} | ${defMs.toFixed(3)} | ${mTileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× |`);
+      bufs.forEach((b) => b.dispose());
+    }
+    m.dispose();
+    // Same losses with and without the table, from the same initial weights; step times side by side.
+    const steps = Number(values['check-steps']);
+    const run = async (t: TuningTable | null) => {
+      forceTuning({ table: t });
+      const r = setup(modelName, batch);
+      const losses: number[] = [];
+      const times: number[] = [];
+      for (let s = 0; s < steps + 2; s++) {
+        const ts = performance.now();
+        const l = trainStep(r.model, r.opt, r.x, r.labels, s, false);
+        zeroGrad(r.model.params.map((p) => p.tensor));
+        losses.push(await l.item());
+        times.push(performance.now() - ts);
+        l.dispose();
+      }
+      r.dispose();
+      forceTuning({ table: null });
+      return { losses, ms: median(times.slice(2)) };
+    };
+    const before = await run(null);
+    const after = await run(table);
+    const worst = Math.max(...before.losses.map((l, i) => Math.abs(l - after.losses[i]) / Math.max(1e-6, Math.abs(l))));
+    console.error(`${modelName}: losses without / with the table: ${before.losses.map((l) => l.toFixed(6)).join(' ')} / ${after.losses.map((l) => l.toFixed(6)).join(' ')} (worst relative difference ${worst.toExponential(2)})`);
+    if (!(worst <= 1e-4)) throw new Error(`autotune: the tuned kernels changed ${modelName}'s losses by ${worst.toExponential(2)} (relative): not writing a table`);
+    console.error(`${modelName}: training step batch ${batch}, wall median: ${before.ms.toFixed(2)} ms default, ${after.ms.toFixed(2)} ms tuned`);
+    stepDefaultMs += before.ms;
+    stepTunedMs += after.ms;
+  }
+  writeFileSync(values.out!, JSON.stringify(table, null, 1) + '\n');
+  console.log(`## Autotune — ${gpu().adapterName}, batch ${batch}, ${reps} reps (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+  console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain |\n|---|---|---|---|---|---|---|');
+  console.log(lines.join('\n'));
+  console.log(`\ntraining steps (sum over models), wall median: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned; table written to ${values.out}`);
+  closeGpu();
+}
+
+void main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

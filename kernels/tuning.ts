@@ -1,0 +1,123 @@
+// Measured tile choices for the tiled (GPU) kernels, per adapter: bench/autotune.ts times every
+// candidate tile of every GEMM and fused mlpconv a NIN training step runs, on the lent GPU, and
+// writes the fastest per shape as a table. The engine uses a table when one matches the adapter:
+//   NIN_TUNED=file.json            this table (a warning if it was tuned on another adapter)
+//   kernels/tuned/<adapter>.json   else the committed table named after the adapter (slug)
+// and falls back to the heuristics (gemmTiles, mlpconvTile) for shapes a table does not name.
+// Tables hold only choices, never results: every tile any table may name is one the tile tests
+// check against the float64 reference (test/tuning.test.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gpu } from '../engine/device.ts';
+
+export interface GemmTile {
+  /** Rows and columns of C per thread (a 16×16-thread workgroup covers 16·TM × 16·TN). */
+  TM: number;
+  TN: number;
+  /** k-depth of the A and B tiles staged in workgroup memory. */
+  BK: number;
+}
+
+export interface MlpconvTileChoice {
+  /** Pixels per workgroup. */
+  TP: number;
+  /** Channel lanes (threads along channels) of the 256. */
+  CL: number;
+}
+
+export interface TuningTable {
+  /** The adapter it was measured on (Gpu.adapterName). */
+  adapter: string;
+  date: string;
+  gemm: Record<string, GemmTile & { ms?: number; defaultMs?: number }>;
+  mlpconv: Record<string, MlpconvTileChoice & { ms?: number; defaultMs?: number }>;
+}
+
+export const GEMM_TILE_SIZES = [1, 2, 4, 8] as const;
+export const GEMM_DEPTHS = [8, 16, 32] as const;
+
+/** Why a GEMM tile cannot run (null when it can): the load loops need whole passes of 256 threads. */
+export function gemmTileProblem(t: GemmTile, storageBytes: number): string | null {
+  if (!GEMM_TILE_SIZES.includes(t.TM as 1) || !GEMM_TILE_SIZES.includes(t.TN as 1)) return `TM, TN must be one of ${GEMM_TILE_SIZES.join('/')}`;
+  if (!GEMM_DEPTHS.includes(t.BK as 8)) return `BK must be one of ${GEMM_DEPTHS.join('/')}`;
+  if ((t.BK * 16 * t.TM) % 256 !== 0 || (t.BK * 16 * t.TN) % 256 !== 0) return `BK·16·TM and BK·16·TN must be multiples of 256`;
+  const bytes = 4 * t.BK * 16 * (t.TM + t.TN);
+  if (bytes > storageBytes) return `needs ${bytes} bytes of workgroup storage, the device offers ${storageBytes}`;
+  return null;
+}
+
+/** Key of a GEMM in a table: its name and sizes (the same name at other sizes is another entry). */
+export function gemmKey(name: string, M: number, N: number, K: number, splitK: number): string {
+  return `${name} ${M}x${N}x${K}${splitK > 1 ? ` /${splitK}` : ''}`;
+}
+
+export function mlpconvKey(s: { N: number; H: number; W: number; Ci: number; K: number; C1: number; C2: number; C3: number }, save: boolean): string {
+  return `mlpconv${s.K}x${s.K} ${s.N}x${s.H}x${s.W}x${s.Ci} ${s.C1}-${s.C2}-${s.C3}${save ? ' +hidden' : ''}`;
+}
+
+/** Lower-case letters and digits of an adapter name, dashed: the committed table's file name. */
+export function adapterSlug(adapterName: string): string {
+  return adapterName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+const TUNED_DIR = join(dirname(fileURLToPath(import.meta.url)), 'tuned');
+
+let loaded: { adapter: string; table: TuningTable | null } | null = null;
+let forced: { gemm?: GemmTile | null; mlpconv?: MlpconvTileChoice | null; table?: TuningTable | null } = {};
+
+function parseTable(path: string): TuningTable {
+  let t: TuningTable;
+  try {
+    t = JSON.parse(readFileSync(path, 'utf8')) as TuningTable;
+  } catch (e) {
+    throw new Error(`tuning table ${path}: ${(e as Error).message}`);
+  }
+  if (typeof t.adapter !== 'string' || typeof t.gemm !== 'object' || typeof t.mlpconv !== 'object') {
+    throw new Error(`tuning table ${path}: expected { adapter, date, gemm, mlpconv }`);
+  }
+  const storage = gpu().limits.maxComputeWorkgroupStorageSize;
+  for (const [key, tile] of Object.entries(t.gemm)) {
+    const problem = gemmTileProblem(tile, storage);
+    if (problem) throw new Error(`tuning table ${path}: gemm '${key}': ${problem}`);
+  }
+  return t;
+}
+
+/** The table in force for the current adapter (loaded once per adapter; `reload` reads it again). */
+export function tuningTable(opts: { reload?: boolean } = {}): TuningTable | null {
+  if (forced.table !== undefined) return forced.table;
+  const adapter = gpu().adapterName;
+  if (loaded?.adapter === adapter && !opts.reload) return loaded.table;
+  loaded = null;
+  let table: TuningTable | null = null;
+  const env = process.env.NIN_TUNED;
+  if (env) {
+    table = parseTable(env);
+    if (table.adapter !== adapter) console.warn(`NIN_TUNED=${env} was measured on '${table.adapter}'; this adapter is '${adapter}'`);
+  } else {
+    const path = join(TUNED_DIR, `${adapterSlug(adapter)}.json`);
+    if (existsSync(path)) table = parseTable(path);
+  }
+  loaded = { adapter, table };
+  return table;
+}
+
+/** The tile a table (or a forced choice) names for this GEMM, if any. */
+export function tunedGemmTile(key: string): GemmTile | undefined {
+  if (forced.gemm !== undefined) return forced.gemm ?? undefined;
+  return tuningTable()?.gemm[key];
+}
+
+export function tunedMlpconvTile(key: string): MlpconvTileChoice | undefined {
+  if (forced.mlpconv !== undefined) return forced.mlpconv ?? undefined;
+  return tuningTable()?.mlpconv[key];
+}
+
+/**
+ * Overrides for tests and the autotuner: a tile every GEMM / fused mlpconv must use, or a table
+ * in place of the adapter's (null: none). Call with {} to restore the normal lookup.
+ */
+export function forceTuning(f: { gemm?: GemmTile | null; mlpconv?: MlpconvTileChoice | null; table?: TuningTable | null }): void {
+  forced = f;
+}
