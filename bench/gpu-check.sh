@@ -34,9 +34,9 @@ stage() {
   return $rc
 }
 
-stage gpu-info 60 node --import tsx engine/info.ts; cat "$LOGS/gpu-info.txt"
+stage gpu-info 30 node --import tsx engine/info.ts; cat "$LOGS/gpu-info.txt"
 
-stage tests 150 node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
+stage tests 100 node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
   test/pool2d.test.ts test/dropout.test.ts test/softmax-cross-entropy.test.ts test/sgd.test.ts \
   test/tuning.test.ts test/nin-end-to-end.test.ts
 tests=$?
@@ -44,24 +44,24 @@ grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 [ $tests -ne 0 ] && echo "KERNEL TESTS FAILED on this adapter: the timings below are not trustworthy"
 
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  stage pytorch 120 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
+  stage pytorch 90 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
 else
   echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
 fi
 
 # The tuned table also goes where later calls on this warm machine can use it (NIN_TUNED).
 TUNED=$OUT/tuned.json
-if stage autotune 200 node --import tsx bench/autotune.ts --models "$TUNE_MODELS" --batch "$BATCH" --out "$TUNED"; then
+if stage autotune 150 node --import tsx bench/autotune.ts --models "$TUNE_MODELS" --batch "$BATCH" --out "$TUNED"; then
   mkdir -p /opt/gpu 2>/dev/null && cp "$TUNED" /opt/gpu/tuned.json 2>/dev/null
   export NIN_TUNED=$TUNED
 fi
 tail -n 4 "$LOGS/autotune.txt"
 
-stage profile 90 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5 --profile
+stage profile 45 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5 --profile
 
-stage bandwidth 60 node --import tsx bench/bandwidth.ts --batch "$BATCH"
+stage bandwidth 30 node --import tsx bench/bandwidth.ts --batch "$BATCH"
 
-stage run-all 240 node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$LOGS"
+stage run-all 150 node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$LOGS"
 
 echo "== summary (NIN_TUNED=${NIN_TUNED:-none})"
 cat "$LOGS/pytorch.txt"
