@@ -189,7 +189,7 @@ async function runEval(args: string[]): Promise<void> {
   const c = loadCheckpoint(ckpt);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   const model = c.buildModel();
-  const r = await evaluate(model, c.preprocessor.applyTo(test), batch);
+  const r = await evaluate(model, await c.preprocessor.applyTo(test), batch);
   console.log(`${ckpt} (epoch ${c.epoch}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
   console.log(formatConfusion(r.confusion, test.classNames));
 }

@@ -156,12 +156,12 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
     step = resumed.step;
     log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}`);
   } else {
-    pre = fitPreprocessor(o.preprocess, data.train, log);
+    pre = await fitPreprocessor(o.preprocess, data.train, log);
     if (existsSync(metricsPath)) writeFileSync(metricsPath, '');
   }
-  const trainSet = pre.applyTo(data.train);
-  const valSet = data.validation && pre.applyTo(data.validation);
-  const testSet = data.test && pre.applyTo(data.test);
+  const trainSet = await pre.applyTo(data.train);
+  const valSet = data.validation && (await pre.applyTo(data.validation));
+  const testSet = data.test && (await pre.applyTo(data.test));
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
   log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
   const params = model.params.map((p) => p.tensor);

@@ -22,6 +22,8 @@ import {
   type ZcaStats,
 } from '../nin/data/index.ts';
 import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
+import type { ImageDataset } from '../nin/data/formats.ts';
+import { fitPreprocessor } from '../nin/preprocessing.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray } from './helpers.ts';
 
@@ -414,5 +416,44 @@ describe('per-channel standardisation', () => {
     const s = computeChannelStats(ds.images, 3);
     const published = [0.4914, 0.4822, 0.4465];
     for (let c = 0; c < 3; c++) expect(Math.abs(s.mean[c] / 255 - published[c])).toBeLessThan(0.01);
+  });
+});
+
+describe('Preprocessor (the transform training and eval apply)', () => {
+  it('gcn-zca: fitted on the training set, a whole data set is transformed (on workers) exactly as image by image', async () => {
+    const [h, w, c] = [3, 4, 3];
+    const dim = h * w * c;
+    const make = (count: number, seed: number): ImageDataset => ({
+      name: `synthetic-${seed}`,
+      images: Float32Array.from(randomArray(count * dim, seed, 0, 255), Math.round),
+      labels: new Int32Array(count),
+      count,
+      height: h,
+      width: w,
+      channels: c,
+      classNames: ['a'],
+      sources: [],
+      notes: [],
+    });
+    const train = make(60, 71);
+    const test = make(9, 72);
+    const pre = await fitPreprocessor('gcn-zca', train);
+    expect(pre.stats?.kind).toBe('zca');
+    const whole = await pre.applyTo(test);
+    expect(whole.labels).toBe(test.labels);
+    expect(Array.from(whole.images)).toEqual(Array.from(pre.apply(test.images, test.count)));
+    // One image at a time (what `nin predict` does) gives the same rows.
+    expect(Array.from(pre.apply(test.images.subarray(dim, 2 * dim), 1))).toEqual(Array.from(whole.images.subarray(dim, 2 * dim)));
+    // The raw images are left alone.
+    expect(test.images.every((v) => Number.isInteger(v))).toBe(true);
+    // Whitened training data: zero mean and (nearly) identity covariance on the directions kept.
+    const t = (await pre.applyTo(train)).images;
+    let meanAbs = 0;
+    for (let j = 0; j < dim; j++) {
+      let m = 0;
+      for (let s = 0; s < train.count; s++) m += t[s * dim + j];
+      meanAbs = Math.max(meanAbs, Math.abs(m / train.count));
+    }
+    expect(meanAbs).toBeLessThan(1e-4);
   });
 });
