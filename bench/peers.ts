@@ -295,20 +295,21 @@ export function disposePeers(): void {
 
 /** A plain-text table for any mix of BenchResult rows (TF.js and our engine side by side). */
 /** Any bench's rows (ours or a peer's): the model is a name, not only a peer model. */
-export function formatBenchTable(rows: readonly (Pick<BenchResult, 'name' | 'batch' | 'trainStepMs' | 'forwardMs' | 'adapter'> & { model: string })[]): string {
-  const head = ['name', 'model', 'batch', 'train step ms', 'train img/s', 'forward ms', 'fwd img/s', 'adapter'];
+export function formatBenchTable(rows: readonly (Pick<BenchResult, 'name' | 'batch' | 'trainStepMs' | 'forwardMs' | 'adapter'> & { model: string; pipelinedStepMs?: number })[]): string {
+  const head = ['name', 'model', 'batch', 'train step ms', 'train img/s', 'back-to-back ms', 'forward ms', 'fwd img/s', 'adapter'];
   const body = rows.map((r) => [
     r.name,
     r.model,
     String(r.batch),
     r.trainStepMs.toFixed(2),
     ((r.batch * 1000) / r.trainStepMs).toFixed(1),
+    r.pipelinedStepMs === undefined ? '—' : r.pipelinedStepMs.toFixed(2),
     r.forwardMs.toFixed(2),
     ((r.batch * 1000) / r.forwardMs).toFixed(1),
     r.adapter,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const left = new Set([0, 1, 7]);
+  const left = new Set([0, 1, 8]);
   const line = (cells: string[]) => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
