@@ -34,7 +34,7 @@ interface Captured<T> {
   uses: number;
 }
 
-const tileName = (t: GemmTile) => `${t.TM}×${t.TN}×${t.BK}`;
+const tileName = (t: GemmTile) => `${t.TM}×${t.TN}×${t.BK}${t.v === 2 ? 'v2' : ''}`;
 const mTileName = (t: MlpconvTileChoice) => `TP${t.TP}/CL${t.CL}`;
 
 /** Runs `fn` with capture hooks on; returns every distinct GEMM and fused block it dispatched. */
@@ -100,8 +100,10 @@ async function timeVariants(variants: { name: string; run: () => void }[], reps:
   return new Map([...samples].map(([k, v]) => [k, median(v)]));
 }
 
+/** Version 1 tiles of 2..8 rows/columns a thread, and version 2 (vec4 reads) ones of 4 or 8. */
 function gemmCandidates(storage: number): GemmTile[] {
-  return GEMM_TILE_SIZES.filter((t) => t >= 2).flatMap((TM) => GEMM_TILE_SIZES.filter((t) => t >= 2).flatMap((TN) => GEMM_DEPTHS.map((BK) => ({ TM, TN, BK }))))
+  const sizes = GEMM_TILE_SIZES.filter((t) => t >= 2);
+  return sizes.flatMap((TM) => sizes.flatMap((TN) => GEMM_DEPTHS.flatMap((BK) => [{ TM, TN, BK }, { TM, TN, BK, v: 2 as const }])))
     .filter((t) => gemmTileProblem(t, storage) === null);
 }
 

@@ -108,7 +108,8 @@ export function chosenGemmTile(s: GemmSpec): GemmTile {
 
 export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): { kernel: Kernel; groups: [number, number, number] } {
   const problem = gemmTileProblem(tile, gpu().limits.maxComputeWorkgroupStorageSize);
-  if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}: ${problem}`);
+  if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}${tile.v === 2 ? ' v2' : ''}: ${problem}`);
+  if (tile.v === 2) return gemmKernelV2(s, tile);
   const { TM, TN, BK } = tile;
   const BM = 16 * TM;
   const BN = 16 * TN;
@@ -180,6 +181,83 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
 }
 
+/**
+ * Version 2 of the tiled GEMM (a tuning-table choice, `v: 2`): thread (tx, ty) owns the TM
+ * consecutive rows ty·TM + i and TN consecutive columns tx·TN + j, so its values in the staged
+ * tiles are contiguous and come out of workgroup memory as vec4 loads: TM/4 + TN/4 loads feed
+ * TM·TN FMAs per k, against TM + TN scalar loads in version 1 (workgroup-memory bandwidth, not
+ * FMAs, is what a register-tiled GEMM runs out of first on GPUs). Global loads and the tile
+ * staging are version 1's. TM and TN must be 4 or 8.
+ */
+function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
+  const { TM, TN, BK } = tile;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
+  const [AM, BNV] = [BM / 4, BN / 4]; // vec4s per k-row of each staged tile
+  const splitK = s.splitK ?? 1;
+  const KC = Math.ceil(s.K / splitK / BK) * BK;
+  const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
+  const bIndex = s.bContiguous === 'n' ? 'let nn = e % BN; let kk = e / BN;' : 'let kk = e % BK; let nn = e / BK;';
+  const rows = Array.from({ length: TM }, (_, i) => i);
+  const groups = Array.from({ length: TN / 4 }, (_, g) => g);
+  const code = /* wgsl */ `
+${specHeader(s, KC)}
+const BM: u32 = ${BM}u;
+const BN: u32 = ${BN}u;
+const BK: u32 = ${BK}u;
+var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let tx = lid3.x;
+  let ty = lid3.y;
+  let m0 = wid.x * BM;
+  let n0 = wid.y * BN;
+  let kBegin = wid.z * KC;
+  let kEnd = min(K, kBegin + KC);
+${rows.flatMap((i) => groups.map((g) => `  var c${i}_${g} = vec4<f32>(0.0);`)).join('\n')}
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
+    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
+      let e = lid + 256u * r;
+      ${aIndex}
+      let m = m0 + mm;
+      let k = k0 + kk;
+      var v = 0.0;
+      if (m < M && k < kEnd) { v = loadA(m, k); }
+      As[kk * ${AM}u + mm / 4u][mm % 4u] = v;
+    }
+    for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
+      let e = lid + 256u * r;
+      ${bIndex}
+      let n = n0 + nn;
+      let k = k0 + kk;
+      var v = 0.0;
+      if (n < N && k < kEnd) { v = loadB(k, n); }
+      Bs[kk * ${BNV}u + nn / 4u][nn % 4u] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+${Array.from({ length: TM / 4 }, (_, q) => `      let a${q} = As[kk * ${AM}u + ty * ${TM / 4}u + ${q}u];`).join('\n')}
+${groups.map((g) => `      let b${g} = Bs[kk * ${BNV}u + tx * ${TN / 4}u + ${g}u];`).join('\n')}
+${rows.flatMap((i) => groups.map((g) => `      c${i}_${g} = fma(vec4<f32>(a${Math.floor(i / 4)}[${i % 4}]), b${g}, c${i}_${g});`)).join('\n')}
+    }
+    workgroupBarrier();
+  }
+${rows.map((i) => `  {
+    let m = m0 + ty * ${TM}u + ${i}u;
+    if (m < M) {
+${groups.map((g) => `      for (var c = 0u; c < 4u; c++) {
+        let n = n0 + tx * ${TN}u + ${4 * g}u + c;
+        if (n < N) { store(m, n, wid.z, c${i}_${g}[c]); }
+      }`).join('\n')}
+    }
+  }`).join('\n')}
+}`;
+  return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
+}
+
 const built = new Map<string, { kernel: Kernel; groups: [number, number, number] }>();
 
 /**
@@ -190,7 +268,7 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
   const style = kernelStyle();
   const tile = style === 'tiled' ? chosenGemmTile(s) : undefined;
   gemmCapture?.(s, bindings);
-  const key = [style, simdWidth(), tile && `${tile.TM}x${tile.TN}x${tile.BK}`, gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+  const key = [style, simdWidth(), tile && `${tile.TM}x${tile.TN}x${tile.BK}v${tile.v ?? 1}`, gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
   if (!b) {

@@ -17,6 +17,8 @@ export interface GemmTile {
   TN: number;
   /** k-depth of the A and B tiles staged in workgroup memory. */
   BK: number;
+  /** Kernel version (kernels/gemm.ts): 1 (default) strided rows and columns; 2 contiguous, vec4 reads. */
+  v?: 1 | 2;
 }
 
 export interface MlpconvTileChoice {
@@ -41,6 +43,8 @@ export const GEMM_DEPTHS = [8, 16, 32] as const;
 export function gemmTileProblem(t: GemmTile, storageBytes: number): string | null {
   if (!GEMM_TILE_SIZES.includes(t.TM as 1) || !GEMM_TILE_SIZES.includes(t.TN as 1)) return `TM, TN must be one of ${GEMM_TILE_SIZES.join('/')}`;
   if (!GEMM_DEPTHS.includes(t.BK as 8)) return `BK must be one of ${GEMM_DEPTHS.join('/')}`;
+  if (t.v !== undefined && t.v !== 1 && t.v !== 2) return `v must be 1 or 2`;
+  if (t.v === 2 && (t.TM % 4 !== 0 || t.TN % 4 !== 0)) return `version 2 needs TM and TN of 4 or 8`;
   if ((t.BK * 16 * t.TM) % 256 !== 0 || (t.BK * 16 * t.TN) % 256 !== 0) return `BK·16·TM and BK·16·TN must be multiples of 256`;
   const bytes = 4 * t.BK * 16 * (t.TM + t.TN);
   if (bytes > storageBytes) return `needs ${bytes} bytes of workgroup storage, the device offers ${storageBytes}`;

@@ -38,7 +38,7 @@ afterAll(() => {
 
 /** Every GEMM tile the tiled kernel accepts on a device with `storage` bytes of workgroup memory. */
 function allGemmTiles(storage: number): GemmTile[] {
-  return GEMM_TILE_SIZES.flatMap((TM) => GEMM_TILE_SIZES.flatMap((TN) => GEMM_DEPTHS.map((BK) => ({ TM, TN, BK }))))
+  return GEMM_TILE_SIZES.flatMap((TM) => GEMM_TILE_SIZES.flatMap((TN) => GEMM_DEPTHS.flatMap((BK) => [{ TM, TN, BK }, { TM, TN, BK, v: 2 as const }])))
     .filter((t) => gemmTileProblem(t, storage) === null);
 }
 
@@ -58,10 +58,11 @@ describe('tuned GEMM tiles', () => {
     const wantX = numericalGrad(scalar, x.ref, idxX);
     const wantW = numericalGrad(scalar, w.ref, idxW);
     const tiles = allGemmTiles(gpu().limits.maxComputeWorkgroupStorageSize);
-    expect(tiles.length).toBeGreaterThanOrEqual(30);
+    expect(tiles.length).toBeGreaterThanOrEqual(40);
+    expect(tiles.filter((t) => t.v === 2).length).toBeGreaterThanOrEqual(10);
     for (const tile of tiles) {
       forceTuning({ gemm: tile });
-      const label = `tile ${tile.TM}×${tile.TN}×${tile.BK}`;
+      const label = `tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}`;
       const xg = param(Tensor.fromArray(x.ref.data, x.ref.shape));
       const wg = param(Tensor.fromArray(w.ref.data, w.ref.shape));
       const y = conv2d(xg, wg, b.gpu);
@@ -77,6 +78,7 @@ describe('tuned GEMM tiles', () => {
     expect(gemmTileProblem({ TM: 1, TN: 4, BK: 8 }, 32768)).toMatch(/multiples of 256/);
     expect(gemmTileProblem({ TM: 8, TN: 8, BK: 32 }, 16384)).toMatch(/needs 32768 bytes.*offers 16384/);
     expect(gemmTileProblem({ TM: 8, TN: 4, BK: 32 }, 32768)).toBeNull();
+    expect(gemmTileProblem({ TM: 2, TN: 4, BK: 16, v: 2 }, 32768)).toMatch(/version 2 needs TM and TN of 4 or 8/);
   });
 });
 
