@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 3's runs on a lent GPU: the paper's MNIST NIN on all of MNIST, and a few CIFAR-10 epochs.
+# Copies the run's metrics (JSONL) and log to $OUT; uses the autotuner's table when an earlier
+# call on this warm machine left one (/opt/gpu/tuned.json, written by bench/gpu-check.sh).
+#
+#   bash bench/gpu-train.sh mnist   [EPOCHS=5]   data: /opt/gpu/data/mnist (gpu-check's first call copies it there)
+#   bash bench/gpu-train.sh cifar10 [EPOCHS=5]   data: gpu-join cifar10 (parts carried in earlier calls)
+#
+# The device calls, from the project root here (../shared/gpu/README.md):
+#   1. carry [".gpu", ".gpudata"]: mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/ && bash bench/gpu-check.sh
+#      (.gpudata/mnist: a copy of ../shared/data/mnist; .gpudata ignored through .git/info/exclude)
+#   2. carry [".gpu-cifar10-1"]: source /opt/gpu/env.sh && bash bench/gpu-train.sh mnist
+#   3. carry [".gpu-cifar10-2"]: source /opt/gpu/env.sh
+#   4. carry [".gpu-cifar10-3"]: source /opt/gpu/env.sh && bash bench/gpu-train.sh cifar10
+#   (../shared/gpu/pack-data ../shared/data/cifar-10-batches-bin cifar10 makes the three parts)
+set -uo pipefail
+dataset=${1:?usage: gpu-train.sh mnist|cifar10}
+EPOCHS=${EPOCHS:-5}
+LIMIT=${LIMIT:-240}
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+[ -f /opt/gpu/env.sh ] && source /opt/gpu/env.sh
+[ -f /opt/gpu/tuned.json ] && export NIN_TUNED=/opt/gpu/tuned.json
+run=/tmp/nin-$dataset
+case $dataset in
+  # The paper's MNIST net (96-64-48 / 128-96-48 / 128-96-10), batch 128, cosine schedule.
+  mnist) args=(--dataset mnist --data-dir /opt/gpu/data --batch 128 --lr 0.02 --schedule cosine --warmup 0.2) ;;
+  # The paper's CIFAR-10 net with flips and translations; per-channel standardisation (the paper's
+  # GCN + ZCA costs a CPU fit of a 3072×3072 covariance first, which a few-epoch run does not need).
+  cifar10)
+    gpu-join cifar10 /tmp/data || exit 1
+    args=(--dataset cifar10 --data-dir /tmp/data --preprocess standardize --init he --lr 0.02 --schedule cosine --warmup 0.3) ;;
+  *) echo "gpu-train.sh: unknown dataset '$dataset'" >&2; exit 2 ;;
+esac
+echo "NIN_TUNED=${NIN_TUNED:-none}; $dataset, $EPOCHS epochs, time limit $LIMIT s"
+timeout "$LIMIT" node --import tsx nin/cli.ts train "${args[@]}" --epochs "$EPOCHS" --seed 1 --out "$run" > "$OUT/$dataset-train.txt" 2>&1
+echo "exit $?"
+cp "$run/metrics.jsonl" "$OUT/$dataset-metrics.jsonl" 2>/dev/null
+grep -E "^epoch [0-9]+:|^done|model|params|Error|error:" "$OUT/$dataset-train.txt" | tail -n 30
