@@ -35,6 +35,9 @@ stage() {
 }
 
 stage gpu-info 30 node --import tsx engine/info.ts; cat "$LOGS/gpu-info.txt"
+# What tensor-core shapes Dawn would offer WGSL (the TF32 stretch target needs this list).
+NIN_DAWN_FLAGS="$NIN_DAWN_FLAGS enable-dawn-features=allow_unsafe_apis" stage gpu-info-unsafe 30 node --import tsx engine/info.ts
+grep -E "subgroup-matrix|adapter features" "$LOGS/gpu-info-unsafe.txt"
 
 stage tests 100 node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
   test/pool2d.test.ts test/dropout.test.ts test/softmax-cross-entropy.test.ts test/sgd.test.ts \

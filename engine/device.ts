@@ -33,6 +33,13 @@ export interface Gpu {
   subgroupSize: number | null;
   /** How Dawn's event polling waits for the GPU (see sleepWhileDawnWaits). */
   poll: 'spin' | 'sleep';
+  /** Every feature the adapter offers (the device asks only for the ones the engine uses). */
+  adapterFeatures: string[];
+  /**
+   * The adapter's subgroup-matrix shapes and types (Dawn's chromium-experimental-subgroup-matrix,
+   * offered with NIN_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis on some GPUs), else [].
+   */
+  subgroupMatrixConfigs: { M: number; N: number; K: number; componentType: string; resultComponentType: string }[];
 }
 
 export type KernelStyle = 'tiled' | 'simd';
@@ -109,6 +116,10 @@ async function acquire(): Promise<Gpu> {
   };
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info;
+  type MatrixConfig = Gpu['subgroupMatrixConfigs'][number];
+  const matrixConfigs = ((info as unknown as { subgroupMatrixConfigs?: MatrixConfig[] }).subgroupMatrixConfigs ?? []).map((c) => ({
+    M: c.M, N: c.N, K: c.K, componentType: c.componentType, resultComponentType: c.resultComponentType,
+  }));
   const adapterName = [info.vendor, info.description || info.device || info.architecture].filter(Boolean).join(': ') || 'unknown adapter';
   const gpu: Gpu = {
     device,
@@ -126,6 +137,8 @@ async function acquire(): Promise<Gpu> {
     style: 'tiled',
     subgroupSize: info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
     poll: 'spin',
+    adapterFeatures: [...adapter.features].map(String).sort(),
+    subgroupMatrixConfigs: matrixConfigs,
   };
   // A CPU adapter (lavapipe, SwiftShader) runs a workgroup on one core, its invocations as SIMD
   // lanes: there the simd kernels win (see kernels/gemm.ts); on a GPU they would idle most of a warp.

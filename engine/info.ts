@@ -8,6 +8,9 @@ try {
   console.log(`kernel style: ${g.style}${g.subgroupSize ? ` (subgroup width ${g.subgroupSize})` : ''}; waiting for the GPU: ${g.poll}`);
   console.log(`features: ${[...g.features].join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
   for (const [k, v] of Object.entries(g.limits)) console.log(`${k}: ${v}`);
+  console.log(`adapter features: ${g.adapterFeatures.join(', ')}`);
+  const configs = g.subgroupMatrixConfigs.map((c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`);
+  console.log(`subgroup-matrix configs: ${configs.join(', ') || 'none'}${g.adapterFeatures.includes('chromium-experimental-subgroup-matrix') ? '' : ' (feature not offered; with allow_unsafe_apis some GPUs offer it)'}`);
   closeGpu();
 } catch (e) {
   console.error((e as Error).message);
