@@ -3,6 +3,8 @@
 // and writes the choices as a tuning table (kernels/tuning.ts).
 //   node --import tsx bench/autotune.ts [--models cifar10,mnist] [--batch 128] [--reps 7] [--out table.json]
 // Then: NIN_TUNED=table.json for a run, or commit it as kernels/tuned/<adapter>.json.
+// For each fused block it also compares the best fused time with the sum of the best times of the
+// same three convolutions unfused, and marks the block `fused: false` where the chain wins.
 //
 // How: one training step per model is recorded with capture hooks on, which collects each
 // distinct GEMM spec / mlpconv shape and its buffer sizes. Each is then timed on buffers of those
@@ -157,7 +159,7 @@ async function main() {
       const defMs = ms.get(`${c.what.name}@${tileName(def)}`)!;
       const bestMs = ms.get(best.name)!;
       table.gemm[c.key] = { ...best.tile, ms: +bestMs.toFixed(4), defaultMs: +defMs.toFixed(4) };
-      lines.push(`| ${c.key} | ${c.uses} | ${tileName(def)} | ${defMs.toFixed(3)} | ${tileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× |`);
+      lines.push(`| ${c.key} | ${c.uses} | ${tileName(def)} | ${defMs.toFixed(3)} | ${tileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× | |`);
       bufs.forEach((b) => b.dispose());
     }
     for (const c of found.blocks.values()) {
@@ -176,8 +178,14 @@ async function main() {
       const best = variants.reduce((a, b) => (ms.get(b.name)! < ms.get(a.name)! ? b : a));
       const defMs = ms.get(variants.find((v) => mTileName(v.tile) === mTileName(def))!.name)!;
       const bestMs = ms.get(best.name)!;
-      table.mlpconv[c.key] = { TP: best.tile.TP, CL: best.tile.CL, ms: +bestMs.toFixed(4), defaultMs: +defMs.toFixed(4) };
-      lines.push(`| ${c.key} | ${c.uses} | ${mTileName(def)} | ${defMs.toFixed(3)} | ${mTileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× |`);
+      // The same block as three GEMMs, each at its best tile (timed above from the unfused pass).
+      const M1 = s.N * s.H * s.W;
+      const chain = [gemmKey(`conv${s.K}x${s.K}_forward`, M1, s.C1, s.K * s.K * s.Ci, 1), gemmKey('conv1x1_forward', M1, s.C2, s.C1, 1), gemmKey('conv1x1_forward', M1, s.C3, s.C2, 1)];
+      const parts = chain.map((k) => table.gemm[k]?.ms);
+      const unfusedMs = parts.every((v) => v !== undefined) ? parts.reduce((a, b) => a! + b!, 0)! : undefined;
+      const fused = unfusedMs === undefined || bestMs <= unfusedMs;
+      table.mlpconv[c.key] = { TP: best.tile.TP, CL: best.tile.CL, ...(fused ? {} : { fused: false }), ms: +bestMs.toFixed(4), defaultMs: +defMs.toFixed(4), ...(unfusedMs === undefined ? {} : { unfusedMs: +unfusedMs.toFixed(4) }) };
+      lines.push(`| ${c.key} | ${c.uses} | ${mTileName(def)} | ${defMs.toFixed(3)} | ${mTileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× | ${unfusedMs === undefined ? '—' : `${unfusedMs.toFixed(3)} → ${fused ? 'fused' : 'UNFUSED'}`} |`);
       bufs.forEach((b) => b.dispose());
     }
     m.dispose();
@@ -211,7 +219,7 @@ async function main() {
   }
   writeFileSync(values.out!, JSON.stringify(table, null, 1) + '\n');
   console.log(`## Autotune — ${gpu().adapterName}, batch ${batch}, ${reps} reps (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
-  console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain |\n|---|---|---|---|---|---|---|');
+  console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
   console.log(lines.join('\n'));
   console.log(`\ntraining steps (sum over models), wall median: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned; table written to ${values.out}`);
   closeGpu();

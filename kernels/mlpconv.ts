@@ -45,6 +45,11 @@ export interface MlpconvOptions {
   relu3?: boolean;
   /** Workgroup storage to plan for, in bytes (default: what the device offers). */
   workgroupStorage?: number;
+  /**
+   * Run the fused kernel even where the tuning table says the unfused chain is faster on this
+   * adapter (benchmarks and tests of the fused kernel itself).
+   */
+  forceFused?: boolean;
 }
 
 export interface MlpconvShape {
@@ -335,7 +340,7 @@ ${body}
 /** The fused kernel's tile: the tuning table's choice for this block (kernels/tuning.ts), else mlpconvTile. */
 export function chosenMlpconvTile(s: MlpconvShape, save: boolean, storage: number): MlpconvTile {
   const tuned = tunedMlpconvTile(mlpconvKey(s, save));
-  if (!tuned) return mlpconvTile(s, storage);
+  if (!tuned || tuned.TP === undefined) return mlpconvTile(s, storage);
   const problem = mlpconvTileProblem(s, tuned, storage);
   if (problem) throw new RangeError(`mlpconv: tuned tile ${JSON.stringify(tuned)} for ${mlpconvKey(s, save)}: ${problem}`);
   return { TP: tuned.TP, CL: tuned.CL };
@@ -372,6 +377,8 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const simd = kernelStyle() === 'simd';
   const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
   const save = needsGrad(...parents);
+  // A measured choice (kernels/tuning.ts): where three GEMMs beat the fused kernel on this adapter.
+  if (!simd && !opts.forceFused && tunedMlpconvTile(mlpconvKey(s, save))?.fused === false) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).

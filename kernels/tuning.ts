@@ -26,6 +26,11 @@ export interface MlpconvTileChoice {
   TP: number;
   /** Channel lanes (threads along channels) of the 256. */
   CL: number;
+  /**
+   * false: on this adapter the block ran faster as three separate convolutions (each with its own
+   * tuned tile) than as the fused kernel, so mlpconv() runs it that way. Absent: fused.
+   */
+  fused?: boolean;
 }
 
 export interface TuningTable {
@@ -33,7 +38,7 @@ export interface TuningTable {
   adapter: string;
   date: string;
   gemm: Record<string, GemmTile & { ms?: number; defaultMs?: number }>;
-  mlpconv: Record<string, MlpconvTileChoice & { ms?: number; defaultMs?: number }>;
+  mlpconv: Record<string, MlpconvTileChoice & { ms?: number; defaultMs?: number; unfusedMs?: number }>;
 }
 
 export const GEMM_TILE_SIZES = [1, 2, 4, 8] as const;

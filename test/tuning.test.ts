@@ -9,8 +9,8 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { chosenGemmTile } from '../kernels/gemm.ts';
-import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { chosenGemmTile, setGemmCapture } from '../kernels/gemm.ts';
+import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture, type MlpconvParams } from '../kernels/mlpconv.ts';
 import {
   adapterSlug,
   forceTuning,
@@ -103,6 +103,43 @@ describe('tuned fused mlpconv tiles', () => {
 });
 
 describe('tuning tables', () => {
+  it('a block marked fused: false runs as three convolutions, with the same output and gradients', async () => {
+    const c = { N: 2, H: 5, W: 5, Ci: 3, K: 3, C1: 8, C2: 6, C3: 5 };
+    const t = {
+      x: pair([c.N, c.H, c.W, c.Ci], 21),
+      w1: pair([c.K, c.K, c.Ci, c.C1], 22, -0.4, 0.4), b1: pair([c.C1], 23, -0.1, 0.3),
+      w2: pair([1, 1, c.C1, c.C2], 24, -0.4, 0.4), b2: pair([c.C2], 25, -0.1, 0.3),
+      w3: pair([1, 1, c.C2, c.C3], 26, -0.4, 0.4), b3: pair([c.C3], 27, -0.1, 0.3),
+    };
+    const want = mlpconvRef(t.x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const r = Tensor.fromArray(randomArray(c.N * c.H * c.W * c.C3, 28), [c.N, c.H, c.W, c.C3]);
+    const run = async (opts: { forceFused?: boolean }) => {
+      const p = Object.fromEntries(['w1', 'b1', 'w2', 'b2', 'w3', 'b3'].map((k) => [k, param(Tensor.fromArray(t[k as 'w1'].ref.data, t[k as 'w1'].ref.shape))])) as unknown as MlpconvParams;
+      const seen: string[] = [];
+      setGemmCapture((s) => seen.push(s.name));
+      setMlpconvCapture(() => seen.push('fused'));
+      try {
+        const y = mlpconv(t.x.gpu, p, opts);
+        const out = await y.toArray();
+        backward(dot(y, r));
+        return { seen, out, dw1: await p.w1.grad!.toArray(), dw3: await p.w3.grad!.toArray() };
+      } finally {
+        setGemmCapture(null);
+        setMlpconvCapture(null);
+      }
+    };
+    forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: { [mlpconvKey(c, true)]: { TP: 16, CL: 32, fused: false } } } });
+    const chain = await run({});
+    expect(chain.seen.slice(0, 3)).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward']);
+    expect(chain.seen).not.toContain('fused');
+    expectClose('unfused by the table', chain.out, want, 1e-5);
+    const fused = await run({ forceFused: true });
+    expect(fused.seen[0]).toBe('fused');
+    expectClose('same output', chain.out, fused.out, 1e-6);
+    expectClose('same dw1', chain.dw1, fused.dw1, 1e-5);
+    expectClose('same dw3', chain.dw3, fused.dw3, 1e-5);
+  });
+
   const storage = () => gpu().limits.maxComputeWorkgroupStorageSize;
 
   it('a table entry picks the tile for exactly that GEMM or block; other shapes keep the heuristic', () => {
