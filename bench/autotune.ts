@@ -3,6 +3,7 @@
 // and writes the choices as a tuning table (kernels/tuning.ts).
 //   node --import tsx bench/autotune.ts [--models cifar10,mnist] [--batch 128] [--reps 7] [--out table.json]
 // Then: NIN_TUNED=table.json for a run, or commit it as kernels/tuned/<adapter>.json.
+// Weight gradients' split-K factors are tuned first (each timed with the sum of its slices).
 // For each fused block it also compares the best fused time with the sum of the best times of the
 // same three convolutions unfused, and marks the block `fused: false` where the chain wins.
 //
@@ -20,6 +21,7 @@ import { startProfiler } from '../engine/profiler.ts';
 import { dispatch, sync, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { gemmKernel, chosenGemmTile, setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
+import { sumSlices } from '../kernels/conv2d.ts';
 import { chosenMlpconvTile, fusedMlpconvKernel, mlpconvTileCandidates, setMlpconvCapture, type MlpconvShape } from '../kernels/mlpconv.ts';
 import { grid1d } from '../engine/runtime.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
@@ -103,6 +105,57 @@ async function timeVariants(variants: { name: string; run: () => void }[], reps:
 }
 
 /** Version 1 tiles of 2..8 rows/columns a thread, and version 2 (vec4 reads) ones of 4 or 8. */
+/** Times each variant on its own (all its kernels, summed), `reps` times; median GPU ms each. */
+async function timeEach(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const v of variants) {
+    v.run();
+    await sync();
+    const prof = await startProfiler();
+    const xs: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      v.run();
+      await sync();
+      xs.push((await prof.collect()).reduce((a, row) => a + row.totalMs, 0));
+      await prof.reset();
+    }
+    prof.stop();
+    out.set(v.name, median(xs));
+  }
+  return out;
+}
+
+/**
+ * Split-K for each weight gradient (long k = pixels, small M×N): around the heuristic's factor S,
+ * S/4 … 4S and 1, each timed with the reduction of its slices.
+ */
+async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lines: string[]): Promise<Record<string, number>> {
+  const splits: Record<string, number> = {};
+  const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
+  for (const c of gemms) {
+    const s = c.what;
+    if (!s.name.endsWith('_grad_weight')) continue;
+    const S0 = s.splitK ?? 1;
+    const cands = [...new Set([1, S0 / 4, S0 / 2, S0, 2 * S0, 4 * S0].map(Math.round))].filter((v) => v >= 1 && v <= Math.min(maxDim, Math.floor(s.K / 64)));
+    if (!cands.includes(S0)) cands.push(S0);
+    const inputs = c.sizes.slice(0, -1).map((bytes) => Tensor.empty([bytes / 4]));
+    const outs: Tensor[] = [];
+    const variants = cands.map((S) => {
+      const spec = { ...s, splitK: S };
+      const k = gemmKernel(spec, chosenGemmTile(spec));
+      const out = Tensor.empty([S * s.M * s.N]);
+      outs.push(out);
+      return { name: String(S), run: () => { dispatch(k.kernel, [...inputs, out], k.groups); if (S > 1) sumSlices(out, S, [s.M * s.N]).dispose(); } };
+    });
+    const ms = await timeEach(variants, reps);
+    const best = cands.reduce((a, b) => (ms.get(String(b))! < ms.get(String(a))! ? b : a));
+    splits[gemmKey(s.name, s.M, s.N, s.K, 1)] = best;
+    lines.push(`| ${gemmKey(s.name, s.M, s.N, s.K, 1)} split-K (+ slice sum) | ${c.uses} | /${S0} | ${ms.get(String(S0))!.toFixed(3)} | /${best} | ${ms.get(String(best))!.toFixed(3)} | ${(ms.get(String(S0))! / ms.get(String(best))!).toFixed(2)}× | |`);
+    [...inputs, ...outs].forEach((t) => t.dispose());
+  }
+  return splits;
+}
+
 function gemmCandidates(storage: number): GemmTile[] {
   const sizes = GEMM_TILE_SIZES.filter((t) => t >= 2);
   return sizes.flatMap((TM) => sizes.flatMap((TN) => GEMM_DEPTHS.flatMap((BK) => [{ TM, TN, BK }, { TM, TN, BK, v: 2 as const }])))
@@ -128,7 +181,7 @@ async function main() {
   const maxCandidates = Number(values['max-candidates']);
   const storage = g.limits.maxComputeWorkgroupStorageSize;
   forceTuning({ table: null }); // capture and time the heuristic defaults
-  const table: TuningTable = { adapter: g.adapterName, date: new Date().toISOString().slice(0, 10), gemm: {}, mlpconv: {} };
+  const table: TuningTable = { adapter: g.adapterName, date: new Date().toISOString().slice(0, 10), gemm: {}, mlpconv: {}, splitK: {} };
   const lines: string[] = [];
   const t0 = performance.now();
   let stepDefaultMs = 0;
@@ -136,14 +189,22 @@ async function main() {
   for (const modelName of values.models!.split(',')) {
     const m = setup(modelName, batch);
     // What a training step, fused and unfused, and a forward pass run.
-    const found = capture(() => {
+    const record = () => capture(() => {
       for (const unfused of [false, true]) {
         trainStep(m.model, m.opt, m.x, m.labels, 0, unfused).dispose();
         zeroGrad(m.model.params.map((p) => p.tensor));
         noGrad(() => tidy(() => { m.model.forward(m.x, { train: false, unfused }); }));
       }
     });
+    // First the weight gradients' split-K factors (with the heuristic tiles), then, recorded again
+    // with those splits, every GEMM's tile and every fused block's tile.
+    const first = record();
     await sync();
+    table.splitK = { ...table.splitK, ...(await tuneSplits(first.gemms.values(), reps, lines)) };
+    forceTuning({ table: { ...table, gemm: {}, mlpconv: {} } });
+    const found = record();
+    await sync();
+    forceTuning({ table: null });
     console.error(`${modelName}: ${found.gemms.size} GEMM shapes, ${found.blocks.size} fused blocks; timing candidates…`);
     for (const c of found.gemms.values()) {
       const bufs = c.sizes.map((bytes) => Tensor.empty([bytes / 4]));

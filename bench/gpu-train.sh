@@ -23,8 +23,9 @@ mkdir -p "$OUT"
 [ -f /opt/gpu/tuned.json ] && export NIN_TUNED=/opt/gpu/tuned.json
 run=/tmp/nin-$dataset
 case $dataset in
-  # The paper's MNIST net (96-64-48 / 128-96-48 / 128-96-10), batch 128, cosine schedule.
-  mnist) args=(--dataset mnist --data-dir /opt/gpu/data --batch 128 --lr 0.02 --schedule cosine --warmup 0.2) ;;
+  # The paper's MNIST net (96-64-48 / 128-96-48 / 128-96-10), He init, batch 64, cosine schedule
+  # (on lavapipe, 256 steps of this from scratch: 52 % test error on 1,000 images, still falling).
+  mnist) args=(--dataset mnist --data-dir /opt/gpu/data --batch 64 --init he --lr 0.02 --schedule cosine --warmup 0.2) ;;
   # The paper's CIFAR-10 net with flips and translations; per-channel standardisation (the paper's
   # GCN + ZCA costs a CPU fit of a 3072×3072 covariance first, which a few-epoch run does not need).
   cifar10)

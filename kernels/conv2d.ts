@@ -122,7 +122,8 @@ ${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
 export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const M = s.K * s.K * s.Ci;
   const Kdim = s.N * s.H * s.W;
-  const splitK = chooseSplitK(M, s.Co, Kdim);
+  const name = `conv${s.K}x${s.K}_grad_weight`;
+  const splitK = chooseSplitK(M, s.Co, Kdim, name);
   const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
   // simd kernels read a zero-padded copy of x (x itself for K = 1), where row m = (tap, ci) and
   // column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
@@ -133,7 +134,7 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
   runGemm(
     {
-      name: `conv${s.K}x${s.K}_grad_weight`,
+      name,
       M,
       N: s.Co,
       K: Kdim,

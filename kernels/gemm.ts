@@ -22,7 +22,7 @@
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
 import { dispatch, type BufferRef, type Kernel } from '../engine/runtime.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
-import { gemmKey, gemmTileProblem, tunedGemmTile, type GemmTile } from './tuning.ts';
+import { gemmKey, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
 
 export interface GemmSpec {
   name: string;
@@ -75,9 +75,14 @@ export function gemmTiles(M: number, N: number, K = Infinity) {
   return { TM, TN, BM, BN, BK };
 }
 
-/** Picks a split-K factor so that enough workgroups exist to fill the device. */
-export function chooseSplitK(M: number, N: number, K: number): number {
+/**
+ * Picks a split-K factor so that enough workgroups exist to fill the device, unless the tuning
+ * table (tiled kernels) measured one for the GEMM called `name` at these sizes.
+ */
+export function chooseSplitK(M: number, N: number, K: number, name?: string): number {
   const simd = kernelStyle() === 'simd';
+  const tuned = !simd && name ? tunedSplitK(gemmKey(name, M, N, K, 1)) : undefined;
+  if (tuned !== undefined) return Math.max(1, Math.min(tuned, K, gpu().limits.maxComputeWorkgroupsPerDimension));
   const { BM, BN } = simd ? simdGemmTiles(M, N) : gemmTiles(M, N);
   const tiles = Math.ceil(M / BM) * Math.ceil(N / BN);
   // Workgroups: a few per SM on big GPUs; on a CPU a few per core is plenty, and fewer slices

@@ -39,6 +39,8 @@ export interface TuningTable {
   date: string;
   gemm: Record<string, GemmTile & { ms?: number; defaultMs?: number }>;
   mlpconv: Record<string, MlpconvTileChoice & { ms?: number; defaultMs?: number; unfusedMs?: number }>;
+  /** Split-K factor per GEMM (key with splitK 1), where it was measured; else chooseSplitK's heuristic. */
+  splitK?: Record<string, number>;
 }
 
 export const GEMM_TILE_SIZES = [1, 2, 4, 8] as const;
@@ -90,6 +92,9 @@ function parseTable(path: string): TuningTable {
     const problem = gemmTileProblem(tile, storage);
     if (problem) throw new Error(`tuning table ${path}: gemm '${key}': ${problem}`);
   }
+  for (const [key, split] of Object.entries(t.splitK ?? {})) {
+    if (!Number.isInteger(split) || split < 1) throw new Error(`tuning table ${path}: splitK '${key}': expected a whole number ≥ 1, got ${split}`);
+  }
   return t;
 }
 
@@ -116,6 +121,11 @@ export function tuningTable(opts: { reload?: boolean } = {}): TuningTable | null
 export function tunedGemmTile(key: string): GemmTile | undefined {
   if (forced.gemm !== undefined) return forced.gemm ?? undefined;
   return tuningTable()?.gemm[key];
+}
+
+/** The split-K factor a table names for this GEMM (key built with splitK 1), if any. */
+export function tunedSplitK(key: string): number | undefined {
+  return tuningTable()?.splitK?.[key];
 }
 
 export function tunedMlpconvTile(key: string): MlpconvTileChoice | undefined {

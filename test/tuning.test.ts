@@ -9,7 +9,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { chosenGemmTile, setGemmCapture } from '../kernels/gemm.ts';
+import { chooseSplitK, chosenGemmTile, setGemmCapture } from '../kernels/gemm.ts';
 import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture, type MlpconvParams } from '../kernels/mlpconv.ts';
 import {
   adapterSlug,
@@ -157,6 +157,28 @@ describe('tuning tables', () => {
     expect(chosenGemmTile({ ...spec, M: 61 })).toEqual(heuristic);
     expect(chosenMlpconvTile(block, false, storage())).toEqual({ TP: 16, CL: 32 });
     expect(chosenMlpconvTile(block, true, storage())).not.toEqual(undefined);
+  });
+
+  it("a table's split-K factor is what the weight gradient uses, and the gradient stays right", async () => {
+    const [N, H, W, Ci, Co, K] = [3, 6, 5, 4, 7, 3];
+    const key = gemmKey('conv3x3_grad_weight', K * K * Ci, Co, N * H * W, 1);
+    forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { [key]: 3 } } });
+    expect(chooseSplitK(K * K * Ci, Co, N * H * W, 'conv3x3_grad_weight')).toBe(3);
+    const x = pair([N, H, W, Ci], 31);
+    const w = pair([K, K, Ci, Co], 32, -0.3, 0.3);
+    const b = pair([Co], 33);
+    const wg = param(Tensor.fromArray(w.ref.data, w.ref.shape));
+    const r = randomArray(N * H * W * Co, 34);
+    const splits: number[] = [];
+    setGemmCapture((s) => { if (s.name === 'conv3x3_grad_weight') splits.push(s.splitK ?? 1); });
+    try {
+      backward(dot(conv2d(x.gpu, wg, b.gpu), Tensor.fromArray(r, [N, H, W, Co])));
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(splits).toEqual([3]);
+    const idx = sampleIndices(w.ref.data.length, 20, 35);
+    expectClose('d/dw, split 3', pick(await wg.grad!.toArray(), idx), numericalGrad(() => dotRef(conv2dRef(x.ref, w.ref, b.ref), r), w.ref, idx), 1e-5);
   });
 
   it('NIN_TUNED loads a table file; a tile that cannot run is an error naming the file and the entry', () => {
