@@ -22,7 +22,7 @@
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
 import { dispatch, type BufferRef, type Kernel } from '../engine/runtime.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
-import { gemmKey, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
+import { gemmKey, gemmStagePad, gemmTileBytes, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
 
 export interface GemmSpec {
   name: string;
@@ -71,7 +71,7 @@ export function gemmTiles(M: number, N: number, K = Infinity) {
   const BM = 16 * TM;
   const BN = 16 * TN;
   // A depth beyond K would multiply zero padding.
-  const BK = K > 16 && 4 * 32 * (BM + BN) <= gpu().limits.maxComputeWorkgroupStorageSize ? 32 : 16;
+  const BK = K > 16 && gemmTileBytes({ TM, TN, BK: 32 }) <= gpu().limits.maxComputeWorkgroupStorageSize ? 32 : 16;
   return { TM, TN, BM, BN, BK };
 }
 
@@ -129,8 +129,11 @@ const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
 const TM: u32 = ${TM}u;
 const TN: u32 = ${TN}u;
-var<workgroup> As: array<f32, ${BK * BM}>;
-var<workgroup> Bs: array<f32, ${BK * BN}>;
+// Staged rows padded by one float (see gemmStagePad).
+const AS: u32 = ${BM + 1}u;
+const BS: u32 = ${BN + 1}u;
+var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
+var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
@@ -150,7 +153,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
       let k = k0 + kk;
       var v = 0.0;
       if (m < M && k < kEnd) { v = loadA(m, k); }
-      As[kk * BM + mm] = v;
+      As[kk * AS + mm] = v;
     }
     for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
       let e = lid + 256u * r;
@@ -159,14 +162,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
       let k = k0 + kk;
       var v = 0.0;
       if (n < N && k < kEnd) { v = loadB(k, n); }
-      Bs[kk * BN + nn] = v;
+      Bs[kk * BS + nn] = v;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, ${TM}>;
       var b: array<f32, ${TN}>;
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + ty + 16u * i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + tx + 16u * j]; }
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * AS + ty + 16u * i]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BS + tx + 16u * j]; }
       for (var i = 0u; i < TM; i++) {
         for (var j = 0u; j < TN; j++) {
           acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
@@ -198,7 +201,9 @@ function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [n
   const { TM, TN, BK } = tile;
   const BM = 16 * TM;
   const BN = 16 * TN;
-  const [AM, BNV] = [BM / 4, BN / 4]; // vec4s per k-row of each staged tile
+  // vec4s per staged k-row, padded by one vec4 (see gemmStagePad)
+  const pad = gemmStagePad(tile) / 4;
+  const [AM, BNV] = [BM / 4 + pad, BN / 4 + pad];
   const splitK = s.splitK ?? 1;
   const KC = Math.ceil(s.K / splitK / BK) * BK;
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
@@ -210,8 +215,8 @@ ${specHeader(s, KC)}
 const BM: u32 = ${BM}u;
 const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
-var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
+var<workgroup> As: array<vec4<f32>, ${BK * AM}>;
+var<workgroup> Bs: array<vec4<f32>, ${BK * BNV}>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,

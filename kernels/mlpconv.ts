@@ -122,13 +122,15 @@ export function mlpconvTileProblem(s: MlpconvShape, { TP, CL }: MlpconvTile, sto
 
 /** Every tile that can run this block: the autotuner's candidates. */
 export function mlpconvTileCandidates(s: MlpconvShape, storageBytes: number): MlpconvTile[] {
-  const out: MlpconvTile[] = [];
-  for (const CL of [4, 8, 16, 32, 64, 128]) {
-    for (const PI of [1, 2, 4, 8]) {
+  // The heuristic's own choice (mlpconvTile) is always a candidate; the rest give each thread 4 or
+  // 8 pixels over 16, 32 or 64 channel lanes (few enough that the tests can check every one).
+  const out: MlpconvTile[] = [mlpconvTile(s, storageBytes)];
+  for (const CL of [16, 32, 64]) {
+    for (const PI of [4, 8]) {
       const t = { TP: (THREADS / CL) * PI, CL };
       // More than 64 accumulators a thread would spill registers on any GPU.
       const accumulators = PI * Math.ceil(Math.max(s.C1, s.C2, s.C3) / CL);
-      if (!mlpconvTileProblem(s, t, storageBytes) && accumulators <= 64) out.push(t);
+      if (!mlpconvTileProblem(s, t, storageBytes) && accumulators <= 64 && !out.some((o) => o.TP === t.TP && o.CL === t.CL)) out.push(t);
     }
   }
   return out;

@@ -44,16 +44,30 @@ export interface TuningTable {
 }
 
 export const GEMM_TILE_SIZES = [1, 2, 4, 8] as const;
-export const GEMM_DEPTHS = [8, 16, 32] as const;
+export const GEMM_DEPTHS = [16, 32] as const;
+
+/**
+ * Floats each staged k-row of A and B is padded by: a k-contiguous operand is staged with
+ * consecutive threads writing consecutive k, i.e. rows apart, and an unpadded row length (a
+ * multiple of 32 floats) would put all of a warp's writes in one memory bank. Version 1 pads by
+ * one float (conflict-free); version 2 by 4, to keep its rows vec4-aligned (4-way at worst).
+ */
+export function gemmStagePad(t: GemmTile): number {
+  return t.v === 2 ? 4 : 1;
+}
+
+/** Workgroup memory the staged A and B tiles take. */
+export function gemmTileBytes(t: GemmTile): number {
+  return 4 * t.BK * (16 * t.TM + 16 * t.TN + 2 * gemmStagePad(t));
+}
 
 /** Why a GEMM tile cannot run (null when it can): the load loops need whole passes of 256 threads. */
 export function gemmTileProblem(t: GemmTile, storageBytes: number): string | null {
   if (!GEMM_TILE_SIZES.includes(t.TM as 1) || !GEMM_TILE_SIZES.includes(t.TN as 1)) return `TM, TN must be one of ${GEMM_TILE_SIZES.join('/')}`;
-  if (!GEMM_DEPTHS.includes(t.BK as 8)) return `BK must be one of ${GEMM_DEPTHS.join('/')}`;
+  if (!GEMM_DEPTHS.includes(t.BK as 16)) return `BK must be one of ${GEMM_DEPTHS.join('/')}`;
   if (t.v !== undefined && t.v !== 1 && t.v !== 2) return `v must be 1 or 2`;
   if (t.v === 2 && (t.TM % 4 !== 0 || t.TN % 4 !== 0)) return `version 2 needs TM and TN of 4 or 8`;
-  if ((t.BK * 16 * t.TM) % 256 !== 0 || (t.BK * 16 * t.TN) % 256 !== 0) return `BK·16·TM and BK·16·TN must be multiples of 256`;
-  const bytes = 4 * t.BK * 16 * (t.TM + t.TN);
+  const bytes = gemmTileBytes(t);
   if (bytes > storageBytes) return `needs ${bytes} bytes of workgroup storage, the device offers ${storageBytes}`;
   return null;
 }

@@ -43,7 +43,15 @@ function allGemmTiles(storage: number): GemmTile[] {
 }
 
 describe('tuned GEMM tiles', () => {
-  it('every tile the kernel accepts: conv forward, grad input and grad weight match the float64 reference', async () => {
+  // Every tile runs the forward pass (A k-contiguous, B n-contiguous). The two other ways the
+  // tiles are staged (grad input: B k-contiguous; grad weight: A m-contiguous) run on tiles that
+  // span the space (thinnest, widest, both depths, both versions): compiling every tiled kernel
+  // for all three passes costs minutes on lavapipe with a cold shader cache.
+  const spanning = (t: GemmTile) => [
+    '1x1x16v1', '1x8x32v1', '8x1x32v1', '8x8x16v1', '2x4x32v1', '4x4x16v2', '8x8x16v2', '4x8x32v2', '8x4x32v2',
+  ].includes(`${t.TM}x${t.TN}x${t.BK}v${t.v ?? 1}`);
+
+  it('every tile the kernel accepts: conv forward (and, on tiles spanning the space, both gradients) match the float64 reference', async () => {
     // Odd sizes (M = 60, N = 9, K = 45): every tile has partial edges in all three dimensions.
     const [N, H, W, Ci, Co, K] = [2, 5, 6, 5, 9, 3];
     const x = pair([N, H, W, Ci], 1);
@@ -58,25 +66,29 @@ describe('tuned GEMM tiles', () => {
     const wantX = numericalGrad(scalar, x.ref, idxX);
     const wantW = numericalGrad(scalar, w.ref, idxW);
     const tiles = allGemmTiles(gpu().limits.maxComputeWorkgroupStorageSize);
-    expect(tiles.length).toBeGreaterThanOrEqual(40);
-    expect(tiles.filter((t) => t.v === 2).length).toBeGreaterThanOrEqual(10);
+    expect(tiles.length).toBeGreaterThanOrEqual(35);
+    expect(tiles.filter((t) => t.v === 2).length).toBeGreaterThanOrEqual(7);
+    expect(tiles.filter(spanning).length).toBe(9);
     for (const tile of tiles) {
       forceTuning({ gemm: tile });
       const label = `tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}`;
-      const xg = param(Tensor.fromArray(x.ref.data, x.ref.shape));
-      const wg = param(Tensor.fromArray(w.ref.data, w.ref.shape));
+      const grads = spanning(tile);
+      const xg = Tensor.fromArray(x.ref.data, x.ref.shape);
+      const wg = Tensor.fromArray(w.ref.data, w.ref.shape);
+      if (grads) { param(xg); param(wg); }
       const y = conv2d(xg, wg, b.gpu);
       expectClose(`${label} forward`, await y.toArray(), f().data, 1e-5);
+      if (!grads) continue;
       backward(dot(y, rT));
       expectClose(`${label} d/dx`, pick(await xg.grad!.toArray(), idxX), wantX, 1e-5);
       expectClose(`${label} d/dw`, pick(await wg.grad!.toArray(), idxW), wantW, 1e-5);
     }
-  }, 120_000);
+  });
 
   it('rejects tiles the kernel cannot run, naming why', () => {
     expect(gemmTileProblem({ TM: 3, TN: 4, BK: 16 }, 32768)).toMatch(/TM, TN must be one of/);
-    expect(gemmTileProblem({ TM: 1, TN: 4, BK: 8 }, 32768)).toMatch(/multiples of 256/);
-    expect(gemmTileProblem({ TM: 8, TN: 8, BK: 32 }, 16384)).toMatch(/needs 32768 bytes.*offers 16384/);
+    expect(gemmTileProblem({ TM: 1, TN: 4, BK: 8 }, 32768)).toMatch(/BK must be one of 16\/32/);
+    expect(gemmTileProblem({ TM: 8, TN: 8, BK: 32 }, 16384)).toMatch(/needs 33024 bytes.*offers 16384/);
     expect(gemmTileProblem({ TM: 8, TN: 4, BK: 32 }, 32768)).toBeNull();
     expect(gemmTileProblem({ TM: 2, TN: 4, BK: 16, v: 2 }, 32768)).toMatch(/version 2 needs TM and TN of 4 or 8/);
   });
@@ -94,12 +106,12 @@ describe('tuned fused mlpconv tiles', () => {
     const p = { w1: t.w1.gpu, b1: t.b1.gpu, w2: t.w2.gpu, b2: t.b2.gpu, w3: t.w3.gpu, b3: t.b3.gpu } as MlpconvParams;
     const want = mlpconvRef(t.x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
     const tiles = mlpconvTileCandidates({ ...c }, gpu().limits.maxComputeWorkgroupStorageSize);
-    expect(tiles.length).toBeGreaterThanOrEqual(10);
+    expect(tiles.length).toBeGreaterThanOrEqual(5);
     for (const tile of tiles) {
       forceTuning({ mlpconv: tile });
       expectClose(`TP ${tile.TP} CL ${tile.CL}`, await mlpconv(t.x.gpu, p).toArray(), want, 1e-5);
     }
-  }, 60_000);
+  });
 });
 
 describe('tuning tables', () => {
@@ -194,7 +206,7 @@ describe('tuning tables', () => {
       // The loaded table is cached per adapter: reset by forcing, then reading the env through a fresh load.
       expect(reloadTable()?.gemm['conv1x1_forward 8x8x8']).toEqual({ TM: 1, TN: 1, BK: 16 });
       process.env.NIN_TUNED = bad;
-      expect(() => reloadTable()).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': BK·16·TM/);
+      expect(() => reloadTable()).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': BK must be one of/);
     } finally {
       if (before === undefined) delete process.env.NIN_TUNED;
       else process.env.NIN_TUNED = before;
