@@ -1,6 +1,7 @@
 // Prints the adapter the engine would use, its features and the limits the kernels care about.
 // `npm run gpu-info`; exit code 1 (with install help) when no adapter is found.
 import { closeGpu, getGpu } from './device.ts';
+import { tuningSource } from '../kernels/tuning.ts';
 
 try {
   const g = await getGpu();
@@ -8,6 +9,7 @@ try {
   console.log(`kernel style: ${g.style}${g.subgroupSize ? ` (subgroup width ${g.subgroupSize})` : ''}; waiting for the GPU: ${g.poll}`);
   console.log(`features: ${[...g.features].join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
   for (const [k, v] of Object.entries(g.limits)) console.log(`${k}: ${v}`);
+  console.log(`tuning table (tiled kernels): ${tuningSource()}`);
   console.log(`adapter features: ${g.adapterFeatures.join(', ')}`);
   const configs = g.subgroupMatrixConfigs.map((c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`);
   console.log(`subgroup-matrix configs: ${configs.join(', ') || 'none'}${g.adapterFeatures.includes('chromium-experimental-subgroup-matrix') ? '' : ' (feature not offered; with allow_unsafe_apis some GPUs offer it)'}`);

@@ -88,7 +88,7 @@ export function adapterSlug(adapterName: string): string {
 
 const TUNED_DIR = join(dirname(fileURLToPath(import.meta.url)), 'tuned');
 
-let loaded: { adapter: string; table: TuningTable | null } | null = null;
+let loaded: { adapter: string; table: TuningTable | null; source: string } | null = null;
 let forced: { gemm?: GemmTile | null; mlpconv?: MlpconvTileChoice | null; table?: TuningTable | null } = {};
 
 function parseTable(path: string): TuningTable {
@@ -120,15 +120,25 @@ export function tuningTable(opts: { reload?: boolean } = {}): TuningTable | null
   loaded = null;
   let table: TuningTable | null = null;
   const env = process.env.NIN_TUNED;
+  const committed = join(TUNED_DIR, `${adapterSlug(adapter)}.json`);
+  let source = `none (no NIN_TUNED, no ${committed})`;
   if (env) {
     table = parseTable(env);
+    source = `NIN_TUNED=${env}`;
     if (table.adapter !== adapter) console.warn(`NIN_TUNED=${env} was measured on '${table.adapter}'; this adapter is '${adapter}'`);
-  } else {
-    const path = join(TUNED_DIR, `${adapterSlug(adapter)}.json`);
-    if (existsSync(path)) table = parseTable(path);
+  } else if (existsSync(committed)) {
+    table = parseTable(committed);
+    source = committed;
   }
-  loaded = { adapter, table };
+  loaded = { adapter, table, source };
   return table;
+}
+
+/** Where the table in force came from (for gpu-info and logs). */
+export function tuningSource(): string {
+  if (forced.table !== undefined) return forced.table ? 'forced' : 'none (forced)';
+  tuningTable();
+  return loaded!.source;
 }
 
 /** The tile a table (or a forced choice) names for this GEMM, if any. */
