@@ -6,9 +6,12 @@
 // registers; A and B tiles of depth BK are staged in workgroup memory. Thread (tx, ty) owns rows
 // ty + 16·i and columns tx + 16·j, so neighbouring threads read neighbouring B columns.
 // Global loads are laid out so that consecutive threads read consecutive addresses of whichever
-// operand dimension is contiguous in memory (`aContiguous` / `bContiguous`).
+// operand dimension is contiguous in memory (`aContiguous` / `bContiguous`); the staged rows are
+// padded so that those writes spread over memory banks (kernels/tuning.ts gemmStagePad).
+// Tile sizes come from gemmTiles, or from a tuning table measured on the adapter, which may also
+// pick version 2 (gemmKernelV2: contiguous rows/columns a thread, vec4 reads from the tiles).
 //
-// Two versions, chosen by the adapter (engine/device.ts kernelStyle()):
+// Two styles, chosen by the adapter (engine/device.ts kernelStyle()):
 //   tiled (GPUs)  — the kernel below: 256 threads share A and B tiles through workgroup memory.
 //   simd (CPUs)   — simdGemmKernel: a workgroup is one subgroup; lanes take columns n, and the
 //                   rows m are the same for every lane. Why: lavapipe runs a workgroup on one core
