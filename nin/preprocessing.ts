@@ -2,10 +2,13 @@
 //   none         pixels / 255
 //   standardize  per-channel (x − mean) / std
 //   gcn-zca      the paper's: global contrast normalisation per image, then ZCA whitening
+import { noGrad } from '../engine/autograd.ts';
+import { getGpu } from '../engine/device.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { conv2d } from '../kernels/conv2d.ts';
 import type { ImageDataset } from './data/formats.ts';
 import {
   applyZca,
-  applyZcaParallel,
   computeChannelStats,
   fitZcaParallel,
   globalContrastNormalize,
@@ -14,6 +17,7 @@ import {
   statsFromTensors,
   statsToTensors,
   type PreprocessStats,
+  type ZcaStats,
 } from './data/preprocess.ts';
 import type { TensorMap } from './safetensors.ts';
 
@@ -37,13 +41,13 @@ export class Preprocessor {
   /**
    * A dataset with the transform applied (labels and metadata shared). Whitening a whole data set
    * is a [count × dim]·[dim × dim] product (CIFAR-10's training set: 4.7·10¹¹ multiply-adds), so
-   * it runs on worker threads; the result equals apply()'s.
+   * it runs on the GPU as a 1×1 convolution (whitenOnGpu); apply() does it on the CPU.
    */
   async applyTo(ds: ImageDataset): Promise<ImageDataset> {
     if (this.kind !== 'gcn-zca') return { ...ds, images: this.apply(ds.images, ds.count) };
     const out = new Float32Array(ds.images);
     globalContrastNormalize(out, out.length / ds.count, NIN_GCN);
-    return { ...ds, images: await applyZcaParallel(this.stats as Extract<PreprocessStats, { kind: 'zca' }>, out) };
+    return { ...ds, images: await whitenOnGpu(this.stats as ZcaStats, out, ds.count) };
   }
 
   toTensors(): { tensors: TensorMap; metadata: Record<string, string> } {
@@ -58,6 +62,36 @@ export class Preprocessor {
     if (kind !== 'none' && kind !== 'standardize' && kind !== 'gcn-zca') throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
     return new Preprocessor(kind, kind === 'none' ? null : statsFromTensors(tensors, metadata));
   }
+}
+
+/**
+ * ZCA whitening, (x − μ)·W, of `count` examples on the GPU, in place: the centring on the CPU,
+ * the product as a 1×1 convolution over [count, 1, 1, dim] with W as its [1, 1, dim, dim] weight,
+ * in chunks of at most 64 MiB. float32 sums where the CPU path (applyZca) sums in float64: the
+ * results agree to about 10⁻⁶ relative.
+ */
+export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: number, chunkBytes = 64 << 20): Promise<Float32Array> {
+  const { dim } = stats;
+  if (images.length !== count * dim) throw new RangeError(`whitenOnGpu: ${images.length} values are not ${count} examples of ${dim} features`);
+  const g = await getGpu();
+  for (let i = 0; i < images.length; i++) images[i] -= stats.mean[i % dim];
+  const w = Tensor.fromArray(Float32Array.from(stats.whitening), [1, 1, dim, dim]);
+  const zero = Tensor.fromArray(new Float32Array(dim), [dim]);
+  const chunk = Math.max(1, Math.floor(Math.min(chunkBytes, g.limits.maxStorageBufferBindingSize) / (4 * dim)));
+  try {
+    for (let s = 0; s < count; s += chunk) {
+      const n = Math.min(chunk, count - s);
+      const x = Tensor.fromArray(images.subarray(s * dim, (s + n) * dim), [n, 1, 1, dim]);
+      const y = noGrad(() => conv2d(x, w, zero));
+      images.set(await y.toArray(), s * dim);
+      x.dispose();
+      y.dispose();
+    }
+  } finally {
+    w.dispose();
+    zero.dispose();
+  }
+  return images;
 }
 
 /** Fits the transform on the training images only (ZCA's heavy loops on worker threads). */

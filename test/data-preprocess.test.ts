@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeGpu } from '../engine/device.ts';
 import {
   GramAccumulator,
   NIN_GCN,
@@ -23,9 +24,9 @@ import {
 } from '../nin/data/index.ts';
 import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
-import { fitPreprocessor } from '../nin/preprocessing.ts';
+import { fitPreprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
-import { randomArray } from './helpers.ts';
+import { randomArray, relErrNorm } from './helpers.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Independent float64 references.
@@ -420,7 +421,9 @@ describe('per-channel standardisation', () => {
 });
 
 describe('Preprocessor (the transform training and eval apply)', () => {
-  it('gcn-zca: fitted on the training set, a whole data set is transformed (on workers) exactly as image by image', async () => {
+  afterAll(() => closeGpu());
+
+  it('gcn-zca: fitted on the training set, a whole data set is transformed (whitened on the GPU) as image by image on the CPU', async () => {
     const [h, w, c] = [3, 4, 3];
     const dim = h * w * c;
     const make = (count: number, seed: number): ImageDataset => ({
@@ -441,9 +444,16 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     expect(pre.stats?.kind).toBe('zca');
     const whole = await pre.applyTo(test);
     expect(whole.labels).toBe(test.labels);
-    expect(Array.from(whole.images)).toEqual(Array.from(pre.apply(test.images, test.count)));
+    // float32 sums on the GPU, float64 on the CPU.
+    const cpu = pre.apply(test.images, test.count);
+    expect(relErrNorm(whole.images, cpu)).toBeLessThan(1e-5);
     // One image at a time (what `nin predict` does) gives the same rows.
-    expect(Array.from(pre.apply(test.images.subarray(dim, 2 * dim), 1))).toEqual(Array.from(whole.images.subarray(dim, 2 * dim)));
+    expect(relErrNorm(pre.apply(test.images.subarray(dim, 2 * dim), 1), whole.images.subarray(dim, 2 * dim))).toBeLessThan(1e-5);
+    // In chunks of 2 examples (the last one partial): the same rows.
+    const gcn = new Float32Array(test.images);
+    globalContrastNormalize(gcn, dim, NIN_GCN);
+    const chunked = await whitenOnGpu(pre.stats as ZcaStats, gcn, test.count, 2 * 4 * dim);
+    expect(relErrNorm(chunked, whole.images)).toBeLessThan(1e-6);
     // The raw images are left alone.
     expect(test.images.every((v) => Number.isInteger(v))).toBe(true);
     // Whitened training data: zero mean and (nearly) identity covariance on the directions kept.
