@@ -4,8 +4,9 @@
 //   NIN_TUNED=file.json            this table (a warning if it was tuned on another adapter)
 //   kernels/tuned/<adapter>.json   else the committed table named after the adapter (slug)
 // and falls back to the heuristics (gemmTiles, mlpconvTile) for shapes a table does not name.
-// Tables hold only choices, never results: every tile any table may name is one the tile tests
-// check against the float64 reference (test/tuning.test.ts).
+// Tables hold only choices, never results. test/tuning.test.ts checks against the float64
+// reference every GEMM tile gemmTileProblem accepts on the adapter it runs on, and every fused
+// mlpconv tile the autotuner can choose (mlpconvTileCandidates).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +62,7 @@ export function gemmTileBytes(t: GemmTile): number {
   return 4 * t.BK * (16 * t.TM + 16 * t.TN + 2 * gemmStagePad(t));
 }
 
-/** Why a GEMM tile cannot run (null when it can): the load loops need whole passes of 256 threads. */
+/** Why a GEMM tile cannot run on a device with `storageBytes` of workgroup memory (null when it can). */
 export function gemmTileProblem(t: GemmTile, storageBytes: number): string | null {
   if (!GEMM_TILE_SIZES.includes(t.TM as 1) || !GEMM_TILE_SIZES.includes(t.TN as 1)) return `TM, TN must be one of ${GEMM_TILE_SIZES.join('/')}`;
   if (!GEMM_DEPTHS.includes(t.BK as 16)) return `BK must be one of ${GEMM_DEPTHS.join('/')}`;
