@@ -119,54 +119,18 @@ export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): { k
   if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}${tile.v === 2 ? ' v2' : ''}: ${problem}`);
   if (tile.v === 2) return gemmKernelV2(s, tile);
   const { TM, TN, BK } = tile;
-  const BM = 16 * TM;
-  const BN = 16 * TN;
-  const splitK = s.splitK ?? 1;
-  const KC = Math.ceil(s.K / splitK / BK) * BK;
-  const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
-  const bIndex = s.bContiguous === 'n' ? 'let nn = e % BN; let kk = e / BN;' : 'let kk = e % BK; let nn = e / BK;';
+  const t = tiledParts(s, tile);
   const code = /* wgsl */ `
-${specHeader(s, KC)}
-const BM: u32 = ${BM}u;
-const BN: u32 = ${BN}u;
-const BK: u32 = ${BK}u;
-const TM: u32 = ${TM}u;
+${t.head(`const TM: u32 = ${TM}u;
 const TN: u32 = ${TN}u;
 // Staged rows padded by one float (see gemmStagePad).
-const AS: u32 = ${BM + 1}u;
-const BS: u32 = ${BN + 1}u;
-var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
-var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;
-
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let tx = lid3.x;
-  let ty = lid3.y;
-  let m0 = wid.x * BM;
-  let n0 = wid.y * BN;
-  let kBegin = wid.z * KC;
-  let kEnd = min(K, kBegin + KC);
+const AS: u32 = ${t.BM + 1}u;
+const BS: u32 = ${t.BN + 1}u;
+var<workgroup> As: array<f32, ${BK * (t.BM + 1)}>;
+var<workgroup> Bs: array<f32, ${BK * (t.BN + 1)}>;`)}
   var acc: array<f32, ${TM * TN}>;
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
-    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
-      let e = lid + 256u * r;
-      ${aIndex}
-      let m = m0 + mm;
-      let k = k0 + kk;
-      var v = 0.0;
-      if (m < M && k < kEnd) { v = loadA(m, k); }
-      As[kk * AS + mm] = v;
-    }
-    for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
-      let e = lid + 256u * r;
-      ${bIndex}
-      let n = n0 + nn;
-      let k = k0 + kk;
-      var v = 0.0;
-      if (n < N && k < kEnd) { v = loadB(k, n); }
-      Bs[kk * BS + nn] = v;
-    }
+${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, ${TM}>;
@@ -189,37 +153,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
     }
   }
 }`;
-  return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
+  return { kernel: { name: s.name, code }, groups: t.groups };
 }
 
 /**
- * Version 2 of the tiled GEMM (a tuning-table choice, `v: 2`): thread (tx, ty) owns the TM
- * consecutive rows ty·TM + i and TN consecutive columns tx·TN + j, so its values in the staged
- * tiles are contiguous and come out of workgroup memory as vec4 loads: TM/4 + TN/4 loads feed
- * TM·TN FMAs per k, against TM + TN scalar loads in version 1 (workgroup-memory bandwidth, not
- * FMAs, is what a register-tiled GEMM runs out of first on GPUs). Global loads and the tile
- * staging are version 1's. TM and TN must be 4 or 8.
+ * What both tiled versions share: the kernel's head (sizes, the caller's functions, `decls` for
+ * the version's constants and workgroup arrays, the entry point up to its k range) and the loops
+ * that stage a BK-deep slice of A and B in workgroup memory, consecutive threads reading
+ * consecutive addresses of each operand's contiguous dimension; `writeA` / `writeB` put the
+ * value `v` of (mm, kk) / (kk, nn) into the version's layout.
  */
-function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
-  const { TM, TN, BK } = tile;
+function tiledParts(s: GemmSpec, { TM, TN, BK }: GemmTile) {
   const BM = 16 * TM;
   const BN = 16 * TN;
-  // vec4s per staged k-row, padded by one vec4 (see gemmStagePad)
-  const pad = gemmStagePad(tile) / 4;
-  const [AM, BNV] = [BM / 4 + pad, BN / 4 + pad];
   const splitK = s.splitK ?? 1;
   const KC = Math.ceil(s.K / splitK / BK) * BK;
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
   const bIndex = s.bContiguous === 'n' ? 'let nn = e % BN; let kk = e / BN;' : 'let kk = e % BK; let nn = e / BK;';
-  const rows = Array.from({ length: TM }, (_, i) => i);
-  const groups = Array.from({ length: TN / 4 }, (_, g) => g);
-  const code = /* wgsl */ `
-${specHeader(s, KC)}
+  const head = (decls: string) => `${specHeader(s, KC)}
 const BM: u32 = ${BM}u;
 const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
-var<workgroup> As: array<vec4<f32>, ${BK * AM}>;
-var<workgroup> Bs: array<vec4<f32>, ${BK * BNV}>;
+${decls}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
@@ -229,17 +184,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   let m0 = wid.x * BM;
   let n0 = wid.y * BN;
   let kBegin = wid.z * KC;
-  let kEnd = min(K, kBegin + KC);
-${rows.flatMap((i) => groups.map((g) => `  var c${i}_${g} = vec4<f32>(0.0);`)).join('\n')}
-  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
-    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
+  let kEnd = min(K, kBegin + KC);`;
+  const stage = (writeA: string, writeB: string) => `    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
       let e = lid + 256u * r;
       ${aIndex}
       let m = m0 + mm;
       let k = k0 + kk;
       var v = 0.0;
       if (m < M && k < kEnd) { v = loadA(m, k); }
-      As[kk * ${AM}u + mm / 4u][mm % 4u] = v;
+      ${writeA}
     }
     for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
       let e = lid + 256u * r;
@@ -248,8 +201,34 @@ ${rows.flatMap((i) => groups.map((g) => `  var c${i}_${g} = vec4<f32>(0.0);`)).j
       let k = k0 + kk;
       var v = 0.0;
       if (n < N && k < kEnd) { v = loadB(k, n); }
-      Bs[kk * ${BNV}u + nn / 4u][nn % 4u] = v;
-    }
+      ${writeB}
+    }`;
+  const groups: [number, number, number] = [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK];
+  return { BM, BN, head, stage, groups };
+}
+
+/**
+ * Version 2 of the tiled GEMM (a tuning-table choice, `v: 2`): thread (tx, ty) owns the TM
+ * consecutive rows ty·TM + i and TN consecutive columns tx·TN + j, so its values in the staged
+ * tiles are contiguous and come out of workgroup memory as vec4 loads: TM/4 + TN/4 loads feed
+ * TM·TN FMAs per k, against TM + TN scalar loads in version 1 (workgroup-memory bandwidth, not
+ * FMAs, is what a register-tiled GEMM runs out of first on GPUs). Global loads and the tile
+ * staging are version 1's (tiledParts). TM and TN must be 4 or 8.
+ */
+function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
+  const { TM, TN, BK } = tile;
+  const t = tiledParts(s, tile);
+  // vec4s per staged k-row, padded by one vec4 (see gemmStagePad)
+  const pad = gemmStagePad(tile) / 4;
+  const [AM, BNV] = [t.BM / 4 + pad, t.BN / 4 + pad];
+  const rows = Array.from({ length: TM }, (_, i) => i);
+  const groups = Array.from({ length: TN / 4 }, (_, g) => g);
+  const code = /* wgsl */ `
+${t.head(`var<workgroup> As: array<vec4<f32>, ${BK * AM}>;
+var<workgroup> Bs: array<vec4<f32>, ${BK * BNV}>;`)}
+${rows.flatMap((i) => groups.map((g) => `  var c${i}_${g} = vec4<f32>(0.0);`)).join('\n')}
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
+${t.stage(`As[kk * ${AM}u + mm / 4u][mm % 4u] = v;`, `Bs[kk * ${BNV}u + nn / 4u][nn % 4u] = v;`)}
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
 ${Array.from({ length: TM / 4 }, (_, q) => `      let a${q} = As[kk * ${AM}u + ty * ${TM / 4}u + ${q}u];`).join('\n')}
@@ -268,7 +247,7 @@ ${groups.map((g) => `      for (var c = 0u; c < 4u; c++) {
     }
   }`).join('\n')}
 }`;
-  return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
+  return { kernel: { name: s.name, code }, groups: t.groups };
 }
 
 const built = new Map<string, { kernel: Kernel; groups: [number, number, number] }>();
