@@ -1,6 +1,8 @@
 // Shared test utilities: seeded data, float32 rounding, error norms, GPU↔reference plumbing.
 import { expect } from 'vitest';
+import { param } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
+import type { MlpconvParams } from '../kernels/mlpconv.ts';
 import { refTensor, type RefTensor } from './reference.ts';
 import { randomArray, relErrNorm } from './numeric.ts';
 
@@ -21,3 +23,20 @@ export function expectClose(label: string, gpu: ArrayLike<number>, ref: ArrayLik
   return err;
 }
 
+/**
+ * An mlpconv block's six parameters (w1, b1, w2, b2, w3, b3), seeded, as GPU params (`gpu`) and
+ * their float64 twins (`t`); weights scaled by 1.5/√fan-in so activations stay O(1) through the block.
+ */
+export function mlpconvParams(c: { K: number; Ci: number; C1: number; C2: number; C3: number }, seed: number) {
+  const scale = (fanIn: number) => 1.5 / Math.sqrt(fanIn);
+  const t = {
+    w1: pair([c.K, c.K, c.Ci, c.C1], seed + 1, -scale(c.K * c.K * c.Ci), scale(c.K * c.K * c.Ci)),
+    b1: pair([c.C1], seed + 2, -0.1, 0.3),
+    w2: pair([1, 1, c.C1, c.C2], seed + 3, -scale(c.C1), scale(c.C1)),
+    b2: pair([c.C2], seed + 4, -0.1, 0.3),
+    w3: pair([1, 1, c.C2, c.C3], seed + 5, -scale(c.C2), scale(c.C2)),
+    b3: pair([c.C3], seed + 6, -0.1, 0.3),
+  };
+  const gpu = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, param(v.gpu)])) as unknown as MlpconvParams;
+  return { t, gpu };
+}

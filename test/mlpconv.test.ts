@@ -3,9 +3,9 @@ import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/de
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { mlpconv, mlpconvTile, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
-import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => { setKernelStyle(null); closeGpu(); });
@@ -21,20 +21,6 @@ const cases: Case[] = [
   { N: 2, H: 4, W: 3, Ci: 4, K: 1, C1: 6, C2: 130, C3: 65 },
 ];
 
-function makeParams(c: Case, seed: number) {
-  const scale = (fanIn: number) => 1.5 / Math.sqrt(fanIn);
-  const t = {
-    w1: pair([c.K, c.K, c.Ci, c.C1], seed + 1, -scale(c.K * c.K * c.Ci), scale(c.K * c.K * c.Ci)),
-    b1: pair([c.C1], seed + 2, -0.1, 0.3),
-    w2: pair([1, 1, c.C1, c.C2], seed + 3, -scale(c.C1), scale(c.C1)),
-    b2: pair([c.C2], seed + 4, -0.1, 0.3),
-    w3: pair([1, 1, c.C2, c.C3], seed + 5, -scale(c.C2), scale(c.C2)),
-    b3: pair([c.C3], seed + 6, -0.1, 0.3),
-  };
-  const gpu = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, param(v.gpu)])) as unknown as MlpconvParams;
-  return { t, gpu };
-}
-
 const styles: KernelStyle[] = ['tiled', 'simd']; // GPU and CPU-adapter kernels, both checked here
 
 describe('mlpconv (fused)', () => {
@@ -47,7 +33,7 @@ describe('mlpconv (fused)', () => {
         setKernelStyle(style);
         const x = pair([c.N, c.H, c.W, c.Ci], 11);
         param(x.gpu);
-        const { t, gpu } = makeParams(c, 20);
+        const { t, gpu } = mlpconvParams(c, 20);
         const y = mlpconv(x.gpu, gpu, { workgroupStorage: storage });
         const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
         expectClose('forward', await y.toArray(), f().data, 1e-5);
@@ -68,7 +54,7 @@ describe('mlpconv (fused)', () => {
     const c = cases[1];
     const x = pair([c.N, c.H, c.W, c.Ci], 31);
     param(x.gpu);
-    const { gpu } = makeParams(c, 40);
+    const { gpu } = mlpconvParams(c, 40);
     const params = [x.gpu, gpu.w1, gpu.b1, gpu.w2, gpu.b2, gpu.w3, gpu.b3];
     const r = Tensor.fromArray(randomArray(c.N * c.H * c.W * c.C3, 8), [c.N, c.H, c.W, c.C3]);
     const run = async (fn: typeof mlpconv) => {
@@ -97,7 +83,7 @@ describe('mlpconv (fused)', () => {
 
   it('rejects mismatched shapes with named errors', () => {
     const c = cases[0];
-    const { gpu } = makeParams(c, 50);
+    const { gpu } = mlpconvParams(c, 50);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci + 1]), gpu)).toThrow(/mlpconv: input has shape \[1, 4, 4, 6\] with 6 channels but w1/);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, b2: Tensor.empty([c.C2 + 1]) })).toThrow(/mlpconv: b2 has shape \[6\], expected \[5\]/);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, w3: Tensor.empty([1, 1, c.C2 + 2, c.C3]) })).toThrow(/mlpconv: w3 has shape/);

@@ -10,7 +10,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { chooseSplitK, chosenGemmTile, setGemmCapture } from '../kernels/gemm.ts';
-import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture, type MlpconvParams } from '../kernels/mlpconv.ts';
+import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture } from '../kernels/mlpconv.ts';
 import {
   adapterSlug,
   forceTuning,
@@ -24,7 +24,7 @@ import {
   type TuningTable,
 } from '../kernels/tuning.ts';
 import { conv2dRef, dotRef, mlpconvRef, numericalGrad } from './reference.ts';
-import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => {
   await getGpu();
@@ -97,19 +97,14 @@ describe('tuned GEMM tiles', () => {
 describe('tuned fused mlpconv tiles', () => {
   it('every candidate tile matches the float64 reference', async () => {
     const c = { N: 1, H: 5, W: 7, Ci: 3, K: 3, C1: 21, C2: 17, C3: 11 };
-    const t = {
-      x: pair([c.N, c.H, c.W, c.Ci], 11),
-      w1: pair([c.K, c.K, c.Ci, c.C1], 12, -0.4, 0.4), b1: pair([c.C1], 13, -0.1, 0.3),
-      w2: pair([1, 1, c.C1, c.C2], 14, -0.4, 0.4), b2: pair([c.C2], 15, -0.1, 0.3),
-      w3: pair([1, 1, c.C2, c.C3], 16, -0.4, 0.4), b3: pair([c.C3], 17, -0.1, 0.3),
-    };
-    const p = { w1: t.w1.gpu, b1: t.b1.gpu, w2: t.w2.gpu, b2: t.b2.gpu, w3: t.w3.gpu, b3: t.b3.gpu } as MlpconvParams;
-    const want = mlpconvRef(t.x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const x = pair([c.N, c.H, c.W, c.Ci], 11);
+    const { t, gpu: p } = mlpconvParams(c, 11);
+    const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
     const tiles = mlpconvTileCandidates({ ...c }, gpu().limits.maxComputeWorkgroupStorageSize);
     expect(tiles.length).toBeGreaterThanOrEqual(5);
     for (const tile of tiles) {
       forceTuning({ mlpconv: tile });
-      expectClose(`TP ${tile.TP} CL ${tile.CL}`, await mlpconv(t.x.gpu, p).toArray(), want, 1e-5);
+      expectClose(`TP ${tile.TP} CL ${tile.CL}`, await mlpconv(x.gpu, p).toArray(), want, 1e-5);
     }
   });
 });
@@ -117,21 +112,17 @@ describe('tuned fused mlpconv tiles', () => {
 describe('tuning tables', () => {
   it('a block marked fused: false runs as three convolutions, with the same output and gradients', async () => {
     const c = { N: 2, H: 5, W: 5, Ci: 3, K: 3, C1: 8, C2: 6, C3: 5 };
-    const t = {
-      x: pair([c.N, c.H, c.W, c.Ci], 21),
-      w1: pair([c.K, c.K, c.Ci, c.C1], 22, -0.4, 0.4), b1: pair([c.C1], 23, -0.1, 0.3),
-      w2: pair([1, 1, c.C1, c.C2], 24, -0.4, 0.4), b2: pair([c.C2], 25, -0.1, 0.3),
-      w3: pair([1, 1, c.C2, c.C3], 26, -0.4, 0.4), b3: pair([c.C3], 27, -0.1, 0.3),
-    };
-    const want = mlpconvRef(t.x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const x = pair([c.N, c.H, c.W, c.Ci], 21);
+    const { t } = mlpconvParams(c, 21);
+    const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
     const r = Tensor.fromArray(randomArray(c.N * c.H * c.W * c.C3, 28), [c.N, c.H, c.W, c.C3]);
     const run = async (opts: { forceFused?: boolean }) => {
-      const p = Object.fromEntries(['w1', 'b1', 'w2', 'b2', 'w3', 'b3'].map((k) => [k, param(Tensor.fromArray(t[k as 'w1'].ref.data, t[k as 'w1'].ref.shape))])) as unknown as MlpconvParams;
+      const { gpu: p } = mlpconvParams(c, 21); // fresh parameters, the same values each run
       const seen: string[] = [];
       setGemmCapture((s) => seen.push(s.name));
       setMlpconvCapture(() => seen.push('fused'));
       try {
-        const y = mlpconv(t.x.gpu, p, opts);
+        const y = mlpconv(x.gpu, p, opts);
         const out = await y.toArray();
         backward(dot(y, r));
         return { seen, out, dw1: await p.w1.grad!.toArray(), dw3: await p.w3.grad!.toArray() };
