@@ -15,20 +15,17 @@
 // the table must give the same losses (to float rounding), and their step times side by side.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { noGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu, gpu, kernelStyle } from '../engine/device.ts';
 import { startProfiler } from '../engine/profiler.ts';
-import { dispatch, sync, type BufferRef } from '../engine/runtime.ts';
+import { dispatch, grid1d, sync, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { gemmKernel, chosenGemmTile, setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
 import { sumSlices } from '../kernels/conv2d.ts';
 import { chosenMlpconvTile, fusedMlpconvKernel, mlpconvTileCandidates, setMlpconvCapture, type MlpconvShape } from '../kernels/mlpconv.ts';
-import { grid1d } from '../engine/runtime.ts';
-import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
-import { SGD } from '../kernels/sgd.ts';
 import { forceTuning, GEMM_DEPTHS, GEMM_TILE_SIZES, gemmKey, gemmTileProblem, mlpconvKey, type GemmTile, type MlpconvTileChoice, type TuningTable } from '../kernels/tuning.ts';
-import { MODELS, NinModel } from '../nin/model.ts';
 import { median } from '../test/numeric.ts';
+import { stepSetup } from './train-step.ts';
 
 interface Captured<T> {
   key: string;
@@ -67,27 +64,6 @@ function capture(fn: () => void) {
   return { gemms, blocks };
 }
 
-function trainStep(model: NinModel, opt: SGD, x: Tensor, labels: Tensor, seed: number, unfused: boolean): Tensor {
-  return tidy(() => {
-    const l = softmaxCrossEntropy(model.forward(x, { train: true, seed, unfused }), labels);
-    backward(l);
-    opt.step(1e-3);
-    return l;
-  });
-}
-
-function setup(modelName: string, batch: number) {
-  const config = MODELS[modelName];
-  if (!config) throw new Error(`unknown model '${modelName}' (known: ${Object.keys(MODELS).join(', ')})`);
-  const model = new NinModel(config, 1);
-  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-4 });
-  const { height, width, channels } = config.input;
-  const x = Tensor.fromArray(Float32Array.from({ length: batch * height * width * channels }, (_, i) => Math.sin(i)), [batch, height, width, channels]);
-  const labels = labelTensor(Array.from({ length: batch }, (_, i) => i % config.classes), config.classes);
-  const dispose = () => { model.dispose(); opt.dispose(); x.dispose(); labels.dispose(); };
-  return { model, opt, x, labels, dispose };
-}
-
 /** Times `variants` (each a dispatch-recording function) interleaved, `reps` times; median GPU ms each. */
 async function timeVariants(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
   for (const v of variants) v.run(); // warm-up: pipeline creation and first-use costs
@@ -104,7 +80,6 @@ async function timeVariants(variants: { name: string; run: () => void }[], reps:
   return new Map([...samples].map(([k, v]) => [k, median(v)]));
 }
 
-/** Version 1 tiles of 2..8 rows/columns a thread, and version 2 (vec4 reads) ones of 4 or 8. */
 /** Times each variant on its own (all its kernels, summed), `reps` times; median GPU ms each. */
 async function timeEach(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -156,6 +131,7 @@ async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lin
   return splits;
 }
 
+/** Version 1 tiles of 2..8 rows/columns a thread, and version 2 (vec4 reads) ones of 4 or 8. */
 function gemmCandidates(storage: number): GemmTile[] {
   const sizes = GEMM_TILE_SIZES.filter((t) => t >= 2);
   return sizes.flatMap((TM) => sizes.flatMap((TN) => GEMM_DEPTHS.flatMap((BK) => [{ TM, TN, BK }, { TM, TN, BK, v: 2 as const }])))
@@ -189,12 +165,11 @@ async function main() {
   let stepDefaultMs = 0;
   let stepTunedMs = 0;
   for (const modelName of values.models!.split(',')) {
-    const m = setup(modelName, batch);
+    const m = stepSetup(modelName, batch);
     // What a training step, fused and unfused, and a forward pass run.
     const record = () => capture(() => {
       for (const unfused of [false, true]) {
-        trainStep(m.model, m.opt, m.x, m.labels, 0, unfused).dispose();
-        zeroGrad(m.model.params.map((p) => p.tensor));
+        m.step(0, unfused).dispose();
         noGrad(() => tidy(() => { m.model.forward(m.x, { train: false, unfused }); }));
       }
     });
@@ -256,13 +231,12 @@ async function main() {
     const steps = Number(values['check-steps']);
     const run = async (t: TuningTable | null) => {
       forceTuning({ table: t });
-      const r = setup(modelName, batch);
+      const r = stepSetup(modelName, batch);
       const losses: number[] = [];
       const times: number[] = [];
       for (let s = 0; s < steps + 2; s++) {
         const ts = performance.now();
-        const l = trainStep(r.model, r.opt, r.x, r.labels, s, false);
-        zeroGrad(r.model.params.map((p) => p.tensor));
+        const l = r.step(s);
         losses.push(await l.item());
         times.push(performance.now() - ts);
         l.dispose();

@@ -31,23 +31,22 @@ export interface StepBenchResult {
   pipelinedStepMs: number;
 }
 
-export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean; profile?: boolean }): Promise<StepBenchResult> {
-  const gpu = await getGpu();
-  const config = MODELS[opts.model];
-  if (!config) throw new Error(`unknown model '${opts.model}' (known: ${Object.keys(MODELS).join(', ')})`);
+/**
+ * A NIN model, its SGD optimiser and a fixed batch, for timing: `step(seed, unfused)` records one
+ * training step (forward, backward, SGD, gradients zeroed) and returns its loss tensor.
+ */
+export function stepSetup(modelName: string, batch: number) {
+  const config = MODELS[modelName];
+  if (!config) throw new Error(`unknown model '${modelName}' (known: ${Object.keys(MODELS).join(', ')})`);
   const model = new NinModel(config, 1);
   const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-4 });
   const { height, width, channels } = config.input;
-  const B = opts.batch;
-  const x = Tensor.fromArray(Float32Array.from({ length: B * height * width * channels }, (_, i) => Math.sin(i)), [B, height, width, channels]);
-  const labels = labelTensor(Array.from({ length: B }, (_, i) => i % config.classes), config.classes);
+  const x = Tensor.fromArray(Float32Array.from({ length: batch * height * width * channels }, (_, i) => Math.sin(i)), [batch, height, width, channels]);
+  const labels = labelTensor(Array.from({ length: batch }, (_, i) => i % config.classes), config.classes);
   const params = model.params.map((p) => p.tensor);
-  const trainTimes: number[] = [];
-  const recordTimes: number[] = [];
-  let prof: Profiler | null = null;
-  const step = (s: number) => {
+  const step = (seed: number, unfused = false) => {
     const loss = tidy(() => {
-      const l = softmaxCrossEntropy(model.forward(x, { train: true, seed: s, unfused: opts.unfused }), labels);
+      const l = softmaxCrossEntropy(model.forward(x, { train: true, seed, unfused }), labels);
       backward(l);
       opt.step(1e-3);
       return l;
@@ -55,6 +54,18 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     zeroGrad(params);
     return loss;
   };
+  const dispose = () => { model.dispose(); opt.dispose(); x.dispose(); labels.dispose(); };
+  return { model, x, step, dispose };
+}
+
+export async function benchTrainStep(opts: { model: string; batch: number; steps: number; warmup: number; unfused?: boolean; profile?: boolean }): Promise<StepBenchResult> {
+  const gpu = await getGpu();
+  const B = opts.batch;
+  const { model, x, dispose, ...bench } = stepSetup(opts.model, B);
+  const step = (s: number) => bench.step(s, opts.unfused);
+  const trainTimes: number[] = [];
+  const recordTimes: number[] = [];
+  let prof: Profiler | null = null;
   const finite = async (loss: Tensor, s: number) => {
     const v = await loss.item();
     loss.dispose();
@@ -95,8 +106,7 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     logits.dispose();
     if (s >= opts.warmup) fwdTimes.push(performance.now() - t0);
   }
-  model.dispose();
-  opt.dispose();
+  dispose();
   const trainStepMs = median(trainTimes);
   const forwardMs = median(fwdTimes);
   return {
