@@ -10,6 +10,7 @@ import type { ImageDataset } from './data/formats.ts';
 import {
   applyZca,
   computeChannelStats,
+  float32Copies,
   fitZcaParallel,
   globalContrastNormalize,
   NIN_GCN,
@@ -74,8 +75,9 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
   const { dim } = stats;
   if (images.length !== count * dim) throw new RangeError(`whitenOnGpu: ${images.length} values are not ${count} examples of ${dim} features`);
   const g = await getGpu();
-  for (let i = 0; i < images.length; i++) images[i] -= stats.mean[i % dim];
-  const w = Tensor.fromArray(Float32Array.from(stats.whitening), [1, 1, dim, dim]);
+  const f32 = float32Copies(stats); // what applyZca uses too
+  for (let i = 0; i < images.length; i++) images[i] -= f32.mean[i % dim];
+  const w = Tensor.fromArray(f32.w, [1, 1, dim, dim]);
   const zero = Tensor.fromArray(new Float32Array(dim), [dim]);
   const chunk = Math.max(1, Math.floor(Math.min(chunkBytes, g.limits.maxStorageBufferBindingSize) / (4 * dim)));
   try {

@@ -236,7 +236,7 @@ function zcaStats(dim: number, epsilon: number, count: number, mean: Float64Arra
 // are treated as immutable once fitted.
 const float32Whitening = new WeakMap<ZcaStats, { w: Float32Array; mean: Float32Array }>();
 
-function float32Copies(stats: ZcaStats): { w: Float32Array; mean: Float32Array } {
+export function float32Copies(stats: ZcaStats): { w: Float32Array; mean: Float32Array } {
   let cached = float32Whitening.get(stats);
   if (!cached) {
     cached = { w: Float32Array.from(stats.whitening), mean: Float32Array.from(stats.mean) };
