@@ -10,7 +10,6 @@ import {
   GramAccumulator,
   NIN_GCN,
   applyZca,
-  applyZcaParallel,
   computeChannelStats,
   fitZca,
   fitZcaParallel,
@@ -315,15 +314,13 @@ describe('ZCA whitening', () => {
     expect(inPlace).toEqual(out);
   });
 
-  it('worker-thread versions give the same statistics and whitened data', async () => {
+  it('the worker-thread fit gives the same statistics', async () => {
     const big = correlatedData(300, dim, 51);
     const single = fitZca(big, dim, { epsilon: 0.1 });
     const parallel = await fitZcaParallel(big, dim, { epsilon: 0.1, workers: 3 });
     expect(maxAbsDiff(parallel.mean, single.mean)).toBe(0);
     expect(maxAbsDiff(parallel.whitening, single.whitening)).toBeLessThan(1e-12 * Math.max(...Array.from(single.whitening, Math.abs)));
     expect(maxAbsDiff(parallel.eigenvalues, single.eigenvalues)).toBeLessThan(1e-10);
-    // Same kernel, same per-row arithmetic: bit-identical output.
-    expect(await applyZcaParallel(single, big, { workers: 3 })).toEqual(applyZca(single, big));
     // Wide enough (≥ 128 features) for the worker-thread eigen-decomposition inside fitZcaParallel.
     const wide = correlatedData(200, 130, 61);
     const w1 = fitZca(wide, 130);

@@ -1,6 +1,6 @@
-// Worker-thread versions of the two O(N·d²) preprocessing loops (the covariance for ZCA and the
-// whitening of a dataset), split over examples. On a 16-core machine they turn minutes into
-// seconds; the eigen-decomposition in between stays on one thread.
+// Worker-thread versions of ZCA's heavy loops: the O(N·d²) covariance, split over examples, and
+// the parallel parts of the eigen-decomposition. On a 16-core machine they turn minutes into
+// seconds. (Whitening a whole data set runs on the GPU: nin/preprocessing.ts whitenOnGpu.)
 //
 // The workers run the same kernels as the single-threaded path (linalg.ts), shipped as source text:
 // a worker cannot load a .ts module under tsx/vitest, and the kernels reference nothing outside
@@ -19,14 +19,12 @@ import {
   sortEigenpairs,
   tridiagonalEigenvalues,
   tridiagonalForm,
-  whitenRows,
   type SymmetricEigen,
 } from './linalg.ts';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData: job } = require('node:worker_threads');
 const accumulateGramRows = ${accumulateGramRows.toString()};
-const whitenRows = ${whitenRows.toString()};
 const orthogonalRows = ${orthogonalRows.toString()};
 const rotateColumns8 = ${rotateColumns8.toString()};
 const applyRotationsToColumns = ${applyRotationsToColumns.toString()};
@@ -38,10 +36,6 @@ switch (job.kind) {
     parentPort.postMessage(acc, [acc.buffer]);
     break;
   }
-  case 'whiten':
-    whitenRows(job.data, job.begin, job.end, job.dim, job.mean, job.w, job.out, job.begin);
-    parentPort.postMessage(null);
-    break;
   case 'orthogonal':
     orthogonalRows(job.reduced, job.invH, job.n, job.begin, job.end, job.out);
     parentPort.postMessage(null);
@@ -108,25 +102,6 @@ export async function parallelGram(data: Float32Array | Float64Array, rows: numb
   );
   for (const p of parts) g.addPartial(p.acc, p.rows);
   return g;
-}
-
-/** y = (x − mean)·W for every row, by worker threads; W is dim×dim symmetric. */
-export async function parallelWhiten(
-  x: Float32Array,
-  dim: number,
-  mean: Float32Array,
-  w: Float32Array,
-  out: Float32Array,
-  workers = defaultWorkers(),
-): Promise<Float32Array> {
-  const rows = x.length / dim;
-  const input = shared(x);
-  const output = new Float32Array(new SharedArrayBuffer(x.byteLength));
-  const wShared = shared(w);
-  const meanShared = shared(mean);
-  await Promise.all(ranges(rows, workers, 16).map(([begin, end]) => runWorker<null>({ kind: 'whiten', data: input, begin, end, dim, mean: meanShared, w: wShared, out: output })));
-  out.set(output);
-  return out;
 }
 
 /**

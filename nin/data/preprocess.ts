@@ -10,7 +10,7 @@
 // used CIFAR's (c, h, w) order; GCN and ZCA are equivariant under a fixed permutation of features,
 // so the whitened images are the same pixels either way.
 import { GramAccumulator, symmetricEigen, whitenRows } from './linalg.ts';
-import { parallelGram, parallelSymmetricEigen, parallelWhiten } from './parallel.ts';
+import { parallelGram, parallelSymmetricEigen } from './parallel.ts';
 import type { TensorMap } from '../safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -248,8 +248,7 @@ export function float32Copies(stats: ZcaStats): { w: Float32Array; mean: Float32
 /**
  * y = (x − μ)·W for every example, written as float32 into `out` (default: a new array; in place is
  * allowed). ~dim² multiply-adds per example (9.4 M for 3072: about 5 ms per image on one core), so
- * whiten a whole dataset once up front (applyZcaParallel), or run the same product on the GPU
- * with stats.whitening.
+ * a whole dataset is whitened once up front on the GPU (nin/preprocessing.ts whitenOnGpu).
  */
 export function applyZca(stats: ZcaStats, images: Float32Array, out?: Float32Array): Float32Array {
   const { dim } = stats;
@@ -259,16 +258,6 @@ export function applyZca(stats: ZcaStats, images: Float32Array, out?: Float32Arr
   const cached = float32Copies(stats);
   whitenRows(images, 0, images.length / dim, dim, cached.mean, cached.w, result, 0);
   return result;
-}
-
-/** applyZca on worker threads (default: the cores, at most 16). */
-export async function applyZcaParallel(stats: ZcaStats, images: Float32Array, opts: { workers?: number; out?: Float32Array } = {}): Promise<Float32Array> {
-  const { dim } = stats;
-  if (images.length % dim !== 0) throw new RangeError(`applyZca: ${images.length} values is not a whole number of ${dim}-feature examples`);
-  const result = opts.out ?? new Float32Array(images.length);
-  if (result.length !== images.length) throw new RangeError(`applyZca: output has ${result.length} values, input ${images.length}`);
-  const { w, mean } = float32Copies(stats);
-  return parallelWhiten(images, dim, mean, w, result, opts.workers);
 }
 
 // ---------------------------------------------------------------------------------------------
