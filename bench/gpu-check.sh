@@ -46,6 +46,18 @@ tests=$?
 grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 [ $tests -ne 0 ] && echo "KERNEL TESTS FAILED on this adapter: the timings below are not trustworthy"
 
+# Subgroup matrices (kernels/gemm-matrix.ts, NIN_MATRIX), where Dawn offers them: the real kernels
+# against the float64 reference, then a training step in each mode (fp32 default stays the baseline).
+if grep -qE "subgroup-matrix configs: [0-9]" "$LOGS/gpu-info-unsafe.txt"; then
+  UNSAFE="$NIN_DAWN_FLAGS enable-dawn-features=allow_unsafe_apis"
+  NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=f32 stage matrix-tests 60 node node_modules/vitest/vitest.mjs run test/gemm-matrix.test.ts
+  grep -E "real (f32|f16)|f32: |f16: |Tests  |FAIL" "$LOGS/matrix-tests.txt" | head -12
+  for m in f32 f16; do
+    NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=$m stage matrix-step-$m 45 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5
+    tail -n 4 "$LOGS/matrix-step-$m.txt"
+  done
+fi
+
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   stage pytorch 90 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
 else

@@ -8,6 +8,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel } from '../nin/model.ts';
+import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { median } from '../test/numeric.ts';
@@ -108,9 +109,10 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
   }
   dispose();
   const trainStepMs = median(trainTimes);
+  const matrix = matrixMode();
   const forwardMs = median(fwdTimes);
   return {
-    name: `nin-webgpu${opts.unfused ? ' (unfused)' : ''}`,
+    name: `nin-webgpu${opts.unfused ? ' (unfused)' : ''}${matrix ? ` (${describeMatrixMode(matrix)})` : ''}`,
     model: opts.model,
     batch: B,
     adapter: gpu.adapterName,

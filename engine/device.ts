@@ -6,6 +6,7 @@
 //   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis"
 //   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
 //   NIN_POLL      how Dawn waits for the GPU: "spin" or "sleep" (default: sleep on CPU adapters)
+//   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -103,6 +104,8 @@ async function acquire(): Promise<Gpu> {
     );
   }
   const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups', 'shader-f16'];
+  // Experimental: only when NIN_MATRIX asks for real subgroup matrices (kernels/gemm-matrix.ts).
+  if (/^f(32|16)$/.test(process.env.NIN_MATRIX ?? '')) wanted.push('chromium-experimental-subgroup-matrix' as GPUFeatureName);
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {

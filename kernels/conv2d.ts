@@ -11,8 +11,7 @@
 import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
-import { chooseSplitK, runGemm } from './gemm.ts';
-import { kernelStyle } from '../engine/device.ts';
+import { chooseSplitK, gemmStyle, runGemm } from './gemm.ts';
 import { elementwiseGrid, elementwiseKernel, reluBackward } from './elementwise.ts';
 import { reduceRows } from './reduce.ts';
 
@@ -129,7 +128,7 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   // column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
   // arithmetic per row.
   const P = (s.K - 1) / 2;
-  const simd = kernelStyle() === 'simd';
+  const simd = gemmStyle() === 'simd';
   const padded = simd && P > 0 ? padSpatial(x, P) : null;
   const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
   runGemm(

@@ -24,7 +24,8 @@
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
 import { dispatch, type BufferRef, type Kernel } from '../engine/runtime.ts';
-import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
+import { gpu, kernelStyle, simdWidth, type KernelStyle } from '../engine/device.ts';
+import { gemmMatrixKernel, matrixMode, matrixTile, type MatrixTile } from './gemm-matrix.ts';
 import { gemmKey, gemmStagePad, gemmTileBytes, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
 
 export interface GemmSpec {
@@ -78,12 +79,17 @@ export function gemmTiles(M: number, N: number, K = Infinity) {
   return { TM, TN, BM, BN, BK };
 }
 
+/** Which GEMM kernel runs: the subgroup-matrix one when NIN_MATRIX asks for it, else the adapter's style. */
+export function gemmStyle(): 'matrix' | KernelStyle {
+  return matrixMode() ? 'matrix' : kernelStyle();
+}
+
 /**
  * Picks a split-K factor so that enough workgroups exist to fill the device, unless the tuning
  * table (tiled kernels) measured one for the GEMM called `name` at these sizes.
  */
 export function chooseSplitK(M: number, N: number, K: number, name?: string): number {
-  const simd = kernelStyle() === 'simd';
+  const simd = gemmStyle() === 'simd';
   const tuned = !simd && name ? tunedSplitK(gemmKey(name, M, N, K, 1)) : undefined;
   if (tuned !== undefined) return Math.max(1, Math.min(tuned, K, gpu().limits.maxComputeWorkgroupsPerDimension));
   const { BM, BN } = simd ? simdGemmTiles(M, N) : gemmTiles(M, N);
@@ -119,15 +125,16 @@ export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): { k
   if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}${tile.v === 2 ? ' v2' : ''}: ${problem}`);
   if (tile.v === 2) return gemmKernelV2(s, tile);
   const { TM, TN, BK } = tile;
-  const t = tiledParts(s, tile);
+  const [BM, BN] = [16 * TM, 16 * TN];
+  const t = tiledParts(s, { BM, BN, BK });
   const code = /* wgsl */ `
 ${t.head(`const TM: u32 = ${TM}u;
 const TN: u32 = ${TN}u;
 // Staged rows padded by one float (see gemmStagePad).
-const AS: u32 = ${t.BM + 1}u;
-const BS: u32 = ${t.BN + 1}u;
-var<workgroup> As: array<f32, ${BK * (t.BM + 1)}>;
-var<workgroup> Bs: array<f32, ${BK * (t.BN + 1)}>;`)}
+const AS: u32 = ${BM + 1}u;
+const BS: u32 = ${BN + 1}u;
+var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
+var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`)}
   var acc: array<f32, ${TM * TN}>;
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
 ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
@@ -157,54 +164,54 @@ ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
 }
 
 /**
- * What both tiled versions share: the kernel's head (sizes, the caller's functions, `decls` for
- * the version's constants and workgroup arrays, the entry point up to its k range) and the loops
- * that stage a BK-deep slice of A and B in workgroup memory, consecutive threads reading
- * consecutive addresses of each operand's contiguous dimension; `writeA` / `writeB` put the
- * value `v` of (mm, kk) / (kk, nn) into the version's layout.
+ * What the tiled versions share (1, 2 and the subgroup-matrix one, kernels/gemm-matrix.ts): the
+ * kernel's head (sizes, the caller's functions, `decls` for the version's constants and workgroup
+ * arrays, the entry point up to its k range) and the loops that stage a BK-deep slice of A and B
+ * in workgroup memory, consecutive threads reading consecutive addresses of each operand's
+ * contiguous dimension; `writeA` / `writeB` put the value `v` of (mm, kk) / (kk, nn) into the
+ * version's layout. `threads`: the workgroup's size (256 = 16×16 for versions 1 and 2).
  */
-function tiledParts(s: GemmSpec, { TM, TN, BK }: GemmTile) {
-  const BM = 16 * TM;
-  const BN = 16 * TN;
+export function tiledParts(s: GemmSpec, { BM, BN, BK }: { BM: number; BN: number; BK: number }, threads = 256) {
   const splitK = s.splitK ?? 1;
   const KC = Math.ceil(s.K / splitK / BK) * BK;
   const aIndex = s.aContiguous === 'k' ? 'let kk = e % BK; let mm = e / BK;' : 'let mm = e % BM; let kk = e / BM;';
   const bIndex = s.bContiguous === 'n' ? 'let nn = e % BN; let kk = e / BN;' : 'let kk = e % BK; let nn = e / BK;';
+  // A 16×16 workgroup (versions 1 and 2) names its threads (tx, ty); others use lid alone.
+  const square = threads === 256;
   const head = (decls: string) => `${specHeader(s, KC)}
 const BM: u32 = ${BM}u;
 const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
 ${decls}
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(${square ? '16, 16' : threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32) {${square ? `
   let tx = lid3.x;
-  let ty = lid3.y;
+  let ty = lid3.y;` : ''}
   let m0 = wid.x * BM;
   let n0 = wid.y * BN;
   let kBegin = wid.z * KC;
   let kEnd = min(K, kBegin + KC);`;
-  const stage = (writeA: string, writeB: string) => `    for (var r = 0u; r < ${(BK * BM) / 256}u; r++) {
-      let e = lid + 256u * r;
-      ${aIndex}
+  const loop = (count: number, body: string) => `    for (var r = 0u; r < ${Math.ceil(count / threads)}u; r++) {
+      let e = lid + ${threads}u * r;${count % threads ? `
+      if (e >= ${count}u) { break; }` : ''}
+${body}
+    }`;
+  const stage = (writeA: string, writeB: string) => `${loop(BK * BM, `      ${aIndex}
       let m = m0 + mm;
       let k = k0 + kk;
       var v = 0.0;
       if (m < M && k < kEnd) { v = loadA(m, k); }
-      ${writeA}
-    }
-    for (var r = 0u; r < ${(BK * BN) / 256}u; r++) {
-      let e = lid + 256u * r;
-      ${bIndex}
+      ${writeA}`)}
+${loop(BK * BN, `      ${bIndex}
       let n = n0 + nn;
       let k = k0 + kk;
       var v = 0.0;
       if (n < N && k < kEnd) { v = loadB(k, n); }
-      ${writeB}
-    }`;
+      ${writeB}`)}`;
   const groups: [number, number, number] = [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK];
-  return { BM, BN, head, stage, groups };
+  return { head, stage, groups };
 }
 
 /**
@@ -217,10 +224,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
  */
 function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
   const { TM, TN, BK } = tile;
-  const t = tiledParts(s, tile);
+  const t = tiledParts(s, { BM: 16 * TM, BN: 16 * TN, BK });
   // vec4s per staged k-row, padded by one vec4 (see gemmStagePad)
   const pad = gemmStagePad(tile) / 4;
-  const [AM, BNV] = [t.BM / 4 + pad, t.BN / 4 + pad];
+  const [AM, BNV] = [(16 * TM) / 4 + pad, (16 * TN) / 4 + pad];
   const rows = Array.from({ length: TM }, (_, i) => i);
   const groups = Array.from({ length: TN / 4 }, (_, g) => g);
   const code = /* wgsl */ `
@@ -254,18 +261,20 @@ const built = new Map<string, { kernel: Kernel; groups: [number, number, number]
 
 /**
  * Builds (once per spec and style: generating the WGSL costs more than recording the dispatch)
- * and dispatches a GEMM in the adapter's kernel style.
+ * and dispatches a GEMM: on matrix units when NIN_MATRIX asks for them (kernels/gemm-matrix.ts),
+ * else in the adapter's kernel style.
  */
 export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
-  const style = kernelStyle();
-  const tile = style === 'tiled' ? chosenGemmTile(s) : undefined;
+  const style = gemmStyle();
+  const matrix = style === 'matrix' ? matrixMode() : null;
+  const tile = matrix ? matrixTile(matrix) : style === 'tiled' ? chosenGemmTile(s) : undefined;
   gemmCapture?.(s, bindings);
-  const key = [style, simdWidth(), tile && `${tile.TM}x${tile.TN}x${tile.BK}v${tile.v ?? 1}`, gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+  const key = [matrix && JSON.stringify(matrix), style, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
   if (!b) {
     if (built.size > 4096) built.clear();
-    b = style === 'simd' ? simdGemmKernel(s) : gemmKernel(s, tile);
+    b = matrix ? gemmMatrixKernel(s, matrix, tile as MatrixTile) : style === 'simd' ? simdGemmKernel(s) : gemmKernel(s, tile as GemmTile);
     built.set(key, b);
   }
   dispatch(b.kernel, bindings, b.groups);

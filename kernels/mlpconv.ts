@@ -29,6 +29,7 @@ import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
+import { matrixMode } from './gemm-matrix.ts';
 import { mlpconvKey, tunedMlpconvTile } from './tuning.ts';
 
 export interface MlpconvParams {
@@ -379,8 +380,9 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const simd = kernelStyle() === 'simd';
   const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
   const save = needsGrad(...parents);
-  // A measured choice (kernels/tuning.ts): where three GEMMs beat the fused kernel on this adapter.
-  if (!simd && !opts.forceFused && tunedMlpconvTile(mlpconvKey(s, save))?.fused === false) return mlpconvUnfused(x, p, opts);
+  // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
+  // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
+  if (!opts.forceFused && (matrixMode() || (!simd && tunedMlpconvTile(mlpconvKey(s, save))?.fused === false))) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).

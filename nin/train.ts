@@ -7,6 +7,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
+import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
@@ -132,6 +133,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const t0 = performance.now();
   await getGpu();
+  const matrix = matrixMode(); // a bad NIN_MATRIX fails here, before any training
   const config = modelConfig(o);
   const { height, width, channels } = config.input;
   if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {
@@ -164,6 +166,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const testSet = data.test && (await pre.applyTo(data.test));
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
   log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
+  if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
   const totalSteps = stepsPerEpoch * o.epochs;

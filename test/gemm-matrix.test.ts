@@ -1,0 +1,232 @@
+// The subgroup-matrix GEMM (kernels/gemm-matrix.ts). On lavapipe its emulated form runs every
+// convolution pass against the float64 reference (the tiling, both fragment layouts, split-K, the
+// f16 rounding); the real form's WGSL is compiled by Dawn's null backend, which offers every
+// feature; on an adapter with subgroup matrices (a lent GPU) the real form runs too.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { create } from 'webgpu';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
+import { backward, param } from '../engine/autograd.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { conv2d } from '../kernels/conv2d.ts';
+import { dot } from '../kernels/elementwise.ts';
+import { setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
+import {
+  EMULATED_MATRIX,
+  forceMatrixMode,
+  gemmMatrixKernel,
+  matrixTile,
+  matrixTileProblem,
+  parseMatrixMode,
+  type MatrixMode,
+  type MatrixTile,
+} from '../kernels/gemm-matrix.ts';
+import { forceTuning } from '../kernels/tuning.ts';
+import { mlpconv } from '../kernels/mlpconv.ts';
+import { conv2dRef, dotRef, mlpconvRef, numericalGrad } from './reference.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+
+beforeAll(async () => {
+  await getGpu();
+});
+afterEach(() => {
+  forceMatrixMode(undefined);
+  forceTuning({});
+});
+afterAll(() => closeGpu());
+
+const emulated = (component: 'f32' | 'f16'): MatrixMode => ({ component, ...EMULATED_MATRIX, shape: { ...EMULATED_MATRIX.shape }, emulated: true });
+
+/**
+ * A 3×3 convolution's forward pass and both gradients (A k-contiguous, B n-contiguous; B
+ * k-contiguous; A m-contiguous, split-K) in the forced mode, against central differences on the
+ * float64 reference. Odd sizes: M = 60, N = 9, K = 45, so every tile has partial edges.
+ */
+async function convAgainstReference(label: string, tol: number, splitK?: number) {
+  const [N, H, W, Ci, Co, K] = [2, 5, 6, 5, 9, 3];
+  const x = pair([N, H, W, Ci], 1);
+  const w = pair([K, K, Ci, Co], 2, -0.3, 0.3);
+  const b = pair([Co], 3);
+  const r = randomArray(N * H * W * Co, 4);
+  const f = () => conv2dRef(x.ref, w.ref, b.ref);
+  const idxX = sampleIndices(x.ref.data.length, 12, 5);
+  const idxW = sampleIndices(w.ref.data.length, 12, 6);
+  const scalar = () => dotRef(f(), r);
+  const xg = param(Tensor.fromArray(x.ref.data, x.ref.shape));
+  const wg = param(Tensor.fromArray(w.ref.data, w.ref.shape));
+  const seen: GemmSpec[] = [];
+  if (splitK) forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { [`conv3x3_grad_weight ${K * K * Ci}x${Co}x${N * H * W}`]: splitK } } });
+  setGemmCapture((s) => seen.push(s));
+  let errs: number[];
+  try {
+    const y = conv2d(xg, wg, b.gpu);
+    const eY = expectClose(`${label} forward`, await y.toArray(), f().data, tol);
+    backward(dot(y, Tensor.fromArray(r, [N, H, W, Co])));
+    const eX = expectClose(`${label} d/dx`, pick(await xg.grad!.toArray(), idxX), numericalGrad(scalar, x.ref, idxX), tol);
+    const eW = expectClose(`${label} d/dw`, pick(await wg.grad!.toArray(), idxW), numericalGrad(scalar, w.ref, idxW), tol);
+    errs = [eY, eX, eW];
+  } finally {
+    setGemmCapture(null);
+  }
+  expect(seen.map((s) => s.name)).toEqual(['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
+  if (splitK) expect(seen[2].splitK).toBe(splitK);
+  return errs;
+}
+
+describe('subgroup-matrix GEMM, emulated', () => {
+  it('f32: the default tile and tiles of other shapes match the float64 reference in all three passes', async () => {
+    const tiles: (MatrixTile | undefined)[] = [
+      undefined,
+      { FM: 1, FN: 1, BK: 8 },
+      { FM: 3, FN: 2, BK: 16 },
+      { FM: 2, FN: 5, BK: 24 },
+    ];
+    for (const tile of tiles) {
+      forceMatrixMode(emulated('f32'), tile);
+      const t = matrixTile(emulated('f32'));
+      await convAgainstReference(`f32 ${t.FM}×${t.FN} fragments, BK ${t.BK}`, 1e-5);
+    }
+  });
+
+  it('f32 with the weight gradient split over k (slices summed afterwards)', async () => {
+    forceMatrixMode(emulated('f32'));
+    await convAgainstReference('f32 split-K 3', 1e-5, 3);
+  });
+
+  it('f16 operands: errors of f16 rounding (well above f32 round-off, well below 1 %)', async () => {
+    if (!gpu().features.has('shader-f16')) return expect(() => parseMatrixMode('f16-emulated', gpu())).toThrow(/no shader-f16/);
+    forceMatrixMode(emulated('f16'));
+    const errs = await convAgainstReference('f16', 5e-3);
+    // f16 keeps 11 significant bits: relative errors near 2^-11 ≈ 5e-4, never f32's 1e-7.
+    for (const e of errs) expect(e).toBeGreaterThan(3e-5);
+  });
+
+  it('an mlpconv block runs as three matrix GEMMs, with the fused block\'s output', async () => {
+    const c = { N: 2, H: 5, W: 5, Ci: 3, K: 3, C1: 8, C2: 6, C3: 5 };
+    const x = pair([c.N, c.H, c.W, c.Ci], 21);
+    const { t, gpu: p } = mlpconvParams(c, 21);
+    const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    forceMatrixMode(emulated('f32'));
+    const seen: string[] = [];
+    setGemmCapture((s) => seen.push(s.name));
+    try {
+      expectClose('mlpconv on matrix GEMMs', await mlpconv(x.gpu, p).toArray(), want, 1e-5);
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(seen).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward']);
+  });
+});
+
+describe('subgroup-matrix GEMM, real', () => {
+  // What a GEMM spec looks like to the kernel, for compiling without running.
+  const spec = (aContiguous: 'm' | 'k', bContiguous: 'k' | 'n', splitK = 1): GemmSpec => ({
+    name: 'compile_check',
+    M: 100, N: 37, K: 75, splitK, aContiguous, bContiguous,
+    bindings: `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;`,
+    loadA: 'fn loadA(m: u32, k: u32) -> f32 { return a[m * K + k]; }',
+    loadB: 'fn loadB(k: u32, n: u32) -> f32 { return b[k * N + n]; }',
+    store: 'fn store(m: u32, n: u32, z: u32, v: f32) { c[(z * M + m) * N + n] = v; }',
+  });
+
+  it("Dawn's null backend (which offers every feature) compiles the real kernels: f32 and f16, both layouts, split-K", async () => {
+    const instance = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+    const adapter = await instance.requestAdapter();
+    expect(adapter, 'null adapter').toBeTruthy();
+    const device = await adapter!.requestDevice({ requiredFeatures: ['chromium-experimental-subgroup-matrix', 'subgroups', 'shader-f16'] as GPUFeatureName[] });
+    // Dawn wants a subgroup-matrix workgroup's width a multiple of the adapter's largest subgroup.
+    const subgroupSize = adapter!.info.subgroupMaxSize ?? 0;
+    expect(subgroupSize).toBeGreaterThan(0);
+    const modes: MatrixMode[] = [
+      { component: 'f32', shape: { M: 8, N: 8, K: 8 }, subgroupSize, emulated: false },
+      { component: 'f16', shape: { M: 16, N: 16, K: 16 }, subgroupSize, emulated: false },
+      { component: 'f16', shape: { M: 16, N: 8, K: 16 }, subgroupSize, emulated: false },
+      // M, N, K all different: a left/right/result type with rows and columns swapped would not
+      // type-check in the multiply.
+      { component: 'f32', shape: { M: 16, N: 8, K: 4 }, subgroupSize, emulated: false },
+    ];
+    const tiles: MatrixTile[] = [{ FM: 2, FN: 4, BK: 32 }, { FM: 1, FN: 1, BK: 16 }];
+    let compiled = 0;
+    try {
+      for (const mode of modes) {
+        for (const tile of tiles) {
+          for (const [s, what] of [[spec('k', 'n'), 'A k-major'], [spec('m', 'k', 3), 'A m-major, split-K 3']] as const) {
+            expect(matrixTileProblem(mode, tile, 48 * 1024, 1024)).toBeNull();
+            const { kernel } = gemmMatrixKernel(s, mode, tile);
+            device.pushErrorScope('validation');
+            const module = device.createShaderModule({ code: kernel.code });
+            const info = await module.getCompilationInfo();
+            const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`);
+            expect(errors, `${mode.component} ${mode.shape.M}×${mode.shape.N}×${mode.shape.K}, ${JSON.stringify(tile)}, ${what}`).toEqual([]);
+            device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+            expect((await device.popErrorScope())?.message ?? null).toBeNull();
+            compiled++;
+          }
+        }
+      }
+    } finally {
+      device.destroy();
+    }
+    expect(compiled).toBe(16);
+  });
+
+  const offered = () => gpu().features.has('chromium-experimental-subgroup-matrix');
+  it('on an adapter with subgroup matrices (NIN_MATRIX=f32 or f16 and allow_unsafe_apis): all three passes match the reference', async (ctx) => {
+    if (!offered()) {
+      console.log(`skipped: '${gpu().adapterName}' offers no subgroup matrices to this process`);
+      return ctx.skip();
+    }
+    for (const component of ['f32', 'f16'] as const) {
+      let mode: MatrixMode | null = null;
+      try {
+        mode = parseMatrixMode(component, gpu());
+      } catch (e) {
+        console.log(`${component}: ${(e as Error).message}`);
+        continue;
+      }
+      forceMatrixMode(mode);
+      await convAgainstReference(`real ${component} ${mode!.shape.M}×${mode!.shape.N}×${mode!.shape.K}`, component === 'f16' ? 5e-3 : 1e-5);
+    }
+  });
+});
+
+describe('NIN_MATRIX', () => {
+  const g = (over: Partial<Parameters<typeof parseMatrixMode>[1]> = {}) => ({
+    adapterName: 'Test GPU',
+    features: new Set(['subgroups', 'shader-f16', 'chromium-experimental-subgroup-matrix']),
+    subgroupSize: 32 as number | null,
+    subgroupMatrixConfigs: [
+      { M: 8, N: 8, K: 8, componentType: 'f32', resultComponentType: 'f32' },
+      { M: 16, N: 16, K: 16, componentType: 'f16', resultComponentType: 'f32' },
+      { M: 16, N: 16, K: 16, componentType: 'f16', resultComponentType: 'f16' },
+    ],
+    ...over,
+  });
+
+  it('picks the largest configuration with the asked operands and f32 results', () => {
+    expect(parseMatrixMode(undefined, g())).toBeNull();
+    expect(parseMatrixMode('off', g())).toBeNull();
+    expect(parseMatrixMode('f32', g())).toEqual({ component: 'f32', shape: { M: 8, N: 8, K: 8 }, subgroupSize: 32, emulated: false });
+    expect(parseMatrixMode('f16', g())).toEqual({ component: 'f16', shape: { M: 16, N: 16, K: 16 }, subgroupSize: 32, emulated: false });
+    expect(parseMatrixMode('f16-emulated', g({ features: new Set(['shader-f16']) }))?.emulated).toBe(true);
+  });
+
+  it('says what the adapter lacks', () => {
+    expect(() => parseMatrixMode('tf32', g())).toThrow(/NIN_MATRIX=tf32: expected off, f32, f16, f32-emulated or f16-emulated/);
+    expect(() => parseMatrixMode('f32', g({ features: new Set(['subgroups']) }))).toThrow(/'Test GPU' offers no subgroup matrices.*allow_unsafe_apis/);
+    expect(() => parseMatrixMode('f16', g({ features: new Set(['chromium-experimental-subgroup-matrix']) }))).toThrow(/no shader-f16/);
+    expect(() => parseMatrixMode('f32', g({ subgroupSize: null }))).toThrow(/no fixed subgroup size/);
+    expect(() => parseMatrixMode('f32', g({ subgroupMatrixConfigs: [{ M: 16, N: 16, K: 16, componentType: 'f16', resultComponentType: 'f32' }] })))
+      .toThrow(/no f32→f32 subgroup-matrix configuration \(offered: 16×16×16 f16→f32\)/);
+  });
+
+  it('rejects tiles that do not fit, naming why', () => {
+    const mode = emulated('f32');
+    expect(matrixTileProblem(mode, { FM: 4, FN: 4, BK: 12 }, 32768, 256)).toMatch(/BK = 12 is not a multiple of the matrix K = 8/);
+    expect(matrixTileProblem({ ...mode, subgroupSize: 512 }, { FM: 1, FN: 1, BK: 8 }, 32768, 256)).toMatch(/a 512-wide subgroup exceeds the device's 256 threads a workgroup/);
+    expect(matrixTileProblem(mode, { FM: 16, FN: 16, BK: 32 }, 32768, 256)).toMatch(/needs 34048 bytes of workgroup storage, the device offers 32768/);
+    expect(matrixTileProblem(mode, { FM: 4, FN: 8, BK: 32 }, 32768, 256)).toBeNull();
+  });
+});
+
