@@ -10,6 +10,8 @@
 // padded so that those writes spread over memory banks (kernels/tuning.ts gemmStagePad).
 // Tile sizes come from gemmTiles, or from a tuning table measured on the adapter, which may also
 // pick version 2 (gemmKernelV2: contiguous rows/columns a thread, vec4 reads from the tiles).
+// With NIN_MATRIX set, every GEMM runs on matrix units instead (kernels/gemm-matrix.ts), staged
+// by the same code (tiledParts).
 //
 // Two styles, chosen by the adapter (engine/device.ts kernelStyle()):
 //   tiled (GPUs)  — the kernel below: 256 threads share A and B tiles through workgroup memory.
