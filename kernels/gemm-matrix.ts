@@ -7,7 +7,7 @@
 //   NIN_MATRIX=f16-emulated   WGSL (8×8×8, "subgroups" of 64 threads): runs on any adapter, so the
 //                             tiling, layouts and f16 rounding are tested on lavapipe
 // The real modes need NIN_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis and an adapter whose
-// subgroup size is fixed (a workgroup is one subgroup).
+// subgroup size is fixed (a workgroup is one subgroup). NIN_MATRIX_TILE=FMxFNxBK picks the tile.
 //
 // Tiling: a workgroup is one subgroup, owning FM × FN result fragments (each a cM×cN subgroup
 // matrix): BM = FM·cM rows by BN = FN·cN columns. One subgroup, because WGSL's uniformity rules
@@ -72,11 +72,14 @@ export function matrixTileProblem(mode: MatrixMode, t: MatrixTile, storageBytes:
 }
 
 /**
- * Default tile: about 32×64 of output (at least one fragment each way), BK 32 (or the matrix K if
- * larger); halved in depth, then in fragments, until it fits the device.
+ * The tile every matrix GEMM uses: NIN_MATRIX_TILE=FMxFNxBK (e.g. 2x4x32) if set, else about
+ * 32×64 of output (at least one fragment each way) at BK 32 (or the matrix K if larger), halved in
+ * depth, then in fragments, until it fits the device.
  */
 export function matrixTile(mode: MatrixMode): MatrixTile {
   if (forcedTile) return forcedTile;
+  const env = process.env.NIN_MATRIX_TILE;
+  if (env) return parseMatrixTile(env, mode);
   const { M, N, K } = mode.shape;
   const t: MatrixTile = { FM: Math.max(1, Math.round(32 / M)), FN: Math.max(1, Math.round(64 / N)), BK: Math.max(K, 32) };
   const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu().limits;
@@ -85,6 +88,17 @@ export function matrixTile(mode: MatrixMode): MatrixTile {
     else if (t.FM > 1 || t.FN > 1) [t.FM, t.FN] = [Math.max(1, t.FM >> 1), Math.max(1, t.FN >> 1)];
     else throw new RangeError(`no subgroup-matrix tile fits this device: ${matrixTileProblem(mode, t, bytes, threads)}`);
   }
+  return t;
+}
+
+/** NIN_MATRIX_TILE's value → a tile that runs in `mode` on this device, or an error saying why not. */
+export function parseMatrixTile(value: string, mode: MatrixMode): MatrixTile {
+  const m = /^(\d+)x(\d+)x(\d+)$/.exec(value);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[3]) < 1) throw new GpuError(`NIN_MATRIX_TILE='${value}': expected FMxFNxBK, e.g. 2x4x32 (fragments along M and N, k-depth)`);
+  const t = { FM: Number(m[1]), FN: Number(m[2]), BK: Number(m[3]) };
+  const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu().limits;
+  const problem = matrixTileProblem(mode, t, bytes, threads);
+  if (problem) throw new GpuError(`NIN_MATRIX_TILE=${value}: ${problem}`);
   return t;
 }
 

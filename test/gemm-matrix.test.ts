@@ -221,6 +221,25 @@ describe('NIN_MATRIX', () => {
       .toThrow(/no f32→f32 subgroup-matrix configuration \(offered: 16×16×16 f16→f32\)/);
   });
 
+  it('NIN_MATRIX_TILE picks the tile, and a malformed or unfit one is an error naming it', () => {
+    const mode = emulated('f32');
+    const before = process.env.NIN_MATRIX_TILE;
+    try {
+      process.env.NIN_MATRIX_TILE = '3x2x16';
+      expect(matrixTile(mode)).toEqual({ FM: 3, FN: 2, BK: 16 });
+      process.env.NIN_MATRIX_TILE = '3x2';
+      expect(() => matrixTile(mode)).toThrow(/NIN_MATRIX_TILE='3x2': expected FMxFNxBK/);
+      process.env.NIN_MATRIX_TILE = '0x2x16';
+      expect(() => matrixTile(mode)).toThrow(/NIN_MATRIX_TILE='0x2x16': expected FMxFNxBK/);
+      process.env.NIN_MATRIX_TILE = '2x2x12';
+      expect(() => matrixTile(mode)).toThrow(/NIN_MATRIX_TILE=2x2x12: BK = 12 is not a multiple of the matrix K = 8/);
+    } finally {
+      if (before === undefined) delete process.env.NIN_MATRIX_TILE;
+      else process.env.NIN_MATRIX_TILE = before;
+    }
+    expect(matrixTile(mode)).toEqual({ FM: 4, FN: 8, BK: 32 });
+  });
+
   it('rejects tiles that do not fit, naming why', () => {
     const mode = emulated('f32');
     expect(matrixTileProblem(mode, { FM: 4, FN: 4, BK: 12 }, 32768, 256)).toMatch(/BK = 12 is not a multiple of the matrix K = 8/);
