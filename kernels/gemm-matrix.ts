@@ -193,12 +193,28 @@ let forcedMode: MatrixMode | null | undefined;
 let forcedTile: MatrixTile | undefined;
 let fromEnv: { device: GPUDevice; mode: MatrixMode | null } | null = null;
 
+let exactDepth = 0;
+
 /** The subgroup-matrix mode in force (NIN_MATRIX, unless a test forces one); null: off. */
 export function matrixMode(): MatrixMode | null {
+  if (exactDepth > 0) return null;
   if (forcedMode !== undefined) return forcedMode;
   const g = gpu();
   if (fromEnv?.device !== g.device) fromEnv = { device: g.device, mode: parseMatrixMode(process.env.NIN_MATRIX, g) };
   return fromEnv.mode;
+}
+
+/**
+ * Runs `record` (which records GPU work, synchronously) with matrix units off, whatever NIN_MATRIX
+ * says: for work outside the network whose precision must not depend on it (ZCA whitening).
+ */
+export function withoutMatrixUnits<T>(record: () => T): T {
+  exactDepth++;
+  try {
+    return record();
+  } finally {
+    exactDepth--;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { noGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
+import { withoutMatrixUnits } from '../kernels/gemm-matrix.ts';
 import type { ImageDataset } from './data/formats.ts';
 import {
   applyZca,
@@ -84,7 +85,8 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
     for (let s = 0; s < count; s += chunk) {
       const n = Math.min(chunk, count - s);
       const x = Tensor.fromArray(images.subarray(s * dim, (s + n) * dim), [n, 1, 1, dim]);
-      const y = noGrad(() => conv2d(x, w, zero));
+      // Never on f16 matrix units (NIN_MATRIX=f16): the data must not depend on the GEMM mode.
+      const y = noGrad(() => withoutMatrixUnits(() => conv2d(x, w, zero)));
       images.set(await y.toArray(), s * dim);
       x.dispose();
       y.dispose();

@@ -24,6 +24,7 @@ import {
 import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { fitPreprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
+import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray, relErrNorm } from './helpers.ts';
 
@@ -451,6 +452,15 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     globalContrastNormalize(gcn, dim, NIN_GCN);
     const chunked = await whitenOnGpu(pre.stats as ZcaStats, gcn, test.count, 2 * 4 * dim);
     expect(relErrNorm(chunked, whole.images)).toBeLessThan(1e-6);
+    // With GEMMs on (emulated) f16 matrix units, whitening still runs in f32: the same rows.
+    forceMatrixMode({ component: 'f16', ...EMULATED_MATRIX, shape: { ...EMULATED_MATRIX.shape }, emulated: true });
+    try {
+      const gcn16 = new Float32Array(test.images);
+      globalContrastNormalize(gcn16, dim, NIN_GCN);
+      expect(relErrNorm(await whitenOnGpu(pre.stats as ZcaStats, gcn16, test.count), whole.images)).toBeLessThan(1e-6);
+    } finally {
+      forceMatrixMode(undefined);
+    }
     // The raw images are left alone.
     expect(test.images.every((v) => Number.isInteger(v))).toBe(true);
     // Whitened training data: zero mean and (nearly) identity covariance on the directions kept.
