@@ -109,8 +109,8 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
   }
   dispose();
   const trainStepMs = median(trainTimes);
-  const matrix = matrixMode();
   const forwardMs = median(fwdTimes);
+  const matrix = matrixMode();
   return {
     name: `nin-webgpu${opts.unfused ? ' (unfused)' : ''}${matrix ? ` (${describeMatrixMode(matrix)})` : ''}`,
     model: opts.model,
