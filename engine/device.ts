@@ -49,6 +49,9 @@ let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 let dawnInstance: GPU | null = null;
 
+/** NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form (kernels/gemm-matrix.ts parses them; the device only needs to know whether real matrices are wanted). */
+export const MATRIX_MODE_SYNTAX = /^(f32|f16)(-emulated)?$/;
+
 /** Errors raised by the engine for GPU-side failures (device loss, validation, WGSL compile). */
 export class GpuError extends Error {
   override name = 'GpuError';
@@ -105,7 +108,8 @@ async function acquire(): Promise<Gpu> {
   }
   const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups', 'shader-f16'];
   // Experimental: only when NIN_MATRIX asks for real subgroup matrices (kernels/gemm-matrix.ts).
-  if (/^f(32|16)$/.test(process.env.NIN_MATRIX ?? '')) wanted.push('chromium-experimental-subgroup-matrix' as GPUFeatureName);
+  const matrix = MATRIX_MODE_SYNTAX.exec(process.env.NIN_MATRIX ?? '');
+  if (matrix && !matrix[2]) wanted.push('chromium-experimental-subgroup-matrix' as GPUFeatureName);
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {

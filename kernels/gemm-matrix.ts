@@ -18,7 +18,7 @@
 // (column-major from As) and FN right fragments (row-major from Bs) and does FM·FN
 // multiply-accumulates. The epilogue goes through workgroup memory one fragment at a time,
 // because the caller's store() (bias, ReLU masks, split-K slices) takes one element at a time.
-import { GpuError, gpu, type Gpu } from '../engine/device.ts';
+import { GpuError, gpu, MATRIX_MODE_SYNTAX, type Gpu } from '../engine/device.ts';
 import type { Kernel } from '../engine/runtime.ts';
 import { tiledParts, type GemmSpec } from './gemm.ts';
 
@@ -79,7 +79,11 @@ export function matrixTileProblem(mode: MatrixMode, t: MatrixTile, storageBytes:
 export function matrixTile(mode: MatrixMode): MatrixTile {
   if (forcedTile) return forcedTile;
   const env = process.env.NIN_MATRIX_TILE;
-  if (env) return parseMatrixTile(env, mode);
+  if (env) {
+    // Parsed once per value and mode, not on every GEMM dispatch.
+    if (envTile?.value !== env || envTile.mode !== mode) envTile = { value: env, mode, tile: parseMatrixTile(env, mode) };
+    return envTile.tile;
+  }
   const { M, N, K } = mode.shape;
   const t: MatrixTile = { FM: Math.max(1, Math.round(32 / M)), FN: Math.max(1, Math.round(64 / N)), BK: Math.max(K, 32) };
   const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: threads } = gpu().limits;
@@ -192,6 +196,7 @@ ${frags.map(([i, j]) => `  ${ops.storeC('0u', `c${i}_${j}`)};
 let forcedMode: MatrixMode | null | undefined;
 let forcedTile: MatrixTile | undefined;
 let fromEnv: { device: GPUDevice; mode: MatrixMode | null } | null = null;
+let envTile: { value: string; mode: MatrixMode; tile: MatrixTile } | null = null;
 
 let exactDepth = 0;
 
@@ -235,7 +240,7 @@ export const EMULATED_MATRIX = { shape: { M: 8, N: 8, K: 8 }, subgroupSize: 64 }
  */
 export function parseMatrixMode(value: string | undefined, g: Pick<Gpu, 'adapterName' | 'features' | 'subgroupSize' | 'subgroupMatrixConfigs'>): MatrixMode | null {
   if (!value || value === 'off') return null;
-  const m = /^(f32|f16)(-emulated)?$/.exec(value);
+  const m = MATRIX_MODE_SYNTAX.exec(value);
   const where = `NIN_MATRIX=${value}`;
   if (!m) throw new GpuError(`${where}: expected off, f32, f16, f32-emulated or f16-emulated`);
   const component = m[1] as MatrixComponent;

@@ -341,8 +341,7 @@ ${body}
 }
 
 /** The fused kernel's tile: the tuning table's choice for this block (kernels/tuning.ts), else mlpconvTile. */
-export function chosenMlpconvTile(s: MlpconvShape, save: boolean, storage: number): MlpconvTile {
-  const tuned = tunedMlpconvTile(mlpconvKey(s, save));
+export function chosenMlpconvTile(s: MlpconvShape, save: boolean, storage: number, tuned = tunedMlpconvTile(mlpconvKey(s, save))): MlpconvTile {
   if (!tuned || tuned.TP === undefined) return mlpconvTile(s, storage);
   const problem = mlpconvTileProblem(s, tuned, storage);
   if (problem) throw new RangeError(`mlpconv: tuned tile ${JSON.stringify(tuned)} for ${mlpconvKey(s, save)}: ${problem}`);
@@ -382,7 +381,8 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const save = needsGrad(...parents);
   // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
   // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
-  if (!opts.forceFused && (matrixMode() || (!simd && tunedMlpconvTile(mlpconvKey(s, save))?.fused === false))) return mlpconvUnfused(x, p, opts);
+  const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, save));
+  if (!opts.forceFused && (matrixMode() || tuned?.fused === false)) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
@@ -395,7 +395,7 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
     if (!save) { h1!.dispose(); h2!.dispose(); }
   } else {
     mlpconvCapture?.(s, save, relu3, bindings);
-    const tile = chosenMlpconvTile(s, save, storage);
+    const tile = chosenMlpconvTile(s, save, storage, tuned);
     const kernel = fusedMlpconvKernel(s, tile, save, relu3);
     dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
   }
