@@ -22,6 +22,12 @@ const DATASET_DEFAULTS: Record<string, Defaults> = {
 
 /** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
  * 2-core CPU through lavapipe (one pass over all 60k training images, then the full 10k test set). */
+/** Models sized for a CPU adapter train with their own defaults, over their data set's. */
+const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
+  // 2 epochs over CIFAR-10's 50k training images: about 15 minutes on 2 cores through lavapipe.
+  'cifar10-small': { epochs: 2, lr: 0.05, batch: 32, schedule: 'cosine', warmup: 0.1 },
+};
+
 export const MAIN_JOB: Defaults & { trainLimit?: number } = {
   model: 'mnist-small', augment: false, preprocess: 'standardize', epochs: 1, lr: 0.025, batch: 16, schedule: 'cosine', warmup: 0.05,
 };
@@ -35,10 +41,11 @@ export const USAGE = `usage:
   nin models                          list the model configs with their summaries
 
 train options:
-  --dataset mnist|cifar10|cifar100|svhn   (default mnist)
+  --dataset mnist|cifar10|cifar100|svhn   (default: the --model's, else mnist)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   With neither --dataset nor --model: the main job, mnist-small on all 60k MNIST images for one
   epoch (batch 16, lr 0.025 cosine, 5 % warm-up), sized for ≤ 10 minutes on a 2-core CPU.
+  --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
   --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
   --init gaussian|he      weight init (default: the model's)
   --epochs N  --batch N  --lr X
@@ -111,11 +118,15 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     { min: 0, max: 0, what: 'no positional arguments' },
   );
   const s = (k: string) => v[k] as string | undefined;
-  const dataset = oneOf('dataset', s('dataset'), ['mnist', 'cifar10', 'cifar100', 'svhn'] as const) ?? 'mnist';
+  const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
+  // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
+  const modelArg = s('model');
+  const datasetOfModel = modelArg === undefined ? undefined : DATASETS.find((d) => modelArg === d || modelArg.startsWith(`${d}-`));
+  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? 'mnist';
   // No dataset and no model named: the main job.
   const mainJob = s('dataset') === undefined && s('model') === undefined;
-  const d = mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset];
-  const model = s('model') ?? d.model;
+  const model = s('model') ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
+  const d: Defaults = mainJob ? MAIN_JOB : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
   const config = MODELS[model];
   if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
   const imageShape: Record<string, string> = { mnist: '28×28×1', cifar10: '32×32×3', cifar100: '32×32×3', svhn: '32×32×3' };

@@ -76,6 +76,18 @@ export const MODELS: Record<string, ModelConfig> = {
     init: 'he',
     initStd: 0.05,
   },
+  // A CIFAR-sized NIN for CPU adapters: the CIFAR pipeline (GCN + ZCA, translations and flips, the
+  // paper's pooling) on real data in minutes through lavapipe, before spending GPU time on the
+  // paper's net. Linear class maps and no dropout for the same reason as mnist-small (short runs).
+  'cifar10-small': {
+    name: 'cifar10-small',
+    input: { height: 32, width: 32, channels: 3 },
+    classes: 10,
+    layers: [mlp(5, 32, 32, 32), maxpool, mlp(3, 64, 64, 64), avgpool, { ...mlp(3, 96, 64, 10), linearOut: true } as LayerSpec],
+    head: 'gap',
+    init: 'he',
+    initStd: 0.05,
+  },
 };
 
 export interface LayerSummary {

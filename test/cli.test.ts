@@ -54,5 +54,10 @@ describe('nin CLI', () => {
     expect(paper.trainLimit).toBeUndefined();
     expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca' });
     expect(() => parseTrainArgs(['--momentum', '1'])).toThrow(UsageError);
+    // A model alone names its data set; a contradicting --dataset is still an error.
+    expect(parseTrainArgs(['--model', 'cifar10-small']).options).toMatchObject({ dataset: 'cifar10', model: 'cifar10-small', preprocess: 'gcn-zca', augment: true, epochs: 2, batchSize: 32, schedule: 'cosine' });
+    expect(parseTrainArgs(['--model', 'cifar10-small', '--epochs', '5']).options.epochs).toBe(5);
+    expect(parseTrainArgs(['--model', 'cifar100']).options.dataset).toBe('cifar100');
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--dataset', 'mnist'])).toThrow(/takes 32×32×3 images but mnist/);
   });
 });

@@ -2,12 +2,12 @@
 // a short training run on a synthetic task (loss falls, no buffer leaks).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { backward, zeroGrad } from '../engine/autograd.ts';
+import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { pool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { NinModel, type ModelConfig } from '../nin/model.ts';
+import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
 import { avgPoolRef, gapRef, maxPoolRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
 
@@ -123,5 +123,24 @@ describe('tiny NIN end to end', () => {
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(last).toBeLessThan(0.5 * first);
     expect(pool().stats.liveBytes).toBe(liveAt20);
+  });
+});
+
+describe('the model configs', () => {
+  // Every config users can name (the paper's nets and the CPU-sized ones): its planned shapes and
+  // parameter count are what the built model has, and one image gives one finite logit per class.
+  it.each(Object.keys(MODELS))('%s: one image through the built model gives its classes, with the planned parameters', async (name) => {
+    const config = MODELS[name];
+    const model = new NinModel(config, 3);
+    const planned = plan(config).reduce((s, l) => s + l.params, 0);
+    expect(model.params.reduce((s, p) => s + p.tensor.size, 0)).toBe(planned);
+    const { height, width, channels } = config.input;
+    const x = Tensor.fromArray(randomArray(height * width * channels, 5), [1, height, width, channels]);
+    const logits = noGrad(() => model.forward(x, { train: false }));
+    expect(logits.shape).toEqual([1, config.classes]);
+    expect((await logits.toArray()).every(Number.isFinite)).toBe(true);
+    logits.dispose();
+    x.dispose();
+    model.dispose();
   });
 });
