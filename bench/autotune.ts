@@ -1,7 +1,7 @@
 // Autotuner for the tiled (GPU) kernels: finds, for every GEMM and fused mlpconv that a NIN
 // training step (and a forward pass, fused and unfused) runs, the fastest tile on this adapter,
 // and writes the choices as a tuning table (kernels/tuning.ts).
-//   node --import tsx bench/autotune.ts [--models cifar10,mnist] [--batch 128] [--reps 7] [--out table.json] [--install path.json]
+//   node --import tsx bench/autotune.ts [--models cifar10,mnist] [--batch 128] [--reps 7] [--out table.json] [--install path.json] [--budget SECONDS]
 // Then: NIN_TUNED=table.json for a run, or commit it as kernels/tuned/<adapter>.json.
 // Weight gradients' split-K factors are tuned first (each timed with the sum of its slices).
 // For each fused block it also compares the best fused time with the sum of the best times of the
@@ -104,12 +104,12 @@ async function timeEach(variants: { name: string; run: () => void }[], reps: num
  * Split-K for each weight gradient (long k = pixels, small M×N): around the heuristic's factor S,
  * S/4 … 4S and 1, each timed with the reduction of its slices.
  */
-async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lines: string[]): Promise<Record<string, number>> {
+async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lines: string[], outOfTime: () => boolean): Promise<Record<string, number>> {
   const splits: Record<string, number> = {};
   const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
   for (const c of gemms) {
     const s = c.what;
-    if (!s.name.endsWith('_grad_weight')) continue;
+    if (!s.name.endsWith('_grad_weight') || outOfTime()) continue;
     const S0 = s.splitK ?? 1;
     const cands = [...new Set([1, S0 / 4, S0 / 2, S0, 2 * S0, 4 * S0].map(Math.round))].filter((v) => v >= 1 && v <= Math.min(maxDim, Math.floor(s.K / 64)));
     if (!cands.includes(S0)) cands.push(S0);
@@ -131,6 +131,13 @@ async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lin
   return splits;
 }
 
+/** Captured kernels ordered by `work × uses`, largest first: with a time budget, the kernels that matter most are tuned first. */
+function biggestFirst<T extends { uses: number }>(items: Iterable<T>, work: (c: T) => number): T[] {
+  return [...items].sort((a, b) => work(b) * b.uses - work(a) * a.uses);
+}
+
+const gemmWork = (c: Captured<GemmSpec>) => c.what.M * c.what.N * c.what.K;
+
 /** Version 1 tiles of 2..8 rows/columns a thread, and version 2 (vec4 reads) ones of 4 or 8. */
 function gemmCandidates(storage: number): GemmTile[] {
   const sizes = GEMM_TILE_SIZES.filter((t) => t >= 2);
@@ -150,6 +157,9 @@ async function main() {
       out: { type: 'string', default: 'bench/out/tuned.json' },
       // Also written here, but only if the tuned training steps beat the default ones end to end.
       install: { type: 'string' },
+      // Seconds for the whole search: kernels not reached in time keep their defaults (biggest
+      // kernels first), and the loss check and table still come out inside a device call's limit.
+      budget: { type: 'string' },
     },
   });
   const g = await getGpu();
@@ -157,11 +167,16 @@ async function main() {
   const batch = Number(values.batch);
   const reps = Number(values.reps);
   const maxCandidates = Number(values['max-candidates']);
+  const budgetS = values.budget === undefined ? Infinity : Number(values.budget);
+  if (!(budgetS > 0)) throw new Error(`autotune: --budget must be a positive number of seconds, got '${values.budget}'`);
   const storage = g.limits.maxComputeWorkgroupStorageSize;
   forceTuning({ table: null }); // capture and time the heuristic defaults
   const table: TuningTable = { adapter: g.adapterName, date: new Date().toISOString().slice(0, 10), gemm: {}, mlpconv: {}, splitK: {} };
   const lines: string[] = [];
   const t0 = performance.now();
+  // The search stops at 80 % of the budget: the rest is for the loss check and the report.
+  const outOfTime = () => performance.now() - t0 > 0.8 * budgetS * 1000;
+  let untuned = 0;
   let stepDefaultMs = 0;
   let stepTunedMs = 0;
   for (const modelName of values.models!.split(',')) {
@@ -177,13 +192,14 @@ async function main() {
     // with those splits, every GEMM's tile and every fused block's tile.
     const first = record();
     await sync();
-    table.splitK = { ...table.splitK, ...(await tuneSplits(first.gemms.values(), reps, lines)) };
+    table.splitK = { ...table.splitK, ...(await tuneSplits(biggestFirst(first.gemms.values(), gemmWork), reps, lines, outOfTime)) };
     forceTuning({ table: { ...table, gemm: {}, mlpconv: {} } });
     const found = record();
     await sync();
     forceTuning({ table: null });
     console.error(`${modelName}: ${found.gemms.size} GEMM shapes, ${found.blocks.size} fused blocks; timing candidates…`);
-    for (const c of found.gemms.values()) {
+    for (const c of biggestFirst(found.gemms.values(), gemmWork)) {
+      if (outOfTime()) { untuned++; continue; }
       const bufs = c.sizes.map((bytes) => Tensor.empty([bytes / 4]));
       const def = chosenGemmTile(c.what);
       const cands = gemmCandidates(storage).slice(0, maxCandidates);
@@ -200,7 +216,8 @@ async function main() {
       lines.push(`| ${c.key} | ${c.uses} | ${tileName(def)} | ${defMs.toFixed(3)} | ${tileName(best.tile)} | ${bestMs.toFixed(3)} | ${(defMs / bestMs).toFixed(2)}× | |`);
       bufs.forEach((b) => b.dispose());
     }
-    for (const c of found.blocks.values()) {
+    for (const c of biggestFirst(found.blocks.values(), (b) => b.what.s.N * b.what.s.H * b.what.s.W * b.what.s.C1)) {
+      if (outOfTime()) { untuned++; continue; }
       const bufs = c.sizes.map((bytes) => Tensor.empty([bytes / 4]));
       const { s, save, relu3 } = c.what;
       const def = chosenMlpconvTile(s, save, storage);
@@ -262,6 +279,7 @@ async function main() {
   console.log(`## Autotune — ${gpu().adapterName}, batch ${batch}, ${reps} reps (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
   console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
   console.log(lines.join('\n'));
+  if (untuned) console.log(`\nbudget of ${budgetS} s spent: ${untuned} kernel shape(s) not timed keep their default tiles`);
   console.log(`\ntraining steps (sum over models), wall median: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned; table written to ${values.out}`);
   if (values.install) console.log(faster ? `tuned steps faster: installed as ${values.install}` : `tuned steps not faster: ${values.install} not written`);
   closeGpu();

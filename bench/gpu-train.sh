@@ -6,13 +6,17 @@
 #   bash bench/gpu-train.sh mnist   [EPOCHS=5]   data: /opt/gpu/data/mnist (gpu-check's first call copies it there)
 #   bash bench/gpu-train.sh cifar10 [EPOCHS=5]   data: gpu-join cifar10 (parts carried in earlier calls)
 #
-# The device calls, from the project root here (../shared/gpu/README.md):
-#   1. carry [".gpu", ".gpudata"]: mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/ && bash bench/gpu-check.sh
+# The device calls, from the project root here (../shared/gpu/README.md). A session has 15 device
+# minutes, the machine's start (a minute or more) included, and a warm machine goes back 30 s after
+# a call: issue each call as soon as the previous one returns, and read the results afterwards.
+#   1. carry [".gpu", ".gpudata"], timeout_s 500 (about 460 s):
+#      mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/ && BUDGET=360 bash bench/gpu-check.sh; LIMIT=90 bash bench/gpu-train.sh mnist
 #      (.gpudata/mnist: a copy of ../shared/data/mnist; .gpudata ignored through .git/info/exclude)
-#   2. carry [".gpu-cifar10-1"]: source /opt/gpu/env.sh && bash bench/gpu-train.sh mnist
+#   2. carry [".gpu-cifar10-1"]: source /opt/gpu/env.sh
 #   3. carry [".gpu-cifar10-2"]: source /opt/gpu/env.sh
-#   4. carry [".gpu-cifar10-3"]: source /opt/gpu/env.sh && bash bench/gpu-train.sh cifar10
+#   4. carry [".gpu-cifar10-3"], timeout_s 220: source /opt/gpu/env.sh && LIMIT=180 bash bench/gpu-train.sh cifar10
 #   (../shared/gpu/pack-data ../shared/data/cifar-10-batches-bin cifar10 makes the three parts)
+# A run cut by LIMIT keeps every finished epoch's test error in its metrics (JSONL).
 set -uo pipefail
 dataset=${1:?usage: gpu-train.sh mnist|cifar10}
 EPOCHS=${EPOCHS:-5}
