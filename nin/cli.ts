@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { closeGpu } from '../engine/device.ts';
+import { closeGpu, getGpu } from '../engine/device.ts';
 import { describeConfig, MODELS } from './model.ts';
 import type { PreprocessKind } from './preprocessing.ts';
 import { type TrainOptions } from './train.ts';
@@ -199,6 +199,7 @@ async function runEval(args: string[]): Promise<void> {
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
+  await getGpu();
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test), batch);
   console.log(`${ckpt} (epoch ${c.epoch}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { noGrad } from '../engine/autograd.ts';
+import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
@@ -28,6 +29,7 @@ export async function predict(checkpointPath: string, images: string[]): Promise
   // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
   for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
   const x = c.preprocessor.apply(pixels, images.length);
+  await getGpu(); // the command line calls this first: open the device before building the model
   const model = c.buildModel();
   const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
   const p = await probs.toArray();
@@ -48,6 +50,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const test = await loadTestSet(c.options.dataset, o.dataDir, o.count);
   const n = Math.min(o.count, test.count);
   const { height, width, channels } = c.config.input;
+  await getGpu();
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
   const x = c.preprocessor.apply(raw, n);

@@ -1,6 +1,7 @@
 // Training on real MNIST (small subsets): accuracy beats chance, checkpoints round-trip, a resumed
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,5 +76,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
+  });
+
+  // The commands as a user runs them: a fresh process that has not opened the GPU yet (the
+  // in-process calls above run after beforeAll's getGpu, which once hid a missing one).
+  it('nin eval, predict and visualize run from the command line on a checkpoint', () => {
+    const ckpt = join(tmp, 'short', 'checkpoint.safetensors');
+    const digit = join(tmp, 'digit.png');
+    expect(existsSync(digit)).toBe(true);
+    const nin = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+    const ev = nin('eval', ckpt, '--test-limit', '50');
+    expect(ev.stderr).not.toMatch(/nin: /);
+    expect(ev.status).toBe(0);
+    expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
+    const pr = nin('predict', ckpt, digit);
+    expect(pr.status, pr.stderr).toBe(0);
+    expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
+    const vis = nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
+    expect(vis.status, vis.stderr).toBe(0);
+    expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
   });
 });
