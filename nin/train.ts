@@ -175,6 +175,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';
   let prof: Profiler | null = o.profile ? await startProfiler() : null;
+  const PROFILE_WARMUP_STEPS = 2;
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
@@ -201,6 +202,10 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
         });
         zeroGrad(params);
         prof?.markStep();
+        // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use):
+        // the table covers the steps after them.
+        const profiledFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
+        if (prof && step - epoch * stepsPerEpoch === profiledFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the
         // previous step's readback, so the GPU always has the next step queued behind it.
         const prev = pending;
@@ -238,7 +243,8 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
       if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
       if (prof) {
         prof.stop();
-        log(formatProfile(await prof.collect(), { title: `per-kernel GPU time, epoch ${epoch + 1} (per step)` }));
+        const rows = await prof.collect();
+        log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)` }));
         prof = null;
       }
       const seconds = (performance.now() - te) / 1000;

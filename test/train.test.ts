@@ -55,6 +55,17 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
   });
 
+  it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };
+    await train(o, await loadSplits(o));
+    const table = lines.find((l) => l.includes('per-kernel GPU time'));
+    expect(table).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 8 steps\)/); // 10 steps, 2 warm-up
+    // One SGD update per parameter tensor (3 blocks × 3 weights and 3 biases) in every step.
+    expect(table).toMatch(/\nsgd_step +18 /);
+    expect(table).toMatch(/\nmlpconv5x5_fused_forward +1 /);
+  });
+
   it('stops a diverging run with the step and the last good checkpoint', async () => {
     const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
