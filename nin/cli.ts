@@ -53,7 +53,8 @@ train options:
   --momentum X (0.9)  --weight-decay X (0.0001)
   --aug / --no-aug        random translation + horizontal flip (default: on for CIFAR)
   --preprocess none|standardize|gcn-zca
-  --val N                 hold out N training images for validation (default 0)
+  --val N                 hold out N training images for validation (default 0); the epoch
+                          with the lowest validation error is kept as best.safetensors
   --train-limit N  --test-limit N   use only the first N images
   --seed N                repeatable runs (same device: same loss curve)
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data

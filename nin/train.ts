@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { existsSync, mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
@@ -54,6 +54,8 @@ export interface TrainResult {
   epochs: EpochRecord[];
   stepLosses: number[];
   checkpoint: string;
+  /** With a validation split: the epoch of lowest validation error so far, saved as best.safetensors. */
+  best: { epoch: number; valError: number; testError?: number; checkpoint: string } | null;
   test: EvalResult | null;
   seconds: number;
 }
@@ -142,6 +144,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   mkdirSync(o.outDir, { recursive: true });
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
+  const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
 
   let resumed: Checkpoint | null = null;
@@ -159,7 +162,20 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
     log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}`);
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
+    // A new run in this directory: its metrics and best checkpoint start afresh.
     if (existsSync(metricsPath)) writeFileSync(metricsPath, '');
+    rmSync(bestPath, { force: true });
+  }
+  // The best epoch so far on validation: on a resumed run, from the epochs this run directory's
+  // metrics already hold (the paper picked its settings on a validation split, then reported test).
+  let best: TrainResult['best'] = null;
+  if (resumed && existsSync(metricsPath) && existsSync(bestPath)) {
+    for (const line of readFileSync(metricsPath, 'utf8').split('\n')) {
+      const r = line.trim() ? (JSON.parse(line) as Partial<EpochRecord>) : null;
+      if (r?.kind === 'epoch' && r.valError !== undefined && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
+        best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
+      }
+    }
   }
   const trainSet = await pre.applyTo(data.train);
   const valSet = data.validation && (await pre.applyTo(data.validation));
@@ -261,13 +277,19 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
       }
       await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
       lastGood = ckptPath;
+      const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
+      if (improved) {
+        await saveCheckpoint(bestPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
+        best = { epoch: epoch + 1, valError: rec.valError!, testError: rec.testError, checkpoint: bestPath };
+      }
       writeMetrics(rec);
       epochs.push(rec);
       log(
         `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
           (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
           (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
-          `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}`,
+          `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}` +
+          (improved ? ` (best validation error so far: also ${bestPath})` : ''),
       );
     }
   } catch (e) {
@@ -280,7 +302,10 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
     opt.dispose();
   }
   if (testResult) log(formatConfusion(testResult.confusion, data.test!.classNames));
-  return { epochs, stepLosses, checkpoint: ckptPath, test: testResult, seconds: (performance.now() - t0) / 1000 };
+  if (best) {
+    log(`best validation error ${(100 * best.valError).toFixed(2)}% at epoch ${best.epoch}` + (best.testError !== undefined ? ` (test error there ${(100 * best.testError).toFixed(2)}%)` : '') + `: ${best.checkpoint}`);
+  }
+  return { epochs, stepLosses, checkpoint: ckptPath, best, test: testResult, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Rows: true class; columns: predicted class. */

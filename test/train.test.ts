@@ -55,6 +55,37 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
   });
 
+  it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
+    const base = ['--batch', '16', '--lr', '0.05', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
+    const full = await train(options([...base, '--out', join(tmp, 'val-full')]), await loadSplits(options(base)));
+    const valErrors = full.epochs.map((e) => e.valError!);
+    expect(valErrors.every((v) => v >= 0 && v <= 1)).toBe(true);
+    const bestEpoch = valErrors.indexOf(Math.min(...valErrors)) + 1; // the first epoch with the lowest error
+    expect(full.best).toMatchObject({ epoch: bestEpoch, valError: valErrors[bestEpoch - 1] });
+    const saved = loadCheckpoint(full.best!.checkpoint);
+    expect(saved.epoch).toBe(bestEpoch);
+    // Interrupted after epoch 2 and resumed: the same best epoch and weights.
+    const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-part')]), await loadSplits(options(base)));
+    const rest = await train(options([...base, '--out', join(tmp, 'val-part'), '--resume', first.checkpoint]), await loadSplits(options(base)));
+    expect(rest.epochs.map((e) => e.valError)).toEqual(valErrors.slice(2));
+    expect(rest.best).toMatchObject({ epoch: bestEpoch, valError: full.best!.valError });
+    const resumedBest = loadCheckpoint(rest.best!.checkpoint);
+    for (const [name, w] of saved.params) expect(resumedBest.params.get(name), name).toEqual(w);
+    // The best from before a resume comes from the run's metrics: marked perfect there, no later
+    // epoch replaces it.
+    const again = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-again')]), await loadSplits(options(base)));
+    const metricsFile = join(tmp, 'val-again', 'metrics.jsonl');
+    const edited = readFileSync(metricsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((r) => (r.kind === 'epoch' && r.epoch === again.best!.epoch ? { ...r, valError: 0 } : r));
+    writeFileSync(metricsFile, edited.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const kept = await train(options([...base, '--out', join(tmp, 'val-again'), '--resume', again.checkpoint]), await loadSplits(options(base)));
+    expect(kept.best).toMatchObject({ epoch: again.best!.epoch, valError: 0 });
+    expect(loadCheckpoint(kept.best!.checkpoint).epoch).toBe(again.best!.epoch);
+    // A new run in the directory starts its best afresh; without --val there is none.
+    const noVal = await train(options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'val-full')]), await loadSplits(options(['--train-limit', '64', '--test-limit', '16'])));
+    expect(noVal.best).toBeNull();
+    expect(existsSync(join(tmp, 'val-full', 'best.safetensors'))).toBe(false);
+  });
+
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };
