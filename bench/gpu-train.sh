@@ -11,7 +11,7 @@
 # a call: issue each call as soon as the previous one returns, and read the results afterwards.
 #   1. carry [".gpu", ".gpudata"], timeout_s 500 (about 460 s):
 #      mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/ && BUDGET=360 bash bench/gpu-check.sh; LIMIT=90 bash bench/gpu-train.sh mnist
-#      (.gpudata/mnist: a copy of ../shared/data/mnist; .gpudata ignored through .git/info/exclude)
+#      (.gpudata/mnist: a copy of ../shared/data/mnist; .gpudata is in .gitignore)
 #   2. carry [".gpu-cifar10-1"]: source /opt/gpu/env.sh
 #   3. carry [".gpu-cifar10-2"]: source /opt/gpu/env.sh
 #   4. carry [".gpu-cifar10-3"], timeout_s 220: source /opt/gpu/env.sh && LIMIT=180 bash bench/gpu-train.sh cifar10
