@@ -224,6 +224,7 @@ async function runVisualize(args: string[]): Promise<void> {
   const { visualize } = await import('./predict.ts');
   const files = await visualize(ckpt, { count, dataDir: v['data-dir'] as string | undefined, outDir: v.out as string | undefined });
   for (const f of files) console.log(`wrote ${f}`);
+  if (!files.some((f) => f.endsWith('curves.png'))) console.log(`no curves: no metrics.jsonl beside ${ckpt} (the run directory's log)`);
 }
 
 function runModels(): void {
