@@ -120,6 +120,9 @@ export function argmax(a: ArrayLike<number>, offset: number, n: number): number 
   return best;
 }
 
+/** Steps at the start of a profiled epoch that the per-kernel table leaves out. */
+const PROFILE_WARMUP_STEPS = 2;
+
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
   const m = Math.floor(s / 60);
@@ -171,7 +174,12 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   let best: TrainResult['best'] = null;
   if (resumed && existsSync(metricsPath) && existsSync(bestPath)) {
     for (const line of readFileSync(metricsPath, 'utf8').split('\n')) {
-      const r = line.trim() ? (JSON.parse(line) as Partial<EpochRecord>) : null;
+      let r: Partial<EpochRecord> | null = null;
+      try {
+        r = JSON.parse(line);
+      } catch {
+        continue; // blank, or cut off by a crash mid-write
+      }
       if (r?.kind === 'epoch' && r.valError !== undefined && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
       }
@@ -191,7 +199,9 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';
   let prof: Profiler | null = o.profile ? await startProfiler() : null;
-  const PROFILE_WARMUP_STEPS = 2;
+  // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
+  // profile covers the steps after them.
+  const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
@@ -218,10 +228,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
         });
         zeroGrad(params);
         prof?.markStep();
-        // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use):
-        // the table covers the steps after them.
-        const profiledFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
-        if (prof && step - epoch * stepsPerEpoch === profiledFrom - 1) await prof.reset();
+        if (prof && step - epoch * stepsPerEpoch === profileFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the
         // previous step's readback, so the GPU always has the next step queued behind it.
         const prev = pending;
