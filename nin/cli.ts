@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { describeConfig, MODELS } from './model.ts';
 import type { PreprocessKind } from './preprocessing.ts';
+import { readSafetensorsMetadata } from './safetensors.ts';
 import { type TrainOptions } from './train.ts';
 
 export class UsageError extends Error {
@@ -48,6 +49,8 @@ train options:
   --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
   --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
   --init gaussian|he      weight init (default: the model's)
+  --class-maps relu|linear   ReLU on the last mlpconv's maps, as the paper, or not (default: the
+                          model's; the paper's nets can sit at chance for long from scratch with ReLU)
   --epochs N  --batch N  --lr X
   --schedule constant|step|cosine   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
   --momentum X (0.9)  --weight-decay X (0.0001)
@@ -101,12 +104,24 @@ export interface TrainCommand {
   dataDir?: string;
 }
 
-/** Parses and checks `nin train` flags (no GPU, no file reads beyond existence checks). */
+/** The options a checkpoint was trained with, from its header alone. */
+function savedOptions(path: string): TrainOptions {
+  let options: string | undefined;
+  try {
+    options = readSafetensorsMetadata(path).options;
+  } catch (e) {
+    throw new UsageError(`--resume: ${(e as Error).message}`);
+  }
+  if (options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
+  return JSON.parse(options) as TrainOptions;
+}
+
+/** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
 export function parseTrainArgs(args: string[]): TrainCommand {
   const { values: v } = parse(
     args,
     {
-      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' },
+      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' },
       epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
       'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
@@ -120,13 +135,19 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   );
   const s = (k: string) => v[k] as string | undefined;
   const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
+  const resume = s('resume');
+  if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at '${resume}'`);
+  // A resumed run continues with the settings its checkpoint was trained with (read from the
+  // file's header); flags given now override them. train() checks that the network still matches.
+  const saved = resume === undefined ? undefined : savedOptions(resume);
+  const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
   const modelArg = s('model');
   const datasetOfModel = modelArg === undefined ? undefined : DATASETS.find((d) => modelArg === d || modelArg.startsWith(`${d}-`));
-  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? 'mnist';
-  // No dataset and no model named: the main job.
-  const mainJob = s('dataset') === undefined && s('model') === undefined;
-  const model = s('model') ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
+  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? saved?.dataset ?? 'mnist';
+  // No dataset, no model and no checkpoint named: the main job.
+  const mainJob = s('dataset') === undefined && s('model') === undefined && !saved;
+  const model = s('model') ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
   const d: Defaults = mainJob ? MAIN_JOB : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
   const config = MODELS[model];
   if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
@@ -138,39 +159,40 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const classes: Record<string, number> = { mnist: 10, cifar10: 10, cifar100: 100, svhn: 10 };
   if (config.classes !== classes[dataset]) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes[dataset]}`);
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
-  const epochs = int('epochs', s('epochs'), 1) ?? d.epochs;
-  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? d.schedule;
+  const epochs = int('epochs', s('epochs'), 1) ?? pick('epochs', d.epochs);
+  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? pick('schedule', d.schedule);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
-  const stepEpochs = stepsArg === undefined ? (schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : []) : stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!);
-  const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? d.warmup;
-  const resume = s('resume');
-  if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at '${resume}'`);
+  const derivedSteps = schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : [];
+  const stepEpochs = stepsArg !== undefined ? stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!) : saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps;
+  const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? pick('warmupEpochs', d.warmup);
   const options: TrainOptions = {
     dataset,
     model,
-    head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const),
-    init: oneOf('init', s('init'), ['gaussian', 'he'] as const),
+    head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const) ?? pick('head', undefined),
+    init: oneOf('init', s('init'), ['gaussian', 'he'] as const) ?? pick('init', undefined),
+    classMaps: oneOf('class-maps', s('class-maps'), ['relu', 'linear'] as const) ?? pick('classMaps', undefined),
     epochs,
-    batchSize: int('batch', s('batch'), 1) ?? d.batch,
-    lr: num('lr', s('lr'), 0) ?? d.lr,
+    batchSize: int('batch', s('batch'), 1) ?? pick('batchSize', d.batch),
+    lr: num('lr', s('lr'), 0) ?? pick('lr', d.lr),
     schedule,
     stepEpochs,
-    gamma: num('gamma', s('gamma'), 0, 1) ?? 0.1,
+    gamma: num('gamma', s('gamma'), 0, 1) ?? pick('gamma', 0.1),
     warmupEpochs,
-    momentum: num('momentum', s('momentum'), 0, 0.999999) ?? 0.9,
-    weightDecay: num('weight-decay', s('weight-decay'), 0) ?? 1e-4,
-    augment: v.aug ? true : v['no-aug'] ? false : d.augment,
-    preprocess: oneOf('preprocess', s('preprocess'), ['none', 'standardize', 'gcn-zca'] as const) ?? d.preprocess,
-    validation: int('val', s('val'), 0) ?? 0,
-    trainLimit: int('train-limit', s('train-limit'), 1) ?? (mainJob ? MAIN_JOB.trainLimit : undefined),
-    testLimit: int('test-limit', s('test-limit'), 1),
-    seed: int('seed', s('seed'), 0) ?? 1,
-    outDir: s('out') ?? join('runs', `${dataset}-${model}`),
+    momentum: num('momentum', s('momentum'), 0, 0.999999) ?? pick('momentum', 0.9),
+    weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
+    augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
+    preprocess: oneOf('preprocess', s('preprocess'), ['none', 'standardize', 'gcn-zca'] as const) ?? pick('preprocess', d.preprocess),
+    validation: int('val', s('val'), 0) ?? pick('validation', 0),
+    trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
+    testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),
+    seed: int('seed', s('seed'), 0) ?? pick('seed', 1),
+    outDir: s('out') ?? pick('outDir', join('runs', `${dataset}-${model}`)),
     resume,
     stopAfter: int('stop-after', s('stop-after'), 1),
     profile: Boolean(v.profile),
   };
+  if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
   if (options.trainLimit !== undefined && options.validation >= options.trainLimit) {
     throw new UsageError(`--val ${options.validation} leaves no training images out of --train-limit ${options.trainLimit}`);
   }

@@ -5,7 +5,7 @@
 //   rest      the tensor bytes, little-endian, offsets relative to the start of this section.
 // Supported dtypes: F32, F64, I32, U8. Files are written atomically (temp file, fsync, rename) so a
 // crash mid-save never leaves a torn checkpoint; reading validates every offset and size.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './data/io.ts';
 
@@ -95,6 +95,28 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
 }
 
 /** Parses safetensors bytes, validating the header against the buffer. Tensor data is copied out (aligned). */
+function parseHeader(json: Buffer, source: string): Record<string, unknown> {
+  let header: unknown;
+  try {
+    header = JSON.parse(json.toString('utf8'));
+  } catch (e) {
+    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  return header as Record<string, unknown>;
+}
+
+function metadataOf(header: Record<string, unknown>, source: string): Record<string, string> {
+  const raw = header.__metadata__ ?? {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(source, '__metadata__ is not an object');
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] is ${typeof v}, expected a string`);
+    metadata[k] = v;
+  }
+  return metadata;
+}
+
 export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContents {
   if (bytes.length < 8) throw new SafetensorsError(source, `truncated: ${bytes.length} bytes, the header length alone needs 8`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -104,27 +126,14 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
   }
   const n = Number(headerLen);
   if (n > MAX_HEADER_BYTES) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n).toString('utf8'));
-  } catch (e) {
-    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  const header = parseHeader(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n), source);
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata = metadataOf(header, source);
   const spans: { name: string; begin: number; end: number }[] = [];
   const tensors: TensorMap = {};
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(source, '__metadata__ is not an object');
-      for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] is ${typeof v}, expected a string`);
-        metadata[k] = v;
-      }
-      continue;
-    }
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info !== 'object' || info === null) throw new SafetensorsError(source, `tensor "${name}": entry is not an object`);
     const dtype = info.dtype as SafetensorsDType;
@@ -164,6 +173,23 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
 /** Writes a safetensors file atomically (temp file in the same directory, fsync, rename). */
 export function writeSafetensors(path: string, tensors: TensorMap, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** The `__metadata__` of a safetensors file, reading only its header (not the tensors). */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fd = openSync(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    const got = readSync(fd, len, 0, 8, 0);
+    if (got < 8) throw new SafetensorsError(path, `truncated: ${got} bytes, the header length alone needs 8`);
+    const n = len.readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    const header = Buffer.alloc(Number(n));
+    if (readSync(fd, header, 0, header.length, 8) < header.length) throw new SafetensorsError(path, `header length ${n} runs past the end of the file: truncated or not a safetensors file`);
+    return metadataOf(parseHeader(header, path), path);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads and validates a safetensors file. */

@@ -21,6 +21,8 @@ export interface TrainOptions extends ScheduleOptions {
   model: string;
   head?: Head;
   init?: Init;
+  /** ReLU on the last mlpconv's output (the paper's class maps) or not; default: the model's. */
+  classMaps?: 'relu' | 'linear';
   batchSize: number;
   momentum: number;
   weightDecay: number;
@@ -80,10 +82,29 @@ export class TrainingDiverged extends Error {
   override name = 'TrainingDiverged';
 }
 
-export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init'>): ModelConfig {
+export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps'>): ModelConfig {
   const base = MODELS[o.model];
   if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
-  return { ...base, head: o.head ?? base.head, init: o.init ?? base.init };
+  const layers = base.layers.map((l, i) => (o.classMaps && i === base.layers.length - 1 && l.type === 'mlpconv' ? { ...l, linearOut: o.classMaps === 'linear' } : l));
+  return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
+}
+
+/**
+ * A resumed run continues the checkpoint's network: its config, with an error for any option that
+ * asks for another one (a different head or class maps would otherwise train silently on weights
+ * made for the first).
+ */
+function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
+  const saved = c.config;
+  const last = saved.layers.at(-1);
+  const savedMaps = last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
+  const clash = [
+    o.model !== saved.name && `--model ${o.model} (the checkpoint holds ${saved.name})`,
+    o.head !== undefined && o.head !== saved.head && `--head ${o.head} (the checkpoint's is ${saved.head})`,
+    o.classMaps !== undefined && o.classMaps !== savedMaps && `--class-maps ${o.classMaps} (the checkpoint's are ${savedMaps})`,
+  ].filter(Boolean);
+  if (clash.length) throw new RangeError(`--resume ${o.resume}: ${clash.join(', ')}`);
+  return saved;
 }
 
 /** Runs the model over a (preprocessed) dataset without gradients: mean loss, error rate, confusion matrix. */
@@ -139,7 +160,8 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const t0 = performance.now();
   await getGpu();
   const matrix = matrixMode(); // a bad NIN_MATRIX fails here, before any training
-  const config = modelConfig(o);
+  const resumed = o.resume ? loadCheckpoint(o.resume) : null;
+  const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);
   const { height, width, channels } = config.input;
   if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {
     throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
@@ -150,8 +172,6 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
 
-  let resumed: Checkpoint | null = null;
-  if (o.resume) resumed = loadCheckpoint(o.resume);
   const model = new NinModel(config, o.seed);
   const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
   let pre: Preprocessor;

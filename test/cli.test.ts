@@ -1,7 +1,11 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { writeSafetensors } from '../nin/safetensors.ts';
 
 function nin(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -59,5 +63,21 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--model', 'cifar10-small', '--epochs', '5']).options.epochs).toBe(5);
     expect(parseTrainArgs(['--model', 'cifar100']).options.dataset).toBe('cifar100');
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--dataset', 'mnist'])).toThrow(/takes 32×32×3 images but mnist/);
+  });
+
+  it('--resume continues with the checkpoint\'s settings; flags given override them; a foreign file is a usage error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const first = parseTrainArgs(['--model', 'cifar10-small', '--lr', '0.07', '--schedule', 'step', '--lr-steps', '1', '--epochs', '3', '--batch', '24', '--no-aug', '--val', '500', '--seed', '9', '--class-maps', 'relu', '--stop-after', '1', '--out', dir]).options;
+    // Only the header is read: a checkpoint's metadata without its tensors is enough here.
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first) });
+    const resumed = parseTrainArgs(['--resume', ckpt]).options;
+    expect(resumed).toEqual({ ...first, resume: ckpt, stopAfter: undefined, profile: false });
+    const longer = parseTrainArgs(['--resume', ckpt, '--epochs', '5', '--lr', '0.01']).options;
+    expect(longer).toMatchObject({ model: 'cifar10-small', epochs: 5, lr: 0.01, stepEpochs: [1], batchSize: 24, augment: false, seed: 9 });
+    writeFileSync(join(dir, 'plain.safetensors'), new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]));
+    expect(() => parseTrainArgs(['--resume', join(dir, 'plain.safetensors')])).toThrow(/holds no training options: not a nin checkpoint/);
+    writeFileSync(join(dir, 'short.safetensors'), 'abc');
+    expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
   });
 });

@@ -8,6 +8,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
+import { modelConfig } from '../nin/train.ts';
 import { avgPoolRef, gapRef, maxPoolRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
 
@@ -142,5 +143,16 @@ describe('the model configs', () => {
     logits.dispose();
     x.dispose();
     model.dispose();
+  });
+});
+
+describe('--class-maps', () => {
+  it('sets or drops the ReLU on the last mlpconv, leaving every other layer as the model has it', () => {
+    const linear = modelConfig({ model: 'mnist', classMaps: 'linear' });
+    expect(linear.layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: true });
+    expect(linear.layers.slice(0, -1)).toEqual(MODELS.mnist.layers.slice(0, -1));
+    expect(modelConfig({ model: 'mnist-small', classMaps: 'relu' }).layers.at(-1)).toMatchObject({ linearOut: false });
+    expect(modelConfig({ model: 'mnist-small' }).layers).toEqual(MODELS['mnist-small'].layers);
+    expect(plan(linear).find((l) => l.name.startsWith('mlpconv5x5 128-96-10'))?.name).toBe('mlpconv5x5 128-96-10 linear out');
   });
 });

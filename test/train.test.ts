@@ -47,12 +47,18 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
     const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
     const first = await train(options([...base, '--epochs', '3', '--stop-after', '1', '--out', join(tmp, 'part')]), await loadSplits(options(base)));
-    const rest = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'part'), '--resume', first.checkpoint]), await loadSplits(options(base)));
+    // Only --resume: batch, lr, limits, seed, epochs and run directory come from the checkpoint.
+    const resumed = options(['--resume', first.checkpoint]);
+    expect(resumed).toMatchObject({ batchSize: 16, lr: 0.02, trainLimit: 160, seed: 5, epochs: 3, outDir: join(tmp, 'part'), stopAfter: undefined });
+    const rest = await train(resumed, await loadSplits(resumed));
     expect(full.stepLosses.length).toBe(30);
     expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
     expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
     const a = loadCheckpoint(full.checkpoint), b = loadCheckpoint(rest.checkpoint);
     for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
+    // Options that ask for another network than the checkpoint's are refused.
+    const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
+    await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
   });
 
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
