@@ -49,7 +49,10 @@ let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 let dawnInstance: GPU | null = null;
 
-/** NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form (kernels/gemm-matrix.ts parses them; the device only needs to know whether real matrices are wanted). */
+/**
+ * NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form. kernels/gemm-matrix.ts
+ * parses them; the device only needs to know whether real subgroup matrices are wanted.
+ */
 export const MATRIX_MODE_SYNTAX = /^(f32|f16)(-emulated)?$/;
 
 /** Errors raised by the engine for GPU-side failures (device loss, validation, WGSL compile). */

@@ -21,14 +21,14 @@ const DATASET_DEFAULTS: Record<string, Defaults> = {
   svhn: { model: 'svhn', augment: false, preprocess: 'gcn-zca', epochs: 40, lr: 0.05, batch: 128, schedule: 'step', warmup: 0 },
 };
 
-/** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
- * 2-core CPU through lavapipe (one pass over all 60k training images, then the full 10k test set). */
 /** Models sized for a CPU adapter train with their own defaults, over their data set's. */
 const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
-  // 2 epochs over CIFAR-10's 50k training images: about 15 minutes on 2 cores through lavapipe.
+  // 2 epochs over CIFAR-10's 50k training images: about 16 minutes on 2 cores through lavapipe.
   'cifar10-small': { epochs: 2, lr: 0.05, batch: 32, schedule: 'cosine', warmup: 0.1 },
 };
 
+/** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
+ * 2-core CPU through lavapipe (one pass over all 60k training images, then the full 10k test set). */
 export const MAIN_JOB: Defaults & { trainLimit?: number } = {
   model: 'mnist-small', augment: false, preprocess: 'standardize', epochs: 1, lr: 0.025, batch: 16, schedule: 'cosine', warmup: 0.05,
 };
@@ -113,7 +113,11 @@ function savedOptions(path: string): TrainOptions {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
   if (options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
-  return JSON.parse(options) as TrainOptions;
+  try {
+    return JSON.parse(options) as TrainOptions;
+  } catch (e) {
+    throw new UsageError(`--resume: ${path}: its training options are not valid JSON (${(e as Error).message})`);
+  }
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */

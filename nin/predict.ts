@@ -29,7 +29,7 @@ export async function predict(checkpointPath: string, images: string[]): Promise
   // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
   for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
   const x = c.preprocessor.apply(pixels, images.length);
-  await getGpu(); // the command line calls this first: open the device before building the model
+  await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
   const model = c.buildModel();
   const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
   const p = await probs.toArray();
