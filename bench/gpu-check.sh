@@ -3,13 +3,14 @@
 # (the kernel tests against the float64 reference, on this adapter), PyTorch/cuDNN, our whole bench
 # suite (fused vs unfused mlpconv, training step, TF.js), bandwidth, the autotuner, a per-kernel
 # profile, then the subgroup-matrix GEMM where Dawn offers it (NIN_MATRIX); a short table last.
-# Each stage has its own time limit, cut to what is left of BUDGET (seconds for the whole call;
-# a session has 15 device minutes, machine start included, and issue 3's training runs need calls
-# of their own), so one slow stage cannot eat the call and the last stages are the ones skipped.
+# Each stage has its own time limit, cut to what is left of BUDGET (seconds for the whole script;
+# a session has 15 device minutes, machine start included, and issue 3's training runs come after
+# it: bench/gpu-train.sh lists the calls), so one slow stage cannot eat the call and the last
+# stages are the ones skipped.
 # Logs go to one archive, $OUT/logs.tgz (the device tool returns at most 8 files).
 #
 # On the device machine, from the repository root, with .gpu carried (see ../shared/gpu/README.md):
-#   bash bench/gpu-check.sh
+#   BUDGET=360 bash bench/gpu-check.sh
 # Smaller settings (e.g. a smoke test on lavapipe):
 #   BATCH=4 MLPCONV_BATCHES=4 REPS=2 STEPS=2 TUNE_MODELS=mnist-small OUT=/tmp/gpu-check bash bench/gpu-check.sh
 set -uo pipefail
