@@ -141,6 +141,32 @@ export function argmax(a: ArrayLike<number>, offset: number, n: number): number 
   return best;
 }
 
+/**
+ * Watches the step losses for a net stuck at chance: a loss within `tol` of ln C (every class
+ * equally likely) for `steps` steps in a row. `observe` returns a hint the first time that
+ * happens (once per run), else null.
+ */
+export function chancePlateauWatch(classes: number, reluClassMaps: boolean, steps = 100, tol = 0.01) {
+  const chance = Math.log(classes);
+  let since = -1;
+  let warned = false;
+  return {
+    observe(loss: number, step: number): string | null {
+      if (Math.abs(loss - chance) > tol) {
+        since = -1;
+        return null;
+      }
+      if (since < 0) since = step;
+      if (warned || step - since + 1 < steps) return null;
+      warned = true;
+      return (
+        `note: the loss has stayed at ln ${classes} = ${chance.toFixed(4)} (chance: every class equally likely) for ${steps} steps, since step ${since}` +
+        (reluClassMaps ? `; the class maps may be dead (ReLU outputs all zero): --class-maps linear, a lower --lr or a longer --warmup usually get past it` : `; a lower --lr or a longer --warmup may get past it`)
+      );
+    },
+  };
+}
+
 /** Steps at the start of a profiled epoch that the per-kernel table leaves out. */
 const PROFILE_WARMUP_STEPS = 2;
 
@@ -222,6 +248,8 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
   // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
   // profile covers the steps after them.
   const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
+  const lastLayer = config.layers.at(-1);
+  const plateau = chancePlateauWatch(config.classes, lastLayer?.type === 'mlpconv' && !lastLayer.linearOut);
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
@@ -260,6 +288,8 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
             throw new TrainingDiverged(`loss is ${l} at step ${thisStep} (epoch ${epoch}); last good checkpoint: ${lastGood}`);
           }
           stepLosses.push(l);
+          const hint = plateau.observe(l, thisStep);
+          if (hint) log(process.stderr.isTTY && o.progress !== false ? `\n${hint}` : hint); // off the progress bar's line
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
           seen += labels.length;

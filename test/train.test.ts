@@ -12,7 +12,7 @@ import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
-import { train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -143,5 +143,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const vis = nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
+  });
+});
+
+describe('the chance-plateau hint', () => {
+  it('speaks once, after 100 steps in a row at ln C, and names the class maps only when they have a ReLU', () => {
+    const w = chancePlateauWatch(10, true);
+    const chance = Math.log(10);
+    const said: [number, string][] = [];
+    const feed = (loss: number, step: number) => { const h = w.observe(loss, step); if (h) said.push([step, h]); };
+    for (let t = 0; t < 50; t++) feed(2.0, t); // learning: nothing
+    for (let t = 50; t < 140; t++) feed(chance + 0.005, t); // 90 steps at chance
+    feed(1.9, 140); // a step off it resets the count
+    for (let t = 141; t < 400; t++) feed(chance - 0.004, t);
+    expect(said.map(([t]) => t)).toEqual([240]); // steps 141..240 are the first 100 in a row
+    expect(said[0][1]).toMatch(/stayed at ln 10 = 2\.3026 .* for 100 steps, since step 141; the class maps may be dead .*--class-maps linear/);
+    const linear = chancePlateauWatch(100, false);
+    let hint: string | null = null;
+    for (let t = 0; t < 100 && !hint; t++) hint = linear.observe(Math.log(100), t);
+    expect(hint).toMatch(/ln 100 = 4\.6052 .*a lower --lr or a longer --warmup may get past it$/);
   });
 });
