@@ -128,20 +128,24 @@ describe('tiny NIN end to end', () => {
 });
 
 describe('the model configs', () => {
-  // Every config users can name (the paper's nets and the CPU-sized ones): its planned shapes and
-  // parameter count are what the built model has, and one image gives one finite logit per class.
-  it.each(Object.keys(MODELS))('%s: one image through the built model gives its classes, with the planned parameters', async (name) => {
+  // Every config users can name (the paper's nets and the CPU-sized ones): the built model has the
+  // planned parameters. The CPU-sized ones also run an image through (one finite logit per class);
+  // the paper's widths would add minutes of shader compiles on a fresh CPU machine, and their
+  // kernels' shapes are what bench/ validates against the reference on a GPU.
+  it.each(Object.keys(MODELS))('%s: the built model has the planned parameters (and, if CPU-sized, gives one logit per class)', async (name) => {
     const config = MODELS[name];
     const model = new NinModel(config, 3);
-    const planned = plan(config).reduce((s, l) => s + l.params, 0);
-    expect(model.params.reduce((s, p) => s + p.tensor.size, 0)).toBe(planned);
-    const { height, width, channels } = config.input;
-    const x = Tensor.fromArray(randomArray(height * width * channels, 5), [1, height, width, channels]);
-    const logits = noGrad(() => model.forward(x, { train: false }));
-    expect(logits.shape).toEqual([1, config.classes]);
-    expect((await logits.toArray()).every(Number.isFinite)).toBe(true);
-    logits.dispose();
-    x.dispose();
+    const layers = plan(config);
+    expect(model.params.reduce((s, p) => s + p.tensor.size, 0)).toBe(layers.reduce((s, l) => s + l.params, 0));
+    if (layers.reduce((s, l) => s + l.flops, 0) < 50e6) {
+      const { height, width, channels } = config.input;
+      const x = Tensor.fromArray(randomArray(height * width * channels, 5), [1, height, width, channels]);
+      const logits = noGrad(() => model.forward(x, { train: false }));
+      expect(logits.shape).toEqual([1, config.classes]);
+      expect((await logits.toArray()).every(Number.isFinite)).toBe(true);
+      logits.dispose();
+      x.dispose();
+    }
     model.dispose();
   });
 });
