@@ -157,9 +157,13 @@ export class NinModel {
     this.summary = plan(config);
     let ch = config.input.channels;
     let k = 0;
-    const add = (name: string, shape: number[], fanIn: number, isBias: boolean) => {
+    // He et al.'s fan-in init has gain 2 for a layer that feeds a ReLU. The FC classifier feeds
+    // none, so it gets gain 1: with 2, cifar10-small --head fc-dropout started at loss 7.7–9.8 and
+    // once diverged at lr 0.05. Linear class maps keep gain 2: with 1, the main job fell from
+    // 98.46 % to 97.87 % (one run each, lavapipe).
+    const add = (name: string, shape: number[], fanIn: number, isBias: boolean, reluAfter = true) => {
       const n = shape.reduce((a, b) => a * b, 1);
-      const std = config.init === 'he' ? Math.sqrt(2 / fanIn) : config.initStd;
+      const std = config.init === 'he' ? Math.sqrt((reluAfter ? 2 : 1) / fanIn) : config.initStd;
       const data = isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
       this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
     };
@@ -178,7 +182,7 @@ export class NinModel {
     }
     if (config.head !== 'gap') {
       const fanIn = this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output.reduce((a, b) => a * b, 1);
-      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false);
+      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, false);
       add('fc.b', [config.classes], 1, true);
     }
   }

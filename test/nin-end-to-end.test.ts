@@ -160,3 +160,26 @@ describe('--class-maps', () => {
     expect(plan(linear).find((l) => l.name.startsWith('mlpconv5x5 128-96-10'))?.name).toBe('mlpconv5x5 128-96-10 linear out');
   });
 });
+
+describe('init', () => {
+  // Sample standard deviation of a parameter, to compare with the init's σ.
+  async function std(model: NinModel, name: string): Promise<number> {
+    const a = await model.parameter(name).toArray();
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    return Math.sqrt(a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length);
+  }
+
+  it("'he': gain 2 before a ReLU, gain 1 on the FC classifier; 'gaussian': σ everywhere; biases 0", async () => {
+    const he = new NinModel({ ...MODELS['cifar10-small'], head: 'fc-dropout' }, 7);
+    // block1.w1: fan-in 5·5·3 = 75 (2,400 weights); fc.w: fan-in 8·8·10 = 640 (6,400 weights).
+    // Tolerance 5 %: sampling error of σ on ≥ 2,400 draws is ≤ 1.5 %; gain 2 vs 1 differs by 41 %.
+    expect(Math.abs(await std(he, 'block1.w1') / Math.sqrt(2 / 75) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(await std(he, 'block3.w3') / Math.sqrt(2 / 64) - 1)).toBeLessThan(0.1); // 640 weights
+    expect(Math.abs(await std(he, 'fc.w') / Math.sqrt(1 / 640) - 1)).toBeLessThan(0.05);
+    expect((await he.parameter('fc.b').toArray()).every((v) => v === 0)).toBe(true);
+    he.dispose();
+    const gaussian = new NinModel({ ...MODELS['cifar10-small'], head: 'fc', init: 'gaussian', initStd: 0.05 }, 7);
+    for (const name of ['block1.w1', 'block2.w2', 'fc.w']) expect(Math.abs(await std(gaussian, name) / 0.05 - 1)).toBeLessThan(0.05);
+    gaussian.dispose();
+  });
+});
