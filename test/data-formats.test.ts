@@ -315,6 +315,17 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     });
   }
 
+  // Files from SciPy's MAT v5 writer (test/fixtures/make-svhn-scipy.py): an independent writer, with
+  // its own choices (small-element names, y as miDOUBLE, zlib per variable), against our reader.
+  it.each([['svhn-scipy-compressed.mat', 6], ['svhn-scipy-plain.mat', 2]])('reads %s, written by SciPy', (file, count) => {
+    const ds = readSvhn(fileURLToPath(new URL(`./fixtures/${file}`, import.meta.url)));
+    expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([count, 32, 32, 3]);
+    expect(Array.from(ds.labels)).toEqual([0, 1, 2, 9, 0, 5].slice(0, count));
+    for (let n = 0; n < count; n++) for (let r = 0; r < 32; r++) for (let c = 0; c < 32; c++) for (let ch = 0; ch < 3; ch++) {
+      if (ds.images[((n * 32 + r) * 32 + c) * 3 + ch] !== svhnPixel(n, r, c, ch)) throw new Error(`${file}: pixel (${n}, ${r}, ${c}, ${ch}) is ${ds.images[((n * 32 + r) * 32 + c) * 3 + ch]}, expected ${svhnPixel(n, r, c, ch)}`);
+    }
+  });
+
   it('gzipped .mat is read too', () => {
     const ds = readSvhn(tmpFile('test_32x32.mat.gz', gzipSync(svhnMat({ compress: true, yType: 'double' }))));
     expect(ds.count).toBe(6);
