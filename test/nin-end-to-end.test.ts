@@ -176,7 +176,7 @@ describe('init', () => {
     expect(Math.abs(await std(he, 'block1.w1') / Math.sqrt(2 / 75) - 1)).toBeLessThan(0.05);
     expect(Math.abs(await std(he, 'block3.w3') / Math.sqrt(2 / 64) - 1)).toBeLessThan(0.1); // 640 weights
     expect(Math.abs(await std(he, 'fc.w') / Math.sqrt(1 / 640) - 1)).toBeLessThan(0.05);
-    expect((await he.parameter('fc.b').toArray()).every((v) => v === 0)).toBe(true);
+    for (const p of he.params.filter((e) => /\.b\d?$/.test(e.name))) expect((await p.tensor.toArray()).every((v) => v === 0), p.name).toBe(true);
     he.dispose();
     const gaussian = new NinModel({ ...MODELS['cifar10-small'], head: 'fc', init: 'gaussian', initStd: 0.05 }, 7);
     for (const name of ['block1.w1', 'block2.w2', 'fc.w']) expect(Math.abs(await std(gaussian, name) / 0.05 - 1)).toBeLessThan(0.05);
