@@ -161,9 +161,9 @@ export class NinModel {
     // none, so it gets gain 1: with 2, cifar10-small --head fc-dropout started at loss 7.7–9.8 and
     // once diverged at lr 0.05. Linear class maps keep gain 2: with 1, the main job gave 97.87 %
     // in one run (98.46 % with 2), under its 98 % target.
-    const add = (name: string, shape: number[], fanIn: number, isBias: boolean, reluAfter = true) => {
+    const add = (name: string, shape: number[], fanIn: number, isBias: boolean, gain = 2) => {
       const n = shape.reduce((a, b) => a * b, 1);
-      const std = config.init === 'he' ? Math.sqrt((reluAfter ? 2 : 1) / fanIn) : config.initStd;
+      const std = config.init === 'he' ? Math.sqrt(gain / fanIn) : config.initStd;
       const data = isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
       this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
     };
@@ -182,7 +182,7 @@ export class NinModel {
     }
     if (config.head !== 'gap') {
       const fanIn = this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output.reduce((a, b) => a * b, 1);
-      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, false);
+      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
       add('fc.b', [config.classes], 1, true);
     }
   }
