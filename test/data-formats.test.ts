@@ -278,6 +278,14 @@ const compressed = (el: Buffer, e: Endian): Buffer => {
 const svhnPixel = (n: number, r: number, c: number, ch: number): number => (n * 31 + r * 7 + c * 3 + ch * 85) % 256;
 const SVHN_LABELS = [10, 1, 2, 9, 10, 5];
 
+/** Every pixel of the first `count` SVHN images read from `source` is svhnPixel's (HWC order). */
+function expectSvhnPixels(ds: { images: Float32Array }, count: number, source: string): void {
+  for (let n = 0; n < count; n++) for (let r = 0; r < 32; r++) for (let c = 0; c < 32; c++) for (let ch = 0; ch < 3; ch++) {
+    const found = ds.images[((n * 32 + r) * 32 + c) * 3 + ch];
+    if (found !== svhnPixel(n, r, c, ch)) throw new Error(`${source}: pixel (${n}, ${r}, ${c}, ${ch}) is ${found}, expected ${svhnPixel(n, r, c, ch)}`);
+  }
+}
+
 function svhnMat(opts: { compress: boolean; yType: 'uint8-storage' | 'double'; e?: Endian }): Buffer {
   const e = opts.e ?? 'LE';
   const n = SVHN_LABELS.length;
@@ -309,9 +317,7 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
       const ds = readSvhn(tmpFile(`svhn-${v.compress}-${v.yType}-${v.e ?? 'LE'}.mat`, svhnMat(v)));
       expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([6, 32, 32, 3]);
       expect(Array.from(ds.labels)).toEqual([0, 1, 2, 9, 0, 5]); // 10 means digit 0
-      for (const [n, r, c, ch] of [[0, 0, 0, 0], [1, 5, 9, 2], [5, 31, 0, 1], [3, 0, 31, 0]]) {
-        expect(ds.images[((n * 32 + r) * 32 + c) * 3 + ch]).toBe(svhnPixel(n, r, c, ch));
-      }
+      expectSvhnPixels(ds, 6, 'synthetic');
     });
   }
 
@@ -321,9 +327,7 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     const ds = readSvhn(fileURLToPath(new URL(`./fixtures/${file}`, import.meta.url)));
     expect([ds.count, ds.height, ds.width, ds.channels]).toEqual([count, 32, 32, 3]);
     expect(Array.from(ds.labels)).toEqual([0, 1, 2, 9, 0, 5].slice(0, count));
-    for (let n = 0; n < count; n++) for (let r = 0; r < 32; r++) for (let c = 0; c < 32; c++) for (let ch = 0; ch < 3; ch++) {
-      if (ds.images[((n * 32 + r) * 32 + c) * 3 + ch] !== svhnPixel(n, r, c, ch)) throw new Error(`${file}: pixel (${n}, ${r}, ${c}, ${ch}) is ${ds.images[((n * 32 + r) * 32 + c) * 3 + ch]}, expected ${svhnPixel(n, r, c, ch)}`);
-    }
+    expectSvhnPixels(ds, count, file);
   });
 
   it('gzipped .mat is read too', () => {
