@@ -262,6 +262,12 @@ function runModels(): void {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // `nin train --help` asks for the usage, not a flag check (flags after a bare `--` are positionals).
+  const flags = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (cmd !== undefined && (flags.includes('--help') || flags.includes('-h'))) {
+    console.log(USAGE);
+    return 0;
+  }
   try {
     switch (cmd) {
       case 'train': await runTrain(rest); break;

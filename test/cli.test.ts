@@ -35,11 +35,16 @@ describe('nin CLI', () => {
     expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
   });
 
-  it('prints the usage with exit 2 when no command is given, 0 for --help', () => {
+  it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', () => {
     expect(nin().code).toBe(2);
     const help = nin('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/nin train \[options\]/);
+    for (const args of [['train', '--help'], ['eval', 'missing.safetensors', '-h']]) {
+      const r = nin(...args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/train options:/);
+    }
   });
 
   it('lists the models with their shapes, parameters and FLOPs', () => {
