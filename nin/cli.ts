@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { describeConfig, MODELS } from './model.ts';
-import type { PreprocessKind } from './preprocessing.ts';
+import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
+import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { type TrainOptions } from './train.ts';
 
@@ -18,7 +19,7 @@ const DATASET_DEFAULTS: Record<string, Defaults> = {
   mnist: { model: 'mnist', augment: false, preprocess: 'standardize', epochs: 20, lr: 0.01, batch: 64, schedule: 'step', warmup: 0 },
   cifar10: { model: 'cifar10', augment: true, preprocess: 'gcn-zca', epochs: 100, lr: 0.1, batch: 128, schedule: 'step', warmup: 0 },
   cifar100: { model: 'cifar100', augment: true, preprocess: 'gcn-zca', epochs: 100, lr: 0.1, batch: 128, schedule: 'step', warmup: 0 },
-  svhn: { model: 'svhn', augment: false, preprocess: 'gcn-zca', epochs: 40, lr: 0.05, batch: 128, schedule: 'step', warmup: 0 },
+  svhn: { model: 'svhn', augment: false, preprocess: 'gcn-lcn', epochs: 40, lr: 0.05, batch: 128, schedule: 'step', warmup: 0 },
 };
 
 /** Models sized for a CPU adapter train with their own defaults, over their data set's. */
@@ -55,9 +56,14 @@ train options:
   --schedule constant|step|cosine   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
   --momentum X (0.9)  --weight-decay X (0.0001)
   --aug / --no-aug        random translation + horizontal flip (default: on for CIFAR)
-  --preprocess none|standardize|gcn-zca
-  --val N                 hold out N training images for validation (default 0); the epoch
-                          with the lowest validation error is kept as best.safetensors
+  --preprocess none|standardize|gcn-zca|gcn-lcn   (default: gcn-zca for CIFAR, gcn-lcn for SVHN,
+                          standardize for MNIST; the papers' choices)
+  --val N|paper           hold out N training images for validation (default 0), or the papers'
+                          set: SVHN 400 per class from train (+ 200 per class from extra with
+                          --extra), else 10,000 images; the epoch with the lowest validation
+                          error is kept as best.safetensors
+  --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
+                          about 16 GB of memory)
   --train-limit N  --test-limit N   use only the first N images
   --seed N                repeatable runs (same device: same loss curve)
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data
@@ -66,6 +72,10 @@ train options:
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   --profile               per-kernel GPU time table (first epoch)
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
+
+function usage(message: string): never {
+  throw new UsageError(message);
+}
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -130,7 +140,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
-      val: { type: 'string' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
+      val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
       'stop-after': { type: 'string' },
       profile: { type: 'boolean' },
@@ -186,8 +196,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     momentum: num('momentum', s('momentum'), 0, 0.999999) ?? pick('momentum', 0.9),
     weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
-    preprocess: oneOf('preprocess', s('preprocess'), ['none', 'standardize', 'gcn-zca'] as const) ?? pick('preprocess', d.preprocess),
-    validation: int('val', s('val'), 0) ?? pick('validation', 0),
+    preprocess: oneOf('preprocess', s('preprocess'), PREPROCESS_KINDS) ?? pick('preprocess', d.preprocess),
+    validation: s('val') === 'paper' ? 'paper' : /^\d+$|^$/.test(s('val') ?? '') ? int('val', s('val'), 0) ?? pick('validation', 0) : usage(`--val must be a number of images or 'paper', got '${s('val')}'`),
+    extra: v.extra ? true : pick('extra', undefined),
     trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
     testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),
     seed: int('seed', s('seed'), 0) ?? pick('seed', 1),
@@ -197,11 +208,13 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     profile: Boolean(v.profile),
   };
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
-  if (options.trainLimit !== undefined && options.validation >= options.trainLimit) {
-    throw new UsageError(`--val ${options.validation} leaves no training images out of --train-limit ${options.trainLimit}`);
+  if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
+  const held = validationSize(validationPlan(options.validation, dataset, options.extra ? 2 : 1), classes[dataset]);
+  if (options.trainLimit !== undefined && held >= options.trainLimit) {
+    throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of --train-limit ${options.trainLimit}`);
   }
-  if (options.trainLimit !== undefined && options.trainLimit - options.validation < options.batchSize) {
-    throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - options.validation} training images left`);
+  if (options.trainLimit !== undefined && options.trainLimit - held < options.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
   }
   return { options, dataDir: s('data-dir') };
 }

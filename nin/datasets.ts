@@ -1,7 +1,7 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import type { ImageDataset } from './data/formats.ts';
 import { loadDataset } from './data/registry.ts';
-import { splitValidation, takeExamples } from './data/split.ts';
+import { assembleSplits, limitParts, takeExamples, validationPlan } from './data/split.ts';
 import type { TrainOptions } from './train.ts';
 
 function firstN(ds: ImageDataset, n: number | undefined): ImageDataset {
@@ -14,12 +14,14 @@ function report(ds: ImageDataset): void {
 }
 
 export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ train: ImageDataset; validation?: ImageDataset; test: ImageDataset }> {
-  const full = firstN(await loadDataset(o.dataset, 'train', { dataDir }), o.trainLimit);
+  const parts = [await loadDataset(o.dataset, 'train', { dataDir })];
+  if (o.extra) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
   const test = firstN(await loadDataset(o.dataset, 'test', { dataDir }), o.testLimit);
-  const split = o.validation > 0 ? splitValidation(full, o.validation, o.seed) : null;
-  const train = split ? split.train : full;
-  for (const ds of [train, ...(split ? [split.validation] : []), test]) report(ds);
-  return { train, validation: split?.validation, test };
+  const limited = limitParts(parts, o.trainLimit);
+  const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
+  const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length), o.seed, name);
+  for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
+  return { train, validation, test };
 }
 
 export async function loadTestSet(dataset: string, dataDir?: string, limit?: number): Promise<ImageDataset> {

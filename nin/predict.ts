@@ -28,7 +28,7 @@ export async function predict(checkpointPath: string, images: string[]): Promise
   images.forEach((path, i) => pixels.set(loadImageForModel(path, { height, width, channels }).pixels, i * height * width * channels));
   // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
   for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
-  const x = c.preprocessor.apply(pixels, images.length);
+  const x = c.preprocessor.apply(pixels, images.length, c.config.input);
   await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
   const model = c.buildModel();
   const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
@@ -53,7 +53,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   await getGpu();
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
-  const x = c.preprocessor.apply(raw, n);
+  const x = c.preprocessor.apply(raw, n, c.config.input);
   const { maps, logits } = noGrad(() =>
     tidy(() => {
       const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });

@@ -1,7 +1,9 @@
 // The input pipeline's fixed transform, fitted on the training set only and stored with the model:
 //   none         pixels / 255
 //   standardize  per-channel (x − mean) / std
-//   gcn-zca      the paper's: global contrast normalisation per image, then ZCA whitening
+//   gcn-zca      the paper's for CIFAR: global contrast normalisation per image, then ZCA whitening
+//   gcn-lcn      the paper's for SVHN (after the maxout paper): GCN, then local contrast
+//                normalisation per image and channel (no statistics to fit)
 import { noGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
@@ -14,6 +16,8 @@ import {
   float32Copies,
   fitZcaParallel,
   globalContrastNormalize,
+  localContrastNormalize,
+  MAXOUT_GCN,
   NIN_GCN,
   standardizeChannels,
   statsFromTensors,
@@ -23,14 +27,24 @@ import {
 } from './data/preprocess.ts';
 import type { TensorMap } from './safetensors.ts';
 
-export type PreprocessKind = 'none' | 'standardize' | 'gcn-zca';
+export type PreprocessKind = 'none' | 'standardize' | 'gcn-zca' | 'gcn-lcn';
+export const PREPROCESS_KINDS: readonly PreprocessKind[] = ['none', 'standardize', 'gcn-zca', 'gcn-lcn'];
+
+export type ImageShape = { height: number; width: number; channels: number };
 
 export class Preprocessor {
   constructor(readonly kind: PreprocessKind, readonly stats: PreprocessStats | null) {}
 
-  /** Transformed copy of `count` NHWC images with raw 0..255 pixels. */
-  apply(images: Float32Array, count: number): Float32Array {
+  /** Transformed copy of `count` NHWC images of `shape` with raw 0..255 pixels. */
+  apply(images: Float32Array, count: number, shape: ImageShape): Float32Array {
     const out = new Float32Array(images);
+    if (out.length !== count * shape.height * shape.width * shape.channels) {
+      throw new RangeError(`preprocessing: ${out.length} values are not ${count} images of ${shape.height}×${shape.width}×${shape.channels}`);
+    }
+    if (this.kind === 'gcn-lcn') {
+      globalContrastNormalize(out, out.length / count, MAXOUT_GCN);
+      return localContrastNormalize(out, shape);
+    }
     if (this.kind === 'none') {
       for (let i = 0; i < out.length; i++) out[i] /= 255;
       return out;
@@ -46,7 +60,7 @@ export class Preprocessor {
    * it runs on the GPU as a 1×1 convolution (whitenOnGpu); apply() does it on the CPU.
    */
   async applyTo(ds: ImageDataset): Promise<ImageDataset> {
-    if (this.kind !== 'gcn-zca') return { ...ds, images: this.apply(ds.images, ds.count) };
+    if (this.kind !== 'gcn-zca') return { ...ds, images: this.apply(ds.images, ds.count, ds) };
     const out = new Float32Array(ds.images);
     globalContrastNormalize(out, out.length / ds.count, NIN_GCN);
     return { ...ds, images: await whitenOnGpu(this.stats as ZcaStats, out, ds.count) };
@@ -61,8 +75,8 @@ export class Preprocessor {
 
   static fromTensors(tensors: TensorMap, metadata: Record<string, string>): Preprocessor {
     const kind = metadata['preprocess.transform'] as PreprocessKind | undefined;
-    if (kind !== 'none' && kind !== 'standardize' && kind !== 'gcn-zca') throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
-    return new Preprocessor(kind, kind === 'none' ? null : statsFromTensors(tensors, metadata));
+    if (!kind || !PREPROCESS_KINDS.includes(kind)) throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
+    return new Preprocessor(kind, kind === 'none' || kind === 'gcn-lcn' ? null : statsFromTensors(tensors, metadata));
   }
 }
 
@@ -100,7 +114,7 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
 
 /** Fits the transform on the training images only (ZCA's heavy loops on worker threads). */
 export async function fitPreprocessor(kind: PreprocessKind, train: ImageDataset, log: (m: string) => void = () => {}): Promise<Preprocessor> {
-  if (kind === 'none') return new Preprocessor(kind, null);
+  if (kind === 'none' || kind === 'gcn-lcn') return new Preprocessor(kind, null);
   if (kind === 'standardize') return new Preprocessor(kind, computeChannelStats(train.images, train.channels));
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);

@@ -28,8 +28,10 @@ export interface TrainOptions extends ScheduleOptions {
   weightDecay: number;
   augment: boolean;
   preprocess: PreprocessKind;
-  /** Images held out of the training set for validation (0: none). */
-  validation: number;
+  /** Images held out of the training set for validation (0: none; 'paper': the papers' hold-out, see validationPlan). */
+  validation: number | 'paper';
+  /** SVHN: train on train_32x32.mat and extra_32x32.mat together, as the paper. */
+  extra?: boolean;
   /** Use only the first N training / test images (quick runs). */
   trainLimit?: number;
   testLimit?: number;
@@ -231,6 +233,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
       }
     }
   }
+  if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on the CPU (about 0.2 ms each)…`);
   const trainSet = await pre.applyTo(data.train);
   const valSet = data.validation && (await pre.applyTo(data.validation));
   const testSet = data.test && (await pre.applyTo(data.test));

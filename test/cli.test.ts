@@ -23,7 +23,10 @@ describe('nin CLI', () => {
     [['train', '--aug', '--no-aug'], /--aug and --no-aug contradict each other/],
     [['train', '--schedule', 'cosine', '--lr-steps', '3'], /--lr-steps only applies to --schedule step/],
     [['train', '--resume', 'no/such/checkpoint.safetensors'], /--resume: no checkpoint at 'no\/such\/checkpoint.safetensors'/],
-    [['train', '--train-limit', '100', '--val', '100'], /--val 100 leaves no training images out of --train-limit 100/],
+    [['train', '--train-limit', '100', '--val', '100'], /--val 100 holds out 100 images: none left of --train-limit 100/],
+    [['train', '--dataset', 'svhn', '--val', 'paper', '--train-limit', '3000'], /--val paper holds out 4000 images: none left of --train-limit 3000/],
+    [['train', '--val', 'papers'], /--val must be a number of images or 'paper', got 'papers'/],
+    [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
     [['eval'], /expected one checkpoint path, got 0 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -67,6 +70,8 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--model', 'cifar10-small']).options).toMatchObject({ dataset: 'cifar10', model: 'cifar10-small', preprocess: 'gcn-zca', augment: true, epochs: 2, batchSize: 32, schedule: 'cosine' });
     expect(parseTrainArgs(['--model', 'cifar10-small', '--epochs', '5']).options.epochs).toBe(5);
     expect(parseTrainArgs(['--model', 'cifar100']).options.dataset).toBe('cifar100');
+    // SVHN as the paper: GCN + LCN, no augmentation, train + extra, its validation set.
+    expect(parseTrainArgs(['--dataset', 'svhn', '--extra', '--val', 'paper']).options).toMatchObject({ model: 'svhn', preprocess: 'gcn-lcn', augment: false, extra: true, validation: 'paper' });
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--dataset', 'mnist'])).toThrow(/takes 32×32×3 images but mnist/);
   });
 

@@ -7,7 +7,10 @@ import {
   augmentBatch,
   augmentRecord,
   permutation,
-  splitValidation,
+  assembleSplits,
+  limitParts,
+  validationPlan,
+  validationSize,
   takeExamples,
   type Batch,
   type ImageDataset,
@@ -40,37 +43,73 @@ describe('seeded RNG', () => {
 
 describe('validation split', () => {
   const ds = synthetic(50);
+  /** The original example numbers in a set built from `ds` (or from parts numbered on from it). */
+  const examples = (set: ImageDataset) => Array.from({ length: set.count }, (_, i) => exampleOf(set, i));
 
-  it('sizes, disjointness, coverage, and images/labels that follow their indices', () => {
-    const s = splitValidation(ds, 10, 1);
-    expect(s.train.count).toBe(40);
-    expect(s.validation.count).toBe(10);
-    const all = [...s.trainIndices, ...s.validationIndices].sort((a, b) => a - b);
-    expect(all).toEqual(Array.from({ length: 50 }, (_, i) => i));
-    expect(new Set([...s.trainIndices].filter((i) => s.validationIndices.includes(i))).size).toBe(0);
-    for (let i = 0; i < 10; i++) {
-      expect(exampleOf(s.validation, i)).toBe(s.validationIndices[i]);
-      expect(s.validation.labels[i]).toBe(s.validationIndices[i] % 10);
+  it('sizes, disjointness, coverage, and images/labels that follow their examples', () => {
+    const { train, validation } = assembleSplits([ds], { count: 10 }, 1, 'synthetic');
+    expect(train.count).toBe(40);
+    expect(validation!.count).toBe(10);
+    const [t, v] = [examples(train), examples(validation!)];
+    expect([...t, ...v].sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(t.filter((i) => v.includes(i))).toEqual([]);
+    for (let i = 0; i < 10; i++) expect(validation!.labels[i]).toBe(v[i] % 10);
+    expect(t).toEqual([...t].sort((a, b) => a - b));
+    expect(train.name).toBe('synthetic[train 40]');
+  });
+
+  it('is reproducible by seed and changes with it; no plan means the set itself, uncopied', () => {
+    const val = (seed: number) => examples(assembleSplits([ds], { count: 10 }, seed, 'synthetic').validation!);
+    expect(val(1)).toEqual(val(1));
+    expect(val(2)).not.toEqual(val(1));
+    expect(assembleSplits([ds], null, 1, 'synthetic')).toEqual({ train: ds });
+    expect(validationPlan(0, 'mnist', 1)).toBeNull();
+  });
+
+  it('SVHN with extra, as the paper: 400 of each class from train and 200 from extra held out, the rest trained on', () => {
+    const classNames = Array.from({ length: 10 }, (_, k) => `${k}`);
+    const train = { ...synthetic(4100, 2, 2, 1), name: 'svhn/train', classNames };
+    const extra = synthetic(4100 + 2500, 2, 2, 1);
+    // extra's examples are numbered on from train's, so exampleOf gives the global number.
+    const extraPart = { ...takeExamples(extra, Array.from({ length: 2500 }, (_, i) => 4100 + i)), name: 'svhn/extra', classNames };
+    const plan = validationPlan('paper', 'svhn', 2)!;
+    expect(plan).toEqual({ perClass: [400, 200] });
+    expect(validationSize(plan, 10)).toBe(6000);
+    const { train: t, validation: v } = assembleSplits([train, extraPart], plan, 3, 'svhn/train+extra');
+    expect(v!.count).toBe(6000);
+    expect(t.count).toBe(4100 + 2500 - 6000);
+    const [te, ve] = [examples(t), examples(v!)];
+    expect([...te, ...ve].sort((a, b) => a - b)).toEqual(Array.from({ length: 6600 }, (_, i) => i));
+    for (let k = 0; k < 10; k++) {
+      expect(ve.filter((g, i) => g < 4100 && v!.labels[i] === k).length).toBe(400);
+      expect(ve.filter((g, i) => g >= 4100 && v!.labels[i] === k).length).toBe(200);
     }
-    expect([...s.trainIndices]).toEqual([...s.trainIndices].sort((a, b) => a - b));
+    for (let i = 0; i < t.count; i++) expect(t.labels[i]).toBe(te[i] % 10);
+    expect(t.name).toBe('svhn/train+extra[train 600]');
+    // Another seed, other images; the same seed, the same.
+    expect(examples(assembleSplits([train, extraPart], plan, 4, 'x').validation!)).not.toEqual(ve);
+    expect(examples(assembleSplits([train, extraPart], plan, 3, 'x').validation!)).toEqual(ve);
+    // A random count draws from both parts; --train-limit cuts the parts in order.
+    const r = examples(assembleSplits([train, extraPart], { count: 3000 }, 1, 'x').validation!);
+    expect(r.some((g) => g < 4100) && r.some((g) => g >= 4100)).toBe(true);
+    const limited = limitParts([train, extraPart], 4200);
+    expect(limited.map((p) => p.count)).toEqual([4100, 100]);
+    expect(limitParts([train, extraPart], 50).map((p) => p.count)).toEqual([50]);
+    expect(() => assembleSplits(limited, plan, 3, 'x')).toThrow(/svhn\/extra\[:100\]: the validation set takes 200 images of class 0 \(0\) from it, but it has 10/);
   });
 
-  it('is reproducible by seed and changes with it; 0 means no validation set', () => {
-    expect(splitValidation(ds, 10, 1).validationIndices).toEqual(splitValidation(ds, 10, 1).validationIndices);
-    expect(splitValidation(ds, 10, 2).validationIndices).not.toEqual(splitValidation(ds, 10, 1).validationIndices);
-    const none = splitValidation(ds, 0, 1);
-    expect(none.train.count).toBe(50);
-    expect(none.train.images).toEqual(ds.images);
-    expect(none.validation.count).toBe(0);
-  });
-
-  it('rejects impossible sizes and keeps CIFAR-100 coarse labels aligned', () => {
-    expect(() => splitValidation(ds, 50, 1)).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
-    expect(() => splitValidation(ds, 2.5, 1)).toThrow(/must be an integer/);
+  it('the paper plan elsewhere is 10,000 images; impossible sizes are refused; CIFAR-100 coarse labels stay aligned', () => {
+    expect(validationPlan('paper', 'cifar10', 1)).toEqual({ count: 10000 });
+    expect(validationPlan('paper', 'svhn', 1)).toEqual({ perClass: [400] });
+    expect(() => assembleSplits([ds], { count: 50 }, 1, 'synthetic')).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
+    expect(() => assembleSplits([ds], { count: 2.5 }, 1, 'synthetic')).toThrow(/must be an integer/);
+    expect(() => assembleSplits([ds, synthetic(3, 4, 4, 3)], null, 1, 'mixed')).toThrow(/mixed: synthetic has images 4×4×3, synthetic has 4×5×3/);
     const withCoarse = { ...ds, coarseLabels: Int32Array.from({ length: 50 }, (_, i) => 100 + i) };
     const sub = takeExamples(withCoarse, [7, 3]);
     expect(Array.from(sub.coarseLabels!)).toEqual([107, 103]);
     expect(Array.from(sub.labels)).toEqual([7, 3]);
+    const { validation } = assembleSplits([withCoarse], { count: 5 }, 1, 'c');
+    expect(Array.from(validation!.coarseLabels!)).toEqual(examples(validation!).map((g) => 100 + g));
   });
 });
 

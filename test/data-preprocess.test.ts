@@ -8,12 +8,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { closeGpu } from '../engine/device.ts';
 import {
   GramAccumulator,
+  MAXOUT_GCN,
   NIN_GCN,
   applyZca,
   computeChannelStats,
   fitZca,
   fitZcaParallel,
+  gaussianTaps,
   globalContrastNormalize,
+  localContrastNormalize,
   readCifar10,
   standardizeChannels,
   statsFromTensors,
@@ -23,7 +26,7 @@ import {
 } from '../nin/data/index.ts';
 import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
-import { fitPreprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
+import { fitPreprocessor, Preprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray, relErrNorm } from './helpers.ts';
@@ -385,6 +388,109 @@ describe('global contrast normalisation', () => {
   });
 });
 
+describe('local contrast normalisation (LeCun, as pylearn2 lecun_lcn)', () => {
+  /**
+   * Float64 reference for one NHWC image: the 2-D Gaussian written out (not separated), zero
+   * padding, y = (x − G∗x) / max(mean(s), s, threshold) with s = sqrt(G∗x²). Also counts which
+   * term of the max won, so a test can show that both branches ran.
+   */
+  function lcnRef(img: ArrayLike<number>, H: number, W: number, C: number, k = 7, sigma = 2, threshold = 1e-4) {
+    const mid = (k - 1) / 2;
+    const G = Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => Math.exp(-((i - mid) ** 2 + (j - mid) ** 2) / (2 * sigma * sigma))));
+    const Z = G.flat().reduce((a, b) => a + b, 0);
+    const at = (r: number, c: number, ch: number) => (r < 0 || r >= H || c < 0 || c >= W ? 0 : img[(r * W + c) * C + ch]);
+    const out = new Array<number>(H * W * C);
+    const wins = { local: 0, mean: 0 };
+    for (let ch = 0; ch < C; ch++) {
+      const m: number[] = [];
+      const s: number[] = [];
+      for (let r = 0; r < H; r++) {
+        for (let c = 0; c < W; c++) {
+          let sum = 0;
+          let sq = 0;
+          for (let i = 0; i < k; i++) {
+            for (let j = 0; j < k; j++) {
+              const v = at(r + i - mid, c + j - mid, ch);
+              sum += (G[i][j] / Z) * v;
+              sq += (G[i][j] / Z) * v * v;
+            }
+          }
+          m.push(sum);
+          s.push(Math.sqrt(sq));
+        }
+      }
+      const meanS = s.reduce((a, b) => a + b, 0) / (H * W);
+      for (let p = 0; p < H * W; p++) {
+        if (s[p] > meanS) wins.local++;
+        else wins.mean++;
+        out[p * C + ch] = (img[p * C + ch] - m[p]) / Math.max(meanS, s[p], threshold);
+      }
+    }
+    return { out, wins };
+  }
+
+  /** Images with a dark half and a bright half, so the local norm is above its mean in places and below in others. */
+  function halves(n: number, H: number, W: number, C: number, seed: number): Float32Array {
+    const x = randomArray(n * H * W * C, seed, 0, 1);
+    return x.map((v, i) => (Math.floor(i / C) % W < W / 2 ? 10 * v : 200 + 55 * v));
+  }
+
+  it.each([
+    { H: 5, W: 9, C: 2, k: 7, sigma: 2 }, // the kernel is taller than the image
+    { H: 8, W: 8, C: 3, k: 7, sigma: 2 },
+    { H: 6, W: 7, C: 1, k: 3, sigma: 1 },
+  ])('matches the written-out 2-D float64 reference on $H×$W×$C images, kernel $k, σ $sigma; both terms of the divisor occur', ({ H, W, C, k, sigma }) => {
+    const n = 3;
+    const per = H * W * C;
+    const x = halves(n, H, W, C, H * 100 + W);
+    const y = localContrastNormalize(x, { height: H, width: W, channels: C }, { kernelSize: k, sigma }, new Float32Array(x.length));
+    const wins = { local: 0, mean: 0 };
+    for (let i = 0; i < n; i++) {
+      const ref = lcnRef(x.subarray(i * per, (i + 1) * per), H, W, C, k, sigma);
+      expect(maxAbsDiff(y.subarray(i * per, (i + 1) * per), ref.out)).toBeLessThan(1e-5);
+      wins.local += ref.wins.local;
+      wins.mean += ref.wins.mean;
+    }
+    expect(wins.local).toBeGreaterThan(0);
+    expect(wins.mean).toBeGreaterThan(0);
+    // In place gives the same.
+    expect(maxAbsDiff(localContrastNormalize(x.slice(), { height: H, width: W, channels: C }, { kernelSize: k, sigma }), y)).toBe(0);
+  });
+
+  it('the Gaussian factor is symmetric and sums to 1; an all-zero image stays 0 (threshold, no NaN); bad shapes and kernels are refused', () => {
+    const g = gaussianTaps(7, 2);
+    expect(g.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    for (let i = 0; i < 7; i++) expect(g[i]).toBeCloseTo(g[6 - i], 15);
+    expect(g[3] / g[1]).toBeCloseTo(Math.exp(4 / 8), 12);
+    const zero = localContrastNormalize(new Float32Array(2 * 4 * 4 * 3), { height: 4, width: 4, channels: 3 });
+    expect(Array.from(zero).every((v) => v === 0)).toBe(true);
+    expect(() => localContrastNormalize(new Float32Array(47), { height: 4, width: 4, channels: 3 })).toThrow(/not a whole number of 4×4×3 images/);
+    expect(() => gaussianTaps(6, 2)).toThrow(/odd/);
+    expect(() => gaussianTaps(7, 0)).toThrow(/σ/);
+  });
+
+  it('gcn-lcn preprocessing: GCN (scale 1) then LCN, nothing to fit, independent of pixel scale, survives a checkpoint round trip', async () => {
+    const [H, W, C] = [6, 5, 3];
+    const per = H * W * C;
+    const images = Float32Array.from(halves(4, H, W, C, 5), Math.round);
+    const ds: ImageDataset = { name: 'synthetic', images, labels: new Int32Array(4), count: 4, height: H, width: W, channels: C, classNames: ['a'], sources: [], notes: [] };
+    const pre = await fitPreprocessor('gcn-lcn', ds);
+    expect(pre.stats).toBeNull();
+    const y = pre.apply(images, 4, ds);
+    for (let i = 0; i < 4; i++) {
+      const gcn = globalContrastNormalize(images.slice(i * per, (i + 1) * per), per, MAXOUT_GCN);
+      expect(maxAbsDiff(y.subarray(i * per, (i + 1) * per), lcnRef(gcn, H, W, C).out)).toBeLessThan(1e-5);
+    }
+    expect(maxAbsDiff(pre.apply(images.map((v) => v / 255), 4, ds), y)).toBeLessThan(1e-5);
+    expect((await pre.applyTo(ds)).images).toEqual(y);
+    const { tensors, metadata } = pre.toTensors();
+    const back = Preprocessor.fromTensors(tensors, metadata);
+    expect(back.kind).toBe('gcn-lcn');
+    expect(back.apply(images, 4, ds)).toEqual(y);
+    expect(() => pre.apply(images, 3, ds)).toThrow(/not 3 images of 6×5×3/);
+  });
+});
+
 describe('per-channel standardisation', () => {
   it('mean/std match a two-pass reference; standardised data has mean 0 and std 1 per channel', () => {
     const C = 3;
@@ -443,10 +549,10 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     const whole = await pre.applyTo(test);
     expect(whole.labels).toBe(test.labels);
     // float32 sums on the GPU, float64 on the CPU.
-    const cpu = pre.apply(test.images, test.count);
+    const cpu = pre.apply(test.images, test.count, test);
     expect(relErrNorm(whole.images, cpu)).toBeLessThan(1e-5);
     // One image at a time (what `nin predict` does) gives the same rows.
-    expect(relErrNorm(pre.apply(test.images.subarray(dim, 2 * dim), 1), whole.images.subarray(dim, 2 * dim))).toBeLessThan(1e-5);
+    expect(relErrNorm(pre.apply(test.images.subarray(dim, 2 * dim), 1, test), whole.images.subarray(dim, 2 * dim))).toBeLessThan(1e-5);
     // In chunks of 2 examples (the last one partial): the same rows.
     const gcn = new Float32Array(test.images);
     globalContrastNormalize(gcn, dim, NIN_GCN);

@@ -200,7 +200,7 @@ export const DATASETS: Record<DatasetName, DatasetSpec> = {
     splits: {
       train: { count: 73257, files: [svhnFile('train_32x32.mat', 182040794, 73257, 'e26dedcc434d2e4c54c9b2d4a06d8373')] },
       test: { count: 26032, files: [svhnFile('test_32x32.mat', 64275384, 26032, 'eb5a983be6a315427106f1b2b6b0b5e8')] },
-      // 531131 images = 6.5 GB as float32 NHWC: too big for one Float32Array; readable only in pieces.
+      // 531131 images = 6.5 GB as float32 NHWC (`nin train --extra`; Float32Array holds up to 2³² values).
       extra: { count: 531131, files: [svhnFile('extra_32x32.mat', 1329278602, 531131, 'a93ce644f1a588dc4d68dda5feec44a7')] },
     },
   },

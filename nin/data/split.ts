@@ -20,29 +20,123 @@ export function takeExamples(ds: ImageDataset, indices: ArrayLike<number>, name 
   return { ...ds, name, images, labels, coarseLabels: coarse, count: n, notes: [...ds.notes] };
 }
 
-export interface ValidationSplit {
-  train: ImageDataset;
-  validation: ImageDataset;
-  /** Indices into the original set, ascending (each subset keeps the original order). */
-  trainIndices: Int32Array;
-  validationIndices: Int32Array;
+// ---------------------------------------------------------------------------------------------
+// Training data in several parts (SVHN: train_32x32.mat and extra_32x32.mat) and the papers'
+// validation sets. SVHN's extra part alone is 6.5 GB as float32, so the parts are never
+// concatenated first: each output set is copied once, straight from the parts.
+
+/** A validation set: `count` images drawn from all parts, or `perClass[i]` of every class from part i. */
+export type ValidationPlan = { count: number } | { perClass: number[] };
+
+/**
+ * `--val N` → N at random; `--val paper` → what the papers held out: for SVHN 400 per class from
+ * train and 200 per class from extra (Sermanet et al. 2012, then maxout and NIN), else 10,000
+ * images (NIN tuned CIFAR-10 on 10k of the 50k training images). 0 → no validation set.
+ */
+export function validationPlan(validation: number | 'paper', dataset: string, parts: number): ValidationPlan | null {
+  if (validation === 'paper') return dataset === 'svhn' ? { perClass: [400, 200].slice(0, parts) } : { count: 10000 };
+  return validation > 0 ? { count: validation } : null;
+}
+
+/** Images a plan holds out, given the number of classes. */
+export function validationSize(plan: ValidationPlan | null, classes: number): number {
+  if (!plan) return 0;
+  return 'count' in plan ? plan.count : plan.perClass.reduce((a, b) => a + b, 0) * classes;
+}
+
+/** The first `limit` examples of the parts taken in order (`--train-limit`). */
+export function limitParts(parts: readonly ImageDataset[], limit: number | undefined): ImageDataset[] {
+  if (limit === undefined) return [...parts];
+  const out: ImageDataset[] = [];
+  let left = limit;
+  for (const p of parts) {
+    if (left <= 0) break;
+    out.push(left >= p.count ? p : takeExamples(p, Array.from({ length: left }, (_, i) => i), `${p.name}[:${left}]`));
+    left -= p.count;
+  }
+  return out;
+}
+
+/** The examples at ascending global `indices` (numbering the parts' examples one after another), in one new set. */
+function gather(parts: readonly ImageDataset[], indices: Int32Array, name: string): ImageDataset {
+  const [first] = parts;
+  const per = first.height * first.width * first.channels;
+  const images = new Float32Array(indices.length * per);
+  const labels = new Int32Array(indices.length);
+  const coarse = parts.every((p) => p.coarseLabels) ? new Int32Array(indices.length) : undefined;
+  let part = 0;
+  let offset = 0; // global index of parts[part]'s first example
+  indices.forEach((g, i) => {
+    while (g >= offset + parts[part].count) offset += parts[part++].count;
+    const p = parts[part];
+    const j = g - offset;
+    images.set(p.images.subarray(j * per, (j + 1) * per), i * per);
+    labels[i] = p.labels[j];
+    if (coarse) coarse[i] = p.coarseLabels![j];
+  });
+  return {
+    ...first,
+    name,
+    images,
+    labels,
+    coarseLabels: coarse,
+    count: indices.length,
+    sources: parts.flatMap((p) => p.sources),
+    notes: parts.flatMap((p) => p.notes),
+  };
 }
 
 /**
- * Splits off `validationCount` examples chosen by a seeded shuffle (`--val N`; 0 = no validation
- * set). The same (count, seed, dataset size) always gives the same split.
+ * The training set (every example not held out) and the validation set from one or more parts.
+ * `{ count }` draws from all parts by one seeded shuffle (so a run resumed with the same seed gets
+ * the same split); `{ perClass }` draws each class's quota from each part by its own
+ * seeded shuffle. One part and no plan: that part itself, not copied.
  */
-export function splitValidation(ds: ImageDataset, validationCount: number, seed: number): ValidationSplit {
-  if (!Number.isInteger(validationCount) || validationCount < 0 || validationCount >= ds.count) {
-    throw new RangeError(`validation size ${validationCount} must be an integer in 0..${ds.count - 1} (${ds.name} has ${ds.count} examples)`);
+export function assembleSplits(parts: readonly ImageDataset[], plan: ValidationPlan | null, seed: number, name: string): { train: ImageDataset; validation?: ImageDataset } {
+  if (parts.length === 0) throw new RangeError(`${name}: no training data`);
+  for (const p of parts) {
+    if (p.height !== parts[0].height || p.width !== parts[0].width || p.channels !== parts[0].channels) {
+      throw new RangeError(`${name}: ${p.name} has images ${p.height}×${p.width}×${p.channels}, ${parts[0].name} has ${parts[0].height}×${parts[0].width}×${parts[0].channels}`);
+    }
   }
-  const perm = permutation(ds.count, deriveSeed(seed, 0x5b117));
-  const validationIndices = perm.slice(0, validationCount).sort();
-  const trainIndices = perm.slice(validationCount).sort();
+  if (!plan && parts.length === 1) return { train: parts[0] };
+  const total = parts.reduce((a, p) => a + p.count, 0);
+  const held = new Uint8Array(total);
+  if (plan && 'count' in plan) {
+    if (!Number.isInteger(plan.count) || plan.count < 0 || plan.count >= total) {
+      throw new RangeError(`validation size ${plan.count} must be an integer in 0..${total - 1} (${name} has ${total} examples)`);
+    }
+    const perm = permutation(total, deriveSeed(seed, 0x5b117));
+    for (let i = 0; i < plan.count; i++) held[perm[i]] = 1;
+  } else if (plan) {
+    if (plan.perClass.length !== parts.length) throw new RangeError(`${name}: a per-class validation quota for each of ${parts.length} parts is needed, got ${plan.perClass.length}`);
+    let offset = 0;
+    parts.forEach((p, i) => {
+      const byClass = new Map<number, number[]>();
+      for (let j = 0; j < p.count; j++) {
+        const list = byClass.get(p.labels[j]) ?? byClass.set(p.labels[j], []).get(p.labels[j])!;
+        list.push(j);
+      }
+      for (let k = 0; k < p.classNames.length; k++) {
+        const list = byClass.get(k) ?? [];
+        if (list.length < plan.perClass[i]) {
+          throw new RangeError(`${p.name}: the validation set takes ${plan.perClass[i]} images of class ${k} (${p.classNames[k]}) from it, but it has ${list.length}`);
+        }
+        const order = permutation(list.length, deriveSeed(seed, 0x5b117, i + 1, k));
+        for (let n = 0; n < plan.perClass[i]; n++) held[offset + list[order[n]]] = 1;
+      }
+      offset += p.count;
+    });
+  }
+  const heldCount = held.reduce((a, b) => a + b, 0);
+  const trainIdx = new Int32Array(total - heldCount);
+  const valIdx = new Int32Array(heldCount);
+  for (let g = 0, t = 0, v = 0; g < total; g++) {
+    if (held[g]) valIdx[v++] = g;
+    else trainIdx[t++] = g;
+  }
   return {
-    train: takeExamples(ds, trainIndices, `${ds.name}[train ${trainIndices.length}]`),
-    validation: takeExamples(ds, validationIndices, `${ds.name}[validation ${validationCount}]`),
-    trainIndices,
-    validationIndices,
+    train: gather(parts, trainIdx, `${name}[train ${trainIdx.length}]`),
+    validation: plan ? gather(parts, valIdx, `${name}[validation ${valIdx.length}]`) : undefined,
   };
 }
