@@ -73,10 +73,6 @@ train options:
   --profile               per-kernel GPU time table (first epoch)
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
 
-function usage(message: string): never {
-  throw new UsageError(message);
-}
-
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -180,6 +176,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const derivedSteps = schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : [];
   const stepEpochs = stepsArg !== undefined ? stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!) : saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps;
   const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? pick('warmupEpochs', d.warmup);
+  const val = s('val');
+  if (val !== undefined && val !== 'paper' && !/^\d+$/.test(val)) throw new UsageError(`--val must be a number of images or 'paper', got '${val}'`);
   const options: TrainOptions = {
     dataset,
     model,
@@ -197,7 +195,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
     preprocess: oneOf('preprocess', s('preprocess'), PREPROCESS_KINDS) ?? pick('preprocess', d.preprocess),
-    validation: s('val') === 'paper' ? 'paper' : /^\d+$|^$/.test(s('val') ?? '') ? int('val', s('val'), 0) ?? pick('validation', 0) : usage(`--val must be a number of images or 'paper', got '${s('val')}'`),
+    validation: s('val') === 'paper' ? 'paper' : int('val', s('val'), 0) ?? pick('validation', 0),
     extra: v.extra ? true : pick('extra', undefined),
     trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
     testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),

@@ -15,7 +15,8 @@ function report(ds: ImageDataset): void {
 
 export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ train: ImageDataset; validation?: ImageDataset; test: ImageDataset }> {
   const parts = [await loadDataset(o.dataset, 'train', { dataDir })];
-  if (o.extra) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
+  // SVHN's extra images (6.5 GB as float32) are read only if --train-limit reaches them.
+  if (o.extra && (o.trainLimit === undefined || o.trainLimit > parts[0].count)) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
   const test = firstN(await loadDataset(o.dataset, 'test', { dataDir }), o.testLimit);
   const limited = limitParts(parts, o.trainLimit);
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;

@@ -1,5 +1,6 @@
-// Held-out validation split from a training set, by a seeded shuffle (the paper tunes
-// hyper-parameters on 10k of CIFAR-10's 50k training images and trains on the other 40k).
+// Training and validation sets from the training data, by seeded shuffles: N random images
+// (`--val N`), or the papers' hold-outs (`--val paper`; NIN tuned CIFAR-10 on 10k of the 50k
+// training images; SVHN's came per class from train and extra).
 import type { ImageDataset } from './formats.ts';
 import { deriveSeed, permutation } from './rng.ts';
 
