@@ -11,6 +11,7 @@ import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
+import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
@@ -233,7 +234,7 @@ export async function train(o: TrainOptions, data: { train: ImageDataset; valida
       }
     }
   }
-  if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on the CPU (about 0.2 ms each)…`);
+  if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const trainSet = await pre.applyTo(data.train);
   const valSet = data.validation && (await pre.applyTo(data.validation));
   const testSet = data.test && (await pre.applyTo(data.test));

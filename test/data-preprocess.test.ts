@@ -24,7 +24,7 @@ import {
   symmetricEigen,
   type ZcaStats,
 } from '../nin/data/index.ts';
-import { parallelSymmetricEigen } from '../nin/data/parallel.ts';
+import { parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { fitPreprocessor, Preprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
@@ -455,6 +455,20 @@ describe('local contrast normalisation (LeCun, as pylearn2 lecun_lcn)', () => {
     expect(wins.mean).toBeGreaterThan(0);
     // In place gives the same.
     expect(maxAbsDiff(localContrastNormalize(x.slice(), { height: H, width: W, channels: C }, { kernelSize: k, sigma }), y)).toBe(0);
+  });
+
+  it('on worker threads: the same values, split over images (in place in shared memory, else into a new shared array)', async () => {
+    const shape = { height: 5, width: 9, channels: 2 };
+    const x = halves(700, 5, 9, 2, 17);
+    const one = localContrastNormalize(x, shape, {}, new Float32Array(x.length));
+    const copy = await parallelLocalContrastNormalize(x, shape, {}, 3);
+    expect(copy.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(maxAbsDiff(copy, one)).toBe(0);
+    expect(maxAbsDiff(x, one)).toBeGreaterThan(0); // x itself untouched
+    const inPlace = new Float32Array(new SharedArrayBuffer(x.byteLength));
+    inPlace.set(x);
+    expect(await parallelLocalContrastNormalize(inPlace, shape, {}, 2)).toBe(inPlace);
+    expect(maxAbsDiff(inPlace, one)).toBe(0);
   });
 
   it('the Gaussian factor is symmetric and sums to 1; an all-zero image stays 0 (threshold, no NaN); bad shapes and kernels are refused', () => {

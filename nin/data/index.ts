@@ -3,6 +3,7 @@ export * from './formats.ts';
 export * from './registry.ts';
 export * from './split.ts';
 export * from './preprocess.ts';
+export * from './lcn.ts';
 export * from './augment.ts';
 export * from './loader.ts';
 export { DataFormatError, readDataFile, isGzip, digestFile, writeFileAtomic } from './io.ts';

@@ -1,6 +1,6 @@
-// Worker-thread versions of ZCA's heavy loops: the O(N·d²) covariance, split over examples, and
-// the parallel parts of the eigen-decomposition. On a 16-core machine they turn minutes into
-// seconds. (Whitening a whole data set runs on the GPU: nin/preprocessing.ts whitenOnGpu.)
+// Worker-thread versions of ZCA's heavy loops (the O(N·d²) covariance, split over examples, and
+// the parallel parts of the eigen-decomposition) and of local contrast normalisation (split over
+// images). On a 16-core machine they turn minutes into seconds. (Whitening a whole data set runs on the GPU: nin/preprocessing.ts whitenOnGpu.)
 //
 // The workers run the same kernels as the single-threaded path (linalg.ts), shipped as source text:
 // a worker cannot load a .ts module under tsx/vitest, and the kernels reference nothing outside
@@ -21,6 +21,7 @@ import {
   tridiagonalForm,
   type SymmetricEigen,
 } from './linalg.ts';
+import { blurSeparable, gaussianTaps, imageCount, lcnImages, MAXOUT_LCN, type ImageShape, type LcnOptions } from './lcn.ts';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData: job } = require('node:worker_threads');
@@ -28,6 +29,8 @@ const accumulateGramRows = ${accumulateGramRows.toString()};
 const orthogonalRows = ${orthogonalRows.toString()};
 const rotateColumns8 = ${rotateColumns8.toString()};
 const applyRotationsToColumns = ${applyRotationsToColumns.toString()};
+const blurSeparable = ${blurSeparable.toString()};
+const lcnImages = ${lcnImages.toString()};
 switch (job.kind) {
   case 'gram': {
     const P = Math.ceil(job.dim / 4) * 4;
@@ -42,6 +45,10 @@ switch (job.kind) {
     break;
   case 'rotate':
     applyRotationsToColumns(job.a, job.n, job.begin, job.end, job.sweeps, job.sweepCount, job.cs, job.sn);
+    parentPort.postMessage(null);
+    break;
+  case 'lcn':
+    lcnImages(job.data, job.data, job.begin, job.end, job.H, job.W, job.C, job.g, job.threshold);
     parentPort.postMessage(null);
     break;
   default:
@@ -160,4 +167,25 @@ function columnRanges(n: number, workers: number): [number, number][] {
     begin = Math.max(begin, end);
   }
   return out;
+}
+
+/** Below this many images LCN runs on this thread: starting workers would cost more. */
+const LCN_WORKER_MIN_IMAGES = 500;
+
+/**
+ * localContrastNormalize on worker threads, split over images. In place when `images` lives in a
+ * SharedArrayBuffer; otherwise the result is a new shared array.
+ */
+export async function parallelLocalContrastNormalize(images: Float32Array, shape: ImageShape, opts: LcnOptions = {}, workers = defaultWorkers()): Promise<Float32Array> {
+  const { kernelSize, sigma, threshold } = { ...MAXOUT_LCN, ...opts };
+  const n = imageCount(images, shape, 'parallelLocalContrastNormalize');
+  const g = gaussianTaps(kernelSize, sigma);
+  const { height: H, width: W, channels: C } = shape;
+  if (n < LCN_WORKER_MIN_IMAGES || workers <= 1) {
+    lcnImages(images, images, 0, n, H, W, C, g, threshold);
+    return images;
+  }
+  const data = shared(images);
+  await Promise.all(ranges(n, workers, LCN_WORKER_MIN_IMAGES / 2).map(([begin, end]) => runWorker<null>({ kind: 'lcn', data, begin, end, H, W, C, g, threshold })));
+  return data;
 }

@@ -3,8 +3,7 @@
 //   - global contrast normalisation (GCN) per image, as pylearn2's global_contrast_normalize;
 //   - ZCA whitening, as pylearn2's preprocessing.ZCA (what the NIN and maxout papers used for
 //     CIFAR-10/100: GCN with scale 55, then ZCA with filter_bias 0.1);
-//   - local contrast normalisation (LCN) per image and channel, as pylearn2's lecun_lcn (the maxout
-//     paper's SVHN pipeline, GCN with scale 1 then LCN, which NIN followed for SVHN). No statistics.
+//   - (local contrast normalisation, the SVHN pipeline's second step, is in lcn.ts.)
 // Statistics are computed in float64 and are plain objects of typed arrays and numbers, so they can be
 // stored in a checkpoint (see statsToTensors / statsFromTensors). Transforms write float32.
 //
@@ -114,90 +113,8 @@ export function globalContrastNormalize(images: Float32Array, featureSize: numbe
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Local contrast normalisation (LeCun's), as pylearn2's lecun_lcn. Per image and channel, with G a
-// normalised k×k Gaussian (k = 7, σ = 2) applied with zero padding ("same" size):
-//   m = G ∗ x,   s = sqrt(G ∗ x²),   y = (x − m) / max(mean(s), s, threshold)
-// where mean(s) is over the image's pixels. s is the local norm of x itself, not of x − m: that is
-// what pylearn2 computes, and what the maxout/NIN SVHN numbers were obtained with.
-
-export interface LcnOptions {
-  kernelSize?: number;
-  sigma?: number;
-  threshold?: number;
-}
-
-/** pylearn2's LeCunLCN defaults (preprocessing.LeCunLCN((32, 32)) in the maxout SVHN script). */
-export const MAXOUT_LCN: Required<LcnOptions> = { kernelSize: 7, sigma: 2, threshold: 1e-4 };
-
 /** GCN as the maxout SVHN script ran it before LCN: pylearn2's defaults (scale 1, L2 norm). */
 export const MAXOUT_GCN: Required<GcnOptions> = { scale: 1, sqrtBias: 0, useStd: false, subtractMean: true, minDivisor: 1e-8 };
-
-/** The 1-D factor g of the normalised 2-D Gaussian G = g ⊗ g (it sums to 1, so G does too). */
-export function gaussianTaps(kernelSize: number, sigma: number): Float64Array {
-  if (!Number.isInteger(kernelSize) || kernelSize < 1 || kernelSize % 2 !== 1) throw new RangeError(`LCN: kernel size must be a positive odd integer, got ${kernelSize}`);
-  if (!(sigma > 0)) throw new RangeError(`LCN: σ must be positive, got ${sigma}`);
-  const mid = (kernelSize - 1) / 2;
-  const g = Float64Array.from({ length: kernelSize }, (_, i) => Math.exp(-((i - mid) ** 2) / (2 * sigma * sigma)));
-  const sum = g.reduce((a, b) => a + b, 0);
-  return g.map((v) => v / sum);
-}
-
-/** `dst = g ∗ src` along rows, then along columns, with zeros outside the H×W plane. */
-function blurSeparable(src: Float64Array, dst: Float64Array, tmp: Float64Array, H: number, W: number, g: Float64Array): void {
-  const mid = (g.length - 1) / 2;
-  for (let r = 0; r < H; r++) {
-    for (let c = 0; c < W; c++) {
-      let acc = 0;
-      for (let k = Math.max(0, mid - c); k < g.length && c + k - mid < W; k++) acc += g[k] * src[r * W + c + k - mid];
-      tmp[r * W + c] = acc;
-    }
-  }
-  for (let r = 0; r < H; r++) {
-    for (let c = 0; c < W; c++) {
-      let acc = 0;
-      for (let k = Math.max(0, mid - r); k < g.length && r + k - mid < H; k++) acc += g[k] * tmp[(r + k - mid) * W + c];
-      dst[r * W + c] = acc;
-    }
-  }
-}
-
-/** LCN of NHWC images, into `out` (default: in place); float64 inside, float32 out. */
-export function localContrastNormalize(
-  images: Float32Array,
-  shape: { height: number; width: number; channels: number },
-  opts: LcnOptions = {},
-  out: Float32Array = images,
-): Float32Array {
-  const { kernelSize, sigma, threshold } = { ...MAXOUT_LCN, ...opts };
-  const { height: H, width: W, channels: C } = shape;
-  const per = H * W * C;
-  if (images.length % per !== 0 || out.length !== images.length) {
-    throw new RangeError(`localContrastNormalize: ${images.length} values is not a whole number of ${H}×${W}×${C} images (output ${out.length})`);
-  }
-  const g = gaussianTaps(kernelSize, sigma);
-  const plane = new Float64Array(H * W);
-  const square = new Float64Array(H * W);
-  const mean = new Float64Array(H * W);
-  const norm = new Float64Array(H * W);
-  const tmp = new Float64Array(H * W);
-  for (let base = 0; base < images.length; base += per) {
-    for (let c = 0; c < C; c++) {
-      for (let p = 0; p < H * W; p++) {
-        const v = images[base + p * C + c];
-        plane[p] = v;
-        square[p] = v * v;
-      }
-      blurSeparable(plane, mean, tmp, H, W, g);
-      blurSeparable(square, norm, tmp, H, W, g);
-      let meanNorm = 0;
-      for (let p = 0; p < H * W; p++) meanNorm += (norm[p] = Math.sqrt(Math.max(norm[p], 0)));
-      meanNorm /= H * W;
-      for (let p = 0; p < H * W; p++) out[base + p * C + c] = (plane[p] - mean[p]) / Math.max(meanNorm, norm[p], threshold);
-    }
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // ZCA whitening.
