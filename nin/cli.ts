@@ -52,6 +52,8 @@ train options:
   --init gaussian|he      weight init (default: the model's)
   --class-maps relu|linear   ReLU on the last mlpconv's maps, as the paper, or not (default: the
                           model's; the paper's nets can sit at chance for long from scratch with ReLU)
+  --dropout P             rate of the dropout between mlpconv blocks (the paper's nets: 0.5; 0 turns
+                          it off, the paper's Figure 3 comparison)
   --epochs N  --batch N  --lr X
   --schedule constant|step|cosine   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
   --momentum X (0.9)  --weight-decay X (0.0001)
@@ -131,7 +133,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const { values: v } = parse(
     args,
     {
-      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' },
+      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
       epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
       'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
@@ -169,6 +171,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const classes: Record<string, number> = { mnist: 10, cifar10: 10, cifar100: 100, svhn: 10 };
   if (config.classes !== classes[dataset]) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes[dataset]}`);
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
+  if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = int('epochs', s('epochs'), 1) ?? pick('epochs', d.epochs);
   const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? pick('schedule', d.schedule);
   const stepsArg = s('lr-steps');
@@ -184,6 +187,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const) ?? pick('head', undefined),
     init: oneOf('init', s('init'), ['gaussian', 'he'] as const) ?? pick('init', undefined),
     classMaps: oneOf('class-maps', s('class-maps'), ['relu', 'linear'] as const) ?? pick('classMaps', undefined),
+    dropout: num('dropout', s('dropout'), 0, 0.99) ?? pick('dropout', undefined),
     epochs,
     batchSize: int('batch', s('batch'), 1) ?? pick('batchSize', d.batch),
     lr: num('lr', s('lr'), 0) ?? pick('lr', d.lr),

@@ -24,6 +24,8 @@ export interface TrainOptions extends ScheduleOptions {
   init?: Init;
   /** ReLU on the last mlpconv's output (the paper's class maps) or not; default: the model's. */
   classMaps?: 'relu' | 'linear';
+  /** Rate of the dropout layers between mlpconv blocks (0: off, the paper's Figure 3); default: the model's. */
+  dropout?: number;
   batchSize: number;
   momentum: number;
   weightDecay: number;
@@ -85,10 +87,15 @@ export class TrainingDiverged extends Error {
   override name = 'TrainingDiverged';
 }
 
-export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps'>): ModelConfig {
+export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
   const base = MODELS[o.model];
   if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
-  const layers = base.layers.map((l, i) => (o.classMaps && i === base.layers.length - 1 && l.type === 'mlpconv' ? { ...l, linearOut: o.classMaps === 'linear' } : l));
+  if (o.dropout !== undefined && !base.layers.some((l) => l.type === 'dropout')) throw new RangeError(`model ${o.model} has no dropout layers between its blocks to set to ${o.dropout}`);
+  const layers = base.layers.map((l, i) => {
+    if (o.classMaps && i === base.layers.length - 1 && l.type === 'mlpconv') return { ...l, linearOut: o.classMaps === 'linear' };
+    if (o.dropout !== undefined && l.type === 'dropout') return { ...l, p: o.dropout };
+    return l;
+  });
   return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
 }
 
@@ -101,10 +108,13 @@ function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
   const saved = c.config;
   const last = saved.layers.at(-1);
   const savedMaps = last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
+  const savedDropout = saved.layers.find((l) => l.type === 'dropout');
   const clash = [
     o.model !== saved.name && `--model ${o.model} (the checkpoint holds ${saved.name})`,
     o.head !== undefined && o.head !== saved.head && `--head ${o.head} (the checkpoint's is ${saved.head})`,
     o.classMaps !== undefined && o.classMaps !== savedMaps && `--class-maps ${o.classMaps} (the checkpoint's are ${savedMaps})`,
+    // A resumed run must repeat the uninterrupted one, so the dropout rate stays too.
+    o.dropout !== undefined && savedDropout?.type === 'dropout' && o.dropout !== savedDropout.p && `--dropout ${o.dropout} (the checkpoint's is ${savedDropout.p})`,
   ].filter(Boolean);
   if (clash.length) throw new RangeError(`--resume ${o.resume}: ${clash.join(', ')}`);
   return saved;

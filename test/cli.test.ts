@@ -26,6 +26,8 @@ describe('nin CLI', () => {
     [['train', '--train-limit', '100', '--val', '100'], /--val 100 holds out 100 images: none left of --train-limit 100/],
     [['train', '--dataset', 'svhn', '--val', 'paper', '--train-limit', '3000'], /--val paper holds out 4000 images: none left of --train-limit 3000/],
     [['train', '--val', 'papers'], /--val must be a number of images or 'paper', got 'papers'/],
+    [['train', '--model', 'mnist-small', '--dropout', '0.5'], /--dropout: model 'mnist-small' has no dropout layers between its blocks/],
+    [['train', '--dataset', 'cifar10', '--dropout', '1'], /--dropout must be a number in \[0, 0.99\], got '1'/],
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
     [['eval'], /expected one checkpoint path, got 0 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],

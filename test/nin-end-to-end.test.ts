@@ -161,6 +161,34 @@ describe('--class-maps', () => {
   });
 });
 
+describe('--dropout', () => {
+  it('sets the rate of every dropout layer between blocks and nothing else; refused where the model has none', () => {
+    const paper = MODELS.cifar10.layers;
+    for (const p of [0, 0.3]) {
+      const layers = modelConfig({ model: 'cifar10', dropout: p }).layers;
+      expect(layers.filter((l) => l.type === 'dropout')).toEqual([{ type: 'dropout', p }, { type: 'dropout', p }]);
+      expect(layers.filter((l) => l.type !== 'dropout')).toEqual(paper.filter((l) => l.type !== 'dropout'));
+    }
+    expect(plan(modelConfig({ model: 'cifar10', dropout: 0.3 })).filter((l) => l.name.startsWith('dropout')).map((l) => l.name)).toEqual(['dropout 0.3', 'dropout 0.3']);
+    expect(() => modelConfig({ model: 'mnist-small', dropout: 0.5 })).toThrow(/model mnist-small has no dropout layers between its blocks/);
+  });
+
+  it('at 0, a training forward equals the evaluation forward; at 0.5 it does not', async () => {
+    const x = Tensor.fromArray(randomArray(2 * 9 * 9 * 3, 8, 0, 1), [2, 9, 9, 3]);
+    const logits = async (p: number, train: boolean) => {
+      const model = new NinModel({ ...tiny, layers: tiny.layers.map((l) => (l.type === 'dropout' ? { ...l, p } : l)) }, 4);
+      const y = noGrad(() => model.forward(x, { train, seed: 11 }));
+      const out = await y.toArray();
+      y.dispose();
+      model.dispose();
+      return out;
+    };
+    expect(await logits(0, true)).toEqual(await logits(0, false));
+    expect(await logits(0.5, true)).not.toEqual(await logits(0.5, false));
+    x.dispose();
+  });
+});
+
 describe('init', () => {
   // Sample standard deviation of a parameter, to compare with the init's σ.
   async function std(model: NinModel, name: string): Promise<number> {

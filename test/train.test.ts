@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { loadCheckpoint } from '../nin/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
+import { SGD } from '../kernels/sgd.ts';
+import { NinModel } from '../nin/model.ts';
+import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
-import { chancePlateauWatch, train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, modelConfig, train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -59,6 +62,21 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Options that ask for another network than the checkpoint's are refused.
     const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
+  });
+
+  it('--dropout: a checkpoint keeps the rate, a resume takes it, and a resume with another rate is refused', async () => {
+    // The paper's MNIST net (two dropout layers), saved untrained: only the checkpoint matters here.
+    const o = options(['--model', 'mnist', '--dropout', '0.3', '--out', join(tmp, 'dropout')]);
+    const model = new NinModel(modelConfig(o), 1);
+    const ckpt = join(tmp, 'dropout.safetensors');
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
+    model.dispose();
+    expect(loadCheckpoint(ckpt).config.layers.filter((l) => l.type === 'dropout')).toEqual([{ type: 'dropout', p: 0.3 }, { type: 'dropout', p: 0.3 }]);
+    const resume = (args: string[]): TrainOptions => ({ ...parseTrainArgs(['--resume', ckpt, ...args]).options, progress: false, log: () => {} });
+    expect(resume([]).dropout).toBe(0.3);
+    const other = resume(['--dropout', '0.5', '--batch', '2', '--train-limit', '4', '--test-limit', '2']);
+    await expect(train(other, await loadSplits(other))).rejects.toThrow(/--dropout 0.5 \(the checkpoint's is 0.3\)/);
   });
 
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
