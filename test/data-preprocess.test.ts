@@ -469,6 +469,12 @@ describe('local contrast normalisation (LeCun, as pylearn2 lecun_lcn)', () => {
     inPlace.set(x);
     expect(await parallelLocalContrastNormalize(inPlace, shape, {}, 2)).toBe(inPlace);
     expect(maxAbsDiff(inPlace, one)).toBe(0);
+    // Fewer images than pay for workers: this thread, the same contract.
+    const few = x.slice(0, 10 * 90);
+    const fewOut = await parallelLocalContrastNormalize(few, shape, {}, 3);
+    expect(fewOut.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(maxAbsDiff(fewOut, one.subarray(0, 10 * 90))).toBe(0);
+    expect(maxAbsDiff(few, x.subarray(0, 10 * 90))).toBe(0);
   });
 
   it('the Gaussian factor is symmetric and sums to 1; an all-zero image stays 0 (threshold, no NaN); bad shapes and kernels are refused', () => {

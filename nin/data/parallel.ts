@@ -1,8 +1,9 @@
 // Worker-thread versions of ZCA's heavy loops (the O(N·d²) covariance, split over examples, and
 // the parallel parts of the eigen-decomposition) and of local contrast normalisation (split over
-// images). On a 16-core machine they turn minutes into seconds. (Whitening a whole data set runs on the GPU: nin/preprocessing.ts whitenOnGpu.)
+// images). On a 16-core machine they turn minutes into seconds. (Whitening a whole data set runs
+// on the GPU: nin/preprocessing.ts whitenOnGpu.)
 //
-// The workers run the same kernels as the single-threaded path (linalg.ts), shipped as source text:
+// The workers run the same kernels as the single-threaded path (linalg.ts, lcn.ts), shipped as source text:
 // a worker cannot load a .ts module under tsx/vitest, and the kernels reference nothing outside
 // themselves, so `fn.toString()` is enough. Inputs go to the workers once through a
 // SharedArrayBuffer (no per-worker copies).
@@ -181,11 +182,11 @@ export async function parallelLocalContrastNormalize(images: Float32Array, shape
   const n = imageCount(images, shape, 'parallelLocalContrastNormalize');
   const g = gaussianTaps(kernelSize, sigma);
   const { height: H, width: W, channels: C } = shape;
-  if (n < LCN_WORKER_MIN_IMAGES || workers <= 1) {
-    lcnImages(images, images, 0, n, H, W, C, g, threshold);
-    return images;
-  }
   const data = shared(images);
+  if (n < LCN_WORKER_MIN_IMAGES || workers <= 1) {
+    lcnImages(data, data, 0, n, H, W, C, g, threshold);
+    return data;
+  }
   await Promise.all(ranges(n, workers, LCN_WORKER_MIN_IMAGES / 2).map(([begin, end]) => runWorker<null>({ kind: 'lcn', data, begin, end, H, W, C, g, threshold })));
   return data;
 }
