@@ -199,7 +199,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
     preprocess: oneOf('preprocess', s('preprocess'), PREPROCESS_KINDS) ?? pick('preprocess', d.preprocess),
-    validation: s('val') === 'paper' ? 'paper' : int('val', s('val'), 0) ?? pick('validation', 0),
+    validation: val === 'paper' ? 'paper' : int('val', val, 0) ?? pick('validation', 0),
     extra: v.extra ? true : pick('extra', undefined),
     trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
     testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),

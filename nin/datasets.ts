@@ -1,13 +1,8 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import type { ImageDataset } from './data/formats.ts';
 import { loadDataset } from './data/registry.ts';
-import { assembleSplits, limitParts, takeExamples, validationPlan } from './data/split.ts';
+import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
 import type { TrainOptions } from './train.ts';
-
-function firstN(ds: ImageDataset, n: number | undefined): ImageDataset {
-  if (n === undefined || n >= ds.count) return ds;
-  return takeExamples(ds, Array.from({ length: n }, (_, i) => i), `${ds.name}[:${n}]`);
-}
 
 function report(ds: ImageDataset): void {
   console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}` + (ds.notes.length ? ` (${ds.notes.join('; ')})` : ''));
@@ -17,7 +12,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ t
   const parts = [await loadDataset(o.dataset, 'train', { dataDir })];
   // SVHN's extra images (6.5 GB as float32) are read only if --train-limit reaches them.
   if (o.extra && (o.trainLimit === undefined || o.trainLimit > parts[0].count)) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
-  const test = firstN(await loadDataset(o.dataset, 'test', { dataDir }), o.testLimit);
+  const [test] = limitParts([await loadDataset(o.dataset, 'test', { dataDir })], o.testLimit);
   const limited = limitParts(parts, o.trainLimit);
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
   const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length), o.seed, name);
@@ -26,7 +21,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ t
 }
 
 export async function loadTestSet(dataset: string, dataDir?: string, limit?: number): Promise<ImageDataset> {
-  const test = firstN(await loadDataset(dataset, 'test', { dataDir }), limit);
+  const [test] = limitParts([await loadDataset(dataset, 'test', { dataDir })], limit);
   report(test);
   return test;
 }

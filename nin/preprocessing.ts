@@ -31,6 +31,9 @@ import type { TensorMap } from './safetensors.ts';
 export type PreprocessKind = 'none' | 'standardize' | 'gcn-zca' | 'gcn-lcn';
 export const PREPROCESS_KINDS: readonly PreprocessKind[] = ['none', 'standardize', 'gcn-zca', 'gcn-lcn'];
 
+/** Kinds with statistics fitted on the training set (and stored in the checkpoint). */
+const fitted = (kind: PreprocessKind): boolean => kind === 'standardize' || kind === 'gcn-zca';
+
 export class Preprocessor {
   constructor(readonly kind: PreprocessKind, readonly stats: PreprocessStats | null) {}
 
@@ -81,7 +84,7 @@ export class Preprocessor {
   static fromTensors(tensors: TensorMap, metadata: Record<string, string>): Preprocessor {
     const kind = metadata['preprocess.transform'] as PreprocessKind | undefined;
     if (!kind || !PREPROCESS_KINDS.includes(kind)) throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
-    return new Preprocessor(kind, kind === 'none' || kind === 'gcn-lcn' ? null : statsFromTensors(tensors, metadata));
+    return new Preprocessor(kind, fitted(kind) ? statsFromTensors(tensors, metadata) : null);
   }
 }
 
@@ -119,7 +122,7 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
 
 /** Fits the transform on the training images only (ZCA's heavy loops on worker threads). */
 export async function fitPreprocessor(kind: PreprocessKind, train: ImageDataset, log: (m: string) => void = () => {}): Promise<Preprocessor> {
-  if (kind === 'none' || kind === 'gcn-lcn') return new Preprocessor(kind, null);
+  if (!fitted(kind)) return new Preprocessor(kind, null);
   if (kind === 'standardize') return new Preprocessor(kind, computeChannelStats(train.images, train.channels));
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);
