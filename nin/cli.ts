@@ -243,7 +243,7 @@ async function runEval(args: string[]): Promise<void> {
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   await getGpu();
   const model = c.buildModel();
-  const r = await evaluate(model, await c.preprocessor.applyTo(test), batch);
+  const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
   console.log(`${ckpt} (epoch ${c.epoch}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
   console.log(formatConfusion(r.confusion, test.classNames));
 }

@@ -2,13 +2,14 @@
 import type { ImageDataset } from './data/formats.ts';
 import { loadDataset } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
-import type { TrainOptions } from './train.ts';
+import type { TrainData, TrainOptions } from './train.ts';
 
 function report(ds: ImageDataset): void {
   console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}` + (ds.notes.length ? ` (${ds.notes.join('; ')})` : ''));
 }
 
-export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ train: ImageDataset; validation?: ImageDataset; test: ImageDataset }> {
+/** The splits of a run, read afresh: each image array is the caller's alone (consumable by train()). */
+export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<TrainData & { test: ImageDataset }> {
   const parts = [await loadDataset(o.dataset, 'train', { dataDir })];
   // SVHN's extra images (6.5 GB as float32) are read only if --train-limit reaches them.
   if (o.extra && (o.trainLimit === undefined || o.trainLimit > parts[0].count)) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
@@ -17,7 +18,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<{ t
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
   const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length), o.seed, name);
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
-  return { train, validation, test };
+  return { train, validation, test, consumable: true };
 }
 
 export async function loadTestSet(dataset: string, dataDir?: string, limit?: number): Promise<ImageDataset> {

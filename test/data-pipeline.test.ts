@@ -78,6 +78,8 @@ describe('validation split', () => {
     const { train: t, validation: v } = assembleSplits([train, extraPart], plan, 3, 'svhn/train+extra');
     expect(v!.count).toBe(6000);
     expect(t.count).toBe(4100 + 2500 - 6000);
+    // In shared memory, so that LCN's worker threads normalise the gathered sets in place.
+    expect(t.images.buffer).toBeInstanceOf(SharedArrayBuffer);
     const [te, ve] = [examples(t), examples(v!)];
     expect([...te, ...ve].sort((a, b) => a - b)).toEqual(Array.from({ length: 6600 }, (_, i) => i));
     for (let k = 0; k < 10; k++) {

@@ -26,7 +26,7 @@ import {
 } from '../nin/data/index.ts';
 import { parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
-import { fitPreprocessor, Preprocessor, whitenOnGpu } from '../nin/preprocessing.ts';
+import { fitPreprocessor, Preprocessor, PREPROCESS_KINDS, whitenOnGpu } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray, relErrNorm } from './helpers.ts';
@@ -546,6 +546,32 @@ describe('per-channel standardisation', () => {
 
 describe('Preprocessor (the transform training and eval apply)', () => {
   afterAll(() => closeGpu());
+
+  it('applyTo in place (a consumable dataset): the same values as a copy, in the same buffer; without inPlace the input is left alone', async () => {
+    const [h, w, c] = [5, 3, 2];
+    const dim = h * w * c;
+    const make = (count: number, seed: number, shared: boolean): ImageDataset => {
+      const images = shared ? new Float32Array(new SharedArrayBuffer(count * dim * 4)) : new Float32Array(count * dim);
+      images.set(Float32Array.from(randomArray(count * dim, seed, 0, 255), Math.round));
+      return { name: `synthetic-${seed}`, images, labels: new Int32Array(count), count, height: h, width: w, channels: c, classNames: ['a'], sources: [], notes: [] };
+    };
+    for (const kind of PREPROCESS_KINDS) {
+      const pre = await fitPreprocessor(kind, make(40, 81, false));
+      for (const shared of [false, true]) {
+        const ds = make(7, 82, shared);
+        const raw = new Float32Array(ds.images);
+        const copied = await pre.applyTo(ds);
+        expect(ds.images, `${kind}: input untouched`).toEqual(raw);
+        expect(copied.images.buffer).not.toBe(ds.images.buffer);
+        const inPlace = await pre.applyTo(ds, { inPlace: true });
+        expect(relErrNorm(inPlace.images, copied.images), kind).toBeLessThan(1e-6);
+        // LCN's worker threads need shared memory: a plain array is copied there once.
+        const reused = kind !== 'gcn-lcn' || shared;
+        expect(inPlace.images === ds.images, `${kind}, ${shared ? 'shared' : 'plain'} array reused`).toBe(reused);
+        if (reused) expect(ds.images).not.toEqual(raw);
+      }
+    }
+  });
 
   it('gcn-zca: fitted on the training set, a whole data set is transformed (whitened on the GPU) as image by image on the CPU', async () => {
     const [h, w, c] = [3, 4, 3];

@@ -33,7 +33,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('beats chance by a wide margin after a short run', async () => {
     const o = options(['--epochs', '3', '--batch', '16', '--lr', '0.02', '--schedule', 'cosine', '--warmup', '0.1', '--train-limit', '2000', '--test-limit', '500', '--out', join(tmp, 'short'), '--seed', '3']);
     const data = await loadSplits(o);
+    expect(data.consumable).toBe(true); // fresh arrays: train() standardises them in place
     const r = await train(o, data);
+    expect(data.test.images.every(Number.isInteger)).toBe(false);
     console.log(`short run: test error ${(100 * r.test!.error).toFixed(1)}% on ${r.test!.count} images after ${o.epochs} epochs of ${data.train.count}`);
     expect(r.test!.count).toBe(500);
     expect(r.test!.error).toBeLessThan(0.35); // chance is 0.9
@@ -113,7 +115,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };
-    await train(o, await loadSplits(o));
+    const data = await loadSplits(o);
+    await train(o, { ...data, consumable: false });
+    // Not handed over: the caller's raw pixels are left alone.
+    expect(data.train.images.every(Number.isInteger) && data.test.images.every(Number.isInteger)).toBe(true);
     const table = lines.find((l) => l.includes('per-kernel GPU time'));
     expect(table).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 8 steps\)/); // 10 steps, 2 warm-up
     // One SGD update per parameter tensor (3 blocks × 3 weights and 3 biases) in every step.

@@ -58,11 +58,15 @@ export function limitParts(parts: readonly ImageDataset[], limit: number | undef
   return out;
 }
 
-/** The examples at ascending global `indices` (numbering the parts' examples one after another), in one new set. */
+/**
+ * The examples at ascending global `indices` (numbering the parts' examples one after another), in
+ * one new set. Its images live in shared memory, so that the preprocessing's worker threads (LCN)
+ * can normalise them in place.
+ */
 function gather(parts: readonly ImageDataset[], indices: Int32Array, name: string): ImageDataset {
   const [first] = parts;
   const per = first.height * first.width * first.channels;
-  const images = new Float32Array(indices.length * per);
+  const images = new Float32Array(new SharedArrayBuffer(indices.length * per * 4));
   const labels = new Int32Array(indices.length);
   const coarse = parts.every((p) => p.coarseLabels) ? new Int32Array(indices.length) : undefined;
   let part = 0;
