@@ -65,7 +65,7 @@ train options:
                           --extra), else 10,000 images; the epoch with the lowest validation
                           error is kept as best.safetensors
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
-                          about 15 GB of memory while loading)
+                          about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images
   --seed N                repeatable runs (same device: same loss curve)
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data

@@ -330,6 +330,16 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     expectSvhnPixels(ds, count, file);
   });
 
+  it('reads into a given array (train and extra sharing one buffer); a wrong length is refused', () => {
+    const file = fileURLToPath(new URL('./fixtures/svhn-scipy-compressed.mat', import.meta.url));
+    const whole = new Float32Array(8 * 3072).fill(-1);
+    const ds = readSvhn(file, { into: whole.subarray(3072, 7 * 3072) });
+    expect(ds.images.buffer).toBe(whole.buffer);
+    expect(ds.images).toEqual(readSvhn(file).images);
+    expect(whole.subarray(0, 3072).every((v) => v === -1) && whole.subarray(7 * 3072).every((v) => v === -1)).toBe(true);
+    expect(() => readSvhn(file, { into: new Float32Array(5 * 3072) })).toThrow(/svhn-scipy-compressed\.mat: holds 6 images \(18432 values\), but the array to read them into has 15360 values/);
+  });
+
   it('gzipped .mat is read too', () => {
     const ds = readSvhn(tmpFile('test_32x32.mat.gz', gzipSync(svhnMat({ compress: true, yType: 'double' }))));
     expect(ds.count).toBe(6);

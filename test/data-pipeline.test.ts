@@ -88,6 +88,22 @@ describe('validation split', () => {
     }
     for (let i = 0; i < t.count; i++) expect(t.labels[i]).toBe(te[i] % 10);
     expect(t.name).toBe('svhn/train+extra[train 600]');
+    // In place (loadSplits with --extra): the parts are one buffer, and the training set is
+    // compacted at its front instead of copied; the same sets, the validation set copied out first.
+    const whole = new Float32Array(new SharedArrayBuffer(6600 * 4 * 4));
+    whole.set(train.images);
+    whole.set(extraPart.images, train.images.length);
+    const views = [{ ...train, images: whole.subarray(0, train.images.length) }, { ...extraPart, images: whole.subarray(train.images.length) }];
+    const inPlace = assembleSplits(views, plan, 3, 'svhn/train+extra', { inPlace: true });
+    expect(inPlace.train.images.buffer).toBe(whole.buffer);
+    expect(inPlace.train.images.byteOffset).toBe(0);
+    expect(inPlace.train.images).toEqual(t.images);
+    expect(inPlace.train.labels).toEqual(t.labels);
+    expect(inPlace.validation!.images).toEqual(v!.images);
+    // Parts in separate buffers cannot be compacted: copied, and left as they were.
+    const before = new Float32Array(extraPart.images);
+    expect(assembleSplits([train, extraPart], plan, 3, 'x', { inPlace: true }).train.images).toEqual(t.images);
+    expect(extraPart.images).toEqual(before);
     // Another seed, other images; the same seed, the same.
     expect(examples(assembleSplits([train, extraPart], plan, 4, 'x').validation!)).not.toEqual(ve);
     expect(examples(assembleSplits([train, extraPart], plan, 3, 'x').validation!)).toEqual(ve);

@@ -281,8 +281,14 @@ export function readCifar100(path: string, opts: CifarReadOptions & { name?: str
 // SVHN cropped digits (http://ufldl.stanford.edu/housenumbers/): MAT v5 with X uint8 [32,32,3,N]
 // (column-major: row, column, channel, image) and y [N,1] with labels 1..10, where 10 means digit 0.
 
+export interface SvhnReadOptions {
+  expectedRecords?: number;
+  /** Write the images here (exactly count × 32 × 32 × 3 values) instead of a new array. */
+  into?: Float32Array;
+}
+
 /** Parses an SVHN *_32x32.mat (already read into memory). Labels are remapped so that digit d → d. */
-export function parseSvhnMat(bytes: Uint8Array, source: string, opts: { expectedRecords?: number } = {}): { images: Float32Array; labels: Int32Array; count: number } {
+export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOptions = {}): { images: Float32Array; labels: Int32Array; count: number } {
   const vars = readMatV5(bytes, source, new Set(['X', 'y']));
   const X = vars.get('X');
   const y = vars.get('y');
@@ -306,7 +312,10 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: { expected
   }
   // Column-major [r, c, ch, n] → NHWC [n, r, c, ch]; the source is walked in storage order.
   const src = X.data;
-  const images = allocImages(source, count * CIFAR_PIXELS);
+  if (opts.into && opts.into.length !== count * CIFAR_PIXELS) {
+    throw new RangeError(`${source}: holds ${count} images (${count * CIFAR_PIXELS} values), but the array to read them into has ${opts.into.length} values`);
+  }
+  const images = opts.into ?? allocImages(source, count * CIFAR_PIXELS);
   for (let n = 0; n < count; n++) {
     const base = n * CIFAR_PIXELS;
     for (let ch = 0; ch < 3; ch++) {
@@ -320,7 +329,7 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: { expected
 }
 
 /** Reads an SVHN train_32x32.mat / test_32x32.mat / extra_32x32.mat (gzipped or not). */
-export function readSvhn(path: string, opts: { expectedRecords?: number; name?: string } = {}): ImageDataset {
+export function readSvhn(path: string, opts: SvhnReadOptions & { name?: string } = {}): ImageDataset {
   const r = parseSvhnMat(readDataFile(path), path, opts);
   return {
     name: opts.name ?? 'svhn',

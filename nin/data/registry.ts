@@ -462,6 +462,13 @@ export async function verifyDataFile(path: string, spec: DataFileSpec): Promise<
 export interface LoadOptions extends ResolveOptions {
   /** Verify md5s of the local files before reading (slow for big files; sizes are always checked). */
   verifyChecksums?: boolean;
+  /** SVHN only: read the images into this array (the split's count × 32 × 32 × 3 values), so that several splits can share one buffer. */
+  into?: Float32Array;
+}
+
+/** The number of images a split officially holds. */
+export function splitCount(name: DatasetName | string, split: SplitName | string): number {
+  return splitSpec(datasetSpec(name), split).count;
 }
 
 /** Locates (downloading if needed) and reads one split of a dataset. */
@@ -472,6 +479,7 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
     for (let i = 0; i < files.paths.length; i++) await verifyDataFile(files.paths[i], files.specs[i]);
   }
   const label = `${spec.name}/${split}`;
+  if (opts.into && (spec.name !== 'svhn' || files.paths.length !== 1)) throw new RangeError(`loadDataset: ${label} cannot be read into a given array (only SVHN's one-file splits can)`);
   let ds: ImageDataset;
   switch (spec.name) {
     case 'mnist':
@@ -489,7 +497,7 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
       break;
     case 'svhn':
       ds = concatDatasets(
-        files.paths.map((p, i) => readSvhn(p, { expectedRecords: files.specs[i].records, name: label })),
+        files.paths.map((p, i) => readSvhn(p, { expectedRecords: files.specs[i].records, name: label, into: opts.into })),
         label,
       );
       break;

@@ -59,14 +59,30 @@ export function limitParts(parts: readonly ImageDataset[], limit: number | undef
 }
 
 /**
- * The examples at ascending global `indices` (numbering the parts' examples one after another), in
- * one new set. Its images live in shared memory, so that the preprocessing's worker threads (LCN)
- * can normalise them in place.
+ * The parts' images as one array when they are consecutive stretches of one buffer (loadSplits
+ * reads SVHN's train and extra that way), else null.
  */
-function gather(parts: readonly ImageDataset[], indices: Int32Array, name: string): ImageDataset {
+function oneBuffer(parts: readonly ImageDataset[]): Float32Array | null {
+  const { buffer, byteOffset } = parts[0].images;
+  let end = byteOffset;
+  for (const p of parts) {
+    if (p.images.buffer !== buffer || p.images.byteOffset !== end) return null;
+    end += p.images.byteLength;
+  }
+  return new Float32Array(buffer, byteOffset, (end - byteOffset) / 4);
+}
+
+/**
+ * The examples at ascending global `indices` (numbering the parts' examples one after another), in
+ * one set. Copied into a new array in shared memory (so that the preprocessing's worker threads,
+ * LCN, can normalise it in place); or, given `whole` (the parts' one buffer, which may be
+ * overwritten), moved to the front of it: example g goes to slot i ≤ g, so nothing is overwritten
+ * before it has been moved.
+ */
+function gather(parts: readonly ImageDataset[], indices: Int32Array, name: string, whole: Float32Array | null = null): ImageDataset {
   const [first] = parts;
   const per = first.height * first.width * first.channels;
-  const images = new Float32Array(new SharedArrayBuffer(indices.length * per * 4));
+  const images = whole ? whole.subarray(0, indices.length * per) : new Float32Array(new SharedArrayBuffer(indices.length * per * 4));
   const labels = new Int32Array(indices.length);
   const coarse = parts.every((p) => p.coarseLabels) ? new Int32Array(indices.length) : undefined;
   let part = 0;
@@ -75,7 +91,8 @@ function gather(parts: readonly ImageDataset[], indices: Int32Array, name: strin
     while (g >= offset + parts[part].count) offset += parts[part++].count;
     const p = parts[part];
     const j = g - offset;
-    images.set(p.images.subarray(j * per, (j + 1) * per), i * per);
+    if (!whole) images.set(p.images.subarray(j * per, (j + 1) * per), i * per);
+    else if (g !== i) whole.copyWithin(i * per, g * per, (g + 1) * per);
     labels[i] = p.labels[j];
     if (coarse) coarse[i] = p.coarseLabels![j];
   });
@@ -95,9 +112,12 @@ function gather(parts: readonly ImageDataset[], indices: Int32Array, name: strin
  * The training set (every example not held out) and the validation set from one or more parts.
  * `{ count }` draws from all parts by one seeded shuffle (so a run resumed with the same seed gets
  * the same split); `{ perClass }` draws each class's quota from each part by its own
- * seeded shuffle. One part and no plan: that part itself, not copied.
+ * seeded shuffle. One part and no plan: that part itself, not copied. `inPlace`: the parts' images
+ * may be overwritten; if they are consecutive stretches of one buffer, the training set is
+ * compacted within it (after the validation set is copied out) instead of copied (SVHN with extra:
+ * 7.4 GB).
  */
-export function assembleSplits(parts: readonly ImageDataset[], plan: ValidationPlan | null, seed: number, name: string): { train: ImageDataset; validation?: ImageDataset } {
+export function assembleSplits(parts: readonly ImageDataset[], plan: ValidationPlan | null, seed: number, name: string, opts: { inPlace?: boolean } = {}): { train: ImageDataset; validation?: ImageDataset } {
   if (parts.length === 0) throw new RangeError(`${name}: no training data`);
   for (const p of parts) {
     if (p.height !== parts[0].height || p.width !== parts[0].width || p.channels !== parts[0].channels) {
@@ -140,8 +160,6 @@ export function assembleSplits(parts: readonly ImageDataset[], plan: ValidationP
     if (held[g]) valIdx[v++] = g;
     else trainIdx[t++] = g;
   }
-  return {
-    train: gather(parts, trainIdx, `${name}[train ${trainIdx.length}]`),
-    validation: plan ? gather(parts, valIdx, `${name}[validation ${valIdx.length}]`) : undefined,
-  };
+  const validation = plan ? gather(parts, valIdx, `${name}[validation ${valIdx.length}]`) : undefined;
+  return { train: gather(parts, trainIdx, `${name}[train ${trainIdx.length}]`, opts.inPlace ? oneBuffer(parts) : null), validation };
 }
