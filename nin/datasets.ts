@@ -29,7 +29,13 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<Tra
 async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDataset[]> {
   const per = 32 * 32 * 3;
   const counts = [splitCount(dataset, 'train'), splitCount(dataset, 'extra')];
-  const whole = new Float32Array(new SharedArrayBuffer((counts[0] + counts[1]) * per * 4));
+  const bytes = (counts[0] + counts[1]) * per * 4;
+  let whole: Float32Array;
+  try {
+    whole = new Float32Array(new SharedArrayBuffer(bytes));
+  } catch {
+    throw new RangeError(`${dataset} train + extra: ${counts[0] + counts[1]} images need ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 in one buffer, more than this process can allocate`);
+  }
   return [
     await loadDataset(dataset, 'train', { dataDir, into: whole.subarray(0, counts[0] * per) }),
     await loadDataset(dataset, 'extra', { dataDir, into: whole.subarray(counts[0] * per) }),
