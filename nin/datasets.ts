@@ -1,5 +1,5 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
-import type { ImageDataset } from './data/formats.ts';
+import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
 import type { TrainData, TrainOptions } from './train.ts';
@@ -27,15 +27,9 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<Tra
  * compacts the training set and LCN's worker threads normalise it: no second copy.
  */
 async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDataset[]> {
-  const per = 32 * 32 * 3;
+  const per = CIFAR_PIXELS; // SVHN's 32×32×3
   const counts = [splitCount(dataset, 'train'), splitCount(dataset, 'extra')];
-  const bytes = (counts[0] + counts[1]) * per * 4;
-  let whole: Float32Array;
-  try {
-    whole = new Float32Array(new SharedArrayBuffer(bytes));
-  } catch {
-    throw new RangeError(`${dataset} train + extra: ${counts[0] + counts[1]} images need ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 in one buffer, more than this process can allocate`);
-  }
+  const whole = allocImages(`${dataset} train + extra`, (counts[0] + counts[1]) * per, { shared: true });
   return [
     await loadDataset(dataset, 'train', { dataDir, into: whole.subarray(0, counts[0] * per) }),
     await loadDataset(dataset, 'extra', { dataDir, into: whole.subarray(counts[0] * per) }),

@@ -64,9 +64,10 @@ export function imageShape(ds: Pick<ImageDataset, 'count' | 'height' | 'width' |
 export type WarningSink = (message: string) => void;
 const defaultWarn: WarningSink = (m) => console.warn(`warning: ${m}`);
 
-function allocImages(source: string, elements: number): Float32Array {
+/** A Float32Array for `elements` pixel values (in shared memory if asked), or an error naming `source` and the size. */
+export function allocImages(source: string, elements: number, opts: { shared?: boolean } = {}): Float32Array {
   try {
-    return new Float32Array(elements);
+    return opts.shared ? new Float32Array(new SharedArrayBuffer(elements * 4)) : new Float32Array(elements);
   } catch {
     throw new DataFormatError(source, `needs a ${elements}-element Float32Array (${(elements * 4) / 2 ** 30} GiB), more than this process can allocate`);
   }
