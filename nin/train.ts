@@ -82,9 +82,9 @@ export interface EpochRecord {
   seconds: number;
 }
 
-/** A NaN or infinite loss: the run stops, naming the step and the last good checkpoint. */
-export class TrainingDiverged extends Error {
-  override name = 'TrainingDiverged';
+/** A run that cannot go on (a NaN or infinite loss, dead class maps): it stops, naming the step and the last good checkpoint. */
+export class TrainingStopped extends Error {
+  override name = 'TrainingStopped';
 }
 
 export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
@@ -180,6 +180,30 @@ export function chancePlateauWatch(classes: number, reluClassMaps: boolean, step
   };
 }
 
+/**
+ * Watches for class maps that a ReLU has zeroed everywhere (GAP head): every logit of a batch is
+ * then exactly 0, the loss exactly ln C, and no gradient reaches any weight: only weight decay still
+ * moves them, by lr·decay a step (1e-5 at the paper's settings), so the run has stopped learning.
+ * `observe` returns true once `steps` batches in a row were dead (by then momentum has spent what it
+ * carried: 0.9^50 < 1 %).
+ */
+export function deadClassMapsWatch(steps = 50) {
+  let since = -1;
+  return {
+    since: () => since,
+    observe(logits: ArrayLike<number>, step: number): boolean {
+      for (let i = 0; i < logits.length; i++) {
+        if (logits[i] !== 0) {
+          since = -1;
+          return false;
+        }
+      }
+      if (since < 0) since = step;
+      return step - since + 1 >= steps;
+    },
+  };
+}
+
 /** Steps at the start of a profiled epoch that the per-kernel table leaves out. */
 const PROFILE_WARMUP_STEPS = 2;
 
@@ -261,7 +285,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const valSet = data.validation && (await pre.applyTo(data.validation, inPlace));
   const testSet = data.test && (await pre.applyTo(data.test, inPlace));
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
-  log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
+  const lastLayer = config.layers.at(-1);
+  const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
+  log(`model ${config.name} (${config.head} head, ${config.init} init${config.head === 'gap' ? `, ${reluClassMaps ? "ReLU'd" : 'linear'} class maps` : ''})\n${model.describe()}`);
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
@@ -274,8 +300,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
   // profile covers the steps after them.
   const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
-  const lastLayer = config.layers.at(-1);
-  const plateau = chancePlateauWatch(config.classes, lastLayer?.type === 'mlpconv' && !lastLayer.linearOut);
+  const plateau = chancePlateauWatch(config.classes, reluClassMaps);
+  const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
@@ -311,7 +337,13 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           loss.dispose();
           logits.dispose();
           if (!Number.isFinite(l)) {
-            throw new TrainingDiverged(`loss is ${l} at step ${thisStep} (epoch ${epoch}); last good checkpoint: ${lastGood}`);
+            throw new TrainingStopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}); last good checkpoint: ${lastGood}`);
+          }
+          if (deadMaps?.observe(lg, thisStep)) {
+            throw new TrainingStopped(
+              `the class maps are dead at step ${thisStep} (epoch ${epoch + 1}): the last mlpconv's ReLU has output only zeros since step ${deadMaps.since()}, so every logit is 0, the loss is ln ${config.classes} and no gradient reaches any weight: the run has stopped learning. ` +
+                `Start again with --class-maps linear, or a lower --lr or a longer --warmup; last good checkpoint: ${lastGood}`,
+            );
           }
           stepLosses.push(l);
           const hint = plateau.observe(l, thisStep);

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { modelConfig } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 
 function nin(...args: string[]) {
@@ -66,7 +67,19 @@ describe('nin CLI', () => {
     const paper = parseTrainArgs(['--dataset', 'mnist']).options;
     expect(paper.model).toBe('mnist');
     expect(paper.trainLimit).toBeUndefined();
-    expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca' });
+    expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca', lr: 0.1, batchSize: 128 });
+    // The paper's nets train with linear class maps unless --class-maps relu asks for the paper's.
+    for (const dataset of ['mnist', 'cifar10', 'cifar100', 'svhn']) {
+      const o = parseTrainArgs(['--dataset', dataset]).options;
+      expect(o.classMaps, dataset).toBe('linear');
+      expect(modelConfig(o).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: true });
+    }
+    // Init: the paper's Gaussian, except on the paper's MNIST net (He, lr 0.02 with a warm-up).
+    expect(modelConfig(parseTrainArgs(['--dataset', 'cifar10']).options).init).toBe('gaussian');
+    expect(parseTrainArgs(['--dataset', 'mnist']).options).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.2 });
+    expect(modelConfig(parseTrainArgs(['--dataset', 'mnist', '--init', 'gaussian']).options).init).toBe('gaussian');
+    const relu = parseTrainArgs(['--dataset', 'cifar10', '--class-maps', 'relu']).options;
+    expect(modelConfig(relu).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: false });
     expect(() => parseTrainArgs(['--momentum', '1'])).toThrow(UsageError);
     // A model alone names its data set; a contradicting --dataset is still an error.
     expect(parseTrainArgs(['--model', 'cifar10-small']).options).toMatchObject({ dataset: 'cifar10', model: 'cifar10-small', preprocess: 'gcn-zca', augment: true, epochs: 2, batchSize: 32, schedule: 'cosine' });

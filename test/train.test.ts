@@ -15,7 +15,8 @@ import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
-import { chancePlateauWatch, modelConfig, train, TrainingDiverged, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -81,6 +82,26 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--dropout 0.5 \(the checkpoint's is 0.3\)/);
   });
 
+  it('stops a run whose ReLU\'d class maps have died, naming the step and the last good checkpoint', async () => {
+    // mnist-small with the paper's ReLU on its class maps, the last biases pushed to −100: every
+    // map is 0 after the ReLU, as when a run's maps die (the paper's CIFAR-10 recipe, see README).
+    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--out', join(tmp, 'dead')]);
+    const model = new NinModel(modelConfig(o), 1);
+    const ckpt = join(tmp, 'dead.safetensors');
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
+    model.dispose();
+    const { tensors, metadata } = readSafetensors(ckpt);
+    const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
+    (tensors[lastBias].data as Float32Array).fill(-100);
+    writeSafetensors(ckpt, tensors, metadata);
+    const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '2', '--train-limit', '200', '--test-limit', '2']).options, progress: false, log: () => {} };
+    const err = await train(resume, await loadSplits(resume)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TrainingStopped);
+    // Steps 1..50 of the resumed run are the 50 dead batches in a row.
+    expect(err.message).toMatch(new RegExp(`class maps are dead at step 50 \\(epoch 2\\): .* since step 1, .*ln 10 .*--class-maps linear.*last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
+  });
+
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
     const base = ['--batch', '16', '--lr', '0.05', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
     const full = await train(options([...base, '--out', join(tmp, 'val-full')]), await loadSplits(options(base)));
@@ -129,7 +150,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('stops a diverging run with the step and the last good checkpoint', async () => {
     const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
-    expect(err).toBeInstanceOf(TrainingDiverged);
+    expect(err).toBeInstanceOf(TrainingStopped);
     expect(err.message).toMatch(/loss is (NaN|Infinity|-Infinity) at step \d+ \(epoch \d\); last good checkpoint: /);
   });
 
@@ -166,6 +187,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const vis = nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
+  });
+});
+
+describe('the dead-class-maps watch', () => {
+  it('fires after 50 batches in a row whose logits are all exactly 0, and any other logit resets it', () => {
+    const w = deadClassMapsWatch();
+    const dead = new Float32Array(20);
+    const alive = new Float32Array(20);
+    alive[13] = 1e-30;
+    const fired: number[] = [];
+    const feed = (lg: Float32Array, step: number) => { if (w.observe(lg, step)) fired.push(step); };
+    for (let t = 0; t < 49; t++) feed(dead, t);
+    feed(alive, 49); // one logit off zero: the count starts again
+    for (let t = 50; t < 100; t++) feed(dead, t);
+    expect(fired).toEqual([99]);
+    expect(w.since()).toBe(50);
   });
 });
 
