@@ -30,6 +30,15 @@ function options(extra: string[]): TrainOptions {
   return { ...o, progress: false, log: () => {} };
 }
 
+/** A checkpoint of an untrained model after epoch 1 (no preprocessing statistics), to resume from. */
+async function saveUntrained(o: TrainOptions, path: string): Promise<string> {
+  const model = new NinModel(modelConfig(o), 1);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+  await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
+  model.dispose();
+  return path;
+}
+
 describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('beats chance by a wide margin after a short run', async () => {
     const o = options(['--epochs', '3', '--batch', '16', '--lr', '0.02', '--schedule', 'cosine', '--warmup', '0.1', '--train-limit', '2000', '--test-limit', '500', '--out', join(tmp, 'short'), '--seed', '3']);
@@ -70,11 +79,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('--dropout: a checkpoint keeps the rate, a resume takes it, and a resume with another rate is refused', async () => {
     // The paper's MNIST net (two dropout layers), saved untrained: only the checkpoint matters here.
     const o = options(['--model', 'mnist', '--dropout', '0.3', '--out', join(tmp, 'dropout')]);
-    const model = new NinModel(modelConfig(o), 1);
-    const ckpt = join(tmp, 'dropout.safetensors');
-    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
-    model.dispose();
+    const ckpt = await saveUntrained(o, join(tmp, 'dropout.safetensors'));
     expect(loadCheckpoint(ckpt).config.layers.filter((l) => l.type === 'dropout')).toEqual([{ type: 'dropout', p: 0.3 }, { type: 'dropout', p: 0.3 }]);
     const resume = (args: string[]): TrainOptions => ({ ...parseTrainArgs(['--resume', ckpt, ...args]).options, progress: false, log: () => {} });
     expect(resume([]).dropout).toBe(0.3);
@@ -86,11 +91,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // mnist-small with the paper's ReLU on its class maps, the last biases pushed to −100: every
     // map is 0 after the ReLU, as when a run's maps die (the paper's CIFAR-10 recipe, see README).
     const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--out', join(tmp, 'dead')]);
-    const model = new NinModel(modelConfig(o), 1);
-    const ckpt = join(tmp, 'dead.safetensors');
-    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
-    model.dispose();
+    const ckpt = await saveUntrained(o, join(tmp, 'dead.safetensors'));
     const { tensors, metadata } = readSafetensors(ckpt);
     const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
     (tensors[lastBias].data as Float32Array).fill(-100);
