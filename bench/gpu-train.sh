@@ -36,7 +36,7 @@ case $dataset in
   # GCN + ZCA costs a CPU fit of a 3072×3072 covariance first, which a few-epoch run does not need).
   # He init, linear class maps, lr 0.02 with warm-up: of the recipes the PyTorch stand-in study
   # tried for one epoch (bench/recipe_study.py, RESULTS.md session 10) it learned fastest; the
-  # paper's (Gaussian σ = 0.05, ReLU'd maps, lr 0.1) lost its class maps within 230 steps.
+  # paper's (Gaussian σ = 0.05, ReLU'd maps, lr 0.1) lost its class maps within 90–210 steps.
   cifar10)
     gpu-join cifar10 /tmp/data || exit 1
     args=(--dataset cifar10 --data-dir /tmp/data --preprocess standardize --init he --class-maps linear --lr 0.02 --schedule cosine --warmup 0.3) ;;
