@@ -446,7 +446,7 @@ function planGrid(opts: FeatureMapGridOptions): GridPlan {
   const headerChars = Math.max(1, Math.floor((cellW + gap - 2) / CHAR_ADVANCE));
   const headers = classNames.map((name) => wrapText(name, headerChars, 2));
   const headerLines = Math.max(1, ...headers.map((l) => l.length));
-  const captionLines: string[] = [opts.title ?? 'last mlpconv feature maps, one per class (each row scaled to its largest value)'];
+  const captionLines: string[] = [opts.title ?? 'last mlpconv feature maps, one per class (each row scaled to its largest value, values at or below 0 black)'];
   if (labels && predicted) captionLines.push('frames: green = predicted and true, red = predicted (wrong), blue = true class');
   else if (predicted) captionLines.push('frames: green = predicted class');
   else if (labels) captionLines.push('frames: blue = true class');
