@@ -285,9 +285,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const valSet = data.validation && (await pre.applyTo(data.validation, inPlace));
   const testSet = data.test && (await pre.applyTo(data.test, inPlace));
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
-  const lastLayer = config.layers.at(-1);
-  const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
-  log(`model ${config.name} (${config.head} head, ${config.init} init${config.head === 'gap' ? `, ${reluClassMaps ? "ReLU'd" : 'linear'} class maps` : ''})\n${model.describe()}`);
+  log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
@@ -300,6 +298,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
   // profile covers the steps after them.
   const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
+  const lastLayer = config.layers.at(-1);
+  const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
   const plateau = chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
