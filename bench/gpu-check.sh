@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything issue 4 measures on a lent GPU, in one device call, most important first: correctness
-# (the kernel tests against the float64 reference, on this adapter), PyTorch/cuDNN, our whole bench
-# suite (fused vs unfused mlpconv, training step, TF.js), bandwidth, the autotuner, a per-kernel
-# profile, then the subgroup-matrix GEMM where Dawn offers it (NIN_MATRIX); a short table last.
+# (the kernel tests against the float64 reference, on this adapter), PyTorch/cuDNN, the full network
+# against PyTorch in float64 (bench/crosscheck.ts), our whole bench suite (fused vs unfused mlpconv,
+# training step, TF.js), bandwidth, the autotuner, a per-kernel profile, then the subgroup-matrix
+# GEMM where Dawn offers it (NIN_MATRIX; its tests, step time and crosscheck); a short table last.
 # Each stage has its own time limit, cut to what is left of BUDGET (seconds for the whole script;
 # a session has 15 device minutes, machine start included, and issue 3's training runs come after
 # it: bench/gpu-train.sh lists the calls), so one slow stage cannot eat the call and the last
@@ -63,10 +64,23 @@ tests=$?
 grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 [ $tests -ne 0 ] && echo "KERNEL TESTS FAILED on this adapter: the timings below are not trustworthy"
 
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+HAVE_TORCH=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo none)
+if [ "$HAVE_TORCH" = cuda ]; then
   stage pytorch 50 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
 else
   echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
+fi
+
+# crosscheck NAME: the paper's CIFAR-10 net at full size against PyTorch in float64, five training
+# steps from the same weights on the same batches (bench/crosscheck.ts, .py; NIN_MATRIX etc. from
+# the environment). Once before any timing; again with the matrix units where they run.
+crosscheck() {
+  stage "$1" 40 bash -c "node --import tsx bench/crosscheck.ts --model cifar10 --batch $BATCH --steps 5 --synthetic --out $LOGS/$1 &&
+    python3 bench/crosscheck.py $LOGS/$1/crosscheck.safetensors --json $LOGS/$1.json"
+}
+if [ "$HAVE_TORCH" = cuda ]; then
+  crosscheck crosscheck
+  grep -E "^crosscheck:|Error" "$LOGS/crosscheck.txt"
 fi
 
 # Untuned first: every comparison the issue asks for, then what the autotuner adds to it.
@@ -104,9 +118,13 @@ if grep -qE "subgroup-matrix configs: [0-9]" "$LOGS/gpu-info-unsafe.txt"; then
     NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=$m stage matrix-step-$m 30 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5
     grep -E "^nin-webgpu|train step|back to back|^[A-Za-z]*Error" "$LOGS/matrix-step-$m.txt" | head -4
   done
+  # What the matrix units cost in accuracy: the same five steps as the fp32 crosscheck above.
+  [ "$HAVE_TORCH" = cuda ] && NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=f32 crosscheck crosscheck-matrix-f32
+  grep -sE "^crosscheck:|^ours:|Error" "$LOGS/crosscheck-matrix-f32.txt"
 fi
 
 echo "== summary (NIN_TUNED=${NIN_TUNED:-none})"
+for f in "$LOGS"/crosscheck*.txt; do [ -f "$f" ] && echo "$(basename "$f" .txt): $(grep -h "^crosscheck:" "$f" | cut -c13- | grep . || echo "no verdict (see the log)")"; done
 cat "$LOGS/pytorch.txt" 2>/dev/null
 tail -n 8 "$LOGS/bandwidth.txt" 2>/dev/null
 grep -B2 -A40 "training step" "$LOGS/profile.txt" 2>/dev/null | head -45
