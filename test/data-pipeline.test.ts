@@ -126,6 +126,9 @@ describe('validation split', () => {
     const sub = takeExamples(withCoarse, [7, 3]);
     expect(Array.from(sub.coarseLabels!)).toEqual([107, 103]);
     expect(Array.from(sub.labels)).toEqual([7, 3]);
+    expect(Array.from(sub.images.subarray(0, 3))).toEqual(Array.from(ds.images.subarray(7 * 60, 7 * 60 + 3)));
+    expect(() => takeExamples(ds, [3, 50])).toThrow(/index 50 outside 0\.\.49 of synthetic/);
+    expect(() => takeExamples(ds, [1.5])).toThrow(/index 1\.5 outside/);
     const { validation } = assembleSplits([withCoarse], { count: 5 }, 1, 'c');
     expect(Array.from(validation!.coarseLabels!)).toEqual(examples(validation!).map((g) => 100 + g));
   });

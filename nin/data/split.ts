@@ -6,19 +6,7 @@ import { deriveSeed, permutation } from './rng.ts';
 
 /** A new dataset holding the examples at `indices` (in that order); shares nothing with `ds`. */
 export function takeExamples(ds: ImageDataset, indices: ArrayLike<number>, name = ds.name): ImageDataset {
-  const per = ds.height * ds.width * ds.channels;
-  const n = indices.length;
-  const images = new Float32Array(n * per);
-  const labels = new Int32Array(n);
-  const coarse = ds.coarseLabels ? new Int32Array(n) : undefined;
-  for (let i = 0; i < n; i++) {
-    const j = indices[i];
-    if (!(Number.isInteger(j) && j >= 0 && j < ds.count)) throw new RangeError(`takeExamples: index ${j} outside 0..${ds.count - 1} of ${ds.name}`);
-    images.set(ds.images.subarray(j * per, (j + 1) * per), i * per);
-    labels[i] = ds.labels[j];
-    if (coarse) coarse[i] = ds.coarseLabels![j];
-  }
-  return { ...ds, name, images, labels, coarseLabels: coarse, count: n, notes: [...ds.notes] };
+  return gather([ds], indices, name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,36 +61,40 @@ function oneBuffer(parts: readonly ImageDataset[]): Float32Array | null {
 }
 
 /**
- * The examples at ascending global `indices` (numbering the parts' examples one after another), in
- * one set. Copied into a new array in shared memory (so that the preprocessing's worker threads,
- * LCN, can normalise it in place); or, given `whole` (the parts' one buffer, which may be
- * overwritten), moved to the front of it: example g goes to slot i ≤ g, so nothing is overwritten
- * before it has been moved.
+ * The examples at global `indices` (numbering the parts' examples one after another), in that
+ * order, in one set. Copied into a new array in shared memory (so that the preprocessing's worker
+ * threads, LCN, can normalise it in place); or, given `whole` (the parts' one buffer, which may be
+ * overwritten) and ascending indices, moved to the front of it: example g goes to slot i ≤ g, so
+ * nothing is overwritten before it has been moved.
  */
-function gather(parts: readonly ImageDataset[], indices: Int32Array, name: string, whole: Float32Array | null = null): ImageDataset {
+function gather(parts: readonly ImageDataset[], indices: ArrayLike<number>, name: string, whole: Float32Array | null = null): ImageDataset {
   const [first] = parts;
   const per = first.height * first.width * first.channels;
-  const images = whole ? whole.subarray(0, indices.length * per) : new Float32Array(new SharedArrayBuffer(indices.length * per * 4));
-  const labels = new Int32Array(indices.length);
-  const coarse = parts.every((p) => p.coarseLabels) ? new Int32Array(indices.length) : undefined;
-  let part = 0;
-  let offset = 0; // global index of parts[part]'s first example
-  indices.forEach((g, i) => {
-    while (g >= offset + parts[part].count) offset += parts[part++].count;
+  const n = indices.length;
+  const total = parts.reduce((s, p) => s + p.count, 0);
+  const images = whole ? whole.subarray(0, n * per) : new Float32Array(new SharedArrayBuffer(n * per * 4));
+  const labels = new Int32Array(n);
+  const coarse = parts.every((p) => p.coarseLabels) ? new Int32Array(n) : undefined;
+  for (let i = 0; i < n; i++) {
+    const g = indices[i];
+    if (!(Number.isInteger(g) && g >= 0 && g < total)) throw new RangeError(`index ${g} outside 0..${total - 1} of ${parts.map((p) => p.name).join(' + ')}`);
+    if (whole && g < i) throw new RangeError(`gather in place needs ascending indices (${g} at position ${i})`);
+    let part = 0;
+    let j = g; // index within parts[part]
+    while (j >= parts[part].count) j -= parts[part++].count;
     const p = parts[part];
-    const j = g - offset;
     if (!whole) images.set(p.images.subarray(j * per, (j + 1) * per), i * per);
     else if (g !== i) whole.copyWithin(i * per, g * per, (g + 1) * per);
     labels[i] = p.labels[j];
     if (coarse) coarse[i] = p.coarseLabels![j];
-  });
+  }
   return {
     ...first,
     name,
     images,
     labels,
     coarseLabels: coarse,
-    count: indices.length,
+    count: n,
     sources: parts.flatMap((p) => p.sources),
     notes: parts.flatMap((p) => p.notes),
   };
