@@ -78,7 +78,8 @@ class Nin(nn.Module):
         if self.config['head'] == 'gap':
             return h.mean(dim=(2, 3))
         flat = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # our flatten order is NHWC
-        return flat @ self.p['fc_w'].reshape(flat.shape[1], -1) + self.p['fc_b']
+        w = self.p['fc_w']  # [classes, features, 1, 1] after the transpose above
+        return F.linear(flat, w.reshape(w.shape[0], -1), self.p['fc_b'])
 
 
 def replay(t, meta, dtype, device):

@@ -4,6 +4,7 @@
 // the tuned table if one is installed, NIN_MATRIX), including the solver.
 //
 //   node --import tsx bench/crosscheck.ts --model cifar10 --batch 128 --steps 5 --out DIR
+//     [--init gaussian|he] [--lr X] [--class-maps linear|relu] [--head gap|fc] [--unfused] [--synthetic]
 //   python3 bench/crosscheck.py DIR/crosscheck.safetensors        (PyTorch; prints the verdict)
 //
 // This side trains `steps` SGD steps (constant lr, dropout off: its masks are ours alone) and
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     momentum: { type: 'string', default: '0.9' },
     'weight-decay': { type: 'string', default: '0.0001' },
     init: { type: 'string', default: 'gaussian' },
+    head: { type: 'string', default: 'gap' },
     'class-maps': { type: 'string', default: 'linear' },
     'data-dir': { type: 'string' },
     synthetic: { type: 'boolean', default: false },
@@ -55,6 +57,8 @@ const batch = positive('batch', a.batch);
 const steps = positive('steps', a.steps);
 const seed = positive('seed', a.seed);
 if (a.init !== 'gaussian' && a.init !== 'he') throw new RangeError(`--init ${a.init}: expected gaussian or he`);
+// fc-dropout's dropout sits in the head, where it cannot be turned off.
+if (a.head !== 'gap' && a.head !== 'fc') throw new RangeError(`--head ${a.head}: expected gap or fc`);
 if (a['class-maps'] !== 'relu' && a['class-maps'] !== 'linear') throw new RangeError(`--class-maps ${a['class-maps']}: expected relu or linear`);
 const momentum = Number(a.momentum);
 const weightDecay = Number(a['weight-decay']);
@@ -62,7 +66,7 @@ const weightDecay = Number(a['weight-decay']);
 const lr = Number(a.lr ?? (a.init === 'he' ? 0.02 : 0.1));
 for (const [k, v] of Object.entries({ lr, momentum, weightDecay })) if (!Number.isFinite(v)) throw new RangeError(`--${k}: not a number`);
 
-const config = modelConfig({ model: a.model!, init: a.init, classMaps: a['class-maps'], dropout: undefined });
+const config = modelConfig({ model: a.model!, head: a.head, init: a.init, classMaps: a['class-maps'] });
 // Dropout off: the same masks on both sides would mean shipping them; the layers stay in the config.
 config.layers = config.layers.map((l) => (l.type === 'dropout' ? { ...l, p: 0 } : l));
 const { height, width, channels } = config.input;
