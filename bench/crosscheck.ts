@@ -64,7 +64,7 @@ const momentum = Number(a.momentum);
 const weightDecay = Number(a['weight-decay']);
 // He init wants a smaller step than the paper's Gaussian (RESULTS.md, session 10).
 const lr = Number(a.lr ?? (a.init === 'he' ? 0.02 : 0.1));
-for (const [k, v] of Object.entries({ lr, momentum, weightDecay })) if (!Number.isFinite(v)) throw new RangeError(`--${k}: not a number`);
+for (const [k, v] of Object.entries({ lr, momentum, 'weight-decay': weightDecay })) if (!Number.isFinite(v)) throw new RangeError(`--${k}: not a number`);
 
 const config = modelConfig({ model: a.model!, head: a.head, init: a.init, classMaps: a['class-maps'] });
 // Dropout off: the same masks on both sides would mean shipping them; the layers stay in the config.
@@ -141,7 +141,8 @@ tensors.loss = { dtype: 'F32', data: losses, shape: [steps] };
 mkdirSync(a.out!, { recursive: true });
 const path = join(a.out!, 'crosscheck.safetensors');
 const matrix = matrixMode();
-const kernels = a.unfused ? 'unfused chain' : 'fused mlpconv (or the tuned choice per block)';
+// With matrix GEMMs the mlpconv blocks always run as the chain (kernels/mlpconv.ts).
+const kernels = a.unfused || matrix ? 'unfused chain' : 'fused mlpconv (or the tuned choice per block)';
 writeSafetensors(path, tensors, {
   config: JSON.stringify(config),
   lr: String(lr),

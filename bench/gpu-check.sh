@@ -64,8 +64,8 @@ tests=$?
 grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 [ $tests -ne 0 ] && echo "KERNEL TESTS FAILED on this adapter: the timings below are not trustworthy"
 
-HAVE_TORCH=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo none)
-if [ "$HAVE_TORCH" = cuda ]; then
+python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && CUDA_TORCH=yes || CUDA_TORCH=no
+if [ $CUDA_TORCH = yes ]; then
   stage pytorch 50 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
 else
   echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
@@ -78,7 +78,7 @@ crosscheck() {
   stage "$1" 40 bash -c "node --import tsx bench/crosscheck.ts --model cifar10 --batch $BATCH --steps 5 --synthetic --out $LOGS/$1 &&
     python3 bench/crosscheck.py $LOGS/$1/crosscheck.safetensors --json $LOGS/$1.json"
 }
-if [ "$HAVE_TORCH" = cuda ]; then
+if [ $CUDA_TORCH = yes ]; then
   crosscheck crosscheck
   grep -E "^crosscheck:|Error" "$LOGS/crosscheck.txt"
 fi
@@ -119,7 +119,7 @@ if grep -qE "subgroup-matrix configs: [0-9]" "$LOGS/gpu-info-unsafe.txt"; then
     grep -E "^nin-webgpu|train step|back to back|^[A-Za-z]*Error" "$LOGS/matrix-step-$m.txt" | head -4
   done
   # What the matrix units cost in accuracy: the same five steps as the fp32 crosscheck above.
-  [ "$HAVE_TORCH" = cuda ] && NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=f32 crosscheck crosscheck-matrix-f32
+  [ $CUDA_TORCH = yes ] && NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=f32 crosscheck crosscheck-matrix-f32
   grep -sE "^crosscheck:|^ours:|Error" "$LOGS/crosscheck-matrix-f32.txt"
 fi
 
