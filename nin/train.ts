@@ -289,7 +289,6 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
-  const totalSteps = stepsPerEpoch * o.epochs;
   const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
@@ -305,6 +304,10 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   let testResult: EvalResult | null = null;
 
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
+  const lastStep = lastEpoch * stepsPerEpoch;
+  // The progress line's img/s and ETA time the training loop only, not the data preparation before
+  // it (a ZCA fit or LCN can take minutes).
+  const loopStart = { time: performance.now(), step };
   let pending: Promise<void> | null = null;
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
@@ -360,9 +363,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         const interval = process.stderr.isTTY ? 1000 : 10_000;
         if (o.progress !== false && (now - lastPrint > interval || step % stepsPerEpoch === 0)) {
           lastPrint = now;
-          const done = step - startEpoch * stepsPerEpoch;
-          const rate = (done * o.batchSize) / ((now - t0) / 1000);
-          const eta = ((totalSteps - step) * o.batchSize) / rate;
+          const rate = ((step - loopStart.step) * o.batchSize) / ((now - loopStart.time) / 1000);
+          const eta = ((lastStep - step) * o.batchSize) / rate;
           const inEpoch = step - epoch * stepsPerEpoch;
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
           const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${fmtTime(eta)}`;

@@ -148,6 +148,20 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(table).toMatch(/\nmlpconv5x5_fused_forward +1 /);
   });
 
+  it("the progress line times the training loop only, and its ETA runs to --stop-after's epoch", async () => {
+    const lines: string[] = [];
+    // GCN + ZCA makes the set-up before the first step take a while (the fit), as on CIFAR.
+    const args = ['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '100000', '--stop-after', '1', '--preprocess', 'gcn-zca', '--out', join(tmp, 'eta')];
+    const o = { ...options(args), progress: true, log: (m: string) => lines.push(m) };
+    const r = await train(o, await loadSplits(o));
+    const last = lines.filter((l) => l.startsWith('epoch 1/100000 ')).at(-1)!;
+    expect(last).toMatch(/ step 10\/10 /);
+    expect(last).toMatch(/ETA 0s$/); // not the 99,999 epochs the schedule spans
+    const rate = Number(/([\d.]+) img\/s/.exec(last)![1]);
+    expect(rate / r.epochs[0].imgPerSec).toBeGreaterThan(0.8);
+    expect(rate / r.epochs[0].imgPerSec).toBeLessThan(1.25);
+  });
+
   it('stops a diverging run with the step and the last good checkpoint', async () => {
     const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
