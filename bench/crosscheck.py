@@ -128,14 +128,17 @@ def compare(losses, found, ref_losses, ref_found, names):
     return out
 
 
+def bounded(r):
+    """(error, bound) for every number a compare() result holds, in a fixed order."""
+    return [(e, LOSS_TOL) for e in r['loss']] + [(e, tol) for k, tol in (('grad', GRAD_TOL), ('change', CHANGE_TOL)) for e in r[k].values()]
+
+
 def verdict(ours, control):
     """'PASS' (within the bounds), 'PASS as PyTorch' (beyond them, but within 2× PyTorch's float32 error), or 'FAIL'."""
-    pairs = list(zip(ours['loss'], control['loss'], [LOSS_TOL] * len(ours['loss'])))
-    for k, tol in (('grad', GRAD_TOL), ('change', CHANGE_TOL)):
-        pairs += [(ours[k][n], control[k][n], tol) for n in ours[k]]
-    if all(e <= tol for e, _, tol in pairs):
+    mine = bounded(ours)
+    if all(e <= tol for e, tol in mine):
         return 'PASS'
-    return 'PASS as PyTorch' if all(e <= tol or e <= 2 * c for e, c, tol in pairs) else 'FAIL'
+    return 'PASS as PyTorch' if all(e <= tol or e <= 2 * c for (e, tol), (c, _) in zip(mine, bounded(control))) else 'FAIL'
 
 
 def main():
@@ -168,9 +171,9 @@ def main():
         o, p = result['ours'], result['torch_f32']
         print(f"  {n:12s}  {o['grad'][n]:24.2e}  ({p['grad'][n]:.2e})  {o['change'][n]:18.2e}  ({p['change'][n]:.2e})")
     result['verdict'] = verdict(result['ours'], result['torch_f32'])
-    within = lambda r: all(e <= LOSS_TOL for e in r['loss']) and all(e <= GRAD_TOL for e in r['grad'].values()) and all(e <= CHANGE_TOL for e in r['change'].values())
+    control_within = all(e <= tol for e, tol in bounded(result['torch_f32']))
     print(f"crosscheck: {result['verdict']} (bounds: loss {LOSS_TOL:g}, gradient {GRAD_TOL:g}, change {CHANGE_TOL:g}; "
-          f"PyTorch float32 {'within' if within(result['torch_f32']) else 'beyond'} them)")
+          f"PyTorch float32 {'within' if control_within else 'beyond'} them)")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)
