@@ -67,16 +67,18 @@ describe('nin CLI', () => {
     const paper = parseTrainArgs(['--dataset', 'mnist']).options;
     expect(paper.model).toBe('mnist');
     expect(paper.trainLimit).toBeUndefined();
-    expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca', lr: 0.1, batchSize: 128 });
+    expect(parseTrainArgs(['--dataset', 'cifar10']).options).toMatchObject({ model: 'cifar10', augment: true, preprocess: 'gcn-zca', lr: 0.02, batchSize: 128 });
     // The paper's nets train with linear class maps unless --class-maps relu asks for the paper's.
     for (const dataset of ['mnist', 'cifar10', 'cifar100', 'svhn']) {
       const o = parseTrainArgs(['--dataset', dataset]).options;
       expect(o.classMaps, dataset).toBe('linear');
       expect(modelConfig(o).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: true });
     }
-    // Init: the paper's Gaussian, except on the paper's MNIST net (He, lr 0.02 with a warm-up).
-    expect(modelConfig(parseTrainArgs(['--dataset', 'cifar10']).options).init).toBe('gaussian');
+    // Init: He with lr 0.02 and a warm-up on the paper's MNIST and CIFAR nets; SVHN keeps the paper's Gaussian and lr.
     expect(parseTrainArgs(['--dataset', 'mnist']).options).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.2 });
+    for (const dataset of ['cifar10', 'cifar100']) expect(parseTrainArgs(['--dataset', dataset]).options, dataset).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.3 });
+    expect(modelConfig(parseTrainArgs(['--dataset', 'svhn']).options).init).toBe('gaussian');
+    expect(parseTrainArgs(['--dataset', 'svhn']).options).toMatchObject({ lr: 0.05, warmupEpochs: 0 });
     expect(modelConfig(parseTrainArgs(['--dataset', 'mnist', '--init', 'gaussian']).options).init).toBe('gaussian');
     const relu = parseTrainArgs(['--dataset', 'cifar10', '--class-maps', 'relu']).options;
     expect(modelConfig(relu).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: false });
