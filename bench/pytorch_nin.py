@@ -17,19 +17,19 @@ import torch
 import torch.nn as nn
 
 
-def mlpconv(cin, c1, c2, c3, k):
+def mlpconv(cin, c1, c2, c3, k, last_relu=True):
     return [nn.Conv2d(cin, c1, k, padding=k // 2), nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(c2, c3, 1), nn.ReLU(inplace=True)]
+            nn.Conv2d(c2, c3, 1)] + ([nn.ReLU(inplace=True)] if last_relu else [])
 
 
-def nin_cifar10(classes=10):
+def nin_cifar10(classes=10, class_maps_relu=True):
     # The authors' Caffe layout, as nin/model.ts cifarLike(): max pool, then average pool, both
     # 3/2 with Caffe's ceil rounding (32 -> 16 -> 8), dropout 0.5, global average pooling.
     return nn.Sequential(
         *mlpconv(3, 192, 160, 96, 5), nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
         *mlpconv(96, 192, 192, 192, 5), nn.AvgPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
-        *mlpconv(192, 192, 192, classes, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        *mlpconv(192, 192, 192, classes, 3, class_maps_relu), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
 def time_ms(fn, reps, warmup=10):

@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pytorch_nin import mlpconv, nin_cifar10
+
 
 def read_cifar(path):
     opener = gzip.open if path.endswith('.gz') else open
@@ -101,18 +103,6 @@ def load_mnist(data_dir):
     return (xtr - mean) / std, ytr, (xte - mean) / std, yte
 
 
-def mlpconv(cin, c1, c2, c3, k, last_relu=True):
-    layers = [nn.Conv2d(cin, c1, k, padding=k // 2), nn.ReLU(), nn.Conv2d(c1, c2, 1), nn.ReLU(), nn.Conv2d(c2, c3, 1)]
-    return layers + ([nn.ReLU()] if last_relu else [])
-
-
-def nin(class_maps_relu):
-    return nn.Sequential(
-        *mlpconv(3, 192, 160, 96, 5), nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
-        *mlpconv(96, 192, 192, 192, 5), nn.AvgPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
-        *mlpconv(192, 192, 192, 10, 3, class_maps_relu), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-
-
 def nin_mnist(class_maps_relu):
     return nn.Sequential(
         *mlpconv(1, 96, 64, 48, 5), nn.MaxPool2d(3, 2, ceil_mode=True), nn.Dropout(0.5),
@@ -181,7 +171,7 @@ def main():
     xtr, xte = torch.from_numpy(xtr).reshape(shape), torch.from_numpy(xte).reshape(shape)
     ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
 
-    model = (nin_mnist if args.dataset == 'mnist' else nin)(args.class_maps == 'relu')
+    model = nin_mnist(args.class_maps == 'relu') if args.dataset == 'mnist' else nin_cifar10(10, args.class_maps == 'relu')
     init_(model, args.init, args.std)
     weights = [m.weight for m in model if isinstance(m, nn.Conv2d)]
     biases = [m.bias for m in model if isinstance(m, nn.Conv2d)]
