@@ -113,7 +113,7 @@ def replay(t, meta, dtype, device):
                 p.add_(v)
         losses.append(loss.item())
     found['change'] = {n: ours_layout(p.detach() - p0) for n, p, p0 in zip(names, params, init)}
-    return np.array(losses), found, names
+    return np.array(losses), found
 
 
 def rel(a, b):
@@ -152,8 +152,8 @@ def main():
     t, meta = read_safetensors(args.file)
     names = [k[len('init.'):] for k in t if k.startswith('init.')]
     ours = (t['loss'].astype(np.float64), {k: {n: t[f'{k}.{n}'] for n in names} for k in ('grad', 'change')})
-    ref_losses, ref_found, _ = replay(t, meta, torch.float64, args.device)
-    f32_losses, f32_found, _ = replay(t, meta, torch.float32, args.device)
+    ref_losses, ref_found = replay(t, meta, torch.float64, args.device)
+    f32_losses, f32_found = replay(t, meta, torch.float32, args.device)
     result = {
         'meta': {k: v for k, v in meta.items() if k != 'config'},
         'torch': f'{torch.__version__} on {args.device}' + (f' ({torch.cuda.get_device_name()})' if args.device == 'cuda' else ''),
