@@ -792,8 +792,10 @@ export function renderCurves(series: Series[], opts: CurveOptions): Buffer {
  *   { kind: 'step', step, epoch, loss }                 one optimisation step (or every k-th)
  *   { kind: 'epoch', epoch, trainLoss, testLoss?, testError?, valLoss?, valError?, trainError? }
  * Errors are FRACTIONS in [0, 1] (wrong / total) and are plotted as percentages.
- * Epoch numbering may start at 0 or 1: the x axis is "epochs completed", so an epoch record sits at
- * the end of its epoch and the steps logged with the same epoch value are spread evenly before it.
+ * The numbering is train()'s: a step record's `epoch` is the 0-based index of the epoch it falls in,
+ * an epoch record's is the number of epochs completed (the first epoch's record says 1). The x axis
+ * is "epochs completed": an epoch record sits at its `epoch`, and the steps of epoch index e are
+ * spread evenly over (e, e + 1]. A resumed run's log, which starts later, lands where it belongs.
  */
 export interface TrainingCurveOptions {
   title?: string;
@@ -834,24 +836,21 @@ function movingAverage(values: number[], window: number): number[] {
   });
 }
 
-/** Two panels in one PNG: loss vs epoch (smoothed step losses, per-epoch train/val/test loss) and
- * error % vs epoch (train/val/test, whichever the records have). */
-export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {
+/** The curves of a metrics log: loss vs epoch (smoothed step losses, per-epoch train/val/test
+ * loss) and error % vs epoch (train/val/test, whichever the records have). */
+export function trainingCurveSeries(records: object[]): { loss: Series[]; error: Series[] } {
   const recs = records.filter((r): r is Rec => typeof r === 'object' && r !== null) as Rec[];
   const steps = recs.filter((r) => r.kind === 'step' && typeof r.epoch === 'number');
   const epochs = recs.filter((r) => r.kind === 'epoch' && typeof r.epoch === 'number');
-  const allEpochs = [...steps, ...epochs].map((r) => r.epoch as number);
-  const offset = allEpochs.length > 0 && allEpochs.reduce((a, b) => Math.min(a, b)) === 0 ? 1 : 0;
-  const epochX = (e: number) => e + offset;
 
-  // Steps: grouped by epoch, ordered by step, spread evenly over (e - 1, e] in "epochs completed".
+  // Steps: grouped by epoch index, ordered by step, spread evenly over (e, e + 1].
   const groups = new Map<number, Rec[]>();
   for (const r of steps) {
     const e = r.epoch as number;
     if (!groups.has(e)) groups.set(e, []);
     groups.get(e)!.push(r);
   }
-  const finished = new Set(epochs.map((r) => r.epoch as number));
+  const finished = new Set(epochs.map((r) => (r.epoch as number) - 1)); // indices of logged epochs
   const keys = [...groups.keys()].sort((a, b) => a - b);
   const fullSizes = keys.filter((e, i) => finished.has(e) || i < keys.length - 1).map((e) => groups.get(e)!.length).sort((a, b) => a - b);
   const typical = fullSizes.length > 0 ? fullSizes[Math.floor(fullSizes.length / 2)] : 0;
@@ -860,7 +859,7 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
     const g = groups.get(e)!.sort((a, b) => (field(a, 'step') ?? 0) - (field(b, 'step') ?? 0));
     // A trailing unfinished epoch is drawn at the pace of a typical finished one.
     const denom = finished.has(e) || i < keys.length - 1 ? g.length : Math.max(g.length, typical);
-    g.forEach((r, j) => stepPoints.push([epochX(e) - 1 + (j + 1) / denom, field(r, 'loss') ?? NaN]));
+    g.forEach((r, j) => stepPoints.push([e + (j + 1) / denom, field(r, 'loss') ?? NaN]));
   }
   const window = Math.max(1, Math.round(stepPoints.length / 50));
   const smooth = movingAverage(stepPoints.map((p) => p[1]), window);
@@ -872,7 +871,7 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
 
   const epochSeries = (name: string, key: string, factor = 1): Series | null => {
     if (!epochs.some((r) => key in r)) return null;
-    const pts = epochs.map((r): [number, number] => [epochX(r.epoch as number), (field(r, key) ?? NaN) * factor]);
+    const pts = epochs.map((r): [number, number] => [r.epoch as number, (field(r, key) ?? NaN) * factor]);
     return { name, points: pts.sort((a, b) => a[0] - b[0]) };
   };
   const present = (s: (Series | null)[]) => s.filter((x): x is Series => x !== null);
@@ -887,7 +886,12 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
     epochSeries('validation error', 'valError', 100),
     epochSeries('test error', 'testError', 100),
   ]);
+  return { loss: lossSeries, error: errorSeries };
+}
 
+/** Two panels in one PNG: trainingCurveSeries' loss and error curves. */
+export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {
+  const { loss: lossSeries, error: errorSeries } = trainingCurveSeries(records);
   const width = opts.width ?? 1400;
   const height = opts.height ?? 520;
   const canvas = new Canvas(width, height);

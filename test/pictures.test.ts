@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng, ImageLoadError, loadImageForModel, resizeImage } from '../nin/images.ts';
 import {
   BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, featureMapGridLayout, logAxis, niceAxis,
-  renderCurves, renderFeatureMapGrid, renderTrainingCurves, textWidth, type FeatureMapGridOptions, type Rgb,
+  renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
 } from '../nin/plot.ts';
 import { randomArray } from './helpers.ts';
 
@@ -352,7 +352,7 @@ describe('renderTrainingCurves', () => {
     const records: object[] = [{ kind: 'config', model: 'mnist' }];
     for (let e = 0; e < 4; e++) {
       for (let s = 0; s < 20; s++) records.push({ kind: 'step', step: e * 20 + s, epoch: e, loss: s === 3 && e === 1 ? null : 2 / (1 + e + s / 20) });
-      records.push({ kind: 'epoch', epoch: e, trainLoss: 2 / (1.5 + e), testLoss: 2.2 / (1.5 + e), testError: 0.5 / (1 + e), valError: 0.6 / (1 + e) });
+      records.push({ kind: 'epoch', epoch: e + 1, trainLoss: 2 / (1.5 + e), testLoss: 2.2 / (1.5 + e), testError: 0.5 / (1 + e), valError: 0.6 / (1 + e) });
     }
     const buf = renderTrainingCurves(records, { width: 1000, height: 400, title: 'mnist' });
     const png = decode(buf);
@@ -360,9 +360,23 @@ describe('renderTrainingCurves', () => {
     // Loss panel: step loss, train loss, test loss; error panel: validation, test error (colours restart).
     for (const c of SERIES_COLORS.slice(0, 3)) expect(countColor(buf, c)).toBeGreaterThan(100);
     expect(countColor(buf, SERIES_COLORS[3])).toBe(0);
-    // The x axis is "epochs completed": 0-based and 1-based epoch numbering give the same picture.
-    const oneBased = records.map((r) => ('epoch' in r ? { ...r, epoch: (r as { epoch: number }).epoch + 1 } : r));
-    expect(renderTrainingCurves(oneBased, { width: 1000, height: 400, title: 'mnist' }).equals(buf)).toBe(true);
+    // The x axis is "epochs completed": epoch e's steps (index e - 1) end where its record sits.
+    const { loss, error } = trainingCurveSeries(records);
+    expect(loss.map((c) => c.name)).toEqual(['step loss (mean of 2)', 'train loss (epoch)', 'test loss']);
+    const stepX = loss[0].points.map((p) => p[0]);
+    expect([stepX[0], stepX[19], stepX[20], stepX.at(-1)]).toEqual([1 / 20, 1, 1 + 1 / 20, 4]);
+    for (const c of [...loss.slice(1), ...error]) expect(c.points.map((p) => p[0])).toEqual([1, 2, 3, 4]);
+    // A resumed run's own log (epochs 3 and 4 only) lands on the same x positions.
+    const laterEpochs = (r: object) => {
+      const { kind, epoch } = r as { kind: string; epoch?: number };
+      return epoch === undefined || epoch >= (kind === 'step' ? 2 : 3);
+    };
+    const resumed = trainingCurveSeries(records.filter(laterEpochs));
+    expect(resumed.loss[0].points.map((p) => p[0])).toEqual(stepX.slice(40));
+    expect(resumed.error.at(-1)!.points.map((p) => p[0])).toEqual([3, 4]);
+    // The last, unfinished epoch is drawn at a finished one's pace.
+    const cut = trainingCurveSeries(records.slice(0, 1 + 2 * 21 + 5));
+    expect(cut.loss[0].points.at(-1)![0]).toBeCloseTo(2 + 5 / 20, 12);
     const empty = renderTrainingCurves([]);
     expect(decode(empty).width).toBe(1400);
     expect(countColor(empty, [120, 120, 120])).toBeGreaterThan(100); // two "no data" notes

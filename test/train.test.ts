@@ -15,6 +15,7 @@ import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
+import { trainingCurveSeries } from '../nin/plot.ts';
 import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -56,6 +57,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(ckpt.preprocessor.kind).toBe('standardize');
     const metrics = readFileSync(join(tmp, 'short', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2, 3]);
+    // The log's numbering is the one the curves read: epoch k's steps end where its record sits.
+    const { loss } = trainingCurveSeries(metrics);
+    const stepX = loss[0].points.map((p) => p[0]);
+    expect(Math.min(...stepX)).toBeGreaterThan(0);
+    expect(Math.max(...stepX)).toBe(3);
+    expect(loss.find((c) => c.name === 'test loss')!.points.map((p) => p[0])).toEqual([1, 2, 3]);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
