@@ -25,7 +25,7 @@ OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 [ -f /opt/gpu/env.sh ] && source /opt/gpu/env.sh
 [ -f /opt/gpu/tuned.json ] && export NIN_TUNED=/opt/gpu/tuned.json
-run=/tmp/nin-$dataset
+run=/tmp/nin-$dataset  # a rerun on the same machine starts afresh there (--overwrite)
 case $dataset in
   # The paper's MNIST net (96-64-48 / 128-96-48 / 128-96-10), He init, batch 64, cosine schedule,
   # class maps without ReLU: on lavapipe, with the ReLU and a 20-step warm-up the loss sat at ln 10
@@ -43,7 +43,7 @@ case $dataset in
   *) echo "gpu-train.sh: unknown dataset '$dataset'" >&2; exit 2 ;;
 esac
 echo "NIN_TUNED=${NIN_TUNED:-none}; $dataset, $EPOCHS epochs, time limit $LIMIT s"
-timeout "$LIMIT" node --import tsx nin/cli.ts train "${args[@]}" --epochs "$EPOCHS" --seed 1 --out "$run" > "$OUT/$dataset-train.txt" 2>&1
+timeout "$LIMIT" node --import tsx nin/cli.ts train "${args[@]}" --epochs "$EPOCHS" --seed 1 --out "$run" --overwrite > "$OUT/$dataset-train.txt" 2>&1
 echo "exit $?"
 cp "$run/metrics.jsonl" "$OUT/$dataset-metrics.jsonl" 2>/dev/null
 grep -E "^epoch [0-9]+:|^done|model|params|Error|error:" "$OUT/$dataset-train.txt" | tail -n 30

@@ -1,13 +1,14 @@
 // The `nin` command: train, eval, predict, visualize, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { describeConfig, MODELS } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
+import { runDirectoryProblem, runFilesIn } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
 
 export class UsageError extends Error {
@@ -79,8 +80,12 @@ train options:
   --train-limit N  --test-limit N   use only the first N images
   --seed N                repeatable runs (same device: same loss curve)
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data
-  --out DIR               run directory (default runs/<dataset>-<model>)
-  --resume CHECKPOINT     continue a run
+  --out DIR               run directory (default runs/<dataset>-<model>, numbered on, -2, -3, …,
+                          past directories that hold a run); a run never writes into another
+                          run's directory unless --overwrite is given
+  --resume CHECKPOINT     continue a run, in the checkpoint's run directory by default; a
+                          checkpoint there saved after the resume point is kept, renamed
+  --overwrite             start afresh in an --out that holds another run
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   --profile               per-kernel GPU time table (first epoch)
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
@@ -150,7 +155,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
-      'stop-after': { type: 'string' },
+      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' },
       profile: { type: 'boolean' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
@@ -214,8 +219,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
     testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),
     seed: int('seed', s('seed'), 0) ?? pick('seed', 1),
-    outDir: s('out') ?? pick('outDir', join('runs', `${dataset}-${model}`)),
+    outDir: s('out') ?? (resume !== undefined ? resumedRunDirectory(resume, saved!.outDir) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
     resume,
+    overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
     profile: Boolean(v.profile),
   };
@@ -228,7 +234,23 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.trainLimit !== undefined && options.trainLimit - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
   }
+  const dirProblem = runDirectoryProblem(options, saved?.outDir);
+  if (dirProblem) throw new UsageError(dirProblem);
   return { options, dataDir: s('data-dir') };
+}
+
+/** A resumed run's directory: the one holding its checkpoint if that is a run directory (has a
+ * metrics log; a run directory may have been moved or copied), else the one it was trained in. */
+function resumedRunDirectory(checkpoint: string, savedOutDir: string): string {
+  return existsSync(join(dirname(checkpoint), 'metrics.jsonl')) ? dirname(checkpoint) : savedOutDir;
+}
+
+/** `base`, or `base-2`, `base-3`, … : the first that holds no run. */
+export function unusedRunDirectory(base: string): string {
+  for (let n = 1; ; n++) {
+    const dir = n === 1 ? base : `${base}-${n}`;
+    if (runFilesIn(dir).length === 0) return dir;
+  }
 }
 
 async function runTrain(args: string[]): Promise<void> {

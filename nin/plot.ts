@@ -3,6 +3,7 @@
 // drawn in plain TypeScript and encoded with pngjs, so pictures can be made on machines without a
 // GPU or any native image library.
 import { encodePng } from './images.ts';
+import { currentHistory } from './run-directory.ts';
 
 export type Rgb = readonly [number, number, number];
 
@@ -787,15 +788,11 @@ export function renderCurves(series: Series[], opts: CurveOptions): Buffer {
 // Training curves from the metrics log
 
 /**
- * Metric records (one JSON object per line of the run's log). Other kinds and fields are ignored;
- * a null where a number belongs (JSON's spelling of NaN) becomes a gap in the curve.
- *   { kind: 'step', step, epoch, loss }                 one optimisation step (or every k-th)
- *   { kind: 'epoch', epoch, trainLoss, testLoss?, testError?, valLoss?, valError?, trainError? }
- * Errors are FRACTIONS in [0, 1] (wrong / total) and are plotted as percentages.
- * The numbering is train()'s: a step record's `epoch` is the 0-based index of the epoch it falls in,
- * an epoch record's is the number of epochs completed (the first epoch's record says 1). The x axis
- * is "epochs completed": an epoch record sits at its `epoch`, and the steps of epoch index e are
- * spread evenly over (e, e + 1]. A resumed run's log, which starts later, lands where it belongs.
+ * The curves read the metrics log's records (format and numbering: nin/run-directory.ts). The x
+ * axis is "epochs completed": an epoch record sits at its `epoch`, and the steps of epoch index e
+ * are spread evenly over (e, e + 1]. A resumed run's log, which starts later, lands where it
+ * belongs; what a resume superseded is left out. A null where a number belongs (JSON's spelling
+ * of NaN) becomes a gap in the curve. Errors (fractions) are plotted as percentages.
  */
 export interface TrainingCurveOptions {
   title?: string;
@@ -839,7 +836,7 @@ function movingAverage(values: number[], window: number): number[] {
 /** The curves of a metrics log: loss vs epoch (smoothed step losses, per-epoch train/val/test
  * loss) and error % vs epoch (train/val/test, whichever the records have). */
 export function trainingCurveSeries(records: object[]): { loss: Series[]; error: Series[] } {
-  const recs = records.filter((r): r is Rec => typeof r === 'object' && r !== null) as Rec[];
+  const recs = currentHistory(records).filter((r): r is Rec => typeof r === 'object' && r !== null) as Rec[];
   const steps = recs.filter((r) => r.kind === 'step' && typeof r.epoch === 'number');
   const epochs = recs.filter((r) => r.kind === 'epoch' && typeof r.epoch === 'number');
 

@@ -11,6 +11,7 @@ import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } f
 import { loadTestSet } from './datasets.ts';
 import { loadImageForModel } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
+import { parseMetricsLog } from './run-directory.ts';
 import { argmax } from './train.ts';
 
 export function classNamesOf(dataset: string): readonly string[] {
@@ -81,7 +82,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   written.push(featurePath);
   const metricsPath = join(dirname(checkpointPath), 'metrics.jsonl');
   if (existsSync(metricsPath)) {
-    const records = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as object);
+    const records = parseMetricsLog(readFileSync(metricsPath, 'utf8'));
     const curvesPath = join(outDir, 'curves.png');
     writeFileSync(curvesPath, renderTrainingCurves(records));
     written.push(curvesPath);

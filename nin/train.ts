@@ -1,6 +1,6 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { existsSync, mkdirSync, appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -16,6 +16,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, type ScheduleOptions } from './schedule.ts';
+import { currentHistory, isOwnRunDirectory, parseMetricsLog, runDirectoryProblem, savedStep, supersededName, type EpochRecord, type ResumeRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
   dataset: string;
@@ -42,6 +43,8 @@ export interface TrainOptions extends ScheduleOptions {
   outDir: string;
   /** Checkpoint to continue from. */
   resume?: string;
+  /** Start afresh in an `outDir` that holds another run's files (see runDirectoryProblem). */
+  overwrite?: boolean;
   /** Stop (with a checkpoint) after this epoch, though the schedule runs over `epochs`. */
   stopAfter?: number;
   profile?: boolean;
@@ -67,20 +70,7 @@ export interface TrainResult {
   seconds: number;
 }
 
-export interface EpochRecord {
-  kind: 'epoch';
-  epoch: number;
-  step: number;
-  trainLoss: number;
-  trainError: number;
-  testLoss?: number;
-  testError?: number;
-  valLoss?: number;
-  valError?: number;
-  lr: number;
-  imgPerSec: number;
-  seconds: number;
-}
+export type { EpochRecord } from './run-directory.ts';
 
 /** A run that cannot go on (a NaN or infinite loss, dead class maps): it stops, naming the step and the last good checkpoint. */
 export class TrainingStopped extends Error {
@@ -246,10 +236,13 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
+  const dirProblem = runDirectoryProblem(o, resumed?.options.outDir);
+  if (dirProblem) throw new RangeError(dirProblem);
   mkdirSync(o.outDir, { recursive: true });
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
+  const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
 
   const model = new NinModel(config, o.seed);
   const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
@@ -264,22 +257,30 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}`);
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
-    // A new run in this directory: its metrics and best checkpoint start afresh.
+  }
+  if (!resumed || (o.overwrite && !isOwnRunDirectory(o, resumed.options.outDir))) {
+    // A new run in this directory (runDirectoryProblem let it in): its metrics and best start afresh.
     if (existsSync(metricsPath)) writeFileSync(metricsPath, '');
     rmSync(bestPath, { force: true });
   }
-  // The best epoch so far on validation: on a resumed run, from the epochs this run directory's
-  // metrics already hold (the paper picked its settings on a validation split, then reported test).
+  if (resumed) {
+    // Checkpoints saved after the resume point belong to the stretch this run replaces: they are
+    // kept under another name rather than overwritten, and the log marks where the run picks up.
+    for (const path of [ckptPath, bestPath]) {
+      const saved = savedStep(path);
+      if (saved === null || saved <= step || resolve(path) === resolve(o.resume!)) continue;
+      const kept = supersededName(path, saved);
+      renameSync(path, kept);
+      log(`${path} was saved at step ${saved}, after the resume point (step ${step}): kept as ${kept}`);
+    }
+    writeMetrics({ kind: 'resume', epoch: startEpoch, step, from: o.resume! } satisfies ResumeRecord);
+  }
+  // The best epoch so far on validation: on a resumed run, from the run's history in this
+  // directory's metrics (the paper picked its settings on a validation split, then reported test).
   let best: TrainResult['best'] = null;
   if (resumed && existsSync(metricsPath) && existsSync(bestPath)) {
-    for (const line of readFileSync(metricsPath, 'utf8').split('\n')) {
-      let r: Partial<EpochRecord> | null = null;
-      try {
-        r = JSON.parse(line);
-      } catch {
-        continue; // blank, or cut off by a crash mid-write
-      }
-      if (r?.kind === 'epoch' && r.valError !== undefined && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
+    for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as Partial<EpochRecord>[]) {
+      if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
       }
     }
@@ -290,11 +291,11 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const valSet = data.validation && (await pre.applyTo(data.validation, inPlace));
   const testSet = data.test && (await pre.applyTo(data.test, inPlace));
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+  log(`run directory ${o.outDir}`);
   log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
-  const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';

@@ -2,7 +2,7 @@
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -16,6 +16,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
+import { currentHistory, parseMetricsLog } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -69,6 +70,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
     const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
     const first = await train(options([...base, '--epochs', '3', '--stop-after', '1', '--out', join(tmp, 'part')]), await loadSplits(options(base)));
+    const epoch1 = join(tmp, 'part-epoch1.safetensors');
+    copyFileSync(first.checkpoint, epoch1);
     // Only --resume: batch, lr, limits, seed, epochs and run directory come from the checkpoint.
     const resumed = options(['--resume', first.checkpoint]);
     expect(resumed).toMatchObject({ batchSize: 16, lr: 0.02, trainLimit: 160, seed: 5, epochs: 3, outDir: join(tmp, 'part'), stopAfter: undefined });
@@ -78,6 +81,23 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
     const a = loadCheckpoint(full.checkpoint), b = loadCheckpoint(rest.checkpoint);
     for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
+    // Resumed once more from the epoch-1 checkpoint (a copy outside the run directory): the run
+    // continues in its own directory, repeats epoch 2, keeps the epoch-3 checkpoint it replaces
+    // under another name, and its log reads as the uninterrupted run's.
+    const again = options(['--resume', epoch1, '--stop-after', '2']);
+    expect(again.outDir).toBe(join(tmp, 'part'));
+    const redo = await train(again, await loadSplits(again));
+    expect(redo.stepLosses).toEqual(full.stepLosses.slice(10, 20));
+    expect(loadCheckpoint(redo.checkpoint).epoch).toBe(2);
+    const kept = loadCheckpoint(join(tmp, 'part', 'checkpoint.step30.superseded.safetensors'));
+    expect(kept.epoch).toBe(3);
+    for (const [name, w] of a.params) expect(kept.params.get(name), name).toEqual(w);
+    const readLog = (dir: string) => parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')) as Record<string, unknown>[];
+    const comparable = (records: Record<string, unknown>[]) => records.filter((r) => r.kind !== 'resume').map(({ seconds: _s, imgPerSec: _i, ...r }) => r);
+    const raw = readLog(join(tmp, 'part'));
+    expect(raw.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 2]);
+    const uninterrupted = readLog(join(tmp, 'full')).filter((r) => (r.kind === 'step' ? (r.step as number) < 20 : (r.epoch as number) <= 2));
+    expect(comparable(currentHistory(raw) as Record<string, unknown>[])).toEqual(comparable(uninterrupted));
     // Options that ask for another network than the checkpoint's are refused.
     const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
@@ -121,11 +141,20 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(saved.epoch).toBe(bestEpoch);
     // Interrupted after epoch 2 and resumed: the same best epoch and weights.
     const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-part')]), await loadSplits(options(base)));
+    const epoch2 = join(tmp, 'val-part-epoch2.safetensors');
+    copyFileSync(first.checkpoint, epoch2);
     const rest = await train(options([...base, '--out', join(tmp, 'val-part'), '--resume', first.checkpoint]), await loadSplits(options(base)));
     expect(rest.epochs.map((e) => e.valError)).toEqual(valErrors.slice(2));
     expect(rest.best).toMatchObject({ epoch: bestEpoch, valError: full.best!.valError });
     const resumedBest = loadCheckpoint(rest.best!.checkpoint);
     for (const [name, w] of saved.params) expect(resumedBest.params.get(name), name).toEqual(w);
+    // Resumed from the epoch-2 checkpoint again, with a best checkpoint from after that point
+    // (made so here: epoch 4's): it is kept under another name, and the best starts afresh.
+    copyFileSync(rest.checkpoint, rest.best!.checkpoint);
+    const redo = await train(options(['--resume', epoch2, '--stop-after', '3']), await loadSplits(options(base)));
+    expect(loadCheckpoint(join(tmp, 'val-part', 'best.step40.superseded.safetensors')).epoch).toBe(4);
+    expect(redo.best).toMatchObject({ epoch: 3, valError: valErrors[2] });
+    expect(loadCheckpoint(redo.best!.checkpoint).epoch).toBe(3);
     // The best from before a resume comes from the run's metrics: marked perfect there, no later
     // epoch replaces it.
     const again = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-again')]), await loadSplits(options(base)));
@@ -135,8 +164,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const kept = await train(options([...base, '--out', join(tmp, 'val-again'), '--resume', again.checkpoint]), await loadSplits(options(base)));
     expect(kept.best).toMatchObject({ epoch: again.best!.epoch, valError: 0 });
     expect(loadCheckpoint(kept.best!.checkpoint).epoch).toBe(again.best!.epoch);
-    // A new run in the directory starts its best afresh; without --val there is none.
-    const noVal = await train(options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'val-full')]), await loadSplits(options(['--train-limit', '64', '--test-limit', '16'])));
+    // A new run may not take over the directory (train() checks too, not only the CLI) ...
+    const small = ['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1'];
+    const smallData = await loadSplits(options(['--train-limit', '64', '--test-limit', '16']));
+    await expect(train({ ...options([...small, '--out', join(tmp, 'elsewhere')]), outDir: join(tmp, 'val-full') }, { ...smallData, consumable: false })).rejects.toThrow(/already holds a run \(checkpoint.safetensors, best.safetensors, metrics.jsonl\)/);
+    expect(existsSync(join(tmp, 'val-full', 'best.safetensors'))).toBe(true);
+    // ... unless told to: it starts its best afresh; without --val there is none.
+    const noVal = await train(options([...small, '--overwrite', '--out', join(tmp, 'val-full')]), smallData);
     expect(noVal.best).toBeNull();
     expect(existsSync(join(tmp, 'val-full', 'best.safetensors'))).toBe(false);
   });

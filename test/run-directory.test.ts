@@ -1,0 +1,112 @@
+// The run directory: the metrics log read as the run now stands (resume records supersede what a
+// stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
+import { trainingCurveSeries } from '../nin/plot.ts';
+import { currentHistory, parseMetricsLog, runDirectoryProblem } from '../nin/run-directory.ts';
+import { writeSafetensors } from '../nin/safetensors.ts';
+
+/** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
+function log(epochs: number, perEpoch: number, every = 1, from = 0, lossOf = (s: number) => 1 / (1 + s)): object[] {
+  const out: object[] = [];
+  for (let e = from; e < epochs; e++) {
+    for (let s = e * perEpoch; s < (e + 1) * perEpoch; s++) if (s % every === 0) out.push({ kind: 'step', epoch: e, step: s, loss: lossOf(s), lr: 0.1 });
+    out.push({ kind: 'epoch', epoch: e + 1, step: (e + 1) * perEpoch, trainLoss: lossOf(e), trainError: 0.5 });
+  }
+  return out;
+}
+const resume = (epoch: number, step: number) => ({ kind: 'resume', epoch, step, from: `ckpt-${epoch}` });
+
+describe('the metrics log', () => {
+  it('skips blank lines and a line cut off mid-write', () => {
+    const text = '{"kind":"step","epoch":0,"step":0,"loss":2.3}\n\n{"kind":"epoch","epoch":1,"st';
+    expect(parseMetricsLog(text)).toEqual([{ kind: 'step', epoch: 0, step: 0, loss: 2.3 }]);
+    expect(parseMetricsLog('')).toEqual([]);
+  });
+
+  it('a resume supersedes the steps a stopped run logged after its last checkpoint', () => {
+    const whole = log(3, 10);
+    // Killed in epoch 2 (index 1) at step 16; resumed from the checkpoint after epoch 1 (step 10).
+    const stopped = whole.filter((r) => (r as { step: number }).step <= 16);
+    const records = [...stopped, resume(1, 10), ...log(3, 10, 1, 1)];
+    expect(currentHistory(records)).toEqual([...log(1, 10), resume(1, 10), ...log(3, 10, 1, 1)]);
+    // The curves then match the uninterrupted run's: each step once, at the same x.
+    expect(trainingCurveSeries(records).loss[0].points).toEqual(trainingCurveSeries(whole).loss[0].points);
+    // Read raw, the stopped stretch would double steps 10–16.
+    const doubled = records.filter((r) => (r as { kind: string }).kind === 'step').map((r) => (r as { step: number }).step);
+    expect(doubled.filter((s) => s === 12).length).toBe(2);
+  });
+
+  it('a resume from an earlier checkpoint supersedes the later epochs; resumes of resumes too', () => {
+    const first = log(4, 5, 2); // epochs 1–4
+    const again = log(3, 5, 2, 1, (s) => 10 + s); // epochs 2–3 rerun from the epoch-1 checkpoint, other losses
+    const third = log(5, 5, 2, 2, (s) => 20 + s); // then epochs 3–5 from the rerun's epoch-2 checkpoint
+    const records = [...first, resume(1, 5), ...again, resume(2, 10), ...third];
+    const h = currentHistory(records) as { kind: string; epoch: number; step: number; loss?: number }[];
+    expect(h.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 4, 5]);
+    expect(h.filter((r) => r.kind === 'resume').map((r) => r.step)).toEqual([5, 10]);
+    const steps = h.filter((r) => r.kind === 'step');
+    expect(steps.map((r) => r.step)).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]);
+    expect(steps.map((r) => r.loss)).toEqual([...[0, 2, 4].map((s) => 1 / (1 + s)), ...[6, 8].map((s) => 10 + s), ...[10, 12, 14, 16, 18, 20, 22, 24].map((s) => 20 + s)]);
+    // A later resume from the very first checkpoint drops both reruns' records.
+    const back = currentHistory([...records, resume(1, 5)]) as { kind: string; epoch: number }[];
+    expect(back.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1]);
+    expect(back.filter((r) => r.kind === 'resume').length).toBe(2);
+  });
+});
+
+describe('the run directory', () => {
+  const root = mkdtempSync(join(tmpdir(), 'nin-rundir-'));
+  const held = join(root, 'held');
+  mkdirSync(held);
+  writeFileSync(join(held, 'metrics.jsonl'), '');
+
+  it('a new run may not write into another run\'s directory without --overwrite; a resumed run may continue in its own', () => {
+    expect(runDirectoryProblem({ outDir: join(root, 'new') })).toBeNull();
+    expect(runDirectoryProblem({ outDir: held })).toBe(
+      `--out ${held} already holds a run (metrics.jsonl): continue it with --resume ${join(held, 'checkpoint.safetensors')}, choose another --out, ` +
+        'or add --overwrite to start afresh there (its metrics log and best.safetensors are deleted, its checkpoint replaced after the first epoch)',
+    );
+    expect(runDirectoryProblem({ outDir: held, overwrite: true })).toBeNull();
+    // Resumed: its checkpoint's directory, or the one it was trained in, is its own.
+    expect(runDirectoryProblem({ outDir: held, resume: join(held, 'best.safetensors') })).toBeNull();
+    expect(runDirectoryProblem({ outDir: held, resume: '/elsewhere/copy.safetensors' }, held)).toBeNull();
+    expect(runDirectoryProblem({ outDir: held, resume: '/elsewhere/copy.safetensors' }, '/elsewhere/run')).toMatch(/already holds a run \(metrics.jsonl\) that is not \/elsewhere\/copy.safetensors's: continue in the checkpoint's own directory/);
+  });
+
+  it('the default run directory is numbered on past directories that hold a run', () => {
+    const base = join(root, 'runs', 'mnist-mnist-small');
+    expect(unusedRunDirectory(base)).toBe(base);
+    mkdirSync(base, { recursive: true });
+    expect(unusedRunDirectory(base)).toBe(base); // empty: no run there
+    writeFileSync(join(base, 'checkpoint.safetensors'), '');
+    mkdirSync(`${base}-2`);
+    writeFileSync(join(`${base}-2`, 'best.safetensors'), '');
+    expect(unusedRunDirectory(base)).toBe(`${base}-3`);
+  });
+
+  it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the checkpoint\'s run directory', () => {
+    expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
+    expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/already holds a run \(metrics.jsonl\)/);
+    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
+    // A run directory moved after training: the resume continues where the checkpoint now is.
+    const trainedIn = join(root, 'gone');
+    const options = parseTrainArgs(['--model', 'mnist-small', '--out', trainedIn]).options;
+    const ckpt = join(held, 'checkpoint.safetensors');
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options) });
+    expect(parseTrainArgs(['--resume', ckpt]).options.outDir).toBe(held);
+    // A lone checkpoint (no metrics log beside it): the directory it was trained in.
+    const lone = join(root, 'lone.safetensors');
+    writeSafetensors(lone, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options) });
+    expect(parseTrainArgs(['--resume', lone]).options.outDir).toBe(trainedIn);
+    // Resumed into a third run's directory: refused.
+    expect(() => parseTrainArgs(['--resume', lone, '--out', held])).toThrow(/that is not .*lone.safetensors's/);
+  });
+});
