@@ -11,12 +11,26 @@ import type { TrainOptions } from './train.ts';
 
 export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
 
+/** How far a checkpoint saved within an epoch got into it: the running sums of its epoch record. */
+export interface PartialEpoch {
+  /** Batches of the epoch done, of `stepsPerEpoch`. */
+  batches: number;
+  stepsPerEpoch: number;
+  lossSum: number;
+  wrong: number;
+  seen: number;
+  seconds: number;
+}
+
 export interface Checkpoint {
   path: string;
   config: ModelConfig;
   options: TrainOptions;
+  /** Epochs completed. */
   epoch: number;
+  /** Steps taken: beyond epoch × steps per epoch when saved within an epoch (then `partialEpoch` is set). */
   step: number;
+  partialEpoch: PartialEpoch | null;
   preprocessor: Preprocessor;
   params: Map<string, Float32Array>;
   velocities: Map<string, Float32Array> | null;
@@ -28,7 +42,7 @@ export interface Checkpoint {
 
 export async function saveCheckpoint(
   path: string,
-  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions },
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch },
 ): Promise<void> {
   const tensors: TensorMap = {};
   for (const p of s.model.params) tensors[`param.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: await p.tensor.toArray() };
@@ -36,13 +50,14 @@ export async function saveCheckpoint(
   s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
   const pre = s.preprocessor.toTensors();
   Object.assign(tensors, pre.tensors);
-  const { log: _log, ...options } = s.options;
+  const { log: _log, interrupt: _interrupt, ...options } = s.options;
   writeSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(s.model.config),
     options: JSON.stringify(options),
     epoch: String(s.epoch),
     step: String(s.step),
+    ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
     saved: new Date().toISOString(),
@@ -70,6 +85,7 @@ export function loadCheckpoint(path: string): Checkpoint {
     options,
     epoch: Number(metadata.epoch),
     step: Number(metadata.step),
+    partialEpoch: metadata.partial_epoch ? (JSON.parse(metadata.partial_epoch) as PartialEpoch) : null,
     preprocessor: Preprocessor.fromTensors(tensors, metadata),
     params,
     velocities: velocities.size ? velocities : null,

@@ -1,6 +1,7 @@
 // The `nin` command: train, eval, predict, visualize, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
@@ -87,6 +88,9 @@ train options:
                           checkpoint there saved after the resume point is kept, renamed
   --overwrite             start afresh in an --out that holds another run
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
+  --checkpoint-every MIN  also save the checkpoint within an epoch every MIN minutes (default 10;
+                          0: at epoch ends only); Ctrl-C or SIGTERM saves it after the current
+                          step and stops (a second one quits at once); --resume continues exactly
   --profile               per-kernel GPU time table (first epoch)
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
 
@@ -155,7 +159,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
-      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' },
+      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' },
       profile: { type: 'boolean' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
@@ -223,6 +227,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     resume,
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
+    checkpointMinutes: num('checkpoint-every', s('checkpoint-every'), 0) ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
   };
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
@@ -253,13 +258,36 @@ export function unusedRunDirectory(base: string): string {
   }
 }
 
-async function runTrain(args: string[]): Promise<void> {
+async function runTrain(args: string[]): Promise<number> {
   const { options, dataDir } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
-  const { train } = await import('./train.ts');
-  const data = await loadSplits(options, dataDir);
-  const result = await train(options, data);
-  console.log(`done in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`);
+  const { train, TrainingInterrupted } = await import('./train.ts');
+  // Ctrl-C or SIGTERM (e.g. from `timeout`) while training: the run saves its checkpoint after the
+  // current step and stops. Before training starts (nothing to save), or a second time: quit now.
+  let training = false;
+  let stopRequested: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!training || stopRequested) process.exit(128 + os.constants.signals[signal]);
+    stopRequested = signal;
+    console.error(`\n${signal}: saving the checkpoint after this step, then stopping (again: quit at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const data = await loadSplits(options, dataDir);
+    const interrupt = () => ((training = true), stopRequested !== null);
+    const result = await train({ ...options, interrupt }, data).catch((e) => {
+      if (!(e instanceof TrainingInterrupted)) throw e;
+      console.error(`nin: ${e.message}`);
+      return null;
+    });
+    if (!result) return 128 + os.constants.signals[stopRequested ?? 'SIGINT'];
+    console.log(`done in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 async function runEval(args: string[]): Promise<void> {
@@ -276,7 +304,8 @@ async function runEval(args: string[]): Promise<void> {
   await getGpu();
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
-  console.log(`${ckpt} (epoch ${c.epoch}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
+  const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
+  console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
   console.log(formatConfusion(r.confusion, test.classNames));
 }
 
@@ -317,7 +346,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     switch (cmd) {
-      case 'train': await runTrain(rest); break;
+      case 'train': return await runTrain(rest);
       case 'eval': await runEval(rest); break;
       case 'predict': await runPredict(rest); break;
       case 'visualize': await runVisualize(rest); break;

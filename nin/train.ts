@@ -48,6 +48,11 @@ export interface TrainOptions extends ScheduleOptions {
   /** Stop (with a checkpoint) after this epoch, though the schedule runs over `epochs`. */
   stopAfter?: number;
   profile?: boolean;
+  /** Also save the checkpoint within an epoch, every this many minutes (0 or unset: at epoch ends only). */
+  checkpointMinutes?: number;
+  /** Polled after every step: once it returns true, the run saves its checkpoint where it is and
+   * stops with TrainingInterrupted (the CLI wires Ctrl-C and SIGTERM to it). */
+  interrupt?: () => boolean;
   /** Progress output (default: stderr). */
   log?: (line: string) => void;
   progress?: boolean;
@@ -75,6 +80,14 @@ export type { EpochRecord } from './run-directory.ts';
 /** A run that cannot go on (a NaN or infinite loss, dead class maps): it stops, naming the step and the last good checkpoint. */
 export class TrainingStopped extends Error {
   override name = 'TrainingStopped';
+}
+
+/** A run stopped on request (`interrupt`), its checkpoint saved where it stood: --resume continues it exactly. */
+export class TrainingInterrupted extends Error {
+  override name = 'TrainingInterrupted';
+  constructor(message: string, readonly checkpoint: string) {
+    super(message);
+  }
 }
 
 export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
@@ -236,6 +249,13 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
+  const savedPartial = resumed?.partialEpoch;
+  if (savedPartial && savedPartial.stepsPerEpoch !== Math.floor(data.train.count / o.batchSize)) {
+    throw new RangeError(
+      `${o.resume} was saved within epoch ${resumed!.epoch + 1}, after batch ${savedPartial.batches} of ${savedPartial.stepsPerEpoch}; with batch size ${o.batchSize} and ${data.train.count} training images an epoch has ` +
+        `${Math.floor(data.train.count / o.batchSize)} batches, so the run cannot continue that epoch: resume with the batch size and training set it was saved with`,
+    );
+  }
   const dirProblem = runDirectoryProblem(o, resumed?.options.outDir);
   if (dirProblem) throw new RangeError(dirProblem);
   mkdirSync(o.outDir, { recursive: true });
@@ -254,7 +274,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     pre = resumed.preprocessor;
     startEpoch = resumed.epoch;
     step = resumed.step;
-    log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}`);
+    log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}` + (resumed.partialEpoch ? ` (batch ${resumed.partialEpoch.batches} of epoch ${startEpoch + 1})` : ''));
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }
@@ -314,19 +334,26 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).
   const loopStart = { time: performance.now(), step };
+  const saveEveryMs = (o.checkpointMinutes ?? 0) * 60_000;
+  let lastSave = loopStart.time;
+  let stop = false; // o.interrupt's answer after the last step
   let pending: Promise<void> | null = null;
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const te = performance.now();
-      let lossSum = 0;
-      let wrong = 0;
-      let seen = 0;
+      // Resumed from a checkpoint saved within this epoch: its first batches are done, its sums go on.
+      const partial = epoch === startEpoch ? (resumed?.partialEpoch ?? null) : null;
+      let lossSum = partial?.lossSum ?? 0;
+      let wrong = partial?.wrong ?? 0;
+      let seen = partial?.seen ?? 0;
+      const secondsBefore = partial?.seconds ?? 0;
       pending = null;
       let lastPrint = 0;
       let lr = learningRate(o, step, stepsPerEpoch);
-      for await (const batch of loader.epoch(epoch)) {
+      for await (const batch of loader.epoch(epoch, partial?.batches ?? 0)) {
         lr = learningRate(o, step, stepsPerEpoch);
         const thisStep = step;
+        const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
         const { loss, logits } = tidy(() => {
           const x = Tensor.fromArray(batch.images, batch.shape);
           const lg = model.forward(x, { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
@@ -360,7 +387,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
           seen += labels.length;
-          if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr });
+          if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr: thisLr });
         });
         if (prev) await prev;
         step++;
@@ -377,6 +404,21 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
         }
+        // Within the epoch, on request or every --checkpoint-every minutes: a checkpoint where the run stands.
+        stop = o.interrupt?.() ?? false;
+        const batches = step - epoch * stepsPerEpoch;
+        if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && batches < stepsPerEpoch) {
+          if (pending) await pending; // this step's loss in the sums
+          pending = null;
+          const partialEpoch = { batches, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
+          await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch, step, options: o, partialEpoch });
+          lastGood = ckptPath;
+          lastSave = performance.now();
+          if (stop) {
+            if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
+            throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${batches} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
+          }
+        }
       }
       if (pending) await pending;
       if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
@@ -386,7 +428,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)` }));
         prof = null;
       }
-      const seconds = (performance.now() - te) / 1000;
+      const seconds = secondsBefore + (performance.now() - te) / 1000;
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       if (valSet) {
         const v = await evaluate(model, valSet, o.batchSize);
@@ -414,6 +456,10 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}` +
           (improved ? ` (best validation error so far: also ${bestPath})` : ''),
       );
+      lastSave = performance.now();
+      if (epoch + 1 < lastEpoch && stop) {
+        throw new TrainingInterrupted(`interrupted after epoch ${epoch + 1} (step ${step}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
+      }
     }
   } catch (e) {
     // A failed step (e.g. a NaN loss) may leave the next step's readback in flight.

@@ -1,7 +1,7 @@
 // Training on real MNIST (small subsets): accuracy beats chance, checkpoints round-trip, a resumed
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, parseMetricsLog } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
@@ -98,6 +98,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(raw.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 2]);
     const uninterrupted = readLog(join(tmp, 'full')).filter((r) => (r.kind === 'step' ? (r.step as number) < 20 : (r.epoch as number) <= 2));
     expect(comparable(currentHistory(raw) as Record<string, unknown>[])).toEqual(comparable(uninterrupted));
+    // Interrupted within epoch 2 (after step 14 of 30), with a checkpoint also saved after every
+    // step (--checkpoint-every ~0): the resumed run finishes as the uninterrupted one did.
+    let polls = 0;
+    const cutOptions = { ...options([...base, '--epochs', '3', '--checkpoint-every', '1e-9', '--out', join(tmp, 'cut')]), interrupt: () => ++polls === 14 };
+    const cut = await train(cutOptions, await loadSplits(cutOptions)).then(() => null, (e) => e);
+    expect(cut).toBeInstanceOf(TrainingInterrupted);
+    expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
+    expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
+    const other16 = options(['--resume', cut.checkpoint, '--batch', '32']);
+    await expect(train(other16, await loadSplits(other16))).rejects.toThrow(/saved within epoch 2, after batch 4 of 10; with batch size 32 and 160 training images an epoch has 5 batches/);
+    const cutRest = await train(options(['--resume', cut.checkpoint]), await loadSplits(options(base)));
+    expect(cutRest.stepLosses).toEqual(full.stepLosses.slice(14));
+    const finished = loadCheckpoint(cutRest.checkpoint);
+    expect(finished.partialEpoch).toBeNull();
+    for (const [name, w] of a.params) expect(finished.params.get(name), name).toEqual(w);
+    expect(comparable(currentHistory(readLog(join(tmp, 'cut'))) as Record<string, unknown>[])).toEqual(comparable(readLog(join(tmp, 'full'))));
     // Options that ask for another network than the checkpoint's are refused.
     const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
@@ -243,6 +259,23 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const vis = nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
+  });
+
+  it('nin train: Ctrl-C saves a checkpoint where the run stands and exits with 130', async () => {
+    const out = join(tmp, 'sigint');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '4000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step [1-9]\d*\/250/.test(stderr) && !child.killed) child.kill('SIGINT'); // the first progress line
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/SIGINT: saving the checkpoint after this step, then stopping/);
+    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 250\); checkpoint (\S+):/);
+    expect(m, stderr).not.toBeNull();
+    expect(m![3]).toBe(join(out, 'checkpoint.safetensors'));
+    expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 250 } });
   });
 });
 

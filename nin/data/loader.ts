@@ -107,9 +107,11 @@ export class BatchLoader {
     return { images: batchImages, labels: batchLabels, size, shape: [size, height, width, channels], indices, epoch, index };
   }
 
-  /** The batches of one epoch, as an async iterator that keeps the next batch in preparation. */
-  epoch(epoch: number): EpochIterator {
-    return new EpochIterator(this, epoch, this.epochOrder(epoch), this.opts.prefetch ?? true);
+  /** The batches of one epoch from batch `from` on (a run resumed within the epoch), as an async
+   * iterator that keeps the next batch in preparation. */
+  epoch(epoch: number, from = 0): EpochIterator {
+    if (!(Number.isInteger(from) && from >= 0 && from <= this.batchesPerEpoch)) throw new RangeError(`BatchLoader: cannot start epoch ${epoch} at batch ${from} of ${this.batchesPerEpoch}`);
+    return new EpochIterator(this, epoch, this.epochOrder(epoch), this.opts.prefetch ?? true, from);
   }
 }
 
@@ -123,7 +125,9 @@ export class EpochIterator implements AsyncIterableIterator<Batch> {
     readonly epoch: number,
     private readonly order: Int32Array,
     private readonly prefetch: boolean,
+    from = 0,
   ) {
+    this.nextIndex = from;
     if (prefetch) this.schedule();
   }
 
