@@ -1,6 +1,6 @@
 // The `nin` command: train, eval, predict, visualize, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -48,6 +48,7 @@ export const MAIN_JOB: Defaults & { trainLimit?: number } = {
 export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
+                                      (a checkpoint is a .safetensors file or a run directory)
   nin predict <checkpoint> <image.png>...   top-5 classes with probabilities
   nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
                                             and the run's loss/error curves, as PNGs
@@ -126,6 +127,13 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
   return parsed as { values: Record<string, string | boolean | undefined>; positionals: string[] };
 }
 
+/** A checkpoint named on the command line: a file, or a run directory (its checkpoint.safetensors). */
+function checkpointArg(arg: string, prefix = ''): string {
+  const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
+  if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'`);
+  return path;
+}
+
 export interface TrainCommand {
   options: TrainOptions;
   dataDir?: string;
@@ -166,8 +174,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   );
   const s = (k: string) => v[k] as string | undefined;
   const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
-  const resume = s('resume');
-  if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at '${resume}'`);
+  const resume = s('resume') === undefined ? undefined : checkpointArg(s('resume')!, '--resume: ');
   // A resumed run continues with the settings its checkpoint was trained with (read from the
   // file's header); flags given now override them. train() checks that the network still matches.
   const saved = resume === undefined ? undefined : savedOptions(resume);
@@ -292,8 +299,7 @@ async function runTrain(args: string[]): Promise<number> {
 
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
-  const ckpt = positionals[0];
-  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  const ckpt = checkpointArg(positionals[0]);
   const batch = int('batch', v.batch as string | undefined, 1) ?? 100;
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
   const { loadCheckpoint } = await import('./checkpoint.ts');
@@ -311,8 +317,8 @@ async function runEval(args: string[]): Promise<void> {
 
 async function runPredict(args: string[]): Promise<void> {
   const { positionals } = parse(args, {}, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
-  const [ckpt, ...images] = positionals;
-  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  const ckpt = checkpointArg(positionals[0]);
+  const images = positionals.slice(1);
   for (const img of images) if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
   const { predict } = await import('./predict.ts');
   for (const line of await predict(ckpt, images)) console.log(line);
@@ -320,8 +326,7 @@ async function runPredict(args: string[]): Promise<void> {
 
 async function runVisualize(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, images: { type: 'string' }, out: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
-  const ckpt = positionals[0];
-  if (!existsSync(ckpt)) throw new UsageError(`no checkpoint at '${ckpt}'`);
+  const ckpt = checkpointArg(positionals[0]);
   const count = int('images', v.images as string | undefined, 1) ?? 6;
   const { visualize } = await import('./predict.ts');
   const files = await visualize(ckpt, { count, dataDir: v['data-dir'] as string | undefined, outDir: v.out as string | undefined });

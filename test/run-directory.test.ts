@@ -108,5 +108,9 @@ describe('the run directory', () => {
     expect(parseTrainArgs(['--resume', lone]).options.outDir).toBe(trainedIn);
     // Resumed into a third run's directory: refused.
     expect(() => parseTrainArgs(['--resume', lone, '--out', held])).toThrow(/that is not .*lone.safetensors's/);
+    // A run directory stands for its checkpoint.
+    expect(parseTrainArgs(['--resume', held]).options).toMatchObject({ resume: ckpt, outDir: held });
+    mkdirSync(join(root, 'empty'));
+    expect(() => parseTrainArgs(['--resume', join(root, 'empty')])).toThrow(`--resume: no checkpoint at '${join(root, 'empty', 'checkpoint.safetensors')}'`);
   });
 });

@@ -249,7 +249,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const digit = join(tmp, 'digit.png');
     expect(existsSync(digit)).toBe(true);
     const nin = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
-    const ev = nin('eval', ckpt, '--test-limit', '50');
+    const ev = nin('eval', join(tmp, 'short'), '--test-limit', '50'); // a run directory stands for its checkpoint
     expect(ev.stderr).not.toMatch(/nin: /);
     expect(ev.status).toBe(0);
     expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
