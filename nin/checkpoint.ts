@@ -11,6 +11,11 @@ import type { TrainOptions } from './train.ts';
 
 export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
 
+/** Weights that are NaN or infinite: saveCheckpoint refuses to write them. */
+export class NonFiniteWeights extends Error {
+  override name = 'NonFiniteWeights';
+}
+
 /** How far a checkpoint saved within an epoch got into it: the running sums of its epoch record. */
 export interface PartialEpoch {
   /** Batches of the epoch done, of `stepsPerEpoch`. */
@@ -31,6 +36,8 @@ export interface Checkpoint {
   /** Steps taken: beyond epoch × steps per epoch when saved within an epoch (then `partialEpoch` is set). */
   step: number;
   partialEpoch: PartialEpoch | null;
+  /** The run's id, kept across resumes (null in checkpoints written before runs had one). */
+  runId: string | null;
   preprocessor: Preprocessor;
   params: Map<string, Float32Array>;
   velocities: Map<string, Float32Array> | null;
@@ -42,10 +49,16 @@ export interface Checkpoint {
 
 export async function saveCheckpoint(
   path: string,
-  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch },
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string },
 ): Promise<void> {
   const tensors: TensorMap = {};
-  for (const p of s.model.params) tensors[`param.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: await p.tensor.toArray() };
+  for (const p of s.model.params) {
+    const data = await p.tensor.toArray();
+    // A finite loss does not make the update after it finite: never replace a good checkpoint with NaN weights.
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new NonFiniteWeights(`parameter '${p.name}' holds ${data[bad]} (at index ${bad}) at step ${s.step}: ${path} not written`);
+    tensors[`param.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data };
+  }
   const velocities = await s.opt.state();
   s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
   const pre = s.preprocessor.toTensors();
@@ -58,6 +71,7 @@ export async function saveCheckpoint(
     epoch: String(s.epoch),
     step: String(s.step),
     ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),
+    ...(s.runId ? { run_id: s.runId } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
     saved: new Date().toISOString(),
@@ -85,7 +99,8 @@ export function loadCheckpoint(path: string): Checkpoint {
     options,
     epoch: Number(metadata.epoch),
     step: Number(metadata.step),
-    partialEpoch: metadata.partial_epoch ? (JSON.parse(metadata.partial_epoch) as PartialEpoch) : null,
+    partialEpoch: metadata.partial_epoch ? parsePartialEpoch(metadata.partial_epoch, path) : null,
+    runId: metadata.run_id ?? null,
     preprocessor: Preprocessor.fromTensors(tensors, metadata),
     params,
     velocities: velocities.size ? velocities : null,
@@ -109,4 +124,11 @@ export function loadCheckpoint(path: string): Checkpoint {
     },
   };
   return checkpoint;
+}
+
+function parsePartialEpoch(json: string, path: string): PartialEpoch {
+  const p = JSON.parse(json) as Partial<PartialEpoch>;
+  const ok = (['batches', 'stepsPerEpoch', 'lossSum', 'wrong', 'seen', 'seconds'] as const).every((k) => typeof p[k] === 'number' && Number.isFinite(p[k]));
+  if (!ok || !(p.batches! > 0 && p.batches! < p.stepsPerEpoch!)) throw new Error(`${path}: its partial_epoch metadata is malformed: ${json}`);
+  return p as PartialEpoch;
 }

@@ -9,7 +9,7 @@ import { describeConfig, MODELS } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { runDirectoryProblem, runFilesIn } from './run-directory.ts';
+import { isOwnRunDirectory, nothingToTrain, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
 
 export class UsageError extends Error {
@@ -85,9 +85,11 @@ train options:
   --out DIR               run directory (default runs/<dataset>-<model>, numbered on, -2, -3, …,
                           past directories that hold a run); a run never writes into another
                           run's directory unless --overwrite is given
-  --resume CHECKPOINT     continue a run, in the checkpoint's run directory by default; a
-                          checkpoint there saved after the resume point is kept, renamed
-  --overwrite             start afresh in an --out that holds another run
+  --resume CHECKPOINT     continue a run (a checkpoint file or a run directory), in the run's
+                          directory by default; checkpoints there from a stretch the resume
+                          replaces are kept, renamed *.superseded.safetensors
+  --overwrite             start afresh in an --out that holds another run (its files are kept,
+                          renamed *.superseded*)
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   --checkpoint-every MIN  also save the checkpoint within an epoch every MIN minutes (default 10;
                           0: at epoch ends only); Ctrl-C or SIGTERM saves it after the current
@@ -139,17 +141,17 @@ export interface TrainCommand {
   dataDir?: string;
 }
 
-/** The options a checkpoint was trained with, from its header alone. */
-function savedOptions(path: string): TrainOptions {
-  let options: string | undefined;
+/** What a checkpoint's header says: the options it was trained with, epochs done, its run's id. */
+function checkpointHeader(path: string): { options: TrainOptions; epoch: number; runId: string | null } {
+  let metadata: Record<string, string>;
   try {
-    options = readSafetensorsMetadata(path).options;
+    metadata = readSafetensorsMetadata(path);
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  if (options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
+  if (metadata.options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
   try {
-    return JSON.parse(options) as TrainOptions;
+    return { options: JSON.parse(metadata.options) as TrainOptions, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null };
   } catch (e) {
     throw new UsageError(`--resume: ${path}: its training options are not valid JSON (${(e as Error).message})`);
   }
@@ -177,7 +179,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const resume = s('resume') === undefined ? undefined : checkpointArg(s('resume')!, '--resume: ');
   // A resumed run continues with the settings its checkpoint was trained with (read from the
   // file's header); flags given now override them. train() checks that the network still matches.
-  const saved = resume === undefined ? undefined : savedOptions(resume);
+  const header = resume === undefined ? undefined : checkpointHeader(resume);
+  const saved = header?.options;
+  const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
   const modelArg = s('model');
@@ -230,7 +234,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', mainJob ? MAIN_JOB.trainLimit : undefined),
     testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),
     seed: int('seed', s('seed'), 0) ?? pick('seed', 1),
-    outDir: s('out') ?? (resume !== undefined ? resumedRunDirectory(resume, saved!.outDir) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
+    outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
     resume,
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
@@ -246,15 +250,17 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.trainLimit !== undefined && options.trainLimit - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
   }
-  const dirProblem = runDirectoryProblem(options, saved?.outDir);
+  if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
+  const dirProblem = runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
   return { options, dataDir: s('data-dir') };
 }
 
-/** A resumed run's directory: the one holding its checkpoint if that is a run directory (has a
- * metrics log; a run directory may have been moved or copied), else the one it was trained in. */
-function resumedRunDirectory(checkpoint: string, savedOutDir: string): string {
-  return existsSync(join(dirname(checkpoint), 'metrics.jsonl')) ? dirname(checkpoint) : savedOutDir;
+/** A resumed run's directory: the one holding its checkpoint if that is the run's directory (it may
+ * have been moved or copied there), else the one it was trained in. */
+function resumedRunDirectory(source: ResumeSource): string {
+  const here = dirname(source.path);
+  return existsSync(join(here, 'metrics.jsonl')) && isOwnRunDirectory(here, source) ? here : source.savedOutDir;
 }
 
 /** `base`, or `base-2`, `base-3`, … : the first that holds no run. */
@@ -270,12 +276,17 @@ async function runTrain(args: string[]): Promise<number> {
   const { loadSplits } = await import('./datasets.ts');
   const { train, TrainingInterrupted } = await import('./train.ts');
   // Ctrl-C or SIGTERM (e.g. from `timeout`) while training: the run saves its checkpoint after the
-  // current step and stops. Before training starts (nothing to save), or a second time: quit now.
+  // current step and stops. Before training starts (nothing to save), or again a second or more
+  // later: quit now. (One Ctrl-C can arrive twice within a millisecond: from the terminal and
+  // forwarded by `npm run`; `timeout` signals the process and its group.)
   let training = false;
   let stopRequested: NodeJS.Signals | null = null;
+  let requestedAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!training || stopRequested) process.exit(128 + os.constants.signals[signal]);
+    if (!training || (stopRequested && performance.now() - requestedAt > 1000)) process.exit(128 + os.constants.signals[signal]);
+    if (stopRequested) return;
     stopRequested = signal;
+    requestedAt = performance.now();
     console.error(`\n${signal}: saving the checkpoint after this step, then stopping (again: quit at once)`);
   };
   process.on('SIGINT', onSignal);

@@ -11,15 +11,19 @@
 //     valLoss?, valError?, testLoss?, testError? } after each epoch; `epoch` is the number of epochs
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then
-//   { kind: 'resume', epoch, step, from }         a run resumed here from checkpoint `from`, saved
-//                                                 after `epoch` epochs and `step` steps
+//   { kind: 'start', run, time }                  a new run `run` (its id, also in its checkpoints)
+//   { kind: 'resume', run, epoch, step, from }    run `run` resumed here from checkpoint `from`,
+//                                                 saved after `epoch` epochs and `step` steps
 // Errors are fractions in [0, 1]. A NaN is written as null (JSON has no NaN).
 //
 // A resume record supersedes what the log holds beyond its point: the steps a crashed or stopped
 // run logged after its last checkpoint, or a whole later stretch when a run is resumed from an
-// earlier checkpoint. Nothing is deleted from the file; `currentHistory` reads past it.
+// earlier checkpoint. Nothing is deleted from the file; `currentHistory` reads past it. (The log
+// is read as one line of history: resuming from a checkpoint of a superseded stretch, a
+// *.superseded.safetensors file, continues its weights, but the log's history then takes the
+// stretch that superseded it up to that step; resume such a file into a new --out to keep it straight.)
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
 
@@ -30,44 +34,99 @@ export function runFilesIn(dir: string): string[] {
   return RUN_FILES.filter((f) => existsSync(join(dir, f)));
 }
 
-/** A resumed run's own directories: the one holding the checkpoint and the one it was trained in. */
-export function isOwnRunDirectory(o: { outDir: string; resume?: string }, savedOutDir: string | undefined): boolean {
-  const dir = resolve(o.outDir);
-  return o.resume !== undefined && (dir === resolve(dirname(o.resume)) || (savedOutDir !== undefined && dir === resolve(savedOutDir)));
+/** The checkpoint a run resumes from, as its header tells (checkpoint.ts writes `run_id`). */
+export interface ResumeSource {
+  path: string;
+  /** The run's id (kept across resumes); null for checkpoints written before runs had one. */
+  runId: string | null;
+  /** The directory it was trained in. */
+  savedOutDir: string;
+}
+
+/** The id of the run a directory's files belong to: its checkpoint's, else its best checkpoint's, else its log's. */
+export function runIdIn(dir: string): string | null {
+  for (const f of ['checkpoint.safetensors', 'best.safetensors']) {
+    const id = headerField(join(dir, f), 'run_id');
+    if (id) return id;
+  }
+  const log = join(dir, 'metrics.jsonl');
+  if (!existsSync(log)) return null;
+  const runs = parseMetricsLog(readFileSync(log, 'utf8')).map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
+  return runs.at(-1) ?? null;
+}
+
+/** Whether `outDir` is the resumed run's own directory: its files belong to the same run (or, for
+ * runs without ids, it is the directory holding the checkpoint or the one it was trained in). */
+export function isOwnRunDirectory(outDir: string, source: ResumeSource): boolean {
+  const dirId = runIdIn(outDir);
+  if (dirId !== null && source.runId !== null) return dirId === source.runId;
+  const dir = resolve(outDir);
+  return dir === resolve(dirname(source.path)) || dir === resolve(source.savedOutDir);
 }
 
 /**
  * Why a run may not write into `o.outDir`, or null: a new run would replace another run's
  * checkpoint, best checkpoint and metrics log, and a resumed run would mix its log into another
- * run's. `--overwrite` lets it start afresh there. A resumed run may always continue in its own
- * directory (where its later checkpoints, if any, are kept under another name).
+ * run's. `--overwrite` lets it start afresh there (moveRunAside keeps the old files). A resumed run
+ * may always continue in its own directory (where its later checkpoints are kept under another name).
  */
-export function runDirectoryProblem(o: { outDir: string; resume?: string; overwrite?: boolean }, savedOutDir?: string): string | null {
+export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, source?: ResumeSource): string | null {
   const found = runFilesIn(o.outDir);
   if (found.length === 0 || o.overwrite) return null;
-  const holds = `--out ${o.outDir} already holds a run (${found.join(', ')})`;
-  const fresh = 'add --overwrite to start afresh there (its metrics log and best.safetensors are deleted, its checkpoint replaced after the first epoch)';
-  if (o.resume === undefined) return `${holds}: continue it with --resume ${join(o.outDir, 'checkpoint.safetensors')}, choose another --out, or ${fresh}`;
-  if (isOwnRunDirectory(o, savedOutDir)) return null;
-  return `${holds} that is not ${o.resume}'s: continue in the checkpoint's own directory (omit --out), choose another --out, or ${fresh}`;
+  const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
+  if (!source) return `--out ${o.outDir} already holds a run (${found.join(', ')}): continue it with --resume ${o.outDir}, choose another --out, ${fresh}`;
+  if (isOwnRunDirectory(o.outDir, source)) return null;
+  return `--out ${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: continue in the checkpoint's own directory or a new one (--out), ${fresh}`;
 }
 
-/** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */
-export function savedStep(path: string): number | null {
+/** Starting afresh in a directory that holds a run (--overwrite): its files are renamed, not deleted. */
+export function moveRunAside(dir: string): string[] {
+  const moved: string[] = [];
+  for (const f of RUN_FILES) {
+    const path = join(dir, f);
+    if (!existsSync(path)) continue;
+    const to = f.endsWith('.safetensors') ? supersededName(path, savedStep(path) ?? 0) : freeName(join(dir, 'metrics.superseded'), '.jsonl');
+    renameSync(path, to);
+    moved.push(to);
+  }
+  return moved;
+}
+
+function headerField(path: string, key: string): string | null {
   if (!existsSync(path)) return null;
   try {
-    const step = Number(readSafetensorsMetadata(path).step);
-    return Number.isFinite(step) ? step : null;
+    return readSafetensorsMetadata(path)[key] ?? null;
   } catch {
     return null;
   }
 }
 
+/** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */
+export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }): string {
+  const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : `--epochs ${o.epochs}`;
+  return `${checkpoint} has ${epochsDone} epochs done, and ${limit} asks for no more: nothing to train (give a larger --epochs or --stop-after)`;
+}
+
+/** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */
+export function savedStep(path: string): number | null {
+  const step = Number(headerField(path, 'step') ?? NaN);
+  return Number.isFinite(step) ? step : null;
+}
+
+/** Whether two checkpoint files hold the same save (same run, step and time of saving). */
+export function sameSave(a: string, b: string): boolean {
+  const key = (p: string) => ['run_id', 'step', 'saved'].map((k) => headerField(p, k)).join('|');
+  return existsSync(a) && existsSync(b) && key(a) === key(b);
+}
+
 /** `dir/checkpoint.safetensors` saved at step 1950 → `dir/checkpoint.step1950.superseded.safetensors` (numbered on if taken). */
 export function supersededName(path: string, step: number): string {
-  const stem = join(dirname(path), basename(path, '.safetensors'));
+  return freeName(`${join(dirname(path), basename(path, '.safetensors'))}.step${step}.superseded`, '.safetensors');
+}
+
+function freeName(stem: string, ext: string): string {
   for (let n = 1; ; n++) {
-    const name = `${stem}.step${step}.superseded${n > 1 ? `-${n}` : ''}.safetensors`;
+    const name = `${stem}${n > 1 ? `-${n}` : ''}${ext}`;
     if (!existsSync(name)) return name;
   }
 }
@@ -95,14 +154,21 @@ export interface EpochRecord {
   seconds: number;
 }
 
+export interface StartRecord {
+  kind: 'start';
+  run: string;
+  time: string;
+}
+
 export interface ResumeRecord {
   kind: 'resume';
+  run: string;
   epoch: number;
   step: number;
   from: string;
 }
 
-export type MetricRecord = StepRecord | EpochRecord | ResumeRecord;
+export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord;
 
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */
 export function parseMetricsLog(text: string): object[] {

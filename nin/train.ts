@@ -1,6 +1,7 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -13,10 +14,11 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, parseMetricsLog, runDirectoryProblem, savedStep, supersededName, type EpochRecord, type ResumeRecord } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedStep, supersededName } from './run-directory.ts';
+import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
   dataset: string;
@@ -50,9 +52,10 @@ export interface TrainOptions extends ScheduleOptions {
   profile?: boolean;
   /** Also save the checkpoint within an epoch, every this many minutes (0 or unset: at epoch ends only). */
   checkpointMinutes?: number;
-  /** Polled after every step: once it returns true, the run saves its checkpoint where it is and
-   * stops with TrainingInterrupted (the CLI wires Ctrl-C and SIGTERM to it). */
-  interrupt?: () => boolean;
+  /** Polled with the steps taken after every step, and after each epoch's evaluation: once it
+   * returns true, the run saves its checkpoint where it is and stops with TrainingInterrupted (the
+   * CLI wires Ctrl-C and SIGTERM to it). */
+  interrupt?: (step: number) => boolean;
   /** Progress output (default: stderr). */
   log?: (line: string) => void;
   progress?: boolean;
@@ -256,13 +259,43 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         `${Math.floor(data.train.count / o.batchSize)} batches, so the run cannot continue that epoch: resume with the batch size and training set it was saved with`,
     );
   }
-  const dirProblem = runDirectoryProblem(o, resumed?.options.outDir);
+  const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
+  if (resumed && resumed.epoch >= lastEpoch) throw new RangeError(nothingToTrain(o.resume!, resumed.epoch, o));
+  const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
+  const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RangeError(dirProblem);
   mkdirSync(o.outDir, { recursive: true });
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
+  const runId = resumed?.runId ?? randomUUID();
+
+  // The directory is claimed now, before the minutes a preprocessing fit can take.
+  const own = source !== undefined && isOwnRunDirectory(o.outDir, source);
+  if (!own) {
+    // A new run, or a resumed one in a new directory: another run's files (--overwrite let it in) are moved aside.
+    for (const kept of moveRunAside(o.outDir)) log(`--overwrite: the previous run's file is kept as ${kept}`);
+  } else {
+    // Its own directory: files saved by a stretch this resume replaces are kept under another name,
+    // the checkpoint unless it is the very save resumed from, the best one if saved after that point.
+    const keep = (path: string, why: string) => {
+      const kept = supersededName(path, savedStep(path) ?? 0);
+      renameSync(path, kept);
+      log(`${path} ${why}: kept as ${kept}`);
+    };
+    if (existsSync(ckptPath) && !sameSave(ckptPath, o.resume!)) keep(ckptPath, `is not the checkpoint resumed from`);
+    if ((savedStep(bestPath) ?? -1) > resumed!.step) keep(bestPath, `was saved after the resume point (step ${resumed!.step}); the best epoch is tracked afresh from here`);
+  }
+  const first: StartRecord | ResumeRecord = resumed
+    ? { kind: 'resume', run: runId, epoch: resumed.epoch, step: resumed.step, from: o.resume! }
+    : { kind: 'start', run: runId, time: new Date().toISOString() };
+  try {
+    writeFileSync(metricsPath, JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
+    throw e;
+  }
 
   const model = new NinModel(config, o.seed);
   const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
@@ -277,23 +310,6 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}` + (resumed.partialEpoch ? ` (batch ${resumed.partialEpoch.batches} of epoch ${startEpoch + 1})` : ''));
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
-  }
-  if (!resumed || (o.overwrite && !isOwnRunDirectory(o, resumed.options.outDir))) {
-    // A new run in this directory (runDirectoryProblem let it in): its metrics and best start afresh.
-    if (existsSync(metricsPath)) writeFileSync(metricsPath, '');
-    rmSync(bestPath, { force: true });
-  }
-  if (resumed) {
-    // Checkpoints saved after the resume point belong to the stretch this run replaces: they are
-    // kept under another name rather than overwritten, and the log marks where the run picks up.
-    for (const path of [ckptPath, bestPath]) {
-      const saved = savedStep(path);
-      if (saved === null || saved <= step || resolve(path) === resolve(o.resume!)) continue;
-      const kept = supersededName(path, saved);
-      renameSync(path, kept);
-      log(`${path} was saved at step ${saved}, after the resume point (step ${step}): kept as ${kept}`);
-    }
-    writeMetrics({ kind: 'resume', epoch: startEpoch, step, from: o.resume! } satisfies ResumeRecord);
   }
   // The best epoch so far on validation: on a resumed run, from the run's history in this
   // directory's metrics (the paper picked its settings on a validation split, then reported test).
@@ -322,14 +338,21 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   let prof: Profiler | null = o.profile ? await startProfiler() : null;
   // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
   // profile covers the steps after them.
-  const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1);
+  const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1) + (resumed?.partialEpoch?.batches ?? 0);
+  const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
+    try {
+      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId });
+    } catch (e) {
+      if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
+      throw e;
+    }
+  };
   const lastLayer = config.layers.at(-1);
   const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
   const plateau = chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
 
-  const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
   const lastStep = lastEpoch * stepsPerEpoch;
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).
@@ -405,13 +428,13 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           else log(line);
         }
         // Within the epoch, on request or every --checkpoint-every minutes: a checkpoint where the run stands.
-        stop = o.interrupt?.() ?? false;
+        stop = o.interrupt?.(step) ?? false;
         const batches = step - epoch * stepsPerEpoch;
         if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && batches < stepsPerEpoch) {
           if (pending) await pending; // this step's loss in the sums
           pending = null;
           const partialEpoch = { batches, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
-          await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch, step, options: o, partialEpoch });
+          await save(ckptPath, epoch, partialEpoch);
           lastGood = ckptPath;
           lastSave = performance.now();
           if (stop) {
@@ -440,11 +463,11 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         rec.testLoss = testResult.loss;
         rec.testError = testResult.error;
       }
-      await saveCheckpoint(ckptPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
+      await save(ckptPath, epoch + 1);
       lastGood = ckptPath;
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
-        await saveCheckpoint(bestPath, { model, opt, preprocessor: pre, epoch: epoch + 1, step, options: o });
+        await save(bestPath, epoch + 1);
         best = { epoch: epoch + 1, valError: rec.valError!, testError: rec.testError, checkpoint: bestPath };
       }
       writeMetrics(rec);
@@ -457,6 +480,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           (improved ? ` (best validation error so far: also ${bestPath})` : ''),
       );
       lastSave = performance.now();
+      stop ||= o.interrupt?.(step) ?? false; // a request during the evaluation
       if (epoch + 1 < lastEpoch && stop) {
         throw new TrainingInterrupted(`interrupted after epoch ${epoch + 1} (step ${step}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
       }

@@ -1,13 +1,13 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, parseMetricsLog, runDirectoryProblem } from '../nin/run-directory.ts';
+import { currentHistory, isOwnRunDirectory, moveRunAside, parseMetricsLog, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
@@ -63,19 +63,40 @@ describe('the run directory', () => {
   const root = mkdtempSync(join(tmpdir(), 'nin-rundir-'));
   const held = join(root, 'held');
   mkdirSync(held);
-  writeFileSync(join(held, 'metrics.jsonl'), '');
+  writeFileSync(join(held, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n');
+  const source = (path: string, runId: string | null, savedOutDir = '/elsewhere/run') => ({ path, runId, savedOutDir });
+  const header = (options: object, epoch: number, runId?: string) => ({ format: 'nin-webgpu/1', options: JSON.stringify(options), epoch: String(epoch), step: String(epoch * 10), saved: `t${epoch}`, ...(runId ? { run_id: runId } : {}) });
 
   it('a new run may not write into another run\'s directory without --overwrite; a resumed run may continue in its own', () => {
     expect(runDirectoryProblem({ outDir: join(root, 'new') })).toBeNull();
     expect(runDirectoryProblem({ outDir: held })).toBe(
-      `--out ${held} already holds a run (metrics.jsonl): continue it with --resume ${join(held, 'checkpoint.safetensors')}, choose another --out, ` +
-        'or add --overwrite to start afresh there (its metrics log and best.safetensors are deleted, its checkpoint replaced after the first epoch)',
+      `--out ${held} already holds a run (metrics.jsonl): continue it with --resume ${held}, choose another --out, ` +
+        'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)',
     );
     expect(runDirectoryProblem({ outDir: held, overwrite: true })).toBeNull();
-    // Resumed: its checkpoint's directory, or the one it was trained in, is its own.
-    expect(runDirectoryProblem({ outDir: held, resume: join(held, 'best.safetensors') })).toBeNull();
-    expect(runDirectoryProblem({ outDir: held, resume: '/elsewhere/copy.safetensors' }, held)).toBeNull();
-    expect(runDirectoryProblem({ outDir: held, resume: '/elsewhere/copy.safetensors' }, '/elsewhere/run')).toMatch(/already holds a run \(metrics.jsonl\) that is not \/elsewhere\/copy.safetensors's: continue in the checkpoint's own directory/);
+    // Resumed: the directory of the same run (by the id in its files) is its own, wherever it is ...
+    expect(runIdIn(held)).toBe('run-A');
+    expect(runDirectoryProblem({ outDir: held }, source('/elsewhere/copy.safetensors', 'run-A'))).toBeNull();
+    // ... another run's is not, even where the checkpoint was trained or now lies.
+    expect(runDirectoryProblem({ outDir: held }, source(join(held, 'x.safetensors'), 'run-B', held))).toMatch(
+      new RegExp(`^--out ${held} holds another run \\(metrics.jsonl\\) than .*x.safetensors's: continue in the checkpoint's own directory or a new one`),
+    );
+    // Checkpoints from before runs had ids: the directory holding the checkpoint, or the one it was trained in.
+    expect(isOwnRunDirectory(held, source('/elsewhere/copy.safetensors', null, held))).toBe(true);
+    expect(isOwnRunDirectory(held, source(join(held, 'best.safetensors'), null))).toBe(true);
+    expect(isOwnRunDirectory(held, source('/elsewhere/copy.safetensors', null))).toBe(false);
+  });
+
+  it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
+    const dir = join(root, 'aside');
+    mkdirSync(dir);
+    writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, header({}, 3, 'old'));
+    writeFileSync(join(dir, 'metrics.jsonl'), 'old log\n');
+    expect(moveRunAside(dir)).toEqual([join(dir, 'checkpoint.step30.superseded.safetensors'), join(dir, 'metrics.superseded.jsonl')]);
+    writeFileSync(join(dir, 'metrics.jsonl'), 'newer log\n');
+    expect(moveRunAside(dir)).toEqual([join(dir, 'metrics.superseded-2.jsonl')]);
+    expect(runFilesIn(dir)).toEqual([]);
+    expect(readFileSync(join(dir, 'metrics.superseded.jsonl'), 'utf8')).toBe('old log\n');
   });
 
   it('the default run directory is numbered on past directories that hold a run', () => {
@@ -87,9 +108,17 @@ describe('the run directory', () => {
     mkdirSync(`${base}-2`);
     writeFileSync(join(`${base}-2`, 'best.safetensors'), '');
     expect(unusedRunDirectory(base)).toBe(`${base}-3`);
+    // nin train's default (runs/ is relative to the working directory).
+    const cwd = process.cwd();
+    try {
+      process.chdir(root);
+      expect(parseTrainArgs([]).options.outDir).toBe(join('runs', 'mnist-mnist-small-3'));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
-  it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the checkpoint\'s run directory', () => {
+  it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000 });
@@ -98,19 +127,25 @@ describe('the run directory', () => {
     expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
     // A run directory moved after training: the resume continues where the checkpoint now is.
     const trainedIn = join(root, 'gone');
-    const options = parseTrainArgs(['--model', 'mnist-small', '--out', trainedIn]).options;
+    const options = { ...parseTrainArgs(['--model', 'mnist-small', '--out', trainedIn]).options, epochs: 5 };
     const ckpt = join(held, 'checkpoint.safetensors');
-    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options) });
+    writeSafetensors(ckpt, {}, header(options, 2, 'run-A'));
     expect(parseTrainArgs(['--resume', ckpt]).options.outDir).toBe(held);
     // A lone checkpoint (no metrics log beside it): the directory it was trained in.
     const lone = join(root, 'lone.safetensors');
-    writeSafetensors(lone, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options) });
+    writeSafetensors(lone, {}, header(options, 2, 'run-A'));
     expect(parseTrainArgs(['--resume', lone]).options.outDir).toBe(trainedIn);
-    // Resumed into a third run's directory: refused.
-    expect(() => parseTrainArgs(['--resume', lone, '--out', held])).toThrow(/that is not .*lone.safetensors's/);
+    // Another run's checkpoint, resumed into this run's directory: refused, unless --overwrite.
+    const other = join(root, 'other.safetensors');
+    writeSafetensors(other, {}, header({ ...options, outDir: held }, 2, 'run-B'));
+    expect(() => parseTrainArgs(['--resume', other])).toThrow(/holds another run .* than .*other.safetensors's/);
+    expect(parseTrainArgs(['--resume', other, '--overwrite']).options.outDir).toBe(held);
     // A run directory stands for its checkpoint.
     expect(parseTrainArgs(['--resume', held]).options).toMatchObject({ resume: ckpt, outDir: held });
     mkdirSync(join(root, 'empty'));
     expect(() => parseTrainArgs(['--resume', join(root, 'empty')])).toThrow(`--resume: no checkpoint at '${join(root, 'empty', 'checkpoint.safetensors')}'`);
+    // Nothing left to train: refused before anything is renamed or logged.
+    expect(() => parseTrainArgs(['--resume', ckpt, '--stop-after', '2'])).toThrow(`${ckpt} has 2 epochs done, and --stop-after 2 asks for no more: nothing to train (give a larger --epochs or --stop-after)`);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '1'])).toThrow(/has 2 epochs done, and --epochs 1 asks for no more/);
   });
 });

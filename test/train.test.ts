@@ -10,13 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
+import { upload } from '../engine/runtime.ts';
 import { NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, parseMetricsLog } from '../nin/run-directory.ts';
+import { currentHistory, parseMetricsLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -93,19 +94,28 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(kept.epoch).toBe(3);
     for (const [name, w] of a.params) expect(kept.params.get(name), name).toEqual(w);
     const readLog = (dir: string) => parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')) as Record<string, unknown>[];
-    const comparable = (records: Record<string, unknown>[]) => records.filter((r) => r.kind !== 'resume').map(({ seconds: _s, imgPerSec: _i, ...r }) => r);
+    const comparable = (records: Record<string, unknown>[]) => records.filter((r) => r.kind === 'step' || r.kind === 'epoch').map(({ seconds: _s, imgPerSec: _i, ...r }) => r);
     const raw = readLog(join(tmp, 'part'));
     expect(raw.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 2]);
     const uninterrupted = readLog(join(tmp, 'full')).filter((r) => (r.kind === 'step' ? (r.step as number) < 20 : (r.epoch as number) <= 2));
     expect(comparable(currentHistory(raw) as Record<string, unknown>[])).toEqual(comparable(uninterrupted));
     // Interrupted within epoch 2 (after step 14 of 30), with a checkpoint also saved after every
     // step (--checkpoint-every ~0): the resumed run finishes as the uninterrupted one did.
-    let polls = 0;
-    const cutOptions = { ...options([...base, '--epochs', '3', '--checkpoint-every', '1e-9', '--out', join(tmp, 'cut')]), interrupt: () => ++polls === 14 };
+    // At each poll the checkpoint holds the save after the step before (epoch 1 ends at step 10).
+    const cutCheckpoint = join(tmp, 'cut', 'checkpoint.safetensors');
+    const savedAtPolls: (number | null)[] = [];
+    const interrupt = (step: number) => (savedAtPolls.push(savedStep(cutCheckpoint)), step === 14);
+    const cutOptions = { ...options([...base, '--epochs', '3', '--checkpoint-every', '1e-9', '--out', join(tmp, 'cut')]), interrupt };
     const cut = await train(cutOptions, await loadSplits(cutOptions)).then(() => null, (e) => e);
+    expect(savedAtPolls).toEqual([null, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 11, 12, 13]);
     expect(cut).toBeInstanceOf(TrainingInterrupted);
     expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
     expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
+    // Interrupted at the end of an epoch: that epoch's own checkpoint, no mid-epoch save.
+    const atEnd = { ...options([...base, '--epochs', '3', '--out', join(tmp, 'cut-at-end')]), interrupt: (step: number) => step === 10 };
+    const endErr = await train(atEnd, await loadSplits(atEnd)).then(() => null, (e) => e);
+    expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${endErr.checkpoint} continues from there`);
+    expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
     const other16 = options(['--resume', cut.checkpoint, '--batch', '32']);
     await expect(train(other16, await loadSplits(other16))).rejects.toThrow(/saved within epoch 2, after batch 4 of 10; with batch size 32 and 160 training images an epoch has 5 batches/);
     const cutRest = await train(options(['--resume', cut.checkpoint]), await loadSplits(options(base)));
@@ -117,6 +127,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Options that ask for another network than the checkpoint's are refused.
     const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
+  });
+
+  it('never writes a checkpoint with NaN or infinite weights', async () => {
+    const o = options(['--out', join(tmp, 'nan-weights')]);
+    const path = await saveUntrained(o, join(tmp, 'nan-weights.safetensors'));
+    const model = new NinModel(modelConfig(o), 1);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const w = await model.params[1].tensor.toArray();
+    w[7] = NaN;
+    upload(model.params[1].tensor, w);
+    const before = readFileSync(path);
+    await expect(saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 2, step: 2, options: o })).rejects.toThrow(
+      new RegExp(`parameter '${model.params[1].name}' holds NaN \\(at index 7\\) at step 2: .*nan-weights.safetensors not written`),
+    );
+    expect(readFileSync(path).equals(before)).toBe(true);
+    model.dispose();
   });
 
   it('--dropout: a checkpoint keeps the rate, a resume takes it, and a resume with another rate is refused', async () => {
@@ -171,6 +197,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(join(tmp, 'val-part', 'best.step40.superseded.safetensors')).epoch).toBe(4);
     expect(redo.best).toMatchObject({ epoch: 3, valError: valErrors[2] });
     expect(loadCheckpoint(redo.best!.checkpoint).epoch).toBe(3);
+    // The best search reads the run's current history: the superseded first epoch 3, marked
+    // perfect in the log, does not count.
+    const partLog = join(tmp, 'val-part', 'metrics.jsonl');
+    const lines = readFileSync(partLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    lines[lines.findIndex((r) => r.kind === 'epoch' && r.epoch === 3)].valError = 0;
+    writeFileSync(partLog, lines.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const last = await train(options(['--resume', join(tmp, 'val-part')]), await loadSplits(options(base)));
+    expect(last.best!.valError).toBe(Math.min(valErrors[2], valErrors[3]));
     // The best from before a resume comes from the run's metrics: marked perfect there, no later
     // epoch replaces it.
     const again = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-again')]), await loadSplits(options(base)));
@@ -261,13 +295,17 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
   });
 
-  it('nin train: Ctrl-C saves a checkpoint where the run stands and exits with 130', async () => {
+  it('nin train: Ctrl-C (delivered twice at once, as through npm run) saves a checkpoint where the run stands and exits with 130', async () => {
     const out = join(tmp, 'sigint');
     const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '4000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (/step [1-9]\d*\/250/.test(stderr) && !child.killed) child.kill('SIGINT'); // the first progress line
+      // At the first progress line, Ctrl-C as `npm run` delivers it: twice within a millisecond.
+      if (/step [1-9]\d*\/250/.test(stderr) && !child.killed) {
+        child.kill('SIGINT');
+        child.kill('SIGINT');
+      }
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(130);
