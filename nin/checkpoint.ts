@@ -1,6 +1,7 @@
 // Checkpoints in the safetensors format: weights, optimiser velocities and preprocessing statistics
 // as tensors; model config, training options, epoch, step and seed in the metadata (the RNG state:
 // every random stream of a run derives from the seed plus epoch/step counters). Written atomically.
+import { resolve } from 'node:path';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -60,6 +61,8 @@ export async function saveCheckpoint(
     tensors[`param.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data };
   }
   const velocities = await s.opt.state();
+  const badVelocity = s.model.params.findIndex((_, i) => velocities[i].some((v) => !Number.isFinite(v)));
+  if (badVelocity >= 0) throw new NonFiniteWeights(`the momentum of parameter '${s.model.params[badVelocity].name}' is not finite at step ${s.step}: ${path} not written`);
   s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
   const pre = s.preprocessor.toTensors();
   Object.assign(tensors, pre.tensors);
@@ -67,7 +70,7 @@ export async function saveCheckpoint(
   writeSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(s.model.config),
-    options: JSON.stringify(options),
+    options: JSON.stringify({ ...options, outDir: resolve(options.outDir) }), // a resume from elsewhere finds the run
     epoch: String(s.epoch),
     step: String(s.step),
     ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),

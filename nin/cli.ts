@@ -9,7 +9,7 @@ import { describeConfig, MODELS } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { isOwnRunDirectory, nothingToTrain, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
+import { isOwnRunDirectory, nothingToTrain, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
 
 export class UsageError extends Error {
@@ -256,11 +256,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   return { options, dataDir: s('data-dir') };
 }
 
-/** A resumed run's directory: the one holding its checkpoint if that is the run's directory (it may
- * have been moved or copied there), else the one it was trained in. */
+/** A resumed run's directory: the one holding its checkpoint if that is the run's own (it may have
+ * been moved or copied there), else the one it was trained in. */
 function resumedRunDirectory(source: ResumeSource): string {
   const here = dirname(source.path);
-  return existsSync(join(here, 'metrics.jsonl')) && isOwnRunDirectory(here, source) ? here : source.savedOutDir;
+  const own = source.runId !== null ? runIdIn(here) === source.runId : existsSync(join(here, 'metrics.jsonl')) && isOwnRunDirectory(here, source);
+  return own ? here : source.savedOutDir;
 }
 
 /** `base`, or `base-2`, `base-3`, … : the first that holds no run. */
@@ -287,7 +288,7 @@ async function runTrain(args: string[]): Promise<number> {
     if (stopRequested) return;
     stopRequested = signal;
     requestedAt = performance.now();
-    console.error(`\n${signal}: saving the checkpoint after this step, then stopping (again: quit at once)`);
+    console.error(`\n${signal}: saving a checkpoint after this step (at an epoch's end: after its evaluation), then stopping; again, a second or more later: quit at once`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -12,8 +12,10 @@
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then
 //   { kind: 'start', run, time }                  a new run `run` (its id, also in its checkpoints)
-//   { kind: 'resume', run, epoch, step, from }    run `run` resumed here from checkpoint `from`,
-//                                                 saved after `epoch` epochs and `step` steps
+//   { kind: 'resume', run, epoch, step, from, parent? }  run `run` resumed here from checkpoint
+//                                                 `from`, saved after `epoch` epochs and `step` steps
+//                                                 (a fork into a new directory: `parent` is the id
+//                                                 of the run it continues)
 // Errors are fractions in [0, 1]. A NaN is written as null (JSON has no NaN).
 //
 // A resume record supersedes what the log holds beyond its point: the steps a crashed or stopped
@@ -55,11 +57,12 @@ export function runIdIn(dir: string): string | null {
   return runs.at(-1) ?? null;
 }
 
-/** Whether `outDir` is the resumed run's own directory: its files belong to the same run (or, for
- * runs without ids, it is the directory holding the checkpoint or the one it was trained in). */
+/** Whether `outDir` is the resumed run's own directory: its files carry the run's id (a run resumed
+ * into another directory forks under a new id). For checkpoints written before runs had ids: a
+ * directory without an id that holds the checkpoint or is the one it was trained in. */
 export function isOwnRunDirectory(outDir: string, source: ResumeSource): boolean {
   const dirId = runIdIn(outDir);
-  if (dirId !== null && source.runId !== null) return dirId === source.runId;
+  if (dirId !== null || source.runId !== null) return dirId === source.runId;
   const dir = resolve(outDir);
   return dir === resolve(dirname(source.path)) || dir === resolve(source.savedOutDir);
 }
@@ -74,9 +77,10 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
   const found = runFilesIn(o.outDir);
   if (found.length === 0 || o.overwrite) return null;
   const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
-  if (!source) return `--out ${o.outDir} already holds a run (${found.join(', ')}): continue it with --resume ${o.outDir}, choose another --out, ${fresh}`;
+  const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${o.outDir}, ` : '';
+  if (!source) return `${o.outDir} already holds a run (${found.join(', ')}): ${resumable}choose another --out, ${fresh}`;
   if (isOwnRunDirectory(o.outDir, source)) return null;
-  return `--out ${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: continue in the checkpoint's own directory or a new one (--out), ${fresh}`;
+  return `${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: resume it into a new directory (--out DIR), ${fresh}`;
 }
 
 /** Starting afresh in a directory that holds a run (--overwrite): its files are renamed, not deleted. */
@@ -104,7 +108,7 @@ function headerField(path: string, key: string): string | null {
 /** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */
 export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }): string {
   const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : `--epochs ${o.epochs}`;
-  return `${checkpoint} has ${epochsDone} epochs done, and ${limit} asks for no more: nothing to train (give a larger --epochs or --stop-after)`;
+  return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger --epochs or --stop-after)`;
 }
 
 /** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */
@@ -163,6 +167,8 @@ export interface StartRecord {
 export interface ResumeRecord {
   kind: 'resume';
   run: string;
+  /** A run resumed into another directory forks: a new `run` id, the resumed one's here. */
+  parent?: string | null;
   epoch: number;
   step: number;
   from: string;

@@ -1,7 +1,7 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
 import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -14,6 +14,7 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
+import { readSafetensorsMetadata } from './safetensors.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, type ScheduleOptions } from './schedule.ts';
@@ -269,26 +270,22 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
-  const runId = resumed?.runId ?? randomUUID();
 
-  // The directory is claimed now, before the minutes a preprocessing fit can take.
+  // The directory is claimed now, before the minutes a preprocessing fit can take. A run resumed
+  // in its own directory keeps its id; one resumed into another directory forks under a new one.
   const own = source !== undefined && isOwnRunDirectory(o.outDir, source);
-  if (!own) {
-    // A new run, or a resumed one in a new directory: another run's files (--overwrite let it in) are moved aside.
-    for (const kept of moveRunAside(o.outDir)) log(`--overwrite: the previous run's file is kept as ${kept}`);
-  } else {
-    // Its own directory: files saved by a stretch this resume replaces are kept under another name,
-    // the checkpoint unless it is the very save resumed from, the best one if saved after that point.
-    const keep = (path: string, why: string) => {
-      const kept = supersededName(path, savedStep(path) ?? 0);
-      renameSync(path, kept);
-      log(`${path} ${why}: kept as ${kept}`);
-    };
-    if (existsSync(ckptPath) && !sameSave(ckptPath, o.resume!)) keep(ckptPath, `is not the checkpoint resumed from`);
-    if ((savedStep(bestPath) ?? -1) > resumed!.step) keep(bestPath, `was saved after the resume point (step ${resumed!.step}); the best epoch is tracked afresh from here`);
-  }
+  const runId = own ? (resumed!.runId ?? randomUUID()) : randomUUID();
+  if (o.overwrite && !own) for (const kept of moveRunAside(o.outDir)) log(`--overwrite: the previous run's file is kept as ${kept}`);
+  // In its own directory, a checkpoint that is not the very save resumed from belongs to a stretch
+  // this resume replaces: it is kept under another name when the first save would replace it.
+  let keepOldCheckpoint = own && existsSync(ckptPath) && !sameSave(ckptPath, o.resume!);
+  const keep = (path: string, why: string) => {
+    const kept = supersededName(path, savedStep(path) ?? 0);
+    renameSync(path, kept);
+    log(`${path} ${why}: kept as ${kept}`);
+  };
   const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, epoch: resumed.epoch, step: resumed.step, from: o.resume! }
+    ? { kind: 'resume', run: runId, epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
     : { kind: 'start', run: runId, time: new Date().toISOString() };
   try {
     writeFileSync(metricsPath, JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
@@ -313,13 +310,18 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   // The best epoch so far on validation: on a resumed run, from the run's history in this
   // directory's metrics (the paper picked its settings on a validation split, then reported test).
+  // best.safetensors stays only if it holds that epoch; else it is kept aside and tracking starts afresh.
   let best: TrainResult['best'] = null;
-  if (resumed && existsSync(metricsPath) && existsSync(bestPath)) {
+  if (own && existsSync(metricsPath)) {
     for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as Partial<EpochRecord>[]) {
       if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
       }
     }
+  }
+  if (existsSync(bestPath) && (best === null || Number(readSafetensorsMetadata(bestPath).epoch) !== best.epoch)) {
+    keep(bestPath, best ? `is not the best epoch of the run's history (epoch ${best.epoch}); the best epoch is tracked afresh from here` : 'is not from this run\'s history; the best epoch is tracked afresh from here');
+    best = null;
   }
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
@@ -341,6 +343,10 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1) + (resumed?.partialEpoch?.batches ?? 0);
   const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
     try {
+      if (keepOldCheckpoint && path === ckptPath) {
+        keep(ckptPath, 'is not the checkpoint this run resumed from');
+        keepOldCheckpoint = false;
+      }
       await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId });
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);

@@ -69,9 +69,9 @@ describe('the run directory', () => {
 
   it('a new run may not write into another run\'s directory without --overwrite; a resumed run may continue in its own', () => {
     expect(runDirectoryProblem({ outDir: join(root, 'new') })).toBeNull();
+    // Only a log (a run that failed before its first checkpoint): nothing to resume.
     expect(runDirectoryProblem({ outDir: held })).toBe(
-      `--out ${held} already holds a run (metrics.jsonl): continue it with --resume ${held}, choose another --out, ` +
-        'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)',
+      `${held} already holds a run (metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
     );
     expect(runDirectoryProblem({ outDir: held, overwrite: true })).toBeNull();
     // Resumed: the directory of the same run (by the id in its files) is its own, wherever it is ...
@@ -79,12 +79,18 @@ describe('the run directory', () => {
     expect(runDirectoryProblem({ outDir: held }, source('/elsewhere/copy.safetensors', 'run-A'))).toBeNull();
     // ... another run's is not, even where the checkpoint was trained or now lies.
     expect(runDirectoryProblem({ outDir: held }, source(join(held, 'x.safetensors'), 'run-B', held))).toMatch(
-      new RegExp(`^--out ${held} holds another run \\(metrics.jsonl\\) than .*x.safetensors's: continue in the checkpoint's own directory or a new one`),
+      new RegExp(`^${held} holds another run \\(metrics.jsonl\\) than .*x.safetensors's: resume it into a new directory \\(--out DIR\\)`),
     );
-    // Checkpoints from before runs had ids: the directory holding the checkpoint, or the one it was trained in.
-    expect(isOwnRunDirectory(held, source('/elsewhere/copy.safetensors', null, held))).toBe(true);
-    expect(isOwnRunDirectory(held, source(join(held, 'best.safetensors'), null))).toBe(true);
-    expect(isOwnRunDirectory(held, source('/elsewhere/copy.safetensors', null))).toBe(false);
+    // Checkpoints from before runs had ids: a directory without an id that holds the checkpoint or
+    // is the one it was trained in; never a directory whose files carry an id.
+    expect(isOwnRunDirectory(held, source('/elsewhere/copy.safetensors', null, held))).toBe(false);
+    const legacy = join(root, 'legacy');
+    mkdirSync(legacy);
+    writeFileSync(join(legacy, 'metrics.jsonl'), JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
+    expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', null, legacy))).toBe(true);
+    expect(isOwnRunDirectory(legacy, source(join(legacy, 'best.safetensors'), null))).toBe(true);
+    expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', null))).toBe(false);
+    expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', 'run-A', legacy))).toBe(false);
   });
 
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {

@@ -2,7 +2,7 @@
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -82,6 +82,20 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
     const a = loadCheckpoint(full.checkpoint), b = loadCheckpoint(rest.checkpoint);
     for (const [name, w] of a.params) expect(b.params.get(name), name).toEqual(w);
+    // One run, one id: in its checkpoints and its log's start and resume records. Resuming the
+    // directory's own checkpoint kept nothing aside.
+    const partRecords = parseMetricsLog(readFileSync(join(tmp, 'part', 'metrics.jsonl'), 'utf8')) as { kind: string; run?: string }[];
+    expect(partRecords.filter((r) => r.kind === 'start' || r.kind === 'resume').map((r) => r.run)).toEqual([b.runId, b.runId]);
+    expect(loadCheckpoint(epoch1).runId).toBe(b.runId);
+    expect(readdirSync(join(tmp, 'part')).filter((f) => f.includes('superseded'))).toEqual([]);
+    // Resumed into another directory: a fork, under a new id that names its parent.
+    const fork = await train(options(['--resume', epoch1, '--stop-after', '2', '--out', join(tmp, 'fork')]), await loadSplits(options(base)));
+    const forkId = loadCheckpoint(fork.checkpoint).runId;
+    expect(forkId).not.toBe(b.runId);
+    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, epoch: 1, step: 10, from: epoch1, parent: b.runId });
+    expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
+    // train() itself refuses a resume with nothing left to train (the CLI does too).
+    await expect(train({ ...options(['--resume', epoch1]), stopAfter: 1 }, await loadSplits(options(base)))).rejects.toThrow(/has 1 epoch done, and --stop-after 1 asks for no more: nothing to train/);
     // Resumed once more from the epoch-1 checkpoint (a copy outside the run directory): the run
     // continues in its own directory, repeats epoch 2, keeps the epoch-3 checkpoint it replaces
     // under another name, and its log reads as the uninterrupted run's.
@@ -112,7 +126,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
     expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
     // Interrupted at the end of an epoch: that epoch's own checkpoint, no mid-epoch save.
-    const atEnd = { ...options([...base, '--epochs', '3', '--out', join(tmp, 'cut-at-end')]), interrupt: (step: number) => step === 10 };
+    let endPolls = 0; // the second poll at step 10 is the one after epoch 1's evaluation
+    const atEnd = { ...options([...base, '--epochs', '3', '--out', join(tmp, 'cut-at-end')]), interrupt: (step: number) => step === 10 && ++endPolls === 2 };
     const endErr = await train(atEnd, await loadSplits(atEnd)).then(() => null, (e) => e);
     expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${endErr.checkpoint} continues from there`);
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
@@ -223,6 +238,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const noVal = await train(options([...small, '--overwrite', '--out', join(tmp, 'val-full')]), smallData);
     expect(noVal.best).toBeNull();
     expect(existsSync(join(tmp, 'val-full', 'best.safetensors'))).toBe(false);
+    // The old run's files were moved aside, not deleted.
+    const aside = readdirSync(join(tmp, 'val-full')).filter((f) => f.includes('superseded')).sort();
+    expect(aside).toEqual([`best.step${bestEpoch * 10}.superseded.safetensors`, 'checkpoint.step40.superseded.safetensors', 'metrics.superseded.jsonl']);
   });
 
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
@@ -309,7 +327,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(130);
-    expect(stderr).toMatch(/SIGINT: saving the checkpoint after this step, then stopping/);
+    expect(stderr).toMatch(/SIGINT: saving a checkpoint after this step \(at an epoch's end: after its evaluation\), then stopping/);
     const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 250\); checkpoint (\S+):/);
     expect(m, stderr).not.toBeNull();
     expect(m![3]).toBe(join(out, 'checkpoint.safetensors'));
