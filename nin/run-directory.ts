@@ -1,5 +1,6 @@
-// A run directory (`nin train --out`): checkpoint.safetensors (the last epoch's), best.safetensors
-// (with a validation split), metrics.jsonl (the log); and the rules for writing into one.
+// A run directory (`nin train --out`): checkpoint.safetensors (the latest save: at an epoch's end,
+// or within an epoch every --checkpoint-every minutes and on Ctrl-C), best.safetensors (with a
+// validation split), metrics.jsonl (the log); and the rules for writing into one.
 //
 // The metrics log: one JSON record per line, appended by train() and read by the curves (plot.ts)
 // and by a resumed run looking for its best epoch.
