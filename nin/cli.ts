@@ -93,7 +93,8 @@ train options:
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   --checkpoint-every MIN  also save the checkpoint within an epoch every MIN minutes (default 10;
                           0: at epoch ends only); Ctrl-C or SIGTERM saves it after the current
-                          step and stops (a second one quits at once); --resume continues exactly
+                          step and stops (again, a second or more later: quits at once); --resume
+                          continues exactly
   --profile               per-kernel GPU time table (first epoch)
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
 
