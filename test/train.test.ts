@@ -315,12 +315,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
 
   it('nin train: Ctrl-C (delivered twice at once, as through npm run) saves a checkpoint where the run stands and exits with 130', async () => {
     const out = join(tmp, 'sigint');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '4000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '20000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
+    // 1,250 steps: an unloaded CPU must not finish the epoch before the signal lands (4,000 images did).
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       // At the first progress line, Ctrl-C as `npm run` delivers it: twice within a millisecond.
-      if (/step [1-9]\d*\/250/.test(stderr) && !child.killed) {
+      if (/step [1-9]\d*\/1250/.test(stderr) && !child.killed) {
         child.kill('SIGINT');
         child.kill('SIGINT');
       }
@@ -328,10 +329,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/SIGINT: saving a checkpoint after this step \(at an epoch's end: after its evaluation\), then stopping/);
-    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 250\); checkpoint (\S+):/);
+    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (\S+):/);
     expect(m, stderr).not.toBeNull();
     expect(m![3]).toBe(join(out, 'checkpoint.safetensors'));
-    expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 250 } });
+    expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 1250 } });
   });
 });
 
