@@ -254,10 +254,11 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   const savedPartial = resumed?.partialEpoch;
-  if (savedPartial && savedPartial.stepsPerEpoch !== Math.floor(data.train.count / o.batchSize)) {
+  const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
+  if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {
     throw new RangeError(
       `${o.resume} was saved within epoch ${resumed!.epoch + 1}, after batch ${savedPartial.batches} of ${savedPartial.stepsPerEpoch}; with batch size ${o.batchSize} and ${data.train.count} training images an epoch has ` +
-        `${Math.floor(data.train.count / o.batchSize)} batches, so the run cannot continue that epoch: resume with the batch size and training set it was saved with`,
+        `${batchesNow} batches, so the run cannot continue that epoch: resume with the batch size and training set it was saved with`,
     );
   }
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
@@ -348,6 +349,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         keepOldCheckpoint = false;
       }
       await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId });
+      if (path === ckptPath) lastGood = ckptPath;
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
       throw e;
@@ -441,7 +443,6 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
           pending = null;
           const partialEpoch = { batches, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
           await save(ckptPath, epoch, partialEpoch);
-          lastGood = ckptPath;
           lastSave = performance.now();
           if (stop) {
             if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
@@ -470,7 +471,6 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
         rec.testError = testResult.error;
       }
       await save(ckptPath, epoch + 1);
-      lastGood = ckptPath;
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
         await save(bestPath, epoch + 1);
