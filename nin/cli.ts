@@ -9,7 +9,7 @@ import { describeConfig, MODELS } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { isOwnRunDirectory, nothingToTrain, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
+import { isOwnRunDirectory, nothingToTrain, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
 
 export class UsageError extends Error {
@@ -252,7 +252,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
-  const dirProblem = runDirectoryProblem(options, source);
+  const dirProblem = runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
   return { options, dataDir: s('data-dir') };
 }

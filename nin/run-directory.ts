@@ -1,6 +1,7 @@
 // A run directory (`nin train --out`): checkpoint.safetensors (the latest save: at an epoch's end,
 // or within an epoch every --checkpoint-every minutes and on Ctrl-C), best.safetensors (with a
-// validation split), metrics.jsonl (the log); and the rules for writing into one.
+// validation split), metrics.jsonl (the log), run.lock (while a process trains there); and the
+// rules for writing into one.
 //
 // The metrics log: one JSON record per line, appended by train() and read by the curves (plot.ts)
 // and by a resumed run looking for its best epoch.
@@ -26,7 +27,8 @@
 // *.superseded.safetensors file, continues its weights, but the log's history then takes the
 // stretch that superseded it up to that step; resume such a file into a new --out to keep it straight.)
 
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
 
@@ -214,4 +216,103 @@ export function currentHistory(records: object[]): object[] {
     kept.push(r);
   }
   return kept;
+}
+
+// One run at a time in a directory: two processes resuming the same run would interleave their
+// logs and overwrite each other's checkpoints. `run.lock` names the process training there; it is
+// taken before anything in the directory is touched and removed when train() returns or throws
+// (and at process exit). A lock left by a killed process on this machine is noticed and replaced.
+
+export const LOCK_FILE = 'run.lock';
+
+interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+export interface RunLock {
+  path: string;
+  /** The dead process whose lock was replaced, if any. */
+  replaced: LockHolder | null;
+  release(): void;
+}
+
+/** Why `dir` cannot be trained in now (a live process holds its lock), or null. */
+export function runDirectoryInUse(dir: string): string | null {
+  const path = join(dir, LOCK_FILE);
+  const lock = readLock(path);
+  if (lock.state !== 'held') return null;
+  if (lock.holder === null) return `${dir} is in use: ${path} is being written by a run that is starting there (if none is, delete ${path})`;
+  const { pid, host, since } = lock.holder;
+  if (host !== hostname()) return `${dir} is in use by process ${pid} on ${host} since ${since} (${path}); if no run is going on there, delete ${path}`;
+  return `${dir} is in use: process ${pid} has been training there since ${since}; wait for it, or choose another --out (if process ${pid} is not a nin run, delete ${path})`;
+}
+
+/** Takes `dir`'s lock (the directory must exist); throws a RangeError naming the holder if a live process has it. */
+export function lockRunDirectory(dir: string): RunLock {
+  const path = join(dir, LOCK_FILE);
+  const mine: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  let replaced: LockHolder | null = null;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, JSON.stringify(mine) + '\n', { flag: 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const old = readLock(path);
+      if (old.state === 'held') throw new RangeError(runDirectoryInUse(dir)!);
+      if (old.state === 'stale') replaced = old.holder;
+      rmSync(path, { force: true });
+      continue;
+    }
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      process.off('exit', release);
+      const now = readLock(path);
+      if (now.holder?.pid === mine.pid && now.holder.since === mine.since) rmSync(path, { force: true });
+    };
+    process.on('exit', release); // process.exit() on a second Ctrl-C skips train()'s finally
+    return { path, replaced, release };
+  }
+  throw new RangeError(`${dir}: another run has just started there`);
+}
+
+/** A lock file's state: held (by `holder`; null while a starting run writes it), or stale (its
+ * process on this machine no longer runs, or it was left half written). */
+function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: LockHolder | null } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'none', holder: null };
+    throw e;
+  }
+  let h: Partial<LockHolder>;
+  try {
+    h = JSON.parse(text);
+  } catch {
+    h = {};
+  }
+  if (typeof h.pid !== 'number' || typeof h.host !== 'string' || typeof h.since !== 'string') {
+    // Created but not yet written by a starting run; left like this for a minute, it is litter.
+    return { state: Date.now() - statSync(path).mtimeMs > 60_000 ? 'stale' : 'held', holder: null };
+  }
+  const holder = h as LockHolder;
+  return { state: holder.host === hostname() && !processRuns(holder.pid) ? 'stale' : 'held', holder };
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by another user
+  }
+  // A killed process whose parent has not yet collected it (a zombie) still exists, but does not run.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc (not Linux)
+  }
 }

@@ -8,7 +8,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
+import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
@@ -18,7 +18,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedStep, supersededName } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedStep, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
@@ -264,9 +264,25 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
   if (resumed && resumed.epoch >= lastEpoch) throw new RangeError(nothingToTrain(o.resume!, resumed.epoch, o));
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
+  mkdirSync(o.outDir, { recursive: true });
+  const lock = lockRunDirectory(o.outDir);
+  if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
+  try {
+    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch });
+  } finally {
+    lock.release();
+  }
+}
+
+/** train() once it holds the run directory's lock. */
+async function trainInDirectory(
+  o: TrainOptions,
+  data: TrainData,
+  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number },
+): Promise<TrainResult> {
+  const { log, t0, matrix, resumed, config, source, lastEpoch } = run;
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RangeError(dirProblem);
-  mkdirSync(o.outDir, { recursive: true });
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');

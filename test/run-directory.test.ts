@@ -1,13 +1,13 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, isOwnRunDirectory, moveRunAside, parseMetricsLog, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
+import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
@@ -153,5 +153,68 @@ describe('the run directory', () => {
     // Nothing left to train: refused before anything is renamed or logged.
     expect(() => parseTrainArgs(['--resume', ckpt, '--stop-after', '2'])).toThrow(`${ckpt} has 2 epochs done, and --stop-after 2 asks for no more: nothing to train (give a larger --epochs or --stop-after)`);
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '1'])).toThrow(/has 2 epochs done, and --epochs 1 asks for no more/);
+  });
+});
+
+describe('the run directory lock', () => {
+  const root = mkdtempSync(join(tmpdir(), 'nin-runlock-'));
+  const lockOf = (dir: string) => join(dir, 'run.lock');
+  const holder = (dir: string, h: object) => writeFileSync(lockOf(dir), JSON.stringify(h));
+  const fresh = (name: string) => {
+    const dir = join(root, name);
+    mkdirSync(dir);
+    return dir;
+  };
+
+  it('one process at a time: a second lock is refused, naming the holder; release lets it go', () => {
+    const dir = fresh('one');
+    const lock = lockRunDirectory(dir);
+    expect(lock.replaced).toBeNull();
+    expect(JSON.parse(readFileSync(lockOf(dir), 'utf8'))).toMatchObject({ pid: process.pid, host: hostname() });
+    expect(() => lockRunDirectory(dir)).toThrow(new RegExp(`is in use: process ${process.pid} has been training there since`));
+    expect(runDirectoryInUse(dir)).toMatch(/wait for it, or choose another --out/);
+    lock.release();
+    expect(existsSync(lockOf(dir))).toBe(false);
+    expect(runDirectoryInUse(dir)).toBeNull();
+    lockRunDirectory(dir).release();
+    // A release removes only its own lock (not one that has since been replaced).
+    const mine = lockRunDirectory(dir);
+    holder(dir, { pid: process.pid, host: hostname(), since: 'later' });
+    mine.release();
+    mine.release();
+    expect(existsSync(lockOf(dir))).toBe(true);
+  });
+
+  it('a lock left by a process that no longer runs is replaced; one from another machine, or half written, is not', () => {
+    const dir = fresh('stale');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    holder(dir, { pid: dead, host: hostname(), since: 'yesterday' });
+    expect(runDirectoryInUse(dir)).toBeNull();
+    const lock = lockRunDirectory(dir);
+    expect(lock.replaced).toEqual({ pid: dead, host: hostname(), since: 'yesterday' });
+    lock.release();
+
+    const remote = fresh('remote');
+    holder(remote, { pid: dead, host: 'other-machine', since: 'today' });
+    expect(() => lockRunDirectory(remote)).toThrow(`${remote} is in use by process ${dead} on other-machine since today (${lockOf(remote)}); if no run is going on there, delete ${lockOf(remote)}`);
+
+    const half = fresh('half');
+    writeFileSync(lockOf(half), '');
+    expect(() => lockRunDirectory(half)).toThrow(/is being written by a run that is starting there/);
+    const minutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(lockOf(half), minutesAgo, minutesAgo);
+    lockRunDirectory(half).release();
+  });
+
+  it('nin train: a directory in use is a usage error, before any GPU work', () => {
+    const dir = fresh('cli');
+    const lock = lockRunDirectory(dir);
+    try {
+      expect(() => parseTrainArgs(['--out', dir])).toThrow(/is in use: process \d+ has been training there/);
+      expect(() => parseTrainArgs(['--out', dir, '--overwrite'])).toThrow(/is in use/);
+    } finally {
+      lock.release();
+    }
+    expect(parseTrainArgs(['--out', dir]).options.outDir).toBe(dir);
   });
 });

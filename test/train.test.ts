@@ -2,8 +2,8 @@
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,13 +118,28 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // At each poll the checkpoint holds the save after the step before (epoch 1 ends at step 10).
     const cutCheckpoint = join(tmp, 'cut', 'checkpoint.safetensors');
     const savedAtPolls: (number | null)[] = [];
-    const interrupt = (step: number) => (savedAtPolls.push(savedStep(cutCheckpoint)), step === 14);
+    let lockWhileTraining: unknown = null;
+    const interrupt = (step: number) => {
+      if (step === 1) lockWhileTraining = JSON.parse(readFileSync(join(tmp, 'cut', 'run.lock'), 'utf8'));
+      savedAtPolls.push(savedStep(cutCheckpoint));
+      return step === 14;
+    };
     const cutOptions = { ...options([...base, '--epochs', '3', '--checkpoint-every', '1e-9', '--out', join(tmp, 'cut')]), interrupt };
     const cut = await train(cutOptions, await loadSplits(cutOptions)).then(() => null, (e) => e);
     expect(savedAtPolls).toEqual([null, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 11, 12, 13]);
     expect(cut).toBeInstanceOf(TrainingInterrupted);
     expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
     expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
+    // The run held its directory's lock while it trained and let it go when it stopped; a
+    // directory another live process holds is refused before anything in it is touched.
+    expect(lockWhileTraining).toMatchObject({ pid: process.pid });
+    expect(existsSync(join(tmp, 'cut', 'run.lock'))).toBe(false);
+    const whileLocked = options(['--resume', cut.checkpoint]); // (the CLI refuses a held directory already)
+    writeFileSync(join(tmp, 'cut', 'run.lock'), JSON.stringify({ pid: process.pid, host: hostname(), since: 'now' }));
+    const cutLog = readFileSync(join(tmp, 'cut', 'metrics.jsonl'), 'utf8');
+    await expect(train(whileLocked, await loadSplits(options(base)))).rejects.toThrow(`${join(tmp, 'cut')} is in use: process ${process.pid} has been training there since now`);
+    expect(readFileSync(join(tmp, 'cut', 'metrics.jsonl'), 'utf8')).toBe(cutLog);
+    rmSync(join(tmp, 'cut', 'run.lock'));
     // Interrupted at the end of an epoch: that epoch's own checkpoint, no mid-epoch save.
     let endPolls = 0; // the second poll at step 10 is the one after epoch 1's evaluation
     const atEnd = { ...options([...base, '--epochs', '3', '--out', join(tmp, 'cut-at-end')]), interrupt: (step: number) => step === 10 && ++endPolls === 2 };
@@ -318,10 +333,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '20000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
     // 1,250 steps: an unloaded CPU must not finish the epoch before the signal lands (4,000 images did).
     let stderr = '';
+    let lockWhileTraining: unknown = null;
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       // At the first progress line, Ctrl-C as `npm run` delivers it: twice within a millisecond.
       if (/step [1-9]\d*\/1250/.test(stderr) && !child.killed) {
+        lockWhileTraining = JSON.parse(readFileSync(join(out, 'run.lock'), 'utf8'));
         child.kill('SIGINT');
         child.kill('SIGINT');
       }
@@ -333,6 +350,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(m, stderr).not.toBeNull();
     expect(m![3]).toBe(join(out, 'checkpoint.safetensors'));
     expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 1250 } });
+    expect(lockWhileTraining).toMatchObject({ pid: child.pid });
+    expect(existsSync(join(out, 'run.lock'))).toBe(false);
   });
 });
 
