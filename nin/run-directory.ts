@@ -120,6 +120,12 @@ export function savedStep(path: string): number | null {
   return Number.isFinite(step) ? step : null;
 }
 
+/** The epochs done by a checkpoint file's save (from its header), or null if there is none or it is unreadable. */
+export function savedEpoch(path: string): number | null {
+  const epoch = Number(headerField(path, 'epoch') ?? NaN);
+  return Number.isFinite(epoch) ? epoch : null;
+}
+
 /** Whether two checkpoint files hold the same save (same run, step and time of saving). */
 export function sameSave(a: string, b: string): boolean {
   const key = (p: string) => ['run_id', 'step', 'saved'].map((k) => headerField(p, k)).join('|');

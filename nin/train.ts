@@ -14,11 +14,10 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
-import { readSafetensorsMetadata } from './safetensors.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedStep, supersededName } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
@@ -336,8 +335,10 @@ async function trainInDirectory(
       }
     }
   }
-  if (existsSync(bestPath) && (best === null || Number(readSafetensorsMetadata(bestPath).epoch) !== best.epoch)) {
-    keep(bestPath, best ? `is not the best epoch of the run's history (epoch ${best.epoch}); the best epoch is tracked afresh from here` : 'is not from this run\'s history; the best epoch is tracked afresh from here');
+  const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
+  if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch)) {
+    const why = bestSaved === null ? 'has no readable header' : best ? `is not the best epoch of the run's history (epoch ${best.epoch})` : 'is not from this run\'s history';
+    keep(bestPath, `${why}; the best epoch is tracked afresh from here`);
     best = null;
   }
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);

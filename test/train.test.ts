@@ -244,6 +244,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const kept = await train(options([...base, '--out', join(tmp, 'val-again'), '--resume', again.checkpoint]), await loadSplits(options(base)));
     expect(kept.best).toMatchObject({ epoch: again.best!.epoch, valError: 0 });
     expect(loadCheckpoint(kept.best!.checkpoint).epoch).toBe(again.best!.epoch);
+    // A best.safetensors that cannot be read (say, cut short by a full disk) does not stop a
+    // resume: it is kept aside as it is, and the best epoch is tracked afresh.
+    const againBest = join(tmp, 'val-again', 'best.safetensors');
+    const cutShort = readFileSync(againBest).subarray(0, 5);
+    writeFileSync(againBest, cutShort);
+    const longer = await train(options([...base, '--epochs', '5', '--resume', join(tmp, 'val-again')]), await loadSplits(options(base)));
+    expect(longer.best).toMatchObject({ epoch: 5 });
+    expect(readFileSync(join(tmp, 'val-again', 'best.step0.superseded.safetensors'))).toEqual(cutShort);
     // A new run may not take over the directory (train() checks too, not only the CLI) ...
     const small = ['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1'];
     const smallData = await loadSplits(options(['--train-limit', '64', '--test-limit', '16']));
