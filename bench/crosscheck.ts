@@ -16,11 +16,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backward, zeroGrad } from '../engine/autograd.ts';
+import { zeroGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu, kernelStyle } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
-import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { loadDataset } from '../nin/data/registry.ts';
 import { Rng, deriveSeed, gaussian } from '../nin/data/rng.ts';
@@ -117,10 +117,7 @@ const t0 = performance.now();
 for (let s = 0; s < steps; s++) {
   const loss = tidy(() => {
     const xb = Tensor.fromArray(x.subarray(s * batch * perImage, (s + 1) * batch * perImage), [batch, height, width, channels]);
-    const logits = model.forward(xb, { train: true, seed: s, unfused: a.unfused });
-    const l = softmaxCrossEntropy(logits, labelTensor(y.subarray(s * batch, (s + 1) * batch), config.classes));
-    backward(l);
-    return l;
+    return model.lossAndGradients(xb, labelTensor(y.subarray(s * batch, (s + 1) * batch), config.classes), { train: true, seed: s, unfused: a.unfused }).loss;
   });
   // The first step's gradients as they are: a weight change would add float32's rounding of the
   // weights (|w|·6e-8) to a change that can be a thousand times smaller than |w|.

@@ -2,10 +2,10 @@
 //   node --import tsx bench/train-step.ts --model cifar10 --batch 128 --steps 20 [--unfused] [--json out.json]
 import { parseArgs } from 'node:util';
 import { getGpu, closeGpu } from '../engine/device.ts';
-import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel } from '../nin/model.ts';
 import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
@@ -47,10 +47,9 @@ export function stepSetup(modelName: string, batch: number) {
   const params = model.params.map((p) => p.tensor);
   const step = (seed: number, unfused = false) => {
     const loss = tidy(() => {
-      const l = softmaxCrossEntropy(model.forward(x, { train: true, seed, unfused }), labels);
-      backward(l);
+      const { loss } = model.lossAndGradients(x, labels, { train: true, seed, unfused });
       opt.step(1e-3);
-      return l;
+      return loss;
     });
     zeroGrad(params);
     return loss;

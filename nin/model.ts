@@ -1,5 +1,5 @@
 // Network In Network models: configs as plain data, built from the engine's fused mlpconv.
-import { param } from '../engine/autograd.ts';
+import { backward, param } from '../engine/autograd.ts';
 import { deriveSeed, gaussian } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
@@ -8,6 +8,7 @@ import { reshape } from '../kernels/elementwise.ts';
 import { globalAvgPool } from '../kernels/gap.ts';
 import { mlpconv, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
+import { softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 
 export type LayerSpec =
   /** K×K conv → 1×1 → 1×1, ReLU after each (channels = the three widths); `linearOut` drops the
@@ -205,6 +206,16 @@ export class NinModel {
   /** Logits [N, classes] for a batch x [N, H, W, C]. */
   forward(x: Tensor, opts: ForwardOptions): Tensor {
     return this.head(this.features(x, opts), opts);
+  }
+
+  /** A training step's forward and backward: the batch's logits and mean cross-entropy loss against
+   * `labels` (labelTensor), the loss's gradients accumulated into the parameters (the optimiser steps,
+   * the caller zeroes them). */
+  lossAndGradients(x: Tensor, labels: Tensor, opts: ForwardOptions): { logits: Tensor; loss: Tensor } {
+    const logits = this.forward(x, opts);
+    const loss = softmaxCrossEntropy(logits, labels);
+    backward(loss);
+    return { logits, loss };
   }
 
   /** The last mlpconv's output [N, H', W', C'] (with a GAP head: one map per class, Figure 4). */

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
+import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
@@ -404,11 +404,9 @@ async function trainInDirectory(
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
         const { loss, logits } = tidy(() => {
           const x = Tensor.fromArray(batch.images, batch.shape);
-          const lg = model.forward(x, { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
-          const l = softmaxCrossEntropy(lg, labelTensor(batch.labels, config.classes));
-          backward(l);
+          const out = model.lossAndGradients(x, labelTensor(batch.labels, config.classes), { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
           opt.step(lr);
-          return { loss: l, logits: lg };
+          return out;
         });
         zeroGrad(params);
         prof?.markStep();
