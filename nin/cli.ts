@@ -1,6 +1,6 @@
-// The `nin` command: train, eval, predict, visualize, models.
+// The `nin` command: train, eval, predict, visualize, compare, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -52,6 +52,9 @@ export const USAGE = `usage:
   nin predict <checkpoint> <image.png>...   top-5 classes with probabilities
   nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
                                             and the run's loss/error curves, as PNGs
+  nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
+                                      test error, best validation epoch, img/s) and their curves
+                                      on shared axes (a run is a run directory)
   nin models                          list the model configs with their summaries
 
 train options:
@@ -96,7 +99,8 @@ train options:
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize)`;
+common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize);
+  --out FILE (compare: the PNG, default compare.png), --linear-error (compare: linear error axes)`;
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -347,6 +351,23 @@ async function runVisualize(args: string[]): Promise<void> {
   if (!files.some((f) => f.endsWith('curves.png'))) console.log(`no curves: no metrics.jsonl beside ${ckpt} (the run directory's log)`);
 }
 
+async function runCompare(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run directory' });
+  const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
+  let runs;
+  try {
+    runs = readRuns(positionals);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+  console.log(comparisonTable(runs));
+  const out = (v.out as string | undefined) ?? 'compare.png';
+  if (dirname(out) !== '.') mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']) }));
+  console.log(`\nwrote ${out}`);
+}
+
 function runModels(): void {
   for (const [name, c] of Object.entries(MODELS)) {
     console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init`);
@@ -368,6 +389,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'eval': await runEval(rest); break;
       case 'predict': await runPredict(rest); break;
       case 'visualize': await runVisualize(rest); break;
+      case 'compare': await runCompare(rest); break;
       case 'models': runModels(); break;
       case undefined: case '-h': case '--help': case 'help':
         console.log(USAGE);

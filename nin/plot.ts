@@ -578,6 +578,9 @@ export interface CurveOptions {
   width?: number;
   height?: number;
   logY?: boolean;
+  /** The x axis reaches down to at least this value (epoch axes start at 0, so that a one-epoch
+   * run's point is not drawn on the frame). */
+  xFrom?: number;
 }
 
 /** Axis ticks: the value range shown and the tick positions/labels inside it. */
@@ -695,7 +698,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
         if (y > y1) y1 = y;
       }
     }
-    xAxis = niceAxis(x0, x1);
+    xAxis = niceAxis(Math.min(x0, opts.xFrom ?? x0), x1);
     yAxis = logY ? logAxis(y0, y1) : niceAxis(y0, y1);
   }
   const ty = (y: number) => (logY ? Math.log10(y) : y);
@@ -901,6 +904,7 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
   drawPlot(canvas, { x: 0, y: y0, w: half, h: height - y0 }, lossSeries, {
     title: 'loss',
     xLabel: 'epoch',
+    xFrom: 0,
     yLabel: opts.logLoss ? 'loss (log scale)' : 'loss',
     logY: opts.logLoss,
   });
@@ -908,6 +912,7 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
   drawPlot(canvas, { x: half, y: y0, w: width - half, h: height - y0 }, errorSeries, {
     title: 'error',
     xLabel: 'epoch',
+    xFrom: 0,
     yLabel: logError ? 'error (%, log scale)' : 'error (%)',
     logY: logError,
   });

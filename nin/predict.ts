@@ -1,6 +1,6 @@
 // `nin predict` (top-5 classes of PNG images) and `nin visualize` (the paper's Figure 4 and the
 // run's curves).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { noGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
@@ -11,7 +11,7 @@ import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } f
 import { loadTestSet } from './datasets.ts';
 import { loadImageForModel } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
-import { parseMetricsLog } from './run-directory.ts';
+import { runLog } from './run-directory.ts';
 import { argmax } from './train.ts';
 
 export function classNamesOf(dataset: string): readonly string[] {
@@ -82,7 +82,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   written.push(featurePath);
   const metricsPath = join(dirname(checkpointPath), 'metrics.jsonl');
   if (existsSync(metricsPath)) {
-    const records = parseMetricsLog(readFileSync(metricsPath, 'utf8'));
+    const records = runLog(dirname(checkpointPath)); // a forked run's curves start at its first epoch
     const curvesPath = join(outDir, 'curves.png');
     writeFileSync(curvesPath, renderTrainingCurves(records));
     written.push(curvesPath);

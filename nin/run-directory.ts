@@ -201,6 +201,36 @@ export function parseMetricsLog(text: string): object[] {
 }
 
 /**
+ * A run directory's log, preceded by the logs of the runs it was forked from (a resume into a new
+ * directory writes a log that starts with its resume record; its `from` names the checkpoint, in
+ * the parent's directory, and `parent` the parent's id). Read it through currentHistory: each
+ * resume record drops what the parent logged beyond the fork. A parent directory is followed only
+ * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one).
+ */
+export function runLog(dir: string): object[] {
+  const seen = new Set<string>();
+  const logs: object[][] = [];
+  let at: string | null = dir;
+  let expectedRun: string | null | undefined; // undefined: any (the directory asked for)
+  while (at !== null && !seen.has(resolve(at))) {
+    seen.add(resolve(at));
+    const path = join(at, 'metrics.jsonl');
+    if (!existsSync(path)) break;
+    const records = parseMetricsLog(readFileSync(path, 'utf8'));
+    const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
+    if (expectedRun !== undefined && (expectedRun === null ? ids.size > 0 : !ids.has(expectedRun))) break;
+    logs.unshift(records);
+    const first = records[0] as Partial<ResumeRecord> | undefined;
+    at = null;
+    if (first?.kind === 'resume' && typeof first.from === 'string') {
+      at = dirname(first.from);
+      expectedRun = typeof first.parent === 'string' ? first.parent : null;
+    }
+  }
+  return logs.flat();
+}
+
+/**
  * The records of the run as it now stands: at each resume record, the step records from its step
  * on and the epoch records after its epoch (logged before it, by the run it replaced) are dropped.
  */

@@ -1,0 +1,207 @@
+// `nin compare`: several runs side by side, for studies such as the paper's GAP-vs-FC table: one
+// line per run (epochs, test error, the best validation epoch, speed) with the settings in which the
+// runs differ as columns, and their curves on shared axes in one PNG. Reads only the run
+// directories' logs and checkpoint headers: no GPU, no data.
+
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
+import { currentHistory, runLog, type EpochRecord } from './run-directory.ts';
+import { readSafetensorsMetadata } from './safetensors.ts';
+
+/** One run as the comparison reads it. */
+export interface RunSummary {
+  /** The run directory as given. */
+  dir: string;
+  /** Its name in the table and the legend: the directory's name (its path where names repeat). */
+  label: string;
+  /** Settings from the run's checkpoint header (empty if it has none): see SETTINGS. */
+  settings: Record<string, string>;
+  /** The run's log as it now stands, from its first epoch (currentHistory of runLog: a run forked
+   * from another directory's run includes that run's history up to the fork). */
+  records: object[];
+  epochs: EpochRecord[];
+  /** The epochs the run's schedule spans (from its options), if known. */
+  epochsPlanned: number | null;
+}
+
+/** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
+const SETTINGS: [string, (options: Record<string, unknown>, config: Record<string, unknown>, header: Record<string, string>) => unknown][] = [
+  ['dataset', (o) => o.dataset],
+  ['model', (o) => o.model],
+  ['head', (_, c) => c.head],
+  ['init', (_, c) => c.init],
+  ['class maps', (_, c) => { const last = layersOf(c).at(-1); return last?.type === 'mlpconv' ? (last.linearOut ? 'linear' : 'relu') : undefined; }],
+  ['dropout', (_, c) => layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined)],
+  ['batch', (o) => o.batchSize],
+  ['lr', (o) => o.lr],
+  ['schedule', (o) => o.schedule],
+  ['warm-up', (o) => o.warmupEpochs],
+  ['momentum', (o) => o.momentum],
+  ['weight decay', (o) => o.weightDecay],
+  ['aug', (o) => (o.augment === undefined ? undefined : o.augment ? 'on' : 'off')],
+  ['preprocess', (o) => o.preprocess],
+  ['train limit', (o) => o.trainLimit ?? 'all'],
+  ['val', (o) => o.validation],
+  ['seed', (o) => o.seed],
+  ['adapter', (_, __, h) => h.adapter],
+];
+
+/** Reads a run directory (or a metrics.jsonl file in one). Throws a RangeError naming the path if it holds no log. */
+export function readRun(path: string): RunSummary {
+  const dir = existsSync(path) && statSync(path).isFile() ? dirname(path) : path;
+  const log = join(dir, 'metrics.jsonl');
+  if (!existsSync(log)) throw new RangeError(`${path}: no run there (no ${log})`);
+  const records = currentHistory(runLog(dir));
+  const epochs = records.filter((r): r is EpochRecord => (r as { kind?: unknown }).kind === 'epoch' && typeof (r as { epoch?: unknown }).epoch === 'number');
+  const header = checkpointHeader(dir);
+  const settings: Record<string, string> = {};
+  let epochsPlanned: number | null = null;
+  if (header) {
+    const options = parseObject(header.options);
+    const config = parseObject(header.config);
+    for (const [key, read] of SETTINGS) {
+      const v = read(options, config, header);
+      if (v !== undefined && v !== null) settings[key] = String(v);
+    }
+    if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
+  }
+  return { dir, label: basename(dir), settings, records, epochs, epochsPlanned };
+}
+
+/** The runs of `paths`, labelled by directory name, or by path where two names are the same. */
+export function readRuns(paths: string[]): RunSummary[] {
+  const runs = paths.map(readRun);
+  const names = runs.map((r) => r.label);
+  for (const r of runs) if (names.filter((n) => n === r.label).length > 1) r.label = relative(process.cwd(), r.dir) || r.dir;
+  return runs;
+}
+
+function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?: unknown; p?: unknown }[] {
+  return Array.isArray(config.layers) ? config.layers : [];
+}
+
+function checkpointHeader(dir: string): Record<string, string> | null {
+  for (const f of ['checkpoint.safetensors', 'best.safetensors']) {
+    try {
+      return readSafetensorsMetadata(join(dir, f));
+    } catch {
+      // missing or unreadable: try the next
+    }
+  }
+  return null;
+}
+
+function parseObject(json: string | undefined): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(json ?? '');
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+const percent = (e: number | null | undefined) => (typeof e === 'number' && Number.isFinite(e) ? `${(100 * e).toFixed(2)}%` : '–');
+
+function median(values: number[]): number | null {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null;
+}
+
+/** The epoch of lowest validation error (the first, on ties), if the run has a validation split. */
+export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
+  let best: EpochRecord | null = null;
+  for (const e of run.epochs) if (typeof e.valError === 'number' && (!best || e.valError < best.valError!)) best = e;
+  return best;
+}
+
+/**
+ * The comparison as text: a table with one row per run (settings that differ between the runs,
+ * then epochs done, final test error, the best validation epoch with its test error, median img/s
+ * and training time), followed by the settings all runs share. Test error is read at the last
+ * epoch and at the best validation epoch, not at its own minimum (that would pick on the test set).
+ */
+export function comparisonTable(runs: RunSummary[]): string {
+  const keys = SETTINGS.map(([k]) => k).filter((k) => runs.some((r) => k in r.settings));
+  const known = runs.filter((r) => Object.keys(r.settings).length > 0);
+  const differs = keys.filter((k) => new Set(known.map((r) => r.settings[k] ?? '–')).size > 1);
+  const shared = keys.filter((k) => !differs.includes(k));
+  const withVal = runs.some((r) => bestValidationEpoch(r) !== null);
+  const header = ['run', ...differs, 'epochs', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'time'];
+  const rows = runs.map((r) => {
+    const last = r.epochs.at(-1);
+    const best = bestValidationEpoch(r);
+    const rate = median(r.epochs.map((e) => e.imgPerSec));
+    const seconds = r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
+    return [
+      r.label,
+      ...differs.map((k) => (k in r.settings ? shorten(r.settings[k], 32) : known.includes(r) ? '–' : '?')),
+      `${r.epochs.length}${r.epochsPlanned !== null ? `/${r.epochsPlanned}` : ''}`,
+      percent(last?.testError),
+      ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
+      rate === null ? '–' : rate.toFixed(1),
+      formatDuration(seconds),
+    ];
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+  const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  ').trimEnd();
+  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with a checkpoint' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
+  const unknown = runs.filter((r) => Object.keys(r.settings).length === 0).map((r) => r.label);
+  if (unknown.length) out.push(`no checkpoint to read the settings from: ${unknown.join(', ')}`);
+  const datasets = new Set(runs.map((r) => r.settings.dataset).filter(Boolean));
+  if (datasets.size > 1) out.push(`note: the runs are on different data sets (${[...datasets].join(', ')}): their errors do not compare`);
+  const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
+  if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
+  return out.join('\n');
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function formatDuration(seconds: number): string {
+  if (seconds <= 0) return '–';
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.round(seconds % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+/**
+ * The runs' curves in one PNG, one colour per run on shared axes over epochs: training loss (each
+ * run's smoothed step loss, else its per-epoch train loss), test error, and validation error where
+ * a run has a validation split. Error axes are log-scaled unless `linearError`.
+ */
+export function renderComparison(runs: RunSummary[], opts: { title?: string; linearError?: boolean; panelWidth?: number; height?: number } = {}): Buffer {
+  const curves = runs.map((r) => trainingCurveSeries(r.records));
+  const pick = (k: number, from: 'loss' | 'error', names: string[]): Series => {
+    const s = names.map((n) => curves[k][from].find((c) => c.name.startsWith(n))).find((c) => c !== undefined);
+    return { name: runs[k].label, points: s?.points ?? [] };
+  };
+  const panels: { title: string; yLabel: string; series: Series[]; logY: boolean }[] = [
+    { title: 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', ['step loss', 'train loss'])), logY: false },
+    { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !opts.linearError },
+  ];
+  if (runs.some((r) => bestValidationEpoch(r) !== null)) {
+    panels.push({ title: 'validation error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['validation error'])), logY: !opts.linearError });
+  }
+  const panelWidth = opts.panelWidth ?? 640;
+  const height = opts.height ?? 480;
+  const canvas = new Canvas(panelWidth * panels.length, height);
+  let y0 = 0;
+  if (opts.title) {
+    canvas.drawText(opts.title, Math.max(8, Math.round((canvas.width - textWidth(opts.title, 2)) / 2)), 8, BLACK, 2);
+    y0 = GLYPH_HEIGHT * 2 + 12;
+  }
+  panels.forEach((p, i) => {
+    drawPlot(canvas, { x: i * panelWidth, y: y0, w: panelWidth, h: height - y0 }, p.series, {
+      title: p.title,
+      xLabel: 'epoch',
+      xFrom: 0,
+      yLabel: p.logY ? `${p.yLabel}, log scale` : p.yLabel,
+      logY: p.logY,
+    });
+  });
+  return canvas.toPng();
+}

@@ -1,0 +1,112 @@
+// `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import { comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
+import { MODELS } from '../nin/model.ts';
+import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
+import { currentHistory, runLog } from '../nin/run-directory.ts';
+import { writeSafetensors } from '../nin/safetensors.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'nin-compare-'));
+
+/** A run directory: its log (records) and, unless `options` is null, a checkpoint header. */
+function runDir(name: string, records: object[], options: Record<string, unknown> | null = {}, config = MODELS['cifar10-small']): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  if (options) {
+    const o = { dataset: 'cifar10', model: config.name, batchSize: 128, lr: 0.05, schedule: 'cosine', warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 0, seed: 1, epochs: 4, ...options };
+    writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '2', step: '20', adapter: 'test adapter' });
+  }
+  return dir;
+}
+
+/** Epochs `from`..`to`-1 of 10 steps each, a step record every 5 steps; errors from `err(epoch)`. */
+function epochs(from: number, to: number, err: (e: number) => Partial<Record<'testError' | 'valError', number>>): object[] {
+  const out: object[] = [];
+  for (let e = from; e < to; e++) {
+    for (let s = e * 10; s < (e + 1) * 10; s += 5) out.push({ kind: 'step', epoch: e, step: s, loss: 2 / (1 + s), lr: 0.05 });
+    out.push({ kind: 'epoch', epoch: e + 1, step: (e + 1) * 10, trainLoss: 1 / (e + 1), trainError: 0.5, lr: 0.05, imgPerSec: 100 + e, seconds: 60, ...err(e + 1) });
+  }
+  return out;
+}
+
+const countColor = (png: Buffer, c: Rgb) => {
+  const { data } = PNG.sync.read(png);
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] === c[0] && data[i + 1] === c[1] && data[i + 2] === c[2]) n++;
+  return n;
+};
+
+describe('runLog: a forked run\'s history starts at its first epoch', () => {
+  it('follows a fork to its parent\'s log, which the resume record cuts at the fork', () => {
+    const parent = runDir('lineage/parent', [{ kind: 'start', run: 'A', time: '' }, ...epochs(0, 3, (e) => ({ testError: 0.5 - e / 100 }))]);
+    const child = runDir('lineage/child', [{ kind: 'resume', run: 'B', parent: 'A', epoch: 2, step: 20, from: join(parent, 'checkpoint.safetensors') }, ...epochs(2, 4, (e) => ({ testError: 0.3 - e / 100 }))]);
+    const history = currentHistory(runLog(child)) as { kind: string; epoch: number; testError?: number }[];
+    expect(history.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.49], [2, 0.48], [3, 0.27], [4, 0.26]]);
+    expect(history.filter((r) => r.kind === 'step').length).toBe(8);
+    // A parent directory that now holds another run (started afresh there) is not followed.
+    runDir('lineage/parent', [{ kind: 'start', run: 'C', time: '' }, ...epochs(0, 1, () => ({}))], null);
+    expect((currentHistory(runLog(child)) as { kind: string; epoch: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([3, 4]);
+    // Logs from before run ids: followed when neither side has one; a resume from its own directory is not a fork.
+    const old = runDir('lineage/old', epochs(0, 2, () => ({})), null);
+    const oldChild = runDir('lineage/old-child', [{ kind: 'resume', epoch: 1, step: 10, from: join(old, 'checkpoint.safetensors') }, ...epochs(1, 3, () => ({}))], null);
+    expect((currentHistory(runLog(oldChild)) as { kind: string; epoch: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3]);
+    const self = runDir('lineage/self', [{ kind: 'resume', epoch: 1, step: 10, from: join(root, 'lineage/self/checkpoint.safetensors') }, ...epochs(1, 2, () => ({}))], null);
+    expect(runLog(self).length).toBe(4);
+  });
+});
+
+describe('nin compare', () => {
+  const gap = runDir('study/gap', epochs(0, 3, (e) => ({ testError: 0.4 - e / 20, valError: [0.3, 0.2, 0.25][e - 1] })), { validation: 5000 });
+  const fc = runDir('study/fc', epochs(0, 2, (e) => ({ testError: 0.5 - e / 20, valError: 0.35 })), { validation: 5000, lr: 0.01 }, { ...MODELS['cifar10-small'], head: 'fc' });
+  const bare = runDir('study/bare', epochs(0, 1, (e) => ({ testError: 0.6 })), null);
+
+  it('tabulates the runs with the settings they differ in as columns, and what they share below', () => {
+    const table = comparisonTable(readRuns([gap, fc]));
+    const lines = table.split('\n');
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'lr', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);
+    // gap: 3 of 4 epochs, last test error 25 %, best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's.
+    expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '0.05', '3/4', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
+    expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '0.01', '2/4', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
+    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, aug on, preprocess gcn-zca, train limit all, val 5000, seed 1, adapter test adapter');
+    // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
+    const withBare = comparisonTable(readRuns([gap, bare]));
+    expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);
+    expect(withBare).toContain('same in all with a checkpoint: dataset cifar10');
+    expect(withBare).toContain('no checkpoint to read the settings from: bare');
+    // Runs on different data sets, and repeated directory names (labelled by path).
+    const mnist = runDir('other/gap', epochs(0, 1, () => ({ testError: 0.01 })), { dataset: 'mnist' });
+    const mixed = comparisonTable(readRuns([gap, mnist]));
+    expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
+    expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
+    expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no run there (no ${join(root, 'nowhere', 'metrics.jsonl')})`);
+  });
+
+  it('draws each run in its own colour on shared axes: loss, test error, and validation error where there is one', () => {
+    const three = PNG.sync.read(renderComparison(readRuns([gap, fc]), { panelWidth: 500, height: 360 }));
+    expect([three.width, three.height]).toEqual([1500, 360]);
+    const two = renderComparison(readRuns([bare]), { panelWidth: 500, height: 360 });
+    expect(PNG.sync.read(two).width).toBe(1000); // no validation split: no validation panel
+    const png = renderComparison(readRuns([gap, fc]));
+    for (const c of SERIES_COLORS.slice(0, 2)) expect(countColor(png, c)).toBeGreaterThan(100);
+    expect(countColor(png, SERIES_COLORS[2])).toBe(0);
+  });
+
+  it('nin compare: prints the table and writes the PNG; a path without a run is a usage error', () => {
+    const out = join(root, 'pictures', 'gap-vs-fc.png');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^run\s+head\s+lr\s+epochs/);
+    expect(r.stdout).toContain(`wrote ${out}`);
+    expect(existsSync(out)).toBe(true);
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, join(root, 'nowhere')], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain(`nin: ${join(root, 'nowhere')}: no run there`);
+    expect(bad.stderr).not.toMatch(/maxDynamic/); // no GPU device was created
+  });
+});
