@@ -7,6 +7,7 @@ import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { NinModel, plan, type ModelConfig } from './model.ts';
 import { Preprocessor } from './preprocessing.ts';
+import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
 import type { TrainOptions } from './train.ts';
 
@@ -39,6 +40,8 @@ export interface Checkpoint {
   partialEpoch: PartialEpoch | null;
   /** The run's id, kept across resumes (null in checkpoints written before runs had one). */
   runId: string | null;
+  /** The plateau schedule's state (null if the run did not use it). */
+  plateau: PlateauState | null;
   preprocessor: Preprocessor;
   params: Map<string, Float32Array>;
   velocities: Map<string, Float32Array> | null;
@@ -50,7 +53,7 @@ export interface Checkpoint {
 
 export async function saveCheckpoint(
   path: string,
-  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string },
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; plateau?: PlateauState },
 ): Promise<void> {
   const tensors: TensorMap = {};
   for (const p of s.model.params) {
@@ -75,6 +78,7 @@ export async function saveCheckpoint(
     step: String(s.step),
     ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),
     ...(s.runId ? { run_id: s.runId } : {}),
+    ...(s.plateau ? { plateau: JSON.stringify(s.plateau) } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
     saved: new Date().toISOString(),
@@ -104,6 +108,7 @@ export function loadCheckpoint(path: string): Checkpoint {
     step: Number(metadata.step),
     partialEpoch: metadata.partial_epoch ? parsePartialEpoch(metadata.partial_epoch, path) : null,
     runId: metadata.run_id ?? null,
+    plateau: metadata.plateau ? parsePlateauState(metadata.plateau, path) : null,
     preprocessor: Preprocessor.fromTensors(tensors, metadata),
     params,
     velocities: velocities.size ? velocities : null,

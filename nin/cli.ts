@@ -11,6 +11,7 @@ import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { isOwnRunDirectory, nothingToTrain, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
+import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -71,7 +72,11 @@ train options:
   --dropout P             rate of the dropout between mlpconv blocks (the paper's nets: 0.5; 0 turns
                           it off, the paper's Figure 3 comparison)
   --epochs N  --batch N  --lr X
-  --schedule constant|step|cosine   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
+  --schedule constant|step|cosine|plateau   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
+  --schedule plateau      the paper's: lr ×gamma (0.1) when the training error has set no new low
+                          for --patience N epochs (3), --lr-drops N times (2: to 1 % of --lr); a
+                          plateau after the last drop ends the run (--epochs is then a cap);
+                          --plateau-on val watches the validation error instead (needs --val)
   --momentum X (0.9)  --weight-decay X (0.0001)
   --aug / --no-aug        random translation + horizontal flip (default: on for CIFAR)
   --preprocess none|standardize|gcn-zca|gcn-lcn   (default: gcn-zca for CIFAR, gcn-lcn for SVHN,
@@ -147,7 +152,7 @@ export interface TrainCommand {
 }
 
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id. */
-function checkpointHeader(path: string): { options: TrainOptions; epoch: number; runId: string | null } {
+function checkpointHeader(path: string): { options: TrainOptions; epoch: number; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
@@ -155,11 +160,19 @@ function checkpointHeader(path: string): { options: TrainOptions; epoch: number;
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
   if (metadata.options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
+  let options: TrainOptions;
   try {
-    return { options: JSON.parse(metadata.options) as TrainOptions, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null };
+    options = JSON.parse(metadata.options) as TrainOptions;
   } catch (e) {
     throw new UsageError(`--resume: ${path}: its training options are not valid JSON (${(e as Error).message})`);
   }
+  let plateau: PlateauState | null = null;
+  try {
+    plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;
+  } catch (e) {
+    throw new UsageError(`--resume: ${(e as Error).message}`);
+  }
+  return { options, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null, plateau };
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
@@ -170,6 +183,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
       epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
       'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
+      patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
@@ -208,7 +222,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = int('epochs', s('epochs'), 1) ?? pick('epochs', d.epochs);
-  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine'] as const) ?? pick('schedule', d.schedule);
+  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine', 'plateau'] as const) ?? pick('schedule', d.schedule);
+  for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau`);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
   const derivedSteps = schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : [];
@@ -230,6 +245,13 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     stepEpochs,
     gamma: num('gamma', s('gamma'), 0, 1) ?? pick('gamma', 0.1),
     warmupEpochs,
+    ...(schedule === 'plateau'
+      ? {
+          patience: int('patience', s('patience'), 1) ?? pick('patience', undefined) ?? PLATEAU_DEFAULTS.patience,
+          lrDrops: int('lr-drops', s('lr-drops'), 0) ?? pick('lrDrops', undefined) ?? PLATEAU_DEFAULTS.lrDrops,
+          plateauOn: oneOf('plateau-on', s('plateau-on'), ['train', 'val'] as const) ?? pick('plateauOn', undefined) ?? 'train',
+        }
+      : {}),
     momentum: num('momentum', s('momentum'), 0, 0.999999) ?? pick('momentum', 0.9),
     weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
@@ -256,6 +278,11 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
+  if (options.schedule === 'plateau') {
+    const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
+    if (done) throw new UsageError(done);
+    if (options.plateauOn === 'val' && options.validation === 0) throw new UsageError('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
+  }
   const dirProblem = runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
   return { options, dataDir: s('data-dir') };

@@ -1,19 +1,30 @@
-// Learning-rate schedules: constant, step (×gamma at given epochs) and cosine, with linear warm-up.
+// Learning-rate schedules: constant, step (×gamma at given epochs), cosine, and plateau (×gamma when
+// the watched error stops improving: the paper's), with linear warm-up.
 
 export interface ScheduleOptions {
   /** Base learning rate. */
   lr: number;
-  schedule: 'constant' | 'step' | 'cosine';
+  schedule: 'constant' | 'step' | 'cosine' | 'plateau';
   /** Step schedule: epochs at which the rate is multiplied by gamma. */
   stepEpochs: number[];
+  /** Step and plateau schedules: the factor of each drop. */
   gamma: number;
   /** Linear warm-up from lr/100 over this many epochs (may be fractional). */
   warmupEpochs: number;
   epochs: number;
+  /** Plateau schedule: epochs in a row without a new lowest error before the rate drops (default 3). */
+  patience?: number;
+  /** Plateau schedule: the number of drops (default 2: the paper's, to 1 % of the initial rate);
+   * a plateau after the last one ends the run. */
+  lrDrops?: number;
+  /** Plateau schedule: the error watched, the training set's running error over each epoch (the
+   * paper's "accuracy on the training set") or the validation split's (default 'train'). */
+  plateauOn?: 'train' | 'val';
 }
 
-/** The learning rate at optimiser step `step` (0-based) with `stepsPerEpoch` steps an epoch. */
-export function learningRate(o: ScheduleOptions, step: number, stepsPerEpoch: number): number {
+/** The learning rate at optimiser step `step` (0-based) with `stepsPerEpoch` steps an epoch;
+ * `drops`: the plateau schedule's drops so far (PlateauState). */
+export function learningRate(o: ScheduleOptions, step: number, stepsPerEpoch: number, drops = 0): number {
   const epoch = step / stepsPerEpoch; // fractional
   let lr = o.lr;
   if (o.schedule === 'step') {
@@ -21,10 +32,67 @@ export function learningRate(o: ScheduleOptions, step: number, stepsPerEpoch: nu
   } else if (o.schedule === 'cosine') {
     const t = Math.min(1, Math.max(0, (epoch - o.warmupEpochs) / Math.max(o.epochs - o.warmupEpochs, 1e-9)));
     lr = 0.5 * o.lr * (1 + Math.cos(Math.PI * t));
+  } else if (o.schedule === 'plateau') {
+    lr *= o.gamma ** drops;
   }
   if (o.warmupEpochs > 0 && epoch < o.warmupEpochs) {
     const w = epoch / o.warmupEpochs;
     lr *= 0.01 + 0.99 * w;
   }
   return lr;
+}
+
+/**
+ * The plateau schedule, as the paper trained: "until the accuracy on the training set stops
+ * improving, and then the learning rate is lowered by a scale of 10. This procedure is repeated
+ * once such that the final learning rate is 1 % of the initial value." Its state depends on the
+ * run's history, so checkpoints keep it.
+ */
+export interface PlateauState {
+  /** Drops of the rate so far. */
+  drops: number;
+  /** The lowest watched error so far (null before the first epoch). */
+  best: number | null;
+  /** Epochs since that lowest error. */
+  sinceBest: number;
+  /** A plateau came after the last drop: the run is done. */
+  finished: boolean;
+}
+
+export function newPlateauState(): PlateauState {
+  return { drops: 0, best: null, sinceBest: 0, finished: false };
+}
+
+export const PLATEAU_DEFAULTS = { patience: 3, lrDrops: 2 } as const;
+
+/** The state after an epoch whose watched error was `error` (NaN: not an improvement), and what happened. */
+export function plateauAfterEpoch(state: PlateauState, error: number, o: ScheduleOptions): { state: PlateauState; event: 'improved' | 'waiting' | 'dropped' | 'finished' } {
+  if (state.finished) return { state, event: 'finished' };
+  if (Number.isFinite(error) && (state.best === null || error < state.best)) return { state: { ...state, best: error, sinceBest: 0 }, event: 'improved' };
+  const sinceBest = state.sinceBest + 1;
+  if (sinceBest < (o.patience ?? PLATEAU_DEFAULTS.patience)) return { state: { ...state, sinceBest }, event: 'waiting' };
+  // The count starts again at each drop; the error to beat stays the run's lowest.
+  if (state.drops < (o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops)) return { state: { ...state, drops: state.drops + 1, sinceBest: 0 }, event: 'dropped' };
+  return { state: { ...state, sinceBest, finished: true }, event: 'finished' };
+}
+
+/** Why a resume would train nothing: the plateau schedule ended the run and allows no more drops; or null. */
+export function plateauDone(checkpoint: string, epochsDone: number, state: PlateauState, o: ScheduleOptions): string | null {
+  const drops = o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops;
+  if (!state.finished || state.drops < drops) return null;
+  const patience = o.patience ?? PLATEAU_DEFAULTS.patience;
+  return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest error for ${patience} epoch${patience === 1 ? '' : 's'} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
+}
+
+/** A PlateauState from a checkpoint's metadata, checked. */
+export function parsePlateauState(json: string, where: string): PlateauState {
+  let p: Partial<PlateauState>;
+  try {
+    p = JSON.parse(json);
+  } catch {
+    p = {};
+  }
+  const ok = Number.isInteger(p.drops) && p.drops! >= 0 && (p.best === null || typeof p.best === 'number') && Number.isInteger(p.sinceBest) && typeof p.finished === 'boolean';
+  if (!ok) throw new Error(`${where}: its plateau schedule state is malformed: ${json}`);
+  return p as PlateauState;
 }

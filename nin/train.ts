@@ -16,7 +16,7 @@ import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
-import { learningRate, type ScheduleOptions } from './schedule.ts';
+import { learningRate, newPlateauState, PLATEAU_DEFAULTS, plateauAfterEpoch, plateauDone, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
@@ -262,6 +262,11 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
   if (resumed && resumed.epoch >= lastEpoch) throw new RangeError(nothingToTrain(o.resume!, resumed.epoch, o));
+  if (o.schedule === 'plateau') {
+    const done = resumed?.plateau && plateauDone(o.resume!, resumed.epoch, resumed.plateau, o);
+    if (done) throw new RangeError(done);
+    if (o.plateauOn === 'val' && !data.validation) throw new RangeError('--plateau-on val watches the validation error, but the run has no validation split (--val N)');
+  }
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
   mkdirSync(o.outDir, { recursive: true });
   const lock = lockRunDirectory(o.outDir);
@@ -327,6 +332,16 @@ async function trainInDirectory(
   // The best epoch so far on validation: on a resumed run, from the run's history in this
   // directory's metrics (the paper picked its settings on a validation split, then reported test).
   // best.safetensors stays only if it holds that epoch; else it is kept aside and tracking starts afresh.
+  // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
+  // --lr-drops allowed: the plateau that ended it drops the rate now.
+  let plateau: PlateauState | null = null;
+  if (o.schedule === 'plateau') {
+    plateau = resumed?.plateau ?? newPlateauState();
+    if (plateau.finished) {
+      plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
+      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${o.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${o.lrDrops})`);
+    }
+  }
   let best: TrainResult['best'] = null;
   if (own && existsSync(metricsPath)) {
     for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as Partial<EpochRecord>[]) {
@@ -365,7 +380,7 @@ async function trainInDirectory(
         keep(ckptPath, 'is not the checkpoint this run resumed from');
         keepOldCheckpoint = false;
       }
-      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId });
+      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, plateau: plateau ?? undefined });
       if (path === ckptPath) lastGood = ckptPath;
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
@@ -374,7 +389,7 @@ async function trainInDirectory(
   };
   const lastLayer = config.layers.at(-1);
   const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
-  const plateau = chancePlateauWatch(config.classes, reluClassMaps);
+  const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
 
@@ -397,9 +412,9 @@ async function trainInDirectory(
       const secondsBefore = partial?.seconds ?? 0;
       pending = null;
       let lastPrint = 0;
-      let lr = learningRate(o, step, stepsPerEpoch);
+      let lr = learningRate(o, step, stepsPerEpoch, plateau?.drops);
       for await (const batch of loader.epoch(epoch, partial?.batches ?? 0)) {
-        lr = learningRate(o, step, stepsPerEpoch);
+        lr = learningRate(o, step, stepsPerEpoch, plateau?.drops);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
         const { loss, logits } = tidy(() => {
@@ -428,7 +443,7 @@ async function trainInDirectory(
             );
           }
           stepLosses.push(l);
-          const hint = plateau.observe(l, thisStep);
+          const hint = chancePlateau.observe(l, thisStep);
           if (hint) log(process.stderr.isTTY && o.progress !== false ? `\n${hint}` : hint); // off the progress bar's line
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
@@ -485,6 +500,16 @@ async function trainInDirectory(
         rec.testLoss = testResult.loss;
         rec.testError = testResult.error;
       }
+      // The plateau schedule looks at the finished epoch; the checkpoint keeps what it decided.
+      let scheduleNote = '';
+      if (plateau) {
+        const { state, event } = plateauAfterEpoch(plateau, (o.plateauOn === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
+        plateau = state;
+        const patience = o.patience ?? PLATEAU_DEFAULTS.patience;
+        const quiet = `no new lowest ${o.plateauOn === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
+        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, step, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`;
+        if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
+      }
       await save(ckptPath, epoch + 1);
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
@@ -498,9 +523,11 @@ async function trainInDirectory(
           (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
           (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
           `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}` +
-          (improved ? ` (best validation error so far: also ${bestPath})` : ''),
+          (improved ? ` (best validation error so far: also ${bestPath})` : '') +
+          scheduleNote,
       );
       lastSave = performance.now();
+      if (plateau?.finished) break;
       stop ||= o.interrupt?.(step) ?? false; // a request during the evaluation
       if (epoch + 1 < lastEpoch && stop) {
         throw new TrainingInterrupted(`interrupted after epoch ${epoch + 1} (step ${step}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);

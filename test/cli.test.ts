@@ -107,4 +107,27 @@ describe('nin CLI', () => {
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
   });
+
+  it('--schedule plateau: its flags, their defaults, what they need; a run it ended is not resumed without more drops', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    expect(parseTrainArgs(['--model', 'cifar10-small', '--schedule', 'plateau', '--out', dir]).options).toMatchObject({ schedule: 'plateau', patience: 3, lrDrops: 2, plateauOn: 'train', gamma: 0.1 });
+    const o = parseTrainArgs(['--model', 'cifar10-small', '--schedule', 'plateau', '--patience', '5', '--lr-drops', '3', '--plateau-on', 'val', '--val', '500', '--epochs', '40', '--out', dir]).options;
+    expect(o).toMatchObject({ patience: 5, lrDrops: 3, plateauOn: 'val' });
+    expect(parseTrainArgs(['--model', 'cifar10-small', '--out', dir]).options).not.toHaveProperty('patience');
+    expect(() => parseTrainArgs(['--schedule', 'cosine', '--patience', '2'])).toThrow('--patience only applies to --schedule plateau');
+    expect(() => parseTrainArgs(['--lr-drops', '1'])).toThrow('--lr-drops only applies to --schedule plateau');
+    expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'val'])).toThrow('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
+    expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'test'])).toThrow("--plateau-on must be one of train, val, got 'test'");
+    expect(() => parseTrainArgs(['--schedule', 'plateau', '--patience', '0'])).toThrow('--patience must be an integer ≥ 1');
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const header = (plateau: object | string) => writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...o, outDir: dir }), epoch: '12', plateau: typeof plateau === 'string' ? plateau : JSON.stringify(plateau) });
+    header({ drops: 3, best: 0.2, sinceBest: 5, finished: true });
+    expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`${ckpt}: the plateau schedule ended this run at epoch 12 (no new lowest error for 5 epochs after its last lr drop): nothing to train`);
+    expect(parseTrainArgs(['--resume', ckpt, '--lr-drops', '4']).options).toMatchObject({ lrDrops: 4, patience: 5, plateauOn: 'val' });
+    expect(parseTrainArgs(['--resume', ckpt, '--schedule', 'constant']).options.schedule).toBe('constant');
+    header({ drops: 1, best: 0.2, sinceBest: 1, finished: false });
+    expect(parseTrainArgs(['--resume', ckpt]).options).toMatchObject({ schedule: 'plateau', lrDrops: 3 });
+    header('{"drops": "two"}');
+    expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`--resume: ${ckpt}: its plateau schedule state is malformed`);
+  });
 });

@@ -266,6 +266,36 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(aside).toEqual([`best.step${bestEpoch * 10}.superseded.safetensors`, 'checkpoint.step40.superseded.safetensors', 'metrics.superseded.jsonl']);
   });
 
+  it('--schedule plateau drops the rate when the watched error sets no new low, ends the run after its last drop, and resumes where it stood', async () => {
+    // At lr 1e-30 the weights cannot move (float32), so the validation error repeats exactly:
+    // epoch 1 sets the low; with patience 1 each later epoch is a plateau.
+    const base = ['--batch', '16', '--lr', '1e-30', '--warmup', '0', '--train-limit', '192', '--val', '32', '--test-limit', '16', '--epochs', '8', '--schedule', 'plateau', '--patience', '1', '--lr-drops', '2', '--plateau-on', 'val'];
+    const lines: string[] = [];
+    const whole = { ...options([...base, '--out', join(tmp, 'plateau')]), log: (l: string) => lines.push(l) };
+    const r = await train(whole, await loadSplits(whole));
+    expect(r.epochs.map((e) => e.lr)).toEqual([0, 0, 1, 2].map((drops) => 1e-30 * 0.1 ** drops)); // each epoch's last step
+    expect(lines.filter((l) => /^epoch \d:/.test(l)).map((l) => l.replace(/^epoch (\d).*?(;[^;]*)?$/, '$1$2'))).toEqual([
+      '1; checkpoint ' + join(tmp, 'plateau', 'checkpoint.safetensors') + ' (best validation error so far: also ' + join(tmp, 'plateau', 'best.safetensors') + ')',
+      `2; no new lowest validation error for 1 epoch: lr ×0.1, now ${(1e-31).toPrecision(3)} (drop 1 of 2)`,
+      `3; no new lowest validation error for 1 epoch: lr ×0.1, now ${(1e-32).toPrecision(3)} (drop 2 of 2)`,
+      '4; no new lowest validation error for 1 epoch after the last lr drop: the run is done',
+    ]);
+    expect(loadCheckpoint(r.checkpoint)).toMatchObject({ epoch: 4, plateau: { drops: 2, sinceBest: 1, finished: true } });
+    // Stopped after epoch 2 and resumed: the state comes back with the checkpoint.
+    const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'plateau-part')]), await loadSplits(whole));
+    expect(loadCheckpoint(first.checkpoint).plateau).toMatchObject({ drops: 1, sinceBest: 0, finished: false });
+    const rest = await train(options(['--resume', first.checkpoint]), await loadSplits(whole));
+    expect([...first.epochs, ...rest.epochs].map((e) => e.lr)).toEqual(r.epochs.map((e) => e.lr));
+    // The finished run: nothing to train, unless a further drop is allowed.
+    // (train() checks as the CLI does)
+    await expect(train({ ...options(['--resume', r.checkpoint, '--lr-drops', '3']), lrDrops: 2 }, await loadSplits(whole))).rejects.toThrow(`${r.checkpoint}: the plateau schedule ended this run at epoch 4`);
+    const more: string[] = [];
+    const further = { ...options(['--resume', r.checkpoint, '--lr-drops', '3']), log: (l: string) => more.push(l) };
+    const again = await train(further, await loadSplits(whole));
+    expect(more).toContain('the plateau schedule had ended the run at epoch 4; with --lr-drops 3: lr ×0.1 now (drop 3 of 3)');
+    expect(again.epochs.map((e) => [e.epoch, e.lr])).toEqual([[5, 1e-30 * 0.1 ** 3]]);
+  });
+
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };

@@ -1,0 +1,65 @@
+// Learning-rate schedules (nin/schedule.ts): the rate per step, and the plateau schedule's decisions.
+import { describe, expect, it } from 'vitest';
+import { learningRate, newPlateauState, parsePlateauState, plateauAfterEpoch, plateauDone, type PlateauState, type ScheduleOptions } from '../nin/schedule.ts';
+
+const base: ScheduleOptions = { lr: 0.1, schedule: 'constant', stepEpochs: [], gamma: 0.1, warmupEpochs: 0, epochs: 10 };
+const close = (a: number, b: number) => expect(a).toBeCloseTo(b, 12);
+
+describe('learningRate', () => {
+  it('constant, step at the given epochs, cosine to 0 over the run', () => {
+    close(learningRate(base, 95, 10), 0.1);
+    const step = { ...base, schedule: 'step' as const, stepEpochs: [5, 8] };
+    expect([0, 49, 50, 79, 80, 99].map((s) => learningRate(step, s, 10))).toEqual([0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1, 0.1 * 0.1 * 0.1]);
+    const cosine = { ...base, schedule: 'cosine' as const };
+    close(learningRate(cosine, 0, 10), 0.1);
+    close(learningRate(cosine, 50, 10), 0.05);
+    close(learningRate(cosine, 100, 10), 0);
+  });
+
+  it('warm-up: from lr/100 linearly over its epochs; cosine starts after it', () => {
+    const warm = { ...base, schedule: 'cosine' as const, warmupEpochs: 2 };
+    close(learningRate(warm, 0, 10), 0.001);
+    close(learningRate(warm, 10, 10), 0.1 * (0.01 + 0.99 * 0.5));
+    close(learningRate(warm, 20, 10), 0.1);
+    close(learningRate(warm, 60, 10), 0.05); // halfway through the 8 cosine epochs
+  });
+
+  it('plateau: lr × gamma per drop', () => {
+    const plateau = { ...base, schedule: 'plateau' as const };
+    expect([0, 1, 2].map((d) => learningRate(plateau, 55, 10, d))).toEqual([0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1]);
+  });
+});
+
+describe('the plateau schedule', () => {
+  const o = { ...base, schedule: 'plateau' as const, patience: 2, lrDrops: 2 };
+  const run = (errors: number[], from: PlateauState = newPlateauState()) => {
+    let state = from;
+    return errors.map((e) => {
+      const r = plateauAfterEpoch(state, e, o);
+      state = r.state;
+      return r.event;
+    });
+  };
+
+  it('drops the rate after `patience` epochs without a new lowest error, `lrDrops` times, then ends the run', () => {
+    // A new low resets the count; an equal error is not one; the low to beat survives a drop.
+    expect(run([0.5, 0.4, 0.45, 0.4, 0.3, 0.3, 0.31, 0.29, 0.35, 0.28, 0.3, 0.3, 0.1])).toEqual([
+      'improved', 'improved', 'waiting', 'dropped', 'improved', 'waiting', 'dropped', 'improved', 'waiting', 'improved', 'waiting', 'finished', 'finished',
+    ]);
+    expect(run([0.5, NaN, NaN])).toEqual(['improved', 'waiting', 'dropped']); // a NaN error is no improvement
+    expect(run([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])).toEqual(['improved', 'waiting', 'dropped', 'waiting', 'dropped', 'waiting', 'finished', 'finished']);
+    const zero = { ...o, lrDrops: 0, patience: 1 };
+    expect(plateauAfterEpoch(plateauAfterEpoch(newPlateauState(), 0.5, zero).state, 0.5, zero).event).toBe('finished');
+  });
+
+  it('a finished run is refused as nothing to train unless more drops are allowed; a malformed state is an error', () => {
+    const finished: PlateauState = { drops: 2, best: 0.1, sinceBest: 2, finished: true };
+    expect(plateauDone('ckpt', 7, finished, o)).toBe('ckpt: the plateau schedule ended this run at epoch 7 (no new lowest error for 2 epochs after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)');
+    expect(plateauDone('ckpt', 7, finished, { ...o, lrDrops: 3 })).toBeNull();
+    expect(plateauDone('ckpt', 7, { ...finished, finished: false }, o)).toBeNull();
+    expect(parsePlateauState(JSON.stringify(finished), 'f')).toEqual(finished);
+    expect(parsePlateauState(JSON.stringify(newPlateauState()), 'f')).toEqual(newPlateauState());
+    expect(() => parsePlateauState('{"drops":-1,"best":null,"sinceBest":0,"finished":false}', 'f.safetensors')).toThrow('f.safetensors: its plateau schedule state is malformed');
+    expect(() => parsePlateauState('nonsense', 'f')).toThrow(/malformed/);
+  });
+});
