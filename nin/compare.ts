@@ -35,7 +35,7 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['dropout', (_, c) => layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined)],
   ['batch', (o) => o.batchSize],
   ['lr', (o) => o.lr],
-  ['schedule', (o) => o.schedule],
+  ['schedule', (o) => describeSchedule(o)],
   ['warm-up', (o) => o.warmupEpochs],
   ['momentum', (o) => o.momentum],
   ['weight decay', (o) => o.weightDecay],
@@ -75,6 +75,14 @@ export function readRuns(paths: string[]): RunSummary[] {
   const names = runs.map((r) => r.label);
   for (const r of runs) if (names.filter((n) => n === r.label).length > 1) r.label = relative(process.cwd(), r.dir) || r.dir;
   return runs;
+}
+
+/** `cosine`; `step at 50,75 ×0.1`; `plateau on train, patience 3, 2 drops ×0.1`. */
+function describeSchedule(o: Record<string, unknown>): string | undefined {
+  if (typeof o.schedule !== 'string') return undefined;
+  if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
+  if (o.schedule === 'plateau') return `plateau on ${o.plateauOn ?? 'train'}, patience ${o.patience}, ${o.lrDrops} drops ×${o.gamma}`;
+  return o.schedule;
 }
 
 function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?: unknown; p?: unknown }[] {

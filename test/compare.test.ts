@@ -19,7 +19,7 @@ function runDir(name: string, records: object[], options: Record<string, unknown
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   if (options) {
-    const o = { dataset: 'cifar10', model: config.name, batchSize: 128, lr: 0.05, schedule: 'cosine', warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 0, seed: 1, epochs: 4, ...options };
+    const o = { dataset: 'cifar10', model: config.name, batchSize: 128, lr: 0.05, schedule: 'cosine', gamma: 0.1, warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 0, seed: 1, epochs: 4, ...options };
     writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '2', step: '20', adapter: 'test adapter' });
   }
   return dir;
@@ -84,6 +84,10 @@ describe('nin compare', () => {
     const mixed = comparisonTable(readRuns([gap, mnist]));
     expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
     expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
+    // Schedules with their parameters.
+    const stepRun = runDir('sched/step', epochs(0, 1, () => ({})), { schedule: 'step', stepEpochs: [50, 75] });
+    const plateauRun = runDir('sched/plateau', epochs(0, 1, () => ({})), { schedule: 'plateau', patience: 3, lrDrops: 2, plateauOn: 'train' });
+    expect(readRuns([stepRun, plateauRun]).map((r) => r.settings.schedule)).toEqual(['step at 50,75 ×0.1', 'plateau on train, patience 3, 2 drops ×0.1']);
     expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no run there (no ${join(root, 'nowhere', 'metrics.jsonl')})`);
   });
 
