@@ -461,7 +461,7 @@ async function trainInDirectory(
           const eta = ((lastStep - step) * o.batchSize) / rate;
           const inEpoch = step - epoch * stepsPerEpoch;
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
-          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${fmtTime(eta)}`;
+          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
         }
