@@ -329,9 +329,6 @@ async function trainInDirectory(
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }
-  // The best epoch so far on validation: on a resumed run, from the run's history in this
-  // directory's metrics (the paper picked its settings on a validation split, then reported test).
-  // best.safetensors stays only if it holds that epoch; else it is kept aside and tracking starts afresh.
   // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
   // --lr-drops allowed: the plateau that ended it drops the rate now.
   let plateau: PlateauState | null = null;
@@ -339,9 +336,12 @@ async function trainInDirectory(
     plateau = resumed?.plateau ?? newPlateauState();
     if (plateau.finished) {
       plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
-      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${o.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${o.lrDrops})`);
+      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`);
     }
   }
+  // The best epoch so far on validation: on a resumed run, from the run's history in this
+  // directory's metrics (the paper picked its settings on a validation split, then reported test).
+  // best.safetensors stays only if it holds that epoch; else it is kept aside and tracking starts afresh.
   let best: TrainResult['best'] = null;
   if (own && existsSync(metricsPath)) {
     for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as Partial<EpochRecord>[]) {
