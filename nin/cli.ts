@@ -281,7 +281,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);
-    if (options.plateauOn === 'val' && options.validation === 0) throw new UsageError('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
+    if (options.plateauOn === 'val' && !options.validation) throw new UsageError('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
   }
   const dirProblem = runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);

@@ -8,6 +8,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { currentHistory, runLog, type EpochRecord } from './run-directory.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
+import { PLATEAU_DEFAULTS } from './schedule.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -23,6 +24,8 @@ export interface RunSummary {
   epochs: EpochRecord[];
   /** The epochs the run's schedule spans (from its options), if known. */
   epochsPlanned: number | null;
+  /** The run's schedule: the plateau schedule's `epochs` is a cap, and it may have ended the run. */
+  plateau: { finished: boolean } | null;
 }
 
 /** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
@@ -57,6 +60,7 @@ export function readRun(path: string): RunSummary {
   const header = checkpointHeader(dir);
   const settings: Record<string, string> = {};
   let epochsPlanned: number | null = null;
+  let plateau: RunSummary['plateau'] = null;
   if (header) {
     const options = parseObject(header.options);
     const config = parseObject(header.config);
@@ -65,8 +69,9 @@ export function readRun(path: string): RunSummary {
       if (v !== undefined && v !== null) settings[key] = String(v);
     }
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
+    if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, label: basename(dir), settings, records, epochs, epochsPlanned };
+  return { dir, label: basename(dir), settings, records, epochs, epochsPlanned, plateau };
 }
 
 /** The runs of `paths`, labelled by directory name, or by path where two names are the same. */
@@ -81,7 +86,7 @@ export function readRuns(paths: string[]): RunSummary[] {
 function describeSchedule(o: Record<string, unknown>): string | undefined {
   if (typeof o.schedule !== 'string') return undefined;
   if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
-  if (o.schedule === 'plateau') return `plateau on ${o.plateauOn ?? 'train'}, patience ${o.patience}, ${o.lrDrops} drops ×${o.gamma}`;
+  if (o.schedule === 'plateau') return `plateau on ${o.plateauOn ?? 'train'}, patience ${o.patience ?? PLATEAU_DEFAULTS.patience}, ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops} drops ×${o.gamma}`;
   return o.schedule;
 }
 
@@ -143,8 +148,8 @@ export function comparisonTable(runs: RunSummary[]): string {
     const seconds = r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
     return [
       r.label,
-      ...differs.map((k) => (k in r.settings ? shorten(r.settings[k], 32) : known.includes(r) ? '–' : '?')),
-      `${r.epochs.length}${r.epochsPlanned !== null ? `/${r.epochsPlanned}` : ''}`,
+      ...differs.map((k) => (k in r.settings ? (k === 'adapter' ? shorten(r.settings[k], 32) : r.settings[k]) : known.includes(r) ? '–' : '?')),
+      epochsDone(r),
       percent(last?.testError),
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
       rate === null ? '–' : rate.toFixed(1),
@@ -162,6 +167,14 @@ export function comparisonTable(runs: RunSummary[]): string {
   const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
   if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
   return out.join('\n');
+}
+
+/** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. A forked run
+ * whose parent's log was not found still counts its epochs from 1. */
+function epochsDone(r: RunSummary): string {
+  const done = r.epochs.at(-1)?.epoch ?? 0;
+  if (r.plateau?.finished) return `${done}, done`;
+  return r.epochsPlanned === null ? String(done) : `${done}/${r.plateau ? '≤' : ''}${r.epochsPlanned}`;
 }
 
 function shorten(text: string, max: number): string {

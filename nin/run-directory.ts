@@ -205,29 +205,45 @@ export function parseMetricsLog(text: string): object[] {
  * directory writes a log that starts with its resume record; its `from` names the checkpoint, in
  * the parent's directory, and `parent` the parent's id). Read it through currentHistory: each
  * resume record drops what the parent logged beyond the fork. A parent directory is followed only
- * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one).
+ * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one),
+ * and only up to where the parent, after the fork, was resumed from an earlier point: what it
+ * logged from there on is another stretch than the one forked.
  */
 export function runLog(dir: string): object[] {
   const seen = new Set<string>();
   const logs: object[][] = [];
   let at: string | null = dir;
-  let expectedRun: string | null | undefined; // undefined: any (the directory asked for)
+  let fork: { run: string | null; step: number } | null = null; // null: the directory asked for
   while (at !== null && !seen.has(resolve(at))) {
     seen.add(resolve(at));
     const path = join(at, 'metrics.jsonl');
     if (!existsSync(path)) break;
-    const records = parseMetricsLog(readFileSync(path, 'utf8'));
-    const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
-    if (expectedRun !== undefined && (expectedRun === null ? ids.size > 0 : !ids.has(expectedRun))) break;
+    let records = parseMetricsLog(readFileSync(path, 'utf8'));
+    if (fork) {
+      const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
+      if (fork.run === null ? ids.size > 0 : !ids.has(fork.run)) break;
+      records = untilRewoundPast(records, fork.step);
+    }
     logs.unshift(records);
     const first = records[0] as Partial<ResumeRecord> | undefined;
     at = null;
-    if (first?.kind === 'resume' && typeof first.from === 'string') {
+    if (first?.kind === 'resume' && typeof first.from === 'string' && typeof first.step === 'number') {
       at = dirname(first.from);
-      expectedRun = typeof first.parent === 'string' ? first.parent : null;
+      fork = { run: typeof first.parent === 'string' ? first.parent : null, step: first.step };
     }
   }
   return logs.flat();
+}
+
+/** A parent's records up to the first resume record, after its log reached step `step`, that goes back before it. */
+function untilRewoundPast(records: object[], step: number): object[] {
+  let reached = false;
+  for (const [i, r] of records.entries()) {
+    const rec = r as Partial<Record<string, unknown>>;
+    if (rec.kind === 'resume' && reached && typeof rec.step === 'number' && rec.step < step) return records.slice(0, i);
+    if ((rec.kind === 'step' || rec.kind === 'epoch' || rec.kind === 'resume') && typeof rec.step === 'number' && rec.step >= step) reached = true;
+  }
+  return records;
 }
 
 /**
@@ -257,7 +273,9 @@ export function currentHistory(records: object[]): object[] {
 // One run at a time in a directory: two processes resuming the same run would interleave their
 // logs and overwrite each other's checkpoints. `run.lock` names the process training there; it is
 // taken before anything in the directory is touched and removed when train() returns or throws
-// (and at process exit). A lock left by a killed process on this machine is noticed and replaced.
+// (and at process exit). A lock left by a killed process on this machine is noticed and replaced:
+// its pid no longer runs, or is a zombie, or is this process's own pid while this process does not
+// hold it (a restarted container's trainer is often pid 1 again).
 
 export const LOCK_FILE = 'run.lock';
 
@@ -274,13 +292,19 @@ export interface RunLock {
   release(): void;
 }
 
+/** The locks this process holds: resolved path → its `since`. */
+const heldHere = new Map<string, string>();
+
 /** Why `dir` cannot be trained in now (a live process holds its lock), or null. */
 export function runDirectoryInUse(dir: string): string | null {
+  const lock = readLock(join(dir, LOCK_FILE));
+  return lock.state === 'held' ? inUseMessage(dir, lock.holder) : null;
+}
+
+function inUseMessage(dir: string, holder: LockHolder | null): string {
   const path = join(dir, LOCK_FILE);
-  const lock = readLock(path);
-  if (lock.state !== 'held') return null;
-  if (lock.holder === null) return `${dir} is in use: ${path} is being written by a run that is starting there (if none is, delete ${path})`;
-  const { pid, host, since } = lock.holder;
+  if (holder === null) return `${dir} is in use: ${path} is being written by a run that is starting there (if none is, delete ${path})`;
+  const { pid, host, since } = holder;
   if (host !== hostname()) return `${dir} is in use by process ${pid} on ${host} since ${since} (${path}); if no run is going on there, delete ${path}`;
   return `${dir} is in use: process ${pid} has been training there since ${since}; wait for it, or choose another --out (if process ${pid} is not a nin run, delete ${path})`;
 }
@@ -290,22 +314,26 @@ export function lockRunDirectory(dir: string): RunLock {
   const path = join(dir, LOCK_FILE);
   const mine: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   let replaced: LockHolder | null = null;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       writeFileSync(path, JSON.stringify(mine) + '\n', { flag: 'wx' });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const old = readLock(path);
-      if (old.state === 'held') throw new RangeError(runDirectoryInUse(dir)!);
-      if (old.state === 'stale') replaced = old.holder;
-      rmSync(path, { force: true });
+      if (old.state === 'held') throw new RangeError(inUseMessage(dir, old.holder));
+      if (old.state === 'stale') {
+        removeStaleLock(path, old.text);
+        replaced = old.holder;
+      }
       continue;
     }
+    heldHere.set(resolve(path), mine.since);
     let held = true;
     const release = () => {
       if (!held) return;
       held = false;
       process.off('exit', release);
+      heldHere.delete(resolve(path));
       const now = readLock(path);
       if (now.holder?.pid === mine.pid && now.holder.since === mine.since) rmSync(path, { force: true });
     };
@@ -315,28 +343,65 @@ export function lockRunDirectory(dir: string): RunLock {
   throw new RangeError(`${dir}: another run has just started there`);
 }
 
+/**
+ * Removes a stale lock whose text was `text`, unless it changed meanwhile. Two processes that both
+ * found it stale must not both remove it (the second would remove the first's new lock): only the
+ * one that creates `run.lock.break` may, and one left for a minute by a killed process is litter.
+ */
+function removeStaleLock(path: string, text: string): void {
+  const guard = `${path}.break`;
+  try {
+    writeFileSync(guard, String(process.pid), { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    if (ageMs(guard) > 60_000) rmSync(guard, { force: true });
+    return; // another process is replacing it: look again
+  }
+  try {
+    let now: string | null = null;
+    try {
+      now = readFileSync(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (now === text) rmSync(path, { force: true });
+  } finally {
+    rmSync(guard, { force: true });
+  }
+}
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0; // gone: not litter
+  }
+}
+
 /** A lock file's state: held (by `holder`; null while a starting run writes it), or stale (its
- * process on this machine no longer runs, or it was left half written). */
-function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: LockHolder | null } {
+ * process no longer runs, or it was left half written), with the text read. */
+function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: LockHolder | null; text: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'none', holder: null };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'none', holder: null, text: '' };
     throw e;
   }
-  let h: Partial<LockHolder>;
+  let h: Partial<LockHolder> | null;
   try {
     h = JSON.parse(text);
   } catch {
-    h = {};
+    h = null;
   }
-  if (typeof h.pid !== 'number' || typeof h.host !== 'string' || typeof h.since !== 'string') {
+  if (typeof h?.pid !== 'number' || typeof h.host !== 'string' || typeof h.since !== 'string') {
     // Created but not yet written by a starting run; left like this for a minute, it is litter.
-    return { state: Date.now() - statSync(path).mtimeMs > 60_000 ? 'stale' : 'held', holder: null };
+    return { state: ageMs(path) > 60_000 ? 'stale' : 'held', holder: null, text };
   }
   const holder = h as LockHolder;
-  return { state: holder.host === hostname() && !processRuns(holder.pid) ? 'stale' : 'held', holder };
+  if (holder.host !== hostname()) return { state: 'held', holder, text };
+  const runs = holder.pid === process.pid ? heldHere.get(resolve(path)) === holder.since : processRuns(holder.pid);
+  return { state: runs ? 'held' : 'stale', holder, text };
 }
 
 function processRuns(pid: number): boolean {

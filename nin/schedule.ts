@@ -49,6 +49,8 @@ export function learningRate(o: ScheduleOptions, step: number, stepsPerEpoch: nu
  * run's history, so checkpoints keep it.
  */
 export interface PlateauState {
+  /** The error watched (ScheduleOptions.plateauOn): `best` is its lowest. */
+  on: 'train' | 'val';
   /** Drops of the rate so far. */
   drops: number;
   /** The lowest watched error so far (null before the first epoch). */
@@ -59,8 +61,8 @@ export interface PlateauState {
   finished: boolean;
 }
 
-export function newPlateauState(): PlateauState {
-  return { drops: 0, best: null, sinceBest: 0, finished: false };
+export function newPlateauState(on: 'train' | 'val' = 'train'): PlateauState {
+  return { on, drops: 0, best: null, sinceBest: 0, finished: false };
 }
 
 export const PLATEAU_DEFAULTS = { patience: 3, lrDrops: 2 } as const;
@@ -80,19 +82,22 @@ export function plateauAfterEpoch(state: PlateauState, error: number, o: Schedul
 export function plateauDone(checkpoint: string, epochsDone: number, state: PlateauState, o: ScheduleOptions): string | null {
   const drops = o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops;
   if (!state.finished || state.drops < drops) return null;
-  const patience = o.patience ?? PLATEAU_DEFAULTS.patience;
-  return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest error for ${patience} epoch${patience === 1 ? '' : 's'} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
+  const quiet = state.sinceBest;
+  return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest ${state.on === 'val' ? 'validation' : 'training'} error for ${quiet} epoch${quiet === 1 ? '' : 's'} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
 }
 
 /** A PlateauState from a checkpoint's metadata, checked. */
 export function parsePlateauState(json: string, where: string): PlateauState {
-  let p: Partial<PlateauState>;
+  let p: Partial<PlateauState> | null;
   try {
     p = JSON.parse(json);
   } catch {
-    p = {};
+    p = null;
   }
-  const ok = Number.isInteger(p.drops) && p.drops! >= 0 && (p.best === null || typeof p.best === 'number') && Number.isInteger(p.sinceBest) && typeof p.finished === 'boolean';
+  const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+  const ok =
+    typeof p === 'object' && p !== null && (p.on === 'train' || p.on === 'val') && count(p.drops) && count(p.sinceBest) &&
+    (p.best === null || Number.isFinite(p.best)) && typeof p.finished === 'boolean';
   if (!ok) throw new Error(`${where}: its plateau schedule state is malformed: ${json}`);
   return p as PlateauState;
 }

@@ -270,8 +270,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
   mkdirSync(o.outDir, { recursive: true });
   const lock = lockRunDirectory(o.outDir);
-  if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
   try {
+    if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
     return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch });
   } finally {
     lock.release();
@@ -333,7 +333,13 @@ async function trainInDirectory(
   // --lr-drops allowed: the plateau that ended it drops the rate now.
   let plateau: PlateauState | null = null;
   if (o.schedule === 'plateau') {
-    plateau = resumed?.plateau ?? newPlateauState();
+    const on = o.plateauOn ?? 'train';
+    plateau = resumed?.plateau ?? newPlateauState(on);
+    if (plateau.on !== on) {
+      // The lowest error so far was the other set's: the count starts afresh on this one.
+      plateau = { ...plateau, on, best: null, sinceBest: 0 };
+      log(`the plateau schedule watches the ${on === 'val' ? 'validation' : 'training'} error from here (it watched the ${on === 'val' ? 'training' : 'validation'} error): its lowest is tracked afresh`);
+    }
     if (plateau.finished) {
       plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
       log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`);
@@ -352,7 +358,7 @@ async function trainInDirectory(
   }
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
   if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch)) {
-    const why = bestSaved === null ? 'has no readable header' : best ? `is not the best epoch of the run's history (epoch ${best.epoch})` : 'is not from this run\'s history';
+    const why = bestSaved === null ? 'has no readable epoch in its header' : best ? `is not the best epoch of the run's history (epoch ${best.epoch})` : 'is not from this run\'s history';
     keep(bestPath, `${why}; the best epoch is tracked afresh from here`);
     best = null;
   }

@@ -121,11 +121,11 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--schedule', 'plateau', '--patience', '0'])).toThrow('--patience must be an integer ≥ 1');
     const ckpt = join(dir, 'checkpoint.safetensors');
     const header = (plateau: object | string) => writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...o, outDir: dir }), epoch: '12', plateau: typeof plateau === 'string' ? plateau : JSON.stringify(plateau) });
-    header({ drops: 3, best: 0.2, sinceBest: 5, finished: true });
-    expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`${ckpt}: the plateau schedule ended this run at epoch 12 (no new lowest error for 5 epochs after its last lr drop): nothing to train`);
+    header({ on: 'val', drops: 3, best: 0.2, sinceBest: 5, finished: true });
+    expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`${ckpt}: the plateau schedule ended this run at epoch 12 (no new lowest validation error for 5 epochs after its last lr drop): nothing to train`);
     expect(parseTrainArgs(['--resume', ckpt, '--lr-drops', '4']).options).toMatchObject({ lrDrops: 4, patience: 5, plateauOn: 'val' });
     expect(parseTrainArgs(['--resume', ckpt, '--schedule', 'constant']).options.schedule).toBe('constant');
-    header({ drops: 1, best: 0.2, sinceBest: 1, finished: false });
+    header({ on: 'val', drops: 1, best: 0.2, sinceBest: 1, finished: false });
     expect(parseTrainArgs(['--resume', ckpt]).options).toMatchObject({ schedule: 'plateau', lrDrops: 3 });
     header('{"drops": "two"}');
     expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`--resume: ${ckpt}: its plateau schedule state is malformed`);

@@ -14,13 +14,13 @@ import { writeSafetensors } from '../nin/safetensors.ts';
 const root = mkdtempSync(join(tmpdir(), 'nin-compare-'));
 
 /** A run directory: its log (records) and, unless `options` is null, a checkpoint header. */
-function runDir(name: string, records: object[], options: Record<string, unknown> | null = {}, config = MODELS['cifar10-small']): string {
+function runDir(name: string, records: object[], options: Record<string, unknown> | null = {}, config = MODELS['cifar10-small'], metadata: Record<string, string> = {}): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   if (options) {
     const o = { dataset: 'cifar10', model: config.name, batchSize: 128, lr: 0.05, schedule: 'cosine', gamma: 0.1, warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 0, seed: 1, epochs: 4, ...options };
-    writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '2', step: '20', adapter: 'test adapter' });
+    writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '2', step: '20', adapter: 'test adapter', ...metadata });
   }
   return dir;
 }
@@ -49,6 +49,12 @@ describe('runLog: a forked run\'s history starts at its first epoch', () => {
     const history = currentHistory(runLog(child)) as { kind: string; epoch: number; testError?: number }[];
     expect(history.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.49], [2, 0.48], [3, 0.27], [4, 0.26]]);
     expect(history.filter((r) => r.kind === 'step').length).toBe(8);
+    // The parent resumed later in its own directory from before the fork (epoch 1): that stretch
+    // is not the child's history.
+    const rewound = runDir('lineage/rewound', [{ kind: 'start', run: 'R', time: '' }, ...epochs(0, 3, (e) => ({ testError: 0.5 - e / 100 })), { kind: 'resume', run: 'R', epoch: 1, step: 10, from: 'x' }, ...epochs(1, 3, (e) => ({ testError: 0.9 }))]);
+    const forked = runDir('lineage/forked', [{ kind: 'resume', run: 'F', parent: 'R', epoch: 3, step: 30, from: join(rewound, 'checkpoint.safetensors') }, ...epochs(3, 5, (e) => ({ testError: 0.3 - e / 100 }))]);
+    const forkedHistory = currentHistory(runLog(forked)) as { kind: string; epoch: number; testError?: number }[];
+    expect(forkedHistory.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.49], [2, 0.48], [3, 0.47], [4, 0.26], [5, 0.25]]);
     // A parent directory that now holds another run (started afresh there) is not followed.
     runDir('lineage/parent', [{ kind: 'start', run: 'C', time: '' }, ...epochs(0, 1, () => ({}))], null);
     expect((currentHistory(runLog(child)) as { kind: string; epoch: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([3, 4]);
@@ -88,6 +94,11 @@ describe('nin compare', () => {
     const stepRun = runDir('sched/step', epochs(0, 1, () => ({})), { schedule: 'step', stepEpochs: [50, 75] });
     const plateauRun = runDir('sched/plateau', epochs(0, 1, () => ({})), { schedule: 'plateau', patience: 3, lrDrops: 2, plateauOn: 'train' });
     expect(readRuns([stepRun, plateauRun]).map((r) => r.settings.schedule)).toEqual(['step at 50,75 ×0.1', 'plateau on train, patience 3, 2 drops ×0.1']);
+    // A plateau run's --epochs is a cap; once the schedule ended it, it is done.
+    const ended = runDir('sched/ended', epochs(0, 2, () => ({})), { schedule: 'plateau', gamma: 0.5 }, undefined, { plateau: JSON.stringify({ on: 'train', drops: 2, best: 0.1, sinceBest: 3, finished: true }) });
+    const rows = comparisonTable(readRuns([stepRun, plateauRun, ended])).split('\n').slice(2, 5).map((l) => l.split(/\s{2,}/));
+    expect(rows.map((r) => r[1])).toEqual(['step at 50,75 ×0.1', 'plateau on train, patience 3, 2 drops ×0.1', 'plateau on train, patience 3, 2 drops ×0.5']); // whole, however long
+    expect(rows.map((r) => r[2])).toEqual(['1/4', '1/≤4', '2, done']);
     expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no run there (no ${join(root, 'nowhere', 'metrics.jsonl')})`);
   });
 

@@ -206,6 +206,38 @@ describe('the run directory lock', () => {
     lockRunDirectory(half).release();
   });
 
+  it('a lock naming this process\'s own pid that it does not hold is stale (a restarted container\'s trainer has pid 1 again)', () => {
+    const dir = fresh('own-pid');
+    holder(dir, { pid: process.pid, host: hostname(), since: 'before the restart' });
+    const lock = lockRunDirectory(dir);
+    expect(lock.replaced).toEqual({ pid: process.pid, host: hostname(), since: 'before the restart' });
+    expect(() => lockRunDirectory(dir)).toThrow(/is in use: process \d+ has been training there/); // now it holds it
+    lock.release();
+  });
+
+  it('a stale lock is replaced by one process at a time (run.lock.break); a guard left for a minute is litter', () => {
+    const dir = fresh('break');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    holder(dir, { pid: dead, host: hostname(), since: 'then' });
+    writeFileSync(join(dir, 'run.lock.break'), '1');
+    expect(() => lockRunDirectory(dir)).toThrow(`${dir}: another run has just started there`);
+    expect(JSON.parse(readFileSync(lockOf(dir), 'utf8')).pid).toBe(dead); // left for the process replacing it
+    const minutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(join(dir, 'run.lock.break'), minutesAgo, minutesAgo);
+    const lock = lockRunDirectory(dir);
+    expect(lock.replaced?.pid).toBe(dead);
+    expect(existsSync(join(dir, 'run.lock.break'))).toBe(false);
+    lock.release();
+  });
+
+  it('a process that exits without returning (process.exit, as on a second Ctrl-C) lets its lock go', () => {
+    const dir = fresh('exit');
+    const script = `import('./nin/run-directory.ts').then((m) => { m.lockRunDirectory(${JSON.stringify(dir)}); console.log('locked'); process.exit(3); })`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect([r.status, r.stdout.trim()], r.stderr).toEqual([3, 'locked']);
+    expect(existsSync(lockOf(dir))).toBe(false);
+  });
+
   it('nin train: a directory in use is a usage error, before any GPU work', () => {
     const dir = fresh('cli');
     const lock = lockRunDirectory(dir);

@@ -53,13 +53,16 @@ describe('the plateau schedule', () => {
   });
 
   it('a finished run is refused as nothing to train unless more drops are allowed; a malformed state is an error', () => {
-    const finished: PlateauState = { drops: 2, best: 0.1, sinceBest: 2, finished: true };
-    expect(plateauDone('ckpt', 7, finished, o)).toBe('ckpt: the plateau schedule ended this run at epoch 7 (no new lowest error for 2 epochs after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)');
+    const finished: PlateauState = { on: 'train', drops: 2, best: 0.1, sinceBest: 2, finished: true };
+    expect(plateauDone('ckpt', 7, finished, o)).toBe('ckpt: the plateau schedule ended this run at epoch 7 (no new lowest training error for 2 epochs after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)');
+    expect(plateauDone('ckpt', 7, { ...finished, on: 'val', sinceBest: 1 }, { ...o, patience: 5 })).toMatch(/no new lowest validation error for 1 epoch after/); // what ended it, not today's --patience
     expect(plateauDone('ckpt', 7, finished, { ...o, lrDrops: 3 })).toBeNull();
     expect(plateauDone('ckpt', 7, { ...finished, finished: false }, o)).toBeNull();
     expect(parsePlateauState(JSON.stringify(finished), 'f')).toEqual(finished);
     expect(parsePlateauState(JSON.stringify(newPlateauState()), 'f')).toEqual(newPlateauState());
-    expect(() => parsePlateauState('{"drops":-1,"best":null,"sinceBest":0,"finished":false}', 'f.safetensors')).toThrow('f.safetensors: its plateau schedule state is malformed');
-    expect(() => parsePlateauState('nonsense', 'f')).toThrow(/malformed/);
+    expect(() => parsePlateauState('{"on":"train","drops":-1,"best":null,"sinceBest":0,"finished":false}', 'f.safetensors')).toThrow('f.safetensors: its plateau schedule state is malformed');
+    for (const bad of ['nonsense', 'null', '{"on":"test","drops":0,"best":null,"sinceBest":0,"finished":false}', '{"on":"val","drops":0,"best":null,"sinceBest":-1,"finished":false}']) {
+      expect(() => parsePlateauState(bad, 'f'), bad).toThrow(/malformed/);
+    }
   });
 });

@@ -135,9 +135,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(lockWhileTraining).toMatchObject({ pid: process.pid });
     expect(existsSync(join(tmp, 'cut', 'run.lock'))).toBe(false);
     const whileLocked = options(['--resume', cut.checkpoint]); // (the CLI refuses a held directory already)
-    writeFileSync(join(tmp, 'cut', 'run.lock'), JSON.stringify({ pid: process.pid, host: hostname(), since: 'now' }));
+    writeFileSync(join(tmp, 'cut', 'run.lock'), JSON.stringify({ pid: process.ppid, host: hostname(), since: 'now' })); // a live process
     const cutLog = readFileSync(join(tmp, 'cut', 'metrics.jsonl'), 'utf8');
-    await expect(train(whileLocked, await loadSplits(options(base)))).rejects.toThrow(`${join(tmp, 'cut')} is in use: process ${process.pid} has been training there since now`);
+    await expect(train(whileLocked, await loadSplits(options(base)))).rejects.toThrow(`${join(tmp, 'cut')} is in use: process ${process.ppid} has been training there since now`);
     expect(readFileSync(join(tmp, 'cut', 'metrics.jsonl'), 'utf8')).toBe(cutLog);
     rmSync(join(tmp, 'cut', 'run.lock'));
     // Interrupted at the end of an epoch: that epoch's own checkpoint, no mid-epoch save.
@@ -284,6 +284,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Stopped after epoch 2 and resumed: the state comes back with the checkpoint.
     const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'plateau-part')]), await loadSplits(whole));
     expect(loadCheckpoint(first.checkpoint).plateau).toMatchObject({ drops: 1, sinceBest: 0, finished: false });
+    // Resumed to watch the other error: its lowest is tracked afresh (the validation error's low is no bar for the training error).
+    const switched: string[] = [];
+    const other = { ...options(['--resume', first.checkpoint, '--plateau-on', 'train', '--stop-after', '3', '--out', join(tmp, 'plateau-switch')]), log: (l: string) => switched.push(l) };
+    const sw = await train(other, await loadSplits(whole));
+    expect(switched).toContain('the plateau schedule watches the training error from here (it watched the validation error): its lowest is tracked afresh');
+    expect(loadCheckpoint(sw.checkpoint).plateau).toEqual({ on: 'train', drops: 1, best: sw.epochs[0].trainError, sinceBest: 0, finished: false });
     const rest = await train(options(['--resume', first.checkpoint]), await loadSplits(whole));
     expect([...first.epochs, ...rest.epochs].map((e) => e.lr)).toEqual(r.epochs.map((e) => e.lr));
     // The finished run: nothing to train, unless a further drop is allowed.
