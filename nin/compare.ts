@@ -169,8 +169,8 @@ export function comparisonTable(runs: RunSummary[]): string {
   return out.join('\n');
 }
 
-/** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. A forked run
- * whose parent's log was not found still counts its epochs from 1. */
+/** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. The count is the
+ * last epoch record's number, right also for a forked run whose parent's log was not found. */
 function epochsDone(r: RunSummary): string {
   const done = r.epochs.at(-1)?.epoch ?? 0;
   if (r.plateau?.finished) return `${done}, done`;
