@@ -40,6 +40,9 @@ export interface Checkpoint {
   partialEpoch: PartialEpoch | null;
   /** The run's id, kept across resumes (null in checkpoints written before runs had one). */
   runId: string | null;
+  /** The stretch of the run that saved it: one process's part of the run, named in its log's start
+   * or resume record (null in checkpoints written before stretches had ids; see currentHistory). */
+  stretch: string | null;
   /** The plateau schedule's state (null if the run did not use it). */
   plateau: PlateauState | null;
   preprocessor: Preprocessor;
@@ -53,7 +56,7 @@ export interface Checkpoint {
 
 export async function saveCheckpoint(
   path: string,
-  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; plateau?: PlateauState },
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; stretch?: string; plateau?: PlateauState },
 ): Promise<void> {
   const tensors: TensorMap = {};
   for (const p of s.model.params) {
@@ -78,6 +81,7 @@ export async function saveCheckpoint(
     step: String(s.step),
     ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),
     ...(s.runId ? { run_id: s.runId } : {}),
+    ...(s.stretch ? { stretch: s.stretch } : {}),
     ...(s.plateau ? { plateau: JSON.stringify(s.plateau) } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
@@ -108,6 +112,7 @@ export function loadCheckpoint(path: string): Checkpoint {
     step: Number(metadata.step),
     partialEpoch: metadata.partial_epoch ? parsePartialEpoch(metadata.partial_epoch, path) : null,
     runId: metadata.run_id ?? null,
+    stretch: metadata.stretch ?? null,
     plateau: metadata.plateau ? parsePlateauState(metadata.plateau, path) : null,
     preprocessor: Preprocessor.fromTensors(tensors, metadata),
     params,

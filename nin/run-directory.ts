@@ -13,19 +13,22 @@
 //     valLoss?, valError?, testLoss?, testError? } after each epoch; `epoch` is the number of epochs
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then
-//   { kind: 'start', run, time }                  a new run `run` (its id, also in its checkpoints)
-//   { kind: 'resume', run, epoch, step, from, parent? }  run `run` resumed here from checkpoint
-//                                                 `from`, saved after `epoch` epochs and `step` steps
+//   { kind: 'start', run, stretch, time }         a new run `run` (its id, also in its checkpoints)
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, parent? }  run `run` resumed
+//                                                 here from checkpoint `from`, saved after `epoch`
+//                                                 epochs and `step` steps by stretch `fromStretch`
 //                                                 (a fork into a new directory: `parent` is the id
 //                                                 of the run it continues)
+// A stretch is one process's part of a run: the records after its start or resume record, and
+// the checkpoints it saved (their header names it).
 // Errors are fractions in [0, 1]. A NaN is written as null (JSON has no NaN).
 //
 // A resume record supersedes what the log holds beyond its point: the steps a crashed or stopped
 // run logged after its last checkpoint, or a whole later stretch when a run is resumed from an
-// earlier checkpoint. Nothing is deleted from the file; `currentHistory` reads past it. (The log
-// is read as one line of history: resuming from a checkpoint of a superseded stretch, a
-// *.superseded.safetensors file, continues its weights, but the log's history then takes the
-// stretch that superseded it up to that step; resume such a file into a new --out to keep it straight.)
+// earlier checkpoint. Nothing is deleted from the file; `currentHistory` reads past it, following
+// each resume back to the stretch that saved its checkpoint, so resuming a *.superseded checkpoint
+// gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
+// line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -170,6 +173,8 @@ export interface EpochRecord {
 export interface StartRecord {
   kind: 'start';
   run: string;
+  /** This process's stretch of the run (see currentHistory); absent in logs from before stretches. */
+  stretch?: string;
   time: string;
 }
 
@@ -178,6 +183,9 @@ export interface ResumeRecord {
   run: string;
   /** A run resumed into another directory forks: a new `run` id, the resumed one's here. */
   parent?: string | null;
+  /** This process's stretch, and the stretch that saved the checkpoint resumed from. */
+  stretch?: string;
+  fromStretch?: string;
   epoch: number;
   step: number;
   from: string;
@@ -247,10 +255,55 @@ function untilRewoundPast(records: object[], step: number): object[] {
 }
 
 /**
- * The records of the run as it now stands: at each resume record, the step records from its step
- * on and the epoch records after its epoch (logged before it, by the run it replaced) are dropped.
+ * The records of the run as it now stands. Each start or resume record begins a stretch (the
+ * records one process appended). From the last stretch back: a resume record continues the
+ * stretch that saved its checkpoint (`fromStretch`), whose records count up to the resume's point
+ * (steps before its step, epochs up to its epoch); a start record, or a log from before stretches
+ * had ids, ends the walk (the latter read by linearHistory).
  */
 export function currentHistory(records: object[]): object[] {
+  type Rec = Partial<Record<string, unknown>>;
+  const stretches: { head: Rec | null; records: object[] }[] = [{ head: null, records: [] }];
+  for (const r of records) {
+    const kind = (r as Rec).kind;
+    if (kind === 'start' || kind === 'resume') stretches.push({ head: r as Rec, records: [r] });
+    else stretches.at(-1)!.records.push(r);
+  }
+  const chain: object[][] = [];
+  let i = stretches.length - 1;
+  let upTo: { step: number; epoch: number } | null = null;
+  for (;;) {
+    const { head, records: own } = stretches[i];
+    chain.unshift(upTo ? before(own, upTo) : own);
+    if (head?.kind !== 'resume' || typeof head.step !== 'number' || typeof head.epoch !== 'number') break;
+    const from = head.fromStretch;
+    let j = i - 1;
+    while (j >= 0 && (typeof from !== 'string' || stretches[j].head?.stretch !== from)) j--;
+    if (j < 0) {
+      // No id to follow: everything before, read as one line of history up to this resume.
+      const earlier = linearHistory([...stretches.slice(0, i).flatMap((s) => s.records), head]);
+      chain.unshift(earlier.slice(0, -1));
+      break;
+    }
+    upTo = { step: head.step, epoch: head.epoch };
+    i = j;
+  }
+  return chain.flat();
+}
+
+/** Step records before `at.step`, epoch records up to `at.epoch`, and the rest. */
+function before(records: object[], at: { step: number; epoch: number }): object[] {
+  return records.filter((r) => {
+    const x = r as Partial<Record<string, unknown>>;
+    if (x.kind === 'step') return !(typeof x.step === 'number' && x.step >= at.step);
+    if (x.kind === 'epoch') return !(typeof x.epoch === 'number' && x.epoch > at.epoch);
+    return true;
+  });
+}
+
+/** Logs without stretch ids: at each resume record, the step records from its step on and the
+ * epoch records after its epoch (logged before it, by the run it replaced) are dropped. */
+function linearHistory(records: object[]): object[] {
   let kept: object[] = [];
   for (const r of records) {
     const rec = r as Partial<Record<string, unknown>>;

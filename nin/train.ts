@@ -296,6 +296,7 @@ async function trainInDirectory(
   // in its own directory keeps its id; one resumed into another directory forks under a new one.
   const own = source !== undefined && isOwnRunDirectory(o.outDir, source);
   const runId = own ? (resumed!.runId ?? randomUUID()) : randomUUID();
+  const stretch = randomUUID(); // this process's part of the run: its log records and its checkpoints
   if (o.overwrite && !own) for (const kept of moveRunAside(o.outDir)) log(`--overwrite: the previous run's file is kept as ${kept}`);
   // In its own directory, a checkpoint that is not the very save resumed from belongs to a stretch
   // this resume replaces: it is kept under another name when the first save would replace it.
@@ -306,8 +307,8 @@ async function trainInDirectory(
     log(`${path} ${why}: kept as ${kept}`);
   };
   const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
-    : { kind: 'start', run: runId, time: new Date().toISOString() };
+    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
+    : { kind: 'start', run: runId, stretch, time: new Date().toISOString() };
   try {
     writeFileSync(metricsPath, JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
   } catch (e) {
@@ -386,7 +387,7 @@ async function trainInDirectory(
         keep(ckptPath, 'is not the checkpoint this run resumed from');
         keepOldCheckpoint = false;
       }
-      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, plateau: plateau ?? undefined });
+      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined });
       if (path === ckptPath) lastGood = ckptPath;
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);

@@ -57,6 +57,28 @@ describe('the metrics log', () => {
     expect(back.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1]);
     expect(back.filter((r) => r.kind === 'resume').length).toBe(2);
   });
+
+  it('with stretch ids, each resume continues the stretch that saved its checkpoint: a superseded checkpoint gets its own history back', () => {
+    const start = { kind: 'start', run: 'R', stretch: 'a', time: '' };
+    const resumeOf = (stretch: string, from: string, epoch: number, step: number) => ({ kind: 'resume', run: 'R', stretch, fromStretch: from, epoch, step, from: 'ckpt' });
+    const a = log(4, 10); // stretch a: epochs 1–4, its checkpoint at step 40 later superseded
+    const b = log(3, 10, 1, 2, (s) => 10 + s); // stretch b: resumed from a's epoch-2 checkpoint, epoch 3 again
+    const c = log(5, 10, 1, 4, (s) => 20 + s); // stretch c: resumed from a's step-40 checkpoint (the superseded file)
+    const records = [start, ...a, resumeOf('b', 'a', 2, 20), ...b, resumeOf('c', 'a', 4, 40), ...c];
+    expect(currentHistory(records)).toEqual([start, ...a, resumeOf('c', 'a', 4, 40), ...c]);
+    // Without ids (logs from before stretches), the same log reads as one line: b's epoch 3 in a's place.
+    const legacy = records.map((r) => {
+      const { stretch: _s, fromStretch: _f, ...rest } = r as Record<string, unknown>;
+      return rest;
+    });
+    const old = currentHistory(legacy) as { kind: string; epoch: number; step: number; loss: number }[];
+    expect(old.filter((r) => r.kind === 'step' && r.step === 25).map((r) => r.loss)).toEqual([35]);
+    // A stretch killed after its checkpoint at step 25 (logged to 33): its resume keeps a's steps before 25.
+    const killed = log(4, 10).filter((r) => (r as { step: number }).step <= 33 && !((r as { kind: string }).kind === 'epoch' && (r as { epoch: number }).epoch > 2));
+    const rest = log(4, 10, 1, 2, (s) => 100 + s).filter((r) => (r as { step: number }).step >= 25);
+    const h = currentHistory([start, ...killed, resumeOf('b', 'a', 2, 25), ...rest]) as { kind: string; step: number; loss: number }[];
+    expect(h.filter((r) => r.kind === 'step').map((r) => r.loss)).toEqual([...Array.from({ length: 25 }, (_, s) => 1 / (1 + s)), ...Array.from({ length: 15 }, (_, k) => 125 + k)]);
+  });
 });
 
 describe('the run directory', () => {

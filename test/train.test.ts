@@ -92,7 +92,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const fork = await train(options(['--resume', epoch1, '--stop-after', '2', '--out', join(tmp, 'fork')]), await loadSplits(options(base)));
     const forkId = loadCheckpoint(fork.checkpoint).runId;
     expect(forkId).not.toBe(b.runId);
-    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, epoch: 1, step: 10, from: epoch1, parent: b.runId });
+    const forkStretch = loadCheckpoint(fork.checkpoint).stretch;
+    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, parent: b.runId });
+    expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
     // train() itself refuses a resume with nothing left to train (the CLI does too).
     await expect(train({ ...options(['--resume', epoch1]), stopAfter: 1 }, await loadSplits(options(base)))).rejects.toThrow(/has 1 epoch done, and --stop-after 1 asks for no more: nothing to train/);
@@ -113,6 +115,16 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(raw.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 2]);
     const uninterrupted = readLog(join(tmp, 'full')).filter((r) => (r.kind === 'step' ? (r.step as number) < 20 : (r.epoch as number) <= 2));
     expect(comparable(currentHistory(raw) as Record<string, unknown>[])).toEqual(comparable(uninterrupted));
+    // Resuming the superseded epoch-3 checkpoint in its own directory gets that checkpoint's own
+    // history back (the stretch that saved it), not the rerun's: epoch 3 is there again.
+    const back = options(['--resume', join(tmp, 'part', 'checkpoint.step30.superseded.safetensors'), '--epochs', '4']);
+    expect(back.outDir).toBe(join(tmp, 'part'));
+    await train(back, await loadSplits(back));
+    const backLog = readLog(join(tmp, 'part'));
+    const history = currentHistory(backLog) as Record<string, unknown>[];
+    expect(history.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 4]);
+    const original = (e: number) => backLog.find((r) => r.kind === 'epoch' && r.epoch === e); // the first stretch's records
+    for (const e of [2, 3]) expect(history.find((r) => r.kind === 'epoch' && r.epoch === e)).toBe(original(e));
     // Interrupted within epoch 2 (after step 14 of 30), with a checkpoint also saved after every
     // step (--checkpoint-every ~0): the resumed run finishes as the uninterrupted one did.
     // At each poll the checkpoint holds the save after the step before (epoch 1 ends at step 10).
@@ -155,7 +167,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     for (const [name, w] of a.params) expect(finished.params.get(name), name).toEqual(w);
     expect(comparable(currentHistory(readLog(join(tmp, 'cut'))) as Record<string, unknown>[])).toEqual(comparable(readLog(join(tmp, 'full'))));
     // Options that ask for another network than the checkpoint's are refused.
-    const other = options(['--resume', first.checkpoint, '--class-maps', 'relu', '--head', 'fc']);
+    const other = options(['--resume', epoch1, '--class-maps', 'relu', '--head', 'fc']);
     await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
   });
 
