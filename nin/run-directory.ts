@@ -213,15 +213,16 @@ export function parseMetricsLog(text: string): object[] {
  * directory writes a log that starts with its resume record; its `from` names the checkpoint, in
  * the parent's directory, and `parent` the parent's id). Read it through currentHistory: each
  * resume record drops what the parent logged beyond the fork. A parent directory is followed only
- * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one),
- * and only up to where the parent, after the fork, was resumed from an earlier point: what it
- * logged from there on is another stretch than the one forked.
+ * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one).
+ * currentHistory finds the forked stretch by its id; for a fork from before stretch ids the
+ * parent's log is read only up to where the parent, after the fork, was resumed from an earlier
+ * point (what it logged from there on is another stretch than the one forked).
  */
 export function runLog(dir: string): object[] {
   const seen = new Set<string>();
   const logs: object[][] = [];
   let at: string | null = dir;
-  let fork: { run: string | null; step: number } | null = null; // null: the directory asked for
+  let fork: { run: string | null; step: number; byStretch: boolean } | null = null; // null: the directory asked for
   while (at !== null && !seen.has(resolve(at))) {
     seen.add(resolve(at));
     const path = join(at, 'metrics.jsonl');
@@ -230,14 +231,14 @@ export function runLog(dir: string): object[] {
     if (fork) {
       const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
       if (fork.run === null ? ids.size > 0 : !ids.has(fork.run)) break;
-      records = untilRewoundPast(records, fork.step);
+      if (!fork.byStretch) records = untilRewoundPast(records, fork.step);
     }
     logs.unshift(records);
     const first = records[0] as Partial<ResumeRecord> | undefined;
     at = null;
     if (first?.kind === 'resume' && typeof first.from === 'string' && typeof first.step === 'number') {
       at = dirname(first.from);
-      fork = { run: typeof first.parent === 'string' ? first.parent : null, step: first.step };
+      fork = { run: typeof first.parent === 'string' ? first.parent : null, step: first.step, byStretch: typeof first.fromStretch === 'string' };
     }
   }
   return logs.flat();

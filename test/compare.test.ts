@@ -55,6 +55,15 @@ describe('runLog: a forked run\'s history starts at its first epoch', () => {
     const forked = runDir('lineage/forked', [{ kind: 'resume', run: 'F', parent: 'R', epoch: 3, step: 30, from: join(rewound, 'checkpoint.safetensors') }, ...epochs(3, 5, (e) => ({ testError: 0.3 - e / 100 }))]);
     const forkedHistory = currentHistory(runLog(forked)) as { kind: string; epoch: number; testError?: number }[];
     expect(forkedHistory.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.49], [2, 0.48], [3, 0.47], [4, 0.26], [5, 0.25]]);
+    // With stretch ids: a fork from the parent's second stretch (it had rewound to epoch 2 before
+    // reaching epoch 5 again) continues that stretch.
+    const rewinding = runDir('lineage/rewinding', [
+      { kind: 'start', run: 'P', stretch: 'p1', time: '' }, ...epochs(0, 6, () => ({ testError: 0.5 })),
+      { kind: 'resume', run: 'P', stretch: 'p2', fromStretch: 'p1', epoch: 2, step: 20, from: 'x' }, ...epochs(2, 7, () => ({ testError: 0.4 })),
+    ]);
+    const fromSecond = runDir('lineage/from-second', [{ kind: 'resume', run: 'C', parent: 'P', stretch: 'c1', fromStretch: 'p2', epoch: 5, step: 50, from: join(rewinding, 'checkpoint.safetensors') }, ...epochs(5, 7, () => ({ testError: 0.3 }))]);
+    const secondHistory = currentHistory(runLog(fromSecond)) as { kind: string; epoch: number; testError?: number }[];
+    expect(secondHistory.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.5], [2, 0.5], [3, 0.4], [4, 0.4], [5, 0.4], [6, 0.3], [7, 0.3]]);
     // A parent directory that now holds another run (started afresh there) is not followed.
     runDir('lineage/parent', [{ kind: 'start', run: 'C', time: '' }, ...epochs(0, 1, () => ({}))], null);
     expect((currentHistory(runLog(child)) as { kind: string; epoch: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([3, 4]);
