@@ -129,6 +129,11 @@ export function savedEpoch(path: string): number | null {
   return Number.isFinite(epoch) ? epoch : null;
 }
 
+/** The stretch that saved a checkpoint file (from its header), or null if it has none or is unreadable. */
+export function savedStretch(path: string): string | null {
+  return headerField(path, 'stretch');
+}
+
 /** Whether two checkpoint files hold the same save (same run, step and time of saving). */
 export function sameSave(a: string, b: string): boolean {
   const key = (p: string) => ['run_id', 'step', 'saved'].map((k) => headerField(p, k)).join('|');

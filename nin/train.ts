@@ -17,7 +17,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, newPlateauState, PLATEAU_DEFAULTS, plateauAfterEpoch, plateauDone, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, supersededName } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
@@ -348,18 +348,30 @@ async function trainInDirectory(
   }
   // The best epoch so far on validation: on a resumed run, from the run's history in this
   // directory's metrics (the paper picked its settings on a validation split, then reported test).
-  // best.safetensors stays only if it holds that epoch; else it is kept aside and tracking starts afresh.
+  // best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
+  // same epoch number may come from a stretch the history has left); else it is kept aside and
+  // tracking starts afresh.
   let best: TrainResult['best'] = null;
+  let bestStretch: string | null = null;
   if (own && existsSync(metricsPath)) {
-    for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as Partial<EpochRecord>[]) {
+    let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
+    for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
+      if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
       if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
+        bestStretch = stretchHere;
       }
     }
   }
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
-  if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch)) {
-    const why = bestSaved === null ? 'has no readable epoch in its header' : best ? `is not the best epoch of the run's history (epoch ${best.epoch})` : 'is not from this run\'s history';
+  const savedBy = existsSync(bestPath) ? savedStretch(bestPath) : null;
+  const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
+  if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch || otherStretch)) {
+    const why =
+      bestSaved === null ? 'has no readable epoch in its header'
+      : best === null ? 'is not from this run\'s history'
+      : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
+      : `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`;
     keep(bestPath, `${why}; the best epoch is tracked afresh from here`);
     best = null;
   }
@@ -517,13 +529,16 @@ async function trainInDirectory(
         if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, step, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
+      // The epoch's record first: a process killed while saving leaves a record beyond its last
+      // checkpoint, which the resume from that checkpoint supersedes; the other way round, the
+      // epoch would be missing from the history for good.
+      writeMetrics(rec);
       await save(ckptPath, epoch + 1);
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
         await save(bestPath, epoch + 1);
         best = { epoch: epoch + 1, valError: rec.valError!, testError: rec.testError, checkpoint: bestPath };
       }
-      writeMetrics(rec);
       epochs.push(rec);
       log(
         `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +

@@ -73,6 +73,13 @@ describe('the metrics log', () => {
     });
     const old = currentHistory(legacy) as { kind: string; epoch: number; step: number; loss: number }[];
     expect(old.filter((r) => r.kind === 'step' && r.step === 25).map((r) => r.loss)).toEqual([35]);
+    // A log begun before stretch ids, continued by id'd stretches: read as one line up to the first
+    // id'd stretch (its checkpoint had no id), then by the links.
+    const oldPart = [...log(3, 10), resume(1, 10), ...log(2, 10, 1, 1, (s) => 50 + s)]; // epoch 2 redone, 3 left behind
+    const mixed = [...oldPart, resumeOf('b', 'none', 2, 20), ...log(4, 10, 1, 2, (s) => 70 + s), resumeOf('c', 'b', 3, 30), ...log(5, 10, 1, 3, (s) => 90 + s)];
+    const mh = currentHistory(mixed.map((r) => ((r as { fromStretch?: string }).fromStretch === 'none' ? { ...r, fromStretch: undefined } : r))) as { kind: string; epoch: number; step: number; loss: number }[];
+    expect(mh.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.step])).toEqual([[1, 10], [2, 20], [3, 30], [4, 40], [5, 50]]);
+    expect([5, 15, 25, 35, 45].map((st) => mh.find((r) => r.kind === 'step' && r.step === st)!.loss)).toEqual([1 / 6, 65, 95, 125, 135]);
     // A stretch killed after its checkpoint at step 25 (logged to 33): its resume keeps a's steps before 25.
     const killed = log(4, 10).filter((r) => (r as { step: number }).step <= 33 && !((r as { kind: string }).kind === 'epoch' && (r as { epoch: number }).epoch > 2));
     const rest = log(4, 10, 1, 2, (s) => 100 + s).filter((r) => (r as { step: number }).step >= 25);

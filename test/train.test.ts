@@ -2,7 +2,7 @@
 // run repeats the uninterrupted run's losses exactly, a diverging run stops with a named error,
 // and predict / visualize work from a checkpoint.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -312,6 +312,32 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const again = await train(further, await loadSplits(whole));
     expect(more).toContain('the plateau schedule had ended the run at epoch 4; with --lr-drops 3: lr ×0.1 now (drop 3 of 3)');
     expect(again.epochs.map((e) => [e.epoch, e.lr])).toEqual([[5, 1e-30 * 0.1 ** 3]]);
+  });
+
+  it('keeps best.safetensors aside when its epoch was saved by a stretch the history has left', async () => {
+    // Stretch a: epochs 1–2, best at 2. Stretch b resumed from a's epoch-1 checkpoint, redid epoch 2
+    // and saved its own best at 2. Now a's epoch-2 checkpoint (kept aside when b replaced it) is
+    // resumed: the history is a's, whose best epoch 2 is not the file's (b's) epoch 2.
+    const dir = join(tmp, 'best-stretch');
+    mkdirSync(dir);
+    const o = options(['--batch', '16', '--train-limit', '192', '--val', '32', '--test-limit', '16', '--epochs', '3', '--out', dir]);
+    const model = new NinModel(modelConfig(o), 1);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const save = (file: string, stretch: string) => saveCheckpoint(join(dir, file), { model, opt, preprocessor: new Preprocessor('none', null), epoch: 2, step: 20, options: o, runId: 'R', stretch });
+    await save('checkpoint.step20.superseded.safetensors', 'a');
+    await save('checkpoint.safetensors', 'b');
+    await save('best.safetensors', 'b');
+    model.dispose();
+    opt.dispose();
+    const epochRecord = (epoch: number, valError: number) => ({ kind: 'epoch', epoch, step: epoch * 10, trainLoss: 1, trainError: 0.5, valError, lr: 0.02, imgPerSec: 1, seconds: 1 });
+    const records = [{ kind: 'start', run: 'R', stretch: 'a', time: '' }, epochRecord(1, 0.5), epochRecord(2, 0.1), { kind: 'resume', run: 'R', stretch: 'b', fromStretch: 'a', epoch: 1, step: 10, from: 'x' }, epochRecord(2, 0.3)];
+    writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const lines: string[] = [];
+    const again = { ...options(['--resume', join(dir, 'checkpoint.step20.superseded.safetensors')]), log: (l: string) => lines.push(l) };
+    expect(again.outDir).toBe(dir);
+    await train(again, await loadSplits(again));
+    expect(lines).toContain(`${join(dir, 'best.safetensors')} holds epoch 2 as saved by a stretch of the run that its history has left; the best epoch is tracked afresh from here: kept as ${join(dir, 'best.step20.superseded.safetensors')}`);
+    expect(loadCheckpoint(join(dir, 'best.step20.superseded.safetensors')).stretch).toBe('b');
   });
 
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
