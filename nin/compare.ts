@@ -6,8 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { currentHistory, runLog, type EpochRecord } from './run-directory.ts';
-import { readSafetensorsMetadata } from './safetensors.ts';
+import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
 import { PLATEAU_DEFAULTS } from './schedule.ts';
 
 /** One run as the comparison reads it. */
@@ -95,14 +94,7 @@ function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?
 }
 
 function checkpointHeader(dir: string): Record<string, string> | null {
-  for (const f of ['checkpoint.safetensors', 'best.safetensors']) {
-    try {
-      return readSafetensorsMetadata(join(dir, f));
-    } catch {
-      // missing or unreadable: try the next
-    }
-  }
-  return null;
+  return checkpointMetadata(join(dir, 'checkpoint.safetensors')) ?? checkpointMetadata(join(dir, 'best.safetensors'));
 }
 
 function parseObject(json: string | undefined): Record<string, unknown> {

@@ -102,13 +102,18 @@ export function moveRunAside(dir: string): string[] {
   return moved;
 }
 
-function headerField(path: string, key: string): string | null {
+/** A checkpoint file's header (safetensors metadata), or null if there is no file or it is unreadable. */
+export function checkpointMetadata(path: string): Record<string, string> | null {
   if (!existsSync(path)) return null;
   try {
-    return readSafetensorsMetadata(path)[key] ?? null;
+    return readSafetensorsMetadata(path);
   } catch {
     return null;
   }
+}
+
+function headerField(path: string, key: string): string | null {
+  return checkpointMetadata(path)?.[key] ?? null;
 }
 
 /** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */
@@ -315,13 +320,10 @@ function linearHistory(records: object[]): object[] {
     const rec = r as Partial<Record<string, unknown>>;
     if (rec.kind === 'resume' && typeof rec.step === 'number' && typeof rec.epoch === 'number') {
       const { step, epoch } = rec as { step: number; epoch: number };
-      kept = kept.filter((k) => {
+      // (step `step` is the first the resumed run takes)
+      kept = before(kept, { step, epoch }).filter((k) => {
         const x = k as Partial<Record<string, unknown>>;
-        const after = (v: unknown, than: number) => typeof v === 'number' && v > than;
-        if (x.kind === 'step') return !after(x.step, step - 1); // step `step` is the first the resumed run takes
-        if (x.kind === 'epoch') return !after(x.epoch, epoch);
-        if (x.kind === 'resume') return !after(x.step, step);
-        return true;
+        return !(x.kind === 'resume' && typeof x.step === 'number' && x.step > step);
       });
     }
     kept.push(r);
