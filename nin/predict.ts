@@ -11,7 +11,7 @@ import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } f
 import { loadTestSet } from './datasets.ts';
 import { loadImageForModel } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
-import { runLog } from './run-directory.ts';
+import { historyOfCheckpoint, runLog } from './run-directory.ts';
 import { argmax } from './train.ts';
 
 export function classNamesOf(dataset: string): readonly string[] {
@@ -82,7 +82,8 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   written.push(featurePath);
   const metricsPath = join(dirname(checkpointPath), 'metrics.jsonl');
   if (existsSync(metricsPath)) {
-    const records = runLog(dirname(checkpointPath)); // a forked run's curves start at its first epoch
+    // From a forked run's first epoch; a superseded checkpoint's own line, not the run's current one.
+    const records = historyOfCheckpoint(runLog(dirname(checkpointPath)), c);
     const curvesPath = join(outDir, 'curves.png');
     writeFileSync(curvesPath, renderTrainingCurves(records));
     written.push(curvesPath);

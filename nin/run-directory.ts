@@ -302,6 +302,21 @@ export function currentHistory(records: object[]): object[] {
   return chain.flat();
 }
 
+/**
+ * The history a checkpoint belongs to, for its curves: the run's current history when the
+ * checkpoint lies on it (every record of the checkpoint's own history is there), else the
+ * checkpoint's own history up to where it was saved: a `*.superseded` checkpoint's line, which a
+ * later resume replaced. Its own history is what a resume from it would continue (currentHistory
+ * with such a resume appended). A checkpoint from before stretch ids is cut on the linear reading.
+ */
+export function historyOfCheckpoint(records: object[], at: { stretch: string | null; epoch: number; step: number }): object[] {
+  const current = currentHistory(records);
+  const probe = { kind: 'resume', epoch: at.epoch, step: at.step, ...(at.stretch ? { fromStretch: at.stretch } : {}) };
+  const own = currentHistory([...records, probe]).slice(0, -1);
+  const onCurrent = new Set(current);
+  return own.every((r) => onCurrent.has(r)) ? current : own;
+}
+
 /** Step records before `at.step`, epoch records up to `at.epoch`, and the rest. */
 function before(records: object[], at: { step: number; epoch: number }): object[] {
   return records.filter((r) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
@@ -85,6 +85,41 @@ describe('the metrics log', () => {
     const rest = log(4, 10, 1, 2, (s) => 100 + s).filter((r) => (r as { step: number }).step >= 25);
     const h = currentHistory([start, ...killed, resumeOf('b', 'a', 2, 25), ...rest]) as { kind: string; step: number; loss: number }[];
     expect(h.filter((r) => r.kind === 'step').map((r) => r.loss)).toEqual([...Array.from({ length: 25 }, (_, s) => 1 / (1 + s)), ...Array.from({ length: 15 }, (_, k) => 125 + k)]);
+  });
+});
+
+describe('the history of a checkpoint (its curves in nin visualize)', () => {
+  const start = { kind: 'start', run: 'R', stretch: 'a', time: '' };
+  const resumeOf = (stretch: string, from: string, epoch: number, step: number) => ({ kind: 'resume', run: 'R', stretch, fromStretch: from, epoch, step, from: 'ckpt' });
+  const a = log(4, 10); // stretch a: epochs 1–4
+  const b = log(3, 10, 1, 2, (s) => 10 + s); // b: from a's epoch-2 checkpoint, epoch 3 again (its checkpoint later superseded)
+  const c = log(5, 10, 1, 4, (s) => 20 + s); // c: from a's step-40 checkpoint
+  const records = [start, ...a, resumeOf('b', 'a', 2, 20), ...b, resumeOf('c', 'a', 4, 40), ...c];
+  const epochs = (h: object[]) => (h as { kind: string; epoch: number; trainLoss: number }[]).filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.trainLoss]);
+
+  it('a checkpoint on the current line (the last, or an earlier best) draws the run as it now stands', () => {
+    const current = currentHistory(records);
+    expect(historyOfCheckpoint(records, { stretch: 'c', epoch: 5, step: 50 })).toEqual(current);
+    expect(historyOfCheckpoint(records, { stretch: 'a', epoch: 2, step: 20 })).toEqual(current);
+  });
+
+  it('a superseded checkpoint draws its own line, up to where it was saved', () => {
+    const h = historyOfCheckpoint(records, { stretch: 'b', epoch: 3, step: 30 });
+    expect(epochs(h)).toEqual([[1, 1], [2, 1 / 2], [3, 12]]);
+    expect(h).toEqual([start, ...a.filter((r) => (r as { step: number }).step < 20 || (r as { kind: string; epoch: number }).kind === 'epoch' && (r as { epoch: number }).epoch <= 2), resumeOf('b', 'a', 2, 20), ...b]);
+    // Saved within epoch 3 (step 25): b's steps before 25, no epoch-3 record.
+    const mid = historyOfCheckpoint(records, { stretch: 'b', epoch: 2, step: 25 }) as { kind: string; step: number; loss: number }[];
+    expect(epochs(mid).map(([e]) => e)).toEqual([1, 2]);
+    expect(mid.filter((r) => r.kind === 'step').at(-1)).toMatchObject({ step: 24, loss: 34 });
+  });
+
+  it('a checkpoint from before stretch ids is cut on the linear reading', () => {
+    const legacy = [...log(3, 10), resume(1, 10), ...log(3, 10, 1, 1, (s) => 50 + s)];
+    expect(historyOfCheckpoint(legacy, { stretch: null, epoch: 2, step: 20 })).toEqual(currentHistory(legacy));
+    // The first stretch's epoch-3 checkpoint (replaced by the resume from epoch 1) is not on the
+    // current line, and without ids its own line cannot be told apart: the current line up to step 30.
+    const cut = historyOfCheckpoint(legacy, { stretch: null, epoch: 3, step: 30 });
+    expect(epochs(cut)).toEqual([[1, 1], [2, 51], [3, 52]]);
   });
 });
 

@@ -17,7 +17,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, parseMetricsLog, savedStep } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -115,6 +115,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(raw.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2, 3, 2]);
     const uninterrupted = readLog(join(tmp, 'full')).filter((r) => (r.kind === 'step' ? (r.step as number) < 20 : (r.epoch as number) <= 2));
     expect(comparable(currentHistory(raw) as Record<string, unknown>[])).toEqual(comparable(uninterrupted));
+    // nin visualize draws each checkpoint's own line: the superseded one's epoch 3, the rerun's epochs 1–2.
+    const curvesOf = (ck: ReturnType<typeof loadCheckpoint>) => (historyOfCheckpoint(runLog(join(tmp, 'part')), ck) as Record<string, unknown>[]).filter((r) => r.kind === 'epoch');
+    expect(curvesOf(kept).map((r) => r.epoch)).toEqual([1, 2, 3]);
+    const rawEpochs = raw.filter((r) => r.kind === 'epoch');
+    expect(curvesOf(kept)).toEqual(rawEpochs.slice(0, 3));
+    expect(curvesOf(loadCheckpoint(redo.checkpoint))).toEqual([rawEpochs[0], rawEpochs[3]]);
     // Resuming the superseded epoch-3 checkpoint in its own directory gets that checkpoint's own
     // history back (the stretch that saved it), not the rerun's: epoch 3 is there again.
     const back = options(['--resume', join(tmp, 'part', 'checkpoint.step30.superseded.safetensors'), '--epochs', '4']);
