@@ -249,7 +249,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       ? {
           patience: int('patience', s('patience'), 1) ?? pick('patience', undefined) ?? PLATEAU_DEFAULTS.patience,
           lrDrops: int('lr-drops', s('lr-drops'), 0) ?? pick('lrDrops', undefined) ?? PLATEAU_DEFAULTS.lrDrops,
-          plateauOn: oneOf('plateau-on', s('plateau-on'), ['train', 'val'] as const) ?? pick('plateauOn', undefined) ?? 'train',
+          plateauOn: oneOf('plateau-on', s('plateau-on'), ['train', 'val'] as const) ?? pick('plateauOn', undefined) ?? PLATEAU_DEFAULTS.on,
         }
       : {}),
     momentum: num('momentum', s('momentum'), 0, 0.999999) ?? pick('momentum', 0.9),

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
-import { PLATEAU_DEFAULTS } from './schedule.ts';
+import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -85,7 +85,10 @@ export function readRuns(paths: string[]): RunSummary[] {
 function describeSchedule(o: Record<string, unknown>): string | undefined {
   if (typeof o.schedule !== 'string') return undefined;
   if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
-  if (o.schedule === 'plateau') return `plateau on ${o.plateauOn ?? 'train'}, patience ${o.patience ?? PLATEAU_DEFAULTS.patience}, ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops} drops ×${o.gamma}`;
+  if (o.schedule === 'plateau') {
+    const p = plateauSettings(o as Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>); // as the checkpoint's header holds them
+    return `plateau on ${p.on}, patience ${p.patience}, ${p.lrDrops} drops ×${o.gamma}`;
+  }
   return o.schedule;
 }
 

@@ -65,23 +65,27 @@ export function newPlateauState(on: 'train' | 'val' = 'train'): PlateauState {
   return { on, drops: 0, best: null, sinceBest: 0, finished: false };
 }
 
-export const PLATEAU_DEFAULTS = { patience: 3, lrDrops: 2 } as const;
+export const PLATEAU_DEFAULTS = { patience: 3, lrDrops: 2, on: 'train' } as const;
+
+/** The plateau schedule's settings, with the defaults for those not given (API callers may omit them). */
+export function plateauSettings(o: Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>): { patience: number; lrDrops: number; on: 'train' | 'val' } {
+  return { patience: o.patience ?? PLATEAU_DEFAULTS.patience, lrDrops: o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops, on: o.plateauOn ?? PLATEAU_DEFAULTS.on };
+}
 
 /** The state after an epoch whose watched error was `error` (NaN: not an improvement), and what happened. */
 export function plateauAfterEpoch(state: PlateauState, error: number, o: ScheduleOptions): { state: PlateauState; event: 'improved' | 'waiting' | 'dropped' | 'finished' } {
   if (state.finished) return { state, event: 'finished' };
   if (Number.isFinite(error) && (state.best === null || error < state.best)) return { state: { ...state, best: error, sinceBest: 0 }, event: 'improved' };
   const sinceBest = state.sinceBest + 1;
-  if (sinceBest < (o.patience ?? PLATEAU_DEFAULTS.patience)) return { state: { ...state, sinceBest }, event: 'waiting' };
+  if (sinceBest < plateauSettings(o).patience) return { state: { ...state, sinceBest }, event: 'waiting' };
   // The count starts again at each drop; the error to beat stays the run's lowest.
-  if (state.drops < (o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops)) return { state: { ...state, drops: state.drops + 1, sinceBest: 0 }, event: 'dropped' };
+  if (state.drops < plateauSettings(o).lrDrops) return { state: { ...state, drops: state.drops + 1, sinceBest: 0 }, event: 'dropped' };
   return { state: { ...state, sinceBest, finished: true }, event: 'finished' };
 }
 
 /** Why a resume would train nothing: the plateau schedule ended the run and allows no more drops; or null. */
 export function plateauDone(checkpoint: string, epochsDone: number, state: PlateauState, o: ScheduleOptions): string | null {
-  const drops = o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops;
-  if (!state.finished || state.drops < drops) return null;
+  if (!state.finished || state.drops < plateauSettings(o).lrDrops) return null;
   const quiet = state.sinceBest;
   return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest ${state.on === 'val' ? 'validation' : 'training'} error for ${quiet} epoch${quiet === 1 ? '' : 's'} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
 }

@@ -16,7 +16,7 @@ import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
-import { learningRate, newPlateauState, PLATEAU_DEFAULTS, plateauAfterEpoch, plateauDone, type PlateauState, type ScheduleOptions } from './schedule.ts';
+import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
@@ -265,7 +265,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   if (o.schedule === 'plateau') {
     const done = resumed?.plateau && plateauDone(o.resume!, resumed.epoch, resumed.plateau, o);
     if (done) throw new RangeError(done);
-    if (o.plateauOn === 'val' && !data.validation) throw new RangeError('--plateau-on val watches the validation error, but the run has no validation split (--val N)');
+    if (plateauSettings(o).on === 'val' && !data.validation) throw new RangeError('--plateau-on val watches the validation error, but the run has no validation split (--val N)');
   }
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
   mkdirSync(o.outDir, { recursive: true });
@@ -333,8 +333,9 @@ async function trainInDirectory(
   // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
   // --lr-drops allowed: the plateau that ended it drops the rate now.
   let plateau: PlateauState | null = null;
+  const plateauOpts = plateauSettings(o);
   if (o.schedule === 'plateau') {
-    const on = o.plateauOn ?? 'train';
+    const on = plateauOpts.on;
     plateau = resumed?.plateau ?? newPlateauState(on);
     if (plateau.on !== on) {
       // The lowest error so far was the other set's: the count starts afresh on this one.
@@ -343,7 +344,7 @@ async function trainInDirectory(
     }
     if (plateau.finished) {
       plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
-      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`);
+      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${plateauOpts.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${plateauOpts.lrDrops})`);
     }
   }
   // The best epoch so far on validation: on a resumed run, from the run's history in this
@@ -522,11 +523,11 @@ async function trainInDirectory(
       // The plateau schedule looks at the finished epoch; the checkpoint keeps what it decided.
       let scheduleNote = '';
       if (plateau) {
-        const { state, event } = plateauAfterEpoch(plateau, (o.plateauOn === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
+        const { on, patience, lrDrops } = plateauOpts;
+        const { state, event } = plateauAfterEpoch(plateau, (on === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
         plateau = state;
-        const patience = o.patience ?? PLATEAU_DEFAULTS.patience;
-        const quiet = `no new lowest ${o.plateauOn === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
-        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, step, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops})`;
+        const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
+        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, step, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
       // The epoch's record first: a process killed while saving leaves a record beyond its last
