@@ -15,6 +15,7 @@ import { avgPool2d, avgPool2dBackward, maxPool2d, poolShape } from '../kernels/p
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { sgdStep } from '../kernels/sgd.ts';
 import { median, randomArray } from '../test/numeric.ts';
+import { isMainModule } from '../nin/is-main.ts';
 
 export interface BandwidthRow {
   kernel: string;
@@ -101,7 +102,7 @@ export function formatBandwidth(rows: BandwidthRow[]): string {
   ].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   const { values } = parseArgs({ options: { batch: { type: 'string', default: '128' }, reps: { type: 'string', default: '20' }, json: { type: 'string' } } });
   const gpu = await getGpu();
   const rows = await benchBandwidth(Number(values.batch), Number(values.reps));

@@ -17,6 +17,7 @@ import { mlpconv as mlpconvAuto, mlpconvUnfused, type MlpconvParams } from '../k
 const mlpconv = (x: Tensor, p: MlpconvParams) => mlpconvAuto(x, p, { forceFused: true });
 import { mlpconvRef, refTensor } from '../test/reference.ts';
 import { median, randomArray, relErrNorm } from '../test/numeric.ts';
+import { isMainModule } from '../nin/is-main.ts';
 
 export interface BlockSpec {
   name: string;
@@ -159,7 +160,7 @@ export function formatMlpconvRows(rows: MlpconvBenchRow[], header = true): strin
   return out.join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       batches: { type: 'string', default: '32,128,256' },

@@ -25,11 +25,11 @@
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { argv } from 'node:process';
-import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { closeGpu, dawnGpu, getGpu } from '../engine/device.ts';
 import { median } from '../test/numeric.ts';
 import { MODELS, type ModelConfig } from '../nin/model.ts';
+import { isMainModule } from '../nin/is-main.ts';
 
 export type PeerModel = 'cifar10' | 'mnist';
 
@@ -378,7 +378,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(argv[1] ?? '').href) {
+if (isMainModule(import.meta.url)) {
   let code = 0;
   try {
     await main();

@@ -12,6 +12,7 @@ import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { median } from '../test/numeric.ts';
+import { isMainModule } from '../nin/is-main.ts';
 
 export interface StepBenchResult {
   name: string;
@@ -124,7 +125,7 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       model: { type: 'string', default: 'cifar10' },

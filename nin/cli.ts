@@ -12,6 +12,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { isOwnRunDirectory, nothingToTrain, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
+import { isMainModule } from './is-main.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -437,7 +438,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }
 

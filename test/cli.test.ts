@@ -1,7 +1,7 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
@@ -129,5 +129,25 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--resume', ckpt]).options).toMatchObject({ schedule: 'plateau', lrDrops: 3 });
     header('{"drops": "two"}');
     expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`--resume: ${ckpt}: its plateau schedule state is malformed`);
+  });
+});
+
+describe('scripts started by path', () => {
+  it('a script runs its main part from a directory whose path has a space or a symbolic link in it', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'nin main ')), 'in here');
+    mkdirSync(dir);
+    const script = join(dir, 'script.ts');
+    writeFileSync(script, `import { isMainModule } from ${JSON.stringify(join(process.cwd(), 'nin', 'is-main.ts'))};\nif (isMainModule(import.meta.url)) console.log('main');\n`);
+    const link = join(dir, '..', 'link');
+    symlinkSync(dir, link);
+    for (const path of [script, join(link, 'script.ts')]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.stdout + r.stderr, path).toBe('main\n');
+    }
+    // Imported, not started: not main.
+    const importer = join(dir, 'importer.ts');
+    writeFileSync(importer, `import ${JSON.stringify(script)};\nconsole.log('done');\n`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', importer], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout + r.stderr).toBe('done\n');
   });
 });
