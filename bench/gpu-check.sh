@@ -76,7 +76,7 @@ grep -E "subgroup-matrix|adapter features" "$LOGS/gpu-info-unsafe.txt"
 
 # test/tuning.test.ts runs every tile the kernels accept here: with 48 KiB of workgroup memory
 # some GEMM tiles exist that lavapipe's 32 KiB never ran (2 s on lavapipe, mostly compiling).
-stage tests 75 node node_modules/vitest/vitest.mjs run test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
+stage tests 75 node node_modules/vitest/vitest.mjs run --project all test/conv2d.test.ts test/mlpconv.test.ts test/gap.test.ts \
   test/pool2d.test.ts test/dropout.test.ts test/softmax-cross-entropy.test.ts test/sgd.test.ts \
   test/nin-end-to-end.test.ts test/tuning.test.ts
 tests=$?
@@ -137,7 +137,7 @@ echo "subgroup-matrix modes here: ${MODES:-none}"
 if [ -n "$MODES" ]; then
   FIRST=$(echo "$MODES" | head -n 1)
   # (the real test runs every mode the adapter has; NIN_MATRIX only asks Dawn for the feature)
-  NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=$FIRST stage matrix-tests 40 node node_modules/vitest/vitest.mjs run test/gemm-matrix.test.ts
+  NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=$FIRST stage matrix-tests 40 node node_modules/vitest/vitest.mjs run --project all test/gemm-matrix.test.ts
   grep -E "^real |^skipped: |^(f32|f16): |Tests  |FAIL" "$LOGS/matrix-tests.txt" | head -12
   for m in $MODES; do
     NIN_DAWN_FLAGS="$UNSAFE" NIN_MATRIX=$m stage matrix-step-$m 30 node --import tsx bench/train-step.ts --model cifar10 --batch "$BATCH" --steps 5

@@ -2,6 +2,7 @@
 // specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
 // open command encoder, and submits only at sync points (readback, upload, explicit flush).
 import { GpuError, gpu, uncaptured } from './device.ts';
+import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
 
 export interface Kernel {
@@ -88,23 +89,26 @@ function bufferId(b: GPUBuffer): number {
 
 function getPipeline(kernel: Kernel): CachedPipeline {
   const device = runtimeDevice!;
-  const hit = pipelines.get(kernel.code);
+  const order = invocationOrder(); // 'natural' but when looking for races (engine/invocation-order.ts)
+  const key = order === 'natural' ? kernel.code : `${order}|${kernel.code}`;
+  const hit = pipelines.get(key);
   if (hit) return hit;
+  const code = reorderInvocations(kernel.code, order);
   device.pushErrorScope('validation');
-  const module = device.createShaderModule({ label: kernel.name, code: kernel.code });
+  const module = device.createShaderModule({ label: kernel.name, code });
   const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
   const check = device.popErrorScope().then(async (err) => {
     if (!err) return;
     const info = await module.getCompilationInfo();
     const msgs = info.messages
       .filter((m) => m.type === 'error')
-      .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${kernel.code.split('\n')[m.lineNum - 1]?.trim() ?? ''}`);
+      .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1]?.trim() ?? ''}`);
     throw new GpuError(`kernel '${kernel.name}' failed to compile: ${err.message}${msgs.length ? '\n' + msgs.join('\n') : ''}`);
   });
   check.catch(() => {}); // surfaced by checkErrors(); avoid an unhandled rejection meanwhile
   pendingChecks.push(check);
   const cached = { id: pipelines.size + 1, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
-  pipelines.set(kernel.code, cached);
+  pipelines.set(key, cached);
   return cached;
 }
 
