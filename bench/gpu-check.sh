@@ -25,17 +25,19 @@ REPS=${REPS:-20}
 STEPS=${STEPS:-10}
 TUNE_MODELS=${TUNE_MODELS:-cifar10}
 LOGS=$(mktemp -d)
-if [ -f .gpu/setup.sh ]; then source .gpu/setup.sh; elif [ -f /opt/gpu/env.sh ]; then source /opt/gpu/env.sh; fi
+if [ -n "${NIN_GPU_ENV:-}" ]; then :; elif [ -f .gpu/setup.sh ]; then source .gpu/setup.sh; elif [ -f /opt/gpu/env.sh ]; then source /opt/gpu/env.sh; fi
 # Kernel times in µs need unquantized timestamps (engine/profiler.ts).
 export NIN_DAWN_FLAGS=${NIN_DAWN_FLAGS:-disable-dawn-features=timestamp_quantization}
 
 # The logs as one archive, without the crosscheck's safetensors (18 MiB: a file over the device
 # tool's 16 MiB would not come back); if it still grows past 15 MiB, the text files alone.
+# Written aside and then renamed, so a call cut off mid-write still returns the last whole archive.
 archive() {
-  tar -czf "$OUT/logs.tgz" --exclude='*.safetensors' -C "$LOGS" .
-  if [ "$(stat -c %s "$OUT/logs.tgz")" -gt $((15 << 20)) ]; then
-    (cd "$LOGS" && find . -type f \( -name '*.txt' -o -name '*.json' -o -name '*.md' \) -size -2M -print0 | tar -czf "$OUT/logs.tgz" --null -T -)
+  tar -czf "$OUT/.logs.tgz" --exclude='*.safetensors' -C "$LOGS" .
+  if [ "$(stat -c %s "$OUT/.logs.tgz")" -gt $((15 << 20)) ]; then
+    (cd "$LOGS" && find . -type f \( -name '*.txt' -o -name '*.json' -o -name '*.md' \) -size -2048k -print0 | tar -czf "$OUT/.logs.tgz" --null -T -)
   fi
+  mv -f "$OUT/.logs.tgz" "$OUT/logs.tgz"
 }
 
 # Seconds left of BUDGET, keeping 5 for the summary.
@@ -59,11 +61,11 @@ stage() {
   return $rc
 }
 
-stage gpu-info 20 node --import tsx engine/info.ts; cat "$LOGS/gpu-info.txt"
+stage gpu-info 20 node --import tsx engine/info.ts; info=$?; cat "$LOGS/gpu-info.txt"
 # No adapter, or a CPU one (the Vulkan loader found no GPU driver): every stage would fail or run
 # at CPU speed until BUDGET is spent; stop, leaving the device time for a corrected call.
 if ! grep -q "^adapter: " "$LOGS/gpu-info.txt" || { grep -qiE "^adapter: .*(llvmpipe|lavapipe|swiftshader)" "$LOGS/gpu-info.txt" && [ -z "${ALLOW_CPU:-}" ]; }; then
-  echo "gpu-check: no GPU adapter (see above): stopped after $SECONDS s; ALLOW_CPU=1 runs on a CPU adapter anyway"
+  echo "gpu-check: no GPU adapter (gpu-info exit $info, see above): stopped after $SECONDS s; ALLOW_CPU=1 runs on a CPU adapter anyway"
   archive
   exit 3
 fi

@@ -26,6 +26,7 @@ step=${1:?usage: gpu-session.sh preflight|prepare|part|run}
 warm() {
   [ -f /opt/gpu/env.sh ] || { echo "gpu-session: /opt/gpu/env.sh is missing: the machine went cold after call A; start again from call A" >&2; exit 3; }
   source /opt/gpu/env.sh
+  export NIN_GPU_ENV=1 # gpu-check.sh and gpu-train.sh then skip it (each sourcing copies the carried parts again)
 }
 
 case $step in
@@ -48,8 +49,12 @@ case $step in
     ;;
   prepare)
     warm
-    mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/ && echo "MNIST in /opt/gpu/data/mnist"
-    timeout -k 5 40 node --import tsx engine/info.ts | head -n 4
+    if mkdir -p /opt/gpu/data && cp -r .gpudata/mnist /opt/gpu/data/; then echo "MNIST in /opt/gpu/data/mnist"; else echo "MNIST NOT COPIED: gpu-train.sh mnist will fail"; fi
+    # (into a file: a pipe into head would end node with EPIPE and fail the call)
+    timeout -k 5 40 node --import tsx engine/info.ts > /tmp/gpu-info.txt 2>&1
+    rc=$?
+    sed -n 1,6p /tmp/gpu-info.txt
+    exit $rc
     ;;
   part)
     warm

@@ -14,7 +14,9 @@ EPOCHS=${EPOCHS:-5}
 LIMIT=${LIMIT:-240}
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
-[ -f /opt/gpu/env.sh ] && source /opt/gpu/env.sh
+[ -z "${NIN_GPU_ENV:-}" ] && [ -f /opt/gpu/env.sh ] && source /opt/gpu/env.sh
+# (timeout 0 would mean no limit at all)
+[ "$LIMIT" -ge 20 ] || { echo "gpu-train.sh $dataset: skipped, LIMIT=$LIMIT s is too short"; exit 0; }
 [ -f /opt/gpu/tuned.json ] && export NIN_TUNED=/opt/gpu/tuned.json
 run=/tmp/nin-$dataset  # a rerun on the same machine starts afresh there (--overwrite)
 case $dataset in
@@ -33,8 +35,6 @@ case $dataset in
     args=(--dataset cifar10 --data-dir /tmp/data --preprocess standardize --init he --class-maps linear --lr 0.02 --schedule cosine --warmup 0.3) ;;
   *) echo "gpu-train.sh: unknown dataset '$dataset'" >&2; exit 2 ;;
 esac
-# (timeout 0 would mean no limit at all)
-[ "$LIMIT" -ge 20 ] || { echo "gpu-train.sh $dataset: skipped, LIMIT=$LIMIT s is too short"; exit 0; }
 echo "NIN_TUNED=${NIN_TUNED:-none}; $dataset, $EPOCHS epochs, time limit $LIMIT s"
 timeout -k 20 "$LIMIT" node --import tsx nin/cli.ts train "${args[@]}" --epochs "$EPOCHS" --seed 1 --out "$run" --overwrite > "$OUT/$dataset-train.txt" 2>&1
 echo "exit $?"
