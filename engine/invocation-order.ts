@@ -4,7 +4,9 @@
 // right answer there and a wrong one on a GPU. Renumbering the invocations through a bijection
 // (reversed, or scrambled) changes which of them run first and which share a chunk; a kernel whose
 // results change under it has a race. NIN_INVOCATION_ORDER=reverse|scramble applies it to every
-// kernel compiled (the kernel tests run under both: vitest.config.ts); tests may set it directly.
+// kernel compiled (the barrier-using kernels' tests run scrambled too: vitest.config.ts); tests may
+// set it directly. Only the local builtins are renumbered: a kernel that also takes
+// global_invocation_id is refused rather than given ids that disagree.
 
 export type InvocationOrder = 'natural' | 'reverse' | 'scramble';
 
@@ -44,7 +46,10 @@ export function reorderInvocations(code: string, o: InvocationOrder): string {
   const T = X * Y * Z;
   let params = entry[2];
   const index = /@builtin\(local_invocation_index\)\s+(\w+)\s*:\s*u32/.exec(params);
-  const id = /@builtin\(local_invocation_id\)\s+(\w+)\s*:\s*vec3u/.exec(params);
+  const id = /@builtin\(local_invocation_id\)\s+(\w+)\s*:\s*vec3(?:u|<u32>)/.exec(params);
+  const builtins = params.match(/@builtin\(local_invocation_(?:index|id)\)/g)?.length ?? 0;
+  if (builtins !== (index ? 1 : 0) + (id ? 1 : 0)) throw new Error(`reorderInvocations: cannot read the local invocation builtins in 'fn main(${entry[2]})'`);
+  if (/@builtin\(global_invocation_id\)/.test(params)) throw new Error('reorderInvocations: the kernel takes global_invocation_id, which would disagree with the renumbered local ids');
   if (!index && !id) return code;
   if (index) params = params.replace(index[0], `@builtin(local_invocation_index) ${index[1]}_natural: u32`);
   if (id) params = params.replace(id[0], `@builtin(local_invocation_id) ${id[1]}_natural: vec3u`);

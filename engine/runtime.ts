@@ -103,7 +103,8 @@ function getPipeline(kernel: Kernel): CachedPipeline {
     const msgs = info.messages
       .filter((m) => m.type === 'error')
       .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1]?.trim() ?? ''}`);
-    throw new GpuError(`kernel '${kernel.name}' failed to compile: ${err.message}${msgs.length ? '\n' + msgs.join('\n') : ''}`);
+    const reordered = order === 'natural' ? '' : ` (with its invocations renumbered, NIN_INVOCATION_ORDER=${order})`;
+    throw new GpuError(`kernel '${kernel.name}'${reordered} failed to compile: ${err.message}${msgs.length ? '\n' + msgs.join('\n') : ''}`);
   });
   check.catch(() => {}); // surfaced by checkErrors(); avoid an unhandled rejection meanwhile
   pendingChecks.push(check);

@@ -307,7 +307,8 @@ export function currentHistory(records: object[]): object[] {
  * checkpoint lies on it (every record of the checkpoint's own history is there), else the
  * checkpoint's own history up to where it was saved: a `*.superseded` checkpoint's line, which a
  * later resume replaced. Its own history is what a resume from it would continue (currentHistory
- * with such a resume appended). A checkpoint from before stretch ids is cut on the linear reading.
+ * with such a resume appended). A checkpoint from before stretch ids cannot be placed on a line:
+ * it draws the run's current history (the linear reading), as before.
  */
 export function historyOfCheckpoint(records: object[], at: { stretch: string | null; epoch: number; step: number }): object[] {
   const current = currentHistory(records);

@@ -1,7 +1,7 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
@@ -134,7 +134,8 @@ describe('nin CLI', () => {
 
 describe('scripts started by path', () => {
   it('a script runs its main part from a directory whose path has a space or a symbolic link in it', () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'nin main ')), 'in here');
+    const top = mkdtempSync(join(tmpdir(), 'nin main '));
+    const dir = join(top, 'in here');
     mkdirSync(dir);
     const script = join(dir, 'script.ts');
     writeFileSync(script, `import { isMainModule } from ${JSON.stringify(join(process.cwd(), 'nin', 'is-main.ts'))};\nif (isMainModule(import.meta.url)) console.log('main');\n`);
@@ -149,5 +150,6 @@ describe('scripts started by path', () => {
     writeFileSync(importer, `import ${JSON.stringify(script)};\nconsole.log('done');\n`);
     const r = spawnSync(process.execPath, ['--import', 'tsx', importer], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stdout + r.stderr).toBe('done\n');
+    rmSync(top, { recursive: true });
   });
 });

@@ -113,13 +113,12 @@ describe('the history of a checkpoint (its curves in nin visualize)', () => {
     expect(mid.filter((r) => r.kind === 'step').at(-1)).toMatchObject({ step: 24, loss: 34 });
   });
 
-  it('a checkpoint from before stretch ids is cut on the linear reading', () => {
-    const legacy = [...log(3, 10), resume(1, 10), ...log(3, 10, 1, 1, (s) => 50 + s)];
+  it('a checkpoint from before stretch ids draws the current history: without ids it cannot be placed', () => {
+    const legacy = [...log(3, 10), resume(1, 10), ...log(4, 10, 1, 1, (s) => 50 + s)];
+    expect(epochs(currentHistory(legacy))).toEqual([[1, 1], [2, 51], [3, 52], [4, 53]]);
+    // The resumed line's epoch-2 checkpoint, and the first stretch's replaced epoch-3 one alike.
     expect(historyOfCheckpoint(legacy, { stretch: null, epoch: 2, step: 20 })).toEqual(currentHistory(legacy));
-    // The first stretch's epoch-3 checkpoint (replaced by the resume from epoch 1) is not on the
-    // current line, and without ids its own line cannot be told apart: the current line up to step 30.
-    const cut = historyOfCheckpoint(legacy, { stretch: null, epoch: 3, step: 30 });
-    expect(epochs(cut)).toEqual([[1, 1], [2, 51], [3, 52]]);
+    expect(historyOfCheckpoint(legacy, { stretch: null, epoch: 3, step: 30 })).toEqual(currentHistory(legacy));
   });
 });
 
