@@ -365,7 +365,7 @@ async function trainInDirectory(
     }
   }
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
-  const savedBy = existsSync(bestPath) ? savedStretch(bestPath) : null;
+  const savedBy = savedStretch(bestPath); // null when there is no file
   const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
   if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch || otherStretch)) {
     const why =

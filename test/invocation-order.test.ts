@@ -1,5 +1,6 @@
 // Invocation reordering (engine/invocation-order.ts): a bijection on each workgroup's invocations,
 // and a race detector on lavapipe, which hides missing barriers by running invocations in order.
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { invocationOrder, reorderInvocations, setInvocationOrder, type InvocationOrder } from '../engine/invocation-order.ts';
@@ -73,8 +74,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
   });
 
-  it('NIN_INVOCATION_ORDER is checked', async () => {
-    const { execFileSync } = await import('node:child_process');
+  it('NIN_INVOCATION_ORDER is checked', () => {
     expect(() =>
       execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./engine/invocation-order.ts')"], { env: { ...process.env, NIN_INVOCATION_ORDER: 'backwards' }, stdio: 'pipe' }),
     ).toThrow(/NIN_INVOCATION_ORDER=backwards: expected natural, reverse or scramble/);
