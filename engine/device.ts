@@ -7,6 +7,8 @@
 //   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
 //   NIN_POLL      how Dawn waits for the GPU: "spin" or "sleep" (default: sleep on CPU adapters)
 //   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
+//   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose
+//                 missing barriers (see engine/invocation-order.ts)
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -55,6 +57,14 @@ let dawnInstance: GPU | null = null;
  */
 export const MATRIX_MODE_SYNTAX = /^(f32|f16)(-emulated)?$/;
 
+/** NIN_INVOCATION_ORDER's values (engine/invocation-order.ts applies them); checked with the other settings. */
+export const INVOCATION_ORDERS = ['natural', 'reverse', 'scramble'] as const;
+
+/** NIN_INVOCATION_ORDER's order ('natural' when unset); a GpuError for any other value. */
+export function invocationOrderSetting(): (typeof INVOCATION_ORDERS)[number] {
+  return parseChoice('NIN_INVOCATION_ORDER', INVOCATION_ORDERS) ?? 'natural';
+}
+
 /** Errors raised by the engine for GPU-side failures (device loss, validation, WGSL compile). */
 export class GpuError extends Error {
   override name = 'GpuError';
@@ -86,6 +96,7 @@ async function acquire(): Promise<Gpu> {
   // Bad settings fail before any device exists.
   const styleEnv = parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const);
   const pollEnv = parseChoice('NIN_POLL', ['spin', 'sleep'] as const);
+  invocationOrderSetting(); // applied when kernels compile, but a bad value fails here, with the others
   Object.assign(globalThis, globals);
   const backend = process.env.NIN_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : undefined);
   const flags: string[] = [];

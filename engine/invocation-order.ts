@@ -7,19 +7,15 @@
 // kernel compiled (the barrier-using kernels' tests run scrambled too: vitest.config.ts); tests may
 // set it directly. Only the local builtins are renumbered: a kernel that also takes
 // global_invocation_id is refused rather than given ids that disagree.
+import { invocationOrderSetting, type INVOCATION_ORDERS } from './device.ts';
 
-export type InvocationOrder = 'natural' | 'reverse' | 'scramble';
+export type InvocationOrder = (typeof INVOCATION_ORDERS)[number];
 
-let order: InvocationOrder = parseOrder(process.env.NIN_INVOCATION_ORDER);
-
-function parseOrder(v: string | undefined): InvocationOrder {
-  if (v === undefined || v === '' || v === 'natural') return 'natural';
-  if (v === 'reverse' || v === 'scramble') return v;
-  throw new RangeError(`NIN_INVOCATION_ORDER=${v}: expected natural, reverse or scramble`);
-}
+// Read when first needed, not at import: a bad value must not break commands that never use the GPU.
+let order: InvocationOrder | null = null;
 
 export function invocationOrder(): InvocationOrder {
-  return order;
+  return (order ??= invocationOrderSetting());
 }
 
 /** Sets the order for kernels compiled from now on (the pipeline cache keys on it). */

@@ -256,6 +256,20 @@ export function loadImageForModel(path: string, input: ModelInput): LoadedImage 
   return { pixels, originalSize: [png.height, png.width] };
 }
 
+/**
+ * A one-line note for a picture resized to the model's input size, null when it already had that
+ * size: resizing is silent otherwise, and a squashed picture is a likely cause of an odd prediction.
+ * Sizes are written width×height, as image viewers show them.
+ */
+export function resizeNote(file: string, originalSize: readonly [number, number], input: { height: number; width: number }): string | null {
+  const [height, width] = originalSize;
+  if (height === input.height && width === input.width) return null;
+  const resized = `${file}: resized from ${width}×${height} to ${input.width}×${input.height} (width×height)`;
+  if (width * input.height === input.width * height) return `${resized}, aspect ratio kept`;
+  const ratio = (w: number, h: number) => `${Number((w / h).toFixed(2))}:1`;
+  return `${resized}, aspect ratio changed from ${ratio(width, height)} to ${ratio(input.width, input.height)}`;
+}
+
 /** Encodes 8-bit RGBA (row-major, width × height × 4 bytes) as a PNG file's bytes. */
 export function encodePng(width: number, height: number, rgba: Uint8Array): Buffer {
   if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {

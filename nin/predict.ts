@@ -9,7 +9,7 @@ import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
 import { loadTestSet } from './datasets.ts';
-import { loadImageForModel } from './images.ts';
+import { loadImageForModel, resizeNote } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, runLog } from './run-directory.ts';
 import { argmax } from './train.ts';
@@ -19,14 +19,22 @@ export function classNamesOf(dataset: string): readonly string[] {
   return names[dataset] ?? [];
 }
 
-/** One line per image: its top-5 classes with probabilities. */
-export async function predict(checkpointPath: string, images: string[]): Promise<string[]> {
+/**
+ * One line per image: its top-5 classes with probabilities. Each picture not of the model's input
+ * size is resized, and `note` (default: stderr) is told so, one line per picture.
+ */
+export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`)): Promise<string[]> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
   const names = classNamesOf(c.options.dataset);
   const pixels = new Float32Array(images.length * height * width * channels);
-  images.forEach((path, i) => pixels.set(loadImageForModel(path, { height, width, channels }).pixels, i * height * width * channels));
+  images.forEach((path, i) => {
+    const image = loadImageForModel(path, { height, width, channels });
+    const resized = resizeNote(path, image.originalSize, { height, width });
+    if (resized) note(resized);
+    pixels.set(image.pixels, i * height * width * channels);
+  });
   // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
   for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
   const x = c.preprocessor.apply(pixels, images.length, c.config.input);

@@ -208,6 +208,23 @@ describe('CIFAR binary validation', () => {
     }
   });
 
+  it('requireComplete (training files): whole records but fewer than expected → error with the expected and found size', () => {
+    const warned = (m: string) => {
+      throw new Error(`warned instead: ${m}`);
+    };
+    const c10 = tmpFile('data_batch_short.bin', cifar10([1, 2]));
+    expect(() => readCifar10([c10], { requireComplete: true, warn: warned })).toThrow(DataFormatError);
+    expect(() => readCifar10([c10], { requireComplete: true, warn: warned })).toThrow(
+      `${c10}: truncated: expected 30730000 bytes (10000 records of 3073), found 6146 bytes (2 records); a training file must be complete`,
+    );
+    const c100 = tmpFile('train_short.bin', Buffer.alloc(3 * 3074));
+    expect(() => readCifar100(c100, { expectedRecords: 50000, requireComplete: true, warn: warned })).toThrow(
+      `${c100}: truncated: expected 153700000 bytes (50000 records of 3074), found 9222 bytes (3 records); a training file must be complete`,
+    );
+    // A complete file passes.
+    expect(readCifar10([c10], { expectedRecords: 2, requireComplete: true, warn: warned }).count).toBe(2);
+  });
+
   it('CIFAR-100: 3073-byte records (a CIFAR-10 file) are rejected', () => {
     const p = tmpFile('c10-as-c100.bin', cifar10([1, 2, 3]));
     expect(() => readCifar100(p)).toThrow(/expected a whole number of 3074-byte records, found 9219 bytes/);

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   CIFAR10_ARCHIVE,
   DATASETS,
+  DataFormatError,
   MissingDataError,
   dataDirFromArgv,
   dataRoots,
@@ -142,7 +143,7 @@ describe('offline: missing files → an error that says what to fetch and where 
     expect(m).toContain('http://ufldl.stanford.edu/housenumbers/train_32x32.mat (md5 e26dedcc434d2e4c54c9b2d4a06d8373) saved as train_32x32.mat');
     expect(m).toContain(`and put train_32x32.mat (gzipped with .gz or not) in ${join(root, 'svhn')}/`);
     expect((err as MissingDataError).missing).toEqual(['train_32x32.mat']);
-    expect(readdirSync(join(root, 'svhn'))).toEqual([]); // no partial download left behind
+    expect(existsSync(join(root, 'svhn'))).toBe(false); // no partial download, nor the directory made for it, left behind
   });
 
   it('CIFAR-100 and CIFAR-10: one archive URL for all missing members', async () => {
@@ -182,7 +183,26 @@ describe('offline: missing files → an error that says what to fetch and where 
     const bad = serve({ 'http://ufldl.stanford.edu/housenumbers/test_32x32.mat': Buffer.from('garbage') });
     const eMd5 = (await resolveSplitFiles('svhn', 'test', { dataDir: root, fetch: bad, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
     expect(eMd5.message).toContain(`md5 mismatch, expected eb5a983be6a315427106f1b2b6b0b5e8, found ${md5(Buffer.from('garbage'))}`);
-    expect(readdirSync(join(root, 'svhn'))).toEqual([]);
+    expect(existsSync(join(root, 'svhn'))).toBe(false);
+  });
+
+  it('a mistyped --data-dir is not created by a download that fails', async () => {
+    const parent = freshDir();
+    const mistyped = join(parent, 'x', 'nope');
+    const e = (await resolveSplitFiles('mnist', 'train', { dataDir: mistyped, fetch: offline, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(e).toBeInstanceOf(MissingDataError);
+    expect(e.message).toContain(`and put train-images-idx3-ubyte, train-labels-idx1-ubyte (gzipped with .gz or not) in ${join(mistyped, 'mnist')}/`);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('a download that fails after writing a file keeps that file and its directory', async () => {
+    const root = freshDir();
+    const first = Buffer.from('first file');
+    const spec = (name: string, data: Buffer): DataFileSpec => ({ name, bytes: data.length, records: 1, source: { url: `https://example.test/${name}`, md5: md5(data), savedAs: name } });
+    const files = [spec('a.bin', first), spec('b.bin', Buffer.from('never served'))];
+    const target = join(root, 'new', 'dir');
+    await expect(downloadFiles(files, target, { fetch: serve({ 'https://example.test/a.bin': first }), log: () => {} })).rejects.toThrow(/b\.bin: HTTP 404/);
+    expect(readdirSync(target)).toEqual(['a.bin']);
   });
 });
 
@@ -249,6 +269,51 @@ describe('downloads through an injected fetch', () => {
     const bytes = Array.from({ length: t.length }, (_, i) => t.subarray(i, i + 1));
     const split = await readTarMembers(bytes, () => true, 'many');
     expect(split.get('a.bin')).toEqual(single.get('a.bin'));
+  });
+});
+
+describe('CIFAR files cut at a record boundary', () => {
+  /** `records` all-zero records (label 0, black pixels), gzipped: small on disk however many. */
+  const zeroRecords = (records: number, recordBytes: number): Buffer => gzipSync(Buffer.alloc(records * recordBytes));
+
+  it('a training file → an error naming it, with the expected and found size', async () => {
+    const root = freshDir();
+    const c10 = join(root, 'cifar-10-batches-bin');
+    mkdirSync(c10);
+    writeFileSync(join(c10, 'data_batch_1.bin.gz'), zeroRecords(5000, 3073));
+    for (const i of [2, 3, 4, 5]) writeFileSync(join(c10, `data_batch_${i}.bin.gz`), zeroRecords(10000, 3073));
+    const warnings: string[] = [];
+    const options = { dataDir: root, download: false, warn: (m: string) => warnings.push(m), log: () => {} };
+    const e10 = await loadDataset('cifar10', 'train', options).catch((e: unknown) => e);
+    expect(e10).toBeInstanceOf(DataFormatError);
+    expect((e10 as Error).message).toBe(
+      `${join(c10, 'data_batch_1.bin.gz')}: truncated: expected 30730000 bytes (10000 records of 3073), found 15365000 bytes (5000 records); a training file must be complete`,
+    );
+    const c100 = join(root, 'cifar-100-binary');
+    mkdirSync(c100);
+    writeFileSync(join(c100, 'train.bin.gz'), zeroRecords(100, 3074));
+    await expect(loadDataset('cifar100', 'train', options)).rejects.toThrow(
+      `${join(c100, 'train.bin.gz')}: truncated: expected 153700000 bytes (50000 records of 3074), found 307400 bytes (100 records)`,
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  it('a test file → its records are used, with a warning that gives their count', async () => {
+    const root = freshDir();
+    mkdirSync(join(root, 'cifar-10-batches-bin'));
+    writeFileSync(join(root, 'cifar-10-batches-bin', 'test_batch.bin.gz'), zeroRecords(300, 3073));
+    mkdirSync(join(root, 'cifar-100-binary'));
+    writeFileSync(join(root, 'cifar-100-binary', 'test.bin.gz'), zeroRecords(200, 3074));
+    const warnings: string[] = [];
+    const options = { dataDir: root, download: false, warn: (m: string) => warnings.push(m), log: () => {} };
+    const c10 = await loadDataset('cifar10', 'test', options);
+    const c100 = await loadDataset('cifar100', 'test', options);
+    expect([c10.count, c100.count]).toEqual([300, 200]);
+    expect(warnings).toEqual([
+      `${join(root, 'cifar-10-batches-bin', 'test_batch.bin.gz')}: partial file, 300 of 10000 records (using the 300 present)`,
+      `${join(root, 'cifar-100-binary', 'test.bin.gz')}: partial file, 200 of 10000 records (using the 200 present)`,
+    ]);
+    expect(c10.notes).toEqual([warnings[0]]);
   });
 });
 

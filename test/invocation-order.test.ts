@@ -74,9 +74,20 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
   });
 
-  it('NIN_INVOCATION_ORDER is checked', () => {
-    expect(() =>
-      execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./engine/invocation-order.ts')"], { env: { ...process.env, NIN_INVOCATION_ORDER: 'backwards' }, stdio: 'pipe' }),
-    ).toThrow(/NIN_INVOCATION_ORDER=backwards: expected natural, reverse or scramble/);
+  it('a bad NIN_INVOCATION_ORDER is a GpuError when the GPU is acquired or a kernel compiles, not a crash at import', () => {
+    const env = { ...process.env, NIN_INVOCATION_ORDER: 'backwards' };
+    // Each use prints the error it gets; importing alone must not throw.
+    const script = `(async () => {
+      const device = await import('./engine/device.ts');
+      const order = await import('./engine/invocation-order.ts');
+      for (const use of [() => device.getGpu(), async () => order.invocationOrder()]) {
+        try { await use(); console.log('no error'); } catch (e) { console.log(e.name + ': ' + e.message); }
+      }
+    })();`;
+    const printed = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { env, encoding: 'utf8', stdio: 'pipe' });
+    const expected = "GpuError: NIN_INVOCATION_ORDER='backwards': expected 'natural' or 'reverse' or 'scramble'";
+    expect(printed.trim().split('\n')).toEqual([expected, expected]);
+    // Commands that never touch the GPU work as usual.
+    expect(execFileSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', '--help'], { env, encoding: 'utf8', stdio: 'pipe' })).toMatch(/nin predict/);
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodePng, ImageLoadError, loadImageForModel, resizeImage } from '../nin/images.ts';
+import { encodePng, ImageLoadError, loadImageForModel, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -109,6 +109,16 @@ describe('loadImageForModel', () => {
     expect(r.originalSize).toEqual([20, 40]);
     expect(r.pixels.length).toBe(32 * 32 * 3);
     expect(r.pixels.every((v) => v >= 0 && v <= 1)).toBe(true);
+  });
+
+  it('resizeNote: one line naming the file, its size and the model\'s, and whether the aspect ratio changed', () => {
+    const p = writePng('squashed.png', 100, 10, 0, new Array(100 * 10).fill(128));
+    const model = { height: 28, width: 28 };
+    const squashed = loadImageForModel(p, { ...model, channels: 1 });
+    expect(resizeNote(p, squashed.originalSize, model)).toBe(`${p}: resized from 100×10 to 28×28 (width×height), aspect ratio changed from 10:1 to 1:1`);
+    expect(resizeNote('tall.png', [40, 30], { height: 32, width: 32 })).toBe('tall.png: resized from 30×40 to 32×32 (width×height), aspect ratio changed from 0.75:1 to 1:1');
+    expect(resizeNote('big.png', [56, 56], model)).toBe('big.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept');
+    expect(resizeNote('fits.png', [28, 28], model)).toBeNull();
   });
 
   it('names the file in every error', () => {

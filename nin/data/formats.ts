@@ -165,8 +165,10 @@ export const CIFAR100_RECORD_BYTES = 2 + CIFAR_PIXELS;
 export const CIFAR10_RECORDS_PER_FILE = 10000;
 
 export interface CifarReadOptions {
-  /** Records the official file has; a whole-record file with fewer is accepted with a warning. */
+  /** Records the official file has; a whole-record file with fewer is accepted with a warning (unless requireComplete). */
   expectedRecords?: number;
+  /** A file with fewer than expectedRecords records is an error: training files must be whole; a test set may be partial. */
+  requireComplete?: boolean;
   warn?: WarningSink;
 }
 
@@ -197,6 +199,9 @@ function cifarRecordCount(bytes: Uint8Array, recordBytes: number, source: string
   const count = bytes.length / recordBytes;
   if (expected !== undefined && count !== expected) {
     if (count > expected) throw new DataFormatError(source, `size mismatch: expected ${expectText}, found ${bytes.length} bytes (${count} records)`);
+    if (opts.requireComplete) {
+      throw new DataFormatError(source, `truncated: expected ${expectText}, found ${bytes.length} bytes (${count} records); a training file must be complete`);
+    }
     (opts.warn ?? defaultWarn)(`${source}: partial file, ${count} of ${expected} records (using the ${count} present)`);
   }
   return count;
@@ -219,7 +224,7 @@ export function readCifar10(paths: readonly string[], opts: CifarReadOptions & {
       notes.push(m);
       (opts.warn ?? defaultWarn)(m);
     };
-    return { ...parseCifar10(readDataFile(p), p, { expectedRecords: opts.expectedRecords ?? CIFAR10_RECORDS_PER_FILE, warn }), notes };
+    return { ...parseCifar10(readDataFile(p), p, { expectedRecords: opts.expectedRecords ?? CIFAR10_RECORDS_PER_FILE, requireComplete: opts.requireComplete, warn }), notes };
   });
   const merged = concatParts(parts, CIFAR_PIXELS);
   return {
@@ -261,7 +266,7 @@ export function readCifar100(path: string, opts: CifarReadOptions & { name?: str
     notes.push(m);
     (opts.warn ?? defaultWarn)(m);
   };
-  const r = parseCifar100(readDataFile(path), path, { expectedRecords: opts.expectedRecords, warn });
+  const r = parseCifar100(readDataFile(path), path, { expectedRecords: opts.expectedRecords, requireComplete: opts.requireComplete, warn });
   return {
     name: opts.name ?? 'cifar100',
     images: r.images,

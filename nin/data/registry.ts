@@ -9,9 +9,9 @@
 // cifar-10-batches-bin/, cifar-100-binary/, svhn/), as the official name or the name + ".gz".
 // Missing files are downloaded into <first root>/<subdir>/; when that fails (offline), the error
 // lists the exact files, the URLs to fetch them from, and where to put them.
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import {
@@ -298,13 +298,36 @@ export interface DownloadOptions {
 /**
  * Downloads `files` into `targetDir`, grouped by source (one archive download serves all of its
  * members), verifying the md5 of every download and of every extracted member whose md5 is known.
- * Throws on any failure; files already written stay (each is written atomically).
+ * Throws on any failure; files already written stay (each is written atomically), and the
+ * directories it created stay only if they hold one.
  */
 export async function downloadFiles(files: readonly DataFileSpec[], targetDir: string, opts: DownloadOptions = {}): Promise<string[]> {
   const fetchFn = opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
   if (!fetchFn) throw new Error('no fetch() available in this runtime');
   const log = opts.log ?? ((m: string) => console.log(m));
-  mkdirSync(targetDir, { recursive: true });
+  const created = mkdirSync(targetDir, { recursive: true }); // the topmost directory it made, if any
+  try {
+    return await downloadInto(files, targetDir, fetchFn, log, opts);
+  } catch (e) {
+    // A mistyped --data-dir must not be left behind by a download that wrote nothing into it.
+    if (created !== undefined) removeEmptyDirectories(targetDir, created);
+    throw e;
+  }
+}
+
+/** Removes `dir` and its parents up to `top` (inclusive), stopping at the first that is not empty. */
+function removeEmptyDirectories(dir: string, top: string): void {
+  const last = resolve(top);
+  for (let d = resolve(dir); d.startsWith(last); d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty (a file was written, or someone else uses it), or already gone
+    }
+  }
+}
+
+async function downloadInto(files: readonly DataFileSpec[], targetDir: string, fetchFn: FetchLike, log: (message: string) => void, opts: DownloadOptions): Promise<string[]> {
   const byUrl = new Map<string, DataFileSpec[]>();
   for (const f of files) byUrl.set(f.source.url, [...(byUrl.get(f.source.url) ?? []), f]);
   const written: string[] = [];
@@ -479,6 +502,9 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
     for (let i = 0; i < files.paths.length; i++) await verifyDataFile(files.paths[i], files.specs[i]);
   }
   const label = `${spec.name}/${split}`;
+  // Only a test set may be partial (its error is then measured on the records present); a short
+  // training file would silently train on less.
+  const requireComplete = split !== 'test';
   if (opts.into && (spec.name !== 'svhn' || files.paths.length !== 1)) throw new RangeError(`loadDataset: ${label} cannot be read into a given array (only SVHN's one-file splits can)`);
   let ds: ImageDataset;
   switch (spec.name) {
@@ -488,12 +514,12 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
     case 'cifar10':
       // Expect each file's own record count: a fallback's shortfall is already in its note.
       ds = concatDatasets(
-        files.paths.map((p, i) => readCifar10([p], { name: label, expectedRecords: files.specs[i].records, warn: opts.warn })),
+        files.paths.map((p, i) => readCifar10([p], { name: label, expectedRecords: files.specs[i].records, requireComplete, warn: opts.warn })),
         label,
       );
       break;
     case 'cifar100':
-      ds = readCifar100(files.paths[0], { name: label, expectedRecords: files.specs[0].records, warn: opts.warn });
+      ds = readCifar100(files.paths[0], { name: label, expectedRecords: files.specs[0].records, requireComplete, warn: opts.warn });
       break;
     case 'svhn':
       ds = concatDatasets(
