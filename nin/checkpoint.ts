@@ -10,8 +10,7 @@ import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
 import type { TrainOptions } from './train.ts';
-
-export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
+import { CHECKPOINT_FORMAT, formatProblem } from './run-directory.ts';
 
 /** Weights that are NaN or infinite: saveCheckpoint refuses to write them. */
 export class NonFiniteWeights extends Error {
@@ -92,7 +91,8 @@ export async function saveCheckpoint(
 
 export function loadCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path);
-  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: not a nin-webgpu checkpoint (format '${metadata.format ?? 'missing'}', expected '${CHECKPOINT_FORMAT}')`);
+  const problem = formatProblem(path, metadata);
+  if (problem) throw new Error(problem);
   const config = JSON.parse(metadata.config) as ModelConfig;
   const options = JSON.parse(metadata.options) as TrainOptions;
   plan(config); // validates the stored config

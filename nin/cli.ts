@@ -5,11 +5,12 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { describeConfig, MODELS } from './model.ts';
+import { describeConfig, MODELS, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { isOwnRunDirectory, nothingToTrain, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
+import { isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
+import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
@@ -41,6 +42,13 @@ const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
   'cifar10-small': { epochs: 2, lr: 0.05, batch: 32, schedule: 'cosine', warmup: 0.1 },
 };
 
+const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
+
+/** The data set a model is named for: cifar10-small trains on cifar10, svhn on svhn. */
+function datasetOf(model: string): (typeof DATASETS)[number] | undefined {
+  return DATASETS.find((d) => model === d || model.startsWith(`${d}-`));
+}
+
 /** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
  * 2-core CPU through lavapipe (one pass over all 60k training images, then the full 10k test set). */
 export const MAIN_JOB: Defaults & { trainLimit?: number } = {
@@ -51,7 +59,8 @@ export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
-  nin predict <checkpoint> <image.png>...   top-5 classes with probabilities
+  nin predict <checkpoint> <image.png>...   top-5 classes with probabilities (a PNG of another
+                                            size is resized to the model's input, with a note)
   nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
                                             and the run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
@@ -144,6 +153,8 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 function checkpointArg(arg: string, prefix = ''): string {
   const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
   if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'`);
+  const problem = notACheckpoint(path);
+  if (problem) throw new UsageError(prefix + problem);
   return path;
 }
 
@@ -153,19 +164,21 @@ export interface TrainCommand {
 }
 
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id. */
-function checkpointHeader(path: string): { options: TrainOptions; epoch: number; runId: string | null; plateau: PlateauState | null } {
+function checkpointHeader(path: string): { options: TrainOptions; config: ModelConfig; epoch: number; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  if (metadata.options === undefined) throw new UsageError(`--resume: ${path} holds no training options: not a nin checkpoint`);
+  if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`--resume: ${path} holds no training options and model config: not a nin checkpoint`);
   let options: TrainOptions;
+  let config: ModelConfig;
   try {
     options = JSON.parse(metadata.options) as TrainOptions;
+    config = JSON.parse(metadata.config) as ModelConfig;
   } catch (e) {
-    throw new UsageError(`--resume: ${path}: its training options are not valid JSON (${(e as Error).message})`);
+    throw new UsageError(`--resume: ${path}: its training options or model config are not valid JSON (${(e as Error).message})`);
   }
   let plateau: PlateauState | null = null;
   try {
@@ -173,7 +186,7 @@ function checkpointHeader(path: string): { options: TrainOptions; epoch: number;
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  return { options, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null, plateau };
+  return { options, config, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null, plateau };
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
@@ -195,7 +208,6 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     { min: 0, max: 0, what: 'no positional arguments' },
   );
   const s = (k: string) => v[k] as string | undefined;
-  const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
   const resume = s('resume') === undefined ? undefined : checkpointArg(s('resume')!, '--resume: ');
   // A resumed run continues with the settings its checkpoint was trained with (read from the
   // file's header); flags given now override them. train() checks that the network still matches.
@@ -205,7 +217,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
   const modelArg = s('model');
-  const datasetOfModel = modelArg === undefined ? undefined : DATASETS.find((d) => modelArg === d || modelArg.startsWith(`${d}-`));
+  const datasetOfModel = modelArg === undefined ? undefined : datasetOf(modelArg);
   const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? saved?.dataset ?? 'mnist';
   // No dataset, no model and no checkpoint named: the main job.
   const mainJob = s('dataset') === undefined && s('model') === undefined && !saved;
@@ -271,12 +283,19 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   };
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
-  const held = validationSize(validationPlan(options.validation, dataset, options.extra ? 2 : 1), classes[dataset]);
-  if (options.trainLimit !== undefined && held >= options.trainLimit) {
-    throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of --train-limit ${options.trainLimit}`);
+  if (header) {
+    const clash = resumeClashes(options, header.config, header.options);
+    if (clash.length) throw new UsageError(`--resume ${resume}: ${clash.join(', ')}: a resumed run keeps them (start a new run to change them)`);
   }
-  if (options.trainLimit !== undefined && options.trainLimit - held < options.batchSize) {
-    throw new UsageError(`--batch ${options.batchSize} is larger than the ${options.trainLimit - held} training images left`);
+  // The training set's size is known before loading it: the official count (a partial file can
+  // only make it smaller, and is caught when read), or --train-limit.
+  const official = splitCount(dataset, 'train') + (options.extra ? splitCount(dataset, 'extra') : 0);
+  const trainImages = Math.min(official, options.trainLimit ?? official);
+  const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
+  const held = validationSize(validationPlan(options.validation, dataset, options.extra ? 2 : 1), classes[dataset]);
+  if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
+  if (trainImages - held < options.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
   if (options.schedule === 'plateau') {
@@ -317,7 +336,11 @@ async function runTrain(args: string[]): Promise<number> {
   let stopRequested: NodeJS.Signals | null = null;
   let requestedAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!training || (stopRequested && performance.now() - requestedAt > 1000)) process.exit(128 + os.constants.signals[signal]);
+    if (!training) {
+      console.error(`\n${signal} before the first training step: stopping; nothing was trained, so there was nothing to save`);
+      process.exit(128 + os.constants.signals[signal]);
+    }
+    if (stopRequested && performance.now() - requestedAt > 1000) process.exit(128 + os.constants.signals[signal]);
     if (stopRequested) return;
     stopRequested = signal;
     requestedAt = performance.now();
@@ -381,6 +404,8 @@ async function runVisualize(args: string[]): Promise<void> {
 
 async function runCompare(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run directory' });
+  const out = (v.out as string | undefined) ?? 'compare.png';
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the PNG file to write (e.g. ${join(out, 'compare.png')})`);
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
   let runs;
   try {
@@ -390,15 +415,26 @@ async function runCompare(args: string[]): Promise<void> {
     throw e;
   }
   console.log(comparisonTable(runs));
-  const out = (v.out as string | undefined) ?? 'compare.png';
   if (dirname(out) !== '.') mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']) }));
   console.log(`\nwrote ${out}`);
 }
 
-function runModels(): void {
-  for (const [name, c] of Object.entries(MODELS)) {
-    console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init`);
+/** Each model as `nin train --model NAME` builds it: its config with its data set's default init and class maps. */
+async function runModels(args: string[]): Promise<void> {
+  parse(args, {}, { min: 0, max: 0, what: 'no arguments' });
+  const { modelConfig } = await import('./train.ts');
+  for (const name of Object.keys(MODELS)) {
+    const paper = MODELS[name];
+    const dataset = datasetOf(name);
+    const d: Partial<Defaults> = dataset ? { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[name] } : {};
+    const c = modelConfig({ model: name, init: d.init, classMaps: d.classMaps });
+    const maps = (config: ModelConfig) => {
+      const last = config.layers.at(-1);
+      return last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'ReLU';
+    };
+    const differs = c.init !== paper.init || maps(c) !== maps(paper);
+    console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init, ${maps(c)} class maps` + (differs ? ` (the paper's: ${paper.init} init, ${maps(paper)} class maps: --init ${paper.init} --class-maps ${maps(paper).toLowerCase()})` : ''));
     console.log(describeConfig(c));
   }
 }
@@ -418,7 +454,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'predict': await runPredict(rest); break;
       case 'visualize': await runVisualize(rest); break;
       case 'compare': await runCompare(rest); break;
-      case 'models': runModels(); break;
+      case 'models': await runModels(rest); break;
       case undefined: case '-h': case '--help': case 'help':
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
@@ -439,6 +475,13 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (isMainModule(import.meta.url)) {
+  // `nin models | head`: a reader that stops early is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   process.exitCode = await main(process.argv.slice(2));
 }
 

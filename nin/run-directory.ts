@@ -34,12 +34,26 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
+import type { ModelConfig } from './model.ts';
+import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
 export const RUN_FILES = ['checkpoint.safetensors', 'best.safetensors', 'metrics.jsonl'] as const;
 
+/** The run files a directory holds. A log alone that records no training step (a run stopped while
+ * it loaded or preprocessed its data) is no run: nothing of it is lost when a new run replaces it. */
 export function runFilesIn(dir: string): string[] {
-  return RUN_FILES.filter((f) => existsSync(join(dir, f)));
+  const found = RUN_FILES.filter((f) => existsSync(join(dir, f)));
+  if (found.length === 1 && found[0] === 'metrics.jsonl' && !logRecordsTraining(join(dir, 'metrics.jsonl'))) return [];
+  return found;
+}
+
+function logRecordsTraining(path: string): boolean {
+  try {
+    return parseMetricsLog(readFileSync(path, 'utf8')).some((r) => 'kind' in r && (r.kind === 'step' || r.kind === 'epoch'));
+  } catch {
+    return true; // unreadable: assume it matters
+  }
 }
 
 /** The checkpoint a run resumes from, as its header tells (checkpoint.ts writes `run_id`). */
@@ -102,6 +116,25 @@ export function moveRunAside(dir: string): string[] {
   return moved;
 }
 
+/** The `format` a nin checkpoint's metadata names. */
+export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
+
+/** Why `path` cannot be a nin checkpoint (not a safetensors file, or another program's), read from its header alone; null if it can be. */
+export function notACheckpoint(path: string): string | null {
+  let metadata: Record<string, string>;
+  try {
+    metadata = readSafetensorsMetadata(path);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return formatProblem(path, metadata);
+}
+
+/** Why a safetensors file with this metadata is not a nin checkpoint, or null. */
+export function formatProblem(path: string, metadata: Record<string, string>): string | null {
+  return metadata.format === CHECKPOINT_FORMAT ? null : `${path}: not a nin-webgpu checkpoint (format '${metadata.format ?? 'missing'}', expected '${CHECKPOINT_FORMAT}')`;
+}
+
 /** A checkpoint file's header (safetensors metadata), or null if there is no file or it is unreadable. */
 export function checkpointMetadata(path: string): Record<string, string> | null {
   if (!existsSync(path)) return null;
@@ -114,6 +147,34 @@ export function checkpointMetadata(path: string): Record<string, string> | null 
 
 function headerField(path: string, key: string): string | null {
   return checkpointMetadata(path)?.[key] ?? null;
+}
+
+/**
+ * What a resume asks that the checkpoint cannot give: a resumed run continues the checkpoint's
+ * network (a different head or class maps would otherwise train silently on weights made for the
+ * first), its preprocessing (the statistics are stored, not refitted), and its data and split (a
+ * changed validation split would hold out images the run has trained on). Empty when none.
+ * `savedOptions`: the options the checkpoint was trained with; `o`: the resume's, flags filled
+ * from those.
+ */
+export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions: TrainOptions): string[] {
+  const last = saved.layers.at(-1);
+  const savedMaps = last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
+  const savedDropout = saved.layers.find((l) => l.type === 'dropout');
+  const was = <K extends keyof TrainOptions>(key: K) => savedOptions[key];
+  return [
+    o.dataset !== was('dataset') && `--dataset ${o.dataset} (the checkpoint was trained on ${was('dataset')})`,
+    o.model !== saved.name && `--model ${o.model} (the checkpoint holds ${saved.name})`,
+    o.head !== undefined && o.head !== saved.head && `--head ${o.head} (the checkpoint's is ${saved.head})`,
+    o.classMaps !== undefined && o.classMaps !== savedMaps && `--class-maps ${o.classMaps} (the checkpoint's are ${savedMaps})`,
+    // A resumed run must repeat the uninterrupted one, so the dropout rate stays too.
+    o.dropout !== undefined && savedDropout?.type === 'dropout' && o.dropout !== savedDropout.p && `--dropout ${o.dropout} (the checkpoint's is ${savedDropout.p})`,
+    o.init !== undefined && o.init !== saved.init && `--init ${o.init} (the checkpoint's weights were initialised ${saved.init}, and are trained on, not redrawn)`,
+    was('preprocess') !== undefined && o.preprocess !== was('preprocess') && `--preprocess ${o.preprocess} (the checkpoint's statistics are for ${was('preprocess')})`,
+    String(o.validation ?? 0) !== String(was('validation') ?? 0) && `--val ${o.validation ?? 0} (the checkpoint's split held out ${was('validation') ?? 0}: another split would validate on images the run trained on)`,
+    Boolean(o.extra) !== Boolean(was('extra')) && `${o.extra ? '--extra' : 'no --extra'} (the checkpoint was trained ${was('extra') ? 'with' : 'without'} SVHN's extra set)`,
+    o.trainLimit !== was('trainLimit') && `--train-limit ${o.trainLimit ?? 'none'} (the checkpoint's was ${was('trainLimit') ?? 'none'}: its training set and split)`,
+  ].filter((c): c is string => typeof c === 'string');
 }
 
 /** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */

@@ -125,7 +125,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the file (${bytes.length} bytes, so at most ${bytes.length - 8}): truncated or not a safetensors file`);
   }
   const n = Number(headerLen);
-  if (n > MAX_HEADER_BYTES) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n > MAX_HEADER_BYTES) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file`);
   const header = parseHeader(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n), source);
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
@@ -183,7 +183,7 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     const got = readSync(fd, len, 0, 8, 0);
     if (got < 8) throw new SafetensorsError(path, `truncated: ${got} bytes, the header length alone needs 8`);
     const n = len.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file`);
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) < header.length) throw new SafetensorsError(path, `header length ${n} runs past the end of the file: truncated or not a safetensors file`);
     return metadataOf(parseHeader(header, path), path);

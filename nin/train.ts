@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -17,7 +17,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, runDirectoryProblem, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 export interface TrainOptions extends ScheduleOptions {
@@ -105,25 +105,11 @@ export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'c
   return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
 }
 
-/**
- * A resumed run continues the checkpoint's network: its config, with an error for any option that
- * asks for another one (a different head or class maps would otherwise train silently on weights
- * made for the first).
- */
+/** A resumed run's network: the checkpoint's config, with an error for any option that asks for another run (resumeClashes). */
 function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
-  const saved = c.config;
-  const last = saved.layers.at(-1);
-  const savedMaps = last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
-  const savedDropout = saved.layers.find((l) => l.type === 'dropout');
-  const clash = [
-    o.model !== saved.name && `--model ${o.model} (the checkpoint holds ${saved.name})`,
-    o.head !== undefined && o.head !== saved.head && `--head ${o.head} (the checkpoint's is ${saved.head})`,
-    o.classMaps !== undefined && o.classMaps !== savedMaps && `--class-maps ${o.classMaps} (the checkpoint's are ${savedMaps})`,
-    // A resumed run must repeat the uninterrupted one, so the dropout rate stays too.
-    o.dropout !== undefined && savedDropout?.type === 'dropout' && o.dropout !== savedDropout.p && `--dropout ${o.dropout} (the checkpoint's is ${savedDropout.p})`,
-  ].filter(Boolean);
+  const clash = resumeClashes(o, c.config, c.options);
   if (clash.length) throw new RangeError(`--resume ${o.resume}: ${clash.join(', ')}`);
-  return saved;
+  return c.config;
 }
 
 /** Runs the model over a (preprocessed) dataset without gradients: mean loss, error rate, confusion matrix. */
@@ -306,6 +292,10 @@ async function trainInDirectory(
     renameSync(path, kept);
     log(`${path} ${why}: kept as ${kept}`);
   };
+  if (!own && !o.overwrite && existsSync(metricsPath) && runFilesIn(o.outDir).length === 0) {
+    rmSync(metricsPath);
+    log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
+  }
   const first: StartRecord | ResumeRecord = resumed
     ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString() };
@@ -472,6 +462,10 @@ async function trainInDirectory(
         });
         if (prev) await prev;
         step++;
+        if (step % stepsPerEpoch === 0 && pending) {
+          await pending; // the epoch's last line shows its whole mean loss
+          pending = null;
+        }
         const now = performance.now();
         // A live bar on a terminal; a line every 10 s in logs.
         const interval = process.stderr.isTTY ? 1000 : 10_000;

@@ -32,6 +32,14 @@ describe('nin CLI', () => {
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
     [['eval'], /expected one checkpoint path, got 0 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
+    [['eval', 'README.md'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
+    [['visualize', 'package.json'], /package.json: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
+    // The training set's size is known before it is loaded.
+    [['train', '--model', 'mnist-small', '--val', '60000'], /--val 60000 holds out 60000 images: none left of mnist's 60000 training images/],
+    [['train', '--model', 'mnist-small', '--val', '59990'], /--batch 64 is larger than the 10 training images left of mnist's 60000 training images after --val 59990/],
+    [['models', 'extra'], /expected no arguments, got 1 argument/],
+    [['models', '--bogus'], /Unknown option '--bogus'/],
+    [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ])('%j → exit 2 with a usage message, before any GPU work', (args, message) => {
     const r = nin(...args);
@@ -53,12 +61,20 @@ describe('nin CLI', () => {
     }
   });
 
-  it('lists the models with their shapes, parameters and FLOPs', () => {
+  it('lists the models as training builds them, with their shapes, parameters and FLOPs', () => {
     const r = nin('models');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/cifar10: 32×32×3 → 10 classes/);
+    // The defaults `nin train` uses, and the paper's own where they differ.
+    expect(r.stdout).toMatch(/\ncifar10: 32×32×3 → 10 classes, gap head, he init, linear class maps \(the paper's: gaussian init, ReLU class maps: --init gaussian --class-maps relu\)\n/);
+    expect(r.stdout).toMatch(/\nsvhn: 32×32×3 → 10 classes, gap head, gaussian init, linear class maps \(the paper's/);
+    expect(r.stdout).toMatch(/\nmnist-small: 28×28×1 → 10 classes, gap head, he init, linear class maps\n/);
+    expect(r.stdout).toMatch(/mlpconv3x3 192-192-10 linear out\s+8×8×10/);
     expect(r.stdout).toMatch(/mlpconv5x5 192-160-96\s+32×32×96/);
     expect(r.stdout).toMatch(/global average pool\s+10/);
+    // A reader that stops early (`nin models | head -1`) is no error.
+    const piped = spawnSync('bash', ['-c', 'set -o pipefail; node --import tsx nin/cli.ts models | head -2'], { encoding: 'utf8', timeout: 60_000 });
+    expect(piped.stderr).not.toMatch(/EPIPE|Error/);
+    expect(piped.status).toBe(0);
   });
 
   it('fills in the main job when neither dataset nor model is named', () => {
@@ -97,13 +113,30 @@ describe('nin CLI', () => {
     const ckpt = join(dir, 'checkpoint.safetensors');
     const first = parseTrainArgs(['--model', 'cifar10-small', '--lr', '0.07', '--schedule', 'step', '--lr-steps', '1', '--epochs', '3', '--batch', '24', '--no-aug', '--val', '500', '--seed', '9', '--class-maps', 'relu', '--stop-after', '1', '--out', dir]).options;
     // Only the header is read: a checkpoint's metadata without its tensors is enough here.
-    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first) });
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)) });
     const resumed = parseTrainArgs(['--resume', ckpt]).options;
     expect(resumed).toEqual({ ...first, resume: ckpt, stopAfter: undefined, profile: false });
-    const longer = parseTrainArgs(['--resume', ckpt, '--epochs', '5', '--lr', '0.01']).options;
-    expect(longer).toMatchObject({ model: 'cifar10-small', epochs: 5, lr: 0.01, stepEpochs: [1], batchSize: 24, augment: false, seed: 9 });
+    const longer = parseTrainArgs(['--resume', ckpt, '--epochs', '5', '--lr', '0.01', '--aug', '--test-limit', '100']).options;
+    expect(longer).toMatchObject({ model: 'cifar10-small', epochs: 5, lr: 0.01, stepEpochs: [1], batchSize: 24, augment: true, seed: 9, testLimit: 100 });
+    // What fixes the run's network, preprocessing or data split stays: another value is a usage error, before any GPU work.
+    const clashes: [string[], string][] = [
+      [['--model', 'cifar10'], '--model cifar10 (the checkpoint holds cifar10-small)'],
+      [['--class-maps', 'linear'], "--class-maps linear (the checkpoint's are relu)"],
+      [['--head', 'fc'], "--head fc (the checkpoint's is gap)"],
+      [['--init', 'gaussian'], "--init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn)"],
+      [['--preprocess', 'none'], "--preprocess none (the checkpoint's statistics are for gcn-zca)"],
+      [['--val', '1000'], "--val 1000 (the checkpoint's split held out 500: another split would validate on images the run trained on)"],
+      [['--train-limit', '5000'], "--train-limit 5000 (the checkpoint's was none: its training set and split)"],
+    ];
+    for (const [flags, clash] of clashes) {
+      expect(() => parseTrainArgs(['--resume', ckpt, ...flags]), flags.join(' ')).toThrow(new UsageError(`--resume ${ckpt}: ${clash}: a resumed run keeps them (start a new run to change them)`));
+    }
+    // The same values as the checkpoint's are no clash.
+    expect(parseTrainArgs(['--resume', ckpt, '--class-maps', 'relu', '--preprocess', 'gcn-zca', '--val', '500', '--init', 'he', '--model', 'cifar10-small']).options).toMatchObject({ classMaps: 'relu', validation: 500 });
     writeFileSync(join(dir, 'plain.safetensors'), new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]));
-    expect(() => parseTrainArgs(['--resume', join(dir, 'plain.safetensors')])).toThrow(/holds no training options: not a nin checkpoint/);
+    expect(() => parseTrainArgs(['--resume', join(dir, 'plain.safetensors')])).toThrow(/not a nin-webgpu checkpoint \(format 'missing', expected 'nin-webgpu\/1'\)/);
+    writeSafetensors(join(dir, 'no-options.safetensors'), {}, { format: 'nin-webgpu/1' });
+    expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
   });
@@ -120,7 +153,8 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'test'])).toThrow("--plateau-on must be one of train, val, got 'test'");
     expect(() => parseTrainArgs(['--schedule', 'plateau', '--patience', '0'])).toThrow('--patience must be an integer ≥ 1');
     const ckpt = join(dir, 'checkpoint.safetensors');
-    const header = (plateau: object | string) => writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...o, outDir: dir }), epoch: '12', plateau: typeof plateau === 'string' ? plateau : JSON.stringify(plateau) });
+    const header = (plateau: object | string) =>
+      writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...o, outDir: dir }), config: JSON.stringify(modelConfig(o)), epoch: '12', plateau: typeof plateau === 'string' ? plateau : JSON.stringify(plateau) });
     header({ on: 'val', drops: 3, best: 0.2, sinceBest: 5, finished: true });
     expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`${ckpt}: the plateau schedule ended this run at epoch 12 (no new lowest validation error for 5 epochs after its last lr drop): nothing to train`);
     expect(parseTrainArgs(['--resume', ckpt, '--lr-drops', '4']).options).toMatchObject({ lrDrops: 4, patience: 5, plateauOn: 'val' });

@@ -9,6 +9,7 @@ import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
+import { modelConfig, type TrainOptions } from '../nin/train.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
 function log(epochs: number, perEpoch: number, every = 1, from = 0, lossOf = (s: number) => 1 / (1 + s)): object[] {
@@ -126,13 +127,28 @@ describe('the run directory', () => {
   const root = mkdtempSync(join(tmpdir(), 'nin-rundir-'));
   const held = join(root, 'held');
   mkdirSync(held);
-  writeFileSync(join(held, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n');
+  writeFileSync(join(held, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'step', epoch: 0, step: 0, loss: 2.3, lr: 0.1 }) + '\n');
   const source = (path: string, runId: string | null, savedOutDir = '/elsewhere/run') => ({ path, runId, savedOutDir });
-  const header = (options: object, epoch: number, runId?: string) => ({ format: 'nin-webgpu/1', options: JSON.stringify(options), epoch: String(epoch), step: String(epoch * 10), saved: `t${epoch}`, ...(runId ? { run_id: runId } : {}) });
+  const header = (options: object, epoch: number, runId?: string) => ({
+    format: 'nin-webgpu/1',
+    options: JSON.stringify(options),
+    ...('model' in options ? { config: JSON.stringify(modelConfig(options as TrainOptions)) } : {}),
+    epoch: String(epoch),
+    step: String(epoch * 10),
+    saved: `t${epoch}`,
+    ...(runId ? { run_id: runId } : {}),
+  });
 
   it('a new run may not write into another run\'s directory without --overwrite; a resumed run may continue in its own', () => {
     expect(runDirectoryProblem({ outDir: join(root, 'new') })).toBeNull();
-    // Only a log (a run that failed before its first checkpoint): nothing to resume.
+    // A log that records no step (a run stopped while it loaded or preprocessed its data) is no run.
+    const unstarted = join(root, 'unstarted');
+    mkdirSync(unstarted);
+    writeFileSync(join(unstarted, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-U', time: '' }) + '\n');
+    expect(runFilesIn(unstarted)).toEqual([]);
+    expect(runDirectoryProblem({ outDir: unstarted })).toBeNull();
+    // A log that records training, without a checkpoint (a run that failed before its first): nothing to resume, but a run.
+    expect(runFilesIn(held)).toEqual(['metrics.jsonl']);
     expect(runDirectoryProblem({ outDir: held })).toBe(
       `${held} already holds a run (metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
     );

@@ -14,7 +14,7 @@ import { upload } from '../engine/runtime.ts';
 import { NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
-import { parseTrainArgs } from '../nin/cli.ts';
+import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
@@ -172,9 +172,16 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(finished.partialEpoch).toBeNull();
     for (const [name, w] of a.params) expect(finished.params.get(name), name).toEqual(w);
     expect(comparable(currentHistory(readLog(join(tmp, 'cut'))) as Record<string, unknown>[])).toEqual(comparable(readLog(join(tmp, 'full'))));
-    // Options that ask for another network than the checkpoint's are refused.
-    const other = options(['--resume', epoch1, '--class-maps', 'relu', '--head', 'fc']);
-    await expect(train(other, await loadSplits(other))).rejects.toThrow(/--head fc \(the checkpoint's is gap\), --class-maps relu \(the checkpoint's are linear\)/);
+    // Options that ask for another network, preprocessing or data split than the checkpoint's are
+    // refused: by the CLI before any GPU work (test/cli.test.ts), and by train() too.
+    expect(() => options(['--resume', epoch1, '--class-maps', 'relu', '--head', 'fc'])).toThrow(UsageError);
+    const api = { ...options(['--resume', epoch1]), classMaps: 'relu' as const, head: 'fc' as const, preprocess: 'none' as const, init: 'gaussian' as const, validation: 40 };
+    await expect(train(api, await loadSplits(options(base)))).rejects.toThrow(
+      new RangeError(
+        `--resume ${epoch1}: --head fc (the checkpoint's is gap), --class-maps relu (the checkpoint's are linear), --init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn), ` +
+          "--preprocess none (the checkpoint's statistics are for standardize), --val 40 (the checkpoint's split held out 0: another split would validate on images the run trained on)",
+      ),
+    );
   });
 
   it('never writes a checkpoint with NaN or infinite weights', async () => {
@@ -193,27 +200,26 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     model.dispose();
   });
 
-  it('--dropout: a checkpoint keeps the rate, a resume takes it, and a resume with another rate is refused', async () => {
+  it('--dropout: a checkpoint keeps the rate, a resume takes it, and a resume with another rate is refused (a usage error)', async () => {
     // The paper's MNIST net (two dropout layers), saved untrained: only the checkpoint matters here.
     const o = options(['--model', 'mnist', '--dropout', '0.3', '--out', join(tmp, 'dropout')]);
     const ckpt = await saveUntrained(o, join(tmp, 'dropout.safetensors'));
     expect(loadCheckpoint(ckpt).config.layers.filter((l) => l.type === 'dropout')).toEqual([{ type: 'dropout', p: 0.3 }, { type: 'dropout', p: 0.3 }]);
     const resume = (args: string[]): TrainOptions => ({ ...parseTrainArgs(['--resume', ckpt, ...args]).options, progress: false, log: () => {} });
     expect(resume([]).dropout).toBe(0.3);
-    const other = resume(['--dropout', '0.5', '--batch', '2', '--train-limit', '4', '--test-limit', '2']);
-    await expect(train(other, await loadSplits(other))).rejects.toThrow(/--dropout 0.5 \(the checkpoint's is 0.3\)/);
+    expect(() => resume(['--dropout', '0.5'])).toThrow(new UsageError(`--resume ${ckpt}: --dropout 0.5 (the checkpoint's is 0.3): a resumed run keeps them (start a new run to change them)`));
   });
 
   it('stops a run whose ReLU\'d class maps have died, naming the step and the last good checkpoint', async () => {
     // mnist-small with the paper's ReLU on its class maps, the last biases pushed to −100: every
     // map is 0 after the ReLU, as when a run's maps die (the paper's CIFAR-10 recipe, see README).
-    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--out', join(tmp, 'dead')]);
+    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, 'dead')]);
     const ckpt = await saveUntrained(o, join(tmp, 'dead.safetensors'));
     const { tensors, metadata } = readSafetensors(ckpt);
     const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
     (tensors[lastBias].data as Float32Array).fill(-100);
     writeSafetensors(ckpt, tensors, metadata);
-    const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '2', '--train-limit', '200', '--test-limit', '2']).options, progress: false, log: () => {} };
+    const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '2', '--test-limit', '2']).options, progress: false, log: () => {} };
     const err = await train(resume, await loadSplits(resume)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingStopped);
     // Steps 1..50 of the resumed run are the 50 dead batches in a row.
@@ -365,9 +371,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // GCN + ZCA makes the set-up before the first step take a while (the fit), as on CIFAR.
     const args = ['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '100000', '--stop-after', '1', '--preprocess', 'gcn-zca', '--out', join(tmp, 'eta')];
     const o = { ...options(args), progress: true, log: (m: string) => lines.push(m) };
+    // The directory holds the log of a run stopped before its first step (Ctrl-C in the ZCA fit): no run, so it is replaced.
+    mkdirSync(join(tmp, 'eta'));
+    writeFileSync(join(tmp, 'eta', 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'stopped-early', stretch: 's', time: '' }) + '\n');
     const r = await train(o, await loadSplits(o));
+    expect(lines).toContain(`${join(tmp, 'eta', 'metrics.jsonl')}: replaced the log of a run that stopped before its first step`);
+    expect(readFileSync(join(tmp, 'eta', 'metrics.jsonl'), 'utf8')).not.toMatch(/stopped-early/);
     const last = lines.filter((l) => l.startsWith('epoch 1/100000 ')).at(-1)!;
     expect(last).toMatch(/ step 10\/10 /);
+    expect(last).toContain(` loss ${r.epochs[0].trainLoss.toFixed(4)} `); // the epoch's last step counted too
     expect(last).toMatch(/ETA 0s$/); // not the 99,999 epochs the schedule spans
     const rate = Number(/([\d.]+) img\/s/.exec(last)![1]);
     expect(rate / r.epochs[0].imgPerSec).toBeGreaterThan(0.8);
@@ -392,6 +404,16 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     writeFileSync(file, PNG.sync.write(png));
     const [line] = await predict(ckpt, [file]);
     expect(line).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: (\\d \\d+\\.\\d%, ){4}\\d \\d+\\.\\d%$`));
+    // A picture of another size is resized to the model's input, with a note.
+    const wide = new PNG({ width: 56, height: 28 });
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 56; x++) wide.data.set([test.images[y * 28 + (x >> 1)], 0, 0, 255], 4 * (y * 56 + x));
+    const wideFile = join(tmp, 'wide.png');
+    writeFileSync(wideFile, PNG.sync.write(wide));
+    const notes: string[] = [];
+    const [wideLine, sameLine] = await predict(ckpt, [wideFile, file], (n) => notes.push(n));
+    expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
+    expect(sameLine).toBe(line);
+    expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
     const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
