@@ -1,11 +1,11 @@
 // The `nin` command: train, eval, predict, visualize, compare, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { describeConfig, MODELS, type ModelConfig } from './model.ts';
+import { describeConfig, MODELS, parseModelConfig, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -49,6 +49,30 @@ function datasetOf(model: string): (typeof DATASETS)[number] | undefined {
   return DATASETS.find((d) => model === d || model.startsWith(`${d}-`));
 }
 
+/** A config file's data set by its images and classes (32×32×3 with 10 classes: CIFAR-10; --dataset svhn for SVHN). */
+function datasetOfShape(c: ModelConfig): (typeof DATASETS)[number] {
+  return c.input.channels === 1 ? 'mnist' : c.classes === 100 ? 'cifar100' : 'cifar10';
+}
+
+/** Reads and checks a model config file (--config); any problem is a usage error naming the file. */
+function readConfigFile(path: string): ModelConfig {
+  if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`--config: no file at '${path}'`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config: ${path} is not valid JSON (${(e as Error).message})`);
+  }
+  let config: ModelConfig;
+  try {
+    config = parseModelConfig(json, path);
+  } catch (e) {
+    throw new UsageError(`--config: ${(e as Error).message}`);
+  }
+  if (MODELS[config.name]) throw new UsageError(`--config: ${path} names its network '${config.name}', a built-in model's name: give it another (runs and comparisons are labelled by it)`);
+  return config;
+}
+
 /** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
  * 2-core CPU through lavapipe (one pass over all 60k training images, then the full 10k test set). */
 export const MAIN_JOB: Defaults & { trainLimit?: number } = {
@@ -66,11 +90,15 @@ export const USAGE = `usage:
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
                                       test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory)
-  nin models                          list the model configs with their summaries
+  nin models [--config FILE]          list the model configs with their summaries (or check and
+                                      summarise a config file of one's own)
 
 train options:
   --dataset mnist|cifar10|cifar100|svhn   (default: the --model's, else mnist)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
+  --config FILE           a network of one's own instead of --model: a JSON model config, as
+                          \`nin models\` lists them (README, "Networks of one's own"); it trains
+                          with its data set's recipe (--dataset: by default, by its input shape)
   With neither --dataset nor --model: the main job, mnist-small on all 60k MNIST images for one
   epoch (batch 16, lr 0.025 cosine, 5 % warm-up), sized for ≤ 10 minutes on a 2-core CPU.
   --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
@@ -201,7 +229,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
-      seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
+      seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' },
       profile: { type: 'boolean' },
     },
@@ -217,13 +245,19 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
   const modelArg = s('model');
-  const datasetOfModel = modelArg === undefined ? undefined : datasetOf(modelArg);
+  const configFile = s('config');
+  if (configFile !== undefined && modelArg !== undefined) throw new UsageError('--config and --model both name the network: give one');
+  if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
+  // A network of one's own: from --config, or the resumed checkpoint's options.
+  const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
+  const datasetOfModel = custom ? datasetOfShape(custom) : modelArg === undefined ? undefined : datasetOf(modelArg);
   const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? saved?.dataset ?? 'mnist';
   // No dataset, no model and no checkpoint named: the main job.
-  const mainJob = s('dataset') === undefined && s('model') === undefined && !saved;
-  const model = s('model') ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
-  const d: Defaults = mainJob ? MAIN_JOB : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
-  const config = MODELS[model];
+  const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
+  const model = custom?.name ?? modelArg ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
+  // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
+  const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
+  const config = custom ?? MODELS[model];
   if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
   const imageShape: Record<string, string> = { mnist: '28×28×1', cifar10: '32×32×3', cifar100: '32×32×3', svhn: '32×32×3' };
   const { height, width, channels } = config.input;
@@ -247,6 +281,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const options: TrainOptions = {
     dataset,
     model,
+    ...(custom ? { config: custom } : {}),
     head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const) ?? pick('head', undefined),
     init: oneOf('init', s('init'), ['gaussian', 'he'] as const) ?? pick('init', d.init),
     classMaps: oneOf('class-maps', s('class-maps'), ['relu', 'linear'] as const) ?? pick('classMaps', d.classMaps),
@@ -422,7 +457,14 @@ async function runCompare(args: string[]): Promise<void> {
 
 /** Each model as `nin train --model NAME` builds it: its config with its data set's default init and class maps. */
 async function runModels(args: string[]): Promise<void> {
-  parse(args, {}, { min: 0, max: 0, what: 'no arguments' });
+  const { values: v } = parse(args, { config: { type: 'string' } }, { min: 0, max: 0, what: 'no arguments' });
+  if (v.config !== undefined) {
+    // A config file of one's own, checked and summarised before any training.
+    const c = readConfigFile(v.config as string);
+    console.log(`${c.name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init (${datasetOfShape(c)} unless --dataset says otherwise)`);
+    console.log(describeConfig(c));
+    return;
+  }
   const { modelConfig } = await import('./train.ts');
   for (const name of Object.keys(MODELS)) {
     const paper = MODELS[name];

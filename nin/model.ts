@@ -141,6 +141,66 @@ export function plan(config: ModelConfig): LayerSummary[] {
   return out;
 }
 
+/** The fields a model config file may have (`nin train --config FILE`). */
+const CONFIG_FIELDS = ['name', 'input', 'classes', 'layers', 'head', 'init', 'initStd'];
+
+/**
+ * A model config read from a JSON file (`nin train --config`, `nin models --config`): every field is
+ * checked, and an error names the file and the field. `head`, `init` and `initStd` may be left out
+ * (GAP, He, 0.05); then plan() checks that the layers fit together.
+ */
+export function parseModelConfig(value: unknown, source: string): ModelConfig {
+  const fail = (field: string, want: string, got: unknown): never => {
+    throw new RangeError(`${source}: ${field} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
+  };
+  const object = (v: unknown, field: string, allowed: string[]): Record<string, unknown> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(field, 'an object', v);
+    const extra = Object.keys(v).filter((k) => !allowed.includes(k));
+    if (extra.length) throw new RangeError(`${source}: ${field} has unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (known: ${allowed.join(', ')})`);
+    return v as Record<string, unknown>;
+  };
+  const int = (v: unknown, field: string, min: number): number => (Number.isInteger(v) && (v as number) >= min ? (v as number) : fail(field, `an integer ≥ ${min}`, v));
+  const oneOf = <T extends string>(v: unknown, field: string, allowed: readonly T[]): T => (allowed.includes(v as T) ? (v as T) : fail(field, `one of ${allowed.join(', ')}`, v));
+  const c = object(value, 'the config', CONFIG_FIELDS);
+  const name = typeof c.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(c.name) ? c.name : fail('name', 'a name of letters, digits, ".", "_" or "-" (it names run directories)', c.name);
+  const input = object(c.input, 'input', ['height', 'width', 'channels']);
+  if (!Array.isArray(c.layers) || c.layers.length === 0) fail('layers', 'a non-empty array', c.layers);
+  const layers = (c.layers as unknown[]).map((v, i): LayerSpec => {
+    const at = `layers[${i}]`;
+    const type = oneOf((v as { type?: unknown } | null)?.type, `${at}.type`, ['mlpconv', 'maxpool', 'avgpool', 'dropout'] as const);
+    if (type === 'mlpconv') {
+      const l = object(v, at, ['type', 'kernel', 'channels', 'linearOut']);
+      const kernel = int(l.kernel, `${at}.kernel`, 1);
+      if (kernel % 2 !== 1) fail(`${at}.kernel`, 'odd (the output keeps the input size)', kernel);
+      if (!Array.isArray(l.channels) || l.channels.length !== 3) fail(`${at}.channels`, 'three widths, [K×K conv, 1×1, 1×1]', l.channels);
+      const channels = (l.channels as unknown[]).map((w, j) => int(w, `${at}.channels[${j}]`, 1)) as [number, number, number];
+      if (l.linearOut !== undefined && typeof l.linearOut !== 'boolean') fail(`${at}.linearOut`, 'true or false', l.linearOut);
+      return { type, kernel, channels, ...(l.linearOut !== undefined ? { linearOut: l.linearOut as boolean } : {}) };
+    }
+    if (type === 'dropout') {
+      const l = object(v, at, ['type', 'p']);
+      return { type, p: typeof l.p === 'number' && l.p >= 0 && l.p < 1 ? l.p : fail(`${at}.p`, 'a number in [0, 1)', l.p) };
+    }
+    const l = object(v, at, ['type', 'kernel', 'stride']);
+    return { type, kernel: int(l.kernel, `${at}.kernel`, 1), stride: int(l.stride, `${at}.stride`, 1) };
+  });
+  const config: ModelConfig = {
+    name,
+    input: { height: int(input.height, 'input.height', 1), width: int(input.width, 'input.width', 1), channels: int(input.channels, 'input.channels', 1) },
+    classes: int(c.classes, 'classes', 2),
+    layers,
+    head: c.head === undefined ? 'gap' : oneOf(c.head, 'head', ['gap', 'fc', 'fc-dropout'] as const),
+    init: c.init === undefined ? 'he' : oneOf(c.init, 'init', ['gaussian', 'he'] as const),
+    initStd: c.initStd === undefined ? 0.05 : typeof c.initStd === 'number' && c.initStd > 0 && Number.isFinite(c.initStd) ? c.initStd : fail('initStd', 'a number > 0', c.initStd),
+  };
+  try {
+    plan(config);
+  } catch (e) {
+    throw new RangeError(`${source}: ${(e as Error).message}`);
+  }
+  return config;
+}
+
 export interface ForwardOptions {
   /** Training mode: dropout on. */
   train: boolean;

@@ -22,7 +22,10 @@ import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run
 
 export interface TrainOptions extends ScheduleOptions {
   dataset: string;
+  /** A built-in model's name (MODELS), or `config`'s. */
   model: string;
+  /** A network of one's own (`nin train --config FILE`), trained instead of a built-in model. */
+  config?: ModelConfig;
   head?: Head;
   init?: Init;
   /** ReLU on the last mlpconv's output (the paper's class maps) or not; default: the model's. */
@@ -93,8 +96,8 @@ export class TrainingInterrupted extends Error {
   }
 }
 
-export function modelConfig(o: Pick<TrainOptions, 'model' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
-  const base = MODELS[o.model];
+export function modelConfig(o: Pick<TrainOptions, 'model' | 'config' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
+  const base = o.config ?? MODELS[o.model];
   if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
   if (o.dropout !== undefined && !base.layers.some((l) => l.type === 'dropout')) throw new RangeError(`model ${o.model} has no dropout layers between its blocks to set to ${o.dropout}`);
   const layers = base.layers.map((l, i) => {

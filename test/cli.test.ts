@@ -1,12 +1,13 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { modelConfig } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
+import { MODELS, parseModelConfig } from '../nin/model.ts';
 
 function nin(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -163,6 +164,98 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--resume', ckpt]).options).toMatchObject({ schedule: 'plateau', lrDrops: 3 });
     header('{"drops": "two"}');
     expect(() => parseTrainArgs(['--resume', ckpt])).toThrow(`--resume: ${ckpt}: its plateau schedule state is malformed`);
+  });
+});
+
+describe("networks of one's own (--config)", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nin-config-'));
+  const tiny = {
+    name: 'mnist-tiny',
+    input: { height: 28, width: 28, channels: 1 },
+    classes: 10,
+    layers: [
+      { type: 'mlpconv', kernel: 5, channels: [16, 16, 16] },
+      { type: 'maxpool', kernel: 3, stride: 2 },
+      { type: 'dropout', p: 0.2 },
+      { type: 'mlpconv', kernel: 3, channels: [32, 32, 10], linearOut: true },
+    ],
+  };
+  const file = (name: string, content: unknown) => {
+    const path = join(dir, name);
+    writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+    return path;
+  };
+
+  it('reads a config, filling head, init and initStd; a built-in config round-trips through JSON', () => {
+    expect(parseModelConfig(tiny, 'tiny.json')).toEqual({ ...tiny, head: 'gap', init: 'he', initStd: 0.05 });
+    for (const [name, config] of Object.entries(MODELS)) expect(parseModelConfig(JSON.parse(JSON.stringify(config)), name), name).toEqual(config);
+  });
+
+  it.each([
+    [{ ...tiny, layer: [] }, "tiny.json: the config has unknown field 'layer' (known: name, input, classes, layers, head, init, initStd)"],
+    [{ ...tiny, name: '../up' }, 'tiny.json: name must be a name of letters, digits, ".", "_" or "-" (it names run directories), got "../up"'],
+    [{ ...tiny, input: { height: 28, width: 28 } }, 'tiny.json: input.channels must be an integer ≥ 1, got undefined'],
+    [{ ...tiny, classes: 1 }, 'tiny.json: classes must be an integer ≥ 2, got 1'],
+    [{ ...tiny, layers: [] }, 'tiny.json: layers must be a non-empty array, got []'],
+    [{ ...tiny, layers: [{ type: 'conv', kernel: 3 }] }, 'tiny.json: layers[0].type must be one of mlpconv, maxpool, avgpool, dropout, got "conv"'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 4 }, tiny.layers[3]] }, 'tiny.json: layers[0].kernel must be odd (the output keeps the input size), got 4'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels must be three widths, [K×K conv, 1×1, 1×1], got [16,16]'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 0, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels[1] must be an integer ≥ 1, got 0'],
+    [{ ...tiny, layers: [tiny.layers[0], { type: 'dropout', p: 1 }, tiny.layers[3]] }, 'tiny.json: layers[1].p must be a number in [0, 1), got 1'],
+    [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 0 }, tiny.layers[3]] }, 'tiny.json: layers[1].stride must be an integer ≥ 1, got 0'],
+    [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 2, pad: 1 }, tiny.layers[3]] }, "tiny.json: layers[1] has unknown field 'pad' (known: type, kernel, stride)"],
+    [{ ...tiny, layers: [tiny.layers[3], tiny.layers[1]] }, 'tiny.json: model mnist-tiny: the last layer must be an mlpconv'],
+    [{ ...tiny, layers: [tiny.layers[0]] }, 'tiny.json: model mnist-tiny: with a GAP head the last mlpconv must emit one map per class (10), not 16'],
+    [{ ...tiny, head: 'svm' }, 'tiny.json: head must be one of gap, fc, fc-dropout, got "svm"'],
+    [{ ...tiny, initStd: -1 }, 'tiny.json: initStd must be a number > 0, got -1'],
+  ])('%# an error naming the file and the field', (config, message) => {
+    expect(() => parseModelConfig(config, 'tiny.json')).toThrow(new RangeError(message));
+  });
+
+  it('nin train --config: its data set by input shape unless --dataset; the file\'s init and class maps unless flags; usage errors before any GPU work', () => {
+    const path = file('tiny.json', tiny);
+    const o = parseTrainArgs(['--config', path, '--out', join(dir, 'run')]).options;
+    expect(o).toMatchObject({ dataset: 'mnist', model: 'mnist-tiny', config: parseModelConfig(tiny, path), lr: 0.02, batchSize: 64, preprocess: 'standardize' });
+    expect(o.init).toBeUndefined();
+    expect(o.classMaps).toBeUndefined();
+    expect(modelConfig(o)).toEqual(parseModelConfig(tiny, path));
+    expect(modelConfig(parseTrainArgs(['--config', path, '--class-maps', 'relu', '--init', 'gaussian', '--dropout', '0.1']).options)).toMatchObject({
+      init: 'gaussian',
+      layers: [{}, {}, { type: 'dropout', p: 0.1 }, { linearOut: false }],
+    });
+    const cifar = { ...tiny, name: 'c-tiny', input: { height: 32, width: 32, channels: 3 } };
+    expect(parseTrainArgs(['--config', file('c.json', cifar)]).options).toMatchObject({ dataset: 'cifar10', preprocess: 'gcn-zca', augment: true });
+    expect(parseTrainArgs(['--config', file('c.json', cifar), '--dataset', 'svhn']).options).toMatchObject({ dataset: 'svhn', preprocess: 'gcn-lcn' });
+    const wide = { ...cifar, name: 'c100', classes: 100, layers: [cifar.layers[0], { ...cifar.layers[3], channels: [32, 32, 100] }] };
+    expect(parseTrainArgs(['--config', file('c100.json', wide)]).options.dataset).toBe('cifar100');
+    const refused: [string[], RegExp][] = [
+      [['--config', path, '--model', 'mnist-small'], /--config and --model both name the network: give one/],
+      [['--config', path, '--dataset', 'cifar10'], /model 'mnist-tiny' takes 28×28×1 images but cifar10 images are 32×32×3/],
+      [['--config', join(dir, 'none.json')], /--config: no file at '.*none.json'/],
+      [['--config', file('broken.json', '{"name": ')], /--config: .*broken.json is not valid JSON/],
+      [['--config', file('builtin.json', { ...tiny, name: 'mnist-small' })], /names its network 'mnist-small', a built-in model's name: give it another/],
+      [['--config', file('odd.json', { ...tiny, layers: [{ ...tiny.layers[0], kernel: 2 }, tiny.layers[3]] })], /--config: .*odd.json: layers\[0\].kernel must be odd/],
+    ];
+    for (const [args, message] of refused) expect(() => parseTrainArgs(args), args.join(' ')).toThrow(message);
+    const r = nin('train', '--config', join(dir, 'odd.json'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/layers\[0\].kernel must be odd/);
+    expect(r.stderr).not.toMatch(/maxDynamic/);
+  });
+
+  it("the README's example config is a valid one", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const example = /```json\n([\s\S]*?)```/.exec(readme);
+    expect(example).not.toBeNull();
+    expect(parseModelConfig(JSON.parse(example![1]), 'README.md').name).toBe('mnist-two-blocks');
+  });
+
+  it('nin models --config summarises a config file', () => {
+    const r = nin('models', '--config', file('tiny.json', tiny));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^mnist-tiny: 28×28×1 → 10 classes, gap head, he init \(mnist unless --dataset says otherwise\)\n/);
+    expect(r.stdout).toMatch(/mlpconv3x3 32-32-10 linear out\s+14×14×10\s+6,026/);
+    expect(r.stdout).toMatch(/total\s+6,986/);
   });
 });
 

@@ -386,6 +386,31 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(rate / r.epochs[0].imgPerSec).toBeLessThan(1.25);
   });
 
+  it("trains a network of one's own (--config): its checkpoint keeps the config, for a resume and for nin eval", async () => {
+    const tiny = {
+      name: 'mnist-tiny',
+      input: { height: 28, width: 28, channels: 1 },
+      classes: 10,
+      layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 8] }, { type: 'avgpool', kernel: 3, stride: 2 }, { type: 'mlpconv', kernel: 3, channels: [16, 16, 10], linearOut: true }],
+    };
+    const file = join(tmp, 'tiny.json');
+    writeFileSync(file, JSON.stringify(tiny));
+    const out = join(tmp, 'own');
+    const parsed = (args: string[]): TrainOptions => ({ ...parseTrainArgs(args).options, progress: false, log: () => {} });
+    const o = parsed(['--config', file, '--batch', '16', '--train-limit', '160', '--test-limit', '32', '--epochs', '2', '--stop-after', '1', '--out', out]);
+    const first = await train(o, await loadSplits(o));
+    const saved = loadCheckpoint(first.checkpoint);
+    expect(saved.config).toEqual({ ...tiny, head: 'gap', init: 'he', initStd: 0.05 });
+    expect(saved.params.size).toBe(12); // 2 mlpconvs × 3 layers × (weights, bias)
+    const resumed = parsed(['--resume', out]);
+    expect(resumed).toMatchObject({ model: 'mnist-tiny', config: saved.config });
+    const rest = await train(resumed, await loadSplits(resumed));
+    expect(rest.epochs.map((e) => e.epoch)).toEqual([2]);
+    const ev = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'eval', out, '--test-limit', '32'], { encoding: 'utf8', timeout: 120_000 });
+    expect(ev.status, ev.stderr).toBe(0);
+    expect(ev.stdout).toContain(`(epoch 2): test loss ${rest.test!.loss.toFixed(4)}, error ${(100 * rest.test!.error).toFixed(2)}% on 32 images`);
+  });
+
   it('stops a diverging run with the step and the last good checkpoint', async () => {
     const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
