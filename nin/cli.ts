@@ -5,7 +5,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { describeConfig, MODELS, parseModelConfig, type ModelConfig } from './model.ts';
+import { builtInModel, describeConfig, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -69,7 +69,7 @@ function readConfigFile(path: string): ModelConfig {
   } catch (e) {
     throw new UsageError(`--config: ${(e as Error).message}`);
   }
-  if (MODELS[config.name]) throw new UsageError(`--config: ${path} names its network '${config.name}', a built-in model's name: give it another (runs and comparisons are labelled by it)`);
+  if (builtInModel(config.name)) throw new UsageError(`--config: ${path} names its network '${config.name}', a built-in model's name: give it another (runs and comparisons are labelled by it)`);
   return config;
 }
 
@@ -251,13 +251,14 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   // A network of one's own: from --config, or the resumed checkpoint's options.
   const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
   const datasetOfModel = custom ? datasetOfShape(custom) : modelArg === undefined ? undefined : datasetOf(modelArg);
-  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? datasetOfModel ?? saved?.dataset ?? 'mnist';
+  // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
+  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
   // No dataset, no model and no checkpoint named: the main job.
   const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
-  const model = custom?.name ?? modelArg ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
+  const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
   // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
   const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
-  const config = custom ?? MODELS[model];
+  const config = custom ?? builtInModel(model);
   if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
   const imageShape: Record<string, string> = { mnist: '28×28×1', cifar10: '32×32×3', cifar100: '32×32×3', svhn: '32×32×3' };
   const { height, width, channels } = config.input;
@@ -321,13 +322,23 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (header) {
     const clash = resumeClashes(options, header.config, header.options);
     if (clash.length) throw new UsageError(`--resume ${resume}: ${clash.join(', ')}: a resumed run keeps them (start a new run to change them)`);
+  } else {
+    // The flags may make a config file's layers not fit (--head gap on one made for fc): found now, not after loading the data.
+    try {
+      plan(modelConfig(options));
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}${options.head ? ` (--head ${options.head})` : ''}`);
+    }
   }
+  // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
+  const trainPart = splitCount(dataset, 'train');
+  const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
   // The training set's size is known before loading it: the official count (a partial file can
   // only make it smaller, and is caught when read), or --train-limit.
-  const official = splitCount(dataset, 'train') + (options.extra ? splitCount(dataset, 'extra') : 0);
+  const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
   const trainImages = Math.min(official, options.trainLimit ?? official);
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
-  const held = validationSize(validationPlan(options.validation, dataset, options.extra ? 2 : 1), classes[dataset]);
+  const held = validationSize(validationPlan(options.validation, dataset, parts), classes[dataset]);
   if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
   if (trainImages - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
@@ -355,7 +366,7 @@ function resumedRunDirectory(source: ResumeSource): string {
 export function unusedRunDirectory(base: string): string {
   for (let n = 1; ; n++) {
     const dir = n === 1 ? base : `${base}-${n}`;
-    if (runFilesIn(dir).length === 0) return dir;
+    if (runFilesIn(dir).length === 0 && !runDirectoryInUse(dir)) return dir; // in use: a run still loading its data
   }
 }
 
@@ -458,6 +469,12 @@ async function runCompare(args: string[]): Promise<void> {
 /** Each model as `nin train --model NAME` builds it: its config with its data set's default init and class maps. */
 async function runModels(args: string[]): Promise<void> {
   const { values: v } = parse(args, { config: { type: 'string' } }, { min: 0, max: 0, what: 'no arguments' });
+  // `nin models | head`: a reader that stops early is no error for a listing (a training run's
+  // output is another matter: there a closed pipe still fails the command).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   if (v.config !== undefined) {
     // A config file of one's own, checked and summarised before any training.
     const c = readConfigFile(v.config as string);
@@ -517,13 +534,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (isMainModule(import.meta.url)) {
-  // `nin models | head`: a reader that stops early is not an error.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') throw e;
-      process.exit(process.exitCode ?? 0);
-    });
-  }
   process.exitCode = await main(process.argv.slice(2));
 }
 

@@ -141,6 +141,35 @@ export function plan(config: ModelConfig): LayerSummary[] {
   return out;
 }
 
+/** A built-in model by name (own keys only: 'constructor' is no model). */
+export function builtInModel(name: string): ModelConfig | undefined {
+  return Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;
+}
+
+/** What a run may change of its network (`nin train` flags over a built-in model or a config file). */
+export interface NetworkOptions {
+  model: string;
+  /** A network of one's own (--config), used instead of the built-in `model`. */
+  config?: ModelConfig;
+  head?: Head;
+  init?: Init;
+  classMaps?: 'relu' | 'linear';
+  dropout?: number;
+}
+
+/** The network a run trains: its built-in model or config file, with the flags' changes applied. */
+export function modelConfig(o: NetworkOptions): ModelConfig {
+  const base = o.config ?? builtInModel(o.model);
+  if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
+  if (o.dropout !== undefined && !base.layers.some((l) => l.type === 'dropout')) throw new RangeError(`model ${o.model} has no dropout layers between its blocks to set to ${o.dropout}`);
+  const layers = base.layers.map((l, i) => {
+    if (o.classMaps && i === base.layers.length - 1 && l.type === 'mlpconv') return { ...l, linearOut: o.classMaps === 'linear' };
+    if (o.dropout !== undefined && l.type === 'dropout') return { ...l, p: o.dropout };
+    return l;
+  });
+  return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
+}
+
 /** The fields a model config file may have (`nin train --config FILE`). */
 const CONFIG_FIELDS = ['name', 'input', 'classes', 'layers', 'head', 'init', 'initStd'];
 
@@ -159,10 +188,12 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
     if (extra.length) throw new RangeError(`${source}: ${field} has unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (known: ${allowed.join(', ')})`);
     return v as Record<string, unknown>;
   };
-  const int = (v: unknown, field: string, min: number): number => (Number.isInteger(v) && (v as number) >= min ? (v as number) : fail(field, `an integer ≥ ${min}`, v));
+  // The upper bounds only catch typos (a width of 1e9 would fail later, at allocation on the GPU).
+  const int = (v: unknown, field: string, min: number, max = 65536): number =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? (v as number) : fail(field, `an integer in [${min}, ${max}]`, v);
   const oneOf = <T extends string>(v: unknown, field: string, allowed: readonly T[]): T => (allowed.includes(v as T) ? (v as T) : fail(field, `one of ${allowed.join(', ')}`, v));
   const c = object(value, 'the config', CONFIG_FIELDS);
-  const name = typeof c.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(c.name) ? c.name : fail('name', 'a name of letters, digits, ".", "_" or "-" (it names run directories)', c.name);
+  const name = typeof c.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.name) ? c.name : fail('name', 'a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories)', c.name);
   const input = object(c.input, 'input', ['height', 'width', 'channels']);
   if (!Array.isArray(c.layers) || c.layers.length === 0) fail('layers', 'a non-empty array', c.layers);
   const layers = (c.layers as unknown[]).map((v, i): LayerSpec => {
@@ -170,7 +201,7 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
     const type = oneOf((v as { type?: unknown } | null)?.type, `${at}.type`, ['mlpconv', 'maxpool', 'avgpool', 'dropout'] as const);
     if (type === 'mlpconv') {
       const l = object(v, at, ['type', 'kernel', 'channels', 'linearOut']);
-      const kernel = int(l.kernel, `${at}.kernel`, 1);
+      const kernel = int(l.kernel, `${at}.kernel`, 1, 63);
       if (kernel % 2 !== 1) fail(`${at}.kernel`, 'odd (the output keeps the input size)', kernel);
       if (!Array.isArray(l.channels) || l.channels.length !== 3) fail(`${at}.channels`, 'three widths, [K×K conv, 1×1, 1×1]', l.channels);
       const channels = (l.channels as unknown[]).map((w, j) => int(w, `${at}.channels[${j}]`, 1)) as [number, number, number];
@@ -182,7 +213,7 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
       return { type, p: typeof l.p === 'number' && l.p >= 0 && l.p < 1 ? l.p : fail(`${at}.p`, 'a number in [0, 1)', l.p) };
     }
     const l = object(v, at, ['type', 'kernel', 'stride']);
-    return { type, kernel: int(l.kernel, `${at}.kernel`, 1), stride: int(l.stride, `${at}.stride`, 1) };
+    return { type, kernel: int(l.kernel, `${at}.kernel`, 1, 63), stride: int(l.stride, `${at}.stride`, 1, 63) };
   });
   const config: ModelConfig = {
     name,

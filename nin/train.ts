@@ -15,7 +15,9 @@ import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
-import { MODELS, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
+import { modelConfig, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
+
+export { modelConfig };
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
@@ -94,18 +96,6 @@ export class TrainingInterrupted extends Error {
   constructor(message: string, readonly checkpoint: string) {
     super(message);
   }
-}
-
-export function modelConfig(o: Pick<TrainOptions, 'model' | 'config' | 'head' | 'init' | 'classMaps' | 'dropout'>): ModelConfig {
-  const base = o.config ?? MODELS[o.model];
-  if (!base) throw new RangeError(`unknown model '${o.model}' (known: ${Object.keys(MODELS).join(', ')})`);
-  if (o.dropout !== undefined && !base.layers.some((l) => l.type === 'dropout')) throw new RangeError(`model ${o.model} has no dropout layers between its blocks to set to ${o.dropout}`);
-  const layers = base.layers.map((l, i) => {
-    if (o.classMaps && i === base.layers.length - 1 && l.type === 'mlpconv') return { ...l, linearOut: o.classMaps === 'linear' };
-    if (o.dropout !== undefined && l.type === 'dropout') return { ...l, p: o.dropout };
-    return l;
-  });
-  return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
 }
 
 /** A resumed run's network: the checkpoint's config, with an error for any option that asks for another run (resumeClashes). */

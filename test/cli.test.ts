@@ -27,6 +27,8 @@ describe('nin CLI', () => {
     [['train', '--resume', 'no/such/checkpoint.safetensors'], /--resume: no checkpoint at 'no\/such\/checkpoint.safetensors'/],
     [['train', '--train-limit', '100', '--val', '100'], /--val 100 holds out 100 images: none left of --train-limit 100/],
     [['train', '--dataset', 'svhn', '--val', 'paper', '--train-limit', '3000'], /--val paper holds out 4000 images: none left of --train-limit 3000/],
+    // With --extra, the extra part (and its 200 per class) joins only past the train part's 73,257 images.
+    [['train', '--dataset', 'svhn', '--extra', '--val', 'paper', '--train-limit', '4000'], /--val paper holds out 4000 images: none left of --train-limit 4000/],
     [['train', '--val', 'papers'], /--val must be a number of images or 'paper', got 'papers'/],
     [['train', '--model', 'mnist-small', '--dropout', '0.5'], /--dropout: model 'mnist-small' has no dropout layers between its blocks/],
     [['train', '--dataset', 'cifar10', '--dropout', '1'], /--dropout must be a number in \[0, 0.99\], got '1'/],
@@ -106,6 +108,8 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--model', 'cifar100']).options.dataset).toBe('cifar100');
     // SVHN as the paper: GCN + LCN, no augmentation, train + extra, its validation set.
     expect(parseTrainArgs(['--dataset', 'svhn', '--extra', '--val', 'paper']).options).toMatchObject({ model: 'svhn', preprocess: 'gcn-lcn', augment: false, extra: true, validation: 'paper' });
+    // --train-limit within the train part: extra is not loaded, so the paper's set holds out 400 per class only (4,000 of 6,000).
+    expect(parseTrainArgs(['--dataset', 'svhn', '--extra', '--val', 'paper', '--train-limit', '6000']).options.trainLimit).toBe(6000);
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--dataset', 'mnist'])).toThrow(/takes 32×32×3 images but mnist/);
   });
 
@@ -193,16 +197,16 @@ describe("networks of one's own (--config)", () => {
 
   it.each([
     [{ ...tiny, layer: [] }, "tiny.json: the config has unknown field 'layer' (known: name, input, classes, layers, head, init, initStd)"],
-    [{ ...tiny, name: '../up' }, 'tiny.json: name must be a name of letters, digits, ".", "_" or "-" (it names run directories), got "../up"'],
-    [{ ...tiny, input: { height: 28, width: 28 } }, 'tiny.json: input.channels must be an integer ≥ 1, got undefined'],
-    [{ ...tiny, classes: 1 }, 'tiny.json: classes must be an integer ≥ 2, got 1'],
+    [{ ...tiny, name: '../up' }, 'tiny.json: name must be a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories), got "../up"'],
+    [{ ...tiny, input: { height: 28, width: 28 } }, 'tiny.json: input.channels must be an integer in [1, 65536], got undefined'],
+    [{ ...tiny, classes: 1 }, 'tiny.json: classes must be an integer in [2, 65536], got 1'],
     [{ ...tiny, layers: [] }, 'tiny.json: layers must be a non-empty array, got []'],
     [{ ...tiny, layers: [{ type: 'conv', kernel: 3 }] }, 'tiny.json: layers[0].type must be one of mlpconv, maxpool, avgpool, dropout, got "conv"'],
     [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 4 }, tiny.layers[3]] }, 'tiny.json: layers[0].kernel must be odd (the output keeps the input size), got 4'],
     [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels must be three widths, [K×K conv, 1×1, 1×1], got [16,16]'],
-    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 0, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels[1] must be an integer ≥ 1, got 0'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 0, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels[1] must be an integer in [1, 65536], got 0'],
     [{ ...tiny, layers: [tiny.layers[0], { type: 'dropout', p: 1 }, tiny.layers[3]] }, 'tiny.json: layers[1].p must be a number in [0, 1), got 1'],
-    [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 0 }, tiny.layers[3]] }, 'tiny.json: layers[1].stride must be an integer ≥ 1, got 0'],
+    [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 0 }, tiny.layers[3]] }, 'tiny.json: layers[1].stride must be an integer in [1, 63], got 0'],
     [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 2, pad: 1 }, tiny.layers[3]] }, "tiny.json: layers[1] has unknown field 'pad' (known: type, kernel, stride)"],
     [{ ...tiny, layers: [tiny.layers[3], tiny.layers[1]] }, 'tiny.json: model mnist-tiny: the last layer must be an mlpconv'],
     [{ ...tiny, layers: [tiny.layers[0]] }, 'tiny.json: model mnist-tiny: with a GAP head the last mlpconv must emit one map per class (10), not 16'],
@@ -248,6 +252,27 @@ describe("networks of one's own (--config)", () => {
     const example = /```json\n([\s\S]*?)```/.exec(readme);
     expect(example).not.toBeNull();
     expect(parseModelConfig(JSON.parse(example![1]), 'README.md').name).toBe('mnist-two-blocks');
+  });
+
+  it('a resumed --config run keeps its data set and network; flags that make the layers not fit are usage errors', () => {
+    const svhnNet = parseModelConfig({ ...tiny, name: 'svhn-tiny', input: { height: 32, width: 32, channels: 3 } }, 'svhn-tiny');
+    const o = parseTrainArgs(['--config', file('svhn-tiny.json', svhnNet), '--dataset', 'svhn', '--out', join(dir, 'svhn-run')]).options;
+    const ckpt = join(dir, 'svhn-run.safetensors');
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)) });
+    // Its shape alone would say CIFAR-10: the checkpoint says SVHN.
+    expect(parseTrainArgs(['--resume', ckpt, '--epochs', '50']).options).toMatchObject({ dataset: 'svhn', model: 'svhn-tiny', config: svhnNet, epochs: 50 });
+    expect(() => parseTrainArgs(['--resume', ckpt, '--model', 'svhn'])).toThrow('--model svhn (the checkpoint holds svhn-tiny)');
+    expect(() => parseTrainArgs(['--resume', ckpt, '--config', file('tiny.json', tiny)])).toThrow(`--config: a resumed run keeps its network (${ckpt} holds its config)`);
+    // A config made for an FC head, with --head gap: its 64 maps are not one per class.
+    const fc = file('fc.json', { ...tiny, name: 'fc-net', head: 'fc', layers: [tiny.layers[0], { ...tiny.layers[3], channels: [32, 32, 64] }] });
+    expect(parseTrainArgs(['--config', fc]).options.config!.head).toBe('fc');
+    expect(() => parseTrainArgs(['--config', fc, '--head', 'gap'])).toThrow(new UsageError('model fc-net: with a GAP head the last mlpconv must emit one map per class (10), not 64 (--head gap)'));
+    // Widths, kernels and names past any sensible size are typos.
+    expect(() => parseModelConfig({ ...tiny, layers: [{ ...tiny.layers[0], channels: [1e9, 8, 8] }, tiny.layers[3]] }, 'big.json')).toThrow('big.json: layers[0].channels[0] must be an integer in [1, 65536], got 1000000000');
+    expect(() => parseModelConfig({ ...tiny, name: 'n'.repeat(65) }, 'long.json')).toThrow(/long.json: name must be a name of up to 64 letters/);
+    // Names every JS object has are no built-in model's.
+    expect(parseTrainArgs(['--config', file('ctor.json', { ...tiny, name: 'constructor' })]).options.model).toBe('constructor');
+    expect(() => parseTrainArgs(['--model', 'constructor'])).toThrow(/--model must be one of/);
   });
 
   it('nin models --config summarises a config file', () => {

@@ -193,11 +193,23 @@ describe('the run directory', () => {
     mkdirSync(`${base}-2`);
     writeFileSync(join(`${base}-2`, 'best.safetensors'), '');
     expect(unusedRunDirectory(base)).toBe(`${base}-3`);
+    // A run still loading its data (its log has no step yet) holds its directory by its lock.
+    mkdirSync(`${base}-3`);
+    writeFileSync(join(`${base}-3`, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'loading', time: '' }) + '\n');
+    const lock = lockRunDirectory(`${base}-3`);
+    try {
+      expect(unusedRunDirectory(base)).toBe(`${base}-4`);
+    } finally {
+      lock.release();
+    }
+    expect(unusedRunDirectory(base)).toBe(`${base}-3`); // stopped before its first step: no run
+    writeFileSync(join(`${base}-3`, 'metrics.jsonl'), JSON.stringify({ kind: 'step', epoch: 0, step: 0, loss: 2, lr: 0.1 }) + '\n');
+    expect(unusedRunDirectory(base)).toBe(`${base}-4`);
     // nin train's default (runs/ is relative to the working directory).
     const cwd = process.cwd();
     try {
       process.chdir(root);
-      expect(parseTrainArgs([]).options.outDir).toBe(join('runs', 'mnist-mnist-small-3'));
+      expect(parseTrainArgs([]).options.outDir).toBe(join('runs', 'mnist-mnist-small-4'));
     } finally {
       process.chdir(cwd);
     }
