@@ -482,7 +482,6 @@ async function runModels(args: string[]): Promise<void> {
     console.log(describeConfig(c));
     return;
   }
-  const { modelConfig } = await import('./train.ts');
   for (const name of Object.keys(MODELS)) {
     const paper = MODELS[name];
     const dataset = datasetOf(name);
