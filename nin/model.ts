@@ -148,12 +148,15 @@ export function builtInModel(name: string): ModelConfig | undefined {
 
 /** What a run may change of its network (`nin train` flags over a built-in model or a config file). */
 export interface NetworkOptions {
+  /** A built-in model's name (MODELS), or `config`'s. */
   model: string;
-  /** A network of one's own (--config), used instead of the built-in `model`. */
+  /** A network of one's own (`nin train --config FILE`), trained instead of a built-in model. */
   config?: ModelConfig;
   head?: Head;
   init?: Init;
+  /** ReLU on the last mlpconv's output (the paper's class maps) or not; default: the model's. */
   classMaps?: 'relu' | 'linear';
+  /** Rate of the dropout layers between mlpconv blocks (0: off, the paper's Figure 3); default: the model's. */
   dropout?: number;
 }
 

@@ -15,25 +15,16 @@ import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
-import { modelConfig, NinModel, type Head, type Init, type ModelConfig } from './model.ts';
+import { modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 
 export { modelConfig };
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
-export interface TrainOptions extends ScheduleOptions {
+/** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
+export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   dataset: string;
-  /** A built-in model's name (MODELS), or `config`'s. */
-  model: string;
-  /** A network of one's own (`nin train --config FILE`), trained instead of a built-in model. */
-  config?: ModelConfig;
-  head?: Head;
-  init?: Init;
-  /** ReLU on the last mlpconv's output (the paper's class maps) or not; default: the model's. */
-  classMaps?: 'relu' | 'linear';
-  /** Rate of the dropout layers between mlpconv blocks (0: off, the paper's Figure 3); default: the model's. */
-  dropout?: number;
   batchSize: number;
   momentum: number;
   weightDecay: number;
