@@ -5,7 +5,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { builtInModel, describeConfig, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { builtInModel, classMapsOf, describeConfig, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -44,14 +44,28 @@ const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
 
 const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
 
+/** Each data set's images (H×W×C) and classes. */
+const DATASET_SHAPES: Record<string, { image: string; classes: number }> = {
+  mnist: { image: '28×28×1', classes: 10 },
+  cifar10: { image: '32×32×3', classes: 10 },
+  cifar100: { image: '32×32×3', classes: 100 },
+  svhn: { image: '32×32×3', classes: 10 },
+};
+
 /** The data set a model is named for: cifar10-small trains on cifar10, svhn on svhn. */
 function datasetOf(model: string): (typeof DATASETS)[number] | undefined {
   return DATASETS.find((d) => model === d || model.startsWith(`${d}-`));
 }
 
-/** A config file's data set by its images and classes (32×32×3 with 10 classes: CIFAR-10; --dataset svhn for SVHN). */
+/** A config file's data set by its images and classes, the first in DATASETS that fits (32×32×3 with
+ * 10 classes: CIFAR-10; --dataset svhn for SVHN); one that fits none is told so by the shape checks. */
 function datasetOfShape(c: ModelConfig): (typeof DATASETS)[number] {
-  return c.input.channels === 1 ? 'mnist' : c.classes === 100 ? 'cifar100' : 'cifar10';
+  const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
+  return (
+    DATASETS.find((d) => DATASET_SHAPES[d].image === image && DATASET_SHAPES[d].classes === c.classes) ??
+    DATASETS.find((d) => DATASET_SHAPES[d].image === image) ??
+    (c.input.channels === 1 ? 'mnist' : 'cifar10')
+  );
 }
 
 /** Reads and checks a model config file (--config); any problem is a usage error naming the file. */
@@ -260,13 +274,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
   const config = custom ?? builtInModel(model);
   if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
-  const imageShape: Record<string, string> = { mnist: '28×28×1', cifar10: '32×32×3', cifar100: '32×32×3', svhn: '32×32×3' };
   const { height, width, channels } = config.input;
-  if (`${height}×${width}×${channels}` !== imageShape[dataset]) {
-    throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${imageShape[dataset]}`);
-  }
-  const classes: Record<string, number> = { mnist: 10, cifar10: 10, cifar100: 100, svhn: 10 };
-  if (config.classes !== classes[dataset]) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes[dataset]}`);
+  const { image, classes } = DATASET_SHAPES[dataset];
+  if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
+  if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = int('epochs', s('epochs'), 1) ?? pick('epochs', d.epochs);
@@ -338,7 +349,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
   const trainImages = Math.min(official, options.trainLimit ?? official);
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
-  const held = validationSize(validationPlan(options.validation, dataset, parts), classes[dataset]);
+  const held = validationSize(validationPlan(options.validation, dataset, parts), classes);
   if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
   if (trainImages - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
@@ -487,10 +498,7 @@ async function runModels(args: string[]): Promise<void> {
     const dataset = datasetOf(name);
     const d: Partial<Defaults> = dataset ? { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[name] } : {};
     const c = modelConfig({ model: name, init: d.init, classMaps: d.classMaps });
-    const maps = (config: ModelConfig) => {
-      const last = config.layers.at(-1);
-      return last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'ReLU';
-    };
+    const maps = (config: ModelConfig) => (classMapsOf(config) === 'relu' ? 'ReLU' : 'linear');
     const differs = c.init !== paper.init || maps(c) !== maps(paper);
     console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init, ${maps(c)} class maps` + (differs ? ` (the paper's: ${paper.init} init, ${maps(paper)} class maps: --init ${paper.init} --class-maps ${maps(paper).toLowerCase()})` : ''));
     console.log(describeConfig(c));

@@ -141,6 +141,12 @@ export function plan(config: ModelConfig): LayerSummary[] {
   return out;
 }
 
+/** Whether the last mlpconv's class maps pass through a ReLU (the paper's) or stay linear. */
+export function classMapsOf(config: ModelConfig): 'relu' | 'linear' {
+  const last = config.layers.at(-1);
+  return last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
+}
+
 /** A built-in model by name (own keys only: 'constructor' is no model). */
 export function builtInModel(name: string): ModelConfig | undefined {
   return Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;

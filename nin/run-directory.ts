@@ -34,7 +34,7 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import type { ModelConfig } from './model.ts';
+import { classMapsOf, type ModelConfig } from './model.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -158,8 +158,7 @@ function headerField(path: string, key: string): string | null {
  * from those.
  */
 export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions: TrainOptions): string[] {
-  const last = saved.layers.at(-1);
-  const savedMaps = last?.type === 'mlpconv' && last.linearOut ? 'linear' : 'relu';
+  const savedMaps = classMapsOf(saved);
   const savedDropout = saved.layers.find((l) => l.type === 'dropout');
   const was = <K extends keyof TrainOptions>(key: K) => savedOptions[key];
   return [

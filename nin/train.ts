@@ -15,12 +15,12 @@ import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
-import { modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
-
-export { modelConfig };
+import { classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
+
+export { modelConfig }; // where tests and benches have long imported it from
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -381,8 +381,7 @@ async function trainInDirectory(
       throw e;
     }
   };
-  const lastLayer = config.layers.at(-1);
-  const reluClassMaps = lastLayer?.type === 'mlpconv' && !lastLayer.linearOut;
+  const reluClassMaps = classMapsOf(config) === 'relu';
   const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
