@@ -86,7 +86,7 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
   }
   if (prof) {
     prof.stop();
-    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)` }));
+    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)`, notes: prof.notes() }));
   }
   // Back to back, reading each loss one step late (nin/train.ts's loop).
   const tp = performance.now();

@@ -1,6 +1,7 @@
 // Autograd tape. Each op attaches its backward to its output when it runs (micrograd style); the
 // "tape" is the graph those links form. backward() walks it in reverse topological order.
 import { addInPlace, fill } from '../kernels/elementwise.ts';
+import { GpuError } from './device.ts';
 import { keep, Tensor, type BackwardFn } from './tensor.ts';
 
 let gradEnabled = true;
@@ -83,6 +84,9 @@ export function backward(loss: Tensor): void {
   if (loss.size !== 1) throw new RangeError(`backward: loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
   if (!loss.requiresGrad) throw new Error('backward: loss does not depend on any tensor that requires a gradient');
   const order = topoOrder(loss);
+  // dispose() drops a node's backward: it would pass for a leaf and the gradient would stop there.
+  const gone = order.find((t) => t.isDisposed);
+  if (gone) throw new GpuError(`backward: tensor #${gone.id} (${gone.op}, [${gone.shape.join(', ')}]) on the path to the loss was disposed before backward(); keep it until backward() has run`);
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
     const seed = Tensor.empty(loss.shape);

@@ -50,6 +50,8 @@ export type KernelStyle = 'tiled' | 'simd';
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 let dawnInstance: GPU | null = null;
+/** Counts closeGpu() calls: an acquisition that a close overtook must not become `current`. */
+let generation = 0;
 
 /**
  * NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form. kernels/gemm-matrix.ts
@@ -171,7 +173,9 @@ async function acquire(): Promise<Gpu> {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
   });
+  const gen = generation;
   device.addEventListener('uncapturederror', (ev) => {
+    if (gen !== generation) return; // from a device closeGpu() destroyed
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
   });
   return gpu;
@@ -227,7 +231,20 @@ export const uncaptured: string[] = [];
 /** The process-wide GPU, acquired on first use. */
 export async function getGpu(): Promise<Gpu> {
   if (current) return current;
-  pending ??= acquire().then((g) => (current = g), (e) => { pending = null; throw e; });
+  if (!pending) {
+    const gen = generation;
+    pending = acquire().then(
+      (g) => {
+        if (gen === generation) return (current = g);
+        g.device.destroy();
+        throw new GpuError('closeGpu() was called while this GPU was being acquired; call getGpu() again');
+      },
+      (e) => {
+        if (gen === generation) pending = null;
+        throw e;
+      },
+    );
+  }
   return pending;
 }
 
@@ -249,8 +266,10 @@ export function dawnGpu(): GPU {
 
 /** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */
 export function closeGpu(): void {
+  generation++;
   if (current) current.device.destroy();
   current = null;
   pending = null;
   dawnInstance = null;
+  uncaptured.length = 0; // the closed device's errors are not the next one's
 }

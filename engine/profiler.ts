@@ -87,7 +87,7 @@ export class Profiler implements ProfilerHook {
   private stopped = false;
   private destroyed = false;
   /** Dispatches whose end timestamp preceded the begin (clamped to 0). */
-  negative = 0;
+  private negative = 0;
   private nonzero = 0;
   private onGrid = 0;
 
@@ -103,15 +103,6 @@ export class Profiler implements ProfilerHook {
     if (this.perSet < 2 || this.perSet % 2 !== 0 || this.perSet > 4096) {
       throw new RangeError(`GPU profiler: queriesPerSet must be an even number in [2, 4096], got ${this.perSet}`);
     }
-  }
-
-  get isActive(): boolean {
-    return this.active;
-  }
-
-  /** Number of steps marked so far. */
-  get stepsMarked(): number {
-    return this.marks;
   }
 
   private chunk(i: number): Chunk {
@@ -181,6 +172,7 @@ export class Profiler implements ProfilerHook {
         await s.mapAsync(GPUMapMode.READ, 0, n * 16);
       } catch (e) {
         this.errors.push(`reading back timestamps failed: ${(e as Error).message}`);
+        s.destroy(); // never mapped: not worth reusing
         continue;
       }
       const t = new BigUint64Array(s.getMappedRange(0, n * 16));
@@ -217,13 +209,26 @@ export class Profiler implements ProfilerHook {
     return this.nonzero < 8 ? null : this.onGrid === this.nonzero;
   }
 
+  /** What a reader of the profile should know about its timestamps (formatProfile prints it). */
+  notes(): string[] {
+    const out: string[] = [];
+    if (this.timestampsQuantized) {
+      out.push(
+        'note: every duration is a multiple of 65.536 µs, so Dawn quantizes timestamps: short kernels read as 0 or 65.5 µs a call and only ' +
+          'their means over many calls mean anything; NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization" gives ns resolution',
+      );
+    }
+    if (this.negative) out.push(`note: ${this.negative} dispatch${this.negative === 1 ? '' : 'es'} ended before they began by their timestamps; counted as 0 ms`);
+    return out;
+  }
+
   /** Marks the end of one step (e.g. one training iteration); rows are then given per step. */
   markStep(): void {
     this.marks++;
     this.sinceMark = 0;
   }
 
-  /** Forgets everything timed so far (e.g. after warm-up). Readbacks still in flight are dropped too. */
+  /** Forgets everything timed so far (e.g. after warm-up), readbacks in flight included (it waits for them). */
   async reset(): Promise<void> {
     flush();
     await this.settle();
@@ -314,26 +319,18 @@ export async function startProfiler(opts: StartProfilerOptions = {}): Promise<Pr
   return p;
 }
 
-/** The profiler currently installed by startProfiler(), if any. */
-export function currentProfiler(): Profiler | null {
-  return activeProfiler;
-}
-
-/** A text table of rows, slowest first: kernel, calls/step, ms/step, % of step, mean ms/call. */
-export function formatProfile(rows: readonly ProfileRow[], opts: { title?: string; limit?: number } = {}): string {
+/**
+ * A text table of rows, slowest first: kernel, calls/step, ms/step, % of step, mean ms/call; then
+ * `notes` (Profiler.notes()), one per line.
+ */
+export function formatProfile(rows: readonly ProfileRow[], opts: { title?: string; notes?: string[] } = {}): string {
   const sorted = [...rows].sort((a, b) => b.totalMs - a.totalMs || a.name.localeCompare(b.name));
-  const shown = opts.limit !== undefined ? sorted.slice(0, opts.limit) : sorted;
   const steps = rows[0]?.steps ?? 1;
   const sumMs = rows.reduce((s, r) => s + r.msPerStep, 0);
   const sumCalls = rows.reduce((s, r) => s + r.callsPerStep, 0);
   const fmtN = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
   const fmtMs = (v: number) => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
-  const body = shown.map((r) => [r.name, fmtN(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
-  if (shown.length < sorted.length) {
-    const rest = sorted.slice(shown.length);
-    const ms = rest.reduce((s, r) => s + r.msPerStep, 0);
-    body.push([`(${rest.length} more)`, fmtN(rest.reduce((s, r) => s + r.callsPerStep, 0)), fmtMs(ms), (sumMs > 0 ? (100 * ms) / sumMs : 0).toFixed(1), '']);
-  }
+  const body = sorted.map((r) => [r.name, fmtN(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
   body.push(['total', fmtN(sumCalls), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', '']);
   const head = ['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call'];
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
@@ -346,5 +343,6 @@ export function formatProfile(rows: readonly ProfileRow[], opts: { title?: strin
     if (i === body.length - 1) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
     out.push(line(r));
   });
+  out.push(...(opts.notes ?? []));
   return out.join('\n');
 }

@@ -6,7 +6,7 @@
 //
 // `SGD` holds one velocity per parameter and per-parameter multipliers: the paper's prototxts give
 // biases twice the base learning rate and no weight decay (blobs_lr: 1, 2; weight_decay: 1, 0),
-// which `paperParamSpecs` reproduces.
+// which NinModel (nin/model.ts) gives each bias parameter.
 import { upload, dispatch } from '../engine/runtime.ts';
 import { Tensor, expectShape, keep } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel, fill } from './elementwise.ts';
@@ -55,11 +55,6 @@ export interface ParamSpec {
   lrMult?: number;
   /** Multiplies the weight decay (default 1). */
   decayMult?: number;
-}
-
-/** The paper's multipliers: biases (rank-1 parameters) get 2× lr and no weight decay. */
-export function paperParamSpecs(params: Tensor[]): ParamSpec[] {
-  return params.map((p) => (p.shape.length === 1 ? { param: p, lrMult: 2, decayMult: 0 } : { param: p, lrMult: 1, decayMult: 1 }));
 }
 
 export class SGD {

@@ -11,6 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu } from '../engine/device.ts';
+// A cycle (mlpconv.ts reads its tuned tiles here): harmless, as neither module calls the other at load.
+import { mlpconvTileProblem, type MlpconvShape } from './mlpconv.ts';
 
 export interface GemmTile {
   /** Rows and columns of C per thread (a 16×16-thread workgroup covers 16·TM × 16·TN). */
@@ -82,6 +84,14 @@ export function mlpconvKey(s: { N: number; H: number; W: number; Ci: number; K: 
   return `mlpconv${s.K}x${s.K} ${s.N}x${s.H}x${s.W}x${s.Ci} ${s.C1}-${s.C2}-${s.C3}${save ? ' +hidden' : ''}`;
 }
 
+/** The block shape a key from mlpconvKey names (null for any other string). */
+export function mlpconvShapeOfKey(key: string): MlpconvShape | null {
+  const m = /^mlpconv(\d+)x\1 (\d+)x(\d+)x(\d+)x(\d+) (\d+)-(\d+)-(\d+)(?: \+hidden)?$/.exec(key);
+  if (!m) return null;
+  const [K, N, H, W, Ci, C1, C2, C3] = m.slice(1, 9).map(Number);
+  return { N, H, W, Ci, K, C1, C2, C3 };
+}
+
 /** Lower-case letters and digits of an adapter name, dashed: the committed table's file name. */
 export function adapterSlug(adapterName: string): string {
   return adapterName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
@@ -106,6 +116,14 @@ function parseTable(path: string): TuningTable {
   for (const [key, tile] of Object.entries(t.gemm)) {
     const problem = gemmTileProblem(tile, storage);
     if (problem) throw new Error(`tuning table ${path}: gemm '${key}': ${problem}`);
+  }
+  for (const [key, choice] of Object.entries(t.mlpconv)) {
+    const shape = mlpconvShapeOfKey(key);
+    if (!shape) throw new Error(`tuning table ${path}: mlpconv '${key}': not a key mlpconvKey writes (e.g. '${mlpconvKey({ N: 128, H: 32, W: 32, Ci: 3, K: 5, C1: 192, C2: 160, C3: 96 }, true)}')`);
+    if (choice.fused !== undefined && typeof choice.fused !== 'boolean') throw new Error(`tuning table ${path}: mlpconv '${key}': fused must be true or false, got ${JSON.stringify(choice.fused)}`);
+    if (choice.TP === undefined && choice.CL === undefined) continue; // the heuristic tile (or unfused)
+    const problem = mlpconvTileProblem(shape, choice, storage);
+    if (problem) throw new Error(`tuning table ${path}: mlpconv '${key}': ${problem}`);
   }
   for (const [key, split] of Object.entries(t.splitK ?? {})) {
     if (!Number.isInteger(split) || split < 1) throw new Error(`tuning table ${path}: splitK '${key}': expected a whole number ≥ 1, got ${split}`);

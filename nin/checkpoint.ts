@@ -118,7 +118,8 @@ export function loadCheckpoint(path: string): Checkpoint {
     params,
     velocities: velocities.size ? velocities : null,
     restore(model, opt) {
-      model.params.forEach((p, i) => {
+      const state: Float32Array[] = [];
+      model.params.forEach((p) => {
         const w = params.get(p.name);
         if (!w) throw new Error(`${path}: no weights for parameter '${p.name}'`);
         if (w.length !== p.tensor.size) throw new Error(`${path}: parameter '${p.name}' has ${w.length} values, the model's [${p.tensor.shape.join(', ')}] needs ${p.tensor.size}`);
@@ -126,9 +127,11 @@ export function loadCheckpoint(path: string): Checkpoint {
         if (opt) {
           const v = velocities.get(p.name);
           if (!v) throw new Error(`${path}: no optimiser state for parameter '${p.name}'`);
-          upload(opt.velocities[i], v);
+          if (v.length !== p.tensor.size) throw new Error(`${path}: the optimiser state of parameter '${p.name}' has ${v.length} values, the model's [${p.tensor.shape.join(', ')}] needs ${p.tensor.size}`);
+          state.push(v);
         }
       });
+      opt?.loadState(state);
     },
     buildModel() {
       const model = new NinModel(config, 1);

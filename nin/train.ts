@@ -9,6 +9,7 @@ import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
+import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
@@ -215,6 +216,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const t0 = performance.now();
   await getGpu();
   const matrix = matrixMode(); // a bad NIN_MATRIX fails here, before any training
+  tuningTable(); // so does a bad tuning table (kernels/tuning.ts)
   const resumed = o.resume ? loadCheckpoint(o.resume) : null;
   const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);
   const { height, width, channels } = config.input;
@@ -482,7 +484,7 @@ async function trainInDirectory(
       if (prof) {
         prof.stop();
         const rows = await prof.collect();
-        log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)` }));
+        log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)`, notes: prof.notes() }));
         prof = null;
       }
       const seconds = secondsBefore + (performance.now() - te) / 1000;

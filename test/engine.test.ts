@@ -1,7 +1,7 @@
 // Engine behaviour: tensors, scopes, the buffer pool, the autograd tape, errors.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, gpu } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -82,6 +82,16 @@ describe('autograd tape', () => {
     (await x.grad!.toArray()).forEach((v, i) => expect(v).toBeCloseTo(2 * expected[i], 5));
     zeroGrad([x]);
     expect(x.grad).toBeNull();
+  });
+
+  it('refuses a backward through a tensor disposed on the way, naming it, rather than stop the gradient there', () => {
+    const x = param(Tensor.fromArray(randomArray(12, 7), [12]));
+    const y = relu(x);
+    const loss = dot(y, Tensor.fromArray(randomArray(12, 8), [12]));
+    y.dispose();
+    expect(() => backward(loss)).toThrow(new RegExp(`backward: tensor #${y.id} \\(relu, \\[12\\]\\) on the path to the loss was disposed`));
+    expect(x.grad).toBeNull();
+    loss.dispose(); x.dispose();
   });
 
   it('records nothing under noGrad, and mlpconv then saves no hidden activations', () => {
@@ -206,5 +216,16 @@ describe('errors', () => {
     closeGpu();
     await getGpu();
     expect(await Tensor.fromArray([3], [1]).toArray()).toEqual(new Float32Array([3]));
+  });
+
+  it('closeGpu() overtaking an acquisition fails that one clearly and forgets the closed device\'s errors', async () => {
+    closeGpu();
+    const overtaken = getGpu();
+    uncaptured.push('an error of the closed device');
+    closeGpu();
+    expect(uncaptured).toEqual([]);
+    await expect(overtaken).rejects.toThrow(/closeGpu\(\) was called while this GPU was being acquired/);
+    await getGpu();
+    expect(await Tensor.fromArray([5], [1]).toArray()).toEqual(new Float32Array([5]));
   });
 });

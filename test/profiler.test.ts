@@ -106,6 +106,22 @@ describe('GPU profiler', () => {
     for (const t of [x, w, b]) t.dispose();
   });
 
+  it('notes quantized timestamps under the table, and only then', async () => {
+    const { x, w, b } = makeConv(31);
+    await sync();
+    const prof = await startProfiler();
+    for (let i = 0; i < 12; i++) tidy(() => conv2d(x, w, b));
+    prof.stop();
+    const rows = await prof.collect();
+    const quantized = prof.timestampsQuantized;
+    expect(quantized).not.toBeNull(); // 12 timed dispatches, each > 0
+    const notes = prof.notes();
+    expect(notes.some((n) => /Dawn quantizes timestamps/.test(n))).toBe(quantized);
+    const table = formatProfile(rows, { notes: ['note: first', 'note: second'] }).split('\n');
+    expect(table.slice(-3)).toEqual([expect.stringMatching(/^total /), 'note: first', 'note: second']);
+    for (const t of [x, w, b]) t.dispose();
+  });
+
   it('explains a missing timestamp-query feature', async () => {
     const g = await getGpu();
     const fake = { ...g, features: new Set<string>() };

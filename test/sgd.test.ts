@@ -3,7 +3,7 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { param } from '../engine/autograd.ts';
 import { runtimeStats } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { SGD, paperParamSpecs, sgdStep } from '../kernels/sgd.ts';
+import { SGD, sgdStep, type ParamSpec } from '../kernels/sgd.ts';
 import { sgdStepRef } from './reference.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
@@ -84,8 +84,9 @@ describe('SGD', () => {
     const B = param(Tensor.fromArray(b0, [nb]));
     const frozen = Tensor.fromArray([1, 2, 3], [3]); // requiresGrad false: skipped
     const opts = { momentum: 0.9, weightDecay: 1e-3 };
-    const specs = paperParamSpecs([W, B]);
-    expect(specs.map((s) => [s.lrMult, s.decayMult])).toEqual([[1, 1], [2, 0]]);
+    // The paper's multipliers (nin/model.ts): biases 2× lr and no weight decay.
+    const paperSpecs = (w: Tensor, b: Tensor): ParamSpec[] => [{ param: w }, { param: b, lrMult: 2, decayMult: 0 }];
+    const specs = paperSpecs(W, B);
     const opt = new SGD([...specs, frozen], opts);
     const wRef = Float64Array.from(w0), vwRef = new Float64Array(nw);
     const bRef = Float64Array.from(b0), vbRef = new Float64Array(nb);
@@ -114,7 +115,7 @@ describe('SGD', () => {
     expectClose('SGD bias velocity state', state[1], vbRef, 1e-5);
     const W2 = param(Tensor.fromArray(await W.toArray(), wShape));
     const B2 = param(Tensor.fromArray(await B.toArray(), [nb]));
-    const opt2 = new SGD([...paperParamSpecs([W2, B2]), Tensor.fromArray([1, 2, 3], [3])], opts);
+    const opt2 = new SGD([...paperSpecs(W2, B2), Tensor.fromArray([1, 2, 3], [3])], opts);
     opt2.loadState(state);
     const { gw, gb } = setGrads(9);
     W2.grad = Tensor.fromArray(gw, wShape);

@@ -490,6 +490,28 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 });
 
+describe('a checkpoint whose tensors do not fit the model', () => {
+  it('names the parameter whose weights or optimiser state has the wrong length', async () => {
+    const o = options(['--out', join(tmp, 'misfit')]);
+    const path = await saveUntrained(o, join(tmp, 'misfit.safetensors'));
+    const { tensors, metadata } = readSafetensors(path);
+    const model = new NinModel(modelConfig(o), 1);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const misfit = (name: string, length: number) => {
+      const bad = join(tmp, `misfit-${name}-${length}.safetensors`);
+      writeSafetensors(bad, { ...tensors, [name]: { ...tensors[name], shape: [length], data: new Float32Array(length) } }, metadata);
+      return loadCheckpoint(bad);
+    };
+    const n = model.parameter('block2.w2').size;
+    expect(() => loadCheckpoint(path).restore(model, opt)).not.toThrow();
+    expect(() => misfit('velocity.block2.w2', n - 1).restore(model, opt)).toThrow(new RegExp(`optimiser state of parameter 'block2.w2' has ${n - 1} values, .* needs ${n}`));
+    expect(() => misfit('velocity.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`has ${n + 1} values`));
+    expect(() => misfit('param.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`parameter 'block2.w2' has ${n + 1} values`));
+    opt.dispose();
+    model.dispose();
+  });
+});
+
 describe('the dead-class-maps watch', () => {
   it('fires after 50 batches in a row whose logits are all exactly 0, and any other logit resets it', () => {
     const w = deadClassMapsWatch();

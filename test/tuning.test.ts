@@ -19,6 +19,7 @@ import {
   gemmKey,
   gemmTileProblem,
   mlpconvKey,
+  mlpconvShapeOfKey,
   tuningTable,
   type GemmTile,
   type TuningTable,
@@ -198,6 +199,17 @@ describe('tuning tables', () => {
       expect(reloadTable()?.gemm['conv1x1_forward 8x8x8']).toEqual({ TM: 1, TN: 1, BK: 16 });
       process.env.NIN_TUNED = bad;
       expect(() => reloadTable()).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': BK must be one of/);
+      const block = 'mlpconv5x5 8x12x12x3 16-12-10 +hidden';
+      expect(mlpconvShapeOfKey(block)).toEqual({ N: 8, H: 12, W: 12, Ci: 3, K: 5, C1: 16, C2: 12, C3: 10 });
+      const withMlpconv = (mlpconv: object) => {
+        writeFileSync(bad, JSON.stringify({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv }));
+        return () => reloadTable();
+      };
+      expect(withMlpconv({ [block]: { TP: 64, CL: 16 }, 'mlpconv5x5 8x12x12x3 16-12-10': { fused: false } })).not.toThrow();
+      expect(withMlpconv({ [block]: { TP: 60, CL: 16 } })).toThrow(/bad\.json: mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': TP must be a multiple of the 16 pixel lanes/);
+      expect(withMlpconv({ [block]: { TP: 64, CL: 12 } })).toThrow(/CL must be a power of two/);
+      expect(withMlpconv({ [block]: { fused: 'no' } })).toThrow(/fused must be true or false, got "no"/);
+      expect(withMlpconv({ 'mlpconv5x5 8x12x12 16-12-10': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 8x12x12 16-12-10': not a key mlpconvKey writes/);
     } finally {
       if (before === undefined) delete process.env.NIN_TUNED;
       else process.env.NIN_TUNED = before;
