@@ -63,7 +63,7 @@ export async function benchBandwidth(batch: number, reps: number): Promise<Bandw
     });
   // CIFAR-10 NIN shapes: GAP over the last block's 8×8×10, pooling after blocks 1 and 2.
   const gapIn = t([batch, 8, 8, 10], 2);
-  await fwd('gap forward', gapIn, globalAvgPool, ['reduce_rows']);
+  await fwd('gap forward', gapIn, globalAvgPool, ['gap_forward']);
   const dy = t([batch, 10], 3);
   const gapBack = await gpuTime(() => tidy(() => void globalAvgPoolBackward(dy, gapIn.shape)), ['gap_backward'], reps);
   rows.push({ kernel: 'gap backward', shape: gapIn.shape.join('×'), bytes: dy.byteLength + gapIn.byteLength, gpuMs: gapBack });
@@ -77,7 +77,7 @@ export async function benchBandwidth(batch: number, reps: number): Promise<Bandw
   rows.push({ kernel: 'avgpool 3/2 backward', shape: p2.shape.join('×'), bytes: pdy.byteLength + p2.byteLength, gpuMs: avgBack });
   const logits = t([batch, 10], 7);
   const labels = labelTensor(Array.from({ length: batch }, (_, i) => i % 10), 10);
-  const lossMs = await gpuTime(() => noGrad(() => tidy(() => void softmaxCrossEntropy(logits, labels))), ['softmax_xent_rows', 'reduce_rows'], reps);
+  const lossMs = await gpuTime(() => noGrad(() => tidy(() => void softmaxCrossEntropy(logits, labels))), ['softmax_xent_rows', 'loss_mean'], reps);
   rows.push({ kernel: 'softmax cross-entropy forward', shape: logits.shape.join('×'), bytes: logits.byteLength + labels.byteLength + 4, gpuMs: lossMs });
   // SGD over the CIFAR-10 NIN's largest weight (5×5×96×192): reads w, g, v; writes w, v.
   const w = t([5, 5, 96, 192], 8), g = t([5, 5, 96, 192], 9), v = t([5, 5, 96, 192], 10);

@@ -128,6 +128,8 @@ async function acquire(): Promise<Gpu> {
   if (matrix && !matrix[2]) wanted.push('chromium-experimental-subgroup-matrix' as GPUFeatureName);
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const a = adapter.limits;
+  // The adapter's own limits, not WebGPU's defaults: e.g. the fused mlpconv's training forward binds
+  // 10 storage buffers (default 8), and a CIFAR-10 block-1 activation at batch 256 is 192 MiB (default binding limit 128 MiB).
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
     maxBufferSize: a.maxBufferSize,
@@ -185,7 +187,8 @@ async function acquire(): Promise<Gpu> {
  * While a mapAsync or error scope is pending, Dawn's Node bindings poll for GPU events by calling
  * the global setImmediate again and again (AsyncRunner::ScheduleProcessEvents): one CPU core stays
  * busy until the GPU is done. On a CPU adapter that core is one the "GPU" needs — the mnist-small
- * training step took 88 ms with the spin and about 50 ms with the wait asleep (lavapipe, 2 cores).
+ * training step took 85.5 ms with the spin and 47.7 ms with the wait asleep (lavapipe, 2 cores;
+ * bench/RESULTS.md, session 3).
  * So Dawn's polls (native callbacks) are sent through setTimeout, about 1 ms apart, instead;
  * everything else still gets the real setImmediate.
  */

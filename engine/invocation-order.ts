@@ -5,8 +5,8 @@
 // (reversed, or scrambled) changes which of them run first and which share a chunk; a kernel whose
 // results change under it has a race. NIN_INVOCATION_ORDER=reverse|scramble applies it to every
 // kernel compiled (the barrier-using kernels' tests run scrambled too: vitest.config.ts); tests may
-// set it directly. Only the local builtins are renumbered: a kernel that also takes
-// global_invocation_id is refused rather than given ids that disagree.
+// set it directly. Only the local builtins are renumbered: a kernel that takes
+// global_invocation_id is refused rather than given ids that disagree with them.
 import { invocationOrderSetting, type INVOCATION_ORDERS } from './device.ts';
 
 export type InvocationOrder = (typeof INVOCATION_ORDERS)[number];

@@ -65,11 +65,4 @@ export class BufferPool {
     this.stats.liveBuffers--;
     this.stats.pooledBytes += size;
   }
-
-  /** Destroys every pooled buffer (live ones are untouched). */
-  trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
-    this.free.clear();
-    this.stats.pooledBytes = 0;
-  }
 }

@@ -126,7 +126,7 @@ export async function checkErrors(): Promise<void> {
   if (g.lostReason) throw new GpuError(`GPU device lost (${g.lostReason})`);
 }
 
-/** Makes a small uniform buffer that lives until the next submission completes. */
+/** Size of every recycled uniform buffer (the largest uniforms a kernel may take). */
 const UNIFORM_BYTES = 256;
 
 /**

@@ -13,6 +13,11 @@ import { download, pool, upload, type BufferRef } from './runtime.ts';
 
 export type DType = 'f32' | 'i32';
 
+/**
+ * An op's backward: the gradients of its parents (null where none is needed), as tensors the
+ * caller may dispose, so never a parent's own gradient or `gradOut` itself (backward() disposes
+ * `gradOut` right after the call; copyOf in kernels/elementwise.ts makes a pass-through owned).
+ */
 export type BackwardFn = (gradOut: Tensor) => (Tensor | null)[];
 
 let nextId = 1;
@@ -87,13 +92,6 @@ export class Tensor implements BufferRef {
     return (await this.toArray())[0];
   }
 
-  /** A tensor sharing this buffer with another shape (same element count). No autograd. */
-  reshapeView(shape: readonly number[]): TensorView {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (n !== this.size) throw new RangeError(`reshape: [${this.shape.join(', ')}] has ${this.size} elements, [${shape.join(', ')}] needs ${n}`);
-    return { buffer: this.buffer, byteLength: this.byteLength, shape };
-  }
-
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -106,10 +104,6 @@ export class Tensor implements BufferRef {
     this.backwardFn = null;
     for (const s of scopes) s.delete(this);
   }
-}
-
-export interface TensorView extends BufferRef {
-  shape: readonly number[];
 }
 
 /** Removes a tensor from the enclosing scopes so that `tidy` does not free it. */

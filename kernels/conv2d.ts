@@ -208,7 +208,7 @@ export function sumSlices(slices: Tensor, S: number, shape: number[]): Tensor {
 
 /** Bias gradient: column sums of dz viewed as [pixels, Co]. */
 export function biasGrad(dz: Tensor, Co: number): Tensor {
-  return reduceRows(dz, 1, dz.size / Co, Co, 1, [Co]);
+  return reduceRows(dz, { name: 'bias_grad', batch: 1, rows: dz.size / Co, channels: Co, outShape: [Co] });
 }
 
 /** The gradients a conv's inputs need, given the upstream gradient at its (pre-ReLU) output. */

@@ -1,4 +1,5 @@
-// Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward.
+// Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward, add,
+// dot (a test loss), scaleBy, reshape and copies.
 // Sizes are baked into the source as constants, so each shape is its own cached pipeline.
 import { record } from '../engine/autograd.ts';
 import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
@@ -7,7 +8,10 @@ import { reduceRows } from './reduce.ts';
 
 const WG = 256;
 
-/** A 1-D kernel over `n` elements: `body` sees `i` (guarded to i < n). */
+/**
+ * A 1-D kernel over `n` elements: `body` sees `i` (guarded to i < n). The kernel itself names `N`,
+ * `i`, `wid`, `nwg` and `lid`, so `decls` and `body` must not declare those.
+ */
 export function elementwiseKernel(name: string, n: number, decls: string, body: string) {
   return {
     name,
@@ -98,7 +102,7 @@ export function dot(a: Tensor, r: Tensor): Tensor {
     'y[i] = a[i] * r[i];',
   );
   dispatch(k, [a, r, prod], elementwiseGrid(a.size));
-  const s = reduceRows(prod, 1, a.size, 1, 1, [1]);
+  const s = reduceRows(prod, { name: 'dot_sum', batch: 1, rows: a.size, channels: 1, outShape: [1] });
   prod.dispose();
   return record('dot', s, [a], (g) => [scaleBy(r, g)]);
 }

@@ -13,7 +13,7 @@ export function globalAvgPool(x: Tensor): Tensor {
   const op = 'globalAvgPool';
   expectRank(op, 'input', x, 4, 'NHWC');
   const [N, H, W, C] = x.shape;
-  const y = reduceRows(x, N, H * W, C, 1 / (H * W), [N, C]);
+  const y = reduceRows(x, { name: 'gap_forward', batch: N, rows: H * W, channels: C, scale: 1 / (H * W) });
   return record(op, y, [x], (dy) => [globalAvgPoolBackward(dy, x.shape)]);
 }
 

@@ -21,7 +21,8 @@
 //                   becomes a loop of scalar loads, one whose address is uniform (built from the
 //                   workgroup id and loop counters only) is one load and a broadcast, and a barrier
 //                   is a coroutine switch. So A is read uniformly straight from memory (no tiles,
-//                   no barriers) and only B's loads are per lane: ~2× faster training steps there.
+//                   no barriers) and only B's loads are per lane. With the simd fused mlpconv, a training step
+//                   on lavapipe went from 237 to 86 ms (bench/RESULTS.md, session 3).
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
@@ -81,7 +82,11 @@ export function gemmTiles(M: number, N: number, K = Infinity) {
   return { TM, TN, BM, BN, BK };
 }
 
-/** Which GEMM kernel runs: the subgroup-matrix one when NIN_MATRIX asks for it, else the adapter's style. */
+/**
+ * Which GEMM kernel runs: the subgroup-matrix one when NIN_MATRIX asks for it, else the adapter's
+ * style (kernelStyle(), which tests may force). Convolutions ask this; the fused mlpconv asks
+ * kernelStyle() and matrixMode() apart, as it has no subgroup-matrix version.
+ */
 export function gemmStyle(): 'matrix' | KernelStyle {
   return matrixMode() ? 'matrix' : kernelStyle();
 }
@@ -172,6 +177,8 @@ ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
  * in workgroup memory, consecutive threads reading consecutive addresses of each operand's
  * contiguous dimension; `writeA` / `writeB` put the value `v` of (mm, kk) / (kk, nn) into the
  * version's layout. `threads`: the workgroup's size (256 = 16×16 for versions 1 and 2).
+ * The head leaves `fn main {` open and defines, for the version's body: M N K KC BM BN BK (sizes),
+ * tx ty lid wid (thread and workgroup ids), m0 n0 (the tile's first row and column) and kBegin kEnd.
  */
 export function tiledParts(s: GemmSpec, { BM, BN, BK }: { BM: number; BN: number; BK: number }, threads = 256) {
   const splitK = s.splitK ?? 1;

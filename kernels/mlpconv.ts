@@ -7,8 +7,9 @@
 // workgroup memory; its TP×C1 result goes to workgroup memory `hs`; the 1×1 layers read `hs`,
 // keep their outputs in registers until every thread has finished reading, then overwrite `hs`.
 // So one buffer of TP·max(C1, C2) floats serves both hidden layers, and the hidden activations
-// never touch global memory in inference. TP is the largest of 32/16/8/4 whose buffers fit the
-// device's workgroup storage (16 KiB, WebGPU's default limit, gives TP = 16 for 192-wide layers).
+// never touch global memory in inference. mlpconvTile picks CL from the widths (below) and then
+// the most pixels per lane PI (8, 4, 2, 1) whose buffers fit the device's workgroup storage, so
+// TP = (256 / CL)·PI, at most 256; a tuning table may choose another tile (kernels/tuning.ts).
 //
 // Threads: 256 = CL channel lanes × PL pixel lanes; a thread owns pixels pl + PL·i and channels
 // cl + CL·j, so consecutive threads read consecutive weights (coalesced) and share pixel rows.
@@ -42,7 +43,10 @@ export interface MlpconvParams {
 }
 
 export interface MlpconvOptions {
-  /** ReLU after the last 1×1 layer (the paper: yes, also before global average pooling). */
+  /**
+   * ReLU after the last 1×1 layer (the paper: yes, also before global average pooling). A model
+   * config's `linearOut` and the CLI's `--class-maps linear` are this switch, off.
+   */
   relu3?: boolean;
   /** Workgroup storage to plan for, in bytes (default: what the device offers). */
   workgroupStorage?: number;
@@ -151,7 +155,7 @@ function blockBindings(hidden: boolean): string {
   ].join('\n');
 }
 
-function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, relu3: boolean) {
+function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, writeHidden: boolean, relu3: boolean) {
   const PL = THREADS / CL;
   const M = s.N * s.H * s.W;
   const KK = s.K * s.K * s.Ci;
@@ -167,7 +171,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, re
         let p = pl + ${PL}u * i;
         let v = max(acc${layer}[i * ${jc(C)}u + j] + b${layer}[c], 0.0);
         hs[p * ${C + 1}u + c] = v;
-        ${save ? `if (m0 + p < M) { h${layer}[(m0 + p) * ${C}u + c] = v; }` : ''}
+        ${writeHidden ? `if (m0 + p < M) { h${layer}[(m0 + p) * ${C}u + c] = v; }` : ''}
       }
     }
   }`;
@@ -188,7 +192,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, save: boolean, re
   const code = /* wgsl */ `
 const M: u32 = ${M}u;
 const KK: u32 = ${KK}u;
-${blockBindings(save)}
+${blockBindings(writeHidden)}
 var<workgroup> hs: array<f32, ${TP * (cmax + 1)}>;
 var<workgroup> at: array<f32, ${TP * (BK + 1)}>;
 
@@ -341,19 +345,19 @@ ${body}
 }
 
 /** The fused kernel's tile: the tuning table's choice for this block (kernels/tuning.ts), else mlpconvTile. */
-export function chosenMlpconvTile(s: MlpconvShape, save: boolean, storage: number, tuned = tunedMlpconvTile(mlpconvKey(s, save))): MlpconvTile {
+export function chosenMlpconvTile(s: MlpconvShape, writeHidden: boolean, storage: number, tuned = tunedMlpconvTile(mlpconvKey(s, writeHidden))): MlpconvTile {
   if (!tuned || tuned.TP === undefined) return mlpconvTile(s, storage);
   const problem = mlpconvTileProblem(s, tuned, storage);
-  if (problem) throw new RangeError(`mlpconv: tuned tile ${JSON.stringify(tuned)} for ${mlpconvKey(s, save)}: ${problem}`);
+  if (problem) throw new RangeError(`mlpconv: tuned tile ${JSON.stringify(tuned)} for ${mlpconvKey(s, writeHidden)}: ${problem}`);
   return { TP: tuned.TP, CL: tuned.CL };
 }
 
 /** Builds the tiled fused kernel with a given tile (the autotuner times each candidate this way). */
-export function fusedMlpconvKernel(s: MlpconvShape, tile: MlpconvTile, save: boolean, relu3: boolean): Kernel {
-  return memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${save}|${relu3}`, () => fusedKernel(s, tile, save, relu3));
+export function fusedMlpconvKernel(s: MlpconvShape, tile: MlpconvTile, writeHidden: boolean, relu3: boolean): Kernel {
+  return memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${writeHidden}|${relu3}`, () => fusedKernel(s, tile, writeHidden, relu3));
 }
 
-let mlpconvCapture: ((s: MlpconvShape, save: boolean, relu3: boolean, bindings: Tensor[]) => void) | null = null;
+let mlpconvCapture: ((s: MlpconvShape, writeHidden: boolean, relu3: boolean, bindings: Tensor[]) => void) | null = null;
 /** Sees every tiled fused mlpconv dispatched (bench/autotune.ts); null to stop. */
 export function setMlpconvCapture(f: typeof mlpconvCapture): void {
   mlpconvCapture = f;
@@ -378,28 +382,28 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
   const simd = kernelStyle() === 'simd';
   const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
-  const save = needsGrad(...parents);
+  const writeHidden = needsGrad(...parents);
   // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
   // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
-  const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, save));
+  const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
   if (!opts.forceFused && (matrixMode() || tuned?.fused === false)) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
-  const h1 = save || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
-  const h2 = save || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
+  const h1 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
+  const h2 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
   const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
   if (simd) {
     const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
     dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
-    if (!save) { h1!.dispose(); h2!.dispose(); }
+    if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
   } else {
-    mlpconvCapture?.(s, save, relu3, bindings);
-    const tile = chosenMlpconvTile(s, save, storage, tuned);
-    const kernel = fusedMlpconvKernel(s, tile, save, relu3);
+    mlpconvCapture?.(s, writeHidden, relu3, bindings);
+    const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
+    const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
     dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
   }
-  return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), save ? [h1!, h2!] : []);
+  return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
 }
 
 /** Gradients for [x, w1, b1, w2, b2, w3, b3] from the saved hidden activations. */

@@ -1,5 +1,6 @@
 // Sum over the middle axis: x viewed as [B, R, C] → y[B, C] = scale · Σ_r x[b, r, c].
-// Serves global average pooling (R = H·W pixels per image) and bias gradients (R = all pixels).
+// Serves global average pooling (R = H·W pixels per image), bias gradients (R = all pixels), the
+// loss's batch mean and dot(); each use names its kernel, so a profile tells them apart.
 //
 // A workgroup of 32 channels × 8 row lanes: lane l sums rows l, l+8, … (consecutive threads read
 // consecutive channels, so loads coalesce in NHWC), then the 8 partial sums meet in a workgroup
@@ -14,9 +15,9 @@ const CW = 32; // channels per workgroup
 const RL = 8; // row lanes per workgroup
 const ROWS_PER_SPLIT = 1024;
 
-function reduceKernel(B: number, R: number, C: number, S: number, RC: number, scale: number) {
+function reduceKernel(name: string, B: number, R: number, C: number, RC: number, scale: number) {
   return {
-    name: 'reduce_rows',
+    name,
     code: /* wgsl */ `
 const B: u32 = ${B}u;
 const R: u32 = ${R}u;
@@ -53,21 +54,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   };
 }
 
-/** y[b, c] = scale · Σ_r x[b, r, c] for x holding B·R·C floats (NHWC: r runs over pixels). */
-export function reduceRows(x: BufferRef, B: number, R: number, C: number, scale = 1, outShape: readonly number[] = [B, C]): Tensor {
-  if (B * R * C * 4 > x.byteLength) throw new RangeError(`reduceRows: [${B}, ${R}, ${C}] exceeds the input's ${x.byteLength / 4} elements`);
+export interface RowSum {
+  /** The kernel's name in profiles: what the sum is for (gap_forward, bias_grad, …). */
+  name: string;
+  /** x holds batch · rows · channels floats. */
+  batch: number;
+  rows: number;
+  channels: number;
+  /** Multiplies the sums (default 1). */
+  scale?: number;
+  /** Shape of the result (default [batch, channels]). */
+  outShape?: readonly number[];
+}
+
+/** y[b, c] = scale · Σ_r x[b, r, c] for x viewed as [batch, rows, channels] (NHWC: r runs over pixels). */
+export function reduceRows(x: BufferRef, r: RowSum): Tensor {
+  const { name, batch: B, rows: R, channels: C, scale = 1, outShape = [B, C] } = r;
+  if (B * R * C * 4 > x.byteLength) throw new RangeError(`reduceRows (${name}): [${B}, ${R}, ${C}] exceeds the input's ${x.byteLength / 4} elements`);
   const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (B > maxDim) throw new RangeError(`reduceRows: batch ${B} exceeds the device's ${maxDim} workgroups per dimension`);
+  if (B > maxDim) throw new RangeError(`reduceRows (${name}): batch ${B} exceeds the device's ${maxDim} workgroups per dimension`);
   const S = Math.min(maxDim, Math.max(1, Math.ceil(R / ROWS_PER_SPLIT)));
   const RC = Math.ceil(R / S);
   if (S === 1) {
     const y = Tensor.empty(outShape);
-    dispatch(reduceKernel(B, R, C, 1, RC, scale), [x, y], [Math.ceil(C / CW), B, 1]);
+    dispatch(reduceKernel(name, B, R, C, RC, scale), [x, y], [Math.ceil(C / CW), B, 1]);
     return y;
   }
   const partial = Tensor.empty([S, B, C]);
-  dispatch(reduceKernel(B, R, C, S, RC, 1), [x, partial], [Math.ceil(C / CW), B, S]);
-  const y = reduceRows(partial, 1, S, B * C, scale, outShape);
+  dispatch(reduceKernel(name, B, R, C, RC, 1), [x, partial], [Math.ceil(C / CW), B, S]);
+  const y = reduceRows(partial, { name, batch: 1, rows: S, channels: B * C, scale, outShape });
   partial.dispose();
   return y;
 }

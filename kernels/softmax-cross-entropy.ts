@@ -106,7 +106,7 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const stats = Tensor.empty([N, 2]);
   const rowLoss = Tensor.empty([N]);
   dispatch(rowStatsKernel(N, C, true), [logits, stats, labels, rowLoss], grid1d(N));
-  const loss = reduceRows(rowLoss, 1, N, 1, 1 / N, [1]);
+  const loss = reduceRows(rowLoss, { name: 'loss_mean', batch: 1, rows: N, channels: 1, scale: 1 / N, outShape: [1] });
   rowLoss.dispose();
   return record(op, loss, [logits], (g) => [softmaxCrossEntropyBackward(logits, labels, stats, g)], [stats]);
 }

@@ -28,7 +28,7 @@ export interface ModelConfig {
   classes: number;
   layers: LayerSpec[];
   head: Head;
-  /** 'gaussian': N(0, initStd²) as the paper's Caffe models (σ = 0.05); 'he': N(0, 2/fan_in). */
+  /** 'gaussian': N(0, initStd²) as the paper's Caffe models (σ = 0.05); 'he': N(0, 2/fan_in) (1/fan_in for the FC classifier, which feeds no ReLU). */
   init: Init;
   initStd: number;
 }

@@ -82,7 +82,7 @@ describe('nin CLI', () => {
 
   it('fills in the main job when neither dataset nor model is named', () => {
     const { options } = parseTrainArgs([]);
-    expect(options).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: MAIN_JOB.epochs, batchSize: MAIN_JOB.batch, trainLimit: MAIN_JOB.trainLimit, schedule: 'cosine' });
+    expect(options).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: MAIN_JOB.epochs, batchSize: MAIN_JOB.batch, trainLimit: undefined, schedule: 'cosine' });
     const paper = parseTrainArgs(['--dataset', 'mnist']).options;
     expect(paper.model).toBe('mnist');
     expect(paper.trainLimit).toBeUndefined();

@@ -4,7 +4,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { globalAvgPool } from '../kernels/gap.ts';
-import { dotRef, gapRef, numericalGrad } from './reference.ts';
+import { dotRef, globalAvgPoolRef, numericalGrad } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -28,11 +28,11 @@ describe('globalAvgPool', () => {
       param(x.gpu);
       const y = globalAvgPool(x.gpu);
       expect(y.shape).toEqual([N, C]);
-      expectClose('gap forward', await y.toArray(), gapRef(x.ref).data, 1e-5);
+      expectClose('gap forward', await y.toArray(), globalAvgPoolRef(x.ref).data, 1e-5);
       const r = randomArray(y.size, 42);
       backward(dot(y, Tensor.fromArray(r, y.shape)));
       const idx = sampleIndices(x.ref.data.length, 80, 43);
-      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(gapRef(x.ref), r), x.ref, idx), 1e-5);
+      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(globalAvgPoolRef(x.ref), r), x.ref, idx), 1e-5);
       x.gpu.dispose();
     });
   }

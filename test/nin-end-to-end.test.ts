@@ -9,7 +9,7 @@ import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entro
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
 import { modelConfig } from '../nin/train.ts';
-import { avgPoolRef, gapRef, maxPoolRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
+import { avgPool2dRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
 
 
@@ -39,11 +39,11 @@ const tiny: ModelConfig = {
 function referenceLoss(x: RefTensor, p: Record<string, RefTensor>, labels: number[]): number {
   const block = (h: RefTensor, b: number) => mlpconvRef(h, p[`block${b}.w1`], p[`block${b}.b1`], p[`block${b}.w2`], p[`block${b}.b2`], p[`block${b}.w3`], p[`block${b}.b3`]);
   let h = block(x, 1);
-  h = maxPoolRef(h, 3, 2);
+  h = maxPool2dRef(h, 3, 2);
   h = block(h, 2);
-  h = avgPoolRef(h, 3, 2);
+  h = avgPool2dRef(h, 3, 2);
   h = block(h, 3);
-  return softmaxCrossEntropyRef(gapRef(h), labels);
+  return softmaxCrossEntropyRef(globalAvgPoolRef(h), labels);
 }
 
 describe('tiny NIN end to end', () => {

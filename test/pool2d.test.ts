@@ -4,7 +4,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
-import { avgPoolRef, dotRef, maxPoolRef, numericalGrad, poolOutSize } from './reference.ts';
+import { avgPool2dRef, dotRef, maxPool2dRef, numericalGrad, poolOutputSizeRef } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -22,15 +22,15 @@ const cases = [
 ];
 
 const ops = [
-  { name: 'maxPool2d', gpu: maxPool2d, ref: maxPoolRef },
-  { name: 'avgPool2d', gpu: avgPool2d, ref: avgPoolRef },
+  { name: 'maxPool2d', gpu: maxPool2d, ref: maxPool2dRef },
+  { name: 'avgPool2d', gpu: avgPool2d, ref: avgPool2dRef },
 ] as const;
 
 describe('pool2d', () => {
   it('output size follows Caffe: ceil((H − k)/s) + 1', () => {
     for (const [H, want] of [[32, 16], [16, 8], [8, 4], [9, 4], [7, 3], [5, 2], [3, 1], [2, 1]]) {
       expect(poolOutputSize(H, 3, 2), `H = ${H}`).toBe(want);
-      expect(poolOutSize(H, 3, 2)).toBe(want);
+      expect(poolOutputSizeRef(H, 3, 2)).toBe(want);
     }
   });
 
@@ -41,7 +41,7 @@ describe('pool2d', () => {
         const x = pair([N, H, W, C], 11);
         param(x.gpu);
         const y = op.gpu(x.gpu, { k, s });
-        expect(y.shape).toEqual([N, poolOutSize(H, k, s), poolOutSize(W, k, s), C]);
+        expect(y.shape).toEqual([N, poolOutputSizeRef(H, k, s), poolOutputSizeRef(W, k, s), C]);
         const f = () => op.ref(x.ref, k, s);
         expectClose(`${op.name} forward`, await y.toArray(), f().data, 1e-5);
         const r = randomArray(y.size, 12);
@@ -71,7 +71,7 @@ describe('pool2d', () => {
     const x = pair([2, 7, 5, 3], 31);
     const y = maxPool2d(x.gpu);
     expect(y.requiresGrad).toBe(false);
-    expectClose('maxPool2d no-grad forward', await y.toArray(), maxPoolRef(x.ref).data, 1e-5);
+    expectClose('maxPool2d no-grad forward', await y.toArray(), maxPool2dRef(x.ref).data, 1e-5);
   });
 
   it('rejects bad shapes and windows with named errors', () => {

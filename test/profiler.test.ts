@@ -78,6 +78,8 @@ describe('GPU profiler', () => {
     const names = rows.map((row) => row.name);
     expect(names).toContain('conv3x3_forward');
     expect(names).toContain('conv3x3_grad_weight');
+    expect(names).toContain('bias_grad'); // the row sums are named by what they are for
+    expect(names).toContain('dot_sum');
     expect(rows.reduce((s, row) => s + row.calls, 0)).toBe(dispatched);
     expect(dispatched).toBeGreaterThan(2);
     for (const row of rows) expect(row.steps).toBe(1);

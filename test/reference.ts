@@ -64,22 +64,22 @@ export function mlpconvRef(
  * Pooling, Caffe conventions: window k, stride s, no padding, output size ceil((H − k)/s) + 1,
  * windows clipped at the image border; average divides by the clipped window's size.
  */
-export function poolOutSize(H: number, k = 3, s = 2): number {
+export function poolOutputSizeRef(H: number, k = 3, s = 2): number {
   return Math.ceil(Math.max(H - k, 0) / s) + 1;
 }
 
-export function maxPoolRef(x: RefTensor, k = 3, s = 2): RefTensor {
+export function maxPool2dRef(x: RefTensor, k = 3, s = 2): RefTensor {
   return poolRef(x, k, s, 'max');
 }
 
-export function avgPoolRef(x: RefTensor, k = 3, s = 2): RefTensor {
+export function avgPool2dRef(x: RefTensor, k = 3, s = 2): RefTensor {
   return poolRef(x, k, s, 'avg');
 }
 
 function poolRef(x: RefTensor, k: number, s: number, mode: 'max' | 'avg'): RefTensor {
   const [N, H, W, C] = x.shape;
-  const OH = poolOutSize(H, k, s);
-  const OW = poolOutSize(W, k, s);
+  const OH = poolOutputSizeRef(H, k, s);
+  const OW = poolOutputSizeRef(W, k, s);
   const y = refTensor([N, OH, OW, C]);
   for (let n = 0; n < N; n++)
     for (let oy = 0; oy < OH; oy++)
@@ -99,7 +99,7 @@ function poolRef(x: RefTensor, k: number, s: number, mode: 'max' | 'avg'): RefTe
 }
 
 /** Global average pooling: [N, H, W, C] → [N, C]. */
-export function gapRef(x: RefTensor): RefTensor {
+export function globalAvgPoolRef(x: RefTensor): RefTensor {
   const [N, H, W, C] = x.shape;
   const y = refTensor([N, C]);
   for (let n = 0; n < N; n++)
