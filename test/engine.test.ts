@@ -1,5 +1,9 @@
 // Engine behaviour: tensors, scopes, the buffer pool, the autograd tape, errors.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
@@ -227,5 +231,20 @@ describe('errors', () => {
     await expect(overtaken).rejects.toThrow(/closeGpu\(\) was called while this GPU was being acquired/);
     await getGpu();
     expect(await Tensor.fromArray([5], [1]).toArray()).toEqual(new Float32Array([5]));
+  });
+});
+
+describe("the README's engine example", () => {
+  it('runs as printed, and its loss falls', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const code = /\*\*The engine from code\.\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(code, 'README.md has no ts block after "The engine from code"').toBeDefined();
+    const file = join(mkdtempSync(join(tmpdir(), 'nin-example-')), 'example.mts'); // .mts: no package.json there says ESM
+    writeFileSync(file, code!.replaceAll("from './", `from '${root}`)); // its imports are from the project root
+    const out = execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+    const losses = [...out.matchAll(/^step (\d+): loss ([\d.]+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(losses.map(([s]) => s)).toEqual([1, 10, 20, 30]);
+    expect(losses[3][1]).toBeLessThan(0.8 * losses[0][1]);
   });
 });
