@@ -423,9 +423,13 @@ async function trainInDirectory(
         if (prof && step - epoch * stepsPerEpoch === profileFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the
         // previous step's readback, so the GPU always has the next step queued behind it.
-        const prev = pending;
+        const prev: Promise<void> | null = pending;
         const labels = batch.labels;
-        pending = Promise.all([loss.item(), logits.toArray()]).then(([l, lg]) => {
+        const reads = Promise.all([loss.item(), logits.toArray()]);
+        reads.catch(() => {}); // its failure reaches the loop through `pending`; no unhandled rejection
+        // Steps are taken in step order, whichever readback lands first: the losses, sums and log
+        // (and so a resumed run's losses) must not depend on the GPU's timing.
+        pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
           loss.dispose();
           logits.dispose();
           if (!Number.isFinite(l)) {

@@ -235,6 +235,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(full.best).toMatchObject({ epoch: bestEpoch, valError: valErrors[bestEpoch - 1] });
     const saved = loadCheckpoint(full.best!.checkpoint);
     expect(saved.epoch).toBe(bestEpoch);
+    // The statistics come from the 160 images trained on: not the validation or test images.
+    expect((saved.preprocessor.stats as { count: number }).count).toBe(160 * 28 * 28);
     // Interrupted after epoch 2 and resumed: the same best epoch and weights.
     const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'val-part')]), await loadSplits(options(base)));
     const epoch2 = join(tmp, 'val-part-epoch2.safetensors');
@@ -386,12 +388,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(rate / r.epochs[0].imgPerSec).toBeLessThan(1.25);
   });
 
-  it("trains a network of one's own (--config): its checkpoint keeps the config, for a resume and for nin eval", async () => {
+  it("trains a network of one's own (--config): its checkpoint keeps the config, for a resume (with dropout: the same losses) and for nin eval", async () => {
     const tiny = {
       name: 'mnist-tiny',
       input: { height: 28, width: 28, channels: 1 },
       classes: 10,
-      layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 8] }, { type: 'avgpool', kernel: 3, stride: 2 }, { type: 'mlpconv', kernel: 3, channels: [16, 16, 10], linearOut: true }],
+      layers: [
+        { type: 'mlpconv', kernel: 3, channels: [8, 8, 8] }, { type: 'avgpool', kernel: 3, stride: 2 }, { type: 'dropout', p: 0.5 },
+        { type: 'mlpconv', kernel: 3, channels: [16, 16, 10], linearOut: true },
+      ],
     };
     const file = join(tmp, 'tiny.json');
     writeFileSync(file, JSON.stringify(tiny));
@@ -406,6 +411,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(resumed).toMatchObject({ model: 'mnist-tiny', config: saved.config });
     const rest = await train(resumed, await loadSplits(resumed));
     expect(rest.epochs.map((e) => e.epoch)).toEqual([2]);
+    // Dropout's masks follow the step number, so the resumed epoch repeats the uninterrupted one.
+    const whole = parsed(['--config', file, '--batch', '16', '--train-limit', '160', '--test-limit', '32', '--epochs', '2', '--out', join(tmp, 'own-whole')]);
+    const full = await train(whole, await loadSplits(whole));
+    expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
+    expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
     const ev = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'eval', out, '--test-limit', '32'], { encoding: 'utf8', timeout: 120_000 });
     expect(ev.status, ev.stderr).toBe(0);
     expect(ev.stdout).toContain(`(epoch 2): test loss ${rest.test!.loss.toFixed(4)}, error ${(100 * rest.test!.error).toFixed(2)}% on 32 images`);
