@@ -118,6 +118,20 @@ describe('MNIST idx validation', () => {
     expect(plain.images[0]).toBe(16);
   });
 
+  it('gzip is detected by content, not by the name: a gzipped file without .gz, a plain one named .gz', () => {
+    const plain = readMnistImages(tmpFile('plain2-idx3-ubyte', idxImages(2)));
+    const gzNoSuffix = readMnistImages(tmpFile('gz-nosuffix-idx3-ubyte', gzipSync(idxImages(2))));
+    expect(gzNoSuffix.count).toBe(2);
+    expect(gzNoSuffix.images).toEqual(plain.images);
+    expect(readMnistImages(tmpFile('plain-named-idx3-ubyte.gz', idxImages(2))).images).toEqual(plain.images);
+  });
+
+  it('extra trailing bytes → error with expected and found size', () => {
+    const p = tmpFile('long-idx3-ubyte', Buffer.concat([idxImages(3), Buffer.alloc(5)]));
+    expect(() => readMnistImages(p)).toThrow(DataFormatError);
+    expect(() => readMnistImages(p)).toThrow(`${p}: size mismatch: header says [3, 28, 28], so expected 2368 bytes (16 header + 2352 data), found 2373`);
+  });
+
   it('truncated image file → error with expected and found size', () => {
     const p = tmpFile('trunc-idx3-ubyte', idxImages(3).subarray(0, 16 + 3 * 784 - 5));
     expect(() => readMnistImages(p)).toThrow(DataFormatError);
@@ -165,6 +179,16 @@ describe('CIFAR binary validation', () => {
     expect(() => readCifar10([p])).toThrow(
       `${p}: size mismatch: expected 30730000 bytes (10000 records of 3073), found 6046 bytes (1 records + 2973 stray bytes)`,
     );
+  });
+
+  it('one record more than expected (10001) → size error, also for a test file that may be partial', () => {
+    const p = tmpFile('data_batch_long.bin', Buffer.alloc(10001 * 3073));
+    const warned = (m: string) => {
+      throw new Error(`warned instead: ${m}`);
+    };
+    for (const requireComplete of [false, true]) {
+      expect(() => readCifar10([p], { requireComplete, warn: warned })).toThrow(`${p}: size mismatch: expected 30730000 bytes (10000 records of 3073), found 30733073 bytes (10001 records)`);
+    }
   });
 
   it('label byte ≥ 10 → foreign file', () => {

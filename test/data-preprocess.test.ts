@@ -332,6 +332,22 @@ describe('ZCA whitening', () => {
     expect(maxAbsDiff(w2.whitening, w1.whitening)).toBeLessThan(1e-9 * Math.max(...Array.from(w1.whitening, Math.abs)));
   });
 
+  it("default ε is 0.1 (pylearn2's filter_bias, the paper's preprocessing), in fitZca and in the gcn-zca preprocessor; ε changes W", async () => {
+    const g = globalContrastNormalize(correlatedData(count, dim, 21), dim, NIN_GCN);
+    const byDefault = fitZca(g, dim);
+    expect(byDefault.epsilon).toBe(0.1);
+    expect(byDefault.whitening).toEqual(fitZca(g, dim, { epsilon: 0.1 }).whitening);
+    // ε is read: 0.01 gives a measurably different W (GCN'd data has a zero-variance direction, scaled by 1/sqrt(ε)).
+    const scale = Math.max(...Array.from(byDefault.whitening, Math.abs));
+    expect(maxAbsDiff(fitZca(g, dim, { epsilon: 0.01 }).whitening, byDefault.whitening)).toBeGreaterThan(0.1 * scale);
+    // fitPreprocessor('gcn-zca') fits GCN'd training images with the same default.
+    const train: ImageDataset = { name: 'synthetic', images: correlatedData(count, dim, 21), labels: new Int32Array(count), count, height: 2, width: 2, channels: 3, classNames: ['a'], sources: [], notes: [] };
+    const pre = await fitPreprocessor('gcn-zca', train);
+    const stats = pre.stats as ZcaStats;
+    expect(stats.epsilon).toBe(0.1);
+    expect(maxAbsDiff(stats.whitening, byDefault.whitening)).toBeLessThan(1e-10 * scale);
+  });
+
   it('statistics survive a safetensors round trip', () => {
     const zca = fitZca(x, dim);
     const { tensors, metadata } = statsToTensors(zca, 'pre.');

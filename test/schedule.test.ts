@@ -24,6 +24,17 @@ describe('learningRate', () => {
     close(learningRate(warm, 60, 10), 0.05); // halfway through the 8 cosine epochs
   });
 
+  it('fractional warm-up (the defaults are 0.05–0.3 epochs): linear within the first epoch, the base rate once it ends', () => {
+    const warm = { ...base, warmupEpochs: 0.5 };
+    close(learningRate(warm, 0, 10), 0.001);
+    close(learningRate(warm, 2, 10), 0.1 * (0.01 + 0.99 * 0.4)); // epoch 0.2 of 0.5
+    close(learningRate(warm, 4, 10), 0.1 * (0.01 + 0.99 * 0.8));
+    expect(learningRate(warm, 5, 10)).toBe(0.1); // epoch 0.5: warm-up over
+    expect(learningRate(warm, 6, 10)).toBe(0.1);
+    // Past a whole epoch: progress is epoch / warmupEpochs, not whole epochs done.
+    close(learningRate({ ...base, warmupEpochs: 1.5 }, 12, 10), 0.1 * (0.01 + 0.99 * 0.8)); // epoch 1.2 of 1.5
+  });
+
   it('plateau: lr × gamma per drop', () => {
     const plateau = { ...base, schedule: 'plateau' as const };
     expect([0, 1, 2].map((d) => learningRate(plateau, 55, 10, d))).toEqual([0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1]);
