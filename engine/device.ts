@@ -3,7 +3,8 @@
 // Environment:
 //   NIN_BACKEND   Dawn backend to use (default: vulkan on Linux; "null" etc. also accepted by Dawn)
 //   NIN_ADAPTER   adapter name substring to pick (default: the first adapter of the backend)
-//   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis"
+//   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis" (timestamp
+//                 quantization is off unless these flags name it: see dawnFlags)
 //   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
 //   NIN_POLL      how Dawn waits for the GPU: "spin" or "sleep" (default: sleep on CPU adapters)
 //   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
@@ -104,7 +105,9 @@ async function acquire(): Promise<Gpu> {
   const flags: string[] = [];
   if (backend) flags.push(`backend=${backend}`);
   if (process.env.NIN_ADAPTER) flags.push(`adapter=${process.env.NIN_ADAPTER}`);
-  if (process.env.NIN_DAWN_FLAGS) flags.push(...process.env.NIN_DAWN_FLAGS.split(/\s+/).filter(Boolean));
+  flags.push(...dawnFlags(process.env.NIN_DAWN_FLAGS));
+  const unknown = unknownSettings(process.env);
+  if (unknown.length) console.warn(`[nin] ignored: ${unknown.join(', ')} (not among the settings read: ${NIN_SETTINGS.join(', ')})`);
   let adapter: GPUAdapter | null = null;
   let cause = '';
   try {
@@ -203,6 +206,31 @@ function sleepWhileDawnWaits(): void {
   g.setImmediate = patched;
 }
 const sleepy = Symbol('nin.sleepWhileDawnWaits');
+
+/**
+ * Dawn's instance flags from NIN_DAWN_FLAGS, with Dawn's timestamp quantization (65.536 µs steps,
+ * on by default) turned off unless the flags name it: per-kernel times of a few µs would read 0.
+ * Toggles join one disable-dawn-features= list (a second such flag would replace the first).
+ */
+export function dawnFlags(fromEnv: string | undefined): string[] {
+  const flags = (fromEnv ?? '').split(/\s+/).filter(Boolean);
+  if (flags.some((f) => f.includes('timestamp_quantization'))) return flags;
+  const i = flags.findIndex((f) => f.startsWith('disable-dawn-features='));
+  if (i < 0) flags.push('disable-dawn-features=timestamp_quantization');
+  else flags[i] += flags[i].endsWith('=') ? 'timestamp_quantization' : ',timestamp_quantization';
+  return flags;
+}
+
+/** Every NIN_* environment variable the project reads (engine, kernels, nin/, bench scripts). */
+export const NIN_SETTINGS = [
+  'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNELS',
+  'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
+] as const;
+
+/** NIN_* variables set but read by nothing: a misspelt setting would otherwise change nothing, silently. */
+export function unknownSettings(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env).filter((k) => k.startsWith('NIN_') && !(NIN_SETTINGS as readonly string[]).includes(k)).sort();
+}
 
 function parseChoice<T extends string>(name: string, choices: readonly T[]): T | null {
   const v = process.env[name];

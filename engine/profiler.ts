@@ -14,11 +14,10 @@
 // Caveats: one pass per dispatch removes the overlap Dawn could otherwise get between dispatches
 // of one pass (and adds a pass boundary), so profiled totals run somewhat above unprofiled wall
 // time. Dawn quantizes timestamps (to 65.536 µs steps, seen on lavapipe) unless its
-// `timestamp_quantization` toggle is off: run with
-//   NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization"
-// (checked with webgpu 0.6.2: durations then come at ns resolution). Quantized, short kernels
+// `timestamp_quantization` toggle is off, which engine/device.ts makes the default (dawnFlags;
+// checked with webgpu 0.6.2: durations then come at ns resolution). Quantized, short kernels
 // read as 0 or 65.5 µs per call and only their mean over many calls is meaningful;
-// `timestampsQuantized` tells which case a profile is in. On lavapipe a pipeline's first use
+// `timestampsQuantized` tells which case a profile is in, and notes() says so under the table. On lavapipe a pipeline's first use
 // includes its JIT compilation in the GPU time: warm up before profiling.
 //
 //   const prof = await startProfiler();
