@@ -11,6 +11,7 @@ import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, dot, relu, reshape } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
+import { maxPool2d } from '../kernels/pool2d.ts';
 import { randomArray } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -246,5 +247,23 @@ describe("the README's engine example", () => {
     const losses = [...out.matchAll(/^step (\d+): loss ([\d.]+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(losses.map(([s]) => s)).toEqual([1, 10, 20, 30]);
     expect(losses[3][1]).toBeLessThan(0.8 * losses[0][1]);
+  });
+});
+
+describe('autograd tape: a node reached twice', () => {
+  it('runs the backward of a node with saved tensors once, with both uses\' gradients summed', async () => {
+    const shape = [2, 7, 7, 3];
+    const x = param(Tensor.fromArray(randomArray(2 * 7 * 7 * 3, 21), shape));
+    const grad = async (twice: boolean) => {
+      zeroGrad([x]);
+      const y = maxPool2d(x); // saves its argmax indices for the backward
+      const r = Tensor.fromArray(randomArray(y.size, 22), y.shape);
+      backward(twice ? add(dot(y, r), dot(y, r)) : dot(y, r));
+      return x.grad!.toArray();
+    };
+    const once = await grad(false);
+    const both = await grad(true);
+    expect(Array.from(both)).toEqual(Array.from(once, (v) => 2 * v));
+    expect(once.some((v) => v !== 0)).toBe(true);
   });
 });

@@ -10,14 +10,16 @@ import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.t
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
 
-// 7×7 and 8×8 (NIN's last maps), odd 5×3, more than 32 channels (several channel workgroups), and
-// 40×40 = 1600 pixels (> 1024: the reduction splits and finishes in a second pass).
+// 7×7 and 8×8 (NIN's last maps), odd 5×3, more than 32 channels (several channel workgroups),
+// 40×40 = 1600 pixels (> 1024: the reduction splits and finishes in a second pass), and 41×41 =
+// 1681 pixels (split in two of 841 rows, the second one row short).
 const cases = [
   { N: 3, H: 7, W: 7, C: 5 },
   { N: 2, H: 8, W: 8, C: 7 },
   { N: 3, H: 5, W: 3, C: 5 },
   { N: 2, H: 6, W: 6, C: 37 },
   { N: 2, H: 40, W: 40, C: 3 },
+  { N: 2, H: 41, W: 41, C: 3 },
 ];
 
 describe('globalAvgPool', () => {

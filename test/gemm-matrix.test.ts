@@ -87,6 +87,17 @@ describe('subgroup-matrix GEMM, emulated', () => {
     }
   });
 
+  it('f32, fragments of other shapes (M, N, K all different): a fragment\'s rows and columns are not confused', async () => {
+    // NIN_MATRIX's emulated shape is 8×8×8, where cM = cN; the emulation takes any cM×cN×cK with one
+    // lane per result element. Several fragments each way, so every fragment offset is exercised.
+    const shapes = [{ M: 8, N: 16, K: 4 }, { M: 16, N: 4, K: 8 }];
+    for (const shape of shapes) {
+      const mode: MatrixMode = { component: 'f32', shape, subgroupSize: shape.M * shape.N, emulated: true };
+      forceMatrixMode(mode, { FM: 2, FN: 3, BK: 16 });
+      await convAgainstReference(`f32 ${shape.M}×${shape.N}×${shape.K}, 2×3 fragments, BK 16`, 1e-5);
+    }
+  });
+
   it('f32 with the weight gradient split over k (slices summed afterwards)', async () => {
     forceMatrixMode(emulated('f32'));
     await convAgainstReference('f32 split-K 3', 1e-5, 3);

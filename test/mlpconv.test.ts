@@ -48,6 +48,28 @@ describe('mlpconv (fused)', () => {
     }
   }
 
+  // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
+  for (const style of styles)
+  it(`${style} kernels: relu3 false (linear output) matches the float64 reference, forward and all gradients`, async () => {
+    setKernelStyle(style);
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 13);
+    param(x.gpu);
+    const { t, gpu } = mlpconvParams(c, 60);
+    const y = mlpconv(x.gpu, gpu, { relu3: false });
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref, false);
+    const ya = await y.toArray();
+    expect(ya.some((v) => v < 0), 'some outputs negative').toBe(true);
+    expectClose('forward', ya, f().data, 1e-5);
+    const r = randomArray(y.size, 17);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    const scalar = () => dotRef(f(), r);
+    for (const [name, v] of [['x', x], ...Object.entries(t)] as [string, { gpu: Tensor; ref: RefTensor }][]) {
+      const idx = sampleIndices(v.ref.data.length, 60, 19);
+      expectClose(`d/d${name}`, pick(await v.gpu.grad!.toArray(), idx), numericalGrad(scalar, v.ref, idx), 1e-5);
+    }
+  });
+
   for (const style of styles)
   it(`${style} kernels: equals the unfused conv + 1×1 chain in forward and every gradient`, async () => {
     setKernelStyle(style);

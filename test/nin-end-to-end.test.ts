@@ -7,9 +7,10 @@ import { pool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
+import { MODELS, NinModel, plan, type ForwardOptions, type ModelConfig } from '../nin/model.ts';
+import { deriveSeed } from '../nin/data/rng.ts';
 import { modelConfig } from '../nin/train.ts';
-import { avgPool2dRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
+import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
 
 
@@ -36,50 +37,80 @@ const tiny: ModelConfig = {
   initStd: 0.05,
 };
 
-function referenceLoss(x: RefTensor, p: Record<string, RefTensor>, labels: number[]): number {
-  const block = (h: RefTensor, b: number) => mlpconvRef(h, p[`block${b}.w1`], p[`block${b}.b1`], p[`block${b}.w2`], p[`block${b}.b2`], p[`block${b}.w3`], p[`block${b}.b3`]);
+/**
+ * The tiny net's loss in float64. `linearOut`: block 3 without its output ReLU. `dropout`: the two
+ * dropout layers in training mode, each as [p, seed] (evaluation mode, no dropout, when omitted).
+ */
+function referenceLoss(x: RefTensor, p: Record<string, RefTensor>, labels: number[], o: { linearOut?: boolean; dropout?: [number, number][] } = {}): number {
+  const block = (h: RefTensor, b: number, relu3 = true) => mlpconvRef(h, p[`block${b}.w1`], p[`block${b}.b1`], p[`block${b}.w2`], p[`block${b}.b2`], p[`block${b}.w3`], p[`block${b}.b3`], relu3);
+  const drop = (h: RefTensor, k: number) => (o.dropout ? dropoutRef(h, o.dropout[k][0], o.dropout[k][1]) : h);
   let h = block(x, 1);
   h = maxPool2dRef(h, 3, 2);
+  h = drop(h, 0);
   h = block(h, 2);
   h = avgPool2dRef(h, 3, 2);
-  h = block(h, 3);
+  h = drop(h, 1);
+  h = block(h, 3, !o.linearOut);
   return softmaxCrossEntropyRef(globalAvgPoolRef(h), labels);
+}
+
+/**
+ * Builds `config` (tiny's layout), gives its biases nonzero values, and checks the loss of a forward
+ * with `opts` and sampled gradients of every parameter against `ref` on the float64 twins.
+ */
+async function checkAgainstReference(config: ModelConfig, opts: ForwardOptions, ref: (x: RefTensor, p: Record<string, RefTensor>, labels: number[]) => number) {
+  const model = new NinModel(config, 3);
+  // Biases start at 0; give them values so their gradients are exercised away from init.
+  const refs: Record<string, RefTensor> = {};
+  for (const [i, p] of model.params.entries()) {
+    let data = await p.tensor.toArray();
+    if (p.name.includes('.b')) {
+      data = randomArray(p.tensor.size, 100 + i, 0, 0.2);
+      p.tensor.dispose();
+      const t = Tensor.fromArray(data, p.tensor.shape);
+      t.requiresGrad = true;
+      p.tensor = t;
+    }
+    refs[p.name] = refTensor([...p.tensor.shape], data);
+  }
+  const N = 3;
+  const xs = randomArray(N * 9 * 9 * 3, 5);
+  const labels = [0, 2, 1];
+  const x = Tensor.fromArray(xs, [N, 9, 9, 3]);
+  const loss = softmaxCrossEntropy(model.forward(x, opts), labelTensor(labels, 3));
+  const xRef = refTensor([N, 9, 9, 3], xs);
+  const f = () => ref(xRef, refs, labels);
+  expectClose('loss', [await loss.item()], [f()], 1e-5);
+  backward(loss);
+  const all: number[] = [], allRef: number[] = [];
+  for (const p of model.params) {
+    const idx = sampleIndices(p.tensor.size, 12, 7);
+    const g = pick(await p.tensor.grad!.toArray(), idx);
+    const n = Array.from(numericalGrad(f, refs[p.name], idx));
+    expectClose(`d/d${p.name}`, g, n, 1e-5);
+    all.push(...g); allRef.push(...n);
+  }
+  expectClose('all sampled gradients', all, allRef, 1e-5);
+  model.dispose();
 }
 
 describe('tiny NIN end to end', () => {
   it('whole-network gradients match central differences on the float64 reference', async () => {
-    const model = new NinModel(tiny, 3);
-    // Biases start at 0; give them values so their gradients are exercised away from init.
-    const refs: Record<string, RefTensor> = {};
-    for (const [i, p] of model.params.entries()) {
-      let data = await p.tensor.toArray();
-      if (p.name.includes('.b')) {
-        data = randomArray(p.tensor.size, 100 + i, 0, 0.2);
-        p.tensor.dispose();
-        const t = Tensor.fromArray(data, p.tensor.shape);
-        t.requiresGrad = true;
-        p.tensor = t;
-      }
-      refs[p.name] = refTensor([...p.tensor.shape], data);
-    }
-    const N = 3;
-    const xs = randomArray(N * 9 * 9 * 3, 5);
-    const labels = [0, 2, 1];
-    const x = Tensor.fromArray(xs, [N, 9, 9, 3]);
-    const loss = softmaxCrossEntropy(model.forward(x, { train: false }), labelTensor(labels, 3));
-    const xRef = refTensor([N, 9, 9, 3], xs);
-    const f = () => referenceLoss(xRef, refs, labels);
-    expectClose('loss', [await loss.item()], [f()], 1e-5);
-    backward(loss);
-    const all: number[] = [], allRef: number[] = [];
-    for (const p of model.params) {
-      const idx = sampleIndices(p.tensor.size, 12, 7);
-      const g = pick(await p.tensor.grad!.toArray(), idx);
-      const n = Array.from(numericalGrad(f, refs[p.name], idx));
-      expectClose(`d/d${p.name}`, g, n, 1e-5);
-      all.push(...g); allRef.push(...n);
-    }
-    expectClose('all sampled gradients', all, allRef, 1e-5);
+    await checkAgainstReference(tiny, { train: false }, (x, p, labels) => referenceLoss(x, p, labels));
+  });
+
+  it('linear class maps (linearOut on the last mlpconv): loss and gradients match the reference without its ReLU', async () => {
+    const layers = tiny.layers.map((l, i) => (i === tiny.layers.length - 1 && l.type === 'mlpconv' ? { ...l, linearOut: true } : l));
+    await checkAgainstReference({ ...tiny, layers }, { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { linearOut: true }));
+  });
+
+  it('training mode: each dropout layer draws its own mask (seed derived from the step seed and the layer index)', async () => {
+    // Layers 2 and 5 are the dropout layers; their rates differ too.
+    const rates: Record<number, number> = { 2: 0.5, 5: 0.3 };
+    const layers = tiny.layers.map((l, i) => (l.type === 'dropout' ? { ...l, p: rates[i] } : l));
+    const seed = 17;
+    const dropout: [number, number][] = [[rates[2], deriveSeed(seed, 2)], [rates[5], deriveSeed(seed, 5)]];
+    await checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
   });
 
   it('trains on a synthetic task: the loss falls, and the pool holds no more after step 200 than after step 20', async () => {

@@ -4,7 +4,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { labelTensor, softmax, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
-import { numericalGrad, softmaxCrossEntropyRef, softmaxRef } from './reference.ts';
+import { numericalGrad, refTensor, softmaxCrossEntropyRef, softmaxRef } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -21,6 +21,8 @@ const cases = [
   { N: 3, C: 100, scale: 3 },
   { N: 2, C: 1000, scale: 3 },
   { N: 4, C: 10, scale: 30, shift: 1000 }, // large logits: needs the max subtraction
+  // Rows far apart: each row's max must come from that row alone (threads past C read no other row).
+  { N: 4, C: 10, scale: 3, rowShifts: [0, 1000, -1000, 500] },
 ];
 
 describe('softmaxCrossEntropy', () => {
@@ -28,7 +30,9 @@ describe('softmaxCrossEntropy', () => {
     it(`loss, dloss/dlogits and softmax match the float64 reference: ${JSON.stringify(c)}`, async () => {
       const { N, C, scale } = c;
       const shift = c.shift ?? 0;
-      const z = pair([N, C], 61, shift - scale, shift + scale);
+      const data = randomArray(N * C, 61, shift - scale, shift + scale);
+      c.rowShifts?.forEach((s, n) => { for (let k = 0; k < C; k++) data[n * C + k] += s; }); // rounded to float32, as the GPU holds them
+      const z = { gpu: Tensor.fromArray(data, [N, C]), ref: refTensor([N, C], data) };
       const labels = labelsFor(N, C, 62);
       param(z.gpu);
       const loss = softmaxCrossEntropy(z.gpu, labelTensor(labels, C));
