@@ -12,12 +12,14 @@
 // sizes, every candidate tile `reps` times, candidates interleaved (so clock drift hits all
 // alike), GPU time from timestamp queries; the median per candidate decides. Last, a check that
 // the tuned kernels train the same: a few steps from the same initial weights with and without
-// the table must give the same losses (to float rounding), and their step times side by side.
+// the table must give the same losses (to float rounding), and their step times side by side,
+// interleaved; the table is installed (--install) only if the tuned steps' median is at least
+// INSTALL_MARGIN faster. It stops if Dawn quantizes timestamps (engine/device.ts turns that off).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { noGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu, gpu, kernelStyle } from '../engine/device.ts';
-import { startProfiler } from '../engine/profiler.ts';
+import { startProfiler, type Profiler } from '../engine/profiler.ts';
 import { dispatch, grid1d, sync, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { gemmKernel, chosenGemmTile, setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
@@ -64,37 +66,84 @@ function capture(fn: () => void) {
   return { gemms, blocks };
 }
 
+/** Install the table only if the tuned training steps' median is at least this much faster (2 %). */
+const INSTALL_MARGIN = 0.02;
+
+/** "x % faster" or "x % slower": tuned against default time. */
+const change = (def: number, tuned: number) => (tuned <= def ? `${(100 * (1 - tuned / def)).toFixed(1)} % faster` : `${(100 * (tuned / def - 1)).toFixed(1)} % slower`);
+
+/** Whether some profile so far had enough non-zero durations to tell that timestamps are not quantized. */
+let timestampsChecked = false;
+
+/**
+ * Stops the autotuner if Dawn quantizes timestamps (65.5 µs steps: tiles would be ranked on 0 and
+ * 65.5 µs readings); engine/device.ts turns the quantization off by default (dawnFlags). Called
+ * after every collect: the verdict needs 8 non-zero durations, which one collect may not have.
+ */
+function checkTimestamps(prof: Profiler, what: string): void {
+  const q = prof.timestampsQuantized;
+  if (q) {
+    for (const n of prof.notes()) console.error(n);
+    throw new Error(`autotune (${what}): Dawn quantizes the GPU timestamps (every duration a multiple of 65.536 µs), so tiles cannot be ranked; run with its timestamp_quantization off (engine/device.ts dawnFlags, NIN_DAWN_FLAGS)`);
+  }
+  if (q === false) timestampsChecked = true;
+}
+
+/** Prints a profiler's notes (e.g. negative durations) under `what`, once its timing is done. */
+function printNotes(prof: Profiler, what: string): void {
+  const notes = prof.notes();
+  if (notes.length) console.error(`autotune (${what}):\n${notes.join('\n')}`);
+}
+
+// Both timers keep the profiler's running sums (no reset between reps: the quantization check
+// needs all durations together) and take each rep's time as the difference of two sums.
+
 /** Times `variants` (each a dispatch-recording function) interleaved, `reps` times; median GPU ms each. */
-async function timeVariants(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
+async function timeVariants(variants: { name: string; run: () => void }[], reps: number, what: string): Promise<Map<string, number>> {
   for (const v of variants) v.run(); // warm-up: pipeline creation and first-use costs
   await sync();
   const prof = await startProfiler();
   const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  for (let r = 0; r < reps; r++) {
-    for (const v of variants) v.run();
-    await sync();
-    for (const row of await prof.collect()) samples.get(row.name)?.push(row.totalMs);
-    await prof.reset();
+  const before = new Map<string, number>();
+  try {
+    for (let r = 0; r < reps; r++) {
+      for (const v of variants) v.run();
+      await sync();
+      for (const row of await prof.collect()) {
+        samples.get(row.name)?.push(row.totalMs - (before.get(row.name) ?? 0));
+        before.set(row.name, row.totalMs);
+      }
+      checkTimestamps(prof, what);
+    }
+  } finally {
+    prof.stop();
   }
-  prof.stop();
+  printNotes(prof, what);
   return new Map([...samples].map(([k, v]) => [k, median(v)]));
 }
 
 /** Times each variant on its own (all its kernels, summed), `reps` times; median GPU ms each. */
-async function timeEach(variants: { name: string; run: () => void }[], reps: number): Promise<Map<string, number>> {
+async function timeEach(variants: { name: string; run: () => void }[], reps: number, what: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const v of variants) {
     v.run();
     await sync();
     const prof = await startProfiler();
     const xs: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      v.run();
-      await sync();
-      xs.push((await prof.collect()).reduce((a, row) => a + row.totalMs, 0));
-      await prof.reset();
+    try {
+      let before = 0;
+      for (let r = 0; r < reps; r++) {
+        v.run();
+        await sync();
+        const total = (await prof.collect()).reduce((a, row) => a + row.totalMs, 0);
+        xs.push(total - before);
+        before = total;
+        checkTimestamps(prof, `${what} ${v.name}`);
+      }
+    } finally {
+      prof.stop();
     }
-    prof.stop();
+    printNotes(prof, `${what} ${v.name}`);
     out.set(v.name, median(xs));
   }
   return out;
@@ -122,7 +171,7 @@ async function tuneSplits(gemms: Iterable<Captured<GemmSpec>>, reps: number, lin
       outs.push(out);
       return { name: String(S), run: () => { dispatch(k.kernel, [...inputs, out], k.groups); if (S > 1) sumSlices(out, S, [s.M * s.N]).dispose(); } };
     });
-    const ms = await timeEach(variants, reps);
+    const ms = await timeEach(variants, reps, `${gemmKey(s.name, s.M, s.N, s.K, 1)} split-K`);
     const best = cands.reduce((a, b) => (ms.get(String(b))! < ms.get(String(a))! ? b : a));
     splits[gemmKey(s.name, s.M, s.N, s.K, 1)] = best;
     lines.push(`| ${gemmKey(s.name, s.M, s.N, s.K, 1)} split-K (+ slice sum) | ${c.uses} | /${S0} | ${ms.get(String(S0))!.toFixed(3)} | /${best} | ${ms.get(String(best))!.toFixed(3)} | ${(ms.get(String(S0))! / ms.get(String(best))!).toFixed(2)}× | |`);
@@ -151,7 +200,9 @@ async function main() {
       models: { type: 'string', default: 'cifar10,mnist' },
       batch: { type: 'string', default: '128' },
       reps: { type: 'string', default: '7' },
-      'check-steps': { type: 'string', default: '5' },
+      // Training steps (after 2 warm-up ones) with and without the table: losses compared, and
+      // the timed samples for the install decision, taken interleaved.
+      'check-steps': { type: 'string', default: '9' },
       // Smoke tests on a CPU adapter: only the first N candidates (plus the default) per kernel.
       'max-candidates': { type: 'string', default: '1000' },
       out: { type: 'string', default: 'bench/out/tuned.json' },
@@ -208,7 +259,7 @@ async function main() {
         const k = gemmKernel({ ...c.what, name: `${c.what.name}@${tileName(tile)}` }, tile);
         return { name: k.kernel.name, tile, run: () => dispatch(k.kernel, bufs, k.groups) };
       });
-      const ms = await timeVariants(variants, reps);
+      const ms = await timeVariants(variants, reps, c.key);
       const best = variants.reduce((a, b) => (ms.get(b.name)! < ms.get(a.name)! ? b : a));
       const defMs = ms.get(`${c.what.name}@${tileName(def)}`)!;
       const bestMs = ms.get(best.name)!;
@@ -229,7 +280,7 @@ async function main() {
         const named = { name: `${k.name}@${mTileName(tile)}${save ? '+h' : ''}`, code: k.code };
         return { name: named.name, tile, run: () => dispatch(named, bufs, grid1d(Math.ceil(M / tile.TP))) };
       });
-      const ms = await timeVariants(variants, reps);
+      const ms = await timeVariants(variants, reps, c.key);
       const best = variants.reduce((a, b) => (ms.get(b.name)! < ms.get(a.name)! ? b : a));
       const defMs = ms.get(variants.find((v) => mTileName(v.tile) === mTileName(def))!.name)!;
       const bestMs = ms.get(best.name)!;
@@ -244,44 +295,56 @@ async function main() {
       bufs.forEach((b) => b.dispose());
     }
     m.dispose();
-    // Same losses with and without the table, from the same initial weights; step times side by side.
+    // Same losses with and without the table, from the same initial weights; step times side by
+    // side, interleaved so that drift (clocks, heat, other work on the machine) hits both alike:
+    // both models are set up, then each step index runs on both, the order alternating (default
+    // first on even steps, tuned first on odd ones: ABBA…), so neither side always runs first.
     const steps = Number(values['check-steps']);
-    const run = async (t: TuningTable | null) => {
+    const warm = 2;
+    const sides = ([null, table] as const).map((t) => {
       forceTuning({ table: t });
       const r = stepSetup(modelName, batch);
-      const losses: number[] = [];
-      const times: number[] = [];
-      for (let s = 0; s < steps + 2; s++) {
-        const ts = performance.now();
-        const l = r.step(s);
-        losses.push(await l.item());
-        times.push(performance.now() - ts);
-        l.dispose();
-      }
-      r.dispose();
       forceTuning({ table: null });
-      return { losses, ms: median(times.slice(2)) };
-    };
-    const before = await run(null);
-    const after = await run(table);
+      return { t, r, losses: [] as number[], times: [] as number[] };
+    });
+    try {
+      for (let s = 0; s < warm + steps; s++) {
+        for (const side of s % 2 === 0 ? sides : [...sides].reverse()) {
+          forceTuning({ table: side.t });
+          const ts = performance.now();
+          const l = side.r.step(s);
+          side.losses.push(await l.item());
+          const ms = performance.now() - ts;
+          if (s >= warm) side.times.push(ms);
+          l.dispose();
+        }
+      }
+    } finally {
+      forceTuning({ table: null });
+      for (const side of sides) side.r.dispose();
+    }
+    const [before, after] = sides.map((side) => ({ losses: side.losses, ms: median(side.times) }));
     const worst = Math.max(...before.losses.map((l, i) => Math.abs(l - after.losses[i]) / Math.max(1e-6, Math.abs(l))));
     console.error(`${modelName}: losses without / with the table: ${before.losses.map((l) => l.toFixed(6)).join(' ')} / ${after.losses.map((l) => l.toFixed(6)).join(' ')} (worst relative difference ${worst.toExponential(2)})`);
     if (!(worst <= 1e-4)) throw new Error(`autotune: the tuned kernels changed ${modelName}'s losses by ${worst.toExponential(2)} (relative): not writing a table`);
-    console.error(`${modelName}: training step batch ${batch}, wall median: ${before.ms.toFixed(2)} ms default, ${after.ms.toFixed(2)} ms tuned`);
+    console.error(`${modelName}: training step batch ${batch}, wall median of ${steps} interleaved samples each: ${before.ms.toFixed(2)} ms default, ${after.ms.toFixed(2)} ms tuned (${change(before.ms, after.ms)})`);
     stepDefaultMs += before.ms;
     stepTunedMs += after.ms;
   }
   writeFileSync(values.out!, JSON.stringify(table, null, 1) + '\n');
   // Per-kernel wins need not add up (timer noise, caches warmed by a kernel's neighbours): the
-  // table is installed only if the whole training step got faster with it.
-  const faster = stepTunedMs < stepDefaultMs;
+  // table is installed only if the whole training step got faster with it, by at least
+  // INSTALL_MARGIN (a smaller difference is within what the medians of a few samples resolve).
+  const faster = stepTunedMs <= (1 - INSTALL_MARGIN) * stepDefaultMs;
   if (values.install && faster) writeFileSync(values.install, JSON.stringify(table, null, 1) + '\n');
   console.log(`## Autotune — ${gpu().adapterName}, batch ${batch}, ${reps} reps (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
   console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
   console.log(lines.join('\n'));
   if (untuned) console.log(`\nbudget of ${budgetS} s spent: ${untuned} kernel shape(s) not timed keep their default tiles`);
-  console.log(`\ntraining steps (sum over models), wall median: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned; table written to ${values.out}`);
-  if (values.install) console.log(faster ? `tuned steps faster: installed as ${values.install}` : `tuned steps not faster: ${values.install} not written`);
+  if (!timestampsChecked) console.log('\nnote: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');
+  console.log(`\ntraining steps (sum over models), wall medians of ${values['check-steps']} interleaved samples each: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned (${change(stepDefaultMs, stepTunedMs)}; installing needs ≥ ${100 * INSTALL_MARGIN} % faster); table written to ${values.out}`);
+  const verdict = faster ? `tuned steps ${change(stepDefaultMs, stepTunedMs)} (≥ ${100 * INSTALL_MARGIN} %)` : `tuned steps not ${100 * INSTALL_MARGIN} % faster (${change(stepDefaultMs, stepTunedMs)})`;
+  console.log(values.install ? `${verdict}: ${faster ? `installed as ${values.install}` : `${values.install} not written`}` : `${verdict}: would ${faster ? '' : 'not '}be installed (no --install)`);
   closeGpu();
 }
 

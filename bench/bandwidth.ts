@@ -1,7 +1,12 @@
 // Memory-bound kernels against the card's copy bandwidth, measured in the same run with a
-// compute-shader copy: GAP, max/avg pooling (forward and backward), the loss, the SGD step.
-//   node --import tsx bench/bandwidth.ts [--batch 128] [--reps 20] [--json out.json]
+// compute-shader copy: GAP (forward and backward), max pooling (forward), average pooling
+// (forward and backward), the loss, the SGD step.
+//   node --import tsx bench/bandwidth.ts [--batch 128] [--reps 20] [--evict-mib 128] [--json out.json]
 // GB/s counts the bytes each kernel must move at least (inputs read once, outputs written once).
+// Before each timed repetition an untimed copy of --evict-mib MiB runs, so every kernel starts from
+// memory as the copy does, not from a cache its last repetition filled (an H200's L2 holds 50 MB;
+// the SGD row moves 9 MB). Rows that move less than LATENCY_BOUND_BYTES are marked: at such sizes
+// a kernel's time is mostly launch and latency, not bandwidth.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { noGrad } from '../engine/autograd.ts';
@@ -27,6 +32,12 @@ export interface BandwidthRow {
   ofCopy: number;
 }
 
+/** Rows moving fewer bytes are marked latency-bound in the table. */
+export const LATENCY_BOUND_BYTES = 8e6;
+
+/** An untimed copy big enough to push the last repetition's data out of the GPU's caches. */
+let evict: () => void = () => {};
+
 /** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches. */
 async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {
   run();
@@ -34,6 +45,7 @@ async function gpuTime(run: () => void, names: string[], reps: number): Promise<
   const prof = await startProfiler();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
+    evict(); // its kernel ('cache_evict') is not among `names`
     await prof.reset();
     run();
     await sync();
@@ -43,9 +55,14 @@ async function gpuTime(run: () => void, names: string[], reps: number): Promise<
   return median(times);
 }
 
-export async function benchBandwidth(batch: number, reps: number): Promise<BandwidthRow[]> {
+export async function benchBandwidth(batch: number, reps: number, evictMiB = 128): Promise<BandwidthRow[]> {
   const rows: { kernel: string; shape: string; bytes: number; gpuMs: number }[] = [];
   const t = (shape: number[], seed: number) => Tensor.fromArray(randomArray(shape.reduce((a, b) => a * b, 1), seed), shape);
+  const ne = (evictMiB * 1024 * 1024) / 8; // floats in each of the two buffers: the copy touches evictMiB
+  const evictSrc = Tensor.fromArray(new Float32Array(ne), [ne]);
+  const evictDst = Tensor.empty([ne]);
+  const evictCopy = elementwiseKernel('cache_evict', ne, '@group(0) @binding(0) var<storage, read> x: array<f32>;\n@group(0) @binding(1) var<storage, read_write> y: array<f32>;', 'y[i] = x[i];');
+  evict = () => dispatch(evictCopy, [evictSrc, evictDst], elementwiseGrid(ne));
   // The reference: y[i] = x[i] over 64 MiB.
   const n = 16 * 1024 * 1024;
   const src = t([n], 1);
@@ -84,6 +101,9 @@ export async function benchBandwidth(batch: number, reps: number): Promise<Bandw
   const sgdMs = await gpuTime(() => sgdStep(w, g, v, { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 }), ['sgd_step'], reps);
   rows.push({ kernel: 'sgd step', shape: w.shape.join('×'), bytes: 5 * w.byteLength, gpuMs: sgdMs });
 
+  evictSrc.dispose();
+  evictDst.dispose();
+  evict = () => {};
   const copyRate = rows[0].bytes / rows[0].gpuMs / 1e6;
   return rows.map((r) => {
     const gbPerSec = r.bytes / r.gpuMs / 1e6;
@@ -93,19 +113,22 @@ export async function benchBandwidth(batch: number, reps: number): Promise<Bandw
 
 export function formatBandwidth(rows: BandwidthRow[]): string {
   return [
-    '| kernel | shape | MB moved | GPU ms | GB/s | of copy |',
-    '|---|---|---|---|---|---|',
+    '| kernel | shape | MB moved | GPU ms | GB/s | of copy | note |',
+    '|---|---|---|---|---|---|---|',
     // A kernel shorter than one timestamp tick reads as 0 ms: no rate can be claimed for it.
-    ...rows.map((r) => r.gpuMs > 0
-      ? `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | ${r.gpuMs.toFixed(3)} | ${r.gbPerSec.toFixed(1)} | ${(100 * r.ofCopy).toFixed(0)} % |`
-      : `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | < 1 timestamp tick | — | — |`),
+    ...rows.map((r) => {
+      const note = r.bytes < LATENCY_BOUND_BYTES ? `latency-bound: under ${LATENCY_BOUND_BYTES / 1e6} MB` : '';
+      return r.gpuMs > 0
+        ? `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | ${r.gpuMs.toFixed(3)} | ${r.gbPerSec.toFixed(1)} | ${(100 * r.ofCopy).toFixed(0)} % | ${note} |`
+        : `| ${r.kernel} | ${r.shape} | ${(r.bytes / 1e6).toFixed(2)} | < 1 timestamp tick | — | — | ${note} |`;
+    }),
   ].join('\n');
 }
 
 if (isMainModule(import.meta.url)) {
-  const { values } = parseArgs({ options: { batch: { type: 'string', default: '128' }, reps: { type: 'string', default: '20' }, json: { type: 'string' } } });
+  const { values } = parseArgs({ options: { batch: { type: 'string', default: '128' }, reps: { type: 'string', default: '20' }, 'evict-mib': { type: 'string', default: '128' }, json: { type: 'string' } } });
   const gpu = await getGpu();
-  const rows = await benchBandwidth(Number(values.batch), Number(values.reps));
+  const rows = await benchBandwidth(Number(values.batch), Number(values.reps), Number(values['evict-mib']));
   console.log(`adapter: ${gpu.adapterName}\n${formatBandwidth(rows)}`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.adapterName, date: new Date().toISOString(), rows }, null, 2));
   closeGpu();

@@ -113,7 +113,7 @@ if [ $CUDA_TORCH = yes ]; then
 fi
 
 # Untuned first: every comparison the issue asks for, then what the autotuner adds to it.
-stage run-all 110 node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$LOGS"
+stage run-all 110 node --import tsx bench/run-all.ts --batch "$BATCH" --mlpconv-batches "$MLPCONV_BATCHES" --reps "$REPS" --steps "$STEPS" --out "$LOGS" --pytorch "$LOGS/pytorch.json"
 
 stage bandwidth 15 node --import tsx bench/bandwidth.ts --batch "$BATCH"
 
@@ -161,8 +161,26 @@ fi
 echo "== summary (NIN_TUNED=${NIN_TUNED:-none})"
 for f in "$LOGS"/crosscheck*.txt; do [ -f "$f" ] && echo "$(basename "$f" .txt): $(grep -h "^crosscheck:" "$f" | cut -c13- | grep . || echo "no verdict (see the log)")"; done
 cat "$LOGS/pytorch.txt" 2>/dev/null
-tail -n 8 "$LOGS/bandwidth.txt" 2>/dev/null
-grep -B2 -A40 "training step" "$LOGS/profile.txt" 2>/dev/null | head -45
-sed -n '/^## /,$p' "$LOGS/run-all.txt" 2>/dev/null | tail -n 45
+# summarize NAME N: when a stage's log has no table to print, says so and shows its last N lines.
+summarize() { echo "$1: no table in its log; last lines:"; tail -n "$2" "$LOGS/$1.txt" 2>/dev/null | sed 's/^/   /'; }
+# Bandwidth: the whole table, from the adapter line bench/bandwidth.ts prints above it.
+if grep -q '^| kernel | shape |' "$LOGS/bandwidth.txt" 2>/dev/null; then sed -n '/^adapter: /,$p' "$LOGS/bandwidth.txt"; else summarize bandwidth 3; fi
+# Profile: only the per-kernel table (engine/profiler.ts formatProfile: title, header, rows, total,
+# notes), none of the stage's step times: those ran with or near the profiler and must not be read
+# as the step time, which is run-all's (below).
+if grep -qE '^kernel +calls/step' "$LOGS/profile.txt" 2>/dev/null; then
+  awk 'on == 0 && /^kernel +calls\/step/ { print prev; on = 1 }
+       on == 1 { print; if ($1 == "total") on = 2; next }
+       on == 2 && /^note: / { print; next }
+       on == 2 { exit }
+       { prev = $0 }' "$LOGS/profile.txt"
+else summarize profile 3; fi
+# run-all's Markdown report, whole, from its title (date — adapter); if the stage was cut off
+# before printing it, the last report run-all wrote (it rewrites it after each section).
+if grep -q '^## ' "$LOGS/run-all.txt" 2>/dev/null; then sed -n '/^## /,$p' "$LOGS/run-all.txt"
+else
+  part=$(ls -t "$LOGS"/bench-*.md 2>/dev/null | head -n 1)
+  if [ -n "$part" ]; then echo "run-all printed no report (cut off?); its last partial report:"; cat "$part"; else summarize run-all 5; fi
+fi
 echo "gpu-check: $SECONDS s of BUDGET=$BUDGET"
 archive

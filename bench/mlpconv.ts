@@ -2,12 +2,15 @@
 //   node --import tsx bench/mlpconv.ts [--batches 32,128,256] [--reps 20] [--blocks cifar1,mnist2] [--json out.json]
 // First validates both variants against the float64 CPU reference on a small odd shape; then, per
 // block and batch size, times forward and forward+backward: GPU time from timestamp queries (sum of
-// the variant's kernels, median over reps) and wall time (median), GFLOP/s, fused/unfused ratio.
+// the variant's kernels, median over reps), wall time (median, in a separate loop with the profiler
+// off), GFLOP/s, fused/unfused ratio. Forward+backward computes what the network's backward does:
+// weight and bias gradients, and the input gradient except for a network's first block, whose input
+// is the image (mlpconvBackward/conv2dBackward skip it unless the input requires a gradient).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { startProfiler } from '../engine/profiler.ts';
+import { startProfiler, type Profiler } from '../engine/profiler.ts';
 import { sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
@@ -25,14 +28,19 @@ export interface BlockSpec {
   Ci: number;
   K: number;
   C: [number, number, number];
+  /**
+   * The block's input is the network's image (its first block): the network computes no input
+   * gradient for it, so neither does the forward+backward timing.
+   */
+  imageInput?: boolean;
 }
 
 /** The paper's blocks at their input sizes (CIFAR 32×32 → 16 → 8; MNIST 28 → 14 → 7). */
 export const BLOCKS: BlockSpec[] = [
-  { name: 'cifar1', H: 32, Ci: 3, K: 5, C: [192, 160, 96] },
+  { name: 'cifar1', H: 32, Ci: 3, K: 5, C: [192, 160, 96], imageInput: true },
   { name: 'cifar2', H: 16, Ci: 96, K: 5, C: [192, 192, 192] },
   { name: 'cifar3', H: 8, Ci: 192, K: 3, C: [192, 192, 10] },
-  { name: 'mnist1', H: 28, Ci: 1, K: 5, C: [96, 64, 48] },
+  { name: 'mnist1', H: 28, Ci: 1, K: 5, C: [96, 64, 48], imageInput: true },
   { name: 'mnist2', H: 14, Ci: 48, K: 5, C: [128, 96, 48] },
   { name: 'mnist3', H: 7, Ci: 48, K: 5, C: [128, 96, 10] },
 ];
@@ -41,6 +49,8 @@ export interface MlpconvBenchRow {
   block: string;
   batch: number;
   pass: 'forward' | 'forward+backward';
+  /** forward+backward only: whether the input gradient was computed (not for a first block, see imageInput). */
+  inputGrad?: boolean;
   fusedGpuMs: number;
   unfusedGpuMs: number;
   fusedWallMs: number;
@@ -85,31 +95,82 @@ export async function validate(): Promise<number> {
   return worst;
 }
 
-async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number): Promise<{ gpu: number; wall: number }> {
-  const params = Object.values(p);
+/**
+ * Kernels of the harness's loss, not of the block: dot() ('mul' and its 'dot_sum' reduction, one or
+ * two passes of the same name), backward()'s seed ('fill') and dot's backward ('scale_by');
+ * kernels/elementwise.ts and engine/autograd.ts. Each must show up in a forward+backward profile
+ * (checked), so a renamed kernel cannot silently count as the block's.
+ */
+const HARNESS_KERNELS = ['mul', 'dot_sum', 'fill', 'scale_by'];
+
+/** Whether some profile so far had enough non-zero durations to tell that timestamps are not quantized. */
+let timestampsChecked = false;
+
+/**
+ * Stops the bench if Dawn quantizes timestamps (65.5 µs steps: kernel sums would be multiples of
+ * the step, short kernels 0); engine/device.ts turns the quantization off by default (dawnFlags).
+ * Called after every collect: the verdict needs 8 non-zero durations, which one rep may not have.
+ */
+function checkTimestamps(prof: Profiler, what: string): void {
+  const q = prof.timestampsQuantized;
+  if (q) {
+    for (const n of prof.notes()) console.error(n);
+    throw new Error(`${what}: Dawn quantizes the GPU timestamps (every duration a multiple of 65.536 µs), so these kernel times are not reportable; run with its timestamp_quantization off (engine/device.ts dawnFlags, NIN_DAWN_FLAGS)`);
+  }
+  if (q === false) timestampsChecked = true;
+}
+
+/** Prints a profiler's notes (e.g. negative durations) under `what`, once its timing is done. */
+function printNotes(prof: Profiler, what: string): void {
+  const notes = prof.notes();
+  if (notes.length) console.error(`${what}:\n${notes.join('\n')}`);
+}
+
+async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number, what: string): Promise<{ gpu: number; wall: number }> {
+  // x among them: where x requires a gradient (not a first block), x.grad is freed each rep, so no
+  // rep's backward accumulates into the last one's (an add_inplace the network never runs).
+  const leaves = [...Object.values(p), x];
   const run = () => {
     tidy(() => {
       const y = fn(x, p);
       if (r) backward(dot(y, r));
     });
-    zeroGrad(params);
+    zeroGrad(leaves);
   };
   run(); // compile + warm up
   await sync();
-  const prof = await startProfiler();
-  const gpuMs: number[] = [];
+  // Wall time with the profiler off: it would give every dispatch its own compute pass and add
+  // query resolves and copies, which costs the unfused variant (more dispatches) more.
   const wallMs: number[] = [];
   for (let i = 0; i < reps; i++) {
-    await prof.reset();
     const t0 = performance.now();
     run();
     await sync();
     wallMs.push(performance.now() - t0);
-    const rows = await prof.collect();
-    // The dot() loss is the harness's, not the block's.
-    gpuMs.push(rows.filter((row) => !['mul', 'dot_sum', 'fill', 'scale_by'].includes(row.name) || !r).reduce((s, row) => s + row.totalMs, 0));
   }
-  prof.stop();
+  // GPU time per rep: the profiler's running sums are never reset (its quantization check needs
+  // the durations of all reps together), so each rep's time is the difference of two sums.
+  const prof = await startProfiler();
+  const gpuMs: number[] = [];
+  try {
+    let before = 0;
+    for (let i = 0; i < reps; i++) {
+      run();
+      await sync();
+      const rows = await prof.collect();
+      checkTimestamps(prof, what);
+      if (r && i === 0) {
+        const missing = HARNESS_KERNELS.filter((k) => !rows.some((row) => row.name === k));
+        if (missing.length) throw new Error(`${what}: the harness's loss kernels ${missing.join(', ')} are not in the profile (renamed?); bench/mlpconv.ts HARNESS_KERNELS must name them to leave them out`);
+      }
+      const total = rows.filter((row) => !r || !HARNESS_KERNELS.includes(row.name)).reduce((s, row) => s + row.totalMs, 0);
+      gpuMs.push(total - before);
+      before = total;
+    }
+  } finally {
+    prof.stop();
+  }
+  printNotes(prof, what);
   return { gpu: median(gpuMs), wall: median(wallMs) };
 }
 
@@ -118,21 +179,29 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
   for (const b of BLOCKS.filter((x) => opts.blocks.includes(x.name))) {
     const p = makeParams(b, 7);
     const [c1, c2, c3] = b.C;
+    // FLOPs as nin/model.ts's summary counts them (2·MACs; bias, ReLU not counted). Backward: each
+    // layer's weight gradient and input gradient cost what its forward does, so 3× the forward,
+    // less the K×K layer's input gradient (2·K²·Ci·C1 a pixel) where it is skipped (imageInput).
     const flopFwdPerPixel = 2 * (b.K * b.K * b.Ci * c1 + c1 * c2 + c2 * c3);
+    const flopInputGradPerPixel = 2 * b.K * b.K * b.Ci * c1;
     for (const N of opts.batches) {
       const x = param(Tensor.fromArray(randomArray(N * b.H * b.H * b.Ci, 3), [N, b.H, b.H, b.Ci]));
       const r = Tensor.fromArray(randomArray(N * b.H * b.H * c3, 4), [N, b.H, b.H, c3]);
       for (const pass of ['forward', 'forward+backward'] as const) {
         const withGrad = pass === 'forward+backward';
-        x.requiresGrad = withGrad;
+        const inputGrad = withGrad && !b.imageInput;
+        x.requiresGrad = inputGrad;
         for (const t of Object.values(p)) t.requiresGrad = withGrad;
-        const fused = await timeVariant(mlpconv, x, p, withGrad ? r : null, opts.reps);
-        const unfused = await timeVariant(mlpconvUnfused, x, p, withGrad ? r : null, opts.reps);
-        const gflop = (flopFwdPerPixel * N * b.H * b.H * (withGrad ? 3 : 1)) / 1e9;
+        const what = `mlpconv ${b.name} batch ${N} ${pass}`;
+        const fused = await timeVariant(mlpconv, x, p, withGrad ? r : null, opts.reps, `${what}, fused`);
+        const unfused = await timeVariant(mlpconvUnfused, x, p, withGrad ? r : null, opts.reps, `${what}, unfused`);
+        const flopPerPixel = withGrad ? 3 * flopFwdPerPixel - (inputGrad ? 0 : flopInputGradPerPixel) : flopFwdPerPixel;
+        const gflop = (flopPerPixel * N * b.H * b.H) / 1e9;
         rows.push({
           block: b.name,
           batch: N,
           pass,
+          ...(withGrad ? { inputGrad } : {}),
           fusedGpuMs: fused.gpu,
           unfusedGpuMs: unfused.gpu,
           fusedWallMs: fused.wall,
@@ -149,13 +218,16 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
     }
     for (const t of Object.values(p)) t.dispose();
   }
+  if (rows.length && !timestampsChecked) {
+    console.error('note: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');
+  }
   return rows;
 }
 
 export function formatMlpconvRows(rows: MlpconvBenchRow[], header = true): string {
   const out = header ? ['| block | batch | pass | fused GPU ms | unfused GPU ms | fused wall ms | unfused wall ms | fused GFLOP/s | unfused GFLOP/s | unfused/fused |', '|---|---|---|---|---|---|---|---|---|---|'] : [];
   for (const r of rows) {
-    out.push(`| ${r.block} | ${r.batch} | ${r.pass} | ${r.fusedGpuMs.toFixed(3)} | ${r.unfusedGpuMs.toFixed(3)} | ${r.fusedWallMs.toFixed(2)} | ${r.unfusedWallMs.toFixed(2)} | ${r.fusedGflops.toFixed(1)} | ${r.unfusedGflops.toFixed(1)} | ${r.speedup.toFixed(2)}× |`);
+    out.push(`| ${r.block} | ${r.batch} | ${r.pass}${r.inputGrad === false ? ' (no input grad)' : ''} | ${r.fusedGpuMs.toFixed(3)} | ${r.unfusedGpuMs.toFixed(3)} | ${r.fusedWallMs.toFixed(2)} | ${r.unfusedWallMs.toFixed(2)} | ${r.fusedGflops.toFixed(1)} | ${r.unfusedGflops.toFixed(1)} | ${r.speedup.toFixed(2)}× |`);
   }
   return out.join('\n');
 }

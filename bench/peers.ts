@@ -8,7 +8,8 @@
 // Measured, for one fixed batch of random images / labels already on the GPU:
 //   train step  forward (with dropout) + backward + SGD-momentum update, ending with an async
 //               read of the loss, so each step's GPU work is complete when its clock stops;
-//   forward     inference forward (no dropout, no tape), ending with an async read of the logits.
+//   forward     inference forward (no dropout, no tape), ending when the GPU has finished it
+//               (TF.js's commands submitted, then the queue drained: no readback, as in ours).
 // Medians over `steps` timed iterations after `warmup` untimed ones (shader compilation).
 //
 // Result rows (BenchResult) carry name, model, batch, trainStepMs, forwardMs and the adapter name,
@@ -26,6 +27,7 @@ import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { argv } from 'node:process';
 import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { closeGpu, dawnGpu, getGpu } from '../engine/device.ts';
 import { median } from '../test/numeric.ts';
 import { MODELS, type ModelConfig } from '../nin/model.ts';
@@ -225,9 +227,23 @@ export async function runPeerBench(opts: PeerBenchOptions): Promise<BenchResult>
     loss!.dispose();
     return v;
   };
+  // The forward's clock stops as ours does (bench/train-step.ts: sync() submits what is recorded,
+  // then awaits queue.onSubmittedWorkDone(); no readback of the logits): TF.js's recorded commands
+  // are submitted the way its own reads do it (close the open pass, submitQueue) and its queue
+  // (our device's, or its own with --device own) drained. logits.data() would add what our
+  // forward does not pay (a copy to a staging buffer, a mapAsync and a host copy), which favoured
+  // us; reading back a 1-element reduction would still add a kernel and a map. The training step
+  // needs no such care: both sides end it with an async read of the scalar loss.
+  const waitForGpu = async (): Promise<void> => {
+    const b = tf.backend() as WebGPUBackend;
+    b.ensureCommandEncoderReady();
+    b.endComputePassEncoder();
+    b.submitQueue();
+    await b.device.queue.onSubmittedWorkDone();
+  };
   const forwardStep = async (): Promise<void> => {
     const logits = tf.tidy(() => forward(spec, params, x, false, useDropout));
-    await logits.data();
+    await waitForGpu();
     logits.dispose();
   };
 

@@ -4,8 +4,12 @@ timed on the same card in the same device call as our bench (bench/gpu-check.sh 
     python3 bench/pytorch_nin.py --batch 128 --reps 50 [--json out.json]
 
 Reports medians (CUDA events, one per repetition) of: the full training step (forward, backward,
-SGD with momentum and weight decay) in fp32 and with TF32 tensor cores, the forward pass, and the
-forward of mlpconv blocks 1, 2 and 3 (conv K×K + ReLU + 1×1 + ReLU + 1×1 + ReLU).
+SGD with momentum and weight decay; biases at 2× the rate and without decay, as ours) in fp32 and
+with TF32 tensor cores, the forward pass, and the forward of mlpconv blocks 1, 2 and 3 (conv K×K +
+ReLU + 1×1 + ReLU + 1×1 + ReLU). Also the training step and forward back to back, as a training
+loop runs them (`*_back_to_back_ms`: wall time of `reps` steps, each step's loss read one step
+late, / reps), which is how bench/train-step.ts times ours (pipelinedStepMs): the like-for-like
+comparison, since a CUDA event pair does not see host time that ours would include.
 Smoke test without a GPU: --device cpu --batch 2 --reps 2.
 """
 import argparse
@@ -54,6 +58,25 @@ def time_ms(fn, reps, warmup=10):
     return statistics.median(times)
 
 
+def back_to_back_ms(fn, reps, warmup=10):
+    """Wall ms a call, `reps` calls in a row; fn returns a scalar tensor (or None) read one call late."""
+    for _ in range(warmup):
+        fn()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    prev = None
+    for _ in range(reps):
+        out = fn()
+        if prev is not None:
+            prev.item()
+        prev = out
+    if prev is not None:
+        prev.item()
+    sync()
+    return (time.perf_counter() - t0) * 1000 / reps
+
+
 def set_tf32(on):
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on
@@ -71,15 +94,19 @@ def main():
     torch.manual_seed(1)
     B = args.batch
     net = nin_cifar10().to(dev)
-    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    biases = [p for p in net.parameters() if p.dim() == 1]
+    weights = [p for p in net.parameters() if p.dim() != 1]
+    opt = torch.optim.SGD([{'params': weights}, {'params': biases, 'lr': 2e-3, 'weight_decay': 0}], lr=1e-3, momentum=0.9, weight_decay=1e-4)
     x = torch.randn(B, 3, 32, 32, device=dev)
     y = torch.arange(B, device=dev) % 10
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(net(x), y).backward()
+        loss = loss_fn(net(x), y)
+        loss.backward()
         opt.step()
+        return loss.detach()
 
     def forward():
         with torch.no_grad():
@@ -103,8 +130,10 @@ def main():
         set_tf32(tf32)
         net.train()
         results[f'train_step_ms_{label}'] = time_ms(step, args.reps)
+        results[f'train_step_back_to_back_ms_{label}'] = back_to_back_ms(step, args.reps)
         net.eval()
         results[f'forward_ms_{label}'] = time_ms(forward, args.reps)
+        results[f'forward_back_to_back_ms_{label}'] = back_to_back_ms(forward, args.reps)
         results[f'block1_forward_ms_{label}'] = time_ms(run_block(block1, x), args.reps)
         results[f'block2_forward_ms_{label}'] = time_ms(run_block(block2, x2), args.reps)
         results[f'block3_forward_ms_{label}'] = time_ms(run_block(block3, x3), args.reps)

@@ -1,9 +1,11 @@
 // The whole benchmark suite in one command: fused vs unfused mlpconv, our full training step
 // (fused and unfused), and TF.js's WebGPU backend running the same NIN on the same device.
-// Writes <out>/bench-<time>.json and .md; prints the Markdown last.
-//   npm run bench -- [--batch 128] [--mlpconv-batches 32,128,256] [--reps 20] [--steps 10] [--out bench/out]
+// Writes <out>/bench-<time>.json and .md, rewritten after each section (a run cut off by a time
+// limit keeps what it measured); prints the Markdown last. With --pytorch FILE (bench/pytorch_nin.py's
+// JSON from the same device call) the report puts ours and PyTorch's side by side.
+//   npm run bench -- [--batch 128] [--mlpconv-batches 32,128,256] [--reps 20] [--steps 10] [--out bench/out] [--pytorch pytorch.json]
 //   On lavapipe: npm run bench -- --batch 8 --mlpconv-batches 8 --reps 3 --steps 3
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'cifar10,mnist' },
     'no-peers': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/out' },
+    pytorch: { type: 'string' },
   },
 });
 const gpu = await getGpu();
@@ -27,48 +30,82 @@ const batch = Number(values.batch);
 const steps = Number(values.steps);
 const models = values.models!.split(',');
 console.error(`adapter: ${gpu.adapterName}`);
+const date = new Date().toISOString();
+const stamp = date.replace(/[:.]/g, '-');
+mkdirSync(values.out!, { recursive: true });
+let mlpconvRows: Awaited<ReturnType<typeof benchMlpconv>> = [];
+const stepRows: (StepBenchResult | BenchResult)[] = [];
+const pytorch = values.pytorch && existsSync(values.pytorch) ? (JSON.parse(readFileSync(values.pytorch, 'utf8')) as Record<string, number | string>) : null;
+
+/** The report so far, written to <out>/bench-<stamp>.{json,md}. */
+function report(): string {
+  const ours = (m: string) => stepRows.find((r) => r.model === m && r.name === 'nin-webgpu') as StepBenchResult | undefined;
+  const peer = (m: string) => stepRows.find((r) => r.model === m && r.name === 'tfjs-webgpu');
+  const ratios = models
+    .filter((m) => ours(m) && peer(m))
+    .map((m) => `| ${m} | ${(peer(m)!.trainStepMs / ours(m)!.trainStepMs).toFixed(2)}× | ${(peer(m)!.forwardMs / ours(m)!.forwardMs).toFixed(2)}× |`);
+  const md = [
+    `## ${date.slice(0, 10)} — ${gpu.adapterName}`,
+    '',
+    `Node ${process.version}; batch ${batch} for the training step; medians of ${steps} steps (training step) and ${values.reps} reps (mlpconv, GPU time from timestamp queries).`,
+    ...(mlpconvRows.length ? ['', '### Fused mlpconv vs the conv + 1×1 + 1×1 chain', '', formatMlpconvRows(mlpconvRows)] : []),
+    ...(stepRows.length ? ['', '### Training step (forward + backward + SGD) and forward, wall clock', '', '```', formatBenchTable(stepRows), '```'] : []),
+    ...(ratios.length ? ['', '| model | TF.js / ours, training step | TF.js / ours, forward |', '|---|---|---|', ...ratios] : []),
+    ...againstPytorch(ours('cifar10')),
+  ].join('\n');
+  writeFileSync(join(values.out!, `bench-${stamp}.json`), JSON.stringify({ date, adapter: gpu.adapterName, node: process.version, mlpconv: mlpconvRows, steps: stepRows, pytorch }, null, 2));
+  writeFileSync(join(values.out!, `bench-${stamp}.md`), md + '\n');
+  return md;
+}
+
+/**
+ * Ours against PyTorch (same card, same call), each side timed alike: training steps and forwards
+ * back to back (wall time per step as a training loop runs them), and block forwards as GPU time
+ * (ours: the fused kernel's timestamps, one dispatch; PyTorch: CUDA events around the block).
+ */
+function againstPytorch(ours: StepBenchResult | undefined): string[] {
+  if (!pytorch || !ours) return [];
+  const pt = (k: string) => (typeof pytorch[k] === 'number' ? (pytorch[k] as number) : NaN);
+  const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
+  const row = (what: string, mine: number, fp32: number, tf32: number) => `| ${what} | ${fmt(mine)} | ${fmt(fp32)} | ${fmt(tf32)} | ${Number.isFinite(mine / fp32) ? (fp32 / mine).toFixed(2) + '×' : '—'} |`;
+  const block = (name: string) => mlpconvRows.find((r) => r.block === name && r.batch === pt('batch') && r.pass === 'forward')?.fusedGpuMs ?? NaN;
+  const lines = [
+    '',
+    `### Against PyTorch ${pytorch.torch} (cuDNN ${pytorch.cudnn}) on ${pytorch.device}, CIFAR-10 NIN, batch ${pytorch.batch}, same call`,
+    '',
+    ...(pt('batch') !== ours.batch ? [`(PyTorch ran batch ${pytorch.batch}, ours ${ours.batch}: not comparable)`, ''] : []),
+    '| ms | ours (fp32) | PyTorch fp32 | PyTorch TF32 | PyTorch fp32 / ours |',
+    '|---|---|---|---|---|',
+    row('training step, back to back', ours.pipelinedStepMs, pt('train_step_back_to_back_ms_fp32'), pt('train_step_back_to_back_ms_tf32')),
+    row('training step, one (ours: wall incl. recording + loss readback; PyTorch: CUDA events)', ours.trainStepMs, pt('train_step_ms_fp32'), pt('train_step_ms_tf32')),
+    row('forward, back to back', ours.pipelinedForwardMs, pt('forward_back_to_back_ms_fp32'), pt('forward_back_to_back_ms_tf32')),
+    row('forward, one (ours: wall incl. recording + sync; PyTorch: CUDA events)', ours.forwardMs, pt('forward_ms_fp32'), pt('forward_ms_tf32')),
+    ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward (ours fused: GPU timestamps)`, block(`cifar${b}`), pt(`block${b}_forward_ms_fp32`), pt(`block${b}_forward_ms_tf32`))),
+    '',
+    `Our training step: ${ours.trainGflop.toFixed(1)} GFLOP of convolutions (2·MACs), ${(ours.trainGflop / ours.pipelinedStepMs).toFixed(2)} TFLOP/s back to back; forward ${ours.forwardGflop.toFixed(1)} GFLOP.`,
+  ];
+  return lines;
+}
+
 const worst = await validate();
 console.error(`validation: fused and unfused mlpconv match the float64 reference (worst relative error ${worst.toExponential(2)})`);
-const mlpconvRows = await benchMlpconv({ batches: values['mlpconv-batches']!.split(',').map(Number), reps: Number(values.reps), blocks: BLOCKS.map((b) => b.name) });
-const stepRows: (StepBenchResult | BenchResult)[] = [];
+mlpconvRows = await benchMlpconv({ batches: values['mlpconv-batches']!.split(',').map(Number), reps: Number(values.reps), blocks: BLOCKS.map((b) => b.name) });
+report();
 for (const model of models) {
   for (const unfused of [false, true]) {
     const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused });
     console.error(formatBenchTable([r]));
     stepRows.push(r);
+    report();
   }
   if (!values['no-peers'] && (model === 'cifar10' || model === 'mnist')) {
     const p = await runPeerBench({ model: model as BenchResult['model'], batch, steps, warmup: 2 });
     console.error(formatBenchTable([p]));
     stepRows.push(p);
+    report();
     disposePeers();
   }
 }
-const ours = (m: string) => stepRows.find((r) => r.model === m && r.name === 'nin-webgpu');
-const peer = (m: string) => stepRows.find((r) => r.model === m && r.name === 'tfjs-webgpu');
-const ratios = models
-  .filter((m) => ours(m) && peer(m))
-  .map((m) => `| ${m} | ${(peer(m)!.trainStepMs / ours(m)!.trainStepMs).toFixed(2)}× | ${(peer(m)!.forwardMs / ours(m)!.forwardMs).toFixed(2)}× |`);
-const date = new Date().toISOString();
-const md = [
-  `## ${date.slice(0, 10)} — ${gpu.adapterName}`,
-  '',
-  `Node ${process.version}; batch ${batch} for the training step; medians of ${steps} steps (training step) and ${values.reps} reps (mlpconv, GPU time from timestamp queries).`,
-  '',
-  '### Fused mlpconv vs the conv + 1×1 + 1×1 chain',
-  '',
-  formatMlpconvRows(mlpconvRows),
-  '',
-  '### Training step (forward + backward + SGD) and forward, wall clock',
-  '',
-  '```',
-  formatBenchTable(stepRows),
-  '```',
-  ...(ratios.length ? ['', '| model | TF.js / ours, training step | TF.js / ours, forward |', '|---|---|---|', ...ratios] : []),
-].join('\n');
-mkdirSync(values.out!, { recursive: true });
-const stamp = date.replace(/[:.]/g, '-');
-writeFileSync(join(values.out!, `bench-${stamp}.json`), JSON.stringify({ date, adapter: gpu.adapterName, node: process.version, mlpconv: mlpconvRows, steps: stepRows }, null, 2));
-writeFileSync(join(values.out!, `bench-${stamp}.md`), md + '\n');
+const md = report();
 console.log(md);
 closeGpu();

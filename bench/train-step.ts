@@ -3,11 +3,11 @@
 import { parseArgs } from 'node:util';
 import { getGpu, closeGpu } from '../engine/device.ts';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
-import { sync } from '../engine/runtime.ts';
+import { flush, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { MODELS, NinModel } from '../nin/model.ts';
+import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
 import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
@@ -31,6 +31,32 @@ export interface StepBenchResult {
    * step's loss before recording the next, so it adds host time and a readback to each step.
    */
   pipelinedStepMs: number;
+  /** Forwards back to back (each submitted as soon as recorded, one wait at the end): wall time / steps. */
+  pipelinedForwardMs: number;
+  /** Convolution GFLOP (2·MACs) of one training step and of one forward pass over the batch (convolutionFlops). */
+  trainGflop: number;
+  forwardGflop: number;
+}
+
+/**
+ * FLOPs per image of a model's convolutions (2·MACs; pooling, GAP, loss and SGD are not counted):
+ * the forward, and a training step = forward + input gradients + weight gradients, each as large
+ * as the forward, less the first layer's input gradient, which nothing needs (the image).
+ */
+export function convolutionFlops(config: ModelConfig): { forward: number; train: number } {
+  const summary = plan(config); // one entry per layer, then the head's
+  let forward = 0;
+  let firstInputGrad = 0;
+  let [H, W, C] = [config.input.height, config.input.width, config.input.channels];
+  config.layers.forEach((l, i) => {
+    if (l.type === 'mlpconv') {
+      if (forward === 0) firstInputGrad = 2 * H * W * l.kernel * l.kernel * C * l.channels[0];
+      forward += summary[i].flops;
+    }
+    [H, W, C] = summary[i].output;
+  });
+  if (config.head !== 'gap') forward += summary.at(-1)!.flops; // the fully connected classifier
+  return { forward, train: 3 * forward - firstInputGrad };
 }
 
 /**
@@ -72,21 +98,24 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     loss.dispose();
     if (!Number.isFinite(v)) throw new Error(`non-finite loss ${v} at step ${s}`);
   };
-  for (let s = 0; s < opts.warmup + opts.steps; s++) {
-    if (opts.profile && s === opts.warmup) prof = await startProfiler();
+  for (let s = 0; s < opts.warmup; s++) await finite(step(s), s);
+  if (opts.profile) {
+    // Profiled steps apart from the timed ones: a pass per dispatch and the query readbacks slow a step.
+    prof = await startProfiler();
+    for (let s = 0; s < opts.steps; s++) {
+      await finite(step(s), s);
+      prof.markStep();
+    }
+    prof.stop();
+    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)`, notes: prof.notes() }));
+  }
+  for (let s = 0; s < opts.steps; s++) {
     const t0 = performance.now();
     const loss = step(s);
     const recorded = performance.now();
     await finite(loss, s);
-    if (s >= opts.warmup) {
-      trainTimes.push(performance.now() - t0);
-      recordTimes.push(recorded - t0);
-    }
-    prof?.markStep();
-  }
-  if (prof) {
-    prof.stop();
-    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)`, notes: prof.notes() }));
+    trainTimes.push(performance.now() - t0);
+    recordTimes.push(recorded - t0);
   }
   // Back to back, reading each loss one step late (nin/train.ts's loop).
   const tp = performance.now();
@@ -107,10 +136,18 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     logits.dispose();
     if (s >= opts.warmup) fwdTimes.push(performance.now() - t0);
   }
+  const tf = performance.now();
+  for (let s = 0; s < opts.steps; s++) {
+    noGrad(() => tidy(() => void model.forward(x, { train: false, unfused: opts.unfused })));
+    flush(); // submitted now: the GPU works while the next forward is recorded
+  }
+  await sync();
+  const pipelinedForwardMs = (performance.now() - tf) / opts.steps;
   dispose();
   const trainStepMs = median(trainTimes);
   const forwardMs = median(fwdTimes);
   const matrix = matrixMode();
+  const flops = convolutionFlops(model.config);
   return {
     name: `nin-webgpu${opts.unfused ? ' (unfused)' : ''}${matrix ? ` (${describeMatrixMode(matrix)})` : ''}`,
     model: opts.model,
@@ -122,6 +159,9 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     forwardImgPerSec: (B * 1000) / forwardMs,
     recordMs: median(recordTimes),
     pipelinedStepMs,
+    pipelinedForwardMs,
+    trainGflop: (flops.train * B) / 1e9,
+    forwardGflop: (flops.forward * B) / 1e9,
   };
 }
 
@@ -140,7 +180,8 @@ if (isMainModule(import.meta.url)) {
   const r = await benchTrainStep({ model: values.model!, batch: Number(values.batch), steps: Number(values.steps), warmup: Number(values.warmup), unfused: values.unfused, profile: values.profile });
   console.log(`${r.name} ${r.model} batch ${r.batch} on ${r.adapter}`);
   console.log(`  train step ${r.trainStepMs.toFixed(1)} ms (${r.trainImgPerSec.toFixed(1)} img/s), forward ${r.forwardMs.toFixed(1)} ms (${r.forwardImgPerSec.toFixed(1)} img/s)`);
-  console.log(`  back to back (as training runs): ${r.pipelinedStepMs.toFixed(1)} ms a step (${((r.batch * 1000) / r.pipelinedStepMs).toFixed(1)} img/s)`);
+  console.log(`  back to back (as training runs): ${r.pipelinedStepMs.toFixed(1)} ms a step (${((r.batch * 1000) / r.pipelinedStepMs).toFixed(1)} img/s, ${(r.trainGflop / r.pipelinedStepMs).toFixed(1)} TFLOP/s of ${r.trainGflop.toFixed(1)} GFLOP a step)`);
+  console.log(`  forwards back to back: ${r.pipelinedForwardMs.toFixed(1)} ms each (${((r.batch * 1000) / r.pipelinedForwardMs).toFixed(1)} img/s)`);
   console.log(`  host time to record a training step: ${r.recordMs.toFixed(2)} ms`);
   if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2));
   closeGpu();
