@@ -21,6 +21,14 @@ const cases: Case[] = [
   { N: 2, H: 4, W: 3, Ci: 4, K: 1, C1: 6, C2: 130, C3: 65 },
 ];
 
+/** Each tensor's GPU gradient (60 sampled entries) against central differences of `scalar` on its float64 twin. */
+async function expectGradients(tensors: Record<string, { gpu: Tensor; ref: RefTensor }>, scalar: () => number, seed: number): Promise<void> {
+  for (const [name, v] of Object.entries(tensors)) {
+    const idx = sampleIndices(v.ref.data.length, 60, seed);
+    expectClose(`d/d${name}`, pick(await v.gpu.grad!.toArray(), idx), numericalGrad(scalar, v.ref, idx), 1e-5);
+  }
+}
+
 const styles: KernelStyle[] = ['tiled', 'simd']; // GPU and CPU-adapter kernels, both checked here
 
 describe('mlpconv (fused)', () => {
@@ -40,10 +48,7 @@ describe('mlpconv (fused)', () => {
         const r = randomArray(y.size, 7);
         backward(dot(y, Tensor.fromArray(r, y.shape)));
         const scalar = () => dotRef(f(), r);
-        for (const [name, v] of [['x', x], ...Object.entries(t)] as [string, { gpu: Tensor; ref: RefTensor }][]) {
-          const idx = sampleIndices(v.ref.data.length, 60, 9);
-          expectClose(`d/d${name}`, pick(await v.gpu.grad!.toArray(), idx), numericalGrad(scalar, v.ref, idx), 1e-5);
-        }
+        await expectGradients({ x, ...t }, scalar, 9);
       });
     }
   }
@@ -64,10 +69,7 @@ describe('mlpconv (fused)', () => {
     const r = randomArray(y.size, 17);
     backward(dot(y, Tensor.fromArray(r, y.shape)));
     const scalar = () => dotRef(f(), r);
-    for (const [name, v] of [['x', x], ...Object.entries(t)] as [string, { gpu: Tensor; ref: RefTensor }][]) {
-      const idx = sampleIndices(v.ref.data.length, 60, 19);
-      expectClose(`d/d${name}`, pick(await v.gpu.grad!.toArray(), idx), numericalGrad(scalar, v.ref, idx), 1e-5);
-    }
+    await expectGradients({ x, ...t }, scalar, 19);
   });
 
   for (const style of styles)
