@@ -89,7 +89,7 @@ grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && CUDA_TORCH=yes || CUDA_TORCH=no
 if [ $CUDA_TORCH = yes ]; then
-  stage pytorch 50 python3 bench/pytorch_nin.py --batch "$BATCH" --json "$LOGS/pytorch.json"
+  stage pytorch 50 python3 bench/pytorch_nin.py --batch "$BATCH" --steps "$STEPS" --json "$LOGS/pytorch.json"
 else
   echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
 fi
@@ -101,8 +101,8 @@ fi
 # batch-128 gradient error sat at 8.4e-4 of the 1e-3 bound, on real images at 1.9e-4 (RESULTS.md,
 # session 11), and a kernel change of split-K order could tip noise over it.
 XC_DATA=--synthetic
-if command -v gpu-join > /dev/null && gpu-join cifar10 /tmp/data > "$LOGS/gpu-join.txt" 2>&1; then XC_DATA="--data-dir /tmp/data"; fi
-echo "crosscheck data: $XC_DATA"
+if [ $CUDA_TORCH = yes ] && command -v gpu-join > /dev/null && timeout 30 gpu-join cifar10 /tmp/data > "$LOGS/gpu-join.txt" 2>&1; then XC_DATA="--data-dir /tmp/data"; fi
+[ $CUDA_TORCH = yes ] && echo "crosscheck data: $XC_DATA"
 crosscheck() {
   stage "$1" 40 bash -c "node --import tsx bench/crosscheck.ts --model cifar10 --batch $BATCH --steps 5 $XC_DATA --out /tmp/xc-$1 &&
     python3 bench/crosscheck.py /tmp/xc-$1/crosscheck.safetensors --json $LOGS/$1.json"

@@ -1,7 +1,7 @@
 """PyTorch + cuDNN side of the issue-4 comparison: the same NIN CIFAR-10 network as nin/model.ts,
 timed on the same card in the same device call as our bench (bench/gpu-check.sh runs both).
 
-    python3 bench/pytorch_nin.py --batch 128 --reps 50 [--json out.json]
+    python3 bench/pytorch_nin.py --batch 128 --reps 50 [--steps 10] [--json out.json]
 
 Reports medians (CUDA events, one per repetition) of: the full training step (forward, backward,
 SGD with momentum and weight decay; biases at 2× the rate and without decay, as ours) in fp32 and
@@ -9,7 +9,11 @@ with TF32 tensor cores, the forward pass, and the forward of mlpconv blocks 1, 2
 ReLU + 1×1 + ReLU + 1×1 + ReLU). Also the training step and forward back to back, as a training
 loop runs them (`*_back_to_back_ms`: wall time of `reps` steps, each step's loss read one step
 late, / reps), which is how bench/train-step.ts times ours (pipelinedStepMs): the like-for-like
-comparison, since a CUDA event pair does not see host time that ours would include.
+comparison, since a CUDA event pair does not see host time that ours would include; --steps sets
+their count, which should be our bench's --steps (the pipeline's fill and drain weigh 1/steps).
+The blocks are also timed `reps` calls between one pair of events (`block*_back_to_back_ms`): per
+call that is the GPU time without the launch gaps of a lone call, to set beside our fused kernel's
+timestamp time.
 Smoke test without a GPU: --device cpu --batch 2 --reps 2.
 """
 import argparse
@@ -77,6 +81,25 @@ def back_to_back_ms(fn, reps, warmup=10):
     return (time.perf_counter() - t0) * 1000 / reps
 
 
+def events_back_to_back_ms(fn, reps, warmup=10):
+    """GPU ms a call, `reps` calls between one pair of CUDA events (wall clock on a CPU)."""
+    for _ in range(warmup):
+        fn()
+    if not torch.cuda.is_available():
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) * 1000 / reps
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
 def set_tf32(on):
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on
@@ -86,6 +109,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--reps', type=int, default=50)
+    ap.add_argument('--steps', type=int, default=10, help='steps (and forwards) back to back: as our bench --steps')
     ap.add_argument('--json')
     ap.add_argument('--device', default='cuda', help="'cpu' for a smoke test of this script")
     args = ap.parse_args()
@@ -125,18 +149,20 @@ def main():
         return f
 
     results = {'device': torch.cuda.get_device_name(0) if dev.type == 'cuda' else 'cpu', 'torch': torch.__version__,
-               'cudnn': torch.backends.cudnn.version(), 'batch': B, 'reps': args.reps}
+               'cudnn': torch.backends.cudnn.version(), 'batch': B, 'reps': args.reps, 'steps': args.steps}
     for label, tf32 in (('fp32', False), ('tf32', True)):
         set_tf32(tf32)
         net.train()
         results[f'train_step_ms_{label}'] = time_ms(step, args.reps)
-        results[f'train_step_back_to_back_ms_{label}'] = back_to_back_ms(step, args.reps)
+        results[f'train_step_back_to_back_ms_{label}'] = back_to_back_ms(step, args.steps)
         net.eval()
         results[f'forward_ms_{label}'] = time_ms(forward, args.reps)
-        results[f'forward_back_to_back_ms_{label}'] = back_to_back_ms(forward, args.reps)
+        results[f'forward_back_to_back_ms_{label}'] = back_to_back_ms(forward, args.steps)
         results[f'block1_forward_ms_{label}'] = time_ms(run_block(block1, x), args.reps)
         results[f'block2_forward_ms_{label}'] = time_ms(run_block(block2, x2), args.reps)
         results[f'block3_forward_ms_{label}'] = time_ms(run_block(block3, x3), args.reps)
+        for b, (block, inp) in enumerate(((block1, x), (block2, x2), (block3, x3)), 1):
+            results[f'block{b}_back_to_back_ms_{label}'] = events_back_to_back_ms(run_block(block, inp), args.reps)
     set_tf32(False)
     print(json.dumps(results, indent=2))
     if args.json:

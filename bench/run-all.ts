@@ -35,7 +35,21 @@ const stamp = date.replace(/[:.]/g, '-');
 mkdirSync(values.out!, { recursive: true });
 let mlpconvRows: Awaited<ReturnType<typeof benchMlpconv>> = [];
 const stepRows: (StepBenchResult | BenchResult)[] = [];
-const pytorch = values.pytorch && existsSync(values.pytorch) ? (JSON.parse(readFileSync(values.pytorch, 'utf8')) as Record<string, number | string>) : null;
+/** PyTorch's JSON (bench/pytorch_nin.py) from the same device call; a missing or bad file is said and skipped. */
+function readPytorch(path: string | undefined): Record<string, number | string> | null {
+  if (!path) return null;
+  if (!existsSync(path)) {
+    console.error(`--pytorch ${path}: no such file (PyTorch skipped or failed?): no side-by-side table`);
+    return null;
+  }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, number | string>;
+  } catch (e) {
+    console.error(`--pytorch ${path}: ${(e as Error).message}: no side-by-side table`);
+    return null;
+  }
+}
+const pytorch = readPytorch(values.pytorch);
 
 /** The report so far, written to <out>/bench-<stamp>.{json,md}. */
 function report(): string {
@@ -59,28 +73,33 @@ function report(): string {
 }
 
 /**
- * Ours against PyTorch (same card, same call), each side timed alike: training steps and forwards
- * back to back (wall time per step as a training loop runs them), and block forwards as GPU time
- * (ours: the fused kernel's timestamps, one dispatch; PyTorch: CUDA events around the block).
+ * Ours against PyTorch (same card, same call). Rows timed alike get a ratio: training steps and
+ * forwards back to back (wall time a step as a training loop runs them, the same count on both
+ * sides), and block forwards as GPU time per call (ours: the fused kernel's timestamps, one
+ * dispatch; PyTorch: CUDA events around `reps` calls in a row). Rows timed differently (a lone
+ * step: our wall time against PyTorch's events) are shown without one.
  */
 function againstPytorch(ours: StepBenchResult | undefined): string[] {
   if (!pytorch || !ours) return [];
   const pt = (k: string) => (typeof pytorch[k] === 'number' ? (pytorch[k] as number) : NaN);
   const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
-  const row = (what: string, mine: number, fp32: number, tf32: number) => `| ${what} | ${fmt(mine)} | ${fmt(fp32)} | ${fmt(tf32)} | ${Number.isFinite(mine / fp32) ? (fp32 / mine).toFixed(2) + '×' : '—'} |`;
+  const row = (what: string, mine: number, fp32: number, tf32: number, alike = true) =>
+    `| ${what} | ${fmt(mine)} | ${fmt(fp32)} | ${fmt(tf32)} | ${alike && mine > 0 && Number.isFinite(fp32 / mine) ? (fp32 / mine).toFixed(2) + '×' : '—'} |`;
   const block = (name: string) => mlpconvRows.find((r) => r.block === name && r.batch === pt('batch') && r.pass === 'forward')?.fusedGpuMs ?? NaN;
   const lines = [
     '',
     `### Against PyTorch ${pytorch.torch} (cuDNN ${pytorch.cudnn}) on ${pytorch.device}, CIFAR-10 NIN, batch ${pytorch.batch}, same call`,
     '',
     ...(pt('batch') !== ours.batch ? [`(PyTorch ran batch ${pytorch.batch}, ours ${ours.batch}: not comparable)`, ''] : []),
+    ...(pt('steps') !== steps ? [`(PyTorch ran ${pytorch.steps ?? '?'} steps back to back, ours ${steps}: the pipeline's fill and drain weigh differently)`, ''] : []),
     '| ms | ours (fp32) | PyTorch fp32 | PyTorch TF32 | PyTorch fp32 / ours |',
     '|---|---|---|---|---|',
     row('training step, back to back', ours.pipelinedStepMs, pt('train_step_back_to_back_ms_fp32'), pt('train_step_back_to_back_ms_tf32')),
-    row('training step, one (ours: wall incl. recording + loss readback; PyTorch: CUDA events)', ours.trainStepMs, pt('train_step_ms_fp32'), pt('train_step_ms_tf32')),
+    row('training step, one (ours: wall incl. recording + loss readback; PyTorch: CUDA events)', ours.trainStepMs, pt('train_step_ms_fp32'), pt('train_step_ms_tf32'), false),
     row('forward, back to back', ours.pipelinedForwardMs, pt('forward_back_to_back_ms_fp32'), pt('forward_back_to_back_ms_tf32')),
-    row('forward, one (ours: wall incl. recording + sync; PyTorch: CUDA events)', ours.forwardMs, pt('forward_ms_fp32'), pt('forward_ms_tf32')),
-    ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward (ours fused: GPU timestamps)`, block(`cifar${b}`), pt(`block${b}_forward_ms_fp32`), pt(`block${b}_forward_ms_tf32`))),
+    row('forward, one (ours: wall incl. recording + sync; PyTorch: CUDA events)', ours.forwardMs, pt('forward_ms_fp32'), pt('forward_ms_tf32'), false),
+    ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward, GPU time a call (ours fused: timestamps; PyTorch: events around ${pytorch.reps} calls)`, block(`cifar${b}`), pt(`block${b}_back_to_back_ms_fp32`), pt(`block${b}_back_to_back_ms_tf32`))),
+    ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward, PyTorch one call (CUDA events, launch gaps included)`, block(`cifar${b}`), pt(`block${b}_forward_ms_fp32`), pt(`block${b}_forward_ms_tf32`), false)),
     '',
     `Our training step: ${ours.trainGflop.toFixed(1)} GFLOP of convolutions (2·MACs), ${(ours.trainGflop / ours.pipelinedStepMs).toFixed(2)} TFLOP/s back to back; forward ${ours.forwardGflop.toFixed(1)} GFLOP.`,
   ];

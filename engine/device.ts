@@ -95,7 +95,7 @@ export const LAVAPIPE_INSTALL_HELP = [
   "(Debian 12's own Mesa 22.3 gives Dawn no adapter.) Or install your GPU's Vulkan driver.",
 ].join('\n');
 
-async function acquire(): Promise<Gpu> {
+async function acquire(gen: number): Promise<Gpu> {
   // Bad settings fail before any device exists.
   const styleEnv = parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const);
   const pollEnv = parseChoice('NIN_POLL', ['spin', 'sleep'] as const);
@@ -178,7 +178,6 @@ async function acquire(): Promise<Gpu> {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
   });
-  const gen = generation;
   device.addEventListener('uncapturederror', (ev) => {
     if (gen !== generation) return; // from a device closeGpu() destroyed
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -264,7 +263,7 @@ export async function getGpu(): Promise<Gpu> {
   if (current) return current;
   if (!pending) {
     const gen = generation;
-    pending = acquire().then(
+    pending = acquire(gen).then(
       (g) => {
         if (gen === generation) return (current = g);
         g.device.destroy();

@@ -214,7 +214,7 @@ export class Profiler implements ProfilerHook {
     if (this.timestampsQuantized) {
       out.push(
         'note: every duration is a multiple of 65.536 µs, so Dawn quantizes timestamps: short kernels read as 0 or 65.5 µs a call and only ' +
-          'their means over many calls mean anything; NIN_DAWN_FLAGS="disable-dawn-features=timestamp_quantization" gives ns resolution',
+          'their means over many calls mean anything; the engine turns this off unless NIN_DAWN_FLAGS names timestamp_quantization (remove it there)',
       );
     }
     if (this.negative) out.push(`note: ${this.negative} dispatch${this.negative === 1 ? '' : 'es'} ended before they began by their timestamps; counted as 0 ms`);

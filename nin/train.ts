@@ -425,13 +425,15 @@ async function trainInDirectory(
         // previous step's readback, so the GPU always has the next step queued behind it.
         const prev: Promise<void> | null = pending;
         const labels = batch.labels;
-        const reads = Promise.all([loss.item(), logits.toArray()]);
+        // Freed once read, whatever became of the steps before (a stopped run leaks nothing).
+        const reads = Promise.all([loss.item(), logits.toArray()]).finally(() => {
+          loss.dispose();
+          logits.dispose();
+        });
         reads.catch(() => {}); // its failure reaches the loop through `pending`; no unhandled rejection
         // Steps are taken in step order, whichever readback lands first: the losses, sums and log
         // (and so a resumed run's losses) must not depend on the GPU's timing.
         pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
-          loss.dispose();
-          logits.dispose();
           if (!Number.isFinite(l)) {
             throw new TrainingStopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}); last good checkpoint: ${lastGood}`);
           }
