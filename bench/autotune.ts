@@ -19,7 +19,6 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { noGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu, gpu, kernelStyle } from '../engine/device.ts';
-import { startProfiler, type Profiler } from '../engine/profiler.ts';
 import { dispatch, grid1d, sync, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { gemmKernel, chosenGemmTile, setGemmCapture, type GemmSpec } from '../kernels/gemm.ts';
@@ -27,6 +26,7 @@ import { sumSlices } from '../kernels/conv2d.ts';
 import { chosenMlpconvTile, fusedMlpconvKernel, mlpconvTileCandidates, setMlpconvCapture, type MlpconvShape } from '../kernels/mlpconv.ts';
 import { forceTuning, GEMM_DEPTHS, GEMM_TILE_SIZES, gemmKey, gemmTileProblem, mlpconvKey, type GemmTile, type MlpconvTileChoice, type TuningTable } from '../kernels/tuning.ts';
 import { median } from '../test/numeric.ts';
+import { profileReps, repTotal, timestampsUnchecked } from './profile-reps.ts';
 import { stepSetup } from './train-step.ts';
 
 interface Captured<T> {
@@ -72,80 +72,16 @@ const INSTALL_MARGIN = 0.02;
 /** "x % faster" or "x % slower": tuned against default time. */
 const change = (def: number, tuned: number) => (tuned <= def ? `${(100 * (1 - tuned / def)).toFixed(1)} % faster` : `${(100 * (tuned / def - 1)).toFixed(1)} % slower`);
 
-/** Whether some profile so far had enough non-zero durations to tell that timestamps are not quantized. */
-let timestampsChecked = false;
-
-/**
- * Stops the autotuner if Dawn quantizes timestamps (65.5 µs steps: tiles would be ranked on 0 and
- * 65.5 µs readings); engine/device.ts turns the quantization off by default (dawnFlags). Called
- * after every collect: the verdict needs 8 non-zero durations, which one collect may not have.
- */
-function checkTimestamps(prof: Profiler, what: string): void {
-  const q = prof.timestampsQuantized;
-  if (q) {
-    for (const n of prof.notes()) console.error(n);
-    throw new Error(`autotune (${what}): Dawn quantizes the GPU timestamps (every duration a multiple of 65.536 µs), so tiles cannot be ranked; run with its timestamp_quantization off (engine/device.ts dawnFlags, NIN_DAWN_FLAGS)`);
-  }
-  if (q === false) timestampsChecked = true;
-}
-
-/** Prints a profiler's notes (e.g. negative durations) under `what`, once its timing is done. */
-function printNotes(prof: Profiler, what: string): void {
-  const notes = prof.notes();
-  if (notes.length) console.error(`autotune (${what}):\n${notes.join('\n')}`);
-}
-
-// Both timers keep the profiler's running sums (no reset between reps: the quantization check
-// needs all durations together) and take each rep's time as the difference of two sums.
-
 /** Times `variants` (each a dispatch-recording function) interleaved, `reps` times; median GPU ms each. */
 async function timeVariants(variants: { name: string; run: () => void }[], reps: number, what: string): Promise<Map<string, number>> {
-  for (const v of variants) v.run(); // warm-up: pipeline creation and first-use costs
-  await sync();
-  const prof = await startProfiler();
-  const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  const before = new Map<string, number>();
-  try {
-    for (let r = 0; r < reps; r++) {
-      for (const v of variants) v.run();
-      await sync();
-      for (const row of await prof.collect()) {
-        samples.get(row.name)?.push(row.totalMs - (before.get(row.name) ?? 0));
-        before.set(row.name, row.totalMs);
-      }
-      checkTimestamps(prof, what);
-    }
-  } finally {
-    prof.stop();
-  }
-  printNotes(prof, what);
-  return new Map([...samples].map(([k, v]) => [k, median(v)]));
+  const perRep = await profileReps(() => variants.forEach((v) => v.run()), reps, `autotune (${what})`);
+  return new Map(variants.map((v) => [v.name, median(perRep.map((rep) => rep.get(v.name) ?? 0))]));
 }
 
 /** Times each variant on its own (all its kernels, summed), `reps` times; median GPU ms each. */
 async function timeEach(variants: { name: string; run: () => void }[], reps: number, what: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const v of variants) {
-    v.run();
-    await sync();
-    const prof = await startProfiler();
-    const xs: number[] = [];
-    try {
-      let before = 0;
-      for (let r = 0; r < reps; r++) {
-        v.run();
-        await sync();
-        const total = (await prof.collect()).reduce((a, row) => a + row.totalMs, 0);
-        xs.push(total - before);
-        before = total;
-        checkTimestamps(prof, `${what} ${v.name}`);
-      }
-    } finally {
-      prof.stop();
-    }
-    printNotes(prof, `${what} ${v.name}`);
-    out.set(v.name, median(xs));
-  }
+  for (const v of variants) out.set(v.name, median((await profileReps(v.run, reps, `autotune (${what} ${v.name})`)).map((rep) => repTotal(rep))));
   return out;
 }
 
@@ -341,7 +277,7 @@ async function main() {
   console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
   console.log(lines.join('\n'));
   if (untuned) console.log(`\nbudget of ${budgetS} s spent: ${untuned} kernel shape(s) not timed keep their default tiles`);
-  if (!timestampsChecked) console.log('\nnote: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');
+  if (timestampsUnchecked()) console.log('\nnote: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');
   console.log(`\ntraining steps (sum over models), wall medians of ${values['check-steps']} interleaved samples each: ${stepDefaultMs.toFixed(2)} ms default, ${stepTunedMs.toFixed(2)} ms tuned (${change(stepDefaultMs, stepTunedMs)}; installing needs ≥ ${100 * INSTALL_MARGIN} % faster); table written to ${values.out}`);
   const verdict = faster ? `tuned steps ${change(stepDefaultMs, stepTunedMs)} (≥ ${100 * INSTALL_MARGIN} %)` : `tuned steps not ${100 * INSTALL_MARGIN} % faster (${change(stepDefaultMs, stepTunedMs)})`;
   console.log(values.install ? `${verdict}: ${faster ? `installed as ${values.install}` : `${values.install} not written`}` : `${verdict}: would ${faster ? '' : 'not '}be installed (no --install)`);

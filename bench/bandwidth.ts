@@ -11,8 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { noGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { startProfiler } from '../engine/profiler.ts';
-import { dispatch, sync } from '../engine/runtime.ts';
+import { dispatch } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from '../kernels/elementwise.ts';
 import { globalAvgPool, globalAvgPoolBackward } from '../kernels/gap.ts';
@@ -21,6 +20,7 @@ import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entro
 import { sgdStep } from '../kernels/sgd.ts';
 import { median, randomArray } from '../test/numeric.ts';
 import { isMainModule } from '../nin/is-main.ts';
+import { profileReps, repTotal } from './profile-reps.ts';
 
 export interface BandwidthRow {
   kernel: string;
@@ -38,21 +38,11 @@ export const LATENCY_BOUND_BYTES = 8e6;
 /** An untimed copy big enough to push the last repetition's data out of the GPU's caches. */
 let evict: () => void = () => {};
 
-/** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches. */
+/** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches, each rep after a cache flush. */
 async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {
-  run();
-  await sync();
-  const prof = await startProfiler();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    evict(); // its kernel ('cache_evict') is not among `names`
-    await prof.reset();
-    run();
-    await sync();
-    times.push((await prof.collect()).filter((r) => names.includes(r.name)).reduce((s, r) => s + r.totalMs, 0));
-  }
-  prof.stop();
-  return median(times);
+  // The flush's kernel ('cache_evict') is not among `names`.
+  const perRep = await profileReps(() => { evict(); run(); }, reps, `bandwidth (${names.join(', ')})`);
+  return median(perRep.map((rep) => repTotal(rep, (name) => names.includes(name))));
 }
 
 export async function benchBandwidth(batch: number, reps: number, evictMiB = 128): Promise<BandwidthRow[]> {

@@ -10,8 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { startProfiler, type Profiler } from '../engine/profiler.ts';
 import { sync } from '../engine/runtime.ts';
+import { profileReps, repTotal, timestampsUnchecked } from './profile-reps.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { mlpconv as mlpconvAuto, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
@@ -103,29 +103,6 @@ export async function validate(): Promise<number> {
  */
 const HARNESS_KERNELS = ['mul', 'dot_sum', 'fill', 'scale_by'];
 
-/** Whether some profile so far had enough non-zero durations to tell that timestamps are not quantized. */
-let timestampsChecked = false;
-
-/**
- * Stops the bench if Dawn quantizes timestamps (65.5 µs steps: kernel sums would be multiples of
- * the step, short kernels 0); engine/device.ts turns the quantization off by default (dawnFlags).
- * Called after every collect: the verdict needs 8 non-zero durations, which one rep may not have.
- */
-function checkTimestamps(prof: Profiler, what: string): void {
-  const q = prof.timestampsQuantized;
-  if (q) {
-    for (const n of prof.notes()) console.error(n);
-    throw new Error(`${what}: Dawn quantizes the GPU timestamps (every duration a multiple of 65.536 µs), so these kernel times are not reportable; run with its timestamp_quantization off (engine/device.ts dawnFlags, NIN_DAWN_FLAGS)`);
-  }
-  if (q === false) timestampsChecked = true;
-}
-
-/** Prints a profiler's notes (e.g. negative durations) under `what`, once its timing is done. */
-function printNotes(prof: Profiler, what: string): void {
-  const notes = prof.notes();
-  if (notes.length) console.error(`${what}:\n${notes.join('\n')}`);
-}
-
 async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number, what: string): Promise<{ gpu: number; wall: number }> {
   // x among them: where x requires a gradient (not a first block), x.grad is freed each rep, so no
   // rep's backward accumulates into the last one's (an add_inplace the network never runs).
@@ -148,29 +125,12 @@ async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tenso
     await sync();
     wallMs.push(performance.now() - t0);
   }
-  // GPU time per rep: the profiler's running sums are never reset (its quantization check needs
-  // the durations of all reps together), so each rep's time is the difference of two sums.
-  const prof = await startProfiler();
-  const gpuMs: number[] = [];
-  try {
-    let before = 0;
-    for (let i = 0; i < reps; i++) {
-      run();
-      await sync();
-      const rows = await prof.collect();
-      checkTimestamps(prof, what);
-      if (r && i === 0) {
-        const missing = HARNESS_KERNELS.filter((k) => !rows.some((row) => row.name === k));
-        if (missing.length) throw new Error(`${what}: the harness's loss kernels ${missing.join(', ')} are not in the profile (renamed?); bench/mlpconv.ts HARNESS_KERNELS must name them to leave them out`);
-      }
-      const total = rows.filter((row) => !r || !HARNESS_KERNELS.includes(row.name)).reduce((s, row) => s + row.totalMs, 0);
-      gpuMs.push(total - before);
-      before = total;
-    }
-  } finally {
-    prof.stop();
+  const perRep = await profileReps(run, reps, what);
+  if (r) {
+    const missing = HARNESS_KERNELS.filter((k) => !perRep[0].has(k));
+    if (missing.length) throw new Error(`${what}: the harness's loss kernels ${missing.join(', ')} are not in the profile (renamed?); bench/mlpconv.ts HARNESS_KERNELS must name them to leave them out`);
   }
-  printNotes(prof, what);
+  const gpuMs = perRep.map((rep) => repTotal(rep, (name) => !r || !HARNESS_KERNELS.includes(name)));
   return { gpu: median(gpuMs), wall: median(wallMs) };
 }
 
@@ -218,7 +178,7 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
     }
     for (const t of Object.values(p)) t.dispose();
   }
-  if (rows.length && !timestampsChecked) {
+  if (rows.length && timestampsUnchecked()) {
     console.error('note: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');
   }
   return rows;
