@@ -98,15 +98,16 @@ export class SGD {
     return out;
   }
 
-  /** Restores velocities saved by state(). */
-  loadState(state: Float32Array[]): void {
+  /** Restores velocities saved by state(); `names` (one per parameter, e.g. a checkpoint's) name them in errors. */
+  loadState(state: Float32Array[], names?: readonly string[]): void {
     if (state.length !== this.velocities.length) {
       throw new RangeError(`SGD.loadState: got ${state.length} velocity arrays for ${this.velocities.length} parameters`);
     }
     state.forEach((a, i) => {
       const v = this.velocities[i];
       if (a.length !== v.size) {
-        throw new RangeError(`SGD.loadState: velocity ${i} has ${a.length} values, parameter [${v.shape.join(', ')}] needs ${v.size}`);
+        const which = names ? `the optimiser state of parameter '${names[i]}'` : `velocity ${i}`;
+        throw new RangeError(`SGD.loadState: ${which} has ${a.length} values, parameter [${v.shape.join(', ')}] needs ${v.size}`);
       }
     });
     state.forEach((a, i) => upload(this.velocities[i], a));

@@ -127,11 +127,14 @@ export function loadCheckpoint(path: string): Checkpoint {
         if (opt) {
           const v = velocities.get(p.name);
           if (!v) throw new Error(`${path}: no optimiser state for parameter '${p.name}'`);
-          if (v.length !== p.tensor.size) throw new Error(`${path}: the optimiser state of parameter '${p.name}' has ${v.length} values, the model's [${p.tensor.shape.join(', ')}] needs ${p.tensor.size}`);
           state.push(v);
         }
       });
-      opt?.loadState(state);
+      try {
+        opt?.loadState(state, model.params.map((p) => p.name));
+      } catch (e) {
+        throw new Error(`${path}: ${(e as Error).message}`);
+      }
     },
     buildModel() {
       const model = new NinModel(config, 1);
