@@ -11,7 +11,6 @@ import { parseArgs } from 'node:util';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { sync } from '../engine/runtime.ts';
-import { profileReps, repTotal, timestampsUnchecked } from './profile-reps.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { mlpconv as mlpconvAuto, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
@@ -21,6 +20,8 @@ const mlpconv = (x: Tensor, p: MlpconvParams) => mlpconvAuto(x, p, { forceFused:
 import { mlpconvRef, refTensor } from '../test/reference.ts';
 import { median, randomArray, relErrNorm } from '../test/numeric.ts';
 import { isMainModule } from '../nin/is-main.ts';
+import { mlpconvPixelFlops } from '../nin/model.ts';
+import { profileReps, repTotal, timestampsUnchecked } from './profile-reps.ts';
 
 export interface BlockSpec {
   name: string;
@@ -138,12 +139,11 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
   const rows: MlpconvBenchRow[] = [];
   for (const b of BLOCKS.filter((x) => opts.blocks.includes(x.name))) {
     const p = makeParams(b, 7);
-    const [c1, c2, c3] = b.C;
-    // FLOPs as nin/model.ts's summary counts them (2·MACs; bias, ReLU not counted). Backward: each
-    // layer's weight gradient and input gradient cost what its forward does, so 3× the forward,
-    // less the K×K layer's input gradient (2·K²·Ci·C1 a pixel) where it is skipped (imageInput).
-    const flopFwdPerPixel = 2 * (b.K * b.K * b.Ci * c1 + c1 * c2 + c2 * c3);
-    const flopInputGradPerPixel = 2 * b.K * b.K * b.Ci * c1;
+    const c3 = b.C[2];
+    // FLOPs as nin/model.ts's summary counts them. Backward: each layer's weight gradient and input
+    // gradient cost what its forward does, so 3× the forward, less the K×K layer's input gradient
+    // where it is skipped (imageInput).
+    const { forward: flopFwdPerPixel, inputGrad: flopInputGradPerPixel } = mlpconvPixelFlops(b.K, b.Ci, b.C);
     for (const N of opts.batches) {
       const x = param(Tensor.fromArray(randomArray(N * b.H * b.H * b.Ci, 3), [N, b.H, b.H, b.Ci]));
       const r = Tensor.fromArray(randomArray(N * b.H * b.H * c3, 4), [N, b.H, b.H, c3]);

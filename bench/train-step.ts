@@ -7,7 +7,7 @@ import { flush, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { MODELS, NinModel, plan, type ModelConfig } from '../nin/model.ts';
+import { MODELS, mlpconvPixelFlops, NinModel, plan, type ModelConfig } from '../nin/model.ts';
 import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
@@ -50,7 +50,7 @@ export function convolutionFlops(config: ModelConfig): { forward: number; train:
   let [H, W, C] = [config.input.height, config.input.width, config.input.channels];
   config.layers.forEach((l, i) => {
     if (l.type === 'mlpconv') {
-      if (forward === 0) firstInputGrad = 2 * H * W * l.kernel * l.kernel * C * l.channels[0];
+      if (forward === 0) firstInputGrad = H * W * mlpconvPixelFlops(l.kernel, C, l.channels).inputGrad;
       forward += summary[i].flops;
     }
     [H, W, C] = summary[i].output;

@@ -106,6 +106,14 @@ export interface ParamEntry {
   decayMult: number;
 }
 
+/**
+ * FLOPs (2·MACs; bias and ReLU not counted) an output pixel of an mlpconv costs in the forward, and
+ * its K×K layer's input gradient, which a network's first block skips (its input is the image).
+ */
+export function mlpconvPixelFlops(kernel: number, inChannels: number, [c1, c2, c3]: readonly number[]): { forward: number; inputGrad: number } {
+  return { forward: 2 * (kernel * kernel * inChannels * c1 + c1 * c2 + c2 * c3), inputGrad: 2 * kernel * kernel * inChannels * c1 };
+}
+
 /** Checks a config and returns the per-layer output shapes (per image, [H, W, C]). */
 export function plan(config: ModelConfig): LayerSummary[] {
   const { height, width, channels } = config.input;
@@ -116,9 +124,8 @@ export function plan(config: ModelConfig): LayerSummary[] {
     if (l.type === 'mlpconv') {
       const [c1, c2, c3] = l.channels;
       if (l.kernel % 2 !== 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv kernel ${l.kernel} must be odd`);
-      const macs = H * W * (l.kernel * l.kernel * C * c1 + c1 * c2 + c2 * c3);
       shape = [H, W, c3];
-      out.push({ name: `mlpconv${l.kernel}x${l.kernel} ${c1}-${c2}-${c3}${l.linearOut ? ' linear out' : ''}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: 2 * macs });
+      out.push({ name: `mlpconv${l.kernel}x${l.kernel} ${c1}-${c2}-${c3}${l.linearOut ? ' linear out' : ''}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: H * W * mlpconvPixelFlops(l.kernel, C, l.channels).forward });
     } else if (l.type === 'dropout') {
       if (!(l.p >= 0 && l.p < 1)) throw new RangeError(`model ${config.name}: layer ${i} dropout p = ${l.p} must be in [0, 1)`);
       out.push({ name: `dropout ${l.p}`, output: shape, params: 0, flops: 0 });
