@@ -17,8 +17,9 @@
 // `timestamp_quantization` toggle is off, which engine/device.ts makes the default (dawnFlags;
 // checked with webgpu 0.6.2: durations then come at ns resolution). Quantized, short kernels
 // read as 0 or 65.5 µs per call and only their mean over many calls is meaningful;
-// `timestampsQuantized` tells which case a profile is in, and notes() says so under the table. On lavapipe a pipeline's first use
-// includes its JIT compilation in the GPU time: warm up before profiling.
+// `timestampsQuantized` tells which case a profile is in, and notes() says so under the table.
+// On lavapipe a pipeline's first use includes its JIT compilation in the GPU time: warm up before
+// profiling.
 //
 //   const prof = await startProfiler();
 //   for (...) { trainStep(); prof.markStep(); }

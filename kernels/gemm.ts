@@ -21,8 +21,9 @@
 //                   becomes a loop of scalar loads, one whose address is uniform (built from the
 //                   workgroup id and loop counters only) is one load and a broadcast, and a barrier
 //                   is a coroutine switch. So A is read uniformly straight from memory (no tiles,
-//                   no barriers) and only B's loads are per lane. With the simd fused mlpconv forward, a training
-//                   step on lavapipe went from 237 to 118 ms (bench/RESULTS.md, session 3).
+//                   no barriers) and only B's loads are per lane. With the simd fused mlpconv
+//                   forward, a training step on lavapipe went from 237 to 118 ms (bench/RESULTS.md,
+//                   session 3).
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
