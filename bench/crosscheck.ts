@@ -24,10 +24,9 @@ import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { loadDataset } from '../nin/data/registry.ts';
 import { Rng, deriveSeed, gaussian } from '../nin/data/rng.ts';
-import { NinModel } from '../nin/model.ts';
+import { modelConfig, NinModel } from '../nin/model.ts';
 import { fitPreprocessor } from '../nin/preprocessing.ts';
 import { writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
-import { modelConfig } from '../nin/train.ts';
 
 const { values: a } = parseArgs({
   options: {

@@ -21,8 +21,6 @@ import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauS
 import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
-export { modelConfig }; // where tests and benches have long imported it from
-
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   dataset: string;

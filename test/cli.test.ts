@@ -5,9 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
-import { modelConfig } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { MODELS, parseModelConfig } from '../nin/model.ts';
+import { modelConfig, MODELS, parseModelConfig } from '../nin/model.ts';
 
 function nin(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });

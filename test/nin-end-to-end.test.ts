@@ -7,9 +7,8 @@ import { pool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { MODELS, NinModel, plan, type ForwardOptions, type ModelConfig } from '../nin/model.ts';
+import { modelConfig, MODELS, NinModel, plan, type ForwardOptions, type ModelConfig } from '../nin/model.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
-import { modelConfig } from '../nin/train.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
 

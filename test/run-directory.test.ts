@@ -9,7 +9,8 @@ import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { modelConfig, type TrainOptions } from '../nin/train.ts';
+import { type TrainOptions } from '../nin/train.ts';
+import { modelConfig } from '../nin/model.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
 function log(epochs: number, perEpoch: number, every = 1, from = 0, lossOf = (s: number) => 1 / (1 + s)): object[] {

@@ -11,14 +11,14 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { upload } from '../engine/runtime.ts';
-import { NinModel } from '../nin/model.ts';
+import { modelConfig, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, modelConfig, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
