@@ -317,6 +317,46 @@ describe('CIFAR files cut at a record boundary', () => {
   });
 });
 
+describe('MNIST files with the wrong record count or image size', () => {
+  /** An idx3 image file (all-black) and its idx1 label file (all zeros), gzipped. */
+  const mnistPair = (dir: string, prefix: 'train' | 't10k', count: number, height = 28, width = 28): void => {
+    const images = Buffer.alloc(16 + count * height * width);
+    [0x803, count, height, width].forEach((v, i) => images.writeUInt32BE(v, 4 * i));
+    const labels = Buffer.alloc(8 + count);
+    [0x801, count].forEach((v, i) => labels.writeUInt32BE(v, 4 * i));
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte.gz`), gzipSync(images));
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte.gz`), gzipSync(labels));
+  };
+
+  it('a short training file is an error; a short test file is used with a warning and a note', async () => {
+    const root = freshDir();
+    const dir = join(root, 'mnist');
+    mkdirSync(dir);
+    mnistPair(dir, 'train', 10000); // e.g. the test files copied over the training files
+    mnistPair(dir, 't10k', 100);
+    const warnings: string[] = [];
+    const options = { dataDir: root, download: false, warn: (m: string) => warnings.push(m), log: () => {} };
+    await expect(loadDataset('mnist', 'train', options)).rejects.toThrow(
+      `${join(dir, 'train-images-idx3-ubyte.gz')}: truncated: holds 10000 of the official 60000 images; a training file must be complete`,
+    );
+    const test = await loadDataset('mnist', 'test', options);
+    expect(test.count).toBe(100);
+    expect(warnings).toEqual([`${join(dir, 't10k-images-idx3-ubyte.gz')}: partial file, 100 of 10000 records (using the 100 present)`]);
+    expect(test.notes).toEqual(warnings);
+  });
+
+  it('more records than the official file, or images that are not 28×28 → errors naming the file', async () => {
+    const root = freshDir();
+    const dir = join(root, 'mnist');
+    mkdirSync(dir);
+    mnistPair(dir, 't10k', 10001);
+    const options = { dataDir: root, download: false, ...quiet };
+    await expect(loadDataset('mnist', 'test', options)).rejects.toThrow(`${join(dir, 't10k-images-idx3-ubyte.gz')}: holds 10001 images, the official file 10000`);
+    mnistPair(dir, 't10k', 100, 14, 56);
+    await expect(loadDataset('mnist', 'test', options)).rejects.toThrow(`${join(dir, 't10k-images-idx3-ubyte.gz')}: MNIST images are 28×28, the header says 14×56`);
+  });
+});
+
 describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
   it('CIFAR-10 test falls back to the 1000-record partial file, with a warning and a note', async () => {
     const warnings: string[] = [];

@@ -133,15 +133,37 @@ export function readMnistLabels(path: string): Int32Array {
   return Int32Array.from(data);
 }
 
-/** Reads an MNIST image file and its label file into one dataset, checking their counts agree. */
-export function readMnist(imagesPath: string, labelsPath: string, name = 'mnist'): ImageDataset {
+export interface MnistReadOptions {
+  name?: string;
+  /** Records the official files hold: more is an error; fewer is an error when requireComplete, else a warning and a note. */
+  expectedRecords?: number;
+  requireComplete?: boolean;
+  warn?: WarningSink;
+}
+
+/** Reads an MNIST image file and its label file into one dataset, checking their counts agree and the images are 28×28. */
+export function readMnist(imagesPath: string, labelsPath: string, opts: MnistReadOptions = {}): ImageDataset {
   const img = readMnistImages(imagesPath);
+  if (img.height !== 28 || img.width !== 28) {
+    throw new DataFormatError(imagesPath, `MNIST images are 28×28, the header says ${img.height}×${img.width}`);
+  }
   const labels = readMnistLabels(labelsPath);
   if (labels.length !== img.count) {
     throw new DataFormatError(labelsPath, `holds ${labels.length} labels, but ${imagesPath} holds ${img.count} images`);
   }
+  const notes: string[] = [];
+  const expected = opts.expectedRecords;
+  if (expected !== undefined && img.count !== expected) {
+    if (img.count > expected) throw new DataFormatError(imagesPath, `holds ${img.count} images, the official file ${expected}`);
+    if (opts.requireComplete) {
+      throw new DataFormatError(imagesPath, `truncated: holds ${img.count} of the official ${expected} images; a training file must be complete`);
+    }
+    const note = `${imagesPath}: partial file, ${img.count} of ${expected} records (using the ${img.count} present)`;
+    notes.push(note);
+    (opts.warn ?? defaultWarn)(note);
+  }
   return {
-    name,
+    name: opts.name ?? 'mnist',
     images: img.images,
     labels,
     count: img.count,
@@ -150,7 +172,7 @@ export function readMnist(imagesPath: string, labelsPath: string, name = 'mnist'
     channels: 1,
     classNames: MNIST_CLASSES,
     sources: [imagesPath, labelsPath],
-    notes: [],
+    notes,
   };
 }
 

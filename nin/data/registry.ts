@@ -509,7 +509,7 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
   let ds: ImageDataset;
   switch (spec.name) {
     case 'mnist':
-      ds = readMnist(files.paths[0], files.paths[1], label);
+      ds = readMnist(files.paths[0], files.paths[1], { name: label, expectedRecords: files.specs[0].records, requireComplete, warn: opts.warn });
       break;
     case 'cifar10':
       // Expect each file's own record count: a fallback's shortfall is already in its note.
