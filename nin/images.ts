@@ -14,6 +14,7 @@
 //   * Dataset preprocessing (mean subtraction, standardisation, ...) is NOT applied here: callers pass
 //     these pixels through the same preprocessing as the training data.
 import { readFileSync } from 'node:fs';
+import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 
 /** A picture that could not be loaded; `file` names it. */
@@ -67,6 +68,77 @@ export interface DecodedPng {
   rgba: Float32Array;
 }
 
+/** Larger pictures are refused before decoding: 2²⁵ pixels (e.g. 8192 × 4096) already take 512 MiB as
+ * float RGBA, and a 67-byte file can declare 2³¹ × 2³¹. */
+export const MAX_PNG_PIXELS = 2 ** 25;
+/** Bit depths the PNG specification allows per colour type, and samples per pixel. */
+const PNG_COLOR_TYPES: Record<number, { depths: number[]; samples: number; name: string }> = {
+  0: { depths: [1, 2, 4, 8, 16], samples: 1, name: 'grey' },
+  2: { depths: [8, 16], samples: 3, name: 'RGB' },
+  3: { depths: [1, 2, 4, 8], samples: 1, name: 'palette' },
+  4: { depths: [8, 16], samples: 2, name: 'grey+alpha' },
+  6: { depths: [8, 16], samples: 4, name: 'RGBA' },
+};
+/** Adam7 passes: first column, first row, column step, row step. */
+const ADAM7: readonly (readonly [number, number, number, number])[] = [
+  [0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2],
+];
+
+/** Bytes of filtered scanlines (one filter byte a row) a width × height image holds once inflated. */
+function pngScanlineBytes(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number): number => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  return ADAM7.reduce((sum, [x0, y0, dx, dy]) => sum + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
+}
+
+/** What pngjs does not check, or checks only by allocating what the header claims: the chunk
+ * layout, the header's size, depth and colour type, and that the image data inflates to exactly
+ * the scanlines the header declares (a cut-off IDAT would otherwise decode as black rows). */
+function checkPngStructure(bytes: Buffer, path: string, width: number, height: number): void {
+  const fail = (message: string): never => {
+    throw new ImageLoadError(path, `corrupt PNG: ${message}`);
+  };
+  if (width * height > MAX_PNG_PIXELS) {
+    throw new ImageLoadError(path, `PNG is ${width}×${height} (${width * height} pixels), more than the ${MAX_PNG_PIXELS} this reader accepts; resize it first`);
+  }
+  if (bytes.readUInt32BE(8) !== 13) fail(`IHDR holds ${bytes.readUInt32BE(8)} bytes, expected 13`);
+  const depth = bytes[24];
+  const colorType = bytes[25];
+  const kind = PNG_COLOR_TYPES[colorType];
+  if (!kind) fail(`colour type ${colorType} does not exist (0, 2, 3, 4 or 6)`);
+  if (!kind.depths.includes(depth)) fail(`bit depth ${depth} is not allowed for ${kind.name} (colour type ${colorType}): ${kind.depths.join(', ')}`);
+  const interlace = bytes[28];
+  if (interlace > 1) fail(`interlace method ${interlace} does not exist (0 or 1)`);
+  const idat: Buffer[] = [];
+  let sawEnd = false;
+  for (let off = 8; off < bytes.length; ) {
+    if (off + 12 > bytes.length) fail(`the file ends inside a chunk header at offset ${off}`);
+    const length = bytes.readUInt32BE(off);
+    const type = bytes.toString('latin1', off + 4, off + 8);
+    if (off + 12 + length > bytes.length) fail(`chunk "${type}" at offset ${off} declares ${length} data bytes, the file ends after ${Math.max(0, bytes.length - off - 12)}`);
+    if (type === 'IDAT') idat.push(bytes.subarray(off + 8, off + 8 + length));
+    off += 12 + length;
+    if (type === 'IEND') {
+      sawEnd = true;
+      break;
+    }
+  }
+  if (idat.length === 0) fail('no IDAT chunk (the image data)');
+  if (!sawEnd) fail('no IEND chunk: the file is cut short');
+  const needed = pngScanlineBytes(width, height, depth * kind.samples, interlace === 1);
+  let inflated: Buffer;
+  try {
+    // A sync flush returns what a cut-off stream holds instead of failing, so the shortfall can be named.
+    inflated = inflateSync(Buffer.concat(idat), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: needed });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_BUFFER_TOO_LARGE') fail(`the image data inflates to more than the ${needed} bytes a ${width}×${height} ${kind.name} image holds`);
+    fail(`the image data does not inflate (${err.message})`);
+    throw e;
+  }
+  if (inflated.length !== needed) fail(`the image data inflates to ${inflated.length} bytes, a ${width}×${height} ${kind.name} image at depth ${depth} needs ${needed}`);
+}
+
 /** Reads and decodes any PNG pngjs supports (bit depths 1–16, grey/RGB/palette, ±alpha, tRNS,
  * interlaced). Errors name the file: missing, unreadable, not a PNG, zero-sized, corrupt. */
 export function readPng(path: string): DecodedPng {
@@ -93,6 +165,7 @@ export function readPng(path: string): DecodedPng {
   if (headerWidth === 0 || headerHeight === 0) {
     throw new ImageLoadError(path, `PNG has zero size (width ${headerWidth}, height ${headerHeight})`);
   }
+  checkPngStructure(bytes, path, headerWidth, headerHeight);
   let png: ReturnType<typeof PNG.sync.read>;
   try {
     // skipRescale keeps 16-bit samples at full precision (pngjs otherwise rounds them to 8 bits).

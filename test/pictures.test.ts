@@ -3,9 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodePng, ImageLoadError, loadImageForModel, resizeImage, resizeNote } from '../nin/images.ts';
+import { encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -155,6 +156,81 @@ describe('loadImageForModel', () => {
     expect(() => loadImageForModel(cut, { height: 28, width: 28, channels: 1 })).toThrow(/cut\.png: corrupt PNG/);
     expect(() => loadImageForModel(good, { height: 28, width: 28, channels: 2 as unknown as 1 })).toThrow(/good\.png.*channels must be 1 or 3, found 2/);
     expect(() => loadImageForModel(dir, { height: 28, width: 28, channels: 1 })).toThrow(/found a directory/);
+  });
+});
+
+/** A PNG built chunk by chunk: the header as given, `data` as the IDAT's inflated scanlines, or raw chunks. */
+function handMadePng(opts: { width: number; height: number; depth?: number; colorType?: number; interlace?: number; scanlines?: Buffer; idat?: boolean }): Buffer {
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(opts.width, 0);
+  ihdr.writeUInt32BE(opts.height, 4);
+  ihdr[8] = opts.depth ?? 8;
+  ihdr[9] = opts.colorType ?? 0;
+  ihdr[12] = opts.interlace ?? 0;
+  const chunks = [chunk('IHDR', ihdr)];
+  if (opts.idat !== false) chunks.push(chunk('IDAT', deflateSync(opts.scanlines ?? Buffer.alloc(0))));
+  chunks.push(chunk('IEND', Buffer.alloc(0)));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks]);
+}
+
+describe('readPng: what the header declares is checked before decoding', () => {
+  const file = (name: string, bytes: Buffer): string => {
+    const p = join(dir, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+  /** `rows` unfiltered 8-bit grey scanlines of `width` pixels (filter byte 0, then the pixels). */
+  const greyRows = (width: number, rows: number, value = 200): Buffer => {
+    const b = Buffer.alloc(rows * (width + 1), value);
+    for (let r = 0; r < rows; r++) b[r * (width + 1)] = 0;
+    return b;
+  };
+
+  it('a tiny file that declares a huge image is refused without allocating it', () => {
+    const huge = file('huge.png', handMadePng({ width: 1, height: 2 ** 31 - 1, scanlines: greyRows(1, 1) }));
+    expect(() => readPng(huge)).toThrow(`${huge}: PNG is 1×2147483647 (2147483647 pixels), more than the 33554432 this reader accepts; resize it first`);
+  });
+
+  it('image data cut short, too long, or missing, and a depth the colour type does not allow → errors naming the file', () => {
+    const half = file('half.png', handMadePng({ width: 28, height: 28, scanlines: greyRows(28, 14) }));
+    expect(() => readPng(half)).toThrow(`${half}: corrupt PNG: the image data inflates to 406 bytes, a 28×28 grey image at depth 8 needs 812`);
+    const long = file('long.png', handMadePng({ width: 28, height: 28, scanlines: greyRows(28, 29) }));
+    expect(() => readPng(long)).toThrow(`${long}: corrupt PNG: the image data inflates to more than the 812 bytes a 28×28 grey image holds`);
+    const none = file('none.png', handMadePng({ width: 4, height: 4, idat: false }));
+    expect(() => readPng(none)).toThrow(`${none}: corrupt PNG: no IDAT chunk (the image data)`);
+    const rgb4 = file('rgb4.png', handMadePng({ width: 2, height: 2, depth: 4, colorType: 2, scanlines: Buffer.alloc(8) }));
+    expect(() => readPng(rgb4)).toThrow(`${rgb4}: corrupt PNG: bit depth 4 is not allowed for RGB (colour type 2): 8, 16`);
+    const whole = handMadePng({ width: 28, height: 28, scanlines: greyRows(28, 28) });
+    const noEnd = file('no-end.png', whole.subarray(0, whole.length - 12));
+    expect(() => readPng(noEnd)).toThrow(`${noEnd}: corrupt PNG: no IEND chunk: the file is cut short`);
+    const cutChunk = file('cut-chunk.png', whole.subarray(0, 50));
+    expect(() => readPng(cutChunk)).toThrow(new RegExp(`cut-chunk\\.png: corrupt PNG: chunk "IDAT" at offset 33 declares \\d+ data bytes, the file ends after 5`));
+    expect(readPng(file('whole.png', whole)).rgba[0]).toBe(Math.fround(200 / 255)); // the same file, whole, decodes
+  });
+
+  it('interlaced (Adam7) files of odd sizes, where some passes are empty, decode to the right pixels', () => {
+    for (const [width, height] of [[5, 3], [1, 1], [9, 2]]) {
+      const value = (x: number, y: number): number => (x * 17 + y * 41 + 3) % 256;
+      const parts: number[] = [];
+      for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]) {
+        if (x0 >= width || y0 >= height) continue; // an empty pass has no scanlines at all
+        for (let y = y0; y < height; y += dy) {
+          parts.push(0);
+          for (let x = x0; x < width; x += dx) parts.push(value(x, y));
+        }
+      }
+      const p = file(`adam7-${width}x${height}.png`, handMadePng({ width, height, interlace: 1, scanlines: Buffer.from(parts) }));
+      const { rgba } = readPng(p);
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) expect(rgba[(y * width + x) * 4]).toBe(Math.fround(value(x, y) / 255));
+    }
   });
 });
 
