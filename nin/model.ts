@@ -131,6 +131,10 @@ export function plan(config: ModelConfig): LayerSummary[] {
       out.push({ name: `dropout ${l.p}`, output: shape, params: 0, flops: 0 });
     } else {
       shape = [poolOutputSize(H, l.kernel, l.stride), poolOutputSize(W, l.kernel, l.stride), C];
+      // The kernel's rule (pool2d.ts poolShape): with stride > window the last window may start past the image.
+      if ((shape[0] - 1) * l.stride >= H || (shape[1] - 1) * l.stride >= W) {
+        throw new RangeError(`model ${config.name}: layer ${i} ${l.type} ${l.kernel}/${l.stride} on a ${H}×${W} input leaves the last window outside the image`);
+      }
       out.push({ name: `${l.type} ${l.kernel}/${l.stride}`, output: shape, params: 0, flops: shape[0] * shape[1] * C * l.kernel * l.kernel });
     }
   });

@@ -207,6 +207,7 @@ describe("networks of one's own (--config)", () => {
     [{ ...tiny, layers: [tiny.layers[0], { type: 'dropout', p: 1 }, tiny.layers[3]] }, 'tiny.json: layers[1].p must be a number in [0, 1), got 1'],
     [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 0 }, tiny.layers[3]] }, 'tiny.json: layers[1].stride must be an integer in [1, 63], got 0'],
     [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 2, pad: 1 }, tiny.layers[3]] }, "tiny.json: layers[1] has unknown field 'pad' (known: type, kernel, stride)"],
+    [{ ...tiny, layers: [tiny.layers[0], { type: 'maxpool', kernel: 3, stride: 4 }, tiny.layers[3]] }, 'tiny.json: model mnist-tiny: layer 1 maxpool 3/4 on a 28×28 input leaves the last window outside the image'],
     [{ ...tiny, layers: [tiny.layers[3], tiny.layers[1]] }, 'tiny.json: model mnist-tiny: the last layer must be an mlpconv'],
     [{ ...tiny, layers: [tiny.layers[0]] }, 'tiny.json: model mnist-tiny: with a GAP head the last mlpconv must emit one map per class (10), not 16'],
     [{ ...tiny, head: 'svm' }, 'tiny.json: head must be one of gap, fc, fc-dropout, got "svm"'],
