@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { NinModel, plan, type ModelConfig } from './model.ts';
+import { NinModel, parseModelConfig, type ModelConfig } from './model.ts';
 import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
@@ -93,9 +93,29 @@ export function loadCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path);
   const problem = formatProblem(path, metadata);
   if (problem) throw new Error(problem);
-  const config = JSON.parse(metadata.config) as ModelConfig;
-  const options = JSON.parse(metadata.options) as TrainOptions;
-  plan(config); // validates the stored config
+  const json = (key: string): unknown => {
+    if (metadata[key] === undefined) throw new Error(`${path}: metadata "${key}" is missing`);
+    try {
+      return JSON.parse(metadata[key]);
+    } catch (e) {
+      throw new Error(`${path}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  const count = (key: string): number => {
+    const v = Number(metadata[key]);
+    if (!Number.isSafeInteger(v) || v < 0 || metadata[key]?.trim() === '') throw new Error(`${path}: metadata "${key}" must be a whole number ≥ 0, found ${JSON.stringify(metadata[key] ?? null)}`);
+    return v;
+  };
+  const config = parseModelConfig(json('config'), `${path} (config)`);
+  const options = json('options') as TrainOptions;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`${path}: metadata "options" must be a JSON object`);
+  let preprocessor: Preprocessor;
+  try {
+    preprocessor = Preprocessor.fromTensors(tensors, metadata);
+    preprocessor.checkInput(config.input);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
   const params = new Map<string, Float32Array>();
   const velocities = new Map<string, Float32Array>();
   for (const [name, t] of Object.entries(tensors)) {
@@ -108,13 +128,13 @@ export function loadCheckpoint(path: string): Checkpoint {
     path,
     config,
     options,
-    epoch: Number(metadata.epoch),
-    step: Number(metadata.step),
+    epoch: count('epoch'),
+    step: count('step'),
     partialEpoch: metadata.partial_epoch ? parsePartialEpoch(metadata.partial_epoch, path) : null,
     runId: metadata.run_id ?? null,
     stretch: metadata.stretch ?? null,
     plateau: metadata.plateau ? parsePlateauState(metadata.plateau, path) : null,
-    preprocessor: Preprocessor.fromTensors(tensors, metadata),
+    preprocessor,
     params,
     velocities: velocities.size ? velocities : null,
     restore(model, opt) {
@@ -146,7 +166,12 @@ export function loadCheckpoint(path: string): Checkpoint {
 }
 
 function parsePartialEpoch(json: string, path: string): PartialEpoch {
-  const p = JSON.parse(json) as Partial<PartialEpoch>;
+  let p: Partial<PartialEpoch>;
+  try {
+    p = (JSON.parse(json) ?? {}) as Partial<PartialEpoch>;
+  } catch {
+    p = {};
+  }
   const ok = (['batches', 'stepsPerEpoch', 'lossSum', 'wrong', 'seen', 'seconds'] as const).every((k) => typeof p[k] === 'number' && Number.isFinite(p[k]));
   if (!ok || !(p.batches! > 0 && p.batches! < p.stepsPerEpoch!)) throw new Error(`${path}: its partial_epoch metadata is malformed: ${json}`);
   return p as PartialEpoch;

@@ -82,6 +82,28 @@ export class Preprocessor {
     return { ...ds, images: await whitenOnGpu(this.stats as ZcaStats, images, ds.count) };
   }
 
+  /** Checks that stored statistics fit a model's input and are usable numbers (a checkpoint may be damaged). */
+  checkInput(input: ImageShape): void {
+    const s = this.stats;
+    if (!s) return;
+    const finite = (name: string, values: Float64Array, min = -Infinity): void => {
+      const bad = values.findIndex((v) => !(Number.isFinite(v) && v >= min));
+      if (bad >= 0) throw new RangeError(`preprocessing statistics: ${name}[${bad}] is ${values[bad]}, expected a finite number${min > -Infinity ? ` ≥ ${min}` : ''}`);
+    };
+    if (s.kind === 'channel') {
+      if (s.channels !== input.channels || s.std.length !== s.channels) {
+        throw new RangeError(`preprocessing statistics: mean and std for ${s.channels} and ${s.std.length} channels, the model's input has ${input.channels}`);
+      }
+      finite('mean', s.mean);
+      finite('std', s.std, 0);
+      return;
+    }
+    const dim = input.height * input.width * input.channels;
+    if (s.dim !== dim) throw new RangeError(`preprocessing statistics: ZCA over ${s.dim} features, the model's ${input.height}×${input.width}×${input.channels} input has ${dim}`);
+    finite('mean', s.mean);
+    finite('whitening', s.whitening);
+  }
+
   toTensors(): { tensors: TensorMap; metadata: Record<string, string> } {
     const base = { 'preprocess.transform': this.kind };
     if (!this.stats) return { tensors: {}, metadata: base };
@@ -91,7 +113,7 @@ export class Preprocessor {
 
   static fromTensors(tensors: TensorMap, metadata: Record<string, string>): Preprocessor {
     const kind = metadata['preprocess.transform'] as PreprocessKind | undefined;
-    if (!kind || !PREPROCESS_KINDS.includes(kind)) throw new Error(`checkpoint: unknown preprocessing '${kind}'`);
+    if (!kind || !PREPROCESS_KINDS.includes(kind)) throw new Error(`unknown preprocessing '${kind}' (metadata "preprocess.transform"; known: ${PREPROCESS_KINDS.join(', ')})`);
     return new Preprocessor(kind, fitted(kind) ? statsFromTensors(tensors, metadata) : null);
   }
 }

@@ -522,6 +522,49 @@ describe('a checkpoint whose tensors do not fit the model', () => {
   });
 });
 
+describe('a checkpoint whose metadata or statistics are damaged', () => {
+  it('is refused with an error naming the file and what is wrong, before any of it is used', async () => {
+    const o = options(['--out', join(tmp, 'damaged')]);
+    const path = await saveUntrained(o, join(tmp, 'damaged.safetensors'));
+    const { tensors, metadata } = readSafetensors(path);
+    let n = 0;
+    const damaged = (meta: Record<string, string | undefined>, extra: Record<string, { dtype: 'F64'; shape: number[]; data: Float64Array }> = {}): (() => unknown) => {
+      const bad = join(tmp, `damaged-${n++}.safetensors`);
+      const m = Object.fromEntries(Object.entries({ ...metadata, ...meta }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+      writeSafetensors(bad, { ...tensors, ...extra }, m);
+      return () => loadCheckpoint(bad);
+    };
+    const at = (i: number) => join(tmp, `damaged-${i}.safetensors`).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(damaged({ config: '{name: cifar' })).toThrow(new RegExp(`^${at(0)}: metadata "config" is not valid JSON`));
+    expect(damaged({ config: 'null' })).toThrow(new RegExp(`^${at(1)} \\(config\\): the config must be an object, got null`));
+    const config = JSON.parse(metadata.config);
+    expect(damaged({ config: JSON.stringify({ ...config, head: 'banana' }) })).toThrow(new RegExp(`^${at(2)} \\(config\\): head must be one of gap, fc, fc-dropout, got "banana"`));
+    expect(damaged({ config: JSON.stringify({ ...config, layers: [{ ...config.layers[0], channels: [-4, 4, 10] }, ...config.layers.slice(1)] }) })).toThrow(/layers\[0\]\.channels\[0\] must be an integer in \[1, 65536\], got -4/);
+    expect(damaged({ options: undefined })).toThrow(new RegExp(`^${at(4)}: metadata "options" is missing`));
+    expect(damaged({ epoch: 'abc' })).toThrow(new RegExp(`^${at(5)}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
+    expect(damaged({ partial_epoch: '{' })).toThrow(new RegExp(`^${at(6)}: its partial_epoch metadata is malformed: \\{`));
+    expect(damaged({ 'preprocess.transform': undefined })).toThrow(new RegExp(`^${at(7)}: unknown preprocessing 'undefined' \\(metadata "preprocess.transform"`));
+    // Statistics that do not fit mnist-small's 28×28×1 input, or are not usable numbers.
+    const channelStats = (mean: number[], std: number[]) => ({
+      'preprocess.mean': { dtype: 'F64' as const, shape: [mean.length], data: Float64Array.from(mean) },
+      'preprocess.std': { dtype: 'F64' as const, shape: [std.length], data: Float64Array.from(std) },
+    });
+    const standardize = { 'preprocess.transform': 'standardize', 'preprocess.kind': 'channel', 'preprocess.count': '10' };
+    expect(damaged(standardize, channelStats([33], [78]))).not.toThrow();
+    expect(damaged(standardize, channelStats([1, 2, 3], [1, 1, 1]))).toThrow(new RegExp(`^${at(9)}: preprocessing statistics: mean and std for 3 and 3 channels, the model's input has 1`));
+    expect(damaged(standardize, channelStats([33], [-1]))).toThrow(new RegExp(`^${at(10)}: preprocessing statistics: std\\[0\\] is -1, expected a finite number ≥ 0`));
+    expect(damaged(standardize, channelStats([NaN], [1]))).toThrow(/mean\[0\] is NaN/);
+    const zca = (dim: number) => ({
+      'preprocess.mean': { dtype: 'F64' as const, shape: [dim], data: new Float64Array(dim) },
+      'preprocess.whitening': { dtype: 'F64' as const, shape: [dim, dim], data: new Float64Array(dim * dim) },
+      'preprocess.eigenvalues': { dtype: 'F64' as const, shape: [dim], data: new Float64Array(dim) },
+    });
+    expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'zca', 'preprocess.count': '10', 'preprocess.epsilon': '0.01' }, zca(392))).toThrow(
+      new RegExp(`^${at(12)}: preprocessing statistics: ZCA over 392 features, the model's 28×28×1 input has 784`),
+    );
+  });
+});
+
 describe('the dead-class-maps watch', () => {
   it('fires after 50 batches in a row whose logits are all exactly 0, and any other logit resets it', () => {
     const w = deadClassMapsWatch();
