@@ -259,7 +259,7 @@ describe('CIFAR binary validation', () => {
 // A minimal MAT v5 writer (independent of the reader) for synthetic SVHN files.
 
 type Endian = 'LE' | 'BE';
-const MI = { INT8: 1, UINT8: 2, INT32: 5, UINT32: 6, DOUBLE: 9, MATRIX: 14, COMPRESSED: 15 };
+const MI = { INT8: 1, UINT8: 2, INT16: 3, INT32: 5, UINT32: 6, DOUBLE: 9, MATRIX: 14, COMPRESSED: 15 };
 
 function tag(type: number, size: number, e: Endian): Buffer {
   const b = Buffer.alloc(8);
@@ -413,5 +413,24 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     expect(() => readSvhn(noY)).toThrow(`${noY}: expected variables X and y, found X`);
     const badLabel = tmpFile('badlabel.mat', matFile([matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072), 'LE'), matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([11]), 'LE')]));
     expect(() => readSvhn(badLabel)).toThrow(/y\[0\] = 11, expected an integer label 1\.\.10/);
+  });
+
+  it('pixels that are not bytes, no images, and a compressed element too short for a tag → named errors', () => {
+    const y = matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([1]), 'LE');
+    const doubles = Buffer.alloc(3072 * 8);
+    doubles.writeDoubleLE(-3.5, 8);
+    const asDouble = tmpFile('x-double.mat', matFile([matrix('X', 6 /* double */, [32, 32, 3, 1], MI.DOUBLE, doubles, 'LE'), y]));
+    expect(() => readSvhn(asDouble)).toThrow(`${asDouble}: X: expected a uint8 array of pixels, found class double`);
+    const wide = Buffer.alloc(3072 * 2);
+    wide.writeInt16LE(1000, 4);
+    const wrapped = tmpFile('x-int16.mat', matFile([matrix('X', 9 /* uint8 */, [32, 32, 3, 1], MI.INT16, wide, 'LE'), y]));
+    expect(() => readSvhn(wrapped)).toThrow(`${wrapped}: variable "X" is uint8 but element 2 holds 1000 (stored as storage type ${MI.INT16})`);
+    const empty = tmpFile('x-empty.mat', matFile([matrix('X', 9, [32, 32, 3, 0], MI.UINT8, Buffer.alloc(0), 'LE'), matrix('y', 6, [0, 1], MI.UINT8, Buffer.alloc(0), 'LE')]));
+    expect(() => readSvhn(empty)).toThrow(`${empty}: X holds no images (dimensions [32, 32, 3, 0])`);
+    for (const bytes of [0, 3, 6]) {
+      const z = deflateSync(Buffer.alloc(bytes));
+      const tiny = tmpFile(`z${bytes}.mat`, matFile([Buffer.concat([tag(MI.COMPRESSED, z.length, 'LE'), z])]));
+      expect(() => readSvhn(tiny)).toThrow(`${tiny} (compressed element at offset 128): truncated: an element tag at offset 0 needs 8 bytes, only ${bytes} remain`);
+    }
   });
 });

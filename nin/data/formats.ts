@@ -324,7 +324,9 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOp
   if (X.dims.length !== 4 || X.dims[0] !== 32 || X.dims[1] !== 32 || X.dims[2] !== 3) {
     throw new DataFormatError(source, `X: expected dimensions [32, 32, 3, N], found [${X.dims.join(', ')}]`);
   }
+  if (X.className !== 'uint8') throw new DataFormatError(source, `X: expected a uint8 array of pixels, found class ${X.className}`);
   const count = X.dims[3];
+  if (count === 0) throw new DataFormatError(source, 'X holds no images (dimensions [32, 32, 3, 0])');
   const yCount = y.dims.reduce((a, b) => a * b, 1);
   if (y.dims.length !== 2 || Math.min(...y.dims) !== 1 || yCount !== count) {
     throw new DataFormatError(source, `y: expected dimensions [${count}, 1], found [${y.dims.join(', ')}]`);

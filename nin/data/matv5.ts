@@ -118,6 +118,7 @@ export function readMatV5(bytes: Uint8Array, source: string, wanted?: ReadonlySe
 }
 
 function readTag(bytes: Uint8Array, off: number, le: boolean, source: string, end: number): Tag {
+  if (off + 8 > end) throw new DataFormatError(source, `truncated: an element tag at offset ${off} needs 8 bytes, only ${Math.max(0, end - off)} remain`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const first = view.getUint32(off, le);
   if (first >>> 16 !== 0) {
@@ -175,7 +176,12 @@ function parseMatrix(bytes: Uint8Array, tag: Tag, le: boolean, source: string, w
   // MATLAB stores numbers in the smallest type that holds them (a double label vector is often miUINT8).
   if (classId === MX_UINT8_CLASS && realTag.type === MI_UINT8) return { name, className, dims, data: raw };
   const data = convertToFloat64(raw, realTag.type, le, count);
-  if (classId === MX_UINT8_CLASS) return { name, className, dims, data: Uint8Array.from(data) };
+  if (classId === MX_UINT8_CLASS) {
+    // A uint8 array stored in a wider type: its values must still be bytes (Uint8Array.from would wrap them).
+    const bad = data.findIndex((v) => !(Number.isInteger(v) && v >= 0 && v <= 255));
+    if (bad >= 0) throw new DataFormatError(source, `variable "${name}" is uint8 but element ${bad} holds ${data[bad]} (stored as storage type ${realTag.type})`);
+    return { name, className, dims, data: Uint8Array.from(data) };
+  }
   return { name, className, dims, data };
 }
 
