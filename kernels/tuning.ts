@@ -109,8 +109,12 @@ function parseTable(path: string): TuningTable {
   } catch (e) {
     throw new Error(`tuning table ${path}: ${(e as Error).message}`);
   }
-  if (typeof t.adapter !== 'string' || typeof t.gemm !== 'object' || typeof t.mlpconv !== 'object') {
-    throw new Error(`tuning table ${path}: expected { adapter, date, gemm, mlpconv }`);
+  const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(t) || typeof t.adapter !== 'string' || !isObject(t.gemm) || !isObject(t.mlpconv) || (t.splitK !== undefined && !isObject(t.splitK))) {
+    throw new Error(`tuning table ${path}: expected { adapter, date, gemm, mlpconv[, splitK] } with objects for gemm, mlpconv and splitK`);
+  }
+  for (const [section, entries] of [['gemm', t.gemm], ['mlpconv', t.mlpconv]] as const) {
+    for (const [key, entry] of Object.entries(entries)) if (!isObject(entry)) throw new Error(`tuning table ${path}: ${section} '${key}': expected an object, got ${JSON.stringify(entry)}`);
   }
   const storage = gpu().limits.maxComputeWorkgroupStorageSize;
   for (const [key, tile] of Object.entries(t.gemm)) {

@@ -137,7 +137,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info !== 'object' || info === null) throw new SafetensorsError(source, `tensor "${name}": entry is not an object`);
     const dtype = info.dtype as SafetensorsDType;
-    const spec = DTYPES[dtype];
+    const spec = Object.hasOwn(DTYPES, dtype) ? DTYPES[dtype] : undefined; // not 'toString' and kin
     if (typeof info.dtype !== 'string' || !spec) throw new SafetensorsError(source, `tensor "${name}": unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
     const shape = info.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(source, `tensor "${name}": bad shape ${JSON.stringify(shape)}`);
@@ -155,7 +155,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     }
     const data = new spec.ctor(count);
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors[name] = { dtype, shape: shape as number[], data };
+    // defineProperty: a tensor named "__proto__" is a tensor, not the object's prototype.
+    Object.defineProperty(tensors, name, { value: { dtype, shape: shape as number[], data }, enumerable: true, writable: true, configurable: true });
     spans.push({ name, begin, end });
   }
   // The spec requires the tensors to tile the data section exactly: no overlaps, no holes.

@@ -264,6 +264,14 @@ describe('downloads through an injected fetch', () => {
     const t = tar([{ name: 'a.bin', data: Buffer.alloc(2000, 3) }]);
     await expect(readTarMembers([t.subarray(0, 1200)], () => true, 'cut.tar')).rejects.toThrow(/cut\.tar: truncated tar archive: stream ended at offset 1200, member "a\.bin" needs 1312 more bytes/);
     await expect(readTarMembers([Buffer.alloc(1024, 0x41)], () => true, 'junk.tar')).rejects.toThrow(/junk\.tar: not a tar archive or corrupt: header at offset 0 has checksum/);
+    // A size field that is not octal (with a correct checksum): before, it read as NaN and the member as 0 bytes.
+    const badSize = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
+    badSize.write('zzzzzzzzzzz\0', 124, 'latin1');
+    badSize.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += badSize[i];
+    badSize.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    await expect(readTarMembers([badSize], () => true, 'size.tar')).rejects.toThrow('size.tar: corrupt tar header at offset 0: size field "zzzzzzzzzzz\\u0000" is not an octal number');
     // Byte-by-byte delivery parses the same as one chunk.
     const single = await readTarMembers([t], () => true, 'one');
     const bytes = Array.from({ length: t.length }, (_, i) => t.subarray(i, i + 1));

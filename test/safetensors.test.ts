@@ -130,6 +130,15 @@ describe('safetensors validation on read', () => {
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0] } }, d8), 'offs.st')).toThrow('offs.st: tensor "a": bad data_offsets [0]');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, d8), 'shape.st')).toThrow('shape.st: tensor "a": bad shape [-2]');
     expect(() => decodeSafetensors(rawFile({ __metadata__: { epoch: 3 } }), 'meta.st')).toThrow('meta.st: __metadata__["epoch"] is number, expected a string');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 8] } }, d8), 'proto.st')).toThrow('proto.st: tensor "a": unsupported dtype "toString" (supported: F32, F64, I32, U8)');
+  });
+
+  it('a tensor named "__proto__" is a tensor like any other', () => {
+    const bytes = rawFile('{"__proto__": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}', new Uint8Array([7, 9]));
+    const { tensors } = decodeSafetensors(bytes, 'proto.st');
+    expect(Object.keys(tensors)).toEqual(['__proto__']);
+    expect(Array.from(Object.getOwnPropertyDescriptor(tensors, '__proto__')!.value.data)).toEqual([7, 9]);
+    expect(Object.getPrototypeOf(tensors)).toBe(Object.prototype);
   });
 
   it('reads a file written by another implementation (hand-built, unpadded header, unsorted tensors)', () => {

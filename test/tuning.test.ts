@@ -210,6 +210,16 @@ describe('tuning tables', () => {
       expect(withMlpconv({ [block]: { TP: 64, CL: 12 } })).toThrow(/CL must be a power of two/);
       expect(withMlpconv({ [block]: { fused: 'no' } })).toThrow(/fused must be true or false, got "no"/);
       expect(withMlpconv({ 'mlpconv5x5 8x12x12 16-12-10': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 8x12x12 16-12-10': not a key mlpconvKey writes/);
+      expect(withMlpconv({ [block]: null })).toThrow(/bad\.json: mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': expected an object, got null/);
+      const withTable = (table: unknown) => {
+        writeFileSync(bad, JSON.stringify(table));
+        return () => reloadTable();
+      };
+      const shapeError = /bad\.json: expected \{ adapter, date, gemm, mlpconv\[, splitK\] \} with objects for gemm, mlpconv and splitK/;
+      expect(withTable(null)).toThrow(shapeError);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: null, mlpconv: {} })).toThrow(shapeError);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: null })).toThrow(shapeError);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8x8': null }, mlpconv: {} })).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': expected an object, got null/);
     } finally {
       if (before === undefined) delete process.env.NIN_TUNED;
       else process.env.NIN_TUNED = before;

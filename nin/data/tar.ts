@@ -119,6 +119,9 @@ class TarParser {
       this.longName = null;
     }
     const size = parseSize(h.subarray(124, 136));
+    if (!Number.isSafeInteger(size)) {
+      throw new DataFormatError(this.source, `corrupt tar header at offset ${at}: size field ${JSON.stringify(h.subarray(124, 136).toString('latin1'))} is not an octal number`);
+    }
     const member: TarMember = { name, size, type };
     // GNU long-name ('L') and pax ('x') records carry the next entry's path; keep them to parse.
     const isMeta = type === 'L' || type === 'x';
@@ -143,9 +146,11 @@ function cString(b: Uint8Array): string {
   return Buffer.from(end < 0 ? b : b.subarray(0, end)).toString('utf8');
 }
 
+/** An octal field (NUL- or space-terminated); NaN when it holds anything else. */
 function parseOctal(b: Uint8Array): number {
   const s = Buffer.from(b).toString('latin1').replace(/\0.*$/s, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
+  if (s === '') return 0;
+  return /^[0-7]+$/.test(s) ? parseInt(s, 8) : NaN;
 }
 
 /** Size field: octal, or GNU base-256 (high bit set) for members ≥ 8 GiB. */
