@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { existsSync, mkdirSync, appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, appendFileSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -11,6 +11,7 @@ import { SGD } from '../kernels/sgd.ts';
 import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
+import { writeFileAtomic } from './data/io.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
@@ -283,8 +284,11 @@ async function trainInDirectory(
   const first: StartRecord | ResumeRecord = resumed
     ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString() };
+  // A process killed mid-write (or a full disk) can leave the log without its last newline: the
+  // first record must not be glued to that fragment, or the reader loses it with the fragment.
+  const torn = own && !endsWithNewline(metricsPath);
   try {
-    writeFileSync(metricsPath, JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
+    writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
     throw e;
@@ -341,13 +345,24 @@ async function trainInDirectory(
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
   const savedBy = savedStretch(bestPath); // null when there is no file
   const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
-  if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch || otherStretch)) {
+  const bestFileWrong = bestSaved === undefined || best === null || bestSaved !== best.epoch || otherStretch;
+  // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
+  // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
+  const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
+  if (resumedIsBest && bestFileWrong) {
+    if (bestSaved !== undefined) keep(bestPath, `is not the best epoch of the run's history (epoch ${best!.epoch})`);
+    writeFileAtomic(bestPath, [readFileSync(resumed!.path)]);
+    log(`${bestPath}: epoch ${best!.epoch}, the run's best so far, copied from ${resumed!.path} (the run had stopped before saving it)`);
+  } else if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch || otherStretch)) {
     const why =
       bestSaved === null ? 'has no readable epoch in its header'
       : best === null ? 'is not from this run\'s history'
       : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
       : `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`;
     keep(bestPath, `${why}; the best epoch is tracked afresh from here`);
+    best = null;
+  } else if (best !== null && bestSaved === undefined) {
+    log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
     best = null;
   }
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
@@ -553,6 +568,21 @@ async function trainInDirectory(
     log(`best validation error ${(100 * best.valError).toFixed(2)}% at epoch ${best.epoch}` + (best.testError !== undefined ? ` (test error there ${(100 * best.testError).toFixed(2)}%)` : '') + `: ${best.checkpoint}`);
   }
   return { epochs, stepLosses, checkpoint: ckptPath, best, test: testResult, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Whether a file is empty or ends with a newline. */
+function endsWithNewline(path: string): boolean {
+  if (!existsSync(path)) return true;
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return true;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Rows: true class; columns: predicted class. */

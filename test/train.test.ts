@@ -354,6 +354,63 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(join(dir, 'best.step20.superseded.safetensors')).stretch).toBe('b');
   });
 
+  it('a run stopped between its best epoch\'s checkpoint and best.safetensors gets that file from the checkpoint; a missing best file is never named', async () => {
+    // Stretch a logged epochs 1 and 2 (validation errors 0.5 and 0.1) and saved epoch 2's
+    // checkpoint, then stopped before writing best.safetensors: the file holds epoch 1, or is missing.
+    const epochRecord = (epoch: number, valError: number) => ({ kind: 'epoch', epoch, step: epoch * 12, trainLoss: 1, trainError: 0.5, valError, lr: 0.02, imgPerSec: 1, seconds: 1 });
+    const setUp = async (name: string, bestFile: 'epoch1' | 'none', valErrors: [number, number]) => {
+      const dir = join(tmp, name);
+      mkdirSync(dir);
+      const o = options(['--batch', '16', '--train-limit', '192', '--val', '32', '--test-limit', '16', '--epochs', '3', '--lr', '1e-30', '--out', dir]);
+      const model = new NinModel(modelConfig(o), 1);
+      const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+      const save = (file: string, epoch: number) => saveCheckpoint(join(dir, file), { model, opt, preprocessor: new Preprocessor('none', null), epoch, step: epoch * 12, options: o, runId: 'R', stretch: 'a' });
+      if (bestFile === 'epoch1') await save('best.safetensors', 1);
+      await save('checkpoint.safetensors', 2);
+      model.dispose();
+      opt.dispose();
+      const records = [{ kind: 'start', run: 'R', stretch: 'a', time: '' }, epochRecord(1, valErrors[0]), epochRecord(2, valErrors[1])];
+      writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      return dir;
+    };
+    const resume = async (dir: string) => {
+      const lines: string[] = [];
+      const o = { ...options(['--resume', dir]), log: (l: string) => lines.push(l) };
+      const r = await train(o, await loadSplits(o));
+      return { r, lines };
+    };
+    const stale = await setUp('best-gap', 'epoch1', [0.5, 0.1]);
+    const a = await resume(stale);
+    const bestPath = join(stale, 'best.safetensors');
+    expect(a.lines).toContain(`${bestPath} is not the best epoch of the run's history (epoch 2): kept as ${join(stale, 'best.step12.superseded.safetensors')}`);
+    expect(a.lines).toContain(`${bestPath}: epoch 2, the run's best so far, copied from ${join(stale, 'checkpoint.safetensors')} (the run had stopped before saving it)`);
+    // Epoch 3 replaces it only with a lower validation error than the logged 0.1; either way the file holds the epoch named.
+    expect(a.r.best!.valError).toBeLessThanOrEqual(0.1);
+    expect(loadCheckpoint(bestPath).epoch).toBe(a.r.best!.epoch);
+    const missing = await setUp('best-missing', 'none', [0.5, 0.1]);
+    const b = await resume(missing);
+    expect(b.lines.some((l) => l.startsWith(`${join(missing, 'best.safetensors')}: epoch 2, the run's best so far, copied from`))).toBe(true);
+    expect(existsSync(b.r.best!.checkpoint)).toBe(true);
+    // The best epoch was 1, whose weights no file holds any more: tracking starts afresh.
+    const lost = await setUp('best-lost', 'none', [0.1, 0.5]);
+    const c = await resume(lost);
+    expect(c.lines).toContain(`${join(lost, 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
+    expect(c.r.best!.epoch).toBe(3);
+    expect(loadCheckpoint(c.r.best!.checkpoint).epoch).toBe(3);
+  });
+
+  it('a resume after a log cut off mid-record starts its records on a new line', async () => {
+    const base = ['--batch', '16', '--train-limit', '96', '--test-limit', '16', '--epochs', '2', '--seed', '5'];
+    const dir = join(tmp, 'torn-log');
+    const first = await train(options([...base, '--stop-after', '1', '--out', dir]), await loadSplits(options(base)));
+    const logPath = join(dir, 'metrics.jsonl');
+    writeFileSync(logPath, readFileSync(logPath, 'utf8') + '{"kind":"step","epoch":1,"step":99,"loss":0.5'); // a record cut short
+    await train(options(['--resume', first.checkpoint]), await loadSplits(options(base)));
+    const records = parseMetricsLog(readFileSync(logPath, 'utf8')) as { kind: string; epoch?: number }[];
+    expect(records.filter((r) => r.kind === 'resume')).toHaveLength(1);
+    expect(records.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2]);
+  });
+
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };
