@@ -121,6 +121,9 @@ export function loadCheckpoint(path: string): Checkpoint {
   for (const [name, t] of Object.entries(tensors)) {
     if (name.startsWith('param.') || name.startsWith('velocity.')) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${path}: tensor '${name}' is ${t.dtype}, expected F32`);
+      // saveCheckpoint never writes NaN or infinite values: such a file was damaged after.
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`${path}: tensor '${name}' holds ${t.data[bad]} at index ${bad}: the file is damaged`);
       (name.startsWith('param.') ? params : velocities).set(name.slice(name.indexOf('.') + 1), t.data);
     }
   }

@@ -222,13 +222,55 @@ function checkpointHeader(path: string): { options: TrainOptions; config: ModelC
   } catch (e) {
     throw new UsageError(`--resume: ${path}: its training options or model config are not valid JSON (${(e as Error).message})`);
   }
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new UsageError(`--resume: ${path}: its training options are not a JSON object`);
+  try {
+    config = parseModelConfig(config, `${path} (config)`);
+  } catch (e) {
+    throw new UsageError(`--resume: ${(e as Error).message}`);
+  }
+  const epoch = Number(metadata.epoch);
+  if (!Number.isSafeInteger(epoch) || epoch < 0 || !metadata.epoch?.trim()) throw new UsageError(`--resume: ${path}: metadata "epoch" must be a whole number ≥ 0, found ${JSON.stringify(metadata.epoch ?? null)}`);
   let plateau: PlateauState | null = null;
   try {
     plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  return { options, config, epoch: Number(metadata.epoch ?? 0), runId: metadata.run_id ?? null, plateau };
+  return { options, config, epoch, runId: metadata.run_id ?? null, plateau };
+}
+
+/** What is out of range in options a resume took from a checkpoint (flags are checked as parsed). */
+function savedOptionProblems(o: TrainOptions): string[] {
+  const problems: string[] = [];
+  const check = (key: string, ok: boolean, want: string, got: unknown) => {
+    if (!ok) problems.push(`${key} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
+  };
+  const int = (key: keyof TrainOptions, min: number, optional = false) => {
+    const v = o[key];
+    if (!(optional && v === undefined)) check(key, Number.isSafeInteger(v) && (v as number) >= min, `an integer ≥ ${min}`, v);
+  };
+  const num = (key: keyof TrainOptions, min: number, max = Infinity, optional = false) => {
+    const v = o[key];
+    if (!(optional && v === undefined)) check(key, typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, max === Infinity ? `a number ≥ ${min}` : `a number in [${min}, ${max}]`, v);
+  };
+  int('epochs', 1);
+  int('batchSize', 1);
+  int('seed', 0);
+  int('trainLimit', 1, true);
+  int('testLimit', 1, true);
+  num('lr', 0);
+  num('gamma', 0, 1);
+  num('warmupEpochs', 0);
+  num('momentum', 0, 0.999999);
+  num('weightDecay', 0);
+  num('dropout', 0, 0.99, true);
+  num('checkpointMinutes', 0, Infinity, true);
+  check('validation', o.validation === 'paper' || (Number.isSafeInteger(o.validation) && (o.validation as number) >= 0), "'paper' or an integer ≥ 0", o.validation);
+  check('stepEpochs', Array.isArray(o.stepEpochs) && o.stepEpochs.every((e) => typeof e === 'number' && e >= 0), 'a list of epochs', o.stepEpochs);
+  check('augment', typeof o.augment === 'boolean', 'true or false', o.augment);
+  check('preprocess', PREPROCESS_KINDS.includes(o.preprocess), `one of ${PREPROCESS_KINDS.join(', ')}`, o.preprocess);
+  check('schedule', ['constant', 'step', 'cosine', 'plateau'].includes(o.schedule), 'one of constant, step, cosine, plateau', o.schedule);
+  return problems;
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
@@ -328,6 +370,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     checkpointMinutes: num('checkpoint-every', s('checkpoint-every'), 0) ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
   };
+  if (header) {
+    const damaged = savedOptionProblems(options);
+    if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
+  }
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
   if (header) {

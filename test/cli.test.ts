@@ -117,7 +117,7 @@ describe('nin CLI', () => {
     const ckpt = join(dir, 'checkpoint.safetensors');
     const first = parseTrainArgs(['--model', 'cifar10-small', '--lr', '0.07', '--schedule', 'step', '--lr-steps', '1', '--epochs', '3', '--batch', '24', '--no-aug', '--val', '500', '--seed', '9', '--class-maps', 'relu', '--stop-after', '1', '--out', dir]).options;
     // Only the header is read: a checkpoint's metadata without its tensors is enough here.
-    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)) });
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)), epoch: '1' });
     const resumed = parseTrainArgs(['--resume', ckpt]).options;
     expect(resumed).toEqual({ ...first, resume: ckpt, stopAfter: undefined, profile: false });
     const longer = parseTrainArgs(['--resume', ckpt, '--epochs', '5', '--lr', '0.01', '--aug', '--test-limit', '100']).options;
@@ -143,6 +143,21 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
+    // A damaged header: usage errors naming the file and the field, before the data is loaded.
+    const damaged = (name: string, meta: Record<string, string>) => {
+      const path = join(dir, name);
+      writeSafetensors(path, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)), epoch: '1', ...meta });
+      return () => parseTrainArgs(['--resume', path]);
+    };
+    const config = modelConfig(first);
+    expect(damaged('height.safetensors', { config: JSON.stringify({ ...config, input: { ...config.input, heiXht: 32 } }) })).toThrow(
+      new UsageError(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
+    );
+    expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new UsageError(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
+    const { seed: _seed, ...noSeed } = first;
+    expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
+      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: seed must be an integer ≥ 0, got undefined; lr must be a number ≥ 0, got "x"`),
+    );
   });
 
   it('--schedule plateau: its flags, their defaults, what they need; a run it ended is not resumed without more drops', () => {
@@ -258,7 +273,7 @@ describe("networks of one's own (--config)", () => {
     const svhnNet = parseModelConfig({ ...tiny, name: 'svhn-tiny', input: { height: 32, width: 32, channels: 3 } }, 'svhn-tiny');
     const o = parseTrainArgs(['--config', file('svhn-tiny.json', svhnNet), '--dataset', 'svhn', '--out', join(dir, 'svhn-run')]).options;
     const ckpt = join(dir, 'svhn-run.safetensors');
-    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)) });
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)), epoch: '1' });
     // Its shape alone would say CIFAR-10: the checkpoint says SVHN.
     expect(parseTrainArgs(['--resume', ckpt, '--epochs', '50']).options).toMatchObject({ dataset: 'svhn', model: 'svhn-tiny', config: svhnNet, epochs: 50 });
     expect(() => parseTrainArgs(['--resume', ckpt, '--model', 'svhn'])).toThrow('--model svhn (the checkpoint holds svhn-tiny)');

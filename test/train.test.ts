@@ -19,7 +19,7 @@ import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
+import { readSafetensors, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -585,7 +585,7 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     const path = await saveUntrained(o, join(tmp, 'damaged.safetensors'));
     const { tensors, metadata } = readSafetensors(path);
     let n = 0;
-    const damaged = (meta: Record<string, string | undefined>, extra: Record<string, { dtype: 'F64'; shape: number[]; data: Float64Array }> = {}): (() => unknown) => {
+    const damaged = (meta: Record<string, string | undefined>, extra: TensorMap = {}): (() => unknown) => {
       const bad = join(tmp, `damaged-${n++}.safetensors`);
       const m = Object.fromEntries(Object.entries({ ...metadata, ...meta }).filter(([, v]) => v !== undefined)) as Record<string, string>;
       writeSafetensors(bad, { ...tensors, ...extra }, m);
@@ -601,6 +601,9 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     expect(damaged({ epoch: 'abc' })).toThrow(new RegExp(`^${at(5)}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
     expect(damaged({ partial_epoch: '{' })).toThrow(new RegExp(`^${at(6)}: its partial_epoch metadata is malformed: \\{`));
     expect(damaged({ 'preprocess.transform': undefined })).toThrow(new RegExp(`^${at(7)}: unknown preprocessing 'undefined' \\(metadata "preprocess.transform"`));
+    const nanBias = new Float32Array(tensors['param.block1.b1'].data);
+    nanBias[3] = NaN;
+    expect(damaged({}, { 'param.block1.b1': { ...tensors['param.block1.b1'], data: nanBias } })).toThrow(new RegExp(`^${at(8)}: tensor 'param.block1.b1' holds NaN at index 3: the file is damaged`));
     // Statistics that do not fit mnist-small's 28×28×1 input, or are not usable numbers.
     const channelStats = (mean: number[], std: number[]) => ({
       'preprocess.mean': { dtype: 'F64' as const, shape: [mean.length], data: Float64Array.from(mean) },
@@ -608,8 +611,8 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     });
     const standardize = { 'preprocess.transform': 'standardize', 'preprocess.kind': 'channel', 'preprocess.count': '10' };
     expect(damaged(standardize, channelStats([33], [78]))).not.toThrow();
-    expect(damaged(standardize, channelStats([1, 2, 3], [1, 1, 1]))).toThrow(new RegExp(`^${at(9)}: preprocessing statistics: mean and std for 3 and 3 channels, the model's input has 1`));
-    expect(damaged(standardize, channelStats([33], [-1]))).toThrow(new RegExp(`^${at(10)}: preprocessing statistics: std\\[0\\] is -1, expected a finite number ≥ 0`));
+    expect(damaged(standardize, channelStats([1, 2, 3], [1, 1, 1]))).toThrow(new RegExp(`^${at(10)}: preprocessing statistics: mean and std for 3 and 3 channels, the model's input has 1`));
+    expect(damaged(standardize, channelStats([33], [-1]))).toThrow(new RegExp(`^${at(11)}: preprocessing statistics: std\\[0\\] is -1, expected a finite number ≥ 0`));
     expect(damaged(standardize, channelStats([NaN], [1]))).toThrow(/mean\[0\] is NaN/);
     const zca = (dim: number) => ({
       'preprocess.mean': { dtype: 'F64' as const, shape: [dim], data: new Float64Array(dim) },
@@ -617,7 +620,7 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
       'preprocess.eigenvalues': { dtype: 'F64' as const, shape: [dim], data: new Float64Array(dim) },
     });
     expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'zca', 'preprocess.count': '10', 'preprocess.epsilon': '0.01' }, zca(392))).toThrow(
-      new RegExp(`^${at(12)}: preprocessing statistics: ZCA over 392 features, the model's 28×28×1 input has 784`),
+      new RegExp(`^${at(13)}: preprocessing statistics: ZCA over 392 features, the model's 28×28×1 input has 784`),
     );
   });
 });
