@@ -11,7 +11,7 @@ import { SGD } from '../kernels/sgd.ts';
 import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
-import { writeFileAtomic } from './data/io.ts';
+import { writeError, writeFileAtomic } from './data/io.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
@@ -261,7 +261,13 @@ async function trainInDirectory(
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
-  const writeMetrics = (r: object) => appendFileSync(metricsPath, JSON.stringify(r) + '\n');
+  const writeMetrics = (r: object) => {
+    try {
+      appendFileSync(metricsPath, JSON.stringify(r) + '\n');
+    } catch (e) {
+      throw new TrainingStopped(`${writeError(metricsPath, e).message}; last good checkpoint: ${lastGood}`);
+    }
+  };
 
   // The directory is claimed now, before the minutes a preprocessing fit can take. A run resumed
   // in its own directory keeps its id; one resumed into another directory forks under a new one.
@@ -291,7 +297,7 @@ async function trainInDirectory(
     writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
-    throw e;
+    throw writeError(metricsPath, e);
   }
 
   const model = new NinModel(config, o.seed);
@@ -393,6 +399,7 @@ async function trainInDirectory(
       if (path === ckptPath) lastGood = ckptPath;
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
+      if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
       throw e;
     }
   };

@@ -58,6 +58,14 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
 }
 
+/** A failed write as an error that names the file (Node's write errors do not: "ENOSPC: no space
+ * left on device, write"), keeping the system error's code. */
+export function writeError(path: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  const named = Object.assign(new Error(`cannot write ${path}: ${err.message}`), { code: err.code });
+  return named;
+}
+
 /**
  * Writes `chunks` to `path` atomically: a temp file in the same directory, fsync, rename, then a
  * best-effort fsync of the directory. A crash leaves either the old file or the new one, never a torn
@@ -79,7 +87,7 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
   } catch (e) {
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw e;
+    throw writeError(path, e);
   }
   try {
     const dfd = openSync(dirname(path), 'r');
