@@ -1,8 +1,8 @@
 // The `nin` command: train, eval, predict, visualize, compare, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { builtInModel, classMapsOf, describeConfig, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
@@ -406,9 +406,27 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     if (done) throw new UsageError(done);
     if (options.plateauOn === 'val' && !options.validation) throw new UsageError('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
   }
-  const dirProblem = runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
+  const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
   return { options, dataDir: s('data-dir') };
+}
+
+/** Why the run cannot write in `dir` (a file there, or no write access to it or to the directory
+ * that would hold it), or null: found before the data is loaded. */
+function outDirProblem(dir: string): string | null {
+  let at = resolve(dir);
+  while (!existsSync(at)) {
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  if (!statSync(at).isDirectory()) return at === resolve(dir) ? `--out ${dir} is a file, not a directory` : `--out ${dir}: ${at} is a file, not a directory`;
+  try {
+    accessSync(at, constants.W_OK);
+  } catch (e) {
+    return `--out ${dir}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
+  }
+  return null;
 }
 
 /** A resumed run's directory: the one holding its checkpoint if that is the run's own (it may have
@@ -443,14 +461,18 @@ async function runTrain(args: string[]): Promise<number> {
       console.error(`\n${signal} before the first training step: stopping; nothing was trained, so there was nothing to save`);
       process.exit(128 + os.constants.signals[signal]);
     }
-    if (stopRequested && performance.now() - requestedAt > 1000) process.exit(128 + os.constants.signals[signal]);
+    if (stopRequested && performance.now() - requestedAt > 1000) {
+      const ckpt = join(options.outDir, 'checkpoint.safetensors');
+      console.error(`\n${signal} again: quitting at once; the steps since the last checkpoint are lost` + (existsSync(ckpt) ? `; --resume ${ckpt} continues from it` : ''));
+      process.exit(128 + os.constants.signals[signal]);
+    }
     if (stopRequested) return;
     stopRequested = signal;
     requestedAt = performance.now();
     console.error(`\n${signal}: saving a checkpoint after this step (at an epoch's end: after its evaluation), then stopping; again, a second or more later: quit at once`);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP: the terminal was closed.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   try {
     const data = await loadSplits(options, dataDir);
     const interrupt = () => ((training = true), stopRequested !== null);
@@ -463,8 +485,7 @@ async function runTrain(args: string[]): Promise<number> {
     console.log(`done in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`);
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, onSignal);
   }
 }
 

@@ -143,6 +143,11 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
+    // An --out the run cannot write in: a usage error, before the data is loaded.
+    const aFile = join(dir, 'a-file');
+    writeFileSync(aFile, '');
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', aFile])).toThrow(new UsageError(`--out ${aFile} is a file, not a directory`));
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', join(aFile, 'run')])).toThrow(new UsageError(`--out ${join(aFile, 'run')}: ${aFile} is a file, not a directory`));
     // A damaged header: usage errors naming the file and the field, before the data is loaded.
     const damaged = (name: string, meta: Record<string, string>) => {
       const path = join(dir, name);

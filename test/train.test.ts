@@ -485,6 +485,18 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(err.message).toMatch(/loss is (NaN|Infinity|-Infinity) at step \d+ \(epoch \d\); last good checkpoint: /);
   });
 
+  it('a write that fails (here: the run directory removed mid-run) stops the run naming the file and the last good checkpoint', async () => {
+    const dir = join(tmp, 'vanishing');
+    const base = ['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '3'];
+    const first = await train(options([...base, '--stop-after', '1', '--out', dir]), await loadSplits(options(base)));
+    const kept = join(tmp, 'vanishing-epoch1.safetensors');
+    copyFileSync(first.checkpoint, kept);
+    const o = { ...options(['--resume', kept, '--out', dir]), interrupt: (step: number) => (step === 6 && rmSync(dir, { recursive: true }), false) };
+    const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect(err.message).toMatch(new RegExp(`^cannot write ${join(dir, 'metrics.jsonl').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT: .*; last good checkpoint: ${kept.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  });
+
   it('predicts PNG images and draws Figure 4 and the curves from a checkpoint', async () => {
     const ckpt = join(tmp, 'short', 'checkpoint.safetensors');
     expect(existsSync(ckpt)).toBe(true);
@@ -554,6 +566,21 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 1250 } });
     expect(lockWhileTraining).toMatchObject({ pid: child.pid });
     expect(existsSync(join(out, 'run.lock'))).toBe(false);
+  });
+
+  it('nin train: SIGHUP (the terminal closed) saves a checkpoint where the run stands and exits with 129', async () => {
+    const out = join(tmp, 'sighup');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '20000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step [1-9]\d*\/1250/.test(stderr) && !child.killed) child.kill('SIGHUP');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(129);
+    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (\S+):/);
+    expect(m, stderr).not.toBeNull();
+    expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]) });
   });
 });
 
