@@ -9,7 +9,7 @@ import { builtInModel, classMapsOf, describeConfig, modelConfig, MODELS, parseMo
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn, type ResumeSource } from './run-directory.ts';
+import { isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -433,7 +433,7 @@ function outDirProblem(dir: string): string | null {
  * been moved or copied there), else the one it was trained in. */
 function resumedRunDirectory(source: ResumeSource): string {
   const here = dirname(source.path);
-  const own = source.runId !== null ? runIdIn(here) === source.runId : existsSync(join(here, 'metrics.jsonl')) && isOwnRunDirectory(here, source);
+  const own = (source.runId !== null || existsSync(join(here, 'metrics.jsonl'))) && isOwnRunDirectory(here, source);
   return own ? here : source.savedOutDir;
 }
 

@@ -65,24 +65,29 @@ export interface ResumeSource {
   savedOutDir: string;
 }
 
-/** The id of the run a directory's files belong to: its checkpoint's, else its best checkpoint's, else its log's. */
-export function runIdIn(dir: string): string | null {
+/** The ids of the runs a directory's files belong to, without repeats: its checkpoint's, its best
+ * checkpoint's and its log's latest. One id, unless a file was copied in from another run. */
+export function runIdsIn(dir: string): string[] {
+  const ids: string[] = [];
   for (const f of ['checkpoint.safetensors', 'best.safetensors']) {
     const id = headerField(join(dir, f), 'run_id');
-    if (id) return id;
+    if (id) ids.push(id);
   }
   const log = join(dir, 'metrics.jsonl');
-  if (!existsSync(log)) return null;
-  const runs = parseMetricsLog(readFileSync(log, 'utf8')).map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
-  return runs.at(-1) ?? null;
+  if (existsSync(log)) {
+    const runs = parseMetricsLog(readFileSync(log, 'utf8')).map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
+    if (runs.length) ids.push(runs.at(-1)!);
+  }
+  return [...new Set(ids)];
 }
 
-/** Whether `outDir` is the resumed run's own directory: its files carry the run's id (a run resumed
- * into another directory forks under a new id). For checkpoints written before runs had ids: a
- * directory without an id that holds the checkpoint or is the one it was trained in. */
+/** Whether `outDir` is the resumed run's own directory: all its files carry the run's id (a run
+ * resumed into another directory forks under a new id; a checkpoint copied into another run's
+ * directory does not make it its own). For checkpoints written before runs had ids: a directory
+ * without an id that holds the checkpoint or is the one it was trained in. */
 export function isOwnRunDirectory(outDir: string, source: ResumeSource): boolean {
-  const dirId = runIdIn(outDir);
-  if (dirId !== null || source.runId !== null) return dirId === source.runId;
+  const ids = runIdsIn(outDir);
+  if (ids.length > 0 || source.runId !== null) return ids.length > 0 && ids.every((id) => id === source.runId);
   const dir = resolve(outDir);
   return dir === resolve(dirname(source.path)) || dir === resolve(source.savedOutDir);
 }

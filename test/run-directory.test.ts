@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdIn } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -155,7 +155,7 @@ describe('the run directory', () => {
     );
     expect(runDirectoryProblem({ outDir: held, overwrite: true })).toBeNull();
     // Resumed: the directory of the same run (by the id in its files) is its own, wherever it is ...
-    expect(runIdIn(held)).toBe('run-A');
+    expect(runIdsIn(held)).toEqual(['run-A']);
     expect(runDirectoryProblem({ outDir: held }, source('/elsewhere/copy.safetensors', 'run-A'))).toBeNull();
     // ... another run's is not, even where the checkpoint was trained or now lies.
     expect(runDirectoryProblem({ outDir: held }, source(join(held, 'x.safetensors'), 'run-B', held))).toMatch(
@@ -171,6 +171,17 @@ describe('the run directory', () => {
     expect(isOwnRunDirectory(legacy, source(join(legacy, 'best.safetensors'), null))).toBe(true);
     expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', null))).toBe(false);
     expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', 'run-A', legacy))).toBe(false);
+    // Another run's checkpoint copied into a run's directory does not make the directory its own
+    // (it named the copied checkpoint's run and took the directory's log and best checkpoint).
+    const mixed = join(root, 'mixed');
+    mkdirSync(mixed);
+    writeFileSync(join(mixed, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
+    writeSafetensors(join(mixed, 'best.safetensors'), {}, header({}, 1, 'run-A'));
+    writeSafetensors(join(mixed, 'checkpoint.safetensors'), {}, header({}, 1, 'run-B'));
+    expect(runIdsIn(mixed)).toEqual(['run-B', 'run-A']);
+    expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-B', '/elsewhere/run-b'))).toBe(false);
+    expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-A'))).toBe(false);
+    expect(runDirectoryProblem({ outDir: mixed }, source(join(mixed, 'checkpoint.safetensors'), 'run-B'))).toMatch(new RegExp(`^${mixed} holds another run`));
   });
 
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
