@@ -351,21 +351,23 @@ async function trainInDirectory(
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
   const savedBy = savedStretch(bestPath); // null when there is no file
   const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
-  const bestFileWrong = bestSaved === undefined || best === null || bestSaved !== best.epoch || otherStretch;
+  // Why an existing best.safetensors does not hold the history's best epoch (null: it does, or there is none).
+  const bestFileProblem =
+    bestSaved === undefined ? null
+    : bestSaved === null ? 'has no readable epoch in its header'
+    : best === null ? 'is not from this run\'s history'
+    : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
+    : otherStretch ? `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`
+    : null;
   // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
   // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
   const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
-  if (resumedIsBest && bestFileWrong) {
-    if (bestSaved !== undefined) keep(bestPath, `is not the best epoch of the run's history (epoch ${best!.epoch})`);
+  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
+    if (bestFileProblem) keep(bestPath, bestFileProblem);
     writeFileAtomic(bestPath, [readFileSync(resumed!.path)]);
-    log(`${bestPath}: epoch ${best!.epoch}, the run's best so far, copied from ${resumed!.path} (the run had stopped before saving it)`);
-  } else if (bestSaved !== undefined && (best === null || bestSaved !== best.epoch || otherStretch)) {
-    const why =
-      bestSaved === null ? 'has no readable epoch in its header'
-      : best === null ? 'is not from this run\'s history'
-      : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
-      : `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`;
-    keep(bestPath, `${why}; the best epoch is tracked afresh from here`);
+    log(`${bestPath}: epoch ${best!.epoch}, the run's best so far, copied from ${resumed!.path}, the checkpoint resumed from`);
+  } else if (bestFileProblem) {
+    keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`);
     best = null;
   } else if (best !== null && bestSaved === undefined) {
     log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);

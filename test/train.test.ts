@@ -350,8 +350,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const again = { ...options(['--resume', join(dir, 'checkpoint.step20.superseded.safetensors')]), log: (l: string) => lines.push(l) };
     expect(again.outDir).toBe(dir);
     await train(again, await loadSplits(again));
-    expect(lines).toContain(`${join(dir, 'best.safetensors')} holds epoch 2 as saved by a stretch of the run that its history has left; the best epoch is tracked afresh from here: kept as ${join(dir, 'best.step20.superseded.safetensors')}`);
+    expect(lines).toContain(`${join(dir, 'best.safetensors')} holds epoch 2 as saved by a stretch of the run that its history has left: kept as ${join(dir, 'best.step20.superseded.safetensors')}`);
     expect(loadCheckpoint(join(dir, 'best.step20.superseded.safetensors')).stretch).toBe('b');
+    // The checkpoint resumed from is a's own end-of-epoch-2 save: it becomes the best file.
+    expect(lines).toContain(`${join(dir, 'best.safetensors')}: epoch 2, the run's best so far, copied from ${join(dir, 'checkpoint.step20.superseded.safetensors')}, the checkpoint resumed from`);
   });
 
   it('a run stopped between its best epoch\'s checkpoint and best.safetensors gets that file from the checkpoint; a missing best file is never named', async () => {
@@ -383,7 +385,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const a = await resume(stale);
     const bestPath = join(stale, 'best.safetensors');
     expect(a.lines).toContain(`${bestPath} is not the best epoch of the run's history (epoch 2): kept as ${join(stale, 'best.step12.superseded.safetensors')}`);
-    expect(a.lines).toContain(`${bestPath}: epoch 2, the run's best so far, copied from ${join(stale, 'checkpoint.safetensors')} (the run had stopped before saving it)`);
+    expect(a.lines).toContain(`${bestPath}: epoch 2, the run's best so far, copied from ${join(stale, 'checkpoint.safetensors')}, the checkpoint resumed from`);
     // Epoch 3 replaces it only with a lower validation error than the logged 0.1; either way the file holds the epoch named.
     expect(a.r.best!.valError).toBeLessThanOrEqual(0.1);
     expect(loadCheckpoint(bestPath).epoch).toBe(a.r.best!.epoch);
