@@ -27,7 +27,7 @@
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
-import { dispatch, type BufferRef, type Kernel } from '../engine/runtime.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef, type Kernel } from '../engine/runtime.ts';
 import { gpu, kernelStyle, simdWidth, type KernelStyle } from '../engine/device.ts';
 import { gemmMatrixKernel, matrixMode, matrixTile, type MatrixTile } from './gemm-matrix.ts';
 import { gemmKey, gemmStagePad, gemmTileBytes, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
@@ -171,6 +171,25 @@ ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
   return { kernel: { name: s.name, code }, groups: t.groups };
 }
 
+/** A GEMM's workgroup grid: its output tiles (row tiles fastest) as one linear index, folded into
+ * x and y as grid1d folds (the row tiles alone pass the 65,535-per-dimension limit at about a
+ * million output rows for the simd style), and the split-K slices in z. */
+function tileGrid(M: number, N: number, BM: number, BN: number, splitK: number): [number, number, number] {
+  const [x, y] = grid1d(Math.ceil(M / BM) * Math.ceil(N / BN));
+  return [x, y, splitK];
+}
+
+/** WGSL: the output tile (mTile, nTile) of this workgroup of a tileGrid dispatch. The workgroups
+ * that fold leaves past the last tile return at once (the same for the whole workgroup, so the
+ * barriers after stay in uniform control flow). */
+function tileOfWorkgroup(M: number, N: number, BM: number, BN: number): string {
+  const MT = Math.ceil(M / BM);
+  return `  let tileIndex = ${LINEAR_WORKGROUP};
+  if (tileIndex >= ${MT * Math.ceil(N / BN)}u) { return; }
+  let mTile = tileIndex % ${MT}u;
+  let nTile = tileIndex / ${MT}u;`;
+}
+
 /**
  * What the tiled versions share (1, 2 and the subgroup-matrix one, kernels/gemm-matrix.ts): the
  * kernel's head (sizes, the caller's functions, `decls` for the version's constants and workgroup
@@ -195,12 +214,13 @@ const BK: u32 = ${BK}u;
 ${decls}
 
 @compute @workgroup_size(${square ? '16, 16' : threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u,
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u,
         @builtin(local_invocation_index) lid: u32) {${square ? `
   let tx = lid3.x;
   let ty = lid3.y;` : ''}
-  let m0 = wid.x * BM;
-  let n0 = wid.y * BN;
+${tileOfWorkgroup(s.M, s.N, BM, BN)}
+  let m0 = mTile * BM;
+  let n0 = nTile * BN;
   let kBegin = wid.z * KC;
   let kEnd = min(K, kBegin + KC);`;
   const loop = (count: number, body: string) => `    for (var r = 0u; r < ${Math.ceil(count / threads)}u; r++) {
@@ -220,8 +240,7 @@ ${loop(BK * BN, `      ${bIndex}
       var v = 0.0;
       if (n < N && k < kEnd) { v = loadB(k, n); }
       ${writeB}`)}`;
-  const groups: [number, number, number] = [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK];
-  return { head, stage, groups };
+  return { head, stage, groups: tileGrid(s.M, s.N, BM, BN, splitK) };
 }
 
 /**
@@ -279,7 +298,7 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
   const matrix = style === 'matrix' ? matrixMode() : null;
   const tile = matrix ? matrixTile(matrix) : style === 'tiled' ? chosenGemmTile(s) : undefined;
   gemmCapture?.(s, bindings);
-  const key = [matrix && JSON.stringify(matrix), style, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+  const key = [matrix && JSON.stringify(matrix), style, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, gpu().limits.maxComputeWorkgroupsPerDimension, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
   if (!b) {
@@ -370,9 +389,10 @@ ${taps ? `${taps.aRow}\n${taps.aAt}` : ''}
 ${!taps && s.aOffsets ? `${s.aOffsets.aRowOff}\n${s.aOffsets.aColOff}\n${s.aOffsets.aAt}` : ''}
 
 @compute @workgroup_size(${L})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let mBase = wid.x * ${BM}u;
-  let nBase = wid.y * ${BN}u + lane;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lane: u32) {
+${tileOfWorkgroup(s.M, s.N, BM, BN)}
+  let mBase = mTile * ${BM}u;
+  let nBase = nTile * ${BN}u + lane;
   let kBegin = wid.z * KC;
   let kEnd = min(K, kBegin + KC);
 ${rows.map((i) => `  let row${i} = min(mBase + ${i}u, M - 1u);`).join('\n')}
@@ -381,5 +401,5 @@ ${simdAccumulators(TM, TN)}
 ${kLoop}
 ${each((i, j) => `  if (mBase + ${i}u < M && nBase + ${L * j}u < N) { store(mBase + ${i}u, nBase + ${L * j}u, wid.z, c${i}_${j}); }`)}
 }`;
-  return { kernel: { name: s.name, code }, groups: [Math.ceil(s.M / BM), Math.ceil(s.N / BN), splitK] };
+  return { kernel: { name: s.name, code }, groups: tileGrid(s.M, s.N, BM, BN, splitK) };
 }

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
-import { chooseSplitK } from '../kernels/gemm.ts';
+import { chooseSplitK, gemmTiles, setGemmCapture, simdGemmTiles } from '../kernels/gemm.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { conv2dRef, dotRef, numericalGrad, reluRef } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
@@ -49,6 +49,44 @@ describe('conv2d', () => {
       });
     }
   }
+
+  // More output tiles than the device allows workgroups in one dimension (here the limit is lowered
+  // below the forward's tile count; on a real device, about a million output rows in the simd
+  // style): the GEMM folds its tiles over x and y, and workgroups past the last tile do nothing.
+  // It threw before.
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  it(`${style} kernels: a GEMM grid folded past the per-dimension workgroup limit matches the float64 reference`, async () => {
+    setKernelStyle(style);
+    const [N, H, W, Ci, Co, K] = [2, 16, 17, 3, 5, 3];
+    const { BM, BN } = style === 'simd' ? simdGemmTiles(N * H * W, Co) : gemmTiles(N * H * W, Co);
+    const tiles = Math.ceil((N * H * W) / BM) * Math.ceil(Co / BN);
+    const limit = Math.max(4, Math.ceil(Math.sqrt(tiles))); // 4: the elementwise kernels' grids still fit
+    expect(tiles).toBeGreaterThan(limit);
+    const limits = gpu().limits as { maxComputeWorkgroupsPerDimension: number };
+    const before = limits.maxComputeWorkgroupsPerDimension;
+    const grids: string[] = [];
+    setGemmCapture((g) => grids.push(g.name));
+    limits.maxComputeWorkgroupsPerDimension = limit;
+    try {
+      const x = pair([N, H, W, Ci], 41);
+      const w = pair([K, K, Ci, Co], 42, -0.3, 0.3);
+      const b = pair([Co], 43);
+      param(x.gpu); param(w.gpu); param(b.gpu);
+      const y = conv2d(x.gpu, w.gpu, b.gpu);
+      const r = randomArray(y.size, 44);
+      backward(dot(y, Tensor.fromArray(r, y.shape)));
+      expectClose('forward', await y.toArray(), conv2dRef(x.ref, w.ref, b.ref).data, 1e-5);
+      const scalar = () => dotRef(conv2dRef(x.ref, w.ref, b.ref), r);
+      for (const [name, t] of [['x', x], ['w', w]] as const) {
+        const idx = sampleIndices(t.ref.data.length, 60, 45);
+        expectClose(`d/d${name}`, pick(await t.gpu.grad!.toArray(), idx), numericalGrad(scalar, t.ref, idx), 1e-5);
+      }
+    } finally {
+      limits.maxComputeWorkgroupsPerDimension = before;
+      setGemmCapture(null);
+    }
+    expect(grids).toEqual(['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
+  });
 
   // Enough pixels (N·H·W = 1,573) that the weight gradient is split over k and the slices summed.
   for (const style of ['tiled', 'simd'] as KernelStyle[])
