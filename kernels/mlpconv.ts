@@ -385,8 +385,11 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const writeHidden = needsGrad(...parents);
   // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
   // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
+  // And where the hidden widths are too wide for even the tiled kernel's smallest tile (4 pixels) in
+  // the device's workgroup storage: a config may ask for widths far beyond NIN's.
   const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
-  if (!opts.forceFused && (matrixMode() || tuned?.fused === false)) return mlpconvUnfused(x, p, opts);
+  const noTileFits = !simd && workgroupBytes(4, Math.max(s.C1, s.C2)) > storage;
+  if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits)) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).

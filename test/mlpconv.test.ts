@@ -3,6 +3,7 @@ import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/de
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
+import { setGemmCapture } from '../kernels/gemm.ts';
 import { mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
 import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
@@ -52,6 +53,30 @@ describe('mlpconv (fused)', () => {
       });
     }
   }
+
+  // Hidden widths too wide for the tiled kernel's smallest tile in the workgroup storage given: the
+  // block runs as its three convolutions (it threw before), forward and gradients still right.
+  it('tiled kernels: hidden widths no tile fits run unfused, matching the float64 reference', async () => {
+    setKernelStyle('tiled');
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 14);
+    param(x.gpu);
+    const { t, gpu } = mlpconvParams(c, 61);
+    const seen: string[] = [];
+    setGemmCapture((g) => seen.push(g.name));
+    let y: Tensor;
+    try {
+      y = mlpconv(x.gpu, gpu, { workgroupStorage: 16 * (Math.max(c.C1, c.C2) + 18) - 4 });
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(seen).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward']);
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+    expectClose('forward', await y.toArray(), f().data, 1e-5);
+    const r = randomArray(y.size, 27);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    await expectGradients({ x, ...t }, () => dotRef(f(), r), 29);
+  });
 
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
   for (const style of styles)
