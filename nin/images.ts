@@ -101,6 +101,7 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
   if (width * height > MAX_PNG_PIXELS) {
     throw new ImageLoadError(path, `PNG is ${width}×${height} (${width * height} pixels), more than the ${MAX_PNG_PIXELS} this reader accepts; resize it first`);
   }
+  if (bytes.length < 33) fail(`the file ends inside the IHDR chunk (${bytes.length} bytes, the signature and IHDR take 33)`);
   if (bytes.readUInt32BE(8) !== 13) fail(`IHDR holds ${bytes.readUInt32BE(8)} bytes, expected 13`);
   const depth = bytes[24];
   const colorType = bytes[25];
@@ -115,7 +116,7 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
     if (off + 12 > bytes.length) fail(`the file ends inside a chunk header at offset ${off}`);
     const length = bytes.readUInt32BE(off);
     const type = bytes.toString('latin1', off + 4, off + 8);
-    if (off + 12 + length > bytes.length) fail(`chunk "${type}" at offset ${off} declares ${length} data bytes, the file ends after ${Math.max(0, bytes.length - off - 12)}`);
+    if (off + 12 + length > bytes.length) fail(`chunk "${type}" at offset ${off} declares ${length} data bytes and a 4-byte CRC, the file holds ${bytes.length - off - 8} bytes after its header`);
     if (type === 'IDAT') idat.push(bytes.subarray(off + 8, off + 8 + length));
     off += 12 + length;
     if (type === 'IEND') {
@@ -132,6 +133,7 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
     inflated = inflateSync(Buffer.concat(idat), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: needed });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    // More data than the rows need: pngjs fails on it with a message that names no cause.
     if (err.code === 'ERR_BUFFER_TOO_LARGE') fail(`the image data inflates to more than the ${needed} bytes a ${width}×${height} ${kind.name} image holds`);
     fail(`the image data does not inflate (${err.message})`);
     throw e;
