@@ -98,7 +98,8 @@ export const USAGE = `usage:
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
   nin predict <checkpoint> <image.png>...   top-5 classes with probabilities (a PNG of another
-                                            size is resized to the model's input, with a note)
+                                            size is resized to the model's input, with a note;
+                                            at most 2^25 pixels, e.g. 8192×4096)
   nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
                                             and the run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
@@ -152,7 +153,7 @@ train options:
                           renamed *.superseded*)
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   --checkpoint-every MIN  also save the checkpoint within an epoch every MIN minutes (default 10;
-                          0: at epoch ends only); Ctrl-C or SIGTERM saves it after the current
+                          0: at epoch ends only); Ctrl-C, SIGTERM or SIGHUP saves it after the current
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
@@ -245,13 +246,14 @@ function savedOptionProblems(o: TrainOptions): string[] {
   const check = (key: string, ok: boolean, want: string, got: unknown) => {
     if (!ok) problems.push(`${key} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
   };
+  // The flags' own rules (int() and num() above): what the CLI wrote, it reads back.
   const int = (key: keyof TrainOptions, min: number, optional = false) => {
     const v = o[key];
-    if (!(optional && v === undefined)) check(key, Number.isSafeInteger(v) && (v as number) >= min, `an integer ≥ ${min}`, v);
+    if (!(optional && v == null)) check(key, Number.isInteger(v) && (v as number) >= min, `an integer ≥ ${min}`, v);
   };
   const num = (key: keyof TrainOptions, min: number, max = Infinity, optional = false) => {
     const v = o[key];
-    if (!(optional && v === undefined)) check(key, typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, max === Infinity ? `a number ≥ ${min}` : `a number in [${min}, ${max}]`, v);
+    if (!(optional && v == null)) check(key, typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, max === Infinity ? `a number ≥ ${min}` : `a number in [${min}, ${max}]`, v);
   };
   int('epochs', 1);
   int('batchSize', 1);
@@ -297,6 +299,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   // file's header); flags given now override them. train() checks that the network still matches.
   const header = resume === undefined ? undefined : checkpointHeader(resume);
   const saved = header?.options;
+  const damaged = saved ? savedOptionProblems(saved) : [];
+  if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
@@ -370,10 +374,6 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     checkpointMinutes: num('checkpoint-every', s('checkpoint-every'), 0) ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
   };
-  if (header) {
-    const damaged = savedOptionProblems(options);
-    if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
-  }
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
   if (header) {
@@ -449,11 +449,12 @@ async function runTrain(args: string[]): Promise<number> {
   const { options, dataDir } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
   const { train, TrainingInterrupted } = await import('./train.ts');
-  // Ctrl-C or SIGTERM (e.g. from `timeout`) while training: the run saves its checkpoint after the
+  // Ctrl-C, SIGTERM (e.g. from `timeout`) or SIGHUP while training: the run saves its checkpoint after the
   // current step and stops. Before training starts (nothing to save), or again a second or more
   // later: quit now. (One Ctrl-C can arrive twice within a millisecond: from the terminal and
   // forwarded by `npm run`; `timeout` signals the process and its group.)
   let training = false;
+  let lastCheckpoint = options.resume ?? null; // what a quit at once leaves to continue from
   let stopRequested: NodeJS.Signals | null = null;
   let requestedAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -461,9 +462,10 @@ async function runTrain(args: string[]): Promise<number> {
       console.error(`\n${signal} before the first training step: stopping; nothing was trained, so there was nothing to save`);
       process.exit(128 + os.constants.signals[signal]);
     }
+    // The terminal is gone: writing to it fails (EIO), which must not end the run before it saves.
+    if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     if (stopRequested && performance.now() - requestedAt > 1000) {
-      const ckpt = join(options.outDir, 'checkpoint.safetensors');
-      console.error(`\n${signal} again: quitting at once; the steps since the last checkpoint are lost` + (existsSync(ckpt) ? `; --resume ${ckpt} continues from it` : ''));
+      console.error(`\n${signal} again: quitting at once; the steps since the last checkpoint are lost` + (lastCheckpoint ? `; --resume ${lastCheckpoint} continues from it` : ''));
       process.exit(128 + os.constants.signals[signal]);
     }
     if (stopRequested) return;
@@ -476,7 +478,7 @@ async function runTrain(args: string[]): Promise<number> {
   try {
     const data = await loadSplits(options, dataDir);
     const interrupt = () => ((training = true), stopRequested !== null);
-    const result = await train({ ...options, interrupt }, data).catch((e) => {
+    const result = await train({ ...options, interrupt, onCheckpoint: (path) => (lastCheckpoint = path) }, data).catch((e) => {
       if (!(e instanceof TrainingInterrupted)) throw e;
       console.error(`nin: ${e.message}`);
       return null;

@@ -50,8 +50,10 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   checkpointMinutes?: number;
   /** Polled with the steps taken after every step, and after each epoch's evaluation: once it
    * returns true, the run saves its checkpoint where it is and stops with TrainingInterrupted (the
-   * CLI wires Ctrl-C and SIGTERM to it). */
+   * CLI wires Ctrl-C, SIGTERM and SIGHUP to it). */
   interrupt?: (step: number) => boolean;
+  /** Told each checkpoint.safetensors the run writes (the CLI names the last one when it must quit at once). */
+  onCheckpoint?: (path: string) => void;
   /** Progress output (default: stderr). */
   log?: (line: string) => void;
   progress?: boolean;
@@ -334,8 +336,8 @@ async function trainInDirectory(
   // The best epoch so far on validation: on a resumed run, from the run's history in this
   // directory's metrics (the paper picked its settings on a validation split, then reported test).
   // best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
-  // same epoch number may come from a stretch the history has left); else it is kept aside and
-  // tracking starts afresh.
+  // same epoch number may come from a stretch the history has left); else it is kept aside, and
+  // replaced by the checkpoint resumed from if that is the epoch's save, or tracking starts afresh.
   let best: TrainResult['best'] = null;
   let bestStretch: string | null = null;
   if (own && existsSync(metricsPath)) {
@@ -398,7 +400,10 @@ async function trainInDirectory(
         keepOldCheckpoint = false;
       }
       await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined });
-      if (path === ckptPath) lastGood = ckptPath;
+      if (path === ckptPath) {
+        lastGood = ckptPath;
+        o.onCheckpoint?.(ckptPath);
+      }
     } catch (e) {
       if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
       if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);

@@ -159,6 +159,9 @@ describe('nin CLI', () => {
       new UsageError(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
     );
     expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new UsageError(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
+    // What the flags accept, a resume reads back (a seed beyond 2^53 is folded to 32 bits by deriveSeed).
+    const bigSeed = { ...first, seed: Number('99999999999999999999') };
+    expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
       new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: seed must be an integer ≥ 0, got undefined; lr must be a number ≥ 0, got "x"`),
