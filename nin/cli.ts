@@ -267,7 +267,7 @@ function savedOptionProblems(o: TrainOptions): string[] {
   num('weightDecay', 0);
   num('dropout', 0, 0.99, true);
   num('checkpointMinutes', 0, Infinity, true);
-  check('validation', o.validation === 'paper' || (Number.isSafeInteger(o.validation) && (o.validation as number) >= 0), "'paper' or an integer ≥ 0", o.validation);
+  check('validation', o.validation === 'paper' || (Number.isInteger(o.validation) && (o.validation as number) >= 0), "'paper' or an integer ≥ 0", o.validation);
   check('stepEpochs', Array.isArray(o.stepEpochs) && o.stepEpochs.every((e) => typeof e === 'number' && e >= 0), 'a list of epochs', o.stepEpochs);
   check('augment', typeof o.augment === 'boolean', 'true or false', o.augment);
   check('preprocess', PREPROCESS_KINDS.includes(o.preprocess), `one of ${PREPROCESS_KINDS.join(', ')}`, o.preprocess);
