@@ -5,12 +5,12 @@ import { resolve } from 'node:path';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { NinModel, parseModelConfig, type ModelConfig } from './model.ts';
+import { NinModel, type ModelConfig } from './model.ts';
 import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
 import type { TrainOptions } from './train.ts';
-import { CHECKPOINT_FORMAT, formatProblem } from './run-directory.ts';
+import { CHECKPOINT_FORMAT, checkpointCount, checkpointHeaderFields, formatProblem } from './run-directory.ts';
 
 /** Weights that are NaN or infinite: saveCheckpoint refuses to write them. */
 export class NonFiniteWeights extends Error {
@@ -93,22 +93,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path);
   const problem = formatProblem(path, metadata);
   if (problem) throw new Error(problem);
-  const json = (key: string): unknown => {
-    if (metadata[key] === undefined) throw new Error(`${path}: metadata "${key}" is missing`);
-    try {
-      return JSON.parse(metadata[key]);
-    } catch (e) {
-      throw new Error(`${path}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
-    }
-  };
-  const count = (key: string): number => {
-    const v = Number(metadata[key]);
-    if (!Number.isSafeInteger(v) || v < 0 || metadata[key]?.trim() === '') throw new Error(`${path}: metadata "${key}" must be a whole number ≥ 0, found ${JSON.stringify(metadata[key] ?? null)}`);
-    return v;
-  };
-  const config = parseModelConfig(json('config'), `${path} (config)`);
-  const options = json('options') as TrainOptions;
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`${path}: metadata "options" must be a JSON object`);
+  const { config, options, epoch } = checkpointHeaderFields(path, metadata);
   let preprocessor: Preprocessor;
   try {
     preprocessor = Preprocessor.fromTensors(tensors, metadata);
@@ -131,8 +116,8 @@ export function loadCheckpoint(path: string): Checkpoint {
     path,
     config,
     options,
-    epoch: count('epoch'),
-    step: count('step'),
+    epoch,
+    step: checkpointCount(path, metadata, 'step'),
     partialEpoch: metadata.partial_epoch ? parsePartialEpoch(metadata.partial_epoch, path) : null,
     runId: metadata.run_id ?? null,
     stretch: metadata.stretch ?? null,

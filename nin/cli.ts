@@ -9,7 +9,7 @@ import { builtInModel, classMapsOf, describeConfig, modelConfig, MODELS, parseMo
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
+import { checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -215,22 +215,13 @@ function checkpointHeader(path: string): { options: TrainOptions; config: ModelC
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
   if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`--resume: ${path} holds no training options and model config: not a nin checkpoint`);
-  let options: TrainOptions;
-  let config: ModelConfig;
+  let fields: ReturnType<typeof checkpointHeaderFields>;
   try {
-    options = JSON.parse(metadata.options) as TrainOptions;
-    config = JSON.parse(metadata.config) as ModelConfig;
-  } catch (e) {
-    throw new UsageError(`--resume: ${path}: its training options or model config are not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new UsageError(`--resume: ${path}: its training options are not a JSON object`);
-  try {
-    config = parseModelConfig(config, `${path} (config)`);
+    fields = checkpointHeaderFields(path, metadata);
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  const epoch = Number(metadata.epoch);
-  if (!Number.isSafeInteger(epoch) || epoch < 0 || !metadata.epoch?.trim()) throw new UsageError(`--resume: ${path}: metadata "epoch" must be a whole number ≥ 0, found ${JSON.stringify(metadata.epoch ?? null)}`);
+  const { options, config, epoch } = fields;
   let plateau: PlateauState | null = null;
   try {
     plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;

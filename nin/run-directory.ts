@@ -34,7 +34,7 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { classMapsOf, type ModelConfig } from './model.ts';
+import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -138,6 +138,30 @@ export function notACheckpoint(path: string): string | null {
 /** Why a safetensors file with this metadata is not a nin checkpoint, or null. */
 export function formatProblem(path: string, metadata: Record<string, string>): string | null {
   return metadata.format === CHECKPOINT_FORMAT ? null : `${path}: not a nin-webgpu checkpoint (format '${metadata.format ?? 'missing'}', expected '${CHECKPOINT_FORMAT}')`;
+}
+
+/** A whole number ≥ 0 from a checkpoint's metadata (epoch, step); the error names the file and the key. */
+export function checkpointCount(path: string, metadata: Record<string, string>, key: string): number {
+  const v = Number(metadata[key]);
+  if (!Number.isSafeInteger(v) || v < 0 || !metadata[key]?.trim()) throw new Error(`${path}: metadata "${key}" must be a whole number ≥ 0, found ${JSON.stringify(metadata[key] ?? null)}`);
+  return v;
+}
+
+/** A checkpoint header's network (checked as a config file is), training options and epochs done:
+ * what loadCheckpoint and a resume's flag check (nin/cli.ts) read. Errors name the file and the key. */
+export function checkpointHeaderFields(path: string, metadata: Record<string, string>): { config: ModelConfig; options: TrainOptions; epoch: number } {
+  const json = (key: string): unknown => {
+    if (metadata[key] === undefined) throw new Error(`${path}: metadata "${key}" is missing`);
+    try {
+      return JSON.parse(metadata[key]);
+    } catch (e) {
+      throw new Error(`${path}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  const config = parseModelConfig(json('config'), `${path} (config)`);
+  const options = json('options');
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`${path}: metadata "options" must be a JSON object`);
+  return { config, options: options as TrainOptions, epoch: checkpointCount(path, metadata, 'epoch') };
 }
 
 /** A checkpoint file's header (safetensors metadata), or null if there is no file or it is unreadable. */
