@@ -97,6 +97,9 @@ export interface MlpconvTile {
   CL: number;
 }
 
+/** The fused kernel's smallest tile: 64 channel lanes, one pixel each on its THREADS / 64 pixel lanes. */
+const SMALLEST_TP = THREADS / 64;
+
 /** Workgroup tile for the fused kernel: lanes from the layer widths, pixels from the storage. */
 export function mlpconvTile(s: MlpconvShape, storageBytes: number): MlpconvTile {
   const cmax = Math.max(s.C1, s.C2);
@@ -111,7 +114,7 @@ export function mlpconvTile(s: MlpconvShape, storageBytes: number): MlpconvTile 
     }
   }
   throw new RangeError(
-    `mlpconv: hidden widths ${s.C1}/${s.C2} need ${workgroupBytes(4, cmax)} bytes of workgroup storage even at 4 pixels per workgroup; the device offers ${storageBytes}`,
+    `mlpconv: hidden widths ${s.C1}/${s.C2} need ${workgroupBytes(SMALLEST_TP, cmax)} bytes of workgroup storage even at ${SMALLEST_TP} pixels per workgroup; the device offers ${storageBytes}`,
   );
 }
 
@@ -385,10 +388,10 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   const writeHidden = needsGrad(...parents);
   // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
   // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
-  // And where the hidden widths are too wide for even the tiled kernel's smallest tile (4 pixels) in
+  // And where the hidden widths are too wide for even the tiled kernel's smallest tile (SMALLEST_TP) in
   // the device's workgroup storage: a config may ask for widths far beyond NIN's.
   const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
-  const noTileFits = !simd && workgroupBytes(4, Math.max(s.C1, s.C2)) > storage;
+  const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
   if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits)) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);

@@ -62,8 +62,7 @@ export function tempPathFor(path: string): string {
  * left on device, write"), keeping the system error's code. */
 export function writeError(path: string, e: unknown): Error {
   const err = e as NodeJS.ErrnoException;
-  const named = Object.assign(new Error(`cannot write ${path}: ${err.message}`), { code: err.code });
-  return named;
+  return Object.assign(new Error(`cannot write ${path}: ${err.message}`), { code: err.code });
 }
 
 /**
