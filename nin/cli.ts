@@ -5,7 +5,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { builtInModel, classMapsOf, describeConfig, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { builtInModel, classMapsOf, describeConfig, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -160,24 +160,93 @@ train options:
 common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize);
   --out FILE (compare: the PNG, default compare.png), --linear-error (compare: linear error axes)`;
 
-function int(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
-  return n;
+/** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
+ * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
+type Rule = { flag: string; optional?: boolean; list?: boolean } & (
+  | { kind: 'int'; min: number }
+  | { kind: 'num'; min: number; max?: number | 'epochs' } // 'epochs': at most the run's
+  | { kind: 'oneOf'; allowed: readonly string[] }
+  | { kind: 'images' } // a validation split
+  | { kind: 'bool' } // a switch: parseArgs reads its flag
+);
+
+/** The options a resume takes from its checkpoint unless a flag replaces them: each one's flag and rule. */
+const RULES = {
+  dataset: { flag: 'dataset', kind: 'oneOf', allowed: DATASETS },
+  head: { flag: 'head', kind: 'oneOf', allowed: HEADS, optional: true },
+  init: { flag: 'init', kind: 'oneOf', allowed: INITS, optional: true },
+  classMaps: { flag: 'class-maps', kind: 'oneOf', allowed: ['relu', 'linear'], optional: true },
+  dropout: { flag: 'dropout', kind: 'num', min: 0, max: 0.99, optional: true },
+  epochs: { flag: 'epochs', kind: 'int', min: 1 },
+  batchSize: { flag: 'batch', kind: 'int', min: 1 },
+  lr: { flag: 'lr', kind: 'num', min: 0 },
+  schedule: { flag: 'schedule', kind: 'oneOf', allowed: ['constant', 'step', 'cosine', 'plateau'] },
+  stepEpochs: { flag: 'lr-steps', kind: 'num', min: 0, max: 'epochs', list: true },
+  gamma: { flag: 'gamma', kind: 'num', min: 0, max: 1 },
+  warmupEpochs: { flag: 'warmup', kind: 'num', min: 0, max: 'epochs' },
+  patience: { flag: 'patience', kind: 'int', min: 1, optional: true },
+  lrDrops: { flag: 'lr-drops', kind: 'int', min: 0, optional: true },
+  plateauOn: { flag: 'plateau-on', kind: 'oneOf', allowed: ['train', 'val'], optional: true },
+  momentum: { flag: 'momentum', kind: 'num', min: 0, max: 0.999999 },
+  weightDecay: { flag: 'weight-decay', kind: 'num', min: 0 },
+  augment: { flag: 'aug', kind: 'bool' },
+  preprocess: { flag: 'preprocess', kind: 'oneOf', allowed: PREPROCESS_KINDS },
+  validation: { flag: 'val', kind: 'images' },
+  extra: { flag: 'extra', kind: 'bool', optional: true },
+  trainLimit: { flag: 'train-limit', kind: 'int', min: 1, optional: true },
+  testLimit: { flag: 'test-limit', kind: 'int', min: 1, optional: true },
+  seed: { flag: 'seed', kind: 'int', min: 0 },
+  checkpointMinutes: { flag: 'checkpoint-every', kind: 'num', min: 0, optional: true },
+} satisfies { [K in keyof TrainOptions]?: Rule };
+
+/** What a rule asks, in words, and whether a value meets it; `epochs`: the run's, for bounds set by it. */
+function requirement(rule: Rule, epochs: number): { want: string; fits: (v: unknown) => boolean } {
+  switch (rule.kind) {
+    case 'int':
+      return { want: `an integer ≥ ${rule.min}`, fits: (v) => Number.isInteger(v) && (v as number) >= rule.min };
+    case 'num': {
+      const max = rule.max === 'epochs' ? epochs : (rule.max ?? Infinity);
+      return { want: `a number in [${rule.min}, ${max}]`, fits: (v) => typeof v === 'number' && Number.isFinite(v) && v >= rule.min && v <= max };
+    }
+    case 'oneOf':
+      return { want: `one of ${rule.allowed.join(', ')}`, fits: (v) => rule.allowed.includes(v as string) };
+    case 'images':
+      return { want: "a number of images or 'paper'", fits: (v) => v === 'paper' || (Number.isInteger(v) && (v as number) >= 0) };
+    case 'bool':
+      return { want: 'true or false', fits: (v) => typeof v === 'boolean' };
+  }
 }
 
-function num(name: string, v: string | undefined, min: number, max = Infinity): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}], got '${v}'`);
-  return n;
+/** A flag's value by its rule (a list: comma-separated), or undefined when the flag is not given. */
+function flagValue(rule: Rule, text: string | undefined, epochs = Infinity): unknown {
+  if (text === undefined) return undefined;
+  const { want, fits } = requirement(rule, epochs);
+  const one = (t: string) => {
+    // Blank text is no number (Number('') is 0); --val takes digits only.
+    const v = rule.kind === 'oneOf' || t === 'paper' ? t : t.trim() === '' || (rule.kind === 'images' && !/^\d+$/.test(t)) ? NaN : Number(t);
+    if (!fits(v)) throw new UsageError(`--${rule.flag} must be ${want}, got '${t}'`);
+    return v;
+  };
+  return rule.list ? text.split(',').map(one) : one(text);
 }
 
-function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
+/** An integer flag of no option a resume takes (--stop-after, and eval's and visualize's). */
+function int(flag: string, text: string | undefined, min: number): number | undefined {
+  return flagValue({ flag, kind: 'int', min }, text) as number | undefined;
+}
+
+/** What is out of its rule in the options a resume takes from a checkpoint. A value that a flag
+ * given now replaces is never read (and the checkpoint saves the flag's), so it stops nothing. */
+function savedOptionProblems(o: TrainOptions, replaced: (flag: string) => boolean): string[] {
+  // Not held to the run's epochs: a resume may end a run before its lr steps, and the warm-up is
+  // checked against the run's epochs once flags are in.
+  return Object.entries(RULES).flatMap(([key, rule]: [string, Rule]) => {
+    const v = o[key as keyof typeof RULES];
+    const { want, fits } = requirement(rule, Infinity);
+    const ok = rule.list ? Array.isArray(v) && v.every(fits) : fits(v);
+    if (ok || (rule.optional && v === undefined) || replaced(rule.flag)) return [];
+    return [`${key} must be ${rule.list ? `a list, each ${want}` : want}, got ${JSON.stringify(v) ?? String(v)}`];
+  });
 }
 
 function parse(args: string[], options: ParseArgsConfig['options'], positionals: { min: number; max: number; what: string }) {
@@ -231,41 +300,6 @@ function checkpointHeader(path: string): { options: TrainOptions; config: ModelC
   return { options, config, epoch, runId: metadata.run_id ?? null, plateau };
 }
 
-/** What is out of range in options a resume took from a checkpoint (flags are checked as parsed). */
-function savedOptionProblems(o: TrainOptions): string[] {
-  const problems: string[] = [];
-  const check = (key: string, ok: boolean, want: string, got: unknown) => {
-    if (!ok) problems.push(`${key} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
-  };
-  // The flags' own rules (int() and num() above): what the CLI wrote, it reads back.
-  const int = (key: keyof TrainOptions, min: number, optional = false) => {
-    const v = o[key];
-    if (!(optional && v == null)) check(key, Number.isInteger(v) && (v as number) >= min, `an integer ≥ ${min}`, v);
-  };
-  const num = (key: keyof TrainOptions, min: number, max = Infinity, optional = false) => {
-    const v = o[key];
-    if (!(optional && v == null)) check(key, typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max, max === Infinity ? `a number ≥ ${min}` : `a number in [${min}, ${max}]`, v);
-  };
-  int('epochs', 1);
-  int('batchSize', 1);
-  int('seed', 0);
-  int('trainLimit', 1, true);
-  int('testLimit', 1, true);
-  num('lr', 0);
-  num('gamma', 0, 1);
-  num('warmupEpochs', 0);
-  num('momentum', 0, 0.999999);
-  num('weightDecay', 0);
-  num('dropout', 0, 0.99, true);
-  num('checkpointMinutes', 0, Infinity, true);
-  check('validation', o.validation === 'paper' || (Number.isInteger(o.validation) && (o.validation as number) >= 0), "'paper' or an integer ≥ 0", o.validation);
-  check('stepEpochs', Array.isArray(o.stepEpochs) && o.stepEpochs.every((e) => typeof e === 'number' && e >= 0), 'a list of epochs', o.stepEpochs);
-  check('augment', typeof o.augment === 'boolean', 'true or false', o.augment);
-  check('preprocess', PREPROCESS_KINDS.includes(o.preprocess), `one of ${PREPROCESS_KINDS.join(', ')}`, o.preprocess);
-  check('schedule', ['constant', 'step', 'cosine', 'plateau'].includes(o.schedule), 'one of constant, step, cosine, plateau', o.schedule);
-  return problems;
-}
-
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
 export function parseTrainArgs(args: string[]): TrainCommand {
   const { values: v } = parse(
@@ -290,10 +324,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   // file's header); flags given now override them. train() checks that the network still matches.
   const header = resume === undefined ? undefined : checkpointHeader(resume);
   const saved = header?.options;
-  const damaged = saved ? savedOptionProblems(saved) : [];
+  // A switch's --no- form replaces its value too.
+  const damaged = saved ? savedOptionProblems(saved, (flag) => v[flag] !== undefined || v[`no-${flag}`] !== undefined) : [];
   if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
+  const given = <K extends keyof typeof RULES>(key: K, epochs?: number) => flagValue(RULES[key], s(RULES[key].flag), epochs) as TrainOptions[K] | undefined;
   // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
   const modelArg = s('model');
   const configFile = s('config');
@@ -303,66 +339,67 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
   const datasetOfModel = custom ? datasetOfShape(custom) : modelArg === undefined ? undefined : datasetOf(modelArg);
   // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
-  const dataset = oneOf('dataset', s('dataset'), DATASETS) ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
+  const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
   // No dataset, no model and no checkpoint named: the main job.
   const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
   const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
   // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
   const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
   const config = custom ?? builtInModel(model);
-  if (!config) throw new UsageError(`--model must be one of ${Object.keys(MODELS).join(', ')}, got '${model}'`);
+  if (!config) {
+    const known = `one of ${Object.keys(MODELS).join(', ')}`;
+    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`);
+  }
   const { height, width, channels } = config.input;
   const { image, classes } = DATASET_SHAPES[dataset];
   if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
   if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
-  const epochs = int('epochs', s('epochs'), 1) ?? pick('epochs', d.epochs);
-  const schedule = oneOf('schedule', s('schedule'), ['constant', 'step', 'cosine', 'plateau'] as const) ?? pick('schedule', d.schedule);
+  const epochs = given('epochs') ?? pick('epochs', d.epochs);
+  const schedule = given('schedule') ?? pick('schedule', d.schedule);
   for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau`);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
   const derivedSteps = schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : [];
-  const stepEpochs = stepsArg !== undefined ? stepsArg.split(',').map((x) => num('lr-steps', x, 0, epochs)!) : saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps;
-  const warmupEpochs = num('warmup', s('warmup'), 0, epochs) ?? pick('warmupEpochs', d.warmup);
-  const val = s('val');
-  if (val !== undefined && val !== 'paper' && !/^\d+$/.test(val)) throw new UsageError(`--val must be a number of images or 'paper', got '${val}'`);
+  const stepEpochs = given('stepEpochs', epochs) ?? (saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps);
+  const warmupEpochs = given('warmupEpochs', epochs) ?? pick('warmupEpochs', d.warmup);
   const options: TrainOptions = {
     dataset,
     model,
     ...(custom ? { config: custom } : {}),
-    head: oneOf('head', s('head'), ['gap', 'fc', 'fc-dropout'] as const) ?? pick('head', undefined),
-    init: oneOf('init', s('init'), ['gaussian', 'he'] as const) ?? pick('init', d.init),
-    classMaps: oneOf('class-maps', s('class-maps'), ['relu', 'linear'] as const) ?? pick('classMaps', d.classMaps),
-    dropout: num('dropout', s('dropout'), 0, 0.99) ?? pick('dropout', undefined),
+    head: given('head') ?? pick('head', undefined),
+    init: given('init') ?? pick('init', d.init),
+    classMaps: given('classMaps') ?? pick('classMaps', d.classMaps),
+    dropout: given('dropout') ?? pick('dropout', undefined),
     epochs,
-    batchSize: int('batch', s('batch'), 1) ?? pick('batchSize', d.batch),
-    lr: num('lr', s('lr'), 0) ?? pick('lr', d.lr),
+    batchSize: given('batchSize') ?? pick('batchSize', d.batch),
+    lr: given('lr') ?? pick('lr', d.lr),
     schedule,
     stepEpochs,
-    gamma: num('gamma', s('gamma'), 0, 1) ?? pick('gamma', 0.1),
+    gamma: given('gamma') ?? pick('gamma', 0.1),
     warmupEpochs,
     ...(schedule === 'plateau'
       ? {
-          patience: int('patience', s('patience'), 1) ?? pick('patience', undefined) ?? PLATEAU_DEFAULTS.patience,
-          lrDrops: int('lr-drops', s('lr-drops'), 0) ?? pick('lrDrops', undefined) ?? PLATEAU_DEFAULTS.lrDrops,
-          plateauOn: oneOf('plateau-on', s('plateau-on'), ['train', 'val'] as const) ?? pick('plateauOn', undefined) ?? PLATEAU_DEFAULTS.on,
+          patience: given('patience') ?? pick('patience', undefined) ?? PLATEAU_DEFAULTS.patience,
+          lrDrops: given('lrDrops') ?? pick('lrDrops', undefined) ?? PLATEAU_DEFAULTS.lrDrops,
+          plateauOn: given('plateauOn') ?? pick('plateauOn', undefined) ?? PLATEAU_DEFAULTS.on,
         }
       : {}),
-    momentum: num('momentum', s('momentum'), 0, 0.999999) ?? pick('momentum', 0.9),
-    weightDecay: num('weight-decay', s('weight-decay'), 0) ?? pick('weightDecay', 1e-4),
+    momentum: given('momentum') ?? pick('momentum', 0.9),
+    weightDecay: given('weightDecay') ?? pick('weightDecay', 1e-4),
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
-    preprocess: oneOf('preprocess', s('preprocess'), PREPROCESS_KINDS) ?? pick('preprocess', d.preprocess),
-    validation: val === 'paper' ? 'paper' : int('val', val, 0) ?? pick('validation', 0),
+    preprocess: given('preprocess') ?? pick('preprocess', d.preprocess),
+    validation: given('validation') ?? pick('validation', 0),
     extra: v.extra ? true : pick('extra', undefined),
-    trainLimit: int('train-limit', s('train-limit'), 1) ?? pick('trainLimit', undefined), // the main job trains on all 60k
-    testLimit: int('test-limit', s('test-limit'), 1) ?? pick('testLimit', undefined),
-    seed: int('seed', s('seed'), 0) ?? pick('seed', 1),
+    trainLimit: given('trainLimit') ?? pick('trainLimit', undefined), // the main job trains on all 60k
+    testLimit: given('testLimit') ?? pick('testLimit', undefined),
+    seed: given('seed') ?? pick('seed', 1),
     outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
     resume,
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
-    checkpointMinutes: num('checkpoint-every', s('checkpoint-every'), 0) ?? pick('checkpointMinutes', undefined) ?? 10,
+    checkpointMinutes: given('checkpointMinutes') ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
   };
   if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);

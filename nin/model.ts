@@ -19,8 +19,10 @@ export type LayerSpec =
 
 /** Classifier on top of the last mlpconv: global average pooling (the paper) or a fully connected
  * layer over the flattened maps (the paper's comparison), optionally with dropout before it. */
-export type Head = 'gap' | 'fc' | 'fc-dropout';
-export type Init = 'gaussian' | 'he';
+export const HEADS = ['gap', 'fc', 'fc-dropout'] as const;
+export type Head = (typeof HEADS)[number];
+export const INITS = ['gaussian', 'he'] as const;
+export type Init = (typeof INITS)[number];
 
 export interface ModelConfig {
   name: string;
@@ -240,8 +242,8 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
     input: { height: int(input.height, 'input.height', 1), width: int(input.width, 'input.width', 1), channels: int(input.channels, 'input.channels', 1) },
     classes: int(c.classes, 'classes', 2),
     layers,
-    head: c.head === undefined ? 'gap' : oneOf(c.head, 'head', ['gap', 'fc', 'fc-dropout'] as const),
-    init: c.init === undefined ? 'he' : oneOf(c.init, 'init', ['gaussian', 'he'] as const),
+    head: c.head === undefined ? 'gap' : oneOf(c.head, 'head', HEADS),
+    init: c.init === undefined ? 'he' : oneOf(c.init, 'init', INITS),
     initStd: c.initStd === undefined ? 0.05 : typeof c.initStd === 'number' && c.initStd > 0 && Number.isFinite(c.initStd) ? c.initStd : fail('initStd', 'a number > 0', c.initStd),
   };
   try {

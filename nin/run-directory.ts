@@ -161,7 +161,12 @@ export function checkpointHeaderFields(path: string, metadata: Record<string, st
   const config = parseModelConfig(json('config'), `${path} (config)`);
   const options = json('options');
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`${path}: metadata "options" must be a JSON object`);
-  return { config, options: options as TrainOptions, epoch: checkpointCount(path, metadata, 'epoch') };
+  // The fields a resume reads before the flags' rules apply (nin/cli.ts checks the rest).
+  const o = options as Record<string, unknown>;
+  if (typeof o.model !== 'string') throw new Error(`${path}: metadata "options": model must be a string, got ${JSON.stringify(o.model) ?? 'undefined'}`);
+  if (o.outDir !== undefined && typeof o.outDir !== 'string') throw new Error(`${path}: metadata "options": outDir must be a string, got ${JSON.stringify(o.outDir)}`);
+  const ownConfig = o.config === undefined ? {} : { config: parseModelConfig(o.config, `${path} (options.config)`) };
+  return { config, options: { ...o, ...ownConfig } as TrainOptions, epoch: checkpointCount(path, metadata, 'epoch') };
 }
 
 /** A checkpoint file's header (safetensors metadata), or null if there is no file or it is unreadable. */

@@ -164,8 +164,55 @@ describe('nin CLI', () => {
     expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: seed must be an integer ≥ 0, got undefined; lr must be a number ≥ 0, got "x"`),
+      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, Infinity], got "x"; seed must be an integer ≥ 0, got undefined`),
     );
+  });
+
+  it("a resume holds each saved option to its flag's rule, naming the key; a flag given now replaces a damaged value", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const o = parseTrainArgs(['--model', 'cifar10-small', '--schedule', 'plateau', '--epochs', '3', '--val', '500', '--out', dir]).options;
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    // Only the header is read: the options as saved, edited, with the network they built.
+    const resume = (edits: Record<string, unknown>, ...flags: string[]) => {
+      writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...o, ...edits }), config: JSON.stringify(modelConfig(o)), epoch: '1' });
+      return () => parseTrainArgs(['--resume', ckpt, ...flags]);
+    };
+    const refused: [Record<string, unknown>, string][] = [
+      [{ dataset: 'imagenet' }, 'dataset must be one of mnist, cifar10, cifar100, svhn, got "imagenet"'],
+      [{ head: 'banana' }, 'head must be one of gap, fc, fc-dropout, got "banana"'],
+      [{ init: 'zeros' }, 'init must be one of gaussian, he, got "zeros"'],
+      [{ classMaps: null }, 'classMaps must be one of relu, linear, got null'],
+      [{ dropout: 0.995 }, 'dropout must be a number in [0, 0.99], got 0.995'],
+      [{ patience: 0 }, 'patience must be an integer ≥ 1, got 0'],
+      [{ lrDrops: 1.5 }, 'lrDrops must be an integer ≥ 0, got 1.5'],
+      [{ plateauOn: 'test' }, 'plateauOn must be one of train, val, got "test"'],
+      [{ extra: 'yes' }, 'extra must be true or false, got "yes"'],
+      [{ validation: -500 }, "validation must be a number of images or 'paper', got -500"],
+      [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number in [0, Infinity], got [1,"x"]'],
+      [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number in [0, Infinity], got -1'],
+    ];
+    for (const [edits, problem] of refused) {
+      expect(resume(edits), JSON.stringify(edits)).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));
+    }
+    // Fields read before the rules: the model's name, the run directory, a network of one's own.
+    expect(resume({ model: 'nope' })).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: model must be one of ${Object.keys(MODELS).join(', ')}, got "nope"`));
+    expect(resume({ model: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": model must be a string, got 7`));
+    expect(resume({ outDir: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
+    expect(resume({ config: { name: 'x' } })).toThrow(`--resume: ${ckpt} (options.config)`);
+    // A flag replaces the saved value, which is then never read (the checkpoint saves the flag's);
+    // a flag for another option does not.
+    expect(resume({ patience: 0, momentum: 1, augment: 'maybe' }, '--patience', '4', '--momentum', '0.8', '--no-aug')().options).toMatchObject({ patience: 4, momentum: 0.8, augment: false });
+    expect(resume({ patience: 0 }, '--lr-drops', '3')).toThrow('patience must be an integer ≥ 1, got 0');
+    // Saved lr steps past a run a resume shortened stand: the flags' bound by the run's epochs is not the saved values'.
+    expect(resume({ schedule: 'step', stepEpochs: [2, 5] })().options).toMatchObject({ epochs: 3, stepEpochs: [2, 5] });
+    expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
+    expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError("--seed must be an integer ≥ 0, got ''"));
+    // The command line: exit 2 with the message, before any GPU work.
+    resume({ head: 'banana' });
+    const r = nin('train', '--resume', ckpt);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--resume ${ckpt}: its saved training options are damaged: head must be one of gap, fc, fc-dropout, got "banana"`);
+    expect(r.stderr).not.toMatch(/maxDynamic/);
   });
 
   it('--schedule plateau: its flags, their defaults, what they need; a run it ended is not resumed without more drops', () => {
