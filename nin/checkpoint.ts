@@ -1,6 +1,7 @@
 // Checkpoints in the safetensors format: weights, optimiser velocities and preprocessing statistics
 // as tensors; model config, training options, epoch, step and seed in the metadata (the RNG state:
-// every random stream of a run derives from the seed plus epoch/step counters). Written atomically.
+// every random stream of a run derives from the seed plus epoch/step counters). Written atomically,
+// with a checksum of the tensor data that every load checks (safetensors.ts: TENSOR_DATA_CHECKSUM).
 import { resolve } from 'node:path';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';

@@ -30,10 +30,11 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
+import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import type { TrainOptions } from './train.ts';
 
@@ -581,10 +582,53 @@ function processRuns(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by another user
   }
-  // A killed process whose parent has not yet collected it (a zombie) still exists, but does not run.
+  return !isZombie(pid);
+}
+
+/** A killed process whose parent has not yet collected it (a zombie) still exists, but does not run. */
+function isZombie(pid: number): boolean {
   try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
-    return true; // no /proc (not Linux)
+    return false; // no /proc (not Linux), or gone meanwhile
   }
+}
+
+/**
+ * Removes the temp files that saves killed mid-write (kill -9, a crash, a power cut) left in `dir`:
+ * data/io.ts writes each file as `.<name>.tmp-<pid>-<random>` next to it, then renames it, so one
+ * killed between the two is left there for good. Removed: only regular files directly in `dir`
+ * whose name has exactly that form (parseTempName) and whose process is gone: kill(pid, 0) fails
+ * with ESRCH, or it is a zombie. A temp file naming this process's own pid is gone too unless it is
+ * this process's write in progress (a restarted container's trainer is often pid 1 again, as the
+ * lock's notes say). A pid that exists (or exists under another user: EPERM) keeps its file, and so
+ * does every other name. Call it holding `dir`'s lock: the only writer of such files in a run
+ * directory is a run, which holds the lock, so a pid from another machine cannot be one that is
+ * still writing. A file that cannot be removed is left as it is. Returns the files removed.
+ */
+export function removeLeftoverTempFiles(dir: string): { path: string; pid: number }[] {
+  const removed: { path: string; pid: number }[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const temp = parseTempName(entry.name);
+    if (!temp || !entry.isFile()) continue; // isFile: not a directory, and not a symbolic link
+    const path = join(dir, entry.name);
+    if (!(temp.pid === process.pid ? !tempPathInUse(path) : processGone(temp.pid))) continue;
+    try {
+      unlinkSync(path);
+      removed.push({ path, pid: temp.pid });
+    } catch {
+      // gone meanwhile, or not ours to remove: leave it
+    }
+  }
+  return removed;
+}
+
+/** Whether process `pid` no longer runs: none has that pid (ESRCH), or it is a zombie. */
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  return isZombie(pid);
 }

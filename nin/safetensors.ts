@@ -5,6 +5,11 @@
 //   rest      the tensor bytes, little-endian, offsets relative to the start of this section.
 // Supported dtypes: F32, F64, I32, U8. Files are written atomically (temp file, fsync, rename) so a
 // crash mid-save never leaves a torn checkpoint; reading validates every offset and size.
+// Every file written here carries the SHA-256 of its data section in its metadata
+// (TENSOR_DATA_CHECKSUM), which reading checks when present: a flipped bit in a weight is finite and
+// fits every offset, so nothing else would notice it. Files without the key (other programs', or
+// ours from before it) are read as before.
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './data/io.ts';
@@ -43,6 +48,11 @@ const DTYPES: Record<SafetensorsDType, { bytes: number; ctor: new (n: number) =>
   U8: { bytes: 1, ctor: Uint8Array },
 };
 
+/** The `__metadata__` key holding the SHA-256 (lowercase hex) of the data section: every tensor's
+ * bytes, in file order, i.e. all the bytes after the header. Written by encodeSafetensors (which
+ * computes it afresh, replacing any value passed in), checked by decodeSafetensors. */
+export const TENSOR_DATA_CHECKSUM = 'tensor_data_sha256';
+
 /** The upstream implementation refuses headers over 100 MB; so do we (a corrupt length would otherwise allocate GBs). */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -66,7 +76,8 @@ function checkEntry(name: string, t: TensorEntry): void {
   if (n !== t.data.length) throw new TypeError(`safetensors: tensor "${name}" has shape [${t.shape.join(', ')}] (${n} elements) but ${t.data.length} values`);
 }
 
-/** Serialises tensors and string metadata to safetensors bytes (header, then data; returned as parts to avoid a copy). */
+/** Serialises tensors and string metadata to safetensors bytes (header, then data; returned as parts
+ * to avoid a copy). The metadata gets the data's checksum (TENSOR_DATA_CHECKSUM) added. */
 export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, string> = {}): Uint8Array[] {
   const names = Object.keys(tensors);
   if (names.includes('__metadata__')) throw new TypeError('safetensors: "__metadata__" is reserved and cannot name a tensor');
@@ -76,8 +87,10 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
   for (const name of names) checkEntry(name, tensors[name]);
   // Widest elements first, so every tensor starts aligned to its element size (header is padded to 8).
   const order = [...names].sort((a, b) => DTYPES[tensors[b].dtype].bytes - DTYPES[tensors[a].dtype].bytes || (a < b ? -1 : a > b ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  const parts = order.map((n) => new Uint8Array(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength));
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part); // the arrays' own bytes: no copy
+  const header: Record<string, unknown> = { __metadata__: { ...metadata, [TENSOR_DATA_CHECKSUM]: hash.digest('hex') } };
   let offset = 0;
   for (const name of order) {
     const t = tensors[name];
@@ -91,7 +104,7 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
-  return [prefix, headerBytes, ...order.map((n) => new Uint8Array(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength))];
+  return [prefix, headerBytes, ...parts];
 }
 
 /** Parses safetensors bytes, validating the header against the buffer. Tensor data is copied out (aligned). */
@@ -168,6 +181,13 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     at = s.end;
   }
   if (at !== dataLen) throw new SafetensorsError(source, `data section is ${dataLen} bytes but the tensors cover ${at}: ${dataLen - at} trailing bytes`);
+  const written = metadata[TENSOR_DATA_CHECKSUM];
+  if (written !== undefined) {
+    const found = createHash('sha256').update(bytes.subarray(dataStart)).digest('hex'); // a view: no copy
+    if (found !== written) {
+      throw new SafetensorsError(source, `its tensor data does not match the checksum written with it (${TENSOR_DATA_CHECKSUM} ${written}, the data's is ${found}): the file was damaged or edited after it was written`);
+    }
+  }
   return { tensors, metadata };
 }
 
@@ -176,7 +196,8 @@ export function writeSafetensors(path: string, tensors: TensorMap, metadata: Rec
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** The `__metadata__` of a safetensors file, reading only its header (not the tensors). */
+/** The `__metadata__` of a safetensors file, reading only its header (not the tensors, so their
+ * checksum is not checked: for what a header says, not for weights). */
 export function readSafetensorsMetadata(path: string): Record<string, string> {
   const fd = openSync(path, 'r');
   try {

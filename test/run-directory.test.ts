@@ -1,13 +1,14 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn } from '../nin/run-directory.ts';
+import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -351,5 +352,61 @@ describe('the run directory lock', () => {
       lock.release();
     }
     expect(parseTrainArgs(['--out', dir]).options.outDir).toBe(dir);
+  });
+});
+
+describe('temp files left by a save killed mid-write', () => {
+  const root = mkdtempSync(join(tmpdir(), 'nin-leftover-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('tempPathFor\'s names, and only they, parse as temp files with their pid', () => {
+    const tmp = tempPathFor(join(root, 'checkpoint.safetensors'));
+    doneWithTempPath(tmp);
+    expect(parseTempName(tmp.slice(root.length + 1))).toEqual({ target: 'checkpoint.safetensors', pid: process.pid });
+    expect(parseTempName('.metrics.jsonl.tmp-12-k3j9x0ab')).toEqual({ target: 'metrics.jsonl', pid: 12 });
+    for (const name of ['checkpoint.safetensors', 'checkpoint.safetensors.tmp-12-abc', '.checkpoint.safetensors.tmp-12', '.checkpoint.safetensors.tmp-12-', '.checkpoint.safetensors.tmp-12-ABC',
+      '.checkpoint.safetensors.tmp-12-abcdefghi', '.checkpoint.safetensors.tmp-12-abc.bak', '.checkpoint.safetensors.tmp-0-abc', '.checkpoint.safetensors.tmp-012-abc', '.checkpoint.safetensors.tmp-x12-abc', '..tmp-12-abc']) {
+      expect(parseTempName(name), name).toBeNull();
+    }
+    // A write leaves no temp path in use behind it.
+    writeFileAtomic(join(root, 'written'), [Buffer.from('x')]);
+    expect(readdirSync(root)).toEqual(['written']);
+  });
+
+  it('removes those of processes that no longer run, and nothing else: not a live process\'s, not this process\'s write in progress, no other name', () => {
+    const dir = join(root, 'run');
+    mkdirSync(dir);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const live = process.ppid; // vitest's main process
+    const files = {
+      deadCheckpoint: `.checkpoint.safetensors.tmp-${dead}-k3j9x0ab`,
+      deadBest: `.best.safetensors.tmp-${dead}-q`,
+      ownPidEarlier: `.checkpoint.safetensors.tmp-${process.pid}-zz0`, // this pid, not this process's write: a restarted container's
+      livePid: `.checkpoint.safetensors.tmp-${live}-abcd1234`,
+      noDot: `checkpoint.safetensors.tmp-${dead}-abcd1234`,
+      noRandom: `.checkpoint.safetensors.tmp-${dead}`,
+      upper: `.checkpoint.safetensors.tmp-${dead}-ABCD`,
+      suffix: `.checkpoint.safetensors.tmp-${dead}-abcd.bak`,
+      pidZero: '.checkpoint.safetensors.tmp-0-abcd',
+      checkpoint: 'checkpoint.safetensors',
+      notes: 'notes.txt',
+    };
+    for (const name of Object.values(files)) writeFileSync(join(dir, name), name);
+    mkdirSync(join(dir, `.sub.tmp-${dead}-abc`)); // a directory of that name
+    writeFileSync(join(root, 'elsewhere'), 'kept');
+    symlinkSync(join(root, 'elsewhere'), join(dir, `.link.tmp-${dead}-abc`)); // a link of that name
+    const inProgress = tempPathFor(join(dir, 'metrics.jsonl')); // this process's write in progress
+    writeFileSync(inProgress, 'half');
+
+    const removed = removeLeftoverTempFiles(dir);
+    expect(removed.map((r) => r.path).sort()).toEqual([files.deadCheckpoint, files.deadBest, files.ownPidEarlier].map((n) => join(dir, n)).sort());
+    expect(removed.find((r) => r.path.endsWith(files.deadBest))!.pid).toBe(dead);
+    const kept = [files.livePid, files.noDot, files.noRandom, files.upper, files.suffix, files.pidZero, files.checkpoint, files.notes, `.sub.tmp-${dead}-abc`, `.link.tmp-${dead}-abc`, inProgress.slice(dir.length + 1)];
+    expect(readdirSync(dir).sort()).toEqual(kept.sort());
+    expect(readFileSync(join(root, 'elsewhere'), 'utf8')).toBe('kept');
+    expect(removeLeftoverTempFiles(dir)).toEqual([]);
+    // Once that write is over (renamed, or here: abandoned), what it left is litter too.
+    doneWithTempPath(inProgress);
+    expect(removeLeftoverTempFiles(dir)).toEqual([{ path: inProgress, pid: process.pid }]);
   });
 });

@@ -1,10 +1,11 @@
 // safetensors read/write: round trip of every supported dtype, byte layout per the spec, atomic
 // writes, and named errors for truncated or malformed files.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+import { SafetensorsError, TENSOR_DATA_CHECKSUM, decodeSafetensors, encodeSafetensors, readSafetensors, readSafetensorsMetadata, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-safetensors-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -36,7 +37,7 @@ describe('safetensors round trip', () => {
     const tensors = sample();
     writeSafetensors(path, tensors, { format: 'pt', epoch: '12', note: 'ünïcödé' });
     const back = readSafetensors(path);
-    expect(back.metadata).toEqual({ format: 'pt', epoch: '12', note: 'ünïcödé' });
+    expect(back.metadata).toEqual({ format: 'pt', epoch: '12', note: 'ünïcödé', [TENSOR_DATA_CHECKSUM]: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(Object.keys(back.tensors).sort()).toEqual(Object.keys(tensors).sort());
     for (const [name, t] of Object.entries(tensors)) {
       expect(back.tensors[name].dtype, name).toBe(t.dtype);
@@ -53,7 +54,7 @@ describe('safetensors round trip', () => {
     const n = Number(bytes.readBigUInt64LE(0));
     expect((8 + n) % 8).toBe(0);
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-    expect(header.__metadata__).toEqual({ a: 'b' });
+    expect(header.__metadata__).toEqual({ a: 'b', [TENSOR_DATA_CHECKSUM]: createHash('sha256').update(bytes.subarray(8 + n)).digest('hex') });
     expect(header['zca.whitening']).toEqual({ dtype: 'F64', shape: [2, 2], data_offsets: [0, 32] });
     const spans = Object.entries(header)
       .filter(([k]) => k !== '__metadata__')
@@ -81,6 +82,66 @@ describe('safetensors round trip', () => {
     expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).toThrow(/shape \[3\] \(3 elements\) but 2 values/);
     expect(() => encodeSafetensors({ a: { dtype: 'F64', shape: [2], data: new Float32Array(2) } })).toThrow(/says dtype F64 but its data is a Float32Array/);
     expect(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } })).toThrow(/reserved/);
+  });
+});
+
+/** The header and data section of safetensors bytes. */
+function split(bytes: Buffer): { header: Record<string, Record<string, unknown>>; dataStart: number } {
+  const n = Number(bytes.readBigUInt64LE(0));
+  return { header: JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')), dataStart: 8 + n };
+}
+
+describe('the tensor data checksum', () => {
+  const write = (name: string, bytes: Uint8Array): string => {
+    const p = join(tmp, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+  /** `bytes` with the checksum key taken out of the header: a file from before checksums. */
+  const withoutChecksum = (bytes: Buffer): Buffer => {
+    const { header, dataStart } = split(bytes);
+    delete header.__metadata__[TENSOR_DATA_CHECKSUM];
+    return rawFile(header, bytes.subarray(dataStart));
+  };
+
+  it('every file written carries the SHA-256 of its data section; a value passed in is replaced, so a file rewritten with the metadata read from it is consistent', () => {
+    const bytes = Buffer.concat(encodeSafetensors(sample(), { note: 'x', [TENSOR_DATA_CHECKSUM]: 'f'.repeat(64) }));
+    const { header, dataStart } = split(bytes);
+    expect(header.__metadata__).toEqual({ note: 'x', [TENSOR_DATA_CHECKSUM]: createHash('sha256').update(bytes.subarray(dataStart)).digest('hex') });
+    const p = write('rewritten.safetensors', bytes);
+    const { tensors, metadata } = readSafetensors(p);
+    (tensors['conv1.weight'].data as Float32Array)[7] += 1;
+    writeSafetensors(p, tensors, metadata);
+    expect(readSafetensors(p).tensors['conv1.weight'].data[7]).toBe(tensors['conv1.weight'].data[7]);
+    // No tensors: the checksum of no bytes.
+    expect(decodeSafetensors(Buffer.concat(encodeSafetensors({}))).metadata).toEqual({ [TENSOR_DATA_CHECKSUM]: createHash('sha256').digest('hex') });
+  });
+
+  it('one flipped bit in a tensor\'s data (a finite, wrong value) is refused on read, naming the file', () => {
+    const good = Buffer.concat(encodeSafetensors(sample(), { format: 'pt' }));
+    const { header, dataStart } = split(good);
+    const at = dataStart + (header['conv1.weight'].data_offsets as number[])[0] + 4 * 10; // element 10's lowest byte
+    const flipped = Buffer.from(good);
+    flipped[at] ^= 1;
+    const p = write('flipped.safetensors', flipped);
+    const message = `${p}: its tensor data does not match the checksum written with it (${TENSOR_DATA_CHECKSUM} ${split(good).header.__metadata__[TENSOR_DATA_CHECKSUM]}, the data's is ${createHash('sha256').update(flipped.subarray(dataStart)).digest('hex')}): the file was damaged or edited after it was written`;
+    expect(() => readSafetensors(p)).toThrow(SafetensorsError);
+    expect(() => readSafetensors(p)).toThrow(message);
+    // Without the checksum the change would pass: the value is finite, one unit in the last place off.
+    const { tensors } = decodeSafetensors(withoutChecksum(flipped));
+    const was = sample()['conv1.weight'].data[10];
+    expect(Number.isFinite(tensors['conv1.weight'].data[10])).toBe(true);
+    expect(tensors['conv1.weight'].data[10]).not.toBe(was);
+    expect(Math.abs(tensors['conv1.weight'].data[10] - was)).toBeLessThan(1e-3);
+    // The header alone is still readable (what a run directory's header readers need).
+    expect(readSafetensorsMetadata(p).format).toBe('pt');
+  });
+
+  it('a file without the key (written before checksums, or by another program) is read as before', () => {
+    const old = withoutChecksum(Buffer.concat(encodeSafetensors(sample(), { format: 'pt' })));
+    const { tensors, metadata } = decodeSafetensors(old, 'old.st');
+    expect(metadata).toEqual({ format: 'pt' });
+    expect(tensors['conv1.weight'].data).toEqual(sample()['conv1.weight'].data);
   });
 });
 

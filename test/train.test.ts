@@ -19,7 +19,8 @@ import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { readSafetensors, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -651,6 +652,70 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'zca', 'preprocess.count': '10', 'preprocess.epsilon': '0.01' }, zca(392))).toThrow(
       new RegExp(`^${at(13)}: preprocessing statistics: ZCA over 392 features, the model's 28×28×1 input has 784`),
     );
+  });
+});
+
+describe('a checkpoint whose tensor data was changed after it was saved', () => {
+  it('is refused by every load (loadCheckpoint, as nin eval uses it; predict; visualize; --resume) naming the file; one saved before checksums still loads', async () => {
+    const o = options(['--out', join(tmp, 'flipped')]);
+    const path = await saveUntrained(o, join(tmp, 'checksummed.safetensors'));
+    const bytes = readFileSync(path);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    expect(header.__metadata__[TENSOR_DATA_CHECKSUM]).toMatch(/^[0-9a-f]{64}$/);
+    // One bit of one weight: its lowest mantissa bit, so the value stays finite (the NaN check passes it).
+    const flipped = Buffer.from(bytes);
+    flipped[8 + n + header['param.block2.w2'].data_offsets[0] + 4 * 5] ^= 1;
+    const bad = join(tmp, 'flipped.safetensors');
+    writeFileSync(bad, flipped);
+    const refused = new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: its tensor data does not match the checksum written with it \\(${TENSOR_DATA_CHECKSUM} [0-9a-f]{64}, the data's is [0-9a-f]{64}\\): the file was damaged or edited after it was written$`);
+    expect(() => loadCheckpoint(bad)).toThrow(refused);
+    await expect(predict(bad, [])).rejects.toThrow(refused);
+    await expect(visualize(bad, { count: 1, outDir: join(tmp, 'flipped-figures') })).rejects.toThrow(refused);
+    const resume = { ...parseTrainArgs(['--resume', bad, '--epochs', '2']).options, progress: false, log: () => {} };
+    await expect(train(resume, { train: null as unknown as ImageDataset })).rejects.toThrow(refused);
+    // The same file as a version from before checksums wrote it (no key): it loads, flipped bit and all.
+    delete header.__metadata__[TENSOR_DATA_CHECKSUM];
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const old = join(tmp, 'before-checksums.safetensors');
+    writeFileSync(old, Buffer.concat([len, json, flipped.subarray(8 + n)]));
+    const c = loadCheckpoint(old);
+    expect(c.params.get('block2.w2')![5]).not.toBe(loadCheckpoint(path).params.get('block2.w2')![5]);
+    const model = c.buildModel();
+    model.dispose();
+  });
+});
+
+describe('a run in a directory where a killed save left its temp file', () => {
+  it('removes the temp files of processes that no longer run, at its start and at a resume, and says so; nothing else', async () => {
+    const dir = join(tmp, 'leftovers');
+    mkdirSync(dir);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const leftover = (name: string) => {
+      writeFileSync(join(dir, name), 'half a checkpoint');
+      return join(dir, name);
+    };
+    const started = leftover(`.checkpoint.safetensors.tmp-${dead}-a1b2c3d4`);
+    const live = leftover(`.checkpoint.safetensors.tmp-${process.ppid}-a1b2c3d4`);
+    const other = leftover(`.checkpoint.safetensors.tmp-${dead}`);
+    const images = 8;
+    const data = (): { train: ImageDataset } => ({
+      train: { name: 'synthetic/train', images: Float32Array.from({ length: images * 784 }, (_, i) => (i * 37) % 256), labels: Int32Array.from({ length: images }, (_, i) => i % 10), count: images, height: 28, width: 28, channels: 1, classNames: [...'0123456789'], sources: [], notes: [] },
+    });
+    const lines: string[] = [];
+    const o = { ...options(['--preprocess', 'none', '--batch', '4', '--epochs', '2', '--stop-after', '1', '--out', dir]), log: (l: string) => lines.push(l) };
+    const first = await train(o, data());
+    const said = (path: string) => `${path}: removed, the temp file of a save that process ${dead} left unfinished (it no longer runs)`;
+    expect(lines).toContain(said(started));
+    expect(lines.filter((l) => l.includes(': removed, the temp file'))).toHaveLength(1);
+    expect([existsSync(started), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
+    const resumed = leftover(`.best.safetensors.tmp-${dead}-zz`);
+    lines.length = 0;
+    await train({ ...parseTrainArgs(['--resume', first.checkpoint]).options, progress: false, log: (l: string) => lines.push(l) }, data());
+    expect(lines.filter((l) => l.includes(': removed, the temp file'))).toEqual([said(resumed)]);
+    expect(readdirSync(dir).filter((f) => f.startsWith('.')).sort()).toEqual([other, live].map((p) => p.slice(dir.length + 1)).sort());
   });
 });
 

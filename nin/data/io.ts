@@ -2,7 +2,7 @@
 // the error type every reader throws for a file that is not what it should be.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 /** A data file that is truncated, of a foreign format, or otherwise not what its reader expects. */
@@ -53,9 +53,37 @@ export async function digestFile(path: string, algorithm: DigestAlgorithm): Prom
   return hash.digest('hex');
 }
 
-/** A temporary path next to `path` (same directory, so the final rename is atomic on POSIX). */
+/** The temp paths this process has named (tempPathFor) and not yet finished with (doneWithTempPath). */
+const tempPathsInUse = new Set<string>();
+
+/** A temporary path next to `path` (same directory, so the final rename is atomic on POSIX):
+ * `.<name>.tmp-<pid>-<random>` (see parseTempName). Call doneWithTempPath once it is renamed or removed. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  tempPathsInUse.add(resolve(tmp));
+  return tmp;
+}
+
+/** A temp path of tempPathFor's that is renamed or removed: no longer this process's write in progress. */
+export function doneWithTempPath(tmp: string): void {
+  tempPathsInUse.delete(resolve(tmp));
+}
+
+/** Whether `tmp` is a temp path this process has named and not finished with (a write in progress). */
+export function tempPathInUse(tmp: string): boolean {
+  return tempPathsInUse.has(resolve(tmp));
+}
+
+/** tempPathFor's names: `.` name `.tmp-` pid `-` up to 8 base-36 digits, nothing before or after. */
+const TEMP_NAME = /^\.(.+)\.tmp-([1-9][0-9]{0,9})-([0-9a-z]{1,8})$/;
+
+/** The file a temp file's name (a base name, as tempPathFor makes them) was to become, and the pid
+ * of the process that wrote it; null for any other name. */
+export function parseTempName(name: string): { target: string; pid: number } | null {
+  const m = TEMP_NAME.exec(name);
+  if (!m) return null;
+  const pid = Number(m[2]);
+  return pid <= 0x7fffffff ? { target: m[1], pid } : null;
 }
 
 /** A failed write as an error that names the file (Node's write errors do not: "ENOSPC: no space
@@ -87,6 +115,8 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
     throw writeError(path, e);
+  } finally {
+    doneWithTempPath(tmp);
   }
   try {
     const dfd = openSync(dirname(path), 'r');

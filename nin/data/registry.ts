@@ -27,7 +27,7 @@ import {
   type ImageDataset,
   type WarningSink,
 } from './formats.ts';
-import { DataFormatError, digestBytes, digestFile, existingVariant, readDataFile, tempPathFor, writeFileAtomic } from './io.ts';
+import { DataFormatError, digestBytes, digestFile, doneWithTempPath, existingVariant, readDataFile, tempPathFor, writeFileAtomic } from './io.ts';
 import { readTarMembers } from './tar.ts';
 
 export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn';
@@ -359,6 +359,7 @@ async function downloadInto(files: readonly DataFileSpec[], targetDir: string, f
       }
     } finally {
       rmSync(tmp, { force: true });
+      doneWithTempPath(tmp);
     }
   }
   for (const w of written) log(`wrote ${w}`);
