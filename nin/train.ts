@@ -416,7 +416,8 @@ async function trainInDirectory(
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
   let testResult: EvalResult | null = null;
 
-  const lastStep = lastEpoch * stepsPerEpoch;
+  // The steps left to --stop-after's epoch (or --epochs'), for the ETA.
+  const stepsLeft = (epoch: number, inEpoch: number) => (lastEpoch - epoch) * stepsPerEpoch - inEpoch;
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).
   const loopStart = { time: performance.now(), step };
@@ -435,9 +436,13 @@ async function trainInDirectory(
       const secondsBefore = partial?.seconds ?? 0;
       pending = null;
       let lastPrint = 0;
-      let lr = learningRate(o, step, stepsPerEpoch, plateau?.drops);
-      for await (const batch of loader.epoch(epoch, partial?.batches ?? 0)) {
-        lr = learningRate(o, step, stepsPerEpoch, plateau?.drops);
+      // Batches done in this epoch. The schedule goes by epochs (epoch + inEpoch / stepsPerEpoch),
+      // not by the run's step count: a resume may change the batch size at an epoch's end, and so
+      // the number of steps in an epoch.
+      let inEpoch = partial?.batches ?? 0;
+      let lr = learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
+      for await (const batch of loader.epoch(epoch, inEpoch)) {
+        lr = learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
         const { loss, logits } = tidy(() => {
@@ -448,7 +453,7 @@ async function trainInDirectory(
         });
         zeroGrad(params);
         prof?.markStep();
-        if (prof && step - epoch * stepsPerEpoch === profileFrom - 1) await prof.reset();
+        if (prof && inEpoch === profileFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the
         // previous step's readback, so the GPU always has the next step queued behind it.
         const prev: Promise<void> | null = pending;
@@ -481,18 +486,18 @@ async function trainInDirectory(
         });
         if (prev) await prev;
         step++;
-        if (step % stepsPerEpoch === 0 && pending) {
+        inEpoch++;
+        if (inEpoch === stepsPerEpoch && pending) {
           await pending; // the epoch's last line shows its whole mean loss
           pending = null;
         }
         const now = performance.now();
         // A live bar on a terminal; a line every 10 s in logs.
         const interval = process.stderr.isTTY ? 1000 : 10_000;
-        if (o.progress !== false && (now - lastPrint > interval || step % stepsPerEpoch === 0)) {
+        if (o.progress !== false && (now - lastPrint > interval || inEpoch === stepsPerEpoch)) {
           lastPrint = now;
           const rate = ((step - loopStart.step) * o.batchSize) / ((now - loopStart.time) / 1000);
-          const eta = ((lastStep - step) * o.batchSize) / rate;
-          const inEpoch = step - epoch * stepsPerEpoch;
+          const eta = (stepsLeft(epoch, inEpoch) * o.batchSize) / rate;
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
           const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
@@ -500,7 +505,7 @@ async function trainInDirectory(
         }
         // Within the epoch, on request or every --checkpoint-every minutes: a checkpoint where the run stands.
         stop = o.interrupt?.(step) ?? false;
-        const batches = step - epoch * stepsPerEpoch;
+        const batches = inEpoch;
         if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && batches < stepsPerEpoch) {
           if (pending) await pending; // this step's loss in the sums
           pending = null;
@@ -540,7 +545,7 @@ async function trainInDirectory(
         const { state, event } = plateauAfterEpoch(plateau, (on === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
         plateau = state;
         const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
-        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, step, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
+        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, (epoch + 1) * stepsPerEpoch, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
       // The epoch's record first: a process killed while saving leaves a record beyond its last

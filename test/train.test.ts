@@ -97,6 +97,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, parent: b.runId });
     expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
+    // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 32
+    // makes epoch 2 five steps (run steps 10–14), whose last sits at epoch 1.8 of the cosine's 3.
+    const rebatch = options(['--resume', epoch1, '--batch', '32', '--schedule', 'cosine', '--stop-after', '2', '--out', join(tmp, 'rebatch')]);
+    const rebatched = await train(rebatch, await loadSplits(rebatch));
+    expect(rebatched.stepLosses.length).toBe(5);
+    expect(rebatched.epochs[0]).toMatchObject({ epoch: 2, step: 15 });
+    const w = rebatch.warmupEpochs; // the cosine starts after the warm-up
+    expect(w).toBeLessThan(1);
+    expect(rebatched.epochs[0].lr).toBeCloseTo(0.5 * 0.02 * (1 + Math.cos((Math.PI * (1.8 - w)) / (3 - w))), 12);
     // train() itself refuses a resume with nothing left to train (the CLI does too).
     await expect(train({ ...options(['--resume', epoch1]), stopAfter: 1 }, await loadSplits(options(base)))).rejects.toThrow(/has 1 epoch done, and --stop-after 1 asks for no more: nothing to train/);
     // Resumed once more from the epoch-1 checkpoint (a copy outside the run directory): the run
