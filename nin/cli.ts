@@ -114,18 +114,20 @@ train options:
   --config FILE           a network of one's own instead of --model: a JSON model config, as
                           \`nin models\` lists them (README, "Networks of one's own"); it trains
                           with its data set's recipe (--dataset: by default, by its input shape)
-  With neither --dataset nor --model: the main job, mnist-small on all 60k MNIST images for one
+  With no --dataset, --model, --config or --resume: the main job, mnist-small on all 60k MNIST images for one
   epoch (batch 16, lr 0.025 cosine, 5 % warm-up), sized for ≤ 10 minutes on a 2-core CPU.
   --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
   --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
   --init gaussian|he      weight init (default: He for the paper's MNIST and CIFAR nets, the paper's Gaussian for SVHN)
   --class-maps relu|linear   ReLU on the last mlpconv's maps, as the paper, or not (default linear:
                           with the ReLU the paper's CIFAR-10 recipe's maps died early in every run
-                          we made; a run whose maps die stops with an error)
+                          we made; a GAP run whose maps die stops with an error)
   --dropout P             rate of the dropout between mlpconv blocks (the paper's nets: 0.5; 0 turns
                           it off, the paper's Figure 3 comparison)
   --epochs N  --batch N  --lr X
   --schedule constant|step|cosine|plateau   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
+                          (step: lr ×gamma at each --lr-steps epoch, by default at half and
+                          three quarters of --epochs, rounded)
   --schedule plateau      the paper's: lr ×gamma (0.1) when the training error has set no new low
                           for --patience N epochs (3), --lr-drops N times (2: to 1 % of --lr); a
                           plateau after the last drop ends the run (--epochs is then a cap);
@@ -152,13 +154,16 @@ train options:
   --overwrite             start afresh in an --out that holds another run (its files are kept,
                           renamed *.superseded*)
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
+  A resume keeps the checkpoint's settings unless flags replace them; the batch size may change
+  only at an epoch's end.
   --checkpoint-every MIN  also save the checkpoint within an epoch every MIN minutes (default 10;
                           0: at epoch ends only); Ctrl-C, SIGTERM or SIGHUP saves it after the current
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-common: --data-dir DIR, --batch N, --test-limit N (eval); --images N, --out DIR (visualize);
-  --out FILE (compare: the PNG, default compare.png), --linear-error (compare: linear error axes)`;
+eval options: --data-dir DIR, --batch N (100), --test-limit N
+visualize options: --data-dir DIR, --images N (6), --out DIR (default: the checkpoint's directory)
+compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
  * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
@@ -276,7 +281,7 @@ export interface TrainCommand {
 }
 
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id. */
-function checkpointHeader(path: string): { options: TrainOptions; config: ModelConfig; epoch: number; runId: string | null; plateau: PlateauState | null } {
+function checkpointHeader(path: string): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
@@ -297,7 +302,7 @@ function checkpointHeader(path: string): { options: TrainOptions; config: ModelC
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  return { options, config, epoch, runId: metadata.run_id ?? null, plateau };
+  return { options, config, epoch, withinEpoch: metadata.partial_epoch !== undefined, runId: metadata.run_id ?? null, plateau };
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
@@ -429,6 +434,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
+  if (header?.withinEpoch && options.batchSize !== saved!.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize}: ${resume} was saved within epoch ${header.epoch + 1} at batch size ${saved!.batchSize}, and a resume finishes that epoch with it (the batch size may change at an epoch's end)`);
+  }
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);

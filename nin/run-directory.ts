@@ -214,7 +214,9 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
 /** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */
 export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }): string {
   const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : `--epochs ${o.epochs}`;
-  return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger --epochs or --stop-after)`;
+  // What would let it train: the flags whose values stop it now.
+  const stops = o.stopAfter !== undefined && o.stopAfter <= epochsDone ? (o.stopAfter < o.epochs ? '--stop-after' : '--epochs and --stop-after') : '--epochs';
+  return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
 }
 
 /** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */

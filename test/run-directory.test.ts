@@ -255,8 +255,10 @@ describe('the run directory', () => {
     mkdirSync(join(root, 'empty'));
     expect(() => parseTrainArgs(['--resume', join(root, 'empty')])).toThrow(`--resume: no checkpoint at '${join(root, 'empty', 'checkpoint.safetensors')}'`);
     // Nothing left to train: refused before anything is renamed or logged.
-    expect(() => parseTrainArgs(['--resume', ckpt, '--stop-after', '2'])).toThrow(`${ckpt} has 2 epochs done, and --stop-after 2 asks for no more: nothing to train (give a larger --epochs or --stop-after)`);
-    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '1'])).toThrow(/has 2 epochs done, and --epochs 1 asks for no more/);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--stop-after', '2'])).toThrow(`${ckpt} has 2 epochs done, and --stop-after 2 asks for no more: nothing to train (give a larger --stop-after)`);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '1'])).toThrow(/has 2 epochs done, and --epochs 1 asks for no more: nothing to train \(give a larger --epochs\)$/);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '2'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs and --stop-after\)$/);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '5'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs\)$/);
   });
 });
 

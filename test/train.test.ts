@@ -174,7 +174,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const endErr = await train(atEnd, await loadSplits(atEnd)).then(() => null, (e) => e);
     expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${endErr.checkpoint} continues from there`);
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
-    const other16 = options(['--resume', cut.checkpoint, '--batch', '32']);
+    // Another batch size within an epoch: a usage error on the command line, and train() refuses it too.
+    expect(() => options(['--resume', cut.checkpoint, '--batch', '32'])).toThrow(
+      new UsageError(`--batch 32: ${cut.checkpoint} was saved within epoch 2 at batch size 16, and a resume finishes that epoch with it (the batch size may change at an epoch's end)`),
+    );
+    const other16 = { ...options(['--resume', cut.checkpoint]), batchSize: 32 };
     await expect(train(other16, await loadSplits(other16))).rejects.toThrow(/saved within epoch 2, after batch 4 of 10; with batch size 32 and 160 training images an epoch has 5 batches/);
     const cutRest = await train(options(['--resume', cut.checkpoint]), await loadSplits(options(base)));
     expect(cutRest.stepLosses).toEqual(full.stepLosses.slice(14));
