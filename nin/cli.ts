@@ -114,8 +114,9 @@ train options:
   --config FILE           a network of one's own instead of --model: a JSON model config, as
                           \`nin models\` lists them (README, "Networks of one's own"); it trains
                           with its data set's recipe (--dataset: by default, by its input shape)
-  With no --dataset, --model, --config or --resume: the main job, mnist-small on all 60k MNIST images for one
-  epoch (batch 16, lr 0.025 cosine, 5 % warm-up), sized for ≤ 10 minutes on a 2-core CPU.
+  With no --dataset, --model, --config or --resume: the main job, mnist-small on all 60k MNIST
+  images for one epoch (batch 16, lr 0.025 cosine, 5 % warm-up), sized for ≤ 10 minutes on a
+  2-core CPU.
   --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
   --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
   --init gaussian|he      weight init (default: He for the paper's MNIST and CIFAR nets, the paper's Gaussian for SVHN)
