@@ -468,7 +468,7 @@ async function trainInDirectory(
         // (and so a resumed run's losses) must not depend on the GPU's timing.
         pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
           if (!Number.isFinite(l)) {
-            throw new TrainingStopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}); last good checkpoint: ${lastGood}`);
+            throw new TrainingStopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: ${lastGood}`);
           }
           if (deadMaps?.observe(lg, thisStep)) {
             throw new TrainingStopped(

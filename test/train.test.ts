@@ -498,7 +498,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = options(['--batch', '16', '--lr', '1e8', '--momentum', '0', '--train-limit', '64', '--test-limit', '16', '--epochs', '3', '--out', join(tmp, 'nan')]);
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingStopped);
-    expect(err.message).toMatch(/loss is (NaN|Infinity|-Infinity) at step \d+ \(epoch \d\); last good checkpoint: /);
+    expect(err.message).toMatch(/loss is (NaN|Infinity|-Infinity) at step \d+ \(epoch \d\): the run diverged \(a lower --lr or a longer --warmup may help\); last good checkpoint: /);
   });
 
   it('a write that fails (here: the run directory removed mid-run) stops the run naming the file and the last good checkpoint', async () => {
