@@ -151,6 +151,9 @@ def main():
     p.add_argument('--std', type=float, default=0.05)
     p.add_argument('--class-maps', choices=['relu', 'linear'], default='relu')
     p.add_argument('--lr', type=float, default=0.1)
+    p.add_argument('--class-lr-mult', type=float, default=1.0,
+                   help="learning-rate multiplier of the last 1x1 layer (the class maps; its bias gets twice it): "
+                        "the authors' cuda-convnet SVHN params and the CIFAR-10 Caffe model give it 0.1")
     p.add_argument('--schedule', choices=['constant', 'cosine'], default='constant')
     p.add_argument('--warmup-steps', type=int, default=0)
     p.add_argument('--steps', type=int, default=390)
@@ -173,11 +176,16 @@ def main():
 
     model = nin_mnist(args.class_maps == 'relu') if args.dataset == 'mnist' else nin_cifar10(10, args.class_maps == 'relu')
     init_(model, args.init, args.std)
-    weights = [m.weight for m in model if isinstance(m, nn.Conv2d)]
-    biases = [m.bias for m in model if isinstance(m, nn.Conv2d)]
-    # The paper's Caffe solver: biases at 2× the learning rate and without weight decay.
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    weights = [m.weight for m in convs[:-1]]
+    biases = [m.bias for m in convs[:-1]]
+    # The paper's Caffe solver: biases at 2× the learning rate and without weight decay; the class
+    # layer at --class-lr-mult.
+    k = args.class_lr_mult
     opt = torch.optim.SGD([{'params': weights, 'lr_mult': 1, 'weight_decay': 1e-4},
-                           {'params': biases, 'lr_mult': 2, 'weight_decay': 0}], lr=args.lr, momentum=0.9)
+                           {'params': biases, 'lr_mult': 2, 'weight_decay': 0},
+                           {'params': [convs[-1].weight], 'lr_mult': k, 'weight_decay': 1e-4},
+                           {'params': [convs[-1].bias], 'lr_mult': 2 * k, 'weight_decay': 0}], lr=args.lr, momentum=0.9)
     log = open(args.jsonl, 'w') if args.jsonl else None
     gen = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(xtr), generator=gen)

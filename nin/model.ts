@@ -56,7 +56,17 @@ function cifarLike(name: string, classes: number): ModelConfig {
 export const MODELS: Record<string, ModelConfig> = {
   'cifar10': cifarLike('cifar10', 10),
   'cifar100': cifarLike('cifar100', 100),
-  'svhn': cifarLike('svhn', 10),
+  // The authors' SVHN net (cuda-convnet NIN/svhn_def): the CIFAR layout with other widths, a 5×5
+  // third block and max pooling twice.
+  'svhn': {
+    name: 'svhn',
+    input: { height: 32, width: 32, channels: 3 },
+    classes: 10,
+    layers: [mlp(5, 128, 96, 64), maxpool, drop, mlp(5, 320, 256, 128), maxpool, drop, mlp(5, 384, 256, 10)],
+    head: 'gap',
+    init: 'gaussian',
+    initStd: 0.05,
+  },
   'mnist': {
     name: 'mnist',
     input: { height: 28, width: 28, channels: 1 },
@@ -299,6 +309,14 @@ export class NinModel {
       add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
       add('fc.b', [config.classes], 1, true);
     }
+  }
+
+  /** The names of the layer that outputs the class scores: with a GAP head the last mlpconv's
+   * last 1×1 layer (the class maps), else the fully connected layer. */
+  classifierParams(): string[] {
+    if (this.config.head !== 'gap') return ['fc.w', 'fc.b'];
+    const blocks = this.config.layers.filter((l) => l.type === 'mlpconv').length;
+    return [`block${blocks}.w3`, `block${blocks}.b3`];
   }
 
   /** The parameter tensor called `name` (e.g. "block2.w1"). */

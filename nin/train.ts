@@ -28,6 +28,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   batchSize: number;
   momentum: number;
   weightDecay: number;
+  /** Learning-rate multiplier of the classifier layer (NinModel.classifierParams), on top of the
+   * biases' 2×: the authors' SVHN settings give their class-map layer 0.1 (default 1). */
+  classLrMult?: number;
   augment: boolean;
   preprocess: PreprocessKind;
   /** Images held out of the training set for validation (0: none; 'paper': the papers' hold-out, see validationPlan). */
@@ -304,7 +307,9 @@ async function trainInDirectory(
   }
 
   const model = new NinModel(config, o.seed);
-  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
+  const classifier = model.classifierParams();
+  const lrMult = (p: (typeof model.params)[number]) => p.lrMult * (classifier.includes(p.name) ? (o.classLrMult ?? 1) : 1);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: lrMult(p), decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
   let pre: Preprocessor;
   let startEpoch = 0;
   let step = 0;

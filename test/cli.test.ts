@@ -96,7 +96,11 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--dataset', 'mnist']).options).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.2 });
     for (const dataset of ['cifar10', 'cifar100']) expect(parseTrainArgs(['--dataset', dataset]).options, dataset).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.3 });
     expect(modelConfig(parseTrainArgs(['--dataset', 'svhn']).options).init).toBe('gaussian');
-    expect(parseTrainArgs(['--dataset', 'svhn']).options).toMatchObject({ lr: 0.05, warmupEpochs: 0 });
+    // SVHN: the authors' settings (cuda-convnet NIN/svhn_params); the other nets train every layer at --lr.
+    expect(parseTrainArgs(['--dataset', 'svhn']).options).toMatchObject({ lr: 0.1, warmupEpochs: 0, classLrMult: 0.1 });
+    expect(parseTrainArgs(['--dataset', 'cifar10']).options.classLrMult).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'cifar10', '--class-lr-mult', '0.1']).options.classLrMult).toBe(0.1);
+    expect(() => parseTrainArgs(['--class-lr-mult=-1'])).toThrow(new UsageError("--class-lr-mult must be a number in [0, Infinity], got '-1'"));
     expect(modelConfig(parseTrainArgs(['--dataset', 'mnist', '--init', 'gaussian']).options).init).toBe('gaussian');
     const relu = parseTrainArgs(['--dataset', 'cifar10', '--class-maps', 'relu']).options;
     expect(modelConfig(relu).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: false });

@@ -198,6 +198,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     );
   });
 
+  it('--class-lr-mult scales the rate of the layer that outputs the class scores only (0: it stays at its init)', async () => {
+    const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--class-lr-mult', '0', '--out', join(tmp, 'class-lr')]);
+    expect(o.classLrMult).toBe(0);
+    await train(o, await loadSplits(o));
+    const init = new NinModel(modelConfig(o), o.seed);
+    expect(init.classifierParams()).toEqual(['block3.w3', 'block3.b3']);
+    const trained = loadCheckpoint(join(tmp, 'class-lr', 'checkpoint.safetensors')).params;
+    for (const { name, tensor } of init.params) {
+      const before = await tensor.toArray();
+      if (name === 'block3.w3' || name === 'block3.b3') expect(trained.get(name), name).toEqual(before);
+      else expect(trained.get(name), name).not.toEqual(before);
+    }
+    init.dispose();
+    const fc = new NinModel(modelConfig({ ...o, head: 'fc' }), 1);
+    expect(fc.classifierParams()).toEqual(['fc.w', 'fc.b']);
+    fc.dispose();
+  });
+
   it('never writes a checkpoint with NaN or infinite weights', async () => {
     const o = options(['--out', join(tmp, 'nan-weights')]);
     const path = await saveUntrained(o, join(tmp, 'nan-weights.safetensors'));
