@@ -2,7 +2,7 @@
 // "tape" is the graph those links form. backward() walks it in reverse topological order.
 import { addInPlace, fill } from '../kernels/elementwise.ts';
 import { GpuError } from './device.ts';
-import { keep, Tensor, type BackwardFn } from './tensor.ts';
+import { keep, tidy, Tensor, type BackwardFn } from './tensor.ts';
 
 let gradEnabled = true;
 
@@ -42,6 +42,18 @@ export function record(op: string, out: Tensor, parents: Tensor[], backward: Bac
     for (const s of saved) s.dispose();
   }
   return out;
+}
+
+/**
+ * For a tensor a backward reads that is neither a parent nor saved (e.g. softmaxCrossEntropy's
+ * labels): the caller owns it, and disposing it before backward() must not go unnoticed (its
+ * buffer may already hold another tensor's values).
+ */
+export function expectKeptForBackward(op: string, what: string, t: Tensor): void {
+  if (t.isDisposed) {
+    throw new GpuError(`${op} backward: ${what} (tensor #${t.id}, [${t.shape.join(', ')}]) was disposed before backward(); keep it until backward() has run`);
+  }
+  t.assertAlive(`${op} backward`);
 }
 
 /** Marks a tensor as a trainable leaf. */
@@ -87,8 +99,20 @@ export function backward(loss: Tensor): void {
   // dispose() drops a node's backward: it would pass for a leaf and the gradient would stop there.
   const gone = order.find((t) => t.isDisposed);
   if (gone) throw new GpuError(`backward: tensor #${gone.id} (${gone.op}, [${gone.shape.join(', ')}]) on the path to the loss was disposed before backward(); keep it until backward() has run`);
+  for (const t of order) t.assertAlive('backward'); // e.g. a graph made on a device closeGpu() has closed
+  // A backward frees what its ops saved: running a graph's backward again (also after one that
+  // threw half-way) would read freed buffers and give wrong gradients without an error.
+  const used = [...order].reverse().find((t) => t.consumed); // the one nearest the loss (the loss itself on a second backward)
+  if (used) {
+    throw new GpuError(
+      `backward: the graph of tensor #${used.id} (${used.op}, [${used.shape.join(', ')}]) was already consumed by an earlier backward(), which freed what its ops saved; run the forward pass again to backpropagate again`,
+    );
+  }
+  for (const t of order) if (t.backwardFn) t.consumed = true;
   const grads = new Map<Tensor, Tensor>();
-  noGrad(() => {
+  // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed
+  // too; the leaves' gradients are kept, so they survive it.
+  tidy(() => noGrad(() => {
     const seed = Tensor.empty(loss.shape);
     fill(seed, 1);
     grads.set(loss, seed);
@@ -108,6 +132,7 @@ export function backward(loss: Tensor): void {
         continue;
       }
       const parentGrads = node.backwardFn(g);
+      checkGradients(node, g, parentGrads);
       g.dispose();
       for (const s of node.saved) s.dispose();
       node.saved = [];
@@ -126,8 +151,28 @@ export function backward(loss: Tensor): void {
         }
       });
     }
+    for (const g of grads.values()) g.dispose();
+  }));
+}
+
+/** What a backward function returned must fit its node: one gradient per parent, each of its parent's shape, each its own. */
+function checkGradients(node: Tensor, gradOut: Tensor, grads: (Tensor | null)[]): void {
+  const where = `backward: the backward function of '${node.op}' (tensor #${node.id})`;
+  if (!Array.isArray(grads) || grads.length !== node.parents.length) {
+    throw new Error(`${where} returned ${Array.isArray(grads) ? grads.length : String(grads)} gradients for its ${node.parents.length} inputs`);
+  }
+  grads.forEach((pg, k) => {
+    if (!pg) return;
+    const p = node.parents[k];
+    if (pg === gradOut || grads.indexOf(pg) !== k) {
+      // backward() disposes gradOut, and adds or disposes each returned gradient: a shared one would be freed under its other user.
+      throw new Error(`${where} returned ${pg === gradOut ? 'its incoming gradient itself' : 'the same tensor twice'} as input ${k}'s gradient; return a copy (copyOf)`);
+    }
+    if (!(pg instanceof Tensor) || pg.shape.length !== p.shape.length || pg.shape.some((d, i) => d !== p.shape[i])) {
+      const got = pg instanceof Tensor ? `shape [${pg.shape.join(', ')}]` : String(pg);
+      throw new RangeError(`${where} returned a gradient of ${got} for input ${k} of shape [${p.shape.join(', ')}]`);
+    }
   });
-  for (const g of grads.values()) g.dispose();
 }
 
 /** Frees the gradients of `params`. */

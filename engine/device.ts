@@ -278,6 +278,14 @@ export async function getGpu(): Promise<Gpu> {
   return pending;
 }
 
+/**
+ * Counts closeGpu() calls. A tensor records it when made: one made before a closeGpu() belongs to
+ * a destroyed device (its buffer is gone), which engine/tensor.ts detects and names.
+ */
+export function deviceGeneration(): number {
+  return generation;
+}
+
 /** The GPU once acquired; throws if `getGpu()` was never awaited or the device is lost. */
 export function gpu(): Gpu {
   if (!current) throw new GpuError('GPU not initialised: await getGpu() first');

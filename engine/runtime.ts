@@ -1,7 +1,7 @@
 // Dispatch runtime: compiles kernels once (pipeline cache keyed by WGSL source, so every
 // specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
 // open command encoder, and submits only at sync points (readback, upload, explicit flush).
-import { GpuError, gpu, uncaptured } from './device.ts';
+import { GpuError, deviceGeneration, gpu, uncaptured } from './device.ts';
 import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
 
@@ -16,6 +16,13 @@ export interface Kernel {
 export interface BufferRef {
   buffer: GPUBuffer;
   byteLength: number;
+  /** Tensors have it: throws, naming `op`, if the tensor was disposed (its buffer may be another's by now). */
+  assertAlive?(op: string): void;
+}
+
+/** Every GPU access checks its tensors here, so no exported helper can touch a recycled buffer. */
+function assertAlive(op: string, refs: readonly BufferRef[]): void {
+  for (const r of refs) r.assertAlive?.(op);
 }
 
 interface CachedPipeline {
@@ -165,6 +172,7 @@ function endPass(): void {
  * follows them as a uniform buffer. `groups` is the workgroup grid.
  */
 export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number, number?, number?], uniforms?: ArrayBufferView): void {
+  assertAlive(kernel.name, bindings);
   const g = gpu();
   device();
   const maxDim = g.limits.maxComputeWorkgroupsPerDimension;
@@ -199,7 +207,8 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
 }
 
 /** Records a buffer-to-buffer copy in stream order. */
-export function copyBuffer(src: BufferRef, dst: BufferRef, byteLength: number): void {
+export function copyBuffer(src: BufferRef, dst: BufferRef, byteLength: number, op = 'copyBuffer'): void {
+  assertAlive(op, [src, dst]);
   endPass();
   currentEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, Math.ceil(byteLength / 4) * 4);
 }
@@ -228,6 +237,7 @@ export function flush(): void {
 
 /** Writes host data into a buffer, ordered after every dispatch recorded so far. */
 export function upload(dst: BufferRef, data: ArrayBufferView): void {
+  assertAlive('upload', [dst]);
   // queue.writeBuffer runs before not-yet-submitted commands, which may still read a recycled
   // buffer's old contents; submitting first keeps stream order.
   flush();
@@ -236,6 +246,25 @@ export function upload(dst: BufferRef, data: ArrayBufferView): void {
 
 /** Reads a buffer range back to the host (async; submits pending work first). */
 export async function download(src: BufferRef, byteLength: number): Promise<ArrayBuffer> {
+  assertAlive('download', [src]);
+  return whileOpen('reading back a GPU buffer', () => downloadNow(src, byteLength));
+}
+
+/**
+ * Runs `wait`; if closeGpu() happens meanwhile, its failure (the device's resources are gone) is
+ * reported as that, not as whatever the closed device made of it ("GPU not initialised").
+ */
+async function whileOpen<T>(what: string, wait: () => Promise<T>): Promise<T> {
+  const gen = deviceGeneration();
+  try {
+    return await wait();
+  } catch (e) {
+    if (gen !== deviceGeneration()) throw new GpuError(`${what} failed: the GPU device was closed (closeGpu()) before it finished`);
+    throw e;
+  }
+}
+
+async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuffer> {
   const size = Math.ceil(byteLength / 4) * 4;
   const staging = device().createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   endPass();
@@ -257,8 +286,11 @@ export async function download(src: BufferRef, byteLength: number): Promise<Arra
 /** Waits until the GPU has finished all submitted work; surfaces errors. */
 export async function sync(): Promise<void> {
   flush();
-  await device().queue.onSubmittedWorkDone();
-  await checkErrors();
+  const done = device().queue.onSubmittedWorkDone();
+  await whileOpen('sync()', async () => {
+    await done;
+    await checkErrors();
+  });
 }
 
 /** Workgroup grid for `n` workgroups, folded into 2-D when it exceeds the per-dimension limit. */

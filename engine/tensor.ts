@@ -8,10 +8,22 @@
 //
 // Lifetime: JavaScript has no destructors, so tensors are freed explicitly (`dispose`) or by the
 // scope they were made in (`tidy`). Freed buffers go back to the pool.
-import { GpuError, gpu } from './device.ts';
+import { GpuError, deviceGeneration, gpu } from './device.ts';
 import { download, pool, upload, type BufferRef } from './runtime.ts';
 
 export type DType = 'f32' | 'i32';
+const DTYPES: readonly string[] = ['f32', 'i32'];
+
+/** Checks a shape (and dtype) before anything is allocated; returns the element count. */
+function checkShape(shape: readonly number[], dtype: DType): number {
+  if (!DTYPES.includes(dtype)) throw new RangeError(`tensor dtype '${dtype}' is not supported (expected 'f32' or 'i32')`);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`tensor shape [${shape.join(', ')}] has a bad dimension ${d}`);
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size === 0) throw new RangeError(`empty tensor: shape [${shape.join(', ')}] has no elements`);
+  return size;
+}
 
 /**
  * An op's backward: the gradients of its parents (null where none is needed), as tensors the
@@ -38,14 +50,17 @@ export class Tensor implements BufferRef {
   saved: Tensor[] = [];
   /** Name of the op that made it (for errors and debugging). */
   op = 'leaf';
+  /** Set by backward() on every node it ran through: the saved tensors are gone, a second pass would be wrong. */
+  consumed = false;
+  /** A copy, frozen: the caller may reuse (mutate) the array it passed. */
+  readonly shape: readonly number[];
+  /** deviceGeneration() when made: a closeGpu() since then destroyed this tensor's buffer. */
+  private readonly generation = deviceGeneration();
   private disposed = false;
 
-  constructor(readonly shape: readonly number[], readonly dtype: DType = 'f32') {
-    for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new RangeError(`tensor shape [${shape.join(', ')}] has a bad dimension ${d}`);
-    }
-    this.size = shape.reduce((a, b) => a * b, 1);
-    if (this.size === 0) throw new RangeError(`empty tensor: shape [${shape.join(', ')}] has no elements`);
+  constructor(shape: readonly number[], readonly dtype: DType = 'f32') {
+    this.size = checkShape(shape, dtype);
+    this.shape = Object.freeze([...shape]);
     this.byteLength = this.size * 4;
     const limit = gpu().limits.maxStorageBufferBindingSize;
     if (this.byteLength > limit) {
@@ -62,12 +77,22 @@ export class Tensor implements BufferRef {
   }
 
   static fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: DType = 'f32'): Tensor {
-    const t = new Tensor(shape, dtype);
-    if (data.length !== t.size) {
-      t.dispose();
-      throw new RangeError(`Tensor.fromArray: ${data.length} values do not fill shape [${shape.join(', ')}] (${t.size} elements)`);
+    // Everything is checked and converted before the buffer is taken, so a mistake leaves nothing behind.
+    const size = checkShape(shape, dtype);
+    if (data.length !== size) {
+      throw new RangeError(`Tensor.fromArray: ${data.length} values do not fill shape [${shape.join(', ')}] (${size} elements)`);
+    }
+    if (dtype === 'i32') {
+      // Int32Array.from would truncate 2.9 to 2, NaN to 0 and wrap 3e9: refuse instead.
+      for (let i = 0; i < size; i++) {
+        const v = data[i];
+        if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) {
+          throw new RangeError(`Tensor.fromArray: value ${v} at index ${i} is not an int32 (an integer in [-2^31, 2^31)), as an i32 tensor needs`);
+        }
+      }
     }
     const typed = dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
+    const t = new Tensor(shape, dtype);
     upload(t, typed);
     return t;
   }
@@ -79,6 +104,9 @@ export class Tensor implements BufferRef {
   /** Checks the tensor is alive; ops call this on every input. */
   assertAlive(op: string): void {
     if (this.disposed) throw new GpuError(`${op}: input tensor #${this.id} (${this.op}, [${this.shape.join(', ')}]) was already disposed`);
+    if (this.generation !== deviceGeneration()) {
+      throw new GpuError(`${op}: input tensor #${this.id} (${this.op}, [${this.shape.join(', ')}]) was created on a GPU device that closeGpu() has since closed; make it again after getGpu()`);
+    }
   }
 
   async toArray(): Promise<Float32Array> {
@@ -89,13 +117,16 @@ export class Tensor implements BufferRef {
 
   /** Reads one scalar (e.g. a loss) back. */
   async item(): Promise<number> {
+    this.assertAlive('item');
+    if (this.size !== 1) throw new RangeError(`item: tensor #${this.id} (${this.op}) has shape [${this.shape.join(', ')}], not a single element; use toArray()`);
     return (await this.toArray())[0];
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    pool().release(this.buffer);
+    // A closed device's buffers died with it: nothing goes back to the new device's pool (nor throws, so tidy can clean up).
+    if (this.generation === deviceGeneration()) pool().release(this.buffer);
     this.grad?.dispose();
     this.grad = null;
     for (const s of this.saved) s.dispose();
@@ -122,6 +153,11 @@ export function tidy<R>(fn: () => R): R {
   let result: R;
   try {
     result = fn();
+    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+      // The scope ends when fn returns, i.e. at its first await: everything made so far would be freed under it.
+      (result as PromiseLike<unknown>).then(undefined, () => {}); // its failures (on freed tensors) are this error's
+      throw new Error('tidy: fn returned a Promise; tidy is synchronous and would free its tensors at the first await. Call tidy inside the async function, around the synchronous steps');
+    }
   } finally {
     scopes.pop();
     const kept = new Set<Tensor>();
@@ -139,16 +175,28 @@ function collect(v: unknown, into: Set<Tensor>): void {
   else if (v && typeof v === 'object' && !(v instanceof Promise)) for (const x of Object.values(v)) collect(x, into);
 }
 
-/** Throws a shape error naming the op, the argument and both shapes. */
-export function expectShape(op: string, what: string, t: Tensor, expected: readonly number[]): void {
+/**
+ * Throws unless `t` is a live tensor of `dtype` (null: any). Kernels read raw bits, so an i32
+ * tensor in an f32 op would give zeros or garbage, not an error.
+ */
+export function expectDtype(op: string, what: string, t: Tensor, dtype: DType | null = 'f32'): void {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} is ${t === undefined ? 'missing' : `not a Tensor (${String(t)})`}`);
   t.assertAlive(op);
+  if (dtype && t.dtype !== dtype) throw new RangeError(`${op}: ${what} must be an ${dtype} tensor, got ${t.dtype}`);
+}
+
+/** Throws a shape (or dtype) error naming the op, the argument and both shapes. */
+export function expectShape(op: string, what: string, t: Tensor, expected: readonly number[], dtype: DType | null = 'f32'): void {
+  expectDtype(op, what, t, null);
   if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
     throw new RangeError(`${op}: ${what} has shape [${t.shape.join(', ')}], expected [${expected.join(', ')}]`);
   }
+  expectDtype(op, what, t, dtype);
 }
 
-/** Throws unless `t` has `rank` dimensions. */
-export function expectRank(op: string, what: string, t: Tensor, rank: number, layout: string): void {
-  t.assertAlive(op);
+/** Throws unless `t` has `rank` dimensions (and `dtype`). */
+export function expectRank(op: string, what: string, t: Tensor, rank: number, layout: string, dtype: DType | null = 'f32'): void {
+  expectDtype(op, what, t, null);
   if (t.shape.length !== rank) throw new RangeError(`${op}: ${what} has shape [${t.shape.join(', ')}], expected rank ${rank} (${layout})`);
+  expectDtype(op, what, t, dtype);
 }

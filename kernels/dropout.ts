@@ -12,7 +12,7 @@
 // reuses the same pipeline.
 import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
-import { Tensor } from '../engine/tensor.ts';
+import { Tensor, expectDtype } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from './elementwise.ts';
 
 /** The keep test's threshold: element kept iff its 32-bit hash ≥ floor(p · 2³²). */
@@ -58,7 +58,7 @@ fn pcg(v: u32) -> u32 {
  */
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   const op = 'dropout';
-  x.assertAlive(op);
+  expectDtype(op, 'input', x);
   checkArgs(op, p, seed);
   if (p === 0) return x;
   const y = applyMask(x, p, seed);

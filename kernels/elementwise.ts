@@ -1,9 +1,9 @@
 // Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward, add,
 // dot (a test loss), scaleBy, reshape and copies.
 // Sizes are baked into the source as constants, so each shape is its own cached pipeline.
-import { record } from '../engine/autograd.ts';
+import { expectKeptForBackward, record } from '../engine/autograd.ts';
 import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
-import { Tensor, expectShape } from '../engine/tensor.ts';
+import { Tensor, expectDtype, expectShape, type DType } from '../engine/tensor.ts';
 import { reduceRows } from './reduce.ts';
 
 const WG = 256;
@@ -32,13 +32,15 @@ export function elementwiseGrid(n: number) {
 }
 
 /** Sets every element of `t` to `value`. */
-export function fill(t: BufferRef & { size: number }, value: number): void {
+export function fill(t: BufferRef & { size: number; dtype?: DType }, value: number): void {
+  if (t.dtype && t.dtype !== 'f32') throw new RangeError(`fill: the tensor must be f32, got ${t.dtype}`); // f32 bits in an i32 tensor
   const k = elementwiseKernel('fill', t.size, '@group(0) @binding(0) var<storage, read_write> y: array<f32>;', `y[i] = ${f32(value)};`);
   dispatch(k, [t], elementwiseGrid(t.size));
 }
 
 /** acc += x, in place. */
 export function addInPlace(acc: Tensor, x: Tensor): void {
+  expectDtype('addInPlace', 'acc', acc);
   expectShape('addInPlace', 'x', x, acc.shape);
   const k = elementwiseKernel(
     'add_inplace',
@@ -52,7 +54,7 @@ export function addInPlace(acc: Tensor, x: Tensor): void {
 
 /** y = max(x, 0). */
 export function relu(x: Tensor): Tensor {
-  x.assertAlive('relu');
+  expectDtype('relu', 'input', x);
   const y = Tensor.empty(x.shape);
   const k = elementwiseKernel(
     'relu_forward',
@@ -67,6 +69,7 @@ export function relu(x: Tensor): Tensor {
 
 /** dx = dy where y > 0 else 0 (y is ReLU's output, so the mask needs no saved input). */
 export function reluBackward(dy: Tensor, y: Tensor): Tensor {
+  expectDtype('reluBackward', 'dy', dy);
   expectShape('reluBackward', 'y', y, dy.shape);
   const dx = Tensor.empty(dy.shape);
   const k = elementwiseKernel(
@@ -91,6 +94,7 @@ export function f32(v: number): string {
 /** Σ a ⊙ r as a scalar [1]; differentiable in `a` (r is a constant). Tests use it as a loss whose
  * gradient is r, so any op's backward can be checked against the reference's VJP. */
 export function dot(a: Tensor, r: Tensor): Tensor {
+  expectDtype('dot', 'a', a);
   expectShape('dot', 'r', r, a.shape);
   const prod = Tensor.empty(a.shape);
   const k = elementwiseKernel(
@@ -104,11 +108,16 @@ export function dot(a: Tensor, r: Tensor): Tensor {
   dispatch(k, [a, r, prod], elementwiseGrid(a.size));
   const s = reduceRows(prod, { name: 'dot_sum', batch: 1, rows: a.size, channels: 1, outShape: [1] });
   prod.dispose();
-  return record('dot', s, [a], (g) => [scaleBy(r, g)]);
+  // r is no parent: its owner may dispose it, so backward checks it is still there.
+  return record('dot', s, [a], (g) => {
+    expectKeptForBackward('dot', 'r', r);
+    return [scaleBy(r, g)];
+  });
 }
 
 /** y = x · s[0] for a scalar tensor s. */
 export function scaleBy(x: Tensor, s: Tensor): Tensor {
+  expectDtype('scaleBy', 'x', x);
   expectShape('scaleBy', 'scale', s, [1]);
   const y = Tensor.empty(x.shape);
   const k = elementwiseKernel(
@@ -125,7 +134,7 @@ export function scaleBy(x: Tensor, s: Tensor): Tensor {
 
 /** y = a + b (same shapes); differentiable in both. */
 export function add(a: Tensor, b: Tensor): Tensor {
-  a.assertAlive('add');
+  expectDtype('add', 'a', a);
   expectShape('add', 'b', b, a.shape);
   const y = Tensor.empty(a.shape);
   const k = elementwiseKernel(
@@ -142,6 +151,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 /** A fresh copy of x (backward functions must return tensors they own). */
 export function copyOf(x: Tensor): Tensor {
+  x.assertAlive('copyOf');
   return reshapeNoGrad(x, x.shape);
 }
 
@@ -151,7 +161,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== x.size) throw new RangeError(`reshape: [${x.shape.join(', ')}] has ${x.size} elements, [${shape.join(', ')}] needs ${n}`);
   const y = Tensor.empty(shape, x.dtype);
-  copyBuffer(x, y, x.byteLength);
+  copyBuffer(x, y, x.byteLength, 'reshape');
   return record('reshape', y, [x], (g) => [reshapeNoGrad(g, x.shape)]);
 }
 

@@ -122,7 +122,7 @@ ${withIndex ? '@group(0) @binding(2) var<storage, read_write> arg: array<i32>;' 
 /** dx[n, iy, ix, c] = Σ over windows containing (iy, ix) whose argmax it is of dy[window]. */
 export function maxPool2dBackward(p: PoolShape, dy: Tensor, idx: Tensor): Tensor {
   expectShape('maxPool2dBackward', 'upstream gradient', dy, [p.N, p.OH, p.OW, p.C]);
-  expectShape('maxPool2dBackward', 'argmax', idx, [p.N, p.OH, p.OW, p.C]);
+  expectShape('maxPool2dBackward', 'argmax', idx, [p.N, p.OH, p.OW, p.C], 'i32');
   const dx = Tensor.empty([p.N, p.H, p.W, p.C]);
   const k = elementwiseKernel(
     'maxpool_backward',

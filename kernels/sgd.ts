@@ -7,8 +7,9 @@
 // `SGD` holds one velocity per parameter and per-parameter multipliers: the paper's prototxts give
 // biases twice the base learning rate and no weight decay (blobs_lr: 1, 2; weight_decay: 1, 0),
 // which NinModel (nin/model.ts) gives each bias parameter.
+import { GpuError } from '../engine/device.ts';
 import { upload, dispatch } from '../engine/runtime.ts';
-import { Tensor, expectShape, keep } from '../engine/tensor.ts';
+import { Tensor, expectDtype, expectShape, keep } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel, fill } from './elementwise.ts';
 
 export interface SgdHyper {
@@ -17,22 +18,33 @@ export interface SgdHyper {
   weightDecay: number;
 }
 
+/** Largest finite float32: the kernel gets the hyperparameters as f32, where more is Infinity. */
+const F32_MAX = 3.4028234663852886e38;
+
 function checkHyper(op: string, h: SgdHyper): void {
   for (const [k, v] of Object.entries(h)) {
     if (!Number.isFinite(v)) throw new RangeError(`${op}: ${k} = ${v} must be a finite number`);
+    if (Math.abs(v) > F32_MAX) throw new RangeError(`${op}: ${k} = ${v} is too large for float32 (max ${F32_MAX})`);
   }
+  // Each would run training backwards or let it diverge, silently.
+  if (h.lr < 0) throw new RangeError(`${op}: lr = ${h.lr} must not be negative`);
+  if (!(h.momentum >= 0 && h.momentum < 1)) throw new RangeError(`${op}: momentum = ${h.momentum} must be in [0, 1)`);
+  if (h.weightDecay < 0) throw new RangeError(`${op}: weightDecay = ${h.weightDecay} must not be negative`);
 }
 
-/** One in-place update of `param` and `velocity` from `grad` (all the same shape). */
-export function sgdStep(param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper): void {
-  const op = 'sgdStep';
-  param.assertAlive(op);
+function checkStep(op: string, param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper): void {
+  expectDtype(op, 'parameter', param);
   expectShape(op, 'gradient', grad, param.shape);
   expectShape(op, 'velocity', velocity, param.shape);
   if (grad.buffer === param.buffer || velocity.buffer === param.buffer || velocity.buffer === grad.buffer) {
     throw new RangeError(`${op}: parameter, gradient and velocity must be distinct tensors`); // a written binding may not alias
   }
   checkHyper(op, h);
+}
+
+/** One in-place update of `param` and `velocity` from `grad` (all the same shape). */
+export function sgdStep(param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper): void {
+  checkStep('sgdStep', param, grad, velocity, h);
   const k = elementwiseKernel(
     'sgd_step',
     param.size,
@@ -60,12 +72,18 @@ export interface ParamSpec {
 export class SGD {
   readonly specs: Required<ParamSpec>[];
   readonly velocities: Tensor[];
+  private disposed = false;
 
   constructor(params: (Tensor | ParamSpec)[], readonly opts: { momentum: number; weightDecay: number }) {
     checkHyper('SGD', { lr: 0, ...opts });
     this.specs = params.map((p) => {
       const s = p instanceof Tensor ? { param: p } : p;
       return { param: s.param, lrMult: s.lrMult ?? 1, decayMult: s.decayMult ?? 1 };
+    });
+    // Listed twice, a parameter would take two steps (with two velocities) per step().
+    this.specs.forEach(({ param }, i) => {
+      const j = this.specs.findIndex((s) => s.param === param);
+      if (j !== i) throw new RangeError(`SGD: parameter ${i} [${param.shape.join(', ')}] is the same tensor as parameter ${j}`);
     });
     this.velocities = this.specs.map(({ param }) => {
       param.assertAlive('SGD');
@@ -80,15 +98,19 @@ export class SGD {
    * require a gradient (frozen) are skipped; a trainable one without a gradient is an error.
    */
   step(lr: number): void {
+    if (this.disposed) throw new GpuError('SGD.step: this optimiser was disposed');
+    // Everything is checked before the first update: an error must not leave the parameters half-stepped.
+    const updates: [Tensor, Tensor, Tensor, SgdHyper][] = [];
     this.specs.forEach(({ param, lrMult, decayMult }, i) => {
       if (!param.requiresGrad) return;
-      if (!param.grad) throw new Error(`SGD.step: parameter ${i} [${param.shape.join(', ')}] has no gradient; run backward() first`);
-      sgdStep(param, param.grad, this.velocities[i], {
-        lr: lr * lrMult,
-        momentum: this.opts.momentum,
-        weightDecay: this.opts.weightDecay * decayMult,
-      });
+      const which = `parameter ${i} [${param.shape.join(', ')}]`;
+      if (param.isDisposed) throw new GpuError(`SGD.step: ${which} (tensor #${param.id}) was disposed; an optimiser's parameters must outlive it`);
+      if (!param.grad) throw new Error(`SGD.step: ${which} has no gradient; run backward() first`);
+      const h = { lr: lr * lrMult, momentum: this.opts.momentum, weightDecay: this.opts.weightDecay * decayMult };
+      checkStep(`SGD.step (${which})`, param, param.grad, this.velocities[i], h);
+      updates.push([param, param.grad, this.velocities[i], h]);
     });
+    for (const [param, grad, velocity, h] of updates) sgdStep(param, grad, velocity, h);
   }
 
   /** The velocities, in parameter order (for checkpoints). */
@@ -103,17 +125,21 @@ export class SGD {
     if (state.length !== this.velocities.length) {
       throw new RangeError(`SGD.loadState: got ${state.length} velocity arrays for ${this.velocities.length} parameters`);
     }
+    if (this.disposed) throw new GpuError('SGD.loadState: this optimiser was disposed');
     state.forEach((a, i) => {
       const v = this.velocities[i];
+      const which = names ? `the optimiser state of parameter '${names[i]}'` : `velocity ${i}`;
       if (a.length !== v.size) {
-        const which = names ? `the optimiser state of parameter '${names[i]}'` : `velocity ${i}`;
         throw new RangeError(`SGD.loadState: ${which} has ${a.length} values, parameter [${v.shape.join(', ')}] needs ${v.size}`);
       }
+      const bad = a.findIndex((x) => !Number.isFinite(x)); // it would spread into the weights at the next step
+      if (bad >= 0) throw new RangeError(`SGD.loadState: ${which} has the non-finite value ${a[bad]} at index ${bad}`);
     });
     state.forEach((a, i) => upload(this.velocities[i], a));
   }
 
   dispose(): void {
+    this.disposed = true;
     for (const v of this.velocities) v.dispose();
   }
 }

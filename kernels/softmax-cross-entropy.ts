@@ -10,7 +10,7 @@
 //
 // Labels are validated on the CPU by `labelTensor` (which remembers the class count it checked);
 // on the GPU an out-of-range label yields a NaN loss for its row instead of reading another row.
-import { record } from '../engine/autograd.ts';
+import { expectKeptForBackward, record } from '../engine/autograd.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from './elementwise.ts';
@@ -88,8 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 function checkLogits(op: string, logits: Tensor): [number, number] {
-  expectRank(op, 'logits', logits, 2, 'N×C');
-  if (logits.dtype !== 'f32') throw new RangeError(`${op}: logits must be f32, got ${logits.dtype}`);
+  expectRank(op, 'logits', logits, 2, 'N×C'); // f32
   return [logits.shape[0], logits.shape[1]];
 }
 
@@ -97,7 +96,7 @@ function checkLogits(op: string, logits: Tensor): [number, number] {
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const op = 'softmaxCrossEntropy';
   const [N, C] = checkLogits(op, logits);
-  expectShape(op, 'labels', labels, [N]);
+  expectShape(op, 'labels', labels, [N], null); // dtype checked below, pointing to labelTensor
   if (labels.dtype !== 'i32') throw new RangeError(`${op}: labels must be an i32 tensor (see labelTensor), got ${labels.dtype}`);
   const checked = checkedClasses.get(labels);
   if (checked !== undefined && checked > C) {
@@ -108,7 +107,10 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   dispatch(rowStatsKernel(N, C, true), [logits, stats, labels, rowLoss], grid1d(N));
   const loss = reduceRows(rowLoss, { name: 'loss_mean', batch: 1, rows: N, channels: 1, scale: 1 / N, outShape: [1] });
   rowLoss.dispose();
-  return record(op, loss, [logits], (g) => [softmaxCrossEntropyBackward(logits, labels, stats, g)], [stats]);
+  return record(op, loss, [logits], (g) => {
+    expectKeptForBackward(op, 'labels', labels); // no parent, not saved: the caller owns them
+    return [softmaxCrossEntropyBackward(logits, labels, stats, g)];
+  }, [stats]);
 }
 
 /** dz[n, c] = (exp(z[n, c] − m_n) / Σ_n − [c = label_n]) · g / N. */

@@ -115,4 +115,13 @@ describe('conv2d', () => {
       expect(() => conv2d(Tensor.empty([4, 4, 3]), Tensor.empty([3, 3, 3, 8]), Tensor.empty([8]))).toThrow(/expected rank 4/);
     });
   });
+
+  it('rejects an i32 tensor (e.g. labels) instead of computing zeros from its bits', () => {
+    tidy(() => {
+      const ints = Tensor.fromArray([1, 2, 3, 4], [1, 2, 2, 1], 'i32');
+      const w = Tensor.fromArray([1], [1, 1, 1, 1]), b = Tensor.fromArray([0], [1]);
+      expect(() => conv2d(ints, w, b)).toThrow('conv2d: input must be an f32 tensor, got i32');
+      expect(() => conv2d(Tensor.fromArray([1, 2, 3, 4], [1, 2, 2, 1]), w, Tensor.fromArray([0], [1], 'i32'))).toThrow('conv2d: bias must be an f32 tensor, got i32');
+    });
+  });
 });

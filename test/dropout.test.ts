@@ -94,4 +94,10 @@ describe('dropout', () => {
       for (const s of [-1, 0.5, 2 ** 32]) expect(() => dropout(x, 0.5, s)).toThrow(/dropout: seed .* must be an integer in \[0, 2\^32\)/);
     });
   });
+
+  it('rejects an i32 input instead of masking its bits', () => {
+    tidy(() => {
+      expect(() => dropout(Tensor.fromArray([1, 2, 3, 4], [4], 'i32'), 0.5, 1)).toThrow('dropout: input must be an f32 tensor, got i32');
+    });
+  });
 });

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
-import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
+import { backward, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { add, addInPlace, dot, relu, reshape } from '../kernels/elementwise.ts';
+import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
 import { randomArray } from './helpers.ts';
@@ -265,5 +265,160 @@ describe('autograd tape: a node reached twice', () => {
     const both = await grad(true);
     expect(Array.from(both)).toEqual(Array.from(once, (v) => 2 * v));
     expect(once.some((v) => v !== 0)).toBe(true);
+  });
+});
+
+describe('API misuse: errors, not wrong numbers', () => {
+  /** A disposed tensor whose buffer a live one (holding 100s) has taken over. */
+  const recycled = () => {
+    const dead = Tensor.fromArray([1, 2, 3], [3]);
+    dead.dispose();
+    const live = Tensor.fromArray([100, 100, 100], [3]);
+    return { dead, live };
+  };
+
+  it('every helper refuses a disposed tensor (checked at dispatch), leaving the buffer\'s new owner alone', async () => {
+    const one = Tensor.fromArray([1], [1]);
+    const ones = Tensor.fromArray([1, 1, 1], [3]);
+    const cases: [string, (dead: Tensor) => unknown][] = [
+      ['fill', (d) => fill(d, 7)],
+      ['addInPlace', (d) => addInPlace(d, ones)],
+      ['dot', (d) => dot(d, ones)],
+      ['scaleBy', (d) => scaleBy(d, one)],
+      ['reluBackward', (d) => reluBackward(d, ones)],
+      ['copyOf', (d) => copyOf(d)],
+      ['my_kernel', (d) => dispatch({ name: 'my_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = 5.0; }' }, [d], [1])],
+    ];
+    for (const [op, use] of cases) {
+      const { dead, live } = recycled();
+      expect(() => use(dead), op).toThrow(new RegExp(`^${op}: input tensor #${dead.id} \\(leaf, \\[3\\]\\) was already disposed`));
+      expect(Array.from(await live.toArray()), op).toEqual([100, 100, 100]);
+      live.dispose();
+    }
+  });
+
+  it('a second backward() of a graph, or one after a backward that threw, is refused', async () => {
+    const x = param(Tensor.fromArray([1, -2, 3], [3]));
+    const loss = dot(relu(x), Tensor.fromArray([1, 1, 1], [3]));
+    backward(loss);
+    expect(() => backward(loss)).toThrow(new RegExp(`^backward: the graph of tensor #${loss.id} \\(dot, \\[1\\]\\) was already consumed by an earlier backward\\(\\)`));
+    expect(Array.from(await x.grad!.toArray())).toEqual([1, 0, 1]); // not doubled
+    zeroGrad([x]);
+
+    let fail = true;
+    const y = record('flaky', copyOf(x), [x], (g) => {
+      if (fail) throw new Error('flaky backward');
+      return [copyOf(g)];
+    });
+    const loss2 = dot(y, Tensor.fromArray([1, 2, 3], [3]));
+    const stats = pool().stats;
+    const live = stats.liveBuffers;
+    expect(() => backward(loss2)).toThrow('flaky backward');
+    expect(stats.liveBuffers).toBe(live); // the pending gradients were freed, outside any tidy too
+    fail = false;
+    expect(() => backward(loss2)).toThrow(/backward: the graph of tensor #\d+ \(dot, \[1\]\) was already consumed/);
+    expect(x.grad).toBeNull();
+  });
+
+  it("dot's r disposed before backward() is an error, not the gradient of whatever took its buffer", () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const r = Tensor.fromArray([10, 20, 30], [3]);
+    const loss = dot(x, r);
+    r.dispose();
+    Tensor.fromArray([-1, -1, -1], [3]);
+    expect(() => backward(loss)).toThrow(new RegExp(`^dot backward: r \\(tensor #${r.id}, \\[3\\]\\) was disposed before backward\\(\\)`));
+    expect(x.grad).toBeNull();
+  });
+
+  it('keeps its own frozen copy of the shape array', async () => {
+    const shape = [1, 2, 2, 1];
+    const t = Tensor.fromArray([-1, 2, -3, 4], shape);
+    shape[1] = 4; // the caller reuses its array
+    expect(t.shape).toEqual([1, 2, 2, 1]);
+    expect(Object.isFrozen(t.shape)).toBe(true);
+    const y = relu(t);
+    expect(y.shape).toEqual([1, 2, 2, 1]);
+    expect(Array.from(await y.toArray())).toEqual([0, 2, 0, 4]);
+  });
+
+  it('elementwise ops reject i32 tensors instead of reading their bits as floats', () => {
+    const ints = Tensor.fromArray([-1, 2], [2], 'i32');
+    const floats = Tensor.fromArray([1, 2], [2]);
+    expect(() => relu(ints)).toThrow('relu: input must be an f32 tensor, got i32');
+    expect(() => add(floats, ints)).toThrow('add: b must be an f32 tensor, got i32');
+    expect(() => add(ints, floats)).toThrow('add: a must be an f32 tensor, got i32');
+    expect(() => fill(ints, 3)).toThrow('fill: the tensor must be f32, got i32');
+  });
+
+  it('fromArray validates i32 data and the dtype, and checks the length before allocating', () => {
+    expect(() => Tensor.fromArray([0, 2.9], [2], 'i32')).toThrow('Tensor.fromArray: value 2.9 at index 1 is not an int32');
+    expect(() => Tensor.fromArray([NaN], [1], 'i32')).toThrow('Tensor.fromArray: value NaN at index 0 is not an int32');
+    expect(() => Tensor.fromArray([3e9], [1], 'i32')).toThrow('Tensor.fromArray: value 3000000000 at index 0 is not an int32');
+    expect(() => Tensor.fromArray([1, 2], [2], 'f16' as never)).toThrow("tensor dtype 'f16' is not supported");
+    expect(() => Tensor.empty([2], 'u8' as never)).toThrow("tensor dtype 'u8' is not supported");
+    const stats = pool().stats;
+    const { liveBuffers, allocations } = stats;
+    expect(() => Tensor.fromArray([1, 2, 3], [1000, 1000])).toThrow(/3 values do not fill shape \[1000, 1000\]/);
+    expect(() => Tensor.fromArray(new BigInt64Array([1n]) as never, [1])).toThrow(TypeError);
+    expect([stats.liveBuffers, stats.allocations]).toEqual([liveBuffers, allocations]);
+  });
+
+  it('item() refuses a tensor of more than one element', async () => {
+    await expect(Tensor.fromArray([5, 6, 7], [3]).item()).rejects.toThrow(/item: tensor #\d+ \(leaf\) has shape \[3\], not a single element/);
+    expect(await Tensor.fromArray([5], [1, 1]).item()).toBe(5);
+  });
+
+  it('tidy refuses an async function (it would free everything at the first await)', async () => {
+    const x = Tensor.fromArray([1, 2, 3], [3]);
+    const stats = pool().stats;
+    const live = stats.liveBuffers;
+    expect(() => tidy(async () => relu(x))).toThrow('tidy: fn returned a Promise');
+    expect(stats.liveBuffers).toBe(live); // what it made before returning was freed
+    x.dispose();
+  });
+
+  it('backward checks what a backward function returns: count, shapes, no gradOut pass-through', () => {
+    const cases: [string, (x: Tensor, g: Tensor) => (Tensor | null)[], RegExp][] = [
+      ['wrong_shape', () => [Tensor.fromArray([5, 5, 5, 5, 5], [5])], /backward function of 'wrong_shape' \(tensor #\d+\) returned a gradient of shape \[5\] for input 0 of shape \[3\]/],
+      ['too_few', () => [], /backward function of 'too_few' \(tensor #\d+\) returned 0 gradients for its 1 inputs/],
+      ['pass_through', (_, g) => [g], /backward function of 'pass_through' \(tensor #\d+\) returned its incoming gradient itself as input 0's gradient/],
+    ];
+    for (const [op, fn, message] of cases) {
+      const x = param(Tensor.fromArray([1, 2, 3], [3]));
+      const y = record(op, copyOf(x), [x], (g) => fn(x, g));
+      const stats = pool().stats;
+      const loss = dot(y, Tensor.fromArray([1, 1, 1], [3]));
+      const live = stats.liveBuffers;
+      expect(() => backward(loss), op).toThrow(message);
+      expect(x.grad, op).toBeNull();
+      expect(stats.liveBuffers, op).toBe(live); // what they returned was freed
+    }
+  });
+});
+
+describe('API misuse across closeGpu()', () => {
+  it('names a tensor of a closed device; disposing it (as tidy does) neither throws nor touches the new pool', async () => {
+    const old = Tensor.fromArray([1, 2, 3], [3]);
+    const oldP = param(Tensor.fromArray([1, 2, 3], [3]));
+    const oldLoss = dot(relu(oldP), Tensor.fromArray([1, 1, 1], [3]));
+    const big = Tensor.empty([1 << 20]);
+    fill(big, 1);
+    const pending = big.toArray();
+    closeGpu();
+    await expect(pending).rejects.toThrow('reading back a GPU buffer failed: the GPU device was closed (closeGpu()) before it finished');
+    const closed = /was created on a GPU device that closeGpu\(\) has since closed/;
+    await expect(old.toArray()).rejects.toThrow(closed);
+    old.dispose(); // no device at all now: must not throw
+    expect(old.isDisposed).toBe(true);
+    await getGpu();
+    expect(() => relu(oldP)).toThrow(new RegExp(`^relu: input tensor #${oldP.id} \\(param, \\[3\\]\\) ${closed.source}`));
+    expect(() => backward(oldLoss)).toThrow(/^backward: input tensor #\d+ .* was created on a GPU device that closeGpu\(\) has since closed/);
+    const stats = pool().stats;
+    const before = { ...stats };
+    oldP.dispose();
+    oldLoss.dispose();
+    big.dispose();
+    expect(stats).toEqual(before);
+    expect(Array.from(await relu(Tensor.fromArray([-1, 5], [2])).toArray())).toEqual([0, 5]);
   });
 });

@@ -44,4 +44,10 @@ describe('globalAvgPool', () => {
       expect(() => globalAvgPool(Tensor.empty([3, 10]))).toThrow(/globalAvgPool: input has shape \[3, 10\], expected rank 4/);
     });
   });
+
+  it('rejects an i32 input instead of averaging its bits', () => {
+    tidy(() => {
+      expect(() => globalAvgPool(Tensor.fromArray([1, 2, 3, 4], [1, 2, 2, 1], 'i32'))).toThrow('globalAvgPool: input must be an f32 tensor, got i32');
+    });
+  });
 });

@@ -137,4 +137,14 @@ describe('mlpconv (fused)', () => {
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, b2: Tensor.empty([c.C2 + 1]) })).toThrow(/mlpconv: b2 has shape \[6\], expected \[5\]/);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, w3: Tensor.empty([1, 1, c.C2 + 2, c.C3]) })).toThrow(/mlpconv: w3 has shape/);
   });
+
+  it('names a missing parameter and rejects i32 tensors', () => {
+    const c = cases[0];
+    const { gpu } = mlpconvParams(c, 51);
+    const x = Tensor.empty([1, 4, 4, c.Ci]);
+    const { b2: _, ...noB2 } = gpu;
+    expect(() => mlpconv(x, noB2 as never)).toThrow('mlpconv: b2 is missing');
+    expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci], 'i32'), gpu)).toThrow('mlpconv: input must be an f32 tensor, got i32');
+    expect(() => mlpconv(x, { ...gpu, b3: Tensor.empty([c.C3], 'i32') })).toThrow('mlpconv: b3 must be an f32 tensor, got i32');
+  });
 });

@@ -81,4 +81,12 @@ describe('pool2d', () => {
       expect(() => maxPool2d(Tensor.empty([1, 5, 5, 3]), { k: 1, s: 3 })).toThrow(/maxPool2d: input has shape \[1, 5, 5, 3\]; window k = 1 with stride s = 3 leaves the last window outside/);
     });
   });
+
+  it('rejects an i32 input instead of pooling its bits', () => {
+    tidy(() => {
+      const ints = Tensor.fromArray([1, 2, 3, 4], [1, 2, 2, 1], 'i32');
+      expect(() => maxPool2d(ints, { k: 2, s: 2 })).toThrow('maxPool2d: input must be an f32 tensor, got i32');
+      expect(() => avgPool2d(ints, { k: 2, s: 2 })).toThrow('avgPool2d: input must be an f32 tensor, got i32');
+    });
+  });
 });

@@ -133,4 +133,45 @@ describe('SGD', () => {
     opt.dispose();
     opt2.dispose();
   });
+
+  it('checks every parameter before updating any, so an error leaves none half-stepped', async () => {
+    const a = param(Tensor.fromArray([1, 1], [2]));
+    const b = param(Tensor.fromArray([1, 1], [2]));
+    a.grad = Tensor.fromArray([1, 1], [2]);
+    const opt = new SGD([a, b], { momentum: 0, weightDecay: 0 });
+    expect(() => opt.step(0.5)).toThrow('SGD.step: parameter 1 [2] has no gradient');
+    expect(Array.from(await a.toArray())).toEqual([1, 1]); // not stepped
+    b.grad = Tensor.fromArray([1, 1, 1], [3]);
+    expect(() => opt.step(0.5)).toThrow('SGD.step (parameter 1 [2]): gradient has shape [3], expected [2]');
+    expect(Array.from(await a.toArray())).toEqual([1, 1]);
+    b.grad.dispose();
+    b.grad = Tensor.fromArray([1, 1], [2], 'i32');
+    expect(() => opt.step(0.5)).toThrow('SGD.step (parameter 1 [2]): gradient must be an f32 tensor, got i32');
+    b.dispose();
+    expect(() => opt.step(0.5)).toThrow(/SGD.step: parameter 1 \[2\] \(tensor #\d+\) was disposed/);
+    expect(Array.from(await a.toArray())).toEqual([1, 1]);
+    opt.dispose();
+    expect(() => opt.step(0.5)).toThrow('SGD.step: this optimiser was disposed');
+    expect(() => opt.loadState([new Float32Array(2), new Float32Array(2)])).toThrow('SGD.loadState: this optimiser was disposed');
+    a.dispose();
+  });
+
+  it('rejects a parameter listed twice and hyperparameters that would train wrongly, silently', async () => {
+    const p = param(Tensor.fromArray([1, 2], [2]));
+    p.grad = Tensor.fromArray([1, 1], [2]);
+    expect(() => new SGD([p, { param: p, lrMult: 2 }], { momentum: 0, weightDecay: 0 })).toThrow('SGD: parameter 1 [2] is the same tensor as parameter 0');
+    for (const m of [-0.5, 1, 2]) expect(() => new SGD([p], { momentum: m, weightDecay: 0 })).toThrow(`SGD: momentum = ${m} must be in [0, 1)`);
+    expect(() => new SGD([p], { momentum: 0, weightDecay: -1 })).toThrow('SGD: weightDecay = -1 must not be negative');
+    const opt = new SGD([p], { momentum: 0.9, weightDecay: 0 });
+    expect(() => opt.step(-0.1)).toThrow('SGD.step (parameter 0 [2]): lr = -0.1 must not be negative');
+    expect(() => opt.step(1e39)).toThrow(/SGD.step \(parameter 0 \[2\]\): lr = 1e\+39 is too large for float32/); // Infinity in the kernel
+    expect(() => sgdStep(p, p.grad!, Tensor.empty([2]), { lr: 0.1, momentum: 1, weightDecay: 0 })).toThrow('sgdStep: momentum = 1 must be in [0, 1)');
+    expect(() => opt.loadState([new Float32Array([NaN, 1])])).toThrow('SGD.loadState: velocity 0 has the non-finite value NaN at index 0');
+    expect(() => opt.loadState([new Float32Array([Infinity, 1])], ['w'])).toThrow("SGD.loadState: the optimiser state of parameter 'w' has the non-finite value Infinity at index 0");
+    expect(Array.from(await p.toArray())).toEqual([1, 2]);
+    opt.step(0.5); // the velocities were left as they were (zero)
+    expect(Array.from(await p.toArray())).toEqual([0.5, 1.5]);
+    opt.dispose();
+    p.dispose();
+  });
 });

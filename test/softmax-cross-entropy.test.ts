@@ -69,4 +69,16 @@ describe('softmaxCrossEntropy', () => {
       expect(() => softmax(Tensor.empty([30]))).toThrow(/softmax: logits has shape \[30\], expected rank 2/);
     });
   });
+
+  it('labels disposed before backward() are an error, not gradients from whatever reused their buffer', () => {
+    tidy(() => {
+      const z = param(Tensor.fromArray(randomArray(8, 73), [2, 4]));
+      const labels = labelTensor([0, 3], 4);
+      const loss = softmaxCrossEntropy(z, labels);
+      labels.dispose();
+      Tensor.fromArray([2, 1], [2], 'i32'); // likely takes the labels' buffer
+      expect(() => backward(loss)).toThrow(new RegExp(`softmaxCrossEntropy backward: labels \\(tensor #${labels.id}, \\[2\\]\\) was disposed before backward\\(\\)`));
+      expect(z.grad).toBeNull();
+    });
+  });
 });
