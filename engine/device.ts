@@ -53,6 +53,9 @@ let pending: Promise<Gpu> | null = null;
 let dawnInstance: GPU | null = null;
 /** Counts closeGpu() calls: an acquisition that a close overtook must not become `current`. */
 let generation = 0;
+/** Removes the current device's uncapturederror listener: left attached, its closure kept a closed
+ * device (and its driver threads) alive, five threads per getGpu/closeGpu cycle on lavapipe. */
+let detachListener: (() => void) | null = null;
 
 /**
  * NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form. kernels/gemm-matrix.ts
@@ -178,10 +181,12 @@ async function acquire(gen: number): Promise<Gpu> {
     gpu.lostReason = `${info.reason}: ${info.message}`;
     if (info.reason !== 'destroyed') console.error(`[nin] GPU device lost (${gpu.lostReason})`);
   });
-  device.addEventListener('uncapturederror', (ev) => {
+  const onError = (ev: Event) => {
     if (gen !== generation) return; // from a device closeGpu() destroyed
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
-  });
+  };
+  device.addEventListener('uncapturederror', onError);
+  detachListener = () => device.removeEventListener('uncapturederror', onError);
   return gpu;
 }
 
@@ -305,6 +310,8 @@ export function dawnGpu(): GPU {
 /** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */
 export function closeGpu(): void {
   generation++;
+  detachListener?.();
+  detachListener = null;
   if (current) current.device.destroy();
   current = null;
   pending = null;

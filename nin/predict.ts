@@ -41,8 +41,10 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
   const model = c.buildModel();
   const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
-  const p = await probs.toArray();
-  model.dispose();
+  const p = await probs.toArray().finally(() => {
+    probs.dispose(); // a library caller may predict many times in one process
+    model.dispose();
+  });
   const C = c.config.classes;
   return images.map((path, i) => {
     const row = Array.from(p.subarray(i * C, (i + 1) * C), (v, k) => [k, v] as const).sort((a, b) => b[1] - a[1]).slice(0, 5);
@@ -69,10 +71,13 @@ export async function visualize(checkpointPath: string, o: { count: number; data
       return { maps: m, logits: model.head(m, { train: false }) };
     }),
   );
-  const [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]);
+  const [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]).finally(() => {
+    maps.dispose();
+    logits.dispose();
+    model.dispose();
+  });
   const C = c.config.classes;
   const [, H, W, M] = maps.shape;
-  model.dispose();
   const names = classNamesOf(c.options.dataset);
   const featurePath = join(outDir, 'feature-maps.png');
   writeFileSync(

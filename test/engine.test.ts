@@ -1,6 +1,8 @@
 // Engine behaviour: tensors, scopes, the buffer pool, the autograd tape, errors.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -420,5 +422,23 @@ describe('API misuse across closeGpu()', () => {
     big.dispose();
     expect(stats).toEqual(before);
     expect(Array.from(await relu(Tensor.fromArray([-1, 5], [2])).toArray())).toEqual([0, 5]);
+  });
+
+  it('a closed device is let go: getGpu/closeGpu cycles do not pile up driver threads', async () => {
+    // The device's error listener had kept each closed device (lavapipe: 5 threads) reachable.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const threads = () => readdirSync('/proc/self/task').length;
+    const cycle = async () => {
+      closeGpu();
+      await getGpu();
+      await relu(Tensor.fromArray([1, -2], [2])).toArray();
+      gc();
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    await cycle();
+    const after1 = threads();
+    for (let i = 0; i < 3; i++) await cycle();
+    expect(threads() - after1).toBeLessThan(5);
   });
 });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { upload } from '../engine/runtime.ts';
+import { pool, upload } from '../engine/runtime.ts';
 import { modelConfig, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
@@ -540,7 +540,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     for (let i = 0; i < 784; i++) png.data.set([test.images[i], test.images[i], test.images[i], 255], 4 * i);
     const file = join(tmp, 'digit.png');
     writeFileSync(file, PNG.sync.write(png));
+    const live = pool().stats.liveBuffers;
     const [line] = await predict(ckpt, [file]);
+    expect(pool().stats.liveBuffers, 'predict leaves nothing on the GPU').toBe(live);
     expect(line).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: (\\d \\d+\\.\\d%, ){4}\\d \\d+\\.\\d%$`));
     // A picture of another size is resized to the model's input, with a note.
     const wide = new PNG({ width: 56, height: 28 });
@@ -553,6 +555,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(sameLine).toBe(line);
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
     const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
+    expect(pool().stats.liveBuffers, 'visualize leaves nothing on the GPU').toBe(live);
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
   });
