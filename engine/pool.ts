@@ -55,6 +55,16 @@ export class BufferPool {
     return buf;
   }
 
+  /** Destroys every buffer kept for reuse (the live ones stay); returns the bytes freed. The
+   * caller must have submitted every recorded command that uses them (runtime.ts trimPool). */
+  trim(): number {
+    const freed = this.stats.pooledBytes;
+    for (const list of this.free.values()) for (const buf of list) buf.destroy();
+    this.free.clear();
+    this.stats.pooledBytes = 0;
+    return freed;
+  }
+
   release(buf: GPUBuffer): void {
     const size = this.classOf.get(buf);
     if (size === undefined) throw new Error('BufferPool.release: buffer was not acquired from this pool');

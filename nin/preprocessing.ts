@@ -6,6 +6,7 @@
 //                normalisation per image and channel (no statistics to fit)
 import { noGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
+import { trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { withoutMatrixUnits } from '../kernels/gemm-matrix.ts';
@@ -147,6 +148,7 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
     w.dispose();
     zero.dispose();
   }
+  trimPool(); // the chunks' buffers are of no use to training
   return images;
 }
 

@@ -26,6 +26,7 @@ import {
 } from '../nin/data/index.ts';
 import { parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
+import { pool } from '../engine/runtime.ts';
 import { fitPreprocessor, Preprocessor, PREPROCESS_KINDS, whitenOnGpu } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
@@ -620,6 +621,8 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     globalContrastNormalize(gcn, dim, NIN_GCN);
     const chunked = await whitenOnGpu(pre.stats as ZcaStats, gcn, test.count, 2 * 4 * dim);
     expect(relErrNorm(chunked, whole.images)).toBeLessThan(1e-6);
+    // Its buffers go back to the device, not to the pool, where training would keep them for the run.
+    expect(pool().stats.pooledBytes).toBe(0);
     // With GEMMs on (emulated) f16 matrix units, whitening still runs in f32: the same rows.
     forceMatrixMode({ component: 'f16', ...EMULATED_MATRIX, shape: { ...EMULATED_MATRIX.shape }, emulated: true });
     try {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
-import { dispatch, pool, runtimeStats, sync } from '../engine/runtime.ts';
+import { dispatch, pool, runtimeStats, sync, trimPool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
@@ -440,5 +440,22 @@ describe('API misuse across closeGpu()', () => {
     const after1 = threads();
     for (let i = 0; i < 3; i++) await cycle();
     expect(threads() - after1).toBeLessThan(5);
+  });
+});
+
+describe('buffer pool trimming', () => {
+  it('trimPool destroys the idle buffers only: live tensors keep their values, later ops allocate afresh', async () => {
+    const live = Tensor.fromArray([1, 2, 3], [3]);
+    const idle = Tensor.fromArray(new Float32Array(1 << 16), [1 << 16]);
+    relu(idle).dispose(); // recorded, not yet submitted: trimPool must submit before destroying
+    idle.dispose();
+    expect(pool().stats.pooledBytes).toBeGreaterThanOrEqual(4 << 16);
+    const freed = trimPool();
+    expect(freed).toBeGreaterThanOrEqual(4 << 16);
+    expect(pool().stats.pooledBytes).toBe(0);
+    await sync(); // no validation error from a destroyed buffer in a submission
+    expect(Array.from(await relu(live).toArray())).toEqual([1, 2, 3]);
+    const again = Tensor.fromArray(new Float32Array(1 << 16).fill(-1), [1 << 16]);
+    expect((await relu(again).toArray()).every((v) => v === 0)).toBe(true);
   });
 });
