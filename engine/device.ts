@@ -53,9 +53,15 @@ let pending: Promise<Gpu> | null = null;
 let dawnInstance: GPU | null = null;
 /** Counts closeGpu() calls: an acquisition that a close overtook must not become `current`. */
 let generation = 0;
-/** Removes the current device's uncapturederror listener: left attached, its closure kept a closed
- * device (and its driver threads) alive, five threads per getGpu/closeGpu cycle on lavapipe. */
-let detachListener: (() => void) | null = null;
+/** Each device's uncapturederror listener remover: left attached, the listener's closure kept a
+ * destroyed device (and its driver threads) alive, five threads per getGpu/closeGpu cycle on lavapipe. */
+const detachers = new WeakMap<GPUDevice, () => void>();
+
+/** Destroys a device and lets it go. */
+function destroyDevice(device: GPUDevice): void {
+  detachers.get(device)?.();
+  device.destroy();
+}
 
 /**
  * NIN_MATRIX's modes: f32 | f16, with -emulated for the plain-WGSL form. kernels/gemm-matrix.ts
@@ -186,7 +192,7 @@ async function acquire(gen: number): Promise<Gpu> {
     uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
   };
   device.addEventListener('uncapturederror', onError);
-  detachListener = () => device.removeEventListener('uncapturederror', onError);
+  detachers.set(device, () => device.removeEventListener('uncapturederror', onError));
   return gpu;
 }
 
@@ -271,7 +277,7 @@ export async function getGpu(): Promise<Gpu> {
     pending = acquire(gen).then(
       (g) => {
         if (gen === generation) return (current = g);
-        g.device.destroy();
+        destroyDevice(g.device);
         throw new GpuError('closeGpu() was called while this GPU was being acquired; call getGpu() again');
       },
       (e) => {
@@ -310,9 +316,7 @@ export function dawnGpu(): GPU {
 /** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */
 export function closeGpu(): void {
   generation++;
-  detachListener?.();
-  detachListener = null;
-  if (current) current.device.destroy();
+  if (current) destroyDevice(current.device);
   current = null;
   pending = null;
   dawnInstance = null;

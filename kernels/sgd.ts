@@ -28,7 +28,8 @@ function checkHyper(op: string, h: SgdHyper): void {
   }
   // Each would run training backwards or let it diverge, silently.
   if (h.lr < 0) throw new RangeError(`${op}: lr = ${h.lr} must not be negative`);
-  if (!(h.momentum >= 0 && h.momentum < 1)) throw new RangeError(`${op}: momentum = ${h.momentum} must be in [0, 1)`);
+  // (the kernel gets it as f32, where 0.99999999 is 1)
+  if (!(h.momentum >= 0 && Math.fround(h.momentum) < 1)) throw new RangeError(`${op}: momentum = ${h.momentum} must be in [0, 1) as a float32`);
   if (h.weightDecay < 0) throw new RangeError(`${op}: weightDecay = ${h.weightDecay} must not be negative`);
 }
 

@@ -30,7 +30,7 @@ interface Defaults { model: string; augment: boolean; preprocess: PreprocessKind
 // CIFAR: after one epoch (no augmentation) Gaussian σ = 0.05 at lr 0.1 gave 74.1 % test error in
 // the PyTorch stand-in and collapsed to one class in our engine (89.1 %); He, lr 0.02 and a
 // 0.3-epoch warm-up gave 67.2 % and 53.7 % (RESULTS.md, sessions 10 and 11). CIFAR-100 has the
-// same net and takes the same recipe, untried on its data. SVHN takes the authors' own settings
+// same net and takes the same recipe but for augmentation, untried on its data. SVHN takes the authors' own settings
 // (cuda-convnet NIN/svhn_params: lr 0.1, the class-map layer at 0.1×, weight decay 1e-4 as Caffe
 // counts it), untried here: no SVHN data.
 const DATASET_DEFAULTS: Record<string, Defaults> = {
@@ -43,7 +43,7 @@ const DATASET_DEFAULTS: Record<string, Defaults> = {
 /** Models sized for a CPU adapter train with their own defaults, over their data set's. */
 const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
   // 2 epochs over CIFAR-10's 50k training images: about 16 minutes on 2 cores through lavapipe.
-  'cifar10-small': { epochs: 2, lr: 0.05, batch: 32, schedule: 'cosine', warmup: 0.1 },
+  'cifar10-small': { epochs: 2, lr: 0.05, batch: 32, schedule: 'cosine', warmup: 0.1, classLrMult: undefined },
 };
 
 const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
@@ -194,7 +194,7 @@ const RULES = {
   dropout: { flag: 'dropout', kind: 'num', min: 0, max: 0.99, optional: true },
   epochs: { flag: 'epochs', kind: 'int', min: 1 },
   batchSize: { flag: 'batch', kind: 'int', min: 1 },
-  lr: { flag: 'lr', kind: 'num', min: 0 },
+  lr: { flag: 'lr', kind: 'num', min: 0, max: 1000 },
   schedule: { flag: 'schedule', kind: 'oneOf', allowed: ['constant', 'step', 'cosine', 'plateau'] },
   stepEpochs: { flag: 'lr-steps', kind: 'num', min: 0, max: 'epochs', list: true },
   gamma: { flag: 'gamma', kind: 'num', min: 0, max: 1 },
@@ -203,8 +203,8 @@ const RULES = {
   lrDrops: { flag: 'lr-drops', kind: 'int', min: 0, optional: true },
   plateauOn: { flag: 'plateau-on', kind: 'oneOf', allowed: ['train', 'val'], optional: true },
   momentum: { flag: 'momentum', kind: 'num', min: 0, max: 0.999999 },
-  weightDecay: { flag: 'weight-decay', kind: 'num', min: 0 },
-  classLrMult: { flag: 'class-lr-mult', kind: 'num', min: 0, optional: true },
+  weightDecay: { flag: 'weight-decay', kind: 'num', min: 0, max: 1 },
+  classLrMult: { flag: 'class-lr-mult', kind: 'num', min: 0, max: 1000, optional: true },
   augment: { flag: 'aug', kind: 'bool' },
   preprocess: { flag: 'preprocess', kind: 'oneOf', allowed: PREPROCESS_KINDS },
   validation: { flag: 'val', kind: 'images' },
@@ -222,7 +222,7 @@ function requirement(rule: Rule, epochs: number): { want: string; fits: (v: unkn
       return { want: `an integer ≥ ${rule.min}`, fits: (v) => Number.isInteger(v) && (v as number) >= rule.min };
     case 'num': {
       const max = rule.max === 'epochs' ? epochs : (rule.max ?? Infinity);
-      return { want: `a number in [${rule.min}, ${max}]`, fits: (v) => typeof v === 'number' && Number.isFinite(v) && v >= rule.min && v <= max };
+      return { want: max === Infinity ? `a number ≥ ${rule.min}` : `a number in [${rule.min}, ${max}]`, fits: (v) => typeof v === 'number' && Number.isFinite(v) && v >= rule.min && v <= max };
     }
     case 'oneOf':
       return { want: `one of ${rule.allowed.join(', ')}`, fits: (v) => rule.allowed.includes(v as string) };
@@ -313,7 +313,7 @@ function checkpointHeader(path: string): { options: TrainOptions; config: ModelC
   } catch (e) {
     throw new UsageError(`--resume: ${(e as Error).message}`);
   }
-  return { options, config, epoch, withinEpoch: metadata.partial_epoch !== undefined, runId: metadata.run_id ?? null, plateau };
+  return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
 }
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
@@ -341,7 +341,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const header = resume === undefined ? undefined : checkpointHeader(resume);
   const saved = header?.options;
   // A switch's --no- form replaces its value too.
-  const damaged = saved ? savedOptionProblems(saved, (flag) => v[flag] !== undefined || v[`no-${flag}`] !== undefined) : [];
+  // --schedule replaces the saved step epochs and plateau settings too (they are then derived or defaulted).
+  const scheduleFlags = ['lr-steps', 'patience', 'lr-drops', 'plateau-on'];
+  const replaced = (flag: string) => v[flag] !== undefined || v[`no-${flag}`] !== undefined || (scheduleFlags.includes(flag) && v.schedule !== undefined);
+  const damaged = saved ? savedOptionProblems(saved, replaced) : [];
   if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);

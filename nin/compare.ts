@@ -41,6 +41,7 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['warm-up', (o) => o.warmupEpochs],
   ['momentum', (o) => o.momentum],
   ['weight decay', (o) => o.weightDecay],
+  ['class lr mult', (o) => (o.lr === undefined ? undefined : (o.classLrMult ?? 1))],
   ['aug', (o) => (o.augment === undefined ? undefined : o.augment ? 'on' : 'off')],
   ['preprocess', (o) => o.preprocess],
   ['train limit', (o) => o.trainLimit ?? 'all'],

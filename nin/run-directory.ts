@@ -215,7 +215,7 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
 export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }): string {
   const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : `--epochs ${o.epochs}`;
   // What would let it train: the flags whose values stop it now.
-  const stops = o.stopAfter !== undefined && o.stopAfter <= epochsDone ? (o.stopAfter < o.epochs ? '--stop-after' : '--epochs and --stop-after') : '--epochs';
+  const stops = [o.epochs <= epochsDone && '--epochs', o.stopAfter !== undefined && o.stopAfter <= epochsDone && '--stop-after'].filter(Boolean).join(' and ');
   return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
 }
 

@@ -229,6 +229,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   const savedPartial = resumed?.partialEpoch;
+  if (savedPartial && resumed!.options.batchSize !== o.batchSize) {
+    throw new RangeError(`${o.resume} was saved within epoch ${resumed!.epoch + 1} at batch size ${resumed!.options.batchSize}; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with ${o.batchSize}`);
+  }
   const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
   if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {
     throw new RangeError(
@@ -263,7 +266,7 @@ async function trainInDirectory(
   const { log, t0, matrix, resumed, config, source, lastEpoch } = run;
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RangeError(dirProblem);
-  for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (it no longer runs)`);
+  for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (no process of that id writes it now)`);
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');

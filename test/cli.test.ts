@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { modelConfig, MODELS, parseModelConfig } from '../nin/model.ts';
+import { modelConfig, MODELS, parseModelConfig, plan } from '../nin/model.ts';
 
 function nin(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -16,7 +16,7 @@ function nin(...args: string[]) {
 describe('nin CLI', () => {
   it.each([
     [['train', '--epochs', '0'], /--epochs must be an integer ≥ 1, got '0'/],
-    [['train', '--lr', 'fast'], /--lr must be a number in \[0, Infinity\], got 'fast'/],
+    [['train', '--lr', 'fast'], /--lr must be a number in \[0, 1000\], got 'fast'/],
     [['train', '--bogus'], /Unknown option '--bogus'/],
     [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, got 'imagenet'/],
     [['train', '--dataset', 'cifar10', '--model', 'mnist-small'], /model 'mnist-small' takes 28×28×1 images but cifar10 images are 32×32×3/],
@@ -92,15 +92,24 @@ describe('nin CLI', () => {
       expect(o.classMaps, dataset).toBe('linear');
       expect(modelConfig(o).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: true });
     }
-    // Init: He with lr 0.02 and a warm-up on the paper's MNIST and CIFAR nets; SVHN keeps the paper's Gaussian and lr.
+    // Init: He with lr 0.02 and a warm-up on the paper's MNIST and CIFAR nets; SVHN keeps the paper's Gaussian and takes the authors' lr.
     expect(parseTrainArgs(['--dataset', 'mnist']).options).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.2 });
     for (const dataset of ['cifar10', 'cifar100']) expect(parseTrainArgs(['--dataset', dataset]).options, dataset).toMatchObject({ init: 'he', lr: 0.02, warmupEpochs: 0.3 });
     expect(modelConfig(parseTrainArgs(['--dataset', 'svhn']).options).init).toBe('gaussian');
     // SVHN: the authors' settings (cuda-convnet NIN/svhn_params); the other nets train every layer at --lr.
     expect(parseTrainArgs(['--dataset', 'svhn']).options).toMatchObject({ lr: 0.1, warmupEpochs: 0, classLrMult: 0.1 });
     expect(parseTrainArgs(['--dataset', 'cifar10']).options.classLrMult).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'svhn', '--model', 'cifar10-small']).options.classLrMult).toBeUndefined(); // that model's recipe
+    // The authors' SVHN net (cuda-convnet NIN/svhn_def).
+    expect(MODELS.svhn.layers.filter((l) => l.type === 'mlpconv').map((l) => [l.kernel, ...l.channels])).toEqual([[5, 128, 96, 64], [5, 320, 256, 128], [5, 384, 256, 10]]);
+    expect(MODELS.svhn.layers.filter((l) => l.type !== 'mlpconv' && l.type !== 'dropout').map((l) => l.type)).toEqual(['maxpool', 'maxpool']);
+    expect(plan(MODELS.svhn).reduce((s, l) => s + l.params, 0)).toBe(1_986_026);
+    // CIFAR-100 without augmentation, as the paper's 35.68 %; CIFAR-10 with it (its 8.81 %).
+    expect(parseTrainArgs(['--dataset', 'cifar100']).options.augment).toBe(false);
+    expect(parseTrainArgs(['--dataset', 'cifar10']).options.augment).toBe(true);
+    expect(() => parseTrainArgs(['--lr', '1e39'])).toThrow(new UsageError("--lr must be a number in [0, 1000], got '1e39'"));
     expect(parseTrainArgs(['--dataset', 'cifar10', '--class-lr-mult', '0.1']).options.classLrMult).toBe(0.1);
-    expect(() => parseTrainArgs(['--class-lr-mult=-1'])).toThrow(new UsageError("--class-lr-mult must be a number in [0, Infinity], got '-1'"));
+    expect(() => parseTrainArgs(['--class-lr-mult=-1'])).toThrow(new UsageError("--class-lr-mult must be a number in [0, 1000], got '-1'"));
     expect(modelConfig(parseTrainArgs(['--dataset', 'mnist', '--init', 'gaussian']).options).init).toBe('gaussian');
     const relu = parseTrainArgs(['--dataset', 'cifar10', '--class-maps', 'relu']).options;
     expect(modelConfig(relu).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: false });
@@ -168,7 +177,7 @@ describe('nin CLI', () => {
     expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, Infinity], got "x"; seed must be an integer ≥ 0, got undefined`),
+      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer ≥ 0, got undefined`),
     );
   });
 
@@ -192,8 +201,8 @@ describe('nin CLI', () => {
       [{ plateauOn: 'test' }, 'plateauOn must be one of train, val, got "test"'],
       [{ extra: 'yes' }, 'extra must be true or false, got "yes"'],
       [{ validation: -500 }, "validation must be a number of images or 'paper', got -500"],
-      [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number in [0, Infinity], got [1,"x"]'],
-      [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number in [0, Infinity], got -1'],
+      [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number ≥ 0, got [1,"x"]'],
+      [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number ≥ 0, got -1'],
     ];
     for (const [edits, problem] of refused) {
       expect(resume(edits), JSON.stringify(edits)).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));
@@ -207,6 +216,11 @@ describe('nin CLI', () => {
     // a flag for another option does not.
     expect(resume({ patience: 0, momentum: 1, augment: 'maybe' }, '--patience', '4', '--momentum', '0.8', '--no-aug')().options).toMatchObject({ patience: 4, momentum: 0.8, augment: false });
     expect(resume({ patience: 0 }, '--lr-drops', '3')).toThrow('patience must be an integer ≥ 1, got 0');
+    // --schedule replaces the saved step epochs and plateau settings: damaged ones stop nothing then.
+    expect(resume({ stepEpochs: [1, 'x'], patience: 0 }, '--schedule', 'cosine')().options).toMatchObject({ schedule: 'cosine', stepEpochs: [] });
+    // A saved class-layer multiplier goes on, unless a flag replaces it.
+    expect(resume({ classLrMult: 0.1 })().options.classLrMult).toBe(0.1);
+    expect(resume({ classLrMult: 0.1 }, '--class-lr-mult', '1')().options.classLrMult).toBe(1);
     // Saved lr steps past a run a resume shortened stand: the flags' bound by the run's epochs is not the saved values'.
     expect(resume({ schedule: 'step', stepEpochs: [2, 5] })().options).toMatchObject({ epochs: 3, stepEpochs: [2, 5] });
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));

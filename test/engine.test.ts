@@ -431,6 +431,9 @@ describe('API misuse across closeGpu()', () => {
     const threads = () => readdirSync('/proc/self/task').length;
     const cycle = async () => {
       closeGpu();
+      const overtaken = getGpu(); // a closeGpu() overtakes this acquisition: its device goes too
+      closeGpu();
+      await overtaken.catch(() => {});
       await getGpu();
       await relu(Tensor.fromArray([1, -2], [2])).toArray();
       gc();

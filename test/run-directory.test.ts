@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn } from '../nin/run-directory.ts';
@@ -259,6 +259,7 @@ describe('the run directory', () => {
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '1'])).toThrow(/has 2 epochs done, and --epochs 1 asks for no more: nothing to train \(give a larger --epochs\)$/);
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '2'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs and --stop-after\)$/);
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '5'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs\)$/);
+    expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '1'])).toThrow(/and --stop-after 1 asks for no more: nothing to train \(give a larger --epochs and --stop-after\)$/);
   });
 });
 
@@ -370,9 +371,18 @@ describe('temp files left by a save killed mid-write', () => {
       '.checkpoint.safetensors.tmp-12-abcdefghi', '.checkpoint.safetensors.tmp-12-abc.bak', '.checkpoint.safetensors.tmp-0-abc', '.checkpoint.safetensors.tmp-012-abc', '.checkpoint.safetensors.tmp-x12-abc', '..tmp-12-abc']) {
       expect(parseTempName(name), name).toBeNull();
     }
-    // A write leaves no temp path in use behind it.
-    writeFileAtomic(join(root, 'written'), [Buffer.from('x')]);
-    expect(readdirSync(root)).toEqual(['written']);
+    // A write leaves no temp path in use behind it: its temp name, made again (Math.random fixed),
+    // names a leftover, not a write in progress.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      writeFileAtomic(join(root, 'written'), [Buffer.from('x')]);
+      expect(readdirSync(root)).toEqual(['written']);
+      const again = join(root, `.written.tmp-${process.pid}-${(0.5).toString(36).slice(2, 10)}`); // tempPathFor's name for it
+      writeFileSync(again, 'left');
+      expect(removeLeftoverTempFiles(root)).toEqual([{ path: again, pid: process.pid }]);
+    } finally {
+      random.mockRestore();
+    }
   });
 
   it('removes those of processes that no longer run, and nothing else: not a live process\'s, not this process\'s write in progress, no other name', () => {

@@ -160,7 +160,7 @@ describe('SGD', () => {
     const p = param(Tensor.fromArray([1, 2], [2]));
     p.grad = Tensor.fromArray([1, 1], [2]);
     expect(() => new SGD([p, { param: p, lrMult: 2 }], { momentum: 0, weightDecay: 0 })).toThrow('SGD: parameter 1 [2] is the same tensor as parameter 0');
-    for (const m of [-0.5, 1, 2]) expect(() => new SGD([p], { momentum: m, weightDecay: 0 })).toThrow(`SGD: momentum = ${m} must be in [0, 1)`);
+    for (const m of [-0.5, 1, 2, 0.99999999]) expect(() => new SGD([p], { momentum: m, weightDecay: 0 })).toThrow(`SGD: momentum = ${m} must be in [0, 1)`);
     expect(() => new SGD([p], { momentum: 0, weightDecay: -1 })).toThrow('SGD: weightDecay = -1 must not be negative');
     const opt = new SGD([p], { momentum: 0.9, weightDecay: 0 });
     expect(() => opt.step(-0.1)).toThrow('SGD.step (parameter 0 [2]): lr = -0.1 must not be negative');
