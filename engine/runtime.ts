@@ -33,6 +33,16 @@ interface CachedPipeline {
 }
 
 const pipelines = new Map<string, CachedPipeline>();
+let nextPipelineId = 1; // never reused: bind groups are cached by pipeline id
+/** Shapes are compiled into the kernels, so every new batch size adds pipelines (an evaluation's
+ * last, partial batch too): a process that sees many sizes starts the cache afresh past this many.
+ * A training run uses about a hundred. */
+let pipelineLimit = 1024;
+
+/** Changes the pipeline cache's limit (tests). */
+export function setPipelineCacheLimit(n: number): void {
+  pipelineLimit = n;
+}
 const bindGroups = new Map<string, GPUBindGroup>();
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
@@ -127,7 +137,11 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   });
   check.catch(() => {}); // surfaced by checkErrors(); avoid an unhandled rejection meanwhile
   pendingChecks.push(check);
-  const cached = { id: pipelines.size + 1, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+  if (pipelines.size >= pipelineLimit) {
+    pipelines.clear();
+    bindGroups.clear(); // (theirs only: ids are not reused)
+  }
+  const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
   pipelines.set(key, cached);
   return cached;
 }

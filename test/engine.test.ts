@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
-import { dispatch, pool, runtimeStats, sync, trimPool } from '../engine/runtime.ts';
+import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
@@ -460,5 +460,24 @@ describe('buffer pool trimming', () => {
     expect(Array.from(await relu(live).toArray())).toEqual([1, 2, 3]);
     const again = Tensor.fromArray(new Float32Array(1 << 16).fill(-1), [1 << 16]);
     expect((await relu(again).toArray()).every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe('pipeline cache', () => {
+  it('starts afresh past its limit, so a process that sees many shapes does not keep every pipeline; results stay right', async () => {
+    setPipelineCacheLimit(3);
+    try {
+      // relu's kernel is specialised to its size: each length is its own pipeline.
+      for (let n = 1; n <= 6; n++) {
+        const x = Tensor.fromArray(Array.from({ length: n }, (_, i) => i - 2), [n]);
+        expect(Array.from(await relu(x).toArray())).toEqual(Array.from({ length: n }, (_, i) => Math.max(0, i - 2)));
+        expect(runtimeStats().pipelines).toBeLessThanOrEqual(3);
+      }
+      // A pipeline made again after the cache was cleared gets a new id: no stale bind group is used.
+      const again = Tensor.fromArray([-1], [1]);
+      expect(Array.from(await relu(again).toArray())).toEqual([0]);
+    } finally {
+      setPipelineCacheLimit(1024);
+    }
   });
 });
