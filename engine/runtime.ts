@@ -96,9 +96,9 @@ export function pool(): BufferPool {
 
 /**
  * Gives the pool's idle buffers back to the device. The pool never shrinks on its own, so a
- * one-off phase (a ZCA whitening pass over 22,000 images of 768 features left 131 MiB of chunks) would hold its
- * buffers for the whole run. Pending commands are submitted first: a destroyed buffer must not be
- * in an unsubmitted encoder (submitted work keeps it until done).
+ * one-off phase would hold its buffers for the whole run (a ZCA whitening of 22,000 images of 768
+ * features left 131 MiB). Pending commands are submitted first: a destroyed buffer must not be in
+ * an unsubmitted encoder (submitted work keeps it until done).
  */
 export function trimPool(): number {
   flush();
