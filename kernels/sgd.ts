@@ -46,6 +46,11 @@ function checkStep(op: string, param: Tensor, grad: Tensor, velocity: Tensor, h:
 /** One in-place update of `param` and `velocity` from `grad` (all the same shape). */
 export function sgdStep(param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper): void {
   checkStep('sgdStep', param, grad, velocity, h);
+  recordStep(param, grad, velocity, h);
+}
+
+/** sgdStep's dispatch, for arguments already checked (SGD.step checks all before updating any). */
+function recordStep(param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper): void {
   const k = elementwiseKernel(
     'sgd_step',
     param.size,
@@ -111,7 +116,7 @@ export class SGD {
       checkStep(`SGD.step (${which})`, param, param.grad, this.velocities[i], h);
       updates.push([param, param.grad, this.velocities[i], h]);
     });
-    for (const [param, grad, velocity, h] of updates) sgdStep(param, grad, velocity, h);
+    for (const [param, grad, velocity, h] of updates) recordStep(param, grad, velocity, h);
   }
 
   /** The velocities, in parameter order (for checkpoints). */
