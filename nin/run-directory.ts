@@ -578,13 +578,22 @@ function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: Loc
   return { state: runs ? 'held' : 'stale', holder, text };
 }
 
-function processRuns(pid: number): boolean {
+/**
+ * Whether process `pid` runs, is gone (no such process, or a zombie), or cannot be told (an
+ * unexpected error). The lock treats 'unknown' as stale; the temp-file cleanup keeps the file.
+ */
+function processState(pid: number): 'runs' | 'gone' | 'unknown' {
   try {
     process.kill(pid, 0); // signal 0: only asks whether the process exists
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by another user
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EPERM' ? 'runs' : code === 'ESRCH' ? 'gone' : 'unknown'; // EPERM: exists, owned by another user
   }
-  return !isZombie(pid);
+  return isZombie(pid) ? 'gone' : 'runs';
+}
+
+function processRuns(pid: number): boolean {
+  return processState(pid) === 'runs';
 }
 
 /** A killed process whose parent has not yet collected it (a zombie) still exists, but does not run. */
@@ -614,7 +623,7 @@ export function removeLeftoverTempFiles(dir: string): { path: string; pid: numbe
     const temp = parseTempName(entry.name);
     if (!temp || !entry.isFile()) continue; // isFile: not a directory, and not a symbolic link
     const path = join(dir, entry.name);
-    if (!(temp.pid === process.pid ? !tempPathInUse(path) : processGone(temp.pid))) continue;
+    if (!(temp.pid === process.pid ? !tempPathInUse(path) : processState(temp.pid) === 'gone')) continue;
     try {
       unlinkSync(path);
       removed.push({ path, pid: temp.pid });
@@ -623,14 +632,4 @@ export function removeLeftoverTempFiles(dir: string): { path: string; pid: numbe
     }
   }
   return removed;
-}
-
-/** Whether process `pid` no longer runs: none has that pid (ESRCH), or it is a zombie. */
-function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  return isZombie(pid);
 }
