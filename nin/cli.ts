@@ -9,7 +9,7 @@ import { builtInModel, classMapsOf, describeConfig, HEADS, INITS, modelConfig, M
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
+import { batchChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -449,9 +449,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
-  if (header?.withinEpoch && options.batchSize !== saved!.batchSize) {
-    throw new UsageError(`--batch ${options.batchSize}: ${resume} was saved within epoch ${header.epoch + 1} at batch size ${saved!.batchSize}, and a resume finishes that epoch with it (the batch size may change at an epoch's end)`);
-  }
+  const batchChanged = header?.withinEpoch && batchChangedWithinEpoch(resume!, header.epoch, saved!.batchSize, options.batchSize);
+  if (batchChanged) throw new UsageError(batchChanged);
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);

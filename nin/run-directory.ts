@@ -219,6 +219,13 @@ export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epoc
   return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
 }
 
+/** Why a resume cannot finish the epoch its checkpoint was saved within: another batch size (it
+ * may change only at an epoch's end); null when it can. For the CLI (before loading) and train(). */
+export function batchChangedWithinEpoch(checkpoint: string, epochsDone: number, savedBatch: number, batch: number): string | null {
+  if (savedBatch === batch) return null;
+  return `${checkpoint} was saved within epoch ${epochsDone + 1} at batch size ${savedBatch}; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with ${batch}`;
+}
+
 /** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */
 export function savedStep(path: string): number | null {
   const step = Number(headerField(path, 'step') ?? NaN);

@@ -19,7 +19,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
@@ -229,9 +229,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   const savedPartial = resumed?.partialEpoch;
-  if (savedPartial && resumed!.options.batchSize !== o.batchSize) {
-    throw new RangeError(`${o.resume} was saved within epoch ${resumed!.epoch + 1} at batch size ${resumed!.options.batchSize}; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with ${o.batchSize}`);
-  }
+  const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options.batchSize, o.batchSize);
+  if (batchChanged) throw new RangeError(batchChanged);
   const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
   if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {
     throw new RangeError(

@@ -176,7 +176,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
     // Another batch size within an epoch: a usage error on the command line, and train() refuses it too.
     expect(() => options(['--resume', cut.checkpoint, '--batch', '32'])).toThrow(
-      new UsageError(`--batch 32: ${cut.checkpoint} was saved within epoch 2 at batch size 16, and a resume finishes that epoch with it (the batch size may change at an epoch's end)`),
+      new UsageError(`${cut.checkpoint} was saved within epoch 2 at batch size 16; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with 32`),
     );
     const other16 = { ...options(['--resume', cut.checkpoint]), batchSize: 32 };
     await expect(train(other16, await loadSplits(other16))).rejects.toThrow(/saved within epoch 2 at batch size 16; a resume finishes that epoch with it \(the batch size may change at an epoch's end\), not with 32$/);
