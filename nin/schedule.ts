@@ -22,8 +22,9 @@ export interface ScheduleOptions {
   plateauOn?: 'train' | 'val';
 }
 
-/** The learning rate at optimiser step `step` (0-based) with `stepsPerEpoch` steps an epoch;
- * `drops`: the plateau schedule's drops so far (PlateauState). */
+/** The learning rate at epoch `step / stepsPerEpoch` (fractional): train.ts passes the epoch's
+ * index × stepsPerEpoch + its batches done, not the run's step count, which a batch size changed
+ * on resume would misplace. `drops`: the plateau schedule's drops so far (PlateauState). */
 export function learningRate(o: ScheduleOptions, step: number, stepsPerEpoch: number, drops = 0): number {
   const epoch = step / stepsPerEpoch; // fractional
   let lr = o.lr;

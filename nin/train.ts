@@ -425,6 +425,9 @@ async function trainInDirectory(
 
   // The steps left to --stop-after's epoch (or --epochs'), for the ETA.
   const stepsLeft = (epoch: number, inEpoch: number) => (lastEpoch - epoch) * stepsPerEpoch - inEpoch;
+  // The schedule goes by epochs (epoch + inEpoch / stepsPerEpoch), not by the run's step count: a
+  // resume may change the batch size at an epoch's end, and so the number of steps in an epoch.
+  const lrAt = (epoch: number, inEpoch: number, drops = plateau?.drops) => learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, drops);
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).
   const loopStart = { time: performance.now(), step };
@@ -443,13 +446,10 @@ async function trainInDirectory(
       const secondsBefore = partial?.seconds ?? 0;
       pending = null;
       let lastPrint = 0;
-      // Batches done in this epoch. The schedule goes by epochs (epoch + inEpoch / stepsPerEpoch),
-      // not by the run's step count: a resume may change the batch size at an epoch's end, and so
-      // the number of steps in an epoch.
-      let inEpoch = partial?.batches ?? 0;
-      let lr = learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
+      let inEpoch = partial?.batches ?? 0; // batches done in this epoch
+      let lr = lrAt(epoch, inEpoch);
       for await (const batch of loader.epoch(epoch, inEpoch)) {
-        lr = learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
+        lr = lrAt(epoch, inEpoch);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
         const { loss, logits } = tidy(() => {
@@ -512,16 +512,15 @@ async function trainInDirectory(
         }
         // Within the epoch, on request or every --checkpoint-every minutes: a checkpoint where the run stands.
         stop = o.interrupt?.(step) ?? false;
-        const batches = inEpoch;
-        if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && batches < stepsPerEpoch) {
+        if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && inEpoch < stepsPerEpoch) {
           if (pending) await pending; // this step's loss in the sums
           pending = null;
-          const partialEpoch = { batches, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
+          const partialEpoch = { batches: inEpoch, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
           await save(ckptPath, epoch, partialEpoch);
           lastSave = performance.now();
           if (stop) {
             if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
-            throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${batches} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
+            throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${inEpoch} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
           }
         }
       }
@@ -552,7 +551,7 @@ async function trainInDirectory(
         const { state, event } = plateauAfterEpoch(plateau, (on === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
         plateau = state;
         const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
-        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${learningRate(o, (epoch + 1) * stepsPerEpoch, stepsPerEpoch, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
+        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${lrAt(epoch + 1, 0, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
       // The epoch's record first: a process killed while saving leaves a record beyond its last
