@@ -110,8 +110,10 @@ export function backward(loss: Tensor): void {
   }
   for (const t of order) if (t.backwardFn) t.consumed = true;
   const grads = new Map<Tensor, Tensor>();
-  // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed
-  // too; the leaves' gradients are kept, so they survive it.
+  // Leaves get their gradients only once every backward function has run: one that throws must
+  // not leave some leaves with this step's gradient added and others without.
+  const leafGrads: [Tensor, Tensor][] = [];
+  // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed too.
   tidy(() => noGrad(() => {
     const seed = Tensor.empty(loss.shape);
     fill(seed, 1);
@@ -122,13 +124,7 @@ export function backward(loss: Tensor): void {
       if (!g) continue;
       grads.delete(node);
       if (!node.backwardFn) {
-        // A leaf: keep its gradient.
-        if (node.grad) {
-          addInPlace(node.grad, g);
-          g.dispose();
-        } else {
-          node.grad = keep(g);
-        }
+        leafGrads.push([node, g]);
         continue;
       }
       const parentGrads = node.backwardFn(g);
@@ -152,6 +148,14 @@ export function backward(loss: Tensor): void {
       });
     }
     for (const g of grads.values()) g.dispose();
+    for (const [leaf, g] of leafGrads) {
+      if (leaf.grad) {
+        addInPlace(leaf.grad, g);
+        g.dispose();
+      } else {
+        leaf.grad = keep(g);
+      }
+    }
   }));
 }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
-import { Tensor, tidy } from '../engine/tensor.ts';
+import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
@@ -319,6 +319,21 @@ describe('API misuse: errors, not wrong numbers', () => {
     expect(stats.liveBuffers).toBe(live); // the pending gradients were freed, outside any tidy too
     fail = false;
     expect(() => backward(loss2)).toThrow(/backward: the graph of tensor #\d+ \(dot, \[1\]\) was already consumed/);
+    expect(x.grad).toBeNull();
+  });
+
+  it('a backward that throws part-way gives no leaf any of its gradient', async () => {
+    // The walk takes the loss's last input's branch first, so w is reached before the flaky node's
+    // backward throws; w.grad must stay as it was.
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const w = param(Tensor.fromArray([4, 5, 6], [3]));
+    w.grad = keep(Tensor.fromArray([10, 10, 10], [3]));
+    const flaky = record('flaky', copyOf(x), [x], () => {
+      throw new Error('flaky backward');
+    });
+    const loss = add(dot(flaky, Tensor.fromArray([1, 1, 1], [3])), dot(w, Tensor.fromArray([1, 2, 3], [3])));
+    expect(() => backward(loss)).toThrow('flaky backward');
+    expect(Array.from(await w.grad!.toArray())).toEqual([10, 10, 10]);
     expect(x.grad).toBeNull();
   });
 
