@@ -109,10 +109,21 @@ export class Tensor implements BufferRef {
     }
   }
 
+  /** The values as floats. An i32 tensor's are converted, and refused past ±2^24, where a float32 would round them: use toInt32Array(). */
   async toArray(): Promise<Float32Array> {
     this.assertAlive('toArray');
     const bytes = await download(this, this.byteLength);
-    return this.dtype === 'f32' ? new Float32Array(bytes) : (new Float32Array(Int32Array.from(new Int32Array(bytes))) as Float32Array);
+    if (this.dtype === 'f32') return new Float32Array(bytes);
+    const ints = new Int32Array(bytes);
+    const i = ints.findIndex((v) => Math.abs(v) > 2 ** 24);
+    if (i >= 0) throw new RangeError(`toArray: tensor #${this.id} (${this.op}, i32) holds ${ints[i]} at index ${i}, which a float32 cannot hold exactly; use toInt32Array()`);
+    return Float32Array.from(ints);
+  }
+
+  /** The values of an i32 tensor, exactly. */
+  async toInt32Array(): Promise<Int32Array> {
+    expectDtype('toInt32Array', 'tensor', this, 'i32');
+    return new Int32Array(await download(this, this.byteLength));
   }
 
   /** Reads one scalar (e.g. a loss) back. */

@@ -25,6 +25,11 @@ describe('tensors', () => {
     expect(await Tensor.fromArray(data, [10, 100]).toArray()).toEqual(data);
     const ints = [0, 1, -5, 2 ** 24, 7];
     expect(Array.from(await Tensor.fromArray(ints, [5], 'i32').toArray())).toEqual(ints);
+    const big = [3, 2 ** 31 - 1, -(2 ** 31), 2 ** 24 + 1];
+    const t = Tensor.fromArray(big, [4], 'i32');
+    expect(Array.from(await t.toInt32Array())).toEqual(big);
+    await expect(t.toArray()).rejects.toThrow(new RegExp(`^toArray: tensor #${t.id} \\(leaf, i32\\) holds 2147483647 at index 1, which a float32 cannot hold exactly; use toInt32Array\\(\\)`));
+    await expect(Tensor.fromArray([1], [1]).toInt32Array()).rejects.toThrow('toInt32Array: tensor must be an i32 tensor, got f32');
   });
 
   it('rejects empty tensors, bad shapes and sizes over the binding limit, naming them', () => {
