@@ -101,15 +101,18 @@ export function maxPool2d(x: Tensor, opts: PoolOptions = {}): Tensor {
     `${consts(p)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${withIndex ? '@group(0) @binding(2) var<storage, read_write> arg: array<i32>;' : ''}`,
+${withIndex ? '@group(0) @binding(2) var<storage, read_write> arg: array<i32>;' : ''}
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`,
     `${outputWindow}
   // Start from the window's first element (windows are never empty); strict > keeps the first max.
+  // A NaN wins and stays (as in PyTorch), so it reaches the loss rather than vanishing here;
+  // tested by its bits, since WGSL lets compilers assume floats are never NaN.
   var best = x[((n * H + y0) * W + x0) * C + c];
   var at = y0 * W + x0;
   for (var iy = y0; iy < y1; iy++) {
     for (var ix = x0; ix < x1; ix++) {
       let v = x[((n * H + iy) * W + ix) * C + c];
-      if (v > best) { best = v; at = iy * W + ix; }
+      if (!isNan(best) && (v > best || isNan(v))) { best = v; at = iy * W + ix; }
     }
   }
   y[i] = best;

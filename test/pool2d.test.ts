@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { backward, param } from '../engine/autograd.ts';
+import { backward, noGrad, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { avgPool2d, maxPool2d, poolOutputSize } from '../kernels/pool2d.ts';
-import { avgPool2dRef, dotRef, maxPool2dRef, numericalGrad, poolOutputSizeRef } from './reference.ts';
+import { avgPool2dRef, dotRef, maxPool2dRef, numericalGrad, poolOutputSizeRef, refTensor } from './reference.ts';
 import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -64,6 +64,28 @@ describe('pool2d', () => {
     expect(Math.abs(sum(dx) - sum(r)) / sum(r)).toBeLessThan(1e-6);
     // The first maximum in row-major window order wins: window (0, 0) of channel 0 goes to pixel (0, 0).
     expect(dx[0]).toBeCloseTo(r[0], 6);
+    x.dispose();
+  });
+
+  it('a NaN in a max-pool window is the window\'s output, wherever it sits, and gets its gradient', async () => {
+    // [1, 5, 5, 2] → 2×2 windows of 3×3 at stride 2. Channel 0: a NaN inside window (0, 0) only,
+    // not its first element (where a plain `v > best` scan would skip it). Channel 1: a NaN at
+    // pixel (2, 2), which all four windows share, and an infinity in window (1, 1).
+    const data = randomArray(50, 41);
+    data[(1 * 5 + 1) * 2 + 0] = NaN;
+    data[(2 * 5 + 2) * 2 + 1] = NaN;
+    data[(4 * 5 + 4) * 2 + 1] = Infinity;
+    const ref = maxPool2dRef(refTensor([1, 5, 5, 2], data)).data;
+    expect(Array.from(ref, Number.isNaN)).toEqual([true, true, false, true, false, true, false, true]);
+    expect(Array.from(await noGrad(() => maxPool2d(Tensor.fromArray(data, [1, 5, 5, 2]))).toArray())).toEqual(Array.from(ref));
+    const x = param(Tensor.fromArray(data, [1, 5, 5, 2]));
+    const y = maxPool2d(x);
+    expect(Array.from(await y.toArray())).toEqual(Array.from(ref));
+    backward(dot(y, Tensor.fromArray([1, 2, 3, 4, 5, 6, 7, 8], y.shape)));
+    const dx = await x.grad!.toArray();
+    expect(dx[(1 * 5 + 1) * 2 + 0]).toBe(1); // window (0, 0), channel 0
+    expect(dx[(2 * 5 + 2) * 2 + 1]).toBe(2 + 4 + 6 + 8); // every window of channel 1
+    expect(dx[(4 * 5 + 4) * 2 + 1]).toBe(0); // the infinity lost to the NaN
     x.dispose();
   });
 
