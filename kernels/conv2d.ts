@@ -12,7 +12,7 @@ import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { chooseSplitK, gemmStyle, runGemm } from './gemm.ts';
-import { elementwiseGrid, elementwiseKernel, reluBackward } from './elementwise.ts';
+import { elementwiseGrid, elementwiseKernel, NAN_WGSL, reluBackward } from './elementwise.ts';
 import { reduceRows } from './reduce.ts';
 
 export interface ConvShape {
@@ -78,10 +78,10 @@ export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor,
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
 @group(0) @binding(2) var<storage, read> bs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ys: array<f32>;`,
-      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
+      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1) + (relu ? NAN_WGSL : ''),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(m, k / ${s.Ci}u, k % ${s.Ci}u); }`,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[k * ${s.Co}u + n]; }`,
-      store: `fn store(m: u32, n: u32, z: u32, v: f32) { ys[m * ${s.Co}u + n] = ${relu ? 'max(v + bs[n], 0.0)' : 'v + bs[n]'}; }`,
+      store: `fn store(m: u32, n: u32, z: u32, v: f32) { ys[m * ${s.Co}u + n] = ${relu ? 'reluKeepNan(v + bs[n])' : 'v + bs[n]'}; }`,
       aTaps: { KI: s.Ci, aRow: shiftedRow(s, s.Ci, 1), aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' },
       aContiguous: 'k',
       bContiguous: 'n',

@@ -9,6 +9,15 @@ import { reduceRows } from './reduce.ts';
 const WG = 256;
 
 /**
+ * WGSL helpers for NaN, which max(NaN, 0) would turn into 0 on most GPUs (and WGSL lets compilers
+ * assume floats are never NaN, so `v != v` may fold away): isNan tests the bits, and reluKeepNan
+ * lets a NaN through as PyTorch's ReLU does, so that it reaches the loss, whose check stops a run.
+ */
+export const NAN_WGSL = /* wgsl */ `
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+fn reluKeepNan(v: f32) -> f32 { return select(0.0, v, v > 0.0 || isNan(v)); }`;
+
+/**
  * A 1-D kernel over `n` elements: `body` sees `i` (guarded to i < n). The kernel itself names `N`,
  * `i`, `wid`, `nwg` and `lid`, so `decls` and `body` must not declare those.
  */
@@ -52,7 +61,7 @@ export function addInPlace(acc: Tensor, x: Tensor): void {
   dispatch(k, [acc, x], elementwiseGrid(acc.size));
 }
 
-/** y = max(x, 0). */
+/** y = max(x, 0), NaN kept. */
 export function relu(x: Tensor): Tensor {
   expectDtype('relu', 'input', x);
   const y = Tensor.empty(x.shape);
@@ -60,8 +69,9 @@ export function relu(x: Tensor): Tensor {
     'relu_forward',
     x.size,
     `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;`,
-    'y[i] = max(x[i], 0.0);',
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${NAN_WGSL}`,
+    'y[i] = reluKeepNan(x[i]);',
   );
   dispatch(k, [x, y], elementwiseGrid(x.size));
   return record('relu', y, [x], (gy) => [reluBackward(gy, y)]);

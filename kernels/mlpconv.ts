@@ -28,7 +28,7 @@ import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
-import { reluBackward } from './elementwise.ts';
+import { NAN_WGSL, reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
 import { matrixMode } from './gemm-matrix.ts';
 import { mlpconvKey, tunedMlpconvTile } from './tuning.ts';
@@ -172,7 +172,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, writeHidden: bool
     if (c < ${C}u) {
       for (var i = 0u; i < ${PI}u; i++) {
         let p = pl + ${PL}u * i;
-        let v = max(acc${layer}[i * ${jc(C)}u + j] + b${layer}[c], 0.0);
+        let v = reluKeepNan(acc${layer}[i * ${jc(C)}u + j] + b${layer}[c]);
         hs[p * ${C + 1}u + c] = v;
         ${writeHidden ? `if (m0 + p < M) { h${layer}[(m0 + p) * ${C}u + c] = v; }` : ''}
       }
@@ -196,6 +196,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, writeHidden: bool
 const M: u32 = ${M}u;
 const KK: u32 = ${KK}u;
 ${blockBindings(writeHidden)}
+${NAN_WGSL}
 var<workgroup> hs: array<f32, ${TP * (cmax + 1)}>;
 var<workgroup> at: array<f32, ${TP * (BK + 1)}>;
 
@@ -261,7 +262,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let m = m0 + pl + ${PL}u * i;
         if (m < M) {
           let v = acc3[i * ${jc(s.C3)}u + j] + b3[c];
-          ys[m * ${s.C3}u + c] = ${relu3 ? 'max(v, 0.0)' : 'v'};
+          ys[m * ${s.C3}u + c] = ${relu3 ? 'reluKeepNan(v)' : 'v'};
         }
       }
     }
@@ -298,7 +299,7 @@ ${simdAccumulators(TP, TN)}
 ${kLoop(simdFmaStep(TP, TN, (j) => `${w}[k * ${Cout}u + col${j}]`, a))}
 ${lines(TN, (j) => `    if (ch${j} < ${Cout}u) {
       let bias = ${b}[col${j}];
-${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${i}_${j} + bias`}; ${emit(i, j)} }`).join('\n')}
+${rows.map((i) => `      { let v = ${relu ? `reluKeepNan(c${i}_${j} + bias)` : `c${i}_${j} + bias`}; ${emit(i, j)} }`).join('\n')}
     }`)}
   }`;
   };
@@ -306,6 +307,7 @@ ${rows.map((i) => `      { let v = ${relu ? `max(c${i}_${j} + bias, 0.0)` : `c${
   const code = /* wgsl */ `
 const M: u32 = ${M}u;
 ${blockBindings(true)}
+${NAN_WGSL}
 
 @compute @workgroup_size(${L})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

@@ -19,7 +19,7 @@
 import { needsGrad, record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
-import { elementwiseGrid, elementwiseKernel } from './elementwise.ts';
+import { elementwiseGrid, elementwiseKernel, NAN_WGSL } from './elementwise.ts';
 
 export interface PoolOptions {
   /** Window size (default 3). */
@@ -102,11 +102,10 @@ export function maxPool2d(x: Tensor, opts: PoolOptions = {}): Tensor {
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${withIndex ? '@group(0) @binding(2) var<storage, read_write> arg: array<i32>;' : ''}
-fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`,
+${NAN_WGSL}`,
     `${outputWindow}
   // Start from the window's first element (windows are never empty); strict > keeps the first max.
-  // A NaN wins and stays (as in PyTorch), so it reaches the loss rather than vanishing here;
-  // tested by its bits, since WGSL lets compilers assume floats are never NaN.
+  // A NaN wins and stays (as in PyTorch), so it reaches the loss rather than vanishing here.
   var best = x[((n * H + y0) * W + x0) * C + c];
   var at = y0 * W + x0;
   for (var iy = y0; iy < y1; iy++) {

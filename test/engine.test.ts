@@ -79,6 +79,14 @@ describe('buffer pool and scopes', () => {
 });
 
 describe('autograd tape', () => {
+  it('relu keeps a NaN (max(NaN, 0) would be 0 on the GPU) and passes no gradient through it', async () => {
+    const x = param(Tensor.fromArray([NaN, -1, 2, -Infinity, Infinity, -0], [6]));
+    const y = relu(x);
+    expect(Array.from(await y.toArray())).toEqual([NaN, 0, 2, 0, Infinity, 0]);
+    backward(dot(y, Tensor.fromArray([1, 1, 1, 1, 1, 1], [6])));
+    expect(Array.from(await x.grad!.toArray())).toEqual([0, 0, 1, 0, 1, 0]);
+  });
+
   it('accumulates gradients where a tensor is used twice', async () => {
     const xs = randomArray(50, 3);
     const r1 = randomArray(50, 4), r2 = randomArray(50, 5);

@@ -5,7 +5,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture } from '../kernels/gemm.ts';
 import { mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
-import { dotRef, mlpconvRef, numericalGrad, type RefTensor } from './reference.ts';
+import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
 import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -95,6 +95,26 @@ describe('mlpconv (fused)', () => {
     backward(dot(y, Tensor.fromArray(r, y.shape)));
     const scalar = () => dotRef(f(), r);
     await expectGradients({ x, ...t }, scalar, 19);
+  });
+
+  // max(NaN, 0) is 0 on GPUs (lavapipe too): a ReLU that let a NaN activation vanish would hide a
+  // broken layer from the loss's NaN check. The NaN must reach exactly the outputs the reference's.
+  for (const style of styles)
+  it(`${style} kernels: a NaN input reaches the outputs whose receptive field holds it, fused and unfused`, async () => {
+    setKernelStyle(style);
+    const c = cases[0];
+    const data = randomArray(c.N * c.H * c.W * c.Ci, 51);
+    data[((0 * c.H + 2) * c.W + 3) * c.Ci + 1] = NaN;
+    const { t, gpu } = mlpconvParams(c, 52);
+    const ref = mlpconvRef(refTensor([c.N, c.H, c.W, c.Ci], data), t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const nanAt = Array.from(ref, Number.isNaN);
+    expect(nanAt.filter(Boolean).length).toBe(9 * c.C3); // the 3×3 pixels around it, every channel
+    const x = Tensor.fromArray(data, [c.N, c.H, c.W, c.Ci]);
+    for (const [name, fn] of [['fused', mlpconv], ['unfused', mlpconvUnfused]] as const) {
+      const y = await fn(x, gpu).toArray();
+      expect(Array.from(y, Number.isNaN), name).toEqual(nanAt);
+      expectClose(name, y.filter((_, i) => !nanAt[i]), ref.filter((_, i) => !nanAt[i]), 1e-5);
+    }
   });
 
   for (const style of styles)
