@@ -606,6 +606,34 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(existsSync(join(out, 'run.lock'))).toBe(false);
   });
 
+  it('nin train: a second Ctrl-C a second later quits at once, naming the checkpoint to resume from, which it leaves intact', async () => {
+    const out = join(tmp, 'sigint-twice');
+    const cli = ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '16', '--batch', '16', '--out', out];
+    const first = spawnSync(process.execPath, [...cli, '--epochs', '1', '--test-limit', '16'], { encoding: 'utf8', timeout: 120_000 });
+    expect(first.status, first.stderr).toBe(0);
+    const ckpt = join(out, 'checkpoint.safetensors');
+    const saved = readFileSync(ckpt);
+    // One more step, then the epoch's evaluation on the whole test set: the first Ctrl-C waits for
+    // its end, which the second, 1.2 s later, does not.
+    const child = spawn(process.execPath, [...cli, '--resume', ckpt, '--epochs', '2', '--test-limit', '10000']);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step 1\/1/.test(stderr) && !child.killed) {
+        child.kill('SIGINT');
+        setTimeout(() => child.kill('SIGINT'), 1200);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/SIGINT: saving a checkpoint after this step/);
+    expect(stderr).toContain(`SIGINT again: quitting at once; the steps since the last checkpoint are lost; --resume ${ckpt} continues from it`);
+    expect(stderr).not.toMatch(/epoch 2: train loss/); // it did not wait for the evaluation
+    expect(readFileSync(ckpt).equals(saved)).toBe(true);
+    expect(loadCheckpoint(ckpt)).toMatchObject({ epoch: 1 });
+    expect(existsSync(join(out, 'run.lock'))).toBe(false);
+  });
+
   it('nin train: SIGHUP (the terminal closed) saves a checkpoint where the run stands and exits with 129', async () => {
     const out = join(tmp, 'sighup');
     const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '20000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
