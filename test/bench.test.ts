@@ -1,8 +1,13 @@
 // The benches' FLOP counts, against the network written out by hand: GFLOP/s and TFLOP/s in
-// bench/RESULTS.md rest on them.
-import { describe, expect, it } from 'vitest';
+// bench/RESULTS.md rest on them. And the accuracy study's reference and harness (below).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accuracyStudy, formatAccuracyRows, type AccuracyRow, gapReference, lossReference, mlpconvReference, poolReference, type BlockData, type BlockResult } from '../bench/accuracy.ts';
+import type { BlockSpec } from '../bench/mlpconv.ts';
 import { convolutionFlops } from '../bench/train-step.ts';
+import { closeGpu, getGpu } from '../engine/device.ts';
 import { MODELS } from '../nin/model.ts';
+import { avgPool2dRef, conv2dRef, dotRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, reluRef, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
+import { pick, randomArray, relErrNorm, sampleIndices } from './numeric.ts';
 
 describe('bench FLOP counts', () => {
   it("the CIFAR-10 NIN's convolutions: forward, and a training step without the image's input gradient", () => {
@@ -14,5 +19,84 @@ describe('bench FLOP counts', () => {
     expect(f.train).toBe(3 * forward - 2 * 32 * 32 * 5 * 5 * 3 * 192);
     // With a fully connected head its GEMM counts too (8·8·10 → 10).
     expect(convolutionFlops({ ...MODELS.cifar10, head: 'fc' }).forward).toBe(forward + 2 * 8 * 8 * 10 * 10);
+  });
+});
+
+// The accuracy study (bench/accuracy.ts): its float64 reference against test/reference.ts and
+// central differences, then the whole study at a tiny odd shape, where every GPU result must sit
+// within 1e-5 of float64 (a wrong kernel gives O(1); fp32 rounding gives about 1e-7 here).
+describe('accuracy study', () => {
+  beforeAll(async () => { await getGpu(); });
+  afterAll(() => { closeGpu(); });
+
+  const tiny: BlockSpec = { name: 'tiny', H: 7, Ci: 5, K: 3, C: [9, 7, 5] };
+
+  it("its float64 reference: the mlpconv forward as mlpconvRef, every gradient as central differences, ReLU masks given or its own", () => {
+    const N = 2;
+    const [C1, C2, C3] = tiny.C;
+    const ws = { w1: [3, 3, 5, C1], b1: [C1], w2: [1, 1, C1, C2], b2: [C2], w3: [1, 1, C2, C3], b3: [C3] };
+    const t = Object.fromEntries(Object.entries(ws).map(([k, s], i) => [k, refTensor(s, randomArray(s.reduce((a, b) => a * b), 30 + i, -0.5, 0.5))]));
+    const x = refTensor([N, 7, 7, 5], randomArray(N * 7 * 7 * 5, 40));
+    const r = randomArray(N * 7 * 7 * C3, 41);
+    const f32 = (a: Float64Array) => Float32Array.from(a);
+    const data: BlockData = { x: f32(x.data), w1: f32(t.w1.data), b1: f32(t.b1.data), w2: f32(t.w2.data), b2: f32(t.b2.data), w3: f32(t.w3.data), b3: f32(t.b3.data), r };
+    const f = () => mlpconvRef(x, t.w1, t.b1, t.w2, t.b2, t.w3, t.b3);
+    // Its backward with given ReLU masks: the forward's own give the same gradients, no flips; one
+    // entry switched off is one flip and changes them.
+    const h1 = reluRef(conv2dRef(x, t.w1, t.b1));
+    const h2 = reluRef(conv2dRef(h1, t.w2, t.b2));
+    const acts = { h1: h1.data, h2: h2.data, y: f().data };
+    const flipped = { ...acts, h2: h2.data.map((v, i) => (i === h2.data.findIndex((u) => u > 0) ? 0 : v)) };
+    const { results: [got, same, other], flips } = mlpconvReference(tiny, N, data, Float64Array, { masks: [acts, flipped] });
+    expect(flips).toEqual([{ h1: 0, h2: 0, y: 0 }, { h1: 0, h2: 1, y: 0 }]);
+    expect(relErrNorm(same.dw1, got.dw1)).toBeLessThan(1e-15);
+    expect(relErrNorm(other.dw1, got.dw1)).toBeGreaterThan(1e-6);
+    expect(relErrNorm(got.y, f().data)).toBeLessThan(1e-13);
+    const scalar = () => dotRef(f(), r);
+    for (const [name, ref, grad] of [['x', x, got.dx], ...['w1', 'b1', 'w2', 'b2', 'w3', 'b3'].map((k) => [k, t[k], got[`d${k}` as keyof BlockResult]])] as [string, RefTensor, Float64Array][]) {
+      const idx = sampleIndices(ref.data.length, 40, 7);
+      expect(relErrNorm(pick(grad, idx), numericalGrad(scalar, ref, idx)), `d/d${name}`).toBeLessThan(1e-7);
+    }
+  });
+
+  it('its float64 reference: pooling, GAP and the loss as test/reference.ts, gradients as central differences', () => {
+    const shape = [2, 7, 7, 3];
+    const xs = randomArray(2 * 7 * 7 * 3, 50);
+    const x = refTensor(shape, xs);
+    for (const mode of ['max', 'avg'] as const) {
+      const r = randomArray(2 * 3 * 3 * 3, 51);
+      const got = poolReference(xs, r, shape, mode, Float64Array);
+      const f = () => (mode === 'max' ? maxPool2dRef(x) : avgPool2dRef(x));
+      expect(relErrNorm(got.y, f().data), `${mode} pool`).toBeLessThan(1e-13);
+      expect(relErrNorm(got.dx, numericalGrad(() => dotRef(f(), r), x)), `${mode} pool dx`).toBeLessThan(1e-7);
+    }
+    const r = randomArray(2 * 3, 52);
+    const gap = gapReference(xs, r, shape, Float64Array);
+    expect(relErrNorm(gap.y, globalAvgPoolRef(x).data)).toBeLessThan(1e-13);
+    expect(relErrNorm(gap.dx, numericalGrad(() => dotRef(globalAvgPoolRef(x), r), x))).toBeLessThan(1e-7);
+    const z = refTensor([4, 5], randomArray(20, 53, -3, 3));
+    const labels = [0, 4, 2, 2];
+    const loss = lossReference(Float32Array.from(z.data), labels, 4, 5, Float64Array);
+    expect(Math.abs(loss.loss[0] - softmaxCrossEntropyRef(z, labels))).toBeLessThan(1e-13);
+    expect(relErrNorm(loss.dz, numericalGrad(() => softmaxCrossEntropyRef(z, labels), z))).toBeLessThan(1e-7);
+  });
+
+  it('the study at a tiny odd shape: every GPU result within 1e-5 of float64, as the naive fp32 one', async () => {
+    const { rows } = await accuracyStudy({ batch: 2, blocks: [{ block: tiny, after: ['maxpool', 'avgpool', 'gap', 'loss'] }] });
+    expect(rows.map((r) => `${r.op} ${r.quantity}`)).toEqual([
+      ...['y', 'dx', 'dw1', 'db1', 'dw2', 'db2', 'dw3', 'db3'].map((q) => `mlpconv tiny ${q}`),
+      'maxpool 3/2 y', 'maxpool 3/2 dx', 'avgpool 3/2 y', 'avgpool 3/2 dx', 'GAP y', 'GAP dx', 'softmax cross-entropy loss', 'softmax cross-entropy dlogits',
+    ]);
+    for (const r of rows) {
+      const what = `${r.op} ${r.quantity}`;
+      console.log(`${what}: GPU ${r.gpuRel.toExponential(1)}, floor ${r.floorRel.toExponential(1)}, naive ${r.naiveRel!.toExponential(1)}`);
+      const checks: [keyof AccuracyRow, number][] = [['gpuRel', 1e-5], ['gpuMax', 1e-5], ['naiveRel', 1e-5], ['floorRel', 1e-7]];
+      if (r.endToEndRel !== undefined) checks.push(['endToEndRel', 1e-5]);
+      for (const [k, tol] of checks) {
+        expect(r[k], `${what} ${k}`).toBeLessThan(tol); // NaN fails too
+      }
+    }
+    expect(rows[0].maskFlips).toEqual({ h1: 0, h2: 0, y: 0 }); // none at this size
+    expect(formatAccuracyRows(rows)).toContain('- mlpconv tiny, batch 2: h1 0, h2 0, y 0');
   });
 });
