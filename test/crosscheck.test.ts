@@ -14,13 +14,13 @@ const wd = 1e-4;
 function ourSide(steps: number): string {
   const out = mkdtempSync(join(tmpdir(), 'crosscheck-'));
   const args = ['--model', 'mnist-small', '--batch', '4', '--steps', String(steps), '--synthetic', '--init', 'he', '--lr', String(lr), '--out', out];
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/crosscheck.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/crosscheck.ts', ...args], { encoding: 'utf8', timeout: 300_000 });
   expect(r.status, r.stderr).toBe(0);
   return join(out, 'crosscheck.safetensors');
 }
 
 function replay(file: string) {
-  const r = spawnSync('python3', ['bench/crosscheck.py', file], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('python3', ['bench/crosscheck.py', file], { encoding: 'utf8', timeout: 300_000 });
   return { code: r.status, out: r.stdout + r.stderr };
 }
 

@@ -188,6 +188,7 @@ describe('subgroup-matrix GEMM, real', () => {
       console.log(`skipped: '${gpu().adapterName}' offers no subgroup matrices to this process`);
       return ctx.skip();
     }
+    const checked: string[] = [];
     for (const component of ['f32', 'f16'] as const) {
       let mode: MatrixMode | null = null;
       try {
@@ -198,7 +199,10 @@ describe('subgroup-matrix GEMM, real', () => {
       }
       forceMatrixMode(mode);
       await convAgainstReference(`real ${component} ${mode!.shape.M}×${mode!.shape.N}×${mode!.shape.K}`, component === 'f16' ? 5e-3 : 1e-5);
+      checked.push(component);
     }
+    // The feature is offered: a form that none of our modes can use is a failure, not a pass.
+    expect(checked.length, 'subgroup-matrix components checked').toBeGreaterThan(0);
   });
 });
 
