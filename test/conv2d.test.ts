@@ -88,22 +88,24 @@ describe('conv2d', () => {
     expect(grids).toEqual(['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
   });
 
-  // Enough pixels (N·H·W = 1,573) that the weight gradient is split over k and the slices summed.
+  // Enough pixels (N·H·W = 1,573) that the weight gradient is split over k and the slices summed,
+  // and the bias gradient sums 1,573 rows per channel.
   for (const style of ['tiled', 'simd'] as KernelStyle[])
-  it(`${style} kernels: split-K weight gradient matches the float64 reference`, async () => {
+  it(`${style} kernels: split-K weight gradient and the bias gradient over 1,573 rows match the float64 reference`, async () => {
     setKernelStyle(style);
     const [N, H, W, Ci, Co, K] = [13, 11, 11, 3, 6, 3];
     expect(chooseSplitK(K * K * Ci, Co, N * H * W)).toBeGreaterThan(1);
     const x = pair([N, H, W, Ci], 6);
     const w = pair([K, K, Ci, Co], 7, -0.3, 0.3);
     const b = pair([Co], 8);
-    param(w.gpu);
+    param(w.gpu); param(b.gpu);
     const y = conv2d(x.gpu, w.gpu, b.gpu);
     const r = randomArray(y.size, 9);
     backward(dot(y, Tensor.fromArray(r, y.shape)));
-    const idx = sampleIndices(w.ref.data.length, 40, 10);
     const scalar = () => dotRef(conv2dRef(x.ref, w.ref, b.ref), r);
+    const idx = sampleIndices(w.ref.data.length, 40, 10);
     expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
+    expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
   });
 
   it('rejects mismatched shapes with a named error', async () => {

@@ -7,7 +7,7 @@ import { pool } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { modelConfig, MODELS, NinModel, plan, type ForwardOptions, type ModelConfig } from '../nin/model.ts';
+import { modelConfig, MODELS, NinModel, plan, type ForwardOptions, type Head, type ModelConfig } from '../nin/model.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
@@ -39,8 +39,12 @@ const tiny: ModelConfig = {
 /**
  * The tiny net's loss in float64. `linearOut`: block 3 without its output ReLU. `dropout`: the two
  * dropout layers in training mode, each as [p, seed] (evaluation mode, no dropout, when omitted).
+ * `fc`: the FC head (fc.w, fc.b) instead of GAP, with its dropout as [p, seed] in training mode.
  */
-function referenceLoss(x: RefTensor, p: Record<string, RefTensor>, labels: number[], o: { linearOut?: boolean; dropout?: [number, number][] } = {}): number {
+function referenceLoss(
+  x: RefTensor, p: Record<string, RefTensor>, labels: number[],
+  o: { linearOut?: boolean; dropout?: [number, number][]; fc?: { dropout?: [number, number] } } = {},
+): number {
   const block = (h: RefTensor, b: number, relu3 = true) => mlpconvRef(h, p[`block${b}.w1`], p[`block${b}.b1`], p[`block${b}.w2`], p[`block${b}.b2`], p[`block${b}.w3`], p[`block${b}.b3`], relu3);
   const drop = (h: RefTensor, k: number) => (o.dropout ? dropoutRef(h, o.dropout[k][0], o.dropout[k][1]) : h);
   let h = block(x, 1);
@@ -50,7 +54,26 @@ function referenceLoss(x: RefTensor, p: Record<string, RefTensor>, labels: numbe
   h = avgPool2dRef(h, 3, 2);
   h = drop(h, 1);
   h = block(h, 3, !o.linearOut);
-  return softmaxCrossEntropyRef(globalAvgPoolRef(h), labels);
+  if (!o.fc) return softmaxCrossEntropyRef(globalAvgPoolRef(h), labels);
+  if (o.fc.dropout) h = dropoutRef(h, ...o.fc.dropout);
+  return softmaxCrossEntropyRef(fullyConnectedRef(h, p['fc.w'], p['fc.b']), labels);
+}
+
+/**
+ * Logits [N, classes] of a fully connected layer over each image's maps flattened in NHWC order
+ * (feature i = (y·W + x)·C + c), weights [1, 1, F, classes] (feature i, class k at i·classes + k).
+ */
+function fullyConnectedRef(h: RefTensor, w: RefTensor, b: RefTensor): RefTensor {
+  const N = h.shape[0], F = h.data.length / N, K = b.data.length;
+  expect(w.shape).toEqual([1, 1, F, K]);
+  const y = refTensor([N, K]);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) {
+      let s = b.data[k];
+      for (let i = 0; i < F; i++) s += h.data[n * F + i] * w.data[i * K + k];
+      y.data[n * K + k] = s;
+    }
+  return y;
 }
 
 /**
@@ -72,12 +95,13 @@ async function checkAgainstReference(config: ModelConfig, opts: ForwardOptions, 
     }
     refs[p.name] = refTensor([...p.tensor.shape], data);
   }
-  const N = 3;
-  const xs = randomArray(N * 9 * 9 * 3, 5);
+  const { height, width, channels } = config.input;
+  const shape = [3, height, width, channels];
+  const xs = randomArray(shape.reduce((a, b) => a * b), 5);
   const labels = [0, 2, 1];
-  const x = Tensor.fromArray(xs, [N, 9, 9, 3]);
+  const x = Tensor.fromArray(xs, shape);
   const loss = softmaxCrossEntropy(model.forward(x, opts), labelTensor(labels, 3));
-  const xRef = refTensor([N, 9, 9, 3], xs);
+  const xRef = refTensor(shape, xs);
   const f = () => ref(xRef, refs, labels);
   expectClose('loss', [await loss.item()], [f()], 1e-5);
   backward(loss);
@@ -154,6 +178,45 @@ describe('tiny NIN end to end', () => {
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(last).toBeLessThan(0.5 * first);
     expect(pool().stats.liveBytes).toBe(liveAt20);
+  });
+});
+
+describe('FC heads (flatten + fully connected) end to end', () => {
+  // tiny on a 9×13 image, its last mlpconv emitting 4 maps for 3 classes: the head sees 2×3×4
+  // features, so a wrong flatten order (H and W, or channels first) or weight layout shows.
+  const fcNet = (head: Head): ModelConfig => ({
+    ...tiny,
+    input: { height: 9, width: 13, channels: 3 },
+    layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { type: 'mlpconv', kernel: 1, channels: [6, 5, 4] } : l)),
+    head,
+  });
+
+  it("'fc', evaluation: loss and gradients (fc.w and fc.b too) match central differences on the float64 reference", async () => {
+    expect(plan(fcNet('fc')).at(-1)?.name).toBe('fully connected 24→3');
+    await checkAgainstReference(fcNet('fc'), { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { fc: {} }));
+  });
+
+  it("'fc-dropout', training: the head drops its input with p = 0.5 and seed deriveSeed(step seed, 1000), its own stream", async () => {
+    const seed = 17;
+    const dropout: [number, number][] = [[0.5, deriveSeed(seed, 2)], [0.5, deriveSeed(seed, 5)]];
+    const fc = { dropout: [0.5, deriveSeed(seed, 1000)] as [number, number] };
+    await checkAgainstReference(fcNet('fc-dropout'), { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout, fc }));
+  });
+
+  it("'fc-dropout', evaluation: no dropout, the logits equal 'fc''s (same weights); in training they differ", async () => {
+    const x = Tensor.fromArray(randomArray(3 * 9 * 13 * 3, 8), [3, 9, 13, 3]); // batch 3: the pipelines of the checks above
+    const logits = async (head: Head, train: boolean) => {
+      const model = new NinModel(fcNet(head), 4); // same seed: same weights whatever the head
+      const y = noGrad(() => model.forward(x, { train, seed: 11 }));
+      const out = await y.toArray();
+      y.dispose();
+      model.dispose();
+      return out;
+    };
+    expect(await logits('fc-dropout', false)).toEqual(await logits('fc', false));
+    // Training mode: the between-block dropout layers draw the same masks in both, so only the head's dropout differs.
+    expect(await logits('fc-dropout', true)).not.toEqual(await logits('fc', true));
+    x.dispose();
   });
 });
 
