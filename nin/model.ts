@@ -256,6 +256,9 @@ export interface ForwardOptions {
   unfused?: boolean;
 }
 
+/** The FC head's dropout stream (deriveSeed): a dropout layer's is its layer index, so this one is apart from any net under 1000 layers. */
+const FC_DROPOUT_STREAM = 1000;
+
 export class NinModel {
   readonly params: ParamEntry[] = [];
   readonly summary: LayerSummary[];
@@ -359,12 +362,12 @@ export class NinModel {
     return h;
   }
 
-  /** Classifier: global average pooling, or flatten + fully connected. */
+  /** Classifier: global average pooling, or flatten + fully connected (dropout 0.5 before it for 'fc-dropout'). */
   head(h: Tensor, opts: ForwardOptions): Tensor {
     const seed = opts.seed ?? 0;
     if (this.config.head === 'gap') return globalAvgPool(h);
     const N = h.shape[0];
-    if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, deriveSeed(seed, 1000));
+    if (this.config.head === 'fc-dropout' && opts.train) h = dropout(h, 0.5, deriveSeed(seed, FC_DROPOUT_STREAM));
     const flat = reshape(h, [N, 1, 1, h.size / N]);
     return reshape(conv2d(flat, this.parameter('fc.w'), this.parameter('fc.b')), [N, this.config.classes]);
   }
