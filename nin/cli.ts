@@ -422,7 +422,11 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     checkpointMinutes: given('checkpointMinutes') ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
   };
-  if (options.warmupEpochs > options.epochs) throw new UsageError(`--warmup ${options.warmupEpochs} is longer than the run's ${options.epochs} epochs`);
+  if (options.warmupEpochs > options.epochs) {
+    // A --warmup flag is bounded by --epochs already: this is a resumed run's saved warm-up.
+    const whose = resume ? `--resume ${resume}: the checkpoint's warm-up` : 'the warm-up';
+    throw new UsageError(`${whose} of ${options.warmupEpochs} epochs is longer than the run's ${options.epochs}; give --warmup ${options.epochs} or less`);
+  }
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
   if (header) {
     const clash = resumeClashes(options, header.config, header.options);

@@ -1,15 +1,21 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { modelConfig, MODELS, parseModelConfig, plan } from '../nin/model.ts';
+import { isAvailable } from '../nin/data/registry.ts';
 
+/** An environment in which acquiring the GPU fails (engine/device.ts: no adapter has this name), on
+ * any machine: a command run in it that reports a usage error did so before any GPU work. */
+const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
+
+/** `nin ARGS`, in the NO_GPU environment: nothing here needs a GPU. */
 function nin(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: NO_GPU });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -48,7 +54,25 @@ describe('nin CLI', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/usage:/);
-    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
+    expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU: any GPU acquisition would have failed with this, exit 1
+    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this (on lavapipe) when it enumerates adapters
+  });
+
+  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('NO_GPU makes a command that does GPU work fail (exit 1), so the usage errors above came before any', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'run');
+    const r = nin('train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^nin: GpuError: No WebGPU adapter found: Dawn backend '[^']*', adapter 'no-such-adapter'/m);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('nin predict: an image that is not there is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', () => {
+    // A header the format check accepts and loading would refuse (no options, config or weights).
+    const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
+    const r = nin('predict', ckpt, 'package.json', 'no/such/image.png');
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^nin: no image at 'no\/such\/image.png'\n\nusage:/);
   });
 
   it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', () => {
@@ -135,6 +159,13 @@ describe('nin CLI', () => {
     expect(resumed).toEqual({ ...first, resume: ckpt, stopAfter: undefined, profile: false });
     const longer = parseTrainArgs(['--resume', ckpt, '--epochs', '5', '--lr', '0.01', '--aug', '--test-limit', '100']).options;
     expect(longer).toMatchObject({ model: 'cifar10-small', epochs: 5, lr: 0.01, stepEpochs: [1], batchSize: 24, augment: true, seed: 9, testLimit: 100 });
+    // A run shortened on resume to less than its saved warm-up (a --warmup flag is bounded by --epochs already).
+    const warm = join(dir, 'warm.safetensors');
+    const warmFirst = { ...first, epochs: 5, warmupEpochs: 3 };
+    writeSafetensors(warm, {}, { format: 'nin-webgpu/1', options: JSON.stringify(warmFirst), config: JSON.stringify(modelConfig(first)), epoch: '1' });
+    expect(parseTrainArgs(['--resume', warm]).options).toMatchObject({ epochs: 5, warmupEpochs: 3 });
+    expect(() => parseTrainArgs(['--resume', warm, '--epochs', '2'])).toThrow(new UsageError(`--resume ${warm}: the checkpoint's warm-up of 3 epochs is longer than the run's 2; give --warmup 2 or less`));
+    expect(parseTrainArgs(['--resume', warm, '--epochs', '2', '--warmup', '1']).options).toMatchObject({ epochs: 2, warmupEpochs: 1 });
     // What fixes the run's network, preprocessing or data split stays: another value is a usage error, before any GPU work.
     const clashes: [string[], string][] = [
       [['--model', 'cifar10'], '--model cifar10 (the checkpoint holds cifar10-small)'],
@@ -230,6 +261,7 @@ describe('nin CLI', () => {
     const r = nin('train', '--resume', ckpt);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--resume ${ckpt}: its saved training options are damaged: head must be one of gap, fc, fc-dropout, got "banana"`);
+    expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     expect(r.stderr).not.toMatch(/maxDynamic/);
   });
 
@@ -332,6 +364,7 @@ describe("networks of one's own (--config)", () => {
     const r = nin('train', '--config', join(dir, 'odd.json'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/layers\[0\].kernel must be odd/);
+    expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     expect(r.stderr).not.toMatch(/maxDynamic/);
   });
 

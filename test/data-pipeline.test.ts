@@ -8,6 +8,7 @@ import {
   augmentRecord,
   permutation,
   assembleSplits,
+  concatDatasets,
   limitParts,
   validationPlan,
   validationSize,
@@ -122,6 +123,8 @@ describe('validation split', () => {
     expect(() => assembleSplits([ds], { count: 50 }, 1, 'synthetic')).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
     expect(() => assembleSplits([ds], { count: 2.5 }, 1, 'synthetic')).toThrow(/must be an integer/);
     expect(() => assembleSplits([ds, synthetic(3, 4, 4, 3)], null, 1, 'mixed')).toThrow(/mixed: synthetic has images 4×4×3, synthetic has 4×5×3/);
+    expect(() => assembleSplits([], { count: 1 }, 1, 'svhn/train')).toThrow(new RangeError('svhn/train: no training data'));
+    expect(() => assembleSplits([ds, ds], { perClass: [4] }, 1, 'two')).toThrow(new RangeError('two: a per-class validation quota for each of 2 parts is needed, got 1'));
     const withCoarse = { ...ds, coarseLabels: Int32Array.from({ length: 50 }, (_, i) => 100 + i) };
     const sub = takeExamples(withCoarse, [7, 3]);
     expect(Array.from(sub.coarseLabels!)).toEqual([107, 103]);
@@ -131,6 +134,22 @@ describe('validation split', () => {
     expect(() => takeExamples(ds, [1.5])).toThrow(/index 1\.5 outside/);
     const { validation } = assembleSplits([withCoarse], { count: 5 }, 1, 'c');
     expect(Array.from(validation!.coarseLabels!)).toEqual(examples(validation!).map((g) => 100 + g));
+  });
+});
+
+describe('concatDatasets', () => {
+  it('joins sets of one shape in order, with their coarse labels, sources and notes; no sets, or another shape, are refused naming them', () => {
+    const a = { ...synthetic(2), name: 'a', coarseLabels: Int32Array.of(7, 8), sources: ['a.bin'], notes: ['a is partial'] };
+    const b = { ...synthetic(3), name: 'b', coarseLabels: Int32Array.of(9, 9, 9), sources: ['b.bin'] };
+    const ab = concatDatasets([a, b]);
+    expect({ name: ab.name, count: ab.count, sources: ab.sources, notes: ab.notes }).toEqual({ name: 'a+b', count: 5, sources: ['a.bin', 'b.bin'], notes: ['a is partial'] });
+    expect(Array.from(ab.labels)).toEqual([0, 1, 0, 1, 2]);
+    expect(Array.from(ab.coarseLabels!)).toEqual([7, 8, 9, 9, 9]);
+    expect(ab.images).toEqual(Float32Array.from([...a.images, ...b.images]));
+    const named = concatDatasets([a, { ...b, coarseLabels: undefined }], 'svhn/train');
+    expect([named.name, named.coarseLabels]).toEqual(['svhn/train', undefined]); // coarse labels only when every set has them
+    expect(() => concatDatasets([])).toThrow(new RangeError('concatDatasets: no datasets given'));
+    expect(() => concatDatasets([a, { ...synthetic(1, 4, 5, 1), name: 'grey' }])).toThrow(new RangeError('concatDatasets: grey has images 4×5×1, a has 4×5×3'));
   });
 });
 
@@ -260,6 +279,20 @@ describe('BatchLoader', () => {
     expect(batch.images.every((v) => v === 0 || v <= -0.5)).toBe(true);
     expect(batch.images.some((v) => v === 0)).toBe(true);
     expect(batch.images.some((v) => v <= -0.5)).toBe(true);
+  });
+
+  it('refuses a source whose arrays do not match its count, and a batch or a start batch outside the epoch; a start at its end gives no batch', async () => {
+    expect(() => new BatchLoader({ ...ds, labels: ds.labels.subarray(0, 22) }, { batchSize: 5 })).toThrow(
+      new RangeError('BatchLoader: source claims 23 images of 4×5×3, but has 1380 values and 22 labels'),
+    );
+    expect(() => new BatchLoader({ ...ds, images: ds.images.subarray(0, 22 * 60) }, { batchSize: 5 })).toThrow(/source claims 23 images of 4×5×3, but has 1320 values and 23 labels/);
+    const loader = new BatchLoader(ds, { batchSize: 5, seed: 3 });
+    for (const from of [6, -1, 1.5]) expect(() => loader.epoch(2, from), String(from)).toThrow(new RangeError(`BatchLoader: cannot start epoch 2 at batch ${from} of 5`));
+    expect(() => loader.makeBatch(2, 5)).toThrow(new RangeError('BatchLoader: batch 5 outside 0..4'));
+    // A resume at batch 3 gets the epoch's last two batches; one saved after the last batch, none.
+    const whole = await collect(loader.epoch(2));
+    expect((await collect(loader.epoch(2, 3))).map((b) => Array.from(b.indices))).toEqual(whole.slice(3).map((b) => Array.from(b.indices)));
+    expect(await collect(loader.epoch(2, 5))).toEqual([]);
   });
 
   it('a failing preprocess hook surfaces from next()', async () => {

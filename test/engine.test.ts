@@ -113,6 +113,22 @@ describe('autograd tape', () => {
     expect(x.grad).toBeNull();
   });
 
+  it('refuses a loss that is not a scalar, or has no path to a tensor that requires a gradient, consuming nothing', async () => {
+    const x = param(Tensor.fromArray([1, -2, 3], [3]));
+    const r = Tensor.fromArray([1, 1, 1], [3]);
+    const y = relu(x);
+    expect(() => backward(y)).toThrow(new RangeError('backward: loss must be a scalar, got shape [3]'));
+    // Computed under noGrad from a parameter: nothing was recorded, so there is no path back to x.
+    const untracked = noGrad(() => dot(relu(x), r));
+    expect(untracked.size).toBe(1);
+    expect(() => backward(untracked)).toThrow(new Error('backward: loss does not depend on any tensor that requires a gradient'));
+    expect(x.grad).toBeNull();
+    // The refused non-scalar's graph is intact: a scalar loss on it backpropagates.
+    backward(dot(y, r));
+    expect(Array.from(await x.grad!.toArray())).toEqual([1, 0, 1]);
+    zeroGrad([x]);
+  });
+
   it('refuses a backward through a tensor disposed on the way, naming it, rather than stop the gradient there', () => {
     const x = param(Tensor.fromArray(randomArray(12, 7), [12]));
     const y = relu(x);

@@ -159,8 +159,9 @@ describe('loadImageForModel', () => {
   });
 });
 
-/** A PNG built chunk by chunk: the header as given, `data` as the IDAT's inflated scanlines, or raw chunks. */
-function handMadePng(opts: { width: number; height: number; depth?: number; colorType?: number; interlace?: number; scanlines?: Buffer; idat?: boolean }): Buffer {
+/** A PNG built chunk by chunk: the header as given, `data` as the IDAT's inflated scanlines, or raw chunks;
+ * `idatBytes`: the IDAT's data as given (not deflated). */
+function handMadePng(opts: { width: number; height: number; depth?: number; colorType?: number; interlace?: number; scanlines?: Buffer; idat?: boolean; idatBytes?: Buffer }): Buffer {
   const chunk = (type: string, data: Buffer): Buffer => {
     const head = Buffer.alloc(8);
     head.writeUInt32BE(data.length, 0);
@@ -176,7 +177,7 @@ function handMadePng(opts: { width: number; height: number; depth?: number; colo
   ihdr[9] = opts.colorType ?? 0;
   ihdr[12] = opts.interlace ?? 0;
   const chunks = [chunk('IHDR', ihdr)];
-  if (opts.idat !== false) chunks.push(chunk('IDAT', deflateSync(opts.scanlines ?? Buffer.alloc(0))));
+  if (opts.idat !== false) chunks.push(chunk('IDAT', opts.idatBytes ?? deflateSync(opts.scanlines ?? Buffer.alloc(0))));
   chunks.push(chunk('IEND', Buffer.alloc(0)));
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks]);
 }
@@ -217,6 +218,21 @@ describe('readPng: what the header declares is checked before decoding', () => {
     const cutChunk = file('cut-chunk.png', whole.subarray(0, 50));
     expect(() => readPng(cutChunk)).toThrow(new RegExp(`cut-chunk\\.png: corrupt PNG: chunk "IDAT" at offset 33 declares \\d+ data bytes and a 4-byte CRC, the file holds 9 bytes after its header`));
     expect(readPng(file('whole.png', whole)).rgba[0]).toBe(Math.fround(200 / 255)); // the same file, whole, decodes
+  });
+
+  it('an IHDR of another length, an interlace method that does not exist, a file cut inside a chunk header, image data that is not zlib → errors naming the file', () => {
+    const whole = handMadePng({ width: 28, height: 28, scanlines: greyRows(28, 28) });
+    const longIhdr = Buffer.from(whole);
+    longIhdr.writeUInt32BE(14, 8); // the IHDR chunk's length field
+    const ihdr14 = file('ihdr-14.png', longIhdr);
+    expect(() => readPng(ihdr14)).toThrow(`${ihdr14}: corrupt PNG: IHDR holds 14 bytes, expected 13`);
+    const interlace2 = file('interlace-2.png', handMadePng({ width: 28, height: 28, interlace: 2, scanlines: greyRows(28, 28) }));
+    expect(() => readPng(interlace2)).toThrow(`${interlace2}: corrupt PNG: interlace method 2 does not exist (0 or 1)`);
+    // After the signature and IHDR (33 bytes), 7 of the next chunk header's 8 bytes (and no CRC).
+    const cutHeader = file('cut-header.png', whole.subarray(0, 40));
+    expect(() => readPng(cutHeader)).toThrow(`${cutHeader}: corrupt PNG: the file ends inside a chunk header at offset 33`);
+    const notZlib = file('not-zlib.png', handMadePng({ width: 28, height: 28, idatBytes: Buffer.from('these bytes are not a zlib stream') }));
+    expect(() => readPng(notZlib)).toThrow(`${notZlib}: corrupt PNG: the image data does not inflate (incorrect header check)`);
   });
 
   it('interlaced (Adam7) files of odd sizes, where some passes are empty, decode to the right pixels', () => {

@@ -231,10 +231,12 @@ describe('the run directory', () => {
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.status).toBe(2);
+    // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } });
+    expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/already holds a run \(metrics.jsonl\)/);
-    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this when a device is created
+    expect(r.stderr).not.toMatch(/No WebGPU adapter found/);
+    expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this (on lavapipe) when it enumerates adapters
     // A run directory moved after training: the resume continues where the checkpoint now is.
     const trainedIn = join(root, 'gone');
     const options = { ...parseTrainArgs(['--model', 'mnist-small', '--out', trainedIn]).options, epochs: 5 };

@@ -12,7 +12,7 @@ import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { pool, upload } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { modelConfig, NinModel } from '../nin/model.ts';
+import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
@@ -667,6 +667,34 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 });
 
+describe('train() called directly', () => {
+  // The CLI refuses most of these itself, before loading the data (test/cli.test.ts); train() must too.
+  it('refuses another image shape, fewer images than a batch, an unknown model, and a resume within an epoch the data no longer fits, before making the run directory', async () => {
+    const dir = join(tmp, 'refused');
+    const data = (count: number, height = 28, width = 28, channels = 1): { train: ImageDataset } => ({
+      train: { name: 'synthetic/train', images: new Float32Array(count * height * width * channels), labels: Int32Array.from({ length: count }, (_, i) => i % 10), count, height, width, channels, classNames: [...'0123456789'], sources: [], notes: [] },
+    });
+    const o = options(['--batch', '4', '--epochs', '2', '--out', dir]);
+    await expect(train(o, data(8, 32, 32, 3))).rejects.toThrow(new RangeError('model mnist-small takes 28×28×1 images but synthetic/train has 32×32×3'));
+    await expect(train({ ...o, batchSize: 16 }, data(8))).rejects.toThrow(new RangeError('batch size 16 is larger than the training set (8 images)'));
+    await expect(train({ ...o, model: 'mnist-large' }, data(8))).rejects.toThrow(new RangeError(`unknown model 'mnist-large' (known: ${Object.keys(MODELS).join(', ')})`));
+    // Saved after batch 4 of an epoch of 10 (at batch size 4: 40 images); resumed at the same batch
+    // size on 8 images, an epoch has 2 batches.
+    const ckpt = await saveUntrained(o, join(tmp, 'refused-partial.safetensors'));
+    const { tensors, metadata } = readSafetensors(ckpt);
+    writeSafetensors(ckpt, tensors, { ...metadata, step: '14', partial_epoch: JSON.stringify({ batches: 4, stepsPerEpoch: 10, lossSum: 9.2, wrong: 12, seen: 16, seconds: 1 }) });
+    const resume = { ...parseTrainArgs(['--resume', ckpt]).options, progress: false, log: () => {} };
+    expect(resume).toMatchObject({ batchSize: 4, outDir: dir });
+    await expect(train(resume, data(8))).rejects.toThrow(
+      new RangeError(
+        `${ckpt} was saved within epoch 2, after batch 4 of 10; with batch size 4 and 8 training images an epoch has 2 batches, so the run cannot continue that epoch: ` +
+          'resume with the batch size and training set it was saved with',
+      ),
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
 describe('a checkpoint whose tensors do not fit the model', () => {
   it('names the parameter whose weights or optimiser state has the wrong length', async () => {
     const o = options(['--out', join(tmp, 'misfit')]);
@@ -684,6 +712,40 @@ describe('a checkpoint whose tensors do not fit the model', () => {
     expect(() => misfit('velocity.block2.w2', n - 1).restore(model, opt)).toThrow(new RegExp(`optimiser state of parameter 'block2.w2' has ${n - 1} values, .* needs ${n}`));
     expect(() => misfit('velocity.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`has ${n + 1} values`));
     expect(() => misfit('param.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`parameter 'block2.w2' has ${n + 1} values`));
+    opt.dispose();
+    model.dispose();
+  });
+
+  it('names the parameter whose weights or optimiser state is missing, or not F32 (upload does not check the dtype)', async () => {
+    const o = options(['--out', join(tmp, 'missing')]);
+    const path = await saveUntrained(o, join(tmp, 'missing.safetensors'));
+    const { tensors, metadata } = readSafetensors(path);
+    const model = new NinModel(modelConfig(o), 1);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    // writeSafetensors writes the checksum of the tensors it is given: the files are consistent, only their content is wrong.
+    const edited = (name: string, replace: (t: TensorMap) => TensorMap) => {
+      const bad = join(tmp, `missing-${name}.safetensors`);
+      writeSafetensors(bad, replace({ ...tensors }), metadata);
+      return bad;
+    };
+    const without = (name: string) =>
+      edited(name, (t) => {
+        delete t[name];
+        return t;
+      });
+    const n = model.parameter('block2.w2').size;
+    const noWeights = without('param.block2.w2');
+    expect(() => loadCheckpoint(noWeights).restore(model, opt)).toThrow(new Error(`${noWeights}: no weights for parameter 'block2.w2'`));
+    const noState = without('velocity.block2.w2');
+    expect(() => loadCheckpoint(noState).restore(model, opt)).toThrow(new Error(`${noState}: no optimiser state for parameter 'block2.w2'`));
+    expect(() => loadCheckpoint(noState).restore(model)).not.toThrow(); // without an optimiser (nin eval, predict) it is not needed
+    // The right number of elements, another dtype: refused at load, before its bytes could be uploaded as floats.
+    const ints = edited('i32', (t) => ({ ...t, 'param.block2.w2': { dtype: 'I32', shape: tensors['param.block2.w2'].shape, data: new Int32Array(n) } }));
+    expect(() => loadCheckpoint(ints)).toThrow(new Error(`${ints}: tensor 'param.block2.w2' is I32, expected F32`));
+    const { shape } = tensors['velocity.block1.b1'];
+    const doubles = edited('f64', (t) => ({ ...t, 'velocity.block1.b1': { dtype: 'F64', shape, data: new Float64Array(model.parameter('block1.b1').size) } }));
+    expect(() => loadCheckpoint(doubles)).toThrow(new Error(`${doubles}: tensor 'velocity.block1.b1' is F64, expected F32`));
+    expect(() => model.parameter('block9.w1')).toThrow(new Error("model mnist-small has no parameter 'block9.w1'"));
     opt.dispose();
     model.dispose();
   });
