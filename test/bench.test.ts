@@ -29,15 +29,17 @@ describe('accuracy study', () => {
   beforeAll(async () => { await getGpu(); });
   afterAll(() => { closeGpu(); });
 
-  const tiny: BlockSpec = { name: 'tiny', H: 7, Ci: 5, K: 3, C: [9, 7, 5] };
+  // The shape of test/mlpconv.test.ts's second case (batch 2 too): its kernels are compiled already.
+  const tiny: BlockSpec = { name: 'tiny', H: 7, Ci: 7, K: 5, C: [9, 7, 5] };
 
   it("its float64 reference: the mlpconv forward as mlpconvRef, every gradient as central differences, ReLU masks given or its own", () => {
     const N = 2;
     const [C1, C2, C3] = tiny.C;
-    const ws = { w1: [3, 3, 5, C1], b1: [C1], w2: [1, 1, C1, C2], b2: [C2], w3: [1, 1, C2, C3], b3: [C3] };
+    const { H, Ci, K } = tiny;
+    const ws = { w1: [K, K, Ci, C1], b1: [C1], w2: [1, 1, C1, C2], b2: [C2], w3: [1, 1, C2, C3], b3: [C3] };
     const t = Object.fromEntries(Object.entries(ws).map(([k, s], i) => [k, refTensor(s, randomArray(s.reduce((a, b) => a * b), 30 + i, -0.5, 0.5))]));
-    const x = refTensor([N, 7, 7, 5], randomArray(N * 7 * 7 * 5, 40));
-    const r = randomArray(N * 7 * 7 * C3, 41);
+    const x = refTensor([N, H, H, Ci], randomArray(N * H * H * Ci, 40));
+    const r = randomArray(N * H * H * C3, 41);
     const f32 = (a: Float64Array) => Float32Array.from(a);
     const data: BlockData = { x: f32(x.data), w1: f32(t.w1.data), b1: f32(t.b1.data), w2: f32(t.w2.data), b2: f32(t.b2.data), w3: f32(t.w3.data), b3: f32(t.b3.data), r };
     const f = () => mlpconvRef(x, t.w1, t.b1, t.w2, t.b2, t.w3, t.b3);

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
-import { pool } from '../engine/runtime.ts';
+import { pool, upload } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -136,6 +136,19 @@ describe('tiny NIN end to end', () => {
     await checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
   });
 
+  it("a NaN in the first layer's weights reaches every logit (ReLU and max pooling keep it), so the loss check sees it", async () => {
+    // The shapes of the checks above, so no kernel compiles anew; max(NaN, 0) would have been 0.
+    const model = new NinModel(tiny, 3);
+    const first = model.params[0].tensor;
+    const w = await first.toArray();
+    w[5] = NaN;
+    upload(first, w);
+    const x = Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 5), [3, 9, 9, 3]);
+    const logits = await model.forward(x, { train: false }).toArray();
+    expect(Array.from(logits, Number.isNaN)).toEqual(Array(logits.length).fill(true));
+    model.dispose();
+  });
+
   it('trains on a synthetic task: the loss falls, and the pool holds no more after step 200 than after step 20', async () => {
     // The same layout, 16 channels wide (with 5-7 channels a ReLU'd class map dies too easily),
     // dropout on but light.
@@ -182,17 +195,13 @@ describe('tiny NIN end to end', () => {
 });
 
 describe('FC heads (flatten + fully connected) end to end', () => {
-  // tiny on a 9×13 image, its last mlpconv emitting 4 maps for 3 classes: the head sees 2×3×4
-  // features, so a wrong flatten order (H and W, or channels first) or weight layout shows.
-  const fcNet = (head: Head): ModelConfig => ({
-    ...tiny,
-    input: { height: 9, width: 13, channels: 3 },
-    layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { type: 'mlpconv', kernel: 1, channels: [6, 5, 4] } : l)),
-    head,
-  });
+  // tiny with an FC head: its 2×2×3 maps are 12 features for 3 classes, so a wrong flatten order
+  // (channels first) or weight layout (transposed) shows. The mlpconvs are the GAP checks' own, so
+  // only the head's kernels compile anew.
+  const fcNet = (head: Head): ModelConfig => ({ ...tiny, head });
 
   it("'fc', evaluation: loss and gradients (fc.w and fc.b too) match central differences on the float64 reference", async () => {
-    expect(plan(fcNet('fc')).at(-1)?.name).toBe('fully connected 24→3');
+    expect(plan(fcNet('fc')).at(-1)?.name).toBe('fully connected 12→3');
     await checkAgainstReference(fcNet('fc'), { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { fc: {} }));
   });
 
@@ -204,7 +213,7 @@ describe('FC heads (flatten + fully connected) end to end', () => {
   });
 
   it("'fc-dropout', evaluation: no dropout, the logits equal 'fc''s (same weights); in training they differ", async () => {
-    const x = Tensor.fromArray(randomArray(3 * 9 * 13 * 3, 8), [3, 9, 13, 3]); // batch 3: the pipelines of the checks above
+    const x = Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 8), [3, 9, 9, 3]); // batch 3: the pipelines of the checks above
     const logits = async (head: Head, train: boolean) => {
       const model = new NinModel(fcNet(head), 4); // same seed: same weights whatever the head
       const y = noGrad(() => model.forward(x, { train, seed: 11 }));

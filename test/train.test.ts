@@ -11,7 +11,6 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { pool, upload } from '../engine/runtime.ts';
-import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
@@ -230,21 +229,6 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       new RegExp(`parameter '${model.params[1].name}' holds NaN \\(at index 7\\) at step 2: .*nan-weights.safetensors not written`),
     );
     expect(readFileSync(path).equals(before)).toBe(true);
-    model.dispose();
-  });
-
-  it('a NaN in the first layer\'s weights reaches every logit, fused and unfused (ReLU and pooling keep it), so the loss check sees it', async () => {
-    const model = new NinModel(modelConfig(options([])), 1);
-    const first = model.params[0].tensor;
-    const w = await first.toArray();
-    w[5] = NaN;
-    upload(first, w);
-    const { height: H, width: W, channels: C } = model.config.input;
-    const x = Tensor.fromArray(Float32Array.from({ length: 3 * H * W * C }, (_, i) => Math.sin(i)), [3, H, W, C]);
-    for (const unfused of [false, true]) {
-      const logits = await model.forward(x, { train: false, unfused }).toArray();
-      expect(Array.from(logits, Number.isNaN), `unfused: ${unfused}`).toEqual(Array(logits.length).fill(true));
-    }
     model.dispose();
   });
 
