@@ -680,12 +680,17 @@ describe('train() called directly', () => {
 });
 
 describe('a checkpoint whose tensors do not fit the model', () => {
-  it('names the parameter whose weights or optimiser state has the wrong length', async () => {
-    const o = options(['--out', join(tmp, 'misfit')]);
-    const path = await saveUntrained(o, join(tmp, 'misfit.safetensors'));
-    const { tensors, metadata } = readSafetensors(path);
+  /** An untrained checkpoint saved as `name`, its contents, and a model and optimiser to restore into. */
+  const untrained = async (name: string) => {
+    const o = options(['--out', join(tmp, name)]);
+    const path = await saveUntrained(o, join(tmp, `${name}.safetensors`));
     const model = new NinModel(modelConfig(o), 1);
     const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    return { path, ...readSafetensors(path), model, opt };
+  };
+
+  it('names the parameter whose weights or optimiser state has the wrong length', async () => {
+    const { path, tensors, metadata, model, opt } = await untrained('misfit');
     const misfit = (name: string, length: number) => {
       const bad = join(tmp, `misfit-${name}-${length}.safetensors`);
       writeSafetensors(bad, { ...tensors, [name]: { ...tensors[name], shape: [length], data: new Float32Array(length) } }, metadata);
@@ -701,11 +706,7 @@ describe('a checkpoint whose tensors do not fit the model', () => {
   });
 
   it('names the parameter whose weights or optimiser state is missing, or not F32 (upload does not check the dtype)', async () => {
-    const o = options(['--out', join(tmp, 'missing')]);
-    const path = await saveUntrained(o, join(tmp, 'missing.safetensors'));
-    const { tensors, metadata } = readSafetensors(path);
-    const model = new NinModel(modelConfig(o), 1);
-    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const { tensors, metadata, model, opt } = await untrained('missing');
     // writeSafetensors writes the checksum of the tensors it is given: the files are consistent, only their content is wrong.
     const edited = (name: string, replace: (t: TensorMap) => TensorMap) => {
       const bad = join(tmp, `missing-${name}.safetensors`);
