@@ -4,9 +4,10 @@
 //
 // A workgroup of 32 channels × 8 row lanes: lane l sums rows l, l+8, … (consecutive threads read
 // consecutive channels, so loads coalesce in NHWC), then the 8 partial sums meet in a workgroup
-// tree reduction. Long reductions are split over the grid's z dimension and finished by a second
-// pass over the partial sums.
-import { dispatch, type BufferRef } from '../engine/runtime.ts';
+// tree reduction. The (channel tile, batch) workgroups are one linear index, folded over x and y
+// past the device's per-dimension limit (a batch of 65,536 images). Long reductions are split
+// over the grid's z dimension and finished by a second pass over the partial sums.
+import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
 import { gpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { f32 } from './elementwise.ts';
@@ -16,6 +17,7 @@ const RL = 8; // row lanes per workgroup
 const ROWS_PER_SPLIT = 1024;
 
 function reduceKernel(name: string, B: number, R: number, C: number, RC: number, scale: number) {
+  const CT = Math.ceil(C / CW); // channel tiles
   return {
     name,
     code: /* wgsl */ `
@@ -28,9 +30,11 @@ const RC: u32 = ${RC}u; // rows per split
 var<workgroup> partial: array<f32, ${CW * RL}>;
 
 @compute @workgroup_size(${CW}, ${RL})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let c = wid.x * ${CW}u + lid.x;
-  let b = wid.y;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let group = ${LINEAR_WORKGROUP};
+  if (group >= ${CT * B}u) { return; } // past the last tile of a folded grid: the whole workgroup
+  let c = (group % ${CT}u) * ${CW}u + lid.x;
+  let b = group / ${CT}u;
   let split = wid.z;
   let rEnd = min(R, (split + 1u) * RC);
   var s = 0.0;
@@ -72,16 +76,16 @@ export function reduceRows(x: BufferRef, r: RowSum): Tensor {
   const { name, batch: B, rows: R, channels: C, scale = 1, outShape = [B, C] } = r;
   if (B * R * C * 4 > x.byteLength) throw new RangeError(`reduceRows (${name}): [${B}, ${R}, ${C}] exceeds the input's ${x.byteLength / 4} elements`);
   const maxDim = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (B > maxDim) throw new RangeError(`reduceRows (${name}): batch ${B} exceeds the device's ${maxDim} workgroups per dimension`);
   const S = Math.min(maxDim, Math.max(1, Math.ceil(R / ROWS_PER_SPLIT)));
+  const [gx, gy] = grid1d(Math.ceil(C / CW) * B);
   const RC = Math.ceil(R / S);
   if (S === 1) {
     const y = Tensor.empty(outShape);
-    dispatch(reduceKernel(name, B, R, C, RC, scale), [x, y], [Math.ceil(C / CW), B, 1]);
+    dispatch(reduceKernel(name, B, R, C, RC, scale), [x, y], [gx, gy, 1]);
     return y;
   }
   const partial = Tensor.empty([S, B, C]);
-  dispatch(reduceKernel(name, B, R, C, RC, 1), [x, partial], [Math.ceil(C / CW), B, S]);
+  dispatch(reduceKernel(name, B, R, C, RC, 1), [x, partial], [gx, gy, S]);
   const y = reduceRows(partial, { name, batch: 1, rows: S, channels: B * C, scale, outShape });
   partial.dispose();
   return y;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
@@ -38,6 +38,30 @@ describe('globalAvgPool', () => {
       x.gpu.dispose();
     });
   }
+
+  // A batch of 65,536 or more images has more (channel tile, image) workgroups than a grid
+  // dimension holds: they fold over x and y. Shown with the device's limit lowered to 5, on 9
+  // images with two channel tiles (18 workgroups; small maps, so that the backward's elementwise
+  // grid still fits). It threw before.
+  it('a batch past the per-dimension workgroup limit folds its grid', async () => {
+    const [H, W] = [3, 3];
+    const limits = gpu().limits as { maxComputeWorkgroupsPerDimension: number };
+    const before = limits.maxComputeWorkgroupsPerDimension;
+    limits.maxComputeWorkgroupsPerDimension = 5;
+    try {
+      const x = pair([9, H, W, 37], 51);
+      param(x.gpu);
+      const y = globalAvgPool(x.gpu);
+      expectClose('gap forward', await y.toArray(), globalAvgPoolRef(x.ref).data, 1e-5);
+      const r = randomArray(y.size, 52);
+      backward(dot(y, Tensor.fromArray(r, y.shape)));
+      const idx = sampleIndices(x.ref.data.length, 80, 53);
+      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(globalAvgPoolRef(x.ref), r), x.ref, idx), 1e-5);
+      x.gpu.dispose();
+    } finally {
+      limits.maxComputeWorkgroupsPerDimension = before;
+    }
+  });
 
   it('rejects a non-NHWC input with a named error', () => {
     tidy(() => {
