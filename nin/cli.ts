@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { builtInModel, classMapsOf, describeConfig, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
-import { validationPlan, validationSize } from './data/split.ts';
+import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { batchChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
@@ -148,8 +148,10 @@ train options:
                           for MNIST, where the paper names none)
   --val N|paper           hold out N training images for validation (default 0), or the papers'
                           set: SVHN 400 per class from train (+ 200 per class from extra with
-                          --extra), else 10,000 images; the epoch with the lowest validation
-                          error is kept as best.safetensors
+                          --extra), else the last 10,000 training images; the epoch with the
+                          lowest validation error is kept as best.safetensors
+  --val-from random|end   where N held-out images come from: drawn at random by --seed (the
+                          default for --val N) or the training set's last N (for --val paper)
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
                           about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images
@@ -208,6 +210,7 @@ const RULES = {
   augment: { flag: 'aug', kind: 'bool' },
   preprocess: { flag: 'preprocess', kind: 'oneOf', allowed: PREPROCESS_KINDS },
   validation: { flag: 'val', kind: 'images' },
+  validationFrom: { flag: 'val-from', kind: 'oneOf', allowed: VALIDATION_FROM, optional: true },
   extra: { flag: 'extra', kind: 'bool', optional: true },
   trainLimit: { flag: 'train-limit', kind: 'int', min: 1, optional: true },
   testLimit: { flag: 'test-limit', kind: 'int', min: 1, optional: true },
@@ -327,7 +330,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
-      val: { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
+      val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' },
       profile: { type: 'boolean' },
@@ -411,6 +414,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     augment: v.aug ? true : v['no-aug'] ? false : pick('augment', d.augment),
     preprocess: given('preprocess') ?? pick('preprocess', d.preprocess),
     validation: given('validation') ?? pick('validation', 0),
+    // A checkpoint saved before the choice was recorded drew its split at random.
+    validationFrom: given('validationFrom') ?? (saved ? validationFromOf(saved, true) : undefined),
     extra: v.extra ? true : pick('extra', undefined),
     trainLimit: given('trainLimit') ?? pick('trainLimit', undefined), // the main job trains on all 60k
     testLimit: given('testLimit') ?? pick('testLimit', undefined),
@@ -427,6 +432,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     const whose = resume ? `--resume ${resume}: the checkpoint's warm-up` : 'the warm-up';
     throw new UsageError(`${whose} of ${options.warmupEpochs} epochs is longer than the run's ${options.epochs}; give --warmup ${options.epochs} or less`);
   }
+  if (s('val-from') !== undefined && !defaultValidationFrom(options.validation, dataset)) {
+    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'no --val was given'}`);
+  }
+  options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
   if (header) {
     const clash = resumeClashes(options, header.config, header.options);
@@ -447,7 +456,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
   const trainImages = Math.min(official, options.trainLimit ?? official);
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
-  const held = validationSize(validationPlan(options.validation, dataset, parts), classes);
+  const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
   if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
   if (trainImages - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));

@@ -8,6 +8,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
+import { validationFromOf, type ValidationFrom } from './data/split.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -45,10 +46,18 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['aug', (o) => (o.augment === undefined ? undefined : o.augment ? 'on' : 'off')],
   ['preprocess', (o) => o.preprocess],
   ['train limit', (o) => o.trainLimit ?? 'all'],
-  ['val', (o) => o.validation],
+  ['val', (o) => describeValidation(o)],
   ['seed', (o) => o.seed],
   ['adapter', (_, __, h) => h.adapter],
 ];
+
+/** A run's `--val` and where its images came from: '5000 (random)', 'paper (end)'; as saved, for SVHN's paper split or none. */
+function describeValidation(o: Record<string, unknown>): unknown {
+  const { validation, dataset } = o;
+  if (typeof dataset !== 'string' || !(validation === 'paper' || typeof validation === 'number')) return validation;
+  const from = validationFromOf({ validation, dataset, validationFrom: o.validationFrom as ValidationFrom | undefined }, true);
+  return from ? `${validation} (${from})` : validation;
+}
 
 /** Reads a run directory (or a metrics.jsonl file in one). Throws a RangeError naming the path if it holds no log. */
 export function readRun(path: string): RunSummary {

@@ -36,6 +36,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
+import { validationFromOf } from './data/split.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -206,6 +207,9 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
     o.init !== undefined && o.init !== saved.init && `--init ${o.init} (the checkpoint's weights were initialised ${saved.init}, and are trained on, not redrawn)`,
     was('preprocess') !== undefined && o.preprocess !== was('preprocess') && `--preprocess ${o.preprocess} (the checkpoint's statistics are for ${was('preprocess')})`,
     String(o.validation ?? 0) !== String(was('validation') ?? 0) && `--val ${o.validation ?? 0} (the checkpoint's split held out ${was('validation') ?? 0}: another split would validate on images the run trained on)`,
+    String(o.validation ?? 0) === String(was('validation') ?? 0) &&
+      validationFromOf(o) !== validationFromOf(savedOptions, true) &&
+      `--val-from ${validationFromOf(o)} (the checkpoint's split took ${validationFromOf(savedOptions, true) === 'end' ? 'the last images' : 'images at random'}: another split would validate on images the run trained on)`,
     Boolean(o.extra) !== Boolean(was('extra')) && `${o.extra ? '--extra' : 'no --extra'} (the checkpoint was trained ${was('extra') ? 'with' : 'without'} SVHN's extra set)`,
     o.trainLimit !== was('trainLimit') && `--train-limit ${o.trainLimit ?? 'none'} (the checkpoint's was ${was('trainLimit') ?? 'none'}: its training set and split)`,
   ].filter((c): c is string => typeof c === 'string');

@@ -12,6 +12,7 @@ import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { writeError, writeFileAtomic } from './data/io.ts';
+import type { ValidationFrom } from './data/split.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
@@ -35,6 +36,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   preprocess: PreprocessKind;
   /** Images held out of the training set for validation (0: none; 'paper': the papers' hold-out, see validationPlan). */
   validation: number | 'paper';
+  /** Where a validation split of N images comes from (validationFromOf: `--val paper` takes the
+   * last 10,000, `--val N` draws at random, unless this says otherwise). */
+  validationFrom?: ValidationFrom;
   /** SVHN: train on train_32x32.mat and extra_32x32.mat together, as the paper. */
   extra?: boolean;
   /** Use only the first N training / test images (quick runs). */

@@ -147,6 +147,16 @@ describe('nin CLI', () => {
     // --train-limit within the train part: extra is not loaded, so the paper's set holds out 400 per class only (4,000 of 6,000).
     expect(parseTrainArgs(['--dataset', 'svhn', '--extra', '--val', 'paper', '--train-limit', '6000']).options.trainLimit).toBe(6000);
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--dataset', 'mnist'])).toThrow(/takes 32×32×3 images but mnist/);
+    // Where the held-out images come from: the last 10,000 for --val paper (maxout's and NIN's), at random for --val N; recorded.
+    expect(parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper']).options.validationFrom).toBe('end');
+    expect(parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper', '--val-from', 'random']).options.validationFrom).toBe('random');
+    expect(parseTrainArgs(['--val', '500']).options.validationFrom).toBe('random');
+    expect(parseTrainArgs(['--val', '500', '--val-from', 'end']).options.validationFrom).toBe('end');
+    expect(parseTrainArgs([]).options.validationFrom).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'svhn', '--val', 'paper']).options.validationFrom).toBeUndefined();
+    expect(() => parseTrainArgs(['--val-from', 'end'])).toThrow(new UsageError('--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); no --val was given'));
+    expect(() => parseTrainArgs(['--dataset', 'svhn', '--val', 'paper', '--val-from', 'end'])).toThrow(/--val-from chooses .*; SVHN's --val paper takes quotas per class/);
+    expect(() => parseTrainArgs(['--val', '500', '--val-from', 'last'])).toThrow(new UsageError("--val-from must be one of random, end, got 'last'"));
   });
 
   it('--resume continues with the checkpoint\'s settings; flags given override them; a foreign file is a usage error', () => {
@@ -174,11 +184,18 @@ describe('nin CLI', () => {
       [['--init', 'gaussian'], "--init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn)"],
       [['--preprocess', 'none'], "--preprocess none (the checkpoint's statistics are for gcn-zca)"],
       [['--val', '1000'], "--val 1000 (the checkpoint's split held out 500: another split would validate on images the run trained on)"],
+      [['--val-from', 'end'], "--val-from end (the checkpoint's split took images at random: another split would validate on images the run trained on)"],
       [['--train-limit', '5000'], "--train-limit 5000 (the checkpoint's was none: its training set and split)"],
     ];
     for (const [flags, clash] of clashes) {
       expect(() => parseTrainArgs(['--resume', ckpt, ...flags]), flags.join(' ')).toThrow(new UsageError(`--resume ${ckpt}: ${clash}: a resumed run keeps them (start a new run to change them)`));
     }
+    // A checkpoint from before --val-from drew its --val paper split at random: its resume does too.
+    const older = join(dir, 'older.safetensors');
+    const { validationFrom: _, ...olderOptions } = parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper', '--out', join(dir, 'older')]).options;
+    writeSafetensors(older, {}, { format: 'nin-webgpu/1', options: JSON.stringify(olderOptions), config: JSON.stringify(modelConfig(olderOptions)), epoch: '1' });
+    expect(parseTrainArgs(['--resume', older]).options).toMatchObject({ validation: 'paper', validationFrom: 'random' });
+    expect(() => parseTrainArgs(['--resume', older, '--val-from', 'end'])).toThrow(/--val-from end \(the checkpoint's split took images at random: another split would validate on images the run trained on\)/);
     // The same values as the checkpoint's are no clash.
     expect(parseTrainArgs(['--resume', ckpt, '--class-maps', 'relu', '--preprocess', 'gcn-zca', '--val', '500', '--init', 'he', '--model', 'cifar10-small']).options).toMatchObject({ classMaps: 'relu', validation: 500 });
     writeFileSync(join(dir, 'plain.safetensors'), new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]));

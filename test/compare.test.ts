@@ -88,7 +88,7 @@ describe('nin compare', () => {
     // gap: 3 of 4 epochs, last test error 25 %, best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's.
     expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '0.05', '3/4', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
     expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '0.01', '2/4', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
-    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000, seed 1, adapter test adapter');
+    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);

@@ -48,7 +48,7 @@ describe('validation split', () => {
   const examples = (set: ImageDataset) => Array.from({ length: set.count }, (_, i) => exampleOf(set, i));
 
   it('sizes, disjointness, coverage, and images/labels that follow their examples', () => {
-    const { train, validation } = assembleSplits([ds], { count: 10 }, 1, 'synthetic');
+    const { train, validation } = assembleSplits([ds], { count: 10, from: 'random' }, 1, 'synthetic');
     expect(train.count).toBe(40);
     expect(validation!.count).toBe(10);
     const [t, v] = [examples(train), examples(validation!)];
@@ -59,8 +59,27 @@ describe('validation split', () => {
     expect(train.name).toBe('synthetic[train 40]');
   });
 
+  it("'end' holds out the last N examples, across parts too, in order; the rest train in order, compacted in place", () => {
+    const { train, validation } = assembleSplits([ds], { count: 12, from: 'end' }, 1, 'synthetic');
+    expect(examples(validation!)).toEqual(Array.from({ length: 12 }, (_, i) => 38 + i));
+    expect(examples(train)).toEqual(Array.from({ length: 38 }, (_, i) => i));
+    expect(Array.from(validation!.labels)).toEqual(Array.from({ length: 12 }, (_, i) => (38 + i) % 10));
+    // The seed plays no part.
+    expect(examples(assembleSplits([ds], { count: 12, from: 'end' }, 2, 'synthetic').validation!)).toEqual(examples(validation!));
+    // Two parts in one buffer (SVHN's train + extra): the last N of the second, the first part and the rest of the second untouched in place.
+    const whole = new Float32Array(new SharedArrayBuffer(ds.images.byteLength));
+    whole.set(ds.images);
+    const per = ds.height * ds.width * ds.channels;
+    const a = { ...takeExamples(ds, Array.from({ length: 30 }, (_, i) => i)), images: whole.subarray(0, 30 * per) };
+    const b = { ...takeExamples(ds, Array.from({ length: 20 }, (_, i) => 30 + i)), images: whole.subarray(30 * per) };
+    const split = assembleSplits([a, b], { count: 25, from: 'end' }, 1, 'a+b', { inPlace: true });
+    expect(examples(split.validation!)).toEqual(Array.from({ length: 25 }, (_, i) => 25 + i));
+    expect(examples(split.train)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    expect(split.train.images.buffer).toBe(whole.buffer);
+  });
+
   it('is reproducible by seed and changes with it; no plan means the set itself, uncopied', () => {
-    const val = (seed: number) => examples(assembleSplits([ds], { count: 10 }, seed, 'synthetic').validation!);
+    const val = (seed: number) => examples(assembleSplits([ds], { count: 10, from: 'random' }, seed, 'synthetic').validation!);
     expect(val(1)).toEqual(val(1));
     expect(val(2)).not.toEqual(val(1));
     expect(assembleSplits([ds], null, 1, 'synthetic')).toEqual({ train: ds });
@@ -109,7 +128,7 @@ describe('validation split', () => {
     expect(examples(assembleSplits([train, extraPart], plan, 4, 'x').validation!)).not.toEqual(ve);
     expect(examples(assembleSplits([train, extraPart], plan, 3, 'x').validation!)).toEqual(ve);
     // A random count draws from both parts; --train-limit cuts the parts in order.
-    const r = examples(assembleSplits([train, extraPart], { count: 3000 }, 1, 'x').validation!);
+    const r = examples(assembleSplits([train, extraPart], { count: 3000, from: 'random' }, 1, 'x').validation!);
     expect(r.some((g) => g < 4100) && r.some((g) => g >= 4100)).toBe(true);
     const limited = limitParts([train, extraPart], 4200);
     expect(limited.map((p) => p.count)).toEqual([4100, 100]);
@@ -118,12 +137,16 @@ describe('validation split', () => {
   });
 
   it('the paper plan elsewhere is 10,000 images; impossible sizes are refused; CIFAR-100 coarse labels stay aligned', () => {
-    expect(validationPlan('paper', 'cifar10', 1)).toEqual({ count: 10000 });
+    // The last 10,000 (maxout's protocol, which NIN followed), unless told otherwise; --val N at random.
+    expect(validationPlan('paper', 'cifar10', 1)).toEqual({ count: 10000, from: 'end' });
+    expect(validationPlan('paper', 'mnist', 1, 'random')).toEqual({ count: 10000, from: 'random' });
+    expect(validationPlan(500, 'cifar10', 1)).toEqual({ count: 500, from: 'random' });
+    expect(validationPlan(500, 'svhn', 2, 'end')).toEqual({ count: 500, from: 'end' });
     expect(validationPlan('paper', 'svhn', 1)).toEqual({ perClass: [400] });
-    expect(() => assembleSplits([ds], { count: 50 }, 1, 'synthetic')).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
-    expect(() => assembleSplits([ds], { count: 2.5 }, 1, 'synthetic')).toThrow(/must be an integer/);
+    expect(() => assembleSplits([ds], { count: 50, from: 'random' }, 1, 'synthetic')).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
+    expect(() => assembleSplits([ds], { count: 2.5, from: 'random' }, 1, 'synthetic')).toThrow(/must be an integer/);
     expect(() => assembleSplits([ds, synthetic(3, 4, 4, 3)], null, 1, 'mixed')).toThrow(/mixed: synthetic has images 4×4×3, synthetic has 4×5×3/);
-    expect(() => assembleSplits([], { count: 1 }, 1, 'svhn/train')).toThrow(new RangeError('svhn/train: no training data'));
+    expect(() => assembleSplits([], { count: 1, from: 'random' }, 1, 'svhn/train')).toThrow(new RangeError('svhn/train: no training data'));
     expect(() => assembleSplits([ds, ds], { perClass: [4] }, 1, 'two')).toThrow(new RangeError('two: a per-class validation quota for each of 2 parts is needed, got 1'));
     const withCoarse = { ...ds, coarseLabels: Int32Array.from({ length: 50 }, (_, i) => 100 + i) };
     const sub = takeExamples(withCoarse, [7, 3]);
@@ -132,7 +155,7 @@ describe('validation split', () => {
     expect(Array.from(sub.images.subarray(0, 3))).toEqual(Array.from(ds.images.subarray(7 * 60, 7 * 60 + 3)));
     expect(() => takeExamples(ds, [3, 50])).toThrow(/index 50 outside 0\.\.49 of synthetic/);
     expect(() => takeExamples(ds, [1.5])).toThrow(/index 1\.5 outside/);
-    const { validation } = assembleSplits([withCoarse], { count: 5 }, 1, 'c');
+    const { validation } = assembleSplits([withCoarse], { count: 5, from: 'random' }, 1, 'c');
     expect(Array.from(validation!.coarseLabels!)).toEqual(examples(validation!).map((g) => 100 + g));
   });
 });

@@ -1,6 +1,7 @@
-// Training and validation sets from the training data, by seeded shuffles: N random images
-// (`--val N`), or the papers' hold-outs (`--val paper`; NIN tuned CIFAR-10 on 10k of the 50k
-// training images; SVHN's came per class from train and extra).
+// Training and validation sets from the training data: N images drawn by a seeded shuffle
+// (`--val N`) or the last N (`--val-from end`), or the papers' hold-outs (`--val paper`: the last
+// 10,000 training images, as maxout and NIN held out of CIFAR; SVHN's came per class from train
+// and extra).
 import type { ImageDataset } from './formats.ts';
 import { deriveSeed, permutation } from './rng.ts';
 
@@ -14,17 +15,39 @@ export function takeExamples(ds: ImageDataset, indices: ArrayLike<number>, name 
 // validation sets. SVHN's extra part alone is 6.5 GB as float32, so the parts are never
 // concatenated first: each output set is copied once, straight from the parts.
 
-/** A validation set: `count` images drawn from all parts, or `perClass[i]` of every class from part i. */
-export type ValidationPlan = { count: number } | { perClass: number[] };
+/** Where a validation set of N images comes from: a seeded random draw, or the training set's last N. */
+export type ValidationFrom = 'random' | 'end';
+export const VALIDATION_FROM: readonly ValidationFrom[] = ['random', 'end'];
+
+/** A validation set: `count` images from all parts (at random, or the last ones), or `perClass[i]` of every class from part i. */
+export type ValidationPlan = { count: number; from: ValidationFrom } | { perClass: number[] };
 
 /**
- * `--val N` → N at random; `--val paper` → what the papers held out: for SVHN 400 per class from
- * train and 200 per class from extra (Sermanet et al. 2012, then maxout and NIN), else 10,000
- * images (NIN tuned CIFAR-10 on 10k of the 50k training images). 0 → no validation set.
+ * `--val N` → N at random (or the last N: `from`); `--val paper` → what the papers held out: for
+ * SVHN 400 per class from train and 200 per class from extra (Sermanet et al. 2012, then maxout
+ * and NIN), else the last 10,000 training images (NIN, section 4.2, for CIFAR-10, as maxout did; the
+ * same protocol here for CIFAR-100 and MNIST). 0 → no validation set.
  */
-export function validationPlan(validation: number | 'paper', dataset: string, parts: number): ValidationPlan | null {
-  if (validation === 'paper') return dataset === 'svhn' ? { perClass: [400, 200].slice(0, parts) } : { count: 10000 };
-  return validation > 0 ? { count: validation } : null;
+export function validationPlan(validation: number | 'paper', dataset: string, parts: number, from?: ValidationFrom): ValidationPlan | null {
+  if (validation === 'paper' && dataset === 'svhn') return { perClass: [400, 200].slice(0, parts) };
+  const count = validation === 'paper' ? 10000 : validation;
+  return count > 0 ? { count, from: from ?? defaultValidationFrom(validation, dataset)! } : null;
+}
+
+/** Where a split of N images comes from unless told: the end for `--val paper`, else at random
+ * (undefined where there is no such choice: no split, or SVHN's per-class one). */
+export function defaultValidationFrom(validation: number | 'paper', dataset: string): ValidationFrom | undefined {
+  if (validation === 'paper') return dataset === 'svhn' ? undefined : 'end';
+  return validation > 0 ? 'random' : undefined;
+}
+
+/**
+ * A run's validation source: its own `validationFrom`, else the default; `saved`: for options read
+ * from a checkpoint, which drew every split at random before the choice was recorded.
+ */
+export function validationFromOf(o: { validation: number | 'paper'; dataset: string; validationFrom?: ValidationFrom }, saved = false): ValidationFrom | undefined {
+  const choice = defaultValidationFrom(o.validation, o.dataset);
+  return choice && (o.validationFrom ?? (saved ? 'random' : choice));
 }
 
 /** Images a plan holds out, given the number of classes. */
@@ -103,7 +126,7 @@ function gather(parts: readonly ImageDataset[], indices: ArrayLike<number>, name
 /**
  * The training set (every example not held out) and the validation set from one or more parts.
  * `{ count }` draws from all parts by one seeded shuffle (so a run resumed with the same seed gets
- * the same split); `{ perClass }` draws each class's quota from each part by its own
+ * the same split), or takes the last `count` examples; `{ perClass }` draws each class's quota from each part by its own
  * seeded shuffle. One part and no plan: that part itself, not copied. `inPlace`: the parts' images
  * may be overwritten; if they are consecutive stretches of one buffer, the training set is
  * compacted within it (after the validation set is copied out) instead of copied (SVHN with extra:
@@ -123,8 +146,11 @@ export function assembleSplits(parts: readonly ImageDataset[], plan: ValidationP
     if (!Number.isInteger(plan.count) || plan.count < 0 || plan.count >= total) {
       throw new RangeError(`validation size ${plan.count} must be an integer in 0..${total - 1} (${name} has ${total} examples)`);
     }
-    const perm = permutation(total, deriveSeed(seed, 0x5b117));
-    for (let i = 0; i < plan.count; i++) held[perm[i]] = 1;
+    if (plan.from === 'end') held.fill(1, total - plan.count);
+    else {
+      const perm = permutation(total, deriveSeed(seed, 0x5b117));
+      for (let i = 0; i < plan.count; i++) held[perm[i]] = 1;
+    }
   } else if (plan) {
     if (plan.perClass.length !== parts.length) throw new RangeError(`${name}: a per-class validation quota for each of ${parts.length} parts is needed, got ${plan.perClass.length}`);
     let offset = 0;
