@@ -23,7 +23,9 @@
 //                   is a coroutine switch. So A is read uniformly straight from memory (no tiles,
 //                   no barriers) and only B's loads are per lane. With the simd fused mlpconv
 //                   forward, a training step on lavapipe went from 237 to 118 ms (bench/RESULTS.md,
-//                   session 3).
+//                   session 3). Measured since (bench/simd-loads.ts): a uniform f32 load costs
+//                   lavapipe as much as a per-lane one; the loads, fewer here than through tiles,
+//                   are most of the time.
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
