@@ -433,7 +433,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`${whose} of ${options.warmupEpochs} epochs is longer than the run's ${options.epochs}; give --warmup ${options.epochs} or less`);
   }
   if (s('val-from') !== undefined && !defaultValidationFrom(options.validation, dataset)) {
-    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'no --val was given'}`);
+    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'there is no validation split (--val 0)'}`);
   }
   options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);

@@ -154,7 +154,7 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--val', '500', '--val-from', 'end']).options.validationFrom).toBe('end');
     expect(parseTrainArgs([]).options.validationFrom).toBeUndefined();
     expect(parseTrainArgs(['--dataset', 'svhn', '--val', 'paper']).options.validationFrom).toBeUndefined();
-    expect(() => parseTrainArgs(['--val-from', 'end'])).toThrow(new UsageError('--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); no --val was given'));
+    expect(() => parseTrainArgs(['--val-from', 'end'])).toThrow(new UsageError('--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); there is no validation split (--val 0)'));
     expect(() => parseTrainArgs(['--dataset', 'svhn', '--val', 'paper', '--val-from', 'end'])).toThrow(/--val-from chooses .*; SVHN's --val paper takes quotas per class/);
     expect(() => parseTrainArgs(['--val', '500', '--val-from', 'last'])).toThrow(new UsageError("--val-from must be one of random, end, got 'last'"));
   });

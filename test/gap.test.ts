@@ -22,21 +22,23 @@ const cases = [
   { N: 2, H: 41, W: 41, C: 3 },
 ];
 
+/** globalAvgPool on a random [N, H, W, C] input: its output and input gradient against the float64 reference. */
+async function expectGapMatchesReference([N, H, W, C]: number[], seed: number) {
+  const x = pair([N, H, W, C], seed);
+  param(x.gpu);
+  const y = globalAvgPool(x.gpu);
+  expect(y.shape).toEqual([N, C]);
+  expectClose('gap forward', await y.toArray(), globalAvgPoolRef(x.ref).data, 1e-5);
+  const r = randomArray(y.size, seed + 1);
+  backward(dot(y, Tensor.fromArray(r, y.shape)));
+  const idx = sampleIndices(x.ref.data.length, 80, seed + 2);
+  expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(globalAvgPoolRef(x.ref), r), x.ref, idx), 1e-5);
+  x.gpu.dispose();
+}
+
 describe('globalAvgPool', () => {
   for (const c of cases) {
-    it(`forward and gradient match the float64 reference: ${JSON.stringify(c)}`, async () => {
-      const { N, H, W, C } = c;
-      const x = pair([N, H, W, C], 41);
-      param(x.gpu);
-      const y = globalAvgPool(x.gpu);
-      expect(y.shape).toEqual([N, C]);
-      expectClose('gap forward', await y.toArray(), globalAvgPoolRef(x.ref).data, 1e-5);
-      const r = randomArray(y.size, 42);
-      backward(dot(y, Tensor.fromArray(r, y.shape)));
-      const idx = sampleIndices(x.ref.data.length, 80, 43);
-      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(globalAvgPoolRef(x.ref), r), x.ref, idx), 1e-5);
-      x.gpu.dispose();
-    });
+    it(`forward and gradient match the float64 reference: ${JSON.stringify(c)}`, () => expectGapMatchesReference([c.N, c.H, c.W, c.C], 41));
   }
 
   // A batch of 65,536 or more images has more (channel tile, image) workgroups than a grid
@@ -44,20 +46,11 @@ describe('globalAvgPool', () => {
   // images with two channel tiles (18 workgroups; small maps, so that the backward's elementwise
   // grid still fits). It threw before.
   it('a batch past the per-dimension workgroup limit folds its grid', async () => {
-    const [H, W] = [3, 3];
     const limits = gpu().limits as { maxComputeWorkgroupsPerDimension: number };
     const before = limits.maxComputeWorkgroupsPerDimension;
     limits.maxComputeWorkgroupsPerDimension = 5;
     try {
-      const x = pair([9, H, W, 37], 51);
-      param(x.gpu);
-      const y = globalAvgPool(x.gpu);
-      expectClose('gap forward', await y.toArray(), globalAvgPoolRef(x.ref).data, 1e-5);
-      const r = randomArray(y.size, 52);
-      backward(dot(y, Tensor.fromArray(r, y.shape)));
-      const idx = sampleIndices(x.ref.data.length, 80, 53);
-      expectClose('gap d/dx', pick(await x.gpu.grad!.toArray(), idx), numericalGrad(() => dotRef(globalAvgPoolRef(x.ref), r), x.ref, idx), 1e-5);
-      x.gpu.dispose();
+      await expectGapMatchesReference([9, 3, 3, 37], 51);
     } finally {
       limits.maxComputeWorkgroupsPerDimension = before;
     }
