@@ -1,7 +1,7 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
-import { assembleSplits, limitParts, validationFromOf, validationPlan } from './data/split.ts';
+import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
 import type { TrainData, TrainOptions } from './train.ts';
 
 function report(ds: ImageDataset): void {
@@ -17,7 +17,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<Tra
   const limited = limitParts(parts, o.trainLimit);
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
   // The parts are this function's own: the training set may take their place.
-  const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length, validationFromOf(o)), o.seed, name, { inPlace: true });
+  const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length, o.validationFrom), o.seed, name, { inPlace: true });
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };
 }

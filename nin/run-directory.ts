@@ -197,6 +197,8 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
   const savedMaps = classMapsOf(saved);
   const savedDropout = saved.layers.find((l) => l.type === 'dropout');
   const was = <K extends keyof TrainOptions>(key: K) => savedOptions[key];
+  const sameCount = String(o.validation ?? 0) === String(was('validation') ?? 0);
+  const [from, savedFrom] = [validationFromOf(o), validationFromOf(savedOptions, true)];
   return [
     o.dataset !== was('dataset') && `--dataset ${o.dataset} (the checkpoint was trained on ${was('dataset')})`,
     o.model !== saved.name && `--model ${o.model} (the checkpoint holds ${saved.name})`,
@@ -206,10 +208,8 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
     o.dropout !== undefined && savedDropout?.type === 'dropout' && o.dropout !== savedDropout.p && `--dropout ${o.dropout} (the checkpoint's is ${savedDropout.p})`,
     o.init !== undefined && o.init !== saved.init && `--init ${o.init} (the checkpoint's weights were initialised ${saved.init}, and are trained on, not redrawn)`,
     was('preprocess') !== undefined && o.preprocess !== was('preprocess') && `--preprocess ${o.preprocess} (the checkpoint's statistics are for ${was('preprocess')})`,
-    String(o.validation ?? 0) !== String(was('validation') ?? 0) && `--val ${o.validation ?? 0} (the checkpoint's split held out ${was('validation') ?? 0}: another split would validate on images the run trained on)`,
-    String(o.validation ?? 0) === String(was('validation') ?? 0) &&
-      validationFromOf(o) !== validationFromOf(savedOptions, true) &&
-      `--val-from ${validationFromOf(o)} (the checkpoint's split took ${validationFromOf(savedOptions, true) === 'end' ? 'the last images' : 'images at random'}: another split would validate on images the run trained on)`,
+    !sameCount && `--val ${o.validation ?? 0} (the checkpoint's split held out ${was('validation') ?? 0}: another split would validate on images the run trained on)`,
+    sameCount && from !== savedFrom && `--val-from ${from} (the checkpoint's split took ${savedFrom === 'end' ? 'the last images' : 'images at random'}: another split would validate on images the run trained on)`,
     Boolean(o.extra) !== Boolean(was('extra')) && `${o.extra ? '--extra' : 'no --extra'} (the checkpoint was trained ${was('extra') ? 'with' : 'without'} SVHN's extra set)`,
     o.trainLimit !== was('trainLimit') && `--train-limit ${o.trainLimit ?? 'none'} (the checkpoint's was ${was('trainLimit') ?? 'none'}: its training set and split)`,
   ].filter((c): c is string => typeof c === 'string');
