@@ -103,8 +103,12 @@ describe('subgroup-matrix GEMM, emulated', () => {
     await convAgainstReference('f32 split-K 3', 1e-5, 3);
   });
 
-  it('f16 operands: errors of f16 rounding (well above f32 round-off, well below 1 %)', async () => {
-    if (!gpu().features.has('shader-f16')) return expect(() => parseMatrixMode('f16-emulated', gpu())).toThrow(/no shader-f16/);
+  it('f16 operands: errors of f16 rounding (well above f32 round-off, well below 1 %)', async (ctx) => {
+    if (!gpu().features.has('shader-f16')) {
+      // Without the feature the mode must be refused by name; the f16 arithmetic itself is untested here.
+      expect(() => parseMatrixMode('f16-emulated', gpu())).toThrow(/no shader-f16/);
+      return ctx.skip();
+    }
     forceMatrixMode(emulated('f16'));
     const errs = await convAgainstReference('f16', 5e-3);
     // f16 keeps 11 significant bits: relative errors near 2^-11 ≈ 5e-4, never f32's 1e-7.

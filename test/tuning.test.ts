@@ -96,16 +96,32 @@ describe('tuned GEMM tiles', () => {
 });
 
 describe('tuned fused mlpconv tiles', () => {
-  it('every candidate tile matches the float64 reference', async () => {
+  it('every candidate tile matches the float64 reference, forward and gradients', async () => {
+    // Each tile also stores the hidden activations h1, h2 that the backward pass reads, so a tile's
+    // gradients are checked too. The backward GEMMs do not depend on the forward tile: they compile
+    // once, and only the float64 central differences are computed once for all tiles.
     const c = { N: 1, H: 5, W: 7, Ci: 3, K: 3, C1: 21, C2: 17, C3: 11 };
     const x = pair([c.N, c.H, c.W, c.Ci], 11);
-    const { t, gpu: p } = mlpconvParams(c, 11);
-    const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const { t } = mlpconvParams(c, 11);
+    const f = () => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+    const want = f().data;
+    const r = randomArray(c.N * c.H * c.W * c.C3, 12);
+    const scalar = () => dotRef(f(), r);
+    const wantGrads = Object.entries(t).map(([name, v]) => {
+      const idx = sampleIndices(v.ref.data.length, 24, 13);
+      return { name, idx, want: numericalGrad(scalar, v.ref, idx) };
+    });
     const tiles = mlpconvTileCandidates({ ...c }, gpu().limits.maxComputeWorkgroupStorageSize);
     expect(tiles.length).toBeGreaterThanOrEqual(5);
     for (const tile of tiles) {
       forceTuning({ mlpconv: tile });
-      expectClose(`TP ${tile.TP} CL ${tile.CL}`, await mlpconv(x.gpu, p).toArray(), want, 1e-5);
+      const label = `TP ${tile.TP} CL ${tile.CL}`;
+      const { gpu: p } = mlpconvParams(c, 11); // fresh parameters (no gradients left over), same values
+      const y = mlpconv(x.gpu, p);
+      expectClose(`${label} forward`, await y.toArray(), want, 1e-5);
+      backward(dot(y, Tensor.fromArray(r, y.shape)));
+      const grads = p as unknown as Record<string, Tensor>;
+      for (const g of wantGrads) expectClose(`${label} d/d${g.name}`, pick(await grads[g.name].grad!.toArray(), g.idx), g.want, 1e-5);
     }
   });
 });
