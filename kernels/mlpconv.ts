@@ -279,8 +279,9 @@ const SIMD_PIXELS = 16;
  * workgroup is one subgroup of L lanes and takes TP pixels; each layer is a small GEMM whose
  * lanes span output channels (L·TN per pass) while the TP pixel rows are read at addresses every
  * lane shares. h1 and h2 pass through storage buffers, not workgroup memory: lavapipe turns a
- * workgroup-memory load inside a loop into a per-lane loop even when its address is uniform, but
- * keeps a uniform storage load a single load, and on a CPU both live in the same caches.
+ * workgroup-memory load inside a loop into a per-lane loop even when its address is uniform, so
+ * it reads storage faster, and on a CPU both live in the same caches. (A storage load costs the
+ * same whether its address is uniform or not: bench/simd-loads.ts.)
  */
 function simdFusedKernel(s: MlpconvShape, TP: number, relu3: boolean) {
   const L = simdWidth();

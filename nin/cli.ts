@@ -123,10 +123,12 @@ train options:
   2-core CPU.
   --model cifar10-small: the CIFAR pipeline on a CPU adapter (2 epochs, batch 32, lr 0.05 cosine).
   --head gap|fc|fc-dropout   classifier head (default gap, the paper's)
-  --init gaussian|he      weight init (default: He for the paper's MNIST and CIFAR nets, the paper's Gaussian for SVHN)
+  --init gaussian|he      weight init (default: He for the paper's MNIST and CIFAR nets, the paper's
+                          Gaussian for SVHN; a --config file's own "init", else He)
   --class-maps relu|linear   ReLU on the last mlpconv's maps, as the paper, or not (default linear:
                           with the ReLU the paper's CIFAR-10 recipe's maps died early in every run
-                          we made; a GAP run whose maps die stops with an error)
+                          we made; a GAP run whose maps die stops with an error; a --config file
+                          says for itself, with "linearOut")
   --dropout P             rate of the dropout between mlpconv blocks (the paper's nets: 0.5; 0 turns
                           it off, the paper's Figure 3 comparison)
   --epochs N  --batch N  --lr X

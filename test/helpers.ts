@@ -16,6 +16,9 @@ export function pair(shape: number[], seed: number, lo = -1, hi = 1): { gpu: Ten
 
 /** Logs a measured error (so test output reports it) and asserts it is within `tol`. */
 export function expectClose(label: string, gpu: ArrayLike<number>, ref: ArrayLike<number>, tol: number): number {
+  // An all-zero reference (a dead ReLU, an empty sample) would pass all-zero GPU values whatever
+  // the arithmetic: such a comparison checks nothing, so it fails.
+  expect(Array.prototype.some.call(ref, (v: number) => v !== 0), `${label}: the reference is all zeros`).toBe(true);
   const err = relErrNorm(gpu, ref);
   console.log(`${label}: relative error ${err.toExponential(2)} (tolerance ${tol})`);
   expect(err, label).toBeLessThanOrEqual(tol);
