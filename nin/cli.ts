@@ -5,7 +5,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { builtInModel, classMapsOf, describeConfig, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { batchTooLarge, builtInModel, classMapsOf, describeConfig, largestBatch, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -559,7 +559,7 @@ async function runTrain(args: string[]): Promise<number> {
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
-  const batch = int('batch', v.batch as string | undefined, 1) ?? 100;
+  const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
   const { loadCheckpoint } = await import('./checkpoint.ts');
   const { loadTestSet } = await import('./datasets.ts');
@@ -567,6 +567,10 @@ async function runEval(args: string[]): Promise<void> {
   const c = loadCheckpoint(ckpt);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   await getGpu();
+  // The default batch shrinks to what the device binds; a --batch past it is an error.
+  const tooLarge = batchGiven === undefined ? null : batchTooLarge(c.config, batchGiven, '--batch');
+  if (tooLarge) throw new Error(tooLarge);
+  const batch = batchGiven ?? largestBatch(c.config, 100);
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
   const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';

@@ -2,6 +2,8 @@
 import { backward, param } from '../engine/autograd.ts';
 import { deriveSeed, gaussian } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
+import { gpu } from '../engine/device.ts';
+import { gemmStyle } from '../kernels/gemm.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
 import { reshape } from '../kernels/elementwise.ts';
@@ -145,6 +147,58 @@ export function plan(config: ModelConfig): LayerSummary[] {
     out.push({ name: `fully connected ${fanIn}→${config.classes}`, output: [config.classes], params: fanIn * config.classes + config.classes, flops: 2 * fanIn * config.classes });
   }
   return out;
+}
+
+/**
+ * The largest tensor one image adds to a training step of `config`: the widest activation (or its
+ * gradient, the same size) of any layer, or, where the weight gradients use the simd GEMM
+ * (`paddedCopies`), the zero-padded copy of a K×K layer's input it reads (kernels/conv2d.ts). A
+ * batch of N binds N times this in one buffer, so it bounds the batch a device allows.
+ */
+export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): { layer: string; shape: number[] } {
+  const { height, width, channels } = config.input;
+  let best = { layer: 'the input images', shape: [height, width, channels] };
+  const consider = (layer: string, shape: number[]) => {
+    if (shape.reduce((a, b) => a * b, 1) > best.shape.reduce((a, b) => a * b, 1)) best = { layer, shape };
+  };
+  const summaries = plan(config);
+  let [H, W, C] = [height, width, channels];
+  config.layers.forEach((l, i) => {
+    const name = summaries[i].name;
+    if (l.type === 'mlpconv') {
+      const P = (l.kernel - 1) / 2;
+      if (paddedCopies && P > 0) consider(`${name} (its input, zero-padded for the weight gradient)`, [H + 2 * P, W + 2 * P, C]);
+      for (const c of l.channels) consider(name, [H, W, c]);
+    }
+    [H, W, C] = summaries[i].output;
+  });
+  return best;
+}
+
+/**
+ * Why `batch` images per step cannot run on this device (null: they can): the largest tensor of a
+ * step (largestImageTensor) past the storage binding limit. Names `flag`, the tensor, the limit
+ * and the largest batch that fits. Needs the device (getGpu).
+ */
+export function batchTooLarge(config: ModelConfig, batch: number, flag: string): string | null {
+  const g = gpu();
+  const limit = g.limits.maxStorageBufferBindingSize;
+  const { layer, shape } = largestImageTensor(config, gemmStyle() === 'simd');
+  const perImage = 4 * shape.reduce((a, b) => a * b, 1);
+  if (batch * perImage <= limit) return null;
+  const mib = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`);
+  const fits = Math.floor(limit / perImage);
+  return (
+    `${flag} ${batch} is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
+    `(${mib(batch * perImage)}), past the ${mib(limit)} that '${g.adapterName}' binds in one buffer (maxStorageBufferBindingSize); ` +
+    (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits')
+  );
+}
+
+/** The largest batch of `config` this device runs (batchTooLarge's bound), at most `cap`. */
+export function largestBatch(config: ModelConfig, cap: number): number {
+  const { shape } = largestImageTensor(config, gemmStyle() === 'simd');
+  return Math.max(1, Math.min(cap, Math.floor(gpu().limits.maxStorageBufferBindingSize / (4 * shape.reduce((a, b) => a * b, 1)))));
 }
 
 /** Whether the last mlpconv's class maps pass through a ReLU (the paper's) or stay linear. */

@@ -12,6 +12,7 @@ import { loadTestSet } from './datasets.ts';
 import { loadImageForModel, resizeNote } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, runLog } from './run-directory.ts';
+import { batchTooLarge, largestBatch } from './model.ts';
 import { argmax } from './train.ts';
 
 export function classNamesOf(dataset: string): readonly string[] {
@@ -40,12 +41,21 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   const x = c.preprocessor.apply(pixels, images.length, c.config.input);
   await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
   const model = c.buildModel();
-  const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(x, [images.length, height, width, channels]), { train: false }))));
-  const p = await probs.toArray().finally(() => {
-    probs.dispose(); // a library caller may predict many times in one process
-    model.dispose();
-  });
   const C = c.config.classes;
+  const p = new Float32Array(images.length * C);
+  const pixelsPerImage = height * width * channels;
+  // In batches the device can bind (largestBatch), however many images are named.
+  const batch = largestBatch(c.config, 256);
+  try {
+    for (let start = 0; start < images.length; start += batch) {
+      const n = Math.min(batch, images.length - start);
+      const xs = x.subarray(start * pixelsPerImage, (start + n) * pixelsPerImage);
+      const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(xs, [n, height, width, channels]), { train: false }))));
+      p.set(await probs.toArray().finally(() => probs.dispose()), start * C); // a library caller may predict many times in one process
+    }
+  } finally {
+    model.dispose();
+  }
   return images.map((path, i) => {
     const row = Array.from(p.subarray(i * C, (i + 1) * C), (v, k) => [k, v] as const).sort((a, b) => b[1] - a[1]).slice(0, 5);
     return `${path}: ${row.map(([k, v]) => `${names[k] ?? k} ${(100 * v).toFixed(1)}%`).join(', ')}`;
@@ -62,6 +72,8 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const n = Math.min(o.count, test.count);
   const { height, width, channels } = c.config.input;
   await getGpu();
+  const tooLarge = batchTooLarge(c.config, n, '--images');
+  if (tooLarge) throw new Error(tooLarge);
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
   const x = c.preprocessor.apply(raw, n, c.config.input);

@@ -18,7 +18,7 @@ import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
-import { classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
+import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
@@ -232,6 +232,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
+  // Before the preprocessing (minutes for ZCA on a full set), not at the first step.
+  const tooLarge = batchTooLarge(config, o.batchSize, '--batch');
+  if (tooLarge) throw new Error(tooLarge);
   const savedPartial = resumed?.partialEpoch;
   const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options.batchSize, o.batchSize);
   if (batchChanged) throw new RangeError(batchChanged);

@@ -1,13 +1,14 @@
 // A tiny NIN end to end: gradient check of the whole network against the float64 reference, and
 // a short training run on a synthetic task (loss falls, no buffer leaks).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
 import { pool, upload } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { modelConfig, MODELS, NinModel, plan, type ForwardOptions, type Head, type ModelConfig } from '../nin/model.ts';
+import { batchTooLarge, largestBatch, largestImageTensor, modelConfig, MODELS, NinModel, plan, type ForwardOptions, type Head, type ModelConfig } from '../nin/model.ts';
+import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
@@ -249,6 +250,51 @@ describe('the model configs', () => {
       x.dispose();
     }
     model.dispose();
+  });
+});
+
+describe('the largest batch a device binds', () => {
+  it('the largest tensor an image adds: the widest activation, or the simd weight gradient\'s zero-padded input', () => {
+    expect(largestImageTensor(MODELS.cifar10, false)).toEqual({ layer: 'mlpconv5x5 192-160-96', shape: [32, 32, 192] });
+    expect(largestImageTensor(MODELS.cifar10, true)).toEqual({ layer: 'mlpconv5x5 192-160-96', shape: [32, 32, 192] });
+    // A thin 5×5 block over a wide input: the padded copy (12×12×16) is the largest with the simd kernels.
+    const wideInput: ModelConfig = { ...tiny, input: { height: 8, width: 8, channels: 16 }, classes: 4, layers: [{ type: 'mlpconv', kernel: 5, channels: [4, 4, 4] }] };
+    expect(largestImageTensor(wideInput, true)).toEqual({ layer: 'mlpconv5x5 4-4-4 (its input, zero-padded for the weight gradient)', shape: [12, 12, 16] });
+    expect(largestImageTensor(wideInput, false)).toEqual({ layer: 'the input images', shape: [8, 8, 16] });
+  });
+
+  it('a training step at the largest batch runs; one image more is refused by name, and a step at it fails', async () => {
+    // The device's binding limit lowered (as the engine sees it) so that tiny's block 1 ([N, 9, 9, 7],
+    // its widest activation) fits 3 images: the shapes the tests above compile.
+    const limits = gpu().limits as { maxStorageBufferBindingSize: number };
+    const before = limits.maxStorageBufferBindingSize;
+    const { shape } = largestImageTensor(tiny, gemmStyle() === 'simd');
+    expect(shape).toEqual([9, 9, 7]);
+    limits.maxStorageBufferBindingSize = 3 * 4 * 9 * 9 * 7 + 4;
+    const model = new NinModel(tiny, 3);
+    try {
+      expect(largestBatch(tiny, 100)).toBe(3);
+      expect(largestBatch(tiny, 2)).toBe(2);
+      expect(batchTooLarge(tiny, 3, '--batch')).toBeNull();
+      expect(batchTooLarge(tiny, 4, '--batch')).toBe(
+        `--batch 4 is too large for tiny on this adapter: mlpconv3x3 7-5-6 makes a float32 tensor of [4, 9, 9, 7] (8.9 KiB), past the 6.6 KiB that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize); at most 3 images fit`,
+      );
+      const step = (n: number) => tidy(() => {
+        const x = Tensor.fromArray(randomArray(n * 9 * 9 * 3, 5), [n, 9, 9, 3]);
+        const { loss } = model.lossAndGradients(x, labelTensor(Array.from({ length: n }, (_, i) => i % 3), 3), { train: false });
+        return loss;
+      });
+      const loss = step(3);
+      expect(Number.isFinite(await loss.item())).toBe(true);
+      loss.dispose();
+      // (block 1's output, [4, 9, 9, 6], is allocated before its hidden activations and fails first)
+      expect(() => step(4)).toThrow(/tensor of shape \[4, 9, 9, [67]\] needs \d+ bytes, more than the device's storage binding limit of 6808 bytes/);
+      limits.maxStorageBufferBindingSize = 4 * 9 * 9 * 7 - 4;
+      expect(batchTooLarge(tiny, 1, '--batch')).toMatch(/; not even one image fits$/);
+    } finally {
+      limits.maxStorageBufferBindingSize = before;
+      model.dispose();
+    }
   });
 });
 

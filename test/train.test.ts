@@ -7,7 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { pool, upload } from '../engine/runtime.ts';
@@ -555,6 +555,17 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
     expect(sameLine).toBe(line);
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
+    // Where the device binds only two images' activations at a time, three go as two and one
+    // (batch sizes compiled above), with the same results.
+    const limits = gpu().limits as { maxStorageBufferBindingSize: number };
+    const before = limits.maxStorageBufferBindingSize;
+    limits.maxStorageBufferBindingSize = 2 * 4 * 28 * 28 * 16; // mnist-small's widest activation, [28, 28, 16]
+    try {
+      expect(await predict(ckpt, [wideFile, file, file], () => {})).toEqual([wideLine, sameLine, sameLine]);
+      expect(pool().stats.liveBuffers, 'predict in batches leaves nothing on the GPU').toBe(live);
+    } finally {
+      limits.maxStorageBufferBindingSize = before;
+    }
     const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
     expect(pool().stats.liveBuffers, 'visualize leaves nothing on the GPU').toBe(live);
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
@@ -662,6 +673,16 @@ describe('train() called directly', () => {
     await expect(train(o, data(8, 32, 32, 3))).rejects.toThrow(new RangeError('model mnist-small takes 28×28×1 images but synthetic/train has 32×32×3'));
     await expect(train({ ...o, batchSize: 16 }, data(8))).rejects.toThrow(new RangeError('batch size 16 is larger than the training set (8 images)'));
     await expect(train({ ...o, model: 'mnist-large' }, data(8))).rejects.toThrow(new RangeError(`unknown model 'mnist-large' (known: ${Object.keys(MODELS).join(', ')})`));
+    // A batch whose activations the device cannot bind (its limit lowered to 4 images of
+    // mnist-small's widest activation, [28, 28, 16]): refused before the preprocessing, by name.
+    const limits = gpu().limits as { maxStorageBufferBindingSize: number };
+    const before = limits.maxStorageBufferBindingSize;
+    limits.maxStorageBufferBindingSize = 4 * 4 * 28 * 28 * 16;
+    try {
+      await expect(train({ ...o, batchSize: 5 }, data(8))).rejects.toThrow(/^--batch 5 is too large for mnist-small on this adapter: mlpconv5x5 16-16-16 makes a float32 tensor of \[5, 28, 28, 16\] \(245\.0 KiB\), .*; at most 4 images fit$/);
+    } finally {
+      limits.maxStorageBufferBindingSize = before;
+    }
     // Saved after batch 4 of an epoch of 10 (at batch size 4: 40 images); resumed at the same batch
     // size on 8 images, an epoch has 2 batches.
     const ckpt = await saveUntrained(o, join(tmp, 'refused-partial.safetensors'));
