@@ -567,9 +567,10 @@ async function runEval(args: string[]): Promise<void> {
   const c = loadCheckpoint(ckpt);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   await getGpu();
-  // The default batch shrinks to what the device binds; a --batch past it is an error.
-  const tooLarge = batchGiven === undefined ? null : batchTooLarge(c.config, batchGiven, '--batch');
-  if (tooLarge) throw new Error(tooLarge);
+  // The default batch shrinks to what the device binds; a --batch past it is an error (where the
+  // test set holds that many images: a batch is never larger than the set).
+  const tooLarge = batchGiven === undefined ? null : batchTooLarge(c.config, Math.min(batchGiven, test.count));
+  if (tooLarge) throw new Error(`--batch ${batchGiven}${batchGiven! > test.count ? ` (one batch of the ${test.count} test images)` : ''}: ${tooLarge}`);
   const batch = batchGiven ?? largestBatch(c.config, 100);
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh

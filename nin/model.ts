@@ -177,10 +177,10 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
 
 /**
  * Why `batch` images per step cannot run on this device (null: they can): the largest tensor of a
- * step (largestImageTensor) past the storage binding limit. Names `flag`, the tensor, the limit
- * and the largest batch that fits. Needs the device (getGpu).
+ * step (largestImageTensor) past the storage binding limit. Names the tensor, the limit and the
+ * largest batch that fits; callers put the flag in front. Needs the device (getGpu).
  */
-export function batchTooLarge(config: ModelConfig, batch: number, flag: string): string | null {
+export function batchTooLarge(config: ModelConfig, batch: number): string | null {
   const g = gpu();
   const limit = g.limits.maxStorageBufferBindingSize;
   const { layer, shape } = largestImageTensor(config, gemmStyle() === 'simd');
@@ -189,7 +189,7 @@ export function batchTooLarge(config: ModelConfig, batch: number, flag: string):
   const mib = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`);
   const fits = Math.floor(limit / perImage);
   return (
-    `${flag} ${batch} is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
+    `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
     `(${mib(batch * perImage)}), past the ${mib(limit)} that '${g.adapterName}' binds in one buffer (maxStorageBufferBindingSize); ` +
     (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits')
   );

@@ -72,8 +72,8 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const n = Math.min(o.count, test.count);
   const { height, width, channels } = c.config.input;
   await getGpu();
-  const tooLarge = batchTooLarge(c.config, n, '--images');
-  if (tooLarge) throw new Error(tooLarge);
+  const tooLarge = batchTooLarge(c.config, n);
+  if (tooLarge) throw new Error(`--images ${n}: ${tooLarge}`);
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
   const x = c.preprocessor.apply(raw, n, c.config.input);

@@ -233,8 +233,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   }
   if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   // Before the preprocessing (minutes for ZCA on a full set), not at the first step.
-  const tooLarge = batchTooLarge(config, o.batchSize, '--batch');
-  if (tooLarge) throw new Error(tooLarge);
+  const tooLarge = batchTooLarge(config, o.batchSize);
+  if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}`);
   const savedPartial = resumed?.partialEpoch;
   const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options.batchSize, o.batchSize);
   if (batchChanged) throw new RangeError(batchChanged);

@@ -275,9 +275,9 @@ describe('the largest batch a device binds', () => {
     try {
       expect(largestBatch(tiny, 100)).toBe(3);
       expect(largestBatch(tiny, 2)).toBe(2);
-      expect(batchTooLarge(tiny, 3, '--batch')).toBeNull();
-      expect(batchTooLarge(tiny, 4, '--batch')).toBe(
-        `--batch 4 is too large for tiny on this adapter: mlpconv3x3 7-5-6 makes a float32 tensor of [4, 9, 9, 7] (8.9 KiB), past the 6.6 KiB that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize); at most 3 images fit`,
+      expect(batchTooLarge(tiny, 3)).toBeNull();
+      expect(batchTooLarge(tiny, 4)).toBe(
+        `a batch of 4 images is too large for tiny on this adapter: mlpconv3x3 7-5-6 makes a float32 tensor of [4, 9, 9, 7] (8.9 KiB), past the 6.6 KiB that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize); at most 3 images fit`,
       );
       const step = (n: number) => tidy(() => {
         const x = Tensor.fromArray(randomArray(n * 9 * 9 * 3, 5), [n, 9, 9, 3]);
@@ -290,7 +290,7 @@ describe('the largest batch a device binds', () => {
       // (block 1's output, [4, 9, 9, 6], is allocated before its hidden activations and fails first)
       expect(() => step(4)).toThrow(/tensor of shape \[4, 9, 9, [67]\] needs \d+ bytes, more than the device's storage binding limit of 6808 bytes/);
       limits.maxStorageBufferBindingSize = 4 * 9 * 9 * 7 - 4;
-      expect(batchTooLarge(tiny, 1, '--batch')).toMatch(/; not even one image fits$/);
+      expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/);
     } finally {
       limits.maxStorageBufferBindingSize = before;
       model.dispose();

@@ -679,7 +679,7 @@ describe('train() called directly', () => {
     const before = limits.maxStorageBufferBindingSize;
     limits.maxStorageBufferBindingSize = 4 * 4 * 28 * 28 * 16;
     try {
-      await expect(train({ ...o, batchSize: 5 }, data(8))).rejects.toThrow(/^--batch 5 is too large for mnist-small on this adapter: mlpconv5x5 16-16-16 makes a float32 tensor of \[5, 28, 28, 16\] \(245\.0 KiB\), .*; at most 4 images fit$/);
+      await expect(train({ ...o, batchSize: 5 }, data(8))).rejects.toThrow(/^--batch 5: a batch of 5 images is too large for mnist-small on this adapter: mlpconv5x5 16-16-16 makes a float32 tensor of \[5, 28, 28, 16\] \(245\.0 KiB\), .*; at most 4 images fit$/);
     } finally {
       limits.maxStorageBufferBindingSize = before;
     }
