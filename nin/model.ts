@@ -149,6 +149,8 @@ export function plan(config: ModelConfig): LayerSummary[] {
   return out;
 }
 
+const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
 /**
  * The largest tensor one image adds to a training step of `config`: the widest activation (or its
  * gradient, the same size) of any layer, or, where the weight gradients use the simd GEMM
@@ -159,7 +161,7 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
   const { height, width, channels } = config.input;
   let best = { layer: 'the input images', shape: [height, width, channels] };
   const consider = (layer: string, shape: number[]) => {
-    if (shape.reduce((a, b) => a * b, 1) > best.shape.reduce((a, b) => a * b, 1)) best = { layer, shape };
+    if (elements(shape) > elements(best.shape)) best = { layer, shape };
   };
   const summaries = plan(config);
   let [H, W, C] = [height, width, channels];
@@ -184,7 +186,7 @@ export function batchTooLarge(config: ModelConfig, batch: number): string | null
   const g = gpu();
   const limit = g.limits.maxStorageBufferBindingSize;
   const { layer, shape } = largestImageTensor(config, gemmStyle() === 'simd');
-  const perImage = 4 * shape.reduce((a, b) => a * b, 1);
+  const perImage = 4 * elements(shape);
   if (batch * perImage <= limit) return null;
   const mib = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`);
   const fits = Math.floor(limit / perImage);
@@ -198,7 +200,7 @@ export function batchTooLarge(config: ModelConfig, batch: number): string | null
 /** The largest batch of `config` this device runs (batchTooLarge's bound), at most `cap`. */
 export function largestBatch(config: ModelConfig, cap: number): number {
   const { shape } = largestImageTensor(config, gemmStyle() === 'simd');
-  return Math.max(1, Math.min(cap, Math.floor(gpu().limits.maxStorageBufferBindingSize / (4 * shape.reduce((a, b) => a * b, 1)))));
+  return Math.max(1, Math.min(cap, Math.floor(gpu().limits.maxStorageBufferBindingSize / (4 * elements(shape)))));
 }
 
 /** Whether the last mlpconv's class maps pass through a ReLU (the paper's) or stay linear. */
@@ -326,7 +328,7 @@ export class NinModel {
     // once diverged at lr 0.05. Linear class maps keep gain 2: with 1, the main job gave 97.87 %
     // in one run (98.46 % with 2), under its 98 % target.
     const add = (name: string, shape: number[], fanIn: number, isBias: boolean, gain = 2) => {
-      const n = shape.reduce((a, b) => a * b, 1);
+      const n = elements(shape);
       const std = config.init === 'he' ? Math.sqrt(gain / fanIn) : config.initStd;
       const data = isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
       this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
@@ -345,7 +347,7 @@ export class NinModel {
       ch = c3;
     }
     if (config.head !== 'gap') {
-      const fanIn = this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output.reduce((a, b) => a * b, 1);
+      const fanIn = elements(this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output);
       add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
       add('fc.b', [config.classes], 1, true);
     }
