@@ -183,24 +183,27 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
  * largest batch that fits; callers put the flag in front. Needs the device (getGpu).
  */
 export function batchTooLarge(config: ModelConfig, batch: number): string | null {
-  const g = gpu();
-  const limit = g.limits.maxStorageBufferBindingSize;
-  const { layer, shape } = largestImageTensor(config, gemmStyle() === 'simd');
-  const perImage = 4 * elements(shape);
-  if (batch * perImage <= limit) return null;
-  const mib = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`);
-  const fits = Math.floor(limit / perImage);
+  const { layer, shape, bytes, fits } = batchBound(config);
+  if (batch <= fits) return null;
+  const limit = gpu().limits.maxStorageBufferBindingSize;
+  const size = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} bytes`);
   return (
     `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
-    `(${mib(batch * perImage)}), past the ${mib(limit)} that '${g.adapterName}' binds in one buffer (maxStorageBufferBindingSize); ` +
+    `(${size(batch * bytes)}), past the ${size(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize); ` +
     (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits')
   );
 }
 
 /** The largest batch of `config` this device runs (batchTooLarge's bound), at most `cap`. */
 export function largestBatch(config: ModelConfig, cap: number): number {
-  const { shape } = largestImageTensor(config, gemmStyle() === 'simd');
-  return Math.max(1, Math.min(cap, Math.floor(gpu().limits.maxStorageBufferBindingSize / (4 * elements(shape)))));
+  return Math.max(1, Math.min(cap, batchBound(config).fits));
+}
+
+/** This device's largest tensor per image for `config` (its kernel style's), its bytes, and how many images fit. */
+function batchBound(config: ModelConfig) {
+  const t = largestImageTensor(config, gemmStyle() === 'simd');
+  const bytes = 4 * elements(t.shape);
+  return { ...t, bytes, fits: Math.floor(gpu().limits.maxStorageBufferBindingSize / bytes) };
 }
 
 /** Whether the last mlpconv's class maps pass through a ReLU (the paper's) or stay linear. */
