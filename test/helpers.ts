@@ -1,6 +1,7 @@
 // Shared test utilities: seeded data, float32 rounding, error norms, GPU↔reference plumbing.
 import { expect } from 'vitest';
 import { param } from '../engine/autograd.ts';
+import { gpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import type { MlpconvParams } from '../kernels/mlpconv.ts';
 import { refTensor, type RefTensor } from './reference.ts';
@@ -12,6 +13,18 @@ export { randomArray, relErrNorm, sampleIndices, pick } from './numeric.ts';
 export function pair(shape: number[], seed: number, lo = -1, hi = 1): { gpu: Tensor; ref: RefTensor } {
   const data = randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi);
   return { gpu: Tensor.fromArray(data, shape), ref: refTensor(shape, data) };
+}
+
+/** Runs `fn` with the device's storage binding limit, as the engine sees it, lowered to `bytes`. */
+export async function withBindingLimit<T>(bytes: number, fn: () => T | Promise<T>): Promise<T> {
+  const limits = gpu().limits as { maxStorageBufferBindingSize: number };
+  const before = limits.maxStorageBufferBindingSize;
+  limits.maxStorageBufferBindingSize = bytes;
+  try {
+    return await fn();
+  } finally {
+    limits.maxStorageBufferBindingSize = before;
+  }
 }
 
 /** Logs a measured error (so test output reports it) and asserts it is within `tol`. */

@@ -11,7 +11,7 @@ import { batchTooLarge, largestBatch, largestImageTensor, modelConfig, MODELS, N
 import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
-import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, pick, randomArray, sampleIndices, withBindingLimit } from './helpers.ts';
 
 
 const LR = 0.02;
@@ -266,13 +266,10 @@ describe('the largest batch a device binds', () => {
   it('a training step at the largest batch runs; one image more is refused by name, and a step at it fails', async () => {
     // The device's binding limit lowered (as the engine sees it) so that tiny's block 1 ([N, 9, 9, 7],
     // its widest activation) fits 3 images: the shapes the tests above compile.
-    const limits = gpu().limits as { maxStorageBufferBindingSize: number };
-    const before = limits.maxStorageBufferBindingSize;
     const { shape } = largestImageTensor(tiny, gemmStyle() === 'simd');
     expect(shape).toEqual([9, 9, 7]);
-    limits.maxStorageBufferBindingSize = 3 * 4 * 9 * 9 * 7 + 4;
     const model = new NinModel(tiny, 3);
-    try {
+    await withBindingLimit(3 * 4 * 9 * 9 * 7 + 4, async () => {
       expect(largestBatch(tiny, 100)).toBe(3);
       expect(largestBatch(tiny, 2)).toBe(2);
       expect(batchTooLarge(tiny, 3)).toBeNull();
@@ -289,12 +286,8 @@ describe('the largest batch a device binds', () => {
       loss.dispose();
       // (block 1's output, [4, 9, 9, 6], is allocated before its hidden activations and fails first)
       expect(() => step(4)).toThrow(/tensor of shape \[4, 9, 9, [67]\] needs \d+ bytes, more than the device's storage binding limit of 6808 bytes/);
-      limits.maxStorageBufferBindingSize = 4 * 9 * 9 * 7 - 4;
-      expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/);
-    } finally {
-      limits.maxStorageBufferBindingSize = before;
-      model.dispose();
-    }
+    }).finally(() => model.dispose());
+    await withBindingLimit(4 * 9 * 9 * 7 - 4, () => expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/));
   });
 });
 
