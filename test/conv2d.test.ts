@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
+import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { chooseSplitK, gemmTiles, setGemmCapture, simdGemmTiles } from '../kernels/gemm.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { conv2dRef, dotRef, numericalGrad, reluRef } from './reference.ts';
-import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => { setKernelStyle(null); closeGpu(); });
@@ -62,12 +62,9 @@ describe('conv2d', () => {
     const tiles = Math.ceil((N * H * W) / BM) * Math.ceil(Co / BN);
     const limit = Math.max(4, Math.ceil(Math.sqrt(tiles))); // 4: the elementwise kernels' grids still fit
     expect(tiles).toBeGreaterThan(limit);
-    const limits = gpu().limits as { maxComputeWorkgroupsPerDimension: number };
-    const before = limits.maxComputeWorkgroupsPerDimension;
     const grids: string[] = [];
     setGemmCapture((g) => grids.push(g.name));
-    limits.maxComputeWorkgroupsPerDimension = limit;
-    try {
+    await withDeviceLimit('maxComputeWorkgroupsPerDimension', limit, async () => {
       const x = pair([N, H, W, Ci], 41);
       const w = pair([K, K, Ci, Co], 42, -0.3, 0.3);
       const b = pair([Co], 43);
@@ -81,10 +78,7 @@ describe('conv2d', () => {
         const idx = sampleIndices(t.ref.data.length, 60, 45);
         expectClose(`d/d${name}`, pick(await t.gpu.grad!.toArray(), idx), numericalGrad(scalar, t.ref, idx), 1e-5);
       }
-    } finally {
-      limits.maxComputeWorkgroupsPerDimension = before;
-      setGemmCapture(null);
-    }
+    }).finally(() => setGemmCapture(null));
     expect(grids).toEqual(['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
   });
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, gpu } from '../engine/device.ts';
+import { closeGpu, getGpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { globalAvgPool } from '../kernels/gap.ts';
 import { dotRef, globalAvgPoolRef, numericalGrad } from './reference.ts';
-import { expectClose, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
@@ -46,14 +46,7 @@ describe('globalAvgPool', () => {
   // images with two channel tiles (18 workgroups; small maps, so that the backward's elementwise
   // grid still fits). It threw before.
   it('a batch past the per-dimension workgroup limit folds its grid', async () => {
-    const limits = gpu().limits as { maxComputeWorkgroupsPerDimension: number };
-    const before = limits.maxComputeWorkgroupsPerDimension;
-    limits.maxComputeWorkgroupsPerDimension = 5;
-    try {
-      await expectGapMatchesReference([9, 3, 3, 37], 51);
-    } finally {
-      limits.maxComputeWorkgroupsPerDimension = before;
-    }
+    await withDeviceLimit('maxComputeWorkgroupsPerDimension', 5, () => expectGapMatchesReference([9, 3, 3, 37], 51));
   });
 
   it('rejects a non-NHWC input with a named error', () => {

@@ -1,7 +1,7 @@
 // Shared test utilities: seeded data, float32 rounding, error norms, GPU↔reference plumbing.
 import { expect } from 'vitest';
 import { param } from '../engine/autograd.ts';
-import { gpu } from '../engine/device.ts';
+import { gpu, type Gpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import type { MlpconvParams } from '../kernels/mlpconv.ts';
 import { refTensor, type RefTensor } from './reference.ts';
@@ -15,15 +15,15 @@ export function pair(shape: number[], seed: number, lo = -1, hi = 1): { gpu: Ten
   return { gpu: Tensor.fromArray(data, shape), ref: refTensor(shape, data) };
 }
 
-/** Runs `fn` with the device's storage binding limit, as the engine sees it, lowered to `bytes`. */
-export async function withBindingLimit<T>(bytes: number, fn: () => T | Promise<T>): Promise<T> {
-  const limits = gpu().limits as { maxStorageBufferBindingSize: number };
-  const before = limits.maxStorageBufferBindingSize;
-  limits.maxStorageBufferBindingSize = bytes;
+/** Runs `fn` with one of the device's limits, as the engine sees it, lowered to `value`. */
+export async function withDeviceLimit<T>(limit: keyof Gpu['limits'], value: number, fn: () => T | Promise<T>): Promise<T> {
+  const limits = gpu().limits as Record<keyof Gpu['limits'], number>;
+  const before = limits[limit];
+  limits[limit] = value;
   try {
     return await fn();
   } finally {
-    limits.maxStorageBufferBindingSize = before;
+    limits[limit] = before;
   }
 }
 

@@ -11,7 +11,7 @@ import { batchTooLarge, largestBatch, largestImageTensor, modelConfig, MODELS, N
 import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
-import { expectClose, pick, randomArray, sampleIndices, withBindingLimit } from './helpers.ts';
+import { expectClose, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 
 const LR = 0.02;
@@ -269,7 +269,7 @@ describe('the largest batch a device binds', () => {
     const { shape } = largestImageTensor(tiny, gemmStyle() === 'simd');
     expect(shape).toEqual([9, 9, 7]);
     const model = new NinModel(tiny, 3);
-    await withBindingLimit(3 * 4 * 9 * 9 * 7 + 4, async () => {
+    await withDeviceLimit('maxStorageBufferBindingSize', 3 * 4 * 9 * 9 * 7 + 4, async () => {
       expect(largestBatch(tiny, 100)).toBe(3);
       expect(largestBatch(tiny, 2)).toBe(2);
       expect(batchTooLarge(tiny, 3)).toBeNull();
@@ -287,7 +287,7 @@ describe('the largest batch a device binds', () => {
       // (block 1's output, [4, 9, 9, 6], is allocated before its hidden activations and fails first)
       expect(() => step(4)).toThrow(/tensor of shape \[4, 9, 9, [67]\] needs \d+ bytes, more than the device's storage binding limit of 6808 bytes/);
     }).finally(() => model.dispose());
-    await withBindingLimit(4 * 9 * 9 * 7 - 4, () => expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/));
+    await withDeviceLimit('maxStorageBufferBindingSize', 4 * 9 * 9 * 7 - 4, () => expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/));
   });
 });
 

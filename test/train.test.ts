@@ -22,7 +22,7 @@ import { chancePlateauWatch, deadClassMapsWatch, train, TrainingInterrupted, Tra
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
-import { withBindingLimit } from './helpers.ts';
+import { withDeviceLimit } from './helpers.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
@@ -558,7 +558,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
     // Where the device binds only two images' activations at a time, three go as two and one
     // (batch sizes compiled above), with the same results.
-    await withBindingLimit(2 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
+    await withDeviceLimit('maxStorageBufferBindingSize', 2 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
       expect(await predict(ckpt, [wideFile, file, file], () => {})).toEqual([wideLine, sameLine, sameLine]);
       expect(pool().stats.liveBuffers, 'predict in batches leaves nothing on the GPU').toBe(live);
     });
@@ -671,7 +671,7 @@ describe('train() called directly', () => {
     await expect(train({ ...o, model: 'mnist-large' }, data(8))).rejects.toThrow(new RangeError(`unknown model 'mnist-large' (known: ${Object.keys(MODELS).join(', ')})`));
     // A batch whose activations the device cannot bind (its limit lowered to 4 images of
     // mnist-small's widest activation, [28, 28, 16]): refused before the preprocessing, by name.
-    await withBindingLimit(4 * 4 * 28 * 28 * 16, () =>
+    await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, () =>
       expect(train({ ...o, batchSize: 5 }, data(8))).rejects.toThrow(/^--batch 5: a batch of 5 images is too large for mnist-small on this adapter: mlpconv5x5 16-16-16 makes a float32 tensor of \[5, 28, 28, 16\] \(245\.0 KiB\), .*; at most 4 images fit$/),
     );
     // Saved after batch 4 of an epoch of 10 (at batch size 4: 40 images); resumed at the same batch
