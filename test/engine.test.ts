@@ -14,7 +14,8 @@ import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
-import { randomArray } from './helpers.ts';
+import { expectClose, randomArray } from './helpers.ts';
+import { dotRef, numericalGrad, refTensor, reluRef } from './reference.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
@@ -59,6 +60,19 @@ describe('shape ops', () => {
     expect(x.grad!.shape).toEqual([2, 3, 4]);
     expect(Array.from(await x.grad!.toArray())).toEqual(Array.from(r, (v) => 2 * v));
     expect(() => reshape(x, [5, 5])).toThrow(/reshape: \[2, 3, 4\] has 24 elements, \[5, 5\] needs 25/);
+  });
+
+  // The exact-value tests above and below fix each op alone; this one checks the tape's chain of
+  // relu, add and reshape on two different leaves against central differences of the float64
+  // reference, on an odd shape (105 elements: the last workgroup part-full).
+  it('relu, add and reshape: gradients of both leaves match central differences on the float64 reference', async () => {
+    const as = randomArray(105, 21), bs = randomArray(105, 22), r = randomArray(105, 23);
+    const a = param(Tensor.fromArray(as, [3, 5, 7])), b = param(Tensor.fromArray(bs, [3, 5, 7]));
+    backward(dot(relu(add(reshape(relu(a), [15, 7]), reshape(b, [15, 7]))), Tensor.fromArray(r, [15, 7])));
+    const aRef = refTensor([3, 5, 7], as), bRef = refTensor([3, 5, 7], bs);
+    const lossRef = () => dotRef(reluRef({ shape: [15, 7], data: reluRef(aRef).data.map((v, i) => v + bRef.data[i]) }), r);
+    expectClose('d/da', await a.grad!.toArray(), numericalGrad(lossRef, aRef), 1e-6);
+    expectClose('d/db', await b.grad!.toArray(), numericalGrad(lossRef, bRef), 1e-6);
   });
 });
 
