@@ -124,6 +124,18 @@ describe('data directory resolution', () => {
     expect(isAvailable('svhn', 'train', { dataDir: root })).toBe(false);
   });
 
+  it('a directory under a data file\'s name is passed over for the file beside it, and alone is an error naming it', async () => {
+    const root = freshDir();
+    mkdirSync(join(root, 'svhn', 'test_32x32.mat'), { recursive: true });
+    writeFileSync(join(root, 'svhn', 'test_32x32.mat.gz'), 'x');
+    const r = await resolveSplitFiles('svhn', 'test', { dataDir: root, download: false, ...quiet });
+    expect(r.paths).toEqual([join(root, 'svhn', 'test_32x32.mat.gz')]);
+    rmSync(join(root, 'svhn', 'test_32x32.mat.gz'));
+    await expect(resolveSplitFiles('svhn', 'test', { dataDir: root, download: false, ...quiet })).rejects.toThrow(
+      new DataFormatError(join(root, 'svhn', 'test_32x32.mat'), 'is a directory or other non-file, expected a data file'),
+    );
+  });
+
   it('unknown dataset or split → clear error', async () => {
     await expect(resolveSplitFiles('imagenet', 'train', { download: false })).rejects.toThrow(/unknown dataset "imagenet"; known: mnist, cifar10, cifar100, svhn/);
     await expect(resolveSplitFiles('mnist', 'extra', { download: false })).rejects.toThrow(/MNIST has no "extra" split; it has: train, test/);
@@ -353,6 +365,16 @@ describe('MNIST files with the wrong record count or image size', () => {
     expect(test.notes).toEqual(warnings);
   });
 
+  it('a test file with no records → an error naming it, at loading (not at the first evaluation)', async () => {
+    const root = freshDir();
+    const dir = join(root, 'mnist');
+    mkdirSync(dir);
+    mnistPair(dir, 't10k', 0);
+    await expect(loadDataset('mnist', 'test', { dataDir: root, download: false, ...quiet })).rejects.toThrow(
+      `${join(dir, 't10k-images-idx3-ubyte.gz')}: holds no images (the header says 0)`,
+    );
+  });
+
   it('more records than the official file, or images that are not 28×28 → errors naming the file', async () => {
     const root = freshDir();
     const dir = join(root, 'mnist');
@@ -362,6 +384,24 @@ describe('MNIST files with the wrong record count or image size', () => {
     await expect(loadDataset('mnist', 'test', options)).rejects.toThrow(`${join(dir, 't10k-images-idx3-ubyte.gz')}: holds 10001 images, the official file 10000`);
     mnistPair(dir, 't10k', 100, 14, 56);
     await expect(loadDataset('mnist', 'test', options)).rejects.toThrow(`${join(dir, 't10k-images-idx3-ubyte.gz')}: MNIST images are 28×28, the header says 14×56`);
+  });
+});
+
+describe('SVHN files with fewer records than the official ones', () => {
+  it('a short training file is an error; a short test file is used with a warning and a note, as CIFAR and MNIST', async () => {
+    const root = freshDir();
+    const dir = join(root, 'svhn');
+    mkdirSync(dir);
+    const fixture = readFileSync(fileURLToPath(new URL('./fixtures/svhn-scipy-compressed.mat', import.meta.url))); // 6 images
+    writeFileSync(join(dir, 'train_32x32.mat'), fixture);
+    writeFileSync(join(dir, 'test_32x32.mat'), fixture);
+    const warnings: string[] = [];
+    const options = { dataDir: root, download: false, warn: (m: string) => warnings.push(m), log: () => {} };
+    await expect(loadDataset('svhn', 'train', options)).rejects.toThrow(`${join(dir, 'train_32x32.mat')}: expected 73257 images, found 6; a training file must be complete`);
+    const test = await loadDataset('svhn', 'test', options);
+    expect(test.count).toBe(6);
+    expect(warnings).toEqual([`${join(dir, 'test_32x32.mat')}: partial file, 6 of 26032 records (using the 6 present)`]);
+    expect(test.notes).toEqual(warnings);
   });
 });
 

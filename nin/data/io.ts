@@ -1,7 +1,7 @@
 // File-level helpers shared by the dataset readers: transparent gunzip, digests, atomic writes, and
 // the error type every reader throws for a file that is not what it should be.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
@@ -33,10 +33,15 @@ export function readDataFile(path: string): Buffer {
   }
 }
 
-/** `path` if it exists, else `path + '.gz'` if that exists, else null. */
+/** `path` if it is a file, else `path + '.gz'` if that is, else null. A directory (or other
+ * non-file) under either name, with no file beside it, is an error naming it: reading it would
+ * fail with a bare EISDIR. */
 export function existingVariant(path: string): string | null {
-  if (existsSync(path)) return path;
-  if (existsSync(`${path}.gz`)) return `${path}.gz`;
+  const variants = [path, `${path}.gz`];
+  const file = variants.find((p) => statSync(p, { throwIfNoEntry: false })?.isFile());
+  if (file) return file;
+  const other = variants.find((p) => existsSync(p));
+  if (other) throw new DataFormatError(other, 'is a directory or other non-file, expected a data file');
   return null;
 }
 
