@@ -121,6 +121,8 @@ function hex8(v: number): string {
 export function readMnistImages(path: string): { images: Float32Array; count: number; height: number; width: number } {
   const { dims, data } = parseIdx(readDataFile(path), path, IDX_IMAGES_MAGIC);
   const [count, height, width] = dims;
+  // A partial test file is used as it is; one with no records would pass until the first evaluation.
+  if (count === 0) throw new DataFormatError(path, 'holds no images (the header says 0)');
   const images = allocImages(path, data.length);
   for (let i = 0; i < data.length; i++) images[i] = data[i];
   return { images, count, height, width };
@@ -310,13 +312,16 @@ export function readCifar100(path: string, opts: CifarReadOptions & { name?: str
 // (column-major: row, column, channel, image) and y [N,1] with labels 1..10, where 10 means digit 0.
 
 export interface SvhnReadOptions {
+  /** Records the official file holds: more is an error; fewer is an error when requireComplete, else a warning and a note. */
   expectedRecords?: number;
+  requireComplete?: boolean;
+  warn?: WarningSink;
   /** Write the images here (exactly count × 32 × 32 × 3 values) instead of a new array. */
   into?: Float32Array;
 }
 
 /** Parses an SVHN *_32x32.mat (already read into memory). Labels are remapped so that digit d → d. */
-export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOptions = {}): { images: Float32Array; labels: Int32Array; count: number } {
+export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOptions = {}): { images: Float32Array; labels: Int32Array; count: number; notes: string[] } {
   const vars = readMatV5(bytes, source, new Set(['X', 'y']));
   const X = vars.get('X');
   const y = vars.get('y');
@@ -331,8 +336,15 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOp
   if (y.dims.length !== 2 || Math.min(...y.dims) !== 1 || yCount !== count) {
     throw new DataFormatError(source, `y: expected dimensions [${count}, 1], found [${y.dims.join(', ')}]`);
   }
-  if (opts.expectedRecords !== undefined && count !== opts.expectedRecords) {
-    throw new DataFormatError(source, `expected ${opts.expectedRecords} images, found ${count}`);
+  const notes: string[] = [];
+  const expected = opts.expectedRecords;
+  if (expected !== undefined && count !== expected) {
+    if (count > expected || opts.requireComplete) {
+      throw new DataFormatError(source, `expected ${expected} images, found ${count}${count < expected ? '; a training file must be complete' : ''}`);
+    }
+    const note = `${source}: partial file, ${count} of ${expected} records (using the ${count} present)`;
+    notes.push(note);
+    (opts.warn ?? defaultWarn)(note);
   }
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
@@ -355,7 +367,7 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOp
       }
     }
   }
-  return { images, labels, count };
+  return { images, labels, count, notes };
 }
 
 /** Reads an SVHN train_32x32.mat / test_32x32.mat / extra_32x32.mat (gzipped or not). */
@@ -371,7 +383,7 @@ export function readSvhn(path: string, opts: SvhnReadOptions & { name?: string }
     channels: 3,
     classNames: SVHN_CLASSES,
     sources: [path],
-    notes: [],
+    notes: r.notes,
   };
 }
 

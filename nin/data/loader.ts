@@ -68,7 +68,7 @@ export class BatchLoader {
     this.seed = opts.seed ?? 0;
     this.dropLast = opts.dropLast ?? false;
     if (this.batchesPerEpoch === 0) {
-      throw new RangeError(`BatchLoader: ${source.count} examples give no batch of ${this.batchSize} with dropLast`);
+      throw new RangeError(`BatchLoader: ${source.count} examples give no batch of ${this.batchSize}${this.dropLast ? ' with dropLast' : ''}`);
     }
   }
 

@@ -524,7 +524,7 @@ export async function loadDataset(name: DatasetName | string, split: SplitName |
       break;
     case 'svhn':
       ds = concatDatasets(
-        files.paths.map((p, i) => readSvhn(p, { expectedRecords: files.specs[i].records, name: label, into: opts.into })),
+        files.paths.map((p, i) => readSvhn(p, { expectedRecords: files.specs[i].records, requireComplete, warn: opts.warn, name: label, into: opts.into })),
         label,
       );
       break;
