@@ -131,7 +131,7 @@ train options:
                           says for itself, with "linearOut")
   --dropout P             rate of the dropout between mlpconv blocks (the paper's nets: 0.5; 0 turns
                           it off, the paper's Figure 3 comparison)
-  --epochs N  --batch N  --lr X
+  --epochs N  --batch N  --lr X   (an epoch is floor(N / batch) full batches; evaluation takes every image)
   --schedule constant|step|cosine|plateau   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
                           (step: lr ×gamma at each --lr-steps epoch, by default at half and
                           three quarters of --epochs, rounded)
@@ -277,6 +277,9 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  // `--data-dir=` (say, from an unset shell variable) would otherwise read as "not given" and fall
+  // back to the defaults without a word.
+  for (const [k, value] of Object.entries(parsed.values)) if (value === '') throw new UsageError(`--${k} needs a value, got an empty one`);
   const n = parsed.positionals.length;
   if (n < positionals.min || n > positionals.max) throw new UsageError(`expected ${positionals.what}, got ${n} argument(s)`);
   return parsed as { values: Record<string, string | boolean | undefined>; positionals: string[] };

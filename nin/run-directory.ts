@@ -188,8 +188,8 @@ function headerField(path: string, key: string): string | null {
 /**
  * What a resume asks that the checkpoint cannot give: a resumed run continues the checkpoint's
  * network (a different head or class maps would otherwise train silently on weights made for the
- * first), its preprocessing (the statistics are stored, not refitted), and its data and split (a
- * changed validation split would hold out images the run has trained on). Empty when none.
+ * first), its preprocessing (the statistics are stored, not refitted), its data and split (a
+ * changed validation split would hold out images the run has trained on), and its seed. Empty when none.
  * `savedOptions`: the options the checkpoint was trained with; `o`: the resume's, flags filled
  * from those.
  */
@@ -212,6 +212,9 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
     sameCount && from !== savedFrom && `--val-from ${from} (the checkpoint's split took ${savedFrom === 'end' ? 'the last images' : 'images at random'}: another split would validate on images the run trained on)`,
     Boolean(o.extra) !== Boolean(was('extra')) && `${o.extra ? '--extra' : 'no --extra'} (the checkpoint was trained ${was('extra') ? 'with' : 'without'} SVHN's extra set)`,
     o.trainLimit !== was('trainLimit') && `--train-limit ${o.trainLimit ?? 'none'} (the checkpoint's was ${was('trainLimit') ?? 'none'}: its training set and split)`,
+    // The seed draws the random validation split, and the batch order and dropout masks a resumed
+    // run must repeat.
+    was('seed') !== undefined && o.seed !== was('seed') && `--seed ${o.seed} (the checkpoint's run is seeded ${was('seed')}: its validation split, batch order and dropout masks come from that seed)`,
   ].filter((c): c is string => typeof c === 'string');
 }
 

@@ -49,6 +49,9 @@ describe('nin CLI', () => {
     [['models', '--bogus'], /Unknown option '--bogus'/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    // An empty value (an unset shell variable) is not "not given": --data-dir= fell back to ./data.
+    [['eval', 'runs/x', '--data-dir='], /--data-dir needs a value, got an empty one/],
+    [['train', '--out', ''], /--out needs a value, got an empty one/],
   ])('%j → exit 2 with a usage message, before any GPU work', (args, message) => {
     const r = nin(...args);
     expect(r.code).toBe(2);
@@ -186,6 +189,7 @@ describe('nin CLI', () => {
       [['--val', '1000'], "--val 1000 (the checkpoint's split held out 500: another split would validate on images the run trained on)"],
       [['--val-from', 'end'], "--val-from end (the checkpoint's split took images at random: another split would validate on images the run trained on)"],
       [['--train-limit', '5000'], "--train-limit 5000 (the checkpoint's was none: its training set and split)"],
+      [['--seed', '2'], "--seed 2 (the checkpoint's run is seeded 9: its validation split, batch order and dropout masks come from that seed)"],
     ];
     for (const [flags, clash] of clashes) {
       expect(() => parseTrainArgs(['--resume', ckpt, ...flags]), flags.join(' ')).toThrow(new UsageError(`--resume ${ckpt}: ${clash}: a resumed run keeps them (start a new run to change them)`));
@@ -197,7 +201,7 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--resume', older]).options).toMatchObject({ validation: 'paper', validationFrom: 'random' });
     expect(() => parseTrainArgs(['--resume', older, '--val-from', 'end'])).toThrow(/--val-from end \(the checkpoint's split took images at random: another split would validate on images the run trained on\)/);
     // The same values as the checkpoint's are no clash.
-    expect(parseTrainArgs(['--resume', ckpt, '--class-maps', 'relu', '--preprocess', 'gcn-zca', '--val', '500', '--init', 'he', '--model', 'cifar10-small']).options).toMatchObject({ classMaps: 'relu', validation: 500 });
+    expect(parseTrainArgs(['--resume', ckpt, '--class-maps', 'relu', '--preprocess', 'gcn-zca', '--val', '500', '--init', 'he', '--model', 'cifar10-small', '--seed', '9']).options).toMatchObject({ classMaps: 'relu', validation: 500 });
     writeFileSync(join(dir, 'plain.safetensors'), new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]));
     expect(() => parseTrainArgs(['--resume', join(dir, 'plain.safetensors')])).toThrow(/not a nin-webgpu checkpoint \(format 'missing', expected 'nin-webgpu\/1'\)/);
     writeSafetensors(join(dir, 'no-options.safetensors'), {}, { format: 'nin-webgpu/1' });
