@@ -104,6 +104,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   }
   const params = new Map<string, Float32Array>();
   const velocities = new Map<string, Float32Array>();
+  const shapes = new Map<string, number[]>(); // by tensor name: a reshaped header passes a length check
   for (const [name, t] of Object.entries(tensors)) {
     if (name.startsWith('param.') || name.startsWith('velocity.')) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${path}: tensor '${name}' is ${t.dtype}, expected F32`);
@@ -111,6 +112,7 @@ export function loadCheckpoint(path: string): Checkpoint {
       const bad = t.data.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new Error(`${path}: tensor '${name}' holds ${t.data[bad]} at index ${bad}: the file is damaged`);
       (name.startsWith('param.') ? params : velocities).set(name.slice(name.indexOf('.') + 1), t.data);
+      shapes.set(name, t.shape);
     }
   }
   const checkpoint: Checkpoint = {
@@ -128,17 +130,23 @@ export function loadCheckpoint(path: string): Checkpoint {
     velocities: velocities.size ? velocities : null,
     restore(model, opt) {
       const state: Float32Array[] = [];
+      const expectShape = (tensor: string, what: string, want: readonly number[]) => {
+        const found = shapes.get(tensor)!;
+        if (found.join() !== want.join()) throw new Error(`${path}: ${what} has shape [${found.join(', ')}], the model's is [${want.join(', ')}]`);
+      };
       model.params.forEach((p) => {
         const w = params.get(p.name);
         if (!w) throw new Error(`${path}: no weights for parameter '${p.name}'`);
-        if (w.length !== p.tensor.size) throw new Error(`${path}: parameter '${p.name}' has ${w.length} values, the model's [${p.tensor.shape.join(', ')}] needs ${p.tensor.size}`);
-        upload(p.tensor, w);
+        expectShape(`param.${p.name}`, `parameter '${p.name}'`, p.tensor.shape);
         if (opt) {
           const v = velocities.get(p.name);
           if (!v) throw new Error(`${path}: no optimiser state for parameter '${p.name}'`);
+          expectShape(`velocity.${p.name}`, `the optimiser state of parameter '${p.name}'`, p.tensor.shape);
           state.push(v);
         }
       });
+      // Checked whole before the first upload: a refused file leaves the model as it was.
+      model.params.forEach((p) => upload(p.tensor, params.get(p.name)!));
       try {
         opt?.loadState(state, model.params.map((p) => p.name));
       } catch (e) {

@@ -701,18 +701,29 @@ describe('a checkpoint whose tensors do not fit the model', () => {
     return { path, ...readSafetensors(path), model, opt };
   };
 
-  it('names the parameter whose weights or optimiser state has the wrong length', async () => {
+  it('names the parameter whose weights or optimiser state has the wrong shape, even with the right length', async () => {
     const { path, tensors, metadata, model, opt } = await untrained('misfit');
-    const misfit = (name: string, length: number) => {
-      const bad = join(tmp, `misfit-${name}-${length}.safetensors`);
-      writeSafetensors(bad, { ...tensors, [name]: { ...tensors[name], shape: [length], data: new Float32Array(length) } }, metadata);
+    const misfit = (name: string, shape: number[]) => {
+      const bad = join(tmp, `misfit-${name}-${shape.join('x')}.safetensors`);
+      writeSafetensors(bad, { ...tensors, [name]: { ...tensors[name], shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) } }, metadata);
       return loadCheckpoint(bad);
     };
+    const want = model.parameter('block2.w2').shape;
     const n = model.parameter('block2.w2').size;
     expect(() => loadCheckpoint(path).restore(model, opt)).not.toThrow();
-    expect(() => misfit('velocity.block2.w2', n - 1).restore(model, opt)).toThrow(new RegExp(`optimiser state of parameter 'block2.w2' has ${n - 1} values, .* needs ${n}`));
-    expect(() => misfit('velocity.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`has ${n + 1} values`));
-    expect(() => misfit('param.block2.w2', n + 1).restore(model, opt)).toThrow(new RegExp(`parameter 'block2.w2' has ${n + 1} values`));
+    const theModels = `the model's is \\[${want.join(', ')}\\]`;
+    expect(() => misfit('velocity.block2.w2', [n - 1]).restore(model, opt)).toThrow(new RegExp(`the optimiser state of parameter 'block2.w2' has shape \\[${n - 1}\\], ${theModels}`));
+    expect(() => misfit('velocity.block2.w2', [n + 1]).restore(model, opt)).toThrow(new RegExp(`has shape \\[${n + 1}\\]`));
+    expect(() => misfit('param.block2.w2', [n + 1]).restore(model, opt)).toThrow(new RegExp(`parameter 'block2.w2' has shape \\[${n + 1}\\]`));
+    // The same values under a transposed header loaded as the weights they are not (a length check
+    // passed them). The file's block2.w1, read before it, is all 7s: refused before any upload, the
+    // model keeps its own.
+    const transposed = [...want].reverse();
+    const w1 = tensors['param.block2.w1'];
+    const bad = join(tmp, 'misfit-transposed.safetensors');
+    writeSafetensors(bad, { ...tensors, 'param.block2.w1': { ...w1, data: new Float32Array(w1.data.length).fill(7) }, 'param.block2.w2': { ...tensors['param.block2.w2'], shape: transposed } }, metadata);
+    expect(() => loadCheckpoint(bad).restore(model)).toThrow(new RegExp(`parameter 'block2.w2' has shape \\[${transposed.join(', ')}\\], ${theModels}`));
+    expect(await model.parameter('block2.w1').toArray()).toEqual(w1.data);
     opt.dispose();
     model.dispose();
   });
