@@ -157,7 +157,7 @@ train options:
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
                           about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images
-  --seed N                repeatable runs (same device: same loss curve)
+  --seed N                repeatable runs (same device: same loss curve); 0 to 4294967295
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data
   --out DIR               run directory (default runs/<dataset>-<model>, numbered on, -2, -3, …,
                           past directories that hold a run); a run never writes into another
@@ -182,7 +182,7 @@ compare options: --out FILE (the PNG, default compare.png), --linear-error (line
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
  * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
 type Rule = { flag: string; optional?: boolean; list?: boolean } & (
-  | { kind: 'int'; min: number }
+  | { kind: 'int'; min: number; max?: number }
   | { kind: 'num'; min: number; max?: number | 'epochs' } // 'epochs': at most the run's
   | { kind: 'oneOf'; allowed: readonly string[] }
   | { kind: 'images' } // a validation split
@@ -216,15 +216,17 @@ const RULES = {
   extra: { flag: 'extra', kind: 'bool', optional: true },
   trainLimit: { flag: 'train-limit', kind: 'int', min: 1, optional: true },
   testLimit: { flag: 'test-limit', kind: 'int', min: 1, optional: true },
-  seed: { flag: 'seed', kind: 'int', min: 0 },
+  seed: { flag: 'seed', kind: 'int', min: 0, max: 2 ** 32 - 1 }, // the RNGs take 32 bits: 2^32 + 1 would run as 1
   checkpointMinutes: { flag: 'checkpoint-every', kind: 'num', min: 0, optional: true },
 } satisfies { [K in keyof TrainOptions]?: Rule };
 
 /** What a rule asks, in words, and whether a value meets it; `epochs`: the run's, for bounds set by it. */
 function requirement(rule: Rule, epochs: number): { want: string; fits: (v: unknown) => boolean } {
   switch (rule.kind) {
-    case 'int':
-      return { want: `an integer ≥ ${rule.min}`, fits: (v) => Number.isInteger(v) && (v as number) >= rule.min };
+    case 'int': {
+      const max = rule.max ?? Infinity;
+      return { want: max === Infinity ? `an integer ≥ ${rule.min}` : `an integer in [${rule.min}, ${max}]`, fits: (v) => Number.isInteger(v) && (v as number) >= rule.min && (v as number) <= max };
+    }
     case 'num': {
       const max = rule.max === 'epochs' ? epochs : (rule.max ?? Infinity);
       return { want: max === Infinity ? `a number ≥ ${rule.min}` : `a number in [${rule.min}, ${max}]`, fits: (v) => typeof v === 'number' && Number.isFinite(v) && v >= rule.min && v <= max };
@@ -243,8 +245,9 @@ function flagValue(rule: Rule, text: string | undefined, epochs = Infinity): unk
   if (text === undefined) return undefined;
   const { want, fits } = requirement(rule, epochs);
   const one = (t: string) => {
-    // Blank text is no number (Number('') is 0); --val takes digits only.
-    const v = rule.kind === 'oneOf' || t === 'paper' ? t : t.trim() === '' || (rule.kind === 'images' && !/^\d+$/.test(t)) ? NaN : Number(t);
+    // Plain decimals only (Number() also reads '', ' 7', '0x10' and 'Infinity'); --val takes digits only.
+    const decimal = rule.kind === 'images' ? /^\d+$/ : /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+    const v = rule.kind === 'oneOf' || t === 'paper' ? t : decimal.test(t) ? Number(t) : NaN;
     if (!fits(v)) throw new UsageError(`--${rule.flag} must be ${want}, got '${t}'`);
     return v;
   };
@@ -479,20 +482,21 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   return { options, dataDir: s('data-dir') };
 }
 
-/** Why the run cannot write in `dir` (a file there, or no write access to it or to the directory
- * that would hold it), or null: found before the data is loaded. */
-function outDirProblem(dir: string): string | null {
+/** Why a command cannot write in `dir` (a file there, or no write access to it or to the directory
+ * that would hold it), or null: found before the data is loaded. `flag`: the --out text, where
+ * `dir` is the directory of the file it names. */
+function outDirProblem(dir: string, flag = dir): string | null {
   let at = resolve(dir);
   while (!existsSync(at)) {
     const up = dirname(at);
     if (up === at) break;
     at = up;
   }
-  if (!statSync(at).isDirectory()) return at === resolve(dir) ? `--out ${dir} is a file, not a directory` : `--out ${dir}: ${at} is a file, not a directory`;
+  if (!statSync(at).isDirectory()) return at === resolve(flag) ? `--out ${flag} is a file, not a directory` : `--out ${flag}: ${at} is a file, not a directory`;
   try {
     accessSync(at, constants.W_OK);
   } catch (e) {
-    return `--out ${dir}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
+    return `--out ${flag}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
   }
   return null;
 }
@@ -595,6 +599,8 @@ async function runVisualize(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, images: { type: 'string' }, out: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
   const count = int('images', v.images as string | undefined, 1) ?? 6;
+  const outProblem = v.out === undefined ? null : outDirProblem(v.out as string);
+  if (outProblem) throw new UsageError(outProblem);
   const { visualize } = await import('./predict.ts');
   const files = await visualize(ckpt, { count, dataDir: v['data-dir'] as string | undefined, outDir: v.out as string | undefined });
   for (const f of files) console.log(`wrote ${f}`);
@@ -605,6 +611,8 @@ async function runCompare(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run directory' });
   const out = (v.out as string | undefined) ?? 'compare.png';
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the PNG file to write (e.g. ${join(out, 'compare.png')})`);
+  const outProblem = outDirProblem(dirname(out), out);
+  if (outProblem) throw new UsageError(outProblem);
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
   let runs;
   try {

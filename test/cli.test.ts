@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { modelConfig, MODELS, parseModelConfig, plan } from '../nin/model.ts';
@@ -48,10 +48,17 @@ describe('nin CLI', () => {
     [['models', 'extra'], /expected no arguments, got 1 argument/],
     [['models', '--bogus'], /Unknown option '--bogus'/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
+    // It printed the table, then failed with a bare EEXIST.
+    [['compare', 'some-run', '--out', 'package.json/compare.png'], /--out package.json\/compare.png: \S*package.json is a file, not a directory/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     // An empty value (an unset shell variable) is not "not given": --data-dir= fell back to ./data.
     [['eval', 'runs/x', '--data-dir='], /--data-dir needs a value, got an empty one/],
     [['train', '--out', ''], /--out needs a value, got an empty one/],
+    // Plain decimals only: Number() read '0x10' as 16 (and the run died of a NaN loss at lr 16).
+    [['train', '--lr', '0x10'], /--lr must be a number in \[0, 1000\], got '0x10'/],
+    [['train', '--epochs', 'Infinity'], /--epochs must be an integer ≥ 1, got 'Infinity'/],
+    // The RNGs take 32 bits: 2^32 + 1 ran as seed 1.
+    [['train', '--seed', '4294967297'], /--seed must be an integer in \[0, 4294967295\], got '4294967297'/],
   ])('%j → exit 2 with a usage message, before any GPU work', (args, message) => {
     const r = nin(...args);
     expect(r.code).toBe(2);
@@ -67,6 +74,19 @@ describe('nin CLI', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^nin: GpuError: No WebGPU adapter found: Dawn backend '[^']*', adapter 'no-such-adapter'/m);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)), epoch: '1' });
+    for (const [out, message] of [['package.json', '--out package.json is a file, not a directory'], ['package.json/maps', `--out package.json/maps: ${resolve('package.json')} is a file, not a directory`]]) {
+      const r = nin('visualize', ckpt, '--out', out);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
+    }
   });
 
   it('nin predict: an image that is not there is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', () => {
@@ -224,12 +244,14 @@ describe('nin CLI', () => {
       new UsageError(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
     );
     expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new UsageError(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
-    // What the flags accept, a resume reads back (a seed beyond 2^53 is folded to 32 bits by deriveSeed).
+    // What the flags refuse, a resume refuses too: a seed past the RNGs' 32 bits.
     const bigSeed = { ...first, seed: Number('99999999999999999999') };
-    expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
+    expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })).toThrow(
+      new UsageError(`--resume ${join(dir, 'big-seed.safetensors')}: its saved training options are damaged: seed must be an integer in [0, 4294967295], got 100000000000000000000`),
+    );
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer ≥ 0, got undefined`),
+      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer in [0, 4294967295], got undefined`),
     );
   });
 
@@ -276,7 +298,8 @@ describe('nin CLI', () => {
     // Saved lr steps past a run a resume shortened stand: the flags' bound by the run's epochs is not the saved values'.
     expect(resume({ schedule: 'step', stepEpochs: [2, 5] })().options).toMatchObject({ epochs: 3, stepEpochs: [2, 5] });
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
-    expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError("--seed must be an integer ≥ 0, got ''"));
+    expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));
+    expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));
     // The command line: exit 2 with the message, before any GPU work.
     resume({ head: 'banana' });
     const r = nin('train', '--resume', ckpt);
