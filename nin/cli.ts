@@ -134,7 +134,7 @@ train options:
   --epochs N  --batch N  --lr X   (an epoch is floor(N / batch) full batches; evaluation takes every image)
   --schedule constant|step|cosine|plateau   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
                           (step: lr ×gamma at each --lr-steps epoch, by default at half and
-                          three quarters of --epochs, rounded)
+                          three quarters of --epochs, rounded: one drop if they meet)
   --schedule plateau      the paper's: lr ×gamma (0.1) when the training error has set no new low
                           for --patience N epochs (3), --lr-drops N times (2: to 1 % of --lr); a
                           plateau after the last drop ends the run (--epochs is then a cap);
@@ -391,7 +391,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau`);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
-  const derivedSteps = schedule === 'step' ? [Math.round(epochs * 0.5), Math.round(epochs * 0.75)] : [];
+  // One drop where half and three quarters round to the same epoch (3 epochs: both are 2, and two drops there would cut lr ×gamma²).
+  const derivedSteps = schedule === 'step' ? [...new Set([Math.round(epochs * 0.5), Math.round(epochs * 0.75)])] : [];
   const stepEpochs = given('stepEpochs', epochs) ?? (saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps);
   const warmupEpochs = given('warmupEpochs', epochs) ?? pick('warmupEpochs', d.warmup);
   const options: TrainOptions = {

@@ -297,6 +297,9 @@ describe('nin CLI', () => {
     expect(resume({ classLrMult: 0.1 }, '--class-lr-mult', '1')().options.classLrMult).toBe(1);
     // Saved lr steps past a run a resume shortened stand: the flags' bound by the run's epochs is not the saved values'.
     expect(resume({ schedule: 'step', stepEpochs: [2, 5] })().options).toMatchObject({ epochs: 3, stepEpochs: [2, 5] });
+    // By default at half and three quarters of the run: one drop where they round to one epoch.
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '8']).options.stepEpochs).toEqual([4, 6]);
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '3']).options.stepEpochs).toEqual([2]);
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
     expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));
     expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));
