@@ -15,7 +15,14 @@ export function noGrad<R>(fn: () => R): R {
   const prev = gradEnabled;
   gradEnabled = false;
   try {
-    return fn();
+    const result = fn();
+    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+      // Recording is back on at fn's first await: the ops after it would record, and keep every
+      // hidden activation for a backward that never comes.
+      (result as PromiseLike<unknown>).then(undefined, () => {}); // its failures are this error's
+      throw new Error('noGrad: fn returned a Promise; noGrad is synchronous and would record again from the first await. Call noGrad inside the async function, around the synchronous steps');
+    }
+    return result;
   } finally {
     gradEnabled = prev;
   }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
-import { backward, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
+import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
 import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
@@ -443,6 +443,14 @@ describe('API misuse: errors, not wrong numbers', () => {
     const live = stats.liveBuffers;
     expect(() => tidy(async () => relu(x))).toThrow('tidy: fn returned a Promise');
     expect(stats.liveBuffers).toBe(live); // what it made before returning was freed
+    x.dispose();
+  });
+
+  it('noGrad refuses an async function (recording would be back on from its first await), and leaves recording on', () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    expect(() => noGrad(async () => relu(x))).toThrow('noGrad: fn returned a Promise');
+    expect(isGradEnabled()).toBe(true);
+    expect(tidy(() => noGrad(() => relu(x)).requiresGrad)).toBe(false);
     x.dispose();
   });
 
