@@ -239,6 +239,18 @@ describe('downloads through an injected fetch', () => {
     expect(requested).toHaveLength(2);
   });
 
+  it.skipIf(!HAVE_SHARED)('a download that fails part way: the error lists only the files still missing', async () => {
+    const root = freshDir();
+    const images = 'https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz';
+    const fetch = serve({ [images]: readFileSync(join(SHARED, 'mnist/t10k-images-idx3-ubyte.gz')) });
+    const e = (await resolveSplitFiles('mnist', 'test', { dataDir: root, fetch, ...quiet }).catch((x: unknown) => x)) as MissingDataError;
+    expect(e).toBeInstanceOf(MissingDataError);
+    expect(readdirSync(join(root, 'mnist'))).toEqual(['t10k-images-idx3-ubyte.gz']);
+    expect(e.missing).toEqual(['t10k-labels-idx1-ubyte']);
+    expect(e.message).toContain('MNIST test: missing 1 file(s): t10k-labels-idx1-ubyte');
+    expect(e.message).toMatch(/download failed: .*t10k-labels-idx1-ubyte.*HTTP 404/);
+  });
+
   it('tar.gz source: extracts only the wanted members (ustar prefix, GNU long name, pax path) and checks their md5', async () => {
     const root = freshDir();
     const a = Buffer.from('member a contents');

@@ -428,18 +428,20 @@ export async function resolveSplitFiles(name: DatasetName | string, split: Split
       return { paths: fb as string[], specs: s.fallback.files, fallbackNote: s.fallback.note };
     }
   }
-  const missing = s.files.filter((_, i) => found[i] === null);
+  let missing = s.files.filter((_, i) => found[i] === null);
   const targetDir = join(dataRoots(opts).roots[0], spec.subdir);
   let failure = 'downloading is disabled';
   if (opts.download !== false) {
     try {
       await downloadFiles(missing, targetDir, opts);
-      const again = locateFiles(s.files, dirs);
-      if (again.every((p) => p !== null)) return { paths: again as string[], specs: s.files };
       failure = 'download finished but the files are still not found';
     } catch (e) {
       failure = `download failed: ${(e as Error).message}${(e as Error).cause ? ` (${String((e as { cause?: unknown }).cause)})` : ''}`;
     }
+    // A download that failed part way kept the files it wrote: the error lists only those still missing.
+    const again = locateFiles(s.files, dirs);
+    if (again.every((p) => p !== null)) return { paths: again as string[], specs: s.files };
+    missing = s.files.filter((_, i) => again[i] === null);
   }
   throw missingDataError(spec, split, missing, dirs, targetDir, failure);
 }
