@@ -194,25 +194,44 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
-/**
- * The runs' curves in one PNG, one colour per run on shared axes over epochs: training loss (each
- * run's smoothed step loss, else its per-epoch train loss), test error, and validation error where
- * a run has a validation split. The loss axis is log-scaled; error axes too, unless `linearError`.
- */
-export function renderComparison(runs: RunSummary[], opts: { title?: string; linearError?: boolean; panelWidth?: number; height?: number } = {}): Buffer {
+/** True when a run's step-loss curve has fewer points than its per-epoch train loss: too few to
+ * draw (a step loss is logged every 20 steps, and a run may have fewer steps an epoch). */
+function stepsSparse(loss: Series[]): boolean {
+  const count = (name: string) => loss.find((c) => c.name.startsWith(name))?.points.length ?? 0;
+  return count('step loss') < count('train loss');
+}
+
+export interface ComparisonPanel {
+  title: string;
+  yLabel: string;
+  /** One per run, named by its label. */
+  series: Series[];
+  logY: boolean;
+}
+
+/** The comparison's panels: training loss (each run's smoothed step loss, or its per-epoch train
+ * loss where that has more points), test error, and validation error where a run has a
+ * validation split. The loss axis is log-scaled; error axes too, unless `linearError`. */
+export function comparisonPanels(runs: RunSummary[], linearError = false): ComparisonPanel[] {
   const curves = runs.map((r) => trainingCurveSeries(r.records));
   const pick = (k: number, from: 'loss' | 'error', names: string[]): Series => {
     const s = names.map((n) => curves[k][from].find((c) => c.name.startsWith(n))).find((c) => c !== undefined);
     return { name: runs[k].label, points: s?.points ?? [] };
   };
-  const panels: { title: string; yLabel: string; series: Series[]; logY: boolean }[] = [
+  const panels: ComparisonPanel[] = [
     // Log scale: runs part where the loss is small (here 2.3 falls to 0.01 on MNIST).
-    { title: 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', ['step loss', 'train loss'])), logY: true },
-    { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !opts.linearError },
+    { title: 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', stepsSparse(curves[k].loss) ? ['train loss', 'step loss'] : ['step loss', 'train loss'])), logY: true },
+    { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !linearError },
   ];
   if (runs.some((r) => bestValidationEpoch(r) !== null)) {
-    panels.push({ title: 'validation error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['validation error'])), logY: !opts.linearError });
+    panels.push({ title: 'validation error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['validation error'])), logY: !linearError });
   }
+  return panels;
+}
+
+/** comparisonPanels in one PNG, one colour per run on shared axes over epochs. */
+export function renderComparison(runs: RunSummary[], opts: { title?: string; linearError?: boolean; panelWidth?: number; height?: number } = {}): Buffer {
+  const panels = comparisonPanels(runs, opts.linearError);
   const panelWidth = opts.panelWidth ?? 640;
   const height = opts.height ?? 480;
   const canvas = new Canvas(panelWidth * panels.length, height);

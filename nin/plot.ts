@@ -792,8 +792,8 @@ export function renderCurves(series: Series[], opts: CurveOptions): Buffer {
 
 /**
  * The curves read the metrics log's records (format and numbering: nin/run-directory.ts). The x
- * axis is "epochs completed": an epoch record sits at its `epoch`, and the steps of epoch index e
- * are spread evenly over (e, e + 1]. A resumed run's log, which starts later, lands where it
+ * axis is "epochs completed": an epoch record sits at its `epoch`, and a step of epoch index e
+ * at e + (steps done in that epoch) / (its steps), within (e, e + 1]. A resumed run's log, which starts later, lands where it
  * belongs; what a resume superseded is left out. A null where a number belongs (JSON's spelling
  * of NaN) becomes a gap in the curve. Errors (fractions) are plotted as percentages.
  */
@@ -843,13 +843,23 @@ export function trainingCurveSeries(records: object[]): { loss: Series[]; error:
   const steps = recs.filter((r) => r.kind === 'step' && typeof r.epoch === 'number');
   const epochs = recs.filter((r) => r.kind === 'epoch' && typeof r.epoch === 'number');
 
-  // Steps: grouped by epoch index, ordered by step, spread evenly over (e, e + 1].
+  // Steps: grouped by epoch index, each placed by its `step` within its epoch: epoch e spans the
+  // steps from the end of epoch e − 1 to its own end (the epoch records' `step`, steps done). A
+  // trailing unfinished epoch takes the last start or resume record's stepsPerEpoch, else the
+  // previous epoch's length. Logs without either: spread evenly over (e, e + 1], an unfinished
+  // epoch at the pace of a typical finished one.
   const groups = new Map<number, Rec[]>();
   for (const r of steps) {
     const e = r.epoch as number;
     if (!groups.has(e)) groups.set(e, []);
     groups.get(e)!.push(r);
   }
+  const stepsDone = new Map<number, number>([[0, 0]]); // epochs completed → steps done then
+  for (const r of epochs) {
+    const s = field(r, 'step');
+    if (s !== undefined && Number.isFinite(s)) stepsDone.set(r.epoch as number, s);
+  }
+  const stretchPace = recs.filter((r) => r.kind === 'start' || r.kind === 'resume').map((r) => field(r, 'stepsPerEpoch')).filter((v) => v !== undefined && v > 0).at(-1);
   const finished = new Set(epochs.map((r) => (r.epoch as number) - 1)); // indices of logged epochs
   const keys = [...groups.keys()].sort((a, b) => a - b);
   const fullSizes = keys.filter((e, i) => finished.has(e) || i < keys.length - 1).map((e) => groups.get(e)!.length).sort((a, b) => a - b);
@@ -857,7 +867,13 @@ export function trainingCurveSeries(records: object[]): { loss: Series[]; error:
   const stepPoints: [number, number][] = [];
   for (const [i, e] of keys.entries()) {
     const g = groups.get(e)!.sort((a, b) => (field(a, 'step') ?? 0) - (field(b, 'step') ?? 0));
-    // A trailing unfinished epoch is drawn at the pace of a typical finished one.
+    const start = stepsDone.get(e);
+    const previous = e > 0 && stepsDone.has(e - 1) && start !== undefined ? start - stepsDone.get(e - 1)! : undefined;
+    const length = stepsDone.has(e + 1) && start !== undefined ? stepsDone.get(e + 1)! - start : (stretchPace ?? previous);
+    if (start !== undefined && length !== undefined && length > 0 && g.every((r) => field(r, 'step') !== undefined)) {
+      for (const r of g) stepPoints.push([e + Math.min(1, Math.max(0, (field(r, 'step')! - start + 1) / length)), field(r, 'loss') ?? NaN]);
+      continue;
+    }
     const denom = finished.has(e) || i < keys.length - 1 ? g.length : Math.max(g.length, typical);
     g.forEach((r, j) => stepPoints.push([e + (j + 1) / denom, field(r, 'loss') ?? NaN]));
   }

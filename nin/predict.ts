@@ -91,6 +91,9 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const C = c.config.classes;
   const [, H, W, M] = maps.shape;
   const names = classNamesOf(c.options.dataset);
+  // Under GAP, map k is class k's evidence (its mean is the logit); under an FC head the maps feed
+  // a learnt mix, so map k is no class's, even when there are as many maps as classes.
+  const classMaps = c.config.head === 'gap' && M === C;
   const featurePath = join(outDir, 'feature-maps.png');
   writeFileSync(
     featurePath,
@@ -99,9 +102,10 @@ export async function visualize(checkpointPath: string, o: { count: number; data
       imageShape: [height, width, channels],
       maps: mapData,
       mapShape: [H, W, M],
-      classNames: M === C ? [...names] : Array.from({ length: M }, (_, k) => `map ${k}`),
-      labels: M === C ? Array.from(test.labels.subarray(0, n)) : undefined,
-      predicted: M === C ? Array.from({ length: n }, (_, i) => argmax(logitData, i * C, C)) : undefined,
+      classNames: classMaps ? [...names] : Array.from({ length: M }, (_, k) => `map ${k}`),
+      labels: classMaps ? Array.from(test.labels.subarray(0, n)) : undefined,
+      predicted: classMaps ? Array.from({ length: n }, (_, i) => argmax(logitData, i * C, C)) : undefined,
+      ...(classMaps ? {} : { title: `last mlpconv feature maps, ${M} maps feeding the ${c.config.head} head (each row scaled to its largest value, values at or below 0 black)` }),
     }),
   );
   written.push(featurePath);

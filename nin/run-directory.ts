@@ -13,8 +13,9 @@
 //     valLoss?, valError?, testLoss?, testError? } after each epoch; `epoch` is the number of epochs
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then
-//   { kind: 'start', run, stretch, time }         a new run `run` (its id, also in its checkpoints)
-//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, parent? }  run `run` resumed
+//   { kind: 'start', run, stretch, time, stepsPerEpoch }  a new run `run` (its id, also in its
+//                                                 checkpoints); its epochs' steps (full batches)
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, parent?, stepsPerEpoch }  run `run` resumed
 //                                                 here from checkpoint `from`, saved after `epoch`
 //                                                 epochs and `step` steps by stretch `fromStretch`
 //                                                 (a fork into a new directory: `parent` is the id
@@ -297,6 +298,9 @@ export interface StartRecord {
   /** This process's stretch of the run (see currentHistory); absent in logs from before stretches. */
   stretch?: string;
   time: string;
+  /** Steps in each of this stretch's epochs (absent in logs from before it): where a trailing
+   * unfinished epoch's step losses sit on an epoch axis. */
+  stepsPerEpoch?: number;
 }
 
 export interface ResumeRecord {
@@ -310,6 +314,8 @@ export interface ResumeRecord {
   epoch: number;
   step: number;
   from: string;
+  /** As StartRecord's: a resume may change the batch size at an epoch's end. */
+  stepsPerEpoch?: number;
 }
 
 export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord;

@@ -302,9 +302,10 @@ async function trainInDirectory(
     rmSync(metricsPath);
     log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
   }
+  const epochSteps = Math.floor(data.train.count / o.batchSize); // the loader's batchesPerEpoch (full batches)
   const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }) }
-    : { kind: 'start', run: runId, stretch, time: new Date().toISOString() };
+    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }), stepsPerEpoch: epochSteps }
+    : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
   // A process killed mid-write (or a full disk) can leave the log without its last newline: the
   // first record must not be glued to that fragment, or the reader loses it with the fragment.
   const torn = own && !endsWithNewline(metricsPath);
@@ -401,6 +402,7 @@ async function trainInDirectory(
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
+  if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
+import { comparisonPanels, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
 import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, runLog } from '../nin/run-directory.ts';
@@ -119,6 +119,19 @@ describe('nin compare', () => {
     const png = renderComparison(readRuns([gap, fc]));
     for (const c of SERIES_COLORS.slice(0, 2)) expect(countColor(png, c)).toBeGreaterThan(100);
     expect(countColor(png, SERIES_COLORS[2])).toBe(0);
+  });
+
+  it('the loss panel takes a run\'s step losses, or its per-epoch train losses where it logged fewer step losses than epochs', () => {
+    // 8 steps an epoch and a step record every 20 steps: the one record (step 0) was the whole loss curve.
+    const short = runDir('study/short', [
+      { kind: 'step', epoch: 0, step: 0, loss: 5.1, lr: 0.05 },
+      { kind: 'epoch', epoch: 1, step: 8, trainLoss: 3.37, trainError: 0.5, lr: 0.05, imgPerSec: 100, seconds: 1, testError: 0.5 },
+      { kind: 'epoch', epoch: 2, step: 16, trainLoss: 2.34, trainError: 0.4, lr: 0.05, imgPerSec: 100, seconds: 1, testError: 0.4 },
+    ]);
+    const [loss] = comparisonPanels(readRuns([gap, short]));
+    expect(loss.series.map((s) => s.name)).toEqual(['gap', 'short']);
+    expect(loss.series[0].points).toHaveLength(6); // gap's step losses: two an epoch
+    expect(loss.series[1].points).toEqual([[1, 3.37], [2, 2.34]]);
   });
 
   it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', () => {

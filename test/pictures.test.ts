@@ -486,4 +486,27 @@ describe('renderTrainingCurves', () => {
     expect(decode(empty).width).toBe(1400);
     expect(countColor(empty, [120, 120, 120])).toBeGreaterThan(100); // two "no data" notes
   });
+
+  // A step record every 20 steps, placed by its `step`: they were spread evenly by count, so an
+  // epoch of 8 steps drew its one record (step 0) at the epoch's end, and an unfinished epoch after
+  // a resume that changed the batch size went at the old epochs' pace.
+  it('places step losses by their step: epochs of 100 steps, then a resume at 50 steps an epoch, the last one unfinished', () => {
+    const steps = (epoch: number, from: number, to: number) =>
+      Array.from({ length: Math.ceil((to - from) / 20) }, (_, i) => ({ kind: 'step', epoch, step: from + 20 * i, loss: 1, lr: 0.1 }));
+    const epoch = (n: number, step: number) => ({ kind: 'epoch', epoch: n, step, trainLoss: 1, trainError: 0.1, lr: 0.1, imgPerSec: 1, seconds: 1 });
+    const records: object[] = [
+      { kind: 'start', run: 'r', stretch: 'a', time: '2026-12-05T00:00:00Z', stepsPerEpoch: 100 },
+      ...steps(0, 0, 100), epoch(1, 100), ...steps(1, 100, 200), epoch(2, 200),
+      { kind: 'resume', run: 'r', stretch: 'b', fromStretch: 'a', epoch: 2, step: 200, from: 'ckpt', stepsPerEpoch: 50 },
+      ...steps(2, 200, 250), epoch(3, 250), ...steps(3, 250, 290),
+    ];
+    const x = trainingCurveSeries(records).loss[0].points.map((p) => p[0]);
+    expect(x.length).toBe(5 + 5 + 3 + 2);
+    [0.01, 0.81, 1.01, 1.81, 2 + 1 / 50, 2 + 41 / 50, 3 + 1 / 50, 3 + 21 / 50].forEach((want, i) => expect(x[[0, 4, 5, 9, 10, 12, 13, 14][i]]).toBeCloseTo(want, 12));
+    // A log from before stepsPerEpoch: the unfinished epoch goes at the previous epoch's pace.
+    const older = records.map((r) => ({ ...r, stepsPerEpoch: undefined }));
+    expect(trainingCurveSeries(older).loss[0].points.at(-1)![0]).toBeCloseTo(3 + 21 / 50, 12);
+    // A first epoch still running, its records at steps 0-40 of 100: not a whole epoch done.
+    expect(trainingCurveSeries(records.slice(0, 4)).loss[0].points.map((p) => p[0])).toEqual([0.01, 0.21, 0.41]);
+  });
 });

@@ -62,10 +62,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const metrics = readFileSync(join(tmp, 'short', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2, 3]);
     // The log's numbering is the one the curves read: epoch k's steps end where its record sits.
+    // A step loss sits at its step: step s of epoch k (0-based, 125 steps each) at k + (s - 125k + 1) / 125.
+    expect(metrics[0]).toMatchObject({ kind: 'start', stepsPerEpoch: 125 });
     const { loss } = trainingCurveSeries(metrics);
     const stepX = loss[0].points.map((p) => p[0]);
-    expect(Math.min(...stepX)).toBeGreaterThan(0);
-    expect(Math.max(...stepX)).toBe(3);
+    const lastStep = metrics.filter((m) => m.kind === 'step').at(-1);
+    expect(stepX[0]).toBeCloseTo(1 / 125, 12);
+    expect(stepX.at(-1)).toBeCloseTo(2 + (lastStep.step - 250 + 1) / 125, 12);
     expect(loss.find((c) => c.name === 'test loss')!.points.map((p) => p[0])).toEqual([1, 2, 3]);
   });
 
@@ -566,6 +569,18 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(pool().stats.liveBuffers, 'visualize leaves nothing on the GPU').toBe(live);
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
+    // Frames mark the true (blue) and predicted (green or red) class's map: under GAP only. An FC
+    // head's 10 maps feed a learnt mix, and map k is no class's (they were framed as classes).
+    const framePixels = (path: string) => {
+      const { data } = PNG.sync.read(readFileSync(path));
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if ([[0, 150, 60], [215, 25, 28], [30, 100, 230]].some(([r, g, b]) => data[i] === r && data[i + 1] === g && data[i + 2] === b)) n++;
+      return n;
+    };
+    expect(framePixels(written[0])).toBeGreaterThan(100);
+    const fc = await saveUntrained(options(['--head', 'fc', '--out', join(tmp, 'fc-maps')]), join(tmp, 'fc-maps.safetensors'));
+    const [fcMaps] = await visualize(fc, { count: 4, outDir: join(tmp, 'fc-pictures') });
+    expect(framePixels(fcMaps)).toBe(0);
   });
 
   // The commands as a user runs them: a fresh process that has not opened the GPU yet (the
