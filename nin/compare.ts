@@ -4,7 +4,7 @@
 // directories' logs and checkpoint headers: no GPU, no data.
 
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
@@ -83,11 +83,18 @@ export function readRun(path: string): RunSummary {
   return { dir, label: basename(dir), settings, records, epochs, epochsPlanned, plateau };
 }
 
-/** The runs of `paths`, labelled by directory name, or by path where two names are the same. */
+/** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
+ * trailing path parts that tell the run from every other (`gap/run`, `fc/run`: a long path cut
+ * to fit the legend would lose the part that differs). */
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
-  const names = runs.map((r) => r.label);
-  for (const r of runs) if (names.filter((n) => n === r.label).length > 1) r.label = relative(process.cwd(), r.dir) || r.dir;
+  const parts = runs.map((r) => (relative(process.cwd(), r.dir) || r.dir).split(sep));
+  const tail = (p: string[], k: number) => p.slice(-k).join('/');
+  runs.forEach((r, i) => {
+    let k = 1;
+    while (k < parts[i].length && parts.some((p, j) => j !== i && tail(p, k) === tail(parts[i], k))) k++;
+    r.label = tail(parts[i], k);
+  });
   return runs;
 }
 

@@ -99,6 +99,10 @@ describe('nin compare', () => {
     const mixed = comparisonTable(readRuns([gap, mnist]));
     expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
     expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
+    // The fewest trailing path parts that tell them apart: a long shared prefix, cut to fit the
+    // legend, hid the part that differs.
+    const deep = ['gap', 'fc'].map((h) => runDir(`a-long-study-directory-name/seed-one/${h}/run`, epochs(0, 1, () => ({ testError: 0.1 }))));
+    expect(readRuns([...deep, gap]).map((r) => r.label)).toEqual(['gap/run', 'fc/run', 'gap']);
     // Schedules with their parameters.
     const stepRun = runDir('sched/step', epochs(0, 1, () => ({})), { schedule: 'step', stepEpochs: [50, 75] });
     const plateauRun = runDir('sched/plateau', epochs(0, 1, () => ({})), { schedule: 'plateau', patience: 3, lrDrops: 2, plateauOn: 'train' });
