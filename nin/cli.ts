@@ -176,7 +176,7 @@ train options:
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
 eval options: --data-dir DIR, --batch N (100), --test-limit N
-visualize options: --data-dir DIR, --images N (6), --out DIR (default: the checkpoint's directory)
+visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
@@ -255,8 +255,8 @@ function flagValue(rule: Rule, text: string | undefined, epochs = Infinity): unk
 }
 
 /** An integer flag of no option a resume takes (--stop-after, and eval's and visualize's). */
-function int(flag: string, text: string | undefined, min: number): number | undefined {
-  return flagValue({ flag, kind: 'int', min }, text) as number | undefined;
+function int(flag: string, text: string | undefined, min: number, max?: number): number | undefined {
+  return flagValue({ flag, kind: 'int', min, max }, text) as number | undefined;
 }
 
 /** What is out of its rule in the options a resume takes from a checkpoint. A value that a flag
@@ -598,8 +598,10 @@ async function runPredict(args: string[]): Promise<void> {
 
 async function runVisualize(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, images: { type: 'string' }, out: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  // A row of the grid is 84 px tall: 256 rows make a PNG of some 21,600 px, more than most
+  // viewers show, and 2,000 (100 classes) a canvas past what one array holds.
+  const count = int('images', v.images as string | undefined, 1, 256) ?? 6;
   const ckpt = checkpointArg(positionals[0]);
-  const count = int('images', v.images as string | undefined, 1) ?? 6;
   const outProblem = v.out === undefined ? null : outDirProblem(v.out as string);
   if (outProblem) throw new UsageError(outProblem);
   const { visualize } = await import('./predict.ts');

@@ -51,6 +51,7 @@ describe('nin CLI', () => {
     // It printed the table, then failed with a bare EEXIST.
     [['compare', 'some-run', '--out', 'package.json/compare.png'], /--out package.json\/compare.png: \S*package.json is a file, not a directory/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    [['visualize', 'runs/x', '--images', '257'], /--images must be an integer in \[1, 256\], got '257'/],
     // An empty value (an unset shell variable) is not "not given": --data-dir= fell back to ./data.
     [['eval', 'runs/x', '--data-dir='], /--data-dir needs a value, got an empty one/],
     [['train', '--out', ''], /--out needs a value, got an empty one/],
