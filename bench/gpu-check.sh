@@ -13,7 +13,9 @@
 # On the device machine, from the repository root (bench/gpu-session.sh run does this):
 #   BUDGET=300 bash bench/gpu-check.sh
 # Smaller settings (e.g. a smoke test on lavapipe):
-#   ALLOW_CPU=1 BATCH=4 MLPCONV_BATCHES=4 REPS=2 STEPS=2 TUNE_MODELS=mnist-small OUT=/tmp/gpu-check bash bench/gpu-check.sh
+#   ALLOW_CPU=1 NIN_KERNELS=tiled BATCH=4 MLPCONV_BATCHES=4 REPS=2 STEPS=2 TUNE_MODELS=mnist-small OUT=/tmp/gpu-check bash bench/gpu-check.sh
+# (NIN_KERNELS=tiled: the GPU's kernels, which the autotuner tunes; on lavapipe's own 'simd' kernels it
+# has nothing to tune and exits 1. At lavapipe speed run-all and bandwidth still reach their limits.)
 set -uo pipefail
 BUDGET=${BUDGET:-400}
 END=$((SECONDS + BUDGET))
@@ -30,6 +32,8 @@ LOGS=$(mktemp -d)
 if [ -n "${NIN_GPU_ENV:-}" ] || [ -n "${ALLOW_CPU:-}" ]; then :; elif [ -f .gpu/setup.sh ]; then source .gpu/setup.sh; elif [ -f /opt/gpu/env.sh ]; then source /opt/gpu/env.sh; fi
 # Kernel times in µs need unquantized timestamps (engine/profiler.ts).
 export NIN_DAWN_FLAGS=${NIN_DAWN_FLAGS:-disable-dawn-features=timestamp_quantization}
+# Python's output into a log is block-buffered: a stage cut off by its limit would leave none.
+export PYTHONUNBUFFERED=1
 
 # The logs as one archive, without the crosscheck's safetensors (18 MiB: a file over the device
 # tool's 16 MiB would not come back); if it still grows past 15 MiB, the text files alone.
@@ -104,7 +108,8 @@ XC_DATA=--synthetic
 if [ $CUDA_TORCH = yes ] && command -v gpu-join > /dev/null && timeout 30 gpu-join cifar10 /tmp/data > "$LOGS/gpu-join.txt" 2>&1; then XC_DATA="--data-dir /tmp/data"; fi
 [ $CUDA_TORCH = yes ] && echo "crosscheck data: $XC_DATA"
 crosscheck() {
-  stage "$1" 40 bash -c "node --import tsx bench/crosscheck.ts --model cifar10 --batch $BATCH --steps 5 $XC_DATA --out /tmp/xc-$1 &&
+  # 50 s: CIFAR-10's load (5 s here), compiles, then torch's import and CUDA's start-up, two replays.
+  stage "$1" 50 bash -c "node --import tsx bench/crosscheck.ts --model cifar10 --batch $BATCH --steps 5 $XC_DATA --out /tmp/xc-$1 &&
     python3 bench/crosscheck.py /tmp/xc-$1/crosscheck.safetensors --json $LOGS/$1.json"
 }
 if [ $CUDA_TORCH = yes ]; then
@@ -177,7 +182,7 @@ if grep -qE '^kernel +calls/step' "$LOGS/profile.txt" 2>/dev/null; then
        { prev = $0 }' "$LOGS/profile.txt"
 else summarize profile 3; fi
 # run-all's Markdown report, whole, from its title (date — adapter); if the stage was cut off
-# before printing it, the last report run-all wrote (it rewrites it after each section).
+# before printing it, the last report run-all wrote (it rewrites it after each row and section).
 if grep -q '^## ' "$LOGS/run-all.txt" 2>/dev/null; then sed -n '/^## /,$p' "$LOGS/run-all.txt"
 else
   part=$(ls -t "$LOGS"/bench-*.md 2>/dev/null | head -n 1)

@@ -15,10 +15,12 @@
 #      It names the adapter: if that is no GPU, stop here and give_back.
 #   B. carry [".gpu-cifar10-1"], timeout_s 60:    bash bench/gpu-session.sh part
 #   C. carry [".gpu-cifar10-2"], timeout_s 60:    bash bench/gpu-session.sh part
-#   D. carry [".gpu-cifar10-3"], timeout_s T = min(600, `status` budget_left_s − 45):
+#   D. carry [".gpu-cifar10-3"], timeout_s T = min(600, budget_left_s − 45), budget_left_s from call
+#      C's reply (its lease), not a `status` call: the machine goes back 30 s after C.
 #      TOTAL=<T − 20> bash bench/gpu-session.sh run
-#   Then give_back at once. $OUT holds logs.tgz and tuned.json (gpu-check), and for each data set
-#   <dataset>-train.txt and <dataset>-run.tgz (its metrics and checkpoint): six files of the eight
+#   Then give_back at once. $OUT holds logs.tgz and tuned.json (gpu-check), for each data set
+#   <dataset>-train.txt and <dataset>-run.tgz (its metrics and checkpoint), and session.txt (all of
+#   the call's output: the reply keeps only its last 12,000 characters): seven files of the eight
 #   the tool returns.
 set -uo pipefail
 step=${1:?usage: gpu-session.sh preflight|prepare|part|run}
@@ -32,7 +34,8 @@ warm() {
 case $step in
   preflight)
     ok=1
-    tree=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1)
+    # What travels in every call: tracked files and untracked ones git does not ignore.
+    tree=$(git ls-files -z -co --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1)
     for carried in ".gpu .gpudata" .gpu-cifar10-1 .gpu-cifar10-2 .gpu-cifar10-3; do
       for d in $carried; do
         [ -e "$d" ] || { echo "missing: $d"; ok=0; }
@@ -42,6 +45,9 @@ case $step in
       echo "call carrying $carried: $((size >> 20)) MiB of 64"
       [ "$size" -le $((64 << 20)) ] || { echo "  over the device tool's 64 MiB"; ok=0; }
     done
+    # The parts as gpu-join will check them on the machine (a bad part would show only in call D).
+    sum=$(cat .gpu-cifar10-*/part-* 2>/dev/null | sha256sum | cut -c1-64)
+    [ "$sum" = "$(cat .gpu-cifar10-1/sha256 2>/dev/null)" ] || { echo "the CIFAR-10 parts do not match .gpu-cifar10-1/sha256: pack them again"; ok=0; }
     for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
       ls .gpudata/mnist/$f* > /dev/null 2>&1 || { echo "missing: .gpudata/mnist/$f(.gz)"; ok=0; }
     done
@@ -62,6 +68,13 @@ case $step in
   run)
     TOTAL=${TOTAL:?set TOTAL: the seconds this call may use, its timeout_s less 20}
     END=$((SECONDS + TOTAL))
+    # Everything this call prints also goes to a file that comes back whole.
+    # (at exit, tee is given its end of file and waited for, so the file is whole when the call ends)
+    if [ -n "${OUT:-}" ]; then
+      exec > >(tee "$OUT/session.txt") 2>&1
+      TEE=$!
+      trap 'exec >&- 2>&-; wait $TEE' EXIT
+    fi
     warm
     # Half for gpu-check (its stages are cut to its BUDGET, the last ones first), then the two
     # training runs share what is left; each run keeps 25 s for its stop, save and archive.

@@ -135,7 +135,9 @@ async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tenso
   return { gpu: median(gpuMs), wall: median(wallMs) };
 }
 
-export async function benchMlpconv(opts: { batches: number[]; reps: number; blocks: string[] }): Promise<MlpconvBenchRow[]> {
+/** `onRow`: called with the rows so far after each one (run-all rewrites its report: a call cut off
+ * mid-section still leaves the rows it finished). */
+export async function benchMlpconv(opts: { batches: number[]; reps: number; blocks: string[]; onRow?: (rows: MlpconvBenchRow[]) => void }): Promise<MlpconvBenchRow[]> {
   const rows: MlpconvBenchRow[] = [];
   for (const b of BLOCKS.filter((x) => opts.blocks.includes(x.name))) {
     const p = makeParams(b, 7);
@@ -172,6 +174,7 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
           speedup: unfused.gpu / fused.gpu,
         });
         console.error(formatMlpconvRows(rows.slice(-1), false));
+        opts.onRow?.(rows);
       }
       x.dispose();
       r.dispose();

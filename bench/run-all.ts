@@ -108,7 +108,15 @@ function againstPytorch(ours: StepBenchResult | undefined): string[] {
 
 const worst = await validate();
 console.error(`validation: fused and unfused mlpconv match the float64 reference (worst relative error ${worst.toExponential(2)})`);
-mlpconvRows = await benchMlpconv({ batches: values['mlpconv-batches']!.split(',').map(Number), reps: Number(values.reps), blocks: BLOCKS.map((b) => b.name) });
+mlpconvRows = await benchMlpconv({
+  batches: values['mlpconv-batches']!.split(',').map(Number),
+  reps: Number(values.reps),
+  blocks: BLOCKS.map((b) => b.name),
+  onRow: (rows) => {
+    mlpconvRows = rows;
+    report();
+  },
+});
 report();
 for (const model of models) {
   for (const unfused of [false, true]) {
