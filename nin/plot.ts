@@ -792,10 +792,11 @@ export function renderCurves(series: Series[], opts: CurveOptions): Buffer {
 
 /**
  * The curves read the metrics log's records (format and numbering: nin/run-directory.ts). The x
- * axis is "epochs completed": an epoch record sits at its `epoch`, and a step of epoch index e
- * at e + (steps done in that epoch) / (its steps), within (e, e + 1]. A resumed run's log, which starts later, lands where it
- * belongs; what a resume superseded is left out. A null where a number belongs (JSON's spelling
- * of NaN) becomes a gap in the curve. Errors (fractions) are plotted as percentages.
+ * axis is "epochs completed": an epoch record sits at its `epoch`, and a step of epoch index e at
+ * e + (steps done in that epoch) / (its steps), within (e, e + 1]. A resumed run's log, which
+ * starts later, lands where it belongs; what a resume superseded is left out. A null where a
+ * number belongs (JSON's spelling of NaN) becomes a gap in the curve. Errors (fractions) are
+ * plotted as percentages.
  */
 export interface TrainingCurveOptions {
   title?: string;
