@@ -95,7 +95,9 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
   for (const name of order) {
     const t = tensors[name];
     const bytes = t.data.byteLength;
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    // defineProperty, as the reader: an assignment to "__proto__" would set the prototype, and the
+    // tensor's bytes would be written with no entry that describes them.
+    Object.defineProperty(header, name, { value: { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] }, enumerable: true, writable: true, configurable: true });
     offset += bytes;
   }
   let json = JSON.stringify(header);
@@ -109,9 +111,15 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
 
 /** Parses safetensors bytes, validating the header against the buffer. Tensor data is copied out (aligned). */
 function parseHeader(json: Buffer, source: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(json); // not U+FFFD in a tensor's name
+  } catch {
+    throw new SafetensorsError(source, 'header is not valid UTF-8');
+  }
   let header: unknown;
   try {
-    header = JSON.parse(json.toString('utf8'));
+    header = JSON.parse(text);
   } catch (e) {
     throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
   }
@@ -125,7 +133,7 @@ function metadataOf(header: Record<string, unknown>, source: string): Record<str
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] is ${typeof v}, expected a string`);
-    metadata[k] = v;
+    Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true }); // "__proto__" too
   }
   return metadata;
 }

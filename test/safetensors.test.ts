@@ -200,6 +200,22 @@ describe('safetensors validation on read', () => {
     expect(Object.keys(tensors)).toEqual(['__proto__']);
     expect(Array.from(Object.getOwnPropertyDescriptor(tensors, '__proto__')!.value.data)).toEqual([7, 9]);
     expect(Object.getPrototypeOf(tensors)).toBe(Object.prototype);
+    // Written too, and a metadata key of that name kept: the writer's assignment set the header's
+    // prototype (the tensor's bytes written with no entry), and the reader's dropped the key.
+    const own: TensorMap = {};
+    Object.defineProperty(own, '__proto__', { value: { dtype: 'U8', shape: [2], data: new Uint8Array([7, 9]) }, enumerable: true });
+    const meta: Record<string, string> = {};
+    Object.defineProperty(meta, '__proto__', { value: 'x', enumerable: true });
+    const back = decodeSafetensors(Buffer.concat(encodeSafetensors(own, meta)), 'written.st');
+    expect(Array.from(Object.getOwnPropertyDescriptor(back.tensors, '__proto__')!.value.data)).toEqual([7, 9]);
+    expect(Object.getOwnPropertyDescriptor(back.metadata, '__proto__')?.value).toBe('x');
+  });
+
+  it('a header that is not valid UTF-8 is refused (it read as U+FFFD in a tensor\'s name)', () => {
+    const json = Buffer.concat([Buffer.from('{"a'), Buffer.from([0xff]), Buffer.from('": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}')]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    expect(() => decodeSafetensors(Buffer.concat([len, json, new Uint8Array([1])]), 'utf.st')).toThrow('utf.st: header is not valid UTF-8');
   });
 
   it('reads a file written by another implementation (hand-built, unpadded header, unsorted tensors)', () => {
