@@ -177,19 +177,43 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
   return best;
 }
 
+/** The largest weight tensor of `config` (its gradient and SGD velocity are the same size), as
+ * NinModel shapes them: a K×K layer's [K, K, Cin, c1], a 1×1 layer's [1, 1, c, c'], the FC layer's. */
+export function largestWeightTensor(config: ModelConfig): { layer: string; shape: number[] } {
+  const summaries = plan(config);
+  let best = { layer: '', shape: [0] };
+  const consider = (layer: string, shape: number[]) => {
+    if (elements(shape) > elements(best.shape)) best = { layer, shape };
+  };
+  let C = config.input.channels;
+  config.layers.forEach((l, i) => {
+    if (l.type !== 'mlpconv') return;
+    const [c1, c2, c3] = l.channels;
+    for (const shape of [[l.kernel, l.kernel, C, c1], [1, 1, c1, c2], [1, 1, c2, c3]]) consider(summaries[i].name, shape);
+    C = c3;
+  });
+  if (config.head !== 'gap') consider('the fully connected layer', [1, 1, elements(summaries.at(config.head === 'fc-dropout' ? -3 : -2)!.output), config.classes]);
+  return best;
+}
+
 /**
- * Why `batch` images per step cannot run on this device (null: they can): the largest tensor of a
- * step (largestImageTensor) past the storage binding limit. Names the tensor, the limit and the
- * largest batch that fits; callers put the flag in front. Needs the device (getGpu).
+ * Why `batch` images per step cannot run on this device (null: they can): a weight tensor, or the
+ * largest tensor of a step (largestImageTensor), past the storage binding limit. Names the tensor,
+ * the limit and the largest batch that fits; callers put the flag in front. Needs the device (getGpu).
  */
 export function batchTooLarge(config: ModelConfig, batch: number): string | null {
-  const { layer, shape, bytes, fits } = batchBound(config);
-  if (batch <= fits) return null;
   const limit = gpu().limits.maxStorageBufferBindingSize;
   const size = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} bytes`);
+  const binds = `past the ${size(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize)`;
+  const weights = largestWeightTensor(config);
+  if (4 * elements(weights.shape) > limit) {
+    return `${config.name} cannot run on this adapter at any batch: ${weights.layer} has a float32 weight tensor of [${weights.shape.join(', ')}] (${size(4 * elements(weights.shape))}), ${binds}`;
+  }
+  const { layer, shape, bytes, fits } = batchBound(config);
+  if (batch <= fits) return null;
   return (
     `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
-    `(${size(batch * bytes)}), past the ${size(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize); ` +
+    `(${size(batch * bytes)}), ${binds}; ` +
     (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits')
   );
 }
@@ -296,7 +320,8 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
     layers,
     head: c.head === undefined ? 'gap' : oneOf(c.head, 'head', HEADS),
     init: c.init === undefined ? 'he' : oneOf(c.init, 'init', INITS),
-    initStd: c.initStd === undefined ? 0.05 : typeof c.initStd === 'number' && c.initStd > 0 && Number.isFinite(c.initStd) ? c.initStd : fail('initStd', 'a number > 0', c.initStd),
+    // At most 10: far past any usable init (the paper's is 0.05), and 1e39 made weights of Infinity.
+    initStd: c.initStd === undefined ? 0.05 : typeof c.initStd === 'number' && c.initStd > 0 && c.initStd <= 10 ? c.initStd : fail('initStd', 'a number in (0, 10]', c.initStd),
   };
   try {
     plan(config);

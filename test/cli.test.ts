@@ -379,7 +379,8 @@ describe("networks of one's own (--config)", () => {
     [{ ...tiny, layers: [tiny.layers[3], tiny.layers[1]] }, 'tiny.json: model mnist-tiny: the last layer must be an mlpconv'],
     [{ ...tiny, layers: [tiny.layers[0]] }, 'tiny.json: model mnist-tiny: with a GAP head the last mlpconv must emit one map per class (10), not 16'],
     [{ ...tiny, head: 'svm' }, 'tiny.json: head must be one of gap, fc, fc-dropout, got "svm"'],
-    [{ ...tiny, initStd: -1 }, 'tiny.json: initStd must be a number > 0, got -1'],
+    [{ ...tiny, initStd: -1 }, 'tiny.json: initStd must be a number in (0, 10], got -1'],
+    [{ ...tiny, initStd: 1e39 }, 'tiny.json: initStd must be a number in (0, 10], got 1e+39'], // Infinity in float32
   ])('%# an error naming the file and the field', (config, message) => {
     expect(() => parseModelConfig(config, 'tiny.json')).toThrow(new RangeError(message));
   });

@@ -7,7 +7,7 @@ import { pool, upload } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { batchTooLarge, largestBatch, largestImageTensor, modelConfig, MODELS, NinModel, plan, type ForwardOptions, type Head, type ModelConfig } from '../nin/model.ts';
+import { batchTooLarge, largestBatch, largestImageTensor, largestWeightTensor, modelConfig, MODELS, NinModel, plan, type ForwardOptions, type Head, type ModelConfig } from '../nin/model.ts';
 import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
@@ -288,6 +288,18 @@ describe('the largest batch a device binds', () => {
       expect(() => step(4)).toThrow(/tensor of shape \[4, 9, 9, [67]\] needs \d+ bytes, more than the device's storage binding limit of 6808 bytes/);
     }).finally(() => model.dispose());
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 9 * 9 * 7 - 4, () => expect(batchTooLarge(tiny, 1)).toMatch(/; not even one image fits$/));
+  });
+
+  // A config of one's own can make a weight tensor no batch size helps: it passed every check and
+  // failed at the model's build, after the data load and the run directory.
+  it('a weight tensor past the limit is refused at any batch, naming its layer', async () => {
+    expect(largestWeightTensor(MODELS.cifar10)).toEqual({ layer: 'mlpconv5x5 192-192-192', shape: [5, 5, 96, 192] });
+    const wideFc: ModelConfig = { ...MODELS.cifar10, head: 'fc', layers: [...MODELS.cifar10.layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [192, 192, 2000] }] };
+    expect(largestWeightTensor(wideFc)).toEqual({ layer: 'the fully connected layer', shape: [1, 1, 8 * 8 * 2000, 10] });
+    const { shape } = largestWeightTensor(tiny);
+    await withDeviceLimit('maxStorageBufferBindingSize', 4 * shape.reduce((a, b) => a * b, 1) - 4, () =>
+      expect(batchTooLarge(tiny, 1)).toMatch(new RegExp(`^tiny cannot run on this adapter at any batch: mlpconv\\S+ \\S+ has a float32 weight tensor of \\[${shape.join(', ')}\\] .*\\(maxStorageBufferBindingSize\\)$`)),
+    );
   });
 });
 
