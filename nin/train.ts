@@ -437,6 +437,13 @@ async function trainInDirectory(
   // The schedule goes by epochs (epoch + inEpoch / stepsPerEpoch), not by the run's step count: a
   // resume may change the batch size at an epoch's end, and so the number of steps in an epoch.
   const lrAt = (epoch: number, inEpoch: number, drops = plateau?.drops) => learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, drops);
+  if (resumed) {
+    // A resume may change the schedule (--lr, --epochs, --schedule): a cosine over more epochs, for
+    // one, restarts part way up. Said, not refused: a warm restart can be what was meant.
+    const inEpoch = resumed.partialEpoch?.batches ?? 0;
+    const [was, now] = [learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops), lrAt(startEpoch, inEpoch)];
+    if (Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
+  }
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).
   const loopStart = { time: performance.now(), step };

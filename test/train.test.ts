@@ -72,6 +72,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loss.find((c) => c.name === 'test loss')!.points.map((p) => p[0])).toEqual([1, 2, 3]);
   });
 
+  it('a resume that changes the schedule says where the rate goes on: a cosine over more epochs restarts part way up', async () => {
+    const base = ['--batch', '16', '--lr', '0.02', '--schedule', 'cosine', '--warmup', '0', '--train-limit', '64', '--test-limit', '16', '--seed', '5'];
+    const first = await train(options([...base, '--epochs', '2', '--stop-after', '1', '--out', join(tmp, 'lr-note')]), await loadSplits(options(base)));
+    const notes = async (name: string, extra: string[]) => {
+      const lines: string[] = [];
+      const o = { ...options(['--resume', first.checkpoint, '--out', join(tmp, name), ...extra]), log: (l: string) => lines.push(l) };
+      await train(o, await loadSplits(o));
+      return lines.filter((l) => l.startsWith('note: the learning rate'));
+    };
+    expect(await notes('lr-note-same', [])).toEqual([]);
+    // Half way through a cosine over 2 epochs the rate is lr / 2; over 4 it is lr (1 + cos(π/4)) / 2.
+    expect(await notes('lr-note-longer', ['--epochs', '4'])).toEqual([
+      `note: the learning rate goes on at ${(0.01 * (1 + Math.cos(Math.PI / 4))).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.01).toPrecision(3)} here`,
+    ]);
+  });
+
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
     const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
     const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
