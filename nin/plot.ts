@@ -717,8 +717,11 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
   const pw = right - left;
   const ph = bottom - top;
   if (pw < 20 || ph < 20) throw new Error(`drawPlot: ${area.w}×${area.h} px is too small for a plot (plot area ${pw}×${ph})`);
-  const sx = (x: number) => left + ((x - xAxis.lo) / (xAxis.hi - xAxis.lo)) * pw;
-  const sy = (v: number) => bottom - ((v - yAxis.lo) / (yAxis.hi - yAxis.lo)) * ph;
+  // Data and ticks sit INSET px inside the frame: a marker (5 px) on the axis's first or last value,
+  // such as the last epoch's test error, was cut in half by the clip.
+  const INSET = 4;
+  const sx = (x: number) => left + INSET + ((x - xAxis.lo) / (xAxis.hi - xAxis.lo)) * (pw - 2 * INSET);
+  const sy = (v: number) => bottom - INSET - ((v - yAxis.lo) / (yAxis.hi - yAxis.lo)) * (ph - 2 * INSET);
 
   canvas.drawText(opts.title, area.x + Math.max(pad, Math.round((area.w - textWidth(opts.title, titleScale)) / 2)), area.y + pad, BLACK, titleScale);
 
