@@ -128,8 +128,9 @@ async function acquire(gen: number): Promise<Gpu> {
   if (!adapter) {
     const icds = icdFiles();
     throw new GpuError(
-      `No WebGPU adapter found: Dawn backend '${backend ?? 'default'}'` +
-        (process.env.NIN_ADAPTER ? `, adapter '${process.env.NIN_ADAPTER}'` : '') +
+      `No WebGPU adapter found: Dawn backend '${backend ?? 'default'}'${process.env.NIN_BACKEND ? ' (NIN_BACKEND)' : ''}` +
+        (process.env.NIN_ADAPTER ? `, adapter '${process.env.NIN_ADAPTER}' (NIN_ADAPTER)` : '') +
+        (process.env.NIN_DAWN_FLAGS ? `, NIN_DAWN_FLAGS='${process.env.NIN_DAWN_FLAGS}'` : '') +
         `${cause}. Vulkan drivers (ICD files) tried: ${icds.length ? icds.join(', ') : 'none found'}.\n` +
         LAVAPIPE_INSTALL_HELP,
     );
@@ -224,6 +225,12 @@ const sleepy = Symbol('nin.sleepWhileDawnWaits');
  */
 export function dawnFlags(fromEnv: string | undefined): string[] {
   const flags = (fromEnv ?? '').split(/\s+/).filter(Boolean);
+  // Dawn refuses a malformed flag by failing to make an instance, which read as "no adapter".
+  for (const f of flags) {
+    const key = /^([a-z0-9_-]+)=/i.exec(f)?.[1];
+    if (!key) throw new GpuError(`NIN_DAWN_FLAGS='${fromEnv}': '${f}' is not a key=value Dawn flag (e.g. enable-dawn-features=allow_unsafe_apis)`);
+    if (key === 'backend' || key === 'adapter') throw new GpuError(`NIN_DAWN_FLAGS='${fromEnv}': set the ${key} with NIN_${key.toUpperCase()}, not in the Dawn flags`);
+  }
   if (flags.some((f) => f.includes('timestamp_quantization'))) return flags;
   const i = flags.findIndex((f) => f.startsWith('disable-dawn-features='));
   if (i < 0) flags.push('disable-dawn-features=timestamp_quantization');

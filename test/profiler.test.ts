@@ -115,6 +115,9 @@ describe('GPU profiler', () => {
       'enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=lazy_clear_resource_on_first_use,timestamp_quantization',
     ]);
     expect(dawnFlags(' enable-dawn-features=timestamp_quantization ')).toEqual(['enable-dawn-features=timestamp_quantization']);
+    // A malformed flag made Dawn's instance fail, reported as "no adapter" without the variable.
+    expect(() => dawnFlags('garbage')).toThrow("NIN_DAWN_FLAGS='garbage': 'garbage' is not a key=value Dawn flag");
+    expect(() => dawnFlags('backend=d3d12')).toThrow("NIN_DAWN_FLAGS='backend=d3d12': set the backend with NIN_BACKEND, not in the Dawn flags");
     if (process.env.NIN_DAWN_FLAGS?.includes('timestamp_quantization')) return; // the run chose otherwise
     const { x, w, b } = makeConv(31);
     await sync();
