@@ -8,7 +8,8 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { MODELS, mlpconvPixelFlops, NinModel, plan, type ModelConfig } from '../nin/model.ts';
-import { describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
+import { checkedMatrixSettings, describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
+import { tuningTable } from '../kernels/tuning.ts';
 import { writeFileSync } from 'node:fs';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { median } from '../test/numeric.ts';
@@ -177,6 +178,15 @@ if (isMainModule(import.meta.url)) {
       json: { type: 'string' },
     },
   });
+  // Bad settings (NIN_MATRIX, NIN_MATRIX_TILE, NIN_TUNED): their message, not a stack, before any timing.
+  try {
+    await getGpu();
+    checkedMatrixSettings();
+    tuningTable();
+  } catch (e) {
+    console.error(`train-step: ${(e as Error).message}`);
+    process.exit(1);
+  }
   const r = await benchTrainStep({ model: values.model!, batch: Number(values.batch), steps: Number(values.steps), warmup: Number(values.warmup), unfused: values.unfused, profile: values.profile });
   console.log(`${r.name} ${r.model} batch ${r.batch} on ${r.adapter}`);
   console.log(`  train step ${r.trainStepMs.toFixed(1)} ms (${r.trainImgPerSec.toFixed(1)} img/s), forward ${r.forwardMs.toFixed(1)} ms (${r.forwardImgPerSec.toFixed(1)} img/s)`);

@@ -2,6 +2,7 @@
 // `npm run gpu-info`; exit code 1 (with install help) when no adapter is found.
 import { closeGpu, getGpu } from './device.ts';
 import { tuningSource } from '../kernels/tuning.ts';
+import { checkedMatrixSettings, describeMatrixMode, matrixTile } from '../kernels/gemm-matrix.ts';
 
 try {
   const g = await getGpu();
@@ -10,6 +11,9 @@ try {
   console.log(`features: ${[...g.features].join(', ') || '(none of timestamp-query, subgroups, shader-f16)'}`);
   for (const [k, v] of Object.entries(g.limits)) console.log(`${k}: ${v}`);
   console.log(`tuning table (tiled kernels): ${tuningSource()}`);
+  const matrix = checkedMatrixSettings(); // a bad NIN_MATRIX or NIN_MATRIX_TILE: its error, exit 1
+  const tile = matrix && matrixTile(matrix);
+  console.log(`matrix GEMMs (NIN_MATRIX): ${matrix && tile ? `${describeMatrixMode(matrix)}, tile ${tile.FM}x${tile.FN}x${tile.BK}` : 'off'}`);
   console.log(`adapter features: ${g.adapterFeatures.join(', ')}`);
   const configs = g.subgroupMatrixConfigs.map((c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`);
   console.log(`subgroup-matrix configs: ${configs.join(', ') || 'none'}${g.adapterFeatures.includes('chromium-experimental-subgroup-matrix') ? '' : ' (feature not offered; with allow_unsafe_apis some GPUs offer it)'}`);

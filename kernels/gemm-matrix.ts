@@ -210,6 +210,19 @@ export function matrixMode(): MatrixMode | null {
 }
 
 /**
+ * The matrix settings checked whole, for a command to call before its work: NIN_MATRIX's mode
+ * (matrixMode), and its tile, NIN_MATRIX_TILE's or the default, that fits this device (matrixTile;
+ * otherwise the first GEMM, after a preprocessing fit, would fail). NIN_MATRIX_TILE without
+ * NIN_MATRIX changes nothing: said, not ignored.
+ */
+export function checkedMatrixSettings(): MatrixMode | null {
+  const mode = matrixMode();
+  if (mode) matrixTile(mode);
+  else if (process.env.NIN_MATRIX_TILE) console.warn(`[nin] NIN_MATRIX_TILE=${process.env.NIN_MATRIX_TILE} is unused: NIN_MATRIX is off`);
+  return mode;
+}
+
+/**
  * Runs `record` (which records GPU work, synchronously) with matrix units off, whatever NIN_MATRIX
  * says: for work outside the network whose precision must not depend on it (ZCA whitening).
  */

@@ -8,7 +8,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { describeMatrixMode, matrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
+import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { writeError, writeFileAtomic } from './data/io.ts';
@@ -223,7 +223,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const t0 = performance.now();
   await getGpu();
-  const matrix = matrixMode(); // a bad NIN_MATRIX fails here, before any training
+  const matrix = checkedMatrixSettings(); // a bad NIN_MATRIX or NIN_MATRIX_TILE fails here, before any training
   tuningTable(); // so does a bad tuning table (kernels/tuning.ts)
   const resumed = o.resume ? loadCheckpoint(o.resume) : null;
   const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);

@@ -77,6 +77,16 @@ describe('nin CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  // A tile that cannot run failed at the first GEMM: after the preprocessing, with the run directory made.
+  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('nin train: a bad NIN_MATRIX_TILE stops the run before its run directory exists', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'run');
+    const env = { ...process.env, NIN_MATRIX: 'f32-emulated', NIN_MATRIX_TILE: '3x2' };
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out], { encoding: 'utf8', timeout: 120_000, env });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toContain("NIN_MATRIX_TILE='3x2': expected FMxFNxBK");
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
