@@ -104,6 +104,13 @@ describe('data directory resolution', () => {
     expect(dataRoots({ env: {}, cwd }).roots).toEqual(['/work/proj/data', '/work/shared/data']);
   });
 
+  it('a --data-dir or NIN_DATA that names a file is an error saying so (it failed with a bare ENOTDIR)', () => {
+    const file = join(freshDir(), 'a-file');
+    writeFileSync(file, 'x');
+    expect(() => dataRoots({ dataDir: file })).toThrow(new DataFormatError(file, '--data-dir names a file, not a directory'));
+    expect(() => dataRoots({ env: { NIN_DATA: file } })).toThrow(new DataFormatError(file, 'NIN_DATA names a file, not a directory'));
+  });
+
   it('parses --data-dir from argv', () => {
     expect(dataDirFromArgv(['--epochs', '3', '--data-dir', '/d'])).toBe('/d');
     expect(dataDirFromArgv(['--data-dir=/e'])).toBe('/e');

@@ -9,7 +9,7 @@
 // cifar-10-batches-bin/, cifar-100-binary/, svhn/), as the official name or the name + ".gz".
 // Missing files are downloaded into <first root>/<subdir>/; when that fails (offline), the error
 // lists the exact files, the URLs to fetch them from, and where to put them.
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -246,8 +246,14 @@ export function dataDirFromArgv(argv: readonly string[]): string | undefined {
 export function dataRoots(opts: DataDirOptions = {}): { roots: string[]; origin: string } {
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
-  if (opts.dataDir) return { roots: [resolve(cwd, opts.dataDir)], origin: '--data-dir' };
-  if (env.NIN_DATA) return { roots: [resolve(cwd, env.NIN_DATA)], origin: 'NIN_DATA' };
+  // A named root that is a file: said by its name (looking inside it failed with a bare ENOTDIR).
+  const named = (dir: string, origin: string) => {
+    const root = resolve(cwd, dir);
+    if (statSync(root, { throwIfNoEntry: false })?.isDirectory() === false) throw new DataFormatError(root, `${origin} names a file, not a directory`);
+    return { roots: [root], origin };
+  };
+  if (opts.dataDir) return named(opts.dataDir, '--data-dir');
+  if (env.NIN_DATA) return named(env.NIN_DATA, 'NIN_DATA');
   return { roots: [resolve(cwd, 'data'), resolve(cwd, '..', 'shared', 'data')], origin: 'default (./data, then ../shared/data)' };
 }
 
