@@ -395,7 +395,10 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
   // the device's workgroup storage: a config may ask for widths far beyond NIN's.
   const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
   const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
-  if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits)) return mlpconvUnfused(x, p, opts);
+  // And where the device binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1
+  // and h2): WebGPU's default is 8, and the pipeline would fail to build.
+  const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
+  if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits || tooManyBindings)) return mlpconvUnfused(x, p, opts);
   const M = s.N * s.H * s.W;
   const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
   // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).

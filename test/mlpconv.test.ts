@@ -6,7 +6,7 @@ import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture } from '../kernels/gemm.ts';
 import { mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
-import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => { setKernelStyle(null); closeGpu(); });
@@ -76,6 +76,35 @@ describe('mlpconv (fused)', () => {
     const r = randomArray(y.size, 27);
     backward(dot(y, Tensor.fromArray(r, y.shape)));
     await expectGradients({ x, ...t }, () => dotRef(f(), r), 29);
+  });
+
+  // A device that binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1 and
+  // h2, which the simd kernel always writes): the block runs as its three convolutions (the fused
+  // pipeline would fail to build). Shown with the engine's view of the limit lowered to 9.
+  it('a device binding fewer storage buffers than the fused kernel needs runs the block unfused', async () => {
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 14);
+    const { t, gpu } = mlpconvParams(c, 61);
+    const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
+    const kernelsOf = async (style: KernelStyle, grad: boolean) => {
+      setKernelStyle(style);
+      for (const v of [x.gpu, ...Object.values(gpu)]) v.requiresGrad = grad;
+      const seen: string[] = [];
+      setGemmCapture((g) => seen.push(g.name));
+      try {
+        const y = await withDeviceLimit('maxStorageBuffersPerShaderStage', 9, () => mlpconv(x.gpu, gpu));
+        expectClose(`${style}${grad ? ', with gradients' : ''}`, await y.toArray(), want, 1e-5);
+        y.dispose();
+      } finally {
+        setGemmCapture(null);
+      }
+      return seen;
+    };
+    const chain = ['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward'];
+    expect(await kernelsOf('tiled', false)).toEqual([]); // fused: 8 bindings
+    expect(await kernelsOf('tiled', true)).toEqual(chain); // h1 and h2 too: 10
+    expect(await kernelsOf('simd', false)).toEqual(chain);
+    setKernelStyle(null);
   });
 
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
