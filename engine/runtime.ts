@@ -128,6 +128,8 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
   const check = device.popErrorScope().then(async (err) => {
     if (!err) return;
+    // Not kept: its next use would fail as an invalid pipeline, no longer naming the compile error.
+    if (pipelines.get(key) === cached) pipelines.delete(key);
     const info = await module.getCompilationInfo();
     const msgs = info.messages
       .filter((m) => m.type === 'error')
@@ -146,11 +148,26 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   return cached;
 }
 
+/** The checks of the calls to checkErrors() in flight, as one chain. */
+let checking: Promise<void> = Promise.resolve();
+
 /** Throws the first compile/validation error the device reported since the last check. */
 export async function checkErrors(): Promise<void> {
   // The first failure is the cause; later ones are its consequences and are dropped with it.
+  // Concurrent calls (a Promise.all of two reads) wait on one chain: a second call, finding no
+  // checks of its own, reported a consequence (the invalid pipeline's use) as the error, while
+  // the first still awaited the compile error that caused it.
   const checks = pendingChecks.splice(0);
-  for (const c of checks) await c;
+  const mine = checking.then(async () => {
+    try {
+      for (const c of checks) await c;
+    } catch (e) {
+      uncaptured.length = 0;
+      throw e;
+    }
+  });
+  checking = mine.catch(() => {});
+  await mine;
   const g = gpu();
   if (uncaptured.length) {
     const msgs = uncaptured.splice(0);

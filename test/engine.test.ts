@@ -218,8 +218,23 @@ describe('errors', () => {
     const t = Tensor.empty([4]);
     dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
     await expect(sync()).rejects.toThrow(/kernel 'broken_kernel' failed to compile/);
+    // Not cached: used again, it is compiled again and named again (not an invalid pipeline's use).
+    dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
+    await expect(sync()).rejects.toThrow(/kernel 'broken_kernel' failed to compile/);
     // The engine stays usable afterwards.
     expect(await Tensor.fromArray([1, 2], [2]).toArray()).toEqual(new Float32Array([1, 2]));
+  });
+
+  // Two reads at once (as a training step reads its loss and logits): the second found no compile
+  // checks of its own and reported the broken pipeline's use, not its compile error.
+  it('two reads at once report the compile error, not its consequence, and the engine goes on', async () => {
+    const t = Tensor.empty([4]);
+    dispatch({ name: 'broken_kernel_2', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing_2; }' }, [t], [1]);
+    const [a, b] = [Tensor.fromArray([1, 2], [2]), Tensor.fromArray([3], [1])];
+    await expect(Promise.all([a.toArray(), b.toArray()])).rejects.toThrow(/kernel 'broken_kernel_2' failed to compile/);
+    await expect(sync()).resolves.toBeUndefined(); // its consequences went with it
+    expect(await a.toArray()).toEqual(new Float32Array([1, 2]));
+    for (const x of [t, a, b]) x.dispose();
   });
 
   it('caches pipelines by source', () => {
