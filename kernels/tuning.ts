@@ -103,10 +103,11 @@ const TUNED_DIR = join(dirname(fileURLToPath(import.meta.url)), 'tuned');
 let loaded: { adapter: string; table: TuningTable | null; source: string } | null = null;
 let forced: { gemm?: GemmTile | null; mlpconv?: MlpconvTileChoice | null; table?: TuningTable | null } = {};
 
-function parseTable(path: string): TuningTable {
+function parseTable(file: string, fromEnv = false): TuningTable {
+  const path = fromEnv ? `${file} (NIN_TUNED)` : file;
   let t: TuningTable;
   try {
-    t = JSON.parse(readFileSync(path, 'utf8')) as TuningTable;
+    t = JSON.parse(readFileSync(file, 'utf8')) as TuningTable;
   } catch (e) {
     throw new Error(`tuning table ${path}: ${(e as Error).message}`);
   }
@@ -116,6 +117,12 @@ function parseTable(path: string): TuningTable {
   }
   for (const [section, entries] of [['gemm', t.gemm], ['mlpconv', t.mlpconv]] as const) {
     for (const [key, entry] of Object.entries(entries)) if (!isObject(entry)) throw new Error(`tuning table ${path}: ${section} '${key}': expected an object, got ${JSON.stringify(entry)}`);
+  }
+  // A misspelt key would never be looked up: the table would change nothing, silently.
+  const gemmKeyForm = /^\S+ \d+x\d+x\d+( \/\d+)?$/;
+  const example = gemmKey('conv5x5_forward', 131072, 192, 75, 1);
+  for (const [section, entries, form] of [['gemm', t.gemm, gemmKeyForm], ['splitK', t.splitK ?? {}, /^\S+ \d+x\d+x\d+$/]] as const) {
+    for (const key of Object.keys(entries)) if (!form.test(key)) throw new Error(`tuning table ${path}: ${section} '${key}': not a key gemmKey writes (e.g. '${example}'${section === 'splitK' ? ', without a split' : ''})`);
   }
   const storage = gpu().limits.maxComputeWorkgroupStorageSize;
   for (const [key, tile] of Object.entries(t.gemm)) {
@@ -147,7 +154,7 @@ export function tuningTable(opts: { reload?: boolean } = {}): TuningTable | null
   const committed = join(TUNED_DIR, `${adapterSlug(adapter)}.json`);
   let source = `none (no NIN_TUNED, no ${committed})`;
   if (env) {
-    table = parseTable(env);
+    table = parseTable(env, true);
     source = `NIN_TUNED=${env}`;
     if (table.adapter !== adapter) console.warn(`NIN_TUNED=${env} was measured on '${table.adapter}'; this adapter is '${adapter}'`);
   } else if (existsSync(committed)) {

@@ -216,7 +216,7 @@ describe('tuning tables', () => {
       // The loaded table is cached per adapter: reset by forcing, then reading the env through a fresh load.
       expect(reloadTable()?.gemm['conv1x1_forward 8x8x8']).toEqual({ TM: 1, TN: 1, BK: 16 });
       process.env.NIN_TUNED = bad;
-      expect(() => reloadTable()).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': BK must be one of/);
+      expect(() => reloadTable()).toThrow(/bad\.json \(NIN_TUNED\): gemm 'conv1x1_forward 8x8x8': BK must be one of/);
       const block = 'mlpconv5x5 8x12x12x3 16-12-10 +hidden';
       expect(mlpconvShapeOfKey(block)).toEqual({ N: 8, H: 12, W: 12, Ci: 3, K: 5, C1: 16, C2: 12, C3: 10 });
       const withMlpconv = (mlpconv: object) => {
@@ -224,20 +224,26 @@ describe('tuning tables', () => {
         return () => reloadTable();
       };
       expect(withMlpconv({ [block]: { TP: 64, CL: 16 }, 'mlpconv5x5 8x12x12x3 16-12-10': { fused: false } })).not.toThrow();
-      expect(withMlpconv({ [block]: { TP: 60, CL: 16 } })).toThrow(/bad\.json: mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': TP must be a multiple of the 16 pixel lanes/);
+      expect(withMlpconv({ [block]: { TP: 60, CL: 16 } })).toThrow(/bad\.json \(NIN_TUNED\): mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': TP must be a multiple of the 16 pixel lanes/);
       expect(withMlpconv({ [block]: { TP: 64, CL: 12 } })).toThrow(/CL must be a power of two/);
       expect(withMlpconv({ [block]: { fused: 'no' } })).toThrow(/fused must be true or false, got "no"/);
       expect(withMlpconv({ 'mlpconv5x5 8x12x12 16-12-10': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 8x12x12 16-12-10': not a key mlpconvKey writes/);
-      expect(withMlpconv({ [block]: null })).toThrow(/bad\.json: mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': expected an object, got null/);
+      expect(withMlpconv({ [block]: null })).toThrow(/bad\.json \(NIN_TUNED\): mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': expected an object, got null/);
       const withTable = (table: unknown) => {
         writeFileSync(bad, JSON.stringify(table));
         return () => reloadTable();
       };
-      const shapeError = /bad\.json: expected \{ adapter, date, gemm, mlpconv\[, splitK\] \} with objects for gemm, mlpconv and splitK/;
+      const shapeError = /bad\.json \(NIN_TUNED\): expected \{ adapter, date, gemm, mlpconv\[, splitK\] \} with objects for gemm, mlpconv and splitK/;
       expect(withTable(null)).toThrow(shapeError);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: null, mlpconv: {} })).toThrow(shapeError);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: null })).toThrow(shapeError);
-      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8x8': null }, mlpconv: {} })).toThrow(/bad\.json: gemm 'conv1x1_forward 8x8x8': expected an object, got null/);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8x8': null }, mlpconv: {} })).toThrow(/bad\.json \(NIN_TUNED\): gemm 'conv1x1_forward 8x8x8': expected an object, got null/);
+      // Keys gemmKey does not write would never be looked up: the table changed nothing, silently.
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8': { TM: 1, TN: 1, BK: 16 } }, mlpconv: {} })).toThrow(
+        /bad\.json \(NIN_TUNED\): gemm 'conv1x1_forward 8x8': not a key gemmKey writes \(e\.g\. 'conv5x5_forward 131072x192x75'\)/,
+      );
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { 'conv3x3_grad_weight 36x7x90 /3': 3 } })).toThrow(/splitK 'conv3x3_grad_weight 36x7x90 \/3': not a key gemmKey writes .*without a split/);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv3x3_grad_weight 36x7x90 /3': { TM: 1, TN: 1, BK: 16 } }, mlpconv: {}, splitK: { 'conv3x3_grad_weight 36x7x90': 3 } })).not.toThrow();
     } finally {
       if (before === undefined) delete process.env.NIN_TUNED;
       else process.env.NIN_TUNED = before;
