@@ -80,6 +80,7 @@ function device(): GPUDevice {
     pipelines.clear();
     bindGroups.clear();
     pendingChecks.length = 0;
+    checking = Promise.resolve(); // a new device does not wait on the old one's checks
     encoder = null;
     pass = null;
     freeUniforms = [];
