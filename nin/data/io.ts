@@ -1,7 +1,7 @@
 // File-level helpers shared by the dataset readers: transparent gunzip, digests, atomic writes, and
 // the error type every reader throws for a file that is not what it should be.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
@@ -38,9 +38,16 @@ export function readDataFile(path: string): Buffer {
  * fail with a bare EISDIR. */
 export function existingVariant(path: string): string | null {
   const variants = [path, `${path}.gz`];
-  const file = variants.find((p) => statSync(p, { throwIfNoEntry: false })?.isFile());
+  const stat = (p: string) => {
+    try {
+      return statSync(p, { throwIfNoEntry: false });
+    } catch {
+      return undefined; // ENOTDIR: a file where a directory of the path should be: nothing here
+    }
+  };
+  const file = variants.find((p) => stat(p)?.isFile());
   if (file) return file;
-  const other = variants.find((p) => existsSync(p));
+  const other = variants.find((p) => stat(p) !== undefined);
   if (other) throw new DataFormatError(other, 'is a directory or other non-file, expected a data file');
   return null;
 }
