@@ -3,7 +3,7 @@
 // First validates both variants against the float64 CPU reference on a small odd shape; then, per
 // block and batch size, times forward and forward+backward: GPU time from timestamp queries (sum of
 // the variant's kernels, median over reps), wall time (median, in a separate loop with the profiler
-// off), GFLOP/s, fused/unfused ratio. Forward+backward computes what the network's backward does:
+// off), GFLOP/s, the unfused/fused time ratio (> 1: fused faster). Forward+backward computes what the network's backward does:
 // weight and bias gradients, and the input gradient except for a network's first block, whose input
 // is the image (mlpconvBackward/conv2dBackward skip it unless the input requires a gradient).
 import { writeFileSync } from 'node:fs';

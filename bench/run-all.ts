@@ -53,7 +53,8 @@ const pytorch = readPytorch(values.pytorch);
 
 /** The report so far, written to <out>/bench-<stamp>.{json,md}. */
 function report(): string {
-  const ours = (m: string) => stepRows.find((r) => r.model === m && r.name === 'nin-webgpu') as StepBenchResult | undefined;
+  // Ours, fused: 'nin-webgpu', or with NIN_MATRIX 'nin-webgpu (<mode>)' (the comparisons vanished then).
+  const ours = (m: string) => stepRows.find((r) => r.model === m && r.name.startsWith('nin-webgpu') && !r.name.includes('(unfused)')) as StepBenchResult | undefined;
   const peer = (m: string) => stepRows.find((r) => r.model === m && r.name === 'tfjs-webgpu');
   const ratios = models
     .filter((m) => ours(m) && peer(m))
