@@ -45,6 +45,9 @@ export interface Checkpoint {
   stretch: string | null;
   /** The plateau schedule's state (null if the run did not use it). */
   plateau: PlateauState | null;
+  /** The step since which every batch's class maps were dead (train.ts deadClassMapsWatch), if
+   * they were when it was saved: a resumed run stops where the uninterrupted one would. */
+  deadMapsSince: number | null;
   preprocessor: Preprocessor;
   params: Map<string, Float32Array>;
   velocities: Map<string, Float32Array> | null;
@@ -56,7 +59,7 @@ export interface Checkpoint {
 
 export async function saveCheckpoint(
   path: string,
-  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; stretch?: string; plateau?: PlateauState },
+  s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; stretch?: string; plateau?: PlateauState; deadMapsSince?: number },
 ): Promise<void> {
   const tensors: TensorMap = {};
   for (const p of s.model.params) {
@@ -83,6 +86,7 @@ export async function saveCheckpoint(
     ...(s.runId ? { run_id: s.runId } : {}),
     ...(s.stretch ? { stretch: s.stretch } : {}),
     ...(s.plateau ? { plateau: JSON.stringify(s.plateau) } : {}),
+    ...(s.deadMapsSince !== undefined ? { dead_maps_since: String(s.deadMapsSince) } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
     saved: new Date().toISOString(),
@@ -125,6 +129,7 @@ export function loadCheckpoint(path: string): Checkpoint {
     runId: metadata.run_id ?? null,
     stretch: metadata.stretch ?? null,
     plateau: metadata.plateau ? parsePlateauState(metadata.plateau, path) : null,
+    deadMapsSince: metadata.dead_maps_since === undefined ? null : checkpointCount(path, metadata, 'dead_maps_since'),
     preprocessor,
     params,
     velocities: velocities.size ? velocities : null,

@@ -177,8 +177,8 @@ export function chancePlateauWatch(classes: number, reluClassMaps: boolean, step
  * `observe` returns true once `steps` batches in a row were dead (by then momentum has spent what it
  * carried: 0.9^50 < 1 %).
  */
-export function deadClassMapsWatch(steps = 50) {
-  let since = -1;
+export function deadClassMapsWatch(steps = 50, deadSince: number | null = null) {
+  let since = deadSince ?? -1; // a resumed run's count goes on from its checkpoint's
   return {
     since: () => since,
     observe(logits: ArrayLike<number>, step: number): boolean {
@@ -416,7 +416,7 @@ async function trainInDirectory(
         keep(ckptPath, 'is not the checkpoint this run resumed from');
         keepOldCheckpoint = false;
       }
-      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined });
+      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined, deadMapsSince: deadMaps && deadMaps.since() >= 0 ? deadMaps.since() : undefined });
       if (path === ckptPath) {
         lastGood = ckptPath;
         o.onCheckpoint?.(ckptPath);
@@ -429,7 +429,7 @@ async function trainInDirectory(
   };
   const reluClassMaps = classMapsOf(config) === 'relu';
   const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
-  const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch() : null;
+  const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch(50, resumed?.deadMapsSince) : null;
   let testResult: EvalResult | null = null;
 
   // The steps left to --stop-after's epoch (or --epochs'), for the ETA.

@@ -278,6 +278,29 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(err.message).toMatch(new RegExp(`class maps are dead at step 50 \\(epoch 2\\): .* since step 1, .*ln 10 .*--class-maps linear.*last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
   });
 
+  // The count of dead batches is in the checkpoint: a resumed run stops where the uninterrupted one
+  // would (it counted afresh, and stopped up to 50 steps later, or, as here, not at all).
+  it('a run whose maps were dying when saved stops, resumed, at the step the uninterrupted run would', async () => {
+    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, 'dying')]);
+    const ckpt = await saveUntrained(o, join(tmp, 'dying.safetensors'));
+    const { tensors, metadata } = readSafetensors(ckpt);
+    const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
+    (tensors[lastBias].data as Float32Array).fill(-100);
+    writeSafetensors(ckpt, tensors, metadata);
+    const run = async (flags: string[]) => {
+      const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '8', '--test-limit', '2', '--epochs', '3', ...flags]).options, progress: false, log: () => {} };
+      return train(r, await loadSplits(r)).then(() => null, (e) => e);
+    };
+    // Epoch 2: steps 1-25, all dead, saved with the count; epoch 3 (steps 26-50) ends it at step 50.
+    expect(await run(['--stop-after', '2', '--out', join(tmp, 'dying')])).toBeNull();
+    const saved = join(tmp, 'dying', 'checkpoint.safetensors');
+    expect(loadCheckpoint(saved).deadMapsSince).toBe(1);
+    const r = { ...parseTrainArgs(['--resume', saved]).options, progress: false, log: () => {} };
+    const err = await train(r, await loadSplits(r)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect(err.message).toMatch(/class maps are dead at step 50 \(epoch 3\): .* since step 1,/);
+  });
+
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
     const base = ['--batch', '16', '--lr', '0.05', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
     const full = await train(options([...base, '--out', join(tmp, 'val-full')]), await loadSplits(options(base)));
