@@ -251,7 +251,7 @@ function flagValue(rule: Rule, text: string | undefined, epochs = Infinity): unk
     if (!fits(v)) throw new UsageError(`--${rule.flag} must be ${want}, got '${t}'`);
     return v;
   };
-  return rule.list ? text.split(',').map(one) : one(text);
+  return rule.list ? text.split(/\s*,\s*/).map(one) : one(text); // '50, 75' as '50,75'
 }
 
 /** An integer flag of no option a resume takes (--stop-after, and eval's and visualize's). */
@@ -266,7 +266,8 @@ function savedOptionProblems(o: TrainOptions, replaced: (flag: string) => boolea
   // checked against the run's epochs once flags are in.
   return Object.entries(RULES).flatMap(([key, rule]: [string, Rule]) => {
     const v = o[key as keyof typeof RULES];
-    const { want, fits } = requirement(rule, Infinity);
+    // A seed saved before the flag's 2^32 − 1 cap still resumes: the RNGs fold it to 32 bits, as then.
+    const { want, fits } = requirement(key === 'seed' ? { ...rule, max: undefined } as Rule : rule, Infinity);
     const ok = rule.list ? Array.isArray(v) && v.every(fits) : fits(v);
     if (ok || (rule.optional && v === undefined) || replaced(rule.flag)) return [];
     return [`${key} must be ${rule.list ? `a list, each ${want}` : want}, got ${JSON.stringify(v) ?? String(v)}`];

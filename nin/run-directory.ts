@@ -190,7 +190,8 @@ function headerField(path: string, key: string): string | null {
  * What a resume asks that the checkpoint cannot give: a resumed run continues the checkpoint's
  * network (a different head or class maps would otherwise train silently on weights made for the
  * first), its preprocessing (the statistics are stored, not refitted), its data and split (a
- * changed validation split would hold out images the run has trained on), and its seed. Empty when none.
+ * changed validation split would hold out images the run has trained on, so also the seed that drew
+ * it). Empty when none.
  * `savedOptions`: the options the checkpoint was trained with; `o`: the resume's, flags filled
  * from those.
  */
@@ -213,9 +214,11 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
     sameCount && from !== savedFrom && `--val-from ${from} (the checkpoint's split took ${savedFrom === 'end' ? 'the last images' : 'images at random'}: another split would validate on images the run trained on)`,
     Boolean(o.extra) !== Boolean(was('extra')) && `${o.extra ? '--extra' : 'no --extra'} (the checkpoint was trained ${was('extra') ? 'with' : 'without'} SVHN's extra set)`,
     o.trainLimit !== was('trainLimit') && `--train-limit ${o.trainLimit ?? 'none'} (the checkpoint's was ${was('trainLimit') ?? 'none'}: its training set and split)`,
-    // The seed draws the random validation split, and the batch order and dropout masks a resumed
-    // run must repeat.
-    was('seed') !== undefined && o.seed !== was('seed') && `--seed ${o.seed} (the checkpoint's run is seeded ${was('seed')}: its validation split, batch order and dropout masks come from that seed)`,
+    // Where the seed draws the validation split (at random, or SVHN's per-class quotas), another
+    // seed would validate on images the run trained on. (The RNGs take its low 32 bits.) Elsewhere
+    // it may change: a fork with another batch order and dropout masks is an experiment of its own.
+    sameCount && (o.validation ?? 0) !== 0 && from !== 'end' && was('seed') !== undefined && (o.seed >>> 0) !== (was('seed')! >>> 0) &&
+      `--seed ${o.seed} (the checkpoint's validation split was drawn by seed ${was('seed')}: another seed would validate on images the run trained on)`,
   ].filter((c): c is string => typeof c === 'string');
 }
 

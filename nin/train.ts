@@ -440,9 +440,16 @@ async function trainInDirectory(
   if (resumed) {
     // A resume may change the schedule (--lr, --epochs, --schedule): a cosine over more epochs, for
     // one, restarts part way up. Said, not refused: a warm restart can be what was meant.
+    // (The checkpoint's own options may hold a value a flag replaced for being damaged: no note then.)
     const inEpoch = resumed.partialEpoch?.batches ?? 0;
-    const [was, now] = [learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops), lrAt(startEpoch, inEpoch)];
-    if (Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
+    let was = NaN;
+    try {
+      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
+    } catch {
+      // no note
+    }
+    const now = lrAt(startEpoch, inEpoch);
+    if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
   }
   // The progress line's img/s and ETA time the training loop only, not the data preparation before
   // it (a ZCA fit or LCN can take minutes).

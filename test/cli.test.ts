@@ -220,11 +220,16 @@ describe('nin CLI', () => {
       [['--val', '1000'], "--val 1000 (the checkpoint's split held out 500: another split would validate on images the run trained on)"],
       [['--val-from', 'end'], "--val-from end (the checkpoint's split took images at random: another split would validate on images the run trained on)"],
       [['--train-limit', '5000'], "--train-limit 5000 (the checkpoint's was none: its training set and split)"],
-      [['--seed', '2'], "--seed 2 (the checkpoint's run is seeded 9: its validation split, batch order and dropout masks come from that seed)"],
+      [['--seed', '2'], "--seed 2 (the checkpoint's validation split was drawn by seed 9: another seed would validate on images the run trained on)"],
     ];
     for (const [flags, clash] of clashes) {
       expect(() => parseTrainArgs(['--resume', ckpt, ...flags]), flags.join(' ')).toThrow(new UsageError(`--resume ${ckpt}: ${clash}: a resumed run keeps them (start a new run to change them)`));
     }
+    // Without a split drawn by the seed, another seed is a run of its own (another batch order and
+    // dropout masks), as a fork may be.
+    const noVal = join(dir, 'no-val.safetensors');
+    writeSafetensors(noVal, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...first, validation: 0 }), config: JSON.stringify(modelConfig(first)), epoch: '1' });
+    expect(parseTrainArgs(['--resume', noVal, '--seed', '2', '--out', join(dir, 'fork')]).options.seed).toBe(2);
     // A checkpoint from before --val-from drew its --val paper split at random: its resume does too.
     const older = join(dir, 'older.safetensors');
     const { validationFrom: _, ...olderOptions } = parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper', '--out', join(dir, 'older')]).options;
@@ -255,14 +260,12 @@ describe('nin CLI', () => {
       new UsageError(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
     );
     expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new UsageError(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
-    // What the flags refuse, a resume refuses too: a seed past the RNGs' 32 bits.
+    // A seed saved before the flag's 2^32 − 1 cap still resumes (the RNGs fold it to 32 bits, as then).
     const bigSeed = { ...first, seed: Number('99999999999999999999') };
-    expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'big-seed.safetensors')}: its saved training options are damaged: seed must be an integer in [0, 4294967295], got 100000000000000000000`),
-    );
+    expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer in [0, 4294967295], got undefined`),
+      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer ≥ 0, got undefined`),
     );
   });
 
@@ -311,6 +314,7 @@ describe('nin CLI', () => {
     // By default at half and three quarters of the run: one drop where they round to one epoch.
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '8']).options.stepEpochs).toEqual([4, 6]);
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '3']).options.stepEpochs).toEqual([2]);
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100', '--lr-steps', '50, 75']).options.stepEpochs).toEqual([50, 75]);
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
     expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));
     expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));

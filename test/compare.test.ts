@@ -136,6 +136,11 @@ describe('nin compare', () => {
     expect(loss.series.map((s) => s.name)).toEqual(['gap', 'short']);
     expect(loss.series[0].points).toHaveLength(6); // gap's step losses: two an epoch
     expect(loss.series[1].points).toEqual([[1, 3.37], [2, 2.34]]);
+    // Counted in the log, not in the curve (thinned to about 800 points): 900 epochs of two step
+    // records each keep their step losses.
+    const long = runDir('study/long', epochs(0, 900, () => ({ testError: 0.1 })));
+    const [longLoss] = comparisonPanels(readRuns([long]));
+    expect(longLoss.series[0].points.length).toBeLessThan(900); // the thinned step losses, not 900 epoch points
   });
 
   it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', () => {

@@ -109,6 +109,7 @@ describe('data directory resolution', () => {
     writeFileSync(file, 'x');
     expect(() => dataRoots({ dataDir: file })).toThrow(new DataFormatError(file, '--data-dir names a file, not a directory'));
     expect(() => dataRoots({ env: { NIN_DATA: file } })).toThrow(new DataFormatError(file, 'NIN_DATA names a file, not a directory'));
+    expect(() => dataRoots({ dataDir: join(file, 'x') })).toThrow(new DataFormatError(join(file, 'x'), '--data-dir names a path through a file'));
   });
 
   it('parses --data-dir from argv', () => {

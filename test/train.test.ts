@@ -75,9 +75,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('a resume that changes the schedule says where the rate goes on: a cosine over more epochs restarts part way up', async () => {
     const base = ['--batch', '16', '--lr', '0.02', '--schedule', 'cosine', '--warmup', '0', '--train-limit', '64', '--test-limit', '16', '--seed', '5'];
     const first = await train(options([...base, '--epochs', '2', '--stop-after', '1', '--out', join(tmp, 'lr-note')]), await loadSplits(options(base)));
-    const notes = async (name: string, extra: string[]) => {
+    const notes = async (name: string, extra: string[], from = first.checkpoint) => {
       const lines: string[] = [];
-      const o = { ...options(['--resume', first.checkpoint, '--out', join(tmp, name), ...extra]), log: (l: string) => lines.push(l) };
+      const o = { ...options(['--resume', from, '--out', join(tmp, name), ...extra]), log: (l: string) => lines.push(l) };
       await train(o, await loadSplits(o));
       return lines.filter((l) => l.startsWith('note: the learning rate'));
     };
@@ -86,6 +86,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(await notes('lr-note-longer', ['--epochs', '4'])).toEqual([
       `note: the learning rate goes on at ${(0.01 * (1 + Math.cos(Math.PI / 4))).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.01).toPrecision(3)} here`,
     ]);
+    // Saved lr steps a flag replaces for being damaged are not read for the note (a TypeError was).
+    const { tensors, metadata } = readSafetensors(first.checkpoint);
+    const damaged = join(tmp, 'lr-note-damaged.safetensors');
+    writeSafetensors(damaged, tensors, { ...metadata, options: JSON.stringify({ ...JSON.parse(metadata.options), schedule: 'step', stepEpochs: null }) });
+    expect(await notes('lr-note-damaged', ['--lr-steps', '1'], damaged)).toEqual([]);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {

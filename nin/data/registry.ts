@@ -249,7 +249,13 @@ export function dataRoots(opts: DataDirOptions = {}): { roots: string[]; origin:
   // A named root that is a file: said by its name (looking inside it failed with a bare ENOTDIR).
   const named = (dir: string, origin: string) => {
     const root = resolve(cwd, dir);
-    if (statSync(root, { throwIfNoEntry: false })?.isDirectory() === false) throw new DataFormatError(root, `${origin} names a file, not a directory`);
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(root, { throwIfNoEntry: false })?.isDirectory();
+    } catch {
+      throw new DataFormatError(root, `${origin} names a path through a file`); // ENOTDIR
+    }
+    if (isDir === false) throw new DataFormatError(root, `${origin} names a file, not a directory`);
     return { roots: [root], origin };
   };
   if (opts.dataDir) return named(opts.dataDir, '--data-dir');
