@@ -35,6 +35,19 @@ function options(extra: string[]): TrainOptions {
   return { ...o, progress: false, log: () => {} };
 }
 
+/** <tmp>/<name>.safetensors: mnist-small with the paper's ReLU on its class maps, untrained, the last
+ * biases pushed to −100: every map is 0 after the ReLU, as when a run's maps die (the paper's
+ * CIFAR-10 recipe, see README). Its run directory is <tmp>/<name>, its training set 200 images. */
+async function deadMapsCheckpoint(name: string): Promise<string> {
+  const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, name)]);
+  const ckpt = await saveUntrained(o, join(tmp, `${name}.safetensors`));
+  const { tensors, metadata } = readSafetensors(ckpt);
+  const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
+  (tensors[lastBias].data as Float32Array).fill(-100);
+  writeSafetensors(ckpt, tensors, metadata);
+  return ckpt;
+}
+
 /** A checkpoint of an untrained model after epoch 1 (no preprocessing statistics), to resume from. */
 async function saveUntrained(o: TrainOptions, path: string): Promise<string> {
   const model = new NinModel(modelConfig(o), 1);
@@ -268,14 +281,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 
   it('stops a run whose ReLU\'d class maps have died, naming the step and the last good checkpoint', async () => {
-    // mnist-small with the paper's ReLU on its class maps, the last biases pushed to −100: every
-    // map is 0 after the ReLU, as when a run's maps die (the paper's CIFAR-10 recipe, see README).
-    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, 'dead')]);
-    const ckpt = await saveUntrained(o, join(tmp, 'dead.safetensors'));
-    const { tensors, metadata } = readSafetensors(ckpt);
-    const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
-    (tensors[lastBias].data as Float32Array).fill(-100);
-    writeSafetensors(ckpt, tensors, metadata);
+    const ckpt = await deadMapsCheckpoint('dead');
     const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '2', '--test-limit', '2']).options, progress: false, log: () => {} };
     const err = await train(resume, await loadSplits(resume)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingStopped);
@@ -286,12 +292,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   // The count of dead batches is in the checkpoint: a resumed run stops where the uninterrupted one
   // would (it counted afresh, and stopped up to 50 steps later, or, as here, not at all).
   it('a run whose maps were dying when saved stops, resumed, at the step the uninterrupted run would', async () => {
-    const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, 'dying')]);
-    const ckpt = await saveUntrained(o, join(tmp, 'dying.safetensors'));
-    const { tensors, metadata } = readSafetensors(ckpt);
-    const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
-    (tensors[lastBias].data as Float32Array).fill(-100);
-    writeSafetensors(ckpt, tensors, metadata);
+    const ckpt = await deadMapsCheckpoint('dying');
     const run = async (flags: string[]) => {
       const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '8', '--test-limit', '2', '--epochs', '3', ...flags]).options, progress: false, log: () => {} };
       return train(r, await loadSplits(r)).then(() => null, (e) => e);
