@@ -151,6 +151,12 @@ export function plan(config: ModelConfig): LayerSummary[] {
 
 const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** The candidate with the most elements (the first on ties). */
+function largestOf(candidates: { layer: string; shape: number[] }[]): { layer: string; shape: number[] } {
+  const { layer, shape } = candidates.reduce((best, c) => (elements(c.shape) > elements(best.shape) ? c : best));
+  return { layer, shape };
+}
+
 /**
  * The largest tensor one image adds to a training step of `config`: the widest activation (or its
  * gradient, the same size) of any layer, or, where the weight gradients use the simd GEMM
@@ -159,41 +165,60 @@ const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  */
 export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): { layer: string; shape: number[] } {
   const { height, width, channels } = config.input;
-  let best = { layer: 'the input images', shape: [height, width, channels] };
-  const consider = (layer: string, shape: number[]) => {
-    if (elements(shape) > elements(best.shape)) best = { layer, shape };
-  };
+  const candidates = [{ layer: 'the input images', shape: [height, width, channels] }];
   const summaries = plan(config);
   let [H, W, C] = [height, width, channels];
   config.layers.forEach((l, i) => {
     const name = summaries[i].name;
     if (l.type === 'mlpconv') {
       const P = (l.kernel - 1) / 2;
-      if (paddedCopies && P > 0) consider(`${name} (its input, zero-padded for the weight gradient)`, [H + 2 * P, W + 2 * P, C]);
-      for (const c of l.channels) consider(name, [H, W, c]);
+      if (paddedCopies && P > 0) candidates.push({ layer: `${name} (its input, zero-padded for the weight gradient)`, shape: [H + 2 * P, W + 2 * P, C] });
+      for (const c of l.channels) candidates.push({ layer: name, shape: [H, W, c] });
     }
     [H, W, C] = summaries[i].output;
   });
-  return best;
+  return largestOf(candidates);
 }
 
-/** The largest weight tensor of `config` (its gradient and SGD velocity are the same size), as
- * NinModel shapes them: a K×K layer's [K, K, Cin, c1], a 1×1 layer's [1, 1, c, c'], the FC layer's. */
+/** The largest weight tensor of `config` (its gradient and SGD velocity are the same size). */
 export function largestWeightTensor(config: ModelConfig): { layer: string; shape: number[] } {
-  const summaries = plan(config);
-  let best = { layer: '', shape: [0] };
-  const consider = (layer: string, shape: number[]) => {
-    if (elements(shape) > elements(best.shape)) best = { layer, shape };
-  };
-  let C = config.input.channels;
+  return largestOf(parameterSpecs(config).filter((p) => !p.isBias));
+}
+
+/**
+ * Every parameter of `config` in NinModel's order (its init seeds follow it): each mlpconv block's
+ * w1 [K, K, Cin, c1], b1, w2 [1, 1, c1, c2], b2, w3 [1, 1, c2, c3], b3, then the FC layer's weights
+ * and bias. `layer` names what holds it; `fanIn` and `gain` are its He init's.
+ */
+export function parameterSpecs(config: ModelConfig, summaries = plan(config)) {
+  type Spec = { name: string; layer: string; shape: number[]; fanIn: number; isBias: boolean; gain: number };
+  const specs: Spec[] = [];
+  // He et al.'s fan-in init has gain 2 for a layer that feeds a ReLU. The FC classifier feeds
+  // none, so it gets gain 1: with 2, cifar10-small --head fc-dropout started at loss 7.7–9.8 and
+  // once diverged at lr 0.05. Linear class maps keep gain 2: with 1, the main job gave 97.87 %
+  // in one run (98.46 % with 2), under its 98 % target.
+  const add = (name: string, layer: string, shape: number[], fanIn: number, isBias: boolean, gain = 2) => specs.push({ name, layer, shape, fanIn, isBias, gain });
+  let ch = config.input.channels;
+  let block = 0;
   config.layers.forEach((l, i) => {
     if (l.type !== 'mlpconv') return;
+    block++;
+    const layer = summaries[i].name;
     const [c1, c2, c3] = l.channels;
-    for (const shape of [[l.kernel, l.kernel, C, c1], [1, 1, c1, c2], [1, 1, c2, c3]]) consider(summaries[i].name, shape);
-    C = c3;
+    add(`block${block}.w1`, layer, [l.kernel, l.kernel, ch, c1], l.kernel * l.kernel * ch, false);
+    add(`block${block}.b1`, layer, [c1], 1, true);
+    add(`block${block}.w2`, layer, [1, 1, c1, c2], c1, false);
+    add(`block${block}.b2`, layer, [c2], 1, true);
+    add(`block${block}.w3`, layer, [1, 1, c2, c3], c2, false);
+    add(`block${block}.b3`, layer, [c3], 1, true);
+    ch = c3;
   });
-  if (config.head !== 'gap') consider('the fully connected layer', [1, 1, elements(summaries.at(config.head === 'fc-dropout' ? -3 : -2)!.output), config.classes]);
-  return best;
+  if (config.head !== 'gap') {
+    const fanIn = elements(summaries.at(config.head === 'fc-dropout' ? -3 : -2)!.output);
+    add('fc.w', 'the fully connected layer', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
+    add('fc.b', 'the fully connected layer', [config.classes], 1, true);
+  }
+  return specs;
 }
 
 /**
@@ -349,35 +374,12 @@ export class NinModel {
 
   constructor(readonly config: ModelConfig, seed = 1) {
     this.summary = plan(config);
-    let ch = config.input.channels;
     let k = 0;
-    // He et al.'s fan-in init has gain 2 for a layer that feeds a ReLU. The FC classifier feeds
-    // none, so it gets gain 1: with 2, cifar10-small --head fc-dropout started at loss 7.7–9.8 and
-    // once diverged at lr 0.05. Linear class maps keep gain 2: with 1, the main job gave 97.87 %
-    // in one run (98.46 % with 2), under its 98 % target.
-    const add = (name: string, shape: number[], fanIn: number, isBias: boolean, gain = 2) => {
-      const n = elements(shape);
-      const std = config.init === 'he' ? Math.sqrt(gain / fanIn) : config.initStd;
-      const data = isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
-      this.params.push({ name, tensor: param(Tensor.fromArray(data, shape)), lrMult: isBias ? 2 : 1, decayMult: isBias ? 0 : 1 });
-    };
-    let block = 0;
-    for (const l of config.layers) {
-      if (l.type !== 'mlpconv') continue;
-      block++;
-      const [c1, c2, c3] = l.channels;
-      add(`block${block}.w1`, [l.kernel, l.kernel, ch, c1], l.kernel * l.kernel * ch, false);
-      add(`block${block}.b1`, [c1], 1, true);
-      add(`block${block}.w2`, [1, 1, c1, c2], c1, false);
-      add(`block${block}.b2`, [c2], 1, true);
-      add(`block${block}.w3`, [1, 1, c2, c3], c2, false);
-      add(`block${block}.b3`, [c3], 1, true);
-      ch = c3;
-    }
-    if (config.head !== 'gap') {
-      const fanIn = elements(this.summary.at(config.head === 'fc-dropout' ? -3 : -2)!.output);
-      add('fc.w', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
-      add('fc.b', [config.classes], 1, true);
+    for (const p of parameterSpecs(config, this.summary)) {
+      const n = elements(p.shape);
+      const std = config.init === 'he' ? Math.sqrt(p.gain / p.fanIn) : config.initStd;
+      const data = p.isBias ? new Float32Array(n) : gaussian(n, deriveSeed(seed, k++), std);
+      this.params.push({ name: p.name, tensor: param(Tensor.fromArray(data, p.shape)), lrMult: p.isBias ? 2 : 1, decayMult: p.isBias ? 0 : 1 });
     }
   }
 
