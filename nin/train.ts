@@ -257,7 +257,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const lock = lockRunDirectory(o.outDir);
   try {
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
-    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch });
+    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps: batchesNow });
   } finally {
     lock.release();
   }
@@ -267,9 +267,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
 async function trainInDirectory(
   o: TrainOptions,
   data: TrainData,
-  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number },
+  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number },
 ): Promise<TrainResult> {
-  const { log, t0, matrix, resumed, config, source, lastEpoch } = run;
+  const { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps } = run;
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RangeError(dirProblem);
   for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (no process of that id writes it now)`);
@@ -302,7 +302,6 @@ async function trainInDirectory(
     rmSync(metricsPath);
     log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
   }
-  const epochSteps = Math.floor(data.train.count / o.batchSize); // the loader's batchesPerEpoch (full batches)
   const first: StartRecord | ResumeRecord = resumed
     ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }), stepsPerEpoch: epochSteps }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
