@@ -205,9 +205,8 @@ function formatDuration(seconds: number): string {
  * loss is logged every 20 steps, and a run may have fewer steps an epoch). The records, not the
  * curve: that one is thinned to about 800 points. */
 function stepsSparse(run: RunSummary): boolean {
-  const history = currentHistory(run.records) as { kind?: unknown; trainLoss?: unknown }[];
-  const steps = history.filter((r) => r.kind === 'step').length;
-  return steps < history.filter((r) => r.kind === 'epoch' && typeof r.trainLoss === 'number').length;
+  const steps = run.records.filter((r) => (r as { kind?: unknown }).kind === 'step').length; // records: already the current history
+  return steps < run.epochs.filter((r) => typeof r.trainLoss === 'number').length;
 }
 
 export interface ComparisonPanel {
