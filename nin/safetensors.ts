@@ -95,9 +95,7 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
   for (const name of order) {
     const t = tensors[name];
     const bytes = t.data.byteLength;
-    // defineProperty, as the reader: an assignment to "__proto__" would set the prototype, and the
-    // tensor's bytes would be written with no entry that describes them.
-    Object.defineProperty(header, name, { value: { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] }, enumerable: true, writable: true, configurable: true });
+    setOwn(header, name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] });
     offset += bytes;
   }
   let json = JSON.stringify(header);
@@ -107,6 +105,12 @@ export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, s
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
   return [prefix, headerBytes, ...parts];
+}
+
+/** obj[key] = value as an own property, also for key "__proto__" (an assignment would set the
+ * object's prototype: a tensor or metadata entry of that name would vanish). */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Parses safetensors bytes, validating the header against the buffer. Tensor data is copied out (aligned). */
@@ -133,7 +137,7 @@ function metadataOf(header: Record<string, unknown>, source: string): Record<str
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] is ${typeof v}, expected a string`);
-    Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true }); // "__proto__" too
+    setOwn(metadata, k, v);
   }
   return metadata;
 }
@@ -176,8 +180,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     }
     const data = new spec.ctor(count);
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
-    // defineProperty: a tensor named "__proto__" is a tensor, not the object's prototype.
-    Object.defineProperty(tensors, name, { value: { dtype, shape: shape as number[], data }, enumerable: true, writable: true, configurable: true });
+    setOwn(tensors, name, { dtype, shape: shape as number[], data });
     spans.push({ name, begin, end });
   }
   // The spec requires the tensors to tile the data section exactly: no overlaps, no holes.
