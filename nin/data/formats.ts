@@ -64,6 +64,14 @@ export function imageShape(ds: Pick<ImageDataset, 'count' | 'height' | 'width' |
 export type WarningSink = (message: string) => void;
 const defaultWarn: WarningSink = (m) => console.warn(`warning: ${m}`);
 
+/** Says (to `warn`, else the console) that `source` holds `count` of its official `expected`
+ * records and that those are used; returns the note for the dataset's notes. */
+function partialFileNote(source: string, count: number, expected: number, warn: WarningSink | undefined): string {
+  const note = `${source}: partial file, ${count} of ${expected} records (using the ${count} present)`;
+  (warn ?? defaultWarn)(note);
+  return note;
+}
+
 /** A Float32Array for `elements` pixel values (in shared memory if asked), or an error naming `source` and the size. */
 export function allocImages(source: string, elements: number, opts: { shared?: boolean } = {}): Float32Array {
   try {
@@ -160,9 +168,7 @@ export function readMnist(imagesPath: string, labelsPath: string, opts: MnistRea
     if (opts.requireComplete) {
       throw new DataFormatError(imagesPath, `truncated: holds ${img.count} of the official ${expected} images; a training file must be complete`);
     }
-    const note = `${imagesPath}: partial file, ${img.count} of ${expected} records (using the ${img.count} present)`;
-    notes.push(note);
-    (opts.warn ?? defaultWarn)(note);
+    notes.push(partialFileNote(imagesPath, img.count, expected, opts.warn));
   }
   return {
     name: opts.name ?? 'mnist',
@@ -226,7 +232,7 @@ function cifarRecordCount(bytes: Uint8Array, recordBytes: number, source: string
     if (opts.requireComplete) {
       throw new DataFormatError(source, `truncated: expected ${expectText}, found ${bytes.length} bytes (${count} records); a training file must be complete`);
     }
-    (opts.warn ?? defaultWarn)(`${source}: partial file, ${count} of ${expected} records (using the ${count} present)`);
+    partialFileNote(source, count, expected, opts.warn);
   }
   return count;
 }
@@ -342,9 +348,7 @@ export function parseSvhnMat(bytes: Uint8Array, source: string, opts: SvhnReadOp
     if (count > expected || opts.requireComplete) {
       throw new DataFormatError(source, `expected ${expected} images, found ${count}${count < expected ? '; a training file must be complete' : ''}`);
     }
-    const note = `${source}: partial file, ${count} of ${expected} records (using the ${count} present)`;
-    notes.push(note);
-    (opts.warn ?? defaultWarn)(note);
+    notes.push(partialFileNote(source, count, expected, opts.warn));
   }
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
