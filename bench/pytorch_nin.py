@@ -14,6 +14,9 @@ their count, which should be our bench's --steps (the pipeline's fill and drain 
 The blocks are also timed `reps` calls between one pair of events (`block*_back_to_back_ms`): per
 call that is the GPU time without the launch gaps of a lone call, to set beside our fused kernel's
 timestamp time.
+The training step and forward are timed again with the net and input in channels_last (NHWC, the
+layout our engine uses; cuDNN's tensor-core kernels often prefer it): `*_channels_last` keys, so our
+step is set beside PyTorch's faster layout too, not only its default.
 Smoke test without a GPU: --device cpu --batch 2 --reps 2.
 """
 import argparse
@@ -163,6 +166,17 @@ def main():
         results[f'block3_forward_ms_{label}'] = time_ms(run_block(block3, x3), args.reps)
         for b, (block, inp) in enumerate(((block1, x), (block2, x2), (block3, x3)), 1):
             results[f'block{b}_back_to_back_ms_{label}'] = events_back_to_back_ms(run_block(block, inp), args.reps)
+    # The same net and input in channels_last: the parameters are converted in place, so the
+    # optimiser (which holds the same Parameter objects) steps them as before.
+    net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    for label, tf32 in (('fp32', False), ('tf32', True)):
+        set_tf32(tf32)
+        net.train()
+        results[f'train_step_ms_{label}_channels_last'] = time_ms(step, args.reps)
+        results[f'train_step_back_to_back_ms_{label}_channels_last'] = back_to_back_ms(step, args.steps)
+        net.eval()
+        results[f'forward_back_to_back_ms_{label}_channels_last'] = back_to_back_ms(forward, args.steps)
     set_tf32(False)
     print(json.dumps(results, indent=2))
     if args.json:
