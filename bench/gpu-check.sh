@@ -93,7 +93,7 @@ grep -E "Test Files|Tests  |FAIL" "$LOGS/tests.txt" | head -20
 
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && CUDA_TORCH=yes || CUDA_TORCH=no
 if [ $CUDA_TORCH = yes ]; then
-  stage pytorch 50 python3 bench/pytorch_nin.py --batch "$BATCH" --steps "$STEPS" --json "$LOGS/pytorch.json"
+  stage pytorch 60 python3 bench/pytorch_nin.py --batch "$BATCH" --steps "$STEPS" --json "$LOGS/pytorch.json"
 else
   echo "no CUDA PyTorch here: skipped" | tee "$LOGS/pytorch.txt"
 fi
