@@ -91,10 +91,28 @@ function pngScanlineBytes(width: number, height: number, bitsPerPixel: number, i
   return ADAM7.reduce((sum, [x0, y0, dx, dy]) => sum + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
 }
 
-/** What pngjs does not check, or checks only by allocating what the header claims: the chunk
- * layout, the header's size, depth and colour type, and that the image data inflates to exactly
- * the scanlines the header declares (a cut-off IDAT would otherwise decode as black rows). */
-function checkPngStructure(bytes: Buffer, path: string, width: number, height: number): void {
+/** CRC-32 as PNG chunks carry it (ISO 3309; zlib.crc32 needs Node 20.15, the package allows 20.6). */
+const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c;
+});
+function crc32(bytes: Uint8Array): number {
+  let c = -1;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+/** The critical chunks (upper-case first letter) a PNG reader knows; any other one cannot be skipped. */
+const KNOWN_CRITICAL_CHUNKS = new Set(['IHDR', 'PLTE', 'IDAT', 'IEND']);
+
+/** What pngjs does not check, or checks only by allocating what the header claims, or fails on
+ * with a message that hides the cause (its sync reader reports "unrecognised content at end of
+ * stream" for any parse error): the chunk layout and CRCs, the header's size, depth, colour type
+ * and methods, unknown critical chunks, tRNS against the palette, and that the image data
+ * inflates to exactly the scanlines the header declares (a cut-off IDAT would otherwise decode as
+ * black rows). Returns the file's length up to the end of IEND: bytes after it are ignored, as
+ * other PNG readers do. */
+function checkPngStructure(bytes: Buffer, path: string, width: number, height: number): number {
   const fail = (message: string): never => {
     throw new ImageLoadError(path, `corrupt PNG: ${message}`);
   };
@@ -108,29 +126,49 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
   const kind = PNG_COLOR_TYPES[colorType];
   if (!kind) fail(`colour type ${colorType} does not exist (0, 2, 3, 4 or 6)`);
   if (!kind.depths.includes(depth)) fail(`bit depth ${depth} is not allowed for ${kind.name} (colour type ${colorType}): ${kind.depths.join(', ')}`);
+  // pngjs computes a row's bytes in 32-bit integers: a row of 2³¹ bits or more would wrap.
+  if (width * depth * kind.samples >= 2 ** 31) {
+    throw new ImageLoadError(path, `PNG rows are ${width} pixels of ${depth * kind.samples} bits (${width * depth * kind.samples} bits a row), more than the 2^31 this reader's decoder handles; resize it first`);
+  }
+  if (bytes[26] !== 0) fail(`compression method ${bytes[26]} does not exist (0)`);
+  if (bytes[27] !== 0) fail(`filter method ${bytes[27]} does not exist (0)`);
   const interlace = bytes[28];
   if (interlace > 1) fail(`interlace method ${interlace} does not exist (0 or 1)`);
   const idat: Buffer[] = [];
-  let sawEnd = false;
+  let paletteEntries = 0;
+  let end = 0; // where IEND ends; 0 until it is seen
   for (let off = 8; off < bytes.length; ) {
     if (off + 12 > bytes.length) fail(`the file ends inside a chunk header at offset ${off}`);
     const length = bytes.readUInt32BE(off);
     const type = bytes.toString('latin1', off + 4, off + 8);
     if (off + 12 + length > bytes.length) fail(`chunk "${type}" at offset ${off} declares ${length} data bytes and a 4-byte CRC, the file holds ${bytes.length - off - 8} bytes after its header`);
+    if (crc32(bytes.subarray(off + 4, off + 8 + length)) !== bytes.readUInt32BE(off + 8 + length)) fail(`chunk "${type}" at offset ${off} fails its CRC check (damaged)`);
+    if ((bytes[off + 4] & 0x20) === 0 && !KNOWN_CRITICAL_CHUNKS.has(type)) fail(`chunk "${type}" at offset ${off} is critical (upper-case first letter) and unknown: the image cannot be read without it`);
     if (type === 'IDAT') idat.push(bytes.subarray(off + 8, off + 8 + length));
+    if (type === 'PLTE') paletteEntries = Math.floor(length / 3);
+    if (type === 'tRNS') {
+      if (colorType === 3 && paletteEntries === 0) fail(`the tRNS chunk at offset ${off} comes before the palette (PLTE)`);
+      if (colorType === 3 && length > paletteEntries) fail(`the tRNS chunk at offset ${off} holds ${length} alpha values, the palette only ${paletteEntries} entries`);
+      const needs = colorType === 0 ? 2 : colorType === 2 ? 6 : undefined; // one transparent grey / RGB colour, 16-bit samples
+      if (needs !== undefined && length !== needs) fail(`the tRNS chunk at offset ${off} holds ${length} bytes, a ${kind.name} image's holds ${needs}`);
+    }
     off += 12 + length;
     if (type === 'IEND') {
-      sawEnd = true;
+      end = off;
       break;
     }
   }
   if (idat.length === 0) fail('no IDAT chunk (the image data)');
-  if (!sawEnd) fail('no IEND chunk: the file is cut short');
+  if (!end) fail('no IEND chunk: the file is cut short');
   const needed = pngScanlineBytes(width, height, depth * kind.samples, interlace === 1);
+  const compressed = Buffer.concat(idat);
   let inflated: Buffer;
+  let consumed: number;
   try {
     // A sync flush returns what a cut-off stream holds instead of failing, so the shortfall can be named.
-    inflated = inflateSync(Buffer.concat(idat), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: needed });
+    const result = inflateSync(compressed, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: needed, info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    inflated = result.buffer;
+    consumed = result.engine.bytesWritten; // input bytes the inflater took: the stream's end
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     // More data than the rows need: pngjs fails on it with a message that names no cause.
@@ -139,6 +177,8 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
     throw e;
   }
   if (inflated.length !== needed) fail(`the image data inflates to ${inflated.length} bytes, a ${width}×${height} ${kind.name} image at depth ${depth} needs ${needed}`);
+  if (consumed < compressed.length) fail(`the image data holds ${compressed.length - consumed} bytes after the end of its compressed stream`);
+  return end;
 }
 
 /** Reads and decodes any PNG pngjs supports (bit depths 1–16, grey/RGB/palette, ±alpha, tRNS,
@@ -167,17 +207,18 @@ export function readPng(path: string): DecodedPng {
   if (headerWidth === 0 || headerHeight === 0) {
     throw new ImageLoadError(path, `PNG has zero size (width ${headerWidth}, height ${headerHeight})`);
   }
-  checkPngStructure(bytes, path, headerWidth, headerHeight);
+  const end = checkPngStructure(bytes, path, headerWidth, headerHeight);
   let png: ReturnType<typeof PNG.sync.read>;
   try {
     // skipRescale keeps 16-bit samples at full precision (pngjs otherwise rounds them to 8 bits).
-    png = PNG.sync.read(bytes, { skipRescale: true });
+    png = PNG.sync.read(bytes.subarray(0, end), { skipRescale: true });
   } catch (e) {
     throw new ImageLoadError(path, `corrupt PNG (${(e as Error).message})`);
   }
   const { width, height } = png;
-  // Palette entries are always 8-bit; other samples keep the file's depth when not rescaled.
-  const maxSample = png.palette || (png.colorType as number) === 3 ? 255 : 2 ** png.depth - 1;
+  // Palette entries are always 8-bit; other samples keep the file's depth when not rescaled. (Not
+  // `png.palette`: an RGB or RGBA file may carry a suggested palette, and its samples are its own.)
+  const maxSample = bytes[25] === 3 ? 255 : 2 ** bytes[24] - 1;
   const src = png.data as unknown as ArrayLike<number>;
   const n = width * height * 4;
   if (src.length < n) {

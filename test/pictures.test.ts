@@ -161,7 +161,7 @@ describe('loadImageForModel', () => {
 
 /** A PNG built chunk by chunk: the header as given, `data` as the IDAT's inflated scanlines, or raw chunks;
  * `idatBytes`: the IDAT's data as given (not deflated). */
-function handMadePng(opts: { width: number; height: number; depth?: number; colorType?: number; interlace?: number; scanlines?: Buffer; idat?: boolean; idatBytes?: Buffer }): Buffer {
+function handMadePng(opts: { width: number; height: number; depth?: number; colorType?: number; interlace?: number; scanlines?: Buffer; idat?: boolean; idatBytes?: Buffer; before?: [string, Buffer][]; header?: (ihdr: Buffer) => void }): Buffer {
   const chunk = (type: string, data: Buffer): Buffer => {
     const head = Buffer.alloc(8);
     head.writeUInt32BE(data.length, 0);
@@ -176,7 +176,8 @@ function handMadePng(opts: { width: number; height: number; depth?: number; colo
   ihdr[8] = opts.depth ?? 8;
   ihdr[9] = opts.colorType ?? 0;
   ihdr[12] = opts.interlace ?? 0;
-  const chunks = [chunk('IHDR', ihdr)];
+  opts.header?.(ihdr);
+  const chunks = [chunk('IHDR', ihdr), ...(opts.before ?? []).map(([type, data]) => chunk(type, data))];
   if (opts.idat !== false) chunks.push(chunk('IDAT', opts.idatBytes ?? deflateSync(opts.scanlines ?? Buffer.alloc(0))));
   chunks.push(chunk('IEND', Buffer.alloc(0)));
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks]);
@@ -233,6 +234,56 @@ describe('readPng: what the header declares is checked before decoding', () => {
     expect(() => readPng(cutHeader)).toThrow(`${cutHeader}: corrupt PNG: the file ends inside a chunk header at offset 33`);
     const notZlib = file('not-zlib.png', handMadePng({ width: 28, height: 28, idatBytes: Buffer.from('these bytes are not a zlib stream') }));
     expect(() => readPng(notZlib)).toThrow(`${notZlib}: corrupt PNG: the image data does not inflate (incorrect header check)`);
+  });
+
+  it('damaged chunks, unknown critical chunks, tRNS that does not fit, other methods, junk after the image data → errors naming the cause (pngjs would say "unrecognised content at end of stream")', () => {
+    const rows = greyRows(4, 2);
+    const whole = handMadePng({ width: 4, height: 2, scanlines: rows });
+    const flipped = Buffer.from(whole);
+    flipped[33 + 8] ^= 1; // the first byte of the IDAT's data: its CRC no longer matches
+    const badCrc = file('bad-crc.png', flipped);
+    expect(() => readPng(badCrc)).toThrow(`${badCrc}: corrupt PNG: chunk "IDAT" at offset 33 fails its CRC check (damaged)`);
+    const critical = file('critical.png', handMadePng({ width: 4, height: 2, scanlines: rows, before: [['ABCD', Buffer.alloc(3)]] }));
+    expect(() => readPng(critical)).toThrow(`${critical}: corrupt PNG: chunk "ABCD" at offset 33 is critical (upper-case first letter) and unknown: the image cannot be read without it`);
+    expect(readPng(file('ancillary.png', handMadePng({ width: 4, height: 2, scanlines: rows, before: [['abCD', Buffer.alloc(3)]] }))).width).toBe(4); // ancillary: skipped
+    const palette = (entries: number): Buffer => Buffer.alloc(3 * entries, 7);
+    // 8-bit palette indices, all 1.
+    const trnsFirst = file('trns-first.png', handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['tRNS', Buffer.alloc(2)], ['PLTE', palette(2)]] }));
+    expect(() => readPng(trnsFirst)).toThrow(`${trnsFirst}: corrupt PNG: the tRNS chunk at offset 33 comes before the palette (PLTE)`);
+    const trnsLong = file('trns-long.png', handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['PLTE', palette(2)], ['tRNS', Buffer.alloc(3)]] }));
+    expect(() => readPng(trnsLong)).toThrow(`${trnsLong}: corrupt PNG: the tRNS chunk at offset 51 holds 3 alpha values, the palette only 2 entries`);
+    const trnsGrey = file('trns-grey.png', handMadePng({ width: 4, height: 2, scanlines: rows, before: [['tRNS', Buffer.alloc(1)]] }));
+    expect(() => readPng(trnsGrey)).toThrow(`${trnsGrey}: corrupt PNG: the tRNS chunk at offset 33 holds 1 bytes, a grey image's holds 2`);
+    const fitting = file('trns-fits.png', handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['PLTE', palette(2)], ['tRNS', Buffer.from([0, 128])]] }));
+    expect(readPng(fitting).rgba[3]).toBe(Math.fround(128 / 255)); // index 1's alpha
+    const compression = file('compression-1.png', handMadePng({ width: 4, height: 2, scanlines: rows, header: (h) => (h[10] = 1) }));
+    expect(() => readPng(compression)).toThrow(`${compression}: corrupt PNG: compression method 1 does not exist (0)`);
+    const filter = file('filter-1.png', handMadePng({ width: 4, height: 2, scanlines: rows, header: (h) => (h[11] = 1) }));
+    expect(() => readPng(filter)).toThrow(`${filter}: corrupt PNG: filter method 1 does not exist (0)`);
+    const junk = file('junk-after-stream.png', handMadePng({ width: 4, height: 2, idatBytes: Buffer.concat([deflateSync(rows), Buffer.from([1, 2, 3])]) }));
+    expect(() => readPng(junk)).toThrow(`${junk}: corrupt PNG: the image data holds 3 bytes after the end of its compressed stream`);
+    // Bytes after IEND are ignored, as libpng does: the same pixels as the file without them.
+    const trailing = file('trailing.png', Buffer.concat([whole, Buffer.from([0, 0])]));
+    expect(readPng(trailing)).toEqual(readPng(file('whole-4x2.png', whole)));
+  });
+
+  it('16-bit RGB and RGBA files that carry a suggested palette keep their 16-bit scale (the palette is not their pixels)', () => {
+    const samples = [0, 1000, 30000, 65535];
+    for (const [colorType, channels] of [[2, 3], [6, 4]]) {
+      const scanline = Buffer.alloc(1 + 4 * channels * 2);
+      samples.forEach((v, x) => {
+        for (let c = 0; c < channels; c++) scanline.writeUInt16BE(c === 3 ? 65535 : v, 1 + (x * channels + c) * 2);
+      });
+      const plain = readPng(file(`rgb16-${colorType}.png`, handMadePng({ width: 4, height: 1, depth: 16, colorType, scanlines: scanline })));
+      const withPalette = readPng(file(`rgb16-${colorType}-plte.png`, handMadePng({ width: 4, height: 1, depth: 16, colorType, scanlines: scanline, before: [['PLTE', Buffer.from([0, 0, 0, 255, 255, 255])]] })));
+      expect(Array.from(plain.rgba.filter((_, i) => i % 4 === 0))).toEqual(samples.map((v) => Math.fround(v / 65535)));
+      expect(withPalette.rgba).toEqual(plain.rgba);
+    }
+  });
+
+  it('rows too long for the decoder (2^31 bits) are refused up front, within the pixel limit', () => {
+    const wide = file('wide-rgba16.png', handMadePng({ width: 2 ** 25, height: 1, depth: 16, colorType: 6, scanlines: Buffer.alloc(1) }));
+    expect(() => readPng(wide)).toThrow(`${wide}: PNG rows are 33554432 pixels of 64 bits (2147483648 bits a row), more than the 2^31 this reader's decoder handles; resize it first`);
   });
 
   it('interlaced (Adam7) files of odd sizes, where some passes are empty, decode to the right pixels', () => {
