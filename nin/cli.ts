@@ -592,7 +592,10 @@ async function runPredict(args: string[]): Promise<void> {
   const { positionals } = parse(args, {}, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   const ckpt = checkpointArg(positionals[0]);
   const images = positionals.slice(1);
-  for (const img of images) if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
+  for (const img of images) {
+    if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
+    if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG files`);
+  }
   const { predict } = await import('./predict.ts');
   for (const line of await predict(ckpt, images)) console.log(line);
 }

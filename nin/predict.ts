@@ -9,7 +9,7 @@ import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
 import { loadTestSet } from './datasets.ts';
-import { loadImageForModel, resizeNote } from './images.ts';
+import { ImageLoadError, loadImageForModel, resizeNote } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, runLog } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
@@ -30,12 +30,20 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
   const names = classNamesOf(c.options.dataset);
   const pixels = new Float32Array(images.length * height * width * channels);
+  const unreadable: ImageLoadError[] = []; // every bad picture named at once, not one per attempt
   images.forEach((path, i) => {
-    const image = loadImageForModel(path, { height, width, channels });
-    const resized = resizeNote(path, image.originalSize, { height, width });
-    if (resized) note(resized);
-    pixels.set(image.pixels, i * height * width * channels);
+    try {
+      const image = loadImageForModel(path, { height, width, channels });
+      const resized = resizeNote(path, image.originalSize, { height, width });
+      if (resized) note(resized);
+      pixels.set(image.pixels, i * height * width * channels);
+    } catch (e) {
+      if (!(e instanceof ImageLoadError)) throw e;
+      unreadable.push(e);
+    }
   });
+  if (unreadable.length === 1) throw unreadable[0];
+  if (unreadable.length > 1) throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
   // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
   for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
   const x = c.preprocessor.apply(pixels, images.length, c.config.input);

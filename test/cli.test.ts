@@ -100,13 +100,16 @@ describe('nin CLI', () => {
     }
   });
 
-  it('nin predict: an image that is not there is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', () => {
+  it('nin predict: an image that is not there, or a directory, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', () => {
     // A header the format check accepts and loading would refuse (no options, config or weights).
     const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
     const r = nin('predict', ckpt, 'package.json', 'no/such/image.png');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/^nin: no image at 'no\/such\/image.png'\n\nusage:/);
+    const d = nin('predict', ckpt, 'package.json', 'test');
+    expect(d.code, d.stderr).toBe(2);
+    expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG files\n\nusage:/);
   });
 
   it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', () => {

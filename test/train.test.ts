@@ -604,6 +604,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
     expect(sameLine).toBe(line);
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
+    // Every picture that cannot be read is named at once, and none is predicted.
+    const notPng = join(tmp, 'not-a.png');
+    writeFileSync(notPng, 'text');
+    const missing = join(tmp, 'missing.png');
+    await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
     // Where the device binds only two images' activations at a time, three go as two and one
     // (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 2 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
