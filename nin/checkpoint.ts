@@ -160,7 +160,12 @@ export function loadCheckpoint(path: string): Checkpoint {
     },
     buildModel() {
       const model = new NinModel(config, 1);
-      checkpoint.restore(model);
+      try {
+        checkpoint.restore(model);
+      } catch (e) {
+        model.dispose(); // its freshly initialised weights; a library caller goes on with the device
+        throw e;
+      }
       return model;
     },
   };

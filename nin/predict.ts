@@ -74,7 +74,6 @@ export async function predict(checkpointPath: string, images: string[], note: (l
 export async function visualize(checkpointPath: string, o: { count: number; dataDir?: string; outDir?: string }): Promise<string[]> {
   const c = loadCheckpoint(checkpointPath);
   const outDir = o.outDir ?? dirname(checkpointPath);
-  mkdirSync(outDir, { recursive: true });
   const written: string[] = [];
   const test = await loadTestSet(c.options.dataset, o.dataDir, o.count);
   const n = Math.min(o.count, test.count);
@@ -85,12 +84,19 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
   const x = c.preprocessor.apply(raw, n, c.config.input);
-  const { maps, logits } = noGrad(() =>
-    tidy(() => {
-      const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });
-      return { maps: m, logits: model.head(m, { train: false }) };
-    }),
-  );
+  let forward: { maps: Tensor; logits: Tensor };
+  try {
+    forward = noGrad(() =>
+      tidy(() => {
+        const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });
+        return { maps: m, logits: model.head(m, { train: false }) };
+      }),
+    );
+  } catch (e) {
+    model.dispose(); // a library caller goes on with the device
+    throw e;
+  }
+  const { maps, logits } = forward;
   const [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]).finally(() => {
     maps.dispose();
     logits.dispose();
@@ -103,6 +109,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   // a learnt mix, so map k is no class's, even when there are as many maps as classes.
   const classMaps = c.config.head === 'gap' && M === C;
   const featurePath = join(outDir, 'feature-maps.png');
+  mkdirSync(outDir, { recursive: true }); // only now: a data or device error leaves no empty directory behind
   writeFileSync(
     featurePath,
     renderFeatureMapGrid({

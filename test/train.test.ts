@@ -789,6 +789,10 @@ describe('a checkpoint whose tensors do not fit the model', () => {
     writeSafetensors(bad, { ...tensors, 'param.block2.w1': { ...w1, data: new Float32Array(w1.data.length).fill(7) }, 'param.block2.w2': { ...tensors['param.block2.w2'], shape: transposed } }, metadata);
     expect(() => loadCheckpoint(bad).restore(model)).toThrow(new RegExp(`parameter 'block2.w2' has shape \\[${transposed.join(', ')}\\], ${theModels}`));
     expect(await model.parameter('block2.w1').toArray()).toEqual(w1.data);
+    // buildModel (predict, visualize, eval) refuses it too, and frees the model it built.
+    const live = pool().stats.liveBuffers;
+    expect(() => loadCheckpoint(bad).buildModel()).toThrow(/parameter 'block2.w2' has shape/);
+    expect(pool().stats.liveBuffers, 'a refused buildModel leaves nothing on the GPU').toBe(live);
     opt.dispose();
     model.dispose();
   });
