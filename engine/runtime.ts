@@ -315,16 +315,19 @@ async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuf
   currentEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
   flush();
   try {
-    await staging.mapAsync(GPUMapMode.READ);
-  } catch (e) {
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await checkErrors();
+      throw new GpuError(`reading back a GPU buffer failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange().slice(0, byteLength);
+    staging.unmap();
     await checkErrors();
-    throw new GpuError(`reading back a GPU buffer failed: ${(e as Error).message}`);
+    return out;
+  } finally {
+    staging.destroy(); // a failed read frees its staging buffer too (destroy also unmaps)
   }
-  const out = staging.getMappedRange().slice(0, byteLength);
-  staging.unmap();
-  staging.destroy();
-  await checkErrors();
-  return out;
 }
 
 /** Waits until the GPU has finished all submitted work; surfaces errors. */

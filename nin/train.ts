@@ -119,9 +119,10 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
         return { logits: lg, loss: softmaxCrossEntropy(lg, labelTensor(b.labels, C)) };
       }),
     );
-    const [lv, l] = await Promise.all([logits.toArray(), loss.item()]);
-    logits.dispose();
-    loss.dispose();
+    const [lv, l] = await Promise.all([logits.toArray(), loss.item()]).finally(() => {
+      logits.dispose(); // also when a read fails: the caller may go on with the device
+      loss.dispose();
+    });
     lossSum += l * b.size;
     for (let i = 0; i < b.size; i++) {
       const best = argmax(lv, i * C, C);
@@ -408,7 +409,10 @@ async function trainInDirectory(
   let prof: Profiler | null = o.profile ? await startProfiler() : null;
   // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
   // profile covers the steps after them.
-  const profileFrom = Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - 1) + (resumed?.partialEpoch?.batches ?? 0);
+  // A run resumed within an epoch profiles the rest of it: the warm-up counts from where it resumed,
+  // and leaves at least one step to time.
+  const profileStart = resumed?.partialEpoch?.batches ?? 0;
+  const profileFrom = profileStart + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - profileStart - 1);
   const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
     try {
       if (keepOldCheckpoint && path === ckptPath) {
@@ -550,8 +554,12 @@ async function trainInDirectory(
       if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
       if (prof) {
         prof.stop();
-        const rows = await prof.collect();
-        log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)`, notes: prof.notes() }));
+        // A diagnostic: a failed timestamp readback is said, and the epoch is still evaluated and saved.
+        const rows = await prof.collect().catch((e: Error) => {
+          log(`warning: no per-kernel profile for epoch ${epoch + 1}: ${e.message}`);
+          return null;
+        });
+        if (rows) log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)`, notes: prof.notes() }));
         prof = null;
       }
       const seconds = secondsBefore + (performance.now() - te) / 1000;

@@ -214,6 +214,31 @@ describe('waiting for the GPU', () => {
 });
 
 describe('errors', () => {
+  it('a read that fails (mapAsync rejects) frees its staging buffer, and the engine goes on', async () => {
+    const probe = gpu().device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const proto = Object.getPrototypeOf(probe) as { mapAsync: GPUBuffer['mapAsync']; destroy: GPUBuffer['destroy'] };
+    probe.destroy();
+    const { mapAsync, destroy } = proto;
+    let stagingDestroyed = 0;
+    proto.mapAsync = function () {
+      return Promise.reject(new Error('injected map failure'));
+    };
+    proto.destroy = function (this: GPUBuffer) {
+      if (this.usage & GPUBufferUsage.MAP_READ) stagingDestroyed++;
+      return destroy.call(this);
+    };
+    try {
+      const t = Tensor.fromArray([1, 2, 3], [3]);
+      await expect(t.toArray()).rejects.toThrow(/reading back a GPU buffer failed: injected map failure/);
+      expect(stagingDestroyed).toBe(1);
+      t.dispose();
+    } finally {
+      proto.mapAsync = mapAsync;
+      proto.destroy = destroy;
+    }
+    expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5]));
+  });
+
   it('names the kernel whose WGSL fails to compile', async () => {
     const t = Tensor.empty([4]);
     dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);

@@ -11,6 +11,8 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { pool, upload } from '../engine/runtime.ts';
+import { Profiler } from '../engine/profiler.ts';
+import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
@@ -18,7 +20,7 @@ import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, evaluate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -506,6 +508,46 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // One SGD update per parameter tensor (3 blocks × 3 weights and 3 biases) in every step.
     expect(table).toMatch(/\nsgd_step +18 /);
     expect(table).toMatch(/\nmlpconv5x5_fused_forward +1 /);
+  });
+
+  it('--profile on a run resumed within an epoch times the rest of that epoch after its own warm-up; a failed profile readback is said and the epoch still saved', async () => {
+    const base = ['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '2'];
+    const first = { ...options([...base, '--out', join(tmp, 'profile-resume')]), interrupt: (step: number) => step === 8 };
+    const cut = await train(first, await loadSplits(first)).then(() => null, (e) => e);
+    expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ partialEpoch: { batches: 8, stepsPerEpoch: 10 } });
+    const lines: string[] = [];
+    const resumed = { ...options(['--resume', cut.checkpoint, '--profile', '--stop-after', '1']), log: (m: string) => lines.push(m) };
+    await train(resumed, await loadSplits(resumed));
+    // Batches 8 and 9 are left: one warm-up step, one timed (it was 0 timed: an empty table).
+    expect(lines.find((l) => l.includes('per-kernel GPU time'))).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 1 steps\)\n[^]*\nsgd_step +18 /);
+    // The profile is a diagnostic: its failure does not cost the epoch.
+    const collect = Profiler.prototype.collect;
+    Profiler.prototype.collect = () => Promise.reject(new Error('injected readback failure'));
+    try {
+      const failing = { ...options([...base, '--epochs', '1', '--profile', '--out', join(tmp, 'profile-fails')]), log: (m: string) => lines.push(m) };
+      const r = await train(failing, await loadSplits(failing));
+      expect(lines).toContain('warning: no per-kernel profile for epoch 1: injected readback failure');
+      expect(loadCheckpoint(r.checkpoint)).toMatchObject({ epoch: 1 });
+    } finally {
+      Profiler.prototype.collect = collect;
+    }
+  });
+
+  it('evaluate() frees its batch tensors when a read fails', async () => {
+    const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '16']);
+    const { test } = await loadSplits(o);
+    const model = new NinModel(modelConfig(o), 1);
+    const live = pool().stats.liveBuffers;
+    const read = Tensor.prototype.toArray;
+    Tensor.prototype.toArray = () => Promise.reject(new Error('injected read failure'));
+    try {
+      await expect(evaluate(model, test, 16)).rejects.toThrow('injected read failure');
+    } finally {
+      Tensor.prototype.toArray = read;
+    }
+    await new Promise((r) => setTimeout(r, 100)); // the loss read still in flight settles
+    expect(pool().stats.liveBuffers).toBe(live);
+    model.dispose();
   });
 
   it("the progress line times the training loop only, and its ETA runs to --stop-after's epoch", async () => {
