@@ -50,6 +50,24 @@ describe('conv2d', () => {
     }
   }
 
+  // max(NaN, 0) is 0 on GPUs: a fused ReLU must keep a NaN (reluKeepNan) so that a broken layer
+  // reaches the loss's NaN check, in exactly the outputs whose receptive field holds it.
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  it(`${style} kernels: a NaN input reaches, through the fused ReLU, the outputs whose receptive field holds it`, async () => {
+    setKernelStyle(style);
+    const { N, H, W, Ci, Co, K } = cases[0]; // kernels the cases above compile
+    const x = pair([N, H, W, Ci], 1);
+    x.ref.data[((1 * H + 4) * W + 0) * Ci + 2] = NaN; // image 1, row 4, column 0 (the left border)
+    const w = pair([K, K, Ci, Co], 2, -0.3, 0.3);
+    const b = pair([Co], 3);
+    const ref = reluRef(conv2dRef(x.ref, w.ref, b.ref)).data;
+    const nanAt = Array.from(ref, Number.isNaN);
+    expect(nanAt.filter(Boolean).length).toBe(3 * 2 * Co); // rows 3–5, columns 0–1, every channel
+    const y = await conv2d(Tensor.fromArray(x.ref.data, x.ref.shape), w.gpu, b.gpu, { relu: true }).toArray();
+    expect(Array.from(y, Number.isNaN)).toEqual(nanAt);
+    expectClose('forward away from the NaN', y.filter((_, i) => !nanAt[i]), ref.filter((_, i) => !nanAt[i]), 1e-5);
+  });
+
   // More output tiles than the device allows workgroups in one dimension (here the limit is lowered
   // below the forward's tile count; on a real device, about a million output rows in the simd
   // style): the GEMM folds its tiles over x and y, and workgroups past the last tile do nothing.

@@ -107,6 +107,23 @@ describe('mlpconv (fused)', () => {
     setKernelStyle(null);
   });
 
+  // A network's first block: its input (the images) needs no gradient, its weights do. The fused
+  // forward must still keep the hidden activations the weights' gradients are computed from.
+  for (const style of styles)
+  it(`${style} kernels: an input that needs no gradient (a first block): the weights' gradients match the float64 reference`, async () => {
+    setKernelStyle(style);
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 14);
+    const { t, gpu } = mlpconvParams(c, 61);
+    const y = mlpconv(x.gpu, gpu);
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+    expectClose('forward', await y.toArray(), f().data, 1e-5);
+    const r = randomArray(y.size, 18);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    expect(x.gpu.grad).toBeNull();
+    await expectGradients(t, () => dotRef(f(), r), 20);
+  });
+
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
   for (const style of styles)
   it(`${style} kernels: relu3 false (linear output) matches the float64 reference, forward and all gradients`, async () => {
