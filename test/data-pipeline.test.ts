@@ -6,6 +6,7 @@ import {
   Rng,
   augmentBatch,
   augmentRecord,
+  deriveSeed,
   permutation,
   assembleSplits,
   concatDatasets,
@@ -270,8 +271,18 @@ describe('BatchLoader', () => {
     expect(loader.makeBatch(2, 3).images).toEqual(a[3].images); // resumable at any batch
     const other = await collect(new BatchLoader(ds, opts).epoch(3));
     expect(other.map((x) => Array.from(x.indices))).not.toEqual(a.map((x) => Array.from(x.indices)));
-    // Augmentation keeps labels: the label still matches the (shifted) image's example id.
-    for (const batch of a) for (let i = 0; i < batch.size; i++) expect(batch.labels[i]).toBe(batch.indices[i] % 10);
+    // Augmentation keeps labels: each image, shifted and flipped, is still its example's (every
+    // pixel that is not padding encodes the example id n, as n·1000 + …), and its label is n's.
+    const per = ds.height * ds.width * ds.channels;
+    for (const batch of a) {
+      for (let i = 0; i < batch.size; i++) {
+        const pixels = batch.images.subarray(i * per, (i + 1) * per).filter((v) => v !== 0);
+        expect(pixels.length).toBeGreaterThan(0);
+        const ids = new Set(Array.from(pixels, (v) => Math.floor((v - 1) / 1000)));
+        expect([...ids]).toEqual([batch.indices[i]]);
+        expect(batch.labels[i]).toBe(batch.indices[i] % 10);
+      }
+    }
   });
 
   it('prepares the next batch ahead: it is ready before it is asked for', async () => {
@@ -287,6 +298,15 @@ describe('BatchLoader', () => {
     await new Promise((r) => setImmediate(r));
     expect(built).toBe(2);
     expect((await it.next()).done).toBe(true);
+    // Stopped right after taking a batch (a `break` in the loop), before the next one was started:
+    // nothing more is prepared.
+    let built2 = 0;
+    const stopped = new BatchLoader(ds, { batchSize: 5, preprocess: () => void built2++ }).epoch(0);
+    await stopped.next();
+    await stopped.return();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(built2).toBe(1);
   });
 
   it('applies the preprocess hook before augmentation (padding is 0 in preprocessed units)', async () => {
@@ -321,5 +341,49 @@ describe('BatchLoader', () => {
   it('a failing preprocess hook surfaces from next()', async () => {
     const loader = new BatchLoader(ds, { batchSize: 5, preprocess: () => { throw new Error('boom'); } });
     await expect(loader.epoch(0).next()).rejects.toThrow('boom');
+  });
+});
+
+// Distributions, not only bounds: a shift range cut at one end, crops biased to one side, shifts
+// tied between the axes, a skewed flip or shuffle all stay "within bounds" and pass pixel checks
+// made against the recorded shifts. Seeds are fixed, so these counts are deterministic; the
+// margins are about 4 standard deviations of a fair draw.
+describe('augmentation and shuffling draw what they should', () => {
+  it('translations are uniform over −P..P on each axis, independent of each other; flips have probability 1/2', () => {
+    const n = 4500;
+    const rec = augmentRecord(n);
+    augmentBatch(new Float32Array(n * 64), { count: n, height: 8, width: 8, channels: 1 }, { pad: 4, flip: true }, new Rng(1), undefined, rec);
+    for (const a of [rec.dy, rec.dx]) {
+      const h = new Map<number, number>();
+      for (const v of a) h.set(v, (h.get(v) ?? 0) + 1);
+      expect([...h.keys()].sort((x, y) => x - y)).toEqual([-4, -3, -2, -1, 0, 1, 2, 3, 4]);
+      for (const c of h.values()) expect(Math.abs(c - n / 9)).toBeLessThan(120);
+    }
+    let same = 0;
+    for (let i = 0; i < n; i++) if (rec.dx[i] === rec.dy[i]) same++;
+    expect(Math.abs(same - n / 9)).toBeLessThan(120);
+    const flips = rec.flipped.reduce((a, b) => a + b, 0);
+    expect(Math.abs(flips - n / 2)).toBeLessThan(150);
+  });
+
+  it('the same images augment differently in another batch and in another epoch', () => {
+    const per = 5 * 5;
+    const one = Float32Array.from({ length: per }, (_, i) => i + 1);
+    const images = new Float32Array(8 * per);
+    for (let k = 0; k < 8; k++) images.set(one, k * per);
+    const loader = new BatchLoader({ ...synthetic(8, 5, 5, 1), images }, { batchSize: 4, shuffle: false, seed: 1, augment: { pad: 2, flip: true } });
+    expect(loader.makeBatch(0, 1).images).not.toEqual(loader.makeBatch(0, 0).images);
+    expect(loader.makeBatch(1, 0).images).not.toEqual(loader.makeBatch(0, 0).images);
+  });
+
+  it('permutations are uniform (all 6 orders of 3, equally often) and every deriveSeed stream counts', () => {
+    const counts = new Map<string, number>();
+    for (let s = 0; s < 27000; s++) {
+      const k = Array.from(permutation(3, s)).join('');
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    expect(counts.size).toBe(6);
+    for (const c of counts.values()) expect(Math.abs(c - 4500)).toBeLessThan(250);
+    expect(deriveSeed(1, 2, 3, 4)).not.toBe(deriveSeed(1, 2, 3, 5));
   });
 });

@@ -647,3 +647,14 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     expect(meanAbs).toBeLessThan(1e-4);
   });
 });
+
+describe('preprocessing edge cases', () => {
+  it('a channel of one constant value is centred, not divided by its zero spread', () => {
+    const x = Float32Array.of(1, 5, 1, 7); // channel 0: 1, 1; channel 1: 5, 7
+    expect(Array.from(standardizeChannels(x, computeChannelStats(x, 2), new Float32Array(4)))).toEqual([0, -1, 0, 1]);
+  });
+
+  it("'none' maps pixels 0..255 to 0..1 and nothing else", () => {
+    expect(Array.from(new Preprocessor('none', null).apply(Float32Array.of(0, 255, 51), 3, { height: 1, width: 1, channels: 1 }))).toEqual([0, 1, Math.fround(0.2)]);
+  });
+});

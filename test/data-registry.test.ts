@@ -454,3 +454,31 @@ describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
     await expect(verifyDataFile(join(SHARED, 'mnist/t10k-labels-idx1-ubyte.gz'), DATASETS.mnist.splits.train!.files[1])).rejects.toThrow(/size mismatch: expected 60008 bytes, found 10008/);
   });
 });
+
+describe('registry edge cases', () => {
+  it('verifyDataFile refuses a file of the right size whose md5 differs', async () => {
+    const p = join(tmp, 't10k-labels-idx1-ubyte');
+    writeFileSync(p, Buffer.alloc(10008));
+    await expect(verifyDataFile(p, DATASETS.mnist.splits.test!.files[1])).rejects.toThrow(/md5 mismatch/);
+  });
+
+  it('every CIFAR file size is its records × the record size (3073 bytes for CIFAR-10, 3074 for CIFAR-100)', () => {
+    for (const s of Object.values(DATASETS.cifar100.splits)) for (const f of s!.files) expect(f.bytes).toBe(f.records * 3074);
+    for (const s of Object.values(DATASETS.cifar10.splits)) for (const f of [...s!.files, ...(s!.fallback?.files ?? [])]) expect(f.bytes).toBe(f.records * 3073);
+  });
+
+  it('a short SVHN extra file is refused, as a training file', async () => {
+    const root = join(tmp, 'short-extra');
+    mkdirSync(join(root, 'svhn'), { recursive: true });
+    writeFileSync(join(root, 'svhn', 'extra_32x32.mat'), readFileSync(fileURLToPath(new URL('./fixtures/svhn-scipy-compressed.mat', import.meta.url))));
+    await expect(loadDataset('svhn', 'extra', { dataDir: root, download: false, warn: () => {}, log: () => {} })).rejects.toThrow(/a training file must be complete/);
+  });
+
+  it('with no --data-dir or NIN_DATA, a missing data set is to be put in ./data/<its directory>, not in a fallback root', async () => {
+    const cwd = join(tmp, 'default-root', 'proj');
+    mkdirSync(cwd, { recursive: true });
+    const e = await resolveSplitFiles('svhn', 'test', { cwd, env: {}, download: false, warn: () => {}, log: () => {} }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MissingDataError);
+    expect((e as MissingDataError).targetDir).toBe(join(cwd, 'data', 'svhn'));
+  });
+});
