@@ -154,31 +154,29 @@ def main():
 
     results = {'device': torch.cuda.get_device_name(0) if dev.type == 'cuda' else 'cpu', 'torch': torch.__version__,
                'cudnn': torch.backends.cudnn.version(), 'batch': B, 'reps': args.reps, 'steps': args.steps}
-    for label, tf32 in (('fp32', False), ('tf32', True)):
-        set_tf32(tf32)
-        net.train()
-        results[f'train_step_ms_{label}'] = time_ms(step, args.reps)
-        results[f'train_step_back_to_back_ms_{label}'] = back_to_back_ms(step, args.steps)
-        net.eval()
-        results[f'forward_ms_{label}'] = time_ms(forward, args.reps)
-        results[f'forward_back_to_back_ms_{label}'] = back_to_back_ms(forward, args.steps)
-        results[f'block1_forward_ms_{label}'] = time_ms(run_block(block1, x), args.reps)
-        results[f'block2_forward_ms_{label}'] = time_ms(run_block(block2, x2), args.reps)
-        results[f'block3_forward_ms_{label}'] = time_ms(run_block(block3, x3), args.reps)
-        for b, (block, inp) in enumerate(((block1, x), (block2, x2), (block3, x3)), 1):
-            results[f'block{b}_back_to_back_ms_{label}'] = events_back_to_back_ms(run_block(block, inp), args.reps)
+    def time_net(layout='', blocks=True):
+        """The step and forward in fp32 and TF32, keys suffixed `layout`; the mlpconv blocks too."""
+        for label, tf32 in (('fp32', False), ('tf32', True)):
+            set_tf32(tf32)
+            net.train()
+            results[f'train_step_ms_{label}{layout}'] = time_ms(step, args.reps)
+            results[f'train_step_back_to_back_ms_{label}{layout}'] = back_to_back_ms(step, args.steps)
+            net.eval()
+            results[f'forward_ms_{label}{layout}'] = time_ms(forward, args.reps)
+            results[f'forward_back_to_back_ms_{label}{layout}'] = back_to_back_ms(forward, args.steps)
+            if not blocks:
+                continue
+            for b, (block, inp) in enumerate(((block1, x), (block2, x2), (block3, x3)), 1):
+                results[f'block{b}_forward_ms_{label}'] = time_ms(run_block(block, inp), args.reps)
+                results[f'block{b}_back_to_back_ms_{label}'] = events_back_to_back_ms(run_block(block, inp), args.reps)
+
+    time_net()
     save(results, args.json)  # the default-layout numbers survive a cut in the channels_last part
     # The same net and input in channels_last: the parameters are converted in place, so the
     # optimiser (which holds the same Parameter objects) steps them as before.
     net.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
-    for label, tf32 in (('fp32', False), ('tf32', True)):
-        set_tf32(tf32)
-        net.train()
-        results[f'train_step_ms_{label}_channels_last'] = time_ms(step, args.reps)
-        results[f'train_step_back_to_back_ms_{label}_channels_last'] = back_to_back_ms(step, args.steps)
-        net.eval()
-        results[f'forward_back_to_back_ms_{label}_channels_last'] = back_to_back_ms(forward, args.steps)
+    time_net('_channels_last', blocks=False)
     set_tf32(False)
     print(json.dumps(results, indent=2))
     save(results, args.json)
