@@ -281,6 +281,13 @@ describe('readPng: what the header declares is checked before decoding', () => {
     }
   });
 
+  it('grey at 1, 2 and 4 bits scales by its own depth (2^depth − 1 is white)', () => {
+    for (const [depth, row, want] of [[1, [0, 0b10100000], [1, 0, 1]], [2, [0, 0b00011011], [0, 1 / 3, 2 / 3, 1]], [4, [0, 0x0f, 0x70], [0, 1, 7 / 15]]] as const) {
+      const p = file(`grey${depth}.png`, handMadePng({ width: want.length, height: 1, depth, scanlines: Buffer.from(row) }));
+      expect(Array.from(readPng(p).rgba.filter((_, i) => i % 4 === 0)), `depth ${depth}`).toEqual(want.map((v) => Math.fround(v)));
+    }
+  });
+
   it('rows too long for the decoder (2^31 bits) are refused up front, within the pixel limit', () => {
     const wide = file('wide-rgba16.png', handMadePng({ width: 2 ** 25, height: 1, depth: 16, colorType: 6, scanlines: Buffer.alloc(1) }));
     expect(() => readPng(wide)).toThrow(`${wide}: PNG rows are 33554432 pixels of 64 bits (2147483648 bits a row), more than the 2^31 this reader's decoder handles; resize it first`);
