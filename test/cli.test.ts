@@ -8,6 +8,7 @@ import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { modelConfig, MODELS, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
+import { runAsync } from './helpers.ts';
 
 /** An environment in which acquiring the GPU fails (engine/device.ts: no adapter has this name), on
  * any machine: a command run in it that reports a usage error did so before any GPU work. */
@@ -78,10 +79,10 @@ describe('nin CLI', () => {
   });
 
   // A tile that cannot run failed at the first GEMM: after the preprocessing, with the run directory made.
-  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('nin train: a bad NIN_MATRIX_TILE stops the run before its run directory exists', () => {
+  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('nin train: a bad NIN_MATRIX_TILE stops the run before its run directory exists', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'run');
     const env = { ...process.env, NIN_MATRIX: 'f32-emulated', NIN_MATRIX_TILE: '3x2' };
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out], { encoding: 'utf8', timeout: 120_000, env });
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out], { timeout: 120_000, env });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toContain("NIN_MATRIX_TILE='3x2': expected FMxFNxBK");
     expect(existsSync(out)).toBe(false);

@@ -6,27 +6,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
+import { runAsync } from './helpers.ts';
 
 const torchAvailable = spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 const lr = 0.05;
 const wd = 1e-4;
 
-function ourSide(steps: number): string {
+async function ourSide(steps: number): Promise<string> {
   const out = mkdtempSync(join(tmpdir(), 'crosscheck-'));
   const args = ['--model', 'mnist-small', '--batch', '4', '--steps', String(steps), '--synthetic', '--init', 'he', '--lr', String(lr), '--out', out];
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/crosscheck.ts', ...args], { encoding: 'utf8', timeout: 300_000 });
+  const r = await runAsync(process.execPath, ['--import', 'tsx', 'bench/crosscheck.ts', ...args], { timeout: 300_000 });
   expect(r.status, r.stderr).toBe(0);
   return join(out, 'crosscheck.safetensors');
 }
 
-function replay(file: string) {
-  const r = spawnSync('python3', ['bench/crosscheck.py', file], { encoding: 'utf8', timeout: 300_000 });
+async function replay(file: string) {
+  const r = await runAsync('python3', ['bench/crosscheck.py', file], { timeout: 300_000 });
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
 describe('bench/crosscheck', () => {
-  it('writes weights, batches, losses, gradients and changes; one step changes each weight by −lr·mult·(g + wd·decay·w)', () => {
-    const { tensors, metadata } = readSafetensors(ourSide(1));
+  it('writes weights, batches, losses, gradients and changes; one step changes each weight by −lr·mult·(g + wd·decay·w)', async () => {
+    const { tensors, metadata } = readSafetensors(await ourSide(1));
     const config = JSON.parse(metadata.config);
     expect(config.name).toBe('mnist-small');
     expect(Number(metadata.lr)).toBe(lr);
@@ -55,16 +56,16 @@ describe('bench/crosscheck', () => {
     }
   });
 
-  it.skipIf(!torchAvailable)("PyTorch's float64 replay passes our steps, and fails them with one gradient off by 1 %", () => {
-    const file = ourSide(3);
-    const good = replay(file);
+  it.skipIf(!torchAvailable)("PyTorch's float64 replay passes our steps, and fails them with one gradient off by 1 %", async () => {
+    const file = await ourSide(3);
+    const good = await replay(file);
     expect(good.code, good.out).toBe(0);
     expect(good.out).toMatch(/^crosscheck: PASS/m);
     const { tensors, metadata } = readSafetensors(file);
     tensors['grad.block2.w1'].data = tensors['grad.block2.w1'].data.map((v) => v * 1.01) as Float32Array;
     const tampered = join(mkdtempSync(join(tmpdir(), 'crosscheck-')), 'tampered.safetensors');
     writeSafetensors(tampered, tensors, metadata);
-    const bad = replay(tampered);
+    const bad = await replay(tampered);
     expect(bad.code).toBe(1);
     expect(bad.out).toMatch(/^crosscheck: FAIL/m);
     expect(bad.out).toMatch(/block2\.w1\s+1\.0\de-02/);

@@ -14,7 +14,7 @@ import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
-import { expectClose, randomArray } from './helpers.ts';
+import { expectClose, randomArray, runAsync } from './helpers.ts';
 import { dotRef, numericalGrad, refTensor, reluRef } from './reference.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -330,14 +330,16 @@ describe('errors', () => {
 });
 
 describe("the README's engine example", () => {
-  it('runs as printed, and its loss falls', () => {
+  it('runs as printed, and its loss falls', async () => {
     const root = fileURLToPath(new URL('..', import.meta.url));
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const code = /\*\*The engine from code\.\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(code, 'README.md has no ts block after "The engine from code"').toBeDefined();
     const file = join(mkdtempSync(join(tmpdir(), 'nin-example-')), 'example.mts'); // .mts: no package.json there says ESM
     writeFileSync(file, code!.replaceAll("from './", `from '${root}`)); // its imports are from the project root
-    const out = execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 300_000 });
+    const r = await runAsync(process.execPath, ['--import', 'tsx', file], { cwd: root, timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = r.stdout;
     const losses = [...out.matchAll(/^step (\d+): loss ([\d.]+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(losses.map(([s]) => s)).toEqual([1, 10, 20, 30]);
     expect(losses[3][1]).toBeLessThan(0.8 * losses[0][1]);

@@ -1,4 +1,5 @@
 // Shared test utilities: seeded data, float32 rounding, error norms, GPU↔reference plumbing.
+import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
 import { param } from '../engine/autograd.ts';
 import { gpu, type Gpu } from '../engine/device.ts';
@@ -55,4 +56,29 @@ export function mlpconvParams(c: { K: number; Ci: number; C1: number; C2: number
   };
   const gpu = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, param(v.gpu)])) as unknown as MlpconvParams;
   return { t, gpu };
+}
+
+/**
+ * Runs a command to its end without blocking the test worker: a spawnSync that takes over a
+ * minute (a training run on a loaded machine) starves the worker's event loop, and vitest's
+ * worker-to-runner calls time out (an unhandled error that fails the suite). `status` is null
+ * when the command was killed at `timeout` ms.
+ */
+export function runAsync(command: string, args: string[], opts: { timeout: number; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ status: code, stdout, stderr });
+    });
+  });
 }
