@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { modelConfig, MODELS, parseModelConfig, plan } from '../nin/model.ts';
+import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { runAsync } from './helpers.ts';
 
@@ -123,6 +123,26 @@ describe('nin CLI', () => {
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/train options:/);
     }
+  });
+
+  it('the optimiser, seed and checkpoint defaults (a silent change would change every run)', () => {
+    for (const args of [[], ['--dataset', 'mnist'], ['--dataset', 'cifar10']]) {
+      expect(parseTrainArgs(args).options, args.join(' ') || 'the main job').toMatchObject({ momentum: 0.9, weightDecay: 1e-4, seed: 1, checkpointMinutes: 10 });
+    }
+  });
+
+  it("He init: every weight's fan-in is its K·K·input channels (a 1×1 layer: its input channels), not its outputs", () => {
+    for (const name of ['cifar10-small', 'cifar10', 'mnist']) {
+      for (const p of parameterSpecs(MODELS[name]).filter((q) => !q.isBias)) expect(p.fanIn, `${name} ${p.name}`).toBe(p.shape[0] * p.shape[1] * p.shape[2]);
+    }
+  });
+
+  it('FLOPs per image: a 3/2 max pool reads 9 inputs an output, GAP one an input', () => {
+    const layers = plan(MODELS.cifar10);
+    expect(layers.find((l) => l.name === 'maxpool 3/2')!.flops).toBe(16 * 16 * 96 * 9);
+    expect(layers.find((l) => l.name === 'global average pool')!.flops).toBe(8 * 8 * 10);
+    const conv = layers.find((l) => l.name.startsWith('mlpconv5x5 192-160-96'))!;
+    expect(conv.flops).toBe(2 * 32 * 32 * (5 * 5 * 3 * 192 + 192 * 160 + 160 * 96)); // 2·MACs of the three convolutions
   });
 
   it('lists the models as training builds them, with their shapes, parameters and FLOPs', () => {

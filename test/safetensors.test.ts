@@ -1,7 +1,7 @@
 // safetensors read/write: round trip of every supported dtype, byte layout per the spec, atomic
 // writes, and named errors for truncated or malformed files.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,8 +74,13 @@ describe('safetensors round trip', () => {
   it('overwriting replaces the file atomically', () => {
     const path = join(tmp, 'ckpt.safetensors');
     writeSafetensors(path, { x: { dtype: 'F32', shape: [1], data: Float32Array.of(1) } });
+    // A second name for the old file's inode: a write in place would truncate and rewrite it, a
+    // new file renamed over the path leaves it whole.
+    const old = join(tmp, 'ckpt-old.safetensors');
+    linkSync(path, old);
     writeSafetensors(path, { y: { dtype: 'U8', shape: [2], data: Uint8Array.of(4, 5) } });
     expect(Object.keys(readSafetensors(path).tensors)).toEqual(['y']);
+    expect(Object.keys(readSafetensors(old).tensors)).toEqual(['x']);
   });
 
   it('refuses to write inconsistent tensors', () => {

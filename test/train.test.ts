@@ -24,7 +24,8 @@ import { chancePlateauWatch, deadClassMapsWatch, evaluate, train, TrainingInterr
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
-import { withDeviceLimit } from './helpers.ts';
+import { deriveSeed } from '../nin/data/rng.ts';
+import { runAsync, withDeviceLimit } from './helpers.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
@@ -254,6 +255,66 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const fc = new NinModel(modelConfig({ ...o, head: 'fc' }), 1);
     expect(fc.classifierParams()).toEqual(['fc.w', 'fc.b']);
     fc.dispose();
+  });
+
+  it("biases learn at 2× the rate without weight decay, weights at 1× with it; --class-lr-mult multiplies the class layer's own multipliers", async () => {
+    const o = options(['--batch', '16', '--train-limit', '16', '--test-limit', '16', '--epochs', '1', '--class-lr-mult', '0.1', '--out', join(tmp, 'multipliers')]);
+    const model = new NinModel(modelConfig(o), 1);
+    for (const p of model.params) expect([p.lrMult, p.decayMult], p.name).toEqual(/\.b\d$/.test(p.name) ? [2, 0] : [1, 1]);
+    model.dispose();
+    // What the optimiser the run builds is given.
+    let specs: { lrMult: number; decayMult: number }[] | null = null;
+    const step = SGD.prototype.step;
+    SGD.prototype.step = function (this: SGD, ...args: Parameters<SGD['step']>) {
+      specs ??= this.specs.map(({ lrMult, decayMult }) => ({ lrMult, decayMult }));
+      return step.apply(this, args);
+    };
+    try {
+      await train(o, await loadSplits(o));
+    } finally {
+      SGD.prototype.step = step;
+    }
+    const names = new NinModel(modelConfig(o), 1);
+    const byName = Object.fromEntries(names.params.map((p, i) => [p.name, specs![i]]));
+    names.dispose();
+    expect(byName['block3.w3']).toEqual({ lrMult: 0.1, decayMult: 1 });
+    expect(byName['block3.b3'].lrMult).toBeCloseTo(0.2, 12);
+    expect(byName['block3.b3'].decayMult).toBe(0);
+    expect(byName['block1.b1']).toEqual({ lrMult: 2, decayMult: 0 });
+    expect(byName['block2.w2']).toEqual({ lrMult: 1, decayMult: 1 });
+  });
+
+  it("each step draws its dropout masks from its own seed (the run's seed and the global step), not one repeated every epoch", async () => {
+    const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '2', '--seed', '5', '--out', join(tmp, 'dropout-seeds')]);
+    // (mnist-small has no dropout layer; the seeds reach the forward all the same, and a dropout layer draws from them)
+    const seeds: (number | undefined)[] = [];
+    const lossAndGradients = NinModel.prototype.lossAndGradients;
+    NinModel.prototype.lossAndGradients = function (this: NinModel, ...args: Parameters<NinModel['lossAndGradients']>) {
+      seeds.push(args[2].seed);
+      return lossAndGradients.apply(this, args);
+    };
+    try {
+      await train(o, await loadSplits(o));
+    } finally {
+      NinModel.prototype.lossAndGradients = lossAndGradients;
+    }
+    expect(seeds).toEqual([0, 1, 2, 3].map((step) => deriveSeed(5, 0xd509, step)));
+  });
+
+  it('an infinite loss stops the run as a NaN does', async () => {
+    const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'infinite')]);
+    const item = Tensor.prototype.item;
+    let calls = 0;
+    Tensor.prototype.item = function (this: Tensor) {
+      return ++calls === 3 ? Promise.resolve(Infinity) : item.call(this);
+    };
+    try {
+      const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(TrainingStopped);
+      expect(err.message).toMatch(/^loss is Infinity at step 2 \(epoch 1\): the run diverged/);
+    } finally {
+      Tensor.prototype.item = item;
+    }
   });
 
   it('never writes a checkpoint with NaN or infinite weights', async () => {
@@ -598,7 +659,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const full = await train(whole, await loadSplits(whole));
     expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
     expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
-    const ev = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'eval', out, '--test-limit', '32'], { encoding: 'utf8', timeout: 300_000 });
+    const ev = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'eval', out, '--test-limit', '32'], { timeout: 300_000 });
     expect(ev.status, ev.stderr).toBe(0);
     expect(ev.stdout).toContain(`(epoch 2): test loss ${rest.test!.loss.toFixed(4)}, error ${(100 * rest.test!.error).toFixed(2)}% on 32 images`);
   });
@@ -677,19 +738,19 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
 
   // The commands as a user runs them: a fresh process that has not opened the GPU yet (the
   // in-process calls above run after beforeAll's getGpu, which once hid a missing one).
-  it('nin eval, predict and visualize run from the command line on a checkpoint', () => {
+  it('nin eval, predict and visualize run from the command line on a checkpoint', async () => {
     const ckpt = join(tmp, 'short', 'checkpoint.safetensors');
     const digit = join(tmp, 'digit.png');
     expect(existsSync(digit)).toBe(true);
-    const nin = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 300_000 });
-    const ev = nin('eval', join(tmp, 'short'), '--test-limit', '50'); // a run directory stands for its checkpoint
+    const nin = (...args: string[]) => runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 300_000 });
+    const ev = await nin('eval', join(tmp, 'short'), '--test-limit', '50'); // a run directory stands for its checkpoint
     expect(ev.stderr).not.toMatch(/nin: /);
     expect(ev.status).toBe(0);
     expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
-    const pr = nin('predict', ckpt, digit);
+    const pr = await nin('predict', ckpt, digit);
     expect(pr.status, pr.stderr).toBe(0);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
-    const vis = nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
+    const vis = await nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
   });
@@ -723,7 +784,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it('nin train: a second Ctrl-C a second later quits at once, naming the checkpoint to resume from, which it leaves intact', async () => {
     const out = join(tmp, 'sigint-twice');
     const cli = ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '16', '--batch', '16', '--out', out];
-    const first = spawnSync(process.execPath, [...cli, '--epochs', '1', '--test-limit', '16'], { encoding: 'utf8', timeout: 300_000 });
+    const first = await runAsync(process.execPath, [...cli, '--epochs', '1', '--test-limit', '16'], { timeout: 300_000 });
     expect(first.status, first.stderr).toBe(0);
     const ckpt = join(out, 'checkpoint.safetensors');
     const saved = readFileSync(ckpt);
