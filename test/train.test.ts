@@ -372,10 +372,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
 
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
     const base = ['--batch', '16', '--lr', '0.05', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
-    const full = await train(options([...base, '--out', join(tmp, 'val-full')]), await loadSplits(options(base)));
+    // The test labels moved on by one class: test error no longer follows validation error, so a
+    // best epoch chosen on the test set would show.
+    const splits = await loadSplits(options(base));
+    const full = await train(options([...base, '--out', join(tmp, 'val-full')]), { ...splits, test: { ...splits.test, labels: splits.test.labels.map((l) => (l + 1) % 10) } });
     const valErrors = full.epochs.map((e) => e.valError!);
     expect(valErrors.every((v) => v >= 0 && v <= 1)).toBe(true);
     const bestEpoch = valErrors.indexOf(Math.min(...valErrors)) + 1; // the first epoch with the lowest error
+    const testErrors = full.epochs.map((e) => e.testError!);
+    expect(testErrors.indexOf(Math.min(...testErrors)) + 1, `the premise: test errors ${testErrors} bottom out elsewhere than validation errors ${valErrors}`).not.toBe(bestEpoch);
     expect(full.best).toMatchObject({ epoch: bestEpoch, valError: valErrors[bestEpoch - 1] });
     const saved = loadCheckpoint(full.best!.checkpoint);
     expect(saved.epoch).toBe(bestEpoch);
