@@ -84,26 +84,24 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const model = c.buildModel();
   const raw = test.images.subarray(0, n * height * width * channels);
   const x = c.preprocessor.apply(raw, n, c.config.input);
-  let forward: { maps: Tensor; logits: Tensor };
+  let mapData: Float32Array, logitData: Float32Array, mapShape: readonly number[];
   try {
-    forward = noGrad(() =>
+    const { maps, logits } = noGrad(() =>
       tidy(() => {
         const m = model.features(Tensor.fromArray(x, [n, height, width, channels]), { train: false });
         return { maps: m, logits: model.head(m, { train: false }) };
       }),
     );
-  } catch (e) {
-    model.dispose(); // a library caller goes on with the device
-    throw e;
+    mapShape = maps.shape;
+    [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]).finally(() => {
+      maps.dispose();
+      logits.dispose();
+    });
+  } finally {
+    model.dispose(); // also when the forward or a read fails: a library caller goes on with the device
   }
-  const { maps, logits } = forward;
-  const [mapData, logitData] = await Promise.all([maps.toArray(), logits.toArray()]).finally(() => {
-    maps.dispose();
-    logits.dispose();
-    model.dispose();
-  });
   const C = c.config.classes;
-  const [, H, W, M] = maps.shape;
+  const [, H, W, M] = mapShape;
   const names = classNamesOf(c.options.dataset);
   // Under GAP, map k is class k's evidence (its mean is the logit); under an FC head the maps feed
   // a learnt mix, so map k is no class's, even when there are as many maps as classes.
