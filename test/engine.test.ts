@@ -6,7 +6,7 @@ import vm from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
@@ -216,25 +216,19 @@ describe('waiting for the GPU', () => {
 describe('errors', () => {
   it('a read that fails (mapAsync rejects) frees its staging buffer, and the engine goes on', async () => {
     const probe = gpu().device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const proto = Object.getPrototypeOf(probe) as { mapAsync: GPUBuffer['mapAsync']; destroy: GPUBuffer['destroy'] };
+    const proto = Object.getPrototypeOf(probe) as GPUBuffer;
     probe.destroy();
-    const { mapAsync, destroy } = proto;
-    let stagingDestroyed = 0;
-    proto.mapAsync = function () {
-      return Promise.reject(new Error('injected map failure'));
-    };
-    proto.destroy = function (this: GPUBuffer) {
-      if (this.usage & GPUBufferUsage.MAP_READ) stagingDestroyed++;
-      return destroy.call(this);
-    };
+    const mapAsync = vi.spyOn(proto, 'mapAsync').mockRejectedValue(new Error('injected map failure'));
+    const destroy = vi.spyOn(proto, 'destroy'); // calls through
     try {
       const t = Tensor.fromArray([1, 2, 3], [3]);
       await expect(t.toArray()).rejects.toThrow(/reading back a GPU buffer failed: injected map failure/);
+      const stagingDestroyed = destroy.mock.contexts.filter((b) => (b as GPUBuffer).usage & GPUBufferUsage.MAP_READ).length;
       expect(stagingDestroyed).toBe(1);
       t.dispose();
     } finally {
-      proto.mapAsync = mapAsync;
-      proto.destroy = destroy;
+      mapAsync.mockRestore();
+      destroy.mockRestore();
     }
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5]));
   });

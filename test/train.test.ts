@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -262,20 +262,17 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const model = new NinModel(modelConfig(o), 1);
     for (const p of model.params) expect([p.lrMult, p.decayMult], p.name).toEqual(/\.b\d$/.test(p.name) ? [2, 0] : [1, 1]);
     model.dispose();
-    // What the optimiser the run builds is given.
-    let specs: { lrMult: number; decayMult: number }[] | null = null;
-    const step = SGD.prototype.step;
-    SGD.prototype.step = function (this: SGD, ...args: Parameters<SGD['step']>) {
-      specs ??= this.specs.map(({ lrMult, decayMult }) => ({ lrMult, decayMult }));
-      return step.apply(this, args);
-    };
+    // What the optimiser the run builds is given (the `this` of its steps).
+    const step = vi.spyOn(SGD.prototype, 'step');
+    let specs: SGD['specs'];
     try {
       await train(o, await loadSplits(o));
+      specs = (step.mock.contexts[0] as SGD).specs;
     } finally {
-      SGD.prototype.step = step;
+      step.mockRestore(); // (which also forgets the calls)
     }
     const names = new NinModel(modelConfig(o), 1);
-    const byName = Object.fromEntries(names.params.map((p, i) => [p.name, specs![i]]));
+    const byName = Object.fromEntries(names.params.map((p, i) => [p.name, { lrMult: specs[i].lrMult, decayMult: specs[i].decayMult }]));
     names.dispose();
     expect(byName['block3.w3']).toEqual({ lrMult: 0.1, decayMult: 1 });
     expect(byName['block3.b3'].lrMult).toBeCloseTo(0.2, 12);
@@ -287,33 +284,28 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   it("each step draws its dropout masks from its own seed (the run's seed and the global step), not one repeated every epoch", async () => {
     const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '2', '--seed', '5', '--out', join(tmp, 'dropout-seeds')]);
     // (mnist-small has no dropout layer; the seeds reach the forward all the same, and a dropout layer draws from them)
-    const seeds: (number | undefined)[] = [];
-    const lossAndGradients = NinModel.prototype.lossAndGradients;
-    NinModel.prototype.lossAndGradients = function (this: NinModel, ...args: Parameters<NinModel['lossAndGradients']>) {
-      seeds.push(args[2].seed);
-      return lossAndGradients.apply(this, args);
-    };
+    const lossAndGradients = vi.spyOn(NinModel.prototype, 'lossAndGradients');
     try {
       await train(o, await loadSplits(o));
+      expect(lossAndGradients.mock.calls.map((args) => args[2].seed)).toEqual([0, 1, 2, 3].map((step) => deriveSeed(5, 0xd509, step)));
     } finally {
-      NinModel.prototype.lossAndGradients = lossAndGradients;
+      lossAndGradients.mockRestore();
     }
-    expect(seeds).toEqual([0, 1, 2, 3].map((step) => deriveSeed(5, 0xd509, step)));
   });
 
   it('an infinite loss stops the run as a NaN does', async () => {
     const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'infinite')]);
     const item = Tensor.prototype.item;
     let calls = 0;
-    Tensor.prototype.item = function (this: Tensor) {
+    const spy = vi.spyOn(Tensor.prototype, 'item').mockImplementation(function (this: Tensor) {
       return ++calls === 3 ? Promise.resolve(Infinity) : item.call(this);
-    };
+    });
     try {
       const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
       expect(err).toBeInstanceOf(TrainingStopped);
       expect(err.message).toMatch(/^loss is Infinity at step 2 \(epoch 1\): the run diverged/);
     } finally {
-      Tensor.prototype.item = item;
+      spy.mockRestore();
     }
   });
 
@@ -587,15 +579,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Batches 8 and 9 are left: one warm-up step, one timed (it was 0 timed: an empty table).
     expect(lines.find((l) => l.includes('per-kernel GPU time'))).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 1 steps\)\n[^]*\nsgd_step +18 /);
     // The profile is a diagnostic: its failure does not cost the epoch.
-    const collect = Profiler.prototype.collect;
-    Profiler.prototype.collect = () => Promise.reject(new Error('injected readback failure'));
+    const collect = vi.spyOn(Profiler.prototype, 'collect').mockRejectedValue(new Error('injected readback failure'));
     try {
       const failing = { ...options([...base, '--epochs', '1', '--profile', '--out', join(tmp, 'profile-fails')]), log: (m: string) => lines.push(m) };
       const r = await train(failing, await loadSplits(failing));
       expect(lines).toContain('warning: no per-kernel profile for epoch 1: injected readback failure');
       expect(loadCheckpoint(r.checkpoint)).toMatchObject({ epoch: 1 });
     } finally {
-      Profiler.prototype.collect = collect;
+      collect.mockRestore();
     }
   });
 
@@ -604,12 +595,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const { test } = await loadSplits(o);
     const model = new NinModel(modelConfig(o), 1);
     const live = pool().stats.liveBuffers;
-    const read = Tensor.prototype.toArray;
-    Tensor.prototype.toArray = () => Promise.reject(new Error('injected read failure'));
+    const read = vi.spyOn(Tensor.prototype, 'toArray').mockRejectedValue(new Error('injected read failure'));
     try {
       await expect(evaluate(model, test, 16)).rejects.toThrow('injected read failure');
     } finally {
-      Tensor.prototype.toArray = read;
+      read.mockRestore();
     }
     await new Promise((r) => setTimeout(r, 100)); // the loss read still in flight settles
     expect(pool().stats.liveBuffers).toBe(live);
