@@ -128,7 +128,46 @@ function parseHeader(json: Buffer, source: string): Record<string, unknown> {
     throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  if (text[0] !== '{') throw new SafetensorsError(source, `header starts with ${JSON.stringify(text[0])}, the format requires "{"`);
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) throw new SafetensorsError(source, `header has the key ${duplicate} twice in one object (the format disallows it; readers differ on which one wins)`);
   return header as Record<string, unknown>;
+}
+
+/** The first key that appears twice in one object of `json` (already known to be valid JSON), as
+ * its path (`["w"]["dtype"]`), or undefined. JSON.parse keeps the last silently, so two entries
+ * for one tensor, or a dtype given twice, would read as whichever came last. */
+function firstDuplicateKey(json: string): string | undefined {
+  const open: { keys: Set<string> | null; path: string }[] = []; // enclosing objects (arrays: keys null)
+  let keyPath = ''; // the path of the value that follows the last key read
+  let expectKey = false;
+  for (let at = 0; at < json.length; at++) {
+    const c = json[at];
+    if (c === '{' || c === '[') {
+      const parent = open[open.length - 1];
+      const path = parent === undefined ? '' : parent.keys ? keyPath : `${parent.path}[…]`;
+      open.push({ keys: c === '{' ? new Set() : null, path });
+      expectKey = c === '{';
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      expectKey = false;
+    } else if (c === ',') {
+      expectKey = open[open.length - 1].keys !== null;
+    } else if (c === '"') {
+      let end = at + 1;
+      while (json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
+      const object = open[open.length - 1];
+      if (expectKey && object.keys) {
+        const key: string = JSON.parse(json.slice(at, end + 1)); // "\u0061" and "a" are one key
+        keyPath = `${object.path}[${JSON.stringify(key)}]`;
+        if (object.keys.has(key)) return keyPath;
+        object.keys.add(key);
+        expectKey = false;
+      }
+      at = end;
+    }
+  }
+  return undefined;
 }
 
 function metadataOf(header: Record<string, unknown>, source: string): Record<string, string> {

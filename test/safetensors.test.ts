@@ -216,6 +216,25 @@ describe('safetensors validation on read', () => {
     expect(Object.getOwnPropertyDescriptor(back.metadata, '__proto__')?.value).toBe('x');
   });
 
+  it('a key given twice in one object is refused (JSON.parse kept the last: a U8 [4] audit, an F32 [1] load)', () => {
+    const four = new Uint8Array([0, 0, 0x80, 0x3f]);
+    const twice = '{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}';
+    expect(() => decodeSafetensors(rawFile(twice, four), 'dup.st')).toThrow('dup.st: header has the key ["w"] twice in one object');
+    const escaped = '{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "\\u0077": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}';
+    expect(() => decodeSafetensors(rawFile(escaped, four), 'esc.st')).toThrow('esc.st: header has the key ["w"] twice');
+    const inner = '{"w": {"dtype": "U8", "dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}';
+    expect(() => decodeSafetensors(rawFile(inner, four), 'inner.st')).toThrow('inner.st: header has the key ["w"]["dtype"] twice');
+    const meta = '{"__metadata__": {"epoch": "1", "epoch": "2"}}';
+    expect(() => decodeSafetensors(rawFile(meta), 'meta.st')).toThrow('meta.st: header has the key ["__metadata__"]["epoch"] twice');
+    // The same key in different objects, keys that are values elsewhere, quotes and brackets
+    // inside strings, and an object beside arrays are all fine.
+    const fine = '{"__metadata__": {"dtype": "a\\"}{[", "w": "dtype"}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}';
+    const back = decodeSafetensors(rawFile(fine, four), 'fine.st');
+    expect(back.metadata).toEqual({ dtype: 'a"}{[', w: 'dtype' });
+    expect(Array.from(back.tensors.w.data)).toEqual([1]);
+    expect(() => decodeSafetensors(rawFile(' ' + fine, four), 'lead.st')).toThrow('lead.st: header starts with " ", the format requires "{"');
+  });
+
   it('a header that is not valid UTF-8 is refused (it read as U+FFFD in a tensor\'s name)', () => {
     const json = Buffer.concat([Buffer.from('{"a'), Buffer.from([0xff]), Buffer.from('": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}')]);
     const len = Buffer.alloc(8);
