@@ -13,7 +13,7 @@
 //   * Output is NHWC for one image ([height, width, channels], row-major); sizes are [height, width].
 //   * Dataset preprocessing (mean subtraction, standardisation, ...) is NOT applied here: callers pass
 //     these pixels through the same preprocessing as the training data.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 
@@ -185,17 +185,26 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
  * interlaced). Errors name the file: missing, unreadable, not a PNG, zero-sized, corrupt. */
 export function readPng(path: string): DecodedPng {
   let bytes: Buffer;
+  let fd: number | undefined;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, 'r');
+    // The signature first: a video or archive passed by mistake is named as not a PNG without
+    // being read whole (past 2 GiB, readFileSync would refuse it with a size error instead).
+    const head = Buffer.alloc(8);
+    const got = readSync(fd, head, 0, 8, 0);
+    if (got < 8 || !head.equals(PNG_SIGNATURE)) {
+      const found = got === 0 ? 'an empty file' : describeBytes(head.subarray(0, got));
+      throw new ImageLoadError(path, `not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found ${found}`);
+    }
+    bytes = readFileSync(fd);
   } catch (e) {
+    if (e instanceof ImageLoadError) throw e;
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ENOENT') throw new ImageLoadError(path, 'file not found');
     if (err.code === 'EISDIR') throw new ImageLoadError(path, 'expected a PNG file, found a directory');
     throw new ImageLoadError(path, `cannot read file (${err.message})`);
-  }
-  if (bytes.length < 8 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
-    const found = bytes.length === 0 ? 'an empty file' : describeBytes(bytes.subarray(0, 8));
-    throw new ImageLoadError(path, `not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found ${found}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   // The IHDR chunk must come first; read the size ourselves so a zero-sized image gets a clear
   // error instead of whatever the decoder trips over.

@@ -1,6 +1,6 @@
 // CPU image I/O and pictures: PNG loading for models (channel conversion, alpha, resizing, errors),
 // PNG encoding, the bitmap font and canvas, the feature-map grid and the curve plots.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -138,6 +138,16 @@ describe('loadImageForModel', () => {
     const empty = join(dir, 'empty.png');
     writeFileSync(empty, '');
     expect(() => loadImageForModel(empty, { height: 28, width: 28, channels: 1 })).toThrow(/empty\.png: not a PNG file.*found an empty file/);
+    const three = join(dir, 'three.png');
+    writeFileSync(three, Buffer.from([0x89, 0x50, 0x4e]));
+    expect(() => readPng(three)).toThrow(`${three}: not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found 89 50 4e (".PN")`);
+    // A 3 GiB GIF (sparse: no disk used) is named for what it is, from its first bytes; read whole,
+    // it was refused for its size ("cannot read file (File size ... is greater than 2 GiB)").
+    const video = join(dir, 'huge.png');
+    writeFileSync(video, 'GIF89a');
+    truncateSync(video, 3 * 2 ** 30);
+    expect(() => readPng(video)).toThrow(/huge\.png: not a PNG file: .*found 47 49 46 38 39 61 00 00 \("GIF89a\.\."\), which looks like GIF/);
+    rmSync(video);
 
     // A zero-width image: a valid signature and IHDR saying 0 × 5.
     const ihdr = Buffer.alloc(25);
