@@ -1,5 +1,4 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +14,8 @@ import { runAsync } from './helpers.ts';
 const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
 
 /** `nin ARGS`, in the NO_GPU environment: nothing here needs a GPU. */
-function nin(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: NO_GPU });
+async function nin(...args: string[]) {
+  const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: NO_GPU });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -61,8 +60,8 @@ describe('nin CLI', () => {
     [['train', '--epochs', 'Infinity'], /--epochs must be an integer ≥ 1, got 'Infinity'/],
     // The RNGs take 32 bits: 2^32 + 1 ran as seed 1.
     [['train', '--seed', '4294967297'], /--seed must be an integer in \[0, 4294967295\], got '4294967297'/],
-  ])('%j → exit 2 with a usage message, before any GPU work', (args, message) => {
-    const r = nin(...args);
+  ])('%j → exit 2 with a usage message, before any GPU work', async (args, message) => {
+    const r = await nin(...args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/usage:/);
@@ -70,9 +69,9 @@ describe('nin CLI', () => {
     expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this (on lavapipe) when it enumerates adapters
   });
 
-  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('NO_GPU makes a command that does GPU work fail (exit 1), so the usage errors above came before any', () => {
+  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('NO_GPU makes a command that does GPU work fail (exit 1), so the usage errors above came before any', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'run');
-    const r = nin('train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out);
+    const r = await nin('train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^nin: GpuError: No WebGPU adapter found: Dawn backend '[^']*', adapter 'no-such-adapter'/m);
     expect(existsSync(out)).toBe(false);
@@ -88,38 +87,38 @@ describe('nin CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', () => {
+  it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
     const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)), epoch: '1' });
     for (const [out, message] of [['package.json', '--out package.json is a file, not a directory'], ['package.json/maps', `--out package.json/maps: ${resolve('package.json')} is a file, not a directory`]]) {
-      const r = nin('visualize', ckpt, '--out', out);
+      const r = await nin('visualize', ckpt, '--out', out);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(message);
       expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     }
   });
 
-  it('nin predict: an image that is not there, or a directory, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', () => {
+  it('nin predict: an image that is not there, or a directory, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', async () => {
     // A header the format check accepts and loading would refuse (no options, config or weights).
     const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
-    const r = nin('predict', ckpt, 'package.json', 'no/such/image.png');
+    const r = await nin('predict', ckpt, 'package.json', 'no/such/image.png');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/^nin: no image at 'no\/such\/image.png'\n\nusage:/);
-    const d = nin('predict', ckpt, 'package.json', 'test');
+    const d = await nin('predict', ckpt, 'package.json', 'test');
     expect(d.code, d.stderr).toBe(2);
     expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG files\n\nusage:/);
   });
 
-  it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', () => {
-    expect(nin().code).toBe(2);
-    const help = nin('--help');
+  it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', async () => {
+    expect((await nin()).code).toBe(2);
+    const help = await nin('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/nin train \[options\]/);
     for (const args of [['train', '--help'], ['eval', 'missing.safetensors', '-h']]) {
-      const r = nin(...args);
+      const r = await nin(...args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/train options:/);
     }
@@ -145,8 +144,8 @@ describe('nin CLI', () => {
     expect(conv.flops).toBe(2 * 32 * 32 * (5 * 5 * 3 * 192 + 192 * 160 + 160 * 96)); // 2·MACs of the three convolutions
   });
 
-  it('lists the models as training builds them, with their shapes, parameters and FLOPs', () => {
-    const r = nin('models');
+  it('lists the models as training builds them, with their shapes, parameters and FLOPs', async () => {
+    const r = await nin('models');
     expect(r.code).toBe(0);
     // The defaults `nin train` uses, and the paper's own where they differ.
     expect(r.stdout).toMatch(/\ncifar10: 32×32×3 → 10 classes, gap head, he init, linear class maps \(the paper's: gaussian init, ReLU class maps: --init gaussian --class-maps relu\)\n/);
@@ -156,7 +155,7 @@ describe('nin CLI', () => {
     expect(r.stdout).toMatch(/mlpconv5x5 192-160-96\s+32×32×96/);
     expect(r.stdout).toMatch(/global average pool\s+10/);
     // A reader that stops early (`nin models | head -1`) is no error.
-    const piped = spawnSync('bash', ['-c', 'set -o pipefail; node --import tsx nin/cli.ts models | head -2'], { encoding: 'utf8', timeout: 60_000 });
+    const piped = await runAsync('bash', ['-c', 'set -o pipefail; node --import tsx nin/cli.ts models | head -2'], { timeout: 60_000 });
     expect(piped.stderr).not.toMatch(/EPIPE|Error/);
     expect(piped.status).toBe(0);
   });
@@ -293,7 +292,7 @@ describe('nin CLI', () => {
     );
   });
 
-  it("a resume holds each saved option to its flag's rule, naming the key; a flag given now replaces a damaged value", () => {
+  it("a resume holds each saved option to its flag's rule, naming the key; a flag given now replaces a damaged value", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
     const o = parseTrainArgs(['--model', 'cifar10-small', '--schedule', 'plateau', '--epochs', '3', '--val', '500', '--out', dir]).options;
     const ckpt = join(dir, 'checkpoint.safetensors');
@@ -344,7 +343,7 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));
     // The command line: exit 2 with the message, before any GPU work.
     resume({ head: 'banana' });
-    const r = nin('train', '--resume', ckpt);
+    const r = await nin('train', '--resume', ckpt);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--resume ${ckpt}: its saved training options are damaged: head must be one of gap, fc, fc-dropout, got "banana"`);
     expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
@@ -423,7 +422,7 @@ describe("networks of one's own (--config)", () => {
     expect(() => parseModelConfig(config, 'tiny.json')).toThrow(new RangeError(message));
   });
 
-  it('nin train --config: its data set by input shape unless --dataset; the file\'s init and class maps unless flags; usage errors before any GPU work', () => {
+  it('nin train --config: its data set by input shape unless --dataset; the file\'s init and class maps unless flags; usage errors before any GPU work', async () => {
     const path = file('tiny.json', tiny);
     const o = parseTrainArgs(['--config', path, '--out', join(dir, 'run')]).options;
     expect(o).toMatchObject({ dataset: 'mnist', model: 'mnist-tiny', config: parseModelConfig(tiny, path), lr: 0.02, batchSize: 64, preprocess: 'standardize' });
@@ -448,7 +447,7 @@ describe("networks of one's own (--config)", () => {
       [['--config', file('odd.json', { ...tiny, layers: [{ ...tiny.layers[0], kernel: 2 }, tiny.layers[3]] })], /--config: .*odd.json: layers\[0\].kernel must be odd/],
     ];
     for (const [args, message] of refused) expect(() => parseTrainArgs(args), args.join(' ')).toThrow(message);
-    const r = nin('train', '--config', join(dir, 'odd.json'));
+    const r = await nin('train', '--config', join(dir, 'odd.json'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/layers\[0\].kernel must be odd/);
     expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
@@ -483,8 +482,8 @@ describe("networks of one's own (--config)", () => {
     expect(() => parseTrainArgs(['--model', 'constructor'])).toThrow(/--model must be one of/);
   });
 
-  it('nin models --config summarises a config file', () => {
-    const r = nin('models', '--config', file('tiny.json', tiny));
+  it('nin models --config summarises a config file', async () => {
+    const r = await nin('models', '--config', file('tiny.json', tiny));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^mnist-tiny: 28×28×1 → 10 classes, gap head, he init \(mnist unless --dataset says otherwise\)\n/);
     expect(r.stdout).toMatch(/mlpconv3x3 32-32-10 linear out\s+14×14×10\s+6,026/);
@@ -493,7 +492,7 @@ describe("networks of one's own (--config)", () => {
 });
 
 describe('scripts started by path', () => {
-  it('a script runs its main part from a directory whose path has a space or a symbolic link in it', () => {
+  it('a script runs its main part from a directory whose path has a space or a symbolic link in it', async () => {
     const top = mkdtempSync(join(tmpdir(), 'nin main '));
     const dir = join(top, 'in here');
     mkdirSync(dir);
@@ -502,13 +501,13 @@ describe('scripts started by path', () => {
     const link = join(dir, '..', 'link');
     symlinkSync(dir, link);
     for (const path of [script, join(link, 'script.ts')]) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', path], { encoding: 'utf8', timeout: 60_000 });
+      const r = await runAsync(process.execPath, ['--import', 'tsx', path], { timeout: 60_000 });
       expect(r.stdout + r.stderr, path).toBe('main\n');
     }
     // Imported, not started: not main.
     const importer = join(dir, 'importer.ts');
     writeFileSync(importer, `import ${JSON.stringify(script)};\nconsole.log('done');\n`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', importer], { encoding: 'utf8', timeout: 60_000 });
+    const r = await runAsync(process.execPath, ['--import', 'tsx', importer], { timeout: 60_000 });
     expect(r.stdout + r.stderr).toBe('done\n');
     rmSync(top, { recursive: true });
   });

@@ -1,5 +1,4 @@
 // `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, runLog } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
+import { runAsync } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'nin-compare-'));
 
@@ -143,16 +143,16 @@ describe('nin compare', () => {
     expect(longLoss.series[0].points.length).toBeLessThan(900); // the thinned step losses, not 900 epoch points
   });
 
-  it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', () => {
+  it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', async () => {
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
-    const noGpu = { encoding: 'utf8' as const, timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } };
+    const noGpu = { timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } };
     const out = join(root, 'pictures', 'gap-vs-fc.png');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out], noGpu);
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out], noGpu);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^run\s+head\s+lr\s+epochs/);
     expect(r.stdout).toContain(`wrote ${out}`);
     expect(existsSync(out)).toBe(true);
-    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, join(root, 'nowhere')], noGpu);
+    const bad = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, join(root, 'nowhere')], noGpu);
     expect(bad.status, bad.stderr).toBe(2);
     expect(bad.stderr).toContain(`nin: ${join(root, 'nowhere')}: no run there`);
     expect(bad.stderr).not.toMatch(/No WebGPU adapter found/);
