@@ -9,12 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
+import { BufferPool, sizeClass } from '../engine/pool.ts';
 import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
 import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
+import { dropout } from '../kernels/dropout.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
-import { expectClose, randomArray, runAsync } from './helpers.ts';
+import { expectClose, randomArray, runAsync, withDeviceLimit } from './helpers.ts';
 import { dotRef, numericalGrad, refTensor, reluRef } from './reference.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -40,6 +42,17 @@ describe('tensors', () => {
     expect(() => Tensor.empty([limit / 4 + 1])).toThrow(/more than the device's storage binding limit/);
     expect(() => Tensor.fromArray([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
     expect(() => addInPlace(Tensor.empty([2, 3]), Tensor.empty([3, 2]))).toThrow(/addInPlace: x has shape \[3, 2\], expected \[2, 3\]/);
+    // The same elements under fewer dimensions are another shape too.
+    expect(() => addInPlace(Tensor.empty([6, 1]), Tensor.empty([6]))).toThrow(/addInPlace: x has shape \[6\], expected \[6, 1\]/);
+  });
+
+  it('a tensor may fill the storage binding limit exactly; one element more is refused', async () => {
+    await withDeviceLimit('maxStorageBufferBindingSize', 64, () => {
+      const full = Tensor.empty([16]);
+      expect(full.byteLength).toBe(64);
+      full.dispose();
+      expect(() => Tensor.empty([17])).toThrow("tensor of shape [17] needs 68 bytes, more than the device's storage binding limit of 64 bytes");
+    });
   });
 
   it('refuses to use a disposed tensor', () => {
@@ -89,6 +102,79 @@ describe('buffer pool and scopes', () => {
     expect(await z.toArray()).toEqual(await y.toArray());
     y.dispose(); z.dispose(); x.dispose();
     expect(stats.liveBytes).toBe(live0 - 2048);
+  });
+
+  it('a second dispose() does nothing: the buffer goes back to the pool once, and is not handed to two tensors', async () => {
+    const stats = pool().stats;
+    const t = Tensor.fromArray([1, 2, 3], [3]);
+    const live = stats.liveBuffers;
+    t.dispose();
+    t.dispose();
+    expect(stats.liveBuffers).toBe(live - 1);
+    const a = Tensor.fromArray([4, 5, 6], [3]), b = Tensor.fromArray([7, 8, 9], [3]);
+    expect(a.buffer).not.toBe(b.buffer);
+    expect(Array.from(await a.toArray())).toEqual([4, 5, 6]);
+    a.dispose(); b.dispose();
+  });
+
+  it('disposing a tensor frees its gradient, and the tensors it saved for a backward', () => {
+    const stats = pool().stats;
+    const live = stats.liveBuffers;
+    const x = param(Tensor.fromArray(randomArray(2 * 7 * 7 * 3, 31), [2, 7, 7, 3]));
+    const y = maxPool2d(x); // saves its argmax indices
+    expect(y.saved.length).toBe(1);
+    y.dispose();
+    expect(stats.liveBuffers).toBe(live + 1); // x alone
+    tidy(() => backward(dot(relu(x), Tensor.fromArray(randomArray(x.size, 32), x.shape))));
+    expect(stats.liveBuffers).toBe(live + 2); // x and x.grad
+    x.dispose();
+    expect(x.grad).toBeNull();
+    expect(stats.liveBuffers).toBe(live);
+  });
+
+  it('tidy keeps the tensors of an object or array result, and a nested tidy\'s result goes to the enclosing scope', async () => {
+    const stats = pool().stats;
+    const x = Tensor.fromArray([1, -2, 3], [3]);
+    const live = stats.liveBuffers;
+    const r = tidy(() => ({ a: relu(x), list: [relu(relu(x))] }));
+    expect([r.a.isDisposed, r.list[0].isDisposed]).toEqual([false, false]);
+    expect(Array.from(await r.a.toArray())).toEqual([1, 0, 3]);
+    expect(stats.liveBuffers).toBe(live + 2);
+    r.a.dispose(); r.list[0].dispose();
+    // The inner result outlives the inner tidy, not the outer one.
+    let inner: Tensor | null = null;
+    tidy(() => {
+      inner = tidy(() => relu(relu(x)));
+      expect(inner.isDisposed).toBe(false);
+    });
+    expect(inner!.isDisposed).toBe(true);
+    expect(stats.liveBuffers).toBe(live);
+    // A parameter made inside a tidy is kept: it is not the tidy's to free.
+    let w: Tensor | null = null;
+    tidy(() => relu((w = param(Tensor.fromArray([1, -2], [2])))));
+    expect(w!.isDisposed).toBe(false);
+    expect(Array.from(await w!.toArray())).toEqual([1, -2]);
+    w!.dispose(); x.dispose();
+  });
+
+  it('sizeClass rounds up to the next of 2^k, 1.25, 1.5 and 1.75 times it, at least 256 bytes', () => {
+    expect([1, 256, 257, 320, 321, 1024, 1025, 1700, 1792, 1793].map(sizeClass)).toEqual([256, 256, 320, 320, 384, 1024, 1280, 1792, 1792, 2048]);
+  });
+
+  it('BufferPool: exact sizes near the device limit, reuse counted in its stats, only its own buffers taken back', () => {
+    const bp = new BufferPool(gpu().device, 4000);
+    const near = bp.acquire(3899); // its class (4096) is over the limit: the size rounded to 4 bytes
+    expect(near.size).toBe(3900);
+    const small = bp.acquire(100);
+    expect(small.size).toBe(256);
+    expect(bp.stats).toMatchObject({ liveBytes: 4156, liveBuffers: 2, pooledBytes: 0, allocations: 2, reuses: 0 });
+    bp.release(near);
+    expect(bp.stats).toMatchObject({ liveBytes: 256, liveBuffers: 1, pooledBytes: 3900 });
+    expect(bp.acquire(3900)).toBe(near);
+    expect(bp.stats).toMatchObject({ liveBytes: 4156, liveBuffers: 2, pooledBytes: 0, allocations: 2, reuses: 1 });
+    const foreign = gpu().device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+    expect(() => bp.release(foreign)).toThrow('BufferPool.release: buffer was not acquired from this pool');
+    for (const b of [foreign, near, small]) b.destroy();
   });
 });
 
@@ -189,6 +275,52 @@ describe('autograd tape', () => {
     zeroGrad([x, ...Object.values(p)]);
     expect(stats.liveBytes).toBe(before);
   });
+
+  it('frees each intermediate gradient as soon as its backward has run, not at the end of backward()', async () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const stats = pool().stats;
+    const liveAt: number[] = [];
+    let y = x;
+    for (let i = 0; i < 4; i++) {
+      y = record('step', copyOf(y), [y], (g) => {
+        liveAt.push(stats.liveBuffers);
+        return [copyOf(g)];
+      });
+    }
+    backward(dot(y, Tensor.fromArray([1, 2, 3], [3])));
+    expect(liveAt).toEqual([liveAt[0], liveAt[0], liveAt[0], liveAt[0]]); // one pending gradient at a time
+    expect(Array.from(await x.grad!.toArray())).toEqual([1, 2, 3]);
+    zeroGrad([x]);
+  });
+
+  it('noGrad nests: recording stays off until the outermost one returns', () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const y = noGrad(() => {
+      noGrad(() => relu(x)).dispose();
+      return relu(x);
+    });
+    expect(y.requiresGrad).toBe(false);
+    expect(y.parents).toEqual([]);
+    expect(isGradEnabled()).toBe(true);
+    x.dispose(); y.dispose();
+  });
+
+  it("record: an op's saved tensors are freed at once when nothing is recorded, and kept (also past a tidy) until its backward has run", () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const op = (saved: Tensor) => record('custom', copyOf(x), [x], (g) => [copyOf(g)], [saved]);
+    const unused = Tensor.empty([3]);
+    const y0 = noGrad(() => op(unused));
+    expect(unused.isDisposed).toBe(true);
+    expect(y0.saved).toEqual([]);
+    let kept: Tensor | null = null;
+    const y = tidy(() => op((kept = Tensor.empty([3]))));
+    expect(kept!.isDisposed).toBe(false);
+    expect(y.saved).toEqual([kept]);
+    backward(dot(y, Tensor.fromArray([1, 1, 1], [3])));
+    expect(kept!.isDisposed).toBe(true);
+    expect(y.saved).toEqual([]);
+    zeroGrad([x]);
+  });
 });
 
 describe('waiting for the GPU', () => {
@@ -265,6 +397,27 @@ describe('errors', () => {
     expect(runtimeStats().pipelines).toBe(n);
     relu(Tensor.empty([65])); // another specialisation
     expect(runtimeStats().pipelines).toBe(n + 1);
+  });
+
+  it('refuses a workgroup grid past the device limit in any dimension, and uniforms past the runtime\'s 256 bytes', () => {
+    const t = Tensor.empty([4]);
+    const k = { name: 'grid_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = 1.0; }' };
+    const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+    for (const g of [[max + 1], [1, max + 1], [1, 1, max + 1]] as [number, number?, number?][]) {
+      expect(() => dispatch(k, [t], g)).toThrow(`kernel 'grid_kernel': workgroup grid ${g[0]}×${g[1] ?? 1}×${g[2] ?? 1} exceeds the device limit of ${max} per dimension`);
+    }
+    expect(() => dispatch(k, [t], [1], new Uint32Array(65))).toThrow(new RangeError("uniforms of 260 bytes exceed the runtime's 256"));
+    t.dispose();
+  });
+
+  it("each dispatch's uniforms are its own, with several in one submission after earlier ones recycled their buffers", async () => {
+    const x = Tensor.fromArray(new Float32Array(256).fill(1), [256]);
+    for (let seed = 1; seed <= 2; seed++) await dropout(x, 0.5, seed).toArray(); // two submissions, uniform buffers recycled
+    const a = dropout(x, 0.25, 7), b = dropout(x, 0.75, 7); // recorded into one submission
+    const [av, bv] = [await a.toArray(), await b.toArray()];
+    expect([...new Set(av.filter((v) => v !== 0))]).toEqual([Math.fround(1 / 0.75)]);
+    expect([...new Set(bv.filter((v) => v !== 0))]).toEqual([4]);
+    for (const t of [x, a, b]) t.dispose();
   });
 
   /** stderr of a fresh process that acquires the GPU under `env` (it must fail, exit code 3). */
@@ -459,6 +612,7 @@ describe('API misuse: errors, not wrong numbers', () => {
     expect(() => Tensor.fromArray([0, 2.9], [2], 'i32')).toThrow('Tensor.fromArray: value 2.9 at index 1 is not an int32');
     expect(() => Tensor.fromArray([NaN], [1], 'i32')).toThrow('Tensor.fromArray: value NaN at index 0 is not an int32');
     expect(() => Tensor.fromArray([3e9], [1], 'i32')).toThrow('Tensor.fromArray: value 3000000000 at index 0 is not an int32');
+    expect(() => Tensor.fromArray([0, 2 ** 31], [2], 'i32')).toThrow('Tensor.fromArray: value 2147483648 at index 1 is not an int32'); // would wrap to -2^31
     expect(() => Tensor.fromArray([1, 2], [2], 'f16' as never)).toThrow("tensor dtype 'f16' is not supported");
     expect(() => Tensor.empty([2], 'u8' as never)).toThrow("tensor dtype 'u8' is not supported");
     const stats = pool().stats;
@@ -506,6 +660,18 @@ describe('API misuse: errors, not wrong numbers', () => {
       expect(x.grad, op).toBeNull();
       expect(stats.liveBuffers, op).toBe(live); // what they returned was freed
     }
+    // One tensor returned for two inputs: each would take it as its own (a leaf's .grad, or freed as added).
+    const x = param(Tensor.fromArray([1, 2, 3], [3])), w = param(Tensor.fromArray([4, 5, 6], [3]));
+    const y = record('same_twice', add(x, w), [x, w], (g) => {
+      const c = copyOf(g);
+      return [c, c];
+    });
+    const stats = pool().stats;
+    const loss = dot(y, Tensor.fromArray([1, 1, 1], [3]));
+    const live = stats.liveBuffers;
+    expect(() => backward(loss)).toThrow(/backward function of 'same_twice' \(tensor #\d+\) returned the same tensor twice as input 1's gradient; return a copy/);
+    expect([x.grad, w.grad]).toEqual([null, null]);
+    expect(stats.liveBuffers).toBe(live);
   });
 });
 
@@ -577,6 +743,23 @@ describe('buffer pool trimming', () => {
     expect(Array.from(await relu(live).toArray())).toEqual([1, 2, 3]);
     const again = Tensor.fromArray(new Float32Array(1 << 16).fill(-1), [1 << 16]);
     expect((await relu(again).toArray()).every((v) => v === 0)).toBe(true);
+  });
+
+  it('trim destroys every buffer the pool held for reuse, giving its memory back to the device', () => {
+    const bp = new BufferPool(gpu().device, gpu().limits.maxBufferSize);
+    const bufs = [bp.acquire(1000), bp.acquire(1000), bp.acquire(5000)];
+    const live = bp.acquire(1000);
+    for (const b of bufs) bp.release(b);
+    const destroy = vi.spyOn(Object.getPrototypeOf(live) as GPUBuffer, 'destroy'); // calls through
+    try {
+      expect(bp.trim()).toBe(1024 + 1024 + 5120);
+      expect(destroy.mock.contexts.length).toBe(3);
+      expect(bufs.every((b) => destroy.mock.contexts.includes(b))).toBe(true);
+    } finally {
+      destroy.mockRestore();
+    }
+    expect(bp.stats).toMatchObject({ pooledBytes: 0, liveBuffers: 1 });
+    live.destroy();
   });
 });
 

@@ -1,13 +1,13 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, sameSave } from '../nin/run-directory.ts';
 import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
@@ -185,6 +185,52 @@ describe('the run directory', () => {
     expect(runDirectoryProblem({ outDir: mixed }, source(join(mixed, 'checkpoint.safetensors'), 'run-B'))).toMatch(new RegExp(`^${mixed} holds another run`));
   });
 
+  it('a log that records an epoch but no step record (a fork that saved no checkpoint yet) is a run', () => {
+    const dir = join(root, 'epoch-only');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'metrics.jsonl'), [{ kind: 'resume', run: 'run-F', epoch: 1, step: 15, from: '/elsewhere/checkpoint.safetensors' }, { kind: 'epoch', epoch: 2, step: 30 }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    expect(runFilesIn(dir)).toEqual(['metrics.jsonl']);
+    expect(runDirectoryProblem({ outDir: dir })).toMatch(/already holds a run \(metrics.jsonl\)/);
+  });
+
+  it("a checkpoint's epoch and step are whole numbers ≥ 0: a negative or blank one is refused, naming the file and the key", () => {
+    expect(checkpointCount('/r/c.safetensors', { step: '12' }, 'step')).toBe(12);
+    expect(checkpointCount('/r/c.safetensors', { step: '0' }, 'step')).toBe(0);
+    for (const v of ['-1', '', ' ', '2.5', undefined]) {
+      expect(() => checkpointCount('/r/c.safetensors', v === undefined ? {} : { step: v }, 'step'), String(v)).toThrow(`/r/c.safetensors: metadata "step" must be a whole number ≥ 0, found ${JSON.stringify(v ?? null)}`);
+    }
+  });
+
+  it('two checkpoint files hold the same save only if run, step and time of saving all agree', () => {
+    const dir = join(root, 'saves');
+    mkdirSync(dir);
+    const file = (name: string, meta: Record<string, string>) => {
+      writeSafetensors(join(dir, name), {}, meta);
+      return join(dir, name);
+    };
+    const a = file('a.safetensors', header({}, 3, 'R'));
+    expect(sameSave(a, file('copy.safetensors', header({}, 3, 'R')))).toBe(true);
+    expect(sameSave(a, file('later.safetensors', { ...header({}, 3, 'R'), saved: 'later' }))).toBe(false); // the same step saved again (another stretch)
+    expect(sameSave(a, file('other-run.safetensors', header({}, 3, 'S')))).toBe(false);
+    expect(sameSave(a, file('other-step.safetensors', { ...header({}, 3, 'R'), step: '31' }))).toBe(false);
+    expect(sameSave(a, join(dir, 'missing.safetensors'))).toBe(false);
+  });
+
+  it("a forked run's log is read after its parent's only while the parent's directory holds the parent's log", () => {
+    const parent = join(root, 'fork-parent'), child = join(root, 'fork-child');
+    mkdirSync(parent);
+    mkdirSync(child);
+    const parentLog = [{ kind: 'start', run: 'P', stretch: 'p1', time: '' }, ...log(2, 10, 5)];
+    const childLog = [{ kind: 'resume', run: 'C', parent: 'P', stretch: 'c1', fromStretch: 'p1', epoch: 1, step: 10, from: join(parent, 'checkpoint.safetensors') }, ...log(2, 10, 5, 1, (s) => 10 + s)];
+    const write = (dir: string, records: object[]) => writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    write(parent, parentLog);
+    write(child, childLog);
+    expect(runLog(child)).toEqual([...parentLog, ...childLog]);
+    // The parent's directory since taken over by another run (--overwrite): its log is not the parent's.
+    write(parent, [{ kind: 'start', run: 'Q', stretch: 'q1', time: '' }, ...log(2, 10, 5, 0, (s) => 50 + s)]);
+    expect(runLog(child)).toEqual(childLog);
+  });
+
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
     const dir = join(root, 'aside');
     mkdirSync(dir);
@@ -313,6 +359,25 @@ describe('the run directory lock', () => {
     const minutesAgo = new Date(Date.now() - 120_000);
     utimesSync(lockOf(half), minutesAgo, minutesAgo);
     lockRunDirectory(half).release();
+  });
+
+  it('a lock whose process was killed but not yet collected by its parent (a zombie) is stale', async () => {
+    const dir = fresh('zombie');
+    // sh starts a child that exits at once, then becomes `sleep`, which never collects it.
+    const sh = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((res) => sh.stdout.once('data', (d: Buffer) => res(d.toString()))));
+      const zombie = () => /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      for (const deadline = Date.now() + 5000; !zombie() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+      expect(zombie()).toBe(true);
+      holder(dir, { pid, host: hostname(), since: 'killed' });
+      expect(runDirectoryInUse(dir)).toBeNull();
+      const lock = lockRunDirectory(dir);
+      expect(lock.replaced).toEqual({ pid, host: hostname(), since: 'killed' });
+      lock.release();
+    } finally {
+      sh.kill();
+    }
   });
 
   it('a lock naming this process\'s own pid that it does not hold is stale (a restarted container\'s trainer has pid 1 again)', () => {
