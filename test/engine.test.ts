@@ -365,6 +365,26 @@ describe('errors', () => {
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5]));
   });
 
+  it('a submission that ran out of GPU memory is reported as such, and the engine goes on', async () => {
+    // Out of memory cannot be caused on demand (lavapipe allocates host memory lazily): the
+    // submission's out-of-memory scope, popped first, reports a fake one.
+    await relu(Tensor.fromArray([0, 0], [2])).toArray(); // compiled (its own error scope) before the fake
+    const d = gpu().device;
+    const original = d.popErrorScope.bind(d);
+    const pop = vi.spyOn(d, 'popErrorScope').mockImplementationOnce(() => {
+      void original();
+      return Promise.resolve({ message: 'injected: cannot allocate 8 GiB' } as GPUError);
+    });
+    try {
+      const t = relu(Tensor.fromArray([1, -2], [2]));
+      await expect(sync()).rejects.toThrow('GPU out of memory in submitted commands: injected: cannot allocate 8 GiB');
+      t.dispose();
+    } finally {
+      pop.mockRestore();
+    }
+    expect(await relu(Tensor.fromArray([-4, 5], [2])).toArray()).toEqual(new Float32Array([0, 5]));
+  });
+
   it('names the kernel whose WGSL fails to compile', async () => {
     const t = Tensor.empty([4]);
     dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
