@@ -821,7 +821,7 @@ function field(r: Rec, key: string): number | undefined {
   return undefined;
 }
 
-/** Centred moving average over finite values (non-finite ones are left out of each window). */
+/** Centred moving average over an odd `window` of finite values (non-finite ones are left out). */
 function movingAverage(values: number[], window: number): number[] {
   const n = values.length;
   const sum = new Float64Array(n + 1);
@@ -881,7 +881,8 @@ export function trainingCurveSeries(records: object[]): { loss: Series[]; error:
     const denom = finished.has(e) || i < keys.length - 1 ? g.length : Math.max(g.length, typical);
     g.forEach((r, j) => stepPoints.push([e + (j + 1) / denom, field(r, 'loss') ?? NaN]));
   }
-  const window = Math.max(1, Math.round(stepPoints.length / 50));
+  // Odd, so the centred window holds the count its label says (an even one took one more).
+  const window = 2 * Math.floor(Math.round(stepPoints.length / 50) / 2) + 1;
   const smooth = movingAverage(stepPoints.map((p) => p[1]), window);
   // Thin to about 800 points: the curve is already smooth, and the plot is not that wide.
   const every = Math.max(1, Math.ceil(stepPoints.length / 800));

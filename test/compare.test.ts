@@ -143,6 +143,41 @@ describe('nin compare', () => {
     expect(longLoss.series[0].points.length).toBeLessThan(900); // the thinned step losses, not 900 epoch points
   });
 
+  it('img/s is the median epoch\'s, by value; the time is the epochs\' summed seconds in hours and minutes, or – when none was timed', () => {
+    const speeds = [950, 1020, 980]; // as text, 1020 sorts first
+    const timed = runDir('speed/timed', epochs(0, 3, () => ({ testError: 0.1 })).map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, imgPerSec: speeds[e.epoch - 1], seconds: 1500 } : r; }));
+    const untimed = runDir('speed/untimed', epochs(0, 1, () => ({ testError: 0.2 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 0 } : r)));
+    const rows = comparisonTable(readRuns([timed, untimed])).split('\n').slice(2, 4).map((l) => l.split(/\s{2,}/));
+    expect(rows).toEqual([
+      ['timed', '3/4', '10.00%', '980.0', '1h15m'], // 3 × 1500 s
+      ['untimed', '1/4', '20.00%', '100.0', '–'],
+    ]);
+  });
+
+  it('panels: loss on a log axis; test and validation error in percent, on log axes unless linearError; a validation panel once any run has a split', () => {
+    const runs = readRuns([gap, bare]);
+    const panels = comparisonPanels(runs);
+    expect(panels.map((p) => [p.title, p.logY])).toEqual([['training loss', true], ['test error', true], ['validation error', true]]);
+    expect(comparisonPanels(runs, true).map((p) => p.logY)).toEqual([true, false, false]);
+    const [, test, val] = panels;
+    expect(test.series.map((s) => s.name)).toEqual(['gap', 'bare']);
+    [[1, 35], [2, 30], [3, 25]].forEach(([x, y], i) => {
+      expect(test.series[0].points[i][0]).toBe(x);
+      expect(test.series[0].points[i][1]).toBeCloseTo(y, 9);
+    });
+    expect(test.series[1].points.map((p) => p[1])).toEqual([60]);
+    expect(val.series[0].points.map((p) => p[1])).toEqual([30, 20, 25]);
+    expect(val.series[1].points).toEqual([]); // bare has no validation split
+    // As many step losses as epochs: the step losses are drawn (only fewer fall back to the epochs' train loss).
+    const even = runDir('study/even', [
+      { kind: 'step', epoch: 0, step: 0, loss: 5.1, lr: 0.05 },
+      { kind: 'epoch', epoch: 1, step: 8, trainLoss: 3.37, trainError: 0.5, lr: 0.05, imgPerSec: 100, seconds: 1, testError: 0.5 },
+      { kind: 'step', epoch: 1, step: 8, loss: 4, lr: 0.05 },
+      { kind: 'epoch', epoch: 2, step: 16, trainLoss: 2.34, trainError: 0.4, lr: 0.05, imgPerSec: 100, seconds: 1, testError: 0.4 },
+    ]);
+    expect(comparisonPanels(readRuns([even]))[0].series[0].points).toEqual([[1 / 8, 5.1], [1 + 1 / 8, 4]]);
+  });
+
   it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', async () => {
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
     const noGpu = { timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } };

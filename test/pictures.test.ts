@@ -8,7 +8,7 @@ import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
-  BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, featureMapGridLayout, logAxis, niceAxis,
+  BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
 } from '../nin/plot.ts';
 import { randomArray } from './helpers.ts';
@@ -535,7 +535,7 @@ describe('renderTrainingCurves', () => {
     expect(countColor(buf, SERIES_COLORS[3])).toBe(0);
     // The x axis is "epochs completed": epoch e's steps (index e - 1) end where its record sits.
     const { loss, error } = trainingCurveSeries(records);
-    expect(loss.map((c) => c.name)).toEqual(['step loss (mean of 2)', 'train loss (epoch)', 'test loss']);
+    expect(loss.map((c) => c.name)).toEqual(['step loss (mean of 3)', 'train loss (epoch)', 'test loss']);
     const stepX = loss[0].points.map((p) => p[0]);
     expect([stepX[0], stepX[19], stepX[20], stepX.at(-1)]).toEqual([1 / 20, 1, 1 + 1 / 20, 4]);
     for (const c of [...loss.slice(1), ...error]) expect(c.points.map((p) => p[0])).toEqual([1, 2, 3, 4]);
@@ -576,5 +576,120 @@ describe('renderTrainingCurves', () => {
     expect(trainingCurveSeries(older).loss[0].points.at(-1)![0]).toBeCloseTo(3 + 21 / 50, 12);
     // A first epoch still running, its records at steps 0-40 of 100: not a whole epoch done.
     expect(trainingCurveSeries(records.slice(0, 4)).loss[0].points.map((p) => p[0])).toEqual([0.01, 0.21, 0.41]);
+  });
+});
+
+describe('drawPlot: where things land', () => {
+  /** Columns (or rows) holding at least `min` black pixels: the frame's borders. */
+  const blackLines = (c: Canvas, axis: 'x' | 'y', min = 100) => {
+    const out: number[] = [];
+    const [n, m] = axis === 'x' ? [c.width, c.height] : [c.height, c.width];
+    for (let i = 0; i < n; i++) {
+      let k = 0;
+      for (let j = 0; j < m; j++) {
+        const [r, g, b] = axis === 'x' ? c.getPixel(i, j) : c.getPixel(j, i);
+        if (r === 0 && g === 0 && b === 0) k++;
+      }
+      if (k >= min) out.push(i);
+    }
+    return out;
+  };
+  const is = (c: Canvas, x: number, y: number, col: Rgb) => c.getPixel(x, y).slice(0, 3).every((v, i) => v === col[i]);
+  /** The extent of `col` inside the frame (x0 < x < x1, y0 < y < y1). */
+  const extent = (c: Canvas, col: Rgb, [x0, x1]: number[], [y0, y1]: number[]) => {
+    let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+    for (let y = y0 + 1; y < y1; y++) {
+      for (let x = x0 + 1; x < x1; x++) {
+        if (!is(c, x, y, col)) continue;
+        minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
+      }
+    }
+    return { minX, maxX, minY, maxY };
+  };
+  const opts = { title: 't', xLabel: 'x', yLabel: 'y' };
+
+  it('draws the first and last values 4 px inside the frame, low values low, so their 5-px markers are whole', () => {
+    const c = new Canvas(500, 300);
+    drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[0, 0], [10, 10]] }], opts);
+    const xs = blackLines(c, 'x');
+    const ys = blackLines(c, 'y');
+    expect(xs).toHaveLength(2); // the frame's left and right borders
+    expect(ys).toHaveLength(2);
+    const [left, right] = xs;
+    const [top, bottom] = ys;
+    // Both axes run 0..10: (0, 0) is centred 4.5 px inside the bottom-left corner, (10, 10) inside the top-right one.
+    expect(extent(c, SERIES_COLORS[0], xs, ys)).toEqual({ minX: left + 2, maxX: right - 2, minY: top + 2, maxY: bottom - 2 });
+    expect(is(c, left + 4, bottom - 4, SERIES_COLORS[0])).toBe(true);
+    expect(is(c, right - 4, top + 4, SERIES_COLORS[0])).toBe(true);
+    expect(is(c, left + 4, top + 4, SERIES_COLORS[0])).toBe(false);
+    expect(is(c, right - 4, bottom - 4, SERIES_COLORS[0])).toBe(false);
+  });
+
+  it('xFrom: the x axis reaches down to it (epochs from 0)', () => {
+    const c = new Canvas(500, 300);
+    drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[5, 1], [10, 2]] }], { ...opts, xFrom: 0 });
+    const xs = blackLines(c, 'x');
+    const { minX, maxX } = extent(c, SERIES_COLORS[0], xs, blackLines(c, 'y'));
+    // x = 5 is half way along an axis from 0 to 10 (its marker 5 px wide around the centre).
+    expect(Math.abs((minX + 2) - (xs[0] + xs[1]) / 2)).toBeLessThanOrEqual(1);
+    expect(maxX).toBe(xs[1] - 2);
+  });
+
+  it('cuts a long legend name to fit, with a trailing ".", inside the right margin', () => {
+    const c = new Canvas(500, 300);
+    drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'W'.repeat(60), points: [[0, 0], [1, 1]] }], opts);
+    // The legend takes 40% of the width (200 px): its text 200 − 26 px wide, 29 characters of 6 px
+    // (28 W and '.'), from x = 500 − 8 − 200 + 26 = 318: the '.' ends at 318 + 28·6 + 2 = 488.
+    const inkCols = blackLines(c, 'x', 1).filter((x) => x >= 318);
+    expect(inkCols.at(-1)).toBe(488);
+    expect(is(c, 318 + 28 * 6 + 1, 8 + (2 * 8 + 8) + 4 + 6, BLACK)).toBe(true); // the '.', its glyph row 6: the legend starts 4 px below the frame's top (pad 8, title 2·8 + 8)
+  });
+
+  it('draws text one 6-px advance per character, and upright text bottom to top', () => {
+    const c = new Canvas(20, 10);
+    c.drawText('II', 0, 0, BLACK); // 'I' is .###. on top
+    expect([...Array(20).keys()].filter((x) => is(c, x, 0, BLACK))).toEqual([1, 2, 3, 7, 8, 9]);
+    const u = new Canvas(10, 20);
+    u.drawTextUp('II', 0, 19, BLACK); // glyph row 0 becomes column 0, glyph column gx row 19 − 1 − gx
+    expect([...Array(20).keys()].filter((y) => is(u, 0, y, BLACK))).toEqual([9, 10, 11, 15, 16, 17]);
+  });
+
+  it('log axes narrower than a decade: 1…9 multiples where 1-2-5 give fewer than 4 ticks, else linear ticks', () => {
+    expect(logAxis(2, 9).ticks.map((t) => t.label)).toEqual(['2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(logAxis(2, 2.5).ticks.map((t) => t.label)).toEqual(['2.0', '2.2', '2.4']);
+  });
+
+  it('smooths step losses over an odd window of about 1/50 of them, centred, holding the count its label says', () => {
+    // 100 steps: 1/50 is 2, made odd: 3, so a spike of 3 becomes 1 at its step and either side.
+    // (An even window of 2 took 3 values under the label "mean of 2".)
+    const spike = (n: number) => Array.from({ length: n }, (_, j) => ({ kind: 'step', epoch: 0, step: j, loss: j === 50 ? 3 : 0 }));
+    const [steps] = trainingCurveSeries(spike(100)).loss;
+    expect(steps.name).toBe('step loss (mean of 3)');
+    const y = steps.points.map((p) => p[1]);
+    expect(y).toHaveLength(100);
+    y.forEach((v, j) => expect(v, `step ${j}`).toBe(j >= 49 && j <= 51 ? 1 : 0));
+    // 200 steps: 1/50 is 4, made odd: 5; 70 steps: 1/50 rounds to 1, no smoothing.
+    const [five] = trainingCurveSeries(spike(200)).loss;
+    expect(five.name).toBe('step loss (mean of 5)');
+    expect(five.points.map((p) => p[1]).slice(47, 54)).toEqual([0, 0.6, 0.6, 0.6, 0.6, 0.6, 0].map((v) => (v ? 3 / 5 : 0)));
+    expect(trainingCurveSeries(spike(70)).loss[0].name).toBe('step loss');
+  });
+
+  it('renderTrainingCurves: the error panel in the right half, on a log axis unless logError is false', () => {
+    const records = [1, 2, 3].map((epoch) => ({ kind: 'epoch', epoch, trainLoss: 1 / epoch, testError: 0.4 / 2 ** (epoch - 1) }));
+    const { loss, error } = trainingCurveSeries(records);
+    expect(error.map((s) => [s.name, s.points])).toEqual([['test error', [[1, 40], [2, 20], [3, 10]]]]); // in percent
+    expect(loss.map((s) => s.name)).toEqual(['train loss (epoch)']);
+    const png = renderTrainingCurves(records, { width: 1000, height: 400 });
+    const { data } = PNG.sync.read(png);
+    const half = (col: Rgb, right: boolean) => {
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (((i / 4) % 1000 >= 500) === right && data[i] === col[0] && data[i + 1] === col[1] && data[i + 2] === col[2]) n++;
+      return n;
+    };
+    expect(half(SERIES_COLORS[0], false)).toBeGreaterThan(100); // train loss, left
+    expect(half(SERIES_COLORS[0], true)).toBeGreaterThan(100); // test error, right
+    expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: true }))).toBe(true);
+    expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: false }))).toBe(false);
   });
 });

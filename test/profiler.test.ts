@@ -155,6 +155,44 @@ describe('GPU profiler', () => {
     expect(r.notes).toEqual([expect.stringMatching(/^note: every duration is a multiple of 65\.536 µs, so Dawn quantizes timestamps/)]);
   });
 
+  it('counts dispatches after the last markStep() as one more step', async () => {
+    const { x, w, b } = makeConv(41);
+    tidy(() => conv2d(x, w, b));
+    await sync();
+    const prof = await startProfiler();
+    for (let s = 0; s < 3; s++) {
+      tidy(() => conv2d(x, w, b));
+      if (s < 2) prof.markStep(); // the third step is not marked
+    }
+    prof.stop();
+    const [row, ...others] = await prof.collect();
+    expect(others).toEqual([]);
+    expect([row.calls, row.steps, row.callsPerStep]).toEqual([3, 3, 1]);
+    expect(row.msPerStep).toBeCloseTo(row.totalMs / 3, 12);
+    for (const t of [x, w, b]) t.dispose();
+  });
+
+  it('formatProfile: slowest kernel first, per step, its share in percent, and a total row', () => {
+    const row = (name: string, calls: number, totalMs: number, share: number) =>
+      ({ name, calls, totalMs, meanMs: totalMs / calls, share, steps: 2, callsPerStep: calls / 2, msPerStep: totalMs / 2 });
+    const table = formatProfile([row('fast', 2, 1, 0.25), row('slow', 4, 3, 0.75)]).split('\n');
+    expect(table[0]).toBe('GPU time per kernel (2 steps; GPU timestamps)');
+    const cells = table.map((l) => l.trimEnd().split(/\s{2,}/));
+    expect(cells[1]).toEqual(['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call']);
+    expect(cells.slice(3, 5)).toEqual([
+      ['slow', '2', '1.500', '75.0', '0.7500'],
+      ['fast', '1', '0.5000', '25.0', '0.5000'],
+    ]);
+    expect(cells[6]).toEqual(['total', '3', '2.000', '100.0']); // 1.5 + 0.5 ms a step
+    expect(table).toHaveLength(7);
+  });
+
+  it('refuses a queriesPerSet that is odd or outside [2, 4096]', async () => {
+    const g = await getGpu();
+    for (const n of [3, 0, 4098]) expect(() => new Profiler(g, { queriesPerSet: n }), String(n)).toThrow(`queriesPerSet must be an even number in [2, 4096], got ${n}`);
+    expect(() => new Profiler(g, { queriesPerSet: 2 })).not.toThrow();
+  });
+
   it('explains a missing timestamp-query feature', async () => {
     const g = await getGpu();
     const fake = { ...g, features: new Set<string>() };

@@ -692,6 +692,32 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const [line] = await predict(ckpt, [file]);
     expect(pool().stats.liveBuffers, 'predict leaves nothing on the GPU').toBe(live);
     expect(line).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: (\\d \\d+\\.\\d%, ){4}\\d \\d+\\.\\d%$`));
+    // The five most probable classes, most probable first, in percent: five of MNIST's ten classes
+    // hold at least half the probability. The true class's share is the one the test set's own copy
+    // of the picture gets (evaluate's loss on it is −ln p).
+    const top5 = line.slice(file.length + 2).split(', ').map((s) => s.split(' '));
+    const classes = top5.map(([k]) => Number(k));
+    const percents = top5.map(([, v]) => Number(v.slice(0, -1)));
+    expect(new Set(classes).size).toBe(5);
+    for (const k of classes) expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).toContain(k);
+    for (let i = 1; i < 5; i++) expect(percents[i]).toBeLessThanOrEqual(percents[i - 1]);
+    const sum = percents.reduce((a, b) => a + b, 0);
+    expect(sum).toBeGreaterThanOrEqual(50 - 0.25);
+    expect(sum).toBeLessThanOrEqual(100 + 0.25);
+    {
+      const c = loadCheckpoint(ckpt);
+      const model = c.buildModel();
+      const one = { ...test, images: c.preprocessor.apply(test.images.slice(0, 784), 1, c.config.input), labels: test.labels.slice(0, 1), count: 1 };
+      const { loss } = await evaluate(model, one, 1).finally(() => model.dispose());
+      const truth = classes.indexOf(test.labels[0]);
+      expect(truth, `true class ${test.labels[0]} among the top 5 of ${line}`).toBeGreaterThanOrEqual(0);
+      expect(Math.abs(percents[truth] - 100 * Math.exp(-loss))).toBeLessThanOrEqual(0.051);
+    }
+    expect(pool().stats.liveBuffers).toBe(live);
+    // One picture that cannot be read is named as such, not predicted as a blank image.
+    const unreadable = join(tmp, 'unreadable.png');
+    writeFileSync(unreadable, 'text');
+    await expect(predict(ckpt, [unreadable])).rejects.toThrow(`${unreadable}: not a PNG file`);
     // A picture of another size is resized to the model's input, with a note.
     const wide = new PNG({ width: 56, height: 28 });
     for (let y = 0; y < 28; y++) for (let x = 0; x < 56; x++) wide.data.set([test.images[y * 28 + (x >> 1)], 0, 0, 255], 4 * (y * 56 + x));
