@@ -130,6 +130,26 @@ describe('nin CLI', () => {
     }
   });
 
+  it('flags at the edges of their ranges: the last good value is taken, the first bad one refused', () => {
+    // --gamma multiplies the rate at each drop: above 1 it would raise it.
+    expect(parseTrainArgs(['--schedule', 'step', '--gamma', '1']).options.gamma).toBe(1);
+    expect(() => parseTrainArgs(['--schedule', 'step', '--gamma', '1.5'])).toThrow(new UsageError("--gamma must be a number in [0, 1], got '1.5'"));
+    // The RNGs take 32 bits.
+    expect(parseTrainArgs(['--seed', '4294967295']).options.seed).toBe(4294967295);
+    expect(() => parseTrainArgs(['--seed', '4294967296'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got '4294967296'"));
+    // A warm-up may span the whole run.
+    expect(parseTrainArgs(['--epochs', '2', '--warmup', '2']).options).toMatchObject({ epochs: 2, warmupEpochs: 2 });
+    expect(() => parseTrainArgs(['--epochs', '2', '--warmup', '2.5'])).toThrow(new UsageError("--warmup must be a number in [0, 2], got '2.5'"));
+    // A batch as large as the training images left is one full batch an epoch; one more image is none.
+    expect(parseTrainArgs(['--train-limit', '100', '--val', '36', '--batch', '64']).options).toMatchObject({ trainLimit: 100, validation: 36, batchSize: 64 });
+    expect(() => parseTrainArgs(['--train-limit', '100', '--val', '37', '--batch', '64'])).toThrow(new UsageError('--batch 64 is larger than the 63 training images left of --train-limit 100 after --val 37'));
+    expect(() => parseTrainArgs(['--train-limit', '100', '--val', '100'])).toThrow(new UsageError('--val 100 holds out 100 images: none left of --train-limit 100'));
+    // --stop-after 0 would stop before the first epoch.
+    expect(parseTrainArgs(['--epochs', '3', '--stop-after', '1']).options.stopAfter).toBe(1);
+    expect(() => parseTrainArgs(['--stop-after', '0'])).toThrow(new UsageError("--stop-after must be an integer ≥ 1, got '0'"));
+    expect(() => parseTrainArgs(['--epochs', '0'])).toThrow(new UsageError("--epochs must be an integer ≥ 1, got '0'"));
+  });
+
   it("He init: every weight's fan-in is its K·K·input channels (a 1×1 layer: its input channels), not its outputs", () => {
     for (const name of ['cifar10-small', 'cifar10', 'mnist']) {
       for (const p of parameterSpecs(MODELS[name]).filter((q) => !q.isBias)) expect(p.fanIn, `${name} ${p.name}`).toBe(p.shape[0] * p.shape[1] * p.shape[2]);
@@ -163,6 +183,8 @@ describe('nin CLI', () => {
   it('fills in the main job when neither dataset nor model is named', () => {
     const { options } = parseTrainArgs([]);
     expect(options).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: MAIN_JOB.epochs, batchSize: MAIN_JOB.batch, trainLimit: undefined, schedule: 'cosine' });
+    // As the usage documents it: one epoch, batch 16, lr 0.025 cosine, 5 % warm-up.
+    expect(options).toMatchObject({ epochs: 1, batchSize: 16, lr: 0.025, warmupEpochs: 0.05 });
     const paper = parseTrainArgs(['--dataset', 'mnist']).options;
     expect(paper.model).toBe('mnist');
     expect(paper.trainLimit).toBeUndefined();
@@ -196,7 +218,7 @@ describe('nin CLI', () => {
     expect(modelConfig(relu).layers.at(-1)).toMatchObject({ type: 'mlpconv', linearOut: false });
     expect(() => parseTrainArgs(['--momentum', '1'])).toThrow(UsageError);
     // A model alone names its data set; a contradicting --dataset is still an error.
-    expect(parseTrainArgs(['--model', 'cifar10-small']).options).toMatchObject({ dataset: 'cifar10', model: 'cifar10-small', preprocess: 'gcn-zca', augment: true, epochs: 2, batchSize: 32, schedule: 'cosine' });
+    expect(parseTrainArgs(['--model', 'cifar10-small']).options).toMatchObject({ dataset: 'cifar10', model: 'cifar10-small', preprocess: 'gcn-zca', augment: true, epochs: 2, batchSize: 32, lr: 0.05, schedule: 'cosine' });
     expect(parseTrainArgs(['--model', 'cifar10-small', '--epochs', '5']).options.epochs).toBe(5);
     expect(parseTrainArgs(['--model', 'cifar100']).options.dataset).toBe('cifar100');
     // SVHN as the paper: GCN + LCN, no augmentation, train + extra, its validation set.
@@ -337,6 +359,8 @@ describe('nin CLI', () => {
     // By default at half and three quarters of the run: one drop where they round to one epoch.
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '8']).options.stepEpochs).toEqual([4, 6]);
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '3']).options.stepEpochs).toEqual([2]);
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100']).options.stepEpochs).toEqual([50, 75]);
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '10']).options.stepEpochs).toEqual([5, 8]); // 7.5 rounds up
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100', '--lr-steps', '50, 75']).options.stepEpochs).toEqual([50, 75]);
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
     expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));

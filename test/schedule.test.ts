@@ -1,6 +1,6 @@
 // Learning-rate schedules (nin/schedule.ts): the rate per step, and the plateau schedule's decisions.
 import { describe, expect, it } from 'vitest';
-import { learningRate, newPlateauState, parsePlateauState, plateauAfterEpoch, plateauDone, type PlateauState, type ScheduleOptions } from '../nin/schedule.ts';
+import { learningRate, newPlateauState, parsePlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from '../nin/schedule.ts';
 
 const base: ScheduleOptions = { lr: 0.1, schedule: 'constant', stepEpochs: [], gamma: 0.1, warmupEpochs: 0, epochs: 10 };
 const close = (a: number, b: number) => expect(a).toBeCloseTo(b, 12);
@@ -58,9 +58,28 @@ describe('the plateau schedule', () => {
       'improved', 'improved', 'waiting', 'dropped', 'improved', 'waiting', 'dropped', 'improved', 'waiting', 'improved', 'waiting', 'finished', 'finished',
     ]);
     expect(run([0.5, NaN, NaN])).toEqual(['improved', 'waiting', 'dropped']); // a NaN error is no improvement
+    // Nor is a NaN first epoch a lowest error to beat: the first finite error after it is a new low.
+    expect(run([NaN, 0.5, 0.6])).toEqual(['waiting', 'improved', 'waiting']);
     expect(run([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])).toEqual(['improved', 'waiting', 'dropped', 'waiting', 'dropped', 'waiting', 'finished', 'finished']);
+    // The state a finished run saves: the quiet epochs after its last drop, which plateauDone reports.
+    let state = newPlateauState();
+    for (const e of [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]) state = plateauAfterEpoch(state, e, o).state;
+    expect(state).toEqual({ on: 'train', drops: 2, best: 0.5, sinceBest: 2, finished: true });
+    expect(plateauDone('ckpt', 7, state, o)).toMatch(/no new lowest training error for 2 epochs after its last lr drop/);
     const zero = { ...o, lrDrops: 0, patience: 1 };
     expect(plateauAfterEpoch(plateauAfterEpoch(newPlateauState(), 0.5, zero).state, 0.5, zero).event).toBe('finished');
+  });
+
+  it('left out (API callers), the settings are the documented defaults: patience 3, 2 drops, the training error', () => {
+    expect(plateauSettings({})).toEqual({ patience: 3, lrDrops: 2, on: 'train' });
+    const plain = { ...base, schedule: 'plateau' as const };
+    let state = newPlateauState();
+    const events = [0.5, 0.5, 0.5, 0.5].map((e) => {
+      const r = plateauAfterEpoch(state, e, plain);
+      state = r.state;
+      return r.event;
+    });
+    expect(events).toEqual(['improved', 'waiting', 'waiting', 'dropped']); // the third epoch without a new low drops
   });
 
   it('a finished run is refused as nothing to train unless more drops are allowed; a malformed state is an error', () => {
@@ -72,7 +91,7 @@ describe('the plateau schedule', () => {
     expect(parsePlateauState(JSON.stringify(finished), 'f')).toEqual(finished);
     expect(parsePlateauState(JSON.stringify(newPlateauState()), 'f')).toEqual(newPlateauState());
     expect(() => parsePlateauState('{"on":"train","drops":-1,"best":null,"sinceBest":0,"finished":false}', 'f.safetensors')).toThrow('f.safetensors: its plateau schedule state is malformed');
-    for (const bad of ['nonsense', 'null', '{"on":"test","drops":0,"best":null,"sinceBest":0,"finished":false}', '{"on":"val","drops":0,"best":null,"sinceBest":-1,"finished":false}']) {
+    for (const bad of ['nonsense', 'null', '{"on":"train","drops":0,"best":null,"sinceBest":0}', '{"on":"test","drops":0,"best":null,"sinceBest":0,"finished":false}', '{"on":"val","drops":0,"best":null,"sinceBest":-1,"finished":false}']) {
       expect(() => parsePlateauState(bad, 'f'), bad).toThrow(/malformed/);
     }
   });

@@ -1,0 +1,95 @@
+// Model configs (nin/model.ts) without a GPU: the paper's nets layer by layer, the parameter and
+// FLOP counts `nin models` and training print, the FC heads' rows and init gains, and the pool check.
+import { describe, expect, it } from 'vitest';
+import { describeConfig, type LayerSpec, type ModelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
+
+const mlp = (kernel: number, a: number, b: number, c: number): LayerSpec => ({ type: 'mlpconv', kernel, channels: [a, b, c] });
+const maxpool: LayerSpec = { type: 'maxpool', kernel: 3, stride: 2 };
+const avgpool: LayerSpec = { type: 'avgpool', kernel: 3, stride: 2 };
+const dropout: LayerSpec = { type: 'dropout', p: 0.5 };
+
+describe("the paper's nets", () => {
+  it('layer by layer as the authors defined them: widths, kernels, 3/2 pools, dropout 0.5, GAP, Gaussian σ = 0.05', () => {
+    // The authors' Caffe CIFAR-10 model: its second pool is an average pool (README, "The paper's nets").
+    const cifar = (classes: number) => [mlp(5, 192, 160, 96), maxpool, dropout, mlp(5, 192, 192, 192), avgpool, dropout, mlp(3, 192, 192, classes)];
+    const expected: Record<string, LayerSpec[]> = {
+      cifar10: cifar(10),
+      cifar100: cifar(100),
+      // mavenlin/cuda-convnet NIN/svhn_def and NIN/mnist_def: conv filters, the cccp widths, max pooling twice.
+      svhn: [mlp(5, 128, 96, 64), maxpool, dropout, mlp(5, 320, 256, 128), maxpool, dropout, mlp(5, 384, 256, 10)],
+      mnist: [mlp(5, 96, 64, 48), maxpool, dropout, mlp(5, 128, 96, 48), maxpool, dropout, mlp(5, 128, 96, 10)],
+    };
+    for (const [name, layers] of Object.entries(expected)) {
+      expect(MODELS[name], name).toMatchObject({ name, head: 'gap', init: 'gaussian', initStd: 0.05 });
+      expect(MODELS[name].layers, name).toEqual(layers);
+    }
+    expect(MODELS.mnist.input).toEqual({ height: 28, width: 28, channels: 1 });
+    for (const name of ['cifar10', 'cifar100', 'svhn']) expect(MODELS[name].input, name).toEqual({ height: 32, width: 32, channels: 3 });
+  });
+
+  it('the CPU-sized nets: the CIFAR pipeline keeps the paper\'s max-then-average pooling; both have linear class maps and no dropout', () => {
+    expect(MODELS['cifar10-small'].layers).toEqual([mlp(5, 32, 32, 32), maxpool, mlp(3, 64, 64, 64), avgpool, { ...mlp(3, 96, 64, 10), linearOut: true }]);
+    expect(MODELS['mnist-small'].layers).toEqual([mlp(5, 16, 16, 16), maxpool, mlp(3, 32, 32, 32), maxpool, { ...mlp(3, 48, 32, 10), linearOut: true }]);
+  });
+
+  // Worked by hand: an mlpconv K×K c1-c2-c3 on Cin channels has K·K·Cin·c1 + c1·c2 + c2·c3 weights
+  // and c1 + c2 + c3 biases, and costs 2·H·W·(those weights) FLOPs; a 3/2 pool reads 9 inputs an
+  // output; GAP one an input. CIFAR-10: 32 → 16 → 8 (NIN's CIFAR-10 net has some 0.97 M parameters).
+  it.each([
+    ['cifar10', '966,986', '445.31'],
+    ['cifar100', '984,356', '447.52'],
+    ['svhn', '1,986,026', '548.69'],
+    ['mnist', '349,674', '101.51'],
+    ['mnist-small', '23,482', '5.62'],
+    ['cifar10-small', '93,610', '30.80'],
+  ])('%s: the summary\'s total is %s parameters and %s MFLOP per image', (name, params, mflop) => {
+    expect(describeConfig(MODELS[name])).toMatch(new RegExp(`^total\\s+${params}\\s+${mflop.replace('.', '\\.')}$`, 'm'));
+  });
+
+  it("the summary's rows: output shape, parameters and MFLOP of each layer", () => {
+    const rows = describeConfig(MODELS.cifar10).split('\n');
+    expect(rows[0]).toMatch(/^layer\s+output\s+params\s+MFLOP\/img$/);
+    expect(rows).toContainEqual(expect.stringMatching(/^mlpconv5x5 192-160-96\s+32×32×96\s+60,928\s+123\.86$/));
+    expect(rows).toContainEqual(expect.stringMatching(/^maxpool 3\/2\s+16×16×96\s+0\.22$/));
+    expect(rows).toContainEqual(expect.stringMatching(/^avgpool 3\/2\s+8×8×192\s+0\.11$/));
+    expect(rows).toContainEqual(expect.stringMatching(/^mlpconv3x3 192-192-10\s+8×8×10\s+370,954\s+47\.43$/));
+  });
+});
+
+describe('FC heads', () => {
+  // One 3×3 block 4-4-2 on a 6×6×1 input: 72 features for 3 classes.
+  const net = (head: ModelConfig['head']): ModelConfig => ({ name: 'fc-tiny', input: { height: 6, width: 6, channels: 1 }, classes: 3, layers: [mlp(3, 4, 4, 2)], head, init: 'he', initStd: 0.05 });
+  const block = { name: 'mlpconv3x3 4-4-2', output: [6, 6, 2], params: 9 * 4 + 4 + 4 * 4 + 4 + 4 * 2 + 2, flops: 2 * 36 * (9 * 4 + 4 * 4 + 4 * 2) };
+  const fc = { name: 'fully connected 72→3', output: [3], params: 72 * 3 + 3, flops: 2 * 72 * 3 };
+
+  it('the FC layer counts its weights and biases, and 2 FLOPs a weight; fc-dropout adds a dropout 0.5 row', () => {
+    expect(plan(net('fc'))).toEqual([block, fc]);
+    expect(plan(net('fc-dropout'))).toEqual([block, { name: 'dropout 0.5', output: [6, 6, 2], params: 0, flops: 0 }, fc]);
+    expect(describeConfig(net('fc'))).toMatch(/^total\s+289\s+0\.00$/m); // 70 + 219 parameters
+  });
+
+  it('its weights take fan-in 72 and He gain 1 (it feeds the softmax, no ReLU); every other weight gain 2', () => {
+    for (const head of ['fc', 'fc-dropout'] as const) {
+      const weights = parameterSpecs(net(head)).filter((p) => !p.isBias).map((p) => [p.name, p.shape, p.fanIn, p.gain]);
+      expect(weights, head).toEqual([
+        ['block1.w1', [3, 3, 1, 4], 9, 2],
+        ['block1.w2', [1, 1, 4, 4], 4, 2],
+        ['block1.w3', [1, 1, 4, 2], 4, 2],
+        ['fc.w', [1, 1, 72, 3], 72, 1],
+      ]);
+    }
+  });
+});
+
+describe('the pool check', () => {
+  // A 3/4 pool on 28: ceil(25 / 4) + 1 = 8 windows, the last starting at 28, outside; on 31 it starts at 28, inside.
+  const net = (height: number, width: number): ModelConfig => ({
+    name: 'odd', input: { height, width, channels: 1 }, classes: 2, layers: [mlp(1, 2, 2, 2), { type: 'maxpool', kernel: 3, stride: 4 }, mlp(1, 2, 2, 2)], head: 'gap', init: 'he', initStd: 0.05,
+  });
+
+  it('refuses a last window outside the image in either direction, and passes one inside', () => {
+    expect(() => plan(net(28, 31))).toThrow(new RangeError('model odd: layer 1 maxpool 3/4 on a 28×31 input leaves the last window outside the image'));
+    expect(() => plan(net(31, 28))).toThrow(new RangeError('model odd: layer 1 maxpool 3/4 on a 31×28 input leaves the last window outside the image'));
+    expect(plan(net(31, 31))[1].output).toEqual([8, 8, 2]);
+  });
+});
