@@ -261,6 +261,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = options(['--batch', '16', '--train-limit', '16', '--test-limit', '16', '--epochs', '1', '--class-lr-mult', '0.1', '--out', join(tmp, 'multipliers')]);
     const model = new NinModel(modelConfig(o), 1);
     for (const p of model.params) expect([p.lrMult, p.decayMult], p.name).toEqual(/\.b\d$/.test(p.name) ? [2, 0] : [1, 1]);
+    const names = model.params.map((p) => p.name); // in the order the optimiser's specs follow
     model.dispose();
     // What the optimiser the run builds is given (the `this` of its steps).
     const step = vi.spyOn(SGD.prototype, 'step');
@@ -271,9 +272,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     } finally {
       step.mockRestore(); // (which also forgets the calls)
     }
-    const names = new NinModel(modelConfig(o), 1);
-    const byName = Object.fromEntries(names.params.map((p, i) => [p.name, { lrMult: specs[i].lrMult, decayMult: specs[i].decayMult }]));
-    names.dispose();
+    const byName = Object.fromEntries(names.map((name, i) => [name, { lrMult: specs[i].lrMult, decayMult: specs[i].decayMult }]));
     expect(byName['block3.w3']).toEqual({ lrMult: 0.1, decayMult: 1 });
     expect(byName['block3.b3'].lrMult).toBeCloseTo(0.2, 12);
     expect(byName['block3.b3'].decayMult).toBe(0);
