@@ -25,7 +25,7 @@
 // runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
-import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, noUnrollBound, type Kernel } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { NAN_WGSL, reluBackward } from './elementwise.ts';
@@ -181,7 +181,7 @@ function fusedKernel(s: MlpconvShape, { TP, CL }: MlpconvTile, writeHidden: bool
   // One 1×1 layer reading hs (width Cin) into registers acc (width Cout).
   const dense = (layer: 2 | 3, Cin: number, Cout: number) => `
   var acc${layer}: array<f32, ${PI * jc(Cout)}>;
-  for (var k = 0u; k < ${Cin}u; k++) {
+  for (var k = 0u; k < ${noUnrollBound(Cin)}; k++) {
     for (var j = 0u; j < ${jc(Cout)}u; j++) {
       let c = cl + ${CL}u * j;
       var wv = 0.0;
@@ -322,14 +322,14 @@ ${rows.map((i) => `  let m${i} = min(mBase + ${i}u, M - 1u);
 
   // Layer 1: K×K conv over k = (tap, ci); a tap's offset and zero-padding test are per row.
   ${layer(s.C1, 'w1', 'b1', (body) => `
-    for (var tap = 0u; tap < ${s.K * s.K}u; tap++) {
+    for (var tap = 0u; tap < ${noUnrollBound(s.K * s.K)}; tap++) {
       let dy = i32(tap / ${s.K}u) - ${P};
       let dx = i32(tap % ${s.K}u) - ${P};
 ${rows.map((i) => `      let iy${i} = py${i} + dy;
       let ix${i} = px${i} + dx;
       let in${i} = iy${i} >= 0 && iy${i} < ${s.H} && ix${i} >= 0 && ix${i} < ${s.W};
       let base${i} = select(0u, ((img${i} * ${s.H}u + u32(iy${i})) * ${s.W}u + u32(ix${i})) * ${s.Ci}u, in${i});`).join('\n')}
-      for (var ci = 0u; ci < ${s.Ci}u; ci++) {
+      for (var ci = 0u; ci < ${noUnrollBound(s.Ci)}; ci++) {
       let k = tap * ${s.Ci}u + ci;
 ${body}
       }
@@ -337,13 +337,13 @@ ${body}
   storageBarrier();
 
   // Layer 2: 1×1 over h1 (rows past the end read row M − 1, which this workgroup wrote).
-  ${layer(s.C2, 'w2', 'b2', (body) => `    for (var k = 0u; k < ${s.C1}u; k++) {
+  ${layer(s.C2, 'w2', 'b2', (body) => `    for (var k = 0u; k < ${noUnrollBound(s.C1)}; k++) {
 ${body}
     }`, (i) => `h1[m${i} * ${s.C1}u + k]`, hidden(2, s.C2), true)}
   storageBarrier();
 
   // Layer 3: 1×1 over h2, straight to the output.
-  ${layer(s.C3, 'w3', 'b3', (body) => `    for (var k = 0u; k < ${s.C2}u; k++) {
+  ${layer(s.C3, 'w3', 'b3', (body) => `    for (var k = 0u; k < ${noUnrollBound(s.C2)}; k++) {
 ${body}
     }`, (i) => `h2[m${i} * ${s.C2}u + k]`, (i, j) => `if (mBase + ${i}u < M) { ys[(mBase + ${i}u) * ${s.C3}u + ch${j}] = v; }`, relu3)}
 }`;
