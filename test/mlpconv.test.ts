@@ -4,7 +4,8 @@ import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture } from '../kernels/gemm.ts';
-import { mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
+import { fusedMlpconvKernel, mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
+import { noUnrollBound } from '../engine/runtime.ts';
 import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
 import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
@@ -194,6 +195,19 @@ describe('mlpconv (fused)', () => {
     expect(mlpconvTile({ ...s, C1: 100, C2: 70, C3: 10 }, 32768)).toEqual({ TP: 64, CL: 32 });
     // Too little storage for many pixel lanes: falls back to 64 channel lanes × 4 pixels.
     expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 18))).toEqual({ TP: 4, CL: 64 });
+  });
+
+  // Small loop counts are hidden so that lavapipe does not unroll them (compile time, not speed);
+  // the paper's widths must keep their literal bounds, as the GPU runs them.
+  it("hides only small channel-loop counts from the compiler: the paper's blocks keep literal bounds", () => {
+    expect([1, 2, 32, 33, 192].map(noUnrollBound)).toEqual(['1u', 'select(2u, 0u, nwg.z == 0u)', 'select(32u, 0u, nwg.z == 0u)', '33u', '192u']);
+    const block1 = { N: 128, H: 32, W: 32, Ci: 3, K: 5, C1: 192, C2: 160, C3: 96 };
+    const paper = fusedMlpconvKernel(block1, mlpconvTile(block1, 49152), true, true).code;
+    expect(paper).toContain('for (var k = 0u; k < 192u; k++)');
+    expect(paper).toContain('for (var k = 0u; k < 160u; k++)');
+    expect(paper).not.toContain('nwg.z == 0u');
+    const odd = { ...block1, C1: 21, C2: 17, C3: 11 };
+    expect(fusedMlpconvKernel(odd, mlpconvTile(odd, 49152), true, true).code).toContain('for (var k = 0u; k < select(17u, 0u, nwg.z == 0u); k++)');
   });
 
   it('rejects mismatched shapes with named errors', () => {
