@@ -353,12 +353,13 @@ export const LINEAR_WORKGROUP = 'wid.x + wid.y * nwg.x';
 
 /**
  * WGSL for a loop's trip count n, hidden from the shader compiler when n is small. Lavapipe fully
- * unrolls a loop of a few known trips (up to 32, depending on its body), and a kernel whose loop
- * over a layer's channels unrolled around its register tile took LLVM 8–30 s to compile, against
- * about 2 s with the count hidden (session 26). The tests' odd widths (17, 21, …) hit this on every
- * shape; the paper's widths (48 and up) do not unroll, and keep their literal bound on every
- * adapter. Hidden as `select(n, 0, nwg.z == 0)`: a dispatch never has 0 workgroups along z, but the
- * compiler cannot know it. Needs `nwg` (@builtin(num_workgroups)) in scope.
+ * unrolls a loop of few enough known trips (how few depends on the body: around a fused mlpconv's
+ * register tile, 17 trips unrolled and 24 did not), and such a kernel then took LLVM 8–30 s to
+ * compile, against about 2 s with the count hidden (session 26). The tests' odd widths (17, 21, …)
+ * hit this on every shape. Counts up to 32 are hidden, for a margin; the paper's widths (48 and up)
+ * keep their literal bound on every adapter. Hidden as `select(n, 0, nwg.z == 0)`: a dispatch never
+ * has 0 workgroups along z, but the compiler cannot know it. Needs `nwg` (@builtin(num_workgroups))
+ * in scope.
  */
 export function noUnrollBound(n: number): string {
   return n > 32 || n === 1 ? `${n}u` : `select(${n}u, 0u, nwg.z == 0u)`;
