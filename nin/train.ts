@@ -461,6 +461,7 @@ async function trainInDirectory(
   let lastSave = loopStart.time;
   let stop = false; // o.interrupt's answer after the last step
   let pending: Promise<void> | null = null;
+  let lastReads: Promise<unknown> | null = null; // the newest step's readback, which frees its loss and logits
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const te = performance.now();
@@ -497,6 +498,7 @@ async function trainInDirectory(
           logits.dispose();
         });
         reads.catch(() => {}); // its failure reaches the loop through `pending`; no unhandled rejection
+        lastReads = reads;
         // Steps are taken in step order, whichever readback lands first: the losses, sums and log
         // (and so a resumed run's losses) must not depend on the GPU's timing.
         pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
@@ -611,8 +613,10 @@ async function trainInDirectory(
       }
     }
   } catch (e) {
-    // A failed step (e.g. a NaN loss) may leave the next step's readback in flight.
+    // A failed step (e.g. a NaN loss) may leave the next step's readback in flight: wait for it,
+    // so that its tensors are freed before the caller hears of the failure.
     pending?.catch(() => {});
+    await lastReads?.catch(() => {});
     throw e;
   } finally {
     prof?.stop();

@@ -292,7 +292,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     }
   });
 
-  it('an infinite loss stops the run as a NaN does', async () => {
+  it('an infinite loss stops the run as a NaN does, and leaves no GPU buffer behind', async () => {
     const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'infinite')]);
     const item = Tensor.prototype.item;
     let calls = 0;
@@ -300,9 +300,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       return ++calls === 3 ? Promise.resolve(Infinity) : item.call(this);
     });
     try {
-      const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
+      const data = await loadSplits(o);
+      const liveBefore = pool().stats.liveBuffers;
+      const err = await train(o, data).then(() => null, (e) => e);
       expect(err).toBeInstanceOf(TrainingStopped);
       expect(err.message).toMatch(/^loss is Infinity at step 2 \(epoch 1\): the run diverged/);
+      // Step 3's readback was in flight when step 2's loss stopped the run: train() waited for it
+      // and freed its loss and logits before it threw.
+      expect(pool().stats.liveBuffers).toBe(liveBefore);
     } finally {
       spy.mockRestore();
     }
