@@ -268,9 +268,21 @@ export function setKernelStyle(style: KernelStyle | null): void {
   styleOverride = style;
 }
 
+let simdWidthOverride: number | null = null;
+
 /** Lanes of a simd-style workgroup: the adapter's subgroup width, else 8 (256-bit SIMD of f32). */
 export function simdWidth(): number {
-  return gpu().subgroupSize ?? 8;
+  return simdWidthOverride ?? gpu().subgroupSize ?? 8;
+}
+
+/**
+ * Forces the simd kernels' lane count (null restores the adapter's). The kernels use no subgroup
+ * operations, so any width runs correctly on any adapter: tests check the widths of other CPUs
+ * (lavapipe's subgroup is 4 lanes with 128-bit SIMD, 16 with AVX-512 enabled) on this one.
+ */
+export function setSimdWidth(lanes: number | null): void {
+  if (lanes !== null && !(Number.isInteger(lanes) && lanes >= 1)) throw new RangeError(`simd width ${lanes}: expected a whole number of lanes ≥ 1`);
+  simdWidthOverride = lanes;
 }
 
 /** Errors the device reported outside any error scope; thrown at the next sync point. */

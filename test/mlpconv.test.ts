@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
+import { closeGpu, getGpu, setKernelStyle, setSimdWidth, simdWidth, type KernelStyle } from '../engine/device.ts';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { setGemmCapture } from '../kernels/gemm.ts';
+import { setGemmCapture, simdGemmTiles } from '../kernels/gemm.ts';
 import { fusedMlpconvKernel, mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
 import { noUnrollBound } from '../engine/runtime.ts';
 import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
@@ -54,6 +54,40 @@ describe('mlpconv (fused)', () => {
       });
     }
   }
+
+  // Other CPUs' widths: lavapipe's subgroup, and so the simd kernels' lane count, is 4 where SIMD
+  // registers are 128 bits wide and 16 with LP_NATIVE_VECTOR_WIDTH=512 (AVX-512); 8 here. At 4
+  // lanes, layers that take several passes (70, 66 channels); at 16, fewer channels than lanes.
+  for (const [lanes, c] of [[4, cases[2]], [16, cases[0]]] as const) {
+    it(`simd kernels at ${lanes} lanes: forward and all gradients match the float64 reference: ${JSON.stringify(c)}`, async () => {
+      setKernelStyle('simd');
+      const adapterWidth = simdWidth();
+      setSimdWidth(lanes);
+      const gemms: number[] = [];
+      setGemmCapture((g) => gemms.push(simdGemmTiles(g.M, g.N).L));
+      try {
+        const x = pair([c.N, c.H, c.W, c.Ci], 15);
+        param(x.gpu);
+        const { t, gpu } = mlpconvParams(c, 23);
+        const y = mlpconv(x.gpu, gpu);
+        const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+        expectClose('forward', await y.toArray(), f().data, 1e-5);
+        const r = randomArray(y.size, 5);
+        backward(dot(y, Tensor.fromArray(r, y.shape)));
+        expect(gemms.length).toBeGreaterThan(0); // the gradients' GEMMs ran at this width too
+        expect(new Set(gemms)).toEqual(new Set([lanes]));
+        await expectGradients({ x, ...t }, () => dotRef(f(), r), 6);
+      } finally {
+        setGemmCapture(null);
+        setSimdWidth(null);
+      }
+      expect(simdWidth()).toBe(adapterWidth);
+    });
+  }
+
+  it('refuses a simd width that is not a whole number of lanes', () => {
+    for (const bad of [0, 2.5, -4, NaN]) expect(() => setSimdWidth(bad)).toThrow(`simd width ${bad}: expected a whole number of lanes ≥ 1`);
+  });
 
   // Hidden widths too wide for the tiled kernel's smallest tile in the workgroup storage given: the
   // block runs as its three convolutions (it threw before), forward and gradients still right.
