@@ -7,6 +7,9 @@
 //                 quantization is off unless these flags name it: see dawnFlags)
 //   NIN_KERNELS   kernel style: "tiled" or "simd" (default: simd on CPU adapters, tiled on GPUs)
 //   NIN_POLL      how Dawn waits for the GPU: "spin" or "sleep" (default: sleep on CPU adapters)
+//   NIN_LIMITS    "adapter" (default): the device gets the adapter's limits; "webgpu-defaults": only
+//                 WebGPU's default limits, which every adapter offers (16 KiB workgroup storage,
+//                 8 storage buffers a stage, ...), to check that a run fits any WebGPU device
 //   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
 //   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose
 //                 missing barriers (see engine/invocation-order.ts)
@@ -108,6 +111,7 @@ async function acquire(gen: number): Promise<Gpu> {
   // Bad settings fail before any device exists.
   const styleEnv = parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const);
   const pollEnv = parseChoice('NIN_POLL', ['spin', 'sleep'] as const);
+  const limitsEnv = parseChoice('NIN_LIMITS', ['adapter', 'webgpu-defaults'] as const);
   invocationOrderSetting(); // applied when kernels compile, but a bad value fails here, with the others
   Object.assign(globalThis, globals);
   const backend = process.env.NIN_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : undefined);
@@ -152,7 +156,7 @@ async function acquire(gen: number): Promise<Gpu> {
     maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
     maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
   };
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: limitsEnv === 'webgpu-defaults' ? {} : requiredLimits });
   const info = adapter.info;
   type MatrixConfig = Gpu['subgroupMatrixConfigs'][number];
   const matrixConfigs = ((info as unknown as { subgroupMatrixConfigs?: MatrixConfig[] }).subgroupMatrixConfigs ?? []).map((c) => ({
@@ -241,7 +245,7 @@ export function dawnFlags(fromEnv: string | undefined): string[] {
 /** Every NIN_* environment variable the project reads (engine, kernels, nin/, bench scripts). */
 export const NIN_SETTINGS = [
   'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNELS',
-  'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
+  'NIN_LIMITS', 'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
 ] as const;
 
 /** NIN_* variables set but read by nothing: a misspelt setting would otherwise change nothing, silently. */

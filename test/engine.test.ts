@@ -456,9 +456,10 @@ describe('errors', () => {
     throw new Error('acquiring the GPU succeeded');
   };
 
-  it('rejects a bad NIN_KERNELS or NIN_POLL by name', () => {
+  it('rejects a bad NIN_KERNELS, NIN_POLL or NIN_LIMITS by name', () => {
     expect(acquireFailure({ NIN_KERNELS: 'bogus' })).toContain("NIN_KERNELS='bogus': expected 'tiled' or 'simd'");
     expect(acquireFailure({ NIN_POLL: 'bogus' })).toContain("NIN_POLL='bogus': expected 'spin' or 'sleep'");
+    expect(acquireFailure({ NIN_LIMITS: 'default' })).toContain("NIN_LIMITS='default': expected 'adapter' or 'webgpu-defaults'");
   });
 
   it('explains a missing adapter: the drivers tried and how to install lavapipe', () => {

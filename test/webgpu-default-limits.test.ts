@@ -1,0 +1,94 @@
+// A device with only WebGPU's default limits, which every adapter offers (NIN_LIMITS=webgpu-defaults):
+// 16 KiB of workgroup storage, 8 storage buffers a stage, 256 invocations a workgroup, 128 MiB a
+// binding. Dawn validates every pipeline, bind group and dispatch against the device's limits, so
+// a kernel that assumed more than these fails here, in either kernel style.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
+import { backward, zeroGrad } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { setGemmCapture } from '../kernels/gemm.ts';
+import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { SGD } from '../kernels/sgd.ts';
+import { NinModel } from '../nin/model.ts';
+import { expectClose, randomArray } from './helpers.ts';
+import { checkAgainstReference, referenceLoss, tiny } from './tiny-nin.ts';
+
+// WebGPU's defaults (https://www.w3.org/TR/webgpu/#limits) for the limits the engine reads.
+const WEBGPU_DEFAULTS = {
+  maxStorageBufferBindingSize: 134_217_728,
+  maxBufferSize: 268_435_456,
+  maxComputeWorkgroupStorageSize: 16_384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupsPerDimension: 65_535,
+  maxStorageBuffersPerShaderStage: 8,
+};
+
+beforeAll(async () => {
+  process.env.NIN_LIMITS = 'webgpu-defaults'; // this file's own process (vitest forks one per file)
+  await getGpu();
+});
+afterAll(() => {
+  setKernelStyle(null);
+  closeGpu();
+  delete process.env.NIN_LIMITS;
+});
+
+const styles: KernelStyle[] = ['tiled', 'simd'];
+
+describe("WebGPU's default limits (NIN_LIMITS=webgpu-defaults)", () => {
+  it('the device has exactly those limits, whatever the adapter offers', () => {
+    expect(gpu().limits).toEqual(WEBGPU_DEFAULTS);
+  });
+
+  for (const style of styles)
+  it(`${style} kernels: the tiny NIN's loss and every parameter's gradient match central differences on the float64 reference`, async () => {
+    setKernelStyle(style);
+    // With gradients, a fused block binds 10 storage buffers (h1 and h2 kept for the backward):
+    // more than 8, so each block runs as its three convolutions.
+    const gemms: string[] = [];
+    setGemmCapture((g) => gemms.push(g.name));
+    try {
+      await checkAgainstReference(tiny, { train: false }, referenceLoss);
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(gemms.filter((n) => n.endsWith('_forward'))).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward', 'conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward', 'conv1x1_forward', 'conv1x1_forward', 'conv1x1_forward']);
+  });
+
+  it('a training step (dropout on, SGD with momentum and weight decay) updates the weights alike in both styles', async () => {
+    const B = 3; // the gradient checks' batch: their kernels, shapes baked in, serve here too
+    const xs = randomArray(B * 9 * 9 * 3, 41);
+    const labels = [2, 0, 1];
+    const weightsAfterStep = async (style: KernelStyle) => {
+      setKernelStyle(style);
+      const model = new NinModel(tiny, 8);
+      const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-3 });
+      const params = model.params.map((p) => p.tensor);
+      const before = await Promise.all(params.map((p) => p.toArray()));
+      const loss = tidy(() => {
+        const l = softmaxCrossEntropy(model.forward(Tensor.fromArray(xs, [B, 9, 9, 3]), { train: true, seed: 77 }), labelTensor(labels, 3));
+        backward(l);
+        opt.step(0.05);
+        return l;
+      });
+      zeroGrad(params);
+      const l = await loss.item();
+      loss.dispose();
+      const after = await Promise.all(params.map((p) => p.toArray()));
+      const names = model.params.map((p) => p.name);
+      model.dispose();
+      opt.dispose();
+      return { l, before, after, names };
+    };
+    const tiled = await weightsAfterStep('tiled');
+    const simd = await weightsAfterStep('simd');
+    expect(Number.isFinite(tiled.l)).toBe(true);
+    expectClose('loss, simd vs tiled', [simd.l], [tiled.l], 1e-5);
+    expect(simd.names).toEqual(tiled.names);
+    tiled.names.forEach((name, i) => {
+      // Every weight tensor moved (the step did something), and the two styles moved it alike.
+      if (/\.w\d$/.test(name)) expect(tiled.after[i].some((v, j) => v !== tiled.before[i][j]), `${name} updated`).toBe(true);
+      expectClose(`${name}, simd vs tiled`, simd.after[i], tiled.after[i], 1e-5);
+    });
+  });
+});
