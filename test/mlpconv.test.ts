@@ -31,6 +31,19 @@ async function expectGradients(tensors: Record<string, { gpu: Tensor; ref: RefTe
   }
 }
 
+/** A fused block (`workgroupStorage` bytes for its tile) on seeded data: forward and every gradient against the float64 reference. */
+async function expectBlockMatchesReference(c: Case, workgroupStorage?: number): Promise<void> {
+  const x = pair([c.N, c.H, c.W, c.Ci], 11);
+  param(x.gpu);
+  const { t, gpu } = mlpconvParams(c, 20);
+  const y = mlpconv(x.gpu, gpu, { workgroupStorage });
+  const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+  expectClose('forward', await y.toArray(), f().data, 1e-5);
+  const r = randomArray(y.size, 7);
+  backward(dot(y, Tensor.fromArray(r, y.shape)));
+  await expectGradients({ x, ...t }, () => dotRef(f(), r), 9);
+}
+
 const styles: KernelStyle[] = ['tiled', 'simd']; // GPU and CPU-adapter kernels, both checked here
 
 describe('mlpconv (fused)', () => {
@@ -41,16 +54,7 @@ describe('mlpconv (fused)', () => {
     for (const storage of [undefined, 16 * (Math.max(c.C1, c.C2) + 18)]) {
       it(`${style} kernels: matches the float64 reference, forward and all gradients: ${JSON.stringify(c)} storage=${storage ?? 'device'}`, async () => {
         setKernelStyle(style);
-        const x = pair([c.N, c.H, c.W, c.Ci], 11);
-        param(x.gpu);
-        const { t, gpu } = mlpconvParams(c, 20);
-        const y = mlpconv(x.gpu, gpu, { workgroupStorage: storage });
-        const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
-        expectClose('forward', await y.toArray(), f().data, 1e-5);
-        const r = randomArray(y.size, 7);
-        backward(dot(y, Tensor.fromArray(r, y.shape)));
-        const scalar = () => dotRef(f(), r);
-        await expectGradients({ x, ...t }, scalar, 9);
+        await expectBlockMatchesReference(c, storage);
       });
     }
   }
@@ -66,17 +70,9 @@ describe('mlpconv (fused)', () => {
       const gemms: number[] = [];
       setGemmCapture((g) => gemms.push(simdGemmTiles(g.M, g.N).L));
       try {
-        const x = pair([c.N, c.H, c.W, c.Ci], 15);
-        param(x.gpu);
-        const { t, gpu } = mlpconvParams(c, 23);
-        const y = mlpconv(x.gpu, gpu);
-        const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
-        expectClose('forward', await y.toArray(), f().data, 1e-5);
-        const r = randomArray(y.size, 5);
-        backward(dot(y, Tensor.fromArray(r, y.shape)));
+        await expectBlockMatchesReference(c);
         expect(gemms.length).toBeGreaterThan(0); // the gradients' GEMMs ran at this width too
         expect(new Set(gemms)).toEqual(new Set([lanes]));
-        await expectGradients({ x, ...t }, () => dotRef(f(), r), 6);
       } finally {
         setGemmCapture(null);
         setSimdWidth(null);
