@@ -282,7 +282,7 @@ export function simdWidth(): number {
 /**
  * Forces the simd kernels' lane count (null restores the adapter's). The kernels use no subgroup
  * operations, so any width runs correctly on any adapter: tests check the widths of other CPUs
- * (lavapipe's subgroup is 4 lanes with 128-bit SIMD, 16 with AVX-512 enabled) on this one.
+ * (lavapipe's subgroup is 4 lanes at LP_NATIVE_VECTOR_WIDTH=128, 16 at 512) on this one.
  */
 export function setSimdWidth(lanes: number | null): void {
   if (lanes !== null && !(Number.isInteger(lanes) && lanes >= 1)) throw new RangeError(`simd width ${lanes}: expected a whole number of lanes ≥ 1`);
