@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 // kernels that share workgroup memory or pass values between invocations, as on a cold shader
 // cache every renumbered kernel compiles anew; tuning.test.ts among them, for the GEMM and mlpconv
 // tiles other than the defaults, which a tuning table may pick on a GPU. Left out, to keep a cold
-// suite well within 15 minutes on 2 cores: nin-end-to-end (these kernels composed) and
+// suite within 15 minutes on 2 cores: nin-end-to-end (these kernels composed) and
 // gemm-matrix.test.ts (the emulated matrix GEMM; its staging is the tiled GEMM's). Session 26,
 // 2 cores, empty cache: 11 min 56 s for a fresh clone's whole .ci/run, tuning.test.ts's rerun
 // taking 117 s of the summed file times; session 27, with more tests: 13 min 53 s.
