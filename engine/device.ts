@@ -40,6 +40,8 @@ export interface Gpu {
   subgroupSize: number | null;
   /** How Dawn's event polling waits for the GPU (see sleepWhileDawnWaits). */
   poll: 'spin' | 'sleep';
+  /** A CPU adapter (lavapipe, SwiftShader): Dawn's fallback adapter or a "software" architecture. */
+  cpuAdapter: boolean;
   /** Every feature the adapter offers (the device asks only for the ones the engine uses). */
   adapterFeatures: string[];
   /**
@@ -179,14 +181,14 @@ async function acquire(gen: number): Promise<Gpu> {
     style: 'tiled',
     subgroupSize: info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
     poll: 'spin',
+    cpuAdapter: Boolean(info.isFallbackAdapter || info.architecture === 'software'),
     adapterFeatures: [...adapter.features].map(String).sort(),
     subgroupMatrixConfigs: matrixConfigs,
   };
   // A CPU adapter (lavapipe, SwiftShader) runs a workgroup on one core, its invocations as SIMD
   // lanes: there the simd kernels win (see kernels/gemm.ts); on a GPU they would idle most of a warp.
-  const cpuAdapter = info.isFallbackAdapter || info.architecture === 'software';
-  gpu.style = styleEnv ?? (cpuAdapter ? 'simd' : 'tiled');
-  gpu.poll = pollEnv ?? (cpuAdapter ? 'sleep' : 'spin');
+  gpu.style = styleEnv ?? (gpu.cpuAdapter ? 'simd' : 'tiled');
+  gpu.poll = pollEnv ?? (gpu.cpuAdapter ? 'sleep' : 'spin');
   if (gpu.poll === 'sleep') sleepWhileDawnWaits();
   device.lost.then((info) => {
     gpu.lostReason = `${info.reason}: ${info.message}`;

@@ -19,7 +19,7 @@
 // multiply-accumulates. The epilogue goes through workgroup memory one fragment at a time,
 // because the caller's store() (bias, ReLU masks, split-K slices) takes one element at a time.
 import { GpuError, gpu, MATRIX_MODE_SYNTAX, type Gpu } from '../engine/device.ts';
-import type { Kernel } from '../engine/runtime.ts';
+import { gpuUnrollBound, type Kernel } from '../engine/runtime.ts';
 import { tiledParts, type GemmSpec } from './gemm.ts';
 
 export type MatrixComponent = 'f32' | 'f16';
@@ -174,7 +174,7 @@ ${frags.map(([i, j]) => `  var c${i}_${j} = ${ops.zero};`).join('\n')}
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
 ${t.stage(`As[kk * AS + mm] = ${T}(v);`, `Bs[kk * BS + nn] = ${T}(v);`)}
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk += ${mode.shape.K}u) {
+    for (var kk = 0u; kk < ${gpuUnrollBound('BK')}; kk += ${mode.shape.K}u) {
 ${rows.map((i) => `      let a${i} = ${ops.loadA(`kk * AS + ${i * cM}u`)};`).join('\n')}
 ${cols.map((j) => `      let b${j} = ${ops.loadB(`kk * BS + ${j * cN}u`)};`).join('\n')}
 ${frags.map(([i, j]) => `      c${i}_${j} = ${ops.mma(`a${i}`, `b${j}`, `c${i}_${j}`)};`).join('\n')}

@@ -29,7 +29,7 @@
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
-import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef, type Kernel } from '../engine/runtime.ts';
+import { dispatch, gpuUnrollBound, grid1d, LINEAR_WORKGROUP, type BufferRef, type Kernel } from '../engine/runtime.ts';
 import { gpu, kernelStyle, simdWidth, type KernelStyle } from '../engine/device.ts';
 import { gemmMatrixKernel, matrixMode, matrixTile, type MatrixTile } from './gemm-matrix.ts';
 import { gemmKey, gemmStagePad, gemmTileBytes, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
@@ -149,7 +149,7 @@ var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`)}
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
 ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
+    for (var kk = 0u; kk < ${gpuUnrollBound('BK')}; kk++) {
       var a: array<f32, ${TM}>;
       var b: array<f32, ${TN}>;
       for (var i = 0u; i < TM; i++) { a[i] = As[kk * AS + ty + 16u * i]; }
@@ -225,7 +225,7 @@ ${tileOfWorkgroup(s.M, s.N, BM, BN)}
   let n0 = nTile * BN;
   let kBegin = wid.z * KC;
   let kEnd = min(K, kBegin + KC);`;
-  const loop = (count: number, body: string) => `    for (var r = 0u; r < ${Math.ceil(count / threads)}u; r++) {
+  const loop = (count: number, body: string) => `    for (var r = 0u; r < ${gpuUnrollBound(`${Math.ceil(count / threads)}u`)}; r++) {
       let e = lid + ${threads}u * r;${count % threads ? `
       if (e >= ${count}u) { break; }` : ''}
 ${body}
@@ -268,7 +268,7 @@ ${rows.flatMap((i) => groups.map((g) => `  var c${i}_${g} = vec4<f32>(0.0);`)).j
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
 ${t.stage(`As[kk * ${AM}u + mm / 4u][mm % 4u] = v;`, `Bs[kk * ${BNV}u + nn / 4u][nn % 4u] = v;`)}
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
+    for (var kk = 0u; kk < ${gpuUnrollBound('BK')}; kk++) {
 ${Array.from({ length: TM / 4 }, (_, q) => `      let a${q} = As[kk * ${AM}u + ty * ${TM / 4}u + ${q}u];`).join('\n')}
 ${groups.map((g) => `      let b${g} = Bs[kk * ${BNV}u + tx * ${TN / 4}u + ${g}u];`).join('\n')}
 ${rows.flatMap((i) => groups.map((g) => `      c${i}_${g} = fma(vec4<f32>(a${Math.floor(i / 4)}[${i % 4}]), b${g}, c${i}_${g});`)).join('\n')}

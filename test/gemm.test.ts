@@ -5,9 +5,9 @@
 // k past K (a last split-K slice running past the end), and drops a write past a buffer's end,
 // which hides a row past M writing into the next slice.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, setKernelStyle } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu, setKernelStyle } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { runGemm, type GemmSpec } from '../kernels/gemm.ts';
+import { gemmKernel, runGemm, type GemmSpec } from '../kernels/gemm.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { forceTuning, type GemmTile } from '../kernels/tuning.ts';
 import { expectClose, randomArray } from './helpers.ts';
@@ -26,15 +26,13 @@ afterAll(() => closeGpu());
 // last slice's k-range ends before a whole tile depth.
 const [M, N, K, SPLIT] = [60, 9, 47, 3];
 
-/** C's split-K slices and the out-of-range calls [loadA, loadB, store] of one GEMM in the current style. */
-async function contractRun(label: string, layout: { a: 'm' | 'k'; b: 'k' | 'n' }): Promise<void> {
-  const a = randomArray(M * K, 11);
-  const b = randomArray(K * N, 12);
-  const slices = Tensor.fromArray(new Float32Array(SPLIT * M * N).fill(NaN), [SPLIT, M, N]); // unwritten: NaN
-  const bad = Tensor.fromArray([0, 0, 0], [3], 'i32');
-  // Row-major storage whichever way the kernel stages it: `aContiguous`/`bContiguous` only say
-  // which index the loads should walk for coalescing; they must not change which calls are made.
-  const spec: GemmSpec = {
+/**
+ * The contract GEMM: row-major storage whichever way the kernel stages it. `aContiguous` and
+ * `bContiguous` only say which index the loads should walk for coalescing; they must not change
+ * which calls are made.
+ */
+function contractSpec(layout: { a: 'm' | 'k'; b: 'k' | 'n' }): GemmSpec {
+  return {
     name: 'gemm_contract',
     M, N, K,
     bindings: `@group(0) @binding(0) var<storage, read> as_: array<f32>;
@@ -57,7 +55,15 @@ async function contractRun(label: string, layout: { a: 'm' | 'k'; b: 'k' | 'n' }
     bContiguous: layout.b,
     splitK: SPLIT,
   };
-  runGemm(spec, [Tensor.fromArray(a, [M, K]), Tensor.fromArray(b, [K, N]), slices, bad]);
+}
+
+/** C's split-K slices and the out-of-range calls [loadA, loadB, store] of one GEMM in the current style. */
+async function contractRun(label: string, layout: { a: 'm' | 'k'; b: 'k' | 'n' }): Promise<void> {
+  const a = randomArray(M * K, 11);
+  const b = randomArray(K * N, 12);
+  const slices = Tensor.fromArray(new Float32Array(SPLIT * M * N).fill(NaN), [SPLIT, M, N]); // unwritten: NaN
+  const bad = Tensor.fromArray([0, 0, 0], [3], 'i32');
+  runGemm(contractSpec(layout), [Tensor.fromArray(a, [M, K]), Tensor.fromArray(b, [K, N]), slices, bad]);
   const [counts, c] = await Promise.all([bad.toInt32Array(), slices.toArray()]);
   expect(Array.from(counts), `${label}: loadA, loadB, store calls out of range`).toEqual([0, 0, 0]);
   const sum = new Float64Array(M * N);
@@ -90,5 +96,35 @@ describe('GEMM contract: loads and stores stay in range, split-K slices sum to A
   it('matrix kernel (emulated subgroup matrices, f32)', async () => {
     forceMatrixMode({ component: 'f32', ...EMULATED_MATRIX, shape: { ...EMULATED_MATRIX.shape }, emulated: true });
     for (const layout of LAYOUTS) await contractRun(`matrix (emulated), A ${layout.a}-contiguous, B ${layout.b}-contiguous`, layout);
+  });
+
+  it("GPUs' form: the tiled loops keep their literal bounds there (hidden on CPU adapters), and pass alike", async () => {
+    // engine/runtime.ts gpuUnrollBound: lavapipe gets the k-loop and staging bounds hidden, which
+    // cuts its compile time; a GPU gets them as written. Here both forms, on this adapter.
+    setKernelStyle('tiled');
+    const g = gpu();
+    const wasCpu = g.cpuAdapter;
+    const v1: GemmTile = { TM: 2, TN: 4, BK: 32 };
+    const v2: GemmTile = { TM: 4, TN: 8, BK: 32, v: 2 };
+    const spec = contractSpec(LAYOUTS[0]);
+    try {
+      for (const cpuAdapter of [true, false]) {
+        g.cpuAdapter = cpuAdapter;
+        for (const tile of [v1, v2]) {
+          const code = gemmKernel(spec, tile).kernel.code;
+          const kLoop = cpuAdapter ? 'kk < select(BK, 0u, nwg.z == 0u); kk++' : 'kk < BK; kk++';
+          expect(code, `v${tile.v ?? 1}, cpuAdapter ${cpuAdapter}`).toContain(kLoop);
+          // staging: BK·16·TM values of A and BK·16·TN of B, over 256 threads
+          for (const rounds of [tile.BK * tile.TM / 16, tile.BK * tile.TN / 16]) expect(code).toContain(cpuAdapter ? `r < select(${rounds}u, 0u, nwg.z == 0u); r++` : `r < ${rounds}u; r++`);
+        }
+      }
+      g.cpuAdapter = false;
+      for (const tile of [v1, v2]) {
+        forceTuning({ gemm: tile });
+        for (const layout of LAYOUTS) await contractRun(`GPUs' form, tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}, A ${layout.a}-contiguous, B ${layout.b}-contiguous`, layout);
+      }
+    } finally {
+      g.cpuAdapter = wasCpu;
+    }
   });
 });
