@@ -369,8 +369,8 @@ export function noUnrollBound(n: number): string {
  * WGSL for a tiled kernel's loop bound `expr` (a u32 literal or constant): as written on GPUs, whose
  * compilers unroll such loops to good effect, and hidden like noUnrollBound's on a CPU adapter. The
  * tiled kernels run there only in tests, and lavapipe's full unroll of a GEMM's k-loop around its
- * register tile, and of the staging loops around their im2col loads, made it compile each one 5–8×
- * as long: 1.2 s against 0.15–0.23 s for three of the suite's tiled convolution GEMMs, 6.7 s
+ * register tile, and of the staging loops around their im2col loads, made it compile each one up to
+ * 8× as long: 1.2 s against 0.15–0.23 s for three of the suite's tiled convolution GEMMs, 6.7 s
  * against 2.4–3.5 s for an emulated matrix GEMM (session 28). Same loop, same results; only the
  * compiler's view of the count differs. Needs `nwg` in scope.
  */
