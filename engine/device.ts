@@ -13,6 +13,7 @@
 //   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
 //   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose
 //                 missing barriers (see engine/invocation-order.ts)
+//   NIN_KERNEL_DUMP a directory: write each kernel compiled there, for bench/compile-times.ts
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -246,8 +247,8 @@ export function dawnFlags(fromEnv: string | undefined): string[] {
 
 /** Every NIN_* environment variable the project reads (engine, kernels, nin/, bench scripts). */
 export const NIN_SETTINGS = [
-  'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNELS',
-  'NIN_LIMITS', 'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
+  'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNEL_DUMP',
+  'NIN_KERNELS', 'NIN_LIMITS', 'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
 ] as const;
 
 /** NIN_* variables set but read by nothing: a misspelt setting would otherwise change nothing, silently. */

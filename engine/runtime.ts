@@ -1,6 +1,9 @@
 // Dispatch runtime: compiles kernels once (pipeline cache keyed by WGSL source, so every
 // specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
 // open command encoder, and submits only at sync points (readback, upload, explicit flush).
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { GpuError, deviceGeneration, gpu, uncaptured } from './device.ts';
 import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
@@ -146,7 +149,23 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   }
   const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
   pipelines.set(key, cached);
+  if (process.env.NIN_KERNEL_DUMP) dumpKernel(process.env.NIN_KERNEL_DUMP, kernel.name, code);
   return cached;
+}
+
+/**
+ * NIN_KERNEL_DUMP=dir: every kernel compiled is also written there, as compiled (renumbered
+ * invocations included), to `<name>-<hash>.wgsl`. bench/compile-times.ts then compiles each alone:
+ * what a cold shader cache pays for a run or a test file, kernel by kernel.
+ */
+function dumpKernel(dir: string, name: string, code: string): void {
+  const file = join(dir, `${name}-${createHash('sha1').update(code).digest('hex').slice(0, 12)}.wgsl`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, code);
+  } catch (e) {
+    throw new GpuError(`NIN_KERNEL_DUMP=${dir}: cannot write ${file}: ${(e as Error).message}`);
+  }
 }
 
 /** The checks of the calls to checkErrors() in flight, as one chain. */

@@ -1,12 +1,20 @@
 // The benches' FLOP counts, against the network written out by hand: GFLOP/s and TFLOP/s in
 // bench/RESULTS.md rest on them. And the accuracy study's reference and harness (below).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accuracyStudy, formatAccuracyRows, type AccuracyRow, gapReference, lossReference, mlpconvReference, poolReference, type BlockData, type BlockResult } from '../bench/accuracy.ts';
 import type { BlockSpec } from '../bench/mlpconv.ts';
 import { convolutionFlops } from '../bench/train-step.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
+import { sync } from '../engine/runtime.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { fill } from '../kernels/elementwise.ts';
 import { MODELS } from '../nin/model.ts';
 import { avgPool2dRef, conv2dRef, dotRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, reluRef, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
+import { runAsync } from './helpers.ts';
 import { pick, randomArray, relErrNorm, sampleIndices } from './numeric.ts';
 
 describe('bench FLOP counts', () => {
@@ -100,5 +108,89 @@ describe('accuracy study', () => {
     }
     expect(rows[0].maskFlips).toEqual({ h1: 0, h2: 0, y: 0 }); // none at this size
     expect(formatAccuracyRows(rows)).toContain('- mlpconv tiny, batch 2: h1 0, h2 0, y 0');
+  });
+});
+
+// NIN_KERNEL_DUMP (engine/runtime.ts) and bench/compile-times.ts, which times each dumped kernel's
+// compile alone: how the cold suite's costs were found (bench/RESULTS.md, session 28).
+describe('kernel dumps and their compile times', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  let dir = '';
+  beforeAll(async () => {
+    await getGpu();
+    dir = mkdtempSync(join(tmpdir(), 'nin-kernels-'));
+  });
+  afterAll(() => {
+    delete process.env.NIN_KERNEL_DUMP;
+    closeGpu();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('NIN_KERNEL_DUMP writes each kernel compiled, once; compile-times compiles and times each alone', async () => {
+    const t = Tensor.empty([5]);
+    process.env.NIN_KERNEL_DUMP = join(dir, 'kernels');
+    try {
+      fill(t, 0.8125); // a value no other test fills with: a kernel compiled here first
+      fill(t, 0.8125); // cached: not written again
+      fill(t, 0.375);
+    } finally {
+      delete process.env.NIN_KERNEL_DUMP;
+    }
+    fill(t, 0.625); // the setting is off again
+    expect(Array.from(await t.toArray())).toEqual([0.625, 0.625, 0.625, 0.625, 0.625]);
+    t.dispose();
+    const files = readdirSync(join(dir, 'kernels')).sort();
+    expect(files).toHaveLength(2);
+    for (const f of files) expect(f).toMatch(/^fill-[0-9a-f]{12}\.wgsl$/);
+    const codes = files.map((f) => readFileSync(join(dir, 'kernels', f), 'utf8'));
+    expect(codes.filter((c) => c.includes('y[i] = 0.8125;')).length).toBe(1);
+    expect(codes.filter((c) => c.includes('y[i] = 0.375;')).length).toBe(1);
+
+    const json = join(dir, 'times.json');
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'bench/compile-times.ts', join(dir, 'kernels'), '--repeat', '2', '--json', json], { cwd: root, timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/total: +\d+\.\d\d s for 2 kernels/);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as { kernels: { file: string; name: string; ms: number; runs: number[]; error?: string }[] };
+    expect(report.kernels.map((k) => k.file)).toEqual(files);
+    for (const k of report.kernels) {
+      expect(k.name).toBe('fill');
+      expect(k.error).toBeUndefined();
+      expect(k.runs).toHaveLength(2);
+      expect(k.ms).toBeGreaterThan(0);
+    }
+  });
+
+  it('a kernel that does not compile is named, and the script fails; bad arguments are a usage error', async () => {
+    const bad = join(dir, 'bad');
+    const t = Tensor.empty([2]);
+    process.env.NIN_KERNEL_DUMP = bad;
+    try {
+      fill(t, 0.25);
+    } finally {
+      delete process.env.NIN_KERNEL_DUMP;
+    }
+    await sync();
+    t.dispose();
+    writeFileSync(join(bad, 'broken-000000000000.wgsl'), '@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }');
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'bench/compile-times.ts', bad], { cwd: root, timeout: 120_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/not compiled: broken-000000000000\.wgsl: /);
+    expect(r.stdout).toMatch(/total: .* for 1 kernels/);
+    const usage = await runAsync(process.execPath, ['--import', 'tsx', 'bench/compile-times.ts', bad, '--top', '0'], { cwd: root, timeout: 60_000 });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/^usage: /);
+  });
+
+  it('a directory it cannot write to is an error naming the setting', () => {
+    const notADir = join(dir, 'a-file');
+    writeFileSync(notADir, '');
+    const t = Tensor.empty([3]);
+    process.env.NIN_KERNEL_DUMP = notADir;
+    try {
+      expect(() => fill(t, 0.1875)).toThrow(new RegExp(`NIN_KERNEL_DUMP=${notADir}: cannot write`));
+    } finally {
+      delete process.env.NIN_KERNEL_DUMP;
+      t.dispose();
+    }
   });
 });
