@@ -7,10 +7,12 @@ import { defineConfig } from 'vitest/config';
 // cache every renumbered kernel compiles anew; tuning.test.ts among them, for the GEMM and mlpconv
 // tiles other than the defaults, which a tuning table may pick on a GPU. Left out, to keep a cold
 // suite within 15 minutes on 2 cores: nin-end-to-end (these kernels composed) and
-// gemm-matrix.test.ts (the emulated matrix GEMM; its staging is the tiled GEMM's). Session 26,
-// 2 cores, empty cache: 11 min 56 s for a fresh clone's whole .ci/run, tuning.test.ts's rerun
-// taking 117 s of the summed file times; session 27, with more tests: 13 min 53 s; session 28, the
-// tiled GEMMs' loop bounds hidden from lavapipe (gpuUnrollBound): 9 min 55 s for `npm test`.
+// gemm-matrix.test.ts (the emulated matrix GEMM; its staging is the tiled GEMM's, and its
+// epilogue's lanes read what others stored, so a missing barrier there fails in the natural order
+// already). Session 26, 2 cores, empty cache: 11 min 56 s for a fresh clone's whole .ci/run,
+// tuning.test.ts's rerun taking 117 s of the summed file times; session 27, with more tests:
+// 13 min 53 s; session 28, the tiled GEMMs' loop bounds hidden from lavapipe (gpuUnrollBound):
+// 9 min 55 s for `npm test`.
 // `NIN_INVOCATION_ORDER=scramble npx vitest run --project all FILE` runs any file so.
 const RACE_CHECKED = [
   'test/conv2d.test.ts', 'test/mlpconv.test.ts', 'test/gap.test.ts', 'test/softmax-cross-entropy.test.ts',

@@ -5,7 +5,7 @@
 //                             f16→f32 configuration and shader-f16)
 //   NIN_MATRIX=f32-emulated   the same kernels with the matrix operations written out in plain
 //   NIN_MATRIX=f16-emulated   WGSL (8×8×8, "subgroups" of 64 threads): runs on any adapter, so the
-//                             tiling, layouts and f16 rounding are tested on lavapipe
+//                             tiling, layouts, barriers and f16 rounding are tested on lavapipe
 // The real modes need NIN_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis and an adapter whose
 // subgroup size is fixed (a workgroup is one subgroup). NIN_MATRIX_TILE=FMxFNxBK picks the tile.
 //
@@ -124,9 +124,11 @@ function matrixOps(mode: MatrixMode) {
       storeC: (off: string, c: string) => `subgroupMatrixStore<row_major>(&Cs, ${off}, ${c}, ${cN}u)`,
     };
   }
-  // Lane e = r·cN + c of the cM·cN-lane "subgroup" owns result element (r, c); a "loaded"
-  // fragment is its offset into As / Bs, read at the multiply (barriers keep the tiles unchanged
-  // in between). One scalar per lane and fragment keeps the kernel cheap to compile.
+  // Lane L of the cM·cN-lane "subgroup" owns result element e = cM·cN − 1 − L, (r, c) = (e / cN,
+  // e % cN): reversed, so that the epilogue's lanes read elements other lanes stored, as on a GPU,
+  // where which lane holds which element is the implementation's; its barriers then matter here
+  // too. A "loaded" fragment is its offset into As / Bs, read at the multiply (barriers keep the
+  // tiles unchanged in between). One scalar per lane and fragment keeps the kernel cheap to compile.
   if (mode.subgroupSize !== cM * cN) throw new RangeError(`emulated subgroup matrices need one lane per result element: ${cM}×${cN} with ${mode.subgroupSize} lanes`);
   return {
     enable: T === 'f16' ? 'enable f16;' : '',
@@ -135,8 +137,9 @@ function matrixOps(mode: MatrixMode) {
 // A (cM×cK) column-major in As at aOff (A(r, k) = As[aOff + k·AS + r]),
 // B (cK×cN) row-major in Bs at bOff (B(k, c) = Bs[bOff + k·BS + c]).
 fn emuMma(aOff: u32, bOff: u32, acc: f32, lane: u32) -> f32 {
-  let r = lane / ${cN}u;
-  let c = lane % ${cN}u;
+  let e = ${cM * cN - 1}u - lane;
+  let r = e / ${cN}u;
+  let c = e % ${cN}u;
   var s = acc;
   for (var k = 0u; k < ${cK}u; k++) { s = fma(f32(As[aOff + k * AS + r]), f32(Bs[bOff + k * BS + c]), s); }
   return s;
@@ -145,8 +148,8 @@ fn emuMma(aOff: u32, bOff: u32, acc: f32, lane: u32) -> f32 {
     loadA: (off: string) => off,
     loadB: (off: string) => off,
     mma: (a: string, b: string, c: string) => `emuMma(${a}, ${b}, ${c}, lane)`,
-    // Row-major into Cs at off (stride cN): lane e's element is element e.
-    storeC: (off: string, c: string) => `Cs[${off} + lane] = ${c}`,
+    // Row-major into Cs at off (stride cN): lane L's element is element cM·cN − 1 − L.
+    storeC: (off: string, c: string) => `Cs[${off} + ${cM * cN - 1}u - lane] = ${c}`,
   };
 }
 
