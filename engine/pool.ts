@@ -34,19 +34,29 @@ export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private classOf = new WeakMap<GPUBuffer, number>();
   readonly stats: PoolStats = { liveBytes: 0, pooledBytes: 0, allocations: 0, reuses: 0, liveBuffers: 0 };
+  /**
+   * Tests (runtime.ts setOutOfBoundsGuard): above 0, every buffer handed out is a new one, at least
+   * this many bytes longer than asked for and filled with NaN, so what lies past a tensor's end is NaN.
+   */
+  guardBytes = 0;
 
   constructor(private device: GPUDevice, private maxBufferSize: number) {}
 
   acquire(bytes: number): GPUBuffer {
-    let size = sizeClass(bytes);
+    const guard = this.guardBytes;
+    let size = sizeClass(bytes + guard);
     if (size > this.maxBufferSize) size = Math.ceil(bytes / 4) * 4; // exact size near the device limit
     const list = this.free.get(size);
-    let buf = list?.pop();
+    let buf = guard ? undefined : list?.pop();
     if (buf) {
       this.stats.pooledBytes -= size;
       this.stats.reuses++;
     } else {
-      buf = this.device.createBuffer({ size, usage: USAGE });
+      buf = this.device.createBuffer({ size, usage: USAGE, mappedAtCreation: guard > 0 });
+      if (guard) {
+        new Float32Array(buf.getMappedRange()).fill(NaN);
+        buf.unmap();
+      }
       this.classOf.set(buf, size);
       this.stats.allocations++;
     }

@@ -110,6 +110,18 @@ export function trimPool(): number {
   return pool().trim();
 }
 
+/**
+ * Tests: NaN past the end of every tensor made from now on (`bytes` of it at least; 0 turns this
+ * off), and whole buffers bound, so a kernel that reads past a tensor's end reads NaN. Otherwise a
+ * binding is the tensor's exact size and such a read gets robust buffer access's value: 0 on
+ * lavapipe, which hides it, and on a GPU possibly any value in the buffer.
+ */
+export function setOutOfBoundsGuard(bytes: number): void {
+  flush();
+  bindGroups.clear(); // their bindings' sizes change
+  pool().guardBytes = bytes;
+}
+
 export function runtimeStats() {
   return { pipelines: pipelines.size, bindGroups: bindGroups.size, dispatches: dispatchCount, submits: submitCount };
 }
@@ -251,7 +263,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   let bindGroup = bindGroups.get(key);
   if (!bindGroup) {
     if (bindGroups.size > 8192) bindGroups.clear();
-    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: Math.ceil(b.byteLength / 4) * 4 } }));
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: poolInstance?.guardBytes ? b.buffer.size : Math.ceil(b.byteLength / 4) * 4 } }));
     if (ub) entries.push({ binding: bindings.length, resource: { buffer: ub } });
     bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
     bindGroups.set(key, bindGroup);
