@@ -39,6 +39,8 @@ export class BufferPool {
    * this many bytes longer than asked for and filled with NaN, so what lies past a tensor's end is NaN.
    */
   guardBytes = 0;
+  /** The buffers handed out while guardBytes > 0, each with the bytes asked for (runtime.ts writesPastTheEnd). */
+  guarded: { buffer: GPUBuffer; bytes: number }[] = [];
 
   constructor(private device: GPUDevice, private maxBufferSize: number) {}
 
@@ -56,6 +58,7 @@ export class BufferPool {
       if (guard) {
         new Float32Array(buf.getMappedRange()).fill(NaN);
         buf.unmap();
+        this.guarded.push({ buffer: buf, bytes });
       }
       this.classOf.set(buf, size);
       this.stats.allocations++;
@@ -69,7 +72,9 @@ export class BufferPool {
    * caller must have submitted every recorded command that uses them (runtime.ts trimPool). */
   trim(): number {
     const freed = this.stats.pooledBytes;
-    for (const list of this.free.values()) for (const buf of list) buf.destroy();
+    const destroyed = new Set<GPUBuffer>();
+    for (const list of this.free.values()) for (const buf of list) { buf.destroy(); destroyed.add(buf); }
+    this.guarded = this.guarded.filter((g) => !destroyed.has(g.buffer));
     this.free.clear();
     this.stats.pooledBytes = 0;
     return freed;

@@ -120,6 +120,21 @@ export function setOutOfBoundsGuard(bytes: number): void {
   flush();
   bindGroups.clear(); // their bindings' sizes change
   pool().guardBytes = bytes;
+  pool().guarded = [];
+}
+
+/**
+ * Tests, after work under setOutOfBoundsGuard: each buffer it made in which something was written
+ * past the tensor's end (the NaN there is gone), described. Reads every one of them back.
+ */
+export async function writesPastTheEnd(): Promise<string[]> {
+  const found: string[] = [];
+  for (const { buffer, bytes } of pool().guarded) {
+    const words = new Uint32Array(await download({ buffer, byteLength: buffer.size }, buffer.size));
+    const at = words.findIndex((w, i) => i >= bytes / 4 && w !== 0x7fc00000); // Float32Array.fill(NaN)'s bits
+    if (at >= 0) found.push(`a tensor of ${bytes} bytes was written at byte ${4 * at}, past its end`);
+  }
+  return found;
 }
 
 export function runtimeStats() {

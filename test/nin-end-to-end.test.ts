@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
-import { dispatch, pool, setOutOfBoundsGuard, upload } from '../engine/runtime.ts';
+import { dispatch, pool, setOutOfBoundsGuard, upload, writesPastTheEnd } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -36,21 +36,28 @@ describe('tiny NIN end to end', () => {
     await checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
   });
 
-  it('no kernel reads past the end of a tensor: with NaN beyond every one, loss and gradients still match, both styles, fused and unfused', async () => {
+  it('no kernel reads or writes past the end of a tensor: with NaN beyond every one, loss and gradients still match and the NaN stays, both styles, fused and unfused', async () => {
     // A read past a tensor's end would get robust buffer access's value: 0 on lavapipe, which
     // hides it; on a GPU possibly any value in the buffer. The tiny NIN in training mode (the
     // dropout test's rates and seed, so its kernels serve here) runs every kernel of a network's
-    // forward and backward; the SGD step has its own test file.
+    // forward and backward; the SGD step has its own test file. A write past the end would be
+    // dropped on lavapipe; on a GPU it may land on the tensor's last element.
     setOutOfBoundsGuard(1024);
     try {
+      // The guard sees such a read, and such a write.
       const inside = Tensor.fromArray([1, 2, 3], [3]);
       const out = Tensor.fromArray([0, 0], [2]);
-      dispatch({ name: 'read_past_end', code: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
+      const pastEnd = (write: string) => ({ name: 'past_end', code: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ys: array<f32>;
-@compute @workgroup_size(1) fn main() { ys[0] = xs[2u]; ys[1] = xs[3u]; }` }, [inside, out], [1]);
-      expect(Array.from(await out.toArray())).toEqual([3, NaN]); // the guard sees such a read
+@compute @workgroup_size(1) fn main() { ys[0] = xs[2u]; ys[1] = xs[3u]; ${write} }` });
+      dispatch(pastEnd(''), [inside, out], [1]);
+      expect(Array.from(await out.toArray())).toEqual([3, NaN]);
+      expect(await writesPastTheEnd()).toEqual([]);
+      dispatch(pastEnd('ys[2u] = 5.0;'), [inside, out], [1]);
+      expect(await writesPastTheEnd()).toEqual(['a tensor of 8 bytes was written at byte 8, past its end']);
       inside.dispose();
       out.dispose();
+      setOutOfBoundsGuard(1024); // a fresh list of guarded buffers
       const rates: Record<number, number> = { 2: 0.5, 5: 0.3 };
       const layers = tiny.layers.map((l, i) => (l.type === 'dropout' ? { ...l, p: rates[i] } : l));
       const seed = 17;
@@ -62,6 +69,8 @@ describe('tiny NIN end to end', () => {
         // 8 storage buffers a kernel: each block runs as its three convolutions
         await withDeviceLimit('maxStorageBuffersPerShaderStage', 8, check);
       }
+      expect(pool().guarded.length).toBeGreaterThan(100); // every tensor of the four checks
+      expect(await writesPastTheEnd()).toEqual([]);
     } finally {
       setKernelStyle(null);
       setOutOfBoundsGuard(0);
