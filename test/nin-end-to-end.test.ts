@@ -36,11 +36,11 @@ describe('tiny NIN end to end', () => {
     await checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
   });
 
-  it('no kernel reads or writes past the end of a tensor: with NaN beyond every one, loss and gradients still match and the NaN stays, both styles, fused and unfused', async () => {
+  it('no kernel reads or writes past the end of a tensor: with NaN beyond every one, loss and gradients still match, an SGD step stays finite and the NaN stays, both styles, fused and unfused', async () => {
     // A read past a tensor's end would get robust buffer access's value: 0 on lavapipe, which
     // hides it; on a GPU possibly any value in the buffer. The tiny NIN in training mode (the
     // dropout test's rates and seed, so its kernels serve here) runs every kernel of a network's
-    // forward and backward; the SGD step has its own test file. A write past the end would be
+    // forward and backward, then an SGD step. A write past the end would be
     // dropped on lavapipe; on a GPU it may land on the tensor's last element.
     setOutOfBoundsGuard(1024);
     try {
@@ -63,13 +63,28 @@ describe('tiny NIN end to end', () => {
       const seed = 17;
       const dropout: [number, number][] = [[rates[2], deriveSeed(seed, 2)], [rates[5], deriveSeed(seed, 5)]];
       const check = () => checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
+      // And an SGD step (momentum, weight decay) on the gradients: every weight stays finite.
+      const sgdStep = async () => {
+        const model = new NinModel({ ...tiny, layers }, 8);
+        const params = model.params.map((p) => p.tensor);
+        const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-3 });
+        tidy(() => {
+          backward(softmaxCrossEntropy(model.forward(Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 41), [3, 9, 9, 3]), { train: true, seed }), labelTensor([2, 0, 1], 3)));
+          opt.step(0.05);
+        });
+        zeroGrad(params);
+        for (const [i, w] of (await Promise.all(params.map((p) => p.toArray()))).entries()) expect(w.every(Number.isFinite), model.params[i].name).toBe(true);
+        model.dispose();
+        opt.dispose();
+      };
       for (const style of ['simd', 'tiled'] as KernelStyle[]) {
         setKernelStyle(style);
         await check();
         // 8 storage buffers a kernel: each block runs as its three convolutions
         await withDeviceLimit('maxStorageBuffersPerShaderStage', 8, check);
+        await sgdStep();
       }
-      expect(pool().guarded.length).toBeGreaterThan(100); // every tensor of the four checks
+      expect(pool().guarded.length).toBeGreaterThan(100); // every tensor of the checks and steps
       expect(await writesPastTheEnd()).toEqual([]);
     } finally {
       setKernelStyle(null);
