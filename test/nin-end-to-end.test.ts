@@ -38,10 +38,10 @@ describe('tiny NIN end to end', () => {
 
   it('no kernel reads or writes past the end of a tensor: with NaN beyond every one, loss and gradients still match, an SGD step stays finite and the NaN stays, both styles, fused and unfused', async () => {
     // A read past a tensor's end would get robust buffer access's value: 0 on lavapipe, which
-    // hides it; on a GPU possibly any value in the buffer. The tiny NIN in training mode (the
-    // dropout test's rates and seed, so its kernels serve here) runs every kernel of a network's
-    // forward and backward, then an SGD step. A write past the end would be
-    // dropped on lavapipe; on a GPU it may land on the tensor's last element.
+    // hides it; on a GPU possibly any value in the buffer. A write past the end would be dropped
+    // on lavapipe; on a GPU it may land on the tensor's last element. The tiny NIN in training
+    // mode (the dropout test's rates and seed, so its kernels serve here) runs every kernel of a
+    // network's forward and backward, then an SGD step.
     setOutOfBoundsGuard(1024);
     try {
       // The guard sees such a read, and such a write.
