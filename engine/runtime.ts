@@ -408,7 +408,12 @@ export const LINEAR_WORKGROUP = 'wid.x + wid.y * nwg.x';
  * in scope.
  */
 export function noUnrollBound(n: number): string {
-  return n > 32 || n === 1 ? `${n}u` : `select(${n}u, 0u, nwg.z == 0u)`;
+  return n > 32 || n === 1 ? `${n}u` : hiddenBound(`${n}u`);
+}
+
+/** `expr` (u32) as the compiler cannot see it: a dispatch never has 0 workgroups along z. */
+function hiddenBound(expr: string): string {
+  return `select(${expr}, 0u, nwg.z == 0u)`;
 }
 
 /**
@@ -421,5 +426,5 @@ export function noUnrollBound(n: number): string {
  * compiler's view of the count differs. Needs `nwg` in scope.
  */
 export function gpuUnrollBound(expr: string): string {
-  return gpu().cpuAdapter ? `select(${expr}, 0u, nwg.z == 0u)` : expr;
+  return gpu().cpuAdapter ? hiddenBound(expr) : expr;
 }
