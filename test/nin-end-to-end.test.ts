@@ -11,7 +11,7 @@ import { batchTooLarge, largestBatch, largestImageTensor, largestWeightTensor, m
 import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { randomArray, withDeviceLimit } from './helpers.ts';
-import { checkAgainstReference, referenceLoss, tiny } from './tiny-nin.ts';
+import { checkAgainstReference, referenceLoss, sgdStepOnTiny, tiny } from './tiny-nin.ts';
 
 const LR = 0.02;
 beforeAll(async () => { await getGpu(); });
@@ -27,13 +27,15 @@ describe('tiny NIN end to end', () => {
     await checkAgainstReference({ ...tiny, layers }, { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { linearOut: true }));
   });
 
+  // Training mode: layers 2 and 5 are the dropout layers; their rates differ too.
+  const rates: Record<number, number> = { 2: 0.5, 5: 0.3 };
+  const withDropout: ModelConfig = { ...tiny, layers: tiny.layers.map((l, i) => (l.type === 'dropout' ? { ...l, p: rates[i] } : l)) };
+  const seed = 17;
+  const dropout: [number, number][] = [[rates[2], deriveSeed(seed, 2)], [rates[5], deriveSeed(seed, 5)]];
+  const checkTrainingMode = () => checkAgainstReference(withDropout, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
+
   it('training mode: each dropout layer draws its own mask (seed derived from the step seed and the layer index)', async () => {
-    // Layers 2 and 5 are the dropout layers; their rates differ too.
-    const rates: Record<number, number> = { 2: 0.5, 5: 0.3 };
-    const layers = tiny.layers.map((l, i) => (l.type === 'dropout' ? { ...l, p: rates[i] } : l));
-    const seed = 17;
-    const dropout: [number, number][] = [[rates[2], deriveSeed(seed, 2)], [rates[5], deriveSeed(seed, 5)]];
-    await checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
+    await checkTrainingMode();
   });
 
   it('no kernel reads or writes past the end of a tensor: with NaN beyond every one, loss and gradients still match, an SGD step stays finite and the NaN stays, both styles, fused and unfused', async () => {
@@ -58,31 +60,14 @@ describe('tiny NIN end to end', () => {
       inside.dispose();
       out.dispose();
       setOutOfBoundsGuard(1024); // a fresh list of guarded buffers
-      const rates: Record<number, number> = { 2: 0.5, 5: 0.3 };
-      const layers = tiny.layers.map((l, i) => (l.type === 'dropout' ? { ...l, p: rates[i] } : l));
-      const seed = 17;
-      const dropout: [number, number][] = [[rates[2], deriveSeed(seed, 2)], [rates[5], deriveSeed(seed, 5)]];
-      const check = () => checkAgainstReference({ ...tiny, layers }, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
-      // And an SGD step (momentum, weight decay) on the gradients: every weight stays finite.
-      const sgdStep = async () => {
-        const model = new NinModel({ ...tiny, layers }, 8);
-        const params = model.params.map((p) => p.tensor);
-        const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-3 });
-        tidy(() => {
-          backward(softmaxCrossEntropy(model.forward(Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 41), [3, 9, 9, 3]), { train: true, seed }), labelTensor([2, 0, 1], 3)));
-          opt.step(0.05);
-        });
-        zeroGrad(params);
-        for (const [i, w] of (await Promise.all(params.map((p) => p.toArray()))).entries()) expect(w.every(Number.isFinite), model.params[i].name).toBe(true);
-        model.dispose();
-        opt.dispose();
-      };
       for (const style of ['simd', 'tiled'] as KernelStyle[]) {
         setKernelStyle(style);
-        await check();
+        await checkTrainingMode();
         // 8 storage buffers a kernel: each block runs as its three convolutions
-        await withDeviceLimit('maxStorageBuffersPerShaderStage', 8, check);
-        await sgdStep();
+        await withDeviceLimit('maxStorageBuffersPerShaderStage', 8, checkTrainingMode);
+        // And an SGD step (momentum, weight decay) on the gradients: every weight stays finite.
+        const step = await sgdStepOnTiny(withDropout, seed);
+        step.after.forEach((w, i) => expect(w.every(Number.isFinite), step.names[i]).toBe(true));
       }
       expect(pool().guarded.length).toBeGreaterThan(100); // every tensor of the checks and steps
       expect(await writesPastTheEnd()).toEqual([]);

@@ -1,9 +1,10 @@
 // The tiny NIN the end-to-end tests share: its config, its loss in float64, and the check of a
 // built model's loss and gradients against central differences on that reference.
 import { expect } from 'vitest';
-import { backward } from '../engine/autograd.ts';
-import { Tensor } from '../engine/tensor.ts';
+import { backward, zeroGrad } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { SGD } from '../kernels/sgd.ts';
 import { NinModel, type ForwardOptions, type ModelConfig } from '../nin/model.ts';
 import { avgPool2dRef, dropoutRef, globalAvgPoolRef, maxPool2dRef, mlpconvRef, numericalGrad, refTensor, softmaxCrossEntropyRef, type RefTensor } from './reference.ts';
 import { expectClose, pick, randomArray, sampleIndices } from './helpers.ts';
@@ -106,4 +107,33 @@ export async function checkAgainstReference(config: ModelConfig, opts: ForwardOp
   }
   expectClose('all sampled gradients', all, allRef, 1e-5);
   model.dispose();
+}
+
+/**
+ * One training step of `config` (tiny's layout) on a fixed batch of 3, the gradient checks' batch,
+ * so their kernels (shapes baked in) serve here too: forward in training mode with `seed`, loss,
+ * backward, SGD with momentum 0.9 and weight decay 1e-3 at lr 0.05. The loss, and every parameter
+ * (by name) before and after the step.
+ */
+export async function sgdStepOnTiny(config: ModelConfig, seed: number) {
+  const { height, width, channels } = config.input;
+  const shape = [3, height, width, channels];
+  const model = new NinModel(config, 8);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-3 });
+  const params = model.params.map((p) => p.tensor);
+  const before = await Promise.all(params.map((p) => p.toArray()));
+  const loss = tidy(() => {
+    const l = softmaxCrossEntropy(model.forward(Tensor.fromArray(randomArray(shape.reduce((a, b) => a * b), 41), shape), { train: true, seed }), labelTensor([2, 0, 1], 3));
+    backward(l);
+    opt.step(0.05);
+    return l;
+  });
+  zeroGrad(params);
+  const l = await loss.item();
+  loss.dispose();
+  const after = await Promise.all(params.map((p) => p.toArray()));
+  const names = model.params.map((p) => p.name);
+  model.dispose();
+  opt.dispose();
+  return { l, before, after, names };
 }

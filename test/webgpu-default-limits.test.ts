@@ -4,14 +4,9 @@
 // a kernel that assumed more than these fails here, in either kernel style.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
-import { backward, zeroGrad } from '../engine/autograd.ts';
-import { Tensor, tidy } from '../engine/tensor.ts';
 import { setGemmCapture } from '../kernels/gemm.ts';
-import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
-import { SGD } from '../kernels/sgd.ts';
-import { NinModel } from '../nin/model.ts';
-import { expectClose, randomArray } from './helpers.ts';
-import { checkAgainstReference, referenceLoss, tiny } from './tiny-nin.ts';
+import { expectClose } from './helpers.ts';
+import { checkAgainstReference, referenceLoss, sgdStepOnTiny, tiny } from './tiny-nin.ts';
 
 // WebGPU's defaults (https://www.w3.org/TR/webgpu/#limits) for the limits the engine reads.
 const WEBGPU_DEFAULTS = {
@@ -58,29 +53,9 @@ describe("WebGPU's default limits (NIN_LIMITS=webgpu-defaults)", () => {
   });
 
   it('a training step (dropout on, SGD with momentum and weight decay) updates the weights alike in both styles', async () => {
-    const B = 3; // the gradient checks' batch: their kernels, shapes baked in, serve here too
-    const xs = randomArray(B * 9 * 9 * 3, 41);
-    const labels = [2, 0, 1];
-    const weightsAfterStep = async (style: KernelStyle) => {
+    const weightsAfterStep = (style: KernelStyle) => {
       setKernelStyle(style);
-      const model = new NinModel(tiny, 8);
-      const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: p.lrMult, decayMult: p.decayMult })), { momentum: 0.9, weightDecay: 1e-3 });
-      const params = model.params.map((p) => p.tensor);
-      const before = await Promise.all(params.map((p) => p.toArray()));
-      const loss = tidy(() => {
-        const l = softmaxCrossEntropy(model.forward(Tensor.fromArray(xs, [B, 9, 9, 3]), { train: true, seed: 77 }), labelTensor(labels, 3));
-        backward(l);
-        opt.step(0.05);
-        return l;
-      });
-      zeroGrad(params);
-      const l = await loss.item();
-      loss.dispose();
-      const after = await Promise.all(params.map((p) => p.toArray()));
-      const names = model.params.map((p) => p.name);
-      model.dispose();
-      opt.dispose();
-      return { l, before, after, names };
+      return sgdStepOnTiny(tiny, 77);
     };
     const tiled = await weightsAfterStep('tiled');
     const simd = await weightsAfterStep('simd');
