@@ -115,7 +115,11 @@ export class Preprocessor {
   static fromTensors(tensors: TensorMap, metadata: Record<string, string>): Preprocessor {
     const kind = metadata['preprocess.transform'] as PreprocessKind | undefined;
     if (!kind || !PREPROCESS_KINDS.includes(kind)) throw new Error(`unknown preprocessing '${kind}' (metadata "preprocess.transform"; known: ${PREPROCESS_KINDS.join(', ')})`);
-    return new Preprocessor(kind, fitted(kind) ? statsFromTensors(tensors, metadata) : null);
+    if (!fitted(kind)) return new Preprocessor(kind, null);
+    const stats = statsFromTensors(tensors, metadata);
+    const wanted = kind === 'standardize' ? 'channel' : 'zca';
+    if (stats.kind !== wanted) throw new Error(`preprocessing '${kind}' needs ${wanted} statistics, the checkpoint holds ${stats.kind} statistics (metadata "preprocess.transform" and "preprocess.kind" disagree)`);
+    return new Preprocessor(kind, stats);
   }
 }
 

@@ -999,6 +999,13 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'zca', 'preprocess.count': '10', 'preprocess.epsilon': '0.01' }, zca(392))).toThrow(
       new RegExp(`^${at(13)}: preprocessing statistics: ZCA over 392 features, the model's 28×28×1 input has 784`),
     );
+    // A transform whose statistics are the other kind's (its metadata edited by hand).
+    expect(damaged({ 'preprocess.transform': 'standardize', 'preprocess.kind': 'zca', 'preprocess.count': '10', 'preprocess.epsilon': '0.01' }, zca(784))).toThrow(
+      new RegExp(`^${at(14)}: preprocessing 'standardize' needs channel statistics, the checkpoint holds zca statistics`),
+    );
+    expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'channel', 'preprocess.count': '10' }, channelStats([33], [78]))).toThrow(
+      new RegExp(`^${at(15)}: preprocessing 'gcn-zca' needs zca statistics, the checkpoint holds channel statistics`),
+    );
   });
 });
 

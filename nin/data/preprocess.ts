@@ -22,7 +22,7 @@ export interface ChannelStats {
   channels: number;
   mean: Float64Array;
   std: Float64Array;
-  /** Images the statistics were computed from. */
+  /** Pixels (images × height × width) the statistics were computed from. */
   count: number;
 }
 
