@@ -55,7 +55,9 @@ const serve =
 const quiet = { log: () => {}, warn: () => {} };
 
 // A minimal ustar writer, independent of the reader.
-function tarHeader(name: string, size: number, type = '0', prefix = ''): Buffer {
+// `gnu`: GNU tar's old header, whose magic is "ustar  " and whose bytes 345… hold atime and
+// ctime (incremental archives) where ustar has its name prefix.
+function tarHeader(name: string, size: number, type = '0', prefix = '', gnu = false): Buffer {
   const h = Buffer.alloc(512);
   h.write(name, 0, 100, 'utf8');
   h.write('0000644\0', 100);
@@ -64,9 +66,15 @@ function tarHeader(name: string, size: number, type = '0', prefix = ''): Buffer 
   h.write(size.toString(8).padStart(11, '0') + '\0', 124);
   h.write('00000000000\0', 136);
   h.write(type, 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  h.write(prefix, 345, 155, 'utf8');
+  if (gnu) {
+    h.write('ustar  \0', 257);
+    h.write('15123456701\0', 345); // atime
+    h.write('15123456702\0', 357); // ctime
+  } else {
+    h.write('ustar\0', 257);
+    h.write('00', 263);
+    h.write(prefix, 345, 155, 'utf8');
+  }
   h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
@@ -74,7 +82,7 @@ function tarHeader(name: string, size: number, type = '0', prefix = ''): Buffer 
   return h;
 }
 const padBlock = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
-function tar(entries: { name: string; data?: Buffer; type?: string; prefix?: string; longName?: boolean; pax?: boolean }[]): Buffer {
+function tar(entries: { name: string; data?: Buffer; type?: string; prefix?: string; longName?: boolean; pax?: boolean; gnu?: boolean }[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const data = e.data ?? Buffer.alloc(0);
@@ -90,7 +98,7 @@ function tar(entries: { name: string; data?: Buffer; type?: string; prefix?: str
       parts.push(tarHeader('PaxHeader', paxData.length, 'x'), padBlock(paxData));
     }
     const shortName = e.longName || e.pax ? e.name.slice(0, 50) : e.name;
-    parts.push(tarHeader(shortName, data.length, e.type ?? '0', e.prefix), padBlock(data));
+    parts.push(tarHeader(shortName, data.length, e.type ?? '0', e.prefix, e.gnu), padBlock(data));
   }
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
@@ -290,6 +298,13 @@ describe('downloads through an injected fetch', () => {
     await expect(downloadFiles(wrong, join(root, 'y'), { fetch: serve({ [url]: archive }), log: () => {} })).rejects.toThrow(/member top\/a\.bin: md5 mismatch, expected 0{32}/);
     const missing = [{ ...specs[0], source: { ...specs[0].source, member: 'nope.bin' } }];
     await expect(downloadFiles(missing, join(root, 'z'), { fetch: serve({ [url]: archive }), log: () => {} })).rejects.toThrow(/archive has no member "nope\.bin"/);
+  });
+
+  it("tar reader: a GNU header's atime and ctime are not read as a ustar name prefix", async () => {
+    const data = Buffer.alloc(600, 5);
+    const members: string[] = [];
+    await readTarMembers([tar([{ name: 'cifar-10-batches-bin/data_batch_1.bin', data, gnu: true }])], (m) => (members.push(m.name), false), 'gnu.tar');
+    expect(members).toEqual(['cifar-10-batches-bin/data_batch_1.bin']);
   });
 
   it('tar reader: truncated and non-tar streams → named errors', async () => {

@@ -110,7 +110,8 @@ class TarParser {
     }
     const type = String.fromCharCode(h[156] || 0x30);
     let name = cString(h.subarray(0, 100));
-    if (h.subarray(257, 262).toString('latin1') === 'ustar') {
+    // POSIX ustar ("ustar\0") only: GNU's old header ("ustar  ") keeps atime and ctime there.
+    if (h.subarray(257, 263).toString('latin1') === 'ustar\0') {
       const prefix = cString(h.subarray(345, 500));
       if (prefix) name = `${prefix}/${name}`;
     }
