@@ -447,7 +447,8 @@ async function trainInDirectory(
     const inEpoch = resumed.partialEpoch?.batches ?? 0;
     let was = NaN;
     try {
-      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, plateau?.drops);
+      // The checkpoint's own drops: this run's plateau state is null when it leaves that schedule.
+      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, resumed.plateau?.drops);
     } catch {
       // no note
     }

@@ -107,6 +107,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const damaged = join(tmp, 'lr-note-damaged.safetensors');
     writeSafetensors(damaged, tensors, { ...metadata, options: JSON.stringify({ ...JSON.parse(metadata.options), schedule: 'step', stepEpochs: null }) });
     expect(await notes('lr-note-damaged', ['--lr-steps', '1'], damaged)).toEqual([]);
+    // A plateau run saved after two drops (lr / 100): leaving that schedule for a constant rate
+    // moves the rate from lr / 100 back to lr; naming the rate it had stays silent.
+    const dropped = join(tmp, 'lr-note-plateau.safetensors');
+    const plateauOptions = { ...JSON.parse(metadata.options), schedule: 'plateau', patience: 1, lrDrops: 2, plateauOn: 'train' };
+    writeSafetensors(dropped, tensors, { ...metadata, options: JSON.stringify(plateauOptions), plateau: JSON.stringify({ on: 'train', drops: 2, best: 0.5, sinceBest: 0, finished: false }) });
+    expect(await notes('lr-note-plateau-left', ['--schedule', 'constant'], dropped)).toEqual([
+      `note: the learning rate goes on at ${(0.02).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.0002).toPrecision(3)} here`,
+    ]);
+    expect(await notes('lr-note-plateau-kept', ['--schedule', 'constant', '--lr', '0.0002'], dropped)).toEqual([]);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
