@@ -472,7 +472,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
-  const batchChanged = header?.withinEpoch && batchChangedWithinEpoch(resume!, header.epoch, saved!.batchSize, options.batchSize);
+  const batchChanged = header?.withinEpoch && batchChangedWithinEpoch(resume!, header.epoch, saved!, options);
   if (batchChanged) throw new UsageError(batchChanged);
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);

@@ -230,11 +230,18 @@ export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epoc
   return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
 }
 
-/** Why a resume cannot finish the epoch its checkpoint was saved within: another batch size (it
- * may change only at an epoch's end); null when it can. For the CLI (before loading) and train(). */
-export function batchChangedWithinEpoch(checkpoint: string, epochsDone: number, savedBatch: number, batch: number): string | null {
-  if (savedBatch === batch) return null;
-  return `${checkpoint} was saved within epoch ${epochsDone + 1} at batch size ${savedBatch}; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with ${batch}`;
+/** Why a resume cannot finish the epoch its checkpoint was saved within: another batch size or
+ * seed (the epoch's batches are cut from the seed's shuffle at that size, so either would repeat
+ * some images and skip others; both may change at an epoch's end); null when it can. For the CLI
+ * (before loading) and train(). The RNGs take a seed's low 32 bits. */
+export function batchChangedWithinEpoch(checkpoint: string, epochsDone: number, saved: { batchSize: number; seed: number }, now: { batchSize: number; seed: number }): string | null {
+  const changed = [
+    saved.batchSize !== now.batchSize && `at batch size ${saved.batchSize}`,
+    saved.seed >>> 0 !== now.seed >>> 0 && `with seed ${saved.seed}`,
+  ].filter((c): c is string => typeof c === 'string');
+  if (changed.length === 0) return null;
+  const flags = [saved.batchSize !== now.batchSize && `--batch ${now.batchSize}`, saved.seed >>> 0 !== now.seed >>> 0 && `--seed ${now.seed}`].filter(Boolean).join(' and ');
+  return `${checkpoint} was saved within epoch ${epochsDone + 1} ${changed.join(' and ')}; a resume finishes that epoch so (its batches are cut from that shuffle; they may change at an epoch's end), not with ${flags}`;
 }
 
 /** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */

@@ -237,7 +237,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const tooLarge = batchTooLarge(config, o.batchSize);
   if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}`);
   const savedPartial = resumed?.partialEpoch;
-  const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options.batchSize, o.batchSize);
+  const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
   if (batchChanged) throw new RangeError(batchChanged);
   const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
   if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {

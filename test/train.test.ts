@@ -224,12 +224,18 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const endErr = await train(atEnd, await loadSplits(atEnd)).then(() => null, (e) => e);
     expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${endErr.checkpoint} continues from there`);
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
-    // Another batch size within an epoch: a usage error on the command line, and train() refuses it too.
-    expect(() => options(['--resume', cut.checkpoint, '--batch', '32'])).toThrow(
-      new UsageError(`${cut.checkpoint} was saved within epoch 2 at batch size 16; a resume finishes that epoch with it (the batch size may change at an epoch's end), not with 32`),
-    );
+    // Another batch size or seed within an epoch (the rest of the epoch would be cut from another
+    // shuffle: images repeated and skipped): a usage error on the command line, and train() refuses it too.
+    const within = (what: string, flags: string) => `${cut.checkpoint} was saved within epoch 2 ${what}; a resume finishes that epoch so (its batches are cut from that shuffle; they may change at an epoch's end), not with ${flags}`;
+    expect(() => options(['--resume', cut.checkpoint, '--batch', '32'])).toThrow(new UsageError(within('at batch size 16', '--batch 32')));
+    expect(() => options(['--resume', cut.checkpoint, '--seed', '6'])).toThrow(new UsageError(within('with seed 5', '--seed 6')));
+    expect(() => options(['--resume', cut.checkpoint, '--seed', '6', '--batch', '8'])).toThrow(new UsageError(within('at batch size 16 and with seed 5', '--batch 8 and --seed 6')));
     const other16 = { ...options(['--resume', cut.checkpoint]), batchSize: 32 };
-    await expect(train(other16, await loadSplits(other16))).rejects.toThrow(/saved within epoch 2 at batch size 16; a resume finishes that epoch with it \(the batch size may change at an epoch's end\), not with 32$/);
+    await expect(train(other16, await loadSplits(other16))).rejects.toThrow(within('at batch size 16', '--batch 32'));
+    const otherSeed = { ...options(['--resume', cut.checkpoint]), seed: 6 };
+    await expect(train(otherSeed, await loadSplits(otherSeed))).rejects.toThrow(within('with seed 5', '--seed 6'));
+    // At an epoch's end the seed may change (a fork with another batch order is an experiment of its own).
+    expect(options(['--resume', endErr.checkpoint, '--seed', '6', '--out', join(tmp, 'cut-at-end-seed6')]).seed).toBe(6);
     const cutRest = await train(options(['--resume', cut.checkpoint]), await loadSplits(options(base)));
     expect(cutRest.stepLosses).toEqual(full.stepLosses.slice(14));
     const finished = loadCheckpoint(cutRest.checkpoint);
