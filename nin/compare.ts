@@ -4,7 +4,7 @@
 // directories' logs and checkpoint headers: no GPU, no data.
 
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
@@ -80,7 +80,7 @@ export function readRun(path: string): RunSummary {
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, label: basename(dir), settings, records, epochs, epochsPlanned, plateau };
+  return { dir, label: basename(resolve(dir)), settings, records, epochs, epochsPlanned, plateau };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -88,7 +88,8 @@ export function readRun(path: string): RunSummary {
  * to fit the legend would lose the part that differs). */
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
-  const parts = runs.map((r) => (relative(process.cwd(), r.dir) || r.dir).split(sep));
+  // (resolved: `.` and `..` are named by the directories they stand for)
+  const parts = runs.map((r) => resolve(r.dir).split(sep).filter(Boolean));
   const tail = (p: string[], k: number) => p.slice(-k).join('/');
   runs.forEach((r, i) => {
     let k = 1;

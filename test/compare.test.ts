@@ -103,6 +103,14 @@ describe('nin compare', () => {
     // legend, hid the part that differs.
     const deep = ['gap', 'fc'].map((h) => runDir(`a-long-study-directory-name/seed-one/${h}/run`, epochs(0, 1, () => ({ testError: 0.1 }))));
     expect(readRuns([...deep, gap]).map((r) => r.label)).toEqual(['gap/run', 'fc/run', 'gap']);
+    // `nin compare . ../other`: named by the directories they stand for, not "." and "..".
+    const cwd = process.cwd();
+    try {
+      process.chdir(deep[1]);
+      expect(readRuns(['.', '../../gap/run']).map((r) => r.label)).toEqual(['fc/run', 'gap/run']);
+    } finally {
+      process.chdir(cwd);
+    }
     // Schedules with their parameters.
     const stepRun = runDir('sched/step', epochs(0, 1, () => ({})), { schedule: 'step', stepEpochs: [50, 75] });
     const plateauRun = runDir('sched/plateau', epochs(0, 1, () => ({})), { schedule: 'plateau', patience: 3, lrDrops: 2, plateauOn: 'train' });
