@@ -62,14 +62,10 @@ function datasetOf(model: string): (typeof DATASETS)[number] | undefined {
 }
 
 /** A config file's data set by its images and classes, the first in DATASETS that fits (32×32×3 with
- * 10 classes: CIFAR-10; --dataset svhn for SVHN); one that fits none is told so by the shape checks. */
-function datasetOfShape(c: ModelConfig): (typeof DATASETS)[number] {
+ * 10 classes: CIFAR-10; --dataset svhn for SVHN); undefined when no data set has its images. */
+function datasetOfShape(c: ModelConfig): (typeof DATASETS)[number] | undefined {
   const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
-  return (
-    DATASETS.find((d) => DATASET_SHAPES[d].image === image && DATASET_SHAPES[d].classes === c.classes) ??
-    DATASETS.find((d) => DATASET_SHAPES[d].image === image) ??
-    (c.input.channels === 1 ? 'mnist' : 'cifar10')
-  );
+  return DATASETS.find((d) => DATASET_SHAPES[d].image === image && DATASET_SHAPES[d].classes === c.classes) ?? DATASETS.find((d) => DATASET_SHAPES[d].image === image);
 }
 
 /** Reads and checks a model config file (--config); any problem is a usage error naming the file. */
@@ -368,7 +364,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
   // A network of one's own: from --config, or the resumed checkpoint's options.
   const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
-  const datasetOfModel = custom ? datasetOfShape(custom) : modelArg === undefined ? undefined : datasetOf(modelArg);
+  // (a config no data set fits is told so by the shape checks, against the data set of its channels)
+  const datasetOfModel = custom ? (datasetOfShape(custom) ?? (custom.input.channels === 1 ? 'mnist' : 'cifar10')) : modelArg === undefined ? undefined : datasetOf(modelArg);
   // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
   const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
   // No dataset, no model and no checkpoint named: the main job.
@@ -390,6 +387,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const epochs = given('epochs') ?? pick('epochs', d.epochs);
   const schedule = given('schedule') ?? pick('schedule', d.schedule);
   for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau`);
+  if (s('gamma') !== undefined && schedule !== 'step' && schedule !== 'plateau') throw new UsageError(`--gamma only applies to --schedule step or plateau (the rate's factor at each drop), not ${schedule}`);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
   // One drop where half and three quarters round to the same epoch (3 epochs: both are 2, and two drops there would cut lr ×gamma²).
@@ -472,6 +470,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
+  if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
+    throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
+  }
   const batchChanged = header?.withinEpoch && batchChangedWithinEpoch(resume!, header.epoch, saved!, options);
   if (batchChanged) throw new UsageError(batchChanged);
   if (options.schedule === 'plateau') {
@@ -515,7 +516,9 @@ function resumedRunDirectory(source: ResumeSource): string {
 export function unusedRunDirectory(base: string): string {
   for (let n = 1; ; n++) {
     const dir = n === 1 ? base : `${base}-${n}`;
-    if (runFilesIn(dir).length === 0 && !runDirectoryInUse(dir)) return dir; // in use: a run still loading its data
+    // in use: a run still loading its data; a file by that name: not a directory to train in
+    if (existsSync(dir) && !statSync(dir).isDirectory()) continue;
+    if (runFilesIn(dir).length === 0 && !runDirectoryInUse(dir)) return dir;
   }
 }
 
@@ -646,7 +649,10 @@ async function runModels(args: string[]): Promise<void> {
   if (v.config !== undefined) {
     // A config file of one's own, checked and summarised before any training.
     const c = readConfigFile(v.config as string);
-    console.log(`${c.name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init (${datasetOfShape(c)} unless --dataset says otherwise)`);
+    const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
+    const dataset = datasetOfShape(c);
+    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${DATASETS.map((d) => `${d} ${DATASET_SHAPES[d].image}`).join(', ')}`;
+    console.log(`${c.name}: ${image} → ${c.classes} classes, ${c.head} head, ${c.init} init (${trainsOn})`);
     console.log(describeConfig(c));
     return;
   }
@@ -662,11 +668,13 @@ async function runModels(args: string[]): Promise<void> {
   }
 }
 
+const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'models'];
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   // `nin train --help` asks for the usage, not a flag check (flags after a bare `--` are positionals).
   const flags = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (cmd !== undefined && (flags.includes('--help') || flags.includes('-h'))) {
+  if (cmd !== undefined && COMMANDS.includes(cmd) && (flags.includes('--help') || flags.includes('-h'))) {
     console.log(USAGE);
     return 0;
   }

@@ -51,6 +51,11 @@ describe('nin CLI', () => {
     // It printed the table, then failed with a bare EEXIST.
     [['compare', 'some-run', '--out', 'package.json/compare.png'], /--out package.json\/compare.png: \S*package.json is a file, not a directory/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    // A typo followed by --help printed the usage with exit 0.
+    [['trian', '--help'], /unknown command 'trian'/],
+    // Accepted and then ignored: the rate of a cosine or constant schedule never drops.
+    [['train', '--schedule', 'cosine', '--gamma', '0.5'], /--gamma only applies to --schedule step or plateau \(the rate's factor at each drop\), not cosine/],
+    [['train', '--epochs', '3', '--stop-after', '10'], /--stop-after 10 is past the run's last epoch \(--epochs 3\): it would stop nothing/],
     [['visualize', 'runs/x', '--images', '257'], /--images must be an integer in \[1, 256\], got '257'/],
     // An empty value (an unset shell variable) is not "not given": --data-dir= fell back to ./data.
     [['eval', 'runs/x', '--data-dir='], /--data-dir needs a value, got an empty one/],
@@ -146,6 +151,12 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--train-limit', '100', '--val', '100'])).toThrow(new UsageError('--val 100 holds out 100 images: none left of --train-limit 100'));
     // --stop-after 0 would stop before the first epoch.
     expect(parseTrainArgs(['--epochs', '3', '--stop-after', '1']).options.stopAfter).toBe(1);
+    expect(parseTrainArgs(['--epochs', '3', '--stop-after', '3']).options.stopAfter).toBe(3);
+    expect(() => parseTrainArgs(['--epochs', '3', '--stop-after', '4'])).toThrow(new UsageError("--stop-after 4 is past the run's last epoch (--epochs 3): it would stop nothing"));
+    expect(() => parseTrainArgs(['--stop-after', '2'])).toThrow(new UsageError("--stop-after 2 is past the run's last epoch (--epochs 1, the default): it would stop nothing"));
+    // --gamma: the factor of the step and plateau schedules' drops.
+    expect(parseTrainArgs(['--schedule', 'plateau', '--gamma', '0.5']).options.gamma).toBe(0.5);
+    expect(() => parseTrainArgs(['--schedule', 'constant', '--gamma', '0.5'])).toThrow(new UsageError("--gamma only applies to --schedule step or plateau (the rate's factor at each drop), not constant"));
     expect(() => parseTrainArgs(['--stop-after', '0'])).toThrow(new UsageError("--stop-after must be an integer ≥ 1, got '0'"));
     expect(() => parseTrainArgs(['--epochs', '0'])).toThrow(new UsageError("--epochs must be an integer ≥ 1, got '0'"));
   });
@@ -512,6 +523,10 @@ describe("networks of one's own (--config)", () => {
     expect(r.stdout).toMatch(/^mnist-tiny: 28×28×1 → 10 classes, gap head, he init \(mnist unless --dataset says otherwise\)\n/);
     expect(r.stdout).toMatch(/mlpconv3x3 32-32-10 linear out\s+14×14×10\s+6,026/);
     expect(r.stdout).toMatch(/total\s+6,986/);
+    // A config no data set has images for is told so (it was summarised as cifar10's).
+    const rgb28 = await nin('models', '--config', file('rgb28.json', { ...tiny, name: 'rgb28', input: { height: 28, width: 28, channels: 3 } }));
+    expect(rgb28.code, rgb28.stderr).toBe(0);
+    expect(rgb28.stdout).toMatch(/^rgb28: 28×28×3 → 10 classes, gap head, he init \(no data set has 28×28×3 images: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3\)\n/);
   });
 });
 

@@ -264,6 +264,10 @@ describe('the run directory', () => {
     expect(unusedRunDirectory(base)).toBe(`${base}-3`); // stopped before its first step: no run
     writeFileSync(join(`${base}-3`, 'metrics.jsonl'), JSON.stringify({ kind: 'step', epoch: 0, step: 0, loss: 2, lr: 0.1 }) + '\n');
     expect(unusedRunDirectory(base)).toBe(`${base}-4`);
+    // A file by that name is passed over (reading a lock inside it failed with a bare ENOTDIR).
+    writeFileSync(`${base}-4`, '');
+    expect(unusedRunDirectory(base)).toBe(`${base}-5`);
+    rmSync(`${base}-4`);
     // nin train's default (runs/ is relative to the working directory).
     const cwd = process.cwd();
     try {
