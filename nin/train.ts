@@ -278,6 +278,7 @@ async function trainInDirectory(
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => {
+    claimHistory();
     try {
       appendFileSync(metricsPath, JSON.stringify(r) + '\n');
     } catch (e) {
@@ -306,15 +307,35 @@ async function trainInDirectory(
   const first: StartRecord | ResumeRecord = resumed
     ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }), stepsPerEpoch: epochSteps }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
-  // A process killed mid-write (or a full disk) can leave the log without its last newline: the
-  // first record must not be glued to that fragment, or the reader loses it with the fragment.
-  const torn = own && !endsWithNewline(metricsPath);
-  try {
-    writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
-    throw writeError(metricsPath, e);
-  }
+  const writeFirst = () => {
+    // A process killed mid-write (or a full disk) can leave the log without its last newline: the
+    // first record must not be glued to that fragment, or the reader loses it with the fragment.
+    const torn = own && !endsWithNewline(metricsPath);
+    try {
+      writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
+      throw writeError(metricsPath, e);
+    }
+  };
+  // A resume in the run's own directory changes nothing there until it has something to keep: its
+  // resume record (which makes its stretch the run's history) and the best.safetensors repairs below
+  // wait for its first record or save, so a resume stopped before then leaves the run as it was.
+  // A new run or a fork claims its directory at once, before the minutes a preprocessing fit takes.
+  const writeFirstLater = () => {
+    try {
+      writeFirst();
+    } catch (e) {
+      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
+    }
+  };
+  let pendingClaim: (() => void)[] = own ? [writeFirstLater] : [];
+  if (!own) writeFirst();
+  const claimHistory = () => {
+    const pending = pendingClaim;
+    pendingClaim = [];
+    for (const f of pending) f();
+  };
 
   const model = new NinModel(config, o.seed);
   const classifier = model.classifierParams();
@@ -358,7 +379,8 @@ async function trainInDirectory(
   let bestStretch: string | null = null;
   if (own && existsSync(metricsPath)) {
     let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
-    for (const r of currentHistory(parseMetricsLog(readFileSync(metricsPath, 'utf8'))) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
+    // (as it will stand with this resume's record, written later)
+    for (const r of currentHistory([...parseMetricsLog(readFileSync(metricsPath, 'utf8')), first]) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
       if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
       if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
@@ -380,12 +402,16 @@ async function trainInDirectory(
   // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
   // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
   const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
+  // (The files move at the first save, before it writes: the checkpoint resumed from is still as read.)
   if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
-    if (bestFileProblem) keep(bestPath, bestFileProblem);
-    writeFileAtomic(bestPath, [readFileSync(resumed!.path)]);
-    log(`${bestPath}: epoch ${best!.epoch}, the run's best so far, copied from ${resumed!.path}, the checkpoint resumed from`);
+    const epoch = best!.epoch;
+    pendingClaim.push(() => {
+      if (bestFileProblem) keep(bestPath, bestFileProblem);
+      writeFileAtomic(bestPath, [readFileSync(resumed!.path)]);
+      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${resumed!.path}, the checkpoint resumed from`);
+    });
   } else if (bestFileProblem) {
-    keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`);
+    pendingClaim.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
     best = null;
   } else if (best !== null && bestSaved === undefined) {
     log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
@@ -415,6 +441,7 @@ async function trainInDirectory(
   const profileFrom = profileStart + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - profileStart - 1);
   const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
     try {
+      claimHistory();
       if (keepOldCheckpoint && path === ckptPath) {
         keep(ckptPath, 'is not the checkpoint this run resumed from');
         keepOldCheckpoint = false;

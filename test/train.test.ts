@@ -509,6 +509,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const lines: string[] = [];
     const again = { ...options(['--resume', join(dir, 'checkpoint.step20.superseded.safetensors')]), log: (l: string) => lines.push(l) };
     expect(again.outDir).toBe(dir);
+    // A resume that stops before its first save (here its test set fails the preprocessing's size
+    // check) leaves the run as it was: no resume record, best.safetensors where it was.
+    const before = { files: readdirSync(dir).sort(), log: readFileSync(join(dir, 'metrics.jsonl')), best: readFileSync(join(dir, 'best.safetensors')) };
+    const splits = await loadSplits(again);
+    await expect(train({ ...again, log: () => {} }, { ...splits, test: { ...splits.test!, count: splits.test!.count + 1 } })).rejects.toThrow(/^preprocessing: \d+ values are not 17 images/);
+    expect({ files: readdirSync(dir).sort(), log: readFileSync(join(dir, 'metrics.jsonl')), best: readFileSync(join(dir, 'best.safetensors')) }).toEqual(before);
     await train(again, await loadSplits(again));
     expect(lines).toContain(`${join(dir, 'best.safetensors')} holds epoch 2 as saved by a stretch of the run that its history has left: kept as ${join(dir, 'best.step20.superseded.safetensors')}`);
     expect(loadCheckpoint(join(dir, 'best.step20.superseded.safetensors')).stretch).toBe('b');
