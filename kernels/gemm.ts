@@ -252,6 +252,11 @@ ${loop(BK * BN, `      ${bIndex}
  * TM·TN FMAs per k, against TM + TN scalar loads in version 1 (workgroup-memory bandwidth, not
  * FMAs, is what a register-tiled GEMM runs out of first on GPUs). Global loads and the tile
  * staging are version 1's (tiledParts). TM and TN must be 4 or 8.
+ * Staging writes one component of a workgroup vec4 (`As[i][mm % 4u] = v`), four threads to a vec4.
+ * SPIR-V (Vulkan) and Metal store that one float; Tint's HLSL output for D3D12 writes a dynamically
+ * indexed component as a select over the whole vector, a read-modify-write that could race there
+ * (not run: no D3D12 here). Only a tuning table picks version 2, and autotune installs a table only
+ * after its steps repeat the untuned losses.
  */
 function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
   const { TM, TN, BK } = tile;
