@@ -10,6 +10,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from '../test/numeric.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -72,8 +73,7 @@ for (const file of files) {
   let error: string | undefined;
   // A comment makes each repeat a new source: Dawn would otherwise return the cached pipeline.
   for (let r = 0; r < repeat && !error; r++) ({ ms: runs[r], error } = await compileOnce(r ? `${code}\n// repeat ${r}` : code));
-  const sorted = [...runs].sort((a, b) => a - b);
-  rows.push({ file, name: file.replace(/-[0-9a-f]{12}\.wgsl$/, ''), ms: sorted[Math.floor(sorted.length / 2)], runs, error });
+  rows.push({ file, name: file.replace(/-[0-9a-f]{12}\.wgsl$/, ''), ms: median(runs), runs, error });
 }
 closeGpu();
 

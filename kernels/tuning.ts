@@ -85,12 +85,22 @@ export function mlpconvKey(s: { N: number; H: number; W: number; Ci: number; K: 
   return `mlpconv${s.K}x${s.K} ${s.N}x${s.H}x${s.W}x${s.Ci} ${s.C1}-${s.C2}-${s.C3}${save ? ' +hidden' : ''}`;
 }
 
-/** The block shape a key from mlpconvKey names (null for any other string). */
+/** The block shape a key from mlpconvKey names (null for any other string, `08x…` too: only
+ * the exact form is ever looked up). */
 export function mlpconvShapeOfKey(key: string): MlpconvShape | null {
-  const m = /^mlpconv(\d+)x\1 (\d+)x(\d+)x(\d+)x(\d+) (\d+)-(\d+)-(\d+)(?: \+hidden)?$/.exec(key);
+  const m = /^mlpconv(\d+)x\1 (\d+)x(\d+)x(\d+)x(\d+) (\d+)-(\d+)-(\d+)( \+hidden)?$/.exec(key);
   if (!m) return null;
   const [K, N, H, W, Ci, C1, C2, C3] = m.slice(1, 9).map(Number);
-  return { N, H, W, Ci, K, C1, C2, C3 };
+  const shape = { N, H, W, Ci, K, C1, C2, C3 };
+  return mlpconvKey(shape, m[9] !== undefined) === key ? shape : null;
+}
+
+/** Whether `key` is exactly what gemmKey writes for some GEMM (a split of 1 is written as none). */
+function isGemmKey(key: string, split: boolean): boolean {
+  const m = /^(\S+) (\d+)x(\d+)x(\d+)(?: \/(\d+))?$/.exec(key);
+  if (!m || (!split && m[5] !== undefined)) return false;
+  const [M, N, K, splitK] = [m[2], m[3], m[4], m[5] ?? '1'].map(Number);
+  return gemmKey(m[1], M, N, K, splitK) === key;
 }
 
 /** Lower-case letters and digits of an adapter name, dashed: the committed table's file name. */
@@ -119,10 +129,10 @@ function parseTable(file: string, fromEnv = false): TuningTable {
     for (const [key, entry] of Object.entries(entries)) if (!isObject(entry)) throw new Error(`tuning table ${path}: ${section} '${key}': expected an object, got ${JSON.stringify(entry)}`);
   }
   // A misspelt key would never be looked up: the table would change nothing, silently.
-  const gemmKeyForm = /^\S+ \d+x\d+x\d+( \/\d+)?$/;
+  // (Exactly: `… /1` or a number written `08` would pass a looser check and never be looked up.)
   const example = gemmKey('conv5x5_forward', 131072, 192, 75, 1);
-  for (const [section, entries, form] of [['gemm', t.gemm, gemmKeyForm], ['splitK', t.splitK ?? {}, /^\S+ \d+x\d+x\d+$/]] as const) {
-    for (const key of Object.keys(entries)) if (!form.test(key)) throw new Error(`tuning table ${path}: ${section} '${key}': not a key gemmKey writes (e.g. '${example}'${section === 'splitK' ? ', without a split' : ''})`);
+  for (const [section, entries] of [['gemm', t.gemm], ['splitK', t.splitK ?? {}]] as const) {
+    for (const key of Object.keys(entries)) if (!isGemmKey(key, section === 'gemm')) throw new Error(`tuning table ${path}: ${section} '${key}': not a key gemmKey writes (e.g. '${example}'${section === 'splitK' ? ', without a split' : ''})`);
   }
   const storage = gpu().limits.maxComputeWorkgroupStorageSize;
   for (const [key, tile] of Object.entries(t.gemm)) {

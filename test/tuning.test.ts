@@ -228,6 +228,8 @@ describe('tuning tables', () => {
       expect(withMlpconv({ [block]: { TP: 64, CL: 12 } })).toThrow(/CL must be a power of two/);
       expect(withMlpconv({ [block]: { fused: 'no' } })).toThrow(/fused must be true or false, got "no"/);
       expect(withMlpconv({ 'mlpconv5x5 8x12x12 16-12-10': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 8x12x12 16-12-10': not a key mlpconvKey writes/);
+      // Only the exact form is looked up: a number written with a leading zero was accepted and ignored.
+      expect(withMlpconv({ 'mlpconv5x5 08x12x12x3 16-12-10 +hidden': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 08x12x12x3 16-12-10 \+hidden': not a key mlpconvKey writes/);
       expect(withMlpconv({ [block]: null })).toThrow(/bad\.json \(NIN_TUNED\): mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': expected an object, got null/);
       const withTable = (table: unknown) => {
         writeFileSync(bad, JSON.stringify(table));
@@ -242,6 +244,11 @@ describe('tuning tables', () => {
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8': { TM: 1, TN: 1, BK: 16 } }, mlpconv: {} })).toThrow(
         /bad\.json \(NIN_TUNED\): gemm 'conv1x1_forward 8x8': not a key gemmKey writes \(e\.g\. 'conv5x5_forward 131072x192x75'\)/,
       );
+      // gemmKey writes no split of 1 or less, and no leading zeros.
+      for (const key of ['conv3x3_forward 60x9x45 /1', 'conv3x3_forward 60x9x45 /0', 'conv3x3_forward 060x9x45', 'conv3x3_forward 60x9x45 /03']) {
+        expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { [key]: { TM: 1, TN: 1, BK: 16 } }, mlpconv: {} }), key).toThrow(`gemm '${key}': not a key gemmKey writes`);
+      }
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { 'conv3x3_grad_weight 36x07x90': 3 } })).toThrow(/splitK 'conv3x3_grad_weight 36x07x90': not a key gemmKey writes/);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { 'conv3x3_grad_weight 36x7x90 /3': 3 } })).toThrow(/splitK 'conv3x3_grad_weight 36x7x90 \/3': not a key gemmKey writes .*without a split/);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv3x3_grad_weight 36x7x90 /3': { TM: 1, TN: 1, BK: 16 } }, mlpconv: {}, splitK: { 'conv3x3_grad_weight 36x7x90': 3 } })).not.toThrow();
     } finally {
