@@ -97,9 +97,11 @@ export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
-  nin predict <checkpoint> <image.png>...   top-5 classes with probabilities (a PNG of another
-                                            size is resized to the model's input, with a note;
-                                            at most 2^25 pixels, e.g. 8192×4096)
+  nin predict <checkpoint> <image.png>... [--invert]   top-5 classes with probabilities (a PNG
+                                            of another size is resized to the model's input, with
+                                            a note; at most 2^25 pixels, e.g. 8192×4096; --invert:
+                                            dark strokes on a light or transparent background, for
+                                            MNIST's light-on-black digits)
   nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
                                             and the run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
@@ -592,7 +594,7 @@ async function runEval(args: string[]): Promise<void> {
 }
 
 async function runPredict(args: string[]): Promise<void> {
-  const { positionals } = parse(args, {}, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
+  const { values: v, positionals } = parse(args, { invert: { type: 'boolean' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   const ckpt = checkpointArg(positionals[0]);
   const images = positionals.slice(1);
   for (const img of images) {
@@ -600,7 +602,7 @@ async function runPredict(args: string[]): Promise<void> {
     if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG files`);
   }
   const { predict } = await import('./predict.ts');
-  for (const line of await predict(ckpt, images)) console.log(line);
+  for (const line of await predict(ckpt, images, undefined, { invert: Boolean(v.invert) })) console.log(line);
 }
 
 async function runVisualize(args: string[]): Promise<void> {

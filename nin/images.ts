@@ -5,6 +5,8 @@
 //     bit depth). The PNG gamma chunk is ignored, as the datasets' own pixels carry no correction.
 //   * Transparency is composited over BLACK (colour × alpha). MNIST-style digits are light strokes
 //     on a black background, so a transparent background becomes the background the model knows.
+//     `invert` (dark strokes on a light or transparent background): composited over WHITE, then
+//     each value v becomes 1 − v, so the strokes come out light on black either way.
 //   * 1-channel models get ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B); 3-channel models get
 //     grey replicated into R, G and B.
 //   * Resizing is per axis (separable): area averaging when an axis shrinks (every source pixel
@@ -239,16 +241,19 @@ export function readPng(path: string): DecodedPng {
   return { width, height, rgba };
 }
 
-/** Composites straight RGBA over black and converts to `channels` (BT.601 luma for 1). */
-export function rgbaToChannels(rgba: Float32Array, width: number, height: number, channels: 1 | 3): Float32Array {
+/** Composites straight RGBA over black (`invert`: over white, then 1 − v) and converts to
+ * `channels` (BT.601 luma for 1). */
+export function rgbaToChannels(rgba: Float32Array, width: number, height: number, channels: 1 | 3, invert = false): Float32Array {
   const n = width * height;
   const out = new Float32Array(n * channels);
   const [wr, wg, wb] = LUMA_BT601;
+  // Over white and inverted: 1 − (v·a + (1 − a)) = (1 − v)·a, the inverted colour over black.
+  const value = invert ? (v: number, a: number) => (1 - v) * a : (v: number, a: number) => v * a;
   for (let p = 0; p < n; p++) {
     const a = rgba[p * 4 + 3];
-    const r = rgba[p * 4] * a;
-    const g = rgba[p * 4 + 1] * a;
-    const b = rgba[p * 4 + 2] * a;
+    const r = value(rgba[p * 4], a);
+    const g = value(rgba[p * 4 + 1], a);
+    const b = value(rgba[p * 4 + 2], a);
     if (channels === 1) {
       // Grey pixels pass through untouched (the weights need not sum to exactly 1 in floating point).
       out[p] = r === g && g === b ? r : wr * r + wg * g + wb * b;
@@ -363,9 +368,9 @@ export function resizeImage(
   return out;
 }
 
-/** Loads a PNG as one NHWC model input: composited over black, converted to the model's channel
- * count, resized to its height × width, values in [0, 1]. */
-export function loadImageForModel(path: string, input: ModelInput): LoadedImage {
+/** Loads a PNG as one NHWC model input: composited over black (`invert`: over white, then
+ * inverted), converted to the model's channel count, resized to its height × width, values in [0, 1]. */
+export function loadImageForModel(path: string, input: ModelInput, opts: { invert?: boolean } = {}): LoadedImage {
   const { height, width, channels } = input;
   if (!Number.isInteger(height) || height <= 0 || !Number.isInteger(width) || width <= 0) {
     throw new Error(`loadImageForModel(${path}): model input size must be positive integers, found ${height}×${width}`);
@@ -374,11 +379,26 @@ export function loadImageForModel(path: string, input: ModelInput): LoadedImage 
     throw new Error(`loadImageForModel(${path}): model input channels must be 1 or 3, found ${String(channels)}`);
   }
   const png = readPng(path);
-  const converted = rgbaToChannels(png.rgba, png.width, png.height, channels);
+  const converted = rgbaToChannels(png.rgba, png.width, png.height, channels, opts.invert);
   const pixels = resizeImage(converted, png.height, png.width, channels, height, width);
   // Interpolation weights are convex, so this only trims float rounding at the ends.
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
   return { pixels, originalSize: [png.height, png.width] };
+}
+
+/** The mean of a loaded image's outermost rows and columns (all channels), in [0, 1]. */
+export function borderMean(pixels: Float32Array, input: ModelInput): number {
+  const { height, width, channels } = input;
+  let sum = 0;
+  let count = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (y !== 0 && y !== height - 1 && x !== 0 && x !== width - 1) continue;
+      for (let c = 0; c < channels; c++) sum += pixels[(y * width + x) * channels + c];
+      count += channels;
+    }
+  }
+  return sum / count;
 }
 
 /**

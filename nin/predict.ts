@@ -9,7 +9,7 @@ import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
 import { loadTestSet } from './datasets.ts';
-import { ImageLoadError, loadImageForModel, resizeNote } from './images.ts';
+import { borderMean, ImageLoadError, loadImageForModel, resizeNote } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, runLog } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
@@ -22,9 +22,12 @@ export function classNamesOf(dataset: string): readonly string[] {
 
 /**
  * One line per image: its top-5 classes with probabilities. Each picture not of the model's input
- * size is resized, and `note` (default: stderr) is told so, one line per picture.
+ * size is resized, and `note` (default: stderr) is told so, one line per picture; so is a picture
+ * for an MNIST model whose border is light (MNIST's digits are light on black: a dark digit on
+ * white reads as something else). `invert`: the pictures are dark strokes on a light or
+ * transparent background (composited over white and inverted, see nin/images.ts).
  */
-export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`)): Promise<string[]> {
+export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<string[]> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
@@ -33,9 +36,13 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   const unreadable: ImageLoadError[] = []; // every bad picture named at once, not one per attempt
   images.forEach((path, i) => {
     try {
-      const image = loadImageForModel(path, { height, width, channels });
+      const image = loadImageForModel(path, { height, width, channels }, opts);
       const resized = resizeNote(path, image.originalSize, { height, width });
       if (resized) note(resized);
+      const border = c.options.dataset === 'mnist' ? borderMean(image.pixels, { height, width, channels }) : 0;
+      if (border > 0.5) {
+        note(`${path}: its border is light (mean ${border.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''}); MNIST's digits are light strokes on black` + (opts.invert ? '' : ': for a dark digit on a light background, pass --invert'));
+      }
       pixels.set(image.pixels, i * height * width * channels);
     } catch (e) {
       if (!(e instanceof ImageLoadError)) throw e;

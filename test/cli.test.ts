@@ -40,6 +40,7 @@ describe('nin CLI', () => {
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
     [['eval'], /expected one checkpoint path, got 0 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
+    [['predict', 'missing.safetensors', 'x.png', '--invert'], /no checkpoint at 'missing.safetensors'/], // (the flag is taken)
     [['eval', 'README.md'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
     [['visualize', 'package.json'], /package.json: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
     // The training set's size is known before it is loaded.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
+import { borderMean, encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -63,6 +63,24 @@ describe('loadImageForModel', () => {
     expect(Array.from(rep.pixels)).toEqual(Array.from([0, 0, 0, 77 / 255, 77 / 255, 77 / 255], Math.fround));
     // Grey stays exact through the 1-channel (luma) path.
     expect(loadImageForModel(g, { height: 1, width: 2, channels: 1 }).pixels[1]).toBe(Math.fround(77 / 255));
+  });
+
+  it('--invert: composites over white, then inverts, so dark strokes on a light or transparent background come out light on black', () => {
+    // Opaque white, black, a half-transparent black and a fully transparent pixel.
+    const rgba = writePng('invert.png', 4, 1, 6, [255, 255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 128, 0, 0, 0, 0]);
+    const grey = loadImageForModel(rgba, { height: 1, width: 4, channels: 1 }, { invert: true }).pixels;
+    expect(grey[0]).toBe(0);
+    expect(grey[1]).toBe(1);
+    expect(grey[2]).toBeCloseTo(128 / 255, 6);
+    expect(grey[3]).toBe(0); // transparent: the background, black after the inversion (over black it was black too: the stroke vanished)
+    expect(Array.from(loadImageForModel(rgba, { height: 1, width: 4, channels: 1 }).pixels)).toEqual([1, 0, 0, 0]);
+    // In colour, per channel.
+    const c = writePng('invert-rgb.png', 1, 1, 2, [255, 128, 0]);
+    const inverted = loadImageForModel(c, { height: 1, width: 1, channels: 3 }, { invert: true }).pixels;
+    expect([inverted[0], inverted[2]]).toEqual([0, 1]);
+    expect(inverted[1]).toBeCloseTo(127 / 255, 6);
+    expect(borderMean(Float32Array.from([1, 1, 1, 1, 0, 1, 1, 1, 1]), { height: 3, width: 3, channels: 1 })).toBe(1);
+    expect(borderMean(Float32Array.from([0, 0, 0, 0, 1, 0, 0, 0, 0.8]), { height: 3, width: 3, channels: 1 })).toBeCloseTo(0.1, 7);
   });
 
   it('keeps 16-bit precision', () => {

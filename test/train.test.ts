@@ -753,6 +753,17 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
     expect(sameLine).toBe(line);
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
+    // The digit drawn dark on white: a note names its light border; with --invert it is the original again.
+    const dark = new PNG({ width: 28, height: 28 });
+    for (let i = 0; i < 784; i++) dark.data.set([255 - test.images[i], 255 - test.images[i], 255 - test.images[i], 255], 4 * i);
+    const darkFile = join(tmp, 'dark-digit.png');
+    writeFileSync(darkFile, PNG.sync.write(dark));
+    const darkNotes: string[] = [];
+    await predict(ckpt, [darkFile], (n) => darkNotes.push(n));
+    expect(darkNotes).toEqual([`${darkFile}: its border is light (mean 1.00 of 1); MNIST's digits are light strokes on black: for a dark digit on a light background, pass --invert`]);
+    darkNotes.length = 0;
+    expect(await predict(ckpt, [darkFile], (n) => darkNotes.push(n), { invert: true })).toEqual([line.replace(file, darkFile)]);
+    expect(darkNotes).toEqual([]);
     // Every picture that cannot be read is named at once, and none is predicted.
     const notPng = join(tmp, 'not-a.png');
     writeFileSync(notPng, 'text');
