@@ -354,8 +354,10 @@ export function parseMetricsLog(text: string): object[] {
  * currentHistory finds the forked stretch by its id; for a fork from before stretch ids the
  * parent's log is read only up to where the parent, after the fork, was resumed from an earlier
  * point (what it logged from there on is another stretch than the one forked).
+ * `ownRecords`: `dir`'s own log as it will stand (a run about to write its first record), read instead
+ * of its metrics.jsonl.
  */
-export function runLog(dir: string): object[] {
+export function runLog(dir: string, ownRecords?: object[]): object[] {
   const seen = new Set<string>();
   const logs: object[][] = [];
   let at: string | null = dir;
@@ -363,8 +365,8 @@ export function runLog(dir: string): object[] {
   while (at !== null && !seen.has(resolve(at))) {
     seen.add(resolve(at));
     const path = join(at, 'metrics.jsonl');
-    if (!existsSync(path)) break;
-    let records = parseMetricsLog(readFileSync(path, 'utf8'));
+    if (!(at === dir && ownRecords) && !existsSync(path)) break;
+    let records = at === dir && ownRecords ? ownRecords : parseMetricsLog(readFileSync(path, 'utf8'));
     if (fork) {
       const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
       if (fork.run === null ? ids.size > 0 : !ids.has(fork.run)) break;

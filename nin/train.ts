@@ -1,7 +1,7 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
 import { closeSync, existsSync, fstatSync, mkdirSync, appendFileSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -20,7 +20,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
@@ -375,12 +375,15 @@ async function trainInDirectory(
   // best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
   // same epoch number may come from a stretch the history has left); else it is kept aside, and
   // replaced by the checkpoint resumed from if that is the epoch's save, or tracking starts afresh.
+  // A fork's history is its parent's up to the checkpoint it was resumed from: its best epoch may
+  // be one of the parent's.
   let best: TrainResult['best'] = null;
   let bestStretch: string | null = null;
-  if (own && existsSync(metricsPath)) {
+  if (resumed) {
     let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
-    // (as it will stand with this resume's record, written later)
-    for (const r of currentHistory([...parseMetricsLog(readFileSync(metricsPath, 'utf8')), first]) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
+    // (as it will stand with this resume's record, written later; parents' logs included)
+    const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
+    for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
       if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
       if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
@@ -414,8 +417,18 @@ async function trainInDirectory(
     pendingClaim.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
     best = null;
   } else if (best !== null && bestSaved === undefined) {
-    log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
-    best = null;
+    // A fork: the parent's best.safetensors, where it holds that epoch as its stretch saved it.
+    const parentBest = own ? null : join(dirname(resolve(o.resume!)), 'best.safetensors');
+    if (parentBest && existsSync(parentBest) && savedEpoch(parentBest) === best.epoch && (bestStretch === null || savedStretch(parentBest) === bestStretch)) {
+      const epoch = best.epoch;
+      pendingClaim.push(() => {
+        writeFileAtomic(bestPath, [readFileSync(parentBest)]);
+        log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${parentBest}`);
+      });
+    } else {
+      log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
+      best = null;
+    }
   }
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };

@@ -565,6 +565,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(c.lines).toContain(`${join(lost, 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
     expect(c.r.best!.epoch).toBe(3);
     expect(loadCheckpoint(c.r.best!.checkpoint).epoch).toBe(3);
+    // A fork (resumed into another directory) carries its parent's history, so its best epoch is
+    // the parent's epoch 1 (validation error 0: no later epoch beats it), whose file it copies from
+    // the parent's best.safetensors. It tracked its best afresh, against what compare showed.
+    const parent = await setUp('best-parent', 'epoch1', [0, 0.5]);
+    const fork = async (name: string) => {
+      const lines: string[] = [];
+      const o = { ...options(['--resume', join(parent, 'checkpoint.safetensors'), '--out', join(tmp, name)]), log: (l: string) => lines.push(l) };
+      return { r: await train(o, await loadSplits(o)), lines };
+    };
+    const f = await fork('best-fork');
+    expect(f.lines).toContain(`${join(tmp, 'best-fork', 'best.safetensors')}: epoch 1, the run's best so far, copied from ${join(parent, 'best.safetensors')}`);
+    expect(f.r.best).toMatchObject({ epoch: 1, valError: 0, checkpoint: join(tmp, 'best-fork', 'best.safetensors') });
+    expect(loadCheckpoint(f.r.best!.checkpoint).epoch).toBe(1);
+    // Without the parent's file: tracked afresh, saying so.
+    rmSync(join(parent, 'best.safetensors'));
+    const g = await fork('best-fork-no-file');
+    expect(g.lines).toContain(`${join(tmp, 'best-fork-no-file', 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
+    expect(g.r.best!.epoch).toBe(3);
   });
 
   it('a resume after a log cut off mid-record starts its records on a new line', async () => {
