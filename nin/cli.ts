@@ -626,6 +626,10 @@ async function runCompare(args: string[]): Promise<void> {
   const outProblem = outDirProblem(dirname(out), out);
   if (outProblem) throw new UsageError(outProblem);
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
+  // `nin compare … | head`: the table's reader may stop early; the PNG is written all the same.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   let runs;
   try {
     runs = readRuns(positionals);

@@ -195,6 +195,12 @@ describe('nin compare', () => {
     expect(r.stdout).toMatch(/^run\s+head\s+lr\s+epochs/);
     expect(r.stdout).toContain(`wrote ${out}`);
     expect(existsSync(out)).toBe(true);
+    // A reader that stops early (`nin compare … | head -c 10`): no EPIPE crash, and the PNG is written.
+    const piped = join(root, 'pictures', 'piped.png');
+    const head = await runAsync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx nin/cli.ts compare "${gap}" "${fc}" --out "${piped}" | head -c 10`], noGpu);
+    expect(head.status, head.stderr).toBe(0);
+    expect(head.stderr).not.toMatch(/EPIPE|Error/);
+    expect(existsSync(piped)).toBe(true);
     const bad = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, join(root, 'nowhere')], noGpu);
     expect(bad.status, bad.stderr).toBe(2);
     expect(bad.stderr).toContain(`nin: ${join(root, 'nowhere')}: no run there`);
