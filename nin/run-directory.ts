@@ -496,6 +496,9 @@ export interface RunLock {
   /** The dead process whose lock was replaced, if any. */
   replaced: LockHolder | null;
   release(): void;
+  /** Why the lock is no longer this process's (the directory removed, or another run's lock in its
+   * place), null while it is: a run checks before it writes there. */
+  lost(): string | null;
 }
 
 /** The locks this process holds: resolved path → its `since`. */
@@ -544,7 +547,17 @@ export function lockRunDirectory(dir: string): RunLock {
       if (now.holder?.pid === mine.pid && now.holder.since === mine.since) rmSync(path, { force: true });
     };
     process.on('exit', release); // process.exit() on a second Ctrl-C skips train()'s finally
-    return { path, replaced, release };
+    const lost = () => {
+      let now: ReturnType<typeof readLock>;
+      try {
+        now = readLock(path);
+      } catch (e) {
+        return `${path} cannot be read (${(e as Error).message})`;
+      }
+      if (now.holder?.pid === mine.pid && now.holder.host === mine.host && now.holder.since === mine.since) return null;
+      return now.state === 'none' ? `${path} is gone (the directory was removed or moved)` : `${path} is now another run's${now.holder ? ` (process ${now.holder.pid} on ${now.holder.host}, since ${now.holder.since})` : ''}`;
+    };
+    return { path, replaced, release, lost };
   }
   throw new RangeError(`${dir}: another run has just started there`);
 }

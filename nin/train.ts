@@ -21,7 +21,7 @@ import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
-import type { EpochRecord, ResumeRecord, ResumeSource, StartRecord } from './run-directory.ts';
+import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -258,7 +258,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const lock = lockRunDirectory(o.outDir);
   try {
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
-    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps: batchesNow });
+    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps: batchesNow, lock });
   } finally {
     lock.release();
   }
@@ -268,9 +268,14 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
 async function trainInDirectory(
   o: TrainOptions,
   data: TrainData,
-  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number },
+  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number; lock: RunLock },
 ): Promise<TrainResult> {
-  const { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps } = run;
+  const { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps, lock } = run;
+  // Before each write: a directory removed mid-run, and perhaps a new run's by now, is not ours to write in.
+  const assertOwnDirectory = () => {
+    const lost = lock.lost();
+    if (lost) throw new TrainingStopped(`${o.outDir}: this run's lock is lost: ${lost}; stopped without writing there; last good checkpoint: ${lastGood}`);
+  };
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RangeError(dirProblem);
   for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (no process of that id writes it now)`);
@@ -278,6 +283,7 @@ async function trainInDirectory(
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => {
+    assertOwnDirectory();
     claimHistory();
     try {
       appendFileSync(metricsPath, JSON.stringify(r) + '\n');
@@ -453,6 +459,7 @@ async function trainInDirectory(
   const profileStart = resumed?.partialEpoch?.batches ?? 0;
   const profileFrom = profileStart + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - profileStart - 1);
   const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
+    assertOwnDirectory();
     try {
       claimHistory();
       if (keepOldCheckpoint && path === ckptPath) {

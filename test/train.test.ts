@@ -719,7 +719,25 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = { ...options(['--resume', kept, '--out', dir]), interrupt: (step: number) => (step === 6 && rmSync(dir, { recursive: true }), false) };
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingStopped);
-    expect(err.message).toMatch(new RegExp(`^cannot write ${join(dir, 'metrics.jsonl').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT: .*; last good checkpoint: ${kept.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    expect(err.message).toBe(`${dir}: this run's lock is lost: ${join(dir, 'run.lock')} is gone (the directory was removed or moved); stopped without writing there; last good checkpoint: ${kept}`);
+    // Removed, and another run started there meanwhile: its files are left as they are (the run
+    // wrote its records and checkpoint over the new run's before).
+    const theirs = { pid: process.ppid, host: hostname(), since: 'just now' };
+    const taken = { ...options(['--resume', kept, '--out', dir]), interrupt: (step: number) => {
+      if (step === 6) {
+        rmSync(dir, { recursive: true });
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'run.lock'), JSON.stringify(theirs));
+        writeFileSync(join(dir, 'metrics.jsonl'), '{"kind":"start","run":"theirs"}\n');
+      }
+      return false;
+    } };
+    const err2 = await train(taken, await loadSplits(taken)).then(() => null, (e) => e);
+    expect(err2).toBeInstanceOf(TrainingStopped);
+    expect(err2.message).toContain(`${dir}: this run's lock is lost: ${join(dir, 'run.lock')} is now another run's (process ${process.ppid} on ${hostname()}, since just now)`);
+    expect(readdirSync(dir).sort()).toEqual(['metrics.jsonl', 'run.lock']);
+    expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).toBe('{"kind":"start","run":"theirs"}\n');
+    expect(JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8'))).toEqual(theirs);
   });
 
   it('predicts PNG images and draws Figure 4 and the curves from a checkpoint', async () => {
