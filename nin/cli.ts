@@ -616,7 +616,7 @@ async function runVisualize(args: string[]): Promise<void> {
   const { visualize } = await import('./predict.ts');
   const files = await visualize(ckpt, { count, dataDir: v['data-dir'] as string | undefined, outDir: v.out as string | undefined });
   for (const f of files) console.log(`wrote ${f}`);
-  if (!files.some((f) => f.endsWith('curves.png'))) console.log(`no curves: no metrics.jsonl beside ${ckpt} (the run directory's log)`);
+  if (!files.some((f) => f.endsWith('curves.png'))) console.log(`no curves: no log of this checkpoint's run beside ${ckpt} (metrics.jsonl, or a metrics.superseded*.jsonl that --overwrite moved aside)`);
 }
 
 async function runCompare(args: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 // `nin predict` (top-5 classes of PNG images) and `nin visualize` (the paper's Figure 4 and the
 // run's curves).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { noGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
@@ -11,7 +11,7 @@ import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } f
 import { loadTestSet } from './datasets.ts';
 import { borderMean, ImageLoadError, loadImageForModel, resizeNote } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
-import { historyOfCheckpoint, runLog } from './run-directory.ts';
+import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
 import { argmax } from './train.ts';
 
@@ -129,10 +129,11 @@ export async function visualize(checkpointPath: string, o: { count: number; data
     }),
   );
   written.push(featurePath);
-  const metricsPath = join(dirname(checkpointPath), 'metrics.jsonl');
-  if (existsSync(metricsPath)) {
+  // The log of the checkpoint's own run: after --overwrite, metrics.jsonl is another run's.
+  const log = logOfCheckpoint(dirname(checkpointPath), c.runId);
+  if (log) {
     // From a forked run's first epoch; a superseded checkpoint's own line, not the run's current one.
-    const records = historyOfCheckpoint(runLog(dirname(checkpointPath)), c);
+    const records = historyOfCheckpoint(log, c);
     const curvesPath = join(outDir, 'curves.png');
     writeFileSync(curvesPath, renderTrainingCurves(records));
     written.push(curvesPath);

@@ -447,6 +447,24 @@ export function historyOfCheckpoint(records: object[], at: { stretch: string | n
   return own.every((r) => onCurrent.has(r)) ? current : own;
 }
 
+/**
+ * The log of the run a checkpoint in `dir` belongs to (read through historyOfCheckpoint): the
+ * directory's runLog where its records name the checkpoint's run (or neither has ids), else a
+ * `metrics.superseded*.jsonl` that --overwrite moved aside and that names it (read as the directory's
+ * own log, with its parents), else null: no log of that run is there.
+ */
+export function logOfCheckpoint(dir: string, runId: string | null): object[] | null {
+  const names = (records: object[]) => new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
+  const own = existsSync(join(dir, 'metrics.jsonl')) ? parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')) : null;
+  if (own && (runId === null || names(own).size === 0 || names(own).has(runId))) return runLog(dir);
+  if (runId === null || !existsSync(dir)) return null;
+  for (const f of readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort()) {
+    const records = parseMetricsLog(readFileSync(join(dir, f), 'utf8'));
+    if (names(records).has(runId)) return runLog(dir, records);
+  }
+  return null;
+}
+
 /** Step records before `at.step`, epoch records up to `at.epoch`, and the rest. */
 function before(records: object[], at: { step: number; epoch: number }): object[] {
   return records.filter((r) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, sameSave } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, sameSave } from '../nin/run-directory.ts';
 import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
@@ -241,6 +241,25 @@ describe('the run directory', () => {
     expect(moveRunAside(dir)).toEqual([join(dir, 'metrics.superseded-2.jsonl')]);
     expect(runFilesIn(dir)).toEqual([]);
     expect(readFileSync(join(dir, 'metrics.superseded.jsonl'), 'utf8')).toBe('old log\n');
+  });
+
+  it("a checkpoint's log: the directory's where it names the checkpoint's run, else the one --overwrite moved aside that does, else none", () => {
+    const dir = join(root, 'logs-aside');
+    mkdirSync(dir);
+    const log = (run: string, epochs: number) => [{ kind: 'start', run, stretch: `${run}-s`, time: '' }, ...Array.from({ length: epochs }, (_, i) => ({ kind: 'epoch', epoch: i + 1, step: 10 * (i + 1) }))];
+    const write = (name: string, records: object[]) => writeFileSync(join(dir, name), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    write('metrics.superseded.jsonl', log('A', 3));
+    write('metrics.superseded-2.jsonl', log('B', 1));
+    write('metrics.jsonl', log('C', 2));
+    expect(logOfCheckpoint(dir, 'C')).toEqual(log('C', 2));
+    expect(logOfCheckpoint(dir, 'A')).toEqual(log('A', 3)); // it read C's log as A's before
+    expect(logOfCheckpoint(dir, 'B')).toEqual(log('B', 1));
+    expect(logOfCheckpoint(dir, 'D')).toBeNull();
+    expect(logOfCheckpoint(dir, null)).toEqual(log('C', 2)); // a checkpoint from before run ids
+    // A log from before run ids cannot tell: it is the directory's.
+    writeFileSync(join(dir, 'metrics.jsonl'), JSON.stringify({ kind: 'epoch', epoch: 1, step: 10 }) + '\n');
+    expect(logOfCheckpoint(dir, 'A')).toEqual([{ kind: 'epoch', epoch: 1, step: 10 }]);
+    expect(logOfCheckpoint(join(root, 'no-such-dir'), 'A')).toBeNull();
   });
 
   it('the default run directory is numbered on past directories that hold a run', () => {
