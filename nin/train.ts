@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { closeSync, existsSync, fstatSync, mkdirSync, appendFileSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -301,9 +301,18 @@ async function trainInDirectory(
   // In its own directory, a checkpoint that is not the very save resumed from belongs to a stretch
   // this resume replaces: it is kept under another name when the first save would replace it.
   let keepOldCheckpoint = own && existsSync(ckptPath) && !sameSave(ckptPath, o.resume!);
-  const keep = (path: string, why: string) => {
+  // `replacedNext`: the file is about to be replaced by an atomic save, so it is linked (or copied)
+  // aside and stays at its name until then: a process killed in between leaves it there.
+  const keep = (path: string, why: string, replacedNext = false) => {
     const kept = supersededName(path, savedStep(path) ?? 0);
-    renameSync(path, kept);
+    if (!replacedNext) renameSync(path, kept);
+    else {
+      try {
+        linkSync(path, kept);
+      } catch {
+        copyFileSync(path, kept, constants.COPYFILE_EXCL);
+      }
+    }
     log(`${path} ${why}: kept as ${kept}`);
   };
   if (!own && !o.overwrite && existsSync(metricsPath) && runFilesIn(o.outDir).length === 0) {
@@ -463,7 +472,7 @@ async function trainInDirectory(
     try {
       claimHistory();
       if (keepOldCheckpoint && path === ckptPath) {
-        keep(ckptPath, 'is not the checkpoint this run resumed from');
+        keep(ckptPath, 'is not the checkpoint this run resumed from', true);
         keepOldCheckpoint = false;
       }
       await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined, deadMapsSince: deadMaps && deadMaps.since() >= 0 ? deadMaps.since() : undefined });
