@@ -626,10 +626,7 @@ async function runCompare(args: string[]): Promise<void> {
   const outProblem = outDirProblem(dirname(out), out);
   if (outProblem) throw new UsageError(outProblem);
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
-  // `nin compare … | head`: the table's reader may stop early; the PNG is written all the same.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-  });
+  ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;
   try {
     runs = readRuns(positionals);
@@ -643,15 +640,21 @@ async function runCompare(args: string[]): Promise<void> {
   console.log(`\nwrote ${out}`);
 }
 
+let closedStdoutIgnored = false;
+/** A reader that stops early (`nin models | head`) is no error for a listing or a table (a training
+ * run's output is another matter: there a closed pipe still fails the command). Once per process. */
+function ignoreClosedStdout(): void {
+  if (closedStdoutIgnored) return;
+  closedStdoutIgnored = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 /** Each model as `nin train --model NAME` builds it: its config with its data set's default init and class maps. */
 async function runModels(args: string[]): Promise<void> {
   const { values: v } = parse(args, { config: { type: 'string' } }, { min: 0, max: 0, what: 'no arguments' });
-  // `nin models | head`: a reader that stops early is no error for a listing (a training run's
-  // output is another matter: there a closed pipe still fails the command).
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-    process.exit(0);
-  });
+  ignoreClosedStdout(); // `nin models | head`
   if (v.config !== undefined) {
     // A config file of one's own, checked and summarised before any training.
     const c = readConfigFile(v.config as string);

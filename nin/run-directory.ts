@@ -241,7 +241,7 @@ export function batchChangedWithinEpoch(checkpoint: string, epochsDone: number, 
   ].filter((c): c is string => typeof c === 'string');
   if (changed.length === 0) return null;
   const flags = [saved.batchSize !== now.batchSize && `--batch ${now.batchSize}`, saved.seed >>> 0 !== now.seed >>> 0 && `--seed ${now.seed}`].filter(Boolean).join(' and ');
-  return `${checkpoint} was saved within epoch ${epochsDone + 1} ${changed.join(' and ')}; a resume finishes that epoch so (its batches are cut from that shuffle; they may change at an epoch's end), not with ${flags}`;
+  return `${checkpoint} was saved within epoch ${epochsDone + 1} ${changed.join(' and ')}; a resume finishes that epoch with the batch size and seed it was saved with (the rest of its batches are cut from that shuffle; both may change at an epoch's end), not with ${flags}`;
 }
 
 /** The step a checkpoint file was saved at (from its header), or null if there is none or it is unreadable. */

@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -11,7 +11,8 @@ import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
-import { writeError, writeFileAtomic } from './data/io.ts';
+import { writeError } from './data/io.ts';
+import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import type { ValidationFrom } from './data/split.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
@@ -284,7 +285,12 @@ async function trainInDirectory(
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => {
     assertOwnDirectory();
-    claimHistory();
+    try {
+      claimHistory();
+    } catch (e) {
+      if (e instanceof TrainingStopped) throw e;
+      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
+    }
     try {
       appendFileSync(metricsPath, JSON.stringify(r) + '\n');
     } catch (e) {
@@ -420,13 +426,22 @@ async function trainInDirectory(
   // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
   // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
   const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
-  // (The files move at the first save, before it writes: the checkpoint resumed from is still as read.)
-  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
+  // The file that holds the best epoch, read now (a fork's parent may go on training and replace
+  // it) and written at the first save as this run's (its run id: a fork's directory then holds its
+  // own run only, and the file's history is the fork's log); its stretch stays the one that saved it.
+  const bestCopiedFrom = (source: string) => {
+    const { tensors, metadata } = readSafetensors(source);
     const epoch = best!.epoch;
+    return () => {
+      writeSafetensors(bestPath, tensors, { ...metadata, run_id: runId });
+      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${source}${source === resumed!.path ? ', the checkpoint resumed from' : ''}`);
+    };
+  };
+  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
+    const copy = bestCopiedFrom(resumed!.path);
     pendingClaim.push(() => {
       if (bestFileProblem) keep(bestPath, bestFileProblem);
-      writeFileAtomic(bestPath, [readFileSync(resumed!.path)]);
-      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${resumed!.path}, the checkpoint resumed from`);
+      copy();
     });
   } else if (bestFileProblem) {
     pendingClaim.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
@@ -435,11 +450,7 @@ async function trainInDirectory(
     // A fork: the parent's best.safetensors, where it holds that epoch as its stretch saved it.
     const parentBest = own ? null : join(dirname(resolve(o.resume!)), 'best.safetensors');
     if (parentBest && existsSync(parentBest) && savedEpoch(parentBest) === best.epoch && (bestStretch === null || savedStretch(parentBest) === bestStretch)) {
-      const epoch = best.epoch;
-      pendingClaim.push(() => {
-        writeFileAtomic(bestPath, [readFileSync(parentBest)]);
-        log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${parentBest}`);
-      });
+      pendingClaim.push(bestCopiedFrom(parentBest));
     } else {
       log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
       best = null;
@@ -503,8 +514,10 @@ async function trainInDirectory(
     const inEpoch = resumed.partialEpoch?.batches ?? 0;
     let was = NaN;
     try {
-      // The checkpoint's own drops: this run's plateau state is null when it leaves that schedule.
-      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, resumed.plateau?.drops);
+      // Staying on the plateau schedule, this run's drops (a run the schedule ended drops once more
+      // now, and says so); leaving it, the checkpoint's (this run's plateau state is null then).
+      const drops = o.schedule === 'plateau' ? plateau?.drops : resumed.plateau?.drops;
+      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, drops);
     } catch {
       // no note
     }

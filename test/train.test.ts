@@ -19,7 +19,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -226,7 +226,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
     // Another batch size or seed within an epoch (the rest of the epoch would be cut from another
     // shuffle: images repeated and skipped): a usage error on the command line, and train() refuses it too.
-    const within = (what: string, flags: string) => `${cut.checkpoint} was saved within epoch 2 ${what}; a resume finishes that epoch so (its batches are cut from that shuffle; they may change at an epoch's end), not with ${flags}`;
+    const within = (what: string, flags: string) => `${cut.checkpoint} was saved within epoch 2 ${what}; a resume finishes that epoch with the batch size and seed it was saved with (the rest of its batches are cut from that shuffle; both may change at an epoch's end), not with ${flags}`;
     expect(() => options(['--resume', cut.checkpoint, '--batch', '32'])).toThrow(new UsageError(within('at batch size 16', '--batch 32')));
     expect(() => options(['--resume', cut.checkpoint, '--seed', '6'])).toThrow(new UsageError(within('with seed 5', '--seed 6')));
     expect(() => options(['--resume', cut.checkpoint, '--seed', '6', '--batch', '8'])).toThrow(new UsageError(within('at batch size 16 and with seed 5', '--batch 8 and --seed 6')));
@@ -485,6 +485,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const further = { ...options(['--resume', r.checkpoint, '--lr-drops', '3']), log: (l: string) => more.push(l) };
     const again = await train(further, await loadSplits(whole));
     expect(more).toContain('the plateau schedule had ended the run at epoch 4; with --lr-drops 3: lr ×0.1 now (drop 3 of 3)');
+    expect(more.filter((l) => l.startsWith('note: the learning rate'))).toEqual([]); // the drop is the schedule's own, said above
     expect(again.epochs.map((e) => [e.epoch, e.lr])).toEqual([[5, 1e-30 * 0.1 ** 3]]);
   });
 
@@ -577,7 +578,25 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const f = await fork('best-fork');
     expect(f.lines).toContain(`${join(tmp, 'best-fork', 'best.safetensors')}: epoch 1, the run's best so far, copied from ${join(parent, 'best.safetensors')}`);
     expect(f.r.best).toMatchObject({ epoch: 1, valError: 0, checkpoint: join(tmp, 'best-fork', 'best.safetensors') });
-    expect(loadCheckpoint(f.r.best!.checkpoint).epoch).toBe(1);
+    const forkBest = loadCheckpoint(f.r.best!.checkpoint);
+    expect(forkBest).toMatchObject({ epoch: 1, stretch: 'a', runId: loadCheckpoint(f.r.checkpoint).runId }); // the fork's run, the parent's stretch
+    // The fork's directory holds its own run only: it resumes there, its best staying epoch 1, and
+    // the copied file's curves are the fork's log.
+    expect(logOfCheckpoint(join(tmp, 'best-fork'), forkBest.runId)).not.toBeNull();
+    const onwardOptions = options(['--resume', join(tmp, 'best-fork'), '--epochs', '4']);
+    const onward = await train(onwardOptions, await loadSplits(onwardOptions));
+    expect(onward.best).toMatchObject({ epoch: 1, valError: 0 });
+    // The file is read when the fork starts: a parent that goes on training meanwhile does not change it.
+    const parent2 = await setUp('best-parent-2', 'none', [0.5, 0]);
+    const parentCkpt = join(parent2, 'checkpoint.safetensors');
+    const later = readSafetensors(parentCkpt);
+    const racing = { ...options(['--resume', parentCkpt, '--out', join(tmp, 'best-fork-race')]), log: () => {}, interrupt: (step: number) => {
+      if (step === 26) writeSafetensors(parentCkpt, later.tensors, { ...later.metadata, epoch: '3', step: '36' }); // the parent's next save
+      return false;
+    } };
+    const raced = await train(racing, await loadSplits(racing));
+    expect(raced.best).toMatchObject({ epoch: 2, valError: 0 });
+    expect(loadCheckpoint(raced.best!.checkpoint).epoch).toBe(2);
     // Without the parent's file: tracked afresh, saying so.
     rmSync(join(parent, 'best.safetensors'));
     const g = await fork('best-fork-no-file');
