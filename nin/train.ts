@@ -298,8 +298,7 @@ async function trainInDirectory(
     }
   };
 
-  // The directory is claimed now, before the minutes a preprocessing fit can take. A run resumed
-  // in its own directory keeps its id; one resumed into another directory forks under a new one.
+  // A run resumed in its own directory keeps its id; one resumed into another directory forks under a new one.
   const own = source !== undefined && isOwnRunDirectory(o.outDir, source);
   const runId = own ? (resumed!.runId ?? randomUUID()) : randomUUID();
   const stretch = randomUUID(); // this process's part of the run: its log records and its checkpoints
