@@ -349,38 +349,57 @@ export function parseMetricsLog(text: string): object[] {
  * A run directory's log, preceded by the logs of the runs it was forked from (a resume into a new
  * directory writes a log that starts with its resume record; its `from` names the checkpoint, in
  * the parent's directory, and `parent` the parent's id). Read it through currentHistory: each
- * resume record drops what the parent logged beyond the fork. A parent directory is followed only
- * if its log belongs to that parent (it holds the id; for logs from before run ids, neither has one).
+ * resume record drops what the parent logged beyond the fork. A parent's log is the one in its
+ * directory that holds the parent's id: its metrics.jsonl, or one --overwrite moved aside there
+ * (`metrics.superseded*.jsonl`); for logs from before run ids, a metrics.jsonl without ids.
  * currentHistory finds the forked stretch by its id; for a fork from before stretch ids the
  * parent's log is read only up to where the parent, after the fork, was resumed from an earlier
  * point (what it logged from there on is another stretch than the one forked).
  * `ownRecords`: `dir`'s own log as it will stand (a run about to write its first record), read instead
  * of its metrics.jsonl.
  */
-export function runLog(dir: string, ownRecords?: object[]): object[] {
-  const seen = new Set<string>();
+export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, 'metrics.jsonl')): object[] {
+  const seen = new Set<string>(); // log files read (a fork made in place, --out its parent's directory with --overwrite, has its parent's log beside it)
   const logs: object[][] = [];
-  let at: string | null = dir;
-  let fork: { run: string | null; step: number; byStretch: boolean } | null = null; // null: the directory asked for
-  while (at !== null && !seen.has(resolve(at))) {
-    seen.add(resolve(at));
-    const path = join(at, 'metrics.jsonl');
-    if (!(at === dir && ownRecords) && !existsSync(path)) break;
-    let records = at === dir && ownRecords ? ownRecords : parseMetricsLog(readFileSync(path, 'utf8'));
-    if (fork) {
-      const ids = new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
-      if (fork.run === null ? ids.size > 0 : !ids.has(fork.run)) break;
-      if (!fork.byStretch) records = untilRewoundPast(records, fork.step);
-    }
+  let next: { path: string; records: object[] } | null = ownRecords ? { path: ownPath, records: ownRecords } : readLog(ownPath);
+  let fork: { step: number; byStretch: boolean } | null = null; // null: the directory asked for
+  while (next !== null && !seen.has(resolve(next.path))) {
+    seen.add(resolve(next.path));
+    let records = next.records;
+    if (fork && !fork.byStretch) records = untilRewoundPast(records, fork.step);
     logs.unshift(records);
     const first = records[0] as Partial<ResumeRecord> | undefined;
-    at = null;
+    next = null;
     if (first?.kind === 'resume' && typeof first.from === 'string' && typeof first.step === 'number') {
-      at = dirname(first.from);
-      fork = { run: typeof first.parent === 'string' ? first.parent : null, step: first.step, byStretch: typeof first.fromStretch === 'string' };
+      const parentDir = dirname(first.from);
+      fork = { step: first.step, byStretch: typeof first.fromStretch === 'string' };
+      if (typeof first.parent === 'string') next = logNaming(parentDir, first.parent);
+      else {
+        const legacy = readLog(join(parentDir, 'metrics.jsonl')); // a fork from before run ids: a parent's log without them
+        next = legacy && runIdsOfLog(legacy.records).size === 0 ? legacy : null;
+      }
     }
   }
   return logs.flat();
+}
+
+function readLog(path: string): { path: string; records: object[] } | null {
+  return existsSync(path) ? { path, records: parseMetricsLog(readFileSync(path, 'utf8')) } : null;
+}
+
+function runIdsOfLog(records: object[]): Set<string> {
+  return new Set(records.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string'));
+}
+
+/** The log in `dir` whose records name run `runId`: its metrics.jsonl, else a
+ * `metrics.superseded*.jsonl` that --overwrite moved aside; null if none does. */
+function logNaming(dir: string, runId: string): { path: string; records: object[] } | null {
+  const aside = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort() : [];
+  for (const name of ['metrics.jsonl', ...aside]) {
+    const log = readLog(join(dir, name));
+    if (log && runIdsOfLog(log.records).has(runId)) return log;
+  }
+  return null;
 }
 
 /** A parent's records up to the first resume record, after its log reached step `step`, that goes back before it. */
@@ -454,15 +473,10 @@ export function historyOfCheckpoint(records: object[], at: { stretch: string | n
  * own log, with its parents), else null: no log of that run is there.
  */
 export function logOfCheckpoint(dir: string, runId: string | null): object[] | null {
-  const names = (records: object[]) => new Set(records.map((r) => (r as { run?: unknown }).run).filter((id) => typeof id === 'string'));
-  const own = existsSync(join(dir, 'metrics.jsonl')) ? parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')) : null;
-  if (own && (runId === null || names(own).size === 0 || names(own).has(runId))) return runLog(dir);
-  if (runId === null || !existsSync(dir)) return null;
-  for (const f of readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort()) {
-    const records = parseMetricsLog(readFileSync(join(dir, f), 'utf8'));
-    if (names(records).has(runId)) return runLog(dir, records);
-  }
-  return null;
+  const own = readLog(join(dir, 'metrics.jsonl'));
+  if (own && (runId === null || runIdsOfLog(own.records).size === 0 || runIdsOfLog(own.records).has(runId))) return runLog(dir);
+  const found = runId === null ? null : logNaming(dir, runId);
+  return found ? runLog(dir, found.records, found.path) : null;
 }
 
 /** Step records before `at.step`, epoch records up to `at.epoch`, and the rest. */

@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -446,9 +446,12 @@ async function trainInDirectory(
     pendingClaim.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
     best = null;
   } else if (best !== null && bestSaved === undefined) {
-    // A fork: the parent's best.safetensors, where it holds that epoch as its stretch saved it.
-    const parentBest = own ? null : join(dirname(resolve(o.resume!)), 'best.safetensors');
-    if (parentBest && existsSync(parentBest) && savedEpoch(parentBest) === best.epoch && (bestStretch === null || savedStretch(parentBest) === bestStretch)) {
+    // A fork: the parent's best.safetensors, or one --overwrite or a resume kept aside there
+    // (best.step<N>.superseded*), where it holds that epoch as its stretch saved it.
+    const parentDir = dirname(resolve(o.resume!));
+    const candidates = own ? [] : ['best.safetensors', ...readdirSync(parentDir).filter((n) => /^best\.step\d+\.superseded(-\d+)?\.safetensors$/.test(n)).sort()];
+    const parentBest = candidates.map((n) => join(parentDir, n)).find((f) => existsSync(f) && savedEpoch(f) === best!.epoch && (bestStretch === null || savedStretch(f) === bestStretch));
+    if (parentBest) {
       pendingClaim.push(bestCopiedFrom(parentBest));
     } else {
       log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);

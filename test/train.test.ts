@@ -19,7 +19,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -602,6 +602,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const g = await fork('best-fork-no-file');
     expect(g.lines).toContain(`${join(tmp, 'best-fork-no-file', 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
     expect(g.r.best!.epoch).toBe(3);
+    // The parent's directory taken by a new run (--overwrite moves its files aside): the fork's
+    // history still holds the parent's epochs, from the log moved aside, and its best stays.
+    moveRunAside(parent);
+    writeFileSync(join(parent, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'new', stretch: 'n', time: '' }) + '\n');
+    const forkEpochs = () => (currentHistory(runLog(join(tmp, 'best-fork'))) as { kind: string; epoch?: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch);
+    expect(forkEpochs()).toEqual([1, 2, 3, 4]);
+    const fifth = { ...options(['--resume', join(tmp, 'best-fork'), '--epochs', '5']), log: () => {} };
+    expect((await train(fifth, await loadSplits(fifth))).best).toMatchObject({ epoch: 1, valError: 0 });
+    expect(forkEpochs()).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('a resume after a log cut off mid-record starts its records on a new line', async () => {
