@@ -106,7 +106,8 @@ export const USAGE = `usage:
                                             and the run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
                                       test error, best validation epoch, img/s) and their curves
-                                      on shared axes (a run is a run directory)
+                                      on shared axes (a run is a run directory, or a log or
+                                      checkpoint in one: a run --overwrite moved aside)
   nin models [--config FILE]          list the model configs with their summaries (or check and
                                       summarise a config file of one's own)
 

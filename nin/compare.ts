@@ -3,10 +3,10 @@
 // runs differ as columns, and their curves on shared axes in one PNG. Reads only the run
 // directories' logs and checkpoint headers: no GPU, no data.
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { checkpointMetadata, currentHistory, runLog, type EpochRecord } from './run-directory.ts';
+import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 
@@ -16,6 +16,8 @@ export interface RunSummary {
   dir: string;
   /** Its name in the table and the legend: the directory's name (its path where names repeat). */
   label: string;
+  /** The absolute path the label is cut from: the directory, or a file named (without extension). */
+  labelPath: string;
   /** Settings from the run's checkpoint header (empty if it has none): see SETTINGS. */
   settings: Record<string, string>;
   /** The run's log as it now stands, from its first epoch (currentHistory of runLog: a run forked
@@ -59,14 +61,39 @@ function describeValidation(o: Record<string, unknown>): unknown {
   return from ? `${validation} (${from})` : validation;
 }
 
-/** Reads a run directory (or a metrics.jsonl file in one). Throws a RangeError naming the path if it holds no log. */
+/** Reads a run directory (or its metrics.jsonl); a log or checkpoint moved aside in one
+ * (`metrics.superseded*.jsonl`, `*.superseded*.safetensors`) is that run, not the directory's
+ * current one. Throws a RangeError naming the path if it holds no log. */
 export function readRun(path: string): RunSummary {
-  const dir = existsSync(path) && statSync(path).isFile() ? dirname(path) : path;
+  const isFile = existsSync(path) && statSync(path).isFile();
+  const dir = isFile ? dirname(path) : path;
+  if (isFile && basename(path) !== 'metrics.jsonl') return readRunFile(path, dir);
   const log = join(dir, 'metrics.jsonl');
   if (!existsSync(log)) throw new RangeError(`${path}: no run there (no ${log})`);
-  const records = currentHistory(runLog(dir));
+  return summarise(dir, resolve(dir), currentHistory(runLog(dir)), checkpointHeader(dir));
+}
+
+/** A run named by one of its files: a log (read as its directory's own, with its parents) or a
+ * checkpoint (its history up to its save, from the log of its run). */
+function readRunFile(path: string, dir: string): RunSummary {
+  const labelPath = resolve(path).replace(/\.(jsonl|safetensors)$/, '');
+  if (path.endsWith('.jsonl')) {
+    const own = parseMetricsLog(readFileSync(path, 'utf8'));
+    const runs = own.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
+    // Its settings: the checkpoint in that directory saved by its run (the last id it names).
+    const header = runs.length === 0 ? null : readdirSync(dir).filter((n) => n.endsWith('.safetensors')).sort().map((n) => checkpointMetadata(join(dir, n))).find((m) => m?.run_id === runs.at(-1)) ?? null;
+    return summarise(dir, labelPath, currentHistory(runLog(dir, own, path)), header);
+  }
+  if (!path.endsWith('.safetensors')) throw new RangeError(`${path}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
+  const header = checkpointMetadata(path);
+  if (!header) throw new RangeError(`${path}: not a checkpoint`);
+  const log = logOfCheckpoint(dir, header.run_id ?? null);
+  if (!log) throw new RangeError(`${path}: no log of its run beside it (metrics.jsonl, or a metrics.superseded*.jsonl)`);
+  return summarise(dir, labelPath, historyOfCheckpoint(log, { stretch: header.stretch ?? null, epoch: Number(header.epoch), step: Number(header.step) }), header);
+}
+
+function summarise(dir: string, labelPath: string, records: object[], header: Record<string, string> | null): RunSummary {
   const epochs = records.filter((r): r is EpochRecord => (r as { kind?: unknown }).kind === 'epoch' && typeof (r as { epoch?: unknown }).epoch === 'number');
-  const header = checkpointHeader(dir);
   const settings: Record<string, string> = {};
   let epochsPlanned: number | null = null;
   let plateau: RunSummary['plateau'] = null;
@@ -80,7 +107,7 @@ export function readRun(path: string): RunSummary {
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, label: basename(resolve(dir)), settings, records, epochs, epochsPlanned, plateau };
+  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -89,7 +116,7 @@ export function readRun(path: string): RunSummary {
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
   // (resolved: `.` and `..` are named by the directories they stand for)
-  const parts = runs.map((r) => resolve(r.dir).split(sep).filter(Boolean));
+  const parts = runs.map((r) => r.labelPath.split(sep).filter(Boolean));
   const tail = (p: string[], k: number) => p.slice(-k).join('/');
   runs.forEach((r, i) => {
     let k = 1;

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { comparisonPanels, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
 import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
-import { currentHistory, runLog } from '../nin/run-directory.ts';
+import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { runAsync } from './helpers.ts';
 
@@ -103,6 +103,22 @@ describe('nin compare', () => {
     // legend, hid the part that differs.
     const deep = ['gap', 'fc'].map((h) => runDir(`a-long-study-directory-name/seed-one/${h}/run`, epochs(0, 1, () => ({ testError: 0.1 }))));
     expect(readRuns([...deep, gap]).map((r) => r.label)).toEqual(['gap/run', 'fc/run', 'gap']);
+    // A run moved aside by --overwrite, named by its log or its checkpoint: that run, with its own
+    // settings (the directory's current run was shown under its name before).
+    const reused = runDir('reused', [{ kind: 'start', run: 'old', stretch: 'o', time: '' }, ...epochs(0, 3, () => ({ testError: 0.3 }))], { lr: 0.01 }, undefined, { run_id: 'old', stretch: 'o', epoch: '3', step: '30' });
+    moveRunAside(reused);
+    writeFileSync(join(reused, 'metrics.jsonl'), [{ kind: 'start', run: 'new', stretch: 'n', time: '' }, ...epochs(0, 1, () => ({ testError: 0.7 }))].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeSafetensors(join(reused, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', lr: 0.05 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'new', stretch: 'n' });
+    const [current, oldLog, oldCheckpoint] = readRuns([reused, join(reused, 'metrics.superseded.jsonl'), join(reused, 'checkpoint.step30.superseded.safetensors')]);
+    expect(current.epochs.map((e) => e.testError)).toEqual([0.7]);
+    for (const old of [oldLog, oldCheckpoint]) {
+      expect(old.epochs.map((e) => e.testError)).toEqual([0.3, 0.3, 0.3]);
+      expect(old.settings.lr).toBe('0.01');
+    }
+    expect([current, oldLog, oldCheckpoint].map((r) => r.label)).toEqual(['reused', 'metrics.superseded', 'checkpoint.step30.superseded']);
+    expect(() => readRuns([join(reused, 'run.txt')])).toThrow(); // (no such file: no run there)
+    writeFileSync(join(reused, 'notes.txt'), 'x');
+    expect(() => readRuns([join(reused, 'notes.txt')])).toThrow(`${join(reused, 'notes.txt')}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
     // `nin compare . ../other`: named by the directories they stand for, not "." and "..".
     const cwd = process.cwd();
     try {
