@@ -526,17 +526,20 @@ async function trainInDirectory(
     const now = lrAt(startEpoch, inEpoch);
     if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
   }
-  // The progress line's img/s and ETA time the training loop only, not the data preparation before
-  // it (a ZCA fit or LCN can take minutes).
-  const loopStart = { time: performance.now(), step };
+  // The progress line's img/s times the training steps only: not the data preparation before them
+  // (a ZCA fit or LCN can take minutes), nor each epoch's evaluation and saves, which its ETA adds
+  // as long as the last epoch's took.
+  const trained = { ms: 0, steps: 0 }; // in the epochs of this process finished so far
+  let epochEndSeconds = 0;
   const saveEveryMs = (o.checkpointMinutes ?? 0) * 60_000;
-  let lastSave = loopStart.time;
+  let lastSave = performance.now();
   let stop = false; // o.interrupt's answer after the last step
   let pending: Promise<void> | null = null;
   let lastReads: Promise<unknown> | null = null; // the newest step's readback, which frees its loss and logits
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const te = performance.now();
+      const firstStep = step;
       // Resumed from a checkpoint saved within this epoch: its first batches are done, its sums go on.
       const partial = epoch === startEpoch ? (resumed?.partialEpoch ?? null) : null;
       let lossSum = partial?.lossSum ?? 0;
@@ -603,8 +606,13 @@ async function trainInDirectory(
         const interval = process.stderr.isTTY ? 1000 : 10_000;
         if (o.progress !== false && (now - lastPrint > interval || inEpoch === stepsPerEpoch)) {
           lastPrint = now;
-          const rate = ((step - loopStart.step) * o.batchSize) / ((now - loopStart.time) / 1000);
-          const eta = (stepsLeft(epoch, inEpoch) * o.batchSize) / rate;
+          const { imgPerSec: rate, etaSeconds: eta } = progressEstimate({
+            trainedMs: trained.ms + now - te,
+            trainedImages: (trained.steps + step - firstStep) * o.batchSize,
+            imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize,
+            evaluationsLeft: lastEpoch - epoch,
+            evaluationSeconds: epochEndSeconds,
+          });
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
           const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
@@ -636,7 +644,10 @@ async function trainInDirectory(
         if (rows) log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)`, notes: prof.notes() }));
         prof = null;
       }
-      const seconds = secondsBefore + (performance.now() - te) / 1000;
+      const endStart = performance.now();
+      trained.ms += endStart - te;
+      trained.steps += step - firstStep;
+      const seconds = secondsBefore + (endStart - te) / 1000;
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       if (valSet) {
         const v = await evaluate(model, valSet, o.batchSize);
@@ -678,6 +689,7 @@ async function trainInDirectory(
           scheduleNote,
       );
       lastSave = performance.now();
+      epochEndSeconds = (lastSave - endStart) / 1000;
       if (plateau?.finished) break;
       stop ||= o.interrupt?.(step) ?? false; // a request during the evaluation
       if (epoch + 1 < lastEpoch && stop) {
@@ -700,6 +712,14 @@ async function trainInDirectory(
     log(`best validation error ${(100 * best.valError).toFixed(2)}% at epoch ${best.epoch}` + (best.testError !== undefined ? ` (test error there ${(100 * best.testError).toFixed(2)}%)` : '') + `: ${best.checkpoint}`);
   }
   return { epochs, stepLosses, checkpoint: ckptPath, best, test: testResult, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The progress line's img/s, over the training steps alone (timed by the caller without the
+ * evaluations and saves between epochs), and its ETA: the images left at that rate, plus each
+ * epoch's evaluation and saves left as long as the last one's took. */
+export function progressEstimate(p: { trainedMs: number; trainedImages: number; imagesLeft: number; evaluationsLeft: number; evaluationSeconds: number }): { imgPerSec: number; etaSeconds: number } {
+  const imgPerSec = p.trainedImages / (p.trainedMs / 1000);
+  return { imgPerSec, etaSeconds: p.imagesLeft / imgPerSec + p.evaluationsLeft * p.evaluationSeconds };
 }
 
 /** Whether a file is empty or ends with a newline. */
