@@ -567,6 +567,8 @@ function rgbFrom(r: number, g: number, b: number): Rgb {
 
 export interface Series {
   name: string;
+  /** Its colour; by default the series' place in SERIES_COLORS. */
+  color?: Rgb;
   /** [x, y] pairs, drawn in the given order; non-finite points (and y ≤ 0 on a log axis) break the line. */
   points: [number, number][];
 }
@@ -751,7 +753,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
   // (non-finite, or ≤ 0 on a log axis) breaks the line rather than bridging the gap.
   canvas.setClip(left + 1, top + 1, pw - 1, ph - 1);
   series.forEach((s, k) => {
-    const color = SERIES_COLORS[k % SERIES_COLORS.length];
+    const color = s.color ?? SERIES_COLORS[k % SERIES_COLORS.length];
     const finite = usable[k].points.length;
     let prev: [number, number] | null = null;
     for (const [x, y] of s.points) {
@@ -774,7 +776,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
     let ly = top + 4;
     usable.forEach((s, k) => {
       const has = s.points.length > 0;
-      const color = SERIES_COLORS[k % SERIES_COLORS.length];
+      const color = series[k].color ?? SERIES_COLORS[k % SERIES_COLORS.length];
       if (has) canvas.fillRect(lx, ly + 3, 20, 3, color);
       canvas.drawText(fitText(legendNames[k], Math.floor((legendW - 26) / CHAR_ADVANCE)), lx + 26, ly, has ? BLACK : MUTED);
       ly += LINE_HEIGHT + 4;
@@ -890,25 +892,30 @@ export function trainingCurveSeries(records: object[]): { loss: Series[]; error:
   for (let i = 0; i < stepPoints.length; i += every) smoothed.push([stepPoints[i][0], smooth[i]]);
   if (stepPoints.length > 0 && (stepPoints.length - 1) % every !== 0) smoothed.push([stepPoints[stepPoints.length - 1][0], smooth[stepPoints.length - 1]]);
 
-  const epochSeries = (name: string, key: string, factor = 1): Series | null => {
+  // One colour per split in both panels (CURVE_COLORS), whichever curves a log has.
+  const epochSeries = (name: string, key: string, color: Rgb, factor = 1): Series | null => {
     if (!epochs.some((r) => key in r)) return null;
     const pts = epochs.map((r): [number, number] => [r.epoch as number, (field(r, key) ?? NaN) * factor]);
-    return { name, points: pts.sort((a, b) => a[0] - b[0]) };
+    return { name, color, points: pts.sort((a, b) => a[0] - b[0]) };
   };
   const present = (s: (Series | null)[]) => s.filter((x): x is Series => x !== null);
+  const c = CURVE_COLORS;
   const lossSeries = present([
-    steps.length > 0 ? { name: window > 1 ? `step loss (mean of ${window})` : 'step loss', points: smoothed } : null,
-    epochSeries('train loss (epoch)', 'trainLoss'),
-    epochSeries('validation loss', 'valLoss'),
-    epochSeries('test loss', 'testLoss'),
+    steps.length > 0 ? { name: window > 1 ? `step loss (mean of ${window})` : 'step loss', color: c.steps, points: smoothed } : null,
+    epochSeries('train loss (epoch)', 'trainLoss', c.train),
+    epochSeries('validation loss', 'valLoss', c.validation),
+    epochSeries('test loss', 'testLoss', c.test),
   ]);
   const errorSeries = present([
-    epochSeries('train error', 'trainError', 100),
-    epochSeries('validation error', 'valError', 100),
-    epochSeries('test error', 'testError', 100),
+    epochSeries('train error', 'trainError', c.train, 100),
+    epochSeries('validation error', 'valError', c.validation, 100),
+    epochSeries('test error', 'testError', c.test, 100),
   ]);
   return { loss: lossSeries, error: errorSeries };
 }
+
+/** The training curves' colours, the same in the loss and error panels. */
+export const CURVE_COLORS = { steps: SERIES_COLORS[7], train: SERIES_COLORS[0], validation: SERIES_COLORS[1], test: SERIES_COLORS[2] } as const;
 
 /** Two panels in one PNG: trainingCurveSeries' loss and error curves. */
 export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {

@@ -8,7 +8,7 @@ import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { borderMean, encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
-  BLACK, Canvas, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
+  BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
 } from '../nin/plot.ts';
 import { randomArray } from './helpers.ts';
@@ -552,12 +552,14 @@ describe('renderTrainingCurves', () => {
     const buf = renderTrainingCurves(records, { width: 1000, height: 400, title: 'mnist' });
     const png = decode(buf);
     expect([png.width, png.height]).toEqual([1000, 400]);
-    // Loss panel: step loss, train loss, test loss; error panel: validation, test error (colours restart).
-    for (const c of SERIES_COLORS.slice(0, 3)) expect(countColor(buf, c)).toBeGreaterThan(100);
+    // Loss panel: step loss, train loss, test loss; error panel: validation, test error. One colour
+    // per split in both panels (they restarted per panel: test was orange on one, green on the other).
+    for (const c of Object.values(CURVE_COLORS)) expect(countColor(buf, c)).toBeGreaterThan(100);
     expect(countColor(buf, SERIES_COLORS[3])).toBe(0);
     // The x axis is "epochs completed": epoch e's steps (index e - 1) end where its record sits.
     const { loss, error } = trainingCurveSeries(records);
     expect(loss.map((c) => c.name)).toEqual(['step loss (mean of 3)', 'train loss (epoch)', 'test loss']);
+    expect([...loss, ...error].map((c) => c.color)).toEqual([CURVE_COLORS.steps, CURVE_COLORS.train, CURVE_COLORS.test, CURVE_COLORS.validation, CURVE_COLORS.test]);
     const stepX = loss[0].points.map((p) => p[0]);
     expect([stepX[0], stepX[19], stepX[20], stepX.at(-1)]).toEqual([1 / 20, 1, 1 + 1 / 20, 4]);
     for (const c of [...loss.slice(1), ...error]) expect(c.points.map((p) => p[0])).toEqual([1, 2, 3, 4]);
@@ -703,8 +705,9 @@ describe('drawPlot: where things land', () => {
     expect(error.map((s) => [s.name, s.points])).toEqual([['test error', [[1, 40], [2, 20], [3, 10]]]]); // in percent
     expect(loss.map((s) => s.name)).toEqual(['train loss (epoch)']);
     const png = renderTrainingCurves(records, { width: 1000, height: 400 });
-    expect(countColor(png, SERIES_COLORS[0], (x) => x < 500)).toBeGreaterThan(100); // train loss, left
-    expect(countColor(png, SERIES_COLORS[0], (x) => x >= 500)).toBeGreaterThan(100); // test error, right
+    expect(countColor(png, CURVE_COLORS.train, (x) => x < 500)).toBeGreaterThan(100); // train loss, left
+    expect(countColor(png, CURVE_COLORS.test, (x) => x >= 500)).toBeGreaterThan(100); // test error, right
+    expect(countColor(png, CURVE_COLORS.test, (x) => x < 500)).toBe(0);
     expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: true }))).toBe(true);
     expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: false }))).toBe(false);
   });
