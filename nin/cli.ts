@@ -705,7 +705,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`nin: ${e.message}\n\n${USAGE}`);
+      // The message after the usage too: a terminal shows the last lines, and the usage is long.
+      console.error(`nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}`);
       return 2;
     }
     console.error(`nin: ${(e as Error).name === 'Error' ? '' : (e as Error).name + ': '}${(e as Error).message}`);

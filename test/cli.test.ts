@@ -113,6 +113,7 @@ describe('nin CLI', () => {
     const r = await nin('predict', ckpt, 'package.json', 'no/such/image.png');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/^nin: no image at 'no\/such\/image.png'\n\nusage:/);
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe("nin: no image at 'no/such/image.png'"); // last, where a terminal shows it
     const d = await nin('predict', ckpt, 'package.json', 'test');
     expect(d.code, d.stderr).toBe(2);
     expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG files\n\nusage:/);
