@@ -118,6 +118,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(await notes('lr-note-plateau-kept', ['--schedule', 'constant', '--lr', '0.0002'], dropped)).toEqual([]);
   });
 
+  it('--aug on digits says that a flip changes what a digit is', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--aug', '--out', join(tmp, 'aug-note')]), log: (l: string) => lines.push(l) };
+    await train(o, await loadSplits(o));
+    expect(lines).toContain("note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; mnist's default is no augmentation)");
+  });
+
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
     const base = ['--batch', '16', '--lr', '0.02', '--train-limit', '160', '--test-limit', '32', '--seed', '5'];
     const full = await train(options([...base, '--epochs', '3', '--out', join(tmp, 'full')]), await loadSplits(options(base)));
