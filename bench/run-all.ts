@@ -104,7 +104,7 @@ function againstPytorch(ours: StepBenchResult | undefined): string[] {
     ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward, GPU time a call (ours fused: timestamps; PyTorch: events around ${pytorch.reps} calls)`, block(`cifar${b}`), pt(`block${b}_back_to_back_ms_fp32`), pt(`block${b}_back_to_back_ms_tf32`))),
     ...[1, 2, 3].map((b) => row(`mlpconv block ${b} forward, PyTorch one call (CUDA events, launch gaps included)`, block(`cifar${b}`), pt(`block${b}_forward_ms_fp32`), pt(`block${b}_forward_ms_tf32`), false)),
     '',
-    `Our training step: ${ours.trainGflop.toFixed(1)} GFLOP of convolutions (2·MACs), ${(ours.trainGflop / ours.pipelinedStepMs).toFixed(2)} TFLOP/s back to back; forward ${ours.forwardGflop.toFixed(1)} GFLOP.`,
+    `Our training step: ${ours.trainGflop.toFixed(1)} GFLOP of convolutions (2·MACs), ${ours.trainGflop / ours.pipelinedStepMs >= 1 ? `${(ours.trainGflop / ours.pipelinedStepMs).toFixed(2)} TFLOP/s` : `${((1000 * ours.trainGflop) / ours.pipelinedStepMs).toFixed(1)} GFLOP/s`} back to back; forward ${ours.forwardGflop.toFixed(1)} GFLOP.`,
   ];
   return lines;
 }

@@ -621,7 +621,7 @@ async function runVisualize(args: string[]): Promise<void> {
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run directory' });
+  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the PNG file to write (e.g. ${join(out, 'compare.png')})`);
   const outProblem = outDirProblem(dirname(out), out);

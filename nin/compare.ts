@@ -80,8 +80,13 @@ function readRunFile(path: string, dir: string): RunSummary {
   if (path.endsWith('.jsonl')) {
     const own = parseMetricsLog(readFileSync(path, 'utf8'));
     const runs = own.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
-    // Its settings: the checkpoint in that directory saved by its run (the last id it names).
-    const header = runs.length === 0 ? null : readdirSync(dir).filter((n) => n.endsWith('.safetensors')).sort().map((n) => checkpointMetadata(join(dir, n))).find((m) => m?.run_id === runs.at(-1)) ?? null;
+    // Its settings: the latest save in that directory by its run (the last id it names), a
+    // checkpoint before a best file, as a directory's are read.
+    const saves = runs.length === 0 ? [] : readdirSync(dir).filter((n) => n.endsWith('.safetensors'))
+      .map((n) => ({ n, m: checkpointMetadata(join(dir, n)) }))
+      .filter((x): x is { n: string; m: Record<string, string> } => x.m?.run_id === runs.at(-1))
+      .sort((a, b) => Number(b.n.startsWith('checkpoint')) - Number(a.n.startsWith('checkpoint')) || Number(b.m.step) - Number(a.m.step));
+    const header = saves[0]?.m ?? null;
     return summarise(dir, labelPath, currentHistory(runLog(dir, own, path)), header);
   }
   if (!path.endsWith('.safetensors')) throw new RangeError(`${path}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);

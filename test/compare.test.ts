@@ -109,6 +109,8 @@ describe('nin compare', () => {
     moveRunAside(reused);
     writeFileSync(join(reused, 'metrics.jsonl'), [{ kind: 'start', run: 'new', stretch: 'n', time: '' }, ...epochs(0, 1, () => ({ testError: 0.7 }))].map((r) => JSON.stringify(r)).join('\n') + '\n');
     writeSafetensors(join(reused, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', lr: 0.05 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'new', stretch: 'n' });
+    // (a best file of the old run, saved earlier with another lr, does not give the log its settings)
+    writeSafetensors(join(reused, 'best.step10.superseded.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', lr: 0.5 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'old', stretch: 'o' });
     const [current, oldLog, oldCheckpoint] = readRuns([reused, join(reused, 'metrics.superseded.jsonl'), join(reused, 'checkpoint.step30.superseded.safetensors')]);
     expect(current.epochs.map((e) => e.testError)).toEqual([0.7]);
     for (const old of [oldLog, oldCheckpoint]) {

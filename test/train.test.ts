@@ -611,8 +611,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(g.r.best!.epoch).toBe(3);
     // The parent's directory taken by a new run (--overwrite moves its files aside): the fork's
     // history still holds the parent's epochs, from the log moved aside, and its best stays.
+    copyFileSync(join(tmp, 'best-fork', 'best.safetensors'), join(parent, 'best.safetensors')); // epoch 1 as stretch a saved it
     moveRunAside(parent);
     writeFileSync(join(parent, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'new', stretch: 'n', time: '' }) + '\n');
+    // A new fork from the parent's checkpoint moved aside: its best file from the parent's best moved aside.
+    const asideLines: string[] = [];
+    const aside = { ...options(['--resume', join(parent, 'checkpoint.step24.superseded.safetensors'), '--out', join(tmp, 'best-fork-aside')]), log: (l: string) => asideLines.push(l) };
+    expect((await train(aside, await loadSplits(aside))).best).toMatchObject({ epoch: 1, valError: 0 });
+    expect(asideLines).toContain(`${join(tmp, 'best-fork-aside', 'best.safetensors')}: epoch 1, the run's best so far, copied from ${join(parent, 'best.step12.superseded.safetensors')}`);
     const forkEpochs = () => (currentHistory(runLog(join(tmp, 'best-fork'))) as { kind: string; epoch?: number }[]).filter((r) => r.kind === 'epoch').map((r) => r.epoch);
     expect(forkEpochs()).toEqual([1, 2, 3, 4]);
     const fifth = { ...options(['--resume', join(tmp, 'best-fork'), '--epochs', '5']), log: () => {} };
