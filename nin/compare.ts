@@ -74,7 +74,7 @@ export function readRun(path: string): RunSummary {
 }
 
 /** A run named by one of its files: a log (read as its directory's own, with its parents) or a
- * checkpoint (its history up to its save, from the log of its run). */
+ * checkpoint (its history as visualize draws it, historyOfCheckpoint, from the log of its run). */
 function readRunFile(path: string, dir: string): RunSummary {
   const labelPath = resolve(path).replace(/\.(jsonl|safetensors)$/, '');
   if (path.endsWith('.jsonl')) {
