@@ -9,7 +9,7 @@ import { batchTooLarge, builtInModel, classMapsOf, describeConfig, largestBatch,
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { batchChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -476,7 +476,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
     throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
   }
-  const batchChanged = header?.withinEpoch && batchChangedWithinEpoch(resume!, header.epoch, saved!, options);
+  const batchChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, saved!, options);
   if (batchChanged) throw new UsageError(batchChanged);
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);

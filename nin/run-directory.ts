@@ -234,7 +234,7 @@ export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epoc
  * seed (the epoch's batches are cut from the seed's shuffle at that size, so either would repeat
  * some images and skip others; both may change at an epoch's end); null when it can. For the CLI
  * (before loading) and train(). The RNGs take a seed's low 32 bits. */
-export function batchChangedWithinEpoch(checkpoint: string, epochsDone: number, saved: { batchSize: number; seed: number }, now: { batchSize: number; seed: number }): string | null {
+export function shuffleChangedWithinEpoch(checkpoint: string, epochsDone: number, saved: { batchSize: number; seed: number }, now: { batchSize: number; seed: number }): string | null {
   const changed = [
     saved.batchSize !== now.batchSize && `at batch size ${saved.batchSize}`,
     saved.seed >>> 0 !== now.seed >>> 0 && `with seed ${saved.seed}`,

@@ -21,7 +21,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { batchChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
@@ -238,7 +238,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const tooLarge = batchTooLarge(config, o.batchSize);
   if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}`);
   const savedPartial = resumed?.partialEpoch;
-  const batchChanged = savedPartial && batchChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
+  const batchChanged = savedPartial && shuffleChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
   if (batchChanged) throw new RangeError(batchChanged);
   const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
   if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {
