@@ -285,12 +285,7 @@ async function trainInDirectory(
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const writeMetrics = (r: object) => {
     assertOwnDirectory();
-    try {
-      claimHistory();
-    } catch (e) {
-      if (e instanceof TrainingStopped) throw e;
-      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
-    }
+    claimHistory();
     try {
       appendFileSync(metricsPath, JSON.stringify(r) + '\n');
     } catch (e) {
@@ -342,19 +337,17 @@ async function trainInDirectory(
   // resume record (which makes its stretch the run's history) and the best.safetensors repairs below
   // wait for its first record or save, so a resume stopped before then leaves the run as it was.
   // A new run or a fork claims its directory at once, before the minutes a preprocessing fit takes.
-  const writeFirstLater = () => {
-    try {
-      writeFirst();
-    } catch (e) {
-      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
-    }
-  };
-  let pendingClaim: (() => void)[] = own ? [writeFirstLater] : [];
+  let pendingClaim: (() => void)[] = own ? [writeFirst] : [];
   if (!own) writeFirst();
+  // Runs what waits for the first record or save; a failure there stops the run like a failed write.
   const claimHistory = () => {
     const pending = pendingClaim;
     pendingClaim = [];
-    for (const f of pending) f();
+    try {
+      for (const f of pending) f();
+    } catch (e) {
+      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
+    }
   };
 
   const model = new NinModel(config, o.seed);
