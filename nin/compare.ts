@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runLog, type EpochRecord } from './run-directory.ts';
+import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 
@@ -79,12 +79,12 @@ function readRunFile(path: string, dir: string): RunSummary {
   const labelPath = resolve(path).replace(/\.(jsonl|safetensors)$/, '');
   if (path.endsWith('.jsonl')) {
     const own = parseMetricsLog(readFileSync(path, 'utf8'));
-    const runs = own.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
     // Its settings: the latest save in that directory by its run (the last id it names), a
     // checkpoint before a best file, as a directory's are read.
-    const saves = runs.length === 0 ? [] : readdirSync(dir).filter((n) => n.endsWith('.safetensors'))
+    const run = runIdsOfLog(own).at(-1);
+    const saves = run === undefined ? [] : readdirSync(dir).filter((n) => n.endsWith('.safetensors'))
       .map((n) => ({ n, m: checkpointMetadata(join(dir, n)) }))
-      .filter((x): x is { n: string; m: Record<string, string> } => x.m?.run_id === runs.at(-1))
+      .filter((x): x is { n: string; m: Record<string, string> } => x.m?.run_id === run)
       .sort((a, b) => Number(b.n.startsWith('checkpoint')) - Number(a.n.startsWith('checkpoint')) || Number(b.m.step) - Number(a.m.step));
     const header = saves[0]?.m ?? null;
     return summarise(dir, labelPath, currentHistory(runLog(dir, own, path)), header);

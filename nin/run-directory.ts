@@ -76,11 +76,8 @@ export function runIdsIn(dir: string): string[] {
     const id = headerField(join(dir, f), 'run_id');
     if (id) ids.push(id);
   }
-  const log = join(dir, 'metrics.jsonl');
-  if (existsSync(log)) {
-    const runs = parseMetricsLog(readFileSync(log, 'utf8')).map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
-    if (runs.length) ids.push(runs.at(-1)!);
-  }
+  const latest = runIdsOfLog(readLog(join(dir, 'metrics.jsonl'))?.records ?? []).at(-1);
+  if (latest) ids.push(latest);
   return [...new Set(ids)];
 }
 
@@ -376,7 +373,7 @@ export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, '
       if (typeof first.parent === 'string') next = logNaming(parentDir, first.parent);
       else {
         const legacy = readLog(join(parentDir, 'metrics.jsonl')); // a fork from before run ids: a parent's log without them
-        next = legacy && runIdsOfLog(legacy.records).size === 0 ? legacy : null;
+        next = legacy && runIdsOfLog(legacy.records).length === 0 ? legacy : null;
       }
     }
   }
@@ -387,8 +384,9 @@ function readLog(path: string): { path: string; records: object[] } | null {
   return existsSync(path) ? { path, records: parseMetricsLog(readFileSync(path, 'utf8')) } : null;
 }
 
-function runIdsOfLog(records: object[]): Set<string> {
-  return new Set(records.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string'));
+/** The run ids a log's records name, in order (repeats included: the last is the latest). */
+export function runIdsOfLog(records: object[]): string[] {
+  return records.map((r) => (r as { run?: unknown }).run).filter((id): id is string => typeof id === 'string');
 }
 
 /** The log in `dir` whose records name run `runId`: its metrics.jsonl, else a
@@ -397,7 +395,7 @@ function logNaming(dir: string, runId: string): { path: string; records: object[
   const aside = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort() : [];
   for (const name of ['metrics.jsonl', ...aside]) {
     const log = readLog(join(dir, name));
-    if (log && runIdsOfLog(log.records).has(runId)) return log;
+    if (log && runIdsOfLog(log.records).includes(runId)) return log;
   }
   return null;
 }
@@ -474,7 +472,8 @@ export function historyOfCheckpoint(records: object[], at: { stretch: string | n
  */
 export function logOfCheckpoint(dir: string, runId: string | null): object[] | null {
   const own = readLog(join(dir, 'metrics.jsonl'));
-  if (own && (runId === null || runIdsOfLog(own.records).size === 0 || runIdsOfLog(own.records).has(runId))) return runLog(dir);
+  const ownIds = own ? runIdsOfLog(own.records) : [];
+  if (own && (runId === null || ownIds.length === 0 || ownIds.includes(runId))) return runLog(dir);
   const found = runId === null ? null : logNaming(dir, runId);
   return found ? runLog(dir, found.records, found.path) : null;
 }
