@@ -565,6 +565,9 @@ function rgbFrom(r: number, g: number, b: number): Rgb {
 // ---------------------------------------------------------------------------------------------
 // Line plots
 
+/** A series' colour: its own, else its place in SERIES_COLORS. */
+const seriesColor = (s: Series, k: number): Rgb => s.color ?? SERIES_COLORS[k % SERIES_COLORS.length];
+
 export interface Series {
   name: string;
   /** Its colour; by default the series' place in SERIES_COLORS. */
@@ -753,7 +756,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
   // (non-finite, or ≤ 0 on a log axis) breaks the line rather than bridging the gap.
   canvas.setClip(left + 1, top + 1, pw - 1, ph - 1);
   series.forEach((s, k) => {
-    const color = s.color ?? SERIES_COLORS[k % SERIES_COLORS.length];
+    const color = seriesColor(s, k);
     const finite = usable[k].points.length;
     let prev: [number, number] | null = null;
     for (const [x, y] of s.points) {
@@ -776,7 +779,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
     let ly = top + 4;
     usable.forEach((s, k) => {
       const has = s.points.length > 0;
-      const color = series[k].color ?? SERIES_COLORS[k % SERIES_COLORS.length];
+      const color = seriesColor(series[k], k);
       if (has) canvas.fillRect(lx, ly + 3, 20, 3, color);
       canvas.drawText(fitText(legendNames[k], Math.floor((legendW - 26) / CHAR_ADVANCE)), lx + 26, ly, has ? BLACK : MUTED);
       ly += LINE_HEIGHT + 4;
