@@ -75,7 +75,7 @@ export async function saveCheckpoint(
   s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
   const pre = s.preprocessor.toTensors();
   Object.assign(tensors, pre.tensors);
-  const { log: _log, interrupt: _interrupt, onCheckpoint: _onCheckpoint, ...options } = s.options;
+  const { log: _log, interrupt: _interrupt, onCheckpoint: _onCheckpoint, outDirSeries: _series, ...options } = s.options;
   writeSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(s.model.config),

@@ -9,7 +9,7 @@ import { batchTooLarge, builtInModel, classMapsOf, describeConfig, largestBatch,
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFilesIn, type ResumeSource } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -432,6 +432,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     testLimit: given('testLimit') ?? pick('testLimit', undefined),
     seed: given('seed') ?? pick('seed', 1),
     outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
+    ...(s('out') === undefined && !source ? { outDirSeries: join('runs', `${dataset}-${model}`) } : {}),
     resume,
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
@@ -513,16 +514,6 @@ function resumedRunDirectory(source: ResumeSource): string {
   const here = dirname(source.path);
   const own = (source.runId !== null || existsSync(join(here, 'metrics.jsonl'))) && isOwnRunDirectory(here, source);
   return own ? here : source.savedOutDir;
-}
-
-/** `base`, or `base-2`, `base-3`, … : the first that holds no run. */
-export function unusedRunDirectory(base: string): string {
-  for (let n = 1; ; n++) {
-    const dir = n === 1 ? base : `${base}-${n}`;
-    // in use: a run still loading its data; a file by that name: not a directory to train in
-    if (existsSync(dir) && !statSync(dir).isDirectory()) continue;
-    if (runFilesIn(dir).length === 0 && !runDirectoryInUse(dir)) return dir;
-  }
 }
 
 async function runTrain(args: string[]): Promise<number> {

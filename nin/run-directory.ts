@@ -15,7 +15,7 @@
 //                                                 `step` the steps done by then
 //   { kind: 'start', run, stretch, time, stepsPerEpoch }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
-//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, parent?, stepsPerEpoch }  run `run` resumed
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch }  run `run` resumed
 //                                                 here from checkpoint `from`, saved after `epoch`
 //                                                 epochs and `step` steps by stretch `fromStretch`
 //                                                 (a fork into a new directory: `parent` is the id
@@ -31,7 +31,7 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -320,7 +320,10 @@ export interface ResumeRecord {
   fromStretch?: string;
   epoch: number;
   step: number;
+  /** The checkpoint resumed from, an absolute path; `fromRelative`, the same relative to this log's
+   * directory (absent in logs from before it): a fork finds its parent after both moved together. */
   from: string;
+  fromRelative?: string;
   /** As StartRecord's: a resume may change the batch size at an epoch's end. */
   stepsPerEpoch?: number;
 }
@@ -366,11 +369,12 @@ export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, '
     if (fork && !fork.byStretch) records = untilRewoundPast(records, fork.step);
     logs.unshift(records);
     const first = records[0] as Partial<ResumeRecord> | undefined;
+    const logDir = dirname(next.path);
     next = null;
     if (first?.kind === 'resume' && typeof first.from === 'string' && typeof first.step === 'number') {
       const parentDir = dirname(first.from);
       fork = { step: first.step, byStretch: typeof first.fromStretch === 'string' };
-      if (typeof first.parent === 'string') next = logNaming(parentDir, first.parent);
+      if (typeof first.parent === 'string') next = parentLogOfFork(logDir, first as ResumeRecord & { parent: string });
       else {
         const legacy = readLog(join(parentDir, 'metrics.jsonl')); // a fork from before run ids: a parent's log without them
         next = legacy && runIdsOfLog(legacy.records).length === 0 ? legacy : null;
@@ -396,6 +400,33 @@ function logNaming(dir: string, runId: string): { path: string; records: object[
   for (const name of ['metrics.jsonl', ...aside]) {
     const log = readLog(join(dir, name));
     if (log && runIdsOfLog(log.records).includes(runId)) return log;
+  }
+  return null;
+}
+
+/**
+ * A fork's parent's log: in the directory its resume record names, else where the path relative to
+ * the fork's directory leads (the two directories moved or copied together, as a whole runs/ tree),
+ * else in a directory beside the fork's (the parent's directory renamed). Each must name the
+ * parent's id, so a log found by a guess is the parent's own.
+ */
+function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: string }): { path: string; records: object[] } | null {
+  const byPath = [dirname(resume.from), ...(typeof resume.fromRelative === 'string' ? [dirname(resolve(forkDir, resume.fromRelative))] : [])];
+  for (const dir of byPath) {
+    const found = logNaming(dir, resume.parent);
+    if (found) return found;
+  }
+  const around = dirname(resolve(forkDir));
+  let siblings: string[] = [];
+  try {
+    siblings = readdirSync(around, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(around, e.name)).sort();
+  } catch {
+    return null; // an unreadable parent directory: nothing to look through
+  }
+  for (const dir of siblings) {
+    if (resolve(dir) === resolve(forkDir) || byPath.some((p) => resolve(p) === resolve(dir))) continue;
+    const found = logNaming(dir, resume.parent);
+    if (found) return found;
   }
   return null;
 }
@@ -549,7 +580,43 @@ function inUseMessage(dir: string, holder: LockHolder | null): string {
   return `${dir} is in use: process ${pid} has been training there since ${since}; wait for it, or choose another --out (if process ${pid} is not a nin run, delete ${path})`;
 }
 
-/** Takes `dir`'s lock (the directory must exist); throws a RangeError naming the holder if a live process has it. */
+/** `base`, or `base-2`, `base-3`, … : the first that holds no run. */
+export function unusedRunDirectory(base: string): string {
+  for (let n = 1; ; n++) {
+    const dir = n === 1 ? base : `${base}-${n}`;
+    // in use: a run still loading its data; a file by that name: not a directory to train in
+    if (existsSync(dir) && !statSync(dir).isDirectory()) continue;
+    if (runFilesIn(dir).length === 0 && !runDirectoryInUse(dir)) return dir;
+  }
+}
+
+/** lockRunDirectory's refusal: a live process holds the lock, or took it first. */
+export class RunDirectoryInUse extends RangeError {}
+
+/**
+ * Creates and locks `dir` for a run. `series`: the CLI picked `dir` as `series`'s first free
+ * directory (no --out), so when another run started at the same moment took it first (it holds
+ * the lock, or has written there since), this run moves to the series' next free one instead of
+ * failing after its data has loaded. Returns the directory locked.
+ */
+export function claimRunDirectory(dir: string, series: string | undefined, log: (line: string) => void): { dir: string; lock: RunLock } {
+  for (let attempt = 0; ; attempt++) {
+    mkdirSync(dir, { recursive: true });
+    let lock: RunLock | null = null;
+    try {
+      lock = lockRunDirectory(dir);
+    } catch (e) {
+      if (series === undefined || !(e instanceof RunDirectoryInUse) || attempt >= 20) throw e;
+    }
+    if (lock && (series === undefined || runFilesIn(dir).length === 0)) return { dir, lock };
+    lock?.release();
+    const next = unusedRunDirectory(series!);
+    log(`${dir} was taken by another run that started meanwhile: this run goes to ${next}`);
+    dir = next;
+  }
+}
+
+/** Takes `dir`'s lock (the directory must exist); throws a RunDirectoryInUse naming the holder if a live process has it. */
 export function lockRunDirectory(dir: string): RunLock {
   const path = join(dir, LOCK_FILE);
   const mine: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
@@ -560,7 +627,7 @@ export function lockRunDirectory(dir: string): RunLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const old = readLock(path);
-      if (old.state === 'held') throw new RangeError(inUseMessage(dir, old.holder));
+      if (old.state === 'held') throw new RunDirectoryInUse(inUseMessage(dir, old.holder));
       if (old.state === 'stale') {
         removeStaleLock(path, old.text);
         replaced = old.holder;
@@ -590,7 +657,7 @@ export function lockRunDirectory(dir: string): RunLock {
     };
     return { path, replaced, release, lost };
   }
-  throw new RangeError(`${dir}: another run has just started there`);
+  throw new RunDirectoryInUse(`${dir}: another run has just started there`);
 }
 
 /**

@@ -1,7 +1,7 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -21,7 +21,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { shuffleChangedWithinEpoch, currentHistory, isOwnRunDirectory, lockRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
@@ -47,6 +47,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   testLimit?: number;
   seed: number;
   outDir: string;
+  /** Set by the CLI when it picked `outDir` for a new run (no --out): the series (`runs/mnist-…`)
+   * whose next free directory the run takes if another run claims `outDir` first. Not saved. */
+  outDirSeries?: string;
   /** Checkpoint to continue from. */
   resume?: string;
   /** Start afresh in an `outDir` that holds another run's files (see runDirectoryProblem). */
@@ -255,8 +258,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
     if (plateauSettings(o).on === 'val' && !data.validation) throw new RangeError('--plateau-on val watches the validation error, but the run has no validation split (--val N)');
   }
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
-  mkdirSync(o.outDir, { recursive: true });
-  const lock = lockRunDirectory(o.outDir);
+  const claimed = claimRunDirectory(o.outDir, o.outDirSeries, log);
+  const lock = claimed.lock;
+  o = { ...o, outDir: claimed.dir };
   try {
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
     return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps: batchesNow, lock });
@@ -320,7 +324,7 @@ async function trainInDirectory(
     log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
   }
   const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { parent: resumed.runId }), stepsPerEpoch: epochSteps }
+    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
   const writeFirst = () => {
     // A process killed mid-write (or a full disk) can leave the log without its last newline: the

@@ -1,13 +1,13 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { parseTrainArgs, unusedRunDirectory } from '../nin/cli.ts';
+import { parseTrainArgs } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, sameSave } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
@@ -231,6 +231,34 @@ describe('the run directory', () => {
     expect(runLog(child)).toEqual(childLog);
   });
 
+  it("a fork finds its parent's log after a move: both together (by the relative path), or the parent renamed beside it; always by the parent's id", () => {
+    const tree = join(root, 'moved-tree'), parent = join(tree, 'runs', 'parent'), child = join(tree, 'runs', 'nested', 'child');
+    mkdirSync(parent, { recursive: true });
+    mkdirSync(child, { recursive: true });
+    const parentLog = [{ kind: 'start', run: 'P', stretch: 'p1', time: '' }, ...log(2, 10, 5)];
+    const childLog = [{ kind: 'resume', run: 'C', parent: 'P', stretch: 'c1', fromStretch: 'p1', epoch: 1, step: 10, from: join(parent, 'checkpoint.safetensors'), fromRelative: join('..', '..', 'parent', 'checkpoint.safetensors') }, ...log(2, 10, 5, 1, (s) => 10 + s)];
+    const write = (dir: string, records: object[]) => writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    write(parent, parentLog);
+    write(child, childLog);
+    expect(runLog(child)).toEqual([...parentLog, ...childLog]);
+    // The whole tree moved: `from` now names nothing, the relative path still leads to the parent.
+    const moved = join(root, 'moved-tree-2');
+    renameSync(tree, moved);
+    const movedChild = join(moved, 'runs', 'nested', 'child');
+    expect(runLog(movedChild)).toEqual([...parentLog, ...childLog]);
+    // A log without the relative path (written before it was recorded) finds the parent renamed
+    // beside the fork's directory, and only a log that names the parent's id.
+    const flat = join(root, 'moved-flat'), flatChild = join(flat, 'child');
+    mkdirSync(flatChild, { recursive: true });
+    const { fromRelative: _, ...oldResume } = childLog[0] as Record<string, unknown>;
+    write(flatChild, [oldResume, ...childLog.slice(1)]);
+    mkdirSync(join(flat, 'another'));
+    write(join(flat, 'another'), [{ kind: 'start', run: 'Q', stretch: 'q1', time: '' }, ...log(2, 10, 5, 0, (s) => 50 + s)]);
+    expect(runLog(flatChild)).toEqual([oldResume, ...childLog.slice(1)]);
+    renameSync(join(moved, 'runs', 'parent'), join(flat, 'parent-renamed'));
+    expect(runLog(flatChild)).toEqual([...parentLog, oldResume, ...childLog.slice(1)]);
+  });
+
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
     const dir = join(root, 'aside');
     mkdirSync(dir);
@@ -291,10 +319,39 @@ describe('the run directory', () => {
     const cwd = process.cwd();
     try {
       process.chdir(root);
-      expect(parseTrainArgs([]).options.outDir).toBe(join('runs', 'mnist-mnist-small-4'));
+      expect(parseTrainArgs([]).options).toMatchObject({ outDir: join('runs', 'mnist-mnist-small-4'), outDirSeries: join('runs', 'mnist-mnist-small') });
+      expect(parseTrainArgs(['--out', 'mine']).options.outDirSeries).toBeUndefined(); // a directory asked for stays the one
     } finally {
       process.chdir(cwd);
     }
+  });
+
+  it('two new runs that picked the same default directory at once: the one that locks it second moves on to the next free one; with --out it is refused', () => {
+    const base = join(root, 'runs', 'same-moment');
+    const picked = unusedRunDirectory(base);
+    expect(picked).toBe(base);
+    const first = claimRunDirectory(picked, base, () => {});
+    const lines: string[] = [];
+    try {
+      expect(first.dir).toBe(base);
+      const second = claimRunDirectory(picked, base, (l) => lines.push(l));
+      try {
+        expect(second.dir).toBe(`${base}-2`);
+        expect(lines).toEqual([`${base} was taken by another run that started meanwhile: this run goes to ${base}-2`]);
+        expect(readFileSync(join(`${base}-2`, 'run.lock'), 'utf8')).toContain(`"pid":${process.pid}`);
+      } finally {
+        second.lock.release();
+      }
+      expect(() => claimRunDirectory(picked, undefined, () => {})).toThrow(RunDirectoryInUse);
+    } finally {
+      first.lock.release();
+    }
+    // Taken and written in by a run that has come and gone (no lock left): passed over too.
+    writeFileSync(join(base, 'metrics.jsonl'), JSON.stringify({ kind: 'step', epoch: 0, step: 0, loss: 2, lr: 0.1 }) + '\n');
+    const third = claimRunDirectory(picked, base, () => {});
+    third.lock.release();
+    expect(third.dir).toBe(`${base}-2`);
+    expect(existsSync(join(base, 'run.lock'))).toBe(false);
   });
 
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {

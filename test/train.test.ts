@@ -151,7 +151,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const forkId = loadCheckpoint(fork.checkpoint).runId;
     expect(forkId).not.toBe(b.runId);
     const forkStretch = loadCheckpoint(fork.checkpoint).stretch;
-    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, parent: b.runId, stepsPerEpoch: 10 });
+    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10 });
     expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
     // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 32
