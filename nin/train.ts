@@ -6,7 +6,7 @@ import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
-import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
+import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
@@ -115,26 +115,42 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
   let lossSum = 0;
   let wrong = 0;
+  // Every batch runs at the first batch's size, the last one padded with blank images: an image's
+  // logits do not depend on the others in its batch (no batch statistics; dropout is off), and
+  // kernels are compiled per shape, so a shorter last batch would compile the whole forward pass
+  // again (on lavapipe about a second a kernel). The loss is then taken here, of the real images.
+  const full = Math.min(batchSize, ds.count);
   const loader = new BatchLoader(ds, { batchSize, shuffle: false, dropLast: false });
   for await (const b of loader.epoch(0)) {
-    const { logits, loss } = noGrad(() =>
-      tidy(() => {
-        const lg = model.forward(Tensor.fromArray(b.images, b.shape), { train: false });
-        return { logits: lg, loss: softmaxCrossEntropy(lg, labelTensor(b.labels, C)) };
-      }),
-    );
-    const [lv, l] = await Promise.all([logits.toArray(), loss.item()]).finally(() => {
-      logits.dispose(); // also when a read fails: the caller may go on with the device
-      loss.dispose();
-    });
-    lossSum += l * b.size;
+    const [, height, width, channels] = b.shape;
+    const images = b.size === full ? b.images : padded(b.images, full * height * width * channels);
+    const logits = noGrad(() => tidy(() => model.forward(Tensor.fromArray(images, [full, height, width, channels]), { train: false })));
+    const lv = await logits.toArray().finally(() => logits.dispose()); // also when the read fails: the caller may go on with the device
     for (let i = 0; i < b.size; i++) {
+      const label = b.labels[i];
+      lossSum += logSumExp(lv, i * C, C) - lv[i * C + label];
       const best = argmax(lv, i * C, C);
-      confusion[b.labels[i]][best]++;
-      if (best !== b.labels[i]) wrong++;
+      confusion[label][best]++;
+      if (best !== label) wrong++;
     }
   }
   return { loss: lossSum / ds.count, error: wrong / ds.count, count: ds.count, confusion };
+}
+
+function padded(values: Float32Array, length: number): Float32Array {
+  const out = new Float32Array(length);
+  out.set(values);
+  return out;
+}
+
+/** ln Σ exp(a[offset .. offset + n)), in float64: a row's cross-entropy is this less its label's logit. */
+export function logSumExp(a: ArrayLike<number>, offset: number, n: number): number {
+  let max = -Infinity;
+  for (let c = 0; c < n; c++) max = Math.max(max, a[offset + c]);
+  if (!Number.isFinite(max)) return max; // NaN, or +∞ (−∞: every logit −∞)
+  let sum = 0;
+  for (let c = 0; c < n; c++) sum += Math.exp(a[offset + c] - max);
+  return max + Math.log(sum);
 }
 
 /** Index of the largest of a[offset .. offset + n). */

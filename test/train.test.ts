@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { pool, upload } from '../engine/runtime.ts';
+import { pool, runtimeStats, upload } from '../engine/runtime.ts';
 import { Profiler } from '../engine/profiler.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
@@ -20,7 +20,7 @@ import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { predict, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, evaluate, progressEstimate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -674,6 +674,35 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     }
   });
 
+  it('evaluate() pads a shorter last batch to the full size: no kernel is compiled for it, and the loss and confusion are those of one image at a time', async () => {
+    const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '20']);
+    const { test } = await loadSplits(o);
+    const model = new NinModel(modelConfig(o), 3);
+    try {
+      const first16 = { ...test, images: test.images.slice(0, 16 * 784), labels: test.labels.slice(0, 16), count: 16 };
+      await evaluate(model, first16, 16);
+      const compiled = runtimeStats().pipelines;
+      const padded = await evaluate(model, test, 16); // 16 images, then 4 padded to 16
+      expect(runtimeStats().pipelines).toBe(compiled);
+      const alone = await evaluate(model, test, 1);
+      expect(padded.count).toBe(20);
+      expect(padded.confusion).toEqual(alone.confusion);
+      expect(padded.confusion.flat().reduce((a, b) => a + b, 0)).toBe(20);
+      expect(Math.abs(padded.loss - alone.loss)).toBeLessThanOrEqual(1e-6 * alone.loss);
+      expect(padded.error).toBe(alone.error);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('logSumExp: ln Σ exp in float64, exact where a naive sum overflows; NaN and +∞ pass through', () => {
+    expect(logSumExp([0, 0, 0, 0], 0, 4)).toBeCloseTo(Math.log(4), 15);
+    expect(logSumExp([9, 1000, 1000, 9], 1, 2)).toBeCloseTo(1000 + Math.log(2), 12);
+    expect(logSumExp([-1000, -1001], 0, 2)).toBeCloseTo(-1000 + Math.log(1 + Math.exp(-1)), 12);
+    expect(logSumExp([1, NaN, 2], 0, 3)).toBeNaN();
+    expect(logSumExp([1, Infinity], 0, 2)).toBe(Infinity);
+  });
+
   it('evaluate() frees its batch tensors when a read fails', async () => {
     const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '16']);
     const { test } = await loadSplits(o);
@@ -685,7 +714,6 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     } finally {
       read.mockRestore();
     }
-    await new Promise((r) => setTimeout(r, 100)); // the loss read still in flight settles
     expect(pool().stats.liveBuffers).toBe(live);
     model.dispose();
   });
