@@ -40,9 +40,11 @@ function options(extra: string[]): TrainOptions {
 
 /** <tmp>/<name>.safetensors: mnist-small with the paper's ReLU on its class maps, untrained, the last
  * biases pushed to −100: every map is 0 after the ReLU, as when a run's maps die (the paper's
- * CIFAR-10 recipe, see README). Its run directory is <tmp>/<name>, its training set 200 images. */
-async function deadMapsCheckpoint(name: string): Promise<string> {
-  const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '200', '--out', join(tmp, name)]);
+ * CIFAR-10 recipe, see README). Its run directory is <tmp>/<name>, its training set `images`
+ * images, to be cut into batches of 16 (the batch size of most tests here, whose kernels a cold
+ * shader cache compiles once). */
+async function deadMapsCheckpoint(name: string, images: number): Promise<string> {
+  const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', String(images), '--out', join(tmp, name)]);
   const ckpt = await saveUntrained(o, join(tmp, `${name}.safetensors`));
   const { tensors, metadata } = readSafetensors(ckpt);
   const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
@@ -154,15 +156,16 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10 });
     expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
-    // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 32
-    // makes epoch 2 five steps (run steps 10–14), whose last sits at epoch 1.8 of the cosine's 3.
-    const rebatch = options(['--resume', epoch1, '--batch', '32', '--schedule', 'cosine', '--stop-after', '2', '--out', join(tmp, 'rebatch')]);
+    // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 4
+    // makes epoch 2 forty steps (run steps 10–49), whose last sits at epoch 1.975 of the cosine's 3.
+    // (Batch 4, as bench/crosscheck's test: a cold shader cache compiles its kernels once.)
+    const rebatch = options(['--resume', epoch1, '--batch', '4', '--schedule', 'cosine', '--stop-after', '2', '--out', join(tmp, 'rebatch')]);
     const rebatched = await train(rebatch, await loadSplits(rebatch));
-    expect(rebatched.stepLosses.length).toBe(5);
-    expect(rebatched.epochs[0]).toMatchObject({ epoch: 2, step: 15 });
+    expect(rebatched.stepLosses.length).toBe(40);
+    expect(rebatched.epochs[0]).toMatchObject({ epoch: 2, step: 50 });
     const w = rebatch.warmupEpochs; // the cosine starts after the warm-up
     expect(w).toBeLessThan(1);
-    expect(rebatched.epochs[0].lr).toBeCloseTo(0.5 * 0.02 * (1 + Math.cos((Math.PI * (1.8 - w)) / (3 - w))), 12);
+    expect(rebatched.epochs[0].lr).toBeCloseTo(0.5 * 0.02 * (1 + Math.cos((Math.PI * (1.975 - w)) / (3 - w))), 12);
     // train() itself refuses a resume with nothing left to train (the CLI does too).
     await expect(train({ ...options(['--resume', epoch1]), stopAfter: 1 }, await loadSplits(options(base)))).rejects.toThrow(/has 1 epoch done, and --stop-after 1 asks for no more: nothing to train/);
     // Resumed once more from the epoch-1 checkpoint (a copy outside the run directory): the run
@@ -362,20 +365,20 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 
   it('stops a run whose ReLU\'d class maps have died, naming the step and the last good checkpoint', async () => {
-    const ckpt = await deadMapsCheckpoint('dead');
-    const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '2', '--test-limit', '2']).options, progress: false, log: () => {} };
+    const ckpt = await deadMapsCheckpoint('dead', 800);
+    const resume = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16']).options, progress: false, log: () => {} };
     const err = await train(resume, await loadSplits(resume)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingStopped);
-    // Steps 1..50 of the resumed run are the 50 dead batches in a row.
+    // Steps 1..50 of the resumed run are the 50 dead batches in a row, all of epoch 2.
     expect(err.message).toMatch(new RegExp(`class maps are dead at step 50 \\(epoch 2\\): .* since step 1, .*ln 10 .*--class-maps linear.*last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
   });
 
   // The count of dead batches is in the checkpoint: a resumed run stops where the uninterrupted one
   // would (it counted afresh, and stopped up to 50 steps later, or, as here, not at all).
   it('a run whose maps were dying when saved stops, resumed, at the step the uninterrupted run would', async () => {
-    const ckpt = await deadMapsCheckpoint('dying');
+    const ckpt = await deadMapsCheckpoint('dying', 400);
     const run = async (flags: string[]) => {
-      const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '8', '--test-limit', '2', '--epochs', '3', ...flags]).options, progress: false, log: () => {} };
+      const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16', '--epochs', '3', ...flags]).options, progress: false, log: () => {} };
       return train(r, await loadSplits(r)).then(() => null, (e) => e);
     };
     // Epoch 2: steps 1-25, all dead, saved with the count; epoch 3 (steps 26-50) ends it at step 50.
@@ -880,7 +883,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       expect(await predict(ckpt, [wideFile, file, file], () => {})).toEqual([wideLine, sameLine, sameLine]);
       expect(pool().stats.liveBuffers, 'predict in batches leaves nothing on the GPU').toBe(live);
     });
-    const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') });
+    const written = await visualize(ckpt, { count: 2, outDir: join(tmp, 'pictures') }); // 2 images, as predict's batches above: no kernel compiled anew
     expect(pool().stats.liveBuffers, 'visualize leaves nothing on the GPU').toBe(live);
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
@@ -894,7 +897,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     };
     expect(framePixels(written[0])).toBeGreaterThan(100);
     const fc = await saveUntrained(options(['--head', 'fc', '--out', join(tmp, 'fc-maps')]), join(tmp, 'fc-maps.safetensors'));
-    const [fcMaps] = await visualize(fc, { count: 4, outDir: join(tmp, 'fc-pictures') });
+    const [fcMaps] = await visualize(fc, { count: 2, outDir: join(tmp, 'fc-pictures') });
     expect(framePixels(fcMaps)).toBe(0);
   });
 
@@ -905,7 +908,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const digit = join(tmp, 'digit.png');
     expect(existsSync(digit)).toBe(true);
     const nin = (...args: string[]) => runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 300_000 });
-    const ev = await nin('eval', join(tmp, 'short'), '--test-limit', '50'); // a run directory stands for its checkpoint
+    // A run directory stands for its checkpoint. (--batch 16, as the runs here: 50 images as four batches of 16, the last padded.)
+    const ev = await nin('eval', join(tmp, 'short'), '--test-limit', '50', '--batch', '16');
     expect(ev.stderr).not.toMatch(/nin: /);
     expect(ev.status).toBe(0);
     expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
