@@ -398,8 +398,12 @@ export function runIdsOfLog(records: object[]): string[] {
 function logNaming(dir: string, runId: string): { path: string; records: object[] } | null {
   const aside = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort() : [];
   for (const name of ['metrics.jsonl', ...aside]) {
-    const log = readLog(join(dir, name));
-    if (log && runIdsOfLog(log.records).includes(runId)) return log;
+    const path = join(dir, name);
+    if (!existsSync(path)) continue;
+    const text = readFileSync(path, 'utf8');
+    if (!text.includes(runId)) continue; // most logs, when the directories beside a fork are searched: not parsed
+    const records = parseMetricsLog(text);
+    if (runIdsOfLog(records).includes(runId)) return { path, records };
   }
   return null;
 }
