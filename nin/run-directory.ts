@@ -429,7 +429,12 @@ function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: strin
   }
   for (const dir of siblings) {
     if (resolve(dir) === resolve(forkDir) || byPath.some((p) => resolve(p) === resolve(dir))) continue;
-    const found = logNaming(dir, resume.parent);
+    let found: ReturnType<typeof logNaming> = null;
+    try {
+      found = logNaming(dir, resume.parent);
+    } catch {
+      continue; // a directory or log this user cannot read: not where the parent went
+    }
     if (found) return found;
   }
   return null;

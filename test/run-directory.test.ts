@@ -255,6 +255,7 @@ describe('the run directory', () => {
     mkdirSync(join(flat, 'another'));
     write(join(flat, 'another'), [{ kind: 'start', run: 'Q', stretch: 'q1', time: '' }, ...log(2, 10, 5, 0, (s) => 50 + s)]);
     expect(runLog(flatChild)).toEqual([oldResume, ...childLog.slice(1)]);
+    mkdirSync(join(flat, 'a-directory-that-cannot-be-read', 'metrics.jsonl'), { recursive: true }); // read: EISDIR
     renameSync(join(moved, 'runs', 'parent'), join(flat, 'parent-renamed'));
     expect(runLog(flatChild)).toEqual([...parentLog, oldResume, ...childLog.slice(1)]);
   });
