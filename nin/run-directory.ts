@@ -420,15 +420,17 @@ function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: strin
     const found = logNaming(dir, resume.parent);
     if (found) return found;
   }
+  // The fork's own directory too: a fork made in place (--out its parent's directory, --overwrite)
+  // from a copy of the checkpoint kept elsewhere has its parent's log there, moved aside.
   const around = dirname(resolve(forkDir));
   let siblings: string[] = [];
   try {
-    siblings = readdirSync(around, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(around, e.name)).sort();
+    siblings = readdirSync(around, { withFileTypes: true }).filter((e) => e.isDirectory() || (e.isSymbolicLink() && isDirectory(join(around, e.name)))).map((e) => join(around, e.name)).sort();
   } catch {
     return null; // an unreadable parent directory: nothing to look through
   }
   for (const dir of siblings) {
-    if (resolve(dir) === resolve(forkDir) || byPath.some((p) => resolve(p) === resolve(dir))) continue;
+    if (byPath.some((p) => resolve(p) === resolve(dir))) continue;
     let found: ReturnType<typeof logNaming> = null;
     try {
       found = logNaming(dir, resume.parent);
@@ -438,6 +440,14 @@ function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: strin
     if (found) return found;
   }
   return null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // a dangling link
+  }
 }
 
 /** A parent's records up to the first resume record, after its log reached step `step`, that goes back before it. */

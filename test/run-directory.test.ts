@@ -258,6 +258,19 @@ describe('the run directory', () => {
     mkdirSync(join(flat, 'a-directory-that-cannot-be-read', 'metrics.jsonl'), { recursive: true }); // read: EISDIR
     renameSync(join(moved, 'runs', 'parent'), join(flat, 'parent-renamed'));
     expect(runLog(flatChild)).toEqual([...parentLog, oldResume, ...childLog.slice(1)]);
+    // Beside it as a link to the directory, wherever that went.
+    renameSync(join(flat, 'parent-renamed'), join(root, 'moved-parent-store'));
+    expect(runLog(flatChild)).toEqual([oldResume, ...childLog.slice(1)]);
+    symlinkSync(join(root, 'moved-parent-store'), join(flat, 'parent-linked'));
+    expect(runLog(flatChild)).toEqual([...parentLog, oldResume, ...childLog.slice(1)]);
+    // A fork made in place (--out the parent's directory, --overwrite) from a copy of the parent's
+    // checkpoint kept elsewhere: the parent's log is in the fork's own directory, moved aside.
+    const inPlace = join(root, 'in-place', 'runs', 'p');
+    mkdirSync(inPlace, { recursive: true });
+    writeFileSync(join(inPlace, 'metrics.superseded.jsonl'), parentLog.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const forkLog = [{ ...oldResume, from: join(root, 'in-place', 'backup', 'p.safetensors'), fromRelative: join('..', '..', 'backup', 'p.safetensors') }, ...childLog.slice(1)];
+    write(inPlace, forkLog);
+    expect(runLog(inPlace)).toEqual([...parentLog, ...forkLog]);
   });
 
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
