@@ -411,8 +411,8 @@ function logNaming(dir: string, runId: string): { path: string; records: object[
 /**
  * A fork's parent's log: in the directory its resume record names, else where the path relative to
  * the fork's directory leads (the two directories moved or copied together, as a whole runs/ tree),
- * else in a directory beside the fork's (the parent's directory renamed). Each must name the
- * parent's id, so a log found by a guess is the parent's own.
+ * else in a directory beside the fork's (the parent's directory renamed, or linked there) or in the
+ * fork's own. Each must name the parent's id, so a log found by a guess is the parent's own.
  */
 function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: string }): { path: string; records: object[] } | null {
   const byPath = [dirname(resume.from), ...(typeof resume.fromRelative === 'string' ? [dirname(resolve(forkDir, resume.fromRelative))] : [])];
