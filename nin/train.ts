@@ -128,6 +128,7 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
     const lv = await logits.toArray().finally(() => logits.dispose()); // also when the read fails: the caller may go on with the device
     for (let i = 0; i < b.size; i++) {
       const label = b.labels[i];
+      if (!(label >= 0 && label < C)) throw new RangeError(`${ds.name}: image ${b.indices[i]} has label ${label}, but the model has ${C} classes (labels 0–${C - 1})`);
       lossSum += logSumExp(lv, i * C, C) - lv[i * C + label];
       const best = argmax(lv, i * C, C);
       confusion[label][best]++;
