@@ -415,9 +415,17 @@ function logNaming(dir: string, runId: string): { path: string; records: object[
  * fork's own. Each must name the parent's id, so a log found by a guess is the parent's own.
  */
 function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: string }): { path: string; records: object[] } | null {
+  // A directory or log this user cannot read is not where the parent's log is.
+  const readable = (dir: string) => {
+    try {
+      return logNaming(dir, resume.parent);
+    } catch {
+      return null;
+    }
+  };
   const byPath = [dirname(resume.from), ...(typeof resume.fromRelative === 'string' ? [dirname(resolve(forkDir, resume.fromRelative))] : [])];
   for (const dir of byPath) {
-    const found = logNaming(dir, resume.parent);
+    const found = readable(dir);
     if (found) return found;
   }
   // The fork's own directory too: a fork made in place (--out its parent's directory, --overwrite)
@@ -431,12 +439,7 @@ function parentLogOfFork(forkDir: string, resume: ResumeRecord & { parent: strin
   }
   for (const dir of siblings) {
     if (byPath.some((p) => resolve(p) === resolve(dir))) continue;
-    let found: ReturnType<typeof logNaming> = null;
-    try {
-      found = logNaming(dir, resume.parent);
-    } catch {
-      continue; // a directory or log this user cannot read: not where the parent went
-    }
+    const found = readable(dir);
     if (found) return found;
   }
   return null;

@@ -246,6 +246,9 @@ describe('the run directory', () => {
     renameSync(tree, moved);
     const movedChild = join(moved, 'runs', 'nested', 'child');
     expect(runLog(movedChild)).toEqual([...parentLog, ...childLog]);
+    // Where `from` pointed, something that cannot be read as a log (EISDIR here): passed over too.
+    mkdirSync(join(parent, 'metrics.jsonl'), { recursive: true });
+    expect(runLog(movedChild)).toEqual([...parentLog, ...childLog]);
     // A log without the relative path (written before it was recorded) finds the parent renamed
     // beside the fork's directory, and only a log that names the parent's id.
     const flat = join(root, 'moved-flat'), flatChild = join(flat, 'child');
