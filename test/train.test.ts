@@ -862,9 +862,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const wideFile = join(tmp, 'wide.png');
     writeFileSync(wideFile, PNG.sync.write(wide));
     const notes: string[] = [];
-    const [wideLine, sameLine] = await predict(ckpt, [wideFile, file], (n) => notes.push(n));
+    // (Four pictures in one batch, and below one and four: the batch sizes other tests compile.)
+    const [wideLine, sameLine, ...more] = await predict(ckpt, [wideFile, file, file, file], (n) => notes.push(n));
     expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
     expect(sameLine).toBe(line);
+    expect(more).toEqual([line, line]);
     expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
     // The digit drawn dark on white: a note names its light border; with --invert it is the original again.
     const dark = new PNG({ width: 28, height: 28 });
@@ -882,13 +884,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     writeFileSync(notPng, 'text');
     const missing = join(tmp, 'missing.png');
     await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
-    // Where the device binds only two images' activations at a time, three go as two and one
+    // Where the device binds only four images' activations at a time, five go as four and one
     // (batch sizes compiled above), with the same results.
-    await withDeviceLimit('maxStorageBufferBindingSize', 2 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
-      expect(await predict(ckpt, [wideFile, file, file], () => {})).toEqual([wideLine, sameLine, sameLine]);
+    await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
+      expect(await predict(ckpt, [wideFile, file, file, file, file], () => {})).toEqual([wideLine, sameLine, sameLine, sameLine, sameLine]);
       expect(pool().stats.liveBuffers, 'predict in batches leaves nothing on the GPU').toBe(live);
     });
-    const written = await visualize(ckpt, { count: 2, outDir: join(tmp, 'pictures') }); // 2 images, as predict's batches above: no kernel compiled anew
+    const written = await visualize(ckpt, { count: 4, outDir: join(tmp, 'pictures') }); // 4 images, as predict's batches above: no kernel compiled anew
     expect(pool().stats.liveBuffers, 'visualize leaves nothing on the GPU').toBe(live);
     expect(written.map((f) => f.split('/').pop())).toEqual(['feature-maps.png', 'curves.png']);
     for (const f of written) expect(PNG.sync.read(readFileSync(f)).width).toBeGreaterThan(100);
@@ -902,7 +904,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     };
     expect(framePixels(written[0])).toBeGreaterThan(100);
     const fc = await saveUntrained(options(['--head', 'fc', '--out', join(tmp, 'fc-maps')]), join(tmp, 'fc-maps.safetensors'));
-    const [fcMaps] = await visualize(fc, { count: 2, outDir: join(tmp, 'fc-pictures') });
+    const [fcMaps] = await visualize(fc, { count: 4, outDir: join(tmp, 'fc-pictures') });
     expect(framePixels(fcMaps)).toBe(0);
   });
 
@@ -925,7 +927,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const pr = await nin('predict', ckpt, digit);
     expect(pr.status, pr.stderr).toBe(0);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
-    const vis = await nin('visualize', ckpt, '--images', '2', '--out', join(tmp, 'cli-pictures'));
+    const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
   });
