@@ -174,7 +174,7 @@ train options:
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-eval options: --data-dir DIR, --batch N (the run's), --test-limit N
+eval options: --data-dir DIR, --batch N (100), --test-limit N
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -562,13 +562,6 @@ async function runTrain(args: string[]): Promise<number> {
   }
 }
 
-/** `nin eval`'s batch without --batch: the run's own (its evaluations ran at that size, so the
- * shader cache holds their kernels; on lavapipe a kernel compiled anew costs about a second), as
- * far as this device binds it. Needs the device (getGpu). */
-export function defaultEvalBatch(runBatch: number | undefined, config: ModelConfig): number {
-  return largestBatch(config, runBatch ?? 100);
-}
-
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
@@ -584,7 +577,7 @@ async function runEval(args: string[]): Promise<void> {
   // test set holds that many images: a batch is never larger than the set).
   const tooLarge = batchGiven === undefined ? null : batchTooLarge(c.config, Math.min(batchGiven, test.count));
   if (tooLarge) throw new Error(`--batch ${batchGiven}${batchGiven! > test.count ? ` (one batch of the ${test.count} test images)` : ''}: ${tooLarge}`);
-  const batch = batchGiven ?? defaultEvalBatch(c.options.batchSize, c.config);
+  const batch = batchGiven ?? largestBatch(c.config, 100);
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
   const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
