@@ -384,8 +384,12 @@ export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, '
   return logs.flat();
 }
 
-function readLog(path: string): { path: string; records: object[] } | null {
-  return existsSync(path) ? { path, records: parseMetricsLog(readFileSync(path, 'utf8')) } : null;
+/** The log at `path`, parsed; null if there is none, or if `mentioning` is given and its text
+ * does not contain it (a search through many logs for one run id parses only the likely ones). */
+function readLog(path: string, mentioning?: string): { path: string; records: object[] } | null {
+  if (!existsSync(path)) return null;
+  const text = readFileSync(path, 'utf8');
+  return mentioning === undefined || text.includes(mentioning) ? { path, records: parseMetricsLog(text) } : null;
 }
 
 /** The run ids a log's records name, in order (repeats included: the last is the latest). */
@@ -398,12 +402,8 @@ export function runIdsOfLog(records: object[]): string[] {
 function logNaming(dir: string, runId: string): { path: string; records: object[] } | null {
   const aside = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => /^metrics\.superseded(-\d+)?\.jsonl$/.test(n)).sort() : [];
   for (const name of ['metrics.jsonl', ...aside]) {
-    const path = join(dir, name);
-    if (!existsSync(path)) continue;
-    const text = readFileSync(path, 'utf8');
-    if (!text.includes(runId)) continue; // most logs, when the directories beside a fork are searched: not parsed
-    const records = parseMetricsLog(text);
-    if (runIdsOfLog(records).includes(runId)) return { path, records };
+    const log = readLog(join(dir, name), runId);
+    if (log && runIdsOfLog(log.records).includes(runId)) return log;
   }
   return null;
 }
