@@ -305,7 +305,7 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
   const matrix = style === 'matrix' ? matrixMode() : null;
   const tile = matrix ? matrixTile(matrix) : style === 'tiled' ? chosenGemmTile(s) : undefined;
   gemmCapture?.(s, bindings);
-  const key = [matrix && JSON.stringify(matrix), style, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, gpu().limits.maxComputeWorkgroupsPerDimension, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
+  const key = [matrix && JSON.stringify(matrix), style, gpu().cpuAdapter, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, gpu().limits.maxComputeWorkgroupsPerDimension, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
   if (!b) {
