@@ -5,7 +5,7 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, textWidth, trainingCurveSeries, type Series } from './plot.ts';
+import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
@@ -31,7 +31,7 @@ export interface RunSummary {
 }
 
 /** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
-const SETTINGS: [string, (options: Record<string, unknown>, config: Record<string, unknown>, header: Record<string, string>) => unknown][] = [
+const SETTINGS: [string, (options: Record<string, unknown>, config: Record<string, unknown>, header: Record<string, string>, epochs: EpochRecord[]) => unknown][] = [
   ['dataset', (o) => o.dataset],
   ['model', (o) => o.model],
   ['head', (_, c) => c.head],
@@ -48,6 +48,9 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['aug', (o) => (o.augment === undefined ? undefined : o.augment ? 'on' : 'off')],
   ['preprocess', (o) => o.preprocess],
   ['train limit', (o) => o.trainLimit ?? 'all'],
+  // As the last epoch evaluated them (--test-limit, or a partial test file); logs from before
+  // session 31 do not say.
+  ['test images', (_, __, ___, epochs) => epochs.filter((e) => typeof e.testImages === 'number').at(-1)?.testImages],
   ['val', (o) => describeValidation(o)],
   ['seed', (o) => o.seed],
   ['adapter', (_, __, h) => h.adapter],
@@ -106,7 +109,7 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
     const options = parseObject(header.options);
     const config = parseObject(header.config);
     for (const [key, read] of SETTINGS) {
-      const v = read(options, config, header);
+      const v = read(options, config, header, epochs);
       if (v !== undefined && v !== null) settings[key] = String(v);
     }
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
@@ -209,6 +212,10 @@ export function comparisonTable(runs: RunSummary[]): string {
   if (unknown.length) out.push(`no checkpoint to read the settings from: ${unknown.join(', ')}`);
   const datasets = new Set(runs.map((r) => r.settings.dataset).filter(Boolean));
   if (datasets.size > 1) out.push(`note: the runs are on different data sets (${[...datasets].join(', ')}): their errors do not compare`);
+  for (const r of runs) {
+    const sizes = [...new Set(r.epochs.map((e) => e.testImages).filter((n) => typeof n === 'number'))];
+    if (sizes.length > 1) out.push(`note: ${r.label}'s test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them`);
+  }
   const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
   if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
   return out.join('\n');
@@ -238,8 +245,12 @@ function formatDuration(seconds: number): string {
  * loss is logged every 20 steps, and a run may have fewer steps an epoch). The records, not the
  * curve: that one is thinned to about 800 points. */
 function stepsSparse(run: RunSummary): boolean {
-  const steps = run.records.filter((r) => (r as { kind?: unknown }).kind === 'step').length; // records: already the current history
-  return steps < run.epochs.filter((r) => typeof r.trainLoss === 'number').length;
+  return stepCount(run) < run.epochs.filter((r) => typeof r.trainLoss === 'number').length;
+}
+
+/** The step losses a run logged (records: already the current history). */
+function stepCount(run: RunSummary): number {
+  return run.records.filter((r) => (r as { kind?: unknown }).kind === 'step' && typeof (r as { epoch?: unknown }).epoch === 'number').length;
 }
 
 export interface ComparisonPanel {
@@ -254,14 +265,17 @@ export interface ComparisonPanel {
  * loss where that has more points), test error, and validation error where a run has a
  * validation split. The loss axis is log-scaled; error axes too, unless `linearError`. */
 export function comparisonPanels(runs: RunSummary[], linearError = false): ComparisonPanel[] {
-  const curves = runs.map((r) => trainingCurveSeries(r.records));
+  // One moving average for all runs, the widest any run would take alone: the same steps of two
+  // runs (a fork and its parent, or a rerun) then draw the same curve.
+  const window = Math.max(1, ...runs.map((r) => stepLossWindow(stepCount(r))));
+  const curves = runs.map((r) => trainingCurveSeries(r.records, { window }));
   const pick = (k: number, from: 'loss' | 'error', names: string[]): Series => {
     const s = names.map((n) => curves[k][from].find((c) => c.name.startsWith(n))).find((c) => c !== undefined);
     return { name: runs[k].label, points: s?.points ?? [] };
   };
   const panels: ComparisonPanel[] = [
     // Log scale: runs part where the loss is small (here 2.3 falls to 0.01 on MNIST).
-    { title: 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', stepsSparse(runs[k]) ? ['train loss', 'step loss'] : ['step loss', 'train loss'])), logY: true },
+    { title: window > 1 ? `training loss (step losses: mean of ${window})` : 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', stepsSparse(runs[k]) ? ['train loss', 'step loss'] : ['step loss', 'train loss'])), logY: true },
     { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !linearError },
   ];
   if (runs.some((r) => bestValidationEpoch(r) !== null)) {

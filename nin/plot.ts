@@ -845,9 +845,16 @@ function movingAverage(values: number[], window: number): number[] {
   });
 }
 
-/** The curves of a metrics log: loss vs epoch (smoothed step losses, per-epoch train/val/test
+/** The moving average's window over `points` step losses: about 2 % of them, odd, so the centred
+ * window holds the count its label says (an even one took one more). */
+export function stepLossWindow(points: number): number {
+  return 2 * Math.floor(Math.round(points / 50) / 2) + 1;
+}
+
+/** The curves of a metrics log (`opts.window`: the step losses' moving average over that many,
+ * else stepLossWindow of their count): loss vs epoch (smoothed step losses, per-epoch train/val/test
  * loss) and error % vs epoch (train/val/test, whichever the records have). */
-export function trainingCurveSeries(records: object[]): { loss: Series[]; error: Series[] } {
+export function trainingCurveSeries(records: object[], opts: { window?: number } = {}): { loss: Series[]; error: Series[] } {
   const recs = currentHistory(records).filter((r): r is Rec => typeof r === 'object' && r !== null) as Rec[];
   const steps = recs.filter((r) => r.kind === 'step' && typeof r.epoch === 'number');
   const epochs = recs.filter((r) => r.kind === 'epoch' && typeof r.epoch === 'number');
@@ -886,8 +893,7 @@ export function trainingCurveSeries(records: object[]): { loss: Series[]; error:
     const denom = finished.has(e) || i < keys.length - 1 ? g.length : Math.max(g.length, typical);
     g.forEach((r, j) => stepPoints.push([e + (j + 1) / denom, field(r, 'loss') ?? NaN]));
   }
-  // Odd, so the centred window holds the count its label says (an even one took one more).
-  const window = 2 * Math.floor(Math.round(stepPoints.length / 50) / 2) + 1;
+  const window = opts.window ?? stepLossWindow(stepPoints.length);
   const smooth = movingAverage(stepPoints.map((p) => p[1]), window);
   // Thin to about 800 points: the curve is already smooth, and the plot is not that wide.
   const every = Math.max(1, Math.ceil(stepPoints.length / 800));

@@ -10,9 +10,11 @@
 //   { kind: 'step', epoch, step, loss, lr }       every 20th step; `step` counts from 0 over the run,
 //                                                 `epoch` is the 0-based index of the epoch it falls in
 //   { kind: 'epoch', epoch, step, trainLoss, trainError, lr, imgPerSec, seconds,
-//     valLoss?, valError?, testLoss?, testError? } after each epoch; `epoch` is the number of epochs
+//     valLoss?, valError?, testLoss?, testError?, testImages? }
+//                                                 after each epoch; `epoch` is the number of epochs
 //                                                 completed (the first epoch's record says 1),
-//                                                 `step` the steps done by then
+//                                                 `step` the steps done by then, `testImages` the
+//                                                 images the test error is over
 //   { kind: 'start', run, stretch, time, stepsPerEpoch }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
 //   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch }  run `run` resumed
@@ -292,6 +294,8 @@ export interface EpochRecord {
   trainError: number;
   testLoss?: number;
   testError?: number;
+  /** The test images evaluated (absent in logs from before session 31): a resume may change --test-limit. */
+  testImages?: number;
   valLoss?: number;
   valError?: number;
   lr: number;

@@ -673,6 +673,7 @@ async function trainInDirectory(
         testResult = await evaluate(model, testSet, o.batchSize);
         rec.testLoss = testResult.loss;
         rec.testError = testResult.error;
+        rec.testImages = testSet.count;
       }
       // The plateau schedule looks at the finished epoch; the checkpoint keeps what it decided.
       let scheduleNote = '';

@@ -141,6 +141,43 @@ describe('nin compare', () => {
     expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no run there (no ${join(root, 'nowhere', 'metrics.jsonl')})`);
   });
 
+  it('the test images each run was last evaluated on: a column where they differ, and a note for a run whose test set changed', () => {
+    // Same weights, other --test-limit: the errors differ and the table must say why.
+    const tested = (n: number) => () => ({ testError: 0.2, testImages: n }) as Partial<Record<'testError' | 'valError', number>>;
+    const small = runDir('tested/small', epochs(0, 2, tested(100)));
+    const large = runDir('tested/large', epochs(0, 2, tested(2000)));
+    const lines = comparisonTable(readRuns([small, large])).split('\n');
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'test images', 'epochs', 'test error', 'img/s', 'time']);
+    expect(lines.slice(2, 4).map((l) => l.split(/\s{2,}/)[1])).toEqual(['100', '2000']);
+    const same = comparisonTable(readRuns([small, runDir('tested/again', epochs(0, 2, tested(100)))]));
+    expect(same).toContain('train limit all, test images 100, val 0');
+    expect(same).not.toContain('test set changed');
+    // Resumed with another --test-limit: the last epoch's count, and a note.
+    const changed = runDir('tested/changed', [...epochs(0, 1, tested(100)), ...epochs(1, 2, tested(2000))]);
+    const table = comparisonTable(readRuns([small, changed]));
+    expect(table.split('\n')[3].split(/\s{2,}/)[1]).toBe('2000');
+    expect(table).toContain("note: changed's test set changed during the run (100, 2000 images): its test error curve mixes them");
+  });
+
+  it('one moving average for all runs\' step losses: the same steps of two runs draw the same curve', () => {
+    // 38 epochs of 2 step records: alone, a window of 3; 10 epochs: alone, none (1).
+    const long = runDir('window/long', epochs(0, 38, () => ({ testError: 0.1 })));
+    const short = runDir('window/short', epochs(0, 10, () => ({ testError: 0.1 })));
+    const alone = comparisonPanels(readRuns([short]))[0];
+    expect(alone.title).toBe('training loss');
+    alone.series[0].points.forEach((p, i) => expect(p[1]).toBeCloseTo(2 / (1 + 5 * i), 12)); // the raw step losses
+    const [loss] = comparisonPanels(readRuns([long, short]));
+    expect(loss.title).toBe('training loss (step losses: mean of 3)');
+    const [l, sh] = loss.series.map((s) => s.points);
+    expect(sh).toHaveLength(20);
+    // Away from the short run's last point (its window is cut there), the two curves are one.
+    for (let i = 0; i < 19; i++) {
+      expect(sh[i][0]).toBe(l[i][0]);
+      expect(sh[i][1]).toBeCloseTo(l[i][1], 12);
+    }
+    expect(sh[1][1]).toBeCloseTo((2 / 1 + 2 / 6 + 2 / 11) / 3, 12); // a mean of 3, not the raw loss
+  });
+
   it('draws each run in its own colour on shared axes: loss, test error, and validation error where there is one', () => {
     const three = PNG.sync.read(renderComparison(readRuns([gap, fc]), { panelWidth: 500, height: 360 }));
     expect([three.width, three.height]).toEqual([1500, 360]);

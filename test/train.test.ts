@@ -78,7 +78,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(ckpt.config.name).toBe('mnist-small');
     expect(ckpt.preprocessor.kind).toBe('standardize');
     const metrics = readFileSync(join(tmp, 'short', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(metrics.filter((m) => m.kind === 'epoch').map((m) => m.epoch)).toEqual([1, 2, 3]);
+    expect(metrics.filter((m) => m.kind === 'epoch').map((m) => [m.epoch, m.testImages])).toEqual([[1, 500], [2, 500], [3, 500]]);
     // The log's numbering is the one the curves read: epoch k's steps end where its record sits.
     // A step loss sits at its step: step s of epoch k (0-based, 125 steps each) at k + (s - 125k + 1) / 125.
     expect(metrics[0]).toMatchObject({ kind: 'start', stepsPerEpoch: 125 });
