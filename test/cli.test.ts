@@ -45,7 +45,7 @@ describe('nin CLI', () => {
     [['visualize', 'package.json'], /package.json: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
     // The training set's size is known before it is loaded.
     [['train', '--model', 'mnist-small', '--val', '60000'], /--val 60000 holds out 60000 images: none left of mnist's 60000 training images/],
-    [['train', '--model', 'mnist-small', '--val', '59990'], /--batch 64 is larger than the 10 training images left of mnist's 60000 training images after --val 59990/],
+    [['train', '--model', 'mnist-small', '--val', '59990'], /--batch 16 is larger than the 10 training images left of mnist's 60000 training images after --val 59990/],
     [['models', 'extra'], /expected no arguments, got 1 argument/],
     [['models', '--bogus'], /Unknown option '--bogus'/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
@@ -198,6 +198,10 @@ describe('nin CLI', () => {
     expect(options).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: MAIN_JOB.epochs, batchSize: MAIN_JOB.batch, trainLimit: undefined, schedule: 'cosine' });
     // As the usage documents it: one epoch, batch 16, lr 0.025 cosine, 5 % warm-up.
     expect(options).toMatchObject({ epochs: 1, batchSize: 16, lr: 0.025, warmupEpochs: 0.05 });
+    // Naming the model the main job trains keeps its recipe (it took the paper net's 20 epochs at batch 64).
+    for (const args of [['--model', 'mnist-small'], ['--dataset', 'mnist', '--model', 'mnist-small']]) {
+      expect(parseTrainArgs(args).options, args.join(' ')).toMatchObject({ dataset: 'mnist', model: 'mnist-small', epochs: 1, batchSize: 16, lr: 0.025, schedule: 'cosine', warmupEpochs: 0.05, augment: false, preprocess: 'standardize' });
+    }
     const paper = parseTrainArgs(['--dataset', 'mnist']).options;
     expect(paper.model).toBe('mnist');
     expect(paper.trainLimit).toBeUndefined();

@@ -44,7 +44,7 @@ function options(extra: string[]): TrainOptions {
  * images, to be cut into batches of 16 (the batch size of most tests here, whose kernels a cold
  * shader cache compiles once). */
 async function deadMapsCheckpoint(name: string, images: number): Promise<string> {
-  const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', String(images), '--out', join(tmp, name)]);
+  const o = options(['--class-maps', 'relu', '--preprocess', 'none', '--train-limit', String(images), '--epochs', '2', '--out', join(tmp, name)]);
   const ckpt = await saveUntrained(o, join(tmp, `${name}.safetensors`));
   const { tensors, metadata } = readSafetensors(ckpt);
   const lastBias = Object.keys(tensors).filter((k) => /^param\.block\d+\.b3$/.test(k)).sort().at(-1)!;
@@ -392,7 +392,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 
   it('keeps the epoch of lowest validation error as best.safetensors, also across a resume', async () => {
-    const base = ['--batch', '16', '--lr', '0.05', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
+    const base = ['--batch', '16', '--lr', '0.05', '--schedule', 'step', '--warmup', '0.2', '--train-limit', '200', '--val', '40', '--test-limit', '32', '--seed', '7', '--epochs', '4'];
     // The test labels moved on by one class: test error no longer follows validation error, so a
     // best epoch chosen on the test set would show.
     const splits = await loadSplits(options(base));
