@@ -169,7 +169,7 @@ train options:
                           directory by default; checkpoints there from a stretch the resume
                           replaces are kept, renamed *.superseded.safetensors
   --overwrite             start afresh in an --out that holds another run (its files are kept,
-                          renamed *.superseded*)
+                          renamed *.superseded*); not with a resume in the run's own directory
   --stop-after E          stop after epoch E (the schedule still spans --epochs)
   A resume keeps the checkpoint's settings unless flags replace them; the batch size may change
   only at an epoch's end.
@@ -490,6 +490,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
+  // (train() ignores it there: a resume in the run's own directory continues that run)
+  if (options.overwrite && source && isOwnRunDirectory(options.outDir, source)) {
+    throw new UsageError(`--overwrite: --resume ${resume} continues its run in ${options.outDir}, its own directory, where there is nothing to overwrite (a save the resume replaces is kept anyway); leave out --overwrite, or fork the run with --out DIR`);
+  }
   return { options, dataDir: s('data-dir') };
 }
 

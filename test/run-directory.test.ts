@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { parseTrainArgs } from '../nin/cli.ts';
+import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
@@ -397,6 +397,10 @@ describe('the run directory', () => {
     expect(parseTrainArgs(['--resume', other, '--overwrite']).options.outDir).toBe(held);
     // A run directory stands for its checkpoint.
     expect(parseTrainArgs(['--resume', held]).options).toMatchObject({ resume: ckpt, outDir: held });
+    // --overwrite on a resume in the run's own directory would do nothing (it was silently ignored).
+    for (const args of [['--resume', ckpt, '--overwrite'], ['--resume', held, '--out', held, '--overwrite']]) {
+      expect(() => parseTrainArgs(args), args.join(' ')).toThrow(new UsageError(`--overwrite: --resume ${ckpt} continues its run in ${held}, its own directory, where there is nothing to overwrite (a save the resume replaces is kept anyway); leave out --overwrite, or fork the run with --out DIR`));
+    }
     mkdirSync(join(root, 'empty'));
     expect(() => parseTrainArgs(['--resume', join(root, 'empty')])).toThrow(`--resume: no checkpoint at '${join(root, 'empty', 'checkpoint.safetensors')}'`);
     // Nothing left to train: refused before anything is renamed or logged.
