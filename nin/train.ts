@@ -480,6 +480,7 @@ async function trainInDirectory(
   const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
   log(`run directory ${o.outDir}`);
   if (o.augment && (o.dataset === 'mnist' || o.dataset === 'svhn')) log(`note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; ${o.dataset}'s default is no augmentation)`);
+  if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
   log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);

@@ -125,6 +125,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--aug', '--out', join(tmp, 'aug-note')]), log: (l: string) => lines.push(l) };
     await train(o, await loadSplits(o));
     expect(lines).toContain("note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; mnist's default is no augmentation)");
+    expect(lines.filter((l) => l.includes('--lr 0'))).toEqual([]);
+  });
+
+  it('--lr 0 says that no step changes the weights', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--lr', '0', '--out', join(tmp, 'lr-zero')]), log: (l: string) => lines.push(l) };
+    const r = await train(o, await loadSplits(o));
+    expect(lines).toContain('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
+    expect(r.stepLosses.length).toBe(2);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
