@@ -12,7 +12,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
-import { parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
+import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
 export class UsageError extends Error {
@@ -397,8 +397,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (s('gamma') !== undefined && schedule !== 'step' && schedule !== 'plateau') throw new UsageError(`--gamma only applies to --schedule step or plateau (the rate's factor at each drop), not ${schedule}`);
   const stepsArg = s('lr-steps');
   if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
-  // One drop where half and three quarters round to the same epoch (3 epochs: both are 2, and two drops there would cut lr ×gamma²).
-  const derivedSteps = schedule === 'step' ? [...new Set([Math.round(epochs * 0.5), Math.round(epochs * 0.75)])] : [];
+  const derivedSteps = schedule === 'step' ? defaultStepEpochs(epochs) : [];
   const stepEpochs = given('stepEpochs', epochs) ?? (saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps);
   const warmupEpochs = given('warmupEpochs', epochs) ?? pick('warmupEpochs', d.warmup);
   const options: TrainOptions = {

@@ -22,6 +22,12 @@ export interface ScheduleOptions {
   plateauOn?: 'train' | 'val';
 }
 
+/** The step schedule's drops when --lr-steps names none: at half and three quarters of the run,
+ * rounded; one drop where they meet (3 epochs: both are 2, and two drops there would cut lr ×gamma²). */
+export function defaultStepEpochs(epochs: number): number[] {
+  return [...new Set([Math.round(epochs * 0.5), Math.round(epochs * 0.75)])];
+}
+
 /** The learning rate at epoch `step / stepsPerEpoch` (fractional): train.ts passes the epoch's
  * index × stepsPerEpoch + its batches done, not the run's step count, which a batch size changed
  * on resume would misplace. `drops`: the plateau schedule's drops so far (PlateauState). */

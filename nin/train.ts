@@ -20,7 +20,7 @@ import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
-import { learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
+import { defaultStepEpochs, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 
@@ -541,6 +541,12 @@ async function trainInDirectory(
     }
     const now = lrAt(startEpoch, inEpoch);
     if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
+    // A longer (or shorter) step-schedule run keeps its drops: moving them would redo the epochs
+    // already trained at the dropped rate at the full one. Said where the defaults would differ.
+    const saved = resumed.options;
+    if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(defaultStepEpochs(o.epochs)) !== String(o.stepEpochs)) {
+      log(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${defaultStepEpochs(o.epochs).join(', ')} (--lr-steps moves them)`);
+    }
   }
   // The progress line's img/s times the training steps only: not the data preparation before them
   // (a ZCA fit or LCN can take minutes), nor each epoch's evaluation and saves, which its ETA adds

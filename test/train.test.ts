@@ -120,6 +120,23 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(await notes('lr-note-plateau-kept', ['--schedule', 'constant', '--lr', '0.0002'], dropped)).toEqual([]);
   });
 
+  it('a step-schedule run resumed for more epochs keeps its drops, and says where a new run would have them', async () => {
+    const base = ['--batch', '16', '--lr', '0.02', '--schedule', 'step', '--warmup', '0', '--train-limit', '64', '--test-limit', '16', '--seed', '5'];
+    const first = await train(options([...base, '--epochs', '4', '--stop-after', '1', '--out', join(tmp, 'steps-note')]), await loadSplits(options(base)));
+    const notes = async (name: string, extra: string[]) => {
+      const lines: string[] = [];
+      const o = { ...options(['--resume', first.checkpoint, '--stop-after', '2', '--out', join(tmp, name), ...extra]), log: (l: string) => lines.push(l) };
+      await train(o, await loadSplits(o));
+      return { stepEpochs: o.stepEpochs, notes: lines.filter((l) => l.startsWith('note: the rate still drops')) };
+    };
+    expect(await notes('steps-note-same', [])).toEqual({ stepEpochs: [2, 3], notes: [] });
+    expect(await notes('steps-note-longer', ['--epochs', '8'])).toEqual({
+      stepEpochs: [2, 3],
+      notes: ["note: the rate still drops at epochs 2, 3, as the checkpoint's run of 4 epochs; a new run of 8 would drop at 4, 6 (--lr-steps moves them)"],
+    });
+    expect(await notes('steps-note-moved', ['--epochs', '8', '--lr-steps', '4,6'])).toEqual({ stepEpochs: [4, 6], notes: [] });
+  });
+
   it('--aug on digits says that a flip changes what a digit is', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--aug', '--out', join(tmp, 'aug-note')]), log: (l: string) => lines.push(l) };
