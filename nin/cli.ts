@@ -469,6 +469,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   // The training set's size is known before loading it: the official count (a partial file can
   // only make it smaller, and is caught when read), or --train-limit.
   const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
+  // A limit past the data set used all of it, but was saved as given: runs on the same images
+  // then differed in `nin compare`'s settings.
+  if (s('train-limit') !== undefined && options.trainLimit! > official) {
+    throw new UsageError(`--train-limit ${options.trainLimit} is more than ${dataset}'s ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
+  }
+  if (s('test-limit') !== undefined) testLimitProblem(options.testLimit!, dataset);
   const trainImages = Math.min(official, options.trainLimit ?? official);
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
   const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
@@ -569,6 +575,12 @@ async function runTrain(args: string[]): Promise<number> {
   }
 }
 
+/** A --test-limit past the official test set: a usage error (the set's own count is the limit). */
+function testLimitProblem(limit: number, dataset: string): void {
+  const official = splitCount(dataset, 'test');
+  if (limit > official) throw new UsageError(`--test-limit ${limit} is more than ${dataset}'s ${official} test images: leave it out to test on all`);
+}
+
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
@@ -578,6 +590,7 @@ async function runEval(args: string[]): Promise<void> {
   const { loadTestSet } = await import('./datasets.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
+  if (testLimit !== undefined) testLimitProblem(testLimit, c.options.dataset);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the

@@ -46,6 +46,10 @@ describe('nin CLI', () => {
     // The training set's size is known before it is loaded.
     [['train', '--model', 'mnist-small', '--val', '60000'], /--val 60000 holds out 60000 images: none left of mnist's 60000 training images/],
     [['train', '--model', 'mnist-small', '--val', '59990'], /--batch 16 is larger than the 10 training images left of mnist's 60000 training images after --val 59990/],
+    // Limits past the data set: all of it was used, and the limit saved as given.
+    [['train', '--train-limit', '60001'], /--train-limit 60001 is more than mnist's 60000 training images: leave it out to train on all/],
+    [['train', '--dataset', 'svhn', '--extra', '--train-limit', '604389'], /--train-limit 604389 is more than svhn's 604388 training images \(train and extra\): leave it out/],
+    [['train', '--dataset', 'cifar10', '--test-limit', '10001'], /--test-limit 10001 is more than cifar10's 10000 test images: leave it out to test on all/],
     [['models', 'extra'], /expected no arguments, got 1 argument/],
     [['models', '--bogus'], /Unknown option '--bogus'/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],

@@ -946,6 +946,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(ev.stderr).not.toMatch(/nin: /);
     expect(ev.status).toBe(0);
     expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
+    const past = await nin('eval', join(tmp, 'short'), '--test-limit', '10001');
+    expect(past.status).toBe(2);
+    expect(past.stderr).toContain("--test-limit 10001 is more than mnist's 10000 test images: leave it out to test on all");
     const pr = await nin('predict', ckpt, digit);
     expect(pr.status, pr.stderr).toBe(0);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
