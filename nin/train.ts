@@ -383,7 +383,8 @@ async function trainInDirectory(
     pre = resumed.preprocessor;
     startEpoch = resumed.epoch;
     step = resumed.step;
-    log(`resumed from ${o.resume}: epoch ${startEpoch}, step ${step}` + (resumed.partialEpoch ? ` (batch ${resumed.partialEpoch.batches} of epoch ${startEpoch + 1})` : ''));
+    // (epochs counted from 1, as the progress line and an interrupt name them)
+    log(`resumed from ${o.resume}: ` + (resumed.partialEpoch ? `within epoch ${startEpoch + 1}, at step ${step} (batch ${resumed.partialEpoch.batches} of ${epochSteps})` : `after epoch ${startEpoch}, at step ${step}`));
   } else {
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }

@@ -162,7 +162,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Only --resume: batch, lr, limits, seed, epochs and run directory come from the checkpoint.
     const resumed = options(['--resume', first.checkpoint]);
     expect(resumed).toMatchObject({ batchSize: 16, lr: 0.02, trainLimit: 160, seed: 5, epochs: 3, outDir: join(tmp, 'part'), stopAfter: undefined });
-    const rest = await train(resumed, await loadSplits(resumed));
+    const restLines: string[] = [];
+    const rest = await train({ ...resumed, log: (l: string) => restLines.push(l) }, await loadSplits(resumed));
+    expect(restLines).toContain(`resumed from ${first.checkpoint}: after epoch 1, at step 10`);
     expect(full.stepLosses.length).toBe(30);
     expect(first.stepLosses).toEqual(full.stepLosses.slice(0, 10));
     expect(rest.stepLosses).toEqual(full.stepLosses.slice(10));
@@ -272,8 +274,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     await expect(train(otherSeed, await loadSplits(otherSeed))).rejects.toThrow(within('with seed 5', '--seed 6'));
     // At an epoch's end the seed may change (a fork with another batch order is an experiment of its own).
     expect(options(['--resume', endErr.checkpoint, '--seed', '6', '--out', join(tmp, 'cut-at-end-seed6')]).seed).toBe(6);
-    const cutRest = await train(options(['--resume', cut.checkpoint]), await loadSplits(options(base)));
+    const cutLines: string[] = [];
+    const cutRest = await train({ ...options(['--resume', cut.checkpoint]), log: (l: string) => cutLines.push(l) }, await loadSplits(options(base)));
     expect(cutRest.stepLosses).toEqual(full.stepLosses.slice(14));
+    // Named as the interrupt named it (it said "epoch 0, step 14 (batch 4 of epoch 2)").
+    expect(cutLines).toContain(`resumed from ${cut.checkpoint}: within epoch 2, at step 14 (batch 4 of 10)`);
     const finished = loadCheckpoint(cutRest.checkpoint);
     expect(finished.partialEpoch).toBeNull();
     for (const [name, w] of a.params) expect(finished.params.get(name), name).toEqual(w);
