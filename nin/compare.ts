@@ -68,7 +68,8 @@ function describeValidation(o: Record<string, unknown>): unknown {
  * (`metrics.superseded*.jsonl`, `*.superseded*.safetensors`) is that run, not the directory's
  * current one. Throws a RangeError naming the path if it holds no log. */
 export function readRun(path: string): RunSummary {
-  const isFile = existsSync(path) && statSync(path).isFile();
+  if (!existsSync(path)) throw new RangeError(`${path}: no such run directory, log or checkpoint`);
+  const isFile = statSync(path).isFile();
   const dir = isFile ? dirname(path) : path;
   if (isFile && basename(path) !== 'metrics.jsonl') return readRunFile(path, dir);
   const log = join(dir, 'metrics.jsonl');

@@ -118,7 +118,7 @@ describe('nin compare', () => {
       expect(old.settings.lr).toBe('0.01');
     }
     expect([current, oldLog, oldCheckpoint].map((r) => r.label)).toEqual(['reused', 'metrics.superseded', 'checkpoint.step30.superseded']);
-    expect(() => readRuns([join(reused, 'run.txt')])).toThrow(); // (no such file: no run there)
+    expect(() => readRuns([join(reused, 'run.txt')])).toThrow(`${join(reused, 'run.txt')}: no such run directory, log or checkpoint`);
     writeFileSync(join(reused, 'notes.txt'), 'x');
     expect(() => readRuns([join(reused, 'notes.txt')])).toThrow(`${join(reused, 'notes.txt')}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
     // `nin compare . ../other`: named by the directories they stand for, not "." and "..".
@@ -138,7 +138,11 @@ describe('nin compare', () => {
     const rows = comparisonTable(readRuns([stepRun, plateauRun, ended])).split('\n').slice(2, 5).map((l) => l.split(/\s{2,}/));
     expect(rows.map((r) => r[1])).toEqual(['step at 50,75 ×0.1', 'plateau on train, patience 3, 2 drops ×0.1', 'plateau on train, patience 3, 2 drops ×0.5']); // whole, however long
     expect(rows.map((r) => r[2])).toEqual(['1/4', '1/≤4', '2, done']);
-    expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no run there (no ${join(root, 'nowhere', 'metrics.jsonl')})`);
+    // A path that is not there is named as such (a missing checkpoint read as a directory without a log).
+    expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no such run directory, log or checkpoint`);
+    expect(() => readRun(join(gap, 'best.safetensors'))).toThrow(`${join(gap, 'best.safetensors')}: no such run directory, log or checkpoint`);
+    mkdirSync(join(root, 'empty-dir'));
+    expect(() => readRun(join(root, 'empty-dir'))).toThrow(`${join(root, 'empty-dir')}: no run there (no ${join(root, 'empty-dir', 'metrics.jsonl')})`);
   });
 
   it('the test images each run was last evaluated on: a column where they differ, and a note for a run whose test set changed', () => {
@@ -258,7 +262,7 @@ describe('nin compare', () => {
     expect(existsSync(piped)).toBe(true);
     const bad = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, join(root, 'nowhere')], noGpu);
     expect(bad.status, bad.stderr).toBe(2);
-    expect(bad.stderr).toContain(`nin: ${join(root, 'nowhere')}: no run there`);
+    expect(bad.stderr).toContain(`nin: ${join(root, 'nowhere')}: no such run directory, log or checkpoint`);
     expect(bad.stderr).not.toMatch(/No WebGPU adapter found/);
     expect(bad.stderr).not.toMatch(/maxDynamic/); // Dawn prints this (on lavapipe) when it enumerates adapters
   });
