@@ -38,6 +38,8 @@ export interface LoadedImage {
   pixels: Float32Array;
   /** The file's [height, width] before resizing. */
   originalSize: [number, number];
+  /** Whether any pixel of the file is less than opaque. */
+  translucent: boolean;
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -383,7 +385,33 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
   const pixels = resizeImage(converted, png.height, png.width, channels, height, width);
   // Interpolation weights are convex, so this only trims float rounding at the ends.
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
-  return { pixels, originalSize: [png.height, png.width] };
+  let translucent = false;
+  for (let i = 3; i < png.rgba.length && !translucent; i += 4) translucent = png.rgba[i] < 1;
+  return { pixels, originalSize: [png.height, png.width], translucent };
+}
+
+/**
+ * What a picture given to `nin predict` may need said, one line each: resized (resizeNote); for an
+ * MNIST model, a light border (its digits are light strokes on black); and a picture that is one
+ * flat value as the model sees it (dark strokes on a transparent background vanish over black).
+ */
+export function pictureNotes(file: string, image: LoadedImage, input: ModelInput, opts: { mnist: boolean; invert?: boolean }): string[] {
+  const notes: string[] = [];
+  const resized = resizeNote(file, image.originalSize, input);
+  if (resized) notes.push(resized);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of image.pixels) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  if (hi - lo < 1 / 255) {
+    const why = image.translucent && !opts.invert ? ': dark strokes on a transparent background vanish over black; pass --invert' : '';
+    notes.push(`${file}: the picture is blank as the model sees it (every value ${lo.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''})${why}`);
+    return notes; // (a border note would only repeat it)
+  }
+  const border = opts.mnist ? borderMean(image.pixels, input) : 0;
+  if (border > 0.5) {
+    notes.push(`${file}: its border is light (mean ${border.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''}); MNIST's digits are light strokes on black` + (opts.invert ? '' : ': for a dark digit on a light background, pass --invert'));
+  }
+  return notes;
 }
 
 /** The mean of a loaded image's outermost rows and columns (all channels), in [0, 1]. */

@@ -9,7 +9,7 @@ import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
 import { loadTestSet } from './datasets.ts';
-import { borderMean, ImageLoadError, loadImageForModel, resizeNote } from './images.ts';
+import { ImageLoadError, loadImageForModel, pictureNotes } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
@@ -22,10 +22,10 @@ export function classNamesOf(dataset: string): readonly string[] {
 
 /**
  * One line per image: its top-5 classes with probabilities. Each picture not of the model's input
- * size is resized, and `note` (default: stderr) is told so, one line per picture; so is a picture
- * for an MNIST model whose border is light (MNIST's digits are light on black: a dark digit on
- * white reads as something else). `invert`: the pictures are dark strokes on a light or
- * transparent background (composited over white and inverted, see nin/images.ts).
+ * size is resized, and `note` (default: stderr) is told so; so is a picture for an MNIST model
+ * whose border is light, and one that is blank as the model sees it (pictureNotes). `invert`: the
+ * pictures are dark strokes on a light or transparent background (composited over white and
+ * inverted, see nin/images.ts).
  */
 export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<string[]> {
   const c = loadCheckpoint(checkpointPath);
@@ -37,12 +37,7 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   images.forEach((path, i) => {
     try {
       const image = loadImageForModel(path, { height, width, channels }, opts);
-      const resized = resizeNote(path, image.originalSize, { height, width });
-      if (resized) note(resized);
-      const border = c.options.dataset === 'mnist' ? borderMean(image.pixels, { height, width, channels }) : 0;
-      if (border > 0.5) {
-        note(`${path}: its border is light (mean ${border.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''}); MNIST's digits are light strokes on black` + (opts.invert ? '' : ': for a dark digit on a light background, pass --invert'));
-      }
+      for (const line of pictureNotes(path, image, { height, width, channels }, { mnist: c.options.dataset === 'mnist', invert: opts.invert })) note(line);
       pixels.set(image.pixels, i * height * width * channels);
     } catch (e) {
       if (!(e instanceof ImageLoadError)) throw e;

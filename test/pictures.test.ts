@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { borderMean, encodePng, ImageLoadError, loadImageForModel, readPng, resizeImage, resizeNote } from '../nin/images.ts';
+import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -142,6 +142,30 @@ describe('loadImageForModel', () => {
     expect(resizeNote('tall.png', [40, 30], { height: 32, width: 32 })).toBe('tall.png: resized from 30×40 to 32×32 (width×height), aspect ratio changed from 0.75:1 to 1:1');
     expect(resizeNote('big.png', [56, 56], model)).toBe('big.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept');
     expect(resizeNote('fits.png', [28, 28], model)).toBeNull();
+  });
+
+  it('pictureNotes: resized, a light border for MNIST, and a picture blank as the model sees it (dark strokes on transparency)', () => {
+    const model = { height: 28, width: 28, channels: 1 as const };
+    const opts = { mnist: true };
+    // A black digit drawn only through alpha: black over black is blank; --invert shows it.
+    const strokes = new Array(28 * 28 * 2).fill(0).map((_, i) => (i % 2 === 1 && Math.floor(i / 2) % 28 > 10 && Math.floor(i / 2) % 28 < 16 ? 255 : 0));
+    const drawn = writePng('alpha-strokes.png', 28, 28, 4, strokes);
+    const plain = loadImageForModel(drawn, model);
+    expect(plain.translucent).toBe(true);
+    expect(pictureNotes(drawn, plain, model, opts)).toEqual([`${drawn}: the picture is blank as the model sees it (every value 0.00 of 1): dark strokes on a transparent background vanish over black; pass --invert`]);
+    const inverted = loadImageForModel(drawn, model, { invert: true });
+    expect(pictureNotes(drawn, inverted, model, { ...opts, invert: true })).toEqual([]);
+    // Opaque and flat: blank, without the transparency hint; for any data set.
+    const grey = loadImageForModel(writePng('flat.png', 56, 56, 0, new Array(56 * 56).fill(128)), model);
+    expect(grey.translucent).toBe(false);
+    expect(pictureNotes('flat.png', grey, model, { mnist: false })).toEqual([
+      'flat.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept',
+      'flat.png: the picture is blank as the model sees it (every value 0.50 of 1)',
+    ]);
+    // A dark digit on white: the border note (MNIST only).
+    const dark = loadImageForModel(writePng('dark.png', 28, 28, 0, new Array(28 * 28).fill(0).map((_, i) => (i % 28 > 10 && i % 28 < 16 ? 0 : 255))), model);
+    expect(pictureNotes('dark.png', dark, model, opts)).toEqual([`dark.png: its border is light (mean 0.91 of 1); MNIST's digits are light strokes on black: for a dark digit on a light background, pass --invert`]);
+    expect(pictureNotes('dark.png', dark, model, { mnist: false })).toEqual([]);
   });
 
   it('names the file in every error', () => {
