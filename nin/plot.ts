@@ -662,18 +662,26 @@ export function logAxis(minPositive: number, maxPositive: number): Axis {
     for (let e = lo; e <= hi; e += every) ticks.push({ value: e, label: label(1, e) });
     return { lo, hi, ticks };
   }
-  // Less than a decade: pad a little; 1-2-5 multiples if they give 4 ticks, else 1…9 if 3.
+  // Less than a decade: pad a little; 1-2-5 multiples if they give 4 ticks, else 1…9 if 3, where
+  // neither end of the axis is left without a label over more than 30 % of it (errors of 5.5 to
+  // 16 % had 6…10 labelled, and nothing by the points above 10); else linear ticks.
   const pad = hi === lo ? 0.05 : (hi - lo) * 0.05;
   lo -= pad;
   hi += pad;
+  const covers = (t: Axis['ticks']) => t.length > 0 && t[0].value - lo <= 0.3 * (hi - lo) && hi - t[t.length - 1].value <= 0.3 * (hi - lo);
   const coarse = multiples([1, 2, 5]);
-  if (coarse.length >= 4) return { lo, hi, ticks: coarse };
+  if (coarse.length >= 4 && covers(coarse)) return { lo, hi, ticks: coarse };
   const fine = multiples([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  if (fine.length >= 3) return { lo, hi, ticks: fine };
-  const lin = niceAxis(10 ** lo, 10 ** hi, 5);
-  const ticks = lin.ticks
-    .filter((t) => t.value > 0 && Math.log10(t.value) >= lo - 1e-9 && Math.log10(t.value) <= hi + 1e-9)
-    .map((t) => ({ value: Math.log10(t.value), label: t.label }));
+  if (fine.length >= 3 && covers(fine)) return { lo, hi, ticks: fine };
+  // Linear ticks: the niceAxis range is widened to whole steps, so those outside the axis go; a
+  // finer step where the coarser one leaves an end unlabelled.
+  let ticks: Axis['ticks'] = [];
+  for (const target of [5, 8]) {
+    ticks = niceAxis(10 ** lo, 10 ** hi, target).ticks
+      .filter((t) => t.value > 0 && Math.log10(t.value) >= lo - 1e-9 && Math.log10(t.value) <= hi + 1e-9)
+      .map((t) => ({ value: Math.log10(t.value), label: t.label }));
+    if (covers(ticks)) break;
+  }
   return { lo, hi, ticks };
 }
 

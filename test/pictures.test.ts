@@ -705,6 +705,10 @@ describe('drawPlot: where things land', () => {
   it('log axes narrower than a decade: 1…9 multiples where 1-2-5 give fewer than 4 ticks, else linear ticks', () => {
     expect(logAxis(2, 9).ticks.map((t) => t.label)).toEqual(['2', '3', '4', '5', '6', '7', '8', '9']);
     expect(logAxis(2, 2.5).ticks.map((t) => t.label)).toEqual(['2.0', '2.2', '2.4']);
+    // Across a power of ten: 1…9 multiples would end at 10, with the points at 12.8 and 16.1 unlabelled.
+    const across = logAxis(5.5, 16.1);
+    expect(across.ticks.map((t) => t.label)).toEqual(['6', '8', '10', '12', '14', '16']);
+    expect(across.ticks.at(-1)!.value).toBeCloseTo(Math.log10(16), 12);
   });
 
   it('smooths step losses over an odd window of about 1/50 of them, centred, holding the count its label says', () => {
