@@ -371,7 +371,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
   // A network of one's own: from --config, or the resumed checkpoint's options.
   const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
-  // (a config no data set fits is told so by the shape checks, against the data set of its channels)
+  // (a config no data set fits is refused below, unless --dataset or a resume names the data set)
   const datasetOfModel = custom ? (datasetOfShape(custom) ?? (custom.input.channels === 1 ? 'mnist' : 'cifar10')) : modelArg === undefined ? undefined : datasetOf(modelArg);
   // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
   const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
@@ -386,6 +386,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`);
   }
   const { height, width, channels } = config.input;
+  if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
+    throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${DATASETS.map((d) => `${d} ${DATASET_SHAPES[d].image}`).join(', ')}`);
+  }
   const { image, classes } = DATASET_SHAPES[dataset];
   if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
   if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);

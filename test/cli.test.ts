@@ -486,6 +486,8 @@ describe("networks of one's own (--config)", () => {
     const refused: [string[], RegExp][] = [
       [['--config', path, '--model', 'mnist-small'], /--config and --model both name the network: give one/],
       [['--config', path, '--dataset', 'cifar10'], /model 'mnist-tiny' takes 28×28×1 images but cifar10 images are 32×32×3/],
+      // No data set has its images: said so, not "but cifar10 images are 32×32×3" (the data set guessed for it).
+      [['--config', file('two-channel.json', { ...tiny, name: 'two-channel', input: { height: 28, width: 28, channels: 2 } })], /--config: model 'two-channel' takes 28×28×2 images, and no data set has those: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3/],
       [['--config', join(dir, 'none.json')], /--config: no file at '.*none.json'/],
       [['--config', file('broken.json', '{"name": ')], /--config: .*broken.json is not valid JSON/],
       [['--config', file('builtin.json', { ...tiny, name: 'mnist-small' })], /names its network 'mnist-small', a built-in model's name: give it another/],
