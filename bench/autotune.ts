@@ -150,7 +150,7 @@ async function main() {
     },
   });
   const g = await getGpu();
-  if (kernelStyle() !== 'tiled') throw new Error(`autotune: tables apply to the tiled kernels; this adapter uses '${kernelStyle()}' (set NIN_KERNELS=tiled to tune them anyway)`);
+  if (kernelStyle() !== 'tiled') throw new NothingToTune(`autotune: tables apply to the tiled kernels; this adapter uses '${kernelStyle()}' (set NIN_KERNELS=tiled to tune them anyway)`);
   const batch = Number(values.batch);
   const reps = Number(values.reps);
   const maxCandidates = Number(values['max-candidates']);
@@ -284,7 +284,10 @@ async function main() {
   closeGpu();
 }
 
+/** A refusal to say in one line, not a failure with a stack trace. */
+class NothingToTune extends Error {}
+
 void main().catch((e) => {
-  console.error(e);
+  console.error(e instanceof NothingToTune ? e.message : e);
   process.exit(1);
 });

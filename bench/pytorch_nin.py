@@ -117,6 +117,8 @@ def main():
     ap.add_argument('--json')
     ap.add_argument('--device', default='cuda', help="'cpu' for a smoke test of this script")
     args = ap.parse_args()
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: this PyTorch ({torch.__version__}) sees no CUDA device; --device cpu runs a smoke test of this script")
     dev = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(1)
