@@ -192,7 +192,7 @@ if (isMainModule(import.meta.url)) {
   console.log(`  train step ${r.trainStepMs.toFixed(1)} ms (${r.trainImgPerSec.toFixed(1)} img/s), forward ${r.forwardMs.toFixed(1)} ms (${r.forwardImgPerSec.toFixed(1)} img/s)`);
   // (GFLOP per ms is TFLOP/s; under 1, as on a CPU adapter, in GFLOP/s: "0.0 TFLOP/s" says nothing)
   const flops = (tflops: number) => (tflops >= 1 ? `${tflops.toFixed(1)} TFLOP/s` : `${(1000 * tflops).toFixed(1)} GFLOP/s`);
-  console.log(`  back to back (as training runs): ${r.pipelinedStepMs.toFixed(1)} ms a step (${((r.batch * 1000) / r.pipelinedStepMs).toFixed(1)} img/s, ${flops(r.trainGflop / r.pipelinedStepMs)} of ${r.trainGflop.toFixed(1)} GFLOP a step)`);
+  console.log(`  back to back (as training runs): ${r.pipelinedStepMs.toFixed(1)} ms a step (${((r.batch * 1000) / r.pipelinedStepMs).toFixed(1)} img/s, ${flops(r.trainGflop / r.pipelinedStepMs)} of ${r.trainGflop.toPrecision(3)} GFLOP a step)`);
   console.log(`  forwards back to back: ${r.pipelinedForwardMs.toFixed(1)} ms each (${((r.batch * 1000) / r.pipelinedForwardMs).toFixed(1)} img/s)`);
   console.log(`  host time to record a training step: ${r.recordMs.toFixed(2)} ms`);
   if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2));
