@@ -114,7 +114,8 @@ console.error(`validation: fused and unfused mlpconv match the float64 reference
 mlpconvRows = await benchMlpconv({
   batches: values['mlpconv-batches']!.split(',').map(Number),
   reps: Number(values.reps),
-  blocks: BLOCKS.map((b) => b.name),
+  // The blocks of the paper's nets among --models (cifar1–3: CIFAR-10/100's and SVHN's; mnist1–3).
+  blocks: BLOCKS.map((b) => b.name).filter((name) => models.some((m) => (name.startsWith('mnist') ? m === 'mnist' : ['cifar10', 'cifar100', 'svhn'].includes(m)))),
   onRow: (rows) => {
     mlpconvRows = rows;
     report();
