@@ -95,7 +95,6 @@ function readConfigFile(path: string): ModelConfig {
   return config;
 }
 
-
 export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint

@@ -542,8 +542,8 @@ async function trainInDirectory(
     }
     const now = lrAt(startEpoch, inEpoch);
     if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
-    // A longer (or shorter) step-schedule run keeps its drops: moving them would redo the epochs
-    // already trained at the dropped rate at the full one. Said where the defaults would differ.
+    // A longer (or shorter) step-schedule run keeps its drops: moved later, they would put the rate
+    // back up after epochs already trained at the dropped one. Said where the defaults would differ.
     const saved = resumed.options;
     if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(defaultStepEpochs(o.epochs)) !== String(o.stepEpochs)) {
       log(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${defaultStepEpochs(o.epochs).join(', ')} (--lr-steps moves them)`);
