@@ -4,8 +4,9 @@ import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
 import type { TrainData, TrainOptions } from './train.ts';
 
+/** One line a split. (Its notes, a partial or fallback file, were printed as warnings when read.) */
 function report(ds: ImageDataset): void {
-  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}` + (ds.notes.length ? ` (${ds.notes.join('; ')})` : ''));
+  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}`);
 }
 
 /** The splits of a run, read afresh: each image array is the caller's alone (consumable by train()). */

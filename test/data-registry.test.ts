@@ -7,7 +7,8 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { loadTestSet } from '../nin/datasets.ts';
 import {
   CIFAR10_ARCHIVE,
   DATASETS,
@@ -450,6 +451,17 @@ describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
     expect(warnings[0]).toContain('CIFAR-10 test: using test_batch.first1000.bin: only the first 1000 of the 10000 official CIFAR-10 test images');
     expect(ds.notes).toHaveLength(1);
     expect(ds.notes[0]).toMatch(/test_batch\.first1000\.bin/);
+  });
+
+  it("a run's loading says the partial test file once: as a warning, not again on the split's line", async () => {
+    const printed: string[] = [];
+    const spies = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void printed.push(String(m))));
+    try {
+      await loadTestSet('cifar10', SHARED, 16);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(printed).toEqual([expect.stringMatching(/^warning: CIFAR-10 test: using test_batch\.first1000\.bin: /), 'cifar10/test[:16]: 16 images 32×32×3']);
   });
 
   it('CIFAR-10 train resolves to the five gzipped batches in order', async () => {
