@@ -645,6 +645,39 @@ describe('Preprocessor (the transform training and eval apply)', () => {
       meanAbs = Math.max(meanAbs, Math.abs(m / train.count));
     }
     expect(meanAbs).toBeLessThan(1e-4);
+    // The fit, against the GCN'd training data's own covariance Σ (float64, here): W·(Σ + εI)·W = I,
+    // and so the whitened data's covariance is Σ·(Σ + εI)⁻¹ = I − ε·W² (the directions ε swamps shrink).
+    const { whitening: W, epsilon } = pre.stats as ZcaStats;
+    const g = new Float32Array(train.images);
+    globalContrastNormalize(g, dim, NIN_GCN);
+    const covariance = (x: ArrayLike<number>) => {
+      const mean = new Float64Array(dim);
+      for (let s = 0; s < train.count; s++) for (let j = 0; j < dim; j++) mean[j] += x[s * dim + j] / train.count;
+      const cov = new Float64Array(dim * dim);
+      for (let s = 0; s < train.count; s++) for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) cov[i * dim + j] += ((x[s * dim + i] - mean[i]) * (x[s * dim + j] - mean[j])) / train.count;
+      return cov;
+    };
+    const matmul = (a: Float64Array, b: Float64Array) => {
+      const out = new Float64Array(dim * dim);
+      for (let i = 0; i < dim; i++) for (let k = 0; k < dim; k++) for (let j = 0; j < dim; j++) out[i * dim + j] += a[i * dim + k] * b[k * dim + j];
+      return out;
+    };
+    const sigma = covariance(g);
+    for (let k = 0; k < dim; k++) sigma[k * dim + k] += epsilon;
+    const identity = (i: number, j: number) => (i === j ? 1 : 0);
+    const wSw = matmul(matmul(W, sigma), W);
+    const w2 = matmul(W, W);
+    const covT = covariance(t);
+    let fitErr = 0;
+    let outErr = 0;
+    for (let i = 0; i < dim; i++) {
+      for (let j = 0; j < dim; j++) {
+        fitErr = Math.max(fitErr, Math.abs(wSw[i * dim + j] - identity(i, j)));
+        outErr = Math.max(outErr, Math.abs(covT[i * dim + j] - (identity(i, j) - epsilon * w2[i * dim + j])));
+      }
+    }
+    expect(fitErr, 'W·(Σ + εI)·W against I').toBeLessThan(1e-9);
+    expect(outErr, "the whitened data's covariance against I − ε·W²").toBeLessThan(1e-4);
   });
 });
 
