@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { setGemmCapture } from '../kernels/gemm.ts';
+import { deriveSeed } from '../nin/data/rng.ts';
 import { expectClose } from './helpers.ts';
 import { checkAgainstReference, referenceLoss, sgdStepOnTiny, tiny } from './tiny-nin.ts';
 
@@ -36,14 +37,17 @@ describe("WebGPU's default limits (NIN_LIMITS=webgpu-defaults)", () => {
   });
 
   for (const style of styles)
-  it(`${style} kernels: the tiny NIN's loss and every parameter's gradient match central differences on the float64 reference`, async () => {
+  it(`${style} kernels: the tiny NIN's loss and every parameter's gradient, in training mode (its dropout masks), match central differences on the float64 reference`, async () => {
     setKernelStyle(style);
     // With gradients, a fused block binds 10 storage buffers (h1 and h2 kept for the backward):
     // more than 8, so each block runs as its three convolutions.
     const gemms: string[] = [];
     setGemmCapture((g) => gemms.push(g.name));
     try {
-      await checkAgainstReference(tiny, { train: false }, referenceLoss);
+      // (the dropout layers are 2 and 5; each draws its mask from the step's seed and its index)
+      const seed = 23;
+      const dropout = [2, 5].map((i): [number, number] => [(tiny.layers[i] as { p: number }).p, deriveSeed(seed, i)]);
+      await checkAgainstReference(tiny, { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout }));
     } finally {
       setGemmCapture(null);
     }
@@ -52,6 +56,8 @@ describe("WebGPU's default limits (NIN_LIMITS=webgpu-defaults)", () => {
     expect(gemms.filter((n) => n.endsWith('_forward'))).toEqual(unfused);
   });
 
+  // (Against each other: the gradients are checked against the reference above, and the SGD step
+  // in test/sgd.test.ts.)
   it('a training step (dropout on, SGD with momentum and weight decay) updates the weights alike in both styles', async () => {
     const weightsAfterStep = (style: KernelStyle) => {
       setKernelStyle(style);
