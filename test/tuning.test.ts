@@ -132,7 +132,8 @@ describe('tuning tables', () => {
     const x = pair([c.N, c.H, c.W, c.Ci], 21);
     const { t } = mlpconvParams(c, 21);
     const want = mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref).data;
-    const r = Tensor.fromArray(randomArray(c.N * c.H * c.W * c.C3, 28), [c.N, c.H, c.W, c.C3]);
+    const rData = randomArray(c.N * c.H * c.W * c.C3, 28);
+    const r = Tensor.fromArray(rData, [c.N, c.H, c.W, c.C3]);
     const run = async (opts: { forceFused?: boolean }) => {
       const { gpu: p } = mlpconvParams(c, 21); // fresh parameters, the same values each run
       const seen: string[] = [];
@@ -153,6 +154,10 @@ describe('tuning tables', () => {
     expect(chain.seen.slice(0, 3)).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward']);
     expect(chain.seen).not.toContain('fused');
     expectClose('unfused by the table', chain.out, want, 1e-5);
+    // Its gradients against central differences on the float64 block (not only against the fused run).
+    const scalar = () => dotRef(mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref), rData);
+    expectClose('unfused dw1', chain.dw1, numericalGrad(scalar, t.w1.ref), 1e-5);
+    expectClose('unfused dw3', chain.dw3, numericalGrad(scalar, t.w3.ref), 1e-5);
     const fused = await run({ forceFused: true });
     expect(fused.seen[0]).toBe('fused');
     expectClose('same output', chain.out, fused.out, 1e-6);
