@@ -64,6 +64,11 @@ const DATASET_SHAPES: Record<string, { image: string; classes: number }> = {
   svhn: { image: '32×32×3', classes: 10 },
 };
 
+/** Each data set with its images, for a config that fits none: 'mnist 28×28×1, cifar10 32×32×3, …'. */
+function datasetImages(): string {
+  return DATASETS.map((d) => `${d} ${DATASET_SHAPES[d].image}`).join(', ');
+}
+
 /** The data set a model is named for: cifar10-small trains on cifar10, svhn on svhn. */
 function datasetOf(model: string): (typeof DATASETS)[number] | undefined {
   return DATASETS.find((d) => model === d || model.startsWith(`${d}-`));
@@ -386,7 +391,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   const { height, width, channels } = config.input;
   if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
-    throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${DATASETS.map((d) => `${d} ${DATASET_SHAPES[d].image}`).join(', ')}`);
+    throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${datasetImages()}`);
   }
   const { image, classes } = DATASET_SHAPES[dataset];
   if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
@@ -476,7 +481,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (s('train-limit') !== undefined && options.trainLimit! > official) {
     throw new UsageError(`--train-limit ${options.trainLimit} is more than ${dataset}'s ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
   }
-  if (s('test-limit') !== undefined) testLimitProblem(options.testLimit!, dataset);
+  if (s('test-limit') !== undefined) checkTestLimit(options.testLimit!, dataset);
   const trainImages = Math.min(official, options.trainLimit ?? official);
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
   const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
@@ -577,8 +582,8 @@ async function runTrain(args: string[]): Promise<number> {
   }
 }
 
-/** A --test-limit past the official test set: a usage error (the set's own count is the limit). */
-function testLimitProblem(limit: number, dataset: string): void {
+/** Throws a usage error for a --test-limit past the official test set (the set's own count is the limit). */
+function checkTestLimit(limit: number, dataset: string): void {
   const official = splitCount(dataset, 'test');
   if (limit > official) throw new UsageError(`--test-limit ${limit} is more than ${dataset}'s ${official} test images: leave it out to test on all`);
 }
@@ -592,7 +597,7 @@ async function runEval(args: string[]): Promise<void> {
   const { loadTestSet } = await import('./datasets.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
-  if (testLimit !== undefined) testLimitProblem(testLimit, c.options.dataset);
+  if (testLimit !== undefined) checkTestLimit(testLimit, c.options.dataset);
   const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
@@ -674,7 +679,7 @@ async function runModels(args: string[]): Promise<void> {
     const c = readConfigFile(v.config as string);
     const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
     const dataset = datasetOfShape(c);
-    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${DATASETS.map((d) => `${d} ${DATASET_SHAPES[d].image}`).join(', ')}`;
+    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${datasetImages()}`;
     console.log(`${c.name}: ${image} → ${c.classes} classes, ${c.head} head, ${c.init} init (${trainsOn})`);
     console.log(describeConfig(c));
     return;

@@ -545,8 +545,9 @@ async function trainInDirectory(
     // A longer (or shorter) step-schedule run keeps its drops: moved later, they would put the rate
     // back up after epochs already trained at the dropped one. Said where the defaults would differ.
     const saved = resumed.options;
-    if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(defaultStepEpochs(o.epochs)) !== String(o.stepEpochs)) {
-      log(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${defaultStepEpochs(o.epochs).join(', ')} (--lr-steps moves them)`);
+    const fresh = defaultStepEpochs(o.epochs);
+    if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(fresh) !== String(o.stepEpochs)) {
+      log(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${fresh.join(', ')} (--lr-steps moves them)`);
     }
   }
   // The progress line's img/s times the training steps only: not the data preparation before them
@@ -681,7 +682,7 @@ async function trainInDirectory(
         testResult = await evaluate(model, testSet, o.batchSize);
         rec.testLoss = testResult.loss;
         rec.testError = testResult.error;
-        rec.testImages = testSet.count;
+        rec.testImages = testResult.count;
       }
       // The plateau schedule looks at the finished epoch; the checkpoint keeps what it decided.
       let scheduleNote = '';
