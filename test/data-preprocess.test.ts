@@ -650,13 +650,7 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     const { whitening: W, epsilon } = pre.stats as ZcaStats;
     const g = new Float32Array(train.images);
     globalContrastNormalize(g, dim, NIN_GCN);
-    const covariance = (x: ArrayLike<number>) => {
-      const mean = new Float64Array(dim);
-      for (let s = 0; s < train.count; s++) for (let j = 0; j < dim; j++) mean[j] += x[s * dim + j] / train.count;
-      const cov = new Float64Array(dim * dim);
-      for (let s = 0; s < train.count; s++) for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) cov[i * dim + j] += ((x[s * dim + i] - mean[i]) * (x[s * dim + j] - mean[j])) / train.count;
-      return cov;
-    };
+    const covariance = (x: ArrayLike<number>) => meanAndCovariance(x, train.count, dim).cov;
     const matmul = (a: Float64Array, b: Float64Array) => {
       const out = new Float64Array(dim * dim);
       for (let i = 0; i < dim; i++) for (let k = 0; k < dim; k++) for (let j = 0; j < dim; j++) out[i * dim + j] += a[i * dim + k] * b[k * dim + j];
