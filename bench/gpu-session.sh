@@ -7,6 +7,7 @@
 #
 # Here, first (no device time):
 #   npm ci && ../shared/gpu/pack                                      # .gpu: node, node_modules, loaders
+#     (npm ci also drops an unsaved onnxruntime-node, 300 MB, as .ci/run installs it: no room in a call)
 #   mkdir -p .gpudata && cp -r ../shared/data/mnist .gpudata/
 #   ../shared/gpu/pack-data ../shared/data/cifar-10-batches-bin cifar10  # .gpu-cifar10-1, -2, -3
 #   bash bench/gpu-session.sh preflight                               # all there, each call ≤ 64 MiB

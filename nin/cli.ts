@@ -1,4 +1,4 @@
-// The `nin` command: train, eval, predict, visualize, compare, models.
+// The `nin` command: train, eval, predict, visualize, compare, export, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -115,6 +115,10 @@ export const USAGE = `usage:
                                       test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory, or a log or
                                       checkpoint in one: a run --overwrite moved aside)
+  nin export <checkpoint> [--out FILE] [--no-preprocess]   the trained network as an ONNX model
+                                      (opset 17: raw 0..255 pixels [N, H, W, C] in, logits and
+                                      probabilities out, the run's preprocessing in the graph;
+                                      default FILE: the checkpoint's, ending .onnx)
   nin models [--config FILE]          list the model configs with their summaries (or check and
                                       summarise a config file of one's own)
 
@@ -638,6 +642,17 @@ async function runVisualize(args: string[]): Promise<void> {
   if (!files.some((f) => f.endsWith('curves.png'))) console.log(`no curves: no log of this checkpoint's run beside ${ckpt} (metrics.jsonl, or a metrics.superseded*.jsonl that --overwrite moved aside)`);
 }
 
+async function runExport(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'no-preprocess': { type: 'boolean' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const ckpt = checkpointArg(positionals[0]);
+  const out = (v.out as string | undefined) ?? ckpt.replace(/\.safetensors$/, '') + '.onnx';
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the .onnx file to write (e.g. ${join(out, 'model.onnx')})`);
+  const outProblem = outDirProblem(dirname(out), out);
+  if (outProblem) throw new UsageError(outProblem);
+  const { exportCheckpoint } = await import('./onnx.ts');
+  console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));
+}
+
 async function runCompare(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
@@ -696,7 +711,7 @@ async function runModels(args: string[]): Promise<void> {
   }
 }
 
-const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'models'];
+const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models'];
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -713,6 +728,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'predict': await runPredict(rest); break;
       case 'visualize': await runVisualize(rest); break;
       case 'compare': await runCompare(rest); break;
+      case 'export': await runExport(rest); break;
       case 'models': await runModels(rest); break;
       case undefined: case '-h': case '--help': case 'help':
         console.log(USAGE);

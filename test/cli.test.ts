@@ -55,6 +55,9 @@ describe('nin CLI', () => {
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     // It printed the table, then failed with a bare EEXIST.
     [['compare', 'some-run', '--out', 'package.json/compare.png'], /--out package.json\/compare.png: \S*package.json is a file, not a directory/],
+    [['export'], /expected one checkpoint path, got 0 argument/],
+    [['export', 'missing.safetensors'], /no checkpoint at 'missing.safetensors'/],
+    [['export', 'README.md', '--no-preprocess'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     // A typo followed by --help printed the usage with exit 0.
     [['trian', '--help'], /unknown command 'trian'/],
