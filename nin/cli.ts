@@ -116,8 +116,9 @@ export const USAGE = `usage:
                                       on shared axes (a run is a run directory, or a log or
                                       checkpoint in one: a run --overwrite moved aside)
   nin export <checkpoint> [--out FILE] [--no-preprocess]   the trained network as an ONNX model
-                                      (opset 17: raw 0..255 pixels [N, H, W, C] in, logits and
-                                      probabilities out, the run's preprocessing in the graph;
+                                      (opset 17: raw 0..255 pixels [N, H, W, C] in; logits,
+                                      probabilities and the last mlpconv's maps out; the run's
+                                      preprocessing in the graph unless --no-preprocess;
                                       default FILE: the checkpoint's, ending .onnx)
   nin models [--config FILE]          list the model configs with their summaries (or check and
                                       summarise a config file of one's own)

@@ -1,6 +1,7 @@
 // `nin export`: a checkpoint as an ONNX model, to run a trained network where ONNX runs
 // (onnxruntime on servers and in browsers, TensorRT, OpenVINO) or to look at it (Netron).
-// The graph takes raw pixels and gives logits and probabilities: the checkpoint's preprocessing
+// The graph takes raw pixels and gives logits, probabilities and the last mlpconv's maps (under
+// GAP the class maps, the paper's Figure 4): the checkpoint's preprocessing
 // (standardisation, GCN + ZCA, GCN + LCN) is part of it, so a caller feeds what a PNG decoder
 // gives. Opset 17, float32, batch size free. Layers map one to one: each mlpconv is three Conv
 // nodes with Relu between (the fused kernel is our engine's business, not the model's), pooling
@@ -214,7 +215,8 @@ export interface OnnxExportOptions {
  * The ONNX model (serialised ModelProto) of a network `config` with weights `params` (by our
  * parameter names, e.g. "block1.w1") and preprocessing `preprocessor`. Input "image": float32
  * [N, H, W, C], raw 0..255 pixels in our (and image decoders') channel-last order, or preprocessed
- * images with `preprocess: false`. Outputs "logits" and "probabilities" (softmax), [N, classes].
+ * images with `preprocess: false`. Outputs "logits" and "probabilities" (softmax), [N, classes],
+ * and "maps", the last mlpconv's output [N, H', W', maps] (under GAP, the class maps).
  */
 export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Float32Array>, preprocessor: Preprocessor, opts: OnnxExportOptions = {}): Uint8Array {
   const summaries = plan(config);
@@ -252,12 +254,14 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
       h = g.node(l.type === 'maxpool' ? 'MaxPool' : 'AveragePool', [h], `layer${i}_${l.type}`, attrs);
     } // dropout: identity at inference
   });
+  // The last mlpconv's maps, channels last as the input, an output of their own (the paper's Figure 4).
+  const maps = g.node('Transpose', [h], 'nhwc', { perm: [0, 2, 3, 1] }, 'maps');
   let logits: string;
   if (config.head === 'gap') {
     logits = g.node('Flatten', [g.node('GlobalAveragePool', [h], 'gap')], 'flatten', { axis: 1 }, 'logits');
   } else {
     // Our FC layer reads the maps flattened in NHWC order.
-    const flat = g.node('Flatten', [g.node('Transpose', [h], 'nhwc', { perm: [0, 2, 3, 1] })], 'flatten', { axis: 1 });
+    const flat = g.node('Flatten', [maps], 'flatten', { axis: 1 });
     const [, , fanIn, classes] = shapeOf('fc.w');
     logits = g.node('Gemm', [flat, g.constant('fc.w', [fanIn, classes], params.get('fc.w')!), g.constant('fc.b', [classes], params.get('fc.b')!)], 'fc', {}, 'logits');
   }
@@ -273,6 +277,8 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
   graph.bytes(11, valueInfo('image', ['N', H, W, C], inputDoc));
   graph.bytes(12, valueInfo('logits', ['N', config.classes], 'class scores before the softmax'));
   graph.bytes(12, valueInfo('probabilities', ['N', config.classes], 'softmax of the logits'));
+  const [mh, mw, mc] = summaries[config.layers.length - 1].output;
+  graph.bytes(12, valueInfo('maps', ['N', mh, mw, mc], config.head === 'gap' ? "the last mlpconv's maps, one per class, whose means are the logits (the paper's Figure 4), channels last" : "the last mlpconv's maps, which the fully connected layer reads, channels last"));
 
   const model = new Message().int(1, ONNX_IR_VERSION).bytes(2, 'nin-webgpu').bytes(3, '0.1.0');
   model.bytes(6, `Network In Network '${config.name}' exported by nin-webgpu. Input: ${inputDoc}.`);
@@ -307,5 +313,6 @@ export function exportCheckpoint(path: string, out: string, opts: { preprocess?:
     `  input  image          float32 [N, ${H}, ${W}, ${C}], channels last: ${input}`,
     `  output logits         float32 [N, ${c.config.classes}]`,
     `  output probabilities  float32 [N, ${c.config.classes}] (softmax)`,
+    `  output maps           float32 [N, ${plan(c.config)[c.config.layers.length - 1].output.join(', ')}]: the last mlpconv's maps${c.config.head === 'gap' ? ' (one per class, the paper\'s Figure 4)' : ''}`,
   ].join('\n');
 }

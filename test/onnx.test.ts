@@ -14,7 +14,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { main, parseTrainArgs } from '../nin/cli.ts';
-import { NinModel, parameterSpecs, type ModelConfig } from '../nin/model.ts';
+import { NinModel, parameterSpecs, plan, type ModelConfig } from '../nin/model.ts';
 import { exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
 import { fitPreprocessor, Preprocessor, type PreprocessKind } from '../nin/preprocessing.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -116,15 +116,21 @@ async function fitted(kind: PreprocessKind, config: ModelConfig): Promise<Prepro
   return fitPreprocessor(kind, train);
 }
 
-/** Our logits for raw images: the checkpoint's preprocessing on the CPU, then the GPU forward. */
-async function ourLogits(config: ModelConfig, params: Map<string, Float32Array>, pre: Preprocessor, raw: Float32Array, count: number): Promise<Float32Array> {
+/** Our logits and last mlpconv maps for raw images: the checkpoint's preprocessing on the CPU, then the GPU forward. */
+async function ours(config: ModelConfig, params: Map<string, Float32Array>, pre: Preprocessor, raw: Float32Array, count: number): Promise<{ logits: Float32Array; maps: Float32Array }> {
   const model = new NinModel(config, 1);
   try {
     for (const p of model.params) upload(p.tensor, params.get(p.name)!);
     const { height, width, channels } = config.input;
     const x = pre.apply(raw, count, config.input);
-    const logits = noGrad(() => tidy(() => model.forward(Tensor.fromArray(x, [count, height, width, channels]), { train: false })));
-    return await logits.toArray().finally(() => logits.dispose());
+    const { maps, logits } = noGrad(() =>
+      tidy(() => {
+        const m = model.features(Tensor.fromArray(x, [count, height, width, channels]), { train: false });
+        return { maps: m, logits: model.head(m, { train: false }) };
+      }),
+    );
+    const [l, m] = await Promise.all([logits.toArray(), maps.toArray()]).finally(() => [logits, maps].forEach((t) => t.dispose()));
+    return { logits: l, maps: m };
   } finally {
     model.dispose();
   }
@@ -148,7 +154,7 @@ async function runOnnx(bytes: Uint8Array, config: ModelConfig, input: Float32Arr
   const out = await session.run({ image: new ort!.Tensor('float32', input, [count, height, width, channels]) });
   expect(out.logits.dims).toEqual([count, config.classes]);
   expect(out.probabilities.dims).toEqual([count, config.classes]);
-  return { logits: out.logits.data, probabilities: out.probabilities.data };
+  return { logits: out.logits.data, probabilities: out.probabilities.data, maps: out.maps };
 }
 
 const gapLinear: ModelConfig = { ...tiny, name: 'tiny-linear', layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, linearOut: true } : l)) };
@@ -172,13 +178,13 @@ describe('nin export (ONNX)', () => {
       return all(fields(one(tensorType, 2) as Uint8Array), 1).map((d) => { const f = fields(d); return f.has(2) ? text(one(f, 2)) : one(f, 1); });
     };
     expect(all(graph, 11).map((v) => [text(one(fields(v), 1)), dims(v)])).toEqual([['image', ['N', 9, 9, 3]]]);
-    expect(all(graph, 12).map((v) => [text(one(fields(v), 1)), dims(v)])).toEqual([['logits', ['N', 3]], ['probabilities', ['N', 3]]]);
+    expect(all(graph, 12).map((v) => [text(one(fields(v), 1)), dims(v)])).toEqual([['logits', ['N', 3]], ['probabilities', ['N', 3]], ['maps', ['N', 2, 2, 3]]]);
     const nodes = all(graph, 1).map((n) => { const f = fields(n); return { op: text(one(f, 4)), attrs: new Map(all(f, 5).map((a) => { const af = fields(a); return [text(one(af, 1)), af.has(3) ? one(af, 3) : packedInts(one(af, 8))]; })) }; });
     expect(nodes.map((n) => n.op)).toEqual([
       'Div', 'Transpose', // pixels / 255, NHWC → NCHW
       'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Relu', 'MaxPool',
       'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Relu', 'AveragePool',
-      'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Relu', 'GlobalAveragePool', 'Flatten', 'Softmax',
+      'Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Relu', 'Transpose', 'GlobalAveragePool', 'Flatten', 'Softmax', // (Transpose: the maps output, NHWC)
     ]);
     const avg = nodes.find((n) => n.op === 'AveragePool')!.attrs;
     expect([avg.get('ceil_mode'), avg.get('count_include_pad'), avg.get('kernel_shape'), avg.get('strides')]).toEqual([1, 0, [3, 3], [2, 2]]);
@@ -207,16 +213,18 @@ describe('nin export (ONNX)', () => {
       const pre = await fitted(kind, config);
       const count = 5;
       const raw = rawImages(config, count, 11);
-      const ours = await ourLogits(config, params, pre, raw, count);
+      const mine = await ours(config, params, pre, raw, count);
       const theirs = await runOnnx(exportOnnx(config, params, pre), config, raw, count);
-      expect(relErrNorm(theirs.logits, ours)).toBeLessThan(1e-5);
-      expect(relErrNorm(theirs.probabilities, softmaxRows(ours, config.classes))).toBeLessThan(1e-5);
+      expect(relErrNorm(theirs.logits, mine.logits)).toBeLessThan(1e-5);
+      expect(relErrNorm(theirs.probabilities, softmaxRows(mine.logits, config.classes))).toBeLessThan(1e-5);
+      expect(theirs.maps.dims).toEqual([count, ...plan(config)[config.layers.length - 1].output]);
+      expect(relErrNorm(theirs.maps.data, mine.maps)).toBeLessThan(1e-5);
       // Not vacuous: the logits differ between images (by 100× the tolerance at least), and a model
       // with one bias changed does not match.
-      expect(relErrNorm(ours.subarray(0, config.classes), ours.subarray(2 * config.classes, 3 * config.classes))).toBeGreaterThan(1e-3);
+      expect(relErrNorm(mine.logits.subarray(0, config.classes), mine.logits.subarray(2 * config.classes, 3 * config.classes))).toBeGreaterThan(1e-3);
       const changed = new Map(params);
       changed.set('block1.b2', params.get('block1.b2')!.map((v, i) => (i === 0 ? v + 0.5 : v)));
-      expect(relErrNorm((await runOnnx(exportOnnx(config, changed, pre), config, raw, count)).logits, ours)).toBeGreaterThan(1e-4);
+      expect(relErrNorm((await runOnnx(exportOnnx(config, changed, pre), config, raw, count)).logits, mine.logits)).toBeGreaterThan(1e-4);
     });
   }
 
@@ -224,9 +232,9 @@ describe('nin export (ONNX)', () => {
     const pre = await fitted('gcn-zca', tiny);
     const params = randomParams(tiny, 4);
     const raw = rawImages(tiny, 3, 12);
-    const ours = await ourLogits(tiny, params, pre, raw, 3);
+    const mine = await ours(tiny, params, pre, raw, 3);
     const theirs = await runOnnx(exportOnnx(tiny, params, pre, { preprocess: false }), tiny, pre.apply(raw, 3, tiny.input), 3);
-    expect(relErrNorm(theirs.logits, ours)).toBeLessThan(1e-5);
+    expect(relErrNorm(theirs.logits, mine.logits)).toBeLessThan(1e-5);
   });
 
   it('exports a checkpoint from the command line, beside it by default; refuses a directory as --out and a missing checkpoint', async () => {
