@@ -56,11 +56,16 @@ async function main(): Promise<void> {
   });
   if (positionals.length !== 1) throw new Error('usage: bench/onnx.ts <checkpoint> [--batch 100] [--reps 10] [--test-limit N] [--data-dir DIR] [--json out.json]');
   const ort = loadOrt();
-  const batch = Number(v.batch ?? 100);
-  const reps = Number(v.reps ?? 10);
+  const positive = (flag: string, value: string | undefined, fallback: number) => {
+    const n = Number(value ?? fallback);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be an integer ≥ 1, got '${value}'`);
+    return n;
+  };
+  const batch = positive('batch', v.batch, 100);
+  const reps = positive('reps', v.reps, 10);
   const path = statSync(positionals[0]).isDirectory() ? join(positionals[0], 'checkpoint.safetensors') : positionals[0]; // a run directory
   const c = loadCheckpoint(path);
-  const test = await loadTestSet(c.options.dataset, v['data-dir'], v['test-limit'] ? Number(v['test-limit']) : undefined);
+  const test = await loadTestSet(c.options.dataset, v['data-dir'], v['test-limit'] === undefined ? undefined : positive('test-limit', v['test-limit'], 0));
   const { height: H, width: W, channels: C } = c.config.input;
   const per = H * W * C;
   const K = c.config.classes;

@@ -648,8 +648,11 @@ async function runExport(args: string[]): Promise<void> {
   const ckpt = checkpointArg(positionals[0]);
   const out = (v.out as string | undefined) ?? ckpt.replace(/\.safetensors$/, '') + '.onnx';
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the .onnx file to write (e.g. ${join(out, 'model.onnx')})`);
+  // The model would replace the weights it was made from.
+  if (existsSync(out) && notACheckpoint(out) === null) throw new UsageError(`--out ${out} is a checkpoint: name another file (e.g. ${out.replace(/\.safetensors$/, '')}.onnx)`);
   const outProblem = outDirProblem(dirname(out), out);
   if (outProblem) throw new UsageError(outProblem);
+  mkdirSync(dirname(out), { recursive: true });
   const { exportCheckpoint } = await import('./onnx.ts');
   console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));
 }

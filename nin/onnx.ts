@@ -53,13 +53,6 @@ class Message {
     return this.varint(field * 8).varint(value);
   }
 
-  /** A 32-bit float field (wire type 5). */
-  float(field: number, value: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    return this.varint(field * 8 + 5).push(b);
-  }
-
   /** A length-delimited field (wire type 2): bytes, a string, or a nested message. */
   bytes(field: number, value: Uint8Array | string | Message): this {
     this.varint(field * 8 + 2);
@@ -90,13 +83,11 @@ class Message {
   }
 }
 
-type Attribute = number | number[] | { float: number };
+type Attribute = number | number[];
 
 function attribute(name: string, value: Attribute): Message {
   const a = new Message().bytes(1, name);
-  if (typeof value === 'number') return a.int(20, 2).int(3, value); // INT
-  if (Array.isArray(value)) return a.int(20, 7).packed(8, value); // INTS
-  return a.int(20, 1).float(2, value.float); // FLOAT
+  return typeof value === 'number' ? a.int(20, 2).int(3, value) : a.int(20, 7).packed(8, value); // INT, INTS
 }
 
 /** TensorProto: dims 1, data_type 2, name 8, raw_data 9 (little-endian, as x86 and ARM store it). */
@@ -153,11 +144,18 @@ export function hwioToOihw(w: Float32Array, [K1, K2, Ci, Co]: readonly number[])
   return out;
 }
 
-/** pylearn2's GCN per image over [N, features] (nin/data/preprocess.ts globalContrastNormalize). */
+/**
+ * pylearn2's GCN per image over [N, features] (nin/data/preprocess.ts globalContrastNormalize),
+ * as our pipeline runs it: mean subtracted, L2 norm (not the standard deviation).
+ */
 function gcnNodes(g: GraphBuilder, x: string, o: Required<GcnOptions>, tag: string): string {
-  if (o.useStd || !o.subtractMean) throw new Error(`onnx: GCN with useStd or without mean subtraction is not exported`);
-  const centred = g.node('Sub', [x, g.node('ReduceMean', [x], `${tag}_mean`, { axes: [1], keepdims: 1 })], `${tag}_centred`);
-  const norm = g.node('Sqrt', [g.node('Add', [g.node('ReduceSumSquare', [centred], `${tag}_sumsq`, { axes: [1], keepdims: 1 }), g.scalar(`${tag}_sqrt_bias`, o.sqrtBias)], `${tag}_biased`)], `${tag}_norm`);
+  const reduce = (op: string, v: string, name: string) => g.node(op, [v], `${tag}_${name}`, { axes: [1], keepdims: 1 });
+  // A uniform image centres to exactly 0 in our float64 mean, and then the divisor guard leaves it
+  // 0; float32's mean may be an ulp off, and that remainder over a tiny divisor is noise. So a
+  // uniform image (max = min) is set to 0 here.
+  const uniform = g.node('Equal', [reduce('ReduceMax', x, 'max'), reduce('ReduceMin', x, 'min')], `${tag}_uniform`);
+  const centred = g.node('Where', [uniform, g.scalar(`${tag}_zero`, 0), g.node('Sub', [x, reduce('ReduceMean', x, 'mean')], `${tag}_minus_mean`)], `${tag}_centred`);
+  const norm = g.node('Sqrt', [g.node('Add', [reduce('ReduceSumSquare', centred, 'sumsq'), g.scalar(`${tag}_sqrt_bias`, o.sqrtBias)], `${tag}_biased`)], `${tag}_norm`);
   const s = g.node('Div', [norm, g.scalar(`${tag}_scale`, o.scale)], `${tag}_s`);
   // s < minDivisor → 1 (a blank image is only centred)
   const divisor = g.node('Where', [g.node('Less', [s, g.scalar(`${tag}_min_divisor`, o.minDivisor)], `${tag}_tiny`), g.scalar(`${tag}_one`, 1), s], `${tag}_divisor`);
@@ -186,6 +184,7 @@ function preprocessNodes(g: GraphBuilder, x: string, p: Preprocessor, config: Mo
     const white = g.node('MatMul', [g.node('Sub', [gcn, mean], 'zca_centred'), w], 'zca');
     return nchw(g.node('Reshape', [white, image()], 'whitened'));
   }
+  if (p.kind !== 'gcn-lcn') throw new Error(`onnx export: preprocessing '${p.kind}' has no ONNX form here`);
   // gcn-lcn: GCN (scale 1), then per channel y = (x − G∗x) / max(mean(s), s, threshold) with
   // s = sqrt(G∗x²), G a normalised 7×7 Gaussian with zero padding (nin/data/lcn.ts): depthwise Convs.
   const gcn = nchw(g.node('Reshape', [gcnNodes(g, g.node('Reshape', [x, flat()], 'features'), MAXOUT_GCN, 'gcn'), image()], 'gcn_image'));
@@ -227,6 +226,8 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
     const n = s.shape.reduce((a, b) => a * b, 1);
     if (w.length !== n) throw new Error(`onnx export: parameter '${s.name}' has ${w.length} values, the model's [${s.shape.join(', ')}] has ${n}`);
   }
+  preprocessor.checkInput(config.input);
+  if (preprocessor.kind !== 'none' && preprocessor.kind !== 'gcn-lcn' && !preprocessor.stats) throw new Error(`onnx export: preprocessing '${preprocessor.kind}' without its fitted statistics`);
   const shapeOf = (name: string) => specs.find((s) => s.name === name)!.shape;
   const g = new GraphBuilder();
   const withPreprocessing = opts.preprocess ?? true;
@@ -238,7 +239,8 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
       block++;
       const b = `block${block}`;
       const conv = (k: 1 | 2 | 3, relu: boolean) => {
-        const w = g.constant(`${b}.w${k}`, ((s) => [s[3], s[2], s[0], s[1]])(shapeOf(`${b}.w${k}`)), hwioToOihw(params.get(`${b}.w${k}`)!, shapeOf(`${b}.w${k}`)));
+        const [K1, K2, Ci, Co] = shapeOf(`${b}.w${k}`);
+        const w = g.constant(`${b}.w${k}`, [Co, Ci, K1, K2], hwioToOihw(params.get(`${b}.w${k}`)!, [K1, K2, Ci, Co]));
         const bias = g.constant(`${b}.b${k}`, shapeOf(`${b}.b${k}`), params.get(`${b}.b${k}`)!);
         const K = k === 1 ? l.kernel : 1;
         const P = K >> 1;
@@ -249,7 +251,10 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
       conv(2, true);
       conv(3, !l.linearOut);
     } else if (l.type === 'maxpool' || l.type === 'avgpool') {
-      const attrs: Record<string, Attribute> = { kernel_shape: [l.kernel, l.kernel], strides: [l.stride, l.stride], ceil_mode: 1 };
+      // A window larger than the map is clipped to it by our kernels (one output); ONNX's output
+      // size formula would go to 0 or below, so the window is given as the map's size there.
+      const [inH, inW] = i === 0 ? [H, W] : summaries[i - 1].output;
+      const attrs: Record<string, Attribute> = { kernel_shape: [Math.min(l.kernel, inH), Math.min(l.kernel, inW)], strides: [l.stride, l.stride], ceil_mode: 1 };
       if (l.type === 'avgpool') attrs.count_include_pad = 0;
       h = g.node(l.type === 'maxpool' ? 'MaxPool' : 'AveragePool', [h], `layer${i}_${l.type}`, attrs);
     } // dropout: identity at inference

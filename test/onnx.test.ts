@@ -2,7 +2,7 @@
 // installs it, unsaved: at 300 MB it would not fit the GPU machine's pack), every preprocessing and
 // head is run by ONNX Runtime on random weights and pixels and compared with our GPU forward; the
 // file's structure is checked by a protobuf reader here either way.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { upload } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { saveCheckpoint } from '../nin/checkpoint.ts';
+import { notACheckpoint } from '../nin/run-directory.ts';
 import { main, parseTrainArgs } from '../nin/cli.ts';
 import { NinModel, parameterSpecs, plan, type ModelConfig } from '../nin/model.ts';
 import { exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
@@ -36,7 +37,10 @@ try {
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-onnx-'));
 beforeEach(async () => { await getGpu(); }); // (main() closes the device when it ends)
-afterAll(() => closeGpu());
+afterAll(() => {
+  closeGpu();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 // ---------------------------------------------------------------------------------------------
 // A protobuf reader: each message as its fields, by number, in order.
@@ -100,19 +104,25 @@ function randomParams(config: ModelConfig, seed: number): Map<string, Float32Arr
   return params;
 }
 
-/** `count` images of raw 0..255 pixels; the second is blank (one grey level: GCN's divisor guard). */
+/**
+ * `count` images of raw 0..255 pixels; the second is blank, one grey level that is not a whole
+ * number (GCN's divisor guard: it centres to exactly 0 in our float64 mean, not in float32's).
+ */
 function rawImages(config: ModelConfig, count: number, seed: number): Float32Array {
   const { height, width, channels } = config.input;
   const per = height * width * channels;
   const x = randomArray(count * per, seed, 0, 255).map(Math.round);
-  if (count > 1) x.fill(97, per, 2 * per);
+  if (count > 1) x.fill(97.3, per, 2 * per);
   return x;
 }
 
-async function fitted(kind: PreprocessKind, config: ModelConfig): Promise<Preprocessor> {
+/** The preprocessing fitted on 400 random images; `constantChannel`: that channel is 50 in all of them (std 0). */
+async function fitted(kind: PreprocessKind, config: ModelConfig, constantChannel?: number): Promise<Preprocessor> {
   const { height, width, channels } = config.input;
   const count = 400; // past the 243 features of a 9×9×3 image, for ZCA
-  const train = { name: 'random/train', images: rawImages(config, count, 7), labels: new Int32Array(count), count, height, width, channels, classNames: [], sources: [], notes: [] };
+  const images = rawImages(config, count, 7);
+  if (constantChannel !== undefined) for (let i = constantChannel; i < images.length; i += channels) images[i] = 50;
+  const train = { name: 'random/train', images, labels: new Int32Array(count), count, height, width, channels, classNames: [], sources: [], notes: [] };
   return fitPreprocessor(kind, train);
 }
 
@@ -159,6 +169,9 @@ async function runOnnx(bytes: Uint8Array, config: ModelConfig, input: Float32Arr
 
 const gapLinear: ModelConfig = { ...tiny, name: 'tiny-linear', layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, linearOut: true } : l)) };
 const fc: ModelConfig = { ...tiny, name: 'tiny-fc', head: 'fc' };
+// A 7×7 average pool on a 4×4 map: our kernels clip the window to the map (one output), where
+// ONNX's output size would be ceil((4 − 7) / 2) + 1 = 0 for the window as given.
+const poolPastMap: ModelConfig = { ...tiny, name: 'tiny-pool-past-map', layers: tiny.layers.map((l) => (l.type === 'avgpool' ? { ...l, kernel: 7 } : l)) };
 const fcDropout: ModelConfig = { ...tiny, name: 'tiny-fc-dropout', head: 'fc-dropout', layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, channels: [6, 5, 4] as [number, number, number] } : l)) };
 
 describe('nin export (ONNX)', () => {
@@ -200,17 +213,18 @@ describe('nin export (ONNX)', () => {
   });
 
   // Each preprocessing against our CPU preprocessing + GPU forward, and each head; an odd batch.
-  const cases: [string, ModelConfig, PreprocessKind][] = [
+  const cases: [string, ModelConfig, PreprocessKind, number?][] = [
     ['GAP, no preprocessing', tiny, 'none'],
-    ['GAP, linear class maps, standardisation', gapLinear, 'standardize'],
+    ['GAP, linear class maps, standardisation with a channel of std 0', gapLinear, 'standardize', 1],
     ['GAP, GCN + ZCA', tiny, 'gcn-zca'],
     ['FC head, GCN + LCN', fc, 'gcn-lcn'],
     ['FC + dropout head (dropout left out)', fcDropout, 'standardize'],
+    ['a pooling window larger than its map', poolPastMap, 'none'],
   ];
-  for (const [what, config, kind] of cases) {
+  for (const [what, config, kind, constantChannel] of cases) {
     it.skipIf(!ort)(`runs in ONNX Runtime as our forward does: ${what}`, async () => {
       const params = randomParams(config, 3);
-      const pre = await fitted(kind, config);
+      const pre = await fitted(kind, config, constantChannel);
       const count = 5;
       const raw = rawImages(config, count, 11);
       const mine = await ours(config, params, pre, raw, count);
@@ -237,7 +251,7 @@ describe('nin export (ONNX)', () => {
     expect(relErrNorm(theirs.logits, mine.logits)).toBeLessThan(1e-5);
   });
 
-  it('exports a checkpoint from the command line, beside it by default; refuses a directory as --out and a missing checkpoint', async () => {
+  it("exports a checkpoint from the command line, beside it by default, making --out's directories; refuses a directory or a checkpoint as --out, and a missing checkpoint", async () => {
     const { options } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', '--out', join(tmp, 'run')]);
     const o = { ...options, progress: false, log: () => {} };
     const digits: ModelConfig = { ...tiny, name: 'tiny-digits', input: { height: 9, width: 9, channels: 1 }, classes: 10, layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, channels: [6, 5, 10] as [number, number, number] } : l)) };
@@ -257,12 +271,21 @@ describe('nin export (ONNX)', () => {
     console.error = (s: string) => errors.push(s);
     let codes: number[];
     try {
-      codes = [await main(['export', path]), await main(['export', path, '--out', tmp]), await main(['export', join(tmp, 'none.safetensors')])];
+      codes = [
+        await main(['export', path]),
+        await main(['export', path, '--out', tmp]),
+        await main(['export', join(tmp, 'none.safetensors')]),
+        await main(['export', path, '--out', path]), // it would overwrite the weights
+        await main(['export', path, '--out', join(tmp, 'new', 'dir', 'm.onnx')]), // directories made
+      ];
     } finally {
       [console.log, console.error] = [log, error];
     }
-    expect(codes).toEqual([0, 2, 2]);
+    expect(codes).toEqual([0, 2, 2, 2, 0]);
     expect(existsSync(join(tmp, 'checkpoint.onnx'))).toBe(true);
+    expect(existsSync(join(tmp, 'new', 'dir', 'm.onnx'))).toBe(true);
+    expect(errors.join('\n')).toMatch(/--out .*checkpoint\.safetensors is a checkpoint: name another file \(e\.g\. .*checkpoint\.onnx\)/);
+    expect(notACheckpoint(path)).toBeNull(); // still the checkpoint
     expect(lines.join('\n')).toMatch(/wrote .*checkpoint\.onnx .*ONNX opset 17\): tiny-digits after epoch 3\n {2}input {2}image {10}float32 \[N, 9, 9, 1\], channels last: raw 0\.\.255 pixels/);
     expect(errors.join('\n')).toMatch(/--out .* is a directory: name the \.onnx file to write/);
     expect(errors.join('\n')).toMatch(/no checkpoint at '.*none\.safetensors'/);
