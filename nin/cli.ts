@@ -187,7 +187,8 @@ train options:
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-eval options: --data-dir DIR, --batch N (100), --test-limit N
+eval options: --data-dir DIR, --batch N (100), --test-limit N, --json FILE (the results and each class's
+              error as JSON: rows of the confusion matrix are true classes)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -517,18 +518,18 @@ export function parseTrainArgs(args: string[]): TrainCommand {
 /** Why a command cannot write in `dir` (a file there, or no write access to it or to the directory
  * that would hold it), or null: found before the data is loaded. `flag`: the --out text, where
  * `dir` is the directory of the file it names. */
-function outDirProblem(dir: string, flag = dir): string | null {
+function outDirProblem(dir: string, flag = dir, option = '--out'): string | null {
   let at = resolve(dir);
   while (!existsSync(at)) {
     const up = dirname(at);
     if (up === at) break;
     at = up;
   }
-  if (!statSync(at).isDirectory()) return at === resolve(flag) ? `--out ${flag} is a file, not a directory` : `--out ${flag}: ${at} is a file, not a directory`;
+  if (!statSync(at).isDirectory()) return at === resolve(flag) ? `${option} ${flag} is a file, not a directory` : `${option} ${flag}: ${at} is a file, not a directory`;
   try {
     accessSync(at, constants.W_OK);
   } catch (e) {
-    return `--out ${flag}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
+    return `${option} ${flag}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
   }
   return null;
 }
@@ -594,8 +595,12 @@ function checkTestLimit(limit: number, dataset: string): void {
 }
 
 async function runEval(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
+  const json = v.json as string | undefined;
+  if (json !== undefined && existsSync(json) && statSync(json).isDirectory()) throw new UsageError(`--json ${json} is a directory: name the file to write`);
+  const jsonProblem = json === undefined ? null : outDirProblem(dirname(json), json, '--json');
+  if (jsonProblem) throw new UsageError(jsonProblem);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
   const { loadCheckpoint } = await import('./checkpoint.ts');
@@ -615,6 +620,14 @@ async function runEval(args: string[]): Promise<void> {
   const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
   console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images`);
   console.log(formatConfusion(r.confusion, test.classNames));
+  if (json !== undefined) {
+    // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
+    const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
+    const report = { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: test.name, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion };
+    mkdirSync(dirname(json), { recursive: true });
+    writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+    console.log(`wrote ${json}`);
+  }
 }
 
 async function runPredict(args: string[]): Promise<void> {

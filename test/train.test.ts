@@ -947,10 +947,27 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(existsSync(digit)).toBe(true);
     const nin = (...args: string[]) => runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 300_000 });
     // A run directory stands for its checkpoint. (--batch 16, as the runs here: 50 images as four batches of 16, the last padded.)
-    const ev = await nin('eval', join(tmp, 'short'), '--test-limit', '50', '--batch', '16');
+    const json = join(tmp, 'eval', 'short.json');
+    const ev = await nin('eval', join(tmp, 'short'), '--test-limit', '50', '--batch', '16', '--json', json);
     expect(ev.stderr).not.toMatch(/nin: /);
     expect(ev.status).toBe(0);
-    expect(ev.stdout).toMatch(/\(epoch 3\): test loss \d+\.\d+, error \d+\.\d+% on 50 images/);
+    const printed = /\(epoch 3\): test loss (\d+\.\d+), error (\d+\.\d+)% on 50 images/.exec(ev.stdout);
+    expect(printed).not.toBeNull();
+    // --json: the same numbers, the confusion matrix (rows: true classes) and each class's error.
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    expect([report.epoch, report.images, report.testSet]).toEqual([3, 50, 'mnist/test[:50]']);
+    expect([report.loss.toFixed(4), (100 * report.error).toFixed(2)]).toEqual([printed![1], printed![2]]);
+    const confusion = report.confusion as number[][];
+    expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(50);
+    const wrong = confusion.reduce((sum, row, k) => sum + row.reduce((a, b) => a + b, 0) - row[k], 0);
+    expect(wrong / 50).toBeCloseTo(report.error, 12);
+    confusion.forEach((row, k) => {
+      const n = row.reduce((a, b) => a + b, 0);
+      expect(report.classError[k]).toBe(n ? (n - row[k]) / n : null);
+    });
+    const badJson = await nin('eval', join(tmp, 'short'), '--json', 'package.json/eval.json');
+    expect(badJson.status).toBe(2);
+    expect(badJson.stderr).toMatch(/--json package\.json\/eval\.json: \S*package\.json is a file, not a directory/);
     const past = await nin('eval', join(tmp, 'short'), '--test-limit', '10001');
     expect(past.status).toBe(2);
     expect(past.stderr).toContain("--test-limit 10001 is more than mnist's 10000 test images: leave it out to test on all");
