@@ -104,13 +104,15 @@ export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
-  nin predict <checkpoint> <image.png>... [--invert]   top-5 classes with probabilities (a PNG
-                                            of another size is resized to the model's input, with
-                                            a note; at most 2^25 pixels, e.g. 8192×4096; --invert:
-                                            dark strokes on a light or transparent background, for
-                                            MNIST's light-on-black digits)
-  nin visualize <checkpoint> [options]      the last mlpconv's class maps (the paper's Figure 4)
-                                            and the run's loss/error curves, as PNGs
+  nin predict <checkpoint> <image.png>... [--invert] [--json FILE]
+                                      top-5 classes with probabilities (a PNG of another size is
+                                      resized to the model's input, with a note; at most 2^25
+                                      pixels, e.g. 8192×4096; --invert: dark strokes on a light or
+                                      transparent background, for MNIST's light-on-black digits;
+                                      --json: also every class's probability, as JSON)
+  nin visualize <checkpoint> [options]
+                                      the last mlpconv's class maps (the paper's Figure 4) and the
+                                      run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
                                       test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory, or a log or
@@ -597,10 +599,7 @@ function checkTestLimit(limit: number, dataset: string): void {
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
-  const json = v.json as string | undefined;
-  if (json !== undefined && existsSync(json) && statSync(json).isDirectory()) throw new UsageError(`--json ${json} is a directory: name the file to write`);
-  const jsonProblem = json === undefined ? null : outDirProblem(dirname(json), json, '--json');
-  if (jsonProblem) throw new UsageError(jsonProblem);
+  const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
   const { loadCheckpoint } = await import('./checkpoint.ts');
@@ -623,23 +622,42 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
     const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    const report = { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: test.name, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion };
-    mkdirSync(dirname(json), { recursive: true });
-    writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
-    console.log(`wrote ${json}`);
+    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: test.name, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
   }
 }
 
 async function runPredict(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { invert: { type: 'boolean' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
+  const { values: v, positionals } = parse(args, { invert: { type: 'boolean' }, json: { type: 'string' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   const ckpt = checkpointArg(positionals[0]);
   const images = positionals.slice(1);
   for (const img of images) {
     if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
     if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG files`);
   }
-  const { predict } = await import('./predict.ts');
-  for (const line of await predict(ckpt, images, undefined, { invert: Boolean(v.invert) })) console.log(line);
+  const json = jsonArg(v.json as string | undefined);
+  const { predictProbabilities, formatPredictions, topClasses } = await import('./predict.ts');
+  const r = await predictProbabilities(ckpt, images, undefined, { invert: Boolean(v.invert) });
+  for (const line of formatPredictions(r)) console.log(line);
+  if (json !== undefined) {
+    const C = r.classNames.length;
+    const predictions = r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) }));
+    writeJson(json, { checkpoint: resolve(ckpt), classNames: r.classNames, predictions });
+  }
+}
+
+/** A --json FILE option: refused where it cannot be written, before any work. */
+function jsonArg(json: string | undefined): string | undefined {
+  if (json === undefined) return undefined;
+  if (existsSync(json) && statSync(json).isDirectory()) throw new UsageError(`--json ${json} is a directory: name the file to write`);
+  const problem = outDirProblem(dirname(json), json, '--json');
+  if (problem) throw new UsageError(problem);
+  return json;
+}
+
+function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
+  console.log(`wrote ${path}`);
 }
 
 async function runVisualize(args: string[]): Promise<void> {

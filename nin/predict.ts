@@ -28,6 +28,32 @@ export function classNamesOf(dataset: string): readonly string[] {
  * inverted, see nin/images.ts).
  */
 export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<string[]> {
+  return formatPredictions(await predictProbabilities(checkpointPath, images, note, opts));
+}
+
+export interface Predictions {
+  images: string[];
+  /** The model's class names (indices where the data set has none). */
+  classNames: string[];
+  /** Softmax probabilities, images × classes, row-major. */
+  probabilities: Float32Array;
+}
+
+/** One line per image: its top-5 classes with probabilities. */
+export function formatPredictions(r: Predictions): string[] {
+  return r.images.map((path, i) => `${path}: ${topClasses(r, i, 5).map(({ name, probability }) => `${name} ${(100 * probability).toFixed(1)}%`).join(', ')}`);
+}
+
+/** Image i's `k` most probable classes, most probable first. */
+export function topClasses(r: Predictions, i: number, k: number): { index: number; name: string; probability: number }[] {
+  const C = r.classNames.length;
+  return Array.from(r.probabilities.subarray(i * C, (i + 1) * C), (probability, index) => ({ index, name: r.classNames[index], probability }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, k);
+}
+
+/** predict()'s probabilities, for `nin predict --json` and library callers. */
+export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<Predictions> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
@@ -66,10 +92,7 @@ export async function predict(checkpointPath: string, images: string[], note: (l
   } finally {
     model.dispose();
   }
-  return images.map((path, i) => {
-    const row = Array.from(p.subarray(i * C, (i + 1) * C), (v, k) => [k, v] as const).sort((a, b) => b[1] - a[1]).slice(0, 5);
-    return `${path}: ${row.map(([k, v]) => `${names[k] ?? k} ${(100 * v).toFixed(1)}%`).join(', ')}`;
-  });
+  return { images, classNames: Array.from({ length: C }, (_, k) => names[k] ?? String(k)), probabilities: p };
 }
 
 /** Writes the class-map grid for `count` test images and the run's curves; returns the files. */

@@ -971,9 +971,19 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const past = await nin('eval', join(tmp, 'short'), '--test-limit', '10001');
     expect(past.status).toBe(2);
     expect(past.stderr).toContain("--test-limit 10001 is more than mnist's 10000 test images: leave it out to test on all");
-    const pr = await nin('predict', ckpt, digit);
+    const predictions = join(tmp, 'predict', 'digit.json');
+    const pr = await nin('predict', ckpt, digit, '--json', predictions);
     expect(pr.status, pr.stderr).toBe(0);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
+    // --json: every class's probability; its top 5 are the printed ones.
+    const pj = JSON.parse(readFileSync(predictions, 'utf8'));
+    expect(pj.classNames).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    const [p] = pj.predictions;
+    expect(p.image).toBe(digit);
+    expect(p.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
+    const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
+    expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));
+    expect(pr.stdout).toContain(`digit.png: ${p.top5.map((t: { name: string; probability: number }) => `${t.name} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
