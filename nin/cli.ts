@@ -10,6 +10,7 @@ import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
+import { writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
 import { type TrainOptions } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -117,11 +118,12 @@ export const USAGE = `usage:
                                       test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory, or a log or
                                       checkpoint in one: a run --overwrite moved aside)
-  nin export <checkpoint> [--out FILE] [--no-preprocess]   the trained network as an ONNX model
-                                      (opset 17: raw 0..255 pixels [N, H, W, C] in; logits,
-                                      probabilities and the last mlpconv's maps out; the run's
-                                      preprocessing in the graph unless --no-preprocess;
-                                      default FILE: the checkpoint's, ending .onnx)
+  nin export <checkpoint> [--out FILE] [--no-preprocess]
+                                      the trained network as an ONNX model (opset 17: raw 0..255
+                                      pixels [N, H, W, C] in; logits, probabilities and the last
+                                      mlpconv's maps out; the run's preprocessing in the graph
+                                      unless --no-preprocess; default FILE: the checkpoint's,
+                                      ending .onnx; needs no GPU)
   nin models [--config FILE]          list the model configs with their summaries (or check and
                                       summarise a config file of one's own)
 
@@ -518,8 +520,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
 }
 
 /** Why a command cannot write in `dir` (a file there, or no write access to it or to the directory
- * that would hold it), or null: found before the data is loaded. `flag`: the --out text, where
- * `dir` is the directory of the file it names. */
+ * that would hold it), or null: found before the data is loaded. `flag`: the option's text, where
+ * `dir` is the directory of the file it names; `option`: the option, as the message names it. */
 function outDirProblem(dir: string, flag = dir, option = '--out'): string | null {
   let at = resolve(dir);
   while (!existsSync(at)) {
@@ -656,7 +658,7 @@ function jsonArg(json: string | undefined): string | undefined {
 
 function writeJson(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
+  writeFileAtomic(path, [new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n')]);
   console.log(`wrote ${path}`);
 }
 
