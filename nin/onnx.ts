@@ -204,7 +204,7 @@ function preprocessNodes(g: GraphBuilder, x: string, p: Preprocessor, config: Mo
 export interface OnnxExportOptions {
   /** Include the preprocessing (default true); false: the graph takes preprocessed images. */
   preprocess?: boolean;
-  /** Class names, kept in the model's metadata (`nin.classes`, a JSON array) when one a class. */
+  /** Class names, kept in the model's metadata (`nin.classes`, a JSON array) when there is one per class. */
   classNames?: readonly string[];
   /** More metadata_props entries. */
   metadata?: Record<string, string>;
