@@ -23,7 +23,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { loadTestSet } from '../nin/datasets.ts';
 import { exportOnnx } from '../nin/onnx.ts';
-import { argmax } from '../nin/train.ts';
+import { argmax, logSumExp } from '../nin/train.ts';
 import { median } from '../test/numeric.ts';
 
 interface OrtSession { run(feeds: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>> }
@@ -39,14 +39,6 @@ function loadOrt(): Ort {
   } catch {
     throw new Error('bench/onnx.ts needs onnxruntime-node: npm install --no-save --ignore-scripts onnxruntime-node@1.31.1');
   }
-}
-
-function softmaxRow(logits: Float32Array, offset: number, n: number): Float64Array {
-  let max = -Infinity;
-  for (let k = 0; k < n; k++) max = Math.max(max, logits[offset + k]);
-  const p = Float64Array.from({ length: n }, (_, k) => Math.exp(logits[offset + k] - max));
-  const sum = p.reduce((a, b) => a + b, 0);
-  return p.map((v) => v / sum);
 }
 
 async function main(): Promise<void> {
@@ -89,8 +81,8 @@ async function main(): Promise<void> {
       oursWrong += a !== label ? 1 : 0;
       ortWrong += b !== label ? 1 : 0;
       disagree += a !== b ? 1 : 0;
-      const [pa, pb] = [softmaxRow(ours, i * K, K), softmaxRow(ortLogits, i * K, K)];
-      for (let k = 0; k < K; k++) maxProbDiff = Math.max(maxProbDiff, Math.abs(pa[k] - pb[k]));
+      const [za, zb] = [logSumExp(ours, i * K, K), logSumExp(ortLogits, i * K, K)];
+      for (let k = 0; k < K; k++) maxProbDiff = Math.max(maxProbDiff, Math.abs(Math.exp(ours[i * K + k] - za) - Math.exp(ortLogits[i * K + k] - zb)));
     }
   }
 

@@ -649,11 +649,16 @@ async function runPredict(args: string[]): Promise<void> {
 
 /** A --json FILE option: refused where it cannot be written, before any work. */
 function jsonArg(json: string | undefined): string | undefined {
-  if (json === undefined) return undefined;
-  if (existsSync(json) && statSync(json).isDirectory()) throw new UsageError(`--json ${json} is a directory: name the file to write`);
-  const problem = outDirProblem(dirname(json), json, '--json');
-  if (problem) throw new UsageError(problem);
+  if (json !== undefined) checkOutFile(json, '--json', 'file');
   return json;
+}
+
+/** A file an option names for writing (`--out FILE`, `--json FILE`): a usage error where it is a
+ * directory (`what` to name instead, e.g. `example` in it) or cannot be written (outDirProblem). */
+function checkOutFile(file: string, option: string, what: string, example?: string): void {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${option} ${file} is a directory: name the ${what} to write${example ? ` (e.g. ${join(file, example)})` : ''}`);
+  const problem = outDirProblem(dirname(file), file, option);
+  if (problem) throw new UsageError(problem);
 }
 
 function writeJson(path: string, value: unknown): void {
@@ -680,11 +685,9 @@ async function runExport(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'no-preprocess': { type: 'boolean' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
   const out = (v.out as string | undefined) ?? ckpt.replace(/\.safetensors$/, '') + '.onnx';
-  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the .onnx file to write (e.g. ${join(out, 'model.onnx')})`);
+  checkOutFile(out, '--out', '.onnx file', 'model.onnx');
   // The model would replace the weights it was made from.
   if (existsSync(out) && notACheckpoint(out) === null) throw new UsageError(`--out ${out} is a checkpoint: name another file (e.g. ${out.replace(/\.safetensors$/, '')}.onnx)`);
-  const outProblem = outDirProblem(dirname(out), out);
-  if (outProblem) throw new UsageError(outProblem);
   mkdirSync(dirname(out), { recursive: true });
   const { exportCheckpoint } = await import('./onnx.ts');
   console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));
@@ -693,9 +696,7 @@ async function runExport(args: string[]): Promise<void> {
 async function runCompare(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
-  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a directory: name the PNG file to write (e.g. ${join(out, 'compare.png')})`);
-  const outProblem = outDirProblem(dirname(out), out);
-  if (outProblem) throw new UsageError(outProblem);
+  checkOutFile(out, '--out', 'PNG file', 'compare.png');
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
   ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;

@@ -27,7 +27,7 @@ export function classNamesOf(dataset: string): readonly string[] {
  * pictures are dark strokes on a light or transparent background (composited over white and
  * inverted, see nin/images.ts).
  */
-export async function predict(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<string[]> {
+export async function predict(checkpointPath: string, images: string[], note?: (line: string) => void, opts: { invert?: boolean } = {}): Promise<string[]> {
   return formatPredictions(await predictProbabilities(checkpointPath, images, note, opts));
 }
 

@@ -21,6 +21,7 @@ import { fitPreprocessor, Preprocessor, type PreprocessKind } from '../nin/prepr
 import { isAvailable } from '../nin/data/registry.ts';
 import { modelConfig } from '../nin/model.ts';
 import { randomArray, relErrNorm, runAsync } from './helpers.ts';
+import { refTensor, softmaxRef } from './reference.ts';
 import { tiny } from './tiny-nin.ts';
 
 // What the test uses of onnxruntime-node (its types are not installed with it unsaved).
@@ -146,18 +147,6 @@ async function ours(config: ModelConfig, params: Map<string, Float32Array>, pre:
   }
 }
 
-function softmaxRows(logits: Float32Array, classes: number): Float64Array {
-  const p = new Float64Array(logits.length);
-  for (let r = 0; r < logits.length / classes; r++) {
-    const row = logits.subarray(r * classes, (r + 1) * classes);
-    const max = Math.max(...row);
-    const e = Array.from(row, (v) => Math.exp(v - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    e.forEach((v, k) => (p[r * classes + k] = v / sum));
-  }
-  return p;
-}
-
 async function runOnnx(bytes: Uint8Array, config: ModelConfig, input: Float32Array, count: number) {
   const { height, width, channels } = config.input;
   const session = await ort!.InferenceSession.create(bytes);
@@ -230,7 +219,7 @@ describe('nin export (ONNX)', () => {
       const mine = await ours(config, params, pre, raw, count);
       const theirs = await runOnnx(exportOnnx(config, params, pre), config, raw, count);
       expect(relErrNorm(theirs.logits, mine.logits)).toBeLessThan(1e-5);
-      expect(relErrNorm(theirs.probabilities, softmaxRows(mine.logits, config.classes))).toBeLessThan(1e-5);
+      expect(relErrNorm(theirs.probabilities, softmaxRef(refTensor([count, config.classes], mine.logits)).data)).toBeLessThan(1e-5);
       expect(theirs.maps.dims).toEqual([count, ...plan(config)[config.layers.length - 1].output]);
       expect(relErrNorm(theirs.maps.data, mine.maps)).toBeLessThan(1e-5);
       // Not vacuous: the logits differ between images (by 100× the tolerance at least), and a model
