@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const reps = positive('reps', v.reps, 10);
   const path = statSync(positionals[0]).isDirectory() ? join(positionals[0], 'checkpoint.safetensors') : positionals[0]; // a run directory
   const c = loadCheckpoint(path);
-  const test = await loadTestSet(c.options.dataset, v['data-dir'], v['test-limit'] === undefined ? undefined : positive('test-limit', v['test-limit'], 0));
+  const test = await loadTestSet(c.options, v['data-dir'], v['test-limit'] === undefined ? undefined : positive('test-limit', v['test-limit'], 0));
   const { height: H, width: W, channels: C } = c.config.input;
   const per = H * W * C;
   const K = c.config.classes;

@@ -2,17 +2,18 @@
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { batchTooLarge, builtInModel, classMapsOf, describeConfig, largestBatch, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { folderImageShape, scanImageFolder } from './data/folder.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
-import { type TrainOptions } from './train.ts';
+import { type ImageFolderOptions, type TrainOptions } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -39,6 +40,11 @@ const DATASET_DEFAULTS: Record<string, Defaults> = {
   cifar10: { model: 'cifar10', augment: true, preprocess: 'gcn-zca', epochs: 100, lr: 0.02, batch: 128, schedule: 'step', warmup: 0.3, classMaps: 'linear', init: 'he' },
   cifar100: { model: 'cifar100', augment: false, preprocess: 'gcn-zca', epochs: 100, lr: 0.02, batch: 128, schedule: 'step', warmup: 0.3, classMaps: 'linear', init: 'he' },
   svhn: { model: 'svhn', augment: false, preprocess: 'gcn-lcn', epochs: 40, lr: 0.1, batch: 128, schedule: 'step', warmup: 0, classMaps: 'linear', classLrMult: 0.1 },
+  // Images of one's own: the paper's CIFAR net fitted to them, with the MNIST and CIFAR recipes'
+  // init, lr and class maps, per-channel standardisation (ZCA's matrix grows with the square of
+  // the image), no augmentation (a flip changes what a digit or a letter is: --aug turns it on),
+  // and a cosine schedule, which needs no step epochs chosen for a set of unknown size.
+  folder: { model: 'cifar10', augment: false, preprocess: 'standardize', epochs: 30, lr: 0.02, batch: 64, schedule: 'cosine', warmup: 0.3, classMaps: 'linear', init: 'he' },
 };
 
 /** `npm run train` with no arguments: the small MNIST NIN, sized to finish in ≤ 10 minutes on a
@@ -56,6 +62,10 @@ const MODEL_DEFAULTS: Record<string, Partial<Defaults>> = {
 };
 
 const DATASETS = ['mnist', 'cifar10', 'cifar100', 'svhn'] as const;
+/** `--dataset folder`: images of one's own in class folders under --data-dir (nin/data/folder.ts). */
+const FOLDER = 'folder';
+/** ZCA's matrix is D×D for D values an image: 3072 (CIFAR's) takes a minute to fit; 4096 is allowed. */
+const MAX_ZCA_VALUES = 4096;
 
 /** Each data set's images (H×W×C) and classes. */
 const DATASET_SHAPES: Record<string, { image: string; classes: number }> = {
@@ -129,6 +139,13 @@ export const USAGE = `usage:
 
 train options:
   --dataset mnist|cifar10|cifar100|svhn   (default: the --model's, else mnist)
+  --dataset folder        images of your own: --data-dir DIR holds train/<class>/*.png and
+                          test/<class>/*.png (the training folders name the classes); the --model
+                          (default cifar10, the paper's CIFAR net) takes their size and one class map
+                          per class; 1 channel if every PNG is grey, else 3; recipe: standardize, no
+                          aug, 30 epochs, batch 64 (or all the images, if fewer), lr 0.02 cosine,
+                          0.3-epoch warm-up
+  --image-size WxH        --dataset folder: resize every image to W×H (needed where sizes differ)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   --config FILE           a network of one's own instead of --model: a JSON model config, as
                           \`nin models\` lists them (README, "Networks of one's own"); it trains
@@ -174,10 +191,11 @@ train options:
                           about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images
   --seed N                repeatable runs (same device: same loss curve); 0 to 4294967295
-  --data-dir DIR          else $NIN_DATA, ./data, ../shared/data
-  --out DIR               run directory (default runs/<dataset>-<model>, numbered on, -2, -3, …,
-                          past directories that hold a run); a run never writes into another
-                          run's directory unless --overwrite is given
+  --data-dir DIR          else $NIN_DATA, ./data, ../shared/data (--dataset folder: the image
+                          folder; a resume reads the run's own unless it is given)
+  --out DIR               run directory (default runs/<dataset>-<model>, or runs/<folder>-<model>,
+                          numbered on, -2, -3, …, past directories that hold a run); a run never
+                          writes into another run's directory unless --overwrite is given
   --resume CHECKPOINT     continue a run (a checkpoint file or a run directory), in the run's
                           directory by default; checkpoints there from a stretch the resume
                           replaces are kept, renamed *.superseded.safetensors
@@ -191,7 +209,7 @@ train options:
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-eval options: --data-dir DIR, --batch N (100), --test-limit N, --json FILE (the results and each class's
+eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100), --test-limit N, --json FILE (the results and each class's
               error as JSON: rows of the confusion matrix are true classes)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
@@ -208,7 +226,7 @@ type Rule = { flag: string; optional?: boolean; list?: boolean } & (
 
 /** The options a resume takes from its checkpoint unless a flag replaces them: each one's flag and rule. */
 const RULES = {
-  dataset: { flag: 'dataset', kind: 'oneOf', allowed: DATASETS },
+  dataset: { flag: 'dataset', kind: 'oneOf', allowed: [...DATASETS, FOLDER] },
   head: { flag: 'head', kind: 'oneOf', allowed: HEADS, optional: true },
   init: { flag: 'init', kind: 'oneOf', allowed: INITS, optional: true },
   classMaps: { flag: 'class-maps', kind: 'oneOf', allowed: ['relu', 'linear'], optional: true },
@@ -359,7 +377,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' },
-      profile: { type: 'boolean' },
+      profile: { type: 'boolean' }, 'image-size': { type: 'string' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
   );
@@ -389,23 +407,33 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const datasetOfModel = custom ? (datasetOfShape(custom) ?? (custom.input.channels === 1 ? 'mnist' : 'cifar10')) : modelArg === undefined ? undefined : datasetOf(modelArg);
   // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
   const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
+  // (found now: an image folder's run reads its folder before the other clashes are listed)
+  if (saved && dataset !== saved.dataset) throw new UsageError(`--resume ${resume}: --dataset ${dataset} (the checkpoint was trained on ${saved.dataset}): a resumed run keeps its data (start a new run to change it)`);
   // No dataset, no model and no checkpoint named: the main job.
   const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
   const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
   // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
-  const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[model] };
-  const config = custom ?? builtInModel(model);
-  if (!config) {
+  // (An image folder's run takes its data set's recipe only: the CPU-sized models' shorter ones are for their data sets' sizes.)
+  const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...(dataset === FOLDER ? {} : MODEL_DEFAULTS[model]) };
+  const base = custom ?? builtInModel(model);
+  if (!base) {
     const known = `one of ${Object.keys(MODELS).join(', ')}`;
     throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`);
   }
-  const { height, width, channels } = config.input;
-  if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
-    throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${datasetImages()}`);
+  if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
+  // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
+  const folder = dataset === FOLDER ? folderRun(base, custom !== undefined, saved, s('data-dir'), s('image-size')) : undefined;
+  const config = folder?.config ?? base;
+  if (!folder) {
+    const { height, width, channels } = config.input;
+    if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
+      throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${datasetImages()} (images of your own: --dataset folder --data-dir DIR)`);
+    }
+    const { image, classes } = DATASET_SHAPES[dataset];
+    if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
+    if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);
   }
-  const { image, classes } = DATASET_SHAPES[dataset];
-  if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
-  if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);
+  const classes = config.classes;
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = given('epochs') ?? pick('epochs', d.epochs);
@@ -417,10 +445,13 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const derivedSteps = schedule === 'step' ? defaultStepEpochs(epochs) : [];
   const stepEpochs = given('stepEpochs', epochs) ?? (saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps);
   const warmupEpochs = given('warmupEpochs', epochs) ?? pick('warmupEpochs', d.warmup);
+  // New runs' directories are named for the data: runs/mnist-mnist-small, runs/flowers-cifar10.
+  const runLabel = folder ? basename(folder.imageFolder.dir) : dataset;
   const options: TrainOptions = {
     dataset,
+    ...(folder ? { imageFolder: folder.imageFolder } : {}),
     model,
-    ...(custom ? { config: custom } : {}),
+    ...(custom || folder ? { config } : {}),
     head: given('head') ?? pick('head', undefined),
     init: given('init') ?? pick('init', d.init),
     classMaps: given('classMaps') ?? pick('classMaps', d.classMaps),
@@ -451,8 +482,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     trainLimit: given('trainLimit') ?? pick('trainLimit', undefined), // the main job trains on all 60k
     testLimit: given('testLimit') ?? pick('testLimit', undefined),
     seed: given('seed') ?? pick('seed', 1),
-    outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${dataset}-${model}`))),
-    ...(s('out') === undefined && !source ? { outDirSeries: join('runs', `${dataset}-${model}`) } : {}),
+    outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${runLabel}-${model}`))),
+    ...(s('out') === undefined && !source ? { outDirSeries: join('runs', `${runLabel}-${model}`) } : {}),
     resume,
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
@@ -469,6 +500,11 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
+  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N`);
+  const { height, width, channels } = config.input;
+  if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
+    throw new UsageError(`--preprocess gcn-zca fits a D×D whitening matrix for the D = ${height * width * channels} values of a ${width}×${height}×${channels} image; at most ${MAX_ZCA_VALUES} (CIFAR's 32×32×3 is 3072): give a smaller --image-size, or --preprocess standardize or gcn-lcn`);
+  }
   if (header) {
     const clash = resumeClashes(options, header.config, header.options);
     if (clash.length) throw new UsageError(`--resume ${resume}: ${clash.join(', ')}: a resumed run keeps them (start a new run to change them)`);
@@ -481,21 +517,24 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     }
   }
   // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
-  const trainPart = splitCount(dataset, 'train');
+  const trainPart = folder ? folder.imageFolder.trainImages : splitCount(dataset, 'train');
   const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
   // The training set's size is known before loading it: the official count (a partial file can
-  // only make it smaller, and is caught when read), or --train-limit.
+  // only make it smaller, and is caught when read), the folder's, or --train-limit.
   const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
+  const whose = folder ? `${folder.trainDir}'s` : `${dataset}'s`;
   // A limit past the data set used all of it, but was saved as given: runs on the same images
   // then differed in `nin compare`'s settings.
   if (s('train-limit') !== undefined && options.trainLimit! > official) {
-    throw new UsageError(`--train-limit ${options.trainLimit} is more than ${dataset}'s ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
+    throw new UsageError(`--train-limit ${options.trainLimit} is more than ${whose} ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
   }
-  if (s('test-limit') !== undefined) checkTestLimit(options.testLimit!, dataset);
+  if (s('test-limit') !== undefined) checkTestLimit(options.testLimit!, folder ? { count: folder.testImages, of: folder.testDir } : dataset);
   const trainImages = Math.min(official, options.trainLimit ?? official);
-  const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${dataset}'s ${official} training images`;
+  const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${whose} ${official} training images`;
   const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
   if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
+  // An image folder may hold fewer images than the recipe's batch: the default takes them all.
+  if (folder && !saved && s('batch') === undefined) options.batchSize = Math.min(options.batchSize, trainImages - held);
   if (trainImages - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
@@ -592,10 +631,56 @@ async function runTrain(args: string[]): Promise<number> {
   }
 }
 
-/** Throws a usage error for a --test-limit past the official test set (the set's own count is the limit). */
-function checkTestLimit(limit: number, dataset: string): void {
-  const official = splitCount(dataset, 'test');
-  if (limit > official) throw new UsageError(`--test-limit ${limit} is more than ${dataset}'s ${official} test images: leave it out to test on all`);
+/** Throws a usage error for a --test-limit past the test set: a data set's official count, or an image folder's. */
+function checkTestLimit(limit: number, testSet: string | { count: number; of: string }): void {
+  const { count, of } = typeof testSet === 'string' ? { count: splitCount(testSet, 'test'), of: testSet } : testSet;
+  if (limit > count) throw new UsageError(`--test-limit ${limit} is more than ${of}'s ${count} test images: leave it out to test on all`);
+}
+
+/** An image folder's run's test set, as checkTestLimit takes it (undefined for a data set's run). */
+function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: number; of: string } | undefined {
+  if (o.dataset !== FOLDER || !o.imageFolder) return undefined;
+  const scan = scanImageFolder(dataDir ?? o.imageFolder.dir, 'test', o.imageFolder.classNames);
+  return { count: scan.files.length, of: scan.dir };
+}
+
+/**
+ * `--dataset folder`: the image folder's classes and images (read from its files' headers, before
+ * any GPU work) and the network fitted to them: a built-in model takes the images' size (or
+ * --image-size WxH) and channels, and one class map per folder; a config file's or a resumed run's
+ * network is fixed, and the images are resized to it. A resume reads the folder it was trained on
+ * unless --data-dir says where it is now.
+ */
+function folderRun(base: ModelConfig, fixed: boolean, saved: TrainOptions | undefined, dataDir: string | undefined, imageSize: string | undefined) {
+  const was = saved?.imageFolder; // (a resume's data set is the checkpoint's: checked before)
+  if (saved && !isImageFolderOptions(was)) throw new UsageError(`--resume: its saved training options are damaged: an image folder's run needs imageFolder { dir, classNames, trainImages }, got ${JSON.stringify(was) ?? 'none'}`);
+  const dir = dataDir ?? was?.dir;
+  if (dir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
+  if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${saved ? 'the resumed run' : '--config'}: its images are resized to that`);
+  const train = scanImageFolder(dir, 'train', was?.classNames);
+  const test = scanImageFolder(dir, 'test', train.classNames);
+  if (was && train.files.length !== was.trainImages) {
+    throw new UsageError(`--resume: ${train.dir} holds ${train.files.length} training images, the run's held ${was.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
+  }
+  const classes = train.classNames.length;
+  if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; PNGs make 1 (grey) or 3 (colour)`);
+  if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
+  const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
+  const imageFolder: ImageFolderOptions = { dir: resolve(dir), classNames: train.classNames, trainImages: train.files.length };
+  return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
+}
+
+function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
+  const f = v as ImageFolderOptions | undefined;
+  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0;
+}
+
+/** `--image-size WxH` (or N: N×N), each side 1 to 4096. */
+function parseImageSize(text: string): { height: number; width: number } {
+  const m = /^(\d+)(?:x(\d+))?$/i.exec(text);
+  const [width, height] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
+  if (!(width >= 1 && width <= 4096 && height >= 1 && height <= 4096)) throw new UsageError(`--image-size must be WxH (width×height, e.g. 32x32) or N for N×N, each 1 to 4096, got '${text}'`);
+  return { height, width };
 }
 
 async function runEval(args: string[]): Promise<void> {
@@ -608,8 +693,9 @@ async function runEval(args: string[]): Promise<void> {
   const { loadTestSet } = await import('./datasets.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
-  if (testLimit !== undefined) checkTestLimit(testLimit, c.options.dataset);
-  const test = await loadTestSet(c.options.dataset, v['data-dir'] as string | undefined, testLimit);
+  const dataDir = v['data-dir'] as string | undefined;
+  if (testLimit !== undefined) checkTestLimit(testLimit, folderTestSet(c.options, dataDir) ?? c.options.dataset);
+  const test = await loadTestSet(c.options, dataDir, testLimit);
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
   // test set holds that many images: a batch is never larger than the set).

@@ -32,7 +32,8 @@ export interface RunSummary {
 
 /** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
 const SETTINGS: [string, (options: Record<string, unknown>, config: Record<string, unknown>, header: Record<string, string>, epochs: EpochRecord[]) => unknown][] = [
-  ['dataset', (o) => o.dataset],
+  // An image folder's run: which folder (runs on two folders differ in it).
+  ['dataset', (o) => (o.dataset === 'folder' && typeof (o.imageFolder as { dir?: unknown } | undefined)?.dir === 'string' ? `folder ${basename((o.imageFolder as { dir: string }).dir)}` : o.dataset)],
   ['model', (o) => o.model],
   ['head', (_, c) => c.head],
   ['init', (_, c) => c.init],

@@ -1,8 +1,15 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts';
+import { readImageFolder, scanImageFolder } from './data/folder.ts';
+import { DataFormatError } from './data/io.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
+import type { ModelInput } from './images.ts';
+import { modelConfig } from './model.ts';
 import type { TrainData, TrainOptions } from './train.ts';
+
+/** What names a run's data: a data set, or an image folder (whose images are read at the model's input size). */
+export type RunData = Pick<TrainOptions, 'dataset' | 'imageFolder' | 'model' | 'config'>;
 
 /** One line a split. (Its notes, a partial or fallback file, were printed as warnings when read.) */
 function report(ds: ImageDataset): void {
@@ -11,6 +18,7 @@ function report(ds: ImageDataset): void {
 
 /** The splits of a run, read afresh: each image array is the caller's alone (consumable by train()). */
 export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<TrainData & { test: ImageDataset }> {
+  if (o.dataset === 'folder') return loadFolderSplits(o, dataDir);
   const parts = o.extra && o.trainLimit === undefined ? await loadWithExtra(o.dataset, dataDir) : [await loadDataset(o.dataset, 'train', { dataDir })];
   // SVHN's extra images (6.5 GB as float32) are read only if --train-limit reaches them.
   if (o.extra && o.trainLimit !== undefined && o.trainLimit > parts[0].count) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
@@ -37,8 +45,42 @@ async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDa
   ];
 }
 
-export async function loadTestSet(dataset: string, dataDir?: string, limit?: number): Promise<ImageDataset> {
-  const [test] = limitParts([await loadDataset(dataset, 'test', { dataDir })], limit);
+/** The test set of a run (`nin eval`, `nin visualize`); `dataDir`: for an image folder, where it is now. */
+export async function loadTestSet(o: RunData, dataDir?: string, limit?: number): Promise<ImageDataset> {
+  const [test] = o.dataset === 'folder' ? [folderSplit(o, 'test', dataDir, limit)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
   report(test);
   return test;
+}
+
+/** An image folder's training and test sets, read at the model's input size (nin/data/folder.ts). */
+function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test: ImageDataset } {
+  const all = folderSplit(o, 'train', dataDir, o.trainLimit);
+  const test = folderSplit(o, 'test', dataDir, o.testLimit);
+  const { train, validation } = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
+  for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
+  return { train, validation, test, consumable: true };
+}
+
+/**
+ * One split of a run's image folder (the saved one, or `dataDir`: the folder moved), its first
+ * `limit` images (all, where it holds fewer). The training folders must still be the run's classes and hold its images.
+ */
+function folderSplit(o: RunData, split: 'train' | 'test', dataDir: string | undefined, limit: number | undefined): ImageDataset {
+  const folder = o.imageFolder;
+  if (!folder) throw new Error(`the run's options name no image folder (dataset 'folder' without imageFolder): not a checkpoint nin wrote`);
+  const root = dataDir ?? folder.dir;
+  if (split === 'train') {
+    const scan = scanImageFolder(root, 'train', folder.classNames);
+    if (scan.files.length !== folder.trainImages) {
+      throw new DataFormatError(scan.dir, `holds ${scan.files.length} training images, the run's held ${folder.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
+    }
+    return readImageFolder(scan, modelInput(o), { limit });
+  }
+  return readImageFolder(scanImageFolder(root, 'test', folder.classNames), modelInput(o), { limit });
+}
+
+function modelInput(o: RunData): ModelInput {
+  const { height, width, channels } = modelConfig(o).input;
+  if (channels !== 1 && channels !== 3) throw new Error(`an image folder's PNGs make 1 or 3 channels; the model takes ${channels}`);
+  return { height, width, channels };
 }

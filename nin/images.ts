@@ -185,6 +185,45 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
   return end;
 }
 
+/** The ImageLoadError for a failed open or read of `path` (an ImageLoadError passes through). */
+function readError(path: string, e: unknown): ImageLoadError {
+  if (e instanceof ImageLoadError) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') return new ImageLoadError(path, 'file not found');
+  if (err.code === 'EISDIR') return new ImageLoadError(path, 'expected a PNG file, found a directory');
+  return new ImageLoadError(path, `cannot read file (${err.message})`);
+}
+
+/** The error for a file whose first bytes (`head`, up to 8) are not PNG's signature. */
+function notPng(path: string, head: Uint8Array): ImageLoadError {
+  const found = head.length === 0 ? 'an empty file' : describeBytes(head);
+  return new ImageLoadError(path, `not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found ${found}`);
+}
+
+const noIhdr = (path: string) => new ImageLoadError(path, 'corrupt PNG: expected an IHDR chunk right after the signature');
+const zeroSize = (path: string, width: number, height: number) => new ImageLoadError(path, `PNG has zero size (width ${width}, height ${height})`);
+
+/** A PNG's size and colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA) from its first 26
+ * bytes, without decoding it: a folder of training images is sized up before it is read. */
+export function readPngHeader(path: string): { width: number; height: number; colorType: number } {
+  const head = Buffer.alloc(26);
+  let got: number;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    got = readSync(fd, head, 0, 26, 0);
+  } catch (e) {
+    throw readError(path, e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (got < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notPng(path, head.subarray(0, Math.min(got, 8)));
+  if (got < 26 || head.toString('latin1', 12, 16) !== 'IHDR') throw noIhdr(path);
+  const [width, height] = [head.readUInt32BE(16), head.readUInt32BE(20)];
+  if (width === 0 || height === 0) throw zeroSize(path, width, height);
+  return { width, height, colorType: head[25] };
+}
+
 /** Reads and decodes any PNG pngjs supports (bit depths 1–16, grey/RGB/palette, ±alpha, tRNS,
  * interlaced). Errors name the file: missing, unreadable, not a PNG, zero-sized, corrupt. */
 export function readPng(path: string): DecodedPng {
@@ -196,30 +235,19 @@ export function readPng(path: string): DecodedPng {
     // being read whole (past 2 GiB, readFileSync would refuse it with a size error instead).
     const head = Buffer.alloc(8);
     const got = readSync(fd, head, 0, 8, 0);
-    if (got < 8 || !head.equals(PNG_SIGNATURE)) {
-      const found = got === 0 ? 'an empty file' : describeBytes(head.subarray(0, got));
-      throw new ImageLoadError(path, `not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found ${found}`);
-    }
+    if (got < 8 || !head.equals(PNG_SIGNATURE)) throw notPng(path, head.subarray(0, got));
     bytes = readFileSync(fd);
   } catch (e) {
-    if (e instanceof ImageLoadError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new ImageLoadError(path, 'file not found');
-    if (err.code === 'EISDIR') throw new ImageLoadError(path, 'expected a PNG file, found a directory');
-    throw new ImageLoadError(path, `cannot read file (${err.message})`);
+    throw readError(path, e);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
   // The IHDR chunk must come first; read the size ourselves so a zero-sized image gets a clear
   // error instead of whatever the decoder trips over.
-  if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') {
-    throw new ImageLoadError(path, 'corrupt PNG: expected an IHDR chunk right after the signature');
-  }
+  if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') throw noIhdr(path);
   const headerWidth = bytes.readUInt32BE(16);
   const headerHeight = bytes.readUInt32BE(20);
-  if (headerWidth === 0 || headerHeight === 0) {
-    throw new ImageLoadError(path, `PNG has zero size (width ${headerWidth}, height ${headerHeight})`);
-  }
+  if (headerWidth === 0 || headerHeight === 0) throw zeroSize(path, headerWidth, headerHeight);
   const end = checkPngStructure(bytes, path, headerWidth, headerHeight);
   let png: ReturnType<typeof PNG.sync.read>;
   try {

@@ -266,6 +266,20 @@ export function builtInModel(name: string): ModelConfig | undefined {
   return Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;
 }
 
+/**
+ * A built-in network for other images and classes (`nin train --dataset folder`): the same layers
+ * on `input`, and a class-map layer of `classes` maps where it emitted one per class. A network of
+ * mlpconvs, pools and GAP takes any image size its pools leave a map of; plan() checks that.
+ */
+export function fitToData(config: ModelConfig, input: ModelConfig['input'], classes: number): ModelConfig {
+  const last = config.layers.length - 1;
+  const layers = config.layers.map((l, i): LayerSpec => {
+    if (i !== last || l.type !== 'mlpconv' || l.channels[2] !== config.classes) return l;
+    return { ...l, channels: [l.channels[0], l.channels[1], classes] };
+  });
+  return { ...config, input: { ...input }, classes, layers };
+}
+
 /** What a run may change of its network (`nin train` flags over a built-in model or a config file). */
 export interface NetworkOptions {
   /** A built-in model's name (MODELS), or `config`'s. */

@@ -307,7 +307,7 @@ export function exportCheckpoint(path: string, out: string, opts: { preprocess?:
   const c = loadCheckpoint(path);
   const bytes = exportOnnx(c.config, c.params, c.preprocessor, {
     preprocess: opts.preprocess,
-    classNames: classNamesOf(c.options.dataset),
+    classNames: classNamesOf(c.options),
     metadata: { 'nin.dataset': c.options.dataset, 'nin.epoch': String(c.epoch), ...(c.runId ? { 'nin.run_id': c.runId } : {}) },
   });
   writeFileAtomic(out, [bytes]);

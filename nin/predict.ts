@@ -13,11 +13,13 @@ import { ImageLoadError, loadImageForModel, pictureNotes } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
-import { argmax } from './train.ts';
+import { argmax, type TrainOptions } from './train.ts';
 
-export function classNamesOf(dataset: string): readonly string[] {
+/** The class names of a run's data: its data set's, or its image folder's. */
+export function classNamesOf(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): readonly string[] {
+  if (o.imageFolder) return o.imageFolder.classNames;
   const names: Record<string, readonly string[]> = { mnist: MNIST_CLASSES, cifar10: CIFAR10_CLASSES, cifar100: CIFAR100_FINE_CLASSES, svhn: SVHN_CLASSES };
-  return names[dataset] ?? [];
+  return names[o.dataset] ?? [];
 }
 
 /**
@@ -57,7 +59,7 @@ export async function predictProbabilities(checkpointPath: string, images: strin
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
-  const names = classNamesOf(c.options.dataset);
+  const names = classNamesOf(c.options);
   const pixels = new Float32Array(images.length * height * width * channels);
   const unreadable: ImageLoadError[] = []; // every bad picture named at once, not one per attempt
   images.forEach((path, i) => {
@@ -100,7 +102,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   const c = loadCheckpoint(checkpointPath);
   const outDir = o.outDir ?? dirname(checkpointPath);
   const written: string[] = [];
-  const test = await loadTestSet(c.options.dataset, o.dataDir, o.count);
+  const test = await loadTestSet(c.options, o.dataDir, o.count);
   const n = Math.min(o.count, test.count);
   const { height, width, channels } = c.config.input;
   await getGpu();
@@ -127,7 +129,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   }
   const C = c.config.classes;
   const [, H, W, M] = mapShape;
-  const names = classNamesOf(c.options.dataset);
+  const names = classNamesOf(c.options);
   // Under GAP, map k is class k's evidence (its mean is the logit); under an FC head the maps feed
   // a learnt mix, so map k is no class's, even when there are as many maps as classes.
   const classMaps = c.config.head === 'gap' && M === C;

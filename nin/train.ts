@@ -27,6 +27,9 @@ import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } fr
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   dataset: string;
+  /** `--dataset folder`: the image folder (absolute), its class names, and how many training
+   * images it held (a resume checks that the folder still holds the run's classes and images). */
+  imageFolder?: ImageFolderOptions;
   batchSize: number;
   momentum: number;
   weightDecay: number;
@@ -68,6 +71,12 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   /** Progress output (default: stderr). */
   log?: (line: string) => void;
   progress?: boolean;
+}
+
+export interface ImageFolderOptions {
+  dir: string;
+  classNames: string[];
+  trainImages: number;
 }
 
 export interface EvalResult {

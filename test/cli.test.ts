@@ -24,7 +24,7 @@ describe('nin CLI', () => {
     [['train', '--epochs', '0'], /--epochs must be an integer ≥ 1, got '0'/],
     [['train', '--lr', 'fast'], /--lr must be a number in \[0, 1000\], got 'fast'/],
     [['train', '--bogus'], /Unknown option '--bogus'/],
-    [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, got 'imagenet'/],
+    [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, folder, got 'imagenet'/],
     [['train', '--dataset', 'cifar10', '--model', 'mnist-small'], /model 'mnist-small' takes 28×28×1 images but cifar10 images are 32×32×3/],
     [['train', '--dataset', 'cifar100', '--model', 'cifar10'], /model 'cifar10' has 10 classes but cifar100 has 100/],
     [['train', '--aug', '--no-aug'], /--aug and --no-aug contradict each other/],
@@ -348,7 +348,7 @@ describe('nin CLI', () => {
       return () => parseTrainArgs(['--resume', ckpt, ...flags]);
     };
     const refused: [Record<string, unknown>, string][] = [
-      [{ dataset: 'imagenet' }, 'dataset must be one of mnist, cifar10, cifar100, svhn, got "imagenet"'],
+      [{ dataset: 'imagenet' }, 'dataset must be one of mnist, cifar10, cifar100, svhn, folder, got "imagenet"'],
       [{ head: 'banana' }, 'head must be one of gap, fc, fc-dropout, got "banana"'],
       [{ init: 'zeros' }, 'init must be one of gaussian, he, got "zeros"'],
       [{ classMaps: null }, 'classMaps must be one of relu, linear, got null'],
@@ -490,7 +490,7 @@ describe("networks of one's own (--config)", () => {
       [['--config', path, '--model', 'mnist-small'], /--config and --model both name the network: give one/],
       [['--config', path, '--dataset', 'cifar10'], /model 'mnist-tiny' takes 28×28×1 images but cifar10 images are 32×32×3/],
       // No data set has its images: said so, not "but cifar10 images are 32×32×3" (the data set guessed for it).
-      [['--config', file('two-channel.json', { ...tiny, name: 'two-channel', input: { height: 28, width: 28, channels: 2 } })], /--config: model 'two-channel' takes 28×28×2 images, and no data set has those: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3/],
+      [['--config', file('two-channel.json', { ...tiny, name: 'two-channel', input: { height: 28, width: 28, channels: 2 } })], /--config: model 'two-channel' takes 28×28×2 images, and no data set has those: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3 \(images of your own: --dataset folder --data-dir DIR\)/],
       [['--config', join(dir, 'none.json')], /--config: no file at '.*none.json'/],
       [['--config', file('broken.json', '{"name": ')], /--config: .*broken.json is not valid JSON/],
       [['--config', file('builtin.json', { ...tiny, name: 'mnist-small' })], /names its network 'mnist-small', a built-in model's name: give it another/],

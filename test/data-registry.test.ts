@@ -457,7 +457,7 @@ describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
     const printed: string[] = [];
     const spies = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void printed.push(String(m))));
     try {
-      await loadTestSet('cifar10', SHARED, 16);
+      await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, SHARED, 16);
     } finally {
       for (const spy of spies) spy.mockRestore();
     }

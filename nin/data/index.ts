@@ -1,5 +1,6 @@
 // The data layer: dataset files, registry/download, splits, preprocessing, augmentation, batching.
 export * from './formats.ts';
+export * from './folder.ts';
 export * from './registry.ts';
 export * from './split.ts';
 export * from './preprocess.ts';

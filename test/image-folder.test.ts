@@ -1,0 +1,241 @@
+// Training on images of one's own (`nin train --dataset folder`): the folder reader (class order,
+// labels, errors that name the file), the network fitted to the folder's images and classes, the
+// CLI's checks before any GPU work, and a short run end to end (train, evaluate, predict, resume
+// from a moved folder).
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeGpu, getGpu } from '../engine/device.ts';
+import { parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { loadCheckpoint } from '../nin/checkpoint.ts';
+import { comparisonTable, readRuns } from '../nin/compare.ts';
+import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
+import { loadSplits, loadTestSet } from '../nin/datasets.ts';
+import { encodePng } from '../nin/images.ts';
+import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
+import { predictProbabilities, topClasses } from '../nin/predict.ts';
+import { evaluate, train, type TrainOptions } from '../nin/train.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'nin-folder-'));
+afterAll(() => {
+  closeGpu();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Writes an RGBA (colour type 6) or grey (colour type 0, from R) PNG of `width`×`height`; returns its path. */
+function writePng(path: string, width: number, height: number, pixel: (x: number, y: number) => [number, number, number], grey = false): string {
+  mkdirSync(resolve(path, '..'), { recursive: true });
+  const rgba = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) rgba.set([...pixel(x, y), 255], (y * width + x) * 4);
+  if (!grey) {
+    writeFileSync(path, encodePng(width, height, rgba));
+  } else {
+    const png = new PNG({ width, height });
+    png.data = Buffer.from(rgba);
+    writeFileSync(path, PNG.sync.write(png, { colorType: 0, inputColorType: 6 }));
+  }
+  return path;
+}
+
+/** A folder of `perClass` [train, test] noisy pictures per class, class k's channel 2 − k bright: blue, green, red. */
+function colourFolder(root: string, perClass: [number, number], size = { width: 12, height: 10 }): string {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  (['train', 'test'] as const).forEach((split, s) => {
+    ['blue', 'green', 'red'].forEach((name, k) => {
+      for (let i = 0; i < perClass[s]; i++) {
+        writePng(join(root, split, name, `${i}.png`), size.width, size.height, () => [0, 1, 2].map((c) => Math.round(255 * Math.min(1, 0.3 * rnd() + (c === 2 - k ? 0.5 : 0.1)))) as [number, number, number]);
+      }
+    });
+  });
+  return root;
+}
+
+const dot = () => [128, 128, 128] as [number, number, number];
+
+describe('image folder reader', () => {
+  it('lists classes in code-point order, skips hidden entries, and takes the classes in turn', () => {
+    const root = join(tmp, 'order');
+    for (const [cls, n] of [['b', 1], ['B', 2], ['a', 3]] as const) for (let i = 0; i < n; i++) writePng(join(root, 'train', cls, `${i}.png`), 2, 2, dot);
+    writeFileSync(join(root, 'train', 'a', '.DS_Store'), 'junk');
+    mkdirSync(join(root, 'train', '.cache'), { recursive: true });
+    writePng(join(root, 'test', 'b', '0.png'), 2, 2, dot);
+    const train = scanImageFolder(root, 'train');
+    expect(train.classNames).toEqual(['B', 'a', 'b']); // code points: 'B' < 'a' in every locale
+    expect(train.files.map((f) => `${basename(resolve(f.path, '..'))}/${basename(f.path)}`)).toEqual(['B/0.png', 'a/0.png', 'b/0.png', 'B/1.png', 'a/1.png', 'a/2.png']);
+    expect(train.files.map((f) => f.label)).toEqual([0, 1, 2, 0, 1, 1]);
+    // A test set of some of the classes keeps the training set's labels and names.
+    const test = scanImageFolder(root, 'test', train.classNames);
+    expect(test.classNames).toEqual(['B', 'a', 'b']);
+    expect(test.files.map((f) => f.label)).toEqual([2]);
+  });
+
+  it('names what is wrong with a folder, and where', () => {
+    const root = join(tmp, 'bad');
+    const base = () => {
+      rmSync(root, { recursive: true, force: true });
+      for (const cls of ['cat', 'dog']) writePng(join(root, 'train', cls, '0.png'), 2, 2, dot);
+    };
+    base();
+    expect(() => scanImageFolder(join(tmp, 'absent'), 'train')).toThrow(`${join(tmp, 'absent')}: no such directory (an image folder holds train/<class>/*.png and test/<class>/*.png)`);
+    expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: no such directory`);
+    expect(() => scanImageFolder(root, 'train', ['cat', 'cow'])).toThrow(`${join(root, 'train')}: its class folders are cat, dog; the checkpoint's classes are cat, cow`);
+    rmSync(join(root, 'train', 'dog'), { recursive: true });
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: holds one class folder (cat): a classifier needs two or more`);
+    base();
+    mkdirSync(join(root, 'train', 'eel'));
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: class folder eel holds no .png files: every class needs training images`);
+    base();
+    for (let i = 0; i < 7; i++) writeFileSync(join(root, 'train', 'dog', `${i}.jpg`), 'x');
+    expect(() => scanImageFolder(root, 'train')).toThrow(
+      `${join(root, 'train')}: 7 files are not .png: ${[0, 1, 2, 3, 4].map((i) => join(root, 'train', 'dog', `${i}.jpg`)).join(', ')} and 2 more (only PNG is read`,
+    );
+    base();
+    writePng(join(root, 'train', 'dog', 'puppies', '0.png'), 2, 2, dot);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: folders inside class folders are not read: ${join(root, 'train', 'dog', 'puppies')}`);
+    base();
+    writePng(join(root, 'test', 'cow', '0.png'), 2, 2, dot);
+    expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: class folder cow is not among the training set's classes (cat, dog)`);
+    // A JPEG named .png is found by its bytes when the folder is sized up.
+    base();
+    writeFileSync(join(root, 'train', 'dog', '1.png'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46]));
+    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(/dog\/1\.png: not a PNG file: .*which looks like JPEG/);
+  });
+
+  it("sizes the images up from their headers: one size or --image-size's, 1 channel only where every PNG is grey", () => {
+    const root = join(tmp, 'shape');
+    writePng(join(root, 'train', 'a', '0.png'), 12, 10, dot, true);
+    writePng(join(root, 'train', 'b', '0.png'), 12, 10, dot, true);
+    expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 10, width: 12, channels: 1 });
+    writePng(join(root, 'train', 'b', '1.png'), 12, 10, dot); // RGBA, though grey in content: the file says colour
+    expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 10, width: 12, channels: 3 });
+    writePng(join(root, 'train', 'b', '2.png'), 8, 8, dot, true);
+    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(
+      `${join(root, 'train')}: its images differ in size (width×height): 3 are 12×10 (e.g. ${join(root, 'train', 'a', '0.png')}), 1 is 8×8 (e.g. ${join(root, 'train', 'b', '2.png')}); give --image-size WxH to resize them all`,
+    );
+    expect(folderImageShape(scanImageFolder(root, 'train'), { height: 6, width: 7 })).toEqual({ height: 6, width: 7, channels: 3 });
+  });
+
+  it('reads raw 0..255 pixels with labels, resizes and converts to the model input, and names unreadable files', () => {
+    const root = join(tmp, 'read');
+    const value = (x: number, y: number, k: number): [number, number, number] => [10 * x + y + 50 * k, 3 * x + 7, 200 - y - k];
+    for (let k = 0; k < 2; k++) for (let i = 0; i < 2; i++) writePng(join(root, 'train', `c${k}`, `${i}.png`), 4, 4, (x, y) => value(x, y, k + i));
+    const scan = scanImageFolder(root, 'train');
+    const notes: string[] = [];
+    const ds = readImageFolder(scan, { height: 4, width: 4, channels: 3 }, { note: (l) => notes.push(l) });
+    expect({ name: ds.name, count: ds.count, shape: [ds.height, ds.width, ds.channels], labels: [...ds.labels], classNames: ds.classNames }).toEqual({ name: 'read/train', count: 4, shape: [4, 4, 3], labels: [0, 1, 0, 1], classNames: ['c0', 'c1'] });
+    expect(notes).toEqual([]);
+    // Image 1 is c1/0.png (the classes in turn): k + i = 1.
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) for (let c = 0; c < 3; c++) expect(ds.images[48 + (y * 4 + x) * 3 + c]).toBeCloseTo(value(x, y, 1)[c], 3);
+    // Halved: each output pixel is the mean of a 2×2 block; 1 channel: BT.601 luma.
+    const small = readImageFolder(scan, { height: 2, width: 2, channels: 1 }, { limit: 3, note: (l) => notes.push(l) });
+    expect(small.count).toBe(3);
+    expect(notes).toEqual(['read/train: 3 of 3 images resized to 2×2 (width×height)']);
+    const luma = (x: number, y: number) => { const [r, g, b] = value(x, y, 0); return 0.299 * r + 0.587 * g + 0.114 * b; };
+    expect(small.images[1]).toBeCloseTo((luma(2, 0) + luma(3, 0) + luma(2, 1) + luma(3, 1)) / 4, 3);
+    writeFileSync(join(root, 'train', 'c1', '0.png'), encodePng(4, 4, new Uint8Array(64)).subarray(0, 40));
+    expect(() => readImageFolder(scanImageFolder(root, 'train'), { height: 4, width: 4, channels: 3 })).toThrow(new RegExp(`${join(root, 'train')}: 1 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: `));
+  });
+});
+
+describe('a network fitted to an image folder', () => {
+  it('keeps the layers, takes the images and emits one class map per folder', () => {
+    const c = fitToData(MODELS.cifar10, { height: 20, width: 24, channels: 1 }, 5);
+    expect(c.layers.at(-1)).toMatchObject({ type: 'mlpconv', channels: [192, 192, 5] });
+    expect(c.layers.slice(0, -1)).toEqual(MODELS.cifar10.layers.slice(0, -1));
+    expect(parameterSpecs(c).find((p) => p.name === 'block1.w1')!.shape).toEqual([5, 5, 1, 192]);
+    expect(plan(c).at(-1)).toMatchObject({ name: 'global average pool', output: [5] });
+    expect(plan(c)[1].output).toEqual([10, 12, 96]); // Caffe's ceil: (20 − 3) / 2 → 9 + 1
+    expect(MODELS.cifar10.classes).toBe(10); // the built-in is not changed
+    // A last layer that is not one map a class (a config made for an FC head) keeps its width.
+    const fc = { ...MODELS['mnist-small'], head: 'fc' as const, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv' as const, kernel: 3, channels: [48, 32, 24] as [number, number, number] }] };
+    expect(fitToData(fc, { height: 28, width: 28, channels: 1 }, 3).layers.at(-1)).toMatchObject({ channels: [48, 32, 24] });
+  });
+});
+
+describe('nin train --dataset folder: options and checks before any GPU work', () => {
+  const root = colourFolder(join(tmp, 'colours'), [20, 4]);
+  it('fits the model to the folder and takes the folder recipe', () => {
+    const { options: o } = parseTrainArgs(['--dataset', 'folder', '--data-dir', root]);
+    expect(o).toMatchObject({ dataset: 'folder', model: 'cifar10', imageFolder: { dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 60 } });
+    // The recipe's batch is 64: a folder of fewer images trains on them all in each step.
+    expect(o).toMatchObject({ preprocess: 'standardize', augment: false, epochs: 30, batchSize: 60, lr: 0.02, schedule: 'cosine', warmupEpochs: 0.3 });
+    expect(parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--val', '12']).options.batchSize).toBe(48);
+    expect(o.config).toMatchObject({ name: 'cifar10', input: { height: 10, width: 12, channels: 3 }, classes: 3 });
+    expect(o.outDir).toMatch(/^runs[/\\]colours-cifar10/);
+    expect(modelConfig(o).layers.at(-1)).toMatchObject({ channels: [192, 192, 3], linearOut: true });
+    // A CPU-sized model keeps the folder's recipe, not its data set's shorter one.
+    const small = parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--image-size', '16x8']).options;
+    expect(small).toMatchObject({ model: 'mnist-small', epochs: 30, batchSize: 60, config: { input: { height: 8, width: 16, channels: 3 }, classes: 3 } });
+  });
+
+  it('refuses what cannot work, naming it', () => {
+    const folder = ['--dataset', 'folder', '--data-dir', root];
+    const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
+    usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
+    usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N');
+    usage([...folder, '--image-size', '64', '--preprocess', 'gcn-zca'], /--preprocess gcn-zca fits a D×D whitening matrix for the D = 12288 values of a 64×64×3 image; at most 4096/);
+    usage(['--dataset', 'cifar10', '--image-size', '64'], "--image-size resizes an image folder's pictures (--dataset folder); cifar10's images are 32×32×3");
+    usage([...folder, '--image-size', '12x'], "--image-size must be WxH (width×height, e.g. 32x32) or N for N×N, each 1 to 4096, got '12x'");
+    usage([...folder, '--train-limit', '61'], `--train-limit 61 is more than ${join(resolve(root), 'train')}'s 60 training images: leave it out to train on all`);
+    usage([...folder, '--test-limit', '13'], `--test-limit 13 is more than ${join(resolve(root), 'test')}'s 12 test images: leave it out to test on all`);
+    usage([...folder, '--batch', '61'], `--batch 61 is larger than the 60 training images left of ${join(resolve(root), 'train')}'s 60 training images`);
+    // A config file's network is fixed: its classes must be the folder's, and it sets the size.
+    const config = join(tmp, 'four.json');
+    writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'four', classes: 4, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 4] }] }));
+    usage([...folder, '--config', config], `model 'four' has 4 classes but ${join(resolve(root), 'train')} has 3 class folders`);
+    writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
+    expect(parseTrainArgs([...folder, '--config', config]).options.config).toMatchObject({ name: 'three', input: { height: 28, width: 28, channels: 1 } });
+    writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'two', input: { height: 28, width: 28, channels: 2 }, classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
+    usage([...folder, '--config', config], "model 'two' takes 2 channels; PNGs make 1 (grey) or 3 (colour)");
+    writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
+    usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
+  });
+});
+
+describe('nin train --dataset folder end to end', () => {
+  it('trains well past chance, evaluates, predicts by folder name, and resumes from the folder moved', async () => {
+    await getGpu();
+    const root = colourFolder(join(tmp, 'e2e'), [40, 10]);
+    const quiet = (o: TrainOptions): TrainOptions => ({ ...o, progress: false, log: () => {} });
+    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '3', '--seed', '2', '--out', join(tmp, 'e2e-run')];
+    const o = quiet(parseTrainArgs([...args, '--stop-after', '2']).options);
+    const data = await loadSplits(o);
+    expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
+    const r = await train(o, data);
+    expect(r.test!.error).toBeLessThan(0.2); // chance: 2/3
+
+    const c = loadCheckpoint(r.checkpoint);
+    expect(c.options.imageFolder).toEqual({ dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 120 });
+    const test = await loadTestSet(c.options);
+    const model = c.buildModel();
+    const ev = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), 16).finally(() => model.dispose());
+    expect(ev.error).toBeCloseTo(r.test!.error, 10);
+    const p = await predictProbabilities(r.checkpoint, [join(root, 'test', 'red', '3.png'), join(root, 'test', 'blue', '0.png')], () => {});
+    expect(p.classNames).toEqual(['blue', 'green', 'red']);
+    expect([topClasses(p, 0, 1)[0].name, topClasses(p, 1, 1)[0].name]).toEqual(['red', 'blue']);
+
+    // The folder moved: --data-dir says where; the resumed checkpoint records it.
+    const moved = join(tmp, 'e2e-moved');
+    cpSync(root, moved, { recursive: true });
+    rmSync(root, { recursive: true });
+    expect(() => parseTrainArgs(['--resume', r.checkpoint])).toThrow(`${join(resolve(root))}: no such directory`);
+    const resumed = quiet(parseTrainArgs(['--resume', r.checkpoint, '--data-dir', moved]).options);
+    const rest = await train(resumed, await loadSplits(resumed, moved));
+    expect(loadCheckpoint(rest.checkpoint).options.imageFolder!.dir).toBe(resolve(moved));
+    expect(rest.test!.error).toBeLessThan(0.2);
+    expect(comparisonTable(readRuns([join(tmp, 'e2e-run')]))).toMatch(/same in all: dataset folder e2e-moved, model mnist-small,/); // the folder its checkpoint last trained on
+    // Another image in the training folders would change the run's training set and split.
+    writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot);
+    const added = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
+    expect(() => parseTrainArgs(added)).toThrow(new UsageError(`--resume: ${join(moved, 'train')} holds 121 training images, the run's held 120: its training set and validation split would differ (start a new run on the folder as it is)`));
+    // (and where the options were made before the image came, the loader says so)
+    rmSync(join(moved, 'train', 'red', 'new.png'));
+    const again = quiet(parseTrainArgs(added).options);
+    writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot);
+    await expect(loadSplits(again, moved)).rejects.toThrow(`${join(moved, 'train')}: holds 121 training images, the run's held 120: its training set and validation split would differ`);
+    expect(() => parseTrainArgs(['--resume', r.checkpoint, '--dataset', 'cifar10'])).toThrow(new UsageError(`--resume ${r.checkpoint}: --dataset cifar10 (the checkpoint was trained on folder): a resumed run keeps its data (start a new run to change it)`));
+  });
+});
