@@ -209,8 +209,9 @@ train options:
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
   --profile               per-kernel GPU time table (first epoch)
-eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100), --test-limit N, --json FILE (the results and each class's
-              error as JSON: rows of the confusion matrix are true classes)
+eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
+              --test-limit N, --json FILE (the results and each class's error as JSON: rows of
+              the confusion matrix are true classes)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -422,7 +423,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
   // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
-  const folder = dataset === FOLDER ? folderRun(base, custom !== undefined, saved, s('data-dir'), s('image-size')) : undefined;
+  const folder = dataset === FOLDER ? folderRun(base, custom !== undefined, header && { path: resume!, options: header.options }, s('data-dir'), s('image-size')) : undefined;
   const config = folder?.config ?? base;
   if (!folder) {
     const { height, width, channels } = config.input;
@@ -651,16 +652,18 @@ function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: n
  * network is fixed, and the images are resized to it. A resume reads the folder it was trained on
  * unless --data-dir says where it is now.
  */
-function folderRun(base: ModelConfig, fixed: boolean, saved: TrainOptions | undefined, dataDir: string | undefined, imageSize: string | undefined) {
-  const was = saved?.imageFolder; // (a resume's data set is the checkpoint's: checked before)
-  if (saved && !isImageFolderOptions(was)) throw new UsageError(`--resume: its saved training options are damaged: an image folder's run needs imageFolder { dir, classNames, trainImages }, got ${JSON.stringify(was) ?? 'none'}`);
+function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; options: TrainOptions } | undefined, dataDir: string | undefined, imageSize: string | undefined) {
+  const was = resumed?.options.imageFolder; // (a resume's data set is the checkpoint's: checked before)
+  if (resumed && !isImageFolderOptions(was)) {
+    throw new UsageError(`--resume ${resumed.path}: its saved training options are damaged: imageFolder must be { dir, classNames (two or more), trainImages }, got ${JSON.stringify(was) ?? 'none'}`);
+  }
   const dir = dataDir ?? was?.dir;
   if (dir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
-  if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${saved ? 'the resumed run' : '--config'}: its images are resized to that`);
+  if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${resumed ? 'the resumed run' : '--config'}: its images are resized to that`);
   const train = scanImageFolder(dir, 'train', was?.classNames);
   const test = scanImageFolder(dir, 'test', train.classNames);
   if (was && train.files.length !== was.trainImages) {
-    throw new UsageError(`--resume: ${train.dir} holds ${train.files.length} training images, the run's held ${was.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
+    throw new UsageError(`--resume ${resumed!.path}: ${train.dir} holds ${train.files.length} training images, the run's held ${was.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
   }
   const classes = train.classNames.length;
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; PNGs make 1 (grey) or 3 (colour)`);

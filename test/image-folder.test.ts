@@ -230,7 +230,7 @@ describe('nin train --dataset folder end to end', () => {
     // Another image in the training folders would change the run's training set and split.
     writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot);
     const added = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
-    expect(() => parseTrainArgs(added)).toThrow(new UsageError(`--resume: ${join(moved, 'train')} holds 121 training images, the run's held 120: its training set and validation split would differ (start a new run on the folder as it is)`));
+    expect(() => parseTrainArgs(added)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${join(moved, 'train')} holds 121 training images, the run's held 120: its training set and validation split would differ (start a new run on the folder as it is)`));
     // (and where the options were made before the image came, the loader says so)
     rmSync(join(moved, 'train', 'red', 'new.png'));
     const again = quiet(parseTrainArgs(added).options);
