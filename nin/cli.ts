@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderImageShape, scanImageFolder } from './data/folder.ts';
+import { folderChanged, folderImageShape, folderListDigest, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -143,8 +143,8 @@ train options:
                           test/<class>/*.png (the training folders name the classes); the --model
                           (default cifar10, the paper's CIFAR net) takes their size and one class map
                           per class; 1 channel if every PNG is grey, else 3; recipe: standardize, no
-                          aug, 30 epochs, batch 64 (or all the images, if fewer), lr 0.02 cosine,
-                          0.3-epoch warm-up
+                          aug, 30 epochs, batch 64 (under 128 images: one or two equal batches), lr
+                          0.02 cosine, 0.3-epoch warm-up
   --image-size WxH        --dataset folder: resize every image to W×H (needed where sizes differ)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   --config FILE           a network of one's own instead of --model: a JSON model config, as
@@ -534,8 +534,10 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${whose} ${official} training images`;
   const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
   if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
-  // An image folder may hold fewer images than the recipe's batch: the default takes them all.
-  if (folder && !saved && s('batch') === undefined) options.batchSize = Math.min(options.batchSize, trainImages - held);
+  // An image folder may hold fewer than two of the recipe's batches: the default then cuts it into
+  // one or two equal batches (an epoch's last partial batch is dropped: 64 of 120 images would leave 56 out).
+  const left = trainImages - held;
+  if (folder && !saved && s('batch') === undefined && left < 2 * options.batchSize) options.batchSize = Math.floor(left / Math.ceil(left / options.batchSize));
   if (trainImages - held < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
@@ -641,7 +643,7 @@ function checkTestLimit(limit: number, testSet: string | { count: number; of: st
 /** An image folder's run's test set, as checkTestLimit takes it (undefined for a data set's run). */
 function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: number; of: string } | undefined {
   if (o.dataset !== FOLDER || !o.imageFolder) return undefined;
-  const scan = scanImageFolder(dataDir ?? o.imageFolder.dir, 'test', o.imageFolder.classNames);
+  const scan = scanRunFolder(o.imageFolder, 'test', dataDir);
   return { count: scan.files.length, of: scan.dir };
 }
 
@@ -655,27 +657,25 @@ function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: n
 function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; options: TrainOptions } | undefined, dataDir: string | undefined, imageSize: string | undefined) {
   const was = resumed?.options.imageFolder; // (a resume's data set is the checkpoint's: checked before)
   if (resumed && !isImageFolderOptions(was)) {
-    throw new UsageError(`--resume ${resumed.path}: its saved training options are damaged: imageFolder must be { dir, classNames (two or more), trainImages }, got ${JSON.stringify(was) ?? 'none'}`);
+    throw new UsageError(`--resume ${resumed.path}: its saved training options are damaged: imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got ${JSON.stringify(was) ?? 'none'}`);
   }
-  const dir = dataDir ?? was?.dir;
-  if (dir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
+  if (!was && dataDir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
   if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${resumed ? 'the resumed run' : '--config'}: its images are resized to that`);
-  const train = scanImageFolder(dir, 'train', was?.classNames);
-  const test = scanImageFolder(dir, 'test', train.classNames);
-  if (was && train.files.length !== was.trainImages) {
-    throw new UsageError(`--resume ${resumed!.path}: ${train.dir} holds ${train.files.length} training images, the run's held ${was.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
-  }
+  const train = was ? scanRunFolder(was, 'train', dataDir) : scanImageFolder(dataDir!, 'train');
+  const test = scanImageFolder(resolve(train.dir, '..'), 'test', train.classNames);
+  const changed = was && folderChanged(train, was);
+  if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`);
   const classes = train.classNames.length;
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; PNGs make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
-  const imageFolder: ImageFolderOptions = { dir: resolve(dir), classNames: train.classNames, trainImages: train.files.length };
+  const imageFolder: ImageFolderOptions = { dir: resolve(train.dir, '..'), classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
   return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
 }
 
 function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
   const f = v as ImageFolderOptions | undefined;
-  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0;
+  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string';
 }
 
 /** `--image-size WxH` (or N: N×N), each side 1 to 4096. */

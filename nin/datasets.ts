@@ -1,6 +1,6 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts';
-import { readImageFolder, scanImageFolder } from './data/folder.ts';
+import { folderChanged, readImageFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
@@ -65,18 +65,15 @@ function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test
  * One split of a run's image folder (the saved one, or `dataDir`: the folder moved), its first
  * `limit` images (all, where it holds fewer). The training folders must still be the run's classes and hold its images.
  */
-function folderSplit(o: RunData, split: 'train' | 'test', dataDir: string | undefined, limit: number | undefined): ImageDataset {
+function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined): ImageDataset {
   const folder = o.imageFolder;
   if (!folder) throw new Error(`the run's options name no image folder (dataset 'folder' without imageFolder): not a checkpoint nin wrote`);
-  const root = dataDir ?? folder.dir;
+  const scan = scanRunFolder(folder, split, dataDir);
   if (split === 'train') {
-    const scan = scanImageFolder(root, 'train', folder.classNames);
-    if (scan.files.length !== folder.trainImages) {
-      throw new DataFormatError(scan.dir, `holds ${scan.files.length} training images, the run's held ${folder.trainImages}: its training set and validation split would differ (start a new run on the folder as it is)`);
-    }
-    return readImageFolder(scan, modelInput(o), { limit });
+    const changed = folderChanged(scan, folder);
+    if (changed) throw new DataFormatError(scan.dir, changed);
   }
-  return readImageFolder(scanImageFolder(root, 'test', folder.classNames), modelInput(o), { limit });
+  return readImageFolder(scan, modelInput(o), { limit });
 }
 
 function modelInput(o: RunData): ModelInput {

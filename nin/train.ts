@@ -27,8 +27,8 @@ import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } fr
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   dataset: string;
-  /** `--dataset folder`: the image folder (absolute), its class names, and how many training
-   * images it held (a resume checks that the folder still holds the run's classes and images). */
+  /** `--dataset folder`: the image folder (absolute), its class names, and its training images'
+   * count and list (a resume checks that the folder still holds the run's classes and images). */
   imageFolder?: ImageFolderOptions;
   batchSize: number;
   momentum: number;
@@ -77,6 +77,8 @@ export interface ImageFolderOptions {
   dir: string;
   classNames: string[];
   trainImages: number;
+  /** folderListDigest of the training images: their paths and classes, in order. */
+  trainList: string;
 }
 
 export interface EvalResult {

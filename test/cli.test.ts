@@ -361,8 +361,8 @@ describe('nin CLI', () => {
       [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number ≥ 0, got [1,"x"]'],
       [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number ≥ 0, got -1'],
       // An image folder's run names its folder, classes and image count.
-      [{ dataset: 'folder' }, 'imageFolder must be { dir, classNames (two or more), trainImages }, got none'],
-      [{ dataset: 'folder', imageFolder: { dir: dir, classNames: ['a'], trainImages: 5 } }, `imageFolder must be { dir, classNames (two or more), trainImages }, got {"dir":${JSON.stringify(dir)},"classNames":["a"],"trainImages":5}`],
+      [{ dataset: 'folder' }, 'imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got none'],
+      [{ dataset: 'folder', imageFolder: { dir: dir, classNames: ['a', 'b'], trainImages: 5 } }, `imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`],
     ];
     for (const [edits, problem] of refused) {
       expect(resume(edits), JSON.stringify(edits)).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));

@@ -2,13 +2,13 @@
 // labels, errors that name the file), the network fitted to the folder's images and classes, the
 // CLI's checks before any GPU work, and a short run end to end (train, evaluate, predict, resume
 // from a moved folder).
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
@@ -24,17 +24,18 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Writes an RGBA (colour type 6) or grey (colour type 0, from R) PNG of `width`×`height`; returns its path. */
-function writePng(path: string, width: number, height: number, pixel: (x: number, y: number) => [number, number, number], grey = false): string {
+/** Writes an RGBA (colour type 6) PNG of `width`×`height`, or a grey one (colour type 0, or 4 with
+ * alpha; from R); returns its path. */
+function writePng(path: string, width: number, height: number, pixel: (x: number, y: number) => [number, number, number], grey: false | 0 | 4 = false): string {
   mkdirSync(resolve(path, '..'), { recursive: true });
   const rgba = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) rgba.set([...pixel(x, y), 255], (y * width + x) * 4);
-  if (!grey) {
+  if (grey === false) {
     writeFileSync(path, encodePng(width, height, rgba));
   } else {
     const png = new PNG({ width, height });
     png.data = Buffer.from(rgba);
-    writeFileSync(path, PNG.sync.write(png, { colorType: 0, inputColorType: 6 }));
+    writeFileSync(path, PNG.sync.write(png, { colorType: grey, inputColorType: 6 }));
   }
   return path;
 }
@@ -56,20 +57,41 @@ function colourFolder(root: string, perClass: [number, number], size = { width: 
 const dot = () => [128, 128, 128] as [number, number, number];
 
 describe('image folder reader', () => {
-  it('lists classes in code-point order, skips hidden entries, and takes the classes in turn', () => {
+  it('lists classes in code-point order, skips hidden entries and files beside the classes, and mixes the classes in proportion', () => {
     const root = join(tmp, 'order');
     for (const [cls, n] of [['b', 1], ['B', 2], ['a', 3]] as const) for (let i = 0; i < n; i++) writePng(join(root, 'train', cls, `${i}.png`), 2, 2, dot);
+    writePng(join(root, 'train', 'a', '3.PNG'), 2, 2, dot); // any case of .png
     writeFileSync(join(root, 'train', 'a', '.DS_Store'), 'junk');
+    writeFileSync(join(root, 'train', 'README.txt'), 'about the classes');
     mkdirSync(join(root, 'train', '.cache'), { recursive: true });
     writePng(join(root, 'test', 'b', '0.png'), 2, 2, dot);
+    mkdirSync(join(root, 'test', 'a'), { recursive: true }); // a test class with no images is no error
     const train = scanImageFolder(root, 'train');
     expect(train.classNames).toEqual(['B', 'a', 'b']); // code points: 'B' < 'a' in every locale
-    expect(train.files.map((f) => `${basename(resolve(f.path, '..'))}/${basename(f.path)}`)).toEqual(['B/0.png', 'a/0.png', 'b/0.png', 'B/1.png', 'a/1.png', 'a/2.png']);
-    expect(train.files.map((f) => f.label)).toEqual([0, 1, 2, 0, 1, 1]);
+    // Image i of a class of n at (i + ½) / n: a 1/8, 3/8, 5/8, 7/8; B 1/4, 3/4; b 1/2.
+    const listed = () => train.files.map((f) => `${basename(resolve(f.path, '..'))}/${basename(f.path)}`);
+    expect(listed()).toEqual(['a/0.png', 'B/0.png', 'a/1.png', 'b/0.png', 'a/2.png', 'B/1.png', 'a/3.PNG']);
+    expect(train.files.map((f) => f.label)).toEqual([1, 0, 1, 2, 1, 0, 1]);
     // A test set of some of the classes keeps the training set's labels and names.
     const test = scanImageFolder(root, 'test', train.classNames);
     expect(test.classNames).toEqual(['B', 'a', 'b']);
     expect(test.files.map((f) => f.label)).toEqual([2]);
+    // Classes of 40, 8 and 8: the last 7 images (--val-from end) hold 5, 1 and 1 of them.
+    const big = join(tmp, 'proportion');
+    for (const [cls, n] of [['cat', 40], ['dog', 8], ['eel', 8]] as const) for (let i = 0; i < n; i++) writePng(join(big, 'train', cls, `${String(i).padStart(2, '0')}.png`), 1, 1, dot);
+    const last = scanImageFolder(big, 'train').files.slice(-7).map((f) => f.label);
+    expect([0, 1, 2].map((k) => last.filter((l) => l === k).length)).toEqual([5, 1, 1]);
+  });
+
+  it('sorts class names by code point and compares them in NFC form', () => {
+    const root = join(tmp, 'unicode');
+    // U+FF21 (fullwidth A) before U+1F600 (an emoji), though UTF-16 puts the emoji's first unit (0xD83D) first.
+    for (const cls of ['\u{1F600}', '\uFF21', 'E\u0301clair']) writePng(join(root, 'train', cls, '0.png'), 1, 1, dot);
+    const scan = scanImageFolder(root, 'train');
+    expect(scan.classNames).toEqual(['\u00C9clair', '\uFF21', '\u{1F600}']); // the decomposed É is read as U+00C9
+    expect(scanImageFolder(root, 'train', ['\u00C9clair', '\uFF21', '\u{1F600}']).files).toHaveLength(3);
+    writePng(join(root, 'test', 'E\u0301clair', '0.png'), 1, 1, dot);
+    expect(scanImageFolder(root, 'test', ['\u00C9clair', '\uFF21', '\u{1F600}']).files.map((f) => f.label)).toEqual([0]);
   });
 
   it('names what is wrong with a folder, and where', () => {
@@ -98,22 +120,32 @@ describe('image folder reader', () => {
     base();
     writePng(join(root, 'test', 'cow', '0.png'), 2, 2, dot);
     expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: class folder cow is not among the training set's classes (cat, dog)`);
-    // A JPEG named .png is found by its bytes when the folder is sized up.
+    base();
+    writePng(join(root, 'train', 'stray.png'), 2, 2, dot);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 1 PNG lies outside the class folders: ${join(root, 'train', 'stray.png')} (an image's folder is its class; other files beside the folders are ignored)`);
+    base();
+    symlinkSync(join(tmp, 'nowhere'), join(root, 'train', 'ghost'));
+    symlinkSync(join(tmp, 'nowhere.png'), join(root, 'train', 'dog', 'gone.png'));
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 2 entries cannot be read (a broken link?): ${join(root, 'train', 'ghost')}, ${join(root, 'train', 'dog', 'gone.png')}`);
+    // Files that are no PNGs, though named .png, are found by their bytes when the folder is sized up: all of them.
     base();
     writeFileSync(join(root, 'train', 'dog', '1.png'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46]));
-    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(/dog\/1\.png: not a PNG file: .*which looks like JPEG/);
+    writeFileSync(join(root, 'train', 'dog', '2.png'), 'GIF89a');
+    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(
+      new RegExp(`^${join(root, 'train')}: 2 of 4 images cannot be read:\n  ${join(root, 'train', 'dog', '1.png')}: not a PNG file: .*which looks like JPEG\n  ${join(root, 'train', 'dog', '2.png')}: not a PNG file`),
+    );
   });
 
   it("sizes the images up from their headers: one size or --image-size's, 1 channel only where every PNG is grey", () => {
     const root = join(tmp, 'shape');
-    writePng(join(root, 'train', 'a', '0.png'), 12, 10, dot, true);
-    writePng(join(root, 'train', 'b', '0.png'), 12, 10, dot, true);
+    writePng(join(root, 'train', 'a', '0.png'), 12, 10, dot, 0);
+    writePng(join(root, 'train', 'b', '0.png'), 12, 10, dot, 4); // grey with alpha is grey
     expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 10, width: 12, channels: 1 });
     writePng(join(root, 'train', 'b', '1.png'), 12, 10, dot); // RGBA, though grey in content: the file says colour
     expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 10, width: 12, channels: 3 });
-    writePng(join(root, 'train', 'b', '2.png'), 8, 8, dot, true);
+    writePng(join(root, 'train', 'b', '2.png'), 8, 8, dot, 0);
     expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(
-      `${join(root, 'train')}: its images differ in size (width×height): 3 are 12×10 (e.g. ${join(root, 'train', 'a', '0.png')}), 1 is 8×8 (e.g. ${join(root, 'train', 'b', '2.png')}); give --image-size WxH to resize them all`,
+      `${join(root, 'train')}: its images differ in size (width×height): 3 are 12×10 (e.g. ${join(root, 'train', 'b', '0.png')}), 1 is 8×8 (e.g. ${join(root, 'train', 'b', '2.png')}); give --image-size WxH to resize them all`,
     );
     expect(folderImageShape(scanImageFolder(root, 'train'), { height: 6, width: 7 })).toEqual({ height: 6, width: 7, channels: 3 });
   });
@@ -121,22 +153,23 @@ describe('image folder reader', () => {
   it('reads raw 0..255 pixels with labels, resizes and converts to the model input, and names unreadable files', () => {
     const root = join(tmp, 'read');
     const value = (x: number, y: number, k: number): [number, number, number] => [10 * x + y + 50 * k, 3 * x + 7, 200 - y - k];
-    for (let k = 0; k < 2; k++) for (let i = 0; i < 2; i++) writePng(join(root, 'train', `c${k}`, `${i}.png`), 4, 4, (x, y) => value(x, y, k + i));
+    // 4 wide, 2 high: read at that size, none is resized.
+    for (let k = 0; k < 2; k++) for (let i = 0; i < 2; i++) writePng(join(root, 'train', `c${k}`, `${i}.png`), 4, 2, (x, y) => value(x, y, k + i));
     const scan = scanImageFolder(root, 'train');
     const notes: string[] = [];
-    const ds = readImageFolder(scan, { height: 4, width: 4, channels: 3 }, { note: (l) => notes.push(l) });
-    expect({ name: ds.name, count: ds.count, shape: [ds.height, ds.width, ds.channels], labels: [...ds.labels], classNames: ds.classNames }).toEqual({ name: 'read/train', count: 4, shape: [4, 4, 3], labels: [0, 1, 0, 1], classNames: ['c0', 'c1'] });
+    const ds = readImageFolder(scan, { height: 2, width: 4, channels: 3 }, { note: (l) => notes.push(l) });
+    expect({ name: ds.name, count: ds.count, shape: [ds.height, ds.width, ds.channels], labels: [...ds.labels], classNames: ds.classNames }).toEqual({ name: 'read/train', count: 4, shape: [2, 4, 3], labels: [0, 1, 0, 1], classNames: ['c0', 'c1'] });
     expect(notes).toEqual([]);
-    // Image 1 is c1/0.png (the classes in turn): k + i = 1.
-    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) for (let c = 0; c < 3; c++) expect(ds.images[48 + (y * 4 + x) * 3 + c]).toBeCloseTo(value(x, y, 1)[c], 3);
+    // Image 1 is c1/0.png (equal classes come in turn): k + i = 1.
+    for (let y = 0; y < 2; y++) for (let x = 0; x < 4; x++) for (let c = 0; c < 3; c++) expect(ds.images[24 + (y * 4 + x) * 3 + c]).toBeCloseTo(value(x, y, 1)[c], 3);
     // Halved: each output pixel is the mean of a 2×2 block; 1 channel: BT.601 luma.
-    const small = readImageFolder(scan, { height: 2, width: 2, channels: 1 }, { limit: 3, note: (l) => notes.push(l) });
+    const small = readImageFolder(scan, { height: 1, width: 2, channels: 1 }, { limit: 3, note: (l) => notes.push(l) });
     expect(small.count).toBe(3);
-    expect(notes).toEqual(['read/train: 3 of 3 images resized to 2×2 (width×height)']);
+    expect(notes).toEqual(['read/train: 3 of 3 images resized to 2×1 (width×height)']);
     const luma = (x: number, y: number) => { const [r, g, b] = value(x, y, 0); return 0.299 * r + 0.587 * g + 0.114 * b; };
     expect(small.images[1]).toBeCloseTo((luma(2, 0) + luma(3, 0) + luma(2, 1) + luma(3, 1)) / 4, 3);
-    writeFileSync(join(root, 'train', 'c1', '0.png'), encodePng(4, 4, new Uint8Array(64)).subarray(0, 40));
-    expect(() => readImageFolder(scanImageFolder(root, 'train'), { height: 4, width: 4, channels: 3 })).toThrow(new RegExp(`${join(root, 'train')}: 1 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: `));
+    writeFileSync(join(root, 'train', 'c1', '0.png'), encodePng(4, 2, new Uint8Array(32)).subarray(0, 40));
+    expect(() => readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 })).toThrow(new RegExp(`${join(root, 'train')}: 1 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: `));
   });
 });
 
@@ -160,7 +193,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
   it('fits the model to the folder and takes the folder recipe', () => {
     const { options: o } = parseTrainArgs(['--dataset', 'folder', '--data-dir', root]);
     expect(o).toMatchObject({ dataset: 'folder', model: 'cifar10', imageFolder: { dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 60 } });
-    // The recipe's batch is 64: a folder of fewer images trains on them all in each step.
+    // The recipe's batch is 64: under 128 images, one or two equal batches (the last partial one would be dropped).
     expect(o).toMatchObject({ preprocess: 'standardize', augment: false, epochs: 30, batchSize: 60, lr: 0.02, schedule: 'cosine', warmupEpochs: 0.3 });
     expect(parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--val', '12']).options.batchSize).toBe(48);
     expect(o.config).toMatchObject({ name: 'cifar10', input: { height: 10, width: 12, channels: 3 }, classes: 3 });
@@ -176,7 +209,8 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
     usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
     usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N');
-    usage([...folder, '--image-size', '64', '--preprocess', 'gcn-zca'], /--preprocess gcn-zca fits a D×D whitening matrix for the D = 12288 values of a 64×64×3 image; at most 4096/);
+    usage([...folder, '--image-size', '37', '--preprocess', 'gcn-zca'], /^--preprocess gcn-zca fits a D×D whitening matrix for the D = 4107 values of a 37×37×3 image; at most 4096 \(CIFAR's 32×32×3 is 3072\)/);
+    expect(parseTrainArgs([...folder, '--image-size', '35x39', '--preprocess', 'gcn-zca']).options.config!.input).toEqual({ height: 39, width: 35, channels: 3 }); // 4095 values
     usage(['--dataset', 'cifar10', '--image-size', '64'], "--image-size resizes an image folder's pictures (--dataset folder); cifar10's images are 32×32×3");
     usage([...folder, '--image-size', '12x'], "--image-size must be WxH (width×height, e.g. 32x32) or N for N×N, each 1 to 4096, got '12x'");
     usage([...folder, '--train-limit', '61'], `--train-limit 61 is more than ${join(resolve(root), 'train')}'s 60 training images: leave it out to train on all`);
@@ -202,13 +236,15 @@ describe('nin train --dataset folder end to end', () => {
     const quiet = (o: TrainOptions): TrainOptions => ({ ...o, progress: false, log: () => {} });
     const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '3', '--seed', '2', '--out', join(tmp, 'e2e-run')];
     const o = quiet(parseTrainArgs([...args, '--stop-after', '2']).options);
+    expect(parseTrainArgs(args.filter((a, i) => a !== '--batch' && args[i - 1] !== '--batch')).options.batchSize).toBe(60); // 120 images: two batches of 60
+    expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
     const r = await train(o, data);
     expect(r.test!.error).toBeLessThan(0.2); // chance: 2/3
 
     const c = loadCheckpoint(r.checkpoint);
-    expect(c.options.imageFolder).toEqual({ dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 120 });
+    expect(c.options.imageFolder).toEqual({ dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 120, trainList: expect.stringMatching(/^[0-9a-f]{64}$/) });
     const test = await loadTestSet(c.options);
     const model = c.buildModel();
     const ev = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), 16).finally(() => model.dispose());
@@ -221,21 +257,35 @@ describe('nin train --dataset folder end to end', () => {
     const moved = join(tmp, 'e2e-moved');
     cpSync(root, moved, { recursive: true });
     rmSync(root, { recursive: true });
-    expect(() => parseTrainArgs(['--resume', r.checkpoint])).toThrow(`${join(resolve(root))}: no such directory`);
+    const gone = `${resolve(root)}: no such directory: the run's image folder is gone from there (moved? give --data-dir where it is now)`;
+    expect(() => parseTrainArgs(['--resume', r.checkpoint])).toThrow(gone);
+    await expect(loadTestSet(c.options)).rejects.toThrow(gone);
+    expect((await loadTestSet(c.options, moved, 7)).count).toBe(7);
+    expect(() => parseTrainArgs(['--resume', r.checkpoint, '--data-dir', moved, '--image-size', '8'])).toThrow(new UsageError("--image-size: the network's input is 12×10 (width×height), fixed by the resumed run: its images are resized to that"));
     const resumed = quiet(parseTrainArgs(['--resume', r.checkpoint, '--data-dir', moved]).options);
+    expect(resumed.batchSize).toBe(16); // the run's own, not the recipe's for this folder
     const rest = await train(resumed, await loadSplits(resumed, moved));
     expect(loadCheckpoint(rest.checkpoint).options.imageFolder!.dir).toBe(resolve(moved));
     expect(rest.test!.error).toBeLessThan(0.2);
     expect(comparisonTable(readRuns([join(tmp, 'e2e-run')]))).toMatch(/same in all: dataset folder e2e-moved, model mnist-small,/); // the folder its checkpoint last trained on
-    // Another image in the training folders would change the run's training set and split.
-    writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot);
-    const added = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
-    expect(() => parseTrainArgs(added)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${join(moved, 'train')} holds 121 training images, the run's held 120: its training set and validation split would differ (start a new run on the folder as it is)`));
-    // (and where the options were made before the image came, the loader says so)
-    rmSync(join(moved, 'train', 'red', 'new.png'));
-    const again = quiet(parseTrainArgs(added).options);
-    writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot);
-    await expect(loadSplits(again, moved)).rejects.toThrow(`${join(moved, 'train')}: holds 121 training images, the run's held 120: its training set and validation split would differ`);
+    // An image moved to another class, or one more, would change the run's training set, its order and split.
+    const more = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
+    const changed = (now: number) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is)`;
+    renameSync(join(moved, 'train', 'red', '0.png'), join(moved, 'train', 'blue', 'from-red.png'));
+    expect(() => parseTrainArgs(more)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${changed(120)}`));
+    renameSync(join(moved, 'train', 'blue', 'from-red.png'), join(moved, 'train', 'red', '0.png'));
+    const again = quiet(parseTrainArgs(more).options);
+    writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot); // (after the options were made: the loader finds it)
+    await expect(loadSplits(again, moved)).rejects.toThrow(changed(121));
+    // eval's --test-limit is held to the folder where --data-dir says it is (30 test images there).
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((m: string) => void errors.push(m));
+    try {
+      expect(await main(['eval', rest.checkpoint, '--data-dir', moved, '--test-limit', '31'])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors.join('\n')).toContain(`nin: --test-limit 31 is more than ${join(moved, 'test')}'s 30 test images: leave it out to test on all`);
     expect(() => parseTrainArgs(['--resume', r.checkpoint, '--dataset', 'cifar10'])).toThrow(new UsageError(`--resume ${r.checkpoint}: --dataset cifar10 (the checkpoint was trained on folder): a resumed run keeps its data (start a new run to change it)`));
   });
 });

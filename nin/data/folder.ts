@@ -4,15 +4,17 @@
 //   DIR/test/<class>/*.png       the test set: folders of some or all of those classes
 //
 // Class k is the k-th training folder in code-point order (the same on every machine and locale).
-// Names starting with "." (.DS_Store, .git) are skipped; any other file that is not a .png is an
-// error, so that a folder of JPEGs is not read as an empty class. Images are listed class by class
-// in turn (the first of each class, then the second of each, …), so that a --train-limit or a
-// --val-from end takes every class alike.
-import { readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+// Names starting with "." (.DS_Store, .git) are skipped; in a class folder, any other file that is
+// not a .png is an error, so that a folder of JPEGs is not read as an empty class. The images of
+// all classes are mixed in proportion to the classes' sizes, so that a --train-limit or a
+// --val-from end takes each class in proportion.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { ImageLoadError, loadImageForModel, readPngHeader, type ModelInput } from '../images.ts';
+import type { ImageFolderOptions } from '../train.ts';
 
 export type FolderSplit = 'train' | 'test';
 
@@ -34,67 +36,116 @@ function listSome(items: readonly string[]): string {
 
 const visible = (name: string) => !name.startsWith('.');
 
+/** What a directory entry is, following links (a class folder may be a link); 'broken' where it cannot be followed. */
+function kind(path: string): 'dir' | 'file' | 'broken' {
+  try {
+    return statSync(path).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return 'broken';
+  }
+}
+
+/** Code-point order (UTF-8 bytes compare so; JavaScript's < compares UTF-16 units). */
+function byCodePoint(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** A visible directory's entries in code-point order, each with its kind. */
+function entries(dir: string): { name: string; path: string; kind: 'dir' | 'file' | 'broken' }[] {
+  return readdirSync(dir)
+    .filter(visible)
+    .sort(byCodePoint)
+    .map((name) => ({ name, path: join(dir, name), kind: kind(join(dir, name)) }));
+}
+
 /**
  * Lists one split of the image folder `root`. For `test`, `classNames` are the training set's (a
  * test folder of another class is an error); for `train` they are read from its folders, and when
- * given (a resume, or eval of a checkpoint) must be the same.
+ * given (a resume, or eval of a checkpoint) must be the same. Names are compared in Unicode's NFC
+ * form (a folder copied from macOS may spell "É" as E + ´).
  */
 export function scanImageFolder(root: string, split: FolderSplit, classNames?: readonly string[]): FolderScan {
   const dir = resolve(root, split);
-  if (!isDirectory(resolve(root))) throw new DataFormatError(resolve(root), `no such directory (${LAYOUT})`);
-  if (!isDirectory(dir)) throw new DataFormatError(dir, `no such directory (${LAYOUT})`);
-  const folders = readdirSync(dir, { withFileTypes: true })
-    .filter((e) => visible(e.name) && isDirectory(join(dir, e.name)))
-    .map((e) => e.name)
-    .sort(byCodePoint);
+  if (kind(resolve(root)) !== 'dir') throw new DataFormatError(resolve(root), `no such directory (${LAYOUT})`);
+  if (kind(dir) !== 'dir') throw new DataFormatError(dir, `no such directory (${LAYOUT})`);
+  const top = entries(dir);
+  const broken = top.filter((e) => e.kind === 'broken').map((e) => e.path);
+  const loose = top.filter((e) => e.kind === 'file' && /\.png$/i.test(e.name)).map((e) => e.path);
+  if (loose.length) throw new DataFormatError(dir, `${loose.length} PNG${loose.length > 1 ? 's lie' : ' lies'} outside the class folders: ${listSome(loose)} (an image's folder is its class; other files beside the folders are ignored)`);
+  // Each class: its name (NFC) and its folder as spelt on disk.
+  const folders = top.filter((e) => e.kind === 'dir').map((e) => ({ name: e.name.normalize('NFC'), path: e.path })).sort((a, b) => byCodePoint(a.name, b.name));
+  const folderNames = folders.map((f) => f.name);
   if (folders.length === 0) throw new DataFormatError(dir, `holds no class folders (${LAYOUT})`);
   let names: string[];
   if (split === 'train') {
-    if (folders.length < 2) throw new DataFormatError(dir, `holds one class folder (${folders[0]}): a classifier needs two or more`);
-    if (classNames && folders.join('\0') !== classNames.join('\0')) {
-      throw new DataFormatError(dir, `its class folders are ${listSome(folders)}; the checkpoint's classes are ${listSome([...classNames])}`);
+    if (folders.length < 2) throw new DataFormatError(dir, `holds one class folder (${folderNames[0]}): a classifier needs two or more`);
+    const given = classNames?.map((n) => n.normalize('NFC'));
+    if (given && folderNames.join('\0') !== given.join('\0')) {
+      throw new DataFormatError(dir, `its class folders are ${listSome(folderNames)}; the checkpoint's classes are ${listSome(given)}`);
     }
-    names = folders;
+    names = folderNames;
   } else {
-    if (!classNames) throw new RangeError('scanImageFolder: a test split needs the training set\'s class names');
-    const unknown = folders.filter((f) => !classNames.includes(f));
-    if (unknown.length) throw new DataFormatError(dir, `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the training set's classes (${listSome([...classNames])})`);
-    names = [...classNames];
+    if (!classNames) throw new RangeError("scanImageFolder: a test split needs the training set's class names");
+    names = classNames.map((n) => n.normalize('NFC'));
+    const unknown = folderNames.filter((f) => !names.includes(f));
+    if (unknown.length) throw new DataFormatError(dir, `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the training set's classes (${listSome(names)})`);
   }
   const perClass: string[][] = names.map(() => []);
   const notPng: string[] = [];
   const nested: string[] = [];
   for (const folder of folders) {
-    const label = names.indexOf(folder);
-    const classDir = join(dir, folder);
-    for (const entry of readdirSync(classDir, { withFileTypes: true }).filter((e) => visible(e.name)).sort((a, b) => byCodePoint(a.name, b.name))) {
-      const path = join(classDir, entry.name);
-      if (isDirectory(path)) nested.push(path);
-      else if (!/\.png$/i.test(entry.name)) notPng.push(path);
-      else perClass[label].push(path);
+    for (const e of entries(folder.path)) {
+      if (e.kind === 'broken') broken.push(e.path);
+      else if (e.kind === 'dir') nested.push(e.path);
+      else if (!/\.png$/i.test(e.name)) notPng.push(e.path);
+      else perClass[names.indexOf(folder.name)].push(e.path);
     }
   }
+  if (broken.length) throw new DataFormatError(dir, `${broken.length} entr${broken.length > 1 ? 'ies' : 'y'} cannot be read (a broken link?): ${listSome(broken)}`);
   if (nested.length) throw new DataFormatError(dir, `folders inside class folders are not read: ${listSome(nested)} (a class's images go straight in its folder)`);
   if (notPng.length) throw new DataFormatError(dir, `${notPng.length} file${notPng.length > 1 ? 's are' : ' is'} not .png: ${listSome(notPng)} (only PNG is read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
-  const empty = folders.filter((f) => perClass[names.indexOf(f)].length === 0);
+  const empty = folderNames.filter((f) => perClass[names.indexOf(f)].length === 0);
   if (split === 'train' && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no .png files: every class needs training images`);
-  const files: FolderScan['files'] = [];
-  const longest = Math.max(...perClass.map((p) => p.length));
-  for (let i = 0; i < longest; i++) perClass.forEach((paths, label) => i < paths.length && files.push({ path: paths[i], label }));
+  // The classes mixed in proportion to their sizes: image i of a class of n sits at (i + ½) / n of
+  // the list, so that any first or last part of it (--train-limit, --val-from end) takes each class
+  // in proportion too. Equal classes come in turn.
+  const files = perClass
+    .flatMap((paths, label) => paths.map((path, i) => ({ path, label, at: (i + 0.5) / paths.length })))
+    .sort((a, b) => a.at - b.at || a.label - b.label)
+    .map(({ path, label }) => ({ path, label }));
   if (files.length === 0) throw new DataFormatError(dir, 'holds no .png files');
   return { dir, classNames: names, files };
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory(); // follows links: a class folder may be a link
-  } catch {
-    return false;
-  }
+/**
+ * A digest of a scan's list: each image's path within the split and its label, in order. A resume
+ * compares it with the run's, so that an image added, removed, renamed or moved to another class
+ * is found before it changes the training set, its order and the validation split unnoticed.
+ */
+export function folderListDigest(scan: FolderScan): string {
+  const hash = createHash('sha256');
+  for (const { path, label } of scan.files) hash.update(`${label}\t${relative(scan.dir, path).normalize('NFC')}\n`);
+  return hash.digest('hex');
 }
 
-function byCodePoint(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** A split of a run's image folder: where `dataDir` says, else where the run found it (moved: say so). */
+export function scanRunFolder(folder: ImageFolderOptions, split: FolderSplit, dataDir: string | undefined): FolderScan {
+  if (dataDir === undefined && !existsSync(folder.dir)) {
+    throw new DataFormatError(folder.dir, `no such directory: the run's image folder is gone from there (moved? give --data-dir where it is now)`);
+  }
+  return scanImageFolder(dataDir ?? folder.dir, split, folder.classNames);
+}
+
+/** Why a run's training folder no longer holds the run's training set, or null. */
+export function folderChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
+  if (folderListDigest(scan) === folder.trainList) return null;
+  return `its training images are not the run's (${scan.files.length} now, ${folder.trainImages} then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is)`;
+}
+
+/** The error naming a split's unreadable images (their errors' messages): a few, and how many more. */
+function cannotRead(dir: string, messages: readonly string[], of: number): DataFormatError {
+  const more = messages.length > LISTED ? `\n  and ${messages.length - LISTED} more` : '';
+  return new DataFormatError(dir, `${messages.length} of ${of} images cannot be read:\n${messages.slice(0, LISTED).map((m) => `  ${m}`).join('\n')}${more}`);
 }
 
 /**
@@ -105,14 +156,24 @@ function byCodePoint(a: string, b: string): number {
 export function folderImageShape(scan: FolderScan, size?: { height: number; width: number }): ModelInput {
   const sizes = new Map<string, { count: number; example: string }>();
   let grey = true;
+  const unreadable: string[] = [];
   for (const { path } of scan.files) {
-    const { width, height, colorType } = readPngHeader(path);
+    let header;
+    try {
+      header = readPngHeader(path);
+    } catch (e) {
+      if (!(e instanceof ImageLoadError)) throw e;
+      unreadable.push(e.message);
+      continue;
+    }
+    const { width, height, colorType } = header;
     grey &&= colorType === 0 || colorType === 4;
     const key = `${width}×${height}`;
     const s = sizes.get(key) ?? { count: 0, example: path };
     s.count++;
     sizes.set(key, s);
   }
+  if (unreadable.length) throw cannotRead(scan.dir, unreadable, scan.files.length);
   const channels = grey ? 1 : 3;
   if (size) return { ...size, channels };
   if (sizes.size > 1) {
@@ -148,9 +209,7 @@ export function readImageFolder(scan: FolderScan, input: ModelInput, opts: { lim
     }
     labels[i] = label;
   });
-  if (unreadable.length) {
-    throw new DataFormatError(scan.dir, `${unreadable.length} of ${files.length} images cannot be read:\n${unreadable.slice(0, LISTED).map((m) => `  ${m}`).join('\n')}${unreadable.length > LISTED ? `\n  and ${unreadable.length - LISTED} more` : ''}`);
-  }
+  if (unreadable.length) throw cannotRead(scan.dir, unreadable, files.length);
   const notes = resized ? [`${name}: ${resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
   for (const line of notes) (opts.note ?? ((m: string) => console.error(`note: ${m}`)))(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
