@@ -55,6 +55,13 @@ export interface Checkpoint {
   restore(model: NinModel, opt?: SGD): void;
   /** A new model holding the checkpoint's weights. */
   buildModel(): NinModel;
+  /**
+   * Starts a model of another network from these weights (`nin train --weights-from`): each of its
+   * parameters that the checkpoint holds by the same name and shape takes the checkpoint's values;
+   * the others (a class-map layer for other classes, a first layer for other channels, layers the
+   * checkpoint lacks) keep their fresh init. Throws when none matches. No optimiser state is taken.
+   */
+  startFrom(model: NinModel): { taken: string[]; fresh: { name: string; shape: readonly number[]; theirs: number[] | null }[] };
 }
 
 export async function saveCheckpoint(
@@ -157,6 +164,18 @@ export function loadCheckpoint(path: string): Checkpoint {
       } catch (e) {
         throw new Error(`${path}: ${(e as Error).message}`);
       }
+    },
+    startFrom(model) {
+      const taken: string[] = [];
+      const fresh: { name: string; shape: readonly number[]; theirs: number[] | null }[] = [];
+      for (const p of model.params) {
+        const theirs = shapes.get(`param.${p.name}`) ?? null;
+        if (theirs && theirs.join() === p.tensor.shape.join()) taken.push(p.name);
+        else fresh.push({ name: p.name, shape: p.tensor.shape, theirs });
+      }
+      if (!taken.length) throw new Error(`${path}: none of its weights fits the network ${model.config.name} (by parameter name and shape): nothing to start from`);
+      for (const name of taken) upload(model.params.find((p) => p.name === name)!.tensor, params.get(name)!);
+      return { taken, fresh };
     },
     buildModel() {
       const model = new NinModel(config, 1);

@@ -5,7 +5,7 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { folderChanged, folderImageShape, folderListDigest, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -196,6 +196,10 @@ train options:
   --out DIR               run directory (default runs/<dataset>-<model>, or runs/<folder>-<model>,
                           numbered on, -2, -3, …, past directories that hold a run); a run never
                           writes into another run's directory unless --overwrite is given
+  --weights-from CHECKPOINT   start a new run from a checkpoint's weights (a file or a run
+                          directory): each parameter of the same name and shape (all but the class
+                          maps of a network fitted to other classes or the first layer of one for
+                          other channels, which start afresh); its preprocessing is fitted anew
   --resume CHECKPOINT     continue a run (a checkpoint file or a run directory), in the run's
                           directory by default; checkpoints there from a stretch the resume
                           replaces are kept, renamed *.superseded.safetensors
@@ -339,27 +343,28 @@ export interface TrainCommand {
   dataDir?: string;
 }
 
-/** What a checkpoint's header says: the options it was trained with, epochs done, its run's id. */
-function checkpointHeader(path: string): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
+/** What a checkpoint's header says: the options it was trained with, epochs done, its run's id.
+ * Errors name `flag`, the option that named the checkpoint. */
+function checkpointHeader(path: string, flag = '--resume'): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
   } catch (e) {
-    throw new UsageError(`--resume: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
-  if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`--resume: ${path} holds no training options and model config: not a nin checkpoint`);
+  if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`);
   let fields: ReturnType<typeof checkpointHeaderFields>;
   try {
     fields = checkpointHeaderFields(path, metadata);
   } catch (e) {
-    throw new UsageError(`--resume: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
   const { options, config, epoch } = fields;
   let plateau: PlateauState | null = null;
   try {
     plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;
   } catch (e) {
-    throw new UsageError(`--resume: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
   return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
 }
@@ -377,7 +382,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
-      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' },
+      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'weights-from': { type: 'string' },
       profile: { type: 'boolean' }, 'image-size': { type: 'string' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
@@ -402,6 +407,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const configFile = s('config');
   if (configFile !== undefined && modelArg !== undefined) throw new UsageError('--config and --model both name the network: give one');
   if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
+  if (s('weights-from') !== undefined && header) throw new UsageError(`--weights-from starts a new run from a checkpoint's weights; a resumed run continues with its own (${resume}'s)`);
   // A network of one's own: from --config, or the resumed checkpoint's options.
   const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
   // (a config no data set fits is refused below, unless --dataset or a resume names the data set)
@@ -486,6 +492,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${runLabel}-${model}`))),
     ...(s('out') === undefined && !source ? { outDirSeries: join('runs', `${runLabel}-${model}`) } : {}),
     resume,
+    weightsFrom: s('weights-from') === undefined ? pick('weightsFrom', undefined) : resolve(checkpointArg(s('weights-from')!, '--weights-from: ')),
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
     checkpointMinutes: given('checkpointMinutes') ?? pick('checkpointMinutes', undefined) ?? 10,
@@ -517,6 +524,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       throw new UsageError(`${(e as Error).message}${options.head ? ` (--head ${options.head})` : ''}`);
     }
   }
+  if (s('weights-from') !== undefined) startingWeightsProblem(options);
   // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
   const trainPart = folder ? folder.imageFolder.trainImages : splitCount(dataset, 'train');
   const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
@@ -631,6 +639,25 @@ async function runTrain(args: string[]): Promise<number> {
     return 0;
   } finally {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, onSignal);
+  }
+}
+
+/**
+ * `--weights-from`: which of the new network's parameters the checkpoint holds by name and shape (as
+ * Checkpoint.startFrom takes them), read from its header before any GPU work; a usage error when
+ * none does. A network made for other classes takes all but its class-map layer.
+ */
+function startingWeightsProblem(o: TrainOptions): void {
+  const from = checkpointHeader(o.weightsFrom!, '--weights-from');
+  let theirs: Map<string, string>;
+  try {
+    theirs = new Map(parameterSpecs(from.config).map((p) => [p.name, p.shape.join()]));
+  } catch (e) {
+    throw new UsageError(`--weights-from: ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
+  }
+  const ours = parameterSpecs(modelConfig(o));
+  if (!ours.some((p) => theirs.get(p.name) === p.shape.join())) {
+    throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model} (by parameter name and shape): nothing to start from`);
   }
 }
 

@@ -37,6 +37,8 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['model', (o) => o.model],
   ['head', (_, c) => c.head],
   ['init', (_, c) => c.init],
+  // Only where a run started from another's weights (the others show '–'); a resume keeps the record.
+  ['weights from', (o) => (typeof o.weightsFrom === 'string' ? `${basename(dirname(o.weightsFrom))}/${basename(o.weightsFrom)}` : undefined)],
   ['class maps', (_, c) => { const last = layersOf(c).at(-1); return last?.type === 'mlpconv' ? (last.linearOut ? 'linear' : 'relu') : undefined; }],
   ['dropout', (_, c) => layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined)],
   ['batch', (o) => o.batchSize],

@@ -55,6 +55,8 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   outDirSeries?: string;
   /** Checkpoint to continue from. */
   resume?: string;
+  /** A new run's starting weights: a checkpoint's, where name and shape match (Checkpoint.startFrom). */
+  weightsFrom?: string;
   /** Start afresh in an `outDir` that holds another run's files (see runDirectoryProblem). */
   overwrite?: boolean;
   /** Stop (with a checkpoint) after this epoch, though the schedule runs over `epochs`. */
@@ -259,6 +261,8 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   const matrix = checkedMatrixSettings(); // a bad NIN_MATRIX or NIN_MATRIX_TILE fails here, before any training
   tuningTable(); // so does a bad tuning table (kernels/tuning.ts)
   const resumed = o.resume ? loadCheckpoint(o.resume) : null;
+  // (a resumed run holds its weights: where they first came from is only on record)
+  const start = o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null;
   const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);
   const { height, width, channels } = config.input;
   if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {
@@ -291,7 +295,7 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
   o = { ...o, outDir: claimed.dir };
   try {
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
-    return await trainInDirectory(o, data, { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps: batchesNow, lock });
+    return await trainInDirectory(o, data, { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps: batchesNow, lock });
   } finally {
     lock.release();
   }
@@ -301,9 +305,9 @@ export async function train(o: TrainOptions, data: TrainData): Promise<TrainResu
 async function trainInDirectory(
   o: TrainOptions,
   data: TrainData,
-  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number; lock: RunLock },
+  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; start: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number; lock: RunLock },
 ): Promise<TrainResult> {
-  const { log, t0, matrix, resumed, config, source, lastEpoch, epochSteps, lock } = run;
+  const { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps, lock } = run;
   // Before each write: a directory removed mid-run, and perhaps a new run's by now, is not ours to write in.
   const assertOwnDirectory = () => {
     const lost = lock.lost();
@@ -397,6 +401,12 @@ async function trainInDirectory(
     // (epochs counted from 1, as the progress line and an interrupt name them)
     log(`resumed from ${o.resume}: ` + (resumed.partialEpoch ? `within epoch ${startEpoch + 1}, at step ${step} (batch ${resumed.partialEpoch.batches} of ${epochSteps})` : `after epoch ${startEpoch}, at step ${step}`));
   } else {
+    if (start) {
+      const { taken, fresh } = start.startFrom(model);
+      const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
+      const afresh = fresh.map((f) => `${f.name} ${shape(f.shape)}${f.theirs ? ` (theirs ${shape(f.theirs)})` : ' (not in it)'}`);
+      log(`weights from ${o.weightsFrom} (${start.config.name}, epoch ${start.epoch}, trained on ${start.options.dataset}): ${taken.length} of ${model.params.length} parameters` + (afresh.length ? `; initialised afresh: ${afresh.join(', ')}` : ''));
+    }
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }
   // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
