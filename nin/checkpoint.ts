@@ -57,11 +57,12 @@ export interface Checkpoint {
   buildModel(): NinModel;
   /**
    * Starts a model of another network from these weights (`nin train --weights-from`): each of its
-   * parameters that the checkpoint holds by the same name and shape takes the checkpoint's values;
-   * the others (a class-map layer for other classes, a first layer for other channels, layers the
-   * checkpoint lacks) keep their fresh init. Throws when none matches. No optimiser state is taken.
+   * parameters that the checkpoint holds by the same name and shape takes the checkpoint's values,
+   * unless `afresh` names it; the others (a class-map layer for other classes, a first layer for
+   * other channels, layers the checkpoint lacks) keep their fresh init, each with why. Throws when
+   * none is taken. No optimiser state is taken.
    */
-  startFrom(model: NinModel): { taken: string[]; fresh: { name: string; shape: readonly number[]; theirs: number[] | null }[] };
+  startFrom(model: NinModel, afresh?: { names: readonly string[]; why: string }): { taken: string[]; fresh: { name: string; shape: readonly number[]; why: string }[] };
 }
 
 export async function saveCheckpoint(
@@ -165,13 +166,14 @@ export function loadCheckpoint(path: string): Checkpoint {
         throw new Error(`${path}: ${(e as Error).message}`);
       }
     },
-    startFrom(model) {
+    startFrom(model, afresh) {
       const taken: string[] = [];
-      const fresh: { name: string; shape: readonly number[]; theirs: number[] | null }[] = [];
+      const fresh: { name: string; shape: readonly number[]; why: string }[] = [];
       for (const p of model.params) {
-        const theirs = shapes.get(`param.${p.name}`) ?? null;
-        if (theirs && theirs.join() === p.tensor.shape.join()) taken.push(p.name);
-        else fresh.push({ name: p.name, shape: p.tensor.shape, theirs });
+        const theirs = shapes.get(`param.${p.name}`);
+        const why = !theirs ? 'not in it' : theirs.join() !== p.tensor.shape.join() ? `theirs [${theirs.join(', ')}]` : afresh?.names.includes(p.name) ? afresh.why : null;
+        if (why === null) taken.push(p.name);
+        else fresh.push({ name: p.name, shape: p.tensor.shape, why });
       }
       if (!taken.length) throw new Error(`${path}: none of its weights fits the network ${model.config.name} (by parameter name and shape): nothing to start from`);
       for (const name of taken) upload(model.params.find((p) => p.name === name)!.tensor, params.get(name)!);

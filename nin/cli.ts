@@ -5,7 +5,7 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { batchTooLarge, builtInModel, classifierParamNames, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { folderChanged, folderImageShape, folderListDigest, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -14,6 +14,7 @@ import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, n
 import { writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions } from './train.ts';
+import { otherClasses } from './datasets.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -643,9 +644,9 @@ async function runTrain(args: string[]): Promise<number> {
 }
 
 /**
- * `--weights-from`: which of the new network's parameters the checkpoint holds by name and shape (as
- * Checkpoint.startFrom takes them), read from its header before any GPU work; a usage error when
- * none does. A network made for other classes takes all but its class-map layer.
+ * `--weights-from`: whether the checkpoint holds any of the new network's parameters by name and
+ * shape, leaving out the class-score layer where the classes differ (as train() takes them), read
+ * from its header before any GPU work; a usage error when it holds none.
  */
 function startingWeightsProblem(o: TrainOptions): void {
   const from = checkpointHeader(o.weightsFrom!, '--weights-from');
@@ -655,8 +656,9 @@ function startingWeightsProblem(o: TrainOptions): void {
   } catch (e) {
     throw new UsageError(`--weights-from: ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
   }
-  const ours = parameterSpecs(modelConfig(o));
-  if (!ours.some((p) => theirs.get(p.name) === p.shape.join())) {
+  const config = modelConfig(o);
+  const afresh = otherClasses(from.options, o) ? classifierParamNames(config) : []; // (as train() leaves them)
+  if (!parameterSpecs(config).some((p) => !afresh.includes(p.name) && theirs.get(p.name) === p.shape.join())) {
     throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model} (by parameter name and shape): nothing to start from`);
   }
 }

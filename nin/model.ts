@@ -280,6 +280,13 @@ export function fitToData(config: ModelConfig, input: ModelConfig['input'], clas
   return { ...config, input: { ...input }, classes, layers };
 }
 
+/** The parameters of the layer that outputs the class scores: the class maps under GAP, else the FC layer. */
+export function classifierParamNames(config: ModelConfig): string[] {
+  if (config.head !== 'gap') return ['fc.w', 'fc.b'];
+  const blocks = config.layers.filter((l) => l.type === 'mlpconv').length;
+  return [`block${blocks}.w3`, `block${blocks}.b3`];
+}
+
 /** What a run may change of its network (`nin train` flags over a built-in model or a config file). */
 export interface NetworkOptions {
   /** A built-in model's name (MODELS), or `config`'s. */
@@ -400,9 +407,7 @@ export class NinModel {
   /** The names of the layer that outputs the class scores: with a GAP head the last mlpconv's
    * last 1×1 layer (the class maps), else the fully connected layer. */
   classifierParams(): string[] {
-    if (this.config.head !== 'gap') return ['fc.w', 'fc.b'];
-    const blocks = this.config.layers.filter((l) => l.type === 'mlpconv').length;
-    return [`block${blocks}.w3`, `block${blocks}.b3`];
+    return classifierParamNames(this.config);
   }
 
   /** The parameter tensor called `name` (e.g. "block2.w1"). */

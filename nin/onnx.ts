@@ -14,7 +14,7 @@ import { writeFileAtomic } from './data/io.ts';
 import { gaussianTaps, MAXOUT_LCN } from './data/lcn.ts';
 import { MAXOUT_GCN, NIN_GCN, type GcnOptions } from './data/preprocess.ts';
 import { parameterSpecs, plan, type ModelConfig } from './model.ts';
-import { classNamesOf } from './predict.ts';
+import { classNamesOf } from './datasets.ts';
 import type { Preprocessor } from './preprocessing.ts';
 
 export const ONNX_OPSET = 17;

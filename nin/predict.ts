@@ -7,20 +7,12 @@ import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
-import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, MNIST_CLASSES, SVHN_CLASSES } from './data/formats.ts';
-import { loadTestSet } from './datasets.ts';
+import { classNamesOf, loadTestSet } from './datasets.ts';
 import { ImageLoadError, loadImageForModel, pictureNotes } from './images.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
-import { argmax, type TrainOptions } from './train.ts';
-
-/** The class names of a run's data: its data set's, or its image folder's. */
-export function classNamesOf(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): readonly string[] {
-  if (o.imageFolder) return o.imageFolder.classNames;
-  const names: Record<string, readonly string[]> = { mnist: MNIST_CLASSES, cifar10: CIFAR10_CLASSES, cifar100: CIFAR100_FINE_CLASSES, svhn: SVHN_CLASSES };
-  return names[o.dataset] ?? [];
-}
+import { argmax } from './train.ts';
 
 /**
  * One line per image: its top-5 classes with probabilities. Each picture not of the model's input

@@ -1,7 +1,7 @@
 // Starting a new run from another run's weights (`nin train --weights-from`): every parameter of
 // the same name and shape is taken and the rest start afresh, checked before any GPU work, and a
 // run at learning rate 0 ends with exactly the weights it started from.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,15 +63,23 @@ describe('--weights-from', () => {
     try {
       const r = source.startFrom(model);
       expect(r.fresh).toEqual([
-        { name: 'block1.w1', shape: [5, 5, 3, 16], theirs: [5, 5, 1, 16] },
-        { name: 'block3.w3', shape: [1, 1, 32, 3], theirs: [1, 1, 32, 10] },
-        { name: 'block3.b3', shape: [3], theirs: [10] },
+        { name: 'block1.w1', shape: [5, 5, 3, 16], why: 'theirs [5, 5, 1, 16]' },
+        { name: 'block3.w3', shape: [1, 1, 32, 3], why: 'theirs [1, 1, 32, 10]' },
+        { name: 'block3.b3', shape: [3], why: 'theirs [10]' },
       ]);
       expect(r.taken).toEqual(model.params.map((p) => p.name).filter((n) => !['block1.w1', 'block3.w3', 'block3.b3'].includes(n)));
       const [got, init] = [await weights(model), await weights(fresh)];
       for (const name of r.taken) expect(got.get(name), name).toEqual(source.params.get(name));
       for (const { name } of r.fresh) expect(got.get(name), name).toEqual(init.get(name));
       expect(got.get('block2.w1')).not.toEqual(init.get('block2.w1')); // (the two inits differ where it matters)
+      // Named ones stay too, with the reason given (train() names the class-score layer where the classes differ).
+      const again = new NinModel(target, 9);
+      try {
+        expect(source.startFrom(again, { names: ['block2.w1'], why: 'other classes' }).fresh.map((f) => `${f.name}: ${f.why}`)).toEqual(['block1.w1: theirs [5, 5, 1, 16]', 'block2.w1: other classes', 'block3.w3: theirs [1, 1, 32, 10]', 'block3.b3: theirs [10]']);
+        expect((await weights(again)).get('block2.w1')).toEqual(init.get('block2.w1'));
+      } finally {
+        again.dispose();
+      }
       // A network that shares no parameter's shape: nothing to start from.
       const other = new NinModel({ ...target, name: 'narrow', classes: 10, layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 10] }] }, 1);
       try {
@@ -109,5 +117,17 @@ describe('--weights-from', () => {
     // The record stays with the run: in its options, and as a column of `nin compare`.
     expect(loadCheckpoint(r.checkpoint).options.weightsFrom).toBe(resolve(src));
     expect(comparisonTable(readRuns([join(tmp, 'lr0')]))).toContain(`weights from ${tmp.split('/').at(-1)}/shades-src.safetensors`);
+
+    // From a run on other classes (same shapes): the class maps start afresh, as they would mean those classes here.
+    const other = folder(join(tmp, 'other-classes'));
+    for (const split of ['train', 'test']) for (const [from, to] of [['dark', 'cold'], ['light', 'hot']]) renameSync(join(other, split, from), join(other, split, to));
+    const foreign = await untrained(parseTrainArgs([...args.map((a) => (a === root ? other : a)), '--out', join(tmp, 'other-run')]).options, 5, join(tmp, 'other-src.safetensors'));
+    lines.length = 0;
+    const f = { ...parseTrainArgs([...args, '--lr', '0', '--schedule', 'constant', '--warmup', '0', '--weights-from', foreign, '--out', join(tmp, 'lr0-other')]).options, progress: false, log: (l: string) => void lines.push(l) };
+    const rf = await train(f, await loadSplits(f));
+    expect(lines).toContain(`weights from ${resolve(foreign)} (mnist-small, epoch 1, trained on folder): 16 of 18 parameters; initialised afresh: block3.w3 [1, 1, 32, 2] (other classes), block3.b3 [2] (other classes)`);
+    const [after, before] = [loadCheckpoint(rf.checkpoint).params, loadCheckpoint(foreign).params];
+    for (const [name, w] of after) if (name !== 'block3.w3' && name !== 'block3.b3') expect(w, name).toEqual(before.get(name));
+    expect(after.get('block3.w3')).not.toEqual(before.get('block3.w3'));
   });
 });
