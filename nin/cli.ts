@@ -198,9 +198,9 @@ train options:
                           numbered on, -2, -3, …, past directories that hold a run); a run never
                           writes into another run's directory unless --overwrite is given
   --weights-from CHECKPOINT   start a new run from a checkpoint's weights (a file or a run
-                          directory): each parameter of the same name and shape (all but the class
-                          maps of a network fitted to other classes or the first layer of one for
-                          other channels, which start afresh); its preprocessing is fitted anew
+                          directory): each parameter of the same name and shape, but the class
+                          maps (or FC layer) where the classes differ; the rest start afresh, and
+                          the preprocessing is fitted anew
   --resume CHECKPOINT     continue a run (a checkpoint file or a run directory), in the run's
                           directory by default; checkpoints there from a stretch the resume
                           replaces are kept, renamed *.superseded.safetensors

@@ -107,7 +107,7 @@ describe('--weights-from', () => {
   });
 
   it('a run at learning rate 0 ends with the weights it started from, and says which it took', async () => {
-    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '8', '--epochs', '1', '--seed', '4'];
+    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '1', '--seed', '4'];
     const src = await untrained(parseTrainArgs([...args, '--out', join(tmp, 'src-run')]).options, 5, join(tmp, 'shades-src.safetensors'));
     const lines: string[] = [];
     const o = { ...parseTrainArgs([...args, '--lr', '0', '--schedule', 'constant', '--warmup', '0', '--weights-from', src, '--out', join(tmp, 'lr0')]).options, progress: false, log: (l: string) => void lines.push(l) };
