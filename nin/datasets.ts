@@ -1,4 +1,5 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
+import { basename } from 'node:path';
 import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
 import { folderChanged, readImageFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
@@ -21,6 +22,11 @@ export function classNamesOf(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): 
 /** Whether two runs' data have other class names (or orders): a classifier of one means other classes in the other. */
 export function otherClasses(a: Pick<TrainOptions, 'dataset' | 'imageFolder'>, b: Pick<TrainOptions, 'dataset' | 'imageFolder'>): boolean {
   return classNamesOf(a).join('\0') !== classNamesOf(b).join('\0');
+}
+
+/** A run's data in a few words: 'mnist', or 'folder shapes' for an image folder's run. */
+export function dataLabel(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): string {
+  return o.imageFolder ? `folder ${basename(o.imageFolder.dir)}` : o.dataset;
 }
 
 /** One line a split. (Its notes, a partial or fallback file, were printed as warnings when read.) */
@@ -75,7 +81,8 @@ function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test
 
 /**
  * One split of a run's image folder (the saved one, or `dataDir`: the folder moved), its first
- * `limit` images (all, where it holds fewer). The training folders must still be the run's classes and hold its images.
+ * `limit` images (all, where it holds fewer). The training folders must still hold the run's
+ * classes and images.
  */
 function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined): ImageDataset {
   const folder = o.imageFolder;

@@ -18,7 +18,7 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
-import { otherClasses } from './datasets.ts';
+import { dataLabel, otherClasses } from './datasets.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
@@ -407,7 +407,7 @@ async function trainInDirectory(
       const afresh = otherClasses(start.options, o) ? { names: model.classifierParams(), why: 'other classes' } : undefined;
       const { taken, fresh } = start.startFrom(model, afresh);
       const list = fresh.map((f) => `${f.name} [${f.shape.join(', ')}] (${f.why})`);
-      log(`weights from ${o.weightsFrom} (${start.config.name}, epoch ${start.epoch}, trained on ${start.options.dataset}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
+      log(`weights from ${o.weightsFrom} (${start.config.name}, epoch ${start.epoch}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
     }
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }
