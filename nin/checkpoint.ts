@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { NinModel, type ModelConfig } from './model.ts';
+import { classifierParamNames, fcInputShape, NinModel, parameterSpecs, type ModelConfig } from './model.ts';
+import { otherClasses } from './datasets.ts';
 import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
@@ -56,13 +57,56 @@ export interface Checkpoint {
   /** A new model holding the checkpoint's weights. */
   buildModel(): NinModel;
   /**
-   * Starts a model of another network from these weights (`nin train --weights-from`): each of its
-   * parameters that the checkpoint holds by the same name and shape takes the checkpoint's values,
-   * unless `afresh` names it; the others (a class-map layer for other classes, a first layer for
-   * other channels, layers the checkpoint lacks) keep their fresh init, each with why. Throws when
-   * none is taken. No optimiser state is taken.
+   * Starts a model of another network, trained on `data`, from these weights (`nin train
+   * --weights-from`): the parameters startingWeights takes get the checkpoint's values, the others
+   * keep their fresh init. Throws when none is taken. No optimiser state is taken.
    */
-  startFrom(model: NinModel, afresh?: { names: readonly string[]; why: string }): { taken: string[]; fresh: { name: string; shape: readonly number[]; why: string }[] };
+  startFrom(model: NinModel, data: Pick<TrainOptions, 'dataset' | 'imageFolder'>): StartingWeights;
+}
+
+/** Which parameters a new run takes from a checkpoint, and why each other one starts afresh. */
+export interface StartingWeights {
+  taken: string[];
+  fresh: { name: string; shape: readonly number[]; why: string }[];
+}
+
+type RunNetwork = { config: ModelConfig; options: Pick<TrainOptions, 'dataset' | 'imageFolder'> };
+
+/**
+ * What a new network takes from another's weights (`--weights-from`; pure, so the CLI asks it
+ * before any GPU work): each parameter the source holds by the same name and shape, except
+ *   - the class-score layer (class maps under GAP, else the FC layer) where the classes differ, or
+ *     where the same names are another layer there (GAP's class maps, an FC head's features);
+ *   - an FC layer over maps of another size (its flattened positions would be other pixels, even
+ *     where the count agrees);
+ *   - a bias whose weights start afresh (alone it carries nothing of the source).
+ * `theirs.shapes`: the source's parameter shapes by name.
+ */
+export function startingWeights(ours: RunNetwork, theirs: RunNetwork & { shapes: ReadonlyMap<string, readonly number[]> }): StartingWeights {
+  const ourClass = classifierParamNames(ours.config);
+  const theirClass = classifierParamNames(theirs.config);
+  const classes = otherClasses(theirs.options, ours.options);
+  const [ourMaps, theirMaps] = [fcInputShape(ours.config), fcInputShape(theirs.config)];
+  const specs = parameterSpecs(ours.config);
+  const why = new Map<string, string>();
+  for (const p of specs.filter((s) => !s.isBias)) why.set(p.name, weightReason(p.name, p.shape));
+  for (const p of specs.filter((s) => s.isBias)) {
+    const own = weightReason(p.name, p.shape);
+    why.set(p.name, own !== '' ? own : why.get(p.name.replace(/\.b(\d*)$/, '.w$1')) !== '' ? 'its weights start afresh' : '');
+  }
+  function weightReason(name: string, shape: readonly number[]): string {
+    const found = theirs.shapes.get(name);
+    if (!found) return 'not in it';
+    if (found.join() !== shape.join()) return `theirs [${found.join(', ')}]`;
+    if (ourClass.includes(name) && classes) return 'other classes';
+    if (ourClass.includes(name) !== theirClass.includes(name)) return ourClass.includes(name) ? 'not the class-score layer there' : 'the class-score layer there';
+    if (name === 'fc.w' && ourMaps && theirMaps && ourMaps.join() !== theirMaps.join()) return `over ${theirMaps.join('×')} maps there`;
+    return '';
+  }
+  return {
+    taken: specs.filter((p) => why.get(p.name) === '').map((p) => p.name),
+    fresh: specs.filter((p) => why.get(p.name) !== '').map((p) => ({ name: p.name, shape: p.shape, why: why.get(p.name)! })),
+  };
 }
 
 export async function saveCheckpoint(
@@ -166,18 +210,12 @@ export function loadCheckpoint(path: string): Checkpoint {
         throw new Error(`${path}: ${(e as Error).message}`);
       }
     },
-    startFrom(model, afresh) {
-      const taken: string[] = [];
-      const fresh: { name: string; shape: readonly number[]; why: string }[] = [];
-      for (const p of model.params) {
-        const theirs = shapes.get(`param.${p.name}`);
-        const why = !theirs ? 'not in it' : theirs.join() !== p.tensor.shape.join() ? `theirs [${theirs.join(', ')}]` : afresh?.names.includes(p.name) ? afresh.why : null;
-        if (why === null) taken.push(p.name);
-        else fresh.push({ name: p.name, shape: p.tensor.shape, why });
-      }
-      if (!taken.length) throw new Error(`${path}: none of its weights fits the network ${model.config.name} (by parameter name and shape): nothing to start from`);
-      for (const name of taken) upload(model.params.find((p) => p.name === name)!.tensor, params.get(name)!);
-      return { taken, fresh };
+    startFrom(model, data) {
+      const theirShapes = new Map([...shapes].filter(([name]) => name.startsWith('param.')).map(([name, shape]) => [name.slice('param.'.length), shape]));
+      const r = startingWeights({ config: model.config, options: data }, { config, options, shapes: theirShapes });
+      if (!r.taken.length) throw new Error(`${path}: none of its weights fits the network ${model.config.name}: nothing to start from`);
+      for (const name of r.taken) upload(model.params.find((p) => p.name === name)!.tensor, params.get(name)!);
+      return r;
     },
     buildModel() {
       const model = new NinModel(config, 1);

@@ -5,8 +5,9 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { batchTooLarge, builtInModel, classifierParamNames, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
+import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { folderChanged, folderImageShape, folderListDigest, scanImageFolder, scanRunFolder } from './data/folder.ts';
+import { startingWeights } from './checkpoint.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -14,7 +15,6 @@ import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, n
 import { writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions } from './train.ts';
-import { otherClasses } from './datasets.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -199,8 +199,8 @@ train options:
                           writes into another run's directory unless --overwrite is given
   --weights-from CHECKPOINT   start a new run from a checkpoint's weights (a file or a run
                           directory): each parameter of the same name and shape, but the class
-                          maps (or FC layer) where the classes differ; the rest start afresh, and
-                          the preprocessing is fitted anew
+                          maps (or FC layer) where the classes differ or they are another layer
+                          there; the rest start afresh, and the preprocessing is fitted anew
   --resume CHECKPOINT     continue a run (a checkpoint file or a run directory), in the run's
                           directory by default; checkpoints there from a stretch the resume
                           replaces are kept, renamed *.superseded.safetensors
@@ -644,22 +644,24 @@ async function runTrain(args: string[]): Promise<number> {
 }
 
 /**
- * `--weights-from`: whether the checkpoint holds any of the new network's parameters by name and
- * shape, leaving out the class-score layer where the classes differ (as train() takes them), read
- * from its header before any GPU work; a usage error when it holds none.
+ * `--weights-from`: whether the new network takes any of the checkpoint's parameters
+ * (startingWeights, as train() will), read from its header before any GPU work; a usage error
+ * when none, or when --overwrite would move the checkpoint aside.
  */
 function startingWeightsProblem(o: TrainOptions): void {
   const from = checkpointHeader(o.weightsFrom!, '--weights-from');
-  let theirs: Map<string, string>;
+  let shapes: Map<string, number[]>;
   try {
-    theirs = new Map(parameterSpecs(from.config).map((p) => [p.name, p.shape.join()]));
+    shapes = new Map(parameterSpecs(from.config).map((p) => [p.name, p.shape]));
   } catch (e) {
     throw new UsageError(`--weights-from: ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
   }
-  const config = modelConfig(o);
-  const afresh = otherClasses(from.options, o) ? classifierParamNames(config) : []; // (as train() leaves them)
-  if (!parameterSpecs(config).some((p) => !afresh.includes(p.name) && theirs.get(p.name) === p.shape.join())) {
-    throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model} (by parameter name and shape): nothing to start from`);
+  if (!startingWeights({ config: modelConfig(o), options: o }, { ...from, shapes }).taken.length) {
+    throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model}: nothing to start from`);
+  }
+  // --overwrite moves the run directory's files aside: the record would name the new run's own checkpoint.
+  if (o.overwrite && resolve(dirname(o.weightsFrom!)) === resolve(o.outDir)) {
+    throw new UsageError(`--weights-from ${o.weightsFrom} is in --out ${o.outDir}, whose files --overwrite moves aside: copy it elsewhere first, or give another --out`);
   }
 }
 
@@ -684,10 +686,8 @@ function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: n
  * unless --data-dir says where it is now.
  */
 function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; options: TrainOptions } | undefined, dataDir: string | undefined, imageSize: string | undefined) {
-  const was = resumed?.options.imageFolder; // (a resume's data set is the checkpoint's: checked before)
-  if (resumed && !isImageFolderOptions(was)) {
-    throw new UsageError(`--resume ${resumed.path}: its saved training options are damaged: imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got ${JSON.stringify(was) ?? 'none'}`);
-  }
+  // (a resume's data set is the checkpoint's, checked before; its imageFolder was checked with its header)
+  const was = resumed?.options.imageFolder;
   if (!was && dataDir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
   if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${resumed ? 'the resumed run' : '--config'}: its images are resized to that`);
   const train = was ? scanRunFolder(was, 'train', dataDir) : scanImageFolder(dataDir!, 'train');
@@ -700,11 +700,6 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
   const imageFolder: ImageFolderOptions = { dir: resolve(train.dir, '..'), classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
   return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
-}
-
-function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
-  const f = v as ImageFolderOptions | undefined;
-  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string';
 }
 
 /** `--image-size WxH` (or N: N×N), each side 1 to 4096. */

@@ -214,7 +214,7 @@ export function parameterSpecs(config: ModelConfig, summaries = plan(config)) {
     ch = c3;
   });
   if (config.head !== 'gap') {
-    const fanIn = elements(summaries.at(config.head === 'fc-dropout' ? -3 : -2)!.output);
+    const fanIn = elements(fcInputShape(config, summaries)!);
     add('fc.w', 'the fully connected layer', [1, 1, fanIn, config.classes], fanIn, false, 1); // feeds the softmax, no ReLU
     add('fc.b', 'the fully connected layer', [config.classes], 1, true);
   }
@@ -278,6 +278,11 @@ export function fitToData(config: ModelConfig, input: ModelConfig['input'], clas
     return { ...l, channels: [l.channels[0], l.channels[1], classes] };
   });
   return { ...config, input: { ...input }, classes, layers };
+}
+
+/** The [H, W, C] maps an FC head flattens (null under GAP). */
+export function fcInputShape(config: ModelConfig, summaries = plan(config)): number[] | null {
+  return config.head === 'gap' ? null : summaries.at(config.head === 'fc-dropout' ? -3 : -2)!.output;
 }
 
 /** The parameters of the layer that outputs the class scores: the class maps under GAP, else the FC layer. */

@@ -40,6 +40,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { validationFromOf } from './data/split.ts';
+import { isImageFolderOptions } from './data/folder.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -167,6 +168,11 @@ export function checkpointHeaderFields(path: string, metadata: Record<string, st
   const o = options as Record<string, unknown>;
   if (typeof o.model !== 'string') throw new Error(`${path}: metadata "options": model must be a string, got ${JSON.stringify(o.model) ?? 'undefined'}`);
   if (o.outDir !== undefined && typeof o.outDir !== 'string') throw new Error(`${path}: metadata "options": outDir must be a string, got ${JSON.stringify(o.outDir)}`);
+  if (o.weightsFrom !== undefined && typeof o.weightsFrom !== 'string') throw new Error(`${path}: metadata "options": weightsFrom must be a string, got ${JSON.stringify(o.weightsFrom)}`);
+  // An image folder's run: its data are read again by eval, visualize, a resume, and a run started from it.
+  if (o.dataset === 'folder' && !isImageFolderOptions(o.imageFolder)) {
+    throw new Error(`${path}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got ${JSON.stringify(o.imageFolder) ?? 'undefined'}`);
+  }
   const ownConfig = o.config === undefined ? {} : { config: parseModelConfig(o.config, `${path} (options.config)`) };
   return { config, options: { ...o, ...ownConfig } as TrainOptions, epoch: checkpointCount(path, metadata, 'epoch') };
 }

@@ -18,7 +18,7 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
-import { dataLabel, otherClasses } from './datasets.ts';
+import { dataLabel } from './datasets.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
@@ -403,11 +403,10 @@ async function trainInDirectory(
     log(`resumed from ${o.resume}: ` + (resumed.partialEpoch ? `within epoch ${startEpoch + 1}, at step ${step} (batch ${resumed.partialEpoch.batches} of ${epochSteps})` : `after epoch ${startEpoch}, at step ${step}`));
   } else {
     if (start) {
-      // Class maps (or an FC layer) made for other classes would carry their meaning into these.
-      const afresh = otherClasses(start.options, o) ? { names: model.classifierParams(), why: 'other classes' } : undefined;
-      const { taken, fresh } = start.startFrom(model, afresh);
+      const { taken, fresh } = start.startFrom(model, o);
       const list = fresh.map((f) => `${f.name} [${f.shape.join(', ')}] (${f.why})`);
-      log(`weights from ${o.weightsFrom} (${start.config.name}, epoch ${start.epoch}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
+      const when = start.partialEpoch ? `within epoch ${start.epoch + 1}, at step ${start.step}` : `after epoch ${start.epoch}`;
+      log(`weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
     }
     pre = await fitPreprocessor(o.preprocess, data.train, log);
   }

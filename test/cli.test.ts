@@ -360,9 +360,6 @@ describe('nin CLI', () => {
       [{ validation: -500 }, "validation must be a number of images or 'paper', got -500"],
       [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number ≥ 0, got [1,"x"]'],
       [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number ≥ 0, got -1'],
-      // An image folder's run names its folder, classes and image count.
-      [{ dataset: 'folder' }, 'imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got none'],
-      [{ dataset: 'folder', imageFolder: { dir: dir, classNames: ['a', 'b'], trainImages: 5 } }, `imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`],
     ];
     for (const [edits, problem] of refused) {
       expect(resume(edits), JSON.stringify(edits)).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));
@@ -371,6 +368,12 @@ describe('nin CLI', () => {
     expect(resume({ model: 'nope' })).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: model must be one of ${Object.keys(MODELS).join(', ')}, got "nope"`));
     expect(resume({ model: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": model must be a string, got 7`));
     expect(resume({ outDir: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
+    expect(resume({ weightsFrom: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": weightsFrom must be a string, got 7`));
+    // An image folder's run names its folder, classes, image count and list (eval, visualize and a run started from it read them too).
+    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got undefined`));
+    expect(resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5 } })).toThrow(
+      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
+    );
     expect(resume({ config: { name: 'x' } })).toThrow(`--resume: ${ckpt} (options.config)`);
     // A flag replaces the saved value, which is then never read (the checkpoint saves the flag's);
     // a flag for another option does not.

@@ -128,6 +128,12 @@ export function folderListDigest(scan: FolderScan): string {
   return hash.digest('hex');
 }
 
+/** Whether a checkpoint's saved `imageFolder` has every field, of its type. */
+export function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
+  const f = v as ImageFolderOptions | undefined;
+  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string';
+}
+
 /** A split of a run's image folder: where `dataDir` says, else where the run found it (moved: say so). */
 export function scanRunFolder(folder: ImageFolderOptions, split: FolderSplit, dataDir: string | undefined): FolderScan {
   if (dataDir === undefined && !existsSync(folder.dir)) {
