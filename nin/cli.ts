@@ -654,7 +654,7 @@ function startingWeightsProblem(o: TrainOptions): void {
   try {
     shapes = new Map(parameterSpecs(from.config).map((p) => [p.name, p.shape]));
   } catch (e) {
-    throw new UsageError(`--weights-from: ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
+    throw new UsageError(`--weights-from ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
   }
   if (!startingWeights({ config: modelConfig(o), options: o }, { ...from, shapes }).taken.length) {
     throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model}: nothing to start from`);
