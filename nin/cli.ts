@@ -141,11 +141,11 @@ export const USAGE = `usage:
 train options:
   --dataset mnist|cifar10|cifar100|svhn   (default: the --model's, else mnist)
   --dataset folder        images of your own: --data-dir DIR holds train/<class>/*.png and
-                          test/<class>/*.png (the training folders name the classes); the --model
-                          (default cifar10, the paper's CIFAR net) takes their size and one class map
-                          per class; 1 channel if every PNG is grey, else 3; recipe: standardize, no
-                          aug, 30 epochs, batch 64 (under 128 images: one or two equal batches), lr
-                          0.02 cosine, 0.3-epoch warm-up
+                          test/<class>/*.png or val/<class>/*.png (the training folders name the
+                          classes); the --model (default cifar10, the paper's CIFAR net) takes
+                          their size and one class map per class; 1 channel if every PNG is grey,
+                          else 3; recipe: standardize, no aug, 30 epochs, batch 64 (under 128
+                          images: one or two equal batches), lr 0.02 cosine, 0.3-epoch warm-up
   --image-size WxH        --dataset folder: resize every image to W×H (needed where sizes differ)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   --config FILE           a network of one's own instead of --model: a JSON model config, as

@@ -101,8 +101,13 @@ describe('image folder reader', () => {
       for (const cls of ['cat', 'dog']) writePng(join(root, 'train', cls, '0.png'), 2, 2, dot);
     };
     base();
-    expect(() => scanImageFolder(join(tmp, 'absent'), 'train')).toThrow(`${join(tmp, 'absent')}: no such directory (an image folder holds train/<class>/*.png and test/<class>/*.png)`);
+    expect(() => scanImageFolder(join(tmp, 'absent'), 'train')).toThrow(`${join(tmp, 'absent')}: no such directory (an image folder holds train/<class>/*.png and test/<class>/*.png, or val/<class>/*.png)`);
     expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: no such directory`);
+    // ImageNet's layout: val/ is the test split where there is no test/ (and only then).
+    writePng(join(root, 'val', 'dog', '0.png'), 2, 2, dot);
+    expect(scanImageFolder(root, 'test', ['cat', 'dog'])).toMatchObject({ dir: join(root, 'val'), files: [{ label: 1 }] });
+    writePng(join(root, 'test', 'cat', '0.png'), 2, 2, dot);
+    expect(scanImageFolder(root, 'test', ['cat', 'dog'])).toMatchObject({ dir: join(root, 'test'), files: [{ label: 0 }] });
     expect(() => scanImageFolder(root, 'train', ['cat', 'cow'])).toThrow(`${join(root, 'train')}: its class folders are cat, dog; the checkpoint's classes are cat, cow`);
     rmSync(join(root, 'train', 'dog'), { recursive: true });
     expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: holds one class folder (cat): a classifier needs two or more`);

@@ -1,7 +1,8 @@
 // Images of one's own, one folder per class (as torchvision's ImageFolder), PNG files:
 //
 //   DIR/train/<class>/*.png      the training set: its folders name the classes
-//   DIR/test/<class>/*.png       the test set: folders of some or all of those classes
+//   DIR/test/<class>/*.png       the test set: folders of some or all of those classes (or
+//                                DIR/val/<class>/*.png where there is no test/, as ImageNet's)
 //
 // Class k is the k-th training folder in code-point order (the same on every machine and locale).
 // Names starting with "." (.DS_Store, .git) are skipped; in a class folder, any other file that is
@@ -26,7 +27,7 @@ export interface FolderScan {
   files: { path: string; label: number }[];
 }
 
-const LAYOUT = 'an image folder holds train/<class>/*.png and test/<class>/*.png';
+const LAYOUT = 'an image folder holds train/<class>/*.png and test/<class>/*.png, or val/<class>/*.png';
 /** How many offending files an error lists before "and N more". */
 const LISTED = 5;
 
@@ -65,7 +66,8 @@ function entries(dir: string): { name: string; path: string; kind: 'dir' | 'file
  * form (a folder copied from macOS may spell "É" as E + ´).
  */
 export function scanImageFolder(root: string, split: FolderSplit, classNames?: readonly string[]): FolderScan {
-  const dir = resolve(root, split);
+  // The test split may be called val, as ImageNet lays it out (train/ and val/), where there is no test/.
+  const dir = split === 'test' && kind(resolve(root, 'test')) !== 'dir' && kind(resolve(root, 'val')) === 'dir' ? resolve(root, 'val') : resolve(root, split);
   if (kind(resolve(root)) !== 'dir') throw new DataFormatError(resolve(root), `no such directory (${LAYOUT})`);
   if (kind(dir) !== 'dir') throw new DataFormatError(dir, `no such directory (${LAYOUT})`);
   const top = entries(dir);
