@@ -1,5 +1,6 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
 import { folderChanged, readImageFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
@@ -74,6 +75,9 @@ export async function loadTestSet(o: RunData, dataDir?: string, limit?: number):
 function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test: ImageDataset } {
   const all = folderSplit(o, 'train', dataDir, o.trainLimit);
   const test = folderSplit(o, 'test', dataDir, o.testLimit);
+  // train/, val/ and test/: val/ is the test split only where there is no test/ (folder.ts).
+  const unread = join(dirname(test.sources[0]), 'val');
+  if (basename(test.sources[0]) === 'test' && existsSync(unread)) console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; a validation split is held out of the training images with --val N`);
   const { train, validation } = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };

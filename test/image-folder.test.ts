@@ -242,7 +242,17 @@ describe('nin train --dataset folder end to end', () => {
     const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '3', '--seed', '2', '--out', join(tmp, 'e2e-run')];
     const o = quiet(parseTrainArgs([...args, '--stop-after', '2']).options);
     expect(parseTrainArgs(args.filter((a, i) => a !== '--batch' && args[i - 1] !== '--batch')).options.batchSize).toBe(60); // 120 images: two batches of 60
-    expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
+    // With train/, val/ and test/, val/ is not read: said, not silent.
+    mkdirSync(join(root, 'val'));
+    const said: string[] = [];
+    const spied = vi.spyOn(console, 'error').mockImplementation((m: string) => void said.push(m));
+    try {
+      expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
+    } finally {
+      spied.mockRestore();
+    }
+    rmSync(join(root, 'val'), { recursive: true });
+    expect(said).toContain(`note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; a validation split is held out of the training images with --val N`);
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
     const r = await train(o, data);
