@@ -182,10 +182,11 @@ train options:
   --preprocess none|standardize|gcn-zca|gcn-lcn   (default: gcn-zca for CIFAR, gcn-lcn for SVHN,
                           standardize for MNIST; the papers' choices for CIFAR and SVHN, ours
                           for MNIST, where the paper names none)
-  --val N|paper           hold out N training images for validation (default 0), or the papers'
+  --val N|paper|folder    hold out N training images for validation (default 0), or the papers'
                           set: SVHN 400 per class from train (+ 200 per class from extra with
-                          --extra), else the last 10,000 training images; the epoch with the
-                          lowest validation error is kept as best.safetensors
+                          --extra), else the last 10,000 training images; or an image folder's
+                          val/ beside its test/; the epoch with the lowest validation error is
+                          kept as best.safetensors
   --val-from random|end   where N held-out images come from: drawn at random by --seed (the
                           default for --val N) or the training set's last N (for --val paper)
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
@@ -275,7 +276,7 @@ function requirement(rule: Rule, epochs: number): { want: string; fits: (v: unkn
     case 'oneOf':
       return { want: `one of ${rule.allowed.join(', ')}`, fits: (v) => rule.allowed.includes(v as string) };
     case 'images':
-      return { want: "a number of images or 'paper'", fits: (v) => v === 'paper' || (Number.isInteger(v) && (v as number) >= 0) };
+      return { want: "a number of images, 'paper' or 'folder'", fits: (v) => v === 'paper' || v === 'folder' || (Number.isInteger(v) && (v as number) >= 0) };
     case 'bool':
       return { want: 'true or false', fits: (v) => typeof v === 'boolean' };
   }
@@ -288,7 +289,7 @@ function flagValue(rule: Rule, text: string | undefined, epochs = Infinity): unk
   const one = (t: string) => {
     // Plain decimals only (Number() also reads '', ' 7', '0x10' and 'Infinity'); --val takes digits only.
     const decimal = rule.kind === 'images' ? /^\d+$/ : /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
-    const v = rule.kind === 'oneOf' || t === 'paper' ? t : decimal.test(t) ? Number(t) : NaN;
+    const v = rule.kind === 'oneOf' || t === 'paper' || t === 'folder' ? t : decimal.test(t) ? Number(t) : NaN;
     if (!fits(v)) throw new UsageError(`--${rule.flag} must be ${want}, got '${t}'`);
     return v;
   };
@@ -509,7 +510,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
-  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N`);
+  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
+  if (options.validation === 'folder') {
+    if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
+    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${dirname(folder.testDir)} has no test/, so its val/ is the test split: give --val N, or add a test/`);
+    scanImageFolder(dirname(folder.testDir), 'val', folder.imageFolder.classNames); // there, and of the training set's classes
+  }
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
     throw new UsageError(`--preprocess gcn-zca fits a D×D whitening matrix for the D = ${height * width * channels} values of a ${width}×${height}×${channels} image; at most ${MAX_ZCA_VALUES} (CIFAR's 32×32×3 is 3072): give a smaller --image-size, or --preprocess standardize or gcn-lcn`);

@@ -75,10 +75,12 @@ export async function loadTestSet(o: RunData, dataDir?: string, limit?: number):
 function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test: ImageDataset } {
   const all = folderSplit(o, 'train', dataDir, o.trainLimit);
   const test = folderSplit(o, 'test', dataDir, o.testLimit);
-  // train/, val/ and test/: val/ is the test split only where there is no test/ (folder.ts).
+  // train/, val/ and test/: val/ is the validation split with --val folder (else the test split only where there is no test/, folder.ts).
   const unread = join(dirname(test.sources[0]), 'val');
-  if (basename(test.sources[0]) === 'test' && existsSync(unread)) console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; a validation split is held out of the training images with --val N`);
-  const { train, validation } = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
+  if (o.validation !== 'folder' && basename(test.sources[0]) === 'test' && existsSync(unread)) console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; give --val folder to validate on it (or --val N to hold out training images)`);
+  const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
+  const { train } = held;
+  const validation = o.validation === 'folder' ? folderSplit(o, 'val', dataDir, undefined) : held.validation;
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };
 }

@@ -13,7 +13,7 @@ import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { writeError } from './data/io.ts';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
-import type { ValidationFrom } from './data/split.ts';
+import type { Validation, ValidationFrom } from './data/split.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
@@ -39,8 +39,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   classLrMult?: number;
   augment: boolean;
   preprocess: PreprocessKind;
-  /** Images held out of the training set for validation (0: none; 'paper': the papers' hold-out, see validationPlan). */
-  validation: number | 'paper';
+  /** Images held out of the training set for validation (0: none; 'paper': the papers' hold-out, see
+   * validationPlan), or 'folder': an image folder's val/ beside its test/. */
+  validation: Validation;
   /** Where a validation split of N images comes from (validationFromOf: `--val paper` takes the
    * last 10,000, `--val N` draws at random, unless this says otherwise). */
   validationFrom?: ValidationFrom;

@@ -34,7 +34,7 @@ describe('nin CLI', () => {
     [['train', '--dataset', 'svhn', '--val', 'paper', '--train-limit', '3000'], /--val paper holds out 4000 images: none left of --train-limit 3000/],
     // With --extra, the extra part (and its 200 per class) joins only past the train part's 73,257 images.
     [['train', '--dataset', 'svhn', '--extra', '--val', 'paper', '--train-limit', '4000'], /--val paper holds out 4000 images: none left of --train-limit 4000/],
-    [['train', '--val', 'papers'], /--val must be a number of images or 'paper', got 'papers'/],
+    [['train', '--val', 'papers'], /--val must be a number of images, 'paper' or 'folder', got 'papers'/],
     [['train', '--model', 'mnist-small', '--dropout', '0.5'], /--dropout: model 'mnist-small' has no dropout layers between its blocks/],
     [['train', '--dataset', 'cifar10', '--dropout', '1'], /--dropout must be a number in \[0, 0.99\], got '1'/],
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
@@ -357,7 +357,7 @@ describe('nin CLI', () => {
       [{ lrDrops: 1.5 }, 'lrDrops must be an integer ≥ 0, got 1.5'],
       [{ plateauOn: 'test' }, 'plateauOn must be one of train, val, got "test"'],
       [{ extra: 'yes' }, 'extra must be true or false, got "yes"'],
-      [{ validation: -500 }, "validation must be a number of images or 'paper', got -500"],
+      [{ validation: -500 }, "validation must be a number of images, 'paper' or 'folder', got -500"],
       [{ stepEpochs: [1, 'x'] }, 'stepEpochs must be a list, each a number ≥ 0, got [1,"x"]'],
       [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number ≥ 0, got -1'],
     ];

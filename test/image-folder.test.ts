@@ -213,7 +213,15 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     const folder = ['--dataset', 'folder', '--data-dir', root];
     const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
     usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
-    usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N');
+    usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/');
+    usage(['--dataset', 'cifar10', '--val', 'folder'], "--val folder validates on an image folder's val/ (--dataset folder); cifar10 has none: give --val N or --val paper");
+    usage([...folder, '--val', 'folders'], "--val must be a number of images, 'paper' or 'folder', got 'folders'");
+    // Where there is no test/, val/ is the test split: it cannot validate too.
+    const imagenet = join(tmp, 'imagenet-layout');
+    cpSync(join(root, 'train'), join(imagenet, 'train'), { recursive: true });
+    cpSync(join(root, 'test'), join(imagenet, 'val'), { recursive: true });
+    expect(parseTrainArgs(['--dataset', 'folder', '--data-dir', imagenet, '--test-limit', '12']).options.testLimit).toBe(12);
+    usage(['--dataset', 'folder', '--data-dir', imagenet, '--val', 'folder'], `--val folder: ${imagenet} has no test/, so its val/ is the test split: give --val N, or add a test/`);
     usage([...folder, '--image-size', '37', '--preprocess', 'gcn-zca'], /^--preprocess gcn-zca fits a D×D whitening matrix for the D = 4107 values of a 37×37×3 image; at most 4096 \(CIFAR's 32×32×3 is 3072\)/);
     expect(parseTrainArgs([...folder, '--image-size', '35x39', '--preprocess', 'gcn-zca']).options.config!.input).toEqual({ height: 39, width: 35, channels: 3 }); // 4095 values
     usage(['--dataset', 'cifar10', '--image-size', '64'], "--image-size resizes an image folder's pictures (--dataset folder); cifar10's images are 32×32×3");
@@ -242,17 +250,21 @@ describe('nin train --dataset folder end to end', () => {
     const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '3', '--seed', '2', '--out', join(tmp, 'e2e-run')];
     const o = quiet(parseTrainArgs([...args, '--stop-after', '2']).options);
     expect(parseTrainArgs(args.filter((a, i) => a !== '--batch' && args[i - 1] !== '--batch')).options.batchSize).toBe(60); // 120 images: two batches of 60
-    // With train/, val/ and test/, val/ is not read: said, not silent.
-    mkdirSync(join(root, 'val'));
+    // With train/, val/ and test/: --val folder validates on val/; without it, val/ is not read, and a note says so.
+    cpSync(join(root, 'test'), join(root, 'val'), { recursive: true });
+    rmSync(join(root, 'val', 'green'), { recursive: true });
     const said: string[] = [];
     const spied = vi.spyOn(console, 'error').mockImplementation((m: string) => void said.push(m));
     try {
       expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
+      const split = await loadSplits(quiet(parseTrainArgs([...args, '--val', 'folder']).options));
+      expect([split.train.count, split.validation!.count, [...new Set(split.validation!.labels)].sort()]).toEqual([120, 20, [0, 2]]); // nothing held out of train/; val/'s blue and red
     } finally {
       spied.mockRestore();
     }
+    expect(said.filter((l) => l.startsWith('note:'))).toEqual([`note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; give --val folder to validate on it (or --val N to hold out training images)`]);
     rmSync(join(root, 'val'), { recursive: true });
-    expect(said).toContain(`note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; a validation split is held out of the training images with --val N`);
+    expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(`${join(root, 'val')}: no such directory`);
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
     const r = await train(o, data);

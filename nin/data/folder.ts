@@ -17,7 +17,8 @@ import { allocImages, type ImageDataset } from './formats.ts';
 import { ImageLoadError, loadImageForModel, readPngHeader, type ModelInput } from '../images.ts';
 import type { ImageFolderOptions } from '../train.ts';
 
-export type FolderSplit = 'train' | 'test';
+/** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
+export type FolderSplit = 'train' | 'test' | 'val';
 
 /** A split of an image folder: its class names (the training folders') and its files with labels. */
 export interface FolderScan {

@@ -19,6 +19,9 @@ export function takeExamples(ds: ImageDataset, indices: ArrayLike<number>, name 
 export type ValidationFrom = 'random' | 'end';
 export const VALIDATION_FROM: readonly ValidationFrom[] = ['random', 'end'];
 
+/** `--val`: N images held out of the training set, the papers' hold-out, or an image folder's own val/ (nin/data/folder.ts). */
+export type Validation = number | 'paper' | 'folder';
+
 /** A validation set: `count` images from all parts (at random, or the last ones), or `perClass[i]` of every class from part i. */
 export type ValidationPlan = { count: number; from: ValidationFrom } | { perClass: number[] };
 
@@ -28,7 +31,8 @@ export type ValidationPlan = { count: number; from: ValidationFrom } | { perClas
  * and NIN), else the last 10,000 training images (NIN, section 4.2, for CIFAR-10, as maxout did; the
  * same protocol here for CIFAR-100 and MNIST). 0 → no validation set.
  */
-export function validationPlan(validation: number | 'paper', dataset: string, parts: number, from?: ValidationFrom): ValidationPlan | null {
+export function validationPlan(validation: Validation, dataset: string, parts: number, from?: ValidationFrom): ValidationPlan | null {
+  if (validation === 'folder') return null; // an image folder's own val/: nothing is held out of train/
   if (validation === 'paper' && dataset === 'svhn') return { perClass: [400, 200].slice(0, parts) };
   const count = validation === 'paper' ? 10000 : validation;
   return count > 0 ? { count, from: from ?? defaultValidationFrom(validation, dataset)! } : null;
@@ -36,7 +40,8 @@ export function validationPlan(validation: number | 'paper', dataset: string, pa
 
 /** Where a split of N images comes from unless told: the end for `--val paper`, else at random
  * (undefined where there is no such choice: no split, or SVHN's per-class one). */
-export function defaultValidationFrom(validation: number | 'paper', dataset: string): ValidationFrom | undefined {
+export function defaultValidationFrom(validation: Validation, dataset: string): ValidationFrom | undefined {
+  if (validation === 'folder') return undefined;
   if (validation === 'paper') return dataset === 'svhn' ? undefined : 'end';
   return validation > 0 ? 'random' : undefined;
 }
@@ -45,7 +50,7 @@ export function defaultValidationFrom(validation: number | 'paper', dataset: str
  * A run's validation source: its own `validationFrom`, else the default; `saved`: for options read
  * from a checkpoint, which drew every split at random before the choice was recorded.
  */
-export function validationFromOf(o: { validation: number | 'paper'; dataset: string; validationFrom?: ValidationFrom }, saved = false): ValidationFrom | undefined {
+export function validationFromOf(o: { validation: Validation; dataset: string; validationFrom?: ValidationFrom }, saved = false): ValidationFrom | undefined {
   const choice = defaultValidationFrom(o.validation, o.dataset);
   return choice && (o.validationFrom ?? (saved ? 'random' : choice));
 }
