@@ -513,8 +513,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
   if (options.validation === 'folder') {
     if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
-    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${dirname(folder.testDir)} has no test/, so its val/ is the test split: give --val N, or add a test/`);
-    scanImageFolder(dirname(folder.testDir), 'val', folder.imageFolder.classNames); // there, and of the training set's classes
+    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`);
+    scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
   }
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
@@ -553,8 +553,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   // one or two equal batches (an epoch's last partial batch is dropped: 64 of 120 images would leave 56 out).
   const left = trainImages - held;
   if (folder && !saved && s('batch') === undefined && left < 2 * options.batchSize) options.batchSize = Math.floor(left / Math.ceil(left / options.batchSize));
-  if (trainImages - held < options.batchSize) {
-    throw new UsageError(`--batch ${options.batchSize} is larger than the ${trainImages - held} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
+  if (left < options.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize} is larger than the ${left} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
   if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
   if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
@@ -697,14 +697,15 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   if (!was && dataDir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
   if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${resumed ? 'the resumed run' : '--config'}: its images are resized to that`);
   const train = was ? scanRunFolder(was, 'train', dataDir) : scanImageFolder(dataDir!, 'train');
-  const test = scanImageFolder(resolve(train.dir, '..'), 'test', train.classNames);
+  const root = dirname(train.dir);
+  const test = scanImageFolder(root, 'test', train.classNames);
   const changed = was && folderChanged(train, was);
   if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`);
   const classes = train.classNames.length;
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; PNGs make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
-  const imageFolder: ImageFolderOptions = { dir: resolve(train.dir, '..'), classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
+  const imageFolder: ImageFolderOptions = { dir: root, classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
   return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
 }
 

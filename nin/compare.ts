@@ -9,6 +9,8 @@ import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, train
 import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
 import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
+import { isImageFolderOptions } from './data/folder.ts';
+import { dataLabel } from './datasets.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -33,7 +35,7 @@ export interface RunSummary {
 /** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
 const SETTINGS: [string, (options: Record<string, unknown>, config: Record<string, unknown>, header: Record<string, string>, epochs: EpochRecord[]) => unknown][] = [
   // An image folder's run: which folder (runs on two folders differ in it).
-  ['dataset', (o) => (o.dataset === 'folder' && typeof (o.imageFolder as { dir?: unknown } | undefined)?.dir === 'string' ? `folder ${basename((o.imageFolder as { dir: string }).dir)}` : o.dataset)],
+  ['dataset', (o) => (isImageFolderOptions(o.imageFolder) ? dataLabel({ dataset: 'folder', imageFolder: o.imageFolder }) : o.dataset)],
   ['model', (o) => o.model],
   ['head', (_, c) => c.head],
   ['init', (_, c) => c.init],
