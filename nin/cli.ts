@@ -116,8 +116,9 @@ export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
-  nin predict <checkpoint> <image.png>... [--invert] [--json FILE]
-                                      top-5 classes with probabilities (a PNG of another size is
+  nin predict <checkpoint> <image>... [--invert] [--json FILE]
+                                      top-5 classes with probabilities (PNG or JPEG, a JPEG upright
+                                      as its EXIF orientation says; a picture of another size is
                                       resized to the model's input, with a note; at most 2^25
                                       pixels, e.g. 8192×4096; --invert: dark strokes on a light or
                                       transparent background, for MNIST's light-on-black digits;
@@ -140,11 +141,11 @@ export const USAGE = `usage:
 
 train options:
   --dataset mnist|cifar10|cifar100|svhn   (default: the --model's, else mnist)
-  --dataset folder        images of your own: --data-dir DIR holds train/<class>/*.png and
-                          test/<class>/*.png or val/<class>/*.png (the training folders name the
-                          classes); the --model (default cifar10, the paper's CIFAR net) takes
-                          their size and one class map per class; 1 channel if every PNG is grey,
-                          else 3; recipe: standardize, no aug, 30 epochs, batch 64 (under 128
+  --dataset folder        images of your own: --data-dir DIR holds train/<class>/ and test/<class>/
+                          or val/<class>/ folders of PNG or JPEG files (the training folders name
+                          the classes); the --model (default cifar10, the paper's CIFAR net) takes
+                          their size and one class map per class; 1 channel if every image is
+                          grey, else 3; recipe: standardize, no aug, 30 epochs, batch 64 (under 128
                           images: one or two equal batches), lr 0.02 cosine, 0.3-epoch warm-up
   --image-size WxH        --dataset folder: resize every image to W×H (needed where sizes differ)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
@@ -694,7 +695,7 @@ function folderTestSet(o: TrainOptions, dataDir: string | undefined): { count: n
 function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; options: TrainOptions } | undefined, dataDir: string | undefined, imageSize: string | undefined) {
   // (a resume's data set is the checkpoint's, checked before; its imageFolder was checked with its header)
   const was = resumed?.options.imageFolder;
-  if (!was && dataDir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
+  if (!was && dataDir === undefined) throw new UsageError('--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/ and test/<class>/ folders of PNG or JPEG images');
   if (imageSize !== undefined && fixed) throw new UsageError(`--image-size: the network's input is ${base.input.width}×${base.input.height} (width×height), fixed by ${resumed ? 'the resumed run' : '--config'}: its images are resized to that`);
   const train = was ? scanRunFolder(was, 'train', dataDir) : scanImageFolder(dataDir!, 'train');
   const root = dirname(train.dir);
@@ -702,7 +703,7 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   const changed = was && folderChanged(train, was);
   if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`);
   const classes = train.classNames.length;
-  if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; PNGs make 1 (grey) or 3 (colour)`);
+  if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; images make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
   const imageFolder: ImageFolderOptions = { dir: root, classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
@@ -754,7 +755,7 @@ async function runPredict(args: string[]): Promise<void> {
   const images = positionals.slice(1);
   for (const img of images) {
     if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
-    if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG files`);
+    if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG or JPEG files`);
   }
   const json = jsonArg(v.json as string | undefined);
   const { predictProbabilities, formatPredictions, topClasses } = await import('./predict.ts');

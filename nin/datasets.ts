@@ -103,6 +103,6 @@ function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined
 
 function modelInput(o: RunData): ModelInput {
   const { height, width, channels } = modelConfig(o).input;
-  if (channels !== 1 && channels !== 3) throw new Error(`an image folder's PNGs make 1 or 3 channels; the model takes ${channels}`);
+  if (channels !== 1 && channels !== 3) throw new Error(`an image folder's images make 1 or 3 channels; the model takes ${channels}`);
   return { height, width, channels };
 }

@@ -1,8 +1,10 @@
-// PNG in and out on the CPU: decoding a user's picture into the pixels a model expects, and
-// encoding rendered RGBA rasters. pngjs does the codec work; this file owns the conventions:
+// Pictures in (PNG and JPEG) and PNG out, on the CPU: decoding a user's picture into the pixels a
+// model expects, and encoding rendered RGBA rasters. pngjs and jpeg-js (through nin/jpeg.ts) do the
+// codec work; this file owns the conventions:
 //
 //   * Pixel values are returned in [0, 1] exactly as stored (sample / max sample for the file's
 //     bit depth). The PNG gamma chunk is ignored, as the datasets' own pixels carry no correction.
+//   * A JPEG is turned upright as its EXIF orientation says (nin/jpeg.ts); a PNG's eXIf is ignored.
 //   * Transparency is composited over BLACK (colour × alpha). MNIST-style digits are light strokes
 //     on a black background, so a transparent background becomes the background the model knows.
 //     `invert` (dark strokes on a light or transparent background): composited over WHITE, then
@@ -18,6 +20,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
+import { decodeJpeg, JpegFormatError, JpegNeedsMore, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
 
 /** A picture that could not be loaded; `file` names it. */
 export class ImageLoadError extends Error {
@@ -66,7 +69,7 @@ function describeBytes(bytes: Uint8Array): string {
 }
 
 /** Decoded picture: straight (non-premultiplied) RGBA in [0, 1], row-major. */
-export interface DecodedPng {
+export interface DecodedImage {
   width: number;
   height: number;
   rgba: Float32Array;
@@ -74,7 +77,7 @@ export interface DecodedPng {
 
 /** Larger pictures are refused before decoding: 2²⁵ pixels (e.g. 8192 × 4096) already take 512 MiB as
  * float RGBA, and a 67-byte file can declare 2³¹ × 2³¹. */
-export const MAX_PNG_PIXELS = 2 ** 25;
+export const MAX_IMAGE_PIXELS = 2 ** 25;
 /** Bit depths the PNG specification allows per colour type, and samples per pixel. */
 const PNG_COLOR_TYPES: Record<number, { depths: number[]; samples: number; name: string }> = {
   0: { depths: [1, 2, 4, 8, 16], samples: 1, name: 'grey' },
@@ -120,8 +123,8 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
   const fail = (message: string): never => {
     throw new ImageLoadError(path, `corrupt PNG: ${message}`);
   };
-  if (width * height > MAX_PNG_PIXELS) {
-    throw new ImageLoadError(path, `PNG is ${width}×${height} (${width * height} pixels), more than the ${MAX_PNG_PIXELS} this reader accepts; resize it first`);
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageLoadError(path, `PNG is ${width}×${height} (${width * height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
   }
   if (bytes.length < 33) fail(`the file ends inside the IHDR chunk (${bytes.length} bytes, the signature and IHDR take 33)`);
   if (bytes.readUInt32BE(8) !== 13) fail(`IHDR holds ${bytes.readUInt32BE(8)} bytes, expected 13`);
@@ -190,7 +193,7 @@ function readError(path: string, e: unknown): ImageLoadError {
   if (e instanceof ImageLoadError) return e;
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ENOENT') return new ImageLoadError(path, 'file not found');
-  if (err.code === 'EISDIR') return new ImageLoadError(path, 'expected a PNG file, found a directory');
+  if (err.code === 'EISDIR') return new ImageLoadError(path, 'expected an image file, found a directory');
   return new ImageLoadError(path, `cannot read file (${err.message})`);
 }
 
@@ -204,29 +207,123 @@ const noIhdr = (path: string) => new ImageLoadError(path, 'corrupt PNG: expected
 const zeroSize = (path: string, width: number, height: number) => new ImageLoadError(path, `PNG has zero size (width ${width}, height ${height})`);
 
 /** A PNG's size and colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA) from its first 26
- * bytes, without decoding it: a folder of training images is sized up before it is read. */
-export function readPngHeader(path: string): { width: number; height: number; colorType: number } {
-  const head = Buffer.alloc(26);
-  let got: number;
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    got = readSync(fd, head, 0, 26, 0);
-  } catch (e) {
-    throw readError(path, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-  if (got < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notPng(path, head.subarray(0, Math.min(got, 8)));
-  if (got < 26 || head.toString('latin1', 12, 16) !== 'IHDR') throw noIhdr(path);
+ * bytes (`head`), without decoding it. */
+function pngHeader(path: string, head: Buffer): { width: number; height: number; colorType: number } {
+  if (head.length < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notPng(path, head.subarray(0, Math.min(head.length, 8)));
+  if (head.length < 26 || head.toString('latin1', 12, 16) !== 'IHDR') throw noIhdr(path);
   const [width, height] = [head.readUInt32BE(16), head.readUInt32BE(20)];
   if (width === 0 || height === 0) throw zeroSize(path, width, height);
   return { width, height, colorType: head[25] };
 }
 
+/** Up to `length` bytes from the start of `path`. */
+function readStart(path: string, length: number): Buffer {
+  const head = Buffer.alloc(length);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    return head.subarray(0, readSync(fd, head, 0, length, 0));
+  } catch (e) {
+    throw readError(path, e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** A PNG's size and colour type from its first 26 bytes, without decoding it. */
+export function readPngHeader(path: string): { width: number; height: number; colorType: number } {
+  return pngHeader(path, readStart(path, 26));
+}
+
+/** JPEG's start-of-image marker and the first byte of the next marker. */
+const isJpeg = (head: Uint8Array) => head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
+
+/** The error for a file that is neither a PNG nor a JPEG by its first bytes (`head`, up to 8). */
+function notAnImage(path: string, head: Uint8Array): ImageLoadError {
+  const found = head.length === 0 ? 'an empty file' : describeBytes(head);
+  return new ImageLoadError(path, `not a PNG or JPEG file: expected PNG's signature 89 50 4e 47 0d 0a 1a 0a or JPEG's ff d8 ff, found ${found}`);
+}
+
+/** A JpegFormatError as an ImageLoadError naming the file. */
+function jpegError(path: string, e: unknown): unknown {
+  return e instanceof JpegFormatError ? new ImageLoadError(path, e.message) : e;
+}
+
+/**
+ * A picture's size as viewed (a JPEG's EXIF orientation applied) and whether it is grey (a grey or
+ * grey+alpha PNG, a one-component JPEG), from its headers, without decoding it: a folder of
+ * training images is sized up before it is read. A JPEG's frame header usually lies in its first
+ * 4 KiB, past an EXIF block (with its thumbnail) in its first 128 KiB; the file is read that far,
+ * and whole only where the frame header lies further on.
+ */
+export function readImageHeader(path: string): { width: number; height: number; grey: boolean } {
+  const head = readStart(path, 4096);
+  if (!isJpeg(head)) {
+    if (head.length < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notAnImage(path, head.subarray(0, 8));
+    const { width, height, colorType } = pngHeader(path, head);
+    return { width, height, grey: colorType === 0 || colorType === 4 };
+  }
+  try {
+    const frame = jpegFrameOf(path, head, 4096);
+    return { ...viewedSize(frame), grey: frame.components === 1 };
+  } catch (e) {
+    throw jpegError(path, e);
+  }
+}
+
+/** A JPEG's frame header from the file's first `asked` bytes (`head`), reading on where it lies
+ * further: to 128 KiB, then whole. */
+function jpegFrameOf(path: string, head: Buffer, asked: number): JpegFrame {
+  for (;;) {
+    try {
+      return readJpegFrame(head, head.length < asked); // shorter than asked: the file ends there
+    } catch (e) {
+      if (!(e instanceof JpegNeedsMore)) throw e;
+    }
+    asked = asked < 131072 ? 131072 : Infinity;
+    head = asked === Infinity ? readWhole(path) : readStart(path, asked);
+  }
+}
+
+/** A file's bytes, whole; errors name it. */
+function readWhole(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw readError(path, e);
+  }
+}
+
+/** Reads and decodes a JPEG (nin/jpeg.ts: Huffman-coded, 8-bit, grey or colour), upright as its EXIF
+ * orientation says. Errors name the file. */
+export function readJpeg(path: string): DecodedImage {
+  const bytes = readWhole(path);
+  if (!isJpeg(bytes)) throw new ImageLoadError(path, `not a JPEG file: expected ff d8 ff, found ${bytes.length ? describeBytes(bytes.subarray(0, 8)) : 'an empty file'}`);
+  try {
+    const frame = readJpegFrame(bytes, true);
+    if (frame.width * frame.height > MAX_IMAGE_PIXELS) {
+      throw new ImageLoadError(path, `JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
+    }
+    const { width, height, rgba: bytesRgba } = decodeJpeg(bytes);
+    const rgba = new Float32Array(bytesRgba.length);
+    for (let i = 0; i < rgba.length; i++) rgba[i] = bytesRgba[i] / 255;
+    return { width, height, rgba };
+  } catch (e) {
+    throw jpegError(path, e);
+  }
+}
+
+/** Reads and decodes a PNG or a JPEG, told apart by their first bytes (not by the file's name). */
+export function readImage(path: string): DecodedImage {
+  const head = readStart(path, 8);
+  if (isJpeg(head)) return readJpeg(path);
+  if (head.length < 8 || !head.equals(PNG_SIGNATURE)) throw notAnImage(path, head);
+  return readPng(path);
+}
+
 /** Reads and decodes any PNG pngjs supports (bit depths 1–16, grey/RGB/palette, ±alpha, tRNS,
  * interlaced). Errors name the file: missing, unreadable, not a PNG, zero-sized, corrupt. */
-export function readPng(path: string): DecodedPng {
+export function readPng(path: string): DecodedImage {
   let bytes: Buffer;
   let fd: number | undefined;
   try {
@@ -398,7 +495,7 @@ export function resizeImage(
   return out;
 }
 
-/** Loads a PNG as one NHWC model input: composited over black (`invert`: over white, then
+/** Loads a PNG or JPEG as one NHWC model input: composited over black (`invert`: over white, then
  * inverted), converted to the model's channel count, resized to its height × width, values in [0, 1]. */
 export function loadImageForModel(path: string, input: ModelInput, opts: { invert?: boolean } = {}): LoadedImage {
   const { height, width, channels } = input;
@@ -408,14 +505,14 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
   if (channels !== 1 && channels !== 3) {
     throw new Error(`loadImageForModel(${path}): model input channels must be 1 or 3, found ${String(channels)}`);
   }
-  const png = readPng(path);
-  const converted = rgbaToChannels(png.rgba, png.width, png.height, channels, opts.invert);
-  const pixels = resizeImage(converted, png.height, png.width, channels, height, width);
+  const image = readImage(path);
+  const converted = rgbaToChannels(image.rgba, image.width, image.height, channels, opts.invert);
+  const pixels = resizeImage(converted, image.height, image.width, channels, height, width);
   // Interpolation weights are convex, so this only trims float rounding at the ends.
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
   let translucent = false;
-  for (let i = 3; i < png.rgba.length && !translucent; i += 4) translucent = png.rgba[i] < 1;
-  return { pixels, originalSize: [png.height, png.width], translucent };
+  for (let i = 3; i < image.rgba.length && !translucent; i += 4) translucent = image.rgba[i] < 1;
+  return { pixels, originalSize: [image.height, image.width], translucent };
 }
 
 /**

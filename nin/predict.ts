@@ -1,4 +1,4 @@
-// `nin predict` (top-5 classes of PNG images) and `nin visualize` (the paper's Figure 4 and the
+// `nin predict` (top-5 classes of PNG or JPEG images) and `nin visualize` (the paper's Figure 4 and the
 // run's curves).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -50,7 +50,7 @@ export function topClasses(r: Predictions, i: number, k: number): { index: numbe
 export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<Predictions> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
-  if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; PNG input supports 1 or 3`);
+  if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; pictures make 1 or 3`);
   const names = classNamesOf(c.options);
   const pixels = new Float32Array(images.length * height * width * channels);
   const unreadable: ImageLoadError[] = []; // every bad picture named at once, not one per attempt

@@ -123,7 +123,7 @@ describe('nin CLI', () => {
     expect(r.stderr.trimEnd().split('\n').at(-1)).toBe("nin: no image at 'no/such/image.png'"); // last, where a terminal shows it
     const d = await nin('predict', ckpt, 'package.json', 'test');
     expect(d.code, d.stderr).toBe(2);
-    expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG files\n\nusage:/);
+    expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG or JPEG files\n\nusage:/);
   });
 
   it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', async () => {

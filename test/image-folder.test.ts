@@ -101,7 +101,7 @@ describe('image folder reader', () => {
       for (const cls of ['cat', 'dog']) writePng(join(root, 'train', cls, '0.png'), 2, 2, dot);
     };
     base();
-    expect(() => scanImageFolder(join(tmp, 'absent'), 'train')).toThrow(`${join(tmp, 'absent')}: no such directory (an image folder holds train/<class>/*.png and test/<class>/*.png, or val/<class>/*.png)`);
+    expect(() => scanImageFolder(join(tmp, 'absent'), 'train')).toThrow(`${join(tmp, 'absent')}: no such directory (an image folder holds train/<class>/ and test/<class>/ (or val/<class>/) folders of PNG or JPEG images)`);
     expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: no such directory`);
     // ImageNet's layout: val/ is the test split where there is no test/ (and only then).
     writePng(join(root, 'val', 'dog', '0.png'), 2, 2, dot);
@@ -113,11 +113,11 @@ describe('image folder reader', () => {
     expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: holds one class folder (cat): a classifier needs two or more`);
     base();
     mkdirSync(join(root, 'train', 'eel'));
-    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: class folder eel holds no .png files: every class needs training images`);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: class folder eel holds no images (.png, .jpg, .jpeg): every class needs training images`);
     base();
-    for (let i = 0; i < 7; i++) writeFileSync(join(root, 'train', 'dog', `${i}.jpg`), 'x');
+    for (let i = 0; i < 7; i++) writeFileSync(join(root, 'train', 'dog', `${i}.gif`), 'x');
     expect(() => scanImageFolder(root, 'train')).toThrow(
-      `${join(root, 'train')}: 7 files are not .png: ${[0, 1, 2, 3, 4].map((i) => join(root, 'train', 'dog', `${i}.jpg`)).join(', ')} and 2 more (only PNG is read`,
+      `${join(root, 'train')}: 7 files are not .png, .jpg or .jpeg: ${[0, 1, 2, 3, 4].map((i) => join(root, 'train', 'dog', `${i}.gif`)).join(', ')} and 2 more (only PNG and JPEG are read`,
     );
     base();
     writePng(join(root, 'train', 'dog', 'puppies', '0.png'), 2, 2, dot);
@@ -127,17 +127,17 @@ describe('image folder reader', () => {
     expect(() => scanImageFolder(root, 'test', ['cat', 'dog'])).toThrow(`${join(root, 'test')}: class folder cow is not among the training set's classes (cat, dog)`);
     base();
     writePng(join(root, 'train', 'stray.png'), 2, 2, dot);
-    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 1 PNG lies outside the class folders: ${join(root, 'train', 'stray.png')} (an image's folder is its class; other files beside the folders are ignored)`);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 1 image lies outside the class folders: ${join(root, 'train', 'stray.png')} (an image's folder is its class; other files beside the folders are ignored)`);
     base();
     symlinkSync(join(tmp, 'nowhere'), join(root, 'train', 'ghost'));
     symlinkSync(join(tmp, 'nowhere.png'), join(root, 'train', 'dog', 'gone.png'));
     expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 2 entries cannot be read (a broken link?): ${join(root, 'train', 'ghost')}, ${join(root, 'train', 'dog', 'gone.png')}`);
-    // Files that are no PNGs, though named .png, are found by their bytes when the folder is sized up: all of them.
+    // Files that cannot be read, though named .png, are found by their bytes when the folder is sized up: all of them.
     base();
     writeFileSync(join(root, 'train', 'dog', '1.png'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46]));
     writeFileSync(join(root, 'train', 'dog', '2.png'), 'GIF89a');
     expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(
-      new RegExp(`^${join(root, 'train')}: 2 of 4 images cannot be read:\n  ${join(root, 'train', 'dog', '1.png')}: not a PNG file: .*which looks like JPEG\n  ${join(root, 'train', 'dog', '2.png')}: not a PNG file`),
+      new RegExp(`^${join(root, 'train')}: 2 of 4 images cannot be read:\n  ${join(root, 'train', 'dog', '1.png')}: corrupt JPEG: the file ends at byte 8 .*\n  ${join(root, 'train', 'dog', '2.png')}: not a PNG or JPEG file: .*which looks like GIF$`),
     );
   });
 
@@ -212,7 +212,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
   it('refuses what cannot work, naming it', () => {
     const folder = ['--dataset', 'folder', '--data-dir', root];
     const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
-    usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/*.png and test/<class>/*.png');
+    usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/ and test/<class>/ folders of PNG or JPEG images');
     usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/');
     usage(['--dataset', 'cifar10', '--val', 'folder'], "--val folder validates on an image folder's val/ (--dataset folder); cifar10 has none: give --val N or --val paper");
     usage([...folder, '--val', 'folders'], "--val must be a number of images, 'paper' or 'folder', got 'folders'");
@@ -236,7 +236,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
     expect(parseTrainArgs([...folder, '--config', config]).options.config).toMatchObject({ name: 'three', input: { height: 28, width: 28, channels: 1 } });
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'two', input: { height: 28, width: 28, channels: 2 }, classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
-    usage([...folder, '--config', config], "model 'two' takes 2 channels; PNGs make 1 (grey) or 3 (colour)");
+    usage([...folder, '--config', config], "model 'two' takes 2 channels; images make 1 (grey) or 3 (colour)");
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
     usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
   });

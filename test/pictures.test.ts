@@ -176,14 +176,16 @@ describe('loadImageForModel', () => {
     const text = join(dir, 'notes.png');
     writeFileSync(text, 'hello world');
     expect(() => loadImageForModel(text, { height: 28, width: 28, channels: 1 })).toThrow(
-      new RegExp(`${text}: not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found 68 65 6c 6c 6f 20 77 6f \\("hello wo"\\)`),
+      new RegExp(`${text}: not a PNG or JPEG file: expected PNG's signature 89 50 4e 47 0d 0a 1a 0a or JPEG's ff d8 ff, found 68 65 6c 6c 6f 20 77 6f \\("hello wo"\\)`),
     );
+    // A JPEG is read as a JPEG whatever its name (test/jpeg.test.ts): this one is cut short.
     const jpeg = join(dir, 'photo.png');
     writeFileSync(jpeg, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46]));
-    expect(() => loadImageForModel(jpeg, { height: 28, width: 28, channels: 1 })).toThrow(/photo\.png: not a PNG file.*looks like JPEG/);
+    expect(() => loadImageForModel(jpeg, { height: 28, width: 28, channels: 1 })).toThrow(`${jpeg}: corrupt JPEG: the file ends at byte 10 inside segment ff e0 at byte 2, which declares 16 bytes: it is cut short`);
+    expect(() => readPng(jpeg)).toThrow(/photo\.png: not a PNG file.*looks like JPEG/);
     const empty = join(dir, 'empty.png');
     writeFileSync(empty, '');
-    expect(() => loadImageForModel(empty, { height: 28, width: 28, channels: 1 })).toThrow(/empty\.png: not a PNG file.*found an empty file/);
+    expect(() => loadImageForModel(empty, { height: 28, width: 28, channels: 1 })).toThrow(/empty\.png: not a PNG or JPEG file.*found an empty file/);
     const three = join(dir, 'three.png');
     writeFileSync(three, Buffer.from([0x89, 0x50, 0x4e]));
     expect(() => readPng(three)).toThrow(`${three}: not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found 89 50 4e (".PN")`);

@@ -886,7 +886,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // One picture that cannot be read is named as such, not predicted as a blank image.
     const unreadable = join(tmp, 'unreadable.png');
     writeFileSync(unreadable, 'text');
-    await expect(predict(ckpt, [unreadable])).rejects.toThrow(`${unreadable}: not a PNG file`);
+    await expect(predict(ckpt, [unreadable])).rejects.toThrow(`${unreadable}: not a PNG or JPEG file`);
     // A picture of another size is resized to the model's input, with a note.
     const wide = new PNG({ width: 56, height: 28 });
     for (let y = 0; y < 28; y++) for (let x = 0; x < 56; x++) wide.data.set([test.images[y * 28 + (x >> 1)], 0, 0, 255], 4 * (y * 56 + x));
@@ -914,7 +914,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const notPng = join(tmp, 'not-a.png');
     writeFileSync(notPng, 'text');
     const missing = join(tmp, 'missing.png');
-    await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
+    await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG or JPEG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
     // Where the device binds only four images' activations at a time, five go as four and one
     // (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]

@@ -1,12 +1,13 @@
-// Images of one's own, one folder per class (as torchvision's ImageFolder), PNG files:
+// Images of one's own, one folder per class (as torchvision's ImageFolder), PNG or JPEG files:
 //
 //   DIR/train/<class>/*.png      the training set: its folders name the classes
-//   DIR/test/<class>/*.png       the test set: folders of some or all of those classes (or
-//                                DIR/val/<class>/*.png where there is no test/, as ImageNet's)
+//   DIR/test/<class>/*.jpg       the test set: folders of some or all of those classes (or
+//                                DIR/val/<class>/ where there is no test/, as ImageNet's)
 //
 // Class k is the k-th training folder in code-point order (the same on every machine and locale).
 // Names starting with "." (.DS_Store, .git) are skipped; in a class folder, any other file that is
-// not a .png is an error, so that a folder of JPEGs is not read as an empty class. The images of
+// not a .png, .jpg or .jpeg is an error, so that a folder of GIFs is not read as an empty class (a
+// file is decoded by its bytes, not its name). The images of
 // all classes are mixed in proportion to the classes' sizes, so that a --train-limit or a
 // --val-from end takes each class in proportion.
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
-import { ImageLoadError, loadImageForModel, readPngHeader, type ModelInput } from '../images.ts';
+import { ImageLoadError, loadImageForModel, readImageHeader, type ModelInput } from '../images.ts';
 import type { ImageFolderOptions } from '../train.ts';
 
 /** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
@@ -28,7 +29,9 @@ export interface FolderScan {
   files: { path: string; label: number }[];
 }
 
-const LAYOUT = 'an image folder holds train/<class>/*.png and test/<class>/*.png, or val/<class>/*.png';
+const LAYOUT = 'an image folder holds train/<class>/ and test/<class>/ (or val/<class>/) folders of PNG or JPEG images';
+/** The file names read as images. */
+const IMAGE_NAME = /\.(png|jpe?g)$/i;
 /** How many offending files an error lists before "and N more". */
 const LISTED = 5;
 
@@ -73,8 +76,8 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   if (kind(dir) !== 'dir') throw new DataFormatError(dir, `no such directory (${LAYOUT})`);
   const top = entries(dir);
   const broken = top.filter((e) => e.kind === 'broken').map((e) => e.path);
-  const loose = top.filter((e) => e.kind === 'file' && /\.png$/i.test(e.name)).map((e) => e.path);
-  if (loose.length) throw new DataFormatError(dir, `${loose.length} PNG${loose.length > 1 ? 's lie' : ' lies'} outside the class folders: ${listSome(loose)} (an image's folder is its class; other files beside the folders are ignored)`);
+  const loose = top.filter((e) => e.kind === 'file' && IMAGE_NAME.test(e.name)).map((e) => e.path);
+  if (loose.length) throw new DataFormatError(dir, `${loose.length} image${loose.length > 1 ? 's lie' : ' lies'} outside the class folders: ${listSome(loose)} (an image's folder is its class; other files beside the folders are ignored)`);
   // Each class: its name (NFC) and its folder as spelt on disk.
   const folders = top.filter((e) => e.kind === 'dir').map((e) => ({ name: e.name.normalize('NFC'), path: e.path })).sort((a, b) => byCodePoint(a.name, b.name));
   const folderNames = folders.map((f) => f.name);
@@ -94,21 +97,21 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
     if (unknown.length) throw new DataFormatError(dir, `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the training set's classes (${listSome(names)})`);
   }
   const perClass: string[][] = names.map(() => []);
-  const notPng: string[] = [];
+  const notImage: string[] = [];
   const nested: string[] = [];
   for (const folder of folders) {
     for (const e of entries(folder.path)) {
       if (e.kind === 'broken') broken.push(e.path);
       else if (e.kind === 'dir') nested.push(e.path);
-      else if (!/\.png$/i.test(e.name)) notPng.push(e.path);
+      else if (!IMAGE_NAME.test(e.name)) notImage.push(e.path);
       else perClass[names.indexOf(folder.name)].push(e.path);
     }
   }
   if (broken.length) throw new DataFormatError(dir, `${broken.length} entr${broken.length > 1 ? 'ies' : 'y'} cannot be read (a broken link?): ${listSome(broken)}`);
   if (nested.length) throw new DataFormatError(dir, `folders inside class folders are not read: ${listSome(nested)} (a class's images go straight in its folder)`);
-  if (notPng.length) throw new DataFormatError(dir, `${notPng.length} file${notPng.length > 1 ? 's are' : ' is'} not .png: ${listSome(notPng)} (only PNG is read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
+  if (notImage.length) throw new DataFormatError(dir, `${notImage.length} file${notImage.length > 1 ? 's are' : ' is'} not .png, .jpg or .jpeg: ${listSome(notImage)} (only PNG and JPEG are read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
   const empty = folderNames.filter((f) => perClass[names.indexOf(f)].length === 0);
-  if (split === 'train' && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no .png files: every class needs training images`);
+  if (split === 'train' && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no images (.png, .jpg, .jpeg): every class needs training images`);
   // The classes mixed in proportion to their sizes: image i of a class of n sits at (i + ½) / n of
   // the list, so that any first or last part of it (--train-limit, --val-from end) takes each class
   // in proportion too. Equal classes come in turn.
@@ -116,7 +119,7 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
     .flatMap((paths, label) => paths.map((path, i) => ({ path, label, at: (i + 0.5) / paths.length })))
     .sort((a, b) => a.at - b.at || a.label - b.label)
     .map(({ path, label }) => ({ path, label }));
-  if (files.length === 0) throw new DataFormatError(dir, 'holds no .png files');
+  if (files.length === 0) throw new DataFormatError(dir, 'holds no images (.png, .jpg, .jpeg)');
   return { dir, classNames: names, files };
 }
 
@@ -159,8 +162,9 @@ function cannotRead(dir: string, messages: readonly string[], of: number): DataF
 
 /**
  * The model input a training folder's images make as they are: their size (all must share it,
- * else `--image-size` chooses one) and 1 channel where every file is a grey PNG (colour types
- * 0 and 4), else 3. Reads only the files' headers.
+ * else `--image-size` chooses one; a JPEG's size as viewed, its EXIF orientation applied) and 1
+ * channel where every file is grey (a PNG of colour type 0 or 4, a JPEG of one component), else 3.
+ * Reads only the files' headers.
  */
 export function folderImageShape(scan: FolderScan, size?: { height: number; width: number }): ModelInput {
   const sizes = new Map<string, { count: number; example: string }>();
@@ -169,14 +173,14 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
   for (const { path } of scan.files) {
     let header;
     try {
-      header = readPngHeader(path);
+      header = readImageHeader(path);
     } catch (e) {
       if (!(e instanceof ImageLoadError)) throw e;
       unreadable.push(e.message);
       continue;
     }
-    const { width, height, colorType } = header;
-    grey &&= colorType === 0 || colorType === 4;
+    const { width, height } = header;
+    grey &&= header.grey;
     const key = `${width}×${height}`;
     const s = sizes.get(key) ?? { count: 0, example: path };
     s.count++;

@@ -1,0 +1,267 @@
+// JPEG input (nin/jpeg.ts through nin/images.ts): pictures made and decoded by libjpeg
+// (test/fixtures/make-jpegs.c) against our decoding, EXIF orientation, the header read without
+// decoding, and errors that name the file and what is wrong. Image folders of JPEGs: the sizing and
+// reading that training uses.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
+import { encodePng, ImageLoadError, loadImageForModel, readImage, readImageHeader, readJpeg, type DecodedImage } from '../nin/images.ts';
+import { exifOrientation } from '../nin/jpeg.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'nin-jpeg-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+/** The pattern every fixture holds (jpeg_pixel in make-jpegs.c). */
+const jpegPixel = (x: number, y: number, ch: number) => (x * 23 + y * 9 + ch * 80) % 256;
+
+/** A binary PGM (P5) or PPM (P6), as make-jpegs.c writes libjpeg's decodings. */
+function readPnm(path: string): { width: number; height: number; channels: number; data: Uint8Array } {
+  const bytes = readFileSync(path);
+  const fields: string[] = [];
+  let at = 0;
+  while (fields.length < 4) {
+    while (/\s/.test(String.fromCharCode(bytes[at]))) at++;
+    const start = at;
+    while (!/\s/.test(String.fromCharCode(bytes[at]))) at++;
+    fields.push(bytes.toString('latin1', start, at));
+  }
+  const [magic, width, height] = [fields[0], Number(fields[1]), Number(fields[2])];
+  const channels = magic === 'P5' ? 1 : 3;
+  return { width, height, channels, data: bytes.subarray(at + 1, at + 1 + width * height * channels) };
+}
+
+/** Byte `ch` (0..3) of pixel (x, y) of a decoded picture. */
+const byteAt = (image: DecodedImage, x: number, y: number, ch: number) => Math.round(image.rgba[(y * image.width + x) * 4 + ch] * 255);
+
+/** Writes `bytes` as `name` under the test's directory; returns the path. */
+function write(name: string, bytes: Uint8Array): string {
+  const path = join(tmp, name);
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, bytes);
+  return path;
+}
+
+describe('JPEG pictures, against libjpeg', () => {
+  // Decoders may round differently: T.83's accuracy test allows ±1 per sample from the inverse DCT,
+  // and colour conversion spreads ±1 in Y, Cb and Cr over R, G and B with weights up to 1 + 1.772
+  // (B = Y + 1.772 Cb): ±1 for grey, ±3 for colour. A shifted row or column, swapped channels or a
+  // wrong upsampling of this pattern is off by 9 or more.
+  const cases: [string, number, number, boolean][] = [
+    ['rgb444-q100-baseline', 37, 21, false], // restart markers every 2 MCUs
+    ['rgb444-q100-progressive', 13, 11, false],
+    ['rgb420-q90-baseline', 37, 21, false], // chroma at half resolution, partial MCUs at both edges
+    ['rgb420-q90-progressive', 13, 11, false], // and a restart marker after every MCU
+    ['grey-q100-baseline', 13, 11, true],
+    ['grey-q100-progressive', 37, 21, true],
+  ];
+  it.each(cases)('%s (%d×%d): the pixels libjpeg decodes, to within rounding; the header read alone says its size', (name, width, height, grey) => {
+    const path = fixture(`${name}.jpg`);
+    const ours = readJpeg(path);
+    const theirs = readPnm(fixture(`${name}.${grey ? 'pgm' : 'ppm'}`));
+    expect([ours.width, ours.height]).toEqual([width, height]);
+    expect([theirs.width, theirs.height, theirs.channels]).toEqual([width, height, grey ? 1 : 3]);
+    let worst = 0;
+    let sum = 0;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        for (let ch = 0; ch < 3; ch++) {
+          const d = Math.abs(byteAt(ours, x, y, ch) - theirs.data[(y * width + x) * theirs.channels + (grey ? 0 : ch)]);
+          worst = Math.max(worst, d);
+          sum += d;
+        }
+        expect(ours.rgba[(y * width + x) * 4 + 3]).toBe(1);
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(grey ? 1 : 3);
+    expect(sum / (width * height * 3)).toBeLessThan(1);
+    // The pattern is in there: at quality 100 without subsampling, close to what was encoded.
+    if (name.includes('q100')) expect(Math.abs(byteAt(ours, 5, 7, 0) - jpegPixel(5, 7, 0))).toBeLessThanOrEqual(3);
+    expect(readImageHeader(path)).toEqual({ width, height, grey });
+    expect(readImage(path)).toEqual(ours); // told apart from a PNG by its bytes
+  });
+});
+
+describe('EXIF orientation: a JPEG is read upright, as viewers show it', () => {
+  // The same pictures as grey-q100-baseline and rgb444-q100-progressive, with an EXIF block: the
+  // coded pixels are the same, so the views must be those pictures turned exactly. The turns are
+  // composed here from a quarter turn and a mirror, as EXIF describes the tags.
+  type Grid = { width: number; height: number; at: (x: number, y: number) => number[] };
+  const grid = (image: DecodedImage): Grid => ({ width: image.width, height: image.height, at: (x, y) => [0, 1, 2, 3].map((ch) => image.rgba[(y * image.width + x) * 4 + ch]) });
+  const clockwise = (g: Grid): Grid => ({ width: g.height, height: g.width, at: (x, y) => g.at(y, g.height - 1 - x) });
+  const mirror = (g: Grid): Grid => ({ ...g, at: (x, y) => g.at(g.width - 1 - x, y) });
+  const turns = (g: Grid, n: number): Grid => (n === 0 ? g : turns(clockwise(g), n - 1));
+  const views: Record<number, (g: Grid) => Grid> = {
+    2: mirror, // mirrored left to right
+    5: (g) => turns(mirror(g), 3), // mirrored, then turned 270° clockwise
+    6: (g) => turns(g, 1), // turned 90° clockwise
+    7: (g) => turns(mirror(g), 1), // mirrored, then turned 90° clockwise
+    8: (g) => turns(g, 3), // turned 270° clockwise
+  };
+  it.each([
+    ['grey-orientation-2', 'grey-q100-baseline', 2, true],
+    ['grey-orientation-5', 'grey-q100-baseline', 5, true], // big-endian EXIF ("MM")
+    ['grey-orientation-6', 'grey-q100-baseline', 6, true], // little-endian ("II")
+    ['grey-orientation-7', 'grey-q100-baseline', 7, true],
+    ['rgb-orientation-8', 'rgb444-q100-progressive', 8, false],
+  ] as const)('%s is %s turned as orientation %d says', (name, plain, orientation, grey) => {
+    const want = views[orientation](grid(readJpeg(fixture(`${plain}.jpg`))));
+    const got = readJpeg(fixture(`${name}.jpg`));
+    expect([got.width, got.height]).toEqual([want.width, want.height]);
+    expect(want.width).toBe(orientation >= 5 ? 11 : 13); // stored 13×11
+    for (let y = 0; y < got.height; y++) for (let x = 0; x < got.width; x++) expect(grid(got).at(x, y), `(${x}, ${y})`).toEqual(want.at(x, y));
+    expect(readImageHeader(fixture(`${name}.jpg`))).toEqual({ width: want.width, height: want.height, grey });
+    // A model sees the picture upright: the 11×13 model input of orientation 6 is not resized.
+    const input = loadImageForModel(fixture(`${name}.jpg`), { height: want.height, width: want.width, channels: 1 });
+    expect(input.originalSize).toEqual([want.height, want.width]);
+    expect(input.pixels[1]).toBeCloseTo(grey ? want.at(1, 0)[0] : 0.299 * want.at(1, 0)[0] + 0.587 * want.at(1, 0)[1] + 0.114 * want.at(1, 0)[2], 6);
+  });
+
+  it('reads the orientation tag in either byte order, and takes a damaged EXIF block as none', () => {
+    const block = (order: 'II' | 'MM', entries: [number, number, number][], directory = 8) => {
+      const little = order === 'II';
+      const b = Buffer.alloc(directory + 2 + 12 * entries.length + 4);
+      b.write(order, 0, 'latin1');
+      const u16 = (at: number, v: number) => (little ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
+      const u32 = (at: number, v: number) => (little ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at));
+      u16(2, 42);
+      u32(4, directory);
+      u16(directory, entries.length);
+      entries.forEach(([tag, type, value], i) => {
+        const at = directory + 2 + 12 * i;
+        u16(at, tag);
+        u16(at + 2, type);
+        u32(at + 4, 1);
+        u16(at + 8, value);
+      });
+      return b;
+    };
+    const make = 0x010f; // another tag before it
+    expect(exifOrientation(block('II', [[make, 2, 0x4141], [0x0112, 3, 6]]))).toBe(6);
+    expect(exifOrientation(block('MM', [[0x0112, 3, 8]]))).toBe(8);
+    expect(exifOrientation(block('MM', [[0x0112, 3, 3]], 20))).toBe(3); // the directory further on
+    expect(exifOrientation(block('II', [[make, 2, 0]]))).toBe(1); // no orientation tag
+    expect(exifOrientation(block('II', [[0x0112, 3, 9]]))).toBe(1); // no such orientation
+    expect(exifOrientation(block('II', [[0x0112, 4, 6]]))).toBe(1); // not a SHORT
+    expect(exifOrientation(block('II', [[0x0112, 3, 6]]).subarray(0, 20))).toBe(1); // the entry cut off
+    const wrongMagic = block('II', [[0x0112, 3, 6]]);
+    wrongMagic[2] = 43;
+    expect(exifOrientation(wrongMagic)).toBe(1);
+    const pastTheEnd = block('II', [[0x0112, 3, 6]]);
+    pastTheEnd.writeUInt32LE(1000, 4);
+    expect(exifOrientation(pastTheEnd)).toBe(1);
+    expect(exifOrientation(Buffer.from('XX*\0'))).toBe(1);
+  });
+});
+
+describe('JPEG errors name the file and what is wrong', () => {
+  const whole = readFileSync(fixture('rgb444-q100-baseline.jpg'));
+  const scan = whole.indexOf(Buffer.from([0xff, 0xda]));
+  /** Offset of the frame header (SOF0) in `whole`. */
+  const sof = whole.indexOf(Buffer.from([0xff, 0xc0]));
+  const patched = (edit: (b: Buffer) => void) => {
+    const b = Buffer.from(whole);
+    edit(b);
+    return b;
+  };
+  it('refuses what it cannot read, by name, before decoding', () => {
+    const cases: [string, Uint8Array, string][] = [
+      ['arithmetic.jpg', readFileSync(fixture('rgb-arithmetic.jpg')), 'an arithmetic-coded sequential JPEG (frame marker ff c9): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
+      ['cmyk.jpg', readFileSync(fixture('cmyk.jpg')), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'],
+      ['12-bit.jpg', patched((b) => (b[sof + 4] = 12)), 'a 12-bit JPEG: only 8-bit samples are read; re-save it at 8 bits'],
+      ['dnl.jpg', patched((b) => b.writeUInt16BE(0, sof + 5)), 'the frame header leaves the height to a later DNL marker, which this reader does not take; re-save the image'],
+      ['zero-width.jpg', patched((b) => b.writeUInt16BE(0, sof + 7)), 'corrupt JPEG: the frame header gives width 0'],
+      ['sampling.jpg', patched((b) => (b[sof + 11] = 0x51)), "corrupt JPEG: component 1's sampling factors are 5×1 (1 to 4 each)"],
+      ['huge.jpg', patched((b) => (b.writeUInt16BE(8192, sof + 5), b.writeUInt16BE(8193, sof + 7))), 'JPEG is 8193×8192 (67117056 pixels), more than the 33554432 this reader accepts; resize it first'],
+      ['cut-header.jpg', whole.subarray(0, 30), 'corrupt JPEG: the file ends at byte 30 inside segment ff db at byte 20, which declares 67 bytes: it is cut short'],
+      ['cut-before-scan.jpg', whole.subarray(0, scan), `corrupt JPEG: the file ends at byte ${scan} before its image data: it is cut short`],
+      ['cut-in-scan.jpg', whole.subarray(0, (scan + whole.length) >> 1), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'],
+      ['not-a-marker.jpg', patched((b) => (b[sof] = 0x12)), `corrupt JPEG: expected a marker (ff xx) at byte ${sof}, found 12`],
+      ['two-frames.jpg', Buffer.concat([whole.subarray(0, scan), whole.subarray(sof, scan), whole.subarray(scan)]), `corrupt JPEG: a second frame header at byte ${scan}`],
+      ['no-frame.jpg', Buffer.concat([whole.subarray(0, sof), whole.subarray(scan)]), `corrupt JPEG: image data (a scan at byte ${sof}) before the frame header`],
+      // Entropy-coded data with a marker where none may be, and one ended early: jpeg-js's words.
+      ['marker-in-scan.jpg', patched((b) => (b[scan + 40] = 0xff, b[scan + 41] = 0x12)), 'corrupt JPEG (unexpected marker: ff12)'],
+      ['early-end.jpg', Buffer.concat([whole.subarray(0, (scan + whole.length) >> 1), Buffer.from([0xff, 0xd9])]), 'corrupt JPEG (unexpected marker: ffd9)'],
+    ];
+    for (const [name, bytes, message] of cases) {
+      const path = write(name, bytes);
+      expect(() => readImage(path), name).toThrow(new ImageLoadError(path, message));
+    }
+    // The header alone already says so for what the frame header shows, and for size, not the scan.
+    expect(() => readImageHeader(join(tmp, 'cmyk.jpg'))).toThrow(new ImageLoadError(join(tmp, 'cmyk.jpg'), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'));
+    expect(readImageHeader(join(tmp, 'huge.jpg'))).toEqual({ width: 8193, height: 8192, grey: false });
+    expect(readImageHeader(join(tmp, 'cut-in-scan.jpg'))).toEqual({ width: 37, height: 21, grey: false });
+  });
+
+  it('tells PNG and JPEG apart by their bytes, and names other files for what they look like', () => {
+    const png = write('really-a-png.jpg', encodePng(2, 1, new Uint8Array([255, 0, 0, 255, 0, 0, 255, 255])));
+    expect(readImage(png).rgba.slice(0, 4)).toEqual(new Float32Array([1, 0, 0, 1]));
+    expect(readImageHeader(png)).toEqual({ width: 2, height: 1, grey: false });
+    const jpeg = write('really-a-jpeg.png', whole);
+    expect(readImage(jpeg).width).toBe(37);
+    const gif = write('anim.jpg', Buffer.from('GIF89a\0\0\0\0'));
+    const notImage = 'not a PNG or JPEG file: expected PNG\'s signature 89 50 4e 47 0d 0a 1a 0a or JPEG\'s ff d8 ff, found 47 49 46 38 39 61 00 00 ("GIF89a.."), which looks like GIF';
+    expect(() => readImage(gif)).toThrow(new ImageLoadError(gif, notImage));
+    expect(() => readImageHeader(gif)).toThrow(new ImageLoadError(gif, notImage));
+    const empty = write('empty.jpg', new Uint8Array(0));
+    expect(() => readImage(empty)).toThrow(new ImageLoadError(empty, "not a PNG or JPEG file: expected PNG's signature 89 50 4e 47 0d 0a 1a 0a or JPEG's ff d8 ff, found an empty file"));
+    expect(() => readImage(join(tmp, 'nowhere.jpg'))).toThrow(new ImageLoadError(join(tmp, 'nowhere.jpg'), 'file not found'));
+    expect(() => readJpeg(png)).toThrow(/really-a-png\.jpg: not a JPEG file: expected ff d8 ff, found 89 50 4e 47/);
+  });
+
+  it('reads the header of a JPEG whose frame header lies past its first 4 KiB, or 128 KiB', () => {
+    // 40,000-byte APP2 segments (as a large ICC profile or EXIF thumbnail makes) before the rest.
+    const app2 = Buffer.alloc(40_002);
+    app2.writeUInt16BE(0xffe2, 0);
+    app2.writeUInt16BE(40_000, 2);
+    for (const segments of [1, 4]) {
+      const far = write(`far-${segments}.jpg`, Buffer.concat([whole.subarray(0, 2), ...Array(segments).fill(app2), whole.subarray(2)]));
+      expect(readImageHeader(far)).toEqual({ width: 37, height: 21, grey: false });
+      expect(readImage(far)).toEqual(readJpeg(fixture('rgb444-q100-baseline.jpg')));
+      // Cut off among the segments: named as cut short, whichever part of the file was read.
+      const cut = write(`far-cut-${segments}.jpg`, Buffer.concat([whole.subarray(0, 2), ...Array(segments).fill(app2)]).subarray(0, 30_000 + 40_002 * (segments - 1)));
+      expect(() => readImageHeader(cut)).toThrow(new ImageLoadError(cut, `corrupt JPEG: the file ends at byte ${30_000 + 40_002 * (segments - 1)} inside segment ff e2 at byte ${2 + 40_002 * (segments - 1)}, which declares 40000 bytes: it is cut short`));
+    }
+  });
+});
+
+describe('image folders of JPEGs', () => {
+  it('sizes up and reads a folder of JPEGs and PNGs by their bytes, .jpg, .jpeg and .JPG alike', () => {
+    const root = join(tmp, 'folder');
+    const grey = readFileSync(fixture('grey-q100-baseline.jpg'));
+    const turned = readFileSync(fixture('grey-orientation-6.jpg'));
+    const pngPixels = new Uint8Array(13 * 11 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i >> 2) % 256));
+    write('folder/train/cat/a.jpg', grey);
+    write('folder/train/cat/b.JPG', grey);
+    write('folder/train/dog/c.jpeg', grey);
+    write('folder/train/dog/d.png', encodePng(13, 11, pngPixels)); // grey values as RGB
+    write('folder/test/dog/e.jpg', grey);
+    const train = scanImageFolder(root, 'train');
+    expect(train.files.map((f) => [f.path.slice(root.length + 1), f.label])).toEqual([
+      ['train/cat/a.jpg', 0],
+      ['train/dog/c.jpeg', 1],
+      ['train/cat/b.JPG', 0],
+      ['train/dog/d.png', 1],
+    ]);
+    // The PNG is RGB: 3 channels. Grey JPEGs alone: 1.
+    expect(folderImageShape(train)).toEqual({ height: 11, width: 13, channels: 3 });
+    rmSync(join(root, 'train', 'dog', 'd.png'));
+    expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 11, width: 13, channels: 1 });
+    const data = readImageFolder(scanImageFolder(root, 'train'), { height: 11, width: 13, channels: 1 }, { note: () => {} });
+    const want = readJpeg(fixture('grey-q100-baseline.jpg'));
+    expect(data.count).toBe(3);
+    expect(Array.from(data.images.subarray(0, 13 * 11))).toEqual(Array.from({ length: 13 * 11 }, (_, p) => Math.fround(want.rgba[p * 4] * 255)));
+    // A JPEG turned by its EXIF block is sized as it is viewed (11×13), so the folder's sizes differ.
+    write('folder/train/dog/f.jpg', turned);
+    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow('its images differ in size (width×height): 3 are 13×11 (e.g. ' + join(root, 'train', 'cat', 'a.jpg') + '), 1 is 11×13');
+    // GIFs named for what they are stay refused as no image; a GIF named .jpg fails when the folder is sized up.
+    write('folder/train/dog/g.gif', Buffer.from('GIF89a'));
+    expect(() => scanImageFolder(root, 'train')).toThrow(`1 file is not .png, .jpg or .jpeg: ${join(root, 'train', 'dog', 'g.gif')}`);
+    rmSync(join(root, 'train', 'dog', 'g.gif'));
+    write('folder/train/dog/h.jpg', Buffer.from('GIF89a'));
+    expect(() => folderImageShape(scanImageFolder(root, 'train'), { height: 8, width: 8 })).toThrow(`${join(root, 'train', 'dog', 'h.jpg')}: not a PNG or JPEG file`);
+  });
+});
