@@ -10,7 +10,7 @@
 // fits every offset, so nothing else would notice it. Files without the key (other programs', or
 // ours from before it) are read as before.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './data/io.ts';
 
@@ -247,7 +247,9 @@ export function writeSafetensors(path: string, tensors: TensorMap, metadata: Rec
 }
 
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensors, so their
- * checksum is not checked: for what a header says, not for weights). */
+ * checksum is not checked: for what a header says, not for weights). A file shorter than the
+ * tensor data its header places is refused here already: a checkpoint cut off by a full disk or a
+ * partial copy is found before a resume or --weights-from starts any work, not when it loads. */
 export function readSafetensorsMetadata(path: string): Record<string, string> {
   const fd = openSync(path, 'r');
   try {
@@ -258,7 +260,16 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file`);
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) < header.length) throw new SafetensorsError(path, `header length ${n} runs past the end of the file: truncated or not a safetensors file`);
-    return metadataOf(parseHeader(header, path), path);
+    const parsed = parseHeader(header, path);
+    // The end of the data section as the entries place it (decodeSafetensors checks them in full).
+    let placed = 0;
+    for (const [name, entry] of Object.entries(parsed)) {
+      const end = name === '__metadata__' ? undefined : (entry as { data_offsets?: unknown[] } | null)?.data_offsets?.[1];
+      if (typeof end === 'number' && Number.isSafeInteger(end)) placed = Math.max(placed, end);
+    }
+    const held = fstatSync(fd).size - 8 - header.length;
+    if (held < placed) throw new SafetensorsError(path, `truncated: its header places ${placed} bytes of tensor data, the file holds ${held}`);
+    return metadataOf(parsed, path);
   } finally {
     closeSync(fd);
   }

@@ -1,6 +1,6 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
@@ -313,6 +313,14 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
+    // A checkpoint whose tensor data is cut off (a full disk, a partial copy): refused before any work, by --resume and --weights-from alike.
+    const whole = join(dir, 'whole.safetensors');
+    writeSafetensors(whole, { w: { dtype: 'F32', shape: [3], data: new Float32Array([1, 2, 3]) } }, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)), epoch: '1' });
+    const cutOff = join(dir, 'cut-off.safetensors');
+    writeFileSync(cutOff, readFileSync(whole).subarray(0, statSync(whole).size - 4));
+    const truncated = `${cutOff}: truncated: its header places 12 bytes of tensor data, the file holds 8`;
+    expect(() => parseTrainArgs(['--resume', cutOff])).toThrow(new UsageError(`--resume: ${truncated}`));
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--weights-from', cutOff, '--out', join(dir, 'from-cut')])).toThrow(new UsageError(`--weights-from: ${truncated}`));
     // An --out the run cannot write in: a usage error, before the data is loaded.
     const aFile = join(dir, 'a-file');
     writeFileSync(aFile, '');

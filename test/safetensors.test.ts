@@ -142,6 +142,19 @@ describe('the tensor data checksum', () => {
     expect(readSafetensorsMetadata(p).format).toBe('pt');
   });
 
+  it("the header reader refuses a file shorter than the tensor data its header places", () => {
+    const good = Buffer.concat(encodeSafetensors(sample(), { format: 'pt' }));
+    const dataStart = 8 + Number(good.readBigUInt64LE(0));
+    const dataBytes = good.length - dataStart;
+    const cut = write('cut.safetensors', good.subarray(0, good.length - 1));
+    expect(() => readSafetensorsMetadata(cut)).toThrow(new SafetensorsError(cut, `truncated: its header places ${dataBytes} bytes of tensor data, the file holds ${dataBytes - 1}`));
+    const headerOnly = write('header-only.safetensors', good.subarray(0, dataStart));
+    expect(() => readSafetensorsMetadata(headerOnly)).toThrow(`truncated: its header places ${dataBytes} bytes of tensor data, the file holds 0`);
+    // Whole, or with bytes after (decodeSafetensors names those), the header reads.
+    expect(readSafetensorsMetadata(write('whole.safetensors', good)).format).toBe('pt');
+    expect(readSafetensorsMetadata(write('longer.safetensors', Buffer.concat([good, Buffer.from([0])]))).format).toBe('pt');
+  });
+
   it('a file without the key (written before checksums, or by another program) is read as before', () => {
     const old = withoutChecksum(Buffer.concat(encodeSafetensors(sample(), { format: 'pt' })));
     const { tensors, metadata } = decodeSafetensors(old, 'old.st');
