@@ -11,6 +11,7 @@ import { plateauSettings, type ScheduleOptions } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
+import { displayWidth, padEndTo, padStartTo } from './text.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -210,8 +211,9 @@ export function comparisonTable(runs: RunSummary[]): string {
       formatDuration(seconds),
     ];
   });
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
-  const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  ').trimEnd();
+  // In terminal columns: a run or folder may be named in CJK.
+  const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
+  const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
   const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
   if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with a checkpoint' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
   const unknown = runs.filter((r) => Object.keys(r.settings).length === 0).map((r) => r.label);

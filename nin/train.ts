@@ -24,6 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, ty
 import { defaultStepEpochs, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
+import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -785,11 +786,20 @@ function endsWithNewline(path: string): boolean {
   }
 }
 
-/** Rows: true class; columns: predicted class. */
+/**
+ * Rows: true class; columns: predicted class, headed by the class names cut to the columns' width
+ * (counted in terminal columns: an image folder's classes may be named in CJK). Where cut names
+ * would head two columns alike (class_01, class_02), the classes are numbered instead, and each
+ * row says its number.
+ */
 export function formatConfusion(confusion: number[][], names: readonly string[]): string {
-  const short = names.map((n) => n.slice(0, 6));
-  const w = Math.max(6, ...confusion.flat().map((v) => String(v).length));
-  const head = ''.padEnd(8) + short.map((n) => n.padStart(w + 1)).join('');
-  const rows = confusion.map((r, i) => short[i].padEnd(8) + r.map((v) => String(v).padStart(w + 1)).join(''));
+  const cell = Math.max(6, ...confusion.flat().map((v) => String(v).length));
+  const clipped = names.map((n) => clipToWidth(n, cell));
+  const numbered = new Set(clipped).size < names.length;
+  const heads = numbered ? names.map((_, i) => String(i)) : clipped;
+  const rowNames = names.map((n, i) => (numbered ? `${String(i).padStart(String(names.length - 1).length)} ` : '') + clipToWidth(n, 24));
+  const lead = Math.max(6, ...rowNames.map(displayWidth)) + 2;
+  const head = ' '.repeat(lead) + heads.map((n) => padStartTo(n, cell + 1)).join('');
+  const rows = confusion.map((r, i) => padEndTo(rowNames[i], lead) + r.map((v) => String(v).padStart(cell + 1)).join(''));
   return ['confusion matrix (rows: true class, columns: predicted)', head, ...rows].join('\n');
 }

@@ -9,6 +9,7 @@ import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
+import { displayWidth } from '../nin/text.ts';
 import { runAsync } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'nin-compare-'));
@@ -99,6 +100,12 @@ describe('nin compare', () => {
     const mixed = comparisonTable(readRuns([gap, mnist]));
     expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
     expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
+    // A run named in CJK (two terminal columns a character) lines up with the others.
+    const cat = runDir('study/猫の実験', epochs(0, 2, () => ({ testError: 0.2 })), { validation: 5000, lr: 0.01 });
+    const wide = comparisonTable(readRuns([cat, gap])).split('\n');
+    expect(wide[2].startsWith('猫の実験  ')).toBe(true);
+    const testErrorEnd = (line: string) => displayWidth(line.slice(0, line.indexOf('%') + 1));
+    expect(testErrorEnd(wide[2])).toBe(testErrorEnd(wide[3]));
     // The fewest trailing path parts that tell them apart: a long shared prefix, cut to fit the
     // legend, hid the part that differs.
     const deep = ['gap', 'fc'].map((h) => runDir(`a-long-study-directory-name/seed-one/${h}/run`, epochs(0, 1, () => ({ testError: 0.1 }))));

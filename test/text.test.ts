@@ -1,0 +1,61 @@
+// Text in terminal columns (nin/text.ts) and the confusion matrix that uses it: class names of
+// image folders in any script line up.
+import { describe, expect, it } from 'vitest';
+import { clipToWidth, displayWidth, padEndTo, padStartTo } from '../nin/text.ts';
+import { formatConfusion } from '../nin/train.ts';
+
+describe('terminal columns', () => {
+  it('counts CJK and emoji as two columns, combining marks as none', () => {
+    expect(displayWidth('cat')).toBe(3);
+    expect(displayWidth('猫')).toBe(2);
+    expect(displayWidth('ねこ')).toBe(4);
+    expect(displayWidth('고양이')).toBe(6);
+    expect(displayWidth('Ｃａｔ')).toBe(6); // fullwidth forms
+    expect(displayWidth('🐱')).toBe(2); // outside the BMP: one code point, two UTF-16 units
+    expect(displayWidth('E\u0301cole')).toBe(5); // É decomposed, as macOS spells file names
+    expect(displayWidth('École')).toBe(5);
+  });
+
+  it('clips whole characters to a width, and pads to one', () => {
+    expect(clipToWidth('airplane', 6)).toBe('airpla');
+    expect(clipToWidth('猫猫猫猫', 5)).toBe('猫猫'); // a third would take columns 5 and 6
+    expect(clipToWidth('🐱🐶🐭', 3)).toBe('🐱'); // not half a surrogate pair
+    expect(clipToWidth('E\u0301E\u0301E\u0301', 2)).toBe('E\u0301E\u0301'); // the accent stays with its letter
+    expect(padStartTo('猫', 4)).toBe('  猫');
+    expect(padEndTo('猫', 4)).toBe('猫  ');
+    expect(padEndTo('toolong', 3)).toBe('toolong');
+  });
+});
+
+describe('formatConfusion', () => {
+  /** Each line's columns, where its cells end: the matrix is aligned when every line's cells end alike. */
+  const cellEnds = (line: string) => [...line.matchAll(/\S+/g)].map((m) => displayWidth(line.slice(0, m.index! + m[0].length)));
+
+  it('lines up class names in any script, cut to the cells', () => {
+    const names = ['猫', 'ねこ犬犬犬犬', 'École', 'E\u0301cole-2', '🐱cat'];
+    const confusion = names.map((_, i) => names.map((__, j) => (i === j ? 1000 + i : j)));
+    const lines = formatConfusion(confusion, names).split('\n');
+    expect(lines[0]).toBe('confusion matrix (rows: true class, columns: predicted)');
+    const [head, ...rows] = lines.slice(1);
+    // The header's cells end where each row's count cells do (a row's first match is its name).
+    for (const row of rows) expect(cellEnds(row).slice(-names.length), row).toEqual(cellEnds(head));
+    expect(head.trim().split(/\s+/)).toEqual(['猫', 'ねこ犬', 'École', 'E\u0301cole-', '🐱cat']);
+    expect(rows.map((r) => r.slice(0, r.search(/\s{2}/)))).toEqual(names);
+    expect(rows[1].trim().split(/\s+/).slice(1).map(Number)).toEqual([0, 1001, 2, 3, 4]);
+  });
+
+  it('numbers the classes where cut names would head two columns alike', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `class_${String(i).padStart(2, '0')}`);
+    const confusion = names.map((_, i) => names.map((__, j) => (i === j ? 5 : 0)));
+    const [, head, ...rows] = formatConfusion(confusion, names).split('\n');
+    expect(head.trim().split(/\s+/)).toEqual(names.map((_, i) => String(i)));
+    expect(rows[0].startsWith(' 0 class_00  ')).toBe(true);
+    expect(rows[11].startsWith('11 class_11  ')).toBe(true);
+    for (const row of rows) expect(cellEnds(row).slice(-names.length)).toEqual(cellEnds(head));
+    // Distinct when cut: names head the columns, as for the data sets.
+    const cifar = ['airplane', 'automobile', 'bird'];
+    const [, cifarHead, cifarRow] = formatConfusion([[1, 0, 0], [0, 1, 0], [0, 0, 1]], cifar).split('\n');
+    expect(cifarHead.trim().split(/\s+/)).toEqual(['airpla', 'automo', 'bird']);
+    expect(cifarRow).toBe('airplane'.padEnd('automobile'.length + 2) + '      1      0      0'); // full names, cells of 7
+  });
+});
