@@ -21,6 +21,8 @@ export interface RunSummary {
   label: string;
   /** The absolute path the label is cut from: the directory, or a file named (without extension). */
   labelPath: string;
+  /** An image folder's run: the folder, which the dataset column names by as much of its path as tells it from the others'. */
+  folderDir?: string;
   /** Settings from the run's checkpoint header (empty if it has none): see SETTINGS. */
   settings: Record<string, string>;
   /** The run's log as it now stands, from its first epoch (currentHistory of runLog: a run forked
@@ -112,8 +114,10 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
   const settings: Record<string, string> = {};
   let epochsPlanned: number | null = null;
   let plateau: RunSummary['plateau'] = null;
+  let folderDir: string | undefined;
   if (header) {
     const options = parseObject(header.options);
+    if (isImageFolderOptions(options.imageFolder)) folderDir = resolve(options.imageFolder.dir);
     const config = parseObject(header.config);
     for (const [key, read] of SETTINGS) {
       const v = read(options, config, header, epochs);
@@ -122,7 +126,7 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau };
+  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau, folderDir };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -131,14 +135,22 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
   // (resolved: `.` and `..` are named by the directories they stand for)
-  const parts = runs.map((r) => r.labelPath.split(sep).filter(Boolean));
-  const tail = (p: string[], k: number) => p.slice(-k).join('/');
-  runs.forEach((r, i) => {
-    let k = 1;
-    while (k < parts[i].length && parts.some((p, j) => j !== i && tail(p, k) === tail(parts[i], k))) k++;
-    r.label = tail(parts[i], k);
-  });
+  distinctTails(runs.map((r) => r.labelPath)).forEach((label, i) => (runs[i].label = label));
+  // Image folders likewise: two folders named alike (a/images, b/images) are different data sets.
+  const folders = runs.filter((r) => r.folderDir !== undefined);
+  distinctTails(folders.map((r) => r.folderDir!)).forEach((label, i) => (folders[i].settings.dataset = `folder ${label}`));
   return runs;
+}
+
+/** Each path's fewest trailing parts that tell it from every other path (the same path: the same). */
+function distinctTails(paths: string[]): string[] {
+  const parts = paths.map((p) => p.split(sep).filter(Boolean));
+  const tail = (p: string[], k: number) => p.slice(-k).join('/');
+  return parts.map((mine, i) => {
+    let k = 1;
+    while (k < mine.length && parts.some((p, j) => paths[j] !== paths[i] && tail(p, k) === tail(mine, k))) k++;
+    return tail(mine, k);
+  });
 }
 
 /** `cosine`; `step at 50,75 ×0.1`; `plateau on train, patience 3, 2 drops ×0.1`. */
