@@ -230,11 +230,6 @@ function readStart(path: string, length: number): Buffer {
   }
 }
 
-/** A PNG's size and colour type from its first 26 bytes, without decoding it. */
-export function readPngHeader(path: string): { width: number; height: number; colorType: number } {
-  return pngHeader(path, readStart(path, 26));
-}
-
 /** JPEG's start-of-image marker and the first byte of the next marker. */
 const isJpeg = (head: Uint8Array) => head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
 

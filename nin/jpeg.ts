@@ -5,7 +5,16 @@
 // viewers and browsers show it: a phone's portrait photo is stored sideways).
 //
 // Errors are JpegFormatError (a message without the file's name); nin/images.ts names the file.
-import jpeg from 'jpeg-js';
+//
+// jpeg-js 0.4.4 (the latest) has one bug this file works around: in a scan of one component with
+// restart markers, it decodes a whole restart interval even where the scan has fewer blocks left,
+// and fails on valid files (grey JPEGs, progressive AC scans) whose block count is not a multiple
+// of the interval. pdf.js, which jpeg-js derives from, fixed the same loop (pdf.js PR #8164).
+// `patchedDecode` loads jpeg-js's decoder with that loop bound fixed, and refuses to load another
+// version's (package.json pins 0.4.4).
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type jpeg from 'jpeg-js';
 
 export class JpegFormatError extends Error {
   name = 'JpegFormatError';
@@ -16,8 +25,12 @@ export interface JpegFrame {
   /** As stored, before the orientation is applied. */
   width: number;
   height: number;
-  /** 1: grey; 3: colour (YCbCr, or RGB with an Adobe marker). */
+  /** 1: grey; 3: colour. */
   components: 1 | 3;
+  /** Whether the 3 components are YCbCr, to be converted to RGB, rather than R, G and B as they
+   * are: by libjpeg's rule, YCbCr with a JFIF marker, else as an Adobe marker's transform flag
+   * says, else unless the components are named R, G and B. */
+  ycbcr: boolean;
   progressive: boolean;
   /** EXIF orientation 1..8 (1: as stored; 6: turn 90° clockwise to view), 1 without one. */
   orientation: number;
@@ -37,6 +50,7 @@ const OTHER_FRAMES: Record<number, string> = {
   0xcd: 'arithmetic-coded differential sequential',
   0xce: 'arithmetic-coded differential progressive',
   0xcf: 'arithmetic-coded differential lossless',
+  0xf7: 'JPEG-LS',
 };
 const hex = (n: number) => n.toString(16).padStart(2, '0');
 
@@ -58,8 +72,11 @@ export function readJpegFrame(bytes: Uint8Array, complete: boolean): JpegFrame {
   };
   const u16 = (at: number) => (bytes[at] << 8) | bytes[at + 1];
   if (bytes[0] !== 0xff || bytes[1] !== 0xd8) fail('no start-of-image marker (ff d8)');
-  let frame: Omit<JpegFrame, 'orientation' | 'scanAt'> | undefined;
+  let frame: Omit<JpegFrame, 'orientation' | 'scanAt' | 'ycbcr'> | undefined;
+  let componentIds = '';
   let orientation = 1;
+  let jfif = false;
+  let adobeTransform: number | undefined;
   for (let at = 2; ; ) {
     if (at + 2 > bytes.length) ends('before its image data');
     if (bytes[at] !== 0xff) fail(`expected a marker (ff xx) at byte ${at}, found ${hex(bytes[at])}`);
@@ -101,13 +118,16 @@ export function readJpegFrame(bytes: Uint8Array, complete: boolean): JpegFrame {
         if (h < 1 || h > 4 || v < 1 || v > 4) fail(`component ${c + 1}'s sampling factors are ${h}×${v} (1 to 4 each)`);
       }
       frame = { width, height, components: components as 1 | 3, progressive: marker === 0xc2 };
+      componentIds = String.fromCharCode(...Array.from({ length: components }, (_, c) => segment[6 + 3 * c]));
     }
-    if (marker === 0xe1 && segment.length >= 6 && String.fromCharCode(...segment.subarray(0, 6)) === 'Exif\0\0') {
-      orientation = exifOrientation(segment.subarray(6));
-    }
+    const tagged = (tag: string) => segment.length >= tag.length && String.fromCharCode(...segment.subarray(0, tag.length)) === tag;
+    if (marker === 0xe0 && tagged('JFIF\0')) jfif = true;
+    if (marker === 0xee && tagged('Adobe') && segment.length >= 12) adobeTransform = segment[11];
+    if (marker === 0xe1 && tagged('Exif\0\0')) orientation = exifOrientation(segment.subarray(6));
     if (marker === 0xda) {
       if (!frame) return fail(`image data (a scan at byte ${at}) before the frame header`);
-      return { ...frame, orientation, scanAt: at };
+      const ycbcr = frame.components === 3 && (jfif || (adobeTransform !== undefined ? adobeTransform !== 0 : componentIds !== 'RGB'));
+      return { ...frame, ycbcr, orientation, scanAt: at };
     }
     at = end;
   }
@@ -170,7 +190,7 @@ export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number
   try {
     // Not tolerant: a block outside the frame is an error, not skipped. The size was bounded by the
     // caller; jpeg-js's own limits (100 megapixels, 512 MiB) would refuse it by other numbers.
-    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false, maxResolutionInMP: 1e6, maxMemoryUsageInMB: 1e6 });
+    decoded = patchedDecode()(bytes, { useTArray: true, formatAsRGBA: true, colorTransform: frame.ycbcr, tolerantDecoding: false, maxResolutionInMP: 1e6, maxMemoryUsageInMB: 1e6 });
   } catch (e) {
     throw new JpegFormatError(`corrupt JPEG (${(e as Error).message})`);
   }
@@ -191,4 +211,23 @@ export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number
     }
   }
   return { frame, ...viewed, rgba };
+}
+
+let decoder: typeof jpeg.decode | undefined;
+
+/** jpeg-js's decode with the restart-interval bound of one-component scans fixed (see the top). */
+function patchedDecode(): typeof jpeg.decode {
+  if (decoder) return decoder;
+  const require = createRequire(import.meta.url);
+  const path = require.resolve('jpeg-js/lib/decoder.js');
+  const source = readFileSync(path, 'utf8');
+  const loop = 'for (n = 0; n < resetInterval; n++) {\n          decodeBlock(component, decodeFn, mcu);';
+  const fixed = 'for (n = 0; n < resetInterval && mcu < mcuExpected; n++) {\n          decodeBlock(component, decodeFn, mcu);';
+  if (source.split(loop).length !== 2) {
+    throw new Error(`${path}: not jpeg-js 0.4.4's decoder (the one-component scan loop that nin/jpeg.ts fixes is not there once); install the version package.json pins`);
+  }
+  const module = { exports: {} as unknown };
+  new Function('module', 'exports', 'require', source.replace(loop, fixed))(module, module.exports, require);
+  decoder = module.exports as typeof jpeg.decode;
+  return decoder;
 }

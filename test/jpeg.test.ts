@@ -34,6 +34,9 @@ function readPnm(path: string): { width: number; height: number; channels: numbe
   return { width, height, channels, data: bytes.subarray(at + 1, at + 1 + width * height * channels) };
 }
 
+/** Bytes as the errors quote them: printable ASCII, else a dot. */
+const describeAscii = (bytes: Uint8Array) => Array.from(bytes, (v) => (v >= 0x20 && v < 0x7f ? String.fromCharCode(v) : '.')).join('');
+
 /** Byte `ch` (0..3) of pixel (x, y) of a decoded picture. */
 const byteAt = (image: DecodedImage, x: number, y: number, ch: number) => Math.round(image.rgba[(y * image.width + x) * 4 + ch] * 255);
 
@@ -57,6 +60,15 @@ describe('JPEG pictures, against libjpeg', () => {
     ['rgb420-q90-progressive', 13, 11, false], // and a restart marker after every MCU
     ['grey-q100-baseline', 13, 11, true],
     ['grey-q100-progressive', 37, 21, true],
+    // Restart intervals that do not divide a one-component scan's blocks (2×2 blocks, interval 3;
+    // progressive AC scans are of one component): jpeg-js 0.4.4 failed on these.
+    ['grey-restart-3', 13, 11, true],
+    ['rgb444-progressive-restart-4', 37, 21, false],
+    ['rgb420-progressive-restart-7', 37, 21, false],
+    // Colour stored as R, G, B: said by an Adobe marker, or by the components' names alone.
+    ['rgb-stored-adobe', 13, 11, false],
+    ['rgb-stored-named', 13, 11, false],
+    ['rgb-extended-q1', 13, 11, false], // an extended (SOF1) frame with 16-bit quantisation tables
   ];
   it.each(cases)('%s (%d×%d): the pixels libjpeg decodes, to within rounding; the header read alone says its size', (name, width, height, grey) => {
     const path = fixture(`${name}.jpg`);
@@ -79,7 +91,9 @@ describe('JPEG pictures, against libjpeg', () => {
     expect(worst).toBeLessThanOrEqual(grey ? 1 : 3);
     expect(sum / (width * height * 3)).toBeLessThan(1);
     // The pattern is in there: at quality 100 without subsampling, close to what was encoded.
-    if (name.includes('q100')) expect(Math.abs(byteAt(ours, 5, 7, 0) - jpegPixel(5, 7, 0))).toBeLessThanOrEqual(3);
+    // (the blue channel: where stored R, G, B read as YCbCr, it is off by some 100)
+    const ch = grey ? 0 : 2;
+    if (name.includes('q100') || name.startsWith('rgb-stored')) expect(Math.abs(byteAt(ours, 5, 7, ch) - jpegPixel(5, 7, ch))).toBeLessThanOrEqual(3);
     expect(readImageHeader(path)).toEqual({ width, height, grey });
     expect(readImage(path)).toEqual(ours); // told apart from a PNG by its bytes
   });
@@ -96,6 +110,8 @@ describe('EXIF orientation: a JPEG is read upright, as viewers show it', () => {
   const turns = (g: Grid, n: number): Grid => (n === 0 ? g : turns(clockwise(g), n - 1));
   const views: Record<number, (g: Grid) => Grid> = {
     2: mirror, // mirrored left to right
+    3: (g) => turns(g, 2), // turned 180°
+    4: (g) => turns(mirror(g), 2), // mirrored, then turned 180°: mirrored top to bottom
     5: (g) => turns(mirror(g), 3), // mirrored, then turned 270° clockwise
     6: (g) => turns(g, 1), // turned 90° clockwise
     7: (g) => turns(mirror(g), 1), // mirrored, then turned 90° clockwise
@@ -103,6 +119,8 @@ describe('EXIF orientation: a JPEG is read upright, as viewers show it', () => {
   };
   it.each([
     ['grey-orientation-2', 'grey-q100-baseline', 2, true],
+    ['grey-orientation-3', 'grey-q100-baseline', 3, true],
+    ['grey-orientation-4', 'grey-q100-baseline', 4, true], // big-endian
     ['grey-orientation-5', 'grey-q100-baseline', 5, true], // big-endian EXIF ("MM")
     ['grey-orientation-6', 'grey-q100-baseline', 6, true], // little-endian ("II")
     ['grey-orientation-7', 'grey-q100-baseline', 7, true],
@@ -170,11 +188,21 @@ describe('JPEG errors name the file and what is wrong', () => {
   it('refuses what it cannot read, by name, before decoding', () => {
     const cases: [string, Uint8Array, string][] = [
       ['arithmetic.jpg', readFileSync(fixture('rgb-arithmetic.jpg')), 'an arithmetic-coded sequential JPEG (frame marker ff c9): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
+      ['arithmetic-progressive.jpg', patched((b) => (b[sof + 1] = 0xca)), 'an arithmetic-coded progressive JPEG (frame marker ff ca): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
+      ['lossless.jpg', patched((b) => (b[sof + 1] = 0xc3)), 'a lossless JPEG (frame marker ff c3): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
+      ['jpeg-ls.jpg', patched((b) => (b[sof + 1] = 0xf7)), 'a JPEG-LS JPEG (frame marker ff f7): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
       ['cmyk.jpg', readFileSync(fixture('cmyk.jpg')), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'],
       ['12-bit.jpg', patched((b) => (b[sof + 4] = 12)), 'a 12-bit JPEG: only 8-bit samples are read; re-save it at 8 bits'],
       ['dnl.jpg', patched((b) => b.writeUInt16BE(0, sof + 5)), 'the frame header leaves the height to a later DNL marker, which this reader does not take; re-save the image'],
       ['zero-width.jpg', patched((b) => b.writeUInt16BE(0, sof + 7)), 'corrupt JPEG: the frame header gives width 0'],
       ['sampling.jpg', patched((b) => (b[sof + 11] = 0x51)), "corrupt JPEG: component 1's sampling factors are 5×1 (1 to 4 each)"],
+      ['sampling-v.jpg', patched((b) => (b[sof + 14] = 0x15)), "corrupt JPEG: component 2's sampling factors are 1×5 (1 to 4 each)"],
+      ['sampling-0.jpg', patched((b) => (b[sof + 17] = 0x01)), "corrupt JPEG: component 3's sampling factors are 0×1 (1 to 4 each)"],
+      ['short-segment.jpg', patched((b) => b.writeUInt16BE(1, sof + 2)), `corrupt JPEG: segment ff c0 at byte ${sof} declares 1 bytes (at least 2)`],
+      ['eoi-first.jpg', Buffer.concat([whole.subarray(0, 2), Buffer.from([0xff, 0xd9]), whole.subarray(2)]), 'corrupt JPEG: marker ff d9 at byte 2 before the image data'],
+      // ff d9 in a segment before the image data (an EXIF thumbnail's end) is no end of the image.
+      ['cut-after-thumbnail.jpg', Buffer.concat([whole.subarray(0, 2), Buffer.from([0xff, 0xe1, 0, 6, 0xff, 0xd8, 0xff, 0xd9]), whole.subarray(2, (scan + whole.length) >> 1)]), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'],
+      ['not-jpeg-3rd-byte.jpg', Buffer.concat([Buffer.from([0xff, 0xd8, 0x00]), whole.subarray(3)]), `not a PNG or JPEG file: expected PNG's signature 89 50 4e 47 0d 0a 1a 0a or JPEG's ff d8 ff, found ff d8 00 ${Array.from(whole.subarray(3, 8), (v) => v.toString(16).padStart(2, '0')).join(' ')}`],
       ['huge.jpg', patched((b) => (b.writeUInt16BE(8192, sof + 5), b.writeUInt16BE(8193, sof + 7))), 'JPEG is 8193×8192 (67117056 pixels), more than the 33554432 this reader accepts; resize it first'],
       ['cut-header.jpg', whole.subarray(0, 30), 'corrupt JPEG: the file ends at byte 30 inside segment ff db at byte 20, which declares 67 bytes: it is cut short'],
       ['cut-before-scan.jpg', whole.subarray(0, scan), `corrupt JPEG: the file ends at byte ${scan} before its image data: it is cut short`],
@@ -188,12 +216,21 @@ describe('JPEG errors name the file and what is wrong', () => {
     ];
     for (const [name, bytes, message] of cases) {
       const path = write(name, bytes);
-      expect(() => readImage(path), name).toThrow(new ImageLoadError(path, message));
+      expect(() => readImage(path), name).toThrow(new ImageLoadError(path, message.startsWith('not a PNG') ? message + ` ("${describeAscii(bytes.subarray(0, 8))}")` : message));
     }
     // The header alone already says so for what the frame header shows, and for size, not the scan.
     expect(() => readImageHeader(join(tmp, 'cmyk.jpg'))).toThrow(new ImageLoadError(join(tmp, 'cmyk.jpg'), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'));
     expect(readImageHeader(join(tmp, 'huge.jpg'))).toEqual({ width: 8193, height: 8192, grey: false });
     expect(readImageHeader(join(tmp, 'cut-in-scan.jpg'))).toEqual({ width: 37, height: 21, grey: false });
+  });
+
+  it('reads what the standard allows between segments: fill bytes, and restart markers before the image data', () => {
+    const want = readJpeg(fixture('rgb444-q100-baseline.jpg'));
+    const filled = write('fill.jpg', Buffer.concat([whole.subarray(0, sof), Buffer.from([0xff, 0xff, 0xff]), whole.subarray(sof)]));
+    expect(readImage(filled)).toEqual(want);
+    expect(readImageHeader(filled)).toEqual({ width: 37, height: 21, grey: false });
+    const restart = write('restart-first.jpg', Buffer.concat([whole.subarray(0, 2), Buffer.from([0xff, 0xd0]), whole.subarray(2)]));
+    expect(readImageHeader(restart)).toEqual({ width: 37, height: 21, grey: false });
   });
 
   it('tells PNG and JPEG apart by their bytes, and names other files for what they look like', () => {
@@ -257,6 +294,10 @@ describe('image folders of JPEGs', () => {
     // A JPEG turned by its EXIF block is sized as it is viewed (11×13), so the folder's sizes differ.
     write('folder/train/dog/f.jpg', turned);
     expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow('its images differ in size (width×height): 3 are 13×11 (e.g. ' + join(root, 'train', 'cat', 'a.jpg') + '), 1 is 11×13');
+    // A JPEG beside the class folders has no class.
+    write('folder/train/stray.jpeg', grey);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`1 image lies outside the class folders: ${join(root, 'train', 'stray.jpeg')}`);
+    rmSync(join(root, 'train', 'stray.jpeg'));
     // GIFs named for what they are stay refused as no image; a GIF named .jpg fails when the folder is sized up.
     write('folder/train/dog/g.gif', Buffer.from('GIF89a'));
     expect(() => scanImageFolder(root, 'train')).toThrow(`1 file is not .png, .jpg or .jpeg: ${join(root, 'train', 'dog', 'g.gif')}`);
