@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderChanged, folderImageShape, folderListDigest, scanImageFolder, scanRunFolder } from './data/folder.ts';
+import { folderChanged, folderImageShape, folderListDigest, folderValChanged, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -515,7 +515,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.validation === 'folder') {
     if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
     if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`);
-    scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
+    const val = scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
+    // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
+    const was = header?.options.imageFolder;
+    const changed = was && folderValChanged(val, was);
+    if (changed) throw new UsageError(`--resume ${resume}: ${val.dir}: ${changed}`);
+    options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val) };
   }
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {

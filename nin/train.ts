@@ -84,6 +84,9 @@ export interface ImageFolderOptions {
   trainImages: number;
   /** folderListDigest of the training images: their paths and classes, in order. */
   trainList: string;
+  /** With `--val folder`: val/'s image count and folderListDigest (runs from before session 34 lack them). */
+  valImages?: number;
+  valList?: string;
 }
 
 export interface EvalResult {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
+import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
@@ -239,6 +240,31 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     usage([...folder, '--config', config], "model 'two' takes 2 channels; images make 1 (grey) or 3 (colour)");
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
     usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
+  });
+
+  it("records val/'s images with --val folder, and a resume refuses them changed", () => {
+    const withVal = colourFolder(join(tmp, 'with-val'), [8, 4]);
+    cpSync(join(withVal, 'test'), join(withVal, 'val'), { recursive: true });
+    const { options: o } = parseTrainArgs(['--dataset', 'folder', '--data-dir', withVal, '--model', 'mnist-small', '--val', 'folder', '--out', join(tmp, 'with-val-run')]);
+    expect(o.imageFolder).toMatchObject({ trainImages: 24, valImages: 12, valList: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const checkpoint = (name: string, options: TrainOptions) => {
+      const path = join(tmp, name);
+      writeSafetensors(path, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options), config: JSON.stringify(modelConfig(options)), epoch: '1' });
+      return path;
+    };
+    const resumable = checkpoint('with-val.safetensors', o);
+    expect(parseTrainArgs(['--resume', resumable]).options.imageFolder).toEqual(o.imageFolder);
+    // A run from before val/ was recorded resumes, and records it now.
+    const { valImages: _, valList: __, ...before } = o.imageFolder!;
+    expect(parseTrainArgs(['--resume', checkpoint('before-val-list.safetensors', { ...o, imageFolder: before })]).options.imageFolder).toEqual(o.imageFolder);
+    // An image added to val/, or one moved to another class: refused.
+    writePng(join(withVal, 'val', 'red', 'new.png'), 12, 10, () => [200, 0, 0]);
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
+      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is)`),
+    );
+    rmSync(join(withVal, 'val', 'red', 'new.png'));
+    renameSync(join(withVal, 'val', 'red', '0.png'), join(withVal, 'val', 'blue', 'was-red.png'));
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then\)/);
   });
 });
 

@@ -137,7 +137,11 @@ export function folderListDigest(scan: FolderScan): string {
 /** Whether a checkpoint's saved `imageFolder` has every field, of its type. */
 export function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
   const f = v as ImageFolderOptions | undefined;
-  return typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string';
+  const optional = (v: unknown, valid: (v: unknown) => boolean) => v === undefined || valid(v);
+  return (
+    typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string' &&
+    optional(f.valImages, (n) => Number.isInteger(n) && (n as number) > 0) && optional(f.valList, (d) => typeof d === 'string')
+  );
 }
 
 /** A split of a run's image folder: where `dataDir` says, else where the run found it (moved: say so). */
@@ -146,6 +150,13 @@ export function scanRunFolder(folder: ImageFolderOptions, split: FolderSplit, da
     throw new DataFormatError(folder.dir, `no such directory: the run's image folder is gone from there (moved? give --data-dir where it is now)`);
   }
   return scanImageFolder(dataDir ?? folder.dir, split, folder.classNames);
+}
+
+/** Why an image folder's val/ no longer holds a run's validation images (`--val folder`), or null
+ * (also for a run from before they were recorded). */
+export function folderValChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
+  if (folder.valList === undefined || folderListDigest(scan) === folder.valList) return null;
+  return `its images are not the run's validation images (${scan.files.length} now, ${folder.valImages} then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is)`;
 }
 
 /** Why a run's training folder no longer holds the run's training set, or null. */
