@@ -66,21 +66,21 @@ async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDa
 
 /** The test set of a run (`nin eval`, `nin visualize`); `dataDir`: for an image folder, where it is now. */
 export async function loadTestSet(o: RunData, dataDir?: string, limit?: number): Promise<ImageDataset> {
-  const [test] = o.dataset === 'folder' ? [folderSplit(o, 'test', dataDir, limit)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
+  const [test] = o.dataset === 'folder' ? [await folderSplit(o, 'test', dataDir, limit)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
   report(test);
   return test;
 }
 
 /** An image folder's training and test sets, read at the model's input size (nin/data/folder.ts). */
-function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test: ImageDataset } {
-  const all = folderSplit(o, 'train', dataDir, o.trainLimit);
-  const test = folderSplit(o, 'test', dataDir, o.testLimit);
+async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<TrainData & { test: ImageDataset }> {
+  const all = await folderSplit(o, 'train', dataDir, o.trainLimit);
+  const test = await folderSplit(o, 'test', dataDir, o.testLimit);
   // train/, val/ and test/: val/ is the validation split with --val folder (else the test split only where there is no test/, folder.ts).
   const unread = join(dirname(test.sources[0]), 'val');
   if (o.validation !== 'folder' && basename(test.sources[0]) === 'test' && existsSync(unread)) console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; give --val folder to validate on it (or --val N to hold out training images)`);
   const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
   const { train } = held;
-  const validation = o.validation === 'folder' ? folderSplit(o, 'val', dataDir, undefined) : held.validation;
+  const validation = o.validation === 'folder' ? await folderSplit(o, 'val', dataDir, undefined) : held.validation;
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };
 }
@@ -90,7 +90,7 @@ function loadFolderSplits(o: TrainOptions, dataDir?: string): TrainData & { test
  * `limit` images (all, where it holds fewer). The training folders must still hold the run's
  * classes and images.
  */
-function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined): ImageDataset {
+async function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined): Promise<ImageDataset> {
   const folder = o.imageFolder;
   if (!folder) throw new Error(`the run's options name no image folder (dataset 'folder' without imageFolder): not a checkpoint nin wrote`);
   const scan = scanRunFolder(folder, split, dataDir);

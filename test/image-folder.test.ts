@@ -156,26 +156,35 @@ describe('image folder reader', () => {
     expect(folderImageShape(scanImageFolder(root, 'train'), { height: 6, width: 7 })).toEqual({ height: 6, width: 7, channels: 3 });
   });
 
-  it('reads raw 0..255 pixels with labels, resizes and converts to the model input, and names unreadable files', () => {
+  it('reads raw 0..255 pixels with labels, resizes and converts to the model input, and names unreadable files', async () => {
     const root = join(tmp, 'read');
     const value = (x: number, y: number, k: number): [number, number, number] => [10 * x + y + 50 * k, 3 * x + 7, 200 - y - k];
     // 4 wide, 2 high: read at that size, none is resized.
     for (let k = 0; k < 2; k++) for (let i = 0; i < 2; i++) writePng(join(root, 'train', `c${k}`, `${i}.png`), 4, 2, (x, y) => value(x, y, k + i));
     const scan = scanImageFolder(root, 'train');
     const notes: string[] = [];
-    const ds = readImageFolder(scan, { height: 2, width: 4, channels: 3 }, { note: (l) => notes.push(l) });
+    const ds = await readImageFolder(scan, { height: 2, width: 4, channels: 3 }, { note: (l) => notes.push(l) });
     expect({ name: ds.name, count: ds.count, shape: [ds.height, ds.width, ds.channels], labels: [...ds.labels], classNames: ds.classNames }).toEqual({ name: 'read/train', count: 4, shape: [2, 4, 3], labels: [0, 1, 0, 1], classNames: ['c0', 'c1'] });
     expect(notes).toEqual([]);
     // Image 1 is c1/0.png (equal classes come in turn): k + i = 1.
     for (let y = 0; y < 2; y++) for (let x = 0; x < 4; x++) for (let c = 0; c < 3; c++) expect(ds.images[24 + (y * 4 + x) * 3 + c]).toBeCloseTo(value(x, y, 1)[c], 3);
     // Halved: each output pixel is the mean of a 2×2 block; 1 channel: BT.601 luma.
-    const small = readImageFolder(scan, { height: 1, width: 2, channels: 1 }, { limit: 3, note: (l) => notes.push(l) });
+    const small = await readImageFolder(scan, { height: 1, width: 2, channels: 1 }, { limit: 3, note: (l) => notes.push(l) });
     expect(small.count).toBe(3);
     expect(notes).toEqual(['read/train: 3 of 3 images resized to 2×1 (width×height)']);
     const luma = (x: number, y: number) => { const [r, g, b] = value(x, y, 0); return 0.299 * r + 0.587 * g + 0.114 * b; };
     expect(small.images[1]).toBeCloseTo((luma(2, 0) + luma(3, 0) + luma(2, 1) + luma(3, 1)) / 4, 3);
+    // In worker threads, each over its part of one shared array: the same dataset, the same notes.
+    const inThreads: string[] = [];
+    const threaded = await readImageFolder(scan, { height: 1, width: 2, channels: 1 }, { limit: 3, note: (l) => inThreads.push(l), workers: 2, imagesPerWorker: 1 });
+    expect(threaded.images.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect({ ...threaded, images: [...threaded.images] }).toEqual({ ...small, images: [...small.images] });
+    expect(inThreads).toEqual(['read/train: 3 of 3 images resized to 2×1 (width×height)']);
     writeFileSync(join(root, 'train', 'c1', '0.png'), encodePng(4, 2, new Uint8Array(32)).subarray(0, 40));
-    expect(() => readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 })).toThrow(new RegExp(`${join(root, 'train')}: 1 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: `));
+    writeFileSync(join(root, 'train', 'c1', '1.png'), 'GIF89a');
+    const cannot = new RegExp(`^${join(root, 'train')}: 2 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: .*\\n  ${join(root, 'train', 'c1', '1.png')}: not a PNG or JPEG file`);
+    await expect(readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 })).rejects.toThrow(cannot);
+    await expect(readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 }, { workers: 3, imagesPerWorker: 1 })).rejects.toThrow(cannot); // in file order
   });
 });
 

@@ -266,7 +266,7 @@ describe('JPEG errors name the file and what is wrong', () => {
 });
 
 describe('image folders of JPEGs', () => {
-  it('sizes up and reads a folder of JPEGs and PNGs by their bytes, .jpg, .jpeg and .JPG alike', () => {
+  it('sizes up and reads a folder of JPEGs and PNGs by their bytes, .jpg, .jpeg and .JPG alike', async () => {
     const root = join(tmp, 'folder');
     const grey = readFileSync(fixture('grey-q100-baseline.jpg'));
     const turned = readFileSync(fixture('grey-orientation-6.jpg'));
@@ -287,7 +287,7 @@ describe('image folders of JPEGs', () => {
     expect(folderImageShape(train)).toEqual({ height: 11, width: 13, channels: 3 });
     rmSync(join(root, 'train', 'dog', 'd.png'));
     expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual({ height: 11, width: 13, channels: 1 });
-    const data = readImageFolder(scanImageFolder(root, 'train'), { height: 11, width: 13, channels: 1 }, { note: () => {} });
+    const data = await readImageFolder(scanImageFolder(root, 'train'), { height: 11, width: 13, channels: 1 }, { note: () => {} });
     const want = readJpeg(fixture('grey-q100-baseline.jpg'));
     expect(data.count).toBe(3);
     expect(Array.from(data.images.subarray(0, 13 * 11))).toEqual(Array.from({ length: 13 * 11 }, (_, p) => Math.fround(want.rgba[p * 4] * 255)));

@@ -11,10 +11,12 @@
 // all classes are mixed in proportion to the classes' sizes, so that a --train-limit or a
 // --val-from end takes each class in proportion.
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
+import { defaultWorkers } from './parallel.ts';
 import { ImageLoadError, loadImageForModel, readImageHeader, type ModelInput } from '../images.ts';
 import type { ImageFolderOptions } from '../train.ts';
 
@@ -208,34 +210,86 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
   return { height, width, channels };
 }
 
+/** What reading some of a folder's images into place found: how many were resized, and the
+ * messages of those that could not be read, in file order. */
+export interface ImagesRead {
+  resized: number;
+  unreadable: string[];
+}
+
+/**
+ * Reads `paths` into `images` from image `first` on (raw 0..255 pixels at `input`'s size), each
+ * converted and resized as `nin predict` does (nin/images.ts). The loop that readImageFolder runs,
+ * in this thread or in worker threads (folder-worker.ts) over parts of one shared array.
+ */
+export function readImagesInto(paths: readonly string[], input: ModelInput, images: Float32Array, first: number): ImagesRead {
+  const per = input.height * input.width * input.channels;
+  const read: ImagesRead = { resized: 0, unreadable: [] };
+  paths.forEach((path, k) => {
+    try {
+      const image = loadImageForModel(path, input);
+      if (image.originalSize[0] !== input.height || image.originalSize[1] !== input.width) read.resized++;
+      const at = (first + k) * per;
+      for (let i = 0; i < per; i++) images[at + i] = image.pixels[i] * 255;
+    } catch (e) {
+      if (!(e instanceof ImageLoadError)) throw e;
+      read.unreadable.push(e.message);
+    }
+  });
+  return read;
+}
+
+/** Images a worker thread takes at the least: starting one (tsx, the codecs) costs about what
+ * decoding a few hundred small images does. */
+const IMAGES_PER_WORKER = 500;
+
 /**
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
  * named together, at most a few. `note` (default: stderr) is told how many were resized.
+ * Decoding is most of the time (a 500×375 JPEG takes some 25 ms), so a large folder is read by
+ * `workers` threads (default: one a core, up to 16; at least 500 images each), each over its part
+ * of one shared array: the same pixels as one thread reads.
  */
-export function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void } = {}): ImageDataset {
+export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
   const per = height * width * channels;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
-  const images = allocImages(name, files.length * per);
-  const labels = new Int32Array(files.length);
-  const unreadable: string[] = [];
-  let resized = 0;
-  files.forEach(({ path, label }, i) => {
-    try {
-      const image = loadImageForModel(path, input);
-      if (image.originalSize[0] !== height || image.originalSize[1] !== width) resized++;
-      for (let k = 0; k < per; k++) images[i * per + k] = image.pixels[k] * 255;
-    } catch (e) {
-      if (!(e instanceof ImageLoadError)) throw e;
-      unreadable.push(e.message);
-    }
-    labels[i] = label;
-  });
-  if (unreadable.length) throw cannotRead(scan.dir, unreadable, files.length);
-  const notes = resized ? [`${name}: ${resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
+  const workers = Math.max(1, Math.min(opts.workers ?? defaultWorkers(), Math.floor(files.length / (opts.imagesPerWorker ?? IMAGES_PER_WORKER))));
+  const images = allocImages(name, files.length * per, { shared: workers > 1 });
+  const labels = Int32Array.from(files, (f) => f.label);
+  const paths = files.map((f) => f.path);
+  let read: ImagesRead;
+  if (workers === 1) {
+    read = readImagesInto(paths, input, images, 0);
+  } else {
+    const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * files.length) / workers), Math.floor(((w + 1) * files.length) / workers)]);
+    const results = await Promise.all(parts.map(([begin, end]) => readInWorker({ paths: paths.slice(begin, end), input, images, first: begin })));
+    read = { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable) };
+  }
+  if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable, files.length);
+  const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
   for (const line of notes) (opts.note ?? ((m: string) => console.error(`note: ${m}`)))(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
+/** readImagesInto in a worker thread, which loads the TypeScript through tsx (ts-worker.mjs). */
+function readInWorker(job: { paths: string[]; input: ModelInput; images: Float32Array; first: number }): Promise<ImagesRead> {
+  return new Promise((resolvePromise, reject) => {
+    const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { module: new URL('./folder-worker.ts', import.meta.url).href, job } });
+    let settled = false;
+    worker.once('message', (m: ImagesRead) => {
+      settled = true;
+      resolvePromise(m);
+      void worker.terminate();
+    });
+    worker.once('error', (e) => {
+      settled = true;
+      reject(new Error(`image folder worker (images ${job.first}..${job.first + job.paths.length - 1}) failed: ${e.message}`));
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`image folder worker (images ${job.first}..${job.first + job.paths.length - 1}) exited with code ${code} before finishing`));
+    });
+  });
+}
