@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderChanged, folderImageShape, folderListDigest, folderValChanged, scanImageFolder, scanRunFolder } from './data/folder.ts';
+import { folderChanged, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -116,13 +116,14 @@ export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
   nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
                                       (a checkpoint is a .safetensors file or a run directory)
-  nin predict <checkpoint> <image>... [--invert] [--json FILE]
-                                      top-5 classes with probabilities (PNG or JPEG, a JPEG upright
-                                      as its EXIF orientation says; a picture of another size is
-                                      resized to the model's input, with a note; at most 2^25
-                                      pixels, e.g. 8192×4096; --invert: dark strokes on a light or
-                                      transparent background, for MNIST's light-on-black digits;
-                                      --json: also every class's probability, as JSON)
+  nin predict <checkpoint> <image or directory>... [--invert] [--json FILE]
+                                      top-5 classes with probabilities (PNG or JPEG files, or a
+                                      directory's; a JPEG upright as its EXIF orientation says; a
+                                      picture of another size is resized to the model's input,
+                                      with a note; at most 2^25 pixels, e.g. 8192×4096;
+                                      --invert: dark strokes on a light or transparent
+                                      background, for MNIST's light-on-black digits; --json:
+                                      also every class's probability, as JSON)
   nin visualize <checkpoint> [options]
                                       the last mlpconv's class maps (the paper's Figure 4) and the
                                       run's loss/error curves, as PNGs
@@ -351,7 +352,7 @@ export interface TrainCommand {
 function checkpointHeader(path: string, flag = '--resume'): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
-    metadata = readSafetensorsMetadata(path);
+    metadata = readSafetensorsMetadata(path, { whole: true });
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
@@ -754,14 +755,21 @@ async function runEval(args: string[]): Promise<void> {
   }
 }
 
+/** `nin predict`'s pictures: each file named, and a directory's images (not its folders'), in code-point order. */
+export function predictedImages(args: readonly string[]): string[] {
+  return args.flatMap((arg) => {
+    if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`);
+    if (!statSync(arg).isDirectory()) return [arg];
+    const inside = imagesInDirectory(arg);
+    if (!inside.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`);
+    return inside;
+  });
+}
+
 async function runPredict(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { invert: { type: 'boolean' }, json: { type: 'string' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   const ckpt = checkpointArg(positionals[0]);
-  const images = positionals.slice(1);
-  for (const img of images) {
-    if (!existsSync(img)) throw new UsageError(`no image at '${img}'`);
-    if (statSync(img).isDirectory()) throw new UsageError(`'${img}' is a directory: name PNG or JPEG files`);
-  }
+  const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
   const { predictProbabilities, formatPredictions, topClasses } = await import('./predict.ts');
   const r = await predictProbabilities(ckpt, images, undefined, { invert: Boolean(v.invert) });

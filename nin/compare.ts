@@ -21,8 +21,11 @@ export interface RunSummary {
   label: string;
   /** The absolute path the label is cut from: the directory, or a file named (without extension). */
   labelPath: string;
-  /** An image folder's run: the folder, which the dataset column names by as much of its path as tells it from the others'. */
+  /** An image folder's run: the folder, which the dataset column names by as much of its path as
+   * tells it from the others', and its training list's digest, which tells whether two runs'
+   * folders hold the same images (the same folder moved, or reached by a link, has another path). */
   folderDir?: string;
+  folderList?: string;
   /** Settings from the run's checkpoint header (empty if it has none): see SETTINGS. */
   settings: Record<string, string>;
   /** The run's log as it now stands, from its first epoch (currentHistory of runLog: a run forked
@@ -115,9 +118,10 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
   let epochsPlanned: number | null = null;
   let plateau: RunSummary['plateau'] = null;
   let folderDir: string | undefined;
+  let folderList: string | undefined;
   if (header) {
     const options = parseObject(header.options);
-    if (isImageFolderOptions(options.imageFolder)) folderDir = resolve(options.imageFolder.dir);
+    if (isImageFolderOptions(options.imageFolder)) [folderDir, folderList] = [resolve(options.imageFolder.dir), `${options.imageFolder.classNames.join('\0')}\n${options.imageFolder.trainList}`];
     const config = parseObject(header.config);
     for (const [key, read] of SETTINGS) {
       const v = read(options, config, header, epochs);
@@ -126,7 +130,7 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau, folderDir };
+  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau, folderDir, folderList };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -230,8 +234,10 @@ export function comparisonTable(runs: RunSummary[]): string {
   if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with a checkpoint' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
   const unknown = runs.filter((r) => Object.keys(r.settings).length === 0).map((r) => r.label);
   if (unknown.length) out.push(`no checkpoint to read the settings from: ${unknown.join(', ')}`);
-  const datasets = new Set(runs.map((r) => r.settings.dataset).filter(Boolean));
-  if (datasets.size > 1) out.push(`note: the runs are on different data sets (${[...datasets].join(', ')}): their errors do not compare`);
+  // Image folders are the same data set where they list the same images in the same classes, whatever their paths.
+  const datasets = new Map<string, string>();
+  for (const r of runs) if (r.settings.dataset) datasets.set(r.folderList ?? r.settings.dataset, r.settings.dataset);
+  if (datasets.size > 1) out.push(`note: the runs are on different data sets (${[...new Set(datasets.values())].join(', ')}): their errors do not compare`);
   for (const r of runs) {
     const sizes = [...new Set(r.epochs.map((e) => e.testImages).filter((n) => typeof n === 'number'))];
     if (sizes.length > 1) out.push(`note: ${r.label}'s test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them`);

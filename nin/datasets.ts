@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
-import { folderChanged, readImageFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
+import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
@@ -94,10 +94,8 @@ async function folderSplit(o: RunData, split: FolderSplit, dataDir: string | und
   const folder = o.imageFolder;
   if (!folder) throw new Error(`the run's options name no image folder (dataset 'folder' without imageFolder): not a checkpoint nin wrote`);
   const scan = scanRunFolder(folder, split, dataDir);
-  if (split === 'train') {
-    const changed = folderChanged(scan, folder);
-    if (changed) throw new DataFormatError(scan.dir, changed);
-  }
+  const changed = split === 'train' ? folderChanged(scan, folder) : split === 'val' ? folderValChanged(scan, folder) : null;
+  if (changed) throw new DataFormatError(scan.dir, changed);
   return readImageFolder(scan, modelInput(o), { limit });
 }
 

@@ -247,10 +247,12 @@ export function writeSafetensors(path: string, tensors: TensorMap, metadata: Rec
 }
 
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensors, so their
- * checksum is not checked: for what a header says, not for weights). A file shorter than the
- * tensor data its header places is refused here already: a checkpoint cut off by a full disk or a
- * partial copy is found before a resume or --weights-from starts any work, not when it loads. */
-export function readSafetensorsMetadata(path: string): Record<string, string> {
+ * checksum is not checked: for what a header says, not for weights). With `whole`, the file's size
+ * must also be the data section its header places: a checkpoint cut off by a full disk or a
+ * partial copy, or appended to, is found before a resume or --weights-from starts any work, not
+ * when it loads. (Without it, such a file's header still reads: a run directory's file names and
+ * `nin compare` go by headers.) */
+export function readSafetensorsMetadata(path: string, opts: { whole?: boolean } = {}): Record<string, string> {
   const fd = openSync(path, 'r');
   try {
     const len = Buffer.alloc(8);
@@ -261,14 +263,17 @@ export function readSafetensorsMetadata(path: string): Record<string, string> {
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) < header.length) throw new SafetensorsError(path, `header length ${n} runs past the end of the file: truncated or not a safetensors file`);
     const parsed = parseHeader(header, path);
-    // The end of the data section as the entries place it (decodeSafetensors checks them in full).
-    let placed = 0;
-    for (const [name, entry] of Object.entries(parsed)) {
-      const end = name === '__metadata__' ? undefined : (entry as { data_offsets?: unknown[] } | null)?.data_offsets?.[1];
-      if (typeof end === 'number' && Number.isSafeInteger(end)) placed = Math.max(placed, end);
+    if (opts.whole) {
+      // The end of the data section as the entries place it (decodeSafetensors checks them in full).
+      let placed = 0;
+      for (const [name, entry] of Object.entries(parsed)) {
+        const end = name === '__metadata__' ? undefined : (entry as { data_offsets?: unknown[] } | null)?.data_offsets?.[1];
+        if (typeof end === 'number' && Number.isSafeInteger(end)) placed = Math.max(placed, end);
+      }
+      const held = fstatSync(fd).size - 8 - header.length;
+      if (held < placed) throw new SafetensorsError(path, `truncated: its header places ${placed} bytes of tensor data, the file holds ${held}`);
+      if (held > placed) throw new SafetensorsError(path, `data section is ${held} bytes but the tensors cover ${placed}: ${held - placed} trailing bytes`);
     }
-    const held = fstatSync(fd).size - 8 - header.length;
-    if (held < placed) throw new SafetensorsError(path, `truncated: its header places ${placed} bytes of tensor data, the file holds ${held}`);
     return metadataOf(parsed, path);
   } finally {
     closeSync(fd);

@@ -3,31 +3,40 @@
 // padStart count UTF-16 units, which misaligns tables; these count columns as terminals do (the
 // common cases of Unicode's East Asian Width, not every one).
 
-/** Code points a terminal draws two columns wide: CJK ideographs, kana, Hangul, fullwidth forms, emoji. */
-const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1f64f}\u{1f680}-\u{1f6ff}\u{1f900}-\u{1f9ff}\u{20000}-\u{3fffd}]/u;
-/** Code points drawn in no column of their own: combining marks, zero-width joiners and spaces, variation selectors. */
-const ZERO = /[\p{M}\u200b-\u200f\ufe00-\ufe0f]/u;
+/** Code points a terminal draws two columns wide: CJK ideographs, kana, Hangul syllables, fullwidth
+ * forms, and emoji (those shown as emoji by default, and the pictographic planes). */
+const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f000}-\u{1faff}\u{20000}-\u{3fffd}]|\p{Emoji_Presentation}/u;
+/** Code points drawn in no column of their own: combining marks, Hangul's medial and final jamo,
+ * zero-width spaces and joiners, soft hyphens, variation selectors, emoji skin tones. */
+const ZERO = /[\p{M}\u00ad\u1160-\u11ff\ud7b0-\ud7ff\u200b-\u200f\u2060-\u2064\ufeff\ufe00-\ufe0f\u{1f3fb}-\u{1f3ff}]/u;
+const JOINER = '\u200d';
+const EMOJI_STYLE = '\ufe0f';
 
-function columnsOf(codePoint: string): number {
-  return ZERO.test(codePoint) ? 0 : WIDE.test(codePoint) ? 2 : 1;
+/** Each code point of `text` with the columns it adds: a pictograph after a zero-width joiner
+ * adds none (👨‍👩‍👧 is drawn as one), and one asked for as emoji (❤️: U+2764 U+FE0F) takes two. */
+function columns(text: string): [string, number][] {
+  const points = [...text];
+  return points.map((c, i) => {
+    if (ZERO.test(c) || points[i - 1] === JOINER) return [c, 0];
+    if (WIDE.test(c) || (points[i + 1] === EMOJI_STYLE && /\p{Extended_Pictographic}/u.test(c))) return [c, 2];
+    return [c, 1];
+  });
 }
 
 /** The columns `text` takes in a terminal. */
 export function displayWidth(text: string): number {
-  let width = 0;
-  for (const c of text) width += columnsOf(c);
-  return width;
+  return columns(text).reduce((sum, [, w]) => sum + w, 0);
 }
 
-/** `text` cut to at most `columns` columns, whole characters (a combining mark stays with its letter). */
-export function clipToWidth(text: string, columns: number): string {
+/** `text` cut to at most `columns` columns, whole characters (a combining mark or a joined emoji
+ * stays with what it joins). */
+export function clipToWidth(text: string, width: number): string {
   let out = '';
-  let width = 0;
-  for (const c of text) {
-    const w = columnsOf(c);
-    if (width + w > columns) break;
+  let used = 0;
+  for (const [c, w] of columns(text)) {
+    if (used + w > width) break;
     out += c;
-    width += w;
+    used += w;
   }
   return out;
 }

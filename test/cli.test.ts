@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MAIN_JOB, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -113,7 +113,7 @@ describe('nin CLI', () => {
     }
   });
 
-  it('nin predict: an image that is not there, or a directory, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', async () => {
+  it('nin predict: an image that is not there, or a directory without images, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', async () => {
     // A header the format check accepts and loading would refuse (no options, config or weights).
     const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
@@ -123,7 +123,18 @@ describe('nin CLI', () => {
     expect(r.stderr.trimEnd().split('\n').at(-1)).toBe("nin: no image at 'no/such/image.png'"); // last, where a terminal shows it
     const d = await nin('predict', ckpt, 'package.json', 'test');
     expect(d.code, d.stderr).toBe(2);
-    expect(d.stderr).toMatch(/^nin: 'test' is a directory: name PNG or JPEG files\n\nusage:/);
+    expect(d.stderr).toMatch(/^nin: 'test' is a directory that holds no PNG or JPEG files \(\.png, \.jpg, \.jpeg; folders inside it are not read\)\n\nusage:/);
+  });
+
+  it("nin predict: a directory stands for its images, in code-point order; hidden files, other files and folders inside are skipped", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-predict-dir-'));
+    for (const name of ['b.JPG', 'a.png', 'c.jpeg', 'Z.jpg', '.hidden.png', 'notes.txt']) writeFileSync(join(dir, name), '');
+    mkdirSync(join(dir, 'sub.png')); // a folder, whatever its name
+    writeFileSync(join(dir, 'sub.png', 'inner.png'), '');
+    const single = join(dir, 'notes.txt'); // a file named is taken as it is: reading it names what it is
+    expect(predictedImages([single, dir])).toEqual([single, ...['Z.jpg', 'a.png', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
+    expect(() => predictedImages([join(dir, 'sub.png', 'none')])).toThrow(new UsageError(`no image at '${join(dir, 'sub.png', 'none')}'`));
+    rmSync(dir, { recursive: true });
   });
 
   it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', async () => {
@@ -378,10 +389,14 @@ describe('nin CLI', () => {
     expect(resume({ outDir: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
     expect(resume({ weightsFrom: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": weightsFrom must be a string, got 7`));
     // An image folder's run names its folder, classes, image count and list (eval, visualize and a run started from it read them too).
-    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got undefined`));
+    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList, got undefined`));
     expect(resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5 } })).toThrow(
-      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList }, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
+      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
     );
+    const damagedVal = (imageFolder: object) => resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5, trainList: 'x', ...imageFolder } });
+    expect(damagedVal({ valImages: 3, valList: 5 })).toThrow(/imageFolder must be .* with --val folder, valImages and valList, got .*"valList":5/);
+    expect(damagedVal({ valImages: 0, valList: 'y' })).toThrow(/imageFolder must be .*"valImages":0/);
+    expect(damagedVal({ valList: 'y' })).toThrow(/imageFolder must be .*"valList":"y"/); // one without the other
     expect(resume({ config: { name: 'x' } })).toThrow(`--resume: ${ckpt} (options.config)`);
     // A flag replaces the saved value, which is then never read (the checkpoint saves the flag's);
     // a flag for another option does not.

@@ -101,14 +101,19 @@ describe('nin compare', () => {
     expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
     expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
     // Runs on two image folders of one name: each named by as much of its path as tells them apart.
-    const folder = (dir: string) => ({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 10, trainList: 'x' } });
+    const folder = (dir: string, trainList = 'x') => ({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 10, trainList } });
     const onA = runDir('folders/on-a', epochs(0, 1, () => ({ testError: 0.2 })), folder('/data/a/images'));
-    const onB = runDir('folders/on-b', epochs(0, 1, () => ({ testError: 0.3 })), folder('/data/b/images'));
+    const onB = runDir('folders/on-b', epochs(0, 1, () => ({ testError: 0.3 })), folder('/data/b/images', 'y'));
     const onAagain = runDir('folders/on-a-again', epochs(0, 1, () => ({ testError: 0.25 })), folder('/data/a/images'));
     const folders = comparisonTable(readRuns([onA, onB, onAagain])).split('\n');
     expect(folders.slice(2, 5).map((l) => l.split(/\s{2,}/).slice(0, 2))).toEqual([['on-a', 'folder a/images'], ['on-b', 'folder b/images'], ['on-a-again', 'folder a/images']]);
     expect(folders).toContain('note: the runs are on different data sets (folder a/images, folder b/images): their errors do not compare');
     expect(comparisonTable(readRuns([onA, onAagain]))).toContain('same in all: dataset folder images,');
+    // The same images by another path (the folder moved, or a link): named apart, but the same data set.
+    const moved = runDir('folders/moved', epochs(0, 1, () => ({ testError: 0.2 })), folder('/usb/a/images'));
+    const samePictures = comparisonTable(readRuns([onA, moved]));
+    expect(samePictures.split('\n').slice(2, 4).map((l) => l.split(/\s{2,}/)[1])).toEqual(['folder data/a/images', 'folder usb/a/images']);
+    expect(samePictures).not.toContain('different data sets');
     // A run named in CJK (two terminal columns a character) lines up with the others.
     const cat = runDir('study/猫の実験', epochs(0, 2, () => ({ testError: 0.2 })), { validation: 5000, lr: 0.01 });
     const wide = comparisonTable(readRuns([cat, gap])).split('\n');

@@ -185,6 +185,28 @@ describe('image folder reader', () => {
     const cannot = new RegExp(`^${join(root, 'train')}: 2 of 4 images cannot be read:\\n  ${join(root, 'train', 'c1', '0.png')}: .*\\n  ${join(root, 'train', 'c1', '1.png')}: not a PNG or JPEG file`);
     await expect(readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 })).rejects.toThrow(cannot);
     await expect(readImageFolder(scanImageFolder(root, 'train'), { height: 2, width: 4, channels: 3 }, { workers: 3, imagesPerWorker: 1 })).rejects.toThrow(cannot); // in file order
+    // A failure that is not an unreadable image (here a bad model input) fails the read, in a worker too.
+    const bad = { height: 2, width: 4, channels: 2 as 3 };
+    await expect(readImageFolder(scan, bad)).rejects.toThrow('model input channels must be 1 or 3, found 2');
+    await expect(readImageFolder(scan, bad, { workers: 2, imagesPerWorker: 1 })).rejects.toThrow(/^image folder worker \(images [02]\.\.[13]\) failed: .*model input channels must be 1 or 3, found 2/);
+    await expect(readImageFolder(scan, bad, { workers: 2.5 })).rejects.toThrow('readImageFolder: workers must be a positive integer, got 2.5');
+    await expect(readImageFolder(scan, bad, { imagesPerWorker: 0 })).rejects.toThrow('readImageFolder: imagesPerWorker must be a positive integer, got 0');
+  });
+
+  it('reads a large folder in threads by default where it is given them, and a small one in one', async () => {
+    const root = join(tmp, 'many');
+    const png = encodePng(2, 2, new Uint8Array(16).fill(255));
+    for (let i = 0; i < 1000; i++) {
+      mkdirSync(join(root, 'train', `c${i % 2}`), { recursive: true });
+      writeFileSync(join(root, 'train', `c${i % 2}`, `${i}.png`), png);
+    }
+    const scan = scanImageFolder(root, 'train');
+    const input = { height: 2, width: 2, channels: 1 as const };
+    const two = await readImageFolder(scan, input, { workers: 2 }); // 500 images a thread at the least
+    expect(two.images.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(two.images.every((v) => v === 255)).toBe(true);
+    expect((await readImageFolder(scan, input, { workers: 2, limit: 999 })).images.buffer).not.toBeInstanceOf(SharedArrayBuffer); // fewer than 2 × 500
+    expect((await readImageFolder(scan, input, { workers: 4, imagesPerWorker: 400 })).images.buffer).toBeInstanceOf(SharedArrayBuffer); // 2 threads of 500
   });
 });
 
@@ -251,7 +273,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
   });
 
-  it("records val/'s images with --val folder, and a resume refuses them changed", () => {
+  it("records val/'s images with --val folder, and a resume refuses them changed", async () => {
     const withVal = colourFolder(join(tmp, 'with-val'), [8, 4]);
     cpSync(join(withVal, 'test'), join(withVal, 'val'), { recursive: true });
     const { options: o } = parseTrainArgs(['--dataset', 'folder', '--data-dir', withVal, '--model', 'mnist-small', '--val', 'folder', '--out', join(tmp, 'with-val-run')]);
@@ -266,8 +288,10 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     // A run from before val/ was recorded resumes, and records it now.
     const { valImages: _, valList: __, ...before } = o.imageFolder!;
     expect(parseTrainArgs(['--resume', checkpoint('before-val-list.safetensors', { ...o, imageFolder: before })]).options.imageFolder).toEqual(o.imageFolder);
-    // An image added to val/, or one moved to another class: refused.
+    // An image added to val/, or one moved to another class: refused, when the flags are read and
+    // when the data are (a library caller's train(), or a folder changed in between).
     writePng(join(withVal, 'val', 'red', 'new.png'), 12, 10, () => [200, 0, 0]);
+    await expect(loadSplits(o)).rejects.toThrow(`${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then)`);
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
       new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is)`),
     );

@@ -142,18 +142,30 @@ describe('the tensor data checksum', () => {
     expect(readSafetensorsMetadata(p).format).toBe('pt');
   });
 
-  it("the header reader refuses a file shorter than the tensor data its header places", () => {
+  it("the header reader, asked for the whole file, refuses one shorter or longer than the data its header places", () => {
     const good = Buffer.concat(encodeSafetensors(sample(), { format: 'pt' }));
     const dataStart = 8 + Number(good.readBigUInt64LE(0));
     const dataBytes = good.length - dataStart;
     const cut = write('cut.safetensors', good.subarray(0, good.length - 1));
-    expect(() => readSafetensorsMetadata(cut)).toThrow(new SafetensorsError(cut, `truncated: its header places ${dataBytes} bytes of tensor data, the file holds ${dataBytes - 1}`));
+    expect(() => readSafetensorsMetadata(cut, { whole: true })).toThrow(new SafetensorsError(cut, `truncated: its header places ${dataBytes} bytes of tensor data, the file holds ${dataBytes - 1}`));
     const headerOnly = write('header-only.safetensors', good.subarray(0, dataStart));
-    expect(() => readSafetensorsMetadata(headerOnly)).toThrow(`truncated: its header places ${dataBytes} bytes of tensor data, the file holds 0`);
-    // Whole, or with bytes after (decodeSafetensors names those), the header reads.
-    expect(readSafetensorsMetadata(write('whole.safetensors', good)).format).toBe('pt');
-    expect(readSafetensorsMetadata(write('longer.safetensors', Buffer.concat([good, Buffer.from([0])]))).format).toBe('pt');
+    expect(() => readSafetensorsMetadata(headerOnly, { whole: true })).toThrow(`truncated: its header places ${dataBytes} bytes of tensor data, the file holds 0`);
+    const longer = write('longer.safetensors', Buffer.concat([good, Buffer.from([0, 0])]));
+    expect(() => readSafetensorsMetadata(longer, { whole: true })).toThrow(new SafetensorsError(longer, `data section is ${dataBytes + 2} bytes but the tensors cover ${dataBytes}: 2 trailing bytes`));
+    expect(() => readSafetensors(longer)).toThrow(`data section is ${dataBytes + 2} bytes but the tensors cover ${dataBytes}: 2 trailing bytes`); // as the full read says
+    expect(readSafetensorsMetadata(write('whole.safetensors', good), { whole: true }).format).toBe('pt');
+    // Without it, the header reads (a run directory's names and compare go by headers).
+    expect(readSafetensorsMetadata(cut).format).toBe('pt');
+    // The data section's end is the furthest any entry places, in whatever order the header lists them.
+    const header = JSON.stringify({ b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] }, a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } });
+    const padded = header.padEnd(Math.ceil(header.length / 8) * 8);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(padded.length));
+    const unordered = (data: number) => write(`unordered-${data}.safetensors`, Buffer.concat([length, Buffer.from(padded), Buffer.alloc(data)]));
+    expect(() => readSafetensorsMetadata(unordered(8), { whole: true })).toThrow('truncated: its header places 12 bytes of tensor data, the file holds 8');
+    expect(readSafetensorsMetadata(unordered(12), { whole: true })).toEqual({});
   });
+
 
   it('a file without the key (written before checksums, or by another program) is read as before', () => {
     const old = withoutChecksum(Buffer.concat(encodeSafetensors(sample(), { format: 'pt' })));

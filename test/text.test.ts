@@ -14,6 +14,14 @@ describe('terminal columns', () => {
     expect(displayWidth('🐱')).toBe(2); // outside the BMP: one code point, two UTF-16 units
     expect(displayWidth('E\u0301cole')).toBe(5); // É decomposed, as macOS spells file names
     expect(displayWidth('École')).toBe(5);
+    expect(displayWidth('한국어'.normalize('NFD'))).toBe(6); // Hangul as jamo: the vowels and finals join the initial
+    expect(displayWidth('１２３、。㎏\u3000')).toBe(14); // fullwidth digits, CJK punctuation and units, the ideographic space
+    expect(displayWidth('☕⭐🫠🀄🟠')).toBe(10); // emoji outside the first pictographic block
+    expect(displayWidth('❤️')).toBe(2); // asked for as emoji (U+FE0F); alone, ❤ is text
+    expect(displayWidth('❤')).toBe(1);
+    expect(displayWidth('👨‍👩‍👧')).toBe(2); // joined: one picture
+    expect(displayWidth('👍🏽')).toBe(2); // a skin tone modifies, takes no column
+    expect(displayWidth('a\u00adb\u2060c\ufeff\u200b')).toBe(3); // soft hyphen, word joiner, BOM, zero-width space
   });
 
   it('clips whole characters to a width, and pads to one', () => {
@@ -21,6 +29,8 @@ describe('terminal columns', () => {
     expect(clipToWidth('猫猫猫猫', 5)).toBe('猫猫'); // a third would take columns 5 and 6
     expect(clipToWidth('🐱🐶🐭', 3)).toBe('🐱'); // not half a surrogate pair
     expect(clipToWidth('E\u0301E\u0301E\u0301', 2)).toBe('E\u0301E\u0301'); // the accent stays with its letter
+    expect(clipToWidth('👨‍👩‍👧x', 2)).toBe('👨‍👩‍👧'); // not cut after a joiner
+    expect(clipToWidth('a👨‍👩‍👧', 2)).toBe('a');
     expect(padStartTo('猫', 4)).toBe('  猫');
     expect(padEndTo('猫', 4)).toBe('猫  ');
     expect(padEndTo('toolong', 3)).toBe('toolong');
@@ -42,6 +52,18 @@ describe('formatConfusion', () => {
     expect(head.trim().split(/\s+/)).toEqual(['猫', 'ねこ犬', 'École', 'E\u0301cole-', '🐱cat']);
     expect(rows.map((r) => r.slice(0, r.search(/\s{2}/)))).toEqual(names);
     expect(rows[1].trim().split(/\s+/).slice(1).map(Number)).toEqual([0, 1001, 2, 3, 4]);
+  });
+
+  it("cuts long row names to 24 columns, and keeps the rows' names apart from their counts", () => {
+    const long = 'a-very-long-class-name-that-goes-on';
+    const [, head, first, second] = formatConfusion([[1, 0], [0, 1]], [long, 'x']).split('\n');
+    expect(first.startsWith(long.slice(0, 24) + '  ')).toBe(true);
+    expect(second.startsWith('x' + ' '.repeat(25))).toBe(true);
+    expect(head.startsWith(' '.repeat(26))).toBe(true);
+    // Short names: the rows' names take 6 columns at the least, and two spaces follow.
+    const [, shortHead, shortRow] = formatConfusion([[1, 0], [0, 1]], ['0', '1']).split('\n');
+    expect(shortRow).toBe('0' + ' '.repeat(7) + '      1      0');
+    expect(shortHead).toBe(' '.repeat(8) + '      0      1');
   });
 
   it('numbers the classes where cut names would head two columns alike', () => {

@@ -125,6 +125,12 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   return { dir, classNames: names, files };
 }
 
+/** The images (.png, .jpg, .jpeg) straight inside `dir`, in code-point order, hidden files and
+ * folders skipped: `nin predict DIR`. */
+export function imagesInDirectory(dir: string): string[] {
+  return entries(dir).filter((e) => e.kind === 'file' && IMAGE_NAME.test(e.name)).map((e) => e.path);
+}
+
 /**
  * A digest of a scan's list: each image's path within the split and its label, in order. A resume
  * compares it with the run's, so that an image added, removed, renamed or moved to another class
@@ -142,7 +148,7 @@ export function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
   const optional = (v: unknown, valid: (v: unknown) => boolean) => v === undefined || valid(v);
   return (
     typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string' &&
-    optional(f.valImages, (n) => Number.isInteger(n) && (n as number) > 0) && optional(f.valList, (d) => typeof d === 'string')
+    (f.valList === undefined) === (f.valImages === undefined) && optional(f.valImages, (n) => Number.isInteger(n) && (n as number) > 0) && optional(f.valList, (d) => typeof d === 'string')
   );
 }
 
@@ -256,6 +262,9 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   const { height, width, channels } = input;
   const per = height * width * channels;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
+  for (const [key, v] of Object.entries({ workers: opts.workers, imagesPerWorker: opts.imagesPerWorker })) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`readImageFolder: ${key} must be a positive integer, got ${v}`);
+  }
   const workers = Math.max(1, Math.min(opts.workers ?? defaultWorkers(), Math.floor(files.length / (opts.imagesPerWorker ?? IMAGES_PER_WORKER))));
   const images = allocImages(name, files.length * per, { shared: workers > 1 });
   const labels = Int32Array.from(files, (f) => f.label);
@@ -265,7 +274,14 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
     read = readImagesInto(paths, input, images, 0);
   } else {
     const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * files.length) / workers), Math.floor(((w + 1) * files.length) / workers)]);
-    const results = await Promise.all(parts.map(([begin, end]) => readInWorker({ paths: paths.slice(begin, end), input, images, first: begin })));
+    const threads: Worker[] = [];
+    let results: ImagesRead[];
+    try {
+      results = await Promise.all(parts.map(([begin, end]) => readInWorker({ paths: paths.slice(begin, end), input, images, first: begin }, threads)));
+    } finally {
+      // One failed: the others' work is lost, and running on they would keep the process from exiting.
+      for (const thread of threads) void thread.terminate();
+    }
     read = { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable) };
   }
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable, files.length);
@@ -274,15 +290,15 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
-/** readImagesInto in a worker thread, which loads the TypeScript through tsx (ts-worker.mjs). */
-function readInWorker(job: { paths: string[]; input: ModelInput; images: Float32Array; first: number }): Promise<ImagesRead> {
+/** readImagesInto in a worker thread (added to `threads`), which loads the TypeScript through tsx (ts-worker.mjs). */
+function readInWorker(job: { paths: string[]; input: ModelInput; images: Float32Array; first: number }, threads: Worker[]): Promise<ImagesRead> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { module: new URL('./folder-worker.ts', import.meta.url).href, job } });
+    threads.push(worker);
     let settled = false;
     worker.once('message', (m: ImagesRead) => {
       settled = true;
       resolvePromise(m);
-      void worker.terminate();
     });
     worker.once('error', (e) => {
       settled = true;
