@@ -18,8 +18,17 @@ import { type ImageFolderOptions, type TrainOptions } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
+/** A command that cannot run as given: exit 2, before any GPU work. `showUsage` false: the flags
+ * are well formed and what they name is not usable (a damaged checkpoint, a changed image folder,
+ * a directory without images): the usage would only bury the message. */
 export class UsageError extends Error {
   override name = 'UsageError';
+  declare readonly showUsage: boolean;
+  constructor(message: string, showUsage = true) {
+    super(message);
+    // Not enumerable: an error is still equal to another of its message (as tests compare them).
+    Object.defineProperty(this, 'showUsage', { value: showUsage, enumerable: false });
+  }
 }
 
 interface Defaults { model: string; augment: boolean; preprocess: PreprocessKind; epochs: number; lr: number; batch: number; schedule: TrainOptions['schedule']; warmup: number; classMaps?: TrainOptions['classMaps']; init?: TrainOptions['init']; classLrMult?: number }
@@ -148,7 +157,7 @@ train options:
                           their size and one class map per class; 1 channel if every image is
                           grey, else 3; recipe: standardize, no aug, 30 epochs, batch 64 (under 128
                           images: one or two equal batches), lr 0.02 cosine, 0.3-epoch warm-up
-  --image-size WxH        --dataset folder: resize every image to W×H (needed where sizes differ)
+  --image-size WxH|N      --dataset folder: resize every image to W×H, or N×N (needed where sizes differ)
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   --config FILE           a network of one's own instead of --model: a JSON model config, as
                           \`nin models\` lists them (README, "Networks of one's own"); it trains
@@ -354,21 +363,21 @@ function checkpointHeader(path: string, flag = '--resume'): { options: TrainOpti
   try {
     metadata = readSafetensorsMetadata(path, { whole: true });
   } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
   }
   if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`);
   let fields: ReturnType<typeof checkpointHeaderFields>;
   try {
     fields = checkpointHeaderFields(path, metadata);
   } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
   }
   const { options, config, epoch } = fields;
   let plateau: PlateauState | null = null;
   try {
     plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;
   } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
   }
   return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
 }
@@ -516,11 +525,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.validation === 'folder') {
     if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
     if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`);
+    if (!existsSync(join(folder.imageFolder.dir, 'val'))) throw new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${folder.imageFolder.dir} has no val/ (give --val N to hold out training images instead)`, false);
     const val = scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
     // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
     const was = header?.options.imageFolder;
     const changed = was && folderValChanged(val, was);
-    if (changed) throw new UsageError(`--resume ${resume}: ${val.dir}: ${changed}`);
+    if (changed) throw new UsageError(`--resume ${resume}: ${val.dir}: ${changed}`, false);
     options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val) };
   }
   const { height, width, channels } = config.input;
@@ -707,7 +717,7 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   const root = dirname(train.dir);
   const test = scanImageFolder(root, 'test', train.classNames);
   const changed = was && folderChanged(train, was);
-  if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`);
+  if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`, false);
   const classes = train.classNames.length;
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; images make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
@@ -761,7 +771,7 @@ export function predictedImages(args: readonly string[]): string[] {
     if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`);
     if (!statSync(arg).isDirectory()) return [arg];
     const inside = imagesInDirectory(arg);
-    if (!inside.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`);
+    if (!inside.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
     return inside;
   });
 }
@@ -912,7 +922,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       // The message after the usage too: a terminal shows the last lines, and the usage is long.
-      console.error(`nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}`);
+      console.error(e.showUsage ? `nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}` : `nin: ${e.message}`);
       return 2;
     }
     console.error(`nin: ${(e as Error).name === 'Error' ? '' : (e as Error).name + ': '}${(e as Error).message}`);

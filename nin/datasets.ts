@@ -77,7 +77,10 @@ async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<Trai
   const test = await folderSplit(o, 'test', dataDir, o.testLimit);
   // train/, val/ and test/: val/ is the validation split with --val folder (else the test split only where there is no test/, folder.ts).
   const unread = join(dirname(test.sources[0]), 'val');
-  if (o.validation !== 'folder' && basename(test.sources[0]) === 'test' && existsSync(unread)) console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; give --val folder to validate on it (or --val N to hold out training images)`);
+  if (o.validation !== 'folder' && basename(test.sources[0]) === 'test' && existsSync(unread)) {
+    const instead = o.validation ? `the validation split is ${o.validation} images held out of train/ (--val folder would validate on val/ instead)` : 'give --val folder to validate on it (or --val N to hold out training images)';
+    console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; ${instead}`);
+  }
   const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
   const { train } = held;
   const validation = o.validation === 'folder' ? await folderSplit(o, 'val', dataDir, undefined) : held.validation;

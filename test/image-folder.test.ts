@@ -293,7 +293,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     writePng(join(withVal, 'val', 'red', 'new.png'), 12, 10, () => [200, 0, 0]);
     await expect(loadSplits(o)).rejects.toThrow(`${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then)`);
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
-      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is)`),
+      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
     );
     rmSync(join(withVal, 'val', 'red', 'new.png'));
     renameSync(join(withVal, 'val', 'red', '0.png'), join(withVal, 'val', 'blue', 'was-red.png'));
@@ -318,12 +318,16 @@ describe('nin train --dataset folder end to end', () => {
       expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
       const split = await loadSplits(quiet(parseTrainArgs([...args, '--val', 'folder']).options));
       expect([split.train.count, split.validation!.count, [...new Set(split.validation!.labels)].sort()]).toEqual([120, 20, [0, 2]]); // nothing held out of train/; val/'s blue and red
+      await loadSplits(quiet(parseTrainArgs([...args, '--val', '16']).options));
     } finally {
       spied.mockRestore();
     }
-    expect(said.filter((l) => l.startsWith('note:'))).toEqual([`note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; give --val folder to validate on it (or --val N to hold out training images)`]);
+    expect(said.filter((l) => l.startsWith('note:'))).toEqual([
+      `note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; give --val folder to validate on it (or --val N to hold out training images)`,
+      `note: ${join(root, 'val')} is not read: the test split is ${join(root, 'test')}; the validation split is 16 images held out of train/ (--val folder would validate on val/ instead)`,
+    ]);
     rmSync(join(root, 'val'), { recursive: true });
-    expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(`${join(root, 'val')}: no such directory`);
+    expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${resolve(root)} has no val/ (give --val N to hold out training images instead)`));
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
     const r = await train(o, data);
@@ -356,7 +360,7 @@ describe('nin train --dataset folder end to end', () => {
     expect(comparisonTable(readRuns([join(tmp, 'e2e-run')]))).toMatch(/same in all: dataset folder e2e-moved, model mnist-small,/); // the folder its checkpoint last trained on
     // An image moved to another class, or one more, would change the run's training set, its order and split.
     const more = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
-    const changed = (now: number) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is)`;
+    const changed = (now: number) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
     renameSync(join(moved, 'train', 'red', '0.png'), join(moved, 'train', 'blue', 'from-red.png'));
     expect(() => parseTrainArgs(more)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${changed(120)}`));
     renameSync(join(moved, 'train', 'blue', 'from-red.png'), join(moved, 'train', 'red', '0.png'));

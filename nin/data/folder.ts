@@ -164,13 +164,13 @@ export function scanRunFolder(folder: ImageFolderOptions, split: FolderSplit, da
  * (also for a run from before they were recorded). */
 export function folderValChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
   if (folder.valList === undefined || folderListDigest(scan) === folder.valList) return null;
-  return `its images are not the run's validation images (${scan.files.length} now, ${folder.valImages} then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is)`;
+  return `its images are not the run's validation images (${scan.files.length} now, ${folder.valImages} then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
 }
 
 /** Why a run's training folder no longer holds the run's training set, or null. */
 export function folderChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
   if (folderListDigest(scan) === folder.trainList) return null;
-  return `its training images are not the run's (${scan.files.length} now, ${folder.trainImages} then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is)`;
+  return `its training images are not the run's (${scan.files.length} now, ${folder.trainImages} then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
 }
 
 /** The error naming a split's unreadable images (their errors' messages): a few, and how many more. */
