@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
-import { plateauSettings, type ScheduleOptions } from './schedule.ts';
+import { describeSchedule } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
@@ -157,16 +157,6 @@ function distinctTails(paths: string[]): string[] {
   });
 }
 
-/** `cosine`; `step at 50,75 ×0.1`; `plateau on train, patience 3, 2 drops ×0.1`. */
-function describeSchedule(o: Record<string, unknown>): string | undefined {
-  if (typeof o.schedule !== 'string') return undefined;
-  if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
-  if (o.schedule === 'plateau') {
-    const p = plateauSettings(o as Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>); // as the checkpoint's header holds them
-    return `plateau on ${p.on}, patience ${p.patience}, ${p.lrDrops} drops ×${o.gamma}`;
-  }
-  return o.schedule;
-}
 
 function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?: unknown; p?: unknown }[] {
   return Array.isArray(config.layers) ? config.layers : [];

@@ -32,7 +32,7 @@ export function dataLabel(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): str
 
 /** One line a split. (Its notes, a partial or fallback file, were printed as warnings when read.) */
 function report(ds: ImageDataset): void {
-  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels}`);
+  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels} (height×width×channels)`);
 }
 
 /** The splits of a run, read afresh: each image array is the caller's alone (consumable by train()). */

@@ -495,7 +495,7 @@ export class NinModel {
 /** Layers, output shapes, parameters and FLOPs per image, as a table (no GPU needed). */
 export function describeConfig(config: ModelConfig): string {
   const summary = plan(config);
-  const rows = [['layer', 'output', 'params', 'MFLOP/img']];
+  const rows = [['layer', 'output (h×w×c)', 'params', 'MFLOP/img']];
   const { height, width, channels } = config.input;
   rows.push(['input', `${height}×${width}×${channels}`, '', '']);
   for (const l of summary) rows.push([l.name, l.output.join('×'), l.params ? l.params.toLocaleString('en-US') : '', l.flops ? (l.flops / 1e6).toFixed(2) : '']);

@@ -112,3 +112,14 @@ export function parsePlateauState(json: string, where: string): PlateauState {
   if (!ok) throw new Error(`${where}: its plateau schedule state is malformed: ${json}`);
   return p as PlateauState;
 }
+
+/** `cosine`; `step at 50,75 ×0.1`; `plateau on train, patience 3, 2 drops ×0.1`. */
+export function describeSchedule(o: Record<string, unknown>): string | undefined {
+  if (typeof o.schedule !== 'string') return undefined;
+  if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
+  if (o.schedule === 'plateau') {
+    const p = plateauSettings(o as Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>); // as a checkpoint's header holds them
+    return `plateau on ${p.on}, patience ${p.patience}, ${p.lrDrops} drops ×${o.gamma}`;
+  }
+  return o.schedule;
+}

@@ -21,7 +21,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { dataLabel } from './datasets.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
-import { defaultStepEpochs, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
+import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
@@ -513,6 +513,9 @@ async function trainInDirectory(
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);
   const stepsPerEpoch = loader.batchesPerEpoch;
+  // The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it.
+  const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
+  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} steps of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];

@@ -461,7 +461,7 @@ describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
     } finally {
       for (const spy of spies) spy.mockRestore();
     }
-    expect(printed).toEqual([expect.stringMatching(/^warning: CIFAR-10 test: using test_batch\.first1000\.bin: /), 'cifar10/test[:16]: 16 images 32×32×3']);
+    expect(printed).toEqual([expect.stringMatching(/^warning: CIFAR-10 test: using test_batch\.first1000\.bin: /), 'cifar10/test[:16]: 16 images 32×32×3 (height×width×channels)']);
   });
 
   it('CIFAR-10 train resolves to the five gzipped batches in order', async () => {

@@ -202,11 +202,13 @@ describe('image folder reader', () => {
     }
     const scan = scanImageFolder(root, 'train');
     const input = { height: 2, width: 2, channels: 1 as const };
-    const two = await readImageFolder(scan, input, { workers: 2 }); // 500 images a thread at the least
+    const said: string[] = [];
+    const two = await readImageFolder(scan, input, { workers: 2, note: (line) => said.push(line) }); // 500 images a thread at the least
     expect(two.images.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(said).toEqual(['reading 1000 images of many/train in 2 threads…']); // said before the wait (and none resized)
     expect(two.images.every((v) => v === 255)).toBe(true);
-    expect((await readImageFolder(scan, input, { workers: 2, limit: 999 })).images.buffer).not.toBeInstanceOf(SharedArrayBuffer); // fewer than 2 × 500
-    expect((await readImageFolder(scan, input, { workers: 4, imagesPerWorker: 400 })).images.buffer).toBeInstanceOf(SharedArrayBuffer); // 2 threads of 500
+    expect((await readImageFolder(scan, input, { workers: 2, limit: 999, note: () => {} })).images.buffer).not.toBeInstanceOf(SharedArrayBuffer); // fewer than 2 × 500
+    expect((await readImageFolder(scan, input, { workers: 4, imagesPerWorker: 400, note: () => {} })).images.buffer).toBeInstanceOf(SharedArrayBuffer); // 2 threads of 500
   });
 });
 

@@ -143,6 +143,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     await train(o, await loadSplits(o));
     expect(lines).toContain("note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; mnist's default is no augmentation)");
     expect(lines.filter((l) => l.includes('--lr 0'))).toEqual([]);
+    // The recipe as it runs, whatever made it (defaults, flags, a resume).
+    expect(lines).toContain(`training: 1 epoch of 2 steps of 16 images; lr ${o.lr}, ${o.schedule}, ${o.warmupEpochs}-epoch warm-up; momentum 0.9, weight decay 0.0001; standardize preprocessing, augmentation on; seed 1`);
   });
 
   it('--lr 0 says that no step changes the weights', async () => {

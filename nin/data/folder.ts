@@ -266,6 +266,9 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`readImageFolder: ${key} must be a positive integer, got ${v}`);
   }
   const workers = Math.max(1, Math.min(opts.workers ?? defaultWorkers(), Math.floor(files.length / (opts.imagesPerWorker ?? IMAGES_PER_WORKER))));
+  const note = opts.note ?? ((m: string) => console.error(`note: ${m}`));
+  // Some seconds to minutes of decoding: said before, so that the wait has a reason.
+  if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
   const images = allocImages(name, files.length * per, { shared: workers > 1 });
   const labels = Int32Array.from(files, (f) => f.label);
   const paths = files.map((f) => f.path);
@@ -286,7 +289,7 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   }
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable, files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
-  for (const line of notes) (opts.note ?? ((m: string) => console.error(`note: ${m}`)))(line);
+  for (const line of notes) note(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
