@@ -17,10 +17,10 @@
 //   * Output is NHWC for one image ([height, width, channels], row-major); sizes are [height, width].
 //   * Dataset preprocessing (mean subtraction, standardisation, ...) is NOT applied here: callers pass
 //     these pixels through the same preprocessing as the training data.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
-import { decodeJpeg, JpegFormatError, JpegNeedsMore, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
+import { decodeJpeg, jpegEndAfterScan, JpegFormatError, JpegNeedsMore, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
 
 /** A picture that could not be loaded; `file` names it. */
 export class ImageLoadError extends Error {
@@ -249,20 +249,52 @@ function jpegError(path: string, e: unknown): unknown {
  * grey+alpha PNG, a one-component JPEG), from its headers, without decoding it: a folder of
  * training images is sized up before it is read. A JPEG's frame header usually lies in its first
  * 4 KiB, past an EXIF block (with its thumbnail) in its first 128 KiB; the file is read that far,
- * and whole only where the frame header lies further on.
+ * and whole only where the frame header lies further on. A file cut short (a partial download or
+ * copy: the commonest damage) is found here too, by its last bytes, which end a whole file with its
+ * end marker (JPEG's ff d9, PNG's IEND chunk): where they do not (bytes after the end, or a cut),
+ * the file is read whole to tell which.
  */
 export function readImageHeader(path: string): { width: number; height: number; grey: boolean } {
   const head = readStart(path, 4096);
   if (!isJpeg(head)) {
     if (head.length < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notAnImage(path, head.subarray(0, 8));
     const { width, height, colorType } = pngHeader(path, head);
+    if (!readEnd(path, 12).equals(PNG_END) && !pngReachesIend(readWhole(path))) throw new ImageLoadError(path, 'corrupt PNG: no IEND chunk: the file is cut short');
     return { width, height, grey: colorType === 0 || colorType === 4 };
   }
   try {
     const frame = jpegFrameOf(path, head, 4096);
+    const tail = readEnd(path, 2);
+    if (!(tail[0] === 0xff && tail[1] === 0xd9)) jpegEndAfterScan(readWhole(path), frame.scanAt);
     return { ...viewedSize(frame), grey: frame.components === 1 };
   } catch (e) {
     throw jpegError(path, e);
+  }
+}
+
+/** A whole PNG's last 12 bytes: the IEND chunk (no data, its CRC). */
+const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/** Whether a PNG's chunks, followed by their lengths, reach an IEND chunk within the file. */
+function pngReachesIend(bytes: Buffer): boolean {
+  for (let at = 8; at + 12 <= bytes.length; at += 12 + bytes.readUInt32BE(at)) {
+    if (bytes.toString('latin1', at + 4, at + 8) === 'IEND') return true;
+  }
+  return false;
+}
+
+/** Up to the last `length` bytes of `path`. */
+function readEnd(path: string, length: number): Buffer {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const tail = Buffer.alloc(Math.min(length, size));
+    return tail.subarray(0, readSync(fd, tail, 0, tail.length, size - tail.length));
+  } catch (e) {
+    throw readError(path, e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -178,14 +178,19 @@ export function storedPixel(orientation: number, width: number, height: number):
   }
 }
 
+/** Throws where a whole JPEG file has no end-of-image marker past its first scan (at `scanAt`):
+ * entropy-coded data stuffs every ff with 00 and restart markers are ff d0..d7, so an ff d9 there
+ * is the end of the image, and a file without one is cut short. */
+export function jpegEndAfterScan(bytes: Uint8Array, scanAt: number): void {
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xd9]), scanAt) < 0) {
+    throw new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
+  }
+}
+
 /** Decodes a whole JPEG file to RGBA bytes (alpha 255), upright as its EXIF orientation says. */
 export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number; height: number; rgba: Uint8Array } {
   const frame = readJpegFrame(bytes, true);
-  // Entropy-coded data stuffs every ff with 00 and restart markers are ff d0..d7, so an ff d9 past the
-  // first scan is the end of image. jpeg-js would decode a cut-off file's missing rows as grey.
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xd9]), frame.scanAt) < 0) {
-    throw new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
-  }
+  jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     // Not tolerant: a block outside the frame is an error, not skipped. The size was bounded by the

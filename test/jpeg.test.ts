@@ -218,10 +218,18 @@ describe('JPEG errors name the file and what is wrong', () => {
       const path = write(name, bytes);
       expect(() => readImage(path), name).toThrow(new ImageLoadError(path, message.startsWith('not a PNG') ? message + ` ("${describeAscii(bytes.subarray(0, 8))}")` : message));
     }
-    // The header alone already says so for what the frame header shows, and for size, not the scan.
+    // The header alone already says so for what the frame header shows, and for a file cut short
+    // (its last bytes), but not for size or damage inside the scan.
     expect(() => readImageHeader(join(tmp, 'cmyk.jpg'))).toThrow(new ImageLoadError(join(tmp, 'cmyk.jpg'), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'));
     expect(readImageHeader(join(tmp, 'huge.jpg'))).toEqual({ width: 8193, height: 8192, grey: false });
-    expect(readImageHeader(join(tmp, 'cut-in-scan.jpg'))).toEqual({ width: 37, height: 21, grey: false });
+    for (const cut of ['cut-in-scan.jpg', 'cut-after-thumbnail.jpg']) {
+      expect(() => readImageHeader(join(tmp, cut))).toThrow(new ImageLoadError(join(tmp, cut), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'));
+    }
+    expect(readImageHeader(join(tmp, 'marker-in-scan.jpg'))).toEqual({ width: 37, height: 21, grey: false });
+    // Bytes after the end (a second picture, a camera's trailer): the whole file shows its end marker.
+    const trailed = write('trailed.jpg', Buffer.concat([whole, Buffer.from('trailer')]));
+    expect(readImageHeader(trailed)).toEqual({ width: 37, height: 21, grey: false });
+    expect(readImage(trailed)).toEqual(readJpeg(fixture('rgb444-q100-baseline.jpg')));
   });
 
   it('reads what the standard allows between segments: fill bytes, and restart markers before the image data', () => {
@@ -294,6 +302,14 @@ describe('image folders of JPEGs', () => {
     // A JPEG turned by its EXIF block is sized as it is viewed (11×13), so the folder's sizes differ.
     write('folder/train/dog/f.jpg', turned);
     expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow('its images differ in size (width×height): 3 are 13×11 (e.g. ' + join(root, 'train', 'cat', 'a.jpg') + '), 1 is 11×13');
+    // An empty file and one cut short are both named when the folder is sized up, before decoding.
+    write('folder/train/cat/empty.jpg', new Uint8Array(0));
+    write('folder/train/cat/zz-cut.jpg', grey.subarray(0, grey.length - 40));
+    expect(() => folderImageShape(scanImageFolder(root, 'train'))).toThrow(
+      new RegExp(`2 of 6 images cannot be read:\\n  ${join(root, 'train', 'cat', 'empty.jpg')}: not a PNG or JPEG file: .*found an empty file\\n  ${join(root, 'train', 'cat', 'zz-cut.jpg')}: corrupt JPEG: no end-of-image marker`),
+    );
+    rmSync(join(root, 'train', 'cat', 'empty.jpg'));
+    rmSync(join(root, 'train', 'cat', 'zz-cut.jpg'));
     // A JPEG beside the class folders has no class.
     write('folder/train/stray.jpeg', grey);
     expect(() => scanImageFolder(root, 'train')).toThrow(`1 image lies outside the class folders: ${join(root, 'train', 'stray.jpeg')}`);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readPng, resizeImage, resizeNote } from '../nin/images.ts';
+import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -323,6 +323,14 @@ describe('readPng: what the header declares is checked before decoding', () => {
     // Bytes after IEND are ignored, as libpng does: the same pixels as the file without them.
     const trailing = file('trailing.png', Buffer.concat([whole, Buffer.from([0, 0])]));
     expect(readPng(trailing)).toEqual(readPng(file('whole-4x2.png', whole)));
+    // The header reader (an image folder's first pass) finds a file cut short by its end, and
+    // reads whole one whose last bytes are not IEND to tell bytes after it from a cut.
+    expect(readImageHeader(trailing)).toEqual({ width: 4, height: 2, grey: true });
+    expect(readImageHeader(file('whole-again.png', whole))).toEqual({ width: 4, height: 2, grey: true });
+    for (const cutAt of [whole.length - 1, whole.length - 12, 40]) {
+      const cut = file(`cut-${cutAt}.png`, whole.subarray(0, cutAt));
+      expect(() => readImageHeader(cut), `cut at ${cutAt}`).toThrow(new ImageLoadError(cut, 'corrupt PNG: no IEND chunk: the file is cut short'));
+    }
   });
 
   it('16-bit RGB and RGBA files that carry a suggested palette keep their 16-bit scale (the palette is not their pixels)', () => {
