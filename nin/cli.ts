@@ -766,13 +766,14 @@ async function runEval(args: string[]): Promise<void> {
 }
 
 /** `nin predict`'s pictures: each file named, and a directory's images (not its folders'), in code-point order. */
-export function predictedImages(args: readonly string[]): string[] {
+export function predictedImages(args: readonly string[], note: (line: string) => void = (line) => console.error(`note: ${line}`)): string[] {
   return args.flatMap((arg) => {
     if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`);
     if (!statSync(arg).isDirectory()) return [arg];
-    const inside = imagesInDirectory(arg);
-    if (!inside.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
-    return inside;
+    const { images, others } = imagesInDirectory(arg);
+    if (!images.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
+    if (others.length) note(`${arg}: ${others.length} file${others.length === 1 ? '' : 's'} skipped, not .png, .jpg or .jpeg (${others.slice(0, 3).map((f) => basename(f)).join(', ')}${others.length > 3 ? ', …' : ''})`);
+    return images;
   });
 }
 
@@ -781,8 +782,11 @@ async function runPredict(args: string[]): Promise<void> {
   const ckpt = checkpointArg(positionals[0]);
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
-  const { predictProbabilities, formatPredictions, topClasses } = await import('./predict.ts');
-  const r = await predictProbabilities(ckpt, images, undefined, { invert: Boolean(v.invert) });
+  const { predictProbabilities, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
+  const notes: string[] = [];
+  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert) }).finally(() => {
+    for (const line of fewerNotes(notes)) console.error(`note: ${line}`);
+  });
   for (const line of formatPredictions(r)) console.log(line);
   if (json !== undefined) {
     const C = r.classNames.length;

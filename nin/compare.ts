@@ -43,6 +43,8 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   // An image folder's run: which folder (runs on two folders differ in it).
   ['dataset', (o) => (isImageFolderOptions(o.imageFolder) ? dataLabel({ dataset: 'folder', imageFolder: o.imageFolder }) : o.dataset)],
   ['model', (o) => o.model],
+  // A folder's run may be fitted to another size (--image-size), or take another number of channels.
+  ['input (h×w×c)', (_, c) => { const i = c.input as { height?: unknown; width?: unknown; channels?: unknown } | undefined; return i ? `${i.height}×${i.width}×${i.channels}` : undefined; }],
   ['head', (_, c) => c.head],
   ['init', (_, c) => c.init],
   // Only where a run started from another's weights (the others show '–'); a resume keeps the record.

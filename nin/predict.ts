@@ -38,6 +38,19 @@ export function formatPredictions(r: Predictions): string[] {
   return r.images.map((path, i) => `${path}: ${topClasses(r, i, 5).map(({ name, probability }) => `${name} ${(100 * probability).toFixed(1)}%`).join(', ')}`);
 }
 
+/** Pictures' notes with those of one kind past the first `keep` counted instead (a directory of
+ * photos is resized picture by picture: a line each would bury the predictions). */
+export function fewerNotes(notes: readonly string[], keep = 3): string[] {
+  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
+  const out: string[] = [];
+  for (const [pattern, what] of kinds) {
+    const these = notes.filter((n) => pattern.test(n));
+    out.push(...these.slice(0, keep));
+    if (these.length > keep) out.push(`… and ${these.length - keep} more pictures ${what}`);
+  }
+  return [...out, ...notes.filter((n) => !kinds.some(([pattern]) => pattern.test(n)))];
+}
+
 /** Image i's `k` most probable classes, most probable first. */
 export function topClasses(r: Predictions, i: number, k: number): { index: number; name: string; probability: number }[] {
   const C = r.classNames.length;

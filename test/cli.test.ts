@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
+import { fewerNotes } from '../nin/predict.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { runAsync } from './helpers.ts';
@@ -133,9 +134,18 @@ describe('nin CLI', () => {
     mkdirSync(join(dir, 'sub.png')); // a folder, whatever its name
     writeFileSync(join(dir, 'sub.png', 'inner.png'), '');
     const single = join(dir, 'notes.txt'); // a file named is taken as it is: reading it names what it is
-    expect(predictedImages([single, dir])).toEqual([single, ...['Z.jpg', 'a.png', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
+    const said: string[] = [];
+    expect(predictedImages([single, dir], (line) => said.push(line))).toEqual([single, ...['Z.jpg', 'a.png', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
+    expect(said).toEqual([`${dir}: 1 file skipped, not .png, .jpg or .jpeg (notes.txt)`]);
     expect(() => predictedImages([join(dir, 'sub.png', 'none')])).toThrow(new UsageError(`no image at '${join(dir, 'sub.png', 'none')}'`));
     rmSync(dir, { recursive: true });
+  });
+
+  it('nin predict: past three notes of a kind, the rest are counted (a directory of photos is resized one by one)', () => {
+    const resized = (i: number) => `p${i}.jpg: resized from 500×375 to 32×32 (width×height), aspect ratio changed from 1.33:1 to 1:1`;
+    const notes = [resized(1), 'p2.jpg: the picture is blank as the model sees it (every value 0.00 of 1)', resized(3), resized(4), resized(5), resized(6)];
+    expect(fewerNotes(notes)).toEqual([resized(1), resized(3), resized(4), '… and 2 more pictures resized to the model\'s input', notes[1]]);
+    expect(fewerNotes(notes.slice(0, 3))).toEqual([resized(1), resized(3), notes[1]]);
   });
 
   it('prints the usage with exit 2 when no command is given, 0 for --help (also after a command)', async () => {

@@ -89,7 +89,7 @@ describe('nin compare', () => {
     // gap: 3 of 4 epochs, last test error 25 %, best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's.
     expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '0.05', '3/4', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
     expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '0.01', '2/4', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
-    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
+    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);
@@ -100,6 +100,11 @@ describe('nin compare', () => {
     const mixed = comparisonTable(readRuns([gap, mnist]));
     expect(mixed).toContain('note: the runs are on different data sets (cifar10, mnist): their errors do not compare');
     expect(mixed.split('\n')[2]).toMatch(/^\S*study\/gap\s/);
+    // Runs fitted to other image sizes (--image-size) differ in their input.
+    const bigger = runDir('study/bigger', epochs(0, 1, () => ({ testError: 0.3 })), { validation: 5000 }, { ...MODELS['cifar10-small'], input: { height: 48, width: 40, channels: 3 } });
+    const sized = comparisonTable(readRuns([gap, bigger])).split('\n');
+    expect(sized[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'input (h×w×c)']);
+    expect(sized.slice(2, 4).map((l) => l.split(/\s{2,}/)[1])).toEqual(['32×32×3', '48×40×3']);
     // Runs on two image folders of one name: each named by as much of its path as tells them apart.
     const folder = (dir: string, trainList = 'x') => ({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 10, trainList } });
     const onA = runDir('folders/on-a', epochs(0, 1, () => ({ testError: 0.2 })), folder('/data/a/images'));

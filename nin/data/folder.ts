@@ -125,10 +125,11 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   return { dir, classNames: names, files };
 }
 
-/** The images (.png, .jpg, .jpeg) straight inside `dir`, in code-point order, hidden files and
- * folders skipped: `nin predict DIR`. */
-export function imagesInDirectory(dir: string): string[] {
-  return entries(dir).filter((e) => e.kind === 'file' && IMAGE_NAME.test(e.name)).map((e) => e.path);
+/** The images (.png, .jpg, .jpeg) straight inside `dir`, in code-point order, and its other
+ * files; hidden files and folders are skipped: `nin predict DIR`. */
+export function imagesInDirectory(dir: string): { images: string[]; others: string[] } {
+  const files = entries(dir).filter((e) => e.kind === 'file');
+  return { images: files.filter((e) => IMAGE_NAME.test(e.name)).map((e) => e.path), others: files.filter((e) => !IMAGE_NAME.test(e.name)).map((e) => e.path) };
 }
 
 /**
