@@ -320,6 +320,7 @@ export function renderComparison(runs: RunSummary[], opts: { title?: string; lin
       xFrom: 0,
       yLabel: p.logY ? `${p.yLabel}, log scale` : p.yLabel,
       logY: p.logY,
+      zeroOnFloor: p.yLabel.startsWith('error'), // a run that reached 0 % error does not seem to stop there
     });
   });
   return canvas.toPng();

@@ -586,6 +586,9 @@ export interface CurveOptions {
   /** The x axis reaches down to at least this value (epoch axes start at 0, so that a one-epoch
    * run's point is not drawn on the frame). */
   xFrom?: number;
+  /** On a log axis, draw values of exactly 0 on the bottom edge, at a tick '0' below the axis's
+   * range, rather than leaving them out: an error curve that reaches 0 % would seem to stop early. */
+  zeroOnFloor?: boolean;
 }
 
 /** Axis ticks: the value range shown and the tick positions/labels inside it. */
@@ -688,11 +691,14 @@ export function logAxis(minPositive: number, maxPositive: number): Axis {
 /** Draws one complete plot (title, axes, ticks, grid, series, legend) inside `area` of `canvas`. */
 export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: CurveOptions): void {
   const logY = opts.logY ?? false;
+  const onFloor = (y: number) => logY && opts.zeroOnFloor === true && y === 0;
+  const plotted = (x: number, y: number) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0 || onFloor(y));
   const usable = series.map((s) => ({
     name: s.name,
-    points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0)),
+    points: s.points.filter(([x, y]) => plotted(x, y)),
   }));
   const drawn = usable.filter((s) => s.points.length > 0);
+  const floored = drawn.some((s) => s.points.some(([, y]) => onFloor(y)));
 
   // Data ranges (y in log10 space on a log axis).
   let xAxis: Axis;
@@ -707,14 +713,20 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
       for (const [x, y] of s.points) {
         if (x < x0) x0 = x;
         if (x > x1) x1 = x;
+        if (onFloor(y)) continue; // the axis spans the values it can show
         if (y < y0) y0 = y;
         if (y > y1) y1 = y;
       }
     }
     xAxis = niceAxis(Math.min(x0, opts.xFrom ?? x0), x1);
-    yAxis = logY ? logAxis(y0, y1) : niceAxis(y0, y1);
+    yAxis = logY ? (y0 <= y1 ? logAxis(y0, y1) : logAxis(0.1, 10)) : niceAxis(y0, y1);
+    if (floored) {
+      // 0 gets a tick of its own below the log axis, apart from the lowest value shown.
+      const zero = yAxis.lo - 0.1 * (yAxis.hi - yAxis.lo);
+      yAxis = { lo: zero, hi: yAxis.hi, ticks: [{ value: zero, label: '0' }, ...yAxis.ticks] };
+    }
   }
-  const ty = (y: number) => (logY ? Math.log10(y) : y);
+  const ty = (y: number) => (onFloor(y) ? yAxis.lo : logY ? Math.log10(y) : y);
 
   // Layout: title on top, y label + tick labels left, x tick labels + x label below, legend right.
   const pad = 8;
@@ -768,7 +780,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
     const finite = usable[k].points.length;
     let prev: [number, number] | null = null;
     for (const [x, y] of s.points) {
-      if (!(Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0))) {
+      if (!plotted(x, y)) {
         prev = null;
         continue;
       }
@@ -960,6 +972,7 @@ export function renderTrainingCurves(records: object[], opts: TrainingCurveOptio
     xFrom: 0,
     yLabel: logError ? 'error (%, log scale)' : 'error (%)',
     logY: logError,
+    zeroOnFloor: true,
   });
   return canvas.toPng();
 }

@@ -683,6 +683,28 @@ describe('drawPlot: where things land', () => {
     expect(is(c, right - 4, bottom - 4, SERIES_COLORS[0])).toBe(false);
   });
 
+  it('zeroOnFloor: on a log axis, 0 is drawn on the bottom edge and the axis spans the rest (an error curve reaching 0 %)', () => {
+    const points: [number, number][] = [[1, 10], [2, 1], [3, 0], [4, 0]];
+    const plain = new Canvas(500, 300);
+    drawPlot(plain, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points }], { ...opts, logY: true });
+    const floored = new Canvas(500, 300);
+    drawPlot(floored, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points }], { ...opts, logY: true, zeroOnFloor: true });
+    const xs = blackLines(floored, 'x');
+    const ys = blackLines(floored, 'y');
+    // Without it the zeros are left out: the curve and the x axis end at 2.
+    expect(extent(plain, SERIES_COLORS[0], blackLines(plain, 'x'), blackLines(plain, 'y')).maxX).toBe(blackLines(plain, 'x')[1] - 2);
+    // With it the x axis runs to 4, and the last two points sit on the bottom edge, 4 px inside.
+    const e = extent(floored, SERIES_COLORS[0], xs, ys);
+    expect([e.maxX, e.maxY]).toEqual([xs[1] - 2, ys[1] - 2]);
+    expect(is(floored, xs[1] - 4, ys[1] - 4, SERIES_COLORS[0])).toBe(true);
+    // 0 sits below the axis's range, apart from the lowest value shown (1, at x = 2): on the row of
+    // the floor's markers, the curve starts at x = 3 (two thirds along), not at x = 2.
+    const row = ys[1] - 4;
+    let leftmost = Infinity;
+    for (let x = xs[0] + 1; x < xs[1]; x++) if (is(floored, x, row, SERIES_COLORS[0])) leftmost = Math.min(leftmost, x);
+    expect(leftmost).toBeGreaterThan((xs[0] + xs[1]) / 2);
+  });
+
   it('xFrom: the x axis reaches down to it (epochs from 0)', () => {
     const c = new Canvas(500, 300);
     drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[5, 1], [10, 2]] }], { ...opts, xFrom: 0 });
