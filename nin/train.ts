@@ -584,6 +584,10 @@ async function trainInDirectory(
   // (a ZCA fit or LCN can take minutes), nor each epoch's evaluation and saves, which its ETA adds
   // as long as the last epoch's took.
   const trained = { ms: 0, steps: 0 }; // in the epochs of this process finished so far
+  // The process's first steps compile most kernels (seconds on lavapipe): the ETA is timed from
+  // its third step on, and is '…' until then (img/s counts them, as the epoch's record does).
+  const RATE_FROM_STEP = 3;
+  let rateFrom: { ms: number; images: number } | null = null;
   let epochEndSeconds = 0;
   const saveEveryMs = (o.checkpointMinutes ?? 0) * 60_000;
   let lastSave = performance.now();
@@ -656,19 +660,20 @@ async function trainInDirectory(
           pending = null;
         }
         const now = performance.now();
+        const trainedMs = trained.ms + now - te;
+        const trainedImages = (trained.steps + step - firstStep) * o.batchSize;
+        if (!rateFrom && trained.steps + step - firstStep >= RATE_FROM_STEP) rateFrom = { ms: trainedMs, images: trainedImages };
         // A live bar on a terminal; a line every 10 s in logs.
         const interval = process.stderr.isTTY ? 1000 : 10_000;
         if (o.progress !== false && (now - lastPrint > interval || inEpoch === stepsPerEpoch)) {
           lastPrint = now;
-          const { imgPerSec: rate, etaSeconds: eta } = progressEstimate({
-            trainedMs: trained.ms + now - te,
-            trainedImages: (trained.steps + step - firstStep) * o.batchSize,
-            imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize,
-            evaluationsLeft: lastEpoch - epoch,
-            evaluationSeconds: epochEndSeconds,
-          });
+          const left = { imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize, evaluationsLeft: lastEpoch - epoch, evaluationSeconds: epochEndSeconds };
+          const { imgPerSec: rate } = progressEstimate({ trainedMs, trainedImages, ...left });
+          const warm = rateFrom && trainedImages > rateFrom.images ? rateFrom : null;
+          const { etaSeconds: eta } = progressEstimate({ trainedMs: trainedMs - (warm?.ms ?? 0), trainedImages: trainedImages - (warm?.images ?? 0), ...left });
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
-          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
+          const etaText = warm ? `${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}` : '…';
+          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${etaText}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
         }
