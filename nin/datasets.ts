@@ -77,6 +77,7 @@ async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<Trai
   const test = await folderSplit(o, 'test', dataDir, o.testLimit);
   // train/, val/ and test/: val/ is the validation split with --val folder (else the test split only where there is no test/, folder.ts).
   const unread = join(dirname(test.sources[0]), 'val');
+  if (basename(test.sources[0]) === 'val') console.error(`note: ${dirname(test.sources[0])} has no test/: its val/ is the test split (the test error is val/'s)`);
   if (o.validation !== 'folder' && basename(test.sources[0]) === 'test' && existsSync(unread)) {
     const instead = o.validation ? `the validation split is ${o.validation} images held out of train/ (--val folder would validate on val/ instead)` : 'give --val folder to validate on it (or --val N to hold out training images)';
     console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; ${instead}`);

@@ -313,11 +313,15 @@ export function exportCheckpoint(path: string, out: string, opts: { preprocess?:
   writeFileAtomic(out, [bytes]);
   const { height: H, width: W, channels: C } = c.config.input;
   const input = opts.preprocess === false ? `preprocessed images (${c.preprocessor.kind}, as in training)` : `raw 0..255 pixels (the graph applies ${c.preprocessor.kind})`;
+  const names = classNamesOf(c.options);
+  const classes = Array.from({ length: c.config.classes }, (_, k) => names[k] ?? String(k));
+  const listed = classes.length <= 12 ? classes.join(', ') : `${classes.slice(0, 10).join(', ')}, … (${classes.length}; all in the metadata's nin.classes)`;
   return [
     `wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, ONNX opset ${ONNX_OPSET}): ${c.config.name} after epoch ${c.epoch}`,
     `  input  image          float32 [N, ${H}, ${W}, ${C}], channels last: ${input}`,
     `  output logits         float32 [N, ${c.config.classes}]`,
     `  output probabilities  float32 [N, ${c.config.classes}] (softmax)`,
     `  output maps           float32 [N, ${plan(c.config)[c.config.layers.length - 1].output.join(', ')}]: the last mlpconv's maps${c.config.head === 'gap' ? ' (one per class, the paper\'s Figure 4)' : ''}`,
+    `  classes, in output order: ${listed}`,
   ].join('\n');
 }

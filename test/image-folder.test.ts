@@ -243,7 +243,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     expect(small).toMatchObject({ model: 'mnist-small', epochs: 30, batchSize: 60, config: { input: { height: 8, width: 16, channels: 3 }, classes: 3 } });
   });
 
-  it('refuses what cannot work, naming it', () => {
+  it('refuses what cannot work, naming it', async () => {
     const folder = ['--dataset', 'folder', '--data-dir', root];
     const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
     usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/ and test/<class>/ folders of PNG or JPEG images');
@@ -255,6 +255,14 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     cpSync(join(root, 'train'), join(imagenet, 'train'), { recursive: true });
     cpSync(join(root, 'test'), join(imagenet, 'val'), { recursive: true });
     expect(parseTrainArgs(['--dataset', 'folder', '--data-dir', imagenet, '--test-limit', '12']).options.testLimit).toBe(12);
+    const said: string[] = [];
+    const spied = vi.spyOn(console, 'error').mockImplementation((m: string) => void said.push(m));
+    try {
+      await loadSplits(parseTrainArgs(['--dataset', 'folder', '--data-dir', imagenet, '--model', 'mnist-small']).options);
+    } finally {
+      spied.mockRestore();
+    }
+    expect(said.filter((l) => l.startsWith('note:'))).toEqual([`note: ${resolve(imagenet)} has no test/: its val/ is the test split (the test error is val/'s)`]);
     usage(['--dataset', 'folder', '--data-dir', imagenet, '--val', 'folder'], `--val folder: ${imagenet} has no test/, so its val/ is the test split: give --val N, or add a test/`);
     usage([...folder, '--image-size', '37', '--preprocess', 'gcn-zca'], /^--preprocess gcn-zca fits a D×D whitening matrix for the D = 4107 values of a 37×37×3 image; at most 4096 \(CIFAR's 32×32×3 is 3072\)/);
     expect(parseTrainArgs([...folder, '--image-size', '35x39', '--preprocess', 'gcn-zca']).options.config!.input).toEqual({ height: 39, width: 35, channels: 3 }); // 4095 values

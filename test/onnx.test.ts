@@ -281,6 +281,7 @@ describe('nin export (ONNX)', () => {
     const props = new Map(all(fields(readFileSync(join(tmp, 'checkpoint.onnx'))), 14).map((e) => { const f = fields(e); return [text(one(f, 1)), text(one(f, 2))]; }));
     expect([props.get('nin.dataset'), props.get('nin.epoch'), props.get('nin.run_id')]).toEqual(['mnist', '3', 'R7']);
     expect(JSON.parse(props.get('nin.classes')!)).toHaveLength(10);
+    expect(lines.join('\n')).toContain('\n  classes, in output order: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n'); // MNIST's digits, as the metadata's
   });
 
   it.skipIf(!ort || !isAvailable('mnist', 'test'))('bench/onnx.ts: over real MNIST test images the exported model and ours pick the same classes', async () => {
