@@ -48,7 +48,7 @@ describe("the paper's nets", () => {
 
   it("the summary's rows: output shape, parameters and MFLOP of each layer", () => {
     const rows = describeConfig(MODELS.cifar10).split('\n');
-    expect(rows[0]).toMatch(/^layer\s+output\s+params\s+MFLOP\/img$/);
+    expect(rows[0]).toMatch(/^layer\s+output \(h×w×c\)\s+params\s+MFLOP\/img$/);
     expect(rows).toContainEqual(expect.stringMatching(/^mlpconv5x5 192-160-96\s+32×32×96\s+60,928\s+123\.86$/));
     expect(rows).toContainEqual(expect.stringMatching(/^maxpool 3\/2\s+16×16×96\s+0\.22$/));
     expect(rows).toContainEqual(expect.stringMatching(/^avgpool 3\/2\s+8×8×192\s+0\.11$/));
