@@ -347,7 +347,7 @@ function checkpointArg(arg: string, prefix = ''): string {
   const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
   if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'`);
   const problem = notACheckpoint(path);
-  if (problem) throw new UsageError(prefix + problem);
+  if (problem) throw new UsageError(prefix + problem, false);
   return path;
 }
 
@@ -365,7 +365,7 @@ function checkpointHeader(path: string, flag = '--resume'): { options: TrainOpti
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`, false);
   }
-  if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`);
+  if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`, false);
   let fields: ReturnType<typeof checkpointHeaderFields>;
   try {
     fields = checkpointHeaderFields(path, metadata);
@@ -411,7 +411,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const scheduleFlags = ['lr-steps', 'patience', 'lr-drops', 'plateau-on'];
   const replaced = (flag: string) => v[flag] !== undefined || v[`no-${flag}`] !== undefined || (scheduleFlags.includes(flag) && v.schedule !== undefined);
   const damaged = saved ? savedOptionProblems(saved, replaced) : [];
-  if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
+  if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`, false);
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   const given = <K extends keyof typeof RULES>(key: K, epochs?: number) => flagValue(RULES[key], s(RULES[key].flag), epochs) as TrainOptions[K] | undefined;
@@ -438,7 +438,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const base = custom ?? builtInModel(model);
   if (!base) {
     const known = `one of ${Object.keys(MODELS).join(', ')}`;
-    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`);
+    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`, !(modelArg === undefined && saved));
   }
   if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
   // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
@@ -524,7 +524,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
   if (options.validation === 'folder') {
     if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
-    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`);
+    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`, false);
     if (!existsSync(join(folder.imageFolder.dir, 'val'))) throw new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${folder.imageFolder.dir} has no val/ (give --val N to hold out training images instead)`, false);
     const val = scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
     // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
@@ -677,10 +677,10 @@ function startingWeightsProblem(o: TrainOptions): void {
   try {
     shapes = new Map(parameterSpecs(from.config).map((p) => [p.name, p.shape]));
   } catch (e) {
-    throw new UsageError(`--weights-from ${o.weightsFrom}: its network does not plan (${(e as Error).message})`);
+    throw new UsageError(`--weights-from ${o.weightsFrom}: its network does not plan (${(e as Error).message})`, false);
   }
   if (!startingWeights({ config: modelConfig(o), options: o }, { ...from, shapes }).taken.length) {
-    throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model}: nothing to start from`);
+    throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model}: nothing to start from`, false);
   }
   // --overwrite moves the run directory's files aside: the record would name the new run's own checkpoint.
   if (o.overwrite && resolve(dirname(o.weightsFrom!)) === resolve(o.outDir)) {

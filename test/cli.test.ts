@@ -436,6 +436,17 @@ describe('nin CLI', () => {
     expect(r.stderr).toContain(`--resume ${ckpt}: its saved training options are damaged: head must be one of gap, fc, fc-dropout, got "banana"`);
     expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     expect(r.stderr).not.toMatch(/maxDynamic/);
+    // The flags are well formed and name a checkpoint that cannot be resumed: the message alone,
+    // not buried in the usage. (Errors about the flags themselves show it: the cases above.)
+    expect(r.stderr).not.toMatch(/usage:/);
+    const garbage = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'garbage.safetensors');
+    writeFileSync(garbage, 'garbage');
+    const g = await nin('train', '--resume', garbage);
+    expect([g.code, g.stderr.split('\n').length, g.stderr]).toEqual([2, 2, expect.stringMatching(/^nin: .*garbage\.safetensors: /)]);
+    const usage = (f: () => unknown) => { try { f(); } catch (e) { return (e as UsageError).showUsage; } return 'no error'; };
+    expect(usage(() => parseTrainArgs(['--resume', garbage]))).toBe(false);
+    expect(usage(() => parseTrainArgs(['--lr', 'fast']))).toBe(true);
+    expect(usage(resume({ head: 'banana' }))).toBe(false);
   });
 
   it('--schedule plateau: its flags, their defaults, what they need; a run it ended is not resumed without more drops', () => {

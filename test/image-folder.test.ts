@@ -305,6 +305,8 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
       new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
     );
+    // (a message about the folder, not the flags: no usage after it)
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(expect.objectContaining({ showUsage: false }));
     rmSync(join(withVal, 'val', 'red', 'new.png'));
     renameSync(join(withVal, 'val', 'red', '0.png'), join(withVal, 'val', 'blue', 'was-red.png'));
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then\)/);
@@ -338,6 +340,7 @@ describe('nin train --dataset folder end to end', () => {
     ]);
     rmSync(join(root, 'val'), { recursive: true });
     expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${resolve(root)} has no val/ (give --val N to hold out training images instead)`));
+    expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(expect.objectContaining({ showUsage: false }));
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);
     const r = await train(o, data);
