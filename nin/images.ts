@@ -20,7 +20,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
-import { decodeJpeg, jpegEndAfterScan, JpegFormatError, JpegNeedsMore, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
+import { decodeJpeg, JpegFormatError, JpegNeedsMore, noEndOfImage, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
 
 /** A picture that could not be loaded; `file` names it. */
 export class ImageLoadError extends Error {
@@ -259,13 +259,13 @@ export function readImageHeader(path: string): { width: number; height: number; 
   if (!isJpeg(head)) {
     if (head.length < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notAnImage(path, head.subarray(0, 8));
     const { width, height, colorType } = pngHeader(path, head);
-    if (!readEnd(path, 12).equals(PNG_END) && !pngReachesIend(readWhole(path))) throw new ImageLoadError(path, 'corrupt PNG: no IEND chunk: the file is cut short');
+    if (!readEnd(path, 12).equals(PNG_END) && !pngReachesIend(path)) throw new ImageLoadError(path, 'corrupt PNG: no IEND chunk: the file is cut short');
     return { width, height, grey: colorType === 0 || colorType === 4 };
   }
   try {
     const frame = jpegFrameOf(path, head, 4096);
     const tail = readEnd(path, 2);
-    if (!(tail[0] === 0xff && tail[1] === 0xd9)) jpegEndAfterScan(readWhole(path), frame.scanAt);
+    if (!(tail[0] === 0xff && tail[1] === 0xd9) && !jpegHasEnd(path, frame.scanAt)) throw noEndOfImage();
     return { ...viewedSize(frame), grey: frame.components === 1 };
   } catch (e) {
     throw jpegError(path, e);
@@ -275,28 +275,57 @@ export function readImageHeader(path: string): { width: number; height: number; 
 /** A whole PNG's last 12 bytes: the IEND chunk (no data, its CRC). */
 const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
 
-/** Whether a PNG's chunks, followed by their lengths, reach an IEND chunk within the file. */
-function pngReachesIend(bytes: Buffer): boolean {
-  for (let at = 8; at + 12 <= bytes.length; at += 12 + bytes.readUInt32BE(at)) {
-    if (bytes.toString('latin1', at + 4, at + 8) === 'IEND') return true;
-  }
-  return false;
-}
-
-/** Up to the last `length` bytes of `path`. */
-function readEnd(path: string, length: number): Buffer {
+/** `path` opened for `use(fd, size)`; errors name it. */
+function withFile<T>(path: string, use: (fd: number, size: number) => T): T {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
-    const size = fstatSync(fd).size;
-    const tail = Buffer.alloc(Math.min(length, size));
-    return tail.subarray(0, readSync(fd, tail, 0, tail.length, size - tail.length));
+    return use(fd, fstatSync(fd).size);
   } catch (e) {
     throw readError(path, e);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** Up to the last `length` bytes of `path`. */
+function readEnd(path: string, length: number): Buffer {
+  return withFile(path, (fd, size) => {
+    const tail = Buffer.alloc(Math.min(length, size));
+    return tail.subarray(0, readSync(fd, tail, 0, tail.length, size - tail.length));
+  });
+}
+
+/** Whether a PNG's chunks, followed by their lengths (8 bytes read at each), reach an IEND chunk
+ * within the file: bytes after IEND, not a cut. */
+function pngReachesIend(path: string): boolean {
+  return withFile(path, (fd, size) => {
+    const header = Buffer.alloc(8);
+    for (let at = 8; at + 12 <= size; at += 12 + header.readUInt32BE(0)) {
+      readSync(fd, header, 0, 8, at);
+      if (header.toString('latin1', 4, 8) === 'IEND') return true;
+    }
+    return false;
+  });
+}
+
+/** Whether a JPEG holds an end-of-image marker (ff d9) past its first scan, at `scanAt`, searched
+ * from the file's end back in 64 KiB blocks: a file with bytes after its end (a phone's motion
+ * photo carries a video there) is found at once rather than read whole. Entropy-coded data cannot
+ * hold ff d9 (jpegEndAfterScan), so any there is the end of the image or past it. */
+function jpegHasEnd(path: string, scanAt: number): boolean {
+  const BLOCK = 65536;
+  return withFile(path, (fd, size) => {
+    const block = Buffer.alloc(BLOCK + 1);
+    for (let end = size; end > scanAt; end -= BLOCK) {
+      const start = Math.max(scanAt, end - BLOCK);
+      const n = readSync(fd, block, 0, Math.min(end + 1, size) - start, start); // one byte past: a marker across blocks
+      if (block.subarray(0, n).indexOf(JPEG_END) >= 0) return true;
+    }
+    return false;
+  });
+}
+const JPEG_END = Buffer.from([0xff, 0xd9]);
 
 /** A JPEG's frame header from the file's first `asked` bytes (`head`), reading on where it lies
  * further: to 128 KiB, then whole. */

@@ -182,9 +182,12 @@ export function storedPixel(orientation: number, width: number, height: number):
  * entropy-coded data stuffs every ff with 00 and restart markers are ff d0..d7, so an ff d9 there
  * is the end of the image, and a file without one is cut short. */
 export function jpegEndAfterScan(bytes: Uint8Array, scanAt: number): void {
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xd9]), scanAt) < 0) {
-    throw new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
-  }
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xd9]), scanAt) < 0) throw noEndOfImage();
+}
+
+/** The error for a JPEG without an end-of-image marker past its first scan. */
+export function noEndOfImage(): JpegFormatError {
+  return new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
 }
 
 /** Decodes a whole JPEG file to RGBA bytes (alpha 255), upright as its EXIF orientation says. */

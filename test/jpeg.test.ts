@@ -226,10 +226,17 @@ describe('JPEG errors name the file and what is wrong', () => {
       expect(() => readImageHeader(join(tmp, cut))).toThrow(new ImageLoadError(join(tmp, cut), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'));
     }
     expect(readImageHeader(join(tmp, 'marker-in-scan.jpg'))).toEqual({ width: 37, height: 21, grey: false });
-    // Bytes after the end (a second picture, a camera's trailer): the whole file shows its end marker.
+    // Bytes after the end (a second picture, a camera's trailer, a motion photo's video): the end
+    // marker is searched for from the file's end back, 64 KiB at a time, one across two blocks too.
     const trailed = write('trailed.jpg', Buffer.concat([whole, Buffer.from('trailer')]));
     expect(readImageHeader(trailed)).toEqual({ width: 37, height: 21, grey: false });
     expect(readImage(trailed)).toEqual(readJpeg(fixture('rgb444-q100-baseline.jpg')));
+    for (const trailer of [65535, 200_000]) {
+      const long = write(`trailer-${trailer}.jpg`, Buffer.concat([whole, Buffer.alloc(trailer, 0x11)]));
+      expect(readImageHeader(long), `${trailer} bytes after the end`).toEqual({ width: 37, height: 21, grey: false });
+    }
+    const cutPadded = write('cut-padded.jpg', Buffer.concat([whole.subarray(0, (scan + whole.length) >> 1), Buffer.alloc(200_000)]));
+    expect(() => readImageHeader(cutPadded)).toThrow(new ImageLoadError(cutPadded, 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'));
   });
 
   it('reads what the standard allows between segments: fill bytes, and restart markers before the image data', () => {

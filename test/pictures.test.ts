@@ -326,6 +326,7 @@ describe('readPng: what the header declares is checked before decoding', () => {
     // The header reader (an image folder's first pass) finds a file cut short by its end, and
     // reads whole one whose last bytes are not IEND to tell bytes after it from a cut.
     expect(readImageHeader(trailing)).toEqual({ width: 4, height: 2, grey: true });
+    expect(readImageHeader(file('long-trailer.png', Buffer.concat([whole, Buffer.alloc(200_000, 7)])))).toEqual({ width: 4, height: 2, grey: true });
     expect(readImageHeader(file('whole-again.png', whole))).toEqual({ width: 4, height: 2, grey: true });
     for (const cutAt of [whole.length - 1, whole.length - 12, 40]) {
       const cut = file(`cut-${cutAt}.png`, whole.subarray(0, cutAt));
