@@ -347,7 +347,7 @@ function checkpointArg(arg: string, prefix = ''): string {
   const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
   if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'`);
   const problem = notACheckpoint(path);
-  if (problem) throw new UsageError(prefix + problem, false);
+  if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
   return path;
 }
 

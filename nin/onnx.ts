@@ -303,6 +303,11 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
  * `nin export`: writes the checkpoint at `path` as an ONNX model to `out` (atomically) and returns
  * what was written, for the user: the file, its input and outputs.
  */
+/** The classes as `nin export` lists them: all of up to 12, else the first 10 and the count. */
+export function classListing(classes: readonly string[]): string {
+  return classes.length <= 12 ? classes.join(', ') : `${classes.slice(0, 10).join(', ')}, … (${classes.length}; all in the metadata's nin.classes)`;
+}
+
 export function exportCheckpoint(path: string, out: string, opts: { preprocess?: boolean } = {}): string {
   const c = loadCheckpoint(path);
   const bytes = exportOnnx(c.config, c.params, c.preprocessor, {
@@ -314,8 +319,7 @@ export function exportCheckpoint(path: string, out: string, opts: { preprocess?:
   const { height: H, width: W, channels: C } = c.config.input;
   const input = opts.preprocess === false ? `preprocessed images (${c.preprocessor.kind}, as in training)` : `raw 0..255 pixels (the graph applies ${c.preprocessor.kind})`;
   const names = classNamesOf(c.options);
-  const classes = Array.from({ length: c.config.classes }, (_, k) => names[k] ?? String(k));
-  const listed = classes.length <= 12 ? classes.join(', ') : `${classes.slice(0, 10).join(', ')}, … (${classes.length}; all in the metadata's nin.classes)`;
+  const listed = classListing(Array.from({ length: c.config.classes }, (_, k) => names[k] ?? String(k)));
   return [
     `wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, ONNX opset ${ONNX_OPSET}): ${c.config.name} after epoch ${c.epoch}`,
     `  input  image          float32 [N, ${H}, ${W}, ${C}], channels last: ${input}`,

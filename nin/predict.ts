@@ -39,14 +39,16 @@ export function formatPredictions(r: Predictions): string[] {
 }
 
 /** Pictures' notes with those of one kind past the first `keep` counted instead (a directory of
- * photos is resized picture by picture: a line each would bury the predictions). */
+ * photos is resized picture by picture: a line each would bury the predictions). The notes come
+ * grouped by kind, the counted kinds first. */
 export function fewerNotes(notes: readonly string[], keep = 3): string[] {
   const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
   const out: string[] = [];
   for (const [pattern, what] of kinds) {
     const these = notes.filter((n) => pattern.test(n));
     out.push(...these.slice(0, keep));
-    if (these.length > keep) out.push(`… and ${these.length - keep} more pictures ${what}`);
+    const more = these.length - keep;
+    if (more > 0) out.push(`… and ${more} more picture${more === 1 ? '' : 's'} ${what}`);
   }
   return [...out, ...notes.filter((n) => !kinds.some(([pattern]) => pattern.test(n)))];
 }

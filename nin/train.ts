@@ -667,12 +667,16 @@ async function trainInDirectory(
         const interval = process.stderr.isTTY ? 1000 : 10_000;
         if (o.progress !== false && (now - lastPrint > interval || inEpoch === stepsPerEpoch)) {
           lastPrint = now;
-          const left = { imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize, evaluationsLeft: lastEpoch - epoch, evaluationSeconds: epochEndSeconds };
-          const { imgPerSec: rate } = progressEstimate({ trainedMs, trainedImages, ...left });
-          const warm = rateFrom && trainedImages > rateFrom.images ? rateFrom : null;
-          const { etaSeconds: eta } = progressEstimate({ trainedMs: trainedMs - (warm?.ms ?? 0), trainedImages: trainedImages - (warm?.images ?? 0), ...left });
+          const { imgPerSec: rate, etaSeconds: eta } = progressEstimate({
+            trainedMs,
+            trainedImages,
+            imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize,
+            evaluationsLeft: lastEpoch - epoch,
+            evaluationSeconds: epochEndSeconds,
+            warmFrom: rateFrom,
+          });
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
-          const etaText = warm ? `${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}` : '…';
+          const etaText = eta === null ? '…' : `${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
           const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${etaText}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
@@ -776,10 +780,15 @@ async function trainInDirectory(
 
 /** The progress line's img/s, over the training steps alone (timed by the caller without the
  * evaluations and saves between epochs), and its ETA: the images left at that rate, plus each
- * epoch's evaluation and saves left as long as the last one's took. */
-export function progressEstimate(p: { trainedMs: number; trainedImages: number; imagesLeft: number; evaluationsLeft: number; evaluationSeconds: number }): { imgPerSec: number; etaSeconds: number } {
+ * epoch's evaluation and saves left as long as the last one's took. With `warmFrom` (the totals
+ * when the process's kernels were compiled: its third step), the ETA goes at the rate since then,
+ * and is null before it (the first steps' compiles would make it many times too long). */
+export function progressEstimate(p: { trainedMs: number; trainedImages: number; imagesLeft: number; evaluationsLeft: number; evaluationSeconds: number; warmFrom?: { ms: number; images: number } | null }): { imgPerSec: number; etaSeconds: number | null } {
   const imgPerSec = p.trainedImages / (p.trainedMs / 1000);
-  return { imgPerSec, etaSeconds: p.imagesLeft / imgPerSec + p.evaluationsLeft * p.evaluationSeconds };
+  const eta = (rate: number) => p.imagesLeft / rate + p.evaluationsLeft * p.evaluationSeconds;
+  if (p.warmFrom === undefined) return { imgPerSec, etaSeconds: eta(imgPerSec) };
+  if (p.warmFrom === null || p.trainedImages <= p.warmFrom.images) return { imgPerSec, etaSeconds: null };
+  return { imgPerSec, etaSeconds: eta((p.trainedImages - p.warmFrom.images) / ((p.trainedMs - p.warmFrom.ms) / 1000)) };
 }
 
 /** Whether a file is empty or ends with a newline. */

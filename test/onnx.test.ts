@@ -16,7 +16,7 @@ import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { notACheckpoint } from '../nin/run-directory.ts';
 import { main, parseTrainArgs } from '../nin/cli.ts';
 import { NinModel, parameterSpecs, plan, type ModelConfig } from '../nin/model.ts';
-import { exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
+import { classListing, exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
 import { fitPreprocessor, Preprocessor, type PreprocessKind } from '../nin/preprocessing.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -282,6 +282,9 @@ describe('nin export (ONNX)', () => {
     expect([props.get('nin.dataset'), props.get('nin.epoch'), props.get('nin.run_id')]).toEqual(['mnist', '3', 'R7']);
     expect(JSON.parse(props.get('nin.classes')!)).toHaveLength(10);
     expect(lines.join('\n')).toContain('\n  classes, in output order: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n'); // MNIST's digits, as the metadata's
+    const names = (n: number) => Array.from({ length: n }, (_, k) => `c${k}`);
+    expect(classListing(names(12))).toBe(names(12).join(', '));
+    expect(classListing(names(13))).toBe(`${names(10).join(', ')}, … (13; all in the metadata's nin.classes)`);
   });
 
   it.skipIf(!ort || !isAvailable('mnist', 'test'))('bench/onnx.ts: over real MNIST test images the exported model and ours pick the same classes', async () => {

@@ -704,6 +704,11 @@ describe('drawPlot: where things land', () => {
     let leftmost = Infinity;
     for (let x = xs[0] + 1; x < xs[1]; x++) if (is(floored, x, row, SERIES_COLORS[0])) leftmost = Math.min(leftmost, x);
     expect(leftmost).toBeGreaterThan((xs[0] + xs[1]) / 2);
+    // Every value 0 (a run that never erred): drawn on the floor, not refused for an empty range.
+    const zeros = new Canvas(500, 300);
+    drawPlot(zeros, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[1, 0], [2, 0]] }], { ...opts, logY: true, zeroOnFloor: true });
+    const z = extent(zeros, SERIES_COLORS[0], blackLines(zeros, 'x'), blackLines(zeros, 'y'));
+    expect([z.minY, z.maxY]).toEqual([blackLines(zeros, 'y')[1] - 6, blackLines(zeros, 'y')[1] - 2]);
   });
 
   it('xFrom: the x axis reaches down to it (epochs from 0)', () => {

@@ -152,6 +152,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--lr', '0', '--out', join(tmp, 'lr-zero')]), log: (l: string) => lines.push(l) };
     const r = await train(o, await loadSplits(o));
     expect(lines).toContain('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
+    expect(lines).toContainEqual(expect.stringMatching(/^training: 1 epoch of 2 steps of 16 images; lr 0, .*; standardize preprocessing, augmentation off; seed 1$/));
     expect(r.stepLosses.length).toBe(2);
   });
 
@@ -1305,6 +1306,15 @@ describe('the progress line', () => {
     // 1,000 images in 10 s of steps: 100 img/s; 800 images left: 8 s, and two evaluations of 3 s.
     expect(progressEstimate({ trainedMs: 10_000, trainedImages: 1000, imagesLeft: 800, evaluationsLeft: 2, evaluationSeconds: 3 })).toEqual({ imgPerSec: 100, etaSeconds: 14 });
     expect(progressEstimate({ trainedMs: 500, trainedImages: 64, imagesLeft: 0, evaluationsLeft: 1, evaluationSeconds: 0 })).toEqual({ imgPerSec: 128, etaSeconds: 0 });
+  });
+
+  it('times the ETA from the kernels compiled (the third step) on, and gives none before', () => {
+    const left = { imagesLeft: 800, evaluationsLeft: 0, evaluationSeconds: 0 };
+    // 3 steps of 16 images took 10 s (compiles); 100 more steps 8 s: 200 img/s since, 4 s for 800.
+    const warmFrom = { ms: 10_000, images: 48 };
+    expect(progressEstimate({ trainedMs: 18_000, trainedImages: 1648, ...left, warmFrom })).toEqual({ imgPerSec: 1648 / 18, etaSeconds: 4 });
+    expect(progressEstimate({ trainedMs: 10_000, trainedImages: 48, ...left, warmFrom }).etaSeconds).toBeNull(); // no step since
+    expect(progressEstimate({ trainedMs: 700, trainedImages: 32, ...left, warmFrom: null })).toEqual({ imgPerSec: 32 / 0.7, etaSeconds: null }); // not yet
   });
 });
 
