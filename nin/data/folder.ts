@@ -7,9 +7,9 @@
 // Class k is the k-th training folder in code-point order (the same on every machine and locale).
 // Names starting with "." (.DS_Store, .git) are skipped; in a class folder, any other file that is
 // not a .png, .jpg or .jpeg is an error, so that a folder of GIFs is not read as an empty class (a
-// file is decoded by its bytes, not its name). The images of
-// all classes are mixed in proportion to the classes' sizes, so that a --train-limit or a
-// --val-from end takes each class in proportion.
+// file is then decoded by its bytes, not its name). The images of all classes are mixed in
+// proportion to the classes' sizes, so that a --train-limit or a --val-from end takes each class in
+// proportion.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
@@ -254,9 +254,9 @@ const IMAGES_PER_WORKER = 500;
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
  * named together, at most a few. `note` (default: stderr) is told how many were resized.
- * Decoding is most of the time (a 500×375 JPEG takes some 25 ms), so a large folder is read by
- * `workers` threads (default: one a core, up to 16; at least 500 images each), each over its part
- * of one shared array: the same pixels as one thread reads.
+ * Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large
+ * folder is read by `workers` threads (default: one a core, up to 16; at least 500 images each),
+ * each over its part of one shared array: the same pixels as one thread reads.
  */
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
