@@ -29,6 +29,8 @@ export default defineConfig({
     maxWorkers: Math.min(2, availableParallelism()),
     pool: 'forks',
     testTimeout: 300_000,
+    // One temporary directory for the run, removed at its end (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     hookTimeout: 120_000,
     // One project alone: `npx vitest run --project all test/mlpconv.test.ts`.
     projects: [
