@@ -6,5 +6,5 @@ import { expect, it } from 'vitest';
 
 it("puts the run's temporary files under one directory of its own", () => {
   expect(basename(tmpdir())).toMatch(/^nin-tests-/);
-  expect(process.env.NIN_TESTS_TMPDIR).toBe(tmpdir());
+  expect(process.env.TMPDIR).toBe(tmpdir());
 });
