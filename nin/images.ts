@@ -218,16 +218,10 @@ function pngHeader(path: string, head: Buffer): { width: number; height: number;
 
 /** Up to `length` bytes from the start of `path`. */
 function readStart(path: string, length: number): Buffer {
-  const head = Buffer.alloc(length);
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
+  return withFile(path, (fd) => {
+    const head = Buffer.alloc(length);
     return head.subarray(0, readSync(fd, head, 0, length, 0));
-  } catch (e) {
-    throw readError(path, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  });
 }
 
 /** JPEG's start-of-image marker and the first byte of the next marker. */
@@ -252,7 +246,7 @@ function jpegError(path: string, e: unknown): unknown {
  * and whole only where the frame header lies further on. A file cut short (a partial download or
  * copy: the commonest damage) is found here too, by its last bytes, which end a whole file with its
  * end marker (JPEG's ff d9, PNG's IEND chunk): where they do not (bytes after the end, or a cut),
- * the file is read whole to tell which.
+ * jpegHasEnd and pngReachesIend tell which without reading the file whole.
  */
 export function readImageHeader(path: string): { width: number; height: number; grey: boolean } {
   const head = readStart(path, 4096);
@@ -356,11 +350,7 @@ export function readJpeg(path: string): DecodedImage {
   const bytes = readWhole(path);
   if (!isJpeg(bytes)) throw new ImageLoadError(path, `not a JPEG file: expected ff d8 ff, found ${bytes.length ? describeBytes(bytes.subarray(0, 8)) : 'an empty file'}`);
   try {
-    const frame = readJpegFrame(bytes, true);
-    if (frame.width * frame.height > MAX_IMAGE_PIXELS) {
-      throw new ImageLoadError(path, `JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
-    }
-    const { width, height, rgba: bytesRgba } = decodeJpeg(bytes);
+    const { width, height, rgba: bytesRgba } = decodeJpeg(bytes, MAX_IMAGE_PIXELS);
     const rgba = new Float32Array(bytesRgba.length);
     for (let i = 0; i < rgba.length; i++) rgba[i] = bytesRgba[i] / 255;
     return { width, height, rgba };

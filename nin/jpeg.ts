@@ -190,14 +190,17 @@ export function noEndOfImage(): JpegFormatError {
   return new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
 }
 
-/** Decodes a whole JPEG file to RGBA bytes (alpha 255), upright as its EXIF orientation says. */
-export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number; height: number; rgba: Uint8Array } {
+/** Decodes a whole JPEG file of at most `maxPixels` to RGBA bytes (alpha 255), upright as its EXIF orientation says. */
+export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: number; height: number; rgba: Uint8Array } {
   const frame = readJpegFrame(bytes, true);
+  if (frame.width * frame.height > maxPixels) {
+    throw new JpegFormatError(`JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${maxPixels} this reader accepts; resize it first`);
+  }
   jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
-    // Not tolerant: a block outside the frame is an error, not skipped. The size was bounded by the
-    // caller; jpeg-js's own limits (100 megapixels, 512 MiB) would refuse it by other numbers.
+    // Not tolerant: a block outside the frame is an error, not skipped. The size is bounded above;
+    // jpeg-js's own limits (100 megapixels, 512 MiB) would refuse it by other numbers.
     decoded = patchedDecode()(bytes, { useTArray: true, formatAsRGBA: true, colorTransform: frame.ycbcr, tolerantDecoding: false, maxResolutionInMP: 1e6, maxMemoryUsageInMB: 1e6 });
   } catch (e) {
     throw new JpegFormatError(`corrupt JPEG (${(e as Error).message})`);
@@ -206,7 +209,7 @@ export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number
   if (width !== frame.width || height !== frame.height || data.length !== width * height * 4) {
     throw new JpegFormatError(`corrupt JPEG: decoded ${data.length / 4} pixels as ${width}×${height}, the frame header says ${frame.width}×${frame.height}`);
   }
-  if (frame.orientation === 1) return { frame, width, height, rgba: data };
+  if (frame.orientation === 1) return { width, height, rgba: data };
   const viewed = viewedSize(frame);
   const rgba = new Uint8Array(data.length);
   const from = storedPixel(frame.orientation, width, height);
@@ -218,7 +221,7 @@ export function decodeJpeg(bytes: Uint8Array): { frame: JpegFrame; width: number
       for (let k = 0; k < 4; k++) rgba[dst + k] = data[src + k];
     }
   }
-  return { frame, ...viewed, rgba };
+  return { ...viewed, rgba };
 }
 
 let decoder: typeof jpeg.decode | undefined;
