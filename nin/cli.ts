@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderChanged, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanRunFolder } from './data/folder.ts';
+import { folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -531,7 +531,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     const was = header?.options.imageFolder;
     const changed = was && folderValChanged(val, was);
     if (changed) throw new UsageError(`--resume ${resume}: ${val.dir}: ${changed}`, false);
-    options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val) };
+    options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val), valClasses: folderClassLists(val) };
   }
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
@@ -722,7 +722,7 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; images make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
-  const imageFolder: ImageFolderOptions = { dir: root, classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train) };
+  const imageFolder: ImageFolderOptions = { dir: root, classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train), trainClasses: folderClassLists(train) };
   return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
 }
 

@@ -171,7 +171,7 @@ export function checkpointHeaderFields(path: string, metadata: Record<string, st
   if (o.weightsFrom !== undefined && typeof o.weightsFrom !== 'string') throw new Error(`${path}: metadata "options": weightsFrom must be a string, got ${JSON.stringify(o.weightsFrom)}`);
   // An image folder's run: its data are read again by eval, visualize, a resume, and a run started from it.
   if (o.dataset === 'folder' && !isImageFolderOptions(o.imageFolder)) {
-    throw new Error(`${path}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList, got ${JSON.stringify(o.imageFolder) ?? 'undefined'}`);
+    throw new Error(`${path}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got ${JSON.stringify(o.imageFolder) ?? 'undefined'}`);
   }
   const ownConfig = o.config === undefined ? {} : { config: parseModelConfig(o.config, `${path} (options.config)`) };
   return { config, options: { ...o, ...ownConfig } as TrainOptions, epoch: checkpointCount(path, metadata, 'epoch') };

@@ -87,6 +87,16 @@ export interface ImageFolderOptions {
   /** With `--val folder`: val/'s image count and folderListDigest (runs from before session 34 lack them). */
   valImages?: number;
   valList?: string;
+  /** Per class, the training (and --val folder's) images: folderClassLists, so that a changed
+   * folder is named by class (runs from before session 35 lack them). */
+  trainClasses?: ClassList[];
+  valClasses?: ClassList[];
+}
+
+/** One class folder's image count and the digest of its list (nin/data/folder.ts). */
+export interface ClassList {
+  images: number;
+  list: string;
 }
 
 export interface EvalResult {

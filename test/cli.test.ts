@@ -406,14 +406,16 @@ describe('nin CLI', () => {
     expect(resume({ outDir: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
     expect(resume({ weightsFrom: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": weightsFrom must be a string, got 7`));
     // An image folder's run names its folder, classes, image count and list (eval, visualize and a run started from it read them too).
-    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList, got undefined`));
+    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got undefined`));
     expect(resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5 } })).toThrow(
-      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList, got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
+      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
     );
     const damagedVal = (imageFolder: object) => resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5, trainList: 'x', ...imageFolder } });
-    expect(damagedVal({ valImages: 3, valList: 5 })).toThrow(/imageFolder must be .* with --val folder, valImages and valList, got .*"valList":5/);
+    expect(damagedVal({ valImages: 3, valList: 5 })).toThrow(/imageFolder must be .* with --val folder, valImages and valList .*, got .*"valList":5/);
     expect(damagedVal({ valImages: 0, valList: 'y' })).toThrow(/imageFolder must be .*"valImages":0/);
     expect(damagedVal({ valList: 'y' })).toThrow(/imageFolder must be .*"valList":"y"/); // one without the other
+    expect(damagedVal({ trainClasses: [{ images: 3, list: 'z' }] })).toThrow(/imageFolder must be .*"trainClasses":\[\{"images":3,"list":"z"\}\]/); // one for two classes
+    expect(damagedVal({ valImages: 3, valList: 'y', valClasses: [{ images: 3, list: 'z' }, { images: -1, list: 'w' }] })).toThrow(/imageFolder must be .*"images":-1/);
     expect(resume({ config: { name: 'x' } })).toThrow(`--resume: ${ckpt} (options.config)`);
     // A flag replaces the saved value, which is then never read (the checkpoint saves the flag's);
     // a flag for another option does not.

@@ -296,20 +296,27 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     const resumable = checkpoint('with-val.safetensors', o);
     expect(parseTrainArgs(['--resume', resumable]).options.imageFolder).toEqual(o.imageFolder);
     // A run from before val/ was recorded resumes, and records it now.
-    const { valImages: _, valList: __, ...before } = o.imageFolder!;
+    const { valImages: _, valList: __, valClasses: ____, ...before } = o.imageFolder!;
     expect(parseTrainArgs(['--resume', checkpoint('before-val-list.safetensors', { ...o, imageFolder: before })]).options.imageFolder).toEqual(o.imageFolder);
     // An image added to val/, or one moved to another class: refused, when the flags are read and
     // when the data are (a library caller's train(), or a folder changed in between).
     writePng(join(withVal, 'val', 'red', 'new.png'), 12, 10, () => [200, 0, 0]);
-    await expect(loadSplits(o)).rejects.toThrow(`${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then)`);
+    await expect(loadSplits(o)).rejects.toThrow(`${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then; red/ 5 now, 4 then)`);
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
-      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
+      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then; red/ 5 now, 4 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
     );
     // (a message about the folder, not the flags: no usage after it)
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(expect.objectContaining({ showUsage: false }));
     rmSync(join(withVal, 'val', 'red', 'new.png'));
     renameSync(join(withVal, 'val', 'red', '0.png'), join(withVal, 'val', 'blue', 'was-red.png'));
-    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then\)/);
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then; blue\/ 5 now, 4 then; red\/ 3 now, 4 then\)/);
+    // Renamed within its class: the count alone would not tell.
+    renameSync(join(withVal, 'val', 'blue', 'was-red.png'), join(withVal, 'val', 'red', '0.png'));
+    renameSync(join(withVal, 'val', 'green', '0.png'), join(withVal, 'val', 'green', 'renamed.png'));
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then; green\/ as many, other names\)/);
+    // A run from before the classes were recorded: the counts only.
+    const { valClasses: ___, ...withoutClasses } = o.imageFolder!;
+    expect(() => parseTrainArgs(['--resume', checkpoint('before-val-classes.safetensors', { ...o, imageFolder: withoutClasses })])).toThrow(/its images are not the run's validation images \(12 now, 12 then\): an image/);
   });
 });
 
@@ -347,7 +354,7 @@ describe('nin train --dataset folder end to end', () => {
     expect(r.test!.error).toBeLessThan(0.2); // chance: 2/3
 
     const c = loadCheckpoint(r.checkpoint);
-    expect(c.options.imageFolder).toEqual({ dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 120, trainList: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(c.options.imageFolder).toEqual({ dir: resolve(root), classNames: ['blue', 'green', 'red'], trainImages: 120, trainList: expect.stringMatching(/^[0-9a-f]{64}$/), trainClasses: [0, 1, 2].map(() => ({ images: 40, list: expect.stringMatching(/^[0-9a-f]{16}$/) })) });
     const test = await loadTestSet(c.options);
     const model = c.buildModel();
     const ev = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), 16).finally(() => model.dispose());
@@ -373,13 +380,13 @@ describe('nin train --dataset folder end to end', () => {
     expect(comparisonTable(readRuns([join(tmp, 'e2e-run')]))).toMatch(/same in all: dataset folder e2e-moved, model mnist-small,/); // the folder its checkpoint last trained on
     // An image moved to another class, or one more, would change the run's training set, its order and split.
     const more = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
-    const changed = (now: number) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
+    const changed = (now: number, classes: string) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then${classes}): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
     renameSync(join(moved, 'train', 'red', '0.png'), join(moved, 'train', 'blue', 'from-red.png'));
-    expect(() => parseTrainArgs(more)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${changed(120)}`));
+    expect(() => parseTrainArgs(more)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${changed(120, '; blue/ 41 now, 40 then; red/ 39 now, 40 then')}`));
     renameSync(join(moved, 'train', 'blue', 'from-red.png'), join(moved, 'train', 'red', '0.png'));
     const again = quiet(parseTrainArgs(more).options);
     writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot); // (after the options were made: the loader finds it)
-    await expect(loadSplits(again, moved)).rejects.toThrow(changed(121));
+    await expect(loadSplits(again, moved)).rejects.toThrow(changed(121, '; red/ 41 now, 40 then'));
     // eval's --test-limit is held to the folder where --data-dir says it is (30 test images there).
     const errors: string[] = [];
     const spy = vi.spyOn(console, 'error').mockImplementation((m: string) => void errors.push(m));

@@ -18,7 +18,7 @@ import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { defaultWorkers } from './parallel.ts';
 import { ImageLoadError, loadImageForModel, readImageHeader, type ModelInput } from '../images.ts';
-import type { ImageFolderOptions } from '../train.ts';
+import type { ClassList, ImageFolderOptions } from '../train.ts';
 
 /** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
 export type FolderSplit = 'train' | 'test' | 'val';
@@ -143,14 +143,45 @@ export function folderListDigest(scan: FolderScan): string {
   return hash.digest('hex');
 }
 
+/** Each class's image count and the digest of its part of the list (folderListDigest's lines of
+ * that class, 16 hex digits): recorded with a run, so that a changed folder is named by class. */
+export function folderClassLists(scan: FolderScan): ClassList[] {
+  const hashes = scan.classNames.map(() => createHash('sha256'));
+  const counts = scan.classNames.map(() => 0);
+  for (const { path, label } of scan.files) {
+    hashes[label].update(`${label}\t${relative(scan.dir, path).normalize('NFC')}\n`);
+    counts[label]++;
+  }
+  return hashes.map((hash, k) => ({ images: counts[k], list: hash.digest('hex').slice(0, 16) }));
+}
+
+/** What differs between a split as scanned and as recorded (folderClassLists), by class: e.g.
+ * "red/ 41 now, 40 then; blue/ as many, other names". Empty where nothing was recorded. */
+export function classesChanged(scan: FolderScan, recorded: readonly ClassList[] | undefined): string {
+  if (!recorded || recorded.length !== scan.classNames.length) return '';
+  const now = folderClassLists(scan);
+  const changed = now.flatMap((c, k) => {
+    const was = recorded[k];
+    if (c.images === was.images && c.list === was.list) return [];
+    return [`${scan.classNames[k]}/ ${c.images === was.images ? 'as many, other names' : `${c.images} now, ${was.images} then`}`];
+  });
+  const more = changed.length - LISTED;
+  return changed.length ? `; ${changed.slice(0, LISTED).join('; ')}${more > 0 ? `; and ${more} more class${more === 1 ? '' : 'es'}` : ''}` : '';
+}
+
 /** Whether a checkpoint's saved `imageFolder` has every field, of its type. */
 export function isImageFolderOptions(v: unknown): v is ImageFolderOptions {
   const f = v as ImageFolderOptions | undefined;
   const optional = (v: unknown, valid: (v: unknown) => boolean) => v === undefined || valid(v);
   return (
     typeof f?.dir === 'string' && Array.isArray(f.classNames) && f.classNames.length >= 2 && f.classNames.every((n) => typeof n === 'string') && Number.isInteger(f.trainImages) && f.trainImages > 0 && typeof f.trainList === 'string' &&
-    (f.valList === undefined) === (f.valImages === undefined) && optional(f.valImages, (n) => Number.isInteger(n) && (n as number) > 0) && optional(f.valList, (d) => typeof d === 'string')
+    (f.valList === undefined) === (f.valImages === undefined) && optional(f.valImages, (n) => Number.isInteger(n) && (n as number) > 0) && optional(f.valList, (d) => typeof d === 'string') &&
+    optional(f.trainClasses, (c) => isClassLists(c, f.classNames.length)) && optional(f.valClasses, (c) => isClassLists(c, f.classNames.length))
   );
+}
+
+function isClassLists(v: unknown, classes: number): boolean {
+  return Array.isArray(v) && v.length === classes && v.every((c: ClassList) => Number.isInteger(c?.images) && c.images >= 0 && typeof c.list === 'string');
 }
 
 /** A split of a run's image folder: where `dataDir` says, else where the run found it (moved: say so). */
@@ -165,13 +196,13 @@ export function scanRunFolder(folder: ImageFolderOptions, split: FolderSplit, da
  * (also for a run from before they were recorded). */
 export function folderValChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
   if (folder.valList === undefined || folderListDigest(scan) === folder.valList) return null;
-  return `its images are not the run's validation images (${scan.files.length} now, ${folder.valImages} then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
+  return `its images are not the run's validation images (${scan.files.length} now, ${folder.valImages} then${classesChanged(scan, folder.valClasses)}): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
 }
 
 /** Why a run's training folder no longer holds the run's training set, or null. */
 export function folderChanged(scan: FolderScan, folder: ImageFolderOptions): string | null {
   if (folderListDigest(scan) === folder.trainList) return null;
-  return `its training images are not the run's (${scan.files.length} now, ${folder.trainImages} then): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
+  return `its training images are not the run's (${scan.files.length} now, ${folder.trainImages} then${classesChanged(scan, folder.trainClasses)}): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
 }
 
 /** The error naming a split's unreadable images (their errors' messages): a few, and how many more. */
