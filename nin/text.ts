@@ -10,14 +10,18 @@ const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff
  * zero-width spaces and joiners, soft hyphens, variation selectors, emoji skin tones. */
 const ZERO = /[\p{M}\u00ad\u1160-\u11ff\ud7b0-\ud7ff\u200b-\u200f\u2060-\u2064\ufeff\ufe00-\ufe0f\u{1f3fb}-\u{1f3ff}]/u;
 const JOINER = '\u200d';
+const REGIONAL_INDICATOR = /[\u{1f1e6}-\u{1f1ff}]/u;
 const EMOJI_STYLE = '\ufe0f';
 
 /** Each code point of `text` with the columns it adds: a pictograph after a zero-width joiner
- * adds none (👨‍👩‍👧 is drawn as one), and one asked for as emoji (❤️: U+2764 U+FE0F) takes two. */
+ * adds none (👨‍👩‍👧 is drawn as one), one asked for as emoji (❤️: U+2764 U+FE0F) takes two, and a
+ * flag, two regional indicator letters (🇯🇵: U+1F1EF U+1F1F5), takes two. */
 function columns(text: string): [string, number][] {
   const points = [...text];
+  let letters = 0; // regional indicators in a row so far: each second one completes a flag
   return points.map((c, i) => {
-    if (ZERO.test(c) || points[i - 1] === JOINER) return [c, 0];
+    letters = REGIONAL_INDICATOR.test(c) ? letters + 1 : 0;
+    if (ZERO.test(c) || points[i - 1] === JOINER || (letters > 0 && letters % 2 === 0)) return [c, 0];
     if (WIDE.test(c) || (points[i + 1] === EMOJI_STYLE && /\p{Extended_Pictographic}/u.test(c))) return [c, 2];
     return [c, 1];
   });

@@ -21,6 +21,8 @@ describe('terminal columns', () => {
     expect(displayWidth('❤')).toBe(1);
     expect(displayWidth('👨‍👩‍👧')).toBe(2); // joined: one picture
     expect(displayWidth('👍🏽')).toBe(2); // a skin tone modifies, takes no column
+    expect(displayWidth('🇯🇵🇫🇷')).toBe(4); // a flag is two regional indicator letters, drawn as one
+    expect(displayWidth('🇯🇵🇫')).toBe(4); // a letter without its pair is drawn alone
     expect(displayWidth('a\u00adb\u2060c\ufeff\u200b')).toBe(3); // soft hyphen, word joiner, BOM, zero-width space
   });
 
@@ -31,6 +33,7 @@ describe('terminal columns', () => {
     expect(clipToWidth('E\u0301E\u0301E\u0301', 2)).toBe('E\u0301E\u0301'); // the accent stays with its letter
     expect(clipToWidth('👨‍👩‍👧x', 2)).toBe('👨‍👩‍👧'); // not cut after a joiner
     expect(clipToWidth('a👨‍👩‍👧', 2)).toBe('a');
+    expect(clipToWidth('🇯🇵🇫🇷', 3)).toBe('🇯🇵'); // a flag is not split into its letters
     expect(padStartTo('猫', 4)).toBe('  猫');
     expect(padEndTo('猫', 4)).toBe('猫  ');
     expect(padEndTo('toolong', 3)).toBe('toolong');
