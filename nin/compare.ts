@@ -194,7 +194,7 @@ export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
 /**
  * The comparison as text: a table with one row per run (settings that differ between the runs,
  * then epochs done, final test error, the best validation epoch with its test error, median img/s
- * and training time), followed by the settings all runs share. Test error is read at the last
+ * and training time: the epochs' steps, without evaluation, saves or loading), followed by the settings all runs share. Test error is read at the last
  * epoch and at the best validation epoch, not at its own minimum (that would pick on the test set).
  */
 export function comparisonTable(runs: RunSummary[]): string {
@@ -203,7 +203,7 @@ export function comparisonTable(runs: RunSummary[]): string {
   const differs = keys.filter((k) => new Set(known.map((r) => r.settings[k] ?? '–')).size > 1);
   const shared = keys.filter((k) => !differs.includes(k));
   const withVal = runs.some((r) => bestValidationEpoch(r) !== null);
-  const header = ['run', ...differs, 'epochs', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'time'];
+  const header = ['run', ...differs, 'epochs', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'train time'];
   const rows = runs.map((r) => {
     const last = r.epochs.at(-1);
     const best = bestValidationEpoch(r);

@@ -85,14 +85,14 @@ describe('nin compare', () => {
   it('tabulates the runs with the settings they differ in as columns, and what they share below', () => {
     const table = comparisonTable(readRuns([gap, fc]));
     const lines = table.split('\n');
-    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'lr', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'lr', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
     // gap: 3 of 4 epochs, last test error 25 %, best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's.
     expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '0.05', '3/4', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
     expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '0.01', '2/4', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
     expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
-    expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'time']);
+    expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
     expect(withBare).toContain('same in all with a checkpoint: dataset cifar10');
     expect(withBare).toContain('no checkpoint to read the settings from: bare');
     // Runs on different data sets, and repeated directory names (labelled by path).
@@ -177,7 +177,7 @@ describe('nin compare', () => {
     const small = runDir('tested/small', epochs(0, 2, tested(100)));
     const large = runDir('tested/large', epochs(0, 2, tested(2000)));
     const lines = comparisonTable(readRuns([small, large])).split('\n');
-    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'test images', 'epochs', 'test error', 'img/s', 'time']);
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'test images', 'epochs', 'test error', 'img/s', 'train time']);
     expect(lines.slice(2, 4).map((l) => l.split(/\s{2,}/)[1])).toEqual(['100', '2000']);
     const same = comparisonTable(readRuns([small, runDir('tested/again', epochs(0, 2, tested(100)))]));
     expect(same).toContain('train limit all, test images 100, val 0');
