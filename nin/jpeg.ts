@@ -4,20 +4,32 @@
 // that says what is wrong, and it turns the picture upright as its EXIF orientation says (as photo
 // viewers and browsers show it: a phone's portrait photo is stored sideways).
 //
+// Colour is made as libjpeg(-turbo) makes it by default, not as jpeg-js's own output does: jpeg-js
+// gives each component's samples at the component's resolution, and this file brings chroma stored
+// at reduced resolution (4:2:0, 4:2:2, …) to full size with libjpeg's "fancy" (interpolating)
+// upsampling, where jpeg-js repeats each sample, then converts YCbCr to RGB with libjpeg's integer
+// tables (libjpeg-turbo's jdsample.c, jdmainct.c and jdcolor.c). So a 4:2:0 photo's pixels match
+// libjpeg's default decoding (PIL's, for one) to within the inverse DCT's rounding.
+//
 // Errors are JpegFormatError (a message without the file's name); nin/images.ts names the file.
 //
 // jpeg-js 0.4.4 (the latest) has one bug this file works around: in a scan of one component with
 // restart markers, it decodes a whole restart interval even where the scan has fewer blocks left,
 // and fails on valid files (grey JPEGs, progressive AC scans) whose block count is not a multiple
 // of the interval. pdf.js, which jpeg-js derives from, fixed the same loop (pdf.js PR #8164).
-// `patchedDecode` loads jpeg-js's decoder with that loop bound fixed, and refuses to load another
-// version's (package.json pins 0.4.4).
+// `jpegJs` loads jpeg-js's decoder with that loop bound fixed and its JpegImage (the decoder of
+// component planes) exported, and refuses to load another version's (package.json pins 0.4.4).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type jpeg from 'jpeg-js';
 
 export class JpegFormatError extends Error {
   name = 'JpegFormatError';
+}
+
+/** A component's sampling factors (1 to 4 each): its blocks across and down in an MCU. */
+export interface Sampling {
+  h: number;
+  v: number;
 }
 
 /** What a JPEG's headers say, read without decoding. */
@@ -27,6 +39,8 @@ export interface JpegFrame {
   height: number;
   /** 1: grey; 3: colour. */
   components: 1 | 3;
+  /** Each component's sampling factors, in the frame header's order (jpeg-js's too). */
+  sampling: Sampling[];
   /** Whether the 3 components are YCbCr, to be converted to RGB, rather than R, G and B as they
    * are: by libjpeg's rule, YCbCr with a JFIF marker, else as an Adobe marker's transform flag
    * says, else unless the components are named R, G and B. */
@@ -112,12 +126,14 @@ export function readJpegFrame(bytes: Uint8Array, complete: boolean): JpegFrame {
       if (height === 0) throw new JpegFormatError('the frame header leaves the height to a later DNL marker, which this reader does not take; re-save the image');
       if (components === 4) throw new JpegFormatError('a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB');
       if (components !== 1 && components !== 3) throw new JpegFormatError(`a JPEG of ${components} components: only grey (1) and colour (3) are read`);
+      const sampling: Sampling[] = [];
       for (let c = 0; c < components; c++) {
-        const sampling = segment[6 + 3 * c + 1];
-        const [h, v] = [sampling >> 4, sampling & 15];
+        const factors = segment[6 + 3 * c + 1];
+        const [h, v] = [factors >> 4, factors & 15];
         if (h < 1 || h > 4 || v < 1 || v > 4) fail(`component ${c + 1}'s sampling factors are ${h}×${v} (1 to 4 each)`);
+        sampling.push({ h, v });
       }
-      frame = { width, height, components: components as 1 | 3, progressive: marker === 0xc2 };
+      frame = { width, height, components: components as 1 | 3, sampling, progressive: marker === 0xc2 };
       componentIds = String.fromCharCode(...Array.from({ length: components }, (_, c) => segment[6 + 3 * c]));
     }
     const tagged = (tag: string) => segment.length >= tag.length && String.fromCharCode(...segment.subarray(0, tag.length)) === tag;
@@ -197,18 +213,20 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: numbe
     throw new JpegFormatError(`JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${maxPixels} this reader accepts; resize it first`);
   }
   jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
-  let decoded: { width: number; height: number; data: Uint8Array };
+  let image: JpegJsImage;
+  jpegJs(); // loaded outside the try: another version of jpeg-js is not a corrupt file
   try {
-    // Not tolerant: a block outside the frame is an error, not skipped. The size is bounded above;
-    // jpeg-js's own limits (100 megapixels, 512 MiB) would refuse it by other numbers.
-    decoded = patchedDecode()(bytes, { useTArray: true, formatAsRGBA: true, colorTransform: frame.ycbcr, tolerantDecoding: false, maxResolutionInMP: 1e6, maxMemoryUsageInMB: 1e6 });
+    image = decodeComponents(bytes);
   } catch (e) {
     throw new JpegFormatError(`corrupt JPEG (${(e as Error).message})`);
   }
-  const { width, height, data } = decoded;
-  if (width !== frame.width || height !== frame.height || data.length !== width * height * 4) {
-    throw new JpegFormatError(`corrupt JPEG: decoded ${data.length / 4} pixels as ${width}×${height}, the frame header says ${frame.width}×${frame.height}`);
+  const { width, height } = frame;
+  if (image.width !== width || image.height !== height || image.components.length !== frame.components) {
+    throw new JpegFormatError(`corrupt JPEG: decoded ${image.components.length} components of ${image.width}×${image.height}, the frame header says ${frame.components} of ${width}×${height}`);
   }
+  const max = { h: Math.max(...frame.sampling.map((s) => s.h)), v: Math.max(...frame.sampling.map((s) => s.v)) };
+  const planes = image.components.map(({ lines }, c) => upsampleComponent(lines, frame.sampling[c], max, width, height));
+  const data = toRgba(planes, frame.ycbcr, width, height);
   if (frame.orientation === 1) return { width, height, rgba: data };
   const viewed = viewedSize(frame);
   const rgba = new Uint8Array(data.length);
@@ -224,21 +242,198 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: numbe
   return { ...viewed, rgba };
 }
 
-let decoder: typeof jpeg.decode | undefined;
+/**
+ * One component's samples brought to the image's `width` × `height`, as libjpeg(-turbo) does by
+ * default (jdsample.c, do_fancy_upsampling on). `rows` hold the component as decoded, at least its
+ * real size: ceil(width × h / max.h) samples across, ceil(height × v / max.v) rows (jpeg-js pads
+ * to whole blocks). Half the resolution across, down or both is interpolated (a triangle filter:
+ * 3/4 of the nearer sample, 1/4 of the next); libjpeg does so across only where the component is
+ * over 2 samples wide, and repeats each sample otherwise and at any other ratio. Ratios that are
+ * not whole numbers, which libjpeg refuses, take the nearest sample to the left and above, as
+ * jpeg-js does. The rows returned hold at least `width` samples; some may be shared.
+ */
+export function upsampleComponent(rows: Uint8Array[], sampling: Sampling, max: Sampling, width: number, height: number): Uint8Array[] {
+  const across = Math.ceil((width * sampling.h) / max.h);
+  const down = Math.ceil((height * sampling.v) / max.v);
+  const halfAcross = sampling.h * 2 === max.h;
+  const halfDown = sampling.v * 2 === max.v;
+  const fullAcross = sampling.h === max.h;
+  const fullDown = sampling.v === max.v;
+  if (fullAcross && fullDown) return rows;
+  if (halfAcross && fullDown && across > 2) return fancyAcross(rows, across, height);
+  if (fullAcross && halfDown) return fancyDown(rows, across, down, height);
+  if (halfAcross && halfDown && across > 2) return fancyBoth(rows, across, down, height);
+  return repeated(rows, sampling, max, width, height);
+}
 
-/** jpeg-js's decode with the restart-interval bound of one-component scans fixed (see the top). */
-function patchedDecode(): typeof jpeg.decode {
-  if (decoder) return decoder;
+/** h2v1_fancy_upsample: each row interpolated across, its samples weighing 4 (shift 2), 0.5
+ * rounded down to the left of a sample and up to its right (libjpeg's alternating bias). */
+function fancyAcross(rows: Uint8Array[], across: number, height: number): Uint8Array[] {
+  const out = outputRows(2 * across, height);
+  for (let y = 0; y < height; y++) triangleAcross(rows[y], across, out[y], 1, 2, 2);
+  return out;
+}
+
+/** h1v2_fancy_upsample: 3/4 of the nearer row and 1/4 of the other, 0.5 rounded down above a
+ * row's centre and up below it. */
+function fancyDown(rows: Uint8Array[], across: number, down: number, height: number): Uint8Array[] {
+  const out = outputRows(across, height);
+  for (let y = 0; y < height; y++) {
+    const near = rows[y >> 1];
+    const far = rows[otherRow(y, down)];
+    const bias = y & 1 ? 2 : 1;
+    const row = out[y];
+    for (let x = 0; x < across; x++) row[x] = (near[x] * 3 + far[x] + bias) >> 2;
+  }
+  return out;
+}
+
+/** h2v2_fancy_upsample: the rows' sums (3 × nearer + other, weighing 4) interpolated across, so
+ * each sample weighs 16 (shift 4); 0.5 rounded up left of a sample's centre, down right of it. */
+function fancyBoth(rows: Uint8Array[], across: number, down: number, height: number): Uint8Array[] {
+  const out = outputRows(2 * across, height);
+  const sums = new Uint16Array(across);
+  for (let y = 0; y < height; y++) {
+    const near = rows[y >> 1];
+    const far = rows[otherRow(y, down)];
+    for (let x = 0; x < across; x++) sums[x] = near[x] * 3 + far[x];
+    triangleAcross(sums, across, out[y], 8, 7, 4);
+  }
+  return out;
+}
+
+/** The row of a half-height component that output row `y` takes 1/4 from: the one above the
+ * nearest for an even `y`, below for an odd one. At the top and bottom libjpeg's main buffer
+ * (jdmainct.c) repeats the first or last real row, so it is the nearest itself there. */
+function otherRow(y: number, down: number): number {
+  const nearest = y >> 1;
+  return y & 1 ? Math.min(nearest + 1, down - 1) : Math.max(nearest - 1, 0);
+}
+
+/** Interpolates `across` values (samples, or sums of them) to twice as many: output 2i is
+ * (3 × value i + value i−1 + `leftBias`) >> `shift`, 2i+1 is (3 × value i + value i+1 +
+ * `rightBias`) >> `shift`, the first and last values standing in for their missing neighbours. */
+function triangleAcross(values: ArrayLike<number>, across: number, out: Uint8Array, leftBias: number, rightBias: number, shift: number): void {
+  const last = across - 1;
+  for (let x = 0; x < across; x++) {
+    const nearer = values[x] * 3;
+    out[2 * x] = (nearer + values[x > 0 ? x - 1 : 0] + leftBias) >> shift;
+    out[2 * x + 1] = (nearer + values[x < last ? x + 1 : last] + rightBias) >> shift;
+  }
+}
+
+/** int_upsample: each output sample is the component's sample at or left of and above it
+ * (factors as whole numbers: each repeated max / own times across and down). */
+function repeated(rows: Uint8Array[], sampling: Sampling, max: Sampling, width: number, height: number): Uint8Array[] {
+  const columns = Int32Array.from({ length: width }, (_, x) => Math.floor((x * sampling.h) / max.h));
+  const out: Uint8Array[] = [];
+  let row = new Uint8Array(0);
+  for (let y = 0, from = -1; y < height; y++) {
+    const source = Math.floor((y * sampling.v) / max.v);
+    if (source !== from) {
+      from = source;
+      row = Uint8Array.from(columns, (x) => rows[source][x]);
+    }
+    out.push(row); // rows repeated down are the same array
+  }
+  return out;
+}
+
+/** `height` rows of `width` samples, in one buffer. */
+function outputRows(width: number, height: number): Uint8Array[] {
+  const buffer = new Uint8Array(width * height);
+  return Array.from({ length: height }, (_, y) => buffer.subarray(y * width, (y + 1) * width));
+}
+
+// jdcolor.c's YCbCr → RGB tables: 16-bit fixed point, FIX(x) = x × 2¹⁶ rounded; R and B rounded
+// per table entry, G's two terms summed before the shift (ONE_HALF held in the Cb term).
+const SCALEBITS = 16;
+const ONE_HALF = 1 << (SCALEBITS - 1);
+const fix = (x: number) => Math.floor(x * (1 << SCALEBITS) + 0.5);
+const chromaTable = (entry: (centred: number) => number) => Int32Array.from({ length: 256 }, (_, i) => entry(i - 128));
+const CR_R = chromaTable((c) => (fix(1.402) * c + ONE_HALF) >> SCALEBITS);
+const CB_B = chromaTable((c) => (fix(1.772) * c + ONE_HALF) >> SCALEBITS);
+const CR_G = chromaTable((c) => -fix(0.71414) * c);
+const CB_G = chromaTable((c) => -fix(0.34414) * c + ONE_HALF);
+const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/** RGBA bytes (alpha 255) from full-size component rows: one is grey; three are YCbCr, converted
+ * as libjpeg converts them, or else R, G and B as they are. */
+export function toRgba(planes: Uint8Array[][], ycbcr: boolean, width: number, height: number): Uint8Array {
+  const rgba = new Uint8Array(width * height * 4);
+  for (let y = 0, at = 0; y < height; y++) {
+    const [first, second, third] = planes.map((rows) => rows[y]);
+    for (let x = 0; x < width; x++, at += 4) {
+      const luma = first[x];
+      if (planes.length === 1) {
+        rgba[at] = rgba[at + 1] = rgba[at + 2] = luma;
+      } else if (ycbcr) {
+        const cb = second[x];
+        const cr = third[x];
+        rgba[at] = clamp(luma + CR_R[cr]);
+        rgba[at + 1] = clamp(luma + ((CB_G[cb] + CR_G[cr]) >> SCALEBITS));
+        rgba[at + 2] = clamp(luma + CB_B[cb]);
+      } else {
+        rgba[at] = luma;
+        rgba[at + 1] = second[x];
+        rgba[at + 2] = third[x];
+      }
+      rgba[at + 3] = 255;
+    }
+  }
+  return rgba;
+}
+
+/** The part of jpeg-js that this file uses: its decoder of component planes. */
+interface JpegJsImage {
+  opts: Record<string, unknown>;
+  parse(data: Uint8Array): void;
+  width: number;
+  height: number;
+  /** In the frame header's order: each one's rows at its own resolution, padded to whole blocks. */
+  components: { lines: Uint8Array[] }[];
+}
+interface JpegJs {
+  JpegImage: { new (): JpegJsImage; resetMaxMemoryUsage(bytes: number): void };
+}
+
+/** The JPEG's component planes, decoded by jpeg-js as its decode() does before it makes pixels. */
+function decodeComponents(bytes: Uint8Array): JpegJsImage {
+  const { JpegImage } = jpegJs();
+  const image = new JpegImage();
+  // Not tolerant: a block outside the frame is an error, not skipped. The size is bounded above;
+  // jpeg-js's own limits (100 megapixels, 512 MiB) would refuse it by other numbers.
+  image.opts = { tolerantDecoding: false, maxResolutionInMP: 1e6, maxMemoryUsageInMB: 1e6 };
+  JpegImage.resetMaxMemoryUsage(1e6 * 1024 * 1024);
+  image.parse(bytes);
+  return image;
+}
+
+let loaded: JpegJs | undefined;
+
+/** jpeg-js's decoder with the restart-interval bound of one-component scans fixed (see the top),
+ * exporting JpegImage beside decode. */
+function jpegJs(): JpegJs {
+  if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   const path = require.resolve('jpeg-js/lib/decoder.js');
-  const source = readFileSync(path, 'utf8');
-  const loop = 'for (n = 0; n < resetInterval; n++) {\n          decodeBlock(component, decodeFn, mcu);';
-  const fixed = 'for (n = 0; n < resetInterval && mcu < mcuExpected; n++) {\n          decodeBlock(component, decodeFn, mcu);';
-  if (source.split(loop).length !== 2) {
-    throw new Error(`${path}: not jpeg-js 0.4.4's decoder (the one-component scan loop that nin/jpeg.ts fixes is not there once); install the version package.json pins`);
+  let source = readFileSync(path, 'utf8');
+  const patches: [string, string, string][] = [
+    [
+      'the one-component scan loop',
+      'for (n = 0; n < resetInterval; n++) {\n          decodeBlock(component, decodeFn, mcu);',
+      'for (n = 0; n < resetInterval && mcu < mcuExpected; n++) {\n          decodeBlock(component, decodeFn, mcu);',
+    ],
+    ['the export', 'module.exports = decode;', 'module.exports = { decode, JpegImage };'],
+  ];
+  for (const [what, from, to] of patches) {
+    if (source.split(from).length !== 2) {
+      throw new Error(`${path}: not jpeg-js 0.4.4's decoder (${what}, which nin/jpeg.ts patches, is not there once); install the version package.json pins`);
+    }
+    source = source.replace(from, to);
   }
   const module = { exports: {} as unknown };
-  new Function('module', 'exports', 'require', source.replace(loop, fixed))(module, module.exports, require);
-  decoder = module.exports as typeof jpeg.decode;
-  return decoder;
+  new Function('module', 'exports', 'require', source)(module, module.exports, require);
+  loaded = module.exports as JpegJs;
+  return loaded;
 }

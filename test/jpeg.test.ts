@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
 import { encodePng, ImageLoadError, loadImageForModel, readImage, readImageHeader, readJpeg, type DecodedImage } from '../nin/images.ts';
-import { exifOrientation } from '../nin/jpeg.ts';
+import { exifOrientation, toRgba, upsampleComponent, type Sampling } from '../nin/jpeg.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-jpeg-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -49,10 +49,14 @@ function write(name: string, bytes: Uint8Array): string {
 }
 
 describe('JPEG pictures, against libjpeg', () => {
-  // Decoders may round differently: T.83's accuracy test allows ±1 per sample from the inverse DCT,
-  // and colour conversion spreads ±1 in Y, Cb and Cr over R, G and B with weights up to 1 + 1.772
-  // (B = Y + 1.772 Cb): ±1 for grey, ±3 for colour. A shifted row or column, swapped channels or a
-  // wrong upsampling of this pattern is off by 9 or more.
+  // libjpeg's decodings are its defaults: chroma stored at half resolution is interpolated ("fancy"
+  // upsampling). Decoders may round differently: T.83's accuracy test allows ±1 per sample from the
+  // inverse DCT, and colour conversion spreads ±1 in Y, Cb and Cr over R, G and B with weights up to
+  // 1 + 1.772 (B = Y + 1.772 Cb): ±1 for grey, ±3 for colour. A shifted row or column, swapped
+  // channels or a wrong upsampling of this pattern is off by 9 or more: on the 4:2:0 pictures,
+  // repeating each chroma sample (jpeg-js's own upsampling) is off by 83 to 92 at worst (15 to 16 on
+  // average), interpolating with mirrored rather than repeated edge rows by 18 to 19. A wrong
+  // rounding in the interpolation stays within ±3: the next tests check it exactly.
   const cases: [string, number, number, boolean][] = [
     ['rgb444-q100-baseline', 37, 21, false], // restart markers every 2 MCUs
     ['rgb444-q100-progressive', 13, 11, false],
@@ -96,6 +100,87 @@ describe('JPEG pictures, against libjpeg', () => {
     if (name.includes('q100') || name.startsWith('rgb-stored')) expect(Math.abs(byteAt(ours, 5, 7, ch) - jpegPixel(5, 7, ch))).toBeLessThanOrEqual(3);
     expect(readImageHeader(path)).toEqual({ width, height, grey });
     expect(readImage(path)).toEqual(ours); // told apart from a PNG by its bytes
+  });
+});
+
+describe("chroma upsampling and colour conversion as libjpeg's defaults make them (jdsample.c, jdcolor.c)", () => {
+  // A component of 3×2 samples (its real size), padded as jpeg-js pads to whole blocks with samples
+  // that must not be read (250). The samples were searched for so that libjpeg's rounding shows:
+  // with any other biases than libjpeg's, some output of each filter below comes out different.
+  const component = () => [[137, 228, 1, 250], [134, 186, 168, 250], [250, 250, 250, 250]].map((row) => Uint8Array.from(row));
+  /** The component brought to `width` × `height`, its sampling factors `own` of the frame's `max`. */
+  const upsampled = (own: Sampling, max: Sampling, width: number, height: number) =>
+    upsampleComponent(component(), own, max, width, height).map((row) => Array.from(row.subarray(0, width)));
+  const one = { h: 1, v: 1 };
+  /** The first `width` samples of the first `height` rows. */
+  const cut = (rows: number[][], width: number, height: number) => rows.slice(0, height).map((row) => row.slice(0, width));
+
+  it("interpolates 4:2:0 chroma (h2v2) with libjpeg's rounding, repeating the first and last rows and columns at the edges", () => {
+    // Down: 3 × the nearer row + the next (the first or last row itself past the edges, as libjpeg's
+    // jdmainct.c arranges); across: 3 × the nearer of those sums + the next, over 16, rounded with
+    // 8 left of a sample's centre and 7 right of it. (0, 0): 4 × 4 × 137 = 2192, + 8 >> 4 = 137;
+    // (1, 0): 3 × 548 + 912 + 7 = 2563 >> 4 = 160; (0, 1): 4 × (3 × 137 + 134) + 8 = 2188 >> 4 = 136;
+    // (5, 1): 4 × (3 × 1 + 168) + 7 = 691 >> 4 = 43; (0, 3): 4 × 4 × 134 + 8 = 2152 >> 4 = 134.
+    const want = [
+      [137, 160, 205, 171, 58, 1],
+      [136, 157, 197, 174, 86, 43],
+      [135, 150, 181, 179, 144, 126],
+      [134, 147, 173, 181, 173, 168],
+    ];
+    expect(upsampled(one, { h: 2, v: 2 }, 6, 4)).toEqual(want);
+    // A 5×3 picture has the same component (ceil(5 / 2) × ceil(3 / 2) samples): its odd last
+    // column and row are the left and upper halves of the last samples'.
+    expect(upsampled(one, { h: 2, v: 2 }, 5, 3)).toEqual(cut(want, 5, 3));
+    // The ratio is what counts, not the factors: 2×1 of 4×2 is half across and down too.
+    expect(upsampled({ h: 2, v: 1 }, { h: 4, v: 2 }, 6, 4)).toEqual(want);
+  });
+
+  it('interpolates 4:2:2 (h2v1) and 4:4:0 (h1v2) chroma with their own rounding', () => {
+    // Across: (3 × nearer + next + 1) >> 2 left of a sample's centre, + 2 right of it; (2, 0):
+    // 3 × 228 + 137 + 1 = 822 >> 2 = 205, (1, 0): 3 × 137 + 228 + 2 = 641 >> 2 = 160.
+    const across = [
+      [137, 160, 205, 171, 58, 1],
+      [134, 147, 173, 182, 172, 168],
+    ];
+    expect(upsampled(one, { h: 2, v: 1 }, 6, 2)).toEqual(across);
+    expect(upsampled(one, { h: 2, v: 1 }, 5, 2)).toEqual(cut(across, 5, 2));
+    // Down: + 1 above a row's centre, + 2 below it; (1, 1): 3 × 228 + 186 + 2 = 872 >> 2 = 218,
+    // (0, 2): 3 × 134 + 137 + 1 = 540 >> 2 = 135.
+    const down = [
+      [137, 228, 1],
+      [136, 218, 43],
+      [135, 196, 126],
+      [134, 186, 168],
+    ];
+    expect(upsampled(one, { h: 1, v: 2 }, 3, 4)).toEqual(down);
+    expect(upsampled(one, { h: 1, v: 2 }, 3, 3)).toEqual(cut(down, 3, 3));
+    expect(upsampled(one, { h: 1, v: 2 }, 1, 4)).toEqual(cut(down, 1, 4)); // however narrow
+  });
+
+  it('repeats samples where libjpeg does: components 2 samples wide or less, and other ratios', () => {
+    // libjpeg interpolates across only a component over 2 samples wide (jinit_upsampler).
+    expect(upsampled(one, { h: 2, v: 2 }, 4, 4)).toEqual([[137, 137, 228, 228], [137, 137, 228, 228], [134, 134, 186, 186], [134, 134, 186, 186]]);
+    expect(upsampled(one, { h: 2, v: 1 }, 3, 2)).toEqual([[137, 137, 228], [134, 134, 186]]);
+    // 4:1:1: a quarter across (int_upsample).
+    expect(upsampled(one, { h: 4, v: 1 }, 10, 2)).toEqual([[137, 137, 137, 137, 228, 228, 228, 228, 1, 1], [134, 134, 134, 134, 186, 186, 186, 186, 168, 168]]);
+    // 2 of 3 across, which libjpeg refuses: the nearest sample to the left, as jpeg-js takes it.
+    expect(upsampled({ h: 2, v: 1 }, { h: 3, v: 1 }, 4, 2)).toEqual([[137, 137, 228, 1], [134, 134, 186, 168]]);
+    const rows = component();
+    expect(upsampleComponent(rows, one, one, 3, 2)).toBe(rows); // full size: the rows as decoded
+  });
+
+  it("makes libjpeg's decoding exactly from libjpeg's own component planes (4:2:0, 37×21: chroma 19×11)", () => {
+    // make-jpegs.c writes the planes as libjpeg decodes them, before upsampling and colour
+    // conversion: from the same samples our upsampling and YCbCr tables must give the same bytes.
+    const planes = [1, 2, 3].map((k) => readPnm(fixture(`rgb420-q90-baseline.plane-${k}.pgm`)));
+    expect(planes.map((p) => [p.width, p.height])).toEqual([[37, 21], [19, 11], [19, 11]]);
+    const rows = (p: { width: number; height: number; data: Uint8Array }) => Array.from({ length: p.height }, (_, y) => p.data.subarray(y * p.width, (y + 1) * p.width));
+    const sampling = [{ h: 2, v: 2 }, one, one];
+    const rgba = toRgba(planes.map((p, c) => upsampleComponent(rows(p), sampling[c], { h: 2, v: 2 }, 37, 21)), true, 37, 21);
+    const theirs = readPnm(fixture('rgb420-q90-baseline.ppm')).data;
+    let differing = 0;
+    for (let i = 0; i < 37 * 21 * 3; i++) if (rgba[Math.floor(i / 3) * 4 + (i % 3)] !== theirs[i]) differing++;
+    expect(differing).toBe(0);
   });
 });
 
