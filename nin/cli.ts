@@ -129,7 +129,9 @@ export const USAGE = `usage:
                                       top-5 classes with probabilities (PNG or JPEG files, or a
                                       directory's; a JPEG upright as its EXIF orientation says; a
                                       picture of another size is resized to the model's input,
-                                      with a note; at most 2^25 pixels, e.g. 8192×4096;
+                                      with a note; at most 2^25 pixels, e.g. 8192×4096; those
+                                      that cannot be read are named after the others' lines
+                                      (exit status 1);
                                       --invert: dark strokes on a light or transparent
                                       background, for MNIST's light-on-black digits; --json:
                                       also every class's probability, as JSON)
@@ -777,22 +779,28 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
   });
 }
 
-async function runPredict(args: string[]): Promise<void> {
+/** Exit status 1 where some pictures could not be read (the others are predicted). */
+async function runPredict(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { invert: { type: 'boolean' }, json: { type: 'string' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   const ckpt = checkpointArg(positionals[0]);
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
   const { predictProbabilities, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
   const notes: string[] = [];
-  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert) }).finally(() => {
+  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true }).finally(() => {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`);
   });
   for (const line of formatPredictions(r)) console.log(line);
   if (json !== undefined) {
     const C = r.classNames.length;
     const predictions = r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) }));
-    writeJson(json, { checkpoint: resolve(ckpt), classNames: r.classNames, predictions });
+    writeJson(json, { checkpoint: resolve(ckpt), classNames: r.classNames, predictions, unreadable: r.unreadable });
   }
+  if (!r.unreadable.length) return 0;
+  // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
+  const list = r.unreadable.map(({ image, reason }) => `  ${image}: ${reason}`).join('\n');
+  console.error(`nin: ${r.unreadable.length} of ${images.length} images cannot be read (the other ${r.images.length === 1 ? 'one is' : `${r.images.length} are`} predicted above):\n${list}`);
+  return 1;
 }
 
 /** A --json FILE option: refused where it cannot be written, before any work. */
@@ -911,7 +919,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'train': return await runTrain(rest);
       case 'eval': await runEval(rest); break;
-      case 'predict': await runPredict(rest); break;
+      case 'predict': return await runPredict(rest);
       case 'visualize': await runVisualize(rest); break;
       case 'compare': await runCompare(rest); break;
       case 'export': await runExport(rest); break;

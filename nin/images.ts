@@ -24,8 +24,8 @@ import { decodeJpeg, JpegFormatError, JpegNeedsMore, noEndOfImage, readJpegFrame
 
 /** A picture that could not be loaded; `file` names it. */
 export class ImageLoadError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+  constructor(readonly file: string, readonly reason: string) {
+    super(`${file}: ${reason}`);
     this.name = 'ImageLoadError';
   }
 }
@@ -43,6 +43,8 @@ export interface LoadedImage {
   originalSize: [number, number];
   /** Whether any pixel of the file is less than opaque. */
   translucent: boolean;
+  /** Whether any pixel of the file has colour (red, green and blue not all equal). */
+  colourful: boolean;
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -558,18 +560,22 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
   let translucent = false;
   for (let i = 3; i < image.rgba.length && !translucent; i += 4) translucent = image.rgba[i] < 1;
-  return { pixels, originalSize: [image.height, image.width], translucent };
+  let colourful = false;
+  for (let i = 0; i < image.rgba.length && !colourful; i += 4) colourful = image.rgba[i] !== image.rgba[i + 1] || image.rgba[i + 1] !== image.rgba[i + 2];
+  return { pixels, originalSize: [image.height, image.width], translucent, colourful };
 }
 
 /**
- * What a picture given to `nin predict` may need said, one line each: resized (resizeNote); for an
- * MNIST model, a light border (its digits are light strokes on black); and a picture that is one
+ * What a picture given to `nin predict` may need said, one line each: resized (resizeNote); colour
+ * read as grey, for a model of grey images; for an MNIST model, a light border (its digits are light strokes on black); and a picture that is one
  * flat value as the model sees it (dark strokes on a transparent background vanish over black).
  */
 export function pictureNotes(file: string, image: LoadedImage, input: ModelInput, opts: { mnist: boolean; invert?: boolean }): string[] {
   const notes: string[] = [];
   const resized = resizeNote(file, image.originalSize, input);
   if (resized) notes.push(resized);
+  // Said, as resizing is: a colour cue the model would need is gone.
+  if (input.channels === 1 && image.colourful) notes.push(`${file}: a colour picture, read as grey (BT.601 luma): the model takes grey images`);
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of image.pixels) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));

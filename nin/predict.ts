@@ -8,7 +8,8 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { classNamesOf, loadTestSet } from './datasets.ts';
-import { ImageLoadError, loadImageForModel, pictureNotes } from './images.ts';
+import { ImageLoadError } from './images.ts';
+import { pictureWorkers, readPictures } from './data/folder.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, largestBatch } from './model.ts';
@@ -16,8 +17,9 @@ import { argmax } from './train.ts';
 
 /**
  * One line per image: its top-5 classes with probabilities. Each picture not of the model's input
- * size is resized, and `note` (default: stderr) is told so; so is a picture for an MNIST model
- * whose border is light, and one that is blank as the model sees it (pictureNotes). `invert`: the
+ * size is resized, and `note` (default: stderr) is told so; so is a colour picture for a model of
+ * grey images, a picture for an MNIST model whose border is light, and one that is blank as the
+ * model sees it (pictureNotes). `invert`: the
  * pictures are dark strokes on a light or transparent background (composited over white and
  * inverted, see nin/images.ts).
  */
@@ -26,11 +28,14 @@ export async function predict(checkpointPath: string, images: string[], note?: (
 }
 
 export interface Predictions {
+  /** The pictures predicted, in the order named. */
   images: string[];
   /** The model's class names (indices where the data set has none). */
   classNames: string[];
   /** Softmax probabilities, images × classes, row-major. */
   probabilities: Float32Array;
+  /** With `skipUnreadable`: the pictures that could not be read (not in `images`), each with why. */
+  unreadable: { image: string; reason: string }[];
 }
 
 /** One line per image: its top-5 classes with probabilities. */
@@ -42,7 +47,7 @@ export function formatPredictions(r: Predictions): string[] {
  * photos is resized picture by picture: a line each would bury the predictions). The notes come
  * grouped by kind, the counted kinds first. */
 export function fewerNotes(notes: readonly string[], keep = 3): string[] {
-  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
+  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: a colour picture, read as grey /, 'in colour read as grey'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
   const out: string[] = [];
   for (const [pattern, what] of kinds) {
     const these = notes.filter((n) => pattern.test(n));
@@ -61,39 +66,47 @@ export function topClasses(r: Predictions, i: number, k: number): { index: numbe
     .slice(0, k);
 }
 
-/** predict()'s probabilities, for `nin predict --json` and library callers. */
-export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean } = {}): Promise<Predictions> {
+/**
+ * predict()'s probabilities, for `nin predict --json` and library callers. Pictures that cannot be
+ * read are all named in one error, before any GPU work; with `skipUnreadable` the others are
+ * predicted and those are listed in `unreadable` (a directory of photos with one damaged file),
+ * and the error comes only where none can be read.
+ */
+export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean; skipUnreadable?: boolean; workers?: number; imagesPerWorker?: number } = {}): Promise<Predictions> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; pictures make 1 or 3`);
   const names = classNamesOf(c.options);
-  const pixels = new Float32Array(images.length * height * width * channels);
-  const unreadable: ImageLoadError[] = []; // every bad picture named at once, not one per attempt
+  const pixelsPerImage = height * width * channels;
+  // A directory of photos is decoded in worker threads, as an image folder is (readPictures).
+  const input = { height, width, channels } as const;
+  const { images: pixels, read } = await readPictures(`${images.length} pictures`, images, input, pictureWorkers(images.length, { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker }), { invert: opts.invert, notes: { mnist: c.options.dataset === 'mnist' } });
+  for (const line of read.notes) note(line);
+  const unreadable = read.unreadable.map((u) => new ImageLoadError(u.file, u.reason)); // every bad picture named at once, not one per attempt
+  if (unreadable.length && (!opts.skipUnreadable || unreadable.length === images.length)) {
+    if (unreadable.length === 1) throw unreadable[0];
+    throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
+  }
+  // The pictures read, their pixels moved up over the slots of those that could not be.
+  const skipped = new Set(read.unreadable.map((u) => u.index));
+  const predicted: string[] = [];
   images.forEach((path, i) => {
-    try {
-      const image = loadImageForModel(path, { height, width, channels }, opts);
-      for (const line of pictureNotes(path, image, { height, width, channels }, { mnist: c.options.dataset === 'mnist', invert: opts.invert })) note(line);
-      pixels.set(image.pixels, i * height * width * channels);
-    } catch (e) {
-      if (!(e instanceof ImageLoadError)) throw e;
-      unreadable.push(e);
-    }
+    if (skipped.has(i)) return;
+    if (predicted.length !== i) pixels.copyWithin(predicted.length * pixelsPerImage, i * pixelsPerImage, (i + 1) * pixelsPerImage);
+    predicted.push(path);
   });
-  if (unreadable.length === 1) throw unreadable[0];
-  if (unreadable.length > 1) throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
-  // Our datasets hold raw 0..255 pixels; the image loader gives 0..1.
-  for (let i = 0; i < pixels.length; i++) pixels[i] *= 255;
-  const x = c.preprocessor.apply(pixels, images.length, c.config.input);
+  const count = predicted.length;
+  const raw = pixels.subarray(0, count * pixelsPerImage);
+  const x = c.preprocessor.apply(raw, count, c.config.input);
   await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
   const model = c.buildModel();
   const C = c.config.classes;
-  const p = new Float32Array(images.length * C);
-  const pixelsPerImage = height * width * channels;
+  const p = new Float32Array(count * C);
   // In batches the device can bind (largestBatch), however many images are named.
   const batch = largestBatch(c.config, 256);
   try {
-    for (let start = 0; start < images.length; start += batch) {
-      const n = Math.min(batch, images.length - start);
+    for (let start = 0; start < count; start += batch) {
+      const n = Math.min(batch, count - start);
       const xs = x.subarray(start * pixelsPerImage, (start + n) * pixelsPerImage);
       const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(xs, [n, height, width, channels]), { train: false }))));
       p.set(await probs.toArray().finally(() => probs.dispose()), start * C); // a library caller may predict many times in one process
@@ -101,7 +114,7 @@ export async function predictProbabilities(checkpointPath: string, images: strin
   } finally {
     model.dispose();
   }
-  return { images, classNames: Array.from({ length: C }, (_, k) => names[k] ?? String(k)), probabilities: p };
+  return { images: predicted, classNames: Array.from({ length: C }, (_, k) => names[k] ?? String(k)), probabilities: p, unreadable: unreadable.map((e) => ({ image: e.file, reason: e.reason })) };
 }
 
 /** Writes the class-map grid for `count` test images and the run's curves; returns the files. */

@@ -188,9 +188,9 @@ describe('image folder reader', () => {
     // A failure that is not an unreadable image (here a bad model input) fails the read, in a worker too.
     const bad = { height: 2, width: 4, channels: 2 as 3 };
     await expect(readImageFolder(scan, bad)).rejects.toThrow('model input channels must be 1 or 3, found 2');
-    await expect(readImageFolder(scan, bad, { workers: 2, imagesPerWorker: 1 })).rejects.toThrow(/^image folder worker \(images [02]\.\.[13]\) failed: .*model input channels must be 1 or 3, found 2/);
-    await expect(readImageFolder(scan, bad, { workers: 2.5 })).rejects.toThrow('readImageFolder: workers must be a positive integer, got 2.5');
-    await expect(readImageFolder(scan, bad, { imagesPerWorker: 0 })).rejects.toThrow('readImageFolder: imagesPerWorker must be a positive integer, got 0');
+    await expect(readImageFolder(scan, bad, { workers: 2, imagesPerWorker: 1 })).rejects.toThrow(/^image reading worker \(images [02]\.\.[13]\) failed: .*model input channels must be 1 or 3, found 2/);
+    await expect(readImageFolder(scan, bad, { workers: 2.5 })).rejects.toThrow('reading images: workers must be a positive integer, got 2.5');
+    await expect(readImageFolder(scan, bad, { imagesPerWorker: 0 })).rejects.toThrow('reading images: imagesPerWorker must be a positive integer, got 0');
   });
 
   it('reads a large folder in threads by default where it is given them, and a small one in one', async () => {

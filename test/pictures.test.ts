@@ -144,7 +144,7 @@ describe('loadImageForModel', () => {
     expect(resizeNote('fits.png', [28, 28], model)).toBeNull();
   });
 
-  it('pictureNotes: resized, a light border for MNIST, and a picture blank as the model sees it (dark strokes on transparency)', () => {
+  it('pictureNotes: resized, colour read as grey, a light border for MNIST, and a picture blank as the model sees it (dark strokes on transparency)', () => {
     const model = { height: 28, width: 28, channels: 1 as const };
     const opts = { mnist: true };
     // A black digit drawn only through alpha: black over black is blank; --invert shows it.
@@ -166,6 +166,13 @@ describe('loadImageForModel', () => {
     const dark = loadImageForModel(writePng('dark.png', 28, 28, 0, new Array(28 * 28).fill(0).map((_, i) => (i % 28 > 10 && i % 28 < 16 ? 0 : 255))), model);
     expect(pictureNotes('dark.png', dark, model, opts)).toEqual([`dark.png: its border is light (mean 0.91 of 1); MNIST's digits are light strokes on black: for a dark digit on a light background, pass --invert`]);
     expect(pictureNotes('dark.png', dark, model, { mnist: false })).toEqual([]);
+    // Colour read as grey is said, for a model of grey images only; an RGB file of grey pixels is not colour.
+    const colour = writePng('colour.png', 28, 28, 2, new Array(28 * 28 * 3).fill(0).map((_, i) => (i === 3 * 400 ? 200 : 60))); // one red pixel
+    expect(loadImageForModel(colour, model).colourful).toBe(true);
+    expect(pictureNotes(colour, loadImageForModel(colour, model), model, { mnist: false })).toEqual([`${colour}: a colour picture, read as grey (BT.601 luma): the model takes grey images`]);
+    expect(pictureNotes(colour, loadImageForModel(colour, { ...model, channels: 3 }), { ...model, channels: 3 }, { mnist: false })).toEqual([]);
+    const greyRgb = writePng('grey-rgb.png', 28, 28, 2, new Array(28 * 28 * 3).fill(90));
+    expect(pictureNotes(greyRgb, loadImageForModel(greyRgb, model), model, { mnist: false }).filter((n) => n.includes('colour'))).toEqual([]);
   });
 
   it('names the file in every error', () => {

@@ -17,7 +17,7 @@ import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
-import { predict, visualize } from '../nin/predict.ts';
+import { formatPredictions, predict, predictProbabilities, visualize } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
@@ -901,7 +901,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(wideLine).toMatch(/wide\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%$/);
     expect(sameLine).toBe(line);
     expect(more).toEqual([line, line]);
-    expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`]);
+    expect(notes).toEqual([`${wideFile}: resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1`, `${wideFile}: a colour picture, read as grey (BT.601 luma): the model takes grey images`]); // (drawn in red)
     // The digit drawn dark on white: a note names its light border; with --invert it is the original again.
     const dark = new PNG({ width: 28, height: 28 });
     for (let i = 0; i < 784; i++) dark.data.set([255 - test.images[i], 255 - test.images[i], 255 - test.images[i], 255], 4 * i);
@@ -918,6 +918,19 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     writeFileSync(notPng, 'text');
     const missing = join(tmp, 'missing.png');
     await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG or JPEG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
+    // With skipUnreadable (as `nin predict` runs), the others are predicted and these listed; where
+    // none can be read, the error is as without it.
+    const some = await predictProbabilities(ckpt, [notPng, file, missing], () => {}, { skipUnreadable: true });
+    expect(formatPredictions(some)).toEqual([line]);
+    expect(some.unreadable.map(({ image, reason }) => [image, reason.replace(/:.*/s, '')])).toEqual([[notPng, 'not a PNG or JPEG file'], [missing, 'file not found']]);
+    await expect(predictProbabilities(ckpt, [notPng, missing], () => {}, { skipUnreadable: true })).rejects.toThrow(/^\S+, \S+: 2 of 2 images cannot be read:\n/);
+    // Read in worker threads (as a directory of photos is), the same predictions, notes and
+    // unreadable pictures, in the order named. (Four read: a batch size compiled above.)
+    const threaded: string[] = [];
+    const inThreads = await predictProbabilities(ckpt, [notPng, wideFile, missing, file, file, file], (n) => threaded.push(n), { skipUnreadable: true, workers: 2, imagesPerWorker: 1 });
+    expect(formatPredictions(inThreads)).toEqual([wideLine, line, line, line]);
+    expect(threaded).toEqual(notes);
+    expect(inThreads.unreadable.map(({ image }) => image)).toEqual([notPng, missing]);
     // Where the device binds only four images' activations at a time, five go as four and one
     // (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
@@ -975,14 +988,20 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(past.status).toBe(2);
     expect(past.stderr).toContain("--test-limit 10001 is more than mnist's 10000 test images: leave it out to test on all");
     const predictions = join(tmp, 'predict', 'digit.json');
-    const pr = await nin('predict', ckpt, digit, '--json', predictions);
-    expect(pr.status, pr.stderr).toBe(0);
+    // A picture that cannot be read is named after the others' predictions, and the status is 1.
+    const junk = join(tmp, 'junk.png');
+    writeFileSync(junk, 'text');
+    const pr = await nin('predict', ckpt, junk, digit, '--json', predictions);
+    expect(pr.status, pr.stderr).toBe(1);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
+    expect(pr.stderr).toContain(`nin: 1 of 2 images cannot be read (the other one is predicted above):\n  ${junk}: not a PNG or JPEG file`);
     // --json: every class's probability; its top 5 are the printed ones.
     const pj = JSON.parse(readFileSync(predictions, 'utf8'));
     expect(pj.classNames).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     const [p] = pj.predictions;
+    expect(pj.predictions.length).toBe(1);
     expect(p.image).toBe(digit);
+    expect(pj.unreadable).toEqual([{ image: junk, reason: expect.stringMatching(/^not a PNG or JPEG file/) }]);
     expect(p.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
     const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
     expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));

@@ -17,7 +17,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { defaultWorkers } from './parallel.ts';
-import { ImageLoadError, loadImageForModel, readImageHeader, type ModelInput } from '../images.ts';
+import { ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
 import type { ClassList, ImageFolderOptions } from '../train.ts';
 
 /** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
@@ -248,30 +248,39 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
   return { height, width, channels };
 }
 
-/** What reading some of a folder's images into place found: how many were resized, and the
- * messages of those that could not be read, in file order. */
+/** How pictures are read, beyond the model's input: `invert` as `nin predict --invert`, and
+ * `notes` to have each picture's notes (pictureNotes) made as it is read. */
+export interface PictureReading {
+  invert?: boolean;
+  notes?: { mnist: boolean };
+}
+
+/** What reading some images into place found: how many were resized, those that could not be read
+ * (`index` into all the paths read), and with `notes` each picture's notes; all in file order. */
 export interface ImagesRead {
   resized: number;
-  unreadable: string[];
+  unreadable: { index: number; file: string; reason: string }[];
+  notes: string[];
 }
 
 /**
  * Reads `paths` into `images` from image `first` on (raw 0..255 pixels at `input`'s size), each
- * converted and resized as `nin predict` does (nin/images.ts). The loop that readImageFolder runs,
+ * converted and resized as `nin predict` does (nin/images.ts). The loop that readPictures runs,
  * in this thread or in worker threads (folder-worker.ts) over parts of one shared array.
  */
-export function readImagesInto(paths: readonly string[], input: ModelInput, images: Float32Array, first: number): ImagesRead {
+export function readImagesInto(paths: readonly string[], input: ModelInput, images: Float32Array, first: number, how: PictureReading = {}): ImagesRead {
   const per = input.height * input.width * input.channels;
-  const read: ImagesRead = { resized: 0, unreadable: [] };
+  const read: ImagesRead = { resized: 0, unreadable: [], notes: [] };
   paths.forEach((path, k) => {
     try {
-      const image = loadImageForModel(path, input);
+      const image = loadImageForModel(path, input, { invert: how.invert });
       if (image.originalSize[0] !== input.height || image.originalSize[1] !== input.width) read.resized++;
+      if (how.notes) read.notes.push(...pictureNotes(path, image, input, { mnist: how.notes.mnist, invert: how.invert }));
       const at = (first + k) * per;
       for (let i = 0; i < per; i++) images[at + i] = image.pixels[i] * 255;
     } catch (e) {
       if (!(e instanceof ImageLoadError)) throw e;
-      read.unreadable.push(e.message);
+      read.unreadable.push({ index: first + k, file: e.file, reason: e.reason });
     }
   });
   return read;
@@ -281,52 +290,61 @@ export function readImagesInto(paths: readonly string[], input: ModelInput, imag
  * decoding a few hundred small images does. */
 const IMAGES_PER_WORKER = 500;
 
+/** The threads readPictures reads `count` images in: one a core up to 16 (defaultWorkers), at
+ * least `imagesPerWorker` (500) images each. */
+export function pictureWorkers(count: number, opts: { workers?: number; imagesPerWorker?: number } = {}): number {
+  for (const [key, v] of Object.entries(opts)) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`reading images: ${key} must be a positive integer, got ${v}`);
+  }
+  return Math.max(1, Math.min(opts.workers ?? defaultWorkers(), Math.floor(count / (opts.imagesPerWorker ?? IMAGES_PER_WORKER))));
+}
+
+/**
+ * Reads `paths` into one array of raw 0..255 pixels at `input`'s size (readImagesInto), in
+ * `workers` threads, each over its part of one shared array: the same pixels as one thread reads.
+ * The slots of pictures that cannot be read are left 0. `name` names the array in an
+ * out-of-memory error.
+ */
+export async function readPictures(name: string, paths: readonly string[], input: ModelInput, workers: number, how: PictureReading = {}): Promise<{ images: Float32Array; read: ImagesRead }> {
+  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1 });
+  if (workers === 1) return { images, read: readImagesInto(paths, input, images, 0, how) };
+  const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * paths.length) / workers), Math.floor(((w + 1) * paths.length) / workers)]);
+  const threads: Worker[] = [];
+  let results: ImagesRead[];
+  try {
+    results = await Promise.all(parts.map(([begin, end]) => readInWorker({ paths: paths.slice(begin, end), input, images, first: begin, how }, threads)));
+  } finally {
+    // One failed: the others' work is lost, and running on they would keep the process from exiting.
+    for (const thread of threads) void thread.terminate();
+  }
+  return { images, read: { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable), notes: results.flatMap((r) => r.notes) } };
+}
+
 /**
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
  * named together, at most a few. `note` (default: stderr) is told how many were resized.
  * Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large
- * folder is read by `workers` threads (default: one a core, up to 16; at least 500 images each),
- * each over its part of one shared array: the same pixels as one thread reads.
+ * folder is read by `workers` threads (pictureWorkers).
  */
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
-  const per = height * width * channels;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
-  for (const [key, v] of Object.entries({ workers: opts.workers, imagesPerWorker: opts.imagesPerWorker })) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`readImageFolder: ${key} must be a positive integer, got ${v}`);
-  }
-  const workers = Math.max(1, Math.min(opts.workers ?? defaultWorkers(), Math.floor(files.length / (opts.imagesPerWorker ?? IMAGES_PER_WORKER))));
+  const workers = pictureWorkers(files.length, { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker });
   const note = opts.note ?? ((m: string) => console.error(`note: ${m}`));
   // Some seconds to minutes of decoding: said before, so that the wait has a reason.
   if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
-  const images = allocImages(name, files.length * per, { shared: workers > 1 });
   const labels = Int32Array.from(files, (f) => f.label);
-  const paths = files.map((f) => f.path);
-  let read: ImagesRead;
-  if (workers === 1) {
-    read = readImagesInto(paths, input, images, 0);
-  } else {
-    const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * files.length) / workers), Math.floor(((w + 1) * files.length) / workers)]);
-    const threads: Worker[] = [];
-    let results: ImagesRead[];
-    try {
-      results = await Promise.all(parts.map(([begin, end]) => readInWorker({ paths: paths.slice(begin, end), input, images, first: begin }, threads)));
-    } finally {
-      // One failed: the others' work is lost, and running on they would keep the process from exiting.
-      for (const thread of threads) void thread.terminate();
-    }
-    read = { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable) };
-  }
-  if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable, files.length);
+  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers);
+  if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
   for (const line of notes) note(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
 /** readImagesInto in a worker thread (added to `threads`), which loads the TypeScript through tsx (ts-worker.mjs). */
-function readInWorker(job: { paths: string[]; input: ModelInput; images: Float32Array; first: number }, threads: Worker[]): Promise<ImagesRead> {
+function readInWorker(job: { paths: readonly string[]; input: ModelInput; images: Float32Array; first: number; how: PictureReading }, threads: Worker[]): Promise<ImagesRead> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { module: new URL('./folder-worker.ts', import.meta.url).href, job } });
     threads.push(worker);
@@ -337,10 +355,10 @@ function readInWorker(job: { paths: string[]; input: ModelInput; images: Float32
     });
     worker.once('error', (e) => {
       settled = true;
-      reject(new Error(`image folder worker (images ${job.first}..${job.first + job.paths.length - 1}) failed: ${e.message}`));
+      reject(new Error(`image reading worker (images ${job.first}..${job.first + job.paths.length - 1}) failed: ${e.message}`));
     });
     worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`image folder worker (images ${job.first}..${job.first + job.paths.length - 1}) exited with code ${code} before finishing`));
+      if (!settled) reject(new Error(`image reading worker (images ${job.first}..${job.first + job.paths.length - 1}) exited with code ${code} before finishing`));
     });
   });
 }
