@@ -43,7 +43,7 @@ export interface LoadedImage {
   originalSize: [number, number];
   /** Whether any pixel of the file is less than opaque. */
   translucent: boolean;
-  /** Whether any pixel of the file has colour (red, green and blue not all equal). */
+  /** Whether any visible pixel of the file has colour (red, green and blue not all equal). */
   colourful: boolean;
 }
 
@@ -560,8 +560,9 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
   let translucent = false;
   for (let i = 3; i < image.rgba.length && !translucent; i += 4) translucent = image.rgba[i] < 1;
+  // (a pixel the model sees: one of alpha 0 is composited away, whatever colour it holds)
   let colourful = false;
-  for (let i = 0; i < image.rgba.length && !colourful; i += 4) colourful = image.rgba[i] !== image.rgba[i + 1] || image.rgba[i + 1] !== image.rgba[i + 2];
+  for (let i = 0; i < image.rgba.length && !colourful; i += 4) colourful = image.rgba[i + 3] > 0 && (image.rgba[i] !== image.rgba[i + 1] || image.rgba[i + 1] !== image.rgba[i + 2]);
   return { pixels, originalSize: [image.height, image.width], translucent, colourful };
 }
 

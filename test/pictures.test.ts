@@ -173,6 +173,9 @@ describe('loadImageForModel', () => {
     expect(pictureNotes(colour, loadImageForModel(colour, { ...model, channels: 3 }), { ...model, channels: 3 }, { mnist: false })).toEqual([]);
     const greyRgb = writePng('grey-rgb.png', 28, 28, 2, new Array(28 * 28 * 3).fill(90));
     expect(pictureNotes(greyRgb, loadImageForModel(greyRgb, model), model, { mnist: false }).filter((n) => n.includes('colour'))).toEqual([]);
+    // Nor is a grey picture whose colour is only in pixels of alpha 0 (composited away).
+    const hidden = writePng('hidden-colour.png', 28, 28, 6, Array.from({ length: 28 * 28 }, (_, p) => (p === 400 ? [255, 0, 0, 0] : [90, 90, 90, 255])).flat());
+    expect(loadImageForModel(hidden, model).colourful).toBe(false);
   });
 
   it('names the file in every error', () => {
