@@ -131,7 +131,7 @@ export const USAGE = `usage:
                                       picture of another size is resized to the model's input,
                                       with a note; at most 2^25 pixels, e.g. 8192×4096; those
                                       that cannot be read are named after the others' lines
-                                      (exit status 1);
+                                      (exit status 1, also where none can be read);
                                       --invert: dark strokes on a light or transparent
                                       background, for MNIST's light-on-black digits; --json:
                                       also every class's probability, as JSON)
@@ -767,9 +767,10 @@ async function runEval(args: string[]): Promise<void> {
   }
 }
 
-/** `nin predict`'s pictures: each file named, and a directory's images (not its folders'), in code-point order. */
+/** `nin predict`'s pictures: each file named, and a directory's images (not its folders'), in
+ * code-point order; a picture named again (a file and its directory) is predicted once, with a note. */
 export function predictedImages(args: readonly string[], note: (line: string) => void = (line) => console.error(`note: ${line}`)): string[] {
-  return args.flatMap((arg) => {
+  const named = args.flatMap((arg) => {
     if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`);
     if (!statSync(arg).isDirectory()) return [arg];
     const { images, others } = imagesInDirectory(arg);
@@ -777,6 +778,19 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
     if (others.length) note(`${arg}: ${others.length} file${others.length === 1 ? '' : 's'} skipped, not .png, .jpg or .jpeg (${others.slice(0, 3).map((f) => basename(f)).join(', ')}${others.length > 3 ? ', …' : ''})`);
     return images;
   });
+  const seen = new Set<string>();
+  const again: string[] = [];
+  const once = named.filter((path) => {
+    const key = resolve(path);
+    if (seen.has(key)) {
+      again.push(path);
+      return false;
+    }
+    seen.add(key);
+    return true;
+  });
+  if (again.length) note(`${again.length} picture${again.length === 1 ? '' : 's'} named again, predicted once: ${again.slice(0, 3).join(', ')}${again.length > 3 ? ', …' : ''}`);
+  return once;
 }
 
 /** Exit status 1 where some pictures could not be read (the others are predicted). */
@@ -787,7 +801,8 @@ async function runPredict(args: string[]): Promise<number> {
   const json = jsonArg(v.json as string | undefined);
   const { predictProbabilities, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
   const notes: string[] = [];
-  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true }).finally(() => {
+  const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
+  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress }).finally(() => {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`);
   });
   for (const line of formatPredictions(r)) console.log(line);
@@ -799,7 +814,8 @@ async function runPredict(args: string[]): Promise<number> {
   if (!r.unreadable.length) return 0;
   // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
   const list = r.unreadable.map(({ image, reason }) => `  ${image}: ${reason}`).join('\n');
-  console.error(`nin: ${r.unreadable.length} of ${images.length} images cannot be read (the other ${r.images.length === 1 ? 'one is' : `${r.images.length} are`} predicted above):\n${list}`);
+  const others = r.images.length === 0 ? 'none predicted' : `the other ${r.images.length === 1 ? 'one is' : `${r.images.length} are`} predicted above`;
+  console.error(`nin: ${r.unreadable.length} of ${images.length} images cannot be read (${others}):\n${list}`);
   return 1;
 }
 

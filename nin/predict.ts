@@ -69,10 +69,11 @@ export function topClasses(r: Predictions, i: number, k: number): { index: numbe
 /**
  * predict()'s probabilities, for `nin predict --json` and library callers. Pictures that cannot be
  * read are all named in one error, before any GPU work; with `skipUnreadable` the others are
- * predicted and those are listed in `unreadable` (a directory of photos with one damaged file),
- * and the error comes only where none can be read.
+ * predicted and those are listed in `unreadable` (a directory of photos with one damaged file;
+ * where none can be read, nothing is predicted). 1,000 pictures or more are read in worker threads
+ * (`workers`, `imagesPerWorker`: pictureWorkers), and `progress` (default: `note`) is told so first.
  */
-export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean; skipUnreadable?: boolean; workers?: number; imagesPerWorker?: number } = {}): Promise<Predictions> {
+export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean; skipUnreadable?: boolean; workers?: number; imagesPerWorker?: number; progress?: (line: string) => void } = {}): Promise<Predictions> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; pictures make 1 or 3`);
@@ -80,10 +81,12 @@ export async function predictProbabilities(checkpointPath: string, images: strin
   const pixelsPerImage = height * width * channels;
   // A directory of photos is decoded in worker threads, as an image folder is (readPictures).
   const input = { height, width, channels } as const;
-  const { images: pixels, read } = await readPictures(`${images.length} pictures`, images, input, pictureWorkers(images.length, { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker }), { invert: opts.invert, notes: { mnist: c.options.dataset === 'mnist' } });
+  const workers = pictureWorkers(images.length, { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker });
+  if (images.length >= 1000) (opts.progress ?? note)(`reading ${images.length} pictures${workers > 1 ? ` in ${workers} threads` : ''}…`);
+  const { images: pixels, read } = await readPictures(`${images.length} pictures`, images, input, workers, { invert: opts.invert, notesFor: { mnist: c.options.dataset === 'mnist' } });
   for (const line of read.notes) note(line);
   const unreadable = read.unreadable.map((u) => new ImageLoadError(u.file, u.reason)); // every bad picture named at once, not one per attempt
-  if (unreadable.length && (!opts.skipUnreadable || unreadable.length === images.length)) {
+  if (unreadable.length && !opts.skipUnreadable) {
     if (unreadable.length === 1) throw unreadable[0];
     throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
   }
@@ -96,6 +99,9 @@ export async function predictProbabilities(checkpointPath: string, images: strin
     predicted.push(path);
   });
   const count = predicted.length;
+  const classNames = Array.from({ length: c.config.classes }, (_, k) => names[k] ?? String(k));
+  const unread = unreadable.map((e) => ({ image: e.file, reason: e.reason }));
+  if (count === 0) return { images: [], classNames, probabilities: new Float32Array(0), unreadable: unread }; // (no GPU work)
   const raw = pixels.subarray(0, count * pixelsPerImage);
   const x = c.preprocessor.apply(raw, count, c.config.input);
   await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
@@ -114,7 +120,7 @@ export async function predictProbabilities(checkpointPath: string, images: strin
   } finally {
     model.dispose();
   }
-  return { images: predicted, classNames: Array.from({ length: C }, (_, k) => names[k] ?? String(k)), probabilities: p, unreadable: unreadable.map((e) => ({ image: e.file, reason: e.reason })) };
+  return { images: predicted, classNames, probabilities: p, unreadable: unread };
 }
 
 /** Writes the class-map grid for `count` test images and the run's curves; returns the files. */

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { fewerNotes } from '../nin/predict.ts';
@@ -128,7 +128,7 @@ describe('nin CLI', () => {
     expect(d.stderr).toBe("nin: 'test' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)\n");
   });
 
-  it("nin predict: a directory stands for its images, in code-point order; hidden files, other files and folders inside are skipped", () => {
+  it("nin predict: a directory stands for its images, in code-point order; hidden files, other files and folders inside are skipped; a picture named again is taken once", () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-predict-dir-'));
     for (const name of ['b.JPG', 'a.png', 'c.jpeg', 'Z.jpg', '.hidden.png', 'notes.txt']) writeFileSync(join(dir, name), '');
     mkdirSync(join(dir, 'sub.png')); // a folder, whatever its name
@@ -142,6 +142,12 @@ describe('nin CLI', () => {
     predictedImages([dir], (line) => said.push(line));
     expect(said).toEqual([`${dir}: 4 files skipped, not .png, .jpg or .jpeg (a.txt, b.gif, c.webp, …)`]);
     expect(() => predictedImages([join(dir, 'sub.png', 'none')])).toThrow(new UsageError(`no image at '${join(dir, 'sub.png', 'none')}'`));
+    // A picture named again (itself and its directory, or by another path) is predicted once.
+    said.length = 0;
+    const a = join(dir, 'a.png');
+    const again = join(dir, '..', basename(dir), 'a.png');
+    expect(predictedImages([a, dir, again, a], (line) => line.includes('named again') && said.push(line))).toEqual([a, ...['Z.jpg', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
+    expect(said).toEqual([`3 pictures named again, predicted once: ${a}, ${again}, ${a}`]);
     rmSync(dir, { recursive: true });
   });
 

@@ -923,12 +923,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const some = await predictProbabilities(ckpt, [notPng, file, missing], () => {}, { skipUnreadable: true });
     expect(formatPredictions(some)).toEqual([line]);
     expect(some.unreadable.map(({ image, reason }) => [image, reason.replace(/:.*/s, '')])).toEqual([[notPng, 'not a PNG or JPEG file'], [missing, 'file not found']]);
-    await expect(predictProbabilities(ckpt, [notPng, missing], () => {}, { skipUnreadable: true })).rejects.toThrow(/^\S+, \S+: 2 of 2 images cannot be read:\n/);
+    // Where none can be read, nothing is predicted (no GPU work); 1,000 pictures are said to be read first.
+    const said: string[] = [];
+    const none = await predictProbabilities(ckpt, Array.from({ length: 1000 }, (_, i) => (i % 2 ? notPng : missing)), () => {}, { skipUnreadable: true, workers: 1, progress: (line) => said.push(line) });
+    expect([none.images, none.probabilities.length, none.unreadable.length, said]).toEqual([[], 0, 1000, ['reading 1000 pictures…']]);
     // Read in worker threads (as a directory of photos is), the same predictions, notes and
-    // unreadable pictures, in the order named. (Four read: a batch size compiled above.)
+    // unreadable pictures, in the order named, from both threads' parts. (Four read: a batch size compiled above.)
     const threaded: string[] = [];
-    const inThreads = await predictProbabilities(ckpt, [notPng, wideFile, missing, file, file, file], (n) => threaded.push(n), { skipUnreadable: true, workers: 2, imagesPerWorker: 1 });
-    expect(formatPredictions(inThreads)).toEqual([wideLine, line, line, line]);
+    const inThreads = await predictProbabilities(ckpt, [notPng, file, file, wideFile, missing, file], (n) => threaded.push(n), { skipUnreadable: true, workers: 2, imagesPerWorker: 1 });
+    expect(formatPredictions(inThreads)).toEqual([line, line, wideLine, line]);
     expect(threaded).toEqual(notes);
     expect(inThreads.unreadable.map(({ image }) => image)).toEqual([notPng, missing]);
     // Where the device binds only four images' activations at a time, five go as four and one
@@ -1002,6 +1005,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(pj.predictions.length).toBe(1);
     expect(p.image).toBe(digit);
     expect(pj.unreadable).toEqual([{ image: junk, reason: expect.stringMatching(/^not a PNG or JPEG file/) }]);
+    const nothing = await nin('predict', ckpt, junk);
+    expect([nothing.status, nothing.stdout]).toEqual([1, '']);
+    expect(nothing.stderr).toContain(`nin: 1 of 1 images cannot be read (none predicted):\n  ${junk}: not a PNG or JPEG file`);
     expect(p.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
     const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
     expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));

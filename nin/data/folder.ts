@@ -249,14 +249,14 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
 }
 
 /** How pictures are read, beyond the model's input: `invert` as `nin predict --invert`, and
- * `notes` to have each picture's notes (pictureNotes) made as it is read. */
+ * `notesFor` a model (of MNIST or not) to have each picture's notes (pictureNotes) made as it is read. */
 export interface PictureReading {
   invert?: boolean;
-  notes?: { mnist: boolean };
+  notesFor?: { mnist: boolean };
 }
 
 /** What reading some images into place found: how many were resized, those that could not be read
- * (`index` into all the paths read), and with `notes` each picture's notes; all in file order. */
+ * (`index` into all the paths read), and with `notesFor` each picture's notes; all in file order. */
 export interface ImagesRead {
   resized: number;
   unreadable: { index: number; file: string; reason: string }[];
@@ -275,11 +275,12 @@ export function readImagesInto(paths: readonly string[], input: ModelInput, imag
     try {
       const image = loadImageForModel(path, input, { invert: how.invert });
       if (image.originalSize[0] !== input.height || image.originalSize[1] !== input.width) read.resized++;
-      if (how.notes) read.notes.push(...pictureNotes(path, image, input, { mnist: how.notes.mnist, invert: how.invert }));
+      if (how.notesFor) read.notes.push(...pictureNotes(path, image, input, { mnist: how.notesFor.mnist, invert: how.invert }));
       const at = (first + k) * per;
       for (let i = 0; i < per; i++) images[at + i] = image.pixels[i] * 255;
     } catch (e) {
-      if (!(e instanceof ImageLoadError)) throw e;
+      // (any other error is a fault here, not in the file, but names the file it met)
+      if (!(e instanceof ImageLoadError)) throw (e as Error).message?.includes(path) ? e : new Error(`${path}: ${(e as Error).message}`, { cause: e });
       read.unreadable.push({ index: first + k, file: e.file, reason: e.reason });
     }
   });
