@@ -799,23 +799,33 @@ async function runPredict(args: string[]): Promise<number> {
   const ckpt = checkpointArg(positionals[0]);
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
-  const { predictProbabilities, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
+  const { predictChunks, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
   const notes: string[] = [];
   const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
-  const r = await predictProbabilities(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress }).finally(() => {
+  const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[] }[] = [];
+  const unreadable: { image: string; reason: string }[] = [];
+  let classNames: string[] = [];
+  try {
+    // A chunk's lines as soon as it is predicted: a directory of many photos takes a while.
+    for await (const r of predictChunks(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress })) {
+      for (const line of formatPredictions(r)) console.log(line);
+      const C = r.classNames.length;
+      if (json !== undefined) predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) })));
+      unreadable.push(...r.unreadable);
+      classNames = r.classNames;
+    }
+  } finally {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`);
-  });
-  for (const line of formatPredictions(r)) console.log(line);
-  if (json !== undefined) {
-    const C = r.classNames.length;
-    const predictions = r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) }));
-    writeJson(json, { checkpoint: resolve(ckpt), classNames: r.classNames, predictions, unreadable: r.unreadable });
   }
-  if (!r.unreadable.length) return 0;
+  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), classNames, predictions, unreadable });
+  if (!unreadable.length) return 0;
   // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
-  const list = r.unreadable.map(({ image, reason }) => `  ${image}: ${reason}`).join('\n');
-  const others = r.images.length === 0 ? 'none predicted' : `the other ${r.images.length === 1 ? 'one is' : `${r.images.length} are`} predicted above`;
-  console.error(`nin: ${r.unreadable.length} of ${images.length} images cannot be read (${others}):\n${list}`);
+  const LISTED = 20;
+  const more = unreadable.length > LISTED ? `\n  and ${unreadable.length - LISTED} more${json !== undefined ? ` (all in ${json})` : ''}` : '';
+  const list = unreadable.slice(0, LISTED).map(({ image, reason }) => `  ${image}: ${reason}`).join('\n') + more;
+  const done = images.length - unreadable.length;
+  const others = done === 0 ? 'none predicted' : `the other ${done === 1 ? 'one is' : `${done} are`} predicted above`;
+  console.error(`nin: ${unreadable.length} of ${images.length} images cannot be read (${others}):\n${list}`);
   return 1;
 }
 

@@ -12,7 +12,7 @@ import { ImageLoadError } from './images.ts';
 import { pictureWorkers, readPictures } from './data/folder.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
-import { batchTooLarge, largestBatch } from './model.ts';
+import { batchTooLarge, largestBatch, type ModelConfig, type NinModel } from './model.ts';
 import { argmax } from './train.ts';
 
 /**
@@ -66,61 +66,113 @@ export function topClasses(r: Predictions, i: number, k: number): { index: numbe
     .slice(0, k);
 }
 
+export interface PredictOptions {
+  /** The pictures are dark strokes on a light or transparent background (see predict). */
+  invert?: boolean;
+  /** Predict the pictures that can be read and list the others in `unreadable`, rather than throw. */
+  skipUnreadable?: boolean;
+  /** Threads to read in, and pictures each takes at the least (pictureWorkers). */
+  workers?: number;
+  imagesPerWorker?: number;
+  /** Told at once what a long read will be (default: `note`). */
+  progress?: (line: string) => void;
+  /** With skipUnreadable: pictures a chunk at the most (default: as many as 256 MiB of pixels hold). */
+  chunk?: number;
+}
+
+/** Pixels, in bytes, of one chunk of pictures that predictChunks reads and predicts at a time. */
+const CHUNK_BYTES = 2 ** 28;
+
 /**
- * predict()'s probabilities, for `nin predict --json` and library callers. Pictures that cannot be
- * read are all named in one error, before any GPU work; with `skipUnreadable` the others are
- * predicted and those are listed in `unreadable` (a directory of photos with one damaged file;
- * where none can be read, nothing is predicted). 1,000 pictures or more are read in worker threads
- * (`workers`, `imagesPerWorker`: pictureWorkers), and `progress` (default: `note`) is told so first.
+ * predict()'s probabilities, for `nin predict --json` and library callers (predictChunks, joined).
+ * Pictures that cannot be read are all named in one error, before any GPU work; with
+ * `skipUnreadable` the others are predicted and those are listed in `unreadable` (a directory of
+ * photos with one damaged file; where none can be read, nothing is predicted).
  */
-export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: { invert?: boolean; skipUnreadable?: boolean; workers?: number; imagesPerWorker?: number; progress?: (line: string) => void } = {}): Promise<Predictions> {
+export async function predictProbabilities(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: PredictOptions = {}): Promise<Predictions> {
+  const parts: Predictions[] = [];
+  for await (const part of predictChunks(checkpointPath, images, note, opts)) parts.push(part);
+  const probabilities = new Float32Array(parts.reduce((n, p) => n + p.probabilities.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    probabilities.set(part.probabilities, at);
+    at += part.probabilities.length;
+  }
+  return { images: parts.flatMap((p) => p.images), classNames: parts[0].classNames, probabilities, unreadable: parts.flatMap((p) => p.unreadable) };
+}
+
+/**
+ * The pictures' predictions a chunk at a time, each chunk yielded as it is done: with
+ * `skipUnreadable`, chunks of at most 256 MiB of pixels, so that any number of pictures fits in
+ * memory and `nin predict` prints lines as they are made; without it, one chunk, so that every
+ * picture that cannot be read is named before any GPU work. A chunk of 1,000 pictures or more is
+ * read in worker threads (readPictures), and `progress` is told so first.
+ */
+export async function* predictChunks(checkpointPath: string, images: string[], note: (line: string) => void = (line) => console.error(`note: ${line}`), opts: PredictOptions = {}): AsyncGenerator<Predictions> {
   const c = loadCheckpoint(checkpointPath);
   const { height, width, channels } = c.config.input;
   if (channels !== 1 && channels !== 3) throw new Error(`${checkpointPath}: model input has ${channels} channels; pictures make 1 or 3`);
   const names = classNamesOf(c.options);
-  const pixelsPerImage = height * width * channels;
-  // A directory of photos is decoded in worker threads, as an image folder is (readPictures).
-  const input = { height, width, channels } as const;
-  const workers = pictureWorkers(images.length, { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker });
-  if (images.length >= 1000) (opts.progress ?? note)(`reading ${images.length} pictures${workers > 1 ? ` in ${workers} threads` : ''}…`);
-  const { images: pixels, read } = await readPictures(`${images.length} pictures`, images, input, workers, { invert: opts.invert, notesFor: { mnist: c.options.dataset === 'mnist' } });
-  for (const line of read.notes) note(line);
-  const unreadable = read.unreadable.map((u) => new ImageLoadError(u.file, u.reason)); // every bad picture named at once, not one per attempt
-  if (unreadable.length && !opts.skipUnreadable) {
-    if (unreadable.length === 1) throw unreadable[0];
-    throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
-  }
-  // The pictures read, their pixels moved up over the slots of those that could not be.
-  const skipped = new Set(read.unreadable.map((u) => u.index));
-  const predicted: string[] = [];
-  images.forEach((path, i) => {
-    if (skipped.has(i)) return;
-    if (predicted.length !== i) pixels.copyWithin(predicted.length * pixelsPerImage, i * pixelsPerImage, (i + 1) * pixelsPerImage);
-    predicted.push(path);
-  });
-  const count = predicted.length;
   const classNames = Array.from({ length: c.config.classes }, (_, k) => names[k] ?? String(k));
-  const unread = unreadable.map((e) => ({ image: e.file, reason: e.reason }));
-  if (count === 0) return { images: [], classNames, probabilities: new Float32Array(0), unreadable: unread }; // (no GPU work)
-  const raw = pixels.subarray(0, count * pixelsPerImage);
-  const x = c.preprocessor.apply(raw, count, c.config.input);
-  await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
-  const model = c.buildModel();
-  const C = c.config.classes;
-  const p = new Float32Array(count * C);
-  // In batches the device can bind (largestBatch), however many images are named.
-  const batch = largestBatch(c.config, 256);
+  const input = { height, width, channels } as const;
+  const pixelsPerImage = height * width * channels;
+  if (opts.chunk !== undefined && !(Number.isInteger(opts.chunk) && opts.chunk >= 1)) throw new RangeError(`predict: chunk must be a positive integer, got ${opts.chunk}`);
+  const perChunk = opts.skipUnreadable ? Math.max(1, Math.min(opts.chunk ?? Infinity, Math.floor(CHUNK_BYTES / (4 * pixelsPerImage)))) : Math.max(1, images.length);
+  const threads = { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker };
+  if (images.length >= 1000) {
+    const workers = pictureWorkers(Math.min(perChunk, images.length), threads);
+    (opts.progress ?? note)(`reading ${images.length} pictures${perChunk < images.length ? `, ${perChunk} at a time` : ''}${workers > 1 ? `, in ${workers} threads` : ''}…`);
+  }
+  let model: NinModel | undefined;
   try {
-    for (let start = 0; start < count; start += batch) {
-      const n = Math.min(batch, count - start);
-      const xs = x.subarray(start * pixelsPerImage, (start + n) * pixelsPerImage);
-      const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(xs, [n, height, width, channels]), { train: false }))));
-      p.set(await probs.toArray().finally(() => probs.dispose()), start * C); // a library caller may predict many times in one process
+    for (let start = 0; start === 0 || start < images.length; start += perChunk) { // (no pictures: one empty chunk)
+      const part = images.slice(start, start + perChunk);
+      const { images: pixels, read } = await readPictures(`${part.length} pictures`, part, input, pictureWorkers(part.length, threads), { invert: opts.invert, notesFor: { mnist: c.options.dataset === 'mnist' } });
+      for (const line of read.notes) note(line);
+      const unreadable = read.unreadable.map((u) => new ImageLoadError(u.file, u.reason)); // every bad picture named at once, not one per attempt
+      if (unreadable.length && !opts.skipUnreadable) {
+        if (unreadable.length === 1) throw unreadable[0];
+        throw new ImageLoadError(unreadable.map((e) => e.file).join(', '), `${unreadable.length} of ${images.length} images cannot be read:\n${unreadable.map((e) => `  ${e.message}`).join('\n')}`);
+      }
+      // The pictures read, their pixels moved up over the slots of those that could not be.
+      const skipped = new Set(read.unreadable.map((u) => u.index));
+      const predicted: string[] = [];
+      part.forEach((path, i) => {
+        if (skipped.has(i)) return;
+        if (predicted.length !== i) pixels.copyWithin(predicted.length * pixelsPerImage, i * pixelsPerImage, (i + 1) * pixelsPerImage);
+        predicted.push(path);
+      });
+      const unread = unreadable.map((e) => ({ image: e.file, reason: e.reason }));
+      if (predicted.length === 0) {
+        yield { images: [], classNames, probabilities: new Float32Array(0), unreadable: unread }; // (no GPU work)
+        continue;
+      }
+      const x = c.preprocessor.apply(pixels.subarray(0, predicted.length * pixelsPerImage), predicted.length, c.config.input);
+      if (!model) {
+        await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
+        model = c.buildModel();
+      }
+      yield { images: predicted, classNames, probabilities: await probabilitiesOf(model, x, predicted.length, c.config), unreadable: unread };
     }
   } finally {
-    model.dispose();
+    model?.dispose(); // also where the caller stops early, or a read or the forward fails
   }
-  return { images: predicted, classNames, probabilities: p, unreadable: unread };
+}
+
+/** Softmax probabilities (count × classes) of preprocessed pictures `x`, in batches the device can
+ * bind (largestBatch), however many there are. */
+async function probabilitiesOf(model: NinModel, x: Float32Array, count: number, config: ModelConfig): Promise<Float32Array> {
+  const { height, width, channels } = config.input;
+  const per = height * width * channels;
+  const p = new Float32Array(count * config.classes);
+  const batch = largestBatch(config, 256);
+  for (let start = 0; start < count; start += batch) {
+    const n = Math.min(batch, count - start);
+    const xs = x.subarray(start * per, (start + n) * per);
+    const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(xs, [n, height, width, channels]), { train: false }))));
+    p.set(await probs.toArray().finally(() => probs.dispose()), start * config.classes); // a library caller may predict many times in one process
+  }
+  return p;
 }
 
 /** Writes the class-map grid for `count` test images and the run's curves; returns the files. */

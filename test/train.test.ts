@@ -17,7 +17,7 @@ import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
-import { formatPredictions, predict, predictProbabilities, visualize } from '../nin/predict.ts';
+import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
@@ -927,13 +927,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const said: string[] = [];
     const none = await predictProbabilities(ckpt, Array.from({ length: 1000 }, (_, i) => (i % 2 ? notPng : missing)), () => {}, { skipUnreadable: true, workers: 1, progress: (line) => said.push(line) });
     expect([none.images, none.probabilities.length, none.unreadable.length, said]).toEqual([[], 0, 1000, ['reading 1000 pictures…']]);
-    // Read in worker threads (as a directory of photos is), the same predictions, notes and
-    // unreadable pictures, in the order named, from both threads' parts. (Four read: a batch size compiled above.)
+    // In chunks (here of 5), each read in worker threads (as a directory of photos is): the same
+    // predictions, notes and unreadable pictures, in the order named, from both threads' parts.
+    // (Four and one predicted: batch sizes compiled above.)
     const threaded: string[] = [];
-    const inThreads = await predictProbabilities(ckpt, [notPng, file, file, wideFile, missing, file], (n) => threaded.push(n), { skipUnreadable: true, workers: 2, imagesPerWorker: 1 });
-    expect(formatPredictions(inThreads)).toEqual([line, line, wideLine, line]);
+    const chunks: Predictions[] = [];
+    for await (const part of predictChunks(ckpt, [notPng, file, file, wideFile, file, missing, file], (n) => threaded.push(n), { skipUnreadable: true, workers: 2, imagesPerWorker: 1, chunk: 5 })) chunks.push(part);
+    expect(chunks.map((part) => [part.images.length, part.unreadable.map(({ image }) => image)])).toEqual([[4, [notPng]], [1, [missing]]]);
+    expect(chunks.flatMap(formatPredictions)).toEqual([line, line, wideLine, line, line]);
     expect(threaded).toEqual(notes);
-    expect(inThreads.unreadable.map(({ image }) => image)).toEqual([notPng, missing]);
     // Where the device binds only four images' activations at a time, five go as four and one
     // (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
@@ -1005,9 +1007,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(pj.predictions.length).toBe(1);
     expect(p.image).toBe(digit);
     expect(pj.unreadable).toEqual([{ image: junk, reason: expect.stringMatching(/^not a PNG or JPEG file/) }]);
-    const nothing = await nin('predict', ckpt, junk);
+    // None readable: said so, in the same form; a long list is cut at 20.
+    const junks = Array.from({ length: 21 }, (_, i) => join(tmp, `junk-${i}.png`));
+    for (const f of junks) writeFileSync(f, 'text');
+    const nothing = await nin('predict', ckpt, ...junks);
     expect([nothing.status, nothing.stdout]).toEqual([1, '']);
-    expect(nothing.stderr).toContain(`nin: 1 of 1 images cannot be read (none predicted):\n  ${junk}: not a PNG or JPEG file`);
+    expect(nothing.stderr).toContain(`nin: 21 of 21 images cannot be read (none predicted):\n  ${junks[0]}: not a PNG or JPEG file`);
+    expect(nothing.stderr).toMatch(new RegExp(`junk-19\\.png: not a PNG or JPEG file.*\n  and 1 more\n?$`));
     expect(p.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
     const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
     expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));
