@@ -128,6 +128,21 @@ describe('nin CLI', () => {
     expect(d.stderr).toBe("nin: 'test' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)\n");
   });
 
+  it('nin eval --images: a directory of pictures of one\'s own, not with --data-dir; --invert only with it (exit 2, before the checkpoint is read)', async () => {
+    const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
+    const cases: [string[], string][] = [
+      [['--images', 'test', '--data-dir', 'data'], "nin: --images DIR tests on pictures of your own, --data-dir on the run's test set: give one"],
+      [['--invert'], "nin: --invert reads pictures of your own (--images DIR) as dark strokes on a light background; the run's test set is read as it is"],
+      [['--images', 'no/such/dir'], "nin: --images no/such/dir: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)\n"],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await nin('eval', ckpt, ...flags);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(message);
+    }
+  });
+
   it("nin predict: a directory stands for its images, in code-point order; hidden files, other files and folders inside are skipped; a picture named again is taken once", () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-predict-dir-'));
     for (const name of ['b.JPG', 'a.png', 'c.jpeg', 'Z.jpg', '.hidden.png', 'notes.txt']) writeFileSync(join(dir, name), '');

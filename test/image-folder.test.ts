@@ -4,7 +4,7 @@
 // from a moved folder).
 import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
@@ -12,7 +12,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
-import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
+import { folderImageShape, readImageFolder, scanImageFolder, scanLabelledFolder } from '../nin/data/folder.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
 import { encodePng } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
@@ -281,6 +281,25 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     usage([...folder, '--config', config], "model 'two' takes 2 channels; images make 1 (grey) or 3 (colour)");
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
     usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
+  });
+
+  it("a directory of one's own labelled pictures (eval --images): folders of some of a model's classes, named as it names them", async () => {
+    const root = colourFolder(join(tmp, 'labelled'), [2, 3]);
+    const own = join(root, 'test');
+    rmSync(join(own, 'green'), { recursive: true });
+    const scan = scanLabelledFolder(own, ['blue', 'green', 'red', 'violet']);
+    expect(scan.classNames).toEqual(['blue', 'green', 'red', 'violet']);
+    expect(scan.files.map(({ path, label }) => [relative(own, path), label])).toEqual([['blue/0.png', 0], ['red/0.png', 2], ['blue/1.png', 0], ['red/1.png', 2], ['blue/2.png', 0], ['red/2.png', 2]]);
+    // A folder the model has no class for: named, with the model's classes; an image folder's root, with a hint.
+    expect(() => scanLabelledFolder(own, ['blue', 'green'])).toThrow(`${own}: class folder red is not among the model's classes: blue, green`);
+    expect(() => scanLabelledFolder(root, ['blue', 'red'])).toThrow(`${resolve(root)}: class folders test, train are not among the model's classes (an image folder's root? give its test/): blue, red`);
+    expect(() => scanLabelledFolder(join(root, 'none'), ['blue'])).toThrow(/none: no such directory/);
+    // Read as predict reads pictures, --invert too.
+    const input = { height: 10, width: 12, channels: 3 } as const;
+    const plain = await readImageFolder(scan, input, { note: () => {} });
+    const inverted = await readImageFolder(scan, input, { note: () => {}, invert: true });
+    plain.images.subarray(0, 12).forEach((v, i) => expect(inverted.images[i]).toBeCloseTo(255 - v, 3));
+    expect(plain.images[0]).not.toBeCloseTo(127.5, 0); // (a value that inverting changes)
   });
 
   it("records val/'s images with --val folder, and a resume refuses them changed", async () => {

@@ -1018,6 +1018,26 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
     expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));
     expect(pr.stdout).toContain(`digit.png: ${p.top5.map((t: { name: string; probability: number }) => `${t.name} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+    // eval --images DIR: pictures of one's own in class folders (some of the classes), tested as
+    // the test set is: the confusion, error and loss of the test set's own copies of them.
+    const eight = (await loadSplits(options(['--batch', '16', '--train-limit', '32', '--test-limit', '8']))).test;
+    const mine = join(tmp, 'my-digits');
+    for (let i = 0; i < 8; i++) {
+      const picture = new PNG({ width: 28, height: 28 });
+      for (let p = 0; p < 784; p++) picture.data.set([eight.images[i * 784 + p], eight.images[i * 784 + p], eight.images[i * 784 + p], 255], 4 * p);
+      mkdirSync(join(mine, String(eight.labels[i])), { recursive: true });
+      writeFileSync(join(mine, String(eight.labels[i]), `${i}.png`), PNG.sync.write(picture));
+    }
+    const saved = loadCheckpoint(ckpt);
+    const model = saved.buildModel();
+    const want = await evaluate(model, await saved.preprocessor.applyTo(eight), 1).finally(() => model.dispose());
+    const mineJson = join(tmp, 'eval', 'my-digits.json');
+    const ownEval = await nin('eval', ckpt, '--images', mine, '--batch', '1', '--json', mineJson);
+    expect(ownEval.status, ownEval.stderr).toBe(0);
+    expect(ownEval.stdout).toContain(`error ${(100 * want.error).toFixed(2)}% on 8 images in ${mine}`);
+    const own = JSON.parse(readFileSync(mineJson, 'utf8'));
+    expect([own.images, own.error, own.confusion]).toEqual([8, want.error, want.confusion]);
+    expect(own.loss).toBeCloseTo(want.loss, 5); // (summed in another order)
     const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);

@@ -76,6 +76,28 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   const dir = split === 'test' && kind(resolve(root, 'test')) !== 'dir' && kind(resolve(root, 'val')) === 'dir' ? resolve(root, 'val') : resolve(root, split);
   if (kind(resolve(root)) !== 'dir') throw new DataFormatError(resolve(root), `no such directory (${LAYOUT})`);
   if (kind(dir) !== 'dir') throw new DataFormatError(dir, `no such directory (${LAYOUT})`);
+  return scanClassFolders(dir, split === 'train', classNames);
+}
+
+/**
+ * Lists a directory of class folders of labelled pictures, not a run's (`nin eval --images DIR`):
+ * folders of some or all of a model's classes, `classNames`. Its images are ordered as a test
+ * split's.
+ */
+export function scanLabelledFolder(dir: string, classNames: readonly string[]): FolderScan {
+  if (kind(resolve(dir)) !== 'dir') throw new DataFormatError(resolve(dir), 'no such directory (it holds one folder of PNG or JPEG images for each class it has, named as the model names its classes)');
+  const folders = entries(resolve(dir)).filter((e) => e.kind === 'dir').map((e) => e.name.normalize('NFC'));
+  const unknown = folders.filter((f) => !classNames.some((n) => n.normalize('NFC') === f));
+  if (unknown.length) {
+    const split = unknown.find((f) => ['train', 'test', 'val'].includes(f));
+    const hint = split ? ` (an image folder's root? give its ${unknown.includes('test') ? 'test' : split}/)` : '';
+    throw new DataFormatError(resolve(dir), `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the model's classes${hint}: ${classNames.join(', ')}`);
+  }
+  return scanClassFolders(resolve(dir), false, classNames);
+}
+
+/** scanImageFolder's listing of one split's directory `dir`: `training`, its folders name the classes. */
+function scanClassFolders(dir: string, training: boolean, classNames?: readonly string[]): FolderScan {
   const top = entries(dir);
   const broken = top.filter((e) => e.kind === 'broken').map((e) => e.path);
   const loose = top.filter((e) => e.kind === 'file' && IMAGE_NAME.test(e.name)).map((e) => e.path);
@@ -85,7 +107,7 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   const folderNames = folders.map((f) => f.name);
   if (folders.length === 0) throw new DataFormatError(dir, `holds no class folders (${LAYOUT})`);
   let names: string[];
-  if (split === 'train') {
+  if (training) {
     if (folders.length < 2) throw new DataFormatError(dir, `holds one class folder (${folderNames[0]}): a classifier needs two or more`);
     const given = classNames?.map((n) => n.normalize('NFC'));
     if (given && folderNames.join('\0') !== given.join('\0')) {
@@ -113,7 +135,7 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
   if (nested.length) throw new DataFormatError(dir, `folders inside class folders are not read: ${listSome(nested)} (a class's images go straight in its folder)`);
   if (notImage.length) throw new DataFormatError(dir, `${notImage.length} file${notImage.length > 1 ? 's are' : ' is'} not .png, .jpg or .jpeg: ${listSome(notImage)} (only PNG and JPEG are read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
   const empty = folderNames.filter((f) => perClass[names.indexOf(f)].length === 0);
-  if (split === 'train' && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no images (.png, .jpg, .jpeg): every class needs training images`);
+  if (training && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no images (.png, .jpg, .jpeg): every class needs training images`);
   // The classes mixed in proportion to their sizes: image i of a class of n sits at (i + ½) / n of
   // the list, so that any first or last part of it (--train-limit, --val-from end) takes each class
   // in proportion too. Equal classes come in turn.
@@ -328,7 +350,7 @@ export async function readPictures(name: string, paths: readonly string[], input
  * Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large
  * folder is read by `workers` threads (pictureWorkers).
  */
-export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number } = {}): Promise<ImageDataset> {
+export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
@@ -337,7 +359,7 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   // Some seconds to minutes of decoding: said before, so that the wait has a reason.
   if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
   const labels = Int32Array.from(files, (f) => f.label);
-  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers);
+  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert });
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
   for (const line of notes) note(line);
