@@ -230,10 +230,10 @@ train options:
   --profile               per-kernel GPU time table (first epoch)
 eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
               --test-limit N, --json FILE (the results and each class's error as JSON: rows of
-              the confusion matrix are true classes), --images DIR (test on pictures of your
-              own instead: DIR/<class>/*.png|jpg for some or all of the model's classes, named
-              as it names them, e.g. cat/ for CIFAR-10, 7/ for MNIST; resized as predict
-              resizes), --invert (with --images: as predict's)
+              the confusion matrix are true classes), --pictures DIR (test on pictures of
+              your own instead: DIR/<class>/*.png|jpg for some or all of the model's classes,
+              named as it names them, e.g. cat/ for CIFAR-10, 7/ for MNIST; resized as
+              predict resizes), --invert (with --pictures: as predict's)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -740,22 +740,22 @@ function parseImageSize(text: string): { height: number; width: number } {
 }
 
 async function runEval(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, images: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
   const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
   const dataDir = v['data-dir'] as string | undefined;
-  const images = v.images as string | undefined;
-  if (images !== undefined && dataDir !== undefined) throw new UsageError('--images DIR tests on pictures of your own, --data-dir on the run\'s test set: give one');
-  if (v.invert && images === undefined) throw new UsageError('--invert reads pictures of your own (--images DIR) as dark strokes on a light background; the run\'s test set is read as it is');
-  if (images !== undefined && !(existsSync(images) && statSync(images).isDirectory())) throw new UsageError(`--images ${images}: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)`, false);
+  const pictures = v.pictures as string | undefined;
+  if (pictures !== undefined && dataDir !== undefined) throw new UsageError('--pictures DIR tests on pictures of your own, --data-dir on the run\'s test set: give one');
+  if (v.invert && pictures === undefined) throw new UsageError('--invert reads pictures of your own (--pictures DIR) as dark strokes on a light background; the run\'s test set is read as it is');
+  if (pictures !== undefined && !(existsSync(pictures) && statSync(pictures).isDirectory())) throw new UsageError(`--pictures ${pictures}: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)`, false);
   const { loadCheckpoint } = await import('./checkpoint.ts');
   const { loadLabelledPictures, loadTestSet } = await import('./datasets.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
-  if (testLimit !== undefined && images === undefined) checkTestLimit(testLimit, folderTestSet(c.options, dataDir) ?? c.options.dataset);
-  const test = images === undefined ? await loadTestSet(c.options, dataDir, testLimit) : await loadLabelledPictures(c.options, images, { limit: testLimit, invert: Boolean(v.invert) });
+  if (testLimit !== undefined && pictures === undefined) checkTestLimit(testLimit, folderTestSet(c.options, dataDir) ?? c.options.dataset);
+  const test = pictures === undefined ? await loadTestSet(c.options, dataDir, testLimit) : await loadLabelledPictures(c.options, pictures, { limit: testLimit, invert: Boolean(v.invert) });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
   // test set holds that many images: a batch is never larger than the set).
@@ -765,7 +765,7 @@ async function runEval(args: string[]): Promise<void> {
   const model = c.buildModel();
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
   const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
-  console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${images === undefined ? '' : ` in ${images}`}`);
+  console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);
   console.log(formatConfusion(r.confusion, test.classNames));
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.

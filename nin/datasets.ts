@@ -72,7 +72,7 @@ export async function loadTestSet(o: RunData, dataDir?: string, limit?: number):
 }
 
 /**
- * Pictures of one's own, labelled by their folders (`nin eval --images DIR`): DIR/<class>/ for some
+ * Pictures of one's own, labelled by their folders (`nin eval --pictures DIR`): DIR/<class>/ for some
  * or all of the run's classes, its first `limit` pictures read at the model's input size as
  * `nin predict` reads them (`invert` as its --invert), with a note where they were resized.
  */

@@ -128,13 +128,13 @@ describe('nin CLI', () => {
     expect(d.stderr).toBe("nin: 'test' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)\n");
   });
 
-  it('nin eval --images: a directory of pictures of one\'s own, not with --data-dir; --invert only with it (exit 2, before the checkpoint is read)', async () => {
+  it('nin eval --pictures: a directory of pictures of one\'s own, not with --data-dir; --invert only with it (exit 2, before the checkpoint is read)', async () => {
     const ckpt = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'header-only.safetensors');
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
     const cases: [string[], string][] = [
-      [['--images', 'test', '--data-dir', 'data'], "nin: --images DIR tests on pictures of your own, --data-dir on the run's test set: give one"],
-      [['--invert'], "nin: --invert reads pictures of your own (--images DIR) as dark strokes on a light background; the run's test set is read as it is"],
-      [['--images', 'no/such/dir'], "nin: --images no/such/dir: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)\n"],
+      [['--pictures', 'test', '--data-dir', 'data'], "nin: --pictures DIR tests on pictures of your own, --data-dir on the run's test set: give one"],
+      [['--invert'], "nin: --invert reads pictures of your own (--pictures DIR) as dark strokes on a light background; the run's test set is read as it is"],
+      [['--pictures', 'no/such/dir'], "nin: --pictures no/such/dir: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)\n"],
     ];
     for (const [flags, message] of cases) {
       const r = await nin('eval', ckpt, ...flags);

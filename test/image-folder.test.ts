@@ -283,7 +283,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     usage([...folder, '--config', config, '--image-size', '8'], "--image-size: the network's input is 28×28 (width×height), fixed by --config: its images are resized to that");
   });
 
-  it("a directory of one's own labelled pictures (eval --images): folders of some of a model's classes, named as it names them", async () => {
+  it("a directory of one's own labelled pictures (eval --pictures): folders of some of a model's classes, named as it names them", async () => {
     const root = colourFolder(join(tmp, 'labelled'), [2, 3]);
     const own = join(root, 'test');
     rmSync(join(own, 'green'), { recursive: true });

@@ -1018,7 +1018,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const top5 = p.probabilities.map((q: number, index: number) => ({ index, q })).sort((a: { q: number }, b: { q: number }) => b.q - a.q).slice(0, 5);
     expect(p.top5.map((t: { index: number }) => t.index)).toEqual(top5.map((t: { index: number }) => t.index));
     expect(pr.stdout).toContain(`digit.png: ${p.top5.map((t: { name: string; probability: number }) => `${t.name} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
-    // eval --images DIR: pictures of one's own in class folders (some of the classes), tested as
+    // eval --pictures DIR: pictures of one's own in class folders (some of the classes), tested as
     // the test set is: the confusion, error and loss of the test set's own copies of them.
     const eight = (await loadSplits(options(['--batch', '16', '--train-limit', '32', '--test-limit', '8']))).test;
     const mine = join(tmp, 'my-digits');
@@ -1032,7 +1032,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const model = saved.buildModel();
     const want = await evaluate(model, await saved.preprocessor.applyTo(eight), 1).finally(() => model.dispose());
     const mineJson = join(tmp, 'eval', 'my-digits.json');
-    const ownEval = await nin('eval', ckpt, '--images', mine, '--batch', '1', '--json', mineJson);
+    const ownEval = await nin('eval', ckpt, '--pictures', mine, '--batch', '1', '--json', mineJson);
     expect(ownEval.status, ownEval.stderr).toBe(0);
     expect(ownEval.stdout).toContain(`error ${(100 * want.error).toFixed(2)}% on 8 images in ${mine}`);
     const own = JSON.parse(readFileSync(mineJson, 'utf8'));

@@ -80,7 +80,7 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
 }
 
 /**
- * Lists a directory of class folders of labelled pictures, not a run's (`nin eval --images DIR`):
+ * Lists a directory of class folders of labelled pictures, not a run's (`nin eval --pictures DIR`):
  * folders of some or all of a model's classes, `classNames`. Its images are ordered as a test
  * split's.
  */
