@@ -1,12 +1,12 @@
 // The `nin` command: train, eval, predict, visualize, compare, export, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanRunFolder } from './data/folder.ts';
+import { folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
 import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -231,9 +231,10 @@ train options:
 eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
               --test-limit N, --json FILE (the results and each class's error as JSON: rows of
               the confusion matrix are true classes), --pictures DIR (test on pictures of
-              your own instead: DIR/<class>/*.png|jpg for some or all of the model's classes,
-              named as it names them, e.g. cat/ for CIFAR-10, 7/ for MNIST; resized as
-              predict resizes), --invert (with --pictures: as predict's)
+              your own instead: DIR/<class>/*.png|jpg|jpeg for some or all of the model's
+              classes, named as it names them, e.g. cat/ for CIFAR-10, 7/ for MNIST; resized
+              as predict resizes, with its notes; one that cannot be read stops it),
+              --invert (with --pictures: as predict's)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -751,11 +752,12 @@ async function runEval(args: string[]): Promise<void> {
   if (v.invert && pictures === undefined) throw new UsageError('--invert reads pictures of your own (--pictures DIR) as dark strokes on a light background; the run\'s test set is read as it is');
   if (pictures !== undefined && !(existsSync(pictures) && statSync(pictures).isDirectory())) throw new UsageError(`--pictures ${pictures}: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)`, false);
   const { loadCheckpoint } = await import('./checkpoint.ts');
-  const { loadLabelledPictures, loadTestSet } = await import('./datasets.ts');
+  const { classNamesOf, readLabelledPictures, loadTestSet } = await import('./datasets.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
-  if (testLimit !== undefined && pictures === undefined) checkTestLimit(testLimit, folderTestSet(c.options, dataDir) ?? c.options.dataset);
-  const test = pictures === undefined ? await loadTestSet(c.options, dataDir, testLimit) : await loadLabelledPictures(c.options, pictures, { limit: testLimit, invert: Boolean(v.invert) });
+  const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
+  if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
+  const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit);
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
   // test set holds that many images: a batch is never larger than the set).
@@ -770,7 +772,7 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
     const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: test.name, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
+    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
   }
 }
 
@@ -788,7 +790,7 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
   const seen = new Set<string>();
   const again: string[] = [];
   const once = named.filter((path) => {
-    const key = resolve(path);
+    const key = realpathSync(path); // (a link, or another spelling of the path, is the same picture)
     if (seen.has(key)) {
       again.push(path);
       return false;
@@ -806,7 +808,8 @@ async function runPredict(args: string[]): Promise<number> {
   const ckpt = checkpointArg(positionals[0]);
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
-  const { predictChunks, formatPredictions, topClasses, fewerNotes } = await import('./predict.ts');
+  const { predictChunks, formatPredictions, topClasses } = await import('./predict.ts');
+  const { fewerNotes } = await import('./images.ts');
   const notes: string[] = [];
   const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
   const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[] }[] = [];
@@ -815,6 +818,7 @@ async function runPredict(args: string[]): Promise<number> {
   try {
     // A chunk's lines as soon as it is predicted: a directory of many photos takes a while.
     for await (const r of predictChunks(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress })) {
+      for (const line of fewerNotes(notes.splice(0))) console.error(`note: ${line}`); // a chunk's notes before its lines
       for (const line of formatPredictions(r)) console.log(line);
       const C = r.classNames.length;
       if (json !== undefined) predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) })));
@@ -822,7 +826,7 @@ async function runPredict(args: string[]): Promise<number> {
       classNames = r.classNames;
     }
   } finally {
-    for (const line of fewerNotes(notes)) console.error(`note: ${line}`);
+    for (const line of fewerNotes(notes)) console.error(`note: ${line}`); // those of a chunk that failed
   }
   if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), classNames, predictions, unreadable });
   if (!unreadable.length) return 0;

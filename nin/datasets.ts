@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
-import { folderChanged, folderValChanged, readImageFolder, scanLabelledFolder, scanRunFolder, type FolderSplit } from './data/folder.ts';
+import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, type FolderScan, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
@@ -72,13 +72,13 @@ export async function loadTestSet(o: RunData, dataDir?: string, limit?: number):
 }
 
 /**
- * Pictures of one's own, labelled by their folders (`nin eval --pictures DIR`): DIR/<class>/ for some
- * or all of the run's classes, its first `limit` pictures read at the model's input size as
- * `nin predict` reads them (`invert` as its --invert), with a note where they were resized.
+ * Pictures of one's own, labelled by their folders (`nin eval --pictures DIR`, scanLabelledFolder):
+ * the first `limit` read at the model's input size as `nin predict` reads them (`invert` as its
+ * --invert), with its notes (a light border for an MNIST model, colour read as grey, …) and a
+ * count of those resized.
  */
-export async function loadLabelledPictures(o: RunData, dir: string, opts: { limit?: number; invert?: boolean } = {}): Promise<ImageDataset> {
-  const scan = scanLabelledFolder(dir, classNamesOf(o));
-  const pictures = await readImageFolder(scan, modelInput(o), opts);
+export async function readLabelledPictures(o: RunData, scan: FolderScan, opts: { limit?: number; invert?: boolean } = {}): Promise<ImageDataset> {
+  const pictures = await readImageFolder(scan, modelInput(o), { ...opts, notesFor: { mnist: o.dataset === 'mnist' } });
   report(pictures);
   return pictures;
 }

@@ -571,9 +571,9 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
  * read as grey, for a model of grey images; for an MNIST model, a light border (its digits are light strokes on black); and a picture that is one
  * flat value as the model sees it (dark strokes on a transparent background vanish over black).
  */
-export function pictureNotes(file: string, image: LoadedImage, input: ModelInput, opts: { mnist: boolean; invert?: boolean }): string[] {
+export function pictureNotes(file: string, image: LoadedImage, input: ModelInput, opts: { mnist: boolean; invert?: boolean; resized?: boolean }): string[] {
   const notes: string[] = [];
-  const resized = resizeNote(file, image.originalSize, input);
+  const resized = opts.resized === false ? null : resizeNote(file, image.originalSize, input);
   if (resized) notes.push(resized);
   // Said, as resizing is: a colour cue the model would need is gone.
   if (input.channels === 1 && image.colourful) notes.push(`${file}: a colour picture, read as grey (BT.601 luma): the model takes grey images`);
@@ -590,6 +590,21 @@ export function pictureNotes(file: string, image: LoadedImage, input: ModelInput
     notes.push(`${file}: its border is light (mean ${border.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''}); MNIST's digits are light strokes on black` + (opts.invert ? '' : ': for a dark digit on a light background, pass --invert'));
   }
   return notes;
+}
+
+/** Pictures' notes with those of one kind past the first `keep` counted instead (a directory of
+ * photos is resized picture by picture: a line each would bury the predictions). The notes come
+ * grouped by kind, the counted kinds first. */
+export function fewerNotes(notes: readonly string[], keep = 3): string[] {
+  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: a colour picture, read as grey /, 'in colour read as grey'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
+  const out: string[] = [];
+  for (const [pattern, what] of kinds) {
+    const these = notes.filter((n) => pattern.test(n));
+    out.push(...these.slice(0, keep));
+    const more = these.length - keep;
+    if (more > 0) out.push(`… and ${more} more picture${more === 1 ? '' : 's'} ${what}`);
+  }
+  return [...out, ...notes.filter((n) => !kinds.some(([pattern]) => pattern.test(n)))];
 }
 
 /** The mean of a loaded image's outermost rows and columns (all channels), in [0, 1]. */

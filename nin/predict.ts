@@ -43,21 +43,6 @@ export function formatPredictions(r: Predictions): string[] {
   return r.images.map((path, i) => `${path}: ${topClasses(r, i, 5).map(({ name, probability }) => `${name} ${(100 * probability).toFixed(1)}%`).join(', ')}`);
 }
 
-/** Pictures' notes with those of one kind past the first `keep` counted instead (a directory of
- * photos is resized picture by picture: a line each would bury the predictions). The notes come
- * grouped by kind, the counted kinds first. */
-export function fewerNotes(notes: readonly string[], keep = 3): string[] {
-  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: a colour picture, read as grey /, 'in colour read as grey'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
-  const out: string[] = [];
-  for (const [pattern, what] of kinds) {
-    const these = notes.filter((n) => pattern.test(n));
-    out.push(...these.slice(0, keep));
-    const more = these.length - keep;
-    if (more > 0) out.push(`… and ${more} more picture${more === 1 ? '' : 's'} ${what}`);
-  }
-  return [...out, ...notes.filter((n) => !kinds.some(([pattern]) => pattern.test(n)))];
-}
-
 /** Image i's `k` most probable classes, most probable first. */
 export function topClasses(r: Predictions, i: number, k: number): { index: number; name: string; probability: number }[] {
   const C = r.classNames.length;
@@ -80,7 +65,8 @@ export interface PredictOptions {
   chunk?: number;
 }
 
-/** Pixels, in bytes, of one chunk of pictures that predictChunks reads and predicts at a time. */
+/** Pixels, in bytes, of one chunk of pictures that predictChunks reads and predicts at a time
+ * (preprocessing copies them: about twice this in memory). */
 const CHUNK_BYTES = 2 ** 28;
 
 /**

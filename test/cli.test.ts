@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { fewerNotes } from '../nin/predict.ts';
+import { fewerNotes } from '../nin/images.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { runAsync } from './helpers.ts';

@@ -300,6 +300,10 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     const inverted = await readImageFolder(scan, input, { note: () => {}, invert: true });
     plain.images.subarray(0, 12).forEach((v, i) => expect(inverted.images[i]).toBeCloseTo(255 - v, 3));
     expect(plain.images[0]).not.toBeCloseTo(127.5, 0); // (a value that inverting changes)
+    // With predict's notes for a model of grey images: colour read as grey, three named and the rest counted.
+    const said: string[] = [];
+    await readImageFolder(scan, { ...input, channels: 1 }, { note: (line) => said.push(line), notesFor: { mnist: false } });
+    expect(said).toEqual([...scan.files.slice(0, 3).map(({ path }) => `${path}: a colour picture, read as grey (BT.601 luma): the model takes grey images`), '… and 3 more pictures in colour read as grey']);
   });
 
   it("records val/'s images with --val folder, and a resume refuses them changed", async () => {

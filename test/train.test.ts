@@ -918,15 +918,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     writeFileSync(notPng, 'text');
     const missing = join(tmp, 'missing.png');
     await expect(predict(ckpt, [notPng, file, missing])).rejects.toThrow(new RegExp(`2 of 3 images cannot be read:\n  ${notPng.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a PNG or JPEG file.*\n  ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: file not found$`));
-    // With skipUnreadable (as `nin predict` runs), the others are predicted and these listed; where
-    // none can be read, the error is as without it.
+    // With skipUnreadable (as `nin predict` runs), the others are predicted and these listed.
     const some = await predictProbabilities(ckpt, [notPng, file, missing], () => {}, { skipUnreadable: true });
     expect(formatPredictions(some)).toEqual([line]);
     expect(some.unreadable.map(({ image, reason }) => [image, reason.replace(/:.*/s, '')])).toEqual([[notPng, 'not a PNG or JPEG file'], [missing, 'file not found']]);
     // Where none can be read, nothing is predicted (no GPU work); 1,000 pictures are said to be read first.
     const said: string[] = [];
+    const allocations = pool().stats.allocations;
     const none = await predictProbabilities(ckpt, Array.from({ length: 1000 }, (_, i) => (i % 2 ? notPng : missing)), () => {}, { skipUnreadable: true, workers: 1, progress: (line) => said.push(line) });
     expect([none.images, none.probabilities.length, none.unreadable.length, said]).toEqual([[], 0, 1000, ['reading 1000 pictures…']]);
+    expect(pool().stats.allocations, 'no model built').toBe(allocations);
+    // A caller that stops after the first chunk leaves nothing on the GPU.
+    for await (const part of predictChunks(ckpt, [file, file], () => {}, { skipUnreadable: true, chunk: 1 })) {
+      expect(formatPredictions(part)).toEqual([line]);
+      break;
+    }
+    expect(pool().stats.liveBuffers, 'the model freed when the caller stops').toBe(live);
     // In chunks (here of 5), each read in worker threads (as a directory of photos is): the same
     // predictions, notes and unreadable pictures, in the order named, from both threads' parts.
     // (Four and one predicted: batch sizes compiled above.)
@@ -1032,11 +1039,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const model = saved.buildModel();
     const want = await evaluate(model, await saved.preprocessor.applyTo(eight), 1).finally(() => model.dispose());
     const mineJson = join(tmp, 'eval', 'my-digits.json');
+    const pastPictures = await nin('eval', ckpt, '--pictures', mine, '--test-limit', '9');
+    expect(pastPictures.status).toBe(2);
+    expect(pastPictures.stderr.trim().split('\n').at(-1)).toBe(`nin: --test-limit 9 is more than ${mine}'s 8 test images: leave it out to test on all`);
     const ownEval = await nin('eval', ckpt, '--pictures', mine, '--batch', '1', '--json', mineJson);
     expect(ownEval.status, ownEval.stderr).toBe(0);
     expect(ownEval.stdout).toContain(`error ${(100 * want.error).toFixed(2)}% on 8 images in ${mine}`);
     const own = JSON.parse(readFileSync(mineJson, 'utf8'));
-    expect([own.images, own.error, own.confusion]).toEqual([8, want.error, want.confusion]);
+    expect([own.testSet, own.images, own.error, own.confusion]).toEqual([mine, 8, want.error, want.confusion]);
     expect(own.loss).toBeCloseTo(want.loss, 5); // (summed in another order)
     const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);

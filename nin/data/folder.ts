@@ -17,7 +17,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { defaultWorkers } from './parallel.ts';
-import { ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
+import { fewerNotes, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
 import type { ClassList, ImageFolderOptions } from '../train.ts';
 
 /** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
@@ -91,7 +91,8 @@ export function scanLabelledFolder(dir: string, classNames: readonly string[]): 
   if (unknown.length) {
     const split = unknown.find((f) => ['train', 'test', 'val'].includes(f));
     const hint = split ? ` (an image folder's root? give its ${unknown.includes('test') ? 'test' : split}/)` : '';
-    throw new DataFormatError(resolve(dir), `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the model's classes${hint}: ${classNames.join(', ')}`);
+    const named = classNames.length > 20 ? `${classNames.slice(0, 20).join(', ')} and ${classNames.length - 20} more` : classNames.join(', ');
+    throw new DataFormatError(resolve(dir), `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the model's classes${hint}: ${named}`);
   }
   return scanClassFolders(resolve(dir), false, classNames);
 }
@@ -271,10 +272,11 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
 }
 
 /** How pictures are read, beyond the model's input: `invert` as `nin predict --invert`, and
- * `notesFor` a model (of MNIST or not) to have each picture's notes (pictureNotes) made as it is read. */
+ * `notesFor` a model (of MNIST or not) to have each picture's notes (pictureNotes) made as it is
+ * read (`resized: false`: without the resize notes). */
 export interface PictureReading {
   invert?: boolean;
-  notesFor?: { mnist: boolean };
+  notesFor?: { mnist: boolean; resized?: boolean };
 }
 
 /** What reading some images into place found: how many were resized, those that could not be read
@@ -297,7 +299,7 @@ export function readImagesInto(paths: readonly string[], input: ModelInput, imag
     try {
       const image = loadImageForModel(path, input, { invert: how.invert });
       if (image.originalSize[0] !== input.height || image.originalSize[1] !== input.width) read.resized++;
-      if (how.notesFor) read.notes.push(...pictureNotes(path, image, input, { mnist: how.notesFor.mnist, invert: how.invert }));
+      if (how.notesFor) read.notes.push(...pictureNotes(path, image, input, { ...how.notesFor, invert: how.invert }));
       const at = (first + k) * per;
       for (let i = 0; i < per; i++) images[at + i] = image.pixels[i] * 255;
     } catch (e) {
@@ -350,7 +352,7 @@ export async function readPictures(name: string, paths: readonly string[], input
  * Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large
  * folder is read by `workers` threads (pictureWorkers).
  */
-export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean } = {}): Promise<ImageDataset> {
+export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean } } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
@@ -359,10 +361,11 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   // Some seconds to minutes of decoding: said before, so that the wait has a reason.
   if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
   const labels = Int32Array.from(files, (f) => f.label);
-  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert });
+  const notesFor = opts.notesFor && { ...opts.notesFor, resized: false }; // (resizing is counted below)
+  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor });
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
-  for (const line of notes) note(line);
+  for (const line of [...notes, ...fewerNotes(read.notes)]) note(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
