@@ -348,9 +348,10 @@ export async function readPictures(name: string, paths: readonly string[], input
 /**
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
- * named together, at most a few. `note` (default: stderr) is told how many were resized.
- * Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large
- * folder is read by `workers` threads (pictureWorkers).
+ * named together, at most a few. `note` (default: stderr) is told how many were resized and, with
+ * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes); `invert` as
+ * PictureReading's. Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core
+ * VM), so a large folder is read by `workers` threads (pictureWorkers).
  */
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean } } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
