@@ -204,7 +204,8 @@ train options:
                           default for --val N) or the training set's last N (for --val paper)
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
                           about 9 GB of memory while loading)
-  --train-limit N  --test-limit N   use only the first N images
+  --train-limit N  --test-limit N   use only the first N images (of an image folder: each
+                          class in proportion)
   --seed N                repeatable runs (same device: same loss curve); 0 to 4294967295
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data (--dataset folder: the image
                           folder; a resume reads the run's own unless it is given)
@@ -753,8 +754,11 @@ async function runEval(args: string[]): Promise<void> {
   if (pictures !== undefined && !(existsSync(pictures) && statSync(pictures).isDirectory())) throw new UsageError(`--pictures ${pictures}: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)`, false);
   const { loadCheckpoint } = await import('./checkpoint.ts');
   const { classNamesOf, readLabelledPictures, loadTestSet } = await import('./datasets.ts');
+  const { invertNote } = await import('./images.ts');
   const { evaluate, formatConfusion } = await import('./train.ts');
   const c = loadCheckpoint(ckpt);
+  const inverting = v.invert ? invertNote(c.config.input.channels) : null;
+  if (inverting) console.error(`note: ${inverting}`);
   const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
   const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit);
@@ -772,7 +776,7 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
     const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
+    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert) }), images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
   }
 }
 
@@ -780,7 +784,7 @@ async function runEval(args: string[]): Promise<void> {
  * code-point order; a picture named again (a file and its directory) is predicted once, with a note. */
 export function predictedImages(args: readonly string[], note: (line: string) => void = (line) => console.error(`note: ${line}`)): string[] {
   const named = args.flatMap((arg) => {
-    if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`);
+    if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`, false);
     if (!statSync(arg).isDirectory()) return [arg];
     const { images, others } = imagesInDirectory(arg);
     if (!images.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
@@ -828,7 +832,7 @@ async function runPredict(args: string[]): Promise<number> {
   } finally {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`); // those of a chunk that failed
   }
-  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), classNames, predictions, unreadable });
+  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), invert: Boolean(v.invert), classNames, predictions, unreadable });
   if (!unreadable.length) return 0;
   // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
   const LISTED = 20;
@@ -974,7 +978,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(e.showUsage ? `nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}` : `nin: ${e.message}`);
       return 2;
     }
-    console.error(`nin: ${(e as Error).name === 'Error' ? '' : (e as Error).name + ': '}${(e as Error).message}`);
+    // Our own errors (data, pictures, checkpoints) say what is wrong; a name like TypeError tells of a fault.
+    const named = ['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError'].includes((e as Error).name) ? '' : `${(e as Error).name}: `;
+    console.error(`nin: ${named}${(e as Error).message}`);
     return 1;
   } finally {
     closeGpu();

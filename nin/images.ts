@@ -607,6 +607,12 @@ export function fewerNotes(notes: readonly string[], keep = 3): string[] {
   return [...out, ...notes.filter((n) => !kinds.some(([pattern]) => pattern.test(n)))];
 }
 
+/** Why --invert is worth a word for a model of `channels` (colour: every picture's colours are
+ * inverted, where it is meant for dark strokes on a light background), or null. */
+export function invertNote(channels: number): string | null {
+  return channels === 1 ? null : "--invert on a model of colour images: every picture's colours are inverted (it is meant for dark strokes on a light background, as MNIST's digits are light on black)";
+}
+
 /** The mean of a loaded image's outermost rows and columns (all channels), in [0, 1]. */
 export function borderMean(pixels: Float32Array, input: ModelInput): number {
   const { height, width, channels } = input;

@@ -8,7 +8,7 @@ import { Tensor, tidy } from '../engine/tensor.ts';
 import { softmax } from '../kernels/softmax-cross-entropy.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { classNamesOf, loadTestSet } from './datasets.ts';
-import { ImageLoadError } from './images.ts';
+import { ImageLoadError, invertNote } from './images.ts';
 import { pictureWorkers, readPictures } from './data/folder.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
@@ -105,6 +105,8 @@ export async function* predictChunks(checkpointPath: string, images: string[], n
   if (opts.chunk !== undefined && !(Number.isInteger(opts.chunk) && opts.chunk >= 1)) throw new RangeError(`predict: chunk must be a positive integer, got ${opts.chunk}`);
   const perChunk = opts.skipUnreadable ? Math.max(1, Math.min(opts.chunk ?? Infinity, Math.floor(CHUNK_BYTES / (4 * pixelsPerImage)))) : Math.max(1, images.length);
   const threads = { workers: opts.workers, imagesPerWorker: opts.imagesPerWorker };
+  const inverting = opts.invert ? invertNote(channels) : null;
+  if (inverting) note(inverting);
   if (images.length >= 1000) {
     const workers = pictureWorkers(Math.min(perChunk, images.length), threads);
     (opts.progress ?? note)(`reading ${images.length} pictures${perChunk < images.length ? `, ${perChunk} at a time` : ''}${workers > 1 ? `, in ${workers} threads` : ''}…`);

@@ -453,6 +453,7 @@ async function trainInDirectory(
   let bestStretch: string | null = null;
   if (resumed) {
     let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
+    let lastTest: { epoch: number; images: number } | null = null;
     // (as it will stand with this resume's record, written later; parents' logs included)
     const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
     for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
@@ -461,7 +462,10 @@ async function trainInDirectory(
         best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
         bestStretch = stretchHere;
       }
+      if (r.kind === 'epoch' && typeof r.testImages === 'number' && r.epoch! <= startEpoch) lastTest = { epoch: r.epoch!, images: r.testImages };
     }
+    // A test set that changed (an image folder's test/, --test-limit): its error curve changes sets here.
+    if (lastTest && data.test && data.test.count !== lastTest.images) log(`note: the test set holds ${data.test.count} images now, ${lastTest.images} at epoch ${lastTest.epoch}: the test error from epoch ${startEpoch + 1} on is over other images`);
   }
   const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
   const savedBy = savedStretch(bestPath); // null when there is no file
@@ -525,7 +529,7 @@ async function trainInDirectory(
   const stepsPerEpoch = loader.batchesPerEpoch;
   // The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it.
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
-  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} steps of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
+  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];

@@ -120,8 +120,7 @@ describe('nin CLI', () => {
     writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
     const r = await nin('predict', ckpt, 'package.json', 'no/such/image.png');
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^nin: no image at 'no\/such\/image.png'\n\nusage:/);
-    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe("nin: no image at 'no/such/image.png'"); // last, where a terminal shows it
+    expect(r.stderr).toBe("nin: no image at 'no/such/image.png'\n"); // (a path that is not there: the message alone)
     const d = await nin('predict', ckpt, 'package.json', 'test');
     expect(d.code, d.stderr).toBe(2);
     // The command is well formed, what it names is not usable: the message alone, not buried in the usage.

@@ -14,7 +14,7 @@ import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { folderImageShape, readImageFolder, scanImageFolder, scanLabelledFolder } from '../nin/data/folder.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
-import { encodePng } from '../nin/images.ts';
+import { encodePng, invertNote } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
 import { predictProbabilities, topClasses } from '../nin/predict.ts';
 import { evaluate, train, type TrainOptions } from '../nin/train.ts';
@@ -385,6 +385,11 @@ describe('nin train --dataset folder end to end', () => {
     const p = await predictProbabilities(r.checkpoint, [join(root, 'test', 'red', '3.png'), join(root, 'test', 'blue', '0.png')], () => {});
     expect(p.classNames).toEqual(['blue', 'green', 'red']);
     expect([topClasses(p, 0, 1)[0].name, topClasses(p, 1, 1)[0].name]).toEqual(['red', 'blue']);
+    // --invert on this model of colour images is said (it is meant for dark strokes on white).
+    const inverted: string[] = [];
+    await predictProbabilities(r.checkpoint, [join(root, 'test', 'red', '3.png'), join(root, 'test', 'blue', '0.png')], (line) => inverted.push(line), { invert: true });
+    expect(inverted).toEqual([invertNote(3)]);
+    expect(invertNote(1)).toBeNull();
 
     // The folder moved: --data-dir says where; the resumed checkpoint records it.
     const moved = join(tmp, 'e2e-moved');

@@ -190,8 +190,12 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 4
     // makes epoch 2 forty steps (run steps 10–49), whose last sits at epoch 1.975 of the cosine's 3.
     // (Batch 4, as bench/crosscheck's test: a cold shader cache compiles its kernels once.)
-    const rebatch = options(['--resume', epoch1, '--batch', '4', '--schedule', 'cosine', '--stop-after', '2', '--out', join(tmp, 'rebatch')]);
-    const rebatched = await train(rebatch, await loadSplits(rebatch));
+    // (Its test set halved too: a resume says the test error changes sets there.)
+    const rebatch = options(['--resume', epoch1, '--batch', '4', '--schedule', 'cosine', '--stop-after', '2', '--test-limit', '16', '--out', join(tmp, 'rebatch')]);
+    const rebatchLines: string[] = [];
+    const rebatched = await train({ ...rebatch, log: (l: string) => rebatchLines.push(l) }, await loadSplits(rebatch));
+    expect(rebatchLines).toContain('note: the test set holds 16 images now, 32 at epoch 1: the test error from epoch 2 on is over other images');
+    expect(restLines.filter((l) => l.includes('the test set holds'))).toEqual([]); // (the same 32 there)
     expect(rebatched.stepLosses.length).toBe(40);
     expect(rebatched.epochs[0]).toMatchObject({ epoch: 2, step: 50 });
     const w = rebatch.warmupEpochs; // the cosine starts after the warm-up
