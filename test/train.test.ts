@@ -1043,6 +1043,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const model = saved.buildModel();
     const want = await evaluate(model, await saved.preprocessor.applyTo(eight), 1).finally(() => model.dispose());
     const mineJson = join(tmp, 'eval', 'my-digits.json');
+    // A folder the model has no class for: named, the message as it is (no error class before it).
+    const cats = join(tmp, 'not-digits');
+    mkdirSync(join(cats, 'cat'), { recursive: true });
+    const wrongClass = await nin('eval', ckpt, '--pictures', cats);
+    expect([wrongClass.status, wrongClass.stderr.trim()]).toEqual([1, `nin: ${cats}: class folder cat is not among the model's classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9`]);
     const pastPictures = await nin('eval', ckpt, '--pictures', mine, '--test-limit', '9');
     expect(pastPictures.status).toBe(2);
     expect(pastPictures.stderr.trim().split('\n').at(-1)).toBe(`nin: --test-limit 9 is more than ${mine}'s 8 test images: leave it out to test on all`);
