@@ -786,9 +786,11 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
   const named = args.flatMap((arg) => {
     if (!existsSync(arg)) throw new UsageError(`no image at '${arg}'`, false);
     if (!statSync(arg).isDirectory()) return [arg];
-    const { images, others } = imagesInDirectory(arg);
+    const { images, others, folders } = imagesInDirectory(arg);
     if (!images.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
-    if (others.length) note(`${arg}: ${others.length} file${others.length === 1 ? '' : 's'} skipped, not .png, .jpg or .jpeg (${others.slice(0, 3).map((f) => basename(f)).join(', ')}${others.length > 3 ? ', …' : ''})`);
+    const some = (paths: string[]) => `${paths.slice(0, 3).map((f) => basename(f)).join(', ')}${paths.length > 3 ? ', …' : ''}`;
+    if (others.length) note(`${arg}: ${others.length} file${others.length === 1 ? '' : 's'} skipped, not .png, .jpg or .jpeg (${some(others)})`);
+    if (folders.length) note(`${arg}: ${folders.length} folder${folders.length === 1 ? '' : 's'} inside not read (${some(folders)}): name ${folders.length === 1 ? 'it' : 'them'} to predict ${folders.length === 1 ? 'its' : 'their'} pictures`);
     return images;
   });
   const seen = new Set<string>();

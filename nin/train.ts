@@ -531,6 +531,10 @@ async function trainInDirectory(
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
   log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
+  // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
+  if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {
+    log(`note: every step of this run is in its ${o.warmupEpochs}-epoch warm-up (${o.epochs * stepsPerEpoch} step${o.epochs * stepsPerEpoch === 1 ? '' : 's'} in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
+  }
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';

@@ -150,11 +150,11 @@ describe('nin CLI', () => {
     const single = join(dir, 'notes.txt'); // a file named is taken as it is: reading it names what it is
     const said: string[] = [];
     expect(predictedImages([single, dir], (line) => said.push(line))).toEqual([single, ...['Z.jpg', 'a.png', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
-    expect(said).toEqual([`${dir}: 1 file skipped, not .png, .jpg or .jpeg (notes.txt)`]);
+    expect(said).toEqual([`${dir}: 1 file skipped, not .png, .jpg or .jpeg (notes.txt)`, `${dir}: 1 folder inside not read (sub.png): name it to predict its pictures`]);
     for (const name of ['a.txt', 'b.gif', 'c.webp']) writeFileSync(join(dir, name), '');
     said.length = 0;
     predictedImages([dir], (line) => said.push(line));
-    expect(said).toEqual([`${dir}: 4 files skipped, not .png, .jpg or .jpeg (a.txt, b.gif, c.webp, …)`]);
+    expect(said).toEqual([`${dir}: 4 files skipped, not .png, .jpg or .jpeg (a.txt, b.gif, c.webp, …)`, `${dir}: 1 folder inside not read (sub.png): name it to predict its pictures`]);
     expect(() => predictedImages([join(dir, 'sub.png', 'none')])).toThrow(new UsageError(`no image at '${join(dir, 'sub.png', 'none')}'`));
     // A picture named again (itself and its directory, or by another path) is predicted once.
     said.length = 0;

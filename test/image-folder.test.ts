@@ -133,6 +133,14 @@ describe('image folder reader', () => {
     symlinkSync(join(tmp, 'nowhere'), join(root, 'train', 'ghost'));
     symlinkSync(join(tmp, 'nowhere.png'), join(root, 'train', 'dog', 'gone.png'));
     expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 2 entries cannot be read (a broken link?): ${join(root, 'train', 'ghost')}, ${join(root, 'train', 'dog', 'gone.png')}`);
+    // Every kind of problem in one message; a file that is no picture is to be moved out, not converted.
+    writeFileSync(join(root, 'train', 'dog', 'notes.txt'), 'x');
+    writeFileSync(join(root, 'train', 'dog', 'photo.webp'), 'x');
+    expect(() => scanImageFolder(root, 'train')).toThrow(
+      `${join(root, 'train')}: 2 entries cannot be read (a broken link?): ${join(root, 'train', 'ghost')}, ${join(root, 'train', 'dog', 'gone.png')}; ` +
+        `1 file is not .png, .jpg or .jpeg: ${join(root, 'train', 'dog', 'photo.webp')} (only PNG and JPEG are read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out); ` +
+        `1 file is not a picture: ${join(root, 'train', 'dog', 'notes.txt')} (move it out of the class folders)`,
+    );
     // Files that cannot be read, though named .png, are found by their bytes when the folder is sized up: all of them.
     base();
     writeFileSync(join(root, 'train', 'dog', '1.png'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46]));

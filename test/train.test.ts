@@ -145,6 +145,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(lines.filter((l) => l.includes('--lr 0'))).toEqual([]);
     // The recipe as it runs, whatever made it (defaults, flags, a resume).
     expect(lines).toContain(`training: 1 epoch of 2 steps of 16 images; lr ${o.lr}, ${o.schedule}, ${o.warmupEpochs}-epoch warm-up; momentum 0.9, weight decay 0.0001; standardize preprocessing, augmentation on; seed 1`);
+    expect(lines.filter((l) => l.includes('in its'))).toEqual([]); // the second step is past the warm-up
+  });
+
+  it('a run whose every step is in its warm-up says so', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '16', '--test-limit', '16', '--epochs', '1', '--warmup', '0.3', '--out', join(tmp, 'all-warm-up')]), log: (l: string) => lines.push(l) };
+    await train(o, await loadSplits(o));
+    expect(lines).toContain(`training: 1 epoch of 1 step of 16 images; lr ${o.lr}, ${o.schedule}, 0.3-epoch warm-up; momentum 0.9, weight decay 0.0001; standardize preprocessing, augmentation off; seed 1`);
+    expect(lines).toContain(`note: every step of this run is in its 0.3-epoch warm-up (1 step in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
   });
 
   it('--lr 0 says that no step changes the weights', async () => {

@@ -34,6 +34,8 @@ export interface FolderScan {
 const LAYOUT = 'an image folder holds train/<class>/ and test/<class>/ (or val/<class>/) folders of PNG or JPEG images';
 /** The file names read as images. */
 const IMAGE_NAME = /\.(png|jpe?g)$/i;
+/** Pictures in formats not read (to convert, rather than to move out). */
+const OTHER_PICTURE = /\.(gif|bmp|webp|tiff?|heic|heif|avif|ppm|pgm|pnm|jxl|jp2)$/i;
 /** How many offending files an error lists before "and N more". */
 const LISTED = 5;
 
@@ -132,9 +134,15 @@ function scanClassFolders(dir: string, training: boolean, classNames?: readonly 
       else perClass[names.indexOf(folder.name)].push(e.path);
     }
   }
-  if (broken.length) throw new DataFormatError(dir, `${broken.length} entr${broken.length > 1 ? 'ies' : 'y'} cannot be read (a broken link?): ${listSome(broken)}`);
-  if (nested.length) throw new DataFormatError(dir, `folders inside class folders are not read: ${listSome(nested)} (a class's images go straight in its folder)`);
-  if (notImage.length) throw new DataFormatError(dir, `${notImage.length} file${notImage.length > 1 ? 's are' : ' is'} not .png, .jpg or .jpeg: ${listSome(notImage)} (only PNG and JPEG are read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
+  // Every kind of problem at once: fixing a folder one message at a time is slow.
+  const problems: string[] = [];
+  if (broken.length) problems.push(`${broken.length} entr${broken.length > 1 ? 'ies' : 'y'} cannot be read (a broken link?): ${listSome(broken)}`);
+  if (nested.length) problems.push(`folders inside class folders are not read: ${listSome(nested)} (a class's images go straight in its folder)`);
+  const otherFormats = notImage.filter((path) => OTHER_PICTURE.test(path));
+  const notPictures = notImage.filter((path) => !OTHER_PICTURE.test(path));
+  if (otherFormats.length) problems.push(`${otherFormats.length} file${otherFormats.length > 1 ? 's are' : ' is'} not .png, .jpg or .jpeg: ${listSome(otherFormats)} (only PNG and JPEG are read: convert them, e.g. with ImageMagick's \`mogrify -format png\`, or move them out)`);
+  if (notPictures.length) problems.push(`${notPictures.length} file${notPictures.length > 1 ? 's are' : ' is'} not a picture: ${listSome(notPictures)} (move ${notPictures.length > 1 ? 'them' : 'it'} out of the class folders)`);
+  if (problems.length) throw new DataFormatError(dir, problems.join('; '));
   const empty = folderNames.filter((f) => perClass[names.indexOf(f)].length === 0);
   if (training && empty.length) throw new DataFormatError(dir, `class folder${empty.length > 1 ? 's' : ''} ${listSome(empty)} ${empty.length > 1 ? 'hold' : 'holds'} no images (.png, .jpg, .jpeg): every class needs training images`);
   // The classes mixed in proportion to their sizes: image i of a class of n sits at (i + ½) / n of
@@ -148,11 +156,12 @@ function scanClassFolders(dir: string, training: boolean, classNames?: readonly 
   return { dir, classNames: names, files };
 }
 
-/** The images (.png, .jpg, .jpeg) straight inside `dir`, in code-point order, and its other
- * files; hidden files and folders are skipped: `nin predict DIR`. */
-export function imagesInDirectory(dir: string): { images: string[]; others: string[] } {
-  const files = entries(dir).filter((e) => e.kind === 'file');
-  return { images: files.filter((e) => IMAGE_NAME.test(e.name)).map((e) => e.path), others: files.filter((e) => !IMAGE_NAME.test(e.name)).map((e) => e.path) };
+/** The images (.png, .jpg, .jpeg) straight inside `dir`, in code-point order, its other files
+ * and its folders (not read); hidden files and folders are skipped: `nin predict DIR`. */
+export function imagesInDirectory(dir: string): { images: string[]; others: string[]; folders: string[] } {
+  const all = entries(dir);
+  const files = all.filter((e) => e.kind === 'file');
+  return { images: files.filter((e) => IMAGE_NAME.test(e.name)).map((e) => e.path), others: files.filter((e) => !IMAGE_NAME.test(e.name)).map((e) => e.path), folders: all.filter((e) => e.kind === 'dir').map((e) => e.path) };
 }
 
 /**
