@@ -39,8 +39,8 @@ const OTHER_PICTURE = /\.(gif|bmp|webp|tiff?|heic|heif|avif|ppm|pgm|pnm|jxl|jp2)
 /** How many offending files an error lists before "and N more". */
 const LISTED = 5;
 
-function listSome(items: readonly string[]): string {
-  return items.slice(0, LISTED).join(', ') + (items.length > LISTED ? ` and ${items.length - LISTED} more` : '');
+function listSome(items: readonly string[], listed = LISTED): string {
+  return items.slice(0, listed).join(', ') + (items.length > listed ? ` and ${items.length - listed} more` : '');
 }
 
 const visible = (name: string) => !name.startsWith('.');
@@ -88,19 +88,18 @@ export function scanImageFolder(root: string, split: FolderSplit, classNames?: r
  */
 export function scanLabelledFolder(dir: string, classNames: readonly string[]): FolderScan {
   if (kind(resolve(dir)) !== 'dir') throw new DataFormatError(resolve(dir), 'no such directory (it holds one folder of PNG or JPEG images for each class it has, named as the model names its classes)');
-  const folders = entries(resolve(dir)).filter((e) => e.kind === 'dir').map((e) => e.name.normalize('NFC'));
-  const unknown = folders.filter((f) => !classNames.some((n) => n.normalize('NFC') === f));
-  if (unknown.length) {
+  return scanClassFolders(resolve(dir), false, classNames, (unknown, names) => {
+    // The model's classes in full (up to 20): the folders are to be named after them.
     const split = unknown.find((f) => ['train', 'test', 'val'].includes(f));
     const hint = split ? ` (an image folder's root? give its ${unknown.includes('test') ? 'test' : split}/)` : '';
-    const named = classNames.length > 20 ? `${classNames.slice(0, 20).join(', ')} and ${classNames.length - 20} more` : classNames.join(', ');
-    throw new DataFormatError(resolve(dir), `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the model's classes${hint}: ${named}`);
-  }
-  return scanClassFolders(resolve(dir), false, classNames);
+    return `not among the model's classes${hint}: ${listSome(names, 20)}`;
+  });
 }
 
-/** scanImageFolder's listing of one split's directory `dir`: `training`, its folders name the classes. */
-function scanClassFolders(dir: string, training: boolean, classNames?: readonly string[]): FolderScan {
+/** scanImageFolder's listing of one split's directory `dir`: `training`, its folders name the
+ * classes; else they are some of `classNames`, and `unknownClasses` says what other folders are
+ * (default: not the training set's classes). */
+function scanClassFolders(dir: string, training: boolean, classNames?: readonly string[], unknownClasses = (_unknown: string[], names: string[]) => `not among the training set's classes (${listSome(names)})`): FolderScan {
   const top = entries(dir);
   const broken = top.filter((e) => e.kind === 'broken').map((e) => e.path);
   const loose = top.filter((e) => e.kind === 'file' && IMAGE_NAME.test(e.name)).map((e) => e.path);
@@ -121,7 +120,7 @@ function scanClassFolders(dir: string, training: boolean, classNames?: readonly 
     if (!classNames) throw new RangeError("scanImageFolder: a test split needs the training set's class names");
     names = classNames.map((n) => n.normalize('NFC'));
     const unknown = folderNames.filter((f) => !names.includes(f));
-    if (unknown.length) throw new DataFormatError(dir, `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} not among the training set's classes (${listSome(names)})`);
+    if (unknown.length) throw new DataFormatError(dir, `class folder${unknown.length > 1 ? 's' : ''} ${listSome(unknown)} ${unknown.length > 1 ? 'are' : 'is'} ${unknownClasses(unknown, names)}`);
   }
   const perClass: string[][] = names.map(() => []);
   const notImage: string[] = [];
