@@ -558,11 +558,15 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
   const pixels = resizeImage(converted, image.height, image.width, channels, height, width);
   // Interpolation weights are convex, so this only trims float rounding at the ends.
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]));
+  // One pass over the file's pixels for both, stopping once both are found. Colour counts only in a
+  // pixel the model sees: one of alpha 0 is composited away, whatever colour it holds.
+  const { rgba } = image;
   let translucent = false;
-  for (let i = 3; i < image.rgba.length && !translucent; i += 4) translucent = image.rgba[i] < 1;
-  // (a pixel the model sees: one of alpha 0 is composited away, whatever colour it holds)
   let colourful = false;
-  for (let i = 0; i < image.rgba.length && !colourful; i += 4) colourful = image.rgba[i + 3] > 0 && (image.rgba[i] !== image.rgba[i + 1] || image.rgba[i + 1] !== image.rgba[i + 2]);
+  for (let i = 0; i < rgba.length && !(translucent && colourful); i += 4) {
+    translucent ||= rgba[i + 3] < 1;
+    colourful ||= rgba[i + 3] > 0 && (rgba[i] !== rgba[i + 1] || rgba[i + 1] !== rgba[i + 2]);
+  }
   return { pixels, originalSize: [image.height, image.width], translucent, colourful };
 }
 
