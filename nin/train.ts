@@ -748,18 +748,25 @@ async function trainInDirectory(
       const seconds = secondsBefore + (endStart - te) / 1000;
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       let compileSeconds = 0; // of the evaluations' kernels, the first time: not for the ETA
-      if (valSet) {
-        const v = await evaluate(model, valSet, o.batchSize);
-        compileSeconds += v.seconds - v.warmSeconds;
-        rec.valLoss = v.loss;
-        rec.valError = v.error;
-      }
-      if (testSet) {
-        testResult = await evaluate(model, testSet, o.batchSize);
-        compileSeconds += testResult.seconds - testResult.warmSeconds;
-        rec.testLoss = testResult.loss;
-        rec.testError = testResult.error;
-        rec.testImages = testResult.count;
+      // On a terminal, a line while it evaluates (the first time, its kernels compile: 19 s on lavapipe).
+      const evaluating = process.stderr.isTTY && o.progress !== false && (valSet || testSet);
+      if (evaluating) process.stderr.write(`evaluating on ${[valSet && `${valSet.count} validation`, testSet && `${testSet.count} test`].filter(Boolean).join(' and ')} images…`);
+      try {
+        if (valSet) {
+          const v = await evaluate(model, valSet, o.batchSize);
+          compileSeconds += v.seconds - v.warmSeconds;
+          rec.valLoss = v.loss;
+          rec.valError = v.error;
+        }
+        if (testSet) {
+          testResult = await evaluate(model, testSet, o.batchSize);
+          compileSeconds += testResult.seconds - testResult.warmSeconds;
+          rec.testLoss = testResult.loss;
+          rec.testError = testResult.error;
+          rec.testImages = testResult.count;
+        }
+      } finally {
+        if (evaluating) process.stderr.write('\r\x1b[K');
       }
       // The plateau schedule looks at the finished epoch; the checkpoint keeps what it decided.
       let scheduleNote = '';

@@ -1409,6 +1409,27 @@ describe('the progress line', () => {
   });
 });
 
+describe('on a terminal', () => {
+  it('draws a live progress line, then a line while it evaluates, cleared before the epoch is logged (a first evaluation compiles its kernels: 19 s of silence on lavapipe before)', async () => {
+    const o = options(['--train-limit', '32', '--test-limit', '20', '--batch', '16', '--epochs', '1', '--out', join(tmp, 'terminal')]);
+    const written: string[] = [];
+    const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
+    Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
+    try {
+      await train({ ...o, progress: true, log: (line) => written.push(`LOG ${line}\n`) }, await loadSplits(o));
+    } finally {
+      write.mockRestore();
+      if (tty) Object.defineProperty(process.stderr, 'isTTY', tty);
+      else delete (process.stderr as { isTTY?: boolean }).isTTY;
+    }
+    const out = written.join('');
+    expect(out).toMatch(/\repoch 1\/1 █+ step 2\/2 .* img\/s  loss \d\.\d{4}  lr \S+  ETA \S+\x1b\[K\n/);
+    const at = out.indexOf('evaluating on 20 test images…\r\x1b[KLOG epoch 1: train loss');
+    expect(at).toBeGreaterThan(0);
+  });
+});
+
 describe('the chance-plateau hint', () => {
   it('speaks once, after 100 steps in a row near ln C averaging it, and names the class maps only when they have a ReLU', () => {
     const w = chancePlateauWatch(10, true);
