@@ -572,7 +572,7 @@ export function loadImageForModel(path: string, input: ModelInput, opts: { inver
 
 /**
  * What a picture given to `nin predict` may need said, one line each: resized (resizeNote); colour
- * read as grey, for a model of grey images; for an MNIST model, a light border (its digits are light strokes on black); and a picture that is one
+ * read as grey, for a model of grey images, and a grey picture for a model of colour ones; for an MNIST model, a light border (its digits are light strokes on black); and a picture that is one
  * flat value as the model sees it (dark strokes on a transparent background vanish over black).
  */
 export function pictureNotes(file: string, image: LoadedImage, input: ModelInput, opts: { mnist: boolean; invert?: boolean; resized?: boolean }): string[] {
@@ -589,6 +589,9 @@ export function pictureNotes(file: string, image: LoadedImage, input: ModelInput
     notes.push(`${file}: the picture is blank as the model sees it (every value ${lo.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''})${why}`);
     return notes; // (a border note would only repeat it)
   }
+  // And the other way: a grey picture (or one whose visible pixels are all grey) has its grey in
+  // every channel, where the model learnt from colour, whose cues it then lacks.
+  if (input.channels === 3 && !image.colourful) notes.push(`${file}: a grey picture, its grey in all 3 channels: the model takes colour images`);
   const border = opts.mnist ? borderMean(image.pixels, input) : 0;
   if (border > 0.5) {
     notes.push(`${file}: its border is light (mean ${border.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''}); MNIST's digits are light strokes on black` + (opts.invert ? '' : ': for a dark digit on a light background, pass --invert'));
@@ -600,7 +603,7 @@ export function pictureNotes(file: string, image: LoadedImage, input: ModelInput
  * photos is resized picture by picture: a line each would bury the predictions). The notes come
  * grouped by kind, the counted kinds first. */
 export function fewerNotes(notes: readonly string[], keep = 3): string[] {
-  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: a colour picture, read as grey /, 'in colour read as grey'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
+  const kinds: [RegExp, string][] = [[/: resized from /, 'resized to the model\'s input'], [/: a colour picture, read as grey /, 'in colour read as grey'], [/: a grey picture, its grey in all 3 channels/, 'grey, for a model of colour images'], [/: its border is light /, 'with a light border'], [/: the picture is blank /, 'blank as the model sees them']];
   const out: string[] = [];
   for (const [pattern, what] of kinds) {
     const these = notes.filter((n) => pattern.test(n));

@@ -170,12 +170,23 @@ describe('loadImageForModel', () => {
     const colour = writePng('colour.png', 28, 28, 2, new Array(28 * 28 * 3).fill(0).map((_, i) => (i === 3 * 400 ? 200 : 60))); // one red pixel
     expect(loadImageForModel(colour, model).colourful).toBe(true);
     expect(pictureNotes(colour, loadImageForModel(colour, model), model, { mnist: false })).toEqual([`${colour}: a colour picture, read as grey (BT.601 luma): the model takes grey images`]);
-    expect(pictureNotes(colour, loadImageForModel(colour, { ...model, channels: 3 }), { ...model, channels: 3 }, { mnist: false })).toEqual([]);
-    const greyRgb = writePng('grey-rgb.png', 28, 28, 2, new Array(28 * 28 * 3).fill(90));
+    const rgbModel = { ...model, channels: 3 as const };
+    expect(pictureNotes(colour, loadImageForModel(colour, rgbModel), rgbModel, { mnist: false })).toEqual([]);
+    const greyRgb = writePng('grey-rgb.png', 28, 28, 2, new Array(28 * 28 * 3).fill(90).map((v, i) => (i < 3 * 28 ? 20 : v))); // a darker top row: not blank
     expect(pictureNotes(greyRgb, loadImageForModel(greyRgb, model), model, { mnist: false }).filter((n) => n.includes('colour'))).toEqual([]);
     // Nor is a grey picture whose colour is only in pixels of alpha 0 (composited away).
-    const hidden = writePng('hidden-colour.png', 28, 28, 6, Array.from({ length: 28 * 28 }, (_, p) => (p === 400 ? [255, 0, 0, 0] : [90, 90, 90, 255])).flat());
+    const hidden = writePng('hidden-colour.png', 28, 28, 6, Array.from({ length: 28 * 28 }, (_, p) => (p === 400 ? [255, 0, 0, 0] : [p < 28 ? 20 : 90, p < 28 ? 20 : 90, p < 28 ? 20 : 90, 255])).flat());
     expect(loadImageForModel(hidden, model).colourful).toBe(false);
+    // A grey picture given to a model of colour images is said, whether its file is grey or RGB;
+    // not where the picture is blank (that note says more).
+    const greyNote = (f: string) => `${f}: a grey picture, its grey in all 3 channels: the model takes colour images`;
+    expect(pictureNotes(greyRgb, loadImageForModel(greyRgb, rgbModel), rgbModel, { mnist: false })).toEqual([greyNote(greyRgb)]);
+    expect(pictureNotes(hidden, loadImageForModel(hidden, rgbModel), rgbModel, { mnist: false })).toEqual([greyNote(hidden)]);
+    expect(pictureNotes('dark.png', loadImageForModel(join(dir, 'dark.png'), rgbModel), rgbModel, { mnist: false })).toEqual([greyNote('dark.png')]);
+    expect(pictureNotes('flat.png', loadImageForModel(join(dir, 'flat.png'), rgbModel), rgbModel, { mnist: false })).toEqual([
+      'flat.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept',
+      'flat.png: the picture is blank as the model sees it (every value 0.50 of 1)',
+    ]);
   });
 
   it('names the file in every error', () => {
