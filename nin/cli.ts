@@ -630,7 +630,7 @@ function resumedRunDirectory(source: ResumeSource): string {
 async function runTrain(args: string[]): Promise<number> {
   const { options, dataDir } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
-  const { train, TrainingInterrupted } = await import('./train.ts');
+  const { startingCheckpoints, train, TrainingInterrupted } = await import('./train.ts');
   // Ctrl-C, SIGTERM (e.g. from `timeout`) or SIGHUP while training: the run saves its checkpoint after the
   // current step and stops. Before training starts (nothing to save), or again a second or more
   // later: quit now. (One Ctrl-C can arrive twice within a millisecond: from the terminal and
@@ -658,9 +658,10 @@ async function runTrain(args: string[]): Promise<number> {
   // SIGHUP: the terminal was closed.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   try {
+    const checkpoints = startingCheckpoints(options); // a damaged one is named before the data loads
     const data = await loadSplits(options, dataDir);
     const interrupt = () => ((training = true), stopRequested !== null);
-    const result = await train({ ...options, interrupt, onCheckpoint: (path) => (lastCheckpoint = path) }, data).catch((e) => {
+    const result = await train({ ...options, interrupt, onCheckpoint: (path) => (lastCheckpoint = path) }, data, checkpoints).catch((e) => {
       if (!(e instanceof TrainingInterrupted)) throw e;
       console.error(`nin: ${e.message}`);
       return null;
@@ -950,6 +951,9 @@ async function runModels(args: string[]): Promise<void> {
 
 const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models'];
 
+/** The errors `main` prints as their message alone, without their name. */
+const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'TrainingStopped', 'NonFiniteWeights']);
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   // `nin train --help` asks for the usage, not a flag check (flags after a bare `--` are positionals).
@@ -980,8 +984,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(e.showUsage ? `nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}` : `nin: ${e.message}`);
       return 2;
     }
-    // Our own errors (data, pictures, checkpoints) say what is wrong; a name like TypeError tells of a fault.
-    const named = ['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError'].includes((e as Error).name) ? '' : `${(e as Error).name}: `;
+    // Our own errors (data, pictures, checkpoints, a stopped run) say what is wrong and where; a
+    // name like TypeError tells of a fault, GpuError of the device.
+    const named = MESSAGE_ALONE.has((e as Error).name) ? '' : `${(e as Error).name}: `;
     console.error(`nin: ${named}${(e as Error).message}`);
     return 1;
   } finally {

@@ -284,18 +284,27 @@ export interface TrainData {
 }
 
 /**
+ * The checkpoints a run starts from, read and checked whole (checksum, format, shapes): `--resume`'s,
+ * else `--weights-from`'s (a resumed run holds its weights: where they first came from is only on
+ * record). The CLI reads them before the data, so that a damaged file is named before minutes of
+ * loading and preprocessing, and hands them to train().
+ */
+export function startingCheckpoints(o: Pick<TrainOptions, 'resume' | 'weightsFrom'>): { resumed: Checkpoint | null; start: Checkpoint | null } {
+  const resumed = o.resume ? loadCheckpoint(o.resume) : null;
+  return { resumed, start: o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null };
+}
+
+/**
  * Trains a model. The preprocessing statistics are fitted on the training part only (after the
  * validation split) and applied to every split once, up front.
  */
-export async function train(o: TrainOptions, data: TrainData): Promise<TrainResult> {
+export async function train(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const t0 = performance.now();
   await getGpu();
   const matrix = checkedMatrixSettings(); // a bad NIN_MATRIX or NIN_MATRIX_TILE fails here, before any training
   tuningTable(); // so does a bad tuning table (kernels/tuning.ts)
-  const resumed = o.resume ? loadCheckpoint(o.resume) : null;
-  // (a resumed run holds its weights: where they first came from is only on record)
-  const start = o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null;
+  const { resumed, start } = checkpoints;
   const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);
   const { height, width, channels } = config.input;
   if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {

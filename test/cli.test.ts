@@ -101,6 +101,20 @@ describe('nin CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  // It was named after the data had loaded (minutes, for CIFAR with ZCA), and as "SafetensorsError: …".
+  it.skipIf(!isAvailable('mnist', 'train') || !isAvailable('mnist', 'test'))('nin train --resume a damaged checkpoint: refused with its message alone (exit 1), before the data is read or any GPU work', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const o = parseTrainArgs(['--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--out', dir]).options;
+    writeSafetensors(ckpt, { w: { dtype: 'F32', shape: [4], data: new Float32Array([1, 2, 3, 4]) } }, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(modelConfig(o)), epoch: '1' });
+    const bytes = readFileSync(ckpt);
+    bytes[bytes.length - 1] ^= 0x40; // in the tensor data, past the header: only its checksum tells
+    writeFileSync(ckpt, bytes);
+    const r = await nin('train', '--resume', ckpt, '--epochs', '2');
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^nin: ${ckpt.replace(/[.]/g, '\\.')}: its tensor data does not match the checksum written with it \\(tensor_data_sha256 [0-9a-f]{64}, the data's is [0-9a-f]{64}\\): the file was damaged or edited after it was written\n$`));
+  });
+
   it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
