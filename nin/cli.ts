@@ -134,7 +134,8 @@ export const USAGE = `usage:
                                       (exit status 1, also where none can be read);
                                       --invert: dark strokes on a light or transparent
                                       background, for MNIST's light-on-black digits; --json:
-                                      also every class's probability, as JSON)
+                                      also every class's probability and each picture's notes,
+                                      as JSON)
   nin visualize <checkpoint> [options]
                                       the last mlpconv's class maps (the paper's Figure 4) and the
                                       run's loss/error curves, as PNGs
@@ -819,23 +820,36 @@ async function runPredict(args: string[]): Promise<number> {
   const { fewerNotes } = await import('./images.ts');
   const notes: string[] = [];
   const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
-  const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[] }[] = [];
+  const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[]; notes: string[] }[] = [];
+  const otherNotes: string[] = []; // for --json: those not of one picture (--invert on a colour model)
   const unreadable: { image: string; reason: string }[] = [];
   let classNames: string[] = [];
   try {
     // A chunk's lines as soon as it is predicted: a directory of many photos takes a while.
     for await (const r of predictChunks(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress })) {
-      for (const line of fewerNotes(notes.splice(0))) console.error(`note: ${line}`); // a chunk's notes before its lines
+      const chunkNotes = notes.splice(0);
+      for (const line of fewerNotes(chunkNotes)) console.error(`note: ${line}`); // a chunk's notes before its lines
       for (const line of formatPredictions(r)) console.log(line);
       const C = r.classNames.length;
-      if (json !== undefined) predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)) })));
+      if (json !== undefined) {
+        // Each picture's notes with it, all of them (the terminal's are cut by fewerNotes), without its path.
+        const byImage = new Map<string, string[]>(r.images.map((image) => [image, []]));
+        for (const line of chunkNotes) {
+          // Its picture: the text before one of its ': ' (a path may hold one too).
+          let at = line.indexOf(': ');
+          while (at >= 0 && !byImage.has(line.slice(0, at))) at = line.indexOf(': ', at + 1);
+          if (at < 0) otherNotes.push(line);
+          else byImage.get(line.slice(0, at))!.push(line.slice(at + 2));
+        }
+        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: byImage.get(image)! })));
+      }
       unreadable.push(...r.unreadable);
       classNames = r.classNames;
     }
   } finally {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`); // those of a chunk that failed
   }
-  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), invert: Boolean(v.invert), classNames, predictions, unreadable });
+  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), invert: Boolean(v.invert), classNames, notes: otherNotes, predictions, unreadable });
   if (!unreadable.length) return 0;
   // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
   const LISTED = 20;

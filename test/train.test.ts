@@ -1018,16 +1018,21 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // A picture that cannot be read is named after the others' predictions, and the status is 1.
     const junk = join(tmp, 'junk.png');
     writeFileSync(junk, 'text');
-    const pr = await nin('predict', ckpt, junk, digit, '--json', predictions);
+    const wide = join(tmp, 'wide.png'); // (56×28, drawn in red: two notes)
+    expect(existsSync(wide)).toBe(true);
+    const pr = await nin('predict', ckpt, junk, digit, wide, '--json', predictions);
     expect(pr.status, pr.stderr).toBe(1);
     expect(pr.stdout).toMatch(/digit\.png: (\d \d+\.\d%, ){4}\d \d+\.\d%/);
-    expect(pr.stderr).toContain(`nin: 1 of 2 images cannot be read (the other one is predicted above):\n  ${junk}: not a PNG or JPEG file`);
+    expect(pr.stderr).toContain(`nin: 1 of 3 images cannot be read (the other 2 are predicted above):\n  ${junk}: not a PNG or JPEG file`);
     // --json: every class's probability; its top 5 are the printed ones.
     const pj = JSON.parse(readFileSync(predictions, 'utf8'));
     expect(pj.classNames).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     const [p] = pj.predictions;
-    expect(pj.predictions.length).toBe(1);
-    expect(p.image).toBe(digit);
+    expect(pj.predictions.map((q: { image: string }) => q.image)).toEqual([digit, wide]);
+    // Each picture's notes, as the terminal has them, less its path.
+    expect(pj.predictions.map((q: { notes: string[] }) => q.notes)).toEqual([[], ['resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1', 'a colour picture, read as grey (BT.601 luma): the model takes grey images']]);
+    expect(pr.stderr).toContain(`note: ${wide}: resized from 56×28 to 28×28`);
+    expect(pj.notes).toEqual([]);
     expect(pj.unreadable).toEqual([{ image: junk, reason: expect.stringMatching(/^not a PNG or JPEG file/) }]);
     // None readable: said so, in the same form; a long list is cut at 20.
     const junks = Array.from({ length: 21 }, (_, i) => join(tmp, `junk-${i}.png`));
