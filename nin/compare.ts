@@ -279,6 +279,8 @@ export interface ComparisonPanel {
   /** One per run, named by its label. */
   series: Series[];
   logY: boolean;
+  /** A value of 0 drawn on a log axis's floor (drawPlot): a run that reached 0 % error does not seem to stop there. */
+  zeroOnFloor: boolean;
 }
 
 /** The comparison's panels: training loss (each run's smoothed step loss, or its per-epoch train
@@ -295,11 +297,11 @@ export function comparisonPanels(runs: RunSummary[], linearError = false): Compa
   };
   const panels: ComparisonPanel[] = [
     // Log scale: runs part where the loss is small (here 2.3 falls to 0.01 on MNIST).
-    { title: window > 1 ? `training loss (step losses: mean of ${window})` : 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', stepsSparse(runs[k]) ? ['train loss', 'step loss'] : ['step loss', 'train loss'])), logY: true },
-    { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !linearError },
+    { title: window > 1 ? `training loss (step losses: mean of ${window})` : 'training loss', yLabel: 'loss', series: runs.map((_, k) => pick(k, 'loss', stepsSparse(runs[k]) ? ['train loss', 'step loss'] : ['step loss', 'train loss'])), logY: true, zeroOnFloor: false },
+    { title: 'test error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['test error'])), logY: !linearError, zeroOnFloor: true },
   ];
   if (runs.some((r) => bestValidationEpoch(r) !== null)) {
-    panels.push({ title: 'validation error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['validation error'])), logY: !linearError });
+    panels.push({ title: 'validation error', yLabel: 'error (%)', series: runs.map((_, k) => pick(k, 'error', ['validation error'])), logY: !linearError, zeroOnFloor: true });
   }
   return panels;
 }
@@ -322,7 +324,7 @@ export function renderComparison(runs: RunSummary[], opts: { title?: string; lin
       xFrom: 0,
       yLabel: p.logY ? `${p.yLabel}, log scale` : p.yLabel,
       logY: p.logY,
-      zeroOnFloor: p.yLabel.startsWith('error'), // a run that reached 0 % error does not seem to stop there
+      zeroOnFloor: p.zeroOnFloor,
     });
   });
   return canvas.toPng();

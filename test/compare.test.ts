@@ -218,6 +218,13 @@ describe('nin compare', () => {
     expect(countColor(png, SERIES_COLORS[2])).toBe(0);
   });
 
+  it('a run whose test error reaches 0 % is drawn to its last epoch, on the error axes\' floor (drawPlot\'s zeroOnFloor); a loss is never 0', () => {
+    const run = runDir('floor', epochs(0, 3, (e) => ({ testError: [0.2, 0.05, 0][e - 1], valError: [0.2, 0.05, 0][e - 1] })));
+    const panels = comparisonPanels(readRuns([run]));
+    expect(panels.map((p) => [p.title, p.zeroOnFloor])).toEqual([['training loss', false], ['test error', true], ['validation error', true]]);
+    expect(panels[1].series[0].points).toEqual([[1, 20], [2, 5], [3, 0]]);
+  });
+
   it('the loss panel takes a run\'s step losses, or its per-epoch train losses where it logged fewer step losses than epochs', () => {
     // 8 steps an epoch and a step record every 20 steps: the one record (step 0) was the whole loss curve.
     const short = runDir('study/short', [

@@ -798,4 +798,20 @@ describe('drawPlot: where things land', () => {
     expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: true }))).toBe(true);
     expect(png.equals(renderTrainingCurves(records, { width: 1000, height: 400, logError: false }))).toBe(false);
   });
+
+  it('renderTrainingCurves: a test error that reaches 0 % is drawn on the log axis\'s floor, its epoch not dropped', () => {
+    const curves = (last: number) => renderTrainingCurves([0.2, 0.05, last].map((testError, i) => ({ kind: 'epoch', epoch: i + 1, trainLoss: 1 / (i + 1), testError })), { width: 1000, height: 400 });
+    const drawn = (png: Buffer) => {
+      const { data, width } = PNG.sync.read(png);
+      let maxX = -1;
+      let maxY = -1;
+      for (let i = 0; i < data.length; i += 4) {
+        const [x, y] = [(i / 4) % width, Math.floor(i / 4 / width)];
+        if (x >= 500 && CURVE_COLORS.test.every((v, k) => data[i + k] === v)) (maxX = Math.max(maxX, x)), (maxY = Math.max(maxY, y));
+      }
+      return { maxX, maxY };
+    };
+    // Epoch 3 sits where a 1 % error's would: at the right end, and as low as the panel goes.
+    expect(drawn(curves(0))).toEqual(drawn(curves(0.01)));
+  });
 });
