@@ -538,7 +538,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
     const was = header?.options.imageFolder;
     const changed = was && folderValChanged(val, was);
-    if (changed) throw new UsageError(`--resume ${resume}: ${val.dir}: ${changed}`, false);
+    if (changed) throw new Error(`--resume ${resume}: ${val.dir}: ${changed}`); // (the data, not the flags: exit 1, as for changed class folders)
     options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val), valClasses: folderClassLists(val) };
   }
   const { height, width, channels } = config.input;
@@ -726,7 +726,7 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   const root = dirname(train.dir);
   const test = scanImageFolder(root, 'test', train.classNames);
   const changed = was && folderChanged(train, was);
-  if (changed) throw new UsageError(`--resume ${resumed!.path}: ${train.dir}: ${changed}`, false);
+  if (changed) throw new Error(`--resume ${resumed!.path}: ${train.dir}: ${changed}`); // (the data, not the flags: exit 1, as for changed class folders)
   const classes = train.classNames.length;
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; images make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);

@@ -334,10 +334,10 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     writePng(join(withVal, 'val', 'red', 'new.png'), 12, 10, () => [200, 0, 0]);
     await expect(loadSplits(o)).rejects.toThrow(`${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then; red/ 5 now, 4 then)`);
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(
-      new UsageError(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then; red/ 5 now, 4 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
+      new Error(`--resume ${resumable}: ${join(resolve(withVal), 'val')}: its images are not the run's validation images (13 now, 12 then; red/ 5 now, 4 then): an image added, removed, renamed or moved to another class would choose the best epoch on other images (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`),
     );
-    // (a message about the folder, not the flags: no usage after it)
-    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(expect.objectContaining({ showUsage: false }));
+    // (the folder, not the flags: not a usage error, exit 1 as for changed class folders, no usage printed)
+    expect(() => parseTrainArgs(['--resume', resumable])).toThrow(expect.not.objectContaining({ name: 'UsageError' }));
     rmSync(join(withVal, 'val', 'red', 'new.png'));
     renameSync(join(withVal, 'val', 'red', '0.png'), join(withVal, 'val', 'blue', 'was-red.png'));
     expect(() => parseTrainArgs(['--resume', resumable])).toThrow(/its images are not the run's validation images \(12 now, 12 then; blue\/ 5 now, 4 then; red\/ 3 now, 4 then\)/);
@@ -418,7 +418,19 @@ describe('nin train --dataset folder end to end', () => {
     const more = ['--resume', rest.checkpoint, '--epochs', '4', '--data-dir', moved];
     const changed = (now: number, classes: string) => `${join(moved, 'train')}: its training images are not the run's (${now} now, 120 then${classes}): an image added, removed, renamed or moved to another class would change the training set, its order and the validation split (start a new run on the folder as it is; --weights-from the checkpoint starts it from this run's weights)`;
     renameSync(join(moved, 'train', 'red', '0.png'), join(moved, 'train', 'blue', 'from-red.png'));
-    expect(() => parseTrainArgs(more)).toThrow(new UsageError(`--resume ${rest.checkpoint}: ${changed(120, '; blue/ 41 now, 40 then; red/ 39 now, 40 then')}`));
+    expect(() => parseTrainArgs(more)).toThrow(new Error(`--resume ${rest.checkpoint}: ${changed(120, '; blue/ 41 now, 40 then; red/ 39 now, 40 then')}`));
+    // The same exit status as for a class folder renamed: the data changed, not the flags (it was 2, a usage error).
+    const resumeSaid: string[] = [];
+    const quietErrors = vi.spyOn(console, 'error').mockImplementation((m: string) => void resumeSaid.push(m));
+    try {
+      expect(await main(['train', ...more])).toBe(1);
+      renameSync(join(moved, 'train', 'red'), join(moved, 'train', 'rot'));
+      expect(await main(['train', ...more])).toBe(1);
+      renameSync(join(moved, 'train', 'rot'), join(moved, 'train', 'red'));
+    } finally {
+      quietErrors.mockRestore();
+    }
+    expect(resumeSaid).toEqual([`nin: --resume ${rest.checkpoint}: ${changed(120, '; blue/ 41 now, 40 then; red/ 39 now, 40 then')}`, expect.stringMatching(/^nin: .*train: its class folders are blue, green, rot; the checkpoint's classes are blue, green, red$/)]);
     renameSync(join(moved, 'train', 'blue', 'from-red.png'), join(moved, 'train', 'red', '0.png'));
     const again = quiet(parseTrainArgs(more).options);
     writePng(join(moved, 'train', 'red', 'new.png'), 12, 10, dot); // (after the options were made: the loader finds it)
