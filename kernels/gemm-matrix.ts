@@ -19,8 +19,8 @@
 // multiply-accumulates. The epilogue goes through workgroup memory one fragment at a time,
 // because the caller's store() (bias, ReLU masks, split-K slices) takes one element at a time.
 import { GpuError, gpu, MATRIX_MODE_SYNTAX, type Gpu } from '../engine/device.ts';
-import { gpuUnrollBound, type Kernel } from '../engine/runtime.ts';
-import { tiledParts, type GemmSpec } from './gemm.ts';
+import { gpuUnrollBound } from '../engine/runtime.ts';
+import { tiledParts, type BuiltGemm, type GemmSpec } from './gemm.ts';
 
 export type MatrixComponent = 'f32' | 'f16';
 
@@ -153,7 +153,7 @@ fn emuMma(aOff: u32, bOff: u32, acc: f32, lane: u32) -> f32 {
   };
 }
 
-export function gemmMatrixKernel(s: GemmSpec, mode: MatrixMode, tile: MatrixTile): { kernel: Kernel; groups: [number, number, number] } {
+export function gemmMatrixKernel(s: GemmSpec, mode: MatrixMode, tile: MatrixTile): BuiltGemm {
   const { M: cM, N: cN } = mode.shape;
   const { FM, FN, BK } = tile;
   const { BM, BN, threads } = matrixTileSize(mode, tile);
@@ -193,7 +193,7 @@ ${frags.map(([i, j]) => `  ${ops.storeC('0u', `c${i}_${j}`)};
   }
   workgroupBarrier();`).join('\n')}
 }`;
-  return { kernel: { name: s.name, code }, groups: t.groups };
+  return { kernel: { name: s.name, code }, groups: t.groups, used: { style: 'matrix', tile: { FM, FN, BK } } };
 }
 
 let forcedMode: MatrixMode | null | undefined;

@@ -70,6 +70,23 @@ export interface GemmSpec {
 }
 
 /**
+ * Which kernel a built GEMM is and the tile it was built with, as its builder reports it (so that
+ * setGemmCapture shows what runs, not what runGemm meant to run): a tiled GemmTile (v: 2 only for
+ * version 2), a simd tile, or a subgroup-matrix tile.
+ */
+export type GemmDispatch =
+  | { style: 'tiled'; tile: GemmTile }
+  | { style: 'simd'; tile: { L: number; TM: number; TN: number } }
+  | { style: 'matrix'; tile: MatrixTile };
+
+/** What a GEMM builder returns: the kernel, its workgroup grid, and what it is (GemmDispatch). */
+export interface BuiltGemm {
+  kernel: Kernel;
+  groups: [number, number, number];
+  used: GemmDispatch;
+}
+
+/**
  * Tile shape for an M×N output: up to 8 rows × 4 columns per thread (128×64 per workgroup) and a
  * k-depth of 32 where the device's workgroup storage holds it, else 16. Small M or N get thinner
  * tiles so that few threads idle. (On lavapipe, 8×4 with depth 32 ran a 3×3 conv about 1.5×
@@ -130,7 +147,7 @@ export function chosenGemmTile(s: GemmSpec): GemmTile {
   return tunedGemmTile(gemmKey(s.name, s.M, s.N, s.K, s.splitK ?? 1)) ?? { TM, TN, BK };
 }
 
-export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): { kernel: Kernel; groups: [number, number, number] } {
+export function gemmKernel(s: GemmSpec, tile: GemmTile = chosenGemmTile(s)): BuiltGemm {
   const problem = gemmTileProblem(tile, gpu().limits.maxComputeWorkgroupStorageSize);
   if (problem) throw new RangeError(`${s.name}: tile ${tile.TM}×${tile.TN}×${tile.BK}${tile.v === 2 ? ' v2' : ''}: ${problem}`);
   if (tile.v === 2) return gemmKernelV2(s, tile);
@@ -170,7 +187,7 @@ ${t.stage('As[kk * AS + mm] = v;', 'Bs[kk * BS + nn] = v;')}
     }
   }
 }`;
-  return { kernel: { name: s.name, code }, groups: t.groups };
+  return { kernel: { name: s.name, code }, groups: t.groups, used: { style: 'tiled', tile: { TM, TN, BK } } };
 }
 
 /** A GEMM's workgroup grid: its output tiles (row tiles fastest) as one linear index, folded into
@@ -258,7 +275,7 @@ ${loop(BK * BN, `      ${bIndex}
  * (not run: no D3D12 here). Only a tuning table picks version 2, and autotune installs a table only
  * after its steps repeat the untuned losses.
  */
-function gemmKernelV2(s: GemmSpec, tile: GemmTile): { kernel: Kernel; groups: [number, number, number] } {
+function gemmKernelV2(s: GemmSpec, tile: GemmTile): BuiltGemm {
   const { TM, TN, BK } = tile;
   const t = tiledParts(s, { BM: 16 * TM, BN: 16 * TN, BK });
   // vec4s per staged k-row, padded by one vec4 (see gemmStagePad)
@@ -290,10 +307,10 @@ ${groups.map((g) => `      for (var c = 0u; c < 4u; c++) {
     }
   }`).join('\n')}
 }`;
-  return { kernel: { name: s.name, code }, groups: t.groups };
+  return { kernel: { name: s.name, code }, groups: t.groups, used: { style: 'tiled', tile: { TM, TN, BK, v: 2 } } };
 }
 
-const built = new Map<string, { kernel: Kernel; groups: [number, number, number] }>();
+const built = new Map<string, BuiltGemm>();
 
 /**
  * Builds (once per spec and style: generating the WGSL costs more than recording the dispatch)
@@ -304,7 +321,6 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
   const style = gemmStyle();
   const matrix = style === 'matrix' ? matrixMode() : null;
   const tile = matrix ? matrixTile(matrix) : style === 'tiled' ? chosenGemmTile(s) : undefined;
-  gemmCapture?.(s, bindings);
   const key = [matrix && JSON.stringify(matrix), style, gpu().cpuAdapter, simdWidth(), tile && JSON.stringify(tile), gpu().limits.maxComputeWorkgroupStorageSize, gpu().limits.maxComputeWorkgroupsPerDimension, s.name, s.M, s.N, s.K, s.splitK ?? 1, s.bindings, s.prelude, s.loadA, s.loadB, s.store,
     s.aContiguous, s.bContiguous, s.aTaps && Object.values(s.aTaps).join('|'), s.aOffsets && Object.values(s.aOffsets).join('|')].join('\u0000');
   let b = built.get(key);
@@ -313,12 +329,16 @@ export function runGemm(s: GemmSpec, bindings: BufferRef[]): void {
     b = matrix ? gemmMatrixKernel(s, matrix, tile as MatrixTile) : style === 'simd' ? simdGemmKernel(s) : gemmKernel(s, tile as GemmTile);
     built.set(key, b);
   }
+  gemmCapture?.(s, bindings, b.used);
   dispatch(b.kernel, bindings, b.groups);
 }
 
-let gemmCapture: ((s: GemmSpec, bindings: BufferRef[]) => void) | null = null;
-/** Sees every GEMM runGemm dispatches (bench/autotune.ts collects a training step's this way); null to stop. */
-export function setGemmCapture(f: ((s: GemmSpec, bindings: BufferRef[]) => void) | null): void {
+let gemmCapture: ((s: GemmSpec, bindings: BufferRef[], used: GemmDispatch) => void) | null = null;
+/**
+ * Sees every GEMM runGemm dispatches, with the kernel style and tile its builder reports
+ * (bench/autotune.ts collects a training step's GEMMs this way; tests check what ran); null to stop.
+ */
+export function setGemmCapture(f: ((s: GemmSpec, bindings: BufferRef[], used: GemmDispatch) => void) | null): void {
   gemmCapture = f;
 }
 
@@ -360,7 +380,7 @@ export function simdFmaStep(TM: number, TN: number, b: (j: number) => string, a:
   return [...bs, ...rows.flat()].join('\n');
 }
 
-export function simdGemmKernel(s: GemmSpec): { kernel: Kernel; groups: [number, number, number] } {
+export function simdGemmKernel(s: GemmSpec): BuiltGemm {
   const { L, TM, TN, BM, BN } = simdGemmTiles(s.M, s.N);
   const splitK = s.splitK ?? 1;
   const taps = splitK === 1 ? s.aTaps : undefined;
@@ -408,5 +428,5 @@ ${simdAccumulators(TM, TN)}
 ${kLoop}
 ${each((i, j) => `  if (mBase + ${i}u < M && nBase + ${L * j}u < N) { store(mBase + ${i}u, nBase + ${L * j}u, wid.z, c${i}_${j}); }`)}
 }`;
-  return { kernel: { name: s.name, code }, groups: tileGrid(s.M, s.N, BM, BN, splitK) };
+  return { kernel: { name: s.name, code }, groups: tileGrid(s.M, s.N, BM, BN, splitK), used: { style: 'simd', tile: { L, TM, TN } } };
 }

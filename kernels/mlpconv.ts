@@ -363,8 +363,8 @@ export function fusedMlpconvKernel(s: MlpconvShape, tile: MlpconvTile, writeHidd
   return memo(`tiled|${JSON.stringify(s)}|${JSON.stringify(tile)}|${writeHidden}|${relu3}`, () => fusedKernel(s, tile, writeHidden, relu3));
 }
 
-let mlpconvCapture: ((s: MlpconvShape, writeHidden: boolean, relu3: boolean, bindings: Tensor[]) => void) | null = null;
-/** Sees every tiled fused mlpconv dispatched (bench/autotune.ts); null to stop. */
+let mlpconvCapture: ((s: MlpconvShape, writeHidden: boolean, relu3: boolean, bindings: Tensor[], tile: MlpconvTile) => void) | null = null;
+/** Sees every tiled fused mlpconv dispatched, with the tile its kernel and grid are built for (bench/autotune.ts; tests); null to stop. */
 export function setMlpconvCapture(f: typeof mlpconvCapture): void {
   mlpconvCapture = f;
 }
@@ -410,9 +410,9 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
     dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
     if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
   } else {
-    mlpconvCapture?.(s, writeHidden, relu3, bindings);
     const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
     const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
+    mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
     dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
   }
   return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);

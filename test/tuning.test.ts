@@ -9,8 +9,8 @@ import { backward, param } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { chooseSplitK, chosenGemmTile, setGemmCapture } from '../kernels/gemm.ts';
-import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture } from '../kernels/mlpconv.ts';
+import { chooseSplitK, chosenGemmTile, setGemmCapture, type GemmDispatch } from '../kernels/gemm.ts';
+import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture, type MlpconvTile } from '../kernels/mlpconv.ts';
 import {
   adapterSlug,
   forceTuning,
@@ -52,7 +52,7 @@ describe('tuned GEMM tiles', () => {
     '1x1x16v1', '1x8x32v1', '8x1x32v1', '8x8x16v1', '2x4x32v1', '4x4x16v2', '8x8x16v2', '4x8x32v2', '8x4x32v2',
   ].includes(`${t.TM}x${t.TN}x${t.BK}v${t.v ?? 1}`);
 
-  it('every tile the kernel accepts: conv forward (and, on tiles spanning the space, both gradients) match the float64 reference', async () => {
+  it('every tile the kernel accepts runs as forced: conv forward (and, on tiles spanning the space, both gradients) match the float64 reference', async () => {
     // Odd sizes (M = 60, N = 9, K = 45): every tile has partial edges in all three dimensions.
     const [N, H, W, Ci, Co, K] = [2, 5, 6, 5, 9, 3];
     const x = pair([N, H, W, Ci], 1);
@@ -70,19 +70,30 @@ describe('tuned GEMM tiles', () => {
     expect(tiles.length).toBeGreaterThanOrEqual(35);
     expect(tiles.filter((t) => t.v === 2).length).toBeGreaterThanOrEqual(7);
     expect(tiles.filter(spanning).length).toBe(9);
-    for (const tile of tiles) {
-      forceTuning({ gemm: tile });
-      const label = `tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}`;
-      const grads = spanning(tile);
-      const xg = Tensor.fromArray(x.ref.data, x.ref.shape);
-      const wg = Tensor.fromArray(w.ref.data, w.ref.shape);
-      if (grads) { param(xg); param(wg); }
-      const y = conv2d(xg, wg, b.gpu);
-      expectClose(`${label} forward`, await y.toArray(), f().data, 1e-5);
-      if (!grads) continue;
-      backward(dot(y, rT));
-      expectClose(`${label} d/dx`, pick(await xg.grad!.toArray(), idxX), wantX, 1e-5);
-      expectClose(`${label} d/dw`, pick(await wg.grad!.toArray(), idxW), wantW, 1e-5);
+    // Every tile computes the same result: only what the builder reports shows the tile ran.
+    const used: { name: string; used: GemmDispatch }[] = [];
+    setGemmCapture((s, _, u) => used.push({ name: s.name, used: u }));
+    try {
+      for (const tile of tiles) {
+        forceTuning({ gemm: tile });
+        const label = `tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}`;
+        const grads = spanning(tile);
+        const xg = Tensor.fromArray(x.ref.data, x.ref.shape);
+        const wg = Tensor.fromArray(w.ref.data, w.ref.shape);
+        if (grads) { param(xg); param(wg); }
+        used.length = 0;
+        const y = conv2d(xg, wg, b.gpu);
+        expectClose(`${label} forward`, await y.toArray(), f().data, 1e-5);
+        if (grads) {
+          backward(dot(y, rT));
+          expectClose(`${label} d/dx`, pick(await xg.grad!.toArray(), idxX), wantX, 1e-5);
+          expectClose(`${label} d/dw`, pick(await wg.grad!.toArray(), idxW), wantW, 1e-5);
+        }
+        const names = ['conv3x3_forward', ...(grads ? ['conv3x3_grad_input', 'conv3x3_grad_weight'] : [])];
+        expect(used, label).toEqual(names.map((name) => ({ name, used: { style: 'tiled', tile } })));
+      }
+    } finally {
+      setGemmCapture(null);
     }
   });
 
@@ -96,7 +107,7 @@ describe('tuned GEMM tiles', () => {
 });
 
 describe('tuned fused mlpconv tiles', () => {
-  it('every candidate tile matches the float64 reference, forward and gradients', async () => {
+  it('every candidate tile runs as forced and matches the float64 reference, forward and gradients', async () => {
     // Each tile also stores the hidden activations h1, h2 that the backward pass reads, so a tile's
     // gradients are checked too. The backward GEMMs do not depend on the forward tile: they compile
     // once, and only the float64 central differences are computed once for all tiles.
@@ -117,7 +128,16 @@ describe('tuned fused mlpconv tiles', () => {
       forceTuning({ mlpconv: tile });
       const label = `TP ${tile.TP} CL ${tile.CL}`;
       const { gpu: p } = mlpconvParams(c, 11); // fresh parameters (no gradients left over), same values
-      const y = mlpconv(x.gpu, p);
+      // Every tile computes the same block: only the tile the fused kernel reports shows it ran.
+      const fused: MlpconvTile[] = [];
+      setMlpconvCapture((_s, _h, _r, _b, t) => fused.push(t));
+      let y: Tensor;
+      try {
+        y = mlpconv(x.gpu, p);
+      } finally {
+        setMlpconvCapture(null);
+      }
+      expect(fused, label).toEqual([tile]);
       expectClose(`${label} forward`, await y.toArray(), want, 1e-5);
       backward(dot(y, Tensor.fromArray(r, y.shape)));
       const grads = p as unknown as Record<string, Tensor>;
