@@ -140,7 +140,7 @@ export const USAGE = `usage:
                                       the last mlpconv's class maps (the paper's Figure 4) and the
                                       run's loss/error curves, as PNGs
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
-                                      test error, best validation epoch, img/s) and their curves
+                                      losses, test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory, or a log or
                                       checkpoint in one: a run --overwrite moved aside)
   nin export <checkpoint> [--out FILE] [--no-preprocess]

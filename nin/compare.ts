@@ -11,6 +11,7 @@ import { describeSchedule } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
+import { parameterSpecs, parseModelConfig } from './model.ts';
 import { displayWidth, padEndTo, padStartTo } from './text.ts';
 
 /** One run as the comparison reads it. */
@@ -28,6 +29,8 @@ export interface RunSummary {
   folderList?: string;
   /** Settings from the run's checkpoint header (empty if it has none): see SETTINGS. */
   settings: Record<string, string>;
+  /** Its network config as the header holds it (JSON), to tell two networks of one name apart. */
+  network?: string;
   /** The run's log as it now stands, from its first epoch (currentHistory of runLog: a run forked
    * from another directory's run includes that run's history up to the fork). */
   records: object[];
@@ -51,6 +54,9 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['weights from', (o) => (typeof o.weightsFrom === 'string' ? `${basename(dirname(o.weightsFrom))}/${basename(o.weightsFrom)}` : undefined)],
   ['class maps', (_, c) => { const last = layersOf(c).at(-1); return last?.type === 'mlpconv' ? (last.linearOut ? 'linear' : 'relu') : undefined; }],
   ['dropout', (_, c) => layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined)],
+  // The paper's GAP-vs-FC argument is about parameters (an FC head's); and two `--config` networks
+  // of one name may differ in their widths.
+  ['params', (_, c) => parameterCount(c)],
   ['batch', (o) => o.batchSize],
   ['lr', (o) => o.lr],
   ['schedule', (o) => describeSchedule(o)],
@@ -121,6 +127,7 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
   let plateau: RunSummary['plateau'] = null;
   let folderDir: string | undefined;
   let folderList: string | undefined;
+  let network: string | undefined;
   if (header) {
     const options = parseObject(header.options);
     if (isImageFolderOptions(options.imageFolder)) [folderDir, folderList] = [resolve(options.imageFolder.dir), `${options.imageFolder.classNames.join('\0')}\n${options.imageFolder.trainList}`];
@@ -129,10 +136,11 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
       const v = read(options, config, header, epochs);
       if (v !== undefined && v !== null) settings[key] = String(v);
     }
+    if (header.config !== undefined) network = JSON.stringify(config);
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, labelPath, label: basename(labelPath), settings, records, epochs, epochsPlanned, plateau, folderDir, folderList };
+  return { dir, labelPath, label: basename(labelPath), settings, network, records, epochs, epochsPlanned, plateau, folderDir, folderList };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -160,6 +168,15 @@ function distinctTails(paths: string[]): string[] {
 }
 
 
+/** The network's parameter count, with thousands separated; undefined where its config does not plan. */
+function parameterCount(config: Record<string, unknown>): string | undefined {
+  try {
+    return parameterSpecs(parseModelConfig(config, 'config')).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0).toLocaleString('en-US');
+  } catch {
+    return undefined;
+  }
+}
+
 function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?: unknown; p?: unknown }[] {
   return Array.isArray(config.layers) ? config.layers : [];
 }
@@ -177,6 +194,7 @@ function parseObject(json: string | undefined): Record<string, unknown> {
   }
 }
 
+const loss = (l: number | null | undefined) => (typeof l === 'number' && Number.isFinite(l) ? l.toFixed(4) : '–');
 const percent = (e: number | null | undefined) => (typeof e === 'number' && Number.isFinite(e) ? `${(100 * e).toFixed(2)}%` : '–');
 
 function median(values: number[]): number | null {
@@ -193,11 +211,11 @@ export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
 
 /**
  * The comparison as text: a table with one row per run (settings that differ between the runs,
- * then epochs done, final test error, the best validation epoch with its test error, median img/s
+ * then epochs done, the last epoch's train and test loss, final test error, the best validation epoch with its test error, median img/s
  * and training time: the epochs' seconds as their lines report them, saves within an epoch
  * included, evaluation, end-of-epoch saves and loading not), followed by the settings all runs
- * share. Test error is read at the last epoch and at the best validation epoch, not at its own
- * minimum (that would pick on the test set).
+ * share, and notes (historyNote: a fork, or settings a resume changed). Test error is read at the
+ * last epoch and at the best validation epoch, not at its own minimum (that would pick on the test set).
  */
 export function comparisonTable(runs: RunSummary[]): string {
   const keys = SETTINGS.map(([k]) => k).filter((k) => runs.some((r) => k in r.settings));
@@ -205,7 +223,8 @@ export function comparisonTable(runs: RunSummary[]): string {
   const differs = keys.filter((k) => new Set(known.map((r) => r.settings[k] ?? '–')).size > 1);
   const shared = keys.filter((k) => !differs.includes(k));
   const withVal = runs.some((r) => bestValidationEpoch(r) !== null);
-  const header = ['run', ...differs, 'epochs', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'train time'];
+  // The last epoch's losses beside its error: a gap between them tells of overfitting (the paper's FC head).
+  const header = ['run', ...differs, 'epochs', 'train loss', 'test loss', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'train time'];
   const rows = runs.map((r) => {
     const last = r.epochs.at(-1);
     const best = bestValidationEpoch(r);
@@ -215,6 +234,8 @@ export function comparisonTable(runs: RunSummary[]): string {
       r.label,
       ...differs.map((k) => (k in r.settings ? (k === 'adapter' ? shorten(r.settings[k], 32) : r.settings[k]) : known.includes(r) ? '–' : '?')),
       epochsDone(r),
+      loss(last?.trainLoss),
+      loss(last?.testLoss),
       percent(last?.testError),
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
       rate === null ? '–' : rate.toFixed(1),
@@ -236,9 +257,41 @@ export function comparisonTable(runs: RunSummary[]): string {
     const sizes = [...new Set(r.epochs.map((e) => e.testImages).filter((n) => typeof n === 'number'))];
     if (sizes.length > 1) out.push(`note: ${r.label}'s test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them`);
   }
+  for (const r of runs) {
+    const history = historyNote(r, runs);
+    if (history) out.push(`note: ${history}`);
+  }
+  // A `--config` network edited and trained again keeps its name: the model column would not tell.
+  const byName = new Map<string, RunSummary[]>();
+  for (const r of runs) if (r.network !== undefined && r.settings.model !== undefined) byName.set(r.settings.model, [...(byName.get(r.settings.model) ?? []), r]);
+  for (const [name, same] of byName) {
+    if (new Set(same.map((r) => r.network)).size > 1) out.push(`note: ${same.map((r) => r.label).join(', ')} name their network ${name}, but the networks differ${differs.includes('params') ? '' : ' (in their layers, not in their parameter count)'}`);
+  }
   const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
   if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
   return out.join('\n');
+}
+
+/** A run's history where its settings above do not hold for all of it: forked from another run
+ * (its first epochs, and their curves, are that run's), or resumed with other settings. Null
+ * where neither (or in logs from before resumes recorded their changes: forks only). */
+function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
+  type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
+  const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');
+  let changedSome = false;
+  const events = resumes.flatMap((e) => {
+    const fork = e.parent !== undefined && e.parent !== null;
+    const changes = Object.entries(e.changed ?? {}).map(([k, [then, now]]) => `${k} ${then} → ${now}`);
+    if (!fork && !changes.length) return [];
+    changedSome ||= changes.length > 0;
+    const parentDir = typeof e.from === 'string' ? dirname(e.from) : null;
+    const parent = parentDir === null ? 'another run' : (runs.find((o) => resolve(o.dir) === parentDir)?.label ?? basename(parentDir));
+    const whole = e.stepsPerEpoch === undefined || e.step === e.epoch * e.stepsPerEpoch;
+    const when = whole ? `after epoch ${e.epoch}` : `at step ${e.step}, in epoch ${e.epoch + 1}`;
+    return [`${fork ? `forked from ${parent}` : 'resumed'} ${when}${changes.length ? ` with ${changes.join(', ')}` : ''}`];
+  });
+  if (!events.length) return null;
+  return `${r.label} ${events.join('; then ')}${changedSome ? ': its settings above are the last ones' : ` (its epochs before are ${events.length === 1 ? 'that run\'s' : 'those runs\''})`}`;
 }
 
 /** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. The count is the

@@ -85,14 +85,16 @@ describe('nin compare', () => {
   it('tabulates the runs with the settings they differ in as columns, and what they share below', () => {
     const table = comparisonTable(readRuns([gap, fc]));
     const lines = table.split('\n');
-    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'lr', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
-    // gap: 3 of 4 epochs, last test error 25 %, best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's.
-    expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '0.05', '3/4', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
-    expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '0.01', '2/4', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'params', 'lr', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
+    // gap: 3 of 4 epochs, the last one's train loss 1/3 (no test loss logged), last test error 25 %,
+    // best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's. Parameters as
+    // parameterSpecs counts them for each head (the FC classifier's weights beside GAP's none).
+    expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '93,610', '0.05', '3/4', '0.3333', '–', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
+    expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '100,020', '0.01', '2/4', '0.5000', '–', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
     expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
-    expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
+    expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
     expect(withBare).toContain('same in all with a checkpoint: dataset cifar10');
     expect(withBare).toContain('no checkpoint to read the settings from: bare');
     // Runs on different data sets, and repeated directory names (labelled by path).
@@ -177,7 +179,7 @@ describe('nin compare', () => {
     const small = runDir('tested/small', epochs(0, 2, tested(100)));
     const large = runDir('tested/large', epochs(0, 2, tested(2000)));
     const lines = comparisonTable(readRuns([small, large])).split('\n');
-    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'test images', 'epochs', 'test error', 'img/s', 'train time']);
+    expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'test images', 'epochs', 'train loss', 'test loss', 'test error', 'img/s', 'train time']);
     expect(lines.slice(2, 4).map((l) => l.split(/\s{2,}/)[1])).toEqual(['100', '2000']);
     const same = comparisonTable(readRuns([small, runDir('tested/again', epochs(0, 2, tested(100)))]));
     expect(same).toContain('train limit all, test images 100, val 0');
@@ -243,14 +245,42 @@ describe('nin compare', () => {
     expect(longLoss.series[0].points.length).toBeLessThan(900); // the thinned step losses, not 900 epoch points
   });
 
+  it('notes a run whose settings do not hold for all of it: forked from another run, or resumed with other settings; and networks of one name that differ', () => {
+    const full = runDir('hist/full', [{ kind: 'start', run: 'A', time: '' }, ...epochs(0, 3, () => ({ testError: 0.3 }))]);
+    const from = join(full, 'checkpoint.safetensors');
+    const fork = (name: string, extra: object) => runDir(`hist/${name}`, [{ kind: 'resume', run: name, parent: 'A', epoch: 3, step: 30, stepsPerEpoch: 10, from, ...extra }, ...epochs(3, 4, () => ({ testError: 0.2 }))], { lr: 0.1 });
+    const faster = fork('faster', { changed: { lr: ['0.05', '0.1'], batch: ['128', '64'] } });
+    const same = fork('same', {});
+    const table = comparisonTable(readRuns([full, faster, same]));
+    expect(table).toContain('note: faster forked from full after epoch 3 with lr 0.05 → 0.1, batch 128 → 64: its settings above are the last ones');
+    expect(table).toContain("note: same forked from full after epoch 3 (its epochs before are that run's)");
+    expect(table).not.toContain('note: full');
+    // A parent not among the runs compared: named by its directory. Within an epoch: its step.
+    const midway = fork('midway', { step: 35, changed: { seed: ['1', '2'] } });
+    expect(comparisonTable(readRuns([midway]))).toContain('note: midway forked from full at step 35, in epoch 4 with seed 1 → 2: its settings above are the last ones');
+    // Resumed in its own directory: only where settings changed (a log from before this has no `changed`).
+    const own = (name: string, extra: object) => runDir(`hist/${name}`, [{ kind: 'start', run: name, time: '' }, ...epochs(0, 2, () => ({})), { kind: 'resume', run: name, epoch: 2, step: 20, stepsPerEpoch: 10, from: join(root, 'hist', name, 'checkpoint.safetensors'), ...extra }, ...epochs(2, 4, () => ({}))]);
+    expect(comparisonTable(readRuns([own('longer', { changed: { epochs: ['2', '4'] } })]))).toContain('note: longer resumed after epoch 2 with epochs 2 → 4: its settings above are the last ones');
+    expect(comparisonTable(readRuns([own('plain', {})]))).not.toContain('note:');
+    // Two `--config` networks of one name: the parameter count tells them apart, and a note says so.
+    const mine = { ...MODELS['mnist-small'], name: 'mine' };
+    const wider = { ...mine, layers: mine.layers.map((l, i) => (l.type === 'mlpconv' && i === 0 ? { ...l, channels: l.channels.map((c) => 2 * c) as [number, number, number] } : l)) };
+    const a = runDir('nets/a', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mine' }, mine);
+    const b = runDir('nets/b', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mine' }, wider);
+    const nets = comparisonTable(readRuns([a, b]));
+    expect(nets.split('\n')[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'params']);
+    expect(nets.split('\n')).toContain('note: a, b name their network mine, but the networks differ');
+    expect(comparisonTable(readRuns([a, runDir('nets/a-again', epochs(0, 1, () => ({})), { dataset: 'mnist', model: 'mine' }, mine)]))).not.toContain('networks differ');
+  });
+
   it('img/s is the median epoch\'s, by value; the time is the epochs\' summed seconds in hours and minutes, or – when none was timed', () => {
     const speeds = [950, 1020, 980]; // as text, 1020 sorts first
     const timed = runDir('speed/timed', epochs(0, 3, () => ({ testError: 0.1 })).map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, imgPerSec: speeds[e.epoch - 1], seconds: 1500 } : r; }));
     const untimed = runDir('speed/untimed', epochs(0, 1, () => ({ testError: 0.2 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 0 } : r)));
     const rows = comparisonTable(readRuns([timed, untimed])).split('\n').slice(2, 4).map((l) => l.split(/\s{2,}/));
     expect(rows).toEqual([
-      ['timed', '3/4', '10.00%', '980.0', '1h15m'], // 3 × 1500 s
-      ['untimed', '1/4', '20.00%', '100.0', '–'],
+      ['timed', '3/4', '0.3333', '–', '10.00%', '980.0', '1h15m'], // 3 × 1500 s
+      ['untimed', '1/4', '1.0000', '–', '20.00%', '100.0', '–'],
     ]);
   });
 
@@ -284,7 +314,7 @@ describe('nin compare', () => {
     const out = join(root, 'pictures', 'gap-vs-fc.png');
     const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out], noGpu);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^run\s+head\s+lr\s+epochs/);
+    expect(r.stdout).toMatch(/^run\s+head\s+params\s+lr\s+epochs/);
     expect(r.stdout).toContain(`wrote ${out}`);
     expect(existsSync(out)).toBe(true);
     // A reader that stops early (`nin compare … | head -c 10`): no EPIPE crash, and the PNG is written.

@@ -21,6 +21,7 @@ import { formatPredictions, predict, predictChunks, predictProbabilities, visual
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -104,6 +105,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(await notes('lr-note-longer', ['--epochs', '4'])).toEqual([
       `note: the learning rate goes on at ${(0.01 * (1 + Math.cos(Math.PI / 4))).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.01).toPrecision(3)} here`,
     ]);
+    // The resume record keeps what changed, and `nin compare` says so: its table shows the last settings.
+    const resumeRecord = (name: string) => parseMetricsLog(readFileSync(join(tmp, name, 'metrics.jsonl'), 'utf8')).find((r) => (r as { kind: string }).kind === 'resume') as { changed?: unknown };
+    expect(resumeRecord('lr-note-same').changed).toBeUndefined();
+    expect(resumeRecord('lr-note-longer').changed).toEqual({ epochs: ['2', '4'] });
+    expect(comparisonTable(readRuns([join(tmp, 'lr-note'), join(tmp, 'lr-note-longer')]))).toContain('note: lr-note-longer forked from lr-note after epoch 1 with epochs 2 → 4: its settings above are the last ones');
     // Saved lr steps a flag replaces for being damaged are not read for the note (a TypeError was).
     const { tensors, metadata } = readSafetensors(first.checkpoint);
     const damaged = join(tmp, 'lr-note-damaged.safetensors');
