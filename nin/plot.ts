@@ -348,14 +348,25 @@ export interface FeatureMapGridOptions {
   predicted?: number[];
   /** Integer upscaling of each map (nearest neighbour). Default: maps become about 64 px tall. */
   cellScale?: number;
-  /** 'gray' (default): black = 0, white = row max. 'hot': black → red → yellow → white. */
-  colormap?: 'gray' | 'hot';
+  /** 'gray' (default): black = 0, white = row max. 'hot': black → red → yellow → white. Both draw
+   * values at or below 0 black. 'signed', for maps with negative values (linear class maps, whose
+   * negative parts count in their GAP logit): each row scaled by its largest magnitude, 0 black,
+   * positive black → red → yellow, negative black → blue → cyan. */
+  colormap?: 'gray' | 'hot' | 'signed';
+  /** Each map's mean, written under it (under GAP: the class's logit). */
+  means?: boolean;
   /** Caption above the grid. */
   title?: string;
 }
 
-function colormap(v: number, kind: 'gray' | 'hot'): Rgb {
+function colormap(v: number, kind: 'gray' | 'hot' | 'signed'): Rgb {
   if (!Number.isFinite(v)) return NONFINITE;
+  if (kind === 'signed') {
+    // Two ramps from black, ending apart: the strongest positive yellow, the strongest negative cyan.
+    const a = Math.min(1, Math.abs(v));
+    const [main, second] = [Math.round(Math.min(1, a * 2) * 255), Math.round(Math.max(0, a * 2 - 1) * 255)];
+    return v >= 0 ? [main, second, 0] : [0, second, main];
+  }
   const t = Math.min(1, Math.max(0, v));
   if (kind === 'gray') {
     const g = Math.round(t * 255);
@@ -442,12 +453,15 @@ function planGrid(opts: FeatureMapGridOptions): GridPlan {
   const imgScale = Math.max(1, Math.round(cellH / h));
   const imgW = w * imgScale;
   const imgH = h * imgScale;
-  const rowH = Math.max(cellH, imgH);
+  const meansH = opts.means ? LINE_HEIGHT + 2 : 0; // a line under each map
+  const rowH = Math.max(cellH + meansH, imgH);
   const mapsX = margin + imgW + gap * 2;
   const headerChars = Math.max(1, Math.floor((cellW + gap - 2) / CHAR_ADVANCE));
   const headers = classNames.map((name) => wrapText(name, headerChars, 2));
   const headerLines = Math.max(1, ...headers.map((l) => l.length));
-  const captionLines: string[] = [opts.title ?? 'last mlpconv feature maps, one per class (each row scaled to its largest value, values at or below 0 black)'];
+  const scaled = opts.colormap === 'signed' ? 'each row scaled to its largest magnitude: positive red to yellow, negative blue to cyan, 0 black' : 'each row scaled to its largest value, values at or below 0 black';
+  const captionLines: string[] = [opts.title ?? `last mlpconv feature maps, one per class (${scaled})`];
+  if (opts.means) captionLines.push("under each map, its mean: the class's logit (global average pooling)");
   if (labels && predicted) captionLines.push('frames: green = predicted and true, red = predicted (wrong), blue = true class');
   else if (predicted) captionLines.push('frames: green = predicted class');
   else if (labels) captionLines.push('frames: blue = true class');
@@ -528,11 +542,11 @@ export function renderFeatureMapGrid(opts: FeatureMapGridOptions): Buffer {
       }
     }
 
-    // One normaliser per row: the largest finite value over all of this image's maps.
+    // One normaliser per row: the largest finite value (magnitude, for 'signed') over all of this image's maps.
     const base = i * mapSize;
     let rowMax = 0;
     for (let j = 0; j < mapSize; j++) {
-      const v = maps[base + j];
+      const v = kind === 'signed' ? Math.abs(maps[base + j]) : maps[base + j];
       if (Number.isFinite(v) && v > rowMax) rowMax = v;
     }
     const inv = rowMax > 0 ? 1 / rowMax : 0;
@@ -544,6 +558,11 @@ export function renderFeatureMapGrid(opts: FeatureMapGridOptions): Buffer {
           canvas.fillRect(r.x + xx * scale, r.y + yy * scale, scale, scale, colormap(Number.isFinite(v) ? v * inv : v, kind));
         }
       }
+      if (opts.means) {
+        let sum = 0;
+        for (let p = 0; p < H * W; p++) sum += maps[base + p * C + k];
+        canvas.drawText(fitText(formatMean(sum / (H * W)), Math.max(1, Math.floor((r.w + 6) / CHAR_ADVANCE))), r.x, r.y + r.h + 4, BLACK);
+      }
     }
     // Frames: true class (blue) first, so a correct prediction's green frame covers it.
     const frame = (k: number, col: Rgb) => {
@@ -554,6 +573,13 @@ export function renderFeatureMapGrid(opts: FeatureMapGridOptions): Buffer {
     if (predicted) frame(predicted[i], labels && labels[i] !== predicted[i] ? BAD : GOOD);
   }
   return canvas.toPng();
+}
+
+/** A map's mean as its label: 3 significant digits, plain decimals (a logit is rarely past ±1000). */
+function formatMean(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
 }
 
 function rgbFrom(r: number, g: number, b: number): Rgb {

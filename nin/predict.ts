@@ -12,7 +12,7 @@ import { ImageLoadError, invertNote } from './images.ts';
 import { pictureWorkers, readPictures } from './data/folder.ts';
 import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
-import { batchTooLarge, largestBatch, type ModelConfig, type NinModel } from './model.ts';
+import { batchTooLarge, classMapsOf, largestBatch, type ModelConfig, type NinModel } from './model.ts';
 import { argmax } from './train.ts';
 
 /**
@@ -199,6 +199,10 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   // Under GAP, map k is class k's evidence (its mean is the logit); under an FC head the maps feed
   // a learnt mix, so map k is no class's, even when there are as many maps as classes.
   const classMaps = c.config.head === 'gap' && M === C;
+  // Linear class maps (no ReLU on the last mlpconv) go negative, and their negative parts lower the
+  // logit: drawn on a signed scale, where clipped at 0 the predicted class's map could look dim
+  // beside a losing class's bright one.
+  const signed = classMapsOf(c.config) === 'linear';
   const featurePath = join(outDir, 'feature-maps.png');
   mkdirSync(outDir, { recursive: true }); // only now: a data or device error leaves no empty directory behind
   writeFileSync(
@@ -211,7 +215,9 @@ export async function visualize(checkpointPath: string, o: { count: number; data
       classNames: classMaps ? [...names] : Array.from({ length: M }, (_, k) => `map ${k}`),
       labels: classMaps ? Array.from(test.labels.subarray(0, n)) : undefined,
       predicted: classMaps ? Array.from({ length: n }, (_, i) => argmax(logitData, i * C, C)) : undefined,
-      ...(classMaps ? {} : { title: `last mlpconv feature maps, ${M} maps feeding the ${c.config.head} head (each row scaled to its largest value, values at or below 0 black)` }),
+      colormap: signed ? 'signed' : 'gray',
+      means: classMaps,
+      ...(classMaps ? {} : { title: `last mlpconv feature maps, ${M} maps feeding the ${c.config.head} head (${signed ? 'each row scaled to its largest magnitude: positive red to yellow, negative blue to cyan, 0 black' : 'each row scaled to its largest value, values at or below 0 black'})` }),
     }),
   );
   written.push(featurePath);

@@ -533,6 +533,32 @@ describe('renderFeatureMapGrid', () => {
     expect(countColor(buf, [255, 255, 255])).toBeGreaterThan(0);
   });
 
+  it("signed: linear class maps scaled by the row's largest magnitude, positive to yellow and negative to cyan, 0 black; means: each map's mean written under it", () => {
+    const opts: FeatureMapGridOptions = { ...base(), colormap: 'signed', means: true };
+    opts.maps[(2 * 3 + 2) * 3 + 1] = -1; // row 0: 2 at class 0 (0, 0), −1 at class 1 (2, 2)
+    const png = decode(renderFeatureMapGrid(opts));
+    const layout = featureMapGridLayout(opts);
+    const at = (i: number, k: number, y: number, x: number) => png.px(layout.mapRect(i, k).x + x * 10 + 5, layout.mapRect(i, k).y + y * 10 + 5);
+    expect(at(0, 0, 0, 0)).toEqual([255, 255, 0]); // +2 of 2: yellow
+    expect(at(0, 1, 2, 2)).toEqual([0, 0, 255]); // −1 of 2: half way to cyan, blue
+    expect(at(0, 1, 0, 0)).toEqual([0, 0, 0]);
+    // Clipped at 0 ('gray') the −1 is black, as 0 is: a map that lowers its logit looked like one that does not.
+    expect(decode(renderFeatureMapGrid({ ...opts, colormap: 'gray' })).px(layout.mapRect(0, 1).x + 25, layout.mapRect(0, 1).y + 25)).toEqual([0, 0, 0]);
+    // The means' line: text below each map, inside the row (the rows are taller for it).
+    const plain = featureMapGridLayout(base());
+    expect(layout.height).toBeGreaterThan(plain.height);
+    const inkBelow = (p: ReturnType<typeof decode>, r: { x: number; y: number; w: number; h: number }) => {
+      let n = 0;
+      for (let y = r.y + r.h + 4; y < r.y + r.h + 4 + 8; y++) for (let x = r.x; x < r.x + r.w; x++) if (p.px(x, y).every((v) => v === 0)) n++;
+      return n;
+    };
+    for (let k = 0; k < 3; k++) expect(inkBelow(png, layout.mapRect(0, k)), `map ${k}`).toBeGreaterThan(5);
+    const withoutMeans = decode(renderFeatureMapGrid({ ...opts, means: false }));
+    expect(inkBelow(withoutMeans, featureMapGridLayout({ ...opts, means: false }).mapRect(0, 0))).toBe(0);
+    // Row 0's means: 2 / 9 and −1 / 9 and 0, written as 0.222, -0.111, 0.000 (text differs, so the ink does).
+    expect(inkBelow(png, layout.mapRect(0, 0))).not.toBe(inkBelow(png, layout.mapRect(0, 1)));
+  });
+
   it('rejects inconsistent inputs', () => {
     expect(() => renderFeatureMapGrid({ ...base(), classNames: ['a', 'b'] })).toThrow(/3 maps per image \(mapShape\[2\]\) but 2 class names/);
     expect(() => renderFeatureMapGrid({ ...base(), maps: new Float32Array(27) })).toThrow(/2 images but maps for 1/);
