@@ -2,7 +2,7 @@
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
@@ -207,7 +207,9 @@ train options:
                           about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images (of an image folder: each
                           class in proportion)
-  --seed N                repeatable runs (same device: same loss curve); 0 to 4294967295
+  --seed N                repeatable runs (same device: same loss curve); 0 to 4294967295;
+                          default 1, so runs without it repeat each other: give each of a
+                          study's repeats its own
   --data-dir DIR          else $NIN_DATA, ./data, ../shared/data (--dataset folder: the image
                           folder; a resume reads the run's own unless it is given)
   --out DIR               run directory (default runs/<dataset>-<model>, or runs/<folder>-<model>,
@@ -911,6 +913,8 @@ async function runCompare(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
   checkOutFile(out, '--out', 'PNG file', 'compare.png');
+  // (the bytes are a PNG's whatever the name: a .jpg would not open as one)
+  if (extname(out) && extname(out).toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the comparison is written as a PNG: name it .png`);
   const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
   ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;

@@ -148,6 +148,11 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
  * to fit the legend would lose the part that differs). */
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
+  // The same run twice would draw one curve over the other and repeat its row.
+  runs.forEach((r, i) => {
+    const first = runs.findIndex((o) => o.labelPath === r.labelPath);
+    if (first !== i) throw new RangeError(`${paths[i]} is the run ${paths[first]} is: give each run once`);
+  });
   // (resolved: `.` and `..` are named by the directories they stand for)
   distinctTails(runs.map((r) => r.labelPath)).forEach((label, i) => (runs[i].label = label));
   // Image folders likewise: two folders named alike (a/images, b/images) are different data sets.

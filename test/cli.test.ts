@@ -56,6 +56,8 @@ describe('nin CLI', () => {
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     // It printed the table, then failed with a bare EEXIST.
     [['compare', 'some-run', '--out', 'package.json/compare.png'], /--out package.json\/compare.png: \S*package.json is a file, not a directory/],
+    // Written as a PNG whatever the name: a .jpg would not open.
+    [['compare', 'some-run', '--out', 'cmp.jpg'], /--out cmp.jpg: the comparison is written as a PNG: name it .png/],
     [['export'], /expected one checkpoint path, got 0 argument/],
     [['export', 'missing.safetensors'], /no checkpoint at 'missing.safetensors'/],
     [['export', 'README.md', '--no-preprocess'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],

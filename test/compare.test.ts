@@ -166,6 +166,9 @@ describe('nin compare', () => {
     const rows = comparisonTable(readRuns([stepRun, plateauRun, ended])).split('\n').slice(2, 5).map((l) => l.split(/\s{2,}/));
     expect(rows.map((r) => r[1])).toEqual(['step at 50,75 ×0.1', 'plateau on train, patience 3, 2 drops ×0.1', 'plateau on train, patience 3, 2 drops ×0.5']); // whole, however long
     expect(rows.map((r) => r[2])).toEqual(['1/4', '1/≤4', '2, done']);
+    // The same run twice (by another spelling, or as its log) would draw one curve over the other.
+    expect(() => readRuns([gap, `${gap}/`])).toThrow(`${gap}/ is the run ${gap} is: give each run once`);
+    expect(() => readRuns([gap, join(gap, 'metrics.jsonl')])).toThrow(/is the run .* is: give each run once/);
     // A path that is not there is named as such (a missing checkpoint read as a directory without a log).
     expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no such run directory, log or checkpoint`);
     expect(() => readRun(join(gap, 'best.safetensors'))).toThrow(`${join(gap, 'best.safetensors')}: no such run directory, log or checkpoint`);
