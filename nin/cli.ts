@@ -439,6 +439,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
   // (found now: an image folder's run reads its folder before the other clashes are listed)
   if (saved && dataset !== saved.dataset) throw new UsageError(`--resume ${resume}: --dataset ${dataset} (the checkpoint was trained on ${saved.dataset}): a resumed run keeps its data (start a new run to change it)`);
+  // Before the model's shape is checked against the data: "takes 32×32×3 images but mnist images are 28×28×1" missed the point.
+  if (header && modelArg !== undefined && modelArg !== header.config.name) throw new UsageError(`--resume ${resume}: --model ${modelArg} (the checkpoint holds ${header.config.name}): a resumed run keeps its network (start a new run to change it; --weights-from starts one from its weights)`);
   // No dataset, no model and no checkpoint named: the main job.
   const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
   const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;

@@ -344,8 +344,11 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', warm, '--epochs', '2'])).toThrow(new UsageError(`--resume ${warm}: the checkpoint's warm-up of 3 epochs is longer than the run's 2; give --warmup 2 or less`));
     expect(parseTrainArgs(['--resume', warm, '--epochs', '2', '--warmup', '1']).options).toMatchObject({ epochs: 2, warmupEpochs: 1 });
     // What fixes the run's network, preprocessing or data split stays: another value is a usage error, before any GPU work.
+    // Another model is named as such, before its shape is held to the data ("takes 28×28×1 images but cifar10 images are 32×32×3").
+    for (const other of ['cifar10', 'mnist-small']) {
+      expect(() => parseTrainArgs(['--resume', ckpt, '--model', other])).toThrow(new UsageError(`--resume ${ckpt}: --model ${other} (the checkpoint holds cifar10-small): a resumed run keeps its network (start a new run to change it; --weights-from starts one from its weights)`));
+    }
     const clashes: [string[], string][] = [
-      [['--model', 'cifar10'], '--model cifar10 (the checkpoint holds cifar10-small)'],
       [['--class-maps', 'linear'], "--class-maps linear (the checkpoint's are relu)"],
       [['--head', 'fc'], "--head fc (the checkpoint's is gap)"],
       [['--init', 'gaussian'], "--init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn)"],
