@@ -207,6 +207,23 @@ function median(values: number[]): number | null {
   return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null;
 }
 
+/** The run's epochs for its speed: those that did not start a process (the first epoch after a
+ * start or resume record compiles the process's kernels: 10–20 s on lavapipe, against epochs of
+ * a minute in a short study), unless no other is left. */
+export function steadyEpochs(run: RunSummary): EpochRecord[] {
+  const steady: EpochRecord[] = [];
+  let first = true;
+  for (const rec of run.records) {
+    const kind = (rec as { kind?: unknown }).kind;
+    if (kind === 'start' || kind === 'resume') first = true;
+    else if (kind === 'epoch' && run.epochs.includes(rec as EpochRecord)) {
+      if (!first) steady.push(rec as EpochRecord);
+      first = false;
+    }
+  }
+  return steady.length ? steady : run.epochs;
+}
+
 /** The epoch of lowest validation error (the first, on ties), if the run has a validation split. */
 export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
   let best: EpochRecord | null = null;
@@ -233,7 +250,7 @@ export function comparisonTable(runs: RunSummary[]): string {
   const rows = runs.map((r) => {
     const last = r.epochs.at(-1);
     const best = bestValidationEpoch(r);
-    const rate = median(r.epochs.map((e) => e.imgPerSec));
+    const rate = median(steadyEpochs(r).map((e) => e.imgPerSec));
     const seconds = r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
     return [
       r.label,

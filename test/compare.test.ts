@@ -87,10 +87,11 @@ describe('nin compare', () => {
     const lines = table.split('\n');
     expect(lines[0].split(/\s{2,}/)).toEqual(['run', 'head', 'params', 'lr', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
     // gap: 3 of 4 epochs, the last one's train loss 1/3 (no test loss logged), last test error 25 %,
-    // best validation at epoch 2 (20 %, test 30 % there), img/s the median epoch's. Parameters as
+    // best validation at epoch 2 (20 %, test 30 % there), img/s the median of epochs 2 and 3 (the
+    // first compiled the process's kernels). Parameters as
     // parameterSpecs counts them for each head (the FC classifier's weights beside GAP's none).
-    expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '93,610', '0.05', '3/4', '0.3333', '–', '25.00%', '20.00% (2)', '30.00%', '101.0', '3m00s']);
-    expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '100,020', '0.01', '2/4', '0.5000', '–', '40.00%', '35.00% (1)', '45.00%', '100.5', '2m00s']);
+    expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '93,610', '0.05', '3/4', '0.3333', '–', '25.00%', '20.00% (2)', '30.00%', '101.5', '3m00s']);
+    expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '100,020', '0.01', '2/4', '0.5000', '–', '40.00%', '35.00% (1)', '45.00%', '101.0', '2m00s']);
     expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
@@ -276,15 +277,21 @@ describe('nin compare', () => {
     expect(comparisonTable(readRuns([a, runDir('nets/a-again', epochs(0, 1, () => ({})), { dataset: 'mnist', model: 'mine' }, mine)]))).not.toContain('networks differ');
   });
 
-  it('img/s is the median epoch\'s, by value; the time is the epochs\' summed seconds in hours and minutes, or – when none was timed', () => {
+  it('img/s is the median epoch\'s, by value, of the epochs that did not start a process (their kernels compile then) where there are any; the time is the epochs\' summed seconds in hours and minutes, or – when none was timed', () => {
     const speeds = [950, 1020, 980]; // as text, 1020 sorts first
     const timed = runDir('speed/timed', epochs(0, 3, () => ({ testError: 0.1 })).map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, imgPerSec: speeds[e.epoch - 1], seconds: 1500 } : r; }));
     const untimed = runDir('speed/untimed', epochs(0, 1, () => ({ testError: 0.2 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 0 } : r)));
     const rows = comparisonTable(readRuns([timed, untimed])).split('\n').slice(2, 4).map((l) => l.split(/\s{2,}/));
     expect(rows).toEqual([
-      ['timed', '3/4', '0.3333', '–', '10.00%', '980.0', '1h15m'], // 3 × 1500 s
+      ['timed', '3/4', '0.3333', '–', '10.00%', '1000.0', '1h15m'], // epochs 2 and 3: 1020, 980; 3 × 1500 s
       ['untimed', '1/4', '1.0000', '–', '20.00%', '100.0', '–'],
     ]);
+    // Resumed: the epoch after the resume record starts a process too. Left, 1020, 980 and 990: by
+    // value 990 (as text, 1020 sorts first and 980 would be the middle).
+    const rates = [950, 1020, 980, 500, 990];
+    const withRate = (recs: object[]) => recs.map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, imgPerSec: rates[e.epoch - 1] } : r; });
+    const resumed = runDir('speed/resumed', [{ kind: 'start', run: 'S', time: '' }, ...withRate(epochs(0, 3, () => ({}))), { kind: 'resume', run: 'S', epoch: 3, step: 30, from: join(root, 'speed/resumed/checkpoint.safetensors') }, ...withRate(epochs(3, 5, () => ({})))]);
+    expect(comparisonTable(readRuns([resumed])).split('\n')[2].split(/\s{2,}/)[5]).toBe('990.0');
   });
 
   it('panels: loss on a log axis; test and validation error in percent, on log axes unless linearError; a validation panel once any run has a split', () => {
