@@ -775,7 +775,10 @@ async function runEval(args: string[]): Promise<void> {
   if (tooLarge) throw new Error(`--batch ${batchGiven}${batchGiven! > test.count ? ` (one batch of the ${test.count} test images)` : ''}: ${tooLarge}`);
   const batch = batchGiven ?? largestBatch(c.config, 100);
   const model = c.buildModel();
-  const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch); // loadTestSet reads afresh
+  // On a terminal, a line while it runs: a process's first evaluation compiles its kernels (19 s on lavapipe).
+  const live = process.stderr.isTTY === true;
+  if (live) process.stderr.write(`evaluating on ${test.count} images…`);
+  const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch).finally(() => live && process.stderr.write('\r\x1b[K')); // loadTestSet reads afresh
   const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
   console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);
   console.log(formatConfusion(r.confusion, test.classNames));

@@ -16,7 +16,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { loadSplits } from '../nin/datasets.ts';
-import { parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
@@ -1427,9 +1427,15 @@ describe('on a terminal', () => {
     const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
     Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
     const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
+    const logged = vi.spyOn(console, 'log').mockImplementation(() => {});
+    let evalStatus: number | undefined;
     try {
       await train({ ...o, progress: true, log: (line) => written.push(`LOG ${line}\n`) }, await loadSplits(o));
+      written.push('EVAL\n');
+      evalStatus = await main(['eval', join(tmp, 'terminal'), '--test-limit', '20', '--batch', '16']); // `nin eval` too
     } finally {
+      logged.mockRestore();
+      await getGpu(); // (main closes the device; the tests after this one use it)
       write.mockRestore();
       if (tty) Object.defineProperty(process.stderr, 'isTTY', tty);
       else delete (process.stderr as { isTTY?: boolean }).isTTY;
@@ -1438,6 +1444,8 @@ describe('on a terminal', () => {
     expect(out).toMatch(/\repoch 1\/1 █+ step 2\/2 .* img\/s  loss \d\.\d{4}  lr \S+  ETA \S+\x1b\[K\n/);
     const at = out.indexOf('evaluating on 20 test images…\r\x1b[KLOG epoch 1: train loss');
     expect(at).toBeGreaterThan(0);
+    expect(evalStatus).toBe(0);
+    expect(out.slice(out.indexOf('EVAL\n'))).toContain('evaluating on 20 images…\r\x1b[K');
   });
 });
 
