@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GpuError, deviceGeneration, gpu, uncaptured } from './device.ts';
+import { GpuError, awaitedOn, deviceGeneration, gpu, uncaptured } from './device.ts';
 import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
 
@@ -157,7 +157,7 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label: kernel.name, code });
   const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const check = device.popErrorScope().then(async (err) => {
+  const check = awaitedOn(device, device.popErrorScope()).then(async (err) => {
     if (!err) return;
     // Not kept: its next use would fail as an invalid pipeline, no longer naming the compile error.
     if (pipelines.get(key) === cached) pipelines.delete(key);
@@ -312,8 +312,8 @@ export function flush(): void {
   d.queue.submit([encoder.finish()]);
   submitCount++;
   encoder = null;
-  const oom = d.popErrorScope();
-  const validation = d.popErrorScope();
+  const oom = awaitedOn(d, d.popErrorScope());
+  const validation = awaitedOn(d, d.popErrorScope());
   const check = Promise.all([oom, validation]).then(([o, v]) => {
     const err = o ?? v;
     if (err) throw new GpuError(`GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}`);
@@ -346,23 +346,30 @@ export async function download(src: BufferRef, byteLength: number): Promise<Arra
  */
 async function whileOpen<T>(what: string, wait: () => Promise<T>): Promise<T> {
   const gen = deviceGeneration();
+  const closed = () => new GpuError(`${what} failed: the GPU device was closed (closeGpu()) before it finished`);
+  let result: T;
   try {
-    return await wait();
+    result = await wait();
   } catch (e) {
-    if (gen !== deviceGeneration()) throw new GpuError(`${what} failed: the GPU device was closed (closeGpu()) before it finished`);
+    if (gen !== deviceGeneration()) throw closed();
     throw e;
   }
+  // Also where the wait finished as closeGpu() ran: a read not yet handed over when the device
+  // closed fails, whichever came first inside Dawn.
+  if (gen !== deviceGeneration()) throw closed();
+  return result;
 }
 
 async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuffer> {
   const size = Math.ceil(byteLength / 4) * 4;
-  const staging = device().createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const d = device();
+  const staging = d.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   endPass();
   currentEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
   flush();
   try {
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await awaitedOn(d, staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
       await checkErrors();
       throw new GpuError(`reading back a GPU buffer failed: ${(e as Error).message}`);
@@ -379,7 +386,8 @@ async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuf
 /** Waits until the GPU has finished all submitted work; surfaces errors. */
 export async function sync(): Promise<void> {
   flush();
-  const done = device().queue.onSubmittedWorkDone();
+  const d = device();
+  const done = awaitedOn(d, d.queue.onSubmittedWorkDone());
   await whileOpen('sync()', async () => {
     await done;
     await checkErrors();
