@@ -65,6 +65,8 @@ export function expectKeptForBackward(op: string, what: string, t: Tensor): void
 
 /** Marks a tensor as a trainable leaf. */
 export function param(t: Tensor): Tensor {
+  // An op's output kept its backward: gradients went through it to its inputs, and its .grad stayed null.
+  if (t.backwardFn) throw new Error(`param: tensor #${t.id} is the output of '${t.op}', not a leaf; a parameter holds its own values (make it with Tensor.fromArray, or copyOf under noGrad())`);
   t.requiresGrad = true;
   t.op = 'param';
   return keep(t);
@@ -106,6 +108,16 @@ export function backward(loss: Tensor): void {
   // dispose() drops a node's backward: it would pass for a leaf and the gradient would stop there.
   const gone = order.find((t) => t.isDisposed);
   if (gone) throw new GpuError(`backward: tensor #${gone.id} (${gone.op}, [${gone.shape.join(', ')}]) on the path to the loss was disposed before backward(); keep it until backward() has run`);
+  // An op's inputs that need no gradient (the images into the first conv) are not on that path,
+  // but its backward may read them: named here, with the op, not by the kernel that would read them.
+  for (const node of order) {
+    if (!node.backwardFn) continue;
+    const k = node.parents.findIndex((p) => p.isDisposed);
+    if (k >= 0) {
+      const p = node.parents[k];
+      throw new GpuError(`backward: input ${k} of '${node.op}' (tensor #${node.id}), tensor #${p.id} (${p.op}, [${p.shape.join(', ')}]), was disposed before backward(); its backward reads its inputs: keep them until backward() has run`);
+    }
+  }
   for (const t of order) t.assertAlive('backward'); // e.g. a graph made on a device closeGpu() has closed
   // A backward frees what its ops saved: running a graph's backward again (also after one that
   // threw half-way) would read freed buffers and give wrong gradients without an error.

@@ -64,7 +64,7 @@ export class Tensor implements BufferRef {
     this.byteLength = this.size * 4;
     const limit = gpu().limits.maxStorageBufferBindingSize;
     if (this.byteLength > limit) {
-      throw new RangeError(
+      throw new TensorTooLarge(
         `tensor of shape [${shape.join(', ')}] needs ${this.byteLength} bytes, more than the device's storage binding limit of ${limit} bytes`,
       );
     }
@@ -148,6 +148,32 @@ export class Tensor implements BufferRef {
   }
 }
 
+/** A tensor past the device's storage binding limit (opBody names the op that asked for it). */
+export class TensorTooLarge extends RangeError {
+  override name = 'RangeError';
+}
+
+/**
+ * An op's body, for ops that make several tensors: if it throws, the tensors it made are freed
+ * (outside tidy, an mlpconv output made before its hidden activations failed to fit stayed
+ * allocated for good), and a tensor too large for the device is named with `op`.
+ */
+export function opBody<R>(op: string, fn: () => R): R {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  try {
+    return fn();
+  } catch (e) {
+    for (const t of scope) t.dispose();
+    scope.clear();
+    throw e instanceof TensorTooLarge ? new TensorTooLarge(`${op}: ${e.message}`) : e;
+  } finally {
+    scopes.pop();
+    const outer = scopes.at(-1);
+    if (outer) for (const t of scope) outer.add(t); // what it made belongs to the caller's tidy, as without it
+  }
+}
+
 /** Removes a tensor from the enclosing scopes so that `tidy` does not free it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
@@ -156,7 +182,7 @@ export function keep<T extends Tensor>(t: T): T {
 
 /**
  * Runs `fn`, then disposes every tensor made inside that is not part of its result (a tensor,
- * or an array / object of tensors). The result moves to the enclosing scope.
+ * or an array, object, Map or Set of tensors). The result moves to the enclosing scope.
  */
 export function tidy<R>(fn: () => R): R {
   const scope = new Set<Tensor>();
@@ -182,7 +208,8 @@ export function tidy<R>(fn: () => R): R {
 
 function collect(v: unknown, into: Set<Tensor>): void {
   if (v instanceof Tensor) into.add(v);
-  else if (Array.isArray(v)) for (const x of v) collect(x, into);
+  else if (Array.isArray(v) || v instanceof Set) for (const x of v) collect(x, into);
+  else if (v instanceof Map) for (const [k, x] of v) (collect(k, into), collect(x, into));
   else if (v && typeof v === 'object' && !(v instanceof Promise)) for (const x of Object.values(v)) collect(x, into);
 }
 

@@ -10,7 +10,7 @@
 // where dz = dy masked by y > 0 when the ReLU is fused.
 import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
-import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
+import { Tensor, expectRank, expectShape, opBody } from '../engine/tensor.ts';
 import { chooseSplitK, gemmStyle, runGemm } from './gemm.ts';
 import { elementwiseGrid, elementwiseKernel, NAN_WGSL, reluBackward } from './elementwise.ts';
 import { reduceRows } from './reduce.ts';
@@ -224,13 +224,15 @@ export function conv2dBackward(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, dz
 export function conv2d(x: Tensor, w: Tensor, b: Tensor, opts: { relu?: boolean } = {}): Tensor {
   const relu = opts.relu ?? false;
   const op = relu ? 'conv2d+relu' : 'conv2d';
-  const s = conv2dShape(op, x, w, b);
-  const y = Tensor.empty([s.N, s.H, s.W, s.Co]);
-  conv2dForwardInto(s, x, w, b, y, relu);
-  return record(op, y, [x, w, b], (dy) => {
-    const dz = relu ? reluBackward(dy, y) : dy;
-    const grads = conv2dBackward(s, x, w, b, dz);
-    if (dz !== dy) dz.dispose();
-    return grads;
+  return opBody(op, () => {
+    const s = conv2dShape(op, x, w, b);
+    const y = Tensor.empty([s.N, s.H, s.W, s.Co]);
+    conv2dForwardInto(s, x, w, b, y, relu);
+    return record(op, y, [x, w, b], (dy) => {
+      const dz = relu ? reluBackward(dy, y) : dy;
+      const grads = conv2dBackward(s, x, w, b, dz);
+      if (dz !== dy) dz.dispose();
+      return grads;
+    });
   });
 }

@@ -26,7 +26,7 @@
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, noUnrollBound, type Kernel } from '../engine/runtime.ts';
-import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
+import { Tensor, expectRank, expectShape, opBody } from '../engine/tensor.ts';
 import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
 import { NAN_WGSL, reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
@@ -383,39 +383,41 @@ function memo(key: string, make: () => Kernel): Kernel {
 /** The fused mlpconv block (forward in one dispatch; see the top of this file). */
 export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   const op = 'mlpconv';
-  const s = mlpconvShape(op, x, p);
-  const relu3 = opts.relu3 ?? true;
-  const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
-  const simd = kernelStyle() === 'simd';
-  const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
-  const writeHidden = needsGrad(...parents);
-  // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
-  // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
-  // And where the hidden widths are too wide for even the tiled kernel's smallest tile (SMALLEST_TP) in
-  // the device's workgroup storage: a config may ask for widths far beyond NIN's.
-  const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
-  const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
-  // And where the device binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1
-  // and h2): WebGPU's default is 8, and the pipeline would fail to build.
-  const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
-  if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits || tooManyBindings)) return mlpconvUnfused(x, p, opts);
-  const M = s.N * s.H * s.W;
-  const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
-  // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
-  const h1 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
-  const h2 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
-  const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
-  if (simd) {
-    const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
-    dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
-    if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
-  } else {
-    const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
-    const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
-    mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
-    dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
-  }
-  return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
+  return opBody(op, () => {
+    const s = mlpconvShape(op, x, p);
+    const relu3 = opts.relu3 ?? true;
+    const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
+    const simd = kernelStyle() === 'simd';
+    const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
+    const writeHidden = needsGrad(...parents);
+    // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
+    // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
+    // And where the hidden widths are too wide for even the tiled kernel's smallest tile (SMALLEST_TP) in
+    // the device's workgroup storage: a config may ask for widths far beyond NIN's.
+    const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
+    const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
+    // And where the device binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1
+    // and h2): WebGPU's default is 8, and the pipeline would fail to build.
+    const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
+    if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits || tooManyBindings)) return mlpconvUnfused(x, p, opts);
+    const M = s.N * s.H * s.W;
+    const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
+    // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
+    const h1 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
+    const h2 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
+    const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
+    if (simd) {
+      const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
+      dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
+      if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
+    } else {
+      const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
+      const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
+      mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
+      dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
+    }
+    return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
+  });
 }
 
 /** Gradients for [x, w1, b1, w2, b2, w3, b3] from the saved hidden activations. */

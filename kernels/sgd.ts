@@ -81,6 +81,8 @@ export class SGD {
   private disposed = false;
 
   constructor(params: (Tensor | ParamSpec)[], readonly opts: { momentum: number; weightDecay: number }) {
+    // Left out, one became NaN at the first step() ("weightDecay = NaN must be a finite number").
+    for (const k of ['momentum', 'weightDecay'] as const) if (typeof opts?.[k] !== 'number') throw new TypeError(`SGD: ${k} is ${opts?.[k] === undefined ? 'missing' : `not a number (${String(opts[k])})`}; give 0 for none`);
     checkHyper('SGD', { lr: 0, ...opts });
     this.specs = params.map((p) => {
       const s = p instanceof Tensor ? { param: p } : p;
@@ -111,7 +113,7 @@ export class SGD {
       if (!param.requiresGrad) return;
       const which = `parameter ${i} [${param.shape.join(', ')}]`;
       if (param.isDisposed) throw new GpuError(`SGD.step: ${which} (tensor #${param.id}) was disposed; an optimiser's parameters must outlive it`);
-      if (!param.grad) throw new Error(`SGD.step: ${which} has no gradient; run backward() first`);
+      if (!param.grad) throw new Error(`SGD.step: ${which} has no gradient: backward() has not run since the last zeroGrad(), or the loss does not depend on it (give the optimiser the loss's parameters only, or set requiresGrad = false to freeze one)`);
       const h = { lr: lr * lrMult, momentum: this.opts.momentum, weightDecay: this.opts.weightDecay * decayMult };
       checkStep(`SGD.step (${which})`, param, param.grad, this.velocities[i], h);
       updates.push([param, param.grad, this.velocities[i], h]);

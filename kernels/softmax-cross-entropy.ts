@@ -10,7 +10,7 @@
 //
 // Labels are validated on the CPU by `labelTensor` (which remembers the class count it checked);
 // on the GPU an out-of-range label yields a NaN loss for its row instead of reading another row.
-import { expectKeptForBackward, record } from '../engine/autograd.ts';
+import { expectKeptForBackward, needsGrad, record } from '../engine/autograd.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from './elementwise.ts';
@@ -137,9 +137,11 @@ const NR: f32 = ${N}.0;
   return dz;
 }
 
-/** Row-wise softmax of logits [N, C] (prediction; not differentiable). */
+/** Row-wise softmax of logits [N, C] (prediction; not differentiable: refused where a gradient would flow through it). */
 export function softmax(logits: Tensor): Tensor {
   const [N, C] = checkLogits('softmax', logits);
+  // Its output would pass for a constant, and the gradient stop there without a word.
+  if (needsGrad(logits)) throw new Error('softmax: the logits need a gradient, and softmax has no backward: call it under noGrad() (for predictions), or use softmaxCrossEntropy for a loss');
   const stats = Tensor.empty([N, 2]);
   dispatch(rowStatsKernel(N, C, false), [logits, stats], grid1d(N));
   const y = Tensor.empty([N, C]);

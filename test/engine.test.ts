@@ -141,6 +141,12 @@ describe('buffer pool and scopes', () => {
     expect(Array.from(await r.a.toArray())).toEqual([1, 0, 3]);
     expect(stats.liveBuffers).toBe(live + 2);
     r.a.dispose(); r.list[0].dispose();
+    // In a Map or a Set too (a Map's tensors were freed under it).
+    const m = tidy(() => new Map([['a', relu(x)]]));
+    const set = tidy(() => new Set([relu(x)]));
+    expect([m.get('a')!.isDisposed, [...set][0].isDisposed]).toEqual([false, false]);
+    expect(stats.liveBuffers).toBe(live + 2);
+    m.get('a')!.dispose(); [...set][0].dispose();
     // The inner result outlives the inner tidy, not the outer one.
     let inner: Tensor | null = null;
     tidy(() => {
@@ -155,6 +161,31 @@ describe('buffer pool and scopes', () => {
     expect(w!.isDisposed).toBe(false);
     expect(Array.from(await w!.toArray())).toEqual([1, -2]);
     w!.dispose(); x.dispose();
+  });
+
+  it("param() refuses an op's output: it stayed a node whose gradient went to its inputs, its own .grad null", () => {
+    const a = param(Tensor.fromArray([1, -2], [2]));
+    const y = relu(a);
+    expect(() => param(y)).toThrow(`param: tensor #${y.id} is the output of 'relu', not a leaf; a parameter holds its own values (make it with Tensor.fromArray, or copyOf under noGrad())`);
+    const copy = param(noGrad(() => copyOf(y))); // the way it names
+    expect(copy.requiresGrad).toBe(true);
+    copy.dispose(); y.dispose(); a.dispose();
+  });
+
+  // Outside tidy, the output made before the hidden activations failed to fit stayed allocated for
+  // good (80 MiB at CIFAR's first block), and the error named no op.
+  it("an op that makes several tensors frees those it made when a later one is past the device's binding limit, and the error names the op", async () => {
+    const stats = pool().stats;
+    const p = Object.fromEntries(([['w1', [3, 3, 3, 16]], ['b1', [16]], ['w2', [1, 1, 16, 8]], ['b2', [8]], ['w3', [1, 1, 8, 4]], ['b3', [4]]] as const).map(([k, sh]) => [k, param(Tensor.empty(sh))]));
+    const x = Tensor.empty([2, 8, 8, 3]);
+    const live = stats.liveBytes;
+    // 2·8·8·4 floats (the output) fit in 4 KiB, 2·8·8·16 (the first hidden activation) do not.
+    await withDeviceLimit('maxStorageBufferBindingSize', 4096, () => {
+      expect(() => mlpconv(x, p as unknown as Parameters<typeof mlpconv>[1], { forceFused: true })).toThrow(/^mlpconv: tensor of shape \[2, 8, 8, 16\] needs 8192 bytes, more than the device's storage binding limit of 4096 bytes$/);
+    });
+    expect(stats.liveBytes).toBe(live);
+    x.dispose();
+    for (const t of Object.values(p)) t.dispose();
   });
 
   it('sizeClass rounds up to the next of 2^k, 1.25, 1.5 and 1.75 times it, at least 256 bytes', () => {
@@ -237,6 +268,22 @@ describe('autograd tape', () => {
     expect(() => backward(loss)).toThrow(new RegExp(`backward: tensor #${y.id} \\(relu, \\[12\\]\\) on the path to the loss was disposed`));
     expect(x.grad).toBeNull();
     loss.dispose(); x.dispose();
+  });
+
+  // It was named by the kernel that would have read it ("pad_spatial: input tensor #83 (leaf, …)
+  // was already disposed"), with no word of backward() or of which op's input it was.
+  it("refuses a backward whose op's input needing no gradient (the images) was disposed, naming the op and the input, before any backward runs", () => {
+    const x = Tensor.fromArray(randomArray(2 * 5 * 5 * 3, 9), [2, 5, 5, 3]);
+    const shapes = [['w1', [3, 3, 3, 8]], ['b1', [8]], ['w2', [1, 1, 8, 6]], ['b2', [6]], ['w3', [1, 1, 6, 4]], ['b3', [4]]] as const;
+    const p = Object.fromEntries(shapes.map(([k, s], i) => [k, param(Tensor.fromArray(randomArray((s as readonly number[]).reduce((a, b) => a * b, 1), 10 + i), s))]));
+    const y = mlpconv(x, p as unknown as Parameters<typeof mlpconv>[1]);
+    const loss = dot(y, Tensor.fromArray(randomArray(y.size, 20), y.shape));
+    x.dispose();
+    expect(() => backward(loss)).toThrow(new RegExp(`^backward: input 0 of 'mlpconv' \\(tensor #${y.id}\\), tensor #${x.id} \\(leaf, \\[2, 5, 5, 3\\]\\), was disposed before backward\\(\\)`));
+    expect(Object.values(p).map((t) => t.grad)).toEqual(Object.values(p).map(() => null));
+    expect(loss.consumed).toBeFalsy(); // nothing ran: a forward again, then backward, works
+    loss.dispose(); y.dispose();
+    for (const t of Object.values(p)) t.dispose();
   });
 
   it('records nothing under noGrad, and mlpconv then saves no hidden activations', () => {

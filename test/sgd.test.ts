@@ -139,7 +139,8 @@ describe('SGD', () => {
     const b = param(Tensor.fromArray([1, 1], [2]));
     a.grad = Tensor.fromArray([1, 1], [2]);
     const opt = new SGD([a, b], { momentum: 0, weightDecay: 0 });
-    expect(() => opt.step(0.5)).toThrow('SGD.step: parameter 1 [2] has no gradient');
+    // (also a parameter the loss does not use, after backward() ran: not only "run backward() first")
+    expect(() => opt.step(0.5)).toThrow("SGD.step: parameter 1 [2] has no gradient: backward() has not run since the last zeroGrad(), or the loss does not depend on it (give the optimiser the loss's parameters only, or set requiresGrad = false to freeze one)");
     expect(Array.from(await a.toArray())).toEqual([1, 1]); // not stepped
     b.grad = Tensor.fromArray([1, 1, 1], [3]);
     expect(() => opt.step(0.5)).toThrow('SGD.step (parameter 1 [2]): gradient has shape [3], expected [2]');
@@ -161,6 +162,9 @@ describe('SGD', () => {
     p.grad = Tensor.fromArray([1, 1], [2]);
     expect(() => new SGD([p, { param: p, lrMult: 2 }], { momentum: 0, weightDecay: 0 })).toThrow('SGD: parameter 1 [2] is the same tensor as parameter 0');
     for (const m of [-0.5, 1, 2, 0.99999999]) expect(() => new SGD([p], { momentum: m, weightDecay: 0 })).toThrow(`SGD: momentum = ${m} must be in [0, 1)`);
+    // Left out: named at once (it was NaN at the first step()).
+    expect(() => new SGD([p], { momentum: 0.9 } as unknown as { momentum: number; weightDecay: number })).toThrow(new TypeError('SGD: weightDecay is missing; give 0 for none'));
+    expect(() => new SGD([p], { momentum: '0.9', weightDecay: 0 } as unknown as { momentum: number; weightDecay: number })).toThrow(new TypeError('SGD: momentum is not a number (0.9); give 0 for none'));
     expect(() => new SGD([p], { momentum: 0, weightDecay: -1 })).toThrow('SGD: weightDecay = -1 must not be negative');
     const opt = new SGD([p], { momentum: 0.9, weightDecay: 0 });
     expect(() => opt.step(-0.1)).toThrow('SGD.step (parameter 0 [2]): lr = -0.1 must not be negative');

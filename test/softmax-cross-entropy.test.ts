@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { backward, param } from '../engine/autograd.ts';
+import { backward, noGrad, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { labelTensor, softmax, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
@@ -44,7 +44,9 @@ describe('softmaxCrossEntropy', () => {
       backward(dot(loss, Tensor.fromArray([up], [1])));
       const idx = sampleIndices(N * C, 80, 63);
       expectClose('dloss/dlogits', pick(await z.gpu.grad!.toArray(), idx), numericalGrad(() => up * f(), z.ref, idx), 1e-5);
-      const p = await softmax(z.gpu).toArray();
+      // Not differentiable: refused where a gradient would flow through it (it was cut silently).
+      expect(() => softmax(z.gpu)).toThrow('softmax: the logits need a gradient, and softmax has no backward: call it under noGrad() (for predictions), or use softmaxCrossEntropy for a loss');
+      const p = await noGrad(() => softmax(z.gpu)).toArray();
       expectClose('softmax', p, softmaxRef(z.ref).data, 1e-5);
       z.gpu.dispose();
     });
