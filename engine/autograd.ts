@@ -42,6 +42,7 @@ export function record(op: string, out: Tensor, parents: Tensor[], backward: Bac
   if (needsGrad(...parents)) {
     out.requiresGrad = true;
     out.parents = parents;
+    out.recordedVersions = [out.version, ...parents.map((p) => p.version)];
     out.backwardFn = backward;
     out.saved = saved;
     for (const s of saved) keep(s);
@@ -116,6 +117,17 @@ export function backward(loss: Tensor): void {
     if (k >= 0) {
       const p = node.parents[k];
       throw new GpuError(`backward: input ${k} of '${node.op}' (tensor #${node.id}), tensor #${p.id} (${p.op}, [${p.shape.join(', ')}]), was disposed before backward(); its backward reads its inputs: keep them until backward() has run`);
+    }
+  }
+  // Written in place since its op ran (an optimiser step or an upload before backward()): the
+  // gradient would be taken at the new values, not the ones the loss was computed from.
+  for (const node of order) {
+    if (!node.backwardFn) continue;
+    const changed = [node, ...node.parents].findIndex((t, k) => t.version !== node.recordedVersions[k]);
+    if (changed >= 0) {
+      const t = changed === 0 ? node : node.parents[changed - 1];
+      const which = changed === 0 ? 'its output' : `input ${changed - 1}`;
+      throw new GpuError(`backward: ${which} of '${node.op}' (tensor #${node.id}), tensor #${t.id} (${t.op}, [${t.shape.join(', ')}]), was written in place (an SGD step, upload, fill or addInPlace) after the forward pass used it: its gradient would be of other values; run the forward pass again`);
     }
   }
   for (const t of order) t.assertAlive('backward'); // e.g. a graph made on a device closeGpu() has closed

@@ -21,6 +21,14 @@ export interface BufferRef {
   byteLength: number;
   /** Tensors have it: throws, naming `op`, if the tensor was disposed (its buffer may be another's by now). */
   assertAlive?(op: string): void;
+  /** Tensors have it: counts the writes into it in place (wroteInPlace), which backward() checks. */
+  version?: number;
+}
+
+/** Marks `dst` as written in place (upload, fill, addInPlace, an SGD step): a backward that
+ * would read it as its forward pass did refuses to run on the new values (engine/autograd.ts). */
+export function wroteInPlace(dst: BufferRef): void {
+  if (dst.version !== undefined) dst.version++;
 }
 
 /** Every GPU access checks its tensors here, so no exported helper can touch a recycled buffer. */
@@ -301,6 +309,7 @@ export function copyBuffer(src: BufferRef, dst: BufferRef, byteLength: number, o
   assertAlive(op, [src, dst]);
   endPass();
   currentEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, Math.ceil(byteLength / 4) * 4);
+  wroteInPlace(dst);
 }
 
 /** Submits everything recorded so far. Cheap when nothing is pending. */
@@ -332,6 +341,7 @@ export function upload(dst: BufferRef, data: ArrayBufferView): void {
   // buffer's old contents; submitting first keeps stream order.
   flush();
   device().queue.writeBuffer(dst.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  wroteInPlace(dst);
 }
 
 /** Reads a buffer range back to the host (async; submits pending work first). */

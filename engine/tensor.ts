@@ -52,6 +52,10 @@ export class Tensor implements BufferRef {
   op = 'leaf';
   /** Set by backward() on every node it ran through: the saved tensors are gone, a second pass would be wrong. */
   consumed = false;
+  /** Writes into it in place so far (wroteInPlace); `recordedVersions`, its own and its parents' when
+   * its op recorded its backward, which reads them as they were then. */
+  version = 0;
+  recordedVersions: number[] = [];
   /** A copy, frozen: the caller may reuse (mutate) the array it passed. */
   readonly shape: readonly number[];
   /** deviceGeneration() when made: a closeGpu() since then destroyed this tensor's buffer. */

@@ -2,7 +2,7 @@
 // dot (a test loss), scaleBy, reshape and copies.
 // Sizes are baked into the source as constants, so each shape is its own cached pipeline.
 import { expectKeptForBackward, record } from '../engine/autograd.ts';
-import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef } from '../engine/runtime.ts';
+import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, wroteInPlace, type BufferRef } from '../engine/runtime.ts';
 import { Tensor, expectDtype, expectShape, type DType } from '../engine/tensor.ts';
 import { reduceRows } from './reduce.ts';
 
@@ -45,6 +45,7 @@ export function fill(t: BufferRef & { size: number; dtype?: DType }, value: numb
   if (t.dtype && t.dtype !== 'f32') throw new RangeError(`fill: the tensor must be f32, got ${t.dtype}`); // f32 bits in an i32 tensor
   const k = elementwiseKernel('fill', t.size, '@group(0) @binding(0) var<storage, read_write> y: array<f32>;', `y[i] = ${f32(value)};`);
   dispatch(k, [t], elementwiseGrid(t.size));
+  wroteInPlace(t);
 }
 
 /** acc += x, in place. */
@@ -59,6 +60,7 @@ export function addInPlace(acc: Tensor, x: Tensor): void {
     'acc[i] = acc[i] + x[i];',
   );
   dispatch(k, [acc, x], elementwiseGrid(acc.size));
+  wroteInPlace(acc);
 }
 
 /** y = max(x, 0), NaN kept. */

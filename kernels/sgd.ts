@@ -8,7 +8,7 @@
 // biases twice the base learning rate and no weight decay (blobs_lr: 1, 2; weight_decay: 1, 0),
 // which NinModel (nin/model.ts) gives each bias parameter.
 import { GpuError } from '../engine/device.ts';
-import { upload, dispatch } from '../engine/runtime.ts';
+import { upload, dispatch, wroteInPlace } from '../engine/runtime.ts';
 import { Tensor, expectDtype, expectShape, keep } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel, fill } from './elementwise.ts';
 
@@ -65,6 +65,8 @@ function recordStep(param: Tensor, grad: Tensor, velocity: Tensor, h: SgdHyper):
   w[i] = wi + vi;`,
   );
   dispatch(k, [param, grad, velocity], elementwiseGrid(param.size), new Float32Array([h.lr, h.momentum, h.weightDecay]));
+  wroteInPlace(param);
+  wroteInPlace(velocity);
 }
 
 export interface ParamSpec {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { BufferPool, sizeClass } from '../engine/pool.ts';
-import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool } from '../engine/runtime.ts';
+import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool, upload } from '../engine/runtime.ts';
 import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, relu, reluBackward, reshape, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
@@ -161,6 +161,28 @@ describe('buffer pool and scopes', () => {
     expect(w!.isDisposed).toBe(false);
     expect(Array.from(await w!.toArray())).toEqual([1, -2]);
     w!.dispose(); x.dispose();
+  });
+
+  // PyTorch's version counter: an optimiser step (or an upload) between the forward pass and
+  // backward() gave the gradient at the new weights, silently.
+  it('refuses a backward whose op read a tensor that was written in place since (an SGD step, upload, fill or addInPlace), naming both', () => {
+    const x = param(Tensor.fromArray([1, -2, 3], [3]));
+    const y = relu(x);
+    const loss = dot(y, Tensor.fromArray([1, 1, 1], [3]));
+    upload(x, new Float32Array([5, 5, 5]));
+    expect(() => backward(loss)).toThrow(new RegExp(`^backward: input 0 of 'relu' \\(tensor #${y.id}\\), tensor #${x.id} \\(param, \\[3\\]\\), was written in place \\(an SGD step, upload, fill or addInPlace\\) after the forward pass used it`));
+    expect(x.grad).toBeNull();
+    // An op's own output changed (relu's backward reads it): named as such.
+    const y2 = relu(x);
+    const loss2 = dot(y2, Tensor.fromArray([1, 1, 1], [3]));
+    addInPlace(y2, Tensor.fromArray([1, 1, 1], [3]));
+    expect(() => backward(loss2)).toThrow(new RegExp(`^backward: (its output of 'relu' \\(tensor #${y2.id}\\)|input 0 of 'dot' \\(tensor #${loss2.id}\\)), tensor #${y2.id} \\(relu, \\[3\\]\\), was written in place`));
+    // Forward again after the write: the backward runs.
+    const loss3 = dot(relu(x), Tensor.fromArray([1, 1, 1], [3]));
+    backward(loss3);
+    expect(x.grad).not.toBeNull();
+    zeroGrad([x]);
+    x.dispose();
   });
 
   it("param() refuses an op's output: it stayed a node whose gradient went to its inputs, its own .grad null", () => {

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { param } from '../engine/autograd.ts';
+import { backward, param } from '../engine/autograd.ts';
 import { runtimeStats } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { SGD, sgdStep, type ParamSpec } from '../kernels/sgd.ts';
+import { dot } from '../kernels/elementwise.ts';
 import { sgdStepRef } from './reference.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
@@ -141,6 +142,13 @@ describe('SGD', () => {
     const opt = new SGD([a, b], { momentum: 0, weightDecay: 0 });
     // (also a parameter the loss does not use, after backward() ran: not only "run backward() first")
     expect(() => opt.step(0.5)).toThrow("SGD.step: parameter 1 [2] has no gradient: backward() has not run since the last zeroGrad(), or the loss does not depend on it (give the optimiser the loss's parameters only, or set requiresGrad = false to freeze one)");
+    // A step writes its parameters in place: a graph recorded before it refuses backward() (engine/autograd.ts).
+    const recorded = dot(a, Tensor.fromArray([1, 1], [2]));
+    b.grad = Tensor.fromArray([1, 1], [2]);
+    opt.step(0);
+    expect(() => backward(recorded)).toThrow(/^backward: input 0 of 'dot' .* was written in place \(an SGD step/);
+    b.grad.dispose();
+    b.grad = null;
     expect(Array.from(await a.toArray())).toEqual([1, 1]); // not stepped
     b.grad = Tensor.fromArray([1, 1, 1], [3]);
     expect(() => opt.step(0.5)).toThrow('SGD.step (parameter 1 [2]): gradient has shape [3], expected [2]');
