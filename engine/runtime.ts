@@ -288,7 +288,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
     if (bindGroups.size > 8192) bindGroups.clear();
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, size: poolInstance?.guardBytes ? b.buffer.size : Math.ceil(b.byteLength / 4) * 4 } }));
     if (ub) entries.push({ binding: bindings.length, resource: { buffer: ub } });
-    bindGroup = g.device.createBindGroup({ layout: p.layout, entries });
+    bindGroup = g.device.createBindGroup({ label: kernel.name, layout: p.layout, entries }); // (named in a validation error)
     bindGroups.set(key, bindGroup);
   }
   if (profiler) {

@@ -18,7 +18,7 @@ const DTYPES: readonly string[] = ['f32', 'i32'];
 function checkShape(shape: readonly number[], dtype: DType): number {
   if (!DTYPES.includes(dtype)) throw new RangeError(`tensor dtype '${dtype}' is not supported (expected 'f32' or 'i32')`);
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new RangeError(`tensor shape [${shape.join(', ')}] has a bad dimension ${d}`);
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`tensor shape [${shape.map((v) => (typeof v === 'number' ? v : JSON.stringify(v) ?? String(v))).join(', ')}] has a bad dimension ${typeof d === 'number' ? d : `${JSON.stringify(d) ?? String(d)} (a ${typeof d}, not a number)`}`);
   }
   const size = shape.reduce((a, b) => a * b, 1);
   if (size === 0) throw new RangeError(`empty tensor: shape [${shape.join(', ')}] has no elements`);

@@ -54,7 +54,9 @@ fn pcg(v: u32) -> u32 {
 
 /**
  * Training-mode dropout of `x` with drop probability p ∈ [0, 1) and a 32-bit `seed` (use a new one
- * every step). p = 0 returns `x` itself (no copy): don't dispose the result separately then.
+ * every step, and one for each layer: the mask is the seed's alone, so two layers of one size
+ * given one seed drop the same elements; NinModel derives a seed per layer from the step's).
+ * p = 0 returns `x` itself (no copy): don't dispose the result separately then.
  */
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   const op = 'dropout';

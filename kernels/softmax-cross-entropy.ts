@@ -9,7 +9,8 @@
 // workgroup tree reduction (max, then sum) — C is 10 for CIFAR but 1000 for ImageNet.
 //
 // Labels are validated on the CPU by `labelTensor` (which remembers the class count it checked);
-// on the GPU an out-of-range label yields a NaN loss for its row instead of reading another row.
+// on the GPU an out-of-range label yields a NaN loss for its row instead of reading another row,
+// and NaN gradients for that row.
 import { expectKeptForBackward, needsGrad, record } from '../engine/autograd.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape } from '../engine/tensor.ts';
@@ -127,11 +128,15 @@ const NR: f32 = ${N}.0;
 @group(0) @binding(1) var<storage, read> stats: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dz: array<f32>;`,
+@group(0) @binding(4) var<storage, read_write> dz: array<f32>;
+var<private> NAN_BITS: u32 = 0x7fc00000u; // a runtime value: a constant NaN is a compile error`,
     `let n = i / C;
   let p = exp(z[i] - stats[2u * n]) / stats[2u * n + 1u];
-  let t = select(0.0, 1.0, labels[n] == i32(i % C));
-  dz[i] = (p - t) * (g[0] / NR);`,
+  let lab = labels[n];
+  let t = select(0.0, 1.0, lab == i32(i % C));
+  // A row whose label is out of range (one that bypassed labelTensor) gets NaN, as its loss does:
+  // a finite gradient, as if no class were the true one, would train on silently.
+  dz[i] = select(bitcast<f32>(NAN_BITS), (p - t) * (g[0] / NR), lab >= 0 && u32(lab) < C);`,
   );
   dispatch(k, [logits, stats, labels, g, dz], elementwiseGrid(dz.size));
   return dz;

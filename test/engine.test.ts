@@ -38,6 +38,8 @@ describe('tensors', () => {
   it('rejects empty tensors, bad shapes and sizes over the binding limit, naming them', () => {
     expect(() => Tensor.empty([3, 0, 2])).toThrow(/empty tensor: shape \[3, 0, 2\]/);
     expect(() => Tensor.empty([2.5])).toThrow(/bad dimension 2.5/);
+    // A string that looks like a number is named as the string it is (it read "has a bad dimension 2").
+    expect(() => Tensor.empty(['2', 3] as unknown as number[])).toThrow('tensor shape ["2", 3] has a bad dimension "2" (a string, not a number)');
     const limit = gpu().limits.maxStorageBufferBindingSize;
     expect(() => Tensor.empty([limit / 4 + 1])).toThrow(/more than the device's storage binding limit/);
     expect(() => Tensor.fromArray([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
@@ -432,6 +434,17 @@ describe('errors', () => {
       destroy.mockRestore();
     }
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5]));
+  });
+
+  it("a kernel dispatched with the wrong bindings is named in the validation error (its bind group is labelled with it)", async () => {
+    const a = Tensor.fromArray([1, 2], [2]);
+    const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() { y[0] = x[0]; }`;
+    dispatch({ name: 'copy_with_one_binding', code }, [a], [1]);
+    await expect(sync()).rejects.toThrow(/GPU validation error in submitted commands: [^]*copy_with_one_binding/);
+    expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5])); // and the engine goes on
+    a.dispose();
   });
 
   it('a submission that ran out of GPU memory is reported as such, and the engine goes on', async () => {

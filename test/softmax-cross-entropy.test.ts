@@ -52,10 +52,22 @@ describe('softmaxCrossEntropy', () => {
     });
   }
 
-  it('an out-of-range label that bypassed labelTensor gives a NaN loss, not a wrong number', async () => {
-    const z = pair([2, 10], 71);
-    const loss = softmaxCrossEntropy(z.gpu, Tensor.fromArray([3, 10], [2], 'i32'));
+  it('an out-of-range label that bypassed labelTensor gives a NaN loss and NaN gradients for its row, not wrong numbers', async () => {
+    const z = pair([3, 10], 71);
+    param(z.gpu);
+    const loss = softmaxCrossEntropy(z.gpu, Tensor.fromArray([3, 10, -1], [3], 'i32'));
     expect(Number.isNaN(await loss.item())).toBe(true);
+    backward(loss);
+    const g = await z.gpu.grad!.toArray();
+    // Row 0 (label 3) is the finite gradient of its own loss term; rows 1 and 2 are NaN (they were
+    // finite, as if no class were the true one).
+    const rows = [0, 1, 2].map((n) => Array.from(g.subarray(10 * n, 10 * n + 10)));
+    expect(rows[0].every(Number.isFinite)).toBe(true);
+    expect(rows[1].every(Number.isNaN)).toBe(true);
+    expect(rows[2].every(Number.isNaN)).toBe(true);
+    const p0 = softmaxRef(refTensor([1, 10], z.ref.data.subarray(0, 10))).data;
+    expectClose('row 0', rows[0], Array.from(p0, (p, c) => (p - (c === 3 ? 1 : 0)) / 3), 1e-5);
+    z.gpu.dispose();
   });
 
   it('validates labels and shapes with named errors', () => {
