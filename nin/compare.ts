@@ -233,11 +233,12 @@ export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
 
 /**
  * The comparison as text: a table with one row per run (settings that differ between the runs,
- * then epochs done, the last epoch's train and test loss, final test error, the best validation epoch with its test error, median img/s
- * and training time: the epochs' seconds as their lines report them, saves within an epoch
- * included, evaluation, end-of-epoch saves and loading not), followed by the settings all runs
- * share, and notes (historyNote: a fork, or settings a resume changed). Test error is read at the
- * last epoch and at the best validation epoch, not at its own minimum (that would pick on the test set).
+ * then epochs done, the last epoch's train and test loss, final test error, the best validation
+ * epoch with its test error, median img/s (steadyEpochs) and training time: the epochs' seconds
+ * as their lines report them, saves within an epoch included, evaluation, end-of-epoch saves and
+ * loading not), followed by the settings all runs share, and notes (historyNote: a fork, or
+ * settings a resume changed). Test error is read at the last epoch and at the best validation
+ * epoch, not at its own minimum (that would pick on the test set).
  */
 export function comparisonTable(runs: RunSummary[]): string {
   const keys = SETTINGS.map(([k]) => k).filter((k) => runs.some((r) => k in r.settings));
