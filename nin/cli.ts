@@ -840,15 +840,10 @@ async function runPredict(args: string[]): Promise<number> {
       const C = r.classNames.length;
       if (json !== undefined) {
         // Each picture's notes with it, all of them (the terminal's are cut by fewerNotes), without its path.
-        const byImage = new Map<string, string[]>(r.images.map((image) => [image, []]));
-        for (const line of chunkNotes) {
-          // Its picture: the text before one of its ': ' (a path may hold one too).
-          let at = line.indexOf(': ');
-          while (at >= 0 && !byImage.has(line.slice(0, at))) at = line.indexOf(': ', at + 1);
-          if (at < 0) otherNotes.push(line);
-          else byImage.get(line.slice(0, at))!.push(line.slice(at + 2));
-        }
-        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: byImage.get(image)! })));
+        const ofPictures = new Set(r.notes.flat());
+        otherNotes.push(...chunkNotes.filter((line) => !ofPictures.has(line)));
+        const text = (image: string, line: string) => (line.startsWith(`${image}: `) ? line.slice(image.length + 2) : line);
+        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: r.notes[i].map((line) => text(image, line)) })));
       }
       unreadable.push(...r.unreadable);
       classNames = r.classNames;

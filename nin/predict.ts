@@ -36,6 +36,8 @@ export interface Predictions {
   probabilities: Float32Array;
   /** With `skipUnreadable`: the pictures that could not be read (not in `images`), each with why. */
   unreadable: { image: string; reason: string }[];
+  /** Each picture's notes (pictureNotes), as `note` was told them: one list per image of `images`. */
+  notes: string[][];
 }
 
 /** One line per image: its top-5 classes with probabilities. */
@@ -84,7 +86,7 @@ export async function predictProbabilities(checkpointPath: string, images: strin
     probabilities.set(part.probabilities, at);
     at += part.probabilities.length;
   }
-  return { images: parts.flatMap((p) => p.images), classNames: parts[0].classNames, probabilities, unreadable: parts.flatMap((p) => p.unreadable) };
+  return { images: parts.flatMap((p) => p.images), classNames: parts[0].classNames, probabilities, unreadable: parts.flatMap((p) => p.unreadable), notes: parts.flatMap((p) => p.notes) };
 }
 
 /**
@@ -116,7 +118,7 @@ export async function* predictChunks(checkpointPath: string, images: string[], n
     for (let start = 0; start === 0 || start < images.length; start += perChunk) { // (no pictures: one empty chunk)
       const part = images.slice(start, start + perChunk);
       const { images: pixels, read } = await readPictures(`${part.length} pictures`, part, input, pictureWorkers(part.length, threads), { invert: opts.invert, notesFor: { mnist: c.options.dataset === 'mnist' } });
-      for (const line of read.notes) note(line);
+      for (const { line } of read.notes) note(line);
       const unreadable = read.unreadable.map((u) => new ImageLoadError(u.file, u.reason)); // every bad picture named at once, not one per attempt
       if (unreadable.length && !opts.skipUnreadable) {
         if (unreadable.length === 1) throw unreadable[0];
@@ -124,15 +126,19 @@ export async function* predictChunks(checkpointPath: string, images: string[], n
       }
       // The pictures read, their pixels moved up over the slots of those that could not be.
       const skipped = new Set(read.unreadable.map((u) => u.index));
+      const notesOf = part.map((): string[] => []);
+      for (const { index, line } of read.notes) notesOf[index].push(line);
       const predicted: string[] = [];
+      const notes: string[][] = [];
       part.forEach((path, i) => {
         if (skipped.has(i)) return;
         if (predicted.length !== i) pixels.copyWithin(predicted.length * pixelsPerImage, i * pixelsPerImage, (i + 1) * pixelsPerImage);
         predicted.push(path);
+        notes.push(notesOf[i]);
       });
       const unread = unreadable.map((e) => ({ image: e.file, reason: e.reason }));
       if (predicted.length === 0) {
-        yield { images: [], classNames, probabilities: new Float32Array(0), unreadable: unread }; // (no GPU work)
+        yield { images: [], classNames, probabilities: new Float32Array(0), unreadable: unread, notes }; // (no GPU work)
         continue;
       }
       const x = c.preprocessor.apply(pixels.subarray(0, predicted.length * pixelsPerImage), predicted.length, c.config.input);
@@ -140,7 +146,7 @@ export async function* predictChunks(checkpointPath: string, images: string[], n
         await getGpu(); // building the model needs the device, which a fresh `nin predict` has not opened
         model = c.buildModel();
       }
-      yield { images: predicted, classNames, probabilities: await probabilitiesOf(model, x, predicted.length, c.config), unreadable: unread };
+      yield { images: predicted, classNames, probabilities: await probabilitiesOf(model, x, predicted.length, c.config), unreadable: unread, notes };
     }
   } finally {
     model?.dispose(); // also where the caller stops early, or a read or the forward fails

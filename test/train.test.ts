@@ -964,6 +964,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(chunks.map((part) => [part.images.length, part.unreadable.map(({ image }) => image)])).toEqual([[4, [notPng]], [1, [missing]]]);
     expect(chunks.flatMap(formatPredictions)).toEqual([line, line, wideLine, line, line]);
     expect(threaded).toEqual(notes);
+    // Each prediction carries its own picture's notes (by its place in the chunk, across both threads' parts).
+    expect(chunks.flatMap((part) => part.notes)).toEqual([[], [], notes, [], []]);
     // Where the device binds only four images' activations at a time, five go as four and one
     // (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]

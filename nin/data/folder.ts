@@ -288,11 +288,11 @@ export interface PictureReading {
 }
 
 /** What reading some images into place found: how many were resized, those that could not be read
- * (`index` into all the paths read), and with `notesFor` each picture's notes; all in file order. */
+ * and with `notesFor` each picture's notes (`index` into all the paths read); all in file order. */
 export interface ImagesRead {
   resized: number;
   unreadable: { index: number; file: string; reason: string }[];
-  notes: string[];
+  notes: { index: number; line: string }[];
 }
 
 /**
@@ -307,7 +307,7 @@ export function readImagesInto(paths: readonly string[], input: ModelInput, imag
     try {
       const image = loadImageForModel(path, input, { invert: how.invert });
       if (image.originalSize[0] !== input.height || image.originalSize[1] !== input.width) read.resized++;
-      if (how.notesFor) read.notes.push(...pictureNotes(path, image, input, { ...how.notesFor, invert: how.invert }));
+      if (how.notesFor) read.notes.push(...pictureNotes(path, image, input, { ...how.notesFor, invert: how.invert }).map((line) => ({ index: first + k, line })));
       const at = (first + k) * per;
       for (let i = 0; i < per; i++) images[at + i] = image.pixels[i] * 255;
     } catch (e) {
@@ -374,7 +374,7 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor });
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
-  for (const line of [...notes, ...fewerNotes(read.notes)]) note(line);
+  for (const line of [...notes, ...fewerNotes(read.notes.map((n) => n.line))]) note(line);
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
 }
 
