@@ -75,6 +75,28 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['adapter', (_, __, h) => h.adapter],
 ];
 
+/**
+ * The settings (named as the table's columns, and `epochs` and `test limit`) in which run options
+ * `now` differ from `then` on one network `config`, each as [then, now]: what a resume changed, for
+ * its record (nin/train.ts; resumeClashes refuses the settings that fix the run, so these are the
+ * training settings). A setting `then` lacks (a checkpoint from before it) is unknown, not changed.
+ */
+export function settingsChanged(then: object, now: object, config: object): Record<string, [string, string]> {
+  const readers: [string, (o: Record<string, unknown>) => unknown][] = [
+    ...SETTINGS.map(([name, read]): [string, (o: Record<string, unknown>) => unknown] => [name, (o) => read(o, config as Record<string, unknown>, {}, [])]),
+    ['epochs', (o) => o.epochs],
+    ['test limit', (o) => o.testLimit ?? 'all'],
+  ];
+  const changed: Record<string, [string, string]> = {};
+  for (const [name, read] of readers) {
+    const was = read(then as Record<string, unknown>);
+    if (was === undefined || was === null) continue;
+    const [a, b] = [String(was), String(read(now as Record<string, unknown>))];
+    if (a !== b) changed[name] = [a, b];
+  }
+  return changed;
+}
+
 /** A run's `--val` and where its images came from: '5000 (random)', 'paper (end)'; as saved, for SVHN's paper split or none. */
 function describeValidation(o: Record<string, unknown>): unknown {
   const { validation, dataset } = o;

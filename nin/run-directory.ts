@@ -41,7 +41,6 @@ import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { validationFromOf } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
-import { describeSchedule } from './schedule.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -337,38 +336,10 @@ export interface ResumeRecord {
   fromRelative?: string;
   /** As StartRecord's: a resume may change the batch size at an epoch's end. */
   stepsPerEpoch?: number;
-  /** The settings this resume changed (resumeChanges), each as [then, now]: `nin compare` tells
+  /** The settings this resume changed (settingsChanged, nin/compare.ts), each as [then, now]: `nin compare` tells
    * that a run's last settings do not hold for all of it (absent where none changed, and in logs
    * from before session 36). */
   changed?: Record<string, [string, string]>;
-}
-
-/** The settings a resume may change (resumeClashes refuses the others), named as `nin compare`'s
- * columns are; `epochs` too (a cosine schedule spans them). */
-const CHANGEABLE: [string, (o: TrainOptions) => unknown][] = [
-  ['batch', (o) => o.batchSize],
-  ['lr', (o) => o.lr],
-  ['schedule', (o) => describeSchedule(o as unknown as Record<string, unknown>)],
-  ['warm-up', (o) => o.warmupEpochs],
-  ['momentum', (o) => o.momentum],
-  ['weight decay', (o) => o.weightDecay],
-  ['class lr mult', (o) => o.classLrMult ?? 1],
-  ['aug', (o) => (o.augment ? 'on' : 'off')],
-  ['epochs', (o) => o.epochs],
-  ['seed', (o) => o.seed],
-  ['test limit', (o) => o.testLimit ?? 'all'],
-];
-
-/** What a resume with options `now` changes of the checkpoint's `then`: each changed setting, [then, now]. */
-export function resumeChanges(then: TrainOptions, now: TrainOptions): Record<string, [string, string]> {
-  const changed: Record<string, [string, string]> = {};
-  for (const [name, read] of CHANGEABLE) {
-    const was = read(then);
-    if (was === undefined || was === null) continue; // a checkpoint from before the option: unknown, not changed
-    const [a, b] = [String(was), String(read(now))];
-    if (a !== b) changed[name] = [a, b];
-  }
-  return changed;
 }
 
 export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord;

@@ -19,10 +19,11 @@ import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { dataLabel } from './datasets.ts';
+import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeChanges, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 
@@ -397,7 +398,7 @@ async function trainInDirectory(
     rmSync(metricsPath);
     log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
   }
-  const changes = resumed ? resumeChanges(resumed.options, o) : {};
+  const changes = resumed ? settingsChanged(resumed.options, o, resumed.config) : {};
   const first: StartRecord | ResumeRecord = resumed
     ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}) }
     : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
