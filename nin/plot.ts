@@ -359,6 +359,11 @@ export interface FeatureMapGridOptions {
   title?: string;
 }
 
+/** How renderFeatureMapGrid scales and colours the maps, for its caption (or a caller's title). */
+export function mapScaleText(kind: FeatureMapGridOptions['colormap']): string {
+  return kind === 'signed' ? 'each row scaled to its largest magnitude: positive red to yellow, negative blue to cyan, 0 black' : 'each row scaled to its largest value, values at or below 0 black';
+}
+
 function colormap(v: number, kind: 'gray' | 'hot' | 'signed'): Rgb {
   if (!Number.isFinite(v)) return NONFINITE;
   if (kind === 'signed') {
@@ -459,8 +464,7 @@ function planGrid(opts: FeatureMapGridOptions): GridPlan {
   const headerChars = Math.max(1, Math.floor((cellW + gap - 2) / CHAR_ADVANCE));
   const headers = classNames.map((name) => wrapText(name, headerChars, 2));
   const headerLines = Math.max(1, ...headers.map((l) => l.length));
-  const scaled = opts.colormap === 'signed' ? 'each row scaled to its largest magnitude: positive red to yellow, negative blue to cyan, 0 black' : 'each row scaled to its largest value, values at or below 0 black';
-  const captionLines: string[] = [opts.title ?? `last mlpconv feature maps, one per class (${scaled})`];
+  const captionLines: string[] = [opts.title ?? `last mlpconv feature maps, one per class (${mapScaleText(opts.colormap)})`];
   if (opts.means) captionLines.push("under each map, its mean: the class's logit (global average pooling)");
   if (labels && predicted) captionLines.push('frames: green = predicted and true, red = predicted (wrong), blue = true class');
   else if (predicted) captionLines.push('frames: green = predicted class');

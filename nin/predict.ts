@@ -10,7 +10,7 @@ import { loadCheckpoint } from './checkpoint.ts';
 import { classNamesOf, loadTestSet } from './datasets.ts';
 import { ImageLoadError, invertNote } from './images.ts';
 import { pictureWorkers, readPictures } from './data/folder.ts';
-import { renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
+import { mapScaleText, renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, classMapsOf, largestBatch, type ModelConfig, type NinModel } from './model.ts';
 import { argmax } from './train.ts';
@@ -208,7 +208,7 @@ export async function visualize(checkpointPath: string, o: { count: number; data
   // Linear class maps (no ReLU on the last mlpconv) go negative, and their negative parts lower the
   // logit: drawn on a signed scale, where clipped at 0 the predicted class's map could look dim
   // beside a losing class's bright one.
-  const signed = classMapsOf(c.config) === 'linear';
+  const colormap = classMapsOf(c.config) === 'linear' ? 'signed' : 'gray';
   const featurePath = join(outDir, 'feature-maps.png');
   mkdirSync(outDir, { recursive: true }); // only now: a data or device error leaves no empty directory behind
   writeFileSync(
@@ -221,9 +221,9 @@ export async function visualize(checkpointPath: string, o: { count: number; data
       classNames: classMaps ? [...names] : Array.from({ length: M }, (_, k) => `map ${k}`),
       labels: classMaps ? Array.from(test.labels.subarray(0, n)) : undefined,
       predicted: classMaps ? Array.from({ length: n }, (_, i) => argmax(logitData, i * C, C)) : undefined,
-      colormap: signed ? 'signed' : 'gray',
+      colormap,
       means: classMaps,
-      ...(classMaps ? {} : { title: `last mlpconv feature maps, ${M} maps feeding the ${c.config.head} head (${signed ? 'each row scaled to its largest magnitude: positive red to yellow, negative blue to cyan, 0 black' : 'each row scaled to its largest value, values at or below 0 black'})` }),
+      ...(classMaps ? {} : { title: `last mlpconv feature maps, ${M} maps feeding the ${c.config.head} head (${mapScaleText(colormap)})` }),
     }),
   );
   written.push(featurePath);
