@@ -23,9 +23,12 @@ export interface ScheduleOptions {
 }
 
 /** The step schedule's drops when --lr-steps names none: at half and three quarters of the run,
- * rounded; one drop where they meet (3 epochs: both are 2, and two drops there would cut lr ×gamma²). */
+ * rounded; one drop where they meet (3 epochs: both are 2, and two drops there would cut lr ×gamma²);
+ * none at the run's end, where it would change nothing (2 epochs: 1 only). A 1-epoch run, where
+ * rounding leaves no drop inside, drops at 0.5 and 0.75 unrounded. */
 export function defaultStepEpochs(epochs: number): number[] {
-  return [...new Set([Math.round(epochs * 0.5), Math.round(epochs * 0.75)])];
+  const rounded = [...new Set([Math.round(epochs * 0.5), Math.round(epochs * 0.75)])].filter((e) => e > 0 && e < epochs);
+  return rounded.length > 0 ? rounded : [epochs * 0.5, epochs * 0.75];
 }
 
 /** The learning rate at epoch `step / stepsPerEpoch` (fractional): train.ts passes the epoch's

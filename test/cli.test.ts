@@ -470,6 +470,9 @@ describe('nin CLI', () => {
     // By default at half and three quarters of the run: one drop where they round to one epoch.
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '8']).options.stepEpochs).toEqual([4, 6]);
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '3']).options.stepEpochs).toEqual([2]);
+    // No drop at the run's end (it would change no step's rate); a 1-epoch run drops within its epoch.
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '2']).options.stepEpochs).toEqual([1]);
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '1']).options.stepEpochs).toEqual([0.5, 0.75]);
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100']).options.stepEpochs).toEqual([50, 75]);
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '10']).options.stepEpochs).toEqual([5, 8]); // 7.5 rounds up
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100', '--lr-steps', '50, 75']).options.stepEpochs).toEqual([50, 75]);
