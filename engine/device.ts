@@ -272,7 +272,7 @@ export function dawnFlags(fromEnv: string | undefined): string[] {
 
 /** Every NIN_* environment variable the project reads (engine, kernels, nin/, bench scripts). */
 export const NIN_SETTINGS = [
-  'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNEL_DUMP',
+  'NIN_ADAPTER', 'NIN_BACKEND', 'NIN_CACHE', 'NIN_DATA', 'NIN_DAWN_FLAGS', 'NIN_GPU_ENV', 'NIN_INVOCATION_ORDER', 'NIN_KERNEL_DUMP',
   'NIN_KERNELS', 'NIN_LIMITS', 'NIN_MATRIX', 'NIN_MATRIX_TILE', 'NIN_POLL', 'NIN_TUNED',
 ] as const;
 

@@ -24,7 +24,9 @@ import {
   statsToTensors,
   type PreprocessStats,
   type ZcaStats,
+  ZCA_EPSILON,
 } from './data/preprocess.ts';
+import { readZcaCache, writeZcaCache, zcaCacheKey } from './data/zca-cache.ts';
 import { localContrastNormalize, type ImageShape } from './data/lcn.ts';
 import { parallelLocalContrastNormalize } from './data/parallel.ts';
 import type { TensorMap } from './safetensors.ts';
@@ -156,12 +158,29 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
   return images;
 }
 
-/** Fits the transform on the training images only (ZCA's heavy loops on worker threads). */
-export async function fitPreprocessor(kind: PreprocessKind, train: ImageDataset, log: (m: string) => void = () => {}): Promise<Preprocessor> {
+/**
+ * Fits the transform on the training images only (ZCA's heavy loops on worker threads). `zcaCache`:
+ * a directory of earlier ZCA fits (nin/data/zca-cache.ts), looked up by the training images, and
+ * where a new fit is stored; training passes zcaCacheDir(), from $NIN_CACHE.
+ */
+export async function fitPreprocessor(
+  kind: PreprocessKind,
+  train: ImageDataset,
+  log: (m: string) => void = () => {},
+  opts: { zcaCache?: string | null } = {},
+): Promise<Preprocessor> {
   if (!fitted(kind)) return new Preprocessor(kind, null);
   if (kind === 'standardize') return new Preprocessor(kind, computeChannelStats(train.images, train.channels));
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);
+  const key = opts.zcaCache ? zcaCacheKey(gcn, dim, ZCA_EPSILON) : '';
+  const hit = opts.zcaCache ? readZcaCache(opts.zcaCache, key, log) : null;
+  if (hit) {
+    log(`ZCA whitening of these ${train.count} training images from the cache: ${hit.path} (NIN_CACHE=off fits afresh)`);
+    return new Preprocessor(kind, hit.stats);
+  }
   log(`fitting ZCA whitening on ${train.count} images of ${dim} features…`);
-  return new Preprocessor(kind, await fitZcaParallel(gcn, dim, { log }));
+  const stats = await fitZcaParallel(gcn, dim, { log, epsilon: ZCA_EPSILON });
+  if (opts.zcaCache) writeZcaCache(opts.zcaCache, key, stats, log);
+  return new Preprocessor(kind, stats);
 }

@@ -18,6 +18,7 @@ import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
 import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
+import { zcaCacheDir } from './data/zca-cache.ts';
 import { dataLabel } from './datasets.ts';
 import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
@@ -451,7 +452,7 @@ async function trainInDirectory(
       const when = start.partialEpoch ? `within epoch ${start.epoch + 1}, at step ${start.step}` : `after epoch ${start.epoch}`;
       log(`weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
     }
-    pre = await fitPreprocessor(o.preprocess, data.train, log);
+    pre = await fitPreprocessor(o.preprocess, data.train, log, { zcaCache: zcaCacheDir() });
   }
   // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
   // --lr-drops allowed: the plateau that ended it drops the rate now.

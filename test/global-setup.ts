@@ -10,11 +10,14 @@ export default function setup(): () => void {
   // any it does not read.)
   if (basename(tmpdir()).startsWith('nin-tests-')) return () => {};
   const dir = mkdtempSync(join(tmpdir(), 'nin-tests-'));
-  const was = process.env.TMPDIR;
+  const was = { TMPDIR: process.env.TMPDIR, NIN_CACHE: process.env.NIN_CACHE };
   process.env.TMPDIR = dir; // the test processes are forked after this, with this environment
+  process.env.NIN_CACHE = join(dir, 'zca-cache'); // training's ZCA fits: not into the user's ~/.cache
   return () => {
     rmSync(dir, { recursive: true, force: true });
-    if (was === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = was;
+    for (const [name, value] of Object.entries(was)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   };
 }

@@ -801,6 +801,30 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(rate / r.epochs[0].imgPerSec).toBeLessThan(1.25);
   });
 
+  it('a second GCN + ZCA run on the same training images takes the fit from the cache ($NIN_CACHE), with the same losses', async () => {
+    const cache = join(tmp, 'zca-cache');
+    const was = process.env.NIN_CACHE;
+    process.env.NIN_CACHE = cache;
+    try {
+      const run = async (name: string) => {
+        const lines: string[] = [];
+        const o = { ...options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--preprocess', 'gcn-zca', '--out', join(tmp, name)]), log: (m: string) => lines.push(m) };
+        return { r: await train(o, await loadSplits(o)), lines };
+      };
+      const fitted = await run('zca-fitted');
+      expect(fitted.lines.some((l) => l.startsWith('fitting ZCA whitening on 64 images of 784 features'))).toBe(true);
+      expect(readdirSync(cache)).toHaveLength(1);
+      const cached = await run('zca-cached');
+      expect(cached.lines.some((l) => l.startsWith('fitting ZCA'))).toBe(false);
+      expect(cached.lines).toContain(`ZCA whitening of these 64 training images from the cache: ${join(cache, readdirSync(cache)[0])} (NIN_CACHE=off fits afresh)`);
+      expect(cached.r.stepLosses).toEqual(fitted.r.stepLosses);
+      expect(cached.r.epochs[0].testLoss).toBe(fitted.r.epochs[0].testLoss);
+    } finally {
+      if (was === undefined) delete process.env.NIN_CACHE;
+      else process.env.NIN_CACHE = was;
+    }
+  });
+
   it("trains a network of one's own (--config): its checkpoint keeps the config, for a resume (with dropout: the same losses) and for nin eval", async () => {
     const tiny = {
       name: 'mnist-tiny',

@@ -135,6 +135,9 @@ export interface ZcaStats {
   eigenvalues: Float64Array;
 }
 
+/** ZCA's default regulariser: pylearn2's filter_bias, the paper's preprocessing. */
+export const ZCA_EPSILON = 0.1;
+
 export interface ZcaOptions {
   /** Regulariser added to every eigenvalue (default 0.1 = pylearn2's filter_bias). */
   epsilon?: number;
@@ -191,7 +194,7 @@ function seconds(since: number): string {
 }
 
 function zcaPrologue(images: Float32Array, dim: number, opts: ZcaOptions): { count: number; epsilon: number; log: (m: string) => void; mean: Float64Array } {
-  const epsilon = opts.epsilon ?? 0.1;
+  const epsilon = opts.epsilon ?? ZCA_EPSILON;
   if (!(epsilon >= 0)) throw new RangeError(`fitZca: epsilon ${epsilon} must be ≥ 0`);
   if (!Number.isInteger(dim) || dim <= 0 || images.length % dim !== 0 || images.length === 0) {
     throw new RangeError(`fitZca: ${images.length} values is not a whole, non-zero number of ${dim}-feature examples`);
