@@ -196,7 +196,9 @@ train options:
                           CIFAR-10; off for CIFAR-100, whose paper result was without it)
   --preprocess none|standardize|gcn-zca|gcn-lcn   (default: gcn-zca for CIFAR, gcn-lcn for SVHN,
                           standardize for MNIST; the papers' choices for CIFAR and SVHN, ours
-                          for MNIST, where the paper names none)
+                          for MNIST, where the paper names none); a ZCA fit is cached for
+                          the next run on the same training images ($NIN_CACHE, else
+                          ~/.cache/nin; NIN_CACHE=off fits every time)
   --val N|paper|folder    hold out N training images for validation (default 0), or the papers'
                           set: SVHN 400 per class from train (+ 200 per class from extra with
                           --extra), else the last 10,000 training images; or an image folder's
