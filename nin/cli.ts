@@ -788,7 +788,7 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
     const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert) }), images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
+    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert), pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
   }
 }
 

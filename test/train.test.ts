@@ -4,7 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
@@ -1105,6 +1105,21 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const own = JSON.parse(readFileSync(mineJson, 'utf8'));
     expect([own.testSet, own.images, own.error, own.confusion]).toEqual([mine, 8, want.error, want.confusion]);
     expect(own.loss).toBeCloseTo(want.loss, 5); // (summed in another order)
+    expect([own.notes, own.pictureNotes]).toEqual([[], []]);
+    // Each picture's notes in the JSON, in full (the terminal counts the resized ones).
+    const mixed = join(tmp, 'mixed-digits');
+    mkdirSync(join(mixed, '7'), { recursive: true });
+    copyFileSync(join(mine, String(eight.labels[0]), '0.png'), join(mixed, '7', 'a.png'));
+    copyFileSync(wide, join(mixed, '7', 'b.png'));
+    const mixedJson = join(tmp, 'eval', 'mixed.json');
+    const mixedEval = await nin('eval', ckpt, '--pictures', mixed, '--json', mixedJson);
+    expect(mixedEval.status, mixedEval.stderr).toBe(0);
+    expect(mixedEval.stderr).toContain(`note: ${basename(tmp)}/mixed-digits: 1 of 2 images resized to 28×28 (width×height)`);
+    expect(mixedEval.stderr).toContain(`note: ${join(mixed, '7', 'b.png')}: a colour picture, read as grey`);
+    expect(mixedEval.stderr).not.toContain('resized from');
+    const mixedReport = JSON.parse(readFileSync(mixedJson, 'utf8'));
+    expect(mixedReport.notes).toEqual([`${basename(tmp)}/mixed-digits: 1 of 2 images resized to 28×28 (width×height)`]);
+    expect(mixedReport.pictureNotes).toEqual([{ image: join(mixed, '7', 'b.png'), notes: ['resized from 56×28 to 28×28 (width×height), aspect ratio changed from 2:1 to 1:1', 'a colour picture, read as grey (BT.601 luma): the model takes grey images'] }]);
     const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);

@@ -357,10 +357,14 @@ export async function readPictures(name: string, paths: readonly string[], input
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
  * named together, at most a few. `note` (default: stderr) is told how many were resized and, with
- * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes); `invert` as
+ * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes), and each picture's
+ * notes in full in the dataset's `pictureNotes`; `invert` as
  * PictureReading's. Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core
  * VM), so a large folder is read by `workers` threads (pictureWorkers).
  */
+/** A picture's resize note (nin/images.ts resizeNote). */
+const RESIZE_NOTE = /: resized from \d+×\d+ to /;
+
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean } } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
@@ -370,12 +374,19 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   // Some seconds to minutes of decoding: said before, so that the wait has a reason.
   if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
   const labels = Int32Array.from(files, (f) => f.label);
-  const notesFor = opts.notesFor && { ...opts.notesFor, resized: false }; // (resizing is counted below)
-  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor });
+  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor: opts.notesFor });
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
-  for (const line of [...notes, ...fewerNotes(read.notes.map((n) => n.line))]) note(line);
-  return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
+  // On the terminal resizing is counted (above), not said picture by picture.
+  for (const line of [...notes, ...fewerNotes(read.notes.map((n) => n.line).filter((l) => !RESIZE_NOTE.test(l)))]) note(line);
+  if (!opts.notesFor) return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
+  const byPicture = new Map<number, string[]>();
+  for (const { index, line } of read.notes) {
+    const image = files[index].path;
+    byPicture.set(index, [...(byPicture.get(index) ?? []), line.startsWith(`${image}: `) ? line.slice(image.length + 2) : line]);
+  }
+  const pictureNotes = [...byPicture].sort((a, b) => a[0] - b[0]).map(([index, lines]) => ({ image: files[index].path, notes: lines }));
+  return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes, pictureNotes };
 }
 
 /** readImagesInto in a worker thread (added to `threads`), which loads the TypeScript through tsx (ts-worker.mjs). */

@@ -53,6 +53,9 @@ export interface ImageDataset {
   sources: string[];
   /** Things the user should know (e.g. "partial test set: 1000 of 10000 records"). */
   notes: string[];
+  /** Pictures of one's own (an image folder read as `nin predict` reads pictures): each picture
+   * with notes, and its notes (nin/images.ts pictureNotes, less the path), in file order. */
+  pictureNotes?: { image: string; notes: string[] }[];
 }
 
 /** [count, height, width, channels]. */
