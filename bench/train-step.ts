@@ -11,7 +11,8 @@ import { MODELS, mlpconvPixelFlops, NinModel, plan, type ModelConfig } from '../
 import { checkedMatrixSettings, describeMatrixMode, matrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import { writeFileSync } from 'node:fs';
-import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { formatProfile, formatScopeProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { profileScope } from '../engine/runtime.ts';
 import { median } from '../test/numeric.ts';
 import { isMainModule } from '../nin/is-main.ts';
 
@@ -76,7 +77,7 @@ export function stepSetup(modelName: string, batch: number) {
   const step = (seed: number, unfused = false) => {
     const loss = tidy(() => {
       const { loss } = model.lossAndGradients(x, labels, { train: true, seed, unfused });
-      opt.step(1e-3);
+      profileScope('sgd', () => opt.step(1e-3));
       return loss;
     });
     zeroGrad(params);
@@ -109,6 +110,7 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
     }
     prof.stop();
     console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)`, notes: prof.notes() }));
+    console.log(formatScopeProfile(await prof.collectByScope(), { title: `the same step per layer (forward, backward), loss and optimiser` }));
   }
   for (let s = 0; s < opts.steps; s++) {
     const t0 = performance.now();

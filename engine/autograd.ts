@@ -2,6 +2,7 @@
 // "tape" is the graph those links form. backward() walks it in reverse topological order.
 import { addInPlace, fill } from '../kernels/elementwise.ts';
 import { GpuError } from './device.ts';
+import { currentProfileScope, withProfileScope } from './runtime.ts';
 import { keep, tidy, Tensor, type BackwardFn } from './tensor.ts';
 
 let gradEnabled = true;
@@ -39,6 +40,7 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
  */
 export function record(op: string, out: Tensor, parents: Tensor[], backward: BackwardFn, saved: Tensor[] = []): Tensor {
   out.op = op;
+  out.scope = currentProfileScope();
   if (needsGrad(...parents)) {
     out.requiresGrad = true;
     out.parents = parents;
@@ -147,7 +149,7 @@ export function backward(loss: Tensor): void {
   // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed too.
   tidy(() => noGrad(() => {
     const seed = Tensor.empty(loss.shape);
-    fill(seed, 1);
+    withProfileScope(backwardScope(loss), () => fill(seed, 1));
     grads.set(loss, seed);
     for (let i = order.length - 1; i >= 0; i--) {
       const node = order[i];
@@ -158,7 +160,7 @@ export function backward(loss: Tensor): void {
         leafGrads.push([node, g]);
         continue;
       }
-      const parentGrads = node.backwardFn(g);
+      const parentGrads = withProfileScope(backwardScope(node), () => node.backwardFn!(g));
       checkGradients(node, g, parentGrads);
       g.dispose();
       for (const s of node.saved) s.dispose();
@@ -171,7 +173,7 @@ export function backward(loss: Tensor): void {
         }
         const prev = grads.get(p);
         if (prev) {
-          addInPlace(prev, pg); // a tensor used twice: gradients add
+          withProfileScope(backwardScope(p), () => addInPlace(prev, pg)); // a tensor used twice: gradients add
           pg.dispose();
         } else {
           grads.set(p, pg);
@@ -188,6 +190,11 @@ export function backward(loss: Tensor): void {
       }
     }
   }));
+}
+
+/** The profile scope of a node's backward: its op's scope's (a profile's per-scope table). */
+function backwardScope(node: Tensor): string {
+  return node.scope ? `${node.scope} backward` : 'backward';
 }
 
 /** What a backward function returned must fit its node: one gradient per parent, each of its parent's shape, each its own. */

@@ -74,7 +74,7 @@ export class Profiler implements ProfilerHook {
   private readonly perSet: number;
   private readonly chunks: Chunk[] = [];
   private readonly freeStaging: GPUBuffer[] = [];
-  /** Kernel names of the dispatches recorded in the open encoder, in query order. */
+  /** "scope\0kernel" of the dispatches recorded in the open encoder, in query order. */
   private names: string[] = [];
   /** Readbacks in flight. */
   private readonly pending = new Set<Promise<void>>();
@@ -122,11 +122,11 @@ export class Profiler implements ProfilerHook {
 
   // ---- ProfilerHook ----
 
-  beginDispatch(name: string, _encoder: GPUCommandEncoder): GPUComputePassTimestampWrites {
+  beginDispatch(name: string, _encoder: GPUCommandEncoder, scope = ''): GPUComputePassTimestampWrites {
     const q = this.names.length * 2;
     const c = this.chunk(Math.floor(q / this.perSet));
     const i = q % this.perSet;
-    this.names.push(name);
+    this.names.push(`${scope}${SCOPE_SEP}${name}`);
     this.sinceMark++;
     return { querySet: c.querySet, beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
   }
@@ -283,27 +283,83 @@ export class Profiler implements ProfilerHook {
    * after the last mark; at least 1.
    */
   async collect(): Promise<ProfileRow[]> {
+    await this.settled();
+    return profileRows(this.merged((key) => key.slice(key.indexOf(SCOPE_SEP) + 1)), this.steps());
+  }
+
+  /**
+   * As collect(), with each kernel's time split by the scope its dispatches ran in
+   * (runtime.profileScope: a model's layers, their backward, the optimiser; '' outside any), and
+   * per scope: its rows, sorted by total time, and its kernels' rows, `share` a share of all kernels'.
+   */
+  async collectByScope(): Promise<ScopeProfile[]> {
+    await this.settled();
+    const steps = this.steps();
+    let totalNs = 0;
+    for (const a of this.aggs.values()) totalNs += a.ns;
+    const scopes = new Map<string, Map<string, Agg>>();
+    for (const [key, a] of this.aggs) {
+      const at = key.indexOf(SCOPE_SEP);
+      const scope = key.slice(0, at);
+      if (!scopes.has(scope)) scopes.set(scope, new Map());
+      scopes.get(scope)!.set(key.slice(at + 1), a);
+    }
+    const out = [...scopes].map(([scope, kernels]): ScopeProfile => {
+      const sum = [...kernels.values()].reduce((t, a) => ({ calls: t.calls + a.calls, ns: t.ns + a.ns }), { calls: 0, ns: 0 });
+      const [row] = profileRows(new Map([[scope, sum]]), steps, totalNs);
+      return { scope, ...row, kernels: profileRows(kernels, steps, totalNs) };
+    });
+    return out.sort((x, y) => y.totalMs - x.totalMs || x.scope.localeCompare(y.scope));
+  }
+
+  /** Submits recorded work and waits for every timestamp readback. */
+  private async settled(): Promise<void> {
     if (this.active) flush();
     await this.settle();
     if (this.errors.length) throw new GpuError(`GPU profiler: ${this.errors.join('; ')}`);
-    const steps = Math.max(1, this.marks + (this.sinceMark > 0 ? 1 : 0));
-    let totalNs = 0;
-    for (const a of this.aggs.values()) totalNs += a.ns;
-    const rows: ProfileRow[] = [...this.aggs].map(([name, a]) => {
-      const totalMs = a.ns / 1e6;
-      return {
-        name,
-        calls: a.calls,
-        totalMs,
-        meanMs: totalMs / a.calls,
-        share: totalNs > 0 ? a.ns / totalNs : 0,
-        steps,
-        callsPerStep: a.calls / steps,
-        msPerStep: totalMs / steps,
-      };
-    });
-    return rows.sort((x, y) => y.totalMs - x.totalMs || x.name.localeCompare(y.name));
   }
+
+  private steps(): number {
+    return Math.max(1, this.marks + (this.sinceMark > 0 ? 1 : 0));
+  }
+
+  /** The aggregates summed over keys that `group` maps alike. */
+  private merged(group: (key: string) => string): Map<string, Agg> {
+    const out = new Map<string, Agg>();
+    for (const [key, a] of this.aggs) {
+      const k = group(key);
+      const m = out.get(k);
+      out.set(k, m ? { calls: m.calls + a.calls, ns: m.ns + a.ns } : { ...a });
+    }
+    return out;
+  }
+}
+
+/** Separates a dispatch's scope from its kernel name in the aggregates' keys. */
+const SCOPE_SEP = '\u0000';
+
+/** A profile scope's time (its kernels summed; `name` is the scope) and its kernels' rows. */
+export interface ScopeProfile extends ProfileRow {
+  scope: string;
+  kernels: ProfileRow[];
+}
+
+/** Rows from aggregates, slowest first; `share` of `totalNs` (default: their sum). */
+function profileRows(aggs: Map<string, Agg>, steps: number, totalNs = [...aggs.values()].reduce((t, a) => t + a.ns, 0)): ProfileRow[] {
+  const rows: ProfileRow[] = [...aggs].map(([name, a]) => {
+    const totalMs = a.ns / 1e6;
+    return {
+      name,
+      calls: a.calls,
+      totalMs,
+      meanMs: a.calls ? totalMs / a.calls : 0,
+      share: totalNs > 0 ? a.ns / totalNs : 0,
+      steps,
+      callsPerStep: a.calls / steps,
+      msPerStep: totalMs / steps,
+    };
+  });
+  return rows.sort((x, y) => y.totalMs - x.totalMs || x.name.localeCompare(y.name));
 }
 
 let activeProfiler: Profiler | null = null;
@@ -326,23 +382,41 @@ export async function startProfiler(opts: StartProfilerOptions = {}): Promise<Pr
 export function formatProfile(rows: readonly ProfileRow[], opts: { title?: string; notes?: string[] } = {}): string {
   const sorted = [...rows].sort((a, b) => b.totalMs - a.totalMs || a.name.localeCompare(b.name));
   const steps = rows[0]?.steps ?? 1;
-  const sumMs = rows.reduce((s, r) => s + r.msPerStep, 0);
-  const sumCalls = rows.reduce((s, r) => s + r.callsPerStep, 0);
-  const fmtN = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
-  const fmtMs = (v: number) => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
-  const body = sorted.map((r) => [r.name, fmtN(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
-  body.push(['total', fmtN(sumCalls), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', '']);
-  const head = ['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call'];
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const out: string[] = [];
-  out.push(opts.title ?? `GPU time per kernel (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`);
-  out.push(line(head));
-  out.push(widths.map((w) => '-'.repeat(w)).join('  '));
-  body.forEach((r, i) => {
-    if (i === body.length - 1) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
-    out.push(line(r));
+  const body = sorted.map((r) => [r.name, fmtCalls(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
+  body.push(totalRow(rows, ''));
+  const title = opts.title ?? `GPU time per kernel (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`;
+  return [title, ...table(['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call'], body), ...(opts.notes ?? [])].join('\n');
+}
+
+/**
+ * A text table of Profiler.collectByScope's scopes (a model's layers, each layer's backward, the
+ * loss, the optimiser), slowest first: scope, kernel calls/step, ms/step, % of step, and the
+ * scope's slowest kernel with its ms/step; then `notes`.
+ */
+export function formatScopeProfile(scopes: readonly ScopeProfile[], opts: { title?: string; notes?: string[] } = {}): string {
+  const steps = scopes[0]?.steps ?? 1;
+  const body = scopes.map((s) => {
+    const top = s.kernels[0];
+    return [s.scope || '(no scope)', fmtCalls(s.callsPerStep), fmtMs(s.msPerStep), (100 * s.share).toFixed(1), top ? `${top.name} ${fmtMs(top.msPerStep)}` : ''];
   });
-  out.push(...(opts.notes ?? []));
-  return out.join('\n');
+  body.push(totalRow(scopes, ''));
+  const title = opts.title ?? `GPU time per scope (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`;
+  return [title, ...table(['scope', 'calls/step', 'ms/step', '% of step', 'slowest kernel (ms/step)'], body, [0, 4]), ...(opts.notes ?? [])].join('\n');
+}
+
+const fmtCalls = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+const fmtMs = (v: number): string => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
+
+function totalRow(rows: readonly ProfileRow[], last: string): string[] {
+  const sumMs = rows.reduce((s, r) => s + r.msPerStep, 0);
+  return ['total', fmtCalls(rows.reduce((s, r) => s + r.callsPerStep, 0)), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', last];
+}
+
+/** Lines of a table: the head, a rule, the body with a rule before its last (total) row; columns
+ * `leftAligned` padded at the end, the others at the start. */
+function table(head: string[], body: string[][], leftAligned: number[] = [0]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (leftAligned.includes(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(head), rule, ...body.slice(0, -1).map(line), rule, line(body[body.length - 1])];
 }

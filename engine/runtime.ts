@@ -69,8 +69,8 @@ let submitCount = 0;
 
 /** Per-kernel GPU timing via timestamp queries (see engine/profiler.ts). */
 export interface ProfilerHook {
-  /** Returns timestampWrites for the next dispatch's own pass. */
-  beginDispatch(name: string, encoder: GPUCommandEncoder): GPUComputePassTimestampWrites;
+  /** Returns timestampWrites for the next dispatch's own pass; `scope`: profileScope's name for it. */
+  beginDispatch(name: string, encoder: GPUCommandEncoder, scope: string): GPUComputePassTimestampWrites;
   /** Called before the encoder is finished, to resolve queries. */
   beforeSubmit(encoder: GPUCommandEncoder): void;
   afterSubmit(): void;
@@ -79,6 +79,32 @@ let profiler: ProfilerHook | null = null;
 export function setProfilerHook(p: ProfilerHook | null): void {
   flush();
   profiler = p;
+}
+
+let scope = '';
+/**
+ * Runs `fn` with its dispatches attributed to `name` in a profile (the profiler's per-scope table:
+ * a model's layers, the loss, the optimiser); nested scopes join with " / ". The ops `fn` records
+ * keep the scope, and their backward runs under "<scope> backward" (engine/autograd.ts).
+ */
+export function profileScope<R>(name: string, fn: () => R): R {
+  return withProfileScope(scope ? `${scope} / ${name}` : name, fn);
+}
+
+/** The scope dispatches are attributed to now ('' outside any). */
+export function currentProfileScope(): string {
+  return scope;
+}
+
+/** Runs `fn` under exactly `name` (not nested in the current scope). */
+export function withProfileScope<R>(name: string, fn: () => R): R {
+  const outer = scope;
+  scope = name;
+  try {
+    return fn();
+  } finally {
+    scope = outer;
+  }
 }
 
 let runtimeDevice: GPUDevice | null = null;
@@ -293,7 +319,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (profiler) {
     endPass();
-    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, enc) });
+    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, enc, scope) });
   } else {
     pass ??= enc.beginComputePass();
   }

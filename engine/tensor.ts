@@ -50,6 +50,8 @@ export class Tensor implements BufferRef {
   saved: Tensor[] = [];
   /** Name of the op that made it (for errors and debugging). */
   op = 'leaf';
+  /** The profile scope its op ran in (runtime.profileScope), where its backward is attributed too. */
+  scope = '';
   /** Set by backward() on every node it ran through: the saved tensors are gone, a second pass would be wrong. */
   consumed = false;
   /** Writes into it in place so far (wroteInPlace); `recordedVersions`, its own and its parents' when

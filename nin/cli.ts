@@ -234,7 +234,8 @@ train options:
                           0: at epoch ends only); Ctrl-C, SIGTERM or SIGHUP saves it after the current
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
-  --profile               per-kernel GPU time table (first epoch)
+  --profile               GPU time per kernel, then per layer (forward and backward apart,
+                          the loss, the optimiser), of the first epoch
 eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
               --test-limit N, --json FILE (the results and each class's error as JSON: rows of
               the confusion matrix are true classes), --pictures DIR (test on pictures of

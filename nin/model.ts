@@ -3,6 +3,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { deriveSeed, gaussian } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { gpu } from '../engine/device.ts';
+import { profileScope } from '../engine/runtime.ts';
 import { gemmStyle } from '../kernels/gemm.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
@@ -440,7 +441,7 @@ export class NinModel {
    * the caller zeroes them). */
   lossAndGradients(x: Tensor, labels: Tensor, opts: ForwardOptions): { logits: Tensor; loss: Tensor } {
     const logits = this.forward(x, opts);
-    const loss = softmaxCrossEntropy(logits, labels);
+    const loss = profileScope('loss', () => softmaxCrossEntropy(logits, labels));
     backward(loss);
     return { logits, loss };
   }
@@ -454,7 +455,7 @@ export class NinModel {
     const seed = opts.seed ?? 0;
     let h = x;
     let block = 0;
-    this.config.layers.forEach((l, i) => {
+    this.config.layers.forEach((l, i) => profileScope(`layer ${i + 1} ${this.summary[i].name}`, () => {
       if (l.type === 'mlpconv') {
         block++;
         const b = `block${block}`;
@@ -468,12 +469,16 @@ export class NinModel {
       } else if (l.type === 'dropout' && opts.train && l.p > 0) {
         h = dropout(h, l.p, deriveSeed(seed, i)); // a stream per layer: layers must not share masks
       }
-    });
+    }));
     return h;
   }
 
   /** Classifier: global average pooling, or flatten + fully connected (dropout 0.5 before it for 'fc-dropout'). */
   head(h: Tensor, opts: ForwardOptions): Tensor {
+    return profileScope(`head ${this.config.head}`, () => this.headLayers(h, opts));
+  }
+
+  private headLayers(h: Tensor, opts: ForwardOptions): Tensor {
     const seed = opts.seed ?? 0;
     if (this.config.head === 'gap') return globalAvgPool(h);
     const N = h.shape[0];

@@ -5,7 +5,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { formatProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { formatProfile, formatScopeProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
+import { profileScope } from '../engine/runtime.ts';
 import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
@@ -662,7 +663,7 @@ async function trainInDirectory(
         const { loss, logits } = tidy(() => {
           const x = Tensor.fromArray(batch.images, batch.shape);
           const out = model.lossAndGradients(x, labelTensor(batch.labels, config.classes), { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
-          opt.step(lr);
+          profileScope('sgd', () => opt.step(lr));
           return out;
         });
         zeroGrad(params);
@@ -751,7 +752,13 @@ async function trainInDirectory(
           log(`warning: no per-kernel profile for epoch ${epoch + 1}: ${e.message}`);
           return null;
         });
-        if (rows) log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, per step (mean over its last ${rows[0]?.steps ?? 0} steps)`, notes: prof.notes() }));
+        if (rows) {
+          const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
+          log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: prof.notes() }));
+          // The same time by layer (forward, and its backward apart) and the loss and optimiser.
+          const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
+          if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, epoch ${epoch + 1}, ${steps}` }));
+        }
         prof = null;
       }
       const endStart = performance.now();

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, dawnFlags, getGpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
-import { runtimeStats, sync } from '../engine/runtime.ts';
+import { currentProfileScope, profileScope, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { formatProfile, Profiler, startProfiler } from '../engine/profiler.ts';
+import { formatProfile, formatScopeProfile, Profiler, startProfiler } from '../engine/profiler.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { randomArray } from './helpers.ts';
@@ -87,6 +87,59 @@ describe('GPU profiler', () => {
     expect(rows.find((row) => row.name === 'conv3x3_forward')!.totalMs).toBeGreaterThan(0);
     w.grad?.dispose(); b.grad?.dispose();
     for (const t of [x, w, b, r]) t.dispose();
+  });
+
+  it("attributes each dispatch to its profile scope, and an op's backward to its forward's scope + ' backward'", async () => {
+    const { x, w, b } = makeConv(21, 1, 5, 7, 3, 4, 3);
+    param(w); param(b);
+    const r = Tensor.fromArray(randomArray(5 * 7 * 4, 22), [1, 5, 7, 4]);
+    await sync();
+    const prof = await startProfiler();
+    tidy(() => {
+      const y = profileScope('block', () => profileScope('conv', () => conv2d(x, w, b, { relu: true })));
+      const loss = profileScope('loss', () => dot(y, r));
+      expect(currentProfileScope()).toBe('');
+      backward(loss);
+    });
+    prof.stop();
+    const scopes = await prof.collectByScope();
+    const kernelsOf = (scope: string) => scopes.find((s) => s.scope === scope)?.kernels.map((k) => k.name).sort();
+    expect(scopes.map((s) => s.scope).sort()).toEqual(['block / conv', 'block / conv backward', 'loss', 'loss backward'].sort());
+    expect(kernelsOf('block / conv')).toEqual(['conv3x3_forward']);
+    expect(kernelsOf('block / conv backward')).toEqual(expect.arrayContaining(['conv3x3_grad_weight', 'bias_grad']));
+    expect(kernelsOf('block / conv backward')).not.toContain('conv3x3_forward');
+    expect(kernelsOf('loss')).toEqual(['dot_sum', 'mul']); // dot: a product, then its sum
+    expect(kernelsOf('loss backward')).toContain('fill'); // the loss's seed gradient, 1
+    // The scopes split the kernels' time: the same calls and milliseconds as collect()'s rows.
+    const rows = await prof.collect();
+    const sum = (list: { calls: number; totalMs: number }[]) => list.reduce((t, q) => ({ calls: t.calls + q.calls, totalMs: t.totalMs + q.totalMs }), { calls: 0, totalMs: 0 });
+    expect(sum(scopes).calls).toBe(sum(rows).calls);
+    expect(sum(scopes).totalMs).toBeCloseTo(sum(rows).totalMs, 9);
+    for (const s of scopes) expect(sum(s.kernels).totalMs).toBeCloseTo(s.totalMs, 9);
+    expect(scopes.reduce((t, s) => t + s.share, 0)).toBeCloseTo(1, 9);
+    // A scope ends with its function, also when it throws.
+    expect(() => profileScope('failing', () => { throw new Error('x'); })).toThrow('x');
+    expect(currentProfileScope()).toBe('');
+    w.grad?.dispose(); b.grad?.dispose();
+    for (const t of [x, w, b, r]) t.dispose();
+  });
+
+  it('formatScopeProfile: slowest scope first, its share, its slowest kernel, and a total row', () => {
+    const row = (name: string, calls: number, totalMs: number, share: number) =>
+      ({ name, calls, totalMs, meanMs: totalMs / calls, share, steps: 2, callsPerStep: calls / 2, msPerStep: totalMs / 2 });
+    const scope = (name: string, kernels: ReturnType<typeof row>[]) => ({
+      ...row(name, kernels.reduce((t, k) => t + k.calls, 0), kernels.reduce((t, k) => t + k.totalMs, 0), kernels.reduce((t, k) => t + k.share, 0)),
+      scope: name, kernels,
+    });
+    const table = formatScopeProfile([scope('layer 1 backward', [row('grad_input', 2, 3, 0.6), row('bias_grad', 2, 1, 0.2)]), scope('', [row('fill', 2, 1, 0.2)])]).split('\n');
+    expect(table[0]).toBe('GPU time per scope (2 steps; GPU timestamps)');
+    const cells = table.map((l) => l.split(/\s{2,}/));
+    expect(cells[1]).toEqual(['scope', 'calls/step', 'ms/step', '% of step', 'slowest kernel (ms/step)']);
+    expect(cells.slice(3, 5)).toEqual([
+      ['layer 1 backward', '2', '2.000', '80.0', 'grad_input 1.500'],
+      ['(no scope)', '1', '0.5000', '20.0', 'fill 0.5000'],
+    ]);
+    expect(cells[6]).toEqual(['total', '3', '2.500', '100.0']);
   });
 
   it('records nothing while profiling is off, and reset() forgets earlier work', async () => {
