@@ -1,12 +1,15 @@
-// K×K convolution, stride 1, "same" zero padding, bias, optional fused ReLU — as implicit GEMMs.
-//   x: [N, H, W, Ci] (NHWC)   w: [K, K, Ci, Co] (HWIO)   b: [Co]   y: [N, H, W, Co]
-// A 1×1 convolution is the same op with K = 1; its loader is a plain row-major read, so it is
-// exactly the GEMM [N·H·W × Ci]·[Ci × Co].
+// K×K convolution, stride S, zero padding P (default "same": S = 1, P = (K − 1)/2 for odd K), bias,
+// optional fused ReLU — as implicit GEMMs.
+//   x: [N, H, W, Ci] (NHWC)   w: [K, K, Ci, Co] (HWIO)   b: [Co]   y: [N, Ho, Wo, Co]
+//   Ho = floor((H + 2P − K) / S) + 1, and Wo likewise
+// A 1×1 convolution at stride 1 is the same op with K = 1; its loader is a plain row-major read,
+// so it is exactly the GEMM [N·H·W × Ci]·[Ci × Co].
 //
-// forward      y[m, co]   = Σ_{tap, ci} x[m shifted by tap, ci] · w[tap, ci, co]   (M = NHW, K = K²Ci)
-// grad input   dx[m, ci]  = Σ_{tap, co} dz[m shifted by −tap, co] · w[tap, ci, co]  (M = NHW, K = K²Co)
-// grad weight  dw[tap·ci, co] = Σ_m x[m shifted by tap, ci] · dz[m, co]           (split-K over NHW)
-// grad bias    db[co]     = Σ_m dz[m, co]
+// forward      y[o, co]   = Σ_{tap, ci} x[o·S + tap − P, ci] · w[tap, ci, co]        (M = N·Ho·Wo, K = K²Ci)
+// grad input   dx[i, ci]  = Σ_{tap, co} dz[(i + P − tap)/S, co] · w[tap, ci, co]    (M = NHW, K = K²Co;
+//                           only taps where S divides i + P − tap, per axis)
+// grad weight  dw[tap·ci, co] = Σ_o x[o·S + tap − P, ci] · dz[o, co]             (split-K over N·Ho·Wo)
+// grad bias    db[co]     = Σ_o dz[o, co]
 // where dz = dy masked by y > 0 when the ReLU is fused.
 import { record } from '../engine/autograd.ts';
 import { dispatch } from '../engine/runtime.ts';
@@ -17,31 +20,61 @@ import { reduceRows } from './reduce.ts';
 
 export interface ConvShape {
   N: number;
+  /** The input's height and width. */
   H: number;
   W: number;
   Ci: number;
   Co: number;
   K: number;
+  /** Stride (default 1) and zero padding on every side (default (K − 1)/2: "same" at stride 1). */
+  stride?: number;
+  pad?: number;
+}
+
+/** A shape's stride S, padding P and output size Ho × Wo. */
+export function convGeometry(s: ConvShape): { S: number; P: number; Ho: number; Wo: number } {
+  const S = s.stride ?? 1;
+  const P = s.pad ?? (s.K - 1) / 2;
+  return { S, P, Ho: Math.floor((s.H + 2 * P - s.K) / S) + 1, Wo: Math.floor((s.W + 2 * P - s.K) / S) + 1 };
+}
+
+/** True for the stride-1 "same" convolution (output the input's size), which the fused mlpconv kernel implements. */
+export function isSameConv(s: ConvShape): boolean {
+  const { S, P } = convGeometry(s);
+  return S === 1 && 2 * P === s.K - 1;
 }
 
 /**
- * WGSL `fn <name>(m: u32, t: u32) -> i32`: the offset in a [N, H, W, C] buffer of pixel m shifted
- * by tap t (ky, kx) — forward (sign 1) or backward (sign −1) — or −1 in the zero padding.
+ * WGSL `fn <name>(m: u32, t: u32) -> i32`: for tap t (ky, kx), the offset in x [N, H, W, C] that
+ * output pixel m reads (forward, sign 1), or the offset in dz [N, Ho, Wo, C] of the output pixel
+ * that reads input pixel m through tap t (backward, sign −1); −1 where that is the zero padding
+ * (or, backward at stride S > 1, where no output pixel reads m through t).
  */
 function shiftedRow(s: ConvShape, C: number, sign: 1 | -1, name = 'aRow'): string {
-  if (s.K === 1) return `fn ${name}(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
-  const P = (s.K - 1) / 2;
-  const off = (k: string) => (sign === 1 ? `i32(${k}) - ${P}` : `${P} - i32(${k})`);
+  const { S, P, Ho, Wo } = convGeometry(s);
+  if (s.K === 1 && S === 1 && P === 0) return `fn ${name}(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
+  // m's pixel in the space it indexes (forward: the output; backward: the input), and the size of the other.
+  const [mH, mW, toH, toW] = sign === 1 ? [Ho, Wo, s.H, s.W] : [s.H, s.W, Ho, Wo];
+  const at = (v: string, k: string) => (sign === 1 ? `i32(${v}${S === 1 ? '' : ` * ${S}u`}) + i32(${k}) - ${P}` : `i32(${v}) + ${P} - i32(${k})`);
+  // Backward at stride S: the output pixel is (i + P − tap)/S where S divides it.
+  const strided = sign === -1 && S > 1;
   return /* wgsl */ `
 fn ${name}(m: u32, t: u32) -> i32 {
-  let x = m % ${s.W}u;
-  let r = m / ${s.W}u;
-  let y = r % ${s.H}u;
-  let n = r / ${s.H}u;
-  let iy = i32(y) + ${off(`t / ${s.K}u`)};
-  let ix = i32(x) + ${off(`t % ${s.K}u`)};
-  if (iy < 0 || iy >= ${s.H} || ix < 0 || ix >= ${s.W}) { return -1; }
-  return i32(((n * ${s.H}u + u32(iy)) * ${s.W}u + u32(ix)) * ${C}u);
+  let x = m % ${mW}u;
+  let r = m / ${mW}u;
+  let y = r % ${mH}u;
+  let n = r / ${mH}u;
+  ${strided ? 'let sy' : 'let iy'} = ${at('y', `t / ${s.K}u`)};
+  ${strided ? 'let sx' : 'let ix'} = ${at('x', `t % ${s.K}u`)};${
+    strided
+      ? `
+  if (sy < 0 || sx < 0 || sy % ${S} != 0 || sx % ${S} != 0) { return -1; }
+  let iy = sy / ${S};
+  let ix = sx / ${S};`
+      : ''
+  }
+  if (iy < 0 || iy >= ${toH} || ix < 0 || ix >= ${toW}) { return -1; }
+  return i32(((n * ${toH}u + u32(iy)) * ${toW}u + u32(ix)) * ${C}u);
 }`;
 }
 
@@ -55,23 +88,39 @@ fn ${name}(m: u32, tap: u32, c: u32) -> f32 {
 }`;
 }
 
-export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor): ConvShape {
+/** Stride and padding of a convolution (conv2d, mlpconv's K×K layer). */
+export interface ConvGeometryOptions {
+  /** Default 1. */
+  stride?: number;
+  /** Zero pixels added on every side; default (K − 1)/2, "same" at stride 1 (odd K only). */
+  padding?: number;
+}
+
+export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor, g: ConvGeometryOptions = {}): ConvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
   expectRank(op, 'weight', w, 4, 'K×K×Cin×Cout');
   const [N, H, W, Ci] = x.shape;
   const [K, K2, wCi, Co] = w.shape;
-  if (K !== K2 || K % 2 !== 1) throw new RangeError(`${op}: weight has shape [${w.shape.join(', ')}]; the kernel must be square with odd K (1, 3, 5, …)`);
+  if (K !== K2) throw new RangeError(`${op}: weight has shape [${w.shape.join(', ')}]; the kernel must be square`);
+  if (g.padding === undefined && K % 2 !== 1) throw new RangeError(`${op}: weight has shape [${w.shape.join(', ')}]; an even kernel has no "same" padding: give padding`);
   if (wCi !== Ci) throw new RangeError(`${op}: input has shape [${x.shape.join(', ')}] with ${Ci} channels but weight [${w.shape.join(', ')}] expects ${wCi}`);
   expectShape(op, 'bias', b, [Co]);
-  return { N, H, W, Ci, Co, K };
+  const stride = g.stride ?? 1;
+  if (!Number.isInteger(stride) || stride < 1) throw new RangeError(`${op}: stride ${stride} must be an integer ≥ 1`);
+  if (g.padding !== undefined && !(Number.isInteger(g.padding) && g.padding >= 0)) throw new RangeError(`${op}: padding ${g.padding} must be an integer ≥ 0`);
+  const s: ConvShape = { N, H, W, Ci, Co, K, ...(stride !== 1 ? { stride } : {}), ...(g.padding !== undefined ? { pad: g.padding } : {}) };
+  const { P, Ho, Wo } = convGeometry(s);
+  if (Ho < 1 || Wo < 1) throw new RangeError(`${op}: a ${K}×${K} kernel with padding ${P} does not fit the ${H}×${W} input (height×width)`);
+  return s;
 }
 
 /** Forward pass into `y` (allocated by the caller). Used by conv2d and by the unfused mlpconv chain. */
 export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean): void {
+  const { Ho, Wo } = convGeometry(s);
   runGemm(
     {
-      name: `conv${s.K}x${s.K}_forward`,
-      M: s.N * s.H * s.W,
+      name: `${convName(s)}_forward`,
+      M: s.N * Ho * Wo,
       N: s.Co,
       K: s.K * s.K * s.Ci,
       bindings: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
@@ -95,7 +144,7 @@ export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor, mask?: Tens
   const dx = Tensor.empty([s.N, s.H, s.W, s.Ci]);
   runGemm(
     {
-      name: `conv${s.K}x${s.K}_grad_input`,
+      name: `${convName(s)}_grad_input`,
       M: s.N * s.H * s.W,
       N: s.Ci,
       K: s.K * s.K * s.Co,
@@ -119,15 +168,15 @@ ${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
 }
 
 export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
+  const { S, P, Ho, Wo } = convGeometry(s);
   const M = s.K * s.K * s.Ci;
-  const Kdim = s.N * s.H * s.W;
-  const name = `conv${s.K}x${s.K}_grad_weight`;
+  const Kdim = s.N * Ho * Wo;
+  const name = `${convName(s)}_grad_weight`;
   const splitK = chooseSplitK(M, s.Co, Kdim, name);
   const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
-  // simd kernels read a zero-padded copy of x (x itself for K = 1), where row m = (tap, ci) and
-  // column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
+  // simd kernels read a zero-padded copy of x (x itself without padding), where row m = (tap, ci)
+  // and column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
   // arithmetic per row.
-  const P = (s.K - 1) / 2;
   const simd = gemmStyle() === 'simd';
   const padded = simd && P > 0 ? padSpatial(x, P) : null;
   const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
@@ -146,7 +195,7 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
       aOffsets: simd
         ? {
             aRowOff: `fn aRowOff(m: u32) -> u32 { let tap = m / ${s.Ci}u; return ((tap / ${s.K}u) * ${Wp}u + tap % ${s.K}u) * ${s.Ci}u + m % ${s.Ci}u; }`,
-            aColOff: `fn aColOff(k: u32) -> u32 { let x = k % ${s.W}u; let r = k / ${s.W}u; return (((r / ${s.H}u) * ${Hp}u + r % ${s.H}u) * ${Wp}u + x) * ${s.Ci}u; }`,
+            aColOff: `fn aColOff(k: u32) -> u32 { let x = k % ${Wo}u; let r = k / ${Wo}u; return (((r / ${Ho}u) * ${Hp}u + (r % ${Ho}u)${S === 1 ? '' : ` * ${S}u`}) * ${Wp}u + x${S === 1 ? '' : ` * ${S}u`}) * ${s.Ci}u; }`,
             aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }',
           }
         : undefined,
@@ -162,6 +211,12 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const dw = sumSlices(out, splitK, [s.K, s.K, s.Ci, s.Co]);
   out.dispose();
   return dw;
+}
+
+/** Kernel names: conv3x3 for the "same" stride-1 convolution, else with stride and padding (conv11x11_s4_p0). */
+function convName(s: ConvShape): string {
+  const { S, P } = convGeometry(s);
+  return `conv${s.K}x${s.K}${isSameConv(s) ? '' : `_s${S}_p${P}`}`;
 }
 
 /** x with P zero pixels added on every side: [N, H + 2P, W + 2P, C]. */
@@ -220,13 +275,14 @@ export function conv2dBackward(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, dz
   ];
 }
 
-/** y = conv(x, w) + b, then ReLU if `relu`. Shapes: see the top of this file. */
-export function conv2d(x: Tensor, w: Tensor, b: Tensor, opts: { relu?: boolean } = {}): Tensor {
+/** y = conv(x, w) + b, then ReLU if `relu`; `stride` and `padding` as ConvGeometryOptions. Shapes: see the top of this file. */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor, opts: { relu?: boolean } & ConvGeometryOptions = {}): Tensor {
   const relu = opts.relu ?? false;
   const op = relu ? 'conv2d+relu' : 'conv2d';
   return opBody(op, () => {
-    const s = conv2dShape(op, x, w, b);
-    const y = Tensor.empty([s.N, s.H, s.W, s.Co]);
+    const s = conv2dShape(op, x, w, b, opts);
+    const { Ho, Wo } = convGeometry(s);
+    const y = Tensor.empty([s.N, Ho, Wo, s.Co]);
     conv2dForwardInto(s, x, w, b, y, relu);
     return record(op, y, [x, w, b], (dy) => {
       const dz = relu ? reluBackward(dy, y) : dy;

@@ -27,7 +27,7 @@ import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, noUnrollBound, type Kernel } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape, opBody } from '../engine/tensor.ts';
-import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, type ConvShape } from './conv2d.ts';
+import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, isSameConv, type ConvGeometryOptions, type ConvShape } from './conv2d.ts';
 import { NAN_WGSL, reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
 import { matrixMode } from './gemm-matrix.ts';
@@ -42,7 +42,9 @@ export interface MlpconvParams {
   b3: Tensor;
 }
 
-export interface MlpconvOptions {
+/** `stride` and `padding` are the K×K layer's (ConvGeometryOptions); other than the stride-1 "same"
+ * convolution, the block runs as the unfused chain (the fused kernel keeps the input's size). */
+export interface MlpconvOptions extends ConvGeometryOptions {
   /**
    * ReLU after the last 1×1 layer (the paper: yes, also before global average pooling). A model
    * config's `linearOut` and the CLI's `--class-maps linear` are this switch, off.
@@ -71,14 +73,14 @@ export interface MlpconvShape {
 const BK = 16; // im2col tile depth
 const THREADS = 256;
 
-export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams): MlpconvShape {
+export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams, g: ConvGeometryOptions = {}): MlpconvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
   expectRank(op, 'w1', p.w1, 4, 'K×K×Cin×C1');
   expectRank(op, 'w2', p.w2, 4, '1×1×C1×C2');
   expectRank(op, 'w3', p.w3, 4, '1×1×C2×C3');
   const [N, H, W, Ci] = x.shape;
   const [K, K2, wCi, C1] = p.w1.shape;
-  if (K !== K2 || K % 2 !== 1) throw new RangeError(`${op}: w1 has shape [${p.w1.shape.join(', ')}]; the kernel must be square with odd K`);
+  if (K !== K2 || (K % 2 !== 1 && g.padding === undefined)) throw new RangeError(`${op}: w1 has shape [${p.w1.shape.join(', ')}]; the kernel must be square with odd K (or an even K with padding given)`);
   if (wCi !== Ci) throw new RangeError(`${op}: input has shape [${x.shape.join(', ')}] with ${Ci} channels but w1 [${p.w1.shape.join(', ')}] expects ${wCi}`);
   const C2 = p.w2.shape[3];
   const C3 = p.w3.shape[3];
@@ -384,7 +386,11 @@ function memo(key: string, make: () => Kernel): Kernel {
 export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   const op = 'mlpconv';
   return opBody(op, () => {
-    const s = mlpconvShape(op, x, p);
+    const s = mlpconvShape(op, x, p, opts);
+    if (!isSameConv({ ...s, Co: s.C1, stride: opts.stride, pad: opts.padding })) {
+      if (opts.forceFused) throw new RangeError(`${op}: forceFused: the fused kernel keeps the input's size (stride 1, padding (K − 1)/2); stride ${opts.stride ?? 1}, padding ${opts.padding ?? (s.K - 1) / 2} runs as the unfused chain`);
+      return mlpconvUnfused(x, p, opts);
+    }
     const relu3 = opts.relu3 ?? true;
     const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
     const simd = kernelStyle() === 'simd';
@@ -444,8 +450,8 @@ function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tenso
 
 /** The same block as three separate convolutions (the baseline the fused kernel must match and beat). */
 export function mlpconvUnfused(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
-  mlpconvShape('mlpconvUnfused', x, p);
-  const h1 = conv2d(x, p.w1, p.b1, { relu: true });
+  mlpconvShape('mlpconvUnfused', x, p, opts);
+  const h1 = conv2d(x, p.w1, p.b1, { relu: true, stride: opts.stride, padding: opts.padding });
   const h2 = conv2d(h1, p.w2, p.b2, { relu: true });
   return conv2d(h2, p.w3, p.b3, { relu: opts.relu3 ?? true });
 }

@@ -50,6 +50,58 @@ describe('conv2d', () => {
     }
   }
 
+  // Strides and paddings other than "same" (ImageNet's NIN starts 11×11 at stride 4, no padding):
+  // odd sizes, strides that do not divide them, an even kernel, padding 0 and past "same".
+  const geometries = [
+    { N: 2, H: 11, W: 9, Ci: 3, Co: 5, K: 3, stride: 2, padding: 0 },
+    { N: 2, H: 13, W: 14, Ci: 2, Co: 7, K: 5, stride: 4, padding: 1 }, // Ho 3, Wo 3: the last row and column reach past the image
+    { N: 1, H: 8, W: 7, Ci: 4, Co: 6, K: 4, stride: 3, padding: 2 },
+    { N: 3, H: 6, W: 5, Ci: 5, Co: 3, K: 1, stride: 2, padding: 0 },
+    { N: 2, H: 5, W: 7, Ci: 3, Co: 4, K: 3, stride: 1, padding: 0 }, // "valid"
+  ];
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  for (const [i, c] of geometries.entries()) {
+    const relu = i % 2 === 1;
+    it(`${style} kernels: stride ${c.stride}, padding ${c.padding}: forward and gradients match the float64 reference: ${JSON.stringify(c)} relu=${relu}`, async () => {
+      setKernelStyle(style);
+      const { N, H, W, Ci, Co, K, stride, padding } = c;
+      const x = pair([N, H, W, Ci], 11 + i);
+      const w = pair([K, K, Ci, Co], 12 + i, -0.3, 0.3);
+      const b = pair([Co], 13 + i);
+      param(x.gpu); param(w.gpu); param(b.gpu);
+      const names: string[] = [];
+      setGemmCapture((g) => names.push(g.name));
+      const y = conv2d(x.gpu, w.gpu, b.gpu, { relu, stride, padding });
+      const f = () => { const z = conv2dRef(x.ref, w.ref, b.ref, { stride, padding }); return relu ? reluRef(z) : z; };
+      expect(y.shape).toEqual(f().shape);
+      expectClose('forward', await y.toArray(), f().data, 1e-5);
+      const r = randomArray(y.size, 14 + i);
+      backward(dot(y, Tensor.fromArray(r, y.shape)));
+      setGemmCapture(null);
+      expect(names).toEqual(expect.arrayContaining([`conv${K}x${K}_s${stride}_p${padding}_forward`, `conv${K}x${K}_s${stride}_p${padding}_grad_input`, `conv${K}x${K}_s${stride}_p${padding}_grad_weight`]));
+      const scalar = () => dotRef(f(), r);
+      for (const [name, t] of [['x', x], ['w', w], ['b', b]] as const) {
+        const idx = sampleIndices(t.ref.data.length, 80, 15 + i);
+        expectClose(`d/d${name}`, pick(await t.gpu.grad!.toArray(), idx), numericalGrad(scalar, t.ref, idx), 1e-5);
+      }
+    });
+  }
+
+  it('refuses a stride or padding that is not a whole number, and a kernel larger than the padded input', () => {
+    const x = Tensor.fromArray(new Float32Array(2 * 5 * 5 * 3), [2, 5, 5, 3]);
+    const w = Tensor.fromArray(new Float32Array(3 * 3 * 3 * 4), [3, 3, 3, 4]);
+    const even = Tensor.fromArray(new Float32Array(2 * 2 * 3 * 4), [2, 2, 3, 4]);
+    const b = Tensor.fromArray(new Float32Array(4), [4]);
+    expect(() => conv2d(x, w, b, { stride: 0 })).toThrow('conv2d: stride 0 must be an integer ≥ 1');
+    expect(() => conv2d(x, w, b, { stride: 1.5 })).toThrow('conv2d: stride 1.5 must be an integer ≥ 1');
+    expect(() => conv2d(x, w, b, { padding: -1 })).toThrow('conv2d: padding -1 must be an integer ≥ 0');
+    expect(() => conv2d(x, even, b)).toThrow('conv2d: weight has shape [2, 2, 3, 4]; an even kernel has no "same" padding: give padding');
+    const big = Tensor.fromArray(new Float32Array(7 * 7 * 3 * 4), [7, 7, 3, 4]);
+    expect(() => conv2d(x, big, b, { padding: 0 })).toThrow('conv2d: a 7×7 kernel with padding 0 does not fit the 5×5 input (height×width)');
+    expect(conv2d(x, even, b, { padding: 0, stride: 2 }).shape).toEqual([2, 2, 2, 4]);
+    for (const t of [x, w, even, b, big]) t.dispose();
+  });
+
   // max(NaN, 0) is 0 on GPUs: a fused ReLU must keep a NaN (reluKeepNan) so that a broken layer
   // reaches the loss's NaN check, in exactly the outputs whose receptive field holds it.
   for (const style of ['tiled', 'simd'] as KernelStyle[])
@@ -132,7 +184,8 @@ describe('conv2d', () => {
       const x = Tensor.empty([1, 4, 4, 3]);
       expect(() => conv2d(x, Tensor.empty([3, 3, 4, 8]), Tensor.empty([8]))).toThrow(/conv2d: input has shape \[1, 4, 4, 3\] with 3 channels but weight \[3, 3, 4, 8\]/);
       expect(() => conv2d(x, Tensor.empty([3, 3, 3, 8]), Tensor.empty([7]))).toThrow(/conv2d: bias has shape \[7\], expected \[8\]/);
-      expect(() => conv2d(x, Tensor.empty([2, 2, 3, 8]), Tensor.empty([8]))).toThrow(/odd K/);
+      expect(() => conv2d(x, Tensor.empty([2, 2, 3, 8]), Tensor.empty([8]))).toThrow(/an even kernel has no "same" padding: give padding/);
+      expect(() => conv2d(x, Tensor.empty([3, 2, 3, 8]), Tensor.empty([8]), { padding: 0 })).toThrow(/conv2d: weight has shape \[3, 2, 3, 8\]; the kernel must be square/);
       expect(() => conv2d(Tensor.empty([4, 4, 3]), Tensor.empty([3, 3, 3, 8]), Tensor.empty([8]))).toThrow(/expected rank 4/);
     });
   });

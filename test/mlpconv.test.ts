@@ -155,6 +155,30 @@ describe('mlpconv (fused)', () => {
     await expectGradients(t, () => dotRef(f(), r), 20);
   });
 
+  // A K×K layer at another stride or padding (ImageNet's NIN: 11×11 at stride 4, no padding): the
+  // unfused chain, its first convolution strided; an even kernel with padding too.
+  for (const style of styles)
+  for (const g of [{ K: 5, stride: 3, padding: 0 }, { K: 4, stride: 2, padding: 1 }])
+  it(`${style} kernels: stride ${g.stride}, padding ${g.padding} (K ${g.K}) runs unfused and matches the float64 reference, forward and all gradients`, async () => {
+    setKernelStyle(style);
+    const c = { N: 2, H: 11, W: 10, Ci: 3, C1: 6, C2: 5, C3: 4, K: g.K };
+    const x = pair([c.N, c.H, c.W, c.Ci], 15);
+    param(x.gpu);
+    const { t, gpu } = mlpconvParams(c, 62);
+    const names: string[] = [];
+    setGemmCapture((q) => names.push(q.name));
+    const y = mlpconv(x.gpu, gpu, { stride: g.stride, padding: g.padding });
+    setGemmCapture(null);
+    expect(names[0]).toBe(`conv${g.K}x${g.K}_s${g.stride}_p${g.padding}_forward`);
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref, true, g);
+    expect(y.shape).toEqual(f().shape);
+    expectClose('forward', await y.toArray(), f().data, 1e-5);
+    const r = randomArray(y.size, 21);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    await expectGradients({ x, ...t }, () => dotRef(f(), r), 22);
+    expect(() => mlpconv(x.gpu, gpu, { stride: g.stride, padding: g.padding, forceFused: true })).toThrow(/^mlpconv: forceFused: the fused kernel keeps the input's size/);
+  });
+
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
   for (const style of styles)
   it(`${style} kernels: relu3 false (linear output) matches the float64 reference, forward and all gradients`, async () => {

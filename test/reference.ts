@@ -16,28 +16,32 @@ export function refTensor(shape: number[], data?: ArrayLike<number>): RefTensor 
 }
 
 /** Same-padded, stride-1 convolution with bias. */
-export function conv2dRef(x: RefTensor, w: RefTensor, b: RefTensor): RefTensor {
+/** Convolution with stride S (default 1) and zero padding P on every side (default (K − 1)/2). */
+export function conv2dRef(x: RefTensor, w: RefTensor, b: RefTensor, opts: { stride?: number; padding?: number } = {}): RefTensor {
   const [N, H, W, Ci] = x.shape;
   const [K, , , Co] = w.shape;
-  const P = (K - 1) / 2;
-  const y = refTensor([N, H, W, Co]);
+  const S = opts.stride ?? 1;
+  const P = opts.padding ?? (K - 1) / 2;
+  const Ho = Math.floor((H + 2 * P - K) / S) + 1;
+  const Wo = Math.floor((W + 2 * P - K) / S) + 1;
+  const y = refTensor([N, Ho, Wo, Co]);
   for (let n = 0; n < N; n++)
-    for (let oy = 0; oy < H; oy++)
-      for (let ox = 0; ox < W; ox++)
+    for (let oy = 0; oy < Ho; oy++)
+      for (let ox = 0; ox < Wo; ox++)
         for (let co = 0; co < Co; co++) {
           let s = b.data[co];
           for (let ky = 0; ky < K; ky++) {
-            const iy = oy + ky - P;
+            const iy = oy * S + ky - P;
             if (iy < 0 || iy >= H) continue;
             for (let kx = 0; kx < K; kx++) {
-              const ix = ox + kx - P;
+              const ix = ox * S + kx - P;
               if (ix < 0 || ix >= W) continue;
               for (let ci = 0; ci < Ci; ci++) {
                 s += x.data[((n * H + iy) * W + ix) * Ci + ci] * w.data[((ky * K + kx) * Ci + ci) * Co + co];
               }
             }
           }
-          y.data[((n * H + oy) * W + ox) * Co + co] = s;
+          y.data[((n * Ho + oy) * Wo + ox) * Co + co] = s;
         }
   return y;
 }
@@ -46,15 +50,16 @@ export function reluRef(x: RefTensor): RefTensor {
   return { shape: x.shape, data: x.data.map((v) => Math.max(v, 0)) };
 }
 
-/** The unfused mlpconv: K×K conv + ReLU, 1×1 + ReLU, 1×1 (+ ReLU if relu3). */
+/** The unfused mlpconv: K×K conv (with `geometry`'s stride and padding) + ReLU, 1×1 + ReLU, 1×1 (+ ReLU if relu3). */
 export function mlpconvRef(
   x: RefTensor,
   w1: RefTensor, b1: RefTensor,
   w2: RefTensor, b2: RefTensor,
   w3: RefTensor, b3: RefTensor,
   relu3 = true,
+  geometry: { stride?: number; padding?: number } = {},
 ): RefTensor {
-  const h1 = reluRef(conv2dRef(x, w1, b1));
+  const h1 = reluRef(conv2dRef(x, w1, b1, geometry));
   const h2 = reluRef(conv2dRef(h1, w2, b2)); // w2, w3 are [1, 1, Cin, Cout]
   const y = conv2dRef(h2, w3, b3);
   return relu3 ? reluRef(y) : y;
