@@ -49,13 +49,15 @@ export function convolutionFlops(config: ModelConfig): { forward: number; train:
   const summary = plan(config); // one entry per layer, then the head's
   let forward = 0;
   let firstInputGrad = 0;
-  let [H, W, C] = [config.input.height, config.input.width, config.input.channels];
+  let C = config.input.channels;
   config.layers.forEach((l, i) => {
     if (l.type === 'mlpconv') {
-      if (forward === 0) firstInputGrad = H * W * mlpconvPixelFlops(l.kernel, C, l.channels).inputGrad;
+      // (per output pixel: its K×K layer's multiply-adds, whichever way they run)
+      const [Ho, Wo] = summary[i].output;
+      if (forward === 0) firstInputGrad = Ho * Wo * mlpconvPixelFlops(l.kernel, C, l.channels).inputGrad;
       forward += summary[i].flops;
     }
-    [H, W, C] = summary[i].output;
+    C = summary[i].output[2];
   });
   if (config.head !== 'gap') forward += summary.at(-1)!.flops; // the fully connected classifier
   return { forward, train: 3 * forward - firstInputGrad };

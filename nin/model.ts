@@ -15,8 +15,11 @@ import { softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 
 export type LayerSpec =
   /** K×K conv → 1×1 → 1×1, ReLU after each (channels = the three widths); `linearOut` drops the
-   * last ReLU (the paper keeps it, also before GAP). */
-  | { type: 'mlpconv'; kernel: number; channels: [number, number, number]; linearOut?: boolean }
+   * last ReLU (the paper keeps it, also before GAP). The K×K conv's `stride` (default 1) and zero
+   * `padding` (default (K − 1)/2: the output keeps the input's size; needed for an even K), as
+   * ImageNet's NIN starts (11×11, stride 4, padding 0); other than the default, the block runs as
+   * the unfused chain (kernels/mlpconv.ts). */
+  | { type: 'mlpconv'; kernel: number; channels: [number, number, number]; linearOut?: boolean; stride?: number; padding?: number }
   | { type: 'maxpool' | 'avgpool'; kernel: number; stride: number }
   | { type: 'dropout'; p: number };
 
@@ -112,6 +115,13 @@ export function mlpconvPixelFlops(kernel: number, inChannels: number, [c1, c2, c
   return { forward: 2 * (kernel * kernel * inChannels * c1 + c1 * c2 + c2 * c3), inputGrad: 2 * kernel * kernel * inChannels * c1 };
 }
 
+/** An mlpconv layer's K×K stride and padding, defaults filled in, and whether they are the defaults. */
+export function mlpconvGeometry(l: { kernel: number; stride?: number; padding?: number }): { stride: number; padding: number; same: boolean } {
+  const stride = l.stride ?? 1;
+  const padding = l.padding ?? (l.kernel - 1) / 2;
+  return { stride, padding, same: stride === 1 && 2 * padding === l.kernel - 1 };
+}
+
 /** Checks a config and returns the per-layer output shapes (per image, [H, W, C]). */
 export function plan(config: ModelConfig): LayerSummary[] {
   const { height, width, channels } = config.input;
@@ -121,9 +131,13 @@ export function plan(config: ModelConfig): LayerSummary[] {
     const [H, W, C] = shape;
     if (l.type === 'mlpconv') {
       const [c1, c2, c3] = l.channels;
-      if (l.kernel % 2 !== 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv kernel ${l.kernel} must be odd`);
-      shape = [H, W, c3];
-      out.push({ name: `mlpconv${l.kernel}x${l.kernel} ${c1}-${c2}-${c3}${l.linearOut ? ' linear out' : ''}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: H * W * mlpconvPixelFlops(l.kernel, C, l.channels).forward });
+      if (l.kernel % 2 !== 1 && l.padding === undefined) throw new RangeError(`model ${config.name}: layer ${i} mlpconv kernel ${l.kernel} must be odd, or its padding given`);
+      const { stride, padding, same } = mlpconvGeometry(l);
+      const [Ho, Wo] = [Math.floor((H + 2 * padding - l.kernel) / stride) + 1, Math.floor((W + 2 * padding - l.kernel) / stride) + 1];
+      if (Ho < 1 || Wo < 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv ${l.kernel}×${l.kernel} with padding ${padding} does not fit its ${H}×${W} input`);
+      shape = [Ho, Wo, c3];
+      const geometry = same ? '' : ` s${stride} p${padding}`;
+      out.push({ name: `mlpconv${l.kernel}x${l.kernel}${geometry} ${c1}-${c2}-${c3}${l.linearOut ? ' linear out' : ''}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: Ho * Wo * mlpconvPixelFlops(l.kernel, C, l.channels).forward });
     } else if (l.type === 'dropout') {
       if (!(l.p >= 0 && l.p < 1)) throw new RangeError(`model ${config.name}: layer ${i} dropout p = ${l.p} must be in [0, 1)`);
       out.push({ name: `dropout ${l.p}`, output: shape, params: 0, flops: 0 });
@@ -172,9 +186,10 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
   config.layers.forEach((l, i) => {
     const name = summaries[i].name;
     if (l.type === 'mlpconv') {
-      const P = (l.kernel - 1) / 2;
+      const P = mlpconvGeometry(l).padding;
       if (paddedCopies && P > 0) candidates.push({ layer: `${name} (its input, zero-padded for the weight gradient)`, shape: [H + 2 * P, W + 2 * P, C] });
-      for (const c of l.channels) candidates.push({ layer: name, shape: [H, W, c] });
+      const [Ho, Wo] = summaries[i].output;
+      for (const c of l.channels) candidates.push({ layer: name, shape: [Ho, Wo, c] });
     }
     [H, W, C] = summaries[i].output;
   });
@@ -350,13 +365,15 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
     const at = `layers[${i}]`;
     const type = oneOf((v as { type?: unknown } | null)?.type, `${at}.type`, ['mlpconv', 'maxpool', 'avgpool', 'dropout'] as const);
     if (type === 'mlpconv') {
-      const l = object(v, at, ['type', 'kernel', 'channels', 'linearOut']);
+      const l = object(v, at, ['type', 'kernel', 'channels', 'linearOut', 'stride', 'padding']);
       const kernel = int(l.kernel, `${at}.kernel`, 1, 63);
-      if (kernel % 2 !== 1) fail(`${at}.kernel`, 'odd (the output keeps the input size)', kernel);
+      const stride = l.stride === undefined ? undefined : int(l.stride, `${at}.stride`, 1, 63);
+      const padding = l.padding === undefined ? undefined : int(l.padding, `${at}.padding`, 0, 63);
+      if (kernel % 2 !== 1 && padding === undefined) fail(`${at}.kernel`, 'odd (the default padding, (kernel − 1)/2, keeps the input size), or its padding given', kernel);
       if (!Array.isArray(l.channels) || l.channels.length !== 3) fail(`${at}.channels`, 'three widths, [K×K conv, 1×1, 1×1]', l.channels);
       const channels = (l.channels as unknown[]).map((w, j) => int(w, `${at}.channels[${j}]`, 1)) as [number, number, number];
       if (l.linearOut !== undefined && typeof l.linearOut !== 'boolean') fail(`${at}.linearOut`, 'true or false', l.linearOut);
-      return { type, kernel, channels, ...(l.linearOut !== undefined ? { linearOut: l.linearOut as boolean } : {}) };
+      return { type, kernel, channels, ...(l.linearOut !== undefined ? { linearOut: l.linearOut as boolean } : {}), ...(stride !== undefined ? { stride } : {}), ...(padding !== undefined ? { padding } : {}) };
     }
     if (type === 'dropout') {
       const l = object(v, at, ['type', 'p']);
@@ -460,7 +477,7 @@ export class NinModel {
         block++;
         const b = `block${block}`;
         const ps = { w1: this.parameter(`${b}.w1`), b1: this.parameter(`${b}.b1`), w2: this.parameter(`${b}.w2`), b2: this.parameter(`${b}.b2`), w3: this.parameter(`${b}.w3`), b3: this.parameter(`${b}.b3`) };
-        const o = { relu3: !l.linearOut };
+        const o = { relu3: !l.linearOut, stride: l.stride, padding: l.padding };
         h = opts.unfused ? mlpconvUnfused(h, ps, o) : mlpconv(h, ps, o);
       } else if (l.type === 'maxpool') {
         h = maxPool2d(h, { k: l.kernel, s: l.stride });

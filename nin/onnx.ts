@@ -13,7 +13,7 @@ import { loadCheckpoint } from './checkpoint.ts';
 import { writeFileAtomic } from './data/io.ts';
 import { gaussianTaps, MAXOUT_LCN } from './data/lcn.ts';
 import { MAXOUT_GCN, NIN_GCN, type GcnOptions } from './data/preprocess.ts';
-import { parameterSpecs, plan, type ModelConfig } from './model.ts';
+import { mlpconvGeometry, parameterSpecs, plan, type ModelConfig } from './model.ts';
 import { classNamesOf } from './datasets.ts';
 import type { Preprocessor } from './preprocessing.ts';
 
@@ -243,8 +243,8 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
         const w = g.constant(`${b}.w${k}`, [Co, Ci, K1, K2], hwioToOihw(params.get(`${b}.w${k}`)!, [K1, K2, Ci, Co]));
         const bias = g.constant(`${b}.b${k}`, shapeOf(`${b}.b${k}`), params.get(`${b}.b${k}`)!);
         const K = k === 1 ? l.kernel : 1;
-        const P = K >> 1;
-        h = g.node('Conv', [h, w, bias], `${b}_conv${k}`, { kernel_shape: [K, K], pads: [P, P, P, P] });
+        const { stride: S, padding: P } = k === 1 ? mlpconvGeometry(l) : { stride: 1, padding: 0 };
+        h = g.node('Conv', [h, w, bias], `${b}_conv${k}`, { kernel_shape: [K, K], pads: [P, P, P, P], ...(S !== 1 ? { strides: [S, S] } : {}) });
         if (relu) h = g.node('Relu', [h], `${b}_relu${k}`);
       };
       conv(1, true);

@@ -555,7 +555,10 @@ describe("networks of one's own (--config)", () => {
     [{ ...tiny, classes: 1 }, 'tiny.json: classes must be an integer in [2, 65536], got 1'],
     [{ ...tiny, layers: [] }, 'tiny.json: layers must be a non-empty array, got []'],
     [{ ...tiny, layers: [{ type: 'conv', kernel: 3 }] }, 'tiny.json: layers[0].type must be one of mlpconv, maxpool, avgpool, dropout, got "conv"'],
-    [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 4 }, tiny.layers[3]] }, 'tiny.json: layers[0].kernel must be odd (the output keeps the input size), got 4'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 4 }, tiny.layers[3]] }, 'tiny.json: layers[0].kernel must be odd (the default padding, (kernel − 1)/2, keeps the input size), or its padding given, got 4'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], stride: 0 }, tiny.layers[3]] }, 'tiny.json: layers[0].stride must be an integer in [1, 63], got 0'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], padding: -1 }, tiny.layers[3]] }, 'tiny.json: layers[0].padding must be an integer in [0, 63], got -1'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 31, padding: 0 }, tiny.layers[3]] }, 'tiny.json: model mnist-tiny: layer 0 mlpconv 31×31 with padding 0 does not fit its 28×28 input'],
     [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels must be three widths, [K×K conv, 1×1, 1×1], got [16,16]'],
     [{ ...tiny, layers: [{ ...tiny.layers[0], channels: [16, 0, 16] }, tiny.layers[3]] }, 'tiny.json: layers[0].channels[1] must be an integer in [1, 65536], got 0'],
     [{ ...tiny, layers: [tiny.layers[0], { type: 'dropout', p: 1 }, tiny.layers[3]] }, 'tiny.json: layers[1].p must be a number in [0, 1), got 1'],
@@ -605,11 +608,27 @@ describe("networks of one's own (--config)", () => {
     expect(r.stderr).not.toMatch(/maxDynamic/);
   });
 
-  it("the README's example config is a valid one", () => {
+  it("the README's example configs are valid ones: a two-block MNIST net, and ImageNet's NIN with its shapes and parameter count", () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const example = /```json\n([\s\S]*?)```/.exec(readme);
-    expect(example).not.toBeNull();
-    expect(parseModelConfig(JSON.parse(example![1]), 'README.md').name).toBe('mnist-two-blocks');
+    const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => parseModelConfig(JSON.parse(m[1]), 'README.md'));
+    expect(examples.map((c) => c.name)).toEqual(['mnist-two-blocks', 'nin-imagenet']);
+    // The authors' Caffe ImageNet model: 224 → 54 (11×11, stride 4) → 27 → 13 → 6, 1000 maps averaged.
+    const summary = plan(examples[1]);
+    expect(summary.slice(0, 8).map((l) => [l.name, l.output.join('×')])).toEqual([
+      ['mlpconv11x11 s4 p0 96-96-96', '54×54×96'],
+      ['maxpool 3/2', '27×27×96'],
+      ['mlpconv5x5 256-256-256', '27×27×256'],
+      ['maxpool 3/2', '13×13×256'],
+      ['mlpconv3x3 384-384-384', '13×13×384'],
+      ['maxpool 3/2', '6×6×384'],
+      ['dropout 0.5', '6×6×384'],
+      ['mlpconv3x3 1024-1024-1000 linear out', '6×6×1000'],
+    ]);
+    // 11·11·3·96 + 96 + 2·(96² + 96) + 5·5·96·256 + 256 + 2·(256² + 256) + 3·3·256·384 + 384
+    // + 2·(384² + 384) + 3·3·384·1024 + 1024 + 1024² + 1024 + 1024·1000 + 1000
+    expect(parameterSpecs(examples[1]).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)).toBe(7_595_176);
+    // The first block's FLOPs at its 54×54 output: 2 · 54² · (11²·3·96 + 96² + 96²).
+    expect(summary[0].flops).toBe(2 * 54 * 54 * (121 * 3 * 96 + 96 * 96 * 2));
   });
 
   it('a resumed --config run keeps its data set and network; flags that make the layers not fit are usage errors', () => {

@@ -161,6 +161,8 @@ const fc: ModelConfig = { ...tiny, name: 'tiny-fc', head: 'fc' };
 // A 7×7 average pool on a 4×4 map: our kernels clip the window to the map (one output), where
 // ONNX's output size would be ceil((4 − 7) / 2) + 1 = 0 for the window as given.
 const poolPastMap: ModelConfig = { ...tiny, name: 'tiny-pool-past-map', layers: tiny.layers.map((l) => (l.type === 'avgpool' ? { ...l, kernel: 7 } : l)) };
+// A strided first block with an even kernel (13 → 6 by 4×4 at stride 2, padding 1): ONNX's Conv strides and pads.
+const strided: ModelConfig = { ...tiny, name: 'tiny-strided', input: { height: 13, width: 13, channels: 3 }, layers: tiny.layers.map((l, i) => (i === 0 ? { ...l, kernel: 4, stride: 2, padding: 1 } : l)) };
 const fcDropout: ModelConfig = { ...tiny, name: 'tiny-fc-dropout', head: 'fc-dropout', layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, channels: [6, 5, 4] as [number, number, number] } : l)) };
 
 describe('nin export (ONNX)', () => {
@@ -209,6 +211,7 @@ describe('nin export (ONNX)', () => {
     ['FC head, GCN + LCN', fc, 'gcn-lcn'],
     ['FC + dropout head (dropout left out)', fcDropout, 'standardize'],
     ['a pooling window larger than its map', poolPastMap, 'none'],
+    ['a strided first block, an even kernel with padding', strided, 'standardize'],
   ];
   for (const [what, config, kind, constantChannel] of cases) {
     it.skipIf(!ort)(`runs in ONNX Runtime as our forward does: ${what}`, async () => {

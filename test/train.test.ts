@@ -842,7 +842,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       input: { height: 28, width: 28, channels: 1 },
       classes: 10,
       layers: [
-        { type: 'mlpconv', kernel: 3, channels: [8, 8, 8] }, { type: 'avgpool', kernel: 3, stride: 2 }, { type: 'dropout', p: 0.5 },
+        // A strided first block, an even kernel with padding (28 → 14), as ImageNet's NIN starts: the unfused chain.
+        { type: 'mlpconv', kernel: 4, stride: 2, padding: 1, channels: [8, 8, 8] }, { type: 'avgpool', kernel: 3, stride: 2 }, { type: 'dropout', p: 0.5 },
         { type: 'mlpconv', kernel: 3, channels: [16, 16, 10], linearOut: true },
       ],
     };
