@@ -1,7 +1,8 @@
 // The ZCA cache (nin/data/zca-cache.ts): a hit gives the whitening a fresh fit gives (as float32,
 // what training uses), another training set misses, a damaged entry or an unwritable directory is
 // noted and refitted, and the directory keeps the most recently used entries only.
-import { mkdtempSync, readdirSync, truncateSync, utimesSync, writeFileSync, statSync, renameSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,15 @@ describe('ZCA cache', () => {
     expect(left(newest)).toBe(true);
     expect(keys.slice(2).every(left)).toBe(true);
     expect(statSync(join(dir, `zca-${keys[0].slice(0, 32)}.safetensors`)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    // A write a killed process left half done is removed with the next write; another process's in progress is not.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const leftover = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-${dead}-k3j9x0ab`);
+    const running = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-${process.ppid}-k3j9x0ab`);
+    writeFileSync(leftover, 'cut short');
+    writeFileSync(running, 'in progress');
+    writeZcaCache(dir, keys[5], stats, () => {});
+    expect(existsSync(leftover)).toBe(false);
+    expect(existsSync(running)).toBe(true);
   });
 
   it('the directory: $NIN_CACHE, off, else $XDG_CACHE_HOME/nin, else ~/.cache/nin', () => {

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { removeLeftoverTempFiles } from '../run-directory.ts';
 import { readSafetensors, writeSafetensors } from '../safetensors.ts';
 import { statsFromTensors, statsToTensors, type ZcaStats } from './preprocess.ts';
 
@@ -60,7 +61,8 @@ export function readZcaCache(dir: string, key: string, log: (m: string) => void)
   }
 }
 
-/** Stores `stats` under `key` and keeps the ZCA_CACHE_ENTRIES most recently used entries; a failure is noted. */
+/** Stores `stats` under `key` and keeps the ZCA_CACHE_ENTRIES most recently used entries (and no
+ * temp file of a process that is gone); a failure is noted. */
 export function writeZcaCache(dir: string, key: string, stats: ZcaStats, log: (m: string) => void): string | null {
   const path = entryPath(dir, key);
   try {
@@ -72,6 +74,7 @@ export function writeZcaCache(dir: string, key: string, stats: ZcaStats, log: (m
     return null;
   }
   try {
+    removeLeftoverTempFiles(dir); // a fit's 37.8 MB write cut short by a killed process
     const entries = readdirSync(dir)
       .filter((f) => /^zca-[0-9a-f]{32}\.safetensors$/.test(f))
       .map((f) => ({ path: join(dir, f), used: statSync(join(dir, f)).mtimeMs }))
