@@ -172,13 +172,14 @@ summarize() { echo "$1: no table in its log; last lines:"; tail -n "$2" "$LOGS/$
 # Bandwidth: the whole table, from the adapter line bench/bandwidth.ts prints above it.
 if grep -q '^| kernel | shape |' "$LOGS/bandwidth.txt" 2>/dev/null; then sed -n '/^adapter: /,$p' "$LOGS/bandwidth.txt"; else summarize bandwidth 3; fi
 # Profile: only the per-kernel table (engine/profiler.ts formatProfile: title, header, rows, total,
-# notes), none of the stage's step times: those ran with or near the profiler and must not be read
-# as the step time, which is run-all's (below).
+# notes) and the per-layer one after it (formatScopeProfile), none of the stage's step times: those
+# ran with or near the profiler and must not be read as the step time, which is run-all's (below).
 if grep -qE '^kernel +calls/step' "$LOGS/profile.txt" 2>/dev/null; then
   awk 'on == 0 && /^kernel +calls\/step/ { print prev; on = 1 }
        on == 1 { print; if ($1 == "total") on = 2; next }
        on == 2 && /^note: / { print; next }
-       on == 2 { exit }
+       on == 2 && /^scope +calls\/step/ { print prev; print; on = 3; next }
+       on == 3 { print; if ($1 == "total") exit; next }
        { prev = $0 }' "$LOGS/profile.txt"
 else summarize profile 3; fi
 # run-all's Markdown report, whole, from its title (date — adapter); if the stage was cut off
