@@ -1,5 +1,6 @@
 // Element-wise kernels: fill, in-place add (gradient accumulation), ReLU and its backward, add,
-// dot (a test loss), scaleBy, reshape and copies.
+// sub, mul, scale (by a number), sum and mean (to a scalar), dot (a test loss), scaleBy, reshape
+// and copies.
 // Sizes are baked into the source as constants, so each shape is its own cached pipeline.
 import { expectKeptForBackward, record } from '../engine/autograd.ts';
 import { copyBuffer, dispatch, grid1d, LINEAR_WORKGROUP, wroteInPlace, type BufferRef } from '../engine/runtime.ts';
@@ -159,6 +160,88 @@ export function add(a: Tensor, b: Tensor): Tensor {
   );
   dispatch(k, [a, b, y], elementwiseGrid(a.size));
   return record('add', y, [a, b], (g) => [copyOf(g), copyOf(g)]);
+}
+
+/** The kernel of y = a ∘ b element by element (∘ a WGSL expression in a[i] and b[i]). */
+function binaryOp(op: string, name: string, expr: string, a: Tensor, b: Tensor): Tensor {
+  expectDtype(op, 'a', a);
+  expectShape(op, 'b', b, a.shape);
+  const y = Tensor.empty(a.shape);
+  const k = elementwiseKernel(
+    name,
+    a.size,
+    `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    `y[i] = ${expr};`,
+  );
+  dispatch(k, [a, b, y], elementwiseGrid(a.size));
+  return y;
+}
+
+/** y = a − b (same shapes); differentiable in both. */
+export function sub(a: Tensor, b: Tensor): Tensor {
+  const y = binaryOp('sub', 'sub', 'a[i] - b[i]', a, b);
+  return record('sub', y, [a, b], (g) => [copyOf(g), scaleNoGrad(g, -1)]);
+}
+
+/** y = a ⊙ b (same shapes); differentiable in both (each input is kept for the other's gradient). */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  const y = binaryOp('mul', 'mul', 'a[i] * b[i]', a, b);
+  return record('mul', y, [a, b], (g) => [
+    a.requiresGrad ? binaryOp('mul', 'mul', 'a[i] * b[i]', g, b) : null,
+    b.requiresGrad ? binaryOp('mul', 'mul', 'a[i] * b[i]', g, a) : null,
+  ]);
+}
+
+/** y = c · x for a number c (a uniform: another c needs no other pipeline); differentiable. */
+export function scale(x: Tensor, c: number): Tensor {
+  expectDtype('scale', 'x', x);
+  return record('scale', scaleNoGrad(x, c), [x], (g) => [scaleNoGrad(g, c)]);
+}
+
+function scaleNoGrad(x: Tensor, c: number): Tensor {
+  if (!Number.isFinite(c)) throw new RangeError(`scale: the factor must be a finite number, got ${c}`);
+  const y = Tensor.empty(x.shape);
+  const k = elementwiseKernel(
+    'scale',
+    x.size,
+    `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+struct Factor { c: f32, pad0: f32, pad1: f32, pad2: f32 }
+@group(0) @binding(2) var<uniform> f: Factor;`,
+    'y[i] = x[i] * f.c;',
+  );
+  dispatch(k, [x, y], elementwiseGrid(x.size), new Float32Array([c, 0, 0, 0]));
+  return y;
+}
+
+/** Σ x over every element, as a scalar [1]; differentiable. */
+export function sum(x: Tensor): Tensor {
+  return sumScaled('sum', x, 1);
+}
+
+/** The mean of every element of x, as a scalar [1]; differentiable. */
+export function mean(x: Tensor): Tensor {
+  return sumScaled('mean', x, 1 / x.size);
+}
+
+function sumScaled(op: string, x: Tensor, c: number): Tensor {
+  expectDtype(op, 'x', x);
+  const y = reduceRows(x, { name: op, batch: 1, rows: x.size, channels: 1, scale: c, outShape: [1] });
+  // dx = c · g everywhere: g broadcast from its one element.
+  return record(op, y, [x], (g) => {
+    const dx = Tensor.empty(x.shape);
+    const k = elementwiseKernel(
+      `${op}_backward`,
+      x.size,
+      `@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;`,
+      `dx[i] = g[0] * ${f32(Math.fround(c))};`,
+    );
+    dispatch(k, [g, dx], elementwiseGrid(x.size));
+    return [dx];
+  });
 }
 
 /** A fresh copy of x (backward functions must return tensors they own). */
