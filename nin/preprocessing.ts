@@ -174,7 +174,7 @@ export async function fitPreprocessor(
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);
   const key = opts.zcaCache ? zcaCacheKey(gcn, dim, ZCA_EPSILON) : '';
-  const hit = opts.zcaCache ? readZcaCache(opts.zcaCache, key, log) : null;
+  const hit = opts.zcaCache ? readZcaCache(opts.zcaCache, { key, dim, count: train.count, epsilon: ZCA_EPSILON }, log) : null;
   if (hit) {
     log(`ZCA whitening of these ${train.count} training images from the cache: ${hit.path} (NIN_CACHE=off fits afresh)`);
     return new Preprocessor(kind, hit.stats);

@@ -1,14 +1,13 @@
-// The ZCA cache (nin/data/zca-cache.ts): a hit gives the whitening a fresh fit gives (as float32,
-// what training uses), another training set misses, a damaged entry or an unwritable directory is
+// The ZCA cache (nin/data/zca-cache.ts): a hit gives the statistics a fresh fit gives, exactly,
+// another training set misses, a damaged entry or an unwritable directory is
 // noted and refitted, and the directory keeps the most recently used entries only.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeGpu } from '../engine/device.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
-import { float32Copies, type ZcaStats } from '../nin/data/preprocess.ts';
+import { globalContrastNormalize, NIN_GCN, type ZcaStats } from '../nin/data/preprocess.ts';
 import { readZcaCache, writeZcaCache, ZCA_CACHE_ENTRIES, zcaCacheDir, zcaCacheKey } from '../nin/data/zca-cache.ts';
 import { fitPreprocessor } from '../nin/preprocessing.ts';
 import { randomArray } from './helpers.ts';
@@ -41,12 +40,9 @@ describe('ZCA cache', () => {
     const second = await fit(ds, dir);
     expect(second.log.some((l) => l.startsWith('fitting'))).toBe(false);
     expect(second.log).toContain(`ZCA whitening of these 50 training images from the cache: ${join(dir, entries(dir)[0])} (NIN_CACHE=off fits afresh)`);
-    expect(second.stats.mean).toEqual(first.stats.mean);
-    expect(second.stats.eigenvalues).toEqual(first.stats.eigenvalues);
-    expect({ ...second.stats, whitening: null, mean: null, eigenvalues: null }).toEqual({ ...first.stats, whitening: null, mean: null, eigenvalues: null });
-    // W is kept as float32, as checkpoints keep it: what whitening uses is bit for bit the fresh fit's.
-    expect(float32Copies(second.stats).w).toEqual(float32Copies(first.stats).w);
-    expect(float32Copies(second.stats).mean).toEqual(float32Copies(first.stats).mean);
+    // Exactly the fit (float64), so a checkpoint saved after a hit holds what one after a fresh fit holds.
+    expect(second.stats).toEqual(first.stats);
+    expect(second.stats.whitening).toBeInstanceOf(Float64Array);
     // The images were not changed by the lookup (GCN works on a copy).
     expect(ds.images).toEqual(images(50, 1).images);
   });
@@ -77,7 +73,7 @@ describe('ZCA cache', () => {
     const again = await fit(ds, dir);
     expect(again.log[0]).toMatch(new RegExp(`^note: the ZCA cache entry ${join(dir, name)} is unusable \\(.*truncated.*\\); fitting afresh$`));
     expect(again.log.some((l) => l.startsWith('fitting'))).toBe(true);
-    expect(float32Copies(again.stats).w).toEqual(float32Copies(fresh.stats).w);
+    expect(again.stats).toEqual(fresh.stats);
     // Rewritten: the next run hits.
     expect((await fit(ds, dir)).log.some((l) => l.includes('from the cache'))).toBe(true);
     // Another set's entry under this set's name (a copied cache, a collision of the name's 128 bits).
@@ -87,7 +83,28 @@ describe('ZCA cache', () => {
     renameSync(join(dir, otherName), join(dir, name));
     const foreign = await fit(ds, dir);
     expect(foreign.log[0]).toMatch(/^note: the ZCA cache entry .* is unusable \(it holds the fit of another training set \(key [0-9a-f]{12}…, wanted [0-9a-f]{12}…\)\); fitting afresh$/);
-    expect(float32Copies(foreign.stats).w).toEqual(float32Copies(fresh.stats).w);
+    expect(foreign.stats).toEqual(fresh.stats);
+  });
+
+  it("an entry under the right key whose statistics are not the fit asked for (another count, a NaN) is noted and refitted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zca-cache-'));
+    const ds = images(40, 7);
+    const fresh = await fit(ds, dir);
+    const [name] = entries(dir);
+    const key = zcaCacheKey(globalContrastNormalize(new Float32Array(ds.images), dim, NIN_GCN), dim, 0.1);
+    const planted = (stats: ZcaStats) => {
+      rmSync(join(dir, name));
+      writeZcaCache(dir, key, stats, () => {});
+      expect(entries(dir)).toEqual([name]);
+    };
+    planted({ ...fresh.stats, count: 39 });
+    expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (it holds a fit of 36 features, 39 images, ε 0.1, not of 36 features, 40 images, ε 0.1); fitting afresh`);
+    const nan = Float64Array.from(fresh.stats.whitening);
+    nan[5] = NaN;
+    planted({ ...fresh.stats, whitening: nan });
+    const refit = await fit(ds, dir);
+    expect(refit.log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (its whitening[5] is NaN); fitting afresh`);
+    expect(refit.stats).toEqual(fresh.stats);
   });
 
   it('a cache directory that cannot be made is noted; the fit is returned all the same', async () => {
@@ -111,7 +128,7 @@ describe('ZCA cache', () => {
       utimesSync(path, 1000 + i, 1000 + i); // written in this order, long ago
     });
     // The oldest is used now: the second oldest is the one to go.
-    expect(readZcaCache(dir, keys[0], () => {})).not.toBeNull();
+    expect(readZcaCache(dir, { key: keys[0], dim, count: stats.count, epsilon: stats.epsilon }, () => {})).not.toBeNull();
     const newest = zcaCacheKey(new Float32Array(dim).fill(99), dim, 0.1);
     writeZcaCache(dir, newest, stats, () => {});
     expect(entries(dir)).toHaveLength(ZCA_CACHE_ENTRIES);
@@ -121,21 +138,25 @@ describe('ZCA cache', () => {
     expect(left(newest)).toBe(true);
     expect(keys.slice(2).every(left)).toBe(true);
     expect(statSync(join(dir, `zca-${keys[0].slice(0, 32)}.safetensors`)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
-    // A write a killed process left half done is removed with the next write; another process's in progress is not.
-    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    const leftover = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-${dead}-k3j9x0ab`);
-    const running = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-${process.ppid}-k3j9x0ab`);
+    // A write cut short (its temp file an hour old) is removed with the next write; a recent one,
+    // perhaps another machine's write in progress (a shared cache has no lock), is not.
+    const leftover = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-12-k3j9x0ab`);
+    const running = join(dir, `.zca-${newest.slice(0, 32)}.safetensors.tmp-13-k3j9x0ab`);
     writeFileSync(leftover, 'cut short');
     writeFileSync(running, 'in progress');
-    writeZcaCache(dir, keys[5], stats, () => {});
+    const hourAgo = (Date.now() - 61 * 60 * 1000) / 1000;
+    utimesSync(leftover, hourAgo, hourAgo);
+    writeZcaCache(dir, keys[2], stats, () => {});
     expect(existsSync(leftover)).toBe(false);
     expect(existsSync(running)).toBe(true);
   });
 
-  it('the directory: $NIN_CACHE, off, else $XDG_CACHE_HOME/nin, else ~/.cache/nin', () => {
+  it('the directory: $NIN_CACHE (made absolute), off, else $XDG_CACHE_HOME/nin (if absolute, as the XDG spec says), else ~/.cache/nin', () => {
     expect(zcaCacheDir({ NIN_CACHE: '/x/y' })).toBe('/x/y');
+    expect(zcaCacheDir({ NIN_CACHE: 'rel/cache' })).toBe(join(process.cwd(), 'rel', 'cache'));
     expect(zcaCacheDir({ NIN_CACHE: 'off' })).toBeNull();
     expect(zcaCacheDir({ XDG_CACHE_HOME: '/c' })).toBe('/c/nin');
-    expect(zcaCacheDir({})).toMatch(/\/\.cache\/nin$/);
+    expect(zcaCacheDir({ XDG_CACHE_HOME: 'c' })).toBe(join(homedir(), '.cache', 'nin'));
+    expect(zcaCacheDir({})).toBe(join(homedir(), '.cache', 'nin'));
   });
 });
