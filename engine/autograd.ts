@@ -173,7 +173,7 @@ export function backward(loss: Tensor): void {
         }
         const prev = grads.get(p);
         if (prev) {
-          withProfileScope(backwardScope(p), () => addInPlace(prev, pg)); // a tensor used twice: gradients add
+          withProfileScope(backwardScope(node), () => addInPlace(prev, pg)); // a tensor used twice: gradients add (in the backward of the op whose gradient came second)
           pg.dispose();
         } else {
           grads.set(p, pg);
@@ -183,7 +183,7 @@ export function backward(loss: Tensor): void {
     for (const g of grads.values()) g.dispose();
     for (const [leaf, g] of leafGrads) {
       if (leaf.grad) {
-        addInPlace(leaf.grad, g);
+        withProfileScope('gradient accumulation', () => addInPlace(leaf.grad!, g)); // a second backward() before zeroGrad
         g.dispose();
       } else {
         leaf.grad = keep(g);

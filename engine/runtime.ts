@@ -85,7 +85,8 @@ let scope = '';
 /**
  * Runs `fn` with its dispatches attributed to `name` in a profile (the profiler's per-scope table:
  * a model's layers, the loss, the optimiser); nested scopes join with " / ". The ops `fn` records
- * keep the scope, and their backward runs under "<scope> backward" (engine/autograd.ts).
+ * keep the scope, and their backward runs under "<scope> backward" (engine/autograd.ts). `fn` is
+ * synchronous, as recording is: an async fn's dispatches after its first await are not in it.
  */
 export function profileScope<R>(name: string, fn: () => R): R {
   return withProfileScope(scope ? `${scope} / ${name}` : name, fn);

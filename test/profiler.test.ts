@@ -6,7 +6,7 @@ import { currentProfileScope, profileScope, runtimeStats, sync } from '../engine
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, formatScopeProfile, Profiler, startProfiler } from '../engine/profiler.ts';
 import { conv2d } from '../kernels/conv2d.ts';
-import { dot } from '../kernels/elementwise.ts';
+import { add, dot, relu } from '../kernels/elementwise.ts';
 import { randomArray } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
@@ -122,6 +122,30 @@ describe('GPU profiler', () => {
     expect(currentProfileScope()).toBe('');
     w.grad?.dispose(); b.grad?.dispose();
     for (const t of [x, w, b, r]) t.dispose();
+  });
+
+  it("a tensor used twice adds its gradients in the backward of the op whose gradient comes second; a second backward() without zeroGrad adds under 'gradient accumulation'", async () => {
+    const x = param(Tensor.fromArray(randomArray(30, 23), [2, 3, 5]));
+    const r = Tensor.fromArray(randomArray(30, 24), [2, 3, 5]);
+    await sync();
+    const prof = await startProfiler();
+    for (let pass = 0; pass < 2; pass++) {
+      tidy(() => {
+        const loss = profileScope('second', () => dot(add(profileScope('first', () => relu(x)), x), r)); // x read by relu and by add
+        backward(loss);
+      });
+    }
+    prof.stop();
+    const scopes = await prof.collectByScope();
+    const kernelsOf = (scope: string) => scopes.find((s) => s.scope === scope)?.kernels.map((k) => k.name).sort();
+    // (backward reaches add first, then relu, whose gradient for x is the one added to add's)
+    expect(kernelsOf('second / first backward')).toContain('add_inplace');
+    expect(kernelsOf('second backward')).not.toContain('add_inplace');
+    expect(kernelsOf('gradient accumulation')).toEqual(['add_inplace']);
+    expect(scopes.map((s) => s.scope)).not.toContain('backward');
+    expect(scopes.map((s) => s.scope)).not.toContain('');
+    x.grad?.dispose();
+    for (const t of [x, r]) t.dispose();
   });
 
   it('formatScopeProfile: slowest scope first, its share, its slowest kernel, and a total row', () => {
