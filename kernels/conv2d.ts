@@ -105,11 +105,17 @@ export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor, g: Conv
   if (g.padding === undefined && K % 2 !== 1) throw new RangeError(`${op}: weight has shape [${w.shape.join(', ')}]; an even kernel has no "same" padding: give padding`);
   if (wCi !== Ci) throw new RangeError(`${op}: input has shape [${x.shape.join(', ')}] with ${Ci} channels but weight [${w.shape.join(', ')}] expects ${wCi}`);
   expectShape(op, 'bias', b, [Co]);
+  return { N, H, W, Ci, Co, K, ...checkedGeometry(op, K, H, W, g) };
+}
+
+/** `g` as ConvShape's stride and pad (where not the defaults), checked: whole numbers, the kernel
+ * within the padded input (conv2d, and mlpconv's K×K layer). */
+export function checkedGeometry(op: string, K: number, H: number, W: number, g: ConvGeometryOptions): Pick<ConvShape, 'stride' | 'pad'> {
   const stride = g.stride ?? 1;
   if (!Number.isInteger(stride) || stride < 1) throw new RangeError(`${op}: stride ${stride} must be an integer ≥ 1`);
   if (g.padding !== undefined && !(Number.isInteger(g.padding) && g.padding >= 0)) throw new RangeError(`${op}: padding ${g.padding} must be an integer ≥ 0`);
-  const s: ConvShape = { N, H, W, Ci, Co, K, ...(stride !== 1 ? { stride } : {}), ...(g.padding !== undefined ? { pad: g.padding } : {}) };
-  const { P, Ho, Wo } = convGeometry(s);
+  const s = { ...(stride !== 1 ? { stride } : {}), ...(g.padding !== undefined ? { pad: g.padding } : {}) };
+  const { P, Ho, Wo } = convGeometry({ N: 1, H, W, Ci: 1, Co: 1, K, ...s });
   if (Ho < 1 || Wo < 1) throw new RangeError(`${op}: a ${K}×${K} kernel with padding ${P} does not fit the ${H}×${W} input (height×width)`);
   return s;
 }

@@ -27,7 +27,7 @@ import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, noUnrollBound, type Kernel } from '../engine/runtime.ts';
 import { Tensor, expectRank, expectShape, opBody } from '../engine/tensor.ts';
-import { biasGrad, conv2d, conv2dGradInput, conv2dGradWeight, isSameConv, type ConvGeometryOptions, type ConvShape } from './conv2d.ts';
+import { biasGrad, checkedGeometry, conv2d, conv2dGradInput, conv2dGradWeight, isSameConv, type ConvGeometryOptions, type ConvShape } from './conv2d.ts';
 import { NAN_WGSL, reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
 import { matrixMode } from './gemm-matrix.ts';
@@ -89,6 +89,7 @@ export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams, g: ConvGeo
   expectShape(op, 'b1', p.b1, [C1]);
   expectShape(op, 'b2', p.b2, [C2]);
   expectShape(op, 'b3', p.b3, [C3]);
+  checkedGeometry(op, K, H, W, g);
   return { N, H, W, Ci, K, C1, C2, C3 };
 }
 

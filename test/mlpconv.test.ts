@@ -177,6 +177,11 @@ describe('mlpconv (fused)', () => {
     backward(dot(y, Tensor.fromArray(r, y.shape)));
     await expectGradients({ x, ...t }, () => dotRef(f(), r), 22);
     expect(() => mlpconv(x.gpu, gpu, { stride: g.stride, padding: g.padding, forceFused: true })).toThrow(/^mlpconv: forceFused: the fused kernel keeps the input's size/);
+    // Checked as conv2d checks them, and named as mlpconv's: a half padding made "same" for an
+    // even kernel reached the fused kernel, whose WGSL failed to compile.
+    expect(() => mlpconv(x.gpu, gpu, { padding: (g.K - 1) / 2 + 0.5 * (g.K % 2) })).toThrow(/^mlpconv: padding [\d.]+ must be an integer ≥ 0$/);
+    expect(() => mlpconv(x.gpu, gpu, { stride: 0, padding: g.padding })).toThrow(/^mlpconv: stride 0 must be an integer ≥ 1$/);
+    expect(() => mlpconv(x.gpu, gpu, { padding: 0, stride: 20 })).not.toThrow();
   });
 
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
