@@ -64,19 +64,25 @@ export function addInPlace(acc: Tensor, x: Tensor): void {
   wroteInPlace(acc);
 }
 
-/** y = max(x, 0), NaN kept. */
-export function relu(x: Tensor): Tensor {
-  expectDtype('relu', 'input', x);
+/** The kernel of y = f(x[i]) element by element (`expr` in x[i]; `decls` what it uses besides). */
+function unaryOp(name: string, x: Tensor, expr: string, decls = '', uniforms?: ArrayBufferView): Tensor {
   const y = Tensor.empty(x.shape);
   const k = elementwiseKernel(
-    'relu_forward',
+    name,
     x.size,
     `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${NAN_WGSL}`,
-    'y[i] = reluKeepNan(x[i]);',
+${decls}`,
+    `y[i] = ${expr};`,
   );
-  dispatch(k, [x, y], elementwiseGrid(x.size));
+  dispatch(k, [x, y], elementwiseGrid(x.size), uniforms);
+  return y;
+}
+
+/** y = max(x, 0), NaN kept. */
+export function relu(x: Tensor): Tensor {
+  expectDtype('relu', 'input', x);
+  const y = unaryOp('relu_forward', x, 'reluKeepNan(x[i])', NAN_WGSL);
   return record('relu', y, [x], (gy) => [reluBackward(gy, y)]);
 }
 
@@ -107,18 +113,8 @@ export function f32(v: number): string {
 /** Σ a ⊙ r as a scalar [1]; differentiable in `a` (r is a constant). Tests use it as a loss whose
  * gradient is r, so any op's backward can be checked against the reference's VJP. */
 export function dot(a: Tensor, r: Tensor): Tensor {
-  expectDtype('dot', 'a', a);
   expectShape('dot', 'r', r, a.shape);
-  const prod = Tensor.empty(a.shape);
-  const k = elementwiseKernel(
-    'mul',
-    a.size,
-    `@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> r: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
-    'y[i] = a[i] * r[i];',
-  );
-  dispatch(k, [a, r, prod], elementwiseGrid(a.size));
+  const prod = binaryOp('dot', 'mul', 'a[i] * b[i]', a, r);
   const s = reduceRows(prod, { name: 'dot_sum', batch: 1, rows: a.size, channels: 1, outShape: [1] });
   prod.dispose();
   // r is no parent: its owner may dispose it, so backward checks it is still there.
@@ -147,18 +143,7 @@ export function scaleBy(x: Tensor, s: Tensor): Tensor {
 
 /** y = a + b (same shapes); differentiable in both. */
 export function add(a: Tensor, b: Tensor): Tensor {
-  expectDtype('add', 'a', a);
-  expectShape('add', 'b', b, a.shape);
-  const y = Tensor.empty(a.shape);
-  const k = elementwiseKernel(
-    'add',
-    a.size,
-    `@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
-    'y[i] = a[i] + b[i];',
-  );
-  dispatch(k, [a, b, y], elementwiseGrid(a.size));
+  const y = binaryOp('add', 'add', 'a[i] + b[i]', a, b);
   return record('add', y, [a, b], (g) => [copyOf(g), copyOf(g)]);
 }
 
@@ -202,18 +187,9 @@ export function scale(x: Tensor, c: number): Tensor {
 
 function scaleNoGrad(x: Tensor, c: number): Tensor {
   if (!Number.isFinite(c)) throw new RangeError(`scale: the factor must be a finite number, got ${c}`);
-  const y = Tensor.empty(x.shape);
-  const k = elementwiseKernel(
-    'scale',
-    x.size,
-    `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-struct Factor { c: f32, pad0: f32, pad1: f32, pad2: f32 }
-@group(0) @binding(2) var<uniform> f: Factor;`,
-    'y[i] = x[i] * f.c;',
-  );
-  dispatch(k, [x, y], elementwiseGrid(x.size), new Float32Array([c, 0, 0, 0]));
-  return y;
+  const factor = `struct Factor { c: f32, pad0: f32, pad1: f32, pad2: f32 }
+@group(0) @binding(2) var<uniform> f: Factor;`;
+  return unaryOp('scale', x, 'x[i] * f.c', factor, new Float32Array([c, 0, 0, 0]));
 }
 
 /** Σ x over every element, as a scalar [1]; differentiable. */
