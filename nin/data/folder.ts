@@ -353,18 +353,18 @@ export async function readPictures(name: string, paths: readonly string[], input
   return { images, read: { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable), notes: results.flatMap((r) => r.notes) } };
 }
 
+/** A picture's resize note (nin/images.ts resizeNote). */
+const RESIZE_NOTE = /: resized from \d+×\d+ to /;
+
 /**
  * Reads the first `limit` (default all) images of a scan into a dataset of raw 0..255 pixels, each
  * converted and resized to `input` as `nin predict` does (nin/images.ts). Unreadable files are
  * named together, at most a few. `note` (default: stderr) is told how many were resized and, with
  * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes), and each picture's
- * notes in full in the dataset's `pictureNotes`; `invert` as
- * PictureReading's. Decoding is most of the time (a 500×375 JPEG takes some 21 ms on a 2-core
- * VM), so a large folder is read by `workers` threads (pictureWorkers).
+ * notes in full in the dataset's `pictureNotes`; `invert` as PictureReading's. Decoding is most of
+ * the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large folder is read by
+ * `workers` threads (pictureWorkers).
  */
-/** A picture's resize note (nin/images.ts resizeNote). */
-const RESIZE_NOTE = /: resized from \d+×\d+ to /;
-
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean } } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
