@@ -383,7 +383,7 @@ export function formatProfile(rows: readonly ProfileRow[], opts: { title?: strin
   const sorted = [...rows].sort((a, b) => b.totalMs - a.totalMs || a.name.localeCompare(b.name));
   const steps = rows[0]?.steps ?? 1;
   const body = sorted.map((r) => [r.name, fmtCalls(r.callsPerStep), fmtMs(r.msPerStep), (100 * r.share).toFixed(1), fmtMs(r.meanMs)]);
-  body.push(totalRow(rows, ''));
+  body.push(totalRow(rows));
   const title = opts.title ?? `GPU time per kernel (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`;
   return [title, ...table(['kernel', 'calls/step', 'ms/step', '% of step', 'ms/call'], body), ...(opts.notes ?? [])].join('\n');
 }
@@ -399,7 +399,7 @@ export function formatScopeProfile(scopes: readonly ScopeProfile[], opts: { titl
     const top = s.kernels[0];
     return [s.scope || '(no scope)', fmtCalls(s.callsPerStep), fmtMs(s.msPerStep), (100 * s.share).toFixed(1), top ? `${top.name} ${fmtMs(top.msPerStep)}` : ''];
   });
-  body.push(totalRow(scopes, ''));
+  body.push(totalRow(scopes));
   const title = opts.title ?? `GPU time per scope (${steps} step${steps === 1 ? '' : 's'}; GPU timestamps)`;
   return [title, ...table(['scope', 'calls/step', 'ms/step', '% of step', 'slowest kernel (ms/step)'], body, [0, 4]), ...(opts.notes ?? [])].join('\n');
 }
@@ -407,9 +407,10 @@ export function formatScopeProfile(scopes: readonly ScopeProfile[], opts: { titl
 const fmtCalls = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 const fmtMs = (v: number): string => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
 
-function totalRow(rows: readonly ProfileRow[], last: string): string[] {
+/** The tables' last row: calls and ms a step summed, and 100 % (0 % for an empty profile). */
+function totalRow(rows: readonly ProfileRow[]): string[] {
   const sumMs = rows.reduce((s, r) => s + r.msPerStep, 0);
-  return ['total', fmtCalls(rows.reduce((s, r) => s + r.callsPerStep, 0)), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', last];
+  return ['total', fmtCalls(rows.reduce((s, r) => s + r.callsPerStep, 0)), fmtMs(sumMs), sumMs > 0 ? '100.0' : '0.0', ''];
 }
 
 /** Lines of a table: the head, a rule, the body with a rule before its last (total) row; columns
