@@ -472,7 +472,7 @@ export class NinModel {
     const seed = opts.seed ?? 0;
     let h = x;
     let block = 0;
-    this.config.layers.forEach((l, i) => profileScope(`layer ${i + 1} ${this.summary[i].name}`, () => {
+    this.config.layers.forEach((l, i) => profileScope(`layer ${i} ${this.summary[i].name}`, () => { // (numbered from 0, as a config's layers[i] and plan()'s errors)
       if (l.type === 'mlpconv') {
         block++;
         const b = `block${block}`;

@@ -709,9 +709,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // And by layer: each layer's forward and backward apart, the loss, the optimiser; the same total.
     const byLayer = lines.find((l) => l.includes('per-layer GPU time'))!;
     expect(byLayer).toMatch(/^per-layer GPU time, epoch 1, per step \(mean over its last 8 steps\)\n/);
-    expect(byLayer).toMatch(/\nlayer 1 mlpconv5x5 16-16-16 +1 +[\d.]+ +[\d.]+ +mlpconv5x5_fused_forward [\d.]+\n/);
-    expect(byLayer).toMatch(/\nlayer 1 mlpconv5x5 16-16-16 backward +\d+ /);
-    expect(byLayer).toMatch(/\nlayer 2 maxpool 3\/2 backward +1 +[\d.]+ +[\d.]+ +maxpool_backward /);
+    expect(byLayer).toMatch(/\nlayer 0 mlpconv5x5 16-16-16 +1 +[\d.]+ +[\d.]+ +mlpconv5x5_fused_forward [\d.]+\n/);
+    expect(byLayer).toMatch(/\nlayer 0 mlpconv5x5 16-16-16 backward +\d+ /);
+    expect(byLayer).toMatch(/\nlayer 1 maxpool 3\/2 backward +1 +[\d.]+ +[\d.]+ +maxpool_backward /);
     expect(byLayer).toMatch(/\nsgd +18 +[\d.]+ +[\d.]+ +sgd_step /);
     expect(byLayer).toMatch(/\nhead gap +1 /);
     expect(byLayer).not.toContain('(no scope)'); // every dispatch of a step has its layer
