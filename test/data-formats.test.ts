@@ -19,6 +19,7 @@ import {
   readMnistLabels,
   readSvhn,
 } from '../nin/data/index.ts';
+import { allocImages } from '../nin/data/formats.ts';
 
 const SHARED = fileURLToPath(new URL('../../shared/data/', import.meta.url));
 const HAVE_SHARED = existsSync(join(SHARED, 'mnist')) && existsSync(join(SHARED, 'cifar-10-batches-bin'));
@@ -432,5 +433,15 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
       const tiny = tmpFile(`z${bytes}.mat`, matFile([Buffer.concat([tag(MI.COMPRESSED, z.length, 'LE'), z])]));
       expect(() => readSvhn(tiny)).toThrow(`${tiny} (compressed element at offset 128): truncated: an element tag at offset 0 needs 8 bytes, only ${bytes} remain`);
     }
+  });
+});
+
+describe('memory for a data set', () => {
+  it("refuses, naming the source and what makes it smaller, images needing more than half the machine's memory, before allocating them", () => {
+    expect(() => allocImages('my-folder/train', 10_000_000_000, { memory: 79_999_999_999, hint: 'fewer with --train-limit' })).toThrow(
+      new DataFormatError('my-folder/train', "its images need 40.0 GB of memory as float32, more than half of this machine's 80.0 GB: fewer with --train-limit"),
+    );
+    expect(allocImages('my-folder/train', 10, { memory: 80 })).toHaveLength(10);
+    expect(allocImages('shared', 10, { memory: 80, shared: true }).buffer).toBeInstanceOf(SharedArrayBuffer);
   });
 });

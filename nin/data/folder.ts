@@ -339,7 +339,7 @@ export function pictureWorkers(count: number, opts: { workers?: number; imagesPe
  * out-of-memory error.
  */
 export async function readPictures(name: string, paths: readonly string[], input: ModelInput, workers: number, how: PictureReading = {}): Promise<{ images: Float32Array; read: ImagesRead }> {
-  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1 });
+  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1, hint: `${paths.length} images of ${input.height}×${input.width}×${input.channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size` });
   if (workers === 1) return { images, read: readImagesInto(paths, input, images, 0, how) };
   const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * paths.length) / workers), Math.floor(((w + 1) * paths.length) / workers)]);
   const threads: Worker[] = [];

@@ -7,6 +7,7 @@
 //   labels  Int32Array of class indices 0..classes-1.
 // Every file may be gzipped (detected by the gzip magic, not the name). A truncated or foreign file
 // throws DataFormatError naming the file and what was expected vs found.
+import { totalmem } from 'node:os';
 import { DataFormatError, readDataFile } from './io.ts';
 import { readMatV5 } from './matv5.ts';
 
@@ -75,8 +76,18 @@ function partialFileNote(source: string, count: number, expected: number, warn: 
   return note;
 }
 
-/** A Float32Array for `elements` pixel values (in shared memory if asked), or an error naming `source` and the size. */
-export function allocImages(source: string, elements: number, opts: { shared?: boolean } = {}): Float32Array {
+/**
+ * A Float32Array for `elements` pixel values (in shared memory if asked), or an error naming
+ * `source` and the size: also where it is more than half the machine's memory (`memory`, default
+ * os.totalmem()), which would swap or be killed part-way rather than fail here; `hint` says what
+ * makes it smaller.
+ */
+export function allocImages(source: string, elements: number, opts: { shared?: boolean; hint?: string; memory?: number } = {}): Float32Array {
+  const memory = opts.memory ?? totalmem();
+  if (elements * 4 > memory / 2) {
+    const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+    throw new DataFormatError(source, `its images need ${gb(elements * 4)} of memory as float32, more than half of this machine's ${gb(memory)}${opts.hint ? `: ${opts.hint}` : ''}`);
+  }
   try {
     return opts.shared ? new Float32Array(new SharedArrayBuffer(elements * 4)) : new Float32Array(elements);
   } catch {
