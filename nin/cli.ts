@@ -954,7 +954,7 @@ async function runModels(args: string[]): Promise<void> {
     const c = readConfigFile(v.config as string);
     const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
     const dataset = datasetOfShape(c);
-    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${datasetImages()}`;
+    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${datasetImages()}; images of your own: --dataset folder --data-dir DIR`;
     console.log(`${c.name}: ${image} → ${c.classes} classes, ${c.head} head, ${c.init} init (${trainsOn})`);
     console.log(describeConfig(c));
     return;

@@ -661,7 +661,7 @@ describe("networks of one's own (--config)", () => {
     // A config no data set has images for is told so (it was summarised as cifar10's).
     const rgb28 = await nin('models', '--config', file('rgb28.json', { ...tiny, name: 'rgb28', input: { height: 28, width: 28, channels: 3 } }));
     expect(rgb28.code, rgb28.stderr).toBe(0);
-    expect(rgb28.stdout).toMatch(/^rgb28: 28×28×3 → 10 classes, gap head, he init \(no data set has 28×28×3 images: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3\)\n/);
+    expect(rgb28.stdout).toMatch(/^rgb28: 28×28×3 → 10 classes, gap head, he init \(no data set has 28×28×3 images: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3; images of your own: --dataset folder --data-dir DIR\)\n/);
   });
 });
 
