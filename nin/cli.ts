@@ -161,6 +161,9 @@ train options:
                           grey, else 3; recipe: standardize, no aug, 30 epochs, batch 64 (under 128
                           images: one or two equal batches), lr 0.02 cosine, 0.3-epoch warm-up
   --image-size WxH|N      --dataset folder: resize every image to W×H, or N×N (needed where sizes differ)
+  --stream                --dataset folder: read the pictures batch by batch (worker threads)
+                          instead of the whole folder into memory first (the same numbers; a
+                          resume keeps it, --no-stream reads whole); preprocessing none or standardize
   --model NAME            ${Object.keys(MODELS).join(', ')} (default: per dataset)
   --config FILE           a network of one's own instead of --model: a JSON model config, as
                           \`nin models\` lists them (README, "Networks of one's own"); it trains
@@ -242,7 +245,8 @@ eval options: --data-dir DIR (an image folder's run: where the folder is now), -
               your own instead: DIR/<class>/*.png|jpg|jpeg for some or all of the model's
               classes, named as it names them, e.g. cat/ for CIFAR-10, 7/ for MNIST; resized
               as predict resizes, with its notes; one that cannot be read stops it),
-              --invert (with --pictures: as predict's)
+              --invert (with --pictures: as predict's), --stream (an image folder's run: its
+              test pictures read batch by batch)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
 
@@ -410,7 +414,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'weights-from': { type: 'string' },
-      profile: { type: 'boolean' }, 'image-size': { type: 'string' },
+      profile: { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
   );
@@ -471,6 +475,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   }
   const classes = config.classes;
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
+  if (v.stream && v['no-stream']) throw new UsageError('--stream and --no-stream contradict each other');
+  if (v.stream && dataset !== FOLDER) throw new UsageError(`--stream reads an image folder's pictures batch by batch (--dataset folder); ${dataset}'s files are read whole`);
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = given('epochs') ?? pick('epochs', d.epochs);
   const schedule = given('schedule') ?? pick('schedule', d.schedule);
@@ -526,7 +532,11 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     stopAfter: int('stop-after', s('stop-after'), 1),
     checkpointMinutes: given('checkpointMinutes') ?? pick('checkpointMinutes', undefined) ?? 10,
     profile: Boolean(v.profile),
+    ...(dataset === FOLDER ? { stream: v.stream ? true : v['no-stream'] ? false : pick('stream', undefined) } : {}),
   };
+  if (options.stream && options.preprocess !== 'none' && options.preprocess !== 'standardize') {
+    throw new UsageError(`--stream: --preprocess ${options.preprocess} works on the whole training set in memory; a streamed one takes none or standardize (the folder's default)`);
+  }
   if (options.warmupEpochs > options.epochs) {
     // A --warmup flag is bounded by --epochs already: this is a resumed run's saved warm-up.
     const whose = resume ? `--resume ${resume}: the checkpoint's warm-up` : 'the warm-up';
@@ -752,7 +762,7 @@ function parseImageSize(text: string): { height: number; width: number } {
 }
 
 async function runEval(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' } }, { min: 1, max: 1, what: 'one checkpoint path' });
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' }, stream: { type: 'boolean' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
   const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
@@ -771,7 +781,8 @@ async function runEval(args: string[]): Promise<void> {
   if (inverting) console.error(`note: ${inverting}`);
   const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
-  const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit);
+  if (v.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
+  const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit, { stream: Boolean(v.stream) });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
   // test set holds that many images: a batch is never larger than the set).

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
-import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, type FolderScan, type FolderSplit } from './data/folder.ts';
+import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, streamImageFolder, type FolderScan, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
 import { loadDataset, splitCount } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
@@ -65,8 +65,8 @@ async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDa
 }
 
 /** The test set of a run (`nin eval`, `nin visualize`); `dataDir`: for an image folder, where it is now. */
-export async function loadTestSet(o: RunData, dataDir?: string, limit?: number): Promise<ImageDataset> {
-  const [test] = o.dataset === 'folder' ? [await folderSplit(o, 'test', dataDir, limit)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
+export async function loadTestSet(o: RunData, dataDir?: string, limit?: number, opts: { stream?: boolean } = {}): Promise<ImageDataset> {
+  const [test] = o.dataset === 'folder' ? [await folderSplit(o, 'test', dataDir, limit, opts.stream)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
   report(test);
   return test;
 }
@@ -85,8 +85,8 @@ export async function readLabelledPictures(o: RunData, scan: FolderScan, opts: {
 
 /** An image folder's training and test sets, read at the model's input size (nin/data/folder.ts). */
 async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<TrainData & { test: ImageDataset }> {
-  const all = await folderSplit(o, 'train', dataDir, o.trainLimit);
-  const test = await folderSplit(o, 'test', dataDir, o.testLimit);
+  const all = await folderSplit(o, 'train', dataDir, o.trainLimit, o.stream);
+  const test = await folderSplit(o, 'test', dataDir, o.testLimit, o.stream);
   // train/, val/ and test/: val/ is the validation split with --val folder (else the test split only where there is no test/, folder.ts).
   const unread = join(dirname(test.sources[0]), 'val');
   if (basename(test.sources[0]) === 'val') console.error(`note: ${dirname(test.sources[0])} has no test/: its val/ is the test split (the test error is val/'s)`);
@@ -96,7 +96,7 @@ async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<Trai
   }
   const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
   const { train } = held;
-  const validation = o.validation === 'folder' ? await folderSplit(o, 'val', dataDir, undefined) : held.validation;
+  const validation = o.validation === 'folder' ? await folderSplit(o, 'val', dataDir, undefined, o.stream) : held.validation;
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };
 }
@@ -106,13 +106,13 @@ async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<Trai
  * `limit` images (all, where it holds fewer). The training folders must still hold the run's
  * classes and images.
  */
-async function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined): Promise<ImageDataset> {
+async function folderSplit(o: RunData, split: FolderSplit, dataDir: string | undefined, limit: number | undefined, stream = false): Promise<ImageDataset> {
   const folder = o.imageFolder;
   if (!folder) throw new Error(`the run's options name no image folder (dataset 'folder' without imageFolder): not a checkpoint nin wrote`);
   const scan = scanRunFolder(folder, split, dataDir);
   const changed = split === 'train' ? folderChanged(scan, folder) : split === 'val' ? folderValChanged(scan, folder) : null;
   if (changed) throw new DataFormatError(scan.dir, changed);
-  return readImageFolder(scan, modelInput(o), { limit });
+  return stream ? streamImageFolder(scan, modelInput(o), { limit }) : readImageFolder(scan, modelInput(o), { limit });
 }
 
 function modelInput(o: RunData): ModelInput {

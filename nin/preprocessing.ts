@@ -13,6 +13,7 @@ import { withoutMatrixUnits } from '../kernels/gemm-matrix.ts';
 import type { ImageDataset } from './data/formats.ts';
 import {
   applyZca,
+  ChannelStatsSum,
   computeChannelStats,
   float32Copies,
   fitZcaParallel,
@@ -22,11 +23,13 @@ import {
   standardizeChannels,
   statsFromTensors,
   statsToTensors,
+  type ChannelStats,
   type PreprocessStats,
   type ZcaStats,
   ZCA_EPSILON,
 } from './data/preprocess.ts';
 import { readZcaCache, writeZcaCache, zcaCacheKey } from './data/zca-cache.ts';
+import { readStreamed } from './data/stream.ts';
 import { localContrastNormalize, type ImageShape } from './data/lcn.ts';
 import { parallelLocalContrastNormalize } from './data/parallel.ts';
 import type { TensorMap } from './safetensors.ts';
@@ -71,6 +74,16 @@ export class Preprocessor {
    * may be overwritten instead of copied (SVHN with extra: a 7.4 GB copy fewer).
    */
   async applyTo(ds: ImageDataset, opts: { inPlace?: boolean } = {}): Promise<ImageDataset> {
+    if (ds.stream) {
+      // Each batch is transformed as read (per pixel, so the same numbers as the whole set's).
+      if (this.kind !== 'none' && this.kind !== 'standardize') throw new RangeError(`${ds.name}: preprocessing '${this.kind}' works on the whole set, not a streamed one (batch by batch: none or standardize)`);
+      const before = ds.stream.transform;
+      const transform = (images: Float32Array, count: number) => {
+        before?.(images, count);
+        this.transform(images, count, ds);
+      };
+      return { ...ds, stream: { ...ds.stream, transform } };
+    }
     const perImage = ds.images.length / ds.count;
     if (this.kind === 'gcn-lcn') {
       // LCN's worker threads share the images: GCN writes them to shared memory (in place when
@@ -158,6 +171,25 @@ export async function whitenOnGpu(stats: ZcaStats, images: Float32Array, count: 
   return images;
 }
 
+/** Per-channel statistics of a streamed set: one pass over its pictures, in order (the same
+ * numbers as over the set in memory), a few batches at a time. */
+async function streamedChannelStats(train: ImageDataset, log: (m: string) => void): Promise<ChannelStats> {
+  log(`reading the ${train.count} training images once for their per-channel statistics…`);
+  const sum = new ChannelStatsSum(train.channels);
+  const chunk = 256;
+  // The next chunk is read while this one is summed.
+  let next = readStreamed(train, range(0, Math.min(chunk, train.count)));
+  for (let start = 0; start < train.count; start += chunk) {
+    const images = await next;
+    const after = start + chunk;
+    if (after < train.count) next = readStreamed(train, range(after, Math.min(after + chunk, train.count)));
+    sum.add(images);
+  }
+  return sum.result();
+}
+
+const range = (from: number, to: number): Int32Array => Int32Array.from({ length: to - from }, (_, i) => from + i);
+
 /**
  * Fits the transform on the training images only (ZCA's heavy loops on worker threads). `zcaCache`:
  * a directory of earlier ZCA fits (nin/data/zca-cache.ts), looked up by the training images, and
@@ -170,7 +202,8 @@ export async function fitPreprocessor(
   opts: { zcaCache?: string | null } = {},
 ): Promise<Preprocessor> {
   if (!fitted(kind)) return new Preprocessor(kind, null);
-  if (kind === 'standardize') return new Preprocessor(kind, computeChannelStats(train.images, train.channels));
+  if (kind === 'standardize') return new Preprocessor(kind, train.stream ? await streamedChannelStats(train, log) : computeChannelStats(train.images, train.channels));
+  if (train.stream) throw new RangeError(`${train.name}: preprocessing '${kind}' is fitted on the whole set in memory, not a streamed one (none or standardize)`);
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);
   const key = opts.zcaCache ? zcaCacheKey(gcn, dim, ZCA_EPSILON) : '';

@@ -68,6 +68,8 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   /** Stop (with a checkpoint) after this epoch, though the schedule runs over `epochs`. */
   stopAfter?: number;
   profile?: boolean;
+  /** `--dataset folder`: read the pictures batch by batch (nin/data/stream.ts), not the whole folder into memory. */
+  stream?: boolean;
   /** Also save the checkpoint within an epoch, every this many minutes (0 or unset: at epoch ends only). */
   checkpointMinutes?: number;
   /** Polled with the steps taken after every step, and after each epoch's evaluation: once it

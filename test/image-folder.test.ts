@@ -2,7 +2,7 @@
 // labels, errors that name the file), the network fitted to the folder's images and classes, the
 // CLI's checks before any GPU work, and a short run end to end (train, evaluate, predict, resume
 // from a moved folder).
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
@@ -445,5 +445,66 @@ describe('nin train --dataset folder end to end', () => {
     }
     expect(errors.join('\n')).toContain(`nin: --test-limit 31 is more than ${join(moved, 'test')}'s 30 test images: leave it out to test on all`);
     expect(() => parseTrainArgs(['--resume', r.checkpoint, '--dataset', 'cifar10'])).toThrow(new UsageError(`--resume ${r.checkpoint}: --dataset cifar10 (the checkpoint was trained on folder): a resumed run keeps its data (start a new run to change it)`));
+  });
+});
+
+describe('nin train --dataset folder --stream', () => {
+  it('reads the pictures batch by batch and trains, validates and tests on the same numbers as a run that read the folder whole', async () => {
+    await getGpu();
+    const root = colourFolder(join(tmp, 'stream'), [30, 7]);
+    writePng(join(root, 'train', 'red', 'wide.png'), 24, 10, () => [200, 40, 40]); // resized to 12×10, as read whole
+    const quiet = (o: TrainOptions): TrainOptions => ({ ...o, progress: false, log: () => {} });
+    const args = (out: string, ...more: string[]) => ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--image-size', '12x10', '--batch', '16', '--epochs', '2', '--val', '9', '--aug', '--seed', '3', '--out', join(tmp, out), ...more];
+    const whole = quiet(parseTrainArgs(args('stream-whole')).options);
+    const streamed = quiet(parseTrainArgs(args('stream-batches', '--stream')).options);
+    expect([whole.stream, streamed.stream]).toEqual([undefined, true]);
+    const spied = vi.spyOn(console, 'error').mockImplementation(() => {});
+    let data: Awaited<ReturnType<typeof loadSplits>>;
+    try {
+      data = await loadSplits(streamed);
+      // Nothing read yet: paths and labels, the validation split drawn as for the whole folder.
+      const read = await loadSplits(whole);
+      expect([data.train.images.length, data.train.stream!.paths.length, data.validation!.count, data.test.count]).toEqual([0, 82, 9, 21]);
+      expect(Array.from(data.train.labels)).toEqual(Array.from(read.train.labels));
+      expect(Array.from(data.validation!.labels)).toEqual(Array.from(read.validation!.labels));
+    } finally {
+      spied.mockRestore();
+    }
+    const a = await train(whole, await loadSplits(whole));
+    const b = await train(streamed, data);
+    expect(b.stepLosses).toEqual(a.stepLosses);
+    expect(b.epochs.map((e) => [e.valLoss, e.testLoss])).toEqual(a.epochs.map((e) => [e.valLoss, e.testLoss]));
+    // The checkpoint's statistics, from one streamed pass, are the whole folder's.
+    expect(loadCheckpoint(b.checkpoint).preprocessor.stats).toEqual(loadCheckpoint(a.checkpoint).preprocessor.stats);
+    // A resume keeps streaming; --no-stream reads the folder whole.
+    expect(parseTrainArgs(['--resume', b.checkpoint, '--epochs', '3']).options.stream).toBe(true);
+    expect(parseTrainArgs(['--resume', b.checkpoint, '--epochs', '3', '--no-stream']).options.stream).toBe(false);
+    // nin eval --stream: the same test loss.
+    const c = loadCheckpoint(b.checkpoint);
+    const model = c.buildModel();
+    try {
+      const test = await loadTestSet(c.options, undefined, undefined, { stream: true });
+      expect(test.stream?.paths.length).toBe(21);
+      const ev = await evaluate(model, await c.preprocessor.applyTo(test), 16);
+      expect(ev.loss).toBe(b.test!.loss);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('refuses --stream off an image folder, with whole-set preprocessing, and a picture it cannot read names it', async () => {
+    const root = colourFolder(join(tmp, 'stream-bad'), [4, 2]);
+    expect(() => parseTrainArgs(['--dataset', 'mnist', '--stream'])).toThrow(new UsageError("--stream reads an image folder's pictures batch by batch (--dataset folder); mnist's files are read whole"));
+    expect(() => parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--stream', '--no-stream'])).toThrow(new UsageError('--stream and --no-stream contradict each other'));
+    expect(() => parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--stream', '--preprocess', 'gcn-lcn'])).toThrow(new UsageError("--stream: --preprocess gcn-lcn works on the whole training set in memory; a streamed one takes none or standardize (the folder's default)"));
+    // A picture whose header read but whose data does not: named when its batch is read.
+    const broken = join(root, 'train', 'green', '1.png');
+    const bytes = readFileSync(broken);
+    bytes.fill(0xff, 60, bytes.length - 20); // the image data, not the header
+    writeFileSync(broken, bytes);
+    const o: TrainOptions = { ...parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '4', '--epochs', '1', '--stream', '--out', join(tmp, 'stream-bad-run')]).options, progress: false, log: () => {} };
+    const spied = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const data = await loadSplits(o).finally(() => spied.mockRestore());
+    await expect(train(o, data)).rejects.toThrow(new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot be read \\(`));
   });
 });

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
+import { streamedDataset } from './stream.ts';
 import { defaultWorkers } from './parallel.ts';
 import { fewerNotes, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
 import type { ClassList, ImageFolderOptions } from '../train.ts';
@@ -339,7 +340,7 @@ export function pictureWorkers(count: number, opts: { workers?: number; imagesPe
  * out-of-memory error.
  */
 export async function readPictures(name: string, paths: readonly string[], input: ModelInput, workers: number, how: PictureReading = {}): Promise<{ images: Float32Array; read: ImagesRead }> {
-  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1, hint: `${paths.length} images of ${input.height}×${input.width}×${input.channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size` });
+  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1, hint: `${paths.length} images of ${input.height}×${input.width}×${input.channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size, or batch by batch with --stream` });
   if (workers === 1) return { images, read: readImagesInto(paths, input, images, 0, how) };
   const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * paths.length) / workers), Math.floor(((w + 1) * paths.length) / workers)]);
   const threads: Worker[] = [];
@@ -351,6 +352,16 @@ export async function readPictures(name: string, paths: readonly string[], input
     for (const thread of threads) void thread.terminate();
   }
   return { images, read: { resized: results.reduce((n, r) => n + r.resized, 0), unreadable: results.flatMap((r) => r.unreadable), notes: results.flatMap((r) => r.notes) } };
+}
+
+/**
+ * A scan's first `limit` (default all) pictures as a streamed dataset (`--stream`,
+ * nin/data/stream.ts): each batch read when used, as readImageFolder reads the whole folder.
+ */
+export function streamImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number } = {}): ImageDataset {
+  const files = scan.files.slice(0, opts.limit);
+  const base = { name: `${basename(dirname(scan.dir))}/${basename(scan.dir)}`, ...input, classNames: scan.classNames, sources: [scan.dir], notes: [] };
+  return streamedDataset(base, files.map((f) => f.path), Int32Array.from(files, (f) => f.label));
 }
 
 /** A picture's resize note (nin/images.ts resizeNote). */

@@ -10,6 +10,7 @@
 import { totalmem } from 'node:os';
 import { DataFormatError, readDataFile } from './io.ts';
 import { readMatV5 } from './matv5.ts';
+import type { ImageStream } from './stream.ts';
 
 export const MNIST_CLASSES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 export const SVHN_CLASSES: readonly string[] = MNIST_CLASSES;
@@ -57,6 +58,9 @@ export interface ImageDataset {
   /** Pictures of one's own (an image folder read as `nin predict` reads pictures): each picture
    * with notes, and its notes (nin/images.ts pictureNotes, less the path), in file order. */
   pictureNotes?: { image: string; notes: string[] }[];
+  /** An image folder read batch by batch (`--stream`, nin/data/stream.ts): `images` is then empty,
+   * and readStreamed reads the images of a batch. */
+  stream?: ImageStream;
 }
 
 /** [count, height, width, channels]. */

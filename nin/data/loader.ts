@@ -1,4 +1,4 @@
-// Mini-batch iteration over an in-memory image set: seeded per-epoch shuffle, optional drop-last,
+// Mini-batch iteration over an image set (in memory, or streamed: nin/data/stream.ts): seeded per-epoch shuffle, optional drop-last,
 // per-batch preprocessing and augmentation, and one batch of look-ahead: when the trainer takes
 // batch k, batch k+1 is prepared on a setImmediate, i.e. while the trainer awaits its GPU work.
 //
@@ -7,8 +7,10 @@
 import { augmentBatch, type AugmentOptions } from './augment.ts';
 import type { ImageDataset } from './formats.ts';
 import { deriveSeed, permutation, Rng } from './rng.ts';
+import { readStreamed } from './stream.ts';
 
-export type LoaderSource = Pick<ImageDataset, 'images' | 'labels' | 'count' | 'height' | 'width' | 'channels'>;
+/** The images to batch: in memory (`images`), or a streamed set (`stream`, nin/data/stream.ts), whose batches are read when prepared. */
+export type LoaderSource = Pick<ImageDataset, 'images' | 'labels' | 'count' | 'height' | 'width' | 'channels'> & Partial<Pick<ImageDataset, 'name' | 'stream'>>;
 
 export interface LoaderOptions {
   batchSize: number;
@@ -56,9 +58,10 @@ export class BatchLoader {
     opts: LoaderOptions,
   ) {
     const per = source.height * source.width * source.channels;
-    if (source.images.length !== source.count * per || source.labels.length !== source.count) {
+    const values = source.stream ? source.stream.paths.length * per : source.images.length;
+    if (values !== source.count * per || source.labels.length !== source.count) {
       throw new RangeError(
-        `BatchLoader: source claims ${source.count} images of ${source.height}×${source.width}×${source.channels}, but has ${source.images.length} values and ${source.labels.length} labels`,
+        `BatchLoader: source claims ${source.count} images of ${source.height}×${source.width}×${source.channels}, but has ${source.stream ? `${source.stream.paths.length} pictures` : `${source.images.length} values`} and ${source.labels.length} labels`,
       );
     }
     if (!Number.isInteger(opts.batchSize) || opts.batchSize <= 0) throw new RangeError(`BatchLoader: batch size ${opts.batchSize} must be a positive integer`);
@@ -83,21 +86,39 @@ export class BatchLoader {
     return permutation(this.source.count, deriveSeed(this.seed, SHUFFLE_STREAM, epoch));
   }
 
-  /** Builds batch `index` of `epoch` synchronously (gather, preprocess, augment). */
+  /** Builds batch `index` of `epoch` synchronously (gather, preprocess, augment); an in-memory source only. */
   makeBatch(epoch: number, index: number, order: Int32Array = this.epochOrder(epoch)): Batch {
-    if (!(index >= 0 && index < this.batchesPerEpoch)) throw new RangeError(`BatchLoader: batch ${index} outside 0..${this.batchesPerEpoch - 1}`);
-    const { images, labels, height, width, channels } = this.source;
+    if (this.source.stream) throw new Error('BatchLoader: a streamed source is read asynchronously (makeBatchAsync)');
+    const indices = this.batchIndices(index, order);
+    const { images, height, width, channels } = this.source;
     const per = height * width * channels;
+    const batchImages = new Float32Array(indices.length * per);
+    for (let i = 0; i < indices.length; i++) batchImages.set(images.subarray(indices[i] * per, (indices[i] + 1) * per), i * per);
+    return this.finishBatch(epoch, index, indices, batchImages);
+  }
+
+  /** Builds batch `index` of `epoch`, reading a streamed source's pictures (or as makeBatch). */
+  async makeBatchAsync(epoch: number, index: number, order: Int32Array = this.epochOrder(epoch)): Promise<Batch> {
+    if (!this.source.stream) return this.makeBatch(epoch, index, order);
+    const indices = this.batchIndices(index, order);
+    const { name = 'images', height, width, channels, stream } = this.source;
+    const images = await readStreamed({ name, height, width, channels, stream }, indices);
+    return this.finishBatch(epoch, index, indices, images);
+  }
+
+  /** The source positions of batch `index`'s examples. */
+  private batchIndices(index: number, order: Int32Array): Int32Array {
+    if (!(index >= 0 && index < this.batchesPerEpoch)) throw new RangeError(`BatchLoader: batch ${index} outside 0..${this.batchesPerEpoch - 1}`);
     const start = index * this.batchSize;
-    const size = Math.min(this.batchSize, this.source.count - start);
-    const indices = order.slice(start, start + size);
-    let batchImages: Float32Array = new Float32Array(size * per);
-    const batchLabels = new Int32Array(size);
-    for (let i = 0; i < size; i++) {
-      const j = indices[i];
-      batchImages.set(images.subarray(j * per, (j + 1) * per), i * per);
-      batchLabels[i] = labels[j];
-    }
+    return order.slice(start, start + Math.min(this.batchSize, this.source.count - start));
+  }
+
+  /** A batch from its gathered images: labels, then preprocessing and augmentation. */
+  private finishBatch(epoch: number, index: number, indices: Int32Array, gathered: Float32Array): Batch {
+    const { labels, height, width, channels } = this.source;
+    const size = indices.length;
+    let batchImages = gathered;
+    const batchLabels = Int32Array.from(indices, (j) => labels[j]);
     this.opts.preprocess?.(batchImages, size);
     const aug = this.opts.augment;
     if (aug && ((aug.pad ?? 0) > 0 || aug.flip)) {
@@ -145,11 +166,7 @@ export class EpochIterator implements AsyncIterableIterator<Batch> {
     const p = new Promise<Batch>((resolve, reject) => {
       setImmediate(() => {
         if (this.closed) return reject(new Error('epoch iterator closed'));
-        try {
-          resolve(this.loader.makeBatch(this.epoch, index, this.order));
-        } catch (e) {
-          reject(e);
-        }
+        this.loader.makeBatchAsync(this.epoch, index, this.order).then(resolve, reject);
       });
     });
     p.catch(() => {}); // surfaced when the batch is taken, not as an unhandled rejection
@@ -161,7 +178,7 @@ export class EpochIterator implements AsyncIterableIterator<Batch> {
     if (this.closed) return { done: true, value: undefined };
     if (!this.prefetch) {
       if (this.nextIndex >= this.loader.batchesPerEpoch) return { done: true, value: undefined };
-      return { done: false, value: this.loader.makeBatch(this.epoch, this.nextIndex++, this.order) };
+      return { done: false, value: await this.loader.makeBatchAsync(this.epoch, this.nextIndex++, this.order) };
     }
     const p = this.pending;
     if (!p) return { done: true, value: undefined };

@@ -28,27 +28,53 @@ export interface ChannelStats {
 
 /** Per-channel mean and (population) standard deviation over all pixels of an NHWC set. */
 export function computeChannelStats(images: Float32Array, channels: number): ChannelStats {
-  if (images.length % channels !== 0) throw new RangeError(`computeChannelStats: ${images.length} values is not a multiple of ${channels} channels`);
-  const pixels = images.length / channels;
-  const sum = new Float64Array(channels);
-  const sumSq = new Float64Array(channels);
-  // Shift by the first pixel so the one-pass variance does not cancel catastrophically.
-  const shift = Float64Array.from(images.subarray(0, channels));
-  for (let p = 0; p < pixels; p++) {
-    for (let c = 0; c < channels; c++) {
-      const v = images[p * channels + c] - shift[c];
-      sum[c] += v;
-      sumSq[c] += v * v;
+  return new ChannelStatsSum(channels).add(images).result();
+}
+
+/**
+ * computeChannelStats over a set given in parts, in order (a streamed set's batches): the same
+ * sums in the same order, so the same statistics as over the whole.
+ */
+export class ChannelStatsSum {
+  private readonly sum: Float64Array;
+  private readonly sumSq: Float64Array;
+  private shift: Float64Array | null = null;
+  private pixels = 0;
+
+  constructor(readonly channels: number) {
+    this.sum = new Float64Array(channels);
+    this.sumSq = new Float64Array(channels);
+  }
+
+  add(images: Float32Array): this {
+    const C = this.channels;
+    if (images.length % C !== 0) throw new RangeError(`computeChannelStats: ${images.length} values is not a multiple of ${C} channels`);
+    // Shift by the first pixel so the one-pass variance does not cancel catastrophically.
+    const shift = (this.shift ??= Float64Array.from(images.subarray(0, C)));
+    const pixels = images.length / C;
+    for (let p = 0; p < pixels; p++) {
+      for (let c = 0; c < C; c++) {
+        const v = images[p * C + c] - shift[c];
+        this.sum[c] += v;
+        this.sumSq[c] += v * v;
+      }
     }
+    this.pixels += pixels;
+    return this;
   }
-  const mean = new Float64Array(channels);
-  const std = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    const m = sum[c] / pixels;
-    mean[c] = m + shift[c];
-    std[c] = Math.sqrt(Math.max(sumSq[c] / pixels - m * m, 0));
+
+  result(): ChannelStats {
+    const C = this.channels;
+    const mean = new Float64Array(C);
+    const std = new Float64Array(C);
+    const shift = this.shift ?? new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      const m = this.sum[c] / this.pixels;
+      mean[c] = m + shift[c];
+      std[c] = Math.sqrt(Math.max(this.sumSq[c] / this.pixels - m * m, 0));
+    }
+    return { kind: 'channel', channels: C, mean, std, count: this.pixels };
   }
-  return { kind: 'channel', channels, mean, std, count: pixels };
 }
 
 /** (x − mean_c) / std_c, into `out` (default: in place). Channels with std 0 are only centred. */

@@ -97,6 +97,7 @@ function oneBuffer(parts: readonly ImageDataset[]): Float32Array | null {
  */
 function gather(parts: readonly ImageDataset[], indices: ArrayLike<number>, name: string, whole: Float32Array | null = null): ImageDataset {
   const [first] = parts;
+  if (parts.some((p) => p.stream)) return gatherStreamed(parts, indices, name);
   const per = first.height * first.width * first.channels;
   const n = indices.length;
   const total = parts.reduce((s, p) => s + p.count, 0);
@@ -126,6 +127,17 @@ function gather(parts: readonly ImageDataset[], indices: ArrayLike<number>, name
     sources: parts.flatMap((p) => p.sources),
     notes: parts.flatMap((p) => p.notes),
   };
+}
+
+/** gather for streamed sets (nin/data/stream.ts): their pictures' paths, not their pixels. */
+function gatherStreamed(parts: readonly ImageDataset[], indices: ArrayLike<number>, name: string): ImageDataset {
+  const [first] = parts;
+  if (parts.length !== 1 || !first.stream) throw new RangeError(`${name}: a streamed set is one part (an image folder's split), not ${parts.map((p) => p.name).join(' + ')}`);
+  const paths = Array.from(indices, (g) => {
+    if (!(Number.isInteger(g) && g >= 0 && g < first.count)) throw new RangeError(`index ${g} outside 0..${first.count - 1} of ${first.name}`);
+    return first.stream!.paths[g];
+  });
+  return { ...first, name, labels: Int32Array.from(indices, (g) => first.labels[g]), count: paths.length, stream: { ...first.stream, paths } };
 }
 
 /**
