@@ -476,7 +476,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const classes = config.classes;
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (v.stream && v['no-stream']) throw new UsageError('--stream and --no-stream contradict each other');
-  if (v.stream && dataset !== FOLDER) throw new UsageError(`--stream reads an image folder's pictures batch by batch (--dataset folder); ${dataset}'s files are read whole`);
+  for (const flag of ['stream', 'no-stream']) if (v[flag] && dataset !== FOLDER) throw new UsageError(`--${flag}: --stream reads an image folder's pictures batch by batch (--dataset folder); ${dataset}'s files are read whole`);
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = given('epochs') ?? pick('epochs', d.epochs);
   const schedule = given('schedule') ?? pick('schedule', d.schedule);
@@ -782,6 +782,7 @@ async function runEval(args: string[]): Promise<void> {
   const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
   if (v.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
+  if (v.stream && c.preprocessor.kind !== 'none' && c.preprocessor.kind !== 'standardize') throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
   const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit, { stream: Boolean(v.stream) });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the

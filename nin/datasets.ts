@@ -112,7 +112,7 @@ async function folderSplit(o: RunData, split: FolderSplit, dataDir: string | und
   const scan = scanRunFolder(folder, split, dataDir);
   const changed = split === 'train' ? folderChanged(scan, folder) : split === 'val' ? folderValChanged(scan, folder) : null;
   if (changed) throw new DataFormatError(scan.dir, changed);
-  return stream ? streamImageFolder(scan, modelInput(o), { limit }) : readImageFolder(scan, modelInput(o), { limit });
+  return stream ? streamImageFolder(scan, modelInput(o), { limit }) : readImageFolder(scan, modelInput(o), { limit, streamable: true });
 }
 
 function modelInput(o: RunData): ModelInput {

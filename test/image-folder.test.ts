@@ -12,7 +12,8 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
-import { folderImageShape, readImageFolder, scanImageFolder, scanLabelledFolder } from '../nin/data/folder.ts';
+import { folderImageShape, readImageFolder, scanImageFolder, scanLabelledFolder, streamImageFolder } from '../nin/data/folder.ts';
+import { readStreamed } from '../nin/data/stream.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
 import { encodePng, invertNote } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
@@ -458,15 +459,20 @@ describe('nin train --dataset folder --stream', () => {
     const whole = quiet(parseTrainArgs(args('stream-whole')).options);
     const streamed = quiet(parseTrainArgs(args('stream-batches', '--stream')).options);
     expect([whole.stream, streamed.stream]).toEqual([undefined, true]);
-    const spied = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const said: string[] = [];
+    const spied = vi.spyOn(console, 'error').mockImplementation((m: string) => void said.push(m));
     let data: Awaited<ReturnType<typeof loadSplits>>;
     try {
       data = await loadSplits(streamed);
+      // Its pictures' headers were read: the resizing is said as a whole read says it.
+      expect(said).toContain('note: stream/train: 1 of 91 images resized to 12×10 (width×height)');
+      said.length = 0;
       // Nothing read yet: paths and labels, the validation split drawn as for the whole folder.
       const read = await loadSplits(whole);
       expect([data.train.images.length, data.train.stream!.paths.length, data.validation!.count, data.test.count]).toEqual([0, 82, 9, 21]);
       expect(Array.from(data.train.labels)).toEqual(Array.from(read.train.labels));
       expect(Array.from(data.validation!.labels)).toEqual(Array.from(read.validation!.labels));
+      expect(said).toContain('note: stream/train: 1 of 91 images resized to 12×10 (width×height)');
     } finally {
       spied.mockRestore();
     }
@@ -492,9 +498,23 @@ describe('nin train --dataset folder --stream', () => {
     }
   });
 
+  it("a request that fails in a reading thread fails alone: the thread reads the next one", async () => {
+    const root = colourFolder(join(tmp, 'stream-pool'), [8, 1]);
+    const scan = scanImageFolder(root, 'train');
+    const good = streamImageFolder(scan, { height: 10, width: 12, channels: 3 }, { note: () => {} });
+    const bad = { ...good, channels: 2 }; // loadImageForModel throws (no such model input) in the thread
+    const all = Int32Array.from({ length: 24 }, (_, i) => i);
+    const [failed, read] = await Promise.allSettled([readStreamed(bad, all), readStreamed(good, all)]);
+    expect(failed.status === 'rejected' && (failed.reason as Error).message).toMatch(/^picture reading worker \d+: loadImageForModel\(.*\): model input channels must be 1 or 3, found 2$/);
+    expect(read.status).toBe('fulfilled');
+    const whole = await readImageFolder(scan, { height: 10, width: 12, channels: 3 }, { note: () => {} });
+    expect((read as PromiseFulfilledResult<Float32Array>).value).toEqual(whole.images);
+  });
+
   it('refuses --stream off an image folder, with whole-set preprocessing, and a picture it cannot read names it', async () => {
     const root = colourFolder(join(tmp, 'stream-bad'), [4, 2]);
-    expect(() => parseTrainArgs(['--dataset', 'mnist', '--stream'])).toThrow(new UsageError("--stream reads an image folder's pictures batch by batch (--dataset folder); mnist's files are read whole"));
+    expect(() => parseTrainArgs(['--dataset', 'mnist', '--stream'])).toThrow(new UsageError("--stream: --stream reads an image folder's pictures batch by batch (--dataset folder); mnist's files are read whole"));
+    expect(() => parseTrainArgs(['--dataset', 'mnist', '--no-stream'])).toThrow(new UsageError("--no-stream: --stream reads an image folder's pictures batch by batch (--dataset folder); mnist's files are read whole"));
     expect(() => parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--stream', '--no-stream'])).toThrow(new UsageError('--stream and --no-stream contradict each other'));
     expect(() => parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--stream', '--preprocess', 'gcn-lcn'])).toThrow(new UsageError("--stream: --preprocess gcn-lcn works on the whole training set in memory; a streamed one takes none or standardize (the folder's default)"));
     // A picture whose header read but whose data does not: named when its batch is read.
@@ -506,5 +526,9 @@ describe('nin train --dataset folder --stream', () => {
     const spied = vi.spyOn(console, 'error').mockImplementation(() => {});
     const data = await loadSplits(o).finally(() => spied.mockRestore());
     await expect(train(o, data)).rejects.toThrow(new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot be read \\(`));
+    // A file that is no picture at all is named before training, as a whole read names it (a
+    // test picture would otherwise be found after the first epoch).
+    writeFileSync(join(root, 'test', 'red', '1.png'), 'not a picture');
+    await expect(loadSplits(o)).rejects.toThrow(`${join(root, 'test')}: 1 of 6 images cannot be read:`);
   });
 });

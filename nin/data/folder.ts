@@ -339,8 +339,8 @@ export function pictureWorkers(count: number, opts: { workers?: number; imagesPe
  * The slots of pictures that cannot be read are left 0. `name` names the array in an
  * out-of-memory error.
  */
-export async function readPictures(name: string, paths: readonly string[], input: ModelInput, workers: number, how: PictureReading = {}): Promise<{ images: Float32Array; read: ImagesRead }> {
-  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1, hint: `${paths.length} images of ${input.height}×${input.width}×${input.channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size, or batch by batch with --stream` });
+export async function readPictures(name: string, paths: readonly string[], input: ModelInput, workers: number, how: PictureReading = {}, hint?: string): Promise<{ images: Float32Array; read: ImagesRead }> {
+  const images = allocImages(name, paths.length * input.height * input.width * input.channels, { shared: workers > 1, hint: hint ?? `${paths.length} images of ${input.height}×${input.width}×${input.channels} (height×width×channels) are read into memory` });
   if (workers === 1) return { images, read: readImagesInto(paths, input, images, 0, how) };
   const parts = Array.from({ length: workers }, (_, w) => [Math.floor((w * paths.length) / workers), Math.floor(((w + 1) * paths.length) / workers)]);
   const threads: Worker[] = [];
@@ -358,9 +358,27 @@ export async function readPictures(name: string, paths: readonly string[], input
  * A scan's first `limit` (default all) pictures as a streamed dataset (`--stream`,
  * nin/data/stream.ts): each batch read when used, as readImageFolder reads the whole folder.
  */
-export function streamImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number } = {}): ImageDataset {
+export function streamImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void } = {}): ImageDataset {
   const files = scan.files.slice(0, opts.limit);
-  const base = { name: `${basename(dirname(scan.dir))}/${basename(scan.dir)}`, ...input, classNames: scan.classNames, sources: [scan.dir], notes: [] };
+  const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
+  // The headers now (cheap), as a whole read would find them: a file that is no picture is named
+  // before training, not when its batch comes (a test picture: after an epoch), and resizing is said.
+  const unreadable: string[] = [];
+  let resized = 0;
+  for (const { path } of files) {
+    try {
+      const { width, height } = readImageHeader(path);
+      if (width !== input.width || height !== input.height) resized++;
+    } catch (e) {
+      if (!(e instanceof ImageLoadError)) throw e;
+      unreadable.push(e.message);
+    }
+  }
+  if (unreadable.length) throw cannotRead(scan.dir, unreadable, files.length);
+  const notes = resized ? [`${name}: ${resized} of ${files.length} images resized to ${input.width}×${input.height} (width×height)`] : [];
+  const note = opts.note ?? ((m: string) => console.error(`note: ${m}`));
+  for (const line of notes) note(line);
+  const base = { name, ...input, classNames: scan.classNames, sources: [scan.dir], notes };
   return streamedDataset(base, files.map((f) => f.path), Int32Array.from(files, (f) => f.label));
 }
 
@@ -374,9 +392,10 @@ const RESIZE_NOTE = /: resized from \d+×\d+ to /;
  * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes), and each picture's
  * notes in full in the dataset's `pictureNotes`; `invert` as PictureReading's. Decoding is most of
  * the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large folder is read by
- * `workers` threads (pictureWorkers).
+ * `workers` threads (pictureWorkers). `streamable`: a run's split, which `--stream` could read instead
+ * (said where the images are too many for memory).
  */
-export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean } } = {}): Promise<ImageDataset> {
+export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean }; streamable?: boolean } = {}): Promise<ImageDataset> {
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
@@ -385,7 +404,9 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   // Some seconds to minutes of decoding: said before, so that the wait has a reason.
   if (files.length >= 1000) note(`reading ${files.length} images of ${name}${workers > 1 ? ` in ${workers} threads` : ''}…`);
   const labels = Int32Array.from(files, (f) => f.label);
-  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor: opts.notesFor });
+  // Too many for memory: what makes them fewer or smaller, and (a run's folder) --stream.
+  const hint = `${files.length} images of ${height}×${width}×${channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size${opts.streamable ? ', or read batch by batch with --stream' : ''}`;
+  const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor: opts.notesFor }, hint);
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
   const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
   // On the terminal resizing is counted (above), not said picture by picture.

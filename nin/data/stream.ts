@@ -87,11 +87,12 @@ class PicturePool {
     if (existing) return existing;
     const thread = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { module: new URL('./stream-worker.ts', import.meta.url).href } });
     const w = { thread, outstanding: 0 };
-    thread.on('message', (m: { id: number; images: Float32Array; read: ImagesRead }) => {
+    thread.on('message', (m: { id: number; images: Float32Array; read: ImagesRead } | { id: number; error: string }) => {
       const job = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       if (--w.outstanding === 0) thread.unref();
-      job?.resolve(m);
+      if ('error' in m) job?.reject(new Error(`picture reading worker ${k}: ${m.error}`));
+      else job?.resolve(m);
     });
     thread.on('error', (e) => this.fail(k, thread, new Error(`picture reading worker ${k} failed: ${e.message}`)));
     thread.on('exit', (code) => this.fail(k, thread, new Error(`picture reading worker ${k} exited with code ${code}`)));
