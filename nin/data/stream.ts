@@ -41,8 +41,8 @@ export async function readStreamed(ds: Pick<ImageDataset, 'name' | 'height' | 'w
 const MIN_PER_WORKER = 4;
 
 /**
- * Worker threads that decode pictures (folder.ts readImagesInto) on request; they do not keep the
- * process alive. One pool a process, made on first use.
+ * Worker threads that decode pictures (folder.ts readImagesInto) on request; they keep the process
+ * alive only while they have work. One pool a process, made on first use.
  */
 class PicturePool {
   private readonly workers: ({ thread: Worker; outstanding: number } | undefined)[] = [];
