@@ -1,6 +1,7 @@
-// Mini-batch iteration over an image set (in memory, or streamed: nin/data/stream.ts): seeded per-epoch shuffle, optional drop-last,
-// per-batch preprocessing and augmentation, and one batch of look-ahead: when the trainer takes
-// batch k, batch k+1 is prepared on a setImmediate, i.e. while the trainer awaits its GPU work.
+// Mini-batch iteration over an image set (in memory, or streamed: nin/data/stream.ts): seeded
+// per-epoch shuffle, optional drop-last, per-batch preprocessing and augmentation, and one batch of
+// look-ahead: when the trainer takes batch k, batch k+1 is prepared on a setImmediate (a streamed
+// one read by worker threads), i.e. while the trainer awaits its GPU work.
 //
 // Reproducibility: epoch e's order depends only on (seed, e), and batch b's augmentation only on
 // (seed, e, b), so a run resumed at epoch e sees exactly the batches of an uninterrupted run.
