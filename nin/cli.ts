@@ -8,7 +8,7 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
-import { PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
+import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
@@ -534,7 +534,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     profile: Boolean(v.profile),
     ...(dataset === FOLDER ? { stream: v.stream ? true : v['no-stream'] ? false : pick('stream', undefined) } : {}),
   };
-  if (options.stream && options.preprocess !== 'none' && options.preprocess !== 'standardize') {
+  if (options.stream && !batchwise(options.preprocess)) {
     throw new UsageError(`--stream: --preprocess ${options.preprocess} works on the whole training set in memory; a streamed one takes none or standardize (the folder's default)`);
   }
   if (options.warmupEpochs > options.epochs) {
@@ -782,7 +782,7 @@ async function runEval(args: string[]): Promise<void> {
   const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
   if (v.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
-  if (v.stream && c.preprocessor.kind !== 'none' && c.preprocessor.kind !== 'standardize') throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
+  if (v.stream && !batchwise(c.preprocessor.kind)) throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
   const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit, { stream: Boolean(v.stream) });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
@@ -840,7 +840,7 @@ async function runPredict(args: string[]): Promise<number> {
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
   const { predictChunks, formatPredictions, topClasses } = await import('./predict.ts');
-  const { fewerNotes } = await import('./images.ts');
+  const { fewerNotes, noteText } = await import('./images.ts');
   const notes: string[] = [];
   const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
   const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[]; notes: string[] }[] = [];
@@ -858,8 +858,7 @@ async function runPredict(args: string[]): Promise<number> {
         // Each picture's notes with it, all of them (the terminal's are cut by fewerNotes), without its path.
         const ofPictures = new Set(r.notes.flat());
         otherNotes.push(...chunkNotes.filter((line) => !ofPictures.has(line)));
-        const text = (image: string, line: string) => (line.startsWith(`${image}: `) ? line.slice(image.length + 2) : line);
-        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: r.notes[i].map((line) => text(image, line)) })));
+        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: r.notes[i].map((line) => noteText(image, line)) })));
       }
       unreadable.push(...r.unreadable);
       classNames = r.classNames;

@@ -599,6 +599,11 @@ export function pictureNotes(file: string, image: LoadedImage, input: ModelInput
   return notes;
 }
 
+/** A picture's note (pictureNotes) without its path in front: where the note travels with its picture (JSON). */
+export function noteText(file: string, line: string): string {
+  return line.startsWith(`${file}: `) ? line.slice(file.length + 2) : line;
+}
+
 /** Pictures' notes with those of one kind past the first `keep` counted instead (a directory of
  * photos is resized picture by picture: a line each would bury the predictions). The notes come
  * grouped by kind, the counted kinds first. */

@@ -37,6 +37,11 @@ import type { TensorMap } from './safetensors.ts';
 export type PreprocessKind = 'none' | 'standardize' | 'gcn-zca' | 'gcn-lcn';
 export const PREPROCESS_KINDS: readonly PreprocessKind[] = ['none', 'standardize', 'gcn-zca', 'gcn-lcn'];
 
+/** Kinds a streamed set (`--stream`) takes: per pixel, batch by batch; the others work on the whole set in memory. */
+export function batchwise(kind: PreprocessKind): boolean {
+  return kind === 'none' || kind === 'standardize';
+}
+
 /** Kinds with statistics fitted on the training set (and stored in the checkpoint). */
 const fitted = (kind: PreprocessKind): boolean => kind === 'standardize' || kind === 'gcn-zca';
 
@@ -76,7 +81,7 @@ export class Preprocessor {
   async applyTo(ds: ImageDataset, opts: { inPlace?: boolean } = {}): Promise<ImageDataset> {
     if (ds.stream) {
       // Each batch is transformed as read (per pixel, so the same numbers as the whole set's).
-      if (this.kind !== 'none' && this.kind !== 'standardize') throw new RangeError(`${ds.name}: preprocessing '${this.kind}' works on the whole set, not a streamed one (batch by batch: none or standardize)`);
+      if (!batchwise(this.kind)) throw new RangeError(`${ds.name}: preprocessing '${this.kind}' works on the whole set, not a streamed one (batch by batch: none or standardize)`);
       const before = ds.stream.transform;
       const transform = (images: Float32Array, count: number) => {
         before?.(images, count);

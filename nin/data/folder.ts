@@ -18,7 +18,7 @@ import { DataFormatError } from './io.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { streamedDataset } from './stream.ts';
 import { defaultWorkers } from './parallel.ts';
-import { fewerNotes, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
+import { fewerNotes, ImageLoadError, loadImageForModel, noteText, pictureNotes, readImageHeader, type ModelInput } from '../images.ts';
 import type { ClassList, ImageFolderOptions } from '../train.ts';
 
 /** test: the test split (val/ where there is no test/); val: val/ beside test/, as the validation split (`--val folder`). */
@@ -243,6 +243,28 @@ function cannotRead(dir: string, messages: readonly string[], of: number): DataF
   return new DataFormatError(dir, `${messages.length} of ${of} images cannot be read:\n${messages.slice(0, LISTED).map((m) => `  ${m}`).join('\n')}${more}`);
 }
 
+/** The headers of `files` (readImageHeader), in order, or an error naming the files of `dir` that
+ * are not pictures (a few, and how many more). */
+function readHeaders(dir: string, files: readonly { path: string }[]): { width: number; height: number; grey: boolean }[] {
+  const unreadable: string[] = [];
+  const headers = files.flatMap(({ path }) => {
+    try {
+      return [readImageHeader(path)];
+    } catch (e) {
+      if (!(e instanceof ImageLoadError)) throw e;
+      unreadable.push(e.message);
+      return [];
+    }
+  });
+  if (unreadable.length) throw cannotRead(dir, unreadable, files.length);
+  return headers;
+}
+
+/** The note that `resized` of a set's `count` images were resized to `input`'s size (none where none were). */
+function resizedNotes(name: string, resized: number, count: number, input: { width: number; height: number }): string[] {
+  return resized ? [`${name}: ${resized} of ${count} images resized to ${input.width}×${input.height} (width×height)`] : [];
+}
+
 /**
  * The model input a training folder's images make as they are: their size (all must share it,
  * else `--image-size` chooses one; a JPEG's size as viewed, its EXIF orientation applied) and 1
@@ -252,24 +274,14 @@ function cannotRead(dir: string, messages: readonly string[], of: number): DataF
 export function folderImageShape(scan: FolderScan, size?: { height: number; width: number }): ModelInput {
   const sizes = new Map<string, { count: number; example: string }>();
   let grey = true;
-  const unreadable: string[] = [];
-  for (const { path } of scan.files) {
-    let header;
-    try {
-      header = readImageHeader(path);
-    } catch (e) {
-      if (!(e instanceof ImageLoadError)) throw e;
-      unreadable.push(e.message);
-      continue;
-    }
+  readHeaders(scan.dir, scan.files).forEach((header, i) => {
     const { width, height } = header;
     grey &&= header.grey;
     const key = `${width}×${height}`;
-    const s = sizes.get(key) ?? { count: 0, example: path };
+    const s = sizes.get(key) ?? { count: 0, example: scan.files[i].path };
     s.count++;
     sizes.set(key, s);
-  }
-  if (unreadable.length) throw cannotRead(scan.dir, unreadable, scan.files.length);
+  });
   const channels = grey ? 1 : 3;
   if (size) return { ...size, channels };
   if (sizes.size > 1) {
@@ -363,19 +375,8 @@ export function streamImageFolder(scan: FolderScan, input: ModelInput, opts: { l
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
   // The headers now (cheap), as a whole read would find them: a file that is no picture is named
   // before training, not when its batch comes (a test picture: after an epoch), and resizing is said.
-  const unreadable: string[] = [];
-  let resized = 0;
-  for (const { path } of files) {
-    try {
-      const { width, height } = readImageHeader(path);
-      if (width !== input.width || height !== input.height) resized++;
-    } catch (e) {
-      if (!(e instanceof ImageLoadError)) throw e;
-      unreadable.push(e.message);
-    }
-  }
-  if (unreadable.length) throw cannotRead(scan.dir, unreadable, files.length);
-  const notes = resized ? [`${name}: ${resized} of ${files.length} images resized to ${input.width}×${input.height} (width×height)`] : [];
+  const resized = readHeaders(scan.dir, files).filter((h) => h.width !== input.width || h.height !== input.height).length;
+  const notes = resizedNotes(name, resized, files.length, input);
   const note = opts.note ?? ((m: string) => console.error(`note: ${m}`));
   for (const line of notes) note(line);
   const base = { name, ...input, classNames: scan.classNames, sources: [scan.dir], notes };
@@ -408,16 +409,13 @@ export async function readImageFolder(scan: FolderScan, input: ModelInput, opts:
   const hint = `${files.length} images of ${height}×${width}×${channels} (height×width×channels) are read into memory: fewer with --train-limit or --test-limit, smaller with --image-size${opts.streamable ? ', or read batch by batch with --stream' : ''}`;
   const { images, read } = await readPictures(name, files.map((f) => f.path), input, workers, { invert: opts.invert, notesFor: opts.notesFor }, hint);
   if (read.unreadable.length) throw cannotRead(scan.dir, read.unreadable.map((u) => `${u.file}: ${u.reason}`), files.length);
-  const notes = read.resized ? [`${name}: ${read.resized} of ${files.length} images resized to ${width}×${height} (width×height)`] : [];
+  const notes = resizedNotes(name, read.resized, files.length, input);
   // On the terminal resizing is counted (above), not said picture by picture.
   for (const line of [...notes, ...fewerNotes(read.notes.map((n) => n.line).filter((l) => !RESIZE_NOTE.test(l)))]) note(line);
   if (!opts.notesFor) return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes };
-  const byPicture = new Map<number, string[]>();
-  for (const { index, line } of read.notes) {
-    const image = files[index].path;
-    byPicture.set(index, [...(byPicture.get(index) ?? []), line.startsWith(`${image}: `) ? line.slice(image.length + 2) : line]);
-  }
-  const pictureNotes = [...byPicture].sort((a, b) => a[0] - b[0]).map(([index, lines]) => ({ image: files[index].path, notes: lines }));
+  const notesOf = files.map((): string[] => []);
+  for (const { index, line } of read.notes) notesOf[index].push(noteText(files[index].path, line));
+  const pictureNotes = files.flatMap((f, i) => (notesOf[i].length ? [{ image: f.path, notes: notesOf[i] }] : []));
   return { name, images, labels, count: files.length, height, width, channels, classNames: scan.classNames, sources: [scan.dir], notes, pictureNotes };
 }
 
