@@ -5,7 +5,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { gpu } from '../engine/device.ts';
 import { profileScope } from '../engine/runtime.ts';
 import { gemmStyle } from '../kernels/gemm.ts';
-import { conv2d } from '../kernels/conv2d.ts';
+import { conv2d, convGeometry, isSameConv } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
 import { reshape } from '../kernels/elementwise.ts';
 import { globalAvgPool } from '../kernels/gap.ts';
@@ -115,11 +115,12 @@ export function mlpconvPixelFlops(kernel: number, inChannels: number, [c1, c2, c
   return { forward: 2 * (kernel * kernel * inChannels * c1 + c1 * c2 + c2 * c3), inputGrad: 2 * kernel * kernel * inChannels * c1 };
 }
 
-/** An mlpconv layer's K×K stride and padding, defaults filled in, and whether they are the defaults. */
-export function mlpconvGeometry(l: { kernel: number; stride?: number; padding?: number }): { stride: number; padding: number; same: boolean } {
-  const stride = l.stride ?? 1;
-  const padding = l.padding ?? (l.kernel - 1) / 2;
-  return { stride, padding, same: stride === 1 && 2 * padding === l.kernel - 1 };
+/** An mlpconv layer's K×K convolution on an H×W input, as the kernel computes it (conv2d.ts
+ * convGeometry): stride S and padding P (defaults filled in), output Ho×Wo, and whether it is the
+ * stride-1 "same" convolution. */
+export function mlpconvGeometry(l: { kernel: number; stride?: number; padding?: number }, H = l.kernel, W = l.kernel): ReturnType<typeof convGeometry> & { same: boolean } {
+  const s = { N: 1, H, W, Ci: 1, Co: 1, K: l.kernel, stride: l.stride, pad: l.padding };
+  return { ...convGeometry(s), same: isSameConv(s) };
 }
 
 /** Checks a config and returns the per-layer output shapes (per image, [H, W, C]). */
@@ -132,11 +133,10 @@ export function plan(config: ModelConfig): LayerSummary[] {
     if (l.type === 'mlpconv') {
       const [c1, c2, c3] = l.channels;
       if (l.kernel % 2 !== 1 && l.padding === undefined) throw new RangeError(`model ${config.name}: layer ${i} mlpconv kernel ${l.kernel} must be odd, or its padding given`);
-      const { stride, padding, same } = mlpconvGeometry(l);
-      const [Ho, Wo] = [Math.floor((H + 2 * padding - l.kernel) / stride) + 1, Math.floor((W + 2 * padding - l.kernel) / stride) + 1];
-      if (Ho < 1 || Wo < 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv ${l.kernel}×${l.kernel} with padding ${padding} does not fit its ${H}×${W} input`);
+      const { S, P, Ho, Wo, same } = mlpconvGeometry(l, H, W);
+      if (Ho < 1 || Wo < 1) throw new RangeError(`model ${config.name}: layer ${i} mlpconv ${l.kernel}×${l.kernel} with padding ${P} does not fit its ${H}×${W} input`);
       shape = [Ho, Wo, c3];
-      const geometry = same ? '' : ` s${stride} p${padding}`;
+      const geometry = same ? '' : ` s${S} p${P}`;
       out.push({ name: `mlpconv${l.kernel}x${l.kernel}${geometry} ${c1}-${c2}-${c3}${l.linearOut ? ' linear out' : ''}`, output: shape, params: l.kernel * l.kernel * C * c1 + c1 + c1 * c2 + c2 + c2 * c3 + c3, flops: Ho * Wo * mlpconvPixelFlops(l.kernel, C, l.channels).forward });
     } else if (l.type === 'dropout') {
       if (!(l.p >= 0 && l.p < 1)) throw new RangeError(`model ${config.name}: layer ${i} dropout p = ${l.p} must be in [0, 1)`);
@@ -186,7 +186,7 @@ export function largestImageTensor(config: ModelConfig, paddedCopies: boolean): 
   config.layers.forEach((l, i) => {
     const name = summaries[i].name;
     if (l.type === 'mlpconv') {
-      const P = mlpconvGeometry(l).padding;
+      const { P } = mlpconvGeometry(l);
       if (paddedCopies && P > 0) candidates.push({ layer: `${name} (its input, zero-padded for the weight gradient)`, shape: [H + 2 * P, W + 2 * P, C] });
       const [Ho, Wo] = summaries[i].output;
       for (const c of l.channels) candidates.push({ layer: name, shape: [Ho, Wo, c] });

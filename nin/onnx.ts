@@ -243,7 +243,7 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
         const w = g.constant(`${b}.w${k}`, [Co, Ci, K1, K2], hwioToOihw(params.get(`${b}.w${k}`)!, [K1, K2, Ci, Co]));
         const bias = g.constant(`${b}.b${k}`, shapeOf(`${b}.b${k}`), params.get(`${b}.b${k}`)!);
         const K = k === 1 ? l.kernel : 1;
-        const { stride: S, padding: P } = k === 1 ? mlpconvGeometry(l) : { stride: 1, padding: 0 };
+        const { S, P } = k === 1 ? mlpconvGeometry(l) : { S: 1, P: 0 };
         h = g.node('Conv', [h, w, bias], `${b}_conv${k}`, { kernel_shape: [K, K], pads: [P, P, P, P], ...(S !== 1 ? { strides: [S, S] } : {}) });
         if (relu) h = g.node('Relu', [h], `${b}_relu${k}`);
       };
