@@ -21,7 +21,8 @@ export class NonFiniteWeights extends Error {
 
 /** How far a checkpoint saved within an epoch got into it: the running sums of its epoch record. */
 export interface PartialEpoch {
-  /** Batches of the epoch done, of `stepsPerEpoch`. */
+  /** Batches of the epoch done, of `stepsPerEpoch`: all of them when the epoch's evaluation could
+   * not run (a streamed test picture could not be read), which the resume does first. */
   batches: number;
   stepsPerEpoch: number;
   lossSum: number;
@@ -239,6 +240,6 @@ function parsePartialEpoch(json: string, path: string): PartialEpoch {
     p = {};
   }
   const ok = (['batches', 'stepsPerEpoch', 'lossSum', 'wrong', 'seen', 'seconds'] as const).every((k) => typeof p[k] === 'number' && Number.isFinite(p[k]));
-  if (!ok || !(p.batches! > 0 && p.batches! < p.stepsPerEpoch!)) throw new Error(`${path}: its partial_epoch metadata is malformed: ${json}`);
+  if (!ok || !(p.batches! > 0 && p.batches! <= p.stepsPerEpoch!)) throw new Error(`${path}: its partial_epoch metadata is malformed: ${json}`);
   return p as PartialEpoch;
 }

@@ -985,7 +985,7 @@ async function runModels(args: string[]): Promise<void> {
 const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models'];
 
 /** The errors `main` prints as their message alone, without their name. */
-const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'TrainingStopped', 'NonFiniteWeights']);
+const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights']);
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

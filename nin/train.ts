@@ -12,7 +12,8 @@ import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
-import { writeError } from './data/io.ts';
+import { DataFormatError, writeError } from './data/io.ts';
+import { StreamReadError } from './data/stream.ts';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import type { Validation, ValidationFrom } from './data/split.ts';
 import { deriveSeed } from './data/rng.ts';
@@ -270,6 +271,16 @@ export function deadClassMapsWatch(steps = 50, deadSince: number | null = null) 
 /** Steps at the start of a profiled epoch that the per-kernel table leaves out. */
 const PROFILE_WARMUP_STEPS = 2;
 
+/** `items`, with `onFailure` called (and awaited: it throws) where their iterator fails; a failure
+ * of the loop's own body passes by it. */
+async function* orOnFailure<T>(items: AsyncIterable<T>, onFailure: (e: unknown) => Promise<never>): AsyncGenerator<T> {
+  try {
+    for await (const item of items) yield item;
+  } catch (e) {
+    await onFailure(e);
+  }
+}
+
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
   const m = Math.floor(s / 60);
@@ -447,7 +458,8 @@ async function trainInDirectory(
     startEpoch = resumed.epoch;
     step = resumed.step;
     // (epochs counted from 1, as the progress line and an interrupt name them)
-    log(`resumed from ${o.resume}: ` + (resumed.partialEpoch ? `within epoch ${startEpoch + 1}, at step ${step} (batch ${resumed.partialEpoch.batches} of ${epochSteps})` : `after epoch ${startEpoch}, at step ${step}`));
+    const within = resumed.partialEpoch;
+    log(`resumed from ${o.resume}: ` + (!within ? `after epoch ${startEpoch}, at step ${step}` : within.batches === epochSteps ? `after epoch ${startEpoch + 1}'s training, at step ${step}: its evaluation first` : `within epoch ${startEpoch + 1}, at step ${step} (batch ${within.batches} of ${epochSteps})`));
   } else {
     if (start) {
       const { taken, fresh } = start.startFrom(model, o);
@@ -570,13 +582,7 @@ async function trainInDirectory(
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
   let lastGood = resumed ? o.resume! : '(none yet)';
-  let prof: Profiler | null = o.profile ? await startProfiler() : null;
-  // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
-  // profile covers the steps after them.
-  // A run resumed within an epoch profiles the rest of it: the warm-up counts from where it resumed,
-  // and leaves at least one step to time.
-  const profileStart = resumed?.partialEpoch?.batches ?? 0;
-  const profileFrom = profileStart + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - profileStart - 1);
+  let prof: Profiler | null = o.profile ? await startProfiler() : null; // the first epoch with a step to time
   const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
     assertOwnDirectory();
     try {
@@ -595,6 +601,15 @@ async function trainInDirectory(
       if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
       throw e;
     }
+  };
+  // A picture that cannot be read (a streamed folder's file, damaged past its header) stops the run,
+  // but first saves it where it stands: --resume, once the picture is mended or removed, goes on
+  // from there, and an epoch whose evaluation failed is evaluated first.
+  const stopUnreadable = async (e: unknown, where: string, epochsDone: number, partialEpoch: PartialEpoch | null): Promise<never> => {
+    if (!(e instanceof DataFormatError) && !(e instanceof StreamReadError)) throw e;
+    if (!partialEpoch) throw new TrainingStopped(`${e.message}; ${where}; last good checkpoint: ${lastGood}`);
+    await save(ckptPath, epochsDone, partialEpoch); // (a failure to save says the last good one)
+    throw new TrainingStopped(`${e.message}; ${where}; checkpoint ${ckptPath} saved there: --resume ${ckptPath} continues from there once the picture reads`);
   };
   const reluClassMaps = classMapsOf(config) === 'relu';
   const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
@@ -656,9 +671,20 @@ async function trainInDirectory(
       const secondsBefore = partial?.seconds ?? 0;
       pending = null;
       let lastPrint = 0;
-      let inEpoch = partial?.batches ?? 0; // batches done in this epoch
+      const firstBatch = partial?.batches ?? 0;
+      let inEpoch = firstBatch; // batches done in this epoch
       let lr = lrAt(epoch, inEpoch);
-      for await (const batch of loader.epoch(epoch, inEpoch)) {
+      // The first steps' GPU times include one-off work (lavapipe compiles shaders on first use): the
+      // profile covers the steps after them, and leaves at least one step to time. (A run resumed at
+      // an epoch's end, with no step left in it, profiles the next.)
+      const profileFrom = firstBatch + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - firstBatch - 1);
+      const partialSums = (): PartialEpoch => ({ batches: inEpoch, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 });
+      const batches = orOnFailure(loader.epoch(epoch, inEpoch), async (e) => {
+        if (pending) await pending; // the last step's loss in the sums (or its own failure first)
+        pending = null;
+        return stopUnreadable(e, `at step ${step} (epoch ${epoch + 1}, batch ${inEpoch + 1} of ${stepsPerEpoch})`, epoch, inEpoch > firstBatch ? partialSums() : null);
+      });
+      for await (const batch of batches) {
         lr = lrAt(epoch, inEpoch);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
@@ -736,8 +762,7 @@ async function trainInDirectory(
         if ((stop || (saveEveryMs > 0 && now - lastSave >= saveEveryMs)) && inEpoch < stepsPerEpoch) {
           if (pending) await pending; // this step's loss in the sums
           pending = null;
-          const partialEpoch = { batches: inEpoch, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 };
-          await save(ckptPath, epoch, partialEpoch);
+          await save(ckptPath, epoch, partialSums());
           lastSave = performance.now();
           if (stop) {
             if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
@@ -747,7 +772,7 @@ async function trainInDirectory(
       }
       if (pending) await pending;
       if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
-      if (prof) {
+      if (prof && inEpoch > firstBatch) {
         prof.stop();
         // A diagnostic: a failed timestamp readback is said, and the epoch is still evaluated and saved.
         const rows = await prof.collect().catch((e: Error) => {
@@ -786,6 +811,8 @@ async function trainInDirectory(
           rec.testError = testResult.error;
           rec.testImages = testResult.count;
         }
+      } catch (e) {
+        await stopUnreadable(e, `while evaluating epoch ${epoch + 1}`, epoch, partialSums());
       } finally {
         if (evaluating) process.stderr.write('\r\x1b[K');
       }

@@ -79,14 +79,18 @@ describe('a checkpoint', () => {
     dispose();
   });
 
-  it('saved within an epoch: a partial epoch of no batches, or of all of them, is refused as damaged', async () => {
+  it('saved within an epoch: a partial epoch of no batches, or of more than an epoch, is refused as damaged; all of them (its evaluation left to do) is one', async () => {
     const { o, model, opt, dispose } = untrained();
     const path = join(tmp, 'partial.safetensors');
     const partialEpoch = { batches: 9, stepsPerEpoch: 10, lossSum: 1, wrong: 2, seen: 144, seconds: 3 };
     await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 19, options: o, partialEpoch });
     expect(loadCheckpoint(path).partialEpoch).toEqual(partialEpoch);
     const { tensors, metadata } = readSafetensors(path);
-    for (const batches of [0, 10]) {
+    // All of them: saved where an epoch's evaluation could not read a streamed picture.
+    const whole = join(tmp, 'partial-whole.safetensors');
+    writeSafetensors(whole, tensors, { ...metadata, partial_epoch: JSON.stringify({ ...partialEpoch, batches: 10 }) });
+    expect(loadCheckpoint(whole).partialEpoch).toEqual({ ...partialEpoch, batches: 10 });
+    for (const batches of [0, 11]) {
       const bad = join(tmp, `partial-${batches}.safetensors`);
       const json = JSON.stringify({ ...partialEpoch, batches });
       writeSafetensors(bad, tensors, { ...metadata, partial_epoch: json });

@@ -498,6 +498,77 @@ describe('nin train --dataset folder --stream', () => {
     }
   });
 
+  it('a picture that cannot be read stops the run, saved where it stands: the resume goes on as the uninterrupted run', async () => {
+    await getGpu();
+    const root = colourFolder(join(tmp, 'stream-mend'), [30, 7]);
+    const run = (out: string, more: Partial<TrainOptions> = {}, ...flags: string[]): TrainOptions => ({
+      ...parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '8', '--epochs', '2', '--val', '9', '--seed', '5', '--stream', '--out', join(tmp, out), ...flags]).options,
+      progress: false,
+      log: () => {},
+      ...more,
+    });
+    const quietly = <T>(f: () => Promise<T>): Promise<T> => {
+      const spied = vi.spyOn(console, 'error').mockImplementation(() => {});
+      return f().finally(() => spied.mockRestore());
+    };
+    const trainOn = (o: TrainOptions) => quietly(async () => train(o, await loadSplits(o)));
+    const whole = await trainOn(run('mend-whole'));
+    const records = (epochs: typeof whole.epochs) => epochs.map((e) => [e.epoch, e.trainLoss, e.trainError, e.valLoss, e.valError, e.testLoss, e.testError]);
+    // Damage pictures past their headers (which were read up front), as a disk error might.
+    const damage = (paths: string[]) => {
+      const kept = paths.map((path) => [path, readFileSync(path)] as const);
+      for (const [path, bytes] of kept) writeFileSync(path, Buffer.from(bytes).fill(0xff, 60, bytes.length - 20));
+      return () => kept.forEach(([path, bytes]) => writeFileSync(path, bytes));
+    };
+    const escaped = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+    // A test picture: epoch 1 trained, its evaluation fails; the checkpoint holds all its batches.
+    const testPicture = join(root, 'test', 'green', '3.png');
+    let mend = damage([testPicture]);
+    const a = run('mend-eval');
+    const ckpt = join(a.outDir, 'checkpoint.safetensors');
+    await expect(trainOn(a)).rejects.toThrow(new RegExp(`^${escaped(testPicture)}: cannot be read \\(.*; while evaluating epoch 1; checkpoint ${escaped(ckpt)} saved there: --resume ${escaped(ckpt)} continues from there once the picture reads$`));
+    const saved = loadCheckpoint(ckpt);
+    expect([saved.epoch, saved.step, saved.partialEpoch?.batches, saved.partialEpoch?.stepsPerEpoch]).toEqual([0, 10, 10, 10]);
+    mend();
+    const said: string[] = [];
+    const a2 = await trainOn(run('mend-eval', { log: (m) => void said.push(m) }, '--resume', ckpt, '--profile'));
+    expect(said).toContain(`resumed from ${ckpt}: after epoch 1's training, at step 10: its evaluation first`);
+    // With no step left in epoch 1, the profile is of epoch 2.
+    expect(said.filter((m) => m.includes('per-kernel GPU time')).map((m) => /epoch \d+/.exec(m)![0])).toEqual(['epoch 2']);
+    expect(records(a2.epochs)).toEqual(records(whole.epochs));
+    expect(a2.stepLosses).toEqual(whole.stepLosses.slice(10));
+
+    // Training pictures, damaged after epoch 2's third step: the batch being read fails, the steps
+    // before it are saved.
+    const trainPictures = ['blue', 'green', 'red'].flatMap((c) => Array.from({ length: 30 }, (_, i) => join(root, 'train', c, `${i}.png`)));
+    const b = run('mend-train', { interrupt: (step) => ((step === 13 && (mend = damage(trainPictures))), false) });
+    const bCkpt = join(b.outDir, 'checkpoint.safetensors');
+    const failed = await trainOn(b).catch((e: Error) => e);
+    mend();
+    expect((failed as Error).message).toMatch(new RegExp(`: cannot be read \\(.*; at step (\\d+) \\(epoch 2, batch \\d+ of 10\\); checkpoint ${escaped(bCkpt)} saved there: --resume ${escaped(bCkpt)} continues from there once the picture reads$`));
+    const stoppedAt = Number(/; at step (\d+) /.exec((failed as Error).message)![1]);
+    const partial = loadCheckpoint(bCkpt);
+    expect(partial.epoch).toBe(1);
+    expect(partial.step).toBe(stoppedAt);
+    expect(partial.partialEpoch!.batches).toBe(stoppedAt - 10);
+    expect(stoppedAt).toBeGreaterThan(13);
+    const b2 = await trainOn(run('mend-train', {}, '--resume', bCkpt));
+    expect(b2.stepLosses).toEqual(whole.stepLosses.slice(stoppedAt));
+    expect(records(b2.epochs)).toEqual(records(whole.epochs.slice(1)));
+
+    // At an epoch's first batch nothing is new since the last checkpoint: it is named, not saved
+    // again. (Damaged after epoch 1's evaluation, the second call at step 10: the validation images
+    // are training pictures.)
+    let calls = 0;
+    const c = run('mend-first', { interrupt: (step) => ((step === 10 && ++calls === 2 && (mend = damage(trainPictures))), false) });
+    const cCkpt = join(c.outDir, 'checkpoint.safetensors');
+    const first = await trainOn(c).catch((e: Error) => e);
+    mend();
+    expect((first as Error).message).toMatch(new RegExp(`; at step 10 \\(epoch 2, batch 1 of 10\\); last good checkpoint: ${escaped(cCkpt)}$`));
+    expect(loadCheckpoint(cCkpt).partialEpoch).toBe(null);
+  });
+
   it("a request that fails in a reading thread fails alone: the thread reads the next one", async () => {
     const root = colourFolder(join(tmp, 'stream-pool'), [8, 1]);
     const scan = scanImageFolder(root, 'train');

@@ -37,6 +37,11 @@ export async function readStreamed(ds: Pick<ImageDataset, 'name' | 'height' | 'w
   return images;
 }
 
+/** A picture reading thread that failed or died (a picture it could not read is a DataFormatError). */
+export class StreamReadError extends Error {
+  override name = 'StreamReadError';
+}
+
 /** Images a worker decodes at least per request (fewer requests for a small batch). */
 const MIN_PER_WORKER = 4;
 
@@ -91,11 +96,11 @@ class PicturePool {
       const job = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       if (--w.outstanding === 0) thread.unref();
-      if ('error' in m) job?.reject(new Error(`picture reading worker ${k}: ${m.error}`));
+      if ('error' in m) job?.reject(new StreamReadError(`picture reading worker ${k}: ${m.error}`));
       else job?.resolve(m);
     });
-    thread.on('error', (e) => this.fail(k, thread, new Error(`picture reading worker ${k} failed: ${e.message}`)));
-    thread.on('exit', (code) => this.fail(k, thread, new Error(`picture reading worker ${k} exited with code ${code}`)));
+    thread.on('error', (e) => this.fail(k, thread, new StreamReadError(`picture reading worker ${k} failed: ${e.message}`)));
+    thread.on('exit', (code) => this.fail(k, thread, new StreamReadError(`picture reading worker ${k} exited with code ${code}`)));
     thread.unref();
     this.workers[k] = w;
     return w;
