@@ -416,6 +416,32 @@ describe('resizeImage', () => {
     expect(Array.from(out)).toEqual(Array.from([0.5, 0.625, 0.875, 1], Math.fround));
   });
 
+  it('is the 2-D resampling each axis defines, on odd sizes, up, down and mixed, any channel count', () => {
+    // Float64 reference, not separable: each output sums every input pixel by both axes' weights.
+    const weightOf = (o: number, i: number, inSize: number, outSize: number): number => {
+      const s = inSize / outSize;
+      if (inSize === outSize) return i === o ? 1 : 0;
+      if (outSize < inSize) return Math.max(0, Math.min((o + 1) * s, i + 1) - Math.max(o * s, i)) / s;
+      const x = Math.min(Math.max((o + 0.5) * s - 0.5, 0), inSize - 1);
+      const i0 = Math.floor(x);
+      return i === i0 ? 1 - (x - i0) : i === i0 + 1 ? x - i0 : 0;
+    };
+    const cases: [number, number, number, number, number][] = [[7, 11, 3, 5, 3], [5, 3, 13, 9, 3], [9, 4, 4, 10, 1], [6, 7, 6, 2, 2], [3, 8, 11, 8, 4], [13, 13, 5, 5, 3], [1, 9, 1, 2, 3]];
+    cases.forEach(([h, w, oh, ow, c], n) => {
+      const src = randomArray(h * w * c, 20 + n, 0, 1);
+      const out = resizeImage(src, h, w, c, oh, ow);
+      const ref = new Float64Array(oh * ow * c);
+      for (let oy = 0; oy < oh; oy++) for (let ox = 0; ox < ow; ox++) for (let ch = 0; ch < c; ch++) {
+        let sum = 0;
+        for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) sum += weightOf(oy, y, h, oh) * weightOf(ox, x, w, ow) * src[(y * w + x) * c + ch];
+        ref[(oy * ow + ox) * c + ch] = sum;
+      }
+      expect(out.length, `${h}×${w}×${c} → ${oh}×${ow}`).toBe(ref.length);
+      const worst = Math.max(...Array.from(out, (v, i) => Math.abs(v - ref[i])));
+      expect(worst, `${h}×${w}×${c} → ${oh}×${ow}`).toBeLessThan(1e-6);
+    });
+  });
+
   it('rejects mismatched sizes', () => {
     expect(() => resizeImage(new Float32Array(5), 2, 2, 1, 1, 1)).toThrow(/expected 2×2×1 = 4 values, found 5/);
     expect(() => resizeImage(new Float32Array(4), 2, 2, 1, 0, 1)).toThrow(/output height must be a positive integer/);
