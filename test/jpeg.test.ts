@@ -2,14 +2,15 @@
 // (test/fixtures/make-jpegs.c) against our decoding, EXIF orientation, the header read without
 // decoding, and errors that name the file and what is wrong. Image folders of JPEGs: the sizing and
 // reading that training uses.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { folderImageShape, readImageFolder, scanImageFolder } from '../nin/data/folder.ts';
 import { encodePng, ImageLoadError, loadImageForModel, readImage, readImageHeader, readJpeg, type DecodedImage } from '../nin/images.ts';
-import { exifOrientation, toRgba, upsampleComponent, type Sampling } from '../nin/jpeg.ts';
+import { exifOrientation, jpegJsPlanes, toRgba, upsampleComponent, type Sampling } from '../nin/jpeg.ts';
+import { decodeBaselineJpeg, type ComponentPlanes } from '../nin/jpeg-baseline.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-jpeg-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -181,6 +182,51 @@ describe("chroma upsampling and colour conversion as libjpeg's defaults make the
     let differing = 0;
     for (let i = 0; i < 37 * 21 * 3; i++) if (rgba[Math.floor(i / 3) * 4 + (i % 3)] !== theirs[i]) differing++;
     expect(differing).toBe(0);
+  });
+});
+
+describe("the one-scan fast path (nin/jpeg-baseline.ts) gives jpeg-js's planes byte for byte", () => {
+  const fixtures = (dir: string) => readdirSync(fileURLToPath(new URL(`./fixtures/${dir}`, import.meta.url))).filter((f) => f.endsWith('.jpg')).map((f) => `${dir}${f}`);
+  const planes = (p: ComponentPlanes) => ({ width: p.width, height: p.height, components: p.components.map((c) => c.lines.map((line) => Array.from(line))) });
+
+  it('on every sequential fixture, and leaves the progressive and arithmetic-coded ones to jpeg-js', () => {
+    const taken: string[] = [];
+    for (const name of [...fixtures(''), ...fixtures('baseline/')]) {
+      const bytes = readFileSync(fixture(name));
+      const fast = decodeBaselineJpeg(bytes);
+      if (!fast) continue;
+      taken.push(name);
+      expect(planes(fast), name).toEqual(planes(jpegJsPlanes(bytes)));
+    }
+    const sequential = (name: string) => !/progressive|arithmetic|orientation-8|stored-named/.test(name); // (those two: progressive files)
+    expect(taken).toEqual([...fixtures(''), ...fixtures('baseline/')].filter(sequential));
+    expect(taken.filter((n) => n.startsWith('baseline/'))).toHaveLength(14);
+  });
+
+  it('on damaged files: the same planes, or none, leaving the file (and its error) to jpeg-js', () => {
+    const sources = fixtures('baseline/').map((name) => readFileSync(fixture(name)));
+    let seed = 5;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    let same = 0;
+    for (let t = 0; t < 600; t++) {
+      const bytes = Uint8Array.from(sources[t % sources.length]);
+      for (let e = Math.floor(rnd() * 3); e >= 0; e--) {
+        const at = Math.floor(rnd() * bytes.length);
+        const kind = rnd();
+        bytes[at] = kind < 0.5 ? Math.floor(rnd() * 256) : kind < 0.75 ? bytes[at] ^ (1 << Math.floor(rnd() * 8)) : kind < 0.9 ? 0xff : 0;
+      }
+      const fast = decodeBaselineJpeg(bytes);
+      if (!fast) continue;
+      let theirs: ComponentPlanes | Error;
+      try {
+        theirs = jpegJsPlanes(bytes);
+      } catch (e) {
+        theirs = e as Error;
+      }
+      expect(theirs instanceof Error ? `jpeg-js: ${theirs.message}` : planes(theirs), `edit ${t}`).toEqual(planes(fast));
+      same++;
+    }
+    expect(same).toBeGreaterThan(150); // (a check of something: many damaged files still decode)
   });
 });
 
