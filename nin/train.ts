@@ -603,8 +603,8 @@ async function trainInDirectory(
     }
   };
   // A picture that cannot be read (a streamed folder's file, damaged past its header) stops the run,
-  // but first saves it where it stands: --resume, once the picture is mended or removed, goes on
-  // from there, and an epoch whose evaluation failed is evaluated first.
+  // but first saves it where it stands: --resume, once the picture is mended, goes on from there,
+  // and an epoch whose evaluation failed is evaluated first.
   const stopUnreadable = async (e: unknown, where: string, epochsDone: number, partialEpoch: PartialEpoch | null): Promise<never> => {
     if (!(e instanceof DataFormatError) && !(e instanceof StreamReadError)) throw e;
     if (!partialEpoch) throw new TrainingStopped(`${e.message}; ${where}; last good checkpoint: ${lastGood}`);
@@ -812,7 +812,7 @@ async function trainInDirectory(
           rec.testImages = testResult.count;
         }
       } catch (e) {
-        await stopUnreadable(e, `while evaluating epoch ${epoch + 1}`, epoch, partialSums());
+        await stopUnreadable(e, `while evaluating epoch ${epoch + 1}`, epoch, { ...partialSums(), seconds }); // (its training time)
       } finally {
         if (evaluating) process.stderr.write('\r\x1b[K');
       }
