@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accuracyStudy, formatAccuracyRows, type AccuracyRow, gapReference, lossReference, mlpconvReference, poolReference, type BlockData, type BlockResult } from '../bench/accuracy.ts';
 import type { BlockSpec } from '../bench/mlpconv.ts';
 import { convolutionFlops } from '../bench/train-step.ts';
+import { benchPictures } from '../bench/pictures.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { sync } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
@@ -193,5 +194,16 @@ describe('kernel dumps and their compile times', () => {
       delete process.env.NIN_KERNEL_DUMP;
       t.dispose();
     }
+  });
+});
+
+describe('picture reading bench (bench/pictures.ts)', () => {
+  it('times each stage of a folder\'s pictures: both JPEG decoders where the fast path takes the file, jpeg-js alone where not', () => {
+    const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+    const paths = ['rgb420-q90-baseline.jpg', 'rgb420-q90-progressive.jpg', 'baseline/grey-13x7-restart-blocks-1.jpg'].map(fixture);
+    const r = benchPictures(paths, { height: 9, width: 11 }, 2);
+    expect([r.pictures, r.jpegs, r.fastPath]).toEqual([3, 3, 2]);
+    for (const v of [r.planesJpegJs, r.planesFastPath, r.decode, r.channels, r.resize, r.whole]) expect(v).toBeGreaterThan(0);
+    expect(r.picturesPerSecond).toBeCloseTo(1000 / r.whole, 9);
   });
 });
