@@ -112,7 +112,8 @@ export interface EvalResult {
   confusion: number[][];
   /** Wall time of the evaluation, and the same at the rate of its batches after the first: a
    * process's first evaluation compiles its kernels in its first batch (18.9 s against 1.4 s later
-   * for the main job's test set on lavapipe), which later evaluations do not repeat. */
+   * for the main job's test set on lavapipe), which later evaluations do not repeat. A pass of one
+   * batch has nothing to go by: with `timeWarm` its batch runs again, timed (else its time as is). */
   seconds: number;
   warmSeconds: number;
 }
@@ -150,7 +151,7 @@ function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
 }
 
 /** Runs the model over a (preprocessed) dataset without gradients: mean loss, error rate, confusion matrix. */
-export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: number): Promise<EvalResult> {
+export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: number, opts: { timeWarm?: boolean } = {}): Promise<EvalResult> {
   const C = model.config.classes;
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
   let lossSum = 0;
@@ -164,11 +165,16 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
   const t0 = performance.now();
   let firstBatchEnd = 0;
   let batches = 0;
+  const logitsOf = async (images: Float32Array, shape: number[]) => {
+    const logits = noGrad(() => tidy(() => model.forward(Tensor.fromArray(images, shape), { train: false })));
+    return logits.toArray().finally(() => logits.dispose()); // also when the read fails: the caller may go on with the device
+  };
+  let last: [Float32Array, number[]] | null = null;
   for await (const b of loader.epoch(0)) {
     const [, height, width, channels] = b.shape;
     const images = b.size === full ? b.images : padded(b.images, full * height * width * channels);
-    const logits = noGrad(() => tidy(() => model.forward(Tensor.fromArray(images, [full, height, width, channels]), { train: false })));
-    const lv = await logits.toArray().finally(() => logits.dispose()); // also when the read fails: the caller may go on with the device
+    last = [images, [full, height, width, channels]];
+    const lv = await logitsOf(...last);
     for (let i = 0; i < b.size; i++) {
       const label = b.labels[i];
       if (!(label >= 0 && label < C)) throw new RangeError(`${ds.name}: image ${b.indices[i]} has label ${label}, but the model has ${C} classes (labels 0–${C - 1})`);
@@ -180,7 +186,13 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
     if (++batches === 1) firstBatchEnd = performance.now();
   }
   const ms = performance.now() - t0;
-  return { loss: lossSum / ds.count, error: wrong / ds.count, count: ds.count, confusion, seconds: ms / 1000, warmSeconds: warmMilliseconds(ms, firstBatchEnd - t0, batches) / 1000 };
+  let warmMs = warmMilliseconds(ms, firstBatchEnd - t0, batches);
+  if (batches === 1 && opts.timeWarm && last) {
+    const t1 = performance.now();
+    await logitsOf(...last);
+    warmMs = Math.min(ms, performance.now() - t1);
+  }
+  return { loss: lossSum / ds.count, error: wrong / ds.count, count: ds.count, confusion, seconds: ms / 1000, warmSeconds: warmMs / 1000 };
 }
 
 /** A pass of `batches` batches that took `ms`, the first `firstMs` of it: its time at the rate of
@@ -743,7 +755,10 @@ async function trainInDirectory(
         const interval = process.stderr.isTTY ? 1000 : 10_000;
         if (o.progress !== false && (now - lastPrint > interval || inEpoch === stepsPerEpoch)) {
           lastPrint = now;
-          const { imgPerSec: rate, etaSeconds: eta } = progressEstimate({
+          // The epoch's rate so far, as its line will give it (a rate since the process began would
+          // carry the first epoch's compiles on: 3.7 img/s shown beside an epoch line's 227).
+          const rate = (inEpoch * o.batchSize) / (secondsBefore + (now - te) / 1000);
+          const { etaSeconds: eta } = progressEstimate({
             trainedMs,
             trainedImages,
             imagesLeft: stepsLeft(epoch, inEpoch) * o.batchSize,
@@ -781,7 +796,10 @@ async function trainInDirectory(
         });
         if (rows) {
           const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
-          log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: prof.notes() }));
+          // Too few steps to leave out the warm-up's: the table would show compiles as GPU time.
+          const cold = profileFrom - firstBatch < PROFILE_WARMUP_STEPS;
+          const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of more than ${PROFILE_WARMUP_STEPS + 1} steps (a smaller --batch) leaves them out`;
+          log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
           // The same time by layer (forward, and its backward apart) and the loss and optimiser.
           const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
           if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, epoch ${epoch + 1}, ${steps}` }));
@@ -799,13 +817,13 @@ async function trainInDirectory(
       if (evaluating) process.stderr.write(`evaluating on ${[valSet && `${valSet.count} validation`, testSet && `${testSet.count} test`].filter(Boolean).join(' and ')} images…`);
       try {
         if (valSet) {
-          const v = await evaluate(model, valSet, o.batchSize);
+          const v = await evaluate(model, valSet, o.batchSize, { timeWarm: true }); // (for the ETA)
           compileSeconds += v.seconds - v.warmSeconds;
           rec.valLoss = v.loss;
           rec.valError = v.error;
         }
         if (testSet) {
-          testResult = await evaluate(model, testSet, o.batchSize);
+          testResult = await evaluate(model, testSet, o.batchSize, { timeWarm: true });
           compileSeconds += testResult.seconds - testResult.warmSeconds;
           rec.testLoss = testResult.loss;
           rec.testError = testResult.error;
@@ -871,17 +889,16 @@ async function trainInDirectory(
   return { epochs, stepLosses, checkpoint: ckptPath, best, test: testResult, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** The progress line's img/s, over the training steps alone (timed by the caller without the
- * evaluations and saves between epochs), and its ETA: the images left at that rate, plus each
- * epoch's evaluation and saves left as long as the last one's took. With `warmFrom` (the totals
- * when the process's kernels were compiled: its third step), the ETA goes at the rate since then,
- * and is null before it (the first steps' compiles would make it many times too long). */
-export function progressEstimate(p: { trainedMs: number; trainedImages: number; imagesLeft: number; evaluationsLeft: number; evaluationSeconds: number; warmFrom?: { ms: number; images: number } | null }): { imgPerSec: number; etaSeconds: number | null } {
-  const imgPerSec = p.trainedImages / (p.trainedMs / 1000);
+/** The progress line's ETA: the images left at the training steps' rate (timed by the caller
+ * without the evaluations and saves between epochs), plus each epoch's evaluation and saves left as
+ * long as the last one's took. With `warmFrom` (the totals when the process's kernels were
+ * compiled: its third step), at the rate since then, and null before it (the first steps' compiles
+ * would make it many times too long). */
+export function progressEstimate(p: { trainedMs: number; trainedImages: number; imagesLeft: number; evaluationsLeft: number; evaluationSeconds: number; warmFrom?: { ms: number; images: number } | null }): { etaSeconds: number | null } {
   const eta = (rate: number) => p.imagesLeft / rate + p.evaluationsLeft * p.evaluationSeconds;
-  if (p.warmFrom === undefined) return { imgPerSec, etaSeconds: eta(imgPerSec) };
-  if (p.warmFrom === null || p.trainedImages <= p.warmFrom.images) return { imgPerSec, etaSeconds: null };
-  return { imgPerSec, etaSeconds: eta((p.trainedImages - p.warmFrom.images) / ((p.trainedMs - p.warmFrom.ms) / 1000)) };
+  if (p.warmFrom === undefined) return { etaSeconds: eta(p.trainedImages / (p.trainedMs / 1000)) };
+  if (p.warmFrom === null || p.trainedImages <= p.warmFrom.images) return { etaSeconds: null };
+  return { etaSeconds: eta((p.trainedImages - p.warmFrom.images) / ((p.trainedMs - p.warmFrom.ms) / 1000)) };
 }
 
 /** Whether a file is empty or ends with a newline. */

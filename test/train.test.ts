@@ -694,6 +694,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(records.filter((r) => r.kind === 'epoch').map((r) => r.epoch)).toEqual([1, 2]);
   });
 
+  it('--profile on an epoch too short to leave out its warm-up steps says its times include compiles', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile-short')]), log: (m: string) => lines.push(m) };
+    await train(o, await loadSplits(o));
+    const table = lines.find((l) => l.includes('per-kernel GPU time'))!;
+    expect(table).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 1 steps\)/); // 2 steps: the second
+    expect(table).toContain("note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of more than 3 steps (a smaller --batch) leaves them out");
+  });
+
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
     const lines: string[] = [];
     const o = { ...options(['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '1', '--profile', '--out', join(tmp, 'profile')]), log: (m: string) => lines.push(m) };
@@ -703,6 +712,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(data.train.images.every(Number.isInteger) && data.test.images.every(Number.isInteger)).toBe(true);
     const table = lines.find((l) => l.includes('per-kernel GPU time'));
     expect(table).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 8 steps\)/); // 10 steps, 2 warm-up
+    expect(table).not.toContain('compiling');
     // One SGD update per parameter tensor (3 blocks × 3 weights and 3 biases) in every step.
     expect(table).toMatch(/\nsgd_step +18 /);
     expect(table).toMatch(/\nmlpconv5x5_fused_forward +1 /);
@@ -792,10 +802,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     model.dispose();
   });
 
-  it("the progress line times the training loop only, and its ETA runs to --stop-after's epoch", async () => {
+  it("the progress line times the training loop only, its rate that of the epoch (as the epoch's line), and its ETA runs to --stop-after's epoch", async () => {
     const lines: string[] = [];
     // GCN + ZCA makes the set-up before the first step take a while (the fit), as on CIFAR.
-    const args = ['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '100000', '--stop-after', '1', '--preprocess', 'gcn-zca', '--out', join(tmp, 'eta')];
+    const args = ['--batch', '16', '--train-limit', '160', '--test-limit', '16', '--epochs', '100000', '--stop-after', '2', '--preprocess', 'gcn-zca', '--out', join(tmp, 'eta')];
     const o = { ...options(args), progress: true, log: (m: string) => lines.push(m) };
     // The directory holds the log of a run stopped before its first step (Ctrl-C in the ZCA fit): no run, so it is replaced.
     mkdirSync(join(tmp, 'eta'));
@@ -803,13 +813,18 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const r = await train(o, await loadSplits(o));
     expect(lines).toContain(`${join(tmp, 'eta', 'metrics.jsonl')}: replaced the log of a run that stopped before its first step`);
     expect(readFileSync(join(tmp, 'eta', 'metrics.jsonl'), 'utf8')).not.toMatch(/stopped-early/);
-    const last = lines.filter((l) => l.startsWith('epoch 1/100000 ')).at(-1)!;
-    expect(last).toMatch(/ step 10\/10 /);
-    expect(last).toContain(` loss ${r.epochs[0].trainLoss.toFixed(4)} `); // the epoch's last step counted too
-    expect(last).toMatch(/ETA 0s$/); // not the 99,999 epochs the schedule spans
-    const rate = Number(/([\d.]+) img\/s/.exec(last)![1]);
-    expect(rate / r.epochs[0].imgPerSec).toBeGreaterThan(0.8);
-    expect(rate / r.epochs[0].imgPerSec).toBeLessThan(1.25);
+    // Each epoch's last line: its rate is the epoch line's, epoch 2's too (a rate since the process
+    // began carried epoch 1's compiles on); at the end, no time left (not the 99,998 epochs more
+    // the schedule spans, nor epoch 1's first evaluation, which compiled its kernels).
+    for (const epoch of [1, 2]) {
+      const last = lines.filter((l) => l.startsWith(`epoch ${epoch}/100000 `)).at(-1)!;
+      expect(last).toMatch(/ step 10\/10 /);
+      expect(last).toContain(` loss ${r.epochs[epoch - 1].trainLoss.toFixed(4)} `); // the epoch's last step counted too
+      const rate = Number(/([\d.]+) img\/s/.exec(last)![1]);
+      expect(rate / r.epochs[epoch - 1].imgPerSec, `epoch ${epoch}`).toBeGreaterThan(0.8);
+      expect(rate / r.epochs[epoch - 1].imgPerSec, `epoch ${epoch}`).toBeLessThan(1.25);
+      if (epoch === 2) expect(last).toMatch(/ETA 0s$/);
+    }
   });
 
   it('a second GCN + ZCA run on the same training images takes the fit from the cache ($NIN_CACHE), with the same losses', async () => {
@@ -1449,17 +1464,17 @@ describe('the dead-class-maps watch', () => {
 describe('the progress line', () => {
   it("times the training steps alone, and its ETA adds each evaluation left as long as the last took (it once divided by the evaluations' time too: epoch 2 showed 22.6 img/s against the epoch's 72.2)", () => {
     // 1,000 images in 10 s of steps: 100 img/s; 800 images left: 8 s, and two evaluations of 3 s.
-    expect(progressEstimate({ trainedMs: 10_000, trainedImages: 1000, imagesLeft: 800, evaluationsLeft: 2, evaluationSeconds: 3 })).toEqual({ imgPerSec: 100, etaSeconds: 14 });
-    expect(progressEstimate({ trainedMs: 500, trainedImages: 64, imagesLeft: 0, evaluationsLeft: 1, evaluationSeconds: 0 })).toEqual({ imgPerSec: 128, etaSeconds: 0 });
+    expect(progressEstimate({ trainedMs: 10_000, trainedImages: 1000, imagesLeft: 800, evaluationsLeft: 2, evaluationSeconds: 3 })).toEqual({ etaSeconds: 14 });
+    expect(progressEstimate({ trainedMs: 500, trainedImages: 64, imagesLeft: 0, evaluationsLeft: 1, evaluationSeconds: 0 })).toEqual({ etaSeconds: 0 });
   });
 
   it('times the ETA from the kernels compiled (the third step) on, and gives none before', () => {
     const left = { imagesLeft: 800, evaluationsLeft: 0, evaluationSeconds: 0 };
     // 3 steps of 16 images took 10 s (compiles); 100 more steps 8 s: 200 img/s since, 4 s for 800.
     const warmFrom = { ms: 10_000, images: 48 };
-    expect(progressEstimate({ trainedMs: 18_000, trainedImages: 1648, ...left, warmFrom })).toEqual({ imgPerSec: 1648 / 18, etaSeconds: 4 });
+    expect(progressEstimate({ trainedMs: 18_000, trainedImages: 1648, ...left, warmFrom })).toEqual({ etaSeconds: 4 });
     expect(progressEstimate({ trainedMs: 10_000, trainedImages: 48, ...left, warmFrom }).etaSeconds).toBeNull(); // no step since
-    expect(progressEstimate({ trainedMs: 700, trainedImages: 32, ...left, warmFrom: null })).toEqual({ imgPerSec: 32 / 0.7, etaSeconds: null }); // not yet
+    expect(progressEstimate({ trainedMs: 700, trainedImages: 32, ...left, warmFrom: null })).toEqual({ etaSeconds: null }); // not yet
   });
 
   it("counts an evaluation at the rate of its batches after the first, which compiles the process's evaluation kernels (its ETA in epoch 2 once added 18.9 s an evaluation on lavapipe, against 1.4 s from then on)", () => {
@@ -1470,6 +1485,27 @@ describe('the progress line', () => {
     expect(warmMilliseconds(1000, 50, 10)).toBe(1000);
     // One batch: nothing to go by, its time as it was.
     expect(warmMilliseconds(18_900, 18_900, 1)).toBe(18_900);
+  });
+
+  it.skipIf(!haveMnist)('times a one-batch evaluation warm by running its batch again, where asked (training asks, for the ETA); the numbers are the same', async () => {
+    const o = options(['--batch', '16', '--train-limit', '32', '--test-limit', '16']);
+    const { test: ds } = await loadSplits(o);
+    const model = new NinModel(modelConfig(o), 3);
+    try {
+      const forward = vi.spyOn(model, 'forward');
+      const once = await evaluate(model, ds, 16);
+      expect(forward).toHaveBeenCalledTimes(1);
+      expect(once.warmSeconds).toBe(once.seconds);
+      const twice = await evaluate(model, ds, 16, { timeWarm: true });
+      expect(forward).toHaveBeenCalledTimes(3);
+      expect(twice.warmSeconds).toBeLessThanOrEqual(twice.seconds);
+      expect([twice.loss, twice.error, twice.confusion]).toEqual([once.loss, once.error, once.confusion]);
+      // More than one batch: the rate of those after the first, no second run.
+      await evaluate(model, ds, 4, { timeWarm: true });
+      expect(forward).toHaveBeenCalledTimes(7);
+    } finally {
+      model.dispose();
+    }
   });
 });
 
