@@ -3,7 +3,7 @@
 // runs differ as columns, and their curves on shared axes in one PNG. Reads only the run
 // directories' logs and checkpoint headers: no GPU, no data.
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
 import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
@@ -167,13 +167,20 @@ function summarise(dir: string, labelPath: string, records: object[], header: Re
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
  * trailing path parts that tell the run from every other (`gap/run`, `fc/run`: a long path cut
- * to fit the legend would lose the part that differs). */
+ * to fit the legend would lose the part that differs). Throws a RangeError naming both paths
+ * where two name one run. */
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
-  // The same run twice would draw one curve over the other and repeat its row.
-  runs.forEach((r, i) => {
-    const first = runs.findIndex((o) => o.labelPath === r.labelPath);
-    if (first !== i) throw new RangeError(`${paths[i]} is the run ${paths[first]} is: give each run once`);
+  // The same run twice would draw one curve over the other and repeat its row. Any of its paths
+  // names it: its directory, its log, or a checkpoint on its line (drawn as the run as it stands,
+  // not up to its epoch: `best` beside the directory was the same row twice). The same history in
+  // the same directory is the same run; a run moved aside, or a line it left, has another history.
+  const identities = runs.map((r) => `${realpathSync(r.dir)}\0${JSON.stringify(r.records)}`);
+  identities.forEach((id, i) => {
+    const first = identities.indexOf(id);
+    if (first === i) return;
+    const checkpoint = [paths[first], paths[i]].some((p) => p.endsWith('.safetensors'));
+    throw new RangeError(`${paths[i]} is the run ${paths[first]} is: give each run once${checkpoint ? ' (a checkpoint on a run\'s line stands for the whole run, as visualize draws it)' : ''}`);
   });
   // (resolved: `.` and `..` are named by the directories they stand for)
   distinctTails(runs.map((r) => r.labelPath)).forEach((label, i) => (runs[i].label = label));
@@ -310,11 +317,43 @@ export function comparisonTable(runs: RunSummary[]): string {
   const byName = new Map<string, RunSummary[]>();
   for (const r of runs) if (r.network !== undefined && r.settings.model !== undefined) byName.set(r.settings.model, [...(byName.get(r.settings.model) ?? []), r]);
   for (const [name, same] of byName) {
-    if (new Set(same.map((r) => r.network)).size > 1) out.push(`note: ${same.map((r) => r.label).join(', ')} name their network ${name}, but the networks differ${differs.includes('params') ? '' : ' (in their layers, not in their parameter count)'}`);
+    const note = networksNote(name, same);
+    if (note) out.push(`note: ${note}`);
   }
   const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
   if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
   return out.join('\n');
+}
+
+/** The columns that tell one network from another. */
+const NETWORK_COLUMNS = ['input (h×w×c)', 'head', 'init', 'class maps', 'dropout', 'params'];
+
+/** Where runs naming their network `name` do not all have one network: which of them share one
+ * (runs of one network, among others of another, were named as differing too), and where the
+ * table's columns do not tell two of the networks apart, that they differ in their layers. */
+function networksNote(name: string, runs: RunSummary[]): string | null {
+  const groups = new Map<string, RunSummary[]>();
+  for (const r of runs) groups.set(r.network!, [...(groups.get(r.network!) ?? []), r]);
+  if (groups.size < 2) return null;
+  const all = [...groups.values()];
+  // Networks alike in every column: which (by a run of each), unless that is all of them.
+  const alike = new Map<string, RunSummary[]>();
+  for (const g of all) {
+    const key = NETWORK_COLUMNS.map((k) => g[0].settings[k] ?? '–').join('\0');
+    alike.set(key, [...(alike.get(key) ?? []), g[0]]);
+  }
+  const hidden = [...alike.values()].filter((a) => a.length > 1);
+  const whose = (a: RunSummary[]) => `${a.slice(0, -1).map((r) => `${r.label}'s`).join(', ')} and ${a.at(-1)!.label}'s`;
+  const unseen = hidden.length === 0 ? '' : ` (${alike.size === 1 ? '' : `${hidden.map(whose).join('; ')} `}in their layers, not in their parameter count)`;
+  const labels = (g: RunSummary[]) => g.map((r) => r.label).join(', ');
+  const named = `${labels(runs)} name their network ${name}`;
+  if (all.every((g) => g.length === 1)) return `${named}, but the networks differ${unseen}`;
+  // Each group of runs that share a network, then the runs whose network no other has.
+  const and = (g: RunSummary[]) => `${labels(g.slice(0, -1))} and ${g.at(-1)!.label}`;
+  const shared = all.filter((g) => g.length > 1).map((g, i) => `${and(g)} share ${i === 0 ? 'one' : 'another'}`);
+  const alone = all.filter((g) => g.length === 1).flat();
+  const own = alone.length === 0 ? [] : [alone.length === 1 ? `${alone[0].label} has its own` : `${and(alone)} each have their own`];
+  return `${named}, but not one network: ${[...shared, ...own].join('; ')}${unseen}`;
 }
 
 /** A run's history where its settings above do not hold for all of it: forked from another run

@@ -1,5 +1,5 @@
 // `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -140,13 +140,16 @@ describe('nin compare', () => {
     writeSafetensors(join(reused, 'checkpoint.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', lr: 0.05 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'new', stretch: 'n' });
     // (a best file of the old run, saved earlier with another lr, does not give the log its settings)
     writeSafetensors(join(reused, 'best.step10.superseded.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', lr: 0.5 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'old', stretch: 'o' });
-    const [current, oldLog, oldCheckpoint] = readRuns([reused, join(reused, 'metrics.superseded.jsonl'), join(reused, 'checkpoint.step30.superseded.safetensors')]);
+    const [current, oldLog] = readRuns([reused, join(reused, 'metrics.superseded.jsonl')]);
+    const [, oldCheckpoint] = readRuns([reused, join(reused, 'checkpoint.step30.superseded.safetensors')]);
     expect(current.epochs.map((e) => e.testError)).toEqual([0.7]);
     for (const old of [oldLog, oldCheckpoint]) {
       expect(old.epochs.map((e) => e.testError)).toEqual([0.3, 0.3, 0.3]);
       expect(old.settings.lr).toBe('0.01');
     }
     expect([current, oldLog, oldCheckpoint].map((r) => r.label)).toEqual(['reused', 'metrics.superseded', 'checkpoint.step30.superseded']);
+    // The moved-aside log and a checkpoint of it name one run, the old one as it stands.
+    expect(() => readRuns([join(reused, 'metrics.superseded.jsonl'), join(reused, 'checkpoint.step30.superseded.safetensors')])).toThrow(/checkpoint\.step30\.superseded\.safetensors is the run .*metrics\.superseded\.jsonl is: give each run once/);
     expect(() => readRuns([join(reused, 'run.txt')])).toThrow(`${join(reused, 'run.txt')}: no such run directory, log or checkpoint`);
     writeFileSync(join(reused, 'notes.txt'), 'x');
     expect(() => readRuns([join(reused, 'notes.txt')])).toThrow(`${join(reused, 'notes.txt')}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
@@ -175,6 +178,30 @@ describe('nin compare', () => {
     expect(() => readRun(join(gap, 'best.safetensors'))).toThrow(`${join(gap, 'best.safetensors')}: no such run directory, log or checkpoint`);
     mkdirSync(join(root, 'empty-dir'));
     expect(() => readRun(join(root, 'empty-dir'))).toThrow(`${join(root, 'empty-dir')}: no run there (no ${join(root, 'empty-dir', 'metrics.jsonl')})`);
+  });
+
+  it('the same run given twice by any of its paths (directory, log, link, a checkpoint on its line) is refused; a line the run has left is another run', () => {
+    // Best at epoch 1 (test 30 %), last at epoch 2: a checkpoint stands for the run as it stands,
+    // so `best` beside the directory was the directory's row twice, labelled best.
+    const vs = runDir('twice/vs', [{ kind: 'start', run: 'V', stretch: 's1', time: '' }, ...epochs(0, 2, (e) => ({ testError: [0.3, 1 / 3][e - 1], valError: [0.2, 0.25][e - 1] }))], { validation: 5000, epochs: 2 }, undefined, { run_id: 'V', stretch: 's1' });
+    writeSafetensors(join(vs, 'best.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', epochs: 2 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'V', stretch: 's1' });
+    symlinkSync(vs, join(root, 'twice/vs-link'));
+    const names = [vs, join(vs, 'metrics.jsonl'), join(vs, 'checkpoint.safetensors'), join(vs, 'best.safetensors'), join(root, 'twice/vs-link')];
+    for (const [i, a] of names.entries()) {
+      for (const b of names.slice(i + 1)) expect(() => readRuns([a, b]), `${a} and ${b}`).toThrow(`${b} is the run ${a} is: give each run once`);
+    }
+    expect(() => readRuns([vs, join(vs, 'best.safetensors')])).toThrow("give each run once (a checkpoint on a run's line stands for the whole run, as visualize draws it)");
+    // Another run beside it is still compared.
+    expect(readRuns([join(vs, 'best.safetensors'), gap]).map((r) => r.label)).toEqual(['best', 'gap']);
+    // A best checkpoint on a line the run has left (resumed from epoch 1 after it): its own history, another curve.
+    const rewound = runDir('twice/rewound', [
+      { kind: 'start', run: 'W', stretch: 'w1', time: '' }, ...epochs(0, 2, () => ({ testError: 0.3 })),
+      { kind: 'resume', run: 'W', stretch: 'w2', fromStretch: 'w1', epoch: 1, step: 10, from: 'x' }, ...epochs(1, 3, () => ({ testError: 0.4 })),
+    ], {}, undefined, { run_id: 'W', stretch: 'w2', epoch: '3', step: '30' });
+    writeSafetensors(join(rewound, 'best.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10' }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '2', step: '20', run_id: 'W', stretch: 'w1' });
+    const [run, left] = readRuns([rewound, join(rewound, 'best.safetensors')]);
+    expect(run.epochs.map((e) => e.testError)).toEqual([0.3, 0.4, 0.4]);
+    expect(left.epochs.map((e) => e.testError)).toEqual([0.3, 0.3]);
   });
 
   it('the test images each run was last evaluated on: a column where they differ, and a note for a run whose test set changed', () => {
@@ -275,6 +302,26 @@ describe('nin compare', () => {
     expect(nets.split('\n')[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'params']);
     expect(nets.split('\n')).toContain('note: a, b name their network mine, but the networks differ');
     expect(comparisonTable(readRuns([a, runDir('nets/a-again', epochs(0, 1, () => ({})), { dataset: 'mnist', model: 'mine' }, mine)]))).not.toContain('networks differ');
+    // Two runs of one network beside a third of that name fitted to other images: the two share
+    // it (they were named as differing too). Another network's run (mnist1) changes nothing.
+    const small = MODELS['cifar10-small'];
+    const three = { dataset: 'folder', imageFolder: { dir: '/data/shapes', classNames: ['a', 'b', 'c'], trainImages: 10, trainList: 'x' } };
+    const big = { ...small, classes: 3 };
+    const bigFull = runDir('nets/big-full', epochs(0, 1, () => ({ testError: 0.1 })), three, big);
+    const bigInt = runDir('nets/big-int', epochs(0, 1, () => ({ testError: 0.1 })), three, big);
+    const whole = runDir('nets/shapes-whole', epochs(0, 1, () => ({ testError: 0.1 })), three, { ...big, input: { height: 16, width: 16, channels: 3 } });
+    const mnist1 = runDir('nets/mnist1', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist' }, MODELS['mnist-small']);
+    const grouped = comparisonTable(readRuns([bigFull, bigInt, whole, mnist1])).split('\n').filter((l) => l.includes('name their network'));
+    expect(grouped).toEqual(['note: big-full, big-int, shapes-whole name their network cifar10-small, but not one network: big-full and big-int share one; shapes-whole has its own']);
+    expect(comparisonTable(readRuns([bigFull, whole, bigInt, runDir('nets/whole-again', epochs(0, 1, () => ({})), three, { ...big, input: { height: 16, width: 16, channels: 3 } })]))).toContain(
+      'note: big-full, shapes-whole, big-int, whole-again name their network cifar10-small, but not one network: big-full and big-int share one; shapes-whole and whole-again share another',
+    );
+    // Networks the table's columns do not tell apart (average pooling for max: the same parameters),
+    // though another run's count makes a params column: said, as for two runs alone.
+    const pooled = { ...mine, layers: mine.layers.map((l) => (l.type === 'maxpool' ? { ...l, type: 'avgpool' as const } : l)) };
+    const c = runDir('nets/c', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mine' }, pooled);
+    expect(comparisonTable(readRuns([a, c, b])).split('\n')).toContain("note: a, c, b name their network mine, but the networks differ (a's and c's in their layers, not in their parameter count)");
+    expect(comparisonTable(readRuns([a, c])).split('\n')).toContain('note: a, c name their network mine, but the networks differ (in their layers, not in their parameter count)');
   });
 
   it('img/s is the median epoch\'s, by value, of the epochs that did not start a process (their kernels compile then) where there are any; the time is the epochs\' summed seconds in hours and minutes, or – when none was timed', () => {
