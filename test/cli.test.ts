@@ -43,6 +43,8 @@ describe('nin CLI', () => {
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
     [['predict', 'missing.safetensors', 'x.png', '--invert'], /no checkpoint at 'missing.safetensors'/], // (the flag is taken)
     [['eval', 'README.md'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
+    // A picture first (the arguments swapped): said so.
+    [['predict', 'test/fixtures/rgb444-q100-baseline.jpg', 'runs/x'], /test\/fixtures\/rgb444-q100-baseline.jpg is a JPEG picture, not a checkpoint \(a run's checkpoint.safetensors or its directory comes first: nin predict CHECKPOINT PICTURE...\)/],
     [['visualize', 'package.json'], /package.json: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
     // The training set's size is known before it is loaded.
     [['train', '--model', 'mnist-small', '--val', '60000'], /--val 60000 holds out 60000 images: none left of mnist's 60000 training images/],
