@@ -41,7 +41,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<Tra
   const parts = o.extra && o.trainLimit === undefined ? await loadWithExtra(o.dataset, dataDir) : [await loadDataset(o.dataset, 'train', { dataDir })];
   // SVHN's extra images (6.5 GB as float32) are read only if --train-limit reaches them.
   if (o.extra && o.trainLimit !== undefined && o.trainLimit > parts[0].count) parts.push(await loadDataset(o.dataset, 'extra', { dataDir }));
-  const [test] = limitParts([await loadDataset(o.dataset, 'test', { dataDir })], o.testLimit);
+  const test = limitedTest(await loadDataset(o.dataset, 'test', { dataDir }), o.testLimit);
   const limited = limitParts(parts, o.trainLimit);
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
   // The parts are this function's own: the training set may take their place.
@@ -66,9 +66,18 @@ async function loadWithExtra(dataset: string, dataDir?: string): Promise<ImageDa
 
 /** The test set of a run (`nin eval`, `nin visualize`); `dataDir`: for an image folder, where it is now. */
 export async function loadTestSet(o: RunData, dataDir?: string, limit?: number, opts: { stream?: boolean } = {}): Promise<ImageDataset> {
-  const [test] = o.dataset === 'folder' ? [await folderSplit(o, 'test', dataDir, limit, opts.stream)] : limitParts([await loadDataset(o.dataset, 'test', { dataDir })], limit);
+  const test = o.dataset === 'folder' ? await folderSplit(o, 'test', dataDir, limit, opts.stream) : limitedTest(await loadDataset(o.dataset, 'test', { dataDir }), limit);
   report(test);
   return test;
+}
+
+/** A data set's test set cut to `limit` images. A limit past a partial file's images (the flags
+ * check it against the official count) is said, here and in the set's notes, not taken silently. */
+function limitedTest(test: ImageDataset, limit: number | undefined): ImageDataset {
+  if (limit === undefined || limit <= test.count) return limitParts([test], limit)[0];
+  const note = `--test-limit ${limit}: ${test.name} holds ${test.count} images: testing on all ${test.count}`;
+  console.error(`note: ${note}`);
+  return { ...test, notes: [...test.notes, note] };
 }
 
 /**

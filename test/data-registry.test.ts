@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { loadTestSet } from '../nin/datasets.ts';
+import type { ImageDataset } from '../nin/data/formats.ts';
 import {
   CIFAR10_ARCHIVE,
   DATASETS,
@@ -370,6 +371,19 @@ describe('CIFAR files cut at a record boundary', () => {
       `${join(root, 'cifar-100-binary', 'test.bin.gz')}: partial file, 200 of 10000 records (using the 200 present)`,
     ]);
     expect(c10.notes).toEqual([warnings[0]]);
+    // A --test-limit past the records present (within the official count, which the flags check):
+    // said, not taken silently.
+    const printed: string[] = [];
+    const spies = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void printed.push(String(m))));
+    let limited: ImageDataset;
+    try {
+      limited = await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, root, 5000);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(limited.count).toBe(300);
+    expect(printed).toContain('note: --test-limit 5000: cifar10/test holds 300 images: testing on all 300');
+    expect(limited.notes.at(-1)).toBe('--test-limit 5000: cifar10/test holds 300 images: testing on all 300');
   });
 });
 
