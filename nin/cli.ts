@@ -599,7 +599,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (left < options.batchSize) {
     throw new UsageError(`--batch ${options.batchSize} is larger than the ${left} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
   }
-  if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options));
+  if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options, { epochs: s('epochs') !== undefined }));
   if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
     throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
   }

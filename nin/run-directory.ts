@@ -243,8 +243,10 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
 }
 
 /** Why a resume would train nothing: the checkpoint is at or past the run's last epoch. */
-export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }): string {
-  const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : `--epochs ${o.epochs}`;
+export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epochs: number; stopAfter?: number }, given?: { epochs: boolean }): string {
+  // A resume without --epochs keeps the checkpoint's: said as its, not as a flag the user gave.
+  const epochs = given && !given.epochs ? `the run's --epochs ${o.epochs} (the checkpoint's)` : `--epochs ${o.epochs}`;
+  const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : epochs;
   // What would let it train: the flags whose values stop it now.
   const stops = [o.epochs <= epochsDone && '--epochs', o.stopAfter !== undefined && o.stopAfter <= epochsDone && '--stop-after'].filter(Boolean).join(' and ');
   return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;

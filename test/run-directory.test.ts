@@ -409,6 +409,10 @@ describe('the run directory', () => {
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '2'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs and --stop-after\)$/);
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '5'])).toThrow(/and --epochs 2 asks for no more: nothing to train \(give a larger --epochs\)$/);
     expect(() => parseTrainArgs(['--resume', ckpt, '--epochs', '2', '--stop-after', '1'])).toThrow(/and --stop-after 1 asks for no more: nothing to train \(give a larger --epochs and --stop-after\)$/);
+    // A finished run resumed without --epochs: its --epochs is the checkpoint's, said as such.
+    const finished = join(root, 'finished.safetensors');
+    writeSafetensors(finished, {}, header({ ...options, epochs: 2 }, 2, 'run-A'));
+    expect(() => parseTrainArgs(['--resume', finished])).toThrow(`${finished} has 2 epochs done, and the run's --epochs 2 (the checkpoint's) asks for no more: nothing to train (give a larger --epochs)`);
   });
 });
 
