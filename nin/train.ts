@@ -293,6 +293,11 @@ async function* orOnFailure<T>(items: AsyncIterable<T>, onFailure: (e: unknown) 
   }
 }
 
+/** A learning rate in 3 significant digits, 0 as 0 (a cosine's end: toPrecision gives "0.00"). */
+function fmtLr(lr: number): string {
+  return lr === 0 ? '0' : lr.toPrecision(3);
+}
+
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
   const m = Math.floor(s / 60);
@@ -648,7 +653,7 @@ async function trainInDirectory(
       // no note
     }
     const now = lrAt(startEpoch, inEpoch);
-    if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${now.toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${was.toPrecision(3)} here`);
+    if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${fmtLr(now)} under this run's schedule; the checkpoint's would have it at ${fmtLr(was)} here`);
     // A longer (or shorter) step-schedule run keeps its drops: moved later, they would put the rate
     // back up after epochs already trained at the dropped one. Said where the defaults would differ.
     const saved = resumed.options;
@@ -768,7 +773,7 @@ async function trainInDirectory(
           });
           const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
           const etaText = eta === null ? '…' : `${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
-          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${lr.toPrecision(3)}  ETA ${etaText}`;
+          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${fmtLr(lr)}  ETA ${etaText}`;
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
         }
@@ -841,7 +846,7 @@ async function trainInDirectory(
         const { state, event } = plateauAfterEpoch(plateau, (on === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
         plateau = state;
         const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
-        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${lrAt(epoch + 1, 0, state.drops).toPrecision(3)} (drop ${state.drops} of ${lrDrops})`;
+        if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${fmtLr(lrAt(epoch + 1, 0, state.drops))} (drop ${state.drops} of ${lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
       // The epoch's record first: a process killed while saving leaves a record beyond its last
