@@ -392,7 +392,7 @@ const RESIZE_NOTE = /: resized from \d+×\d+ to /;
  * named together, at most a few. `note` (default: stderr) is told how many were resized and, with
  * `notesFor` (`nin eval --pictures`), the pictures' other notes (fewerNotes), and each picture's
  * notes in full in the dataset's `pictureNotes`; `invert` as PictureReading's. Decoding is most of
- * the time (a 500×375 JPEG takes some 21 ms on a 2-core VM), so a large folder is read by
+ * the time (a 500×375 JPEG takes some 16 ms on a core of a 2-core VM), so a large folder is read by
  * `workers` threads (pictureWorkers). `streamable`: a run's split, which `--stream` could read instead
  * (said where the images are too many for memory).
  */
