@@ -6,7 +6,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
-import { folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
+import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { startingWeights } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
@@ -749,6 +749,9 @@ function folderRun(base: ModelConfig, fixed: boolean, resumed: { path: string; o
   if (fixed && base.input.channels !== 1 && base.input.channels !== 3) throw new UsageError(`model '${base.name}' takes ${base.input.channels} channels; images make 1 (grey) or 3 (colour)`);
   if (fixed && base.classes !== classes) throw new UsageError(`model '${base.name}' has ${base.classes} classes but ${train.dir} has ${classes} class folders`);
   const config = fixed ? base : fitToData(base, folderImageShape(train, imageSize === undefined ? undefined : parseImageSize(imageSize)), classes);
+  // A --config network's channels are its own: said where the pictures are otherwise (a new run's).
+  const channels = fixed && !was ? channelsNote(train, config.input.channels) : null;
+  if (channels) console.error(`note: ${channels}`);
   const imageFolder: ImageFolderOptions = { dir: root, classNames: train.classNames, trainImages: train.files.length, trainList: folderListDigest(train), trainClasses: folderClassLists(train) };
   return { config, imageFolder, trainDir: train.dir, testDir: test.dir, testImages: test.files.length };
 }

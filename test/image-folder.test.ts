@@ -285,7 +285,25 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'four', classes: 4, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 4] }] }));
     usage([...folder, '--config', config], `model 'four' has 4 classes but ${join(resolve(root), 'train')} has 3 class folders`);
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
-    expect(parseTrainArgs([...folder, '--config', config]).options.config).toMatchObject({ name: 'three', input: { height: 28, width: 28, channels: 1 } });
+    // Its channels too: colour pictures for its grey input are said to be read as grey.
+    const noted: string[] = [];
+    const grey = join(tmp, 'grey-only');
+    const notes = vi.spyOn(console, 'error').mockImplementation((m: string) => void noted.push(m));
+    try {
+      expect(parseTrainArgs([...folder, '--config', config]).options.config).toMatchObject({ name: 'three', input: { height: 28, width: 28, channels: 1 } });
+      const colourNet = join(tmp, 'colour-net.json');
+      writeFileSync(colourNet, JSON.stringify({ ...MODELS['mnist-small'], name: 'colour', input: { height: 28, width: 28, channels: 3 }, classes: 2, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 2] }] }));
+      for (const c of ['a', 'b']) for (const split of ['train', 'test']) writePng(join(grey, split, c, '0.png'), 6, 6, dot, 0);
+      parseTrainArgs(['--dataset', 'folder', '--data-dir', grey, '--config', colourNet]);
+      // A built-in network takes the folder's channels: nothing to say.
+      parseTrainArgs(['--dataset', 'folder', '--data-dir', grey, '--model', 'mnist-small']);
+    } finally {
+      notes.mockRestore();
+    }
+    expect(noted).toEqual([
+      `note: ${join(resolve(root), 'train')}: 60 of its 60 pictures are in colour, the network takes grey: they are read as grey (BT.601 luma)`,
+      `note: ${join(resolve(grey), 'train')}: its pictures are grey (all 2), the network takes colour: each is read as 3 equal channels`,
+    ]);
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'two', input: { height: 28, width: 28, channels: 2 }, classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));
     usage([...folder, '--config', config], "model 'two' takes 2 channels; images make 1 (grey) or 3 (colour)");
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'three', classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));

@@ -292,6 +292,30 @@ export function folderImageShape(scan: FolderScan, size?: { height: number; widt
   return { height, width, channels };
 }
 
+/**
+ * What a network of `channels` makes of a training folder's pictures where they do not match, from
+ * the headers of up to `sample` of them spread over the folder: grey pictures for a colour network
+ * are read as 3 equal channels, colour ones for a grey network as their luma. Null where they match
+ * (a built-in network takes the folder's own channels: folderImageShape).
+ */
+export function channelsNote(scan: FolderScan, channels: number, sample = 64): string | null {
+  const n = scan.files.length;
+  const k = Math.min(sample, n);
+  const grey: boolean[] = [];
+  for (let i = 0; i < k; i++) {
+    try {
+      grey.push(readImageHeader(scan.files[Math.floor((i * n) / k)].path).grey);
+    } catch {
+      // (unreadable: named when the folder is read)
+    }
+  }
+  const colour = grey.filter((g) => !g).length;
+  const checked = grey.length === n ? `all ${n}` : `${colour === 0 ? 'the ' : ''}${grey.length} checked`;
+  if (channels === 3 && grey.length && colour === 0) return `${scan.dir}: its pictures are grey (${checked}), the network takes colour: each is read as 3 equal channels`;
+  if (channels === 1 && colour) return `${scan.dir}: ${colour} of ${grey.length === n ? 'its' : 'the'} ${grey.length} pictures${grey.length === n ? '' : ' checked'} are in colour, the network takes grey: they are read as grey (BT.601 luma)`;
+  return null;
+}
+
 /** How pictures are read, beyond the model's input: `invert` as `nin predict --invert`, and
  * `notesFor` a model (of MNIST or not) to have each picture's notes (pictureNotes) made as it is
  * read (`resized: false`: without the resize notes). */
