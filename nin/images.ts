@@ -229,6 +229,17 @@ function readStart(path: string, length: number): Buffer {
 /** JPEG's start-of-image marker and the first byte of the next marker. */
 const isJpeg = (head: Uint8Array) => head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
 
+/** 'PNG' or 'JPEG' where `path` starts as one (by its bytes), else null (also where it cannot be read). */
+export function pictureFormat(path: string): 'PNG' | 'JPEG' | null {
+  let head: Buffer;
+  try {
+    head = readStart(path, 8);
+  } catch {
+    return null;
+  }
+  return head.equals(PNG_SIGNATURE) ? 'PNG' : isJpeg(head) ? 'JPEG' : null;
+}
+
 /** The error for a file that is neither a PNG nor a JPEG by its first bytes (`head`, up to 8). */
 function notAnImage(path: string, head: Uint8Array): ImageLoadError {
   const found = head.length === 0 ? 'an empty file' : describeBytes(head);

@@ -37,6 +37,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
+import { pictureFormat } from './images.ts';
 import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { validationFromOf } from './data/split.ts';
@@ -133,24 +134,12 @@ export function notACheckpoint(path: string): string | null {
   try {
     metadata = readSafetensorsMetadata(path);
   } catch (e) {
-    const picture = pictureKind(path);
+    const picture = pictureFormat(path);
     // A picture where the checkpoint goes: most likely the arguments in the wrong order.
     if (picture) return `${path} is a ${picture} picture, not a checkpoint (a run's checkpoint.safetensors or its directory comes first: nin predict CHECKPOINT PICTURE...)`;
     return (e as Error).message;
   }
   return formatProblem(path, metadata);
-}
-
-/** 'PNG' or 'JPEG' where the file starts as one, else null. */
-function pictureKind(path: string): string | null {
-  let head: Buffer;
-  try {
-    head = readFileSync(path).subarray(0, 8);
-  } catch {
-    return null;
-  }
-  if (head.equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'PNG';
-  return head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff ? 'JPEG' : null;
 }
 
 /** Why a safetensors file with this metadata is not a nin checkpoint, or null. */
