@@ -403,7 +403,14 @@ interface JpegJs {
 /** The JPEG's component planes, decoded by jpeg-js as its decode() does before it makes pixels (a
  * one-scan sequential JPEG by nin/jpeg-baseline.ts, to the same bytes, faster). */
 function decodeComponents(bytes: Uint8Array): ComponentPlanes {
-  return decodeBaselineJpeg(bytes) ?? jpegJsPlanes(bytes);
+  let fast: ComponentPlanes | null = null;
+  try {
+    fast = decodeBaselineJpeg(bytes);
+  } catch {
+    // (never seen: the fast path declines what it does not read as jpeg-js does; should it throw,
+    // jpeg-js's reading stands all the same)
+  }
+  return fast ?? jpegJsPlanes(bytes);
 }
 
 /** jpeg-js's component planes (and the fast path's comparison in the tests). Not tolerant: a block
