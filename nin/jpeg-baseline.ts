@@ -16,7 +16,7 @@ const ZIGZAG = Int32Array.from([
   38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ]);
 
-/** One component's planes as jpeg-js gives them: rows padded to whole blocks. */
+/** An image's component planes as jpeg-js gives them: each one's rows padded to whole blocks. */
 export interface ComponentPlanes {
   width: number;
   height: number;
@@ -350,7 +350,10 @@ const SQRT2 = 5793;
 const SQRT1D2 = 2896;
 
 /** jpeg-js's quantizeAndInverse on a dequantised block `p` (overwritten), with its rounding and
- * shortcuts as they are, writing the 8 × 8 samples into `plane` at `at`, rows `stride` apart. */
+ * shortcuts as they are, writing the 8 × 8 samples into `plane` at `at`, rows `stride` apart.
+ * The row and column passes are one algorithm at two precisions (rounding to 8 and 12 fractional
+ * bits, inputs 3 and 5 scaled by 16 in rows only), written out twice as jpeg-js writes them: one
+ * function taking the precision decoded a 500×375 picture 10–25 % slower (8.3 → 9.4 ms). */
 function inverseDct(p: Int32Array, plane: Uint8Array, at: number, stride: number): void {
   let v0, v1, v2, v3, v4, v5, v6, v7, t;
   for (let row = 0; row < 64; row += 8) {
