@@ -600,6 +600,24 @@ describe('nin train --dataset folder --stream', () => {
     expect((read as PromiseFulfilledResult<Float32Array>).value).toEqual(whole.images);
   });
 
+  it("a new streamed run reads its training headers once: the stream takes those the shape pass read, once", () => {
+    const root = colourFolder(join(tmp, 'stream-headers'), [4, 2]);
+    const input = { height: 10, width: 12, channels: 3 as const };
+    expect(folderImageShape(scanImageFolder(root, 'train'))).toEqual(input);
+    // Damaged after the shape pass: the stream's header check (a scan of its own, as a run's
+    // data load makes) does not read it again; its batch would name it (test above).
+    const damaged = join(root, 'train', 'red', '0.png');
+    writeFileSync(damaged, 'not a picture');
+    const note = () => {};
+    expect(streamImageFolder(scanImageFolder(root, 'train'), input, { note, limit: 5 }).count).toBe(5);
+    // Taken once: the next read reads the headers itself.
+    expect(() => streamImageFolder(scanImageFolder(root, 'train'), input, { note })).toThrow(`${join(root, 'train')}: 1 of 12 images cannot be read:`);
+    // Another folder's shape pass is not taken for this one.
+    const other = colourFolder(join(tmp, 'stream-headers-2'), [4, 2]);
+    folderImageShape(scanImageFolder(other, 'train'));
+    expect(() => streamImageFolder(scanImageFolder(root, 'train'), input, { note })).toThrow(`${join(root, 'train')}: 1 of 12 images cannot be read:`);
+  });
+
   it('refuses --stream off an image folder, with whole-set preprocessing, and a picture it cannot read names it', async () => {
     const root = colourFolder(join(tmp, 'stream-bad'), [4, 2]);
     expect(() => parseTrainArgs(['--dataset', 'mnist', '--stream'])).toThrow(new UsageError("--stream: --stream reads an image folder's pictures batch by batch (--dataset folder); mnist's files are read whole"));

@@ -243,9 +243,19 @@ function cannotRead(dir: string, messages: readonly string[], of: number): DataF
   return new DataFormatError(dir, `${messages.length} of ${of} images cannot be read:\n${messages.slice(0, LISTED).map((m) => `  ${m}`).join('\n')}${more}`);
 }
 
+type ImageHeader = { width: number; height: number; grey: boolean };
+
+/** The headers folderImageShape read last, for the `--stream` read of the same training folder that
+ * follows it in a new run (its files' first `limit`): taken once, so that a folder of a million
+ * pictures has its headers read once, not twice, and not held after. */
+let lastHeaders: { dir: string; paths: string[]; headers: ImageHeader[] } | null = null;
+
 /** The headers of `files` (readImageHeader), in order, or an error naming the files of `dir` that
  * are not pictures (a few, and how many more). */
-function readHeaders(dir: string, files: readonly { path: string }[]): { width: number; height: number; grey: boolean }[] {
+function readHeaders(dir: string, files: readonly { path: string }[]): ImageHeader[] {
+  const last = lastHeaders;
+  lastHeaders = null;
+  if (last && last.dir === dir && files.length <= last.paths.length && files.every((f, i) => f.path === last.paths[i])) return last.headers.slice(0, files.length);
   const unreadable: string[] = [];
   const headers = files.flatMap(({ path }) => {
     try {
@@ -274,7 +284,9 @@ function resizedNotes(name: string, resized: number, count: number, input: { wid
 export function folderImageShape(scan: FolderScan, size?: { height: number; width: number }): ModelInput {
   const sizes = new Map<string, { count: number; example: string }>();
   let grey = true;
-  readHeaders(scan.dir, scan.files).forEach((header, i) => {
+  const headers = readHeaders(scan.dir, scan.files);
+  lastHeaders = { dir: scan.dir, paths: scan.files.map((f) => f.path), headers };
+  headers.forEach((header, i) => {
     const { width, height } = header;
     grey &&= header.grey;
     const key = `${width}×${height}`;
@@ -421,6 +433,7 @@ const RESIZE_NOTE = /: resized from \d+×\d+ to /;
  * (said where the images are too many for memory).
  */
 export async function readImageFolder(scan: FolderScan, input: ModelInput, opts: { limit?: number; note?: (line: string) => void; workers?: number; imagesPerWorker?: number; invert?: boolean; notesFor?: { mnist: boolean }; streamable?: boolean } = {}): Promise<ImageDataset> {
+  lastHeaders = null; // (a whole read needs no headers: not held while it reads)
   const files = scan.files.slice(0, opts.limit);
   const { height, width, channels } = input;
   const name = `${basename(dirname(scan.dir))}/${basename(scan.dir)}`;
