@@ -1,6 +1,7 @@
 // Dispatch runtime: compiles kernels once (pipeline cache keyed by WGSL source, so every
 // specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
-// open command encoder, and submits only at sync points (readback, upload, explicit flush).
+// open command encoder, and submits at sync points (readback, upload, explicit flush) and every
+// SUBMIT_EVERY dispatches.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,6 +42,8 @@ interface CachedPipeline {
   name: string;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** The bindings the kernel declares read_write: one may not share its buffer with another. */
+  written: number[];
 }
 
 const pipelines = new Map<string, CachedPipeline>();
@@ -66,6 +69,15 @@ let usedUniforms: GPUBuffer[] = [];
 let poolInstance: BufferPool | null = null;
 let dispatchCount = 0;
 let submitCount = 0;
+/** Dispatches recorded into the open encoder. */
+let recorded = 0;
+/**
+ * A loop that never reads back (a timing loop, a script's training loop that logs rarely) would
+ * otherwise record into one encoder for ever: nothing runs until its first read, and the uniform
+ * buffers, recycled only at a submit, grow by one a dispatch (10,000 steps of a small net: 560 MiB).
+ * A submit costs tens of µs; a training step is some 15 to 150 dispatches.
+ */
+export const SUBMIT_EVERY = 512;
 
 /** Per-kernel GPU timing via timestamp queries (see engine/profiler.ts). */
 export interface ProfilerHook {
@@ -121,6 +133,7 @@ function device(): GPUDevice {
     checking = Promise.resolve(); // a new device does not wait on the old one's checks
     encoder = null;
     pass = null;
+    recorded = 0;
     freeUniforms = [];
     usedUniforms = [];
     poolInstance = new BufferPool(g.device, g.limits.maxBufferSize);
@@ -173,7 +186,7 @@ export async function writesPastTheEnd(): Promise<string[]> {
 }
 
 export function runtimeStats() {
-  return { pipelines: pipelines.size, bindGroups: bindGroups.size, dispatches: dispatchCount, submits: submitCount };
+  return { pipelines: pipelines.size, bindGroups: bindGroups.size, dispatches: dispatchCount, submits: submitCount, uniformBuffers: freeUniforms.length + usedUniforms.length };
 }
 
 function bufferId(b: GPUBuffer): number {
@@ -209,7 +222,8 @@ function getPipeline(kernel: Kernel): CachedPipeline {
     pipelines.clear();
     bindGroups.clear(); // (theirs only: ids are not reused)
   }
-  const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+  const written = [...code.matchAll(/@binding\((\d+)\)\s*var\s*<\s*storage\s*,\s*read_write\s*>/g)].map((m) => Number(m[1]));
+  const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0), written };
   pipelines.set(key, cached);
   if (process.env.NIN_KERNEL_DUMP) dumpKernel(process.env.NIN_KERNEL_DUMP, kernel.name, code);
   return cached;
@@ -307,6 +321,11 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (x === 0 || y === 0 || z === 0) return;
   const p = getPipeline(kernel);
+  for (const w of p.written) {
+    const other = bindings.findIndex((b, i) => i !== w && b.buffer === bindings[w]?.buffer);
+    // (else a validation error at the next read, which discards the whole submission's work)
+    if (other >= 0) throw new RangeError(`kernel '${kernel.name}': binding ${other} is the buffer that binding ${w} writes: a tensor may not be read and written in one dispatch (the same tensor given twice)`);
+  }
   const enc = currentEncoder(); // opens the submission's error scopes before any bind group is made
   const ub = uniforms ? uniformBuffer(uniforms) : null;
   const key = `${p.id}|${bindings.map((b) => `${bufferId(b.buffer)}:${b.byteLength}`).join(',')}${ub ? `|u${bufferId(ub)}` : ''}`;
@@ -329,6 +348,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   pass.dispatchWorkgroups(x, y, z);
   if (profiler) endPass();
   dispatchCount++;
+  if (++recorded >= SUBMIT_EVERY) flush();
 }
 
 /** Records a buffer-to-buffer copy in stream order. */
@@ -348,6 +368,7 @@ export function flush(): void {
   d.queue.submit([encoder.finish()]);
   submitCount++;
   encoder = null;
+  recorded = 0;
   const oom = awaitedOn(d, d.popErrorScope());
   const validation = awaitedOn(d, d.popErrorScope());
   const check = Promise.all([oom, validation]).then(([o, v]) => {

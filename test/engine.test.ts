@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { BufferPool, sizeClass } from '../engine/pool.ts';
-import { dispatch, pool, runtimeStats, setPipelineCacheLimit, sync, trimPool, upload } from '../engine/runtime.ts';
+import { dispatch, pool, runtimeStats, setPipelineCacheLimit, SUBMIT_EVERY, sync, trimPool, upload } from '../engine/runtime.ts';
 import { keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, mean, mul, relu, reluBackward, reshape, scale, scaleBy, sub, sum } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
@@ -161,6 +161,19 @@ describe('buffer pool and scopes', () => {
     expect(await z.toArray()).toEqual(await y.toArray());
     y.dispose(); z.dispose(); x.dispose();
     expect(stats.liveBytes).toBe(live0 - 2048);
+  });
+
+  it('a loop that never reads back is submitted every SUBMIT_EVERY dispatches, so its uniform buffers are recycled', async () => {
+    const x = Tensor.fromArray([1, 2, 3], [3]);
+    await sync();
+    const before = runtimeStats();
+    for (let i = 0; i < 2 * SUBMIT_EVERY + 1; i++) scale(x, 1 + i / 1e6).dispose(); // one dispatch each, with a uniform
+    const after = runtimeStats();
+    expect(after.dispatches - before.dispatches).toBe(2 * SUBMIT_EVERY + 1);
+    expect(after.submits - before.submits).toBe(2);
+    expect(after.uniformBuffers - before.uniformBuffers).toBeLessThanOrEqual(SUBMIT_EVERY);
+    await sync();
+    x.dispose();
   });
 
   it('a second dispose() does nothing: the buffer goes back to the pool once, and is not handed to two tensors', async () => {
@@ -502,6 +515,17 @@ describe('errors', () => {
     await expect(sync()).rejects.toThrow(/GPU validation error in submitted commands: [^]*copy_with_one_binding/);
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5])); // and the engine goes on
     a.dispose();
+  });
+
+  it("a tensor given twice to a kernel that writes one of them is refused at once, naming the kernel; the work recorded before it still runs", async () => {
+    const w = Tensor.fromArray([1, 2], [2]);
+    const one = Tensor.fromArray([1, 1], [2]);
+    addInPlace(w, one); // recorded, not yet submitted
+    expect(() => addInPlace(w, w)).toThrow(new RangeError("kernel 'add_inplace': binding 1 is the buffer that binding 0 writes: a tensor may not be read and written in one dispatch (the same tensor given twice)"));
+    // Before, the dispatch reached the device, whose validation error at the next read discarded
+    // the whole submission: the addInPlace above with it.
+    expect(await w.toArray()).toEqual(new Float32Array([2, 3]));
+    for (const t of [w, one]) t.dispose();
   });
 
   it('a submission that ran out of GPU memory is reported as such, and the engine goes on', async () => {
