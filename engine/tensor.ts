@@ -212,11 +212,15 @@ export function tidy<R>(fn: () => R): R {
   return result;
 }
 
-function collect(v: unknown, into: Set<Tensor>): void {
+/** The tensors in `v` (a tensor, or arrays, sets, maps and objects holding tensors, at any depth;
+ * an object that refers back to itself is walked once; typed arrays hold none and are not walked). */
+function collect(v: unknown, into: Set<Tensor>, seen = new Set<object>()): void {
   if (v instanceof Tensor) into.add(v);
-  else if (Array.isArray(v) || v instanceof Set) for (const x of v) collect(x, into);
-  else if (v instanceof Map) for (const [k, x] of v) (collect(k, into), collect(x, into));
-  else if (v && typeof v === 'object' && !(v instanceof Promise)) for (const x of Object.values(v)) collect(x, into);
+  if (!v || typeof v !== 'object' || v instanceof Tensor || v instanceof Promise || ArrayBuffer.isView(v) || seen.has(v)) return;
+  seen.add(v);
+  if (Array.isArray(v) || v instanceof Set) for (const x of v) collect(x, into, seen);
+  else if (v instanceof Map) for (const [k, x] of v) (collect(k, into, seen), collect(x, into, seen));
+  else for (const x of Object.values(v)) collect(x, into, seen);
 }
 
 /**

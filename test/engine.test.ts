@@ -219,6 +219,15 @@ describe('buffer pool and scopes', () => {
     expect([m.get('a')!.isDisposed, [...set][0].isDisposed]).toEqual([false, false]);
     expect(stats.liveBuffers).toBe(live + 2);
     m.get('a')!.dispose(); [...set][0].dispose();
+    // An object that refers back to itself (a stack overflow before, which freed nothing), beside a typed array.
+    const cyclic = tidy(() => {
+      const o: { t: Tensor; data: Float32Array; self?: unknown } = { t: relu(relu(x)), data: new Float32Array(8) };
+      o.self = [o, new Map([[o, o]])];
+      return o;
+    });
+    expect(cyclic.t.isDisposed).toBe(false);
+    expect(stats.liveBuffers).toBe(live + 1);
+    cyclic.t.dispose();
     // The inner result outlives the inner tidy, not the outer one.
     let inner: Tensor | null = null;
     tidy(() => {
