@@ -68,6 +68,8 @@ export function expectKeptForBackward(op: string, what: string, t: Tensor): void
 
 /** Marks a tensor as a trainable leaf. */
 export function param(t: Tensor): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`param: expected a Tensor, got ${t === null ? 'null' : typeof t}`);
+  t.assertAlive('param');
   // An op's output kept its backward: gradients went through it to its inputs, and its .grad stayed null.
   if (t.backwardFn) throw new Error(`param: tensor #${t.id} is the output of '${t.op}', not a leaf; a parameter holds its own values (make it with Tensor.fromArray, or copyOf under noGrad())`);
   t.requiresGrad = true;
@@ -105,8 +107,9 @@ function topoOrder(root: Tensor): Tensor[] {
  * soon as they have been used.
  */
 export function backward(loss: Tensor): void {
+  if (!(loss instanceof Tensor)) throw new TypeError(`backward: the loss must be a Tensor, got ${loss === null ? 'null' : typeof loss}`);
   if (loss.size !== 1) throw new RangeError(`backward: loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
-  if (!loss.requiresGrad) throw new Error('backward: loss does not depend on any tensor that requires a gradient');
+  if (!loss.requiresGrad) throw new Error('backward: loss does not depend on any tensor that requires a gradient (computed under noGrad(), or from no param())');
   const order = topoOrder(loss);
   // dispose() drops a node's backward: it would pass for a leaf and the gradient would stop there.
   const gone = order.find((t) => t.isDisposed);
@@ -133,6 +136,9 @@ export function backward(loss: Tensor): void {
     }
   }
   for (const t of order) t.assertAlive('backward'); // e.g. a graph made on a device closeGpu() has closed
+  // (else the accumulation named an internal op: "addInPlace: input tensor … was already disposed")
+  const freedGrad = order.find((t) => t.grad?.isDisposed);
+  if (freedGrad) throw new GpuError(`backward: the .grad of tensor #${freedGrad.id} (${freedGrad.op}, [${freedGrad.shape.join(', ')}]) was disposed but is still set, so this backward cannot add to it; zeroGrad() frees and clears gradients`);
   // A backward frees what its ops saved: running a graph's backward again (also after one that
   // threw half-way) would read freed buffers and give wrong gradients without an error.
   const used = [...order].reverse().find((t) => t.consumed); // the one nearest the loss (the loss itself on a second backward)
@@ -219,6 +225,7 @@ function checkGradients(node: Tensor, gradOut: Tensor, grads: (Tensor | null)[])
 
 /** Frees the gradients of `params`. */
 export function zeroGrad(params: Iterable<Tensor>): void {
+  if (typeof (params as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') throw new TypeError(`zeroGrad: expected an iterable of tensors (an array of parameters), got ${params === null ? 'null' : typeof params}`);
   for (const p of params) {
     p.grad?.dispose();
     p.grad = null;

@@ -44,6 +44,7 @@ export function elementwiseGrid(n: number) {
 /** Sets every element of `t` to `value`. */
 export function fill(t: BufferRef & { size: number; dtype?: DType }, value: number): void {
   if (t.dtype && t.dtype !== 'f32') throw new RangeError(`fill: the tensor must be f32, got ${t.dtype}`); // f32 bits in an i32 tensor
+  if (typeof value !== 'number' || !(Math.abs(value) <= F32_MAX)) throw new RangeError(`fill: the value must be a finite float32, got ${String(value)}`);
   const k = elementwiseKernel('fill', t.size, '@group(0) @binding(0) var<storage, read_write> y: array<f32>;', `y[i] = ${f32(value)};`);
   dispatch(k, [t], elementwiseGrid(t.size));
   wroteInPlace(t);
@@ -103,9 +104,13 @@ export function reluBackward(dy: Tensor, y: Tensor): Tensor {
   return dx;
 }
 
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
+
 /** A WGSL f32 literal for a JS number. */
 export function f32(v: number): string {
-  if (!Number.isFinite(v)) throw new RangeError(`cannot write ${v} as a WGSL f32 literal`);
+  // (past F32_MAX the literal does not compile, and the error would come at the next read)
+  if (!(Math.abs(v) <= F32_MAX)) throw new RangeError(`cannot write ${v} as a WGSL f32 literal`);
   const s = String(v);
   return /[.eE]/.test(s) ? s : `${s}.0`;
 }
@@ -199,6 +204,7 @@ export function sum(x: Tensor): Tensor {
 
 /** The mean of every element of x, as a scalar [1]; differentiable. */
 export function mean(x: Tensor): Tensor {
+  expectDtype('mean', 'x', x);
   return sumScaled('mean', x, 1 / x.size);
 }
 
@@ -228,7 +234,8 @@ export function copyOf(x: Tensor): Tensor {
 
 /** The same values under another shape (a copy, so every tensor owns its buffer); differentiable. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  x.assertAlive('reshape');
+  expectDtype('reshape', 'x', x, null);
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 1)) throw new RangeError(`reshape: the shape must be an array of positive integers, got ${JSON.stringify(shape) ?? String(shape)}`);
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== x.size) throw new RangeError(`reshape: [${x.shape.join(', ')}] has ${x.size} elements, [${shape.join(', ')}] needs ${n}`);
   const y = Tensor.empty(shape, x.dtype);

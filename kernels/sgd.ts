@@ -115,6 +115,7 @@ export class SGD {
       if (!param.requiresGrad) return;
       const which = `parameter ${i} [${param.shape.join(', ')}]`;
       if (param.isDisposed) throw new GpuError(`SGD.step: ${which} (tensor #${param.id}) was disposed; an optimiser's parameters must outlive it`);
+      param.assertAlive(`SGD.step (${which})`); // a device closeGpu() has closed
       if (!param.grad) throw new Error(`SGD.step: ${which} has no gradient: backward() has not run since the last zeroGrad(), or the loss does not depend on it (give the optimiser the loss's parameters only, or set requiresGrad = false to freeze one)`);
       const h = { lr: lr * lrMult, momentum: this.opts.momentum, weightDecay: this.opts.weightDecay * decayMult };
       checkStep(`SGD.step (${which})`, param, param.grad, this.velocities[i], h);

@@ -16,6 +16,7 @@ import { add, addInPlace, copyOf, dot, fill, mean, mul, relu, reluBackward, resh
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { dropout } from '../kernels/dropout.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
+import { SGD } from '../kernels/sgd.ts';
 import { expectClose, randomArray, runAsync, withDeviceLimit } from './helpers.ts';
 import { dotRef, numericalGrad, refTensor, reluRef } from './reference.ts';
 
@@ -355,7 +356,7 @@ describe('autograd tape', () => {
     // Computed under noGrad from a parameter: nothing was recorded, so there is no path back to x.
     const untracked = noGrad(() => dot(relu(x), r));
     expect(untracked.size).toBe(1);
-    expect(() => backward(untracked)).toThrow(new Error('backward: loss does not depend on any tensor that requires a gradient'));
+    expect(() => backward(untracked)).toThrow(new Error('backward: loss does not depend on any tensor that requires a gradient (computed under noGrad(), or from no param())'));
     expect(x.grad).toBeNull();
     // The refused non-scalar's graph is intact: a scalar loss on it backpropagates.
     backward(dot(y, r));
@@ -535,6 +536,35 @@ describe('errors', () => {
     // the whole submission: the addInPlace above with it.
     expect(await w.toArray()).toEqual(new Float32Array([2, 3]));
     for (const t of [w, one]) t.dispose();
+  });
+
+  it("plain mistakes in a call are named by the call, not by a TypeError or a kernel's compile error at the next read", async () => {
+    const a = Tensor.fromArray([1, 2, 3, 4, 5, 6], [6]);
+    const none = undefined as unknown as Tensor;
+    expect(() => mean(none)).toThrow(new TypeError('mean: x is missing'));
+    expect(() => reshape(none, [1])).toThrow(new TypeError('reshape: x is missing'));
+    expect(() => reshape(a, [-2, -3])).toThrow(new RangeError('reshape: the shape must be an array of positive integers, got [-2,-3]'));
+    expect(() => reshape(a, [2.5, 2.4])).toThrow(/^reshape: the shape must be an array of positive integers/);
+    expect(() => fill(a, NaN)).toThrow(new RangeError('fill: the value must be a finite float32, got NaN'));
+    expect(() => fill(a, 1e40)).toThrow(new RangeError('fill: the value must be a finite float32, got 1e+40')); // (f64-finite: the WGSL literal did not compile)
+    fill(a, -3.4028234663852886e38); // the largest float32 is one
+    expect((await a.toArray())[0]).toBe(-3.4028234663852886e38);
+    expect(() => param(3 as unknown as Tensor)).toThrow(new TypeError('param: expected a Tensor, got number'));
+    const gone = Tensor.fromArray([1], [1]);
+    gone.dispose();
+    expect(() => param(gone)).toThrow(/^param: input tensor #\d+ .* was already disposed/);
+    expect(() => backward(none)).toThrow(new TypeError('backward: the loss must be a Tensor, got undefined'));
+    expect(() => zeroGrad(none as unknown as Tensor[])).toThrow(new TypeError('zeroGrad: expected an iterable of tensors (an array of parameters), got undefined'));
+    // A .grad disposed by hand but left set: named as such (it was "addInPlace: input tensor … was already disposed").
+    const w = param(Tensor.fromArray([1, 2], [2]));
+    const r = Tensor.fromArray([3, 4], [2]);
+    backward(dot(w, r));
+    w.grad!.dispose();
+    expect(() => backward(dot(w, r))).toThrow(new RegExp(`^backward: the \\.grad of tensor #${w.id} \\(param, \\[2\\]\\) was disposed but is still set`));
+    zeroGrad([w]);
+    backward(dot(w, r));
+    expect(Array.from(await w.grad!.toArray())).toEqual([3, 4]);
+    for (const t of [a, w, r]) t.dispose();
   });
 
   it('a submission that ran out of GPU memory is reported as such, and the engine goes on', async () => {
@@ -873,6 +903,7 @@ describe('API misuse across closeGpu()', () => {
     const old = Tensor.fromArray([1, 2, 3], [3]);
     const oldP = param(Tensor.fromArray([1, 2, 3], [3]));
     const oldLoss = dot(relu(oldP), Tensor.fromArray([1, 1, 1], [3]));
+    const oldOpt = new SGD([oldP], { momentum: 0.9, weightDecay: 0 });
     const big = Tensor.empty([1 << 20]);
     fill(big, 1);
     const pending = big.toArray();
@@ -885,6 +916,8 @@ describe('API misuse across closeGpu()', () => {
     await getGpu();
     expect(() => relu(oldP)).toThrow(new RegExp(`^relu: input tensor #${oldP.id} \\(param, \\[3\\]\\) ${closed.source}`));
     expect(() => backward(oldLoss)).toThrow(/^backward: input tensor #\d+ .* was created on a GPU device that closeGpu\(\) has since closed/);
+    // (it said the parameter had no gradient, as if backward() had not run)
+    expect(() => oldOpt.step(0.1)).toThrow(new RegExp(`^SGD.step \\(parameter 0 \\[3\\]\\): input tensor #${oldP.id} \\(param, \\[3\\]\\) ${closed.source}`));
     const stats = pool().stats;
     const before = { ...stats };
     oldP.dispose();
