@@ -97,6 +97,12 @@ export class Tensor implements BufferRef {
         }
       }
     }
+    // A plain array's non-number (a string, undefined from a hole) would become NaN, silently.
+    if (!ArrayBuffer.isView(data)) {
+      for (let i = 0; i < size; i++) {
+        if (typeof data[i] !== 'number') throw new TypeError(`Tensor.fromArray: value at index ${i} is not a number (${typeof data[i] === 'string' ? JSON.stringify(data[i]) : String(data[i])})`);
+      }
+    }
     const typed = dtype === 'f32' ? Float32Array.from(data) : Int32Array.from(data);
     const t = new Tensor(shape, dtype);
     upload(t, typed);

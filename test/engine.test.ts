@@ -38,6 +38,9 @@ describe('tensors', () => {
 
   it('rejects empty tensors, bad shapes and sizes over the binding limit, naming them', () => {
     expect(() => Tensor.empty([3, 0, 2])).toThrow(/empty tensor: shape \[3, 0, 2\]/);
+    // A plain array's non-numbers became NaN.
+    expect(() => Tensor.fromArray([1, 'b', 3] as unknown as number[], [3])).toThrow(new TypeError('Tensor.fromArray: value at index 1 is not a number ("b")'));
+    expect(() => Tensor.fromArray([1, , 3] as number[], [3])).toThrow(new TypeError('Tensor.fromArray: value at index 1 is not a number (undefined)'));
     expect(() => Tensor.empty([2.5])).toThrow(/bad dimension 2.5/);
     // A string that looks like a number is named as the string it is (it read "has a bad dimension 2").
     expect(() => Tensor.empty(['2', 3] as unknown as number[])).toThrow('tensor shape ["2", 3] has a bad dimension "2" (a string, not a number)');
