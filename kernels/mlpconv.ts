@@ -433,17 +433,23 @@ function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tenso
   const s1 = conv(s.K, s.Ci, s.C1);
   const s2 = conv(1, s.C1, s.C2);
   const s3 = conv(1, s.C2, s.C3);
+  // A frozen weight (requiresGrad false) gets no gradient, and a layer's input gradient is made
+  // only where something below it needs one (fine-tuning the last layer runs two GEMMs, not seven).
+  const need1 = x.requiresGrad || p.w1.requiresGrad || p.b1.requiresGrad;
+  const need2 = need1 || p.w2.requiresGrad || p.b2.requiresGrad;
   const dz3 = relu3 ? reluBackward(dy, y) : dy;
-  const dw3 = conv2dGradWeight(s3, h2, dz3);
-  const db3 = biasGrad(dz3, s.C3);
-  const dz2 = conv2dGradInput(s3, dz3, p.w3, h2); // ReLU mask of layer 2 fused into the store
+  const dw3 = p.w3.requiresGrad ? conv2dGradWeight(s3, h2, dz3) : null;
+  const db3 = p.b3.requiresGrad ? biasGrad(dz3, s.C3) : null;
+  const dz2 = need2 ? conv2dGradInput(s3, dz3, p.w3, h2) : null; // ReLU mask of layer 2 fused into the store
   if (dz3 !== dy) dz3.dispose();
-  const dw2 = conv2dGradWeight(s2, h1, dz2);
-  const db2 = biasGrad(dz2, s.C2);
-  const dz1 = conv2dGradInput(s2, dz2, p.w2, h1);
+  if (!dz2) return [null, null, null, null, null, dw3, db3];
+  const dw2 = p.w2.requiresGrad ? conv2dGradWeight(s2, h1, dz2) : null;
+  const db2 = p.b2.requiresGrad ? biasGrad(dz2, s.C2) : null;
+  const dz1 = need1 ? conv2dGradInput(s2, dz2, p.w2, h1) : null;
   dz2.dispose();
-  const dw1 = conv2dGradWeight(s1, x, dz1);
-  const db1 = biasGrad(dz1, s.C1);
+  if (!dz1) return [null, null, null, dw2, db2, dw3, db3];
+  const dw1 = p.w1.requiresGrad ? conv2dGradWeight(s1, x, dz1) : null;
+  const db1 = p.b1.requiresGrad ? biasGrad(dz1, s.C1) : null;
   const dx = x.requiresGrad ? conv2dGradInput(s1, dz1, p.w1) : null;
   dz1.dispose();
   return [dx, dw1, db1, dw2, db2, dw3, db3];

@@ -5,7 +5,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture, simdGemmTiles } from '../kernels/gemm.ts';
 import { fusedMlpconvKernel, mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
-import { noUnrollBound } from '../engine/runtime.ts';
+import { noUnrollBound, runtimeStats } from '../engine/runtime.ts';
 import { invocationOrder } from '../engine/invocation-order.ts';
 import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
 import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
@@ -154,6 +154,37 @@ describe('mlpconv (fused)', () => {
     backward(dot(y, Tensor.fromArray(r, y.shape)));
     expect(x.gpu.grad).toBeNull();
     await expectGradients(t, () => dotRef(f(), r), 20);
+  });
+
+  // Frozen weights (requiresGrad false, as in fine-tuning): no gradient for them, and a layer's
+  // input gradient only where a layer below needs one; the others as the reference's.
+  it("frozen weights get no gradient, and the GEMMs only they needed are not run; the rest match the float64 reference", async () => {
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 14); // the images: no gradient
+    const { t, gpu } = mlpconvParams(c, 61);
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+    const r = randomArray(c.N * c.H * c.W * c.C3, 18);
+    const all = [gpu.w1, gpu.b1, gpu.w2, gpu.b2, gpu.w3, gpu.b3];
+    const backwardDispatches = async (trainable: Tensor[]) => {
+      for (const p of all) p.requiresGrad = trainable.includes(p);
+      zeroGrad(all);
+      const y = mlpconv(x.gpu, gpu);
+      const loss = dot(y, Tensor.fromArray(r, y.shape));
+      await loss.item();
+      const before = runtimeStats().dispatches;
+      backward(loss);
+      return runtimeStats().dispatches - before;
+    };
+    const whole = await backwardDispatches(all);
+    const upper = await backwardDispatches([gpu.b2, gpu.w3, gpu.b3]);
+    expect([gpu.w1.grad, gpu.b1.grad, gpu.w2.grad]).toEqual([null, null, null]);
+    await expectGradients({ b2: t.b2, w3: t.w3, b3: t.b3 }, () => dotRef(f(), r), 20);
+    const last = await backwardDispatches([gpu.w3]);
+    expect([gpu.b2.grad, gpu.b3.grad]).toEqual([null, null]);
+    await expectGradients({ w3: t.w3 }, () => dotRef(f(), r), 21);
+    expect(whole).toBeGreaterThan(upper);
+    expect(upper).toBeGreaterThan(last);
+    for (const p of all) p.requiresGrad = true;
   });
 
   // A K×K layer at another stride or padding (ImageNet's NIN: 11×11 at stride 4, no padding): the
