@@ -78,6 +78,7 @@ export class Tensor implements BufferRef {
     scopes.at(-1)?.add(this);
   }
 
+  /** A tensor whose values are not set: a recycled buffer holds what it held (fill() it, or write every element). */
   static empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     return new Tensor(shape, dtype);
   }

@@ -95,8 +95,8 @@ export class SGD {
       const j = this.specs.findIndex((s) => s.param === param);
       if (j !== i) throw new RangeError(`SGD: parameter ${i} [${param.shape.join(', ')}] is the same tensor as parameter ${j}`);
     });
-    this.velocities = this.specs.map(({ param }) => {
-      param.assertAlive('SGD');
+    this.velocities = this.specs.map(({ param }, i) => {
+      expectDtype('SGD', `parameter ${i}`, param); // (an i32 one failed only at the first step())
       const v = keep(Tensor.empty(param.shape));
       fill(v, 0);
       return v;

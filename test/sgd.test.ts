@@ -169,6 +169,9 @@ describe('SGD', () => {
     const p = param(Tensor.fromArray([1, 2], [2]));
     p.grad = Tensor.fromArray([1, 1], [2]);
     expect(() => new SGD([p, { param: p, lrMult: 2 }], { momentum: 0, weightDecay: 0 })).toThrow('SGD: parameter 1 [2] is the same tensor as parameter 0');
+    const ints = param(Tensor.fromArray([1, 2], [2], 'i32'));
+    expect(() => new SGD([p, ints], { momentum: 0, weightDecay: 0 })).toThrow(new RangeError('SGD: parameter 1 must be an f32 tensor, got i32'));
+    ints.dispose();
     for (const m of [-0.5, 1, 2, 0.99999999]) expect(() => new SGD([p], { momentum: m, weightDecay: 0 })).toThrow(`SGD: momentum = ${m} must be in [0, 1)`);
     // Left out: named at once (it was NaN at the first step()).
     expect(() => new SGD([p], { momentum: 0.9 } as unknown as { momentum: number; weightDecay: number })).toThrow(new TypeError('SGD: weightDecay is missing; give 0 for none'));
