@@ -11,7 +11,7 @@ import { startingWeights } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions } from './train.ts';
@@ -893,6 +893,8 @@ function checkOutFile(file: string, option: string, what: string, example?: stri
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${option} ${file} is a directory: name the ${what} to write${example ? ` (e.g. ${join(file, example)})` : ''}`);
   const problem = outDirProblem(dirname(file), file, option);
   if (problem) throw new UsageError(problem);
+  const kind = runFileKind(file);
+  if (kind) throw new UsageError(`${option} ${file} is ${kind}: writing there would replace it; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
 }
 
 function writeJson(path: string, value: unknown): void {
@@ -919,9 +921,7 @@ async function runExport(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'no-preprocess': { type: 'boolean' } }, { min: 1, max: 1, what: 'one checkpoint path' });
   const ckpt = checkpointArg(positionals[0]);
   const out = (v.out as string | undefined) ?? ckpt.replace(/\.safetensors$/, '') + '.onnx';
-  checkOutFile(out, '--out', '.onnx file', 'model.onnx');
-  // The model would replace the weights it was made from.
-  if (existsSync(out) && notACheckpoint(out) === null) throw new UsageError(`--out ${out} is a checkpoint: name another file (e.g. ${out.replace(/\.safetensors$/, '')}.onnx)`);
+  checkOutFile(out, '--out', '.onnx file', 'model.onnx'); // (not over a checkpoint, such as the one it is made from)
   mkdirSync(dirname(out), { recursive: true });
   const { exportCheckpoint } = await import('./onnx.ts');
   console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));

@@ -33,7 +33,7 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -140,6 +140,32 @@ export function notACheckpoint(path: string): string | null {
     return (e as Error).message;
   }
   return formatProblem(path, metadata);
+}
+
+/**
+ * What a run wrote that `path` is, where an output option names it (`--json`, `--out`): a
+ * checkpoint, a run's log or its lock; null for any other file, or none. Writing there would
+ * replace it (a checkpoint by a JSON file, a log by an ONNX model), and a resume or `compare` would
+ * then read it as damaged or empty.
+ */
+export function runFileKind(path: string): string | null {
+  if (!existsSync(path) || !statSync(path).isFile()) return null;
+  if (basename(path) === LOCK_FILE) return "a run's lock";
+  if (notACheckpoint(path) === null) return 'a checkpoint';
+  let head = '';
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(4096);
+      head = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null; // (unreadable: checkOutFile's write check names it)
+  }
+  const [first] = parseMetricsLog(head.split('\n')[0]) as { kind?: unknown }[];
+  return ['start', 'resume', 'step', 'epoch'].includes(first?.kind as string) ? "a run's log" : null;
 }
 
 /** Why a safetensors file with this metadata is not a nin checkpoint, or null. */

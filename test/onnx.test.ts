@@ -276,7 +276,7 @@ describe('nin export (ONNX)', () => {
     expect(codes).toEqual([0, 2, 2, 2, 0]);
     expect(existsSync(join(tmp, 'checkpoint.onnx'))).toBe(true);
     expect(existsSync(join(tmp, 'new', 'dir', 'm.onnx'))).toBe(true);
-    expect(errors.join('\n')).toMatch(/--out .*checkpoint\.safetensors is a checkpoint: name another file \(e\.g\. .*checkpoint\.onnx\)/);
+    expect(errors.join('\n')).toMatch(/--out .*checkpoint\.safetensors is a checkpoint: writing there would replace it; name another file \(e\.g\. .*model\.onnx\)/);
     expect(notACheckpoint(path)).toBeNull(); // still the checkpoint
     expect(lines.join('\n')).toMatch(/wrote .*checkpoint\.onnx .*ONNX opset 17\): tiny-digits after epoch 3\n {2}input {2}image {10}float32 \[N, 9, 9, 1\], channels last: raw 0\.\.255 pixels/);
     expect(errors.join('\n')).toMatch(/--out .* is a directory: name the \.onnx file to write/);

@@ -19,7 +19,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runLog, savedStep } from '../nin/run-directory.ts';
+import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
@@ -1070,6 +1070,19 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const badJson = await nin('eval', join(tmp, 'short'), '--json', 'package.json/eval.json');
     expect(badJson.status).toBe(2);
     expect(badJson.stderr).toMatch(/--json package\.json\/eval\.json: \S*package\.json is a file, not a directory/);
+    // A run's own files are not written over (eval's JSON over its checkpoint left no checkpoint;
+    // predict's over its log, a log that resumes and compare read as empty).
+    const runFiles = ['checkpoint.safetensors', 'metrics.jsonl'].map((f) => join(tmp, 'short', f));
+    const before = runFiles.map((f) => readFileSync(f));
+    const overCheckpoint = await nin('eval', join(tmp, 'short'), '--test-limit', '10', '--json', runFiles[0]);
+    expect([overCheckpoint.status, overCheckpoint.stderr]).toEqual([2, expect.stringContaining(`--json ${runFiles[0]} is a checkpoint: writing there would replace it; name another file`)]);
+    const overLog = await nin('predict', join(tmp, 'short'), digit, '--json', runFiles[1]);
+    expect([overLog.status, overLog.stderr]).toEqual([2, expect.stringContaining(`--json ${runFiles[1]} is a run's log: writing there would replace it; name another file`)]);
+    const exportOverLog = await nin('export', join(tmp, 'short'), '--out', runFiles[1]);
+    expect([exportOverLog.status, exportOverLog.stderr]).toEqual([2, expect.stringContaining(`--out ${runFiles[1]} is a run's log: writing there would replace it; name another file (e.g. ${join(tmp, 'short', 'model.onnx')})`)]);
+    runFiles.forEach((f, i) => expect(readFileSync(f).equals(before[i])).toBe(true));
+    writeFileSync(join(tmp, 'eval', 'run.lock'), '{}');
+    expect([json, join(tmp, 'eval', 'run.lock'), join(tmp, 'eval', 'none.json')].map(runFileKind)).toEqual([null, "a run's lock", null]); // (eval's own JSON may be written again)
     const past = await nin('eval', join(tmp, 'short'), '--test-limit', '10001');
     expect(past.status).toBe(2);
     expect(past.stderr).toContain("--test-limit 10001 is more than mnist's 10000 test images: leave it out to test on all");
