@@ -471,7 +471,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     }
     const { image, classes } = DATASET_SHAPES[dataset];
     if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
-    if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}`);
+    if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}${custom && !saved && s('dataset') === undefined ? ' (images of your own: --dataset folder --data-dir DIR)' : ''}`);
   }
   const classes = config.classes;
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
@@ -968,7 +968,13 @@ async function runModels(args: string[]): Promise<void> {
     const c = readConfigFile(v.config as string);
     const image = `${c.input.height}×${c.input.width}×${c.input.channels}`;
     const dataset = datasetOfShape(c);
-    const trainsOn = dataset ? `${dataset} unless --dataset says otherwise` : `no data set has ${image} images: ${datasetImages()}; images of your own: --dataset folder --data-dir DIR`;
+    const own = 'images of your own: --dataset folder --data-dir DIR';
+    // (a data set of that image shape but other classes is one `nin train` refuses)
+    const trainsOn = !dataset
+      ? `no data set has ${image} images: ${datasetImages()}; ${own}`
+      : DATASET_SHAPES[dataset].classes !== c.classes
+        ? `no data set has ${image} images in ${c.classes} classes (${dataset} has ${DATASET_SHAPES[dataset].classes}); ${own}`
+        : `${dataset} unless --dataset says otherwise`;
     console.log(`${c.name}: ${image} → ${c.classes} classes, ${c.head} head, ${c.init} init (${trainsOn})`);
     console.log(describeConfig(c));
     return;

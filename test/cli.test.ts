@@ -598,6 +598,8 @@ describe("networks of one's own (--config)", () => {
       // No data set has its images: said so, not "but cifar10 images are 32×32×3" (the data set guessed for it).
       [['--config', file('two-channel.json', { ...tiny, name: 'two-channel', input: { height: 28, width: 28, channels: 2 } })], /--config: model 'two-channel' takes 28×28×2 images, and no data set has those: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3 \(images of your own: --dataset folder --data-dir DIR\)/],
       [['--config', join(dir, 'none.json')], /--config: no file at '.*none.json'/],
+      [['--config', file('c7.json', { ...cifar, name: 'c7', classes: 7, layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 7] }] })], /^model 'c7' has 7 classes but cifar10 has 10 \(images of your own: --dataset folder --data-dir DIR\)$/],
+      [['--config', file('c7.json', { ...cifar, name: 'c7', classes: 7, layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 7] }] }), '--dataset', 'svhn'], /^model 'c7' has 7 classes but svhn has 10$/],
       [['--config', file('broken.json', '{"name": ')], /--config: .*broken.json is not valid JSON/],
       [['--config', file('builtin.json', { ...tiny, name: 'mnist-small' })], /names its network 'mnist-small', a built-in model's name: give it another/],
       [['--config', file('odd.json', { ...tiny, layers: [{ ...tiny.layers[0], kernel: 2 }, tiny.layers[3]] })], /--config: .*odd.json: layers\[0\].kernel must be odd/],
@@ -664,6 +666,10 @@ describe("networks of one's own (--config)", () => {
     const rgb28 = await nin('models', '--config', file('rgb28.json', { ...tiny, name: 'rgb28', input: { height: 28, width: 28, channels: 3 } }));
     expect(rgb28.code, rgb28.stderr).toBe(0);
     expect(rgb28.stdout).toMatch(/^rgb28: 28×28×3 → 10 classes, gap head, he init \(no data set has 28×28×3 images: mnist 28×28×1, cifar10 32×32×3, cifar100 32×32×3, svhn 32×32×3; images of your own: --dataset folder --data-dir DIR\)\n/);
+    // Nor one with a data set's images in other classes, which nin train refuses (it was summarised as cifar10's).
+    const seven = await nin('models', '--config', file('c7.json', { ...tiny, name: 'c7', input: { height: 32, width: 32, channels: 3 }, classes: 7, layers: [{ type: 'mlpconv', kernel: 3, channels: [8, 8, 7] }] }));
+    expect(seven.code, seven.stderr).toBe(0);
+    expect(seven.stdout).toMatch(/^c7: 32×32×3 → 7 classes, gap head, he init \(no data set has 32×32×3 images in 7 classes \(cifar10 has 10\); images of your own: --dataset folder --data-dir DIR\)\n/);
   });
 });
 
