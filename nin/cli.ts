@@ -798,8 +798,9 @@ async function runEval(args: string[]): Promise<void> {
   const live = process.stderr.isTTY === true;
   if (live) process.stderr.write(`evaluating on ${test.count} images…`);
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch).finally(() => live && process.stderr.write('\r\x1b[K')); // loadTestSet reads afresh
-  const progress = c.partialEpoch ? ` and ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch} batches` : '';
-  console.log(`${ckpt} (epoch ${c.epoch}${progress}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);
+  // (a checkpoint saved within an epoch, named as training names that point: "epoch 1, batch 144 of 187")
+  const at = c.partialEpoch ? `epoch ${c.epoch + 1}, batch ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch}` : `epoch ${c.epoch}`;
+  console.log(`${ckpt} (${at}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);
   console.log(formatConfusion(r.confusion, test.classNames));
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
@@ -922,6 +923,8 @@ async function runExport(args: string[]): Promise<void> {
   const ckpt = checkpointArg(positionals[0]);
   const out = (v.out as string | undefined) ?? ckpt.replace(/\.safetensors$/, '') + '.onnx';
   checkOutFile(out, '--out', '.onnx file', 'model.onnx'); // (not over a checkpoint, such as the one it is made from)
+  // (an ONNX model named .safetensors was later read as a damaged checkpoint)
+  if (extname(out) && extname(out).toLowerCase() !== '.onnx') throw new UsageError(`--out ${out}: the model is written as ONNX: name it .onnx`);
   mkdirSync(dirname(out), { recursive: true });
   const { exportCheckpoint } = await import('./onnx.ts');
   console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));

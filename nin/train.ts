@@ -590,7 +590,7 @@ async function trainInDirectory(
   const stepsPerEpoch = loader.batchesPerEpoch;
   // The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it.
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
-  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
+  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
   if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {

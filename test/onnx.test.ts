@@ -269,11 +269,13 @@ describe('nin export (ONNX)', () => {
         await main(['export', join(tmp, 'none.safetensors')]),
         await main(['export', path, '--out', path]), // it would overwrite the weights
         await main(['export', path, '--out', join(tmp, 'new', 'dir', 'm.onnx')]), // directories made
+        await main(['export', path, '--out', join(tmp, 'm.safetensors')]), // not ONNX's name
       ];
     } finally {
       [console.log, console.error] = [log, error];
     }
-    expect(codes).toEqual([0, 2, 2, 2, 0]);
+    expect(codes).toEqual([0, 2, 2, 2, 0, 2]);
+    expect(errors.join('\n')).toContain(`--out ${join(tmp, 'm.safetensors')}: the model is written as ONNX: name it .onnx`);
     expect(existsSync(join(tmp, 'checkpoint.onnx'))).toBe(true);
     expect(existsSync(join(tmp, 'new', 'dir', 'm.onnx'))).toBe(true);
     expect(errors.join('\n')).toMatch(/--out .*checkpoint\.safetensors is a checkpoint: writing there would replace it; name another file \(e\.g\. .*model\.onnx\)/);

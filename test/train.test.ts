@@ -268,6 +268,16 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(cut).toBeInstanceOf(TrainingInterrupted);
     expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
     expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
+    // nin eval names that point as training did (it said "epoch 1 and 4 of 10 batches").
+    const evalLines: string[] = [];
+    const logged = vi.spyOn(console, 'log').mockImplementation((line: string) => void evalLines.push(line));
+    try {
+      expect(await main(['eval', cut.checkpoint, '--test-limit', '16', '--batch', '16'])).toBe(0);
+    } finally {
+      logged.mockRestore();
+      await getGpu(); // (main closes the device)
+    }
+    expect(evalLines[0]).toMatch(new RegExp(`^${cut.checkpoint.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(epoch 2, batch 4 of 10\\): test loss `));
     // The run held its directory's lock while it trained and let it go when it stopped; a
     // directory another live process holds is refused before anything in it is touched.
     expect(lockWhileTraining).toMatchObject({ pid: process.pid });
