@@ -115,6 +115,8 @@ export function readRun(path: string): RunSummary {
   if (isFile && basename(path) !== 'metrics.jsonl') return readRunFile(path, dir);
   const log = join(dir, 'metrics.jsonl');
   if (!existsSync(log)) throw new RangeError(`${path}: no run there (no ${log})`);
+  // (a log written over by something else: shown as a run of no epochs, silently, before)
+  if (statSync(log).size > 0 && !parseMetricsLog(readFileSync(log, 'utf8')).length) throw new RangeError(`${log}: holds no log records: not a run's log, or damaged`);
   return summarise(dir, resolve(dir), currentHistory(runLog(dir)), checkpointHeader(dir));
 }
 

@@ -178,6 +178,9 @@ describe('nin compare', () => {
     expect(() => readRun(join(gap, 'best.safetensors'))).toThrow(`${join(gap, 'best.safetensors')}: no such run directory, log or checkpoint`);
     mkdirSync(join(root, 'empty-dir'));
     expect(() => readRun(join(root, 'empty-dir'))).toThrow(`${join(root, 'empty-dir')}: no run there (no ${join(root, 'empty-dir', 'metrics.jsonl')})`);
+    // A log written over by something else (an ONNX model) is named, not shown as a run of no epochs.
+    writeFileSync(join(root, 'empty-dir', 'metrics.jsonl'), Buffer.from([8, 7, 0x12, 4, 0x6e, 0x69, 0x6e, 10, 0xff]));
+    expect(() => readRun(join(root, 'empty-dir'))).toThrow(`${join(root, 'empty-dir', 'metrics.jsonl')}: holds no log records: not a run's log, or damaged`);
   });
 
   it('the same run given twice by any of its paths (directory, log, link, a checkpoint on its line) is refused; a line the run has left is another run', () => {
