@@ -74,7 +74,8 @@ let recorded = 0;
 /**
  * A loop that never reads back (a timing loop, a script's training loop that logs rarely) would
  * otherwise record into one encoder for ever: nothing runs until its first read, and the uniform
- * buffers, recycled only at a submit, grow by one a dispatch (10,000 steps of a small net: 560 MiB).
+ * buffers, recycled only at a submit, grow by one a dispatch that takes uniforms (10,000 steps of
+ * a small net: 560 MiB).
  * A submit costs tens of µs; a training step is some 15 to 150 dispatches.
  */
 export const SUBMIT_EVERY = 512;

@@ -976,16 +976,26 @@ export function trainingCurveSeries(records: object[], opts: { window?: number }
 /** The training curves' colours, the same in the loss and error panels. */
 export const CURVE_COLORS = { steps: SERIES_COLORS[7], train: SERIES_COLORS[0], validation: SERIES_COLORS[1], test: SERIES_COLORS[2] } as const;
 
-/** Two panels in one PNG: trainingCurveSeries' loss and error curves. */
+/** The note a run's curves need where its test set changed (a resume with another --test-limit, or
+ * test/ folder): its test error curve mixes them. Null where it did not. */
+export function testSetChange(records: object[]): string | null {
+  const sizes = [...new Set(currentHistory(records).map((r) => ((r as Rec).kind === 'epoch' ? (r as Rec).testImages : undefined)).filter((n) => typeof n === 'number'))];
+  return sizes.length > 1 ? `the test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them` : null;
+}
+
+/** Two panels in one PNG: trainingCurveSeries' loss and error curves, under `opts.title` and
+ * testSetChange's note. */
 export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {
   const { loss: lossSeries, error: errorSeries } = trainingCurveSeries(records);
   const width = opts.width ?? 1400;
   const height = opts.height ?? 520;
   const canvas = new Canvas(width, height);
   let y0 = 0;
-  if (opts.title) {
-    canvas.drawText(opts.title, Math.max(8, Math.round((width - textWidth(opts.title, 2)) / 2)), 8, BLACK, 2);
-    y0 = GLYPH_HEIGHT * 2 + 12;
+  const titles = [opts.title, testSetChange(records)].filter((t): t is string => Boolean(t));
+  for (const [i, title] of titles.entries()) {
+    const scale = i === 0 && opts.title ? 2 : 1; // (a note in the small type)
+    canvas.drawText(title, Math.max(8, Math.round((width - textWidth(title, scale)) / 2)), y0 + 8, BLACK, scale);
+    y0 += GLYPH_HEIGHT * scale + 12;
   }
   const half = Math.floor(width / 2);
   drawPlot(canvas, { x: 0, y: y0, w: half, h: height - y0 }, lossSeries, {

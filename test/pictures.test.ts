@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
-  renderCurves, renderFeatureMapGrid, renderTrainingCurves, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
+  renderCurves, renderFeatureMapGrid, renderTrainingCurves, testSetChange, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
 } from '../nin/plot.ts';
 import { randomArray } from './helpers.ts';
 
@@ -651,6 +651,21 @@ describe('renderCurves', () => {
 });
 
 describe('renderTrainingCurves', () => {
+  it("says on the plot where the test set changed during the run (a resume with another --test-limit)", () => {
+    const run = (sizes: number[]) => sizes.map((n, e) => ({ kind: 'epoch', epoch: e + 1, trainLoss: 1 / (e + 1), testError: 0.3 / (e + 1), testImages: n }));
+    expect(testSetChange(run([300, 300]))).toBeNull();
+    expect(testSetChange(run([300, 300, 400]))).toBe('the test set changed during the run (300, 400 images): its test error curve mixes them');
+    // Dark pixels at the top, between the panels' titles: the note's.
+    const darkOnTop = (buf: Buffer) => {
+      const png = decode(buf);
+      let n = 0;
+      for (let y = 0; y < 24; y++) for (let x = 450; x < 950; x++) if (png.px(x, y)[0] < 100) n++;
+      return n;
+    };
+    expect(darkOnTop(renderTrainingCurves(run([300, 300, 300])))).toBe(0);
+    expect(darkOnTop(renderTrainingCurves(run([300, 300, 400])))).toBeGreaterThan(50);
+  });
+
   it('draws loss and error panels from step and epoch records', () => {
     const records: object[] = [{ kind: 'config', model: 'mnist' }];
     for (let e = 0; e < 4; e++) {
