@@ -335,6 +335,11 @@ export function modelConfig(o: NetworkOptions): ModelConfig {
   return { ...base, layers, head: o.head ?? base.head, init: o.init ?? base.init };
 }
 
+/** Where a network's initStd (other than the default) goes unused: under He init, which sets its own σ. */
+export function unusedInitStd(config: ModelConfig): string | null {
+  return config.init === 'he' && config.initStd !== 0.05 ? `${config.name}'s initStd ${config.initStd} is the Gaussian init's σ: under He init it is unused (--init gaussian uses it)` : null;
+}
+
 /** The fields a model config file may have (`nin train --config FILE`). */
 const CONFIG_FIELDS = ['name', 'input', 'classes', 'layers', 'head', 'init', 'initStd'];
 

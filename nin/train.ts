@@ -24,7 +24,7 @@ import { zcaCacheDir } from './data/zca-cache.ts';
 import { dataLabel } from './datasets.ts';
 import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
-import { batchTooLarge, classMapsOf, modelConfig, NinModel, type ModelConfig, type NetworkOptions } from './model.ts';
+import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, appendLogRecord, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
@@ -584,6 +584,8 @@ async function trainInDirectory(
   log(`run directory ${o.outDir}`);
   if (o.augment && (o.dataset === 'mnist' || o.dataset === 'svhn')) log(`note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; ${o.dataset}'s default is no augmentation)`);
   if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
+  const unusedStd = resumed ? null : unusedInitStd(config);
+  if (unusedStd) log(`note: ${unusedStd}`);
   log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
   if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
   const params = model.params.map((p) => p.tensor);

@@ -1,7 +1,7 @@
 // Model configs (nin/model.ts) without a GPU: the paper's nets layer by layer, the parameter and
 // FLOP counts `nin models` and training print, the FC heads' rows and init gains, and the pool check.
 import { describe, expect, it } from 'vitest';
-import { describeConfig, type LayerSpec, type ModelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
+import { describeConfig, type LayerSpec, type ModelConfig, MODELS, parameterSpecs, plan, unusedInitStd } from '../nin/model.ts';
 
 const mlp = (kernel: number, a: number, b: number, c: number): LayerSpec => ({ type: 'mlpconv', kernel, channels: [a, b, c] });
 const maxpool: LayerSpec = { type: 'maxpool', kernel: 3, stride: 2 };
@@ -66,6 +66,12 @@ describe('FC heads', () => {
     expect(plan(net('fc'))).toEqual([block, fc]);
     expect(plan(net('fc-dropout'))).toEqual([block, { name: 'dropout 0.5', output: [6, 6, 2], params: 0, flops: 0 }, fc]);
     expect(describeConfig(net('fc'))).toMatch(/^total\s+289\s+0\.00$/m); // 70 + 219 parameters
+  });
+
+  it("a config's initStd under He init is said to be unused (the run takes He's σ)", () => {
+    expect(unusedInitStd(net('gap'))).toBeNull(); // the default σ
+    expect(unusedInitStd({ ...net('gap'), initStd: 0.1 })).toBe("fc-tiny's initStd 0.1 is the Gaussian init's σ: under He init it is unused (--init gaussian uses it)");
+    expect(unusedInitStd({ ...net('gap'), initStd: 0.1, init: 'gaussian' })).toBeNull();
   });
 
   it('its weights take fan-in 72 and He gain 1 (it feeds the softmax, no ReLU); every other weight gain 2', () => {
