@@ -33,7 +33,7 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -375,26 +375,6 @@ export interface ResumeRecord {
 }
 
 export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord;
-
-/**
- * Appends one record to a run's log. Where the log's last line was cut off (a full disk, a kill
- * mid-write), the record starts a line of its own: glued to the cut line, a resume record would be
- * skipped with it, and the history read wrongly.
- */
-export function appendLogRecord(path: string, record: object): void {
-  let cut = false;
-  if (existsSync(path)) {
-    const fd = openSync(path, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      const last = Buffer.alloc(1);
-      cut = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
-    } finally {
-      closeSync(fd);
-    }
-  }
-  appendFileSync(path, (cut ? '\n' : '') + JSON.stringify(record) + '\n');
-}
 
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */
 export function parseMetricsLog(text: string): object[] {

@@ -1,5 +1,5 @@
 // Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname, join, relative, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
@@ -26,7 +26,7 @@ import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, appendLogRecord, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
 import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 
@@ -398,7 +398,7 @@ async function trainInDirectory(
     assertOwnDirectory();
     claimHistory();
     try {
-      appendLogRecord(metricsPath, r);
+      appendFileSync(metricsPath, JSON.stringify(r) + '\n');
     } catch (e) {
       throw new TrainingStopped(`${writeError(metricsPath, e).message}; last good checkpoint: ${lastGood}`);
     }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { appendLogRecord, checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
@@ -29,18 +29,6 @@ describe('the metrics log', () => {
     const text = '{"kind":"step","epoch":0,"step":0,"loss":2.3}\n\n{"kind":"epoch","epoch":1,"st';
     expect(parseMetricsLog(text)).toEqual([{ kind: 'step', epoch: 0, step: 0, loss: 2.3 }]);
     expect(parseMetricsLog('')).toEqual([]);
-  });
-
-  it("a record appended after a line cut off mid-write starts a line of its own (glued to it, a resume record was lost)", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nin-log-'));
-    const path = join(dir, 'metrics.jsonl');
-    appendLogRecord(path, { kind: 'step', epoch: 0, step: 0, loss: 2.3 }); // a new log
-    writeFileSync(path, readFileSync(path, 'utf8') + '{"kind":"epoch","epoch":1,"st'); // a full disk cut the next one
-    appendLogRecord(path, resume(0, 0));
-    appendLogRecord(path, { kind: 'step', epoch: 0, step: 1, loss: 2.2 });
-    expect(parseMetricsLog(readFileSync(path, 'utf8'))).toEqual([{ kind: 'step', epoch: 0, step: 0, loss: 2.3 }, resume(0, 0), { kind: 'step', epoch: 0, step: 1, loss: 2.2 }]);
-    expect(readFileSync(path, 'utf8').split('\n')).toHaveLength(5); // step, cut line, resume, step, and the final newline's empty tail
-    rmSync(dir, { recursive: true });
   });
 
   it('a resume supersedes the steps a stopped run logged after its last checkpoint', () => {
