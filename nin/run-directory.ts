@@ -107,7 +107,9 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
   if (found.length === 0 || o.overwrite) return null;
   const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
   const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${o.outDir}, ` : '';
-  if (!source) return `${o.outDir} already holds a run (${found.join(', ')}): ${resumable}choose another --out, ${fresh}`;
+  // (a run killed before its first save: the same command was refused, and --resume found no checkpoint)
+  const unsaved = found.join() === 'metrics.jsonl' ? ' that stopped before its first save (nothing to resume)' : '';
+  if (!source) return `${o.outDir} already holds a run (${found.join(', ')})${unsaved}: ${resumable}choose another --out, ${fresh}`;
   if (isOwnRunDirectory(o.outDir, source)) return null;
   return `${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: resume it into a new directory (--out DIR), ${fresh}`;
 }

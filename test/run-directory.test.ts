@@ -152,7 +152,7 @@ describe('the run directory', () => {
     // A log that records training, without a checkpoint (a run that failed before its first): nothing to resume, but a run.
     expect(runFilesIn(held)).toEqual(['metrics.jsonl']);
     expect(runDirectoryProblem({ outDir: held })).toBe(
-      `${held} already holds a run (metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
+      `${held} already holds a run (metrics.jsonl) that stopped before its first save (nothing to resume): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
     );
     expect(runDirectoryProblem({ outDir: held, overwrite: true })).toBeNull();
     // Resumed: the directory of the same run (by the id in its files) is its own, wherever it is ...
@@ -373,6 +373,8 @@ describe('the run directory', () => {
 
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
+    // Its log alone (killed before its first save): --resume says there is nothing to resume.
+    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: nothing to resume; nin train --out ${held} --overwrite starts afresh there, keeping that log)`));
     expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } });
