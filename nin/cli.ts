@@ -1027,8 +1027,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      // The message after the usage too: a terminal shows the last lines, and the usage is long.
-      console.error(e.showUsage ? `nin: ${e.message}\n\n${USAGE}\nnin: ${e.message}` : `nin: ${e.message}`);
+      // A pointer to the usage, not its 130 lines (which buried the message: reviewers read it twice over).
+      const help = `nin ${cmd !== undefined && COMMANDS.includes(cmd) ? `${cmd} ` : ''}--help`;
+      console.error(e.showUsage ? `nin: ${e.message}\n(${help} shows the usage)` : `nin: ${e.message}`);
       return 2;
     }
     // Our own errors (data, pictures, checkpoints, a stopped run) say what is wrong and where; a
