@@ -274,7 +274,8 @@ async function main() {
   const faster = stepTunedMs <= (1 - INSTALL_MARGIN) * stepDefaultMs;
   if (values.install && faster) writeFileSync(values.install, JSON.stringify(table, null, 1) + '\n');
   console.log(`## Autotune — ${gpu().adapterName}, batch ${batch}, ${reps} reps (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
-  console.log('| kernel (shape) | uses/step | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
+  // (uses: dispatches in what record() runs, a fused and an unfused training step and a forward pass of each: not one step's)
+  console.log('| kernel (shape) | uses (fused + unfused step and forwards) | default tile | ms | best tile | ms | gain | unfused chain ms → choice |\n|---|---|---|---|---|---|---|---|');
   console.log(lines.join('\n'));
   if (untuned) console.log(`\nbudget of ${budgetS} s spent: ${untuned} kernel shape(s) not timed keep their default tiles`);
   if (timestampsUnchecked()) console.log('\nnote: no profile had the 8 non-zero kernel durations needed to tell whether Dawn quantizes timestamps; GPU times unchecked');

@@ -138,7 +138,8 @@ mkdirSync(a.out!, { recursive: true });
 const path = join(a.out!, 'crosscheck.safetensors');
 const matrix = matrixMode();
 // With matrix GEMMs the mlpconv blocks always run as the chain (kernels/mlpconv.ts).
-const kernels = a.unfused || matrix ? 'unfused chain' : 'fused mlpconv (or the tuned choice per block)';
+// (a tuning table steers the tiled kernels only: simd ones always fuse)
+const kernels = a.unfused || matrix ? 'unfused chain' : kernelStyle() === 'simd' ? 'fused mlpconv' : 'fused mlpconv (or the tuned choice per block)';
 writeSafetensors(path, tensors, {
   config: JSON.stringify(config),
   lr: String(lr),

@@ -149,7 +149,7 @@ stage profile 25 node --import tsx bench/train-step.ts --model cifar10 --batch "
 # against the emulated f16 crosscheck's, RESULTS.md session 11, not the f32 bounds).
 MODES=$(sed -n 's/^subgroup-matrix configs: //p' "$LOGS/gpu-info-unsafe.txt" | grep -oE "(f32|f16)→f32" | cut -c1-3 | sort -ru |
   while read -r m; do { [ "$m" = f32 ] || grep -q "^features:.*shader-f16" "$LOGS/gpu-info-unsafe.txt"; } && echo "$m"; done)
-echo "subgroup-matrix modes here: ${MODES:-none}"
+echo "subgroup-matrix modes here: $(echo ${MODES:-none})" # (one line: MODES holds one a line)
 if [ -n "$MODES" ]; then
   FIRST=$(echo "$MODES" | head -n 1)
   # (the real test runs every mode the adapter has; NIN_MATRIX only asks Dawn for the feature)

@@ -16,7 +16,9 @@ try {
   console.log(`matrix GEMMs (NIN_MATRIX): ${matrix && tile ? `${describeMatrixMode(matrix)}, tile ${tile.FM}x${tile.FN}x${tile.BK}` : 'off'}`);
   console.log(`adapter features: ${g.adapterFeatures.join(', ')}`);
   const configs = g.subgroupMatrixConfigs.map((c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`);
-  console.log(`subgroup-matrix configs: ${configs.join(', ') || 'none'}${g.adapterFeatures.includes('chromium-experimental-subgroup-matrix') ? '' : ' (feature not offered; with allow_unsafe_apis some GPUs offer it)'}`);
+  const unsafe = /(^|\s)enable-dawn-features=\S*allow_unsafe_apis/.test(process.env.NIN_DAWN_FLAGS ?? '');
+  const missing = unsafe ? ' (feature not offered, with allow_unsafe_apis on)' : ' (feature not offered; with allow_unsafe_apis some GPUs offer it)';
+  console.log(`subgroup-matrix configs: ${configs.join(', ') || 'none'}${g.adapterFeatures.includes('chromium-experimental-subgroup-matrix') ? '' : missing}`);
   closeGpu();
 } catch (e) {
   console.error((e as Error).message);
