@@ -115,9 +115,10 @@ export function readRun(path: string): RunSummary {
   if (isFile && basename(path) !== 'metrics.jsonl') return readRunFile(path, dir);
   const log = join(dir, 'metrics.jsonl');
   if (!existsSync(log)) throw new RangeError(`${path}: no run there (no ${log})`);
+  const records = runLog(dir); // (none where its own log holds none: its parents are found through its own resume record)
   // (a log written over by something else: shown as a run of no epochs, silently, before)
-  if (statSync(log).size > 0 && !parseMetricsLog(readFileSync(log, 'utf8')).length) throw new RangeError(`${log}: holds no log records: not a run's log, or damaged`);
-  return summarise(dir, resolve(dir), currentHistory(runLog(dir)), checkpointHeader(dir));
+  if (records.length === 0 && statSync(log).size > 0) throw new RangeError(`${log}: holds no log records: not a run's log, or damaged`);
+  return summarise(dir, resolve(dir), currentHistory(records), checkpointHeader(dir));
 }
 
 /** A run named by one of its files: a log (read as its directory's own, with its parents) or a

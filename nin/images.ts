@@ -219,7 +219,7 @@ function pngHeader(path: string, head: Buffer): { width: number; height: number;
 }
 
 /** Up to `length` bytes from the start of `path`. */
-function readStart(path: string, length: number): Buffer {
+export function readStart(path: string, length: number): Buffer {
   return withFile(path, (fd) => {
     const head = Buffer.alloc(length);
     return head.subarray(0, readSync(fd, head, 0, length, 0));

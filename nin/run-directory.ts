@@ -33,11 +33,11 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { pictureFormat } from './images.ts';
+import { pictureFormat, readStart } from './images.ts';
 import { parseTempName, tempPathInUse } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { validationFromOf } from './data/split.ts';
@@ -154,15 +154,9 @@ export function runFileKind(path: string): string | null {
   if (!existsSync(path) || !statSync(path).isFile()) return null;
   if (basename(path) === LOCK_FILE) return "a run's lock";
   if (notACheckpoint(path) === null) return 'a checkpoint';
-  let head = '';
+  let head: string;
   try {
-    const fd = openSync(path, 'r');
-    try {
-      const buf = Buffer.alloc(4096);
-      head = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
-    } finally {
-      closeSync(fd);
-    }
+    head = readStart(path, 4096).toString('utf8');
   } catch {
     return null; // (unreadable: checkOutFile's write check names it)
   }

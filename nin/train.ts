@@ -687,7 +687,8 @@ async function trainInDirectory(
       let lossSum = partial?.lossSum ?? 0;
       let wrong = partial?.wrong ?? 0;
       let seen = partial?.seen ?? 0;
-      const secondsBefore = partial?.seconds ?? 0;
+      // The epoch's training seconds up to `t`: a resumed epoch's saved ones and this process's since te.
+      const epochSeconds = (t: number) => (partial?.seconds ?? 0) + (t - te) / 1000;
       pending = null;
       let lastPrint = 0;
       const firstBatch = partial?.batches ?? 0;
@@ -697,7 +698,7 @@ async function trainInDirectory(
       // profile covers the steps after them, and leaves at least one step to time. (A run resumed at
       // an epoch's end, with no step left in it, profiles the next.)
       const profileFrom = firstBatch + Math.min(PROFILE_WARMUP_STEPS, stepsPerEpoch - firstBatch - 1);
-      const partialSums = (): PartialEpoch => ({ batches: inEpoch, stepsPerEpoch, lossSum, wrong, seen, seconds: secondsBefore + (performance.now() - te) / 1000 });
+      const partialSums = (): PartialEpoch => ({ batches: inEpoch, stepsPerEpoch, lossSum, wrong, seen, seconds: epochSeconds(performance.now()) });
       const batches = orOnFailure(loader.epoch(epoch, inEpoch), async (e) => {
         if (pending) await pending; // the last step's loss in the sums (or its own failure first)
         pending = null;
@@ -764,7 +765,7 @@ async function trainInDirectory(
           lastPrint = now;
           // The epoch's rate so far, as its line will give it (a rate since the process began would
           // carry the first epoch's compiles on: 3.7 img/s shown beside an epoch line's 227).
-          const rate = (inEpoch * o.batchSize) / (secondsBefore + (now - te) / 1000);
+          const rate = (inEpoch * o.batchSize) / epochSeconds(now);
           const { etaSeconds: eta } = progressEstimate({
             trainedMs,
             trainedImages,
@@ -816,7 +817,7 @@ async function trainInDirectory(
       const endStart = performance.now();
       trained.ms += endStart - te;
       trained.steps += step - firstStep;
-      const seconds = secondsBefore + (endStart - te) / 1000;
+      const seconds = epochSeconds(endStart);
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       let compileSeconds = 0; // of the evaluations' kernels, the first time: not for the ETA
       // On a terminal, a line while it evaluates (the first time, its kernels compile: 19 s on lavapipe).
