@@ -4,7 +4,9 @@ import { defineConfig } from 'vitest/config';
 // The kernel tests run once more with each workgroup's invocations renumbered (scrambled): lavapipe
 // runs them in order, which hides a missing barrier (engine/invocation-order.ts). Only the files of
 // kernels that share workgroup memory or pass values between invocations, as on a cold shader
-// cache every renumbered kernel compiles anew; tuning.test.ts among them, for the GEMM and mlpconv
+// cache every renumbered kernel compiles anew; and those of the pools, dropout and SGD, which are
+// element-wise today but take under a second (their losses reduce through dot, which shares
+// workgroup memory); tuning.test.ts among them, for the GEMM and mlpconv
 // tiles other than the defaults, which a tuning table may pick on a GPU. Left out, to keep a cold
 // suite within 15 minutes on 2 cores: nin-end-to-end (these kernels composed) and
 // gemm-matrix.test.ts (the emulated matrix GEMM; its staging is the tiled GEMM's, and its

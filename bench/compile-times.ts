@@ -6,7 +6,7 @@
 // per kernel name; --json writes every time.
 //   NIN_KERNEL_DUMP=/tmp/k npx vitest run --project all test/gemm.test.ts
 //   node --import tsx bench/compile-times.ts /tmp/k [--top 20] [--repeat 1] [--json times.json]
-// Session 28 found the tiled GEMMs' unrolled loops this way (engine/runtime.ts gpuUnrollBound).
+// Session 28 found the tiled GEMMs' unrolled loops this way (kernels/loop-bounds.ts gpuUnrollBound).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -2,8 +2,8 @@
 // "tape" is the graph those links form. backward() walks it in reverse topological order.
 import { addInPlace, fill } from '../kernels/elementwise.ts';
 import { GpuError } from './device.ts';
-import { currentProfileScope, withProfileScope } from './runtime.ts';
-import { keep, tidy, Tensor, type BackwardFn } from './tensor.ts';
+import { currentProfileScope, atProfileScope } from './runtime.ts';
+import { keep, refusePromise, tidy, Tensor, type BackwardFn } from './tensor.ts';
 
 let gradEnabled = true;
 
@@ -17,12 +17,9 @@ export function noGrad<R>(fn: () => R): R {
   gradEnabled = false;
   try {
     const result = fn();
-    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
-      // Recording is back on at fn's first await: the ops after it would record, and keep every
-      // hidden activation for a backward that never comes.
-      (result as PromiseLike<unknown>).then(undefined, () => {}); // its failures are this error's
-      throw new Error('noGrad: fn returned a Promise; noGrad is synchronous and would record again from the first await. Call noGrad inside the async function, around the synchronous steps');
-    }
+    // Recording is back on at fn's first await: the ops after it would record, and keep every
+    // hidden activation for a backward that never comes.
+    refusePromise('noGrad', result, 'would record again from the first await');
     return result;
   } finally {
     gradEnabled = prev;
@@ -40,7 +37,7 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
  */
 export function record(op: string, out: Tensor, parents: Tensor[], backward: BackwardFn, saved: Tensor[] = []): Tensor {
   out.op = op;
-  out.scope = currentProfileScope();
+  out.profileScope = currentProfileScope();
   if (needsGrad(...parents)) {
     out.requiresGrad = true;
     out.parents = parents;
@@ -111,6 +108,64 @@ export function backward(loss: Tensor): void {
   if (loss.size !== 1) throw new RangeError(`backward: loss must be a scalar, got shape [${loss.shape.join(', ')}]`);
   if (!loss.requiresGrad) throw new Error('backward: loss does not depend on any tensor that requires a gradient (computed under noGrad(), or from no param())');
   const order = topoOrder(loss);
+  refuseUnsafeBackward(order);
+  for (const t of order) if (t.backwardFn) t.consumed = true;
+  const grads = new Map<Tensor, Tensor>();
+  // Leaves get their gradients only once every backward function has run: one that throws must
+  // not leave some leaves with this step's gradient added and others without.
+  const leafGrads: [Tensor, Tensor][] = [];
+  // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed too.
+  tidy(() => noGrad(() => {
+    const seed = Tensor.empty(loss.shape);
+    atProfileScope(backwardScope(loss), () => fill(seed, 1));
+    grads.set(loss, seed);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const node = order[i];
+      const g = grads.get(node);
+      if (!g) continue;
+      grads.delete(node);
+      if (!node.backwardFn) {
+        leafGrads.push([node, g]);
+        continue;
+      }
+      const parentGrads = atProfileScope(backwardScope(node), () => node.backwardFn!(g));
+      checkGradients(node, g, parentGrads);
+      g.dispose();
+      for (const s of node.saved) s.dispose();
+      node.saved = [];
+      node.parents.forEach((p, k) => {
+        const pg = parentGrads[k];
+        if (!pg || !p.requiresGrad) {
+          pg?.dispose();
+          return;
+        }
+        const prev = grads.get(p);
+        if (prev) {
+          atProfileScope(backwardScope(node), () => addInPlace(prev, pg)); // a tensor used twice: gradients add (in the backward of the op whose gradient came second)
+          pg.dispose();
+        } else {
+          grads.set(p, pg);
+        }
+      });
+    }
+    for (const g of grads.values()) g.dispose();
+    for (const [leaf, g] of leafGrads) {
+      if (leaf.grad) {
+        atProfileScope('gradient accumulation', () => addInPlace(leaf.grad!, g)); // a second backward() before zeroGrad
+        g.dispose();
+      } else {
+        leaf.grad = keep(g);
+      }
+    }
+  }));
+}
+
+/**
+ * The graph states in which backward() would give wrong gradients or read freed buffers without an
+ * error, each refused naming the tensor and op: disposed nodes or inputs, tensors written in place
+ * since the forward pass, a closed device, a disposed .grad, a graph an earlier backward() consumed.
+ */
+function refuseUnsafeBackward(order: Tensor[]): void {
   // dispose() drops a node's backward: it would pass for a leaf and the gradient would stop there.
   const gone = order.find((t) => t.isDisposed);
   if (gone) throw new GpuError(`backward: tensor #${gone.id} (${gone.op}, [${gone.shape.join(', ')}]) on the path to the loss was disposed before backward(); keep it until backward() has run`);
@@ -147,60 +202,11 @@ export function backward(loss: Tensor): void {
       `backward: the graph of tensor #${used.id} (${used.op}, [${used.shape.join(', ')}]) was already consumed by an earlier backward(), which freed what its ops saved; run the forward pass again to backpropagate again`,
     );
   }
-  for (const t of order) if (t.backwardFn) t.consumed = true;
-  const grads = new Map<Tensor, Tensor>();
-  // Leaves get their gradients only once every backward function has run: one that throws must
-  // not leave some leaves with this step's gradient added and others without.
-  const leafGrads: [Tensor, Tensor][] = [];
-  // tidy: if a backward function throws, the pending gradients (and whatever it made) are freed too.
-  tidy(() => noGrad(() => {
-    const seed = Tensor.empty(loss.shape);
-    withProfileScope(backwardScope(loss), () => fill(seed, 1));
-    grads.set(loss, seed);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const node = order[i];
-      const g = grads.get(node);
-      if (!g) continue;
-      grads.delete(node);
-      if (!node.backwardFn) {
-        leafGrads.push([node, g]);
-        continue;
-      }
-      const parentGrads = withProfileScope(backwardScope(node), () => node.backwardFn!(g));
-      checkGradients(node, g, parentGrads);
-      g.dispose();
-      for (const s of node.saved) s.dispose();
-      node.saved = [];
-      node.parents.forEach((p, k) => {
-        const pg = parentGrads[k];
-        if (!pg || !p.requiresGrad) {
-          pg?.dispose();
-          return;
-        }
-        const prev = grads.get(p);
-        if (prev) {
-          withProfileScope(backwardScope(node), () => addInPlace(prev, pg)); // a tensor used twice: gradients add (in the backward of the op whose gradient came second)
-          pg.dispose();
-        } else {
-          grads.set(p, pg);
-        }
-      });
-    }
-    for (const g of grads.values()) g.dispose();
-    for (const [leaf, g] of leafGrads) {
-      if (leaf.grad) {
-        withProfileScope('gradient accumulation', () => addInPlace(leaf.grad!, g)); // a second backward() before zeroGrad
-        g.dispose();
-      } else {
-        leaf.grad = keep(g);
-      }
-    }
-  }));
 }
 
 /** The profile scope of a node's backward: its op's scope's (a profile's per-scope table). */
 function backwardScope(node: Tensor): string {
-  return node.scope ? `${node.scope} backward` : 'backward';
+  return node.profileScope ? `${node.profileScope} backward` : 'backward';
 }
 
 /** What a backward function returned must fit its node: one gradient per parent, each of its parent's shape, each its own. */

@@ -11,6 +11,8 @@
 //                 WebGPU's default limits, which every adapter offers (16 KiB workgroup storage,
 //                 8 storage buffers a stage, ...), to check that a run fits any WebGPU device
 //   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
+//   NIN_MATRIX_TILE the matrix GEMM's tile, FMxFNxBK (kernels/gemm-matrix.ts)
+//   NIN_TUNED     a tuning table to use instead of the adapter's own (kernels/tuning.ts)
 //   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose
 //                 missing barriers (see engine/invocation-order.ts)
 //   NIN_KERNEL_DUMP a directory: write each kernel compiled there, for bench/compile-times.ts
@@ -43,7 +45,7 @@ export interface Gpu {
   poll: 'spin' | 'sleep';
   /** A CPU adapter (lavapipe, SwiftShader): Dawn's fallback adapter or a "software" architecture. */
   cpuAdapter: boolean;
-  /** Every feature the adapter offers (the device asks only for the ones the engine uses). */
+  /** Every feature the adapter offers (the device asks only for the ones the engine uses: `features`). */
   adapterFeatures: string[];
   /**
    * The adapter's subgroup-matrix shapes and types (Dawn's chromium-experimental-subgroup-matrix,
@@ -128,7 +130,7 @@ function icdFiles(): string[] {
   return found;
 }
 
-export const LAVAPIPE_INSTALL_HELP = [
+const LAVAPIPE_INSTALL_HELP = [
   'On Debian 12, install Mesa 25 lavapipe (Vulkan on the CPU) from bookworm-backports:',
   "  echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee /etc/apt/sources.list.d/backports.list",
   '  sudo apt-get update && sudo apt-get install -t bookworm-backports mesa-vulkan-drivers',
@@ -167,10 +169,12 @@ async function acquire(gen: number): Promise<Gpu> {
         LAVAPIPE_INSTALL_HELP,
     );
   }
-  const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups', 'shader-f16'];
-  // Experimental: only when NIN_MATRIX asks for real subgroup matrices (kernels/gemm-matrix.ts).
+  // timestamp-query: the profiler and the benches' GPU times; shader-f16: the f16 matrix modes.
+  const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16'];
+  // Experimental: only when NIN_MATRIX asks for real subgroup matrices (kernels/gemm-matrix.ts), with
+  // the subgroups they extend. No other kernel uses subgroup operations.
   const matrix = MATRIX_MODE_SYNTAX.exec(process.env.NIN_MATRIX ?? '');
-  if (matrix && !matrix[2]) wanted.push('chromium-experimental-subgroup-matrix' as GPUFeatureName);
+  if (matrix && !matrix[2]) wanted.push('subgroups', 'chromium-experimental-subgroup-matrix' as GPUFeatureName);
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const a = adapter.limits;
   // The adapter's own limits, not WebGPU's defaults: e.g. the fused mlpconv's training forward binds

@@ -23,7 +23,7 @@ const USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
 export function sizeClass(bytes: number): number {
   if (bytes <= 256) return 256;
   const p = 2 ** Math.floor(Math.log2(bytes));
-  for (const f of [1, 1.25, 1.5, 1.75, 2]) {
+  for (const f of [1, 1.25, 1.5, 1.75]) {
     const c = p * f;
     if (c >= bytes) return c;
   }

@@ -32,7 +32,7 @@ import { flush, setProfilerHook, type ProfilerHook } from './runtime.ts';
 const QUANTUM_NS = 65536;
 
 /** Queries per GPUQuerySet chunk (two per dispatch). */
-export const QUERIES_PER_SET = 4096;
+const QUERIES_PER_SET = 4096;
 
 export interface ProfileRow {
   /** Kernel name (Kernel.name). */
@@ -122,7 +122,7 @@ export class Profiler implements ProfilerHook {
 
   // ---- ProfilerHook ----
 
-  beginDispatch(name: string, _encoder: GPUCommandEncoder, scope = ''): GPUComputePassTimestampWrites {
+  beginDispatch(name: string, scope: string): GPUComputePassTimestampWrites {
     const q = this.names.length * 2;
     const c = this.chunk(Math.floor(q / this.perSet));
     const i = q % this.perSet;

@@ -83,7 +83,7 @@ export const SUBMIT_EVERY = 512;
 /** Per-kernel GPU timing via timestamp queries (see engine/profiler.ts). */
 export interface ProfilerHook {
   /** Returns timestampWrites for the next dispatch's own pass; `scope`: profileScope's name for it. */
-  beginDispatch(name: string, encoder: GPUCommandEncoder, scope: string): GPUComputePassTimestampWrites;
+  beginDispatch(name: string, scope: string): GPUComputePassTimestampWrites;
   /** Called before the encoder is finished, to resolve queries. */
   beforeSubmit(encoder: GPUCommandEncoder): void;
   afterSubmit(): void;
@@ -102,7 +102,7 @@ let scope = '';
  * synchronous, as recording is: an async fn's dispatches after its first await are not in it.
  */
 export function profileScope<R>(name: string, fn: () => R): R {
-  return withProfileScope(scope ? `${scope} / ${name}` : name, fn);
+  return atProfileScope(scope ? `${scope} / ${name}` : name, fn);
 }
 
 /** The scope dispatches are attributed to now ('' outside any). */
@@ -110,8 +110,8 @@ export function currentProfileScope(): string {
   return scope;
 }
 
-/** Runs `fn` under exactly `name` (not nested in the current scope). */
-export function withProfileScope<R>(name: string, fn: () => R): R {
+/** Runs `fn` at the scope `name`, a whole path, not nested in the current one (profileScope nests): a backward runs at its op's "<scope> backward". */
+export function atProfileScope<R>(name: string, fn: () => R): R {
   const outer = scope;
   scope = name;
   try {
@@ -314,7 +314,7 @@ function endPass(): void {
 export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number, number?, number?], uniforms?: ArrayBufferView): void {
   assertAlive(kernel.name, bindings);
   const g = gpu();
-  device();
+  device(); // after a new device: the old one's pipelines, bind groups and pool dropped first
   const maxDim = g.limits.maxComputeWorkgroupsPerDimension;
   const [x, y = 1, z = 1] = groups;
   if (x > maxDim || y > maxDim || z > maxDim) {
@@ -340,7 +340,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (profiler) {
     endPass();
-    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, enc, scope) });
+    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, scope) });
   } else {
     pass ??= enc.beginComputePass();
   }
@@ -463,35 +463,3 @@ export function grid1d(n: number): [number, number] {
 
 /** WGSL expression for the linear workgroup index of a grid1d() dispatch. */
 export const LINEAR_WORKGROUP = 'wid.x + wid.y * nwg.x';
-
-/**
- * WGSL for a loop's trip count n, hidden from the shader compiler when n is small. Lavapipe fully
- * unrolls a loop of few enough known trips (how few depends on the body: around a fused mlpconv's
- * register tile, 17 trips unrolled and 24 did not), and such a kernel then took LLVM 8–30 s to
- * compile, against about 2 s with the count hidden (session 26). The tests' odd widths (17, 21, …)
- * hit this on every shape. Counts up to 32 are hidden, for a margin; the paper's widths (48 and up)
- * keep their literal bound on every adapter. Hidden as `select(n, 0, nwg.z == 0)`: a dispatch never
- * has 0 workgroups along z, but the compiler cannot know it. Needs `nwg` (@builtin(num_workgroups))
- * in scope.
- */
-export function noUnrollBound(n: number): string {
-  return n > 32 || n === 1 ? `${n}u` : hiddenBound(`${n}u`);
-}
-
-/** `expr` (u32) as the compiler cannot see it: a dispatch never has 0 workgroups along z. */
-function hiddenBound(expr: string): string {
-  return `select(${expr}, 0u, nwg.z == 0u)`;
-}
-
-/**
- * WGSL for a tiled kernel's loop bound `expr` (a u32 literal or constant): as written on GPUs, whose
- * compilers unroll such loops to good effect, and hidden like noUnrollBound's on a CPU adapter. The
- * tiled kernels run there only in tests, and lavapipe's full unroll of a GEMM's k-loop around its
- * register tile, and of the staging loops around their im2col loads, made it compile each one up to
- * 8× as long: 1.2 s against 0.15–0.23 s for three of the suite's tiled convolution GEMMs, 6.7 s
- * against 2.4–3.5 s for an emulated matrix GEMM (session 28). Same loop, same results; only the
- * compiler's view of the count differs. Needs `nwg` in scope.
- */
-export function gpuUnrollBound(expr: string): string {
-  return gpu().cpuAdapter ? hiddenBound(expr) : expr;
-}

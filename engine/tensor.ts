@@ -51,7 +51,7 @@ export class Tensor implements BufferRef {
   /** Name of the op that made it (for errors and debugging). */
   op = 'leaf';
   /** The profile scope its op ran in (runtime.profileScope), where its backward is attributed too. */
-  scope = '';
+  profileScope = '';
   /** Set by backward() on every node it ran through: the saved tensors are gone, a second pass would be wrong. */
   consumed = false;
   /** Writes into it in place so far (wroteInPlace); `recordedVersions`, its own and its parents' when
@@ -187,6 +187,16 @@ export function opBody<R>(op: string, fn: () => R): R {
   }
 }
 
+/**
+ * tidy and noGrad are synchronous: an async fn returns at its first await, where they would end.
+ * Its Promise is refused (its own failures become this error's).
+ */
+export function refusePromise(op: string, result: unknown, consequence: string): void {
+  if (typeof (result as { then?: unknown } | null)?.then !== 'function') return;
+  (result as PromiseLike<unknown>).then(undefined, () => {});
+  throw new Error(`${op}: fn returned a Promise; ${op} is synchronous and ${consequence}. Call ${op} inside the async function, around the synchronous steps`);
+}
+
 /** Removes a tensor from the enclosing scopes so that `tidy` does not free it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
@@ -203,11 +213,8 @@ export function tidy<R>(fn: () => R): R {
   let result: R;
   try {
     result = fn();
-    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
-      // The scope ends when fn returns, i.e. at its first await: everything made so far would be freed under it.
-      (result as PromiseLike<unknown>).then(undefined, () => {}); // its failures (on freed tensors) are this error's
-      throw new Error('tidy: fn returned a Promise; tidy is synchronous and would free its tensors at the first await. Call tidy inside the async function, around the synchronous steps');
-    }
+    // The scope ends when fn returns, i.e. at its first await: everything made so far would be freed under it.
+    refusePromise('tidy', result, 'would free its tensors at the first await');
   } finally {
     scopes.pop();
     const kept = new Set<Tensor>();

@@ -5,10 +5,12 @@
 // A 1×1 convolution at stride 1 is the same op with K = 1; its loader is a plain row-major read,
 // so it is exactly the GEMM [N·H·W × Ci]·[Ci × Co].
 //
-// forward      y[o, co]   = Σ_{tap, ci} x[o·S + tap − P, ci] · w[tap, ci, co]        (M = N·Ho·Wo, K = K²Ci)
-// grad input   dx[i, ci]  = Σ_{tap, co} dz[(i + P − tap)/S, co] · w[tap, ci, co]    (M = NHW, K = K²Co;
+// Each pass is one GEMM (kernels/gemm.ts: M rows, N columns, a sum over depth K). Mind the names:
+// N·H·W·C and K×K above are the conv's batch and kernel; the GEMM's M, N, K are given per pass:
+// forward      y[o, co]   = Σ_{tap, ci} x[o·S + tap − P, ci] · w[tap, ci, co]   (GEMM N·Ho·Wo × Co, depth K²Ci)
+// grad input   dx[i, ci]  = Σ_{tap, co} dz[(i + P − tap)/S, co] · w[tap, ci, co]   (GEMM N·H·W × Ci, depth K²Co;
 //                           only taps where S divides i + P − tap, per axis)
-// grad weight  dw[tap·ci, co] = Σ_o x[o·S + tap − P, ci] · dz[o, co]             (split-K over N·Ho·Wo)
+// grad weight  dw[tap·ci, co] = Σ_o x[o·S + tap − P, ci] · dz[o, co]   (GEMM K²Ci × Co, depth N·Ho·Wo, split)
 // grad bias    db[co]     = Σ_o dz[o, co]
 // where dz = dy masked by y > 0 when the ReLU is fused.
 import { record } from '../engine/autograd.ts';
@@ -96,7 +98,7 @@ export interface ConvGeometryOptions {
   padding?: number;
 }
 
-export function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor, g: ConvGeometryOptions = {}): ConvShape {
+function conv2dShape(op: string, x: Tensor, w: Tensor, b: Tensor, g: ConvGeometryOptions = {}): ConvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
   expectRank(op, 'weight', w, 4, 'K×K×Cin×Cout');
   const [N, H, W, Ci] = x.shape;
@@ -120,9 +122,10 @@ export function checkedGeometry(op: string, K: number, H: number, W: number, g: 
   return s;
 }
 
-/** Forward pass into `y` (allocated by the caller). Used by conv2d and by the unfused mlpconv chain. */
-export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, y: Tensor, relu: boolean): void {
+/** y = conv(x, w) + b, then ReLU if `relu`: the forward GEMM, no autograd (conv2d records it). */
+function conv2dForward(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, relu: boolean): Tensor {
   const { Ho, Wo } = convGeometry(s);
+  const y = Tensor.empty([s.N, Ho, Wo, s.Co]);
   runGemm(
     {
       name: `${convName(s)}_forward`,
@@ -143,6 +146,7 @@ export function conv2dForwardInto(s: ConvShape, x: Tensor, w: Tensor, b: Tensor,
     },
     [x, w, b, y],
   );
+  return y;
 }
 
 /** dx; with `mask` (a ReLU output shaped like x), the ReLU's backward is fused: dx = 0 where mask ≤ 0. */
@@ -176,13 +180,13 @@ ${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
 export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   const { S, P, Ho, Wo } = convGeometry(s);
   const M = s.K * s.K * s.Ci;
-  const Kdim = s.N * Ho * Wo;
+  const depth = s.N * Ho * Wo; // the GEMM's K: every output pixel of the batch
   const name = `${convName(s)}_grad_weight`;
-  const splitK = chooseSplitK(M, s.Co, Kdim, name);
+  const splitK = chooseSplitK(M, s.Co, depth, name);
   const out = Tensor.empty(splitK === 1 ? [s.K, s.K, s.Ci, s.Co] : [splitK, s.K, s.K, s.Ci, s.Co]);
   // simd kernels read a zero-padded copy of x (x itself without padding), where row m = (tap, ci)
-  // and column k = pixel address x as rowOffset(m) + colOffset(k): no padding test or pixel
-  // arithmetic per row.
+  // and column k = output pixel address it as aRowOff(m) + aColOff(k) (GemmSpec.aOffsets): no
+  // padding test or pixel arithmetic per element.
   const simd = gemmStyle() === 'simd';
   const padded = simd && P > 0 ? padSpatial(x, P) : null;
   const [Hp, Wp] = [s.H + 2 * P, s.W + 2 * P];
@@ -191,7 +195,7 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
       name,
       M,
       N: s.Co,
-      K: Kdim,
+      K: depth,
       splitK,
       bindings: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read> dz: array<f32>;
@@ -226,7 +230,7 @@ function convName(s: ConvShape): string {
 }
 
 /** x with P zero pixels added on every side: [N, H + 2P, W + 2P, C]. */
-export function padSpatial(x: Tensor, P: number): Tensor {
+function padSpatial(x: Tensor, P: number): Tensor {
   const [N, H, W, C] = x.shape;
   const [Hp, Wp] = [H + 2 * P, W + 2 * P];
   const y = Tensor.empty([N, Hp, Wp, C]);
@@ -287,9 +291,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, opts: { relu?: boolean }
   const op = relu ? 'conv2d+relu' : 'conv2d';
   return opBody(op, () => {
     const s = conv2dShape(op, x, w, b, opts);
-    const { Ho, Wo } = convGeometry(s);
-    const y = Tensor.empty([s.N, Ho, Wo, s.Co]);
-    conv2dForwardInto(s, x, w, b, y, relu);
+    const y = conv2dForward(s, x, w, b, relu);
     return record(op, y, [x, w, b], (dy) => {
       const dz = relu ? reluBackward(dy, y) : dy;
       const grads = conv2dBackward(s, x, w, b, dz);

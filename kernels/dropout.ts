@@ -16,7 +16,7 @@ import { Tensor, expectDtype } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from './elementwise.ts';
 
 /** The keep test's threshold: element kept iff its 32-bit hash ≥ floor(p · 2³²). */
-export function dropoutThreshold(p: number): number {
+function dropoutThreshold(p: number): number {
   return Math.min(Math.floor(p * 2 ** 32), 2 ** 32 - 1);
 }
 

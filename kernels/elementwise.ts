@@ -105,7 +105,7 @@ export function reluBackward(dy: Tensor, y: Tensor): Tensor {
 }
 
 /** The largest finite float32. */
-const F32_MAX = 3.4028234663852886e38;
+export const F32_MAX = 3.4028234663852886e38;
 
 /** A WGSL f32 literal for a JS number. */
 export function f32(v: number): string {

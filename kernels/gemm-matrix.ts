@@ -19,7 +19,7 @@
 // multiply-accumulates. The epilogue goes through workgroup memory one fragment at a time,
 // because the caller's store() (bias, ReLU masks, split-K slices) takes one element at a time.
 import { GpuError, gpu, MATRIX_MODE_SYNTAX, type Gpu } from '../engine/device.ts';
-import { gpuUnrollBound } from '../engine/runtime.ts';
+import { gpuUnrollBound } from './loop-bounds.ts';
 import { tiledParts, type BuiltGemm, type GemmSpec } from './gemm.ts';
 
 export type MatrixComponent = 'f32' | 'f16';
@@ -43,7 +43,7 @@ export interface MatrixTile {
 }
 
 /** The workgroup's output tile and thread count for `tile` in `mode`. */
-export function matrixTileSize(mode: MatrixMode, t: MatrixTile) {
+function matrixTileSize(mode: MatrixMode, t: MatrixTile) {
   return { BM: t.FM * mode.shape.M, BN: t.FN * mode.shape.N, threads: mode.subgroupSize };
 }
 
@@ -56,7 +56,7 @@ function stagePad(c: MatrixComponent): number {
 }
 
 /** Workgroup memory: staged A and B in the component type, plus one f32 fragment. */
-export function matrixTileBytes(mode: MatrixMode, t: MatrixTile): number {
+function matrixTileBytes(mode: MatrixMode, t: MatrixTile): number {
   const { BM, BN } = matrixTileSize(mode, t);
   const size = mode.component === 'f16' ? 2 : 4;
   return size * t.BK * (BM + BN + 2 * stagePad(mode.component)) + 4 * mode.shape.M * mode.shape.N;
@@ -96,7 +96,7 @@ export function matrixTile(mode: MatrixMode): MatrixTile {
 }
 
 /** NIN_MATRIX_TILE's value → a tile that runs in `mode` on this device, or an error saying why not. */
-export function parseMatrixTile(value: string, mode: MatrixMode): MatrixTile {
+function parseMatrixTile(value: string, mode: MatrixMode): MatrixTile {
   const m = /^(\d+)x(\d+)x(\d+)$/.exec(value);
   if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[3]) < 1) throw new GpuError(`NIN_MATRIX_TILE='${value}': expected FMxFNxBK, e.g. 2x4x32 (fragments along M and N, k-depth)`);
   const t = { FM: Number(m[1]), FN: Number(m[2]), BK: Number(m[3]) };

@@ -29,7 +29,8 @@
 //
 // Split-K: with splitK > 1, workgroup z handles k ∈ [z·KC, (z+1)·KC) and `store` gets z, so the
 // caller writes partial sums to slices and reduces them afterwards (WGSL has no float atomics).
-import { dispatch, gpuUnrollBound, grid1d, LINEAR_WORKGROUP, type BufferRef, type Kernel } from '../engine/runtime.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, type BufferRef, type Kernel } from '../engine/runtime.ts';
+import { gpuUnrollBound } from './loop-bounds.ts';
 import { gpu, kernelStyle, simdWidth, type KernelStyle } from '../engine/device.ts';
 import { gemmMatrixKernel, matrixMode, matrixTile, type MatrixTile } from './gemm-matrix.ts';
 import { gemmKey, gemmStagePad, gemmTileBytes, gemmTileProblem, tunedGemmTile, tunedSplitK, type GemmTile } from './tuning.ts';
@@ -115,9 +116,9 @@ export function gemmStyle(): 'matrix' | KernelStyle {
  * Picks a split-K factor so that enough workgroups exist to fill the device, unless the tuning
  * table (tiled kernels) measured one for the GEMM called `name` at these sizes.
  */
-export function chooseSplitK(M: number, N: number, K: number, name?: string): number {
+export function chooseSplitK(M: number, N: number, K: number, name: string): number {
   const simd = gemmStyle() === 'simd';
-  const tuned = !simd && name ? tunedSplitK(gemmKey(name, M, N, K, 1)) : undefined;
+  const tuned = simd ? undefined : tunedSplitK(gemmKey(name, M, N, K, 1));
   if (tuned !== undefined) return Math.max(1, Math.min(tuned, K, gpu().limits.maxComputeWorkgroupsPerDimension));
   const { BM, BN } = simd ? simdGemmTiles(M, N) : gemmTiles(M, N);
   const tiles = Math.ceil(M / BM) * Math.ceil(N / BN);
@@ -128,7 +129,7 @@ export function chooseSplitK(M: number, N: number, K: number, name?: string): nu
   return Math.max(1, Math.min(maxSplits, Math.ceil(target / tiles), gpu().limits.maxComputeWorkgroupsPerDimension));
 }
 
-/** Sizes, the caller's bindings and its loader/store functions: the start of both kernels. */
+/** Sizes, the caller's bindings and its loader/store functions: the start of every GEMM kernel (tiled, simd, matrix). */
 function specHeader(s: GemmSpec, KC: number): string {
   return `const M: u32 = ${s.M}u;
 const N: u32 = ${s.N}u;

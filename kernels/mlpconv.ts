@@ -25,13 +25,14 @@
 // runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
-import { dispatch, grid1d, LINEAR_WORKGROUP, noUnrollBound, type Kernel } from '../engine/runtime.ts';
+import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
+import { noUnrollBound } from './loop-bounds.ts';
 import { Tensor, expectRank, expectShape, opBody } from '../engine/tensor.ts';
 import { biasGrad, checkedGeometry, conv2d, conv2dGradInput, conv2dGradWeight, isSameConv, type ConvGeometryOptions, type ConvShape } from './conv2d.ts';
 import { NAN_WGSL, reluBackward } from './elementwise.ts';
 import { simdAccumulators, simdColumnsPerLane, simdFmaStep } from './gemm.ts';
 import { matrixMode } from './gemm-matrix.ts';
-import { mlpconvKey, tunedMlpconvTile } from './tuning.ts';
+import { mlpconvKey, tunedMlpconvTile, type MlpconvTileChoice } from './tuning.ts';
 
 export interface MlpconvParams {
   w1: Tensor;
@@ -73,7 +74,7 @@ export interface MlpconvShape {
 const BK = 16; // im2col tile depth
 const THREADS = 256;
 
-export function mlpconvShape(op: string, x: Tensor, p: MlpconvParams, g: ConvGeometryOptions = {}): MlpconvShape {
+function mlpconvShape(op: string, x: Tensor, p: MlpconvParams, g: ConvGeometryOptions = {}): MlpconvShape {
   expectRank(op, 'input', x, 4, 'NHWC');
   expectRank(op, 'w1', p.w1, 4, 'K×K×Cin×C1');
   expectRank(op, 'w2', p.w2, 4, '1×1×C1×C2');
@@ -383,6 +384,21 @@ function memo(key: string, make: () => Kernel): Kernel {
   return k;
 }
 
+/**
+ * Whether a same-size block runs as three GEMMs (mlpconvUnfused) instead of the fused kernel:
+ * - on matrix units when NIN_MATRIX asks for them (the fused kernel has no subgroup-matrix version);
+ * - where the tuning table measured the chain faster on this adapter;
+ * - where the hidden widths are too wide for even the tiled kernel's smallest tile (SMALLEST_TP) in
+ *   the device's workgroup storage (a config may ask for widths far beyond NIN's);
+ * - where the device binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1 and
+ *   h2): WebGPU's default is 8, and the pipeline would fail to build.
+ */
+function fusedKernelDeclined(s: MlpconvShape, simd: boolean, writeHidden: boolean, storage: number, tuned: MlpconvTileChoice | undefined): boolean {
+  const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
+  const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
+  return matrixMode() !== null || tuned?.fused === false || noTileFits || tooManyBindings;
+}
+
 /** The fused mlpconv block (forward in one dispatch; see the top of this file). */
 export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   const op = 'mlpconv';
@@ -397,16 +413,8 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
     const simd = kernelStyle() === 'simd';
     const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
     const writeHidden = needsGrad(...parents);
-    // Three GEMMs instead: on matrix units when NIN_MATRIX asks for them (the fused kernel has no
-    // subgroup-matrix version), or where the tuning table measured them faster on this adapter.
-    // And where the hidden widths are too wide for even the tiled kernel's smallest tile (SMALLEST_TP) in
-    // the device's workgroup storage: a config may ask for widths far beyond NIN's.
     const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
-    const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
-    // And where the device binds fewer storage buffers a stage than the fused kernel's 8 (10 with h1
-    // and h2): WebGPU's default is 8, and the pipeline would fail to build.
-    const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
-    if (!opts.forceFused && (matrixMode() || tuned?.fused === false || noTileFits || tooManyBindings)) return mlpconvUnfused(x, p, opts);
+    if (!opts.forceFused && fusedKernelDeclined(s, simd, writeHidden, storage, tuned)) return mlpconvUnfused(x, p, opts);
     const M = s.N * s.H * s.W;
     const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
     // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
@@ -455,7 +463,11 @@ function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tenso
   return [dx, dw1, db1, dw2, db2, dw3, db3];
 }
 
-/** The same block as three separate convolutions (the baseline the fused kernel must match and beat). */
+/**
+ * The same block as three separate convolutions: the baseline the fused kernel must match and beat,
+ * and what runs where the fused kernel does not (a strided or padded first layer, or
+ * fusedKernelDeclined).
+ */
 export function mlpconvUnfused(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
   mlpconvShape('mlpconvUnfused', x, p, opts);
   const h1 = conv2d(x, p.w1, p.b1, { relu: true, stride: opts.stride, padding: opts.padding });

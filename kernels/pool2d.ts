@@ -122,7 +122,7 @@ ${NAN_WGSL}`,
 }
 
 /** dx[n, iy, ix, c] = Σ over windows containing (iy, ix) whose argmax it is of dy[window]. */
-export function maxPool2dBackward(p: PoolShape, dy: Tensor, idx: Tensor): Tensor {
+function maxPool2dBackward(p: PoolShape, dy: Tensor, idx: Tensor): Tensor {
   expectShape('maxPool2dBackward', 'upstream gradient', dy, [p.N, p.OH, p.OW, p.C]);
   expectShape('maxPool2dBackward', 'argmax', idx, [p.N, p.OH, p.OW, p.C], 'i32');
   const dx = Tensor.empty([p.N, p.H, p.W, p.C]);

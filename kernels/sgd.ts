@@ -10,7 +10,7 @@
 import { GpuError } from '../engine/device.ts';
 import { upload, dispatch, wroteInPlace } from '../engine/runtime.ts';
 import { Tensor, expectDtype, expectShape, keep } from '../engine/tensor.ts';
-import { elementwiseGrid, elementwiseKernel, fill } from './elementwise.ts';
+import { elementwiseGrid, elementwiseKernel, F32_MAX, fill } from './elementwise.ts';
 
 export interface SgdHyper {
   lr: number;
@@ -18,12 +18,11 @@ export interface SgdHyper {
   weightDecay: number;
 }
 
-/** Largest finite float32: the kernel gets the hyperparameters as f32, where more is Infinity. */
-const F32_MAX = 3.4028234663852886e38;
 
 function checkHyper(op: string, h: SgdHyper): void {
   for (const [k, v] of Object.entries(h)) {
     if (!Number.isFinite(v)) throw new RangeError(`${op}: ${k} = ${v} must be a finite number`);
+    // The kernel gets the hyperparameters as f32, where more is Infinity.
     if (Math.abs(v) > F32_MAX) throw new RangeError(`${op}: ${k} = ${v} is too large for float32 (max ${F32_MAX})`);
   }
   // Each would run training backwards or let it diverge, silently.

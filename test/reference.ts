@@ -1,5 +1,7 @@
-// Float64 CPU reference for every op: plain loops, obviously correct, slow on purpose.
-// Layouts match the engine: images NHWC, conv weights [K, K, Cin, Cout], 1×1 weights [Cin, Cout].
+// Float64 CPU references, `<op>Ref`: plain loops, obviously correct, slow on purpose. Layouts match
+// the engine: images NHWC, conv weights [K, K, Cin, Cout] (1×1 weights [1, 1, Cin, Cout]). The
+// element-wise ops' references are one-line lambdas beside their tests (test/engine.test.ts), the
+// GEMM contract's a loop in test/gemm.test.ts (and every convolution's GEMMs meet conv2dRef).
 
 export type F64 = Float64Array;
 
@@ -15,7 +17,6 @@ export function refTensor(shape: number[], data?: ArrayLike<number>): RefTensor 
   return { shape, data: d };
 }
 
-/** Same-padded, stride-1 convolution with bias. */
 /** Convolution with stride S (default 1) and zero padding P on every side (default (K − 1)/2). */
 export function conv2dRef(x: RefTensor, w: RefTensor, b: RefTensor, opts: { stride?: number; padding?: number } = {}): RefTensor {
   const [N, H, W, Ci] = x.shape;
