@@ -1,6 +1,6 @@
 // Float64 CPU references, `<op>Ref`: plain loops, obviously correct, slow on purpose. Layouts match
 // the engine: images NHWC, conv weights [K, K, Cin, Cout] (1×1 weights [1, 1, Cin, Cout]). The
-// element-wise ops' references are one-line lambdas beside their tests (test/engine.test.ts), the
+// element-wise ops' references are one-line functions beside their tests (test/elementwise.test.ts), the
 // GEMM contract's a loop in test/gemm.test.ts (and every convolution's GEMMs meet conv2dRef).
 
 export type F64 = Float64Array;
