@@ -18,7 +18,7 @@ import { defineConfig } from 'vitest/config';
 // `NIN_INVOCATION_ORDER=scramble npx vitest run --project all FILE` runs any file so.
 const RACE_CHECKED = [
   'test/conv2d.test.ts', 'test/mlpconv.test.ts', 'test/gap.test.ts', 'test/softmax-cross-entropy.test.ts',
-  'test/pool2d.test.ts', 'test/dropout.test.ts', 'test/sgd.test.ts', 'test/tuning.test.ts',
+  'test/pool2d.test.ts', 'test/dropout.test.ts', 'test/sgd.test.ts', 'test/tuning.test.ts', 'test/reduce.test.ts',
 ];
 
 export default defineConfig({

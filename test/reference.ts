@@ -104,6 +104,15 @@ function poolRef(x: RefTensor, k: number, s: number, mode: 'max' | 'avg'): RefTe
   return y;
 }
 
+/** The row sum every reduction runs on (kernels/reduce.ts): x as [B, R, C] → y[b, c] = scale · Σ_r x[b, r, c]. */
+export function reduceRowsRef(x: ArrayLike<number>, B: number, R: number, C: number, scale = 1): Float64Array {
+  const y = new Float64Array(B * C);
+  for (let b = 0; b < B; b++)
+    for (let r = 0; r < R; r++)
+      for (let c = 0; c < C; c++) y[b * C + c] += x[(b * R + r) * C + c];
+  return y.map((v) => scale * v);
+}
+
 /** Global average pooling: [N, H, W, C] → [N, C]. */
 export function globalAvgPoolRef(x: RefTensor): RefTensor {
   const [N, H, W, C] = x.shape;
