@@ -46,43 +46,67 @@ export function isSameConv(s: ConvShape): boolean {
   return S === 1 && 2 * P === s.K - 1;
 }
 
+/** WGSL: pixel m of an [N, h, w] grid as its n, y, x (r: the row, n·h + y). */
+function pixelOf(h: number, w: number): string {
+  return `  let x = m % ${w}u;
+  let r = m / ${w}u;
+  let y = r % ${h}u;
+  let n = r / ${h}u;`;
+}
+
+/** WGSL: the offset of pixel (n, iy, ix) of an [N, h, w, C] tensor, −1 off its edges. */
+function offsetOrMinusOne(h: number, w: number, C: number): string {
+  return `  if (iy < 0 || iy >= ${h} || ix < 0 || ix >= ${w}) { return -1; }
+  return i32(((n * ${h}u + u32(iy)) * ${w}u + u32(ix)) * ${C}u);`;
+}
+
 /**
- * WGSL `fn <name>(m: u32, t: u32) -> i32`: for tap t (ky, kx), the offset in x [N, H, W, C] that
- * output pixel m reads (forward, sign 1), or the offset in dz [N, Ho, Wo, C] of the output pixel
- * that reads input pixel m through tap t (backward, sign −1); −1 where that is the zero padding
- * (or, backward at stride S > 1, where no output pixel reads m through t).
+ * WGSL `fn <name>(m: u32, t: u32) -> i32`: the offset in x [N, H, W, C] that output pixel m reads
+ * through tap t (ky, kx), at m·S + t − P per axis; −1 where that is the zero padding. The forward
+ * pass's and the weight gradient's rows.
  */
-function shiftedRow(s: ConvShape, C: number, sign: 1 | -1, name = 'aRow'): string {
+function inputReadBy(s: ConvShape, C: number, name = 'aRow'): string {
   const { S, P, Ho, Wo } = convGeometry(s);
   if (s.K === 1 && S === 1 && P === 0) return `fn ${name}(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
-  // m's pixel in the space it indexes (forward: the output; backward: the input), and the size of the other.
-  const [mH, mW, toH, toW] = sign === 1 ? [Ho, Wo, s.H, s.W] : [s.H, s.W, Ho, Wo];
-  const at = (v: string, k: string) => (sign === 1 ? `i32(${v}${S === 1 ? '' : ` * ${S}u`}) + i32(${k}) - ${P}` : `i32(${v}) + ${P} - i32(${k})`);
-  // Backward at stride S: the output pixel is (i + P − tap)/S where S divides it.
-  const strided = sign === -1 && S > 1;
+  const strided = (v: string) => (S === 1 ? v : `${v} * ${S}u`);
   return /* wgsl */ `
 fn ${name}(m: u32, t: u32) -> i32 {
-  let x = m % ${mW}u;
-  let r = m / ${mW}u;
-  let y = r % ${mH}u;
-  let n = r / ${mH}u;
-  ${strided ? 'let sy' : 'let iy'} = ${at('y', `t / ${s.K}u`)};
-  ${strided ? 'let sx' : 'let ix'} = ${at('x', `t % ${s.K}u`)};${
-    strided
-      ? `
-  if (sy < 0 || sx < 0 || sy % ${S} != 0 || sx % ${S} != 0) { return -1; }
-  let iy = sy / ${S};
-  let ix = sx / ${S};`
-      : ''
-  }
-  if (iy < 0 || iy >= ${toH} || ix < 0 || ix >= ${toW}) { return -1; }
-  return i32(((n * ${toH}u + u32(iy)) * ${toW}u + u32(ix)) * ${C}u);
+${pixelOf(Ho, Wo)}
+  let iy = i32(${strided('y')}) + i32(t / ${s.K}u) - ${P};
+  let ix = i32(${strided('x')}) + i32(t % ${s.K}u) - ${P};
+${offsetOrMinusOne(s.H, s.W, C)}
 }`;
 }
 
-/** WGSL `fn <name>(m, tap, c) -> f32`: channel c of `buf` at pixel m shifted by tap, 0 in the padding. */
-function shiftedReader(s: ConvShape, name: string, buf: string, C: number, sign: 1 | -1): string {
-  return `${shiftedRow(s, C, sign, `${name}Row`)}
+/**
+ * WGSL `fn <name>(m: u32, t: u32) -> i32`: the offset in dz [N, Ho, Wo, C] of the output pixel that
+ * reads input pixel m through tap t, at (m + P − t)/S per axis; −1 where there is none (off the
+ * output, or at stride S > 1 where S does not divide m + P − t). The input gradient's rows.
+ */
+function outputReading(s: ConvShape, C: number, name = 'aRow'): string {
+  const { S, P, Ho, Wo } = convGeometry(s);
+  if (s.K === 1 && S === 1 && P === 0) return `fn ${name}(m: u32, t: u32) -> i32 { return i32(m * ${C}u); }`;
+  const back = (v: string, k: string) => `i32(${v}) + ${P} - i32(${k})`;
+  const taps =
+    S === 1
+      ? `  let iy = ${back('y', `t / ${s.K}u`)};
+  let ix = ${back('x', `t % ${s.K}u`)};`
+      : `  let sy = ${back('y', `t / ${s.K}u`)};
+  let sx = ${back('x', `t % ${s.K}u`)};
+  if (sy < 0 || sx < 0 || sy % ${S} != 0 || sx % ${S} != 0) { return -1; }
+  let iy = sy / ${S};
+  let ix = sx / ${S};`;
+  return /* wgsl */ `
+fn ${name}(m: u32, t: u32) -> i32 {
+${pixelOf(s.H, s.W)}
+${taps}
+${offsetOrMinusOne(Ho, Wo, C)}
+}`;
+}
+
+/** WGSL `fn <name>(m, tap, c) -> f32`: channel c of `buf` at the row `row` gives (inputReadBy or outputReading), 0 at −1. */
+function shiftedReader(row: (name: string) => string, name: string, buf: string): string {
+  return `${row(`${name}Row`)}
 fn ${name}(m: u32, tap: u32, c: u32) -> f32 {
   let r = ${name}Row(m, tap);
   if (r < 0) { return 0.0; }
@@ -136,11 +160,11 @@ function conv2dForward(s: ConvShape, x: Tensor, w: Tensor, b: Tensor, relu: bool
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
 @group(0) @binding(2) var<storage, read> bs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ys: array<f32>;`,
-      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1) + (relu ? NAN_WGSL : ''),
+      prelude: shiftedReader((n) => inputReadBy(s, s.Ci, n), 'readX', 'xs') + (relu ? NAN_WGSL : ''),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(m, k / ${s.Ci}u, k % ${s.Ci}u); }`,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[k * ${s.Co}u + n]; }`,
       store: `fn store(m: u32, n: u32, z: u32, v: f32) { ys[m * ${s.Co}u + n] = ${relu ? 'reluKeepNan(v + bs[n])' : 'v + bs[n]'}; }`,
-      aTaps: { KI: s.Ci, aRow: shiftedRow(s, s.Ci, 1), aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' },
+      aTaps: { KI: s.Ci, aRow: inputReadBy(s, s.Ci), aAt: 'fn aAt(i: u32) -> f32 { return xs[i]; }' },
       aContiguous: 'k',
       bContiguous: 'n',
     },
@@ -162,13 +186,13 @@ export function conv2dGradInput(s: ConvShape, dz: Tensor, w: Tensor, mask?: Tens
 @group(0) @binding(1) var<storage, read> ws: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 ${mask ? '@group(0) @binding(3) var<storage, read> mask: array<f32>;' : ''}`,
-      prelude: shiftedReader(s, 'readDz', 'dz', s.Co, -1),
+      prelude: shiftedReader((n) => outputReading(s, s.Co, n), 'readDz', 'dz'),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readDz(m, k / ${s.Co}u, k % ${s.Co}u); }`,
       loadB: `fn loadB(k: u32, n: u32) -> f32 { return ws[((k / ${s.Co}u) * ${s.Ci}u + n) * ${s.Co}u + k % ${s.Co}u]; }`,
       store: mask
         ? `fn store(m: u32, n: u32, z: u32, v: f32) { let i = m * ${s.Ci}u + n; dx[i] = select(0.0, v, mask[i] > 0.0); }`
         : `fn store(m: u32, n: u32, z: u32, v: f32) { dx[m * ${s.Ci}u + n] = v; }`,
-      aTaps: { KI: s.Co, aRow: shiftedRow(s, s.Co, -1), aAt: 'fn aAt(i: u32) -> f32 { return dz[i]; }' },
+      aTaps: { KI: s.Co, aRow: outputReading(s, s.Co), aAt: 'fn aAt(i: u32) -> f32 { return dz[i]; }' },
       aContiguous: 'k',
       bContiguous: 'k',
     },
@@ -200,7 +224,7 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
       bindings: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read> dz: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
-      prelude: shiftedReader(s, 'readX', 'xs', s.Ci, 1),
+      prelude: shiftedReader((n) => inputReadBy(s, s.Ci, n), 'readX', 'xs'),
       loadA: `fn loadA(m: u32, k: u32) -> f32 { return readX(k, m / ${s.Ci}u, m % ${s.Ci}u); }`,
       aOffsets: simd
         ? {
@@ -223,7 +247,11 @@ export function conv2dGradWeight(s: ConvShape, x: Tensor, dz: Tensor): Tensor {
   return dw;
 }
 
-/** Kernel names: conv3x3 for the "same" stride-1 convolution, else with stride and padding (conv11x11_s4_p0). */
+/**
+ * Kernel names: conv3x3 for the "same" stride-1 convolution, else with stride and padding
+ * (conv11x11_s4_p0); a pass adds _forward, _grad_input or _grad_weight, so a profile shows e.g.
+ * conv5x5_forward, conv1x1_grad_input, conv11x11_s4_p0_grad_weight (the mlpconv backward's GEMMs too).
+ */
 function convName(s: ConvShape): string {
   const { S, P } = convGeometry(s);
   return `conv${s.K}x${s.K}${isSameConv(s) ? '' : `_s${S}_p${P}`}`;

@@ -129,7 +129,7 @@ export function dot(a: Tensor, r: Tensor): Tensor {
   });
 }
 
-/** y = x · s[0] for a scalar tensor s. */
+/** y = x · s[0] for a scalar tensor s, read on the GPU (dot's backward: its upstream gradient); not differentiable, unlike scale. */
 export function scaleBy(x: Tensor, s: Tensor): Tensor {
   expectDtype('scaleBy', 'x', x);
   expectShape('scaleBy', 'scale', s, [1]);
