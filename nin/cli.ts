@@ -1,6 +1,6 @@
 // The `nin` command: train, eval, predict, visualize, compare, export, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -12,7 +12,7 @@ import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessin
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
-import { writeFileAtomic } from './data/io.ts';
+import { AtomicFile, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
@@ -627,6 +627,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
 function outDirProblem(dir: string, flag = dir, option = '--out'): string | null {
   let at = resolve(dir);
   while (!existsSync(at)) {
+    const link = danglingLink(at);
+    if (link !== null) return `${option} ${flag}: ${at} is a symbolic link to ${link}, which does not exist`;
     const up = dirname(at);
     if (up === at) break;
     at = up;
@@ -638,6 +640,15 @@ function outDirProblem(dir: string, flag = dir, option = '--out'): string | null
     return `${option} ${flag}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
   }
   return null;
+}
+
+/** Where `path` is a symbolic link to nothing, what it points to; else null. */
+function danglingLink(path: string): string | null {
+  try {
+    return lstatSync(path).isSymbolicLink() && !existsSync(path) ? readlinkSync(path) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A resumed run's directory: the one holding its checkpoint if that is the run's own (it may have
@@ -849,10 +860,11 @@ async function runPredict(args: string[]): Promise<number> {
   const { fewerNotes, noteText } = await import('./images.ts');
   const notes: string[] = [];
   const progress = (line: string) => console.error(`note: ${line}`); // said at once; the others after the pictures are read
-  const predictions: { image: string; top5: ReturnType<typeof topClasses>; probabilities: number[]; notes: string[] }[] = [];
   const otherNotes: string[] = []; // for --json: those not of one picture (--invert on a colour model)
   const unreadable: { image: string; reason: string }[] = [];
   let classNames: string[] = [];
+  // --json: each chunk's predictions written as they come, the rest at the end.
+  const out = json === undefined ? null : jsonArrayWriter(json, { checkpoint: resolve(ckpt), invert: Boolean(v.invert) }, 'predictions');
   try {
     // A chunk's lines as soon as it is predicted: a directory of many photos takes a while.
     for await (const r of predictChunks(ckpt, images, (line) => notes.push(line), { invert: Boolean(v.invert), skipUnreadable: true, progress })) {
@@ -860,19 +872,22 @@ async function runPredict(args: string[]): Promise<number> {
       for (const line of fewerNotes(chunkNotes)) console.error(`note: ${line}`); // a chunk's notes before its lines
       for (const line of formatPredictions(r)) console.log(line);
       const C = r.classNames.length;
-      if (json !== undefined) {
+      if (out) {
         // Each picture's notes with it, all of them (the terminal's are cut by fewerNotes), without its path.
         const ofPictures = new Set(r.notes.flat());
         otherNotes.push(...chunkNotes.filter((line) => !ofPictures.has(line)));
-        predictions.push(...r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: r.notes[i].map((line) => noteText(image, line)) })));
+        out.add(r.images.map((image, i) => ({ image, top5: topClasses(r, i, 5), probabilities: Array.from(r.probabilities.subarray(i * C, (i + 1) * C)), notes: r.notes[i].map((line) => noteText(image, line)) })));
       }
       unreadable.push(...r.unreadable);
       classNames = r.classNames;
     }
+  } catch (e) {
+    out?.abort();
+    throw e;
   } finally {
     for (const line of fewerNotes(notes)) console.error(`note: ${line}`); // those of a chunk that failed
   }
-  if (json !== undefined) writeJson(json, { checkpoint: resolve(ckpt), invert: Boolean(v.invert), classNames, notes: otherNotes, predictions, unreadable });
+  out?.finish({ classNames, notes: otherNotes, unreadable });
   if (!unreadable.length) return 0;
   // Last, where a terminal shows it; the exit status tells a script that not every picture was predicted.
   const LISTED = 20;
@@ -901,9 +916,36 @@ function checkOutFile(file: string, option: string, what: string, example?: stri
 }
 
 function writeJson(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectory(dirname(path));
   writeFileAtomic(path, [new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n')]);
   console.log(`wrote ${path}`);
+}
+
+/**
+ * A JSON object written as it grows: `head`'s members, then the array `key`, whose items `add`
+ * appends, then `finish`'s members; the text JSON.stringify(…, null, 2) gives for that object,
+ * written atomically (AtomicFile). predict --json holds some 1 KB a picture: half a million
+ * pictures made one string longer than JavaScript allows, after all the work.
+ */
+export function jsonArrayWriter(path: string, head: Record<string, unknown>, key: string) {
+  makeDirectory(dirname(path));
+  const file = new AtomicFile(path);
+  const indented = (value: unknown, by: string) => JSON.stringify(value, null, 2).replace(/\n/g, `\n${by}`);
+  const member = ([k, v]: [string, unknown]) => `  ${JSON.stringify(k)}: ${indented(v, '  ')}`;
+  file.write(`{\n${Object.entries(head).map((m) => `${member(m)},\n`).join('')}  ${JSON.stringify(key)}: [`);
+  let items = 0;
+  return {
+    add(values: readonly unknown[]): void {
+      if (!values.length) return;
+      file.write(values.map((v) => `${items++ ? ',' : ''}\n    ${indented(v, '    ')}`).join(''));
+    },
+    finish(tail: Record<string, unknown>): void {
+      file.write(`${items ? '\n  ' : ''}]${Object.entries(tail).map((m) => `,\n${member(m)}`).join('')}\n}\n`);
+      file.commit();
+      console.log(`wrote ${path}`);
+    },
+    abort: () => file.abort(),
+  };
 }
 
 async function runVisualize(args: string[]): Promise<void> {
@@ -927,7 +969,7 @@ async function runExport(args: string[]): Promise<void> {
   checkOutFile(out, '--out', '.onnx file', 'model.onnx'); // (not over a checkpoint, such as the one it is made from)
   // (an ONNX model named .safetensors was later read as a damaged checkpoint)
   if (extname(out) && extname(out).toLowerCase() !== '.onnx') throw new UsageError(`--out ${out}: the model is written as ONNX: name it .onnx`);
-  mkdirSync(dirname(out), { recursive: true });
+  makeDirectory(dirname(out));
   const { exportCheckpoint } = await import('./onnx.ts');
   console.log(exportCheckpoint(ckpt, out, { preprocess: !v['no-preprocess'] }));
 }
@@ -948,7 +990,7 @@ async function runCompare(args: string[]): Promise<void> {
     throw e;
   }
   console.log(comparisonTable(runs));
-  if (dirname(out) !== '.') mkdirSync(dirname(out), { recursive: true });
+  makeDirectory(dirname(out));
   writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']) }));
   console.log(`\nwrote ${out}`);
 }

@@ -33,12 +33,12 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { pictureFormat, readStart } from './images.ts';
-import { parseTempName, tempPathInUse } from './data/io.ts';
+import { makeDirectory, parseTempName, tempPathInUse, writeError } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { validationFromOf } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
@@ -665,7 +665,7 @@ export class RunDirectoryInUse extends RangeError {}
  */
 export function claimRunDirectory(dir: string, series: string | undefined, log: (line: string) => void): { dir: string; lock: RunLock } {
   for (let attempt = 0; ; attempt++) {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     let lock: RunLock | null = null;
     try {
       lock = lockRunDirectory(dir);
@@ -687,7 +687,7 @@ export function lockRunDirectory(dir: string): RunLock {
   let replaced: LockHolder | null = null;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      writeFileSync(path, JSON.stringify(mine) + '\n', { flag: 'wx' });
+      writeNewLock(path, JSON.stringify(mine) + '\n');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const old = readLock(path);
@@ -722,6 +722,26 @@ export function lockRunDirectory(dir: string): RunLock {
     return { path, replaced, release, lost };
   }
   throw new RunDirectoryInUse(`${dir}: another run has just started there`);
+}
+
+/** Creates `path` holding `text`; EEXIST where it is there. A write that fails once the file is
+ * made (a full disk) removes it: an empty lock would hold the directory as a run starting there. */
+function writeNewLock(path: string, text: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
+    throw writeError(path, e);
+  }
+  try {
+    writeSync(fd, text);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw writeError(path, e);
+  }
+  closeSync(fd);
 }
 
 /**

@@ -395,6 +395,10 @@ describe('nin CLI', () => {
     writeFileSync(aFile, '');
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', aFile])).toThrow(new UsageError(`--out ${aFile} is a file, not a directory`));
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', join(aFile, 'run')])).toThrow(new UsageError(`--out ${join(aFile, 'run')}: ${aFile} is a file, not a directory`));
+    // Through a symbolic link to nothing (it passed, and the run failed after loading its data with a raw ENOENT).
+    const broken = join(dir, 'broken');
+    symlinkSync(join(dir, 'gone'), broken);
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', join(broken, 'run')])).toThrow(new UsageError(`--out ${join(broken, 'run')}: ${broken} is a symbolic link to ${join(dir, 'gone')}, which does not exist`));
     // A damaged header: usage errors naming the file and the field, before the data is loaded.
     const damaged = (name: string, meta: Record<string, string>) => {
       const path = join(dir, name);

@@ -1,14 +1,14 @@
 // The run directory: the metrics log read as the run now stands (resume records supersede what a
 // stopped or replaced stretch logged), and the rules that keep a run out of another run's files.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
-import { doneWithTempPath, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
+import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -594,5 +594,103 @@ describe('temp files left by a save killed mid-write', () => {
     // Once that write is over (renamed, or here: abandoned), what it left is litter too.
     doneWithTempPath(inProgress);
     expect(removeLeftoverTempFiles(dir)).toEqual([{ path: inProgress, pid: process.pid }]);
+  });
+});
+
+describe('where a write lands, and making directories', () => {
+  const root = mkdtempSync(join(tmpdir(), 'nin-writes-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('a symbolic link is written through, as a shell\'s > writes it, not replaced by a file; one to nothing makes its target', () => {
+    const real = join(root, 'real.json');
+    writeFileSync(real, 'old');
+    symlinkSync(real, join(root, 'link.json'));
+    writeFileAtomic(join(root, 'link.json'), [Buffer.from('new')]);
+    expect(lstatSync(join(root, 'link.json')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(real, 'utf8')).toBe('new');
+    symlinkSync('made.json', join(root, 'dangling.json')); // relative: beside the link
+    writeFileAtomic(join(root, 'dangling.json'), [Buffer.from('made')]);
+    expect(lstatSync(join(root, 'dangling.json')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(root, 'made.json'), 'utf8')).toBe('made');
+    expect(readdirSync(root).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect(() => writeFileAtomic(root, [Buffer.from('x')])).toThrow(`cannot write ${root}: ${root} is a directory`);
+  });
+
+  it('a FIFO is written in place (a rename would put a file where it was, and its reader would wait for ever)', async () => {
+    const fifo = join(root, 'pipe');
+    spawnSync('mkfifo', [fifo]);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    const reader = spawn('cat', [fifo]);
+    let got = '';
+    reader.stdout.on('data', (d) => (got += d));
+    const done = new Promise((ok) => reader.on('close', ok));
+    const giveUp = setTimeout(() => reader.kill(), 10_000); // (the FIFO replaced: nothing comes)
+    writeFileAtomic(fifo, [Buffer.from('{"through": "the pipe"}\n')]);
+    await done;
+    clearTimeout(giveUp);
+    expect(got).toBe('{"through": "the pipe"}\n');
+    expect(statSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('AtomicFile: written in parts, nothing at the path until commit; abort leaves the old file and no temp file', () => {
+    const path = join(root, 'parts.json');
+    writeFileSync(path, 'before');
+    const file = new AtomicFile(path);
+    file.write('{"a": ');
+    file.write(Buffer.from('1}'));
+    expect(readFileSync(path, 'utf8')).toBe('before');
+    file.commit();
+    expect(readFileSync(path, 'utf8')).toBe('{"a": 1}');
+    const dropped = new AtomicFile(path);
+    dropped.write('half');
+    dropped.abort();
+    expect(readFileSync(path, 'utf8')).toBe('{"a": 1}');
+    expect(readdirSync(root).filter((n) => n.startsWith('.parts.json'))).toEqual([]);
+  });
+
+  it('jsonArrayWriter gives the text JSON.stringify(…, null, 2) gives, for no items, one and several', () => {
+    const path = join(root, 'array.json');
+    const item = (i: number) => ({ image: `p${i}.png`, top5: [{ index: i, name: 'ö"', probability: 0.5 }], probabilities: [0.25, 0.75], notes: i ? ['a note'] : [] });
+    for (const count of [0, 1, 3]) {
+      const writer = jsonArrayWriter(path, { checkpoint: '/x/c.safetensors', invert: false }, 'predictions');
+      const items = Array.from({ length: count }, (_, i) => item(i));
+      writer.add(items.slice(0, 1));
+      writer.add([]);
+      writer.add(items.slice(1));
+      writer.finish({ classNames: ['0', '1'], notes: [], unreadable: [{ image: 'j.png', reason: 'not a PNG' }] });
+      const whole = { checkpoint: '/x/c.safetensors', invert: false, predictions: items, classNames: ['0', '1'], notes: [], unreadable: [{ image: 'j.png', reason: 'not a PNG' }] };
+      expect(readFileSync(path, 'utf8')).toBe(JSON.stringify(whole, null, 2) + '\n');
+    }
+  });
+
+  it('makeDirectory makes each missing level and returns the topmost; a level that links to nothing, or one the file system will not make (procfs), is named, never looped on', () => {
+    const deep = join(root, 'a', 'b', 'c');
+    expect(makeDirectory(deep)).toBe(join(root, 'a'));
+    expect(statSync(deep).isDirectory()).toBe(true);
+    expect(makeDirectory(deep)).toBeUndefined();
+    symlinkSync(join(root, 'nowhere'), join(root, 'broken'));
+    expect(() => makeDirectory(join(root, 'broken', 'run'))).toThrow(`cannot make the directory ${join(root, 'broken')}: a symbolic link to ${join(root, 'nowhere')}, which does not exist`);
+    // Node's mkdirSync(…, { recursive: true }) spins here for ever as root (procfs answers ENOENT).
+    expect(() => makeDirectory('/proc/nin-test-run/x')).toThrow(/^cannot make the directory \/proc\/nin-test-run: /);
+  });
+
+  it('a lock that cannot be written (a full disk) is removed and named; the directory stays free', () => {
+    const mnt = join(root, 'full');
+    mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0) {
+      console.warn('not run: no tmpfs mount here (needs root)');
+      return;
+    }
+    try {
+      const dir = join(mnt, 'run');
+      mkdirSync(dir);
+      writeFileSync(join(mnt, 'fill'), Buffer.alloc(64 * 1024));
+      expect(() => lockRunDirectory(dir)).toThrow(`cannot write ${join(dir, 'run.lock')}: ENOSPC`);
+      expect(readdirSync(dir)).toEqual([]);
+      rmSync(join(mnt, 'fill'));
+      lockRunDirectory(dir).release();
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 });

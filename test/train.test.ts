@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { pool, upload } from '../engine/runtime.ts';
+import { pool, runtimeStats, upload } from '../engine/runtime.ts';
 import { Profiler } from '../engine/profiler.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
@@ -1027,8 +1027,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(threaded).toEqual(notes);
     // Each prediction carries its own picture's notes (by its place in the chunk, across both threads' parts).
     expect(chunks.flatMap((part) => part.notes)).toEqual([[], [], notes, [], []]);
+    // Three pictures run as a batch of four, the fourth blank (kernels are compiled per shape, and
+    // each new count compiled the whole forward pass again), with the same results.
+    const pipelines = runtimeStats().pipelines;
+    expect(await predict(ckpt, [wideFile, file, file], () => {})).toEqual([wideLine, sameLine, sameLine]);
+    expect(runtimeStats().pipelines - pipelines, 'kernels compiled to predict 3 pictures after 4').toBe(0);
     // Where the device binds only four images' activations at a time, five go as four and one
-    // (batch sizes compiled above), with the same results.
+    // padded to four (batch sizes compiled above), with the same results.
     await withDeviceLimit('maxStorageBufferBindingSize', 4 * 4 * 28 * 28 * 16, async () => { // mnist-small's widest activation, [28, 28, 16]
       expect(await predict(ckpt, [wideFile, file, file, file, file], () => {})).toEqual([wideLine, sameLine, sameLine, sameLine, sameLine]);
       expect(pool().stats.liveBuffers, 'predict in batches leaves nothing on the GPU').toBe(live);

@@ -1,7 +1,7 @@
 // File-level helpers shared by the dataset readers: transparent gunzip, digests, atomic writes, and
 // the error type every reader throws for a file that is not what it should be.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
@@ -106,32 +106,109 @@ export function writeError(path: string, e: unknown): Error {
 }
 
 /**
- * Writes `chunks` to `path` atomically: a temp file in the same directory, fsync, rename, then a
- * best-effort fsync of the directory. A crash leaves either the old file or the new one, never a torn
- * file (a torn checkpoint would otherwise only be noticed when resuming).
+ * Where a write to `path` lands. A symbolic link's final target, written as a shell's `>` writes
+ * it, not the link replaced by a file. A pipe or device (/dev/null, a FIFO, a shell's `>(…)`) is
+ * `inPlace`: written straight, as no temp file can be renamed over it (the rename would put a
+ * file in its place, root's /dev/null too). A directory is refused naming the path.
  */
-export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
-  const tmp = tempPathFor(path);
-  let fd = -1;
+function writeTarget(path: string): { target: string; inPlace: boolean } {
+  let st: Stats | null = null;
   try {
-    fd = openSync(tmp, 'w', 0o644);
-    for (const chunk of chunks) {
-      let off = 0;
-      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, path);
+    st = statSync(path);
   } catch (e) {
-    if (fd >= 0) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw writeError(path, e);
-  } finally {
-    doneWithTempPath(tmp);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+  if (st?.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' });
+  if (st && !st.isFile()) return { target: path, inPlace: true };
+  let target = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let link: Stats;
+    try {
+      link = lstatSync(target);
+    } catch {
+      break; // nothing there yet
+    }
+    if (!link.isSymbolicLink()) break;
+    target = resolve(dirname(target), readlinkSync(target)); // (a dangling link: its target is made)
+  }
+  return { target, inPlace: false };
+}
+
+/**
+ * A file written atomically: a temp file in the target's directory, fsync, rename, then a
+ * best-effort fsync of the directory. A crash leaves either the old file or the new one, never a
+ * torn file (a torn checkpoint would otherwise only be noticed when resuming). Written in parts
+ * (`write`), so a long output (a JSON of every picture's probabilities) need not be held whole.
+ * Errors name `path`; `abort` (also after a failed write) removes the temp file.
+ */
+export class AtomicFile {
+  private fd: number;
+  private readonly tmp: string | null;
+  private readonly target: string;
+
+  constructor(readonly path: string) {
+    let tmp: string | null = null;
+    try {
+      const { target, inPlace } = writeTarget(path);
+      tmp = inPlace ? null : tempPathFor(target);
+      this.fd = openSync(tmp ?? target, 'w', 0o644);
+      this.target = target;
+      this.tmp = tmp;
+    } catch (e) {
+      if (tmp) doneWithTempPath(tmp);
+      throw writeError(path, e);
+    }
+  }
+
+  write(data: Uint8Array | string): void {
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
+    try {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off);
+    } catch (e) {
+      this.abort();
+      throw writeError(this.path, e);
+    }
+  }
+
+  /** Renames the finished file into place (a pipe or device: closes it). */
+  commit(): void {
+    try {
+      if (this.tmp) fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = -1;
+      if (this.tmp) renameSync(this.tmp, this.target);
+    } catch (e) {
+      this.abort();
+      throw writeError(this.path, e);
+    }
+    if (this.tmp) {
+      doneWithTempPath(this.tmp);
+      fsyncDirectory(dirname(this.target));
+    }
+  }
+
+  /** Drops the write: the temp file removed, what was at the path left as it was. */
+  abort(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    if (this.tmp) {
+      rmSync(this.tmp, { force: true });
+      doneWithTempPath(this.tmp);
+    }
+  }
+}
+
+/** Writes `chunks` to `path` atomically (AtomicFile). */
+export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
+  const file = new AtomicFile(path);
+  for (const chunk of chunks) file.write(chunk);
+  file.commit();
+}
+
+function fsyncDirectory(dir: string): void {
   try {
-    const dfd = openSync(dirname(path), 'r');
+    const dfd = openSync(dir, 'r');
     try {
       fsyncSync(dfd);
     } finally {
@@ -140,4 +217,32 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
   } catch {
     // Some file systems refuse fsync on directories; the rename itself has already happened.
   }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdirSync loops for ever, blocking signals too,
+ * where a file system answers ENOENT for a directory it will not make (procfs does, even to root).
+ * A level that is a link to nothing is named. Returns the topmost directory made, if any.
+ */
+export function makeDirectory(dir: string): string | undefined {
+  const missing: string[] = [];
+  for (let at = resolve(dir); !existsSync(at); at = dirname(at)) {
+    missing.push(at);
+    if (dirname(at) === at) break;
+  }
+  missing.reverse();
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      let detail = err.message;
+      if (err.code === 'EEXIST') {
+        if (!lstatSync(d).isSymbolicLink()) continue; // made meanwhile by another process
+        detail = `a symbolic link to ${readlinkSync(d)}, which does not exist`;
+      }
+      throw Object.assign(new Error(`cannot make the directory ${d}: ${detail}`), { code: err.code });
+    }
+  }
+  return missing[0];
 }

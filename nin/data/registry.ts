@@ -9,7 +9,7 @@
 // cifar-10-batches-bin/, cifar-100-binary/, svhn/), as the official name or the name + ".gz".
 // Missing files are downloaded into <first root>/<subdir>/; when that fails (offline), the error
 // lists the exact files, the URLs to fetch them from, and where to put them.
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -27,7 +27,7 @@ import {
   type ImageDataset,
   type WarningSink,
 } from './formats.ts';
-import { DataFormatError, digestBytes, digestFile, doneWithTempPath, existingVariant, readDataFile, tempPathFor, writeFileAtomic } from './io.ts';
+import { DataFormatError, digestBytes, digestFile, doneWithTempPath, existingVariant, makeDirectory, readDataFile, tempPathFor, writeFileAtomic } from './io.ts';
 import { readTarMembers } from './tar.ts';
 
 export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn';
@@ -317,7 +317,7 @@ export async function downloadFiles(files: readonly DataFileSpec[], targetDir: s
   const fetchFn = opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
   if (!fetchFn) throw new Error('no fetch() available in this runtime');
   const log = opts.log ?? ((m: string) => console.log(m));
-  const created = mkdirSync(targetDir, { recursive: true }); // the topmost directory it made, if any
+  const created = makeDirectory(targetDir); // the topmost directory it made, if any
   try {
     return await downloadInto(files, targetDir, fetchFn, log, opts);
   } catch (e) {

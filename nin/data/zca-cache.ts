@@ -8,11 +8,12 @@
 // Where: $NIN_CACHE, else $XDG_CACHE_HOME/nin, else ~/.cache/nin; NIN_CACHE=off turns it off. A
 // cache that cannot be read or written is noted and the fit goes on: it never stops a run.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../safetensors.ts';
 import { statsFromTensors, statsToTensors, type ZcaStats } from './preprocess.ts';
+import { makeDirectory } from './io.ts';
 
 /** Bump when the fit (GCN, covariance, eigen-decomposition, W) computes something else. */
 const FORMAT = 'nin-zca-cache-1';
@@ -102,7 +103,7 @@ function checkedEntry(path: string, want: ZcaRequest): ZcaStats {
 export function writeZcaCache(dir: string, key: string, stats: ZcaStats, log: (m: string) => void): string | null {
   const path = entryPath(dir, key);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     const { tensors, metadata } = statsToTensors(stats, 'preprocess.');
     writeSafetensors(path, tensors, { ...metadata, 'zca_cache.key': key, 'zca_cache.format': FORMAT });
   } catch (e) {
