@@ -7,7 +7,7 @@ import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { classifierParamNames, fcInputShape, NinModel, parameterSpecs, type ModelConfig } from './model.ts';
-import { otherClasses } from './datasets.ts';
+import { classesDiffer } from './datasets.ts';
 import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
@@ -86,7 +86,7 @@ type RunNetwork = { config: ModelConfig; options: Pick<TrainOptions, 'dataset' |
 export function startingWeights(ours: RunNetwork, theirs: RunNetwork & { shapes: ReadonlyMap<string, readonly number[]> }): StartingWeights {
   const ourClass = classifierParamNames(ours.config);
   const theirClass = classifierParamNames(theirs.config);
-  const classes = otherClasses(theirs.options, ours.options);
+  const classes = classesDiffer(theirs.options, ours.options);
   const [ourMaps, theirMaps] = [fcInputShape(ours.config), fcInputShape(theirs.config)];
   const specs = parameterSpecs(ours.config);
   const why = new Map<string, string>();

@@ -13,9 +13,9 @@ import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPla
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { AtomicFile, makeDirectory, writeFileAtomic } from './data/io.ts';
-import { splitCount } from './data/registry.ts';
+import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions } from './train.ts';
-import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, plateauDone, type PlateauState } from './schedule.ts';
+import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
 /** A command that cannot run as given: exit 2, before any GPU work. `showUsage` false: the flags
@@ -77,13 +77,10 @@ const FOLDER = 'folder';
 /** ZCA's matrix is D×D for D values an image: 3072 (CIFAR's) takes a minute to fit; 4096 is allowed. */
 const MAX_ZCA_VALUES = 4096;
 
-/** Each data set's images (H×W×C) and classes. */
-const DATASET_SHAPES: Record<string, { image: string; classes: number }> = {
-  mnist: { image: '28×28×1', classes: 10 },
-  cifar10: { image: '32×32×3', classes: 10 },
-  cifar100: { image: '32×32×3', classes: 100 },
-  svhn: { image: '32×32×3', classes: 10 },
-};
+/** Each data set's images (H×W×C) and classes, from its registry entry. */
+const DATASET_SHAPES = Object.fromEntries(
+  DATASETS.map((d) => [d, { image: `${DATASET_SPECS[d].height}×${DATASET_SPECS[d].width}×${DATASET_SPECS[d].channels}`, classes: DATASET_SPECS[d].classNames.length }]),
+) as Record<string, { image: string; classes: number }>;
 
 /** Each data set with its images, for a config that fits none: 'mnist 28×28×1, cifar10 32×32×3, …'. */
 function datasetImages(): string {
@@ -371,7 +368,7 @@ function checkpointArg(arg: string, prefix = ''): string {
   return path;
 }
 
-export interface TrainCommand {
+interface TrainCommand {
   options: TrainOptions;
   dataDir?: string;
 }
@@ -576,7 +573,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       throw new UsageError(`${(e as Error).message}${options.head ? ` (--head ${options.head})` : ''}`);
     }
   }
-  if (s('weights-from') !== undefined) startingWeightsProblem(options);
+  if (s('weights-from') !== undefined) checkStartingWeights(options);
   // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
   const trainPart = folder ? folder.imageFolder.trainImages : splitCount(dataset, 'train');
   const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
@@ -605,12 +602,12 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
     throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
   }
-  const batchChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, saved!, options);
-  if (batchChanged) throw new UsageError(batchChanged);
+  const shuffleChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, saved!, options);
+  if (shuffleChanged) throw new UsageError(shuffleChanged);
   if (options.schedule === 'plateau') {
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);
-    if (options.plateauOn === 'val' && !options.validation) throw new UsageError('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
+    if (options.plateauOn === 'val' && !options.validation) throw new UsageError(PLATEAU_ON_VAL_WITHOUT_VAL);
   }
   const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
@@ -711,7 +708,7 @@ async function runTrain(args: string[]): Promise<number> {
  * (startingWeights, as train() will), read from its header before any GPU work; a usage error
  * when none, or when --overwrite would move the checkpoint aside.
  */
-function startingWeightsProblem(o: TrainOptions): void {
+function checkStartingWeights(o: TrainOptions): void {
   const from = checkpointHeader(o.weightsFrom!, '--weights-from');
   let shapes: Map<string, number[]>;
   try {
@@ -1041,7 +1038,14 @@ async function runModels(args: string[]): Promise<void> {
 const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models'];
 
 /** The errors `main` prints as their message alone, without their name. */
-const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights']);
+const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights', 'RunRefused', 'RunDirectoryInUse']);
+
+/** How `main` prints an error other than a usage error. Our own errors (data, pictures,
+ * checkpoints, a refused or stopped run) say what is wrong and where; a name like TypeError tells
+ * of a fault, GpuError of the device. */
+export function errorLine(e: Error): string {
+  return `nin: ${MESSAGE_ALONE.has(e.name) ? '' : `${e.name}: `}${e.message}`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -1074,10 +1078,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(e.showUsage ? `nin: ${e.message}\n(${help} shows the usage)` : `nin: ${e.message}`);
       return 2;
     }
-    // Our own errors (data, pictures, checkpoints, a stopped run) say what is wrong and where; a
-    // name like TypeError tells of a fault, GpuError of the device.
-    const named = MESSAGE_ALONE.has((e as Error).name) ? '' : `${(e as Error).name}: `;
-    console.error(`nin: ${named}${(e as Error).message}`);
+    console.error(errorLine(e as Error));
     return 1;
   } finally {
     closeGpu();

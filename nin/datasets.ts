@@ -1,27 +1,26 @@
 // Loading the splits a run needs: train (minus the validation hold-out), validation, test.
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { allocImages, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR_PIXELS, MNIST_CLASSES, SVHN_CLASSES, type ImageDataset } from './data/formats.ts';
+import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts';
 import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, streamImageFolder, type FolderScan, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
-import { loadDataset, splitCount } from './data/registry.ts';
+import { DATASETS, loadDataset, splitCount, type DatasetName } from './data/registry.ts';
 import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
 import type { ModelInput } from './images.ts';
 import { modelConfig } from './model.ts';
 import type { TrainData, TrainOptions } from './train.ts';
 
 /** What names a run's data: a data set, or an image folder (whose images are read at the model's input size). */
-export type RunData = Pick<TrainOptions, 'dataset' | 'imageFolder' | 'model' | 'config'>;
+type RunData = Pick<TrainOptions, 'dataset' | 'imageFolder' | 'model' | 'config'>;
 
 /** The class names of a run's data: its data set's, or its image folder's. */
 export function classNamesOf(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): readonly string[] {
   if (o.imageFolder) return o.imageFolder.classNames;
-  const names: Record<string, readonly string[]> = { mnist: MNIST_CLASSES, cifar10: CIFAR10_CLASSES, cifar100: CIFAR100_FINE_CLASSES, svhn: SVHN_CLASSES };
-  return names[o.dataset] ?? [];
+  return DATASETS[o.dataset as DatasetName]?.classNames ?? [];
 }
 
 /** Whether two runs' data have other class names (or orders): a classifier of one means other classes in the other. */
-export function otherClasses(a: Pick<TrainOptions, 'dataset' | 'imageFolder'>, b: Pick<TrainOptions, 'dataset' | 'imageFolder'>): boolean {
+export function classesDiffer(a: Pick<TrainOptions, 'dataset' | 'imageFolder'>, b: Pick<TrainOptions, 'dataset' | 'imageFolder'>): boolean {
   return classNamesOf(a).join('\0') !== classNamesOf(b).join('\0');
 }
 

@@ -92,14 +92,14 @@ export const MODELS: Record<string, ModelConfig> = {
   },
 };
 
-export interface LayerSummary {
+interface LayerSummary {
   name: string;
   output: number[];
   params: number;
   flops: number;
 }
 
-export interface ParamEntry {
+interface ParamEntry {
   name: string;
   tensor: Tensor;
   /** The paper's multipliers: biases 2× learning rate and no weight decay. */
@@ -443,14 +443,6 @@ export class NinModel {
     const e = this.params.find((p) => p.name === name);
     if (!e) throw new Error(`model ${this.config.name} has no parameter '${name}'`);
     return e.tensor;
-  }
-
-  get totalParams(): number {
-    return this.params.reduce((s, p) => s + p.tensor.size, 0);
-  }
-
-  get flopsPerImage(): number {
-    return this.summary.reduce((s, l) => s + l.flops, 0);
   }
 
   /** Logits [N, classes] for a batch x [N, H, W, C]. */

@@ -17,11 +17,13 @@
 //                                                 images the test error is over
 //   { kind: 'start', run, stretch, time, stepsPerEpoch }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
-//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch }  run `run` resumed
-//                                                 here from checkpoint `from`, saved after `epoch`
-//                                                 epochs and `step` steps by stretch `fromStretch`
-//                                                 (a fork into a new directory: `parent` is the id
-//                                                 of the run it continues)
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch, changed? }
+//                                                 run `run` resumed here from checkpoint `from`,
+//                                                 saved after `epoch` epochs and `step` steps by
+//                                                 stretch `fromStretch` (a fork into a new
+//                                                 directory: `parent` is the id of the run it
+//                                                 continues); `changed`: the settings the resume
+//                                                 changed, each as [then, now] (ResumeRecord)
 // A stretch is one process's part of a run: the records after its start or resume record, and
 // the checkpoints it saved (their header names it).
 // Errors are fractions in [0, 1]. A NaN is written as null (JSON has no NaN).
@@ -45,7 +47,7 @@ import { isImageFolderOptions } from './data/folder.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
-export const RUN_FILES = ['checkpoint.safetensors', 'best.safetensors', 'metrics.jsonl'] as const;
+const RUN_FILES = ['checkpoint.safetensors', 'best.safetensors', 'metrics.jsonl'] as const;
 
 /** The run files a directory holds. A log alone that records no training step (a run stopped while
  * it loaded or preprocessed its data) is no run: nothing of it is lost when a new run replaces it. */
@@ -609,7 +611,7 @@ function linearHistory(records: object[]): object[] {
 // its pid no longer runs, or is a zombie, or is this process's own pid while this process does not
 // hold it (a restarted container's trainer is often pid 1 again).
 
-export const LOCK_FILE = 'run.lock';
+const LOCK_FILE = 'run.lock';
 
 interface LockHolder {
   pid: number;
@@ -655,7 +657,9 @@ export function unusedRunDirectory(base: string): string {
 }
 
 /** lockRunDirectory's refusal: a live process holds the lock, or took it first. */
-export class RunDirectoryInUse extends RangeError {}
+export class RunDirectoryInUse extends RangeError {
+  override name = 'RunDirectoryInUse';
+}
 
 /**
  * Creates and locks `dir` for a run. `series`: the CLI picked `dir` as `series`'s first free

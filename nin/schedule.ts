@@ -77,6 +77,9 @@ export function newPlateauState(on: 'train' | 'val' = 'train'): PlateauState {
 
 export const PLATEAU_DEFAULTS = { patience: 3, lrDrops: 2, on: 'train' } as const;
 
+/** The refusal of a plateau schedule that watches a validation error the run does not have. */
+export const PLATEAU_ON_VAL_WITHOUT_VAL = '--plateau-on val watches the validation error: give a validation split (--val N, --val paper, or an image folder\'s --val folder)';
+
 /** The plateau schedule's settings, with the defaults for those not given (API callers may omit them). */
 export function plateauSettings(o: Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>): { patience: number; lrDrops: number; on: 'train' | 'val' } {
   return { patience: o.patience ?? PLATEAU_DEFAULTS.patience, lrDrops: o.lrDrops ?? PLATEAU_DEFAULTS.lrDrops, on: o.plateauOn ?? PLATEAU_DEFAULTS.on };

@@ -25,9 +25,9 @@ import { dataLabel } from './datasets.ts';
 import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
-import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, type PlateauState, type ScheduleOptions } from './schedule.ts';
+import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
-import type { EpochRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
+import type { EpochRecord, MetricRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
@@ -135,6 +135,12 @@ export class TrainingStopped extends Error {
   override name = 'TrainingStopped';
 }
 
+/** A run or evaluation refused: options or data that do not fit its model, checkpoint or directory.
+ * A RangeError, as an argument out of range, named so the CLI prints its message alone. */
+export class RunRefused extends RangeError {
+  override name = 'RunRefused';
+}
+
 /** A run stopped on request (`interrupt`), its checkpoint saved where it stood: --resume continues it exactly. */
 export class TrainingInterrupted extends Error {
   override name = 'TrainingInterrupted';
@@ -146,7 +152,7 @@ export class TrainingInterrupted extends Error {
 /** A resumed run's network: the checkpoint's config, with an error for any option that asks for another run (resumeClashes). */
 function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
   const clash = resumeClashes(o, c.config, c.options);
-  if (clash.length) throw new RangeError(`--resume ${o.resume}: ${clash.join(', ')}`);
+  if (clash.length) throw new RunRefused(`--resume ${o.resume}: ${clash.join(', ')}`);
   return c.config;
 }
 
@@ -177,7 +183,7 @@ export async function evaluate(model: NinModel, ds: ImageDataset, batchSize: num
     const lv = await logitsOf(...last);
     for (let i = 0; i < b.size; i++) {
       const label = b.labels[i];
-      if (!(label >= 0 && label < C)) throw new RangeError(`${ds.name}: image ${b.indices[i]} has label ${label}, but the model has ${C} classes (labels 0–${C - 1})`);
+      if (!(label >= 0 && label < C)) throw new RunRefused(`${ds.name}: image ${b.indices[i]} has label ${label}, but the model has ${C} classes (labels 0–${C - 1})`);
       lossSum += logSumExp(lv, i * C, C) - lv[i * C + label];
       const best = argmax(lv, i * C, C);
       confusion[label][best]++;
@@ -231,7 +237,8 @@ export function argmax(a: ArrayLike<number>, offset: number, n: number): number 
  * predicts the same for every image still sees its loss move by ±0.02 with each batch's labels
  * (seen on CIFAR-10: one class predicted for every test image after an epoch; the losses logged
  * every 20 steps from step 280 on ran from 2.276 to 2.320, the mean over steps 290–390 was 2.307).
- * `observe` returns a hint the first time that happens (once per run), else null.
+ * `observe` returns a hint the first time that happens (once per train() call: a resumed run may
+ * hint again), else null.
  */
 export function chancePlateauWatch(classes: number, reluClassMaps: boolean, steps = 100, tol = 0.01, band = 0.1) {
   const chance = Math.log(classes);
@@ -298,10 +305,11 @@ function fmtLr(lr: number): string {
   return lr === 0 ? '0' : lr.toPrecision(3);
 }
 
-function fmtTime(s: number): string {
+export function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+  const whole = Math.round(s); // before the minutes are taken: 119.6 s is 2m00s, not 1m60s
+  const m = Math.floor(whole / 60);
+  return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
 }
 
 /**
@@ -341,28 +349,28 @@ export async function train(o: TrainOptions, data: TrainData, checkpoints = star
   const config = resumed ? resumedConfig(o, resumed) : modelConfig(o);
   const { height, width, channels } = config.input;
   if (data.train.height !== height || data.train.width !== width || data.train.channels !== channels) {
-    throw new RangeError(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
+    throw new RunRefused(`model ${config.name} takes ${height}×${width}×${channels} images but ${data.train.name} has ${data.train.height}×${data.train.width}×${data.train.channels}`);
   }
-  if (data.train.count < o.batchSize) throw new RangeError(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
+  if (data.train.count < o.batchSize) throw new RunRefused(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   // Before the preprocessing (minutes for ZCA on a full set), not at the first step.
   const tooLarge = batchTooLarge(config, o.batchSize);
   if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}`);
   const savedPartial = resumed?.partialEpoch;
-  const batchChanged = savedPartial && shuffleChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
-  if (batchChanged) throw new RangeError(batchChanged);
+  const shuffleChanged = savedPartial && shuffleChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
+  if (shuffleChanged) throw new RunRefused(shuffleChanged);
   const batchesNow = Math.floor(data.train.count / o.batchSize); // the loader drops the last partial batch
   if (savedPartial && savedPartial.stepsPerEpoch !== batchesNow) {
-    throw new RangeError(
+    throw new RunRefused(
       `${o.resume} was saved within epoch ${resumed!.epoch + 1}, after batch ${savedPartial.batches} of ${savedPartial.stepsPerEpoch}; with batch size ${o.batchSize} and ${data.train.count} training images an epoch has ` +
         `${batchesNow} batches, so the run cannot continue that epoch: resume with the batch size and training set it was saved with`,
     );
   }
   const lastEpoch = Math.min(o.epochs, o.stopAfter ?? o.epochs);
-  if (resumed && resumed.epoch >= lastEpoch) throw new RangeError(nothingToTrain(o.resume!, resumed.epoch, o));
+  if (resumed && resumed.epoch >= lastEpoch) throw new RunRefused(nothingToTrain(o.resume!, resumed.epoch, o));
   if (o.schedule === 'plateau') {
     const done = resumed?.plateau && plateauDone(o.resume!, resumed.epoch, resumed.plateau, o);
-    if (done) throw new RangeError(done);
-    if (plateauSettings(o).on === 'val' && !data.validation) throw new RangeError('--plateau-on val watches the validation error, but the run has no validation split (--val N)');
+    if (done) throw new RunRefused(done);
+    if (plateauSettings(o).on === 'val' && !data.validation) throw new RunRefused(PLATEAU_ON_VAL_WITHOUT_VAL);
   }
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
   const claimed = claimRunDirectory(o.outDir, o.outDirSeries, log);
@@ -374,6 +382,99 @@ export async function train(o: TrainOptions, data: TrainData, checkpoints = star
   } finally {
     lock.release();
   }
+}
+
+/**
+ * The best epoch so far on validation: on a resumed run, from the run's history in this
+ * directory's metrics (the paper picked its settings on a validation split, then reported test).
+ * best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
+ * same epoch number may come from a stretch the history has left); else it is kept aside, and
+ * replaced by the checkpoint resumed from if that is the epoch's save, or tracking starts afresh.
+ * A fork's history is its parent's up to the checkpoint it was resumed from: its best epoch may
+ * be one of the parent's.
+ * Returns that epoch (null: tracked afresh) and what to do to best.safetensors once the run may
+ * write in its directory (`claims`).
+ */
+function bestOnResume(a: {
+  o: TrainOptions;
+  resumed: Checkpoint | null;
+  own: boolean;
+  first: StartRecord | ResumeRecord;
+  startEpoch: number;
+  bestPath: string;
+  runId: string;
+  testCount: number | undefined;
+  log: (line: string) => void;
+  keep: (path: string, why: string) => void;
+}): { best: TrainResult['best']; claims: (() => void)[] } {
+  const { o, resumed, own, first, startEpoch, bestPath, runId, testCount, log, keep } = a;
+  const claims: (() => void)[] = [];
+  let best: TrainResult['best'] = null;
+  let bestStretch: string | null = null;
+  if (resumed) {
+    let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
+    let lastTest: { epoch: number; images: number } | null = null;
+    // (as it will stand with this resume's record, written later; parents' logs included)
+    const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
+    for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
+      if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
+      if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
+        best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
+        bestStretch = stretchHere;
+      }
+      if (r.kind === 'epoch' && typeof r.testImages === 'number' && r.epoch! <= startEpoch) lastTest = { epoch: r.epoch!, images: r.testImages };
+    }
+    // A test set that changed (an image folder's test/, --test-limit): its error curve changes sets here.
+    if (lastTest && testCount !== undefined && testCount !== lastTest.images) log(`note: the test set holds ${testCount} images now, ${lastTest.images} at epoch ${lastTest.epoch}: the test error from epoch ${startEpoch + 1} on is over other images`);
+  }
+  const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
+  const savedBy = savedStretch(bestPath); // null where there is no file, or it names no stretch (saved before stretch ids)
+  const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
+  // Why an existing best.safetensors does not hold the history's best epoch (null: it does, or there is none).
+  const bestFileProblem =
+    bestSaved === undefined ? null
+    : bestSaved === null ? 'has no readable epoch in its header'
+    : best === null ? 'is not from this run\'s history'
+    : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
+    : otherStretch ? `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`
+    : null;
+  // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
+  // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
+  const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
+  // The file that holds the best epoch, read now (a fork's parent may go on training and replace
+  // it) and written at the first save as this run's (its run id: a fork's directory then holds its
+  // own run only, and the file's history is the fork's log); its stretch stays the one that saved it.
+  const bestCopiedFrom = (source: string) => {
+    const { tensors, metadata } = readSafetensors(source);
+    const epoch = best!.epoch;
+    return () => {
+      writeSafetensors(bestPath, tensors, { ...metadata, run_id: runId });
+      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${source}${source === resumed!.path ? ', the checkpoint resumed from' : ''}`);
+    };
+  };
+  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
+    const copy = bestCopiedFrom(resumed!.path);
+    claims.push(() => {
+      if (bestFileProblem) keep(bestPath, bestFileProblem);
+      copy();
+    });
+  } else if (bestFileProblem) {
+    claims.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
+    best = null;
+  } else if (best !== null && bestSaved === undefined) {
+    // A fork: the parent's best.safetensors, or one --overwrite or a resume kept aside there
+    // (best.step<N>.superseded*), where it holds that epoch as its stretch saved it.
+    const parentDir = dirname(resolve(o.resume!));
+    const candidates = own ? [] : ['best.safetensors', ...readdirSync(parentDir).filter((n) => /^best\.step\d+\.superseded(-\d+)?\.safetensors$/.test(n)).sort()];
+    const parentBest = candidates.map((n) => join(parentDir, n)).find((f) => existsSync(f) && savedEpoch(f) === best!.epoch && (bestStretch === null || savedStretch(f) === bestStretch));
+    if (parentBest) {
+      claims.push(bestCopiedFrom(parentBest));
+    } else {
+      log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
+      best = null;
+    }
+  }
+  return { best, claims };
 }
 
 /** train() once it holds the run directory's lock. */
@@ -389,12 +490,12 @@ async function trainInDirectory(
     if (lost) throw new TrainingStopped(`${o.outDir}: this run's lock is lost: ${lost}; stopped without writing there; last good checkpoint: ${lastGood}`);
   };
   const dirProblem = runDirectoryProblem(o, source);
-  if (dirProblem) throw new RangeError(dirProblem);
+  if (dirProblem) throw new RunRefused(dirProblem);
   for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (no process of that id writes it now)`);
   const ckptPath = join(o.outDir, 'checkpoint.safetensors');
   const bestPath = join(o.outDir, 'best.safetensors');
   const metricsPath = join(o.outDir, 'metrics.jsonl');
-  const writeMetrics = (r: object) => {
+  const writeMetrics = (r: MetricRecord) => {
     assertOwnDirectory();
     claimHistory();
     try {
@@ -441,7 +542,7 @@ async function trainInDirectory(
     try {
       writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RangeError(`${o.outDir}: another run has just started there`);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RunRefused(`${o.outDir}: another run has just started there`);
       throw writeError(metricsPath, e);
     }
   };
@@ -503,78 +604,9 @@ async function trainInDirectory(
       log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${plateauOpts.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${plateauOpts.lrDrops})`);
     }
   }
-  // The best epoch so far on validation: on a resumed run, from the run's history in this
-  // directory's metrics (the paper picked its settings on a validation split, then reported test).
-  // best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
-  // same epoch number may come from a stretch the history has left); else it is kept aside, and
-  // replaced by the checkpoint resumed from if that is the epoch's save, or tracking starts afresh.
-  // A fork's history is its parent's up to the checkpoint it was resumed from: its best epoch may
-  // be one of the parent's.
-  let best: TrainResult['best'] = null;
-  let bestStretch: string | null = null;
-  if (resumed) {
-    let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
-    let lastTest: { epoch: number; images: number } | null = null;
-    // (as it will stand with this resume's record, written later; parents' logs included)
-    const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
-    for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
-      if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
-      if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
-        best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
-        bestStretch = stretchHere;
-      }
-      if (r.kind === 'epoch' && typeof r.testImages === 'number' && r.epoch! <= startEpoch) lastTest = { epoch: r.epoch!, images: r.testImages };
-    }
-    // A test set that changed (an image folder's test/, --test-limit): its error curve changes sets here.
-    if (lastTest && data.test && data.test.count !== lastTest.images) log(`note: the test set holds ${data.test.count} images now, ${lastTest.images} at epoch ${lastTest.epoch}: the test error from epoch ${startEpoch + 1} on is over other images`);
-  }
-  const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
-  const savedBy = savedStretch(bestPath); // null when there is no file
-  const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
-  // Why an existing best.safetensors does not hold the history's best epoch (null: it does, or there is none).
-  const bestFileProblem =
-    bestSaved === undefined ? null
-    : bestSaved === null ? 'has no readable epoch in its header'
-    : best === null ? 'is not from this run\'s history'
-    : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
-    : otherStretch ? `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`
-    : null;
-  // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
-  // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
-  const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
-  // The file that holds the best epoch, read now (a fork's parent may go on training and replace
-  // it) and written at the first save as this run's (its run id: a fork's directory then holds its
-  // own run only, and the file's history is the fork's log); its stretch stays the one that saved it.
-  const bestCopiedFrom = (source: string) => {
-    const { tensors, metadata } = readSafetensors(source);
-    const epoch = best!.epoch;
-    return () => {
-      writeSafetensors(bestPath, tensors, { ...metadata, run_id: runId });
-      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${source}${source === resumed!.path ? ', the checkpoint resumed from' : ''}`);
-    };
-  };
-  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
-    const copy = bestCopiedFrom(resumed!.path);
-    pendingClaim.push(() => {
-      if (bestFileProblem) keep(bestPath, bestFileProblem);
-      copy();
-    });
-  } else if (bestFileProblem) {
-    pendingClaim.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
-    best = null;
-  } else if (best !== null && bestSaved === undefined) {
-    // A fork: the parent's best.safetensors, or one --overwrite or a resume kept aside there
-    // (best.step<N>.superseded*), where it holds that epoch as its stretch saved it.
-    const parentDir = dirname(resolve(o.resume!));
-    const candidates = own ? [] : ['best.safetensors', ...readdirSync(parentDir).filter((n) => /^best\.step\d+\.superseded(-\d+)?\.safetensors$/.test(n)).sort()];
-    const parentBest = candidates.map((n) => join(parentDir, n)).find((f) => existsSync(f) && savedEpoch(f) === best!.epoch && (bestStretch === null || savedStretch(f) === bestStretch));
-    if (parentBest) {
-      pendingClaim.push(bestCopiedFrom(parentBest));
-    } else {
-      log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
-      best = null;
-    }
-  }
+  // The best epoch so far on validation, from the history of a resumed run (bestOnResume).
+  let { best, claims } = bestOnResume({ o, resumed, own, first, startEpoch, bestPath, runId, testCount: data.test?.count, log, keep });
+  pendingClaim.push(...claims);
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
   const trainSet = await pre.applyTo(data.train, inPlace);
@@ -679,6 +711,8 @@ async function trainInDirectory(
   let pending: Promise<void> | null = null;
   let lastReads: Promise<unknown> | null = null; // the newest step's readback, which frees its loss and logits
   try {
+    // A live progress bar on stderr's terminal (elsewhere, a progress line every 10 s).
+    const liveBar = process.stderr.isTTY === true && o.progress !== false;
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const te = performance.now();
       const firstStep = step;
@@ -742,7 +776,7 @@ async function trainInDirectory(
           }
           stepLosses.push(l);
           const hint = chancePlateau.observe(l, thisStep);
-          if (hint) log(process.stderr.isTTY && o.progress !== false ? `\n${hint}` : hint); // off the progress bar's line
+          if (hint) log(liveBar ? `\n${hint}` : hint); // off the progress bar's line
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
           seen += labels.length;
@@ -788,13 +822,13 @@ async function trainInDirectory(
           await save(ckptPath, epoch, partialSums());
           lastSave = performance.now();
           if (stop) {
-            if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
+            if (liveBar) process.stderr.write('\n');
             throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${inEpoch} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
           }
         }
       }
       if (pending) await pending;
-      if (process.stderr.isTTY && o.progress !== false) process.stderr.write('\n');
+      if (liveBar) process.stderr.write('\n');
       if (prof && inEpoch > firstBatch) {
         prof.stop();
         // A diagnostic: a failed timestamp readback is said, and the epoch is still evaluated and saved.
@@ -806,7 +840,7 @@ async function trainInDirectory(
           const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
           // Too few steps to leave out the warm-up's: the table would show compiles as GPU time.
           const cold = profileFrom - firstBatch < PROFILE_WARMUP_STEPS;
-          const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of more than ${PROFILE_WARMUP_STEPS + 1} steps (a smaller --batch) leaves them out`;
+          const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of ${PROFILE_WARMUP_STEPS + 1} or more steps (a smaller --batch) leaves them out`;
           log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
           // The same time by layer (forward, and its backward apart) and the loss and optimiser.
           const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
@@ -821,7 +855,7 @@ async function trainInDirectory(
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       let compileSeconds = 0; // of the evaluations' kernels, the first time: not for the ETA
       // On a terminal, a line while it evaluates (the first time, its kernels compile: 19 s on lavapipe).
-      const evaluating = process.stderr.isTTY && o.progress !== false && (valSet || testSet);
+      const evaluating = liveBar && (valSet || testSet);
       if (evaluating) process.stderr.write(`evaluating on ${[valSet && `${valSet.count} validation`, testSet && `${testSet.count} test`].filter(Boolean).join(' and ')} images…`);
       try {
         if (valSet) {

@@ -513,7 +513,7 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--model', 'cifar10-small', '--out', dir]).options).not.toHaveProperty('patience');
     expect(() => parseTrainArgs(['--schedule', 'cosine', '--patience', '2'])).toThrow('--patience only applies to --schedule plateau');
     expect(() => parseTrainArgs(['--lr-drops', '1'])).toThrow('--lr-drops only applies to --schedule plateau');
-    expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'val'])).toThrow('--plateau-on val watches the validation error: give a validation split (--val N or --val paper)');
+    expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'val'])).toThrow("--plateau-on val watches the validation error: give a validation split (--val N, --val paper, or an image folder's --val folder)");
     expect(() => parseTrainArgs(['--schedule', 'plateau', '--plateau-on', 'test'])).toThrow("--plateau-on must be one of train, val, got 'test'");
     expect(() => parseTrainArgs(['--schedule', 'plateau', '--patience', '0'])).toThrow('--patience must be an integer ≥ 1');
     const ckpt = join(dir, 'checkpoint.safetensors');

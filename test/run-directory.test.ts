@@ -5,12 +5,12 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { type TrainOptions } from '../nin/train.ts';
+import { RunRefused, type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
@@ -360,6 +360,11 @@ describe('the run directory', () => {
         second.lock.release();
       }
       expect(() => claimRunDirectory(picked, undefined, () => {})).toThrow(RunDirectoryInUse);
+      // The CLI prints it as its message alone, as the refusals train() makes (a RangeError's name told of a fault).
+      const refusal = (() => { try { claimRunDirectory(picked, undefined, () => {}); } catch (e) { return e as Error; } })()!;
+      expect(errorLine(refusal)).toBe(`nin: ${refusal.message}`);
+      expect(errorLine(new RunRefused('r'))).toBe('nin: r');
+      expect(errorLine(new TypeError('t'))).toBe('nin: TypeError: t');
     } finally {
       first.lock.release();
     }

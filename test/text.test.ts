@@ -2,7 +2,7 @@
 // image folders in any script line up.
 import { describe, expect, it } from 'vitest';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from '../nin/text.ts';
-import { formatConfusion } from '../nin/train.ts';
+import { fmtTime, formatConfusion } from '../nin/train.ts';
 
 describe('terminal columns', () => {
   it('counts CJK and emoji as two columns, combining marks as none', () => {
@@ -82,5 +82,12 @@ describe('formatConfusion', () => {
     const [, cifarHead, cifarRow] = formatConfusion([[1, 0, 0], [0, 1, 0], [0, 0, 1]], cifar).split('\n');
     expect(cifarHead.trim().split(/\s+/)).toEqual(['airpla', 'automo', 'bird']);
     expect(cifarRow).toBe('airplane'.padEnd('automobile'.length + 2) + '      1      0      0'); // full names, cells of 7
+  });
+});
+
+describe('fmtTime', () => {
+  it('rounds the seconds before taking the minutes: never 60s in a minute', () => {
+    expect([0, 59.4, 59.6, 61, 119.6, 3599.5, 3600].map(fmtTime)).toEqual(['0s', '59s', '1m00s', '1m01s', '2m00s', '60m00s', '60m00s']);
+    expect(fmtTime(Infinity)).toBe('?');
   });
 });

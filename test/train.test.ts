@@ -20,7 +20,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -320,7 +320,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(() => options(['--resume', epoch1, '--class-maps', 'relu', '--head', 'fc'])).toThrow(UsageError);
     const api = { ...options(['--resume', epoch1]), classMaps: 'relu' as const, head: 'fc' as const, preprocess: 'none' as const, init: 'gaussian' as const, validation: 40 };
     await expect(train(api, await loadSplits(options(base)))).rejects.toThrow(
-      new RangeError(
+      new RunRefused(
         `--resume ${epoch1}: --head fc (the checkpoint's is gap), --class-maps relu (the checkpoint's are linear), --init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn), ` +
           "--preprocess none (the checkpoint's statistics are for standardize), --val 40 (the checkpoint's split held out 0: another split would validate on images the run trained on)",
       ),
@@ -710,7 +710,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     await train(o, await loadSplits(o));
     const table = lines.find((l) => l.includes('per-kernel GPU time'))!;
     expect(table).toMatch(/per-kernel GPU time, epoch 1, per step \(mean over its last 1 steps\)/); // 2 steps: the second
-    expect(table).toContain("note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of more than 3 steps (a smaller --batch) leaves them out");
+    expect(table).toContain("note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of 3 or more steps (a smaller --batch) leaves them out");
   });
 
   it('--profile prints a per-kernel table of the first epoch after its warm-up steps', async () => {
@@ -782,7 +782,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       expect(padded.warmSeconds).toBeLessThanOrEqual(padded.seconds);
       // A label past the classes (a data set built by hand: the readers refuse one) is named.
       const bad = { ...test, labels: Int32Array.from(test.labels, (l, i) => (i === 17 ? 10 : l)) };
-      await expect(evaluate(model, bad, 16)).rejects.toThrow(new RangeError(`${test.name}: image 17 has label 10, but the model has 10 classes (labels 0–9)`));
+      await expect(evaluate(model, bad, 16)).rejects.toThrow(new RunRefused(`${test.name}: image 17 has label 10, but the model has 10 classes (labels 0–9)`));
     } finally {
       forward.mockRestore();
       model.dispose();
@@ -1259,8 +1259,8 @@ describe('train() called directly', () => {
       train: { name: 'synthetic/train', images: new Float32Array(count * height * width * channels), labels: Int32Array.from({ length: count }, (_, i) => i % 10), count, height, width, channels, classNames: [...'0123456789'], sources: [], notes: [] },
     });
     const o = options(['--batch', '4', '--epochs', '2', '--out', dir]);
-    await expect(train(o, data(8, 32, 32, 3))).rejects.toThrow(new RangeError('model mnist-small takes 28×28×1 images but synthetic/train has 32×32×3'));
-    await expect(train({ ...o, batchSize: 16 }, data(8))).rejects.toThrow(new RangeError('batch size 16 is larger than the training set (8 images)'));
+    await expect(train(o, data(8, 32, 32, 3))).rejects.toThrow(new RunRefused('model mnist-small takes 28×28×1 images but synthetic/train has 32×32×3'));
+    await expect(train({ ...o, batchSize: 16 }, data(8))).rejects.toThrow(new RunRefused('batch size 16 is larger than the training set (8 images)'));
     await expect(train({ ...o, model: 'mnist-large' }, data(8))).rejects.toThrow(new RangeError(`unknown model 'mnist-large' (known: ${Object.keys(MODELS).join(', ')})`));
     // A batch whose activations the device cannot bind (its limit lowered to 4 images of
     // mnist-small's widest activation, [28, 28, 16]): refused before the preprocessing, by name.
@@ -1275,7 +1275,7 @@ describe('train() called directly', () => {
     const resume = { ...parseTrainArgs(['--resume', ckpt]).options, progress: false, log: () => {} };
     expect(resume).toMatchObject({ batchSize: 4, outDir: dir });
     await expect(train(resume, data(8))).rejects.toThrow(
-      new RangeError(
+      new RunRefused(
         `${ckpt} was saved within epoch 2, after batch 4 of 10; with batch size 4 and 8 training images an epoch has 2 batches, so the run cannot continue that epoch: ` +
           'resume with the batch size and training set it was saved with',
       ),
