@@ -14,7 +14,7 @@ import { makeDirectory } from './data/io.ts';
 import { mapScaleText, renderFeatureMapGrid, renderTrainingCurves } from './plot.ts';
 import { historyOfCheckpoint, logOfCheckpoint } from './run-directory.ts';
 import { batchTooLarge, classMapsOf, largestBatch, type ModelConfig, type NinModel } from './model.ts';
-import { argmax } from './train.ts';
+import { argmax, padded } from './train.ts';
 
 /**
  * One line per image: its top-5 classes with probabilities. Each picture not of the model's input
@@ -169,8 +169,8 @@ async function probabilitiesOf(model: NinModel, x: Float32Array, count: number, 
   const size = count >= batch ? batch : Math.min(batch, 2 ** Math.ceil(Math.log2(count)));
   for (let start = 0; start < count; start += size) {
     const n = Math.min(size, count - start);
-    let xs = x.subarray(start * per, (start + n) * per);
-    if (n < size) (xs = new Float32Array(size * per)).set(x.subarray(start * per, (start + n) * per));
+    const real = x.subarray(start * per, (start + n) * per);
+    const xs = n < size ? padded(real, size * per) : real; // as evaluate() pads its last batch
     const probs = noGrad(() => tidy(() => softmax(model.forward(Tensor.fromArray(xs, [size, height, width, channels]), { train: false }))));
     const all = await probs.toArray().finally(() => probs.dispose()); // a library caller may predict many times in one process
     p.set(all.subarray(0, n * config.classes), start * config.classes);

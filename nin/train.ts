@@ -208,7 +208,8 @@ export function warmMilliseconds(ms: number, firstMs: number, batches: number): 
   return batches > 1 ? Math.min(ms, ((ms - firstMs) * batches) / (batches - 1)) : ms;
 }
 
-function padded(values: Float32Array, length: number): Float32Array {
+/** `values` followed by zeros to `length`: a batch padded with blank images (evaluate, predict). */
+export function padded(values: Float32Array, length: number): Float32Array {
   const out = new Float32Array(length);
   out.set(values);
   return out;
