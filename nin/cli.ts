@@ -14,7 +14,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { AtomicFile, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
-import { type ImageFolderOptions, type TrainOptions } from './train.ts';
+import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -656,6 +656,15 @@ function resumedRunDirectory(source: ResumeSource): string {
   return own ? here : source.savedOutDir;
 }
 
+/** The line a finished `nin train` prints: its time, test error and checkpoint; a run --stop-after
+ * ended short of its --epochs is not done, and says where it stands. */
+export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter'>, result: Pick<TrainResult, 'epochs' | 'seconds' | 'test' | 'checkpoint'>): string {
+  const lastEpoch = result.epochs.at(-1)?.epoch;
+  const stoppedShort = options.stopAfter !== undefined && options.stopAfter < options.epochs && lastEpoch === options.stopAfter;
+  const outcome = stoppedShort ? `stopped after epoch ${lastEpoch} of ${options.epochs} (--stop-after; --resume ${result.checkpoint} continues)` : 'done';
+  return `${outcome} in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`;
+}
+
 async function runTrain(args: string[]): Promise<number> {
   const { options, dataDir } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
@@ -696,7 +705,7 @@ async function runTrain(args: string[]): Promise<number> {
       return null;
     });
     if (!result) return 128 + os.constants.signals[stopRequested ?? 'SIGINT'];
-    console.log(`done in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`);
+    console.log(finishedLine(options, result));
     return 0;
   } finally {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, onSignal);

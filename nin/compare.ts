@@ -53,7 +53,8 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   // Only where a run started from another's weights (the others show '–'); a resume keeps the record.
   ['weights from', (o) => (typeof o.weightsFrom === 'string' ? `${basename(dirname(o.weightsFrom))}/${basename(o.weightsFrom)}` : undefined)],
   ['class maps', (_, c) => { const last = layersOf(c).at(-1); return last?.type === 'mlpconv' ? (last.linearOut ? 'linear' : 'relu') : undefined; }],
-  ['dropout', (_, c) => layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined)],
+  // Between the blocks; an fc-dropout head's own dropout (0.5, before the FC layer) is said beside it.
+  ['dropout', (_, c) => { const p = layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined); return p !== undefined && c.head === 'fc-dropout' ? `${p}, FC 0.5` : p; }],
   // The paper's GAP-vs-FC argument is about parameters (an FC head's); and two `--config` networks
   // of one name may differ in their widths.
   ['params', (_, c) => parameterCount(c)],
@@ -102,7 +103,8 @@ function describeValidation(o: Record<string, unknown>): unknown {
   const { validation, dataset } = o;
   if (typeof dataset !== 'string' || !(validation === 'paper' || typeof validation === 'number')) return validation;
   const from = validationFromOf({ validation, dataset, validationFrom: o.validationFrom as ValidationFrom | undefined }, true);
-  return from ? `${validation} (${from})` : validation;
+  // Drawn at random by the run's seed: runs of other seeds hold out other images.
+  return from ? `${validation} (${from === 'random' ? 'random, by seed' : from})` : validation;
 }
 
 /** Reads a run directory (or its metrics.jsonl); a log or checkpoint moved aside in one
@@ -395,9 +397,10 @@ function shorten(text: string, max: number): string {
 
 function formatDuration(seconds: number): string {
   if (seconds <= 0) return '–';
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = Math.round(seconds % 60);
+  const whole = Math.round(seconds); // before the minutes are taken: 119.6 s is 2m00s, not 1m60s
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
+import { finishedLine, MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
+import type { TrainResult } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { fewerNotes } from '../nin/images.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
@@ -696,5 +697,14 @@ describe('scripts started by path', () => {
     const r = await runAsync(process.execPath, ['--import', 'tsx', importer], { timeout: 60_000 });
     expect(r.stdout + r.stderr).toBe('done\n');
     rmSync(top, { recursive: true });
+  });
+});
+
+describe('the line a finished nin train prints', () => {
+  const result = (epoch: number) => ({ epochs: [{ epoch }] as TrainResult['epochs'], seconds: 12.4, test: { error: 0.0154, count: 10000 } as TrainResult['test'], checkpoint: 'runs/m/checkpoint.safetensors' });
+  it('done, or, for a run --stop-after ended short of its --epochs, where it stands', () => {
+    expect(finishedLine({ epochs: 3 }, result(3))).toBe('done in 12 s: test error 1.54% (accuracy 98.46%) on 10000 images; checkpoint runs/m/checkpoint.safetensors');
+    expect(finishedLine({ epochs: 3, stopAfter: 3 }, result(3))).toMatch(/^done in 12 s/);
+    expect(finishedLine({ epochs: 3, stopAfter: 2 }, result(2))).toBe('stopped after epoch 2 of 3 (--stop-after; --resume runs/m/checkpoint.safetensors continues) in 12 s: test error 1.54% (accuracy 98.46%) on 10000 images; checkpoint runs/m/checkpoint.safetensors');
   });
 });

@@ -82,6 +82,16 @@ describe('nin compare', () => {
   const fc = runDir('study/fc', epochs(0, 2, (e) => ({ testError: 0.5 - e / 20, valError: 0.35 })), { validation: 5000, lr: 0.01 }, { ...MODELS['cifar10-small'], head: 'fc' });
   const bare = runDir('study/bare', epochs(0, 1, (e) => ({ testError: 0.6 })), null);
 
+  it("an fc-dropout head's own dropout is said beside the blocks'; a train time of 119.6 s is 2m00s, not 1m60s", () => {
+    const slow = epochs(0, 1, () => ({ testError: 0.5 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 119.6 } : r));
+    const fcDrop = runDir('study/fc-dropout', slow, { lr: 0.01 }, { ...MODELS['cifar10-small'], head: 'fc-dropout' });
+    const lines = comparisonTable(readRuns([gap, fcDrop])).split('\n');
+    const dropout = lines[0].split(/\s{2,}/).indexOf('dropout');
+    expect(dropout).toBeGreaterThan(0);
+    expect([lines[2], lines[3]].map((l) => l.split(/\s{2,}/)[dropout])).toEqual(['0', '0, FC 0.5']);
+    expect(lines[3].split(/\s{2,}/).at(-1)).toBe('2m00s');
+  });
+
   it('tabulates the runs with the settings they differ in as columns, and what they share below', () => {
     const table = comparisonTable(readRuns([gap, fc]));
     const lines = table.split('\n');
@@ -92,7 +102,7 @@ describe('nin compare', () => {
     // parameterSpecs counts them for each head (the FC classifier's weights beside GAP's none).
     expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '93,610', '0.05', '3/4', '0.3333', '–', '25.00%', '20.00% (2)', '30.00%', '101.5', '3m00s']);
     expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '100,020', '0.01', '2/4', '0.5000', '–', '40.00%', '35.00% (1)', '45.00%', '101.0', '2m00s']);
-    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random), seed 1, adapter test adapter');
+    expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random, by seed), seed 1, adapter test adapter');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
