@@ -2,7 +2,10 @@
 // as tensors; model config, training options, epoch, step and seed in the metadata (the RNG state:
 // every random stream of a run derives from the seed plus epoch/step counters). Written atomically,
 // with a checksum of the tensor data that every load checks (safetensors.ts: TENSOR_DATA_CHECKSUM).
-import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gpu } from '../engine/device.ts';
 import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -12,7 +15,7 @@ import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
 import type { TrainOptions } from './train.ts';
-import { CHECKPOINT_FORMAT, checkpointCount, checkpointHeaderFields, formatProblem } from './run-directory.ts';
+import { CHECKPOINT_FORMAT, checkpointCount, checkpointHeaderFields, formatProblem, type RunProvenance } from './run-directory.ts';
 
 /** Weights that are NaN or infinite: saveCheckpoint refuses to write them. */
 export class NonFiniteWeights extends Error {
@@ -110,6 +113,34 @@ export function startingWeights(ours: RunNetwork, theirs: RunNetwork & { shapes:
   };
 }
 
+/** A run's options as its checkpoints and log save them: without the callbacks, the directory absolute. */
+export function savedOptions(o: TrainOptions): Record<string, unknown> {
+  const { log: _log, interrupt: _interrupt, onCheckpoint: _onCheckpoint, outDirSeries: _series, ...options } = o;
+  return { ...options, outDir: resolve(options.outDir) }; // a resume from elsewhere finds the run
+}
+
+let software: RunProvenance['software'] | undefined;
+/** nin's version, the commit of the checkout it runs from and whether tracked files differ from it
+ * (git, where there is one), Node's version: once per process. */
+export function softwareVersions(): RunProvenance['software'] {
+  if (software) return software;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+  let code: { commit?: string; changed?: boolean } = {};
+  try {
+    code = { commit: git('rev-parse', 'HEAD'), changed: git('status', '--porcelain', '--untracked-files=no') !== '' };
+  } catch {
+    // not a git checkout (an npm install), or no git: the version alone
+  }
+  const nin = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  return (software = { nin, ...code, node: process.version });
+}
+
+/** RunProvenance of a run with options `o` and network `config` on this device. */
+export function runProvenance(o: TrainOptions, config: ModelConfig): RunProvenance {
+  return { options: savedOptions(o), config, adapter: gpu().adapterName, software: softwareVersions() };
+}
+
 export async function saveCheckpoint(
   path: string,
   s: { model: NinModel; opt: SGD; preprocessor: Preprocessor; epoch: number; step: number; options: TrainOptions; partialEpoch?: PartialEpoch; runId?: string; stretch?: string; plateau?: PlateauState; deadMapsSince?: number },
@@ -128,11 +159,10 @@ export async function saveCheckpoint(
   s.model.params.forEach((p, i) => (tensors[`velocity.${p.name}`] = { dtype: 'F32', shape: [...p.tensor.shape], data: velocities[i] }));
   const pre = s.preprocessor.toTensors();
   Object.assign(tensors, pre.tensors);
-  const { log: _log, interrupt: _interrupt, onCheckpoint: _onCheckpoint, outDirSeries: _series, ...options } = s.options;
   writeSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(s.model.config),
-    options: JSON.stringify({ ...options, outDir: resolve(options.outDir) }), // a resume from elsewhere finds the run
+    options: JSON.stringify(savedOptions(s.options)),
     epoch: String(s.epoch),
     step: String(s.step),
     ...(s.partialEpoch ? { partial_epoch: JSON.stringify(s.partialEpoch) } : {}),
@@ -142,6 +172,7 @@ export async function saveCheckpoint(
     ...(s.deadMapsSince !== undefined ? { dead_maps_since: String(s.deadMapsSince) } : {}),
     seed: String(s.options.seed),
     adapter: gpu().adapterName,
+    software: JSON.stringify(softwareVersions()),
     saved: new Date().toISOString(),
     ...pre.metadata,
   });

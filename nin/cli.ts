@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
-import { startingWeights } from './checkpoint.ts';
+import { savedOptions, startingWeights } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -824,7 +824,7 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) {
     // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
     const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert), pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion });
+    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert), pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion, options: savedOptions(c.options), config: c.config });
   }
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord } from './run-directory.ts';
+import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord, type RunProvenance } from './run-directory.ts';
 import { describeSchedule } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
@@ -147,7 +147,11 @@ function readRunFile(path: string, dir: string): RunSummary {
   return summarise(dir, labelPath, historyOfCheckpoint(log, { stretch: header.stretch ?? null, epoch: Number(header.epoch), step: Number(header.step) }), header);
 }
 
-function summarise(dir: string, labelPath: string, records: object[], header: Record<string, string> | null): RunSummary {
+function summarise(dir: string, labelPath: string, records: object[], checkpoint: Record<string, string> | null): RunSummary {
+  // Without a checkpoint (a run stopped before its first save), the settings its log's last start
+  // or resume record gives (RunProvenance), in a checkpoint header's form.
+  const provenance = (records as { kind?: string; provenance?: RunProvenance }[]).filter((r) => (r.kind === 'start' || r.kind === 'resume') && r.provenance).at(-1)?.provenance;
+  const header = checkpoint ?? (provenance ? { options: JSON.stringify(provenance.options), config: JSON.stringify(provenance.config), adapter: provenance.adapter } : null);
   const epochs = records.filter((r): r is EpochRecord => (r as { kind?: unknown }).kind === 'epoch' && typeof (r as { epoch?: unknown }).epoch === 'number');
   const settings: Record<string, string> = {};
   let epochsPlanned: number | null = null;
@@ -303,9 +307,9 @@ export function comparisonTable(runs: RunSummary[]): string {
   const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
   const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
   const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
-  if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with a checkpoint' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
+  if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with known settings' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
   const unknown = runs.filter((r) => Object.keys(r.settings).length === 0).map((r) => r.label);
-  if (unknown.length) out.push(`no checkpoint to read the settings from: ${unknown.join(', ')}`);
+  if (unknown.length) out.push(`no checkpoint, nor a log record of its settings (written from session 40 on), to read the settings from: ${unknown.join(', ')}`);
   // Image folders are the same data set where they list the same images in the same classes, whatever their paths.
   const datasets = new Map<string, string>();
   for (const r of runs) if (r.settings.dataset) datasets.set(r.folderList ?? r.settings.dataset, r.settings.dataset);
@@ -317,6 +321,11 @@ export function comparisonTable(runs: RunSummary[]): string {
   for (const r of runs) {
     const history = historyNote(r, runs);
     if (history) out.push(`note: ${history}`);
+  }
+  // A run that stopped learning (a NaN loss, dead class maps), as its log says: its row is where it stopped.
+  for (const r of runs) {
+    const stopped = r.records.at(-1) as { kind?: string; step?: number; reason?: unknown } | undefined;
+    if (stopped?.kind === 'stopped') out.push(`note: ${r.label} stopped at step ${stopped.step}: ${String(stopped.reason).split('; last good checkpoint')[0]}`);
   }
   // A `--config` network edited and trained again keeps its name: the model column would not tell.
   const byName = new Map<string, RunSummary[]>();

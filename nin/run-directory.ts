@@ -15,15 +15,18 @@
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then, `testImages` the
 //                                                 images the test error is over
-//   { kind: 'start', run, stretch, time, stepsPerEpoch }  a new run `run` (its id, also in its
+//   { kind: 'start', run, stretch, time, stepsPerEpoch, provenance }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
-//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch, changed? }
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch, changed?, provenance }
 //                                                 run `run` resumed here from checkpoint `from`,
 //                                                 saved after `epoch` epochs and `step` steps by
 //                                                 stretch `fromStretch` (a fork into a new
 //                                                 directory: `parent` is the id of the run it
 //                                                 continues); `changed`: the settings the resume
 //                                                 changed, each as [then, now] (ResumeRecord)
+//   { kind: 'stopped', epoch, step, reason }  the run stopped learning there (a NaN loss, dead
+//                                                 class maps); `reason` as it was told
+// `provenance` (RunProvenance): how the stretch was made, its options, network, adapter and software.
 // A stretch is one process's part of a run: the records after its start or resume record, and
 // the checkpoints it saved (their header names it).
 // Errors are fractions in [0, 1]. A NaN is written as null (JSON has no NaN).
@@ -162,8 +165,10 @@ export function runFileKind(path: string): string | null {
   } catch {
     return null; // (unreadable: checkOutFile's write check names it)
   }
-  const [first] = parseMetricsLog(head.split('\n')[0]) as { kind?: unknown }[];
-  return ['start', 'resume', 'step', 'epoch'].includes(first?.kind as string) ? "a run's log" : null;
+  // A start or resume record carries the run's options and network (provenance): its line may run
+  // past what was read, so the kind, its first key as train() writes it, is read from the line's start.
+  const kind = /^\{"kind":"(start|resume|step|epoch)"/.exec(head)?.[1];
+  return kind ? "a run's log" : null;
 }
 
 /** Why a safetensors file with this metadata is not a nin checkpoint, or null. */
@@ -348,6 +353,22 @@ export interface StartRecord {
   /** Steps in each of this stretch's epochs (absent in logs from before it): where a trailing
    * unfinished epoch's step losses sit on an epoch axis. */
   stepsPerEpoch?: number;
+  /** What the run was made with (RunProvenance; absent in logs from before session 40). */
+  provenance?: RunProvenance;
+}
+
+/**
+ * How a stretch of a run was made, written in its start or resume record: the run's options and
+ * network as its checkpoints save them, the adapter, and the software (nin's version, the git
+ * commit of its checkout and whether files git tracks were changed, Node's version). So a log
+ * says how its run was made where no checkpoint was saved (a run stopped at a NaN loss), and
+ * `nin compare` reads a run's settings from it then.
+ */
+export interface RunProvenance {
+  options: Record<string, unknown>;
+  config: ModelConfig;
+  adapter: string;
+  software: { nin: string; commit?: string; changed?: boolean; node: string };
 }
 
 export interface ResumeRecord {
@@ -370,9 +391,19 @@ export interface ResumeRecord {
    * that a run's last settings do not hold for all of it (absent where none changed, and in logs
    * from before session 36). */
   changed?: Record<string, [string, string]>;
+  provenance?: RunProvenance;
 }
 
-export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord;
+/** A run that stopped learning (a NaN loss, dead class maps) at `step`: why, as it was told. Its
+ * log says so, where the run may have saved nothing. */
+export interface StoppedRecord {
+  kind: 'stopped';
+  epoch: number;
+  step: number;
+  reason: string;
+}
+
+export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord | StoppedRecord;
 
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */
 export function parseMetricsLog(text: string): object[] {
@@ -579,7 +610,7 @@ export function logOfCheckpoint(dir: string, runId: string | null): object[] | n
 function before(records: object[], at: { step: number; epoch: number }): object[] {
   return records.filter((r) => {
     const x = r as Partial<Record<string, unknown>>;
-    if (x.kind === 'step') return !(typeof x.step === 'number' && x.step >= at.step);
+    if (x.kind === 'step' || x.kind === 'stopped') return !(typeof x.step === 'number' && x.step >= at.step);
     if (x.kind === 'epoch') return !(typeof x.epoch === 'number' && x.epoch > at.epoch);
     return true;
   });

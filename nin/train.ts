@@ -23,7 +23,7 @@ import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './prepr
 import { zcaCacheDir } from './data/zca-cache.ts';
 import { dataLabel } from './datasets.ts';
 import { settingsChanged } from './compare.ts';
-import { loadCheckpoint, NonFiniteWeights, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
+import { loadCheckpoint, NonFiniteWeights, runProvenance, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
@@ -534,8 +534,8 @@ async function trainInDirectory(
   }
   const changes = resumed ? settingsChanged(resumed.options, o, resumed.config) : {};
   const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}) }
-    : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps };
+    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}), provenance: runProvenance(o, config) }
+    : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps, provenance: runProvenance(o, config) };
   const writeFirst = () => {
     // A process killed mid-write (or a full disk) can leave the log without its last newline: the
     // first record must not be glued to that fragment, or the reader loses it with the fragment.
@@ -766,11 +766,16 @@ async function trainInDirectory(
         // Steps are taken in step order, whichever readback lands first: the losses, sums and log
         // (and so a resumed run's losses) must not depend on the GPU's timing.
         pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
+          // Said in the log too: a run stopped before its first save leaves nothing else that says it diverged.
+          const stopped = (reason: string) => {
+            writeMetrics({ kind: 'stopped', epoch, step: thisStep, reason });
+            return new TrainingStopped(reason);
+          };
           if (!Number.isFinite(l)) {
-            throw new TrainingStopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: ${lastGood}`);
+            throw stopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: ${lastGood}`);
           }
           if (deadMaps?.observe(lg, thisStep)) {
-            throw new TrainingStopped(
+            throw stopped(
               `the class maps are dead at step ${thisStep} (epoch ${epoch + 1}): the last mlpconv's ReLU has output only zeros since step ${deadMaps.since()}, so every logit is 0, the loss is ln ${config.classes} and no gradient reaches any weight: the run has stopped learning. ` +
                 `Start again with --class-maps linear, or a lower --lr or a longer --warmup; last good checkpoint: ${lastGood}`,
             );

@@ -106,8 +106,19 @@ describe('nin compare', () => {
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
-    expect(withBare).toContain('same in all with a checkpoint: dataset cifar10');
-    expect(withBare).toContain('no checkpoint to read the settings from: bare');
+    expect(withBare).toContain('same in all with known settings: dataset cifar10');
+    expect(withBare).toContain('no checkpoint, nor a log record of its settings (written from session 40 on), to read the settings from: bare');
+    // A run stopped before its first save (a NaN loss): its settings from its log's start record.
+    const provenance = { options: { dataset: 'cifar10', model: 'cifar10-small', batchSize: 128, lr: 0.5, schedule: 'cosine', warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 5000, seed: 1, epochs: 4 }, config: MODELS['cifar10-small'], adapter: 'test adapter', software: { nin: '0.1.0', node: 'v20' } };
+    const reason = 'loss is NaN at step 8 (epoch 1): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: (none yet)';
+    const diverged = runDir('study/diverged', [{ kind: 'start', run: 'D', time: '', provenance }, { kind: 'step', epoch: 0, step: 0, loss: 2.3, lr: 0.5 }, { kind: 'stopped', epoch: 0, step: 8, reason }], null);
+    const withDiverged = comparisonTable(readRuns([gap, diverged])).split('\n');
+    expect(withDiverged[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'lr']);
+    expect(withDiverged.slice(2, 4).map((l) => l.split(/\s{2,}/).slice(0, 2))).toEqual([['gap', '0.05'], ['diverged', '0.5']]);
+    // …and, as its log says, where and why it stopped.
+    expect(withDiverged).toContain('note: diverged stopped at step 8: loss is NaN at step 8 (epoch 1): the run diverged (a lower --lr or a longer --warmup may help)');
+    // A stop a resume has replaced (resumed from a checkpoint before it) is history: no note.
+    expect(currentHistory([{ kind: 'start', run: 'D', stretch: 'a', time: '' }, { kind: 'stopped', epoch: 1, step: 18, reason }, { kind: 'resume', run: 'D', stretch: 'b', fromStretch: 'a', epoch: 1, step: 10, from: 'x' }]).map((x) => (x as { kind: string }).kind)).toEqual(['start', 'resume']);
     // Runs on different data sets, and repeated directory names (labelled by path).
     const mnist = runDir('other/gap', epochs(0, 1, () => ({ testError: 0.01 })), { dataset: 'mnist' });
     const mixed = comparisonTable(readRuns([gap, mnist]));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
@@ -666,6 +666,14 @@ describe('where a write lands, and making directories', () => {
       const whole = { checkpoint: '/x/c.safetensors', invert: false, predictions: items, classNames: ['0', '1'], notes: [], unreadable: [{ image: 'j.png', reason: 'not a PNG' }] };
       expect(readFileSync(path, 'utf8')).toBe(JSON.stringify(whole, null, 2) + '\n');
     }
+  });
+
+  it("a run's log whose start record runs past the 4 KiB runFileKind reads (its provenance: an image folder's options) is still a run's log", () => {
+    const log = join(root, 'long-start.jsonl');
+    writeFileSync(log, JSON.stringify({ kind: 'start', run: 'R', time: '', provenance: { options: { note: 'x'.repeat(10_000) } } }) + '\n');
+    expect(runFileKind(log)).toBe("a run's log");
+    writeFileSync(log, JSON.stringify({ kinds: 'start', pad: 'x'.repeat(10_000) }) + '\n');
+    expect(runFileKind(log)).toBeNull();
   });
 
   it('makeDirectory makes each missing level and returns the topmost; a level that links to nothing, or one the file system will not make (procfs), is named, never looped on', () => {

@@ -22,7 +22,7 @@ import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
 import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
-import { readSafetensors, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
@@ -83,6 +83,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // The log's numbering is the one the curves read: epoch k's steps end where its record sits.
     // A step loss sits at its step: step s of epoch k (0-based, 125 steps each) at k + (s - 125k + 1) / 125.
     expect(metrics[0]).toMatchObject({ kind: 'start', stepsPerEpoch: 125 });
+    // How the run was made, in its log as in its checkpoint: options, network, adapter, software.
+    const header = readSafetensorsMetadata(r.checkpoint);
+    expect(metrics[0].provenance).toEqual({ options: JSON.parse(header.options), config: JSON.parse(header.config), adapter: header.adapter, software: JSON.parse(header.software) });
+    expect(metrics[0].provenance.software).toMatchObject({ nin: expect.stringMatching(/^\d+\.\d+\.\d+/), node: process.version });
     const { loss } = trainingCurveSeries(metrics);
     const stepX = loss[0].points.map((p) => p[0]);
     const lastStep = metrics.filter((m) => m.kind === 'step').at(-1);
@@ -199,7 +203,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const forkId = loadCheckpoint(fork.checkpoint).runId;
     expect(forkId).not.toBe(b.runId);
     const forkStretch = loadCheckpoint(fork.checkpoint).stretch;
-    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10 });
+    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10, provenance: expect.objectContaining({ adapter: expect.any(String) }) });
     expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
     // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 4
@@ -393,6 +397,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       const err = await train(o, data).then(() => null, (e) => e);
       expect(err).toBeInstanceOf(TrainingStopped);
       expect(err.message).toMatch(/^loss is Infinity at step 2 \(epoch 1\): the run diverged/);
+      // The log says so too, last (a run stopped before its first save had nothing else to tell it).
+      const last = parseMetricsLog(readFileSync(join(tmp, 'infinite', 'metrics.jsonl'), 'utf8')).at(-1);
+      expect(last).toEqual({ kind: 'stopped', epoch: 0, step: 2, reason: err.message });
       // Step 3's readback was in flight when step 2's loss stopped the run: train() waited for it
       // and freed its loss and logits before it threw.
       expect(pool().stats.liveBuffers).toBe(liveBefore);
@@ -1073,6 +1080,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // --json: the same numbers, the confusion matrix (rows: true classes) and each class's error.
     const report = JSON.parse(readFileSync(json, 'utf8'));
     expect([report.epoch, report.images, report.testSet]).toEqual([3, 50, 'mnist/test[:50]']);
+    // The run's settings and network, so a table of reports needs no checkpoint header read.
+    expect([report.options.seed, report.options.batchSize, report.config.name, report.config.head]).toEqual([3, 16, 'mnist-small', 'gap']);
     expect([report.loss.toFixed(4), (100 * report.error).toFixed(2)]).toEqual([printed![1], printed![2]]);
     const confusion = report.confusion as number[][];
     expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(50);
