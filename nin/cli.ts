@@ -245,7 +245,8 @@ eval options: --data-dir DIR (an image folder's run: where the folder is now), -
               --invert (with --pictures: as predict's), --stream (an image folder's run: its
               test pictures read batch by batch)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
-compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes)`;
+compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes), --json FILE
+              (each run's row as data: every setting, the numbers unformatted, where it stopped)`;
 
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
  * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
@@ -981,12 +982,13 @@ async function runExport(args: string[]): Promise<void> {
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
+  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' }, json: { type: 'string' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
+  const json = jsonArg(v.json as string | undefined);
   checkOutFile(out, '--out', 'PNG file', 'compare.png');
   // (the bytes are a PNG's whatever the name: a .jpg would not open as one)
   if (extname(out) && extname(out).toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the comparison is written as a PNG: name it .png`);
-  const { readRuns, comparisonTable, renderComparison } = await import('./compare.ts');
+  const { readRuns, comparisonRecords, comparisonTable, renderComparison } = await import('./compare.ts');
   ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;
   try {
@@ -999,6 +1001,7 @@ async function runCompare(args: string[]): Promise<void> {
   makeDirectory(dirname(out));
   writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']) }));
   console.log(`\nwrote ${out}`);
+  if (json !== undefined) writeJson(json, comparisonRecords(runs));
 }
 
 let closedStdoutIgnored = false;

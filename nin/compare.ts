@@ -269,6 +269,48 @@ export function bestValidationEpoch(run: RunSummary): EpochRecord | null {
   return best;
 }
 
+/** A run's row of the comparison as data (`nin compare --json`): every setting known (not only
+ * those that differ), the numbers unformatted, and where the run stopped learning. */
+export interface ComparisonRecord {
+  run: string;
+  dir: string;
+  settings: Record<string, string>;
+  epochsDone: number;
+  epochsPlanned: number | null;
+  last: { trainLoss?: number; testLoss?: number; testError?: number; valError?: number } | null;
+  bestValidation: { epoch: number; valError: number; testError?: number } | null;
+  imgPerSec: number | null;
+  trainSeconds: number;
+  stopped: { step: number; reason: string } | null;
+}
+
+/** Where the run stopped learning (a NaN loss, dead class maps), as its log's last record says; else null. */
+function stoppedAt(r: RunSummary): { step: number; reason: string } | null {
+  const end = r.records.at(-1) as { kind?: string; step?: number; reason?: unknown } | undefined;
+  return end?.kind === 'stopped' ? { step: Number(end.step), reason: String(end.reason) } : null;
+}
+
+/** The comparison's rows as data, for a script to aggregate (over seeds, say) without parsing the table. */
+export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
+  return runs.map((r) => {
+    const last = r.epochs.at(-1);
+    const best = bestValidationEpoch(r);
+    const finite = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+    return {
+      run: r.label,
+      dir: resolve(r.dir),
+      settings: r.settings,
+      epochsDone: last?.epoch ?? 0,
+      epochsPlanned: r.epochsPlanned,
+      last: last ? { trainLoss: finite(last.trainLoss), testLoss: finite(last.testLoss), testError: finite(last.testError), valError: finite(last.valError) } : null,
+      bestValidation: best ? { epoch: best.epoch, valError: best.valError!, testError: finite(best.testError) } : null,
+      imgPerSec: median(steadyEpochs(r).map((e) => e.imgPerSec)),
+      trainSeconds: r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
+      stopped: stoppedAt(r),
+    };
+  });
+}
+
 /**
  * The comparison as text: a table with one row per run (settings that differ between the runs,
  * then epochs done, the last epoch's train and test loss, final test error, the best validation
@@ -324,8 +366,8 @@ export function comparisonTable(runs: RunSummary[]): string {
   }
   // A run that stopped learning (a NaN loss, dead class maps), as its log says: its row is where it stopped.
   for (const r of runs) {
-    const stopped = r.records.at(-1) as { kind?: string; step?: number; reason?: unknown } | undefined;
-    if (stopped?.kind === 'stopped') out.push(`note: ${r.label} stopped at step ${stopped.step}: ${String(stopped.reason).split('; last good checkpoint')[0]}`);
+    const stopped = stoppedAt(r);
+    if (stopped) out.push(`note: ${r.label} stopped at step ${stopped.step}: ${stopped.reason.split('; last good checkpoint')[0]}`);
   }
   // A `--config` network edited and trained again keeps its name: the model column would not tell.
   const byName = new Map<string, RunSummary[]>();

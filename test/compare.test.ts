@@ -1,10 +1,10 @@
 // `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { comparisonPanels, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
+import { comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
 import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
@@ -393,11 +393,20 @@ describe('nin compare', () => {
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
     const noGpu = { timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } };
     const out = join(root, 'pictures', 'gap-vs-fc.png');
-    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out], noGpu);
+    const json = join(root, 'pictures', 'gap-vs-fc.json');
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out, '--json', json], noGpu);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^run\s+head\s+params\s+lr\s+epochs/);
     expect(r.stdout).toContain(`wrote ${out}`);
     expect(existsSync(out)).toBe(true);
+    // --json: each row as data, every setting (shared ones too), numbers unformatted: the table's.
+    const rows = JSON.parse(readFileSync(json, 'utf8'));
+    expect(rows).toEqual(comparisonRecords(readRuns([gap, fc])));
+    expect(rows.map((x: { run: string; settings: { head: string; seed: string }; epochsDone: number; epochsPlanned: number; last: { testError: number }; bestValidation: { epoch: number; testError: number }; imgPerSec: number; trainSeconds: number; stopped: null }) =>
+      [x.run, x.settings.head, x.settings.seed, x.epochsDone, x.epochsPlanned, x.last.testError, x.bestValidation.epoch, x.bestValidation.testError, x.imgPerSec, x.trainSeconds, x.stopped])).toEqual([
+      ['gap', 'gap', '1', 3, 4, 0.4 - 3 / 20, 2, 0.4 - 2 / 20, 101.5, 180, null], // (the fixture's errors, as computed there)
+      ['fc', 'fc', '1', 2, 4, 0.4, 1, 0.45, 101, 120, null],
+    ]);
     // A reader that stops early (`nin compare … | head -c 10`): no EPIPE crash, and the PNG is written.
     const piped = join(root, 'pictures', 'piped.png');
     const head = await runAsync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx nin/cli.ts compare "${gap}" "${fc}" --out "${piped}" | head -c 10`], noGpu);
