@@ -1,6 +1,6 @@
 // The `nin` command: train, eval, predict, visualize, compare, export, models.
 // Bad flags or inconsistent options are usage errors (exit code 2) found before any GPU work.
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -12,7 +12,7 @@ import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessin
 import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
-import { AtomicFile, makeDirectory, writeFileAtomic } from './data/io.ts';
+import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './train.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
@@ -638,15 +638,6 @@ function outDirProblem(dir: string, flag = dir, option = '--out'): string | null
     return `${option} ${flag}: cannot write in ${at} (${(e as NodeJS.ErrnoException).code})`;
   }
   return null;
-}
-
-/** Where `path` is a symbolic link to nothing, what it points to; else null. */
-function danglingLink(path: string): string | null {
-  try {
-    return lstatSync(path).isSymbolicLink() && !existsSync(path) ? readlinkSync(path) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** A resumed run's directory: the one holding its checkpoint if that is the run's own (it may have

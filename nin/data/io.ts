@@ -219,6 +219,15 @@ function fsyncDirectory(dir: string): void {
   }
 }
 
+/** Where `path` is a symbolic link to nothing, what it points to; else null. */
+export function danglingLink(path: string): string | null {
+  try {
+    return lstatSync(path).isSymbolicLink() && !existsSync(path) ? readlinkSync(path) : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * `mkdir -p`, one level at a time. Node's recursive mkdirSync loops for ever, blocking signals too,
  * where a file system answers ENOENT for a directory it will not make (procfs does, even to root).
@@ -238,8 +247,9 @@ export function makeDirectory(dir: string): string | undefined {
       const err = e as NodeJS.ErrnoException;
       let detail = err.message;
       if (err.code === 'EEXIST') {
-        if (!lstatSync(d).isSymbolicLink()) continue; // made meanwhile by another process
-        detail = `a symbolic link to ${readlinkSync(d)}, which does not exist`;
+        const link = danglingLink(d);
+        if (link === null) continue; // made meanwhile by another process
+        detail = `a symbolic link to ${link}, which does not exist`;
       }
       throw Object.assign(new Error(`cannot make the directory ${d}: ${detail}`), { code: err.code });
     }
