@@ -38,7 +38,7 @@
 // gets that checkpoint's own history back. (Logs from before stretches had ids are read as one
 // line of history: there, such a resume takes the stretch that superseded it up to that step.)
 
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -58,6 +58,11 @@ export function runFilesIn(dir: string): string[] {
   const found = RUN_FILES.filter((f) => existsSync(join(dir, f)));
   if (found.length === 1 && found[0] === 'metrics.jsonl' && !logRecordsTraining(join(dir, 'metrics.jsonl'))) return [];
   return found;
+}
+
+/** Whether a directory's run files (runFilesIn) are a log alone: a run stopped before its first save, with nothing to resume. */
+export function stoppedBeforeFirstSave(files: readonly string[]): boolean {
+  return files.length === 1 && files[0] === 'metrics.jsonl';
 }
 
 function logRecordsTraining(path: string): boolean {
@@ -113,7 +118,7 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
   const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
   const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${o.outDir}, ` : '';
   // (a run killed before its first save: the same command was refused, and --resume found no checkpoint)
-  const unsaved = found.join() === 'metrics.jsonl' ? ' that stopped before its first save (nothing to resume)' : '';
+  const unsaved = stoppedBeforeFirstSave(found) ? ' that stopped before its first save (nothing to resume)' : '';
   if (!source) return `${o.outDir} already holds a run (${found.join(', ')})${unsaved}: ${resumable}choose another --out, ${fresh}`;
   if (isOwnRunDirectory(o.outDir, source)) return null;
   return `${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: resume it into a new directory (--out DIR), ${fresh}`;
@@ -759,8 +764,9 @@ export function lockRunDirectory(dir: string): RunLock {
   throw new RunDirectoryInUse(`${dir}: another run has just started there`);
 }
 
-/** Creates `path` holding `text`; EEXIST where it is there. A write that fails once the file is
- * made (a full disk) removes it: an empty lock would hold the directory as a run starting there. */
+/** Creates `path` holding `text` (the lock, or the guard that replaces a stale one); EEXIST where
+ * it is there. A write that fails once the file is made (a full disk) removes it: an empty lock
+ * would hold the directory as a run starting there, an empty guard its stale lock for a minute. */
 function writeNewLock(path: string, text: string): void {
   let fd: number;
   try {
@@ -787,7 +793,7 @@ function writeNewLock(path: string, text: string): void {
 function removeStaleLock(path: string, text: string): void {
   const guard = `${path}.break`;
   try {
-    writeFileSync(guard, String(process.pid), { flag: 'wx' });
+    writeNewLock(guard, String(process.pid)); // (on a full disk, as the lock: named, and no empty guard left)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     if (ageMs(guard) > 60_000) rmSync(guard, { force: true });
