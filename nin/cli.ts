@@ -139,7 +139,8 @@ export const USAGE = `usage:
   nin compare <run>... [options]      runs side by side: a table (the settings they differ in,
                                       losses, test error, best validation epoch, img/s) and their curves
                                       on shared axes (a run is a run directory, or a log or
-                                      checkpoint in one: a run --overwrite moved aside)
+                                      checkpoint in one: a run --overwrite moved aside); runs
+                                      that differ only in their seed, also as mean ± sd over seeds
   nin export <checkpoint> [--out FILE] [--no-preprocess]
                                       the trained network as an ONNX model (opset 17: raw 0..255
                                       pixels [N, H, W, C] in; logits, probabilities and the last

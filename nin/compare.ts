@@ -378,7 +378,78 @@ export function comparisonTable(runs: RunSummary[]): string {
   }
   const adapters = new Set(runs.map((r) => r.settings.adapter).filter(Boolean));
   if (adapters.size > 1) out.push('note: the runs ran on different adapters: their img/s and times do not compare');
+  const overSeeds = seedTable(known, differs, withVal);
+  if (overSeeds.length) out.push('', ...overSeeds);
   return out.join('\n');
+}
+
+/** Runs that differ only in their seed: one setting's repeats, as a study reports them. */
+interface SeedGroup { settings: string[]; runs: RunSummary[]; counted: RunSummary[] }
+
+/** Groups runs with known settings by every setting that differs between them but the seed (a
+ * random validation split differs with the seed but reads the same); none where the seeds do not
+ * differ or no group holds two runs. Only runs that reached their group's last epoch count: a
+ * run stopped early (a NaN loss) or still running would mix another epoch's error in. */
+export function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
+  if (!differs.includes('seed')) return [];
+  const keys = differs.filter((k) => k !== 'seed');
+  const groups = new Map<string, SeedGroup>();
+  for (const r of runs) {
+    const settings = keys.map((k) => r.settings[k] ?? '–');
+    const key = settings.join('\0');
+    if (!groups.has(key)) groups.set(key, { settings, runs: [], counted: [] });
+    groups.get(key)!.runs.push(r);
+  }
+  if (![...groups.values()].some((g) => g.runs.length > 1)) return [];
+  for (const g of groups.values()) {
+    const last = Math.max(...g.runs.map((r) => r.epochs.at(-1)?.epoch ?? 0));
+    g.counted = g.runs.filter((r) => (r.epochs.at(-1)?.epoch ?? 0) === last && last > 0);
+  }
+  return [...groups.values()];
+}
+
+/** Mean and sample standard deviation (n − 1; null for one value) of the finite values, or null where none is. */
+export function meanAndSd(values: (number | null | undefined)[]): { mean: number; sd: number | null; min: number; max: number; n: number } | null {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  if (!v.length) return null;
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : null;
+  return { mean, sd, min: Math.min(...v), max: Math.max(...v), n: v.length };
+}
+
+/** The table's runs over their seeds (seedGroups): per group, the runs counted and their seeds,
+ * the epochs, the last test error's mean ± sample sd and range, the last test loss's mean and,
+ * with validation, the mean of the best validation error and of the test error there. */
+function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): string[] {
+  const groups = seedGroups(runs, differs);
+  if (!groups.length) return [];
+  const keys = differs.filter((k) => k !== 'seed');
+  const pct = (m: ReturnType<typeof meanAndSd>) => (m === null ? '–' : `${(100 * m.mean).toFixed(2)}${m.sd === null ? '' : ` ± ${(100 * m.sd).toFixed(2)}`}%`);
+  const range = (m: ReturnType<typeof meanAndSd>) => (m === null || m.n < 2 ? '–' : `${(100 * m.min).toFixed(2)}–${(100 * m.max).toFixed(2)}%`);
+  const header = [...(keys.length ? keys : ['runs of']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
+  const rows = groups.map((g) => {
+    const c = g.counted;
+    const bests = c.map(bestValidationEpoch);
+    const testLoss = meanAndSd(c.map((r) => r.epochs.at(-1)?.testLoss));
+    return [
+      ...(keys.length ? g.settings : ['all']),
+      c.length === g.runs.length ? String(c.length) : `${c.length} of ${g.runs.length}`,
+      c.map((r) => r.settings.seed ?? '?').join(','),
+      c.length ? epochsDone(c[0]) : '–',
+      pct(meanAndSd(c.map((r) => r.epochs.at(-1)?.testError))),
+      range(meanAndSd(c.map((r) => r.epochs.at(-1)?.testError))),
+      testLoss === null ? '–' : testLoss.mean.toFixed(4),
+      ...(withVal ? [pct(meanAndSd(bests.map((b) => b?.valError))), pct(meanAndSd(bests.map((b) => b?.testError)))] : []),
+    ];
+  });
+  const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
+  const line = (cells: string[]) => cells.map((s, c) => (c < Math.max(keys.length, 1) ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
+  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  for (const g of groups) {
+    const left = g.runs.filter((r) => !g.counted.includes(r));
+    if (left.length) out.push(`note: over seeds, ${left.map((r) => `${r.label} (${stoppedAt(r) ? `stopped at step ${stoppedAt(r)!.step}` : `${r.epochs.at(-1)?.epoch ?? 0} epochs`})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${g.counted.length ? `epoch ${g.counted[0].epochs.at(-1)!.epoch}` : 'an epoch'}, as the others did`);
+  }
+  return out;
 }
 
 /** The columns that tell one network from another. */

@@ -204,6 +204,29 @@ describe('nin compare', () => {
     expect(() => readRun(join(root, 'empty-dir'))).toThrow(`${join(root, 'empty-dir', 'metrics.jsonl')}: holds no log records: not a run's log, or damaged`);
   });
 
+  it('runs that differ only in their seed are summarised over seeds: mean ± sample sd, range; a run that stopped early is left out, and said', () => {
+    const errors: Record<string, number[]> = { gap: [0.3, 0.34, 0.32], fc: [0.4, 0.5] };
+    const seeded = Object.entries(errors).flatMap(([head, errs]) => errs.map((err, i) =>
+      runDir(`seeds/${head}-${i + 1}`, epochs(0, 2, (e) => ({ testError: e === 2 ? err : 0.6, valError: e === 2 ? err - 0.01 : 0.5 })), { seed: i + 1, validation: 500 }, { ...MODELS['cifar10-small'], head })));
+    // fc's third seed stopped at a NaN loss in its second epoch.
+    const stoppedRecords = [...epochs(0, 1, () => ({ testError: 0.9 })), { kind: 'stopped', epoch: 1, step: 13, reason: 'loss is NaN at step 13 (epoch 2)' }];
+    const stopped = runDir('seeds/fc-3', stoppedRecords, { seed: 3, validation: 500 }, { ...MODELS['cifar10-small'], head: 'fc' });
+    const lines = comparisonTable(readRuns([...seeded, stopped])).split('\n');
+    const at = lines.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):');
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1].split(/\s{2,}/)).toEqual(['head', 'params', 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', 'best val', 'test there']);
+    // gap: 30, 34, 32 % → mean 32 %, sd 2 %; fc: 40 and 50 % → 45 ± 7.07 %; fc-3 left out.
+    expect(lines[at + 3].split(/\s{2,}/)).toEqual(['gap', '93,610', '3', '1,2,3', '2/4', '32.00 ± 2.00%', '30.00–34.00%', '–', '31.00 ± 2.00%', '32.00 ± 2.00%']);
+    expect(lines[at + 4].split(/\s{2,}/)).toEqual(['fc', '100,020', '2 of 3', '1,2', '2/4', '45.00 ± 7.07%', '40.00–50.00%', '–', '44.00 ± 7.07%', '45.00 ± 7.07%']);
+    expect(lines).toContain('note: over seeds, fc-3 (stopped at step 13) is left out: it did not reach epoch 2, as the others did');
+    // No seed differs, or each setting ran once: no summary.
+    expect(comparisonTable(readRuns(seeded.slice(2, 4)))).not.toContain('over seeds');
+    expect(comparisonTable(readRuns([seeded[0], seeded[4]]))).not.toContain('over seeds');
+    // One group of them all: named 'all'.
+    const all = comparisonTable(readRuns(seeded.slice(0, 3))).split('\n');
+    expect(all[all.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):') + 3].split(/\s{2,}/).slice(0, 3)).toEqual(['all', '3', '1,2,3']);
+  });
+
   it('the same run given twice by any of its paths (directory, log, link, a checkpoint on its line) is refused; a line the run has left is another run', () => {
     // Best at epoch 1 (test 30 %), last at epoch 2: a checkpoint stands for the run as it stands,
     // so `best` beside the directory was the directory's row twice, labelled best.
