@@ -426,7 +426,7 @@ function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): str
   const keys = differs.filter((k) => k !== 'seed');
   const pct = (m: ReturnType<typeof meanAndSd>) => (m === null ? '–' : `${(100 * m.mean).toFixed(2)}${m.sd === null ? '' : ` ± ${(100 * m.sd).toFixed(2)}`}%`);
   const range = (m: ReturnType<typeof meanAndSd>) => (m === null || m.n < 2 ? '–' : `${(100 * m.min).toFixed(2)}–${(100 * m.max).toFixed(2)}%`);
-  const header = [...(keys.length ? keys : ['runs of']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
+  const header = [...(keys.length ? keys : ['group']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
   const rows = groups.map((g) => {
     const c = g.counted;
     const bests = c.map(bestValidationEpoch);
@@ -462,6 +462,8 @@ function networksNote(name: string, runs: RunSummary[]): string | null {
   const groups = new Map<string, RunSummary[]>();
   for (const r of runs) groups.set(r.network!, [...(groups.get(r.network!) ?? []), r]);
   if (groups.size < 2) return null;
+  // One network but for what train's flags set on it, which the columns show: a GAP-vs-FC study.
+  if (new Set(runs.map((r) => withoutFlagSettings(r.network!))).size === 1) return null;
   const all = [...groups.values()];
   // Networks alike in every column: which (by a run of each), unless that is all of them.
   const alike = new Map<string, RunSummary[]>();
@@ -481,6 +483,16 @@ function networksNote(name: string, runs: RunSummary[]): string | null {
   const alone = all.filter((g) => g.length === 1).flat();
   const own = alone.length === 0 ? [] : [alone.length === 1 ? `${alone[0].label} has its own` : `${and(alone)} each have their own`];
   return `${named}, but not one network: ${[...shared, ...own].join('; ')}${unseen}`;
+}
+
+/** A network (its config as JSON) without what `--head`, `--init`, `--class-maps` and `--dropout` set on it. */
+function withoutFlagSettings(network: string): string {
+  const { head: _head, init: _init, initStd: _initStd, ...rest } = parseObject(network);
+  const layers = layersOf(rest).map((l) => {
+    const { linearOut: _linearOut, p: _p, ...layer } = l as Record<string, unknown>;
+    return layer;
+  });
+  return JSON.stringify({ ...rest, layers });
 }
 
 /** A run's history where its settings above do not hold for all of it: forked from another run

@@ -205,8 +205,8 @@ describe('nin compare', () => {
   });
 
   it('runs that differ only in their seed are summarised over seeds: mean ± sample sd, range; a run that stopped early is left out, and said', () => {
-    const errors: Record<string, number[]> = { gap: [0.3, 0.34, 0.32], fc: [0.4, 0.5] };
-    const seeded = Object.entries(errors).flatMap(([head, errs]) => errs.map((err, i) =>
+    const errors = [['gap', [0.3, 0.34, 0.32]], ['fc', [0.4, 0.5]]] as const;
+    const seeded = errors.flatMap(([head, errs]) => errs.map((err, i) =>
       runDir(`seeds/${head}-${i + 1}`, epochs(0, 2, (e) => ({ testError: e === 2 ? err : 0.6, valError: e === 2 ? err - 0.01 : 0.5 })), { seed: i + 1, validation: 500 }, { ...MODELS['cifar10-small'], head })));
     // fc's third seed stopped at a NaN loss in its second epoch.
     const stoppedRecords = [...epochs(0, 1, () => ({ testError: 0.9 })), { kind: 'stopped', epoch: 1, step: 13, reason: 'loss is NaN at step 13 (epoch 2)' }];
@@ -349,6 +349,13 @@ describe('nin compare', () => {
     expect(nets.split('\n')[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'params']);
     expect(nets.split('\n')).toContain('note: a, b name their network mine, but the networks differ');
     expect(comparisonTable(readRuns([a, runDir('nets/a-again', epochs(0, 1, () => ({})), { dataset: 'mnist', model: 'mine' }, mine)]))).not.toContain('networks differ');
+    // One network but for the flags' settings (--head, --init, --class-maps, --dropout), which the columns show: no note.
+    const flagged = { ...MODELS['mnist-small'], head: 'fc' as const, init: 'gaussian' as const, layers: MODELS['mnist-small'].layers.map((l, i, all) => (i === all.length - 1 && l.type === 'mlpconv' ? { ...l, linearOut: false } : l)) };
+    const gapRun = runDir('nets/gap', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mnist-small' }, MODELS['mnist-small']);
+    const fcRun = runDir('nets/fc', epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mnist-small' }, flagged);
+    const study = comparisonTable(readRuns([gapRun, fcRun])).split('\n');
+    expect(study[0].split(/\s{2,}/).slice(0, 5)).toEqual(['run', 'head', 'init', 'class maps', 'params']);
+    expect(study.filter((l) => l.includes('name their network'))).toEqual([]);
     // Two runs of one network beside a third of that name fitted to other images: the two share
     // it (they were named as differing too). Another network's run (mnist1) changes nothing.
     const small = MODELS['cifar10-small'];
