@@ -264,6 +264,15 @@ export function chancePlateauWatch(classes: number, reluClassMaps: boolean, step
   };
 }
 
+/** The class an evaluation predicted for every image, where it predicted one only and the images
+ * were of several classes (a net whose output no longer depends on its input); else null. */
+export function collapsedTo(confusion: number[][]): number | null {
+  const predicted = confusion.map((_, c) => confusion.reduce((n, row) => n + row[c], 0));
+  const used = predicted.flatMap((n, c) => (n > 0 ? [c] : []));
+  const trueClasses = confusion.filter((row) => row.some((n) => n > 0)).length;
+  return used.length === 1 && trueClasses > 1 ? used[0] : null;
+}
+
 /**
  * Watches for class maps that a ReLU has zeroed everywhere (GAP head): every logit of a batch is
  * then exactly 0, the loss exactly ln C, and no gradient reaches any weight: only weight decay still
@@ -625,7 +634,9 @@ async function trainInDirectory(
   const stepsPerEpoch = loader.batchesPerEpoch;
   // The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it.
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
-  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
+  // (a data set's or an FC head's default, not only a flag: a recipe read off this line should hold it)
+  const classRate = (o.classLrMult ?? 1) === 1 ? '' : `, ${config.head === 'gap' ? 'the class maps' : 'the FC layer'} at ${o.classLrMult}× it`;
+  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
   if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {
@@ -667,6 +678,7 @@ async function trainInDirectory(
   const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch(50, resumed?.deadMapsSince) : null;
   let testResult: EvalResult | null = null;
+  let collapseNoted = false; // (once a run: a collapsed net stays so)
 
   // The steps left to --stop-after's epoch (or --epochs'), for the ETA.
   const stepsLeft = (epoch: number, inEpoch: number) => (lastEpoch - epoch) * stepsPerEpoch - inEpoch;
@@ -860,18 +872,19 @@ async function trainInDirectory(
       const seconds = epochSeconds(endStart);
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       let compileSeconds = 0; // of the evaluations' kernels, the first time: not for the ETA
+      let judged: EvalResult | undefined; // the test set's evaluation, else the validation set's
       // On a terminal, a line while it evaluates (the first time, its kernels compile: 19 s on lavapipe).
       const evaluating = liveBar && (valSet || testSet);
       if (evaluating) process.stderr.write(`evaluating on ${[valSet && `${valSet.count} validation`, testSet && `${testSet.count} test`].filter(Boolean).join(' and ')} images…`);
       try {
         if (valSet) {
-          const v = await evaluate(model, valSet, o.batchSize, { timeWarm: true }); // (for the ETA)
+          const v = (judged = await evaluate(model, valSet, o.batchSize, { timeWarm: true })); // (for the ETA)
           compileSeconds += v.seconds - v.warmSeconds;
           rec.valLoss = v.loss;
           rec.valError = v.error;
         }
         if (testSet) {
-          testResult = await evaluate(model, testSet, o.batchSize, { timeWarm: true });
+          testResult = judged = await evaluate(model, testSet, o.batchSize, { timeWarm: true });
           compileSeconds += testResult.seconds - testResult.warmSeconds;
           rec.testLoss = testResult.loss;
           rec.testError = testResult.error;
@@ -911,6 +924,14 @@ async function trainInDirectory(
           (improved ? ` (best validation error so far: also ${bestPath})` : '') +
           scheduleNote,
       );
+      // The chance watch misses a collapsed net whose batch losses stray past its band (small batches).
+      const collapsed = judged && !collapseNoted ? collapsedTo(judged.confusion) : null;
+      if (collapsed !== null) {
+        collapseNoted = true;
+        const names = (data.test ?? data.train).classNames;
+        const fcRate = config.head !== 'gap' ? ' or a lower --class-lr-mult' : '';
+        log(`note: every one of the ${judged!.count} ${judged === testResult ? 'test' : 'validation'} images was predicted as ${names[collapsed]}: the net's output does not depend on the image (it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr${fcRate}, or a longer --warmup, may get past it`);
+      }
       lastSave = performance.now();
       epochEndSeconds = (lastSave - endStart) / 1000 - compileSeconds;
       if (plateau?.finished) break;

@@ -294,6 +294,15 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--dataset', 'svhn']).options).toMatchObject({ lr: 0.1, warmupEpochs: 0, classLrMult: 0.1 });
     expect(parseTrainArgs(['--dataset', 'cifar10']).options.classLrMult).toBeUndefined();
     expect(parseTrainArgs(['--dataset', 'svhn', '--model', 'cifar10-small']).options.classLrMult).toBeUndefined(); // that model's recipe
+    // An FC head trains its layer at 0.1× unless told (or unless its data set sets a rate: SVHN's
+    // is its own); a config file's FC head too. GAP's class maps at the full rate.
+    for (const head of ['fc', 'fc-dropout']) {
+      expect(parseTrainArgs(['--head', head]).options.classLrMult, head).toBe(0.1);
+      expect(parseTrainArgs(['--model', 'cifar10-small', '--head', head]).options.classLrMult, head).toBe(0.1);
+      expect(parseTrainArgs(['--head', head, '--class-lr-mult', '1']).options.classLrMult, head).toBe(1);
+    }
+    expect(parseTrainArgs(['--head', 'gap']).options.classLrMult).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'svhn', '--head', 'fc', '--class-lr-mult', '0.5']).options.classLrMult).toBe(0.5);
     // The authors' SVHN net (cuda-convnet NIN/svhn_def).
     expect(MODELS.svhn.layers.filter((l) => l.type === 'mlpconv').map((l) => [l.kernel, ...l.channels])).toEqual([[5, 128, 96, 64], [5, 320, 256, 128], [5, 384, 256, 10]]);
     expect(MODELS.svhn.layers.filter((l) => l.type !== 'mlpconv' && l.type !== 'dropout').map((l) => l.type)).toEqual(['maxpool', 'maxpool']);
@@ -472,6 +481,10 @@ describe('nin CLI', () => {
     // A saved class-layer multiplier goes on, unless a flag replaces it.
     expect(resume({ classLrMult: 0.1 })().options.classLrMult).toBe(0.1);
     expect(resume({ classLrMult: 0.1 }, '--class-lr-mult', '1')().options.classLrMult).toBe(1);
+    // An FC run saved before its head's default rate (no classLrMult) resumes at the rate it ran at.
+    const fc = parseTrainArgs(['--model', 'cifar10-small', '--head', 'fc', '--epochs', '3', '--out', join(dir, 'fc')]).options;
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...fc, classLrMult: undefined }), config: JSON.stringify(modelConfig(fc)), epoch: '1' });
+    expect(parseTrainArgs(['--resume', ckpt]).options.classLrMult).toBeUndefined();
     // Saved lr steps past a run a resume shortened stand: the flags' bound by the run's epochs is not the saved values'.
     expect(resume({ schedule: 'step', stepEpochs: [2, 5] })().options).toMatchObject({ epochs: 3, stepEpochs: [2, 5] });
     // By default at half and three quarters of the run: one drop where they round to one epoch.
@@ -588,6 +601,9 @@ describe("networks of one's own (--config)", () => {
     expect(o.init).toBeUndefined();
     expect(o.classMaps).toBeUndefined();
     expect(modelConfig(o)).toEqual(parseModelConfig(tiny, path));
+    expect(o.classLrMult).toBeUndefined();
+    expect(parseTrainArgs(['--config', file('tiny-fc.json', { ...tiny, name: 'tiny-fc', head: 'fc' })]).options.classLrMult).toBe(0.1);
+    expect(parseTrainArgs(['--config', file('tiny-fc.json', { ...tiny, name: 'tiny-fc', head: 'fc' }), '--head', 'gap']).options.classLrMult).toBeUndefined();
     expect(modelConfig(parseTrainArgs(['--config', path, '--class-maps', 'relu', '--init', 'gaussian', '--dropout', '0.1']).options)).toMatchObject({
       init: 'gaussian',
       layers: [{}, {}, { type: 'dropout', p: 0.1 }, { linearOut: false }],

@@ -358,8 +358,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // What the optimiser the run builds is given (the `this` of its steps).
     const step = vi.spyOn(SGD.prototype, 'step');
     let specs: SGD['specs'];
+    const lines: string[] = [];
     try {
-      await train(o, await loadSplits(o));
+      await train({ ...o, log: (l: string) => lines.push(l) }, await loadSplits(o));
       specs = (step.mock.contexts[0] as SGD).specs;
     } finally {
       step.mockRestore(); // (which also forgets the calls)
@@ -370,6 +371,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(byName['block3.b3'].decayMult).toBe(0);
     expect(byName['block1.b1']).toEqual({ lrMult: 2, decayMult: 0 });
     expect(byName['block2.w2']).toEqual({ lrMult: 1, decayMult: 1 });
+    expect(lines).toContainEqual(expect.stringMatching(/^training: 1 epoch of 1 step of 16 images; lr [\d.]+, cosine, [\d.]+-epoch warm-up, the class maps at 0\.1× it; momentum 0\.9/));
   });
 
   it("each step draws its dropout masks from its own seed (the run's seed and the global step), not one repeated every epoch", async () => {

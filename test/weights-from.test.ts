@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
+import { Tensor } from '../engine/tensor.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { loadCheckpoint, saveCheckpoint, startingWeights, type StartingWeights } from '../nin/checkpoint.ts';
 import { parseTrainArgs, UsageError } from '../nin/cli.ts';
@@ -14,7 +15,7 @@ import { loadSplits } from '../nin/datasets.ts';
 import { encodePng } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, NinModel, parameterSpecs, type ModelConfig } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
-import { train, type TrainOptions } from '../nin/train.ts';
+import { collapsedTo, train, type TrainOptions } from '../nin/train.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-weights-from-'));
 beforeAll(async () => { await getGpu(); });
@@ -43,9 +44,16 @@ function otherFolder(): string {
   return other;
 }
 
-/** An untrained model of `o`'s network (init seed `seed`) saved as a checkpoint after epoch 1. */
-async function untrained(o: TrainOptions, seed: number, path: string): Promise<string> {
+/** An untrained model of `o`'s network (init seed `seed`) saved as a checkpoint after epoch 1;
+ * `replace`: parameters given other values first. */
+async function untrained(o: TrainOptions, seed: number, path: string, replace: Record<string, (n: number) => Float32Array> = {}): Promise<string> {
   const model = new NinModel(modelConfig(o), seed);
+  for (const p of model.params) {
+    if (!(p.name in replace)) continue;
+    const shape = p.tensor.shape;
+    p.tensor.dispose();
+    p.tensor = Tensor.fromArray(replace[p.name](shape.reduce((a, b) => a * b, 1)), shape);
+  }
   const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
   try {
     await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
@@ -176,5 +184,24 @@ describe('--weights-from', () => {
     expect(resumed.weightsFrom).toBe(resolve(src));
     const more = await train(resumed, await loadSplits(resumed));
     expect(loadCheckpoint(more.checkpoint)).toMatchObject({ epoch: 2, options: { weightsFrom: resolve(src) } });
+  });
+
+  it('a net that predicts one class for every test image is noted once: its output does not depend on the image', async () => {
+    // Linear class maps with zero weights and a bias for 'light': every image is 'light', whatever it shows.
+    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '2', '--lr', '0', '--schedule', 'constant', '--warmup', '0'];
+    const collapsed = await untrained(parseTrainArgs([...args, '--out', join(tmp, 'collapsed-src')]).options, 5, join(tmp, 'collapsed.safetensors'), {
+      'block3.w3': (n) => new Float32Array(n),
+      'block3.b3': () => Float32Array.of(0, 3),
+    });
+    const lines: string[] = [];
+    const o = { ...parseTrainArgs([...args, '--weights-from', collapsed, '--out', join(tmp, 'collapsed-run')]).options, progress: false, log: (l: string) => void lines.push(l) };
+    await train(o, await loadSplits(o));
+    expect(lines.filter((l) => l.startsWith('note: every'))).toEqual([
+      "note: every one of the 8 test images was predicted as light: the net's output does not depend on the image (it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr, or a longer --warmup, may get past it",
+    ]);
+    // Predictions of two classes, or images of one class only: nothing to say.
+    expect(collapsedTo([[3, 1], [0, 4]])).toBeNull();
+    expect(collapsedTo([[0, 4], [0, 4]])).toBe(1);
+    expect(collapsedTo([[0, 4], [0, 0]])).toBeNull();
   });
 });
