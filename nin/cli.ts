@@ -253,7 +253,7 @@ eval options: --data-dir DIR (an image folder's run: where the folder is now), -
               --invert (with --pictures: as predict's), --stream (an image folder's run: its
               test pictures read batch by batch)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
-compare options: --out FILE (the PNG, default compare.png), --linear-error (linear error axes), --json FILE
+compare options: --out FILE (the PNG, default compare.png), --title TEXT (above the PNG's panels), --linear-error (linear error axes), --json FILE
               (each run's row as data: every setting, the numbers unformatted, where it stopped)`;
 
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
@@ -982,7 +982,7 @@ async function runExport(args: string[]): Promise<void> {
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' }, json: { type: 'string' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
+  const { values: v, positionals } = parse(args, { out: { type: 'string' }, 'linear-error': { type: 'boolean' }, json: { type: 'string' }, title: { type: 'string' } }, { min: 1, max: Infinity, what: 'at least one run (a run directory, or a log or checkpoint in one)' });
   const out = (v.out as string | undefined) ?? 'compare.png';
   const json = jsonArg(v.json as string | undefined);
   checkOutFile(out, '--out', 'PNG file', 'compare.png');
@@ -999,7 +999,7 @@ async function runCompare(args: string[]): Promise<void> {
   }
   console.log(comparisonTable(runs));
   makeDirectory(dirname(out));
-  writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']) }));
+  writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']), title: v.title as string | undefined }));
   console.log(`\nwrote ${out}`);
   if (json !== undefined) writeJson(json, comparisonRecords(runs));
 }

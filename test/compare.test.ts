@@ -424,11 +424,13 @@ describe('nin compare', () => {
     const noGpu = { timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } };
     const out = join(root, 'pictures', 'gap-vs-fc.png');
     const json = join(root, 'pictures', 'gap-vs-fc.json');
-    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out, '--json', json], noGpu);
+    const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'compare', gap, fc, '--out', out, '--json', json, '--title', 'GAP vs FC'], noGpu);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^run\s+head\s+params\s+lr\s+epochs/);
     expect(r.stdout).toContain(`wrote ${out}`);
-    expect(existsSync(out)).toBe(true);
+    // --title: above the panels.
+    expect(readFileSync(out)).toEqual(renderComparison(readRuns([gap, fc]), { title: 'GAP vs FC' }));
+    expect(readFileSync(out)).not.toEqual(renderComparison(readRuns([gap, fc])));
     // --json: each row as data, every setting (shared ones too), numbers unformatted: the table's.
     const rows = JSON.parse(readFileSync(json, 'utf8'));
     expect(rows).toEqual(comparisonRecords(readRuns([gap, fc])));
