@@ -390,7 +390,7 @@ interface SeedGroup { settings: string[]; runs: RunSummary[]; counted: RunSummar
  * random validation split differs with the seed but reads the same); none where the seeds do not
  * differ or no group holds two runs. Only runs that reached their group's last epoch count: a
  * run stopped early (a NaN loss) or still running would mix another epoch's error in. */
-export function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
+function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
   if (!differs.includes('seed')) return [];
   const keys = differs.filter((k) => k !== 'seed');
   const groups = new Map<string, SeedGroup>();
@@ -409,7 +409,7 @@ export function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
 }
 
 /** Mean and sample standard deviation (n − 1; null for one value) of the finite values, or null where none is. */
-export function meanAndSd(values: (number | null | undefined)[]): { mean: number; sd: number | null; min: number; max: number; n: number } | null {
+function meanAndSd(values: (number | null | undefined)[]): { mean: number; sd: number | null; min: number; max: number; n: number } | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   if (!v.length) return null;
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
@@ -431,13 +431,14 @@ function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): str
     const c = g.counted;
     const bests = c.map(bestValidationEpoch);
     const testLoss = meanAndSd(c.map((r) => r.epochs.at(-1)?.testLoss));
+    const testError = meanAndSd(c.map((r) => r.epochs.at(-1)?.testError));
     return [
       ...(keys.length ? g.settings : ['all']),
       c.length === g.runs.length ? String(c.length) : `${c.length} of ${g.runs.length}`,
       c.map((r) => r.settings.seed ?? '?').join(','),
       c.length ? epochsDone(c[0]) : '–',
-      pct(meanAndSd(c.map((r) => r.epochs.at(-1)?.testError))),
-      range(meanAndSd(c.map((r) => r.epochs.at(-1)?.testError))),
+      pct(testError),
+      range(testError),
       testLoss === null ? '–' : testLoss.mean.toFixed(4),
       ...(withVal ? [pct(meanAndSd(bests.map((b) => b?.valError))), pct(meanAndSd(bests.map((b) => b?.testError)))] : []),
     ];
