@@ -9,7 +9,7 @@ import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, la
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { savedOptions, startingWeights } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
-import { defaultValidationFrom, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
+import { defaultValidationFrom, drawnBySeed, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, stoppedBeforeFirstSave, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data/io.ts';
@@ -214,6 +214,8 @@ train options:
                           kept as best.safetensors
   --val-from random|end   where N held-out images come from: drawn at random by --seed (the
                           default for --val N) or the training set's last N (for --val paper)
+  --split-seed N          draw the random split by N instead of --seed: a study's repeats over
+                          --seed then validate on the same images (a resume keeps it)
   --extra                 SVHN: also train on extra_32x32.mat (531,131 images, as the paper;
                           about 9 GB of memory while loading)
   --train-limit N  --test-limit N   use only the first N images (of an image folder: each
@@ -294,6 +296,7 @@ const RULES = {
   trainLimit: { flag: 'train-limit', kind: 'int', min: 1, optional: true },
   testLimit: { flag: 'test-limit', kind: 'int', min: 1, optional: true },
   seed: { flag: 'seed', kind: 'int', min: 0, max: 2 ** 32 - 1 }, // the RNGs take 32 bits: 2^32 + 1 would run as 1
+  splitSeed: { flag: 'split-seed', kind: 'int', min: 0, max: 2 ** 32 - 1, optional: true },
   checkpointMinutes: { flag: 'checkpoint-every', kind: 'num', min: 0, optional: true },
 } satisfies { [K in keyof TrainOptions]?: Rule };
 
@@ -420,7 +423,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
-      seed: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
+      seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'weights-from': { type: 'string' },
       profile: { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
     },
@@ -533,6 +536,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     trainLimit: given('trainLimit') ?? pick('trainLimit', undefined), // the main job trains on all 60k
     testLimit: given('testLimit') ?? pick('testLimit', undefined),
     seed: given('seed') ?? pick('seed', 1),
+    splitSeed: given('splitSeed') ?? pick('splitSeed', undefined),
     outDir: s('out') ?? (source ? resumedRunDirectory(source) : unusedRunDirectory(join('runs', `${runLabel}-${model}`))),
     ...(s('out') === undefined && !source ? { outDirSeries: join('runs', `${runLabel}-${model}`) } : {}),
     resume,
@@ -555,6 +559,9 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'there is no validation split (--val 0)'}`);
   }
   options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
+  if (s('split-seed') !== undefined && !drawnBySeed(validationPlan(options.validation, dataset, 1, options.validationFrom))) {
+    throw new UsageError(`--split-seed draws a random validation split (--val N, or SVHN's --val paper); ${options.validation ? `--val ${options.validation} takes ${options.validation === 'folder' ? "the folder's val/" : 'the last images'}` : 'there is no validation split (--val 0)'}: nothing to draw`);
+  }
   if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
   if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
   if (options.validation === 'folder') {

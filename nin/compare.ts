@@ -98,13 +98,15 @@ export function settingsChanged(then: object, now: object, config: object): Reco
   return changed;
 }
 
-/** A run's `--val` and where its images came from: '5000 (random)', 'paper (end)'; as saved, for SVHN's paper split or none. */
+/** A run's `--val` and where its images came from: '5000 (random, by seed)', '5000 (random, split seed 7)', 'paper (end)'; SVHN's paper split as saved (with its split seed, if given), or none. */
 function describeValidation(o: Record<string, unknown>): unknown {
   const { validation, dataset } = o;
   if (typeof dataset !== 'string' || !(validation === 'paper' || typeof validation === 'number')) return validation;
   const from = validationFromOf({ validation, dataset, validationFrom: o.validationFrom as ValidationFrom | undefined }, true);
-  // Drawn at random by the run's seed: runs of other seeds hold out other images.
-  return from ? `${validation} (${from === 'random' ? 'random, by seed' : from})` : validation;
+  // Drawn at random by the run's seed (runs of other seeds hold out other images), or by its --split-seed.
+  const drawn = typeof o.splitSeed === 'number' ? `random, split seed ${o.splitSeed}` : 'random, by seed';
+  if (!from) return typeof o.splitSeed === 'number' && validation === 'paper' ? `paper (split seed ${o.splitSeed})` : validation; // SVHN's quotas
+  return `${validation} (${from === 'random' ? drawn : from})`;
 }
 
 /** Reads a run directory (or its metrics.jsonl); a log or checkpoint moved aside in one

@@ -5,7 +5,7 @@ import { allocImages, CIFAR_PIXELS, type ImageDataset } from './data/formats.ts'
 import { folderChanged, folderValChanged, readImageFolder, scanRunFolder, streamImageFolder, type FolderScan, type FolderSplit } from './data/folder.ts';
 import { DataFormatError } from './data/io.ts';
 import { DATASETS, loadDataset, splitCount, type DatasetName } from './data/registry.ts';
-import { assembleSplits, limitParts, validationPlan } from './data/split.ts';
+import { assembleSplits, limitParts, splitSeedOf, validationPlan } from './data/split.ts';
 import type { ModelInput } from './images.ts';
 import { modelConfig } from './model.ts';
 import type { TrainData, TrainOptions } from './train.ts';
@@ -44,7 +44,7 @@ export async function loadSplits(o: TrainOptions, dataDir?: string): Promise<Tra
   const limited = limitParts(parts, o.trainLimit);
   const name = limited.length > 1 ? `${o.dataset}/train+extra` : limited[0].name;
   // The parts are this function's own: the training set may take their place.
-  const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length, o.validationFrom), o.seed, name, { inPlace: true });
+  const { train, validation } = assembleSplits(limited, validationPlan(o.validation, o.dataset, limited.length, o.validationFrom), splitSeedOf(o), name, { inPlace: true });
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);
   return { train, validation, test, consumable: true };
 }
@@ -102,7 +102,7 @@ async function loadFolderSplits(o: TrainOptions, dataDir?: string): Promise<Trai
     const instead = o.validation ? `the validation split is ${o.validation} images held out of train/ (--val folder would validate on val/ instead)` : 'give --val folder to validate on it (or --val N to hold out training images)';
     console.error(`note: ${unread} is not read: the test split is ${test.sources[0]}; ${instead}`);
   }
-  const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), o.seed, all.name, { inPlace: true });
+  const held = assembleSplits([all], validationPlan(o.validation, o.dataset, 1, o.validationFrom), splitSeedOf(o), all.name, { inPlace: true });
   const { train } = held;
   const validation = o.validation === 'folder' ? await folderSplit(o, 'val', dataDir, undefined, o.stream) : held.validation;
   for (const ds of [train, ...(validation ? [validation] : []), test]) report(ds);

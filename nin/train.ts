@@ -56,6 +56,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   trainLimit?: number;
   testLimit?: number;
   seed: number;
+  /** The seed that draws a random validation split (splitSeedOf: `seed` unless given), so that a
+   * study's repeats over `seed` can validate on the same images. */
+  splitSeed?: number;
   outDir: string;
   /** Set by the CLI when it picked `outDir` for a new run (no --out): the series (`runs/mnist-…`)
    * whose next free directory the run takes if another run claims `outDir` first. Not saved. */

@@ -302,6 +302,14 @@ describe('nin CLI', () => {
       expect(parseTrainArgs(['--head', head, '--class-lr-mult', '1']).options.classLrMult, head).toBe(1);
     }
     expect(parseTrainArgs(['--head', 'gap']).options.classLrMult).toBeUndefined();
+    // --split-seed draws a random split (or SVHN's quotas) instead of --seed; without one it has nothing to draw.
+    expect(parseTrainArgs(['--val', '500', '--split-seed', '7']).options).toMatchObject({ seed: 1, splitSeed: 7 });
+    expect(parseTrainArgs(['--val', '500']).options.splitSeed).toBeUndefined();
+    expect(parseTrainArgs(['--dataset', 'svhn', '--val', 'paper', '--split-seed', '7']).options.splitSeed).toBe(7);
+    expect(() => parseTrainArgs(['--split-seed', '7'])).toThrow(new UsageError("--split-seed draws a random validation split (--val N, or SVHN's --val paper); there is no validation split (--val 0): nothing to draw"));
+    expect(() => parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper', '--split-seed', '7'])).toThrow(new UsageError("--split-seed draws a random validation split (--val N, or SVHN's --val paper); --val paper takes the last images: nothing to draw"));
+    expect(() => parseTrainArgs(['--val', '500', '--val-from', 'end', '--split-seed', '7'])).toThrow(/--val 500 takes the last images: nothing to draw/);
+    expect(() => parseTrainArgs(['--val', '500', '--split-seed=-1'])).toThrow(new UsageError("--split-seed must be an integer in [0, 4294967295], got '-1'"));
     expect(parseTrainArgs(['--dataset', 'svhn', '--head', 'fc', '--class-lr-mult', '0.5']).options.classLrMult).toBe(0.5);
     // The authors' SVHN net (cuda-convnet NIN/svhn_def).
     expect(MODELS.svhn.layers.filter((l) => l.type === 'mlpconv').map((l) => [l.kernel, ...l.channels])).toEqual([[5, 128, 96, 64], [5, 320, 256, 128], [5, 384, 256, 10]]);
@@ -369,6 +377,7 @@ describe('nin CLI', () => {
       [['--val-from', 'end'], "--val-from end (the checkpoint's split took images at random: another split would validate on images the run trained on)"],
       [['--train-limit', '5000'], "--train-limit 5000 (the checkpoint's was none: its training set and split)"],
       [['--seed', '2'], "--seed 2 (the checkpoint's validation split was drawn by seed 9: another seed would validate on images the run trained on)"],
+      [['--split-seed', '2'], "--split-seed 2 (the checkpoint's validation split was drawn by seed 9: another seed would validate on images the run trained on)"],
     ];
     for (const [flags, clash] of clashes) {
       expect(() => parseTrainArgs(['--resume', ckpt, ...flags]), flags.join(' ')).toThrow(new UsageError(`--resume ${ckpt}: ${clash}: a resumed run keeps them (start a new run to change them)`));
@@ -378,6 +387,13 @@ describe('nin CLI', () => {
     const noVal = join(dir, 'no-val.safetensors');
     writeSafetensors(noVal, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...first, validation: 0 }), config: JSON.stringify(modelConfig(first)), epoch: '1' });
     expect(parseTrainArgs(['--resume', noVal, '--seed', '2', '--out', join(dir, 'fork')]).options.seed).toBe(2);
+    // --split-seed: the split stays while --seed changes (a fork with the split seed its run drew by),
+    // and a run that drew its split by --split-seed keeps it across a resume with another --seed.
+    expect(parseTrainArgs(['--resume', ckpt, '--split-seed', '9', '--seed', '2', '--out', join(dir, 'fork-split')]).options).toMatchObject({ seed: 2, splitSeed: 9 });
+    const bySplitSeed = join(dir, 'split-seed.safetensors');
+    writeSafetensors(bySplitSeed, {}, { format: 'nin-webgpu/1', options: JSON.stringify({ ...first, splitSeed: 7 }), config: JSON.stringify(modelConfig(first)), epoch: '1' });
+    expect(parseTrainArgs(['--resume', bySplitSeed, '--seed', '3', '--out', join(dir, 'fork-3')]).options).toMatchObject({ seed: 3, splitSeed: 7 });
+    expect(() => parseTrainArgs(['--resume', bySplitSeed, '--split-seed', '8'])).toThrow(/--split-seed 8 \(the checkpoint's validation split was drawn by seed 7: another seed would validate on images the run trained on\)/);
     // A checkpoint from before --val-from drew its --val paper split at random: its resume does too.
     const older = join(dir, 'older.safetensors');
     const { validationFrom: _, ...olderOptions } = parseTrainArgs(['--dataset', 'cifar10', '--val', 'paper', '--out', join(dir, 'older')]).options;

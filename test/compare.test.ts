@@ -103,6 +103,9 @@ describe('nin compare', () => {
     expect(lines[2].split(/\s{2,}/)).toEqual(['gap', 'gap', '93,610', '0.05', '3/4', '0.3333', '–', '25.00%', '20.00% (2)', '30.00%', '101.5', '3m00s']);
     expect(lines[3].split(/\s{2,}/)).toEqual(['fc', 'fc', '100,020', '0.01', '2/4', '0.5000', '–', '40.00%', '35.00% (1)', '45.00%', '101.0', '2m00s']);
     expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random, by seed), seed 1, adapter test adapter');
+    // A split drawn by --split-seed: the same for runs of other seeds, and said so.
+    expect(readRun(runDir('study/split-seed', epochs(0, 1, () => ({ testError: 0.3 })), { validation: 5000, splitSeed: 7 })).settings.val).toBe('5000 (random, split seed 7)');
+    expect(readRun(runDir('study/svhn-split-seed', epochs(0, 1, () => ({ testError: 0.3 })), { dataset: 'svhn', validation: 'paper', splitSeed: 7 })).settings.val).toBe('paper (split seed 7)');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);

@@ -397,6 +397,11 @@ describe('nin train --dataset folder end to end', () => {
     ]);
     rmSync(join(root, 'val'), { recursive: true });
     expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${resolve(root)} has no val/ (give --val N to hold out training images instead)`));
+    // --split-seed: the images held out by it, whatever --seed; by --seed without it.
+    const held = async (...flags: string[]) => (await loadSplits(quiet(parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--val', '16', '--out', join(tmp, 'split-seed'), ...flags]).options))).validation!.images;
+    expect(await held('--seed', '1', '--split-seed', '7')).toEqual(await held('--seed', '2', '--split-seed', '7'));
+    expect(await held('--seed', '7')).toEqual(await held('--seed', '2', '--split-seed', '7'));
+    expect(await held('--seed', '1')).not.toEqual(await held('--seed', '2'));
     expect(() => parseTrainArgs([...args, '--val', 'folder'])).toThrow(expect.objectContaining({ showUsage: false }));
     const data = await loadSplits(o);
     expect([data.train.count, data.test!.count, data.train.height, data.train.width, data.train.channels]).toEqual([120, 30, 10, 12, 3]);

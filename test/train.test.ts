@@ -1260,6 +1260,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(m, stderr).not.toBeNull();
     expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]) });
   });
+
+  it('--split-seed draws the held-out images in place of --seed (a study\'s repeats validate on the same images)', async () => {
+    const held = async (...flags: string[]) => (await loadSplits(options(['--train-limit', '200', '--val', '40', '--out', join(tmp, 'split-seed'), ...flags]))).validation!.images;
+    expect(await held('--seed', '1', '--split-seed', '7')).toEqual(await held('--seed', '2', '--split-seed', '7'));
+    expect(await held('--seed', '7')).toEqual(await held('--seed', '3', '--split-seed', '7'));
+    expect(await held('--seed', '1')).not.toEqual(await held('--seed', '2'));
+  });
 });
 
 describe('train() called directly', () => {

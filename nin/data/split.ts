@@ -55,6 +55,16 @@ export function validationFromOf(o: { validation: Validation; dataset: string; v
   return choice && (o.validationFrom ?? (saved ? 'random' : choice));
 }
 
+/** The seed a run's validation split is drawn by: `--split-seed`, else `--seed`. */
+export function splitSeedOf(o: { seed: number; splitSeed?: number }): number {
+  return o.splitSeed ?? o.seed;
+}
+
+/** Whether a seed draws the plan's images: at random, or SVHN's per-class quotas (not the last N). */
+export function drawnBySeed(plan: ValidationPlan | null): boolean {
+  return plan !== null && ('perClass' in plan || plan.from === 'random');
+}
+
 /** Images a plan holds out, given the number of classes. */
 export function validationSize(plan: ValidationPlan | null, classes: number): number {
   if (!plan) return 0;
