@@ -12,7 +12,7 @@ import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
-import { displayWidth, padEndTo, padStartTo } from './text.ts';
+import { tableLines } from './text.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -348,9 +348,7 @@ export function comparisonTable(runs: RunSummary[]): string {
     ];
   });
   // In terminal columns: a run or folder may be named in CJK.
-  const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
-  const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
-  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  const out = tableLines(header, rows);
   if (shared.length && known.length) out.push('', `same in all${known.length < runs.length ? ' with known settings' : ''}: ${shared.map((k) => `${k} ${known[0].settings[k]}`).join(', ')}`);
   const unknown = runs.filter((r) => Object.keys(r.settings).length === 0).map((r) => r.label);
   if (unknown.length) out.push(`no checkpoint, nor a log record of its settings (written from session 40 on), to read the settings from: ${unknown.join(', ')}`);
@@ -445,12 +443,14 @@ function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): str
       ...(withVal ? [pct(meanAndSd(bests.map((b) => b?.valError))), pct(meanAndSd(bests.map((b) => b?.testError)))] : []),
     ];
   });
-  const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
-  const line = (cells: string[]) => cells.map((s, c) => (c < Math.max(keys.length, 1) ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
-  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', ...tableLines(header, rows, Math.max(keys.length, 1))];
+  const why = (r: RunSummary) => {
+    const stopped = stoppedAt(r);
+    return stopped ? `stopped at step ${stopped.step}` : `${r.epochs.at(-1)?.epoch ?? 0} epochs`;
+  };
   for (const g of groups) {
     const left = g.runs.filter((r) => !g.counted.includes(r));
-    if (left.length) out.push(`note: over seeds, ${left.map((r) => `${r.label} (${stoppedAt(r) ? `stopped at step ${stoppedAt(r)!.step}` : `${r.epochs.at(-1)?.epoch ?? 0} epochs`})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${g.counted.length ? `epoch ${g.counted[0].epochs.at(-1)!.epoch}` : 'an epoch'}, as the others did`);
+    if (left.length) out.push(`note: over seeds, ${left.map((r) => `${r.label} (${why(r)})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${g.counted.length ? `epoch ${g.counted[0].epochs.at(-1)!.epoch}` : 'an epoch'}, as the others did`);
   }
   return out;
 }

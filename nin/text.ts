@@ -54,3 +54,11 @@ export function padEndTo(text: string, columns: number): string {
 export function padStartTo(text: string, columns: number): string {
   return ' '.repeat(Math.max(0, columns - displayWidth(text))) + text;
 }
+
+/** A table's lines in terminal columns: the header, a rule, the rows; the first `leftColumns`
+ * columns padded on the right (names), the rest on the left (numbers). */
+export function tableLines(header: string[], rows: string[][], leftColumns = 1): string[] {
+  const widths = header.map((h, c) => Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[c]))));
+  const line = (cells: string[]) => cells.map((s, c) => (c < leftColumns ? padEndTo(s, widths[c]) : padStartTo(s, widths[c]))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
