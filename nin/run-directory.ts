@@ -45,7 +45,7 @@ import { readSafetensorsMetadata } from './safetensors.ts';
 import { pictureFormat, readStart } from './images.ts';
 import { makeDirectory, parseTempName, tempPathInUse, writeError } from './data/io.ts';
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
-import { splitSeedOf, validationFromOf } from './data/split.ts';
+import { drawnBySeed, splitSeedOf, validationFromOf, validationPlan } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import type { TrainOptions } from './train.ts';
 
@@ -261,7 +261,7 @@ export function resumeClashes(o: TrainOptions, saved: ModelConfig, savedOptions:
     // seed would validate on images the run trained on. (The RNGs take its low 32 bits.) Elsewhere
     // it may change: a fork with another batch order and dropout masks is an experiment of its own.
     // (--split-seed, saved or given, draws it instead: then --seed may change)
-    sameCount && (o.validation ?? 0) !== 0 && from !== 'end' && was('seed') !== undefined && (splitSeedOf(o) >>> 0) !== (splitSeedOf(savedOptions) >>> 0) &&
+    sameCount && drawnBySeed(validationPlan(o.validation ?? 0, o.dataset, 1, from)) && was('seed') !== undefined && (splitSeedOf(o) >>> 0) !== (splitSeedOf(savedOptions) >>> 0) &&
       `${o.splitSeed === undefined ? `--seed ${o.seed}` : `--split-seed ${o.splitSeed}`} (the checkpoint's validation split was drawn by seed ${splitSeedOf(savedOptions)}: another seed would validate on images the run trained on)`,
   ].filter((c): c is string => typeof c === 'string');
 }

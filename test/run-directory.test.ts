@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
@@ -707,3 +707,18 @@ describe('where a write lands, and making directories', () => {
     }
   });
 });
+
+describe('resumeClashes: another seed', () => {
+  it('is refused only where the seed drew the validation split (at random, or SVHN\'s quotas), not for an image folder\'s val/ or the last N', () => {
+    const o = parseTrainArgs(['--model', 'mnist-small', '--out', join(tmpdir(), 'nin-unused-run')]).options;
+    const clash = (saved: Partial<TrainOptions>) => resumeClashes({ ...o, ...saved, seed: 2 }, modelConfig(o), { ...o, ...saved, seed: 1 }).filter((c) => c.startsWith('--seed'));
+    const refused = ["--seed 2 (the checkpoint's validation split was drawn by seed 1: another seed would validate on images the run trained on)"];
+    expect(clash({ validation: 500, validationFrom: 'random' })).toEqual(refused);
+    expect(clash({ dataset: 'svhn', validation: 'paper', validationFrom: undefined })).toEqual(refused);
+    expect(clash({ validation: 500, validationFrom: 'end' })).toEqual([]);
+    expect(clash({ validation: 0 })).toEqual([]);
+    // val/ is a folder of its own: the seed draws nothing (this was refused before).
+    expect(clash({ dataset: 'folder', validation: 'folder', validationFrom: undefined })).toEqual([]);
+  });
+});
+
