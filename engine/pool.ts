@@ -15,6 +15,10 @@ export interface PoolStats {
   reuses: number;
   /** Buffers handed out and not yet released. */
   liveBuffers: number;
+  /** The most bytes handed out at once, since the pool was made or resetPeaks(). */
+  peakLiveBytes: number;
+  /** The most bytes held on the device at once (handed out and kept for reuse), likewise. */
+  peakHeldBytes: number;
 }
 
 const USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
@@ -33,7 +37,9 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private classOf = new WeakMap<GPUBuffer, number>();
-  readonly stats: PoolStats = { liveBytes: 0, pooledBytes: 0, allocations: 0, reuses: 0, liveBuffers: 0 };
+  readonly stats: PoolStats = { liveBytes: 0, pooledBytes: 0, allocations: 0, reuses: 0, liveBuffers: 0, peakLiveBytes: 0, peakHeldBytes: 0 };
+  /** Buffers the device failed to allocate (discard()): dropped when released, never handed out again. */
+  private failed = new WeakSet<GPUBuffer>();
   /**
    * Tests (runtime.ts setOutOfBoundsGuard): above 0, every buffer handed out is a new one, at least
    * this many bytes longer than asked for and filled with NaN, so what lies past a tensor's end is NaN.
@@ -42,7 +48,8 @@ export class BufferPool {
   /** The buffers handed out while guardBytes > 0, each with the bytes asked for (runtime.ts writesPastTheEnd). */
   guarded: { buffer: GPUBuffer; bytes: number }[] = [];
 
-  constructor(private device: GPUDevice, private maxBufferSize: number) {}
+  /** `create` makes a buffer on the device (runtime.ts watches each for the device running out of memory). */
+  constructor(private create: (descriptor: GPUBufferDescriptor) => GPUBuffer, private maxBufferSize: number) {}
 
   acquire(bytes: number): GPUBuffer {
     const guard = this.guardBytes;
@@ -54,7 +61,7 @@ export class BufferPool {
       this.stats.pooledBytes -= size;
       this.stats.reuses++;
     } else {
-      buf = this.device.createBuffer({ size, usage: USAGE, mappedAtCreation: guard > 0 });
+      buf = this.create({ size, usage: USAGE, mappedAtCreation: guard > 0 });
       if (guard) {
         new Float32Array(buf.getMappedRange()).fill(NaN);
         buf.unmap();
@@ -65,7 +72,27 @@ export class BufferPool {
     }
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, this.stats.liveBytes + this.stats.pooledBytes);
     return buf;
+  }
+
+  /** Starts the peaks afresh from what is held now (a training run's own peak, in a process that ran others). */
+  resetPeaks(): void {
+    this.stats.peakLiveBytes = this.stats.liveBytes;
+    this.stats.peakHeldBytes = this.stats.liveBytes + this.stats.pooledBytes;
+  }
+
+  /** A buffer the device failed to allocate: out of the free lists now, or dropped when released. */
+  discard(buf: GPUBuffer): void {
+    this.failed.add(buf);
+    const size = this.classOf.get(buf);
+    const list = size === undefined ? undefined : this.free.get(size);
+    const at = list?.indexOf(buf) ?? -1;
+    if (at >= 0) {
+      list!.splice(at, 1);
+      this.stats.pooledBytes -= size!;
+    }
   }
 
   /** Destroys every buffer kept for reuse (the live ones stay); returns the bytes freed. The
@@ -83,11 +110,15 @@ export class BufferPool {
   release(buf: GPUBuffer): void {
     const size = this.classOf.get(buf);
     if (size === undefined) throw new Error('BufferPool.release: buffer was not acquired from this pool');
+    this.stats.liveBytes -= size;
+    this.stats.liveBuffers--;
+    if (this.failed.has(buf)) {
+      buf.destroy();
+      return;
+    }
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     list.push(buf);
-    this.stats.liveBytes -= size;
-    this.stats.liveBuffers--;
     this.stats.pooledBytes += size;
   }
 }

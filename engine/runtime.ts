@@ -137,9 +137,50 @@ function device(): GPUDevice {
     recorded = 0;
     freeUniforms = [];
     usedUniforms = [];
-    poolInstance = new BufferPool(g.device, g.limits.maxBufferSize);
+    poolInstance = new BufferPool((desc) => createWatchedBuffer(g.device, desc), g.limits.maxBufferSize);
   }
   return g.device;
+}
+
+/** Tests (setAllocationFault): the size the next buffer made is asked of the device at, or 0. */
+let faultSize = 0;
+
+/**
+ * Tests: the next buffer the pool makes is asked of the device at `bytes` instead, a size it cannot
+ * give (lavapipe: 4294967293 bytes and up, within its maxBufferSize), so the device's own
+ * out-of-memory error takes the path a real one would.
+ */
+export function setAllocationFault(bytes: number): void {
+  faultSize = bytes;
+}
+
+/**
+ * Makes a buffer, watching it for the device running out of memory: found (asynchronously, at the
+ * next checkErrors) as a GpuError that says the size asked for and what the pool held then, not as
+ * the validation errors of the invalid buffer's uses.
+ */
+function createWatchedBuffer(d: GPUDevice, desc: GPUBufferDescriptor): GPUBuffer {
+  d.pushErrorScope('out-of-memory');
+  const buf = d.createBuffer(faultSize ? { ...desc, size: faultSize } : desc);
+  faultSize = 0;
+  const held = poolInstance ? { ...poolInstance.stats } : null;
+  const p = poolInstance;
+  const check = awaitedOn(d, d.popErrorScope()).then((err) => {
+    if (!err) return;
+    p?.discard(buf);
+    const what = held ? `; the engine held ${fmtBytes(held.liveBytes + held.pooledBytes)} of buffers then (${fmtBytes(held.liveBytes)} in ${held.liveBuffers} tensor${held.liveBuffers === 1 ? '' : 's'}, ${fmtBytes(held.pooledBytes)} kept for reuse)` : '';
+    throw new GpuError(`GPU out of memory: the device could not make a buffer of ${fmtBytes(Number(desc.size))} (${err.message.split('\n')[0]})${what}`);
+  });
+  check.catch(() => {}); // surfaced by checkErrors()
+  pendingChecks.push(check);
+  return buf;
+}
+
+/** Bytes for a person: 512 bytes, 1.5 KiB, 35.2 MiB, 3.10 GiB. */
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} bytes`;
 }
 
 export function pool(): BufferPool {
@@ -374,7 +415,9 @@ export function flush(): void {
   const validation = awaitedOn(d, d.popErrorScope());
   const check = Promise.all([oom, validation]).then(([o, v]) => {
     const err = o ?? v;
-    if (err) throw new GpuError(`GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}`);
+    if (!err) return;
+    const held = o && poolInstance ? `; the engine holds ${fmtBytes(poolInstance.stats.liveBytes + poolInstance.stats.pooledBytes)} of buffers` : '';
+    throw new GpuError(`GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}${held}`);
   });
   check.catch(() => {});
   pendingChecks.push(check);

@@ -3,7 +3,7 @@ import { backward, param } from '../engine/autograd.ts';
 import { deriveSeed, gaussian } from './data/rng.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { gpu } from '../engine/device.ts';
-import { profileScope } from '../engine/runtime.ts';
+import { fmtBytes, profileScope } from '../engine/runtime.ts';
 import { gemmStyle } from '../kernels/gemm.ts';
 import { conv2d, convGeometry, isSameConv } from '../kernels/conv2d.ts';
 import { dropout } from '../kernels/dropout.ts';
@@ -244,17 +244,16 @@ export function parameterSpecs(config: ModelConfig, summaries = plan(config)) {
  */
 export function batchTooLarge(config: ModelConfig, batch: number): string | null {
   const limit = gpu().limits.maxStorageBufferBindingSize;
-  const size = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} bytes`);
-  const binds = `past the ${size(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize)`;
+  const binds = `past the ${fmtBytes(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize)`;
   const weights = largestWeightTensor(config);
   if (4 * elements(weights.shape) > limit) {
-    return `${config.name} cannot run on this adapter at any batch: ${weights.layer} has a float32 weight tensor of [${weights.shape.join(', ')}] (${size(4 * elements(weights.shape))}), ${binds}`;
+    return `${config.name} cannot run on this adapter at any batch: ${weights.layer} has a float32 weight tensor of [${weights.shape.join(', ')}] (${fmtBytes(4 * elements(weights.shape))}), ${binds}`;
   }
   const { layer, shape, bytes, fits } = batchBound(config);
   if (batch <= fits) return null;
   return (
     `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
-    `(${size(batch * bytes)}), ${binds}; ` +
+    `(${fmtBytes(batch * bytes)}), ${binds}; ` +
     (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits, whatever the batch: smaller images would (for an image folder, --image-size)')
   );
 }
