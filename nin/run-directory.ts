@@ -348,6 +348,10 @@ export interface EpochRecord {
   lr: number;
   imgPerSec: number;
   seconds: number;
+  /** The most bytes the engine's GPU buffers held at once, in this process's stretch of the run so
+   * far (weights, optimiser state, the steps' and evaluations' tensors, those kept for reuse);
+   * absent in logs from before session 42. */
+  gpuPeakBytes?: number;
 }
 
 export interface StartRecord {

@@ -3,10 +3,10 @@ import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSy
 import { randomUUID } from 'node:crypto';
 import { dirname, join, relative, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
-import { getGpu } from '../engine/device.ts';
+import { getGpu, GpuError } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, formatScopeProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
-import { profileScope } from '../engine/runtime.ts';
+import { fmtBytes, pool, profileScope } from '../engine/runtime.ts';
 import { labelTensor } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
@@ -726,6 +726,8 @@ async function trainInDirectory(
   let stop = false; // o.interrupt's answer after the last step
   let pending: Promise<void> | null = null;
   let lastReads: Promise<unknown> | null = null; // the newest step's readback, which frees its loss and logits
+  pool().resetPeaks(); // the run's own peak (weights and optimiser state included), for its records
+  let memoryNoted = false;
   try {
     // A live progress bar on stderr's terminal (elsewhere, a progress line every 10 s).
     const liveBar = process.stderr.isTTY === true && o.progress !== false;
@@ -803,6 +805,9 @@ async function trainInDirectory(
           seen += labels.length;
           if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr: thisLr });
         });
+        // Awaited a step later: a failure meanwhile (a GPU error at the readback, found while the
+        // loop waits for the next batch) is not an unhandled rejection, which ended the process.
+        pending.catch(() => {});
         if (prev) await prev;
         step++;
         inEpoch++;
@@ -911,6 +916,8 @@ async function trainInDirectory(
       // The epoch's record first: a process killed while saving leaves a record beyond its last
       // checkpoint, which the resume from that checkpoint supersedes; the other way round, the
       // epoch would be missing from the history for good.
+      const memory = pool().stats;
+      rec.gpuPeakBytes = memory.peakHeldBytes;
       writeMetrics(rec);
       await save(ckptPath, epoch + 1);
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
@@ -927,6 +934,10 @@ async function trainInDirectory(
           (improved ? ` (best validation error so far: also ${bestPath})` : '') +
           scheduleNote,
       );
+      if (!memoryNoted) {
+        memoryNoted = true; // (after the first epoch's evaluation: its batches are as large as training's)
+        log(`GPU memory: the engine's buffers held ${fmtBytes(memory.peakHeldBytes)} at most (${fmtBytes(memory.peakLiveBytes)} of it in tensors at once), at batch ${o.batchSize}`);
+      }
       // The chance watch misses a collapsed net whose batch losses stray past its band (small batches).
       const collapsed = judged && !collapseNoted ? collapsedTo(judged.confusion) : null;
       if (collapsed !== null) {
@@ -948,6 +959,10 @@ async function trainInDirectory(
     // so that its tensors are freed before the caller hears of the failure.
     pending?.catch(() => {});
     await lastReads?.catch(() => {});
+    if (e instanceof GpuError && /out of memory/.test(e.message)) {
+      // (found at the step's readback, or an evaluation's: by then, not at)
+      throw new TrainingStopped(`${e.message}; by step ${step}, at batch ${o.batchSize}: a smaller --batch needs less memory; last good checkpoint: ${lastGood}`);
+    }
     throw e;
   } finally {
     prof?.stop();

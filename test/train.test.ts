@@ -7,10 +7,10 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { pool, runtimeStats, upload } from '../engine/runtime.ts';
+import { fmtBytes, pool, runtimeStats, setAllocationFault, upload } from '../engine/runtime.ts';
 import { Profiler } from '../engine/profiler.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
@@ -20,7 +20,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type EpochRecord, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -28,6 +28,8 @@ import { isAvailable } from '../nin/data/registry.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { runAsync, withDeviceLimit } from './helpers.ts';
 
+/** A buffer size lavapipe cannot make (engine.test.ts: a real out-of-memory error, on demand). */
+const ALLOCATION_FAULT = 4294967293;
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
 
@@ -408,6 +410,47 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('a device out of memory stops the run, naming the batch and the last good checkpoint, and leaves no GPU buffer behind', async (ctx) => {
+    if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip(); // (see engine.test.ts: lavapipe cannot make one of this size)
+    const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '2', '--out', join(tmp, 'out-of-memory')]);
+    const ckpt = await saveUntrained(o, join(tmp, 'out-of-memory.safetensors'));
+    const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16', '--out', join(tmp, 'out-of-memory')]).options, progress: false, log: () => {} };
+    const data = await loadSplits(r);
+    const liveBefore = pool().stats.liveBuffers;
+    const step = NinModel.prototype.lossAndGradients;
+    // The first step's first new buffer (its activations) is one the device cannot make.
+    const spy = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
+      setAllocationFault(ALLOCATION_FAULT);
+      return step.apply(this, args);
+    });
+    try {
+      const err = await train(r, data).then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(TrainingStopped);
+      expect(err.message).toMatch(new RegExp(`^GPU out of memory: the device could not make a buffer of .*; by step [12], at batch 16: a smaller --batch needs less memory; last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
+    } finally {
+      spy.mockRestore();
+      setAllocationFault(0);
+    }
+    expect(pool().stats.liveBuffers).toBe(liveBefore);
+  });
+
+  it('records the run\'s peak GPU memory in each epoch\'s record, and says it after the first epoch', async () => {
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '2', '--out', join(tmp, 'memory')]), log: (l: string) => lines.push(l) };
+    await train(o, await loadSplits(o));
+    const epochs = (runLog(join(tmp, 'memory')) as EpochRecord[]).filter((r) => r.kind === 'epoch');
+    const model = new NinModel(modelConfig(o), 1);
+    const weightBytes = model.params.reduce((n, p) => n + 4 * p.tensor.size, 0);
+    model.dispose();
+    // Weights, gradients and momentum at least; the peak never falls within a process.
+    expect(epochs[0].gpuPeakBytes).toBeGreaterThan(3 * weightBytes);
+    expect(epochs[1].gpuPeakBytes).toBeGreaterThanOrEqual(epochs[0].gpuPeakBytes!);
+    const noted = lines.filter((l) => l.startsWith('GPU memory:'));
+    expect(noted).toHaveLength(1);
+    expect(noted[0]).toMatch(new RegExp(`^GPU memory: the engine's buffers held ${fmtBytes(epochs[0].gpuPeakBytes!).replace('.', '\\.')} at most \\(\\d+\\.\\d (KiB|MiB) of it in tensors at once\\), at batch 16$`));
+    expect(lines.indexOf(noted[0])).toBe(lines.findIndex((l) => l.startsWith('epoch 1:')) + 1);
   });
 
   it('never writes a checkpoint with NaN or infinite weights', async () => {
