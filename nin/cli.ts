@@ -995,7 +995,7 @@ async function runCompare(args: string[]): Promise<void> {
   checkOutFile(out, '--out', 'PNG file', 'compare.png');
   // (the bytes are a PNG's whatever the name: a .jpg would not open as one)
   if (extname(out) && extname(out).toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the comparison is written as a PNG: name it .png`);
-  const { readRuns, comparisonRecords, comparisonTable, renderComparison } = await import('./compare.ts');
+  const { readRuns, comparisonJson, comparisonTable, renderComparison } = await import('./compare.ts');
   ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;
   try {
@@ -1008,7 +1008,7 @@ async function runCompare(args: string[]): Promise<void> {
   makeDirectory(dirname(out));
   writeFileSync(out, renderComparison(runs, { linearError: Boolean(v['linear-error']), title: v.title as string | undefined }));
   console.log(`\nwrote ${out}`);
-  if (json !== undefined) writeJson(json, comparisonRecords(runs));
+  if (json !== undefined) writeJson(json, comparisonJson(runs));
 }
 
 let closedStdoutIgnored = false;

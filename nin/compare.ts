@@ -13,6 +13,7 @@ import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
 import { tableLines } from './text.ts';
+import { fmtBytes } from '../engine/runtime.ts';
 
 /** One run as the comparison reads it. */
 export interface RunSummary {
@@ -283,7 +284,15 @@ export interface ComparisonRecord {
   bestValidation: { epoch: number; valError: number; testError?: number } | null;
   imgPerSec: number | null;
   trainSeconds: number;
+  /** The most the engine's GPU buffers held at once in any epoch (null: a log from before session 42). */
+  gpuPeakBytes: number | null;
   stopped: { step: number; reason: string } | null;
+}
+
+/** The most the run's GPU buffers held at once, over its epochs' records; null where none says. */
+function gpuPeak(r: RunSummary): number | null {
+  const peaks = r.epochs.map((e) => e.gpuPeakBytes).filter((b): b is number => typeof b === 'number');
+  return peaks.length ? Math.max(...peaks) : null;
 }
 
 /** Where the run stopped learning (a NaN loss, dead class maps), as its log's last record says; else null. */
@@ -308,6 +317,7 @@ export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
       bestValidation: best ? { epoch: best.epoch, valError: best.valError!, testError: finite(best.testError) } : null,
       imgPerSec: median(steadyEpochs(r).map((e) => e.imgPerSec)),
       trainSeconds: r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
+      gpuPeakBytes: gpuPeak(r),
       stopped: stoppedAt(r),
     };
   });
@@ -323,13 +333,11 @@ export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
  * epoch, not at its own minimum (that would pick on the test set).
  */
 export function comparisonTable(runs: RunSummary[]): string {
-  const keys = SETTINGS.map(([k]) => k).filter((k) => runs.some((r) => k in r.settings));
-  const known = runs.filter((r) => Object.keys(r.settings).length > 0);
-  const differs = keys.filter((k) => new Set(known.map((r) => r.settings[k] ?? '–')).size > 1);
-  const shared = keys.filter((k) => !differs.includes(k));
+  const { known, differs, shared } = settingColumns(runs);
   const withVal = runs.some((r) => bestValidationEpoch(r) !== null);
+  const withMemory = runs.some((r) => gpuPeak(r) !== null);
   // The last epoch's losses beside its error: a gap between them tells of overfitting (the paper's FC head).
-  const header = ['run', ...differs, 'epochs', 'train loss', 'test loss', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'train time'];
+  const header = ['run', ...differs, 'epochs', 'train loss', 'test loss', 'test error', ...(withVal ? ['best val (epoch)', 'test there'] : []), 'img/s', 'train time', ...(withMemory ? ['GPU memory'] : [])];
   const rows = runs.map((r) => {
     const last = r.epochs.at(-1);
     const best = bestValidationEpoch(r);
@@ -345,6 +353,7 @@ export function comparisonTable(runs: RunSummary[]): string {
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
       rate === null ? '–' : rate.toFixed(1),
       formatDuration(seconds),
+      ...(withMemory ? [gpuPeak(r) === null ? '–' : fmtBytes(gpuPeak(r)!)] : []),
     ];
   });
   // In terminal columns: a run or folder may be named in CJK.
@@ -409,7 +418,9 @@ function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
 }
 
 /** Mean and sample standard deviation (n − 1; null for one value) of the finite values, or null where none is. */
-function meanAndSd(values: (number | null | undefined)[]): { mean: number; sd: number | null; min: number; max: number; n: number } | null {
+interface MeanAndSd { mean: number; sd: number | null; min: number; max: number; n: number }
+
+function meanAndSd(values: (number | null | undefined)[]): MeanAndSd | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   if (!v.length) return null;
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
@@ -417,42 +428,95 @@ function meanAndSd(values: (number | null | undefined)[]): { mean: number; sd: n
   return { mean, sd, min: Math.min(...v), max: Math.max(...v), n: v.length };
 }
 
-/** The table's runs over their seeds (seedGroups): per group, the runs counted and their seeds,
- * the epochs, the last test error's mean ± sample sd and range, the last test loss's mean and,
- * with validation, the mean of the best validation error and of the test error there. */
-function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): string[] {
-  const groups = seedGroups(runs, differs);
-  if (!groups.length) return [];
+/** A group of runs that differ only in their seed (seedGroups), summarised. */
+export interface SeedSummary {
+  /** The settings the group has, of those that differ between the runs compared (the seed left out). */
+  settings: Record<string, string>;
+  /** The group's runs, and those counted: the ones that reached the group's last epoch. */
+  runs: string[];
+  counted: string[];
+  seeds: string[];
+  epochs: number | null;
+  /** Over the counted runs, the last epoch's test error and loss; with validation, the best
+   * validation error and the test error at it: mean, sample sd (null for one run), min, max, n. */
+  testError: MeanAndSd | null;
+  testLoss: MeanAndSd | null;
+  bestValError: MeanAndSd | null;
+  testErrorAtBestVal: MeanAndSd | null;
+  /** The counted runs' left out, each with why (stopped at a step, or fewer epochs). */
+  leftOut: { run: string; why: string }[];
+}
+
+/** Each group of runs that differ only in their seed (seedGroups), with its means over the runs counted. */
+function seedSummaries(runs: RunSummary[], differs: string[]): SeedSummary[] {
   const keys = differs.filter((k) => k !== 'seed');
-  const pct = (m: ReturnType<typeof meanAndSd>) => (m === null ? '–' : `${(100 * m.mean).toFixed(2)}${m.sd === null ? '' : ` ± ${(100 * m.sd).toFixed(2)}`}%`);
-  const range = (m: ReturnType<typeof meanAndSd>) => (m === null || m.n < 2 ? '–' : `${(100 * m.min).toFixed(2)}–${(100 * m.max).toFixed(2)}%`);
-  const header = [...(keys.length ? keys : ['group']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
-  const rows = groups.map((g) => {
-    const c = g.counted;
-    const bests = c.map(bestValidationEpoch);
-    const testLoss = meanAndSd(c.map((r) => r.epochs.at(-1)?.testLoss));
-    const testError = meanAndSd(c.map((r) => r.epochs.at(-1)?.testError));
-    return [
-      ...(keys.length ? g.settings : ['all']),
-      c.length === g.runs.length ? String(c.length) : `${c.length} of ${g.runs.length}`,
-      c.map((r) => r.settings.seed ?? '?').join(','),
-      c.length ? epochsDone(c[0]) : '–',
-      pct(testError),
-      range(testError),
-      testLoss === null ? '–' : testLoss.mean.toFixed(4),
-      ...(withVal ? [pct(meanAndSd(bests.map((b) => b?.valError))), pct(meanAndSd(bests.map((b) => b?.testError)))] : []),
-    ];
-  });
-  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', ...tableLines(header, rows, Math.max(keys.length, 1))];
+  return seedGroups(runs, differs).map((g) => summariseSeedGroup(g, keys));
+}
+
+function summariseSeedGroup(g: SeedGroup, keys: string[]): SeedSummary {
+  const c = g.counted;
+  const bests = c.map(bestValidationEpoch);
   const why = (r: RunSummary) => {
     const stopped = stoppedAt(r);
     return stopped ? `stopped at step ${stopped.step}` : `${r.epochs.at(-1)?.epoch ?? 0} epochs`;
   };
-  for (const g of groups) {
-    const left = g.runs.filter((r) => !g.counted.includes(r));
-    if (left.length) out.push(`note: over seeds, ${left.map((r) => `${r.label} (${why(r)})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${g.counted.length ? `epoch ${g.counted[0].epochs.at(-1)!.epoch}` : 'an epoch'}, as the others did`);
+  return {
+    settings: Object.fromEntries(keys.map((k, i) => [k, g.settings[i]])),
+    runs: g.runs.map((r) => r.label),
+    counted: c.map((r) => r.label),
+    seeds: c.map((r) => r.settings.seed ?? '?'),
+    epochs: c.length ? (c[0].epochs.at(-1)?.epoch ?? null) : null,
+    testError: meanAndSd(c.map((r) => r.epochs.at(-1)?.testError)),
+    testLoss: meanAndSd(c.map((r) => r.epochs.at(-1)?.testLoss)),
+    bestValError: meanAndSd(bests.map((b) => b?.valError)),
+    testErrorAtBestVal: meanAndSd(bests.map((b) => b?.testError)),
+    leftOut: g.runs.filter((r) => !c.includes(r)).map((r) => ({ run: r.label, why: why(r) })),
+  };
+}
+
+/** The table's runs over their seeds (seedGroups, summariseSeedGroup): per group, the runs
+ * counted and their seeds, the epochs, the last test error's mean ± sample sd and range, the last
+ * test loss's mean and, with validation, the mean of the best validation error and of the test
+ * error there. */
+function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): string[] {
+  const groups = seedGroups(runs, differs);
+  if (!groups.length) return [];
+  const keys = differs.filter((k) => k !== 'seed');
+  const pct = (m: MeanAndSd | null) => (m === null ? '–' : `${(100 * m.mean).toFixed(2)}${m.sd === null ? '' : ` ± ${(100 * m.sd).toFixed(2)}`}%`);
+  const range = (m: MeanAndSd | null) => (m === null || m.n < 2 ? '–' : `${(100 * m.min).toFixed(2)}–${(100 * m.max).toFixed(2)}%`);
+  const header = [...(keys.length ? keys : ['group']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
+  const summaries = groups.map((g) => summariseSeedGroup(g, keys));
+  const rows = summaries.map((m, i) => [
+    ...(keys.length ? groups[i].settings : ['all']),
+    m.counted.length === m.runs.length ? String(m.counted.length) : `${m.counted.length} of ${m.runs.length}`,
+    m.seeds.join(','),
+    groups[i].counted.length ? epochsDone(groups[i].counted[0]) : '–',
+    pct(m.testError),
+    range(m.testError),
+    m.testLoss === null ? '–' : m.testLoss.mean.toFixed(4),
+    ...(withVal ? [pct(m.bestValError), pct(m.testErrorAtBestVal)] : []),
+  ]);
+  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', ...tableLines(header, rows, Math.max(keys.length, 1))];
+  for (const m of summaries) {
+    const left = m.leftOut;
+    if (left.length) out.push(`note: over seeds, ${left.map((l) => `${l.run} (${l.why})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${m.epochs !== null ? `epoch ${m.epochs}` : 'an epoch'}, as the others did`);
   }
   return out;
+}
+
+/** The settings columns: the settings any run has, those that differ between the runs with known
+ * settings, and those all of them share. */
+function settingColumns(runs: RunSummary[]): { known: RunSummary[]; differs: string[]; shared: string[] } {
+  const keys = SETTINGS.map(([k]) => k).filter((k) => runs.some((r) => k in r.settings));
+  const known = runs.filter((r) => Object.keys(r.settings).length > 0);
+  const differs = keys.filter((k) => new Set(known.map((r) => r.settings[k] ?? '–')).size > 1);
+  return { known, differs, shared: keys.filter((k) => !differs.includes(k)) };
+}
+
+/** `nin compare --json`: each run's row (comparisonRecords) and the over-seeds groups (seedSummaries). */
+export function comparisonJson(runs: RunSummary[]): { runs: ComparisonRecord[]; overSeeds: SeedSummary[] } {
+  const { known, differs } = settingColumns(runs);
+  return { runs: comparisonRecords(runs), overSeeds: seedSummaries(known, differs) };
 }
 
 /** The columns that tell one network from another. */

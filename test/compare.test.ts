@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
+import { comparisonJson, comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
 import { MODELS } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
@@ -228,6 +228,33 @@ describe('nin compare', () => {
     // One group of them all: named 'all'.
     const all = comparisonTable(readRuns(seeded.slice(0, 3))).split('\n');
     expect(all[all.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):') + 3].split(/\s{2,}/).slice(0, 3)).toEqual(['all', '3', '1,2,3']);
+    // As data (--json): the groups with the numbers unrounded.
+    const { overSeeds } = comparisonJson(readRuns([...seeded, stopped]));
+    expect(overSeeds.map((g) => [g.settings, g.runs, g.counted, g.seeds, g.epochs, g.leftOut])).toEqual([
+      [{ head: 'gap', params: '93,610' }, ['gap-1', 'gap-2', 'gap-3'], ['gap-1', 'gap-2', 'gap-3'], ['1', '2', '3'], 2, []],
+      [{ head: 'fc', params: '100,020' }, ['fc-1', 'fc-2', 'fc-3'], ['fc-1', 'fc-2'], ['1', '2'], 2, [{ run: 'fc-3', why: 'stopped at step 13' }]],
+    ]);
+    const [gapGroup, fcGroup] = overSeeds;
+    expect(gapGroup.testError!.mean).toBeCloseTo(0.32, 12);
+    expect(gapGroup.testError).toMatchObject({ min: 0.3, max: 0.34, n: 3 });
+    expect(gapGroup.testError!.sd).toBeCloseTo(0.02, 12);
+    expect(fcGroup.testError!.sd).toBeCloseTo(Math.SQRT1_2 / 10, 12); // 40 and 50 %
+    expect(fcGroup.bestValError!.mean).toBeCloseTo(0.44, 12);
+    expect(fcGroup.testErrorAtBestVal!.mean).toBeCloseTo(0.45, 12);
+    expect(gapGroup.testLoss).toBeNull(); // (the fixture logs no test loss)
+    expect(comparisonJson(readRuns(seeded.slice(2, 4))).overSeeds).toEqual([]);
+  });
+
+  it('a GPU memory column where a run\'s log has its peak (the largest over its epochs), – for a log from before it', () => {
+    const withPeak = (peaks: number[]) => epochs(0, 2, () => ({ testError: 0.2 })).map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, gpuPeakBytes: peaks[e.epoch - 1] } : r; });
+    const big = runDir('memory/big', withPeak([300 * 2 ** 20, 310.5 * 2 ** 20]), { batchSize: 256 });
+    const small = runDir('memory/small', withPeak([40 * 2 ** 20, 39 * 2 ** 20]), { batchSize: 32 });
+    const old = runDir('memory/old', epochs(0, 2, () => ({ testError: 0.2 })), { batchSize: 128 });
+    const lines = comparisonTable(readRuns([big, small, old])).split('\n');
+    expect(lines[0].split(/\s{2,}/).slice(-2)).toEqual(['train time', 'GPU memory']);
+    expect(lines.slice(2, 5).map((l) => l.split(/\s{2,}/).at(-1))).toEqual(['310.5 MiB', '40.0 MiB', '–']);
+    expect(comparisonRecords(readRuns([big, old])).map((r) => r.gpuPeakBytes)).toEqual([310.5 * 2 ** 20, null]);
+    expect(comparisonTable(readRuns([old]))).not.toContain('GPU memory');
   });
 
   it('the same run given twice by any of its paths (directory, log, link, a checkpoint on its line) is refused; a line the run has left is another run', () => {
@@ -435,7 +462,10 @@ describe('nin compare', () => {
     expect(readFileSync(out)).toEqual(renderComparison(readRuns([gap, fc]), { title: 'GAP vs FC' }));
     expect(readFileSync(out)).not.toEqual(renderComparison(readRuns([gap, fc])));
     // --json: each row as data, every setting (shared ones too), numbers unformatted: the table's.
-    const rows = JSON.parse(readFileSync(json, 'utf8'));
+    const written = JSON.parse(readFileSync(json, 'utf8'));
+    expect(written).toEqual(comparisonJson(readRuns([gap, fc])));
+    expect(written.overSeeds).toEqual([]); // (one seed each)
+    const rows = written.runs;
     expect(rows).toEqual(comparisonRecords(readRuns([gap, fc])));
     expect(rows.map((x: { run: string; settings: { head: string; seed: string }; epochsDone: number; epochsPlanned: number; last: { testError: number }; bestValidation: { epoch: number; testError: number }; imgPerSec: number; trainSeconds: number; stopped: null }) =>
       [x.run, x.settings.head, x.settings.seed, x.epochsDone, x.epochsPlanned, x.last.testError, x.bestValidation.epoch, x.bestValidation.testError, x.imgPerSec, x.trainSeconds, x.stopped])).toEqual([
