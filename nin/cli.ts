@@ -411,6 +411,141 @@ function checkpointHeader(path: string, flag = '--resume'): { options: TrainOpti
   return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
 }
 
+/** An image folder's run (folderRun): its network, its folders and their counts. */
+type Folder = ReturnType<typeof folderRun>;
+
+/** What trainNetwork found: the data set, the network (its name and config; `custom`: a config
+ * file's or a resumed custom network's), an image folder's run, and the recipe's defaults. */
+interface TrainNetwork { dataset: string; model: string; config: ModelConfig; custom: ModelConfig | undefined; folder: Folder | undefined; defaults: Defaults }
+
+/**
+ * The data set and network a train command names (--dataset, --model or --config; else a resumed
+ * checkpoint's; else the main job's), with the recipe's defaults that go with them, and an image
+ * folder's network fitted to its images. A usage error where they do not fit together.
+ */
+function trainNetwork(s: (flag: string) => string | undefined, datasetFlag: string | undefined, header: ReturnType<typeof checkpointHeader> | undefined, resume: string | undefined): TrainNetwork {
+  const saved = header?.options;
+  // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
+  const modelArg = s('model');
+  const configFile = s('config');
+  if (configFile !== undefined && modelArg !== undefined) throw new UsageError('--config and --model both name the network: give one');
+  if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
+  if (s('weights-from') !== undefined && header) throw new UsageError(`--weights-from starts a new run from a checkpoint's weights; a resumed run continues with its own (${resume}'s)`);
+  // A network of one's own: from --config, or the resumed checkpoint's options.
+  const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
+  // (a config no data set fits is refused below, unless --dataset or a resume names the data set)
+  const datasetOfModel = custom ? (datasetOfShape(custom) ?? (custom.input.channels === 1 ? 'mnist' : 'cifar10')) : modelArg === undefined ? undefined : datasetOf(modelArg);
+  // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
+  const dataset = datasetFlag ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
+  // (found now: an image folder's run reads its folder before the other clashes are listed)
+  if (saved && dataset !== saved.dataset) throw new UsageError(`--resume ${resume}: --dataset ${dataset} (the checkpoint was trained on ${saved.dataset}): a resumed run keeps its data (start a new run to change it)`);
+  // Before the model's shape is checked against the data: "takes 32×32×3 images but mnist images are 28×28×1" missed the point.
+  if (header && modelArg !== undefined && modelArg !== header.config.name) throw new UsageError(`--resume ${resume}: --model ${modelArg} (the checkpoint holds ${header.config.name}): a resumed run keeps its network (start a new run to change it; --weights-from starts one from its weights)`);
+  // No dataset, no model and no checkpoint named: the main job.
+  const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
+  const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
+  // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
+  // (An image folder's run takes its data set's recipe only: the CPU-sized models' shorter ones are for their data sets' sizes.)
+  const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...(dataset === FOLDER ? {} : MODEL_DEFAULTS[model]) };
+  const base = custom ?? builtInModel(model);
+  if (!base) {
+    const known = `one of ${Object.keys(MODELS).join(', ')}`;
+    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`, !(modelArg === undefined && saved));
+  }
+  if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
+  // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
+  const folder = dataset === FOLDER ? folderRun(base, custom !== undefined, header && { path: resume!, options: header.options }, s('data-dir'), s('image-size')) : undefined;
+  const config = folder?.config ?? base;
+  if (!folder) {
+    const { height, width, channels } = config.input;
+    if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
+      throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${datasetImages()} (images of your own: --dataset folder --data-dir DIR)`);
+    }
+    const { image, classes } = DATASET_SHAPES[dataset];
+    if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
+    if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}${custom && !saved && s('dataset') === undefined ? ' (images of your own: --dataset folder --data-dir DIR)' : ''}`);
+  }
+  return { dataset, model, config, custom, folder, defaults: d };
+}
+
+/** The validation split's flags (--val, --val-from, --split-seed, --extra) checked against the
+ * data set; a --val folder run's val/ scanned and recorded in the options, so a resume validates
+ * on the same images. `saved`: the resumed checkpoint's options. */
+function checkValidationSplit(options: TrainOptions, s: (flag: string) => string | undefined, folder: Folder | undefined, saved: TrainOptions | undefined): void {
+  if (s('val-from') !== undefined && !defaultValidationFrom(options.validation, options.dataset)) {
+    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'there is no validation split (--val 0)'}`);
+  }
+  options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
+  if (s('split-seed') !== undefined && !drawnBySeed(validationPlan(options.validation, options.dataset, 1, options.validationFrom))) {
+    throw new UsageError(`--split-seed draws a random validation split (--val N, or SVHN's --val paper); ${options.validation ? `--val ${options.validation} takes ${options.validation === 'folder' ? "the folder's val/" : 'the last images'}` : 'there is no validation split (--val 0)'}: nothing to draw`);
+  }
+  if (options.extra && options.dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${options.dataset} has no extra set`);
+  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
+  if (options.validation === 'folder') {
+    if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${options.dataset} has none: give --val N or --val paper`);
+    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`, false);
+    if (!existsSync(join(folder.imageFolder.dir, 'val'))) throw new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${folder.imageFolder.dir} has no val/ (give --val N to hold out training images instead)`, false);
+    const val = scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
+    // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
+    const was = saved?.imageFolder;
+    const changed = was && folderValChanged(val, was);
+    if (changed) throw new Error(`--resume ${options.resume}: ${val.dir}: ${changed}`); // (the data, not the flags: exit 1, as for changed class folders)
+    options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val), valClasses: folderClassLists(val) };
+  }
+}
+
+/** Whether the training set, known before it is read (the official count, which a partial file can
+ * only make smaller, the folder's, or --train-limit), holds the validation split and a batch: a
+ * usage error where it does not. An image folder's default batch is cut to fit (options.batchSize). */
+function checkTrainingSetFits(options: TrainOptions, classes: number, s: (flag: string) => string | undefined, folder: Folder | undefined, resumed: boolean): void {
+  const { dataset } = options;
+  // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
+  const trainPart = folder ? folder.imageFolder.trainImages : splitCount(dataset, 'train');
+  const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
+  const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
+  const whose = folder ? `${folder.trainDir}'s` : `${dataset}'s`;
+  // A limit past the data set used all of it, but was saved as given: runs on the same images
+  // then differed in `nin compare`'s settings.
+  if (s('train-limit') !== undefined && options.trainLimit! > official) {
+    throw new UsageError(`--train-limit ${options.trainLimit} is more than ${whose} ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
+  }
+  if (s('test-limit') !== undefined) checkTestLimit(options.testLimit!, folder ? { count: folder.testImages, of: folder.testDir } : dataset);
+  const trainImages = Math.min(official, options.trainLimit ?? official);
+  const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${whose} ${official} training images`;
+  const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
+  if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
+  // An image folder may hold fewer than two of the recipe's batches: the default then cuts it into
+  // one or two equal batches (an epoch's last partial batch is dropped: 64 of 120 images would leave 56 out).
+  const left = trainImages - held;
+  if (folder && !resumed && s('batch') === undefined && left < 2 * options.batchSize) options.batchSize = Math.floor(left / Math.ceil(left / options.batchSize));
+  if (left < options.batchSize) {
+    throw new UsageError(`--batch ${options.batchSize} is larger than the ${left} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
+  }
+}
+
+/** A resumed run with epochs left, a --stop-after within the run, a resume that keeps its epoch's
+ * shuffle and its plateau going, and an output directory the run may write: usage errors else. */
+function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undefined, header: ReturnType<typeof checkpointHeader> | undefined, source: ResumeSource | undefined): void {
+  const { resume } = options;
+  if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options, { epochs: s('epochs') !== undefined }));
+  if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
+    throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
+  }
+  const shuffleChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, header.options, options);
+  if (shuffleChanged) throw new UsageError(shuffleChanged);
+  if (options.schedule === 'plateau') {
+    const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
+    if (done) throw new UsageError(done);
+    if (options.plateauOn === 'val' && !options.validation) throw new UsageError(PLATEAU_ON_VAL_WITHOUT_VAL);
+  }
+  const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
+  if (dirProblem) throw new UsageError(dirProblem);
+  // (train() ignores it there: a resume in the run's own directory continues that run)
+  if (options.overwrite && source && isOwnRunDirectory(options.outDir, source)) {
+    throw new UsageError(`--overwrite: --resume ${resume} continues its run in ${options.outDir}, its own directory, where there is nothing to overwrite (a save the resume replaces is kept anyway); leave out --overwrite, or fork the run with --out DIR`);
+  }
+}
+
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
 export function parseTrainArgs(args: string[]): TrainCommand {
   const { values: v } = parse(
@@ -444,47 +579,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   const given = <K extends keyof typeof RULES>(key: K, epochs?: number) => flagValue(RULES[key], s(RULES[key].flag), epochs) as TrainOptions[K] | undefined;
-  // --model alone names its data set: cifar10-small trains on cifar10, svhn on svhn.
-  const modelArg = s('model');
-  const configFile = s('config');
-  if (configFile !== undefined && modelArg !== undefined) throw new UsageError('--config and --model both name the network: give one');
-  if (configFile !== undefined && header) throw new UsageError(`--config: a resumed run keeps its network (${resume} holds its config)`);
-  if (s('weights-from') !== undefined && header) throw new UsageError(`--weights-from starts a new run from a checkpoint's weights; a resumed run continues with its own (${resume}'s)`);
-  // A network of one's own: from --config, or the resumed checkpoint's options.
-  const custom = configFile !== undefined ? readConfigFile(configFile) : saved?.config;
-  // (a config no data set fits is refused below, unless --dataset or a resume names the data set)
-  const datasetOfModel = custom ? (datasetOfShape(custom) ?? (custom.input.channels === 1 ? 'mnist' : 'cifar10')) : modelArg === undefined ? undefined : datasetOf(modelArg);
-  // A resumed run keeps its data set (its config's shape cannot tell CIFAR-10 from SVHN).
-  const dataset = given('dataset') ?? saved?.dataset ?? datasetOfModel ?? 'mnist';
-  // (found now: an image folder's run reads its folder before the other clashes are listed)
-  if (saved && dataset !== saved.dataset) throw new UsageError(`--resume ${resume}: --dataset ${dataset} (the checkpoint was trained on ${saved.dataset}): a resumed run keeps its data (start a new run to change it)`);
-  // Before the model's shape is checked against the data: "takes 32×32×3 images but mnist images are 28×28×1" missed the point.
-  if (header && modelArg !== undefined && modelArg !== header.config.name) throw new UsageError(`--resume ${resume}: --model ${modelArg} (the checkpoint holds ${header.config.name}): a resumed run keeps its network (start a new run to change it; --weights-from starts one from its weights)`);
-  // No dataset, no model and no checkpoint named: the main job.
-  const mainJob = s('dataset') === undefined && modelArg === undefined && configFile === undefined && !saved;
-  const model = modelArg ?? custom?.name ?? saved?.model ?? (mainJob ? MAIN_JOB : DATASET_DEFAULTS[dataset]).model;
-  // A config file's own init and class maps stand unless flags say otherwise; the rest is its data set's recipe.
-  // (An image folder's run takes its data set's recipe only: the CPU-sized models' shorter ones are for their data sets' sizes.)
-  const d: Defaults = mainJob ? MAIN_JOB : custom ? { ...DATASET_DEFAULTS[dataset], init: undefined, classMaps: undefined } : { ...DATASET_DEFAULTS[dataset], ...(dataset === FOLDER ? {} : MODEL_DEFAULTS[model]) };
-  const base = custom ?? builtInModel(model);
-  if (!base) {
-    const known = `one of ${Object.keys(MODELS).join(', ')}`;
-    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`, !(modelArg === undefined && saved));
-  }
-  if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
-  // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
-  const folder = dataset === FOLDER ? folderRun(base, custom !== undefined, header && { path: resume!, options: header.options }, s('data-dir'), s('image-size')) : undefined;
-  const config = folder?.config ?? base;
-  if (!folder) {
-    const { height, width, channels } = config.input;
-    if (custom && !saved && s('dataset') === undefined && !datasetOfShape(custom)) {
-      throw new UsageError(`--config: model '${model}' takes ${height}×${width}×${channels} images, and no data set has those: ${datasetImages()} (images of your own: --dataset folder --data-dir DIR)`);
-    }
-    const { image, classes } = DATASET_SHAPES[dataset];
-    if (`${height}×${width}×${channels}` !== image) throw new UsageError(`model '${model}' takes ${height}×${width}×${channels} images but ${dataset} images are ${image}`);
-    if (config.classes !== classes) throw new UsageError(`model '${model}' has ${config.classes} classes but ${dataset} has ${classes}${custom && !saved && s('dataset') === undefined ? ' (images of your own: --dataset folder --data-dir DIR)' : ''}`);
-  }
-  const classes = config.classes;
+  const { dataset, model, config, custom, folder, defaults: d } = trainNetwork(s, given('dataset'), header, resume);
   if (v.aug && v['no-aug']) throw new UsageError('--aug and --no-aug contradict each other');
   if (v.stream && v['no-stream']) throw new UsageError('--stream and --no-stream contradict each other');
   for (const flag of ['stream', 'no-stream']) if (v[flag] && dataset !== FOLDER) throw new UsageError(`--${flag}: --stream reads an image folder's pictures batch by batch (--dataset folder); ${dataset}'s files are read whole`);
@@ -555,26 +650,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     const whose = resume ? `--resume ${resume}: the checkpoint's warm-up` : 'the warm-up';
     throw new UsageError(`${whose} of ${options.warmupEpochs} epochs is longer than the run's ${options.epochs}; give --warmup ${options.epochs} or less`);
   }
-  if (s('val-from') !== undefined && !defaultValidationFrom(options.validation, dataset)) {
-    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'there is no validation split (--val 0)'}`);
-  }
-  options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
-  if (s('split-seed') !== undefined && !drawnBySeed(validationPlan(options.validation, dataset, 1, options.validationFrom))) {
-    throw new UsageError(`--split-seed draws a random validation split (--val N, or SVHN's --val paper); ${options.validation ? `--val ${options.validation} takes ${options.validation === 'folder' ? "the folder's val/" : 'the last images'}` : 'there is no validation split (--val 0)'}: nothing to draw`);
-  }
-  if (options.extra && dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${dataset} has no extra set`);
-  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
-  if (options.validation === 'folder') {
-    if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${dataset} has none: give --val N or --val paper`);
-    if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`, false);
-    if (!existsSync(join(folder.imageFolder.dir, 'val'))) throw new UsageError(`--val folder validates on DIR/val/<class>/ beside test/: ${folder.imageFolder.dir} has no val/ (give --val N to hold out training images instead)`, false);
-    const val = scanImageFolder(folder.imageFolder.dir, 'val', folder.imageFolder.classNames); // there, and of the training set's classes
-    // Recorded, so that a resume validates on the same images: the best epoch is chosen on them.
-    const was = header?.options.imageFolder;
-    const changed = was && folderValChanged(val, was);
-    if (changed) throw new Error(`--resume ${resume}: ${val.dir}: ${changed}`); // (the data, not the flags: exit 1, as for changed class folders)
-    options.imageFolder = { ...folder.imageFolder, valImages: val.files.length, valList: folderListDigest(val), valClasses: folderClassLists(val) };
-  }
+  checkValidationSplit(options, s, folder, saved);
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
     throw new UsageError(`--preprocess gcn-zca fits a D×D whitening matrix for the D = ${height * width * channels} values of a ${width}×${height}×${channels} image; at most ${MAX_ZCA_VALUES} (CIFAR's 32×32×3 is 3072): give a smaller --image-size, or --preprocess standardize or gcn-lcn`);
@@ -591,47 +667,8 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     }
   }
   if (s('weights-from') !== undefined) checkStartingWeights(options);
-  // With --extra, the extra part is loaded (and split) only if --train-limit reaches past the train part (nin/datasets.ts).
-  const trainPart = folder ? folder.imageFolder.trainImages : splitCount(dataset, 'train');
-  const parts = options.extra && (options.trainLimit === undefined || options.trainLimit > trainPart) ? 2 : 1;
-  // The training set's size is known before loading it: the official count (a partial file can
-  // only make it smaller, and is caught when read), the folder's, or --train-limit.
-  const official = trainPart + (options.extra ? splitCount(dataset, 'extra') : 0);
-  const whose = folder ? `${folder.trainDir}'s` : `${dataset}'s`;
-  // A limit past the data set used all of it, but was saved as given: runs on the same images
-  // then differed in `nin compare`'s settings.
-  if (s('train-limit') !== undefined && options.trainLimit! > official) {
-    throw new UsageError(`--train-limit ${options.trainLimit} is more than ${whose} ${official} training images${options.extra ? ' (train and extra)' : ''}: leave it out to train on all`);
-  }
-  if (s('test-limit') !== undefined) checkTestLimit(options.testLimit!, folder ? { count: folder.testImages, of: folder.testDir } : dataset);
-  const trainImages = Math.min(official, options.trainLimit ?? official);
-  const of = options.trainLimit !== undefined && options.trainLimit < official ? `--train-limit ${options.trainLimit}` : `${whose} ${official} training images`;
-  const held = validationSize(validationPlan(options.validation, dataset, parts, options.validationFrom), classes);
-  if (held >= trainImages) throw new UsageError(`--val ${options.validation} holds out ${held} images: none left of ${of}`);
-  // An image folder may hold fewer than two of the recipe's batches: the default then cuts it into
-  // one or two equal batches (an epoch's last partial batch is dropped: 64 of 120 images would leave 56 out).
-  const left = trainImages - held;
-  if (folder && !saved && s('batch') === undefined && left < 2 * options.batchSize) options.batchSize = Math.floor(left / Math.ceil(left / options.batchSize));
-  if (left < options.batchSize) {
-    throw new UsageError(`--batch ${options.batchSize} is larger than the ${left} training images left of ${of}` + (held ? ` after --val ${options.validation}` : ''));
-  }
-  if (header && header.epoch >= Math.min(options.epochs, options.stopAfter ?? options.epochs)) throw new UsageError(nothingToTrain(resume!, header.epoch, options, { epochs: s('epochs') !== undefined }));
-  if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
-    throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
-  }
-  const shuffleChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, saved!, options);
-  if (shuffleChanged) throw new UsageError(shuffleChanged);
-  if (options.schedule === 'plateau') {
-    const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
-    if (done) throw new UsageError(done);
-    if (options.plateauOn === 'val' && !options.validation) throw new UsageError(PLATEAU_ON_VAL_WITHOUT_VAL);
-  }
-  const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
-  if (dirProblem) throw new UsageError(dirProblem);
-  // (train() ignores it there: a resume in the run's own directory continues that run)
-  if (options.overwrite && source && isOwnRunDirectory(options.outDir, source)) {
-    throw new UsageError(`--overwrite: --resume ${resume} continues its run in ${options.outDir}, its own directory, where there is nothing to overwrite (a save the resume replaces is kept anyway); leave out --overwrite, or fork the run with --out DIR`);
-  }
+  checkTrainingSetFits(options, config.classes, s, folder, saved !== undefined);
+  checkRunPlan(options, s, header, source);
   return { options, dataDir: s('data-dir') };
 }
 
