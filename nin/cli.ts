@@ -4,7 +4,7 @@ import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync
 import os from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { closeGpu, getGpu } from '../engine/device.ts';
+import { closeGpu, getGpu, GpuError } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { savedOptions, startingWeights } from './checkpoint.ts';
@@ -861,7 +861,11 @@ async function runEval(args: string[]): Promise<void> {
   // On a terminal, a line while it runs: a process's first evaluation compiles its kernels (19 s on lavapipe).
   const live = process.stderr.isTTY === true;
   if (live) process.stderr.write(`evaluating on ${test.count} images…`);
-  const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch).finally(() => live && process.stderr.write('\r\x1b[K')); // loadTestSet reads afresh
+  const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch)
+    .catch((e) => {
+      throw e instanceof GpuError && /out of memory/.test(e.message) ? new GpuError(`${e.message}; evaluating at batch ${batch}: a smaller --batch needs less memory`) : e;
+    })
+    .finally(() => live && process.stderr.write('\r\x1b[K')); // loadTestSet reads afresh
   // (a checkpoint saved within an epoch, named as training names that point: "epoch 1, batch 144 of 187")
   const at = c.partialEpoch ? `epoch ${c.epoch + 1}, batch ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch}` : `epoch ${c.epoch}`;
   console.log(`${ckpt} (${at}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);

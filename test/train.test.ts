@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { loadCheckpoint, saveCheckpoint } from '../nin/checkpoint.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { fmtBytes, pool, runtimeStats, setAllocationFault, upload } from '../engine/runtime.ts';
+import { fmtBytes, pool, runtimeStats, setAllocationFault, trimPool, upload } from '../engine/runtime.ts';
 import { Profiler } from '../engine/profiler.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { modelConfig, MODELS, NinModel } from '../nin/model.ts';
@@ -1232,6 +1232,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const vis = await nin('visualize', ckpt, '--images', '4', '--out', join(tmp, 'cli-pictures'));
     expect(vis.status, vis.stderr).toBe(0);
     expect(existsSync(join(tmp, 'cli-pictures', 'feature-maps.png'))).toBe(true);
+  });
+
+  it('nin eval: a device out of memory is said with the batch it evaluated at (exit 1)', async (ctx) => {
+    if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip();
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((m: string) => void errors.push(m));
+    const out = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      trimPool(); // (else its buffers may all come from the pool: no buffer made, no fault)
+      setAllocationFault(ALLOCATION_FAULT); // the next buffer made: a weight, or an activation
+      expect(await main(['eval', join(tmp, 'short'), '--test-limit', '16', '--batch', '16'])).toBe(1);
+    } finally {
+      spy.mockRestore();
+      out.mockRestore();
+      setAllocationFault(0);
+      await getGpu(); // (main closed it)
+    }
+    expect(errors).toEqual(['mnist/test[:16]: 16 images 28×28×1 (height×width×channels)', expect.stringMatching(/^nin: GpuError: GPU out of memory: the device could not make a buffer of .*; evaluating at batch 16: a smaller --batch needs less memory$/)]);
   });
 
   it('nin train: Ctrl-C (delivered twice at once, as through npm run) saves a checkpoint where the run stands and exits with 130', async () => {
