@@ -490,6 +490,24 @@ function bestOnResume(a: {
   return { best, claims };
 }
 
+/** An epoch's --profile tables (per kernel, then per layer), stopping the profiler first. `cold`:
+ * too few steps to leave out the process's first, whose GPU times include compiling their kernels.
+ * A failed timestamp readback is said, and the epoch goes on to be evaluated and saved. */
+async function logEpochProfile(prof: Profiler, epoch: number, cold: boolean, log: (line: string) => void): Promise<void> {
+  prof.stop();
+  const rows = await prof.collect().catch((e: Error) => {
+    log(`warning: no per-kernel profile for epoch ${epoch + 1}: ${e.message}`);
+    return null;
+  });
+  if (!rows) return;
+  const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
+  const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of ${PROFILE_WARMUP_STEPS + 1} or more steps (a smaller --batch) leaves them out`;
+  log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
+  // The same time by layer (forward, and its backward apart) and the loss and optimiser.
+  const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
+  if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, epoch ${epoch + 1}, ${steps}` }));
+}
+
 /** train() once it holds the run directory's lock. */
 async function trainInDirectory(
   o: TrainOptions,
@@ -856,22 +874,7 @@ async function trainInDirectory(
       if (pending) await pending;
       if (liveBar) process.stderr.write('\n');
       if (prof && inEpoch > firstBatch) {
-        prof.stop();
-        // A diagnostic: a failed timestamp readback is said, and the epoch is still evaluated and saved.
-        const rows = await prof.collect().catch((e: Error) => {
-          log(`warning: no per-kernel profile for epoch ${epoch + 1}: ${e.message}`);
-          return null;
-        });
-        if (rows) {
-          const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
-          // Too few steps to leave out the warm-up's: the table would show compiles as GPU time.
-          const cold = profileFrom - firstBatch < PROFILE_WARMUP_STEPS;
-          const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of ${PROFILE_WARMUP_STEPS + 1} or more steps (a smaller --batch) leaves them out`;
-          log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
-          // The same time by layer (forward, and its backward apart) and the loss and optimiser.
-          const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
-          if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, epoch ${epoch + 1}, ${steps}` }));
-        }
+        await logEpochProfile(prof, epoch, profileFrom - firstBatch < PROFILE_WARMUP_STEPS, log);
         prof = null;
       }
       const endStart = performance.now();
