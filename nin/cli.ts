@@ -244,6 +244,8 @@ train options:
                           0: at epoch ends only); Ctrl-C, SIGTERM or SIGHUP saves it after the current
                           step and stops (again, a second or more later: quits at once); --resume
                           continues exactly
+  --keep-every N          also keep the checkpoint of every Nth epoch, as epoch-<E>.safetensors
+                          (epoch-010.safetensors), for eval, visualize or compare of the run as it was
   --profile               GPU time per kernel, then per layer (forward and backward apart,
                           the loss, the optimiser), of the first epoch
 eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
@@ -256,7 +258,8 @@ eval options: --data-dir DIR (an image folder's run: where the folder is now), -
               test pictures read batch by batch)
 visualize options: --data-dir DIR, --images N (6, at most 256), --out DIR (default: the checkpoint's directory)
 compare options: --out FILE (the PNG, default compare.png), --title TEXT (above the PNG's panels), --linear-error (linear error axes), --json FILE
-              (each run's row as data: every setting, the numbers unformatted, where it stopped)`;
+              (each run's row as data: every setting, the numbers unformatted, where it stopped;
+              and the over-seeds groups, each number's mean, sd, min and max)`;
 
 /** How an option's value is checked: the same rule reads its flag's text and, on --resume, the
  * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
@@ -298,6 +301,7 @@ const RULES = {
   seed: { flag: 'seed', kind: 'int', min: 0, max: 2 ** 32 - 1 }, // the RNGs take 32 bits: 2^32 + 1 would run as 1
   splitSeed: { flag: 'split-seed', kind: 'int', min: 0, max: 2 ** 32 - 1, optional: true },
   checkpointMinutes: { flag: 'checkpoint-every', kind: 'num', min: 0, optional: true },
+  keepEvery: { flag: 'keep-every', kind: 'int', min: 1, optional: true },
 } satisfies { [K in keyof TrainOptions]?: Rule };
 
 /** What a rule asks, in words, and whether a value meets it; `epochs`: the run's, for bounds set by it. */
@@ -559,7 +563,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
-      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'weights-from': { type: 'string' },
+      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
       profile: { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
@@ -639,6 +643,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
     overwrite: v.overwrite ? true : undefined,
     stopAfter: int('stop-after', s('stop-after'), 1),
     checkpointMinutes: given('checkpointMinutes') ?? pick('checkpointMinutes', undefined) ?? 10,
+    keepEvery: given('keepEvery') ?? pick('keepEvery', undefined),
     profile: Boolean(v.profile),
     ...(dataset === FOLDER ? { stream: v.stream ? true : v['no-stream'] ? false : pick('stream', undefined) } : {}),
   };

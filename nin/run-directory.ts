@@ -1,7 +1,7 @@
 // A run directory (`nin train --out`): checkpoint.safetensors (the latest save: at an epoch's end,
 // or within an epoch every --checkpoint-every minutes and on Ctrl-C), best.safetensors (with a
-// validation split), metrics.jsonl (the log), run.lock (while a process trains there); and the
-// rules for writing into one.
+// validation split), epoch-<E>.safetensors (with --keep-every), metrics.jsonl (the log), run.lock
+// (while a process trains there); and the rules for writing into one.
 //
 // The metrics log: one JSON record per line, appended by train() and read by the curves (plot.ts)
 // and by a resumed run looking for its best epoch.
@@ -51,6 +51,17 @@ import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
 const RUN_FILES = ['checkpoint.safetensors', 'best.safetensors', 'metrics.jsonl'] as const;
+
+/** Where --keep-every keeps epoch E's checkpoint: epoch-010.safetensors (three digits at least, so
+ * that a listing sorts them). */
+export function snapshotName(dir: string, epoch: number): string {
+  return join(dir, `epoch-${String(epoch).padStart(3, '0')}.safetensors`);
+}
+
+/** The --keep-every checkpoints a directory holds, by name. */
+export function snapshotsIn(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => /^epoch-\d{3,}\.safetensors$/.test(n)).sort().map((n) => join(dir, n)) : [];
+}
 
 /** The run files a directory holds. A log alone that records no training step (a run stopped while
  * it loaded or preprocessed its data) is no run: nothing of it is lost when a new run replaces it. */
@@ -127,10 +138,9 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
 /** Starting afresh in a directory that holds a run (--overwrite): its files are renamed, not deleted. */
 export function moveRunAside(dir: string): string[] {
   const moved: string[] = [];
-  for (const f of RUN_FILES) {
-    const path = join(dir, f);
+  for (const path of [...RUN_FILES.map((f) => join(dir, f)), ...snapshotsIn(dir)]) {
     if (!existsSync(path)) continue;
-    const to = f.endsWith('.safetensors') ? supersededName(path, savedStep(path) ?? 0) : freeName(join(dir, 'metrics.superseded'), '.jsonl');
+    const to = path.endsWith('.safetensors') ? supersededName(path, savedStep(path) ?? 0) : freeName(join(dir, 'metrics.superseded'), '.jsonl');
     renameSync(path, to);
     moved.push(to);
   }

@@ -26,7 +26,7 @@ import { settingsChanged } from './compare.ts';
 import { loadCheckpoint, NonFiniteWeights, runProvenance, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, supersededName } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, snapshotName, supersededName } from './run-directory.ts';
 import type { EpochRecord, MetricRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 
@@ -76,6 +76,9 @@ export interface TrainOptions extends ScheduleOptions, NetworkOptions {
   stream?: boolean;
   /** Also save the checkpoint within an epoch, every this many minutes (0 or unset: at epoch ends only). */
   checkpointMinutes?: number;
+  /** Keep the checkpoint of every epoch that is a multiple of this as epoch-<E>.safetensors
+   * (snapshotName) beside the latest (unset: the latest and the best only). */
+  keepEvery?: number;
   /** Polled with the steps taken after every step, and after each epoch's evaluation: once it
    * returns true, the run saves its checkpoint where it is and stops with TrainingInterrupted (the
    * CLI wires Ctrl-C, SIGTERM and SIGHUP to it). */
@@ -686,6 +689,24 @@ async function trainInDirectory(
       throw e;
     }
   };
+  // --keep-every: epoch E's checkpoint, just saved, linked (else copied) to epoch-<E>.safetensors. A
+  // file of that name is from a stretch this resume replaces (or a run --overwrite did not move): kept aside first.
+  const keepSnapshot = (epochsDone: number): string => {
+    assertOwnDirectory();
+    const path = snapshotName(o.outDir, epochsDone);
+    try {
+      if (existsSync(path)) keep(path, `is not epoch ${epochsDone} of this run's history`);
+      try {
+        linkSync(ckptPath, path); // (the next save replaces checkpoint.safetensors by a rename: the link keeps this one)
+      } catch {
+        copyFileSync(ckptPath, path, constants.COPYFILE_EXCL);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${writeError(path, e).message}; last good checkpoint: ${lastGood}`);
+      throw e;
+    }
+    return path;
+  };
   // A picture that cannot be read (a streamed folder's file, damaged past its header) stops the run,
   // but first saves it where it stands: --resume, once the picture is mended, goes on from there,
   // and an epoch whose evaluation failed is evaluated first.
@@ -923,6 +944,7 @@ async function trainInDirectory(
       rec.gpuPeakBytes = memory.peakHeldBytes;
       writeMetrics(rec);
       await save(ckptPath, epoch + 1);
+      const snapshot = o.keepEvery && (epoch + 1) % o.keepEvery === 0 ? keepSnapshot(epoch + 1) : null;
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
         await save(bestPath, epoch + 1);
@@ -934,6 +956,7 @@ async function trainInDirectory(
           (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
           (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
           `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}` +
+          (snapshot ? ` (also ${snapshot})` : '') +
           (improved ? ` (best validation error so far: also ${bestPath})` : '') +
           scheduleNote,
       );

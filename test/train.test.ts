@@ -453,6 +453,38 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(lines.indexOf(noted[0])).toBe(lines.findIndex((l) => l.startsWith('epoch 1:')) + 1);
   });
 
+  it('--keep-every N keeps every Nth epoch\'s checkpoint as epoch-<E>.safetensors; a resume from one keeps the replaced stretch\'s later ones aside; --overwrite moves them', async () => {
+    const dir = join(tmp, 'keep-every');
+    const lines: string[] = [];
+    const o = { ...options(['--batch', '16', '--train-limit', '48', '--test-limit', '16', '--epochs', '4', '--keep-every', '2', '--out', dir]), log: (l: string) => lines.push(l) };
+    await train(o, await loadSplits(o));
+    const kept = () => readdirSync(dir).filter((n) => n.startsWith('epoch-')).sort();
+    expect(kept()).toEqual(['epoch-002.safetensors', 'epoch-004.safetensors']);
+    expect(loadCheckpoint(join(dir, 'epoch-002.safetensors'))).toMatchObject({ epoch: 2, step: 6 }); // (not replaced by the later saves)
+    expect(loadCheckpoint(join(dir, 'epoch-004.safetensors'))).toMatchObject({ epoch: 4, step: 12 });
+    expect(readFileSync(join(dir, 'epoch-004.safetensors')).equals(readFileSync(join(dir, 'checkpoint.safetensors')))).toBe(true);
+    expect(lines.filter((l) => l.includes('(also '))).toEqual([
+      `epoch 2: ${lines.find((l) => l.startsWith('epoch 2: '))!.slice(9).split('; checkpoint')[0]}; checkpoint ${join(dir, 'checkpoint.safetensors')} (also ${join(dir, 'epoch-002.safetensors')})`,
+      expect.stringMatching(/^epoch 4: .*\(also .*epoch-004\.safetensors\)$/),
+    ]);
+    // Resumed from epoch 2's: the resume keeps --keep-every, and epoch 4's file of the stretch it
+    // replaces is kept aside before the new one is written.
+    const said: string[] = [];
+    const r = { ...parseTrainArgs(['--resume', join(dir, 'epoch-002.safetensors')]).options, progress: false, log: (l: string) => said.push(l) };
+    expect(r.keepEvery).toBe(2);
+    const old = loadCheckpoint(join(dir, 'epoch-004.safetensors')).stretch;
+    await train(r, await loadSplits(r));
+    expect(kept()).toEqual(['epoch-002.safetensors', 'epoch-004.safetensors', 'epoch-004.step12.superseded.safetensors']);
+    expect(said).toContain(`${join(dir, 'epoch-004.safetensors')} is not epoch 4 of this run's history: kept as ${join(dir, 'epoch-004.step12.superseded.safetensors')}`);
+    expect(loadCheckpoint(join(dir, 'epoch-004.step12.superseded.safetensors')).stretch).toBe(old);
+    expect(loadCheckpoint(join(dir, 'epoch-004.safetensors')).stretch).not.toBe(old);
+    // --overwrite: a new run there moves them aside with the rest (and keeps none itself, unasked).
+    const fresh = options(['--batch', '16', '--train-limit', '48', '--test-limit', '16', '--epochs', '1', '--out', dir, '--overwrite']);
+    await train(fresh, await loadSplits(fresh));
+    expect(kept()).toEqual(['epoch-002.step6.superseded.safetensors', 'epoch-004.step12.superseded-2.safetensors', 'epoch-004.step12.superseded.safetensors']);
+    expect(() => parseTrainArgs(['--keep-every', '0'])).toThrow(new UsageError("--keep-every must be an integer ≥ 1, got '0'"));
+  });
+
   it('never writes a checkpoint with NaN or infinite weights', async () => {
     const o = options(['--out', join(tmp, 'nan-weights')]);
     const path = await saveUntrained(o, join(tmp, 'nan-weights.safetensors'));
