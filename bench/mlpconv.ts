@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { backward, param, zeroGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { sync } from '../engine/runtime.ts';
+import { pool, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { mlpconv as mlpconvAuto, mlpconvUnfused, type MlpconvParams } from '../kernels/mlpconv.ts';
@@ -61,6 +61,22 @@ export interface MlpconvBenchRow {
   unfusedGflops: number;
   /** unfused / fused GPU time: > 1 means the fused kernel is faster. */
   speedup: number;
+  /** Each variant's working memory (workingBytes): the adapter's kernel style decides what the
+   * fused forward writes (the simd kernels pass h1, h2 through memory, the tiled ones only when a
+   * gradient needs them). */
+  fusedBytes: number;
+  unfusedBytes: number;
+}
+
+/** The most bytes of tensors `run` had at once beyond those live before it, in the pool's size
+ * classes (what it allocates): a pass's saved activations, gradients and scratch. */
+export async function workingBytes(run: () => void): Promise<number> {
+  await sync();
+  const before = pool().stats.liveBytes;
+  pool().resetPeaks();
+  run();
+  await sync();
+  return pool().stats.peakLiveBytes - before;
 }
 
 function makeParams(b: BlockSpec, seed: number): MlpconvParams {
@@ -104,7 +120,7 @@ export async function validate(): Promise<number> {
  */
 const HARNESS_KERNELS = ['mul', 'dot_sum', 'fill', 'scale_by'];
 
-async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number, what: string): Promise<{ gpu: number; wall: number }> {
+async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tensor, p: MlpconvParams, r: Tensor | null, reps: number, what: string): Promise<{ gpu: number; wall: number; bytes: number }> {
   // x among them: where x requires a gradient (not a first block), x.grad is freed each rep, so no
   // rep's backward accumulates into the last one's (an add_inplace the network never runs).
   const leaves = [...Object.values(p), x];
@@ -115,8 +131,7 @@ async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tenso
     });
     zeroGrad(leaves);
   };
-  run(); // compile + warm up
-  await sync();
+  const bytes = await workingBytes(run); // (also compiles and warms up)
   // Wall time with the profiler off: it would give every dispatch its own compute pass and add
   // query resolves and copies, which costs the unfused variant (more dispatches) more.
   const wallMs: number[] = [];
@@ -132,7 +147,7 @@ async function timeVariant(fn: (x: Tensor, p: MlpconvParams) => Tensor, x: Tenso
     if (missing.length) throw new Error(`${what}: the harness's loss kernels ${missing.join(', ')} are not in the profile (renamed?); bench/mlpconv.ts HARNESS_KERNELS must name them to leave them out`);
   }
   const gpuMs = perRep.map((rep) => repTotal(rep, (name) => !r || !HARNESS_KERNELS.includes(name)));
-  return { gpu: median(gpuMs), wall: median(wallMs) };
+  return { gpu: median(gpuMs), wall: median(wallMs), bytes };
 }
 
 /** `onRow`: called with the rows so far after each one (run-all rewrites its report: a call cut off
@@ -172,6 +187,8 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
           fusedGflops: gflop / (fused.gpu / 1000),
           unfusedGflops: gflop / (unfused.gpu / 1000),
           speedup: unfused.gpu / fused.gpu,
+          fusedBytes: fused.bytes,
+          unfusedBytes: unfused.bytes,
         });
         console.error(formatMlpconvRows(rows.slice(-1), false));
         opts.onRow?.(rows);
@@ -188,9 +205,10 @@ export async function benchMlpconv(opts: { batches: number[]; reps: number; bloc
 }
 
 export function formatMlpconvRows(rows: MlpconvBenchRow[], header = true): string {
-  const out = header ? ['| block | batch | pass | fused GPU ms | unfused GPU ms | fused wall ms | unfused wall ms | fused GFLOP/s | unfused GFLOP/s | unfused/fused |', '|---|---|---|---|---|---|---|---|---|---|'] : [];
+  const out = header ? ['| block | batch | pass | fused GPU ms | unfused GPU ms | fused wall ms | unfused wall ms | fused GFLOP/s | unfused GFLOP/s | unfused/fused | fused MiB | unfused MiB |', '|---|---|---|---|---|---|---|---|---|---|---|---|'] : [];
+  const mib = (b: number) => (b / 2 ** 20).toFixed(2);
   for (const r of rows) {
-    out.push(`| ${r.block} | ${r.batch} | ${r.pass}${r.inputGrad === false ? ' (no input grad)' : ''} | ${r.fusedGpuMs.toFixed(3)} | ${r.unfusedGpuMs.toFixed(3)} | ${r.fusedWallMs.toFixed(2)} | ${r.unfusedWallMs.toFixed(2)} | ${r.fusedGflops.toFixed(1)} | ${r.unfusedGflops.toFixed(1)} | ${r.speedup.toFixed(2)}× |`);
+    out.push(`| ${r.block} | ${r.batch} | ${r.pass}${r.inputGrad === false ? ' (no input grad)' : ''} | ${r.fusedGpuMs.toFixed(3)} | ${r.unfusedGpuMs.toFixed(3)} | ${r.fusedWallMs.toFixed(2)} | ${r.unfusedWallMs.toFixed(2)} | ${r.fusedGflops.toFixed(1)} | ${r.unfusedGflops.toFixed(1)} | ${r.speedup.toFixed(2)}× | ${mib(r.fusedBytes)} | ${mib(r.unfusedBytes)} |`);
   }
   return out.join('\n');
 }
