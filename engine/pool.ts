@@ -1,5 +1,6 @@
 // Buffer pool: GPU buffers are expensive to create, and a training step allocates the same sizes
-// every time, so freed buffers are kept by size class and handed out again.
+// every time, so freed buffers are kept by size class and handed out again (to a tensor of their
+// class, or of a class down to half theirs).
 //
 // Reuse is safe without waiting for the GPU: WebGPU executes a queue's commands in order, so a
 // dispatch that writes a recycled buffer runs after every earlier dispatch that read it.
@@ -55,8 +56,16 @@ export class BufferPool {
     const guard = this.guardBytes;
     let size = sizeClass(bytes + guard);
     if (size > this.maxBufferSize) size = Math.ceil(bytes / 4) * 4; // exact size near the device limit
-    const list = this.free.get(size);
-    let buf = guard ? undefined : list?.pop();
+    // Its own class first, else the smallest idle buffer up to twice its size (a binding is the
+    // tensor's size, not the buffer's): the backward's gradients take what the forward freed. The
+    // CIFAR-10 NIN at batch 128 held 739 MiB with it, 784 without (lavapipe; 523 MiB in tensors at once).
+    let buf: GPUBuffer | undefined;
+    if (!guard) {
+      for (let c = size; c <= 2 * size && !buf; c = sizeClass(c + 1)) {
+        buf = this.free.get(c)?.pop();
+        if (buf) size = c;
+      }
+    }
     if (buf) {
       this.stats.pooledBytes -= size;
       this.stats.reuses++;

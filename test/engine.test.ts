@@ -521,13 +521,13 @@ describe('errors', () => {
     d.pushErrorScope('out-of-memory');
     d.createBuffer({ size: FAULT, usage: GPUBufferUsage.STORAGE }).destroy();
     if (!(await d.popErrorScope())) return ctx.skip(); // (an adapter that makes it)
-    await sync();
+    trimPool(); // no idle buffer for the tensor below to take: its buffer is a new one
     const stats = pool().stats;
     const kept = Tensor.fromArray(randomArray(1000, 3), [1000]); // (1000 floats: a 4 KiB buffer of the pool's)
     const held = stats.liveBytes + stats.pooledBytes;
     const allocations = stats.allocations;
     setAllocationFault(FAULT);
-    const t = Tensor.empty([4093]); // a size class no other tensor here has, so its buffer is a new one
+    const t = Tensor.empty([4093]);
     expect(stats.allocations).toBe(allocations + 1);
     const used = relu(t);
     const message = (await sync().then(() => '', (e: Error) => `${e.name}: ${e.message}`));
@@ -926,6 +926,21 @@ describe('buffer pool trimming', () => {
     const input = Float32Array.from({ length: 1 << 16 }, (_, i) => (i % 7) - 3);
     const out = await relu(Tensor.fromArray(input, [1 << 16])).toArray();
     expect(out.findIndex((v, i) => v !== Math.max(0, input[i])), 'first wrong element').toBe(-1);
+  });
+
+  it('a size class with no idle buffer takes the smallest idle one of the classes up to twice its size before making one', () => {
+    const bp = new BufferPool((d) => gpu().device.createBuffer(d), gpu().limits.maxBufferSize);
+    const [big, mid] = [bp.acquire(1900), bp.acquire(1200)]; // classes 2048 and 1280
+    bp.release(big);
+    bp.release(mid);
+    expect(bp.acquire(1000)).toBe(mid); // class 1024: 1280 before 2048
+    expect(bp.acquire(1000)).toBe(big); // 2048 is twice 1024: still taken
+    expect(bp.stats).toMatchObject({ liveBytes: 2048 + 1280, pooledBytes: 0, allocations: 2, reuses: 2 });
+    bp.release(big);
+    const small = bp.acquire(500); // class 512: 2048 is past twice it, so a new one
+    expect(small === big || small.size !== 512).toBe(false);
+    expect(bp.acquire(1800)).toBe(big); // its own class again
+    for (const b of [big, mid, small]) b.destroy();
   });
 
   it('peaks: the most bytes in tensors at once, and the most held on the device (kept for reuse too); resetPeaks starts them from now', () => {
