@@ -328,8 +328,9 @@ export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
  * then epochs done, the last epoch's train and test loss, final test error, the best validation
  * epoch with its test error, median img/s (steadyEpochs) and training time: the epochs' seconds
  * as their lines report them, saves within an epoch included, evaluation, end-of-epoch saves and
- * loading not), followed by the settings all runs share, and notes (historyNote: a fork, or
- * settings a resume changed). Test error is read at the last epoch and at the best validation
+ * loading not) and, where a log has it, the most GPU memory the run held; followed by the
+ * settings all runs share, and notes (historyNote: a fork, or settings a resume changed), and the
+ * runs over their seeds (seedTable). Test error is read at the last epoch and at the best validation
  * epoch, not at its own minimum (that would pick on the test set).
  */
 export function comparisonTable(runs: RunSummary[]): string {
@@ -343,6 +344,7 @@ export function comparisonTable(runs: RunSummary[]): string {
     const best = bestValidationEpoch(r);
     const rate = median(steadyEpochs(r).map((e) => e.imgPerSec));
     const seconds = r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0);
+    const peak = gpuPeak(r);
     return [
       r.label,
       ...differs.map((k) => (k in r.settings ? (k === 'adapter' ? shorten(r.settings[k], 32) : r.settings[k]) : known.includes(r) ? '–' : '?')),
@@ -353,7 +355,7 @@ export function comparisonTable(runs: RunSummary[]): string {
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
       rate === null ? '–' : rate.toFixed(1),
       formatDuration(seconds),
-      ...(withMemory ? [gpuPeak(r) === null ? '–' : fmtBytes(gpuPeak(r)!)] : []),
+      ...(withMemory ? [peak === null ? '–' : fmtBytes(peak)] : []),
     ];
   });
   // In terminal columns: a run or folder may be named in CJK.
@@ -417,9 +419,9 @@ function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
   return [...groups.values()];
 }
 
-/** Mean and sample standard deviation (n − 1; null for one value) of the finite values, or null where none is. */
 interface MeanAndSd { mean: number; sd: number | null; min: number; max: number; n: number }
 
+/** Mean and sample standard deviation (n − 1; null for one value) of the finite values, or null where none is. */
 function meanAndSd(values: (number | null | undefined)[]): MeanAndSd | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   if (!v.length) return null;
@@ -435,6 +437,7 @@ export interface SeedSummary {
   /** The group's runs, and those counted: the ones that reached the group's last epoch. */
   runs: string[];
   counted: string[];
+  /** The counted runs' seeds, and the epoch they reached. */
   seeds: string[];
   epochs: number | null;
   /** Over the counted runs, the last epoch's test error and loss; with validation, the best
@@ -443,7 +446,7 @@ export interface SeedSummary {
   testLoss: MeanAndSd | null;
   bestValError: MeanAndSd | null;
   testErrorAtBestVal: MeanAndSd | null;
-  /** The counted runs' left out, each with why (stopped at a step, or fewer epochs). */
+  /** The group's runs left out of the means, each with why (stopped at a step, or fewer epochs). */
   leftOut: { run: string; why: string }[];
 }
 

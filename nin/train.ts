@@ -940,7 +940,7 @@ async function trainInDirectory(
       // The epoch's record first: a process killed while saving leaves a record beyond its last
       // checkpoint, which the resume from that checkpoint supersedes; the other way round, the
       // epoch would be missing from the history for good.
-      const memory = pool().stats;
+      const memory = { ...pool().stats }; // (as the record says it, for the line below)
       rec.gpuPeakBytes = memory.peakHeldBytes;
       writeMetrics(rec);
       await save(ckptPath, epoch + 1);
