@@ -127,8 +127,9 @@ function readConfigFile(path: string): ModelConfig {
 
 export const USAGE = `usage:
   nin train [options]                 train a Network In Network model
-  nin eval <checkpoint> [options]     test error, loss and confusion matrix of a checkpoint
-                                      (a checkpoint is a .safetensors file or a run directory)
+  nin eval <checkpoint>... [options]  test error, loss and confusion matrix of a checkpoint
+                                      (a checkpoint is a .safetensors file or a run directory);
+                                      of several, each one's line and a table of them all
   nin predict <checkpoint> <image or directory>... [--invert] [--json FILE]
                                       top-5 classes with probabilities (PNG or JPEG files, or a
                                       directory's; a JPEG upright as its EXIF orientation says; a
@@ -834,8 +835,8 @@ function parseImageSize(text: string): { height: number; width: number } {
 }
 
 async function runEval(args: string[]): Promise<void> {
-  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' }, stream: { type: 'boolean' } }, { min: 1, max: 1, what: 'one checkpoint path' });
-  const ckpt = checkpointArg(positionals[0]);
+  const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' }, stream: { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one checkpoint path' });
+  const ckpts = positionals.map((p) => checkpointArg(p));
   const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
@@ -844,18 +845,44 @@ async function runEval(args: string[]): Promise<void> {
   if (pictures !== undefined && dataDir !== undefined) throw new UsageError('--pictures DIR tests on pictures of your own, --data-dir on the run\'s test set: give one');
   if (v.invert && pictures === undefined) throw new UsageError('--invert reads pictures of your own (--pictures DIR) as dark strokes on a light background; the run\'s test set is read as it is');
   if (pictures !== undefined && !(existsSync(pictures) && statSync(pictures).isDirectory())) throw new UsageError(`--pictures ${pictures}: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)`, false);
+  const twice = ckpts.find((c, i) => ckpts.findIndex((d) => resolve(d) === resolve(c)) !== i);
+  if (twice) throw new UsageError(`${twice} is given twice: give each checkpoint once`);
+  const { formatConfusion } = await import('./train.ts');
+  const results = [];
+  const ats: string[] = [];
+  for (const ckpt of ckpts) {
+    const r = await evalCheckpoint(ckpt, { dataDir, pictures, invert: Boolean(v.invert), batchGiven, testLimit, stream: Boolean(v.stream) });
+    console.log(`${ckpt} (${r.at}): test loss ${r.record.loss.toFixed(4)}, error ${(100 * r.record.error).toFixed(2)}% on ${r.record.images} images${pictures === undefined ? '' : ` in ${pictures}`}`);
+    if (ckpts.length === 1) console.log(formatConfusion(r.record.confusion, r.record.classNames));
+    results.push(r.record);
+    ats.push(r.at);
+  }
+  if (ckpts.length > 1) {
+    // Several (a run's --keep-every checkpoints, say): their numbers side by side, in the order given.
+    const { tableLines } = await import('./text.ts');
+    const rows = results.map((r, i) => [ckpts[i], ats[i], r.testSet, String(r.images), r.loss.toFixed(4), `${(100 * r.error).toFixed(2)}%`]);
+    console.log(['', ...tableLines(['checkpoint', 'saved', 'test set', 'images', 'test loss', 'test error'], rows, 1)].join('\n'));
+  }
+  // For scripts that evaluate many checkpoints: the numbers above, and each class's error (one
+  // checkpoint: its object; several: an array of them, in the order given).
+  if (json !== undefined) writeJson(json, ckpts.length === 1 ? results[0] : results);
+}
+
+/** One checkpoint of `nin eval`: where in its run it was saved ("epoch 4"), and its record for --json. */
+async function evalCheckpoint(ckpt: string, o: { dataDir?: string; pictures?: string; invert: boolean; batchGiven?: number; testLimit?: number; stream: boolean }) {
   const { loadCheckpoint } = await import('./checkpoint.ts');
   const { classNamesOf, readLabelledPictures, loadTestSet } = await import('./datasets.ts');
   const { invertNote } = await import('./images.ts');
-  const { evaluate, formatConfusion } = await import('./train.ts');
+  const { evaluate } = await import('./train.ts');
+  const { dataDir, pictures, batchGiven, testLimit } = o;
   const c = loadCheckpoint(ckpt);
-  const inverting = v.invert ? invertNote(c.config.input.channels) : null;
+  const inverting = o.invert ? invertNote(c.config.input.channels) : null;
   if (inverting) console.error(`note: ${inverting}`);
   const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
-  if (v.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
-  if (v.stream && !batchwise(c.preprocessor.kind)) throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
-  const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: Boolean(v.invert) }) : await loadTestSet(c.options, dataDir, testLimit, { stream: Boolean(v.stream) });
+  if (o.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
+  if (o.stream && !batchwise(c.preprocessor.kind)) throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
+  const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: o.invert }) : await loadTestSet(c.options, dataDir, testLimit, { stream: o.stream });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
   // test set holds that many images: a batch is never larger than the set).
@@ -870,16 +897,15 @@ async function runEval(args: string[]): Promise<void> {
     .catch((e) => {
       throw e instanceof GpuError && /out of memory/.test(e.message) ? new GpuError(`${e.message}; evaluating at batch ${batch}: a smaller --batch needs less memory`) : e;
     })
-    .finally(() => live && process.stderr.write('\r\x1b[K')); // loadTestSet reads afresh
+    .finally(() => {
+      model.dispose();
+      if (live) process.stderr.write('\r\x1b[K');
+    }); // loadTestSet reads afresh
   // (a checkpoint saved within an epoch, named as training names that point: "epoch 1, batch 144 of 187")
   const at = c.partialEpoch ? `epoch ${c.epoch + 1}, batch ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch}` : `epoch ${c.epoch}`;
-  console.log(`${ckpt} (${at}): test loss ${r.loss.toFixed(4)}, error ${(100 * r.error).toFixed(2)}% on ${r.count} images${pictures === undefined ? '' : ` in ${pictures}`}`);
-  console.log(formatConfusion(r.confusion, test.classNames));
-  if (json !== undefined) {
-    // For scripts that evaluate many checkpoints: the numbers above, and each class's error.
-    const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-    writeJson(json, { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: Boolean(v.invert), pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion, options: savedOptions(c.options), config: c.config });
-  }
+  const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
+  const record = { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: o.invert, pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion, options: savedOptions(c.options), config: c.config };
+  return { at, record };
 }
 
 /** `nin predict`'s pictures: each file named, and a directory's images (not its folders'), in

@@ -40,7 +40,7 @@ describe('nin CLI', () => {
     [['train', '--model', 'mnist-small', '--dropout', '0.5'], /--dropout: model 'mnist-small' has no dropout layers between its blocks/],
     [['train', '--dataset', 'cifar10', '--dropout', '1'], /--dropout must be a number in \[0, 0.99\], got '1'/],
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
-    [['eval'], /expected one checkpoint path, got 0 argument/],
+    [['eval'], /expected at least one checkpoint path, got 0 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
     [['predict', 'missing.safetensors', 'x.png', '--invert'], /no checkpoint at 'missing.safetensors'/], // (the flag is taken)
     [['eval', 'README.md'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],

@@ -1284,6 +1284,37 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(errors).toEqual(['mnist/test[:16]: 16 images 28×28×1 (height×width×channels)', expect.stringMatching(/^nin: GpuError: GPU out of memory: the device could not make a buffer of .*; evaluating at batch 16: a smaller --batch needs less memory$/)]);
   });
 
+  it('nin eval of several checkpoints: each one\'s line, then a table of them all, and --json an array; one given twice is a usage error', async () => {
+    const runDir = join(tmp, 'short');
+    const kept = join(tmp, 'keep-every', 'epoch-002.step6.superseded.safetensors'); // (the --keep-every test's, moved aside by its --overwrite)
+    const json = join(tmp, 'several.json');
+    const out: string[] = [];
+    const errors: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((m: string) => void out.push(m));
+    const error = vi.spyOn(console, 'error').mockImplementation((m: string) => void errors.push(m));
+    let twice: number;
+    try {
+      expect(await main(['eval', runDir, kept, '--test-limit', '16', '--batch', '16', '--json', json])).toBe(0);
+      twice = await main(['eval', runDir, join(runDir, 'checkpoint.safetensors')]);
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+      await getGpu(); // (main closed it)
+    }
+    const records = JSON.parse(readFileSync(json, 'utf8')) as { checkpoint: string; epoch: number; images: number; loss: number; error: number; testSet: string }[];
+    const first = join(runDir, 'checkpoint.safetensors');
+    expect(records.map((r) => [r.checkpoint, r.epoch, r.images, r.testSet])).toEqual([[first, 3, 16, 'mnist/test[:16]'], [kept, 2, 16, 'mnist/test[:16]']]);
+    const pct = (e: number) => `${(100 * e).toFixed(2)}%`;
+    const lines = out.join('\n').split('\n');
+    expect(lines.slice(0, 2)).toEqual(records.map((r) => `${r.checkpoint} (epoch ${r.epoch}): test loss ${r.loss.toFixed(4)}, error ${pct(r.error)} on 16 images`));
+    expect(lines).not.toContain('confusion matrix (rows: true class, columns: predicted)'); // (one checkpoint's alone)
+    expect(lines[3].split(/\s{2,}/)).toEqual(['checkpoint', 'saved', 'test set', 'images', 'test loss', 'test error']);
+    expect(lines.slice(5, 7).map((l) => l.split(/\s{2,}/))).toEqual(records.map((r) => [r.checkpoint, `epoch ${r.epoch}`, 'mnist/test[:16]', '16', r.loss.toFixed(4), pct(r.error)]));
+    expect(lines.slice(7)).toEqual([`wrote ${json}`]);
+    expect(twice!).toBe(2);
+    expect(errors.at(-1)).toBe(`nin: ${first} is given twice: give each checkpoint once\n(nin eval --help shows the usage)`);
+  });
+
   it('nin train: Ctrl-C (delivered twice at once, as through npm run) saves a checkpoint where the run stands and exits with 130', async () => {
     const out = join(tmp, 'sigint');
     const child = spawn(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '20000', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out]);
