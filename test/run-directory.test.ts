@@ -475,12 +475,14 @@ describe('the run directory lock', () => {
 
   it('a lock whose process was killed but not yet collected by its parent (a zombie) is stale', async () => {
     const dir = fresh('zombie');
-    // sh starts a child that exits at once, then becomes `sleep`, which never collects it.
-    const sh = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // sh starts a child that exits a second later, then becomes `sleep`, which never collects it.
+    // (A child that exited at once was reaped by sh itself when it ended before sh reached its
+    // exec: the test failed so on a loaded machine, the pid gone from /proc.)
+    const sh = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((res) => sh.stdout.once('data', (d: Buffer) => res(d.toString()))));
       const zombie = () => /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      for (const deadline = Date.now() + 5000; !zombie() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+      for (const deadline = Date.now() + 10_000; !zombie() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
       expect(zombie()).toBe(true);
       holder(dir, { pid, host: hostname(), since: 'killed' });
       expect(runDirectoryInUse(dir)).toBeNull();
