@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closeGpu, getGpu, GpuError } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
-import { savedOptions, startingWeights } from './checkpoint.ts';
+import { savedOptions, startingWeights, type Checkpoint } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, drawnBySeed, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
@@ -848,10 +848,18 @@ async function runEval(args: string[]): Promise<void> {
   const twice = ckpts.find((c, i) => ckpts.findIndex((d) => resolve(d) === resolve(c)) !== i);
   if (twice) throw new UsageError(`${twice} is given twice: give each checkpoint once`);
   const { formatConfusion } = await import('./train.ts');
+  const { loadCheckpoint } = await import('./checkpoint.ts');
+  const { classNamesOf } = await import('./datasets.ts');
+  const o = { dataDir, pictures, invert: Boolean(v.invert), batchGiven, testLimit, stream: Boolean(v.stream) };
+  // Every checkpoint read and its flags checked first: a usage error before any evaluation.
+  const loaded = ckpts.map((ckpt) => {
+    const c = loadCheckpoint(ckpt);
+    return { ckpt, ...checkedForEval(c, classNamesOf(c.options), o) };
+  });
   const results = [];
   const ats: string[] = [];
-  for (const ckpt of ckpts) {
-    const r = await evalCheckpoint(ckpt, { dataDir, pictures, invert: Boolean(v.invert), batchGiven, testLimit, stream: Boolean(v.stream) });
+  for (const { ckpt, c, labelled } of loaded) {
+    const r = await evalCheckpoint(c, labelled, o);
     console.log(`${ckpt} (${r.at}): test loss ${r.record.loss.toFixed(4)}, error ${(100 * r.record.error).toFixed(2)}% on ${r.record.images} images${pictures === undefined ? '' : ` in ${pictures}`}`);
     if (ckpts.length === 1) console.log(formatConfusion(r.record.confusion, r.record.classNames));
     results.push(r.record);
@@ -868,20 +876,27 @@ async function runEval(args: string[]): Promise<void> {
   if (json !== undefined) writeJson(json, ckpts.length === 1 ? results[0] : results);
 }
 
-/** One checkpoint of `nin eval`: where in its run it was saved ("epoch 4"), and its record for --json. */
-async function evalCheckpoint(ckpt: string, o: { dataDir?: string; pictures?: string; invert: boolean; batchGiven?: number; testLimit?: number; stream: boolean }) {
-  const { loadCheckpoint } = await import('./checkpoint.ts');
-  const { classNamesOf, readLabelledPictures, loadTestSet } = await import('./datasets.ts');
-  const { invertNote } = await import('./images.ts');
-  const { evaluate } = await import('./train.ts');
-  const { dataDir, pictures, batchGiven, testLimit } = o;
-  const c = loadCheckpoint(ckpt);
-  const inverting = o.invert ? invertNote(c.config.input.channels) : null;
-  if (inverting) console.error(`note: ${inverting}`);
-  const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNamesOf(c.options));
+interface EvalFlags { dataDir?: string; pictures?: string; invert: boolean; batchGiven?: number; testLimit?: number; stream: boolean }
+
+/** `nin eval`'s flags checked against one checkpoint (usage errors), with --pictures' folder
+ * scanned for its classes. */
+function checkedForEval(c: Checkpoint, classNames: readonly string[], o: EvalFlags) {
+  const { dataDir, pictures, testLimit } = o;
+  const labelled = pictures === undefined ? undefined : scanLabelledFolder(pictures, classNames);
   if (testLimit !== undefined) checkTestLimit(testLimit, labelled ? { count: labelled.files.length, of: pictures! } : folderTestSet(c.options, dataDir) ?? c.options.dataset);
   if (o.stream && (labelled || c.options.dataset !== 'folder')) throw new UsageError(`--stream reads an image folder run's test pictures batch by batch; ${labelled ? '--pictures are read whole' : `${c.options.dataset}'s test set is read whole`}`);
   if (o.stream && !batchwise(c.preprocessor.kind)) throw new UsageError(`--stream: the run's preprocessing, ${c.preprocessor.kind}, works on the whole test set in memory; leave --stream out`);
+  return { c, labelled };
+}
+
+/** One checkpoint of `nin eval`: where in its run it was saved ("epoch 4"), and its record for --json. */
+async function evalCheckpoint(c: Checkpoint, labelled: ReturnType<typeof scanLabelledFolder> | undefined, o: EvalFlags) {
+  const { readLabelledPictures, loadTestSet } = await import('./datasets.ts');
+  const { invertNote } = await import('./images.ts');
+  const { evaluate } = await import('./train.ts');
+  const { dataDir, pictures, batchGiven, testLimit } = o;
+  const inverting = o.invert ? invertNote(c.config.input.channels) : null;
+  if (inverting) console.error(`note: ${inverting}`);
   const test = labelled ? await readLabelledPictures(c.options, labelled, { limit: testLimit, invert: o.invert }) : await loadTestSet(c.options, dataDir, testLimit, { stream: o.stream });
   await getGpu();
   // The default batch shrinks to what the device binds; a --batch past it is an error (where the
@@ -904,7 +919,7 @@ async function evalCheckpoint(ckpt: string, o: { dataDir?: string; pictures?: st
   // (a checkpoint saved within an epoch, named as training names that point: "epoch 1, batch 144 of 187")
   const at = c.partialEpoch ? `epoch ${c.epoch + 1}, batch ${c.partialEpoch.batches} of ${c.partialEpoch.stepsPerEpoch}` : `epoch ${c.epoch}`;
   const classError = r.confusion.map((row, k) => { const n = row.reduce((a, b) => a + b, 0); return n ? (n - row[k]) / n : null; });
-  const record = { checkpoint: resolve(ckpt), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: o.invert, pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion, options: savedOptions(c.options), config: c.config };
+  const record = { checkpoint: resolve(c.path), epoch: c.epoch, step: c.step, partialEpoch: c.partialEpoch, runId: c.runId, testSet: pictures === undefined ? test.name : resolve(pictures), ...(pictures === undefined ? {} : { invert: o.invert, pictureNotes: test.pictureNotes ?? [] }), notes: test.notes, images: r.count, loss: r.loss, error: r.error, classNames: test.classNames, classError, confusion: r.confusion, options: savedOptions(c.options), config: c.config };
   return { at, record };
 }
 

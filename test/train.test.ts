@@ -1293,9 +1293,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const log = vi.spyOn(console, 'log').mockImplementation((m: string) => void out.push(m));
     const error = vi.spyOn(console, 'error').mockImplementation((m: string) => void errors.push(m));
     let twice: number;
+    const truncated = join(tmp, 'truncated.safetensors'); // its header reads; its tensors do not
+    writeFileSync(truncated, readFileSync(kept).subarray(0, -100));
     try {
       expect(await main(['eval', runDir, kept, '--test-limit', '16', '--batch', '16', '--json', json])).toBe(0);
       twice = await main(['eval', runDir, join(runDir, 'checkpoint.safetensors')]);
+      // Every checkpoint is read before any is evaluated: the first is not, when the second is damaged.
+      const before = out.length;
+      expect(await main(['eval', runDir, truncated, '--test-limit', '16'])).toBe(1);
+      expect(out.length).toBe(before);
     } finally {
       log.mockRestore();
       error.mockRestore();
@@ -1312,7 +1318,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(lines.slice(5, 7).map((l) => l.split(/\s{2,}/))).toEqual(records.map((r) => [r.checkpoint, `epoch ${r.epoch}`, 'mnist/test[:16]', '16', r.loss.toFixed(4), pct(r.error)]));
     expect(lines.slice(7)).toEqual([`wrote ${json}`]);
     expect(twice!).toBe(2);
-    expect(errors.at(-1)).toBe(`nin: ${first} is given twice: give each checkpoint once\n(nin eval --help shows the usage)`);
+    expect(errors.at(-2)).toBe(`nin: ${first} is given twice: give each checkpoint once\n(nin eval --help shows the usage)`);
+    expect(errors.at(-1)).toMatch(new RegExp(`^nin: ${truncated.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
   });
 
   it('nin train: Ctrl-C (delivered twice at once, as through npm run) saves a checkpoint where the run stands and exits with 130', async () => {
