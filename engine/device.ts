@@ -115,6 +115,10 @@ export class GpuError extends Error {
   override name = 'GpuError';
 }
 
+/** The device out of memory (a buffer it could not make, or a submission): a GpuError callers can
+ * tell apart, to say what would need less (a smaller batch). */
+export class GpuOutOfMemory extends GpuError {}
+
 function icdFiles(): string[] {
   const dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
   const found: string[] = [];

@@ -1,6 +1,6 @@
 // The engine's public surface: the device, tensors, the tape, the runtime and the profiler, and
 // the ops (kernels/), so that a script needs one import.
-export { getGpu, gpu, closeGpu, GpuError, type Gpu } from './device.ts';
+export { getGpu, gpu, closeGpu, GpuError, GpuOutOfMemory, type Gpu } from './device.ts';
 export { Tensor, TensorTooLarge, tidy, keep, expectShape, expectDtype, type BackwardFn, type DType } from './tensor.ts';
 export { backward, noGrad, param, zeroGrad, record, isGradEnabled } from './autograd.ts';
 export { flush, sync, pool, runtimeStats, checkErrors, trimPool, profileScope } from './runtime.ts';

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GpuError, awaitedOn, deviceGeneration, gpu, uncaptured } from './device.ts';
+import { GpuError, GpuOutOfMemory, awaitedOn, deviceGeneration, gpu, uncaptured } from './device.ts';
 import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
 
@@ -169,7 +169,7 @@ function createWatchedBuffer(d: GPUDevice, desc: GPUBufferDescriptor): GPUBuffer
     if (!err) return;
     p?.discard(buf);
     const what = held ? `; the engine held ${fmtBytes(held.liveBytes + held.pooledBytes)} of buffers then (${fmtBytes(held.liveBytes)} in ${held.liveBuffers} tensor${held.liveBuffers === 1 ? '' : 's'}, ${fmtBytes(held.pooledBytes)} kept for reuse)` : '';
-    throw new GpuError(`GPU out of memory: the device could not make a buffer of ${fmtBytes(Number(desc.size))} (${err.message.split('\n')[0]})${what}`);
+    throw new GpuOutOfMemory(`GPU out of memory: the device could not make a buffer of ${fmtBytes(Number(desc.size))} (${err.message.split('\n')[0]})${what}`);
   });
   check.catch(() => {}); // surfaced by checkErrors()
   pendingChecks.push(check);
@@ -417,7 +417,8 @@ export function flush(): void {
     const err = o ?? v;
     if (!err) return;
     const held = o && poolInstance ? `; the engine holds ${fmtBytes(poolInstance.stats.liveBytes + poolInstance.stats.pooledBytes)} of buffers` : '';
-    throw new GpuError(`GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}${held}`);
+    const message = `GPU ${o ? 'out of memory' : 'validation error'} in submitted commands: ${err.message}${held}`;
+    throw o ? new GpuOutOfMemory(message) : new GpuError(message);
   });
   check.catch(() => {});
   pendingChecks.push(check);

@@ -4,7 +4,7 @@ import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync
 import os from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { closeGpu, getGpu, GpuError } from '../engine/device.ts';
+import { closeGpu, getGpu, GpuOutOfMemory } from '../engine/device.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { savedOptions, startingWeights, type Checkpoint } from './checkpoint.ts';
@@ -857,23 +857,21 @@ async function runEval(args: string[]): Promise<void> {
     return { ckpt, ...checkedForEval(c, classNamesOf(c.options), o) };
   });
   const results = [];
-  const ats: string[] = [];
   for (const { ckpt, c, labelled } of loaded) {
     const r = await evalCheckpoint(c, labelled, o);
     console.log(`${ckpt} (${r.at}): test loss ${r.record.loss.toFixed(4)}, error ${(100 * r.record.error).toFixed(2)}% on ${r.record.images} images${pictures === undefined ? '' : ` in ${pictures}`}`);
     if (ckpts.length === 1) console.log(formatConfusion(r.record.confusion, r.record.classNames));
-    results.push(r.record);
-    ats.push(r.at);
+    results.push(r);
   }
   if (ckpts.length > 1) {
     // Several (a run's --keep-every checkpoints, say): their numbers side by side, in the order given.
     const { tableLines } = await import('./text.ts');
-    const rows = results.map((r, i) => [ckpts[i], ats[i], r.testSet, String(r.images), r.loss.toFixed(4), `${(100 * r.error).toFixed(2)}%`]);
+    const rows = results.map(({ at, record: r }, i) => [ckpts[i], at, r.testSet, String(r.images), r.loss.toFixed(4), `${(100 * r.error).toFixed(2)}%`]);
     console.log(['', ...tableLines(['checkpoint', 'saved', 'test set', 'images', 'test loss', 'test error'], rows, 1)].join('\n'));
   }
   // For scripts that evaluate many checkpoints: the numbers above, and each class's error (one
   // checkpoint: its object; several: an array of them, in the order given).
-  if (json !== undefined) writeJson(json, ckpts.length === 1 ? results[0] : results);
+  if (json !== undefined) writeJson(json, ckpts.length === 1 ? results[0].record : results.map((r) => r.record));
 }
 
 interface EvalFlags { dataDir?: string; pictures?: string; invert: boolean; batchGiven?: number; testLimit?: number; stream: boolean }
@@ -910,7 +908,7 @@ async function evalCheckpoint(c: Checkpoint, labelled: ReturnType<typeof scanLab
   if (live) process.stderr.write(`evaluating on ${test.count} images…`);
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch)
     .catch((e) => {
-      throw e instanceof GpuError && /out of memory/.test(e.message) ? new GpuError(`${e.message}; evaluating at batch ${batch}: a smaller --batch needs less memory`) : e;
+      throw e instanceof GpuOutOfMemory ? new GpuOutOfMemory(`${e.message}; evaluating at batch ${batch}: a smaller --batch needs less memory`) : e;
     })
     .finally(() => {
       model.dispose();

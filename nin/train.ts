@@ -3,7 +3,7 @@ import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSy
 import { randomUUID } from 'node:crypto';
 import { dirname, join, relative, resolve } from 'node:path';
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
-import { getGpu, GpuError } from '../engine/device.ts';
+import { getGpu, GpuOutOfMemory } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, formatScopeProfile, startProfiler, type Profiler } from '../engine/profiler.ts';
 import { fmtBytes, pool, profileScope } from '../engine/runtime.ts';
@@ -985,7 +985,7 @@ async function trainInDirectory(
     // so that its tensors are freed before the caller hears of the failure.
     pending?.catch(() => {});
     await lastReads?.catch(() => {});
-    if (e instanceof GpuError && /out of memory/.test(e.message)) {
+    if (e instanceof GpuOutOfMemory) {
       // (found at the step's readback, or an evaluation's: by then, not at)
       throw new TrainingStopped(`${e.message}; by step ${step}, at batch ${o.batchSize}: a smaller --batch needs less memory; last good checkpoint: ${lastGood}`);
     }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { closeGpu, getGpu, gpu, uncaptured } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu, GpuOutOfMemory, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { BufferPool, sizeClass } from '../engine/pool.ts';
 import { dispatch, fmtBytes, pool, runtimeStats, setAllocationFault, setPipelineCacheLimit, SUBMIT_EVERY, sync, trimPool, upload } from '../engine/runtime.ts';
@@ -504,7 +504,9 @@ describe('errors', () => {
     });
     try {
       const t = relu(Tensor.fromArray([1, -2], [2]));
-      await expect(sync()).rejects.toThrow('GPU out of memory in submitted commands: injected: cannot allocate 8 GiB');
+      const failed = sync();
+      await expect(failed).rejects.toThrow('GPU out of memory in submitted commands: injected: cannot allocate 8 GiB');
+      await expect(failed).rejects.toBeInstanceOf(GpuOutOfMemory); // (what training and eval tell apart)
       t.dispose();
     } finally {
       pop.mockRestore();
