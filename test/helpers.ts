@@ -16,6 +16,10 @@ export function pair(shape: number[], seed: number, lo = -1, hi = 1): { gpu: Ten
   return { gpu: Tensor.fromArray(data, shape), ref: refTensor(shape, data) };
 }
 
+/** A buffer size lavapipe refuses (its maxBufferSize is 2^32 − 1; vkCreateBuffer fails with
+ * VK_ERROR_OUT_OF_DEVICE_MEMORY): with setAllocationFault, a real out-of-memory error on demand. */
+export const ALLOCATION_FAULT = 4294967293;
+
 /** Runs `fn` with one of the device's limits, as the engine sees it, lowered to `value`. */
 export async function withDeviceLimit<T>(limit: keyof Gpu['limits'], value: number, fn: () => T | Promise<T>): Promise<T> {
   const limits = gpu().limits as Record<keyof Gpu['limits'], number>;

@@ -26,10 +26,8 @@ import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSa
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
-import { runAsync, withDeviceLimit } from './helpers.ts';
+import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
 
-/** A buffer size lavapipe cannot make (engine.test.ts: a real out-of-memory error, on demand). */
-const ALLOCATION_FAULT = 4294967293;
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
 
@@ -413,7 +411,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
   });
 
   it('a device out of memory stops the run, naming the batch and the last good checkpoint, and leaves no GPU buffer behind', async (ctx) => {
-    if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip(); // (see engine.test.ts: lavapipe cannot make one of this size)
+    if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip();
     const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '2', '--out', join(tmp, 'out-of-memory')]);
     const ckpt = await saveUntrained(o, join(tmp, 'out-of-memory.safetensors'));
     const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16', '--out', join(tmp, 'out-of-memory')]).options, progress: false, log: () => {} };
