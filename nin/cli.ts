@@ -249,6 +249,13 @@ train options:
                           (epoch-010.safetensors), for eval, visualize or compare of the run as it was
   --profile               GPU time per kernel, then per layer (forward and backward apart,
                           the loss, the optimiser), of the first epoch
+  --dry-run               check the run and time it, writing nothing: every check a run makes, the
+                          data read, then a few training steps (after 2 that compile) and evaluation
+                          batches timed, from the run's start (a resume's: its checkpoint); says
+                          their loss, the GPU memory they took, and how long the run would take
+                          here; a loss that is not finite is an error (exit 1); GCN + ZCA or LCN
+                          are not fitted (standardised images in their place); with --profile, the
+                          timed steps' GPU times per kernel and per layer
 eval options: --data-dir DIR (an image folder's run: where the folder is now), --batch N (100),
               --test-limit N, --json FILE (the results and each class's error as JSON: rows of
               the confusion matrix are true classes), --pictures DIR (test on pictures of
@@ -388,6 +395,8 @@ function checkpointArg(arg: string, prefix = ''): string {
 interface TrainCommand {
   options: TrainOptions;
   dataDir?: string;
+  /** --dry-run: check and time the run, write nothing (nin/dry-run.ts). */
+  dryRun?: boolean;
 }
 
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id.
@@ -565,7 +574,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
       val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
       seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
       'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
-      profile: { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
+      profile: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
     },
     { min: 0, max: 0, what: 'no positional arguments' },
   );
@@ -675,7 +684,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (s('weights-from') !== undefined) checkStartingWeights(options);
   checkTrainingSetFits(options, config.classes, s, folder, saved !== undefined);
   checkRunPlan(options, s, header, source);
-  return { options, dataDir: s('data-dir') };
+  return { options, dataDir: s('data-dir'), ...(v['dry-run'] ? { dryRun: true } : {}) };
 }
 
 /** Why a command cannot write in `dir` (a file there, or no write access to it or to the directory
@@ -717,8 +726,15 @@ export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter'>
 }
 
 async function runTrain(args: string[]): Promise<number> {
-  const { options, dataDir } = parseTrainArgs(args);
+  const { options, dataDir, dryRun } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
+  if (dryRun) {
+    const { dryRun: dry, dryRunLine } = await import('./dry-run.ts');
+    const { startingCheckpoints } = await import('./train.ts');
+    const checkpoints = startingCheckpoints(options);
+    console.log(dryRunLine(options, await dry(options, await loadSplits(options, dataDir), checkpoints)));
+    return 0;
+  }
   const { startingCheckpoints, train, TrainingInterrupted } = await import('./train.ts');
   // Ctrl-C, SIGTERM (e.g. from `timeout`) or SIGHUP while training: the run saves its checkpoint after the
   // current step and stops. Before training starts (nothing to save), or again a second or more

@@ -304,7 +304,7 @@ export function deadClassMapsWatch(steps = 50, deadSince: number | null = null) 
 }
 
 /** Steps at the start of a profiled epoch that the per-kernel table leaves out. */
-const PROFILE_WARMUP_STEPS = 2;
+export const PROFILE_WARMUP_STEPS = 2;
 
 /** `items`, with `onFailure` called (and awaited: it throws) where their iterator fails; a failure
  * of the loop's own body passes by it. */
@@ -323,9 +323,17 @@ function fmtLr(lr: number): string {
 
 export function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
-  const whole = Math.round(s); // before the minutes are taken: 119.6 s is 2m00s, not 1m60s
-  const m = Math.floor(whole / 60);
-  return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
+  // Each unit rounded before the larger is taken: 119.6 s is 2m00s, not 1m60s. From an hour on,
+  // to the minute (a GPU run's ETA, a dry run's estimate), and from a day on, to the hour.
+  const pair = (unit: number, big: string, small: string) => {
+    const whole = Math.round(s / unit);
+    return `${Math.floor(whole / 60)}${big}${String(whole % 60).padStart(2, '0')}${small}`;
+  };
+  if (Math.round(s) < 60) return `${Math.round(s)}s`;
+  if (Math.round(s) < 3600) return pair(1, 'm', 's');
+  if (Math.round(s / 60) < 24 * 60) return pair(60, 'h', 'm');
+  const hours = Math.round(s / 3600);
+  return `${Math.floor(hours / 24)}d${String(hours % 24).padStart(2, '0')}h`;
 }
 
 /**
@@ -351,13 +359,21 @@ export function startingCheckpoints(o: Pick<TrainOptions, 'resume' | 'weightsFro
   return { resumed, start: o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null };
 }
 
-/**
- * Trains a model. The preprocessing statistics are fitted on the training part only (after the
- * validation split) and applied to every split once, up front.
- */
-export async function train(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<TrainResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const t0 = performance.now();
+/** What train() and dryRun() check before they touch the run directory or fit any preprocessing:
+ * the run's network, and that the data, the batch and a resume's checkpoint fit it. */
+export interface CheckedRun {
+  matrix: MatrixMode | null;
+  resumed: Checkpoint | null;
+  start: Checkpoint | null;
+  config: ModelConfig;
+  source: ResumeSource | undefined;
+  /** The epoch the run stops after (--stop-after, else --epochs). */
+  lastEpoch: number;
+  /** Full batches in an epoch of the training set (the loader drops the last partial one). */
+  epochSteps: number;
+}
+
+export async function checkedRun(o: TrainOptions, data: TrainData, checkpoints: ReturnType<typeof startingCheckpoints>): Promise<CheckedRun> {
   await getGpu();
   const matrix = checkedMatrixSettings(); // a bad NIN_MATRIX or NIN_MATRIX_TILE fails here, before any training
   tuningTable(); // so does a bad tuning table (kernels/tuning.ts)
@@ -389,12 +405,23 @@ export async function train(o: TrainOptions, data: TrainData, checkpoints = star
     if (plateauSettings(o).on === 'val' && !data.validation) throw new RunRefused(PLATEAU_ON_VAL_WITHOUT_VAL);
   }
   const source: ResumeSource | undefined = resumed ? { path: o.resume!, runId: resumed.runId, savedOutDir: resumed.options.outDir } : undefined;
+  return { matrix, resumed, start, config, source, lastEpoch, epochSteps: batchesNow };
+}
+
+/**
+ * Trains a model. The preprocessing statistics are fitted on the training part only (after the
+ * validation split) and applied to every split once, up front.
+ */
+export async function train(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const t0 = performance.now();
+  const checked = await checkedRun(o, data, checkpoints);
   const claimed = claimRunDirectory(o.outDir, o.outDirSeries, log);
   const lock = claimed.lock;
   o = { ...o, outDir: claimed.dir };
   try {
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
-    return await trainInDirectory(o, data, { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps: batchesNow, lock });
+    return await trainInDirectory(o, data, { ...checked, log, t0, lock });
   } finally {
     lock.release();
   }
@@ -493,29 +520,70 @@ function bestOnResume(a: {
   return { best, claims };
 }
 
-/** An epoch's --profile tables (per kernel, then per layer), stopping the profiler first. `cold`:
+/** The network, initialised by the run's seed, and its SGD with the parameter groups' multipliers
+ * (the class layer's by --class-lr-mult too). */
+export function newModelAndOptimiser(o: TrainOptions, config: ModelConfig): { model: NinModel; opt: SGD } {
+  const model = new NinModel(config, o.seed);
+  const classifier = model.classifierParams();
+  const lrMult = (p: (typeof model.params)[number]) => p.lrMult * (classifier.includes(p.name) ? (o.classLrMult ?? 1) : 1);
+  return { model, opt: new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: lrMult(p), decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay }) };
+}
+
+/** The GPU memory a run's steps and evaluations took, from the pool's peaks. */
+export function memoryLine(peaks: { peakHeldBytes: number; peakLiveBytes: number }, batchSize: number): string {
+  return `GPU memory: the engine's buffers held ${fmtBytes(peaks.peakHeldBytes)} at most (${fmtBytes(peaks.peakLiveBytes)} of it in tensors at once), at batch ${batchSize}`;
+}
+
+/** One SGD step on a batch (its dropout masks drawn from `seed`): the loss and logits, for the
+ * caller to read back and dispose; the gradients are zeroed after the update. */
+export function trainingStep(model: NinModel, opt: SGD, batch: { images: Float32Array; shape: number[]; labels: Int32Array }, lr: number, seed: number): { loss: Tensor; logits: Tensor } {
+  const out = tidy(() => {
+    const x = Tensor.fromArray(batch.images, batch.shape);
+    const step = model.lossAndGradients(x, labelTensor(batch.labels, model.config.classes), { train: true, seed });
+    profileScope('sgd', () => opt.step(lr));
+    return step;
+  });
+  zeroGrad(model.params.map((p) => p.tensor));
+  return out;
+}
+
+/** The model's lines at a run's start: its name, head and init, its summary, and unfused GEMMs where NIN_MATRIX asks. */
+export function modelLines(model: NinModel, matrix: MatrixMode | null): string {
+  const { config } = model;
+  return `model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}` + (matrix ? `\nGEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused` : '');
+}
+
+/** The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it. */
+export function recipeLine(o: TrainOptions, config: ModelConfig, stepsPerEpoch: number): string {
+  const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
+  // (a data set's or an FC head's default, not only a flag: a recipe read off this line should hold it)
+  const classRate = (o.classLrMult ?? 1) === 1 ? '' : `, ${config.head === 'gap' ? 'the class maps' : 'the FC layer'} at ${o.classLrMult}× it`;
+  return `training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`;
+}
+
+/** --profile's tables (per kernel, then per layer) of `what` (an epoch; a dry run), stopping the profiler first. `cold`:
  * too few steps to leave out the process's first, whose GPU times include compiling their kernels.
  * A failed timestamp readback is said, and the epoch goes on to be evaluated and saved. */
-async function logEpochProfile(prof: Profiler, epoch: number, cold: boolean, log: (line: string) => void): Promise<void> {
+export async function logProfile(prof: Profiler, what: string, cold: boolean, log: (line: string) => void): Promise<void> {
   prof.stop();
   const rows = await prof.collect().catch((e: Error) => {
-    log(`warning: no per-kernel profile for epoch ${epoch + 1}: ${e.message}`);
+    log(`warning: no per-kernel profile for ${what}: ${e.message}`);
     return null;
   });
   if (!rows) return;
   const steps = `per step (mean over its last ${rows[0]?.steps ?? 0} steps)`;
   const coldNote = `note: these steps include this process's first, whose GPU times include compiling their kernels; an epoch of ${PROFILE_WARMUP_STEPS + 1} or more steps (a smaller --batch) leaves them out`;
-  log(formatProfile(rows, { title: `per-kernel GPU time, epoch ${epoch + 1}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
+  log(formatProfile(rows, { title: `per-kernel GPU time, ${what}, ${steps}`, notes: [...prof.notes(), ...(cold ? [coldNote] : [])] }));
   // The same time by layer (forward, and its backward apart) and the loss and optimiser.
   const scopes = await prof.collectByScope().catch(() => null); // (collect() said why, if it failed)
-  if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, epoch ${epoch + 1}, ${steps}` }));
+  if (scopes) log(formatScopeProfile(scopes, { title: `per-layer GPU time, ${what}, ${steps}` }));
 }
 
 /** train() once it holds the run directory's lock. */
 async function trainInDirectory(
   o: TrainOptions,
   data: TrainData,
-  run: { log: (line: string) => void; t0: number; matrix: MatrixMode | null; resumed: Checkpoint | null; start: Checkpoint | null; config: ModelConfig; source: ResumeSource | undefined; lastEpoch: number; epochSteps: number; lock: RunLock },
+  run: CheckedRun & { log: (line: string) => void; t0: number; lock: RunLock },
 ): Promise<TrainResult> {
   const { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps, lock } = run;
   // Before each write: a directory removed mid-run, and perhaps a new run's by now, is not ours to write in.
@@ -597,10 +665,7 @@ async function trainInDirectory(
     }
   };
 
-  const model = new NinModel(config, o.seed);
-  const classifier = model.classifierParams();
-  const lrMult = (p: (typeof model.params)[number]) => p.lrMult * (classifier.includes(p.name) ? (o.classLrMult ?? 1) : 1);
-  const opt = new SGD(model.params.map((p) => ({ param: p.tensor, lrMult: lrMult(p), decayMult: p.decayMult })), { momentum: o.momentum, weightDecay: o.weightDecay });
+  const { model, opt } = newModelAndOptimiser(o, config);
   let pre: Preprocessor;
   let startEpoch = 0;
   let step = 0;
@@ -652,15 +717,9 @@ async function trainInDirectory(
   if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
   const unusedStd = resumed ? null : unusedInitStd(config);
   if (unusedStd) log(`note: ${unusedStd}`);
-  log(`model ${config.name} (${config.head} head, ${config.init} init)\n${model.describe()}`);
-  if (matrix) log(`GEMMs on ${describeMatrixMode(matrix)} (NIN_MATRIX); mlpconv blocks run unfused`);
-  const params = model.params.map((p) => p.tensor);
+  log(modelLines(model, matrix));
   const stepsPerEpoch = loader.batchesPerEpoch;
-  // The recipe as it runs: a data set's defaults, an image folder's, a resumed run's and the flags' make it.
-  const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
-  // (a data set's or an FC head's default, not only a flag: a recipe read off this line should hold it)
-  const classRate = (o.classLrMult ?? 1) === 1 ? '' : `, ${config.head === 'gap' ? 'the class maps' : 'the FC layer'} at ${o.classLrMult}× it`;
-  log(`training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
+  log(recipeLine(o, config, stepsPerEpoch));
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
   // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
   if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {
@@ -799,13 +858,7 @@ async function trainInDirectory(
         lr = lrAt(epoch, inEpoch);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
-        const { loss, logits } = tidy(() => {
-          const x = Tensor.fromArray(batch.images, batch.shape);
-          const out = model.lossAndGradients(x, labelTensor(batch.labels, config.classes), { train: true, seed: deriveSeed(o.seed, 0xd509, thisStep) });
-          profileScope('sgd', () => opt.step(lr));
-          return out;
-        });
-        zeroGrad(params);
+        const { loss, logits } = trainingStep(model, opt, batch, lr, deriveSeed(o.seed, 0xd509, thisStep));
         prof?.markStep();
         if (prof && inEpoch === profileFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the
@@ -895,7 +948,7 @@ async function trainInDirectory(
       if (pending) await pending;
       if (liveBar) process.stderr.write('\n');
       if (prof && inEpoch > firstBatch) {
-        await logEpochProfile(prof, epoch, profileFrom - firstBatch < PROFILE_WARMUP_STEPS, log);
+        await logProfile(prof, `epoch ${epoch + 1}`, profileFrom - firstBatch < PROFILE_WARMUP_STEPS, log);
         prof = null;
       }
       const endStart = performance.now();
@@ -962,7 +1015,7 @@ async function trainInDirectory(
       );
       if (!memoryNoted) {
         memoryNoted = true; // (after the first epoch's evaluation: its batches are as large as training's)
-        log(`GPU memory: the engine's buffers held ${fmtBytes(memory.peakHeldBytes)} at most (${fmtBytes(memory.peakLiveBytes)} of it in tensors at once), at batch ${o.batchSize}`);
+        log(memoryLine(memory, o.batchSize));
       }
       // The chance watch misses a collapsed net whose batch losses stray past its band (small batches).
       const collapsed = judged && !collapseNoted ? collapsedTo(judged.confusion) : null;

@@ -2,7 +2,7 @@
 // labels, errors that name the file), the network fitted to the folder's images and classes, the
 // CLI's checks before any GPU work, and a short run end to end (train, evaluate, predict, resume
 // from a moved folder).
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
@@ -19,6 +19,7 @@ import { encodePng, invertNote } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
 import { predictProbabilities, topClasses } from '../nin/predict.ts';
 import { evaluate, train, type TrainOptions } from '../nin/train.ts';
+import { dryRun } from '../nin/dry-run.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-folder-'));
 afterAll(() => {
@@ -519,6 +520,21 @@ describe('nin train --dataset folder --stream', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it("--dry-run on a streamed folder takes the run's first steps (the folder within its sample): a whole read's run's losses", async () => {
+    await getGpu();
+    const root = colourFolder(join(tmp, 'stream-dry'), [30, 7]);
+    const quiet = (o: TrainOptions): TrainOptions => ({ ...o, progress: false, log: () => {} });
+    const args = (out: string, ...more: string[]) => ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '2', '--val', '9', '--aug', '--seed', '3', '--out', join(tmp, out), ...more];
+    const whole = quiet(parseTrainArgs(args('stream-dry-run')).options);
+    const run = await train(whole, await loadSplits(whole));
+    const streamed = quiet(parseTrainArgs(args('stream-dry-out', '--stream')).options);
+    const dry = await dryRun(streamed, await loadSplits(streamed));
+    expect(run.stepLosses).toHaveLength(10); // (81 training images: 5 batches an epoch)
+    expect(dry.losses.slice(0, 10)).toEqual(run.stepLosses);
+    expect(dry).toMatchObject({ stepsLeft: 10, epochsLeft: 2, evalBatches: 1 + 2 }); // 9 validation, 21 test images
+    expect(existsSync(join(tmp, 'stream-dry-out'))).toBe(false);
   });
 
   it('a picture that cannot be read stops the run, saved where it stands: the resume goes on as the uninterrupted run', async () => {

@@ -86,8 +86,10 @@ describe('formatConfusion', () => {
 });
 
 describe('fmtTime', () => {
-  it('rounds the seconds before taking the minutes: never 60s in a minute', () => {
-    expect([0, 59.4, 59.6, 61, 119.6, 3599.5, 3600].map(fmtTime)).toEqual(['0s', '59s', '1m00s', '1m01s', '2m00s', '60m00s', '60m00s']);
+  it('rounds each unit before taking the larger: never 60s in a minute, nor 60m in an hour; from an hour on to the minute, from a day on to the hour', () => {
+    expect([0, 59.4, 59.6, 61, 119.6, 3599.4, 3599.5, 3629, 3631, 86369, 86371, 1511509].map(fmtTime)).toEqual(
+      ['0s', '59s', '1m00s', '1m01s', '2m00s', '59m59s', '1h00m', '1h00m', '1h01m', '23h59m', '1d00h', '17d12h'],
+    );
     expect(fmtTime(Infinity)).toBe('?');
   });
 });

@@ -1,0 +1,176 @@
+// `nin train --dry-run`: everything a run checks, then a few of its training steps and evaluation
+// batches timed on this adapter, for its GPU memory, its loss's first steps and how long the whole
+// run would take; nothing is written. Before hours on a GPU: does the batch fit, and does the
+// loss move.
+import { gpu, GpuOutOfMemory } from '../engine/device.ts';
+import { startProfiler } from '../engine/profiler.ts';
+import { fmtBytes, pool } from '../engine/runtime.ts';
+import { BatchLoader } from './data/loader.ts';
+import { deriveSeed } from './data/rng.ts';
+import { takeExamples } from './data/split.ts';
+import type { ImageDataset } from './data/formats.ts';
+import { fitPreprocessor, type Preprocessor } from './preprocessing.ts';
+import { runDirectoryProblem } from './run-directory.ts';
+import { learningRate } from './schedule.ts';
+import {
+  checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, PROFILE_WARMUP_STEPS, recipeLine, RunRefused,
+  startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
+} from './train.ts';
+
+/** Steps timed after the warm-up ones: at least MIN_STEPS and MIN_SECONDS, at most MAX_STEPS. (Two
+ * dry runs of the main job on a 2-core VM 3 s apart timed 63 and 79 ms a step: its neighbours'
+ * load shifts from second to second; longer only waits longer.) */
+const MIN_STEPS = 3;
+const MIN_SECONDS = 5;
+const MAX_STEPS = 200;
+/** The training sample's size, in batches: its epochs repeat, reshuffled, as the steps go on. */
+const SAMPLE_BATCHES = PROFILE_WARMUP_STEPS + 50;
+/** Evaluation batches timed (the first compiles the forward pass without gradients, and is left out). */
+const EVAL_BATCHES = 3;
+
+export interface DryRunResult {
+  adapter: string;
+  /** Training steps timed (after PROFILE_WARMUP_STEPS not timed), and their mean wall time. */
+  timedSteps: number;
+  stepSeconds: number;
+  /** Every step's loss, in step order (the warm-up steps' first). */
+  losses: number[];
+  /** One evaluation batch's time (warm), and the batches of the validation and test sets an epoch. */
+  evalBatchSeconds: number;
+  evalBatches: number;
+  /** What the run has left: its training steps and its epochs' evaluations. */
+  stepsLeft: number;
+  epochsLeft: number;
+  /** Their estimated time: stepsLeft steps and epochsLeft evaluations at the times above. */
+  trainSeconds: number;
+  evalSeconds: number;
+  peakHeldBytes: number;
+  peakLiveBytes: number;
+}
+
+export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<DryRunResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const { matrix, resumed, start, config, source, lastEpoch, epochSteps } = await checkedRun(o, data, checkpoints);
+  const dirProblem = runDirectoryProblem(o, source);
+  if (dirProblem) throw new RunRefused(dirProblem);
+  const B = o.batchSize;
+  // The steps timed need only a few batches: a sample of the training set, preprocessed alone.
+  const trainSample = takeExamples(data.train, range(Math.min(data.train.count, B * SAMPLE_BATCHES)));
+  // A GCN + ZCA fit or LCN takes minutes and changes no step's time: standardised in its place.
+  let pre: Preprocessor;
+  let preNote: string;
+  if (resumed) {
+    pre = resumed.preprocessor;
+    preNote = "the checkpoint's preprocessing";
+  } else {
+    pre = await fitPreprocessor(o.preprocess === 'none' ? 'none' : 'standardize', trainSample);
+    preNote = o.preprocess === 'none' || o.preprocess === 'standardize' ? `${o.preprocess} preprocessing fitted on the images it trains on` : `standardised images in place of --preprocess ${o.preprocess} (its fit is left out)`;
+  }
+  log(`dry run: the run's checks, then ${B}-image training steps and evaluation batches timed (${preNote}); nothing is written (the run would write in ${o.outDir})`);
+  const { model, opt } = newModelAndOptimiser(o, config);
+  if (resumed) resumed.restore(model, opt);
+  else if (start) start.startFrom(model, o);
+  log(modelLines(model, matrix));
+  log(recipeLine(o, config, epochSteps));
+
+  const startEpoch = resumed?.epoch ?? 0;
+  const firstBatch = resumed?.partialEpoch?.batches ?? 0;
+  const firstStep = resumed?.step ?? 0;
+  const stepsLeft = (lastEpoch - startEpoch) * epochSteps - firstBatch;
+  const drops = resumed?.plateau?.drops ?? 0;
+  const losses: number[] = [];
+  let prof = o.profile ? await startProfiler() : null;
+  pool().resetPeaks(); // (weights and optimiser state held from here on, as a run's peak counts them)
+  let pending: Promise<number> | null = null;
+  try {
+    log(`timing training steps (the first ${PROFILE_WARMUP_STEPS} compile their kernels and are not counted)…`);
+    const loader = new BatchLoader(await pre.applyTo(trainSample, { inPlace: true }), { batchSize: B, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+    const lossRead = (l: number) => {
+      losses.push(l);
+      if (!Number.isFinite(l)) {
+        throw new TrainingStopped(`loss is ${l} at step ${losses.length} of the dry run (step ${firstStep + losses.length - 1} of the run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)`);
+      }
+    };
+    let taken = 0;
+    let timedFrom = 0;
+    steps: for (let e = 0; ; e++) {
+      for await (const batch of loader.epoch(e)) {
+        if (taken === PROFILE_WARMUP_STEPS) {
+          if (pending) lossRead(await pending); // the warm-up steps done on the device
+          pending = null;
+          timedFrom = performance.now();
+        }
+        // The rate and dropout masks of the run's own steps from where it starts.
+        const lr = learningRate(o, startEpoch * epochSteps + firstBatch + taken, epochSteps, drops);
+        const { loss, logits } = trainingStep(model, opt, batch, lr, deriveSeed(o.seed, 0xd509, firstStep + taken));
+        // Both read back, as the run's loop reads them (the logits for its training error), a step
+        // later: the device has the next step queued meanwhile.
+        const read = Promise.all([loss.item(), logits.toArray()]).then(([l]) => l).finally(() => {
+          loss.dispose();
+          logits.dispose();
+        });
+        read.catch(() => {});
+        prof?.markStep();
+        if (prof && taken === PROFILE_WARMUP_STEPS - 1) await prof.reset();
+        const prev = pending;
+        pending = read;
+        if (prev) lossRead(await prev);
+        taken++;
+        const timed = taken - PROFILE_WARMUP_STEPS;
+        if (timed >= MAX_STEPS || (timed >= MIN_STEPS && performance.now() - timedFrom >= MIN_SECONDS * 1000)) break steps;
+      }
+    }
+    if (pending) lossRead(await pending);
+    pending = null;
+    const timedSteps = taken - PROFILE_WARMUP_STEPS;
+    const stepSeconds = (performance.now() - timedFrom) / 1000 / timedSteps;
+    log(`training: ${timedSteps} steps timed, ${(1000 * stepSeconds).toFixed(1)} ms a step (${(B / stepSeconds).toFixed(1)} img/s); loss ${losses[0].toFixed(4)} at the first step, ${losses.at(-1)!.toFixed(4)} at the last`);
+    if (prof) {
+      await logProfile(prof, 'dry run', false, log);
+      prof = null;
+    }
+
+    // Evaluation: the validation and test sets' batches, each as long as the sample's warm ones.
+    const judged = [data.validation, data.test].filter((d): d is ImageDataset => d !== undefined);
+    const evalBatches = judged.reduce((n, d) => n + Math.ceil(d.count / B), 0);
+    let evalBatchSeconds = 0;
+    if (judged.length) {
+      const sample = takeExamples(judged.at(-1)!, range(Math.min(judged.at(-1)!.count, EVAL_BATCHES * B)));
+      const r = await evaluate(model, await pre.applyTo(sample, { inPlace: true }), B, { timeWarm: true });
+      evalBatchSeconds = r.warmSeconds / Math.ceil(sample.count / B);
+      const sets = [data.validation && `${data.validation.count} validation`, data.test && `${data.test.count} test`].filter(Boolean).join(' and ');
+      log(`evaluation: ${(1000 * evalBatchSeconds).toFixed(1)} ms a batch of ${B}: ${duration(evalBatches * evalBatchSeconds)} an epoch for its ${sets} images`);
+    }
+    const peaks = pool().stats;
+    log(memoryLine(peaks, B));
+    const epochsLeft = lastEpoch - startEpoch;
+    return {
+      adapter: gpu().adapterName, timedSteps, stepSeconds, losses, evalBatchSeconds, evalBatches, stepsLeft, epochsLeft,
+      trainSeconds: stepsLeft * stepSeconds, evalSeconds: epochsLeft * evalBatches * evalBatchSeconds, peakHeldBytes: peaks.peakHeldBytes, peakLiveBytes: peaks.peakLiveBytes,
+    };
+  } catch (e) {
+    await pending?.catch(() => {}); // (frees its loss before the caller hears)
+    if (e instanceof GpuOutOfMemory) throw new TrainingStopped(`${e.message}; at batch ${B}: a smaller --batch needs less memory`);
+    throw e;
+  } finally {
+    prof?.stop();
+    model.dispose();
+    opt.dispose();
+  }
+}
+
+/** The line `nin train --dry-run` prints last: what the run would take here. */
+export function dryRunLine(o: Pick<TrainOptions, 'schedule' | 'batchSize'>, r: DryRunResult): string {
+  const bound = o.schedule === 'plateau' ? 'at most ' : ''; // (the plateau schedule may end it sooner)
+  const evaluating = r.evalBatches ? `, ${duration(r.evalSeconds)} evaluating` : '';
+  return `dry run on ${r.adapter}: the run's ${r.stepsLeft} step${r.stepsLeft === 1 ? '' : 's'} (${r.epochsLeft} epoch${r.epochsLeft === 1 ? '' : 's'}) would take ${bound}about ${duration(r.trainSeconds + r.evalSeconds)} (${duration(r.trainSeconds)} training${evaluating}; loading and preprocessing the data not counted), with ${fmtBytes(r.peakHeldBytes)} of GPU memory at batch ${o.batchSize}`;
+}
+
+/** fmtTime, with a tenth of a second below 10 s (a small run's evaluation is not "0s"). */
+function duration(s: number): string {
+  return s < 9.95 ? `${s.toFixed(1)}s` : fmtTime(s);
+}
+
+function range(n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => i);
+}
