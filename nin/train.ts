@@ -586,10 +586,12 @@ async function trainInDirectory(
   run: CheckedRun & { log: (line: string) => void; t0: number; lock: RunLock },
 ): Promise<TrainResult> {
   const { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps, lock } = run;
+  // A stop says where the run can go on from.
+  const stopWith = (why: string) => new TrainingStopped(`${why}; last good checkpoint: ${lastGood}`);
   // Before each write: a directory removed mid-run, and perhaps a new run's by now, is not ours to write in.
   const assertOwnDirectory = () => {
     const lost = lock.lost();
-    if (lost) throw new TrainingStopped(`${o.outDir}: this run's lock is lost: ${lost}; stopped without writing there; last good checkpoint: ${lastGood}`);
+    if (lost) throw stopWith(`${o.outDir}: this run's lock is lost: ${lost}; stopped without writing there`);
   };
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RunRefused(dirProblem);
@@ -603,7 +605,7 @@ async function trainInDirectory(
     try {
       appendFileSync(metricsPath, JSON.stringify(r) + '\n');
     } catch (e) {
-      throw new TrainingStopped(`${writeError(metricsPath, e).message}; last good checkpoint: ${lastGood}`);
+      throw stopWith(writeError(metricsPath, e).message);
     }
   };
 
@@ -661,7 +663,7 @@ async function trainInDirectory(
     try {
       for (const f of pending) f();
     } catch (e) {
-      throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
+      throw stopWith((e as Error).message);
     }
   };
 
@@ -743,8 +745,8 @@ async function trainInDirectory(
         o.onCheckpoint?.(ckptPath);
       }
     } catch (e) {
-      if (e instanceof NonFiniteWeights) throw new TrainingStopped(`the weights are not finite: ${e.message}; last good checkpoint: ${lastGood}`);
-      if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${(e as Error).message}; last good checkpoint: ${lastGood}`);
+      if (e instanceof NonFiniteWeights) throw stopWith(`the weights are not finite: ${e.message}`);
+      if ((e as NodeJS.ErrnoException).code) throw stopWith((e as Error).message);
       throw e;
     }
   };
@@ -761,7 +763,7 @@ async function trainInDirectory(
         copyFileSync(ckptPath, path, constants.COPYFILE_EXCL);
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code) throw new TrainingStopped(`${writeError(path, e).message}; last good checkpoint: ${lastGood}`);
+      if ((e as NodeJS.ErrnoException).code) throw stopWith(writeError(path, e).message);
       throw e;
     }
     return path;
@@ -771,7 +773,7 @@ async function trainInDirectory(
   // and an epoch whose evaluation failed is evaluated first.
   const stopUnreadable = async (e: unknown, where: string, epochsDone: number, partialEpoch: PartialEpoch | null): Promise<never> => {
     if (!(e instanceof DataFormatError) && !(e instanceof StreamReadError)) throw e;
-    if (!partialEpoch) throw new TrainingStopped(`${e.message}; ${where}; last good checkpoint: ${lastGood}`);
+    if (!partialEpoch) throw stopWith(`${e.message}; ${where}`);
     await save(ckptPath, epochsDone, partialEpoch); // (a failure to save says the last good one)
     throw new TrainingStopped(`${e.message}; ${where}; checkpoint ${ckptPath} saved there: --resume ${ckptPath} continues from there once the picture reads`);
   };
@@ -876,17 +878,18 @@ async function trainInDirectory(
         // (and so a resumed run's losses) must not depend on the GPU's timing.
         pending = (prev ?? Promise.resolve()).then(() => reads).then(([l, lg]) => {
           // Said in the log too: a run stopped before its first save leaves nothing else that says it diverged.
-          const stopped = (reason: string) => {
-            writeMetrics({ kind: 'stopped', epoch, step: thisStep, reason });
-            return new TrainingStopped(reason);
+          const stopped = (why: string) => {
+            const e = stopWith(why);
+            writeMetrics({ kind: 'stopped', epoch, step: thisStep, reason: e.message });
+            return e;
           };
           if (!Number.isFinite(l)) {
-            throw stopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: ${lastGood}`);
+            throw stopped(`loss is ${l} at step ${thisStep} (epoch ${epoch + 1}): the run diverged (a lower --lr or a longer --warmup may help)`);
           }
           if (deadMaps?.observe(lg, thisStep)) {
             throw stopped(
               `the class maps are dead at step ${thisStep} (epoch ${epoch + 1}): the last mlpconv's ReLU has output only zeros since step ${deadMaps.since()}, so every logit is 0, the loss is ln ${config.classes} and no gradient reaches any weight: the run has stopped learning. ` +
-                `Start again with --class-maps linear, or a lower --lr or a longer --warmup; last good checkpoint: ${lastGood}`,
+                'Start again with --class-maps linear, or a lower --lr or a longer --warmup',
             );
           }
           stepLosses.push(l);
@@ -1040,7 +1043,7 @@ async function trainInDirectory(
     await lastReads?.catch(() => {});
     if (e instanceof GpuOutOfMemory) {
       // (found at the step's readback, or an evaluation's: by then, not at)
-      throw new TrainingStopped(`${e.message}; by step ${step}, at batch ${o.batchSize}: a smaller --batch needs less memory; last good checkpoint: ${lastGood}`);
+      throw stopWith(`${e.message}; by step ${step}, at batch ${o.batchSize}: a smaller --batch needs less memory`);
     }
     throw e;
   } finally {
