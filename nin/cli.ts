@@ -15,6 +15,10 @@ import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, n
 import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './train.ts';
+import type { RangeTest } from './lr-find.ts';
+
+/** `nin lr-find`'s default sweep. */
+const RANGE_TEST_DEFAULTS: RangeTest = { lrMin: 1e-5, lrMax: 10, steps: 300 };
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -155,6 +159,16 @@ export const USAGE = `usage:
                                       mlpconv's maps out; the run's preprocessing in the graph
                                       unless --no-preprocess; default FILE: the checkpoint's,
                                       ending .onnx; needs no GPU)
+  nin lr-find [train options] [--lr-min X] [--lr-max X] [--steps N] [--plot FILE] [--json FILE]
+                                      the learning-rate range test: from the network's initial
+                                      weights (or --weights-from's), one step at each rate of a
+                                      geometric sweep from --lr-min (1e-5) to --lr-max (10) over
+                                      --steps (300), on the training set's first steps × --batch
+                                      images, preprocessed as the run would be; stops where the
+                                      loss's moving average passes 4× its lowest; suggests the
+                                      rate where the loss, below chance (ln C), falls fastest; the
+                                      loss against the rate as a PNG (--plot, default
+                                      lr-find.png), and --json the numbers
   nin models [--config FILE]          list the model configs with their summaries (or check and
                                       summarise a config file of one's own)
 
@@ -1112,6 +1126,56 @@ async function runCompare(args: string[]): Promise<void> {
   if (json !== undefined) writeJson(json, comparisonJson(runs));
 }
 
+/** `nin train` flags that have no meaning for a range test, which sets its own rates and trains no run. */
+const NOT_FOR_RANGE_TEST = ['epochs', 'lr', 'schedule', 'lr-steps', 'gamma', 'warmup', 'patience', 'lr-drops', 'plateau-on', 'resume', 'out', 'overwrite', 'stop-after', 'checkpoint-every', 'keep-every', 'profile', 'dry-run'];
+
+/** `nin lr-find`'s own flags, then the rest as `nin train`'s. */
+export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test: RangeTest; plot: string; json?: string } {
+  const own = new Map<string, string>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--(lr-min|lr-max|steps|plot|json)(?:=(.*))?$/s.exec(args[i]);
+    if (!m) {
+      rest.push(args[i]);
+      continue;
+    }
+    const value = m[2] ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${m[1]} needs a value`);
+    if (own.has(m[1])) throw new UsageError(`--${m[1]} is given twice`);
+    own.set(m[1], value);
+  }
+  for (const a of rest) {
+    const flag = /^--([a-z-]+)/.exec(a)?.[1];
+    if (flag && NOT_FOR_RANGE_TEST.includes(flag)) throw new UsageError(`--${flag} has no meaning for lr-find: it sweeps its own rates (--lr-min, --lr-max, --steps) from the network's initial weights, and writes no run`);
+  }
+  const rate = (flag: string, fallback: number) => {
+    const text = own.get(flag);
+    if (text === undefined) return fallback;
+    const v = Number(text);
+    if (!(text.trim() !== '' && Number.isFinite(v) && v > 0 && v <= 1000)) throw new UsageError(`--${flag} must be a number in (0, 1000], got '${text}'`);
+    return v;
+  };
+  const test = { lrMin: rate('lr-min', RANGE_TEST_DEFAULTS.lrMin), lrMax: rate('lr-max', RANGE_TEST_DEFAULTS.lrMax), steps: int('steps', own.get('steps'), 5, 100_000) ?? RANGE_TEST_DEFAULTS.steps };
+  if (!(test.lrMin < test.lrMax)) throw new UsageError(`--lr-min ${test.lrMin} must be below --lr-max ${test.lrMax}`);
+  const plot = own.get('plot') ?? 'lr-find.png';
+  checkOutFile(plot, '--plot', 'PNG file', 'lr-find.png');
+  if (extname(plot) && extname(plot).toLowerCase() !== '.png') throw new UsageError(`--plot ${plot}: the sweep is drawn as a PNG: name it .png`);
+  const json = jsonArg(own.get('json'));
+  return { train: parseTrainArgs(rest), test, plot, ...(json !== undefined ? { json } : {}) };
+}
+
+async function runRangeTest(args: string[]): Promise<void> {
+  const { train: { options, dataDir }, test, plot, json } = parseRangeTestArgs(args);
+  const { loadSplits } = await import('./datasets.ts');
+  const { rangeTest, rangeTestLines, rangeTestPlot } = await import('./lr-find.ts');
+  const r = await rangeTest(options, await loadSplits(options, dataDir), test);
+  makeDirectory(dirname(plot));
+  writeFileAtomic(plot, [rangeTestPlot(r, `learning-rate range test: ${options.model}, batch ${options.batchSize}`)]);
+  for (const line of rangeTestLines(r)) console.log(line);
+  console.log(`wrote ${plot}`);
+  if (json !== undefined) writeJson(json, { ...test, batch: options.batchSize, model: options.model, dataset: options.dataset, ...r });
+}
+
 let closedStdoutIgnored = false;
 /** A reader that stops early (`nin models | head`) is no error for a listing or a table (a training
  * run's output is another matter: there a closed pipe still fails the command). Once per process. */
@@ -1155,7 +1219,7 @@ async function runModels(args: string[]): Promise<void> {
   }
 }
 
-const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models'];
+const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models', 'lr-find'];
 
 /** The errors `main` prints as their message alone, without their name. */
 const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights', 'RunRefused', 'RunDirectoryInUse']);
@@ -1184,6 +1248,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'compare': await runCompare(rest); break;
       case 'export': await runExport(rest); break;
       case 'models': await runModels(rest); break;
+      case 'lr-find': await runRangeTest(rest); break;
       case undefined: case '-h': case '--help': case 'help':
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;

@@ -12,6 +12,8 @@ import type { ImageDataset } from './data/formats.ts';
 import { fitPreprocessor, type Preprocessor } from './preprocessing.ts';
 import { runDirectoryProblem } from './run-directory.ts';
 import { learningRate } from './schedule.ts';
+import type { SGD } from '../kernels/sgd.ts';
+import type { NinModel } from './model.ts';
 import {
   checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, PROFILE_WARMUP_STEPS, recipeLine, RunRefused,
   startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
@@ -81,47 +83,31 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
   const losses: number[] = [];
   let prof = o.profile ? await startProfiler() : null;
   pool().resetPeaks(); // (weights and optimiser state held from here on, as a run's peak counts them)
-  let pending: Promise<number> | null = null;
   try {
     log(`timing training steps (the first ${PROFILE_WARMUP_STEPS} compile their kernels and are not counted)…`);
     const loader = new BatchLoader(await pre.applyTo(trainSample, { inPlace: true }), { batchSize: B, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
-    const lossRead = (l: number) => {
-      losses.push(l);
-      if (!Number.isFinite(l)) {
-        throw new TrainingStopped(`loss is ${l} at step ${losses.length} of the dry run (step ${firstStep + losses.length - 1} of the run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)`);
-      }
-    };
-    let taken = 0;
+    // Timed from the last warm-up step's loss read back (the step done on the device) to the last step's.
     let timedFrom = 0;
-    steps: for (let e = 0; ; e++) {
-      for await (const batch of loader.epoch(e)) {
-        if (taken === PROFILE_WARMUP_STEPS) {
-          if (pending) lossRead(await pending); // the warm-up steps done on the device
-          pending = null;
-          timedFrom = performance.now();
+    const taken = await takeSteps(model, opt, loader, {
+      // The rate and dropout masks of the run's own steps from where it starts.
+      rate: (k) => learningRate(o, startEpoch * epochSteps + firstBatch + k, epochSteps, drops),
+      seed: (k) => deriveSeed(o.seed, 0xd509, firstStep + k),
+      onLoss: (k, l) => {
+        losses.push(l);
+        if (!Number.isFinite(l)) {
+          throw new TrainingStopped(`loss is ${l} at step ${k + 1} of the dry run (step ${firstStep + k} of the run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)`);
         }
-        // The rate and dropout masks of the run's own steps from where it starts.
-        const lr = learningRate(o, startEpoch * epochSteps + firstBatch + taken, epochSteps, drops);
-        const { loss, logits } = trainingStep(model, opt, batch, lr, deriveSeed(o.seed, 0xd509, firstStep + taken));
-        // Both read back, as the run's loop reads them (the logits for its training error), a step
-        // later: the device has the next step queued meanwhile.
-        const read = Promise.all([loss.item(), logits.toArray()]).then(([l]) => l).finally(() => {
-          loss.dispose();
-          logits.dispose();
-        });
-        read.catch(() => {});
+        if (k === PROFILE_WARMUP_STEPS - 1) timedFrom = performance.now();
+      },
+      afterStep: async (k) => {
         prof?.markStep();
-        if (prof && taken === PROFILE_WARMUP_STEPS - 1) await prof.reset();
-        const prev = pending;
-        pending = read;
-        if (prev) lossRead(await prev);
-        taken++;
+        if (prof && k === PROFILE_WARMUP_STEPS - 1) await prof.reset();
+      },
+      more: (taken) => {
         const timed = taken - PROFILE_WARMUP_STEPS;
-        if (timed >= MAX_STEPS || (timed >= MIN_STEPS && performance.now() - timedFrom >= MIN_SECONDS * 1000)) break steps;
-      }
-    }
-    if (pending) lossRead(await pending);
-    pending = null;
+        return timed < MAX_STEPS && !(timed >= MIN_STEPS && timedFrom > 0 && performance.now() - timedFrom >= MIN_SECONDS * 1000);
+      },
+    });
     const timedSteps = taken - PROFILE_WARMUP_STEPS;
     const stepSeconds = (performance.now() - timedFrom) / 1000 / timedSteps;
     log(`training: ${timedSteps} steps timed, ${(1000 * stepSeconds).toFixed(1)} ms a step (${(B / stepSeconds).toFixed(1)} img/s); loss ${losses[0].toFixed(4)} at the first step, ${losses.at(-1)!.toFixed(4)} at the last`);
@@ -149,14 +135,59 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
       trainSeconds: stepsLeft * stepSeconds, evalSeconds: epochsLeft * evalBatches * evalBatchSeconds, peakHeldBytes: peaks.peakHeldBytes, peakLiveBytes: peaks.peakLiveBytes,
     };
   } catch (e) {
-    await pending?.catch(() => {}); // (frees its loss before the caller hears)
-    if (e instanceof GpuOutOfMemory) throw new TrainingStopped(`${e.message}; at batch ${B}: a smaller --batch needs less memory`);
-    throw e;
+    throw outOfMemoryAtBatch(e, B);
   } finally {
     prof?.stop();
     model.dispose();
     opt.dispose();
   }
+}
+
+/**
+ * Training steps on a loader's batches, epoch after epoch (a sample's epochs repeat, reshuffled),
+ * each step's loss and logits read back a step later, as the run's loop reads them: the device has
+ * the next step queued meanwhile. `rate(k)` and `seed(k)`: step k's (from 0) learning rate and
+ * dropout seed; `onLoss(k, loss)` hears the losses in step order, and may throw (the step in flight
+ * is waited for and freed first); `afterStep(k)` runs once step k is recorded; `more(taken)` says
+ * whether to take another. Returns the steps taken.
+ */
+export async function takeSteps(
+  model: NinModel,
+  opt: SGD,
+  loader: BatchLoader,
+  a: { rate: (k: number) => number; seed: (k: number) => number; onLoss: (k: number, loss: number) => void; afterStep?: (k: number) => Promise<void> | void; more: (taken: number) => boolean },
+): Promise<number> {
+  let pending: Promise<number> | null = null;
+  let taken = 0;
+  try {
+    for (let e = 0; a.more(taken); e++) {
+      for await (const batch of loader.epoch(e)) {
+        const k = taken++;
+        const { loss, logits } = trainingStep(model, opt, batch, a.rate(k), a.seed(k));
+        const read = Promise.all([loss.item(), logits.toArray()]).then(([l]) => l).finally(() => {
+          loss.dispose();
+          logits.dispose();
+        });
+        read.catch(() => {}); // (awaited a step later)
+        await a.afterStep?.(k);
+        const prev = pending;
+        pending = read;
+        if (prev) a.onLoss(k - 1, await prev);
+        if (!a.more(taken)) break;
+      }
+    }
+    const last = pending;
+    pending = null;
+    if (last) a.onLoss(taken - 1, await last);
+    return taken;
+  } finally {
+    await pending?.catch(() => {}); // (a throw: the step in flight freed before the caller hears)
+  }
+}
+
+/** `e`, or where the device ran out of memory, a TrainingStopped saying the batch (a dry run's, a range test's). */
+export function outOfMemoryAtBatch(e: unknown, batchSize: number): unknown {
+  return e instanceof GpuOutOfMemory ? new TrainingStopped(`${e.message}; at batch ${batchSize}: a smaller --batch needs less memory`) : e;
 }
 
 /** The line `nin train --dry-run` prints last: what the run would take here. */

@@ -613,6 +613,8 @@ export interface CurveOptions {
   width?: number;
   height?: number;
   logY?: boolean;
+  /** A log10 x axis (a learning rate's): x ≤ 0 is left out, as y ≤ 0 on a log y axis. */
+  logX?: boolean;
   /** The x axis reaches down to at least this value (epoch axes start at 0, so that a one-epoch
    * run's point is not drawn on the frame). */
   xFrom?: number;
@@ -721,8 +723,9 @@ export function logAxis(minPositive: number, maxPositive: number): Axis {
 /** Draws one complete plot (title, axes, ticks, grid, series, legend) inside `area` of `canvas`. */
 export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: CurveOptions): void {
   const logY = opts.logY ?? false;
+  const logX = opts.logX ?? false;
   const onFloor = (y: number) => logY && opts.zeroOnFloor === true && y === 0;
-  const plotted = (x: number, y: number) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0 || onFloor(y));
+  const plotted = (x: number, y: number) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0 || onFloor(y)) && (!logX || x > 0);
   const usable = series.map((s) => ({
     name: s.name,
     points: s.points.filter(([x, y]) => plotted(x, y)),
@@ -734,7 +737,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
   let xAxis: Axis;
   let yAxis: Axis;
   if (drawn.length === 0) {
-    xAxis = niceAxis(0, 1);
+    xAxis = logX ? logAxis(0.1, 10) : niceAxis(0, 1);
     yAxis = logY ? logAxis(0.1, 10) : niceAxis(0, 1);
   } else {
     // Loops, not Math.min(...xs): a long series would overflow the argument list.
@@ -748,7 +751,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
         if (y > y1) y1 = y;
       }
     }
-    xAxis = niceAxis(Math.min(x0, opts.xFrom ?? x0), x1);
+    xAxis = logX ? logAxis(x0, x1) : niceAxis(Math.min(x0, opts.xFrom ?? x0), x1);
     yAxis = logY ? (y0 <= y1 ? logAxis(y0, y1) : logAxis(0.1, 10)) : niceAxis(y0, y1);
     if (floored) {
       // 0 gets a tick of its own below the log axis, apart from the lowest value shown.
@@ -757,6 +760,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
     }
   }
   const ty = (y: number) => (onFloor(y) ? yAxis.lo : logY ? Math.log10(y) : y);
+  const tx = (x: number) => (logX ? Math.log10(x) : x);
 
   // Layout: title on top, y label + tick labels left, x tick labels + x label below, legend right.
   const pad = 8;
@@ -814,7 +818,7 @@ export function drawPlot(canvas: Canvas, area: Rect, series: Series[], opts: Cur
         prev = null;
         continue;
       }
-      const p: [number, number] = [sx(x) + 0.5, sy(ty(y)) + 0.5];
+      const p: [number, number] = [sx(tx(x)) + 0.5, sy(ty(y)) + 0.5];
       if (prev) canvas.drawLine(prev[0], prev[1], p[0], p[1], color, 2);
       // Markers make short series (and single points) visible.
       if (finite <= 40) canvas.fillRect(p[0] - 2.5, p[1] - 2.5, 5, 5, color);

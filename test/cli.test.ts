@@ -55,6 +55,16 @@ describe('nin CLI', () => {
     [['train', '--dataset', 'svhn', '--extra', '--train-limit', '604389'], /--train-limit 604389 is more than svhn's 604388 training images \(train and extra\): leave it out/],
     [['train', '--dataset', 'cifar10', '--test-limit', '10001'], /--test-limit 10001 is more than cifar10's 10000 test images: leave it out to test on all/],
     [['models', 'extra'], /expected no arguments, got 1 argument/],
+    // nin lr-find: its own flags, and train's that mean nothing to a sweep.
+    [['lr-find', '--epochs', '3'], /--epochs has no meaning for lr-find: it sweeps its own rates \(--lr-min, --lr-max, --steps\) from the network's initial weights, and writes no run/],
+    [['lr-find', '--resume=runs/x'], /--resume has no meaning for lr-find/],
+    [['lr-find', '--lr-min', '1', '--lr-max', '0.1'], /--lr-min 1 must be below --lr-max 0.1/],
+    [['lr-find', '--lr-max', '0'], /--lr-max must be a number in \(0, 1000\], got '0'/],
+    [['lr-find', '--steps', '4'], /--steps must be an integer in \[5, 100000\], got '4'/],
+    [['lr-find', '--lr-min'], /--lr-min needs a value/],
+    [['lr-find', '--plot', 'sweep.jpg'], /--plot sweep.jpg: the sweep is drawn as a PNG: name it .png/],
+    [['lr-find', '--steps', '10', '--steps', '20'], /--steps is given twice/],
+    [['lr-find', '--model', 'mnist-small', '--batch', '0'], /--batch must be an integer ≥ 1, got '0'/],
     [['models', '--bogus'], /Unknown option '--bogus'/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     // It printed the table, then failed with a bare EEXIST.
@@ -83,7 +93,8 @@ describe('nin CLI', () => {
     const r = await nin(...args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
-    expect(r.stderr).toMatch(args[0] === 'train' ? /\n\(nin train --help shows the usage\)\n$/ : /\n\(nin (\w+ )?--help shows the usage\)\n$/);
+    // (the command's own usage pointer: nin train --help, nin lr-find --help)
+    expect(r.stderr).toMatch(['train', 'lr-find'].includes(args[0]) ? new RegExp(`\\n\\(nin ${args[0]} --help shows the usage\\)\\n$`) : /\n\(nin (\w+ )?--help shows the usage\)\n$/);
     expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU: any GPU acquisition would have failed with this, exit 1
     expect(r.stderr).not.toMatch(/maxDynamic/); // Dawn prints this (on lavapipe) when it enumerates adapters
   });
