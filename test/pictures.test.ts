@@ -772,6 +772,23 @@ describe('drawPlot: where things land', () => {
     expect(is(c, right - 4, bottom - 4, SERIES_COLORS[0])).toBe(false);
   });
 
+  it('logX: x on a log10 axis (a learning rate\'s): a decade is the same width anywhere; x ≤ 0 is left out', () => {
+    // y = log10(x) + 3 is a straight line on a log x axis: its middle point, x = 0.01, at the frame's centre.
+    const points: [number, number][] = [[1e-3, 0], [1e-2, 1], [1e-1, 2]];
+    const at = (logX: boolean) => {
+      const c = new Canvas(500, 300);
+      drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points }], { ...opts, logX });
+      const [left, right] = blackLines(c, 'x');
+      const [top, bottom] = blackLines(c, 'y');
+      return is(c, Math.round((left + right) / 2), Math.round((top + bottom) / 2), SERIES_COLORS[0]);
+    };
+    expect(at(true)).toBe(true);
+    expect(at(false)).toBe(false); // (linear: 0.01 sits a tenth of the way along)
+    const none = new Canvas(500, 300);
+    drawPlot(none, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[0, 1], [-1, 2]] }], { ...opts, logX: true });
+    expect(extent(none, SERIES_COLORS[0], blackLines(none, 'x'), blackLines(none, 'y')).minX).toBe(Infinity);
+  });
+
   it('zeroOnFloor: on a log axis, 0 is drawn on the bottom edge and the axis spans the rest (an error curve reaching 0 %)', () => {
     const points: [number, number][] = [[1, 10], [2, 1], [3, 0], [4, 0]];
     const plain = new Canvas(500, 300);
