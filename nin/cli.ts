@@ -16,9 +16,6 @@ import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './train.ts';
 import type { RangeTest } from './lr-find.ts';
-
-/** `nin lr-find`'s default sweep. */
-const RANGE_TEST_DEFAULTS: RangeTest = { lrMin: 1e-5, lrMax: 10, steps: 300 };
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
 
@@ -742,14 +739,13 @@ export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter'>
 async function runTrain(args: string[]): Promise<number> {
   const { options, dataDir, dryRun } = parseTrainArgs(args);
   const { loadSplits } = await import('./datasets.ts');
+  const { startingCheckpoints, train, TrainingInterrupted } = await import('./train.ts');
   if (dryRun) {
     const { dryRun: dry, dryRunLine } = await import('./dry-run.ts');
-    const { startingCheckpoints } = await import('./train.ts');
-    const checkpoints = startingCheckpoints(options);
+    const checkpoints = startingCheckpoints(options); // (a damaged one named before the data loads)
     console.log(dryRunLine(options, await dry(options, await loadSplits(options, dataDir), checkpoints)));
     return 0;
   }
-  const { startingCheckpoints, train, TrainingInterrupted } = await import('./train.ts');
   // Ctrl-C, SIGTERM (e.g. from `timeout`) or SIGHUP while training: the run saves its checkpoint after the
   // current step and stops. Before training starts (nothing to save), or again a second or more
   // later: quit now. (One Ctrl-C can arrive twice within a millisecond: from the terminal and
@@ -1125,6 +1121,9 @@ async function runCompare(args: string[]): Promise<void> {
   console.log(`\nwrote ${out}`);
   if (json !== undefined) writeJson(json, comparisonJson(runs));
 }
+
+/** `nin lr-find`'s default sweep. */
+const RANGE_TEST_DEFAULTS: RangeTest = { lrMin: 1e-5, lrMax: 10, steps: 300 };
 
 /** `nin train` flags that have no meaning for a range test, which sets its own rates and trains no run. */
 const NOT_FOR_RANGE_TEST = ['epochs', 'lr', 'schedule', 'lr-steps', 'gamma', 'warmup', 'patience', 'lr-drops', 'plateau-on', 'resume', 'out', 'overwrite', 'stop-after', 'checkpoint-every', 'keep-every', 'profile', 'dry-run'];

@@ -19,9 +19,9 @@ import {
   startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
 } from './train.ts';
 
-/** Steps timed after the warm-up ones: at least MIN_STEPS and MIN_SECONDS, at most MAX_STEPS. (Two
- * dry runs of the main job on a 2-core VM 3 s apart timed 63 and 79 ms a step: its neighbours'
- * load shifts from second to second; longer only waits longer.) */
+/** Steps timed after the warm-up ones: at least MIN_STEPS and MIN_SECONDS, at most MAX_STEPS. (The
+ * main job's dry runs on a shared 2-core VM, one after another, timed 57 to 105 ms a step: such a
+ * machine's speed moves by the minute, and timing longer only waits longer.) */
 const MIN_STEPS = 3;
 const MIN_SECONDS = 5;
 const MAX_STEPS = 200;
@@ -50,6 +50,12 @@ export interface DryRunResult {
   peakLiveBytes: number;
 }
 
+/**
+ * The run `o` describes, checked as train() checks it, then its first steps taken on a sample of
+ * its training set (its network, rate, dropout seeds; a resume's weights, optimiser state and
+ * preprocessing) and timed, with a few evaluation batches; the run's time estimated from them.
+ * Writes nothing.
+ */
 export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<DryRunResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const { matrix, resumed, start, config, source, lastEpoch, epochSteps } = await checkedRun(o, data, checkpoints);
@@ -57,7 +63,7 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
   if (dirProblem) throw new RunRefused(dirProblem);
   const B = o.batchSize;
   // The steps timed need only a few batches: a sample of the training set, preprocessed alone.
-  const trainSample = takeExamples(data.train, range(Math.min(data.train.count, B * SAMPLE_BATCHES)));
+  const trainSample = firstImages(data.train, B * SAMPLE_BATCHES);
   // A GCN + ZCA fit or LCN takes minutes and changes no step's time: standardised in its place.
   let pre: Preprocessor;
   let preNote: string;
@@ -121,7 +127,7 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
     const evalBatches = judged.reduce((n, d) => n + Math.ceil(d.count / B), 0);
     let evalBatchSeconds = 0;
     if (judged.length) {
-      const sample = takeExamples(judged.at(-1)!, range(Math.min(judged.at(-1)!.count, EVAL_BATCHES * B)));
+      const sample = firstImages(judged.at(-1)!, EVAL_BATCHES * B);
       const r = await evaluate(model, await pre.applyTo(sample, { inPlace: true }), B, { timeWarm: true });
       evalBatchSeconds = r.warmSeconds / Math.ceil(sample.count / B);
       const sets = [data.validation && `${data.validation.count} validation`, data.test && `${data.test.count} test`].filter(Boolean).join(' and ');
@@ -202,6 +208,7 @@ function duration(s: number): string {
   return s < 9.95 ? `${s.toFixed(1)}s` : fmtTime(s);
 }
 
-function range(n: number): Int32Array {
-  return Int32Array.from({ length: n }, (_, i) => i);
+/** The first n images of a set (all, if it holds fewer), as a set of their own. */
+export function firstImages(ds: ImageDataset, n: number): ImageDataset {
+  return takeExamples(ds, Int32Array.from({ length: Math.min(ds.count, n) }, (_, i) => i));
 }

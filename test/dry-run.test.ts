@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
-import { pool, setAllocationFault, trimPool } from '../engine/runtime.ts';
+import { pool, trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
@@ -15,7 +15,7 @@ import { modelConfig, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { RunRefused, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
+import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync } from './helpers.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-dry-run-'));
@@ -98,21 +98,11 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip();
     const o = options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--out', join(tmp, 'out-of-memory')]);
     const data = await loadSplits(o);
-    const step = NinModel.prototype.lossAndGradients;
-    const spy = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
-      setAllocationFault(ALLOCATION_FAULT);
-      return step.apply(this, args);
-    });
     trimPool(); // (the first step's buffers made anew, not taken from the earlier tests')
     const liveBefore = pool().stats.liveBuffers;
-    try {
-      const err = await dryRun(o, data).then(() => null, (e) => e);
-      expect(err).toBeInstanceOf(TrainingStopped);
-      expect(err.message).toMatch(/^GPU out of memory: the device could not make a buffer of .*; at batch 16: a smaller --batch needs less memory$/);
-    } finally {
-      spy.mockRestore();
-      setAllocationFault(0);
-    }
+    const err = await errorWithStepOutOfMemory(() => dryRun(o, data));
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect(err.message).toMatch(/^GPU out of memory: the device could not make a buffer of .*; at batch 16: a smaller --batch needs less memory$/);
     expect(pool().stats.liveBuffers).toBe(liveBefore);
   });
 

@@ -6,15 +6,14 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
-import { pool, setAllocationFault, trimPool } from '../engine/runtime.ts';
+import { pool, trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { NinModel } from '../nin/model.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { centredMedian, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
 import { train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
+import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync } from './helpers.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-lr-find-'));
@@ -91,19 +90,9 @@ describe.skipIf(!haveMnist)('nin lr-find on MNIST', () => {
     expect(pool().stats.liveBuffers).toBe(liveBefore);
     if (gpu().limits.maxBufferSize < ALLOCATION_FAULT) return ctx.skip();
     trimPool();
-    const step = NinModel.prototype.lossAndGradients;
-    const fault = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
-      setAllocationFault(ALLOCATION_FAULT);
-      return step.apply(this, args);
-    });
-    try {
-      const err = await rangeTest(o, data, { lrMin: 1e-3, lrMax: 1, steps: 10 }).then(() => null, (e) => e);
-      expect(err).toBeInstanceOf(TrainingStopped);
-      expect(err.message).toMatch(/^GPU out of memory: the device could not make a buffer of .*; at batch 16: a smaller --batch needs less memory$/);
-    } finally {
-      fault.mockRestore();
-      setAllocationFault(0);
-    }
+    const err = await errorWithStepOutOfMemory(() => rangeTest(o, data, { lrMin: 1e-3, lrMax: 1, steps: 10 }));
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect(err.message).toMatch(/^GPU out of memory: the device could not make a buffer of .*; at batch 16: a smaller --batch needs less memory$/);
     expect(pool().stats.liveBuffers).toBe(liveBefore);
   });
 

@@ -26,7 +26,7 @@ import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSa
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
-import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
+import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync, withDeviceLimit } from './helpers.ts';
 
 const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
@@ -417,20 +417,9 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16', '--out', join(tmp, 'out-of-memory')]).options, progress: false, log: () => {} };
     const data = await loadSplits(r);
     const liveBefore = pool().stats.liveBuffers;
-    const step = NinModel.prototype.lossAndGradients;
-    // The first step's first new buffer (its activations) is one the device cannot make.
-    const spy = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
-      setAllocationFault(ALLOCATION_FAULT);
-      return step.apply(this, args);
-    });
-    try {
-      const err = await train(r, data).then(() => null, (e) => e);
-      expect(err).toBeInstanceOf(TrainingStopped);
-      expect(err.message).toMatch(new RegExp(`^GPU out of memory: the device could not make a buffer of .*; by step [12], at batch 16: a smaller --batch needs less memory; last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
-    } finally {
-      spy.mockRestore();
-      setAllocationFault(0);
-    }
+    const err = await errorWithStepOutOfMemory(() => train(r, data));
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect(err.message).toMatch(new RegExp(`^GPU out of memory: the device could not make a buffer of .*; by step [12], at batch 16: a smaller --batch needs less memory; last good checkpoint: ${ckpt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
     expect(pool().stats.liveBuffers).toBe(liveBefore);
   });
 
