@@ -263,7 +263,8 @@ train options:
   --dry-run               check the run and time it, writing nothing: every check a run makes, the
                           data read, then a few training steps (after 2 that compile) and evaluation
                           batches timed, from the run's start (a resume's: its checkpoint); says
-                          their loss, the GPU memory they took, and how long the run would take
+                          their loss, the GPU memory they took, the largest batch the adapter
+                          binds for the network, and how long the run would take
                           here; a loss that is not finite is an error (exit 1); GCN + ZCA or LCN
                           are not fitted (standardised images in their place); with --profile, the
                           timed steps' GPU times per kernel and per layer

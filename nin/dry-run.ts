@@ -13,7 +13,7 @@ import { fitPreprocessor, type Preprocessor } from './preprocessing.ts';
 import { runDirectoryProblem } from './run-directory.ts';
 import { learningRate } from './schedule.ts';
 import type { SGD } from '../kernels/sgd.ts';
-import type { NinModel } from './model.ts';
+import { largestBatch, type NinModel } from './model.ts';
 import {
   checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, PROFILE_WARMUP_STEPS, recipeLine, RunRefused,
   startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
@@ -32,6 +32,8 @@ const EVAL_BATCHES = 3;
 
 export interface DryRunResult {
   adapter: string;
+  /** The largest batch whose tensors this adapter binds (model.ts largestBatch). */
+  largestBatch: number;
   /** Training steps timed (after PROFILE_WARMUP_STEPS not timed), and their mean wall time. */
   timedSteps: number;
   stepSeconds: number;
@@ -135,9 +137,12 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
     }
     const peaks = pool().stats;
     log(memoryLine(peaks, B));
+    // WebGPU says nothing of the device's memory; what it does say is the most one buffer binds.
+    const bindable = largestBatch(config, Infinity);
+    log(`this adapter binds a batch of up to ${bindable} images for ${config.name} (its largest tensor against maxStorageBufferBindingSize, ${fmtBytes(gpu().limits.maxStorageBufferBindingSize)})`);
     const epochsLeft = lastEpoch - startEpoch;
     return {
-      adapter: gpu().adapterName, timedSteps, stepSeconds, losses, evalBatchSeconds, evalBatches, stepsLeft, epochsLeft,
+      adapter: gpu().adapterName, largestBatch: bindable, timedSteps, stepSeconds, losses, evalBatchSeconds, evalBatches, stepsLeft, epochsLeft,
       trainSeconds: stepsLeft * stepSeconds, evalSeconds: epochsLeft * evalBatches * evalBatchSeconds, peakHeldBytes: peaks.peakHeldBytes, peakLiveBytes: peaks.peakLiveBytes,
     };
   } catch (e) {

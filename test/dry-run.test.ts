@@ -47,6 +47,8 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     expect(pool().stats.liveBuffers).toBe(liveBefore); // (the model, optimiser and batches freed)
     // The estimate: the run's 12 steps at the timed rate, and 3 evaluations of one 16-image batch.
     expect(r).toMatchObject({ stepsLeft: 12, epochsLeft: 3, evalBatches: 1, timedSteps: r.losses.length - 2 });
+    // The largest batch the adapter binds: its limit over mnist-small's widest activation, [28, 28, 16] floats an image.
+    expect(r.largestBatch).toBe(Math.floor(gpu().limits.maxStorageBufferBindingSize / (4 * 28 * 28 * 16)));
     expect(r.trainSeconds).toBeCloseTo(12 * r.stepSeconds, 9);
     expect(r.evalSeconds).toBeCloseTo(3 * r.evalBatchSeconds, 9);
     expect(r.stepSeconds).toBeGreaterThan(0);
@@ -130,6 +132,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     expect(r.stderr).toMatch(/\nper-layer GPU time, dry run, /);
     expect(r.stderr).toMatch(/\nevaluation: [\d.]+ ms a batch of 16: [\d.]+s an epoch for its 40 test images\n/);
     expect(r.stderr).toMatch(/\nGPU memory: the engine's buffers held [\d.]+ [KM]iB at most \([\d.]+ [KM]iB of it in tensors at once\), at batch 16\n/);
+    expect(r.stderr).toMatch(/\nthis adapter binds a batch of up to \d+ images for mnist-small \(its largest tensor against maxStorageBufferBindingSize, [\d.]+ [KMG]iB\)\n/);
     expect(existsSync(out)).toBe(false);
   });
 });
