@@ -58,6 +58,24 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     expect(dryRunLine(o, r)).toMatch(/^dry run on .+: the run's 12 steps \(3 epochs\) would take about [\d.]+s \([\d.]+s training, [\d.]+s evaluating; loading and preprocessing the data not counted\), with [\d.]+ [KM]iB of GPU memory at batch 16$/);
   });
 
+  it('--weights-from: the run\'s first steps from those weights, as the run takes them', async () => {
+    // A checkpoint of another seed's initial weights: the losses match only where both start from them.
+    const from = options(['--seed', '99', '--out', join(tmp, 'weights-source')]);
+    const model = new NinModel(modelConfig(from), 99);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const ckpt = join(tmp, 'weights-source.safetensors');
+    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: from });
+    model.dispose();
+    opt.dispose();
+    const base = ['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--weights-from', ckpt];
+    const run = await train(options([...base, '--out', join(tmp, 'weights-run')]), await loadSplits(options(base)));
+    const o = options([...base, '--out', join(tmp, 'weights-dry')]);
+    const r = await dryRun(o, await loadSplits(o));
+    expect(r.losses.slice(0, 4)).toEqual(run.stepLosses);
+    const fresh = await dryRun(options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'fresh-dry')]), await loadSplits(o));
+    expect(fresh.losses[0]).not.toBe(r.losses[0]);
+  });
+
   it("of a resume: the steps and evaluations left from the checkpoint, a validation set's batches too; the plateau schedule's time is a bound", async () => {
     const o = options(['--batch', '16', '--train-limit', '200', '--val', '40', '--test-limit', '20', '--epochs', '4', '--out', join(tmp, 'resumed')]);
     // Saved within epoch 2 (after 3 of its 10 batches): 7 of it and 2 more epochs left.
