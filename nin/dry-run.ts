@@ -15,7 +15,7 @@ import { learningRate } from './schedule.ts';
 import type { SGD } from '../kernels/sgd.ts';
 import { largestBatch, type NinModel } from './model.ts';
 import {
-  checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, PROFILE_WARMUP_STEPS, recipeLine, RunRefused,
+  checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, RunRefused,
   startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
 } from './train.ts';
 
@@ -82,12 +82,13 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
   else if (start) start.startFrom(model, o);
   log(modelLines(model, matrix));
   log(recipeLine(o, config, epochSteps));
+  const plateau = plateauAtStart(o, resumed, log);
+  if (resumed) for (const note of resumedScheduleNotes(o, resumed, plateau, epochSteps)) log(note);
 
   const startEpoch = resumed?.epoch ?? 0;
   const firstBatch = resumed?.partialEpoch?.batches ?? 0;
   const firstStep = resumed?.step ?? 0;
   const stepsLeft = (lastEpoch - startEpoch) * epochSteps - firstBatch;
-  const drops = resumed?.plateau?.drops ?? 0;
   const losses: number[] = [];
   let prof = o.profile ? await startProfiler() : null;
   pool().resetPeaks(); // (weights and optimiser state held from here on, as a run's peak counts them)
@@ -98,7 +99,7 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
     let timedFrom = 0;
     const taken = await takeSteps(model, opt, loader, {
       // The rate and dropout masks of the run's own steps from where it starts.
-      rate: (k) => learningRate(o, startEpoch * epochSteps + firstBatch + k, epochSteps, drops),
+      rate: (k) => learningRate(o, startEpoch * epochSteps + firstBatch + k, epochSteps, plateau?.drops),
       seed: (k) => deriveSeed(o.seed, 0xd509, firstStep + k),
       onLoss: (k, l) => {
         losses.push(l);

@@ -520,6 +520,56 @@ function bestOnResume(a: {
   return { best, claims };
 }
 
+/**
+ * The plateau schedule's state at a run's start (null on another schedule): the checkpoint's, going
+ * on. A run it ended, resumed with more --lr-drops allowed: the plateau that ended it drops the
+ * rate now. Says what changes.
+ */
+export function plateauAtStart(o: TrainOptions, resumed: Checkpoint | null, log: (line: string) => void): PlateauState | null {
+  if (o.schedule !== 'plateau') return null;
+  const { on, lrDrops } = plateauSettings(o);
+  let plateau = resumed?.plateau ?? newPlateauState(on);
+  if (plateau.on !== on) {
+    // The lowest error so far was the other set's: the count starts afresh on this one.
+    plateau = { ...plateau, on, best: null, sinceBest: 0 };
+    log(`the plateau schedule watches the ${on === 'val' ? 'validation' : 'training'} error from here (it watched the ${on === 'val' ? 'training' : 'validation'} error): its lowest is tracked afresh`);
+  }
+  if (plateau.finished) {
+    plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
+    log(`the plateau schedule had ended the run at epoch ${resumed?.epoch ?? 0}; with --lr-drops ${lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${lrDrops})`);
+  }
+  return plateau;
+}
+
+/**
+ * Notes on a resume that changes the schedule (--lr, --epochs, --schedule): a cosine over more
+ * epochs, for one, restarts part way up. Said, not refused: a warm restart can be what was meant.
+ * (The checkpoint's own options may hold a value a flag replaced for being damaged: no note then.)
+ */
+export function resumedScheduleNotes(o: TrainOptions, resumed: Checkpoint, plateau: PlateauState | null, stepsPerEpoch: number): string[] {
+  const notes: string[] = [];
+  const at = resumed.epoch * stepsPerEpoch + (resumed.partialEpoch?.batches ?? 0);
+  let was = NaN;
+  try {
+    // Staying on the plateau schedule, this run's drops (a run the schedule ended drops once more
+    // now, and says so); leaving it, the checkpoint's (this run's plateau state is null then).
+    const drops = o.schedule === 'plateau' ? plateau?.drops : resumed.plateau?.drops;
+    was = learningRate(resumed.options, at, stepsPerEpoch, drops);
+  } catch {
+    // no note
+  }
+  const now = learningRate(o, at, stepsPerEpoch, plateau?.drops);
+  if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) notes.push(`note: the learning rate goes on at ${fmtLr(now)} under this run's schedule; the checkpoint's would have it at ${fmtLr(was)} here`);
+  // A longer (or shorter) step-schedule run keeps its drops: moved later, they would put the rate
+  // back up after epochs already trained at the dropped one. Said where the defaults would differ.
+  const saved = resumed.options;
+  const fresh = defaultStepEpochs(o.epochs);
+  if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(fresh) !== String(o.stepEpochs)) {
+    notes.push(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${fresh.join(', ')} (--lr-steps moves them)`);
+  }
+  return notes;
+}
+
 /** The network, initialised by the run's seed, and its SGD with the parameter groups' multipliers
  * (the class layer's by --class-lr-mult too). */
 export function newModelAndOptimiser(o: TrainOptions, config: ModelConfig): { model: NinModel; opt: SGD } {
@@ -688,23 +738,8 @@ async function trainInDirectory(
     }
     pre = await fitPreprocessor(o.preprocess, data.train, log, { zcaCache: zcaCacheDir() });
   }
-  // The plateau schedule's state goes on from the checkpoint. A run it ended, resumed with more
-  // --lr-drops allowed: the plateau that ended it drops the rate now.
-  let plateau: PlateauState | null = null;
+  let plateau = plateauAtStart(o, resumed, log);
   const plateauOpts = plateauSettings(o);
-  if (o.schedule === 'plateau') {
-    const on = plateauOpts.on;
-    plateau = resumed?.plateau ?? newPlateauState(on);
-    if (plateau.on !== on) {
-      // The lowest error so far was the other set's: the count starts afresh on this one.
-      plateau = { ...plateau, on, best: null, sinceBest: 0 };
-      log(`the plateau schedule watches the ${on === 'val' ? 'validation' : 'training'} error from here (it watched the ${on === 'val' ? 'training' : 'validation'} error): its lowest is tracked afresh`);
-    }
-    if (plateau.finished) {
-      plateau = { ...plateau, drops: plateau.drops + 1, sinceBest: 0, finished: false };
-      log(`the plateau schedule had ended the run at epoch ${startEpoch}; with --lr-drops ${plateauOpts.lrDrops}: lr ×${o.gamma} now (drop ${plateau.drops} of ${plateauOpts.lrDrops})`);
-    }
-  }
   // The best epoch so far on validation, from the history of a resumed run (bestOnResume).
   let { best, claims } = bestOnResume({ o, resumed, own, first, startEpoch, bestPath, runId, testCount: data.test?.count, log, keep });
   pendingClaim.push(...claims);
@@ -788,30 +823,7 @@ async function trainInDirectory(
   // The schedule goes by epochs (epoch + inEpoch / stepsPerEpoch), not by the run's step count: a
   // resume may change the batch size at an epoch's end, and so the number of steps in an epoch.
   const lrAt = (epoch: number, inEpoch: number, drops = plateau?.drops) => learningRate(o, epoch * stepsPerEpoch + inEpoch, stepsPerEpoch, drops);
-  if (resumed) {
-    // A resume may change the schedule (--lr, --epochs, --schedule): a cosine over more epochs, for
-    // one, restarts part way up. Said, not refused: a warm restart can be what was meant.
-    // (The checkpoint's own options may hold a value a flag replaced for being damaged: no note then.)
-    const inEpoch = resumed.partialEpoch?.batches ?? 0;
-    let was = NaN;
-    try {
-      // Staying on the plateau schedule, this run's drops (a run the schedule ended drops once more
-      // now, and says so); leaving it, the checkpoint's (this run's plateau state is null then).
-      const drops = o.schedule === 'plateau' ? plateau?.drops : resumed.plateau?.drops;
-      was = learningRate(resumed.options, startEpoch * stepsPerEpoch + inEpoch, stepsPerEpoch, drops);
-    } catch {
-      // no note
-    }
-    const now = lrAt(startEpoch, inEpoch);
-    if (Number.isFinite(was) && Math.abs(now - was) > 1e-9 * Math.max(was, now)) log(`note: the learning rate goes on at ${fmtLr(now)} under this run's schedule; the checkpoint's would have it at ${fmtLr(was)} here`);
-    // A longer (or shorter) step-schedule run keeps its drops: moved later, they would put the rate
-    // back up after epochs already trained at the dropped one. Said where the defaults would differ.
-    const saved = resumed.options;
-    const fresh = defaultStepEpochs(o.epochs);
-    if (o.schedule === 'step' && saved.schedule === 'step' && o.epochs !== saved.epochs && String(o.stepEpochs) === String(saved.stepEpochs) && String(fresh) !== String(o.stepEpochs)) {
-      log(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${fresh.join(', ')} (--lr-steps moves them)`);
-    }
-  }
+  if (resumed) for (const note of resumedScheduleNotes(o, resumed, plateau, stepsPerEpoch)) log(note);
   // The progress line's img/s times the training steps only: not the data preparation before them
   // (a ZCA fit or LCN can take minutes), nor each epoch's evaluation and saves, which its ETA adds
   // as long as the last epoch's took, less the first evaluation's kernel compiles.

@@ -91,6 +91,8 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     // 160 training images (10 batches), 40 validation (3) and 20 test (2).
     expect(r).toMatchObject({ stepsLeft: 2 * 10 + 7, epochsLeft: 3, evalBatches: 3 + 2 });
     expect(lines[0]).toMatch(/^dry run: .* \(the checkpoint's preprocessing\); nothing is written \(the run would write in .*resumed\)$/);
+    // The run's own notes on a resume that changes the schedule (a cosine's rate there, a plateau's now).
+    expect(lines).toContainEqual(expect.stringMatching(/^note: the learning rate goes on at [\d.e-]+ under this run's schedule; the checkpoint's would have it at [\d.e-]+ here$/));
     expect(dryRunLine(resumed, r)).toMatch(/: the run's 27 steps \(3 epochs\) would take at most about /);
     expect(existsSync(join(tmp, 'resumed'))).toBe(false);
   });
