@@ -5,8 +5,7 @@
 import { gpu, GpuOutOfMemory } from '../engine/device.ts';
 import { startProfiler } from '../engine/profiler.ts';
 import { fmtBytes, pool } from '../engine/runtime.ts';
-import { BatchLoader } from './data/loader.ts';
-import { deriveSeed } from './data/rng.ts';
+import type { BatchLoader } from './data/loader.ts';
 import { takeExamples } from './data/split.ts';
 import type { ImageDataset } from './data/formats.ts';
 import { fitPreprocessor, type Preprocessor } from './preprocessing.ts';
@@ -15,7 +14,7 @@ import { learningRate } from './schedule.ts';
 import type { SGD } from '../kernels/sgd.ts';
 import { largestBatch, type NinModel } from './model.ts';
 import {
-  checkedRun, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, RunRefused,
+  checkedRun, dropoutSeed, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, runBatches, runLogger, RunRefused,
   startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
 } from './train.ts';
 
@@ -59,7 +58,7 @@ export interface DryRunResult {
  * Writes nothing.
  */
 export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<DryRunResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const log = runLogger(o);
   const { matrix, resumed, start, config, source, lastEpoch, epochSteps } = await checkedRun(o, data, checkpoints);
   const dirProblem = runDirectoryProblem(o, source);
   if (dirProblem) throw new RunRefused(dirProblem);
@@ -94,13 +93,13 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
   pool().resetPeaks(); // (weights and optimiser state held from here on, as a run's peak counts them)
   try {
     log(`timing training steps (the first ${PROFILE_WARMUP_STEPS} compile their kernels and are not counted)…`);
-    const loader = new BatchLoader(await pre.applyTo(trainSample, { inPlace: true }), { batchSize: B, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+    const loader = runBatches(await pre.applyTo(trainSample, { inPlace: true }), o);
     // Timed from the last warm-up step's loss read back (the step done on the device) to the last step's.
     let timedFrom = 0;
     const taken = await takeSteps(model, opt, loader, {
       // The rate and dropout masks of the run's own steps from where it starts.
       rate: (k) => learningRate(o, startEpoch * epochSteps + firstBatch + k, epochSteps, plateau?.drops),
-      seed: (k) => deriveSeed(o.seed, 0xd509, firstStep + k),
+      seed: (k) => dropoutSeed(o.seed, firstStep + k),
       onLoss: (k, l) => {
         losses.push(l);
         if (!Number.isFinite(l)) {

@@ -4,13 +4,11 @@
 // to learn, fastest around a good peak rate, and blows up past the largest that trains. NIN is
 // touchy about its rate: with the paper's ReLU'd class maps, its CIFAR-10 recipe's maps died early
 // in every run we made (README).
-import { BatchLoader } from './data/loader.ts';
-import { deriveSeed } from './data/rng.ts';
 import { zcaCacheDir } from './data/zca-cache.ts';
 import { firstImages, outOfMemoryAtBatch, takeSteps } from './dry-run.ts';
 import { fitPreprocessor } from './preprocessing.ts';
 import { renderCurves, type Series } from './plot.ts';
-import { checkedRun, modelLines, newModelAndOptimiser, startingCheckpoints, TrainingStopped, type TrainData, type TrainOptions } from './train.ts';
+import { checkedRun, dropoutSeed, modelLines, newModelAndOptimiser, runBatches, runLogger, startingCheckpoints, TrainingStopped, type TrainData, type TrainOptions } from './train.ts';
 
 export interface RangeTest {
   lrMin: number;
@@ -95,7 +93,7 @@ export interface RangeTestResult {
  * on the first steps × batch images of its training set. Writes nothing.
  */
 export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, checkpoints = startingCheckpoints(o)): Promise<RangeTestResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const log = runLogger(o);
   const { matrix, start, config } = await checkedRun(o, data, checkpoints);
   const B = o.batchSize;
   // The preprocessing's statistics are the run's (fitted on its whole training part): the rate that
@@ -112,10 +110,9 @@ export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, 
   let best = Infinity;
   let avg = 0; // (the stopping rule's moving average: it has only the steps before)
   try {
-    const loader = new BatchLoader(sample, { batchSize: B, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
-    await takeSteps(model, opt, loader, {
+    await takeSteps(model, opt, runBatches(sample, o), {
       rate: (k) => sweepRate(t, k),
-      seed: (k) => deriveSeed(o.seed, 0xd509, k),
+      seed: (k) => dropoutSeed(o.seed, k),
       onLoss: (k, l) => {
         if (stopped) return; // (the step taken before the stop was heard)
         if (!Number.isFinite(l)) {

@@ -413,7 +413,7 @@ export async function checkedRun(o: TrainOptions, data: TrainData, checkpoints: 
  * validation split) and applied to every split once, up front.
  */
 export async function train(o: TrainOptions, data: TrainData, checkpoints = startingCheckpoints(o)): Promise<TrainResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const log = runLogger(o);
   const t0 = performance.now();
   const checked = await checkedRun(o, data, checkpoints);
   const claimed = claimRunDirectory(o.outDir, o.outDirSeries, log);
@@ -568,6 +568,22 @@ export function resumedScheduleNotes(o: TrainOptions, resumed: Checkpoint, plate
     notes.push(`note: the rate still drops at epoch${o.stepEpochs.length === 1 ? '' : 's'} ${o.stepEpochs.join(', ')}, as the checkpoint's run of ${saved.epochs} epochs; a new run of ${o.epochs} would drop at ${fresh.join(', ')} (--lr-steps moves them)`);
   }
   return notes;
+}
+
+/** Where a run's lines go: `o.log`, else standard error. */
+export function runLogger(o: Pick<TrainOptions, 'log'>): (line: string) => void {
+  return o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+}
+
+/** A run's training batches from `ds`: shuffled by its seed, the last partial batch dropped, and
+ * with --aug translated (up to 4 pixels) and flipped. */
+export function runBatches(ds: ImageDataset, o: Pick<TrainOptions, 'batchSize' | 'seed' | 'augment'>): BatchLoader {
+  return new BatchLoader(ds, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+}
+
+/** The seed of the dropout masks of a run's global step `step`. */
+export function dropoutSeed(seed: number, step: number): number {
+  return deriveSeed(seed, 0xd509, step);
 }
 
 /** The network, initialised by the run's seed, and its SGD with the parameter groups' multipliers
@@ -748,7 +764,7 @@ async function trainInDirectory(
   const trainSet = await pre.applyTo(data.train, inPlace);
   const valSet = data.validation && (await pre.applyTo(data.validation, inPlace));
   const testSet = data.test && (await pre.applyTo(data.test, inPlace));
-  const loader = new BatchLoader(trainSet, { batchSize: o.batchSize, shuffle: true, dropLast: true, seed: o.seed, augment: o.augment ? { pad: 4, flip: true } : undefined });
+  const loader = runBatches(trainSet, o);
   log(`run directory ${o.outDir}`);
   if (o.augment && (o.dataset === 'mnist' || o.dataset === 'svhn')) log(`note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; ${o.dataset}'s default is no augmentation)`);
   if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
@@ -872,7 +888,7 @@ async function trainInDirectory(
         lr = lrAt(epoch, inEpoch);
         const thisStep = step;
         const thisLr = lr; // for the log: `lr` moves on to the next step before this readback resolves
-        const { loss, logits } = trainingStep(model, opt, batch, lr, deriveSeed(o.seed, 0xd509, thisStep));
+        const { loss, logits } = trainingStep(model, opt, batch, lr, dropoutSeed(o.seed, thisStep));
         prof?.markStep();
         if (prof && inEpoch === profileFrom - 1) await prof.reset();
         // Read this step's loss while the next batch is prepared and recorded: wait only for the

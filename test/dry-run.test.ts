@@ -9,24 +9,18 @@ import { Tensor } from '../engine/tensor.ts';
 import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { loadSplits } from '../nin/datasets.ts';
-import { isAvailable } from '../nin/data/registry.ts';
 import { dryRun, dryRunLine } from '../nin/dry-run.ts';
 import { modelConfig, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { RunRefused, train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync } from './helpers.ts';
+import { RunRefused, train, TrainingStopped } from '../nin/train.ts';
+import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
-const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-dry-run-'));
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
-
-function options(extra: string[]): TrainOptions {
-  const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
-  return { ...o, progress: false, log: () => {} };
-}
 
 describe.skipIf(!haveMnist)('nin train --dry-run', () => {
   it("takes the run's own first steps: on a training set no larger than its sample, the run's losses, step for step", async () => {

@@ -1,11 +1,9 @@
 // Shared test utilities: seeded data, float32 rounding, error norms, GPU↔reference plumbing.
 import { spawn } from 'node:child_process';
-import { expect, vi } from 'vitest';
+import { expect } from 'vitest';
 import { param } from '../engine/autograd.ts';
 import { gpu, type Gpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { setAllocationFault } from '../engine/runtime.ts';
-import { NinModel } from '../nin/model.ts';
 import type { MlpconvParams } from '../kernels/mlpconv.ts';
 import { refTensor, type RefTensor } from './reference.ts';
 import { randomArray, relErrNorm } from './numeric.ts';
@@ -21,23 +19,6 @@ export function pair(shape: number[], seed: number, lo = -1, hi = 1): { gpu: Ten
 /** A buffer size lavapipe refuses (its maxBufferSize is 2^32 − 1; vkCreateBuffer fails with
  * VK_ERROR_OUT_OF_DEVICE_MEMORY): with setAllocationFault, a real out-of-memory error on demand. */
 export const ALLOCATION_FAULT = 4294967293;
-
-/** What `run` throws (null: nothing) when the first training step's first new buffer (its
- * activations) is one the device cannot make: a real out-of-memory error at a step. The caller
- * trims the pool first where idle buffers could serve that step. */
-export async function errorWithStepOutOfMemory(run: () => Promise<unknown>): Promise<any> {
-  const step = NinModel.prototype.lossAndGradients;
-  const spy = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
-    setAllocationFault(ALLOCATION_FAULT);
-    return step.apply(this, args);
-  });
-  try {
-    return await run().then(() => null, (e) => e);
-  } finally {
-    spy.mockRestore();
-    setAllocationFault(0);
-  }
-}
 
 /** Runs `fn` with one of the device's limits, as the engine sees it, lowered to `value`. */
 export async function withDeviceLimit<T>(limit: keyof Gpu['limits'], value: number, fn: () => T | Promise<T>): Promise<T> {

@@ -8,20 +8,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { pool, trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { parseTrainArgs } from '../nin/cli.ts';
 import { loadSplits } from '../nin/datasets.ts';
-import { isAvailable } from '../nin/data/registry.ts';
 import { centredMedian, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
-import { train, TrainingStopped, type TrainOptions } from '../nin/train.ts';
-import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync } from './helpers.ts';
+import { train, TrainingStopped } from '../nin/train.ts';
+import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
-const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-lr-find-'));
-
-function options(extra: string[]): TrainOptions {
-  const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
-  return { ...o, progress: false, log: () => {} };
-}
 
 describe('the range test\'s sweep and reading', () => {
   it('sweeps the rate geometrically from --lr-min at the first step to --lr-max at the last', () => {

@@ -24,20 +24,14 @@ import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEs
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
-import { isAvailable } from '../nin/data/registry.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
-import { ALLOCATION_FAULT, errorWithStepOutOfMemory, runAsync, withDeviceLimit } from './helpers.ts';
+import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
-const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
-
-function options(extra: string[]): TrainOptions {
-  const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
-  return { ...o, progress: false, log: () => {} };
-}
 
 /** <tmp>/<name>.safetensors: mnist-small with the paper's ReLU on its class maps, untrained, the last
  * biases pushed to −100: every map is 0 after the ReLU, as when a run's maps die (the paper's

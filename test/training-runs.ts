@@ -1,0 +1,34 @@
+// What the tests that train on MNIST share (train, dry run, range test): whether the data is here,
+// mnist-small's options as the CLI makes them, quiet, and a device out of memory at a step.
+import { vi } from 'vitest';
+import { setAllocationFault } from '../engine/runtime.ts';
+import { parseTrainArgs } from '../nin/cli.ts';
+import { isAvailable } from '../nin/data/registry.ts';
+import { NinModel } from '../nin/model.ts';
+import type { TrainOptions } from '../nin/train.ts';
+import { ALLOCATION_FAULT } from './helpers.ts';
+
+export const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
+
+/** `nin train --dataset mnist --model mnist-small` with `extra`'s flags, without progress or log lines. */
+export function mnistSmallOptions(extra: string[]): TrainOptions {
+  const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
+  return { ...o, progress: false, log: () => {} };
+}
+
+/** What `run` throws (null: nothing) when the first training step's first new buffer (its
+ * activations) is one the device cannot make: a real out-of-memory error at a step. The caller
+ * trims the pool first where idle buffers could serve that step. */
+export async function errorWithStepOutOfMemory(run: () => Promise<unknown>): Promise<any> {
+  const step = NinModel.prototype.lossAndGradients;
+  const spy = vi.spyOn(NinModel.prototype, 'lossAndGradients').mockImplementationOnce(function (this: NinModel, ...args) {
+    setAllocationFault(ALLOCATION_FAULT);
+    return step.apply(this, args);
+  });
+  try {
+    return await run().then(() => null, (e) => e);
+  } finally {
+    spy.mockRestore();
+    setAllocationFault(0);
+  }
+}
