@@ -1,7 +1,5 @@
-// Training and evaluation: the loop, metrics log, checkpoints, resume.
-import { appendFileSync, closeSync, constants, copyFileSync, existsSync, fstatSync, linkSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { dirname, join, relative, resolve } from 'node:path';
+// Training and evaluation: the checks before a run, the loop (steps, progress, evaluation, watches)
+// and resume. What a run writes in its directory (log records, checkpoints) is nin/run-writer.ts.
 import { noGrad, zeroGrad } from '../engine/autograd.ts';
 import { getGpu, GpuOutOfMemory } from '../engine/device.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -12,9 +10,8 @@ import { SGD } from '../kernels/sgd.ts';
 import { checkedMatrixSettings, describeMatrixMode, type MatrixMode } from '../kernels/gemm-matrix.ts';
 import { tuningTable } from '../kernels/tuning.ts';
 import type { ImageDataset } from './data/formats.ts';
-import { DataFormatError, writeError } from './data/io.ts';
+import { DataFormatError } from './data/io.ts';
 import { StreamReadError } from './data/stream.ts';
-import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import type { Validation, ValidationFrom } from './data/split.ts';
 import { deriveSeed } from './data/rng.ts';
 import { BatchLoader } from './data/loader.ts';
@@ -22,13 +19,14 @@ import { defaultWorkers } from './data/parallel.ts';
 import { fitPreprocessor, type Preprocessor, type PreprocessKind } from './preprocessing.ts';
 import { zcaCacheDir } from './data/zca-cache.ts';
 import { dataLabel } from './datasets.ts';
-import { settingsChanged } from './compare.ts';
-import { loadCheckpoint, NonFiniteWeights, runProvenance, saveCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
+import { loadCheckpoint, type Checkpoint, type PartialEpoch } from './checkpoint.ts';
 import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type ModelConfig, type NetworkOptions } from './model.ts';
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
-import { shuffleChangedWithinEpoch, currentHistory, claimRunDirectory, isOwnRunDirectory, moveRunAside, nothingToTrain, removeLeftoverTempFiles, resumeClashes, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, snapshotName, supersededName } from './run-directory.ts';
-import type { EpochRecord, MetricRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
+import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
+import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
+import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
+import { bestOnResume, RunWriter } from './run-writer.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -136,24 +134,7 @@ export interface TrainResult {
 
 export type { EpochRecord } from './run-directory.ts';
 
-/** A run that cannot go on (a NaN or infinite loss, dead class maps): it stops, naming the step and the last good checkpoint. */
-export class TrainingStopped extends Error {
-  override name = 'TrainingStopped';
-}
-
-/** A run or evaluation refused: options or data that do not fit its model, checkpoint or directory.
- * A RangeError, as an argument out of range, named so the CLI prints its message alone. */
-export class RunRefused extends RangeError {
-  override name = 'RunRefused';
-}
-
-/** A run stopped on request (`interrupt`), its checkpoint saved where it stood: --resume continues it exactly. */
-export class TrainingInterrupted extends Error {
-  override name = 'TrainingInterrupted';
-  constructor(message: string, readonly checkpoint: string) {
-    super(message);
-  }
-}
+export { RunRefused, TrainingInterrupted, TrainingStopped };
 
 /** A resumed run's network: the checkpoint's config, with an error for any option that asks for another run (resumeClashes). */
 function resumedConfig(o: TrainOptions, c: Checkpoint): ModelConfig {
@@ -428,99 +409,6 @@ export async function train(o: TrainOptions, data: TrainData, checkpoints = star
 }
 
 /**
- * The best epoch so far on validation: on a resumed run, from the run's history in this
- * directory's metrics (the paper picked its settings on a validation split, then reported test).
- * best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
- * same epoch number may come from a stretch the history has left); else it is kept aside, and
- * replaced by the checkpoint resumed from if that is the epoch's save, or tracking starts afresh.
- * A fork's history is its parent's up to the checkpoint it was resumed from: its best epoch may
- * be one of the parent's.
- * Returns that epoch (null: tracked afresh) and what to do to best.safetensors once the run may
- * write in its directory (`claims`).
- */
-function bestOnResume(a: {
-  o: TrainOptions;
-  resumed: Checkpoint | null;
-  own: boolean;
-  first: StartRecord | ResumeRecord;
-  startEpoch: number;
-  bestPath: string;
-  runId: string;
-  testCount: number | undefined;
-  log: (line: string) => void;
-  keep: (path: string, why: string) => void;
-}): { best: TrainResult['best']; claims: (() => void)[] } {
-  const { o, resumed, own, first, startEpoch, bestPath, runId, testCount, log, keep } = a;
-  const claims: (() => void)[] = [];
-  let best: TrainResult['best'] = null;
-  let bestStretch: string | null = null;
-  if (resumed) {
-    let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
-    let lastTest: { epoch: number; images: number } | null = null;
-    // (as it will stand with this resume's record, written later; parents' logs included)
-    const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
-    for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
-      if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
-      if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
-        best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
-        bestStretch = stretchHere;
-      }
-      if (r.kind === 'epoch' && typeof r.testImages === 'number' && r.epoch! <= startEpoch) lastTest = { epoch: r.epoch!, images: r.testImages };
-    }
-    // A test set that changed (an image folder's test/, --test-limit): its error curve changes sets here.
-    if (lastTest && testCount !== undefined && testCount !== lastTest.images) log(`note: the test set holds ${testCount} images now, ${lastTest.images} at epoch ${lastTest.epoch}: the test error from epoch ${startEpoch + 1} on is over other images`);
-  }
-  const bestSaved = existsSync(bestPath) ? savedEpoch(bestPath) : undefined;
-  const savedBy = savedStretch(bestPath); // null where there is no file, or it names no stretch (saved before stretch ids)
-  const otherStretch = best !== null && bestStretch !== null && savedBy !== null && savedBy !== bestStretch;
-  // Why an existing best.safetensors does not hold the history's best epoch (null: it does, or there is none).
-  const bestFileProblem =
-    bestSaved === undefined ? null
-    : bestSaved === null ? 'has no readable epoch in its header'
-    : best === null ? 'is not from this run\'s history'
-    : bestSaved !== best.epoch ? `is not the best epoch of the run's history (epoch ${best.epoch})`
-    : otherStretch ? `holds epoch ${best.epoch} as saved by a stretch of the run that its history has left`
-    : null;
-  // A run stopped between its epoch's checkpoint and best.safetensors: the checkpoint resumed from
-  // is that best epoch's end-of-epoch save, by the stretch that logged it, so it becomes the file.
-  const resumedIsBest = best !== null && resumed !== null && resumed.partialEpoch === null && resumed.epoch === best.epoch && (bestStretch === null || resumed.stretch === bestStretch);
-  // The file that holds the best epoch, read now (a fork's parent may go on training and replace
-  // it) and written at the first save as this run's (its run id: a fork's directory then holds its
-  // own run only, and the file's history is the fork's log); its stretch stays the one that saved it.
-  const bestCopiedFrom = (source: string) => {
-    const { tensors, metadata } = readSafetensors(source);
-    const epoch = best!.epoch;
-    return () => {
-      writeSafetensors(bestPath, tensors, { ...metadata, run_id: runId });
-      log(`${bestPath}: epoch ${epoch}, the run's best so far, copied from ${source}${source === resumed!.path ? ', the checkpoint resumed from' : ''}`);
-    };
-  };
-  if (resumedIsBest && (bestSaved === undefined || bestFileProblem)) {
-    const copy = bestCopiedFrom(resumed!.path);
-    claims.push(() => {
-      if (bestFileProblem) keep(bestPath, bestFileProblem);
-      copy();
-    });
-  } else if (bestFileProblem) {
-    claims.push(() => keep(bestPath, `${bestFileProblem}; the best epoch is tracked afresh from here`));
-    best = null;
-  } else if (best !== null && bestSaved === undefined) {
-    // A fork: the parent's best.safetensors, or one --overwrite or a resume kept aside there
-    // (best.step<N>.superseded*), where it holds that epoch as its stretch saved it.
-    const parentDir = dirname(resolve(o.resume!));
-    const candidates = own ? [] : ['best.safetensors', ...readdirSync(parentDir).filter((n) => /^best\.step\d+\.superseded(-\d+)?\.safetensors$/.test(n)).sort()];
-    const parentBest = candidates.map((n) => join(parentDir, n)).find((f) => existsSync(f) && savedEpoch(f) === best!.epoch && (bestStretch === null || savedStretch(f) === bestStretch));
-    if (parentBest) {
-      claims.push(bestCopiedFrom(parentBest));
-    } else {
-      log(`${bestPath} (epoch ${best.epoch} of the run's history) is missing: the best epoch is tracked afresh from here`);
-      best = null;
-    }
-  }
-  return { best, claims };
-}
-
-/**
  * The plateau schedule's state at a run's start (null on another schedule): the checkpoint's, going
  * on. A run it ended, resumed with more --lr-drops allowed: the plateau that ended it drops the
  * rate now. Says what changes.
@@ -651,87 +539,10 @@ async function trainInDirectory(
   data: TrainData,
   run: CheckedRun & { log: (line: string) => void; t0: number; lock: RunLock },
 ): Promise<TrainResult> {
-  const { log, t0, matrix, resumed, start, config, source, lastEpoch, epochSteps, lock } = run;
-  // A stop says where the run can go on from.
-  const stopWith = (why: string) => new TrainingStopped(`${why}; last good checkpoint: ${lastGood}`);
-  // Before each write: a directory removed mid-run, and perhaps a new run's by now, is not ours to write in.
-  const assertOwnDirectory = () => {
-    const lost = lock.lost();
-    if (lost) throw stopWith(`${o.outDir}: this run's lock is lost: ${lost}; stopped without writing there`);
-  };
-  const dirProblem = runDirectoryProblem(o, source);
-  if (dirProblem) throw new RunRefused(dirProblem);
-  for (const left of removeLeftoverTempFiles(o.outDir)) log(`${left.path}: removed, the temp file of a save that process ${left.pid} left unfinished (no process of that id writes it now)`);
-  const ckptPath = join(o.outDir, 'checkpoint.safetensors');
-  const bestPath = join(o.outDir, 'best.safetensors');
-  const metricsPath = join(o.outDir, 'metrics.jsonl');
-  const writeMetrics = (r: MetricRecord) => {
-    assertOwnDirectory();
-    claimHistory();
-    try {
-      appendFileSync(metricsPath, JSON.stringify(r) + '\n');
-    } catch (e) {
-      throw stopWith(writeError(metricsPath, e).message);
-    }
-  };
-
-  // A run resumed in its own directory keeps its id; one resumed into another directory forks under a new one.
-  const own = source !== undefined && isOwnRunDirectory(o.outDir, source);
-  const runId = own ? (resumed!.runId ?? randomUUID()) : randomUUID();
-  const stretch = randomUUID(); // this process's part of the run: its log records and its checkpoints
-  if (o.overwrite && !own) for (const kept of moveRunAside(o.outDir)) log(`--overwrite: the previous run's file is kept as ${kept}`);
-  // In its own directory, a checkpoint that is not the very save resumed from belongs to a stretch
-  // this resume replaces: it is kept under another name when the first save would replace it.
-  let keepOldCheckpoint = own && existsSync(ckptPath) && !sameSave(ckptPath, o.resume!);
-  // `replacedNext`: the file is about to be replaced by an atomic save, so it is linked (or copied)
-  // aside and stays at its name until then: a process killed in between leaves it there.
-  const keep = (path: string, why: string, replacedNext = false) => {
-    const kept = supersededName(path, savedStep(path) ?? 0);
-    if (!replacedNext) renameSync(path, kept);
-    else {
-      try {
-        linkSync(path, kept);
-      } catch {
-        copyFileSync(path, kept, constants.COPYFILE_EXCL);
-      }
-    }
-    log(`${path} ${why}: kept as ${kept}`);
-  };
-  if (!own && !o.overwrite && existsSync(metricsPath) && runFilesIn(o.outDir).length === 0) {
-    rmSync(metricsPath);
-    log(`${metricsPath}: replaced the log of a run that stopped before its first step`);
-  }
-  const changes = resumed ? settingsChanged(resumed.options, o, resumed.config) : {};
-  const first: StartRecord | ResumeRecord = resumed
-    ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}), provenance: runProvenance(o, config) }
-    : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps, provenance: runProvenance(o, config) };
-  const writeFirst = () => {
-    // A process killed mid-write (or a full disk) can leave the log without its last newline: the
-    // first record must not be glued to that fragment, or the reader loses it with the fragment.
-    const torn = own && !endsWithNewline(metricsPath);
-    try {
-      writeFileSync(metricsPath, (torn ? '\n' : '') + JSON.stringify(first) + '\n', { flag: own ? 'a' : 'wx' });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RunRefused(`${o.outDir}: another run has just started there`);
-      throw writeError(metricsPath, e);
-    }
-  };
-  // A resume in the run's own directory changes nothing there until it has something to keep: its
-  // resume record (which makes its stretch the run's history) and the best.safetensors repairs below
-  // wait for its first record or save, so a resume stopped before then leaves the run as it was.
-  // A new run or a fork claims its directory at once, before the minutes a preprocessing fit takes.
-  let pendingClaim: (() => void)[] = own ? [writeFirst] : [];
-  if (!own) writeFirst();
-  // Runs what waits for the first record or save; a failure there stops the run like a failed write.
-  const claimHistory = () => {
-    const pending = pendingClaim;
-    pendingClaim = [];
-    try {
-      for (const f of pending) f();
-    } catch (e) {
-      throw stopWith((e as Error).message);
-    }
-  };
+  const { log, t0, matrix, resumed, start, config, lastEpoch, epochSteps } = run;
+  const files = new RunWriter(o, run, log);
+  const { checkpointPath: ckptPath, bestPath } = files;
+  const stopWith = (why: string) => files.stopWith(why);
 
   const { model, opt } = newModelAndOptimiser(o, config);
   let pre: Preprocessor;
@@ -757,8 +568,7 @@ async function trainInDirectory(
   let plateau = plateauAtStart(o, resumed, log);
   const plateauOpts = plateauSettings(o);
   // The best epoch so far on validation, from the history of a resumed run (bestOnResume).
-  let { best, claims } = bestOnResume({ o, resumed, own, first, startEpoch, bestPath, runId, testCount: data.test?.count, log, keep });
-  pendingClaim.push(...claims);
+  let best = bestOnResume(files, { o, resumed, startEpoch, testCount: data.test?.count, log });
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
   const trainSet = await pre.applyTo(data.train, inPlace);
@@ -773,52 +583,16 @@ async function trainInDirectory(
   log(modelLines(model, matrix));
   const stepsPerEpoch = loader.batchesPerEpoch;
   log(recipeLine(o, config, stepsPerEpoch));
-  if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${first.kind} record says ${epochSteps}`);
+  if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${files.first.kind} record says ${epochSteps}`);
   // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
   if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {
     log(`note: every step of this run is in its ${o.warmupEpochs}-epoch warm-up (${o.epochs * stepsPerEpoch} step${o.epochs * stepsPerEpoch === 1 ? '' : 's'} in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
   }
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
-  let lastGood = resumed ? o.resume! : '(none yet)';
   let prof: Profiler | null = o.profile ? await startProfiler() : null; // the first epoch with a step to time
-  const save = async (path: string, epochsDone: number, partialEpoch?: PartialEpoch) => {
-    assertOwnDirectory();
-    try {
-      claimHistory();
-      if (keepOldCheckpoint && path === ckptPath) {
-        keep(ckptPath, 'is not the checkpoint this run resumed from', true);
-        keepOldCheckpoint = false;
-      }
-      await saveCheckpoint(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, options: o, partialEpoch, runId, stretch, plateau: plateau ?? undefined, deadMapsSince: deadMaps && deadMaps.since() >= 0 ? deadMaps.since() : undefined });
-      if (path === ckptPath) {
-        lastGood = ckptPath;
-        o.onCheckpoint?.(ckptPath);
-      }
-    } catch (e) {
-      if (e instanceof NonFiniteWeights) throw stopWith(`the weights are not finite: ${e.message}`);
-      if ((e as NodeJS.ErrnoException).code) throw stopWith((e as Error).message);
-      throw e;
-    }
-  };
-  // --keep-every: epoch E's checkpoint, just saved, linked (else copied) to epoch-<E>.safetensors. A
-  // file of that name is from a stretch this resume replaces (or a run --overwrite did not move): kept aside first.
-  const keepSnapshot = (epochsDone: number): string => {
-    assertOwnDirectory();
-    const path = snapshotName(o.outDir, epochsDone);
-    try {
-      if (existsSync(path)) keep(path, `is not epoch ${epochsDone} of this run's history`);
-      try {
-        linkSync(ckptPath, path); // (the next save replaces checkpoint.safetensors by a rename: the link keeps this one)
-      } catch {
-        copyFileSync(ckptPath, path, constants.COPYFILE_EXCL);
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code) throw stopWith(writeError(path, e).message);
-      throw e;
-    }
-    return path;
-  };
+  const save = (path: string, epochsDone: number, partialEpoch?: PartialEpoch) =>
+    files.save(path, { model, opt, preprocessor: pre, epoch: epochsDone, step, partialEpoch, plateau: plateau ?? undefined, deadMapsSince: deadMaps && deadMaps.since() >= 0 ? deadMaps.since() : undefined });
   // A picture that cannot be read (a streamed folder's file, damaged past its header) stops the run,
   // but first saves it where it stands: --resume, once the picture is mended, goes on from there,
   // and an epoch whose evaluation failed is evaluated first.
@@ -908,7 +682,7 @@ async function trainInDirectory(
           // Said in the log too: a run stopped before its first save leaves nothing else that says it diverged.
           const stopped = (why: string) => {
             const e = stopWith(why);
-            writeMetrics({ kind: 'stopped', epoch, step: thisStep, reason: e.message });
+            files.writeMetrics({ kind: 'stopped', epoch, step: thisStep, reason: e.message });
             return e;
           };
           if (!Number.isFinite(l)) {
@@ -926,7 +700,7 @@ async function trainInDirectory(
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
           seen += labels.length;
-          if (thisStep % 20 === 0) writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr: thisLr });
+          if (thisStep % 20 === 0) files.writeMetrics({ kind: 'step', epoch, step: thisStep, loss: l, lr: thisLr });
         });
         // Awaited a step later: a failure meanwhile (a GPU error at the readback, found while the
         // loop waits for the next batch) is not an unhandled rejection, which ended the process.
@@ -957,9 +731,7 @@ async function trainInDirectory(
             evaluationSeconds: epochEndSeconds,
             warmFrom: rateFrom,
           });
-          const bar = '█'.repeat(Math.round((20 * inEpoch) / stepsPerEpoch)).padEnd(20, '·');
-          const etaText = eta === null ? '…' : `${o.schedule === 'plateau' ? '≤ ' : ''}${fmtTime(eta)}`;
-          const line = `epoch ${epoch + 1}/${o.epochs} ${bar} step ${inEpoch}/${stepsPerEpoch}  ${rate.toFixed(1)} img/s  loss ${seen ? (lossSum / seen).toFixed(4) : '…'}  lr ${fmtLr(lr)}  ETA ${etaText}`;
+          const line = progressLine({ epoch, epochs: o.epochs, inEpoch, stepsPerEpoch, imgPerSec: rate, meanLoss: seen ? lossSum / seen : null, lr, etaSeconds: eta, etaAtMost: o.schedule === 'plateau' });
           if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
           else log(line);
         }
@@ -1026,24 +798,16 @@ async function trainInDirectory(
       // epoch would be missing from the history for good.
       const memory = { ...pool().stats }; // (as the record says it, for the line below)
       rec.gpuPeakBytes = memory.peakHeldBytes;
-      writeMetrics(rec);
+      files.writeMetrics(rec);
       await save(ckptPath, epoch + 1);
-      const snapshot = o.keepEvery && (epoch + 1) % o.keepEvery === 0 ? keepSnapshot(epoch + 1) : null;
+      const snapshot = o.keepEvery && (epoch + 1) % o.keepEvery === 0 ? files.keepSnapshot(epoch + 1) : null;
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
         await save(bestPath, epoch + 1);
         best = { epoch: epoch + 1, valError: rec.valError!, testError: rec.testError, checkpoint: bestPath };
       }
       epochs.push(rec);
-      log(
-        `epoch ${epoch + 1}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
-          (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
-          (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
-          `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(seconds)}; checkpoint ${ckptPath}` +
-          (snapshot ? ` (also ${snapshot})` : '') +
-          (improved ? ` (best validation error so far: also ${bestPath})` : '') +
-          scheduleNote,
-      );
+      log(epochLine(rec, { checkpoint: ckptPath, snapshot, best: improved ? bestPath : null }) + scheduleNote);
       if (!memoryNoted) {
         memoryNoted = true; // (after the first epoch's evaluation: its batches are as large as training's)
         log(memoryLine(memory, o.batchSize));
@@ -1086,6 +850,26 @@ async function trainInDirectory(
   return { epochs, stepLosses, checkpoint: ckptPath, best, test: testResult, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** The progress line: the epoch's bar and step, its img/s and mean loss so far, the rate, and the
+ * ETA ('…' until it is timed; "≤" where the plateau schedule may end the run sooner). */
+export function progressLine(p: { epoch: number; epochs: number; inEpoch: number; stepsPerEpoch: number; imgPerSec: number; meanLoss: number | null; lr: number; etaSeconds: number | null; etaAtMost: boolean }): string {
+  const bar = '█'.repeat(Math.round((20 * p.inEpoch) / p.stepsPerEpoch)).padEnd(20, '·');
+  const eta = p.etaSeconds === null ? '…' : `${p.etaAtMost ? '≤ ' : ''}${fmtTime(p.etaSeconds)}`;
+  return `epoch ${p.epoch + 1}/${p.epochs} ${bar} step ${p.inEpoch}/${p.stepsPerEpoch}  ${p.imgPerSec.toFixed(1)} img/s  loss ${p.meanLoss === null ? '…' : p.meanLoss.toFixed(4)}  lr ${fmtLr(p.lr)}  ETA ${eta}`;
+}
+
+/** An epoch's line in the log: its errors and losses, speed and time, and the checkpoints it saved. */
+export function epochLine(rec: EpochRecord, saved: { checkpoint: string; snapshot: string | null; best: string | null }): string {
+  return (
+    `epoch ${rec.epoch}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
+    (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
+    (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
+    `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(rec.seconds)}; checkpoint ${saved.checkpoint}` +
+    (saved.snapshot ? ` (also ${saved.snapshot})` : '') +
+    (saved.best ? ` (best validation error so far: also ${saved.best})` : '')
+  );
+}
+
 /** The progress line's ETA: the images left at the training steps' rate (timed by the caller
  * without the evaluations and saves between epochs), plus each epoch's evaluation and saves left as
  * long as the last one's took. With `warmFrom` (the totals when the process's kernels were
@@ -1096,21 +880,6 @@ export function progressEstimate(p: { trainedMs: number; trainedImages: number; 
   if (p.warmFrom === undefined) return { etaSeconds: eta(p.trainedImages / (p.trainedMs / 1000)) };
   if (p.warmFrom === null || p.trainedImages <= p.warmFrom.images) return { etaSeconds: null };
   return { etaSeconds: eta((p.trainedImages - p.warmFrom.images) / ((p.trainedMs - p.warmFrom.ms) / 1000)) };
-}
-
-/** Whether a file is empty or ends with a newline. */
-function endsWithNewline(path: string): boolean {
-  if (!existsSync(path)) return true;
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    if (size === 0) return true;
-    const last = Buffer.alloc(1);
-    readSync(fd, last, 0, 1, size - 1);
-    return last[0] === 0x0a;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

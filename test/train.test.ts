@@ -20,7 +20,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, evaluate, logSumExp, progressEstimate, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type EpochRecord, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, deadClassMapsWatch, epochLine, evaluate, logSumExp, progressEstimate, progressLine, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type EpochRecord, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -1624,6 +1624,25 @@ describe('the progress line', () => {
     // 1,000 images in 10 s of steps: 100 img/s; 800 images left: 8 s, and two evaluations of 3 s.
     expect(progressEstimate({ trainedMs: 10_000, trainedImages: 1000, imagesLeft: 800, evaluationsLeft: 2, evaluationSeconds: 3 })).toEqual({ etaSeconds: 14 });
     expect(progressEstimate({ trainedMs: 500, trainedImages: 64, imagesLeft: 0, evaluationsLeft: 1, evaluationSeconds: 0 })).toEqual({ etaSeconds: 0 });
+  });
+
+  it('says the epoch, step, rate, mean loss, lr and ETA: "…" for what is not known yet, "≤" where the plateau schedule may end the run sooner', () => {
+    const p = { epoch: 1, epochs: 4, inEpoch: 5, stepsPerEpoch: 10, imgPerSec: 123.456, meanLoss: 0.123456, lr: 0.025, etaSeconds: 75, etaAtMost: false };
+    expect(progressLine(p)).toBe('epoch 2/4 ██████████·········· step 5/10  123.5 img/s  loss 0.1235  lr 0.0250  ETA 1m15s');
+    expect(progressLine({ ...p, meanLoss: null, etaSeconds: null })).toMatch(/ {2}loss …  lr 0\.0250  ETA …$/);
+    expect(progressLine({ ...p, etaAtMost: true })).toMatch(/ETA ≤ 1m15s$/);
+    expect(progressLine({ ...p, inEpoch: 10 })).toContain(`${'█'.repeat(20)} step 10/10`);
+  });
+
+  it("an epoch's line: its errors and losses where it has them, speed, time, and each checkpoint it saved", () => {
+    const rec: EpochRecord = { kind: 'epoch', epoch: 3, step: 30, trainLoss: 0.5, trainError: 0.125, lr: 0.01, imgPerSec: 250, seconds: 90 };
+    const saved = { checkpoint: 'runs/x/checkpoint.safetensors', snapshot: null, best: null };
+    expect(epochLine(rec, saved)).toBe('epoch 3: train loss 0.5000 error 12.50%, 250.0 img/s, 1m30s; checkpoint runs/x/checkpoint.safetensors');
+    const full = epochLine({ ...rec, valError: 0.1, testLoss: 0.25, testError: 0.0625 }, { ...saved, snapshot: 'runs/x/epoch-3.safetensors', best: 'runs/x/best.safetensors' });
+    expect(full).toBe(
+      'epoch 3: train loss 0.5000 error 12.50%, validation error 10.00%, test loss 0.2500 error 6.25%, 250.0 img/s, 1m30s; checkpoint runs/x/checkpoint.safetensors' +
+        ' (also runs/x/epoch-3.safetensors) (best validation error so far: also runs/x/best.safetensors)',
+    );
   });
 
   it('times the ETA from the kernels compiled (the third step) on, and gives none before', () => {
