@@ -31,6 +31,8 @@ export default defineConfig({
     maxWorkers: Math.min(2, availableParallelism()),
     pool: 'forks',
     testTimeout: 300_000,
+    // The default reporter, and one that names the files a dead test process left unfinished.
+    reporters: ['default', './test/unfinished-reporter.ts'],
     // One temporary directory for the run, removed at its end (test/global-setup.ts).
     globalSetup: ['test/global-setup.ts'],
     hookTimeout: 120_000,
