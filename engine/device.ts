@@ -21,6 +21,8 @@ import { create, globals } from 'webgpu';
 
 export interface Gpu {
   device: GPUDevice;
+  /** The Dawn GPU object the device came from (see dawnInstances). */
+  instance: GPU;
   adapterName: string;
   features: Set<string>;
   limits: {
@@ -58,7 +60,6 @@ export type KernelStyle = 'tiled' | 'simd';
 
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
-let dawnInstance: GPU | null = null;
 /** Counts closeGpu() calls: an acquisition that a close overtook must not become `current`. */
 let generation = 0;
 /** Each device's uncapturederror listener remover: left attached, the listener's closure kept a
@@ -66,34 +67,30 @@ let generation = 0;
 const detachers = new WeakMap<GPUDevice, () => void>();
 
 /**
- * Each device's operations being awaited (mapAsync, onSubmittedWorkDone, popErrorScope). The Dawn
- * GPU object a device came from is held until they settle: closeGpu() let it go at once, and with
- * a mapAsync pending that took Dawn's Node bindings down about once in 100 tries on lavapipe (an
- * abort with std::system_error "Invalid argument", a segfault, or a hang: 8 of 500 runs of a
- * script that closes during a read; none of 900 with it held).
+ * Dawn's GPU objects (what `navigator.gpu` is in a browser), one per set of instance flags, made
+ * once and kept for the life of the process: devices come and go (closeGpu), their instance stays.
+ * A new one for each device, let go at closeGpu(), took test processes down on lavapipe: a hang
+ * with the main thread in InstanceBase::ProcessEvents (called by the bindings' AsyncRunner),
+ * waiting on a "mutex" whose owner field held a heap pointer, by all signs an instance already
+ * freed; or an abort ("The futex facility returned an unexpected error code", a pthread assertion).
+ * engine.test.ts beside gap.test.ts, run again and again: 2 aborts in 28 runs (and a hang in the
+ * third of another series) with instances let go; none in 67 with them kept. (An earlier fix held
+ * the instance until the device's awaited operations settled: it had aborted in 8 of 500 runs of
+ * a script that closes during a read.)
  */
-const awaited = new WeakMap<GPUDevice, Set<Promise<unknown>>>();
+const dawnInstances = new Map<string, GPU>();
 
-/** `p`, an operation of `device` that the engine awaits (see `awaited`). */
-export function awaitedOn<T>(device: GPUDevice, p: Promise<T>): Promise<T> {
-  let set = awaited.get(device);
-  if (!set) awaited.set(device, (set = new Set()));
-  set.add(p);
-  const settled = () => void set.delete(p);
-  p.then(settled, settled);
-  return p;
+function dawnInstance(flags: string[]): GPU {
+  const key = flags.join(' ');
+  let instance = dawnInstances.get(key);
+  if (!instance) dawnInstances.set(key, (instance = create(flags)));
+  return instance;
 }
 
-/** Destroys a device and lets it go; `instance`, its Dawn GPU object, once the operations awaited
- * on the device have settled (at most 10 s: one might never). */
-function destroyDevice(device: GPUDevice, instance: GPU | null = null): void {
+/** Destroys a device and lets it go (its instance stays: see dawnInstances). */
+function destroyDevice(device: GPUDevice): void {
   detachers.get(device)?.();
-  const pending = [...(awaited.get(device) ?? [])];
-  awaited.delete(device);
   device.destroy();
-  if (!pending.length) return;
-  const limit = new Promise((done) => setTimeout(done, 10_000).unref());
-  void Promise.race([Promise.allSettled(pending), limit]).then(() => void instance); // (held by this closure until then)
 }
 
 /**
@@ -156,10 +153,11 @@ async function acquire(gen: number): Promise<Gpu> {
   const unknown = unknownSettings(process.env);
   if (unknown.length) console.warn(`[nin] ignored: ${unknown.join(', ')} (not among the settings read: ${NIN_SETTINGS.join(', ')})`);
   let adapter: GPUAdapter | null = null;
+  let instance: GPU | null = null;
   let cause = '';
   try {
-    dawnInstance = create(flags);
-    adapter = await dawnInstance.requestAdapter({ powerPreference: 'high-performance' });
+    instance = dawnInstance(flags);
+    adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   } catch (e) {
     cause = ` (${(e as Error).message})`;
   }
@@ -201,6 +199,7 @@ async function acquire(gen: number): Promise<Gpu> {
   const adapterName = [info.vendor, info.description || info.device || info.architecture].filter(Boolean).join(': ') || 'unknown adapter';
   const gpu: Gpu = {
     device,
+    instance: instance!,
     adapterName,
     features: new Set(requiredFeatures),
     limits: {
@@ -368,16 +367,15 @@ export function gpu(): Gpu {
  * code that needs its own adapter/device on the same Dawn instance (e.g. TF.js in bench/peers.ts).
  */
 export function dawnGpu(): GPU {
-  if (!dawnInstance || !current) throw new GpuError('GPU not initialised: await getGpu() first');
-  return dawnInstance;
+  if (!current) throw new GpuError('GPU not initialised: await getGpu() first');
+  return current.instance;
 }
 
 /** Destroys the device so Dawn lets the process exit; a later getGpu() acquires a new one. */
 export function closeGpu(): void {
   generation++;
-  if (current) destroyDevice(current.device, dawnInstance);
+  if (current) destroyDevice(current.device);
   current = null;
   pending = null;
-  dawnInstance = null;
   uncaptured.length = 0; // the closed device's errors are not the next one's
 }

@@ -25,7 +25,7 @@
 //   for (...) { trainStep(); prof.markStep(); }
 //   prof.stop();
 //   console.log(formatProfile(await prof.collect()));
-import { GpuError, awaitedOn, getGpu, type Gpu } from './device.ts';
+import { GpuError, getGpu, type Gpu } from './device.ts';
 import { flush, setProfilerHook, type ProfilerHook } from './runtime.ts';
 
 /** Dawn's quantized timestamps are multiples of this many ns (observed on Dawn/Vulkan). */
@@ -169,7 +169,7 @@ export class Profiler implements ProfilerHook {
       const s = staging[k];
       const n = Math.min(per, names.length - k * per);
       try {
-        await awaitedOn(this.device, s.mapAsync(GPUMapMode.READ, 0, n * 16));
+        await s.mapAsync(GPUMapMode.READ, 0, n * 16);
       } catch (e) {
         this.errors.push(`reading back timestamps failed: ${(e as Error).message}`);
         s.destroy(); // never mapped: not worth reusing

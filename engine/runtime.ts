@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GpuError, GpuOutOfMemory, awaitedOn, deviceGeneration, gpu, uncaptured } from './device.ts';
+import { GpuError, GpuOutOfMemory, deviceGeneration, gpu, uncaptured } from './device.ts';
 import { invocationOrder, reorderInvocations } from './invocation-order.ts';
 import { BufferPool } from './pool.ts';
 
@@ -165,7 +165,7 @@ function createWatchedBuffer(d: GPUDevice, desc: GPUBufferDescriptor): GPUBuffer
   faultSize = 0;
   const held = poolInstance ? { ...poolInstance.stats } : null;
   const p = poolInstance;
-  const check = awaitedOn(d, d.popErrorScope()).then((err) => {
+  const check = d.popErrorScope().then((err) => {
     if (!err) return;
     p?.discard(buf);
     const what = held ? `; the engine held ${fmtBytes(held.liveBytes + held.pooledBytes)} of buffers then (${fmtBytes(held.liveBytes)} in ${held.liveBuffers} tensor${held.liveBuffers === 1 ? '' : 's'}, ${fmtBytes(held.pooledBytes)} kept for reuse)` : '';
@@ -247,7 +247,7 @@ function getPipeline(kernel: Kernel): CachedPipeline {
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label: kernel.name, code });
   const pipeline = device.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const check = awaitedOn(device, device.popErrorScope()).then(async (err) => {
+  const check = device.popErrorScope().then(async (err) => {
     if (!err) return;
     // Not kept: its next use would fail as an invalid pipeline, no longer naming the compile error.
     if (pipelines.get(key) === cached) pipelines.delete(key);
@@ -411,8 +411,8 @@ export function flush(): void {
   submitCount++;
   encoder = null;
   recorded = 0;
-  const oom = awaitedOn(d, d.popErrorScope());
-  const validation = awaitedOn(d, d.popErrorScope());
+  const oom = d.popErrorScope();
+  const validation = d.popErrorScope();
   const check = Promise.all([oom, validation]).then(([o, v]) => {
     const err = o ?? v;
     if (!err) return;
@@ -472,7 +472,7 @@ async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuf
   flush();
   try {
     try {
-      await awaitedOn(d, staging.mapAsync(GPUMapMode.READ));
+      await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       await checkErrors();
       throw new GpuError(`reading back a GPU buffer failed: ${(e as Error).message}`);
@@ -490,7 +490,7 @@ async function downloadNow(src: BufferRef, byteLength: number): Promise<ArrayBuf
 export async function sync(): Promise<void> {
   flush();
   const d = device();
-  const done = awaitedOn(d, d.queue.onSubmittedWorkDone());
+  const done = d.queue.onSubmittedWorkDone();
   await whileOpen('sync()', async () => {
     await done;
     await checkErrors();
