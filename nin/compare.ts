@@ -398,16 +398,18 @@ export function comparisonTable(runs: RunSummary[]): string {
 interface SeedGroup { settings: string[]; runs: RunSummary[]; counted: RunSummary[] }
 
 /** Groups runs with known settings by every setting that differs between them but the seed (a
- * random validation split differs with the seed but reads the same); none where the seeds do not
- * differ or no group holds two runs. Only runs that reached their group's last epoch count: a
- * run stopped early (a NaN loss) or still running would mix another epoch's error in. */
+ * random validation split differs with the seed but reads the same), and by the epochs their
+ * schedule spans (a cosine over 2 epochs is another schedule than over 1, though the schedule
+ * reads 'cosine' in both: such runs were averaged as repeats); none where the seeds do not differ
+ * or no group holds two runs. Only runs that reached their group's last epoch count: a run stopped
+ * early (a NaN loss) or still running would mix another epoch's error in. */
 function seedGroups(runs: RunSummary[], differs: string[]): SeedGroup[] {
   if (!differs.includes('seed')) return [];
   const keys = differs.filter((k) => k !== 'seed');
   const groups = new Map<string, SeedGroup>();
   for (const r of runs) {
     const settings = keys.map((k) => r.settings[k] ?? '–');
-    const key = settings.join('\0');
+    const key = [...settings, r.epochsPlanned ?? '–'].join('\0');
     if (!groups.has(key)) groups.set(key, { settings, runs: [], counted: [] });
     groups.get(key)!.runs.push(r);
   }
@@ -437,9 +439,10 @@ export interface SeedSummary {
   /** The group's runs, and those counted: the ones that reached the group's last epoch. */
   runs: string[];
   counted: string[];
-  /** The counted runs' seeds, and the epoch they reached. */
+  /** The counted runs' seeds, the epoch they reached, and the epochs their schedule spans (null: not known). */
   seeds: string[];
   epochs: number | null;
+  epochsPlanned: number | null;
   /** Over the counted runs, the last epoch's test error and loss; with validation, the best
    * validation error and the test error at it: mean, sample sd (null for one run), min, max, n. */
   testError: MeanAndSd | null;
@@ -469,6 +472,7 @@ function summariseSeedGroup(g: SeedGroup, keys: string[]): SeedSummary {
     counted: c.map((r) => r.label),
     seeds: c.map((r) => r.settings.seed ?? '?'),
     epochs: c.length ? (c[0].epochs.at(-1)?.epoch ?? null) : null,
+    epochsPlanned: g.runs[0].epochsPlanned,
     testError: meanAndSd(c.map((r) => r.epochs.at(-1)?.testError)),
     testLoss: meanAndSd(c.map((r) => r.epochs.at(-1)?.testLoss)),
     bestValError: meanAndSd(bests.map((b) => b?.valError)),
@@ -487,10 +491,13 @@ function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): str
   const keys = differs.filter((k) => k !== 'seed');
   const pct = (m: MeanAndSd | null) => (m === null ? '–' : `${(100 * m.mean).toFixed(2)}${m.sd === null ? '' : ` ± ${(100 * m.sd).toFixed(2)}`}%`);
   const range = (m: MeanAndSd | null) => (m === null || m.n < 2 ? '–' : `${(100 * m.min).toFixed(2)}–${(100 * m.max).toFixed(2)}%`);
-  const header = [...(keys.length ? keys : ['group']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
+  // Groups told apart by their planned epochs alone (seedGroups) get a column of them.
+  const byPlan = new Set(groups.map((g) => g.runs[0].epochsPlanned)).size > 1;
+  const label = [...keys, ...(byPlan ? ['planned epochs'] : [])];
+  const header = [...(label.length ? label : ['group']), 'runs', 'seeds', 'epochs', 'test error', 'min–max', 'test loss', ...(withVal ? ['best val', 'test there'] : [])];
   const summaries = groups.map((g) => summariseSeedGroup(g, keys));
   const rows = summaries.map((m, i) => [
-    ...(keys.length ? groups[i].settings : ['all']),
+    ...(label.length ? [...groups[i].settings, ...(byPlan ? [String(m.epochsPlanned ?? '–')] : [])] : ['all']),
     m.counted.length === m.runs.length ? String(m.counted.length) : `${m.counted.length} of ${m.runs.length}`,
     m.seeds.join(','),
     groups[i].counted.length ? epochsDone(groups[i].counted[0]) : '–',
@@ -499,7 +506,7 @@ function seedTable(runs: RunSummary[], differs: string[], withVal: boolean): str
     m.testLoss === null ? '–' : m.testLoss.mean.toFixed(4),
     ...(withVal ? [pct(m.bestValError), pct(m.testErrorAtBestVal)] : []),
   ]);
-  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', ...tableLines(header, rows, Math.max(keys.length, 1))];
+  const out = ['over seeds (the runs that differ only in their seed; mean ± sample standard deviation):', ...tableLines(header, rows, Math.max(label.length, 1))];
   for (const m of summaries) {
     const left = m.leftOut;
     if (left.length) out.push(`note: over seeds, ${left.map((l) => `${l.run} (${l.why})`).join(', ')} ${left.length === 1 ? 'is' : 'are'} left out: ${left.length === 1 ? 'it' : 'they'} did not reach ${m.epochs !== null ? `epoch ${m.epochs}` : 'an epoch'}, as the others did`);

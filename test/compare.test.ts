@@ -243,6 +243,17 @@ describe('nin compare', () => {
     expect(fcGroup.testErrorAtBestVal!.mean).toBeCloseTo(0.45, 12);
     expect(gapGroup.testLoss).toBeNull(); // (the fixture logs no test loss)
     expect(comparisonJson(readRuns(seeded.slice(2, 4))).overSeeds).toEqual([]);
+    // Runs planned over other numbers of epochs are no repeats of each other (a cosine over 2 epochs
+    // is not one over 4), though no setting column tells them apart: a group each.
+    const planned = [[1, 2], [2, 2], [3, 4], [4, 4]].map(([seed, e]) => runDir(`plans/seed-${seed}-of-${e}`, epochs(0, 2, () => ({ testError: 0.1 * seed })), { seed, epochs: e }));
+    expect(comparisonJson(readRuns(planned)).overSeeds.map((g) => [g.runs, g.epochs, g.epochsPlanned])).toEqual([
+      [['seed-1-of-2', 'seed-2-of-2'], 2, 2],
+      [['seed-3-of-4', 'seed-4-of-4'], 2, 4],
+    ]);
+    const rows = comparisonTable(readRuns(planned)).split('\n');
+    const overAt = rows.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):');
+    expect(rows[overAt + 1].split(/\s{2,}/).slice(0, 4)).toEqual(['planned epochs', 'runs', 'seeds', 'epochs']);
+    expect(rows.slice(overAt + 3, overAt + 5).map((l) => l.split(/\s{2,}/).slice(0, 4))).toEqual([['2', '2', '1,2', '2/2'], ['4', '2', '3,4', '2/4']]);
   });
 
   it('a GPU memory column where a run\'s log has its peak (the largest over its epochs), – for a log from before it', () => {
