@@ -11,7 +11,7 @@ import { savedOptions, startingWeights, type Checkpoint } from './checkpoint.ts'
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, drawnBySeed, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
 import { readSafetensorsMetadata } from './safetensors.ts';
-import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, stoppedBeforeFirstSave, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
+import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, reservedRunFileName, runFileKind, runFilesIn, stoppedBeforeFirstSave, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
 import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './train.ts';
@@ -397,7 +397,7 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 function checkpointArg(arg: string, prefix = ''): string {
   const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
   // (a run directory holding a log alone: its run was stopped before it saved anything)
-  const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: nothing to resume; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
+  const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
   if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'${loneLog}`);
   const problem = notACheckpoint(path);
   if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
@@ -1039,6 +1039,8 @@ function checkOutFile(file: string, option: string, what: string, example?: stri
   if (problem) throw new UsageError(problem);
   const kind = runFileKind(file);
   if (kind) throw new UsageError(`${option} ${file} is ${kind}: writing there would replace it; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
+  const reserved = reservedRunFileName(file);
+  if (reserved) throw new UsageError(`${option} ${file}: ${reserved}; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
 }
 
 function writeJson(path: string, value: unknown): void {

@@ -67,7 +67,7 @@ export function snapshotsIn(dir: string): string[] {
  * it loaded or preprocessed its data) is no run: nothing of it is lost when a new run replaces it. */
 export function runFilesIn(dir: string): string[] {
   const found = RUN_FILES.filter((f) => existsSync(join(dir, f)));
-  if (found.length === 1 && found[0] === 'metrics.jsonl' && !logRecordsTraining(join(dir, 'metrics.jsonl'))) return [];
+  if (found.length === 1 && found[0] === 'metrics.jsonl' && replaceableLog(join(dir, 'metrics.jsonl'))) return [];
   return found;
 }
 
@@ -76,11 +76,36 @@ export function stoppedBeforeFirstSave(files: readonly string[]): boolean {
   return files.length === 1 && files[0] === 'metrics.jsonl';
 }
 
-function logRecordsTraining(path: string): boolean {
+/**
+ * Whether a new run may replace a metrics.jsonl found alone: the log of runs stopped before their
+ * first step (start, resume and stopped records only), or an empty file. Anything else is kept: a log that
+ * records training, and a file of that name that is no nin log at all (a user's own; it was
+ * deleted, as a log without training records).
+ */
+function replaceableLog(path: string): boolean {
+  let text: string;
   try {
-    return parseMetricsLog(readFileSync(path, 'utf8')).some((r) => 'kind' in r && (r.kind === 'step' || r.kind === 'epoch'));
+    text = readFileSync(path, 'utf8');
   } catch {
-    return true; // unreadable: assume it matters
+    return false; // unreadable: assume it matters
+  }
+  return text.split('\n').every((line) => {
+    if (line.trim() === '') return true;
+    try {
+      const r: unknown = JSON.parse(line);
+      return typeof r === 'object' && r !== null && ['start', 'resume', 'stopped'].includes((r as { kind?: unknown }).kind as string);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Whether `path` holds a nin run's log: a record of a kind train() writes. */
+export function isRunLog(path: string): boolean {
+  try {
+    return parseMetricsLog(readFileSync(path, 'utf8')).some((r) => ['start', 'resume', 'step', 'epoch', 'stopped'].includes((r as { kind?: unknown }).kind as string));
+  } catch {
+    return false;
   }
 }
 
@@ -128,11 +153,12 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
   if (found.length === 0 || o.overwrite) return null;
   const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
   const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${o.outDir}, ` : '';
+  const foreign = stoppedBeforeFirstSave(found) && !isRunLog(join(o.outDir, 'metrics.jsonl')) ? `a metrics.jsonl that is not a nin run's log` : null;
   // (a run killed before its first save: the same command was refused, and --resume found no checkpoint)
   const unsaved = stoppedBeforeFirstSave(found) ? ' that stopped before its first save (nothing to resume)' : '';
-  if (!source) return `${o.outDir} already holds a run (${found.join(', ')})${unsaved}: ${resumable}choose another --out, ${fresh}`;
+  if (!source) return `${o.outDir} already holds ${foreign ?? `a run (${found.join(', ')})${unsaved}`}: ${resumable}choose another --out, ${fresh}`;
   if (isOwnRunDirectory(o.outDir, source)) return null;
-  return `${o.outDir} holds another run (${found.join(', ')}) than ${source.path}'s: resume it into a new directory (--out DIR), ${fresh}`;
+  return `${o.outDir} holds ${foreign ? `${foreign}, not ${source.path}'s run` : `another run (${found.join(', ')}) than ${source.path}'s`}: resume it into a new directory (--out DIR), ${fresh}`;
 }
 
 /** Starting afresh in a directory that holds a run (--overwrite): its files are renamed, not deleted. */
@@ -184,6 +210,14 @@ export function runFileKind(path: string): string | null {
   // past what was read, so the kind, its first key as train() writes it, is read from the line's start.
   const kind = /^\{"kind":"(start|resume|step|epoch)"/.exec(head)?.[1];
   return kind ? "a run's log" : null;
+}
+
+/** Why an output option may not name `path` though no file is there yet: run.lock is the name a
+ * run's lock takes (a file of that name made a later run in its directory refuse to start, "in
+ * use"). Null for any other name. */
+export function reservedRunFileName(path: string): string | null {
+  const name = basename(path);
+  return name === LOCK_FILE || name === `${LOCK_FILE}.break` ? `${name} is the name of a run's lock (a run in that directory would take the file for one, and refuse to start)` : null;
 }
 
 /** Why a safetensors file with this metadata is not a nin checkpoint, or null. */
@@ -674,7 +708,10 @@ export interface RunLock {
   path: string;
   /** The dead process whose lock was replaced, if any. */
   replaced: LockHolder | null;
-  release(): void;
+  /** Removes the lock if it is still this process's. Never throws (it runs in train()'s finally,
+   * where an error would replace the one that ended the run): where the lock cannot be removed (a
+   * directory made read-only), says so; a later run replaces it, as its process no longer runs. */
+  release(): string | null;
   /** Why the lock is no longer this process's (the directory removed, or another run's lock in its
    * place), null while it is: a run checks before it writes there. */
   lost(): string | null;
@@ -728,7 +765,8 @@ export function claimRunDirectory(dir: string, series: string | undefined, log: 
       if (series === undefined || !(e instanceof RunDirectoryInUse) || attempt >= 20) throw e;
     }
     if (lock && (series === undefined || runFilesIn(dir).length === 0)) return { dir, lock };
-    lock?.release();
+    const left = lock?.release();
+    if (left) log(left);
     const next = unusedRunDirectory(series!);
     log(`${dir} was taken by another run that started meanwhile: this run goes to ${next}`);
     dir = next;
@@ -755,13 +793,18 @@ export function lockRunDirectory(dir: string): RunLock {
     }
     heldHere.set(resolve(path), mine.since);
     let held = true;
-    const release = () => {
-      if (!held) return;
+    const release = (): string | null => {
+      if (!held) return null;
       held = false;
       process.off('exit', release);
       heldHere.delete(resolve(path));
-      const now = readLock(path);
-      if (now.holder?.pid === mine.pid && now.holder.since === mine.since) rmSync(path, { force: true });
+      try {
+        const now = readLock(path);
+        if (now.holder?.pid === mine.pid && now.holder.since === mine.since) unlinkSync(path);
+        return null;
+      } catch (e) {
+        return `${path}: the run's lock could not be removed (${(e as Error).message}); a later run in ${dir} replaces it, as this process will not be running`;
+      }
     };
     process.on('exit', release); // process.exit() on a second Ctrl-C skips train()'s finally
     const lost = () => {

@@ -12,7 +12,7 @@ import type { ModelConfig } from './model.ts';
 import { settingsChanged } from './compare.ts';
 import { RunRefused, TrainingStopped } from './run-errors.ts';
 import type { TrainOptions, TrainResult } from './train.ts';
-import { currentHistory, isOwnRunDirectory, moveRunAside, removeLeftoverTempFiles, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, snapshotName, supersededName } from './run-directory.ts';
+import { currentHistory, isOwnRunDirectory, moveRunAside, removeLeftoverTempFiles, runDirectoryProblem, runFilesIn, runLog, sameSave, savedEpoch, savedStep, savedStretch, snapshotName, snapshotsIn, supersededName } from './run-directory.ts';
 import type { EpochRecord, MetricRecord, ResumeRecord, ResumeSource, RunLock, StartRecord } from './run-directory.ts';
 
 /** A checkpoint's contents but for what the writer adds (the run's options, id and stretch). */
@@ -192,6 +192,46 @@ export class RunWriter {
 }
 
 /**
+ * The epochs of the run's history as it will stand with this stretch's first record (a fork's
+ * parents' logs included; the history cut where each resume took up), each with the stretch that
+ * logged it (null for logs from before stretch ids).
+ */
+function historyEpochs(files: RunWriter, dir: string): { record: EpochRecord; stretch: string | null }[] {
+  const records = files.own ? [...runLog(dir), files.first] : runLog(dir, [files.first]);
+  const epochs: { record: EpochRecord; stretch: string | null }[] = [];
+  let stretch: string | null = null; // the history lists each stretch's records after its start or resume record
+  for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
+    if (r.kind === 'start' || r.kind === 'resume') stretch = typeof r.stretch === 'string' ? r.stretch : null;
+    if (r.kind === 'epoch' && typeof r.epoch === 'number') epochs.push({ record: r as unknown as EpochRecord, stretch });
+  }
+  return epochs;
+}
+
+/**
+ * A resume in the run's own directory: the --keep-every snapshots (epoch-<E>.safetensors) that are
+ * not of the run's history as the resume takes it up are kept aside at its first record or save,
+ * as the checkpoint it replaces is. Those past the epoch resumed from (a stretch the resume
+ * replaces: the run may never reach their epoch again), and those of an earlier epoch saved by
+ * another stretch than the history's (a resume from a checkpoint an earlier resume had kept aside).
+ * Left, they were taken for the run's own: `nin eval DIR/epoch-003.safetensors` evaluated a
+ * replaced stretch's epoch 3.
+ */
+export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint | null; startEpoch: number }): void {
+  const { o, resumed, startEpoch } = a;
+  if (!resumed || !files.own) return; // (a new run or a fork writes in a directory of no other run's snapshots)
+  const stretchOf = new Map(historyEpochs(files, o.outDir).filter((e) => e.record.epoch <= startEpoch).map((e) => [e.record.epoch, e.stretch]));
+  const claims: (() => void)[] = [];
+  for (const path of snapshotsIn(o.outDir)) {
+    const epoch = Number(/epoch-(\d+)\.safetensors$/.exec(path)![1]);
+    const historyStretch = stretchOf.get(epoch);
+    const saved = savedStretch(path);
+    const replaced = epoch > startEpoch || (historyStretch != null && saved !== null && saved !== historyStretch);
+    if (replaced) claims.push(() => files.keep(path, `is not epoch ${epoch} of this run's history`));
+  }
+  files.afterClaim(claims);
+}
+
+/**
  * The best epoch so far on validation: on a resumed run, from the run's history in this
  * directory's metrics (the paper picked its settings on a validation split, then reported test).
  * best.safetensors stays only if it holds that epoch, saved by the stretch that logged it (the
@@ -204,22 +244,19 @@ export class RunWriter {
  */
 export function bestOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint | null; startEpoch: number; testCount: number | undefined; log: (line: string) => void }): TrainResult['best'] {
   const { o, resumed, startEpoch, testCount, log } = a;
-  const { own, first, bestPath, runId } = files;
+  const { own, bestPath, runId } = files;
   const claims: (() => void)[] = [];
   let best: TrainResult['best'] = null;
   let bestStretch: string | null = null;
   if (resumed) {
-    let stretchHere: string | null = null; // the history lists each stretch's records after its start or resume record
     let lastTest: { epoch: number; images: number } | null = null;
-    // (as it will stand with this resume's record, written later; parents' logs included)
-    const records = own ? [...runLog(o.outDir), first] : runLog(o.outDir, [first]);
-    for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
-      if (r.kind === 'start' || r.kind === 'resume') stretchHere = typeof r.stretch === 'string' ? r.stretch : null;
-      if (r.kind === 'epoch' && r.valError != null && r.epoch! <= startEpoch && (!best || r.valError < best.valError)) {
-        best = { epoch: r.epoch!, valError: r.valError, testError: r.testError, checkpoint: bestPath };
-        bestStretch = stretchHere;
+    for (const { record: r, stretch } of historyEpochs(files, o.outDir)) {
+      if (r.epoch > startEpoch) continue;
+      if (r.valError != null && (!best || r.valError < best.valError)) {
+        best = { epoch: r.epoch, valError: r.valError, testError: r.testError, checkpoint: bestPath };
+        bestStretch = stretch;
       }
-      if (r.kind === 'epoch' && typeof r.testImages === 'number' && r.epoch! <= startEpoch) lastTest = { epoch: r.epoch!, images: r.testImages };
+      if (typeof r.testImages === 'number') lastTest = { epoch: r.epoch, images: r.testImages };
     }
     // A test set that changed (an image folder's test/, --test-limit): its error curve changes sets here.
     if (lastTest && testCount !== undefined && testCount !== lastTest.images) log(`note: the test set holds ${testCount} images now, ${lastTest.images} at epoch ${lastTest.epoch}: the test error from epoch ${startEpoch + 1} on is over other images`);

@@ -26,7 +26,7 @@ import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinE
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
-import { bestOnResume, RunWriter } from './run-writer.ts';
+import { bestOnResume, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -404,7 +404,8 @@ export async function train(o: TrainOptions, data: TrainData, checkpoints = star
     if (lock.replaced) log(`${lock.path}: replaced the lock left by process ${lock.replaced.pid} (since ${lock.replaced.since}), which no longer runs`);
     return await trainInDirectory(o, data, { ...checked, log, t0, lock });
   } finally {
-    lock.release();
+    const left = lock.release();
+    if (left) log(left);
   }
 }
 
@@ -569,6 +570,7 @@ async function trainInDirectory(
   const plateauOpts = plateauSettings(o);
   // The best epoch so far on validation, from the history of a resumed run (bestOnResume).
   let best = bestOnResume(files, { o, resumed, startEpoch, testCount: data.test?.count, log });
+  snapshotsOnResume(files, { o, resumed, startEpoch });
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
   const trainSet = await pre.applyTo(data.train, inPlace);

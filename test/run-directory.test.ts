@@ -193,6 +193,28 @@ describe('the run directory', () => {
     expect(runDirectoryProblem({ outDir: dir })).toMatch(/already holds a run \(metrics.jsonl\)/);
   });
 
+  it("a file named metrics.jsonl that is no nin log (a user's own) is kept: the directory is refused, not the file deleted as a log without steps", () => {
+    const dir = join(root, 'notes');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'metrics.jsonl'), 'my own notes, not json\n{"kind":"note"}\n');
+    expect(runFilesIn(dir)).toEqual(['metrics.jsonl']);
+    expect(runDirectoryProblem({ outDir: dir })).toBe(
+      `${dir} already holds a metrics.jsonl that is not a nin run's log: choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
+    );
+    expect(runDirectoryProblem({ outDir: dir }, source('/elsewhere/c.safetensors', 'run-A'))).toMatch(new RegExp(`^${dir} holds a metrics.jsonl that is not a nin run's log, not /elsewhere/c.safetensors's run: resume it into a new directory`));
+    // Replaced as before: an empty file, and a log of runs stopped before their first step (a
+    // start, a resume, a stop); a torn line among them is no such log.
+    for (const [name, text, replaced] of [
+      ['log-empty', '', true],
+      ['log-stopped', ['start', 'resume', 'stopped'].map((kind) => JSON.stringify({ kind, run: 'run-S' })).join('\n') + '\n', true],
+      ['log-torn', JSON.stringify({ kind: 'start', run: 'run-T' }) + '\n{"kind":"sta', false],
+    ] as const) {
+      mkdirSync(join(root, name));
+      writeFileSync(join(root, name, 'metrics.jsonl'), text);
+      expect(runFilesIn(join(root, name)), name).toEqual(replaced ? [] : ['metrics.jsonl']);
+    }
+  });
+
   it("a checkpoint's epoch and step are whole numbers ≥ 0: a negative or blank one is refused, naming the file and the key", () => {
     expect(checkpointCount('/r/c.safetensors', { step: '12' }, 'step')).toBe(12);
     expect(checkpointCount('/r/c.safetensors', { step: '0' }, 'step')).toBe(0);
@@ -379,7 +401,7 @@ describe('the run directory', () => {
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     // Its log alone (killed before its first save): --resume says there is nothing to resume.
-    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: nothing to resume; nin train --out ${held} --overwrite starts afresh there, keeping that log)`));
+    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${held} --overwrite starts afresh there, keeping that log)`));
     expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } });

@@ -466,6 +466,37 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(() => parseTrainArgs(['--keep-every', '0'])).toThrow(new UsageError("--keep-every must be an integer ≥ 1, got '0'"));
   });
 
+  it("a resume keeps aside, at its first save, the snapshots that are not of the history it takes up: those past its epoch, and an earlier epoch's saved by a replaced stretch", async () => {
+    const dir = join(tmp, 'keep-every-resumed');
+    const base = ['--batch', '16', '--train-limit', '48', '--test-limit', '16', '--keep-every', '1'];
+    const first = options([...base, '--epochs', '4', '--out', dir]);
+    await train(first, await loadSplits(first));
+    const snapshot = (e: number, rest = '') => join(dir, `epoch-00${e}${rest}.safetensors`);
+    const stretchOf = (path: string) => loadCheckpoint(path).stretch;
+    const s1 = stretchOf(snapshot(4));
+    // From epoch 2, to epoch 3 only: epoch 4's snapshot (never reached again) is kept aside too.
+    const said: string[] = [];
+    const again = { ...parseTrainArgs(['--resume', snapshot(2), '--epochs', '3']).options, progress: false, log: (l: string) => said.push(l) };
+    await train(again, await loadSplits(again));
+    expect(said).toContain(`${snapshot(4)} is not epoch 4 of this run's history: kept as ${snapshot(4, '.step12.superseded')}`);
+    expect(said).toContain(`${snapshot(3)} is not epoch 3 of this run's history: kept as ${snapshot(3, '.step9.superseded')}`);
+    expect(readdirSync(dir).filter((n) => n.startsWith('epoch-')).sort()).toEqual(['epoch-001.safetensors', 'epoch-002.safetensors', 'epoch-003.safetensors', 'epoch-003.step9.superseded.safetensors', 'epoch-004.step12.superseded.safetensors']);
+    const s2 = stretchOf(snapshot(3));
+    expect(s2).not.toBe(s1);
+    expect(stretchOf(snapshot(4, '.step12.superseded'))).toBe(s1);
+    // From the first stretch's epoch 4 (kept aside above): its history is that stretch's epochs 1–4,
+    // so epoch-003.safetensors, the second stretch's, is not of it; epochs 1 and 2 are.
+    said.length = 0;
+    const back = { ...parseTrainArgs(['--resume', snapshot(4, '.step12.superseded'), '--epochs', '5']).options, progress: false, log: (l: string) => said.push(l) };
+    await train(back, await loadSplits(back));
+    expect(said).toContain(`${snapshot(3)} is not epoch 3 of this run's history: kept as ${snapshot(3, '.step9.superseded-2')}`);
+    expect(said.filter((l) => l.includes('is not epoch'))).toHaveLength(1);
+    expect(stretchOf(snapshot(3, '.step9.superseded-2'))).toBe(s2);
+    expect(existsSync(snapshot(3))).toBe(false);
+    expect([1, 2].map((e) => stretchOf(snapshot(e)))).toEqual([s1, s1]);
+    expect(loadCheckpoint(snapshot(5))).toMatchObject({ epoch: 5, step: 15 });
+  });
+
   it('never writes a checkpoint with NaN or infinite weights', async () => {
     const o = options(['--out', join(tmp, 'nan-weights')]);
     const path = await saveUntrained(o, join(tmp, 'nan-weights.safetensors'));
@@ -996,6 +1027,24 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(readdirSync(dir).sort()).toEqual(['metrics.jsonl', 'run.lock']);
     expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).toBe('{"kind":"start","run":"theirs"}\n');
     expect(JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8'))).toEqual(theirs);
+    // A lock that can be neither read nor removed (as in a directory made read-only, where a user's
+    // run stopped with the bare EACCES of the lock's removal in place of the stop): the stop stands,
+    // and the lock left is said. (Here a directory at its path: root writes in a read-only one.)
+    rmSync(dir, { recursive: true });
+    const lines: string[] = [];
+    const stuck = { ...options(['--resume', kept, '--out', dir]), log: (l: string) => lines.push(l), interrupt: (step: number) => {
+      if (step === 6) {
+        rmSync(join(dir, 'run.lock'));
+        mkdirSync(join(dir, 'run.lock', 'inside'), { recursive: true });
+      }
+      return false;
+    } };
+    const err3 = await train(stuck, await loadSplits(stuck)).then(() => null, (e) => e);
+    expect(err3).toBeInstanceOf(TrainingStopped);
+    expect(err3.message).toContain(`${dir}: this run's lock is lost: ${join(dir, 'run.lock')} cannot be read (EISDIR`);
+    expect(err3.message.endsWith(`; stopped without writing there; last good checkpoint: ${kept}`)).toBe(true);
+    expect(lines.at(-1)).toContain(`${join(dir, 'run.lock')}: the run's lock could not be removed (EISDIR`);
+    expect(lines.at(-1)!.endsWith(`; a later run in ${dir} replaces it, as this process will not be running`)).toBe(true);
   });
 
   it('predicts PNG images and draws Figure 4 and the curves from a checkpoint', async () => {
