@@ -191,14 +191,19 @@ export class RunWriter {
   }
 }
 
+export interface HistoryEpoch {
+  record: EpochRecord;
+  stretch: string | null;
+}
+
 /**
  * The epochs of the run's history as it will stand with this stretch's first record (a fork's
  * parents' logs included; the history cut where each resume took up), each with the stretch that
  * logged it (null for logs from before stretch ids).
  */
-function historyEpochs(files: RunWriter, dir: string): { record: EpochRecord; stretch: string | null }[] {
+export function historyEpochs(files: RunWriter, dir: string): HistoryEpoch[] {
   const records = files.own ? [...runLog(dir), files.first] : runLog(dir, [files.first]);
-  const epochs: { record: EpochRecord; stretch: string | null }[] = [];
+  const epochs: HistoryEpoch[] = [];
   let stretch: string | null = null; // the history lists each stretch's records after its start or resume record
   for (const r of currentHistory(records) as (Partial<Omit<EpochRecord, 'kind'>> & { kind?: string; stretch?: unknown })[]) {
     if (r.kind === 'start' || r.kind === 'resume') stretch = typeof r.stretch === 'string' ? r.stretch : null;
@@ -216,10 +221,10 @@ function historyEpochs(files: RunWriter, dir: string): { record: EpochRecord; st
  * Left, they were taken for the run's own: `nin eval DIR/epoch-003.safetensors` evaluated a
  * replaced stretch's epoch 3.
  */
-export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint | null; startEpoch: number }): void {
-  const { o, resumed, startEpoch } = a;
-  if (!resumed || !files.own) return; // (a new run or a fork writes in a directory of no other run's snapshots)
-  const stretchOf = new Map(historyEpochs(files, o.outDir).filter((e) => e.record.epoch <= startEpoch).map((e) => [e.record.epoch, e.stretch]));
+export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; startEpoch: number; history: HistoryEpoch[] }): void {
+  const { o, startEpoch, history } = a;
+  if (!files.own) return; // (a new run or a fork writes in a directory of no other run's snapshots)
+  const stretchOf = new Map(history.filter((e) => e.record.epoch <= startEpoch).map((e) => [e.record.epoch, e.stretch]));
   const claims: (() => void)[] = [];
   for (const path of snapshotsIn(o.outDir)) {
     const epoch = Number(/epoch-(\d+)\.safetensors$/.exec(path)![1]);
@@ -242,15 +247,15 @@ export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resume
  * Returns that epoch (null: tracked afresh); what it does to best.safetensors waits until the run
  * may write in its directory (RunWriter.afterClaim).
  */
-export function bestOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint | null; startEpoch: number; testCount: number | undefined; log: (line: string) => void }): TrainResult['best'] {
-  const { o, resumed, startEpoch, testCount, log } = a;
+export function bestOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint | null; startEpoch: number; history: HistoryEpoch[]; testCount: number | undefined; log: (line: string) => void }): TrainResult['best'] {
+  const { o, resumed, startEpoch, history, testCount, log } = a;
   const { own, bestPath, runId } = files;
   const claims: (() => void)[] = [];
   let best: TrainResult['best'] = null;
   let bestStretch: string | null = null;
   if (resumed) {
     let lastTest: { epoch: number; images: number } | null = null;
-    for (const { record: r, stretch } of historyEpochs(files, o.outDir)) {
+    for (const { record: r, stretch } of history) {
       if (r.epoch > startEpoch) continue;
       if (r.valError != null && (!best || r.valError < best.valError)) {
         best = { epoch: r.epoch, valError: r.valError, testError: r.testError, checkpoint: bestPath };

@@ -26,7 +26,7 @@ import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinE
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
 import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
-import { bestOnResume, RunWriter, snapshotsOnResume } from './run-writer.ts';
+import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -568,9 +568,11 @@ async function trainInDirectory(
   }
   let plateau = plateauAtStart(o, resumed, log);
   const plateauOpts = plateauSettings(o);
-  // The best epoch so far on validation, from the history of a resumed run (bestOnResume).
-  let best = bestOnResume(files, { o, resumed, startEpoch, testCount: data.test?.count, log });
-  snapshotsOnResume(files, { o, resumed, startEpoch });
+  // A resume's history (its epochs, and the stretches that logged them): the best epoch so far on
+  // validation, and the snapshots and best.safetensors it keeps.
+  const history = resumed ? historyEpochs(files, o.outDir) : [];
+  let best = bestOnResume(files, { o, resumed, startEpoch, history, testCount: data.test?.count, log });
+  if (resumed) snapshotsOnResume(files, { o, startEpoch, history });
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
   const trainSet = await pre.applyTo(data.train, inPlace);
