@@ -803,6 +803,7 @@ export function lockRunDirectory(dir: string): RunLock {
         if (now.holder?.pid === mine.pid && now.holder.since === mine.since) unlinkSync(path);
         return null;
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // (gone meanwhile)
         return `${path}: the run's lock could not be removed (${(e as Error).message}); a later run in ${dir} replaces it, as this process will not be running`;
       }
     };
