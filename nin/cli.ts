@@ -285,7 +285,7 @@ compare options: --out FILE (the PNG, default compare.png), --title TEXT (above 
  * value the checkpoint saved (what the CLI wrote, it reads back). `optional`: may be left unset. */
 type Rule = { flag: string; optional?: boolean; list?: boolean } & (
   | { kind: 'int'; min: number; max?: number }
-  | { kind: 'num'; min: number; max?: number | 'epochs' } // 'epochs': at most the run's
+  | { kind: 'num'; min: number; max?: number | 'epochs'; aboveMin?: boolean } // 'epochs': at most the run's; aboveMin: min itself excluded
   | { kind: 'oneOf'; allowed: readonly string[] }
   | { kind: 'images' } // a validation split
   | { kind: 'bool' } // a switch: parseArgs reads its flag
@@ -333,7 +333,9 @@ function requirement(rule: Rule, epochs: number): { want: string; fits: (v: unkn
     }
     case 'num': {
       const max = rule.max === 'epochs' ? epochs : (rule.max ?? Infinity);
-      return { want: max === Infinity ? `a number ≥ ${rule.min}` : `a number in [${rule.min}, ${max}]`, fits: (v) => typeof v === 'number' && Number.isFinite(v) && v >= rule.min && v <= max };
+      const above = rule.aboveMin === true;
+      const want = max === Infinity ? `a number ${above ? '>' : '≥'} ${rule.min}` : `a number in ${above ? '(' : '['}${rule.min}, ${max}]`;
+      return { want, fits: (v) => typeof v === 'number' && Number.isFinite(v) && (above ? v > rule.min : v >= rule.min) && v <= max };
     }
     case 'oneOf':
       return { want: `one of ${rule.allowed.join(', ')}`, fits: (v) => rule.allowed.includes(v as string) };
@@ -1150,13 +1152,8 @@ export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test:
     const flag = /^--([a-z-]+)/.exec(a)?.[1];
     if (flag && NOT_FOR_RANGE_TEST.includes(flag)) throw new UsageError(`--${flag} has no meaning for lr-find: it sweeps its own rates (--lr-min, --lr-max, --steps) from the network's initial weights, and writes no run`);
   }
-  const rate = (flag: string, fallback: number) => {
-    const text = own.get(flag);
-    if (text === undefined) return fallback;
-    const v = Number(text);
-    if (!(text.trim() !== '' && Number.isFinite(v) && v > 0 && v <= 1000)) throw new UsageError(`--${flag} must be a number in (0, 1000], got '${text}'`);
-    return v;
-  };
+  // (as --lr's bounds, but above 0: a geometric sweep starts above it)
+  const rate = (flag: string, fallback: number) => (flagValue({ flag, kind: 'num', min: 0, aboveMin: true, max: 1000 }, own.get(flag)) as number | undefined) ?? fallback;
   const test = { lrMin: rate('lr-min', RANGE_TEST_DEFAULTS.lrMin), lrMax: rate('lr-max', RANGE_TEST_DEFAULTS.lrMax), steps: int('steps', own.get('steps'), 5, 100_000) ?? RANGE_TEST_DEFAULTS.steps };
   if (!(test.lrMin < test.lrMax)) throw new UsageError(`--lr-min ${test.lrMin} must be below --lr-max ${test.lrMax}`);
   const plot = own.get('plot') ?? 'lr-find.png';

@@ -60,6 +60,7 @@ describe('nin CLI', () => {
     [['lr-find', '--resume=runs/x'], /--resume has no meaning for lr-find/],
     [['lr-find', '--lr-min', '1', '--lr-max', '0.1'], /--lr-min 1 must be below --lr-max 0.1/],
     [['lr-find', '--lr-max', '0'], /--lr-max must be a number in \(0, 1000\], got '0'/],
+    [['lr-find', '--lr-min', '0x10'], /--lr-min must be a number in \(0, 1000\], got '0x10'/], // (plain decimals, as --lr: Number() read it as 16)
     [['lr-find', '--steps', '4'], /--steps must be an integer in \[5, 100000\], got '4'/],
     [['lr-find', '--lr-min'], /--lr-min needs a value/],
     [['lr-find', '--plot', 'sweep.jpg'], /--plot sweep.jpg: the sweep is drawn as a PNG: name it .png/],
