@@ -132,15 +132,18 @@ function readRunFile(path: string, dir: string): RunSummary {
   const labelPath = resolve(path).replace(/\.(jsonl|safetensors)$/, '');
   if (path.endsWith('.jsonl')) {
     const own = parseMetricsLog(readFileSync(path, 'utf8'));
-    // Its settings: the latest save in that directory by its run (the last id it names), a
-    // checkpoint before a best file, as a directory's are read.
+    const history = currentHistory(runLog(dir, own, path));
+    // Its settings: the latest save in that directory by its run (the last id it names) and by the
+    // stretch its history ends in (a stretch a resume replaced may have kept a later save aside), a
+    // checkpoint before a best file, as a directory's are read; else its log's own (summarise).
     const run = runIdsOfLog(own).at(-1);
+    const stretch = (history as { kind?: string; stretch?: unknown }[]).filter((r) => r.kind === 'start' || r.kind === 'resume').at(-1)?.stretch;
     const saves = run === undefined ? [] : readdirSync(dir).filter((n) => n.endsWith('.safetensors'))
       .map((n) => ({ n, m: checkpointMetadata(join(dir, n)) }))
-      .filter((x): x is { n: string; m: Record<string, string> } => x.m?.run_id === run)
+      .filter((x): x is { n: string; m: Record<string, string> } => x.m?.run_id === run && (typeof stretch !== 'string' || x.m.stretch === stretch))
       .sort((a, b) => Number(b.n.startsWith('checkpoint')) - Number(a.n.startsWith('checkpoint')) || Number(b.m.step) - Number(a.m.step));
     const header = saves[0]?.m ?? null;
-    return summarise(dir, labelPath, currentHistory(runLog(dir, own, path)), header);
+    return summarise(dir, labelPath, history, header);
   }
   if (!path.endsWith('.safetensors')) throw new RangeError(`${path}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
   const header = checkpointMetadata(path);

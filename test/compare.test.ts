@@ -1,5 +1,5 @@
 // `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -174,6 +174,22 @@ describe('nin compare', () => {
     expect([current, oldLog, oldCheckpoint].map((r) => r.label)).toEqual(['reused', 'metrics.superseded', 'checkpoint.step30.superseded']);
     // The moved-aside log and a checkpoint of it name one run, the old one as it stands.
     expect(() => readRuns([join(reused, 'metrics.superseded.jsonl'), join(reused, 'checkpoint.step30.superseded.safetensors')])).toThrow(/checkpoint\.step30\.superseded\.safetensors is the run .*metrics\.superseded\.jsonl is: give each run once/);
+    // A moved-aside log's settings are its last stretch's: a stretch the run replaced (resumed to 4
+    // epochs, then rewound to epoch 2 with 3) kept its later checkpoint aside, of the same run id.
+    const rewound = runDir('rewound', [
+      { kind: 'start', run: 'R', stretch: 'a', time: '' }, ...epochs(0, 2, () => ({ testError: 0.4 })),
+      { kind: 'resume', run: 'R', stretch: 'b', epoch: 2, step: 20, from: 'x', changed: { epochs: ['2', '4'] } }, ...epochs(2, 4, () => ({ testError: 0.9 })),
+      { kind: 'resume', run: 'R', stretch: 'c', epoch: 2, step: 20, from: 'x', changed: { epochs: ['2', '3'] }, provenance: { options: { dataset: 'cifar10', epochs: 3, lr: 0.02 }, config: MODELS['cifar10-small'], adapter: 'test adapter' } },
+      ...epochs(2, 3, () => ({ testError: 0.2 })),
+    ], { epochs: 3, lr: 0.02 }, undefined, { run_id: 'R', stretch: 'c', epoch: '3', step: '30' });
+    writeSafetensors(join(rewound, 'checkpoint.step40.superseded.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10', epochs: 4, lr: 0.01 }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '4', step: '40', run_id: 'R', stretch: 'b' });
+    moveRunAside(rewound);
+    const [rewoundLog] = readRuns([join(rewound, 'metrics.superseded.jsonl')]);
+    expect(rewoundLog.epochs.map((e) => e.testError)).toEqual([0.4, 0.4, 0.2]);
+    expect([rewoundLog.epochsPlanned, rewoundLog.settings.lr]).toEqual([3, '0.02']);
+    // Without a save of that stretch (the run's last checkpoint deleted), its log's own provenance.
+    rmSync(join(rewound, 'checkpoint.step30.superseded.safetensors'));
+    expect(readRuns([join(rewound, 'metrics.superseded.jsonl')])[0].epochsPlanned).toBe(3);
     expect(() => readRuns([join(reused, 'run.txt')])).toThrow(`${join(reused, 'run.txt')}: no such run directory, log or checkpoint`);
     writeFileSync(join(reused, 'notes.txt'), 'x');
     expect(() => readRuns([join(reused, 'notes.txt')])).toThrow(`${join(reused, 'notes.txt')}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
