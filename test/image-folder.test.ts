@@ -95,6 +95,13 @@ describe('image folder reader', () => {
     expect(scanImageFolder(root, 'train', ['\u00C9clair', '\uFF21', '\u{1F600}']).files).toHaveLength(3);
     writePng(join(root, 'test', 'E\u0301clair', '0.png'), 1, 1, dot);
     expect(scanImageFolder(root, 'test', ['\u00C9clair', '\uFF21', '\u{1F600}']).files.map((f) => f.label)).toEqual([0]);
+    // Both spellings as folders of one split: one class, refused (they were poured into the first,
+    // leaving the second a class of no images that no check saw).
+    for (const split of ['train', 'test'] as const) {
+      writePng(join(root, split, '\u00C9clair', '1.png'), 1, 1, dot);
+      const twins = `${join(root, split)}: class folders E\\u{301}clair and \\u{c9}clair are spelt differently but name one class (class names are compared in Unicode's NFC form): merge or rename them`;
+      expect(() => scanImageFolder(root, split, split === 'test' ? ['\u00C9clair', '\uFF21', '\u{1F600}'] : undefined)).toThrow(twins);
+    }
   });
 
   it('names what is wrong with a folder, and where', () => {

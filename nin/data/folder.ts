@@ -97,6 +97,11 @@ export function scanLabelledFolder(dir: string, classNames: readonly string[]): 
   });
 }
 
+/** A name with what is not printable ASCII as code points: `caf\u{e9}`, `cafe\u{301}`. */
+function codePoints(name: string): string {
+  return name.replace(/[^\x20-\x7e]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
 /** scanImageFolder's listing of one split's directory `dir`: `training`, its folders name the
  * classes; else they are some of `classNames`, and `unknownClasses` says what other folders are
  * (default: not the training set's classes). */
@@ -109,6 +114,12 @@ function scanClassFolders(dir: string, training: boolean, classNames?: readonly 
   const folders = top.filter((e) => e.kind === 'dir').map((e) => ({ name: e.name.normalize('NFC'), path: e.path })).sort((a, b) => byCodePoint(a.name, b.name));
   const folderNames = folders.map((f) => f.name);
   if (folders.length === 0) throw new DataFormatError(dir, `holds no class folders (${LAYOUT})`);
+  // Two spellings of one name (é as one code point, and as e and an accent) are one class: the
+  // folders would pour into it, and leave a class of that name with no images.
+  const spellings = new Map<string, typeof folders>();
+  for (const f of folders) spellings.set(f.name, [...(spellings.get(f.name) ?? []), f]);
+  const twins = [...spellings.values()].filter((g) => g.length > 1).map((g) => g.map((f) => codePoints(basename(f.path))).sort().join(' and '));
+  if (twins.length) throw new DataFormatError(dir, `class folders ${twins.join('; ')} are spelt differently but name one class (class names are compared in Unicode's NFC form): merge or rename them`);
   let names: string[];
   if (training) {
     if (folders.length < 2) throw new DataFormatError(dir, `holds one class folder (${folderNames[0]}): a classifier needs two or more`);
