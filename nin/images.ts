@@ -681,7 +681,8 @@ export function resizeNote(file: string, originalSize: readonly [number, number]
   if (height === input.height && width === input.width) return null;
   const resized = `${file}: resized from ${width}×${height} to ${input.width}×${input.height} (width×height)`;
   if (width * input.height === input.width * height) return `${resized}, aspect ratio kept`;
-  const ratio = (w: number, h: number) => `${Number((w / h).toFixed(2))}:1`;
+  // The shorter side as 1 (a 1×300 picture is 1:300, not 0:1).
+  const ratio = (w: number, h: number) => (w >= h ? `${Number((w / h).toFixed(2))}:1` : `1:${Number((h / w).toFixed(2))}`);
   return `${resized}, aspect ratio changed from ${ratio(width, height)} to ${ratio(input.width, input.height)}`;
 }
 

@@ -139,7 +139,9 @@ describe('loadImageForModel', () => {
     const model = { height: 28, width: 28 };
     const squashed = loadImageForModel(p, { ...model, channels: 1 });
     expect(resizeNote(p, squashed.originalSize, model)).toBe(`${p}: resized from 100×10 to 28×28 (width×height), aspect ratio changed from 10:1 to 1:1`);
-    expect(resizeNote('tall.png', [40, 30], { height: 32, width: 32 })).toBe('tall.png: resized from 30×40 to 32×32 (width×height), aspect ratio changed from 0.75:1 to 1:1');
+    expect(resizeNote('tall.png', [40, 30], { height: 32, width: 32 })).toBe('tall.png: resized from 30×40 to 32×32 (width×height), aspect ratio changed from 1:1.33 to 1:1');
+    expect(resizeNote('strip.png', [300, 1], { height: 8, width: 8 })).toBe('strip.png: resized from 1×300 to 8×8 (width×height), aspect ratio changed from 1:300 to 1:1'); // (0:1 before)
+    expect(resizeNote('banner.png', [8, 16], { height: 28, width: 7 })).toBe('banner.png: resized from 16×8 to 7×28 (width×height), aspect ratio changed from 2:1 to 1:4');
     expect(resizeNote('big.png', [56, 56], model)).toBe('big.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept');
     expect(resizeNote('fits.png', [28, 28], model)).toBeNull();
   });
