@@ -607,10 +607,11 @@ async function trainInDirectory(
     throw new TrainingStopped(`${e.message}; ${where}; checkpoint ${ckptPath} saved there: --resume ${ckptPath} continues from there once the picture reads`);
   };
   const reluClassMaps = classMapsOf(config) === 'relu';
-  const chancePlateau = chancePlateauWatch(config.classes, reluClassMaps);
+  // (--lr 0, said at the start: the watches' advice, a lower --lr or a longer warm-up, is for a net that trains)
+  const chancePlateau = o.lr === 0 ? null : chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch(50, resumed?.deadMapsSince) : null;
   let testResult: EvalResult | null = null;
-  let collapseNoted = false; // (once a run: a collapsed net stays so)
+  let collapseNoted = o.lr === 0; // (once a run: a collapsed net stays so)
 
   // The steps left to --stop-after's epoch (or --epochs'), for the ETA.
   const stepsLeft = (epoch: number, inEpoch: number) => (lastEpoch - epoch) * stepsPerEpoch - inEpoch;
@@ -699,7 +700,7 @@ async function trainInDirectory(
             );
           }
           stepLosses.push(l);
-          const hint = chancePlateau.observe(l, thisStep);
+          const hint = chancePlateau?.observe(l, thisStep);
           if (hint) log(liveBar ? `\n${hint}` : hint); // off the progress bar's line
           lossSum += l * labels.length;
           for (let i = 0; i < labels.length; i++) if (argmax(lg, i * config.classes, config.classes) !== labels[i]) wrong++;
