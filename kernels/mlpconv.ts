@@ -409,7 +409,10 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
       return mlpconvUnfused(x, p, opts);
     }
     const relu3 = opts.relu3 ?? true;
-    const storage = opts.workgroupStorage ?? gpu().limits.maxComputeWorkgroupStorageSize;
+    const offered = gpu().limits.maxComputeWorkgroupStorageSize;
+    const storage = opts.workgroupStorage ?? offered;
+    // (more than offered failed later, as a shader that did not compile, naming no option)
+    if (!(storage > 0 && storage <= offered)) throw new RangeError(`${op}: workgroupStorage ${storage} bytes: this device offers up to ${offered} (maxComputeWorkgroupStorageSize)`);
     const simd = kernelStyle() === 'simd';
     const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
     const writeHidden = needsGrad(...parents);

@@ -104,6 +104,9 @@ describe('mlpconv (fused)', () => {
       setGemmCapture(null);
     }
     expect(seen).toEqual(['conv3x3_forward', 'conv1x1_forward', 'conv1x1_forward']);
+    // More than the device offers is refused by name (it failed later, as a shader that did not compile).
+    const offered = (await getGpu()).limits.maxComputeWorkgroupStorageSize;
+    expect(() => mlpconv(x.gpu, gpu, { workgroupStorage: offered + 16 })).toThrow(`mlpconv: workgroupStorage ${offered + 16} bytes: this device offers up to ${offered} (maxComputeWorkgroupStorageSize)`);
     const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
     expectClose('forward', await y.toArray(), f().data, 1e-5);
     const r = randomArray(y.size, 27);
