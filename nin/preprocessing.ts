@@ -195,6 +195,20 @@ async function streamedChannelStats(train: ImageDataset, log: (m: string) => voi
 
 const range = (from: number, to: number): Int32Array => Int32Array.from({ length: to - from }, (_, i) => from + i);
 
+/** How many of a set's images hold one value throughout (GCN makes each all zeros). */
+export function flatImages(ds: Pick<ImageDataset, 'images' | 'count'>): number {
+  const dim = ds.images.length / ds.count;
+  let flat = 0;
+  for (let i = 0; i < ds.count; i++) {
+    const base = i * dim;
+    const first = ds.images[base];
+    let k = 1;
+    while (k < dim && ds.images[base + k] === first) k++;
+    if (k === dim) flat++;
+  }
+  return flat;
+}
+
 /**
  * Fits the transform on the training images only (ZCA's heavy loops on worker threads). `zcaCache`:
  * a directory of earlier ZCA fits (nin/data/zca-cache.ts), looked up by the training images, and
@@ -206,6 +220,10 @@ export async function fitPreprocessor(
   log: (m: string) => void = () => {},
   opts: { zcaCache?: string | null } = {},
 ): Promise<Preprocessor> {
+  if (kind === 'gcn-zca' || kind === 'gcn-lcn') {
+    const flat = train.stream ? 0 : flatImages(train);
+    if (flat) log(`note: ${flat === train.count ? `every one of the ${train.count}` : `${flat} of the ${train.count}`} training images ${flat === 1 || flat === train.count ? 'is' : 'are'} flat (one value throughout): global contrast normalisation subtracts each image's mean and makes ${flat === 1 ? 'it' : 'them'} all zeros${flat === train.count ? ', so the net sees one image for every class' : ''} (--preprocess standardize keeps their brightness)`);
+  }
   if (!fitted(kind)) return new Preprocessor(kind, null);
   if (kind === 'standardize') return new Preprocessor(kind, train.stream ? await streamedChannelStats(train, log) : computeChannelStats(train.images, train.channels));
   if (train.stream) throw new RangeError(`${train.name}: preprocessing '${kind}' is fitted on the whole set in memory, not a streamed one (none or standardize)`);

@@ -27,7 +27,7 @@ import {
 import { parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { pool } from '../engine/runtime.ts';
-import { fitPreprocessor, Preprocessor, PREPROCESS_KINDS, whitenOnGpu } from '../nin/preprocessing.ts';
+import { fitPreprocessor, flatImages, Preprocessor, PREPROCESS_KINDS, whitenOnGpu, type PreprocessKind } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray, relErrNorm } from './helpers.ts';
@@ -590,6 +590,29 @@ describe('Preprocessor (the transform training and eval apply)', () => {
         if (reused) expect(ds.images).not.toEqual(raw);
       }
     }
+  });
+
+  it('GCN on flat training images (one value throughout) says that it makes them all zeros', async () => {
+    const [h, w, c] = [2, 2, 3];
+    const make = (values: number[][]): ImageDataset => {
+      const images = new Float32Array(values.flatMap((v) => (v.length === 1 ? new Array(h * w * c).fill(v[0]) : v)));
+      return { name: 'flat', images, labels: new Int32Array(values.length), count: values.length, height: h, width: w, channels: c, classNames: ['a', 'b'], sources: [], notes: [] };
+    };
+    const notes = async (kind: PreprocessKind, ds: ImageDataset) => {
+      const said: string[] = [];
+      await fitPreprocessor(kind, ds, (m) => void said.push(m));
+      return said.filter((m) => m.startsWith('note:'));
+    };
+    const varied = Array.from({ length: h * w * c }, (_, k) => k);
+    const some = make([[0], varied, [255], varied.map((v) => 2 * v)]);
+    expect(flatImages(some)).toBe(2);
+    for (const kind of ['gcn-zca', 'gcn-lcn'] as const) {
+      expect(await notes(kind, some)).toEqual(["note: 2 of the 4 training images are flat (one value throughout): global contrast normalisation subtracts each image's mean and makes them all zeros (--preprocess standardize keeps their brightness)"]);
+    }
+    expect(await notes('gcn-lcn', make([[0], [7], [255]]))).toEqual(["note: every one of the 3 training images is flat (one value throughout): global contrast normalisation subtracts each image's mean and makes them all zeros, so the net sees one image for every class (--preprocess standardize keeps their brightness)"]);
+    expect(await notes('gcn-zca', make([varied, [3]]))).toEqual(["note: 1 of the 2 training images is flat (one value throughout): global contrast normalisation subtracts each image's mean and makes it all zeros (--preprocess standardize keeps their brightness)"]);
+    expect(await notes('standardize', make([[0], [7]]))).toEqual([]); // (it keeps their brightness)
+    expect(await notes('gcn-zca', make([varied, varied.map((v) => 255 - v)]))).toEqual([]);
   });
 
   it('gcn-zca: fitted on the training set, a whole data set is transformed (whitened on the GPU) as image by image on the CPU', async () => {
