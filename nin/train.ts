@@ -611,7 +611,7 @@ async function trainInDirectory(
   const chancePlateau = o.lr === 0 ? null : chancePlateauWatch(config.classes, reluClassMaps);
   const deadMaps = reluClassMaps && config.head === 'gap' ? deadClassMapsWatch(50, resumed?.deadMapsSince) : null;
   let testResult: EvalResult | null = null;
-  let collapseNoted = o.lr === 0; // (once a run: a collapsed net stays so)
+  let collapseNoted = false; // (once a run: a collapsed net stays so)
 
   // The steps left to --stop-after's epoch (or --epochs'), for the ETA.
   const stepsLeft = (epoch: number, inEpoch: number) => (lastEpoch - epoch) * stepsPerEpoch - inEpoch;
@@ -823,7 +823,7 @@ async function trainInDirectory(
         collapseNoted = true;
         const names = (data.test ?? data.train).classNames;
         const fcRate = config.head !== 'gap' ? ' or a lower --class-lr-mult' : '';
-        log(`note: every one of the ${judged!.count} ${judged === testResult ? 'test' : 'validation'} images was predicted as ${names[collapsed]}: the net's output does not depend on the image (it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr${fcRate}, or a longer --warmup, may get past it`);
+        log(`note: every one of the ${judged!.count} ${judged === testResult ? 'test' : 'validation'} images was predicted as ${names[collapsed]}: the net's output does not depend on the image ${o.lr === 0 ? '(--lr 0: no step changes the weights)' : `(it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr${fcRate}, or a longer --warmup, may get past it`}`);
       }
       lastSave = performance.now();
       epochEndSeconds = (lastSave - endStart) / 1000 - compileSeconds;

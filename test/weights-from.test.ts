@@ -188,17 +188,22 @@ describe('--weights-from', () => {
 
   it('a net that predicts one class for every test image is noted once: its output does not depend on the image', async () => {
     // Linear class maps with zero weights and a bias for 'light': every image is 'light', whatever it shows.
-    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '2', '--lr', '0', '--schedule', 'constant', '--warmup', '0'];
+    const args = ['--dataset', 'folder', '--data-dir', root, '--model', 'mnist-small', '--batch', '16', '--epochs', '2', '--schedule', 'constant', '--warmup', '0'];
     const collapsed = await untrained(parseTrainArgs([...args, '--out', join(tmp, 'collapsed-src')]).options, 5, join(tmp, 'collapsed.safetensors'), {
       'block3.w3': (n) => new Float32Array(n),
       'block3.b3': () => Float32Array.of(0, 3),
     });
-    const lines: string[] = [];
-    const o = { ...parseTrainArgs([...args, '--weights-from', collapsed, '--out', join(tmp, 'collapsed-run')]).options, progress: false, log: (l: string) => void lines.push(l) };
-    await train(o, await loadSplits(o));
-    expect(lines.filter((l) => l.startsWith('note: every'))).toEqual([
+    const notes = async (lr: string) => {
+      const lines: string[] = [];
+      const o = { ...parseTrainArgs([...args, '--lr', lr, '--weights-from', collapsed, '--out', join(tmp, `collapsed-run-${lr}`)]).options, progress: false, log: (l: string) => void lines.push(l) };
+      await train(o, await loadSplits(o));
+      return lines.filter((l) => l.startsWith('note: every'));
+    };
+    // (a rate too small to move it in 2 epochs: the advice; --lr 0: that no step changes it)
+    expect(await notes('1e-9')).toEqual([
       "note: every one of the 8 test images was predicted as light: the net's output does not depend on the image (it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr, or a longer --warmup, may get past it",
     ]);
+    expect(await notes('0')).toEqual(["note: every one of the 8 test images was predicted as light: the net's output does not depend on the image (--lr 0: no step changes the weights)"]);
     // Predictions of two classes, or images of one class only: nothing to say.
     expect(collapsedTo([[3, 1], [0, 4]])).toBeNull();
     expect(collapsedTo([[0, 4], [0, 4]])).toBe(1);
