@@ -18,6 +18,7 @@ import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './
 import type { RangeTest } from './lr-find.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
+import { counted, tableLines } from './text.ts';
 
 /** A command that cannot run as given: exit 2, before any GPU work. `showUsage` false: the flags
  * are well formed and what they name is not usable (a damaged checkpoint, a changed image folder,
@@ -736,7 +737,7 @@ export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter'>
   const lastEpoch = result.epochs.at(-1)?.epoch;
   const stoppedShort = options.stopAfter !== undefined && options.stopAfter < options.epochs && lastEpoch === options.stopAfter;
   const outcome = stoppedShort ? `stopped after epoch ${lastEpoch} of ${options.epochs} (--stop-after; --resume ${result.checkpoint} continues)` : 'done';
-  return `${outcome} in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${result.test.count} images` : '') + `; checkpoint ${result.checkpoint}`;
+  return `${outcome} in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${counted(result.test.count, 'image')}` : '') + `; checkpoint ${result.checkpoint}`;
 }
 
 async function runTrain(args: string[]): Promise<number> {
@@ -888,13 +889,12 @@ async function runEval(args: string[]): Promise<void> {
   const results = [];
   for (const { ckpt, c, labelled } of loaded) {
     const r = await evalCheckpoint(c, labelled, o);
-    console.log(`${ckpt} (${r.at}): test loss ${r.record.loss.toFixed(4)}, error ${(100 * r.record.error).toFixed(2)}% on ${r.record.images} images${pictures === undefined ? '' : ` in ${pictures}`}`);
+    console.log(`${ckpt} (${r.at}): test loss ${r.record.loss.toFixed(4)}, error ${(100 * r.record.error).toFixed(2)}% on ${counted(r.record.images, 'image')}${pictures === undefined ? '' : ` in ${pictures}`}`);
     if (ckpts.length === 1) console.log(formatConfusion(r.record.confusion, r.record.classNames));
     results.push(r);
   }
   if (ckpts.length > 1) {
     // Several (a run's --keep-every checkpoints, say): their numbers side by side, in the order given.
-    const { tableLines } = await import('./text.ts');
     const rows = results.map(({ at, record: r }, i) => [ckpts[i], at, r.testSet, String(r.images), r.loss.toFixed(4), `${(100 * r.error).toFixed(2)}%`]);
     console.log(['', ...tableLines(['checkpoint', 'saved', 'test set', 'images', 'test loss', 'test error'], rows, 1)].join('\n'));
   }
@@ -934,7 +934,7 @@ async function evalCheckpoint(c: Checkpoint, labelled: ReturnType<typeof scanLab
   const model = c.buildModel();
   // On a terminal, a line while it runs: a process's first evaluation compiles its kernels (19 s on lavapipe).
   const live = process.stderr.isTTY === true;
-  if (live) process.stderr.write(`evaluating on ${test.count} images…`);
+  if (live) process.stderr.write(`evaluating on ${counted(test.count, 'image')}…`);
   const r = await evaluate(model, await c.preprocessor.applyTo(test, { inPlace: true }), batch)
     .catch((e) => {
       throw e instanceof GpuOutOfMemory ? new GpuOutOfMemory(`${e.message}; evaluating at batch ${batch}: a smaller --batch needs less memory`) : e;

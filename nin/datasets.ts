@@ -8,6 +8,7 @@ import { DATASETS, loadDataset, splitCount, type DatasetName } from './data/regi
 import { assembleSplits, limitParts, splitSeedOf, validationPlan } from './data/split.ts';
 import type { ModelInput } from './images.ts';
 import { modelConfig } from './model.ts';
+import { counted } from './text.ts';
 import type { TrainData, TrainOptions } from './train.ts';
 
 /** What names a run's data: a data set, or an image folder (whose images are read at the model's input size). */
@@ -31,7 +32,7 @@ export function dataLabel(o: Pick<TrainOptions, 'dataset' | 'imageFolder'>): str
 
 /** One line a split. (Its notes, a partial or fallback file, were printed as warnings when read.) */
 function report(ds: ImageDataset): void {
-  console.error(`${ds.name}: ${ds.count} images ${ds.height}×${ds.width}×${ds.channels} (height×width×channels)`);
+  console.error(`${ds.name}: ${counted(ds.count, 'image')} ${ds.height}×${ds.width}×${ds.channels} (height×width×channels)`);
 }
 
 /** The splits of a run, read afresh: each image array is the caller's alone (consumable by train()). */

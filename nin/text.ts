@@ -27,6 +27,11 @@ function columns(text: string): [string, number][] {
   });
 }
 
+/** `1 image`, `2 images`: a count and its noun, plural but for one. */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 /** The columns `text` takes in a terminal. */
 export function displayWidth(text: string): number {
   return columns(text).reduce((sum, [, w]) => sum + w, 0);

@@ -24,7 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type 
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
-import { clipToWidth, displayWidth, padEndTo, padStartTo } from './text.ts';
+import { clipToWidth, counted, displayWidth, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
 import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
@@ -249,6 +249,18 @@ export function chancePlateauWatch(classes: number, reluClassMaps: boolean, step
       );
     },
   };
+}
+
+/** The classes no image of `labels` is of: a --train-limit below the classes, a small class all held out. */
+export function classesWithoutImages(labels: ArrayLike<number>, classNames: readonly string[]): string[] {
+  const seen = new Set<number>();
+  for (let i = 0; i < labels.length; i++) seen.add(labels[i]);
+  return classNames.filter((_, k) => !seen.has(k));
+}
+
+/** `a, b, c`, or the first `n` and how many more. */
+function listFirst(items: readonly string[], n: number): string {
+  return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} and ${items.length - n} more`;
 }
 
 /** The class an evaluation predicted for every image, where it predicted one only and the images
@@ -513,7 +525,7 @@ export function recipeLine(o: TrainOptions, config: ModelConfig, stepsPerEpoch: 
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
   // (a data set's or an FC head's default, not only a flag: a recipe read off this line should hold it)
   const classRate = (o.classLrMult ?? 1) === 1 ? '' : `, ${config.head === 'gap' ? 'the class maps' : 'the FC layer'} at ${o.classLrMult}× it`;
-  return `training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${o.batchSize} images; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`;
+  return `training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${counted(o.batchSize, 'image')}; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`;
 }
 
 /** --profile's tables (per kernel, then per layer) of `what` (an epoch; a dry run), stopping the profiler first. `cold`:
@@ -582,6 +594,8 @@ async function trainInDirectory(
   log(`run directory ${o.outDir}`);
   if (o.augment && (o.dataset === 'mnist' || o.dataset === 'svhn')) log(`note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; ${o.dataset}'s default is no augmentation)`);
   if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
+  const unseen = classesWithoutImages(data.train.labels, data.train.classNames);
+  if (unseen.length) log(`note: no training image is of class${unseen.length > 1 ? 'es' : ''} ${listFirst(unseen, 10)} (${counted(data.train.count, 'training image')}${o.trainLimit !== undefined ? `, --train-limit ${o.trainLimit}` : ''}): the net cannot learn ${unseen.length > 1 ? 'them' : 'it'}`);
   const unusedStd = resumed ? null : unusedInitStd(config);
   if (unusedStd) log(`note: ${unusedStd}`);
   log(modelLines(model, matrix));

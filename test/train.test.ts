@@ -20,7 +20,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { formatPredictions, predict, predictChunks, predictProbabilities, visualize, type Predictions } from '../nin/predict.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { currentHistory, historyOfCheckpoint, logOfCheckpoint, moveRunAside, parseMetricsLog, runFileKind, runLog, savedStep } from '../nin/run-directory.ts';
-import { chancePlateauWatch, deadClassMapsWatch, epochLine, evaluate, logSumExp, progressEstimate, progressLine, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type EpochRecord, type TrainOptions } from '../nin/train.ts';
+import { chancePlateauWatch, classesWithoutImages, deadClassMapsWatch, epochLine, evaluate, logSumExp, progressEstimate, progressLine, RunRefused, train, warmMilliseconds, TrainingInterrupted, TrainingStopped, type EpochRecord, type TrainOptions } from '../nin/train.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
@@ -158,6 +158,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     await train(o, await loadSplits(o));
     expect(lines).toContain(`training: 1 epoch of 1 step of 16 images; lr ${o.lr}, ${o.schedule}, 0.3-epoch warm-up; momentum 0.9, weight decay 0.0001; standardize preprocessing, augmentation off; seed 1`);
     expect(lines).toContain(`note: every step of this run is in its 0.3-epoch warm-up (1 step in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
+    // MNIST's first 16 training images hold no 8.
+    expect(lines).toContain('note: no training image is of class 8 (16 training images, --train-limit 16): the net cannot learn it');
+  });
+
+  it('classesWithoutImages: the classes no label is of', () => {
+    const names = Array.from({ length: 12 }, (_, k) => `c${k}`);
+    expect(classesWithoutImages(Int32Array.from([3, 0, 3, 11]), names)).toEqual(['c1', 'c2', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', 'c10']);
+    expect(classesWithoutImages(Int32Array.from(names.map((_, k) => k)), names)).toEqual([]);
   });
 
   it('--lr 0 says that no step changes the weights', async () => {
