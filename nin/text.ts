@@ -27,6 +27,11 @@ function columns(text: string): [string, number][] {
   });
 }
 
+/** `a, b, c`, or the first `listed` and how many more. */
+export function listSome(items: readonly string[], listed = 5): string {
+  return items.slice(0, listed).join(', ') + (items.length > listed ? ` and ${items.length - listed} more` : '');
+}
+
 /** `1 image`, `2 images`: a count and its noun, plural but for one. */
 export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;

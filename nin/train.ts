@@ -24,7 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type 
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
-import { clipToWidth, counted, displayWidth, padEndTo, padStartTo } from './text.ts';
+import { clipToWidth, counted, displayWidth, listSome, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
 import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
@@ -256,11 +256,6 @@ export function classesWithoutImages(labels: ArrayLike<number>, classNames: read
   const seen = new Set<number>();
   for (let i = 0; i < labels.length; i++) seen.add(labels[i]);
   return classNames.filter((_, k) => !seen.has(k));
-}
-
-/** `a, b, c`, or the first `n` and how many more. */
-function listFirst(items: readonly string[], n: number): string {
-  return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} and ${items.length - n} more`;
 }
 
 /** The class an evaluation predicted for every image, where it predicted one only and the images
@@ -595,7 +590,7 @@ async function trainInDirectory(
   if (o.augment && (o.dataset === 'mnist' || o.dataset === 'svhn')) log(`note: --aug flips images left to right, which changes what a digit is (the paper augmented CIFAR-10 only; ${o.dataset}'s default is no augmentation)`);
   if (o.lr === 0) log('note: --lr 0: no step changes the weights (every epoch evaluates the same model)');
   const unseen = classesWithoutImages(data.train.labels, data.train.classNames);
-  if (unseen.length) log(`note: no training image is of class${unseen.length > 1 ? 'es' : ''} ${listFirst(unseen, 10)} (${counted(data.train.count, 'training image')}${o.trainLimit !== undefined ? `, --train-limit ${o.trainLimit}` : ''}): the net cannot learn ${unseen.length > 1 ? 'them' : 'it'}`);
+  if (unseen.length) log(`note: no training image is of class${unseen.length > 1 ? 'es' : ''} ${listSome(unseen, 10)} (${counted(data.train.count, 'training image')}${o.trainLimit !== undefined ? `, --train-limit ${o.trainLimit}` : ''}): the net cannot learn ${unseen.length > 1 ? 'them' : 'it'}`);
   const unusedStd = resumed ? null : unusedInitStd(config);
   if (unusedStd) log(`note: ${unusedStd}`);
   log(modelLines(model, matrix));

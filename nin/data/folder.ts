@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataFormatError } from './io.ts';
+import { listSome } from '../text.ts';
 import { allocImages, type ImageDataset } from './formats.ts';
 import { streamedDataset } from './stream.ts';
 import { defaultWorkers } from './parallel.ts';
@@ -39,10 +40,6 @@ const IMAGE_NAME = /\.(png|jpe?g)$/i;
 const OTHER_PICTURE = /\.(gif|bmp|webp|tiff?|heic|heif|avif|ppm|pgm|pnm|jxl|jp2)$/i;
 /** How many offending files an error lists before "and N more". */
 const LISTED = 5;
-
-function listSome(items: readonly string[], listed = LISTED): string {
-  return items.slice(0, listed).join(', ') + (items.length > listed ? ` and ${items.length - listed} more` : '');
-}
 
 const visible = (name: string) => !name.startsWith('.');
 
