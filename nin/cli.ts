@@ -399,9 +399,13 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 /** A checkpoint named on the command line: a file, or a run directory (its checkpoint.safetensors). */
 function checkpointArg(arg: string, prefix = ''): string {
   const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
-  // (a run directory holding a log alone: its run was stopped before it saved anything)
-  const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
-  if (!existsSync(path)) throw new UsageError(`${prefix}no checkpoint at '${path}'${loneLog}`);
+  if (!existsSync(path)) {
+    // A run directory holding a log alone: its run is going on and has not saved yet, or was
+    // stopped before it saved anything.
+    const running = path !== arg ? runDirectoryInUse(arg) : null;
+    const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
+    throw new UsageError(`${prefix}no checkpoint at '${path}'${running ? ` yet: ${running}` : loneLog}`);
+  }
   const problem = notACheckpoint(path);
   if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
   return path;

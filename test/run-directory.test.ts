@@ -402,6 +402,13 @@ describe('the run directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     // Its log alone (killed before its first save): --resume says there is nothing to resume.
     expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${held} --overwrite starts afresh there, keeping that log)`));
+    // A run going on there that has not saved yet (its lock held): that run, not a stopped one.
+    const going = lockRunDirectory(held);
+    try {
+      expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' yet: ${held} is in use: process ${process.pid} has been training there since ${JSON.parse(readFileSync(going.path, 'utf8')).since}; wait for it, or choose another --out (if process ${process.pid} is not a nin run, delete ${join(held, 'run.lock')})`));
+    } finally {
+      going.release();
+    }
     expect(parseTrainArgs(['--out', held, '--overwrite']).options).toMatchObject({ outDir: held, overwrite: true });
     // NIN_ADAPTER naming no adapter: any GPU acquisition fails (exit 1, "No WebGPU adapter found"), on any machine.
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--out', held], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NIN_ADAPTER: 'no-such-adapter' } });
