@@ -12,7 +12,7 @@ import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
-import { tableLines } from './text.ts';
+import { imageRate, tableLines } from './text.ts';
 import { fmtBytes } from '../engine/runtime.ts';
 
 /** One run as the comparison reads it. */
@@ -356,7 +356,7 @@ export function comparisonTable(runs: RunSummary[]): string {
       loss(last?.testLoss),
       percent(last?.testError),
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
-      rate === null ? '–' : rate.toFixed(1),
+      rate === null ? '–' : imageRate(rate),
       formatDuration(seconds),
       ...(withMemory ? [peak === null ? '–' : fmtBytes(peak)] : []),
     ];

@@ -37,6 +37,11 @@ export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+/** img/s to a tenth, two digits below 1 (a tiny run's epoch, mostly compiles: 0.033, not 0.0). */
+export function imageRate(imgPerSec: number): string {
+  return imgPerSec > 0 && imgPerSec < 0.95 ? imgPerSec.toPrecision(2) : imgPerSec.toFixed(1);
+}
+
 /** The columns `text` takes in a terminal. */
 export function displayWidth(text: string): number {
   return columns(text).reduce((sum, [, w]) => sum + w, 0);

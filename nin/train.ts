@@ -24,7 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type 
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
-import { clipToWidth, counted, displayWidth, listSome, padEndTo, padStartTo } from './text.ts';
+import { clipToWidth, counted, displayWidth, imageRate, listSome, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
 import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
@@ -869,7 +869,7 @@ async function trainInDirectory(
 export function progressLine(p: { epoch: number; epochs: number; inEpoch: number; stepsPerEpoch: number; imgPerSec: number; meanLoss: number | null; lr: number; etaSeconds: number | null; etaAtMost: boolean }): string {
   const bar = '█'.repeat(Math.round((20 * p.inEpoch) / p.stepsPerEpoch)).padEnd(20, '·');
   const eta = p.etaSeconds === null ? '…' : `${p.etaAtMost ? '≤ ' : ''}${fmtTime(p.etaSeconds)}`;
-  return `epoch ${p.epoch + 1}/${p.epochs} ${bar} step ${p.inEpoch}/${p.stepsPerEpoch}  ${p.imgPerSec.toFixed(1)} img/s  loss ${p.meanLoss === null ? '…' : p.meanLoss.toFixed(4)}  lr ${fmtLr(p.lr)}  ETA ${eta}`;
+  return `epoch ${p.epoch + 1}/${p.epochs} ${bar} step ${p.inEpoch}/${p.stepsPerEpoch}  ${imageRate(p.imgPerSec)} img/s  loss ${p.meanLoss === null ? '…' : p.meanLoss.toFixed(4)}  lr ${fmtLr(p.lr)}  ETA ${eta}`;
 }
 
 /** An epoch's line in the log: its errors and losses, speed and time, and the checkpoints it saved. */
@@ -878,7 +878,7 @@ export function epochLine(rec: EpochRecord, saved: { checkpoint: string; snapsho
     `epoch ${rec.epoch}: train loss ${rec.trainLoss.toFixed(4)} error ${(100 * rec.trainError).toFixed(2)}%` +
     (rec.valError !== undefined ? `, validation error ${(100 * rec.valError).toFixed(2)}%` : '') +
     (rec.testError !== undefined ? `, test loss ${rec.testLoss!.toFixed(4)} error ${(100 * rec.testError).toFixed(2)}%` : '') +
-    `, ${rec.imgPerSec.toFixed(1)} img/s, ${fmtTime(rec.seconds)}; checkpoint ${saved.checkpoint}` +
+    `, ${imageRate(rec.imgPerSec)} img/s, ${fmtTime(rec.seconds)}; checkpoint ${saved.checkpoint}` +
     (saved.snapshot ? ` (also ${saved.snapshot})` : '') +
     (saved.best ? ` (best validation error so far: also ${saved.best})` : '')
   );
