@@ -12,7 +12,7 @@ import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
-import { imageRate, tableLines } from './text.ts';
+import { counted, imageRate, tableLines } from './text.ts';
 import { fmtBytes } from '../engine/runtime.ts';
 
 /** One run as the comparison reads it. */
@@ -290,6 +290,8 @@ export interface ComparisonRecord {
   /** The most the engine's GPU buffers held at once in any epoch (null: a log from before session 42). */
   gpuPeakBytes: number | null;
   stopped: { step: number; reason: string } | null;
+  /** A fork whose parent's log was not found: the epochs before the fork, missing from the rest (0: none). */
+  epochsMissing: number;
 }
 
 /** The most the run's GPU buffers held at once, over its epochs' records; null where none says. */
@@ -322,6 +324,7 @@ export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
       trainSeconds: r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
       gpuPeakBytes: gpuPeak(r),
       stopped: stoppedAt(r),
+      epochsMissing: epochsMissing(r),
     };
   });
 }
@@ -467,7 +470,7 @@ function summariseSeedGroup(g: SeedGroup, keys: string[]): SeedSummary {
   const bests = c.map(bestValidationEpoch);
   const why = (r: RunSummary) => {
     const stopped = stoppedAt(r);
-    return stopped ? `stopped at step ${stopped.step}` : `${r.epochs.at(-1)?.epoch ?? 0} epochs`;
+    return stopped ? `stopped at step ${stopped.step}` : counted(r.epochs.at(-1)?.epoch ?? 0, 'epoch');
   };
   return {
     settings: Object.fromEntries(keys.map((k, i) => [k, g.settings[i]])),
@@ -581,6 +584,7 @@ function withoutFlagSettings(network: string): string {
 function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
   const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');
+  const missing = epochsMissing(r);
   let changedSome = false;
   const events = resumes.flatMap((e) => {
     const fork = e.parent !== undefined && e.parent !== null;
@@ -591,10 +595,20 @@ function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
     const parent = parentDir === null ? 'another run' : (runs.find((o) => resolve(o.dir) === parentDir)?.label ?? basename(parentDir));
     const whole = e.stepsPerEpoch === undefined || e.step === e.epoch * e.stepsPerEpoch;
     const when = whole ? `after epoch ${e.epoch}` : `at step ${e.step}, in epoch ${e.epoch + 1}`;
-    return [`${fork ? `forked from ${parent}` : 'resumed'} ${when}${changes.length ? ` with ${changes.join(', ')}` : ''}`];
+    // (its parent's log not found: the history starts at this record)
+    const lost = e === r.records[0] && missing > 0 ? `, whose log was not found${parentDir === null ? '' : ` (${parentDir})`}: its epochs 1–${missing} are missing from its row and curves (best validation, img/s and time are of epochs ${missing + 1} on)` : '';
+    return [`${fork ? `forked from ${parent}` : 'resumed'} ${when}${lost}${changes.length ? ` with ${changes.join(', ')}` : ''}`];
   });
   if (!events.length) return null;
-  return `${r.label} ${events.join('; then ')}${changedSome ? ': its settings above are the last ones' : ` (its epochs before are ${events.length === 1 ? 'that run\'s' : 'those runs\''})`}`;
+  const before = missing > 0 ? '' : ` (its epochs before are ${events.length === 1 ? 'that run\'s' : 'those runs\''})`;
+  return `${r.label} ${events.join('; then ')}${changedSome ? ': its settings above are the last ones' : before}`;
+}
+
+/** The epochs a fork's history lacks where its parent's log was not found (moved, deleted): the
+ * epoch it was forked after, as its first record says; 0 where the history is whole. */
+function epochsMissing(r: RunSummary): number {
+  const first = r.records[0] as { kind?: unknown; parent?: unknown; epoch?: unknown } | undefined;
+  return first?.kind === 'resume' && typeof first.parent === 'string' && typeof first.epoch === 'number' ? first.epoch : 0;
 }
 
 /** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. The count is the

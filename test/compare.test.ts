@@ -259,6 +259,9 @@ describe('nin compare', () => {
     expect(fcGroup.testErrorAtBestVal!.mean).toBeCloseTo(0.45, 12);
     expect(gapGroup.testLoss).toBeNull(); // (the fixture logs no test loss)
     expect(comparisonJson(readRuns(seeded.slice(2, 4))).overSeeds).toEqual([]);
+    // A run still going (no stop record): left out for the epochs it has, one of them said as one ('1 epochs' before).
+    const going = runDir('seeds/fc-4', epochs(0, 1, () => ({ testError: 0.9 })), { seed: 4, validation: 500 }, { ...MODELS['cifar10-small'], head: 'fc' });
+    expect(comparisonTable(readRuns([...seeded.slice(3), going]))).toContain('note: over seeds, fc-4 (1 epoch) is left out: it did not reach epoch 2, as the others did');
     // Runs planned over other numbers of epochs are no repeats of each other (a cosine over 2 epochs
     // is not one over 4), though no setting column tells them apart: a group each.
     const planned = [[1, 2], [2, 2], [3, 4], [4, 4]].map(([seed, e]) => runDir(`plans/seed-${seed}-of-${e}`, epochs(0, 2, () => ({ testError: 0.1 * seed })), { seed, epochs: e }));
@@ -393,6 +396,14 @@ describe('nin compare', () => {
     // A parent not among the runs compared: named by its directory. Within an epoch: its step.
     const midway = fork('midway', { step: 35, changed: { seed: ['1', '2'] } });
     expect(comparisonTable(readRuns([midway]))).toContain('note: midway forked from full at step 35, in epoch 4 with seed 1 → 2: its settings above are the last ones');
+    // A fork whose parent's log is not found (moved, deleted): its row is of the epochs it has, and says so.
+    const gone = join(root, 'hist', 'gone');
+    const orphan = runDir('hist/orphan', [{ kind: 'resume', run: 'O', parent: 'G', epoch: 3, step: 30, stepsPerEpoch: 10, from: join(gone, 'checkpoint.safetensors') }, ...epochs(3, 5, (e) => ({ valError: 0.5 - e / 100 }))]);
+    const [orphanRun] = readRuns([orphan]);
+    expect(comparisonTable([orphanRun])).toContain(`note: orphan forked from gone after epoch 3, whose log was not found (${gone}): its epochs 1–3 are missing from its row and curves (best validation, img/s and time are of epochs 4 on)`);
+    expect(comparisonTable([orphanRun])).not.toContain("that run's");
+    expect(comparisonRecords([orphanRun])[0]).toMatchObject({ epochsDone: 5, epochsMissing: 3, bestValidation: { epoch: 5 } });
+    expect(comparisonRecords(readRuns([same]))[0].epochsMissing).toBe(0);
     // Resumed in its own directory: only where settings changed (a log from before this has no `changed`).
     const own = (name: string, extra: object) => runDir(`hist/${name}`, [{ kind: 'start', run: name, time: '' }, ...epochs(0, 2, () => ({})), { kind: 'resume', run: name, epoch: 2, step: 20, stepsPerEpoch: 10, from: join(root, 'hist', name, 'checkpoint.safetensors'), ...extra }, ...epochs(2, 4, () => ({}))]);
     expect(comparisonTable(readRuns([own('longer', { changed: { epochs: ['2', '4'] } })]))).toContain('note: longer resumed after epoch 2 with epochs 2 → 4: its settings above are the last ones');
