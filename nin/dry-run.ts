@@ -15,7 +15,7 @@ import type { SGD } from '../kernels/sgd.ts';
 import { largestBatch, type NinModel } from './model.ts';
 import {
   checkedRun, dropoutSeed, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, runBatches, runLogger, RunRefused,
-  startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
+  startFromWeights, startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
 } from './train.ts';
 
 /** Steps timed after the warm-up ones: at least MIN_STEPS and MIN_SECONDS, at most MAX_STEPS. (The
@@ -78,7 +78,7 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
   log(`dry run: the run's checks, then ${B}-image training steps and evaluation batches timed (${preNote}); nothing is written (the run would write in ${o.outDir})`);
   const { model, opt } = newModelAndOptimiser(o, config);
   if (resumed) resumed.restore(model, opt);
-  else if (start) start.startFrom(model, o);
+  else if (start) log(startFromWeights(model, start, o));
   log(modelLines(model, matrix));
   log(recipeLine(o, config, epochSteps));
   const plateau = plateauAtStart(o, resumed, log);

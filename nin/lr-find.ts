@@ -9,7 +9,7 @@ import { firstImages, outOfMemoryAtBatch, takeSteps } from './dry-run.ts';
 import { fitPreprocessor } from './preprocessing.ts';
 import { renderCurves, type Series } from './plot.ts';
 import { counted } from './text.ts';
-import { checkedRun, dropoutSeed, modelLines, newModelAndOptimiser, runBatches, runLogger, startingCheckpoints, TrainingStopped, type TrainData, type TrainOptions } from './train.ts';
+import { checkedRun, dropoutSeed, modelLines, newModelAndOptimiser, runBatches, runLogger, startFromWeights, startingCheckpoints, TrainingStopped, type TrainData, type TrainOptions } from './train.ts';
 
 export interface RangeTest {
   lrMin: number;
@@ -102,7 +102,7 @@ export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, 
   const pre = await fitPreprocessor(o.preprocess, data.train, log, { zcaCache: zcaCacheDir() });
   const sample = await pre.applyTo(firstImages(data.train, B * t.steps), { inPlace: true });
   const { model, opt } = newModelAndOptimiser(o, config);
-  if (start) start.startFrom(model, o);
+  if (start) log(startFromWeights(model, start, o));
   log(modelLines(model, matrix));
   log(`learning-rate range test: ${t.steps} steps of ${counted(B, 'image')}, the rate from ${t.lrMin} to ${t.lrMax} (×${((t.lrMax / t.lrMin) ** (1 / Math.max(1, t.steps - 1))).toFixed(4)} a step); momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   const lrs: number[] = [];

@@ -342,6 +342,14 @@ export interface TrainData {
  * record). The CLI reads them before the data, so that a damaged file is named before minutes of
  * loading and preprocessing, and hands them to train().
  */
+/** Gives a new network the weights `--weights-from` names, and says which it took and why it left each other one. */
+export function startFromWeights(model: NinModel, start: Checkpoint, o: TrainOptions): string {
+  const { taken, fresh } = start.startFrom(model, o);
+  const list = fresh.map((f) => `${f.name} [${f.shape.join(', ')}] (${f.why})`);
+  const when = start.partialEpoch ? `within epoch ${start.epoch + 1}, at step ${start.step}` : `after epoch ${start.epoch}`;
+  return `weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : '');
+}
+
 export function startingCheckpoints(o: Pick<TrainOptions, 'resume' | 'weightsFrom'>): { resumed: Checkpoint | null; start: Checkpoint | null } {
   const resumed = o.resume ? loadCheckpoint(o.resume) : null;
   return { resumed, start: o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null };
@@ -565,12 +573,7 @@ async function trainInDirectory(
     const within = resumed.partialEpoch;
     log(`resumed from ${o.resume}: ` + (!within ? `after epoch ${startEpoch}, at step ${step}` : within.batches === epochSteps ? `after epoch ${startEpoch + 1}'s training, at step ${step}: its evaluation first` : `within epoch ${startEpoch + 1}, at step ${step} (batch ${within.batches} of ${epochSteps})`));
   } else {
-    if (start) {
-      const { taken, fresh } = start.startFrom(model, o);
-      const list = fresh.map((f) => `${f.name} [${f.shape.join(', ')}] (${f.why})`);
-      const when = start.partialEpoch ? `within epoch ${start.epoch + 1}, at step ${start.step}` : `after epoch ${start.epoch}`;
-      log(`weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : ''));
-    }
+    if (start) log(startFromWeights(model, start, o));
     pre = await fitPreprocessor(o.preprocess, data.train, log, { zcaCache: zcaCacheDir() });
   }
   let plateau = plateauAtStart(o, resumed, log);
