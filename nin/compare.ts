@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { checkpointMetadata, currentHistory, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord, type RunProvenance } from './run-directory.ts';
+import { checkpointMetadata, currentHistory, epochsMissing, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord, type RunProvenance } from './run-directory.ts';
 import { describeSchedule } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
@@ -324,7 +324,7 @@ export function comparisonRecords(runs: RunSummary[]): ComparisonRecord[] {
       trainSeconds: r.epochs.reduce((s, e) => s + (Number.isFinite(e.seconds) ? e.seconds : 0), 0),
       gpuPeakBytes: gpuPeak(r),
       stopped: stoppedAt(r),
-      epochsMissing: epochsMissing(r),
+      epochsMissing: epochsMissing(r.records),
     };
   });
 }
@@ -584,7 +584,7 @@ function withoutFlagSettings(network: string): string {
 function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
   const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');
-  const missing = epochsMissing(r);
+  const missing = epochsMissing(r.records);
   let changedSome = false;
   const events = resumes.flatMap((e) => {
     const fork = e.parent !== undefined && e.parent !== null;
@@ -604,12 +604,6 @@ function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   return `${r.label} ${events.join('; then ')}${changedSome ? ': its settings above are the last ones' : before}`;
 }
 
-/** The epochs a fork's history lacks where its parent's log was not found (moved, deleted): the
- * epoch it was forked after, as its first record says; 0 where the history is whole. */
-function epochsMissing(r: RunSummary): number {
-  const first = r.records[0] as { kind?: unknown; parent?: unknown; epoch?: unknown } | undefined;
-  return first?.kind === 'resume' && typeof first.parent === 'string' && typeof first.epoch === 'number' ? first.epoch : 0;
-}
 
 /** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. The count is the
  * last epoch record's number, right also for a forked run whose parent's log was not found. */

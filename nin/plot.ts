@@ -3,7 +3,7 @@
 // drawn in plain TypeScript and encoded with pngjs, so pictures can be made on machines without a
 // GPU or any native image library.
 import { encodePng } from './images.ts';
-import { currentHistory } from './run-directory.ts';
+import { currentHistory, epochsMissing } from './run-directory.ts';
 
 export type Rgb = readonly [number, number, number];
 
@@ -987,15 +987,21 @@ export function testSetChange(records: object[]): string | null {
   return sizes.length > 1 ? `the test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them` : null;
 }
 
+/** The note a fork's curves need where its parent's log was found nowhere: they start after the fork. */
+export function historyGap(records: object[]): string | null {
+  const missing = epochsMissing(currentHistory(records));
+  return missing > 0 ? `a fork after epoch ${missing} whose parent's log was not found: epochs 1–${missing} are missing` : null;
+}
+
 /** Two panels in one PNG: trainingCurveSeries' loss and error curves, under `opts.title` and
- * testSetChange's note. */
+ * testSetChange's and historyGap's notes. */
 export function renderTrainingCurves(records: object[], opts: TrainingCurveOptions = {}): Buffer {
   const { loss: lossSeries, error: errorSeries } = trainingCurveSeries(records);
   const width = opts.width ?? 1400;
   const height = opts.height ?? 520;
   const canvas = new Canvas(width, height);
   let y0 = 0;
-  const titles = [opts.title, testSetChange(records)].filter((t): t is string => Boolean(t));
+  const titles = [opts.title, testSetChange(records), historyGap(records)].filter((t): t is string => Boolean(t));
   for (const [i, title] of titles.entries()) {
     const scale = i === 0 && opts.title ? 2 : 1; // (a note in the small type)
     canvas.drawText(title, Math.max(8, Math.round((width - textWidth(title, scale)) / 2)), y0 + 8, BLACK, scale);

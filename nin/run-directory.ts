@@ -513,6 +513,13 @@ export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, '
   return logs.flat();
 }
 
+/** The epochs a fork's history (runLog's) lacks where its parent's log was found nowhere (moved,
+ * deleted): the epoch it was forked after, as the history's first record says; 0 where it is whole. */
+export function epochsMissing(history: object[]): number {
+  const first = history[0] as { kind?: unknown; parent?: unknown; epoch?: unknown } | undefined;
+  return first?.kind === 'resume' && typeof first.parent === 'string' && typeof first.epoch === 'number' ? first.epoch : 0;
+}
+
 /** The log at `path`, parsed; null if there is none, or if `mentioning` is given and its text
  * does not contain it (a search through many logs for one run id parses only the likely ones). */
 function readLog(path: string, mentioning?: string): { path: string; records: object[] } | null {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
-  renderCurves, renderFeatureMapGrid, renderTrainingCurves, testSetChange, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
+  historyGap, renderCurves, renderFeatureMapGrid, renderTrainingCurves, testSetChange, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
 } from '../nin/plot.ts';
 import { randomArray } from './helpers.ts';
 
@@ -666,6 +666,12 @@ describe('renderTrainingCurves', () => {
     };
     expect(darkOnTop(renderTrainingCurves(run([300, 300, 300])))).toBe(0);
     expect(darkOnTop(renderTrainingCurves(run([300, 300, 400])))).toBeGreaterThan(50);
+    // A fork whose parent's log was found nowhere: its curves start after the fork, and say so.
+    const orphan = [{ kind: 'resume', run: 'F', parent: 'P', epoch: 2, step: 20, from: '/gone/checkpoint.safetensors' }, ...run([300, 300, 300]).slice(2)];
+    expect(historyGap(orphan)).toBe("a fork after epoch 2 whose parent's log was not found: epochs 1–2 are missing");
+    expect(historyGap(run([300, 300]))).toBeNull();
+    expect(historyGap([{ ...orphan[0], parent: null }, ...orphan.slice(1)])).toBeNull(); // (a resume in its own directory)
+    expect(darkOnTop(renderTrainingCurves(orphan))).toBeGreaterThan(50);
   });
 
   it('draws loss and error panels from step and epoch records', () => {
