@@ -604,7 +604,6 @@ function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   return `${r.label} ${events.join('; then ')}${changedSome ? ': its settings above are the last ones' : before}`;
 }
 
-
 /** `12/100`; a plateau run: `12/≤100`, or `12, done` once the schedule ended it. The count is the
  * last epoch record's number, right also for a forked run whose parent's log was not found. */
 function epochsDone(r: RunSummary): string {

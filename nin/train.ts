@@ -336,12 +336,6 @@ export interface TrainData {
   consumable?: boolean;
 }
 
-/**
- * The checkpoints a run starts from, read and checked whole (checksum, format, shapes): `--resume`'s,
- * else `--weights-from`'s (a resumed run holds its weights: where they first came from is only on
- * record). The CLI reads them before the data, so that a damaged file is named before minutes of
- * loading and preprocessing, and hands them to train().
- */
 /** Gives a new network the weights `--weights-from` names, and says which it took and why it left each other one. */
 export function startFromWeights(model: NinModel, start: Checkpoint, o: TrainOptions): string {
   const { taken, fresh } = start.startFrom(model, o);
@@ -350,6 +344,12 @@ export function startFromWeights(model: NinModel, start: Checkpoint, o: TrainOpt
   return `weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : '');
 }
 
+/**
+ * The checkpoints a run starts from, read and checked whole (checksum, format, shapes): `--resume`'s,
+ * else `--weights-from`'s (a resumed run holds its weights: where they first came from is only on
+ * record). The CLI reads them before the data, so that a damaged file is named before minutes of
+ * loading and preprocessing, and hands them to train().
+ */
 export function startingCheckpoints(o: Pick<TrainOptions, 'resume' | 'weightsFrom'>): { resumed: Checkpoint | null; start: Checkpoint | null } {
   const resumed = o.resume ? loadCheckpoint(o.resume) : null;
   return { resumed, start: o.weightsFrom && !resumed ? loadCheckpoint(o.weightsFrom) : null };
