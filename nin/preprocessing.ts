@@ -195,6 +195,16 @@ async function streamedChannelStats(train: ImageDataset, log: (m: string) => voi
 
 const range = (from: number, to: number): Int32Array => Int32Array.from({ length: to - from }, (_, i) => from + i);
 
+/** Channels that vary by less than one level of 0..255 over the training images, but vary:
+ * standardising scales them up past 1×, and a picture that differs there lands far outside the
+ * training values (a test loss in the hundreds of thousands, seen). Null where there are none. */
+export function faintChannels(stats: ChannelStats): string | null {
+  const faint = [...stats.std.keys()].filter((c) => stats.std[c] > 0 && stats.std[c] < 1);
+  if (!faint.length) return null;
+  const list = faint.map((c) => `${stats.channels === 1 ? "the training images' one channel" : `channel ${c} of the training images`} varies by std ${stats.std[c].toPrecision(2)} on 0..255`).join('; ');
+  return `${list}: standardising divides by that, so a picture that differs there lands far outside the training values (--preprocess none keeps them as they are)`;
+}
+
 /** How many of a set's images hold one value throughout (GCN makes each all zeros). */
 export function flatImages(ds: Pick<ImageDataset, 'images' | 'count'>): number {
   const dim = ds.images.length / ds.count;
@@ -225,7 +235,12 @@ export async function fitPreprocessor(
     if (flat) log(`note: ${flat === train.count ? `every one of the ${train.count}` : `${flat} of the ${train.count}`} training images ${flat === 1 || flat === train.count ? 'is' : 'are'} flat (one value throughout): global contrast normalisation subtracts each image's mean and makes ${flat === 1 ? 'it' : 'them'} all zeros${flat === train.count ? ', so the net sees one image for every class' : ''} (--preprocess standardize keeps their brightness)`);
   }
   if (!fitted(kind)) return new Preprocessor(kind, null);
-  if (kind === 'standardize') return new Preprocessor(kind, train.stream ? await streamedChannelStats(train, log) : computeChannelStats(train.images, train.channels));
+  if (kind === 'standardize') {
+    const stats = train.stream ? await streamedChannelStats(train, log) : computeChannelStats(train.images, train.channels);
+    const faint = faintChannels(stats);
+    if (faint) log(`note: ${faint}`);
+    return new Preprocessor(kind, stats);
+  }
   if (train.stream) throw new RangeError(`${train.name}: preprocessing '${kind}' is fitted on the whole set in memory, not a streamed one (none or standardize)`);
   const dim = train.height * train.width * train.channels;
   const gcn = globalContrastNormalize(new Float32Array(train.images), dim, NIN_GCN);

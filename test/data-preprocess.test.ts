@@ -615,6 +615,23 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     expect(await notes('gcn-zca', make([varied, varied.map((v) => 255 - v)]))).toEqual([]);
   });
 
+  it('standardize: a channel that varies by less than one level of 0..255 (but varies) is noted', async () => {
+    const notes = async (channels: number, images: number[]) => {
+      const said: string[] = [];
+      const count = images.length / (4 * channels);
+      await fitPreprocessor('standardize', { name: 'faint', images: Float32Array.from(images), labels: new Int32Array(count), count, height: 2, width: 2, channels, classNames: ['a', 'b'], sources: [], notes: [] }, (m) => void said.push(m));
+      return said;
+    };
+    // Zero but for one pixel of 1/257 (a 16-bit PNG's 1), over 8 images: std 0.00068.
+    const spike = new Array(32).fill(0);
+    spike[5] = 1 / 257;
+    expect(await notes(1, spike)).toEqual(["note: the training images' one channel varies by std 0.00068 on 0..255: standardising divides by that, so a picture that differs there lands far outside the training values (--preprocess none keeps them as they are)"]);
+    // RGB whose green only is faint; a constant channel (std 0, only centred) and ordinary ones are not.
+    const rgb = Array.from({ length: 2 * 4 }, (_, p) => [p * 20, p % 2 ? 0.5 : 0, 7]).flat();
+    expect(await notes(3, rgb)).toEqual(['note: channel 1 of the training images varies by std 0.25 on 0..255: standardising divides by that, so a picture that differs there lands far outside the training values (--preprocess none keeps them as they are)']);
+    expect(await notes(3, Array.from({ length: 2 * 4 }, (_, p) => [p * 20, p * 3, 7]).flat())).toEqual([]);
+  });
+
   it('gcn-zca: fitted on the training set, a whole data set is transformed (whitened on the GPU) as image by image on the CPU', async () => {
     const [h, w, c] = [3, 4, 3];
     const dim = h * w * c;
