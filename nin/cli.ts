@@ -1043,10 +1043,11 @@ function checkOutFile(file: string, option: string, what: string, example?: stri
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${option} ${file} is a directory: name the ${what} to write${example ? ` (e.g. ${join(file, example)})` : ''}`);
   const problem = outDirProblem(dirname(file), file, option);
   if (problem) throw new UsageError(problem);
+  // A run's file there, or a name a run takes (its lock).
   const kind = runFileKind(file);
-  if (kind) throw new UsageError(`${option} ${file} is ${kind}: writing there would replace it; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
-  const reserved = reservedRunFileName(file);
-  if (reserved) throw new UsageError(`${option} ${file}: ${reserved}; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
+  const reserved = kind ? null : reservedRunFileName(file);
+  const taken = kind ? ` is ${kind}: writing there would replace it` : reserved ? `: ${reserved}` : null;
+  if (taken) throw new UsageError(`${option} ${file}${taken}; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
 }
 
 function writeJson(path: string, value: unknown): void {

@@ -1,4 +1,5 @@
-// Text in a terminal's columns: class names from image folders may be Chinese, Japanese or Korean
+// Text for the terminal: counts and lists in words (counted, listSome, imageRate), and text in a
+// terminal's columns. Class names from image folders may be Chinese, Japanese or Korean
 // (two columns a character), carry combining accents (none), or emoji (two). String length and
 // padStart count UTF-16 units, which misaligns tables; these count columns as terminals do (the
 // common cases of Unicode's East Asian Width, not every one).
