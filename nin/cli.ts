@@ -963,8 +963,8 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
     const { images, others, folders } = imagesInDirectory(arg);
     if (!images.length) throw new UsageError(`'${arg}' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)`, false);
     const some = (paths: string[]) => `${paths.slice(0, 3).map((f) => basename(f)).join(', ')}${paths.length > 3 ? ', …' : ''}`;
-    if (others.length) note(`${arg}: ${others.length} file${others.length === 1 ? '' : 's'} skipped, not .png, .jpg or .jpeg (${some(others)})`);
-    if (folders.length) note(`${arg}: ${folders.length} folder${folders.length === 1 ? '' : 's'} inside not read (${some(folders)}): name ${folders.length === 1 ? 'it' : 'them'} to predict ${folders.length === 1 ? 'its' : 'their'} pictures`);
+    if (others.length) note(`${arg}: ${counted(others.length, 'file')} skipped, not .png, .jpg or .jpeg (${some(others)})`);
+    if (folders.length) note(`${arg}: ${counted(folders.length, 'folder')} inside not read (${some(folders)}): name ${folders.length === 1 ? 'it' : 'them'} to predict ${folders.length === 1 ? 'its' : 'their'} pictures`);
     return images;
   });
   const seen = new Set<string>();
@@ -978,7 +978,7 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
     seen.add(key);
     return true;
   });
-  if (again.length) note(`${again.length} picture${again.length === 1 ? '' : 's'} named again, predicted once: ${again.slice(0, 3).join(', ')}${again.length > 3 ? ', …' : ''}`);
+  if (again.length) note(`${counted(again.length, 'picture')} named again, predicted once: ${again.slice(0, 3).join(', ')}${again.length > 3 ? ', …' : ''}`);
   return once;
 }
 

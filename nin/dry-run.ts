@@ -13,6 +13,7 @@ import { runDirectoryProblem } from './run-directory.ts';
 import { learningRate } from './schedule.ts';
 import type { SGD } from '../kernels/sgd.ts';
 import { largestBatch, type NinModel } from './model.ts';
+import { counted } from './text.ts';
 import {
   checkedRun, dropoutSeed, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, runBatches, runLogger, RunRefused,
   startFromWeights, startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
@@ -205,7 +206,7 @@ export function outOfMemoryAtBatch(e: unknown, batchSize: number): unknown {
 export function dryRunLine(o: Pick<TrainOptions, 'schedule' | 'batchSize'>, r: DryRunResult): string {
   const bound = o.schedule === 'plateau' ? 'at most ' : ''; // (the plateau schedule may end it sooner)
   const evaluating = r.evalBatches ? `, ${duration(r.evalSeconds)} evaluating` : '';
-  return `dry run on ${r.adapter}: the run's ${r.stepsLeft} step${r.stepsLeft === 1 ? '' : 's'} (${r.epochsLeft} epoch${r.epochsLeft === 1 ? '' : 's'}) would take ${bound}about ${duration(r.trainSeconds + r.evalSeconds)} (${duration(r.trainSeconds)} training${evaluating}; loading and preprocessing the data not counted), with ${fmtBytes(r.peakHeldBytes)} of GPU memory at batch ${o.batchSize}`;
+  return `dry run on ${r.adapter}: the run's ${counted(r.stepsLeft, 'step')} (${counted(r.epochsLeft, 'epoch')}) would take ${bound}about ${duration(r.trainSeconds + r.evalSeconds)} (${duration(r.trainSeconds)} training${evaluating}; loading and preprocessing the data not counted), with ${fmtBytes(r.peakHeldBytes)} of GPU memory at batch ${o.batchSize}`;
 }
 
 /** fmtTime, with a tenth of a second below 10 s (a small run's evaluation is not "0s"). */

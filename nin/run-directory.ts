@@ -47,6 +47,7 @@ import { makeDirectory, parseTempName, tempPathInUse, writeError } from './data/
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { drawnBySeed, splitSeedOf, validationFromOf, validationPlan } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
+import { counted } from './text.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -317,7 +318,7 @@ export function nothingToTrain(checkpoint: string, epochsDone: number, o: { epoc
   const limit = o.stopAfter !== undefined && o.stopAfter < o.epochs ? `--stop-after ${o.stopAfter}` : epochs;
   // What would let it train: the flags whose values stop it now.
   const stops = [o.epochs <= epochsDone && '--epochs', o.stopAfter !== undefined && o.stopAfter <= epochsDone && '--stop-after'].filter(Boolean).join(' and ');
-  return `${checkpoint} has ${epochsDone} epoch${epochsDone === 1 ? '' : 's'} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
+  return `${checkpoint} has ${counted(epochsDone, 'epoch')} done, and ${limit} asks for no more: nothing to train (give a larger ${stops})`;
 }
 
 /** Why a resume cannot finish the epoch its checkpoint was saved within: another batch size or

@@ -1,6 +1,8 @@
 // Learning-rate schedules: constant, step (×gamma at given epochs), cosine, and plateau (×gamma when
 // the watched error stops improving: the paper's), with linear warm-up.
 
+import { counted } from './text.ts';
+
 export interface ScheduleOptions {
   /** Base learning rate. */
   lr: number;
@@ -100,7 +102,7 @@ export function plateauAfterEpoch(state: PlateauState, error: number, o: Schedul
 export function plateauDone(checkpoint: string, epochsDone: number, state: PlateauState, o: ScheduleOptions): string | null {
   if (!state.finished || state.drops < plateauSettings(o).lrDrops) return null;
   const quiet = state.sinceBest;
-  return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest ${state.on === 'val' ? 'validation' : 'training'} error for ${quiet} epoch${quiet === 1 ? '' : 's'} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
+  return `${checkpoint}: the plateau schedule ended this run at epoch ${epochsDone} (no new lowest ${state.on === 'val' ? 'validation' : 'training'} error for ${counted(quiet, 'epoch')} after its last lr drop): nothing to train (allow more drops with --lr-drops, or continue with another --schedule)`;
 }
 
 /** A PlateauState from a checkpoint's metadata, checked. */

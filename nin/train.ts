@@ -528,7 +528,7 @@ export function recipeLine(o: TrainOptions, config: ModelConfig, stepsPerEpoch: 
   const warmup = o.warmupEpochs ? `, ${o.warmupEpochs}-epoch warm-up` : '';
   // (a data set's or an FC head's default, not only a flag: a recipe read off this line should hold it)
   const classRate = (o.classLrMult ?? 1) === 1 ? '' : `, ${config.head === 'gap' ? 'the class maps' : 'the FC layer'} at ${o.classLrMult}× it`;
-  return `training: ${o.epochs} epoch${o.epochs === 1 ? '' : 's'} of ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} of ${counted(o.batchSize, 'image')}; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`;
+  return `training: ${counted(o.epochs, 'epoch')} of ${counted(stepsPerEpoch, 'step')} of ${counted(o.batchSize, 'image')}; lr ${o.lr}, ${describeSchedule(o as unknown as Record<string, unknown>)}${warmup}${classRate}; momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`;
 }
 
 /** --profile's tables (per kernel, then per layer) of `what` (an epoch; a dry run), stopping the profiler first. `cold`:
@@ -602,7 +602,7 @@ async function trainInDirectory(
   if (stepsPerEpoch !== epochSteps) throw new Error(`internal: the loader makes ${stepsPerEpoch} batches an epoch, the log's ${files.first.kind} record says ${epochSteps}`);
   // A tiny run (an image folder of a few dozen images, one epoch) may never leave its warm-up.
   if (o.warmupEpochs && Math.ceil(o.warmupEpochs * stepsPerEpoch) >= o.epochs * stepsPerEpoch) {
-    log(`note: every step of this run is in its ${o.warmupEpochs}-epoch warm-up (${o.epochs * stepsPerEpoch} step${o.epochs * stepsPerEpoch === 1 ? '' : 's'} in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
+    log(`note: every step of this run is in its ${o.warmupEpochs}-epoch warm-up (${counted(o.epochs * stepsPerEpoch, 'step')} in all): the lr never reaches ${o.lr}; give more --epochs, or --warmup 0`);
   }
   const epochs: EpochRecord[] = [];
   const stepLosses: number[] = [];
@@ -806,7 +806,7 @@ async function trainInDirectory(
         const { on, patience, lrDrops } = plateauOpts;
         const { state, event } = plateauAfterEpoch(plateau, (on === 'val' ? rec.valError : rec.trainError) ?? NaN, o);
         plateau = state;
-        const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${patience} epoch${patience === 1 ? '' : 's'}`;
+        const quiet = `no new lowest ${on === 'val' ? 'validation' : 'training'} error for ${counted(patience, 'epoch')}`;
         if (event === 'dropped') scheduleNote = `; ${quiet}: lr ×${o.gamma}, now ${fmtLr(lrAt(epoch + 1, 0, state.drops))} (drop ${state.drops} of ${lrDrops})`;
         if (event === 'finished') scheduleNote = `; ${quiet} after the last lr drop: the run is done`;
       }
