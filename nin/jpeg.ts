@@ -202,6 +202,95 @@ export function jpegEndAfterScan(bytes: Uint8Array, scanAt: number): void {
   if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(Buffer.from([0xff, 0xd9]), scanAt) < 0) throw noEndOfImage();
 }
 
+/**
+ * Walks a whole JPEG's segments and scans to its end, refusing by name what jpeg-js would meet
+ * with a bare JavaScript error (reading a table that is not there) or an allocation for a size
+ * never checked: a second frame header past the first scan, a scan naming a component the frame
+ * does not have, a Huffman table used before any DHT defines it, a quantisation table no DQT
+ * defines. Tables are used as jpeg-js uses them: a sequential scan decodes with its DC and AC
+ * tables, a progressive scan's first DC pass with the DC table, its AC passes with the AC table,
+ * its DC refinements with none. A marker it does not know ends the walk: jpeg-js has its words.
+ */
+export function checkJpegSegments(bytes: Uint8Array): void {
+  const fail = (message: string): never => {
+    throw new JpegFormatError(`corrupt JPEG: ${message}`);
+  };
+  const u16 = (at: number) => (bytes[at] << 8) | bytes[at + 1];
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const quantisation = new Set<number>();
+  const huffman = { DC: new Set<number>(), AC: new Set<number>() };
+  let frame: { progressive: boolean; components: Map<number, number> } | undefined; // component id → its quantisation table
+  for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
+    const marker = bytes[at + 1];
+    if (marker === 0xff || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      at += marker === 0xff ? 1 : 2;
+      continue;
+    }
+    if (marker === 0xd9) break;
+    const end = at + 2 + u16(at + 2);
+    if (end > bytes.length) return;
+    const segment = bytes.subarray(at + 4, end);
+    if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2 || marker in OTHER_FRAMES) {
+      if (frame) fail(`a second frame header at byte ${at}`);
+      const components = new Map<number, number>();
+      for (let c = 0; c < segment[5] && 6 + 3 * c + 2 < segment.length; c++) {
+        const id = segment[6 + 3 * c];
+        if (components.has(id)) fail(`the frame header at byte ${at} names component id ${id} twice`);
+        components.set(id, segment[6 + 3 * c + 2]);
+      }
+      frame = { progressive: marker === 0xc2, components };
+    } else if (marker === 0xdb) {
+      // Each table: precision (0: 8-bit, 1: 16-bit) and id, then 64 entries.
+      for (let k = 0; k < segment.length; k += 1 + 64 * ((segment[k] >> 4) + 1)) quantisation.add(segment[k] & 15);
+    } else if (marker === 0xc4) {
+      for (let k = 0; k + 17 <= segment.length; ) {
+        (segment[k] >> 4 === 0 ? huffman.DC : huffman.AC).add(segment[k] & 15);
+        let codes = 0;
+        for (let n = 1; n <= 16; n++) codes += segment[k + n];
+        k += 17 + codes;
+      }
+    } else if (marker === 0xda) {
+      if (!frame) return; // readJpegFrame has refused it
+      const count = segment[0];
+      if (count < 1 || count > 4 || segment.length !== 4 + 2 * count) {
+        fail(`the scan header at byte ${at} names ${count} components in ${segment.length} bytes (1 to 4 components, 2 bytes each and 4 more)`);
+      }
+      const [spectralStart, approximation] = [segment[1 + 2 * count], segment[3 + 2 * count]];
+      const uses = {
+        DC: !frame.progressive || (spectralStart === 0 && approximation >> 4 === 0),
+        AC: !frame.progressive || spectralStart > 0,
+      };
+      for (let c = 0; c < count; c++) {
+        const id = segment[1 + 2 * c];
+        if (!frame.components.has(id)) fail(`the scan at byte ${at} names component id ${id}; the frame header's are ${[...frame.components.keys()].join(', ')}`);
+        const tables = { DC: segment[2 + 2 * c] >> 4, AC: segment[2 + 2 * c] & 15 };
+        for (const kind of ['DC', 'AC'] as const) {
+          if (uses[kind] && !huffman[kind].has(tables[kind])) fail(`the scan at byte ${at} decodes component id ${id} with ${kind} Huffman table ${tables[kind]}, which no DHT before it defines`);
+        }
+      }
+      // Past the entropy-coded data, to the next marker: in the data, ff is followed by 00 (a
+      // stuffed byte), by a restart marker d0..d7, or by fill bytes ff before a marker.
+      let next = end;
+      for (;;) {
+        next = buffer.indexOf(0xff, next);
+        if (next < 0 || next + 1 >= bytes.length) return; // cut short: jpegEndAfterScan says so
+        const after = bytes[next + 1];
+        if (after === 0x00 || (after >= 0xd0 && after <= 0xd7)) next += 2;
+        else if (after === 0xff) next++;
+        else break;
+      }
+      at = next;
+      continue;
+    } else if (!((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe || marker === 0xdd || marker === 0xdc)) {
+      return; // a marker jpeg-js does not take either
+    }
+    at = end;
+  }
+  for (const [id, table] of frame?.components ?? []) {
+    if (!quantisation.has(table)) fail(`component id ${id} uses quantisation table ${table}, which no DQT defines`);
+  }
+}
+
 /** The error for a JPEG without an end-of-image marker past its first scan. */
 export function noEndOfImage(): JpegFormatError {
   return new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
@@ -214,6 +303,7 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: numbe
     throw new JpegFormatError(`JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${maxPixels} this reader accepts; resize it first`);
   }
   jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
+  checkJpegSegments(bytes);
   let image: ComponentPlanes;
   jpegJs(); // loaded outside the try: another version of jpeg-js is not a corrupt file
   try {

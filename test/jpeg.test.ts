@@ -316,6 +316,19 @@ describe('JPEG errors name the file and what is wrong', () => {
     edit(b);
     return b;
   };
+  /** The frame header (SOF0) of `whole` with another size. */
+  const sofOf = (width: number, height: number) => {
+    const header = Buffer.from(whole.subarray(sof, sof + 2 + whole.readUInt16BE(sof + 2)));
+    header.writeUInt16BE(height, 5);
+    header.writeUInt16BE(width, 7);
+    return header;
+  };
+  /** Offsets of the segments with this marker before the image data. */
+  const markersAt = (b: Buffer, marker: number) => {
+    const found: number[] = [];
+    for (let at = 2; at < scan; at += 2 + b.readUInt16BE(at + 2)) if (b[at + 1] === marker) found.push(at);
+    return found;
+  };
   it('refuses what it cannot read, by name, before decoding', () => {
     const cases: [string, Uint8Array, string][] = [
       ['arithmetic.jpg', readFileSync(fixture('rgb-arithmetic.jpg')), 'an arithmetic-coded sequential JPEG (frame marker ff c9): only Huffman-coded baseline, extended and progressive JPEGs are read; re-save it as an ordinary JPEG or PNG'],
@@ -340,6 +353,17 @@ describe('JPEG errors name the file and what is wrong', () => {
       ['cut-in-scan.jpg', whole.subarray(0, (scan + whole.length) >> 1), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'],
       ['not-a-marker.jpg', patched((b) => (b[sof] = 0x12)), `corrupt JPEG: expected a marker (ff xx) at byte ${sof}, found 12`],
       ['two-frames.jpg', Buffer.concat([whole.subarray(0, scan), whole.subarray(sof, scan), whole.subarray(scan)]), `corrupt JPEG: a second frame header at byte ${scan}`],
+      // Past the first scan, found by walking the whole file before jpeg-js decodes it: a second
+      // frame of 65535×65535 made jpeg-js allocate until the process ran out of memory; tables that
+      // no segment defines reached the user as JavaScript's "Cannot read properties of undefined".
+      ['second-frame-after-scan.jpg', Buffer.concat([whole.subarray(0, -2), sofOf(65535, 65535), whole.subarray(-2)]), `corrupt JPEG: a second frame header at byte ${whole.length - 2}`],
+      ['no-dht.jpg', patched((b) => { for (const at of markersAt(b, 0xc4)) b[at + 1] = 0xe5; }), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with DC Huffman table 0, which no DHT before it defines`],
+      ['ac-table-3.jpg', patched((b) => (b[scan + 6] = 0x03)), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with AC Huffman table 3, which no DHT before it defines`],
+      ['no-dqt.jpg', patched((b) => { for (const at of markersAt(b, 0xdb)) b[at + 1] = 0xe6; }), 'corrupt JPEG: component id 1 uses quantisation table 0, which no DQT defines'],
+      ['quantisation-255.jpg', patched((b) => (b[sof + 18] = 255)), 'corrupt JPEG: component id 3 uses quantisation table 255, which no DQT defines'],
+      ['scan-component-9.jpg', patched((b) => (b[scan + 5] = 9)), `corrupt JPEG: the scan at byte ${scan} names component id 9; the frame header's are 1, 2, 3`],
+      ['frame-component-twice.jpg', patched((b) => (b[sof + 13] = 1)), `corrupt JPEG: the frame header at byte ${sof} names component id 1 twice`],
+      ['scan-of-none.jpg', patched((b) => (b[scan + 4] = 0)), `corrupt JPEG: the scan header at byte ${scan} names 0 components in 10 bytes (1 to 4 components, 2 bytes each and 4 more)`],
       ['no-frame.jpg', Buffer.concat([whole.subarray(0, sof), whole.subarray(scan)]), `corrupt JPEG: image data (a scan at byte ${sof}) before the frame header`],
       // Entropy-coded data with a marker where none may be, and one ended early: jpeg-js's words.
       ['marker-in-scan.jpg', patched((b) => (b[scan + 40] = 0xff, b[scan + 41] = 0x12)), 'corrupt JPEG (unexpected marker: ff12)'],
