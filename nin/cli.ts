@@ -384,9 +384,20 @@ function savedOptionProblems(o: TrainOptions, replaced: (flag: string) => boolea
 function parse(args: string[], options: ParseArgsConfig['options'], positionals: { min: number; max: number; what: string }) {
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    // Node's words for an unknown flag suggest passing it as a positional argument ("-- "--epochs"").
+    const unknown = args.slice(0, args.includes('--') ? args.indexOf('--') : args.length).map((a) => /^--?([^=]+)/.exec(a)?.[1]).find((name) => name !== undefined && !(name in options!));
+    if (unknown === undefined) throw new UsageError((e as Error).message);
+    const ofTrain = options !== TRAIN_FLAGS && unknown in TRAIN_FLAGS! ? ` (an option of nin train: this command does not take it)` : '';
+    throw new UsageError(`unknown option '${unknown.length > 1 ? '--' : '-'}${unknown}'${ofTrain}`);
+  }
+  // The same flag twice: the last would win without a word (`--epochs 3 … --epochs 5`).
+  const seen = new Set<string>();
+  for (const token of parsed.tokens as { kind: string; name?: string; rawName?: string }[]) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name!)) throw new UsageError(`${token.rawName} is given twice`);
+    seen.add(token.name!);
   }
   // `--data-dir=` (say, from an unset shell variable) would otherwise read as "not given" and fall
   // back to the defaults without a word.
@@ -506,7 +517,7 @@ function trainNetwork(s: (flag: string) => string | undefined, datasetFlag: stri
  * on the same images. `saved`: the resumed checkpoint's options. */
 function checkValidationSplit(options: TrainOptions, s: (flag: string) => string | undefined, folder: Folder | undefined, saved: TrainOptions | undefined): void {
   if (s('val-from') !== undefined && !defaultValidationFrom(options.validation, options.dataset)) {
-    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${options.validation ? `SVHN's --val paper takes quotas per class` : 'there is no validation split (--val 0)'}`);
+    throw new UsageError(`--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); ${!options.validation ? 'there is no validation split (--val 0)' : options.validation === 'folder' ? "--val folder validates on the folder's val/" : `SVHN's --val paper takes quotas per class`}`);
   }
   options.validationFrom = validationFromOf(options); // recorded in the checkpoint, so a resume repeats the split
   if (s('split-seed') !== undefined && !drawnBySeed(validationPlan(options.validation, options.dataset, 1, options.validationFrom))) {
@@ -564,6 +575,9 @@ function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undef
   if (options.stopAfter !== undefined && options.stopAfter > options.epochs) {
     throw new UsageError(`--stop-after ${options.stopAfter} is past the run's last epoch (--epochs ${options.epochs}${s('epochs') === undefined ? (resume ? ', the checkpoint\'s' : ', the default') : ''}): it would stop nothing`);
   }
+  if (s('keep-every') !== undefined && options.keepEvery! > options.epochs) {
+    throw new UsageError(`--keep-every ${options.keepEvery} keeps the checkpoints of epochs ${options.keepEvery}, ${2 * options.keepEvery!}, …; the run ends at epoch ${options.epochs} (${s('epochs') !== undefined ? `--epochs ${options.epochs}` : resume ? "the checkpoint's --epochs" : 'the default --epochs'}): it would keep none`);
+  }
   const shuffleChanged = header?.withinEpoch && shuffleChangedWithinEpoch(resume!, header.epoch, header.options, options);
   if (shuffleChanged) throw new UsageError(shuffleChanged);
   if (options.schedule === 'plateau') {
@@ -579,24 +593,23 @@ function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undef
   }
 }
 
+/** `nin train`'s flags (lr-find takes them too, less those NOT_FOR_RANGE_TEST names). */
+const TRAIN_FLAGS: ParseArgsConfig['options'] = {
+    dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
+    epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
+    'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
+    patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
+    momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
+    aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
+    val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
+    seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
+    'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
+    profile: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
+  };
+
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
 export function parseTrainArgs(args: string[]): TrainCommand {
-  const { values: v } = parse(
-    args,
-    {
-      dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
-      epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
-      'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
-      patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
-      momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
-      aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
-      val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
-      seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
-      'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
-      profile: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
-    },
-    { min: 0, max: 0, what: 'no positional arguments' },
-  );
+  const { values: v } = parse(args, TRAIN_FLAGS, { min: 0, max: 0, what: 'no positional arguments' });
   const s = (k: string) => v[k] as string | undefined;
   const resume = s('resume') === undefined ? undefined : checkpointArg(s('resume')!, '--resume: ');
   // A resumed run continues with the settings its checkpoint was trained with (read from the
@@ -619,12 +632,22 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   if (s('dropout') !== undefined && !config.layers.some((l) => l.type === 'dropout')) throw new UsageError(`--dropout: model '${model}' has no dropout layers between its blocks`);
   const epochs = given('epochs') ?? pick('epochs', d.epochs);
   const schedule = given('schedule') ?? pick('schedule', d.schedule);
-  for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau`);
   if (s('gamma') !== undefined && schedule !== 'step' && schedule !== 'plateau') throw new UsageError(`--gamma only applies to --schedule step or plateau (the rate's factor at each drop), not ${schedule}`);
   const stepsArg = s('lr-steps');
-  if (stepsArg !== undefined && schedule !== 'step') throw new UsageError('--lr-steps only applies to --schedule step');
+  // (naming the schedule in force where none is given: the checkpoint's, or the default)
+  const scheduleFrom = s('schedule') !== undefined ? '' : saved ? ` (--resume ${resume}'s schedule is ${schedule})` : ` (the default schedule is ${schedule})`;
+  for (const flag of ['patience', 'lr-drops', 'plateau-on']) if (s(flag) !== undefined && schedule !== 'plateau') throw new UsageError(`--${flag} only applies to --schedule plateau${scheduleFrom}`);
+  if (stepsArg !== undefined && schedule !== 'step') throw new UsageError(`--lr-steps only applies to --schedule step${scheduleFrom}`);
   const derivedSteps = schedule === 'step' ? defaultStepEpochs(epochs) : [];
   const stepEpochs = given('stepEpochs', epochs) ?? (saved && s('schedule') === undefined ? saved.stepEpochs : derivedSteps);
+  if (stepsArg !== undefined) {
+    // (the default steps avoid these: a drop at epoch 0 is a smaller --lr, one at the run's end
+    // comes after its last step, and an epoch named twice drops the rate by gamma² there)
+    const drops = stepEpochs as number[];
+    const pointless = drops.find((e) => e <= 0 || e >= epochs);
+    if (pointless !== undefined) throw new UsageError(`--lr-steps ${stepsArg}: a drop at epoch ${pointless} ${pointless <= 0 ? 'only scales --lr: give a smaller --lr instead' : `comes after the run's last step (--epochs ${epochs}): it changes nothing`}`);
+    if (drops.some((e, i) => i > 0 && e <= drops[i - 1])) throw new UsageError(`--lr-steps ${stepsArg}: give the epochs in increasing order, each once (an epoch named twice drops the rate by gamma² there)`);
+  }
   const warmupEpochs = given('warmupEpochs', epochs) ?? pick('warmupEpochs', d.warmup);
   // New runs' directories are named for the data: runs/mnist-mnist-small, runs/flowers-cifar10.
   const runLabel = folder ? basename(folder.imageFolder.dir) : dataset;
@@ -988,6 +1011,7 @@ async function runPredict(args: string[]): Promise<number> {
   const ckpt = checkpointArg(positionals[0]);
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
+  checkOutputsApart([['--json', json]], [['one of the pictures to predict', images]]); // (a checkpoint: checkOutFile)
   const { predictChunks, formatPredictions, topClasses } = await import('./predict.ts');
   const { fewerNotes, noteText } = await import('./images.ts');
   const notes: string[] = [];
@@ -1048,6 +1072,25 @@ function checkOutFile(file: string, option: string, what: string, example?: stri
   const reserved = kind ? null : reservedRunFileName(file);
   const taken = kind ? ` is ${kind}: writing there would replace it` : reserved ? `: ${reserved}` : null;
   if (taken) throw new UsageError(`${option} ${file}${taken}; name another file${example ? ` (e.g. ${join(dirname(file), example)})` : ''}`);
+}
+
+/**
+ * A usage error where a file an option writes is also one the command reads, or one another
+ * option writes: `predict pic.png --json pic.png` replaced the picture, `compare --out x.png
+ * --json x.png` the PNG. `outputs`: [option, file] (undefined: not given); `inputs`: [what they
+ * are, their paths]. A link and another spelling of a path are the same file.
+ */
+function checkOutputsApart(outputs: [string, string | undefined][], inputs: [string, readonly string[]][]): void {
+  const fileOf = (path: string) => (existsSync(path) ? realpathSync(path) : resolve(path));
+  const given = outputs.filter((o): o is [string, string] => o[1] !== undefined);
+  for (const [i, [option, file]] of given.entries()) {
+    const target = fileOf(file);
+    const other = given.slice(0, i).find(([, f]) => fileOf(f) === target);
+    if (other) throw new UsageError(`${option} ${file} names the file ${other[0]} writes: name another file for one of them`);
+    for (const [what, paths] of inputs) {
+      if (paths.some((p) => fileOf(p) === target)) throw new UsageError(`${option} ${file} is ${what}: writing there would replace it; name another file`);
+    }
+  }
 }
 
 function writeJson(path: string, value: unknown): void {
@@ -1114,6 +1157,7 @@ async function runCompare(args: string[]): Promise<void> {
   const out = (v.out as string | undefined) ?? 'compare.png';
   const json = jsonArg(v.json as string | undefined);
   checkOutFile(out, '--out', 'PNG file', 'compare.png');
+  checkOutputsApart([['--out', out], ['--json', json]], [['one of the runs compared', positionals]]);
   // (the bytes are a PNG's whatever the name: a .jpg would not open as one)
   if (extname(out) && extname(out).toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the comparison is written as a PNG: name it .png`);
   const { readRuns, comparisonJson, comparisonTable, renderComparison } = await import('./compare.ts');
@@ -1136,7 +1180,7 @@ async function runCompare(args: string[]): Promise<void> {
 const RANGE_TEST_DEFAULTS: RangeTest = { lrMin: 1e-5, lrMax: 10, steps: 300 };
 
 /** `nin train` flags that have no meaning for a range test, which sets its own rates and trains no run. */
-const NOT_FOR_RANGE_TEST = ['epochs', 'lr', 'schedule', 'lr-steps', 'gamma', 'warmup', 'patience', 'lr-drops', 'plateau-on', 'resume', 'out', 'overwrite', 'stop-after', 'checkpoint-every', 'keep-every', 'profile', 'dry-run'];
+const NOT_FOR_RANGE_TEST = ['test-limit', 'epochs', 'lr', 'schedule', 'lr-steps', 'gamma', 'warmup', 'patience', 'lr-drops', 'plateau-on', 'resume', 'out', 'overwrite', 'stop-after', 'checkpoint-every', 'keep-every', 'profile', 'dry-run'];
 
 /** `nin lr-find`'s own flags, then the rest as `nin train`'s. */
 export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test: RangeTest; plot: string; json?: string } {
@@ -1150,6 +1194,10 @@ export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test:
     }
     const value = m[2] ?? args[++i];
     if (value === undefined) throw new UsageError(`--${m[1]} needs a value`);
+    // (as parse() refuses for train's flags: `--plot=` wrote the plot to '' after the sweep;
+    // `--json --aug` wrote a file named --aug and swept without augmentation)
+    if (value === '') throw new UsageError(`--${m[1]} needs a value, got an empty one`);
+    if (m[2] === undefined && value.startsWith('--')) throw new UsageError(`--${m[1]} needs a value, got the flag ${value}`);
     if (own.has(m[1])) throw new UsageError(`--${m[1]} is given twice`);
     own.set(m[1], value);
   }
@@ -1165,6 +1213,7 @@ export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test:
   checkOutFile(plot, '--plot', 'PNG file', 'lr-find.png');
   if (extname(plot) && extname(plot).toLowerCase() !== '.png') throw new UsageError(`--plot ${plot}: the sweep is drawn as a PNG: name it .png`);
   const json = jsonArg(own.get('json'));
+  checkOutputsApart([['--plot', plot], ['--json', json]], []);
   return { train: parseTrainArgs(rest), test, plot, ...(json !== undefined ? { json } : {}) };
 }
 

@@ -105,6 +105,10 @@ export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, 
   if (start) log(startFromWeights(model, start, o));
   log(modelLines(model, matrix));
   log(`learning-rate range test: ${t.steps} steps of ${counted(B, 'image')}, the rate from ${t.lrMin} to ${t.lrMax} (×${((t.lrMax / t.lrMin) ** (1 / Math.max(1, t.steps - 1))).toFixed(4)} a step); momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
+  const wanted = B * t.steps;
+  if (data.train.count < wanted) {
+    log(`note: ${t.steps} steps of ${B} take ${wanted} images and the training set holds ${data.train.count}: the sweep goes over them ${(wanted / data.train.count).toFixed(1)} times, so its later losses are of images it has trained on (fewer --steps, or a larger --train-limit, sees fresh ones)`);
+  }
   const lrs: number[] = [];
   const losses: number[] = [];
   let stopped: string | null = null;

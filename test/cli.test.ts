@@ -1,6 +1,6 @@
 // The `nin` command line: usage errors exit with code 2 before any GPU work.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { finishedLine, MAIN_JOB, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
@@ -25,7 +25,12 @@ describe('nin CLI', () => {
   it.each([
     [['train', '--epochs', '0'], /--epochs must be an integer ≥ 1, got '0'/],
     [['train', '--lr', 'fast'], /--lr must be a number in \[0, 1000\], got 'fast'/],
-    [['train', '--bogus'], /Unknown option '--bogus'/],
+    [['train', '--bogus'], /unknown option '--bogus'\n/],
+    // The same flag twice: the last won without a word. Another command's flag: node's message
+    // suggested passing it as a positional argument.
+    [['train', '--epochs', '3', '--epochs=5'], /--epochs is given twice/],
+    [['train', '--aug', '--aug'], /--aug is given twice/],
+    [['eval', 'x.safetensors', '--epochs', '3'], /unknown option '--epochs' \(an option of nin train: this command does not take it\)/],
     [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, folder, got 'imagenet'/],
     [['train', '--dataset', 'cifar10', '--model', 'mnist-small'], /model 'mnist-small' takes 28×28×1 images but cifar10 images are 32×32×3/],
     [['train', '--dataset', 'cifar100', '--model', 'cifar10'], /model 'cifar10' has 10 classes but cifar100 has 100/],
@@ -66,7 +71,16 @@ describe('nin CLI', () => {
     [['lr-find', '--plot', 'sweep.jpg'], /--plot sweep.jpg: the sweep is drawn as a PNG: name it .png/],
     [['lr-find', '--steps', '10', '--steps', '20'], /--steps is given twice/],
     [['lr-find', '--model', 'mnist-small', '--batch', '0'], /--batch must be an integer ≥ 1, got '0'/],
-    [['models', '--bogus'], /Unknown option '--bogus'/],
+    [['models', '--bogus'], /unknown option '--bogus'\n/],
+    // lr-find's own flags, as parse() checks train's: an empty value wrote the plot to '' after the
+    // sweep; a flag taken for --json's value wrote a file named --aug and swept without augmentation.
+    [['lr-find', '--plot='], /--plot needs a value, got an empty one/],
+    [['lr-find', '--json', '--aug'], /--json needs a value, got the flag --aug/],
+    [['lr-find', '--test-limit', '16'], /--test-limit has no meaning for lr-find/],
+    // An output over an input, or over another output: the PNG replaced by the JSON.
+    [['lr-find', '--plot', 'sweep.png', '--json', 'sweep.png'], /--json sweep.png names the file --plot writes: name another file for one of them/],
+    [['compare', 'some-run', '--out', 'cmp.png', '--json', './cmp.png'], /--json .\/cmp.png names the file --out writes: name another file for one of them/],
+    [['compare', 'moved-aside.jsonl', '--json', 'moved-aside.jsonl'], /--json moved-aside.jsonl is one of the runs compared: writing there would replace it; name another file/],
     [['compare', 'some-run', '--out', 'test'], /--out test is a directory: name the PNG file to write \(e.g. test\/compare.png\)/],
     // It printed the table, then failed with a bare EEXIST.
     // run.lock, even where none is yet: a later run there took the file for its lock.
@@ -158,6 +172,22 @@ describe('nin CLI', () => {
     expect(d.code, d.stderr).toBe(2);
     // The command is well formed, what it names is not usable: the message alone, not buried in the usage.
     expect(d.stderr).toBe("nin: 'test' is a directory that holds no PNG or JPEG files (.png, .jpg, .jpeg; folders inside it are not read)\n");
+  });
+
+  it('nin predict: --json naming a picture to predict, or a link to one, is a usage error, and the picture is left as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'header-only.safetensors');
+    writeSafetensors(ckpt, {}, { format: 'nin-webgpu/1' });
+    const picture = join(dir, 'digit.jpg');
+    copyFileSync('test/fixtures/grey-q100-baseline.jpg', picture);
+    symlinkSync(picture, join(dir, 'link.json'));
+    const before = readFileSync(picture);
+    for (const json of [picture, join(dir, 'link.json')]) {
+      const r = await nin('predict', ckpt, dir, '--json', json);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`nin: --json ${json} is one of the pictures to predict: writing there would replace it; name another file`);
+    }
+    expect(readFileSync(picture).equals(before)).toBe(true);
   });
 
   it('nin eval --pictures: a directory of pictures of one\'s own, not with --data-dir; --invert only with it (exit 2, before the checkpoint is read)', async () => {
@@ -527,6 +557,18 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '10']).options.stepEpochs).toEqual([5, 8]); // 7.5 rounds up
     expect(parseTrainArgs(['--schedule', 'step', '--epochs', '100', '--lr-steps', '50, 75']).options.stepEpochs).toEqual([50, 75]);
     expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1,5'])).toThrow(new UsageError("--lr-steps must be a number in [0, 3], got '5'"));
+    // Drops the default steps avoid, given: at 0 (a smaller --lr), at the run's end (after its last
+    // step), an epoch twice (gamma² at once); 1.5 and 2.5 within a 3-epoch run are drops.
+    expect(parseTrainArgs(['--schedule', 'step', '--epochs', '3', '--lr-steps', '1.5,2.5']).options.stepEpochs).toEqual([1.5, 2.5]);
+    expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '4', '--lr-steps', '2,4'])).toThrow(new UsageError("--lr-steps 2,4: a drop at epoch 4 comes after the run's last step (--epochs 4): it changes nothing"));
+    expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '4', '--lr-steps', '0'])).toThrow(new UsageError('--lr-steps 0: a drop at epoch 0 only scales --lr: give a smaller --lr instead'));
+    for (const steps of ['2,2', '3,1']) expect(() => parseTrainArgs(['--schedule', 'step', '--epochs', '4', '--lr-steps', steps]), steps).toThrow(new UsageError(`--lr-steps ${steps}: give the epochs in increasing order, each once (an epoch named twice drops the rate by gamma² there)`));
+    // A schedule flag of another schedule names the schedule in force where none was given.
+    expect(() => parseTrainArgs(['--lr-steps', '1'])).toThrow(new UsageError('--lr-steps only applies to --schedule step (the default schedule is cosine)'));
+    expect(() => parseTrainArgs(['--schedule', 'cosine', '--patience', '2'])).toThrow(new UsageError('--patience only applies to --schedule plateau'));
+    // --keep-every past the run's last epoch would keep nothing.
+    expect(() => parseTrainArgs(['--epochs', '1', '--keep-every', '5'])).toThrow(new UsageError('--keep-every 5 keeps the checkpoints of epochs 5, 10, …; the run ends at epoch 1 (--epochs 1): it would keep none'));
+    expect(parseTrainArgs(['--epochs', '5', '--keep-every', '5']).options.keepEvery).toBe(5);
     expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));
     expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));
     // The command line: exit 2 with the message, before any GPU work.

@@ -394,6 +394,8 @@ describe('nin train --dataset folder end to end', () => {
     try {
       expect((await loadSplits(quiet(parseTrainArgs([...args, '--test-limit', '7']).options))).test.count).toBe(7);
       const split = await loadSplits(quiet(parseTrainArgs([...args, '--val', 'folder']).options));
+      // (it said "SVHN's --val paper takes quotas per class")
+      expect(() => parseTrainArgs([...args, '--val', 'folder', '--val-from', 'end'])).toThrow(new UsageError("--val-from chooses where a split of N images comes from (--val N, or --val paper outside SVHN); --val folder validates on the folder's val/"));
       expect([split.train.count, split.validation!.count, [...new Set(split.validation!.labels)].sort()]).toEqual([120, 20, [0, 2]]); // nothing held out of train/; val/'s blue and red
       await loadSplits(quiet(parseTrainArgs([...args, '--val', '16']).options));
     } finally {
