@@ -11,6 +11,7 @@ import { upload } from '../engine/runtime.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { classifierParamNames, fcInputShape, NinModel, parameterSpecs, type ModelConfig } from './model.ts';
 import { classesDiffer } from './datasets.ts';
+import { DATASETS, type DatasetName } from './data/registry.ts';
 import { Preprocessor } from './preprocessing.ts';
 import { parsePlateauState, type PlateauState } from './schedule.ts';
 import { readSafetensors, writeSafetensors, type TensorMap } from './safetensors.ts';
@@ -56,6 +57,9 @@ export interface Checkpoint {
   preprocessor: Preprocessor;
   params: Map<string, Float32Array>;
   velocities: Map<string, Float32Array> | null;
+  /** Throws, naming the file, where a parameter `want` names (the network's, by name and shape) has
+   * no weights here or weights of another shape (a reshaped header passes a length check). */
+  checkWeights(want: readonly { name: string; shape: readonly number[] }[]): void;
   /** Copies the weights (and velocities, when `opt` is given) into a model built from `config`. */
   restore(model: NinModel, opt?: SGD): void;
   /** A new model holding the checkpoint's weights. */
@@ -178,11 +182,26 @@ export async function saveCheckpoint(
   });
 }
 
+/** Why a checkpoint's saved data set cannot be its network's: not a data set this tool knows, or
+ * one of other images or classes (eval read that test set and failed on the GPU; export named the
+ * classes by it). An image folder's network is fitted to its folder. */
+function savedDataProblem(o: TrainOptions, config: ModelConfig): string | null {
+  if (o.dataset === 'folder') return null;
+  const spec = Object.hasOwn(DATASETS, o.dataset) ? DATASETS[o.dataset as DatasetName] : undefined;
+  if (!spec) return `dataset must be one of ${Object.keys(DATASETS).join(', ')}, folder, got ${JSON.stringify(o.dataset) ?? 'undefined'}`;
+  const { height, width, channels } = config.input;
+  if (height !== spec.height || width !== spec.width || channels !== spec.channels) return `dataset ${o.dataset} has ${spec.height}×${spec.width}×${spec.channels} images, but the network (its config) takes ${height}×${width}×${channels}`;
+  if (config.classes !== spec.classNames.length) return `dataset ${o.dataset} has ${spec.classNames.length} classes, but the network (its config) has ${config.classes}`;
+  return null;
+}
+
 export function loadCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path);
   const problem = formatProblem(path, metadata);
   if (problem) throw new Error(problem);
   const { config, options, epoch } = checkpointHeaderFields(path, metadata);
+  const dataProblem = savedDataProblem(options, config);
+  if (dataProblem) throw new Error(`${path}: metadata "options": ${dataProblem}`);
   let preprocessor: Preprocessor;
   try {
     preprocessor = Preprocessor.fromTensors(tensors, metadata);
@@ -203,6 +222,10 @@ export function loadCheckpoint(path: string): Checkpoint {
       shapes.set(name, t.shape);
     }
   }
+  const expectShape = (tensor: string, what: string, want: readonly number[]) => {
+    const found = shapes.get(tensor)!;
+    if (found.join() !== want.join()) throw new Error(`${path}: ${what} has shape [${found.join(', ')}], the model's is [${want.join(', ')}]`);
+  };
   const checkpoint: Checkpoint = {
     path,
     config,
@@ -217,23 +240,23 @@ export function loadCheckpoint(path: string): Checkpoint {
     preprocessor,
     params,
     velocities: velocities.size ? velocities : null,
+    checkWeights(want) {
+      for (const { name, shape } of want) {
+        if (!params.has(name)) throw new Error(`${path}: no weights for parameter '${name}'`);
+        expectShape(`param.${name}`, `parameter '${name}'`, shape);
+      }
+    },
     restore(model, opt) {
+      checkpoint.checkWeights(model.params.map((p) => ({ name: p.name, shape: p.tensor.shape })));
       const state: Float32Array[] = [];
-      const expectShape = (tensor: string, what: string, want: readonly number[]) => {
-        const found = shapes.get(tensor)!;
-        if (found.join() !== want.join()) throw new Error(`${path}: ${what} has shape [${found.join(', ')}], the model's is [${want.join(', ')}]`);
-      };
-      model.params.forEach((p) => {
-        const w = params.get(p.name);
-        if (!w) throw new Error(`${path}: no weights for parameter '${p.name}'`);
-        expectShape(`param.${p.name}`, `parameter '${p.name}'`, p.tensor.shape);
-        if (opt) {
+      if (opt) {
+        for (const p of model.params) {
           const v = velocities.get(p.name);
           if (!v) throw new Error(`${path}: no optimiser state for parameter '${p.name}'`);
           expectShape(`velocity.${p.name}`, `the optimiser state of parameter '${p.name}'`, p.tensor.shape);
           state.push(v);
         }
-      });
+      }
       // Checked whole before the first upload: a refused file leaves the model as it was.
       model.params.forEach((p) => upload(p.tensor, params.get(p.name)!));
       try {

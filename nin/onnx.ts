@@ -310,6 +310,7 @@ export function classListing(classes: readonly string[]): string {
 
 export function exportCheckpoint(path: string, out: string, opts: { preprocess?: boolean } = {}): string {
   const c = loadCheckpoint(path);
+  c.checkWeights(parameterSpecs(c.config, plan(c.config))); // by name and shape, the file named (exportOnnx counts values)
   const bytes = exportOnnx(c.config, c.params, c.preprocessor, {
     preprocess: opts.preprocess,
     classNames: classNamesOf(c.options),

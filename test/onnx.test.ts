@@ -16,7 +16,8 @@ import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { notACheckpoint } from '../nin/run-directory.ts';
 import { main, parseTrainArgs } from '../nin/cli.ts';
 import { NinModel, parameterSpecs, plan, type ModelConfig } from '../nin/model.ts';
-import { classListing, exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
+import { classListing, exportCheckpoint, exportOnnx, hwioToOihw, ONNX_OPSET } from '../nin/onnx.ts';
+import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { fitPreprocessor, Preprocessor, type PreprocessKind } from '../nin/preprocessing.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -246,7 +247,8 @@ describe('nin export (ONNX)', () => {
   it("exports a checkpoint from the command line, beside it by default, making --out's directories; refuses a directory or a checkpoint as --out, and a missing checkpoint", async () => {
     const { options } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', '--out', join(tmp, 'run')]);
     const o = { ...options, progress: false, log: () => {} };
-    const digits: ModelConfig = { ...tiny, name: 'tiny-digits', input: { height: 9, width: 9, channels: 1 }, classes: 10, layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, channels: [6, 5, 10] as [number, number, number] } : l)) };
+    // (MNIST's images and classes: a checkpoint's data set and network must agree)
+    const digits: ModelConfig = { ...tiny, name: 'tiny-digits', input: { height: 28, width: 28, channels: 1 }, classes: 10, layers: tiny.layers.map((l, i) => (i === tiny.layers.length - 1 ? { ...l, channels: [6, 5, 10] as [number, number, number] } : l)) };
     const model = new NinModel(digits, 2);
     const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
     const path = join(tmp, 'checkpoint.safetensors');
@@ -280,7 +282,7 @@ describe('nin export (ONNX)', () => {
     expect(existsSync(join(tmp, 'new', 'dir', 'm.onnx'))).toBe(true);
     expect(errors.join('\n')).toMatch(/--out .*checkpoint\.safetensors is a checkpoint: writing there would replace it; name another file \(e\.g\. .*model\.onnx\)/);
     expect(notACheckpoint(path)).toBeNull(); // still the checkpoint
-    expect(lines.join('\n')).toMatch(/wrote .*checkpoint\.onnx .*ONNX opset 17\): tiny-digits after epoch 3\n {2}input {2}image {10}float32 \[N, 9, 9, 1\], channels last: raw 0\.\.255 pixels/);
+    expect(lines.join('\n')).toMatch(/wrote .*checkpoint\.onnx .*ONNX opset 17\): tiny-digits after epoch 3\n {2}input {2}image {10}float32 \[N, 28, 28, 1\], channels last: raw 0\.\.255 pixels/);
     expect(errors.join('\n')).toMatch(/--out .* is a directory: name the \.onnx file to write/);
     expect(errors.join('\n')).toMatch(/no checkpoint at '.*none\.safetensors'/);
     const props = new Map(all(fields(readFileSync(join(tmp, 'checkpoint.onnx'))), 14).map((e) => { const f = fields(e); return [text(one(f, 1)), text(one(f, 2))]; }));
@@ -290,6 +292,21 @@ describe('nin export (ONNX)', () => {
     const names = (n: number) => Array.from({ length: n }, (_, k) => `c${k}`);
     expect(classListing(names(12))).toBe(names(12).join(', '));
     expect(classListing(names(13))).toBe(`${names(10).join(', ')}, … (13; all in the metadata's nin.classes)`);
+  });
+
+  it('refuses, naming the file, a checkpoint whose weights are of another shape or missing (a reshaped header passes a count of values)', async () => {
+    const path = join(tmp, 'checkpoint.safetensors'); // the test above's
+    const { tensors, metadata } = readSafetensors(path);
+    const [first] = Object.keys(tensors).filter((k) => k.startsWith('param.') && tensors[k].shape.length === 4);
+    const name = first.slice('param.'.length);
+    const shape = tensors[first].shape;
+    const reshaped = join(tmp, 'reshaped.safetensors');
+    writeSafetensors(reshaped, { ...tensors, [first]: { ...tensors[first], shape: [...shape].reverse() } }, metadata);
+    const missing = join(tmp, 'missing.safetensors');
+    writeSafetensors(missing, Object.fromEntries(Object.entries(tensors).filter(([k]) => k !== first)), metadata);
+    expect(() => exportCheckpoint(reshaped, join(tmp, 'reshaped.onnx'))).toThrow(new Error(`${reshaped}: parameter '${name}' has shape [${[...shape].reverse().join(', ')}], the model's is [${shape.join(', ')}]`));
+    expect(() => exportCheckpoint(missing, join(tmp, 'missing.onnx'))).toThrow(new Error(`${missing}: no weights for parameter '${name}'`));
+    expect([existsSync(join(tmp, 'reshaped.onnx')), existsSync(join(tmp, 'missing.onnx'))]).toEqual([false, false]);
   });
 
   it.skipIf(!ort || !isAvailable('mnist', 'test'))('bench/onnx.ts: over real MNIST test images the exported model and ours pick the same classes', async () => {

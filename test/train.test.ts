@@ -1595,6 +1595,15 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     expect(damaged({ 'preprocess.transform': 'gcn-zca', 'preprocess.kind': 'channel', 'preprocess.count': '10' }, channelStats([33], [78]))).toThrow(
       new RegExp(`^${at(15)}: preprocessing 'gcn-zca' needs zca statistics, the checkpoint holds channel statistics`),
     );
+    // A data set this tool does not know, or one of other images or classes than the network's
+    // (eval read cifar10's test set for an MNIST network and failed on the GPU; export named cifar10's classes).
+    const savedOptions = JSON.parse(metadata.options);
+    expect(damaged({ options: JSON.stringify({ ...savedOptions, dataset: 'foo' }) })).toThrow(new RegExp(`^${at(16)}: metadata "options": dataset must be one of mnist, cifar10, cifar100, svhn, folder, got "foo"$`));
+    expect(damaged({ options: JSON.stringify({ ...savedOptions, dataset: 'cifar10' }) })).toThrow(new RegExp(`^${at(17)}: metadata "options": dataset cifar10 has 32×32×3 images, but the network \\(its config\\) takes 28×28×1$`));
+    expect(damaged({ options: JSON.stringify({ ...savedOptions, dataset: 'toString' }) })).toThrow(/dataset must be one of .*, got "toString"$/);
+    expect(damaged({ config: JSON.stringify({ ...config, classes: 11, layers: [...config.layers.slice(0, -1), { ...config.layers.at(-1), channels: [...config.layers.at(-1).channels.slice(0, -1), 11] }] }) })).toThrow(
+      new RegExp(`^${at(19)}: metadata "options": dataset mnist has 10 classes, but the network \\(its config\\) has 11$`),
+    );
   });
 });
 
