@@ -127,6 +127,17 @@ describe('MNIST idx validation', () => {
     expect(readMnistImages(tmpFile('plain-named-idx3-ubyte.gz', idxImages(2))).images).toEqual(plain.images);
   });
 
+  it('a gzip stream that expands past twice what the official file holds is refused as it expands (a 1 MB file went to 1 GiB first); a little over, in the reader\'s words', () => {
+    // 3 images' header and pixels are 2368 bytes; 3 official records allow twice that.
+    const bomb = tmpFile('bomb-idx3-ubyte.gz', gzipSync(Buffer.concat([idxImages(3), Buffer.alloc(10_000_000)])));
+    expect(() => readMnistImages(bomb, 3)).toThrow(new DataFormatError(bomb, 'gzip stream expands past 4736 bytes, twice the most the file holds (a 16-byte header and 3 images of 28×28): not the official file, or damaged'));
+    expect(() => readMnistImages(bomb)).toThrow(/size mismatch: header says \[3, 28, 28\]/); // (no official count: expanded whole, then refused)
+    const labels = tmpFile('over-idx1-ubyte.gz', gzipSync(idxLabels(Array.from({ length: 13 }, (_, i) => i % 10))));
+    expect(() => readMnistLabels(labels, 2)).toThrow(new DataFormatError(labels, 'gzip stream expands past 20 bytes, twice the most the file holds (an 8-byte header and 2 labels): not the official file, or damaged'));
+    expect(readMnistLabels(labels, 13)).toHaveLength(13);
+    expect(readMnistLabels(labels, 7)).toHaveLength(13); // 21 bytes of 2 × 15 allowed: the reader's own checks judge the count
+  });
+
   it('extra trailing bytes → error with expected and found size', () => {
     const p = tmpFile('long-idx3-ubyte', Buffer.concat([idxImages(3), Buffer.alloc(5)]));
     expect(() => readMnistImages(p)).toThrow(DataFormatError);

@@ -144,8 +144,9 @@ function hex8(v: number): string {
 }
 
 /** Reads an idx3 image file (e.g. train-images-idx3-ubyte[.gz]) → NHWC float32 with C = 1. */
-export function readMnistImages(path: string): { images: Float32Array; count: number; height: number; width: number } {
-  const { dims, data } = parseIdx(readDataFile(path), path, IDX_IMAGES_MAGIC);
+export function readMnistImages(path: string, expectedRecords?: number): { images: Float32Array; count: number; height: number; width: number } {
+  const most = expectedRecords === undefined ? undefined : { bytes: 16 + expectedRecords * 28 * 28, of: `a 16-byte header and ${expectedRecords} images of 28×28` };
+  const { dims, data } = parseIdx(readDataFile(path, most), path, IDX_IMAGES_MAGIC);
   const [count, height, width] = dims;
   // A partial test file is used as it is; one with no records would pass until the first evaluation.
   if (count === 0) throw new DataFormatError(path, 'holds no images (the header says 0)');
@@ -155,8 +156,9 @@ export function readMnistImages(path: string): { images: Float32Array; count: nu
 }
 
 /** Reads an idx1 label file (e.g. train-labels-idx1-ubyte[.gz]). */
-export function readMnistLabels(path: string): Int32Array {
-  const { data } = parseIdx(readDataFile(path), path, IDX_LABELS_MAGIC);
+export function readMnistLabels(path: string, expectedRecords?: number): Int32Array {
+  const most = expectedRecords === undefined ? undefined : { bytes: 8 + expectedRecords, of: `an 8-byte header and ${expectedRecords} labels` };
+  const { data } = parseIdx(readDataFile(path, most), path, IDX_LABELS_MAGIC);
   checkLabels(data, 10, path);
   return Int32Array.from(data);
 }
@@ -171,11 +173,11 @@ export interface MnistReadOptions {
 
 /** Reads an MNIST image file and its label file into one dataset, checking their counts agree and the images are 28×28. */
 export function readMnist(imagesPath: string, labelsPath: string, opts: MnistReadOptions = {}): ImageDataset {
-  const img = readMnistImages(imagesPath);
+  const img = readMnistImages(imagesPath, opts.expectedRecords);
   if (img.height !== 28 || img.width !== 28) {
     throw new DataFormatError(imagesPath, `MNIST images are 28×28, the header says ${img.height}×${img.width}`);
   }
-  const labels = readMnistLabels(labelsPath);
+  const labels = readMnistLabels(labelsPath, opts.expectedRecords);
   if (labels.length !== img.count) {
     throw new DataFormatError(labelsPath, `holds ${labels.length} labels, but ${imagesPath} holds ${img.count} images`);
   }
@@ -272,7 +274,9 @@ export function readCifar10(paths: readonly string[], opts: CifarReadOptions & {
       notes.push(m);
       (opts.warn ?? defaultWarn)(m);
     };
-    return { ...parseCifar10(readDataFile(p), p, { expectedRecords: opts.expectedRecords ?? CIFAR10_RECORDS_PER_FILE, requireComplete: opts.requireComplete, warn }), notes };
+    const records = opts.expectedRecords ?? CIFAR10_RECORDS_PER_FILE;
+    const bytes = readDataFile(p, { bytes: records * CIFAR10_RECORD_BYTES, of: `${records} records of ${CIFAR10_RECORD_BYTES} bytes` });
+    return { ...parseCifar10(bytes, p, { expectedRecords: records, requireComplete: opts.requireComplete, warn }), notes };
   });
   const merged = concatParts(parts, CIFAR_PIXELS);
   return {
@@ -314,7 +318,9 @@ export function readCifar100(path: string, opts: CifarReadOptions & { name?: str
     notes.push(m);
     (opts.warn ?? defaultWarn)(m);
   };
-  const r = parseCifar100(readDataFile(path), path, { expectedRecords: opts.expectedRecords, requireComplete: opts.requireComplete, warn });
+  const records = opts.expectedRecords;
+  const bytes = readDataFile(path, records === undefined ? undefined : { bytes: records * CIFAR100_RECORD_BYTES, of: `${records} records of ${CIFAR100_RECORD_BYTES} bytes` });
+  const r = parseCifar100(bytes, path, { expectedRecords: records, requireComplete: opts.requireComplete, warn });
   return {
     name: opts.name ?? 'cifar100',
     images: r.images,

@@ -22,13 +22,21 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Reads a file and gunzips it when it is a gzip stream. Returns the uncompressed bytes. */
-export function readDataFile(path: string): Buffer {
+/**
+ * Reads a file and gunzips it when it is a gzip stream. Returns the uncompressed bytes. `most`:
+ * the bytes the file can hold (an official file's records and header) and what they are; a
+ * stream that expands past twice them is refused as it goes (a 1 MB file expanded to 1 GiB first).
+ */
+export function readDataFile(path: string, most?: { bytes: number; of: string }): Buffer {
   const raw = readFileSync(path);
   if (!isGzip(raw)) return raw;
   try {
-    return gunzipSync(raw);
+    // (up to twice that: a file a little over says how in its reader's words, "holds 10001 images")
+    return gunzipSync(raw, most ? { maxOutputLength: 2 * most.bytes } : {});
   } catch (e) {
+    if (most && (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new DataFormatError(path, `gzip stream expands past ${2 * most.bytes} bytes, twice the most the file holds (${most.of}): not the official file, or damaged`);
+    }
     throw new DataFormatError(path, `gzip stream is corrupt or truncated (${(e as Error).message}; compressed size ${raw.length} bytes)`);
   }
 }

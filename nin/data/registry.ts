@@ -487,7 +487,7 @@ export async function verifyDataFile(path: string, spec: DataFileSpec): Promise<
     const got = await digestFile(path, 'md5');
     if (got === spec.gzMd5) return;
   }
-  const bytes = readDataFile(path);
+  const bytes = readDataFile(path, spec.bytes === null ? undefined : { bytes: spec.bytes, of: "the official file's size" });
   if (spec.bytes !== null && bytes.length !== spec.bytes) {
     throw new DataFormatError(path, `size mismatch: expected ${spec.bytes} bytes, found ${bytes.length}`);
   }
