@@ -228,8 +228,8 @@ export function formatProblem(path: string, metadata: Record<string, string>): s
 
 /** A whole number ≥ 0 from a checkpoint's metadata (epoch, step); the error names the file and the key. */
 export function checkpointCount(path: string, metadata: Record<string, string>, key: string): number {
-  const v = Number(metadata[key]);
-  if (!Number.isSafeInteger(v) || v < 0 || !metadata[key]?.trim()) throw new Error(`${path}: metadata "${key}" must be a whole number ≥ 0, found ${JSON.stringify(metadata[key] ?? null)}`);
+  const v = /^\d+$/.test(metadata[key] ?? '') ? Number(metadata[key]) : NaN; // (digits: Number() read '0x10' as 16)
+  if (!Number.isSafeInteger(v)) throw new Error(`${path}: metadata "${key}" must be a whole number ≥ 0, found ${JSON.stringify(metadata[key] ?? null)}`);
   return v;
 }
 

@@ -200,6 +200,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     if (name === '__metadata__') continue;
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info !== 'object' || info === null) throw new SafetensorsError(source, `tensor "${name}": entry is not an object`);
+    // (a key left out: "has no shape", not "bad shape undefined")
+    for (const key of ['dtype', 'shape', 'data_offsets'] as const) if (info[key] === undefined) throw new SafetensorsError(source, `tensor "${name}": has no ${key}`);
     const dtype = info.dtype as SafetensorsDType;
     const spec = Object.hasOwn(DTYPES, dtype) ? DTYPES[dtype] : undefined; // not 'toString' and kin
     if (typeof info.dtype !== 'string' || !spec) throw new SafetensorsError(source, `tensor "${name}": unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
@@ -210,7 +212,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
       throw new SafetensorsError(source, `tensor "${name}": bad data_offsets ${JSON.stringify(offs)}`);
     }
     const [begin, end] = offs as [number, number];
-    if (begin > end || end > dataLen) {
+    if (begin > end) throw new SafetensorsError(source, `tensor "${name}": data_offsets [${begin}, ${end}] end before they begin`);
+    if (end > dataLen) {
       throw new SafetensorsError(source, `tensor "${name}": data_offsets [${begin}, ${end}] out of range of the ${dataLen}-byte data section (file truncated?)`);
     }
     const count = (shape as number[]).reduce((a, b) => a * b, 1);

@@ -312,7 +312,10 @@ describe('downloads through an injected fetch', () => {
   it('tar reader: truncated and non-tar streams → named errors', async () => {
     const t = tar([{ name: 'a.bin', data: Buffer.alloc(2000, 3) }]);
     await expect(readTarMembers([t.subarray(0, 1200)], () => true, 'cut.tar')).rejects.toThrow(/cut\.tar: truncated tar archive: stream ended at offset 1200, member "a\.bin" needs 1312 more bytes/);
-    await expect(readTarMembers([Buffer.alloc(1024, 0x41)], () => true, 'junk.tar')).rejects.toThrow(/junk\.tar: not a tar archive or corrupt: header at offset 0 has checksum/);
+    await expect(readTarMembers([Buffer.alloc(1024, 0x41)], () => true, 'junk.tar')).rejects.toThrow('junk.tar: not a tar archive or corrupt: header at offset 0 has a checksum field that is not an octal number ("AAAAAAAA"), computed 33016');
+    const wrongSum = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
+    wrongSum.write('0000001\0', 148, 'latin1');
+    await expect(readTarMembers([wrongSum], () => true, 'sum.tar')).rejects.toThrow(/^sum\.tar: not a tar archive or corrupt: header at offset 0 has checksum 1, computed \d+$/);
     // A size field that is not octal (with a correct checksum): before, it read as NaN and the member as 0 bytes.
     const badSize = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
     badSize.write('zzzzzzzzzzz\0', 124, 'latin1');

@@ -218,7 +218,7 @@ describe('the run directory', () => {
   it("a checkpoint's epoch and step are whole numbers ≥ 0: a negative or blank one is refused, naming the file and the key", () => {
     expect(checkpointCount('/r/c.safetensors', { step: '12' }, 'step')).toBe(12);
     expect(checkpointCount('/r/c.safetensors', { step: '0' }, 'step')).toBe(0);
-    for (const v of ['-1', '', ' ', '2.5', undefined]) {
+    for (const v of ['-1', '', ' ', '2.5', '0x10', '1e1', ' 7', undefined]) { // (Number() read '0x10' as 16)
       expect(() => checkpointCount('/r/c.safetensors', v === undefined ? {} : { step: v }, 'step'), String(v)).toThrow(`/r/c.safetensors: metadata "step" must be a whole number ≥ 0, found ${JSON.stringify(v ?? null)}`);
     }
   });

@@ -1604,6 +1604,10 @@ describe('a checkpoint whose metadata or statistics are damaged', () => {
     expect(damaged({ config: JSON.stringify({ ...config, classes: 11, layers: [...config.layers.slice(0, -1), { ...config.layers.at(-1), channels: [...config.layers.at(-1).channels.slice(0, -1), 11] }] }) })).toThrow(
       new RegExp(`^${at(19)}: metadata "options": dataset mnist has 10 classes, but the network \\(its config\\) has 11$`),
     );
+    // The count of images the statistics were fitted on: digits (Number() read '0x10' and ' 7').
+    for (const count of ['abc', '-1', '0', '0x10', undefined]) {
+      expect(damaged({ ...standardize, 'preprocess.count': count }, channelStats([33], [78])), String(count)).toThrow(`preprocessing statistics: metadata "preprocess.count" (the images they were fitted on) must be a whole number ≥ 1, found ${JSON.stringify(count ?? null)}`);
+    }
   });
 });
 

@@ -344,7 +344,9 @@ export function statsFromTensors(tensors: TensorMap, metadata: Record<string, st
     if (t.data instanceof Float32Array) return Float64Array.from(t.data);
     throw new Error(`preprocessing statistics: tensor "${prefix}${name}" is ${t.dtype}, expected F64 or F32`);
   };
-  const count = Number(metadata[`${prefix}count`]);
+  const countText = metadata[`${prefix}count`];
+  const count = /^\d+$/.test(countText ?? '') ? Number(countText) : NaN;
+  if (!(count >= 1)) throw new Error(`preprocessing statistics: metadata "${prefix}count" (the images they were fitted on) must be a whole number ≥ 1, found ${JSON.stringify(countText ?? null)}`);
   if (kind === 'channel') {
     const mean = f64('mean');
     return { kind, channels: mean.length, mean, std: f64('std'), count };

@@ -106,7 +106,8 @@ class TarParser {
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
     const stored = parseOctal(h.subarray(148, 156));
     if (stored !== sum) {
-      throw new DataFormatError(this.source, `not a tar archive or corrupt: header at offset ${at} has checksum ${stored}, computed ${sum}`);
+      const field = Number.isNaN(stored) ? `a checksum field that is not an octal number (${JSON.stringify(Buffer.from(h.subarray(148, 156)).toString('latin1'))})` : `checksum ${stored}`;
+      throw new DataFormatError(this.source, `not a tar archive or corrupt: header at offset ${at} has ${field}, computed ${sum}`);
     }
     const type = String.fromCharCode(h[156] || 0x30);
     let name = cString(h.subarray(0, 100));
