@@ -384,20 +384,13 @@ function savedOptionProblems(o: TrainOptions, replaced: (flag: string) => boolea
 function parse(args: string[], options: ParseArgsConfig['options'], positionals: { min: number; max: number; what: string }) {
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     // Node's words for an unknown flag suggest passing it as a positional argument ("-- "--epochs"").
     const unknown = args.slice(0, args.includes('--') ? args.indexOf('--') : args.length).map((a) => /^--?([^=]+)/.exec(a)?.[1]).find((name) => name !== undefined && !(name in options!));
     if (unknown === undefined) throw new UsageError((e as Error).message);
     const ofTrain = options !== TRAIN_FLAGS && unknown in TRAIN_FLAGS! ? ` (an option of nin train: this command does not take it)` : '';
     throw new UsageError(`unknown option '${unknown.length > 1 ? '--' : '-'}${unknown}'${ofTrain}`);
-  }
-  // The same flag twice: the last would win without a word (`--epochs 3 … --epochs 5`).
-  const seen = new Set<string>();
-  for (const token of parsed.tokens as { kind: string; name?: string; rawName?: string }[]) {
-    if (token.kind !== 'option') continue;
-    if (seen.has(token.name!)) throw new UsageError(`${token.rawName} is given twice`);
-    seen.add(token.name!);
   }
   // `--data-dir=` (say, from an unset shell variable) would otherwise read as "not given" and fall
   // back to the defaults without a word.
@@ -1198,8 +1191,7 @@ export function parseRangeTestArgs(args: string[]): { train: TrainCommand; test:
     // `--json --aug` wrote a file named --aug and swept without augmentation)
     if (value === '') throw new UsageError(`--${m[1]} needs a value, got an empty one`);
     if (m[2] === undefined && value.startsWith('--')) throw new UsageError(`--${m[1]} needs a value, got the flag ${value}`);
-    if (own.has(m[1])) throw new UsageError(`--${m[1]} is given twice`);
-    own.set(m[1], value);
+    own.set(m[1], value); // (the last one given counts, as for every flag: a script's defaults, then overrides)
   }
   for (const a of rest) {
     const flag = /^--([a-z-]+)/.exec(a)?.[1];
