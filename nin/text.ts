@@ -40,7 +40,8 @@ export function counted(n: number, noun: string): string {
 
 /** img/s to a tenth, two digits below 1 (a tiny run's epoch, mostly compiles: 0.033, not 0.0). */
 export function imageRate(imgPerSec: number): string {
-  return imgPerSec > 0 && imgPerSec < 0.95 ? imgPerSec.toPrecision(2) : imgPerSec.toFixed(1);
+  // (below 1, not 0.95: 0.95 is stored as 0.9499…, which toFixed(1) made 0.9, after 0.949's 0.95)
+  return imgPerSec > 0 && imgPerSec < 1 ? imgPerSec.toPrecision(2) : imgPerSec.toFixed(1);
 }
 
 /** The columns `text` takes in a terminal. */

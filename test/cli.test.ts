@@ -255,6 +255,9 @@ describe('nin CLI', () => {
     // --gamma multiplies the rate at each drop: above 1 it would raise it.
     expect(parseTrainArgs(['--schedule', 'step', '--gamma', '1']).options.gamma).toBe(1);
     expect(() => parseTrainArgs(['--schedule', 'step', '--gamma', '1.5'])).toThrow(new UsageError("--gamma must be a number in [0, 1], got '1.5'"));
+    // Weight decay: at most 1 (5 is a slip for 5e-4, say).
+    expect(parseTrainArgs(['--weight-decay', '1']).options.weightDecay).toBe(1);
+    expect(() => parseTrainArgs(['--weight-decay', '5'])).toThrow(new UsageError("--weight-decay must be a number in [0, 1], got '5'"));
     // The RNGs take 32 bits.
     expect(parseTrainArgs(['--seed', '4294967295']).options.seed).toBe(4294967295);
     expect(() => parseTrainArgs(['--seed', '4294967296'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got '4294967296'"));

@@ -262,6 +262,10 @@ describe('nin compare', () => {
     // A run still going (no stop record): left out for the epochs it has, one of them said as one ('1 epochs' before).
     const going = runDir('seeds/fc-4', epochs(0, 1, () => ({ testError: 0.9 })), { seed: 4, validation: 500 }, { ...MODELS['cifar10-small'], head: 'fc' });
     expect(comparisonTable(readRuns([...seeded.slice(3), going]))).toContain('note: over seeds, fc-4 (1 epoch) is left out: it did not reach epoch 2, as the others did');
+    // One run counted: its error, without an sd or a range of one value.
+    const one = comparisonTable(readRuns([seeded[3], going])).split('\n');
+    const oneAt = one.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):');
+    expect(one[oneAt + 3].split(/\s{2,}/)).toEqual(['all', '1 of 2', '1', '2/4', '40.00%', '–', '–', '39.00%', '40.00%']);
     // Runs planned over other numbers of epochs are no repeats of each other (a cosine over 2 epochs
     // is not one over 4), though no setting column tells them apart: a group each.
     const planned = [[1, 2], [2, 2], [3, 4], [4, 4]].map(([seed, e]) => runDir(`plans/seed-${seed}-of-${e}`, epochs(0, 2, () => ({ testError: 0.1 * seed })), { seed, epochs: e }));
@@ -461,6 +465,26 @@ describe('nin compare', () => {
     const withRate = (recs: object[]) => recs.map((r) => { const e = r as { kind: string; epoch: number }; return e.kind === 'epoch' ? { ...e, imgPerSec: rates[e.epoch - 1] } : r; });
     const resumed = runDir('speed/resumed', [{ kind: 'start', run: 'S', time: '' }, ...withRate(epochs(0, 3, () => ({}))), { kind: 'resume', run: 'S', epoch: 3, step: 30, from: join(root, 'speed/resumed/checkpoint.safetensors') }, ...withRate(epochs(3, 5, () => ({})))]);
     expect(comparisonTable(readRuns([resumed])).split('\n')[2].split(/\s{2,}/)[5]).toBe('990.0');
+    // Under a minute: seconds alone.
+    const quick = runDir('speed/quick', epochs(0, 1, () => ({ testError: 0.1 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 5 } : r)));
+    expect(comparisonTable(readRuns([quick])).split('\n')[2].split(/\s{2,}/).at(-1)).toBe('5s');
+    // An epoch without a time (none logged, or null: JSON's NaN) adds nothing to the run's, in the table and as data.
+    const gappy = runDir('speed/gappy', epochs(0, 3, () => ({ testError: 0.1 })).map((r) => {
+      const { seconds, ...e } = r as { kind: string; epoch: number; seconds: number };
+      return e.kind !== 'epoch' ? r : e.epoch === 2 ? e : e.epoch === 3 ? { ...e, seconds: null } : { ...e, seconds };
+    }));
+    expect(comparisonRecords(readRuns([gappy]))[0].trainSeconds).toBe(60);
+    expect(comparisonTable(readRuns([gappy])).split('\n')[2].split(/\s{2,}/).at(-1)).toBe('1m00s');
+  });
+
+  it('an adapter name longer than 32 characters is cut to 32, the last an ellipsis', () => {
+    const long = 'NVIDIA H100 80GB HBM3 (Vulkan backend, driver 550.54.15)';
+    const onLong = runDir('adapters/long', epochs(0, 1, () => ({ testError: 0.1 })), {}, MODELS['cifar10-small'], { adapter: long });
+    const onTest = runDir('adapters/test', epochs(0, 1, () => ({ testError: 0.1 })));
+    const lines = comparisonTable(readRuns([onLong, onTest])).split('\n');
+    const column = lines[0].split(/\s{2,}/).indexOf('adapter');
+    expect(column).toBeGreaterThan(0);
+    expect(lines.slice(2, 4).map((l) => l.split(/\s{2,}/)[column])).toEqual(['NVIDIA H100 80GB HBM3 (Vulkan b…', 'test adapter']);
   });
 
   it('panels: loss on a log axis; test and validation error in percent, on log axes unless linearError; a validation panel once any run has a split', () => {

@@ -206,6 +206,17 @@ describe('CIFAR binary validation', () => {
   it('label byte ≥ 10 → foreign file', () => {
     const p = tmpFile('foreign.bin', cifar10([3, 200]));
     expect(() => readCifar10([p], { warn: () => {} })).toThrow(/record 1: label 200 outside the expected range 0\.\.9/);
+    // 10 is the first label past CIFAR-10's ten classes.
+    const ten = tmpFile('label-10.bin', cifar10([9, 10]));
+    expect(() => readCifar10([ten], { warn: () => {} })).toThrow(new DataFormatError(ten, 'record 1: label 10 outside the expected range 0..9 (not a file of this dataset?)'));
+  });
+
+  it('an empty file → size error, not a partial file of no records', () => {
+    const p = tmpFile('empty.bin', Buffer.alloc(0));
+    const warned = (m: string) => {
+      throw new Error(`warned instead: ${m}`);
+    };
+    expect(() => readCifar10([p], { warn: warned })).toThrow(new DataFormatError(p, 'size mismatch: expected 30730000 bytes (10000 records of 3073), found 0 bytes (0 records + 0 stray bytes)'));
   });
 
   it('several files concatenate in order; partial files are reported', () => {
@@ -391,6 +402,8 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     expect(ds.images).toEqual(readSvhn(file).images);
     expect(whole.subarray(0, 3072).every((v) => v === -1) && whole.subarray(7 * 3072).every((v) => v === -1)).toBe(true);
     expect(() => readSvhn(file, { into: new Float32Array(5 * 3072) })).toThrow(/svhn-scipy-compressed\.mat: holds 6 images \(18432 values\), but the array to read them into has 15360 values/);
+    // Too large is as wrong: the rest of it would be left as it was, read as images.
+    expect(() => readSvhn(file, { into: new Float32Array(7 * 3072) })).toThrow(new RangeError(`${file}: holds 6 images (18432 values), but the array to read them into has 21504 values`));
   });
 
   it('gzipped .mat is read too', () => {
@@ -425,6 +438,18 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
     expect(() => readSvhn(noY)).toThrow(`${noY}: expected variables X and y, found X`);
     const badLabel = tmpFile('badlabel.mat', matFile([matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072), 'LE'), matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([11]), 'LE')]));
     expect(() => readSvhn(badLabel)).toThrow(/y\[0\] = 11, expected an integer label 1\.\.10/);
+    const zeroLabel = tmpFile('zerolabel.mat', matFile([matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072), 'LE'), matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([0]), 'LE')]));
+    expect(() => readSvhn(zeroLabel)).toThrow(new DataFormatError(zeroLabel, 'y[0] = 0, expected an integer label 1..10')); // SVHN's digit 0 is label 10
+    // y must be a column (or row) of count labels: [2, 1, 1] holds two, in the wrong shape.
+    const yShape = tmpFile('yshape.mat', matFile([matrix('X', 9, [32, 32, 3, 2], MI.UINT8, Buffer.alloc(2 * 3072), 'LE'), matrix('y', 6, [2, 1, 1], MI.UINT8, Buffer.from([1, 2]), 'LE')]));
+    expect(() => readSvhn(yShape)).toThrow(new DataFormatError(yShape, 'y: expected dimensions [2, 1], found [2, 1, 1]'));
+    const yWide = tmpFile('ywide.mat', matFile([matrix('X', 9, [32, 32, 3, 4], MI.UINT8, Buffer.alloc(4 * 3072), 'LE'), matrix('y', 6, [2, 2], MI.UINT8, Buffer.from([1, 2, 3, 4]), 'LE')]));
+    expect(() => readSvhn(yWide)).toThrow(new DataFormatError(yWide, 'y: expected dimensions [4, 1], found [2, 2]'));
+    // More images than the official file holds is an error whether or not the file must be complete.
+    const six = fileURLToPath(new URL('./fixtures/svhn-scipy-compressed.mat', import.meta.url));
+    for (const requireComplete of [false, true]) {
+      expect(() => readSvhn(six, { expectedRecords: 5, requireComplete, warn: () => {} })).toThrow(new DataFormatError(six, 'expected 5 images, found 6'));
+    }
   });
 
   it('pixels that are not bytes, no images, and a compressed element too short for a tag → named errors', () => {

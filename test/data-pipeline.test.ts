@@ -17,6 +17,7 @@ import {
   type Batch,
   type ImageDataset,
 } from '../nin/data/index.ts';
+import { gaussian } from '../nin/data/rng.ts';
 
 /** count images of H×W×C; pixel (n, y, x, c) = n·1000 + y·100 + x·10 + c + 1 (never 0); label n % 10. */
 function synthetic(count: number, H = 4, W = 5, C = 3): ImageDataset {
@@ -41,6 +42,47 @@ describe('seeded RNG', () => {
     const p = permutation(100, 7);
     expect([...p].sort((u, v) => u - v)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
+
+  it('draws exactly the streams it drew before (golden values: a run resumed by a later version gets the same split, init and shuffles)', () => {
+    const r = new Rng(1);
+    expect(Array.from({ length: 5 }, () => r.nextUint32())).toEqual([418128060, 3712186797, 1764717425, 4181822725, 4195548534]);
+    expect([deriveSeed(1, 2), deriveSeed(1, 2, 3)]).toEqual([2989509622, 3799802083]);
+    // Seed 7's expanded state has an even fourth word (made odd by the constructor).
+    expect(Array.from(permutation(10, 7))).toEqual([4, 5, 0, 7, 3, 2, 6, 8, 9, 1]);
+    expect(gaussian(4, 1, 1)).toEqual(Float32Array.of(0.29783740639686584, -0.3407937288284302, 1.0146538019180298, -0.1694975197315216));
+  });
+
+  it('nextInt refuses a bound that is not an integer in [1, 2^32]; nextFloat stays below 1 even for the largest 32-bit draw', () => {
+    const r = new Rng(1);
+    expect(() => r.nextInt(2.5)).toThrow(new RangeError('Rng.nextInt: bound 2.5 must be an integer in [1, 2^32]'));
+    expect(() => r.nextInt(2 ** 32 + 1)).toThrow(new RangeError('Rng.nextInt: bound 4294967297 must be an integer in [1, 2^32]'));
+    expect(() => r.nextInt(0)).toThrow(new RangeError('Rng.nextInt: bound 0 must be an integer in [1, 2^32]'));
+    class Largest extends Rng {
+      override nextUint32(): number {
+        return 0xffffffff;
+      }
+    }
+    expect(new Largest(1).nextFloat()).toBe(4294967295 / 4294967296);
+    expect(new Largest(1).nextFloat()).toBeLessThan(1);
+  });
+
+  it('gaussian: N(0, std²), its two Box–Muller halves independent of each other', () => {
+    const n = 100000;
+    const std = 0.05;
+    const g = gaussian(n, 1, std);
+    let sum = 0;
+    let squares = 0;
+    for (const v of g) {
+      sum += v;
+      squares += v * v;
+    }
+    expect(Math.abs(sum / n)).toBeLessThan(0.01 * std);
+    expect(Math.abs(Math.sqrt(squares / n) / std - 1)).toBeLessThan(0.02);
+    // The cosine (even) and sine (odd) halves of each pair: uncorrelated.
+    let cross = 0;
+    for (let i = 0; i < n; i += 2) cross += g[i] * g[i + 1];
+    expect(Math.abs(cross / (n / 2) / (std * std))).toBeLessThan(0.02);
+  });
 });
 
 describe('validation split', () => {
@@ -58,6 +100,59 @@ describe('validation split', () => {
     for (let i = 0; i < 10; i++) expect(validation!.labels[i]).toBe(v[i] % 10);
     expect(t).toEqual([...t].sort((a, b) => a - b));
     expect(train.name).toBe('synthetic[train 40]');
+  });
+
+  it('a random split compacted in place: every training image is its example\'s, beside its label', () => {
+    const whole = new Float32Array(new SharedArrayBuffer(ds.images.byteLength));
+    whole.set(ds.images);
+    const { train, validation } = assembleSplits([{ ...ds, images: whole }], { count: 10, from: 'random' }, 1, 'synthetic', { inPlace: true });
+    expect(train.images.buffer).toBe(whole.buffer);
+    const copied = assembleSplits([ds], { count: 10, from: 'random' }, 1, 'synthetic');
+    expect(examples(validation!)).toEqual(examples(copied.validation!));
+    // Example 4 is held out (the golden split below): slot 4 takes example 5, a move of one slot.
+    expect(train.images).toEqual(copied.train.images);
+    const per = ds.height * ds.width * ds.channels;
+    for (let i = 0; i < train.count; i++) {
+      const g = examples(train)[i];
+      expect(train.images.subarray(i * per, (i + 1) * per)).toEqual(ds.images.subarray(g * per, (g + 1) * per));
+      expect(train.labels[i]).toBe(g % 10);
+    }
+  });
+
+  it('draws the split it drew before (golden values: a resumed run validates on the same images)', () => {
+    expect(examples(assembleSplits([ds], { count: 10, from: 'random' }, 1, 'synthetic').validation!)).toEqual([4, 12, 14, 15, 24, 29, 32, 38, 39, 43]);
+    // Per class, each class by its own stream.
+    const tenClasses = { ...ds, classNames: Array.from({ length: 10 }, (_, k) => `${k}`) };
+    expect(examples(assembleSplits([tenClasses], { perClass: [2] }, 1, 'synthetic').validation!)).toEqual([7, 8, 10, 11, 12, 13, 14, 15, 18, 19, 21, 22, 26, 30, 35, 37, 43, 44, 46, 49]);
+  });
+
+  it('parts without a plan are joined, not the first alone; a limit of exactly the first part is that part, uncopied; the sets name every part\'s sources', () => {
+    const a = { ...takeExamples(ds, Array.from({ length: 30 }, (_, i) => i)), name: 'a', sources: ['a.bin'] };
+    const b = { ...takeExamples(ds, Array.from({ length: 20 }, (_, i) => 30 + i)), name: 'b', sources: ['b.bin'] };
+    const joined = assembleSplits([a, b], null, 1, 'a+b').train;
+    expect(joined.count).toBe(a.count + b.count);
+    expect(examples(joined)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const limited = limitParts([a, b], a.count);
+    expect(limited).toHaveLength(1);
+    expect(limited[0]).toBe(a);
+    const split = assembleSplits([a, b], { count: 5, from: 'end' }, 1, 'a+b');
+    expect(split.train.sources).toEqual(['a.bin', 'b.bin']);
+    expect(split.validation!.sources).toEqual(['a.bin', 'b.bin']);
+    // Parts in one buffer but not one after the other (a gap between them) are no one array: copied, not compacted.
+    const per = ds.height * ds.width * ds.channels;
+    const spaced = new Float32Array(new SharedArrayBuffer((ds.images.length + per) * 4));
+    spaced.set(a.images);
+    spaced.set(b.images, a.images.length + per);
+    const views = [{ ...a, images: spaced.subarray(0, a.images.length) }, { ...b, images: spaced.subarray(a.images.length + per) }];
+    const apart = assembleSplits(views, { count: 5, from: 'random' }, 1, 'a+b', { inPlace: true });
+    expect(apart.train.images.buffer).not.toBe(spaced.buffer);
+    expect(apart.train.images).toEqual(assembleSplits([a, b], { count: 5, from: 'random' }, 1, 'a+b').train.images);
+  });
+
+  it('a class one image short of its per-class quota is refused', () => {
+    const tenClasses = { ...ds, name: 'svhn/train', classNames: Array.from({ length: 10 }, (_, k) => `${k}`) }; // 5 images of each class
+    expect(() => assembleSplits([tenClasses], { perClass: [6] }, 1, 'svhn')).toThrow(new RangeError('svhn/train: the validation set takes 6 images of class 0 (0) from it, but it has 5'));
+    expect(assembleSplits([tenClasses], { perClass: [4] }, 1, 'svhn').validation!.count).toBe(40);
   });
 
   it("'end' holds out the last N examples, across parts too, in order; the rest train in order, compacted in place", () => {
@@ -147,6 +242,7 @@ describe('validation split', () => {
     expect(() => assembleSplits([ds], { count: 50, from: 'random' }, 1, 'synthetic')).toThrow(/validation size 50 must be an integer in 0\.\.49 \(synthetic has 50 examples\)/);
     expect(() => assembleSplits([ds], { count: 2.5, from: 'random' }, 1, 'synthetic')).toThrow(/must be an integer/);
     expect(() => assembleSplits([ds, synthetic(3, 4, 4, 3)], null, 1, 'mixed')).toThrow(/mixed: synthetic has images 4×4×3, synthetic has 4×5×3/);
+    expect(() => assembleSplits([ds, synthetic(3, 4, 5, 1)], null, 1, 'mixed')).toThrow(new RangeError('mixed: synthetic has images 4×5×1, synthetic has 4×5×3'));
     expect(() => assembleSplits([], { count: 1, from: 'random' }, 1, 'svhn/train')).toThrow(new RangeError('svhn/train: no training data'));
     expect(() => assembleSplits([ds, ds], { perClass: [4] }, 1, 'two')).toThrow(new RangeError('two: a per-class validation quota for each of 2 parts is needed, got 1'));
     const withCoarse = { ...ds, coarseLabels: Int32Array.from({ length: 50 }, (_, i) => 100 + i) };
@@ -158,6 +254,9 @@ describe('validation split', () => {
     expect(() => takeExamples(ds, [1.5])).toThrow(/index 1\.5 outside/);
     const { validation } = assembleSplits([withCoarse], { count: 5, from: 'random' }, 1, 'c');
     expect(Array.from(validation!.coarseLabels!)).toEqual(examples(validation!).map((g) => 100 + g));
+    // Coarse labels only where every part has them.
+    const mixed = assembleSplits([withCoarse, synthetic(5)], { count: 5, from: 'end' }, 1, 'c');
+    expect([mixed.train.coarseLabels, mixed.validation!.coarseLabels]).toEqual([undefined, undefined]);
   });
 });
 

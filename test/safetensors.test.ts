@@ -71,6 +71,14 @@ describe('safetensors round trip', () => {
     expect(bytes.readInt32LE(8 + n + step)).toBe(-123456);
   });
 
+  it('the bytes written do not depend on the order of the tensor map\'s keys (tensors of one width go by name)', () => {
+    const a = { dtype: 'U8' as const, shape: [1], data: Uint8Array.of(1) };
+    const b = { dtype: 'U8' as const, shape: [1], data: Uint8Array.of(2) };
+    const ab = Buffer.concat(encodeSafetensors({ a, b }));
+    expect(Buffer.concat(encodeSafetensors({ b, a }))).toEqual(ab);
+    expect(Array.from(ab.subarray(-2))).toEqual([1, 2]);
+  });
+
   it('overwriting replaces the file atomically', () => {
     const path = join(tmp, 'ckpt.safetensors');
     writeSafetensors(path, { x: { dtype: 'F32', shape: [1], data: Float32Array.of(1) } });
@@ -85,6 +93,8 @@ describe('safetensors round trip', () => {
 
   it('refuses to write inconsistent tensors', () => {
     expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).toThrow(/shape \[3\] \(3 elements\) but 2 values/);
+    expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [2], data: new Float32Array(3) } })).toThrow(new TypeError('safetensors: tensor "a" has shape [2] (2 elements) but 3 values'));
+    expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [1.5, 2], data: new Float32Array(3) } })).toThrow(new TypeError('safetensors: tensor "a" has a bad shape [1.5, 2]'));
     expect(() => encodeSafetensors({ a: { dtype: 'F64', shape: [2], data: new Float32Array(2) } })).toThrow(/says dtype F64 but its data is a Float32Array/);
     expect(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } })).toThrow(/reserved/);
   });
@@ -195,6 +205,16 @@ describe('safetensors validation on read', () => {
     expect(() => readSafetensors(p)).toThrow(`${p}: header length ${n} runs past the end of the file (${n - 2} bytes, so at most ${n - 10}): truncated or not a safetensors file`);
     const png = path('image.png', Buffer.from('\x89PNG\r\n\x1a\n0000000000000000', 'latin1'));
     expect(() => readSafetensors(png)).toThrow(/header length \d+ runs past the end of the file/);
+    // Cut within the header's last 8 bytes (as long as the header, counting the length prefix).
+    for (const short of [1, 8]) {
+      const q = path(`cut-header-${short}.safetensors`, good.subarray(0, 8 + n - short));
+      expect(() => readSafetensors(q)).toThrow(new SafetensorsError(q, `header length ${n} runs past the end of the file (${n + 8 - short} bytes, so at most ${n - short}): truncated or not a safetensors file`));
+    }
+    // A length no header has is refused by the header reader before it allocates it.
+    const huge = Buffer.alloc(64);
+    huge.writeBigUInt64LE(2n ** 40n);
+    const h = path('huge-header.safetensors', huge);
+    expect(() => readSafetensorsMetadata(h)).toThrow(new SafetensorsError(h, 'header length 1099511627776 exceeds the 100000000-byte limit: not a safetensors file'));
   });
 
   it('truncated data section → offsets out of range, naming the tensor', () => {
@@ -209,6 +229,10 @@ describe('safetensors validation on read', () => {
     );
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [4, 8] } }, data.subarray(0, 8)), 'hole.st')).toThrow('hole.st: bytes 0..4 of the data section belong to no tensor (hole before "a")');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] } }, data.subarray(0, 6)), 'tail.st')).toThrow('tail.st: data section is 6 bytes but the tensors cover 4: 2 trailing bytes');
+    // An empty tensor may begin where another begins, listed before it or after.
+    const sameStart = decodeSafetensors(rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, e: { dtype: 'F32', shape: [0], data_offsets: [0, 0] } }, data.subarray(0, 4)), 'empty.st');
+    expect(Object.keys(sameStart.tensors)).toEqual(['w', 'e']);
+    expect(sameStart.tensors.e).toEqual({ dtype: 'F32', shape: [0], data: new Float32Array(0) });
   });
 
   it('malformed headers: bad JSON, unsupported dtype, size mismatch, bad offsets, non-string metadata', () => {
@@ -224,6 +248,10 @@ describe('safetensors validation on read', () => {
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2] } }, d8), 'nooffsets.st')).toThrow('nooffsets.st: tensor "a": has no data_offsets');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0] } }, d8), 'offs.st')).toThrow('offs.st: tensor "a": bad data_offsets [0]');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, d8), 'shape.st')).toThrow('shape.st: tensor "a": bad shape [-2]');
+    // Two negative dimensions multiply to a positive count.
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [-1, -1], data_offsets: [0, 4] } }, d8.subarray(0, 4)), 'neg.st')).toThrow(new SafetensorsError('neg.st', 'tensor "a": bad shape [-1,-1]'));
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4, 8] } }, d8.subarray(0, 4)), 'offs3.st')).toThrow(new SafetensorsError('offs3.st', 'tensor "a": bad data_offsets [0,4,8]'));
+    expect(() => decodeSafetensors(rawFile({ __metadata__: ['x'] }), 'meta-array.st')).toThrow(new SafetensorsError('meta-array.st', '__metadata__ is not an object'));
     expect(() => decodeSafetensors(rawFile({ __metadata__: { epoch: 3 } }), 'meta.st')).toThrow('meta.st: __metadata__["epoch"] is number, expected a string');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 8] } }, d8), 'proto.st')).toThrow('proto.st: tensor "a": unsupported dtype "toString" (supported: F32, F64, I32, U8)');
   });

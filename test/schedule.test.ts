@@ -38,6 +38,9 @@ describe('learningRate', () => {
   it('plateau: lr × gamma per drop', () => {
     const plateau = { ...base, schedule: 'plateau' as const };
     expect([0, 1, 2].map((d) => learningRate(plateau, 55, 10, d))).toEqual([0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1]);
+    // --lr-drops beyond the paper's 2: every drop counts.
+    expect(learningRate(plateau, 55, 10, 3)).toBe(0.1 * 0.1 ** 3);
+    expect(learningRate({ ...plateau, gamma: 0.5 }, 55, 10, 4)).toBe(0.1 / 16);
   });
 });
 
@@ -91,7 +94,8 @@ describe('the plateau schedule', () => {
     expect(parsePlateauState(JSON.stringify(finished), 'f')).toEqual(finished);
     expect(parsePlateauState(JSON.stringify(newPlateauState()), 'f')).toEqual(newPlateauState());
     expect(() => parsePlateauState('{"on":"train","drops":-1,"best":null,"sinceBest":0,"finished":false}', 'f.safetensors')).toThrow('f.safetensors: its plateau schedule state is malformed');
-    for (const bad of ['nonsense', 'null', '{"on":"train","drops":0,"best":null,"sinceBest":0}', '{"on":"test","drops":0,"best":null,"sinceBest":0,"finished":false}', '{"on":"val","drops":0,"best":null,"sinceBest":-1,"finished":false}']) {
+    // (finished must be a boolean, not truthy; best 1e999 is valid JSON, read as Infinity.)
+    for (const bad of ['nonsense', 'null', '{"on":"train","drops":0,"best":null,"sinceBest":0}', '{"on":"test","drops":0,"best":null,"sinceBest":0,"finished":false}', '{"on":"val","drops":0,"best":null,"sinceBest":-1,"finished":false}', '{"on":"train","drops":0,"best":null,"sinceBest":0,"finished":1}', '{"on":"train","drops":0,"best":1e999,"sinceBest":0,"finished":false}']) {
       expect(() => parsePlateauState(bad, 'f'), bad).toThrow(/malformed/);
     }
   });

@@ -1,7 +1,7 @@
 // Text in terminal columns (nin/text.ts) and the confusion matrix that uses it: class names of
 // image folders in any script line up.
 import { describe, expect, it } from 'vitest';
-import { clipToWidth, displayWidth, padEndTo, padStartTo } from '../nin/text.ts';
+import { clipToWidth, counted, displayWidth, imageRate, listSome, padEndTo, padStartTo, tableLines } from '../nin/text.ts';
 import { fmtTime, formatConfusion } from '../nin/train.ts';
 
 describe('terminal columns', () => {
@@ -37,6 +37,31 @@ describe('terminal columns', () => {
     expect(padStartTo('猫', 4)).toBe('  猫');
     expect(padEndTo('猫', 4)).toBe('猫  ');
     expect(padEndTo('toolong', 3)).toBe('toolong');
+  });
+});
+
+describe('tables, lists and counts in words', () => {
+  it('a table: names padded on the right, numbers on the left, a rule as wide as each column, a header wider than its cells setting the width, no trailing spaces', () => {
+    expect(tableLines(['class', 'images'], [['cat', '7'], ['elephant', '1234']])).toEqual([
+      'class     images',
+      '--------  ------',
+      'cat            7',
+      'elephant    1234',
+    ]);
+    // Every column padded on the right: the last cells' padding is trimmed.
+    expect(tableLines(['name', 'note'], [['a', 'x'], ['bb', '']], 2)).toEqual(['name  note', '----  ----', 'a     x', 'bb']);
+  });
+
+  it('lists five items whole, and the first five of more with how many more', () => {
+    expect(listSome(['a', 'b', 'c', 'd', 'e'])).toBe('a, b, c, d, e');
+    expect(listSome(['a', 'b', 'c', 'd', 'e', 'f', 'g'])).toBe('a, b, c, d, e and 2 more');
+    expect(listSome(['a', 'b', 'c'], 2)).toBe('a, b and 1 more');
+    expect(listSome([])).toBe('');
+  });
+
+  it('counts with their nouns, plural but for one; img/s to a tenth, two significant digits below 0.95', () => {
+    expect([0, 1, 2].map((n) => counted(n, 'image'))).toEqual(['0 images', '1 image', '2 images']);
+    expect([0, 0.033, 0.9, 0.94, 0.949, 0.95, 0.96, 0.999, 1, 12.345].map(imageRate)).toEqual(['0.0', '0.033', '0.90', '0.94', '0.95', '0.95', '0.96', '1.0', '1.0', '12.3']);
   });
 });
 
