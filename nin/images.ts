@@ -121,13 +121,19 @@ const KNOWN_CRITICAL_CHUNKS = new Set(['IHDR', 'PLTE', 'IDAT', 'IEND']);
  * inflates to exactly the scanlines the header declares (a cut-off IDAT would otherwise decode as
  * black rows). Returns the file's length up to the end of IEND: bytes after it are ignored, as
  * other PNG readers do. */
+/** Refuses a picture of more than MAX_IMAGE_PIXELS, from its header: before its pixels are made,
+ * and when a folder is sized up (a streamed run met it only at its batch, on the GPU). */
+function checkPixelCount(path: string, kind: 'PNG' | 'JPEG', width: number, height: number): void {
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageLoadError(path, `${kind} is ${width}×${height} (${width * height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
+  }
+}
+
 function checkPngStructure(bytes: Buffer, path: string, width: number, height: number): number {
   const fail = (message: string): never => {
     throw new ImageLoadError(path, `corrupt PNG: ${message}`);
   };
-  if (width * height > MAX_IMAGE_PIXELS) {
-    throw new ImageLoadError(path, `PNG is ${width}×${height} (${width * height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
-  }
+  checkPixelCount(path, 'PNG', width, height);
   if (bytes.length < 33) fail(`the file ends inside the IHDR chunk (${bytes.length} bytes, the signature and IHDR take 33)`);
   if (bytes.readUInt32BE(8) !== 13) fail(`IHDR holds ${bytes.readUInt32BE(8)} bytes, expected 13`);
   const depth = bytes[24];
@@ -266,11 +272,13 @@ export function readImageHeader(path: string): { width: number; height: number; 
   if (!isJpeg(head)) {
     if (head.length < 8 || !head.subarray(0, 8).equals(PNG_SIGNATURE)) throw notAnImage(path, head.subarray(0, 8));
     const { width, height, colorType } = pngHeader(path, head);
+    checkPixelCount(path, 'PNG', width, height);
     if (!readEnd(path, 12).equals(PNG_END) && !pngReachesIend(path)) throw new ImageLoadError(path, 'corrupt PNG: no IEND chunk: the file is cut short');
     return { width, height, grey: colorType === 0 || colorType === 4 };
   }
   try {
     const frame = jpegFrameOf(path, head, 4096);
+    checkPixelCount(path, 'JPEG', frame.width, frame.height);
     const tail = readEnd(path, 2);
     if (!(tail[0] === 0xff && tail[1] === 0xd9) && !jpegHasEnd(path, frame.scanAt)) throw noEndOfImage();
     return { ...viewedSize(frame), grey: frame.components === 1 };

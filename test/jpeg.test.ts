@@ -373,10 +373,11 @@ describe('JPEG errors name the file and what is wrong', () => {
       const path = write(name, bytes);
       expect(() => readImage(path), name).toThrow(new ImageLoadError(path, message.startsWith('not a PNG') ? message + ` ("${describeAscii(bytes.subarray(0, 8))}")` : message));
     }
-    // The header alone already says so for what the frame header shows, and for a file cut short
-    // (its last bytes), but not for size or damage inside the scan.
+    // The header alone already says so for what the frame header shows (its size too: a streamed
+    // folder met a huge picture only at its batch, on the GPU), and for a file cut short (its last
+    // bytes), but not for damage inside the scan.
     expect(() => readImageHeader(join(tmp, 'cmyk.jpg'))).toThrow(new ImageLoadError(join(tmp, 'cmyk.jpg'), 'a CMYK (or YCCK) JPEG, 4 components: only grey and colour (RGB) JPEGs are read; convert it to RGB'));
-    expect(readImageHeader(join(tmp, 'huge.jpg'))).toEqual({ width: 8193, height: 8192, grey: false });
+    expect(() => readImageHeader(join(tmp, 'huge.jpg'))).toThrow(new ImageLoadError(join(tmp, 'huge.jpg'), 'JPEG is 8193×8192 (67117056 pixels), more than the 33554432 this reader accepts; resize it first'));
     for (const cut of ['cut-in-scan.jpg', 'cut-after-thumbnail.jpg']) {
       expect(() => readImageHeader(join(tmp, cut))).toThrow(new ImageLoadError(join(tmp, cut), 'corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short'));
     }

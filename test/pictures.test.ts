@@ -280,6 +280,8 @@ describe('readPng: what the header declares is checked before decoding', () => {
   it('a tiny file that declares a huge image is refused without allocating it', () => {
     const huge = file('huge.png', handMadePng({ width: 1, height: 2 ** 31 - 1, scanlines: greyRows(1, 1) }));
     expect(() => readPng(huge)).toThrow(`${huge}: PNG is 1×2147483647 (2147483647 pixels), more than the 33554432 this reader accepts; resize it first`);
+    // Its header alone says so, when a folder is sized up.
+    expect(() => readImageHeader(huge)).toThrow(`${huge}: PNG is 1×2147483647 (2147483647 pixels), more than the 33554432 this reader accepts; resize it first`);
   });
 
   it('image data cut short, too long or missing, a header cut short, and a depth the colour type does not allow → errors naming the file', () => {
