@@ -114,13 +114,6 @@ function crc32(bytes: Uint8Array): number {
 /** The critical chunks (upper-case first letter) a PNG reader knows; any other one cannot be skipped. */
 const KNOWN_CRITICAL_CHUNKS = new Set(['IHDR', 'PLTE', 'IDAT', 'IEND']);
 
-/** What pngjs does not check, or checks only by allocating what the header claims, or fails on
- * with a message that hides the cause (its sync reader reports "unrecognised content at end of
- * stream" for any parse error): the chunk layout and CRCs, the header's size, depth, colour type
- * and methods, unknown critical chunks, tRNS against the palette, and that the image data
- * inflates to exactly the scanlines the header declares (a cut-off IDAT would otherwise decode as
- * black rows). Returns the file's length up to the end of IEND: bytes after it are ignored, as
- * other PNG readers do. */
 /** Refuses a picture of more than MAX_IMAGE_PIXELS, from its header: before its pixels are made,
  * and when a folder is sized up (a streamed run met it only at its batch, on the GPU). */
 function checkPixelCount(path: string, kind: 'PNG' | 'JPEG', width: number, height: number): void {
@@ -129,6 +122,13 @@ function checkPixelCount(path: string, kind: 'PNG' | 'JPEG', width: number, heig
   }
 }
 
+/** What pngjs does not check, or checks only by allocating what the header claims, or fails on
+ * with a message that hides the cause (its sync reader reports "unrecognised content at end of
+ * stream" for any parse error): the chunk layout and CRCs, the header's size, depth, colour type
+ * and methods, unknown critical chunks, tRNS against the palette, and that the image data
+ * inflates to exactly the scanlines the header declares (a cut-off IDAT would otherwise decode as
+ * black rows). Returns the file's length up to the end of IEND: bytes after it are ignored, as
+ * other PNG readers do. */
 function checkPngStructure(bytes: Buffer, path: string, width: number, height: number): number {
   const fail = (message: string): never => {
     throw new ImageLoadError(path, `corrupt PNG: ${message}`);
