@@ -387,10 +387,10 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     // Node's words for an unknown flag suggest passing it as a positional argument ("-- "--epochs"").
-    const unknown = args.slice(0, args.includes('--') ? args.indexOf('--') : args.length).map((a) => /^--?([^=]+)/.exec(a)?.[1]).find((name) => name !== undefined && !(name in options!));
+    const unknown = (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '(-[^']*)'/.exec((e as Error).message)?.[1] : undefined;
     if (unknown === undefined) throw new UsageError((e as Error).message);
-    const ofTrain = options !== TRAIN_FLAGS && unknown in TRAIN_FLAGS! ? ` (an option of nin train: this command does not take it)` : '';
-    throw new UsageError(`unknown option '${unknown.length > 1 ? '--' : '-'}${unknown}'${ofTrain}`);
+    const ofTrain = options !== TRAIN_FLAGS && unknown.replace(/^--?/, '') in TRAIN_FLAGS! ? ' (an option of nin train: this command does not take it)' : '';
+    throw new UsageError(`unknown option '${unknown}'${ofTrain}`);
   }
   // `--data-dir=` (say, from an unset shell variable) would otherwise read as "not given" and fall
   // back to the defaults without a word.

@@ -28,6 +28,8 @@ describe('nin CLI', () => {
     [['train', '--bogus'], /unknown option '--bogus'\n/],
     // Another command's flag: node's message suggested passing it as a positional argument.
     [['eval', 'x.safetensors', '--epochs', '3'], /unknown option '--epochs' \(an option of nin train: this command does not take it\)/],
+    // A value that starts with a dash keeps node's advice (--lr=-5), not "unknown option '-5'".
+    [['train', '--lr', '-5'], /Option '--lr' argument is ambiguous/],
     [['train', '--dataset', 'imagenet'], /--dataset must be one of mnist, cifar10, cifar100, svhn, folder, got 'imagenet'/],
     [['train', '--dataset', 'cifar10', '--model', 'mnist-small'], /model 'mnist-small' takes 28×28×1 images but cifar10 images are 32×32×3/],
     [['train', '--dataset', 'cifar100', '--model', 'cifar10'], /model 'cifar10' has 10 classes but cifar100 has 100/],
