@@ -10,7 +10,7 @@ import { channelsNote, folderChanged, folderClassLists, folderImageShape, folder
 import { savedOptions, startingWeights, type Checkpoint } from './checkpoint.ts';
 import { batchwise, PREPROCESS_KINDS, type PreprocessKind } from './preprocessing.ts';
 import { defaultValidationFrom, drawnBySeed, VALIDATION_FROM, validationFromOf, validationPlan, validationSize } from './data/split.ts';
-import { readSafetensorsMetadata } from './safetensors.ts';
+import { firstDuplicateKey, readSafetensorsMetadata } from './safetensors.ts';
 import { shuffleChangedWithinEpoch, checkpointHeaderFields, isOwnRunDirectory, notACheckpoint, nothingToTrain, resumeClashes, runDirectoryInUse, runDirectoryProblem, reservedRunFileName, runFileKind, runFilesIn, stoppedBeforeFirstSave, unusedRunDirectory, type ResumeSource } from './run-directory.ts';
 import { AtomicFile, danglingLink, makeDirectory, writeFileAtomic } from './data/io.ts';
 import { DATASETS as DATASET_SPECS, splitCount } from './data/registry.ts';
@@ -111,12 +111,16 @@ function datasetOfShape(c: ModelConfig): (typeof DATASETS)[number] | undefined {
 /** Reads and checks a model config file (--config); any problem is a usage error naming the file. */
 function readConfigFile(path: string): ModelConfig {
   if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`--config: no file at '${path}'`);
+  // (an editor's byte-order mark, which JSON.parse names as an invisible unexpected token, is skipped)
+  const text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new UsageError(`--config: ${path} is not valid JSON (${(e as Error).message})`);
   }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) throw new UsageError(`--config: ${path} has the key ${duplicate} twice in one object: which one counts would be a guess; give it once`);
   let config: ModelConfig;
   try {
     config = parseModelConfig(json, path);

@@ -347,9 +347,25 @@ const CONFIG_FIELDS = ['name', 'input', 'classes', 'layers', 'head', 'init', 'in
  * checked, and an error names the file and the field. `head`, `init` and `initStd` may be left out
  * (GAP, He, 0.05); then plan() checks that the layers fit together.
  */
+/** The most layers a config may have: the paper's nets have 9 or fewer; one of 1000 crashed Dawn. */
+export const MAX_LAYERS = 256;
+
+/** A config's value as an error shows it: JSON, at most 60 characters ("1e400" parses to
+ * Infinity, which JSON shows as null; a value nested 100,000 deep overflows the stack). */
+function shownValue(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) return `${v} (a number past float64's range)`;
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    return 'a value nested too deeply to show';
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
 export function parseModelConfig(value: unknown, source: string): ModelConfig {
   const fail = (field: string, want: string, got: unknown): never => {
-    throw new RangeError(`${source}: ${field} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
+    throw new RangeError(`${source}: ${field} must be ${want}, ${got === undefined ? 'and is missing' : `got ${shownValue(got)}`}`);
   };
   const object = (v: unknown, field: string, allowed: string[]): Record<string, unknown> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(field, 'an object', v);
@@ -365,9 +381,12 @@ export function parseModelConfig(value: unknown, source: string): ModelConfig {
   const name = typeof c.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.name) ? c.name : fail('name', 'a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories)', c.name);
   const input = object(c.input, 'input', ['height', 'width', 'channels']);
   if (!Array.isArray(c.layers) || c.layers.length === 0) fail('layers', 'a non-empty array', c.layers);
+  // (a net of 1000 1×1 layers passed every check and crashed Dawn on lavapipe, allocating bind groups)
+  if ((c.layers as unknown[]).length > MAX_LAYERS) throw new RangeError(`${source}: layers must be at most ${MAX_LAYERS}, got ${(c.layers as unknown[]).length}`);
   const layers = (c.layers as unknown[]).map((v, i): LayerSpec => {
     const at = `layers[${i}]`;
-    const type = oneOf((v as { type?: unknown } | null)?.type, `${at}.type`, ['mlpconv', 'maxpool', 'avgpool', 'dropout'] as const);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'an object, { "type": … }', v);
+    const type = oneOf((v as { type?: unknown }).type, `${at}.type`, ['mlpconv', 'maxpool', 'avgpool', 'dropout'] as const);
     if (type === 'mlpconv') {
       const l = object(v, at, ['type', 'kernel', 'channels', 'linearOut', 'stride', 'padding']);
       const kernel = int(l.kernel, `${at}.kernel`, 1, 63);

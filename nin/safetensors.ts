@@ -136,8 +136,8 @@ function parseHeader(json: Buffer, source: string): Record<string, unknown> {
 
 /** The first key that appears twice in one object of `json` (already known to be valid JSON), as
  * its path (`["w"]["dtype"]`), or undefined. JSON.parse keeps the last silently, so two entries
- * for one tensor, or a dtype given twice, would read as whichever came last. */
-function firstDuplicateKey(json: string): string | undefined {
+ * for one tensor, or a dtype given twice, would read as whichever came last (--config files too). */
+export function firstDuplicateKey(json: string): string | undefined {
   const open: { keys: Set<string> | null; path: string }[] = []; // enclosing objects (arrays: keys null)
   let keyPath = ''; // the path of the value that follows the last key read
   let expectKey = false;

@@ -647,7 +647,15 @@ describe("networks of one's own (--config)", () => {
   it.each([
     [{ ...tiny, layer: [] }, "tiny.json: the config has unknown field 'layer' (known: name, input, classes, layers, head, init, initStd)"],
     [{ ...tiny, name: '../up' }, 'tiny.json: name must be a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories), got "../up"'],
-    [{ ...tiny, input: { height: 28, width: 28 } }, 'tiny.json: input.channels must be an integer in [1, 65536], got undefined'],
+    [{ ...tiny, input: { height: 28, width: 28 } }, 'tiny.json: input.channels must be an integer in [1, 65536], and is missing'],
+    // Values shown as written, or said to be what they are: 1e400 parses to Infinity (JSON shows null), a layer not an object
+    // (it said "layers[1].type … got undefined"), a value too deep for JSON.stringify (it lost the file's name), a long one cut.
+    [{ ...tiny, classes: Infinity }, "tiny.json: classes must be an integer in [2, 65536], got Infinity (a number past float64's range)"],
+    [{ ...tiny, layers: [tiny.layers[0], 'mlpconv', tiny.layers[3]] }, 'tiny.json: layers[1] must be an object, { "type": … }, got "mlpconv"'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: Array.from({ length: 100_000 }).reduce((inner) => [inner], []) }, tiny.layers[3]] }, 'tiny.json: layers[0].channels must be three widths, [K×K conv, 1×1, 1×1], got a value nested too deeply to show'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], channels: Array.from({ length: 40 }, (_, k) => k) }, tiny.layers[3]] }, 'tiny.json: layers[0].channels must be three widths, [K×K conv, 1×1, 1×1], got [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,…'],
+    // A net of 1000 layers passed every check and crashed Dawn on lavapipe.
+    [{ ...tiny, layers: [...Array.from({ length: 256 }, () => ({ type: 'dropout', p: 0.1 })), tiny.layers[3]] }, 'tiny.json: layers must be at most 256, got 257'],
     [{ ...tiny, classes: 1 }, 'tiny.json: classes must be an integer in [2, 65536], got 1'],
     [{ ...tiny, layers: [] }, 'tiny.json: layers must be a non-empty array, got []'],
     [{ ...tiny, layers: [{ type: 'conv', kernel: 3 }] }, 'tiny.json: layers[0].type must be one of mlpconv, maxpool, avgpool, dropout, got "conv"'],
@@ -700,7 +708,11 @@ describe("networks of one's own (--config)", () => {
       [['--config', file('broken.json', '{"name": ')], /--config: .*broken.json is not valid JSON/],
       [['--config', file('builtin.json', { ...tiny, name: 'mnist-small' })], /names its network 'mnist-small', a built-in model's name: give it another/],
       [['--config', file('odd.json', { ...tiny, layers: [{ ...tiny.layers[0], kernel: 2 }, tiny.layers[3]] })], /--config: .*odd.json: layers\[0\].kernel must be odd/],
+      // A key given twice: JSON.parse kept the last without a word.
+      [['--config', file('twice.json', JSON.stringify(tiny).replace('"kernel":5,', '"kernel":5,"kernel":3,'))], /--config: .*twice.json has the key \["layers"\]\[…\]\["kernel"\] twice in one object: which one counts would be a guess; give it once$/],
     ];
+    // An editor's byte-order mark is skipped (JSON.parse named it as an invisible unexpected token).
+    expect(parseTrainArgs(['--config', file('bom.json', '\uFEFF' + JSON.stringify(tiny)), '--out', join(dir, 'run')]).options.config).toEqual(parseModelConfig(tiny, 'tiny.json'));
     for (const [args, message] of refused) expect(() => parseTrainArgs(args), args.join(' ')).toThrow(message);
     const r = await nin('train', '--config', join(dir, 'odd.json'));
     expect(r.code).toBe(2);
