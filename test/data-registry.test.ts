@@ -288,8 +288,11 @@ describe('downloads through an injected fetch', () => {
     const spec = (name: string, member: string, data: Buffer): DataFileSpec => ({ name, bytes: data.length, records: 1, md5: md5(data), source: { url, md5: md5(archive), member, savedAs: name } });
     const specs = [spec('a.bin', 'top/a.bin', a), spec('b.bin', `${longDir}/b.bin`, b), spec('c.bin', `${longDir}/c.bin`, c)];
     const requested: string[] = [];
-    const written = await downloadFiles(specs, join(root, 'x'), { fetch: serve({ [url]: archive }, requested), log: () => {} });
+    const said: string[] = [];
+    const written = await downloadFiles(specs, join(root, 'x'), { fetch: serve({ [url]: archive }, requested), log: (m) => said.push(m) });
     expect(requested).toEqual([url]); // one download for all three members
+    // Where it goes, and that the directory is new (a mistyped NIN_DATA downloaded without a word of where).
+    expect(said.slice(0, 2)).toEqual([`note: ${join(root, 'x')} did not exist: made it to download into (a new directory: is the data directory's name right?)`, `downloading ${url} into ${join(root, 'x')} …`]);
     expect(written.map((p) => p.slice(root.length + 3)).sort()).toEqual(['a.bin', 'b.bin', 'c.bin']);
     expect(readFileSync(join(root, 'x', 'a.bin'))).toEqual(a);
     expect(readFileSync(join(root, 'x', 'b.bin'))).toEqual(b);

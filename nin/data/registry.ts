@@ -318,6 +318,8 @@ export async function downloadFiles(files: readonly DataFileSpec[], targetDir: s
   if (!fetchFn) throw new Error('no fetch() available in this runtime');
   const log = opts.log ?? ((m: string) => console.log(m));
   const created = makeDirectory(targetDir); // the topmost directory it made, if any
+  // (a mistyped NIN_DATA started a download somewhere new without a word of where)
+  if (created !== undefined) log(`note: ${created} did not exist: made it to download into (a new directory: is the data directory's name right?)`);
   try {
     return await downloadInto(files, targetDir, fetchFn, log, opts);
   } catch (e) {
@@ -347,7 +349,7 @@ async function downloadInto(files: readonly DataFileSpec[], targetDir: string, f
     const { md5, member } = group[0].source;
     const tmp = tempPathFor(join(targetDir, url.split('/').pop() || 'download'));
     try {
-      log(`downloading ${url} …`);
+      log(`downloading ${url} into ${targetDir} …`);
       await fetchToFile(fetchFn, url, tmp, md5, opts.responseTimeoutMs ?? 30_000);
       if (member === undefined) {
         const dest = join(targetDir, group[0].source.savedAs);
