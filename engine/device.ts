@@ -138,12 +138,29 @@ const LAVAPIPE_INSTALL_HELP = [
   "(Debian 12's own Mesa 22.3 gives Dawn no adapter.) Or install your GPU's Vulkan driver.",
 ].join('\n');
 
+/**
+ * The NIN_* settings read without a device, checked: a bad value throws GpuError naming it. The CLI
+ * calls this before it reads any data (a usage error, exit 2); acquire() before it makes a device.
+ */
+export function checkSettings() {
+  const settings = {
+    style: parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const),
+    poll: parseChoice('NIN_POLL', ['spin', 'sleep'] as const),
+    limits: parseChoice('NIN_LIMITS', ['adapter', 'webgpu-defaults'] as const),
+  };
+  invocationOrderSetting(); // applied when kernels compile
+  dawnFlags(process.env.NIN_DAWN_FLAGS);
+  const matrix = process.env.NIN_MATRIX;
+  if (matrix && matrix !== 'off' && !MATRIX_MODE_SYNTAX.test(matrix)) throw new GpuError(`NIN_MATRIX=${matrix}: expected off, f32, f16, f32-emulated or f16-emulated`);
+  const tile = process.env.NIN_MATRIX_TILE;
+  // (the device-free part of kernels/gemm-matrix.ts parseMatrixTile: a tile that fits is checked on the device)
+  if (tile && !/^0*[1-9]\d*x0*[1-9]\d*x0*[1-9]\d*$/.test(tile)) throw new GpuError(`NIN_MATRIX_TILE='${tile}': expected FMxFNxBK, e.g. 2x4x32 (fragments along M and N, k-depth)`);
+  return settings;
+}
+
 async function acquire(gen: number): Promise<Gpu> {
   // Bad settings fail before any device exists.
-  const styleEnv = parseChoice('NIN_KERNELS', ['tiled', 'simd'] as const);
-  const pollEnv = parseChoice('NIN_POLL', ['spin', 'sleep'] as const);
-  const limitsEnv = parseChoice('NIN_LIMITS', ['adapter', 'webgpu-defaults'] as const);
-  invocationOrderSetting(); // applied when kernels compile, but a bad value fails here, with the others
+  const { style: styleEnv, poll: pollEnv, limits: limitsEnv } = checkSettings();
   Object.assign(globalThis, globals);
   const backend = process.env.NIN_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : undefined);
   const flags: string[] = [];

@@ -153,6 +153,11 @@ function parseTable(file: string, fromEnv = false): TuningTable {
   return t;
 }
 
+/** NIN_TUNED's table read and checked without a device (the CLI does so before reading any data). */
+export function checkTunedSetting(): void {
+  if (process.env.NIN_TUNED) parseTable(process.env.NIN_TUNED, true);
+}
+
 /** The table in force for the current adapter (loaded once per adapter; `reload` reads it again). */
 export function tuningTable(opts: { reload?: boolean } = {}): TuningTable | null {
   if (forced.table !== undefined) return forced.table;

@@ -4,7 +4,8 @@ import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync
 import os from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { closeGpu, getGpu, GpuOutOfMemory } from '../engine/device.ts';
+import { checkSettings, closeGpu, getGpu, GpuOutOfMemory } from '../engine/device.ts';
+import { checkTunedSetting } from '../kernels/tuning.ts';
 import { batchTooLarge, builtInModel, classMapsOf, describeConfig, fitToData, largestBatch, HEADS, INITS, modelConfig, MODELS, parameterSpecs, parseModelConfig, plan, type ModelConfig } from './model.ts';
 import { channelsNote, folderChanged, folderClassLists, folderImageShape, folderListDigest, folderValChanged, imagesInDirectory, scanImageFolder, scanLabelledFolder, scanRunFolder } from './data/folder.ts';
 import { savedOptions, startingWeights, type Checkpoint } from './checkpoint.ts';
@@ -1289,6 +1290,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    // The NIN_* settings of the commands that use the GPU: a bad one is a usage error before any
+    // data is read (it was found once the device was made, after loading the test set, as a GpuError).
+    if (cmd === 'train' || cmd === 'eval' || cmd === 'predict' || cmd === 'visualize' || cmd === 'lr-find') {
+      try {
+        checkSettings();
+        checkTunedSetting();
+      } catch (e) {
+        throw new UsageError((e as Error).message, false);
+      }
+    }
     switch (cmd) {
       case 'train': return await runTrain(rest);
       case 'eval': await runEval(rest); break;

@@ -127,7 +127,7 @@ describe('nin CLI', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'run');
     const env = { ...process.env, NIN_MATRIX: 'f32-emulated', NIN_MATRIX_TILE: '3x2' };
     const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', 'train', '--model', 'mnist-small', '--train-limit', '64', '--test-limit', '16', '--batch', '16', '--epochs', '1', '--out', out], { timeout: 120_000, env });
-    expect(r.status, r.stderr).toBe(1);
+    expect(r.status, r.stderr).toBe(2); // a usage error, before the data is read (a well-formed tile the device cannot run is found on it)
     expect(r.stderr).toContain("NIN_MATRIX_TILE='3x2': expected FMxFNxBK");
     expect(existsSync(out)).toBe(false);
   });
@@ -157,6 +157,23 @@ describe('nin CLI', () => {
       expect(r.stderr).toContain(message);
       expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     }
+  });
+
+  it('a bad NIN_* setting is a usage error of the commands that use the GPU, before any file is read (it was a GpuError, exit 1, once the test set was loaded)', async () => {
+    const run = (env: Record<string, string>, ...args: string[]) => runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: { ...NO_GPU, ...env } });
+    const cases: [Record<string, string>, string][] = [
+      [{ NIN_KERNELS: 'bogus' }, "NIN_KERNELS='bogus': expected 'tiled' or 'simd'"],
+      [{ NIN_MATRIX: 'f64' }, 'NIN_MATRIX=f64: expected off, f32, f16, f32-emulated or f16-emulated'],
+      [{ NIN_MATRIX_TILE: '2x0x32' }, "NIN_MATRIX_TILE='2x0x32': expected FMxFNxBK, e.g. 2x4x32 (fragments along M and N, k-depth)"],
+      [{ NIN_TUNED: 'no/such/table.json' }, "tuning table no/such/table.json (NIN_TUNED): ENOENT: no such file or directory, open 'no/such/table.json'"],
+    ];
+    for (const [env, message] of cases) {
+      const r = await run(env, 'eval', 'no/such/checkpoint.safetensors');
+      expect([r.status, r.stderr], JSON.stringify(env)).toEqual([2, `nin: ${message}\n`]);
+    }
+    expect((await run({ NIN_KERNELS: 'bogus' }, 'predict', 'no/such.safetensors', 'x.png')).status).toBe(2);
+    // A command without the GPU does not read them.
+    expect((await run({ NIN_KERNELS: 'bogus' }, 'compare', 'no/such/run')).stderr).not.toContain('NIN_KERNELS');
   });
 
   it('nin predict: an image that is not there, or a directory without images, is a usage error naming it, before the checkpoint is read (exit 2, no GPU work)', async () => {
