@@ -6,13 +6,13 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BLACK, Canvas, drawPlot, GLYPH_HEIGHT, stepLossWindow, textWidth, trainingCurveSeries, type Series } from './plot.ts';
-import { checkpointMetadata, currentHistory, epochsMissing, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, type EpochRecord, type RunProvenance } from './run-directory.ts';
+import { checkpointMetadata, currentHistory, epochsMissing, historyOfCheckpoint, logOfCheckpoint, parseMetricsLog, runIdsOfLog, runLog, unreadableLines, type EpochRecord, type RunProvenance } from './run-directory.ts';
 import { describeSchedule } from './schedule.ts';
 import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
-import { counted, imageRate, tableLines } from './text.ts';
+import { counted, imageRate, listSome, tableLines } from './text.ts';
 import { fmtBytes } from '../engine/runtime.ts';
 
 /** One run as the comparison reads it. */
@@ -40,6 +40,8 @@ export interface RunSummary {
   epochsPlanned: number | null;
   /** The run's schedule: the plateau schedule's `epochs` is a cap, and it may have ended the run. */
   plateau: { finished: boolean } | null;
+  /** The epoch its checkpoint was saved after, where it has one. */
+  checkpointEpoch?: number;
 }
 
 /** The settings compared, in the table's order: [column, how to read it from the checkpoint header]. */
@@ -177,7 +179,8 @@ function summarise(dir: string, labelPath: string, records: object[], checkpoint
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
     if (options.schedule === 'plateau') plateau = { finished: parseObject(header.plateau).finished === true };
   }
-  return { dir, labelPath, label: basename(labelPath), settings, network, records, epochs, epochsPlanned, plateau, folderDir, folderList };
+  const checkpointEpoch = /^\d+$/.test(checkpoint?.epoch ?? '') ? Number(checkpoint!.epoch) : undefined;
+  return { dir, labelPath, label: basename(labelPath), settings, network, records, epochs, epochsPlanned, plateau, folderDir, folderList, ...(checkpointEpoch !== undefined ? { checkpointEpoch } : {}) };
 }
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
@@ -381,6 +384,7 @@ export function comparisonTable(runs: RunSummary[]): string {
     const history = historyNote(r, runs);
     if (history) out.push(`note: ${history}`);
   }
+  for (const r of runs) for (const line of logNotes(r)) out.push(`note: ${line}`);
   // A run that stopped learning (a NaN loss, dead class maps), as its log says: its row is where it stopped.
   for (const r of runs) {
     const stopped = stoppedAt(r);
@@ -581,6 +585,25 @@ function withoutFlagSettings(network: string): string {
 /** A run's history where its settings above do not hold for all of it: forked from another run
  * (its first epochs, and their curves, are that run's), or resumed with other settings. Null
  * where neither (or in logs from before resumes recorded their changes: forks only). */
+/**
+ * What is amiss in a run's log, which a crash, an edit or a sync tool can leave (a helper's damaged
+ * logs gave `2/1` epochs, or the last of two epoch-1 records, without a word): lines of its own
+ * metrics.jsonl that hold no record, and epochs that do not follow one another in its history.
+ */
+function logNotes(r: RunSummary): string[] {
+  const notes: string[] = [];
+  const own = join(r.dir, 'metrics.jsonl');
+  const bad = existsSync(own) ? unreadableLines(readFileSync(own, 'utf8')) : [];
+  if (bad.length) notes.push(`${r.label}'s log ${own} has ${counted(bad.length, 'line')} that hold${bad.length === 1 ? 's' : ''} no record (${listSome(bad.map(String))}): skipped`);
+  const malformed = r.records.filter((rec) => (rec as { kind?: unknown }).kind === 'epoch' && typeof (rec as { epoch?: unknown }).epoch !== 'number').length;
+  if (malformed) notes.push(`${r.label}'s log has ${counted(malformed, 'epoch record')} without an epoch number: skipped`);
+  const numbers = r.epochs.map((e) => e.epoch);
+  if (numbers.some((e, i) => i > 0 && e !== numbers[i - 1] + 1)) notes.push(`${r.label}'s log has its epochs out of order or twice (${listSome(numbers.map(String), 10)}): its row reads them as they stand`);
+  const logged = numbers.length ? Math.max(...numbers) : 0;
+  if (r.checkpointEpoch !== undefined && r.checkpointEpoch > logged) notes.push(`${r.label}'s checkpoint was saved after epoch ${r.checkpointEpoch}, and its log records ${logged ? `epochs up to ${logged}` : 'none'}: the log lacks the rest (cut short, or edited)`);
+  return notes;
+}
+
 function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
   const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');

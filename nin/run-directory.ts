@@ -460,6 +460,24 @@ export interface StoppedRecord {
 
 export type MetricRecord = StepRecord | EpochRecord | StartRecord | ResumeRecord | StoppedRecord;
 
+/** The lines (numbered from 1) of a log's text that hold no record and that parseMetricsLog skips,
+ * but for a last line without its newline: a crash mid-write cuts that one, and nothing else. */
+export function unreadableLines(text: string): number[] {
+  const lines = text.split('\n');
+  const bad: number[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '' || (i === lines.length - 1 && !text.endsWith('\n'))) return;
+    let r: unknown;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      r = null;
+    }
+    if (typeof r !== 'object' || r === null) bad.push(i + 1);
+  });
+  return bad;
+}
+
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */
 export function parseMetricsLog(text: string): object[] {
   const records: object[] = [];

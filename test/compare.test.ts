@@ -477,6 +477,27 @@ describe('nin compare', () => {
     expect(comparisonTable(readRuns([gappy])).split('\n')[2].split(/\s{2,}/).at(-1)).toBe('1m00s');
   });
 
+  it("says what is amiss in a run's log, which a crash, an edit or a sync tool can leave: lines that hold no record, epochs out of order or twice, epoch records without a number, a checkpoint past the log's epochs", () => {
+    const start = { kind: 'start', run: 'R', time: '' };
+    const ok = runDir('log-notes/ok', [start, ...epochs(0, 2, () => ({ testError: 0.3 }))]);
+    expect(comparisonTable(readRuns([ok]))).not.toContain('note:');
+    const [one, two, three] = epochs(0, 3, () => ({ testError: 0.3 })).filter((r) => (r as { kind: string }).kind === 'epoch');
+    const reordered = runDir('log-notes/reordered', [start, three, one, two]);
+    expect(comparisonTable(readRuns([reordered]))).toContain("note: reordered's log has its epochs out of order or twice (3, 1, 2): its row reads them as they stand");
+    const twice = runDir('log-notes/twice', [start, one, { ...one, testError: 0.01 }, two]);
+    expect(comparisonTable(readRuns([twice]))).toContain("note: twice's log has its epochs out of order or twice (1, 1, 2): its row reads them as they stand");
+    // A line in the middle that holds no record is said; a last line without its newline (cut by a crash mid-write) is not.
+    const garbled = runDir('log-notes/garbled', [start, one, two]);
+    const text = readFileSync(join(garbled, 'metrics.jsonl'), 'utf8').split('\n');
+    writeFileSync(join(garbled, 'metrics.jsonl'), [text[0], 'not json', '7', text[1], text[2], '{"kind":"ep'].join('\n'));
+    expect(comparisonTable(readRuns([garbled]))).toContain(`note: garbled's log ${join(garbled, 'metrics.jsonl')} has 2 lines that hold no record (2, 3): skipped`);
+    const unnumbered = runDir('log-notes/unnumbered', [start, one, { ...two, epoch: '2' }]);
+    const table = comparisonTable(readRuns([unnumbered]));
+    expect(table).toContain("note: unnumbered's log has 1 epoch record without an epoch number: skipped");
+    // runDir's checkpoint is saved after epoch 2; this log records epoch 1 only.
+    expect(table).toContain("note: unnumbered's checkpoint was saved after epoch 2, and its log records epochs up to 1: the log lacks the rest (cut short, or edited)");
+  });
+
   it('an adapter name longer than 32 characters is cut to 32, the last an ellipsis', () => {
     const long = 'NVIDIA H100 80GB HBM3 (Vulkan backend, driver 550.54.15)';
     const onLong = runDir('adapters/long', epochs(0, 1, () => ({ testError: 0.1 })), {}, MODELS['cifar10-small'], { adapter: long });
