@@ -335,6 +335,75 @@ describe('downloads through an injected fetch', () => {
   });
 });
 
+describe('tar reader: member kinds, names and sizes', () => {
+  /** Rewrites a header's checksum after a field was changed. */
+  const resum = (h: Buffer): Buffer => {
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += h[i];
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    return h;
+  };
+
+  it('only regular files are read: a directory or symbolic link of a wanted name is not (it would replace the file with 0 bytes)', async () => {
+    const t = tar([{ name: 'top/', type: '5' }, { name: 'top/a.bin', data: Buffer.from('real') }, { name: 'top/a.bin', type: '2' }]);
+    const found = await readTarMembers([t], () => true, 'kinds.tar');
+    expect([...found.keys()]).toEqual(['top/a.bin']);
+    expect(found.get('top/a.bin')!.toString()).toBe('real');
+  });
+
+  it('a type byte of NUL (pre-POSIX tar) is a regular file', async () => {
+    const found = await readTarMembers([tar([{ name: 'old.bin', data: Buffer.from('v7'), type: '\0' }])], () => true, 'v7.tar');
+    expect(found.get('old.bin')!.toString()).toBe('v7');
+  });
+
+  it('a GNU long name names the next member only', async () => {
+    const long = `cifar-10-batches-bin/${'x'.repeat(100)}.bin`;
+    const found = await readTarMembers([tar([{ name: long, data: Buffer.from('one'), longName: true }, { name: 'b.bin', data: Buffer.from('two') }])], () => true, 'long.tar');
+    expect([...found].map(([k, v]) => [k, v.toString()])).toEqual([[long, 'one'], ['b.bin', 'two']]);
+  });
+
+  it("GNU base-256 sizes (members of 8 GiB and more) are read as such", async () => {
+    const data = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 251));
+    const h = tarHeader('big.bin', 0);
+    h.fill(0, 124, 136);
+    h[124] = 0x80;
+    h.writeUInt16BE(300, 134);
+    const t = Buffer.concat([resum(h), padBlock(data), Buffer.alloc(1024)]);
+    expect((await readTarMembers([t], () => true, 'b256.tar')).get('big.bin')).toEqual(data);
+  });
+
+  it('a size field of octal digits followed by junk is refused, not read as its digits', async () => {
+    const t = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
+    t.write('0000000012z\0', 124, 'latin1');
+    resum(t);
+    await expect(readTarMembers([t], () => true, 'size.tar')).rejects.toThrow('size.tar: corrupt tar header at offset 0: size field "0000000012z\\u0000" is not an octal number');
+  });
+
+  it('a stream cut within a header (between members) is truncated too', async () => {
+    const t = tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }, { name: 'b.bin', data: Buffer.alloc(10, 4) }]);
+    await expect(readTarMembers([t.subarray(0, 1124)], () => true, 'cut.tar')).rejects.toThrow('cut.tar: truncated tar archive: stream ended at offset 1124, 100 bytes of an incomplete header');
+  });
+
+  it('a source that reuses its chunk buffer leaves each member its own bytes, whatever the chunk size (a header across two chunks read the second twice)', async () => {
+    const a = Buffer.alloc(1000, 7);
+    const t = tar([{ name: 'a.bin', data: a }, { name: 'b.bin', data: Buffer.from([1, 2, 3]) }]);
+    function* reused(size: number): Generator<Uint8Array> {
+      const chunk = new Uint8Array(size);
+      for (let at = 0; at < t.length; at += size) {
+        const part = t.subarray(at, at + size);
+        chunk.set(part);
+        yield chunk.subarray(0, part.length);
+      }
+    }
+    for (const size of [100, 300, 512, 700]) {
+      const found = await readTarMembers(reused(size), () => true, 'reused.tar');
+      expect(found.get('a.bin'), `${size}-byte chunks`).toEqual(a);
+      expect(found.get('b.bin'), `${size}-byte chunks`).toEqual(Buffer.from([1, 2, 3]));
+    }
+  });
+});
+
 describe('CIFAR files cut at a record boundary', () => {
   /** `records` all-zero records (label 0, black pixels), gzipped: small on disk however many. */
   const zeroRecords = (records: number, recordBytes: number): Buffer => gzipSync(Buffer.alloc(records * recordBytes));

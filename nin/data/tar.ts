@@ -47,6 +47,9 @@ class TarParser {
     this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.pendingBytes += chunk.byteLength;
     this.drain();
+    // What is left (part of a header or padding, under a block) is copied: the source may reuse the
+    // chunk's buffer for the next one (a header across two chunks then read the second's bytes twice).
+    if (this.pendingBytes) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
   }
 
   finish(): Map<string, Buffer> {
