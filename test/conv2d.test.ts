@@ -101,6 +101,10 @@ describe('conv2d', () => {
     expect(() => conv2d(x, even, b)).toThrow('conv2d: weight has shape [2, 2, 3, 4]; an even kernel has no "same" padding: give padding');
     const big = Tensor.fromArray(new Float32Array(7 * 7 * 3 * 4), [7, 7, 3, 4]);
     expect(() => conv2d(x, big, b, { padding: 0 })).toThrow('conv2d: a 7×7 kernel with padding 0 does not fit the 5×5 input (height×width)');
+    // One larger than the input: an output of 0 × 0 pixels, refused as well.
+    const six = Tensor.fromArray(new Float32Array(6 * 6 * 3 * 4), [6, 6, 3, 4]);
+    expect(() => conv2d(x, six, b, { padding: 0 })).toThrow('conv2d: a 6×6 kernel with padding 0 does not fit the 5×5 input (height×width)');
+    six.dispose();
     expect(conv2d(x, even, b, { padding: 0, stride: 2 }).shape).toEqual([2, 2, 2, 4]);
     for (const t of [x, w, even, b, big]) t.dispose();
   });

@@ -214,6 +214,7 @@ describe('symmetricEigen (Householder + implicit QL)', () => {
   it('rejects non-square input and non-finite entries', () => {
     expect(() => symmetricEigen(new Float64Array(5), 2)).toThrow(/expected an 2×2 matrix \(4 values\), got 5/);
     expect(() => symmetricEigen(Float64Array.of(1, NaN, NaN, 1), 2)).toThrow(/entry \(0, 1\) is NaN/);
+    expect(() => symmetricEigen(Float64Array.of(1, 0, 0, -Infinity), 2)).toThrow('symmetricEigen: entry (1, 1) is -Infinity');
   });
 
   it('decomposes a 256×256 matrix to rounding level (A = VᵀΛV, orthonormal V), timed', () => {
@@ -243,6 +244,13 @@ describe('GramAccumulator', () => {
     const ref = new Float64Array(dim * dim);
     for (let s = 0; s < count; s++) for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) ref[i * dim + j] += (x[s * dim + i] - offset[i]) * (x[s * dim + j] - offset[j]);
     expect(maxAbsDiff(g.result(), ref)).toBeLessThan(1e-11);
+  });
+
+  it('refuses rows it was not given and a partial result of another layout', () => {
+    const g = new GramAccumulator(5); // padded to 8
+    expect(() => g.add(new Float32Array(14), 3)).toThrow('GramAccumulator.add: 3 rows of 5 need 15 values, got 14');
+    expect(() => g.addPartial(new Float64Array(25), 1)).toThrow('GramAccumulator.addPartial: 25 values, expected 64');
+    expect(g.count).toBe(0);
   });
 });
 
@@ -363,6 +371,23 @@ describe('ZCA whitening', () => {
     expect(small.tensors['pre.whitening'].dtype).toBe('F32');
     const restored32 = statsFromTensors(small.tensors, small.metadata, 'pre.') as ZcaStats;
     expect(applyZca(restored32, x)).toEqual(applyZca(zca, x));
+    // A damaged header: a count that is not plain digits, a whitening matrix of the wrong size.
+    for (const count of ['0x10', '1e3', '2.5', ' 7']) {
+      expect(() => statsFromTensors(tensors, { ...metadata, 'pre.count': count }, 'pre.')).toThrow(`preprocessing statistics: metadata "pre.count" (the images they were fitted on) must be a whole number ≥ 1, found ${JSON.stringify(count)}`);
+    }
+    const cut = { ...tensors, 'pre.whitening': { dtype: 'F64' as const, shape: [dim * dim - 1], data: zca.whitening.slice(1) } };
+    expect(() => statsFromTensors(cut, metadata, 'pre.')).toThrow(`preprocessing statistics: whitening has ${dim * dim - 1} values, expected ${dim}²`);
+  });
+
+  it("stored ZCA statistics for more features than the model's input are refused, as for fewer", () => {
+    const pre = new Preprocessor('gcn-zca', fitZca(x, dim));
+    expect(() => pre.checkInput({ height: 1, width: 2, channels: 3 })).toThrow("preprocessing statistics: ZCA over 12 features, the model's 1×2×3 input has 6");
+    expect(() => pre.checkInput({ height: 2, width: 4, channels: 3 })).toThrow("preprocessing statistics: ZCA over 12 features, the model's 2×4×3 input has 24");
+    expect(() => pre.checkInput({ height: 2, width: 2, channels: 3 })).not.toThrow();
+  });
+
+  it('a negative ε is refused', () => {
+    expect(() => fitZca(x, dim, { epsilon: -0.1 })).toThrow('fitZca: epsilon -0.1 must be ≥ 0');
   });
 });
 
@@ -719,6 +744,15 @@ describe('preprocessing edge cases', () => {
   it('a channel of one constant value is centred, not divided by its zero spread', () => {
     const x = Float32Array.of(1, 5, 1, 7); // channel 0: 1, 1; channel 1: 5, 7
     expect(Array.from(standardizeChannels(x, computeChannelStats(x, 2), new Float32Array(4)))).toEqual([0, -1, 0, 1]);
+    // A later picture whose constant channel differs keeps the difference (the channel is not zeroed).
+    expect(Array.from(standardizeChannels(Float32Array.of(3, 6), computeChannelStats(x, 2), new Float32Array(2)))).toEqual([2, 0]);
+    expect(() => computeChannelStats(new Float32Array(7), 3)).toThrow('computeChannelStats: 7 values is not a multiple of 3 channels');
+  });
+
+  it("GCN replaces only a spread below minDivisor by 1 (pylearn2's <): one equal to it still divides", () => {
+    // [0, 2] centred is [−1, 1], L2 norm √2 at scale 1.
+    const out = globalContrastNormalize(Float32Array.of(0, 2), 2, { scale: 1, minDivisor: Math.SQRT2 }, new Float32Array(2));
+    expect(Array.from(out)).toEqual([Math.fround(-1 / Math.SQRT2), Math.fround(1 / Math.SQRT2)]);
   });
 
   it("'none' maps pixels 0..255 to 0..1 and nothing else", () => {

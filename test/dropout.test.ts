@@ -72,6 +72,16 @@ describe('dropout', () => {
     });
   }
 
+  it('an element whose hash equals the threshold floor(p · 2³²) is kept (the keep test is ≥, not >)', async () => {
+    // p chosen so that the threshold is exactly element 5's hash: only that element tells ≥ from >.
+    const seed = 99;
+    const h5 = pcgHashRef(pcgHashRef((5 + pcgHashRef(seed)) >>> 0));
+    const p = h5 / 2 ** 32;
+    const m = await gpuMask(16, p, seed);
+    expect(m[5]).toBe(1);
+    expect(mismatches(m, dropoutMaskRef(16, p, seed))).toBe(0);
+  });
+
   it('a new seed or p reuses the same pipeline (both travel in the uniform buffer)', async () => {
     await gpuMask(1000, 0.5, 1);
     const before = runtimeStats().pipelines;

@@ -6,7 +6,7 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { runtimeStats } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { add, dot, mean, mul, relu, reshape, scale, sub, sum } from '../kernels/elementwise.ts';
+import { add, dot, f32, fill, mean, mul, relu, reshape, scale, sub, sum } from '../kernels/elementwise.ts';
 import { expectClose, randomArray } from './helpers.ts';
 import { dotRef, numericalGrad, refTensor, reluRef } from './reference.ts';
 
@@ -83,6 +83,24 @@ describe('arithmetic ops', () => {
     backward(mse);
     expectClose('d/da', await a.grad!.toArray(), numericalGrad(lossRef, aRef), 1e-6);
     expectClose('d/db', await b.grad!.toArray(), numericalGrad(lossRef, bRef), 1e-6);
+  });
+
+  it('reshape to another number of elements is refused, fewer as well as more', () => {
+    const x = Tensor.fromArray(randomArray(6, 13), [2, 3]);
+    expect(() => reshape(x, [5])).toThrow(new RangeError('reshape: [2, 3] has 6 elements, [5] needs 5'));
+    expect(() => reshape(x, [7])).toThrow(new RangeError('reshape: [2, 3] has 6 elements, [7] needs 7'));
+    x.dispose();
+  });
+
+  it('numbers JavaScript writes with an exponent (1e-7, 1e+21) become WGSL literals as they are (fill)', async () => {
+    // (a ".0" appended to them, "1e-7.0", would not compile)
+    expect([1e-7, 1e21, 2.5e-8, 3, 0.5].map(f32)).toEqual(['1e-7', '1e+21', '2.5e-8', '3.0', '0.5']);
+    const t = Tensor.empty([5]);
+    for (const v of [1e-7, 1e21]) {
+      fill(t, v);
+      expect(Array.from(await t.toArray())).toEqual(Array(5).fill(Math.fround(v)));
+    }
+    t.dispose();
   });
 
   it('scale takes its factor as a uniform: another factor compiles no other pipeline; a factor that is not finite is refused', async () => {

@@ -176,6 +176,13 @@ describe('buffer pool and scopes', () => {
     const loss2 = dot(y2, Tensor.fromArray([1, 1, 1], [3]));
     addInPlace(y2, Tensor.fromArray([1, 1, 1], [3]));
     expect(() => backward(loss2)).toThrow(new RegExp(`^backward: (its output of 'relu' \\(tensor #${y2.id}\\)|input 0 of 'dot' \\(tensor #${loss2.id}\\)), tensor #${y2.id} \\(relu, \\[3\\]\\), was written in place`));
+    // Written before its consumer ran (so dot recorded the new version): only relu's own record
+    // tells, and its backward would take the mask from the changed output.
+    const y4 = relu(x);
+    addInPlace(y4, Tensor.fromArray([3, 3, 3], [3]));
+    const loss4 = dot(y4, Tensor.fromArray([1, 1, 1], [3]));
+    expect(() => backward(loss4)).toThrow(new RegExp(`^backward: its output of 'relu' \\(tensor #${y4.id}\\), tensor #${y4.id} \\(relu, \\[3\\]\\), was written in place`));
+    expect(x.grad).toBeNull();
     // Forward again after the write: the backward runs.
     const loss3 = dot(relu(x), Tensor.fromArray([1, 1, 1], [3]));
     backward(loss3);

@@ -228,6 +228,30 @@ describe("the one-scan fast path (nin/jpeg-baseline.ts) gives jpeg-js's planes b
     }
     expect(same).toBeGreaterThan(150); // (a check of something: many damaged files still decode)
   });
+
+  // Headers the fast path does not take (the top of nin/jpeg-baseline.ts), each one edit from a
+  // file it takes: left to jpeg-js (null), not decoded as the 8-bit, one-scan sequential file it is not.
+  it('leaves to jpeg-js a precision other than 8 bits, a scan other than the whole sequential band, and tables after the scan', () => {
+    const bytes = readFileSync(fixture('rgb420-q90-baseline.jpg'));
+    expect(decodeBaselineJpeg(bytes)).not.toBeNull();
+    const segment = (marker: number): number => {
+      for (let at = 2; at + 4 <= bytes.length; at += 2 + bytes.readUInt16BE(at + 2)) if (bytes.readUInt16BE(at) === marker) return at;
+      throw new Error(`no marker ${marker.toString(16)}`);
+    };
+    const [sof, sos, dqt] = [segment(0xffc0), segment(0xffda), segment(0xffdb)];
+    const edited = (edit: (b: Buffer) => void): Buffer => {
+      const b = Buffer.from(bytes);
+      edit(b);
+      return b;
+    };
+    expect(decodeBaselineJpeg(edited((b) => (b[sof + 4] = 12)))).toBeNull(); // 12-bit samples
+    const spectral = sos + 5 + 2 * bytes[sos + 4]; // Ss, Se, Ah/Al
+    expect(decodeBaselineJpeg(edited((b) => (b[spectral + 1] = 62)))).toBeNull(); // Se 62: coefficients 0…62 only
+    // A quantisation table after the scan: jpeg-js dequantises with the tables as they stand at the end.
+    const dqtSegment = bytes.subarray(dqt, dqt + 2 + bytes.readUInt16BE(dqt + 2));
+    expect(bytes.readUInt16BE(bytes.length - 2)).toBe(0xffd9);
+    expect(decodeBaselineJpeg(Buffer.concat([bytes.subarray(0, bytes.length - 2), dqtSegment, bytes.subarray(bytes.length - 2)]))).toBeNull();
+  });
 });
 
 describe('EXIF orientation: a JPEG is read upright, as viewers show it', () => {

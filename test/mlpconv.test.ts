@@ -188,6 +188,10 @@ describe('mlpconv (fused)', () => {
     await expectGradients({ w3: t.w3 }, () => dotRef(f(), r), 21);
     expect(whole).toBeGreaterThan(upper);
     expect(upper).toBeGreaterThan(last);
+    // The middle layer frozen: the gradient still flows through it to the first layer's weights.
+    await backwardDispatches([gpu.w1, gpu.b1, gpu.w3, gpu.b3]);
+    expect([gpu.w2.grad, gpu.b2.grad]).toEqual([null, null]);
+    await expectGradients({ w1: t.w1, b1: t.b1, w3: t.w3, b3: t.b3 }, () => dotRef(f(), r), 23);
     for (const p of all) p.requiresGrad = true;
   });
 
@@ -219,6 +223,10 @@ describe('mlpconv (fused)', () => {
     expect(() => mlpconv(x.gpu, gpu, { padding: (g.K - 1) / 2 + 0.5 * (g.K % 2) })).toThrow(/^mlpconv: padding [\d.]+ must be an integer ≥ 0$/);
     expect(() => mlpconv(x.gpu, gpu, { stride: 0, padding: g.padding })).toThrow(/^mlpconv: stride 0 must be an integer ≥ 1$/);
     expect(() => mlpconv(x.gpu, gpu, { padding: 0, stride: 20 })).not.toThrow();
+    // Linear class maps on the unfused chain too: no ReLU on its last convolution.
+    const linear = await mlpconv(x.gpu, gpu, { stride: g.stride, padding: g.padding, relu3: false }).toArray();
+    expect(linear.some((v) => v < 0), 'some outputs negative').toBe(true);
+    expectClose('linear forward', linear, mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref, false, g).data, 1e-5);
   });
 
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.

@@ -101,6 +101,8 @@ describe('pool2d', () => {
       expect(() => maxPool2d(Tensor.empty([4, 4, 3]))).toThrow(/maxPool2d: input has shape \[4, 4, 3\], expected rank 4/);
       expect(() => avgPool2d(Tensor.empty([1, 4, 4, 3]), { k: 0 })).toThrow(/avgPool2d: window k = 0 and stride s = 2 must be positive integers/);
       expect(() => maxPool2d(Tensor.empty([1, 5, 5, 3]), { k: 1, s: 3 })).toThrow(/maxPool2d: input has shape \[1, 5, 5, 3\]; window k = 1 with stride s = 3 leaves the last window outside/);
+      // The last window starting exactly at the image's edge (4 = (OH − 1)·s, OH = ceil(2/4) + 1) is empty too.
+      expect(() => maxPool2d(Tensor.empty([1, 4, 4, 1]), { k: 2, s: 4 })).toThrow('maxPool2d: input has shape [1, 4, 4, 1]; window k = 2 with stride s = 4 leaves the last window outside the image');
     });
   });
 

@@ -2,6 +2,7 @@
 // mean and dot(): against the float64 reference on shapes that reach each of its paths.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
+import { runtimeStats } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { reduceRows } from '../kernels/reduce.ts';
 import { expectClose, randomArray, withDeviceLimit } from './helpers.ts';
@@ -43,6 +44,18 @@ describe('reduceRows', () => {
     });
   });
 
+  it('rows past 1,024 take the split path (a pass over z-splits, then one over their sums), 1,024 rows one pass', async () => {
+    // The cases above past 1,024 rows test the two-pass path only while they reach it.
+    const dispatches = async (R: number) => {
+      const before = runtimeStats().dispatches;
+      await expectRowSums(2, R, 3, -0.25, 90);
+      return runtimeStats().dispatches - before;
+    };
+    const one = await dispatches(1024);
+    expect(await dispatches(1025)).toBe(one + 1);
+    expect(await dispatches(2500)).toBe(one + 1);
+  });
+
   it('a grid past the per-dimension limit folds into 2-D (batch 9 × 2 channel tiles = 18 workgroups at a limit of 5)', async () => {
     await withDeviceLimit('maxComputeWorkgroupsPerDimension', 5, () => expectRowSums(9, 4, 37, 1, 80));
   });
@@ -50,6 +63,8 @@ describe('reduceRows', () => {
   it('a view larger than its input is refused, naming the kernel', () => {
     const x = Tensor.fromArray(new Float32Array(10), [10]);
     expect(() => reduceRows(x, { name: 'reduce_test', batch: 1, rows: 3, channels: 4 })).toThrow('reduceRows (reduce_test): [1, 3, 4] exceeds the input\'s 10 elements');
+    // One element past the end is as much out of bounds as two.
+    expect(() => reduceRows(x, { name: 'reduce_test', batch: 1, rows: 1, channels: 11 })).toThrow('reduceRows (reduce_test): [1, 1, 11] exceeds the input\'s 10 elements');
     x.dispose();
   });
 });

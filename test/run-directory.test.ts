@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryInUse, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryInUse, snapshotName, snapshotsIn, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
@@ -298,6 +298,14 @@ describe('the run directory', () => {
     expect(runLog(inPlace)).toEqual([...parentLog, ...forkLog]);
   });
 
+  it('--keep-every snapshots: epoch-NNN.safetensors, three digits at least; only names of exactly that form are listed', () => {
+    expect([7, 12, 345, 1234].map((e) => snapshotName('/r', e))).toEqual(['/r/epoch-007.safetensors', '/r/epoch-012.safetensors', '/r/epoch-345.safetensors', '/r/epoch-1234.safetensors']);
+    const dir = mkdtempSync(join(tmpdir(), 'nin-snapshots-'));
+    for (const name of ['epoch-010.safetensors', 'epoch-002.safetensors', 'epoch-1000.safetensors', 'epoch-02.safetensors', 'epoch-002.safetensors.bak', 'epoch-004.step12.superseded.safetensors', 'xepoch-003.safetensors']) writeFileSync(join(dir, name), '');
+    expect(snapshotsIn(dir)).toEqual(['epoch-002.safetensors', 'epoch-010.safetensors', 'epoch-1000.safetensors'].map((n) => join(dir, n)));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('--overwrite moves the old run\'s files aside, numbered on; nothing is deleted', () => {
     const dir = join(root, 'aside');
     mkdirSync(dir);
@@ -500,6 +508,21 @@ describe('the run directory lock', () => {
     const minutesAgo = new Date(Date.now() - 120_000);
     utimesSync(lockOf(half), minutesAgo, minutesAgo);
     lockRunDirectory(half).release();
+  });
+
+  it("a lock of a process this user may not signal (kill(pid, 0) fails with EPERM: another user's run) is held, not stale", () => {
+    const dir = fresh('other-user');
+    const pid = spawnSync(process.execPath, ['-e', '']).pid!; // (no such process: only the mocked EPERM says it runs)
+    holder(dir, { pid, host: hostname(), since: 'this morning' });
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => {
+      throw Object.assign(new Error('kill EPERM'), { code: 'EPERM' });
+    });
+    try {
+      expect(() => lockRunDirectory(dir)).toThrow(`${dir} is in use: process ${pid} has been training there since this morning; wait for it, or choose another --out (if process ${pid} is not a nin run, delete ${lockOf(dir)})`);
+    } finally {
+      kill.mockRestore();
+    }
+    expect(JSON.parse(readFileSync(lockOf(dir), 'utf8'))).toEqual({ pid, host: hostname(), since: 'this morning' });
   });
 
   it('a lock whose process was killed but not yet collected by its parent (a zombie) is stale', async () => {

@@ -58,6 +58,12 @@ describe('softmaxCrossEntropy', () => {
     const loss = softmaxCrossEntropy(z.gpu, Tensor.fromArray([3, 10, -1], [3], 'i32'));
     expect(Number.isNaN(await loss.item())).toBe(true);
     backward(loss);
+    // Label C alone (one past the last class; it would read the next row's first logit) makes the loss NaN too.
+    const labelC = Tensor.fromArray([3, 10, 4], [3], 'i32');
+    const lossC = noGrad(() => softmaxCrossEntropy(z.gpu, labelC));
+    expect(await lossC.item()).toBeNaN();
+    lossC.dispose();
+    labelC.dispose();
     const g = await z.gpu.grad!.toArray();
     // Row 0 (label 3) is the finite gradient of its own loss term; rows 1 and 2 are NaN (they were
     // finite, as if no class were the true one).
@@ -79,6 +85,7 @@ describe('softmaxCrossEntropy', () => {
       expect(() => softmaxCrossEntropy(z, labelTensor([1, 2], 10))).toThrow(/softmaxCrossEntropy: labels has shape \[2\], expected \[3\]/);
       expect(() => softmaxCrossEntropy(z, Tensor.fromArray([1, 2, 3], [3]))).toThrow(/softmaxCrossEntropy: labels must be an i32 tensor/);
       expect(() => softmaxCrossEntropy(z, labelTensor([1, 2, 3], 100))).toThrow(/softmaxCrossEntropy: labels were checked against 100 classes but logits have shape \[3, 10\]/);
+      expect(() => softmaxCrossEntropy(z, labelTensor([1, 2, 3], 11))).toThrow('softmaxCrossEntropy: labels were checked against 11 classes but logits have shape [3, 10]');
       expect(() => softmaxCrossEntropy(Tensor.empty([3, 1, 1, 10]), labelTensor([1, 2, 3], 10))).toThrow(/softmaxCrossEntropy: logits has shape \[3, 1, 1, 10\], expected rank 2/);
       expect(() => softmax(Tensor.empty([30]))).toThrow(/softmax: logits has shape \[30\], expected rank 2/);
     });
