@@ -466,31 +466,24 @@ export function unreadableLines(text: string): number[] {
   const lines = text.split('\n');
   const bad: number[] = [];
   lines.forEach((line, i) => {
-    if (line.trim() === '' || (i === lines.length - 1 && !text.endsWith('\n'))) return;
-    let r: unknown;
-    try {
-      r = JSON.parse(line);
-    } catch {
-      r = null;
-    }
-    if (typeof r !== 'object' || r === null) bad.push(i + 1);
+    if (line.trim() !== '' && !(i === lines.length - 1 && !text.endsWith('\n')) && !recordOf(line)) bad.push(i + 1);
   });
   return bad;
 }
 
+/** A log line's record, or null where it holds none (cut off mid-write, or damaged). */
+function recordOf(line: string): object | null {
+  try {
+    const r: unknown = JSON.parse(line);
+    return typeof r === 'object' && r !== null ? r : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */
 export function parseMetricsLog(text: string): object[] {
-  const records: object[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      const r: unknown = JSON.parse(line);
-      if (typeof r === 'object' && r !== null) records.push(r);
-    } catch {
-      // cut off mid-write
-    }
-  }
-  return records;
+  return text.split('\n').filter((line) => line.trim() !== '').map(recordOf).filter((r): r is object => r !== null);
 }
 
 /**
