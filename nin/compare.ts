@@ -582,9 +582,6 @@ function withoutFlagSettings(network: string): string {
   return JSON.stringify({ ...rest, layers });
 }
 
-/** A run's history where its settings above do not hold for all of it: forked from another run
- * (its first epochs, and their curves, are that run's), or resumed with other settings. Null
- * where neither (or in logs from before resumes recorded their changes: forks only). */
 /**
  * What is amiss in a run's log, which a crash, an edit or a sync tool can leave (a helper's damaged
  * logs gave `2/1` epochs, or the last of two epoch-1 records, without a word): lines of its own
@@ -604,6 +601,9 @@ function logNotes(r: RunSummary): string[] {
   return notes;
 }
 
+/** A run's history where its settings above do not hold for all of it: forked from another run
+ * (its first epochs, and their curves, are that run's), or resumed with other settings. Null
+ * where neither (or in logs from before resumes recorded their changes: forks only). */
 function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
   const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');
