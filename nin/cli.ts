@@ -593,17 +593,17 @@ function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undef
 
 /** `nin train`'s flags (lr-find takes them too, less those NOT_FOR_RANGE_TEST names). */
 const TRAIN_FLAGS: ParseArgsConfig['options'] = {
-    dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
-    epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
-    'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
-    patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
-    momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
-    aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
-    val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
-    seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
-    'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
-    profile: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
-  };
+  dataset: { type: 'string' }, model: { type: 'string' }, head: { type: 'string' }, init: { type: 'string' }, 'class-maps': { type: 'string' }, dropout: { type: 'string' },
+  epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' }, schedule: { type: 'string' },
+  'lr-steps': { type: 'string' }, gamma: { type: 'string' }, warmup: { type: 'string' },
+  patience: { type: 'string' }, 'lr-drops': { type: 'string' }, 'plateau-on': { type: 'string' },
+  momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, 'class-lr-mult': { type: 'string' },
+  aug: { type: 'boolean' }, 'no-aug': { type: 'boolean' }, preprocess: { type: 'string' },
+  val: { type: 'string' }, 'val-from': { type: 'string' }, extra: { type: 'boolean' }, 'train-limit': { type: 'string' }, 'test-limit': { type: 'string' },
+  seed: { type: 'string' }, 'split-seed': { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, config: { type: 'string' },
+  'stop-after': { type: 'string' }, overwrite: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, 'keep-every': { type: 'string' }, 'weights-from': { type: 'string' },
+  profile: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'image-size': { type: 'string' }, stream: { type: 'boolean' }, 'no-stream': { type: 'boolean' },
+};
 
 /** Parses and checks `nin train` flags (no GPU; with --resume, reads the checkpoint's header). */
 export function parseTrainArgs(args: string[]): TrainCommand {
