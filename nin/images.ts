@@ -20,7 +20,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
-import { decodeJpeg, JpegFormatError, JpegNeedsMore, noEndOfImage, readJpegFrame, viewedSize, type JpegFrame } from './jpeg.ts';
+import { decodeJpeg, JpegFormatError, JpegNeedsMore, noEndOfImage, readJpegFrame, tooManyPixels, viewedSize, type JpegFrame } from './jpeg.ts';
 
 /** A picture that could not be loaded; `file` names it. */
 export class ImageLoadError extends Error {
@@ -118,7 +118,7 @@ const KNOWN_CRITICAL_CHUNKS = new Set(['IHDR', 'PLTE', 'IDAT', 'IEND']);
  * and when a folder is sized up (a streamed run met it only at its batch, on the GPU). */
 function checkPixelCount(path: string, kind: 'PNG' | 'JPEG', width: number, height: number): void {
   if (width * height > MAX_IMAGE_PIXELS) {
-    throw new ImageLoadError(path, `${kind} is ${width}×${height} (${width * height} pixels), more than the ${MAX_IMAGE_PIXELS} this reader accepts; resize it first`);
+    throw new ImageLoadError(path, tooManyPixels(kind, width, height, MAX_IMAGE_PIXELS));
   }
 }
 

@@ -296,11 +296,16 @@ export function noEndOfImage(): JpegFormatError {
   return new JpegFormatError('corrupt JPEG: no end-of-image marker (ff d9) after the image data: the file is cut short');
 }
 
+/** The refusal of a picture of more than `maxPixels` (PNG's too, nin/images.ts). */
+export function tooManyPixels(kind: 'PNG' | 'JPEG', width: number, height: number, maxPixels: number): string {
+  return `${kind} is ${width}×${height} (${width * height} pixels), more than the ${maxPixels} this reader accepts; resize it first`;
+}
+
 /** Decodes a whole JPEG file of at most `maxPixels` to RGBA bytes (alpha 255), upright as its EXIF orientation says. */
 export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: number; height: number; rgba: Uint8Array } {
   const frame = readJpegFrame(bytes, true);
   if (frame.width * frame.height > maxPixels) {
-    throw new JpegFormatError(`JPEG is ${frame.width}×${frame.height} (${frame.width * frame.height} pixels), more than the ${maxPixels} this reader accepts; resize it first`);
+    throw new JpegFormatError(tooManyPixels('JPEG', frame.width, frame.height, maxPixels));
   }
   jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
   checkJpegSegments(bytes);
