@@ -77,10 +77,14 @@ function tarHeader(name: string, size: number, type = '0', prefix = '', gnu = fa
     h.write('00', 263);
     h.write(prefix, 345, 155, 'utf8');
   }
+  return withChecksum(h);
+}
+/** A header's checksum written afresh (after a field was set or changed). */
+function withChecksum(h: Buffer): Buffer {
   h.fill(0x20, 148, 156);
   let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  for (let i = 0; i < 512; i++) sum += h[i];
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
   return h;
 }
 const padBlock = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
@@ -322,10 +326,7 @@ describe('downloads through an injected fetch', () => {
     // A size field that is not octal (with a correct checksum): before, it read as NaN and the member as 0 bytes.
     const badSize = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
     badSize.write('zzzzzzzzzzz\0', 124, 'latin1');
-    badSize.fill(0x20, 148, 156);
-    let sum = 0;
-    for (let i = 0; i < 512; i++) sum += badSize[i];
-    badSize.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    withChecksum(badSize);
     await expect(readTarMembers([badSize], () => true, 'size.tar')).rejects.toThrow('size.tar: corrupt tar header at offset 0: size field "zzzzzzzzzzz\\u0000" is not an octal number');
     // Byte-by-byte delivery parses the same as one chunk.
     const single = await readTarMembers([t], () => true, 'one');
@@ -336,15 +337,6 @@ describe('downloads through an injected fetch', () => {
 });
 
 describe('tar reader: member kinds, names and sizes', () => {
-  /** Rewrites a header's checksum after a field was changed. */
-  const resum = (h: Buffer): Buffer => {
-    h.fill(0x20, 148, 156);
-    let sum = 0;
-    for (let i = 0; i < 512; i++) sum += h[i];
-    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-    return h;
-  };
-
   it('only regular files are read: a directory or symbolic link of a wanted name is not (it would replace the file with 0 bytes)', async () => {
     const t = tar([{ name: 'top/', type: '5' }, { name: 'top/a.bin', data: Buffer.from('real') }, { name: 'top/a.bin', type: '2' }]);
     const found = await readTarMembers([t], () => true, 'kinds.tar');
@@ -369,14 +361,14 @@ describe('tar reader: member kinds, names and sizes', () => {
     h.fill(0, 124, 136);
     h[124] = 0x80;
     h.writeUInt16BE(300, 134);
-    const t = Buffer.concat([resum(h), padBlock(data), Buffer.alloc(1024)]);
+    const t = Buffer.concat([withChecksum(h), padBlock(data), Buffer.alloc(1024)]);
     expect((await readTarMembers([t], () => true, 'b256.tar')).get('big.bin')).toEqual(data);
   });
 
   it('a size field of octal digits followed by junk is refused, not read as its digits', async () => {
     const t = Buffer.from(tar([{ name: 'a.bin', data: Buffer.alloc(10, 3) }]));
     t.write('0000000012z\0', 124, 'latin1');
-    resum(t);
+    withChecksum(t);
     await expect(readTarMembers([t], () => true, 'size.tar')).rejects.toThrow('size.tar: corrupt tar header at offset 0: size field "0000000012z\\u0000" is not an octal number');
   });
 
