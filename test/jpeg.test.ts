@@ -49,6 +49,23 @@ function write(name: string, bytes: Uint8Array): string {
   return path;
 }
 
+/** A copy of `bytes` with `edit` applied. */
+function editedCopy(bytes: Buffer, edit: (b: Buffer) => void): Buffer {
+  const b = Buffer.from(bytes);
+  edit(b);
+  return b;
+}
+
+/** Offsets of a JPEG's segments with marker ff `marker`, up to and including its first scan. */
+function segmentsAt(bytes: Buffer, marker: number): number[] {
+  const found: number[] = [];
+  for (let at = 2; at + 4 <= bytes.length; at += 2 + bytes.readUInt16BE(at + 2)) {
+    if (bytes[at + 1] === marker) found.push(at);
+    if (bytes[at + 1] === 0xda) break;
+  }
+  return found;
+}
+
 describe('JPEG pictures, against libjpeg', () => {
   // libjpeg's decodings are its defaults: chroma stored at half resolution is interpolated ("fancy"
   // upsampling). Decoders may round differently: T.83's accuracy test allows ±1 per sample from the
@@ -234,16 +251,8 @@ describe("the one-scan fast path (nin/jpeg-baseline.ts) gives jpeg-js's planes b
   it('leaves to jpeg-js a precision other than 8 bits, a scan other than the whole sequential band, and tables after the scan', () => {
     const bytes = readFileSync(fixture('rgb420-q90-baseline.jpg'));
     expect(decodeBaselineJpeg(bytes)).not.toBeNull();
-    const segment = (marker: number): number => {
-      for (let at = 2; at + 4 <= bytes.length; at += 2 + bytes.readUInt16BE(at + 2)) if (bytes.readUInt16BE(at) === marker) return at;
-      throw new Error(`no marker ${marker.toString(16)}`);
-    };
-    const [sof, sos, dqt] = [segment(0xffc0), segment(0xffda), segment(0xffdb)];
-    const edited = (edit: (b: Buffer) => void): Buffer => {
-      const b = Buffer.from(bytes);
-      edit(b);
-      return b;
-    };
+    const [sof, sos, dqt] = [0xc0, 0xda, 0xdb].map((marker) => segmentsAt(bytes, marker)[0]);
+    const edited = (edit: (b: Buffer) => void) => editedCopy(bytes, edit);
     expect(decodeBaselineJpeg(edited((b) => (b[sof + 4] = 12)))).toBeNull(); // 12-bit samples
     const spectral = sos + 5 + 2 * bytes[sos + 4]; // Ss, Se, Ah/Al
     expect(decodeBaselineJpeg(edited((b) => (b[spectral + 1] = 62)))).toBeNull(); // Se 62: coefficients 0…62 only
@@ -335,23 +344,13 @@ describe('JPEG errors name the file and what is wrong', () => {
   const scan = whole.indexOf(Buffer.from([0xff, 0xda]));
   /** Offset of the frame header (SOF0) in `whole`. */
   const sof = whole.indexOf(Buffer.from([0xff, 0xc0]));
-  const patched = (edit: (b: Buffer) => void) => {
-    const b = Buffer.from(whole);
-    edit(b);
-    return b;
-  };
+  const patched = (edit: (b: Buffer) => void) => editedCopy(whole, edit);
   /** The frame header (SOF0) of `whole` with another size. */
   const sofOf = (width: number, height: number) => {
     const header = Buffer.from(whole.subarray(sof, sof + 2 + whole.readUInt16BE(sof + 2)));
     header.writeUInt16BE(height, 5);
     header.writeUInt16BE(width, 7);
     return header;
-  };
-  /** Offsets of the segments with this marker before the image data. */
-  const markersAt = (b: Buffer, marker: number) => {
-    const found: number[] = [];
-    for (let at = 2; at < scan; at += 2 + b.readUInt16BE(at + 2)) if (b[at + 1] === marker) found.push(at);
-    return found;
   };
   it('refuses what it cannot read, by name, before decoding', () => {
     const cases: [string, Uint8Array, string][] = [
@@ -381,9 +380,9 @@ describe('JPEG errors name the file and what is wrong', () => {
       // frame of 65535×65535 made jpeg-js allocate until the process ran out of memory; tables that
       // no segment defines reached the user as JavaScript's "Cannot read properties of undefined".
       ['second-frame-after-scan.jpg', Buffer.concat([whole.subarray(0, -2), sofOf(65535, 65535), whole.subarray(-2)]), `corrupt JPEG: a second frame header at byte ${whole.length - 2}`],
-      ['no-dht.jpg', patched((b) => { for (const at of markersAt(b, 0xc4)) b[at + 1] = 0xe5; }), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with DC Huffman table 0, which no DHT before it defines`],
+      ['no-dht.jpg', patched((b) => { for (const at of segmentsAt(b, 0xc4)) b[at + 1] = 0xe5; }), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with DC Huffman table 0, which no DHT before it defines`],
       ['ac-table-3.jpg', patched((b) => (b[scan + 6] = 0x03)), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with AC Huffman table 3, which no DHT before it defines`],
-      ['no-dqt.jpg', patched((b) => { for (const at of markersAt(b, 0xdb)) b[at + 1] = 0xe6; }), 'corrupt JPEG: component id 1 uses quantisation table 0, which no DQT defines'],
+      ['no-dqt.jpg', patched((b) => { for (const at of segmentsAt(b, 0xdb)) b[at + 1] = 0xe6; }), 'corrupt JPEG: component id 1 uses quantisation table 0, which no DQT defines'],
       ['quantisation-255.jpg', patched((b) => (b[sof + 18] = 255)), 'corrupt JPEG: component id 3 uses quantisation table 255, which no DQT defines'],
       ['scan-component-9.jpg', patched((b) => (b[scan + 5] = 9)), `corrupt JPEG: the scan at byte ${scan} names component id 9; the frame header's are 1, 2, 3`],
       ['frame-component-twice.jpg', patched((b) => (b[sof + 13] = 1)), `corrupt JPEG: the frame header at byte ${sof} names component id 1 twice`],
