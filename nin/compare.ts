@@ -293,7 +293,7 @@ export interface ComparisonRecord {
   /** The most the engine's GPU buffers held at once in any epoch (null: a log from before session 42). */
   gpuPeakBytes: number | null;
   stopped: { step: number; reason: string } | null;
-  /** A fork whose parent's log was not found: the epochs before the fork, missing from the rest (0: none). */
+  /** A history that starts at a resume (epochsMissing): the epochs before it, missing from the rest (0: none). */
   epochsMissing: number;
 }
 
@@ -610,16 +610,18 @@ function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
   const missing = epochsMissing(r.records);
   let changedSome = false;
   const events = resumes.flatMap((e) => {
-    const fork = e.parent !== undefined && e.parent !== null;
+    const fork = e.parent !== undefined; // null: forked from a checkpoint saved without a run id
     const changes = Object.entries(e.changed ?? {}).map(([k, [then, now]]) => `${k} ${then} → ${now}`);
-    if (!fork && !changes.length) return [];
+    const startsHistory = e === r.records[0] && missing > 0;
+    if (!fork && !changes.length && !startsHistory) return [];
     changedSome ||= changes.length > 0;
     const parentDir = typeof e.from === 'string' ? dirname(e.from) : null;
     const parent = parentDir === null ? 'another run' : (runs.find((o) => resolve(o.dir) === parentDir)?.label ?? basename(parentDir));
     const whole = e.stepsPerEpoch === undefined || e.step === e.epoch * e.stepsPerEpoch;
     const when = whole ? `after epoch ${e.epoch}` : `at step ${e.step}, in epoch ${e.epoch + 1}`;
-    // (its parent's log not found: the history starts at this record)
-    const lost = e === r.records[0] && missing > 0 ? `, whose log was not found${parentDir === null ? '' : ` (${parentDir})`}: its epochs 1–${missing} are missing from its row and curves (best validation, img/s and time are of epochs ${missing + 1} on)` : '';
+    // The history starts at this record: its parent's log, or its own log before it, not found.
+    const whose = fork ? `, whose log was not found${parentDir === null ? '' : ` (${parentDir})`}` : ', its log before that not found';
+    const lost = startsHistory ? `${whose}: its epochs 1–${missing} are missing from its row and curves (best validation, img/s and time are of epochs ${missing + 1} on)` : '';
     return [`${fork ? `forked from ${parent}` : 'resumed'} ${when}${lost}${changes.length ? ` with ${changes.join(', ')}` : ''}`];
   });
   if (!events.length) return null;

@@ -987,10 +987,14 @@ export function testSetChange(records: object[]): string | null {
   return sizes.length > 1 ? `the test set changed during the run (${sizes.join(', ')} images): its test error curve mixes them` : null;
 }
 
-/** The note a fork's curves need where its parent's log was found nowhere: they start after the fork. */
+/** The note curves need where their history starts at a resume (epochsMissing): a fork whose
+ * parent's log was found nowhere, or a run whose own log before its resume was deleted. */
 export function historyGap(records: object[]): string | null {
-  const missing = epochsMissing(currentHistory(records));
-  return missing > 0 ? `a fork after epoch ${missing} whose parent's log was not found: epochs 1–${missing} are missing` : null;
+  const history = currentHistory(records);
+  const missing = epochsMissing(history);
+  if (missing === 0) return null;
+  const fork = (history[0] as { parent?: unknown }).parent !== undefined;
+  return `${fork ? `a fork after epoch ${missing} whose parent's log was not found` : `a run resumed after epoch ${missing} whose log before that was not found`}: epochs 1–${missing} are missing`;
 }
 
 /** Two panels in one PNG: trainingCurveSeries' loss and error curves, under `opts.title` and

@@ -525,11 +525,13 @@ export function runLog(dir: string, ownRecords?: object[], ownPath = join(dir, '
   return logs.flat();
 }
 
-/** The epochs a fork's history (runLog's) lacks where its parent's log was found nowhere (moved,
- * deleted): the epoch it was forked after, as the history's first record says; 0 where it is whole. */
+/** The epochs a history (runLog's) lacks where it starts at a resume: a fork whose parent's log was
+ * found nowhere (moved, deleted; a parent without a run id too), or a run resumed in its own
+ * directory after its log was deleted. The epoch resumed after, as that first record says; 0 where
+ * the history is whole. */
 export function epochsMissing(history: object[]): number {
-  const first = history[0] as { kind?: unknown; parent?: unknown; epoch?: unknown } | undefined;
-  return first?.kind === 'resume' && typeof first.parent === 'string' && typeof first.epoch === 'number' ? first.epoch : 0;
+  const first = history[0] as { kind?: unknown; epoch?: unknown } | undefined;
+  return first?.kind === 'resume' && typeof first.epoch === 'number' ? first.epoch : 0;
 }
 
 /** The log at `path`, parsed; null if there is none, or if `mentioning` is given and its text

@@ -408,6 +408,14 @@ describe('nin compare', () => {
     expect(comparisonTable([orphanRun])).not.toContain("that run's");
     expect(comparisonRecords([orphanRun])[0]).toMatchObject({ epochsDone: 5, epochsMissing: 3, bestValidation: { epoch: 5 } });
     expect(comparisonRecords(readRuns([same]))[0].epochsMissing).toBe(0);
+    // Forked from a checkpoint saved without a run id (parent null), its parent's log gone: the same.
+    const orphanOfOld = runDir('hist/orphan-of-old', [{ kind: 'resume', run: 'Q', parent: null, epoch: 2, step: 20, stepsPerEpoch: 10, from: join(gone, 'checkpoint.safetensors') }, ...epochs(2, 4, () => ({ valError: 0.4 }))]);
+    expect(comparisonTable(readRuns([orphanOfOld]))).toContain(`note: orphan-of-old forked from gone after epoch 2, whose log was not found (${gone}): its epochs 1–2 are missing`);
+    expect(comparisonRecords(readRuns([orphanOfOld]))[0].epochsMissing).toBe(2);
+    // Resumed in its own directory after its log was deleted: its log starts at the resume.
+    const deleted = runDir('hist/deleted', [{ kind: 'resume', run: 'D', epoch: 3, step: 30, stepsPerEpoch: 10, from: join(root, 'hist', 'deleted', 'checkpoint.safetensors') }, ...epochs(3, 5, () => ({ valError: 0.3 }))]);
+    expect(comparisonTable(readRuns([deleted]))).toContain('note: deleted resumed after epoch 3, its log before that not found: its epochs 1–3 are missing from its row and curves (best validation, img/s and time are of epochs 4 on)');
+    expect(comparisonRecords(readRuns([deleted]))[0].epochsMissing).toBe(3);
     // Resumed in its own directory: only where settings changed (a log from before this has no `changed`).
     const own = (name: string, extra: object) => runDir(`hist/${name}`, [{ kind: 'start', run: name, time: '' }, ...epochs(0, 2, () => ({})), { kind: 'resume', run: name, epoch: 2, step: 20, stepsPerEpoch: 10, from: join(root, 'hist', name, 'checkpoint.safetensors'), ...extra }, ...epochs(2, 4, () => ({}))]);
     expect(comparisonTable(readRuns([own('longer', { changed: { epochs: ['2', '4'] } })]))).toContain('note: longer resumed after epoch 2 with epochs 2 → 4: its settings above are the last ones');

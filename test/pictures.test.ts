@@ -669,10 +669,17 @@ describe('renderTrainingCurves', () => {
     expect(darkOnTop(renderTrainingCurves(run([300, 300, 300])))).toBe(0);
     expect(darkOnTop(renderTrainingCurves(run([300, 300, 400])))).toBeGreaterThan(50);
     // A fork whose parent's log was found nowhere: its curves start after the fork, and say so.
-    const orphan = [{ kind: 'resume', run: 'F', parent: 'P', epoch: 2, step: 20, from: '/gone/checkpoint.safetensors' }, ...run([300, 300, 300]).slice(2)];
+    const forkRecord = { kind: 'resume', run: 'F', parent: 'P', epoch: 2, step: 20, from: '/gone/checkpoint.safetensors' };
+    const orphan: object[] = [forkRecord, ...run([300, 300, 300]).slice(2)];
     expect(historyGap(orphan)).toBe("a fork after epoch 2 whose parent's log was not found: epochs 1–2 are missing");
     expect(historyGap(run([300, 300]))).toBeNull();
-    expect(historyGap([{ ...orphan[0], parent: null }, ...orphan.slice(1)])).toBeNull(); // (a resume in its own directory)
+    // Forked from a checkpoint saved without a run id (parent null): as much missing.
+    expect(historyGap([{ ...forkRecord, parent: null }, ...orphan.slice(1)])).toBe("a fork after epoch 2 whose parent's log was not found: epochs 1–2 are missing");
+    // Resumed in its own directory (no parent) after its log was deleted: the log starts at the resume.
+    const { parent: _, ...ownResume } = forkRecord;
+    expect(historyGap([ownResume, ...orphan.slice(1)])).toBe('a run resumed after epoch 2 whose log before that was not found: epochs 1–2 are missing');
+    // A resume after the log's own start: nothing missing.
+    expect(historyGap([...run([300, 300]), ownResume, ...orphan.slice(1)])).toBeNull();
     expect(darkOnTop(renderTrainingCurves(orphan))).toBeGreaterThan(50);
   });
 
