@@ -1218,7 +1218,9 @@ async function runRangeTest(args: string[]): Promise<void> {
   const { train: { options, dataDir }, test, plot, json } = parseRangeTestArgs(args);
   const { loadSplits } = await import('./datasets.ts');
   const { rangeTest, rangeTestLines, rangeTestPlot } = await import('./lr-find.ts');
-  const r = await rangeTest(options, await loadSplits(options, dataDir), test);
+  const { startingCheckpoints } = await import('./train.ts');
+  const checkpoints = startingCheckpoints(options); // a damaged one is named before the data loads, as in train
+  const r = await rangeTest(options, await loadSplits(options, dataDir), test, checkpoints);
   makeDirectory(dirname(plot));
   writeFileAtomic(plot, [rangeTestPlot(r, `learning-rate range test: ${options.model}, batch ${options.batchSize}`)]);
   for (const line of rangeTestLines(r)) console.log(line);

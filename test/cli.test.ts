@@ -146,6 +146,21 @@ describe('nin CLI', () => {
     expect(r.stderr).toMatch(new RegExp(`^nin: ${ckpt.replace(/[.]/g, '\\.')}: its tensor data does not match the checksum written with it \\(tensor_data_sha256 [0-9a-f]{64}, the data's is [0-9a-f]{64}\\): the file was damaged or edited after it was written\n$`));
   });
 
+  it.skipIf(!isAvailable('mnist', 'train'))('nin lr-find --weights-from a damaged checkpoint: refused with its message alone (exit 1), before the data is read, as train (it was read after the data)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
+    const config = modelConfig(o);
+    const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
+    writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1' });
+    const bytes = readFileSync(ckpt);
+    bytes[bytes.length - 1] ^= 0x40; // in the tensor data, past the header: only its checksum tells
+    writeFileSync(ckpt, bytes);
+    const r = await nin('lr-find', '--weights-from', ckpt, '--train-limit', '64', '--steps', '5', '--plot', join(dir, 'lr.png'));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^nin: ${ckpt.replace(/[.]/g, '\\.')}: its tensor data does not match the checksum written with it`));
+  });
+
   it('nin visualize: an --out that is a file, or under one, is a usage error before any GPU work (it was a bare EEXIST)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
