@@ -15,7 +15,6 @@ import {
   DATASETS,
   DataFormatError,
   MissingDataError,
-  dataDirFromArgv,
   dataRoots,
   downloadFiles,
   isAvailable,
@@ -124,13 +123,6 @@ describe('data directory resolution', () => {
     expect(() => dataRoots({ dataDir: file })).toThrow(new DataFormatError(file, '--data-dir names a file, not a directory'));
     expect(() => dataRoots({ env: { NIN_DATA: file } })).toThrow(new DataFormatError(file, 'NIN_DATA names a file, not a directory'));
     expect(() => dataRoots({ dataDir: join(file, 'x') })).toThrow(new DataFormatError(join(file, 'x'), '--data-dir names a path through a file'));
-  });
-
-  it('parses --data-dir from argv', () => {
-    expect(dataDirFromArgv(['--epochs', '3', '--data-dir', '/d'])).toBe('/d');
-    expect(dataDirFromArgv(['--data-dir=/e'])).toBe('/e');
-    expect(dataDirFromArgv(['--epochs', '3'])).toBeUndefined();
-    expect(() => dataDirFromArgv(['--data-dir'])).toThrow(/needs a directory/);
   });
 
   it('finds files in <root> or <root>/<subdir>, plain or .gz', async () => {

@@ -63,11 +63,6 @@ export interface ImageDataset {
   stream?: ImageStream;
 }
 
-/** [count, height, width, channels]. */
-export function imageShape(ds: Pick<ImageDataset, 'count' | 'height' | 'width' | 'channels'>): [number, number, number, number] {
-  return [ds.count, ds.height, ds.width, ds.channels];
-}
-
 /** Called for non-fatal findings (e.g. a partial CIFAR test file). Defaults to console.warn. */
 export type WarningSink = (message: string) => void;
 const defaultWarn: WarningSink = (m) => console.warn(`warning: ${m}`);

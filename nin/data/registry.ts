@@ -230,18 +230,6 @@ export interface DataDirOptions {
   cwd?: string;
 }
 
-/** The --data-dir value from an argv array (`--data-dir DIR` or `--data-dir=DIR`). */
-export function dataDirFromArgv(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--data-dir') {
-      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new RangeError('--data-dir needs a directory argument');
-      return argv[i + 1];
-    }
-    if (argv[i].startsWith('--data-dir=')) return argv[i].slice('--data-dir='.length);
-  }
-  return undefined;
-}
-
 /** The data roots to search, in order, and how they were chosen. The first is where downloads go. */
 export function dataRoots(opts: DataDirOptions = {}): { roots: string[]; origin: string } {
   const cwd = opts.cwd ?? process.cwd();
