@@ -1,6 +1,6 @@
 // The WebGPU device: one per process, acquired through Dawn's Node bindings (`webgpu` package).
 //
-// Environment:
+// Environment (the engine's settings; NIN_SETTINGS below lists these and those nin/ reads):
 //   NIN_BACKEND   Dawn backend to use (default: vulkan on Linux; "null" etc. also accepted by Dawn)
 //   NIN_ADAPTER   adapter name substring to pick (default: the first adapter of the backend)
 //   NIN_DAWN_FLAGS extra Dawn toggles, e.g. "enable-dawn-features=allow_unsafe_apis" (timestamp
@@ -10,7 +10,8 @@
 //   NIN_LIMITS    "adapter" (default): the device gets the adapter's limits; "webgpu-defaults": only
 //                 WebGPU's default limits, which every adapter offers (16 KiB workgroup storage,
 //                 8 storage buffers a stage, ...), to check that a run fits any WebGPU device
-//   NIN_MATRIX    "f32" / "f16": also request subgroup matrices (see kernels/gemm-matrix.ts)
+//   NIN_MATRIX    "f32" / "f16": also request subgroup matrices; "f32-emulated" / "f16-emulated": their
+//                 plain-WGSL form; "off" (default): none (see kernels/gemm-matrix.ts)
 //   NIN_MATRIX_TILE the matrix GEMM's tile, FMxFNxBK (kernels/gemm-matrix.ts)
 //   NIN_TUNED     a tuning table to use instead of the adapter's own (kernels/tuning.ts)
 //   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose

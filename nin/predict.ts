@@ -73,7 +73,8 @@ export interface PredictOptions {
 const CHUNK_BYTES = 2 ** 28;
 
 /**
- * predict()'s probabilities, for `nin predict --json` and library callers (predictChunks, joined).
+ * predict()'s probabilities, for library callers (predictChunks, joined; `nin predict` calls
+ * predictChunks, to hold one chunk of pictures at a time).
  * Pictures that cannot be read are all named in one error, before any GPU work; with
  * `skipUnreadable` the others are predicted and those are listed in `unreadable` (a directory of
  * photos with one damaged file; where none can be read, nothing is predicted).

@@ -100,7 +100,7 @@ describe('GEMM contract: loads and stores stay in range, split-K slices sum to A
   });
 
   it("GPUs' form: the tiled loops keep their literal bounds there (hidden on CPU adapters), and pass alike", async () => {
-    // engine/runtime.ts gpuUnrollBound: lavapipe gets the k-loop and staging bounds hidden, which
+    // kernels/loop-bounds.ts gpuUnrollBound: lavapipe gets the k-loop and staging bounds hidden, which
     // cuts its compile time; a GPU gets them as written. Here both forms, on this adapter.
     setKernelStyle('tiled');
     const g = gpu();
