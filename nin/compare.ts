@@ -125,7 +125,7 @@ export function readRun(path: string): RunSummary {
   const records = runLog(dir); // (none where its own log holds none: its parents are found through its own resume record)
   // (a log written over by something else: shown as a run of no epochs, silently, before)
   if (records.length === 0 && statSync(log).size > 0) throw new RangeError(`${log}: holds no log records: not a run's log, or damaged`);
-  return summarise(dir, resolve(dir), currentHistory(records), checkpointHeader(dir));
+  return summarise(dir, resolve(dir), currentHistory(records), runCheckpointMetadata(dir));
 }
 
 /** A run named by one of its files: a log (read as its directory's own, with its parents) or a
@@ -233,7 +233,8 @@ function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?
   return Array.isArray(config.layers) ? config.layers : [];
 }
 
-function checkpointHeader(dir: string): Record<string, string> | null {
+/** The metadata of a run directory's checkpoint, else of its best one; null where it has neither. */
+function runCheckpointMetadata(dir: string): Record<string, string> | null {
   return checkpointMetadata(join(dir, 'checkpoint.safetensors')) ?? checkpointMetadata(join(dir, 'best.safetensors'));
 }
 

@@ -52,7 +52,7 @@ describe('runLog: a forked run\'s history starts at its first epoch', () => {
     expect(history.filter((r) => r.kind === 'step').length).toBe(8);
     // The parent resumed later in its own directory from before the fork (epoch 1): that stretch
     // is not the child's history.
-    const rewound = runDir('lineage/rewound', [{ kind: 'start', run: 'R', time: '' }, ...epochs(0, 3, (e) => ({ testError: 0.5 - e / 100 })), { kind: 'resume', run: 'R', epoch: 1, step: 10, from: 'x' }, ...epochs(1, 3, (e) => ({ testError: 0.9 }))]);
+    const rewound = runDir('lineage/rewound', [{ kind: 'start', run: 'R', time: '' }, ...epochs(0, 3, (e) => ({ testError: 0.5 - e / 100 })), { kind: 'resume', run: 'R', epoch: 1, step: 10, from: 'x' }, ...epochs(1, 3, () => ({ testError: 0.9 }))]);
     const forked = runDir('lineage/forked', [{ kind: 'resume', run: 'F', parent: 'R', epoch: 3, step: 30, from: join(rewound, 'checkpoint.safetensors') }, ...epochs(3, 5, (e) => ({ testError: 0.3 - e / 100 }))]);
     const forkedHistory = currentHistory(runLog(forked)) as { kind: string; epoch: number; testError?: number }[];
     expect(forkedHistory.filter((r) => r.kind === 'epoch').map((r) => [r.epoch, r.testError])).toEqual([[1, 0.49], [2, 0.48], [3, 0.47], [4, 0.26], [5, 0.25]]);
@@ -80,7 +80,7 @@ describe('runLog: a forked run\'s history starts at its first epoch', () => {
 describe('nin compare', () => {
   const gap = runDir('study/gap', epochs(0, 3, (e) => ({ testError: 0.4 - e / 20, valError: [0.3, 0.2, 0.25][e - 1] })), { validation: 5000 });
   const fc = runDir('study/fc', epochs(0, 2, (e) => ({ testError: 0.5 - e / 20, valError: 0.35 })), { validation: 5000, lr: 0.01 }, { ...MODELS['cifar10-small'], head: 'fc' });
-  const bare = runDir('study/bare', epochs(0, 1, (e) => ({ testError: 0.6 })), null);
+  const bare = runDir('study/bare', epochs(0, 1, () => ({ testError: 0.6 })), null);
 
   it("an fc-dropout head's own dropout is said beside the blocks'; a train time of 119.6 s is 2m00s, not 1m60s", () => {
     const slow = epochs(0, 1, () => ({ testError: 0.5 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 119.6 } : r));

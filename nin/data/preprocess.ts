@@ -174,7 +174,8 @@ export interface ZcaOptions {
 /**
  * Fits ZCA on `count` = images.length / dim training examples: mean μ, covariance
  * C = (X−μ)ᵀ(X−μ)/count (as pylearn2: divided by N), C + εI = U·diag(λ+ε)·Uᵀ, and the whitening
- * matrix W = U·diag(1/sqrt(λ+ε))·Uᵀ. All in float64.
+ * matrix W = U·diag(1/sqrt(λ+ε))·Uᵀ. All in float64, on one thread: the reference that the tests
+ * hold fitZcaParallel (what training runs) to.
  */
 export function fitZca(images: Float32Array, dim: number, opts: ZcaOptions = {}): ZcaStats {
   const { count, epsilon, log, mean } = zcaPrologue(images, dim, opts);
