@@ -22,8 +22,9 @@ import { isMainModule } from './is-main.ts';
 import { counted, tableLines } from './text.ts';
 
 /** A command that cannot run as given: exit 2, before any GPU work. `showUsage` false: the flags
- * are well formed and what they name is not usable (a damaged checkpoint, a changed image folder,
- * a directory without images): the usage would only bury the message. */
+ * are well formed and what they name is not usable (a file that is no checkpoint, a checkpoint
+ * whose weights fit no part of the network, a directory without images): the usage would only
+ * bury the message. */
 export class UsageError extends Error {
   override name = 'UsageError';
   declare readonly showUsage: boolean;
@@ -427,29 +428,32 @@ interface TrainCommand {
   dryRun?: boolean;
 }
 
+/** A nin checkpoint refused as damaged before any work (cut short, its header's fields unreadable):
+ * exit 1, as when a command finds it damaged as it loads; a file that is no checkpoint is a UsageError. */
+export class CheckpointDamaged extends Error {
+  override name = 'CheckpointDamaged';
+}
+
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id.
  * Errors name `flag`, the option that named the checkpoint. */
 function checkpointHeader(path: string, flag = '--resume'): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
   let metadata: Record<string, string>;
   try {
-    metadata = readSafetensorsMetadata(path, { whole: true });
+    metadata = readSafetensorsMetadata(path);
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`, false);
   }
   if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`, false);
-  let fields: ReturnType<typeof checkpointHeaderFields>;
-  try {
-    fields = checkpointHeaderFields(path, metadata);
-  } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
-  }
-  const { options, config, epoch } = fields;
-  let plateau: PlateauState | null = null;
-  try {
-    plateau = metadata.plateau ? parsePlateauState(metadata.plateau, path) : null;
-  } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
-  }
+  const damaged = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (e) {
+      throw new CheckpointDamaged(`${flag}: ${(e as Error).message}`);
+    }
+  };
+  damaged(() => readSafetensorsMetadata(path, { whole: true })); // its tensor data cut short, or run on
+  const { options, config, epoch } = damaged(() => checkpointHeaderFields(path, metadata));
+  const plateau = damaged(() => (metadata.plateau ? parsePlateauState(metadata.plateau, path) : null));
   return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
 }
 
@@ -492,7 +496,8 @@ function trainNetwork(s: (flag: string) => string | undefined, datasetFlag: stri
   const base = custom ?? builtInModel(model);
   if (!base) {
     const known = `one of ${Object.keys(MODELS).join(', ')}`;
-    throw new UsageError(modelArg === undefined && saved ? `--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"` : `--model must be ${known}, got '${model}'`, !(modelArg === undefined && saved));
+    if (modelArg === undefined && saved) throw new CheckpointDamaged(`--resume ${resume}: its saved training options are damaged: model must be ${known}, got "${model}"`);
+    throw new UsageError(`--model must be ${known}, got '${model}'`);
   }
   if (s('image-size') !== undefined && dataset !== FOLDER) throw new UsageError(`--image-size resizes an image folder's pictures (--dataset folder); ${dataset}'s images are ${DATASET_SHAPES[dataset].image}`);
   // An image folder's run: its network fitted to the folder's images and classes. Its counts stand in for the data set's.
@@ -619,7 +624,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   const scheduleFlags = ['lr-steps', 'patience', 'lr-drops', 'plateau-on'];
   const replaced = (flag: string) => v[flag] !== undefined || v[`no-${flag}`] !== undefined || (scheduleFlags.includes(flag) && v.schedule !== undefined);
   const damaged = saved ? savedOptionProblems(saved, replaced) : [];
-  if (damaged.length) throw new UsageError(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`, false);
+  if (damaged.length) throw new CheckpointDamaged(`--resume ${resume}: its saved training options are damaged: ${damaged.join('; ')}`);
   const source: ResumeSource | undefined = header && { path: resume!, runId: header.runId, savedOutDir: header.options.outDir };
   const pick = <K extends keyof TrainOptions>(key: K, fallback: TrainOptions[K]): TrainOptions[K] => (saved ? saved[key] : fallback);
   const given = <K extends keyof typeof RULES>(key: K, epochs?: number) => flagValue(RULES[key], s(RULES[key].flag), epochs) as TrainOptions[K] | undefined;
@@ -1274,7 +1279,7 @@ async function runModels(args: string[]): Promise<void> {
 const COMMANDS = ['train', 'eval', 'predict', 'visualize', 'compare', 'export', 'models', 'lr-find'];
 
 /** The errors `main` prints as their message alone, without their name. */
-const MESSAGE_ALONE = new Set(['Error', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights', 'RunRefused', 'RunDirectoryInUse']);
+const MESSAGE_ALONE = new Set(['Error', 'CheckpointDamaged', 'DataFormatError', 'ImageLoadError', 'JpegFormatError', 'MissingDataError', 'SafetensorsError', 'StreamReadError', 'TrainingStopped', 'NonFiniteWeights', 'RunRefused', 'RunDirectoryInUse']);
 
 /** How `main` prints an error other than a usage error. Our own errors (data, pictures,
  * checkpoints, a refused or stopped run) say what is wrong and where; a name like TypeError tells

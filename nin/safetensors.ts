@@ -213,9 +213,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
     }
     const [begin, end] = offs as [number, number];
     if (begin > end) throw new SafetensorsError(source, `tensor "${name}": data_offsets [${begin}, ${end}] end before they begin`);
-    if (end > dataLen) {
-      throw new SafetensorsError(source, `tensor "${name}": data_offsets [${begin}, ${end}] out of range of the ${dataLen}-byte data section (file truncated?)`);
-    }
+    // (as readSafetensorsMetadata's whole-file check says it: one message for a file cut short, whoever reads it)
+    if (end > dataLen) throw new SafetensorsError(source, `truncated: its header places ${placedBytes(header)} bytes of tensor data, the file holds ${dataLen}`);
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     if (end - begin !== count * spec.bytes) {
       throw new SafetensorsError(source, `tensor "${name}": ${dtype} [${shape.join(', ')}] needs ${count * spec.bytes} bytes, data_offsets span ${end - begin}`);
@@ -249,6 +248,16 @@ export function writeSafetensors(path: string, tensors: TensorMap, metadata: Rec
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
+/** The end of the data section as a header's entries place it (decodeSafetensors checks each in full). */
+function placedBytes(header: Record<string, unknown>): number {
+  let placed = 0;
+  for (const [name, entry] of Object.entries(header)) {
+    const end = name === '__metadata__' ? undefined : (entry as { data_offsets?: unknown[] } | null)?.data_offsets?.[1];
+    if (typeof end === 'number' && Number.isSafeInteger(end)) placed = Math.max(placed, end);
+  }
+  return placed;
+}
+
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensors, so their
  * checksum is not checked: for what a header says, not for weights). With `whole`, the file's size
  * must also be the data section its header places: a checkpoint cut off by a full disk or a
@@ -267,12 +276,7 @@ export function readSafetensorsMetadata(path: string, opts: { whole?: boolean } 
     if (readSync(fd, header, 0, header.length, 8) < header.length) throw new SafetensorsError(path, `header length ${n} runs past the end of the file: truncated or not a safetensors file`);
     const parsed = parseHeader(header, path);
     if (opts.whole) {
-      // The end of the data section as the entries place it (decodeSafetensors checks them in full).
-      let placed = 0;
-      for (const [name, entry] of Object.entries(parsed)) {
-        const end = name === '__metadata__' ? undefined : (entry as { data_offsets?: unknown[] } | null)?.data_offsets?.[1];
-        if (typeof end === 'number' && Number.isSafeInteger(end)) placed = Math.max(placed, end);
-      }
+      const placed = placedBytes(parsed);
       const held = fstatSync(fd).size - 8 - header.length;
       if (held < placed) throw new SafetensorsError(path, `truncated: its header places ${placed} bytes of tensor data, the file holds ${held}`);
       if (held > placed) throw new SafetensorsError(path, `data section is ${held} bytes but the tensors cover ${placed}: ${held - placed} trailing bytes`);

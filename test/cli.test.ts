@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { finishedLine, MAIN_JOB, parseRangeTestArgs, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
+import { CheckpointDamaged, finishedLine, MAIN_JOB, parseRangeTestArgs, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import type { TrainResult } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { fewerNotes } from '../nin/images.ts';
@@ -485,14 +485,14 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
-    // A checkpoint whose tensor data is cut off (a full disk, a partial copy): refused before any work, by --resume and --weights-from alike.
+    // A checkpoint whose tensor data is cut off (a full disk, a partial copy): refused as damaged before any work, by --resume and --weights-from alike.
     const whole = join(dir, 'whole.safetensors');
     writeSafetensors(whole, { w: { dtype: 'F32', shape: [3], data: new Float32Array([1, 2, 3]) } }, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)), epoch: '1' });
     const cutOff = join(dir, 'cut-off.safetensors');
     writeFileSync(cutOff, readFileSync(whole).subarray(0, statSync(whole).size - 4));
     const truncated = `${cutOff}: truncated: its header places 12 bytes of tensor data, the file holds 8`;
-    expect(() => parseTrainArgs(['--resume', cutOff])).toThrow(new UsageError(`--resume: ${truncated}`));
-    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--weights-from', cutOff, '--out', join(dir, 'from-cut')])).toThrow(new UsageError(`--weights-from: ${truncated}`));
+    expect(() => parseTrainArgs(['--resume', cutOff])).toThrow(new CheckpointDamaged(`--resume: ${truncated}`));
+    expect(() => parseTrainArgs(['--model', 'cifar10-small', '--weights-from', cutOff, '--out', join(dir, 'from-cut')])).toThrow(new CheckpointDamaged(`--weights-from: ${truncated}`));
     // An --out the run cannot write in: a usage error, before the data is loaded.
     const aFile = join(dir, 'a-file');
     writeFileSync(aFile, '');
@@ -502,7 +502,7 @@ describe('nin CLI', () => {
     const broken = join(dir, 'broken');
     symlinkSync(join(dir, 'gone'), broken);
     expect(() => parseTrainArgs(['--model', 'cifar10-small', '--out', join(broken, 'run')])).toThrow(new UsageError(`--out ${join(broken, 'run')}: ${broken} is a symbolic link to ${join(dir, 'gone')}, which does not exist`));
-    // A damaged header: usage errors naming the file and the field, before the data is loaded.
+    // A damaged header: refused as damaged (exit 1, as eval refuses one), naming the file and the field, before the data is loaded.
     const damaged = (name: string, meta: Record<string, string>) => {
       const path = join(dir, name);
       writeSafetensors(path, {}, { format: 'nin-webgpu/1', options: JSON.stringify(first), config: JSON.stringify(modelConfig(first)), epoch: '1', ...meta });
@@ -510,15 +510,15 @@ describe('nin CLI', () => {
     };
     const config = modelConfig(first);
     expect(damaged('height.safetensors', { config: JSON.stringify({ ...config, input: { ...config.input, heiXht: 32 } }) })).toThrow(
-      new UsageError(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
+      new CheckpointDamaged(`--resume: ${join(dir, 'height.safetensors')} (config): input has unknown field 'heiXht' (known: height, width, channels)`),
     );
-    expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new UsageError(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
+    expect(damaged('epoch.safetensors', { epoch: 'abc' })).toThrow(new CheckpointDamaged(`--resume: ${join(dir, 'epoch.safetensors')}: metadata "epoch" must be a whole number ≥ 0, found "abc"`));
     // A seed saved before the flag's 2^32 − 1 cap still resumes (the RNGs fold it to 32 bits, as then).
     const bigSeed = { ...first, seed: Number('99999999999999999999') };
     expect(damaged('big-seed.safetensors', { options: JSON.stringify(bigSeed) })().options.seed).toBe(1e20);
     const { seed: _seed, ...noSeed } = first;
     expect(damaged('seed.safetensors', { options: JSON.stringify({ ...noSeed, lr: 'x' }) })).toThrow(
-      new UsageError(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer ≥ 0, got undefined`),
+      new CheckpointDamaged(`--resume ${join(dir, 'seed.safetensors')}: its saved training options are damaged: lr must be a number in [0, 1000], got "x"; seed must be an integer ≥ 0, got undefined`),
     );
   });
 
@@ -546,17 +546,17 @@ describe('nin CLI', () => {
       [{ momentum: 1, checkpointMinutes: -1 }, 'momentum must be a number in [0, 0.999999], got 1; checkpointMinutes must be a number ≥ 0, got -1'],
     ];
     for (const [edits, problem] of refused) {
-      expect(resume(edits), JSON.stringify(edits)).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));
+      expect(resume(edits), JSON.stringify(edits)).toThrow(new CheckpointDamaged(`--resume ${ckpt}: its saved training options are damaged: ${problem}`));
     }
     // Fields read before the rules: the model's name, the run directory, a network of one's own.
-    expect(resume({ model: 'nope' })).toThrow(new UsageError(`--resume ${ckpt}: its saved training options are damaged: model must be one of ${Object.keys(MODELS).join(', ')}, got "nope"`));
-    expect(resume({ model: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": model must be a string, got 7`));
-    expect(resume({ outDir: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
-    expect(resume({ weightsFrom: 7 })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": weightsFrom must be a string, got 7`));
+    expect(resume({ model: 'nope' })).toThrow(new CheckpointDamaged(`--resume ${ckpt}: its saved training options are damaged: model must be one of ${Object.keys(MODELS).join(', ')}, got "nope"`));
+    expect(resume({ model: 7 })).toThrow(new CheckpointDamaged(`--resume: ${ckpt}: metadata "options": model must be a string, got 7`));
+    expect(resume({ outDir: 7 })).toThrow(new CheckpointDamaged(`--resume: ${ckpt}: metadata "options": outDir must be a string, got 7`));
+    expect(resume({ weightsFrom: 7 })).toThrow(new CheckpointDamaged(`--resume: ${ckpt}: metadata "options": weightsFrom must be a string, got 7`));
     // An image folder's run names its folder, classes, image count and list (eval, visualize and a run started from it read them too).
-    expect(resume({ dataset: 'folder' })).toThrow(new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got undefined`));
+    expect(resume({ dataset: 'folder' })).toThrow(new CheckpointDamaged(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got undefined`));
     expect(resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5 } })).toThrow(
-      new UsageError(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
+      new CheckpointDamaged(`--resume: ${ckpt}: metadata "options": imageFolder must be { dir, classNames (two or more), trainImages, trainList } and, with --val folder, valImages and valList (and where present, trainClasses and valClasses: one { images, list } per class), got {"dir":${JSON.stringify(dir)},"classNames":["a","b"],"trainImages":5}`),
     );
     const damagedVal = (imageFolder: object) => resume({ dataset: 'folder', imageFolder: { dir, classNames: ['a', 'b'], trainImages: 5, trainList: 'x', ...imageFolder } });
     expect(damagedVal({ valImages: 3, valList: 5 })).toThrow(/imageFolder must be .* with --val folder, valImages and valList .*, got .*"valList":5/);
@@ -607,19 +607,19 @@ describe('nin CLI', () => {
     expect(parseTrainArgs(['--epochs', '5', '--keep-every', '5']).options.keepEvery).toBe(5);
     expect(() => parseTrainArgs(['--seed', ''])).toThrow(new UsageError('--seed needs a value, got an empty one'));
     expect(() => parseTrainArgs(['--seed', ' 7'])).toThrow(new UsageError("--seed must be an integer in [0, 4294967295], got ' 7'"));
-    // The command line: exit 2 with the message, before any GPU work.
+    // The command line: exit 1 (a damaged checkpoint, as eval finds one), the message, before any GPU work.
     resume({ head: 'banana' });
     const r = await nin('train', '--resume', ckpt);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toContain(`--resume ${ckpt}: its saved training options are damaged: head must be one of gap, fc, fc-dropout, got "banana"`);
     expect(r.stderr).not.toMatch(/No WebGPU adapter found/); // NO_GPU
     expect(r.stderr).not.toMatch(/maxDynamic/);
     // The flags are well formed and name a checkpoint that cannot be resumed: the message alone,
     // not followed by a pointer to the usage. (Errors about the flags themselves point to it: the cases above.)
     expect(r.stderr).not.toMatch(/--help shows the usage/);
-    expect([r.code, r.stderr.split('\n').length]).toEqual([2, 2]); // one line and its newline
+    expect([r.code, r.stderr.split('\n').length]).toEqual([1, 2]); // one line and its newline
     const usage = (f: () => unknown) => { try { f(); } catch (e) { return (e as UsageError).showUsage; } return 'no error'; };
-    expect(usage(resume({ head: 'banana' }))).toBe(false);
+    expect(resume({ head: 'banana' })).toThrow(CheckpointDamaged); // (no usage to point to: exit 1)
     expect(usage(() => parseTrainArgs(['--lr', 'fast']))).toBe(true);
     // A file that is no checkpoint at all: the argument names the wrong kind of file, and the usage says what it takes.
     const garbage = join(mkdtempSync(join(tmpdir(), 'nin-cli-')), 'garbage.safetensors');

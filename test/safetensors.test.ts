@@ -217,9 +217,12 @@ describe('safetensors validation on read', () => {
     expect(() => readSafetensorsMetadata(h)).toThrow(new SafetensorsError(h, 'header length 1099511627776 exceeds the 100000000-byte limit: not a safetensors file'));
   });
 
-  it('truncated data section → offsets out of range, naming the tensor', () => {
+  it('truncated data section → the bytes its header places and the bytes the file holds, as the header-only whole-file check says', () => {
     const p = path('cut-data.safetensors', good.subarray(0, good.length - 3));
-    expect(() => readSafetensors(p)).toThrow(/: tensor "[^"]+": data_offsets \[\d+, \d+\] out of range of the \d+-byte data section \(file truncated\?\)/);
+    const placed = good.length - 8 - Number(good.readBigUInt64LE(0));
+    const message = `truncated: its header places ${placed} bytes of tensor data, the file holds ${placed - 3}`;
+    expect(() => readSafetensors(p)).toThrow(new SafetensorsError(p, message));
+    expect(() => readSafetensorsMetadata(p, { whole: true })).toThrow(new SafetensorsError(p, message));
   });
 
   it('overlapping tensors, holes and trailing bytes', () => {
