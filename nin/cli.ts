@@ -210,7 +210,8 @@ train options:
   --schedule constant|step|cosine|plateau   --lr-steps E1,E2,...  --gamma X  --warmup EPOCHS
                           (step: lr ×gamma at each --lr-steps epoch, by default at half and
                           three quarters of --epochs, rounded: one drop if they meet, none at
-                          the last epoch's end; given, each within the run, in increasing order)
+                          the last epoch's end (1 epoch: at 0.5 and 0.75 of it); given, each
+                          within the run, in increasing order)
   --schedule plateau      the paper's: lr ×gamma (0.1) when the training error has set no new low
                           for --patience N epochs (3), --lr-drops N times (2: to 1 % of --lr); a
                           plateau after the last drop ends the run (--epochs is then a cap);
