@@ -11,10 +11,10 @@ import { gpu } from '../engine/device.ts';
  * unrolls a loop of few enough known trips (how few depends on the body: around a fused mlpconv's
  * register tile, 17 trips unrolled and 24 did not), and such a kernel then took LLVM 8–30 s to
  * compile, against about 2 s with the count hidden (session 26). The tests' odd widths (17, 21, …)
- * hit this on every shape. Counts from 2 up to 32 are hidden, for a margin (a count of 1 is no loop); the paper's widths (48 and up)
- * keep their literal bound on every adapter. Hidden as `select(n, 0, nwg.z == 0)`: a dispatch never
- * has 0 workgroups along z, but the compiler cannot know it. Needs `nwg` (@builtin(num_workgroups))
- * in scope.
+ * hit this on every shape. Counts from 2 up to 32 are hidden, for a margin (a count of 1 is no
+ * loop); the paper's widths (48 and up) keep their literal bound on every adapter. Hidden as
+ * `select(n, 0, nwg.z == 0)`: a dispatch never has 0 workgroups along z, but the compiler cannot
+ * know it. Needs `nwg` (@builtin(num_workgroups)) in scope.
  */
 export function noUnrollBound(n: number): string {
   return n > 32 || n === 1 ? `${n}u` : hiddenBound(`${n}u`);
