@@ -140,12 +140,49 @@ for (const [ch, src] of Object.entries(GLYPH_SOURCE)) {
 /** Any other character is drawn as a hollow box, so a missing glyph is visible, not dropped. */
 const MISSING_GLYPH = Uint8Array.from([0x1f, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1f, 0]);
 
-/** Every character the font has a glyph for. */
+/** Every character the font has a glyph for, accented letters aside (accentedGlyph). */
 export const FONT_CHARS: readonly string[] = [...GLYPHS.keys()];
 
-/** Width in pixels of `text` drawn on one line at `scale` (no trailing spacing). */
+/** Accents as rows of bits: above a lowercase letter (its rows 0–1 are empty; an i's or j's dot
+ * gives way), or under it (row 7: the cedilla). */
+const ACCENTS: Record<string, { rows: number[]; below?: boolean }> = {
+  '\u0300': { rows: [0b01000, 0b00100] }, // grave
+  '\u0301': { rows: [0b00010, 0b00100] }, // acute
+  '\u0302': { rows: [0b00100, 0b01010] }, // circumflex
+  '\u0303': { rows: [0b01101, 0b10110] }, // tilde
+  '\u0308': { rows: [0b01010, 0] }, // diaeresis
+  '\u030a': { rows: [0b01110, 0b01010] }, // ring
+  '\u030c': { rows: [0b01010, 0b00100] }, // caron
+  '\u0327': { rows: [0b00100], below: true }, // cedilla
+};
+const accentedGlyphs = new Map<string, Uint8Array | null>();
+
+/**
+ * An accented letter's glyph (é, ü, ñ, ç, …; class names from an image folder's directories, run
+ * names): its letter's with the accent drawn on where the letter leaves room for it, else the
+ * letter alone (É as E), which reads better than a box. Null for anything else.
+ */
+function accentedGlyph(ch: string): Uint8Array | null {
+  const known = accentedGlyphs.get(ch);
+  if (known !== undefined) return known;
+  const [base, mark, ...more] = [...ch.normalize('NFD')];
+  const letter = base === undefined ? undefined : GLYPHS.get(base);
+  const accent = mark === undefined ? undefined : ACCENTS[mark];
+  let glyph: Uint8Array | null = null;
+  if (letter && accent && more.length === 0) {
+    glyph = letter.slice();
+    if (!accent.below && (base === 'i' || base === 'j')) glyph[0] = 0;
+    const rows = accent.below ? [7] : [0, 1];
+    if (rows.every((y) => glyph![y] === 0)) accent.rows.forEach((bits, k) => (glyph![rows[k]] = bits));
+  }
+  accentedGlyphs.set(ch, glyph);
+  return glyph;
+}
+
+/** Width in pixels of `text` drawn on one line at `scale` (no trailing spacing). A letter and
+ * its accent written apart (as macOS names files) are one character, as drawn. */
 export function textWidth(text: string, scale = 1): number {
-  const n = [...text].length;
+  const n = [...text.normalize('NFC')].length;
   return n === 0 ? 0 : (n * CHAR_ADVANCE - 1) * scale;
 }
 
@@ -155,7 +192,7 @@ export function textWidth(text: string, scale = 1): number {
 /** An opaque RGBA raster with clipped drawing primitives. Coordinates are pixels, origin top-left. */
 /** Calls `ink(gx, gy)` for every set pixel of `ch`'s glyph (column gx, row gy). */
 function forEachInk(ch: string, ink: (gx: number, gy: number) => void): void {
-  const bits = GLYPHS.get(ch) ?? MISSING_GLYPH;
+  const bits = GLYPHS.get(ch) ?? accentedGlyph(ch) ?? MISSING_GLYPH;
   for (let gy = 0; gy < GLYPH_HEIGHT; gy++) {
     const row = bits[gy];
     if (row === 0) continue;
@@ -273,7 +310,7 @@ export class Canvas {
     const s = Math.max(1, Math.round(scale));
     let cx = Math.round(x);
     const cy = Math.round(y);
-    for (const ch of text) {
+    for (const ch of text.normalize('NFC')) {
       forEachInk(ch, (gx, gy) => this.fillRect(cx + gx * s, cy + gy * s, s, s, c));
       cx += CHAR_ADVANCE * s;
     }
@@ -286,7 +323,7 @@ export class Canvas {
     const s = Math.max(1, Math.round(scale));
     let cy = Math.round(y);
     const cx = Math.round(x);
-    for (const ch of text) {
+    for (const ch of text.normalize('NFC')) {
       // Glyph column gx goes upwards, glyph row gy goes rightwards.
       forEachInk(ch, (gx, gy) => this.fillRect(cx + gy * s, cy - (gx + 1) * s, s, s, c));
       cy -= CHAR_ADVANCE * s;

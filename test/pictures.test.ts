@@ -483,8 +483,31 @@ describe('encodePng and canvas', () => {
     const inkOf = (c: Canvas) => c.rgba.filter((v, i) => i % 4 === 0 && v === 0).length;
     expect(inkOf(three)).toBe(9 * inkOf(one));
     const box = new Canvas(8, 10);
-    box.drawText('\u00e9', 0, 0, BLACK);
-    expect(inkOf(box)).toBeGreaterThan(0);
+    box.drawText('\u4e2d', 0, 0, BLACK);
+    expect(inkOf(box)).toBe(20); // the hollow 5×7 box
+  });
+
+  it('draws accented letters (class names of an image folder): the accent where the letter leaves room, else the letter alone; a letter and its accent written apart alike', () => {
+    // Each glyph's rows, as the font's source writes them ('#' ink).
+    const rows = (text: string) => {
+      const c = new Canvas(textWidth(text) + 2, GLYPH_HEIGHT + 2);
+      c.drawText(text, 1, 1, BLACK);
+      return Array.from({ length: GLYPH_HEIGHT }, (_, y) => Array.from({ length: textWidth(text) }, (_, x) => (c.getPixel(x + 1, y + 1)[0] === 0 ? '#' : '.')).join(''));
+    };
+    const e = rows('e');
+    expect(rows('\u00e9')).toEqual(['...#.', '..#..', ...e.slice(2)]); // é: acute over e
+    expect(rows('\u00e8')).toEqual(['.#...', '..#..', ...e.slice(2)]); // è
+    expect(rows('\u00fc')).toEqual(['.#.#.', '.....', ...rows('u').slice(2)]); // ü
+    expect(rows('\u00f1')).toEqual(['.##.#', '#.##.', ...rows('n').slice(2)]); // ñ
+    expect(rows('\u00e7')).toEqual([...rows('c').slice(0, 7), '..#..']); // ç: the cedilla in the descender row
+    expect(rows('\u00ed')).toEqual(['...#.', '..#..', ...rows('i').slice(2)]); // í: the accent in place of the dot
+    expect(rows('\u00c9')).toEqual(rows('E')); // É: no room above a capital
+    expect(rows('\u011f')).toEqual(rows('\u4e2d')); // ğ: a breve is not among the accents drawn: the box
+    // Written apart (NFD, as macOS names files): one character, drawn and measured as the composed one.
+    expect(textWidth('cafe\u0301')).toBe(textWidth('caf\u00e9'));
+    expect(rows('cafe\u0301')).toEqual(rows('caf\u00e9'));
+    const c = new Canvas(40, 12);
+    expect(c.drawText('cafe\u0301', 0, 0, BLACK)).toBe(textWidth('caf\u00e9'));
   });
 
   it('draws lines of the requested thickness and clips', () => {
