@@ -7,6 +7,7 @@ import { CheckpointDamaged, finishedLine, MAIN_JOB, parseRangeTestArgs, parseTra
 import type { TrainResult } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { fewerNotes } from '../nin/images.ts';
+import { formatPredictions, predictChunks, topClasses, type Predictions } from '../nin/predict.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
 import { runAsync } from './helpers.ts';
@@ -256,6 +257,31 @@ describe('nin CLI', () => {
     expect(predictedImages([a, dir, again, a], (line) => line.includes('named again') && said.push(line))).toEqual([a, ...['Z.jpg', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
     expect(said).toEqual([`3 pictures named again, predicted once: ${a}, ${again}, ${a}`]);
     rmSync(dir, { recursive: true });
+  });
+
+  it("nin predict: each picture's line, its top 5 classes most probable first (ties in class order), to 0.1 %", () => {
+    const r: Predictions = {
+      images: ['a.png', 'b.png'],
+      classNames: ['cat', 'dog', 'eel', 'fox', 'gnu', 'hen'],
+      probabilities: Float32Array.of(0.05, 0.5, 0.1, 0.2, 0.1, 0.05, 0.01, 0.02, 0.03, 0.04, 0, 0.9),
+      unreadable: [],
+      notes: [[], []],
+    };
+    expect(formatPredictions(r)).toEqual(['a.png: dog 50.0%, fox 20.0%, eel 10.0%, gnu 10.0%, cat 5.0%', 'b.png: hen 90.0%, fox 4.0%, eel 3.0%, dog 2.0%, cat 1.0%']);
+    expect(topClasses(r, 1, 2)).toEqual([{ index: 5, name: 'hen', probability: Math.fround(0.9) }, { index: 3, name: 'fox', probability: Math.fround(0.04) }]);
+    expect(topClasses(r, 0, 10)).toHaveLength(6);
+  });
+
+  it('predictChunks: a chunk that is not a positive integer is refused before any picture is read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
+    const config = modelConfig(o);
+    const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
+    writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1', step: '0', 'preprocess.transform': 'none' });
+    for (const chunk of [0, 2.5]) {
+      await expect(predictChunks(ckpt, [join(dir, 'no-such.png')], () => {}, { skipUnreadable: true, chunk }).next()).rejects.toThrow(`predict: chunk must be a positive integer, got ${chunk}`);
+    }
   });
 
   it('nin predict: past three notes of a kind, the rest are counted (a directory of photos is resized one by one)', () => {

@@ -529,6 +529,13 @@ describe('local contrast normalisation (LeCun, as pylearn2 lecun_lcn)', () => {
     expect(Array.from(zero).every((v) => v === 0)).toBe(true);
     expect(() => localContrastNormalize(new Float32Array(47), { height: 4, width: 4, channels: 3 })).toThrow(/not a whole number of 4×4×3 images/);
     expect(() => gaussianTaps(6, 2)).toThrow(/odd/);
+    expect(() => localContrastNormalize(new Float32Array(48), { height: 4, width: 4, channels: 3 }, {}, new Float32Array(47))).toThrow('localContrastNormalize: 48 values is not a whole number of 4×4×3 images (output 47)');
+    // A faint image (values near 1e-5): every local norm and their mean under pylearn2's threshold, 1e-4, which divides.
+    const faint = randomArray(5 * 6 * 1, 31, 0, 2e-5);
+    const divided = localContrastNormalize(faint, { height: 5, width: 6, channels: 1 }, {}, new Float32Array(faint.length));
+    const ref = lcnRef(faint, 5, 6, 1);
+    expect(maxAbsDiff(divided, ref.out)).toBeLessThan(1e-6);
+    expect(Math.max(...Array.from(divided, Math.abs))).toBeGreaterThan(0.02);
     expect(() => gaussianTaps(7, 0)).toThrow(/σ/);
   });
 

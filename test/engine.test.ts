@@ -10,7 +10,7 @@ import { closeGpu, getGpu, gpu, GpuOutOfMemory, uncaptured } from '../engine/dev
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { BufferPool, sizeClass } from '../engine/pool.ts';
 import { dispatch, fmtBytes, pool, runtimeStats, setAllocationFault, setPipelineCacheLimit, SUBMIT_EVERY, sync, trimPool, upload } from '../engine/runtime.ts';
-import { keep, Tensor, tidy } from '../engine/tensor.ts';
+import { expectDtype, expectRank, keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, mean, relu, reluBackward, reshape, scale, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { dropout } from '../kernels/dropout.ts';
@@ -137,6 +137,19 @@ describe('buffer pool and scopes', () => {
     expect([m.get('a')!.isDisposed, [...set][0].isDisposed]).toEqual([false, false]);
     expect(stats.liveBuffers).toBe(live + 2);
     m.get('a')!.dispose(); [...set][0].dispose();
+    // A Map's keys too.
+    const keyed = tidy(() => new Map([[relu(x), 'a']]));
+    expect([...keyed.keys()][0].isDisposed).toBe(false);
+    expect(stats.liveBuffers).toBe(live + 1);
+    [...keyed.keys()][0].dispose();
+    // keep() inside an inner tidy takes a tensor of an outer one out of that one too.
+    let outer: Tensor | null = null;
+    tidy(() => {
+      outer = relu(x);
+      tidy(() => keep(outer!));
+    });
+    expect(outer!.isDisposed).toBe(false);
+    outer!.dispose();
     // An object that refers back to itself (a stack overflow before, which freed nothing), beside a typed array.
     const cyclic = tidy(() => {
       const o: { t: Tensor; data: Float32Array; self?: unknown } = { t: relu(relu(x)), data: new Float32Array(8) };
@@ -802,6 +815,13 @@ describe('API misuse: errors, not wrong numbers', () => {
     expect(() => Tensor.fromArray([1, 2, 3], [1000, 1000])).toThrow(/3 values do not fill shape \[1000, 1000\]/);
     expect(() => Tensor.fromArray(new BigInt64Array([1n]) as never, [1])).toThrow(TypeError);
     expect([stats.liveBuffers, stats.allocations]).toEqual([liveBuffers, allocations]);
+  });
+
+  it('a missing tensor argument is named missing; a tensor of higher rank than an op takes is refused', () => {
+    expect(() => expectDtype('relu', 'input', undefined as unknown as Tensor)).toThrow(new TypeError('relu: input is missing'));
+    const five = Tensor.fromArray([1], [1, 1, 1, 1, 1]);
+    expect(() => expectRank('maxPool2d', 'input', five, 4, 'NHWC')).toThrow('maxPool2d: input has shape [1, 1, 1, 1, 1], expected rank 4 (NHWC)');
+    five.dispose();
   });
 
   it('item() refuses a tensor of more than one element', async () => {

@@ -12,7 +12,7 @@ import { main, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
-import { folderImageShape, readImageFolder, scanImageFolder, scanLabelledFolder, streamImageFolder } from '../nin/data/folder.ts';
+import { channelsNote, classesChanged, folderClassLists, folderImageShape, isImageFolderOptions, readImageFolder, scanImageFolder, scanLabelledFolder, streamImageFolder, type FolderScan } from '../nin/data/folder.ts';
 import { readStreamed } from '../nin/data/stream.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
 import { encodePng, invertNote } from '../nin/images.ts';
@@ -226,6 +226,67 @@ describe('image folder reader', () => {
     expect(two.images.every((v) => v === 255)).toBe(true);
     expect((await readImageFolder(scan, input, { workers: 2, limit: 999, note: () => {} })).images.buffer).not.toBeInstanceOf(SharedArrayBuffer); // fewer than 2 × 500
     expect((await readImageFolder(scan, input, { workers: 4, imagesPerWorker: 400, note: () => {} })).images.buffer).toBeInstanceOf(SharedArrayBuffer); // 2 threads of 500
+  });
+});
+
+describe('image folder reader: plurals, counts and samples', () => {
+  it('names two stray images, counts past five unreadable ones, and counts a picture resized along one axis', async () => {
+    const root = join(tmp, 'counts');
+    for (const cls of ['a', 'b']) writePng(join(root, 'train', cls, '0.png'), 4, 2, dot);
+    for (const stray of ['x.png', 'y.png']) writePng(join(root, 'train', stray), 4, 2, dot);
+    expect(() => scanImageFolder(root, 'train')).toThrow(`${join(root, 'train')}: 2 images lie outside the class folders: ${join(root, 'train', 'x.png')}, ${join(root, 'train', 'y.png')} (an image's folder is its class`);
+    for (const stray of ['x.png', 'y.png']) rmSync(join(root, 'train', stray));
+    // Only the width differs (4×2 pictures for a 2-high, 3-wide input), then only the height.
+    const scan = scanImageFolder(root, 'train');
+    const said: string[] = [];
+    await readImageFolder(scan, { height: 2, width: 3, channels: 1 }, { note: (l) => said.push(l) });
+    streamImageFolder(scan, { height: 3, width: 4, channels: 1 }, { note: (l) => said.push(l) });
+    expect(said).toEqual(['counts/train: 2 of 2 images resized to 3×2 (width×height)', 'counts/train: 2 of 2 images resized to 4×3 (width×height)']);
+    // Headers taken over from the sizing pass only for the same files: here the list is another.
+    writePng(join(root, 'train', 'b', '1.png'), 3, 2, dot);
+    const three = scanImageFolder(root, 'train');
+    expect(folderImageShape(three, { height: 2, width: 4 })).toEqual({ height: 2, width: 4, channels: 3 });
+    const narrow = three.files.filter((f) => f.path.endsWith('1.png'));
+    const streamed: string[] = [];
+    streamImageFolder({ ...three, files: narrow }, { height: 2, width: 4, channels: 3 }, { note: (l) => streamed.push(l) });
+    expect(streamed).toEqual(['counts/train: 1 of 1 images resized to 4×2 (width×height)']);
+    for (let i = 0; i < 7; i++) writeFileSync(join(root, 'train', 'a', `bad${i}.png`), 'GIF89a');
+    const bad = scanImageFolder(root, 'train');
+    expect(() => folderImageShape(bad)).toThrow(new RegExp(`^${join(root, 'train')}: 7 of 10 images cannot be read:\n(  .*: not a PNG or JPEG file.*\n){5}  and 2 more$`));
+  });
+
+  it('channelsNote: sampled evenly over the folder, saying how many it checked; none where no picture could be checked', () => {
+    const root = join(tmp, 'channels');
+    for (let i = 0; i < 4; i++) {
+      writePng(join(root, 'train', 'a', `${i}.png`), 2, 2, dot, 0); // grey
+      writePng(join(root, 'train', 'b', `${i}.png`), 2, 2, dot); // RGBA: colour
+    }
+    const scan = scanImageFolder(root, 'train'); // a0 b0 a1 b1 a2 b2 a3 b3
+    const dir = join(root, 'train');
+    expect(channelsNote(scan, 1)).toBe(`${dir}: 4 of its 8 pictures are in colour, the network takes grey: they are read as grey (BT.601 luma)`);
+    expect(channelsNote(scan, 1, 2)).toBeNull(); // files 0 and 4: a0, a2
+    expect(channelsNote(scan, 1, 3)).toBe(`${dir}: 1 of the 3 pictures checked are in colour, the network takes grey: they are read as grey (BT.601 luma)`); // a0, a1, b2
+    const greyScan: FolderScan = { ...scan, files: scan.files.filter((f) => f.label === 0) };
+    expect(channelsNote(greyScan, 3, 3)).toBe(`${dir}: its pictures are grey (the 3 checked), the network takes colour: each is read as 3 equal channels`);
+    for (let i = 0; i < 4; i++) writeFileSync(join(root, 'train', 'a', `${i}.png`), 'GIF89a');
+    expect(channelsNote(greyScan, 3)).toBeNull();
+  });
+
+  it('classesChanged: by class, five at the most and how many more; nothing where the classes were not recorded as many; isImageFolderOptions', () => {
+    const names = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+    const scanOf = (per: number[]): FolderScan => ({ dir: '/d', classNames: names, files: per.flatMap((n, label) => Array.from({ length: n }, (_, i) => ({ path: `/d/${names[label]}/${i}.png`, label }))) });
+    const then = folderClassLists(scanOf([1, 1, 1, 1, 1, 1, 1]));
+    expect(classesChanged(scanOf([2, 2, 2, 2, 2, 2, 2]), then)).toBe('; c0/ 2 now, 1 then; c1/ 2 now, 1 then; c2/ 2 now, 1 then; c3/ 2 now, 1 then; c4/ 2 now, 1 then; and 2 more classes');
+    expect(classesChanged(scanOf([2, 2, 2, 2, 2, 2, 1]), then)).toBe('; c0/ 2 now, 1 then; c1/ 2 now, 1 then; c2/ 2 now, 1 then; c3/ 2 now, 1 then; c4/ 2 now, 1 then; and 1 more class');
+    const renamed = scanOf([1, 1, 1, 1, 1, 1, 1]);
+    renamed.files[0] = { path: '/d/c0/other.png', label: 0 };
+    expect(classesChanged(renamed, then)).toBe('; c0/ as many, other names');
+    expect(classesChanged(scanOf([2, 2, 2, 2, 2, 2, 2]), then.slice(0, 6))).toBe('');
+    const o = { dir: '/d', classNames: ['a', 'b'], trainImages: 4, trainList: 'f00d' };
+    expect(isImageFolderOptions(o)).toBe(true);
+    expect(isImageFolderOptions({ ...o, classNames: ['a'] })).toBe(false);
+    expect(isImageFolderOptions({ ...o, valList: 'beef' })).toBe(false); // a list without its count
+    expect(isImageFolderOptions({ ...o, valList: 'beef', valImages: 2 })).toBe(true);
   });
 });
 

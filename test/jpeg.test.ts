@@ -410,7 +410,7 @@ describe('JPEG errors name the file and what is wrong', () => {
     const trailed = write('trailed.jpg', Buffer.concat([whole, Buffer.from('trailer')]));
     expect(readImageHeader(trailed)).toEqual({ width: 37, height: 21, grey: false });
     expect(readImage(trailed)).toEqual(readJpeg(fixture('rgb444-q100-baseline.jpg')));
-    for (const trailer of [65535, 200_000]) {
+    for (const trailer of [65534, 65535, 200_000]) { // 65534: the end marker opens the last 64 KiB block
       const long = write(`trailer-${trailer}.jpg`, Buffer.concat([whole, Buffer.alloc(trailer, 0x11)]));
       expect(readImageHeader(long), `${trailer} bytes after the end`).toEqual({ width: 37, height: 21, grey: false });
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { borderMean, encodePng, ImageLoadError, loadImageForModel, pictureNotes, readImageHeader, readPng, resizeImage, resizeNote } from '../nin/images.ts';
+import { borderMean, encodePng, ImageLoadError, loadImageForModel, noteText, pictureFormat, pictureNotes, readImageHeader, readPng, resizeImage, resizeNote } from '../nin/images.ts';
 import {
   BLACK, Canvas, CURVE_COLORS, FONT_CHARS, GLYPH_HEIGHT, SERIES_COLORS, drawPlot, featureMapGridLayout, logAxis, niceAxis,
   historyGap, renderCurves, renderFeatureMapGrid, renderTrainingCurves, testSetChange, trainingCurveSeries, textWidth, type FeatureMapGridOptions, type Rgb,
@@ -43,6 +43,13 @@ function countColor(buf: Buffer, c: Rgb, where?: (x: number, y: number) => boole
     if (!where || where((i / 4) % png.width, Math.floor(i / 4 / png.width))) n++;
   }
   return n;
+}
+
+/** Pixels `text` inks when drawn alone at `scale` (any colour). */
+function inkOf(text: string, scale = 1): number {
+  const c = new Canvas(textWidth(text, scale) + 2, GLYPH_HEIGHT * scale + 2);
+  c.drawText(text, 1, 1, BLACK, scale);
+  return c.rgba.filter((v, i) => i % 4 === 0 && v !== 255).length;
 }
 
 describe('loadImageForModel', () => {
@@ -191,6 +198,48 @@ describe('loadImageForModel', () => {
     ]);
   });
 
+  it('pictureNotes at the edges: a border of mean exactly 0.5 is not light; under --invert a blank translucent picture is not told to pass --invert; a note without its path', () => {
+    const model = { height: 4, width: 4, channels: 1 as const };
+    // 12 border pixels, 6 of them 1: mean 0.5, not past it. One more: 7/12 = 0.58.
+    const half = Float32Array.of(1, 1, 1, 1, 0, 0.2, 0.3, 0, 0, 0.1, 0.4, 0, 1, 1, 0, 0);
+    const image = (pixels: Float32Array, translucent = false) => ({ pixels, originalSize: [4, 4] as [number, number], translucent, colourful: false });
+    expect(pictureNotes('half.png', image(half), model, { mnist: true })).toEqual([]);
+    const more = Float32Array.from(half, (v, i) => (i === 15 ? 1 : v));
+    expect(pictureNotes('more.png', image(more), model, { mnist: true })).toEqual([
+      "more.png: its border is light (mean 0.58 of 1); MNIST's digits are light strokes on black: for a dark digit on a light background, pass --invert",
+    ]);
+    expect(pictureNotes('blank.png', image(new Float32Array(16), true), model, { mnist: true, invert: true })).toEqual(['blank.png: the picture is blank as the model sees it (every value 0.00 of 1, after --invert)']);
+    expect(noteText('a.png', 'a.png: resized from 8×8 to 4×4 (width×height), aspect ratio kept')).toBe('resized from 8×8 to 4×4 (width×height), aspect ratio kept');
+    expect(noteText('a.png', 'b.png: a note of another picture')).toBe('b.png: a note of another picture');
+  });
+
+  it('a picture of any alpha under 255 is translucent; a grey+alpha PNG is grey by its header, an RGBA one is not', () => {
+    const nearly = writePng('nearly-opaque.png', 2, 1, 4, [0, 254, 255, 255]);
+    expect(loadImageForModel(nearly, { height: 1, width: 2, channels: 1 }).translucent).toBe(true);
+    expect(readImageHeader(nearly)).toEqual({ width: 2, height: 1, grey: true });
+    expect(readImageHeader(writePng('rgba.png', 2, 1, 6, [9, 9, 9, 255, 9, 9, 9, 255]))).toEqual({ width: 2, height: 1, grey: false });
+  });
+
+  it('pictureFormat tells PNG from JPEG by the first bytes, whatever the name; anything else, or no file, is null', () => {
+    const png = writePng('format.jpg', 1, 1, 0, [0]);
+    const jpeg = join(dir, 'format.png');
+    writeFileSync(jpeg, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]));
+    const text = join(dir, 'format.txt');
+    writeFileSync(text, 'hello world');
+    expect([pictureFormat(png), pictureFormat(jpeg), pictureFormat(text), pictureFormat(join(dir, 'no-such-file'))]).toEqual(['PNG', 'JPEG', null, null]);
+  });
+
+  it('a file that is no picture is described by its first bytes: non-printable ones (DEL too) as ".", a known format named', () => {
+    const elf = join(dir, 'program.png');
+    writeFileSync(elf, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00]));
+    expect(() => loadImageForModel(elf, { height: 28, width: 28, channels: 1 })).toThrow(
+      `${elf}: not a PNG or JPEG file: expected PNG's signature 89 50 4e 47 0d 0a 1a 0a or JPEG's ff d8 ff, found 7f 45 4c 46 02 01 01 00 (".ELF....")`,
+    );
+    const bmp = join(dir, 'bitmap.png');
+    writeFileSync(bmp, Buffer.from([0x42, 0x4d, 0x36, 0x0c, 0, 0, 0, 0]));
+    expect(() => readPng(bmp)).toThrow(`${bmp}: not a PNG file: expected signature 89 50 4e 47 0d 0a 1a 0a, found 42 4d 36 0c 00 00 00 00 ("BM6....."), which looks like BMP`);
+  });
+
   it('names the file in every error', () => {
     const missing = join(dir, 'nope.png');
     expect(() => loadImageForModel(missing, { height: 28, width: 28, channels: 1 })).toThrow(ImageLoadError);
@@ -292,6 +341,8 @@ describe('readPng: what the header declares is checked before decoding', () => {
     expect(() => readPng(long)).toThrow(`${long}: corrupt PNG: the image data inflates to more than the 812 bytes a 28×28 grey image holds`);
     const shortHeader = file('short-ihdr.png', handMadePng({ width: 28, height: 28 }).subarray(0, 27));
     expect(() => readPng(shortHeader)).toThrow(`${shortHeader}: corrupt PNG: the file ends inside the IHDR chunk (27 bytes, the signature and IHDR take 33)`);
+    const ihdr32 = file('short-ihdr-32.png', handMadePng({ width: 28, height: 28 }).subarray(0, 32)); // one byte short of IHDR's CRC
+    expect(() => readPng(ihdr32)).toThrow(`${ihdr32}: corrupt PNG: the file ends inside the IHDR chunk (32 bytes, the signature and IHDR take 33)`);
     const none = file('none.png', handMadePng({ width: 4, height: 4, idat: false }));
     expect(() => readPng(none)).toThrow(`${none}: corrupt PNG: no IDAT chunk (the image data)`);
     const rgb4 = file('rgb4.png', handMadePng({ width: 2, height: 2, depth: 4, colorType: 2, scanlines: Buffer.alloc(8) }));
@@ -343,6 +394,15 @@ describe('readPng: what the header declares is checked before decoding', () => {
     expect(() => readPng(compression)).toThrow(`${compression}: corrupt PNG: compression method 1 does not exist (0)`);
     const filter = file('filter-1.png', handMadePng({ width: 4, height: 2, scanlines: rows, header: (h) => (h[11] = 1) }));
     expect(() => readPng(filter)).toThrow(`${filter}: corrupt PNG: filter method 1 does not exist (0)`);
+    const oneJunk = file('one-junk-byte.png', handMadePng({ width: 4, height: 2, idatBytes: Buffer.concat([deflateSync(rows), Buffer.from([1])]) }));
+    expect(() => readPng(oneJunk)).toThrow(`${oneJunk}: corrupt PNG: the image data holds 1 bytes after the end of its compressed stream`);
+    // An RGB image's tRNS is one 16-bit colour: 6 bytes, no other length.
+    const rgbRows = Buffer.alloc(2 * (1 + 4 * 3), 50);
+    rgbRows[0] = rgbRows[13] = 0;
+    const rgbTrns = file('trns-rgb.png', handMadePng({ width: 4, height: 2, colorType: 2, scanlines: rgbRows, before: [['tRNS', Buffer.from([0, 50, 0, 50, 0, 50])]] }));
+    expect(readPng(rgbTrns).rgba[3]).toBe(0); // every pixel is the transparent colour
+    const rgbTrns3 = file('trns-rgb-3.png', handMadePng({ width: 4, height: 2, colorType: 2, scanlines: rgbRows, before: [['tRNS', Buffer.from([0, 50, 0])]] }));
+    expect(() => readPng(rgbTrns3)).toThrow(`${rgbTrns3}: corrupt PNG: the tRNS chunk at offset 33 holds 3 bytes, a RGB image's holds 6`);
     const junk = file('junk-after-stream.png', handMadePng({ width: 4, height: 2, idatBytes: Buffer.concat([deflateSync(rows), Buffer.from([1, 2, 3])]) }));
     expect(() => readPng(junk)).toThrow(`${junk}: corrupt PNG: the image data holds 3 bytes after the end of its compressed stream`);
     // Bytes after IEND are ignored, as libpng does: the same pixels as the file without them.
@@ -449,6 +509,7 @@ describe('resizeImage', () => {
   it('rejects mismatched sizes', () => {
     expect(() => resizeImage(new Float32Array(5), 2, 2, 1, 1, 1)).toThrow(/expected 2×2×1 = 4 values, found 5/);
     expect(() => resizeImage(new Float32Array(4), 2, 2, 1, 0, 1)).toThrow(/output height must be a positive integer/);
+    expect(() => resizeImage(new Float32Array(4), 2, 2, 1, 2, 2.5)).toThrow('resizeImage: output width must be a positive integer, found 2.5');
   });
 });
 
@@ -522,6 +583,29 @@ describe('encodePng and canvas', () => {
     expect(c.getPixel(20, 14)[0]).toBe(255);
     c.fillRect(-5, -5, 1000, 1000, [1, 2, 3]); // clipped, no throw
     expect(c.getPixel(39, 19)).toEqual([1, 2, 3, 255]);
+  });
+});
+
+describe('canvas edges', () => {
+  it('textWidth has no trailing spacing; the clip and getPixel end before their right and bottom edges; a stroke no wider than half the rectangle; a line under 1 px drawn 1 px thick', () => {
+    expect([textWidth(''), textWidth('ab'), textWidth('ab', 2)]).toEqual([0, 11, 22]);
+    const black = (c: Canvas) => c.rgba.filter((v, i) => i % 4 === 0 && v === 0).length;
+    const c = new Canvas(20, 20);
+    c.setClip(2, 2, 5, 5); // [2, 7) × [2, 7)
+    c.setPixel(7, 3, BLACK);
+    c.setPixel(3, 7, BLACK);
+    c.setPixel(6, 6, BLACK);
+    expect(black(c)).toBe(1);
+    expect(c.getPixel(6, 6)).toEqual([0, 0, 0, 255]);
+    expect(() => c.getPixel(20, 0)).toThrow('Canvas.getPixel: (20, 0) is outside 20×20');
+    const stroke = new Canvas(10, 10);
+    stroke.strokeRect(4, 4, 2, 2, BLACK, 3); // 3 px asked, 1 px (half of 2) drawn: the 2×2 square, nothing outside it
+    expect(black(stroke)).toBe(4);
+    const thin = new Canvas(20, 10);
+    const one = new Canvas(20, 10);
+    thin.drawLine(0, 0, 10, 3, BLACK, 0);
+    one.drawLine(0, 0, 10, 3, BLACK, 1);
+    expect(black(thin)).toBe(black(one));
   });
 });
 
@@ -612,6 +696,52 @@ describe('renderFeatureMapGrid', () => {
     expect(inkBelow(png, layout.mapRect(0, 0))).not.toBe(inkBelow(png, layout.mapRect(0, 1)));
   });
 
+  it("hot: black to red to yellow to white; an infinite value is marked, and does not set the row's scale", () => {
+    const one = (values: number[], colormap?: 'hot'): { png: ReturnType<typeof decode>; at: (k: number) => number[] } => {
+      const opts: FeatureMapGridOptions = { images: new Float32Array(4), imageShape: [2, 2, 1], maps: Float32Array.from(values), mapShape: [1, 1, values.length], classNames: values.map((_, k) => `c${k}`), cellScale: 4, colormap };
+      const png = decode(renderFeatureMapGrid(opts));
+      const layout = featureMapGridLayout(opts);
+      return { png, at: (k) => png.px(layout.mapRect(0, k).x + 1, layout.mapRect(0, k).y + 1) };
+    };
+    const hot = one([0, 1, 2], 'hot');
+    expect([0, 1, 2].map((k) => hot.at(k))).toEqual([[0, 0, 0], [255, 128, 0], [255, 255, 255]]);
+    const inf = one([Infinity, 1, 2]);
+    expect([0, 1, 2].map((k) => inf.at(k))).toEqual([[255, 0, 255], [128, 128, 128], [255, 255, 255]]);
+  });
+
+  it('layout: cells about 64 px (rounded), the input a whole multiple near their height; a caption line for each of means, labels, predictions; cellScale a positive integer', () => {
+    const opts: FeatureMapGridOptions = { images: new Float32Array(36), imageShape: [6, 6, 1], maps: new Float32Array(50), mapShape: [5, 5, 2], classNames: ['a', 'b'] };
+    const layout = featureMapGridLayout(opts);
+    expect([layout.cellScale, layout.imageScale]).toEqual([13, 11]); // 64/5 = 12.8 → 13; 65/6 = 10.8 → 11
+    const height = (o: Partial<FeatureMapGridOptions>) => featureMapGridLayout({ ...base(), ...o }).height;
+    const plain = height({});
+    expect([height({ predicted: [0, 1] }), height({ labels: [0, 1] }), height({ labels: [0, 1], predicted: [0, 1] })]).toEqual([plain + 10, plain + 10, plain + 10]);
+    expect(() => renderFeatureMapGrid({ ...base(), cellScale: 2.5 })).toThrow('renderFeatureMapGrid: cellScale must be a positive integer, found 2.5');
+    expect(() => renderFeatureMapGrid({ ...base(), labels: [0, 1, 2] })).toThrow('renderFeatureMapGrid: labels has 3 entries, expected one per image (2)');
+  });
+
+  it("means: 3 significant digits (100 has none after the point, 10 one, 1 two, under 1 three); headers wrap at a break in the second half of a cell's width, the next line without its leading spaces", () => {
+    const means = [100, 10, 1, 0.5];
+    const names = ['a bcdefghij', 'abcdefg  hij', 'x', 'y'];
+    const opts: FeatureMapGridOptions = { images: new Float32Array(4), imageShape: [2, 2, 1], maps: Float32Array.from(means), mapShape: [1, 1, 4], classNames: names, cellScale: 40, means: true };
+    const buf = renderFeatureMapGrid(opts);
+    const layout = featureMapGridLayout(opts);
+    const inkAt = (x: number, y: number, w: number) => countColor(buf, BLACK, (px, py) => px >= x && px < x + w && py >= y && py < y + GLYPH_HEIGHT);
+    ['100', '10.0', '1.00', '0.500'].forEach((text, k) => {
+      const r = layout.mapRect(0, k);
+      expect(inkAt(r.x, r.y + r.h + 4, r.w + 6), text).toBe(inkOf(text));
+    });
+    // Cells of 40 px: 7 characters a header line (40 + 8 − 2 = 46 px).
+    const headerY = 10 + 2 * 10 + 6; // margin, then the caption (two lines with means)
+    [['a bcdef', 'ghij'], ['abcdefg', 'hij']].forEach((lines, k) => {
+      const x = layout.mapRect(0, k).x;
+      lines.forEach((line, j) => {
+        expect(inkAt(x, headerY + j * 10, textWidth(line)), line).toBe(inkOf(line));
+        expect(inkAt(x, headerY + j * 10, 46), line).toBe(inkOf(line));
+      });
+    });
+  });
+
   it('rejects inconsistent inputs', () => {
     expect(() => renderFeatureMapGrid({ ...base(), classNames: ['a', 'b'] })).toThrow(/3 maps per image \(mapShape\[2\]\) but 2 class names/);
     expect(() => renderFeatureMapGrid({ ...base(), maps: new Float32Array(27) })).toThrow(/2 images but maps for 1/);
@@ -674,6 +804,28 @@ describe('renderCurves', () => {
     expect(niceAxis(-3, 1234567).ticks.map((t) => t.label)).toEqual(['-5.0e5', '0', '5.0e5', '1.0e6', '1.5e6']);
     expect(logAxis(0.24, 2.4).ticks.map((t) => t.label)).toEqual(['0.1', '0.2', '0.5', '1', '2', '5', '10']);
     expect(logAxis(1e-7, 300).ticks.map((t) => t.label)).toEqual(['1e-7', '1e-5', '0.001', '0.1', '10', '1000']);
+  });
+
+  it('ticks at the edges: exponent form from 1e6 on, a reversed or one-value range (negative too), 1-2-5 multiples up to three decades, 1…9 where 1-2-5 give only 3', () => {
+    expect(niceAxis(0, 1e6).ticks.map((t) => t.label)).toEqual(['0', '2.0e5', '4.0e5', '6.0e5', '8.0e5', '1.0e6']);
+    expect(niceAxis(1, 0)).toEqual(niceAxis(0, 1));
+    const flat = niceAxis(-5, -5);
+    expect(flat.ticks.map((t) => t.label)).toEqual(['-5.6', '-5.4', '-5.2', '-5.0', '-4.8', '-4.6', '-4.4']);
+    expect([flat.lo, flat.hi]).toEqual([flat.ticks[0].value, flat.ticks.at(-1)!.value]);
+    expect(logAxis(1, 1000).ticks.map((t) => t.label)).toEqual(['1', '2', '5', '10', '20', '50', '100', '200', '500', '1000']);
+    expect(logAxis(1, 5.5).ticks.map((t) => t.label)).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('a plot area under 20 px is refused; markers on a series of 40 points, not 41; an empty series\'s legend name says "(no data)", cut only past its room; a title too wide at twice the size is drawn at 1', () => {
+    expect(() => renderCurves([], { title: 't', xLabel: 'x', yLabel: 'y', width: 63, height: 200 })).toThrow('drawPlot: 63×200 px is too small for a plot (plot area 10×130)');
+    const line = (n: number) => renderCurves([{ name: 'a', points: Array.from({ length: n }, (_, i): [number, number] => [(40 * i) / (n - 1), 1]) }], { title: 't', xLabel: 'x', yLabel: 'y' });
+    expect(countColor(line(40), SERIES_COLORS[0])).toBeGreaterThan(countColor(line(41), SERIES_COLORS[0]) + 40 * 10);
+    // The legend is as wide as its longest name, 17 characters: 'nothing (no data)' fits whole.
+    const buf = renderCurves([{ name: 'flat', points: [[0, 1], [10, 1]] }, { name: 'split', points: [[1, 0.5], [9, 1.5]] }, { name: 'nothing', points: [] }], { title: 'curves', xLabel: 'x', yLabel: 'y', width: 500, height: 300 });
+    expect(countColor(buf, [120, 120, 120])).toBe(inkOf('nothing (no data)'));
+    const title = 'a title too wide at scale two.'; // 30 characters: 358 px at scale 2, 179 at 1
+    const narrow = renderCurves([], { title, xLabel: 'x', yLabel: 'y', width: 300, height: 300 });
+    expect(countColor(narrow, BLACK, (_, y) => y < 20)).toBe(inkOf(title));
   });
 });
 
@@ -766,6 +918,27 @@ describe('renderTrainingCurves', () => {
   });
 });
 
+describe('training curves: smoothing, thinning, pace', () => {
+  it('the moving average leaves a missing loss out of its count; past 800 steps every other one is kept, and the last; an unfinished epoch goes at the median pace', () => {
+    const y = trainingCurveSeries([2, null, 4, 4, 4].map((loss, j) => ({ kind: 'step', epoch: 0, step: j, loss })), { window: 3 }).loss[0].points.map((p) => p[1]);
+    expect(y).toEqual([2, 3, 4, 4, 4]);
+    const many = Array.from({ length: 1000 }, (_, j) => ({ kind: 'step', epoch: 0, step: j, loss: 1 }));
+    const thinned = trainingCurveSeries([{ kind: 'start', stepsPerEpoch: 1000 }, ...many]).loss[0].points;
+    expect(thinned).toHaveLength(501);
+    expect([thinned[1][0], thinned.at(-1)![0]]).toEqual([3 / 1000, 1]);
+    // Epochs of 10, 30 and 20 step records (no step numbers, no stepsPerEpoch), then 5 of an unfinished one: at the median's pace, 20.
+    const sizes = [10, 30, 20, 5];
+    const records = sizes.flatMap((n, e) => [...Array.from({ length: n }, () => ({ kind: 'step', epoch: e, loss: 1 })), ...(e < 3 ? [{ kind: 'epoch', epoch: e + 1, trainLoss: 1 }] : [])]);
+    expect(trainingCurveSeries(records).loss[0].points.at(-1)![0]).toBe(3 + 5 / 20);
+  });
+
+  it('a note on the curves (no title) is drawn in the small type', () => {
+    const records = [300, 200].map((n, e) => ({ kind: 'epoch', epoch: e + 1, trainLoss: 1, testError: 0.1, testImages: n }));
+    const note = testSetChange(records)!;
+    expect(countColor(renderTrainingCurves(records), BLACK, (_, y) => y < 20)).toBe(inkOf(note));
+  });
+});
+
 describe('drawPlot: where things land', () => {
   /** Columns (or rows) holding at least `min` black pixels: the frame's borders. */
   const blackLines = (c: Canvas, axis: 'x' | 'y', min = 100) => {
@@ -854,6 +1027,17 @@ describe('drawPlot: where things land', () => {
     drawPlot(zeros, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[1, 0], [2, 0]] }], { ...opts, logY: true, zeroOnFloor: true });
     const z = extent(zeros, SERIES_COLORS[0], blackLines(zeros, 'x'), blackLines(zeros, 'y'));
     expect([z.minY, z.maxY]).toEqual([blackLines(zeros, 'y')[1] - 6, blackLines(zeros, 'y')[1] - 2]);
+  });
+
+  it("zeroOnFloor: the '0' tick sits a tenth of the log axis's span below its lowest value", () => {
+    const c = new Canvas(500, 300);
+    drawPlot(c, { x: 0, y: 0, w: 500, h: 300 }, [{ name: 'a', points: [[1, 0], [2, 1], [3, 10]] }], { ...opts, logY: true, zeroOnFloor: true });
+    // Grid rows (ticks 10, 5, 2, 1 and 0 from the top): the axis spans log10 1…10, one unit, and 0 is 0.1 below it.
+    const grid: number[] = [];
+    for (let y = 0; y < 300; y++) if ([...Array(500).keys()].filter((x) => is(c, x, y, [228, 228, 228])).length > 100) grid.push(y);
+    expect(grid).toHaveLength(5);
+    const [ten, , , one, zero] = grid;
+    expect(Math.abs(zero - one - 0.1 * (one - ten))).toBeLessThanOrEqual(1);
   });
 
   it('xFrom: the x axis reaches down to it (epochs from 0)', () => {

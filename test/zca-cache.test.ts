@@ -1,7 +1,7 @@
 // The ZCA cache (nin/data/zca-cache.ts): a hit gives the statistics a fresh fit gives, exactly,
 // another training set misses, a damaged entry or an unwritable directory is
 // noted and refitted, and the directory keeps the most recently used entries only.
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -104,7 +104,27 @@ describe('ZCA cache', () => {
     planted({ ...fresh.stats, whitening: nan });
     const refit = await fit(ds, dir);
     expect(refit.log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (its whitening[5] is NaN); fitting afresh`);
-    expect(refit.stats).toEqual(fresh.stats);
+    // Another ε; a NaN in the first place; statistics of another kind.
+    planted({ ...fresh.stats, epsilon: 0.2 });
+    expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (it holds a fit of 36 features, 40 images, ε 0.2, not of 36 features, 40 images, ε 0.1); fitting afresh`);
+    const mean = Float64Array.from(fresh.stats.mean);
+    mean[0] = NaN;
+    planted({ ...fresh.stats, mean });
+    expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (its mean[0] is NaN); fitting afresh`);
+    planted({ kind: 'channel', channels: 3, mean: new Float64Array(3), std: new Float64Array(3).fill(1), count: 480 } as unknown as ZcaStats);
+    expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (it holds channel statistics); fitting afresh`);
+  });
+
+  it('an entry that cannot be read (an I/O error, here a directory in its place) is noted as unreadable and left alone', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zca-cache-'));
+    const key = zcaCacheKey(new Float32Array(dim), dim, 0.1);
+    const path = join(dir, `zca-${key.slice(0, 32)}.safetensors`);
+    mkdirSync(path);
+    const log: string[] = [];
+    expect(readZcaCache(dir, { key, dim, count: 1, epsilon: 0.1 }, (m) => log.push(m))).toBeNull();
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatch(new RegExp(`^note: the ZCA cache entry ${path} is unreadable \\(EISDIR.*\\); fitting afresh$`));
+    expect(existsSync(path)).toBe(true);
   });
 
   it('a cache directory that cannot be made is noted; the fit is returned all the same', async () => {
