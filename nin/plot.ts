@@ -620,7 +620,8 @@ export function renderFeatureMapGrid(opts: FeatureMapGridOptions): Buffer {
 function formatMean(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
-  return v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
+  const text = v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
+  return /^-0\.?0*$/.test(text) ? text.slice(1) : text; // (−0.0004 rounds to 0.000, not to "-0.000")
 }
 
 function rgbFrom(r: number, g: number, b: number): Rgb {

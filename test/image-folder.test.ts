@@ -263,9 +263,9 @@ describe('image folder reader: plurals, counts and samples', () => {
     }
     const scan = scanImageFolder(root, 'train'); // a0 b0 a1 b1 a2 b2 a3 b3
     const dir = join(root, 'train');
-    expect(channelsNote(scan, 1)).toBe(`${dir}: 4 of its 8 pictures are in colour, the network takes grey: they are read as grey (BT.601 luma)`);
+    expect(channelsNote(scan, 1)).toBe(`${dir}: 4 of its 8 pictures are in colour, the network takes grey: colour pictures are read as grey (BT.601 luma)`);
     expect(channelsNote(scan, 1, 2)).toBeNull(); // files 0 and 4: a0, a2
-    expect(channelsNote(scan, 1, 3)).toBe(`${dir}: 1 of the 3 pictures checked are in colour, the network takes grey: they are read as grey (BT.601 luma)`); // a0, a1, b2
+    expect(channelsNote(scan, 1, 3)).toBe(`${dir}: 1 of the 3 pictures checked is in colour, the network takes grey: colour pictures are read as grey (BT.601 luma)`); // a0, a1, b2
     const greyScan: FolderScan = { ...scan, files: scan.files.filter((f) => f.label === 0) };
     expect(channelsNote(greyScan, 3, 3)).toBe(`${dir}: its pictures are grey (the 3 checked), the network takes colour: each is read as 3 equal channels`);
     for (let i = 0; i < 4; i++) writeFileSync(join(root, 'train', 'a', `${i}.png`), 'GIF89a');
@@ -370,7 +370,7 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
       notes.mockRestore();
     }
     expect(noted).toEqual([
-      `note: ${join(resolve(root), 'train')}: 60 of its 60 pictures are in colour, the network takes grey: they are read as grey (BT.601 luma)`,
+      `note: ${join(resolve(root), 'train')}: 60 of its 60 pictures are in colour, the network takes grey: colour pictures are read as grey (BT.601 luma)`,
       `note: ${join(resolve(grey), 'train')}: its pictures are grey (all 2), the network takes colour: each is read as 3 equal channels`,
     ]);
     writeFileSync(config, JSON.stringify({ ...MODELS['mnist-small'], name: 'two', input: { height: 28, width: 28, channels: 2 }, classes: 3, layers: [...MODELS['mnist-small'].layers.slice(0, -1), { type: 'mlpconv', kernel: 3, channels: [48, 32, 3] }] }));

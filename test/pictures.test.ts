@@ -694,6 +694,12 @@ describe('renderFeatureMapGrid', () => {
     expect(inkBelow(withoutMeans, featureMapGridLayout({ ...opts, means: false }).mapRect(0, 0))).toBe(0);
     // Row 0's means: 2 / 9 and −1 / 9 and 0, written as 0.222, -0.111, 0.000 (text differs, so the ink does).
     expect(inkBelow(png, layout.mapRect(0, 0))).not.toBe(inkBelow(png, layout.mapRect(0, 1)));
+    // A mean that rounds to 0 from below is written 0.000, as one from above: not -0.000.
+    const tiny = { ...opts, maps: opts.maps.slice() };
+    tiny.maps[(2 * 3 + 2) * 3 + 1] = -0.0036; // class 1's mean: −0.0004
+    tiny.maps[(1 * 3 + 1) * 3 + 2] = 0.0036; // class 2's mean: +0.0004
+    const tinyPng = decode(renderFeatureMapGrid(tiny));
+    expect(inkBelow(tinyPng, layout.mapRect(0, 1))).toBe(inkBelow(tinyPng, layout.mapRect(0, 2)));
   });
 
   it("hot: black to red to yellow to white; an infinite value is marked, and does not set the row's scale", () => {

@@ -332,7 +332,7 @@ export function channelsNote(scan: FolderScan, channels: number, sample = 64): s
   const colour = grey.filter((g) => !g).length;
   const checked = grey.length === n ? `all ${n}` : `${colour === 0 ? 'the ' : ''}${grey.length} checked`;
   if (channels === 3 && grey.length && colour === 0) return `${scan.dir}: its pictures are grey (${checked}), the network takes colour: each is read as 3 equal channels`;
-  if (channels === 1 && colour) return `${scan.dir}: ${colour} of ${grey.length === n ? 'its' : 'the'} ${grey.length} pictures${grey.length === n ? '' : ' checked'} are in colour, the network takes grey: they are read as grey (BT.601 luma)`;
+  if (channels === 1 && colour) return `${scan.dir}: ${colour} of ${grey.length === n ? 'its' : 'the'} ${grey.length} pictures${grey.length === n ? '' : ' checked'} ${colour === 1 ? 'is' : 'are'} in colour, the network takes grey: colour pictures are read as grey (BT.601 luma)`;
   return null;
 }
 
