@@ -79,6 +79,40 @@ describe('a checkpoint', () => {
     dispose();
   });
 
+  it("is never written with a value that is not finite at the first index of the first parameter, weight or momentum; a file damaged there is refused", async () => {
+    const { o, model, opt, dispose } = untrained();
+    const path = join(tmp, 'first-value.safetensors');
+    const save = () => saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 12, options: o });
+    await save();
+    const { tensors, metadata } = readSafetensors(path);
+    const first = model.params[0];
+    const [w, v] = [await first.tensor.toArray(), (await opt.state())[0]];
+    upload(opt.velocities[0], Float32Array.from(v, (x, i) => (i === 0 ? NaN : x)));
+    await expect(save()).rejects.toThrow(`the momentum of parameter '${first.name}' is not finite at step 12: ${path} not written`);
+    upload(opt.velocities[0], v);
+    upload(first.tensor, Float32Array.from(w, (x, i) => (i === 0 ? -Infinity : x)));
+    await expect(save()).rejects.toThrow(`parameter '${first.name}' holds -Infinity (at index 0) at step 12: ${path} not written`);
+    upload(first.tensor, w);
+    const damaged = join(tmp, 'first-value-damaged.safetensors');
+    writeSafetensors(damaged, { ...tensors, [`param.${first.name}`]: { ...tensors[`param.${first.name}`], data: Float32Array.from(w, (x, i) => (i === 0 ? NaN : x)) } }, metadata);
+    expect(() => loadCheckpoint(damaged)).toThrow(`${damaged}: tensor 'param.${first.name}' holds NaN at index 0: the file is damaged`);
+    dispose();
+  });
+
+  it('without optimiser state its velocities load as null; a dead_maps_since that is not a step is refused', async () => {
+    const { o, model, opt, dispose } = untrained();
+    const path = join(tmp, 'header-fields.safetensors');
+    await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 10, options: o });
+    const { tensors, metadata } = readSafetensors(path);
+    const weightsOnly = join(tmp, 'weights-only.safetensors');
+    writeSafetensors(weightsOnly, Object.fromEntries(Object.entries(tensors).filter(([name]) => !name.startsWith('velocity.'))), metadata);
+    expect(loadCheckpoint(weightsOnly).velocities).toBeNull();
+    const dead = join(tmp, 'dead-maps.safetensors');
+    writeSafetensors(dead, tensors, { ...metadata, dead_maps_since: '-1' });
+    expect(() => loadCheckpoint(dead)).toThrow(`${dead}: metadata "dead_maps_since" must be a whole number ≥ 0, found "-1"`);
+    dispose();
+  });
+
   it('saved within an epoch: a partial epoch of no batches, or of more than an epoch, is refused as damaged; all of them (its evaluation left to do) is one', async () => {
     const { o, model, opt, dispose } = untrained();
     const path = join(tmp, 'partial.safetensors');
@@ -95,6 +129,13 @@ describe('a checkpoint', () => {
       const json = JSON.stringify({ ...partialEpoch, batches });
       writeSafetensors(bad, tensors, { ...metadata, partial_epoch: json });
       expect(() => loadCheckpoint(bad), `batches ${batches}`).toThrow(`${bad}: its partial_epoch metadata is malformed: ${json}`);
+    }
+    // A field missing, or a sum past float64's range (1e400 parses to Infinity).
+    const { seconds: _seconds, ...noSeconds } = partialEpoch;
+    for (const json of [JSON.stringify(noSeconds), JSON.stringify(partialEpoch).replace('"lossSum":1', '"lossSum":1e400')]) {
+      const bad = join(tmp, 'partial-fields.safetensors');
+      writeSafetensors(bad, tensors, { ...metadata, partial_epoch: json });
+      expect(() => loadCheckpoint(bad), json).toThrow(`${bad}: its partial_epoch metadata is malformed: ${json}`);
     }
     dispose();
   });

@@ -700,6 +700,9 @@ describe("networks of one's own (--config)", () => {
   it('reads a config, filling head, init and initStd; a built-in config round-trips through JSON', () => {
     expect(parseModelConfig(tiny, 'tiny.json')).toEqual({ ...tiny, head: 'gap', init: 'he', initStd: 0.05 });
     for (const [name, config] of Object.entries(MODELS)) expect(parseModelConfig(JSON.parse(JSON.stringify(config)), name), name).toEqual(config);
+    // The edges of the ranges: 256 layers, dropout 0 (the paper's Figure 3: off), initStd 10.
+    const most = [...Array.from({ length: 255 }, () => ({ type: 'dropout', p: 0 })), tiny.layers[3]];
+    expect(parseModelConfig({ ...tiny, layers: most, init: 'gaussian', initStd: 10 }, 'tiny.json')).toMatchObject({ layers: most, initStd: 10 });
   });
 
   it.each([
@@ -732,6 +735,14 @@ describe("networks of one's own (--config)", () => {
     [{ ...tiny, head: 'svm' }, 'tiny.json: head must be one of gap, fc, fc-dropout, got "svm"'],
     [{ ...tiny, initStd: -1 }, 'tiny.json: initStd must be a number in (0, 10], got -1'],
     [{ ...tiny, initStd: 1e39 }, 'tiny.json: initStd must be a number in (0, 10], got 1e+39'], // Infinity in float32
+    [{ ...tiny, initStd: 0 }, 'tiny.json: initStd must be a number in (0, 10], got 0'],
+    [{ ...tiny, input: { height: 0, width: 28, channels: 1 } }, 'tiny.json: input.height must be an integer in [1, 65536], got 0'],
+    [{ ...tiny, layers: [{ ...tiny.layers[0], kernel: 64, padding: 0 }, tiny.layers[3]] }, 'tiny.json: layers[0].kernel must be an integer in [1, 63], got 64'],
+    [{ ...tiny, layers: [tiny.layers[0], { ...tiny.layers[3], linearOut: 'yes' }] }, 'tiny.json: layers[1].linearOut must be true or false, got "yes"'],
+    [{ ...tiny, layer: [], head2: 'gap' }, "tiny.json: the config has unknown fields 'layer', 'head2' (known: name, input, classes, layers, head, init, initStd)"],
+    // Shown whole up to 60 characters: a 59-letter name is 61 with its quotes, cut to 57 and '…'.
+    [{ ...tiny, name: `!${'a'.repeat(57)}` }, `tiny.json: name must be a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories), got "!${'a'.repeat(57)}"`],
+    [{ ...tiny, name: `!${'a'.repeat(58)}` }, `tiny.json: name must be a name of up to 64 letters, digits, ".", "_" or "-" (it names run directories), got "!${'a'.repeat(55)}…`],
   ])('%# an error naming the file and the field', (config, message) => {
     expect(() => parseModelConfig(config, 'tiny.json')).toThrow(new RangeError(message));
   });

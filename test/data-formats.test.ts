@@ -160,6 +160,9 @@ describe('MNIST idx validation', () => {
   it('header shorter than its dimensions → truncated', () => {
     const p = tmpFile('short-idx', idxImages(1).subarray(0, 10));
     expect(() => readMnistImages(p)).toThrow(/truncated idx file: 10 bytes, the header alone needs 16/);
+    // Shorter than the magic number: the same error, not a bare RangeError from reading past the bytes.
+    const three = tmpFile('three-bytes-idx', idxImages(1).subarray(0, 3));
+    expect(() => readMnistImages(three)).toThrow(new DataFormatError(three, 'truncated idx file: 3 bytes, the header alone needs 16'));
   });
 
   it('corrupt gzip → error naming the file', () => {
@@ -173,6 +176,13 @@ describe('MNIST idx validation', () => {
     const imgs = tmpFile('two-idx3', idxImages(2));
     const labs = tmpFile('three-idx1', idxLabels([1, 2, 3]));
     expect(() => readMnist(imgs, labs)).toThrow(/holds 3 labels, but .*two-idx3 holds 2 images/);
+  });
+
+  it('images not 28×28 in one dimension only → error naming the file and the size', () => {
+    const narrow = idxImages(1);
+    narrow.writeUInt32BE(27, 12);
+    const p = tmpFile('narrow-idx3', narrow.subarray(0, 16 + 28 * 27));
+    expect(() => readMnist(p, tmpFile('one-idx1', idxLabels([1])))).toThrow(new DataFormatError(p, 'MNIST images are 28×28, the header says 28×27'));
   });
 });
 
@@ -209,6 +219,19 @@ describe('CIFAR binary validation', () => {
     // 10 is the first label past CIFAR-10's ten classes.
     const ten = tmpFile('label-10.bin', cifar10([9, 10]));
     expect(() => readCifar10([ten], { warn: () => {} })).toThrow(new DataFormatError(ten, 'record 1: label 10 outside the expected range 0..9 (not a file of this dataset?)'));
+  });
+
+  it('a plain file whose first byte is gzip\'s first (0x1f) is read as it is, not as a gzip stream', () => {
+    const p = tmpFile('label-31.bin', cifar10([0x1f, 1]));
+    expect(() => readCifar10([p], { warn: () => {} })).toThrow(new DataFormatError(p, 'record 0: label 31 outside the expected range 0..9 (not a file of this dataset?)'));
+  });
+
+  it('CIFAR-100: a coarse label of 20, past the 20 superclasses → foreign file', () => {
+    const b = Buffer.alloc(3074);
+    b[0] = 20;
+    b[1] = 5;
+    const p = tmpFile('coarse-20.bin', b);
+    expect(() => readCifar100(p, { warn: () => {} })).toThrow(new DataFormatError(p, 'record 0: coarse label 20 outside the expected range 0..19 (not a file of this dataset?)'));
   });
 
   it('an empty file → size error, not a partial file of no records', () => {

@@ -324,6 +324,31 @@ describe('augmentation (translation + flip)', () => {
       expect(same !== mirrored).toBe(true);
     }
   });
+
+  it('draws per image dy, then dx (only with a pad), then the flip (only with flip): the top bit of a 32-bit draw', () => {
+    const rec = augmentRecord(8);
+    augmentBatch(ds.images, dims, { pad: 2, flip: true }, new Rng(5), undefined, rec);
+    const r = new Rng(5);
+    for (let n = 0; n < 8; n++) expect([rec.dy[n], rec.dx[n], rec.flipped[n]], String(n)).toEqual([r.nextInt(5) - 2, r.nextInt(5) - 2, r.nextUint32() >>> 31]);
+    const flipOnly = augmentRecord(8);
+    augmentBatch(ds.images, dims, { flip: true }, new Rng(3), undefined, flipOnly);
+    const f = new Rng(3);
+    expect([Array.from(flipOnly.dy), Array.from(flipOnly.dx)]).toEqual([new Array(8).fill(0), new Array(8).fill(0)]);
+    expect(Array.from(flipOnly.flipped)).toEqual(Array.from({ length: 8 }, () => f.nextUint32() >>> 31));
+  });
+
+  it('refuses arrays of another size, a pad that is negative or not an integer, and an output overlapping the input by one value; an output just after it is taken', () => {
+    expect(() => augmentBatch(ds.images.subarray(1), dims, {}, new Rng(1))).toThrow(new RangeError('augmentBatch: 671 values, expected 8×6×7×2 = 672'));
+    expect(() => augmentBatch(ds.images, dims, {}, new Rng(1), new Float32Array(671))).toThrow(new RangeError('augmentBatch: output has 671 values, input 672'));
+    for (const pad of [-1, 1.5]) expect(() => augmentBatch(ds.images, dims, { pad }, new Rng(1)), String(pad)).toThrow(new RangeError(`augmentBatch: pad ${pad} must be an integer in 0..5`));
+    const buffer = new Float32Array(2 * 672);
+    buffer.set(ds.images);
+    const src = buffer.subarray(0, 672);
+    expect(() => augmentBatch(src, dims, { pad: 1 }, new Rng(1), buffer.subarray(671, 1343))).toThrow(new RangeError('augmentBatch: output must not overlap the input'));
+    const after = buffer.subarray(672);
+    expect(augmentBatch(src, dims, { pad: 1 }, new Rng(1), after)).toBe(after);
+    expect(after).toEqual(augmentBatch(ds.images, dims, { pad: 1 }, new Rng(1)));
+  });
 });
 
 describe('BatchLoader', () => {
@@ -440,6 +465,37 @@ describe('BatchLoader', () => {
   it('a failing preprocess hook surfaces from next()', async () => {
     const loader = new BatchLoader(ds, { batchSize: 5, preprocess: () => { throw new Error('boom'); } });
     await expect(loader.epoch(0).next()).rejects.toThrow('boom');
+  });
+
+  it('a batch holds its examples\' images value for value', async () => {
+    for (const b of await collect(new BatchLoader(ds, { batchSize: 5, seed: 3 }).epoch(0))) {
+      expect(b.images).toEqual(Float32Array.from(Array.from(b.indices).flatMap((n) => Array.from(ds.images.subarray(n * 60, (n + 1) * 60)))));
+    }
+  });
+
+  it('shuffles as it did before (golden values: a run resumed by a later version sees the same batches)', () => {
+    const loader = new BatchLoader(ds, { batchSize: 5, seed: 3 });
+    expect(Array.from(loader.epochOrder(0))).toEqual([4, 12, 17, 9, 13, 1, 19, 8, 18, 22, 6, 16, 21, 5, 15, 14, 20, 10, 2, 3, 0, 7, 11]);
+    expect(Array.from(loader.epochOrder(1))).toEqual([15, 0, 16, 19, 5, 12, 21, 22, 4, 2, 6, 10, 14, 8, 18, 3, 1, 9, 17, 20, 13, 11, 7]);
+  });
+
+  it('refuses a batch size of 0 or a fraction, and batch −1', () => {
+    for (const batchSize of [0, 2.5]) expect(() => new BatchLoader(ds, { batchSize }), String(batchSize)).toThrow(new RangeError(`BatchLoader: batch size ${batchSize} must be a positive integer`));
+    expect(() => new BatchLoader(ds, { batchSize: 5 }).makeBatch(0, -1)).toThrow(new RangeError('BatchLoader: batch -1 outside 0..4'));
+  });
+
+  it('counts the batches still to come, the one being prepared among them; stopped, none comes, prefetching or not', async () => {
+    for (const prefetch of [true, false]) {
+      const it = new BatchLoader(ds, { batchSize: 5, prefetch }).epoch(0);
+      const remaining = [it.remaining];
+      for (let k = 0; k < 2; k++) {
+        await it.next();
+        remaining.push(it.remaining);
+      }
+      expect(remaining, String(prefetch)).toEqual([5, 4, 3]);
+      await it.return();
+      expect(await it.next(), String(prefetch)).toEqual({ done: true, value: undefined });
+    }
   });
 });
 

@@ -150,6 +150,13 @@ describe('data directory resolution', () => {
     );
   });
 
+  it('a file there both plain and gzipped: the plain one is read', async () => {
+    const root = freshDir();
+    for (const name of ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) for (const file of [name, `${name}.gz`]) writeFileSync(join(root, file), '');
+    const r = await resolveSplitFiles('mnist', 'test', { dataDir: root, download: false, ...quiet });
+    expect(r.paths).toEqual([join(root, 't10k-images-idx3-ubyte'), join(root, 't10k-labels-idx1-ubyte')]);
+  });
+
   it('unknown dataset or split → clear error', async () => {
     await expect(resolveSplitFiles('imagenet', 'train', { download: false })).rejects.toThrow(/unknown dataset "imagenet"; known: mnist, cifar10, cifar100, svhn/);
     await expect(resolveSplitFiles('mnist', 'extra', { download: false })).rejects.toThrow(/MNIST has no "extra" split; it has: train, test/);
@@ -219,6 +226,8 @@ describe('offline: missing files → an error that says what to fetch and where 
     expect(e).toBeInstanceOf(MissingDataError);
     expect(e.message).toContain(`and put train-images-idx3-ubyte, train-labels-idx1-ubyte (gzipped with .gz or not) in ${join(mistyped, 'mnist')}/`);
     expect(readdirSync(parent)).toEqual([]);
+    // The fetch's own cause is said too (a bare "fetch failed" does not say why).
+    expect(e.message).toContain('  download failed: fetch failed for https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz (Error: getaddrinfo ENOTFOUND)\n');
   });
 
   it('a download that fails after writing a file keeps that file and its directory', async () => {
@@ -535,6 +544,17 @@ describe.skipIf(!HAVE_SHARED)('loading from ../shared/data', () => {
       for (const spy of spies) spy.mockRestore();
     }
     expect(printed).toEqual([expect.stringMatching(/^warning: CIFAR-10 test: using test_batch\.first1000\.bin: /), 'cifar10/test[:16]: 16 images 32×32×3 (height×width×channels)']);
+  });
+
+  it('a split is available with its official files or its stand-in: CIFAR-10 test here by its partial file', () => {
+    expect([isAvailable('cifar10', 'test', { dataDir: SHARED }), isAvailable('cifar10', 'train', { dataDir: SHARED }), isAvailable('mnist', 'test', { dataDir: SHARED })]).toEqual([true, true, true]);
+    expect(isAvailable('cifar10', 'test', { dataDir: freshDir() })).toBe(false);
+  });
+
+  it('only an SVHN split is read into a given array', async () => {
+    await expect(loadDataset('mnist', 'test', { dataDir: SHARED, download: false, into: new Float32Array(10000 * 784), ...quiet })).rejects.toThrow(
+      new RangeError("loadDataset: mnist/test cannot be read into a given array (only SVHN's one-file splits can)"),
+    );
   });
 
   it('CIFAR-10 train resolves to the five gzipped batches in order', async () => {

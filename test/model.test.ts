@@ -1,7 +1,7 @@
 // Model configs (nin/model.ts) without a GPU: the paper's nets layer by layer, the parameter and
 // FLOP counts `nin models` and training print, the FC heads' rows and init gains, and the pool check.
 import { describe, expect, it } from 'vitest';
-import { describeConfig, type LayerSpec, type ModelConfig, MODELS, parameterSpecs, plan, unusedInitStd } from '../nin/model.ts';
+import { classMapsOf, describeConfig, fitToData, largestImageTensor, mlpconvPixelFlops, type LayerSpec, type ModelConfig, modelConfig, MODELS, parameterSpecs, plan, unusedInitStd } from '../nin/model.ts';
 
 const mlp = (kernel: number, a: number, b: number, c: number): LayerSpec => ({ type: 'mlpconv', kernel, channels: [a, b, c] });
 const maxpool: LayerSpec = { type: 'maxpool', kernel: 3, stride: 2 };
@@ -97,5 +97,59 @@ describe('the pool check', () => {
     expect(() => plan(net(28, 31))).toThrow(new RangeError('model odd: layer 1 maxpool 3/4 on a 28×31 input leaves the last window outside the image'));
     expect(() => plan(net(31, 28))).toThrow(new RangeError('model odd: layer 1 maxpool 3/4 on a 31×28 input leaves the last window outside the image'));
     expect(plan(net(31, 31))[1].output).toEqual([8, 8, 2]);
+  });
+});
+
+describe('the layer checks of a config built in code (a config file is checked field by field first)', () => {
+  const net = (input: [number, number], layers: LayerSpec[]): ModelConfig => ({
+    name: 'coded', input: { height: input[0], width: input[1], channels: 1 }, classes: 2, layers, head: 'gap', init: 'he', initStd: 0.05,
+  });
+
+  it('an even kernel needs its padding given', () => {
+    expect(() => plan(net([6, 6], [mlp(4, 2, 2, 2)]))).toThrow(new RangeError('model coded: layer 0 mlpconv kernel 4 must be odd, or its padding given'));
+    expect(plan(net([6, 6], [{ ...mlp(4, 2, 2, 2), padding: 1 } as LayerSpec]))[0]).toMatchObject({ name: 'mlpconv4x4 s1 p1 2-2-2', output: [5, 5, 2] });
+  });
+
+  it('a K×K conv that leaves no output row, or no output column, does not fit; one output pixel does', () => {
+    // 5×5 with padding 0: H − 4 output rows, W − 4 columns.
+    const conv = { ...mlp(5, 2, 2, 2), padding: 0 } as LayerSpec;
+    expect(() => plan(net([4, 5], [conv]))).toThrow(new RangeError('model coded: layer 0 mlpconv 5×5 with padding 0 does not fit its 4×5 input'));
+    expect(() => plan(net([5, 4], [conv]))).toThrow(new RangeError('model coded: layer 0 mlpconv 5×5 with padding 0 does not fit its 5×4 input'));
+    expect(plan(net([5, 5], [conv]))[0]).toMatchObject({ name: 'mlpconv5x5 s1 p0 2-2-2', output: [1, 1, 2] });
+  });
+
+  it('a dropout rate of 1 is refused, 0 (no dropout) taken', () => {
+    expect(() => plan(net([6, 6], [mlp(3, 2, 2, 2), { type: 'dropout', p: 1 }, mlp(1, 2, 2, 2)]))).toThrow(new RangeError('model coded: layer 1 dropout p = 1 must be in [0, 1)'));
+    expect(plan(net([6, 6], [mlp(3, 2, 2, 2), { type: 'dropout', p: 0 }, mlp(1, 2, 2, 2)]))[1]).toEqual({ name: 'dropout 0', output: [6, 6, 2], params: 0, flops: 0 });
+  });
+
+  it("an output pixel's FLOPs: the forward's three layers, and the K×K layer's input gradient", () => {
+    expect(mlpconvPixelFlops(5, 3, [192, 160, 96])).toEqual({ forward: 2 * (25 * 3 * 192 + 192 * 160 + 160 * 96), inputGrad: 2 * 25 * 3 * 192 });
+  });
+
+  it("class maps: the paper's nets' pass a ReLU, the CPU-sized nets' stay linear", () => {
+    expect(['mnist', 'cifar10', 'mnist-small', 'cifar10-small'].map((name) => classMapsOf(MODELS[name]))).toEqual(['relu', 'relu', 'linear', 'linear']);
+  });
+
+  it('--dropout on a built-in model without dropout layers is refused', () => {
+    expect(() => modelConfig({ model: 'mnist-small', dropout: 0.5 })).toThrow(new RangeError('model mnist-small has no dropout layers between its blocks to set to 0.5'));
+  });
+});
+
+describe('other images and classes (fitToData)', () => {
+  it("a GAP net's class maps take the new classes; a last mlpconv of another width (an FC head's features) keeps it", () => {
+    const gap: ModelConfig = { name: 'fit', input: { height: 6, width: 6, channels: 1 }, classes: 2, layers: [mlp(3, 4, 4, 2)], head: 'gap', init: 'he', initStd: 0.05 };
+    expect(fitToData(gap, { height: 8, width: 8, channels: 3 }, 5)).toEqual({ ...gap, input: { height: 8, width: 8, channels: 3 }, classes: 5, layers: [mlp(3, 4, 4, 5)] });
+    const fc: ModelConfig = { ...gap, head: 'fc', layers: [mlp(3, 4, 4, 6)] };
+    expect(fitToData(fc, { height: 8, width: 8, channels: 3 }, 5).layers).toEqual([mlp(3, 4, 4, 6)]);
+  });
+});
+
+describe('the largest tensor an image adds to a step', () => {
+  it('the first candidate of the most elements: on a tie the input images, before the layers', () => {
+    // 8×8×4 input; the 1×1 block's 8×8×4 maps are as large.
+    const tie: ModelConfig = { name: 'tie', input: { height: 8, width: 8, channels: 4 }, classes: 2, layers: [mlp(1, 4, 4, 2)], head: 'gap', init: 'he', initStd: 0.05 };
+    expect(largestImageTensor(tie, true)).toEqual({ layer: 'the input images', shape: [8, 8, 4] });
+    expect(largestImageTensor({ ...tie, layers: [mlp(1, 4, 5, 2)] }, true)).toEqual({ layer: 'mlpconv1x1 4-5-2', shape: [8, 8, 5] });
   });
 });

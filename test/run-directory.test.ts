@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryInUse, snapshotName, snapshotsIn, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
-import { AtomicFile, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
+import { AtomicFile, danglingLink, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
@@ -600,6 +600,9 @@ describe('temp files left by a save killed mid-write', () => {
     doneWithTempPath(tmp);
     expect(parseTempName(tmp.slice(root.length + 1))).toEqual({ target: 'checkpoint.safetensors', pid: process.pid });
     expect(parseTempName('.metrics.jsonl.tmp-12-k3j9x0ab')).toEqual({ target: 'metrics.jsonl', pid: 12 });
+    // The largest pid (2³¹ − 1) and one past it.
+    expect(parseTempName('.metrics.jsonl.tmp-2147483647-k3j9x0ab')).toEqual({ target: 'metrics.jsonl', pid: 2147483647 });
+    expect(parseTempName('.metrics.jsonl.tmp-2147483648-k3j9x0ab')).toBeNull();
     for (const name of ['checkpoint.safetensors', 'checkpoint.safetensors.tmp-12-abc', '.checkpoint.safetensors.tmp-12', '.checkpoint.safetensors.tmp-12-', '.checkpoint.safetensors.tmp-12-ABC',
       '.checkpoint.safetensors.tmp-12-abcdefghi', '.checkpoint.safetensors.tmp-12-abc.bak', '.checkpoint.safetensors.tmp-0-abc', '.checkpoint.safetensors.tmp-012-abc', '.checkpoint.safetensors.tmp-x12-abc', '..tmp-12-abc']) {
       expect(parseTempName(name), name).toBeNull();
@@ -671,8 +674,23 @@ describe('where a write lands, and making directories', () => {
     writeFileAtomic(join(root, 'dangling.json'), [Buffer.from('made')]);
     expect(lstatSync(join(root, 'dangling.json')).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(root, 'made.json'), 'utf8')).toBe('made');
+    // A link is dangling only while its target is missing: danglingLink names the target then, null after.
+    const later = join(root, 'later.json');
+    symlinkSync('later-target.json', later);
+    expect(danglingLink(later)).toBe('later-target.json');
+    writeFileSync(join(root, 'later-target.json'), '');
+    expect(danglingLink(later)).toBeNull();
     expect(readdirSync(root).filter((n) => n.includes('.tmp-'))).toEqual([]);
     expect(() => writeFileAtomic(root, [Buffer.from('x')])).toThrow(`cannot write ${root}: ${root} is a directory`);
+    // The error keeps the system error's code (a caller tells a full disk from a missing directory by it).
+    const missing = join(root, 'no-such-directory', 'x.json');
+    let caught: NodeJS.ErrnoException | undefined;
+    try {
+      writeFileAtomic(missing, [Buffer.from('x')]);
+    } catch (e) {
+      caught = e as NodeJS.ErrnoException;
+    }
+    expect([caught?.code, caught?.message.startsWith(`cannot write ${missing}: ENOENT: no such file or directory`)]).toEqual(['ENOENT', true]);
   });
 
   it('a FIFO is written in place (a rename would put a file where it was, and its reader would wait for ever)', async () => {
