@@ -160,6 +160,11 @@ describe('data directory resolution', () => {
   it('unknown dataset or split → clear error', async () => {
     await expect(resolveSplitFiles('imagenet', 'train', { download: false })).rejects.toThrow(/unknown dataset "imagenet"; known: mnist, cifar10, cifar100, svhn/);
     await expect(resolveSplitFiles('mnist', 'extra', { download: false })).rejects.toThrow(/MNIST has no "extra" split; it has: train, test/);
+    // A name every object inherits is none either (it was a TypeError from inside the lookup).
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      await expect(loadDataset(name, 'train', { download: false }), name).rejects.toThrow(new RangeError(`unknown dataset "${name}"; known: mnist, cifar10, cifar100, svhn`));
+      await expect(resolveSplitFiles('mnist', name, { download: false }), name).rejects.toThrow(new RangeError(`MNIST has no "${name}" split; it has: train, test`));
+    }
   });
 });
 

@@ -207,13 +207,14 @@ export const DATASETS: Record<DatasetName, DatasetSpec> = {
 };
 
 export function datasetSpec(name: string): DatasetSpec {
-  const spec = (DATASETS as Record<string, DatasetSpec | undefined>)[name];
+  // (own keys only: 'constructor' or 'toString' is no data set)
+  const spec = Object.hasOwn(DATASETS, name) ? (DATASETS as Record<string, DatasetSpec>)[name] : undefined;
   if (!spec) throw new RangeError(`unknown dataset "${name}"; known: ${Object.keys(DATASETS).join(', ')}`);
   return spec;
 }
 
 function splitSpec(spec: DatasetSpec, split: string): SplitSpec {
-  const s = spec.splits[split as SplitName];
+  const s = Object.hasOwn(spec.splits, split) ? spec.splits[split as SplitName] : undefined;
   if (!s) throw new RangeError(`${spec.title} has no "${split}" split; it has: ${Object.keys(spec.splits).join(', ')}`);
   return s;
 }
