@@ -90,6 +90,17 @@ describe('tiny NIN end to end', () => {
     model.dispose();
   });
 
+  it("refuses an input not of the network's shape, each dimension alike, before any kernel runs", () => {
+    const model = new NinModel(tiny, 3);
+    const { height, width, channels } = tiny.input;
+    for (const shape of [[2, height + 1, width, channels], [2, height, width - 1, channels], [2, height, width, channels + 1], [height, width, channels]]) {
+      const x = Tensor.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+      expect(() => model.forward(x, { train: false }), shape.join('×')).toThrow(new RangeError(`model ${tiny.name}: input has shape [${shape.join(', ')}], expected [N, ${height}, ${width}, ${channels}]`));
+      x.dispose();
+    }
+    model.dispose();
+  });
+
   it('trains on a synthetic task: the loss falls, and the pool holds no more after step 200 than after step 20', async () => {
     // The same layout, 16 channels wide (with 5-7 channels a ReLU'd class map dies too easily),
     // dropout on but light.
