@@ -189,7 +189,6 @@ export function textWidth(text: string, scale = 1): number {
 // ---------------------------------------------------------------------------------------------
 // Canvas
 
-/** An opaque RGBA raster with clipped drawing primitives. Coordinates are pixels, origin top-left. */
 /** Calls `ink(gx, gy)` for every set pixel of `ch`'s glyph (column gx, row gy). */
 function forEachInk(ch: string, ink: (gx: number, gy: number) => void): void {
   const bits = GLYPHS.get(ch) ?? accentedGlyph(ch) ?? MISSING_GLYPH;
@@ -200,6 +199,7 @@ function forEachInk(ch: string, ink: (gx: number, gy: number) => void): void {
   }
 }
 
+/** An opaque RGBA raster with clipped drawing primitives. Coordinates are pixels, origin top-left. */
 export class Canvas {
   readonly rgba: Uint8Array;
   private clipX0 = 0;
