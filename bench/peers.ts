@@ -309,8 +309,8 @@ export function disposePeers(): void {
   tfReady = null;
 }
 
-/** A plain-text table for any mix of BenchResult rows (TF.js and our engine side by side). */
-/** Any bench's rows (ours or a peer's): the model is a name, not only a peer model. */
+/** A plain-text table for any mix of BenchResult rows (TF.js and our engine side by side): any
+ * bench's rows (ours or a peer's), the model a name, not only a peer model. */
 export function formatBenchTable(rows: readonly (Pick<BenchResult, 'name' | 'batch' | 'trainStepMs' | 'forwardMs' | 'adapter'> & { model: string; pipelinedStepMs?: number })[]): string {
   const head = ['name', 'model', 'batch', 'train step ms', 'train img/s', 'back-to-back ms', 'forward ms', 'fwd img/s', 'adapter'];
   const body = rows.map((r) => [

@@ -342,11 +342,6 @@ export function unusedInitStd(config: ModelConfig): string | null {
 /** The fields a model config file may have (`nin train --config FILE`). */
 const CONFIG_FIELDS = ['name', 'input', 'classes', 'layers', 'head', 'init', 'initStd'];
 
-/**
- * A model config read from a JSON file (`nin train --config`, `nin models --config`): every field is
- * checked, and an error names the file and the field. `head`, `init` and `initStd` may be left out
- * (GAP, He, 0.05); then plan() checks that the layers fit together.
- */
 /** The most layers a config may have: the paper's nets have 9 or fewer; one of 1000 crashed Dawn. */
 export const MAX_LAYERS = 256;
 
@@ -363,6 +358,11 @@ function shownValue(v: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}…` : text;
 }
 
+/**
+ * A model config read from a JSON file (`nin train --config`, `nin models --config`): every field is
+ * checked, and an error names the file and the field. `head`, `init` and `initStd` may be left out
+ * (GAP, He, 0.05); then plan() checks that the layers fit together.
+ */
 export function parseModelConfig(value: unknown, source: string): ModelConfig {
   const fail = (field: string, want: string, got: unknown): never => {
     throw new RangeError(`${source}: ${field} must be ${want}, ${got === undefined ? 'and is missing' : `got ${shownValue(got)}`}`);

@@ -299,15 +299,15 @@ export function exportOnnx(config: ModelConfig, params: ReadonlyMap<string, Floa
   return model.toBytes();
 }
 
-/**
- * `nin export`: writes the checkpoint at `path` as an ONNX model to `out` (atomically) and returns
- * what was written, for the user: the file, its input and outputs.
- */
 /** The classes as `nin export` lists them: all of up to 12, else the first 10 and the count. */
 export function classListing(classes: readonly string[]): string {
   return classes.length <= 12 ? classes.join(', ') : `${classes.slice(0, 10).join(', ')}, … (${classes.length}; all in the metadata's nin.classes)`;
 }
 
+/**
+ * `nin export`: writes the checkpoint at `path` as an ONNX model to `out` (atomically) and returns
+ * what was written, for the user: the file, its input and outputs.
+ */
 export function exportCheckpoint(path: string, out: string, opts: { preprocess?: boolean } = {}): string {
   const c = loadCheckpoint(path);
   c.checkWeights(parameterSpecs(c.config, plan(c.config))); // by name and shape, the file named (exportOnnx counts values)
