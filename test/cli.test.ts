@@ -6,7 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { CheckpointDamaged, finishedLine, MAIN_JOB, parseRangeTestArgs, parseTrainArgs, predictedImages, UsageError } from '../nin/cli.ts';
 import type { TrainResult } from '../nin/train.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { fewerNotes } from '../nin/images.ts';
+import { fewerNotes, ImageLoadError } from '../nin/images.ts';
 import { formatPredictions, predictChunks, topClasses, type Predictions } from '../nin/predict.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
@@ -20,6 +20,18 @@ const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
 async function nin(...args: string[]) {
   const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: NO_GPU });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** An mnist-small checkpoint with every weight 0, in a directory of its own: a file every reader
+ * takes, for tests that need no trained network. */
+function zeroCheckpoint(): { dir: string; ckpt: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+  const ckpt = join(dir, 'checkpoint.safetensors');
+  const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
+  const config = modelConfig(o);
+  const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
+  writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1', step: '0', 'preprocess.transform': 'none' });
+  return { dir, ckpt };
 }
 
 describe('nin CLI', () => {
@@ -148,12 +160,7 @@ describe('nin CLI', () => {
   });
 
   it.skipIf(!isAvailable('mnist', 'train'))('nin lr-find --weights-from a damaged checkpoint: refused with its message alone (exit 1), before the data is read, as train (it was read after the data)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
-    const ckpt = join(dir, 'checkpoint.safetensors');
-    const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
-    const config = modelConfig(o);
-    const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
-    writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1' });
+    const { dir, ckpt } = zeroCheckpoint();
     const bytes = readFileSync(ckpt);
     bytes[bytes.length - 1] ^= 0x40; // in the tensor data, past the header: only its checksum tells
     writeFileSync(ckpt, bytes);
@@ -272,16 +279,19 @@ describe('nin CLI', () => {
     expect(topClasses(r, 0, 10)).toHaveLength(6);
   });
 
-  it('predictChunks: a chunk that is not a positive integer is refused before any picture is read', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
-    const ckpt = join(dir, 'checkpoint.safetensors');
-    const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
-    const config = modelConfig(o);
-    const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
-    writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1', step: '0', 'preprocess.transform': 'none' });
+  it('predictChunks: a chunk that is not a positive integer is refused before any picture is read; one unreadable picture is named by its own error, several in one', async () => {
+    const { dir, ckpt } = zeroCheckpoint();
     for (const chunk of [0, 2.5]) {
       await expect(predictChunks(ckpt, [join(dir, 'no-such.png')], () => {}, { skipUnreadable: true, chunk }).next()).rejects.toThrow(`predict: chunk must be a positive integer, got ${chunk}`);
     }
+    const bad = [join(dir, 'a.png'), join(dir, 'b.png')];
+    for (const path of bad) writeFileSync(path, 'not a picture');
+    const one = await predictChunks(ckpt, bad.slice(0, 1), () => {}).next().catch((e: Error) => e);
+    expect(one).toBeInstanceOf(ImageLoadError);
+    expect((one as Error).message).toMatch(new RegExp(`^${bad[0].replace(/[.]/g, '\\.')}: `));
+    expect((one as Error).message).not.toContain('cannot be read:');
+    const two = await predictChunks(ckpt, bad, () => {}).next().catch((e: Error) => e);
+    expect((two as Error).message).toContain(`2 of 2 images cannot be read:\n  ${(one as Error).message}\n  ${bad[1]}: `);
   });
 
   it('nin predict: past three notes of a kind, the rest are counted (a directory of photos is resized one by one)', () => {
