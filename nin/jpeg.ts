@@ -219,7 +219,8 @@ export function checkJpegSegments(bytes: Uint8Array): void {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const quantisation = new Set<number>();
   const huffman = { DC: new Set<number>(), AC: new Set<number>() };
-  let frame: { progressive: boolean; components: Map<number, number> } | undefined; // component id → its quantisation table
+  let frame: { progressive: boolean; components: Map<number, number>; blocks: number } | undefined; // component id → its quantisation table
+  let coded = 0; // bytes of entropy-coded data, all scans
   for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
     const marker = bytes[at + 1];
     if (marker === 0xff || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
@@ -233,12 +234,19 @@ export function checkJpegSegments(bytes: Uint8Array): void {
     if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2 || marker in OTHER_FRAMES) {
       if (frame) fail(`a second frame header at byte ${at}`);
       const components = new Map<number, number>();
+      const sampling: [number, number][] = [];
       for (let c = 0; c < segment[5] && 6 + 3 * c + 2 < segment.length; c++) {
         const id = segment[6 + 3 * c];
         if (components.has(id)) fail(`the frame header at byte ${at} names component id ${id} twice`);
         components.set(id, segment[6 + 3 * c + 2]);
+        sampling.push([segment[6 + 3 * c + 1] >> 4, segment[6 + 3 * c + 1] & 15]);
       }
-      frame = { progressive: marker === 0xc2, components };
+      // The 8×8 blocks of all components (as sampled): each has its DC coefficient coded in some
+      // scan, in one bit at the least.
+      const [height, width] = [(segment[1] << 8) | segment[2], (segment[3] << 8) | segment[4]];
+      const [hMax, vMax] = [Math.max(...sampling.map(([h]) => h)), Math.max(...sampling.map(([, v]) => v))];
+      const blocks = sampling.reduce((n, [h, v]) => n + Math.ceil(Math.ceil((width * h) / hMax) / 8) * Math.ceil(Math.ceil((height * v) / vMax) / 8), 0);
+      frame = { progressive: marker === 0xc2, components, blocks: Number.isFinite(blocks) ? blocks : 0 }; // (sampling 0: readJpegFrame refuses it)
     } else if (marker === 0xdb) {
       // Each table: precision (0: 8-bit, 1: 16-bit) and id, then 64 entries.
       for (let k = 0; k < segment.length; k += 1 + 64 * ((segment[k] >> 4) + 1)) quantisation.add(segment[k] & 15);
@@ -279,6 +287,7 @@ export function checkJpegSegments(bytes: Uint8Array): void {
         else if (after === 0xff) next++;
         else break;
       }
+      coded += next - end;
       at = next;
       continue;
     } else if (!((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe || marker === 0xdd || marker === 0xdc)) {
@@ -289,6 +298,9 @@ export function checkJpegSegments(bytes: Uint8Array): void {
   for (const [id, table] of frame?.components ?? []) {
     if (!quantisation.has(table)) fail(`component id ${id} uses quantisation table ${table}, which no DQT defines`);
   }
+  // A picture too large for its data (a damaged size, a file cut short): refused here, where jpeg-js
+  // would first allocate for the size (a 1 KB file declaring 8192×4096 took 570 MiB and 2 s).
+  if (frame && coded < frame.blocks / 8) fail(`its ${frame.blocks} blocks of 8×8 need at least ${Math.ceil(frame.blocks / 8)} bytes of image data, it holds ${coded}: the frame header's size is damaged, or the data cut short`);
 }
 
 /** The error for a JPEG without an end-of-image marker past its first scan. */
