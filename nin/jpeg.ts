@@ -299,7 +299,7 @@ export function checkJpegSegments(bytes: Uint8Array): void {
     if (!quantisation.has(table)) fail(`component id ${id} uses quantisation table ${table}, which no DQT defines`);
   }
   // A picture too large for its data (a damaged size, a file cut short): refused here, where jpeg-js
-  // would first allocate for the size (a 1 KB file declaring 8192×4096 took 570 MiB and 2 s).
+  // would first allocate for the size (a 4 KB file declaring 4096×4096 took 570 MB and seconds).
   if (frame && coded < frame.blocks / 8) fail(`its ${frame.blocks} blocks of 8×8 need at least ${Math.ceil(frame.blocks / 8)} bytes of image data, it holds ${coded}: the frame header's size is damaged, or the data cut short`);
 }
 

@@ -382,7 +382,7 @@ describe('JPEG errors name the file and what is wrong', () => {
       // frame of 65535×65535 made jpeg-js allocate until the process ran out of memory; tables that
       // no segment defines reached the user as JavaScript's "Cannot read properties of undefined".
       ['second-frame-after-scan.jpg', Buffer.concat([whole.subarray(0, -2), sofOf(65535, 65535), whole.subarray(-2)]), `corrupt JPEG: a second frame header at byte ${whole.length - 2}`],
-      // A size its data cannot fill, within the pixel limit: jpeg-js allocated for it first (570 MiB and 2 s for 8192×4096).
+      // A size its data cannot fill, within the pixel limit: jpeg-js allocated for it first (570 MB for this file at 4096×4096).
       ['large-for-its-data.jpg', patched((b) => (b.writeUInt16BE(4096, sof + 5), b.writeUInt16BE(4096, sof + 7))), `corrupt JPEG: its 786432 blocks of 8×8 need at least 98304 bytes of image data, it holds ${codedBytes}: the frame header's size is damaged, or the data cut short`],
       ['no-dht.jpg', patched((b) => { for (const at of segmentsAt(b, 0xc4)) b[at + 1] = 0xe5; }), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with DC Huffman table 0, which no DHT before it defines`],
       ['ac-table-3.jpg', patched((b) => (b[scan + 6] = 0x03)), `corrupt JPEG: the scan at byte ${scan} decodes component id 1 with AC Huffman table 3, which no DHT before it defines`],
