@@ -7,7 +7,7 @@ import { dispatch, pool, setOutOfBoundsGuard, upload, writesPastTheEnd } from '.
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { batchTooLarge, largestBatch, largestImageTensor, largestWeightTensor, modelConfig, MODELS, NinModel, plan, type Head, type ModelConfig } from '../nin/model.ts';
+import { batchTooLarge, largestBatch, largestImageTensor, largestWeightTensor, modelConfig, MODELS, NinModel, parameterSpecs, plan, type Head, type ModelConfig } from '../nin/model.ts';
 import { gemmStyle } from '../kernels/gemm.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { randomArray, withDeviceLimit } from './helpers.ts';
@@ -87,6 +87,24 @@ describe('tiny NIN end to end', () => {
     const x = Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 5), [3, 9, 9, 3]);
     const logits = await model.forward(x, { train: false }).toArray();
     expect(Array.from(logits, Number.isNaN)).toEqual(Array(logits.length).fill(true));
+    model.dispose();
+  });
+
+  it("He init: each weight drawn with σ = √(gain / fan-in), gain 2 before a ReLU and 1 for the FC classifier; biases 0, at twice the lr and without decay", async () => {
+    const config: ModelConfig = { ...MODELS['mnist-small'], head: 'fc', init: 'he' };
+    const model = new NinModel(config, 7);
+    const specs = parameterSpecs(config);
+    expect(new Set(specs.map((s) => s.gain))).toEqual(new Set([1, 2]));
+    for (const [i, p] of model.params.entries()) {
+      const values = await p.tensor.toArray();
+      expect([p.lrMult, p.decayMult], p.name).toEqual(specs[i].isBias ? [2, 0] : [1, 1]);
+      if (specs[i].isBias) {
+        expect(values.every((v) => v === 0), p.name).toBe(true);
+        continue;
+      }
+      const std = Math.sqrt(values.reduce((s, v) => s + v * v, 0) / values.length);
+      expect(std / Math.sqrt(specs[i].gain / specs[i].fanIn), p.name).toBeCloseTo(1, 1); // (thousands of draws: within 5 %)
+    }
     model.dispose();
   });
 
