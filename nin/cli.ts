@@ -1164,13 +1164,13 @@ async function runCompare(args: string[]): Promise<void> {
   checkOutputsApart([['--out', out], ['--json', json]], [['one of the runs compared', positionals]]);
   // (the bytes are a PNG's whatever the name: a .jpg would not open as one)
   if (extname(out) && extname(out).toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the comparison is written as a PNG: name it .png`);
-  const { readRuns, comparisonJson, comparisonTable, renderComparison } = await import('./compare.ts');
+  const { readRuns, comparisonJson, comparisonTable, renderComparison, RunNotComparable } = await import('./compare.ts');
   ignoreClosedStdout(); // `nin compare … | head`: the PNG is written all the same
   let runs;
   try {
     runs = readRuns(positionals);
   } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message);
+    if (e instanceof RunNotComparable) throw new UsageError(e.message); // (not any RangeError: a damaged log's is no usage error)
     throw e;
   }
   console.log(comparisonTable(runs));

@@ -50,14 +50,14 @@ const SETTINGS: [string, (options: Record<string, unknown>, config: Record<strin
   ['dataset', (o) => (isImageFolderOptions(o.imageFolder) ? dataLabel({ dataset: 'folder', imageFolder: o.imageFolder }) : o.dataset)],
   ['model', (o) => o.model],
   // A folder's run may be fitted to another size (--image-size), or take another number of channels.
-  ['input (h×w×c)', (_, c) => { const i = c.input as { height?: unknown; width?: unknown; channels?: unknown } | undefined; return i ? `${i.height}×${i.width}×${i.channels}` : undefined; }],
+  ['input (h×w×c)', (_, c) => { const i = c.input as { height?: unknown; width?: unknown; channels?: unknown } | undefined; const dims = i ? [i.height, i.width, i.channels] : []; return dims.length && dims.every((d) => typeof d === 'number') ? dims.join('×') : undefined; }],
   ['head', (_, c) => c.head],
   ['init', (_, c) => c.init],
   // Only where a run started from another's weights (the others show '–'); a resume keeps the record.
   ['weights from', (o) => (typeof o.weightsFrom === 'string' ? `${basename(dirname(o.weightsFrom))}/${basename(o.weightsFrom)}` : undefined)],
   ['class maps', (_, c) => { const last = layersOf(c).at(-1); return last?.type === 'mlpconv' ? (last.linearOut ? 'linear' : 'relu') : undefined; }],
   // Between the blocks; an fc-dropout head's own dropout (0.5, before the FC layer) is said beside it.
-  ['dropout', (_, c) => { const p = layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined); return p !== undefined && c.head === 'fc-dropout' ? `${p}, FC 0.5` : p; }],
+  ['dropout', (_, c) => { const p = layersOf(c).find((l) => l.type === 'dropout')?.p ?? (layersOf(c).length ? 0 : undefined); return typeof p === 'number' && c.head === 'fc-dropout' ? `${p}, FC 0.5` : p; }],
   // The paper's GAP-vs-FC argument is about parameters (an FC head's); and two `--config` networks
   // of one name may differ in their widths.
   ['params', (_, c) => parameterCount(c)],
@@ -112,19 +112,25 @@ function describeValidation(o: Record<string, unknown>): unknown {
   return `${validation} (${from === 'random' ? drawn : from})`;
 }
 
+/** A path given to compare that names no run (nothing there, no log, not a checkpoint), or a run
+ * named twice: `nin compare` says so as a usage error. */
+export class RunNotComparable extends Error {
+  override name = 'RunNotComparable';
+}
+
 /** Reads a run directory (or its metrics.jsonl); a log or checkpoint moved aside in one
  * (`metrics.superseded*.jsonl`, `*.superseded*.safetensors`) is that run, not the directory's
- * current one. Throws a RangeError naming the path if it holds no log. */
+ * current one. Throws RunNotComparable naming the path if it holds no log. */
 export function readRun(path: string): RunSummary {
-  if (!existsSync(path)) throw new RangeError(`${path}: no such run directory, log or checkpoint`);
+  if (!existsSync(path)) throw new RunNotComparable(`${path}: no such run directory, log or checkpoint`);
   const isFile = statSync(path).isFile();
   const dir = isFile ? dirname(path) : path;
   if (isFile && basename(path) !== 'metrics.jsonl') return readRunFile(path, dir);
   const log = join(dir, 'metrics.jsonl');
-  if (!existsSync(log)) throw new RangeError(`${path}: no run there (no ${log})`);
+  if (!existsSync(log)) throw new RunNotComparable(`${path}: no run there (no ${log})`);
   const records = runLog(dir); // (none where its own log holds none: its parents are found through its own resume record)
   // (a log written over by something else: shown as a run of no epochs, silently, before)
-  if (records.length === 0 && statSync(log).size > 0) throw new RangeError(`${log}: holds no log records: not a run's log, or damaged`);
+  if (records.length === 0 && statSync(log).size > 0) throw new RunNotComparable(`${log}: holds no log records: not a run's log, or damaged`);
   return summarise(dir, resolve(dir), currentHistory(records), runCheckpointMetadata(dir));
 }
 
@@ -147,11 +153,11 @@ function readRunFile(path: string, dir: string): RunSummary {
     const header = saves[0]?.m ?? null;
     return summarise(dir, labelPath, history, header);
   }
-  if (!path.endsWith('.safetensors')) throw new RangeError(`${path}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
+  if (!path.endsWith('.safetensors')) throw new RunNotComparable(`${path}: not a run directory, a run's log (.jsonl) or a checkpoint (.safetensors)`);
   const header = checkpointMetadata(path);
-  if (!header) throw new RangeError(`${path}: not a checkpoint`);
+  if (!header) throw new RunNotComparable(`${path}: not a checkpoint`);
   const log = logOfCheckpoint(dir, header.run_id ?? null);
-  if (!log) throw new RangeError(`${path}: no log of its run beside it (metrics.jsonl, or a metrics.superseded*.jsonl)`);
+  if (!log) throw new RunNotComparable(`${path}: no log of its run beside it (metrics.jsonl, or a metrics.superseded*.jsonl)`);
   return summarise(dir, labelPath, historyOfCheckpoint(log, { stretch: header.stretch ?? null, epoch: Number(header.epoch), step: Number(header.step) }), header);
 }
 
@@ -173,7 +179,8 @@ function summarise(dir: string, labelPath: string, records: object[], checkpoint
     const config = parseObject(header.config);
     for (const [key, read] of SETTINGS) {
       const v = read(options, config, header, epochs);
-      if (v !== undefined && v !== null) settings[key] = String(v);
+      // (a value of another type, in a damaged or hand-edited header, is left out as a missing one is)
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') settings[key] = String(v);
     }
     if (header.config !== undefined) network = JSON.stringify(config);
     if (typeof options.epochs === 'number') epochsPlanned = options.epochs;
@@ -185,7 +192,7 @@ function summarise(dir: string, labelPath: string, records: object[], checkpoint
 
 /** The runs of `paths`, labelled by directory name, or where two names are the same by the fewest
  * trailing path parts that tell the run from every other (`gap/run`, `fc/run`: a long path cut
- * to fit the legend would lose the part that differs). Throws a RangeError naming both paths
+ * to fit the legend would lose the part that differs). Throws RunNotComparable naming both paths
  * where two name one run. */
 export function readRuns(paths: string[]): RunSummary[] {
   const runs = paths.map(readRun);
@@ -198,7 +205,7 @@ export function readRuns(paths: string[]): RunSummary[] {
     const first = identities.indexOf(id);
     if (first === i) return;
     const checkpoint = [paths[first], paths[i]].some((p) => p.endsWith('.safetensors'));
-    throw new RangeError(`${paths[i]} is the run ${paths[first]} is: give each run once${checkpoint ? ' (a checkpoint on a run\'s line stands for the whole run, as visualize draws it)' : ''}`);
+    throw new RunNotComparable(`${paths[i]} is the run ${paths[first]} is: give each run once${checkpoint ? ' (a checkpoint on a run\'s line stands for the whole run, as visualize draws it)' : ''}`);
   });
   // (resolved: `.` and `..` are named by the directories they stand for)
   distinctTails(runs.map((r) => r.labelPath)).forEach((label, i) => (runs[i].label = label));
@@ -229,8 +236,9 @@ function parameterCount(config: Record<string, unknown>): string | undefined {
   }
 }
 
+/** A header config's layers; none where they are not a list of objects (a damaged header). */
 function layersOf(config: Record<string, unknown>): { type?: unknown; linearOut?: unknown; p?: unknown }[] {
-  return Array.isArray(config.layers) ? config.layers : [];
+  return Array.isArray(config.layers) && config.layers.every((l) => typeof l === 'object' && l !== null) ? config.layers : [];
 }
 
 /** The metadata of a run directory's checkpoint, else of its best one; null where it has neither. */

@@ -471,14 +471,20 @@ export function unreadableLines(text: string): number[] {
   return bad;
 }
 
-/** A log line's record, or null where it holds none (cut off mid-write, or damaged). */
+/** A log line's record, or null where it holds none (cut off mid-write, or damaged: nested deeper
+ * than any record is, which JSON.parse reads but the readers after it would overflow the stack on). */
 function recordOf(line: string): object | null {
   try {
     const r: unknown = JSON.parse(line);
-    return typeof r === 'object' && r !== null ? r : null;
+    return typeof r === 'object' && r !== null && !nestedDeeperThan(r, 32) ? r : null;
   } catch {
     return null;
   }
+}
+
+function nestedDeeperThan(v: unknown, levels: number): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  return levels === 0 || Object.values(v).some((x) => nestedDeeperThan(x, levels - 1));
 }
 
 /** The records of a log's text; lines that do not parse (a crash mid-write cuts the last one) are skipped. */

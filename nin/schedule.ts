@@ -124,10 +124,11 @@ export function parsePlateauState(json: string, where: string): PlateauState {
 /** `cosine`; `step at 50,75 ×0.1`; `plateau on train, patience 3, 2 drops ×0.1`. */
 export function describeSchedule(o: Record<string, unknown>): string | undefined {
   if (typeof o.schedule !== 'string') return undefined;
-  if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return `step at ${o.stepEpochs.join(',')} ×${o.gamma}`;
+  const numbers = (...values: unknown[]) => values.every((v) => typeof v === 'number'); // (else a damaged header: nothing said)
+  if (o.schedule === 'step' && Array.isArray(o.stepEpochs)) return numbers(o.gamma, ...o.stepEpochs) ? `step at ${o.stepEpochs.join(',')} ×${o.gamma}` : undefined;
   if (o.schedule === 'plateau') {
     const p = plateauSettings(o as Pick<ScheduleOptions, 'patience' | 'lrDrops' | 'plateauOn'>); // as a checkpoint's header holds them
-    return `plateau on ${p.on}, patience ${p.patience}, ${p.lrDrops} drops ×${o.gamma}`;
+    return numbers(o.gamma, p.patience, p.lrDrops) && typeof p.on === 'string' ? `plateau on ${p.on}, patience ${p.patience}, ${p.lrDrops} drops ×${o.gamma}` : undefined;
   }
   return o.schedule;
 }

@@ -1,11 +1,11 @@
 // `nin compare` and the run lineage it reads (runLog): no GPU, synthetic run directories.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { comparisonJson, comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
-import { MODELS } from '../nin/model.ts';
+import { MODELS, type ModelConfig } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
@@ -385,6 +385,23 @@ describe('nin compare', () => {
     const long = runDir('study/long', epochs(0, 900, () => ({ testError: 0.1 })));
     const [longLoss] = comparisonPanels(readRuns([long]));
     expect(longLoss.series[0].points.length).toBeLessThan(900); // the thinned step losses, not 900 epoch points
+  });
+
+  it('reads around a damaged log or header: a line nested too deep for the readers holds no record; settings of another type are left out (a stack overflow and a TypeError before)', () => {
+    const deep = runDir('damaged/deep', [{ kind: 'start', run: 'D', time: '' }, ...epochs(0, 2, () => ({ testError: 0.3 }))]);
+    appendFileSync(join(deep, 'metrics.jsonl'), `{"kind":"epoch","epoch":3,"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}\n`);
+    const [run] = readRuns([deep]);
+    expect(run.epochs.map((e) => e.epoch)).toEqual([1, 2]);
+    expect(comparisonTable([run])).toContain(`note: deep's log ${join(deep, 'metrics.jsonl')} has 1 line that holds no record (8): skipped`);
+    // A hand-edited header: a gamma, head and input of other types, layers that are not all objects.
+    const config = { ...MODELS['cifar10-small'], input: { height: 32 }, head: { h: 1 }, layers: [null, 5, { type: 'dropout', p: 0.5 }] } as unknown as ModelConfig;
+    const odd = runDir('damaged/odd', epochs(0, 1, () => ({ testError: 0.3 })), { schedule: 'plateau', gamma: { x: 1 } }, config);
+    const table = comparisonTable(readRuns([odd, deep]));
+    expect(table).not.toMatch(/undefined|\[object Object\]/);
+    expect(readRuns([odd])[0].settings).not.toHaveProperty('schedule');
+    expect(readRuns([odd])[0].settings).not.toHaveProperty('input (h×w×c)');
+    expect(readRuns([odd])[0].settings).not.toHaveProperty('dropout');
+    expect(readRuns([deep])[0].settings).toMatchObject({ schedule: 'cosine', 'input (h×w×c)': '32×32×3', 'class maps': 'linear' });
   });
 
   it('notes a run whose settings do not hold for all of it: forked from another run, or resumed with other settings; and networks of one name that differ', () => {
