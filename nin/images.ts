@@ -160,7 +160,11 @@ function checkPngStructure(bytes: Buffer, path: string, width: number, height: n
     if (crc32(bytes.subarray(off + 4, off + 8 + length)) !== bytes.readUInt32BE(off + 8 + length)) fail(`chunk "${type}" at offset ${off} fails its CRC check (damaged)`);
     if ((bytes[off + 4] & 0x20) === 0 && !KNOWN_CRITICAL_CHUNKS.has(type)) fail(`chunk "${type}" at offset ${off} is critical (upper-case first letter) and unknown: the image cannot be read without it`);
     if (type === 'IDAT') idat.push(bytes.subarray(off + 8, off + 8 + length));
-    if (type === 'PLTE') paletteEntries = Math.floor(length / 3);
+    if (type === 'PLTE') {
+      // (as libpng: a palette image's palette is whole RGB entries, 1 to 256 of them)
+      if (colorType === 3 && (length % 3 !== 0 || length === 0 || length > 768)) fail(`the palette (PLTE) at offset ${off} holds ${length} bytes: 1 to 256 entries of 3 bytes each`);
+      paletteEntries = Math.floor(length / 3);
+    }
     if (type === 'tRNS') {
       if (colorType === 3 && paletteEntries === 0) fail(`the tRNS chunk at offset ${off} comes before the palette (PLTE)`);
       if (colorType === 3 && length > paletteEntries) fail(`the tRNS chunk at offset ${off} holds ${length} alpha values, the palette only ${paletteEntries} entries`);

@@ -386,6 +386,10 @@ describe('readPng: what the header declares is checked before decoding', () => {
     expect(() => readPng(trnsFirst)).toThrow(`${trnsFirst}: corrupt PNG: the tRNS chunk at offset 33 comes before the palette (PLTE)`);
     const trnsLong = file('trns-long.png', handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['PLTE', palette(2)], ['tRNS', Buffer.alloc(3)]] }));
     expect(() => readPng(trnsLong)).toThrow(`${trnsLong}: corrupt PNG: the tRNS chunk at offset 51 holds 3 alpha values, the palette only 2 entries`);
+    for (const bytes of [7, 0, 771]) {
+      const odd = file(`plte-${bytes}.png`, handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['PLTE', Buffer.alloc(bytes, 7)]] }));
+      expect(() => readPng(odd), `${bytes}`).toThrow(`${odd}: corrupt PNG: the palette (PLTE) at offset 33 holds ${bytes} bytes: 1 to 256 entries of 3 bytes each`);
+    }
     const trnsGrey = file('trns-grey.png', handMadePng({ width: 4, height: 2, scanlines: rows, before: [['tRNS', Buffer.alloc(1)]] }));
     expect(() => readPng(trnsGrey)).toThrow(`${trnsGrey}: corrupt PNG: the tRNS chunk at offset 33 holds 1 bytes, a grey image's holds 2`);
     const fitting = file('trns-fits.png', handMadePng({ width: 4, height: 2, colorType: 3, scanlines: greyRows(4, 2, 1), before: [['PLTE', palette(2)], ['tRNS', Buffer.from([0, 128])]] }));
