@@ -627,7 +627,9 @@ export function pictureNotes(file: string, image: LoadedImage, input: ModelInput
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of image.pixels) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-  if (hi - lo < 1 / 255) {
+  // One flat value: under half a level apart (a float32 v/255 of two adjacent levels is often a
+  // hair under 1/255 apart, which read a two-level picture as blank).
+  if (hi - lo < 0.5 / 255) {
     const why = image.translucent && !opts.invert ? ': dark strokes on a transparent background vanish over black; pass --invert' : '';
     notes.push(`${file}: the picture is blank as the model sees it (every value ${lo.toFixed(2)} of 1${opts.invert ? ', after --invert' : ''})${why}`);
     return notes; // (a border note would only repeat it)

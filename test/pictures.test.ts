@@ -171,6 +171,9 @@ describe('loadImageForModel', () => {
       'flat.png: resized from 56×56 to 28×28 (width×height), aspect ratio kept',
       'flat.png: the picture is blank as the model sees it (every value 0.50 of 1)',
     ]);
+    // Two adjacent levels are two values, not one flat one (as float32, 129/255 − 128/255 is a hair under 1/255).
+    const twoLevels = loadImageForModel(writePng('two-levels.png', 28, 28, 0, new Array(28 * 28).fill(0).map((_, i) => (i < 392 ? 128 : 129))), model);
+    expect(pictureNotes('two-levels.png', twoLevels, model, { mnist: false })).toEqual([]);
     // A dark digit on white: the border note (MNIST only).
     const dark = loadImageForModel(writePng('dark.png', 28, 28, 0, new Array(28 * 28).fill(0).map((_, i) => (i % 28 > 10 && i % 28 < 16 ? 0 : 255))), model);
     expect(pictureNotes('dark.png', dark, model, opts)).toEqual([`dark.png: its border is light (mean 0.91 of 1); MNIST's digits are light strokes on black: for a dark digit on a light background, pass --invert`]);
