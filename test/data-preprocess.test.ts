@@ -376,6 +376,8 @@ describe('ZCA whitening', () => {
     }
     const cut = { ...tensors, 'pre.whitening': { dtype: 'F64' as const, shape: [dim * dim - 1], data: zca.whitening.slice(1) } };
     expect(() => statsFromTensors(cut, metadata, 'pre.')).toThrow(`preprocessing statistics: whitening has ${dim * dim - 1} values, expected ${dim}²`);
+    const fewEigenvalues = { ...tensors, 'pre.eigenvalues': { dtype: 'F64' as const, shape: [2], data: zca.eigenvalues.slice(0, 2) } };
+    expect(() => statsFromTensors(fewEigenvalues, metadata, 'pre.')).toThrow(`preprocessing statistics: eigenvalues has 2 values, expected ${dim}`);
   });
 
   it("stored ZCA statistics for more features than the model's input are refused, as for fewer", () => {

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { closeGpu } from '../engine/device.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { globalContrastNormalize, NIN_GCN, type ZcaStats } from '../nin/data/preprocess.ts';
+import { readSafetensors, writeSafetensors } from '../nin/safetensors.ts';
 import { readZcaCache, writeZcaCache, ZCA_CACHE_ENTRIES, zcaCacheDir, zcaCacheKey } from '../nin/data/zca-cache.ts';
 import { fitPreprocessor } from '../nin/preprocessing.ts';
 import { randomArray } from './helpers.ts';
@@ -113,6 +114,10 @@ describe('ZCA cache', () => {
     expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (its mean[0] is NaN); fitting afresh`);
     planted({ kind: 'channel', channels: 3, mean: new Float64Array(3), std: new Float64Array(3).fill(1), count: 480 } as unknown as ZcaStats);
     expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (it holds channel statistics); fitting afresh`);
+    // Eigenvalues of another length: taken before, they failed the run's first save, its epoch lost.
+    const { tensors, metadata } = readSafetensors(join(dir, name));
+    writeSafetensors(join(dir, name), { ...tensors, 'preprocess.eigenvalues': { dtype: 'F64', shape: [2], data: new Float64Array(2) } }, metadata);
+    expect((await fit(ds, dir)).log[0]).toBe(`note: the ZCA cache entry ${join(dir, name)} is unusable (preprocessing statistics: eigenvalues has 2 values, expected 36); fitting afresh`);
   });
 
   it('an entry that cannot be read (an I/O error, here a directory in its place) is noted as unreadable and left alone', () => {

@@ -343,7 +343,10 @@ export function statsFromTensors(tensors: TensorMap, metadata: Record<string, st
     const mean = f64('mean');
     const whitening = f64('whitening');
     if (whitening.length !== mean.length * mean.length) throw new Error(`preprocessing statistics: whitening has ${whitening.length} values, expected ${mean.length}²`);
-    return { kind, dim: mean.length, epsilon: Number(metadata[`${prefix}epsilon`]), count, mean, whitening, eigenvalues: f64('eigenvalues') };
+    // (saved again with every checkpoint: a wrong length was found only then, the epoch lost)
+    const eigenvalues = f64('eigenvalues');
+    if (eigenvalues.length !== mean.length) throw new Error(`preprocessing statistics: eigenvalues has ${eigenvalues.length} values, expected ${mean.length}`);
+    return { kind, dim: mean.length, epsilon: Number(metadata[`${prefix}epsilon`]), count, mean, whitening, eigenvalues };
   }
   throw new Error(`preprocessing statistics: metadata "${prefix}kind" is ${JSON.stringify(kind)}, expected "channel" or "zca"`);
 }
