@@ -409,7 +409,10 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 
 /** A checkpoint named on the command line: a file, or a run directory (its checkpoint.safetensors). */
 function checkpointArg(arg: string, prefix = ''): string {
-  const path = existsSync(arg) && statSync(arg).isDirectory() ? join(arg, 'checkpoint.safetensors') : arg;
+  const isDirectory = (p: string) => existsSync(p) && statSync(p).isDirectory();
+  // (a directory named as a checkpoint is no run directory: "no checkpoint at x.safetensors/checkpoint.safetensors" misled)
+  if (isDirectory(arg) && arg.endsWith('.safetensors') && !existsSync(join(arg, 'checkpoint.safetensors'))) throw new UsageError(`${prefix}${arg} is a directory, not a checkpoint`);
+  const path = isDirectory(arg) ? join(arg, 'checkpoint.safetensors') : arg;
   if (!existsSync(path)) {
     // A run directory holding a log alone: its run is going on and has not saved yet, or was
     // stopped before it saved anything.
@@ -417,6 +420,7 @@ function checkpointArg(arg: string, prefix = ''): string {
     const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
     throw new UsageError(`${prefix}no checkpoint at '${path}'${running ? ` yet: ${running}` : loneLog}`);
   }
+  if (isDirectory(path)) throw new UsageError(`${prefix}${path} is a directory, not a checkpoint`); // (was a bare EISDIR)
   const problem = notACheckpoint(path);
   if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
   return path;

@@ -544,6 +544,7 @@ export function epochsMissing(history: object[]): number {
  * does not contain it (a search through many logs for one run id parses only the likely ones). */
 function readLog(path: string, mentioning?: string): { path: string; records: object[] } | null {
   if (!existsSync(path)) return null;
+  if (statSync(path).isDirectory()) throw new Error(`${path} is a directory, not a run's log`); // (was a bare EISDIR)
   const text = readFileSync(path, 'utf8');
   return mentioning === undefined || text.includes(mentioning) ? { path, records: parseMetricsLog(text) } : null;
 }
@@ -913,8 +914,10 @@ function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: Loc
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'none', holder: null, text: '' };
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { state: 'none', holder: null, text: '' };
+    // (was a bare EISDIR, naming no file: every default run directory's choice read it)
+    throw new Error(code === 'EISDIR' ? `${path} is a directory, not a run's lock: remove it` : `cannot read the run's lock ${path} (${code ?? (e as Error).message})`);
   }
   let h: Partial<LockHolder> | null;
   try {

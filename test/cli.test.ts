@@ -519,6 +519,11 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--resume', join(dir, 'plain.safetensors')])).toThrow(/not a nin-webgpu checkpoint \(format 'missing', expected 'nin-webgpu\/1'\)/);
     writeSafetensors(join(dir, 'no-options.safetensors'), {}, { format: 'nin-webgpu/1' });
     expect(() => parseTrainArgs(['--resume', join(dir, 'no-options.safetensors')])).toThrow(/holds no training options and model config: not a nin checkpoint/);
+    // A directory where the checkpoint goes, named or inside a run directory (a bare EISDIR, or "no checkpoint at x.safetensors/checkpoint.safetensors").
+    mkdirSync(join(dir, 'folder.safetensors'));
+    expect(() => parseTrainArgs(['--resume', join(dir, 'folder.safetensors')])).toThrow(new UsageError(`--resume: ${join(dir, 'folder.safetensors')} is a directory, not a checkpoint`));
+    mkdirSync(join(dir, 'run-with-dir', 'checkpoint.safetensors'), { recursive: true });
+    expect(() => parseTrainArgs(['--resume', join(dir, 'run-with-dir')])).toThrow(new UsageError(`--resume: ${join(dir, 'run-with-dir', 'checkpoint.safetensors')} is a directory, not a checkpoint`));
     writeFileSync(join(dir, 'short.safetensors'), 'abc');
     expect(() => parseTrainArgs(['--resume', join(dir, 'short.safetensors')])).toThrow(/--resume: .*short.safetensors: truncated/);
     // A checkpoint whose tensor data is cut off (a full disk, a partial copy): refused as damaged before any work, by --resume and --weights-from alike.

@@ -759,6 +759,15 @@ describe('where a write lands, and making directories', () => {
     expect(() => makeDirectory('/proc/nin-test-run/x')).toThrow(/^cannot make the directory \/proc\/nin-test-run: /);
   });
 
+  it("a directory where a run's lock or log goes is named as such (it was a bare EISDIR, naming no file)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-rundir-'));
+    mkdirSync(join(dir, 'run.lock'));
+    mkdirSync(join(dir, 'metrics.jsonl'));
+    expect(() => lockRunDirectory(dir)).toThrow(`${join(dir, 'run.lock')} is a directory, not a run's lock: remove it`);
+    expect(() => runDirectoryInUse(dir)).toThrow(`${join(dir, 'run.lock')} is a directory, not a run's lock: remove it`);
+    expect(() => runLog(dir)).toThrow(`${join(dir, 'metrics.jsonl')} is a directory, not a run's log`);
+  });
+
   it('a lock that cannot be written (a full disk) is removed and named; the directory stays free', () => {
     const mnt = join(root, 'full');
     mkdirSync(mnt);
