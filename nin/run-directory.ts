@@ -832,7 +832,7 @@ export function lockRunDirectory(dir: string): RunLock {
         return null;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // (gone meanwhile)
-        return `${path}: the run's lock could not be removed (${(e as Error).message}); a later run in ${dir} replaces it, as this process will not be running`;
+        return `${path}: the run's lock could not be removed (${e instanceof LockUnreadable ? e.reason : (e as Error).message}); a later run in ${dir} replaces it, as this process will not be running`;
       }
     };
     process.on('exit', release); // process.exit() on a second Ctrl-C skips train()'s finally
@@ -841,7 +841,7 @@ export function lockRunDirectory(dir: string): RunLock {
       try {
         now = readLock(path);
       } catch (e) {
-        return `${path} cannot be read (${(e as Error).message})`;
+        return `${path} cannot be read (${e instanceof LockUnreadable ? e.reason : (e as Error).message})`;
       }
       if (now.holder?.pid === mine.pid && now.holder.host === mine.host && now.holder.since === mine.since) return null;
       return now.state === 'none' ? `${path} is gone (the directory was removed or moved)` : `${path} is now another run's${now.holder ? ` (process ${now.holder.pid} on ${now.holder.host}, since ${now.holder.since})` : ''}`;
@@ -907,6 +907,13 @@ function ageMs(path: string): number {
   }
 }
 
+/** A run's lock that cannot be read; `reason` for messages that name the path themselves. */
+class LockUnreadable extends Error {
+  constructor(path: string, readonly reason: string) {
+    super(`${path}: ${reason}`);
+  }
+}
+
 /** A lock file's state: held (by `holder`; null while a starting run writes it), or stale (its
  * process no longer runs, or it was left half written), with the text read. */
 function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: LockHolder | null; text: string } {
@@ -917,7 +924,7 @@ function readLock(path: string): { state: 'none' | 'held' | 'stale'; holder: Loc
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { state: 'none', holder: null, text: '' };
     // (was a bare EISDIR, naming no file: every default run directory's choice read it)
-    throw new Error(code === 'EISDIR' ? `${path} is a directory, not a run's lock: remove it` : `cannot read the run's lock ${path} (${code ?? (e as Error).message})`);
+    throw new LockUnreadable(path, code === 'EISDIR' ? "EISDIR: a directory, not a run's lock (remove it)" : (code ?? (e as Error).message));
   }
   let h: Partial<LockHolder> | null;
   try {

@@ -763,8 +763,8 @@ describe('where a write lands, and making directories', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-rundir-'));
     mkdirSync(join(dir, 'run.lock'));
     mkdirSync(join(dir, 'metrics.jsonl'));
-    expect(() => lockRunDirectory(dir)).toThrow(`${join(dir, 'run.lock')} is a directory, not a run's lock: remove it`);
-    expect(() => runDirectoryInUse(dir)).toThrow(`${join(dir, 'run.lock')} is a directory, not a run's lock: remove it`);
+    expect(() => lockRunDirectory(dir)).toThrow(`${join(dir, 'run.lock')}: EISDIR: a directory, not a run's lock (remove it)`);
+    expect(() => runDirectoryInUse(dir)).toThrow(`${join(dir, 'run.lock')}: EISDIR: a directory, not a run's lock (remove it)`);
     expect(() => runLog(dir)).toThrow(`${join(dir, 'metrics.jsonl')} is a directory, not a run's log`);
   });
 
