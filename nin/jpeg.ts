@@ -210,8 +210,9 @@ export function jpegEndAfterScan(bytes: Uint8Array, scanAt: number): void {
  * defines. Tables are used as jpeg-js uses them: a sequential scan decodes with its DC and AC
  * tables, a progressive scan's first DC pass with the DC table, its AC passes with the AC table,
  * its DC refinements with none. A marker it does not know ends the walk: jpeg-js has its words.
+ * `declared`: the frame header as readJpegFrame read it, whose size the coded data must fill.
  */
-export function checkJpegSegments(bytes: Uint8Array): void {
+export function checkJpegSegments(bytes: Uint8Array, declared: JpegFrame): void {
   const fail = (message: string): never => {
     throw new JpegFormatError(`corrupt JPEG: ${message}`);
   };
@@ -219,7 +220,7 @@ export function checkJpegSegments(bytes: Uint8Array): void {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const quantisation = new Set<number>();
   const huffman = { DC: new Set<number>(), AC: new Set<number>() };
-  let frame: { progressive: boolean; components: Map<number, number>; blocks: number } | undefined; // component id → its quantisation table
+  let frame: { progressive: boolean; components: Map<number, number> } | undefined; // component id → its quantisation table
   let coded = 0; // bytes of entropy-coded data, all scans
   for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
     const marker = bytes[at + 1];
@@ -234,19 +235,12 @@ export function checkJpegSegments(bytes: Uint8Array): void {
     if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2 || marker in OTHER_FRAMES) {
       if (frame) fail(`a second frame header at byte ${at}`);
       const components = new Map<number, number>();
-      const sampling: [number, number][] = [];
       for (let c = 0; c < segment[5] && 6 + 3 * c + 2 < segment.length; c++) {
         const id = segment[6 + 3 * c];
         if (components.has(id)) fail(`the frame header at byte ${at} names component id ${id} twice`);
         components.set(id, segment[6 + 3 * c + 2]);
-        sampling.push([segment[6 + 3 * c + 1] >> 4, segment[6 + 3 * c + 1] & 15]);
       }
-      // The 8×8 blocks of all components (as sampled): each has its DC coefficient coded in some
-      // scan, in one bit at the least.
-      const [height, width] = [(segment[1] << 8) | segment[2], (segment[3] << 8) | segment[4]];
-      const [hMax, vMax] = [Math.max(...sampling.map(([h]) => h)), Math.max(...sampling.map(([, v]) => v))];
-      const blocks = sampling.reduce((n, [h, v]) => n + Math.ceil(Math.ceil((width * h) / hMax) / 8) * Math.ceil(Math.ceil((height * v) / vMax) / 8), 0);
-      frame = { progressive: marker === 0xc2, components, blocks: Number.isFinite(blocks) ? blocks : 0 }; // (sampling 0: readJpegFrame refuses it)
+      frame = { progressive: marker === 0xc2, components };
     } else if (marker === 0xdb) {
       // Each table: precision (0: 8-bit, 1: 16-bit) and id, then 64 entries.
       for (let k = 0; k < segment.length; k += 1 + 64 * ((segment[k] >> 4) + 1)) quantisation.add(segment[k] & 15);
@@ -300,7 +294,11 @@ export function checkJpegSegments(bytes: Uint8Array): void {
   }
   // A picture too large for its data (a damaged size, a file cut short): refused here, where jpeg-js
   // would first allocate for the size (a 4 KB file declaring 4096×4096 took 570 MB and seconds).
-  if (frame && coded < frame.blocks / 8) fail(`its ${frame.blocks} blocks of 8×8 need at least ${Math.ceil(frame.blocks / 8)} bytes of image data, it holds ${coded}: the frame header's size is damaged, or the data cut short`);
+  // Each 8×8 block of each component (as sampled) has its DC coefficient coded in some scan, in
+  // one bit at the least.
+  const [hMax, vMax] = [Math.max(...declared.sampling.map((s) => s.h)), Math.max(...declared.sampling.map((s) => s.v))];
+  const blocks = declared.sampling.reduce((n, s) => n + Math.ceil(Math.ceil((declared.width * s.h) / hMax) / 8) * Math.ceil(Math.ceil((declared.height * s.v) / vMax) / 8), 0);
+  if (frame && coded < blocks / 8) fail(`its ${blocks} blocks of 8×8 need at least ${Math.ceil(blocks / 8)} bytes of image data, it holds ${coded}: the frame header's size is damaged, or the data cut short`);
 }
 
 /** The error for a JPEG without an end-of-image marker past its first scan. */
@@ -320,7 +318,7 @@ export function decodeJpeg(bytes: Uint8Array, maxPixels: number): { width: numbe
     throw new JpegFormatError(tooManyPixels('JPEG', frame.width, frame.height, maxPixels));
   }
   jpegEndAfterScan(bytes, frame.scanAt); // jpeg-js would decode a cut-off file's missing rows as grey
-  checkJpegSegments(bytes);
+  checkJpegSegments(bytes, frame);
   let image: ComponentPlanes;
   jpegJs(); // loaded outside the try: another version of jpeg-js is not a corrupt file
   try {
