@@ -411,8 +411,9 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 function checkpointArg(arg: string, prefix = ''): string {
   const isDirectory = (p: string) => existsSync(p) && statSync(p).isDirectory();
   // (a directory named as a checkpoint is no run directory: "no checkpoint at x.safetensors/checkpoint.safetensors" misled)
-  if (isDirectory(arg) && arg.endsWith('.safetensors') && !existsSync(join(arg, 'checkpoint.safetensors'))) throw new UsageError(`${prefix}${arg} is a directory, not a checkpoint`);
-  const path = isDirectory(arg) ? join(arg, 'checkpoint.safetensors') : arg;
+  const runDirectory = isDirectory(arg);
+  if (runDirectory && arg.endsWith('.safetensors') && !existsSync(join(arg, 'checkpoint.safetensors'))) throw new UsageError(`${prefix}${arg} is a directory, not a checkpoint`);
+  const path = runDirectory ? join(arg, 'checkpoint.safetensors') : arg;
   if (!existsSync(path)) {
     // A run directory holding a log alone: its run is going on and has not saved yet, or was
     // stopped before it saved anything.
@@ -442,11 +443,19 @@ export class CheckpointDamaged extends Error {
 /** What a checkpoint's header says: the options it was trained with, epochs done, its run's id.
  * Errors name `flag`, the option that named the checkpoint. */
 function checkpointHeader(path: string, flag = '--resume'): { options: TrainOptions; config: ModelConfig; epoch: number; withinEpoch: boolean; runId: string | null; plateau: PlateauState | null } {
+  // Read with the file's size checked; where that fails, read again without it: a header that reads
+  // is a file cut short or run on (damaged), one that does not is no checkpoint (a usage error).
   let metadata: Record<string, string>;
+  let sizeProblem: Error | null = null;
   try {
-    metadata = readSafetensorsMetadata(path);
-  } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`, false);
+    metadata = readSafetensorsMetadata(path, { whole: true });
+  } catch (whole) {
+    try {
+      metadata = readSafetensorsMetadata(path);
+    } catch (e) {
+      throw new UsageError(`${flag}: ${(e as Error).message}`, false);
+    }
+    sizeProblem = whole as Error;
   }
   if (metadata.options === undefined || metadata.config === undefined) throw new UsageError(`${flag}: ${path} holds no training options and model config: not a nin checkpoint`, false);
   const damaged = <T>(read: () => T): T => {
@@ -456,7 +465,7 @@ function checkpointHeader(path: string, flag = '--resume'): { options: TrainOpti
       throw new CheckpointDamaged(`${flag}: ${(e as Error).message}`);
     }
   };
-  damaged(() => readSafetensorsMetadata(path, { whole: true })); // its tensor data cut short, or run on
+  if (sizeProblem) throw new CheckpointDamaged(`${flag}: ${sizeProblem.message}`);
   const { options, config, epoch } = damaged(() => checkpointHeaderFields(path, metadata));
   const plateau = damaged(() => (metadata.plateau ? parsePlateauState(metadata.plateau, path) : null));
   return { options, config, epoch, withinEpoch: Boolean(metadata.partial_epoch), runId: metadata.run_id ?? null, plateau };
