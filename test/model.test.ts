@@ -7,6 +7,10 @@ const mlp = (kernel: number, a: number, b: number, c: number): LayerSpec => ({ t
 const maxpool: LayerSpec = { type: 'maxpool', kernel: 3, stride: 2 };
 const avgpool: LayerSpec = { type: 'avgpool', kernel: 3, stride: 2 };
 const dropout: LayerSpec = { type: 'dropout', p: 0.5 };
+/** A small net built in code: He init, GAP unless `head` says otherwise. */
+const coded = (name: string, [height, width, channels]: [number, number, number], layers: LayerSpec[], classes = 2, head: ModelConfig['head'] = 'gap'): ModelConfig => ({
+  name, input: { height, width, channels }, classes, layers, head, init: 'he', initStd: 0.05,
+});
 
 describe("the paper's nets", () => {
   it('layer by layer as the authors defined them: widths, kernels, 3/2 pools, dropout 0.5, GAP, Gaussian σ = 0.05', () => {
@@ -58,7 +62,7 @@ describe("the paper's nets", () => {
 
 describe('FC heads', () => {
   // One 3×3 block 4-4-2 on a 6×6×1 input: 72 features for 3 classes.
-  const net = (head: ModelConfig['head']): ModelConfig => ({ name: 'fc-tiny', input: { height: 6, width: 6, channels: 1 }, classes: 3, layers: [mlp(3, 4, 4, 2)], head, init: 'he', initStd: 0.05 });
+  const net = (head: ModelConfig['head']): ModelConfig => coded('fc-tiny', [6, 6, 1], [mlp(3, 4, 4, 2)], 3, head);
   const block = { name: 'mlpconv3x3 4-4-2', output: [6, 6, 2], params: 9 * 4 + 4 + 4 * 4 + 4 + 4 * 2 + 2, flops: 2 * 36 * (9 * 4 + 4 * 4 + 4 * 2) };
   const fc = { name: 'fully connected 72→3', output: [3], params: 72 * 3 + 3, flops: 2 * 72 * 3 };
 
@@ -89,9 +93,7 @@ describe('FC heads', () => {
 
 describe('the pool check', () => {
   // A 3/4 pool on 28: ceil(25 / 4) + 1 = 8 windows, the last starting at 28, outside; on 31 it starts at 28, inside.
-  const net = (height: number, width: number): ModelConfig => ({
-    name: 'odd', input: { height, width, channels: 1 }, classes: 2, layers: [mlp(1, 2, 2, 2), { type: 'maxpool', kernel: 3, stride: 4 }, mlp(1, 2, 2, 2)], head: 'gap', init: 'he', initStd: 0.05,
-  });
+  const net = (height: number, width: number): ModelConfig => coded('odd', [height, width, 1], [mlp(1, 2, 2, 2), { type: 'maxpool', kernel: 3, stride: 4 }, mlp(1, 2, 2, 2)]);
 
   it('refuses a last window outside the image in either direction, and passes one inside', () => {
     expect(() => plan(net(28, 31))).toThrow(new RangeError('model odd: layer 1 maxpool 3/4 on a 28×31 input leaves the last window outside the image'));
@@ -101,9 +103,7 @@ describe('the pool check', () => {
 });
 
 describe('the layer checks of a config built in code (a config file is checked field by field first)', () => {
-  const net = (input: [number, number], layers: LayerSpec[]): ModelConfig => ({
-    name: 'coded', input: { height: input[0], width: input[1], channels: 1 }, classes: 2, layers, head: 'gap', init: 'he', initStd: 0.05,
-  });
+  const net = ([height, width]: [number, number], layers: LayerSpec[]): ModelConfig => coded('coded', [height, width, 1], layers);
 
   it('an even kernel needs its padding given', () => {
     expect(() => plan(net([6, 6], [mlp(4, 2, 2, 2)]))).toThrow(new RangeError('model coded: layer 0 mlpconv kernel 4 must be odd, or its padding given'));
@@ -138,7 +138,7 @@ describe('the layer checks of a config built in code (a config file is checked f
 
 describe('other images and classes (fitToData)', () => {
   it("a GAP net's class maps take the new classes; a last mlpconv of another width (an FC head's features) keeps it", () => {
-    const gap: ModelConfig = { name: 'fit', input: { height: 6, width: 6, channels: 1 }, classes: 2, layers: [mlp(3, 4, 4, 2)], head: 'gap', init: 'he', initStd: 0.05 };
+    const gap = coded('fit', [6, 6, 1], [mlp(3, 4, 4, 2)]);
     expect(fitToData(gap, { height: 8, width: 8, channels: 3 }, 5)).toEqual({ ...gap, input: { height: 8, width: 8, channels: 3 }, classes: 5, layers: [mlp(3, 4, 4, 5)] });
     const fc: ModelConfig = { ...gap, head: 'fc', layers: [mlp(3, 4, 4, 6)] };
     expect(fitToData(fc, { height: 8, width: 8, channels: 3 }, 5).layers).toEqual([mlp(3, 4, 4, 6)]);
@@ -148,7 +148,7 @@ describe('other images and classes (fitToData)', () => {
 describe('the largest tensor an image adds to a step', () => {
   it('the first candidate of the most elements: on a tie the input images, before the layers', () => {
     // 8×8×4 input; the 1×1 block's 8×8×4 maps are as large.
-    const tie: ModelConfig = { name: 'tie', input: { height: 8, width: 8, channels: 4 }, classes: 2, layers: [mlp(1, 4, 4, 2)], head: 'gap', init: 'he', initStd: 0.05 };
+    const tie = coded('tie', [8, 8, 4], [mlp(1, 4, 4, 2)]);
     expect(largestImageTensor(tie, true)).toEqual({ layer: 'the input images', shape: [8, 8, 4] });
     expect(largestImageTensor({ ...tie, layers: [mlp(1, 4, 5, 2)] }, true)).toEqual({ layer: 'mlpconv1x1 4-5-2', shape: [8, 8, 5] });
   });
