@@ -12,7 +12,7 @@ import { validationFromOf, type ValidationFrom } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
 import { dataLabel } from './datasets.ts';
 import { parameterSpecs, parseModelConfig } from './model.ts';
-import { counted, imageRate, listSome, tableLines } from './text.ts';
+import { counted, fmtTime, imageRate, listSome, tableLines } from './text.ts';
 import { fmtBytes } from '../engine/runtime.ts';
 
 /** One run as the comparison reads it. */
@@ -372,7 +372,7 @@ export function comparisonTable(runs: RunSummary[]): string {
       percent(last?.testError),
       ...(withVal ? [best ? `${percent(best.valError)} (${best.epoch})` : '–', percent(best?.testError)] : []),
       rate === null ? '–' : imageRate(rate),
-      formatDuration(seconds),
+      seconds > 0 ? fmtTime(seconds) : '–',
       ...(withMemory ? [peak === null ? '–' : fmtBytes(peak)] : []),
     ];
   });
@@ -648,15 +648,6 @@ function epochsDone(r: RunSummary): string {
 
 function shorten(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-
-function formatDuration(seconds: number): string {
-  if (seconds <= 0) return '–';
-  const whole = Math.round(seconds); // before the minutes are taken: 119.6 s is 2m00s, not 1m60s
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const s = whole % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
 /** True when a run logged fewer step losses than per-epoch train losses: too few to draw (a step

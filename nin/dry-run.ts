@@ -13,9 +13,9 @@ import { runDirectoryProblem } from './run-directory.ts';
 import { learningRate } from './schedule.ts';
 import type { SGD } from '../kernels/sgd.ts';
 import { largestBatch, type NinModel } from './model.ts';
-import { counted } from './text.ts';
+import { counted, fmtTime } from './text.ts';
 import {
-  checkedRun, dropoutSeed, evaluate, fmtTime, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, runBatches, runLogger, RunRefused,
+  checkedRun, dropoutSeed, evaluate, logProfile, memoryLine, modelLines, newModelAndOptimiser, plateauAtStart, PROFILE_WARMUP_STEPS, recipeLine, resumedScheduleNotes, runBatches, runLogger, RunRefused,
   startFromWeights, startingCheckpoints, trainingStep, TrainingStopped, type TrainData, type TrainOptions,
 } from './train.ts';
 

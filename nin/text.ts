@@ -1,4 +1,4 @@
-// Text for the terminal: counts and lists in words (counted, listSome, imageRate), and text in a
+// Text for the terminal: counts, durations and lists in words (counted, fmtTime, listSome, imageRate), and text in a
 // terminal's columns. Class names from image folders may be Chinese, Japanese or Korean
 // (two columns a character), carry combining accents (none), or emoji (two). String length and
 // padStart count UTF-16 units, which misaligns tables; these count columns as terminals do (the
@@ -42,6 +42,22 @@ export function counted(n: number, noun: string): string {
 export function imageRate(imgPerSec: number): string {
   // (below 1, not 0.95: 0.95 is stored as 0.9499…, which toFixed(1) made 0.9, after 0.949's 0.95)
   return imgPerSec > 0 && imgPerSec < 1 ? imgPerSec.toPrecision(2) : imgPerSec.toFixed(1);
+}
+
+/** A duration: 45s, 2m05s, 1h31m, 2d04h. */
+export function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  // Each unit rounded before the larger is taken: 119.6 s is 2m00s, not 1m60s. From an hour on,
+  // to the minute (a GPU run's ETA, a dry run's estimate), and from a day on, to the hour.
+  const pair = (unit: number, big: string, small: string) => {
+    const whole = Math.round(s / unit);
+    return `${Math.floor(whole / 60)}${big}${String(whole % 60).padStart(2, '0')}${small}`;
+  };
+  if (Math.round(s) < 60) return `${Math.round(s)}s`;
+  if (Math.round(s) < 3600) return pair(1, 'm', 's');
+  if (Math.round(s / 60) < 24 * 60) return pair(60, 'h', 'm');
+  const hours = Math.round(s / 3600);
+  return `${Math.floor(hours / 24)}d${String(hours % 24).padStart(2, '0')}h`;
 }
 
 /** The columns `text` takes in a terminal. */

@@ -24,7 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type 
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
-import { clipToWidth, counted, displayWidth, imageRate, listSome, padEndTo, padStartTo } from './text.ts';
+import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
 import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
@@ -307,21 +307,6 @@ async function* orOnFailure<T>(items: AsyncIterable<T>, onFailure: (e: unknown) 
 /** A learning rate in 3 significant digits, 0 as 0 (a cosine's end: toPrecision gives "0.00"). */
 function fmtLr(lr: number): string {
   return lr === 0 ? '0' : lr.toPrecision(3);
-}
-
-export function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  // Each unit rounded before the larger is taken: 119.6 s is 2m00s, not 1m60s. From an hour on,
-  // to the minute (a GPU run's ETA, a dry run's estimate), and from a day on, to the hour.
-  const pair = (unit: number, big: string, small: string) => {
-    const whole = Math.round(s / unit);
-    return `${Math.floor(whole / 60)}${big}${String(whole % 60).padStart(2, '0')}${small}`;
-  };
-  if (Math.round(s) < 60) return `${Math.round(s)}s`;
-  if (Math.round(s) < 3600) return pair(1, 'm', 's');
-  if (Math.round(s / 60) < 24 * 60) return pair(60, 'h', 'm');
-  const hours = Math.round(s / 3600);
-  return `${Math.floor(hours / 24)}d${String(hours % 24).padStart(2, '0')}h`;
 }
 
 /**

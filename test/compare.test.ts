@@ -9,7 +9,7 @@ import { MODELS, type ModelConfig } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
-import { displayWidth } from '../nin/text.ts';
+import { displayWidth, fmtTime } from '../nin/text.ts';
 import { runAsync } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'nin-compare-'));
@@ -90,6 +90,13 @@ describe('nin compare', () => {
     expect(dropout).toBeGreaterThan(0);
     expect([lines[2], lines[3]].map((l) => l.split(/\s{2,}/)[dropout])).toEqual(['0', '0, FC 0.5']);
     expect(lines[3].split(/\s{2,}/).at(-1)).toBe('2m00s');
+  });
+
+  it("a train time over an hour is rounded to the minute as nin train's lines round it: 5459 s is 1h31m, not 1h30m", () => {
+    const long = epochs(0, 1, () => ({ testError: 0.5 })).map((r) => ((r as { kind: string }).kind === 'epoch' ? { ...r, seconds: 5459 } : r));
+    const lines = comparisonTable(readRuns([gap, runDir('study/long', long, { lr: 0.01 })])).split('\n');
+    expect(lines[3].split(/\s{2,}/).at(-1)).toBe('1h31m');
+    expect(lines[3].split(/\s{2,}/).at(-1)).toBe(fmtTime(5459));
   });
 
   it('tabulates the runs with the settings they differ in as columns, and what they share below', () => {

@@ -1,8 +1,8 @@
 // Text in terminal columns (nin/text.ts) and the confusion matrix that uses it: class names of
 // image folders in any script line up.
 import { describe, expect, it } from 'vitest';
-import { clipToWidth, counted, displayWidth, imageRate, listSome, padEndTo, padStartTo, tableLines } from '../nin/text.ts';
-import { fmtTime, formatConfusion } from '../nin/train.ts';
+import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo, tableLines } from '../nin/text.ts';
+import { formatConfusion } from '../nin/train.ts';
 
 describe('terminal columns', () => {
   it('counts CJK and emoji as two columns, combining marks as none', () => {
