@@ -646,7 +646,7 @@ async function trainInDirectory(
       // The epoch's training seconds up to `t`: a resumed epoch's saved ones and this process's since te.
       const epochSeconds = (t: number) => (partial?.seconds ?? 0) + (t - te) / 1000;
       pending = null;
-      let lastPrint = 0;
+      let lastPrint = -Infinity; // a line at the epoch's first step (with 0, it came only once the process had run 10 s: performance.now() counts from its start)
       const firstBatch = partial?.batches ?? 0;
       let inEpoch = firstBatch; // batches done in this epoch
       let lr = lrAt(epoch, inEpoch);
@@ -724,7 +724,11 @@ async function trainInDirectory(
           lastPrint = now;
           // The epoch's rate so far, as its line will give it (a rate since the process began would
           // carry the first epoch's compiles on: 3.7 img/s shown beside an epoch line's 227).
-          const rate = (inEpoch * o.batchSize) / epochSeconds(now);
+          // Only the steps read back count: the one just recorded may still be on the device. (At an
+          // epoch's first step nothing has finished: one step queued over the time to queue it read
+          // 900–4,200 img/s on lavapipe, beside the epoch line's 150–300.) At its end all are read.
+          const done = inEpoch === stepsPerEpoch ? inEpoch : inEpoch - 1;
+          const rate = done > firstBatch ? (done * o.batchSize) / epochSeconds(now) : null;
           const { etaSeconds: eta } = progressEstimate({
             trainedMs,
             trainedImages,
@@ -854,10 +858,10 @@ async function trainInDirectory(
 
 /** The progress line: the epoch's bar and step, its img/s and mean loss so far, the rate, and the
  * ETA ('…' until it is timed; "≤" where the plateau schedule may end the run sooner). */
-export function progressLine(p: { epoch: number; epochs: number; inEpoch: number; stepsPerEpoch: number; imgPerSec: number; meanLoss: number | null; lr: number; etaSeconds: number | null; etaAtMost: boolean }): string {
+export function progressLine(p: { epoch: number; epochs: number; inEpoch: number; stepsPerEpoch: number; imgPerSec: number | null; meanLoss: number | null; lr: number; etaSeconds: number | null; etaAtMost: boolean }): string {
   const bar = '█'.repeat(Math.round((20 * p.inEpoch) / p.stepsPerEpoch)).padEnd(20, '·');
   const eta = p.etaSeconds === null ? '…' : `${p.etaAtMost ? '≤ ' : ''}${fmtTime(p.etaSeconds)}`;
-  return `epoch ${p.epoch + 1}/${p.epochs} ${bar} step ${p.inEpoch}/${p.stepsPerEpoch}  ${imageRate(p.imgPerSec)} img/s  loss ${p.meanLoss === null ? '…' : p.meanLoss.toFixed(4)}  lr ${fmtLr(p.lr)}  ETA ${eta}`;
+  return `epoch ${p.epoch + 1}/${p.epochs} ${bar} step ${p.inEpoch}/${p.stepsPerEpoch}  ${p.imgPerSec === null ? '…' : imageRate(p.imgPerSec)} img/s  loss ${p.meanLoss === null ? '…' : p.meanLoss.toFixed(4)}  lr ${fmtLr(p.lr)}  ETA ${eta}`;
 }
 
 /** An epoch's line in the log: its errors and losses, speed and time, and the checkpoints it saved. */

@@ -933,6 +933,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // began carried epoch 1's compiles on); at the end, no time left (not the 99,998 epochs more
     // the schedule spans, nor epoch 1's first evaluation, which compiled its kernels).
     for (const epoch of [1, 2]) {
+      // An epoch's first line (printed at its first step): no step has been read back to time yet.
+      expect(lines.find((l) => l.startsWith(`epoch ${epoch}/100000 `))).toMatch(/ step 1\/10 {2}… img\/s /);
       const last = lines.filter((l) => l.startsWith(`epoch ${epoch}/100000 `)).at(-1)!;
       expect(last).toMatch(/ step 10\/10 /);
       expect(last).toContain(` loss ${r.epochs[epoch - 1].trainLoss.toFixed(4)} `); // the epoch's last step counted too
@@ -1702,6 +1704,7 @@ describe('the progress line', () => {
     const p = { epoch: 1, epochs: 4, inEpoch: 5, stepsPerEpoch: 10, imgPerSec: 123.456, meanLoss: 0.123456, lr: 0.025, etaSeconds: 75, etaAtMost: false };
     expect(progressLine(p)).toBe('epoch 2/4 ██████████·········· step 5/10  123.5 img/s  loss 0.1235  lr 0.0250  ETA 1m15s');
     expect(progressLine({ ...p, meanLoss: null, etaSeconds: null })).toMatch(/ {2}loss …  lr 0\.0250  ETA …$/);
+    expect(progressLine({ ...p, imgPerSec: null })).toContain(' step 5/10  … img/s  loss ');
     expect(progressLine({ ...p, etaAtMost: true })).toMatch(/ETA ≤ 1m15s$/);
     expect(progressLine({ ...p, inEpoch: 10 })).toContain(`${'█'.repeat(20)} step 10/10`);
   });
