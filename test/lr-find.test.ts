@@ -43,6 +43,22 @@ describe('the range test\'s sweep and reading', () => {
     // The steepest fall overall is the first one (0.3 a step), above chance.
     expect(suggest(lrs, loss.map((l) => Math.max(l, 2.31)), 10).steepest).toBeNull();
   });
+  it('sorts a window as numbers; reads only falls below 0.95 of chance, before the lowest, that are falls', () => {
+    // (a default sort compares as strings: "10" < "2")
+    expect(centredMedian([10, 9, 2, 30, 3], 1)).toEqual([9.5, 9, 9, 3, 16.5]);
+    expect(smoothingHalfWidth(50)).toBe(3); // (a twentieth, rounded)
+    const lrs = Array.from({ length: 36 }, (_, k) => 1e-4 * 10 ** (k / 6));
+    // A steep fall from 2.35 to 2.2, between 0.95 × chance (2.187) and chance (2.303), then a gentler one to 1.5 at step 30.
+    const loss = lrs.map((_, k) => (k < 10 ? 2.35 : k <= 12 ? 2.35 - 0.05 * (k - 9) : k <= 30 ? 2.2 - (0.7 * (k - 12)) / 18 : 1.5 + 0.5 * (k - 30)));
+    const s = suggest(lrs, loss, 10);
+    expect(s.lowest.step).toBe(30);
+    expect(s.steepest!.step).toBeGreaterThanOrEqual(13);
+    expect(loss[s.steepest!.step]).toBeLessThan(0.95 * Math.log(10));
+    // Below chance, but only rising before the lowest (step 4): nothing to suggest.
+    expect(suggest(lrs.slice(0, 7), [1.0, 1.2, 1.4, 3.0, 0.5, 3, 3], 10).steepest).toBeNull();
+    // The lowest's own neighbourhood (a fall into it from a spike) is not "before" it.
+    expect(suggest(lrs.slice(0, 6), [2.0, 1.05, 2.0, 1.0, 1.1, 3], 10).steepest?.step).toBe(2);
+  });
 });
 
 describe.skipIf(!haveMnist)('nin lr-find on MNIST', () => {

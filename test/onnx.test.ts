@@ -204,6 +204,64 @@ describe('nin export (ONNX)', () => {
     expect(Array.from(new Float32Array(inits.get('block3.b3')!.raw.slice().buffer))).toEqual(Array.from(params.get('block3.b3')!));
   });
 
+  it("writes each layer's attributes as ONNX Runtime needs them, whether or not it is installed: typed attributes, int64 shapes, strides, 1×1 kernels, clipped pooling windows, the FC head's NHWC flatten", async () => {
+    type Node = { op: string; inputs: string[]; attrs: Map<string, { type: number; value: number | number[] }> };
+    const graphOf = (bytes: Uint8Array) => {
+      const graph = fields(one(fields(bytes), 7) as Uint8Array);
+      const nodes: Node[] = all(graph, 1).map((n) => {
+        const f = fields(n);
+        return { op: text(one(f, 4)), inputs: all(f, 1).map((i) => text(i)), attrs: new Map(all(f, 5).map((a) => { const af = fields(a); return [text(one(af, 1)), { type: one(af, 20) as number, value: af.has(3) ? (one(af, 3) as number) : packedInts(one(af, 8)) }]; })) };
+      });
+      const inits = new Map(all(graph, 5).map((t) => { const f = fields(t); return [text(one(f, 8)), { dims: f.has(1) ? packedInts(one(f, 1)) : [], type: one(f, 2), raw: (one(f, 9) as Uint8Array).slice() }]; }));
+      return { nodes, inits };
+    };
+    const attr = (n: Node, name: string) => n.attrs.get(name)?.value;
+    // tiny, no preprocessing: every attribute typed (INT 2, INTS 7); 1×1 kernels for the second and third convs; pixels / 255; NHWC → NCHW
+    const plain = graphOf(exportOnnx(tiny, randomParams(tiny, 1), new Preprocessor('none', null)));
+    for (const n of plain.nodes) for (const [, a] of n.attrs) expect(a.type).toBe(typeof a.value === 'number' ? 2 : 7);
+    expect(plain.nodes.filter((n) => n.op === 'Conv').map((n) => attr(n, 'kernel_shape'))).toEqual([[3, 3], [1, 1], [1, 1], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]]);
+    expect(plain.nodes.filter((n) => n.op === 'Conv').every((n) => !n.attrs.has('strides'))).toBe(true);
+    expect(new Float32Array(plain.inits.get('pixel_max')!.raw.buffer)[0]).toBe(255);
+    expect(attr(plain.nodes.find((n) => n.op === 'Transpose')!, 'perm')).toEqual([0, 3, 1, 2]);
+    expect(attr(plain.nodes.find((n) => n.op === 'MaxPool')!, 'kernel_shape')).toEqual([3, 3]);
+    // linear class maps: no Relu after the last conv
+    expect(graphOf(exportOnnx(gapLinear, randomParams(gapLinear, 1), new Preprocessor('none', null))).nodes.map((n) => n.op).slice(-6)).toEqual(['Relu', 'Conv', 'Transpose', 'GlobalAveragePool', 'Flatten', 'Softmax']);
+    // a 7×7 window on a 4×4 map: given as the map's size
+    const past = graphOf(exportOnnx(poolPastMap, randomParams(poolPastMap, 1), new Preprocessor('none', null)));
+    expect(attr(past.nodes.find((n) => n.op === 'AveragePool')!, 'kernel_shape')).toEqual([4, 4]);
+    // a strided first block: strides, its even kernel, its padding
+    const first = graphOf(exportOnnx(strided, randomParams(strided, 1), await fitted('standardize', strided))).nodes.find((n) => n.op === 'Conv')!;
+    expect([attr(first, 'strides'), attr(first, 'kernel_shape'), attr(first, 'pads')]).toEqual([[2, 2], [4, 4], [1, 1, 1, 1]]);
+    // standardisation with a channel of std 0: its scale is 1, not Infinity
+    const std = graphOf(exportOnnx(gapLinear, randomParams(gapLinear, 1), await fitted('standardize', gapLinear, 1)));
+    expect(Array.from(new Float32Array(std.inits.get('channel_inv_std')!.raw.buffer)).every(Number.isFinite)).toBe(true);
+    expect(new Float32Array(std.inits.get('channel_inv_std')!.raw.buffer)[1]).toBe(1);
+    // GCN + ZCA: the Reshape targets are int64; GCN's reductions keep their axis
+    const zca = graphOf(exportOnnx(tiny, randomParams(tiny, 1), await fitted('gcn-zca', tiny)));
+    expect([zca.inits.get('shape_flat')!.type, Array.from(new BigInt64Array(zca.inits.get('shape_flat')!.raw.buffer))]).toEqual([7, [-1n, 243n]]);
+    for (const op of ['ReduceMax', 'ReduceMin', 'ReduceMean', 'ReduceSumSquare']) {
+      const r = zca.nodes.find((n) => n.op === op)!;
+      expect([op, attr(r, 'axes'), attr(r, 'keepdims')]).toEqual([op, [1], 1]);
+    }
+    // FC head with GCN + LCN: the 7×7 blur padded by 3; the FC layer reads the maps flattened channels last (the 'maps' output), its weights [fan-in, classes]
+    const fcGraph = graphOf(exportOnnx(fc, randomParams(fc, 1), new Preprocessor('gcn-lcn', null)));
+    expect(attr(fcGraph.nodes.find((n) => n.inputs.includes('lcn_gaussian'))!, 'pads')).toEqual([3, 3, 3, 3]);
+    expect(fcGraph.nodes.find((n) => n.op === 'Flatten')!.inputs).toEqual(['maps']);
+    const fanIn = 2 * 2 * 3;
+    expect(fcGraph.inits.get('fc.w')!.dims).toEqual([fanIn, 3]);
+    // a length of exactly 128 bytes (a varint of two bytes: 0x80 0x01): a 32-float bias
+    const wide: ModelConfig = { ...tiny, name: 'tiny-wide', layers: tiny.layers.map((l, i) => (i === 0 ? { ...l, channels: [32, 5, 7] as [number, number, number] } : l)) };
+    const wideParams = randomParams(wide, 1);
+    expect(Array.from(new Float32Array(graphOf(exportOnnx(wide, wideParams, new Preprocessor('none', null))).inits.get('block1.b1')!.raw.buffer))).toEqual(Array.from(wideParams.get('block1.b1')!));
+    expect(() => exportOnnx(tiny, randomParams(tiny, 1), new Preprocessor('standardize', null))).toThrow("onnx export: preprocessing 'standardize' without its fitted statistics");
+    // class names kept only when there is one per class; a parameter of the wrong size refused
+    const props = (bytes: Uint8Array) => new Map(all(fields(bytes), 14).map((e) => { const f = fields(e); return [text(one(f, 1)), text(one(f, 2))]; }));
+    expect(props(exportOnnx(tiny, randomParams(tiny, 1), new Preprocessor('none', null), { classNames: ['a', 'b'] })).has('nin.classes')).toBe(false);
+    const short = randomParams(tiny, 1);
+    short.set('block2.b1', new Float32Array(4));
+    expect(() => exportOnnx(tiny, short, new Preprocessor('none', null))).toThrow("onnx export: parameter 'block2.b1' has 4 values, the model's [5] has 5");
+  });
+
   // Each preprocessing against our CPU preprocessing + GPU forward, and each head; an odd batch.
   const cases: [string, ModelConfig, PreprocessKind, number?][] = [
     ['GAP, no preprocessing', tiny, 'none'],
@@ -307,6 +365,10 @@ describe('nin export (ONNX)', () => {
     expect(() => exportCheckpoint(reshaped, join(tmp, 'reshaped.onnx'))).toThrow(new Error(`${reshaped}: parameter '${name}' has shape [${[...shape].reverse().join(', ')}], the model's is [${shape.join(', ')}]`));
     expect(() => exportCheckpoint(missing, join(tmp, 'missing.onnx'))).toThrow(new Error(`${missing}: no weights for parameter '${name}'`));
     expect([existsSync(join(tmp, 'reshaped.onnx')), existsSync(join(tmp, 'missing.onnx'))]).toEqual([false, false]);
+    // --no-preprocess reaches the export: the graph is without its preprocessing, and says so
+    exportCheckpoint(path, join(tmp, 'raw.onnx'), { preprocess: false });
+    const raw = fields(readFileSync(join(tmp, 'raw.onnx')));
+    expect(new Map(all(raw, 14).map((e) => { const f = fields(e); return [text(one(f, 1)), text(one(f, 2))]; })).get('nin.preprocess')).toBe('none (not in the graph)');
   });
 
   it.skipIf(!ort || !isAvailable('mnist', 'test'))('bench/onnx.ts: over real MNIST test images the exported model and ours pick the same classes', async () => {

@@ -99,6 +99,8 @@ describe('tuned GEMM tiles', () => {
 
   it('rejects tiles the kernel cannot run, naming why', () => {
     expect(gemmTileProblem({ TM: 3, TN: 4, BK: 16 }, 32768)).toMatch(/TM, TN must be one of/);
+    expect(gemmTileProblem({ TM: 4, TN: 3, BK: 16 }, 32768)).toMatch(/TM, TN must be one of/);
+    expect(gemmTileProblem({ TM: 4, TN: 8, BK: 16, v: 2 }, 32768)).toBeNull();
     expect(gemmTileProblem({ TM: 1, TN: 4, BK: 8 }, 32768)).toMatch(/BK must be one of 16\/32/);
     expect(gemmTileProblem({ TM: 8, TN: 8, BK: 32 }, 16384)).toMatch(/needs 33024 bytes.*offers 16384/);
     expect(gemmTileProblem({ TM: 8, TN: 4, BK: 32 }, 32768)).toBeNull();
@@ -251,6 +253,7 @@ describe('tuning tables', () => {
       expect(withMlpconv({ [block]: { TP: 64, CL: 16 }, 'mlpconv5x5 8x12x12x3 16-12-10': { fused: false } })).not.toThrow();
       expect(withMlpconv({ [block]: { TP: 60, CL: 16 } })).toThrow(/bad\.json \(NIN_TUNED\): mlpconv 'mlpconv5x5 8x12x12x3 16-12-10 \+hidden': TP must be a multiple of the 16 pixel lanes/);
       expect(withMlpconv({ [block]: { TP: 64, CL: 12 } })).toThrow(/CL must be a power of two/);
+      expect(withMlpconv({ [block]: { TP: 64 } })).toThrow(/CL must be a power of two from 4 to 256, got undefined/); // (one of the two given: still checked)
       expect(withMlpconv({ [block]: { fused: 'no' } })).toThrow(/fused must be true or false, got "no"/);
       expect(withMlpconv({ 'mlpconv5x5 8x12x12 16-12-10': { TP: 64, CL: 16 } })).toThrow(/mlpconv 'mlpconv5x5 8x12x12 16-12-10': not a key mlpconvKey writes/);
       // Only the exact form is looked up: a number written with a leading zero was accepted and ignored.
@@ -262,6 +265,7 @@ describe('tuning tables', () => {
       };
       const shapeError = /bad\.json \(NIN_TUNED\): expected \{ adapter, date, gemm, mlpconv\[, splitK\] \} with objects for gemm, mlpconv and splitK/;
       expect(withTable(null)).toThrow(shapeError);
+      expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { 'conv1x1_forward 8x8x8': 0 } })).toThrow(/splitK 'conv1x1_forward 8x8x8': expected a whole number ≥ 1, got 0/);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: null, mlpconv: {} })).toThrow(shapeError);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: null })).toThrow(shapeError);
       expect(withTable({ adapter: gpu().adapterName, date: 'x', gemm: { 'conv1x1_forward 8x8x8': null }, mlpconv: {} })).toThrow(/bad\.json \(NIN_TUNED\): gemm 'conv1x1_forward 8x8x8': expected an object, got null/);
