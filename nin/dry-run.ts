@@ -104,7 +104,8 @@ export async function dryRun(o: TrainOptions, data: TrainData, checkpoints = sta
       onLoss: (k, l) => {
         losses.push(l);
         if (!Number.isFinite(l)) {
-          throw new TrainingStopped(`loss is ${l} at step ${k + 1} of the dry run (step ${firstStep + k} of the run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)`);
+          // The step as the run numbers it (from 0, as its log and its own message do), with the dry run's steps before it.
+          throw new TrainingStopped(`loss is ${l} at step ${firstStep + k} (after ${counted(k, 'step')} of the dry run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)`);
         }
         if (k === PROFILE_WARMUP_STEPS - 1) timedFrom = performance.now();
       },

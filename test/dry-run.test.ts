@@ -108,7 +108,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
       const liveBefore = pool().stats.liveBuffers;
       const err = await dryRun(o, data).then(() => null, (e) => e);
       expect(err).toBeInstanceOf(TrainingStopped);
-      expect(err.message).toBe('loss is NaN at step 4 of the dry run (step 3 of the run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)');
+      expect(err.message).toBe('loss is NaN at step 3 (after 3 steps of the dry run): the run would stop there, diverged (a lower --lr or a longer --warmup may help)');
       expect(pool().stats.liveBuffers).toBe(liveBefore); // (step 5's readback was in flight: waited for, its loss freed)
     } finally {
       spy.mockRestore();
