@@ -776,12 +776,13 @@ function resumedRunDirectory(source: ResumeSource): string {
 }
 
 /** The line a finished `nin train` prints: its time, test error and checkpoint; a run --stop-after
- * ended short of its --epochs is not done, and says where it stands. */
-export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter'>, result: Pick<TrainResult, 'epochs' | 'seconds' | 'test' | 'checkpoint'>): string {
+ * ended short of its --epochs is not done, and says where it stands. The time is this process's:
+ * a resumed run's says so, lest it be quoted as the run's. */
+export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter' | 'resume'>, result: Pick<TrainResult, 'epochs' | 'seconds' | 'test' | 'checkpoint'>): string {
   const lastEpoch = result.epochs.at(-1)?.epoch;
   const stoppedShort = options.stopAfter !== undefined && options.stopAfter < options.epochs && lastEpoch === options.stopAfter;
   const outcome = stoppedShort ? `stopped after epoch ${lastEpoch} of ${options.epochs} (--stop-after; --resume ${result.checkpoint} continues)` : 'done';
-  return `${outcome} in ${result.seconds.toFixed(0)} s` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${counted(result.test.count, 'image')}` : '') + `; checkpoint ${result.checkpoint}`;
+  return `${outcome} in ${result.seconds.toFixed(0)} s${options.resume ? ' since the resume' : ''}` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${counted(result.test.count, 'image')}` : '') + `; checkpoint ${result.checkpoint}`;
 }
 
 async function runTrain(args: string[]): Promise<number> {
