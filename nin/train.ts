@@ -326,7 +326,7 @@ export function startFromWeights(model: NinModel, start: Checkpoint, o: TrainOpt
   const { taken, fresh } = start.startFrom(model, o);
   const list = fresh.map((f) => `${f.name} [${f.shape.join(', ')}] (${f.why})`);
   const when = start.partialEpoch ? `within epoch ${start.epoch + 1}, at step ${start.step}` : `after epoch ${start.epoch}`;
-  return `weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameters` + (list.length ? `; initialised afresh: ${list.join(', ')}` : '');
+  return `weights from ${o.weightsFrom} (${start.config.name} ${when}, trained on ${dataLabel(start.options)}): ${taken.length} of ${model.params.length} parameter tensors` + (list.length ? `; initialised afresh: ${list.join(', ')}` : '');
 }
 
 /**

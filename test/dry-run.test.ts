@@ -69,7 +69,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     expect(r.losses.slice(0, 4)).toEqual(run.stepLosses);
     // It says which weights it took, as the run does (it took them silently).
     const took = (lines: string[]) => lines.filter((l) => l.startsWith('weights from '));
-    expect(took(said.dry)).toEqual([`weights from ${ckpt} (mnist-small after epoch 1, trained on mnist): 18 of 18 parameters`]);
+    expect(took(said.dry)).toEqual([`weights from ${ckpt} (mnist-small after epoch 1, trained on mnist): 18 of 18 parameter tensors`]);
     expect(took(said.dry)).toEqual(took(said.run));
     const fresh = await dryRun(options(['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--out', join(tmp, 'fresh-dry')]), await loadSplits(o));
     expect(fresh.losses[0]).not.toBe(r.losses[0]);

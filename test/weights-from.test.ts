@@ -161,7 +161,7 @@ describe('--weights-from', () => {
     const lines: string[] = [];
     const o = { ...parseTrainArgs([...args, '--lr', '0', '--schedule', 'constant', '--warmup', '0', '--weights-from', src, '--out', join(tmp, 'lr0')]).options, progress: false, log: (l: string) => void lines.push(l) };
     const r = await train(o, await loadSplits(o));
-    expect(lines).toContain(`weights from ${resolve(src)} (mnist-small after epoch 1, trained on folder shades): 18 of 18 parameters`);
+    expect(lines).toContain(`weights from ${resolve(src)} (mnist-small after epoch 1, trained on folder shades): 18 of 18 parameter tensors`);
     expect(loadCheckpoint(r.checkpoint).params).toEqual(loadCheckpoint(src).params);
     // The record stays with the run: in its options, and as a column of `nin compare`.
     expect(loadCheckpoint(r.checkpoint).options.weightsFrom).toBe(resolve(src));
@@ -173,7 +173,7 @@ describe('--weights-from', () => {
     lines.length = 0;
     const f = { ...parseTrainArgs([...args, '--lr', '0', '--schedule', 'constant', '--warmup', '0', '--weights-from', foreign, '--out', join(tmp, 'lr0-other')]).options, progress: false, log: (l: string) => void lines.push(l) };
     const rf = await train(f, await loadSplits(f));
-    expect(lines).toContain(`weights from ${resolve(foreign)} (mnist-small after epoch 1, trained on folder other-classes): 16 of 18 parameters; initialised afresh: block3.w3 [1, 1, 32, 2] (other classes), block3.b3 [2] (other classes)`);
+    expect(lines).toContain(`weights from ${resolve(foreign)} (mnist-small after epoch 1, trained on folder other-classes): 16 of 18 parameter tensors; initialised afresh: block3.w3 [1, 1, 32, 2] (other classes), block3.b3 [2] (other classes)`);
     const [after, before] = [loadCheckpoint(rf.checkpoint).params, loadCheckpoint(foreign).params];
     for (const [name, w] of after) if (name !== 'block3.w3' && name !== 'block3.b3') expect(w, name).toEqual(before.get(name));
     expect(after.get('block3.w3')).not.toEqual(before.get('block3.w3'));
