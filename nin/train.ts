@@ -756,14 +756,15 @@ async function trainInDirectory(
       }
       if (pending) await pending;
       if (liveBar) process.stderr.write('\n');
+      const stepsDoneAt = performance.now(); // (before the profile's readback and table: not training time)
       if (prof && inEpoch > firstBatch) {
         await logProfile(prof, `epoch ${epoch + 1}`, profileFrom - firstBatch < PROFILE_WARMUP_STEPS, log);
         prof = null;
       }
-      const endStart = performance.now();
-      trained.ms += endStart - te;
+      const epochEndFrom = performance.now(); // (the evaluations and saves, for the ETA: not the profile's once)
+      trained.ms += stepsDoneAt - te;
       trained.steps += step - firstStep;
-      const seconds = epochSeconds(endStart);
+      const seconds = epochSeconds(stepsDoneAt);
       const rec: EpochRecord = { kind: 'epoch', epoch: epoch + 1, step, trainLoss: lossSum / seen, trainError: wrong / seen, lr, imgPerSec: seen / seconds, seconds };
       let compileSeconds = 0; // of the evaluations' kernels, the first time: not for the ETA
       let judged: EvalResult | undefined; // the test set's evaluation, else the validation set's
@@ -827,7 +828,7 @@ async function trainInDirectory(
         log(`note: every one of the ${judged!.count} ${judged === testResult ? 'test' : 'validation'} images was predicted as ${names[collapsed]}: the net's output does not depend on the image ${o.lr === 0 ? '(--lr 0: no step changes the weights)' : `(it has collapsed to one class, or has not started to learn); if that lasts, a lower --lr${fcRate}, or a longer --warmup, may get past it`}`);
       }
       lastSave = performance.now();
-      epochEndSeconds = (lastSave - endStart) / 1000 - compileSeconds;
+      epochEndSeconds = (lastSave - epochEndFrom) / 1000 - compileSeconds;
       if (plateau?.finished) break;
       stop ||= o.interrupt?.(step) ?? false; // a request during the evaluation
       if (epoch + 1 < lastEpoch && stop) {
