@@ -25,6 +25,7 @@ import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { readSafetensors, readSafetensorsMetadata, TENSOR_DATA_CHECKSUM, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
+import { PLATEAU_ON_VAL_WITHOUT_VAL } from '../nin/schedule.ts';
 import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
 import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
@@ -177,6 +178,100 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(r.stepLosses.length).toBe(2);
     // Not the watches' advice for a net that does not learn (a lower --lr).
     expect(lines.filter((l) => l.includes('a lower --lr'))).toEqual([]);
+  });
+
+  it("an epoch's record holds the mean training loss and error over the images it trained on, and the validation loss; the optimiser gets the run's momentum and weight decay", async () => {
+    // At --lr 0 the weights never move (mnist-small has no dropout): the epoch's training loss and
+    // error are those evaluate() finds for the saved model on the training images.
+    const o = options(['--batch', '16', '--train-limit', '48', '--val', '16', '--test-limit', '16', '--epochs', '1', '--lr', '0', '--momentum', '0.5', '--weight-decay', '0.001', '--out', join(tmp, 'lr-zero-records')]);
+    const step = vi.spyOn(SGD.prototype, 'step');
+    let r: Awaited<ReturnType<typeof train>>;
+    try {
+      r = await train(o, await loadSplits(o));
+      expect((step.mock.contexts[0] as SGD).opts).toEqual({ momentum: 0.5, weightDecay: 0.001 });
+    } finally {
+      step.mockRestore();
+    }
+    const saved = loadCheckpoint(r.checkpoint);
+    const splits = await loadSplits(o);
+    const model = saved.buildModel();
+    try {
+      const onTrain = await evaluate(model, await saved.preprocessor.applyTo(splits.train), 16);
+      const onVal = await evaluate(model, await saved.preprocessor.applyTo(splits.validation!), 16);
+      expect(onTrain.count).toBe(32);
+      const [rec] = r.epochs;
+      expect(rec.trainLoss).toBeCloseTo(onTrain.loss, 4);
+      expect(rec.trainError).toBe(onTrain.error);
+      expect(rec.valLoss).toBeCloseTo(onVal.loss, 6);
+      expect(rec.valError).toBe(onVal.error);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("saves checkpoint.safetensors at each epoch's end only with --checkpoint-every 0, telling onCheckpoint; an interrupt at an epoch's last step waits for its evaluation, at the run's last step lets it finish; a stop names the last save", async () => {
+    const dir = join(tmp, 'epoch-saves');
+    const ckpt = join(dir, 'checkpoint.safetensors');
+    const base = ['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '3', '--checkpoint-every', '0'];
+    const saves: string[] = [];
+    const o = { ...options([...base, '--out', dir]), onCheckpoint: (p: string) => saves.push(p), interrupt: (step: number) => step === 4 };
+    const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TrainingInterrupted);
+    expect(err.message).toBe(`interrupted after epoch 2 (step 4); checkpoint ${ckpt}: --resume ${ckpt} continues from there`);
+    expect(saves).toEqual([ckpt, ckpt]);
+    expect(loadCheckpoint(ckpt)).toMatchObject({ epoch: 2, step: 4, partialEpoch: null });
+    const rest = { ...parseTrainArgs(['--resume', ckpt]).options, progress: false, log: () => {}, interrupt: (step: number) => step === 6 };
+    const done = await train(rest, await loadSplits(rest));
+    expect(done.epochs.map((e) => e.epoch)).toEqual([3]);
+    // A loss that is not finite in epoch 2 (step 2): the stop names epoch 1's save as the last good one.
+    const item = Tensor.prototype.item;
+    let calls = 0;
+    const spy = vi.spyOn(Tensor.prototype, 'item').mockImplementation(function (this: Tensor) {
+      return ++calls === 3 ? Promise.resolve(NaN) : item.call(this);
+    });
+    try {
+      const nan = options([...base, '--out', join(tmp, 'epoch-saves-nan')]);
+      const stopped = await train(nan, await loadSplits(nan)).then(() => null, (e) => e);
+      expect(stopped).toBeInstanceOf(TrainingStopped);
+      expect(stopped.message).toMatch(new RegExp(`^loss is NaN at step 2 \\(epoch 2\\): .*; last good checkpoint: ${join(tmp, 'epoch-saves-nan', 'checkpoint.safetensors').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    } finally {
+      spy.mockRestore();
+    }
+    // A save that fails (here a directory where the checkpoint goes) stops the run, naming the last good one.
+    const blocked = { ...options([...base, '--out', join(tmp, 'epoch-saves-blocked')]), interrupt: (step: number) => {
+      const path = join(tmp, 'epoch-saves-blocked', 'checkpoint.safetensors');
+      if (step === 3) {
+        rmSync(path);
+        mkdirSync(join(path, 'inside'), { recursive: true });
+      }
+      return false;
+    } };
+    const failed = await train(blocked, await loadSplits(blocked)).then(() => null, (e) => e);
+    expect(failed).toBeInstanceOf(TrainingStopped);
+    expect(failed.message).toMatch(/; last good checkpoint: .*epoch-saves-blocked\/checkpoint\.safetensors$/);
+    // Weights that are not finite after a step whose loss was (its last update): the save refuses
+    // them, and the run stops as any other stop, naming where it can go on from.
+    const sgdStep = SGD.prototype.step;
+    let updates = 0;
+    const poison = vi.spyOn(SGD.prototype, 'step').mockImplementation(function (this: SGD, lr: number) {
+      sgdStep.call(this, lr);
+      if (++updates === 2) upload(this.specs[0].param, new Float32Array(this.specs[0].param.size).fill(NaN));
+    });
+    try {
+      const nanWeights = options([...base, '--out', join(tmp, 'epoch-saves-nan-weights')]);
+      const refused = await train(nanWeights, await loadSplits(nanWeights)).then(() => null, (e) => e);
+      expect(refused).toBeInstanceOf(TrainingStopped);
+      expect(refused.message).toMatch(/^the weights are not finite: parameter '[\w.]+' holds NaN .*; last good checkpoint: \(none yet\)$/);
+    } finally {
+      poison.mockRestore();
+    }
+  });
+
+  it("a new run whose class maps are dead from its first step saves that count (since step 0), for its resume to go on counting", async () => {
+    const ckpt = await deadMapsCheckpoint('dead-from-start', 400);
+    const o = options(['--weights-from', ckpt, '--class-maps', 'relu', '--preprocess', 'none', '--train-limit', '400', '--test-limit', '16', '--batch', '16', '--epochs', '3', '--stop-after', '1', '--out', join(tmp, 'dead-from-start-run')]);
+    await train(o, await loadSplits(o));
+    expect(loadCheckpoint(join(tmp, 'dead-from-start-run', 'checkpoint.safetensors')).deadMapsSince).toBe(0);
   });
 
   it('resumes so that the resumed run repeats the uninterrupted losses exactly', async () => {
@@ -646,6 +741,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       '4; no new lowest validation error for 1 epoch after the last lr drop: the run is done',
     ]);
     expect(loadCheckpoint(r.checkpoint)).toMatchObject({ epoch: 4, plateau: { drops: 2, sinceBest: 1, finished: true } });
+    // Every epoch's validation error is epoch 1's: a tie is no new best, so best.safetensors stays epoch 1's.
+    expect(r.best).toMatchObject({ epoch: 1 });
     // Stopped after epoch 2 and resumed: the state comes back with the checkpoint.
     const first = await train(options([...base, '--stop-after', '2', '--out', join(tmp, 'plateau-part')]), await loadSplits(whole));
     expect(loadCheckpoint(first.checkpoint).plateau).toMatchObject({ drops: 1, sinceBest: 0, finished: false });
@@ -657,6 +754,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(loadCheckpoint(sw.checkpoint).plateau).toEqual({ on: 'train', drops: 1, best: sw.epochs[0].trainError, sinceBest: 0, finished: false });
     const rest = await train(options(['--resume', first.checkpoint]), await loadSplits(whole));
     expect([...first.epochs, ...rest.epochs].map((e) => e.lr)).toEqual(r.epochs.map((e) => e.lr));
+    expect(rest.best).toMatchObject({ epoch: 1 }); // (the history's tie at epoch 2 is no new best either)
     // The finished run: nothing to train, unless a further drop is allowed.
     // (train() checks as the CLI does)
     await expect(train({ ...options(['--resume', r.checkpoint, '--lr-drops', '3']), lrDrops: 2 }, await loadSplits(whole))).rejects.toThrow(`${r.checkpoint}: the plateau schedule ended this run at epoch 4`);
@@ -1482,6 +1580,8 @@ describe('train() called directly', () => {
           'resume with the batch size and training set it was saved with',
       ),
     );
+    // The plateau schedule watching a validation error there is none of (the CLI refuses it as a usage error).
+    await expect(train({ ...o, schedule: 'plateau', plateauOn: 'val' }, data(8))).rejects.toThrow(new RunRefused(PLATEAU_ON_VAL_WITHOUT_VAL));
     expect(existsSync(dir)).toBe(false);
   });
 });
