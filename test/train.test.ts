@@ -123,6 +123,13 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
       `note: the learning rate goes on at ${(0.02).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.0002).toPrecision(3)} here`,
     ]);
     expect(await notes('lr-note-plateau-kept', ['--schedule', 'constant', '--lr', '0.0002'], dropped)).toEqual([]);
+    // Saved within epoch 1, after 2 of its 4 steps: the rates where the run stands, not at the epoch's start (both lr there).
+    const mid = { ...options([...base, '--epochs', '2', '--out', join(tmp, 'lr-note-mid')]), interrupt: (step: number) => step === 2 };
+    const cut = await train(mid, await loadSplits(mid)).then(() => null, (e) => e);
+    expect(cut).toBeInstanceOf(TrainingInterrupted);
+    expect(await notes('lr-note-mid-longer', ['--epochs', '4'], cut.checkpoint)).toEqual([
+      `note: the learning rate goes on at ${(0.01 * (1 + Math.cos(Math.PI / 8))).toPrecision(3)} under this run's schedule; the checkpoint's would have it at ${(0.01 * (1 + Math.cos(Math.PI / 4))).toPrecision(3)} here`,
+    ]);
   });
 
   it('a step-schedule run resumed for more epochs keeps its drops, and says where a new run would have them', async () => {
