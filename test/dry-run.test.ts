@@ -13,7 +13,9 @@ import { dryRun, dryRunLine } from '../nin/dry-run.ts';
 import { modelConfig, NinModel } from '../nin/model.ts';
 import { Preprocessor } from '../nin/preprocessing.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { RunRefused, train, TrainingStopped } from '../nin/train.ts';
+import { fill } from '../kernels/elementwise.ts';
+import { learningRate } from '../nin/schedule.ts';
+import { dropoutSeed, RunRefused, train, TrainingStopped } from '../nin/train.ts';
 import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
 import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
@@ -29,6 +31,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     trimPool(); // (each starts with no idle buffers: the peaks held are then theirs alone)
     const run = await train(options([...base, '--out', join(tmp, 'the-run')]), await loadSplits(options(base)));
     const o = options([...base, '--out', join(tmp, 'dry')]);
+    Tensor.empty([1 << 22]).dispose(); // a peak of 16 MiB before it: not its own
     trimPool();
     const liveBefore = pool().stats.liveBuffers;
     const r = await dryRun(o, await loadSplits(o));
@@ -81,18 +84,33 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     const model = new NinModel(modelConfig(o), 1);
     const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
     const ckpt = join(tmp, 'resumed.safetensors');
+    for (const p of model.params) fill(p.tensor, 0); // (its logits all 0: its first loss is ln 10)
     await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 13, options: o, partialEpoch: { batches: 3, stepsPerEpoch: 10, lossSum: 1, wrong: 1, seen: 48, seconds: 1 } });
     model.dispose();
     opt.dispose();
     const lines: string[] = [];
     const resumed = { ...parseTrainArgs(['--resume', ckpt, '--schedule', 'plateau']).options, progress: false, log: (l: string) => lines.push(l) };
+    const forward = vi.spyOn(NinModel.prototype, 'lossAndGradients');
     const r = await dryRun(resumed, await loadSplits(resumed));
+    const seeds = forward.mock.calls.map((c) => c[2]?.seed);
+    forward.mockRestore();
     // 160 training images (10 batches), 40 validation (3) and 20 test (2).
     expect(r).toMatchObject({ stepsLeft: 2 * 10 + 7, epochsLeft: 3, evalBatches: 3 + 2 });
     expect(lines[0]).toMatch(/^dry run: .* \(the checkpoint's preprocessing\); nothing is written \(the run would write in .*resumed\)$/);
     // The run's own notes on a resume that changes the schedule (a cosine's rate there, a plateau's now).
     expect(lines).toContainEqual(expect.stringMatching(/^note: the learning rate goes on at [\d.e-]+ under this run's schedule; the checkpoint's would have it at [\d.e-]+ here$/));
     expect(dryRunLine(resumed, r)).toMatch(/: the run's 27 steps \(3 epochs\) would take at most about /);
+    expect(r.evalSeconds).toBeCloseTo(3 * 5 * r.evalBatchSeconds, 9); // 3 evaluations of 5 batches
+    expect(r.losses[0]).toBeCloseTo(Math.log(10), 5); // from the checkpoint's weights
+    // Its steps take the run's own dropout seeds from the checkpoint's step 13 on.
+    expect(seeds.slice(0, 3)).toEqual([13, 14, 15].map((k) => dropoutSeed(resumed.seed, k)));
+    // And its rates, under the checkpoint's cosine schedule (the plateau's is flat): from step 13 on.
+    const cosine = { ...parseTrainArgs(['--resume', ckpt]).options, progress: false, log: () => {} };
+    const steps = vi.spyOn(SGD.prototype, 'step');
+    await dryRun(cosine, await loadSplits(cosine));
+    const rates = steps.mock.calls.map((c) => c[0]);
+    steps.mockRestore();
+    expect(rates.slice(0, 3)).toEqual([13, 14, 15].map((k) => learningRate(cosine, k, 10)));
     expect(existsSync(join(tmp, 'resumed'))).toBe(false);
   });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu, gpu, GpuOutOfMemory, uncaptured } from '../engine/device.ts';
 import { backward, isGradEnabled, noGrad, param, record, zeroGrad } from '../engine/autograd.ts';
 import { BufferPool, sizeClass } from '../engine/pool.ts';
-import { dispatch, fmtBytes, pool, runtimeStats, setAllocationFault, setPipelineCacheLimit, SUBMIT_EVERY, sync, trimPool, upload } from '../engine/runtime.ts';
+import { copyBuffer, dispatch, fmtBytes, pool, runtimeStats, setAllocationFault, setPipelineCacheLimit, SUBMIT_EVERY, sync, trimPool, upload } from '../engine/runtime.ts';
 import { expectDtype, expectRank, keep, Tensor, tidy } from '../engine/tensor.ts';
 import { add, addInPlace, copyOf, dot, fill, mean, relu, reluBackward, reshape, scale, scaleBy } from '../kernels/elementwise.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
@@ -181,6 +181,9 @@ describe('buffer pool and scopes', () => {
     const x = param(Tensor.fromArray([1, -2, 3], [3]));
     const y = relu(x);
     const loss = dot(y, Tensor.fromArray([1, 1, 1], [3]));
+    const lossC = dot(relu(x), Tensor.fromArray([1, 1, 1], [3]));
+    copyBuffer(Tensor.fromArray([4, 4, 4], [3]), x, 12); // a copy into it is a write in place too
+    expect(() => backward(lossC)).toThrow(/was written in place/);
     upload(x, new Float32Array([5, 5, 5]));
     expect(() => backward(loss)).toThrow(new RegExp(`^backward: input 0 of 'relu' \\(tensor #${y.id}\\), tensor #${x.id} \\(param, \\[3\\]\\), was written in place \\(an SGD step, upload, fill or addInPlace\\) after the forward pass used it`));
     expect(x.grad).toBeNull();
@@ -593,7 +596,7 @@ describe('errors', () => {
     expect(runtimeStats().pipelines).toBe(n + 1);
   });
 
-  it('refuses a workgroup grid past the device limit in any dimension, and uniforms past the runtime\'s 256 bytes', () => {
+  it('refuses a workgroup grid past the device limit in any dimension, and uniforms past the runtime\'s 256 bytes', async () => {
     const t = Tensor.empty([4]);
     const k = { name: 'grid_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = 1.0; }' };
     const max = gpu().limits.maxComputeWorkgroupsPerDimension;
@@ -601,7 +604,23 @@ describe('errors', () => {
       expect(() => dispatch(k, [t], g)).toThrow(`kernel 'grid_kernel': workgroup grid ${g[0]}×${g[1] ?? 1}×${g[2] ?? 1} exceeds the device limit of ${max} per dimension`);
     }
     expect(() => dispatch(k, [t], [1], new Uint32Array(65))).toThrow(new RangeError("uniforms of 260 bytes exceed the runtime's 256"));
+    // 256 bytes: the most it takes.
+    const ku = { name: 'uniform_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@group(0) @binding(1) var<uniform> u: array<vec4u, 16>;\n@compute @workgroup_size(1) fn main() { y[0] = f32(u[15].w); }' };
+    expect(() => dispatch(ku, [t], [1], new Uint32Array(64).fill(9))).not.toThrow();
+    expect((await t.toArray())[0]).toBe(9);
     t.dispose();
+  });
+
+  it("a binding is the tensor's own length (arrayLength), not its buffer's, also where a bind group for a shorter view of that buffer is cached", async () => {
+    const k = { name: 'length_kernel', code: '@group(0) @binding(0) var<storage, read> xs: array<f32>;\n@group(0) @binding(1) var<storage, read_write> ys: array<f32>;\n@compute @workgroup_size(1) fn main() { ys[0] = f32(arrayLength(&xs)) + 0.0 * xs[0]; }' };
+    const x = Tensor.fromArray([1, 2, 3], [3]); // in a buffer of 256 bytes
+    const y = Tensor.empty([1]);
+    dispatch(k, [{ buffer: x.buffer, byteLength: 8 }, y], [1]);
+    expect(Array.from(await y.toArray())).toEqual([2]);
+    dispatch(k, [x, y], [1]);
+    expect(Array.from(await y.toArray())).toEqual([3]);
+    x.dispose();
+    y.dispose();
   });
 
   it("each dispatch's uniforms are its own, with several in one submission after earlier ones recycled their buffers", async () => {
@@ -657,6 +676,14 @@ describe('errors', () => {
     closeGpu();
     await getGpu();
     expect(await Tensor.fromArray([3], [1]).toArray()).toEqual(new Float32Array([3]));
+  });
+
+  it("a new device forgets the closed one's compile errors not yet checked", async () => {
+    const t = Tensor.empty([4]);
+    dispatch({ name: 'broken_kernel_3', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing_3; }' }, [t], [1]);
+    closeGpu();
+    await getGpu();
+    expect(await Tensor.fromArray([6], [1]).toArray()).toEqual(new Float32Array([6]));
   });
 
   it('closeGpu() overtaking an acquisition fails that one clearly and forgets the closed device\'s errors', async () => {

@@ -10,7 +10,11 @@ import { pool, trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { centredMedian, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
-import { train, TrainingStopped } from '../nin/train.ts';
+import { dropoutSeed, train, TrainingStopped } from '../nin/train.ts';
+import { saveCheckpoint } from '../nin/checkpoint.ts';
+import { modelConfig, NinModel } from '../nin/model.ts';
+import { Preprocessor } from '../nin/preprocessing.ts';
+import { SGD } from '../kernels/sgd.ts';
 import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
 import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
 
@@ -78,6 +82,61 @@ describe.skipIf(!haveMnist)('nin lr-find on MNIST', () => {
     expect(steepest!.lr).toBeLessThan(lowest.lr);
     expect(r.smoothed[steepest!.step]).toBeLessThan(0.95 * chance);
     expect(rangeTestLines(r).at(-1)).toBe(`suggested --lr: ${Number(steepest!.lr.toPrecision(3))} (the steepest fall below chance; a tenth of the lowest's rate is ${Number((lowest.lr / 10).toPrecision(3))})`);
+  });
+
+  it("stops where the loss's moving average (bias-corrected, its steps' weights 0.9 back) passes 4× the lowest it has been, not the lowest loss", async () => {
+    const o = { ...options(['--batch', '16', '--train-limit', '320']), log: () => {} };
+    const data = await loadSplits(o);
+    const sweep = async (fake: number[]) => {
+      let calls = 0;
+      const spy = vi.spyOn(Tensor.prototype, 'item').mockImplementation(() => Promise.resolve(fake[calls++]));
+      try {
+        return await rangeTest(o, data, { lrMin: 1e-3, lrMax: 1, steps: fake.length });
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    // Its averages: 1, 1, 1, 0.738 (its lowest), 0.802, 2.765 < 4 × 0.738. (The lowest loss, 0.1,
+    // would stop it at step 4; the last loss's weight 0.9, at step 5.)
+    const steps = vi.spyOn(SGD.prototype, 'step');
+    const forward = vi.spyOn(NinModel.prototype, 'lossAndGradients');
+    const calm = await sweep([1, 1, 1, 0.1, 1, 10]);
+    const [rates, seeds] = [steps.mock.calls.map((c) => c[0]), forward.mock.calls.map((c) => c[2]?.seed)];
+    steps.mockRestore();
+    forward.mockRestore();
+    expect(calm.stopped).toBeNull();
+    expect(calm.losses).toEqual([1, 1, 1, 0.1, 1, 10]);
+    // Each step is taken at the rate it is reported at, with the run's dropout seed for that step.
+    expect(rates).toEqual(calm.lrs);
+    expect(seeds).toEqual([0, 1, 2, 3, 4, 5].map((k) => dropoutSeed(o.seed, k)));
+    // 1, 1, 1, 1, then 4.17 > 4 × 1 at step 5 (13 there: 3.93, it goes on).
+    const taken = vi.spyOn(SGD.prototype, 'step');
+    const stopped = await sweep([1, 1, 1, 1, 14, 1, 1, 1, 1, 1]);
+    const stepsTaken = taken.mock.calls.length;
+    taken.mockRestore();
+    expect(stopped.stopped).toMatch(/^the loss's moving average passed 4× its lowest at step 5 /);
+    expect(stopped.losses).toEqual([1, 1, 1, 1, 14]);
+    expect(stepsTaken).toBe(6); // (the step after it, taken before its loss was read), not the rest of the sweep
+    expect((await sweep([1, 1, 1, 1, 13, 1])).stopped).toBeNull();
+  });
+
+  it('--weights-from: the sweep starts from those weights, and says so', async () => {
+    const from = options(['--seed', '99', '--out', join(tmp, 'weights-source')]);
+    const model = new NinModel(modelConfig(from), 99);
+    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+    const ckpt = join(tmp, 'weights-source.safetensors');
+    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: from });
+    model.dispose();
+    opt.dispose();
+    const lines: string[] = [];
+    const base = ['--batch', '16', '--train-limit', '48'];
+    const o = { ...options([...base, '--weights-from', ckpt]), log: (l: string) => void lines.push(l) };
+    const data = await loadSplits(o);
+    const t = { lrMin: 1e-3, lrMax: 1e-2, steps: 3 };
+    const r = await rangeTest(o, data, t);
+    expect(lines.filter((l) => l.startsWith('weights from '))).toEqual([`weights from ${ckpt} (mnist-small after epoch 1, trained on mnist): 18 of 18 parameter tensors`]);
+    const fresh = await rangeTest({ ...options(base), log: () => {} }, data, t);
+    expect(r.losses[0]).not.toBe(fresh.losses[0]);
   });
 
   it('a sweep with fewer than 3 finite losses suggests nothing, and says so; a device out of memory is said with the batch; no GPU buffer is left behind', async (ctx) => {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, setKernelStyle, type KernelStyle } from '../engine/device.ts';
 import { backward, noGrad, zeroGrad } from '../engine/autograd.ts';
-import { dispatch, pool, setOutOfBoundsGuard, upload, writesPastTheEnd } from '../engine/runtime.ts';
+import { dispatch, pool, setOutOfBoundsGuard, trimPool, upload, writesPastTheEnd } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entropy.ts';
 import { SGD } from '../kernels/sgd.ts';
@@ -49,6 +49,7 @@ describe('tiny NIN end to end', () => {
       // The guard sees such a read, and such a write.
       const inside = Tensor.fromArray([1, 2, 3], [3]);
       const out = Tensor.fromArray([0, 0], [2]);
+      expect(inside.buffer.size).toBeGreaterThanOrEqual(12 + 1024); // the whole guard past its 12 bytes
       const pastEnd = (write: string) => ({ name: 'past_end', code: `@group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ys: array<f32>;
 @compute @workgroup_size(1) fn main() { ys[0] = xs[2u]; ys[1] = xs[3u]; ${write} }` });
@@ -59,6 +60,8 @@ describe('tiny NIN end to end', () => {
       expect(await writesPastTheEnd()).toEqual(['a tensor of 8 bytes was written at byte 8, past its end']);
       inside.dispose();
       out.dispose();
+      trimPool(); // destroys them: the guard forgets them, not reading them back
+      expect(await writesPastTheEnd()).toEqual([]);
       setOutOfBoundsGuard(1024); // a fresh list of guarded buffers
       for (const style of ['simd', 'tiled'] as KernelStyle[]) {
         setKernelStyle(style);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
+import { pool } from '../engine/runtime.ts';
 import { backward, noGrad, param } from '../engine/autograd.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
@@ -28,7 +29,7 @@ const ops = [
 
 describe('pool2d', () => {
   it('output size follows Caffe: ceil((H − k)/s) + 1', () => {
-    for (const [H, want] of [[32, 16], [16, 8], [8, 4], [9, 4], [7, 3], [5, 2], [3, 1], [2, 1]]) {
+    for (const [H, want] of [[32, 16], [16, 8], [8, 4], [9, 4], [7, 3], [5, 2], [3, 1], [2, 1], [1, 1]]) {
       expect(poolOutputSize(H, 3, 2), `H = ${H}`).toBe(want);
       expect(poolOutputSizeRef(H, 3, 2)).toBe(want);
     }
@@ -94,6 +95,12 @@ describe('pool2d', () => {
     const y = maxPool2d(x.gpu);
     expect(y.requiresGrad).toBe(false);
     expectClose('maxPool2d no-grad forward', await y.toArray(), maxPool2dRef(x.ref).data, 1e-5);
+    // Index-free: at its peak the forward held its output and no argmax beside it.
+    const live = pool().stats.liveBytes;
+    pool().resetPeaks();
+    const z = maxPool2d(x.gpu);
+    expect(pool().stats.peakLiveBytes - live).toBe(pool().stats.liveBytes - live);
+    z.dispose();
   });
 
   it('rejects bad shapes and windows with named errors', () => {
@@ -103,6 +110,10 @@ describe('pool2d', () => {
       expect(() => maxPool2d(Tensor.empty([1, 5, 5, 3]), { k: 1, s: 3 })).toThrow(/maxPool2d: input has shape \[1, 5, 5, 3\]; window k = 1 with stride s = 3 leaves the last window outside/);
       // The last window starting exactly at the image's edge (4 = (OH − 1)·s, OH = ceil(2/4) + 1) is empty too.
       expect(() => maxPool2d(Tensor.empty([1, 4, 4, 1]), { k: 2, s: 4 })).toThrow('maxPool2d: input has shape [1, 4, 4, 1]; window k = 2 with stride s = 4 leaves the last window outside the image');
+      // Either axis alone: a tall image whose rows leave it, a wide one whose columns do.
+      expect(() => maxPool2d(Tensor.empty([1, 4, 5, 1]), { k: 2, s: 4 })).toThrow('maxPool2d: input has shape [1, 4, 5, 1]; window k = 2 with stride s = 4 leaves the last window outside the image');
+      expect(() => maxPool2d(Tensor.empty([1, 5, 4, 1]), { k: 2, s: 4 })).toThrow('maxPool2d: input has shape [1, 5, 4, 1]; window k = 2 with stride s = 4 leaves the last window outside the image');
+      expect(() => avgPool2d(Tensor.empty([1, 4, 4, 3]), { k: 1.5 })).toThrow(/avgPool2d: window k = 1.5 and stride s = 2 must be positive integers/);
     });
   });
 

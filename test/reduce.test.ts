@@ -2,7 +2,7 @@
 // mean and dot(): against the float64 reference on shapes that reach each of its paths.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { runtimeStats } from '../engine/runtime.ts';
+import { pool, runtimeStats } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { reduceRows } from '../kernels/reduce.ts';
 import { expectClose, randomArray, withDeviceLimit } from './helpers.ts';
@@ -54,6 +54,17 @@ describe('reduceRows', () => {
     const one = await dispatches(1024);
     expect(await dispatches(1025)).toBe(one + 1);
     expect(await dispatches(2500)).toBe(one + 1);
+  });
+
+  it('the split path frees its partial sums: a reduction over 1,025 rows leaves only its result live', async () => {
+    const x = Tensor.fromArray(randomArray(2 * 1025 * 3, 91), [2 * 1025 * 3]);
+    const before = pool().stats.liveBuffers;
+    const y = reduceRows(x, { name: 'reduce_test', batch: 2, rows: 1025, channels: 3 });
+    expect(pool().stats.liveBuffers).toBe(before + 1);
+    await y.toArray();
+    y.dispose();
+    x.dispose();
+    expect(pool().stats.liveBuffers).toBe(before - 1);
   });
 
   it('a grid past the per-dimension limit folds into 2-D (batch 9 × 2 channel tiles = 18 workgroups at a limit of 5)', async () => {
