@@ -19,7 +19,7 @@ import { type ImageFolderOptions, type TrainOptions, type TrainResult } from './
 import type { RangeTest } from './lr-find.ts';
 import { defaultStepEpochs, parsePlateauState, PLATEAU_DEFAULTS, PLATEAU_ON_VAL_WITHOUT_VAL, plateauDone, type PlateauState } from './schedule.ts';
 import { isMainModule } from './is-main.ts';
-import { counted, tableLines } from './text.ts';
+import { counted, shellWord, tableLines } from './text.ts';
 
 /** A command that cannot run as given: exit 2, before any GPU work. `showUsage` false: the flags
  * are well formed and what they name is not usable (a file that is no checkpoint, a checkpoint
@@ -408,7 +408,7 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 }
 
 /** A checkpoint named on the command line: a file, or a run directory (its checkpoint.safetensors). */
-function checkpointArg(arg: string, prefix = ''): string {
+function checkpointArg(arg: string, prefix = '', pictureHint?: string): string {
   const isDirectory = (p: string) => existsSync(p) && statSync(p).isDirectory();
   // (a directory named as a checkpoint is no run directory: "no checkpoint at x.safetensors/checkpoint.safetensors" misled)
   const runDirectory = isDirectory(arg);
@@ -418,11 +418,11 @@ function checkpointArg(arg: string, prefix = ''): string {
     // A run directory holding a log alone: its run is going on and has not saved yet, or was
     // stopped before it saved anything.
     const running = path !== arg ? runDirectoryInUse(arg) : null;
-    const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${arg} --overwrite starts afresh there, keeping that log)` : '';
+    const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${shellWord(arg)} --overwrite, with the run's other flags, starts afresh there, keeping that log)` : '';
     throw new UsageError(`${prefix}no checkpoint at '${path}'${running ? ` yet: ${running}` : loneLog}`);
   }
   if (isDirectory(path)) throw new UsageError(`${prefix}${path} is a directory, not a checkpoint`); // (was a bare EISDIR)
-  const problem = notACheckpoint(path);
+  const problem = notACheckpoint(path, pictureHint);
   if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
   return path;
 }
@@ -541,7 +541,7 @@ function checkValidationSplit(options: TrainOptions, s: (flag: string) => string
     throw new UsageError(`--split-seed draws a random validation split (--val N, or SVHN's --val paper); ${options.validation ? `--val ${options.validation} takes ${options.validation === 'folder' ? "the folder's val/" : 'the last images'}` : 'there is no validation split (--val 0)'}: nothing to draw`);
   }
   if (options.extra && options.dataset !== 'svhn') throw new UsageError(`--extra adds SVHN's extra_32x32.mat; ${options.dataset} has no extra set`);
-  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/`);
+  if (folder && options.validation === 'paper') throw new UsageError(`--val paper holds out what the papers held out of their data sets; for an image folder give --val N${existsSync(join(folder.imageFolder.dir, 'val')) ? ', or --val folder for its val/' : ''}`);
   if (options.validation === 'folder') {
     if (!folder) throw new UsageError(`--val folder validates on an image folder's val/ (--dataset folder); ${options.dataset} has none: give --val N or --val paper`);
     if (basename(folder.testDir) !== 'test') throw new UsageError(`--val folder: ${folder.imageFolder.dir} has no test/, so its val/ is the test split: give --val N, or add a test/`, false);
@@ -601,6 +601,10 @@ function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undef
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);
     if (options.plateauOn === 'val' && !options.validation) throw new UsageError(PLATEAU_ON_VAL_WITHOUT_VAL);
+  }
+  // (before runDirectoryProblem, whose --overwrite and --resume would both be refused here)
+  if (options.weightsFrom && runFilesIn(options.outDir).length && resolve(dirname(options.weightsFrom)) === resolve(options.outDir)) {
+    throw new UsageError(`--weights-from ${options.weightsFrom} is in --out ${options.outDir}, which holds its run (a new run there would replace its files, --overwrite moving them aside): give another --out, or copy the checkpoint elsewhere first`);
   }
   const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
@@ -727,7 +731,7 @@ export function parseTrainArgs(args: string[]): TrainCommand {
   checkValidationSplit(options, s, folder, saved);
   const { height, width, channels } = config.input;
   if (options.preprocess === 'gcn-zca' && height * width * channels > MAX_ZCA_VALUES) {
-    throw new UsageError(`--preprocess gcn-zca fits a D×D whitening matrix for the D = ${height * width * channels} values of a ${width}×${height}×${channels} image; at most ${MAX_ZCA_VALUES} (CIFAR's 32×32×3 is 3072): give a smaller --image-size, or --preprocess standardize or gcn-lcn`);
+    throw new UsageError(`--preprocess gcn-zca fits a D×D whitening matrix for the D = ${height * width * channels} values of a ${width}×${height}×${channels} image; at most ${MAX_ZCA_VALUES} (CIFAR's 32×32×3 is 3072): give ${folder && !custom && !header ? 'a smaller --image-size, or ' : ''}--preprocess standardize or gcn-lcn`);
   }
   if (header) {
     const clash = resumeClashes(options, header.config, header.options);
@@ -781,7 +785,7 @@ function resumedRunDirectory(source: ResumeSource): string {
 export function finishedLine(options: Pick<TrainOptions, 'epochs' | 'stopAfter' | 'resume'>, result: Pick<TrainResult, 'epochs' | 'seconds' | 'test' | 'checkpoint'>): string {
   const lastEpoch = result.epochs.at(-1)?.epoch;
   const stoppedShort = options.stopAfter !== undefined && options.stopAfter < options.epochs && lastEpoch === options.stopAfter;
-  const outcome = stoppedShort ? `stopped after epoch ${lastEpoch} of ${options.epochs} (--stop-after; --resume ${result.checkpoint} continues)` : 'done';
+  const outcome = stoppedShort ? `stopped after epoch ${lastEpoch} of ${options.epochs} (--stop-after; --resume ${shellWord(result.checkpoint)} continues)` : 'done';
   return `${outcome} in ${result.seconds.toFixed(0)} s${options.resume ? ' since the resume' : ''}` + (result.test ? `: test error ${(100 * result.test.error).toFixed(2)}% (accuracy ${(100 - 100 * result.test.error).toFixed(2)}%) on ${counted(result.test.count, 'image')}` : '') + `; checkpoint ${result.checkpoint}`;
 }
 
@@ -811,7 +815,7 @@ async function runTrain(args: string[]): Promise<number> {
     // The terminal is gone: writing to it fails (EIO), which must not end the run before it saves.
     if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     if (stopRequested && performance.now() - requestedAt > 1000) {
-      console.error(`\n${signal} again: quitting at once; the steps since the last checkpoint are lost` + (lastCheckpoint ? `; --resume ${lastCheckpoint} continues from it` : ''));
+      console.error(`\n${signal} again: quitting at once; the steps since the last checkpoint are lost` + (lastCheckpoint ? `; --resume ${shellWord(lastCheckpoint)} continues from it` : ''));
       process.exit(128 + os.constants.signals[signal]);
     }
     if (stopRequested) return;
@@ -911,7 +915,7 @@ function parseImageSize(text: string): { height: number; width: number } {
 
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' }, stream: { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one checkpoint path' });
-  const ckpts = positionals.map((p) => checkpointArg(p));
+  const ckpts = positionals.map((p) => checkpointArg(p, '', "a run's checkpoint.safetensors or its directory; pictures of your own: nin eval CHECKPOINT --pictures DIR, or nin predict CHECKPOINT PICTURE..."));
   const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
@@ -1026,7 +1030,8 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
 /** Exit status 1 where some pictures could not be read (the others are predicted). */
 async function runPredict(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { invert: { type: 'boolean' }, json: { type: 'string' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
-  const ckpt = checkpointArg(positionals[0]);
+  // A picture first: most likely the arguments in the wrong order.
+  const ckpt = checkpointArg(positionals[0], '', "a run's checkpoint.safetensors or its directory comes first: nin predict CHECKPOINT PICTURE...");
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
   checkOutputsApart([['--json', json]], [['one of the pictures to predict', images]]); // (a checkpoint: checkOutFile)

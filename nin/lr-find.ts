@@ -107,7 +107,7 @@ export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, 
   log(`learning-rate range test: ${t.steps} steps of ${counted(B, 'image')}, the rate from ${t.lrMin} to ${t.lrMax} (×${((t.lrMax / t.lrMin) ** (1 / Math.max(1, t.steps - 1))).toFixed(4)} a step); momentum ${o.momentum}, weight decay ${o.weightDecay}; ${o.preprocess === 'none' ? 'no' : o.preprocess} preprocessing, augmentation ${o.augment ? 'on' : 'off'}; seed ${o.seed}`);
   const wanted = B * t.steps;
   if (data.train.count < wanted) {
-    log(`note: ${t.steps} steps of ${B} take ${wanted} images and the training set holds ${data.train.count}: the sweep goes over them ${(wanted / data.train.count).toFixed(1)} times, so its later losses are of images it has trained on (fewer --steps, or a larger --train-limit, sees fresh ones)`);
+    log(`note: ${t.steps} steps of ${B} take ${wanted} images and the training set holds ${data.train.count}: the sweep goes over them ${(wanted / data.train.count).toFixed(1)} times, so its later losses are of images it has trained on${freshImagesHint(o.trainLimit, t.steps)}`);
   }
   const lrs: number[] = [];
   const losses: number[] = [];
@@ -142,6 +142,17 @@ export async function rangeTest(o: TrainOptions, data: TrainData, t: RangeTest, 
   if (losses.length < 3) throw new TrainingStopped(`the range test has ${losses.length} finite loss${losses.length === 1 ? '' : 'es'} (${stopped}): nothing to suggest; give a lower --lr-min`);
   const smooth = centredMedian(losses, smoothingHalfWidth(t.steps));
   return { lrs, losses, smoothed: smooth, stopped, suggestion: suggest(lrs, smooth, config.classes) };
+}
+
+/** The fewest --steps the CLI takes (cli.ts parseRangeTestArgs). */
+const LEAST_STEPS = 5;
+
+/** What would let a sweep that goes over its training set more than once see fresh images: fewer
+ * --steps (above the least), a larger --train-limit (where one cut the set); '' where neither can. */
+export function freshImagesHint(trainLimit: number | undefined, steps: number): string {
+  const ways = [steps > LEAST_STEPS && 'fewer --steps', trainLimit !== undefined && 'a larger --train-limit'].filter(Boolean);
+  if (ways.length === 2) return ` (${ways.join(', or ')}, sees fresh ones)`;
+  return ways.length ? ` (${ways[0]} sees fresh ones)` : '';
 }
 
 /** What `nin lr-find` says of a sweep, its last line the suggestion. */

@@ -47,7 +47,7 @@ import { makeDirectory, parseTempName, tempPathInUse, writeError } from './data/
 import { classMapsOf, parseModelConfig, type ModelConfig } from './model.ts';
 import { drawnBySeed, splitSeedOf, validationFromOf, validationPlan } from './data/split.ts';
 import { isImageFolderOptions } from './data/folder.ts';
-import { counted } from './text.ts';
+import { counted, shellWord } from './text.ts';
 import type { TrainOptions } from './train.ts';
 
 /** The files that make a directory a run directory. */
@@ -153,7 +153,7 @@ export function runDirectoryProblem(o: { outDir: string; overwrite?: boolean }, 
   const found = runFilesIn(o.outDir);
   if (found.length === 0 || o.overwrite) return null;
   const fresh = 'or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)';
-  const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${o.outDir}, ` : '';
+  const resumable = found.includes('checkpoint.safetensors') ? `continue it with --resume ${shellWord(o.outDir)}, ` : '';
   const foreign = stoppedBeforeFirstSave(found) && !isRunLog(join(o.outDir, 'metrics.jsonl')) ? `a metrics.jsonl that is not a nin run's log` : null;
   // (a run killed before its first save: the same command was refused, and --resume found no checkpoint)
   const unsaved = stoppedBeforeFirstSave(found) ? ' that stopped before its first save (nothing to resume)' : '';
@@ -177,15 +177,16 @@ export function moveRunAside(dir: string): string[] {
 /** The `format` a nin checkpoint's metadata names. */
 export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
 
-/** Why `path` cannot be a nin checkpoint (not a safetensors file, or another program's), read from its header alone; null if it can be. */
-export function notACheckpoint(path: string): string | null {
+/** Why `path` cannot be a nin checkpoint (not a safetensors file, or another program's), read from its header alone; null if it can be.
+ * `pictureHint`: what to say where `path` is a picture (predict: the arguments' order). */
+export function notACheckpoint(path: string, pictureHint = "a run's checkpoint.safetensors or its directory"): string | null {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
   } catch (e) {
     const picture = pictureFormat(path);
     // A picture where the checkpoint goes: most likely the arguments in the wrong order.
-    if (picture) return `${path} is a ${picture} picture, not a checkpoint (a run's checkpoint.safetensors or its directory comes first: nin predict CHECKPOINT PICTURE...)`;
+    if (picture) return `${path} is a ${picture} picture, not a checkpoint (${pictureHint})`;
     return (e as Error).message;
   }
   return formatProblem(path, metadata);

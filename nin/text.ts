@@ -60,6 +60,12 @@ export function fmtTime(s: number): string {
   return `${Math.floor(hours / 24)}d${String(hours % 24).padStart(2, '0')}h`;
 }
 
+/** A path as a shell word, for a command the user may paste: as it is where that is safe, else in
+ * single quotes (a run directory named "run 2" or "O'Brien"). */
+export function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
 /** The columns `text` takes in a terminal. */
 export function displayWidth(text: string): number {
   return columns(text).reduce((sum, [, w]) => sum + w, 0);

@@ -24,7 +24,7 @@ import { batchTooLarge, classMapsOf, modelConfig, NinModel, unusedInitStd, type 
 import { defaultStepEpochs, describeSchedule, learningRate, newPlateauState, plateauAfterEpoch, plateauDone, plateauSettings, PLATEAU_ON_VAL_WITHOUT_VAL, type PlateauState, type ScheduleOptions } from './schedule.ts';
 import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinEpoch } from './run-directory.ts';
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
-import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo } from './text.ts';
+import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo, shellWord } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
 import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
@@ -601,7 +601,7 @@ async function trainInDirectory(
     if (!(e instanceof DataFormatError) && !(e instanceof StreamReadError)) throw e;
     if (!partialEpoch) throw stopWith(`${e.message}; ${where}`);
     await save(ckptPath, epochsDone, partialEpoch); // (a failure to save says the last good one)
-    throw new TrainingStopped(`${e.message}; ${where}; checkpoint ${ckptPath} saved there: --resume ${ckptPath} continues from there once the picture reads`);
+    throw new TrainingStopped(`${e.message}; ${where}; checkpoint ${ckptPath} saved there: --resume ${shellWord(ckptPath)} continues from there once the picture reads`);
   };
   const reluClassMaps = classMapsOf(config) === 'relu';
   // (--lr 0, said at the start: the watches' advice, a lower --lr or a longer warm-up, is for a net that trains)
@@ -750,7 +750,7 @@ async function trainInDirectory(
           lastSave = performance.now();
           if (stop) {
             if (liveBar) process.stderr.write('\n');
-            throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${inEpoch} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
+            throw new TrainingInterrupted(`interrupted at step ${step} (epoch ${epoch + 1}, batch ${inEpoch} of ${stepsPerEpoch}); checkpoint ${ckptPath}: --resume ${shellWord(ckptPath)} continues from there`, ckptPath);
           }
         }
       }
@@ -832,7 +832,7 @@ async function trainInDirectory(
       if (plateau?.finished) break;
       stop ||= o.interrupt?.(step) ?? false; // a request during the evaluation
       if (epoch + 1 < lastEpoch && stop) {
-        throw new TrainingInterrupted(`interrupted after epoch ${epoch + 1} (step ${step}); checkpoint ${ckptPath}: --resume ${ckptPath} continues from there`, ckptPath);
+        throw new TrainingInterrupted(`interrupted after epoch ${epoch + 1} (step ${step}); checkpoint ${ckptPath}: --resume ${shellWord(ckptPath)} continues from there`, ckptPath);
       }
     }
   } catch (e) {

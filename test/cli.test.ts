@@ -893,6 +893,7 @@ describe('the line a finished nin train prints', () => {
   it("done, or, for a run --stop-after ended short of its --epochs, where it stands; a resumed run's time is since the resume", () => {
     expect(finishedLine({ epochs: 3 }, result(3))).toBe('done in 12 s: test error 1.54% (accuracy 98.46%) on 10000 images; checkpoint runs/m/checkpoint.safetensors');
     expect(finishedLine({ epochs: 3, stopAfter: 3 }, result(3))).toMatch(/^done in 12 s/);
+    expect(finishedLine({ epochs: 3, stopAfter: 2 }, { ...result(2), checkpoint: 'runs/my run/checkpoint.safetensors' })).toContain("(--stop-after; --resume 'runs/my run/checkpoint.safetensors' continues)");
     expect(finishedLine({ epochs: 3, resume: 'runs/m' }, result(3))).toMatch(/^done in 12 s since the resume: test error 1\.54% /);
     expect(finishedLine({ epochs: 3, stopAfter: 2 }, result(2))).toBe('stopped after epoch 2 of 3 (--stop-after; --resume runs/m/checkpoint.safetensors continues) in 12 s: test error 1.54% (accuracy 98.46%) on 10000 images; checkpoint runs/m/checkpoint.safetensors');
   });

@@ -325,7 +325,8 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     const folder = ['--dataset', 'folder', '--data-dir', root];
     const usage = (args: string[], message: string | RegExp) => expect(() => parseTrainArgs(args)).toThrow(typeof message === 'string' ? new UsageError(message) : message);
     usage(['--dataset', 'folder'], '--dataset folder trains on images of your own: give --data-dir DIR, where DIR holds train/<class>/ and test/<class>/ folders of PNG or JPEG images');
-    usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N, or --val folder for its val/');
+    // (no val/ here: --val folder would be refused)
+    usage([...folder, '--val', 'paper'], '--val paper holds out what the papers held out of their data sets; for an image folder give --val N');
     usage(['--dataset', 'cifar10', '--val', 'folder'], "--val folder validates on an image folder's val/ (--dataset folder); cifar10 has none: give --val N or --val paper");
     usage([...folder, '--val', 'folders'], "--val must be a number of images, 'paper' or 'folder', got 'folders'");
     // Where there is no test/, val/ is the test split: it cannot validate too.

@@ -9,7 +9,7 @@ import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { pool, trimPool } from '../engine/runtime.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { loadSplits } from '../nin/datasets.ts';
-import { centredMedian, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
+import { centredMedian, freshImagesHint, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
 import { dropoutSeed, train, TrainingStopped } from '../nin/train.ts';
 import { saveCheckpoint } from '../nin/checkpoint.ts';
 import { modelConfig, NinModel } from '../nin/model.ts';
@@ -46,6 +46,12 @@ describe('the range test\'s sweep and reading', () => {
     expect(s.steepest?.lr).toBe(lrs[30]);
     // The steepest fall overall is the first one (0.3 a step), above chance.
     expect(suggest(lrs, loss.map((l) => Math.max(l, 2.31)), 10).steepest).toBeNull();
+  });
+  it('a sweep longer than its training set suggests only what the CLI takes: fewer --steps above its least (5), a larger --train-limit where one was given', () => {
+    expect(freshImagesHint(64, 10)).toBe(' (fewer --steps, or a larger --train-limit, sees fresh ones)');
+    expect(freshImagesHint(undefined, 10)).toBe(' (fewer --steps sees fresh ones)');
+    expect(freshImagesHint(64, 5)).toBe(' (a larger --train-limit sees fresh ones)');
+    expect(freshImagesHint(undefined, 5)).toBe('');
   });
   it('sorts a window as numbers; reads only falls below 0.95 of chance, before the lowest, that are falls', () => {
     // (a default sort compares as strings: "10" < "2")

@@ -409,7 +409,7 @@ describe('the run directory', () => {
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     // Its log alone (killed before its first save): --resume says there is nothing to resume.
-    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${held} --overwrite starts afresh there, keeping that log)`));
+    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${held} --overwrite, with the run's other flags, starts afresh there, keeping that log)`));
     // A run going on there that has not saved yet (its lock held): that run, not a stopped one.
     const going = lockRunDirectory(held);
     try {

@@ -1,7 +1,7 @@
 // Text in terminal columns (nin/text.ts) and the confusion matrix that uses it: class names of
 // image folders in any script line up.
 import { describe, expect, it } from 'vitest';
-import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo, tableLines } from '../nin/text.ts';
+import { clipToWidth, counted, displayWidth, fmtTime, imageRate, shellWord, listSome, padEndTo, padStartTo, tableLines } from '../nin/text.ts';
 import { formatConfusion } from '../nin/train.ts';
 
 describe('terminal columns', () => {
@@ -107,6 +107,16 @@ describe('formatConfusion', () => {
     const [, cifarHead, cifarRow] = formatConfusion([[1, 0, 0], [0, 1, 0], [0, 0, 1]], cifar).split('\n');
     expect(cifarHead.trim().split(/\s+/)).toEqual(['airpla', 'automo', 'bird']);
     expect(cifarRow).toBe('airplane'.padEnd('automobile'.length + 2) + '      1      0      0'); // full names, cells of 7
+  });
+});
+
+describe('shellWord', () => {
+  it('leaves a plain path as it is and quotes one a shell would split or expand, so that a suggested command can be pasted', () => {
+    expect(shellWord('runs/mnist-small-3/checkpoint.safetensors')).toBe('runs/mnist-small-3/checkpoint.safetensors');
+    expect(shellWord('/tmp/a b/checkpoint.safetensors')).toBe("'/tmp/a b/checkpoint.safetensors'");
+    expect(shellWord("runs/O'Brien")).toBe("'runs/O'\\''Brien'");
+    expect(shellWord('runs/$HOME*')).toBe("'runs/$HOME*'");
+    expect(shellWord('runs/café')).toBe("'runs/café'");
   });
 });
 
