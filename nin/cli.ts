@@ -1290,8 +1290,13 @@ async function runModels(args: string[]): Promise<void> {
     const d: Partial<Defaults> = dataset ? { ...DATASET_DEFAULTS[dataset], ...MODEL_DEFAULTS[name] } : {};
     const c = modelConfig({ model: name, init: d.init, classMaps: d.classMaps });
     const maps = (config: ModelConfig) => (classMapsOf(config) === 'relu' ? 'ReLU' : 'linear');
-    const differs = c.init !== paper.init || maps(c) !== maps(paper);
-    console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init, ${maps(c)} class maps` + (differs ? ` (the paper's: ${paper.init} init, ${maps(paper)} class maps: --init ${paper.init} --class-maps ${maps(paper).toLowerCase()})` : ''));
+    // The paper's where they differ, and only the flags that would change something.
+    const differs = [
+      ...(c.init !== paper.init ? [[`${paper.init} init`, `--init ${paper.init}`]] : []),
+      ...(maps(c) !== maps(paper) ? [[`${maps(paper)} class maps`, `--class-maps ${maps(paper).toLowerCase()}`]] : []),
+    ];
+    const papers = differs.length ? ` (the paper's: ${differs.map(([what]) => what).join(', ')}: ${differs.map(([, flag]) => flag).join(' ')})` : '';
+    console.log(`\n${name}: ${c.input.height}×${c.input.width}×${c.input.channels} → ${c.classes} classes, ${c.head} head, ${c.init} init, ${maps(c)} class maps${papers}`);
     console.log(describeConfig(c));
   }
 }
