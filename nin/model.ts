@@ -254,7 +254,7 @@ export function batchTooLarge(config: ModelConfig, batch: number): string | null
   return (
     `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
     `(${fmtBytes(batch * bytes)}), ${binds}; ` +
-    (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits, whatever the batch: smaller images would (for an image folder, --image-size)')
+    (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits, whatever the batch: a network of smaller images would')
   );
 }
 

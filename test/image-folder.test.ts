@@ -20,6 +20,7 @@ import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/mod
 import { predictProbabilities, topClasses } from '../nin/predict.ts';
 import { evaluate, train, type TrainOptions } from '../nin/train.ts';
 import { dryRun } from '../nin/dry-run.ts';
+import { withDeviceLimit } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-folder-'));
 afterAll(() => {
@@ -606,6 +607,18 @@ describe('nin train --dataset folder --stream', () => {
     expect(dry.losses.slice(0, 10)).toEqual(run.stepLosses);
     expect(dry).toMatchObject({ stepsLeft: 10, epochsLeft: 2, evalBatches: 1 + 2 }); // 9 validation, 21 test images
     expect(existsSync(join(tmp, 'stream-dry-out'))).toBe(false);
+  });
+
+  it('pictures too large for even one on the adapter: --image-size is offered for a built-in network, which takes the folder\'s size', async () => {
+    await getGpu();
+    const root = colourFolder(join(tmp, 'too-large'), [4, 2], { width: 64, height: 64 });
+    const options = (...flags: string[]): TrainOptions => ({ ...parseTrainArgs(['--dataset', 'folder', '--data-dir', root, '--batch', '1', '--out', join(tmp, 'too-large-run'), ...flags]).options, progress: false, log: () => {} });
+    // (a 64×64×16 map is 256 KiB, mnist-small's largest weight tensor 54 KiB)
+    await withDeviceLimit('maxStorageBufferBindingSize', 100 * 1024, async () => {
+      const byFolder = options('--model', 'mnist-small');
+      await expect(train(byFolder, await loadSplits(byFolder))).rejects.toThrow(/not even one image fits, whatever the batch: a network of smaller images would \(with a built-in --model, --image-size\)$/);
+    });
+    expect(existsSync(join(tmp, 'too-large-run'))).toBe(false);
   });
 
   it('a picture that cannot be read stops the run, saved where it stands: the resume goes on as the uninterrupted run', async () => {
