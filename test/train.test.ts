@@ -221,15 +221,27 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const ckpt = join(dir, 'checkpoint.safetensors');
     const base = ['--batch', '16', '--train-limit', '32', '--test-limit', '16', '--epochs', '3', '--checkpoint-every', '0'];
     const saves: string[] = [];
-    const o = { ...options([...base, '--out', dir]), onCheckpoint: (p: string) => saves.push(p), interrupt: (step: number) => step === 4 };
+    const lines: string[] = [];
+    // Epoch 1's save takes 1.5 s longer (a sleep in onCheckpoint, which the save calls): the ETA counts it for each epoch left.
+    const onCheckpoint = (p: string) => {
+      if (saves.push(p) === 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    };
+    const o = { ...options([...base, '--out', dir]), progress: true, log: (l: string) => lines.push(l), onCheckpoint, interrupt: (step: number) => step === 4 };
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingInterrupted);
     expect(err.message).toBe(`interrupted after epoch 2 (step 4); checkpoint ${ckpt}: --resume ${ckpt} continues from there`);
     expect(saves).toEqual([ckpt, ckpt]);
     expect(loadCheckpoint(ckpt)).toMatchObject({ epoch: 2, step: 4, partialEpoch: null });
-    const rest = { ...parseTrainArgs(['--resume', ckpt]).options, progress: false, log: () => {}, interrupt: (step: number) => step === 6 };
+    // Epoch 2's last line (the run's fourth step: its ETA is timed from the third on, across epochs):
+    // 2 steps left, and two evaluations and saves left, each as long as epoch 1's (over 1.5 s).
+    const eta = / ETA (\d+)s$/.exec(lines.filter((l) => l.startsWith('epoch 2/3 ')).at(-1)!);
+    expect(Number(eta?.[1])).toBeGreaterThanOrEqual(3);
+    const restLines: string[] = [];
+    const rest = { ...parseTrainArgs(['--resume', ckpt]).options, progress: true, log: (l: string) => restLines.push(l), interrupt: (step: number) => step === 6 };
     const done = await train(rest, await loadSplits(rest));
     expect(done.epochs.map((e) => e.epoch)).toEqual([3]);
+    // A resumed process's first steps compile its kernels too: no ETA until its own third step (the run's seventh).
+    expect(restLines.filter((l) => l.startsWith('epoch 3/3 ')).map((l) => / ETA (\S+)$/.exec(l)![1])).toEqual(['…', '…']);
     // A loss that is not finite in epoch 2 (step 2): the stop names epoch 1's save as the last good one.
     const item = Tensor.prototype.item;
     let calls = 0;
@@ -302,6 +314,10 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // directory's own checkpoint kept nothing aside.
     const partRecords = parseMetricsLog(readFileSync(join(tmp, 'part', 'metrics.jsonl'), 'utf8')) as { kind: string; run?: string }[];
     expect(partRecords.filter((r) => r.kind === 'start' || r.kind === 'resume').map((r) => r.run)).toEqual([b.runId, b.runId]);
+    // Not a fork: no parent (nin compare would call it one, forked from itself), nor a path to one.
+    const ownResume = partRecords.find((r) => r.kind === 'resume')!;
+    expect(ownResume).not.toHaveProperty('parent');
+    expect(ownResume).not.toHaveProperty('fromRelative');
     expect(loadCheckpoint(epoch1).runId).toBe(b.runId);
     expect(readdirSync(join(tmp, 'part')).filter((f) => f.includes('superseded'))).toEqual([]);
     // Resumed into another directory: a fork, under a new id that names its parent.
@@ -607,6 +623,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(existsSync(snapshot(3))).toBe(false);
     expect([1, 2].map((e) => stretchOf(snapshot(e)))).toEqual([s1, s1]);
     expect(loadCheckpoint(snapshot(5))).toMatchObject({ epoch: 5, step: 15 });
+    // From the first stretch's epoch 3 (kept aside by the second), with epoch-003.safetensors the
+    // second stretch's again (a copy of the file kept aside above): the snapshot of the very epoch
+    // resumed from is not of its history either. Two saves: the checkpoint it replaces is kept aside once.
+    copyFileSync(snapshot(3, '.step9.superseded-2'), snapshot(3));
+    said.length = 0;
+    const third = { ...parseTrainArgs(['--resume', snapshot(3, '.step9.superseded'), '--epochs', '5']).options, progress: false, log: (l: string) => said.push(l) };
+    await train(third, await loadSplits(third));
+    expect(said).toContain(`${snapshot(3)} is not epoch 3 of this run's history: kept as ${snapshot(3, '.step9.superseded-3')}`);
+    expect(said.filter((l) => l.includes('is not the checkpoint this run resumed from'))).toHaveLength(1);
   });
 
   it('never writes a checkpoint with NaN or infinite weights', async () => {
@@ -811,15 +836,15 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     // Stretch a logged epochs 1 and 2 (validation errors 0.5 and 0.1) and saved epoch 2's
     // checkpoint, then stopped before writing best.safetensors: the file holds epoch 1, or is missing.
     const epochRecord = (epoch: number, valError: number) => ({ kind: 'epoch', epoch, step: epoch * 12, trainLoss: 1, trainError: 0.5, valError, lr: 0.02, imgPerSec: 1, seconds: 1 });
-    const setUp = async (name: string, bestFile: 'epoch1' | 'none', valErrors: [number, number]) => {
+    const setUp = async (name: string, bestFile: 'epoch1' | 'none', valErrors: [number, number], within?: { batches: number; stepsPerEpoch: number; lossSum: number; wrong: number; seen: number; seconds: number }) => {
       const dir = join(tmp, name);
       mkdirSync(dir);
       const o = options(['--batch', '16', '--train-limit', '192', '--val', '32', '--test-limit', '16', '--epochs', '3', '--lr', '1e-30', '--out', dir]);
       const model = new NinModel(modelConfig(o), 1);
       const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-      const save = (file: string, epoch: number) => saveCheckpoint(join(dir, file), { model, opt, preprocessor: new Preprocessor('none', null), epoch, step: epoch * 12, options: o, runId: 'R', stretch: 'a' });
+      const save = (file: string, epoch: number, partialEpoch?: typeof within) => saveCheckpoint(join(dir, file), { model, opt, preprocessor: new Preprocessor('none', null), epoch, step: epoch * 12 + (partialEpoch?.batches ?? 0), partialEpoch, options: o, runId: 'R', stretch: 'a' });
       if (bestFile === 'epoch1') await save('best.safetensors', 1);
-      await save('checkpoint.safetensors', 2);
+      await save('checkpoint.safetensors', 2, within);
       model.dispose();
       opt.dispose();
       const records = [{ kind: 'start', run: 'R', stretch: 'a', time: '' }, epochRecord(1, valErrors[0]), epochRecord(2, valErrors[1])];
@@ -850,6 +875,11 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(c.lines).toContain(`${join(lost, 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
     expect(c.r.best!.epoch).toBe(3);
     expect(loadCheckpoint(c.r.best!.checkpoint).epoch).toBe(3);
+    // Saved within epoch 3, after the best epoch 2: the checkpoint holds later weights than epoch 2's, so it is no copy of it.
+    const within = await setUp('best-within', 'none', [0.5, 0.1], { batches: 5, stepsPerEpoch: 10, lossSum: 184, wrong: 72, seen: 80, seconds: 1 });
+    const d = await resume(within);
+    expect(d.lines).toContain(`${join(within, 'best.safetensors')} (epoch 2 of the run's history) is missing: the best epoch is tracked afresh from here`);
+    expect(d.r.best!.epoch).toBe(3);
     // A fork (resumed into another directory) carries its parent's history, so its best epoch is
     // the parent's epoch 1 (validation error 0: no later epoch beats it), whose file it copies from
     // the parent's best.safetensors. It tracked its best afresh, against what compare showed.
@@ -881,6 +911,14 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const raced = await train(racing, await loadSplits(racing));
     expect(raced.best).toMatchObject({ epoch: 2, valError: 0 });
     expect(loadCheckpoint(raced.best!.checkpoint).epoch).toBe(2);
+    // The parent's best.safetensors holds epoch 1 as another stretch saved it: not the history's epoch 1, so not copied.
+    const other = await setUp('best-parent-other', 'epoch1', [0, 0.5]);
+    const held = readSafetensors(join(other, 'best.safetensors'));
+    writeSafetensors(join(other, 'best.safetensors'), held.tensors, { ...held.metadata, stretch: 'b' });
+    const otherLines: string[] = [];
+    const fromOther = { ...options(['--resume', join(other, 'checkpoint.safetensors'), '--out', join(tmp, 'best-fork-other')]), log: (l: string) => otherLines.push(l) };
+    expect((await train(fromOther, await loadSplits(fromOther))).best!.epoch).toBe(3);
+    expect(otherLines).toContain(`${join(tmp, 'best-fork-other', 'best.safetensors')} (epoch 1 of the run's history) is missing: the best epoch is tracked afresh from here`);
     // Without the parent's file: tracked afresh, saying so.
     rmSync(join(parent, 'best.safetensors'));
     const g = await fork('best-fork-no-file');
