@@ -408,7 +408,7 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
 }
 
 /** A checkpoint named on the command line: a file, or a run directory (its checkpoint.safetensors). */
-function checkpointArg(arg: string, prefix = '', pictureHint?: string): string {
+function checkpointArg(arg: string, prefix = '', pictureNote?: string): string {
   const isDirectory = (p: string) => existsSync(p) && statSync(p).isDirectory();
   // (a directory named as a checkpoint is no run directory: "no checkpoint at x.safetensors/checkpoint.safetensors" misled)
   const runDirectory = isDirectory(arg);
@@ -422,7 +422,7 @@ function checkpointArg(arg: string, prefix = '', pictureHint?: string): string {
     throw new UsageError(`${prefix}no checkpoint at '${path}'${running ? ` yet: ${running}` : loneLog}`);
   }
   if (isDirectory(path)) throw new UsageError(`${prefix}${path} is a directory, not a checkpoint`); // (was a bare EISDIR)
-  const problem = notACheckpoint(path, pictureHint);
+  const problem = notACheckpoint(path, pictureNote);
   if (problem) throw new UsageError(prefix + problem); // the argument names another kind of file: the usage says what it takes
   return path;
 }
@@ -601,10 +601,6 @@ function checkRunPlan(options: TrainOptions, s: (flag: string) => string | undef
     const done = header?.plateau && plateauDone(resume!, header.epoch, header.plateau, options);
     if (done) throw new UsageError(done);
     if (options.plateauOn === 'val' && !options.validation) throw new UsageError(PLATEAU_ON_VAL_WITHOUT_VAL);
-  }
-  // (before runDirectoryProblem, whose --overwrite and --resume would both be refused here)
-  if (options.weightsFrom && runFilesIn(options.outDir).length && resolve(dirname(options.weightsFrom)) === resolve(options.outDir)) {
-    throw new UsageError(`--weights-from ${options.weightsFrom} is in --out ${options.outDir}, which holds its run (a new run there would replace its files, --overwrite moving them aside): give another --out, or copy the checkpoint elsewhere first`);
   }
   const dirProblem = outDirProblem(options.outDir) ?? runDirectoryInUse(options.outDir) ?? runDirectoryProblem(options, source);
   if (dirProblem) throw new UsageError(dirProblem);
@@ -845,7 +841,7 @@ async function runTrain(args: string[]): Promise<number> {
 /**
  * `--weights-from`: whether the new network takes any of the checkpoint's parameters
  * (startingWeights, as train() will), read from its header before any GPU work; a usage error
- * when none, or when --overwrite would move the checkpoint aside.
+ * when none, or when it lies in --out beside a run the new one would replace.
  */
 function checkStartingWeights(o: TrainOptions): void {
   const from = checkpointHeader(o.weightsFrom!, '--weights-from');
@@ -858,9 +854,12 @@ function checkStartingWeights(o: TrainOptions): void {
   if (!startingWeights({ config: modelConfig(o), options: o }, { ...from, shapes }).taken.length) {
     throw new UsageError(`--weights-from ${o.weightsFrom}: none of its weights (${from.config.name}) fits the network ${o.model}: nothing to start from`, false);
   }
-  // --overwrite moves the run directory's files aside: the record would name the new run's own checkpoint.
-  if (o.overwrite && resolve(dirname(o.weightsFrom!)) === resolve(o.outDir)) {
-    throw new UsageError(`--weights-from ${o.weightsFrom} is in --out ${o.outDir}, whose files --overwrite moves aside: copy it elsewhere first, or give another --out`);
+  // --overwrite moves the run directory's files aside: the record would name the new run's own
+  // checkpoint. Without it, the run there refuses the new one, and neither --overwrite nor --resume
+  // (which takes no --weights-from) would do: checked before that refusal offers them.
+  if (resolve(dirname(o.weightsFrom!)) === resolve(o.outDir) && (o.overwrite || runFilesIn(o.outDir).length)) {
+    const why = o.overwrite ? 'whose files --overwrite moves aside' : 'which holds its run (a new run there would replace its files)';
+    throw new UsageError(`--weights-from ${o.weightsFrom} is in --out ${o.outDir}, ${why}: copy it elsewhere first, or give another --out`);
   }
 }
 
@@ -915,7 +914,7 @@ function parseImageSize(text: string): { height: number; width: number } {
 
 async function runEval(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, { 'data-dir': { type: 'string' }, pictures: { type: 'string' }, invert: { type: 'boolean' }, batch: { type: 'string' }, 'test-limit': { type: 'string' }, json: { type: 'string' }, stream: { type: 'boolean' } }, { min: 1, max: Infinity, what: 'at least one checkpoint path' });
-  const ckpts = positionals.map((p) => checkpointArg(p, '', "a run's checkpoint.safetensors or its directory; pictures of your own: nin eval CHECKPOINT --pictures DIR, or nin predict CHECKPOINT PICTURE..."));
+  const ckpts = positionals.map((p) => checkpointArg(p, '', '; pictures of your own: nin eval CHECKPOINT --pictures DIR, or nin predict CHECKPOINT PICTURE...'));
   const json = jsonArg(v.json as string | undefined);
   const batchGiven = int('batch', v.batch as string | undefined, 1);
   const testLimit = int('test-limit', v['test-limit'] as string | undefined, 1);
@@ -1031,7 +1030,7 @@ export function predictedImages(args: readonly string[], note: (line: string) =>
 async function runPredict(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { invert: { type: 'boolean' }, json: { type: 'string' } }, { min: 2, max: Infinity, what: 'a checkpoint and at least one image' });
   // A picture first: most likely the arguments in the wrong order.
-  const ckpt = checkpointArg(positionals[0], '', "a run's checkpoint.safetensors or its directory comes first: nin predict CHECKPOINT PICTURE...");
+  const ckpt = checkpointArg(positionals[0], '', ' comes first: nin predict CHECKPOINT PICTURE...');
   const images = predictedImages(positionals.slice(1));
   const json = jsonArg(v.json as string | undefined);
   checkOutputsApart([['--json', json]], [['one of the pictures to predict', images]]); // (a checkpoint: checkOutFile)

@@ -178,15 +178,15 @@ export function moveRunAside(dir: string): string[] {
 export const CHECKPOINT_FORMAT = 'nin-webgpu/1';
 
 /** Why `path` cannot be a nin checkpoint (not a safetensors file, or another program's), read from its header alone; null if it can be.
- * `pictureHint`: what to say where `path` is a picture (predict: the arguments' order). */
-export function notACheckpoint(path: string, pictureHint = "a run's checkpoint.safetensors or its directory"): string | null {
+ * `pictureNote`: the command's own words where `path` is a picture (predict: the arguments' order). */
+export function notACheckpoint(path: string, pictureNote = ''): string | null {
   let metadata: Record<string, string>;
   try {
     metadata = readSafetensorsMetadata(path);
   } catch (e) {
     const picture = pictureFormat(path);
     // A picture where the checkpoint goes: most likely the arguments in the wrong order.
-    if (picture) return `${path} is a ${picture} picture, not a checkpoint (${pictureHint})`;
+    if (picture) return `${path} is a ${picture} picture, not a checkpoint (a run's checkpoint.safetensors or its directory${pictureNote})`;
     return (e as Error).message;
   }
   return formatProblem(path, metadata);

@@ -57,6 +57,7 @@ describe('advice that can be followed', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/is a JPEG picture, not a checkpoint/);
     expect(r.stderr).not.toMatch(/comes first/);
+    expect(r.stderr).toMatch(/\(a run's checkpoint\.safetensors or its directory; pictures of your own: nin eval CHECKPOINT --pictures DIR, or nin predict CHECKPOINT PICTURE\.\.\.\)/);
     expect((await nin('predict', pic, 'runs/x')).stderr).toMatch(/comes first: nin predict CHECKPOINT PICTURE/);
   });
 
@@ -64,7 +65,7 @@ describe('advice that can be followed', () => {
     const dir = runDirectory();
     const message = refusal(['--model', 'mnist-small', '--weights-from', dir, '--out', dir]);
     expect(message).not.toMatch(/--overwrite to start afresh|--resume/);
-    expect(message).toMatch(/give another --out/);
+    expect(message).toMatch(/which holds its run \(a new run there would replace its files\): copy it elsewhere first, or give another --out/);
     expect(refusal(['--model', 'mnist-small', '--weights-from', dir, '--out', dir, '--overwrite'])).toMatch(/copy it elsewhere first, or give another --out/);
     expect(refusal(['--model', 'mnist-small', '--resume', dir, '--weights-from', dir])).toMatch(/a resumed run continues with its own/);
   });
