@@ -240,9 +240,10 @@ export function parameterSpecs(config: ModelConfig, summaries = plan(config)) {
 /**
  * Why `batch` images per step cannot run on this device (null: they can): a weight tensor, or the
  * largest tensor of a step (largestImageTensor), past the storage binding limit. Names the tensor,
- * the limit and the largest batch that fits; callers put the flag in front. Needs the device (getGpu).
+ * the limit and the largest batch that fits; callers put the flag in front. `smallerImages`: how the
+ * caller's command gets them, said where not even one image fits. Needs the device (getGpu).
  */
-export function batchTooLarge(config: ModelConfig, batch: number): string | null {
+export function batchTooLarge(config: ModelConfig, batch: number, smallerImages = ''): string | null {
   const limit = gpu().limits.maxStorageBufferBindingSize;
   const binds = `past the ${fmtBytes(limit)} that '${gpu().adapterName}' binds in one buffer (maxStorageBufferBindingSize)`;
   const weights = largestWeightTensor(config);
@@ -254,7 +255,7 @@ export function batchTooLarge(config: ModelConfig, batch: number): string | null
   return (
     `a batch of ${batch} images is too large for ${config.name} on this adapter: ${layer} makes a float32 tensor of [${[batch, ...shape].join(', ')}] ` +
     `(${fmtBytes(batch * bytes)}), ${binds}; ` +
-    (fits > 0 ? `at most ${fits} images fit` : 'not even one image fits, whatever the batch: a network of smaller images would')
+    (fits > 0 ? `at most ${fits} images fit` : `not even one image fits, whatever the batch: a network of smaller images would${smallerImages}`)
   );
 }
 

@@ -366,10 +366,9 @@ export async function checkedRun(o: TrainOptions, data: TrainData, checkpoints: 
   }
   if (data.train.count < o.batchSize) throw new RunRefused(`batch size ${o.batchSize} is larger than the training set (${data.train.count} images)`);
   // Before the preprocessing (minutes for ZCA on a full set), not at the first step.
-  const tooLarge = batchTooLarge(config, o.batchSize);
   // (a new folder run's built-in network takes the size --image-size gives; --config fixes its own)
-  const sizeHint = o.imageFolder && !resumed && / a network of smaller images would$/.test(tooLarge ?? '') ? ' (with a built-in --model, --image-size)' : '';
-  if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}${sizeHint}`);
+  const tooLarge = batchTooLarge(config, o.batchSize, o.imageFolder && !resumed ? ' (with a built-in --model, --image-size)' : '');
+  if (tooLarge) throw new Error(`--batch ${o.batchSize}: ${tooLarge}`);
   const savedPartial = resumed?.partialEpoch;
   const shuffleChanged = savedPartial && shuffleChangedWithinEpoch(o.resume!, resumed!.epoch, resumed!.options, o);
   if (shuffleChanged) throw new RunRefused(shuffleChanged);
