@@ -17,7 +17,7 @@ import { fill } from '../kernels/elementwise.ts';
 import { learningRate } from '../nin/schedule.ts';
 import { dropoutSeed, RunRefused, train, TrainingStopped } from '../nin/train.ts';
 import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
-import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options, saveUntrained } from './training-runs.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-dry-run-'));
 
@@ -57,13 +57,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
 
   it('--weights-from: the run\'s first steps from those weights, as the run takes them', async () => {
     // A checkpoint of another seed's initial weights: the losses match only where both start from them.
-    const from = options(['--seed', '99', '--out', join(tmp, 'weights-source')]);
-    const model = new NinModel(modelConfig(from), 99);
-    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-    const ckpt = join(tmp, 'weights-source.safetensors');
-    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: from });
-    model.dispose();
-    opt.dispose();
+    const ckpt = await saveUntrained(options(['--seed', '99', '--out', join(tmp, 'weights-source')]), join(tmp, 'weights-source.safetensors'), 99);
     const base = ['--batch', '16', '--train-limit', '64', '--test-limit', '16', '--epochs', '1', '--weights-from', ckpt];
     const said = { run: [] as string[], dry: [] as string[] };
     const run = await train({ ...options([...base, '--out', join(tmp, 'weights-run')]), log: (l) => void said.run.push(l) }, await loadSplits(options(base)));

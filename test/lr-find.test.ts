@@ -11,12 +11,10 @@ import { Tensor } from '../engine/tensor.ts';
 import { loadSplits } from '../nin/datasets.ts';
 import { centredMedian, freshImagesHint, rangeTest, rangeTestLines, smoothingHalfWidth, suggest, sweepRate } from '../nin/lr-find.ts';
 import { dropoutSeed, train, TrainingStopped } from '../nin/train.ts';
-import { saveCheckpoint } from '../nin/checkpoint.ts';
-import { modelConfig, NinModel } from '../nin/model.ts';
-import { Preprocessor } from '../nin/preprocessing.ts';
+import { NinModel } from '../nin/model.ts';
 import { SGD } from '../kernels/sgd.ts';
 import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
-import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options, saveUntrained } from './training-runs.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-lr-find-'));
 
@@ -127,13 +125,7 @@ describe.skipIf(!haveMnist)('nin lr-find on MNIST', () => {
   });
 
   it('--weights-from: the sweep starts from those weights, and says so', async () => {
-    const from = options(['--seed', '99', '--out', join(tmp, 'weights-source')]);
-    const model = new NinModel(modelConfig(from), 99);
-    const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-    const ckpt = join(tmp, 'weights-source.safetensors');
-    await saveCheckpoint(ckpt, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: from });
-    model.dispose();
-    opt.dispose();
+    const ckpt = await saveUntrained(options(['--seed', '99', '--out', join(tmp, 'weights-source')]), join(tmp, 'weights-source.safetensors'), 99);
     const lines: string[] = [];
     const base = ['--batch', '16', '--train-limit', '48'];
     const o = { ...options([...base, '--weights-from', ckpt]), log: (l: string) => void lines.push(l) };

@@ -27,7 +27,7 @@ import type { ImageDataset } from '../nin/data/formats.ts';
 import { deriveSeed } from '../nin/data/rng.ts';
 import { PLATEAU_ON_VAL_WITHOUT_VAL } from '../nin/schedule.ts';
 import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
-import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options } from './training-runs.ts';
+import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options, saveUntrained } from './training-runs.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
 
@@ -47,15 +47,6 @@ async function deadMapsCheckpoint(name: string, images: number): Promise<string>
   (tensors[lastBias].data as Float32Array).fill(-100);
   writeSafetensors(ckpt, tensors, metadata);
   return ckpt;
-}
-
-/** A checkpoint of an untrained model after epoch 1 (no preprocessing statistics), to resume from. */
-async function saveUntrained(o: TrainOptions, path: string): Promise<string> {
-  const model = new NinModel(modelConfig(o), 1);
-  const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
-  await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
-  model.dispose();
-  return path;
 }
 
 describe.skipIf(!haveMnist)('training on MNIST', () => {
@@ -538,6 +529,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const ckpt = await saveUntrained(o, join(tmp, 'out-of-memory.safetensors'));
     const r = { ...parseTrainArgs(['--resume', ckpt, '--batch', '16', '--test-limit', '16', '--out', join(tmp, 'out-of-memory')]).options, progress: false, log: () => {} };
     const data = await loadSplits(r);
+    trimPool(); // (else the step's buffers may all come from the pool: no buffer made, no fault)
     const liveBefore = pool().stats.liveBuffers;
     const err = await errorWithStepOutOfMemory(() => train(r, data));
     expect(err).toBeInstanceOf(TrainingStopped);

@@ -4,8 +4,11 @@ import { vi } from 'vitest';
 import { setAllocationFault } from '../engine/runtime.ts';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { isAvailable } from '../nin/data/registry.ts';
-import { NinModel } from '../nin/model.ts';
+import { saveCheckpoint } from '../nin/checkpoint.ts';
+import { modelConfig, NinModel } from '../nin/model.ts';
+import { Preprocessor } from '../nin/preprocessing.ts';
 import type { TrainOptions } from '../nin/train.ts';
+import { SGD } from '../kernels/sgd.ts';
 import { ALLOCATION_FAULT } from './helpers.ts';
 
 export const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', 'test');
@@ -14,6 +17,17 @@ export const haveMnist = isAvailable('mnist', 'train') && isAvailable('mnist', '
 export function mnistSmallOptions(extra: string[]): TrainOptions {
   const { options: o } = parseTrainArgs(['--dataset', 'mnist', '--model', 'mnist-small', ...extra]);
   return { ...o, progress: false, log: () => {} };
+}
+
+/** A checkpoint of an untrained model (`seed`'s initial weights) after epoch 1, with no
+ * preprocessing statistics: to resume from, or to start from (--weights-from). */
+export async function saveUntrained(o: TrainOptions, path: string, seed = 1): Promise<string> {
+  const model = new NinModel(modelConfig(o), seed);
+  const opt = new SGD(model.params.map((p) => ({ param: p.tensor })), { momentum: 0.9, weightDecay: 0 });
+  await saveCheckpoint(path, { model, opt, preprocessor: new Preprocessor('none', null), epoch: 1, step: 1, options: o });
+  model.dispose();
+  opt.dispose();
+  return path;
 }
 
 /** What `run` throws (null: nothing) when the first training step's first new buffer (its
