@@ -221,17 +221,33 @@ export function historyEpochs(files: RunWriter, dir: string): HistoryEpoch[] {
  * Left, they were taken for the run's own: `nin eval DIR/epoch-003.safetensors` evaluated a
  * replaced stretch's epoch 3.
  */
-export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; startEpoch: number; history: HistoryEpoch[] }): void {
-  const { o, startEpoch, history } = a;
+export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resumed: Checkpoint; startEpoch: number; history: HistoryEpoch[]; log: (line: string) => void }): void {
+  const { o, resumed, startEpoch, history, log } = a;
   if (!files.own) return; // (a new run or a fork writes in a directory of no other run's snapshots)
   const stretchOf = new Map(history.filter((e) => e.record.epoch <= startEpoch).map((e) => [e.record.epoch, e.stretch]));
   const claims: (() => void)[] = [];
+  let startSnapshotKept = false;
   for (const path of snapshotsIn(o.outDir)) {
     const epoch = Number(/epoch-(\d+)\.safetensors$/.exec(path)![1]);
     const historyStretch = stretchOf.get(epoch);
     const saved = savedStretch(path);
     const replaced = epoch > startEpoch || (historyStretch != null && saved !== null && saved !== historyStretch);
     if (replaced) claims.push(() => files.keep(path, `is not epoch ${epoch} of this run's history`));
+    if (replaced && epoch === startEpoch) startSnapshotKept = true;
+  }
+  // A run killed between an epoch's save and its snapshot (keepSnapshot, which follows the save)
+  // left that epoch without its epoch-<E>.safetensors, and a resume from a checkpoint kept aside
+  // finds none of its own: the end-of-epoch checkpoint resumed from is that epoch's save.
+  const snapshot = snapshotName(o.outDir, startEpoch);
+  if (o.keepEvery && startEpoch > 0 && startEpoch % o.keepEvery === 0 && resumed.partialEpoch === null && resumed.epoch === startEpoch && (startSnapshotKept || !existsSync(snapshot))) {
+    claims.push(() => {
+      try {
+        linkSync(resumed.path, snapshot);
+      } catch {
+        copyFileSync(resumed.path, snapshot, constants.COPYFILE_EXCL);
+      }
+      log(`${snapshot}: epoch ${startEpoch}'s snapshot (--keep-every ${o.keepEvery}) was missing: the checkpoint resumed from, ${resumed.path}, is that epoch's save`);
+    });
   }
   files.afterClaim(claims);
 }

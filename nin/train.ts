@@ -568,7 +568,7 @@ async function trainInDirectory(
   // validation, and the snapshots and best.safetensors it keeps.
   const history = resumed ? historyEpochs(files, o.outDir) : [];
   let best = bestOnResume(files, { o, resumed, startEpoch, history, testCount: data.test?.count, log });
-  if (resumed) snapshotsOnResume(files, { o, startEpoch, history });
+  if (resumed) snapshotsOnResume(files, { o, resumed, startEpoch, history, log });
   if (pre.kind === 'gcn-lcn') log(`local contrast normalisation of ${data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0)} images on ${defaultWorkers()} CPU threads (about 0.2 ms each on one)…`);
   const inPlace = { inPlace: data.consumable ?? false };
   const trainSet = await pre.applyTo(data.train, inPlace);

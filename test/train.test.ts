@@ -626,6 +626,22 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(said.filter((l) => l.includes('is not the checkpoint this run resumed from'))).toHaveLength(1);
   });
 
+  it("a resume from an epoch's end whose --keep-every snapshot is missing (a run killed between the save and the snapshot) writes it", async () => {
+    const dir = join(tmp, 'keep-every-killed');
+    const first = options(['--batch', '16', '--train-limit', '48', '--test-limit', '16', '--keep-every', '1', '--epochs', '4', '--stop-after', '2', '--out', dir]);
+    await train(first, await loadSplits(first));
+    // What a SIGKILL after epoch 2's checkpoint was renamed into place, before its link, leaves.
+    rmSync(join(dir, 'epoch-002.safetensors'));
+    const saved = readFileSync(join(dir, 'checkpoint.safetensors'));
+    const said: string[] = [];
+    const r = { ...parseTrainArgs(['--resume', dir]).options, progress: false, log: (l: string) => said.push(l) };
+    await train(r, await loadSplits(r));
+    expect(readdirSync(dir).filter((n) => n.startsWith('epoch-')).sort()).toEqual(['epoch-001.safetensors', 'epoch-002.safetensors', 'epoch-003.safetensors', 'epoch-004.safetensors']);
+    expect(readFileSync(join(dir, 'epoch-002.safetensors')).equals(saved)).toBe(true);
+    expect(loadCheckpoint(join(dir, 'epoch-002.safetensors'))).toMatchObject({ epoch: 2, step: 6 });
+    expect(said.filter((l) => l.includes("snapshot (--keep-every 1) was missing"))).toHaveLength(1);
+  });
+
   it('never writes a checkpoint with NaN or infinite weights', async () => {
     const o = options(['--out', join(tmp, 'nan-weights')]);
     const path = await saveUntrained(o, join(tmp, 'nan-weights.safetensors'));
