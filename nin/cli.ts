@@ -417,7 +417,7 @@ function checkpointArg(arg: string, prefix = '', pictureNote?: string): string {
   if (!existsSync(path)) {
     // A run directory holding a log alone: its run is going on and has not saved yet, or was
     // stopped before it saved anything.
-    const running = path !== arg ? runDirectoryInUse(arg) : null;
+    const running = path !== arg ? runDirectoryInUse(arg, 'wait for its first save') : null;
     const loneLog = path !== arg && stoppedBeforeFirstSave(runFilesIn(arg)) ? ` (${arg} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${shellWord(arg)} --overwrite, with the run's other flags, starts afresh there, keeping that log)` : '';
     throw new UsageError(`${prefix}no checkpoint at '${path}'${running ? ` yet: ${running}` : loneLog}`);
   }

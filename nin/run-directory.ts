@@ -749,18 +749,19 @@ export interface RunLock {
 /** The locks this process holds: resolved path → its `since`. */
 const heldHere = new Map<string, string>();
 
-/** Why `dir` cannot be trained in now (a live process holds its lock), or null. */
-export function runDirectoryInUse(dir: string): string | null {
+/** Why `dir` cannot be trained in now (a live process holds its lock), or null. `advice`: what the
+ * caller's command can do meanwhile (a reader of the run has no --out to choose). */
+export function runDirectoryInUse(dir: string, advice = 'wait for it, or choose another --out'): string | null {
   const lock = readLock(join(dir, LOCK_FILE));
-  return lock.state === 'held' ? inUseMessage(dir, lock.holder) : null;
+  return lock.state === 'held' ? inUseMessage(dir, lock.holder, advice) : null;
 }
 
-function inUseMessage(dir: string, holder: LockHolder | null): string {
+function inUseMessage(dir: string, holder: LockHolder | null, advice = 'wait for it, or choose another --out'): string {
   const path = join(dir, LOCK_FILE);
   if (holder === null) return `${dir} is in use: ${path} is being written by a run that is starting there (if none is, delete ${path})`;
   const { pid, host, since } = holder;
   if (host !== hostname()) return `${dir} is in use by process ${pid} on ${host} since ${since} (${path}); if no run is going on there, delete ${path}`;
-  return `${dir} is in use: process ${pid} has been training there since ${since}; wait for it, or choose another --out (if process ${pid} is not a nin run, delete ${path})`;
+  return `${dir} is in use: process ${pid} has been training there since ${since}; ${advice} (if process ${pid} is not a nin run, delete ${path})`;
 }
 
 /** `base`, or `base-2`, `base-3`, … : the first that holds no run. */

@@ -413,7 +413,7 @@ describe('the run directory', () => {
     // A run going on there that has not saved yet (its lock held): that run, not a stopped one.
     const going = lockRunDirectory(held);
     try {
-      expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' yet: ${held} is in use: process ${process.pid} has been training there since ${JSON.parse(readFileSync(going.path, 'utf8')).since}; wait for it, or choose another --out (if process ${process.pid} is not a nin run, delete ${join(held, 'run.lock')})`));
+      expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' yet: ${held} is in use: process ${process.pid} has been training there since ${JSON.parse(readFileSync(going.path, 'utf8')).since}; wait for its first save (if process ${process.pid} is not a nin run, delete ${join(held, 'run.lock')})`));
     } finally {
       going.release();
     }
