@@ -751,12 +751,15 @@ const heldHere = new Map<string, string>();
 
 /** Why `dir` cannot be trained in now (a live process holds its lock), or null. `advice`: what the
  * caller's command can do meanwhile (a reader of the run has no --out to choose). */
-export function runDirectoryInUse(dir: string, advice = 'wait for it, or choose another --out'): string | null {
+export function runDirectoryInUse(dir: string, advice = TRAINER_ADVICE): string | null {
   const lock = readLock(join(dir, LOCK_FILE));
   return lock.state === 'held' ? inUseMessage(dir, lock.holder, advice) : null;
 }
 
-function inUseMessage(dir: string, holder: LockHolder | null, advice = 'wait for it, or choose another --out'): string {
+/** What a run that finds its directory in use can do. */
+const TRAINER_ADVICE = 'wait for it, or choose another --out';
+
+function inUseMessage(dir: string, holder: LockHolder | null, advice = TRAINER_ADVICE): string {
   const path = join(dir, LOCK_FILE);
   if (holder === null) return `${dir} is in use: ${path} is being written by a run that is starting there (if none is, delete ${path})`;
   const { pid, host, since } = holder;
