@@ -90,6 +90,31 @@ describe('pool2d', () => {
     x.dispose();
   });
 
+  // Infinities are no NaNs: a −∞ as a window's first element (where the scan starts) must not stop
+  // the scan as a NaN does, and a +∞ before a NaN must not keep the NaN out; a NaN, once found,
+  // keeps the window (and its gradient) against a later NaN.
+  it('an infinity in a max-pool window is an ordinary value: −∞ first does not stop the scan, +∞ does not hide a later NaN; of two NaNs the first wins', async () => {
+    // [1, 5, 5, 2] → 2×2 windows. Channel 0: −∞ at pixel (0, 0), window (0, 0)'s first element.
+    // Channel 1: +∞ at pixel (0, 2), the first element of window (0, 1), and a NaN at (1, 3) after it.
+    const data = randomArray(50, 43);
+    data[0] = -Infinity;
+    data[(0 * 5 + 2) * 2 + 1] = Infinity;
+    data[(1 * 5 + 3) * 2 + 1] = NaN;
+    data[(1 * 5 + 4) * 2 + 1] = NaN; // a second NaN in window (0, 1): the first one keeps the window
+    const ref = maxPool2dRef(refTensor([1, 5, 5, 2], data)).data;
+    expect(ref[0]).toBeGreaterThan(-1); // window (0, 0), channel 0: its largest finite value
+    expect(Number.isNaN(ref[3])).toBe(true); // window (0, 1), channel 1
+    expect(Array.from(await noGrad(() => maxPool2d(Tensor.fromArray(data, [1, 5, 5, 2]))).toArray())).toEqual(Array.from(ref));
+    const x = param(Tensor.fromArray(data, [1, 5, 5, 2]));
+    const y = maxPool2d(x);
+    expect(Array.from(await y.toArray())).toEqual(Array.from(ref));
+    backward(dot(y, Tensor.fromArray([1, 2, 3, 4, 5, 6, 7, 8], y.shape)));
+    const dx = await x.grad!.toArray();
+    expect(dx[(1 * 5 + 3) * 2 + 1]).toBe(4); // window (0, 1), channel 1: its first NaN
+    expect(dx[(1 * 5 + 4) * 2 + 1]).toBe(0);
+    x.dispose();
+  });
+
   it('without a gradient, maxPool2d (index-free variant) records nothing and still agrees', async () => {
     const x = pair([2, 7, 5, 3], 31);
     const y = maxPool2d(x.gpu);

@@ -21,6 +21,9 @@ const cases = [
   { N: 3, C: 100, scale: 3 },
   { N: 2, C: 1000, scale: 3 },
   { N: 4, C: 10, scale: 30, shift: 1000 }, // large logits: needs the max subtraction
+  // Confident rows: one logit 200 above the rest (e^200 overflows float32), last, first and in the
+  // middle of its row: the maximum subtracted must be the whole row's, not one thread's share.
+  { N: 3, C: 10, scale: 3, spikes: [9, 0, 4] },
   // Rows far apart: each row's max must come from that row alone (threads past C read no other row).
   { N: 4, C: 10, scale: 3, rowShifts: [0, 1000, -1000, 500] },
 ];
@@ -32,6 +35,7 @@ describe('softmaxCrossEntropy', () => {
       const shift = c.shift ?? 0;
       const data = randomArray(N * C, 61, shift - scale, shift + scale);
       c.rowShifts?.forEach((s, n) => { for (let k = 0; k < C; k++) data[n * C + k] += s; }); // rounded to float32, as the GPU holds them
+      c.spikes?.forEach((k, n) => { data[n * C + k] += 200; });
       const z = { gpu: Tensor.fromArray(data, [N, C]), ref: refTensor([N, C], data) };
       const labels = labelsFor(N, C, 62);
       param(z.gpu);
