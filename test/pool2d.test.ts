@@ -27,6 +27,20 @@ const ops = [
   { name: 'avgPool2d', gpu: avgPool2d, ref: avgPool2dRef },
 ] as const;
 
+/** A max-pool of a [1, 5, 5, 2] input on the GPU, with and without gradients, checked against the
+ * reference's output `ref` (NaNs and infinities included); returns the input's gradient of Σ k·y_k
+ * (k = 1..8: each window's weight tells which window a gradient came from). */
+async function maxPoolGradient(data: Float32Array, ref: ArrayLike<number>): Promise<Float32Array> {
+  expect(Array.from(await noGrad(() => maxPool2d(Tensor.fromArray(data, [1, 5, 5, 2]))).toArray())).toEqual(Array.from(ref));
+  const x = param(Tensor.fromArray(data, [1, 5, 5, 2]));
+  const y = maxPool2d(x);
+  expect(Array.from(await y.toArray())).toEqual(Array.from(ref));
+  backward(dot(y, Tensor.fromArray([1, 2, 3, 4, 5, 6, 7, 8], y.shape)));
+  const dx = await x.grad!.toArray();
+  x.dispose();
+  return dx;
+}
+
 describe('pool2d', () => {
   it('output size follows Caffe: ceil((H − k)/s) + 1', () => {
     for (const [H, want] of [[32, 16], [16, 8], [8, 4], [9, 4], [7, 3], [5, 2], [3, 1], [2, 1], [1, 1]]) {
@@ -78,16 +92,10 @@ describe('pool2d', () => {
     data[(4 * 5 + 4) * 2 + 1] = Infinity;
     const ref = maxPool2dRef(refTensor([1, 5, 5, 2], data)).data;
     expect(Array.from(ref, Number.isNaN)).toEqual([true, true, false, true, false, true, false, true]);
-    expect(Array.from(await noGrad(() => maxPool2d(Tensor.fromArray(data, [1, 5, 5, 2]))).toArray())).toEqual(Array.from(ref));
-    const x = param(Tensor.fromArray(data, [1, 5, 5, 2]));
-    const y = maxPool2d(x);
-    expect(Array.from(await y.toArray())).toEqual(Array.from(ref));
-    backward(dot(y, Tensor.fromArray([1, 2, 3, 4, 5, 6, 7, 8], y.shape)));
-    const dx = await x.grad!.toArray();
+    const dx = await maxPoolGradient(data, ref);
     expect(dx[(1 * 5 + 1) * 2 + 0]).toBe(1); // window (0, 0), channel 0
     expect(dx[(2 * 5 + 2) * 2 + 1]).toBe(2 + 4 + 6 + 8); // every window of channel 1
     expect(dx[(4 * 5 + 4) * 2 + 1]).toBe(0); // the infinity lost to the NaN
-    x.dispose();
   });
 
   // Infinities are no NaNs: a −∞ as a window's first element (where the scan starts) must not stop
@@ -104,15 +112,9 @@ describe('pool2d', () => {
     const ref = maxPool2dRef(refTensor([1, 5, 5, 2], data)).data;
     expect(ref[0]).toBeGreaterThan(-1); // window (0, 0), channel 0: its largest finite value
     expect(Number.isNaN(ref[3])).toBe(true); // window (0, 1), channel 1
-    expect(Array.from(await noGrad(() => maxPool2d(Tensor.fromArray(data, [1, 5, 5, 2]))).toArray())).toEqual(Array.from(ref));
-    const x = param(Tensor.fromArray(data, [1, 5, 5, 2]));
-    const y = maxPool2d(x);
-    expect(Array.from(await y.toArray())).toEqual(Array.from(ref));
-    backward(dot(y, Tensor.fromArray([1, 2, 3, 4, 5, 6, 7, 8], y.shape)));
-    const dx = await x.grad!.toArray();
+    const dx = await maxPoolGradient(data, ref);
     expect(dx[(1 * 5 + 3) * 2 + 1]).toBe(4); // window (0, 1), channel 1: its first NaN
     expect(dx[(1 * 5 + 4) * 2 + 1]).toBe(0);
-    x.dispose();
   });
 
   it('without a gradient, maxPool2d (index-free variant) records nothing and still agrees', async () => {
