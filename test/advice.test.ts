@@ -29,7 +29,7 @@ function refusal(args: string[]): string {
   throw new Error(`accepted: ${args.join(' ')}`);
 }
 
-/** A finished mnist-small run's directory (a zero checkpoint and a log). */
+/** A run directory of mnist-small holding a checkpoint of zeros (enough for the refusals here). */
 function runDirectory(): string {
   const dir = mkdtempSync(join(tmp, 'run-'));
   const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
