@@ -186,6 +186,24 @@ describe('conv2d', () => {
     expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
   });
 
+  // The first layer's input (the images) needs no gradient: its backward runs no input-gradient GEMM.
+  it('an input that needs no gradient gets none, and no input-gradient GEMM runs', async () => {
+    const [N, H, W, Ci, Co, K] = [1, 5, 5, 2, 3, 3];
+    const x = pair([N, H, W, Ci], 21);
+    const w = pair([K, K, Ci, Co], 22, -0.3, 0.3);
+    const b = pair([Co], 23);
+    param(w.gpu); param(b.gpu);
+    const names: string[] = [];
+    setGemmCapture((g) => names.push(g.name));
+    try {
+      backward(dot(conv2d(x.gpu, w.gpu, b.gpu), Tensor.fromArray(randomArray(N * H * W * Co, 24), [N, H, W, Co])));
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(names).toEqual(['conv3x3_forward', 'conv3x3_grad_weight']);
+    expect(x.gpu.grad ?? null).toBeNull();
+  });
+
   it('rejects mismatched shapes with a named error', async () => {
     tidy(() => {
       const x = Tensor.empty([1, 4, 4, 3]);

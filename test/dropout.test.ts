@@ -80,6 +80,9 @@ describe('dropout', () => {
     const m = await gpuMask(16, p, seed);
     expect(m[5]).toBe(1);
     expect(mismatches(m, dropoutMaskRef(16, p, seed))).toBe(0);
+    // p · 2³² = h5 + 0.5: the threshold rounds down to h5 (floor, not up to h5 + 1), so element 5 is still kept.
+    const pHalf = (h5 + 0.5) / 2 ** 32;
+    expect((await gpuMask(16, pHalf, seed))[5]).toBe(1);
   });
 
   it('a new seed or p reuses the same pipeline (both travel in the uniform buffer)', async () => {

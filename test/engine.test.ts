@@ -21,6 +21,14 @@ import { ALLOCATION_FAULT, randomArray, runAsync, withDeviceLimit } from './help
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
 
+describe('device defaults', () => {
+  it('without NIN_KERNELS / NIN_POLL, a CPU adapter runs the simd kernels and sleeps while Dawn waits; a GPU the tiled ones and spins', () => {
+    const g = gpu();
+    expect(g.style).toBe(process.env.NIN_KERNELS || (g.cpuAdapter ? 'simd' : 'tiled'));
+    expect(g.poll).toBe(process.env.NIN_POLL || (g.cpuAdapter ? 'sleep' : 'spin'));
+  });
+});
+
 describe('tensors', () => {
   it('round-trips float32 and int32 data exactly', async () => {
     const data = randomArray(1000, 1);

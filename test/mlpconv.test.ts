@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, setKernelStyle, setSimdWidth, simdWidth, type KernelStyle } from '../engine/device.ts';
-import { backward, param, zeroGrad } from '../engine/autograd.ts';
-import { Tensor } from '../engine/tensor.ts';
+import { backward, noGrad, param, zeroGrad } from '../engine/autograd.ts';
+import { Tensor, tidy } from '../engine/tensor.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture, simdGemmTiles } from '../kernels/gemm.ts';
-import { fusedMlpconvKernel, mlpconv, mlpconvTile, mlpconvUnfused } from '../kernels/mlpconv.ts';
-import { runtimeStats } from '../engine/runtime.ts';
+import { fusedMlpconvKernel, mlpconv, mlpconvTile, mlpconvTileCandidates, mlpconvTileProblem, mlpconvUnfused } from '../kernels/mlpconv.ts';
+import { pool, runtimeStats } from '../engine/runtime.ts';
 import { noUnrollBound } from '../kernels/loop-bounds.ts';
 import { invocationOrder } from '../engine/invocation-order.ts';
 import { dotRef, mlpconvRef, numericalGrad, refTensor, type RefTensor } from './reference.ts';
@@ -192,6 +192,19 @@ describe('mlpconv (fused)', () => {
     await backwardDispatches([gpu.w1, gpu.b1, gpu.w3, gpu.b3]);
     expect([gpu.w2.grad, gpu.b2.grad]).toEqual([null, null]);
     await expectGradients({ w1: t.w1, b1: t.b1, w3: t.w3, b3: t.b3 }, () => dotRef(f(), r), 23);
+    // Only the first layer's bias trainable: the gradient still flows down to it.
+    await backwardDispatches([gpu.b1]);
+    expect([gpu.w1.grad, gpu.w2.grad, gpu.b2.grad, gpu.w3.grad, gpu.b3.grad]).toEqual([null, null, null, null, null]);
+    await expectGradients({ b1: t.b1 }, () => dotRef(f(), r), 24);
+    // Nothing below the middle layer trainable: one input-gradient GEMM (into layer 2), none into layer 1.
+    const gemms: string[] = [];
+    setGemmCapture((g) => gemms.push(g.name));
+    try {
+      await backwardDispatches([gpu.b2, gpu.w3, gpu.b3]);
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(gemms.filter((n) => n.endsWith('_grad_input'))).toEqual(['conv1x1_grad_input']);
     for (const p of all) p.requiresGrad = true;
   });
 
@@ -289,6 +302,33 @@ describe('mlpconv (fused)', () => {
     names.forEach((n, i) => expectClose(`fused vs unfused ${n}`, fused[i], unfused[i], 1e-6));
   });
 
+  for (const style of styles)
+  it(`${style} kernels: the hidden activations the backward reads outlive a tidy() around the forward`, async () => {
+    setKernelStyle(style);
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 11);
+    param(x.gpu);
+    const { t, gpu } = mlpconvParams(c, 20);
+    const y = tidy(() => mlpconv(x.gpu, gpu)); // h1 and h2 made inside: saved for the backward, not disposed
+    const r = randomArray(y.size, 7);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref);
+    await expectGradients({ x, ...t }, () => dotRef(f(), r), 9);
+  });
+
+  it('simd kernels without autograd: the hidden activations the kernel writes are released with the call', async () => {
+    setKernelStyle('simd');
+    const c = cases[0];
+    const x = pair([c.N, c.H, c.W, c.Ci], 12);
+    const { gpu } = mlpconvParams(c, 21);
+    await noGrad(() => mlpconv(x.gpu, gpu)).toArray(); // pipelines and uniforms made once
+    const before = pool().stats.liveBuffers;
+    const y = noGrad(() => mlpconv(x.gpu, gpu));
+    await y.toArray();
+    y.dispose();
+    expect(pool().stats.liveBuffers).toBe(before);
+  });
+
   it('picks its pixel tile from the workgroup storage limit', () => {
     const s = { N: 1, H: 8, W: 8, Ci: 96, K: 5, C1: 192, C2: 192, C3: 192 };
     expect(mlpconvTile(s, 16384)).toEqual({ TP: 16, CL: 64 });
@@ -297,8 +337,18 @@ describe('mlpconv (fused)', () => {
     expect(mlpconvTile({ ...s, C1: 32, C2: 32, C3: 32 }, 32768)).toEqual({ TP: 128, CL: 8 });
     expect(mlpconvTile({ ...s, C1: 16, C2: 16, C3: 10 }, 32768)).toEqual({ TP: 128, CL: 4 });
     expect(mlpconvTile({ ...s, C1: 100, C2: 70, C3: 10 }, 32768)).toEqual({ TP: 64, CL: 32 });
+    // Storage for more: at most 256 pixels a workgroup, even at 4 channel lanes (8 pixels a lane would be 512).
+    expect(mlpconvTile({ ...s, C1: 16, C2: 16, C3: 10 }, 1 << 20)).toEqual({ TP: 256, CL: 4 });
     // Too little storage for many pixel lanes: falls back to 64 channel lanes × 4 pixels.
     expect(mlpconvTile({ ...s, C1: 9, C2: 7 }, 16 * (9 + 18))).toEqual({ TP: 4, CL: 64 });
+    // A tuned tile of no pixels (or fewer than the pixel lanes) is refused.
+    expect(mlpconvTileProblem(s, { TP: 0, CL: 64 }, 1 << 20)).toMatch(/TP must be a multiple of the 4 pixel lanes/);
+    expect(mlpconvTileProblem(s, { TP: 4, CL: 64 }, 1 << 20)).toBeNull();
+    // The autotuner's candidates keep at most 64 accumulators a thread: at 192 channels, 16 channel
+    // lanes with 4 pixels each (48) are one, with 8 pixels each (96) not.
+    const candidates = mlpconvTileCandidates(s, 1 << 20);
+    expect(candidates).toContainEqual({ TP: 64, CL: 16 });
+    expect(candidates).not.toContainEqual({ TP: 128, CL: 16 });
   });
 
   // Small loop counts are hidden so that lavapipe does not unroll them (compile time, not speed);
@@ -320,6 +370,8 @@ describe('mlpconv (fused)', () => {
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci + 1]), gpu)).toThrow(/mlpconv: input has shape \[1, 4, 4, 6\] with 6 channels but w1/);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, b2: Tensor.empty([c.C2 + 1]) })).toThrow(/mlpconv: b2 has shape \[6\], expected \[5\]/);
     expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, w3: Tensor.empty([1, 1, c.C2 + 2, c.C3]) })).toThrow(/mlpconv: w3 has shape/);
+    // An even K×K layer has no "same" padding: refused unless padding is given.
+    expect(() => mlpconv(Tensor.empty([1, 4, 4, c.Ci]), { ...gpu, w1: Tensor.empty([2, 2, c.Ci, c.C1]) })).toThrow(/mlpconv: w1 has shape \[2, 2, 5, 7\]; the kernel must be square with odd K/);
   });
 
   it('names a missing parameter and rejects i32 tensors', () => {

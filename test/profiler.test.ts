@@ -117,6 +117,9 @@ describe('GPU profiler', () => {
     expect(sum(scopes).totalMs).toBeCloseTo(sum(rows).totalMs, 9);
     for (const s of scopes) expect(sum(s.kernels).totalMs).toBeCloseTo(s.totalMs, 9);
     expect(scopes.reduce((t, s) => t + s.share, 0)).toBeCloseTo(1, 9);
+    // Slowest scope first.
+    const order = scopes.map((s) => s.totalMs);
+    expect(order).toEqual([...order].sort((p, q) => q - p));
     // A scope ends with its function, also when it throws.
     expect(() => profileScope('failing', () => { throw new Error('x'); })).toThrow('x');
     expect(currentProfileScope()).toBe('');

@@ -4,12 +4,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, getGpu, gpu, setKernelStyle } from '../engine/device.ts';
+import { closeGpu, getGpu, gpu, setKernelStyle, setSimdWidth } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
-import { chooseSplitK, chosenGemmTile, setGemmCapture, type GemmDispatch } from '../kernels/gemm.ts';
+import { chooseSplitK, chosenGemmTile, gemmTiles, setGemmCapture, simdColumnsPerLane, type GemmDispatch } from '../kernels/gemm.ts';
 import { chosenMlpconvTile, mlpconv, mlpconvTileCandidates, setMlpconvCapture, type MlpconvTile } from '../kernels/mlpconv.ts';
 import {
   adapterSlug,
@@ -206,6 +206,54 @@ describe('tuning tables', () => {
     expect(chosenGemmTile({ ...spec, M: 61 })).toEqual(heuristic);
     expect(chosenMlpconvTile(block, false, storage())).toEqual({ TP: 16, CL: 32 });
     expect(chosenMlpconvTile(block, true, storage())).toEqual(hiddenHeuristic); // the entry is for writeHidden false only
+    // An entry that only says fused: false names no tile: forced fused, the block takes the heuristic's.
+    expect(chosenMlpconvTile(block, false, storage(), { fused: false } as never)).toEqual(hiddenHeuristic);
+    // A tile that cannot run is refused, naming the block.
+    expect(() => chosenMlpconvTile(block, false, storage(), { TP: 3, CL: 64 })).toThrow(`mlpconv: tuned tile {"TP":3,"CL":64} for ${mlpconvKey(block, false)}: TP must be a multiple`);
+  });
+
+  it("without a table entry, the heuristics: split-K fills the device keeping ≥ 512 k a split; thin tiles for small M and N; depth 16 for K ≤ 16", () => {
+    forceTuning({ table: null });
+    // Tiled: 512 workgroups wanted, so the k floor (1573 / 512, 8192 / 512) decides.
+    expect(chooseSplitK(27, 6, 1573, 'conv3x3_grad_weight')).toBe(3);
+    expect(chooseSplitK(256, 8, 8192, 'conv3x3_grad_weight')).toBe(16);
+    expect(gemmTiles(100, 20)).toMatchObject({ TM: 8, TN: 2 });
+    expect(gemmTiles(100, 20, 16).BK).toBe(16);
+    // Simd columns a lane: at most 8, spread evenly (72 columns on 8 lanes: 9 a lane, so 2 passes of 5, not 8 + 1).
+    expect([8, 64, 72, 130].map((n) => simdColumnsPerLane(n, 8))).toEqual([1, 8, 5, 6]);
+    setKernelStyle('simd');
+    setSimdWidth(8);
+    try {
+      // Simd: 64 workgroups wanted; 256 rows × 8 columns are 16 tiles of 16 × 8, so 4 splits.
+      expect(chooseSplitK(256, 8, 8192, 'conv3x3_grad_weight')).toBe(4);
+      expect(chooseSplitK(27, 6, 1573, 'conv3x3_grad_weight')).toBe(3);
+      // A table's factor is for the tiled kernels only.
+      forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { [gemmKey('conv3x3_grad_weight', 27, 6, 1573, 1)]: 2 } } });
+      expect(chooseSplitK(27, 6, 1573, 'conv3x3_grad_weight')).toBe(3);
+    } finally {
+      setSimdWidth(null);
+      setKernelStyle('tiled');
+    }
+    // A table's factor beyond K is held to K.
+    forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: {}, splitK: { [gemmKey('conv3x3_grad_weight', 27, 6, 45, 1)]: 1000 } } });
+    expect(chooseSplitK(27, 6, 45, 'conv3x3_grad_weight')).toBe(45);
+  });
+
+  it('the simd kernels ignore the table: a block marked fused: false still runs fused there', async () => {
+    const c = { N: 1, H: 4, W: 4, Ci: 3, K: 3, C1: 8, C2: 6, C3: 5 };
+    const x = pair([c.N, c.H, c.W, c.Ci], 41);
+    const { gpu: p } = mlpconvParams(c, 41);
+    forceTuning({ table: { adapter: gpu().adapterName, date: 'x', gemm: {}, mlpconv: { [mlpconvKey(c, true)]: { fused: false } as never, [mlpconvKey(c, false)]: { fused: false } as never } } });
+    setKernelStyle('simd');
+    const seen: string[] = [];
+    setGemmCapture((s) => seen.push(s.name));
+    try {
+      await mlpconv(x.gpu, p).toArray();
+    } finally {
+      setGemmCapture(null);
+      setKernelStyle('tiled');
+    }
+    expect(seen).toEqual([]); // no conv GEMMs: the fused simd kernel ran
   });
 
   it("a table's split-K factor is what the weight gradient uses, and the gradient stays right", async () => {
