@@ -136,13 +136,7 @@ export class RunWriter {
   keep(path: string, why: string, replacedNext = false): void {
     const kept = supersededName(path, savedStep(path) ?? 0);
     if (!replacedNext) renameSync(path, kept);
-    else {
-      try {
-        linkSync(path, kept);
-      } catch {
-        copyFileSync(path, kept, constants.COPYFILE_EXCL);
-      }
-    }
+    else linkOrCopy(path, kept);
     this.log(`${path} ${why}: kept as ${kept}`);
   }
 
@@ -178,11 +172,7 @@ export class RunWriter {
     const path = snapshotName(this.o.outDir, epochsDone);
     try {
       if (existsSync(path)) this.keep(path, `is not epoch ${epochsDone} of this run's history`);
-      try {
-        linkSync(this.checkpointPath, path); // (the next save replaces checkpoint.safetensors by a rename: the link keeps this one)
-      } catch {
-        copyFileSync(this.checkpointPath, path, constants.COPYFILE_EXCL);
-      }
+      linkOrCopy(this.checkpointPath, path); // (the next save replaces checkpoint.safetensors by a rename: the link keeps this one)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code) throw this.stopWith(writeError(path, e).message);
       throw e;
@@ -210,6 +200,16 @@ export function historyEpochs(files: RunWriter, dir: string): HistoryEpoch[] {
     if (r.kind === 'epoch' && typeof r.epoch === 'number') epochs.push({ record: r as unknown as EpochRecord, stretch });
   }
   return epochs;
+}
+
+/** A second name for the file `from` at `to`: a hard link, else (a file system without them) a
+ * copy; never over a file already at `to`. */
+function linkOrCopy(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to, constants.COPYFILE_EXCL);
+  }
 }
 
 /**
@@ -241,11 +241,7 @@ export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resume
   const snapshot = snapshotName(o.outDir, startEpoch);
   if (o.keepEvery && startEpoch > 0 && startEpoch % o.keepEvery === 0 && resumed.partialEpoch === null && resumed.epoch === startEpoch && (startSnapshotKept || !existsSync(snapshot))) {
     claims.push(() => {
-      try {
-        linkSync(resumed.path, snapshot);
-      } catch {
-        copyFileSync(resumed.path, snapshot, constants.COPYFILE_EXCL);
-      }
+      linkOrCopy(resumed.path, snapshot);
       log(`${snapshot}: epoch ${startEpoch}'s snapshot (--keep-every ${o.keepEvery}) was missing: the checkpoint resumed from, ${resumed.path}, is that epoch's save`);
     });
   }
