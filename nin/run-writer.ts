@@ -202,6 +202,11 @@ export function historyEpochs(files: RunWriter, dir: string): HistoryEpoch[] {
   return epochs;
 }
 
+/** Whether the run keeps epoch `epoch`'s checkpoint as epoch-<E>.safetensors (--keep-every). */
+export function keepsSnapshot(o: Pick<TrainOptions, 'keepEvery'>, epoch: number): boolean {
+  return !!o.keepEvery && epoch % o.keepEvery === 0;
+}
+
 /** A second name for the file `from` at `to`: a hard link, else (a file system without them) a
  * copy; never over a file already at `to`. */
 function linkOrCopy(from: string, to: string): void {
@@ -239,7 +244,7 @@ export function snapshotsOnResume(files: RunWriter, a: { o: TrainOptions; resume
   // left that epoch without its epoch-<E>.safetensors, and a resume from a checkpoint kept aside
   // finds none of its own: the end-of-epoch checkpoint resumed from is that epoch's save.
   const snapshot = snapshotName(o.outDir, startEpoch);
-  if (o.keepEvery && startEpoch > 0 && startEpoch % o.keepEvery === 0 && resumed.partialEpoch === null && resumed.epoch === startEpoch && (startSnapshotKept || !existsSync(snapshot))) {
+  if (startEpoch > 0 && keepsSnapshot(o, startEpoch) && resumed.partialEpoch === null && (startSnapshotKept || !existsSync(snapshot))) {
     claims.push(() => {
       linkOrCopy(resumed.path, snapshot);
       log(`${snapshot}: epoch ${startEpoch}'s snapshot (--keep-every ${o.keepEvery}) was missing: the checkpoint resumed from, ${resumed.path}, is that epoch's save`);

@@ -26,7 +26,7 @@ import { claimRunDirectory, nothingToTrain, resumeClashes, shuffleChangedWithinE
 import type { EpochRecord, ResumeSource, RunLock } from './run-directory.ts';
 import { clipToWidth, counted, displayWidth, fmtTime, imageRate, listSome, padEndTo, padStartTo, shellWord } from './text.ts';
 import { RunRefused, TrainingInterrupted, TrainingStopped } from './run-errors.ts';
-import { bestOnResume, historyEpochs, RunWriter, snapshotsOnResume } from './run-writer.ts';
+import { bestOnResume, historyEpochs, keepsSnapshot, RunWriter, snapshotsOnResume } from './run-writer.ts';
 
 /** A run's settings: its network (NetworkOptions), schedule, data and run directory. */
 export interface TrainOptions extends ScheduleOptions, NetworkOptions {
@@ -808,7 +808,7 @@ async function trainInDirectory(
       rec.gpuPeakBytes = memory.peakHeldBytes;
       files.writeMetrics(rec);
       await save(ckptPath, epoch + 1);
-      const snapshot = o.keepEvery && (epoch + 1) % o.keepEvery === 0 ? files.keepSnapshot(epoch + 1) : null;
+      const snapshot = keepsSnapshot(o, epoch + 1) ? files.keepSnapshot(epoch + 1) : null;
       const improved = rec.valError !== undefined && (!best || rec.valError < best.valError);
       if (improved) {
         await save(bestPath, epoch + 1);
