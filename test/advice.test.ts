@@ -6,18 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrainArgs } from '../nin/cli.ts';
 import { encodePng } from '../nin/images.ts';
-import { writeSafetensors } from '../nin/safetensors.ts';
-import { modelConfig, parameterSpecs } from '../nin/model.ts';
-import { runAsync } from './helpers.ts';
+import { ninWithoutGpu } from './helpers.ts';
+import { zeroCheckpoint } from './training-runs.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-advice-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
-async function nin(...args: string[]) {
-  const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: NO_GPU });
-  return { code: r.status, stderr: r.stderr };
-}
+const nin = ninWithoutGpu;
 
 /** The message parseTrainArgs refuses `args` with. */
 function refusal(args: string[]): string {
@@ -27,16 +22,6 @@ function refusal(args: string[]): string {
     return (e as Error).message;
   }
   throw new Error(`accepted: ${args.join(' ')}`);
-}
-
-/** A run directory of mnist-small holding a checkpoint of zeros (enough for the refusals here). */
-function runDirectory(): string {
-  const dir = mkdtempSync(join(tmp, 'run-'));
-  const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
-  const config = modelConfig(o);
-  const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
-  writeSafetensors(join(dir, 'checkpoint.safetensors'), params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1', step: '0', 'preprocess.transform': 'none' });
-  return dir;
 }
 
 /** An image folder of 2 classes, `per` w×h PNGs each in every split named. */
@@ -62,7 +47,7 @@ describe('advice that can be followed', () => {
   });
 
   it('--weights-from in --out: neither --overwrite nor --resume is offered (both are refused there)', () => {
-    const dir = runDirectory();
+    const { dir } = zeroCheckpoint(tmp); // a run directory holding a checkpoint
     const message = refusal(['--model', 'mnist-small', '--weights-from', dir, '--out', dir]);
     expect(message).not.toMatch(/--overwrite to start afresh|--resume/);
     expect(message).toMatch(/which holds its run \(a new run there would replace its files\): copy it elsewhere first, or give another --out/);

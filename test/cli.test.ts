@@ -10,29 +10,11 @@ import { fewerNotes, ImageLoadError } from '../nin/images.ts';
 import { formatPredictions, predictChunks, topClasses, type Predictions } from '../nin/predict.ts';
 import { modelConfig, MODELS, parameterSpecs, parseModelConfig, plan } from '../nin/model.ts';
 import { isAvailable } from '../nin/data/registry.ts';
-import { runAsync } from './helpers.ts';
-
-/** An environment in which acquiring the GPU fails (engine/device.ts: no adapter has this name), on
- * any machine: a command run in it that reports a usage error did so before any GPU work. */
-const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
+import { NO_GPU, ninWithoutGpu, runAsync } from './helpers.ts';
+import { zeroCheckpoint } from './training-runs.ts';
 
 /** `nin ARGS`, in the NO_GPU environment: nothing here needs a GPU. */
-async function nin(...args: string[]) {
-  const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: NO_GPU });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** An mnist-small checkpoint with every weight 0, in a directory of its own: a file every reader
- * takes, for tests that need no trained network. */
-function zeroCheckpoint(): { dir: string; ckpt: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
-  const ckpt = join(dir, 'checkpoint.safetensors');
-  const o = parseTrainArgs(['--model', 'mnist-small', '--out', dir]).options;
-  const config = modelConfig(o);
-  const params = Object.fromEntries(parameterSpecs(config).map((p) => [`param.${p.name}`, { dtype: 'F32' as const, shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) }]));
-  writeSafetensors(ckpt, params, { format: 'nin-webgpu/1', options: JSON.stringify(o), config: JSON.stringify(config), epoch: '1', step: '0', 'preprocess.transform': 'none' });
-  return { dir, ckpt };
-}
+const nin = ninWithoutGpu;
 
 describe('nin CLI', () => {
   it.each([

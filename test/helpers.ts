@@ -62,6 +62,16 @@ export function mlpconvParams(c: { K: number; Ci: number; C1: number; C2: number
   return { t, gpu };
 }
 
+/** An environment in which acquiring the GPU fails (engine/device.ts: no adapter has this name), on
+ * any machine: a command run in it that reports a usage error did so before any GPU work. */
+export const NO_GPU = { ...process.env, NIN_ADAPTER: 'no-such-adapter' };
+
+/** `nin ARGS`, in the NO_GPU environment. */
+export async function ninWithoutGpu(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runAsync(process.execPath, ['--import', 'tsx', 'nin/cli.ts', ...args], { timeout: 60_000, env: NO_GPU });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 /**
  * Runs a command to its end without blocking the test worker: a spawnSync that takes over a
  * minute (a training run on a loaded machine) starves the worker's event loop, and vitest's
