@@ -11,7 +11,8 @@ import { defineConfig } from 'vitest/config';
 // suite within 15 minutes on 2 cores: nin-end-to-end (these kernels composed) and
 // gemm-matrix.test.ts (the emulated matrix GEMM; its staging is the tiled GEMM's, and its
 // epilogue's lanes read what others stored, so a missing barrier there fails in the natural order
-// already). Session 26, 2 cores, empty cache: 11 min 56 s for a fresh clone's whole .ci/run,
+// already) and gemm.test.ts (the GEMM's index contract; its tiled kernels' tiles run scrambled in
+// tuning.test.ts). Session 26, 2 cores, empty cache: 11 min 56 s for a fresh clone's whole .ci/run,
 // tuning.test.ts's rerun taking 117 s of the summed file times; session 27, with more tests:
 // 13 min 53 s; session 28, the tiled GEMMs' loop bounds hidden from lavapipe (gpuUnrollBound):
 // 9 min 55 s for `npm test`.

@@ -43,7 +43,8 @@ export class BufferPool {
   private failed = new WeakSet<GPUBuffer>();
   /**
    * Tests (runtime.ts setOutOfBoundsGuard): above 0, every buffer handed out is a new one, at least
-   * this many bytes longer than asked for and filled with NaN, so what lies past a tensor's end is NaN.
+   * this many bytes longer than asked for and filled with NaN, so what lies past a tensor's end is NaN
+   * (except a buffer whose size class passes maxBufferSize: made at its exact size, with no guard).
    */
   guardBytes = 0;
   /** The buffers handed out while guardBytes > 0, each with the bytes asked for (runtime.ts writesPastTheEnd). */

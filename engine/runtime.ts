@@ -48,8 +48,9 @@ interface CachedPipeline {
 
 const pipelines = new Map<string, CachedPipeline>();
 let nextPipelineId = 1; // never reused: bind groups are cached by pipeline id
-/** Shapes are compiled into the kernels, so every new batch size adds pipelines (an evaluation's
- * last, partial batch too): a process that sees many sizes starts the cache afresh past this many.
+/** Shapes are compiled into the kernels, so every new batch size adds pipelines (evaluate() and
+ * predict pad a shorter last batch to the full size to avoid this): a process that sees many
+ * sizes starts the cache afresh past this many.
  * A training run uses about a hundred. */
 let pipelineLimit = 1024;
 

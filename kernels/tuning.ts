@@ -6,8 +6,9 @@
 // and falls back to the heuristics (gemmTiles, mlpconvTile) for shapes a table does not name.
 // Tables hold tile choices (with the times that decided them, for the record), never kernel
 // outputs. test/tuning.test.ts checks against the float64 reference every GEMM tile
-// gemmTileProblem accepts on the adapter it runs on, and every fused mlpconv tile the autotuner can
-// choose (mlpconvTileCandidates), forward and gradients.
+// gemmTileProblem accepts on the adapter it runs on (forward; a spanning set of tiles also both
+// gradients), and every fused mlpconv tile the autotuner can choose (mlpconvTileCandidates),
+// forward and gradients.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

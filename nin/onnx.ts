@@ -7,7 +7,7 @@
 // nodes with Relu between (the fused kernel is our engine's business, not the model's), pooling
 // keeps Caffe's ceil rounding (ceil_mode 1; average over the clipped window: count_include_pad 0),
 // dropout is left out (inference), GAP is GlobalAveragePool, the FC head flattens in our NHWC
-// order. The protobuf is written here (the few message types ONNX needs, ~50 lines) rather than
+// order. The protobuf is written here (the few message types ONNX needs, ~60 lines) rather than
 // through a protobuf package.
 import { loadCheckpoint } from './checkpoint.ts';
 import { writeFileAtomic } from './data/io.ts';

@@ -10,11 +10,12 @@
 //   { kind: 'step', epoch, step, loss, lr }       every 20th step; `step` counts from 0 over the run,
 //                                                 `epoch` is the 0-based index of the epoch it falls in
 //   { kind: 'epoch', epoch, step, trainLoss, trainError, lr, imgPerSec, seconds,
-//     valLoss?, valError?, testLoss?, testError?, testImages? }
+//     valLoss?, valError?, testLoss?, testError?, testImages?, gpuPeakBytes? }
 //                                                 after each epoch; `epoch` is the number of epochs
 //                                                 completed (the first epoch's record says 1),
 //                                                 `step` the steps done by then, `testImages` the
-//                                                 images the test error is over
+//                                                 images the test error is over, `gpuPeakBytes`
+//                                                 the most the GPU buffers held so far
 //   { kind: 'start', run, stretch, time, stepsPerEpoch, provenance }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
 //   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch, changed?, provenance }
