@@ -204,6 +204,39 @@ describe('conv2d', () => {
     expect(x.gpu.grad ?? null).toBeNull();
   });
 
+  // A frozen weight or bias (requiresGrad false, as SGD's "freeze one"): it gets no gradient and
+  // its GEMM or sum does not run, and the other two gradients are still right (each null slot
+  // must leave the others in their places). cases[0]'s kernels: none compiles anew.
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  it(`${style} kernels: a frozen weight or bias gets no gradient, and the other gradients match the float64 reference`, async () => {
+    setKernelStyle(style);
+    const { N, H, W, Ci, Co, K } = cases[0];
+    for (const frozen of ['w', 'b'] as const) {
+      const x = pair([N, H, W, Ci], 1);
+      const w = pair([K, K, Ci, Co], 2, -0.3, 0.3);
+      const b = pair([Co], 3);
+      param(x.gpu);
+      if (frozen !== 'w') param(w.gpu);
+      if (frozen !== 'b') param(b.gpu);
+      const names: string[] = [];
+      setGemmCapture((g) => names.push(g.name));
+      const r = randomArray(N * H * W * Co, 4);
+      try {
+        backward(dot(conv2d(x.gpu, w.gpu, b.gpu), Tensor.fromArray(r, [N, H, W, Co])));
+      } finally {
+        setGemmCapture(null);
+      }
+      expect(names).toEqual(frozen === 'w' ? ['conv3x3_forward', 'conv3x3_grad_input'] : ['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
+      const scalar = () => dotRef(conv2dRef(x.ref, w.ref, b.ref), r);
+      const trainable = ([['x', x], ['w', w], ['b', b]] as const).filter(([name]) => name !== frozen);
+      expect((frozen === 'w' ? w : b).gpu.grad ?? null).toBeNull();
+      for (const [name, t] of trainable) {
+        const idx = sampleIndices(t.ref.data.length, 60, 25);
+        expectClose(`frozen ${frozen}: d/d${name}`, pick(await t.gpu.grad!.toArray(), idx), numericalGrad(scalar, t.ref, idx), 1e-5);
+      }
+    }
+  });
+
   it('rejects mismatched shapes with a named error', async () => {
     tidy(() => {
       const x = Tensor.empty([1, 4, 4, 3]);

@@ -85,6 +85,16 @@ describe('arithmetic ops', () => {
     expectClose('d/db', await b.grad!.toArray(), numericalGrad(lossRef, bRef), 1e-6);
   });
 
+  // The tests above reach sum and mean only as the loss itself (upstream gradient 1): here each
+  // sits below another op, so its backward must scale by the upstream gradient it is given.
+  it('sum and mean below a loss: gradients of 1.7·sum(a) − 0.6·mean(b) match central differences on the float64 reference', async () => {
+    const a = param(Tensor.fromArray(as, [3, 5, 7])), b = param(Tensor.fromArray(bs, [3, 5, 7]));
+    backward(add(dot(sum(a), Tensor.fromArray([1.7], [1])), dot(mean(b), Tensor.fromArray([-0.6], [1]))));
+    const lossRef = () => 1.7 * aRef.data.reduce((t, v) => t + v, 0) - 0.6 * bRef.data.reduce((t, v) => t + v, 0) / 105;
+    expectClose('d/da', await a.grad!.toArray(), numericalGrad(lossRef, aRef), 1e-6);
+    expectClose('d/db', await b.grad!.toArray(), numericalGrad(lossRef, bRef), 1e-6);
+  });
+
   it('reshape to another number of elements is refused, fewer as well as more', () => {
     const x = Tensor.fromArray(randomArray(6, 13), [2, 3]);
     expect(() => reshape(x, [5])).toThrow(new RangeError('reshape: [2, 3] has 6 elements, [5] needs 5'));

@@ -242,6 +242,27 @@ describe('mlpconv (fused)', () => {
     expectClose('linear forward', linear, mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref, false, g).data, 1e-5);
   });
 
+  // Linear class maps on a strided first layer (a config's linearOut with a stride): the unfused
+  // chain's last convolution without its ReLU, in the gradient too (the test above checks only the
+  // forward of this combination). The shapes of the first geometry above: no kernel compiles anew.
+  for (const style of styles)
+  it.skipIf(invocationOrder() === 'scramble')(`${style} kernels: stride 3, padding 0 (K 5) with relu3 false runs unfused; forward and all gradients match the float64 reference`, async () => {
+    setKernelStyle(style);
+    const g = { K: 5, stride: 3, padding: 0 };
+    const c = { N: 2, H: 11, W: 10, Ci: 3, C1: 6, C2: 5, C3: 4, K: g.K };
+    const x = pair([c.N, c.H, c.W, c.Ci], 16);
+    param(x.gpu);
+    const { t, gpu } = mlpconvParams(c, 63);
+    const y = mlpconv(x.gpu, gpu, { stride: g.stride, padding: g.padding, relu3: false });
+    const f = (): RefTensor => mlpconvRef(x.ref, t.w1.ref, t.b1.ref, t.w2.ref, t.b2.ref, t.w3.ref, t.b3.ref, false, g);
+    const ya = await y.toArray();
+    expect(ya.some((v) => v < 0), 'some outputs negative').toBe(true);
+    expectClose('forward', ya, f().data, 1e-5);
+    const r = randomArray(y.size, 23);
+    backward(dot(y, Tensor.fromArray(r, y.shape)));
+    await expectGradients({ x, ...t }, () => dotRef(f(), r), 24);
+  });
+
   // Linear class maps (relu3: false, a config's linearOut): no ReLU on the output, none in its gradient.
   for (const style of styles)
   it(`${style} kernels: relu3 false (linear output) matches the float64 reference, forward and all gradients`, async () => {

@@ -22,6 +22,17 @@ const cases = [
   { N: 1, H: 5, W: 6, C: 3, k: 3, s: 1 },
 ];
 
+// Windows a config may ask for besides NIN's (a layer's kernel and stride are free): k = 5, s = 2,
+// where a pixel lies in up to three windows a side at a stride over 1 (the first covering window
+// ceil((i − k + 1)/s) rounds up), the last column's clipped; k = 2, s = 3, where pixels between
+// windows get no gradient, and the last column's window is clipped to one pixel; and an image
+// shorter than its window (H = 2 < k = 3: one window a column, clipped).
+const moreWindows = [
+  { N: 2, H: 9, W: 8, C: 3, k: 5, s: 2 },
+  { N: 1, H: 5, W: 7, C: 5, k: 2, s: 3 },
+  { N: 3, H: 2, W: 5, C: 7, k: 3, s: 2 },
+];
+
 const ops = [
   { name: 'maxPool2d', gpu: maxPool2d, ref: maxPool2dRef },
   { name: 'avgPool2d', gpu: avgPool2d, ref: avgPool2dRef },
@@ -50,7 +61,7 @@ describe('pool2d', () => {
   });
 
   for (const op of ops) {
-    for (const c of cases) {
+    for (const c of [...cases, ...moreWindows]) {
       it(`${op.name} forward and gradient match the float64 reference: ${JSON.stringify(c)}`, async () => {
         const { N, H, W, C, k, s } = c;
         const x = pair([N, H, W, C], 11);
