@@ -186,6 +186,44 @@ describe('conv2d', () => {
     expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
   });
 
+  // The split weight gradient at a stride: each slice of k (the output pixels) reads the input
+  // strided, the simd kernels through aColOff (on x itself without padding, on its zero-padded copy
+  // with). An even kernel without padding, and an odd one with; 1,560 output pixels (10 × 13 × 12;
+  // the first geometry leaves the last input row and column unread) make 3 splits in both styles.
+  // Not rerun with scrambled invocations: the strided loads are each invocation's own (see the
+  // geometries above), and the test above runs the split GEMMs scrambled.
+  const splitGeometries = [
+    { N: 10, H: 41, W: 38, Ci: 3, Co: 5, K: 4, stride: 3, padding: 0 },
+    { N: 10, H: 25, W: 24, Ci: 3, Co: 5, K: 3, stride: 2, padding: 1 },
+  ];
+  for (const style of ['tiled', 'simd'] as KernelStyle[])
+  for (const [i, c] of splitGeometries.entries())
+  it.skipIf(invocationOrder() === 'scramble')(`${style} kernels: the weight gradient split over k at stride ${c.stride}, padding ${c.padding} (${c.K}×${c.K}): it and the bias gradient match the float64 reference`, async () => {
+    setKernelStyle(style);
+    const { N, H, W, Ci, Co, K, stride, padding } = c;
+    const x = pair([N, H, W, Ci], 51 + i);
+    const w = pair([K, K, Ci, Co], 52 + i, -0.3, 0.3);
+    const b = pair([Co], 53 + i);
+    param(w.gpu); param(b.gpu);
+    const splits: number[] = [];
+    setGemmCapture((s) => { if (s.name === `conv${K}x${K}_s${stride}_p${padding}_grad_weight`) splits.push(s.splitK ?? 1); });
+    const f = () => conv2dRef(x.ref, w.ref, b.ref, { stride, padding });
+    const [Ho, Wo] = [f().shape[1], f().shape[2]];
+    expect([Ho, Wo]).toEqual([13, 12]);
+    const r = randomArray(N * Ho * Wo * Co, 54 + i);
+    try {
+      backward(dot(conv2d(x.gpu, w.gpu, b.gpu, { stride, padding }), Tensor.fromArray(r, [N, Ho, Wo, Co])));
+    } finally {
+      setGemmCapture(null);
+    }
+    expect(splits).toEqual([3]);
+    expect(x.gpu.grad ?? null).toBeNull();
+    const scalar = () => dotRef(f(), r);
+    const idx = sampleIndices(w.ref.data.length, 60, 55 + i);
+    expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
+    expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
+  });
+
   // The first layer's input (the images) needs no gradient: its backward runs no input-gradient GEMM.
   it('an input that needs no gradient gets none, and no input-gradient GEMM runs', async () => {
     const [N, H, W, Ci, Co, K] = [1, 5, 5, 2, 3, 3];

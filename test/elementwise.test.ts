@@ -64,6 +64,21 @@ describe('arithmetic ops', () => {
     });
   }
 
+  // One input frozen (requiresGrad false): it gets no gradient, and the other's is still right. mul's
+  // backward makes each input's gradient only where that input needs one (from the other input's
+  // values: a slot mixed up shows); add and sub return both, and the frozen one is dropped.
+  for (const [name, op, f] of [['add', add, (a: number, b: number) => a + b] as const, ...cases.slice(0, 2)])
+  for (const frozen of ['a', 'b'] as const) {
+    it(`${name} with ${frozen} frozen: ${frozen} gets no gradient, the other's matches the float64 reference`, async () => {
+      const a = Tensor.fromArray(as, [3, 5, 7]), b = Tensor.fromArray(bs, [3, 5, 7]);
+      const [trained, trainedRef] = frozen === 'a' ? [param(b), bRef] : [param(a), aRef];
+      backward(dot(op(a, b), Tensor.fromArray(r, [3, 5, 7])));
+      expect((frozen === 'a' ? a : b).grad).toBeNull();
+      const lossRef = () => dotRef({ shape: [3, 5, 7], data: aRef.data.map((v, i) => f(v, bRef.data[i])) }, r);
+      expectClose(`d/d${frozen === 'a' ? 'b' : 'a'}`, await trained.grad!.toArray(), numericalGrad(lossRef, trainedRef), 1e-6);
+    });
+  }
+
   it('sum and mean: the float64 values, and gradients 1 and 1/n everywhere; a mean squared error through sub and mul', async () => {
     const n = 2310;
     const xs = randomArray(n, 34);

@@ -161,8 +161,11 @@ describe('mlpconv (fused)', () => {
   });
 
   // Frozen weights (requiresGrad false, as in fine-tuning): no gradient for them, and a layer's
-  // input gradient only where a layer below needs one; the others as the reference's.
-  it("frozen weights get no gradient, and the GEMMs only they needed are not run; the rest match the float64 reference", async () => {
+  // input gradient only where a layer below needs one; the others as the reference's. Both styles:
+  // each its own fused forward (which must keep h1, h2) and backward GEMMs, cases[0]'s.
+  for (const style of styles)
+  it(`${style} kernels: frozen weights get no gradient, and the GEMMs only they needed are not run; the rest match the float64 reference`, async () => {
+    setKernelStyle(style);
     const c = cases[0];
     const x = pair([c.N, c.H, c.W, c.Ci], 14); // the images: no gradient
     const { t, gpu } = mlpconvParams(c, 61);

@@ -173,17 +173,32 @@ describe('FC heads (flatten + fully connected) end to end', () => {
   // only the head's kernels compile anew.
   const fcNet = (head: Head): ModelConfig => ({ ...tiny, head });
 
-  it("'fc', evaluation: loss and gradients (fc.w and fc.b too) match central differences on the float64 reference", async () => {
-    expect(plan(fcNet('fc')).at(-1)?.name).toBe('fully connected 12→3');
-    await checkAgainstReference(fcNet('fc'), { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { fc: {} }));
-  });
+  // Each in the adapter's kernel style (simd on a CPU adapter) and in the tiled one a GPU runs: the
+  // head's GEMMs (forward, input and weight gradients) in both. The blocks' tiled kernels are the
+  // guard test's above: only the head's compile anew.
+  const inStyle = async (style: KernelStyle | null, check: () => Promise<void>) => {
+    setKernelStyle(style);
+    try {
+      await check();
+    } finally {
+      setKernelStyle(null);
+    }
+  };
+  for (const style of [null, 'tiled'] as const) {
+    const styleName = style ? `${style} kernels: ` : '';
 
-  it("'fc-dropout', training: the head drops its input with p = 0.5 and seed deriveSeed(step seed, 1000), its own stream", async () => {
-    const seed = 17;
-    const dropout: [number, number][] = [[0.5, deriveSeed(seed, 2)], [0.5, deriveSeed(seed, 5)]];
-    const fc = { dropout: [0.5, deriveSeed(seed, 1000)] as [number, number] };
-    await checkAgainstReference(fcNet('fc-dropout'), { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout, fc }));
-  });
+    it(`${styleName}'fc', evaluation: loss and gradients (fc.w and fc.b too) match central differences on the float64 reference`, () => inStyle(style, async () => {
+      expect(plan(fcNet('fc')).at(-1)?.name).toBe('fully connected 12→3');
+      await checkAgainstReference(fcNet('fc'), { train: false }, (x, p, labels) => referenceLoss(x, p, labels, { fc: {} }));
+    }));
+
+    it(`${styleName}'fc-dropout', training: the head drops its input with p = 0.5 and seed deriveSeed(step seed, 1000), its own stream`, () => inStyle(style, async () => {
+      const seed = 17;
+      const dropout: [number, number][] = [[0.5, deriveSeed(seed, 2)], [0.5, deriveSeed(seed, 5)]];
+      const fc = { dropout: [0.5, deriveSeed(seed, 1000)] as [number, number] };
+      await checkAgainstReference(fcNet('fc-dropout'), { train: true, seed }, (x, p, labels) => referenceLoss(x, p, labels, { dropout, fc }));
+    }));
+  }
 
   it("'fc-dropout', evaluation: no dropout, the logits equal 'fc''s (same weights); in training they differ", async () => {
     const x = Tensor.fromArray(randomArray(3 * 9 * 9 * 3, 8), [3, 9, 9, 3]); // batch 3: the pipelines of the checks above
