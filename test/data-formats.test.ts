@@ -495,6 +495,112 @@ describe('SVHN .mat (synthetic MAT v5)', () => {
   });
 });
 
+describe('MAT v5 reader: storage types, rarer elements and malformed arrays', () => {
+  /** `values` stored as MATLAB storage type `kind` in byte order `e`. */
+  function packed(kind: string, values: number[], e: Endian): { type: number; data: Buffer } {
+    const spec: Record<string, [number, number, (b: Buffer, v: number, at: number) => unknown]> = {
+      int8: [1, 1, (b, v, at) => b.writeInt8(v, at)],
+      int16: [3, 2, (b, v, at) => (e === 'LE' ? b.writeInt16LE(v, at) : b.writeInt16BE(v, at))],
+      uint16: [4, 2, (b, v, at) => (e === 'LE' ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at))],
+      int32: [5, 4, (b, v, at) => (e === 'LE' ? b.writeInt32LE(v, at) : b.writeInt32BE(v, at))],
+      uint32: [6, 4, (b, v, at) => (e === 'LE' ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at))],
+      single: [7, 4, (b, v, at) => (e === 'LE' ? b.writeFloatLE(v, at) : b.writeFloatBE(v, at))],
+      double: [9, 8, (b, v, at) => (e === 'LE' ? b.writeDoubleLE(v, at) : b.writeDoubleBE(v, at))],
+      int64: [12, 8, (b, v, at) => (e === 'LE' ? b.writeBigInt64LE(BigInt(v), at) : b.writeBigInt64BE(BigInt(v), at))],
+      uint64: [13, 8, (b, v, at) => (e === 'LE' ? b.writeBigUInt64LE(BigInt(v), at) : b.writeBigUInt64BE(BigInt(v), at))],
+    };
+    const [type, bytes, write] = spec[kind];
+    const data = Buffer.alloc(bytes * values.length);
+    values.forEach((v, i) => write(data, v, bytes * i));
+    return { type, data };
+  }
+  /** A matrix element of the given subelements (for arrays matrix() cannot write). */
+  const rawMatrix = (body: Buffer[], e: Endian = 'LE'): Buffer => {
+    const b = Buffer.concat(body);
+    return Buffer.concat([tag(MI.MATRIX, b.length, e), b]);
+  };
+  const u32 = (v: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(v, 0);
+    return b;
+  };
+  const dims = (...d: number[]): Buffer => Buffer.from(new Int32Array(d).buffer);
+
+  for (const e of ['LE', 'BE'] as const) {
+    it(`reads every numeric storage type, signed and unsigned, as its values (${e})`, () => {
+      const cases: [string, number, string, string, number[]][] = [
+        ['a', 8, 'int8', 'int8', [-5, 7, -128, 127, 0]],
+        ['b', 11, 'uint16', 'uint16', [65535, 1, 300]],
+        ['c', 10, 'int16', 'int16', [-300, 2, 32767]],
+        ['d', 12, 'int32', 'int32', [-70000, 3]],
+        ['f', 13, 'uint32', 'uint32', [4294967295, 0]],
+        ['g', 7, 'single', 'single', [1.5, -2.25]],
+        ['h', 14, 'int64', 'int64', [-(2 ** 40), 5]],
+        ['i', 15, 'uint64', 'uint64', [2 ** 40 + 3, 6]],
+        ['j', 6, 'double', 'int8', [-1, 2]], // a double array of small whole numbers, stored as miINT8
+        ['u', 9, 'uint8', 'uint16', [255, 0, 17]], // a uint8 array stored wider: still bytes
+      ];
+      const vars = readMatV5(matFile(cases.map(([name, classId, , kind, values]) => {
+        const { type, data } = packed(kind, values, e);
+        return matrix(name, classId, [1, values.length], type, data, e);
+      }), e), 'types.mat');
+      for (const [name, , className, , values] of cases) {
+        const v = vars.get(name)!;
+        expect([v.name, v.className, v.dims]).toEqual([name, className, [1, values.length]]);
+        expect(v.data).toEqual(className === 'uint8' ? Uint8Array.from(values) : Float64Array.from(values));
+      }
+    });
+  }
+
+  it('skips empty arrays, elements that are not arrays and variables not asked for; a struct or complex array is refused only when read', () => {
+    const x = matrix('X', 9, [32, 32, 3, 1], MI.UINT8, Buffer.alloc(3072, 7), 'LE');
+    const y = matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([3]), 'LE');
+    const struct = matrix('meta', 2 /* struct */, [1, 1], MI.UINT8, Buffer.from([1]), 'LE');
+    const complex = matrix('z', 6 | 0x0800 /* complex double */, [1, 1], MI.DOUBLE, Buffer.alloc(8), 'LE');
+    const notAnArray = element(MI.UINT32, Buffer.alloc(16, 0xff), 'LE');
+    const empty = tag(MI.MATRIX, 0, 'LE');
+    const file = tmpFile('extras.mat', matFile([notAnArray, struct, x, empty, complex, y]));
+    const ds = readSvhn(file);
+    expect([ds.count, Array.from(ds.labels), ds.images[0]]).toEqual([1, [3], 7]);
+    const all = (...els: Buffer[]) => () => readMatV5(matFile(els), 'all.mat');
+    expect(all(x, empty, y)().size).toBe(2);
+    expect(all(notAnArray, y)().get('y')!.data).toEqual(Float64Array.of(3));
+    expect(all(x, struct)).toThrow(new DataFormatError('all.mat', 'variable "meta" is a struct array; only numeric arrays are supported'));
+    expect(all(complex)).toThrow(new DataFormatError('all.mat', 'variable "z" is complex; only real arrays are supported'));
+  });
+
+  it('malformed headers, tags and arrays → named errors', () => {
+    const y = matrix('y', 6, [1, 1], MI.UINT8, Buffer.from([3]), 'LE');
+    const read = (bytes: Buffer) => () => readMatV5(bytes, 'bad.mat');
+    const badMark = matFile([y]);
+    badMark.write('XX', 126, 'latin1');
+    expect(read(badMark)).toThrow(new DataFormatError('bad.mat', 'not a MATLAB 5.0 MAT-file: expected header text "MATLAB 5.0 MAT-file" and endian mark "IM"/"MI", found "MATLAB 5.0 MAT-file" and "XX"'));
+    const at = 128 + y.length;
+    expect(read(Buffer.concat([matFile([y]), Buffer.alloc(5)]))).toThrow(new DataFormatError('bad.mat', `truncated: 5 stray bytes at offset ${at} (an element tag needs 8)`));
+    // Cut just after an element's tag: its data is missing, not the element.
+    expect(read(Buffer.concat([matFile([y]), tag(MI.MATRIX, 100, 'LE')]))).toThrow(new DataFormatError('bad.mat', `truncated: element at offset ${at} declares 100 data bytes, but only 0 remain`));
+    const small5 = Buffer.alloc(8);
+    small5.writeUInt32LE(((5 << 16) | MI.INT8) >>> 0, 0);
+    expect(read(matFile([y, small5]))).toThrow(new DataFormatError('bad.mat', `bad small data element at offset ${at}: size 5 > 4`));
+    const name = element(MI.INT8, Buffer.from('q'), 'LE');
+    expect(read(matFile([rawMatrix([element(MI.UINT32, u32(6), 'LE')])]))).toThrow(new DataFormatError('bad.mat', 'truncated array: missing its dimensions subelement'));
+    expect(read(matFile([rawMatrix([element(MI.UINT32, u32(6).subarray(0, 4), 'LE'), element(MI.INT32, dims(1, 1), 'LE'), name])]))).toThrow(
+      new DataFormatError('bad.mat', 'array flags subelement: expected miUINT32 of 8 bytes, found type 6 of 4 bytes'),
+    );
+    expect(read(matFile([rawMatrix([element(MI.INT32, u32(6), 'LE'), element(MI.INT32, dims(1, 1), 'LE'), name])]))).toThrow(
+      new DataFormatError('bad.mat', 'array flags subelement: expected miUINT32 of 8 bytes, found type 5 of 8 bytes'),
+    );
+    expect(read(matFile([rawMatrix([element(MI.UINT32, u32(6), 'LE'), element(MI.UINT32, dims(1, 1), 'LE'), name])]))).toThrow(
+      new DataFormatError('bad.mat', 'dimensions subelement: expected miINT32, found type 6 of 8 bytes'),
+    );
+    expect(read(matFile([matrix('q', 6, [1, 1], 8 /* reserved */, Buffer.alloc(8), 'LE')]))).toThrow(new DataFormatError('bad.mat', 'variable "q": unsupported storage type 8'));
+    expect(read(matFile([matrix('q', 6, [1, 1], MI.UINT8, Buffer.from([1, 2]), 'LE')]))).toThrow(new DataFormatError('bad.mat', 'variable "q" [1×1]: expected 1 data bytes (1 elements × 1), found 2'));
+    const half = Buffer.alloc(8);
+    half.writeDoubleLE(1.5, 0);
+    expect(read(matFile([matrix('q', 9, [1, 1], MI.DOUBLE, half, 'LE')]))).toThrow(new DataFormatError('bad.mat', 'variable "q" is uint8 but element 0 holds 1.5 (stored as storage type 9)'));
+  });
+});
+
 describe('memory for a data set', () => {
   it("refuses, naming the source and what makes it smaller, images needing more than half the machine's memory, before allocating them", () => {
     expect(() => allocImages('my-folder/train', 10_000_000_000, { memory: 79_999_999_999, hint: 'fewer with --train-limit' })).toThrow(

@@ -66,6 +66,23 @@ describe('seeded RNG', () => {
     expect(new Largest(1).nextFloat()).toBeLessThan(1);
   });
 
+  it('nextInt rejects exactly the draws past the last whole multiple of its bound (no modulo bias); 2^32 itself is a bound', () => {
+    class Scripted extends Rng {
+      draws: number[] = [];
+      override nextUint32(): number {
+        return this.draws.shift()!;
+      }
+    }
+    const r = new Scripted(1);
+    const n = 3 * 2 ** 30; // 2^32 % n = 2^30: a third of the draws past the limit would fold onto 0..2^30−1
+    r.draws = [n, 2 ** 32 - 1, n - 1, 5];
+    expect(r.nextInt(n)).toBe(n - 1); // draws n and 2^32 − 1 rejected, n − 1 taken
+    expect(r.draws).toEqual([5]);
+    r.draws = [2 ** 32 - 2, 2 ** 32 - 1, 2 ** 32 - 3]; // 2^32 % 3 = 1: only 2^32 − 1 is past the limit
+    expect([r.nextInt(3), r.nextInt(3)]).toEqual([(2 ** 32 - 2) % 3, (2 ** 32 - 3) % 3]);
+    expect(new Rng(1).nextInt(2 ** 32)).toBe(418128060); // the first draw, whole
+  });
+
   it('gaussian: N(0, std²), its two Box–Muller halves independent of each other', () => {
     const n = 100000;
     const std = 0.05;
@@ -138,6 +155,9 @@ describe('validation split', () => {
     const split = assembleSplits([a, b], { count: 5, from: 'end' }, 1, 'a+b');
     expect(split.train.sources).toEqual(['a.bin', 'b.bin']);
     expect(split.validation!.sources).toEqual(['a.bin', 'b.bin']);
+    // Their notes too (a partial file's), not the first part's alone.
+    const noted = assembleSplits([{ ...a, notes: ['a is partial'] }, { ...b, notes: ['b is partial'] }], { count: 5, from: 'end' }, 1, 'a+b');
+    expect([noted.train.notes, noted.validation!.notes]).toEqual([['a is partial', 'b is partial'], ['a is partial', 'b is partial']]);
     // Parts in one buffer but not one after the other (a gap between them) are no one array: copied, not compacted.
     const per = ds.height * ds.width * ds.channels;
     const spaced = new Float32Array(new SharedArrayBuffer((ds.images.length + per) * 4));
@@ -153,6 +173,24 @@ describe('validation split', () => {
     const tenClasses = { ...ds, name: 'svhn/train', classNames: Array.from({ length: 10 }, (_, k) => `${k}`) }; // 5 images of each class
     expect(() => assembleSplits([tenClasses], { perClass: [6] }, 1, 'svhn')).toThrow(new RangeError('svhn/train: the validation set takes 6 images of class 0 (0) from it, but it has 5'));
     expect(assembleSplits([tenClasses], { perClass: [4] }, 1, 'svhn').validation!.count).toBe(40);
+    // A class with exactly its quota gives all of it.
+    const fiveOrSix = { ...synthetic(55), name: 'svhn/train', classNames: tenClasses.classNames }; // classes 0..4: 6 images, 5..9: 5
+    const exact = assembleSplits([fiveOrSix], { perClass: [5] }, 1, 'svhn');
+    expect([exact.validation!.count, exact.train.count]).toEqual([50, 5]);
+    expect(Array.from(exact.train.labels).sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("a streamed set (an image folder read batch by batch) splits by its pictures' paths, each label beside its picture; one part only", () => {
+    const paths = Array.from({ length: 12 }, (_, i) => `p${i}.png`);
+    const streamed: ImageDataset = { ...synthetic(0), name: 'pics', labels: Int32Array.from({ length: 12 }, (_, i) => i % 3), count: 12, classNames: ['a', 'b', 'c'], stream: { paths } };
+    const labelOf = (p: string) => Number(p.slice(1, -4)) % 3;
+    const { train, validation } = assembleSplits([streamed], { count: 4, from: 'end' }, 1, 'pics');
+    expect([train.count, train.stream!.paths, Array.from(train.labels)]).toEqual([8, paths.slice(0, 8), paths.slice(0, 8).map(labelOf)]);
+    expect([validation!.count, validation!.stream!.paths, Array.from(validation!.labels)]).toEqual([4, paths.slice(8), [2, 0, 1, 2]]);
+    const drawn = assembleSplits([streamed], { count: 5, from: 'random' }, 1, 'pics').validation!;
+    expect(Array.from(drawn.labels)).toEqual(drawn.stream!.paths.map(labelOf));
+    expect(() => takeExamples(streamed, [3, 12])).toThrow(new RangeError('index 12 outside 0..11 of pics'));
+    expect(() => assembleSplits([streamed, streamed], null, 1, 'two')).toThrow(new RangeError("two[train 24]: a streamed set is one part (an image folder's split), not pics + pics"));
   });
 
   it("'end' holds out the last N examples, across parts too, in order; the rest train in order, compacted in place", () => {

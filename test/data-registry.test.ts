@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { loadTestSet } from '../nin/datasets.ts';
+import { dataLabel, loadTestSet } from '../nin/datasets.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import {
   CIFAR10_ARCHIVE,
@@ -457,6 +457,18 @@ describe('CIFAR files cut at a record boundary', () => {
     expect(limited.count).toBe(300);
     expect(printed).toContain('note: --test-limit 5000: cifar10/test holds 300 images: testing on all 300');
     expect(limited.notes.at(-1)).toBe('--test-limit 5000: cifar10/test holds 300 images: testing on all 300');
+    // A limit of exactly the records present: all of them, and nothing to say.
+    const exactly: string[] = [];
+    const quiet = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void exactly.push(String(m))));
+    let all: ImageDataset;
+    try {
+      all = await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, root, 300);
+    } finally {
+      for (const spy of quiet) spy.mockRestore();
+    }
+    expect(all.count).toBe(300);
+    expect(exactly.filter((l) => l.includes('--test-limit'))).toEqual([]);
+    expect(all.notes).toEqual([warnings[0]]);
   });
 });
 
@@ -605,5 +617,12 @@ describe('registry edge cases', () => {
     const e = await resolveSplitFiles('svhn', 'test', { cwd, env: {}, download: false, warn: () => {}, log: () => {} }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(MissingDataError);
     expect((e as MissingDataError).targetDir).toBe(join(cwd, 'data', 'svhn'));
+  });
+});
+
+describe("a run's data in a few words", () => {
+  it("dataLabel: the data set's name, or 'folder' and the image folder's own name (not its whole path)", () => {
+    expect(dataLabel({ dataset: 'cifar10' })).toBe('cifar10');
+    expect(dataLabel({ dataset: 'folder', imageFolder: { dir: '/data/photos/shapes', classNames: ['a', 'b'], trainImages: 4, trainList: 'x' } })).toBe('folder shapes');
   });
 });

@@ -409,6 +409,17 @@ describe('nin train --dataset folder: options and checks before any GPU work', (
     cpSync(join(withVal, 'test'), join(withVal, 'val'), { recursive: true });
     const { options: o } = parseTrainArgs(['--dataset', 'folder', '--data-dir', withVal, '--model', 'mnist-small', '--val', 'folder', '--out', join(tmp, 'with-val-run')]);
     expect(o.imageFolder).toMatchObject({ trainImages: 24, valImages: 12, valList: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    // Read: val/ is the validation split (no note that it is not read), each split's line in height×width×channels.
+    const said: string[] = [];
+    const spied = vi.spyOn(console, 'error').mockImplementation((m: string) => void said.push(m));
+    try {
+      const read = await loadSplits(o);
+      expect([read.train.count, read.validation!.count, read.test.count]).toEqual([24, 12, 12]);
+    } finally {
+      spied.mockRestore();
+    }
+    expect(said.filter((l) => l.includes('is not read'))).toEqual([]);
+    expect(said.at(-1)).toMatch(/: 12 images 10×12×3 \(height×width×channels\)$/);
     const checkpoint = (name: string, options: TrainOptions) => {
       const path = join(tmp, name);
       writeSafetensors(path, {}, { format: 'nin-webgpu/1', options: JSON.stringify(options), config: JSON.stringify(modelConfig(options)), epoch: '1' });

@@ -1,11 +1,11 @@
 // safetensors read/write: round trip of every supported dtype, byte layout per the spec, atomic
 // writes, and named errors for truncated or malformed files.
 import { createHash } from 'node:crypto';
-import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, TENSOR_DATA_CHECKSUM, decodeSafetensors, encodeSafetensors, readSafetensors, readSafetensorsMetadata, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
+import { SafetensorsError, TENSOR_DATA_CHECKSUM, decodeSafetensors, encodeSafetensors, firstDuplicateKey, readSafetensors, readSafetensorsMetadata, writeSafetensors, type TensorMap } from '../nin/safetensors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-safetensors-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -97,6 +97,8 @@ describe('safetensors round trip', () => {
     expect(() => encodeSafetensors({ a: { dtype: 'F32', shape: [1.5, 2], data: new Float32Array(3) } })).toThrow(new TypeError('safetensors: tensor "a" has a bad shape [1.5, 2]'));
     expect(() => encodeSafetensors({ a: { dtype: 'F64', shape: [2], data: new Float32Array(2) } })).toThrow(/says dtype F64 but its data is a Float32Array/);
     expect(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } })).toThrow(/reserved/);
+    expect(() => encodeSafetensors({ a: { dtype: 'BF16' as never, shape: [1], data: new Float32Array(1) } })).toThrow(new TypeError('safetensors: tensor "a" has unsupported dtype BF16 (supported: F32, F64, I32, U8)'));
+    expect(() => encodeSafetensors({}, { epoch: 3 as never })).toThrow(new TypeError('safetensors: metadata "epoch" must be a string, got number'));
   });
 });
 
@@ -176,6 +178,17 @@ describe('the tensor data checksum', () => {
     expect(readSafetensorsMetadata(unordered(12), { whole: true })).toEqual({});
   });
 
+  it.skipIf(!existsSync('/proc/self/fd'))('the header reader closes the file, read or refused', () => {
+    const good = write('fd-good.safetensors', Buffer.concat(encodeSafetensors(sample(), { format: 'pt' })));
+    const bad = write('fd-bad.safetensors', Buffer.from('not a safetensors file'));
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 20; i++) {
+      readSafetensorsMetadata(good, { whole: true });
+      expect(() => readSafetensorsMetadata(bad)).toThrow(SafetensorsError);
+    }
+    expect(open()).toBeLessThan(before + 20);
+  });
 
   it('a file without the key (written before checksums, or by another program) is read as before', () => {
     const old = withoutChecksum(Buffer.concat(encodeSafetensors(sample(), { format: 'pt' })));
@@ -215,6 +228,14 @@ describe('safetensors validation on read', () => {
     huge.writeBigUInt64LE(2n ** 40n);
     const h = path('huge-header.safetensors', huge);
     expect(() => readSafetensorsMetadata(h)).toThrow(new SafetensorsError(h, 'header length 1099511627776 exceeds the 100000000-byte limit: not a safetensors file'));
+    // The full read too, for a buffer that holds that much.
+    const over = Buffer.alloc(8 + 100_000_001);
+    over.writeBigUInt64LE(100_000_001n);
+    expect(() => decodeSafetensors(over, 'over.st')).toThrow(new SafetensorsError('over.st', 'header length 100000001 exceeds the 100000000-byte limit: not a safetensors file'));
+    // The header reader names a file cut within its length or its header as the full read does.
+    expect(() => readSafetensorsMetadata(path('tiny-header.safetensors', good.subarray(0, 5)))).toThrow('truncated: 5 bytes, the header length alone needs 8');
+    const cut = path('cut-header-only.safetensors', good.subarray(0, 8 + n - 10));
+    expect(() => readSafetensorsMetadata(cut)).toThrow(new SafetensorsError(cut, `header length ${n} runs past the end of the file: truncated or not a safetensors file`));
   });
 
   it('truncated data section → the bytes its header places and the bytes the file holds, as the header-only whole-file check says', () => {
@@ -244,6 +265,7 @@ describe('safetensors validation on read', () => {
     expect(() => decodeSafetensors(rawFile('[1,2]'), 'arr.st')).toThrow('arr.st: header is not a JSON object');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'BF16', shape: [4], data_offsets: [0, 8] } }, d8), 'bf16.st')).toThrow('bf16.st: tensor "a": unsupported dtype "BF16" (supported: F32, F64, I32, U8)');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8), 'size.st')).toThrow('size.st: tensor "a": F32 [3] needs 12 bytes, data_offsets span 8');
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 8] } }, d8), 'wide.st')).toThrow(new SafetensorsError('wide.st', 'tensor "a": F32 [1] needs 4 bytes, data_offsets span 8'));
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, d8), 'rev.st')).toThrow('rev.st: tensor "a": data_offsets [8, 0] end before they begin');
     // A key left out is named as missing (it read "bad shape undefined").
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', data_offsets: [0, 8] } }, d8), 'noshape.st')).toThrow('noshape.st: tensor "a": has no shape');
@@ -255,6 +277,9 @@ describe('safetensors validation on read', () => {
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'F32', shape: [-1, -1], data_offsets: [0, 4] } }, d8.subarray(0, 4)), 'neg.st')).toThrow(new SafetensorsError('neg.st', 'tensor "a": bad shape [-1,-1]'));
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4, 8] } }, d8.subarray(0, 4)), 'offs3.st')).toThrow(new SafetensorsError('offs3.st', 'tensor "a": bad data_offsets [0,4,8]'));
     expect(() => decodeSafetensors(rawFile({ __metadata__: ['x'] }), 'meta-array.st')).toThrow(new SafetensorsError('meta-array.st', '__metadata__ is not an object'));
+    expect(() => decodeSafetensors(rawFile({ __metadata__: '' }), 'meta-empty.st')).toThrow(new SafetensorsError('meta-empty.st', '__metadata__ is not an object'));
+    expect(() => decodeSafetensors(rawFile({ a: 'F32' }), 'entry.st')).toThrow(new SafetensorsError('entry.st', 'tensor "a": entry is not an object'));
+    expect(() => decodeSafetensors(rawFile({ a: { dtype: 'U8', shape: [4], data_offsets: [-4, 0] } }), 'negoffs.st')).toThrow(new SafetensorsError('negoffs.st', 'tensor "a": bad data_offsets [-4,0]'));
     expect(() => decodeSafetensors(rawFile({ __metadata__: { epoch: 3 } }), 'meta.st')).toThrow('meta.st: __metadata__["epoch"] is number, expected a string');
     expect(() => decodeSafetensors(rawFile({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 8] } }, d8), 'proto.st')).toThrow('proto.st: tensor "a": unsupported dtype "toString" (supported: F32, F64, I32, U8)');
   });
@@ -293,6 +318,9 @@ describe('safetensors validation on read', () => {
     expect(back.metadata).toEqual({ dtype: 'a"}{[', w: 'dtype' });
     expect(Array.from(back.tensors.w.data)).toEqual([1]);
     expect(() => decodeSafetensors(rawFile(' ' + fine, four), 'lead.st')).toThrow('lead.st: header starts with " ", the format requires "{"');
+    // Objects in arrays (a --config file's layers) are named by the array's path and […].
+    expect(firstDuplicateKey('{"layers": [{"kernel": 1}, {"kernel": 3, "kernel": 5}]}')).toBe('["layers"][…]["kernel"]');
+    expect(firstDuplicateKey('{"layers": [{"kernel": 1}, {"kernel": 3}]}')).toBeUndefined();
   });
 
   it('a header that is not valid UTF-8 is refused (it read as U+FFFD in a tensor\'s name)', () => {

@@ -1601,6 +1601,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(await held('--seed', '1', '--split-seed', '7')).toEqual(await held('--seed', '2', '--split-seed', '7'));
     expect(await held('--seed', '7')).toEqual(await held('--seed', '3', '--split-seed', '7'));
     expect(await held('--seed', '1')).not.toEqual(await held('--seed', '2'));
+    // --test-limit cuts the test set loadSplits reads.
+    expect((await loadSplits(options(['--train-limit', '200', '--test-limit', '16', '--out', join(tmp, 'split-seed')]))).test.count).toBe(16);
   });
 });
 

@@ -114,6 +114,8 @@ describe('--weights-from', () => {
     expect(startingWeights(net(small, folderOf('a', 'b', 'c')), source(small, folderOf('a', 'b', 'c')))).toEqual({ taken: parameterSpecs(small).map((p) => p.name), fresh: [] });
     // Other class names (same shapes), and MNIST's digits into a folder of '0'…'9' (the same classes).
     expect(afresh(startingWeights(net(small, folderOf('a', 'b', 'c')), source(small, folderOf('x', 'y', 'z'))))).toEqual(['block3.w3: other classes', 'block3.b3: other classes']);
+    // Names that run together alike are still other classes.
+    expect(afresh(startingWeights(net(small, folderOf('ab', 'c', 'd')), source(small, folderOf('a', 'bc', 'd'))))).toEqual(['block3.w3: other classes', 'block3.b3: other classes']);
     const digits = fitToData(MODELS['mnist-small'], { height: 28, width: 28, channels: 1 }, 10);
     expect(afresh(startingWeights(net(digits, folderOf(...'0123456789')), source(MODELS['mnist-small'], { dataset: 'mnist' })))).toEqual([]);
     // An FC head's block3.w3 feeds the FC layer: not class maps; and the reverse.
