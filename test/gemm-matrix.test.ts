@@ -2,7 +2,7 @@
 // convolution pass against the float64 reference (the tiling, both fragment layouts, split-K, the
 // f16 rounding); the real form's WGSL is compiled by Dawn's null backend, which offers every
 // feature; on an adapter with subgroup matrices (a lent GPU) the real form runs too.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { create } from 'webgpu';
 import { closeGpu, getGpu, gpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
@@ -12,19 +12,23 @@ import { conv2d } from '../kernels/conv2d.ts';
 import { dot } from '../kernels/elementwise.ts';
 import { setGemmCapture, type GemmDispatch, type GemmSpec } from '../kernels/gemm.ts';
 import {
+  checkedMatrixSettings,
+  describeMatrixMode,
   EMULATED_MATRIX,
   forceMatrixMode,
   gemmMatrixKernel,
+  matrixMode,
   matrixTile,
   matrixTileProblem,
   parseMatrixMode,
   type MatrixMode,
   type MatrixTile,
+  withoutMatrixUnits,
 } from '../kernels/gemm-matrix.ts';
 import { forceTuning } from '../kernels/tuning.ts';
 import { mlpconv } from '../kernels/mlpconv.ts';
 import { conv2dRef, dotRef, mlpconvRef, numericalGrad, refTensor } from './reference.ts';
-import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => {
   await getGpu();
@@ -133,6 +137,11 @@ describe('subgroup-matrix GEMM, emulated', () => {
       forceMatrixMode(mode, { FM: 2, FN: 3, BK: 16 });
       await convAgainstReference(`f32 ${shape.M}×${shape.N}×${shape.K}, 2×3 fragments, BK 16`, { FM: 2, FN: 3, BK: 16 }, 1e-5);
     }
+    // Fragments narrower than tall (4 columns), two a tile: N = 9 spans two column tiles, so a tile
+    // width taken from the fragment's rows would leave columns unwritten.
+    const narrow: MatrixMode = { component: 'f32', shape: { M: 16, N: 4, K: 8 }, subgroupSize: 64, emulated: true };
+    forceMatrixMode(narrow, { FM: 1, FN: 2, BK: 8 });
+    await convAgainstReference('f32 16×4×8, 1×2 fragments, BK 8', { FM: 1, FN: 2, BK: 8 }, 1e-5);
   });
 
   it('f32 with the weight gradient split over k (slices summed afterwards)', async () => {
@@ -295,6 +304,11 @@ describe('NIN_MATRIX', () => {
     expect(() => parseMatrixMode('f32', g({ subgroupSize: null }))).toThrow(/no fixed subgroup size/);
     expect(() => parseMatrixMode('f32', g({ subgroupMatrixConfigs: [{ M: 16, N: 16, K: 16, componentType: 'f16', resultComponentType: 'f32' }] })))
       .toThrow(/no f32→f32 subgroup-matrix configuration \(offered: 16×16×16 f16→f32\)/);
+    // Only f32 results count, whatever is larger; among those the largest is taken, wherever it is listed.
+    const cfg = (M: number, componentType: string, resultComponentType: string) => ({ M, N: M, K: M, componentType, resultComponentType });
+    expect(() => parseMatrixMode('f16', g({ subgroupMatrixConfigs: [cfg(32, 'f16', 'f16')] }))).toThrow(/no f16→f32 subgroup-matrix configuration \(offered: 32×32×32 f16→f16\)/);
+    expect(parseMatrixMode('f16', g({ subgroupMatrixConfigs: [cfg(32, 'f16', 'f16'), cfg(16, 'f16', 'f32'), cfg(8, 'f16', 'f32')] }))?.shape).toEqual({ M: 16, N: 16, K: 16 });
+    expect(parseMatrixMode('f32', g({ subgroupMatrixConfigs: [cfg(8, 'f32', 'f32'), cfg(16, 'f32', 'f32')] }))?.shape).toEqual({ M: 16, N: 16, K: 16 });
   });
 
   it('NIN_MATRIX_TILE picks the tile, and a malformed or unfit one is an error naming it', () => {
@@ -309,6 +323,27 @@ describe('NIN_MATRIX', () => {
       expect(() => matrixTile(mode)).toThrow(/NIN_MATRIX_TILE='0x2x16': expected FMxFNxBK/);
       process.env.NIN_MATRIX_TILE = '2x2x12';
       expect(() => matrixTile(mode)).toThrow(/NIN_MATRIX_TILE=2x2x12: BK = 12 is not a multiple of the matrix K = 8/);
+      // A zero depth or zero fragments along N are malformed too (a depth of 0 would never advance k).
+      for (const value of ['2x2x0', '2x0x16']) {
+        process.env.NIN_MATRIX_TILE = value;
+        expect(() => matrixTile(mode)).toThrow(`NIN_MATRIX_TILE='${value}': expected FMxFNxBK`);
+      }
+      // The tile is checked for each mode: one that fits the 8×8×8 mode need not fit another.
+      process.env.NIN_MATRIX_TILE = '2x2x8';
+      expect(matrixTile(mode)).toEqual({ FM: 2, FN: 2, BK: 8 });
+      expect(() => matrixTile({ ...mode, shape: { M: 8, N: 8, K: 16 } })).toThrow(/NIN_MATRIX_TILE=2x2x8: BK = 8 is not a multiple of the matrix K = 16/);
+      // NIN_MATRIX_TILE is checked with the mode before any work; without a mode it is said to be unused.
+      process.env.NIN_MATRIX_TILE = '3x2';
+      forceMatrixMode(mode);
+      expect(() => checkedMatrixSettings()).toThrow(/NIN_MATRIX_TILE='3x2'/);
+      forceMatrixMode(null);
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      try {
+        expect(checkedMatrixSettings()).toBeNull();
+        expect(warn).toHaveBeenCalledWith('[nin] NIN_MATRIX_TILE=3x2 is unused: NIN_MATRIX is off');
+      } finally {
+        warn.mockRestore();
+      }
     } finally {
       if (before === undefined) delete process.env.NIN_MATRIX_TILE;
       else process.env.NIN_MATRIX_TILE = before;
@@ -322,6 +357,38 @@ describe('NIN_MATRIX', () => {
     expect(matrixTileProblem({ ...mode, subgroupSize: 512 }, { FM: 1, FN: 1, BK: 8 }, 32768, 256)).toMatch(/a 512-wide subgroup exceeds the device's 256 threads a workgroup/);
     expect(matrixTileProblem(mode, { FM: 16, FN: 16, BK: 32 }, 32768, 256)).toMatch(/needs 34048 bytes of workgroup storage, the device offers 32768/);
     expect(matrixTileProblem(mode, { FM: 4, FN: 8, BK: 32 }, 32768, 256)).toBeNull();
+    // At the limits exactly: 4·32·(32 + 64 + 2·4) + 4·8·8 = 13568 bytes, 64 threads; f16 operands pad rows by 8 (16 bytes).
+    expect(matrixTileProblem(mode, { FM: 4, FN: 8, BK: 32 }, 13568, 64)).toBeNull();
+    expect(matrixTileProblem(mode, { FM: 4, FN: 8, BK: 32 }, 13567, 64)).toMatch(/needs 13568 bytes of workgroup storage, the device offers 13567/);
+    expect(matrixTileProblem(emulated('f16'), { FM: 4, FN: 8, BK: 32 }, 7423, 64)).toMatch(/needs 7424 bytes/);
+  });
+
+  it('the default tile shrinks to fit the device: depth first (down to the matrix K), then fragments; none fitting is an error', async () => {
+    const mode = emulated('f32');
+    const storage = async (bytes: number) => withDeviceLimit('maxComputeWorkgroupStorageSize', bytes, () => matrixTile(mode));
+    expect(await storage(13568)).toEqual({ FM: 4, FN: 8, BK: 32 });
+    expect(await storage(6912)).toEqual({ FM: 4, FN: 8, BK: 16 });
+    expect(await storage(3584)).toEqual({ FM: 4, FN: 8, BK: 8 });
+    expect(await storage(2048)).toEqual({ FM: 2, FN: 4, BK: 8 });
+    expect(await storage(1024)).toEqual({ FM: 1, FN: 1, BK: 8 });
+    await expect(storage(1023)).rejects.toThrow('no subgroup-matrix tile fits this device: needs 1024 bytes of workgroup storage, the device offers 1023');
+    // A matrix K deeper than 32 sets the depth.
+    expect(matrixTile({ component: 'f16', shape: { M: 16, N: 16, K: 64 }, subgroupSize: 64, emulated: false }).BK).toBe(64);
+  });
+
+  it('an emulated mode needs one lane per result element', () => {
+    const s = { name: 'lanes', M: 8, N: 8, K: 8, bindings: '', loadA: '', loadB: '', store: '', aContiguous: 'k', bContiguous: 'n' } as const;
+    expect(() => gemmMatrixKernel(s, { ...emulated('f32'), subgroupSize: 32 }, { FM: 1, FN: 1, BK: 8 })).toThrow('emulated subgroup matrices need one lane per result element: 8×8 with 32 lanes');
+  });
+
+  it('withoutMatrixUnits turns the mode off for its work only, nested too', () => {
+    forceMatrixMode(emulated('f32'));
+    expect(withoutMatrixUnits(() => [matrixMode(), withoutMatrixUnits(() => matrixMode()), matrixMode()])).toEqual([null, null, null]);
+    expect(matrixMode()).toEqual(emulated('f32'));
+    expect(() => withoutMatrixUnits(() => { throw new Error('boom'); })).toThrow('boom');
+    expect(matrixMode()).toEqual(emulated('f32'));
+    expect(describeMatrixMode(emulated('f16'))).toBe('f16 subgroup matrices 8×8×8 (emulated)');
+    expect(describeMatrixMode({ ...emulated('f32'), emulated: false })).toBe('f32 subgroup matrices 8×8×8');
   });
 });
 

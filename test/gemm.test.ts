@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeGpu, getGpu, gpu, setKernelStyle } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { runtimeStats } from '../engine/runtime.ts';
-import { gemmKernel, runGemm, type GemmSpec } from '../kernels/gemm.ts';
+import { gemmKernel, runGemm, setGemmCapture, simdGemmKernel, type GemmDispatch, type GemmSpec } from '../kernels/gemm.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { forceTuning, type GemmTile } from '../kernels/tuning.ts';
 import { expectClose, randomArray } from './helpers.ts';
@@ -85,8 +85,23 @@ describe('GEMM contract: loads and stores stay in range, split-K slices sum to A
     ];
     for (const tile of tiles) {
       forceTuning({ gemm: tile });
-      for (const layout of LAYOUTS) await contractRun(`tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}, A ${layout.a}-contiguous, B ${layout.b}-contiguous`, layout);
+      // What ran is the forced tile and version (version 1 in place of 2 would pass the sums too).
+      const used: GemmDispatch[] = [];
+      setGemmCapture((_, __, u) => used.push(u));
+      try {
+        for (const layout of LAYOUTS) await contractRun(`tile ${tile.TM}×${tile.TN}×${tile.BK} v${tile.v ?? 1}, A ${layout.a}-contiguous, B ${layout.b}-contiguous`, layout);
+      } finally {
+        setGemmCapture(null);
+      }
+      expect(used).toEqual(LAYOUTS.map(() => ({ style: 'tiled', tile })));
     }
+  });
+
+  it('refuses a tile it cannot run, or a tap width that does not divide K, naming the GEMM', () => {
+    const spec = contractSpec(LAYOUTS[0]);
+    expect(() => gemmKernel(spec, { TM: 2, TN: 4, BK: 16, v: 2 })).toThrow('gemm_contract: tile 2×4×16 v2: version 2 needs TM and TN of 4 or 8');
+    expect(() => gemmKernel(spec, { TM: 3, TN: 4, BK: 16 })).toThrow('gemm_contract: tile 3×4×16: TM, TN must be one of');
+    expect(() => simdGemmKernel({ ...spec, splitK: 1, aTaps: { KI: 5, aRow: '', aAt: '' } })).toThrow('gemm_contract: K = 47 is not a multiple of the tap width 5');
   });
 
   it('simd kernel (CPU adapters)', async () => {

@@ -25,7 +25,7 @@ import {
   type TuningTable,
 } from '../kernels/tuning.ts';
 import { conv2dRef, dotRef, mlpconvRef, numericalGrad } from './reference.ts';
-import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices } from './helpers.ts';
+import { expectClose, mlpconvParams, pair, pick, randomArray, sampleIndices, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => {
   await getGpu();
@@ -204,6 +204,11 @@ describe('tuning tables', () => {
     forceTuning({ table });
     expect(chosenGemmTile(spec)).toEqual({ TM: 2, TN: 8, BK: 16 });
     expect(chosenGemmTile({ ...spec, M: 61 })).toEqual(heuristic);
+    // A split GEMM's entry is keyed with its split.
+    const split = { name: 'conv3x3_grad_weight', M: 27, N: 6, K: 1573, splitK: 3 } as Parameters<typeof chosenGemmTile>[0];
+    forceTuning({ table: { ...table, gemm: { [gemmKey('conv3x3_grad_weight', 27, 6, 1573, 3)]: { TM: 4, TN: 4, BK: 16, v: 2 } } } });
+    expect(chosenGemmTile(split)).toEqual({ TM: 4, TN: 4, BK: 16, v: 2 });
+    forceTuning({ table });
     expect(chosenMlpconvTile(block, false, storage())).toEqual({ TP: 16, CL: 32 });
     expect(chosenMlpconvTile(block, true, storage())).toEqual(hiddenHeuristic); // the entry is for writeHidden false only
     // An entry that only says fused: false names no tile: forced fused, the block takes the heuristic's.
@@ -212,13 +217,19 @@ describe('tuning tables', () => {
     expect(() => chosenMlpconvTile(block, false, storage(), { TP: 3, CL: 64 })).toThrow(`mlpconv: tuned tile {"TP":3,"CL":64} for ${mlpconvKey(block, false)}: TP must be a multiple`);
   });
 
-  it("without a table entry, the heuristics: split-K fills the device keeping ≥ 512 k a split; thin tiles for small M and N; depth 16 for K ≤ 16", () => {
+  it("without a table entry, the heuristics: split-K fills the device keeping ≥ 512 k a split; thin tiles for small M and N; depth 16 for K ≤ 16", async () => {
     forceTuning({ table: null });
     // Tiled: 512 workgroups wanted, so the k floor (1573 / 512, 8192 / 512) decides.
     expect(chooseSplitK(27, 6, 1573, 'conv3x3_grad_weight')).toBe(3);
     expect(chooseSplitK(256, 8, 8192, 'conv3x3_grad_weight')).toBe(16);
     expect(gemmTiles(100, 20)).toMatchObject({ TM: 8, TN: 2 });
     expect(gemmTiles(100, 20, 16).BK).toBe(16);
+    // The thin-tile thresholds: up to 16 rows or columns one a thread, up to 32 two, up to 64 rows four.
+    expect([16, 17, 32, 33, 64, 65].map((n) => [gemmTiles(n, n).TM, gemmTiles(n, n).TN])).toEqual([[1, 1], [2, 2], [2, 2], [4, 4], [4, 4], [8, 4]]);
+    // 300 × 6: 3 tiles of 128 rows, so ⌈512 / 3⌉ = 171 splits where K allows it.
+    expect(chooseSplitK(300, 6, 512 * 200, 'conv3x3_grad_weight')).toBe(171);
+    // Never more splits than the device allows workgroups in one dimension.
+    expect(await withDeviceLimit('maxComputeWorkgroupsPerDimension', 2, () => chooseSplitK(27, 6, 1573, 'conv3x3_grad_weight'))).toBe(2);
     // Simd columns a lane: at most 8, spread evenly (72 columns on 8 lanes: 9 a lane, so 2 passes of 5, not 8 + 1).
     expect([8, 64, 72, 130].map((n) => simdColumnsPerLane(n, 8))).toEqual([1, 8, 5, 6]);
     setKernelStyle('simd');
