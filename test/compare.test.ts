@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { comparisonJson, comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison } from '../nin/compare.ts';
+import { comparisonJson, comparisonPanels, comparisonRecords, comparisonTable, readRun, readRuns, renderComparison, settingsChanged } from '../nin/compare.ts';
 import { MODELS, type ModelConfig } from '../nin/model.ts';
 import { SERIES_COLORS, type Rgb } from '../nin/plot.ts';
 import { currentHistory, moveRunAside, runLog } from '../nin/run-directory.ts';
@@ -112,6 +112,8 @@ describe('nin compare', () => {
     expect(table).toContain('same in all: dataset cifar10, model cifar10-small, input (h×w×c) 32×32×3, init he, class maps linear, dropout 0, batch 128, schedule cosine, warm-up 0, momentum 0.9, weight decay 0.0001, class lr mult 1, aug on, preprocess gcn-zca, train limit all, val 5000 (random, by seed), seed 1, adapter test adapter');
     // A split drawn by --split-seed: the same for runs of other seeds, and said so.
     expect(readRun(runDir('study/split-seed', epochs(0, 1, () => ({ testError: 0.3 })), { validation: 5000, splitSeed: 7 })).settings.val).toBe('5000 (random, split seed 7)');
+    // A run started from another's weights: that checkpoint by its directory and name.
+    expect(readRun(runDir('study/from-weights', epochs(0, 1, () => ({ testError: 0.3 })), { weightsFrom: '/runs/base/best.safetensors' })).settings['weights from']).toBe('base/best.safetensors');
     expect(readRun(runDir('study/svhn-split-seed', epochs(0, 1, () => ({ testError: 0.3 })), { dataset: 'svhn', validation: 'paper', splitSeed: 7 })).settings.val).toBe('paper (split seed 7)');
     // A run without a checkpoint: its settings are unknown ('?'), said below, and do not make columns.
     const withBare = comparisonTable(readRuns([gap, bare]));
@@ -220,6 +222,9 @@ describe('nin compare', () => {
     // The same run twice (by another spelling, or as its log) would draw one curve over the other.
     expect(() => readRuns([gap, `${gap}/`])).toThrow(`${gap}/ is the run ${gap} is: give each run once`);
     expect(() => readRuns([gap, join(gap, 'metrics.jsonl')])).toThrow(/is the run .* is: give each run once/);
+    // Its log named alone is its directory: the same label and settings (from its checkpoint).
+    const [byLog] = readRuns([join(gap, 'metrics.jsonl')]);
+    expect([byLog.label, byLog.settings.lr, byLog.epochsPlanned]).toEqual(['gap', '0.05', 4]);
     // A path that is not there is named as such (a missing checkpoint read as a directory without a log).
     expect(() => readRun(join(root, 'nowhere'))).toThrow(`${join(root, 'nowhere')}: no such run directory, log or checkpoint`);
     expect(() => readRun(join(gap, 'best.safetensors'))).toThrow(`${join(gap, 'best.safetensors')}: no such run directory, log or checkpoint`);
@@ -309,6 +314,10 @@ describe('nin compare', () => {
       for (const b of names.slice(i + 1)) expect(() => readRuns([a, b]), `${a} and ${b}`).toThrow(`${b} is the run ${a} is: give each run once`);
     }
     expect(() => readRuns([vs, join(vs, 'best.safetensors')])).toThrow("give each run once (a checkpoint on a run's line stands for the whole run, as visualize draws it)");
+    // A checkpoint whose run no log beside it names (copied into another run's directory): refused, naming it.
+    const stray = runDir('twice/stray', [{ kind: 'start', run: 'X', stretch: 'x1', time: '' }, ...epochs(0, 1, () => ({ testError: 0.3 }))], null);
+    writeSafetensors(join(stray, 'copied.safetensors'), {}, { format: 'nin-webgpu/1', options: JSON.stringify({ dataset: 'cifar10' }), config: JSON.stringify(MODELS['cifar10-small']), epoch: '1', step: '10', run_id: 'V', stretch: 's1' });
+    expect(() => readRun(join(stray, 'copied.safetensors'))).toThrow(`${join(stray, 'copied.safetensors')}: no log of its run beside it (metrics.jsonl, or a metrics.superseded*.jsonl)`);
     // Another run beside it is still compared.
     expect(readRuns([join(vs, 'best.safetensors'), gap]).map((r) => r.label)).toEqual(['best', 'gap']);
     // A best checkpoint on a line the run has left (resumed from epoch 1 after it): its own history, another curve.
@@ -538,6 +547,9 @@ describe('nin compare', () => {
     const column = lines[0].split(/\s{2,}/).indexOf('adapter');
     expect(column).toBeGreaterThan(0);
     expect(lines.slice(2, 4).map((l) => l.split(/\s{2,}/)[column])).toEqual(['NVIDIA H100 80GB HBM3 (Vulkan b…', 'test adapter']);
+    // Two adapters: their speeds do not compare, and a note says so (one adapter: no note).
+    expect(lines).toContain('note: the runs ran on different adapters: their img/s and times do not compare');
+    expect(comparisonTable(readRuns([onTest, runDir('adapters/test-again', epochs(0, 1, () => ({ testError: 0.2 })))]))).not.toContain('different adapters');
   });
 
   it('panels: loss on a log axis; test and validation error in percent, on log axes unless linearError; a validation panel once any run has a split', () => {
@@ -562,6 +574,14 @@ describe('nin compare', () => {
       { kind: 'epoch', epoch: 2, step: 16, trainLoss: 2.34, trainError: 0.4, lr: 0.05, imgPerSec: 100, seconds: 1, testError: 0.4 },
     ]);
     expect(comparisonPanels(readRuns([even]))[0].series[0].points).toEqual([[1 / 8, 5.1], [1 + 1 / 8, 4]]);
+  });
+
+  it("settingsChanged (a resume record's `changed`): the settings a resume changed, each as [then, now]; one the checkpoint does not say is unknown, not changed", () => {
+    const config = MODELS['cifar10-small'];
+    const then = { dataset: 'cifar10', model: 'cifar10-small', batchSize: 128, lr: 0.05, epochs: 2, seed: 1 };
+    expect(settingsChanged(then, { ...then }, config)).toEqual({});
+    // (no momentum saved: a checkpoint from before it; no --test-limit: all the test images)
+    expect(settingsChanged(then, { ...then, lr: 0.1, epochs: 4, testLimit: 1000, momentum: 0.8 }, config)).toEqual({ lr: ['0.05', '0.1'], epochs: ['2', '4'], 'test limit': ['all', '1000'] });
   });
 
   it('nin compare: prints the table and writes the PNG without a GPU; a path without a run is a usage error', async () => {

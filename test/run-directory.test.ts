@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
-import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, removeLeftoverTempFiles, resumeClashes, runDirectoryInUse, snapshotName, snapshotsIn, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
+import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, checkpointHeaderFields, removeLeftoverTempFiles, reservedRunFileName, resumeClashes, shuffleChangedWithinEpoch, runDirectoryInUse, snapshotName, snapshotsIn, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
 import { AtomicFile, danglingLink, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
@@ -29,6 +29,8 @@ describe('the metrics log', () => {
     const text = '{"kind":"step","epoch":0,"step":0,"loss":2.3}\n\n{"kind":"epoch","epoch":1,"st';
     expect(parseMetricsLog(text)).toEqual([{ kind: 'step', epoch: 0, step: 0, loss: 2.3 }]);
     expect(parseMetricsLog('')).toEqual([]);
+    // A line nested deeper than any record is (32 levels) holds none: the readers after it recurse.
+    expect(parseMetricsLog(`{"kind":"epoch","epoch":1,"x":${'['.repeat(40)}${']'.repeat(40)}}\n`)).toEqual([]);
   });
 
   it('a resume supersedes the steps a stopped run logged after its last checkpoint', () => {
@@ -183,6 +185,24 @@ describe('the run directory', () => {
     expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-B', '/elsewhere/run-b'))).toBe(false);
     expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-A'))).toBe(false);
     expect(runDirectoryProblem({ outDir: mixed }, source(join(mixed, 'checkpoint.safetensors'), 'run-B'))).toMatch(new RegExp(`^${mixed} holds another run`));
+    // A new run there: the directory holds a checkpoint to continue, and says how (a best checkpoint alone is none).
+    expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (checkpoint.safetensors, best.safetensors, metrics.jsonl): continue it with --resume ${mixed}, choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
+    rmSync(join(mixed, 'checkpoint.safetensors'));
+    expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (best.safetensors, metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
+    // Another run's best checkpoint copied in beside a run's own checkpoint and log: its id counts
+    // too (a resume there would replace that run's best.safetensors).
+    const foreignBest = join(root, 'foreign-best');
+    mkdirSync(foreignBest);
+    writeFileSync(join(foreignBest, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
+    writeSafetensors(join(foreignBest, 'checkpoint.safetensors'), {}, header({}, 1, 'run-A'));
+    writeSafetensors(join(foreignBest, 'best.safetensors'), {}, header({}, 1, 'run-B'));
+    expect(runIdsIn(foreignBest)).toEqual(['run-A', 'run-B']);
+    expect(runDirectoryProblem({ outDir: foreignBest }, source(join(foreignBest, 'checkpoint.safetensors'), 'run-A'))).toMatch(new RegExp(`^${foreignBest} holds another run`));
+    // A log naming two runs counts its latest (the last id it names), not its first.
+    const relogged = join(root, 'relogged');
+    mkdirSync(relogged);
+    writeFileSync(join(relogged, 'metrics.jsonl'), [{ kind: 'start', run: 'run-A', time: '' }, { kind: 'epoch', epoch: 1 }, { kind: 'resume', run: 'run-C', parent: 'run-A', epoch: 1, step: 10, from: '/elsewhere/checkpoint.safetensors' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    expect(runIdsIn(relogged)).toEqual(['run-C']);
   });
 
   it('a log that records an epoch but no step record (a fork that saved no checkpoint yet) is a run', () => {
@@ -221,6 +241,10 @@ describe('the run directory', () => {
     for (const v of ['-1', '', ' ', '2.5', '0x10', '1e1', ' 7', undefined]) { // (Number() read '0x10' as 16)
       expect(() => checkpointCount('/r/c.safetensors', v === undefined ? {} : { step: v }, 'step'), String(v)).toThrow(`/r/c.safetensors: metadata "step" must be a whole number ≥ 0, found ${JSON.stringify(v ?? null)}`);
     }
+    // The options a header holds are one JSON object (an array has no model, outDir or epochs to read).
+    const fields = (options: string) => checkpointHeaderFields('/r/c.safetensors', { ...header({ model: 'mnist-small' }, 1), options });
+    expect(fields(JSON.stringify({ model: 'mnist-small' })).epoch).toBe(1);
+    expect(() => fields('[{"model":"mnist-small"}]')).toThrow('/r/c.safetensors: metadata "options" must be a JSON object');
   });
 
   it('two checkpoint files hold the same save only if run, step and time of saving all agree', () => {
@@ -251,6 +275,17 @@ describe('the run directory', () => {
     // The parent's directory since taken over by another run (--overwrite): its log is not the parent's.
     write(parent, [{ kind: 'start', run: 'Q', stretch: 'q1', time: '' }, ...log(2, 10, 5, 0, (s) => 50 + s)]);
     expect(runLog(child)).toEqual(childLog);
+    // A fork from before run ids (its resume names no parent): its parent's log is followed only
+    // while that log has no ids either (a run with ids there since is another run).
+    const oldParent = join(root, 'fork-old-parent'), oldChild = join(root, 'fork-old-child');
+    mkdirSync(oldParent);
+    mkdirSync(oldChild);
+    const oldChildLog = [{ kind: 'resume', epoch: 1, step: 10, from: join(oldParent, 'checkpoint.safetensors') }, ...log(2, 10, 5, 1, (s) => 10 + s)];
+    write(oldParent, log(2, 10, 5));
+    write(oldChild, oldChildLog);
+    expect(runLog(oldChild)).toEqual([...log(2, 10, 5), ...oldChildLog]);
+    write(oldParent, [{ kind: 'start', run: 'Q', stretch: 'q1', time: '' }, ...log(2, 10, 5, 0, (s) => 50 + s)]);
+    expect(runLog(oldChild)).toEqual(oldChildLog);
   });
 
   it("a fork finds its parent's log after a move: both together (by the relative path), or the parent renamed beside it; always by the parent's id", () => {
@@ -316,6 +351,12 @@ describe('the run directory', () => {
     expect(moveRunAside(dir)).toEqual([join(dir, 'metrics.superseded-2.jsonl')]);
     expect(runFilesIn(dir)).toEqual([]);
     expect(readFileSync(join(dir, 'metrics.superseded.jsonl'), 'utf8')).toBe('old log\n');
+    // --keep-every's snapshots go aside too (a new run's epoch 2 would replace the old one's); a
+    // checkpoint whose header has no step is named as saved at step 0.
+    writeSafetensors(join(dir, 'epoch-002.safetensors'), {}, header({}, 2, 'old'));
+    writeSafetensors(join(dir, 'best.safetensors'), {}, { format: 'nin-webgpu/1' });
+    expect(moveRunAside(dir)).toEqual([join(dir, 'best.step0.superseded.safetensors'), join(dir, 'epoch-002.step20.superseded.safetensors')]);
+    expect(snapshotsIn(dir)).toEqual([]);
   });
 
   it("a checkpoint's log: the directory's where it names the checkpoint's run, else the one --overwrite moved aside that does, else none", () => {
@@ -480,7 +521,10 @@ describe('the run directory lock', () => {
     lock.release();
     expect(existsSync(lockOf(dir))).toBe(false);
     expect(runDirectoryInUse(dir)).toBeNull();
+    // Each lock's exit handler goes with its release (else every run of a process, a sweep's, left one behind).
+    const handlers = process.listenerCount('exit');
     lockRunDirectory(dir).release();
+    expect(process.listenerCount('exit')).toBe(handlers);
     // A release removes only its own lock (not one that has since been replaced).
     const mine = lockRunDirectory(dir);
     holder(dir, { pid: process.pid, host: hostname(), since: 'later' });
@@ -656,6 +700,18 @@ describe('temp files left by a save killed mid-write', () => {
     // Once that write is over (renamed, or here: abandoned), what it left is litter too.
     doneWithTempPath(inProgress);
     expect(removeLeftoverTempFiles(dir)).toEqual([{ path: inProgress, pid: process.pid }]);
+    // A pid whose state cannot be told (kill(pid, 0) fails otherwise than ESRCH or EPERM): its file is kept.
+    const untold = join(dir, `.checkpoint.safetensors.tmp-${dead}-untold`);
+    writeFileSync(untold, 'x');
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => {
+      throw Object.assign(new Error('kill EINVAL'), { code: 'EINVAL' });
+    });
+    try {
+      expect(removeLeftoverTempFiles(dir)).toEqual([]);
+    } finally {
+      kill.mockRestore();
+    }
+    expect(existsSync(untold)).toBe(true);
   });
 });
 
@@ -746,6 +802,15 @@ describe('where a write lands, and making directories', () => {
     expect(runFileKind(log)).toBe("a run's log");
     writeFileSync(log, JSON.stringify({ kinds: 'start', pad: 'x'.repeat(10_000) }) + '\n');
     expect(runFileKind(log)).toBeNull();
+    // A log that starts with a step or an epoch record (from before start records) is one too; a
+    // lock, by its name; and the names a lock takes are reserved where no file is yet.
+    writeFileSync(log, JSON.stringify({ kind: 'step', epoch: 0, step: 0, loss: 2.3, lr: 0.1 }) + '\n');
+    expect(runFileKind(log)).toBe("a run's log");
+    writeFileSync(log, JSON.stringify({ kind: 'epoch', epoch: 1, step: 10 }) + '\n');
+    expect(runFileKind(log)).toBe("a run's log");
+    writeFileSync(join(root, 'run.lock'), JSON.stringify({ pid: 1, host: 'h', since: 's' }));
+    expect(runFileKind(join(root, 'run.lock'))).toBe("a run's lock");
+    expect(['run.lock', 'run.lock.break', 'run.lock.json'].map((n) => reservedRunFileName(join(root, 'none', n)) !== null)).toEqual([true, true, false]);
   });
 
   it('makeDirectory makes each missing level and returns the topmost; a level that links to nothing, or one the file system will not make (procfs), is named, never looped on', () => {
@@ -789,6 +854,16 @@ describe('where a write lands, and making directories', () => {
   });
 });
 
+describe('shuffleChangedWithinEpoch: a resume within an epoch keeps its batch size and seed', () => {
+  it('names the epoch it was saved within (1-based) and what changed; the RNGs take a seed\'s low 32 bits', () => {
+    expect(shuffleChangedWithinEpoch('c.safetensors', 1, { batchSize: 16, seed: 1 }, { batchSize: 8, seed: 2 })).toBe(
+      "c.safetensors was saved within epoch 2 at batch size 16 and with seed 1; a resume finishes that epoch with the batch size and seed it was saved with (the rest of its batches are cut from that shuffle; both may change at an epoch's end), not with --batch 8 and --seed 2",
+    );
+    expect(shuffleChangedWithinEpoch('c.safetensors', 1, { batchSize: 16, seed: 1 }, { batchSize: 16, seed: 1 })).toBeNull();
+    expect(shuffleChangedWithinEpoch('c.safetensors', 1, { batchSize: 16, seed: 1 }, { batchSize: 16, seed: 2 ** 32 + 1 })).toBeNull(); // the same shuffle
+  });
+});
+
 describe('resumeClashes: another seed', () => {
   it('is refused only where the seed drew the validation split (at random, or SVHN\'s quotas), not for an image folder\'s val/ or the last N', () => {
     const o = parseTrainArgs(['--model', 'mnist-small', '--out', join(tmpdir(), 'nin-unused-run')]).options;
@@ -800,6 +875,12 @@ describe('resumeClashes: another seed', () => {
     expect(clash({ validation: 0 })).toEqual([]);
     // val/ is a folder of its own: the seed draws nothing (this was refused before).
     expect(clash({ dataset: 'folder', validation: 'folder', validationFrom: undefined })).toEqual([]);
+    // The RNGs take a seed's low 32 bits: 2 and 2³² + 2 draw one split.
+    expect(resumeClashes({ ...o, validation: 500, validationFrom: 'random', seed: 2 ** 32 + 2 }, modelConfig(o), { ...o, validation: 500, validationFrom: 'random', seed: 2 })).toEqual([]);
+    // A checkpoint that saved no --val (from before it) held nothing out: no --val now is the same split.
+    const savedWithoutVal: Partial<TrainOptions> = { ...o };
+    delete savedWithoutVal.validation;
+    expect(resumeClashes({ ...o, validation: 0 }, modelConfig(o), savedWithoutVal as TrainOptions)).toEqual([]);
   });
 });
 
