@@ -610,11 +610,20 @@ function logNotes(r: RunSummary): string[] {
   return notes;
 }
 
+/** Whether a resume record from before they said `inEpoch` resumed at an epoch's end: its step is
+ * where its epoch's record says that epoch ended, or (where the log before it is not there) a whole
+ * number of epochs of its stepsPerEpoch, which is the new stretch's: a resume at an epoch's end may
+ * change the batch size. */
+function resumedAtEpochEnd(r: RunSummary, e: { epoch: number; step: number; stepsPerEpoch?: number }): boolean {
+  if (r.epochs.some((x) => x.epoch === e.epoch && x.step === e.step)) return true;
+  return e.stepsPerEpoch === undefined || e.step === e.epoch * e.stepsPerEpoch;
+}
+
 /** A run's history where its settings above do not hold for all of it: forked from another run
  * (its first epochs, and their curves, are that run's), or resumed with other settings. Null
  * where neither (or in logs from before resumes recorded their changes: forks only). */
 function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
-  type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
+  type Resume = { kind: 'resume'; parent?: string | null; from?: string; epoch: number; step: number; inEpoch?: number; stepsPerEpoch?: number; changed?: Record<string, [string, string]> };
   const resumes = r.records.filter((x): x is Resume => (x as { kind?: unknown }).kind === 'resume');
   const missing = epochsMissing(r.records);
   let changedSome = false;
@@ -626,7 +635,7 @@ function historyNote(r: RunSummary, runs: RunSummary[]): string | null {
     changedSome ||= changes.length > 0;
     const parentDir = typeof e.from === 'string' ? dirname(e.from) : null;
     const parent = parentDir === null ? 'another run' : (runs.find((o) => resolve(o.dir) === parentDir)?.label ?? basename(parentDir));
-    const whole = e.stepsPerEpoch === undefined || e.step === e.epoch * e.stepsPerEpoch;
+    const whole = e.inEpoch !== undefined ? e.inEpoch === 0 : resumedAtEpochEnd(r, e);
     const when = whole ? `after epoch ${e.epoch}` : `at step ${e.step}, in epoch ${e.epoch + 1}`;
     // The history starts at this record: its parent's log, or its own log before it, not found.
     const whose = fork ? `, whose log was not found${parentDir === null ? '' : ` (${parentDir})`}` : ', its log before that not found';

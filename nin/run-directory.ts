@@ -18,9 +18,11 @@
 //                                                 the most the GPU buffers held so far
 //   { kind: 'start', run, stretch, time, stepsPerEpoch, provenance }  a new run `run` (its id, also in its
 //                                                 checkpoints); its epochs' steps (full batches)
-//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, from, fromRelative?, parent?, stepsPerEpoch, changed?, provenance }
+//   { kind: 'resume', run, stretch, fromStretch?, epoch, step, inEpoch?, from, fromRelative?, parent?, stepsPerEpoch, changed?, provenance }
 //                                                 run `run` resumed here from checkpoint `from`,
-//                                                 saved after `epoch` epochs and `step` steps by
+//                                                 saved after `epoch` epochs and `step` steps
+//                                                 (`inEpoch` of them in the epoch after: 0 at an
+//                                                 epoch's end; absent in older logs) by
 //                                                 stretch `fromStretch` (a fork into a new
 //                                                 directory: `parent` is the id of the run it
 //                                                 continues); `changed`: the settings the resume
@@ -438,6 +440,10 @@ export interface ResumeRecord {
   fromStretch?: string;
   epoch: number;
   step: number;
+  /** The steps of `step` taken in the epoch after `epoch` (0: saved at an epoch's end). Absent in logs
+   * from before session 49, where a reader goes by stepsPerEpoch, which a resume at an epoch's end
+   * may have changed with the batch size. */
+  inEpoch?: number;
   /** The checkpoint resumed from, an absolute path; `fromRelative`, the same relative to this log's
    * directory (absent in logs from before it): a fork finds its parent after both moved together. */
   from: string;

@@ -72,7 +72,7 @@ export class RunWriter {
     }
     const changes = resumed ? settingsChanged(resumed.options, o, resumed.config) : {};
     this.first = resumed
-      ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}), provenance: runProvenance(o, config) }
+      ? { kind: 'resume', run: runId, stretch, ...(resumed.stretch ? { fromStretch: resumed.stretch } : {}), epoch: resumed.epoch, step: resumed.step, inEpoch: resumed.partialEpoch?.batches ?? 0, from: resolve(o.resume!), ...(own ? {} : { fromRelative: relative(resolve(o.outDir), resolve(o.resume!)), parent: resumed.runId }), stepsPerEpoch: epochSteps, ...(Object.keys(changes).length ? { changed: changes } : {}), provenance: runProvenance(o, config) }
       : { kind: 'start', run: runId, stretch, time: new Date().toISOString(), stepsPerEpoch: epochSteps, provenance: runProvenance(o, config) };
     this.pendingClaim = own ? [() => this.writeFirst()] : [];
     if (!own) this.writeFirst();

@@ -453,6 +453,15 @@ describe('nin compare', () => {
     const own = (name: string, extra: object) => runDir(`hist/${name}`, [{ kind: 'start', run: name, time: '' }, ...epochs(0, 2, () => ({})), { kind: 'resume', run: name, epoch: 2, step: 20, stepsPerEpoch: 10, from: join(root, 'hist', name, 'checkpoint.safetensors'), ...extra }, ...epochs(2, 4, () => ({}))]);
     expect(comparisonTable(readRuns([own('longer', { changed: { epochs: ['2', '4'] } })]))).toContain('note: longer resumed after epoch 2 with epochs 2 → 4: its settings above are the last ones');
     expect(comparisonTable(readRuns([own('plain', {})]))).not.toContain('note:');
+    // Resumed at an epoch's end with another batch size: its record's stepsPerEpoch is the new one (20 steps
+    // an epoch at half the batch), not the one its step counts in: still after epoch 2, not within epoch 3,
+    // as its inEpoch says, and in a log from before inEpoch, as the log's epoch 2 record says.
+    const halved = { stepsPerEpoch: 20, changed: { batch: ['128', '64'] } };
+    for (const [name, extra] of [['halved', { ...halved, inEpoch: 0 }], ['halved-older', halved]] as const) {
+      expect(comparisonTable(readRuns([own(name, extra)]))).toContain(`note: ${name} resumed after epoch 2 with batch 128 → 64: its settings above are the last ones`);
+    }
+    // inEpoch says where in an epoch a resume was, whatever stepsPerEpoch says.
+    expect(comparisonTable(readRuns([own('within', { inEpoch: 5, changed: { lr: ['0.1', '0.05'] } })]))).toContain('note: within resumed at step 20, in epoch 3 with lr 0.1 → 0.05');
     // Two `--config` networks of one name: the parameter count tells them apart, and a note says so.
     const mine = { ...MODELS['mnist-small'], name: 'mine' };
     const wider = { ...mine, layers: mine.layers.map((l, i) => (l.type === 'mlpconv' && i === 0 ? { ...l, channels: l.channels.map((c) => 2 * c) as [number, number, number] } : l)) };

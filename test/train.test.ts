@@ -316,7 +316,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const forkId = loadCheckpoint(fork.checkpoint).runId;
     expect(forkId).not.toBe(b.runId);
     const forkStretch = loadCheckpoint(fork.checkpoint).stretch;
-    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10, provenance: expect.objectContaining({ adapter: expect.any(String) }) });
+    expect(parseMetricsLog(readFileSync(join(tmp, 'fork', 'metrics.jsonl'), 'utf8'))[0]).toEqual({ kind: 'resume', run: forkId, stretch: forkStretch, fromStretch: loadCheckpoint(epoch1).stretch, epoch: 1, step: 10, inEpoch: 0, from: epoch1, fromRelative: join('..', 'part-epoch1.safetensors'), parent: b.runId, stepsPerEpoch: 10, provenance: expect.objectContaining({ adapter: expect.any(String) }) });
     expect(forkStretch).toMatch(/^[0-9a-f-]{36}$/);
     expect(() => options(['--resume', first.checkpoint, '--epochs', '4', '--out', join(tmp, 'fork')])).toThrow(/holds another run/);
     // Resumed at an epoch's end with another batch size: the schedule goes on by epochs. Batch 4
@@ -428,6 +428,8 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     expect(cutRest.stepLosses).toEqual(full.stepLosses.slice(14));
     // Named as the interrupt named it (it said "epoch 0, step 14 (batch 4 of epoch 2)").
     expect(cutLines).toContain(`resumed from ${cut.checkpoint}: within epoch 2, at step 14 (batch 4 of 10)`);
+    // Its log's resume record says so too (nin compare reads it).
+    expect(readLog(join(tmp, 'cut')).filter((r) => r.kind === 'resume').at(-1)).toMatchObject({ epoch: 1, step: 14, inEpoch: 4 });
     const finished = loadCheckpoint(cutRest.checkpoint);
     expect(finished.partialEpoch).toBeNull();
     for (const [name, w] of a.params) expect(finished.params.get(name), name).toEqual(w);
