@@ -24,7 +24,7 @@ import {
   symmetricEigen,
   type ZcaStats,
 } from '../nin/data/index.ts';
-import { parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
+import { parallelGram, parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { pool } from '../engine/runtime.ts';
 import { fitPreprocessor, flatImages, Preprocessor, PREPROCESS_KINDS, whitenOnGpu, type PreprocessKind } from '../nin/preprocessing.ts';
@@ -209,6 +209,12 @@ describe('symmetricEigen (Householder + implicit QL)', () => {
     const diag = new Float64Array(25);
     for (let i = 0; i < 5; i++) diag[i * 5 + i] = 5 - i;
     expect(Array.from((await parallelSymmetricEigen(diag, 5, 2)).values)).toEqual([1, 2, 3, 4, 5]);
+    // A matrix already in shared memory is read, not reduced in place: the caller's stays as it was.
+    const inShared = new Float64Array(new SharedArrayBuffer(40 * 40 * 8));
+    inShared.set(randomSymmetric(40, 1));
+    const kept = inShared.slice();
+    await parallelSymmetricEigen(inShared, 40, 2);
+    expect(maxAbsDiff(inShared, kept)).toBe(0);
   });
 
   it('rejects non-square input and non-finite entries', () => {
@@ -251,6 +257,19 @@ describe('GramAccumulator', () => {
     expect(() => g.add(new Float32Array(14), 3)).toThrow('GramAccumulator.add: 3 rows of 5 need 15 values, got 14');
     expect(() => g.addPartial(new Float64Array(25), 1)).toThrow('GramAccumulator.addPartial: 25 values, expected 64');
     expect(g.count).toBe(0);
+  });
+
+  it('on worker threads (parallelGram): the same sums and row count, rows split over workers; rows it was not given are refused', async () => {
+    const dim = 13;
+    const count = 150; // two workers of 75 rows, each crossing a 64-row chunk
+    const x = randomArray(count * dim, 5, -3, 3);
+    const offset = Float64Array.from(randomArray(dim, 6));
+    const one = new GramAccumulator(dim);
+    one.add(x, count, offset);
+    const par = await parallelGram(x, count, dim, offset, 2);
+    expect(par.count).toBe(count);
+    expect(maxAbsDiff(par.result(), one.result())).toBeLessThan(1e-11);
+    await expect(parallelGram(x.subarray(0, count * dim - 1), count, dim, offset, 2)).rejects.toThrow('parallelGram: 150 rows of 13 need 1950 values, got 1949');
   });
 });
 
@@ -520,6 +539,11 @@ describe('local contrast normalisation (LeCun, as pylearn2 lecun_lcn)', () => {
     expect(fewOut.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(maxAbsDiff(fewOut, one.subarray(0, 10 * 90))).toBe(0);
     expect(maxAbsDiff(few, x.subarray(0, 10 * 90))).toBe(0);
+    // Its options are LCN's: another kernel, the same values as this thread's.
+    const narrow = { kernelSize: 5, sigma: 1 };
+    const narrowOne = localContrastNormalize(x, shape, narrow, new Float32Array(x.length));
+    expect(maxAbsDiff(narrowOne, one)).toBeGreaterThan(0);
+    expect(maxAbsDiff(await parallelLocalContrastNormalize(x, shape, narrow, 3), narrowOne)).toBe(0);
   });
 
   it('the Gaussian factor is symmetric and sums to 1; an all-zero image stays 0 (threshold, no NaN); bad shapes and kernels are refused', () => {
@@ -623,6 +647,20 @@ describe('Preprocessor (the transform training and eval apply)', () => {
         if (reused) expect(ds.images).not.toEqual(raw);
       }
     }
+  });
+
+  it('a streamed set (--stream) takes the per-pixel kinds only, each batch transformed as read after what it had; the whole-set kinds are refused, to fit or to apply', async () => {
+    const streamed: ImageDataset = { name: 'pictures/train', images: new Float32Array(0), labels: new Int32Array(2), count: 2, height: 2, width: 2, channels: 3, classNames: ['a'], sources: [], notes: [], stream: { paths: ['a.png', 'b.png'] } };
+    for (const kind of ['gcn-zca', 'gcn-lcn'] as const) {
+      await expect(new Preprocessor(kind, null).applyTo(streamed)).rejects.toThrow(new RangeError(`pictures/train: preprocessing '${kind}' works on the whole set, not a streamed one (batch by batch: none or standardize)`));
+    }
+    await expect(fitPreprocessor('gcn-zca', streamed)).rejects.toThrow(new RangeError("pictures/train: preprocessing 'gcn-zca' is fitted on the whole set in memory, not a streamed one (none or standardize)"));
+    const before = (images: Float32Array) => void (images[0] = 510);
+    const none = await new Preprocessor('none', null).applyTo({ ...streamed, stream: { paths: streamed.stream!.paths, transform: before } });
+    expect(none.images).toHaveLength(0);
+    const batch = new Float32Array(2 * 2 * 2 * 3).fill(51);
+    none.stream!.transform!(batch, 2);
+    expect([batch[0], batch[1]]).toEqual([2, Math.fround(0.2)]);
   });
 
   it('GCN on flat training images (one value throughout) says that it makes them all zeros', async () => {

@@ -5,6 +5,7 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { closeGpu, getGpu } from '../engine/device.ts';
@@ -13,14 +14,14 @@ import { loadCheckpoint } from '../nin/checkpoint.ts';
 import { writeSafetensors } from '../nin/safetensors.ts';
 import { comparisonTable, readRuns } from '../nin/compare.ts';
 import { channelsNote, classesChanged, folderClassLists, folderImageShape, isImageFolderOptions, readImageFolder, scanImageFolder, scanLabelledFolder, streamImageFolder, type FolderScan } from '../nin/data/folder.ts';
-import { readStreamed } from '../nin/data/stream.ts';
+import { readStreamed, streamedDataset } from '../nin/data/stream.ts';
 import { loadSplits, loadTestSet } from '../nin/datasets.ts';
 import { encodePng, invertNote } from '../nin/images.ts';
 import { fitToData, modelConfig, MODELS, parameterSpecs, plan } from '../nin/model.ts';
 import { predictProbabilities, topClasses } from '../nin/predict.ts';
 import { evaluate, train, type TrainOptions } from '../nin/train.ts';
 import { dryRun } from '../nin/dry-run.ts';
-import { withDeviceLimit } from './helpers.ts';
+import { runAsync, withDeviceLimit } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-folder-'));
 afterAll(() => {
@@ -716,6 +717,36 @@ describe('nin train --dataset folder --stream', () => {
     expect(read.status).toBe('fulfilled');
     const whole = await readImageFolder(scan, { height: 10, width: 12, channels: 3 }, { note: () => {} });
     expect((read as PromiseFulfilledResult<Float32Array>).value).toEqual(whole.images);
+  });
+
+  it('names an index outside a streamed set, and the pictures of a batch that cannot be read: the first, how many more, three of those', async () => {
+    const root = colourFolder(join(tmp, 'stream-names'), [8, 1]);
+    const ds = streamImageFolder(scanImageFolder(root, 'train'), { height: 10, width: 12, channels: 3 }, { note: () => {} });
+    const paths = ds.stream!.paths;
+    expect(paths).toHaveLength(24);
+    await expect(readStreamed(ds, [0, 24])).rejects.toThrow(new RangeError(`${ds.name}: image 24 outside 0..23`));
+    await expect(readStreamed(ds, [-1])).rejects.toThrow(new RangeError(`${ds.name}: image -1 outside 0..23`));
+    expect(() => streamedDataset(ds, paths, new Int32Array(23))).toThrow(new RangeError(`${ds.name}: 24 paths, 23 labels`));
+    // Damaged past their headers (read when the set was made): named when their batch is read, in its order.
+    const damaged = [3, 9, 10, 17, 22].map((i) => paths[i]);
+    for (const path of damaged) {
+      const bytes = readFileSync(path);
+      writeFileSync(path, bytes.fill(0xff, 60, bytes.length - 20));
+    }
+    const escaped = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const all = Int32Array.from({ length: 24 }, (_, i) => i);
+    await expect(readStreamed(ds, all)).rejects.toThrow(new RegExp(`^${escaped(damaged[0])}: cannot be read \\(.*\\); 4 more in this batch: ${damaged.slice(1, 4).map(escaped).join(', ')}, …$`));
+    await expect(readStreamed(ds, all.subarray(0, 20))).rejects.toThrow(new RegExp(`^${escaped(damaged[0])}: cannot be read \\(.*\\); 3 more in this batch: ${damaged.slice(1, 4).map(escaped).join(', ')}$`));
+  });
+
+  it('a process waits for the batch it reads, and ends once it has it: the reading threads hold it only while they read', async () => {
+    const root = colourFolder(join(tmp, 'stream-exit'), [4, 1]);
+    const script = `Promise.all([import('./nin/data/folder.ts'), import('./nin/data/stream.ts')]).then(async ([f, s]) => {
+      const ds = f.streamImageFolder(f.scanImageFolder(${JSON.stringify(root)}, 'train'), { height: 10, width: 12, channels: 3 }, { note: () => {} });
+      console.log((await s.readStreamed(ds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).length);
+    });`;
+    const r = await runAsync(process.execPath, ['--import', 'tsx', '-e', script], { timeout: 60_000, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    expect([r.status, r.stdout]).toEqual([0, `${10 * 10 * 12 * 3}\n`]);
   });
 
   it("a new streamed run reads its training headers once: the stream takes those the shape pass read, once", () => {

@@ -87,6 +87,8 @@ describe('JPEG pictures, against libjpeg', () => {
     ['grey-restart-3', 13, 11, true],
     ['rgb444-progressive-restart-4', 37, 21, false],
     ['rgb420-progressive-restart-7', 37, 21, false],
+    // A restart marker after every MCU of a sequential scan: RST0 to RST7, and round again (the fast path's).
+    ['rgb444-restart-1', 37, 21, false],
     // Colour stored as R, G, B: said by an Adobe marker, or by the components' names alone.
     ['rgb-stored-adobe', 13, 11, false],
     ['rgb-stored-named', 13, 11, false],
@@ -244,6 +246,35 @@ describe("the one-scan fast path (nin/jpeg-baseline.ts) gives jpeg-js's planes b
       same++;
     }
     expect(same).toBeGreaterThan(150); // (a check of something: many damaged files still decode)
+  });
+
+  it('reads 16-bit quantisation tables as jpeg-js does: the planes of their 8-bit originals', () => {
+    const bytes = readFileSync(fixture('rgb420-q90-baseline.jpg'));
+    // Each DQT segment rewritten with its tables' values as 16 bits (precision 1).
+    const parts: Buffer[] = [];
+    let last = 0;
+    for (const dqt of segmentsAt(bytes, 0xdb)) {
+      const end = dqt + 2 + bytes.readUInt16BE(dqt + 2);
+      const tables: Buffer[] = [];
+      for (let p = dqt + 4; p < end; p += 65) {
+        expect(bytes[p] >> 4).toBe(0);
+        const table = Buffer.alloc(129);
+        table[0] = 0x10 | (bytes[p] & 15);
+        for (let j = 0; j < 64; j++) table.writeUInt16BE(bytes[p + 1 + j], 1 + 2 * j);
+        tables.push(table);
+      }
+      const body = Buffer.concat(tables);
+      const head = Buffer.from([0xff, 0xdb, 0, 0]);
+      head.writeUInt16BE(2 + body.length, 2);
+      parts.push(bytes.subarray(last, dqt), head, body);
+      last = end;
+    }
+    const wide = Buffer.concat([...parts, bytes.subarray(last)]);
+    expect(wide.length).toBeGreaterThan(bytes.length);
+    const fast = decodeBaselineJpeg(wide);
+    expect(fast).not.toBeNull();
+    expect(planes(fast!)).toEqual(planes(jpegJsPlanes(wide)));
+    expect(planes(fast!)).toEqual(planes(decodeBaselineJpeg(bytes)!));
   });
 
   // Headers the fast path does not take (the top of nin/jpeg-baseline.ts), each one edit from a

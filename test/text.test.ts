@@ -8,6 +8,7 @@ describe('terminal columns', () => {
   it('counts CJK and emoji as two columns, combining marks as none', () => {
     expect(displayWidth('cat')).toBe(3);
     expect(displayWidth('猫')).toBe(2);
+    expect(displayWidth('\u{2000b}\u{2a6b2}')).toBe(4); // ideographs past the BMP (CJK Extension B)
     expect(displayWidth('ねこ')).toBe(4);
     expect(displayWidth('고양이')).toBe(6);
     expect(displayWidth('Ｃａｔ')).toBe(6); // fullwidth forms
