@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { dataLabel, loadTestSet } from '../nin/datasets.ts';
-import type { ImageDataset } from '../nin/data/formats.ts';
 import {
   CIFAR10_ARCHIVE,
   DATASETS,
@@ -446,29 +445,24 @@ describe('CIFAR files cut at a record boundary', () => {
     expect(c10.notes).toEqual([warnings[0]]);
     // A --test-limit past the records present (within the official count, which the flags check):
     // said, not taken silently.
-    const printed: string[] = [];
-    const spies = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void printed.push(String(m))));
-    let limited: ImageDataset;
-    try {
-      limited = await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, root, 5000);
-    } finally {
-      for (const spy of spies) spy.mockRestore();
-    }
-    expect(limited.count).toBe(300);
-    expect(printed).toContain('note: --test-limit 5000: cifar10/test holds 300 images: testing on all 300');
-    expect(limited.notes.at(-1)).toBe('--test-limit 5000: cifar10/test holds 300 images: testing on all 300');
+    const limitedTo = async (limit: number) => {
+      const printed: string[] = [];
+      const spies = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void printed.push(String(m))));
+      try {
+        return { set: await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, root, limit), printed };
+      } finally {
+        for (const spy of spies) spy.mockRestore();
+      }
+    };
+    const limited = await limitedTo(5000);
+    expect(limited.set.count).toBe(300);
+    expect(limited.printed).toContain('note: --test-limit 5000: cifar10/test holds 300 images: testing on all 300');
+    expect(limited.set.notes.at(-1)).toBe('--test-limit 5000: cifar10/test holds 300 images: testing on all 300');
     // A limit of exactly the records present: all of them, and nothing to say.
-    const exactly: string[] = [];
-    const quiet = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'error')].map((spy) => spy.mockImplementation((m: unknown) => void exactly.push(String(m))));
-    let all: ImageDataset;
-    try {
-      all = await loadTestSet({ dataset: 'cifar10', model: 'cifar10' }, root, 300);
-    } finally {
-      for (const spy of quiet) spy.mockRestore();
-    }
-    expect(all.count).toBe(300);
-    expect(exactly.filter((l) => l.includes('--test-limit'))).toEqual([]);
-    expect(all.notes).toEqual([warnings[0]]);
+    const exactly = await limitedTo(300);
+    expect(exactly.set.count).toBe(300);
+    expect(exactly.printed.filter((l) => l.includes('--test-limit'))).toEqual([]);
+    expect(exactly.set.notes).toEqual([warnings[0]]);
   });
 });
 
