@@ -176,11 +176,16 @@ describe('the run directory', () => {
     expect(isOwnRunDirectory(legacy, source('/elsewhere/copy.safetensors', 'run-A', legacy))).toBe(false);
     // Another run's checkpoint copied into a run's directory does not make the directory its own
     // (it named the copied checkpoint's run and took the directory's log and best checkpoint).
-    const mixed = join(root, 'mixed');
-    mkdirSync(mixed);
-    writeFileSync(join(mixed, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
-    writeSafetensors(join(mixed, 'best.safetensors'), {}, header({}, 1, 'run-A'));
-    writeSafetensors(join(mixed, 'checkpoint.safetensors'), {}, header({}, 1, 'run-B'));
+    /** run-A's log, with checkpoint.safetensors and best.safetensors of the runs named. */
+    const runAWith = (name: string, checkpointRun: string, bestRun: string) => {
+      const dir = join(root, name);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
+      writeSafetensors(join(dir, 'best.safetensors'), {}, header({}, 1, bestRun));
+      writeSafetensors(join(dir, 'checkpoint.safetensors'), {}, header({}, 1, checkpointRun));
+      return dir;
+    };
+    const mixed = runAWith('mixed', 'run-B', 'run-A');
     expect(runIdsIn(mixed)).toEqual(['run-B', 'run-A']);
     expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-B', '/elsewhere/run-b'))).toBe(false);
     expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-A'))).toBe(false);
@@ -191,11 +196,7 @@ describe('the run directory', () => {
     expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (best.safetensors, metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
     // Another run's best checkpoint copied in beside a run's own checkpoint and log: its id counts
     // too (a resume there would replace that run's best.safetensors).
-    const foreignBest = join(root, 'foreign-best');
-    mkdirSync(foreignBest);
-    writeFileSync(join(foreignBest, 'metrics.jsonl'), JSON.stringify({ kind: 'start', run: 'run-A', time: '' }) + '\n' + JSON.stringify({ kind: 'epoch', epoch: 1 }) + '\n');
-    writeSafetensors(join(foreignBest, 'checkpoint.safetensors'), {}, header({}, 1, 'run-A'));
-    writeSafetensors(join(foreignBest, 'best.safetensors'), {}, header({}, 1, 'run-B'));
+    const foreignBest = runAWith('foreign-best', 'run-A', 'run-B');
     expect(runIdsIn(foreignBest)).toEqual(['run-A', 'run-B']);
     expect(runDirectoryProblem({ outDir: foreignBest }, source(join(foreignBest, 'checkpoint.safetensors'), 'run-A'))).toMatch(new RegExp(`^${foreignBest} holds another run`));
     // A log naming two runs counts its latest (the last id it names), not its first.
