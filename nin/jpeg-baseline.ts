@@ -37,7 +37,8 @@ interface HuffmanTable {
 }
 
 /** The canonical code (JPEG Annex C) of `counts[L − 1]` codes of each length L; null where the
- * counts overflow their lengths (jpeg-js's "Could not recreate Huffman Table"). */
+ * counts overflow their lengths or take a code of all 1 bits, which Annex C reserves: jpeg-js's
+ * "Could not recreate Huffman Table" (its tree runs out of nodes at that code). */
 function huffmanTable(counts: Uint8Array, values: Uint8Array): HuffmanTable | null {
   const lookup = new Uint16Array(1 << LOOKUP_BITS);
   const maxCode = new Int32Array(18).fill(-1);
@@ -49,7 +50,7 @@ function huffmanTable(counts: Uint8Array, values: Uint8Array): HuffmanTable | nu
     firstCode[length] = code;
     valueAt[length] = k;
     const n = counts[length - 1];
-    if (code + n > 1 << length) return null;
+    if (code + n >= 1 << length) return null;
     for (let i = 0; i < n; i++, code++, k++) {
       if (length <= LOOKUP_BITS) {
         const shift = LOOKUP_BITS - length;
@@ -80,8 +81,8 @@ export function decodeBaselineJpeg(data: Uint8Array): ComponentPlanes | null {
   const u16 = (at: number) => (data[at] << 8) | data[at + 1];
   if (u16(0) !== 0xffd8) return null;
   const quant: (Int32Array | undefined)[] = [];
-  const dcTables: (HuffmanTable | null | undefined)[] = [];
-  const acTables: (HuffmanTable | null | undefined)[] = [];
+  const dcTables: (HuffmanTable | undefined)[] = [];
+  const acTables: (HuffmanTable | undefined)[] = [];
   let restartInterval = 0;
   let frame: { width: number; height: number; components: FrameComponent[]; maxH: number; maxV: number } | null = null;
   let scanned = false;
@@ -115,7 +116,9 @@ export function decodeBaselineJpeg(data: Uint8Array): ComponentPlanes | null {
         const values = data.slice(p + 17, p + 17 + total);
         p += 17 + total;
         if (p > end) return null;
-        (spec >> 4 === 0 ? dcTables : acTables)[spec & 15] = huffmanTable(counts, values);
+        const table = huffmanTable(counts, values);
+        if (!table) return null; // jpeg-js refuses the file as it reads the table, used or not
+        (spec >> 4 === 0 ? dcTables : acTables)[spec & 15] = table;
       }
     } else if (marker === 0xffdd) {
       restartInterval = u16(body);

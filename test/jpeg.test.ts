@@ -292,6 +292,83 @@ describe("the one-scan fast path (nin/jpeg-baseline.ts) gives jpeg-js's planes b
     expect(bytes.readUInt16BE(bytes.length - 2)).toBe(0xffd9);
     expect(decodeBaselineJpeg(Buffer.concat([bytes.subarray(0, bytes.length - 2), dqtSegment, bytes.subarray(bytes.length - 2)]))).toBeNull();
   });
+
+  // Damaged files, each made from a file the fast path takes, that jpeg-js refuses (its error, checked
+  // here) or reads otherwise than this path would (null: its planes): left to jpeg-js, not decoded.
+  it('leaves to jpeg-js damaged headers: fields out of range, a table longer than its segment, a scan that does not decode each component once, no scan', () => {
+    const bytes = readFileSync(fixture('rgb420-q90-baseline.jpg'));
+    const [sof, sos, dqt] = [0xc0, 0xda, 0xdb].map((marker) => segmentsAt(bytes, marker)[0]);
+    const segmentEnd = (b: Buffer, at: number) => at + 2 + b.readUInt16BE(at + 2);
+    const segment = (marker: number, body: number[]) => Buffer.from([0xff, marker, (2 + body.length) >> 8, (2 + body.length) & 255, ...body]);
+    const cases: [string, Buffer, string | null][] = [];
+    // The first DQT's table as 16-bit entries: taken under precision 1; 2 is no precision.
+    const widened = (precision: number) => {
+      const entries = Array.from(bytes.subarray(dqt + 5, dqt + 69), (v) => [0, v]).flat();
+      return Buffer.concat([bytes.subarray(0, dqt), segment(0xdb, [(precision << 4) | (bytes[dqt + 4] & 15), ...entries]), bytes.subarray(segmentEnd(bytes, dqt))]);
+    };
+    expect(planes(decodeBaselineJpeg(widened(1))!)).toEqual(planes(decodeBaselineJpeg(bytes)!));
+    cases.push(['quantisation table precision 2', widened(2), 'DQT: invalid table spec']);
+    // A DQT declaring 61 of its table's 65 bytes, whose last 4 open a comment over the next segment:
+    // jpeg-js reads the whole table, then the segment after it, here table 0 again with other values.
+    const short = Buffer.from(bytes.subarray(dqt, segmentEnd(bytes, dqt)));
+    short.writeUInt16BE(63, 2);
+    short.set([0xff, 0xfe, 0, 2 + 69], 65);
+    const again = Buffer.from(bytes.subarray(dqt, segmentEnd(bytes, dqt))).map((v, i) => (i > 4 ? Math.min(255, v * 2) : v));
+    cases.push(['DQT shorter than its table', Buffer.concat([bytes.subarray(0, dqt), short, again, bytes.subarray(segmentEnd(bytes, dqt))]), null]);
+    // Huffman tables jpeg-js cannot build (unused here): a code of all 1 bits (two of 1 bit), and more codes than fit.
+    for (const [name, counts] of [['a code of all 1 bits', [2]], ['3 codes of 1 bit', [3]], ['3 codes of 2 bits after one of 1', [1, 3]]] as const) {
+      const table = segment(0xc4, [0x02, ...Array.from({ length: 16 }, (_, l) => counts[l] ?? 0), ...Array(counts.reduce((s: number, n) => s + n, 0)).fill(0)]);
+      cases.push([`DC table 2 with ${name}`, Buffer.concat([bytes.subarray(0, sos), table, bytes.subarray(sos)]), 'Could not recreate Huffman Table']);
+    }
+    // A fourth component sampled 0×1 (no blocks), in the frame and the scan.
+    const frame4 = Buffer.concat([bytes.subarray(sof, segmentEnd(bytes, sof)), Buffer.from([4, 0x01, 0])]);
+    frame4.writeUInt16BE(frame4.length - 2, 2);
+    frame4[9] = 4;
+    const scan4 = Buffer.concat([bytes.subarray(sos, sos + 11), Buffer.from([4, 0x00]), bytes.subarray(sos + 11, segmentEnd(bytes, sos))]);
+    scan4.writeUInt16BE(scan4.length - 2, 2);
+    scan4[4] = 4;
+    cases.push(['sampling 0×1', Buffer.concat([bytes.subarray(0, sof), frame4, bytes.subarray(segmentEnd(bytes, sof), sos), scan4, bytes.subarray(segmentEnd(bytes, sos))]), 'Invalid sampling factor, expected values above 0']);
+    cases.push(['a scan of component 1 twice, 3 not at all', editedCopy(bytes, (b) => (b[sos + 7] = b[sos + 5])), null]); // jpeg-js: 3's blocks 0 (128)
+    cases.push(['no scan', Buffer.concat([bytes.subarray(0, sos), Buffer.from([0xff, 0xd9])]), null]); // jpeg-js: every block 0
+    cases.push(['a progressive frame (SOF2)', editedCopy(bytes, (b) => (b[sof + 1] = 0xc2)), null]); // jpeg-js: DC coefficients only
+    // A grey picture's frame with two more components (a 3-component file cut after its first scan).
+    const grey = readFileSync(fixture('grey-q100-baseline.jpg'));
+    const greySof = segmentsAt(grey, 0xc0)[0];
+    const frame3 = Buffer.concat([grey.subarray(greySof, segmentEnd(grey, greySof)), Buffer.from([2, 0x11, 0, 3, 0x11, 0])]);
+    frame3.writeUInt16BE(frame3.length - 2, 2);
+    frame3[9] = 3;
+    cases.push(['one scan of 1 of 3 components', Buffer.concat([grey.subarray(0, greySof), frame3, grey.subarray(segmentEnd(grey, greySof))]), null]); // jpeg-js: 2 and 3 at 128
+    for (const [name, file, error] of cases) {
+      expect(decodeBaselineJpeg(file), name).toBeNull();
+      if (error) expect(() => jpegJsPlanes(file), name).toThrow(error);
+      else expect(jpegJsPlanes(file).components.length, name).toBeGreaterThan(0);
+    }
+  });
+
+  it('leaves to jpeg-js entropy-coded data it reads otherwise: restart markers the DRI does not say, a DC difference of 33 bits, a code no table holds', () => {
+    const cases: [string, Buffer, string][] = [];
+    // A restart marker and 2 bytes after the last interval: jpeg-js takes them for a marker.
+    const bytes = readFileSync(fixture('rgb420-q90-baseline.jpg'));
+    cases.push(['bytes after a last restart marker', Buffer.concat([bytes.subarray(0, -2), Buffer.from([0xff, 0xd0, 0x12, 0x34, 0xff, 0xd9])]), 'unknown JPEG marker 1234']);
+    // A restart interval of 257 MCUs (a bit flipped in the DRI) over data with a restart marker after every MCU.
+    const everyMcu = readFileSync(fixture('rgb444-restart-1.jpg'));
+    const dri = segmentsAt(everyMcu, 0xdd)[0];
+    expect(everyMcu.readUInt16BE(dri + 4)).toBe(1);
+    cases.push(['DRI 257 over intervals of 1', editedCopy(everyMcu, (b) => b.writeUInt16BE(257, dri + 4)), 'unexpected marker: ffd0']);
+    // A DC table's value 5 made 33: jpeg-js reads 33 bits for that difference.
+    const grey = readFileSync(fixture('baseline/grey-13x7-restart-blocks-1.jpg'));
+    const dht = segmentsAt(grey, 0xc4)[0];
+    expect([grey[dht + 4], grey[dht + 4 + 17 + 5]]).toEqual([0x00, 5]); // DC table 0, its value 5
+    cases.push(['a DC category of 33', editedCopy(grey, (b) => (b[dht + 4 + 17 + 5] = 33)), 'unexpected marker: ffd9']);
+    // A byte of the data damaged: an AC code that the table does not hold.
+    const optimized = readFileSync(fixture('baseline/rgb422-31x31-q1-optimized.jpg'));
+    const sos = segmentsAt(optimized, 0xda)[0];
+    cases.push(['a code no AC table holds', editedCopy(optimized, (b) => (b[sos + 2 + b.readUInt16BE(sos + 2) + 7] = 254)), 'invalid huffman sequence']);
+    for (const [name, file, error] of cases) {
+      expect(decodeBaselineJpeg(file), name).toBeNull();
+      expect(() => jpegJsPlanes(file), name).toThrow(error);
+    }
+  });
 });
 
 describe('EXIF orientation: a JPEG is read upright, as viewers show it', () => {
