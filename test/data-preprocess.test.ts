@@ -27,7 +27,7 @@ import {
 import { parallelGram, parallelLocalContrastNormalize, parallelSymmetricEigen } from '../nin/data/parallel.ts';
 import type { ImageDataset } from '../nin/data/formats.ts';
 import { pool } from '../engine/runtime.ts';
-import { fitPreprocessor, flatImages, Preprocessor, PREPROCESS_KINDS, whitenOnGpu, type PreprocessKind } from '../nin/preprocessing.ts';
+import { faintChannels, fitPreprocessor, flatImages, Preprocessor, PREPROCESS_KINDS, whitenOnGpu, type PreprocessKind } from '../nin/preprocessing.ts';
 import { EMULATED_MATRIX, forceMatrixMode } from '../kernels/gemm-matrix.ts';
 import { decodeSafetensors, encodeSafetensors } from '../nin/safetensors.ts';
 import { randomArray, relErrNorm } from './helpers.ts';
@@ -677,6 +677,7 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     const varied = Array.from({ length: h * w * c }, (_, k) => k);
     const some = make([[0], varied, [255], varied.map((v) => 2 * v)]);
     expect(flatImages(some)).toBe(2);
+    expect(flatImages(make([[...new Array(h * w * c - 1).fill(9), 10], [10, ...new Array(h * w * c - 1).fill(9)]]))).toBe(0); // one value differs, last or first
     for (const kind of ['gcn-zca', 'gcn-lcn'] as const) {
       expect(await notes(kind, some)).toEqual(["note: 2 of the 4 training images are flat (one value throughout): global contrast normalisation subtracts each image's mean and makes them all zeros (--preprocess standardize keeps their brightness)"]);
     }
@@ -701,6 +702,10 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     const rgb = Array.from({ length: 2 * 4 }, (_, p) => [p * 20, p % 2 ? 0.5 : 0, 7]).flat();
     expect(await notes(3, rgb)).toEqual(['note: channel 1 of the training images varies by std 0.25 on 0..255: standardising divides by that, so a picture that differs there lands far outside the training values (--preprocess none keeps them as they are)']);
     expect(await notes(3, Array.from({ length: 2 * 4 }, (_, p) => [p * 20, p * 3, 7]).flat())).toEqual([]);
+    // One level exactly is not less than one.
+    const std = (...values: number[]) => ({ kind: 'channel' as const, channels: values.length, mean: new Float64Array(values.length), std: Float64Array.from(values), count: 8 });
+    expect(faintChannels(std(1, 3))).toBeNull();
+    expect(faintChannels(std(0.999, 3))).toMatch(/^channel 0 of the training images varies by std 1\.0 on 0\.\.255: /);
   });
 
   it('gcn-zca: fitted on the training set, a whole data set is transformed (whitened on the GPU) as image by image on the CPU', async () => {
@@ -732,10 +737,15 @@ describe('Preprocessor (the transform training and eval apply)', () => {
     // In chunks of 2 examples (the last one partial): the same rows.
     const gcn = new Float32Array(test.images);
     globalContrastNormalize(gcn, dim, NIN_GCN);
+    const live = pool().stats.liveBuffers;
+    pool().resetPeaks();
     const chunked = await whitenOnGpu(pre.stats as ZcaStats, gcn, test.count, 2 * 4 * dim);
     expect(relErrNorm(chunked, whole.images)).toBeLessThan(1e-6);
     // Its buffers go back to the device, not to the pool, where training would keep them for the run.
     expect(pool().stats.pooledBytes).toBe(0);
+    expect(pool().stats.liveBuffers).toBe(live); // each chunk's, W's and the zero bias freed
+    // Held at once: W, the bias and chunks of 2 examples, less than W, the bias and the 9 examples in and out.
+    expect(pool().stats.peakLiveBytes - pool().stats.liveBytes).toBeLessThan(4 * (dim * dim + dim + 2 * test.count * dim));
     // With GEMMs on (emulated) f16 matrix units, whitening still runs in f32: the same rows.
     forceMatrixMode({ component: 'f16', ...EMULATED_MATRIX, shape: { ...EMULATED_MATRIX.shape }, emulated: true });
     try {
@@ -803,5 +813,18 @@ describe('preprocessing edge cases', () => {
 
   it("'none' maps pixels 0..255 to 0..1 and nothing else", () => {
     expect(Array.from(new Preprocessor('none', null).apply(Float32Array.of(0, 255, 51), 3, { height: 1, width: 1, channels: 1 }))).toEqual([0, 1, Math.fround(0.2)]);
+  });
+
+  it("damaged statistics are refused before use: a std for fewer channels than the mean's, a whitening that is not a number, a transform of no known name; whitening the wrong number of values", async () => {
+    const rgb = { height: 1, width: 1, channels: 3 };
+    const channel = (mean: number[], std: number[]) => new Preprocessor('standardize', { kind: 'channel', channels: mean.length, mean: Float64Array.from(mean), std: Float64Array.from(std), count: 4 });
+    expect(() => channel([1, 2, 3], [1, 1, 1]).checkInput(rgb)).not.toThrow();
+    expect(() => channel([1, 2, 3], [1, 1]).checkInput(rgb)).toThrow("preprocessing statistics: mean and std for 3 and 2 channels, the model's input has 3");
+    const zca = (whitening: number[]): ZcaStats => ({ kind: 'zca', dim: 2, epsilon: 0.1, count: 4, mean: new Float64Array(2), whitening: Float64Array.from(whitening), eigenvalues: Float64Array.of(1, 1) });
+    const two = { height: 1, width: 2, channels: 1 };
+    expect(() => new Preprocessor('gcn-zca', zca([1, 0, 0, 1])).checkInput(two)).not.toThrow();
+    expect(() => new Preprocessor('gcn-zca', zca([1, 0, NaN, 1])).checkInput(two)).toThrow('preprocessing statistics: whitening[2] is NaN, expected a finite number');
+    expect(() => Preprocessor.fromTensors({}, { 'preprocess.transform': 'whiten' })).toThrow(`unknown preprocessing 'whiten' (metadata "preprocess.transform"; known: ${PREPROCESS_KINDS.join(', ')})`);
+    await expect(whitenOnGpu(zca([1, 0, 0, 1]), new Float32Array(5), 2)).rejects.toThrow('whitenOnGpu: 5 values are not 2 examples of 2 features');
   });
 });
