@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { noGrad } from '../engine/autograd.ts';
 import { closeGpu, getGpu } from '../engine/device.ts';
-import { dispatch } from '../engine/runtime.ts';
+import { dispatch, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { elementwiseGrid, elementwiseKernel } from '../kernels/elementwise.ts';
 import { globalAvgPool, globalAvgPoolBackward } from '../kernels/gap.ts';
@@ -20,7 +20,7 @@ import { labelTensor, softmaxCrossEntropy } from '../kernels/softmax-cross-entro
 import { sgdStep } from '../kernels/sgd.ts';
 import { median, randomArray } from '../test/numeric.ts';
 import { isMainModule } from '../nin/is-main.ts';
-import { profileReps, repTotal } from './profile-reps.ts';
+import { formatCarryOver, profileReps, repTotal, timestampCarryOver } from './profile-reps.ts';
 
 export interface BandwidthRow {
   kernel: string;
@@ -40,8 +40,12 @@ let evict: () => void = () => {};
 
 /** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches, each rep after a cache flush. */
 async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {
-  // The flush's kernel ('cache_evict') is not among `names`.
-  const perRep = await profileReps(() => { evict(); run(); }, reps, `bandwidth (${names.join(', ')})`);
+  // The flush runs, and is waited for, before each rep: recorded in the rep's submission, right
+  // before the timed kernel, its 128 MiB copy would still be running when Dawn stamps the timed
+  // pass's beginning (TOP_OF_PIPE), and the kernel, which waits for it at its barrier, would be
+  // charged for the rest of the copy (profile-reps.ts timestampCarryOver), or share the memory
+  // bus with it. (Its kernel, 'cache_evict', is not among `names`.)
+  const perRep = await profileReps(run, reps, `bandwidth (${names.join(', ')})`, { before: async () => { evict(); await sync(); } });
   return median(perRep.map((rep) => repTotal(rep, (name) => names.includes(name))));
 }
 
@@ -120,6 +124,7 @@ if (isMainModule(import.meta.url)) {
   const gpu = await getGpu();
   const rows = await benchBandwidth(Number(values.batch), Number(values.reps), Number(values['evict-mib']));
   console.log(`adapter: ${gpu.adapterName}\n${formatBandwidth(rows)}`);
+  console.log(formatCarryOver(await timestampCarryOver()));
   if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.adapterName, date: new Date().toISOString(), rows }, null, 2));
   closeGpu();
 }

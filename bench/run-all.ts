@@ -1,7 +1,9 @@
 // The whole benchmark suite in one command: fused vs unfused mlpconv, our full training step
 // (fused and unfused), and TF.js's WebGPU backend running the same NIN on the same device.
 // Writes <out>/bench-<time>.json and .md, rewritten after each section (a run cut off by a time
-// limit keeps what it measured); prints the Markdown last. With --pytorch FILE (bench/pytorch_nin.py's
+// limit keeps what it measured); prints the Markdown last. Order: a check of the adapter's
+// timestamps (profile-reps.ts timestampCarryOver), each model's training step (fused), the
+// mlpconv blocks, then each model's unfused step and TF.js. With --pytorch FILE (bench/pytorch_nin.py's
 // JSON from the same device call) the report puts ours and PyTorch's side by side.
 //   npm run bench -- [--batch 128] [--mlpconv-batches 32,128,256] [--reps 20] [--steps 10] [--out bench/out] [--pytorch pytorch.json]
 //   On lavapipe: npm run bench -- --batch 8 --mlpconv-batches 8 --reps 3 --steps 3
@@ -12,6 +14,7 @@ import { closeGpu, getGpu } from '../engine/device.ts';
 import { BLOCKS, benchMlpconv, formatMlpconvRows, validate } from './mlpconv.ts';
 import { disposePeers, formatBenchTable, runPeerBench, type BenchResult } from './peers.ts';
 import { benchTrainStep, type StepBenchResult } from './train-step.ts';
+import { formatCarryOver, timestampCarryOver, type CarryOver } from './profile-reps.ts';
 
 const { values } = parseArgs({
   options: {
@@ -50,6 +53,8 @@ function readPytorch(path: string | undefined): Record<string, number | string> 
   }
 }
 const pytorch = readPytorch(values.pytorch);
+/** Whether this adapter's timestamps charge kernels for their predecessors (measured first, below). */
+let carry: CarryOver | null = null;
 
 /** The report so far, written to <out>/bench-<stamp>.{json,md}. */
 function report(): string {
@@ -63,12 +68,13 @@ function report(): string {
     `## ${date.slice(0, 10)} — ${gpu.adapterName}`,
     '',
     `Node ${process.version}; batch ${batch} for the training step; medians of ${steps} steps (training step) and ${values.reps} reps (mlpconv, GPU time from timestamp queries).`,
+    ...(carry ? ['', formatCarryOver(carry)] : []),
     ...(mlpconvRows.length ? ['', '### Fused mlpconv vs the conv + 1×1 + 1×1 chain', '', formatMlpconvRows(mlpconvRows)] : []),
     ...(stepRows.length ? ['', '### Training step (forward + backward + SGD) and forward, wall clock', '', '```', formatBenchTable(stepRows), '```'] : []),
     ...(ratios.length ? ['', '| model | TF.js / ours, training step | TF.js / ours, forward |', '|---|---|---|', ...ratios] : []),
     ...againstPytorch(ours('cifar10')),
   ].join('\n');
-  writeFileSync(join(values.out!, `bench-${stamp}.json`), JSON.stringify({ date, adapter: gpu.adapterName, node: process.version, mlpconv: mlpconvRows, steps: stepRows, pytorch }, null, 2));
+  writeFileSync(join(values.out!, `bench-${stamp}.json`), JSON.stringify({ date, adapter: gpu.adapterName, node: process.version, timestampCarryOver: carry, mlpconv: mlpconvRows, steps: stepRows, pytorch }, null, 2));
   writeFileSync(join(values.out!, `bench-${stamp}.md`), md + '\n');
   return md;
 }
@@ -111,6 +117,16 @@ function againstPytorch(ours: StepBenchResult | undefined): string[] {
 
 const worst = await validate();
 console.error(`validation: fused and unfused mlpconv match the float64 reference (worst relative error ${worst.toExponential(2)})`);
+carry = await timestampCarryOver();
+console.error(formatCarryOver(carry));
+// Each model's own training step first (the PyTorch comparison rests on cifar10's): a stage cut
+// off by its time limit (bench/gpu-check.sh) loses the mlpconv rows of the last blocks, not it.
+for (const model of models) {
+  const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused: false });
+  console.error(formatBenchTable([r]));
+  stepRows.push(r);
+  report();
+}
 mlpconvRows = await benchMlpconv({
   batches: values['mlpconv-batches']!.split(',').map(Number),
   reps: Number(values.reps),
@@ -123,12 +139,10 @@ mlpconvRows = await benchMlpconv({
 });
 report();
 for (const model of models) {
-  for (const unfused of [false, true]) {
-    const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused });
-    console.error(formatBenchTable([r]));
-    stepRows.push(r);
-    report();
-  }
+  const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused: true });
+  console.error(formatBenchTable([r]));
+  stepRows.push(r);
+  report();
   if (!values['no-peers'] && (model === 'cifar10' || model === 'mnist')) {
     const p = await runPeerBench({ model: model as BenchResult['model'], batch, steps, warmup: 2 });
     console.error(formatBenchTable([p]));

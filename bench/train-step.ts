@@ -111,7 +111,7 @@ export async function benchTrainStep(opts: { model: string; batch: number; steps
       prof.markStep();
     }
     prof.stop();
-    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} (per step)`, notes: prof.notes() }));
+    console.log(formatProfile(await prof.collect(), { title: `training step, ${opts.model} batch ${opts.batch} on ${gpu.adapterName} (per step)`, notes: prof.notes() }));
     console.log(formatScopeProfile(await prof.collectByScope(), { title: `the same step per layer (forward, backward), loss and optimiser` }));
   }
   for (let s = 0; s < opts.steps; s++) {

@@ -9,6 +9,7 @@ import { accuracyStudy, formatAccuracyRows, type AccuracyRow, gapReference, loss
 import { workingBytes, type BlockSpec } from '../bench/mlpconv.ts';
 import { convolutionFlops } from '../bench/train-step.ts';
 import { benchPictures } from '../bench/pictures.ts';
+import { formatCarryOver, profileReps, timestampCarryOver } from '../bench/profile-reps.ts';
 import { closeGpu, getGpu, kernelStyle } from '../engine/device.ts';
 import { sync } from '../engine/runtime.ts';
 import { sizeClass } from '../engine/pool.ts';
@@ -235,5 +236,46 @@ describe('picture reading bench (bench/pictures.ts)', () => {
     expect([r.pictures, r.jpegs, r.fastPath]).toEqual([3, 3, 2]);
     for (const v of [r.planesJpegJs, r.planesFastPath, r.decode, r.channels, r.resize, r.whole]) expect(v).toBeGreaterThan(0);
     expect(r.picturesPerSecond).toBeCloseTo(1000 / r.whole, 9);
+  });
+});
+
+// bench/profile-reps.ts: what runs before a timed rep must be finished before the rep is
+// submitted (bench/bandwidth.ts's cache flush: recorded in the rep's submission, its tail was
+// charged to the timed kernel where a pass's beginning is stamped at TOP_OF_PIPE).
+describe('profiled reps (bench/profile-reps.ts)', () => {
+  beforeAll(async () => { await getGpu(); });
+  afterAll(() => { closeGpu(); });
+
+  it("runs `before` to its end before the warm-up and each rep, its kernels outside the rep's times", async () => {
+    const t = Tensor.empty([4096]);
+    const u = Tensor.empty([4]);
+    let flushed = false;
+    let befores = 0;
+    let runs = 0;
+    const perRep = await profileReps(
+      () => {
+        expect(flushed, 'run recorded before `before` had finished').toBe(true);
+        flushed = false;
+        runs++;
+        fill(u, 0.4375);
+      },
+      3,
+      'profile-reps test',
+      { before: async () => { befores++; fill(t, 0.5625); await sync(); flushed = true; } },
+    );
+    expect([befores, runs]).toEqual([4, 4]); // warm-up and 3 reps
+    expect(perRep).toHaveLength(3);
+    for (const rep of perRep) expect(rep.get('fill')).toBeGreaterThan(0); // both fills are 'fill': run's and before's
+    t.dispose();
+    u.dispose();
+  });
+
+  it('timestampCarryOver: a small kernel after a copy it waits for, against alone; on this adapter no carry-over', async () => {
+    const c = await timestampCarryOver(4, 3);
+    for (const v of [c.aloneMs, c.afterMs, c.bigMs]) expect(v).toBeGreaterThan(0);
+    if (kernelStyle() === 'simd') expect(c.carries).toBe(false); // lavapipe runs one pass after another
+    expect(c.carries).toBe(c.afterMs > c.aloneMs + 0.25 * c.bigMs);
+    expect(formatCarryOver(c)).toMatch(c.carries ? /CARRIES OVER/ : /no carry-over$/);
+    expect(formatCarryOver({ aloneMs: 0.002, afterMs: 0.05, bigMs: 0.045, carries: true })).toMatch(/reads 2\.0 µs alone, 50\.0 µs right after a 45\.0 µs copy .*CARRIES OVER/);
   });
 });
