@@ -40,6 +40,7 @@ describe('nin CLI', () => {
     [['train', '--dataset', 'cifar10', '--dropout', '1'], /--dropout must be a number in \[0, 0.99\], got '1'/],
     [['train', '--dataset', 'cifar10', '--extra'], /--extra adds SVHN's extra_32x32.mat; cifar10 has no extra set/],
     [['eval'], /expected at least one checkpoint path, got 0 argument/],
+    [['predict', 'runs/x'], /expected a checkpoint and at least one image, got 1 argument/],
     [['predict', 'missing.safetensors', 'x.png'], /no checkpoint at 'missing.safetensors'/],
     [['predict', 'missing.safetensors', 'x.png', '--invert'], /no checkpoint at 'missing.safetensors'/], // (the flag is taken)
     [['eval', 'README.md'], /README.md: header length \d+ exceeds the \d+-byte limit: not a safetensors file/],
@@ -177,6 +178,11 @@ describe('nin CLI', () => {
       expect([r.status, r.stderr], JSON.stringify(env)).toEqual([2, `nin: ${message}\n`]);
     }
     expect((await run({ NIN_KERNELS: 'bogus' }, 'predict', 'no/such.safetensors', 'x.png')).status).toBe(2);
+    // (each of the commands that use the GPU: the setting's message, not the flags' or the files')
+    for (const args of [['visualize', 'no/such.safetensors'], ['lr-find', '--epochs', '3'], ['train', '--epochs', '0']]) {
+      const r = await run({ NIN_KERNELS: 'bogus' }, ...args);
+      expect([r.status, r.stderr], args[0]).toEqual([2, "nin: NIN_KERNELS='bogus': expected 'tiled' or 'simd'\n"]);
+    }
     // A command without the GPU does not read them.
     expect((await run({ NIN_KERNELS: 'bogus' }, 'compare', 'no/such/run')).stderr).not.toContain('NIN_KERNELS');
   });
@@ -225,6 +231,42 @@ describe('nin CLI', () => {
     }
   });
 
+  it("nin eval: a checkpoint named twice, --pictures naming a file, --stream on a data set's run and --test-limit past --pictures' count are usage errors; --data-dir reaches the test set's loading (before any GPU work)", async () => {
+    const { dir, ckpt } = zeroCheckpoint();
+    // The same file by another spelling of its path is the same checkpoint.
+    const again = `${dir}/./checkpoint.safetensors`;
+    const mine = join(dir, 'mine');
+    mkdirSync(join(mine, '7'), { recursive: true });
+    copyFileSync('test/fixtures/grey-q100-baseline.jpg', join(mine, '7', 'a.jpg'));
+    const cases: [string[], string][] = [
+      [[again], `nin: ${again} is given twice: give each checkpoint once\n(nin eval --help shows the usage)\n`],
+      [['--pictures', 'package.json'], "nin: --pictures package.json: no such directory (give one that holds a folder of PNG or JPEG pictures for each class it has, named as the model's classes)\n"],
+      [['--stream'], "nin: --stream reads an image folder run's test pictures batch by batch; mnist's test set is read whole\n(nin eval --help shows the usage)\n"],
+      [['--pictures', mine, '--test-limit', '2'], `nin: --test-limit 2 is more than ${mine}'s 1 test images: leave it out to test on all\n(nin eval --help shows the usage)\n`],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await nin('eval', ckpt, ...flags);
+      expect([r.code, r.stderr], flags.join(' ')).toEqual([2, message]);
+    }
+    // --data-dir is where the test set is read from: a file there is named (exit 1), not passed over for $NIN_DATA.
+    for (const command of [['eval', ckpt], ['visualize', ckpt, '--out', dir], ['train', '--model', 'mnist-small', '--out', join(dir, 'run')], ['lr-find', '--model', 'mnist-small', '--plot', join(dir, 'lr.png')]]) {
+      const r = await nin(...command, '--data-dir', 'package.json');
+      expect([r.code, r.stderr], command[0]).toEqual([1, `nin: ${resolve('package.json')}: --data-dir names a file, not a directory\n`]);
+    }
+    rmSync(dir, { recursive: true });
+  });
+
+  it.skipIf(!isAvailable('mnist', 'test'))('nin visualize: 6 pictures by default, up to --images 256 (read before any GPU work)', async () => {
+    const { dir, ckpt } = zeroCheckpoint();
+    for (const [flags, count] of [[[], 6], [['--images', '256'], 256]] as const) {
+      const r = await nin('visualize', ckpt, '--out', dir, ...flags);
+      expect(r.code, r.stderr).toBe(1); // NO_GPU: past the flags and the test set, at the GPU
+      expect(r.stderr).toContain(`mnist/test[:${count}]: ${count} images`);
+      expect(r.stderr).toMatch(/No WebGPU adapter found/);
+    }
+    rmSync(dir, { recursive: true });
+  });
+
   it("nin predict: a directory stands for its images, in code-point order; hidden files, other files and folders inside are skipped; a picture named again is taken once", () => {
     const dir = mkdtempSync(join(tmpdir(), 'nin-predict-dir-'));
     for (const name of ['b.JPG', 'a.png', 'c.jpeg', 'Z.jpg', '.hidden.png', 'notes.txt']) writeFileSync(join(dir, name), '');
@@ -245,6 +287,18 @@ describe('nin CLI', () => {
     const again = join(dir, '..', basename(dir), 'a.png');
     expect(predictedImages([a, dir, again, a], (line) => line.includes('named again') && said.push(line))).toEqual([a, ...['Z.jpg', 'b.JPG', 'c.jpeg'].map((n) => join(dir, n))]);
     expect(said).toEqual([`3 pictures named again, predicted once: ${a}, ${again}, ${a}`]);
+    // Three skipped files are all named (no "…"); a link to a picture named is that picture.
+    rmSync(join(dir, 'a.txt'));
+    said.length = 0;
+    predictedImages([dir], (line) => line.includes('skipped') && said.push(line));
+    expect(said).toEqual([`${dir}: 3 files skipped, not .png, .jpg or .jpeg (b.gif, c.webp, notes.txt)`]);
+    const elsewhere = mkdtempSync(join(tmpdir(), 'nin-predict-link-'));
+    const link = join(elsewhere, 'link.png');
+    symlinkSync(a, link);
+    said.length = 0;
+    expect(predictedImages([a, link], (line) => said.push(line))).toEqual([a]);
+    expect(said).toEqual([`1 picture named again, predicted once: ${link}`]);
+    rmSync(elsewhere, { recursive: true });
     rmSync(dir, { recursive: true });
   });
 
@@ -295,6 +349,10 @@ describe('nin CLI', () => {
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/train options:/);
     }
+    // After a bare `--`, --help is an argument (a file of that name), not a request for the usage.
+    const after = await nin('predict', 'no/such.safetensors', '--', '--help');
+    expect([after.code, after.stdout]).toEqual([2, '']);
+    expect(after.stderr).toContain("nin: no checkpoint at 'no/such.safetensors'");
   });
 
   it('the optimiser, seed and checkpoint defaults (a silent change would change every run)', () => {
@@ -330,6 +388,24 @@ describe('nin CLI', () => {
     expect(() => parseTrainArgs(['--schedule', 'constant', '--gamma', '0.5'])).toThrow(new UsageError("--gamma only applies to --schedule step or plateau (the rate's factor at each drop), not constant"));
     expect(() => parseTrainArgs(['--stop-after', '0'])).toThrow(new UsageError("--stop-after must be an integer ≥ 1, got '0'"));
     expect(() => parseTrainArgs(['--epochs', '0'])).toThrow(new UsageError("--epochs must be an integer ≥ 1, got '0'"));
+  });
+
+  it("nin lr-find: its default sweep and plot; train's --out, and a sweep of one rate, refused", () => {
+    expect(parseRangeTestArgs([])).toMatchObject({ test: { lrMin: 1e-5, lrMax: 10, steps: 300 }, plot: 'lr-find.png' });
+    expect(parseRangeTestArgs([]).json).toBeUndefined();
+    expect(() => parseRangeTestArgs(['--out', 'runs/x'])).toThrow(new UsageError("--out has no meaning for lr-find: it sweeps its own rates (--lr-min, --lr-max, --steps) from the network's initial weights, and writes no run"));
+    expect(() => parseRangeTestArgs(['--lr-min', '0.1', '--lr-max', '0.1'])).toThrow(new UsageError('--lr-min 0.1 must be below --lr-max 0.1'));
+  });
+
+  it('nin compare writes compare.png by default (in the working directory)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nin-cli-'));
+    mkdirSync(join(dir, 'compare.png')); // a directory where the default PNG goes: refused by its name
+    const r = await runAsync(process.execPath, ['--import', resolve('node_modules/tsx/dist/loader.mjs'), resolve('nin/cli.ts'), 'compare', 'no-such-run'], { timeout: 60_000, env: NO_GPU, cwd: dir });
+    expect([r.status, r.stderr]).toEqual([2, 'nin: --out compare.png is a directory: name the PNG file to write (e.g. compare.png/compare.png)\n(nin compare --help shows the usage)\n']);
+    // A PNG's name in capitals is a PNG's name: the runs are read next.
+    const upper = await nin('compare', join(dir, 'no-such-run'), '--out', join(dir, 'C.PNG'));
+    expect([upper.code, upper.stderr]).toEqual([2, `nin: ${join(dir, 'no-such-run')}: no such run directory, log or checkpoint\n(nin compare --help shows the usage)\n`]);
+    rmSync(dir, { recursive: true });
   });
 
   it("He init: every weight's fan-in is its K·K·input channels (a 1×1 layer: its input channels), not its outputs", () => {

@@ -322,6 +322,8 @@ describe('nin export (ONNX)', () => {
     console.log = (s: string) => lines.push(s);
     console.error = (s: string) => errors.push(s);
     let codes: number[];
+    let upper: number;
+    let other: number;
     try {
       codes = [
         await main(['export', path]),
@@ -331,10 +333,18 @@ describe('nin export (ONNX)', () => {
         await main(['export', path, '--out', join(tmp, 'new', 'dir', 'm.onnx')]), // directories made
         await main(['export', path, '--out', join(tmp, 'm.safetensors')]), // not ONNX's name
       ];
+      upper = await main(['export', path, '--out', join(tmp, 'M.ONNX')]); // ONNX's name, in capitals
+      other = await main(['export', path, '--out', join(tmp, 'm.pb')]); // not ONNX's name either
     } finally {
       [console.log, console.error] = [log, error];
     }
     expect(codes).toEqual([0, 2, 2, 2, 0, 2]);
+    expect(upper, errors.join('\n')).toBe(0);
+    expect(other).toBe(2);
+    expect(errors.join('\n')).toContain(`--out ${join(tmp, 'm.pb')}: the model is written as ONNX: name it .onnx`);
+    expect(existsSync(join(tmp, 'M.ONNX'))).toBe(true);
+    // The name suggested instead of the checkpoint: beside it.
+    expect(errors.join('\n')).toContain(`--out ${path} is a checkpoint: writing there would replace it; name another file (e.g. ${join(tmp, 'model.onnx')})`);
     expect(errors.join('\n')).toContain(`--out ${join(tmp, 'm.safetensors')}: the model is written as ONNX: name it .onnx`);
     expect(existsSync(join(tmp, 'checkpoint.onnx'))).toBe(true);
     expect(existsSync(join(tmp, 'new', 'dir', 'm.onnx'))).toBe(true);
