@@ -120,6 +120,10 @@ describe('nin compare', () => {
     expect(withBare.split('\n')[0].split(/\s{2,}/)).toEqual(['run', 'epochs', 'train loss', 'test loss', 'test error', 'best val (epoch)', 'test there', 'img/s', 'train time']);
     expect(withBare).toContain('same in all with known settings: dataset cifar10');
     expect(withBare).toContain('no checkpoint, nor a log record of its settings (written from session 40 on), to read the settings from: bare');
+    // Beside runs that differ: its cells in their columns are '?' (unknown), not '–' (a setting a run has not).
+    const withBareLines = comparisonTable(readRuns([gap, fc, bare])).split('\n');
+    expect(withBareLines[0].split(/\s{2,}/).slice(0, 4)).toEqual(['run', 'head', 'params', 'lr']);
+    expect(withBareLines.find((l) => l.startsWith('bare'))!.split(/\s{2,}/).slice(0, 4)).toEqual(['bare', '?', '?', '?']);
     // A run stopped before its first save (a NaN loss): its settings from its log's start record.
     const provenance = { options: { dataset: 'cifar10', model: 'cifar10-small', batchSize: 128, lr: 0.5, schedule: 'cosine', warmupEpochs: 0, momentum: 0.9, weightDecay: 1e-4, augment: true, preprocess: 'gcn-zca', validation: 5000, seed: 1, epochs: 4 }, config: MODELS['cifar10-small'], adapter: 'test adapter', software: { nin: '0.1.0', node: 'v20' } };
     const reason = 'loss is NaN at step 8 (epoch 1): the run diverged (a lower --lr or a longer --warmup may help); last good checkpoint: (none yet)';
@@ -250,9 +254,20 @@ describe('nin compare', () => {
     expect(lines[at + 3].split(/\s{2,}/)).toEqual(['gap', '93,610', '3', '1,2,3', '2/4', '32.00 ± 2.00%', '30.00–34.00%', '–', '31.00 ± 2.00%', '32.00 ± 2.00%']);
     expect(lines[at + 4].split(/\s{2,}/)).toEqual(['fc', '100,020', '2 of 3', '1,2', '2/4', '45.00 ± 7.07%', '40.00–50.00%', '–', '44.00 ± 7.07%', '45.00 ± 7.07%']);
     expect(lines).toContain('note: over seeds, fc-3 (stopped at step 13) is left out: it did not reach epoch 2, as the others did');
+    // Seeds that all stopped before their first epoch: none reached one, none is counted.
+    const early = [1, 2].map((seed) => runDir(`seeds/early-${seed}`, [{ kind: 'step', epoch: 0, step: 0, loss: 2.3, lr: 0.5 }, { kind: 'stopped', epoch: 0, step: 3, reason: 'loss is NaN at step 3 (epoch 1)' }], { seed, lr: 0.5 }));
+    const earlyLines = comparisonTable(readRuns(early)).split('\n');
+    expect(earlyLines[earlyLines.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):') + 3].split(/\s{2,}/).slice(0, 5)).toEqual(['all', '0 of 2', '–', '–', '–']);
+    // The group's epochs are its counted runs', whichever run is given first.
+    const stoppedFirst = comparisonTable(readRuns([stopped, ...seeded])).split('\n');
+    const overSeedsRows = stoppedFirst.slice(stoppedFirst.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):') + 3).map((l) => l.split(/\s{2,}/));
+    expect(overSeedsRows.find((r) => r[0] === 'fc')!.slice(0, 5)).toEqual(['fc', '100,020', '2 of 3', '1,2', '2/4']);
     // No seed differs, or each setting ran once: no summary.
     expect(comparisonTable(readRuns(seeded.slice(2, 4)))).not.toContain('over seeds');
     expect(comparisonTable(readRuns([seeded[0], seeded[4]]))).not.toContain('over seeds');
+    // A setting run twice with one seed (a rerun) beside another setting: no seed differs, no summary.
+    const rerun = runDir('seeds/gap-1-again', epochs(0, 2, () => ({ testError: 0.3 })), { seed: 1, validation: 500 }, { ...MODELS['cifar10-small'], head: 'gap' });
+    expect(comparisonTable(readRuns([seeded[0], rerun, seeded[3]]))).not.toContain('over seeds');
     // One group of them all: named 'all'.
     const all = comparisonTable(readRuns(seeded.slice(0, 3))).split('\n');
     expect(all[all.indexOf('over seeds (the runs that differ only in their seed; mean ± sample standard deviation):') + 3].split(/\s{2,}/).slice(0, 3)).toEqual(['all', '3', '1,2,3']);
@@ -366,6 +381,8 @@ describe('nin compare', () => {
       expect(sh[i][1]).toBeCloseTo(l[i][1], 12);
     }
     expect(sh[1][1]).toBeCloseTo((2 / 1 + 2 / 6 + 2 / 11) / 3, 12); // a mean of 3, not the raw loss
+    // The widest window of them all, whichever run is given first.
+    expect(comparisonPanels(readRuns([short, long]))[0].title).toBe('training loss (step losses: mean of 3)');
   });
 
   it('draws each run in its own colour on shared axes: loss, test error, and validation error where there is one', () => {
@@ -430,6 +447,9 @@ describe('nin compare', () => {
     expect(table).toContain('note: faster forked from full after epoch 3 with lr 0.05 → 0.1, batch 128 → 64: its settings above are the last ones');
     expect(table).toContain("note: same forked from full after epoch 3 (its epochs before are that run's)");
     expect(table).not.toContain('note: full');
+    // A parent among them labelled by more of its path (another run's directory has its name): by that label.
+    const otherFull = runDir('hist-other/full', [{ kind: 'start', run: 'F', time: '' }, ...epochs(0, 1, () => ({ testError: 0.3 }))]);
+    expect(comparisonTable(readRuns([full, otherFull, same]))).toContain("note: same forked from hist/full after epoch 3 (its epochs before are that run's)");
     // A parent not among the runs compared: named by its directory. Within an epoch: its step.
     const midway = fork('midway', { step: 35, changed: { seed: ['1', '2'] } });
     expect(comparisonTable(readRuns([midway]))).toContain('note: midway forked from full at step 35, in epoch 4 with seed 1 → 2: its settings above are the last ones');
@@ -478,6 +498,11 @@ describe('nin compare', () => {
     const study = comparisonTable(readRuns([gapRun, fcRun])).split('\n');
     expect(study[0].split(/\s{2,}/).slice(0, 5)).toEqual(['run', 'head', 'init', 'class maps', 'params']);
     expect(study.filter((l) => l.includes('name their network'))).toEqual([]);
+    const lessDropout = { ...MODELS.mnist, layers: MODELS.mnist.layers.map((l) => (l.type === 'dropout' ? { ...l, p: 0.3 } : l)) };
+    const dropped = [MODELS.mnist, lessDropout].map((config, i) => runDir(`nets/dropout-${i}`, epochs(0, 1, () => ({ testError: 0.1 })), { dataset: 'mnist', model: 'mnist' }, config));
+    const dropStudy = comparisonTable(readRuns(dropped)).split('\n');
+    expect(dropStudy[0].split(/\s{2,}/).slice(0, 2)).toEqual(['run', 'dropout']);
+    expect(dropStudy.filter((l) => l.includes('name their network'))).toEqual([]);
     // Two runs of one network beside a third of that name fitted to other images: the two share
     // it (they were named as differing too). Another network's run (mnist1) changes nothing.
     const small = MODELS['cifar10-small'];

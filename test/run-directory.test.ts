@@ -223,6 +223,11 @@ describe('the run directory', () => {
       `${dir} already holds a metrics.jsonl that is not a nin run's log: choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`,
     );
     expect(runDirectoryProblem({ outDir: dir }, source('/elsewhere/c.safetensors', 'run-A'))).toMatch(new RegExp(`^${dir} holds a metrics.jsonl that is not a nin run's log, not /elsewhere/c.safetensors's run: resume it into a new directory`));
+    // A log of epoch records alone (its other lines cut away) is a run's log all the same.
+    const epochsOnly = join(root, 'epochs-only');
+    mkdirSync(epochsOnly);
+    writeFileSync(join(epochsOnly, 'metrics.jsonl'), JSON.stringify({ kind: 'epoch', epoch: 1, step: 10, trainLoss: 1 }) + '\n');
+    expect(runDirectoryProblem({ outDir: epochsOnly })).toMatch(new RegExp(`^${epochsOnly} already holds a run \\(metrics.jsonl\\) that stopped before its first save`));
     // Replaced as before: an empty file, and a log of runs stopped before their first step (a
     // start, a resume, a stop); a torn line among them is no such log.
     for (const [name, text, replaced] of [
@@ -528,7 +533,12 @@ describe('the run directory lock', () => {
     expect(process.listenerCount('exit')).toBe(handlers);
     // A release removes only its own lock (not one that has since been replaced).
     const mine = lockRunDirectory(dir);
+    expect(mine.lost()).toBeNull();
+    // Lost to a lock of the same pid from another time or machine (a restarted container's trainer has pid 1 again).
+    holder(dir, { pid: process.pid, host: 'other-machine', since: JSON.parse(readFileSync(lockOf(dir), 'utf8')).since });
+    expect(mine.lost()).toMatch(new RegExp(`^${lockOf(dir)} is now another run's \\(process ${process.pid} on other-machine, since `));
     holder(dir, { pid: process.pid, host: hostname(), since: 'later' });
+    expect(mine.lost()).toBe(`${lockOf(dir)} is now another run's (process ${process.pid} on ${hostname()}, since later)`);
     mine.release();
     mine.release();
     expect(existsSync(lockOf(dir))).toBe(true);
@@ -882,6 +892,28 @@ describe('resumeClashes: another seed', () => {
     const savedWithoutVal: Partial<TrainOptions> = { ...o };
     delete savedWithoutVal.validation;
     expect(resumeClashes({ ...o, validation: 0 }, modelConfig(o), savedWithoutVal as TrainOptions)).toEqual([]);
+  });
+
+  it('names each setting that fixes the run, as given now and as saved; the saved value given again, or one the checkpoint does not say, is no clash', () => {
+    const o = parseTrainArgs(['--model', 'mnist', '--out', join(tmpdir(), 'nin-unused-run')]).options;
+    const clashes = (now: Partial<TrainOptions>, saved: Partial<TrainOptions> = {}) => resumeClashes({ ...o, ...now }, modelConfig(o), { ...o, ...saved });
+    expect(clashes({})).toEqual([]);
+    expect(clashes({ dataset: 'cifar10' })).toEqual(['--dataset cifar10 (the checkpoint was trained on mnist)']);
+    expect(clashes({ head: 'gap', classMaps: 'linear', init: 'he', dropout: 0.5 })).toEqual([]);
+    expect(clashes({ head: 'fc-dropout' })).toEqual(["--head fc-dropout (the checkpoint's is gap)"]);
+    expect(clashes({ classMaps: 'relu' })).toEqual(["--class-maps relu (the checkpoint's are linear)"]);
+    expect(clashes({ init: 'gaussian' })).toEqual(["--init gaussian (the checkpoint's weights were initialised he, and are trained on, not redrawn)"]);
+    expect(clashes({ dropout: 0.3 })).toEqual(["--dropout 0.3 (the checkpoint's is 0.5)"]);
+    expect(clashes({ preprocess: 'gcn-zca' }, { preprocess: 'standardize' })).toEqual(["--preprocess gcn-zca (the checkpoint's statistics are for standardize)"]);
+    expect(clashes({ preprocess: 'gcn-zca' }, { preprocess: undefined })).toEqual([]);
+    // Another count is said once, not also as another --val-from.
+    expect(clashes({ validation: 500, validationFrom: 'end' }, { validation: 1000, validationFrom: 'random' })).toEqual([
+      "--val 500 (the checkpoint's split held out 1000: another split would validate on images the run trained on)",
+    ]);
+    // No --extra is the same set as an --extra false or one the checkpoint did not save.
+    expect(clashes({ extra: false }, { extra: undefined })).toEqual([]);
+    expect(clashes({ extra: true }, { extra: undefined })).toEqual(["--extra (the checkpoint was trained without SVHN's extra set)"]);
+    expect(clashes({ trainLimit: 1000 })).toEqual(["--train-limit 1000 (the checkpoint's was none: its training set and split)"]);
   });
 });
 
