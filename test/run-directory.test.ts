@@ -5,11 +5,17 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { CheckpointDamaged, errorLine, jsonArrayWriter, parseTrainArgs, UsageError } from '../nin/cli.ts';
+import { NonFiniteWeights } from '../nin/checkpoint.ts';
+import { ImageLoadError } from '../nin/images.ts';
+import { JpegFormatError } from '../nin/jpeg.ts';
+import { MissingDataError } from '../nin/data/registry.ts';
+import { StreamReadError } from '../nin/data/stream.ts';
+import { TrainingStopped } from '../nin/run-errors.ts';
 import { trainingCurveSeries } from '../nin/plot.ts';
 import { checkpointCount, currentHistory, historyOfCheckpoint, isOwnRunDirectory, lockRunDirectory, logOfCheckpoint, moveRunAside, parseMetricsLog, checkpointHeaderFields, removeLeftoverTempFiles, reservedRunFileName, resumeClashes, shuffleChangedWithinEpoch, runDirectoryInUse, snapshotName, snapshotsIn, runDirectoryProblem, runFileKind, runFilesIn, runIdsIn, runLog, RunDirectoryInUse, sameSave, unusedRunDirectory, claimRunDirectory } from '../nin/run-directory.ts';
-import { AtomicFile, danglingLink, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
-import { writeSafetensors } from '../nin/safetensors.ts';
+import { AtomicFile, DataFormatError, danglingLink, doneWithTempPath, makeDirectory, parseTempName, tempPathFor, writeFileAtomic } from '../nin/data/io.ts';
+import { SafetensorsError, writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
 
@@ -442,6 +448,12 @@ describe('the run directory', () => {
       expect(errorLine(refusal)).toBe(`nin: ${refusal.message}`);
       expect(errorLine(new RunRefused('r'))).toBe('nin: r');
       expect(errorLine(new TypeError('t'))).toBe('nin: TypeError: t');
+      // And every other error of ours: each says what is wrong and where, without its class's name.
+      const ours = [
+        new CheckpointDamaged('c'), new DataFormatError('f', 'd'), new ImageLoadError('i', 'r'), new JpegFormatError('j'), new MissingDataError('m', [], [], '/d'),
+        new SafetensorsError('s', 'd'), new StreamReadError('x'), new TrainingStopped('t'), new NonFiniteWeights('n'),
+      ];
+      for (const e of ours) expect(errorLine(e), e.name).toBe(`nin: ${e.message}`);
     } finally {
       first.lock.release();
     }
