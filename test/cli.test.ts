@@ -395,6 +395,7 @@ describe('nin CLI', () => {
     expect(parseRangeTestArgs([]).json).toBeUndefined();
     expect(() => parseRangeTestArgs(['--out', 'runs/x'])).toThrow(new UsageError("--out has no meaning for lr-find: it sweeps its own rates (--lr-min, --lr-max, --steps) from the network's initial weights, and writes no run"));
     expect(() => parseRangeTestArgs(['--lr-min', '0.1', '--lr-max', '0.1'])).toThrow(new UsageError('--lr-min 0.1 must be below --lr-max 0.1'));
+    expect(() => parseRangeTestArgs(['--plot', 'test'])).toThrow(new UsageError('--plot test is a directory: name the PNG file to write (e.g. test/lr-find.png)'));
   });
 
   it('nin compare writes compare.png by default (in the working directory)', async () => {
@@ -955,5 +956,7 @@ describe('the line a finished nin train prints', () => {
     expect(finishedLine({ epochs: 3, stopAfter: 2 }, { ...result(2), checkpoint: 'runs/my run/checkpoint.safetensors' })).toContain("(--stop-after; --resume 'runs/my run/checkpoint.safetensors' continues)");
     expect(finishedLine({ epochs: 3, resume: 'runs/m' }, result(3))).toMatch(/^done in 12 s since the resume: test error 1\.54% /);
     expect(finishedLine({ epochs: 3, stopAfter: 2 }, result(2))).toBe('stopped after epoch 2 of 3 (--stop-after; --resume runs/m/checkpoint.safetensors continues) in 12 s: test error 1.54% (accuracy 98.46%) on 10000 images; checkpoint runs/m/checkpoint.safetensors');
+    // Ended before its --stop-after epoch (a plateau schedule's stop): not stopped by --stop-after.
+    expect(finishedLine({ epochs: 3, stopAfter: 2 }, result(1))).toMatch(/^done in 12 s: /);
   });
 });
