@@ -159,31 +159,42 @@ describe('conv2d', () => {
     expect(grids).toEqual(['conv3x3_forward', 'conv3x3_grad_input', 'conv3x3_grad_weight']);
   });
 
+  /** The weight and bias gradients of a convolution whose weight gradient is split over k, against
+   * central differences on the float64 reference, at `samples` sampled weights; pair seeds from
+   * `seed` on. Returns the split factors the weight-gradient GEMM was dispatched with, the output's
+   * height and width, and the input (no gradient asked for). */
+  async function splitWeightGradient(c: { N: number; H: number; W: number; Ci: number; Co: number; K: number }, geometry: { stride: number; padding: number } | undefined, seed: number, samples: number) {
+    const { N, H, W, Ci, Co, K } = c;
+    const x = pair([N, H, W, Ci], seed);
+    const w = pair([K, K, Ci, Co], seed + 1, -0.3, 0.3);
+    const b = pair([Co], seed + 2);
+    param(w.gpu); param(b.gpu);
+    const splits: number[] = [];
+    setGemmCapture((s) => { if (s.name.endsWith('_grad_weight')) splits.push(s.splitK ?? 1); });
+    const f = () => conv2dRef(x.ref, w.ref, b.ref, geometry);
+    const [Ho, Wo] = [f().shape[1], f().shape[2]];
+    const r = randomArray(N * Ho * Wo * Co, seed + 3);
+    try {
+      backward(dot(conv2d(x.gpu, w.gpu, b.gpu, geometry), Tensor.fromArray(r, [N, Ho, Wo, Co])));
+    } finally {
+      setGemmCapture(null);
+    }
+    const scalar = () => dotRef(f(), r);
+    const idx = sampleIndices(w.ref.data.length, samples, seed + 4);
+    expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
+    expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
+    return { splits, outSize: [Ho, Wo], x };
+  }
+
   // Enough pixels (N·H·W = 1,573) that the weight gradient is split over k and the slices summed,
   // and the bias gradient sums 1,573 rows per channel.
   for (const style of ['tiled', 'simd'] as KernelStyle[])
   it(`${style} kernels: the weight gradient runs split over k, and it and the bias gradient over 1,573 rows match the float64 reference`, async () => {
     setKernelStyle(style);
-    const [N, H, W, Ci, Co, K] = [13, 11, 11, 3, 6, 3];
-    const x = pair([N, H, W, Ci], 6);
-    const w = pair([K, K, Ci, Co], 7, -0.3, 0.3);
-    const b = pair([Co], 8);
-    param(w.gpu); param(b.gpu);
     // The split the weight-gradient GEMM was dispatched with (unsplit, it matches the reference too).
-    const splits: number[] = [];
-    setGemmCapture((s) => { if (s.name === 'conv3x3_grad_weight') splits.push(s.splitK ?? 1); });
-    const r = randomArray(N * H * W * Co, 9);
-    try {
-      backward(dot(conv2d(x.gpu, w.gpu, b.gpu), Tensor.fromArray(r, [N, H, W, Co])));
-    } finally {
-      setGemmCapture(null);
-    }
+    const { splits } = await splitWeightGradient({ N: 13, H: 11, W: 11, Ci: 3, Co: 6, K: 3 }, undefined, 6, 40);
     expect(splits).toHaveLength(1);
     expect(splits[0]).toBeGreaterThan(1);
-    const scalar = () => dotRef(conv2dRef(x.ref, w.ref, b.ref), r);
-    const idx = sampleIndices(w.ref.data.length, 40, 10);
-    expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
-    expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
   });
 
   // The split weight gradient at a stride: each slice of k (the output pixels) reads the input
@@ -200,28 +211,10 @@ describe('conv2d', () => {
   for (const [i, c] of splitGeometries.entries())
   it.skipIf(invocationOrder() === 'scramble')(`${style} kernels: the weight gradient split over k at stride ${c.stride}, padding ${c.padding} (${c.K}×${c.K}): it and the bias gradient match the float64 reference`, async () => {
     setKernelStyle(style);
-    const { N, H, W, Ci, Co, K, stride, padding } = c;
-    const x = pair([N, H, W, Ci], 51 + i);
-    const w = pair([K, K, Ci, Co], 52 + i, -0.3, 0.3);
-    const b = pair([Co], 53 + i);
-    param(w.gpu); param(b.gpu);
-    const splits: number[] = [];
-    setGemmCapture((s) => { if (s.name === `conv${K}x${K}_s${stride}_p${padding}_grad_weight`) splits.push(s.splitK ?? 1); });
-    const f = () => conv2dRef(x.ref, w.ref, b.ref, { stride, padding });
-    const [Ho, Wo] = [f().shape[1], f().shape[2]];
-    expect([Ho, Wo]).toEqual([13, 12]);
-    const r = randomArray(N * Ho * Wo * Co, 54 + i);
-    try {
-      backward(dot(conv2d(x.gpu, w.gpu, b.gpu, { stride, padding }), Tensor.fromArray(r, [N, Ho, Wo, Co])));
-    } finally {
-      setGemmCapture(null);
-    }
+    const { splits, outSize, x } = await splitWeightGradient(c, { stride: c.stride, padding: c.padding }, 51 + i, 60);
+    expect(outSize).toEqual([13, 12]);
     expect(splits).toEqual([3]);
     expect(x.gpu.grad ?? null).toBeNull();
-    const scalar = () => dotRef(f(), r);
-    const idx = sampleIndices(w.ref.data.length, 60, 55 + i);
-    expectClose('d/dw', pick(await w.gpu.grad!.toArray(), idx), numericalGrad(scalar, w.ref, idx), 1e-5);
-    expectClose('d/db', await b.gpu.grad!.toArray(), numericalGrad(scalar, b.ref), 1e-5);
   });
 
   // The first layer's input (the images) needs no gradient: its backward runs no input-gradient GEMM.
