@@ -121,12 +121,13 @@ carry = await timestampCarryOver();
 console.error(formatCarryOver(carry));
 // Each model's own training step first (the PyTorch comparison rests on cifar10's): a stage cut
 // off by its time limit (bench/gpu-check.sh) loses the mlpconv rows of the last blocks, not it.
-for (const model of models) {
-  const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused: false });
-  console.error(formatBenchTable([r]));
-  stepRows.push(r);
+/** A training-step row (ours or a peer's): printed, kept, and the report rewritten with it. */
+const addStepRow = (row: StepBenchResult | BenchResult) => {
+  console.error(formatBenchTable([row]));
+  stepRows.push(row);
   report();
-}
+};
+for (const model of models) addStepRow(await benchTrainStep({ model, batch, steps, warmup: 2, unfused: false }));
 mlpconvRows = await benchMlpconv({
   batches: values['mlpconv-batches']!.split(',').map(Number),
   reps: Number(values.reps),
@@ -139,15 +140,9 @@ mlpconvRows = await benchMlpconv({
 });
 report();
 for (const model of models) {
-  const r = await benchTrainStep({ model, batch, steps, warmup: 2, unfused: true });
-  console.error(formatBenchTable([r]));
-  stepRows.push(r);
-  report();
+  addStepRow(await benchTrainStep({ model, batch, steps, warmup: 2, unfused: true }));
   if (!values['no-peers'] && (model === 'cifar10' || model === 'mnist')) {
-    const p = await runPeerBench({ model: model as BenchResult['model'], batch, steps, warmup: 2 });
-    console.error(formatBenchTable([p]));
-    stepRows.push(p);
-    report();
+    addStepRow(await runPeerBench({ model: model as BenchResult['model'], batch, steps, warmup: 2 }));
     disposePeers();
   }
 }
