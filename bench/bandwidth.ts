@@ -41,10 +41,10 @@ let evict: () => void = () => {};
 /** Median GPU time (timestamp queries) of the kernels named `names` that `run` dispatches, each rep after a cache flush. */
 async function gpuTime(run: () => void, names: string[], reps: number): Promise<number> {
   // The flush runs, and is waited for, before each rep: recorded in the rep's submission, right
-  // before the timed kernel, its 128 MiB copy would still be running when Dawn stamps the timed
-  // pass's beginning (TOP_OF_PIPE), and the kernel, which waits for it at its barrier, would be
-  // charged for the rest of the copy (profile-reps.ts timestampCarryOver), or share the memory
-  // bus with it. (Its kernel, 'cache_evict', is not among `names`.)
+  // before the timed kernel, its 128 MiB copy could still be running when Dawn stamps the timed
+  // pass's beginning (TOP_OF_PIPE; the profiler then times the kernel from the copy's end, but a
+  // kernel without a barrier after it would share the memory bus with its tail). (Its kernel,
+  // 'cache_evict', is not among `names`.)
   const perRep = await profileReps(run, reps, `bandwidth (${names.join(', ')})`, { before: async () => { evict(); await sync(); } });
   return median(perRep.map((rep) => repTotal(rep, (name) => names.includes(name))));
 }

@@ -20,15 +20,17 @@ export function timestampsUnchecked(): boolean {
  * Runs `run` once to warm up (pipeline creation), then `reps` times profiled; returns each rep's
  * GPU ms per kernel name. `what` names the measurement in errors and in the profiler's notes.
  * `opts.before` (e.g. a cache flush) runs before each rep and is awaited, so its GPU work has
- * finished before the rep's is submitted: Dawn's Vulkan backend stamps a pass's beginning at
- * TOP_OF_PIPE, before the barrier that makes it wait for earlier work, so a kernel recorded right
- * after other work may be charged for that work's tail (timestampCarryOver below checks this).
+ * finished before the rep's is submitted (its tail is then neither charged to the rep's first
+ * kernel nor sharing the memory bus with it). `opts.rawSpans`: the profiler's raw pass spans
+ * (engine/profiler.ts passSpans), for timestampCarryOver.
  */
-export async function profileReps(run: () => void, reps: number, what: string, opts: { before?: () => Promise<void> } = {}): Promise<Map<string, number>[]> {
+export async function profileReps(
+  run: () => void, reps: number, what: string, opts: { before?: () => Promise<void>; rawSpans?: boolean } = {},
+): Promise<Map<string, number>[]> {
   await opts.before?.();
   run();
   await sync();
-  const prof = await startProfiler();
+  const prof = await startProfiler({ rawSpans: opts.rawSpans });
   const perRep: Map<string, number>[] = [];
   const before = new Map<string, number>();
   try {
@@ -75,13 +77,14 @@ export interface CarryOver {
 }
 
 /**
- * Whether this adapter's pass timestamps charge a kernel for the work before it. Dawn's Vulkan
+ * Whether this adapter's raw pass timestamps charge a kernel for the work before it. Dawn's Vulkan
  * backend writes a compute pass's beginning timestamp at TOP_OF_PIPE and the barrier that orders
  * the pass after earlier writes only after it; where the GPU's front end runs ahead (reported on
- * AMD, gfx-rs/wgpu#2521; Intel, kvark/blade#398), a kernel's "duration" then includes the rest of
- * the kernel before it, and sums over a pass per kernel count overlaps twice. A small kernel that
- * overwrites a big copy's output (so Dawn puts a barrier between them) is timed alone and right
- * after the copy, in one submission.
+ * AMD, gfx-rs/wgpu#2521; Intel, kvark/blade#398), a kernel's raw span then includes the rest of
+ * the kernel before it. The profiler corrects for it (each pass timed from the previous one's end
+ * at the latest); this probe reads raw spans, to say whether the adapter needs that. A small
+ * kernel that overwrites a big copy's output (so Dawn puts a barrier between them) is timed alone
+ * and right after the copy, in one submission.
  */
 export async function timestampCarryOver(bigMiB = 64, reps = 5): Promise<CarryOver> {
   const n = (bigMiB * 2 ** 20) / 8; // floats in each of the copy's two buffers
@@ -94,8 +97,8 @@ export async function timestampCarryOver(bigMiB = 64, reps = 5): Promise<CarryOv
   const runSmall = () => dispatch(small, [src, dst], elementwiseGrid(256));
   try {
     const pick = (perRep: Map<string, number>[], name: string) => median(perRep.map((r) => r.get(name) ?? 0));
-    const alone = await profileReps(runSmall, reps, 'timestamp carry-over probe (alone)');
-    const after = await profileReps(() => { runBig(); runSmall(); }, reps, 'timestamp carry-over probe (after a copy)');
+    const alone = await profileReps(runSmall, reps, 'timestamp carry-over probe (alone)', { rawSpans: true });
+    const after = await profileReps(() => { runBig(); runSmall(); }, reps, 'timestamp carry-over probe (after a copy)', { rawSpans: true });
     const aloneMs = pick(alone, 'carry_probe_small');
     const afterMs = pick(after, 'carry_probe_small');
     const bigMs = pick(after, 'carry_probe_copy');
@@ -111,6 +114,6 @@ export function formatCarryOver(c: CarryOver): string {
   const us = (ms: number) => `${(1000 * ms).toFixed(1)} µs`;
   return `timestamp check: a 256-float kernel reads ${us(c.aloneMs)} alone, ${us(c.afterMs)} right after a ${us(c.bigMs)} copy it waits for: ` +
     (c.carries
-      ? "CARRIES OVER: this adapter's pass timestamps charge a kernel for the kernels before it, so per-kernel GPU times (and sums and ratios of them) here are too high; wall times are unaffected"
+      ? "CARRIES OVER: this adapter's raw pass timestamps charge a kernel for the kernels before it; the profiler times each kernel from the previous one's end instead (its notes count how many)"
       : 'no carry-over');
 }

@@ -11,6 +11,13 @@
 // after the earlier one's resolve), and more chunks are created when one submission records more
 // dispatches than the chunks so far hold.
 //
+// Dawn's Vulkan backend writes a pass's beginning timestamp at TOP_OF_PIPE, before the barrier
+// that makes the pass wait for the work before it; where a GPU's front end runs ahead (reported on
+// AMD and Intel), a pass's raw span would include the tail of the pass before. So within a
+// submission each pass is timed from the later of its beginning and the previous pass's end
+// (passSpans; notes() counts how many were moved; bench/profile-reps.ts timestampCarryOver tells
+// whether an adapter needs it). Where passes serialize (lavapipe) no beginning is moved.
+//
 // Caveats: one pass per dispatch removes the overlap Dawn could otherwise get between dispatches
 // of one pass (and adds a pass boundary), so profiled totals run somewhat above unprofiled wall
 // time. Dawn quantizes timestamps (to 65.536 µs steps, seen on lavapipe) unless its
@@ -67,11 +74,14 @@ interface Agg {
 export interface StartProfilerOptions {
   /** Queries per chunk; default QUERIES_PER_SET. Must be even and ≤ 4096 (WebGPU limit). */
   queriesPerSet?: number;
+  /** Each pass from its own beginning timestamp, never from the previous pass's end (passSpans). */
+  rawSpans?: boolean;
 }
 
 export class Profiler implements ProfilerHook {
   private readonly device: GPUDevice;
   private readonly perSet: number;
+  private readonly rawSpans: boolean;
   private readonly chunks: Chunk[] = [];
   private readonly freeStaging: GPUBuffer[] = [];
   /** "scope\0kernel" of the dispatches recorded in the open encoder, in query order. */
@@ -88,6 +98,9 @@ export class Profiler implements ProfilerHook {
   private destroyed = false;
   /** Dispatches whose end timestamp preceded the begin (clamped to 0). */
   private negative = 0;
+  /** Dispatches timed from the previous pass's end, and the ns that took off their raw spans. */
+  private moved = 0;
+  private movedNs = 0;
   private nonzero = 0;
   private onGrid = 0;
 
@@ -100,6 +113,7 @@ export class Profiler implements ProfilerHook {
     }
     this.device = gpu.device;
     this.perSet = opts.queriesPerSet ?? QUERIES_PER_SET;
+    this.rawSpans = opts.rawSpans ?? false;
     if (this.perSet < 2 || this.perSet % 2 !== 0 || this.perSet > 4096) {
       throw new RangeError(`GPU profiler: queriesPerSet must be an even number in [2, 4096], got ${this.perSet}`);
     }
@@ -165,6 +179,7 @@ export class Profiler implements ProfilerHook {
 
   private async readBack(staging: GPUBuffer[], names: string[]): Promise<void> {
     const per = this.perSet / 2; // dispatches per chunk
+    let previousEnd: bigint | null = null; // the submission's passes run in record order, across chunks
     for (let k = 0; k < staging.length; k++) {
       const s = staging[k];
       const n = Math.min(per, names.length - k * per);
@@ -175,13 +190,13 @@ export class Profiler implements ProfilerHook {
         s.destroy(); // never mapped: not worth reusing
         continue;
       }
-      const t = new BigUint64Array(s.getMappedRange(0, n * 16));
+      const spans = passSpans(new BigUint64Array(s.getMappedRange(0, n * 16)), previousEnd, !this.rawSpans);
+      previousEnd = spans.lastEnd;
+      this.negative += spans.negative;
+      this.moved += spans.moved;
+      this.movedNs += spans.movedNs;
       for (let j = 0; j < n; j++) {
-        let d = Number(t[2 * j + 1] - t[2 * j]);
-        if (d < 0) {
-          this.negative++;
-          d = 0;
-        }
+        const d = spans.ns[j];
         if (d > 0) {
           this.nonzero++;
           if (d % QUANTUM_NS === 0) this.onGrid++;
@@ -211,15 +226,7 @@ export class Profiler implements ProfilerHook {
 
   /** What a reader of the profile should know about its timestamps (formatProfile prints it). */
   notes(): string[] {
-    const out: string[] = [];
-    if (this.timestampsQuantized) {
-      out.push(
-        'note: every duration is a multiple of 65.536 µs, so Dawn quantizes timestamps: short kernels read as 0 or 65.5 µs a call and only ' +
-          'their means over many calls mean anything; the engine turns this off unless NIN_DAWN_FLAGS names timestamp_quantization (remove it there)',
-      );
-    }
-    if (this.negative) out.push(`note: ${this.negative} dispatch${this.negative === 1 ? '' : 'es'} ended before they began by their timestamps; counted as 0 ms`);
-    return out;
+    return timestampNotes({ quantized: this.timestampsQuantized === true, negative: this.negative, moved: this.moved, movedNs: this.movedNs });
   }
 
   /** Marks the end of one step (e.g. one training iteration); rows are then given per step. */
@@ -236,6 +243,8 @@ export class Profiler implements ProfilerHook {
     this.marks = 0;
     this.sinceMark = 0;
     this.negative = 0;
+    this.moved = 0;
+    this.movedNs = 0;
     this.nonzero = 0;
     this.onGrid = 0;
     this.errors = [];
@@ -333,6 +342,55 @@ export class Profiler implements ProfilerHook {
     }
     return out;
   }
+}
+
+/**
+ * Each pass's GPU ns from `stamps` (begin, end pairs of one submission's passes, in record order),
+ * each taken from the later of its beginning and the end of the passes before it (`previousEnd`
+ * carries that across chunks; `moveBegins: false` gives raw spans). A pass that ends before its
+ * beginning counts as `negative` and 0 ns; one whose beginning moved, as `moved`, with the ns it
+ * lost in `movedNs`.
+ */
+export function passSpans(stamps: BigUint64Array, previousEnd: bigint | null, moveBegins: boolean): { ns: number[]; negative: number; moved: number; movedNs: number; lastEnd: bigint | null } {
+  const out = { ns: [] as number[], negative: 0, moved: 0, movedNs: 0, lastEnd: previousEnd };
+  for (let j = 0; 2 * j + 1 < stamps.length; j++) {
+    const begin = stamps[2 * j];
+    const end = stamps[2 * j + 1];
+    if (end < begin) {
+      out.negative++;
+      out.ns.push(0);
+      continue;
+    }
+    let from = begin;
+    if (moveBegins && out.lastEnd !== null && out.lastEnd > begin) {
+      from = out.lastEnd < end ? out.lastEnd : end;
+      out.moved++;
+      out.movedNs += Number(from - begin);
+    }
+    out.ns.push(Number(end - from));
+    if (out.lastEnd === null || end > out.lastEnd) out.lastEnd = end;
+  }
+  return out;
+}
+
+/** Profiler.notes()'s lines for what its timestamps showed (passSpans' counts). */
+export function timestampNotes(seen: { quantized: boolean; negative: number; moved: number; movedNs: number }): string[] {
+  const out: string[] = [];
+  const dispatches = (n: number) => `${n} dispatch${n === 1 ? '' : 'es'}`;
+  if (seen.quantized) {
+    out.push(
+      'note: every duration is a multiple of 65.536 µs, so Dawn quantizes timestamps: short kernels read as 0 or 65.5 µs a call and only ' +
+        'their means over many calls mean anything; the engine turns this off unless NIN_DAWN_FLAGS names timestamp_quantization (remove it there)',
+    );
+  }
+  if (seen.negative) out.push(`note: by their timestamps, ${dispatches(seen.negative)} ended before beginning; counted as 0 ms`);
+  if (seen.moved) {
+    out.push(
+      `note: by their timestamps, ${dispatches(seen.moved)} began before the one before ended (this adapter's pass timestamps carry over): ` +
+        `each timed from that end, which took ${(seen.movedNs / 1e6).toFixed(3)} ms off their raw spans`,
+    );
+  }
+  return out;
 }
 
 /** Separates a dispatch's scope from its kernel name in the aggregates' keys. */

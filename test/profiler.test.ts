@@ -4,7 +4,7 @@ import { closeGpu, dawnFlags, getGpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { currentProfileScope, profileScope, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
-import { formatProfile, formatScopeProfile, Profiler, startProfiler } from '../engine/profiler.ts';
+import { formatProfile, formatScopeProfile, passSpans, Profiler, startProfiler, timestampNotes } from '../engine/profiler.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { add, dot, relu } from '../kernels/elementwise.ts';
 import { randomArray } from './helpers.ts';
@@ -85,6 +85,7 @@ describe('GPU profiler', () => {
     expect(dispatched).toBeGreaterThan(2);
     for (const row of rows) expect(row.steps).toBe(1);
     expect(rows.find((row) => row.name === 'conv3x3_forward')!.totalMs).toBeGreaterThan(0);
+    expect(prof.notes()).toEqual([]); // lavapipe runs passes one after another: no beginning moved, across chunks too
     w.grad?.dispose(); b.grad?.dispose();
     for (const t of [x, w, b, r]) t.dispose();
   });
@@ -265,6 +266,37 @@ describe('GPU profiler', () => {
     ]);
     expect(cells[6]).toEqual(['total', '3', '2.000', '100.0']); // 1.5 + 0.5 ms a step
     expect(table).toHaveLength(7);
+  });
+
+  it('passSpans: a pass is timed from the end of the passes before it where its beginning came earlier (carried-over timestamps)', () => {
+    const spans = (stamps: number[], previousEnd: number | null = null, moveBegins = true) => {
+      const r = passSpans(BigUint64Array.from(stamps.map(BigInt)), previousEnd === null ? null : BigInt(previousEnd), moveBegins);
+      return { ...r, lastEnd: r.lastEnd === null ? null : Number(r.lastEnd) };
+    };
+    // Passes one after another: their spans as they are.
+    expect(spans([0, 10, 12, 20, 20, 35])).toEqual({ ns: [10, 8, 15], negative: 0, moved: 0, movedNs: 0, lastEnd: 35 });
+    // Each beginning stamped while the pass before still ran: timed from its end; the sum is the wall span.
+    expect(spans([0, 10, 2, 18, 3, 30])).toEqual({ ns: [10, 8, 12], negative: 0, moved: 2, movedNs: 8 + 15, lastEnd: 30 });
+    expect(spans([0, 10, 2, 18, 3, 30], null, false)).toEqual({ ns: [10, 16, 27], negative: 0, moved: 0, movedNs: 0, lastEnd: 30 });
+    // The end of the previous chunk of the same submission counts.
+    expect(spans([5, 9], 7)).toEqual({ ns: [2], negative: 0, moved: 1, movedNs: 2, lastEnd: 9 });
+    expect(spans([5, 9], 7, false)).toEqual({ ns: [4], negative: 0, moved: 0, movedNs: 0, lastEnd: 9 });
+    // A pass inside the one before (they overlapped): 0 ns, and the later end stays the reference.
+    expect(spans([0, 20, 5, 15, 16, 30])).toEqual({ ns: [20, 0, 10], negative: 0, moved: 2, movedNs: 10 + 4, lastEnd: 30 });
+    // An end before its beginning: 0 ns, counted, and not a reference for the next.
+    expect(spans([10, 5, 6, 12])).toEqual({ ns: [0, 6], negative: 1, moved: 0, movedNs: 0, lastEnd: 12 });
+  });
+
+  it("timestampNotes: one line for each thing the timestamps showed, none when they were clean", () => {
+    expect(timestampNotes({ quantized: false, negative: 0, moved: 0, movedNs: 0 })).toEqual([]);
+    const [quantized, negative, moved] = timestampNotes({ quantized: true, negative: 1, moved: 3, movedNs: 1_234_567 });
+    expect(quantized).toMatch(/^note: every duration is a multiple of 65\.536 µs/);
+    expect(negative).toBe('note: by their timestamps, 1 dispatch ended before beginning; counted as 0 ms');
+    expect(moved).toBe("note: by their timestamps, 3 dispatches began before the one before ended (this adapter's pass timestamps carry over): each timed from that end, which took 1.235 ms off their raw spans");
+    expect(timestampNotes({ quantized: false, negative: 2, moved: 1, movedNs: 500 })).toEqual([
+      'note: by their timestamps, 2 dispatches ended before beginning; counted as 0 ms',
+      expect.stringMatching(/^note: by their timestamps, 1 dispatch began .* took 0\.001 ms off/),
+    ]);
   });
 
   it('refuses a queriesPerSet that is odd or outside [2, 4096]', async () => {
