@@ -17,6 +17,9 @@
 //   NIN_INVOCATION_ORDER "natural", "reverse" or "scramble": renumber workgroup invocations to expose
 //                 missing barriers (see engine/invocation-order.ts)
 //   NIN_KERNEL_DUMP a directory: write each kernel compiled there, for bench/compile-times.ts
+//
+// What the rest of the engine calls is at the end: getGpu(), gpu(), closeGpu(); kernels also ask
+// kernelStyle() and simdWidth() (above them) which variant to build.
 import { readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -70,14 +73,11 @@ const detachers = new WeakMap<GPUDevice, () => void>();
 /**
  * Dawn's GPU objects (what `navigator.gpu` is in a browser), one per set of instance flags, made
  * once and kept for the life of the process: devices come and go (closeGpu), their instance stays.
- * A new one for each device, let go at closeGpu(), took test processes down on lavapipe: a hang
- * with the main thread in InstanceBase::ProcessEvents (called by the bindings' AsyncRunner),
- * waiting on a "mutex" whose owner field held a heap pointer, by all signs an instance already
- * freed; or an abort ("The futex facility returned an unexpected error code", a pthread assertion).
- * engine.test.ts beside gap.test.ts, run again and again: 2 aborts in 28 runs (and a hang in the
- * third of another series) with instances let go; none in 67 with them kept. (An earlier fix held
- * the instance until the device's awaited operations settled: it had aborted in 8 of 500 runs of
- * a script that closes during a read.)
+ * Letting the instance go at closeGpu() hung or aborted test processes on lavapipe, by all signs in
+ * Dawn's event processing on a freed instance (InstanceBase::ProcessEvents; "The futex facility
+ * returned an unexpected error code"): 2 aborts in 28 runs of engine.test.ts with gap.test.ts, none
+ * in 67 with instances kept (holding each only until its device's awaited operations settled still
+ * aborted in 8 of 500 runs of a script that closes during a read).
  */
 const dawnInstances = new Map<string, GPU>();
 

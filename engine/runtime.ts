@@ -2,6 +2,8 @@
 // specialisation — shapes, tile sizes — is its own cached pipeline), records dispatches into one
 // open command encoder, and submits at sync points (readback, upload, explicit flush) and every
 // SUBMIT_EVERY dispatches.
+// The core is dispatch() (with getPipeline()), then flush(), upload() and download(); the
+// hooks that only tests use are at the end.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,7 +97,7 @@ export function setProfilerHook(p: ProfilerHook | null): void {
   profiler = p;
 }
 
-let scope = '';
+let profileScopeName = ''; // the scope dispatches are attributed to now (not tidy's scopes: engine/tensor.ts)
 /**
  * Runs `fn` with its dispatches attributed to `name` in a profile (the profiler's per-scope table:
  * a model's layers, the loss, the optimiser); nested scopes join with " / ". The ops `fn` records
@@ -103,22 +105,22 @@ let scope = '';
  * synchronous, as recording is: an async fn's dispatches after its first await are not in it.
  */
 export function profileScope<R>(name: string, fn: () => R): R {
-  return atProfileScope(scope ? `${scope} / ${name}` : name, fn);
+  return atProfileScope(profileScopeName ? `${profileScopeName} / ${name}` : name, fn);
 }
 
 /** The scope dispatches are attributed to now ('' outside any). */
 export function currentProfileScope(): string {
-  return scope;
+  return profileScopeName;
 }
 
 /** Runs `fn` at the scope `name`, a whole path, not nested in the current one (profileScope nests): a backward runs at its op's "<scope> backward". */
 export function atProfileScope<R>(name: string, fn: () => R): R {
-  const outer = scope;
-  scope = name;
+  const outer = profileScopeName;
+  profileScopeName = name;
   try {
     return fn();
   } finally {
-    scope = outer;
+    profileScopeName = outer;
   }
 }
 
@@ -141,18 +143,6 @@ function device(): GPUDevice {
     poolInstance = new BufferPool((desc) => createWatchedBuffer(g.device, desc), g.limits.maxBufferSize);
   }
   return g.device;
-}
-
-/** Tests (setAllocationFault): the size the next buffer made is asked of the device at, or 0. */
-let faultSize = 0;
-
-/**
- * Tests: the next buffer the pool makes is asked of the device at `bytes` instead, a size it cannot
- * give (lavapipe: 4294967293 bytes and up, within its maxBufferSize), so the device's own
- * out-of-memory error takes the path a real one would.
- */
-export function setAllocationFault(bytes: number): void {
-  faultSize = bytes;
 }
 
 /**
@@ -199,33 +189,6 @@ export function trimPool(): number {
   flush();
   bindGroups.clear(); // some name the buffers about to go
   return pool().trim();
-}
-
-/**
- * Tests: NaN past the end of every tensor made from now on (`bytes` of it at least; 0 turns this
- * off), and whole buffers bound, so a kernel that reads past a tensor's end reads NaN. Otherwise a
- * binding is the tensor's exact size and such a read gets robust buffer access's value: 0 on
- * lavapipe, which hides it, and on a GPU possibly any value in the buffer.
- */
-export function setOutOfBoundsGuard(bytes: number): void {
-  flush();
-  bindGroups.clear(); // their bindings' sizes change
-  pool().guardBytes = bytes;
-  pool().guarded = [];
-}
-
-/**
- * Tests, after work under setOutOfBoundsGuard: each buffer it made in which something was written
- * past the tensor's end (the NaN there is gone), described. Reads every one of them back.
- */
-export async function writesPastTheEnd(): Promise<string[]> {
-  const found: string[] = [];
-  for (const { buffer, bytes } of pool().guarded) {
-    const words = new Uint32Array(await download({ buffer, byteLength: buffer.size }, buffer.size));
-    const at = words.findIndex((w, i) => i >= bytes / 4 && w !== 0x7fc00000); // Float32Array.fill(NaN)'s bits
-    if (at >= 0) found.push(`a tensor of ${bytes} bytes was written at byte ${4 * at}, past its end`);
-  }
-  return found;
 }
 
 export function runtimeStats() {
@@ -382,7 +345,7 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (profiler) {
     endPass();
-    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, scope) });
+    pass = enc.beginComputePass({ timestampWrites: profiler.beginDispatch(kernel.name, profileScopeName) });
   } else {
     pass ??= enc.beginComputePass();
   }
@@ -508,3 +471,44 @@ export function grid1d(n: number): [number, number] {
 
 /** WGSL expression for the linear workgroup index of a grid1d() dispatch. */
 export const LINEAR_WORKGROUP = 'wid.x + wid.y * nwg.x';
+
+// Test hooks: an allocation that fails on demand, and NaN guards past every tensor's end.
+
+/** Tests (setAllocationFault): the size the next buffer made is asked of the device at, or 0. */
+let faultSize = 0;
+
+/**
+ * Tests: the next buffer the pool makes is asked of the device at `bytes` instead, a size it cannot
+ * give (lavapipe: 4294967293 bytes and up, within its maxBufferSize), so the device's own
+ * out-of-memory error takes the path a real one would.
+ */
+export function setAllocationFault(bytes: number): void {
+  faultSize = bytes;
+}
+
+/**
+ * Tests: NaN past the end of every tensor made from now on (`bytes` of it at least; 0 turns this
+ * off), and whole buffers bound, so a kernel that reads past a tensor's end reads NaN. Otherwise a
+ * binding is the tensor's exact size and such a read gets robust buffer access's value: 0 on
+ * lavapipe, which hides it, and on a GPU possibly any value in the buffer.
+ */
+export function setOutOfBoundsGuard(bytes: number): void {
+  flush();
+  bindGroups.clear(); // their bindings' sizes change
+  pool().guardBytes = bytes;
+  pool().guarded = [];
+}
+
+/**
+ * Tests, after work under setOutOfBoundsGuard: each buffer it made in which something was written
+ * past the tensor's end (the NaN there is gone), described. Reads every one of them back.
+ */
+export async function writesPastTheEnd(): Promise<string[]> {
+  const found: string[] = [];
+  for (const { buffer, bytes } of pool().guarded) {
+    const words = new Uint32Array(await download({ buffer, byteLength: buffer.size }, buffer.size));
+    const at = words.findIndex((w, i) => i >= bytes / 4 && w !== 0x7fc00000); // Float32Array.fill(NaN)'s bits
+    if (at >= 0) found.push(`a tensor of ${bytes} bytes was written at byte ${4 * at}, past its end`);
+  }
+  return found;
+}

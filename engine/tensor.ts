@@ -54,9 +54,10 @@ export class Tensor implements BufferRef {
   profileScope = '';
   /** Set by backward() on every node it ran through: the saved tensors are gone, a second pass would be wrong. */
   consumed = false;
-  /** Writes into it in place so far (wroteInPlace); `recordedVersions`, its own and its parents' when
-   * its op recorded its backward, which reads them as they were then. */
+  /** How many times it was written in place (upload, fill, addInPlace, an SGD step: runtime.ts wroteInPlace). */
   version = 0;
+  /** [its own version, ...each parent's], taken when its op recorded its backward (autograd.ts record):
+   * backward() refuses to run if any has changed since, as the backward would read other values. */
   recordedVersions: number[] = [];
   /** A copy, frozen: the caller may reuse (mutate) the array it passed. */
   readonly shape: readonly number[];

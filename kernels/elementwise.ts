@@ -18,6 +18,17 @@ export const NAN_WGSL = /* wgsl */ `
 fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 fn reluKeepNan(v: f32) -> f32 { return select(0.0, v, v > 0.0 || isNan(v)); }`;
 
+/** The largest finite float32. */
+export const F32_MAX = 3.4028234663852886e38;
+
+/** A WGSL f32 literal for a JS number. */
+export function f32(v: number): string {
+  // (past F32_MAX the literal does not compile, and the error would come at the next read)
+  if (!(Math.abs(v) <= F32_MAX)) throw new RangeError(`cannot write ${v} as a WGSL f32 literal`);
+  const s = String(v);
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+}
+
 /**
  * A 1-D kernel over `n` elements: `body` sees `i` (guarded to i < n). The kernel itself names `N`,
  * `i`, `wid`, `nwg` and `lid`, so `decls` and `body` must not declare those.
@@ -39,6 +50,38 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 export function elementwiseGrid(n: number) {
   return grid1d(Math.ceil(n / WG));
+}
+
+/** The kernel of y = f(x[i]) element by element (`expr` in x[i]; `decls` what it uses besides). */
+function unaryOp(name: string, x: Tensor, expr: string, decls = '', uniforms?: ArrayBufferView): Tensor {
+  const y = Tensor.empty(x.shape);
+  const k = elementwiseKernel(
+    name,
+    x.size,
+    `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${decls}`,
+    `y[i] = ${expr};`,
+  );
+  dispatch(k, [x, y], elementwiseGrid(x.size), uniforms);
+  return y;
+}
+
+/** The kernel of y = a ∘ b element by element (∘ a WGSL expression in a[i] and b[i]). */
+function binaryOp(op: string, name: string, expr: string, a: Tensor, b: Tensor): Tensor {
+  expectDtype(op, 'a', a);
+  expectShape(op, 'b', b, a.shape);
+  const y = Tensor.empty(a.shape);
+  const k = elementwiseKernel(
+    name,
+    a.size,
+    `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    `y[i] = ${expr};`,
+  );
+  dispatch(k, [a, b, y], elementwiseGrid(a.size));
+  return y;
 }
 
 /** Sets every element of `t` to `value`. */
@@ -65,21 +108,6 @@ export function addInPlace(acc: Tensor, x: Tensor): void {
   wroteInPlace(acc);
 }
 
-/** The kernel of y = f(x[i]) element by element (`expr` in x[i]; `decls` what it uses besides). */
-function unaryOp(name: string, x: Tensor, expr: string, decls = '', uniforms?: ArrayBufferView): Tensor {
-  const y = Tensor.empty(x.shape);
-  const k = elementwiseKernel(
-    name,
-    x.size,
-    `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${decls}`,
-    `y[i] = ${expr};`,
-  );
-  dispatch(k, [x, y], elementwiseGrid(x.size), uniforms);
-  return y;
-}
-
 /** y = max(x, 0), NaN kept. */
 export function relu(x: Tensor): Tensor {
   expectDtype('relu', 'input', x);
@@ -104,69 +132,10 @@ export function reluBackward(dy: Tensor, y: Tensor): Tensor {
   return dx;
 }
 
-/** The largest finite float32. */
-export const F32_MAX = 3.4028234663852886e38;
-
-/** A WGSL f32 literal for a JS number. */
-export function f32(v: number): string {
-  // (past F32_MAX the literal does not compile, and the error would come at the next read)
-  if (!(Math.abs(v) <= F32_MAX)) throw new RangeError(`cannot write ${v} as a WGSL f32 literal`);
-  const s = String(v);
-  return /[.eE]/.test(s) ? s : `${s}.0`;
-}
-
-/** Σ a ⊙ r as a scalar [1]; differentiable in `a` (r is a constant). Tests use it as a loss whose
- * gradient is r, so any op's backward can be checked against the reference's VJP. */
-export function dot(a: Tensor, r: Tensor): Tensor {
-  expectShape('dot', 'r', r, a.shape);
-  const prod = binaryOp('dot', 'mul', 'a[i] * b[i]', a, r);
-  const s = reduceRows(prod, { name: 'dot_sum', batch: 1, rows: a.size, channels: 1, outShape: [1] });
-  prod.dispose();
-  // r is no parent: its owner may dispose it, so backward checks it is still there.
-  return record('dot', s, [a], (g) => {
-    expectKeptForBackward('dot', 'r', r);
-    return [scaleBy(r, g)];
-  });
-}
-
-/** y = x · s[0] for a scalar tensor s, read on the GPU (dot's backward: its upstream gradient); not differentiable, unlike scale. */
-export function scaleBy(x: Tensor, s: Tensor): Tensor {
-  expectDtype('scaleBy', 'x', x);
-  expectShape('scaleBy', 'scale', s, [1]);
-  const y = Tensor.empty(x.shape);
-  const k = elementwiseKernel(
-    'scale_by',
-    x.size,
-    `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> s: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
-    'y[i] = x[i] * s[0];',
-  );
-  dispatch(k, [x, s, y], elementwiseGrid(x.size));
-  return y;
-}
-
 /** y = a + b (same shapes); differentiable in both. */
 export function add(a: Tensor, b: Tensor): Tensor {
   const y = binaryOp('add', 'add', 'a[i] + b[i]', a, b);
   return record('add', y, [a, b], (g) => [copyOf(g), copyOf(g)]);
-}
-
-/** The kernel of y = a ∘ b element by element (∘ a WGSL expression in a[i] and b[i]). */
-function binaryOp(op: string, name: string, expr: string, a: Tensor, b: Tensor): Tensor {
-  expectDtype(op, 'a', a);
-  expectShape(op, 'b', b, a.shape);
-  const y = Tensor.empty(a.shape);
-  const k = elementwiseKernel(
-    name,
-    a.size,
-    `@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
-    `y[i] = ${expr};`,
-  );
-  dispatch(k, [a, b, y], elementwiseGrid(a.size));
-  return y;
 }
 
 /** y = a − b (same shapes); differentiable in both. */
@@ -246,5 +215,38 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 function reshapeNoGrad(g: Tensor, shape: readonly number[]): Tensor {
   const y = Tensor.empty(shape, g.dtype);
   copyBuffer(g, y, g.byteLength);
+  return y;
+}
+
+// For tests and benches: a loss whose gradient is a given tensor.
+
+/** Σ a ⊙ r as a scalar [1]; differentiable in `a` (r is a constant). Tests use it as a loss whose
+ * gradient is r, so any op's backward can be checked against the reference's VJP. */
+export function dot(a: Tensor, r: Tensor): Tensor {
+  expectShape('dot', 'r', r, a.shape);
+  const prod = binaryOp('dot', 'mul', 'a[i] * b[i]', a, r);
+  const s = reduceRows(prod, { name: 'dot_sum', batch: 1, rows: a.size, channels: 1, outShape: [1] });
+  prod.dispose();
+  // r is no parent: its owner may dispose it, so backward checks it is still there.
+  return record('dot', s, [a], (g) => {
+    expectKeptForBackward('dot', 'r', r);
+    return [scaleBy(r, g)];
+  });
+}
+
+/** y = x · s[0] for a scalar tensor s, read on the GPU (dot's backward: its upstream gradient); not differentiable, unlike scale. */
+export function scaleBy(x: Tensor, s: Tensor): Tensor {
+  expectDtype('scaleBy', 'x', x);
+  expectShape('scaleBy', 'scale', s, [1]);
+  const y = Tensor.empty(x.shape);
+  const k = elementwiseKernel(
+    'scale_by',
+    x.size,
+    `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> s: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    'y[i] = x[i] * s[0];',
+  );
+  dispatch(k, [x, s, y], elementwiseGrid(x.size));
   return y;
 }

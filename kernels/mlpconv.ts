@@ -22,7 +22,11 @@
 // Backward: saves h1 and h2 (the fused forward writes them to global memory when a gradient is
 // needed) rather than recomputing them: recomputing h1 would repeat the K×K conv, the most
 // expensive part of the block, while storing costs two activation-sized writes. The backward then
-// runs as GEMMs (kernels/conv2d.ts) with the ReLU masks fused into the grad-input stores.
+// runs as GEMMs (kernels/conv2d.ts) with the hidden layers' ReLU masks fused into the grad-input
+// stores (the output ReLU's mask, with relu3, is one reluBackward pass).
+//
+// Reading order: the op is mlpconv() near the end of the file, with mlpconvBackward() and the
+// unfused chain after it; the tiled kernel is fusedKernel(), the CPU one simdFusedKernel().
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
@@ -434,6 +438,7 @@ export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}):
       mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
       dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
     }
+    // h1 and h2 exist whenever the backward is kept: writeHidden is record's own test, needsGrad(parents).
     return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
   });
 }

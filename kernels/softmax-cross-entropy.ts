@@ -114,7 +114,7 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   }, [stats]);
 }
 
-/** dz[n, c] = (exp(z[n, c] − m_n) / Σ_n − [c = label_n]) · g / N. */
+/** dz[n, c] = (exp(z[n, c] − m_n) / s_n − [c = label_n]) · g / N, with m_n and s_n = Σ_c exp(z[n, c] − m_n) from stats. */
 function softmaxCrossEntropyBackward(logits: Tensor, labels: Tensor, stats: Tensor, g: Tensor): Tensor {
   const [N, C] = logits.shape;
   expectShape('softmaxCrossEntropyBackward', 'upstream gradient', g, [1]);
