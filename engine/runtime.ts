@@ -46,6 +46,8 @@ interface CachedPipeline {
   layout: GPUBindGroupLayout;
   /** The bindings the kernel declares read_write: one may not share its buffer with another. */
   written: number[];
+  /** How many bindings the kernel declares: dispatch's tensors and uniform must be as many. */
+  declared: number;
 }
 
 const pipelines = new Map<string, CachedPipeline>();
@@ -229,7 +231,8 @@ function getPipeline(kernel: Kernel): CachedPipeline {
     bindGroups.clear(); // (theirs only: ids are not reused)
   }
   const written = [...code.matchAll(/@binding\((\d+)\)\s*var\s*<\s*storage\s*,\s*read_write\s*>/g)].map((m) => Number(m[1]));
-  const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0), written };
+  const declared = new Set([...code.matchAll(/@binding\((\d+)\)/g)].map((m) => m[1])).size;
+  const cached = { id: nextPipelineId++, name: kernel.name, pipeline, layout: pipeline.getBindGroupLayout(0), written, declared };
   pipelines.set(key, cached);
   if (process.env.NIN_KERNEL_DUMP) dumpKernel(process.env.NIN_KERNEL_DUMP, kernel.name, code);
   return cached;
@@ -314,7 +317,9 @@ function endPass(): void {
 
 /**
  * Records one dispatch. `bindings` are bound in order as storage buffers; `uniforms`, if given,
- * follows them as a uniform buffer. `groups` is the workgroup grid.
+ * follows them as a uniform buffer. `groups` is the workgroup grid. The kernel's body must use
+ * every binding its WGSL declares: the pipeline's automatic layout leaves out an unused one, and
+ * the bind group is then refused (a validation error at the next read, naming the kernel).
  */
 export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number, number?, number?], uniforms?: ArrayBufferView): void {
   assertAlive(kernel.name, bindings);
@@ -327,9 +332,13 @@ export function dispatch(kernel: Kernel, bindings: BufferRef[], groups: [number,
   }
   if (x === 0 || y === 0 || z === 0) return;
   const p = getPipeline(kernel);
+  // Refused at once, these two, else a validation error at the next read, which discards the
+  // whole submission's work.
+  if (bindings.length + (uniforms ? 1 : 0) !== p.declared) {
+    throw new RangeError(`kernel '${kernel.name}': its WGSL declares ${p.declared} bindings, given ${bindings.length} tensors${uniforms ? ' and a uniform' : ''}`);
+  }
   for (const w of p.written) {
     const other = bindings.findIndex((b, i) => i !== w && b.buffer === bindings[w]?.buffer);
-    // (else a validation error at the next read, which discards the whole submission's work)
     if (other >= 0) throw new RangeError(`kernel '${kernel.name}': binding ${other} is the buffer that binding ${w} writes: a tensor may not be read and written in one dispatch (the same tensor given twice)`);
   }
   const enc = currentEncoder(); // opens the submission's error scopes before any bind group is made

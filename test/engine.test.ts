@@ -470,15 +470,32 @@ describe('errors', () => {
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5]));
   });
 
-  it("a kernel dispatched with the wrong bindings is named in the validation error (its bind group is labelled with it)", async () => {
+  it("a kernel given more or fewer bindings than its WGSL declares is refused at once, naming the kernel; the work recorded before it still runs", async () => {
     const a = Tensor.fromArray([1, 2], [2]);
+    const b = Tensor.fromArray([0, 0], [2]);
     const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main() { y[0] = x[0]; }`;
-    dispatch({ name: 'copy_with_one_binding', code }, [a], [1]);
-    await expect(sync()).rejects.toThrow(/GPU validation error in submitted commands: [^]*copy_with_one_binding/);
+    dispatch({ name: 'copy_first', code }, [a, b], [1]); // recorded, not yet submitted
+    expect(() => dispatch({ name: 'copy_first', code }, [a], [1])).toThrow(new RangeError("kernel 'copy_first': its WGSL declares 2 bindings, given 1 tensors"));
+    expect(() => dispatch({ name: 'copy_first', code }, [a, b], [1], new Float32Array(4))).toThrow(new RangeError("kernel 'copy_first': its WGSL declares 2 bindings, given 2 tensors and a uniform"));
+    expect(await b.toArray()).toEqual(new Float32Array([1, 0]));
+    a.dispose();
+    b.dispose();
+  });
+
+  it("a kernel whose body leaves a declared binding unused is named in the validation error (its bind group is labelled with it)", async () => {
+    const a = Tensor.fromArray([1, 2], [2]);
+    const b = Tensor.fromArray([0, 0], [2]);
+    // The pipeline's automatic layout leaves x out, so the bind group's binding 0 has no place in it.
+    const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() { y[0] = 3.0; }`;
+    dispatch({ name: 'fill_ignoring_x', code }, [a, b], [1]);
+    await expect(sync()).rejects.toThrow(/GPU validation error in submitted commands: [^]*fill_ignoring_x/);
     expect(await Tensor.fromArray([4, 5], [2]).toArray()).toEqual(new Float32Array([4, 5])); // and the engine goes on
     a.dispose();
+    b.dispose();
   });
 
   it("a tensor given twice to a kernel that writes one of them is refused at once, naming the kernel; the work recorded before it still runs", async () => {
@@ -572,10 +589,10 @@ describe('errors', () => {
 
   it('names the kernel whose WGSL fails to compile', async () => {
     const t = Tensor.empty([4]);
-    dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
+    dispatch({ name: 'broken_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = undefined_thing; }' }, [t], [1]);
     await expect(sync()).rejects.toThrow(/kernel 'broken_kernel' failed to compile/);
     // Not cached: used again, it is compiled again and named again (not an invalid pipeline's use).
-    dispatch({ name: 'broken_kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, [t], [1]);
+    dispatch({ name: 'broken_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = undefined_thing; }' }, [t], [1]);
     await expect(sync()).rejects.toThrow(/kernel 'broken_kernel' failed to compile/);
     // The engine stays usable afterwards.
     expect(await Tensor.fromArray([1, 2], [2]).toArray()).toEqual(new Float32Array([1, 2]));
@@ -585,7 +602,7 @@ describe('errors', () => {
   // checks of its own and reported the broken pipeline's use, not its compile error.
   it('two reads at once report the compile error, not its consequence, and the engine goes on', async () => {
     const t = Tensor.empty([4]);
-    dispatch({ name: 'broken_kernel_2', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing_2; }' }, [t], [1]);
+    dispatch({ name: 'broken_kernel_2', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = undefined_thing_2; }' }, [t], [1]);
     const [a, b] = [Tensor.fromArray([1, 2], [2]), Tensor.fromArray([3], [1])];
     await expect(Promise.all([a.toArray(), b.toArray()])).rejects.toThrow(/kernel 'broken_kernel_2' failed to compile/);
     await expect(sync()).resolves.toBeUndefined(); // its consequences went with it
@@ -611,9 +628,9 @@ describe('errors', () => {
     for (const g of [[max + 1], [1, max + 1], [1, 1, max + 1]] as [number, number?, number?][]) {
       expect(() => dispatch(k, [t], g)).toThrow(`kernel 'grid_kernel': workgroup grid ${g[0]}×${g[1] ?? 1}×${g[2] ?? 1} exceeds the device limit of ${max} per dimension`);
     }
-    expect(() => dispatch(k, [t], [1], new Uint32Array(65))).toThrow(new RangeError("uniforms of 260 bytes exceed the runtime's 256"));
     // 256 bytes: the most it takes.
     const ku = { name: 'uniform_kernel', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@group(0) @binding(1) var<uniform> u: array<vec4u, 16>;\n@compute @workgroup_size(1) fn main() { y[0] = f32(u[15].w); }' };
+    expect(() => dispatch(ku, [t], [1], new Uint32Array(65))).toThrow(new RangeError("uniforms of 260 bytes exceed the runtime's 256"));
     expect(() => dispatch(ku, [t], [1], new Uint32Array(64).fill(9))).not.toThrow();
     expect((await t.toArray())[0]).toBe(9);
     t.dispose();
@@ -688,7 +705,7 @@ describe('errors', () => {
 
   it("a new device forgets the closed one's compile errors not yet checked", async () => {
     const t = Tensor.empty([4]);
-    dispatch({ name: 'broken_kernel_3', code: '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing_3; }' }, [t], [1]);
+    dispatch({ name: 'broken_kernel_3', code: '@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = undefined_thing_3; }' }, [t], [1]);
     closeGpu();
     await getGpu();
     expect(await Tensor.fromArray([6], [1]).toArray()).toEqual(new Float32Array([6]));
