@@ -18,6 +18,7 @@ import { learningRate } from '../nin/schedule.ts';
 import { dropoutSeed, RunRefused, train, TrainingStopped } from '../nin/train.ts';
 import { ALLOCATION_FAULT, runAsync } from './helpers.ts';
 import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options, saveUntrained } from './training-runs.ts';
+import { shellWord } from '../nin/text.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-dry-run-'));
 
@@ -147,7 +148,7 @@ describe.skipIf(!haveMnist)('nin train --dry-run', () => {
     writeFileSync(join(dir, 'checkpoint.safetensors'), '');
     const err = await dryRun(o, await loadSplits(o)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(RunRefused);
-    expect(err.message).toBe(`${dir} already holds a run (checkpoint.safetensors, metrics.jsonl): continue it with --resume ${dir}, choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
+    expect(err.message).toBe(`${dir} already holds a run (checkpoint.safetensors, metrics.jsonl): continue it with --resume ${shellWord(dir)}, choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
     expect(readdirSync(dir).sort()).toEqual(['checkpoint.safetensors', 'metrics.jsonl']);
   });
 

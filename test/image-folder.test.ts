@@ -22,6 +22,7 @@ import { predictProbabilities, topClasses } from '../nin/predict.ts';
 import { evaluate, train, type TrainOptions } from '../nin/train.ts';
 import { dryRun } from '../nin/dry-run.ts';
 import { runAsync, withDeviceLimit } from './helpers.ts';
+import { shellWord } from '../nin/text.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-folder-'));
 afterAll(() => {
@@ -662,7 +663,7 @@ describe('nin train --dataset folder --stream', () => {
     let mend = damage([testPicture]);
     const a = run('mend-eval');
     const ckpt = join(a.outDir, 'checkpoint.safetensors');
-    await expect(trainOn(a)).rejects.toThrow(new RegExp(`^${escaped(testPicture)}: cannot be read \\(.*; while evaluating epoch 1; checkpoint ${escaped(ckpt)} saved there: --resume ${escaped(ckpt)} continues from there once the picture reads$`));
+    await expect(trainOn(a)).rejects.toThrow(new RegExp(`^${escaped(testPicture)}: cannot be read \\(.*; while evaluating epoch 1; checkpoint ${escaped(ckpt)} saved there: --resume ${escaped(shellWord(ckpt))} continues from there once the picture reads$`));
     const saved = loadCheckpoint(ckpt);
     expect([saved.epoch, saved.step, saved.partialEpoch?.batches, saved.partialEpoch?.stepsPerEpoch]).toEqual([0, 10, 10, 10]);
     mend();
@@ -681,7 +682,7 @@ describe('nin train --dataset folder --stream', () => {
     const bCkpt = join(b.outDir, 'checkpoint.safetensors');
     const failed = await trainOn(b).catch((e: Error) => e);
     mend();
-    expect((failed as Error).message).toMatch(new RegExp(`: cannot be read \\(.*; at step (\\d+) \\(epoch 2, batch \\d+ of 10\\); checkpoint ${escaped(bCkpt)} saved there: --resume ${escaped(bCkpt)} continues from there once the picture reads$`));
+    expect((failed as Error).message).toMatch(new RegExp(`: cannot be read \\(.*; at step (\\d+) \\(epoch 2, batch \\d+ of 10\\); checkpoint ${escaped(bCkpt)} saved there: --resume ${escaped(shellWord(bCkpt))} continues from there once the picture reads$`));
     const stoppedAt = Number(/; at step (\d+) /.exec((failed as Error).message)![1]);
     const partial = loadCheckpoint(bCkpt);
     expect(partial.epoch).toBe(1);

@@ -18,6 +18,7 @@ import { AtomicFile, DataFormatError, danglingLink, doneWithTempPath, makeDirect
 import { SafetensorsError, writeSafetensors } from '../nin/safetensors.ts';
 import { RunRefused, type TrainOptions } from '../nin/train.ts';
 import { modelConfig } from '../nin/model.ts';
+import { shellWord } from '../nin/text.ts';
 
 /** The log of an uninterrupted run: `epochs` epochs of `perEpoch` steps, a step record every `every` steps. */
 function log(epochs: number, perEpoch: number, every = 1, from = 0, lossOf = (s: number) => 1 / (1 + s)): object[] {
@@ -197,7 +198,7 @@ describe('the run directory', () => {
     expect(isOwnRunDirectory(mixed, source(join(mixed, 'checkpoint.safetensors'), 'run-A'))).toBe(false);
     expect(runDirectoryProblem({ outDir: mixed }, source(join(mixed, 'checkpoint.safetensors'), 'run-B'))).toMatch(new RegExp(`^${mixed} holds another run`));
     // A new run there: the directory holds a checkpoint to continue, and says how (a best checkpoint alone is none).
-    expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (checkpoint.safetensors, best.safetensors, metrics.jsonl): continue it with --resume ${mixed}, choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
+    expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (checkpoint.safetensors, best.safetensors, metrics.jsonl): continue it with --resume ${shellWord(mixed)}, choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
     rmSync(join(mixed, 'checkpoint.safetensors'));
     expect(runDirectoryProblem({ outDir: mixed })).toBe(`${mixed} already holds a run (best.safetensors, metrics.jsonl): choose another --out, or add --overwrite to start afresh there (the files there are kept, renamed *.superseded*)`);
     // Another run's best checkpoint copied in beside a run's own checkpoint and log: its id counts
@@ -468,7 +469,7 @@ describe('the run directory', () => {
   it('nin train: --out holding a run is a usage error (exit 2, before any GPU work); a resume defaults to the run\'s directory', () => {
     expect(() => parseTrainArgs(['--out', held])).toThrow(/already holds a run/);
     // Its log alone (killed before its first save): --resume says there is nothing to resume.
-    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${held} --overwrite, with the run's other flags, starts afresh there, keeping that log)`));
+    expect(() => parseTrainArgs(['--resume', held])).toThrow(new UsageError(`--resume: no checkpoint at '${join(held, 'checkpoint.safetensors')}' (${held} holds the log of a run stopped before its first save: no checkpoint there; nin train --out ${shellWord(held)} --overwrite, with the run's other flags, starts afresh there, keeping that log)`));
     // A run going on there that has not saved yet (its lock held): that run, not a stopped one.
     const going = lockRunDirectory(held);
     try {

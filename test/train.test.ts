@@ -28,6 +28,7 @@ import { deriveSeed } from '../nin/data/rng.ts';
 import { PLATEAU_ON_VAL_WITHOUT_VAL } from '../nin/schedule.ts';
 import { ALLOCATION_FAULT, runAsync, withDeviceLimit } from './helpers.ts';
 import { errorWithStepOutOfMemory, haveMnist, mnistSmallOptions as options, saveUntrained } from './training-runs.ts';
+import { shellWord } from '../nin/text.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nin-train-'));
 
@@ -220,7 +221,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const o = { ...options([...base, '--out', dir]), progress: true, log: (l: string) => lines.push(l), onCheckpoint, interrupt: (step: number) => step === 4 };
     const err = await train(o, await loadSplits(o)).then(() => null, (e) => e);
     expect(err).toBeInstanceOf(TrainingInterrupted);
-    expect(err.message).toBe(`interrupted after epoch 2 (step 4); checkpoint ${ckpt}: --resume ${ckpt} continues from there`);
+    expect(err.message).toBe(`interrupted after epoch 2 (step 4); checkpoint ${ckpt}: --resume ${shellWord(ckpt)} continues from there`);
     expect(saves).toEqual([ckpt, ckpt]);
     expect(loadCheckpoint(ckpt)).toMatchObject({ epoch: 2, step: 4, partialEpoch: null });
     // Epoch 2's last line (the run's fourth step: its ETA is timed from the third on, across epochs):
@@ -383,7 +384,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const cut = await train(cutOptions, await loadSplits(cutOptions)).then(() => null, (e) => e);
     expect(savedAtPolls).toEqual([null, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 11, 12, 13]);
     expect(cut).toBeInstanceOf(TrainingInterrupted);
-    expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${join(tmp, 'cut', 'checkpoint.safetensors')} continues from there`);
+    expect(cut.message).toBe(`interrupted at step 14 (epoch 2, batch 4 of 10); checkpoint ${join(tmp, 'cut', 'checkpoint.safetensors')}: --resume ${shellWord(join(tmp, 'cut', 'checkpoint.safetensors'))} continues from there`);
     expect(loadCheckpoint(cut.checkpoint)).toMatchObject({ epoch: 1, step: 14, partialEpoch: { batches: 4, stepsPerEpoch: 10, seen: 64 } });
     // nin eval names that point as training did (it said "epoch 1 and 4 of 10 batches").
     const evalLines: string[] = [];
@@ -409,7 +410,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     let endPolls = 0; // the second poll at step 10 is the one after epoch 1's evaluation
     const atEnd = { ...options([...base, '--epochs', '3', '--out', join(tmp, 'cut-at-end')]), interrupt: (step: number) => step === 10 && ++endPolls === 2 };
     const endErr = await train(atEnd, await loadSplits(atEnd)).then(() => null, (e) => e);
-    expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${endErr.checkpoint} continues from there`);
+    expect(endErr.message).toBe(`interrupted after epoch 1 (step 10); checkpoint ${endErr.checkpoint}: --resume ${shellWord(endErr.checkpoint)} continues from there`);
     expect(loadCheckpoint(endErr.checkpoint)).toMatchObject({ epoch: 1, step: 10, partialEpoch: null });
     // Another batch size or seed within an epoch (the rest of the epoch would be cut from another
     // shuffle: images repeated and skipped): a usage error on the command line, and train() refuses it too.
@@ -1546,7 +1547,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/SIGINT: saving a checkpoint after this step \(at an epoch's end: after its evaluation\), then stopping/);
-    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (\S+):/);
+    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (.+\.safetensors): --resume /);
     expect(m, stderr).not.toBeNull();
     expect(m![3]).toBe(join(out, 'checkpoint.safetensors'));
     expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]), partialEpoch: { batches: Number(m![2]), stepsPerEpoch: 1250 } });
@@ -1576,7 +1577,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/SIGINT: saving a checkpoint after this step/);
-    expect(stderr).toContain(`SIGINT again: quitting at once; the steps since the last checkpoint are lost; --resume ${ckpt} continues from it`);
+    expect(stderr).toContain(`SIGINT again: quitting at once; the steps since the last checkpoint are lost; --resume ${shellWord(ckpt)} continues from it`);
     expect(stderr).not.toMatch(/epoch 2: train loss/); // it did not wait for the evaluation
     expect(readFileSync(ckpt).equals(saved)).toBe(true);
     expect(loadCheckpoint(ckpt)).toMatchObject({ epoch: 1 });
@@ -1593,7 +1594,7 @@ describe.skipIf(!haveMnist)('training on MNIST', () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, stderr).toBe(129);
-    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (\S+):/);
+    const m = stderr.match(/nin: interrupted at step (\d+) \(epoch 1, batch (\d+) of 1250\); checkpoint (.+\.safetensors): --resume /);
     expect(m, stderr).not.toBeNull();
     expect(loadCheckpoint(m![3])).toMatchObject({ epoch: 0, step: Number(m![1]) });
   });
