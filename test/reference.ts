@@ -146,7 +146,10 @@ export function dotRef(y: RefTensor, r: ArrayLike<number>): number {
 
 /**
  * Central differences of scalar f with respect to `x.data` (modified in place and restored), at
- * the given indices (all when omitted).
+ * the given indices (all when omitted). In float64 a step of 1e-6 leaves an error near 1e-10
+ * (f's rounding over the step), far below the tests' fp32 tolerances; but a step across a kink (a
+ * ReLU's input or a max-pool's tie within 1e-6) measures a slope between the two sides: random
+ * inputs make that rare, and a test that hits it fails at that element rather than passing wrongly.
  */
 export function numericalGrad(f: () => number, x: RefTensor, indices?: number[], eps = 1e-6): Float64Array {
   const idx = indices ?? Array.from(x.data.keys());
