@@ -386,7 +386,7 @@ export function timestampNotes(seen: { quantized: boolean; negative: number; mov
   if (seen.negative) out.push(`note: by their timestamps, ${dispatches(seen.negative)} ended before beginning; counted as 0 ms`);
   if (seen.moved) {
     out.push(
-      `note: by their timestamps, ${dispatches(seen.moved)} began before the one before ended (this adapter's pass timestamps carry over): ` +
+      `note: by their timestamps, ${dispatches(seen.moved)} began before the one before ended (timestamps that carry over, or passes that overlapped): ` +
         `each timed from that end, which took ${(seen.movedNs / 1e6).toFixed(3)} ms off their raw spans`,
     );
   }

@@ -292,7 +292,7 @@ describe('GPU profiler', () => {
     const [quantized, negative, moved] = timestampNotes({ quantized: true, negative: 1, moved: 3, movedNs: 1_234_567 });
     expect(quantized).toMatch(/^note: every duration is a multiple of 65\.536 µs/);
     expect(negative).toBe('note: by their timestamps, 1 dispatch ended before beginning; counted as 0 ms');
-    expect(moved).toBe("note: by their timestamps, 3 dispatches began before the one before ended (this adapter's pass timestamps carry over): each timed from that end, which took 1.235 ms off their raw spans");
+    expect(moved).toBe("note: by their timestamps, 3 dispatches began before the one before ended (timestamps that carry over, or passes that overlapped): each timed from that end, which took 1.235 ms off their raw spans");
     expect(timestampNotes({ quantized: false, negative: 2, moved: 1, movedNs: 500 })).toEqual([
       'note: by their timestamps, 2 dispatches ended before beginning; counted as 0 ms',
       expect.stringMatching(/^note: by their timestamps, 1 dispatch began .* took 0\.001 ms off/),
