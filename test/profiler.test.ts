@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGpu, dawnFlags, getGpu } from '../engine/device.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { closeGpu, dawnFlags, getGpu, gpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { currentProfileScope, profileScope, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
@@ -285,6 +285,52 @@ describe('GPU profiler', () => {
     expect(spans([0, 20, 5, 15, 16, 30])).toEqual({ ns: [20, 0, 10], negative: 0, moved: 2, movedNs: 10 + 4, lastEnd: 30 });
     // An end before its beginning: 0 ns, counted, and not a reference for the next.
     expect(spans([10, 5, 6, 12])).toEqual({ ns: [0, 6], negative: 1, moved: 0, movedNs: 0, lastEnd: 12 });
+  });
+
+  // lavapipe's passes never carry over, so the profiler's own use of passSpans is shown on timestamps
+  // read back as a GPU whose front end runs ahead would write them: each pass stamped as begun 50 µs
+  // before the one before it ended, then running 100 µs; queriesPerSet 4, so the 7 passes of the
+  // one submission span four chunks and the previous end must carry across them.
+  it('times each pass from the end of the one before across query-set chunks, and not with rawSpans (timestamps as a carrying-over GPU writes them)', async () => {
+    const x = Tensor.fromArray(randomArray(64, 3), [64]);
+    tidy(() => relu(x)); // compiled before timing
+    await sync();
+    const probe = gpu().device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const proto = Object.getPrototypeOf(probe) as GPUBuffer;
+    probe.destroy();
+    const real = proto.getMappedRange;
+    let clock = 0n;
+    const mapped = vi.spyOn(proto, 'getMappedRange').mockImplementation(function (this: GPUBuffer, offset?: number, size?: number) {
+      if (this.label !== 'profiler staging') return real.call(this, offset, size);
+      const stamps = new BigUint64Array(size! / 8);
+      for (let j = 0; j < stamps.length; j += 2) {
+        stamps[j] = clock - 50_000n;
+        clock += 100_000n;
+        stamps[j + 1] = clock;
+      }
+      return stamps.buffer;
+    });
+    try {
+      for (const rawSpans of [false, true]) {
+        clock = 1_000_000n;
+        const prof = await startProfiler({ queriesPerSet: 4, rawSpans });
+        for (let i = 0; i < 7; i++) tidy(() => relu(x));
+        prof.stop();
+        const [row, ...others] = await prof.collect();
+        expect(others).toEqual([]);
+        expect(row.calls).toBe(7);
+        if (rawSpans) {
+          expect(row.totalMs).toBeCloseTo(7 * 0.15, 9); // each raw span 150 µs
+          expect(prof.notes()).toEqual([]);
+        } else {
+          expect(row.totalMs).toBeCloseTo(0.15 + 6 * 0.1, 9); // the first as stamped, the six after it from the end before
+          expect(prof.notes()).toEqual([expect.stringMatching(/^note: by their timestamps, 6 dispatches began before the one before ended .*took 0\.300 ms off their raw spans$/)]);
+        }
+      }
+    } finally {
+      mapped.mockRestore();
+      x.dispose();
+    }
   });
 
   it("timestampNotes: one line for each thing the timestamps showed, none when they were clean", () => {
