@@ -25,8 +25,8 @@
 // runs as GEMMs (kernels/conv2d.ts) with the hidden layers' ReLU masks fused into the grad-input
 // stores (the output ReLU's mask, with relu3, is one reluBackward pass).
 //
-// Reading order: the op is mlpconv() near the end of the file, with mlpconvBackward() and the
-// unfused chain after it; the tiled kernel is fusedKernel(), the CPU one simdFusedKernel().
+// Reading order: the op, mlpconv(), its backward and the unfused chain come first; then the
+// choice of tile and the two kernels, fusedKernel() (tiled) and simdFusedKernel() (CPU adapters).
 import { needsGrad, record } from '../engine/autograd.ts';
 import { gpu, kernelStyle, simdWidth } from '../engine/device.ts';
 import { dispatch, grid1d, LINEAR_WORKGROUP, type Kernel } from '../engine/runtime.ts';
@@ -96,6 +96,86 @@ function mlpconvShape(op: string, x: Tensor, p: MlpconvParams, g: ConvGeometryOp
   expectShape(op, 'b3', p.b3, [C3]);
   checkedGeometry(op, K, H, W, g);
   return { N, H, W, Ci, K, C1, C2, C3 };
+}
+
+/** The fused mlpconv block (forward in one dispatch; see the top of this file). */
+export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
+  const op = 'mlpconv';
+  return opBody(op, () => {
+    const s = mlpconvShape(op, x, p, opts);
+    if (!isSameConv({ ...s, Co: s.C1, stride: opts.stride, pad: opts.padding })) {
+      if (opts.forceFused) throw new RangeError(`${op}: forceFused: the fused kernel keeps the input's size (stride 1, padding (K − 1)/2); stride ${opts.stride ?? 1}, padding ${opts.padding ?? (s.K - 1) / 2} runs as the unfused chain`);
+      return mlpconvUnfused(x, p, opts);
+    }
+    const relu3 = opts.relu3 ?? true;
+    const offered = gpu().limits.maxComputeWorkgroupStorageSize;
+    const storage = opts.workgroupStorage ?? offered;
+    // (more than offered failed later, as a shader that did not compile, naming no option)
+    if (!(storage > 0 && storage <= offered)) throw new RangeError(`${op}: workgroupStorage ${storage} bytes: this device offers up to ${offered} (maxComputeWorkgroupStorageSize)`);
+    const simd = kernelStyle() === 'simd';
+    const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
+    const writeHidden = needsGrad(...parents);
+    const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
+    if (!opts.forceFused && fusedKernelDeclined(s, simd, writeHidden, storage, tuned)) return mlpconvUnfused(x, p, opts);
+    const M = s.N * s.H * s.W;
+    const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
+    // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
+    const h1 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
+    const h2 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
+    const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
+    if (simd) {
+      const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
+      dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
+      if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
+    } else {
+      const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
+      const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
+      mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
+      dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
+    }
+    // h1 and h2 exist whenever the backward is kept: writeHidden is record's own test, needsGrad(parents).
+    return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
+  });
+}
+
+/** Gradients for [x, w1, b1, w2, b2, w3, b3] from the saved hidden activations. */
+function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tensor, h2: Tensor, y: Tensor, dy: Tensor, relu3: boolean): (Tensor | null)[] {
+  const conv = (K: number, Ci: number, Co: number): ConvShape => ({ N: s.N, H: s.H, W: s.W, Ci, Co, K });
+  const s1 = conv(s.K, s.Ci, s.C1);
+  const s2 = conv(1, s.C1, s.C2);
+  const s3 = conv(1, s.C2, s.C3);
+  // A frozen weight (requiresGrad false) gets no gradient, and a layer's input gradient is made
+  // only where something below it needs one (fine-tuning the last layer runs two GEMMs, not seven).
+  const need1 = x.requiresGrad || p.w1.requiresGrad || p.b1.requiresGrad;
+  const need2 = need1 || p.w2.requiresGrad || p.b2.requiresGrad;
+  const dz3 = relu3 ? reluBackward(dy, y) : dy;
+  const dw3 = p.w3.requiresGrad ? conv2dGradWeight(s3, h2, dz3) : null;
+  const db3 = p.b3.requiresGrad ? biasGrad(dz3, s.C3) : null;
+  const dz2 = need2 ? conv2dGradInput(s3, dz3, p.w3, h2) : null; // ReLU mask of layer 2 fused into the store
+  if (dz3 !== dy) dz3.dispose();
+  if (!dz2) return [null, null, null, null, null, dw3, db3];
+  const dw2 = p.w2.requiresGrad ? conv2dGradWeight(s2, h1, dz2) : null;
+  const db2 = p.b2.requiresGrad ? biasGrad(dz2, s.C2) : null;
+  const dz1 = need1 ? conv2dGradInput(s2, dz2, p.w2, h1) : null;
+  dz2.dispose();
+  if (!dz1) return [null, null, null, dw2, db2, dw3, db3];
+  const dw1 = p.w1.requiresGrad ? conv2dGradWeight(s1, x, dz1) : null;
+  const db1 = p.b1.requiresGrad ? biasGrad(dz1, s.C1) : null;
+  const dx = x.requiresGrad ? conv2dGradInput(s1, dz1, p.w1) : null;
+  dz1.dispose();
+  return [dx, dw1, db1, dw2, db2, dw3, db3];
+}
+
+/**
+ * The same block as three separate convolutions: the baseline the fused kernel must match and beat,
+ * and what runs where the fused kernel does not (a strided or padded first layer, or
+ * fusedKernelDeclined).
+ */
+export function mlpconvUnfused(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
+  mlpconvShape('mlpconvUnfused', x, p, opts);
+  const h1 = conv2d(x, p.w1, p.b1, { relu: true, stride: opts.stride, padding: opts.padding });
+  const h2 = conv2d(h1, p.w2, p.b2, { relu: true });
+  return conv2d(h2, p.w3, p.b3, { relu: opts.relu3 ?? true });
 }
 
 export interface MlpconvTile {
@@ -401,84 +481,4 @@ function fusedKernelDeclined(s: MlpconvShape, simd: boolean, writeHidden: boolea
   const noTileFits = !simd && workgroupBytes(SMALLEST_TP, Math.max(s.C1, s.C2)) > storage;
   const tooManyBindings = 8 + (writeHidden || simd ? 2 : 0) > gpu().limits.maxStorageBuffersPerShaderStage;
   return matrixMode() !== null || tuned?.fused === false || noTileFits || tooManyBindings;
-}
-
-/** The fused mlpconv block (forward in one dispatch; see the top of this file). */
-export function mlpconv(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
-  const op = 'mlpconv';
-  return opBody(op, () => {
-    const s = mlpconvShape(op, x, p, opts);
-    if (!isSameConv({ ...s, Co: s.C1, stride: opts.stride, pad: opts.padding })) {
-      if (opts.forceFused) throw new RangeError(`${op}: forceFused: the fused kernel keeps the input's size (stride 1, padding (K − 1)/2); stride ${opts.stride ?? 1}, padding ${opts.padding ?? (s.K - 1) / 2} runs as the unfused chain`);
-      return mlpconvUnfused(x, p, opts);
-    }
-    const relu3 = opts.relu3 ?? true;
-    const offered = gpu().limits.maxComputeWorkgroupStorageSize;
-    const storage = opts.workgroupStorage ?? offered;
-    // (more than offered failed later, as a shader that did not compile, naming no option)
-    if (!(storage > 0 && storage <= offered)) throw new RangeError(`${op}: workgroupStorage ${storage} bytes: this device offers up to ${offered} (maxComputeWorkgroupStorageSize)`);
-    const simd = kernelStyle() === 'simd';
-    const parents = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3];
-    const writeHidden = needsGrad(...parents);
-    const tuned = simd ? undefined : tunedMlpconvTile(mlpconvKey(s, writeHidden));
-    if (!opts.forceFused && fusedKernelDeclined(s, simd, writeHidden, storage, tuned)) return mlpconvUnfused(x, p, opts);
-    const M = s.N * s.H * s.W;
-    const y = Tensor.empty([s.N, s.H, s.W, s.C3]);
-    // The simd kernel always passes h1, h2 through memory (scratch when no gradient needs them).
-    const h1 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C1]) : null;
-    const h2 = writeHidden || simd ? Tensor.empty([s.N, s.H, s.W, s.C2]) : null;
-    const bindings = [x, p.w1, p.b1, p.w2, p.b2, p.w3, p.b3, y, ...(h1 ? [h1, h2!] : [])];
-    if (simd) {
-      const kernel = memo(`simd|${simdWidth()}|${JSON.stringify(s)}|${relu3}`, () => simdFusedKernel(s, SIMD_PIXELS, relu3));
-      dispatch(kernel, bindings, grid1d(Math.ceil(M / SIMD_PIXELS)));
-      if (!writeHidden) { h1!.dispose(); h2!.dispose(); }
-    } else {
-      const tile = chosenMlpconvTile(s, writeHidden, storage, tuned);
-      const kernel = fusedMlpconvKernel(s, tile, writeHidden, relu3);
-      mlpconvCapture?.(s, writeHidden, relu3, bindings, tile);
-      dispatch(kernel, bindings, grid1d(Math.ceil(M / tile.TP)));
-    }
-    // h1 and h2 exist whenever the backward is kept: writeHidden is record's own test, needsGrad(parents).
-    return record(op, y, parents, (dy) => mlpconvBackward(s, x, p, h1!, h2!, y, dy, relu3), writeHidden ? [h1!, h2!] : []);
-  });
-}
-
-/** Gradients for [x, w1, b1, w2, b2, w3, b3] from the saved hidden activations. */
-function mlpconvBackward(s: MlpconvShape, x: Tensor, p: MlpconvParams, h1: Tensor, h2: Tensor, y: Tensor, dy: Tensor, relu3: boolean): (Tensor | null)[] {
-  const conv = (K: number, Ci: number, Co: number): ConvShape => ({ N: s.N, H: s.H, W: s.W, Ci, Co, K });
-  const s1 = conv(s.K, s.Ci, s.C1);
-  const s2 = conv(1, s.C1, s.C2);
-  const s3 = conv(1, s.C2, s.C3);
-  // A frozen weight (requiresGrad false) gets no gradient, and a layer's input gradient is made
-  // only where something below it needs one (fine-tuning the last layer runs two GEMMs, not seven).
-  const need1 = x.requiresGrad || p.w1.requiresGrad || p.b1.requiresGrad;
-  const need2 = need1 || p.w2.requiresGrad || p.b2.requiresGrad;
-  const dz3 = relu3 ? reluBackward(dy, y) : dy;
-  const dw3 = p.w3.requiresGrad ? conv2dGradWeight(s3, h2, dz3) : null;
-  const db3 = p.b3.requiresGrad ? biasGrad(dz3, s.C3) : null;
-  const dz2 = need2 ? conv2dGradInput(s3, dz3, p.w3, h2) : null; // ReLU mask of layer 2 fused into the store
-  if (dz3 !== dy) dz3.dispose();
-  if (!dz2) return [null, null, null, null, null, dw3, db3];
-  const dw2 = p.w2.requiresGrad ? conv2dGradWeight(s2, h1, dz2) : null;
-  const db2 = p.b2.requiresGrad ? biasGrad(dz2, s.C2) : null;
-  const dz1 = need1 ? conv2dGradInput(s2, dz2, p.w2, h1) : null;
-  dz2.dispose();
-  if (!dz1) return [null, null, null, dw2, db2, dw3, db3];
-  const dw1 = p.w1.requiresGrad ? conv2dGradWeight(s1, x, dz1) : null;
-  const db1 = p.b1.requiresGrad ? biasGrad(dz1, s.C1) : null;
-  const dx = x.requiresGrad ? conv2dGradInput(s1, dz1, p.w1) : null;
-  dz1.dispose();
-  return [dx, dw1, db1, dw2, db2, dw3, db3];
-}
-
-/**
- * The same block as three separate convolutions: the baseline the fused kernel must match and beat,
- * and what runs where the fused kernel does not (a strided or padded first layer, or
- * fusedKernelDeclined).
- */
-export function mlpconvUnfused(x: Tensor, p: MlpconvParams, opts: MlpconvOptions = {}): Tensor {
-  mlpconvShape('mlpconvUnfused', x, p, opts);
-  const h1 = conv2d(x, p.w1, p.b1, { relu: true, stride: opts.stride, padding: opts.padding });
-  const h2 = conv2d(h1, p.w2, p.b2, { relu: true });
-  return conv2d(h2, p.w3, p.b3, { relu: opts.relu3 ?? true });
 }
