@@ -744,7 +744,7 @@ describe('nin train --dataset folder --stream', () => {
     const root = colourFolder(join(tmp, 'stream-exit'), [4, 1]);
     const script = `Promise.all([import('./nin/data/folder.ts'), import('./nin/data/stream.ts')]).then(async ([f, s]) => {
       const ds = f.streamImageFolder(f.scanImageFolder(${JSON.stringify(root)}, 'train'), { height: 10, width: 12, channels: 3 }, { note: () => {} });
-      console.log((await s.readStreamed(ds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).length);
+      console.log(String((await s.readStreamed(ds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).length)); // (a number would be coloured under FORCE_COLOR)
     });`;
     const r = await runAsync(process.execPath, ['--import', 'tsx', '-e', script], { timeout: 60_000, cwd: fileURLToPath(new URL('..', import.meta.url)) });
     expect([r.status, r.stdout]).toEqual([0, `${10 * 10 * 12 * 3}\n`]);
