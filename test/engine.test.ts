@@ -16,7 +16,7 @@ import { mlpconv } from '../kernels/mlpconv.ts';
 import { dropout } from '../kernels/dropout.ts';
 import { maxPool2d } from '../kernels/pool2d.ts';
 import { SGD } from '../kernels/sgd.ts';
-import { ALLOCATION_FAULT, randomArray, runAsync, withDeviceLimit } from './helpers.ts';
+import { ALLOCATION_FAULT, gpuBufferPrototype, randomArray, runAsync, withDeviceLimit } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
@@ -452,9 +452,7 @@ describe('waiting for the GPU', () => {
 
 describe('errors', () => {
   it('a read that fails (mapAsync rejects) frees its staging buffer, and the engine goes on', async () => {
-    const probe = gpu().device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const proto = Object.getPrototypeOf(probe) as GPUBuffer;
-    probe.destroy();
+    const proto = gpuBufferPrototype();
     const mapAsync = vi.spyOn(proto, 'mapAsync').mockRejectedValue(new Error('injected map failure'));
     const destroy = vi.spyOn(proto, 'destroy'); // calls through
     try {

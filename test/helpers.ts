@@ -32,6 +32,14 @@ export async function withDeviceLimit<T>(limit: keyof Gpu['limits'], value: numb
   }
 }
 
+/** The prototype Dawn's GPU buffers share (from a throwaway mappable buffer), to spy on their methods. */
+export function gpuBufferPrototype(): GPUBuffer {
+  const probe = gpu().device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const proto = Object.getPrototypeOf(probe) as GPUBuffer;
+  probe.destroy();
+  return proto;
+}
+
 /** Logs a measured error (so test output reports it) and asserts it is within `tol`. */
 export function expectClose(label: string, gpu: ArrayLike<number>, ref: ArrayLike<number>, tol: number): number {
   // An all-zero reference (a dead ReLU, an empty sample) would pass all-zero GPU values whatever

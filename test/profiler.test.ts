@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { closeGpu, dawnFlags, getGpu, gpu } from '../engine/device.ts';
+import { closeGpu, dawnFlags, getGpu } from '../engine/device.ts';
 import { backward, param } from '../engine/autograd.ts';
 import { currentProfileScope, profileScope, runtimeStats, sync } from '../engine/runtime.ts';
 import { Tensor, tidy } from '../engine/tensor.ts';
 import { formatProfile, formatScopeProfile, passSpans, Profiler, startProfiler, timestampNotes } from '../engine/profiler.ts';
 import { conv2d } from '../kernels/conv2d.ts';
 import { add, dot, relu } from '../kernels/elementwise.ts';
-import { randomArray } from './helpers.ts';
+import { gpuBufferPrototype, randomArray } from './helpers.ts';
 
 beforeAll(async () => { await getGpu(); });
 afterAll(() => closeGpu());
@@ -295,9 +295,7 @@ describe('GPU profiler', () => {
     const x = Tensor.fromArray(randomArray(64, 3), [64]);
     tidy(() => relu(x)); // compiled before timing
     await sync();
-    const probe = gpu().device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const proto = Object.getPrototypeOf(probe) as GPUBuffer;
-    probe.destroy();
+    const proto = gpuBufferPrototype();
     const real = proto.getMappedRange;
     let clock = 0n;
     const mapped = vi.spyOn(proto, 'getMappedRange').mockImplementation(function (this: GPUBuffer, offset?: number, size?: number) {
